@@ -1,0 +1,158 @@
+// Package patient is the patient records domain: the Service interface and its
+// implementation, validation, the sqlx store, the go-kit endpoint set and service
+// middleware. It knows nothing of HTTP, gRPC or Kafka; transports adapt to it.
+package patient
+
+import (
+	"time"
+
+	"github.com/pms/pms/pkg/platform/errs"
+)
+
+// Patient is a patient record as the contract shows it. Dates are ISO YYYY-MM-DD strings,
+// instants are UTC.
+type Patient struct {
+	ID             string    `json:"id"`
+	MRN            string    `json:"mrn"`
+	Name           string    `json:"name"`
+	Email          string    `json:"email"`
+	Address        string    `json:"address"`
+	DateOfBirth    string    `json:"dateOfBirth"`
+	RegisteredDate string    `json:"registeredDate"`
+	Version        int64     `json:"version"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
+}
+
+// CreateRequest registers a patient. RegisteredDate is optional (today, UTC). An
+// IdempotencyKey makes a retried create return the first result instead of a second record.
+type CreateRequest struct {
+	Name           string `json:"name"`
+	Email          string `json:"email"`
+	Address        string `json:"address"`
+	DateOfBirth    string `json:"dateOfBirth"`
+	RegisteredDate string `json:"registeredDate,omitempty"`
+	IdempotencyKey string `json:"-"`
+}
+
+// UpdateRequest replaces the editable fields of patient ID. IfMatch, when not zero, is the
+// version the caller last saw. Unchanged holds the read-only fields the caller echoed back
+// from a GET; each given one must equal the stored value.
+type UpdateRequest struct {
+	ID          string
+	Name        string
+	Email       string
+	Address     string
+	DateOfBirth string
+	IfMatch     int64
+	Unchanged   ReadOnlyFields
+}
+
+// ReadOnlyFields are the fields a client may send back unchanged in an update; nil means
+// not sent.
+type ReadOnlyFields struct {
+	ID             *string `json:"id,omitempty"`
+	MRN            *string `json:"mrn,omitempty"`
+	RegisteredDate *string `json:"registeredDate,omitempty"`
+	Version        *int64  `json:"version,omitempty"`
+	CreatedAt      *string `json:"createdAt,omitempty"`
+	UpdatedAt      *string `json:"updatedAt,omitempty"`
+}
+
+// DeleteRequest soft-deletes patient ID; IfMatch as in UpdateRequest.
+type DeleteRequest struct {
+	ID      string
+	IfMatch int64
+}
+
+// ListQuery filters and pages the live patients. Q matches name or email (substring, case
+// insensitive); Email and DateOfBirth match exactly (email case-insensitively). Limit 0
+// means DefaultLimit. PageToken is the opaque token of the previous page.
+type ListQuery struct {
+	Q           string
+	Email       string
+	DateOfBirth string
+	Limit       int
+	PageToken   string
+}
+
+// Page is one page of a search: the patients, the token of the next page ("" on the last)
+// and the total number of matches.
+type Page struct {
+	Patients      []Patient
+	NextPageToken string
+	Total         int64
+}
+
+// Paging limits.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+)
+
+// Version is one version of a record in its history: the record as it was after the change,
+// what the change was, and who made it.
+type Version struct {
+	Version   int64     `json:"version"`
+	Change    string    `json:"change"` // created, updated, deleted
+	ChangedAt time.Time `json:"changedAt"`
+	ChangedBy string    `json:"changedBy"`
+	Role      string    `json:"role,omitempty"`
+	RequestID string    `json:"requestId,omitempty"`
+	Patient   Patient   `json:"patient"`
+}
+
+// The changes a history records.
+const (
+	ChangeCreated = "created"
+	ChangeUpdated = "updated"
+	ChangeDeleted = "deleted"
+)
+
+// AuditQuery filters the audit log. Zero values mean "any"; Limit 0 means DefaultAuditLimit.
+type AuditQuery struct {
+	PatientID string
+	Actor     string
+	From      time.Time
+	To        time.Time
+	Limit     int
+}
+
+// Audit paging limits.
+const (
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 1000
+)
+
+// AuditEntry is one row of the audit log, as API.md shows it.
+type AuditEntry struct {
+	ID            string    `json:"id"`
+	At            time.Time `json:"at"`
+	Actor         string    `json:"actor"`
+	Role          string    `json:"role"`
+	Action        string    `json:"action"`
+	PatientID     string    `json:"patientId"`
+	Outcome       string    `json:"outcome"`
+	RequestID     string    `json:"requestId"`
+	ClientAddress string    `json:"clientAddress"`
+}
+
+// The actions the audit log records.
+const (
+	ActionCreate  = "create"
+	ActionRead    = "read"
+	ActionUpdate  = "update"
+	ActionDelete  = "delete"
+	ActionSearch  = "search"
+	ActionHistory = "history"
+)
+
+// Domain errors. Transports map their kinds to statuses; errors.Is matches by kind, so these
+// hold on the client side of any transport too.
+var (
+	ErrNotFound            = errs.New(errs.NotFound, "patient not found")
+	ErrGone                = errs.New(errs.Gone, "the patient record was deleted")
+	ErrEmailTaken          = errs.New(errs.Conflict, "a patient with this email already exists")
+	ErrVersionMismatch     = errs.New(errs.PreconditionFailed, "the patient was changed since the given version")
+	ErrIdempotencyConflict = errs.New(errs.Conflict, "the Idempotency-Key was used with a different request")
+)

@@ -1,0 +1,33 @@
+// Package audit is the batched, hash-chained audit writer every service uses (DESIGN.md,
+// "Hot paths"): requests hand their entry to one writer per service and wait until the batch
+// holding it is committed, so a 2xx still means "audited", while a burst of reads costs one
+// transaction per batch rather than one fsync per read. Each row stores the hash of the row
+// before it, so a deleted, inserted or edited row breaks the chain and Verify finds it.
+package audit
+
+import "time"
+
+// Entry is one audit row. Seq, PrevHash and Hash are assigned by the writer.
+type Entry struct {
+	Seq           int64     `db:"seq"`
+	ID            string    `db:"id"`
+	At            time.Time `db:"-"`
+	Actor         string    `db:"actor"`
+	Role          string    `db:"role"`
+	Action        string    `db:"action"`
+	SubjectID     string    `db:"subject_id"` // the patient, invoice or user the action was about
+	Outcome       string    `db:"outcome"`
+	RequestID     string    `db:"request_id"`
+	ClientAddress string    `db:"client_address"`
+	PrevHash      string    `db:"prev_hash"`
+	Hash          string    `db:"hash"`
+}
+
+// Outcomes recorded for an action.
+const (
+	OutcomeSuccess  = "success"
+	OutcomeDenied   = "denied"   // authentication or role refused
+	OutcomeRejected = "rejected" // invalid input, conflict, precondition
+	OutcomeNotFound = "not_found"
+	OutcomeError    = "error" // failed for a reason of ours
+)

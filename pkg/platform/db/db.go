@@ -1,0 +1,147 @@
+// Package db opens a service's database from a URL (postgres:// through pgx's database/sql
+// driver, sqlite:// through modernc.org/sqlite), applies its embedded migrations, and papers
+// over the few places where the two dialects differ.
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jmoiron/sqlx"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Dialect names a supported database.
+type Dialect string
+
+// The supported dialects; their names are also the migration folder names.
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// DB is a sqlx handle that knows its dialect and, on PostgreSQL, the schema it lives in.
+type DB struct {
+	*sqlx.DB
+	Dialect Dialect
+	// Schema is the PostgreSQL schema holding this service's tables ("" on SQLite).
+	Schema string
+}
+
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+func init() { sqlx.BindDriver("sqlite", sqlx.QUESTION) }
+
+// Open connects to rawURL. On PostgreSQL every connection's search_path is schema, which is
+// created when missing, so one database can hold every service apart (API.md, "Running it").
+// On SQLite the file is created (with its folder) when missing, in WAL mode with full fsync,
+// and the pool is one connection: SQLite has one writer, and queuing in Go is cheaper and
+// more predictable than SQLITE_BUSY retries.
+func Open(ctx context.Context, rawURL, schema string) (*DB, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		return openPostgres(ctx, rawURL, schema)
+	case strings.HasPrefix(rawURL, "sqlite://"):
+		return openSQLite(ctx, strings.TrimPrefix(rawURL, "sqlite://"))
+	default:
+		return nil, fmt.Errorf("db: unsupported database URL scheme (want postgres:// or sqlite://)")
+	}
+}
+
+func openPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
+	if !schemaName.MatchString(schema) {
+		return nil, fmt.Errorf("db: invalid schema name %q", schema)
+	}
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("db: parse postgres URL: %w", err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	cfg.RuntimeParams["search_path"] = schema
+	sqldb := stdlib.OpenDB(*cfg)
+	sqldb.SetMaxOpenConns(32)
+	sqldb.SetMaxIdleConns(32)
+	sqldb.SetConnMaxIdleTime(5 * time.Minute)
+	d := &DB{DB: sqlx.NewDb(sqldb, "pgx"), Dialect: Postgres, Schema: schema}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := d.ExecContext(pctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("db: create schema: %w", err)
+	}
+	return d, nil
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("db: sqlite:// needs a file path")
+	}
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if path != ":memory:" {
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("db: create data folder: %w", err)
+			}
+		}
+	}
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	x, err := sqlx.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("db: open sqlite: %w", err)
+	}
+	x.SetMaxOpenConns(1)
+	x.SetMaxIdleConns(1)
+	x.SetConnMaxLifetime(0)
+	x.SetConnMaxIdleTime(0)
+	d := &DB{DB: x, Dialect: SQLite}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := d.PingContext(pctx); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("db: open sqlite: %w", err)
+	}
+	return d, nil
+}
+
+// InTx runs fn in a transaction and commits it when fn returns nil; any error (or panic)
+// rolls it back, so a failed request never leaves a half-written record.
+func InTx(ctx context.Context, d *DB, fn func(tx *sqlx.Tx) error) (err error) {
+	tx, err := d.BeginTxx(ctx, nil)
+	if err != nil {
+		return Classify(err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return Classify(err)
+	}
+	return nil
+}

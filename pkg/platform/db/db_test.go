@@ -1,0 +1,39 @@
+package db_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+)
+
+func TestMigrateAndTimestampRoundTrip(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		// A second run applies nothing: migrations are safe on every start.
+		n, err := db.Migrate(ctx, d, migrations.Patient())
+		if err != nil || n != 0 {
+			t.Fatalf("second migrate = %d, %v; want 0, nil", n, err)
+		}
+		at := time.Date(2026, 11, 25, 10, 0, 0, 123456000, time.UTC)
+		if _, err := d.ExecContext(ctx, d.Rebind(`INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) VALUES (?, ?, ?, ?, ?)`),
+			"s", "k", "h", "r", d.Time(at)); err != nil {
+			t.Fatal(err)
+		}
+		var got db.Timestamp
+		if err := d.GetContext(ctx, &got, `SELECT created_at FROM idempotency_keys`); err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(at) {
+			t.Fatalf("timestamp round trip: got %v want %v", got.Time, at)
+		}
+		_, err = d.ExecContext(ctx, d.Rebind(`INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) VALUES (?, ?, ?, ?, ?)`),
+			"s", "k", "h", "r", d.Time(at))
+		if !db.IsUniqueViolation(err, "") {
+			t.Fatalf("duplicate key: got %v, want a unique violation", err)
+		}
+	})
+}

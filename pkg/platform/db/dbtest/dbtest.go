@@ -1,0 +1,119 @@
+// Package dbtest gives each test its own database: a fresh PostgreSQL schema with a random
+// name (dropped afterwards) or a SQLite file in the test's temporary folder, migrated.
+//
+// PostgreSQL comes from PMS_TEST_DATABASE_URL (default the local trust-auth server). When it
+// cannot be reached the test is skipped with a message, except under CI=true, where it fails.
+package dbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pms/pms/pkg/platform/db"
+)
+
+// DefaultPostgresURL is the local server every developer machine and CI has.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// PostgresURL returns the URL tests use for PostgreSQL.
+func PostgresURL() string {
+	if u := os.Getenv("PMS_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultPostgresURL
+}
+
+// Dialects are the dialects every store test runs on.
+var Dialects = []db.Dialect{db.Postgres, db.SQLite}
+
+// Each runs fn as a subtest once per dialect, each with its own migrated database.
+func Each(t *testing.T, migrations fs.FS, fn func(t *testing.T, d *db.DB)) {
+	t.Helper()
+	for _, dialect := range Dialects {
+		t.Run(string(dialect), func(t *testing.T) {
+			fn(t, Open(t, dialect, migrations))
+		})
+	}
+}
+
+// Open returns a migrated database of the given dialect that lives as long as the test.
+// migrations may be nil for an empty database.
+func Open(t testing.TB, dialect db.Dialect, migrations fs.FS) *db.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var (
+		d   *db.DB
+		err error
+	)
+	switch dialect {
+	case db.Postgres:
+		RequirePostgres(t)
+		schema := "t_" + randomName()
+		d, err = db.Open(ctx, PostgresURL(), schema)
+		if err != nil {
+			t.Fatalf("dbtest: open postgres: %v", err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := d.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`); err != nil {
+				t.Logf("dbtest: drop schema %s: %v", schema, err)
+			}
+			_ = d.Close()
+		})
+	case db.SQLite:
+		d, err = db.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "test.db"), "")
+		if err != nil {
+			t.Fatalf("dbtest: open sqlite: %v", err)
+		}
+		t.Cleanup(func() { _ = d.Close() })
+	default:
+		t.Fatalf("dbtest: unknown dialect %q", dialect)
+	}
+	if migrations != nil {
+		if _, err := db.Migrate(ctx, d, migrations); err != nil {
+			t.Fatalf("dbtest: migrate: %v", err)
+		}
+	}
+	return d
+}
+
+var (
+	pgOnce sync.Once
+	pgErr  error
+)
+
+// RequirePostgres skips the test when PostgreSQL is unreachable, or fails it under CI=true.
+func RequirePostgres(t testing.TB) {
+	t.Helper()
+	pgOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d, err := db.Open(ctx, PostgresURL(), "public")
+		if err == nil {
+			err = d.PingContext(ctx)
+			_ = d.Close()
+		}
+		pgErr = err
+	})
+	if pgErr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("dbtest: PostgreSQL is required under CI=true but unreachable at %s: %v", PostgresURL(), pgErr)
+		}
+		t.Skipf("dbtest: PostgreSQL unreachable (%v); set PMS_TEST_DATABASE_URL or start it", pgErr)
+	}
+}
+
+func randomName() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

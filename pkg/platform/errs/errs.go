@@ -1,0 +1,163 @@
+// Package errs defines the error kinds of the PMS contract (API.md, "Errors").
+//
+// Domain packages declare their errors as values of *Error with one of these kinds, and
+// every transport maps a kind to a status in exactly one place and back again in its client,
+// so the kind of an error survives HTTP → gateway → gRPC → service and back.
+package errs
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Kind is the contract's error word ("not_found", "conflict", ...). It is what clients see in
+// the "error" field of an HTTP error body and in the ErrorInfo reason of a gRPC status.
+type Kind string
+
+// The kinds of the contract, in the order of its table.
+const (
+	InvalidArgument      Kind = "invalid_argument"
+	Unauthenticated      Kind = "unauthenticated"
+	PermissionDenied     Kind = "permission_denied"
+	NotFound             Kind = "not_found"
+	Gone                 Kind = "gone"
+	Conflict             Kind = "conflict"
+	PreconditionFailed   Kind = "precondition_failed"
+	PayloadTooLarge      Kind = "payload_too_large"
+	UnsupportedMediaType Kind = "unsupported_media_type"
+	MethodNotAllowed     Kind = "method_not_allowed"
+	RateLimited          Kind = "rate_limited"
+	Unavailable          Kind = "unavailable"
+	Timeout              Kind = "timeout"
+	Internal             Kind = "internal"
+)
+
+// Kinds lists every kind, so tests can walk them all.
+var Kinds = []Kind{
+	InvalidArgument, Unauthenticated, PermissionDenied, NotFound, Gone, Conflict,
+	PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, MethodNotAllowed, RateLimited,
+	Unavailable, Timeout, Internal,
+}
+
+// Known reports whether k is one of the contract's kinds; an unknown word from a peer is
+// treated as Internal rather than passed on.
+func (k Kind) Known() bool {
+	for _, x := range Kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Error is a contract error: a kind, a message safe to show to the caller (never patient
+// data), optional per-field validation messages and, for RateLimited, a retry hint.
+type Error struct {
+	Kind       Kind
+	Message    string
+	Fields     map[string]string
+	RetryAfter time.Duration
+	// Err is an optional cause kept for logs; it is never sent to a client.
+	Err error
+}
+
+// Error implements error with the message only; the cause stays in Unwrap for logs.
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return string(e.Kind)
+	}
+	return e.Message
+}
+
+// Unwrap exposes the cause to errors.Is/As.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, pkg.ErrNotFound) hold for any error of the same kind, which is what
+// survives a trip over the wire: a client rebuilds the kind, not the exact value.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Kind == e.Kind
+}
+
+// New returns an error of kind k with a caller-safe message.
+func New(k Kind, msg string) *Error { return &Error{Kind: k, Message: msg} }
+
+// Newf is New with formatting; never format patient data into it.
+func Newf(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an error of kind k whose cause is err (kept for logs, hidden from clients).
+func Wrap(k Kind, msg string, err error) *Error { return &Error{Kind: k, Message: msg, Err: err} }
+
+// Invalid returns an InvalidArgument error carrying per-field messages.
+func Invalid(fields map[string]string) *Error {
+	return &Error{Kind: InvalidArgument, Message: "the request has invalid fields", Fields: fields}
+}
+
+// KindOf returns the kind of err: its *Error's kind, Timeout for context deadlines,
+// Internal for anything else, and "" for nil.
+func KindOf(err error) Kind {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	if errors.Is(err, errDeadline) {
+		return Timeout
+	}
+	return Internal
+}
+
+// As returns err as an *Error, converting anything else to an Internal error whose message
+// does not leak the cause.
+func As(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, errDeadline) {
+		return &Error{Kind: Timeout, Message: "the request timed out", Err: err}
+	}
+	return &Error{Kind: Internal, Message: "internal error", Err: err}
+}
+
+// FieldList renders fields in a stable order for logs and messages.
+func FieldList(fields map[string]string) string {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ",")
+}
+
+// Fields collects validation messages; the zero value is ready to use.
+type Fields map[string]string
+
+// Add records msg for field unless that field already has a message (the first problem
+// found is the one reported).
+func (f *Fields) Add(field, msg string) {
+	if *f == nil {
+		*f = map[string]string{}
+	}
+	if _, ok := (*f)[field]; !ok {
+		(*f)[field] = msg
+	}
+}
+
+// Err returns an InvalidArgument error when any field was added, else nil.
+func (f Fields) Err() error {
+	if len(f) == 0 {
+		return nil
+	}
+	return Invalid(f)
+}

@@ -1,0 +1,78 @@
+// Package observe holds what every request carries for observability: its request id, the
+// transport it arrived on, the client's address, a go-kit logger and Prometheus metrics.
+package observe
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"regexp"
+)
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	transportKey
+	clientAddrKey
+)
+
+// RequestIDHeader is the HTTP header (and, lower-cased, the gRPC metadata and Kafka header)
+// that carries the request id.
+const RequestIDHeader = "X-Request-ID"
+
+// validRequestID bounds what a caller may pass as a request id: it ends up in logs and audit
+// rows, so it must be short and free of control characters.
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:\-]{1,128}$`)
+
+// NewRequestID returns a fresh random request id (128 bits, hex).
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// RequestIDOrNew returns id when it is a well-formed request id, else a new one; a hostile
+// header never reaches a log line.
+func RequestIDOrNew(id string) string {
+	if validRequestID.MatchString(id) {
+		return id
+	}
+	return NewRequestID()
+}
+
+// WithRequestID returns ctx carrying id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
+
+// RequestID returns the request id carried by ctx, or "".
+func RequestID(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey).(string)
+	return s
+}
+
+// WithTransport records which transport ("http", "grpc", "kafka") a request came in on, so
+// endpoint middleware can label metrics without knowing the transport.
+func WithTransport(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, transportKey, name)
+}
+
+// Transport returns the transport name carried by ctx, or "direct".
+func Transport(ctx context.Context) string {
+	if s, ok := ctx.Value(transportKey).(string); ok {
+		return s
+	}
+	return "direct"
+}
+
+// WithClientAddr records the caller's address (already resolved against trusted proxies).
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey, addr)
+}
+
+// ClientAddr returns the caller's address carried by ctx, or "".
+func ClientAddr(ctx context.Context) string {
+	s, _ := ctx.Value(clientAddrKey).(string)
+	return s
+}
