@@ -1,6 +1,21 @@
 package patient
 
-import "context"
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/google/uuid"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
+)
 
 // Service is the patient records API. Every method audits what it did (allowed, refused or
 // failed) before it returns, so a successful read is always an audited read.
@@ -12,4 +27,311 @@ type Service interface {
 	Delete(ctx context.Context, req DeleteRequest) error
 	History(ctx context.Context, id string) ([]Version, error)
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+}
+
+// AuditLog is where the service writes its audit entries; Append returns once the entry is
+// durably stored (pkg/platform/audit.Writer).
+type AuditLog interface {
+	Append(ctx context.Context, e audit.Entry) error
+}
+
+// Options configure the service. Zero values work.
+type Options struct {
+	// Now is the clock; tests fix it. Defaults to time.Now.
+	Now func() time.Time
+	// Logger receives operational messages (ids only, never patient data).
+	Logger log.Logger
+}
+
+type service struct {
+	store *Store
+	audit AuditLog
+	now   func() time.Time
+	log   log.Logger
+}
+
+// NewService returns the patient service over store, auditing to auditLog.
+func NewService(store *Store, auditLog AuditLog, o Options) Service {
+	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = log.NewNopLogger()
+	}
+	return s
+}
+
+func (s *service) meta(ctx context.Context) changeMeta {
+	actor, role := authz.Actor(ctx)
+	return changeMeta{At: s.now().UTC().Truncate(time.Microsecond), Actor: actor, Role: role, RequestID: observe.RequestID(ctx)}
+}
+
+// record writes the audit entry for action on patientID with the outcome err implies. For
+// reads the error it returns must fail the request: unaudited patient data is never served.
+func (s *service) record(ctx context.Context, action, patientID string, err error) error {
+	actor, role := authz.Actor(ctx)
+	return s.audit.Append(ctx, audit.Entry{
+		Actor: actor, Role: role, Action: action, SubjectID: patientID, Outcome: outcome(err),
+		RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
+	})
+}
+
+// recordChange audits a change after its outcome is known. The change itself is already
+// committed (with its history row naming the actor), so an audit failure here is logged and
+// counted rather than turned into an error that would make a client retry a done change.
+func (s *service) recordChange(ctx context.Context, action, patientID string, err error) {
+	if aerr := s.record(ctx, action, patientID, err); aerr != nil {
+		_ = level.Error(s.log).Log("msg", "audit write failed after change", "action", action,
+			"patient_id", patientID, "request_id", observe.RequestID(ctx), "err", aerr)
+	}
+}
+
+// readResult audits a read and returns the value only when both the read and its audit
+// succeeded.
+func readResult[T any](s *service, ctx context.Context, action, patientID string, v T, err error) (T, error) {
+	if aerr := s.record(ctx, action, patientID, err); aerr != nil && err == nil {
+		var zero T
+		return zero, errs.Wrap(errs.Unavailable, "the audit log is unavailable", aerr)
+	}
+	return v, err
+}
+
+func outcome(err error) string {
+	switch errs.KindOf(err) {
+	case "":
+		return audit.OutcomeSuccess
+	case errs.Unauthenticated, errs.PermissionDenied:
+		return audit.OutcomeDenied
+	case errs.NotFound:
+		return audit.OutcomeNotFound
+	case errs.InvalidArgument, errs.Conflict, errs.PreconditionFailed, errs.Gone, errs.RateLimited,
+		errs.PayloadTooLarge, errs.UnsupportedMediaType:
+		return audit.OutcomeRejected
+	default:
+		return audit.OutcomeError
+	}
+}
+
+func (s *service) Create(ctx context.Context, req CreateRequest) (p Patient, err error) {
+	defer func() { s.recordChange(ctx, ActionCreate, p.ID, err) }()
+	m := s.meta(ctx)
+	today := m.At.Truncate(24 * time.Hour)
+	var bad errs.Fields
+	f := validateFields(req.Name, req.Email, req.Address, req.DateOfBirth, today, &bad)
+	registered := today.Format(dateLayout)
+	if req.RegisteredDate != "" {
+		if d, msg := parseDate(req.RegisteredDate); msg != "" {
+			bad.Add("registeredDate", msg)
+		} else {
+			registered = d.Format(dateLayout)
+		}
+	}
+	if len(req.IdempotencyKey) > 200 {
+		bad.Add("Idempotency-Key", "must be at most 200 characters")
+	}
+	if err := bad.Err(); err != nil {
+		return Patient{}, err
+	}
+	p = Patient{ID: uuid.NewString(), Name: f.Name, Email: f.Email, Address: f.Address,
+		DateOfBirth: f.DateOfBirth, RegisteredDate: registered, CreatedAt: m.At, UpdatedAt: m.At}
+	if req.IdempotencyKey == "" {
+		return s.store.create(ctx, p, m, nil)
+	}
+	idem := &idempotency{Scope: m.Actor, Key: req.IdempotencyKey, RequestHash: requestHash(f, req.RegisteredDate)}
+	if replay, ok, err := s.replay(ctx, idem); ok || err != nil {
+		return replay, err
+	}
+	created, err := s.store.create(ctx, p, m, idem)
+	if errors.Is(err, errKeyTaken) {
+		// Another request with this key committed first: answer as it was answered.
+		replay, ok, err := s.replay(ctx, idem)
+		if err == nil && !ok {
+			err = errs.New(errs.Unavailable, "the request is being processed; retry")
+		}
+		return replay, err
+	}
+	return created, err
+}
+
+// replay returns the record a stored idempotency key created, if the key is known.
+func (s *service) replay(ctx context.Context, idem *idempotency) (Patient, bool, error) {
+	hash, id, found, err := s.store.lookupKey(ctx, idem.Scope, idem.Key)
+	if err != nil || !found {
+		return Patient{}, false, err
+	}
+	if hash != idem.RequestHash {
+		return Patient{}, true, ErrIdempotencyConflict
+	}
+	p, err := s.store.get(ctx, id)
+	return p, true, err
+}
+
+// requestHash fingerprints a create's normalised body for Idempotency-Key comparison.
+func requestHash(f fields, registered string) string {
+	b, _ := json.Marshal([]string{f.Name, f.Email, f.Address, f.DateOfBirth, registered})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *service) Get(ctx context.Context, id string) (Patient, error) {
+	pid, err := ParseID(id)
+	var p Patient
+	if err == nil {
+		p, err = s.store.get(ctx, pid)
+	}
+	return readResult(s, ctx, ActionRead, pid, p, err)
+}
+
+func (s *service) List(ctx context.Context, q ListQuery) (Page, error) {
+	page, err := s.list(ctx, q)
+	return readResult(s, ctx, ActionSearch, "", page, err)
+}
+
+func (s *service) list(ctx context.Context, q ListQuery) (Page, error) {
+	var bad errs.Fields
+	limit := q.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultLimit
+	case limit < 1 || limit > MaxLimit:
+		bad.Add("limit", "must be between 1 and 500")
+	}
+	if len(q.Q) > 200 {
+		bad.Add("q", "must be at most 200 characters")
+	}
+	if q.Email != "" && len(q.Email) > MaxEmailLen {
+		bad.Add("email", "must be at most 254 characters")
+	}
+	if q.DateOfBirth != "" {
+		if d, msg := parseDate(q.DateOfBirth); msg != "" {
+			bad.Add("dateOfBirth", msg)
+		} else {
+			q.DateOfBirth = d.Format(dateLayout)
+		}
+	}
+	var after int64
+	if q.PageToken != "" {
+		var err error
+		if after, err = decodePageToken(q.PageToken); err != nil {
+			bad.Add("pageToken", "is not a page token from this service")
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return Page{}, err
+	}
+	patients, last, more, total, err := s.store.list(ctx, q, after, limit)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Patients: patients, Total: total}
+	if more {
+		page.NextPageToken = encodePageToken(last)
+	}
+	return page, nil
+}
+
+func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err error) {
+	pid, idErr := ParseID(req.ID)
+	defer func() { s.recordChange(ctx, ActionUpdate, pid, err) }()
+	m := s.meta(ctx)
+	var bad errs.Fields
+	if idErr != nil {
+		bad.Add("id", "must be a UUID")
+	}
+	f := validateFields(req.Name, req.Email, req.Address, req.DateOfBirth, m.At.Truncate(24*time.Hour), &bad)
+	if req.IfMatch < 0 {
+		bad.Add("If-Match", "must be a version number")
+	}
+	if err := bad.Err(); err != nil {
+		return Patient{}, err
+	}
+	return s.store.change(ctx, pid, req.IfMatch, ChangeUpdated, m, func(cur Patient) (Patient, bool, error) {
+		if err := checkUnchanged(cur, req.Unchanged); err != nil {
+			return Patient{}, false, err
+		}
+		next := cur
+		next.Name, next.Email, next.Address, next.DateOfBirth = f.Name, f.Email, f.Address, f.DateOfBirth
+		return next, next != cur, nil
+	})
+}
+
+// checkUnchanged lets a GET-edit-PUT round trip send the read-only fields back, and refuses
+// an attempt to change them.
+func checkUnchanged(cur Patient, ro ReadOnlyFields) error {
+	var bad errs.Fields
+	const msg = "is read-only and must match the stored value"
+	if ro.ID != nil && *ro.ID != cur.ID {
+		bad.Add("id", msg)
+	}
+	if ro.MRN != nil && *ro.MRN != cur.MRN {
+		bad.Add("mrn", msg)
+	}
+	if ro.RegisteredDate != nil && *ro.RegisteredDate != cur.RegisteredDate {
+		bad.Add("registeredDate", msg)
+	}
+	if ro.Version != nil && *ro.Version != cur.Version {
+		bad.Add("version", msg)
+	}
+	sameInstant := func(s string, t time.Time) bool {
+		v, err := time.Parse(time.RFC3339Nano, s)
+		return err == nil && v.Equal(t)
+	}
+	if ro.CreatedAt != nil && !sameInstant(*ro.CreatedAt, cur.CreatedAt) {
+		bad.Add("createdAt", msg)
+	}
+	if ro.UpdatedAt != nil && !sameInstant(*ro.UpdatedAt, cur.UpdatedAt) {
+		bad.Add("updatedAt", msg)
+	}
+	return bad.Err()
+}
+
+func (s *service) Delete(ctx context.Context, req DeleteRequest) (err error) {
+	pid, err := ParseID(req.ID)
+	defer func() { s.recordChange(ctx, ActionDelete, pid, err) }()
+	if err != nil {
+		return err
+	}
+	_, err = s.store.change(ctx, pid, req.IfMatch, ChangeDeleted, s.meta(ctx), func(cur Patient) (Patient, bool, error) {
+		return cur, true, nil
+	})
+	return err
+}
+
+func (s *service) History(ctx context.Context, id string) ([]Version, error) {
+	pid, err := ParseID(id)
+	var v []Version
+	if err == nil {
+		v, err = s.store.history(ctx, pid)
+	}
+	return readResult(s, ctx, ActionHistory, pid, v, err)
+}
+
+// Audit reads the audit log. Reading it is not itself audited per patient; the role table
+// restricts it to admins.
+func (s *service) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+	var bad errs.Fields
+	switch {
+	case q.Limit == 0:
+		q.Limit = DefaultAuditLimit
+	case q.Limit < 1 || q.Limit > MaxAuditLimit:
+		bad.Add("limit", "must be between 1 and 1000")
+	}
+	if q.PatientID != "" {
+		if id, err := ParseID(q.PatientID); err != nil {
+			bad.Add("patientId", "must be a UUID")
+		} else {
+			q.PatientID = id
+		}
+	}
+	if len(q.Actor) > 200 {
+		bad.Add("actor", "must be at most 200 characters")
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+		bad.Add("to", "must not be before from")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	return s.store.auditLog(ctx, q)
 }

@@ -7,11 +7,12 @@ package audit
 
 import "time"
 
-// Entry is one audit row. Seq, PrevHash and Hash are assigned by the writer.
+// Entry is one audit row. Seq, PrevHash and Hash are assigned by the writer; ID and At are
+// filled by it when empty. Entries hold ids only, never patient data.
 type Entry struct {
-	Seq           int64     `db:"seq"`
+	Seq           int64     `db:"seq"` // 1, 2, 3... without gaps, in commit order
 	ID            string    `db:"id"`
-	At            time.Time `db:"-"`
+	At            time.Time `db:"-"` // UTC, to the microsecond; scanned through db.Timestamp
 	Actor         string    `db:"actor"`
 	Role          string    `db:"role"`
 	Action        string    `db:"action"`
@@ -19,8 +20,8 @@ type Entry struct {
 	Outcome       string    `db:"outcome"`
 	RequestID     string    `db:"request_id"`
 	ClientAddress string    `db:"client_address"`
-	PrevHash      string    `db:"prev_hash"`
-	Hash          string    `db:"hash"`
+	PrevHash      string    `db:"prev_hash"` // Hash of the row before (64 zeros for seq 1)
+	Hash          string    `db:"hash"`      // hex SHA-256 over PrevHash and this row's fields
 }
 
 // Outcomes recorded for an action.

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -116,4 +117,37 @@ func randomName() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// PostgresDatabase creates an empty PostgreSQL database with a random name for a test that
+// runs whole processes (which pick their own schemas), drops it afterwards (terminating any
+// connection the test left), and returns its URL.
+func PostgresDatabase(t testing.TB) string {
+	t.Helper()
+	RequirePostgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := db.Open(ctx, PostgresURL(), "public")
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	name := "t_" + randomName()
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
+		_ = admin.Close()
+		t.Fatalf("dbtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+			t.Logf("dbtest: drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(PostgresURL())
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
 }

@@ -1,0 +1,335 @@
+package patient
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/errs"
+)
+
+// AuditTable is the patient service's audit log table.
+const AuditTable = "audit_log"
+
+// Store keeps patients, their version history, idempotency keys and the audit log in the
+// service's own database (PostgreSQL or SQLite, one SQL for both). Every change is one
+// transaction that also writes its history row, so a record and its history never disagree.
+type Store struct {
+	db *db.DB
+	// forUpdate locks the row being changed on PostgreSQL; SQLite's write transaction
+	// (BEGIN IMMEDIATE) already excludes other writers.
+	forUpdate string
+}
+
+// NewStore returns a Store over a migrated database.
+func NewStore(d *db.DB) *Store {
+	s := &Store{db: d}
+	if d.Dialect == db.Postgres {
+		s.forUpdate = " FOR UPDATE"
+	}
+	return s
+}
+
+// DB returns the underlying database, for readiness checks.
+func (s *Store) DB() *db.DB { return s.db }
+
+const patientColumns = `seq, id, mrn, name, email, address, date_of_birth, registered_date, version, created_at, updated_at, deleted_at`
+
+type patientRow struct {
+	Seq            int64          `db:"seq"`
+	ID             string         `db:"id"`
+	MRN            sql.NullString `db:"mrn"`
+	Name           string         `db:"name"`
+	Email          string         `db:"email"`
+	Address        string         `db:"address"`
+	DateOfBirth    string         `db:"date_of_birth"`
+	RegisteredDate string         `db:"registered_date"`
+	Version        int64          `db:"version"`
+	CreatedAt      db.Timestamp   `db:"created_at"`
+	UpdatedAt      db.Timestamp   `db:"updated_at"`
+	DeletedAt      db.Timestamp   `db:"deleted_at"`
+}
+
+func (r patientRow) patient() Patient {
+	return Patient{
+		ID: r.ID, MRN: r.MRN.String, Name: r.Name, Email: r.Email, Address: r.Address,
+		DateOfBirth: r.DateOfBirth, RegisteredDate: r.RegisteredDate, Version: r.Version,
+		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time,
+	}
+}
+
+// changeMeta says who made a change, for the history row.
+type changeMeta struct {
+	At        time.Time
+	Actor     string
+	Role      string
+	RequestID string
+}
+
+// idempotency is a create's Idempotency-Key, scoped to the caller, with the hash of its body.
+type idempotency struct {
+	Scope, Key, RequestHash string
+}
+
+// create inserts a new patient (ID, fields and dates set by the caller; MRN from its
+// registration sequence number), its first history row and, when given, its idempotency
+// key, in one transaction. A concurrent create with the same key waits for this one and then
+// sees the key taken (errKeyTaken).
+func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idempotency) (Patient, error) {
+	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		if idem != nil {
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) VALUES (?, ?, ?, ?, ?)`),
+				idem.Scope, idem.Key, idem.RequestHash, p.ID, s.db.Time(m.At)); err != nil {
+				if db.IsUniqueViolation(err, "") {
+					return errKeyTaken
+				}
+				return db.Classify(err)
+			}
+		}
+		var seq int64
+		err := tx.QueryRowxContext(ctx, tx.Rebind(`INSERT INTO patients (id, name, email, address, date_of_birth, registered_date, version, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`),
+			p.ID, p.Name, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate, s.db.Time(m.At), s.db.Time(m.At)).Scan(&seq)
+		if err != nil {
+			if db.IsUniqueViolation(err, "email") {
+				return ErrEmailTaken
+			}
+			return db.Classify(err)
+		}
+		p.MRN = MRN(seq)
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET mrn = ? WHERE seq = ?`), p.MRN, seq); err != nil {
+			return db.Classify(err)
+		}
+		p.Version = 1
+		return s.insertVersion(ctx, tx, p, ChangeCreated, m)
+	})
+	if err != nil {
+		return Patient{}, err
+	}
+	return p, nil
+}
+
+// errKeyTaken says an idempotency key was stored by another request; the caller replays it.
+var errKeyTaken = errors.New("patient: idempotency key taken")
+
+// lookupKey returns the stored request hash and resource of an idempotency key, if any.
+func (s *Store) lookupKey(ctx context.Context, scope, key string) (hash, resourceID string, found bool, err error) {
+	var row struct {
+		Hash string `db:"request_hash"`
+		ID   string `db:"resource_id"`
+	}
+	err = s.db.GetContext(ctx, &row, s.db.Rebind(`SELECT request_hash, resource_id FROM idempotency_keys WHERE scope = ? AND key = ?`), scope, key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, db.Classify(err)
+	}
+	return row.Hash, row.ID, true, nil
+}
+
+func (s *Store) insertVersion(ctx context.Context, tx *sqlx.Tx, p Patient, change string, m changeMeta) error {
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO patient_versions
+		(patient_id, version, change, mrn, name, email, address, date_of_birth, registered_date, created_at, changed_at, changed_by, role, request_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		p.ID, p.Version, change, p.MRN, p.Name, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate,
+		s.db.Time(p.CreatedAt), s.db.Time(m.At), m.Actor, m.Role, m.RequestID)
+	return db.Classify(err)
+}
+
+// get returns the live patient id, ErrGone when it was deleted, ErrNotFound when unknown.
+func (s *Store) get(ctx context.Context, id string) (Patient, error) {
+	var r patientRow
+	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+patientColumns+` FROM patients WHERE id = ?`), id)
+	return rowResult(r, err)
+}
+
+func rowResult(r patientRow, err error) (Patient, error) {
+	if errors.Is(err, sql.ErrNoRows) {
+		return Patient{}, ErrNotFound
+	}
+	if err != nil {
+		return Patient{}, db.Classify(err)
+	}
+	if !r.DeletedAt.IsZero() {
+		return Patient{}, ErrGone
+	}
+	return r.patient(), nil
+}
+
+// list returns up to limit live patients matching q after the keyset position afterSeq,
+// in registration order, whether more follow, and the number of all matches.
+func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int) ([]Patient, int64, bool, int64, error) {
+	where := []string{"deleted_at IS NULL"}
+	var args []any
+	if q.Q != "" {
+		pattern := "%" + escapeLike(strings.ToLower(q.Q)) + "%"
+		where = append(where, `(lower(name) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\')`)
+		args = append(args, pattern, pattern)
+	}
+	if q.Email != "" {
+		where = append(where, "lower(email) = ?")
+		args = append(args, strings.ToLower(q.Email))
+	}
+	if q.DateOfBirth != "" {
+		where = append(where, "date_of_birth = ?")
+		args = append(args, q.DateOfBirth)
+	}
+	cond := strings.Join(where, " AND ")
+	var total int64
+	if err := s.db.GetContext(ctx, &total, s.db.Rebind(`SELECT count(*) FROM patients WHERE `+cond), args...); err != nil {
+		return nil, 0, false, 0, db.Classify(err)
+	}
+	var rows []patientRow
+	pageArgs := append(append([]any{}, args...), afterSeq, limit+1)
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+patientColumns+` FROM patients WHERE `+cond+` AND seq > ? ORDER BY seq LIMIT ?`), pageArgs...); err != nil {
+		return nil, 0, false, 0, db.Classify(err)
+	}
+	more := len(rows) > limit
+	if more {
+		rows = rows[:limit]
+	}
+	out := make([]Patient, len(rows))
+	var last int64
+	for i, r := range rows {
+		out[i] = r.patient()
+		last = r.Seq
+	}
+	return out, last, more, total, nil
+}
+
+// escapeLike escapes LIKE's wildcards so a search term matches literally.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// change locks patient id, checks it is live and at version ifMatch (when not zero), lets
+// edit produce the new record (returning changed=false leaves everything as it is), and
+// writes it with its history row, all in one transaction.
+func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind string, m changeMeta,
+	edit func(cur Patient) (next Patient, changed bool, err error)) (Patient, error) {
+	var out Patient
+	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		var r patientRow
+		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT `+patientColumns+` FROM patients WHERE id = ?`+s.forUpdate), id)
+		cur, err := rowResult(r, err)
+		if err != nil {
+			return err
+		}
+		if ifMatch != 0 && ifMatch != cur.Version {
+			return ErrVersionMismatch
+		}
+		next, changed, err := edit(cur)
+		if err != nil {
+			return err
+		}
+		if !changed {
+			out = cur
+			return nil
+		}
+		next.Version = cur.Version + 1
+		next.UpdatedAt = m.At
+		var deletedAt any
+		if kind == ChangeDeleted {
+			deletedAt = s.db.Time(m.At)
+		}
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET name = ?, email = ?, address = ?, date_of_birth = ?, version = ?, updated_at = ?, deleted_at = ?
+			WHERE id = ? AND version = ?`),
+			next.Name, next.Email, next.Address, next.DateOfBirth, next.Version, s.db.Time(m.At), deletedAt, id, cur.Version)
+		if err != nil {
+			if db.IsUniqueViolation(err, "email") {
+				return ErrEmailTaken
+			}
+			return db.Classify(err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return ErrVersionMismatch // lost a race the row lock should have prevented
+		}
+		out = next
+		return s.insertVersion(ctx, tx, next, kind, m)
+	})
+	return out, err
+}
+
+type versionRow struct {
+	Version        int64        `db:"version"`
+	Change         string       `db:"change"`
+	MRN            string       `db:"mrn"`
+	Name           string       `db:"name"`
+	Email          string       `db:"email"`
+	Address        string       `db:"address"`
+	DateOfBirth    string       `db:"date_of_birth"`
+	RegisteredDate string       `db:"registered_date"`
+	CreatedAt      db.Timestamp `db:"created_at"`
+	ChangedAt      db.Timestamp `db:"changed_at"`
+	ChangedBy      string       `db:"changed_by"`
+	Role           string       `db:"role"`
+	RequestID      string       `db:"request_id"`
+}
+
+// history returns every version of patient id, oldest first; deleted records keep theirs.
+func (s *Store) history(ctx context.Context, id string) ([]Version, error) {
+	var rows []versionRow
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT version, change, mrn, name, email, address, date_of_birth, registered_date,
+		created_at, changed_at, changed_by, role, request_id FROM patient_versions WHERE patient_id = ? ORDER BY version`), id); err != nil {
+		return nil, db.Classify(err)
+	}
+	if len(rows) == 0 {
+		return nil, ErrNotFound
+	}
+	out := make([]Version, len(rows))
+	for i, r := range rows {
+		out[i] = Version{
+			Version: r.Version, Change: r.Change, ChangedAt: r.ChangedAt.Time, ChangedBy: r.ChangedBy,
+			Role: r.Role, RequestID: r.RequestID,
+			Patient: Patient{ID: id, MRN: r.MRN, Name: r.Name, Email: r.Email, Address: r.Address,
+				DateOfBirth: r.DateOfBirth, RegisteredDate: r.RegisteredDate, Version: r.Version,
+				CreatedAt: r.CreatedAt.Time, UpdatedAt: r.ChangedAt.Time},
+		}
+	}
+	return out, nil
+}
+
+// auditLog reads the audit log, newest first.
+func (s *Store) auditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+	entries, err := audit.List(ctx, s.db, AuditTable, audit.Query{
+		SubjectID: q.PatientID, Actor: q.Actor, From: q.From, To: q.To, Limit: q.Limit,
+	})
+	if err != nil {
+		return nil, db.Classify(err)
+	}
+	out := make([]AuditEntry, len(entries))
+	for i, e := range entries {
+		out[i] = AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Role: e.Role, Action: e.Action,
+			PatientID: e.SubjectID, Outcome: e.Outcome, RequestID: e.RequestID, ClientAddress: e.ClientAddress}
+	}
+	return out, nil
+}
+
+// encodePageToken and decodePageToken make the keyset position opaque to clients.
+func encodePageToken(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("p1." + strconv.FormatInt(seq, 10)))
+}
+
+func decodePageToken(tok string) (int64, error) {
+	bad := errs.Invalid(map[string]string{"pageToken": "is not a page token from this service"})
+	if len(tok) > 64 {
+		return 0, bad
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || !strings.HasPrefix(string(b), "p1.") {
+		return 0, bad
+	}
+	n, err := strconv.ParseInt(string(b[3:]), 10, 64)
+	if err != nil || n < 1 {
+		return 0, bad
+	}
+	return n, nil
+}

@@ -1,0 +1,381 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Bind-parameter limits per statement: SQLite's SQLITE_MAX_VARIABLE_NUMBER (32766 since
+// 3.32) and PostgreSQL's wire protocol (a 16-bit count). A batch larger than this is split
+// into several INSERTs inside the same transaction.
+const (
+	sqliteMaxParams   = 32766
+	postgresMaxParams = 65535
+)
+
+// Options configure a Writer. The zero value works: table audit_log, batches of up to 256,
+// no hook, no logging, no metrics.
+type Options struct {
+	// Service names the service in metric names (pms_<service>_audit_...).
+	Service string
+	// Table is the audit table; default "audit_log".
+	Table string
+	// MaxBatch caps the entries committed in one transaction; default 256. Larger batches
+	// amortise the commit further but make every request in them wait for a bigger write.
+	MaxBatch int
+	// Timeout bounds one batch transaction; default 10s. Callers wait at most this long for
+	// a stuck database, however long their own deadline.
+	Timeout time.Duration
+	// AfterBatch, when set, runs inside the batch transaction after the rows are inserted,
+	// with the entries as stored (seq and hashes filled). The outbox uses it to write one
+	// audit event per entry in the same transaction; an error rolls the whole batch back.
+	AfterBatch func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error
+	// Logger receives batch failures (ids and counts only, never entry contents).
+	Logger log.Logger
+	// Registerer, when set, receives the writer's metrics.
+	Registerer prometheus.Registerer
+}
+
+// Stats counts what a Writer has done since it was made. Batches below Entries is group
+// commit at work: several requests shared one transaction.
+type Stats struct {
+	Batches  int64 // transactions committed
+	Entries  int64 // entries written
+	Failures int64 // batch transactions that failed and were rolled back
+}
+
+// Writer is a service's one audit writer. Requests hand it entries with Append and wait; one
+// goroutine collects whatever has arrived into a batch, chains it onto the table's tail and
+// commits it in one transaction, so a burst of N audited reads costs about one commit rather
+// than N, and the chain is computed in one place where order is unambiguous.
+type Writer struct {
+	d          *db.DB
+	table      string
+	maxBatch   int
+	timeout    time.Duration
+	afterBatch func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error
+	logger     log.Logger
+	metrics    *metrics
+	lockKey    int64
+	// rowsPerStmt is how many rows one INSERT carries; tests lower it to exercise chunking.
+	rowsPerStmt int
+	tailSQL     string
+	insertSQL   map[int]string // by row count; touched only by the writer goroutine
+
+	mu     sync.RWMutex // guards closed and sends on reqs against close(reqs)
+	closed bool
+	reqs   chan *request
+
+	base      context.Context // parent of every batch; cancelled when Close gives up waiting
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	done      chan struct{} // closed when the goroutine has exited
+
+	batches, entries, failures atomic.Int64
+}
+
+type request struct {
+	ctx context.Context
+	e   Entry
+	res chan result // buffered: the writer never blocks on a caller that has gone
+}
+
+type result struct {
+	e   Entry
+	err error
+}
+
+// NewWriter starts the writer goroutine for d. It panics on an invalid table name, which is a
+// wiring mistake to catch at start-up. Call Close to flush and stop it.
+func NewWriter(d *db.DB, o Options) *Writer {
+	table, err := checkTable(o.Table)
+	if err != nil {
+		panic(err)
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	maxParams := postgresMaxParams
+	if d.Dialect == db.SQLite {
+		maxParams = sqliteMaxParams
+	}
+	w := &Writer{
+		d:           d,
+		table:       table,
+		maxBatch:    o.MaxBatch,
+		timeout:     o.Timeout,
+		afterBatch:  o.AfterBatch,
+		logger:      log.With(o.Logger, "component", "audit", "table", table),
+		metrics:     newMetrics(o.Registerer, o.Service),
+		lockKey:     lockKey(d.Schema, table),
+		rowsPerStmt: maxParams / numColumns,
+		tailSQL:     `SELECT seq, hash FROM ` + table + ` ORDER BY seq DESC LIMIT 1`,
+		insertSQL:   map[int]string{},
+		reqs:        make(chan *request, o.MaxBatch),
+		done:        make(chan struct{}),
+	}
+	w.base, w.cancel = context.WithCancel(context.Background())
+	go w.run()
+	return w
+}
+
+// Append writes e to the audit log and returns once the transaction holding it has committed,
+// so a request that audits before answering never answers unaudited. It fills ID (a UUID v4)
+// and At (now, UTC, microseconds) when empty; Seq and the hashes are always the writer's.
+//
+// Errors: InvalidArgument for text the database cannot store; Unavailable when the batch
+// failed (nothing of it was written, the chain is intact, a retry is safe) or the writer is
+// closed; the kind of ctx's error when ctx ends first — the entry may then still be written.
+func (w *Writer) Append(ctx context.Context, e Entry) error {
+	_, err := w.Write(ctx, e)
+	return err
+}
+
+// Write is Append returning the entry as stored (id, time, seq, hashes), for callers that
+// reference the row or publish it.
+func (w *Writer) Write(ctx context.Context, e Entry) (Entry, error) {
+	if e.ID == "" {
+		e.ID = uuid.NewString()
+	}
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
+	e.At = e.At.UTC().Truncate(time.Microsecond)
+	e.Seq, e.PrevHash, e.Hash = 0, "", ""
+	if err := validate(&e); err != nil {
+		return Entry{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Entry{}, db.Classify(err)
+	}
+	r := &request{ctx: ctx, e: e, res: make(chan result, 1)}
+
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return Entry{}, errClosed
+	}
+	select {
+	case w.reqs <- r:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return Entry{}, db.Classify(ctx.Err())
+	}
+
+	select {
+	case res := <-r.res:
+		return res.e, res.err
+	case <-ctx.Done():
+		return Entry{}, db.Classify(ctx.Err())
+	}
+}
+
+var errClosed = errs.New(errs.Unavailable, "the audit log is closed")
+
+// Close stops accepting entries (Append then returns Unavailable), commits what is queued and
+// waits for the writer goroutine to exit. If ctx ends first it aborts the batch in flight,
+// fails the entries still queued, and still waits for the goroutine, so nothing leaks.
+// Calling it again waits the same way and returns nil once the writer has stopped.
+func (w *Writer) Close(ctx context.Context) error {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		close(w.reqs)
+		w.mu.Unlock()
+	})
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		w.cancel()
+		<-w.done
+		return db.Classify(ctx.Err())
+	}
+}
+
+// Stats returns the writer's counters.
+func (w *Writer) Stats() Stats {
+	return Stats{Batches: w.batches.Load(), Entries: w.entries.Load(), Failures: w.failures.Load()}
+}
+
+// run is the writer goroutine: it takes one entry (blocking), then whatever else is already
+// queued up to MaxBatch, and commits them together. Entries that arrive during the commit
+// wait in the channel and form the next batch: that is the group commit.
+func (w *Writer) run() {
+	defer close(w.done)
+	defer w.cancel()
+	batch := make([]*request, 0, w.maxBatch)
+	for r := range w.reqs {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < w.maxBatch {
+			select {
+			case r, ok := <-w.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		w.flush(batch)
+		clear(batch)
+	}
+}
+
+// flush commits one batch and answers every request in it.
+func (w *Writer) flush(batch []*request) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		// A caller that has already given up got an error; writing its entry now would
+		// record an action its client was told failed. (One that gives up later is written.)
+		if err := r.ctx.Err(); err != nil {
+			r.res <- result{err: db.Classify(err)}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	entries := make([]Entry, len(live))
+	for i, r := range live {
+		entries[i] = r.e
+	}
+	start := time.Now()
+	err := w.commit(entries)
+	w.metrics.duration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		w.failures.Add(1)
+		w.metrics.failures.Inc()
+		_ = level.Error(w.logger).Log("msg", "audit batch failed; nothing of it was written",
+			"entries", len(entries), "err", err)
+		err = asUnavailable(err)
+		for _, r := range live {
+			r.res <- result{err: err}
+		}
+		return
+	}
+	w.batches.Add(1)
+	w.entries.Add(int64(len(entries)))
+	w.metrics.batchSize.Observe(float64(len(entries)))
+	w.metrics.written.Add(float64(len(entries)))
+	for i, r := range live {
+		r.res <- result{e: entries[i]}
+	}
+}
+
+// asUnavailable is the one error a failed batch gives its callers: whatever the cause, the
+// entry was not recorded and the chain is untouched, so the request must not proceed as
+// audited but may be retried. The cause stays attached for logs.
+func asUnavailable(err error) error {
+	if errs.KindOf(err) == errs.Unavailable {
+		return err
+	}
+	return errs.Wrap(errs.Unavailable, "the audit log could not be written", err)
+}
+
+// commit writes entries in one transaction: lock the chain, read its tail, hash the batch
+// onto it, insert, run the hook, commit. It fills Seq, PrevHash and Hash in entries. On error
+// the transaction is rolled back and nothing about the writer changes: the next batch reads
+// the tail afresh, so a failure can never fork or gap the chain.
+func (w *Writer) commit(entries []Entry) (err error) {
+	ctx, cancel := context.WithTimeout(w.base, w.timeout)
+	defer cancel()
+	defer func() {
+		// A panicking hook must fail its batch, not kill the goroutine every request waits on.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("audit: panic in batch: %v", p)
+		}
+	}()
+	return db.InTx(ctx, w.d, func(tx *sqlx.Tx) error {
+		if w.d.Dialect == db.Postgres {
+			// Serialises writers of this table across processes until commit. SQLite needs
+			// nothing: its write transaction (BEGIN IMMEDIATE) is already exclusive.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, w.lockKey); err != nil {
+				return db.Classify(err)
+			}
+		}
+		seq, prev := int64(0), genesisHash
+		switch err := tx.QueryRowxContext(ctx, w.tailSQL).Scan(&seq, &prev); {
+		case errors.Is(err, sql.ErrNoRows):
+			seq, prev = 0, genesisHash
+		case err != nil:
+			return db.Classify(err)
+		}
+		for i := range entries {
+			seq++
+			entries[i].Seq = seq
+			entries[i].PrevHash = prev
+			entries[i].Hash = chainHash(prev, &entries[i])
+			prev = entries[i].Hash
+		}
+		for rest := entries; len(rest) > 0; {
+			n := min(len(rest), w.rowsPerStmt)
+			if _, err := tx.ExecContext(ctx, w.insertStmt(n), w.insertArgs(rest[:n])...); err != nil {
+				return db.Classify(err)
+			}
+			rest = rest[n:]
+		}
+		if w.afterBatch != nil {
+			if err := w.afterBatch(ctx, tx, entries); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// insertStmt returns the INSERT for n rows, built once per n.
+func (w *Writer) insertStmt(n int) string {
+	if q, ok := w.insertSQL[n]; ok {
+		return q
+	}
+	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	var b strings.Builder
+	b.Grow(len(w.table) + 160 + n*(len(row)+2))
+	b.WriteString("INSERT INTO ")
+	b.WriteString(w.table)
+	b.WriteString(" (" + columns + ") VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	q := w.d.Rebind(b.String())
+	w.insertSQL[n] = q
+	return q
+}
+
+func (w *Writer) insertArgs(entries []Entry) []any {
+	args := make([]any, 0, len(entries)*numColumns)
+	for i := range entries {
+		e := &entries[i]
+		args = append(args, e.Seq, e.ID, w.d.Time(e.At), e.Actor, e.Role, e.Action, e.SubjectID,
+			e.Outcome, e.RequestID, e.ClientAddress, e.PrevHash, e.Hash)
+	}
+	return args
+}
