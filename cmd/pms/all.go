@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/go-kit/log/level"
+	"github.com/oklog/run"
+	"github.com/pms/pms/pkg/platform/db"
+)
+
+// runAll is `pms all`: every service that exists, in one process, in dependency order.
+func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
+	f := newFlags("all", stderr)
+	var cm common
+	var pc patientConfig
+	cm.register(f)
+	pc.register(f, "patient-")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	s, err := cm.parse(stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
+		p, err := buildPatient(ctx, s, pc)
+		if err != nil {
+			return nil, err
+		}
+		return []*module{p}, nil
+	})
+}
+
+// serve builds the modules in order, runs their servers until ctx ends or one fails, then
+// drains: servers stop first (in-flight requests finish), then each module's resources are
+// released in reverse order (the audit writer flushes before its database closes).
+func serve(ctx context.Context, s settings, build func(context.Context) ([]*module, error)) error {
+	mods, err := build(ctx)
+	if err != nil {
+		return err
+	}
+	var g run.Group
+	addContext(&g, ctx)
+	for _, m := range mods {
+		m.servers(&g)
+	}
+	_ = level.Info(s.logger).Log("msg", "started", "modules", len(mods))
+	err = g.Run()
+	_ = level.Info(s.logger).Log("msg", "stopping")
+	for i := len(mods) - 1; i >= 0; i-- {
+		mods[i].closers.closeAll(s.shutdownTimeout, s.logger)
+	}
+	_ = level.Info(s.logger).Log("msg", "stopped")
+	return err
+}
+
+// runMigrate is `pms migrate`: apply every service's migrations and exit.
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("migrate", stderr)
+	var cm common
+	var pc patientConfig
+	cm.register(f)
+	pc.register(f, "patient-")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	s, err := cm.parse(stderr)
+	if err != nil {
+		return err
+	}
+	d, err := openPatientDB(ctx, s, pc)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	fmt.Fprintf(stdout, "patient: migrated (%s)\n", dialectName(d))
+	return nil
+}
+
+func dialectName(d *db.DB) string {
+	if d.Schema != "" {
+		return string(d.Dialect) + ", schema " + d.Schema
+	}
+	return string(d.Dialect)
+}

@@ -1,0 +1,119 @@
+// Command pms runs the PMS platform: `pms all` runs every service in one process on embedded
+// defaults; `pms patient` runs one service; `pms migrate` applies migrations. Every flag has
+// a PMS_* environment twin. This package only wires: no business logic lives here.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand of pms.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"all":     {"run every service in one process (embedded defaults)", runAll},
+	"patient": {"run the patient service", runPatient},
+	"migrate": {"apply every service's database migrations and exit", runMigrate},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "pms:", err)
+		os.Exit(1)
+	}
+}
+
+// dispatch dispatches to a subcommand; tests call it directly.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return errors.New("no command given")
+		}
+		return flag.ErrHelp
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		usage(stderr)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: pms <command> [flags]   (pms <command> --help lists its flags)")
+	fmt.Fprintln(w, "\nCommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nEvery flag --some-flag can also be set as PMS_SOME_FLAG (per service: PMS_PATIENT_...).")
+}
+
+// envName turns a flag name into its environment twin: http-addr → PMS_HTTP_ADDR.
+func envName(flagName string) string {
+	return "PMS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// flags is a FlagSet whose every flag takes its default from its PMS_* twin.
+type flags struct {
+	*flag.FlagSet
+	stderr io.Writer
+}
+
+func newFlags(name string, stderr io.Writer) *flags {
+	fs := flag.NewFlagSet("pms "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return &flags{FlagSet: fs, stderr: stderr}
+}
+
+// envDefault returns the first set environment variable of names, else def.
+func envDefault(def string, names ...string) string {
+	for _, n := range names {
+		if v, ok := os.LookupEnv(n); ok {
+			return v
+		}
+	}
+	return def
+}
+
+// String defines a string flag; its environment twins are envs (the first set one wins), or
+// PMS_<NAME> when none are given.
+func (f *flags) String(p *string, name, def, help string, envs ...string) {
+	if len(envs) == 0 {
+		envs = []string{envName(name)}
+	}
+	f.StringVar(p, name, envDefault(def, envs...), help+" (env "+strings.Join(envs, ", ")+")")
+}
+
+// parse parses args, refusing positional leftovers.
+func (f *flags) parse(args []string) error {
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if f.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", f.Args())
+	}
+	return nil
+}

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/errs"
+	grpctransport "github.com/pms/pms/transport/grpc"
+	httptransport "github.com/pms/pms/transport/http"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// addrs collects the addresses the process under test bound.
+type addrs struct {
+	mu sync.Mutex
+	m  map[string]string
+	ch chan struct{}
+}
+
+var (
+	listenMu sync.Mutex // onListen is process-wide: one platform at a time per test binary
+)
+
+// startPMS runs `pms <args>` in-process on :0 ports and returns the bound addresses and a
+// stop function that sends the equivalent of SIGTERM and returns run's error.
+func startPMS(t testing.TB, want []string, args ...string) (map[string]string, func() error) {
+	t.Helper()
+	listenMu.Lock()
+	a := &addrs{m: map[string]string{}, ch: make(chan struct{}, 64)}
+	onListen = func(service, kind, addr string) {
+		a.mu.Lock()
+		a.m[service+"/"+kind] = addr
+		a.mu.Unlock()
+		a.ch <- struct{}{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() { done <- dispatch(ctx, args, io.Discard, &syncWriter{w: &logs}) }()
+	deadline := time.After(30 * time.Second)
+	for {
+		a.mu.Lock()
+		n := 0
+		for _, k := range want {
+			if a.m[k] != "" {
+				n++
+			}
+		}
+		a.mu.Unlock()
+		if n == len(want) {
+			break
+		}
+		select {
+		case <-a.ch:
+		case err := <-done:
+			listenMu.Unlock()
+			t.Fatalf("pms exited early: %v\n%s", err, logs.String())
+		case <-deadline:
+			listenMu.Unlock()
+			t.Fatalf("pms did not bind %v in time", want)
+		}
+	}
+	stopped := false
+	var runErr error
+	stop := func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				runErr = errors.New("pms did not stop within 30s")
+			}
+			onListen = nil
+			listenMu.Unlock()
+		}
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range a.m {
+		out[k] = v
+	}
+	return out, stop
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+var patientAddrs = []string{"patient/http", "patient/grpc", "patient/admin"}
+
+func patientArgs(t testing.TB, dbURL string) []string {
+	return []string{"patient", "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
+		"--data-dir=" + t.TempDir(), "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn"}
+}
+
+// TestPatientProcess runs `pms patient` on PostgreSQL and SQLite and drives every operation
+// and error kind through both real transports, as their clients would.
+func TestPatientProcess(t *testing.T) {
+	for _, tc := range []struct{ name, url string }{
+		{"postgres", ""},
+		{"sqlite", "sqlite://" + filepath.Join(t.TempDir(), "patient.db")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := tc.url
+			if url == "" {
+				url = dbtest.PostgresDatabase(t)
+			}
+			a, stop := startPMS(t, patientAddrs, patientArgs(t, url)...)
+			httpClient, err := httptransport.NewPatientClient("http://"+a["patient/http"], httptransport.ClientOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, err := grpc.NewClient(a["patient/grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			for name, c := range map[string]patient.Service{"http": httpClient, "grpc": grpctransport.NewPatientClient(conn)} {
+				t.Run(name, func(t *testing.T) { exercise(t, c, name) })
+			}
+			checkAdmin(t, a)
+			if err := stop(); err != nil {
+				t.Fatalf("graceful stop: %v", err)
+			}
+		})
+	}
+}
+
+func exercise(t *testing.T, c patient.Service, tag string) {
+	ctx := context.Background()
+	p, err := c.Create(ctx, patient.CreateRequest{Name: "Ada " + tag, Email: "ada-" + tag + "@example.org", Address: "1 Main St", DateOfBirth: "1990-01-02", IdempotencyKey: "k-" + tag})
+	if err != nil || !patient.ValidMRN(p.MRN) || p.Version != 1 {
+		t.Fatalf("create: %+v %v", p, err)
+	}
+	again, err := c.Create(ctx, patient.CreateRequest{Name: "Ada " + tag, Email: "ada-" + tag + "@example.org", Address: "1 Main St", DateOfBirth: "1990-01-02", IdempotencyKey: "k-" + tag})
+	if err != nil || again.ID != p.ID {
+		t.Fatalf("idempotent replay: %+v %v", again, err)
+	}
+	expect := func(err error, target error) {
+		t.Helper()
+		if !errors.Is(err, target) {
+			t.Fatalf("got %v (%s), want %v", err, errs.KindOf(err), target)
+		}
+	}
+	_, err = c.Create(ctx, patient.CreateRequest{Name: "Other", Email: "ada-" + tag + "@example.org", Address: "x", DateOfBirth: "1990-01-02", IdempotencyKey: "k-" + tag})
+	expect(err, patient.ErrIdempotencyConflict)
+	_, err = c.Create(ctx, patient.CreateRequest{Name: "Other", Email: "ADA-" + tag + "@example.org", Address: "x", DateOfBirth: "1990-01-02"})
+	expect(err, patient.ErrEmailTaken)
+	_, err = c.Create(ctx, patient.CreateRequest{Name: "", Email: "bad", Address: "x", DateOfBirth: "2999-01-01"})
+	var e *errs.Error
+	if !errors.As(err, &e) || e.Kind != errs.InvalidArgument || e.Fields["name"] == "" || e.Fields["email"] == "" || e.Fields["dateOfBirth"] == "" {
+		t.Fatalf("validation error lost its fields: %#v", err)
+	}
+	got, err := c.Get(ctx, p.ID)
+	if err != nil || got.ID != p.ID || !got.CreatedAt.Equal(p.CreatedAt) {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	_, err = c.Get(ctx, "00000000-0000-4000-8000-000000000000")
+	expect(err, patient.ErrNotFound)
+	_, err = c.Get(ctx, "nope")
+	expect(err, &errs.Error{Kind: errs.InvalidArgument})
+	up := patient.UpdateRequest{ID: p.ID, Name: "Ada Two", Email: p.Email, Address: p.Address, DateOfBirth: p.DateOfBirth, IfMatch: 9}
+	_, err = c.Update(ctx, up)
+	expect(err, patient.ErrVersionMismatch)
+	up.IfMatch = 1
+	p2, err := c.Update(ctx, up)
+	if err != nil || p2.Version != 2 {
+		t.Fatalf("update: %+v %v", p2, err)
+	}
+	page, err := c.List(ctx, patient.ListQuery{Q: "ada-" + tag, Limit: 1})
+	if err != nil || page.Total != 1 || len(page.Patients) != 1 || page.Patients[0].ID != p.ID {
+		t.Fatalf("list: %+v %v", page, err)
+	}
+	_, err = c.List(ctx, patient.ListQuery{PageToken: "garbage"})
+	expect(err, &errs.Error{Kind: errs.InvalidArgument})
+	if err := c.Delete(ctx, patient.DeleteRequest{ID: p.ID}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get(ctx, p.ID)
+	expect(err, patient.ErrGone)
+	h, err := c.History(ctx, p.ID)
+	if err != nil || len(h) != 3 || h[2].Change != patient.ChangeDeleted {
+		t.Fatalf("history: %+v %v", h, err)
+	}
+	entries, err := c.Audit(ctx, patient.AuditQuery{PatientID: p.ID})
+	if err != nil || len(entries) < 6 {
+		t.Fatalf("audit: %d entries, %v", len(entries), err)
+	}
+	for _, e := range entries {
+		if e.Actor != "anonymous" || e.RequestID == "" || e.ClientAddress == "" {
+			t.Fatalf("audit entry lacks who/where: %+v", e)
+		}
+	}
+}
+
+func checkAdmin(t *testing.T, a map[string]string) {
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("http://" + a["patient/admin"] + "/readyz"); code != 200 {
+		t.Fatalf("/readyz = %d", code)
+	}
+	if code, _ := get("http://" + a["patient/admin"] + "/healthz"); code != 200 {
+		t.Fatalf("/healthz = %d", code)
+	}
+	code, body := get("http://" + a["patient/admin"] + "/metrics")
+	if code != 200 || !strings.Contains(body, `pms_patient_request_duration_seconds_count{code="ok",method="GetPatient",transport="grpc"}`) ||
+		!strings.Contains(body, `method="GetPatient",transport="http"`) || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("/metrics lacks the request histogram by transport:\n%.2000s", body)
+	}
+	if strings.Contains(body, "example.org") || strings.Contains(body, "Ada ") {
+		t.Fatalf("patient data in metrics")
+	}
+	if code, _ := get("http://" + a["patient/http"] + "/metrics"); code != 404 {
+		t.Fatalf("public port serves /metrics: %d", code)
+	}
+}
+
+func TestUsageAndBadFlags(t *testing.T) {
+	var out bytes.Buffer
+	if err := dispatch(context.Background(), []string{"--help"}, io.Discard, &out); !strings.Contains(out.String(), "patient") || err == nil {
+		t.Fatalf("help: %v %q", err, out.String())
+	}
+	if err := dispatch(context.Background(), []string{"nope"}, io.Discard, io.Discard); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+	if err := dispatch(context.Background(), []string{"patient", "--rate-limit=abc"}, io.Discard, io.Discard); err == nil {
+		t.Fatal("bad --rate-limit accepted")
+	}
+	if err := dispatch(context.Background(), []string{"patient", "--database-url=mysql://x"}, io.Discard, io.Discard); err == nil {
+		t.Fatal("unsupported database URL accepted")
+	}
+}
+
+// TestRateLimitOverHTTP: per-endpoint limits are configuration, and past them a client gets
+// the contract's 429 with Retry-After.
+func TestRateLimitOverHTTP(t *testing.T) {
+	a, _ := startPMS(t, patientAddrs, append(patientArgs(t, "sqlite://"+filepath.Join(t.TempDir(), "p.db")), "--rate-limit=0.2", "--rate-burst=2")...)
+	codes := []int{}
+	var last *http.Response
+	for range 3 {
+		resp, err := http.Get("http://" + a["patient/http"] + "/patients")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+		last = resp
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != 429 || last.Header.Get("Retry-After") != "5" {
+		t.Fatalf("statuses %v, Retry-After %q; want 200 200 429 and 5", codes, last.Header.Get("Retry-After"))
+	}
+}

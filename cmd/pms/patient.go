@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/go-kit/log"
+	"github.com/oklog/run"
+	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/observe"
+	grpctransport "github.com/pms/pms/transport/grpc"
+	httptransport "github.com/pms/pms/transport/http"
+	"google.golang.org/grpc/health"
+)
+
+// patientConfig is the patient service's own settings.
+type patientConfig struct {
+	httpAddr, grpcAddr, adminAddr, databaseURL string
+}
+
+// register defines the patient flags; prefix is "" for `pms patient` and "patient-" for
+// `pms all`. The environment twins are the same either way.
+func (c *patientConfig) register(f *flags, prefix string) {
+	f.String(&c.httpAddr, prefix+"http-addr", ":4000", "patient HTTP API address", "PMS_PATIENT_HTTP_ADDR")
+	f.String(&c.grpcAddr, prefix+"grpc-addr", ":9000", "patient gRPC address", "PMS_PATIENT_GRPC_ADDR")
+	f.String(&c.adminAddr, prefix+"admin-addr", ":4100", "patient admin address (metrics, health, pprof)", "PMS_PATIENT_ADMIN_ADDR")
+	f.String(&c.databaseURL, "patient-database-url", "", "patient database URL (overrides --database-url)", "PMS_PATIENT_DATABASE_URL")
+}
+
+// module is one service's servers and what to release when they have stopped.
+type module struct {
+	name    string
+	servers func(g *run.Group)
+	closers closers
+}
+
+// openPatientDB opens and migrates the patient database.
+func openPatientDB(ctx context.Context, s settings, c patientConfig) (*db.DB, error) {
+	d, err := db.Open(ctx, s.dbURL(c.databaseURL, "patient"), "patient")
+	if err != nil {
+		return nil, fmt.Errorf("patient: %w", err)
+	}
+	if _, err := db.Migrate(ctx, d, migrations.Patient()); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("patient: %w", err)
+	}
+	return d, nil
+}
+
+// buildPatient wires the patient service: database, audit writer, service and its
+// middleware, the endpoint set, and the HTTP, gRPC and admin servers on bound listeners.
+func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, error) {
+	logger := log.With(s.logger, "service", "patient")
+	m := &module{name: "patient"}
+	d, err := openPatientDB(ctx, s, c)
+	if err != nil {
+		return nil, err
+	}
+	m.closers.add(func(context.Context) error { return d.Close() })
+	reg := observe.NewRegistry()
+	writer := audit.NewWriter(d, audit.Options{Table: patient.AuditTable, Service: "patient", Registerer: reg, Logger: logger})
+	m.closers.add(writer.Close)
+
+	var svc patient.Service = patient.NewService(patient.NewStore(d), writer, patient.Options{Logger: logger})
+	svc = patient.NewMetrics(reg).Instrumenting()(svc)
+	set := patient.NewEndpoints(svc, patient.EndpointOptions{
+		Logger: logger, Metrics: observe.NewRequestMetrics(reg, "patient"), DefaultLimit: s.limit,
+	})
+
+	httpL, err := listen(logger, "patient", "http", c.httpAddr)
+	if err != nil {
+		m.closers.closeAll(s.shutdownTimeout, logger)
+		return nil, err
+	}
+	grpcL, err := listen(logger, "patient", "grpc", c.grpcAddr)
+	if err != nil {
+		_ = httpL.Close()
+		m.closers.closeAll(s.shutdownTimeout, logger)
+		return nil, err
+	}
+	adminL, err := listen(logger, "patient", "admin", c.adminAddr)
+	if err != nil {
+		_ = httpL.Close()
+		_ = grpcL.Close()
+		m.closers.closeAll(s.shutdownTimeout, logger)
+		return nil, err
+	}
+	httpH := httptransport.NewPatientHandler(set, httptransport.Options{Logger: logger, TrustedProxies: s.trustedProxies})
+	healthS := health.NewServer()
+	grpcS := grpctransport.NewServer(grpctransport.ServerOptions{Logger: logger, TrustedProxies: s.trustedProxies, Health: healthS})
+	grpctransport.RegisterPatientServer(grpcS, set)
+	adminH := observe.AdminHandler(reg, observe.Check{Name: "database", Check: d.PingContext})
+	m.servers = func(g *run.Group) {
+		addHTTP(g, httpL, httpH, s.shutdownTimeout)
+		addGRPC(g, grpcL, grpcS, healthS, s.shutdownTimeout)
+		addHTTP(g, adminL, adminH, s.shutdownTimeout)
+	}
+	return m, nil
+}
+
+// runPatient is `pms patient`.
+func runPatient(ctx context.Context, args []string, _, stderr io.Writer) error {
+	f := newFlags("patient", stderr)
+	var cm common
+	var pc patientConfig
+	cm.register(f)
+	pc.register(f, "")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	s, err := cm.parse(stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
+		m, err := buildPatient(ctx, s, pc)
+		if err != nil {
+			return nil, err
+		}
+		return []*module{m}, nil
+	})
+}

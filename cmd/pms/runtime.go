@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/oklog/run"
+	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/ratelimit"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+)
+
+// common holds the settings every service shares.
+type common struct {
+	dataDir         string
+	databaseURL     string
+	logFormat       string
+	logLevel        string
+	trustedProxies  string
+	rateLimit       string
+	rateBurst       string
+	shutdownTimeout string
+}
+
+func (c *common) register(f *flags) {
+	f.String(&c.dataDir, "data-dir", "./data", "folder for SQLite files and keys")
+	f.String(&c.databaseURL, "database-url", "", "database for every service: postgres://... or sqlite://path (default: one SQLite file per service under --data-dir)")
+	f.String(&c.logFormat, "log-format", observe.DefaultLogFormat(), "log format: json or logfmt")
+	f.String(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.String(&c.trustedProxies, "trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated CIDRs whose X-Forwarded-For is believed")
+	f.String(&c.rateLimit, "rate-limit", "2000", "requests per second allowed per endpoint (0 disables)")
+	f.String(&c.rateBurst, "rate-burst", "4000", "burst allowed per endpoint")
+	f.String(&c.shutdownTimeout, "shutdown-timeout", "20s", "how long SIGTERM waits for in-flight work")
+}
+
+// settings is common, parsed.
+type settings struct {
+	dataDir         string
+	databaseURL     string
+	logger          log.Logger
+	trustedProxies  []netip.Prefix
+	limit           ratelimit.Config
+	shutdownTimeout time.Duration
+}
+
+func (c *common) parse(stderr io.Writer) (settings, error) {
+	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL}
+	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
+	for _, p := range strings.Split(c.trustedProxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return s, fmt.Errorf("--trusted-proxies: %w", err)
+		}
+		s.trustedProxies = append(s.trustedProxies, pfx)
+	}
+	r, err := strconv.ParseFloat(c.rateLimit, 64)
+	if err != nil || r < 0 {
+		return s, fmt.Errorf("--rate-limit: want a number ≥ 0, got %q", c.rateLimit)
+	}
+	b, err := strconv.Atoi(c.rateBurst)
+	if err != nil || b < 0 {
+		return s, fmt.Errorf("--rate-burst: want an integer ≥ 0, got %q", c.rateBurst)
+	}
+	s.limit = ratelimit.Config{Rate: r, Burst: b}
+	if r == 0 {
+		s.limit.Rate = -1 // explicitly disabled; 0 would mean "use the default"
+	}
+	if s.shutdownTimeout, err = time.ParseDuration(c.shutdownTimeout); err != nil {
+		return s, fmt.Errorf("--shutdown-timeout: %w", err)
+	}
+	return s, nil
+}
+
+// dbURL picks a service's database: its own PMS_<SERVICE>_DATABASE_URL flag, else the shared
+// one, else a SQLite file of its own under the data folder.
+func (s settings) dbURL(own, service string) string {
+	if own != "" {
+		return own
+	}
+	if s.databaseURL != "" {
+		return s.databaseURL
+	}
+	return "sqlite://" + filepath.Join(s.dataDir, service+".db")
+}
+
+// onListen, when set (by tests), learns every address a server bound.
+var onListen func(service, kind, addr string)
+
+// listen binds addr and reports it.
+func listen(logger log.Logger, service, kind, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s listener on %s: %w", service, kind, addr, err)
+	}
+	_ = level.Info(logger).Log("msg", "listening", "service", service, "kind", kind, "addr", l.Addr().String())
+	if onListen != nil {
+		onListen(service, kind, l.Addr().String())
+	}
+	return l, nil
+}
+
+// addHTTP runs h on l in g; interrupting it shuts down gracefully, letting in-flight
+// requests finish within timeout.
+func addHTTP(g *run.Group, l net.Listener, h http.Handler, timeout time.Duration) {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	g.Add(func() error {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func(error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+}
+
+// addGRPC runs srv on l in g; interrupting it stops gracefully, then hard after timeout.
+// The health service reports NOT_SERVING first, so balancers stop sending new calls.
+func addGRPC(g *run.Group, l net.Listener, srv *grpc.Server, hs *health.Server, timeout time.Duration) {
+	g.Add(func() error { return srv.Serve(l) }, func(error) {
+		hs.Shutdown()
+		done := make(chan struct{})
+		go func() { srv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(timeout):
+			srv.Stop()
+		}
+	})
+}
+
+// addContext ends the group when ctx is done (SIGINT/SIGTERM): a normal, clean exit.
+func addContext(g *run.Group, ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
+}
+
+// closer is something to release after the servers stopped, in reverse order of opening.
+type closers []func(context.Context) error
+
+func (c *closers) add(f func(context.Context) error) { *c = append(*c, f) }
+
+func (c closers) closeAll(timeout time.Duration, logger log.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for i := len(c) - 1; i >= 0; i-- {
+		if err := c[i](ctx); err != nil {
+			_ = level.Warn(logger).Log("msg", "shutdown step failed", "err", err)
+		}
+	}
+}

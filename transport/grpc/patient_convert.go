@@ -1,0 +1,275 @@
+package grpctransport
+
+import (
+	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/errs"
+	patientv1 "github.com/pms/pms/proto/pms/patient/v1"
+)
+
+// The conversions between the patient domain and its messages, one pair per type, shared by
+// the server binding and the client. Messages are read through their getters, so an absent
+// (nil) message or Timestamp reads as the zero value and never panics.
+
+func patientToPB(p patient.Patient) *patientv1.Patient {
+	return &patientv1.Patient{
+		Id:             p.ID,
+		Mrn:            p.MRN,
+		Name:           p.Name,
+		Email:          p.Email,
+		Address:        p.Address,
+		DateOfBirth:    p.DateOfBirth,
+		RegisteredDate: p.RegisteredDate,
+		Version:        p.Version,
+		CreatedAt:      toTimestamp(p.CreatedAt),
+		UpdatedAt:      toTimestamp(p.UpdatedAt),
+	}
+}
+
+func patientFromPB(p *patientv1.Patient) patient.Patient {
+	return patient.Patient{
+		ID:             p.GetId(),
+		MRN:            p.GetMrn(),
+		Name:           p.GetName(),
+		Email:          p.GetEmail(),
+		Address:        p.GetAddress(),
+		DateOfBirth:    p.GetDateOfBirth(),
+		RegisteredDate: p.GetRegisteredDate(),
+		Version:        p.GetVersion(),
+		CreatedAt:      fromTimestamp(p.GetCreatedAt()),
+		UpdatedAt:      fromTimestamp(p.GetUpdatedAt()),
+	}
+}
+
+func createToPB(r patient.CreateRequest) *patientv1.CreatePatientRequest {
+	return &patientv1.CreatePatientRequest{
+		Name:           r.Name,
+		Email:          r.Email,
+		Address:        r.Address,
+		DateOfBirth:    r.DateOfBirth,
+		RegisteredDate: r.RegisteredDate,
+		IdempotencyKey: r.IdempotencyKey,
+	}
+}
+
+func createFromPB(r *patientv1.CreatePatientRequest) patient.CreateRequest {
+	return patient.CreateRequest{
+		Name:           r.GetName(),
+		Email:          r.GetEmail(),
+		Address:        r.GetAddress(),
+		DateOfBirth:    r.GetDateOfBirth(),
+		RegisteredDate: r.GetRegisteredDate(),
+		IdempotencyKey: r.GetIdempotencyKey(),
+	}
+}
+
+func getToPB(r patient.GetRequest) *patientv1.GetPatientRequest {
+	return &patientv1.GetPatientRequest{Id: r.ID}
+}
+
+func getFromPB(r *patientv1.GetPatientRequest) patient.GetRequest {
+	return patient.GetRequest{ID: r.GetId()}
+}
+
+func listToPB(q patient.ListQuery) *patientv1.ListPatientsRequest {
+	return &patientv1.ListPatientsRequest{
+		Q:           q.Q,
+		Email:       q.Email,
+		DateOfBirth: q.DateOfBirth,
+		Limit:       int32Of(q.Limit),
+		PageToken:   q.PageToken,
+	}
+}
+
+func listFromPB(r *patientv1.ListPatientsRequest) patient.ListQuery {
+	return patient.ListQuery{
+		Q:           r.GetQ(),
+		Email:       r.GetEmail(),
+		DateOfBirth: r.GetDateOfBirth(),
+		Limit:       int(r.GetLimit()),
+		PageToken:   r.GetPageToken(),
+	}
+}
+
+func pageToPB(p patient.Page) *patientv1.ListPatientsResponse {
+	return &patientv1.ListPatientsResponse{
+		Patients:      mapSlice(p.Patients, patientToPB),
+		NextPageToken: p.NextPageToken,
+		TotalCount:    p.Total,
+	}
+}
+
+func pageFromPB(r *patientv1.ListPatientsResponse) patient.Page {
+	return patient.Page{
+		Patients:      mapSlice(r.GetPatients(), patientFromPB),
+		NextPageToken: r.GetNextPageToken(),
+		Total:         r.GetTotalCount(),
+	}
+}
+
+func updateToPB(r patient.UpdateRequest) *patientv1.UpdatePatientRequest {
+	return &patientv1.UpdatePatientRequest{
+		Id:          r.ID,
+		Name:        r.Name,
+		Email:       r.Email,
+		Address:     r.Address,
+		DateOfBirth: r.DateOfBirth,
+		IfMatch:     r.IfMatch,
+		Unchanged:   readOnlyToPB(r.Unchanged),
+	}
+}
+
+func updateFromPB(r *patientv1.UpdatePatientRequest) patient.UpdateRequest {
+	return patient.UpdateRequest{
+		ID:          r.GetId(),
+		Name:        r.GetName(),
+		Email:       r.GetEmail(),
+		Address:     r.GetAddress(),
+		DateOfBirth: r.GetDateOfBirth(),
+		IfMatch:     r.GetIfMatch(),
+		Unchanged:   readOnlyFromPB(r.GetUnchanged()),
+	}
+}
+
+// readOnlyToPB leaves the message out when no field was echoed.
+func readOnlyToPB(u patient.ReadOnlyFields) *patientv1.ReadOnlyFields {
+	if u == (patient.ReadOnlyFields{}) {
+		return nil
+	}
+	return &patientv1.ReadOnlyFields{
+		Id:             clone(u.ID),
+		Mrn:            clone(u.MRN),
+		RegisteredDate: clone(u.RegisteredDate),
+		Version:        clone(u.Version),
+		CreatedAt:      clone(u.CreatedAt),
+		UpdatedAt:      clone(u.UpdatedAt),
+	}
+}
+
+func readOnlyFromPB(u *patientv1.ReadOnlyFields) patient.ReadOnlyFields {
+	if u == nil {
+		return patient.ReadOnlyFields{}
+	}
+	return patient.ReadOnlyFields{
+		ID:             clone(u.Id),
+		MRN:            clone(u.Mrn),
+		RegisteredDate: clone(u.RegisteredDate),
+		Version:        clone(u.Version),
+		CreatedAt:      clone(u.CreatedAt),
+		UpdatedAt:      clone(u.UpdatedAt),
+	}
+}
+
+func deleteToPB(r patient.DeleteRequest) *patientv1.DeletePatientRequest {
+	return &patientv1.DeletePatientRequest{Id: r.ID, IfMatch: r.IfMatch}
+}
+
+func deleteFromPB(r *patientv1.DeletePatientRequest) patient.DeleteRequest {
+	return patient.DeleteRequest{ID: r.GetId(), IfMatch: r.GetIfMatch()}
+}
+
+func deletedToPB(patient.DeleteResponse) *patientv1.DeletePatientResponse {
+	return &patientv1.DeletePatientResponse{}
+}
+
+func deletedFromPB(*patientv1.DeletePatientResponse) patient.DeleteResponse {
+	return patient.DeleteResponse{}
+}
+
+func historyToPB(r patient.HistoryRequest) *patientv1.GetPatientHistoryRequest {
+	return &patientv1.GetPatientHistoryRequest{Id: r.ID}
+}
+
+func historyFromPB(r *patientv1.GetPatientHistoryRequest) patient.HistoryRequest {
+	return patient.HistoryRequest{ID: r.GetId()}
+}
+
+func versionsToPB(r patient.HistoryResponse) *patientv1.GetPatientHistoryResponse {
+	return &patientv1.GetPatientHistoryResponse{Versions: mapSlice(r.Versions, versionToPB)}
+}
+
+func versionsFromPB(r *patientv1.GetPatientHistoryResponse) patient.HistoryResponse {
+	return patient.HistoryResponse{Versions: mapSlice(r.GetVersions(), versionFromPB)}
+}
+
+func versionToPB(v patient.Version) *patientv1.PatientVersion {
+	return &patientv1.PatientVersion{
+		Version:   v.Version,
+		Change:    v.Change,
+		ChangedAt: toTimestamp(v.ChangedAt),
+		ChangedBy: v.ChangedBy,
+		Role:      v.Role,
+		RequestId: v.RequestID,
+		Patient:   patientToPB(v.Patient),
+	}
+}
+
+func versionFromPB(v *patientv1.PatientVersion) patient.Version {
+	return patient.Version{
+		Version:   v.GetVersion(),
+		Change:    v.GetChange(),
+		ChangedAt: fromTimestamp(v.GetChangedAt()),
+		ChangedBy: v.GetChangedBy(),
+		Role:      v.GetRole(),
+		RequestID: v.GetRequestId(),
+		Patient:   patientFromPB(v.GetPatient()),
+	}
+}
+
+func auditQueryToPB(q patient.AuditQuery) *patientv1.ListAuditRequest {
+	return &patientv1.ListAuditRequest{
+		PatientId: q.PatientID,
+		Actor:     q.Actor,
+		From:      toTimestamp(q.From),
+		To:        toTimestamp(q.To),
+		Limit:     int32Of(q.Limit),
+	}
+}
+
+// auditQueryFromPB refuses an out-of-range Timestamp with the contract's field names.
+func auditQueryFromPB(r *patientv1.ListAuditRequest) (patient.AuditQuery, error) {
+	var f errs.Fields
+	q := patient.AuditQuery{
+		PatientID: r.GetPatientId(),
+		Actor:     r.GetActor(),
+		From:      timestampField(&f, "from", r.GetFrom()),
+		To:        timestampField(&f, "to", r.GetTo()),
+		Limit:     int(r.GetLimit()),
+	}
+	return q, f.Err()
+}
+
+func auditEntriesToPB(r patient.AuditResponse) *patientv1.ListAuditResponse {
+	return &patientv1.ListAuditResponse{Entries: mapSlice(r.Entries, auditEntryToPB)}
+}
+
+func auditEntriesFromPB(r *patientv1.ListAuditResponse) patient.AuditResponse {
+	return patient.AuditResponse{Entries: mapSlice(r.GetEntries(), auditEntryFromPB)}
+}
+
+func auditEntryToPB(e patient.AuditEntry) *patientv1.AuditEntry {
+	return &patientv1.AuditEntry{
+		Id:            e.ID,
+		At:            toTimestamp(e.At),
+		Actor:         e.Actor,
+		Role:          e.Role,
+		Action:        e.Action,
+		PatientId:     e.PatientID,
+		Outcome:       e.Outcome,
+		RequestId:     e.RequestID,
+		ClientAddress: e.ClientAddress,
+	}
+}
+
+func auditEntryFromPB(e *patientv1.AuditEntry) patient.AuditEntry {
+	return patient.AuditEntry{
+		ID:            e.GetId(),
+		At:            fromTimestamp(e.GetAt()),
+		Actor:         e.GetActor(),
+		Role:          e.GetRole(),
+		Action:        e.GetAction(),
+		PatientID:     e.GetPatientId(),
+		Outcome:       e.GetOutcome(),
+		RequestID:     e.GetRequestId(),
+		ClientAddress: e.GetClientAddress(),
+	}
+}

@@ -1,0 +1,325 @@
+package httptransport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	kithttp "github.com/go-kit/kit/transport/http"
+	"github.com/pms/pms/pkg/platform/errs"
+)
+
+// MaxBodyBytes is the largest request body any route accepts (API.md: over 1 MiB → 413).
+const MaxBodyBytes = 1 << 20
+
+// maxEchoedName bounds a caller-chosen name (an unknown field or query parameter) echoed
+// back in an error's fields, so a hostile name cannot blow up the error body.
+const maxEchoedName = 64
+
+// DecodeJSON reads the request body as one JSON object into a T, enforcing what every JSON
+// route of the contract promises: Content-Type application/json (415 otherwise), at most
+// MaxBodyBytes (413), valid UTF-8, no unknown fields, the right types (400 naming the field),
+// and nothing after the object. Every failure is an *errs.Error of a 4xx kind, never a 500.
+func DecodeJSON[T any](r *http.Request) (T, error) {
+	var v T
+	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+		return v, err
+	}
+	if r.ContentLength > MaxBodyBytes {
+		return v, tooLarge()
+	}
+	if r.Body == nil {
+		return v, errs.New(errs.InvalidArgument, "the request body is empty")
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return v, tooLarge()
+		}
+		return v, errs.Wrap(errs.InvalidArgument, "the request body could not be read", err)
+	}
+	if err := unmarshalObject(raw, &v); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+func tooLarge() error {
+	return errs.Newf(errs.PayloadTooLarge, "the request body is larger than %d bytes", MaxBodyBytes)
+}
+
+// checkJSONContentType accepts application/json with no parameter but a UTF-8 charset: JSON
+// is UTF-8 (RFC 8259), so any other charset is a body we would misread.
+func checkJSONContentType(ct string) error {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return errs.New(errs.UnsupportedMediaType, "the request body must be application/json")
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return errs.New(errs.UnsupportedMediaType, "the request body must be application/json in UTF-8")
+		}
+	}
+	return nil
+}
+
+// unmarshalObject decodes raw, which must hold exactly one JSON object, into v, turning every
+// failure into a caller-facing InvalidArgument error.
+func unmarshalObject(raw []byte, v any) error {
+	trimmed := bytes.TrimLeft(raw, " \t\r\n")
+	switch {
+	case len(trimmed) == 0:
+		return errs.New(errs.InvalidArgument, "the request body is empty")
+	case trimmed[0] != '{':
+		return errs.New(errs.InvalidArgument, "the request body must be a JSON object")
+	case !utf8.Valid(raw):
+		return errs.New(errs.InvalidArgument, "the request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errs.New(errs.InvalidArgument, "the request body has data after the JSON object")
+	}
+	return nil
+}
+
+// jsonError translates an encoding/json error into the contract's words, naming the field
+// where json can tell which one it was.
+func jsonError(err error) error {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syntax):
+		return errs.Wrap(errs.InvalidArgument, fmt.Sprintf("the request body is not valid JSON (at byte %d)", syntax.Offset), err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errs.Wrap(errs.InvalidArgument, "the request body is truncated JSON", err)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return errs.Wrap(errs.InvalidArgument, "the request body must be a JSON object", err)
+		}
+		e := errs.Invalid(map[string]string{echoName(documentPath(typ.Field)): "must be " + jsonTypeName(typ.Type)})
+		e.Err = err
+		return e
+	}
+	// encoding/json reports unknown fields only by message.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if n, uerr := strconv.Unquote(name); uerr == nil {
+			name = n
+		}
+		e := errs.Invalid(map[string]string{echoName(name): "unknown field"})
+		e.Err = err
+		return e
+	}
+	return errs.Wrap(errs.InvalidArgument, "the request body is not valid JSON", err)
+}
+
+// documentPath drops from encoding/json's field path the Go names of embedded structs, which
+// it includes although the document has no such level. JSON names in the contract are
+// camelCase, so a segment before the last that starts with an upper-case letter is such a
+// Go name.
+func documentPath(path string) string {
+	segs := strings.Split(path, ".")
+	out := segs[:0]
+	for i, s := range segs {
+		if i == len(segs)-1 || s == "" || !unicode.IsUpper(rune(s[0])) {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ".")
+}
+
+// jsonTypeName says in JSON's words what a Go type expects.
+func jsonTypeName(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "a valid value"
+	}
+	if t == reflect.TypeFor[time.Time]() {
+		return "an RFC 3339 timestamp string"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer in range"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number in range"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "a valid value"
+}
+
+// echoName makes a caller-chosen name safe to send back: valid UTF-8 and short.
+func echoName(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxEchoedName {
+		return s
+	}
+	cut := maxEchoedName
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// WriteJSON writes body as JSON with status. It marshals before writing anything, so a body
+// that cannot be encoded returns an error and leaves the response untouched (no partial
+// write); a nil body writes the status alone. Errors writing to the connection are not
+// returned: the client is gone and there is no one left to tell.
+func WriteJSON(w http.ResponseWriter, status int, body any) error {
+	if body == nil {
+		w.WriteHeader(status)
+		return nil
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return errs.Wrap(errs.Internal, internalMessage, err)
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+	return nil
+}
+
+// EncodeJSON returns a go-kit response encoder writing the endpoint's response as JSON with
+// status, for routes whose response needs no headers.
+func EncodeJSON(status int) kithttp.EncodeResponseFunc {
+	return func(_ context.Context, w http.ResponseWriter, response any) error {
+		return WriteJSON(w, status, response)
+	}
+}
+
+// Decoder adapts a typed request decoder to go-kit, so route code never sees interface{}.
+func Decoder[Req any](f func(context.Context, *http.Request) (Req, error)) kithttp.DecodeRequestFunc {
+	return func(ctx context.Context, r *http.Request) (any, error) { return f(ctx, r) }
+}
+
+// Encoder adapts a typed response encoder to go-kit: f sets the response headers it needs
+// and returns the status and the body to write as JSON (nil for none). This is the one place
+// an endpoint's response is asserted to its type; a mismatch is a wiring bug, reported as
+// internal rather than a panic.
+func Encoder[Resp any](f func(context.Context, http.Header, Resp) (int, any)) kithttp.EncodeResponseFunc {
+	return func(ctx context.Context, w http.ResponseWriter, response any) error {
+		resp, ok := response.(Resp)
+		if !ok {
+			var want Resp
+			return errs.Wrap(errs.Internal, internalMessage, fmt.Errorf("httptransport: endpoint returned %T, want %T", response, want))
+		}
+		status, body := f(ctx, w.Header(), resp)
+		return WriteJSON(w, status, body)
+	}
+}
+
+// Query is a request's query string checked against the route's allow-list. Its getters
+// collect every problem so that Err reports all bad parameters at once, each under its name.
+type Query struct {
+	values url.Values
+	fields errs.Fields
+}
+
+// ParseQuery parses r's query string and rejects (400) a malformed one, a parameter not in
+// allowed, and a parameter given twice: silently ignoring any of them would hand the caller
+// results for a question they did not ask.
+func ParseQuery(r *http.Request, allowed ...string) (*Query, error) {
+	values, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, errs.Wrap(errs.InvalidArgument, "the query string is malformed", err)
+	}
+	q := &Query{values: values}
+	for name, vs := range values {
+		switch {
+		case !contains(allowed, name):
+			q.fields.Add(echoName(name), "unknown query parameter")
+		case len(vs) > 1:
+			q.fields.Add(name, "must be given at most once")
+		}
+	}
+	if err := q.fields.Err(); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Get returns the parameter's value, "" when absent.
+func (q *Query) Get(name string) string { return q.values.Get(name) }
+
+// Int returns the parameter as an integer in [lo, hi], or def when it is absent or empty;
+// anything else records a field error.
+func (q *Query) Int(name string, def, lo, hi int) int {
+	s := q.values.Get(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		q.fields.Add(name, fmt.Sprintf("must be an integer from %d to %d", lo, hi))
+		return def
+	}
+	return n
+}
+
+// Instant returns the parameter as a UTC instant: an RFC 3339 timestamp, or a YYYY-MM-DD date
+// meaning its midnight (UTC) or, with endOfDay, the next midnight, so that a date given as the
+// exclusive end of a range includes that whole day. Absent or empty gives the zero time.
+func (q *Query) Instant(name string, endOfDay bool) time.Time {
+	s := q.values.Get(name)
+	if s == "" {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC()
+	}
+	if d, err := time.Parse(time.DateOnly, s); err == nil {
+		if endOfDay {
+			d = d.AddDate(0, 0, 1)
+		}
+		return d
+	}
+	q.fields.Add(name, "must be an RFC 3339 instant or a YYYY-MM-DD date")
+	return time.Time{}
+}
+
+// Fail records a field error found by the route itself (a range check across parameters).
+func (q *Query) Fail(name, msg string) { q.fields.Add(name, msg) }
+
+// Err returns every problem the getters found as one InvalidArgument error, or nil.
+func (q *Query) Err() error { return q.fields.Err() }

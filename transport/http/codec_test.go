@@ -1,0 +1,94 @@
+package httptransport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/mux"
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
+)
+
+// fuzzSeeds are the bodies every decoder fuzz test starts from; they run in plain go test.
+var fuzzSeeds = []string{
+	`{"name":"Ada","email":"ada@example.org","address":"x","dateOfBirth":"1915-12-10"}`,
+	`{"name":"A","email":"a@b.c","address":"y","dateOfBirth":"1990-01-01","id":"x","mrn":"M","version":3,"createdAt":"2026-01-01T00:00:00Z"}`,
+	``, `{`, `}`, `[]`, `null`, `"x"`, `0`, `{}`, `{} {}`, `{"name":5}`, `{"name":null}`, `{"x":1}`,
+	// Deeper than encoding/json's limit of 10000 levels.
+	`{"a":` + strings.Repeat(`{"a":`, 10001) + `1` + strings.Repeat(`}`, 10002),
+	`{"name":` + strings.Repeat(`[`, 10001),
+	"{\"name\":\"\xff\xfe\"}",
+	`{"name":"\ud800"}`,
+	`{"version":1e999}`, `{"version":123456789012345678901234567890}`, `{"name":1e999}`,
+	`{"name":"a","name":"b"}`, "\ufeff{}", `{"Name":"case"}`,
+}
+
+// checkDecodeError asserts that a decoder failure is a 4xx contract error that encodes to a
+// valid contract body.
+func checkDecodeError(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	var e *errs.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("decoder returned a non-contract error %T: %v", err, err)
+	}
+	if s := StatusOf(e.Kind); s < 400 || s > 499 {
+		t.Fatalf("decoder error kind %q (status %d): %v", e.Kind, s, err)
+	}
+	rec := httptest.NewRecorder()
+	EncodeError(observe.WithRequestID(context.Background(), "fuzz"), err, rec)
+	var eb errorBody
+	if rec.Code != StatusOf(e.Kind) || json.Unmarshal(rec.Body.Bytes(), &eb) != nil || eb.Error != e.Kind {
+		t.Fatalf("encoded error %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+func FuzzDecodeCreatePatient(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s), "k")
+	}
+	f.Fuzz(func(t *testing.T, body []byte, key string) {
+		r := httptest.NewRequest("POST", "/patients", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header["Idempotency-Key"] = []string{key}
+		_, err := decodeCreatePatient(context.Background(), r)
+		checkDecodeError(t, err)
+	})
+}
+
+func FuzzDecodeUpdatePatient(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s), `"3"`, testID)
+	}
+	f.Add([]byte(fuzzSeeds[0]), `W/"9223372036854775807"`, strings.Repeat("x", 65))
+	f.Add([]byte(fuzzSeeds[0]), `W/""`, "")
+	f.Fuzz(func(t *testing.T, body []byte, ifMatch, id string) {
+		r := httptest.NewRequest("PUT", "/patients/x", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json; charset=utf-8")
+		r.Header["If-Match"] = []string{ifMatch}
+		r = mux.SetURLVars(r, map[string]string{"id": id})
+		req, err := decodeUpdatePatient(context.Background(), r)
+		checkDecodeError(t, err)
+		if err == nil && (req.ID != id || req.IfMatch < 0) {
+			t.Fatalf("decoded %+v from id %q If-Match %q", req, id, ifMatch)
+		}
+	})
+}
+
+func TestEchoNameBounded(t *testing.T) {
+	long := strings.Repeat("é", 100)
+	got := echoName(long)
+	if len(got) > maxEchoedName+len("…") || !strings.HasSuffix(got, "…") {
+		t.Errorf("echoName = %q", got)
+	}
+	if echoName("\xffa") != "\uFFFDa" {
+		t.Errorf("echoName kept invalid UTF-8")
+	}
+}

@@ -1,0 +1,500 @@
+package httptransport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
+)
+
+const testID = "5f0c1c52-8a53-4c8e-9d43-6c1f0e2b7a11"
+
+var (
+	testTime    = time.Date(2026, 3, 4, 5, 6, 7, 891000000, time.UTC)
+	testPatient = patient.Patient{
+		ID: testID, MRN: "MRN-000042", Name: "Ada Lovelace", Email: "ada@example.org",
+		Address: "12 St James's Square, London", DateOfBirth: "1915-12-10", RegisteredDate: "2026-03-04",
+		Version: 3, CreatedAt: testTime, UpdatedAt: testTime,
+	}
+)
+
+// stubService is a patient.Service that records what reached it and answers as configured.
+type stubService struct {
+	mu      sync.Mutex
+	calls   int
+	last    any
+	ctx     context.Context
+	err     error
+	hook    func(ctx context.Context)
+	patient patient.Patient
+	page    patient.Page
+	history []patient.Version
+	audit   []patient.AuditEntry
+}
+
+func (s *stubService) record(ctx context.Context, req any) error {
+	s.mu.Lock()
+	s.calls++
+	s.last, s.ctx = req, ctx
+	hook, err := s.hook, s.err
+	s.mu.Unlock()
+	if hook != nil {
+		hook(ctx)
+	}
+	return err
+}
+
+func (s *stubService) seen() (int, any, context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls, s.last, s.ctx
+}
+
+func (s *stubService) Create(ctx context.Context, r patient.CreateRequest) (patient.Patient, error) {
+	return s.patient, s.record(ctx, r)
+}
+func (s *stubService) Get(ctx context.Context, id string) (patient.Patient, error) {
+	return s.patient, s.record(ctx, id)
+}
+func (s *stubService) List(ctx context.Context, q patient.ListQuery) (patient.Page, error) {
+	return s.page, s.record(ctx, q)
+}
+func (s *stubService) Update(ctx context.Context, r patient.UpdateRequest) (patient.Patient, error) {
+	return s.patient, s.record(ctx, r)
+}
+func (s *stubService) Delete(ctx context.Context, r patient.DeleteRequest) error {
+	return s.record(ctx, r)
+}
+func (s *stubService) History(ctx context.Context, id string) ([]patient.Version, error) {
+	return s.history, s.record(ctx, id)
+}
+func (s *stubService) Audit(ctx context.Context, q patient.AuditQuery) ([]patient.AuditEntry, error) {
+	return s.audit, s.record(ctx, q)
+}
+
+// testEnv is a stub service behind the real endpoint set, handler and client, on loopback.
+type testEnv struct {
+	stub    *stubService
+	handler http.Handler
+	srv     *httptest.Server
+	client  patient.Set
+}
+
+func newEnv(t *testing.T, o Options) *testEnv {
+	t.Helper()
+	stub := &stubService{patient: testPatient}
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	h := NewPatientHandler(patient.NewEndpoints(stub, patient.EndpointOptions{}), o)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	client, err := NewPatientClient(srv.URL+o.Prefix, ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testEnv{stub: stub, handler: h, srv: srv, client: client}
+}
+
+// do sends a raw request; headers are name/value pairs.
+func (e *testEnv) do(t *testing.T, method, path string, body io.Reader, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// jsonCT is the header pair of a JSON body.
+var jsonCT = []string{"Content-Type", "application/json"}
+
+// checkError asserts resp is the contract's error body with the given status and kind, and
+// returns it.
+func checkError(t *testing.T, resp *http.Response, body []byte, status int, kind errs.Kind) errorBody {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Errorf("status = %d, want %d (body %s)", resp.StatusCode, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	var eb errorBody
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&eb); err != nil {
+		t.Fatalf("error body %s: %v", body, err)
+	}
+	if eb.Error != kind || eb.Message == "" {
+		t.Errorf("error = %q message %q, want kind %q", eb.Error, eb.Message, kind)
+	}
+	if eb.RequestID == "" || eb.RequestID != resp.Header.Get(observe.RequestIDHeader) {
+		t.Errorf("requestId %q, header %q", eb.RequestID, resp.Header.Get(observe.RequestIDHeader))
+	}
+	return eb
+}
+
+func decodeBody[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("body %s: %v", b, err)
+	}
+	return v
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestPatientRoutes(t *testing.T) {
+	for _, prefix := range []string{"", "/api"} {
+		t.Run("prefix="+prefix, func(t *testing.T) {
+			e := newEnv(t, Options{Prefix: prefix})
+			p := prefix
+
+			resp, b := e.do(t, "POST", p+"/patients",
+				strings.NewReader(`{"name":"Ada Lovelace","email":"ada@example.org","address":"x","dateOfBirth":"1915-12-10"}`),
+				"Content-Type", "application/json; charset=utf-8", "Idempotency-Key", "key 1")
+			if resp.StatusCode != 201 || resp.Header.Get("Location") != p+"/patients/"+testID || resp.Header.Get("ETag") != `"3"` {
+				t.Fatalf("create: %d %v %s", resp.StatusCode, resp.Header, b)
+			}
+			if got := decodeBody[patient.Patient](t, b); got != testPatient {
+				t.Errorf("create body = %+v", got)
+			}
+			_, last, _ := e.stub.seen()
+			wantCreate := patient.CreateRequest{Name: "Ada Lovelace", Email: "ada@example.org", Address: "x", DateOfBirth: "1915-12-10", IdempotencyKey: "key 1"}
+			if last != wantCreate {
+				t.Errorf("service got %+v", last)
+			}
+
+			resp, b = e.do(t, "GET", p+"/patients/"+testID, nil)
+			if resp.StatusCode != 200 || resp.Header.Get("ETag") != `"3"` || decodeBody[patient.Patient](t, b) != testPatient {
+				t.Errorf("get: %d %v %s", resp.StatusCode, resp.Header, b)
+			}
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control = %q", resp.Header.Get("Cache-Control"))
+			}
+
+			e.stub.page = patient.Page{Patients: []patient.Patient{testPatient}, NextPageToken: "t/+= 2", Total: 7}
+			resp, b = e.do(t, "GET", p+"/patients?q=l%C3%B6ve&limit=1&dateOfBirth=1915-12-10", nil)
+			wantLink := "<" + p + `/patients?dateOfBirth=1915-12-10&limit=1&pageToken=t%2F%2B%3D+2&q=l%C3%B6ve>; rel="next"`
+			if resp.StatusCode != 200 || resp.Header.Get("X-Total-Count") != "7" || resp.Header.Get("Link") != wantLink {
+				t.Errorf("list: %d %v", resp.StatusCode, resp.Header)
+			}
+			if got := decodeBody[[]patient.Patient](t, b); len(got) != 1 || got[0] != testPatient {
+				t.Errorf("list body %s", b)
+			}
+			_, last, _ = e.stub.seen()
+			if want := (patient.ListQuery{Q: "löve", DateOfBirth: "1915-12-10", Limit: 1}); last != want {
+				t.Errorf("service got %+v", last)
+			}
+
+			e.stub.page = patient.Page{}
+			resp, b = e.do(t, "GET", p+"/patients", nil)
+			if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != "[]" || resp.Header.Get("X-Total-Count") != "0" || resp.Header.Get("Link") != "" {
+				t.Errorf("empty list: %d %v %s", resp.StatusCode, resp.Header, b)
+			}
+
+			e.stub.patient.Version = 4
+			resp, b = e.do(t, "PUT", p+"/patients/"+testID, strings.NewReader(
+				`{"name":"A","email":"a@example.org","address":"y","dateOfBirth":"1915-12-10","id":"`+testID+`","mrn":"MRN-000042","version":3,"createdAt":"2026-03-04T05:06:07.891Z"}`),
+				"Content-Type", "application/json", "If-Match", `W/"3"`)
+			if resp.StatusCode != 200 || resp.Header.Get("ETag") != `"4"` {
+				t.Errorf("update: %d %v %s", resp.StatusCode, resp.Header, b)
+			}
+			_, last, _ = e.stub.seen()
+			wantUpdate := patient.UpdateRequest{ID: testID, Name: "A", Email: "a@example.org", Address: "y", DateOfBirth: "1915-12-10", IfMatch: 3,
+				Unchanged: patient.ReadOnlyFields{ID: ptr(testID), MRN: ptr("MRN-000042"), Version: ptr(int64(3)), CreatedAt: ptr("2026-03-04T05:06:07.891Z")}}
+			if !reflect.DeepEqual(last, wantUpdate) {
+				t.Errorf("service got %+v", last)
+			}
+
+			resp, b = e.do(t, "DELETE", p+"/patients/"+testID, nil, "If-Match", `"4"`)
+			if resp.StatusCode != 204 || len(b) != 0 {
+				t.Errorf("delete: %d %q", resp.StatusCode, b)
+			}
+			if _, last, _ = e.stub.seen(); last != (patient.DeleteRequest{ID: testID, IfMatch: 4}) {
+				t.Errorf("service got %+v", last)
+			}
+
+			resp, b = e.do(t, "GET", p+"/patients/"+testID+"/history", nil)
+			if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != "[]" {
+				t.Errorf("empty history: %d %s", resp.StatusCode, b)
+			}
+			e.stub.history = []patient.Version{{Version: 1, Change: patient.ChangeCreated, ChangedAt: testTime, ChangedBy: "u1", Patient: testPatient}}
+			resp, b = e.do(t, "GET", p+"/patients/"+testID+"/history", nil)
+			if got := decodeBody[[]patient.Version](t, b); resp.StatusCode != 200 || !reflect.DeepEqual(got, e.stub.history) {
+				t.Errorf("history: %d %s", resp.StatusCode, b)
+			}
+
+			e.stub.audit = []patient.AuditEntry{{ID: "a1", At: testTime, Actor: "u1", Action: patient.ActionRead, PatientID: testID, Outcome: "allowed"}}
+			resp, b = e.do(t, "GET", p+"/audit?patientId="+testID+"&actor=u1&from=2026-01-01&to=2026-01-31&limit=1000", nil)
+			if got := decodeBody[[]patient.AuditEntry](t, b); resp.StatusCode != 200 || !reflect.DeepEqual(got, e.stub.audit) {
+				t.Errorf("audit: %d %s", resp.StatusCode, b)
+			}
+			_, last, _ = e.stub.seen()
+			wantAudit := patient.AuditQuery{PatientID: testID, Actor: "u1", Limit: 1000,
+				From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}
+			if last != wantAudit {
+				t.Errorf("service got %+v", last)
+			}
+			e.do(t, "GET", p+"/audit?from=2026-01-01T10:00:00%2B02:00&to=2026-01-02T00:00:00Z", nil)
+			_, last, _ = e.stub.seen()
+			if q := last.(patient.AuditQuery); !q.From.Equal(time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)) || q.From.Location() != time.UTC || !q.To.Equal(time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)) {
+				t.Errorf("audit instants %+v", q)
+			}
+
+			if prefix != "" {
+				resp, b = e.do(t, "GET", "/patients/"+testID, nil)
+				checkError(t, resp, b, 404, errs.NotFound)
+			}
+		})
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := newEnv(t, Options{})
+	valid := `{"name":"A","email":"a@example.org","address":"x","dateOfBirth":"1990-01-01"}`
+	big := strings.Repeat(" ", 2<<20) + valid
+	pid := "/patients/" + testID
+	type tc struct {
+		name, method, path string
+		body               io.Reader
+		headers            []string
+		status             int
+		kind               errs.Kind
+		field              string
+	}
+	h := func(kv ...string) []string { return kv }
+	withCT := func(kv ...string) []string { return append(append([]string{}, jsonCT...), kv...) }
+	cases := []tc{
+		{"malformed JSON", "POST", "/patients", strings.NewReader(`{"name": }`), withCT(), 400, errs.InvalidArgument, ""},
+		{"truncated JSON", "POST", "/patients", strings.NewReader(`{"name":"A"`), withCT(), 400, errs.InvalidArgument, ""},
+		{"unknown field", "POST", "/patients", strings.NewReader(`{"name":"A","admin":true}`), withCT(), 400, errs.InvalidArgument, "admin"},
+		{"wrong type", "POST", "/patients", strings.NewReader(`{"name":5}`), withCT(), 400, errs.InvalidArgument, "name"},
+		{"huge number", "PUT", pid, strings.NewReader(`{"version":1e999}`), withCT(), 400, errs.InvalidArgument, "version"},
+		{"read-only wrong type", "PUT", pid, strings.NewReader(`{"createdAt":5}`), withCT(), 400, errs.InvalidArgument, "createdAt"},
+		{"empty body", "POST", "/patients", strings.NewReader(""), withCT(), 400, errs.InvalidArgument, ""},
+		{"array body", "POST", "/patients", strings.NewReader(`[]`), withCT(), 400, errs.InvalidArgument, ""},
+		{"null body", "POST", "/patients", strings.NewReader(`null`), withCT(), 400, errs.InvalidArgument, ""},
+		{"string body", "PUT", pid, strings.NewReader(`"x"`), withCT(), 400, errs.InvalidArgument, ""},
+		{"trailing data", "POST", "/patients", strings.NewReader(valid + `{}`), withCT(), 400, errs.InvalidArgument, ""},
+		{"trailing brace", "POST", "/patients", strings.NewReader(valid + `}`), withCT(), 400, errs.InvalidArgument, ""},
+		{"invalid UTF-8", "POST", "/patients", strings.NewReader("{\"name\":\"\xff\xfe\"}"), withCT(), 400, errs.InvalidArgument, ""},
+		{"2 MiB body", "POST", "/patients", strings.NewReader(big), withCT(), 413, errs.PayloadTooLarge, ""},
+		{"2 MiB chunked body", "PUT", pid, io.MultiReader(strings.NewReader(big)), withCT(), 413, errs.PayloadTooLarge, ""},
+		{"wrong Content-Type", "POST", "/patients", strings.NewReader(valid), h("Content-Type", "text/plain"), 415, errs.UnsupportedMediaType, ""},
+		{"missing Content-Type", "PUT", pid, strings.NewReader(valid), nil, 415, errs.UnsupportedMediaType, ""},
+		{"other charset", "POST", "/patients", strings.NewReader(valid), h("Content-Type", "application/json; charset=latin1"), 415, errs.UnsupportedMediaType, ""},
+		{"json suffix type", "POST", "/patients", strings.NewReader(valid), h("Content-Type", "application/jsonx"), 415, errs.UnsupportedMediaType, ""},
+		{"limit=0", "GET", "/patients?limit=0", nil, nil, 400, errs.InvalidArgument, "limit"},
+		{"limit huge", "GET", "/patients?limit=1000000000", nil, nil, 400, errs.InvalidArgument, "limit"},
+		{"limit overflow", "GET", "/patients?limit=99999999999999999999999", nil, nil, 400, errs.InvalidArgument, "limit"},
+		{"limit=abc", "GET", "/patients?limit=abc", nil, nil, 400, errs.InvalidArgument, "limit"},
+		{"limit negative", "GET", "/patients?limit=-5", nil, nil, 400, errs.InvalidArgument, "limit"},
+		{"audit limit 1001", "GET", "/audit?limit=1001", nil, nil, 400, errs.InvalidArgument, "limit"},
+		{"audit bad from", "GET", "/audit?from=yesterday", nil, nil, 400, errs.InvalidArgument, "from"},
+		{"audit bad to", "GET", "/audit?to=2026-02-30", nil, nil, 400, errs.InvalidArgument, "to"},
+		{"audit to before from", "GET", "/audit?from=2026-02-02&to=2026-02-01T00:00:00Z", nil, nil, 400, errs.InvalidArgument, "to"},
+		{"garbage If-Match", "PUT", pid, strings.NewReader(valid), withCT("If-Match", `"abc"`), 400, errs.InvalidArgument, "If-Match"},
+		{"If-Match zero", "PUT", pid, strings.NewReader(valid), withCT("If-Match", `"0"`), 400, errs.InvalidArgument, "If-Match"},
+		{"If-Match list", "DELETE", pid, nil, h("If-Match", `"1", "2"`), 400, errs.InvalidArgument, "If-Match"},
+		{"If-Match twice", "DELETE", pid, nil, h("If-Match", `"1"`, "If-Match", `"1"`), 400, errs.InvalidArgument, "If-Match"},
+		{"If-Match unquoted weak", "DELETE", pid, nil, h("If-Match", `W/1`), 400, errs.InvalidArgument, "If-Match"},
+		{"If-Match sign", "DELETE", pid, nil, h("If-Match", `+1`), 400, errs.InvalidArgument, "If-Match"},
+		{"Idempotency-Key too long", "POST", "/patients", strings.NewReader(valid), withCT("Idempotency-Key", strings.Repeat("k", 201)), 400, errs.InvalidArgument, "Idempotency-Key"},
+		{"Idempotency-Key not ASCII", "POST", "/patients", strings.NewReader(valid), withCT("Idempotency-Key", "ключ"), 400, errs.InvalidArgument, "Idempotency-Key"},
+		{"over-long id", "GET", "/patients/" + strings.Repeat("a", 65), nil, nil, 400, errs.InvalidArgument, "id"},
+		{"over-long id history", "GET", "/patients/" + strings.Repeat("a", 65) + "/history", nil, nil, 400, errs.InvalidArgument, "id"},
+		{"unknown query param", "GET", "/patients?name=Ada", nil, nil, 400, errs.InvalidArgument, "name"},
+		{"repeated param", "GET", "/patients?q=a&q=b", nil, nil, 400, errs.InvalidArgument, "q"},
+		{"malformed query", "GET", "/patients?q=%zz", nil, nil, 400, errs.InvalidArgument, ""},
+		{"query on get", "GET", pid + "?fields=all", nil, nil, 400, errs.InvalidArgument, "fields"},
+		{"query on create", "POST", "/patients?dryRun=1", strings.NewReader(valid), withCT(), 400, errs.InvalidArgument, "dryRun"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, b := e.do(t, c.method, c.path, c.body, c.headers...)
+			eb := checkError(t, resp, b, c.status, c.kind)
+			if c.field != "" {
+				if _, ok := eb.Fields[c.field]; !ok {
+					t.Errorf("fields %v lack %q", eb.Fields, c.field)
+				}
+			}
+			if n, _, _ := e.stub.seen(); n != 0 {
+				t.Errorf("the service was called %d times", n)
+			}
+		})
+	}
+}
+
+func TestIfMatchForms(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "*": 0, `"3"`: 3, `W/"3"`: 3, "3": 3, ` "12" `: 12} {
+		h := http.Header{}
+		if in != "" {
+			h.Set("If-Match", in)
+		}
+		if got, err := ifMatchVersion(h); err != nil || got != want {
+			t.Errorf("If-Match %q = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	e := newEnv(t, Options{})
+	resp, _ := e.do(t, "GET", "/patients/"+testID, nil, observe.RequestIDHeader, "req-123.abc")
+	if got := resp.Header.Get(observe.RequestIDHeader); got != "req-123.abc" {
+		t.Errorf("echoed id = %q", got)
+	}
+	if _, _, ctx := e.stub.seen(); observe.RequestID(ctx) != "req-123.abc" || observe.Transport(ctx) != "http" {
+		t.Errorf("service ctx id %q transport %q", observe.RequestID(ctx), observe.Transport(ctx))
+	}
+
+	isNew := func(t *testing.T, got, sent string) {
+		t.Helper()
+		if got == sent || len(got) != 32 || observe.RequestIDOrNew(got) != got {
+			t.Errorf("request id %q (sent %q), want a new one", got, sent)
+		}
+	}
+	resp, _ = e.do(t, "GET", "/patients/"+testID, nil)
+	isNew(t, resp.Header.Get(observe.RequestIDHeader), "")
+
+	long := strings.Repeat("a", 500)
+	resp, b := e.do(t, "GET", "/nowhere", nil, observe.RequestIDHeader, long)
+	isNew(t, checkError(t, resp, b, 404, errs.NotFound).RequestID, long)
+
+	// net/http refuses a header holding a newline on the wire, so drive the handler directly.
+	for _, hostile := range []string{"abc\ndef", "a b", "x\x00y"} {
+		req := httptest.NewRequest("GET", "/patients/"+testID, nil)
+		req.Header[observe.RequestIDHeader] = []string{hostile}
+		rec := httptest.NewRecorder()
+		e.handler.ServeHTTP(rec, req)
+		isNew(t, rec.Header().Get(observe.RequestIDHeader), hostile)
+	}
+}
+
+func TestUnknownRouteAndMethod(t *testing.T) {
+	e := newEnv(t, Options{})
+	for _, path := range []string{"/nope", "/patients/", "/patients/" + testID + "/history/x", "//patients", "/Patients"} {
+		resp, b := e.do(t, "GET", path, nil)
+		checkError(t, resp, b, 404, errs.NotFound)
+	}
+	for _, c := range []struct{ method, path, allow string }{
+		{"PATCH", "/patients/" + testID, "GET, PUT, DELETE"},
+		{"POST", "/patients/" + testID + "/history", "GET"},
+		{"DELETE", "/patients", "GET, POST"},
+		{"POST", "/audit", "GET"},
+	} {
+		resp, b := e.do(t, c.method, c.path, strings.NewReader("{}"), jsonCT...)
+		checkError(t, resp, b, 405, errs.MethodNotAllowed)
+		if got := resp.Header.Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow = %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+	if n, _, _ := e.stub.seen(); n != 0 {
+		t.Errorf("the service was called %d times", n)
+	}
+	// Paths are not cleaned into redirects: a dot segment is an id for the service to judge.
+	resp, b := e.do(t, "GET", "/patients/../audit", nil)
+	checkError(t, resp, b, 404, errs.NotFound)
+	if resp, _ := e.do(t, "GET", "/patients/..", nil); resp.StatusCode != 200 {
+		t.Errorf("dot segment: status %d", resp.StatusCode)
+	}
+	if _, last, _ := e.stub.seen(); last != ".." {
+		t.Errorf("service got id %v", last)
+	}
+}
+
+func TestClientAddress(t *testing.T) {
+	cases := []struct {
+		name    string
+		trusted []netip.Prefix
+		remote  string
+		xff     []string
+		want    string
+	}{
+		{"loopback proxy: nearest untrusted hop", nil, "127.0.0.1:5000", []string{"bogus, 203.0.113.7, 10.0.0.1"}, "10.0.0.1"},
+		{"spoofed left-hand hop ignored", nil, "127.0.0.1:5000", []string{"1.2.3.4, 203.0.113.7"}, "203.0.113.7"},
+		{"chain of trusted proxies", nil, "127.0.0.1:5000", []string{"203.0.113.7, 127.0.0.2"}, "203.0.113.7"},
+		{"second header line", nil, "[::1]:5000", []string{"unknown", "2001:db8::1"}, "2001:db8::1"},
+		{"no forwarded", nil, "127.0.0.1:5000", nil, "127.0.0.1"},
+		{"no valid forwarded", nil, "127.0.0.1:5000", []string{"garbage"}, "127.0.0.1"},
+		{"untrusted peer", nil, "198.51.100.1:5000", []string{"203.0.113.7"}, "198.51.100.1"},
+		{"trust nobody", []netip.Prefix{}, "127.0.0.1:5000", []string{"203.0.113.7"}, "127.0.0.1"},
+		{"custom proxy", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, "10.1.2.3:1", []string{"203.0.113.8"}, "203.0.113.8"},
+		{"mapped v4", nil, "[::ffff:127.0.0.1]:1", []string{"::ffff:203.0.113.9"}, "203.0.113.9"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, Options{TrustedProxies: c.trusted})
+			req := httptest.NewRequest("GET", "/patients/"+testID, nil)
+			req.RemoteAddr = c.remote
+			for _, v := range c.xff {
+				req.Header.Add("X-Forwarded-For", v)
+			}
+			e.handler.ServeHTTP(httptest.NewRecorder(), req)
+			if _, _, ctx := e.stub.seen(); observe.ClientAddr(ctx) != c.want {
+				t.Errorf("client address %q, want %q", observe.ClientAddr(ctx), c.want)
+			}
+		})
+	}
+}
+
+func TestPanicIsContract500(t *testing.T) {
+	var logs bytes.Buffer
+	e := newEnv(t, Options{Logger: log.NewLogfmtLogger(&logs)})
+	e.stub.hook = func(context.Context) { panic("boom for Ada Lovelace") }
+	resp, b := e.do(t, "PUT", "/patients/"+testID,
+		strings.NewReader(`{"name":"Ada Lovelace","email":"a@example.org","address":"x","dateOfBirth":"1990-01-01"}`), jsonCT...)
+	eb := checkError(t, resp, b, 500, errs.Internal)
+	if eb.Message != internalMessage || strings.Contains(string(b), "boom") {
+		t.Errorf("500 body leaks: %s", b)
+	}
+	if !strings.Contains(logs.String(), eb.RequestID) || strings.Contains(logs.String(), "Ada") {
+		t.Errorf("panic log: %s", logs.String())
+	}
+}
+
+func TestInternalErrorHidesCause(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.stub.err = fmt.Errorf("pq: password authentication failed for hunter2")
+	resp, b := e.do(t, "GET", "/patients/"+testID, nil)
+	if eb := checkError(t, resp, b, 500, errs.Internal); strings.Contains(string(b), "hunter2") || eb.Fields != nil {
+		t.Errorf("body leaks the cause: %s", b)
+	}
+	e.stub.err = &errs.Error{Kind: errs.Internal, Message: "sql: bad column ssn", Fields: map[string]string{"ssn": "x"}}
+	resp, b = e.do(t, "GET", "/patients/"+testID, nil)
+	if eb := checkError(t, resp, b, 500, errs.Internal); eb.Message != internalMessage || eb.Fields != nil {
+		t.Errorf("internal body: %s", b)
+	}
+	_, err := e.client.Get(context.Background(), testID)
+	if !errors.Is(err, &errs.Error{Kind: errs.Internal}) || strings.Contains(err.Error(), "ssn") {
+		t.Errorf("client error %v", err)
+	}
+}
