@@ -1,5 +1,6 @@
 // Package migrations embeds every service's SQL migrations, one folder per service and, inside
-// it, one folder per dialect (postgres, sqlite), in goose's SQL format.
+// it, one folder per dialect (postgres, sqlite), in goose's SQL format. Each service has its
+// own file here (patient.go, ...) holding its embed and accessor.
 package migrations
 
 import (
@@ -7,17 +8,12 @@ import (
 	"io/fs"
 )
 
-//go:embed patient
-var files embed.FS
-
-// For returns the migrations of service (e.g. "patient"), holding one folder per dialect.
-func For(service string) fs.FS {
-	sub, err := fs.Sub(files, service)
+// sub returns the folder dir of an embedded tree; the tree is fixed at build time, so a
+// missing folder is a programming error.
+func sub(files embed.FS, dir string) fs.FS {
+	s, err := fs.Sub(files, dir)
 	if err != nil {
-		panic(err) // the embedded tree is fixed at build time
+		panic(err)
 	}
-	return sub
+	return s
 }
-
-// Patient is the patient service's migrations.
-func Patient() fs.FS { return For("patient") }
