@@ -8,6 +8,7 @@ import (
 
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/observe"
 	grpctransport "github.com/pms/pms/transport/grpc"
@@ -50,6 +51,7 @@ func BenchmarkPatient(b *testing.B) {
 	grpcC := grpctransport.NewPatientClient(conn)
 
 	var n atomic.Int64
+	tok := issuer(b).Token(b, "bench", authz.RoleClinician)
 	seed, err := direct.Create(context.Background(), patient.CreateRequest{Name: "Bench", Email: "bench@example.org", Address: "x", DateOfBirth: "1990-01-01"})
 	if err != nil {
 		b.Fatal(err)
@@ -61,7 +63,7 @@ func BenchmarkPatient(b *testing.B) {
 		b.Run("get/"+c.name, func(b *testing.B) {
 			b.SetParallelism(32)
 			b.RunParallel(func(pb *testing.PB) {
-				ctx := observe.WithRequestID(context.Background(), "bench")
+				ctx := authz.WithToken(observe.WithRequestID(context.Background(), "bench"), tok)
 				for pb.Next() {
 					if _, err := c.svc.Get(ctx, seed.ID); err != nil {
 						b.Error(err)
@@ -73,7 +75,7 @@ func BenchmarkPatient(b *testing.B) {
 		b.Run("create/"+c.name, func(b *testing.B) {
 			b.SetParallelism(32)
 			b.RunParallel(func(pb *testing.PB) {
-				ctx := context.Background()
+				ctx := authz.WithToken(context.Background(), tok)
 				for pb.Next() {
 					i := n.Add(1)
 					_, err := c.svc.Create(ctx, patient.CreateRequest{Name: "Bench", Email: fmt.Sprintf("b%d@example.org", i), Address: "x", DateOfBirth: "1990-01-01"})

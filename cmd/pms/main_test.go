@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/authz/authztest"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
 	grpctransport "github.com/pms/pms/transport/grpc"
@@ -110,8 +112,21 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 var patientAddrs = []string{"patient/http", "patient/grpc", "patient/admin"}
 
+// testIssuer signs the tokens every process test uses; its JWKS stands in for the auth
+// service's until that runs in the same test.
+var testIssuer *authztest.Issuer
+
+func issuer(t testing.TB) *authztest.Issuer {
+	if testIssuer == nil {
+		testIssuer = authztest.New(t)
+	}
+	return testIssuer
+}
+
 func patientArgs(t testing.TB, dbURL string) []string {
-	return []string{"patient", "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
+	is := authztest.New(t)
+	testIssuer = is
+	return []string{"patient", "--auth-jwks-url=" + is.JWKSURL(), "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
 		"--data-dir=" + t.TempDir(), "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn"}
 }
 
@@ -149,7 +164,7 @@ func TestPatientProcess(t *testing.T) {
 }
 
 func exercise(t *testing.T, c patient.Service, tag string) {
-	ctx := context.Background()
+	ctx := authz.WithToken(context.Background(), issuer(t).Token(t, "admin-1", authz.RoleAdmin))
 	p, err := c.Create(ctx, patient.CreateRequest{Name: "Ada " + tag, Email: "ada-" + tag + "@example.org", Address: "1 Main St", DateOfBirth: "1990-01-02", IdempotencyKey: "k-" + tag})
 	if err != nil || !patient.ValidMRN(p.MRN) || p.Version != 1 {
 		t.Fatalf("create: %+v %v", p, err)
@@ -209,7 +224,7 @@ func exercise(t *testing.T, c patient.Service, tag string) {
 		t.Fatalf("audit: %d entries, %v", len(entries), err)
 	}
 	for _, e := range entries {
-		if e.Actor != "anonymous" || e.RequestID == "" || e.ClientAddress == "" {
+		if e.Actor != "admin-1" || e.Role != authz.RoleAdmin || e.RequestID == "" || e.ClientAddress == "" {
 			t.Fatalf("audit entry lacks who/where: %+v", e)
 		}
 	}
@@ -268,7 +283,9 @@ func TestRateLimitOverHTTP(t *testing.T) {
 	codes := []int{}
 	var last *http.Response
 	for range 3 {
-		resp, err := http.Get("http://" + a["patient/http"] + "/patients")
+		req, _ := http.NewRequest("GET", "http://"+a["patient/http"]+"/patients", nil)
+		req.Header.Set("Authorization", "Bearer "+issuer(t).Token(t, "u", authz.RoleClinician))
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/observe"
 	grpctransport "github.com/pms/pms/transport/grpc"
@@ -68,6 +69,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	var svc patient.Service = patient.NewService(patient.NewStore(d), writer, patient.Options{Logger: logger})
 	svc = patient.NewMetrics(reg).Instrumenting()(svc)
 	set := patient.NewEndpoints(svc, patient.EndpointOptions{
+		Guard:  authz.NewGuard(s.verifier(), patient.Roles, patient.DeniedAuditor(writer)),
 		Logger: logger, Metrics: observe.NewRequestMetrics(reg, "patient"), DefaultLimit: s.limit,
 	})
 

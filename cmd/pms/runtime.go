@@ -17,6 +17,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/ratelimit"
 	"google.golang.org/grpc"
@@ -33,9 +34,15 @@ type common struct {
 	rateLimit       string
 	rateBurst       string
 	shutdownTimeout string
+	jwtIssuer       string
+	jwtAudience     string
+	jwksURL         string
 }
 
 func (c *common) register(f *flags) {
+	f.String(&c.jwtIssuer, "jwt-issuer", authz.DefaultIssuer, "the iss every access token must carry")
+	f.String(&c.jwtAudience, "jwt-audience", authz.DefaultAudience, "the aud every access token must carry")
+	f.String(&c.jwksURL, "auth-jwks-url", "http://127.0.0.1:4005/.well-known/jwks.json", "where services fetch the auth service's public keys (pms all uses its own auth service)")
 	f.String(&c.dataDir, "data-dir", "./data", "folder for SQLite files and keys")
 	f.String(&c.databaseURL, "database-url", "", "database for every service: postgres://... or sqlite://path (default: one SQLite file per service under --data-dir)")
 	f.String(&c.logFormat, "log-format", observe.DefaultLogFormat(), "log format: json or logfmt")
@@ -54,10 +61,19 @@ type settings struct {
 	trustedProxies  []netip.Prefix
 	limit           ratelimit.Config
 	shutdownTimeout time.Duration
+	jwtIssuer       string
+	jwtAudience     string
+	jwksURL         string
+}
+
+// verifier returns the token verifier services use: keys from the auth service's JWKS,
+// cached, refetched at most every 5 s when an unknown kid appears.
+func (s settings) verifier() *authz.Verifier {
+	return authz.NewVerifier(authz.NewJWKSSource(s.jwksURL, nil, 5*time.Second), s.jwtIssuer, s.jwtAudience)
 }
 
 func (c *common) parse(stderr io.Writer) (settings, error) {
-	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL}
+	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, jwtIssuer: c.jwtIssuer, jwtAudience: c.jwtAudience, jwksURL: c.jwksURL}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
 	for _, p := range strings.Split(c.trustedProxies, ",") {
 		if p = strings.TrimSpace(p); p == "" {

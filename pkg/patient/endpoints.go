@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/log"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/ratelimit"
@@ -51,8 +52,24 @@ type Set struct {
 	AuditEndpoint   endpoint.Endpoint
 }
 
+// Roles is the patient service's role table (API.md, "Authentication and roles"): clinicians
+// read and write patients, billing staff read them, analysts do not see them; the audit log
+// is admin only (admin may call everything and is implied).
+var Roles = authz.RoleTable{
+	MethodCreate:  {authz.RoleClinician},
+	MethodGet:     {authz.RoleClinician, authz.RoleBilling},
+	MethodList:    {authz.RoleClinician, authz.RoleBilling},
+	MethodUpdate:  {authz.RoleClinician},
+	MethodDelete:  {authz.RoleClinician},
+	MethodHistory: {authz.RoleClinician, authz.RoleBilling},
+	MethodAudit:   {authz.RoleAdmin},
+}
+
 // EndpointOptions configure the server-side endpoint middleware.
 type EndpointOptions struct {
+	// Guard authenticates and authorises every call (required; see authz.NewGuard with Roles
+	// and DeniedAuditor).
+	Guard *authz.Guard
 	Logger  log.Logger
 	Metrics *observe.RequestMetrics
 	// Limits per method; methods not listed get ratelimit.Default.
@@ -62,7 +79,7 @@ type EndpointOptions struct {
 }
 
 // NewEndpoints wraps s in the endpoint set with, outermost first: metrics, logging,
-// authentication, and the per-endpoint rate limit.
+// authentication and roles (o.Guard), and the per-endpoint rate limit.
 func NewEndpoints(s Service, o EndpointOptions) Set {
 	wrap := func(method string, e endpoint.Endpoint) endpoint.Endpoint {
 		lim := ratelimit.Default
@@ -79,7 +96,7 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		if o.Logger != nil {
 			mws = append(mws, observe.LoggingMiddleware(o.Logger, method))
 		}
-		mws = append(mws, authz.Authenticate(method), ratelimit.Middleware(lim))
+		mws = append(mws, o.Guard.Middleware(method), ratelimit.Middleware(lim))
 		return typed.Chain(e, mws...)
 	}
 	return Set{
@@ -100,6 +117,37 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
 		})),
+	}
+}
+
+// DeniedAuditor returns the guard's hook that writes a refused call to the audit log with
+// outcome "denied": API.md wants every access to patient data audited, allowed or denied.
+// It records the patient id when the request named one.
+func DeniedAuditor(log AuditLog) authz.DeniedFunc {
+	actions := map[string]string{
+		MethodCreate: ActionCreate, MethodGet: ActionRead, MethodList: ActionSearch, MethodUpdate: ActionUpdate,
+		MethodDelete: ActionDelete, MethodHistory: ActionHistory, MethodAudit: "audit",
+	}
+	return func(ctx context.Context, method string, req any, err error) {
+		var id string
+		switch r := req.(type) {
+		case GetRequest:
+			id = r.ID
+		case HistoryRequest:
+			id = r.ID
+		case UpdateRequest:
+			id = r.ID
+		case DeleteRequest:
+			id = r.ID
+		}
+		if canonical, perr := ParseID(id); perr == nil {
+			id = canonical
+		} else {
+			id = ""
+		}
+		actor, role := authz.Actor(ctx)
+		_ = log.Append(ctx, audit.Entry{Actor: actor, Role: role, Action: actions[method], SubjectID: id,
+			Outcome: audit.OutcomeDenied, RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx)})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/typed"
 	patientv1 "github.com/pms/pms/proto/pms/patient/v1"
 )
 
@@ -27,7 +28,7 @@ func newPatientServer(set patient.Set) *patientServer {
 		update:  kitgrpc.NewServer(set.UpdateEndpoint, total(updateFromPB), total(patientToPB)),
 		del:     kitgrpc.NewServer(set.DeleteEndpoint, total(deleteFromPB), total(deletedToPB)),
 		history: kitgrpc.NewServer(set.HistoryEndpoint, total(historyFromPB), total(versionsToPB)),
-		audit:   kitgrpc.NewServer(set.AuditEndpoint, convert(auditQueryFromPB), total(auditEntriesToPB)),
+		audit:   kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(auditQueryFromPB)), total(auditEntriesToPB)),
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 	patientv1 "github.com/pms/pms/proto/pms/patient/v1"
@@ -368,7 +369,7 @@ func TestPanicIsInternal(t *testing.T) {
 // TestNilMessagesDoNotPanic calls every method of the binding with nil requests and a
 // service answering zero values, as a careless in-process caller might.
 func TestNilMessagesDoNotPanic(t *testing.T) {
-	s := newPatientServer(patient.NewEndpoints(&stubService{}, patient.EndpointOptions{}))
+	s := newPatientServer(patient.NewEndpoints(&stubService{}, patient.EndpointOptions{Guard: authz.AllowAnonymous()}))
 	ctx := testContext(t)
 	check := func(name string, err error) {
 		if err != nil {

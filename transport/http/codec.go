@@ -19,6 +19,7 @@ import (
 
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/typed"
 )
 
 // MaxBodyBytes is the largest request body any route accepts (API.md: over 1 MiB → 413).
@@ -221,7 +222,14 @@ func EncodeJSON(status int) kithttp.EncodeResponseFunc {
 
 // Decoder adapts a typed request decoder to go-kit, so route code never sees interface{}.
 func Decoder[Req any](f func(context.Context, *http.Request) (Req, error)) kithttp.DecodeRequestFunc {
-	return func(ctx context.Context, r *http.Request) (any, error) { return f(ctx, r) }
+	return func(ctx context.Context, r *http.Request) (any, error) {
+		req, err := f(ctx, r)
+		if err != nil {
+			// Answered by the endpoint after authentication: 401/403 come before 400/413/415.
+			return typed.Rejected{Err: err}, nil
+		}
+		return req, nil
+	}
 }
 
 // Encoder adapts a typed response encoder to go-kit: f sets the response headers it needs

@@ -15,6 +15,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/gorilla/mux"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 )
@@ -236,20 +237,18 @@ func (l internalErrorLogger) Handle(ctx context.Context, err error) {
 type ctxKey int
 
 const (
-	tokenKey ctxKey = iota
-	requestURLKey
+	requestURLKey ctxKey = iota
 )
 
 // ContextWithToken returns ctx carrying the caller's bearer token, which HTTP clients forward
 // so that a call made on a user's behalf carries that user's token (API.md, "Who acts").
 func ContextWithToken(ctx context.Context, token string) context.Context {
-	return context.WithValue(ctx, tokenKey, token)
+	return authz.WithToken(ctx, token)
 }
 
 // TokenFromContext returns the bearer token carried by ctx, or "".
 func TokenFromContext(ctx context.Context) string {
-	s, _ := ctx.Value(tokenKey).(string)
-	return s
+	return authz.Token(ctx)
 }
 
 // bearerTokenToContext is a ServerBefore that keeps the caller's bearer token in the context

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 )
@@ -101,7 +102,7 @@ func newEnv(t *testing.T, o Options) *testEnv {
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()
 	}
-	h := NewPatientHandler(patient.NewEndpoints(stub, patient.EndpointOptions{}), o)
+	h := NewPatientHandler(patient.NewEndpoints(stub, patient.EndpointOptions{Guard: authz.AllowAnonymous()}), o)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	client, err := NewPatientClient(srv.URL+o.Prefix, ClientOptions{})

@@ -1,18 +1,42 @@
-// Package authz says who is acting. Today it carries the principal through the context and
-// marks, in Authenticate, the one place where token verification plugs in: the auth issue
-// replaces its body with JWT verification (go-kit auth/jwt) and a per-endpoint role table.
+// Package authz decides who is acting and whether they may: it verifies access tokens
+// (EdDSA JWTs from the auth service, through go-kit's auth/jwt), keeps the principal and the
+// raw token in the context (the token is forwarded on calls made on the user's behalf), and
+// checks each endpoint against a role table. Order, as API.md requires: 401, then 403, then
+// everything else.
 package authz
 
 import (
 	"context"
 
-	"github.com/go-kit/kit/endpoint"
+	kitjwt "github.com/go-kit/kit/auth/jwt"
 )
 
-// Anonymous is the actor recorded while no authentication is configured.
+// Roles of the contract.
+const (
+	RoleAdmin     = "admin"
+	RoleClinician = "clinician"
+	RoleBilling   = "billing"
+	RoleAnalyst   = "analyst"
+)
+
+// Roles lists every role.
+var Roles = []string{RoleAdmin, RoleClinician, RoleBilling, RoleAnalyst}
+
+// ValidRole reports whether r is one of the contract's roles.
+func ValidRole(r string) bool {
+	for _, x := range Roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// Anonymous is the actor recorded when nobody is authenticated (tests with auth off).
 const Anonymous = "anonymous"
 
-// Principal is the caller: the token's subject, email and role.
+// Principal is the caller: the token's subject, email and role, or a service acting on its
+// own behalf (Subject "svc:<name>").
 type Principal struct {
 	Subject string
 	Email   string
@@ -32,7 +56,8 @@ func FromContext(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// Actor returns the subject acting in ctx, or Anonymous; this is what audit rows record.
+// Actor returns who is acting in ctx (subject and role), or Anonymous; this is what audit
+// rows and history record.
 func Actor(ctx context.Context) (subject, role string) {
 	if p, ok := FromContext(ctx); ok && p.Subject != "" {
 		return p.Subject, p.Role
@@ -40,10 +65,20 @@ func Actor(ctx context.Context) (subject, role string) {
 	return Anonymous, ""
 }
 
-// Authenticate is the endpoint middleware where authentication plugs in. Until the auth
-// service exists it lets every caller through as Anonymous; it is already wired in front of
-// every endpoint, so adding JWT checks changes this function and nothing else.
-func Authenticate(method string) endpoint.Middleware {
-	_ = method // the role table will be keyed by endpoint method
-	return func(next endpoint.Endpoint) endpoint.Endpoint { return next }
+// Service returns ctx acting as the service itself ("svc:<name>"), for work no user asked
+// for in that moment (event consumers, relays).
+func Service(ctx context.Context, name string) context.Context {
+	return WithPrincipal(ctx, Principal{Subject: "svc:" + name, Role: "service"})
+}
+
+// WithToken returns ctx carrying the caller's raw bearer token. It uses go-kit's
+// JWTContextKey, so go-kit's HTTPToContext/GRPCToContext/ContextToGRPC interoperate.
+func WithToken(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, kitjwt.JWTContextKey, token)
+}
+
+// Token returns the raw bearer token carried by ctx, or "".
+func Token(ctx context.Context) string {
+	s, _ := ctx.Value(kitjwt.JWTContextKey).(string)
+	return s
 }

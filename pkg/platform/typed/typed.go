@@ -10,10 +10,32 @@ import (
 	"github.com/pms/pms/pkg/platform/errs"
 )
 
-// Endpoint adapts a typed function to a go-kit endpoint. A request of the wrong type is a
-// programming error in a transport and is reported as Internal, never a panic.
+// Rejected is the request a transport hands on when decoding failed. Decoding runs before
+// the endpoint, but the contract answers 401 and 403 before 400/413/415 (an unauthenticated
+// caller learns nothing about the body it sent), so the decode error travels through the
+// endpoint middleware (authentication, metrics, logging) and is returned by Endpoint, at the
+// very end, instead of short-circuiting the transport.
+type Rejected struct{ Err error }
+
+// Reject wraps a transport decoder so that its error becomes a Rejected request.
+func Reject(dec func(context.Context, any) (any, error)) func(context.Context, any) (any, error) {
+	return func(ctx context.Context, v any) (any, error) {
+		req, err := dec(ctx, v)
+		if err != nil {
+			return Rejected{Err: err}, nil
+		}
+		return req, nil
+	}
+}
+
+// Endpoint adapts a typed function to a go-kit endpoint. A Rejected request returns its
+// decode error; a request of another wrong type is a programming error in a transport and is
+// reported as Internal, never a panic.
 func Endpoint[Req, Resp any](f func(ctx context.Context, req Req) (Resp, error)) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
+		if r, ok := request.(Rejected); ok {
+			return nil, r.Err
+		}
 		req, ok := request.(Req)
 		if !ok {
 			var want Req
