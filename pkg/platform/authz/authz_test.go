@@ -202,3 +202,26 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestVerifierCacheKeepsExpiry: a cached token is refused once it expires.
+func TestVerifierCacheKeepsExpiry(t *testing.T) {
+	is := authztest.New(t)
+	v := is.Verifier()
+	c := is.Claims("u1", authz.RoleClinician)
+	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(1500 * time.Millisecond))
+	tok := is.Sign(t, c)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := v.Verify(context.Background(), tok)
+		if errs.KindOf(err) == errs.Unauthenticated {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("expired token still accepted from the cache")
+		}
+		time.Sleep(50 * time.Millisecond) // polling an expiry, not synchronising goroutines
+	}
+}
