@@ -1,0 +1,42 @@
+package errs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestKindsAndIs(t *testing.T) {
+	notFound := New(NotFound, "patient not found")
+	wrapped := fmt.Errorf("store: %w", &Error{Kind: NotFound, Message: "other text"})
+	if !errors.Is(wrapped, notFound) {
+		t.Fatal("errors.Is must match by kind across re-created errors (what a client rebuilds)")
+	}
+	if errors.Is(wrapped, New(Gone, "")) {
+		t.Fatal("different kinds matched")
+	}
+	if KindOf(nil) != "" || KindOf(errors.New("x")) != Internal || KindOf(context.DeadlineExceeded) != Timeout {
+		t.Fatal("KindOf defaults")
+	}
+	if e := As(errors.New("secret cause")); e.Kind != Internal || e.Message != "internal error" {
+		t.Fatalf("As leaks or misclassifies: %+v", e)
+	}
+	for _, k := range Kinds {
+		if !k.Known() {
+			t.Fatalf("%s not known", k)
+		}
+	}
+	if Kind("nonsense").Known() {
+		t.Fatal("unknown kind accepted")
+	}
+	var f Fields
+	if f.Err() != nil {
+		t.Fatal("empty fields are no error")
+	}
+	f.Add("name", "first")
+	f.Add("name", "second")
+	if e := As(f.Err()); e.Kind != InvalidArgument || e.Fields["name"] != "first" {
+		t.Fatalf("fields: %+v", e)
+	}
+}

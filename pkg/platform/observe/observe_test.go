@@ -1,0 +1,84 @@
+package observe
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestRequestIDOrNew(t *testing.T) {
+	if got := RequestIDOrNew("abc-123_x.y:z"); got != "abc-123_x.y:z" {
+		t.Fatalf("well-formed id replaced: %q", got)
+	}
+	for _, bad := range []string{"", "a b", "line\nbreak", strings.Repeat("a", 129), "<script>", "ünï"} {
+		got := RequestIDOrNew(bad)
+		if got == bad || len(got) != 32 {
+			t.Fatalf("hostile id %q kept or bad replacement %q", bad, got)
+		}
+	}
+}
+
+func TestMiddlewareRecordsKindsAndLogsNoPayload(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewRequestMetrics(reg, "test")
+	var logs bytes.Buffer
+	logger := NewLogger(&logs, "logfmt", "debug")
+	fail := func(context.Context, any) (any, error) {
+		return nil, errs.Wrap(errs.Internal, "internal error", errFake("db exploded"))
+	}
+	e := m.Middleware("Op")(LoggingMiddleware(logger, "Op")(fail))
+	ctx := WithTransport(WithRequestID(context.Background(), "rid-1"), "http")
+	_, _ = e(ctx, map[string]string{"name": "Ada Lovelace", "email": "ada@example.org"})
+	if c := testutil.CollectAndCount(reg, "pms_test_request_duration_seconds"); c != 1 {
+		t.Fatalf("%d series, want 1", c)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "rid-1") || !strings.Contains(out, "error=internal") || !strings.Contains(out, "db exploded") {
+		t.Fatalf("log lacks id, kind or cause: %s", out)
+	}
+	if strings.Contains(out, "Ada") || strings.Contains(out, "example.org") {
+		t.Fatalf("log holds request data: %s", out)
+	}
+}
+
+type errFake string
+
+func (e errFake) Error() string { return string(e) }
+
+func TestAdminHandler(t *testing.T) {
+	failing := false
+	h := AdminHandler(NewRegistry(), Check{Name: "database", Check: func(context.Context) error {
+		if failing {
+			return errFake("connection refused to 10.0.0.1:5432 password=secret")
+		}
+		return nil
+	}})
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "process_") {
+		t.Fatalf("/metrics: %d", code)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Fatalf("/readyz = %d", code)
+	}
+	failing = true
+	code, body := get("/readyz")
+	if code != 503 || !strings.Contains(body, `"dependency":"database"`) || strings.Contains(body, "secret") {
+		t.Fatalf("/readyz failing: %d %s", code, body)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Fatalf("/healthz = %d", code)
+	}
+	if code, _ := get("/debug/pprof/"); code != 200 {
+		t.Fatalf("pprof = %d", code)
+	}
+}
