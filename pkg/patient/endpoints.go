@@ -20,15 +20,22 @@ const (
 	MethodDelete  = "DeletePatient"
 	MethodHistory = "GetPatientHistory"
 	MethodAudit   = "ListAudit"
+	// MethodBillingAccount and MethodInvoices read the patient's billing data.
+	MethodBillingAccount = "GetPatientBillingAccount"
+	MethodInvoices       = "ListPatientInvoices"
 )
 
 // Methods lists every endpoint method, in route order.
-var Methods = []string{MethodCreate, MethodGet, MethodList, MethodUpdate, MethodDelete, MethodHistory, MethodAudit}
+var Methods = []string{MethodCreate, MethodGet, MethodList, MethodUpdate, MethodDelete, MethodHistory, MethodAudit,
+	MethodBillingAccount, MethodInvoices}
 
-// GetRequest, HistoryRequest: the endpoint requests that are just an id.
+// GetRequest, HistoryRequest, BillingAccountRequest, InvoicesRequest: the endpoint requests
+// that are just an id.
 type (
-	GetRequest     struct{ ID string }
-	HistoryRequest struct{ ID string }
+	GetRequest            struct{ ID string }
+	HistoryRequest        struct{ ID string }
+	BillingAccountRequest struct{ ID string }
+	InvoicesRequest       struct{ ID string }
 )
 
 // HistoryResponse and AuditResponse wrap slices so every endpoint response is a struct.
@@ -36,6 +43,8 @@ type (
 	HistoryResponse struct{ Versions []Version }
 	AuditResponse   struct{ Entries []AuditEntry }
 	DeleteResponse  struct{}
+	// InvoicesResponse wraps the patient's invoices.
+	InvoicesResponse struct{ Invoices []Invoice }
 )
 
 // Set is the patient endpoint set: one go-kit endpoint per operation. Servers build it from
@@ -49,6 +58,9 @@ type Set struct {
 	DeleteEndpoint  endpoint.Endpoint
 	HistoryEndpoint endpoint.Endpoint
 	AuditEndpoint   endpoint.Endpoint
+	// BillingAccountEndpoint and InvoicesEndpoint read the patient's billing data.
+	BillingAccountEndpoint endpoint.Endpoint
+	InvoicesEndpoint       endpoint.Endpoint
 }
 
 // EndpointOptions configure the server-side endpoint middleware.
@@ -100,6 +112,13 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
 		})),
+		BillingAccountEndpoint: wrap(MethodBillingAccount, typed.Endpoint(func(ctx context.Context, r BillingAccountRequest) (BillingAccount, error) {
+			return s.BillingAccount(ctx, r.ID)
+		})),
+		InvoicesEndpoint: wrap(MethodInvoices, typed.Endpoint(func(ctx context.Context, r InvoicesRequest) (InvoicesResponse, error) {
+			inv, err := s.Invoices(ctx, r.ID)
+			return InvoicesResponse{Invoices: inv}, err
+		})),
 	}
 }
 
@@ -139,4 +158,15 @@ func (s Set) History(ctx context.Context, id string) ([]Version, error) {
 func (s Set) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	r, err := typed.Call[AuditResponse](ctx, s.AuditEndpoint, q)
 	return r.Entries, err
+}
+
+// BillingAccount implements Service over the endpoint set.
+func (s Set) BillingAccount(ctx context.Context, id string) (BillingAccount, error) {
+	return typed.Call[BillingAccount](ctx, s.BillingAccountEndpoint, BillingAccountRequest{ID: id})
+}
+
+// Invoices implements Service over the endpoint set.
+func (s Set) Invoices(ctx context.Context, id string) ([]Invoice, error) {
+	r, err := typed.Call[InvoicesResponse](ctx, s.InvoicesEndpoint, InvoicesRequest{ID: id})
+	return r.Invoices, err
 }
