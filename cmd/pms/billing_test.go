@@ -381,3 +381,24 @@ func TestAllRefusesSharedSQLiteFile(t *testing.T) {
 		t.Fatalf("shared sqlite file: %v", err)
 	}
 }
+
+// TestBillingRateLimit: billing's per-endpoint limits are configuration, and past them a
+// client gets the contract's 429 with Retry-After.
+func TestBillingRateLimit(t *testing.T) {
+	a, _ := startPMS(t, billingAddrs, billingArgs(t, "", "--rate-limit=0.5", "--rate-burst=1")...)
+	resp, err := http.Get("http://" + a["billing/http"] + "/invoices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("first call: %d", resp.StatusCode)
+	}
+	if code := doJSON(t, "GET", "http://"+a["billing/http"]+"/invoices", nil, nil); code != 429 {
+		t.Fatalf("second call: %d, want 429", code)
+	}
+	// Another endpoint has its own bucket.
+	if code := doJSON(t, "GET", "http://"+a["billing/http"]+"/invoices/"+uuid.NewString(), nil, nil); code != 404 {
+		t.Fatalf("other endpoint: %d, want 404", code)
+	}
+}

@@ -410,6 +410,10 @@ func TestNilMessagesDoNotPanic(t *testing.T) {
 	check("GetPatientHistory", err)
 	_, err = s.ListAudit(ctx, nil)
 	check("ListAudit", err)
+	_, err = s.GetPatientBillingAccount(ctx, nil)
+	check("GetPatientBillingAccount", err)
+	_, err = s.ListPatientInvoices(ctx, nil)
+	check("ListPatientInvoices", err)
 
 	if got := versionFromPB(&patientv1.PatientVersion{}); !reflect.DeepEqual(got, patient.Version{}) {
 		t.Errorf("empty version = %#v", got)
