@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
@@ -15,8 +17,10 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	f := newFlags("all", stderr)
 	var cm common
 	var pc patientConfig
+	var bc billingConfig
 	cm.register(f)
 	pc.register(f, "patient-")
+	bc.register(f, "billing-")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -24,12 +28,23 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if strings.HasPrefix(s.databaseURL, "sqlite://") && (pc.databaseURL == "" || bc.databaseURL == "") {
+		// Each service owns its data: one SQLite file cannot hold two services' tables.
+		return errors.New("--database-url: a sqlite:// file cannot be shared by every service; leave it empty (one file per service under --data-dir) or set each --<service>-database-url")
+	}
 	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
-		p, err := buildPatient(ctx, s, pc)
+		b, err := buildBilling(ctx, s, bc)
 		if err != nil {
 			return nil, err
 		}
-		return []*module{p}, nil
+		// The patient service calls billing at the address its listener bound.
+		pc.billingAddr = b.grpcAddr
+		p, err := buildPatient(ctx, s, pc)
+		if err != nil {
+			b.closers.closeAll(s.shutdownTimeout, s.logger)
+			return nil, err
+		}
+		return []*module{b, p}, nil
 	})
 }
 
@@ -61,8 +76,10 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	f := newFlags("migrate", stderr)
 	var cm common
 	var pc patientConfig
+	var bc billingConfig
 	cm.register(f)
 	pc.register(f, "patient-")
+	bc.register(f, "billing-")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -76,6 +93,12 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer d.Close()
 	fmt.Fprintf(stdout, "patient: migrated (%s)\n", dialectName(d))
+	bd, err := openBillingDB(ctx, s, bc)
+	if err != nil {
+		return err
+	}
+	defer bd.Close()
+	fmt.Fprintf(stdout, "billing: migrated (%s)\n", dialectName(bd))
 	return nil
 }
 

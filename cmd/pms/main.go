@@ -1,5 +1,5 @@
 // Command pms runs the PMS platform: `pms all` runs every service in one process on embedded
-// defaults; `pms patient` runs one service; `pms migrate` applies migrations. Every flag has
+// defaults; `pms patient`, `pms billing` run one service each; `pms migrate` applies migrations. Every flag has
 // a PMS_* environment twin. This package only wires: no business logic lives here.
 package main
 
@@ -25,6 +25,7 @@ type command struct {
 var commands = map[string]command{
 	"all":     {"run every service in one process (embedded defaults)", runAll},
 	"patient": {"run the patient service", runPatient},
+	"billing": {"run the billing service", runBilling},
 	"migrate": {"apply every service's database migrations and exit", runMigrate},
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,23 +31,19 @@ type addrs struct {
 	ch chan struct{}
 }
 
-var (
-	listenMu sync.Mutex // onListen is process-wide: one platform at a time per test binary
-)
-
 // startPMS runs `pms <args>` in-process on :0 ports and returns the bound addresses and a
-// stop function that sends the equivalent of SIGTERM and returns run's error.
+// stop function that sends the equivalent of SIGTERM and returns run's error. Each process
+// reports its addresses through its own context, so a test may run several at once.
 func startPMS(t testing.TB, want []string, args ...string) (map[string]string, func() error) {
 	t.Helper()
-	listenMu.Lock()
 	a := &addrs{m: map[string]string{}, ch: make(chan struct{}, 64)}
-	onListen = func(service, kind, addr string) {
+	hook := func(service, kind, addr string) {
 		a.mu.Lock()
 		a.m[service+"/"+kind] = addr
 		a.mu.Unlock()
 		a.ch <- struct{}{}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(withListenHook(context.Background(), hook))
 	done := make(chan error, 1)
 	var logs bytes.Buffer
 	go func() { done <- dispatch(ctx, args, io.Discard, &syncWriter{w: &logs}) }()
@@ -66,10 +63,10 @@ func startPMS(t testing.TB, want []string, args ...string) (map[string]string, f
 		select {
 		case <-a.ch:
 		case err := <-done:
-			listenMu.Unlock()
+			cancel()
 			t.Fatalf("pms exited early: %v\n%s", err, logs.String())
 		case <-deadline:
-			listenMu.Unlock()
+			cancel()
 			t.Fatalf("pms did not bind %v in time", want)
 		}
 	}
@@ -84,8 +81,6 @@ func startPMS(t testing.TB, want []string, args ...string) (map[string]string, f
 			case <-time.After(30 * time.Second):
 				runErr = errors.New("pms did not stop within 30s")
 			}
-			onListen = nil
-			listenMu.Unlock()
 		}
 		return runErr
 	}
@@ -113,21 +108,29 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 var patientAddrs = []string{"patient/http", "patient/grpc", "patient/admin"}
 
 // testIssuer signs the tokens every process test uses; its JWKS stands in for the auth
-// service's until that runs in the same test.
+// service's where a test does not run the auth service itself.
 var testIssuer *authztest.Issuer
 
-func issuer(t testing.TB) *authztest.Issuer {
-	if testIssuer == nil {
-		testIssuer = authztest.New(t)
-	}
-	return testIssuer
+func TestMain(m *testing.M) {
+	testIssuer = authztest.Start()
+	code := m.Run()
+	testIssuer.Close()
+	os.Exit(code)
+}
+
+func issuer(testing.TB) *authztest.Issuer { return testIssuer }
+
+// jwksArg points a service at the test issuer's keys.
+func jwksArg() string { return "--auth-jwks-url=" + testIssuer.JWKSURL() }
+
+// authed returns a context carrying a token for subject with role.
+func authed(t testing.TB, subject, role string) context.Context {
+	return authz.WithToken(context.Background(), testIssuer.Token(t, subject, role))
 }
 
 func patientArgs(t testing.TB, dbURL string) []string {
-	is := authztest.New(t)
-	testIssuer = is
-	return []string{"patient", "--auth-jwks-url=" + is.JWKSURL(), "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
-		"--data-dir=" + t.TempDir(), "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn"}
+	return []string{"patient", jwksArg(), "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
+		"--data-dir=" + t.TempDir(), "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn", "--billing-addr="}
 }
 
 // TestPatientProcess runs `pms patient` on PostgreSQL and SQLite and drives every operation

@@ -21,6 +21,9 @@ import (
 // patientConfig is the patient service's own settings.
 type patientConfig struct {
 	httpAddr, grpcAddr, adminAddr, databaseURL string
+	// billingAddr is billing's gRPC address: a flag of `pms patient`, the bound address of
+	// billing's listener in `pms all`; empty runs without billing (its routes answer 503).
+	billingAddr string
 }
 
 // register defines the patient flags; prefix is "" for `pms patient` and "patient-" for
@@ -30,6 +33,9 @@ func (c *patientConfig) register(f *flags, prefix string) {
 	f.String(&c.grpcAddr, prefix+"grpc-addr", ":9000", "patient gRPC address", "PMS_PATIENT_GRPC_ADDR")
 	f.String(&c.adminAddr, prefix+"admin-addr", ":4100", "patient admin address (metrics, health, pprof)", "PMS_PATIENT_ADMIN_ADDR")
 	f.String(&c.databaseURL, "patient-database-url", "", "patient database URL (overrides --database-url)", "PMS_PATIENT_DATABASE_URL")
+	if prefix == "" {
+		f.String(&c.billingAddr, "billing-addr", "127.0.0.1:9001", "billing gRPC address the patient service calls (empty: no billing)", "PMS_BILLING_GRPC_ADDR")
+	}
 }
 
 // module is one service's servers and what to release when they have stopped.
@@ -37,6 +43,8 @@ type module struct {
 	name    string
 	servers func(g *run.Group)
 	closers closers
+	// grpcAddr is the address its gRPC listener bound, for modules built after it to dial.
+	grpcAddr string
 }
 
 // openPatientDB opens and migrates the patient database.
@@ -66,25 +74,36 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	writer := audit.NewWriter(d, audit.Options{Table: patient.AuditTable, Service: "patient", Registerer: reg, Logger: logger})
 	m.closers.add(writer.Close)
 
-	var svc patient.Service = patient.NewService(patient.NewStore(d), writer, patient.Options{Logger: logger})
-	svc = patient.NewMetrics(reg).Instrumenting()(svc)
+	metrics := patient.NewMetrics(reg)
+	var bill patient.Billing
+	if c.billingAddr != "" {
+		b, closeConn, err := dialBilling(c.billingAddr, logger, reg)
+		if err != nil {
+			m.closers.closeAll(s.shutdownTimeout, logger)
+			return nil, err
+		}
+		m.closers.add(closeConn)
+		bill = metrics.Billing(b)
+	}
+	var svc patient.Service = patient.NewService(patient.NewStore(d), writer, patient.Options{Logger: logger, Billing: bill})
+	svc = metrics.Instrumenting()(svc)
 	set := patient.NewEndpoints(svc, patient.EndpointOptions{
 		Guard:  authz.NewGuard(s.verifier(), patient.Roles, patient.DeniedAuditor(writer)),
 		Logger: logger, Metrics: observe.NewRequestMetrics(reg, "patient"), DefaultLimit: s.limit,
 	})
 
-	httpL, err := listen(logger, "patient", "http", c.httpAddr)
+	httpL, err := listen(ctx, logger, "patient", "http", c.httpAddr)
 	if err != nil {
 		m.closers.closeAll(s.shutdownTimeout, logger)
 		return nil, err
 	}
-	grpcL, err := listen(logger, "patient", "grpc", c.grpcAddr)
+	grpcL, err := listen(ctx, logger, "patient", "grpc", c.grpcAddr)
 	if err != nil {
 		_ = httpL.Close()
 		m.closers.closeAll(s.shutdownTimeout, logger)
 		return nil, err
 	}
-	adminL, err := listen(logger, "patient", "admin", c.adminAddr)
+	adminL, err := listen(ctx, logger, "patient", "admin", c.adminAddr)
 	if err != nil {
 		_ = httpL.Close()
 		_ = grpcL.Close()

@@ -115,20 +115,45 @@ func (s settings) dbURL(own, service string) string {
 	return "sqlite://" + filepath.Join(s.dataDir, service+".db")
 }
 
-// onListen, when set (by tests), learns every address a server bound.
-var onListen func(service, kind, addr string)
+// listenHook learns every address a server bound; tests put one in the context given to
+// dispatch, so several processes can run in one test binary, each reporting to its own test.
+type listenHook func(service, kind, addr string)
+
+type listenHookKey struct{}
+
+// withListenHook returns ctx carrying hook.
+func withListenHook(ctx context.Context, hook listenHook) context.Context {
+	return context.WithValue(ctx, listenHookKey{}, hook)
+}
 
 // listen binds addr and reports it.
-func listen(logger log.Logger, service, kind, addr string) (net.Listener, error) {
+func listen(ctx context.Context, logger log.Logger, service, kind, addr string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s listener on %s: %w", service, kind, addr, err)
 	}
 	_ = level.Info(logger).Log("msg", "listening", "service", service, "kind", kind, "addr", l.Addr().String())
-	if onListen != nil {
-		onListen(service, kind, l.Addr().String())
+	if hook, ok := ctx.Value(listenHookKey{}).(listenHook); ok {
+		hook(service, kind, l.Addr().String())
 	}
 	return l, nil
+}
+
+// listeners binds the HTTP, gRPC and admin listeners of a service, or none of them.
+func listeners(ctx context.Context, logger log.Logger, service string, addrs ...string) ([]net.Listener, error) {
+	kinds := []string{"http", "grpc", "admin"}
+	var out []net.Listener
+	for i, addr := range addrs {
+		l, err := listen(ctx, logger, service, kinds[i], addr)
+		if err != nil {
+			for _, l := range out {
+				_ = l.Close()
+			}
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 // addHTTP runs h on l in g; interrupting it shuts down gracefully, letting in-flight

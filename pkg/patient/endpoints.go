@@ -21,15 +21,22 @@ const (
 	MethodDelete  = "DeletePatient"
 	MethodHistory = "GetPatientHistory"
 	MethodAudit   = "ListAudit"
+	// MethodBillingAccount and MethodInvoices read the patient's billing data.
+	MethodBillingAccount = "GetPatientBillingAccount"
+	MethodInvoices       = "ListPatientInvoices"
 )
 
 // Methods lists every endpoint method, in route order.
-var Methods = []string{MethodCreate, MethodGet, MethodList, MethodUpdate, MethodDelete, MethodHistory, MethodAudit}
+var Methods = []string{MethodCreate, MethodGet, MethodList, MethodUpdate, MethodDelete, MethodHistory, MethodAudit,
+	MethodBillingAccount, MethodInvoices}
 
-// GetRequest, HistoryRequest: the endpoint requests that are just an id.
+// GetRequest, HistoryRequest, BillingAccountRequest, InvoicesRequest: the endpoint requests
+// that are just an id.
 type (
-	GetRequest     struct{ ID string }
-	HistoryRequest struct{ ID string }
+	GetRequest            struct{ ID string }
+	HistoryRequest        struct{ ID string }
+	BillingAccountRequest struct{ ID string }
+	InvoicesRequest       struct{ ID string }
 )
 
 // HistoryResponse and AuditResponse wrap slices so every endpoint response is a struct.
@@ -37,6 +44,8 @@ type (
 	HistoryResponse struct{ Versions []Version }
 	AuditResponse   struct{ Entries []AuditEntry }
 	DeleteResponse  struct{}
+	// InvoicesResponse wraps the patient's invoices.
+	InvoicesResponse struct{ Invoices []Invoice }
 )
 
 // Set is the patient endpoint set: one go-kit endpoint per operation. Servers build it from
@@ -50,6 +59,9 @@ type Set struct {
 	DeleteEndpoint  endpoint.Endpoint
 	HistoryEndpoint endpoint.Endpoint
 	AuditEndpoint   endpoint.Endpoint
+	// BillingAccountEndpoint and InvoicesEndpoint read the patient's billing data.
+	BillingAccountEndpoint endpoint.Endpoint
+	InvoicesEndpoint       endpoint.Endpoint
 }
 
 // Roles is the patient service's role table (API.md, "Authentication and roles"): clinicians
@@ -63,13 +75,16 @@ var Roles = authz.RoleTable{
 	MethodDelete:  {authz.RoleClinician},
 	MethodHistory: {authz.RoleClinician, authz.RoleBilling},
 	MethodAudit:   {authz.RoleAdmin},
+	// The patient's billing data: the same readers as invoices (billing staff, clinicians).
+	MethodBillingAccount: {authz.RoleClinician, authz.RoleBilling},
+	MethodInvoices:       {authz.RoleClinician, authz.RoleBilling},
 }
 
 // EndpointOptions configure the server-side endpoint middleware.
 type EndpointOptions struct {
 	// Guard authenticates and authorises every call (required; see authz.NewGuard with Roles
 	// and DeniedAuditor).
-	Guard *authz.Guard
+	Guard   *authz.Guard
 	Logger  log.Logger
 	Metrics *observe.RequestMetrics
 	// Limits per method; methods not listed get ratelimit.Default.
@@ -117,18 +132,24 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
 		})),
+		BillingAccountEndpoint: wrap(MethodBillingAccount, typed.Endpoint(func(ctx context.Context, r BillingAccountRequest) (BillingAccount, error) {
+			return s.BillingAccount(ctx, r.ID)
+		})),
+		InvoicesEndpoint: wrap(MethodInvoices, typed.Endpoint(func(ctx context.Context, r InvoicesRequest) (InvoicesResponse, error) {
+			inv, err := s.Invoices(ctx, r.ID)
+			return InvoicesResponse{Invoices: inv}, err
+		})),
 	}
 }
 
 // DeniedAuditor returns the guard's hook that writes a refused call to the audit log with
-// outcome "denied": API.md wants every access to patient data audited, allowed or denied.
-// It records the patient id when the request named one.
+// outcome "denied", naming the patient when the request did.
 func DeniedAuditor(log AuditLog) authz.DeniedFunc {
-	actions := map[string]string{
+	return audit.Denied(log, map[string]string{
 		MethodCreate: ActionCreate, MethodGet: ActionRead, MethodList: ActionSearch, MethodUpdate: ActionUpdate,
 		MethodDelete: ActionDelete, MethodHistory: ActionHistory, MethodAudit: "audit",
-	}
-	return func(ctx context.Context, method string, req any, err error) {
+		MethodBillingAccount: ActionRead, MethodInvoices: ActionRead,
+	}, func(req any) string {
 		var id string
 		switch r := req.(type) {
 		case GetRequest:
@@ -140,15 +161,11 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 		case DeleteRequest:
 			id = r.ID
 		}
-		if canonical, perr := ParseID(id); perr == nil {
-			id = canonical
-		} else {
-			id = ""
+		if canonical, err := ParseID(id); err == nil {
+			return canonical
 		}
-		actor, role := authz.Actor(ctx)
-		_ = log.Append(ctx, audit.Entry{Actor: actor, Role: role, Action: actions[method], SubjectID: id,
-			Outcome: audit.OutcomeDenied, RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx)})
-	}
+		return ""
+	})
 }
 
 // Create implements Service over the endpoint set.
@@ -187,4 +204,15 @@ func (s Set) History(ctx context.Context, id string) ([]Version, error) {
 func (s Set) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	r, err := typed.Call[AuditResponse](ctx, s.AuditEndpoint, q)
 	return r.Entries, err
+}
+
+// BillingAccount implements Service over the endpoint set.
+func (s Set) BillingAccount(ctx context.Context, id string) (BillingAccount, error) {
+	return typed.Call[BillingAccount](ctx, s.BillingAccountEndpoint, BillingAccountRequest{ID: id})
+}
+
+// Invoices implements Service over the endpoint set.
+func (s Set) Invoices(ctx context.Context, id string) ([]Invoice, error) {
+	r, err := typed.Call[InvoicesResponse](ctx, s.InvoicesEndpoint, InvoicesRequest{ID: id})
+	return r.Invoices, err
 }

@@ -13,8 +13,9 @@ type Middleware func(Service) Service
 
 // Metrics are the patient service's business counters.
 type Metrics struct {
-	changes *prometheus.CounterVec
-	reads   *prometheus.CounterVec
+	changes  *prometheus.CounterVec
+	reads    *prometheus.CounterVec
+	billings *prometheus.CounterVec
 }
 
 // NewMetrics registers the business counters on reg.
@@ -28,8 +29,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "pms", Subsystem: "patient", Name: "reads_total",
 			Help: "Audited reads of patient data (single records, searches, histories), by kind and result.",
 		}, []string{"kind", "result"}),
+		billings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pms", Subsystem: "patient", Name: "billing_calls_total",
+			Help: "Calls to the billing service (CreateAccount after a registration, AccountFor, InvoicesFor), by call and result; a failed CreateAccount is a patient registered without an account for now.",
+		}, []string{"call", "result"}),
 	}
-	reg.MustRegister(m.changes, m.reads)
+	reg.MustRegister(m.changes, m.reads, m.billings)
 	return m
 }
 
@@ -83,5 +88,49 @@ func (s *instrumented) List(ctx context.Context, q ListQuery) (Page, error) {
 func (s *instrumented) History(ctx context.Context, id string) ([]Version, error) {
 	v, err := s.Service.History(ctx, id)
 	s.m.reads.WithLabelValues("history", result(err)).Inc()
+	return v, err
+}
+
+func (s *instrumented) BillingAccount(ctx context.Context, id string) (BillingAccount, error) {
+	a, err := s.Service.BillingAccount(ctx, id)
+	s.m.reads.WithLabelValues("billing_account", result(err)).Inc()
+	return a, err
+}
+
+func (s *instrumented) Invoices(ctx context.Context, id string) ([]Invoice, error) {
+	v, err := s.Service.Invoices(ctx, id)
+	s.m.reads.WithLabelValues("invoices", result(err)).Inc()
+	return v, err
+}
+
+// Billing returns b counting its calls by result in pms_patient_billing_calls_total, so that
+// a patient registered while billing was down shows up as a metric, not only as a log line.
+func (m *Metrics) Billing(b Billing) Billing {
+	if b == nil {
+		return nil
+	}
+	return &countedBilling{next: b, m: m}
+}
+
+type countedBilling struct {
+	next Billing
+	m    *Metrics
+}
+
+func (c *countedBilling) CreateAccount(ctx context.Context, patientID, name, email string) (BillingAccount, error) {
+	a, err := c.next.CreateAccount(ctx, patientID, name, email)
+	c.m.billings.WithLabelValues("CreateAccount", result(err)).Inc()
+	return a, err
+}
+
+func (c *countedBilling) AccountFor(ctx context.Context, patientID string) (BillingAccount, error) {
+	a, err := c.next.AccountFor(ctx, patientID)
+	c.m.billings.WithLabelValues("AccountFor", result(err)).Inc()
+	return a, err
+}
+
+func (c *countedBilling) InvoicesFor(ctx context.Context, patientID string) ([]Invoice, error) {
+	v, err := c.next.InvoicesFor(ctx, patientID)
+	c.m.billings.WithLabelValues("InvoicesFor", result(err)).Inc()
 	return v, err
 }

@@ -145,6 +145,9 @@ const (
 	ActionDelete  = "delete"
 	ActionSearch  = "search"
 	ActionHistory = "history"
+	// ActionBillingAccount and ActionInvoices are reads of the patient's billing data.
+	ActionBillingAccount = "read_billing_account"
+	ActionInvoices       = "read_invoices"
 )
 
 // Domain errors. Transports map their kinds to statuses; errors.Is matches by kind, so these

@@ -27,6 +27,10 @@ type Service interface {
 	Delete(ctx context.Context, req DeleteRequest) error
 	History(ctx context.Context, id string) ([]Version, error)
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// BillingAccount and Invoices read the patient's billing data from the billing service;
+	// they are reads of patient data, audited like Get.
+	BillingAccount(ctx context.Context, id string) (BillingAccount, error)
+	Invoices(ctx context.Context, id string) ([]Invoice, error)
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
@@ -41,20 +45,31 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives operational messages (ids only, never patient data).
 	Logger log.Logger
+	// Billing, when set, opens a billing account for every patient registered and serves
+	// the billing reads; nil leaves accounts to the patient topic and answers those reads
+	// with unavailable.
+	Billing Billing
+	// BillingTimeout bounds opening an account; default DefaultBillingTimeout.
+	BillingTimeout time.Duration
 }
 
 type service struct {
-	store *Store
-	audit AuditLog
-	now   func() time.Time
-	log   log.Logger
+	store          *Store
+	audit          AuditLog
+	now            func() time.Time
+	log            log.Logger
+	billing        Billing
+	billingTimeout time.Duration
 }
 
 // NewService returns the patient service over store, auditing to auditLog.
 func NewService(store *Store, auditLog AuditLog, o Options) Service {
-	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger}
+	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger, billing: o.Billing, billingTimeout: o.BillingTimeout}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.billingTimeout <= 0 {
+		s.billingTimeout = DefaultBillingTimeout
 	}
 	if s.log == nil {
 		s.log = log.NewNopLogger()
@@ -113,7 +128,17 @@ func outcome(err error) string {
 	}
 }
 
-func (s *service) Create(ctx context.Context, req CreateRequest) (p Patient, err error) {
+// Create registers the patient and then has billing open the patient's account (also on an
+// idempotent replay, which heals an account the first attempt could not open).
+func (s *service) Create(ctx context.Context, req CreateRequest) (Patient, error) {
+	p, err := s.create(ctx, req)
+	if err == nil {
+		s.openAccount(ctx, p)
+	}
+	return p, err
+}
+
+func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err error) {
 	defer func() { s.recordChange(ctx, ActionCreate, p.ID, err) }()
 	m := s.meta(ctx)
 	today := m.At.Truncate(24 * time.Hour)

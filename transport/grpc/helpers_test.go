@@ -98,6 +98,14 @@ func (s *stubService) Audit(ctx context.Context, q patient.AuditQuery) ([]patien
 	return stubResult[[]patient.AuditEntry](s.do(ctx, patient.MethodAudit, q))
 }
 
+func (s *stubService) BillingAccount(ctx context.Context, id string) (patient.BillingAccount, error) {
+	return stubResult[patient.BillingAccount](s.do(ctx, patient.MethodBillingAccount, id))
+}
+
+func (s *stubService) Invoices(ctx context.Context, id string) ([]patient.Invoice, error) {
+	return stubResult[[]patient.Invoice](s.do(ctx, patient.MethodInvoices, id))
+}
+
 // harness is a real gRPC server on a loopback port serving a stub through the real endpoint
 // set, and a real client connection to it.
 type harness struct {

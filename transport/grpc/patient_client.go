@@ -11,6 +11,7 @@ import (
 
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/observe"
+	billingv1 "github.com/pms/pms/proto/pms/billing/v1"
 	patientv1 "github.com/pms/pms/proto/pms/patient/v1"
 )
 
@@ -31,6 +32,10 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 		DeleteEndpoint:  c.endpoint(patient.MethodDelete, total(deleteToPB), total(deletedFromPB), &patientv1.DeletePatientResponse{}),
 		HistoryEndpoint: c.endpoint(patient.MethodHistory, total(historyToPB), total(versionsFromPB), &patientv1.GetPatientHistoryResponse{}),
 		AuditEndpoint:   c.endpoint(patient.MethodAudit, total(auditQueryToPB), total(auditEntriesFromPB), &patientv1.ListAuditResponse{}),
+		BillingAccountEndpoint: c.endpoint(patient.MethodBillingAccount, total(billingAccountRequestToPB),
+			total(patientBillingAccountFromPB), &billingv1.Account{}),
+		InvoicesEndpoint: c.endpoint(patient.MethodInvoices, total(invoicesRequestToPB), total(patientInvoicesFromPB),
+			&patientv1.ListPatientInvoicesResponse{}),
 	}
 }
 

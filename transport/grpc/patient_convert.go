@@ -3,6 +3,7 @@ package grpctransport
 import (
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/errs"
+	billingv1 "github.com/pms/pms/proto/pms/billing/v1"
 	patientv1 "github.com/pms/pms/proto/pms/patient/v1"
 )
 
@@ -271,5 +272,69 @@ func auditEntryFromPB(e *patientv1.AuditEntry) patient.AuditEntry {
 		Outcome:       e.GetOutcome(),
 		RequestID:     e.GetRequestId(),
 		ClientAddress: e.GetClientAddress(),
+	}
+}
+
+// The patient service's billing reads travel as billing's own messages (pms.billing.v1), so
+// an account or invoice has one wire shape whichever service serves it.
+
+func billingAccountRequestToPB(r patient.BillingAccountRequest) *patientv1.GetPatientBillingAccountRequest {
+	return &patientv1.GetPatientBillingAccountRequest{Id: r.ID}
+}
+
+func billingAccountRequestFromPB(r *patientv1.GetPatientBillingAccountRequest) patient.BillingAccountRequest {
+	return patient.BillingAccountRequest{ID: r.GetId()}
+}
+
+func invoicesRequestToPB(r patient.InvoicesRequest) *patientv1.ListPatientInvoicesRequest {
+	return &patientv1.ListPatientInvoicesRequest{Id: r.ID}
+}
+
+func invoicesRequestFromPB(r *patientv1.ListPatientInvoicesRequest) patient.InvoicesRequest {
+	return patient.InvoicesRequest{ID: r.GetId()}
+}
+
+func patientBillingAccountToPB(a patient.BillingAccount) *billingv1.Account {
+	return &billingv1.Account{Id: a.ID, PatientId: a.PatientID, Status: a.Status, CreatedAt: toTimestamp(a.CreatedAt)}
+}
+
+func patientBillingAccountFromPB(a *billingv1.Account) patient.BillingAccount {
+	return patient.BillingAccount{ID: a.GetId(), PatientID: a.GetPatientId(), Status: a.GetStatus(), CreatedAt: fromTimestamp(a.GetCreatedAt())}
+}
+
+func patientInvoicesToPB(r patient.InvoicesResponse) *patientv1.ListPatientInvoicesResponse {
+	return &patientv1.ListPatientInvoicesResponse{Invoices: mapSlice(r.Invoices, patientInvoiceToPB)}
+}
+
+func patientInvoicesFromPB(r *patientv1.ListPatientInvoicesResponse) patient.InvoicesResponse {
+	return patient.InvoicesResponse{Invoices: mapSlice(r.GetInvoices(), patientInvoiceFromPB)}
+}
+
+func patientInvoiceToPB(inv patient.Invoice) *billingv1.Invoice {
+	return &billingv1.Invoice{
+		Id: inv.ID, PatientId: inv.PatientID, AccountId: inv.AccountID, Currency: inv.Currency, Status: inv.Status,
+		DueDate: inv.DueDate, Subtotal: inv.Subtotal, AmountPaid: inv.AmountPaid, AmountDue: inv.AmountDue,
+		Version: inv.Version, CreatedAt: toTimestamp(inv.CreatedAt), UpdatedAt: toTimestamp(inv.UpdatedAt),
+		Lines: mapSlice(inv.Lines, func(l patient.InvoiceLine) *billingv1.InvoiceLine {
+			return &billingv1.InvoiceLine{Description: l.Description, Quantity: l.Quantity, UnitAmount: l.UnitAmount, Amount: l.Amount}
+		}),
+		Payments: mapSlice(inv.Payments, func(p patient.InvoicePayment) *billingv1.Payment {
+			return &billingv1.Payment{Id: p.ID, Amount: p.Amount, Method: p.Method, At: toTimestamp(p.At)}
+		}),
+	}
+}
+
+func patientInvoiceFromPB(inv *billingv1.Invoice) patient.Invoice {
+	return patient.Invoice{
+		ID: inv.GetId(), PatientID: inv.GetPatientId(), AccountID: inv.GetAccountId(), Currency: inv.GetCurrency(),
+		Status: inv.GetStatus(), DueDate: inv.GetDueDate(), Subtotal: inv.GetSubtotal(), AmountPaid: inv.GetAmountPaid(),
+		AmountDue: inv.GetAmountDue(), Version: inv.GetVersion(), CreatedAt: fromTimestamp(inv.GetCreatedAt()),
+		UpdatedAt: fromTimestamp(inv.GetUpdatedAt()),
+		Lines: mapSlice(inv.GetLines(), func(l *billingv1.InvoiceLine) patient.InvoiceLine {
+			return patient.InvoiceLine{Description: l.GetDescription(), Quantity: l.GetQuantity(), UnitAmount: l.GetUnitAmount(), Amount: l.GetAmount()}
+		}),
+		Payments: mapSlice(inv.GetPayments(), func(p *billingv1.Payment) patient.InvoicePayment {
+			return patient.InvoicePayment{ID: p.GetId(), Amount: p.GetAmount(), Method: p.GetMethod(), At: fromTimestamp(p.GetAt())}
+		}),
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/typed"
+	billingv1 "github.com/pms/pms/proto/pms/billing/v1"
 	patientv1 "github.com/pms/pms/proto/pms/patient/v1"
 )
 
@@ -29,6 +30,9 @@ func newPatientServer(set patient.Set) *patientServer {
 		del:     kitgrpc.NewServer(set.DeleteEndpoint, total(deleteFromPB), total(deletedToPB)),
 		history: kitgrpc.NewServer(set.HistoryEndpoint, total(historyFromPB), total(versionsToPB)),
 		audit:   kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(auditQueryFromPB)), total(auditEntriesToPB)),
+		billingAccount: kitgrpc.NewServer(set.BillingAccountEndpoint, total(billingAccountRequestFromPB),
+			total(patientBillingAccountToPB)),
+		invoices: kitgrpc.NewServer(set.InvoicesEndpoint, total(invoicesRequestFromPB), total(patientInvoicesToPB)),
 	}
 }
 
@@ -36,6 +40,7 @@ func newPatientServer(set patient.Set) *patientServer {
 type patientServer struct {
 	patientv1.UnimplementedPatientServiceServer
 	create, get, list, update, del, history, audit kitgrpc.Handler
+	billingAccount, invoices                       kitgrpc.Handler
 }
 
 // serve runs a go-kit handler and returns its response as the method's reply type and its
@@ -83,4 +88,14 @@ func (s *patientServer) GetPatientHistory(ctx context.Context, r *patientv1.GetP
 // ListAudit implements patientv1.PatientServiceServer.
 func (s *patientServer) ListAudit(ctx context.Context, r *patientv1.ListAuditRequest) (*patientv1.ListAuditResponse, error) {
 	return serve[*patientv1.ListAuditResponse](ctx, s.audit, r)
+}
+
+// GetPatientBillingAccount implements patientv1.PatientServiceServer.
+func (s *patientServer) GetPatientBillingAccount(ctx context.Context, r *patientv1.GetPatientBillingAccountRequest) (*billingv1.Account, error) {
+	return serve[*billingv1.Account](ctx, s.billingAccount, r)
+}
+
+// ListPatientInvoices implements patientv1.PatientServiceServer.
+func (s *patientServer) ListPatientInvoices(ctx context.Context, r *patientv1.ListPatientInvoicesRequest) (*patientv1.ListPatientInvoicesResponse, error) {
+	return serve[*patientv1.ListPatientInvoicesResponse](ctx, s.invoices, r)
 }

@@ -139,6 +139,27 @@ func TestPatientRoundTrip(t *testing.T) {
 		call:    func(ctx context.Context, c patient.Set) (any, error) { return c.Audit(ctx, patient.AuditQuery{}) },
 		wantReq: patient.AuditQuery{},
 		answer:  []patient.AuditEntry{},
+	}, {
+		name: "billing account", method: patient.MethodBillingAccount,
+		call:    func(ctx context.Context, c patient.Set) (any, error) { return c.BillingAccount(ctx, alice.ID) },
+		wantReq: alice.ID,
+		answer:  patient.BillingAccount{ID: "acc-1", PatientID: alice.ID, Status: "active", CreatedAt: created},
+	}, {
+		name: "invoices", method: patient.MethodInvoices,
+		call:    func(ctx context.Context, c patient.Set) (any, error) { return c.Invoices(ctx, alice.ID) },
+		wantReq: alice.ID,
+		answer: []patient.Invoice{{
+			ID: "inv-1", PatientID: alice.ID, AccountID: "acc-1", Currency: "BHD", Status: "open", DueDate: "2026-12-31",
+			Lines:    []patient.InvoiceLine{{Description: "Consultation", Quantity: 2, UnitAmount: 12345, Amount: 24690}},
+			Subtotal: 24690, AmountPaid: 690, AmountDue: 24000,
+			Payments: []patient.InvoicePayment{{ID: "pay-1", Amount: 690, Method: "cash", At: updated}},
+			Version:  3, CreatedAt: created, UpdatedAt: updated,
+		}, {ID: "inv-2", Lines: []patient.InvoiceLine{}, Payments: []patient.InvoicePayment{}}},
+	}, {
+		name: "no invoices", method: patient.MethodInvoices,
+		call:    func(ctx context.Context, c patient.Set) (any, error) { return c.Invoices(ctx, "x") },
+		wantReq: "x",
+		answer:  []patient.Invoice{},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -390,6 +411,10 @@ func TestNilMessagesDoNotPanic(t *testing.T) {
 	check("GetPatientHistory", err)
 	_, err = s.ListAudit(ctx, nil)
 	check("ListAudit", err)
+	_, err = s.GetPatientBillingAccount(ctx, nil)
+	check("GetPatientBillingAccount", err)
+	_, err = s.ListPatientInvoices(ctx, nil)
+	check("ListPatientInvoices", err)
 
 	if got := versionFromPB(&patientv1.PatientVersion{}); !reflect.DeepEqual(got, patient.Version{}) {
 		t.Errorf("empty version = %#v", got)

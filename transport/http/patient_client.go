@@ -83,6 +83,15 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 			e, err := decodeJSONResponse[[]patient.AuditEntry](resp)
 			return patient.AuditResponse{Entries: e}, err
 		}),
+		BillingAccountEndpoint: clientEndpoint(c, func(r patient.BillingAccountRequest) (call, error) {
+			return idCall(http.MethodGet, r.ID, "/billing-account")
+		}, decodeJSONResponse[patient.BillingAccount]),
+		InvoicesEndpoint: clientEndpoint(c, func(r patient.InvoicesRequest) (call, error) {
+			return idCall(http.MethodGet, r.ID, "/invoices")
+		}, func(resp *http.Response) (patient.InvoicesResponse, error) {
+			v, err := decodeJSONResponse[[]patient.Invoice](resp)
+			return patient.InvoicesResponse{Invoices: v}, err
+		}),
 	}, nil
 }
 

@@ -31,6 +31,8 @@ func NewPatientHandler(set patient.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodDelete, "/patients/{id}", set.DeleteEndpoint, decodeDeletePatient, encodeNoContent[patient.DeleteResponse])
 	Handle(r, o, http.MethodGet, "/patients/{id}/history", set.HistoryEndpoint, decodeHistory, encodeHistory)
 	Handle(r, o, http.MethodGet, "/audit", set.AuditEndpoint, decodeAudit, encodeAudit)
+	Handle(r, o, http.MethodGet, "/patients/{id}/billing-account", set.BillingAccountEndpoint, decodeBillingAccount, encodeOK[patient.BillingAccount])
+	Handle(r, o, http.MethodGet, "/patients/{id}/invoices", set.InvoicesEndpoint, decodePatientInvoices, encodePatientInvoices)
 	return Wrap(r, o)
 }
 
@@ -102,6 +104,20 @@ func decodeGetPatient(_ context.Context, r *http.Request) (patient.GetRequest, e
 func decodeHistory(_ context.Context, r *http.Request) (patient.HistoryRequest, error) {
 	id, err := idOnly(r)
 	return patient.HistoryRequest{ID: id}, err
+}
+
+func decodeBillingAccount(_ context.Context, r *http.Request) (patient.BillingAccountRequest, error) {
+	id, err := idOnly(r)
+	return patient.BillingAccountRequest{ID: id}, err
+}
+
+func decodePatientInvoices(_ context.Context, r *http.Request) (patient.InvoicesRequest, error) {
+	id, err := idOnly(r)
+	return patient.InvoicesRequest{ID: id}, err
+}
+
+func encodePatientInvoices(_ context.Context, _ http.Header, r patient.InvoicesResponse) (int, any) {
+	return http.StatusOK, nonNil(r.Invoices)
 }
 
 // decodeListPatients reads GET /patients?q=&email=&dateOfBirth=&limit=&pageToken=.

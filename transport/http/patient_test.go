@@ -46,6 +46,9 @@ type stubService struct {
 	page    patient.Page
 	history []patient.Version
 	audit   []patient.AuditEntry
+	// account and invoices answer the billing reads.
+	account  patient.BillingAccount
+	invoices []patient.Invoice
 }
 
 func (s *stubService) record(ctx context.Context, req any) error {
@@ -86,6 +89,13 @@ func (s *stubService) History(ctx context.Context, id string) ([]patient.Version
 }
 func (s *stubService) Audit(ctx context.Context, q patient.AuditQuery) ([]patient.AuditEntry, error) {
 	return s.audit, s.record(ctx, q)
+}
+
+func (s *stubService) BillingAccount(ctx context.Context, id string) (patient.BillingAccount, error) {
+	return s.account, s.record(ctx, id)
+}
+func (s *stubService) Invoices(ctx context.Context, id string) ([]patient.Invoice, error) {
+	return s.invoices, s.record(ctx, id)
 }
 
 // testEnv is a stub service behind the real endpoint set, handler and client, on loopback.

@@ -28,18 +28,28 @@ type Issuer struct {
 // New returns an issuer whose JWKS is served until the test ends.
 func New(t testing.TB) *Issuer {
 	t.Helper()
+	is := Start()
+	t.Cleanup(is.Close)
+	return is
+}
+
+// Start returns an issuer serving its JWKS until Close; for a TestMain that shares one
+// issuer across a package's tests.
+func Start() *Issuer {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	is := &Issuer{Kid: "test-" + uuid.NewString()[:8], Private: priv, Public: pub}
 	is.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(authz.JWKS{Keys: []authz.JWK{authz.PublicJWK(is.Kid, is.Public)}})
 	}))
-	t.Cleanup(is.server.Close)
 	return is
 }
+
+// Close stops serving the JWKS.
+func (is *Issuer) Close() { is.server.Close() }
 
 // JWKSURL is where the issuer's key set is served.
 func (is *Issuer) JWKSURL() string { return is.server.URL + "/.well-known/jwks.json" }

@@ -15,6 +15,7 @@
 package patientv1
 
 import (
+	v1 "github.com/pms/pms/proto/pms/billing/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1120,11 +1121,146 @@ func (x *ListAuditResponse) GetEntries() []*AuditEntry {
 	return nil
 }
 
+// GetPatientBillingAccountRequest names the patient whose billing account is wanted.
+type GetPatientBillingAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPatientBillingAccountRequest) Reset() {
+	*x = GetPatientBillingAccountRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPatientBillingAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPatientBillingAccountRequest) ProtoMessage() {}
+
+func (x *GetPatientBillingAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPatientBillingAccountRequest.ProtoReflect.Descriptor instead.
+func (*GetPatientBillingAccountRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetPatientBillingAccountRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ListPatientInvoicesRequest names the patient whose invoices are wanted.
+type ListPatientInvoicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPatientInvoicesRequest) Reset() {
+	*x = ListPatientInvoicesRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPatientInvoicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPatientInvoicesRequest) ProtoMessage() {}
+
+func (x *ListPatientInvoicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPatientInvoicesRequest.ProtoReflect.Descriptor instead.
+func (*ListPatientInvoicesRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListPatientInvoicesRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ListPatientInvoicesResponse holds the patient's invoices, oldest first.
+type ListPatientInvoicesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invoices      []*v1.Invoice          `protobuf:"bytes,1,rep,name=invoices,proto3" json:"invoices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPatientInvoicesResponse) Reset() {
+	*x = ListPatientInvoicesResponse{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPatientInvoicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPatientInvoicesResponse) ProtoMessage() {}
+
+func (x *ListPatientInvoicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPatientInvoicesResponse.ProtoReflect.Descriptor instead.
+func (*ListPatientInvoicesResponse) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListPatientInvoicesResponse) GetInvoices() []*v1.Invoice {
+	if x != nil {
+		return x.Invoices
+	}
+	return nil
+}
+
 var File_pms_patient_v1_patient_proto protoreflect.FileDescriptor
 
 const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\n" +
-	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x02\n" +
+	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"\xcc\x02\n" +
 	"\aPatient\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03mrn\x18\x02 \x01(\tR\x03mrn\x12\x12\n" +
@@ -1224,7 +1360,13 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x12%\n" +
 	"\x0eclient_address\x18\t \x01(\tR\rclientAddress\"I\n" +
 	"\x11ListAuditResponse\x124\n" +
-	"\aentries\x18\x01 \x03(\v2\x1a.pms.patient.v1.AuditEntryR\aentries2\xef\x04\n" +
+	"\aentries\x18\x01 \x03(\v2\x1a.pms.patient.v1.AuditEntryR\aentries\"1\n" +
+	"\x1fGetPatientBillingAccountRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\",\n" +
+	"\x1aListPatientInvoicesRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"R\n" +
+	"\x1bListPatientInvoicesResponse\x123\n" +
+	"\binvoices\x18\x01 \x03(\v2\x17.pms.billing.v1.InvoiceR\binvoices2\xc5\x06\n" +
 	"\x0ePatientService\x12N\n" +
 	"\rCreatePatient\x12$.pms.patient.v1.CreatePatientRequest\x1a\x17.pms.patient.v1.Patient\x12H\n" +
 	"\n" +
@@ -1233,7 +1375,9 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\rUpdatePatient\x12$.pms.patient.v1.UpdatePatientRequest\x1a\x17.pms.patient.v1.Patient\x12\\\n" +
 	"\rDeletePatient\x12$.pms.patient.v1.DeletePatientRequest\x1a%.pms.patient.v1.DeletePatientResponse\x12h\n" +
 	"\x11GetPatientHistory\x12(.pms.patient.v1.GetPatientHistoryRequest\x1a).pms.patient.v1.GetPatientHistoryResponse\x12P\n" +
-	"\tListAudit\x12 .pms.patient.v1.ListAuditRequest\x1a!.pms.patient.v1.ListAuditResponseB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
+	"\tListAudit\x12 .pms.patient.v1.ListAuditRequest\x1a!.pms.patient.v1.ListAuditResponse\x12d\n" +
+	"\x18GetPatientBillingAccount\x12/.pms.patient.v1.GetPatientBillingAccountRequest\x1a\x17.pms.billing.v1.Account\x12n\n" +
+	"\x13ListPatientInvoices\x12*.pms.patient.v1.ListPatientInvoicesRequest\x1a+.pms.patient.v1.ListPatientInvoicesResponseB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
 
 var (
 	file_pms_patient_v1_patient_proto_rawDescOnce sync.Once
@@ -1247,56 +1391,66 @@ func file_pms_patient_v1_patient_proto_rawDescGZIP() []byte {
 	return file_pms_patient_v1_patient_proto_rawDescData
 }
 
-var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_pms_patient_v1_patient_proto_goTypes = []any{
-	(*Patient)(nil),                   // 0: pms.patient.v1.Patient
-	(*CreatePatientRequest)(nil),      // 1: pms.patient.v1.CreatePatientRequest
-	(*GetPatientRequest)(nil),         // 2: pms.patient.v1.GetPatientRequest
-	(*ListPatientsRequest)(nil),       // 3: pms.patient.v1.ListPatientsRequest
-	(*ListPatientsResponse)(nil),      // 4: pms.patient.v1.ListPatientsResponse
-	(*UpdatePatientRequest)(nil),      // 5: pms.patient.v1.UpdatePatientRequest
-	(*ReadOnlyFields)(nil),            // 6: pms.patient.v1.ReadOnlyFields
-	(*DeletePatientRequest)(nil),      // 7: pms.patient.v1.DeletePatientRequest
-	(*DeletePatientResponse)(nil),     // 8: pms.patient.v1.DeletePatientResponse
-	(*GetPatientHistoryRequest)(nil),  // 9: pms.patient.v1.GetPatientHistoryRequest
-	(*PatientVersion)(nil),            // 10: pms.patient.v1.PatientVersion
-	(*GetPatientHistoryResponse)(nil), // 11: pms.patient.v1.GetPatientHistoryResponse
-	(*ListAuditRequest)(nil),          // 12: pms.patient.v1.ListAuditRequest
-	(*AuditEntry)(nil),                // 13: pms.patient.v1.AuditEntry
-	(*ListAuditResponse)(nil),         // 14: pms.patient.v1.ListAuditResponse
-	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
+	(*Patient)(nil),                         // 0: pms.patient.v1.Patient
+	(*CreatePatientRequest)(nil),            // 1: pms.patient.v1.CreatePatientRequest
+	(*GetPatientRequest)(nil),               // 2: pms.patient.v1.GetPatientRequest
+	(*ListPatientsRequest)(nil),             // 3: pms.patient.v1.ListPatientsRequest
+	(*ListPatientsResponse)(nil),            // 4: pms.patient.v1.ListPatientsResponse
+	(*UpdatePatientRequest)(nil),            // 5: pms.patient.v1.UpdatePatientRequest
+	(*ReadOnlyFields)(nil),                  // 6: pms.patient.v1.ReadOnlyFields
+	(*DeletePatientRequest)(nil),            // 7: pms.patient.v1.DeletePatientRequest
+	(*DeletePatientResponse)(nil),           // 8: pms.patient.v1.DeletePatientResponse
+	(*GetPatientHistoryRequest)(nil),        // 9: pms.patient.v1.GetPatientHistoryRequest
+	(*PatientVersion)(nil),                  // 10: pms.patient.v1.PatientVersion
+	(*GetPatientHistoryResponse)(nil),       // 11: pms.patient.v1.GetPatientHistoryResponse
+	(*ListAuditRequest)(nil),                // 12: pms.patient.v1.ListAuditRequest
+	(*AuditEntry)(nil),                      // 13: pms.patient.v1.AuditEntry
+	(*ListAuditResponse)(nil),               // 14: pms.patient.v1.ListAuditResponse
+	(*GetPatientBillingAccountRequest)(nil), // 15: pms.patient.v1.GetPatientBillingAccountRequest
+	(*ListPatientInvoicesRequest)(nil),      // 16: pms.patient.v1.ListPatientInvoicesRequest
+	(*ListPatientInvoicesResponse)(nil),     // 17: pms.patient.v1.ListPatientInvoicesResponse
+	(*timestamppb.Timestamp)(nil),           // 18: google.protobuf.Timestamp
+	(*v1.Invoice)(nil),                      // 19: pms.billing.v1.Invoice
+	(*v1.Account)(nil),                      // 20: pms.billing.v1.Account
 }
 var file_pms_patient_v1_patient_proto_depIdxs = []int32{
-	15, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
-	15, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
+	18, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
+	18, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: pms.patient.v1.ListPatientsResponse.patients:type_name -> pms.patient.v1.Patient
 	6,  // 3: pms.patient.v1.UpdatePatientRequest.unchanged:type_name -> pms.patient.v1.ReadOnlyFields
-	15, // 4: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
+	18, // 4: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: pms.patient.v1.PatientVersion.patient:type_name -> pms.patient.v1.Patient
 	10, // 6: pms.patient.v1.GetPatientHistoryResponse.versions:type_name -> pms.patient.v1.PatientVersion
-	15, // 7: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	15, // 8: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	15, // 9: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	18, // 7: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	18, // 8: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	18, // 9: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	13, // 10: pms.patient.v1.ListAuditResponse.entries:type_name -> pms.patient.v1.AuditEntry
-	1,  // 11: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
-	2,  // 12: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
-	3,  // 13: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
-	5,  // 14: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
-	7,  // 15: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
-	9,  // 16: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
-	12, // 17: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
-	0,  // 18: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
-	0,  // 19: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
-	4,  // 20: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
-	0,  // 21: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
-	8,  // 22: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
-	11, // 23: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
-	14, // 24: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	19, // 11: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
+	1,  // 12: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
+	2,  // 13: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
+	3,  // 14: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
+	5,  // 15: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
+	7,  // 16: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
+	9,  // 17: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
+	12, // 18: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
+	15, // 19: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
+	16, // 20: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
+	0,  // 21: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
+	0,  // 22: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
+	4,  // 23: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
+	0,  // 24: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
+	8,  // 25: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
+	11, // 26: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
+	14, // 27: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
+	20, // 28: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
+	17, // 29: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
+	21, // [21:30] is the sub-list for method output_type
+	12, // [12:21] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_pms_patient_v1_patient_proto_init() }
@@ -1311,7 +1465,7 @@ func file_pms_patient_v1_patient_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_patient_v1_patient_proto_rawDesc), len(file_pms_patient_v1_patient_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

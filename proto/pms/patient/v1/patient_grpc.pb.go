@@ -16,6 +16,7 @@ package patientv1
 
 import (
 	context "context"
+	v1 "github.com/pms/pms/proto/pms/billing/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -27,13 +28,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PatientService_CreatePatient_FullMethodName     = "/pms.patient.v1.PatientService/CreatePatient"
-	PatientService_GetPatient_FullMethodName        = "/pms.patient.v1.PatientService/GetPatient"
-	PatientService_ListPatients_FullMethodName      = "/pms.patient.v1.PatientService/ListPatients"
-	PatientService_UpdatePatient_FullMethodName     = "/pms.patient.v1.PatientService/UpdatePatient"
-	PatientService_DeletePatient_FullMethodName     = "/pms.patient.v1.PatientService/DeletePatient"
-	PatientService_GetPatientHistory_FullMethodName = "/pms.patient.v1.PatientService/GetPatientHistory"
-	PatientService_ListAudit_FullMethodName         = "/pms.patient.v1.PatientService/ListAudit"
+	PatientService_CreatePatient_FullMethodName            = "/pms.patient.v1.PatientService/CreatePatient"
+	PatientService_GetPatient_FullMethodName               = "/pms.patient.v1.PatientService/GetPatient"
+	PatientService_ListPatients_FullMethodName             = "/pms.patient.v1.PatientService/ListPatients"
+	PatientService_UpdatePatient_FullMethodName            = "/pms.patient.v1.PatientService/UpdatePatient"
+	PatientService_DeletePatient_FullMethodName            = "/pms.patient.v1.PatientService/DeletePatient"
+	PatientService_GetPatientHistory_FullMethodName        = "/pms.patient.v1.PatientService/GetPatientHistory"
+	PatientService_ListAudit_FullMethodName                = "/pms.patient.v1.PatientService/ListAudit"
+	PatientService_GetPatientBillingAccount_FullMethodName = "/pms.patient.v1.PatientService/GetPatientBillingAccount"
+	PatientService_ListPatientInvoices_FullMethodName      = "/pms.patient.v1.PatientService/ListPatientInvoices"
 )
 
 // PatientServiceClient is the client API for PatientService service.
@@ -57,6 +60,12 @@ type PatientServiceClient interface {
 	GetPatientHistory(ctx context.Context, in *GetPatientHistoryRequest, opts ...grpc.CallOption) (*GetPatientHistoryResponse, error)
 	// ListAudit reads the audit log, admin only (REST: GET /audit).
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	// GetPatientBillingAccount reads the patient's billing account from the billing service
+	// (REST: GET /patients/{id}/billing-account); audited as a read of the patient.
+	GetPatientBillingAccount(ctx context.Context, in *GetPatientBillingAccountRequest, opts ...grpc.CallOption) (*v1.Account, error)
+	// ListPatientInvoices reads every invoice of the patient from the billing service
+	// (REST: GET /patients/{id}/invoices); audited as a read of the patient.
+	ListPatientInvoices(ctx context.Context, in *ListPatientInvoicesRequest, opts ...grpc.CallOption) (*ListPatientInvoicesResponse, error)
 }
 
 type patientServiceClient struct {
@@ -137,6 +146,26 @@ func (c *patientServiceClient) ListAudit(ctx context.Context, in *ListAuditReque
 	return out, nil
 }
 
+func (c *patientServiceClient) GetPatientBillingAccount(ctx context.Context, in *GetPatientBillingAccountRequest, opts ...grpc.CallOption) (*v1.Account, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.Account)
+	err := c.cc.Invoke(ctx, PatientService_GetPatientBillingAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *patientServiceClient) ListPatientInvoices(ctx context.Context, in *ListPatientInvoicesRequest, opts ...grpc.CallOption) (*ListPatientInvoicesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPatientInvoicesResponse)
+	err := c.cc.Invoke(ctx, PatientService_ListPatientInvoices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PatientServiceServer is the server API for PatientService service.
 // All implementations must embed UnimplementedPatientServiceServer
 // for forward compatibility.
@@ -158,6 +187,12 @@ type PatientServiceServer interface {
 	GetPatientHistory(context.Context, *GetPatientHistoryRequest) (*GetPatientHistoryResponse, error)
 	// ListAudit reads the audit log, admin only (REST: GET /audit).
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	// GetPatientBillingAccount reads the patient's billing account from the billing service
+	// (REST: GET /patients/{id}/billing-account); audited as a read of the patient.
+	GetPatientBillingAccount(context.Context, *GetPatientBillingAccountRequest) (*v1.Account, error)
+	// ListPatientInvoices reads every invoice of the patient from the billing service
+	// (REST: GET /patients/{id}/invoices); audited as a read of the patient.
+	ListPatientInvoices(context.Context, *ListPatientInvoicesRequest) (*ListPatientInvoicesResponse, error)
 	mustEmbedUnimplementedPatientServiceServer()
 }
 
@@ -188,6 +223,12 @@ func (UnimplementedPatientServiceServer) GetPatientHistory(context.Context, *Get
 }
 func (UnimplementedPatientServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
+}
+func (UnimplementedPatientServiceServer) GetPatientBillingAccount(context.Context, *GetPatientBillingAccountRequest) (*v1.Account, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPatientBillingAccount not implemented")
+}
+func (UnimplementedPatientServiceServer) ListPatientInvoices(context.Context, *ListPatientInvoicesRequest) (*ListPatientInvoicesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPatientInvoices not implemented")
 }
 func (UnimplementedPatientServiceServer) mustEmbedUnimplementedPatientServiceServer() {}
 func (UnimplementedPatientServiceServer) testEmbeddedByValue()                        {}
@@ -336,6 +377,42 @@ func _PatientService_ListAudit_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PatientService_GetPatientBillingAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPatientBillingAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).GetPatientBillingAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_GetPatientBillingAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).GetPatientBillingAccount(ctx, req.(*GetPatientBillingAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PatientService_ListPatientInvoices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPatientInvoicesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).ListPatientInvoices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_ListPatientInvoices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).ListPatientInvoices(ctx, req.(*ListPatientInvoicesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PatientService_ServiceDesc is the grpc.ServiceDesc for PatientService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -370,6 +447,14 @@ var PatientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAudit",
 			Handler:    _PatientService_ListAudit_Handler,
+		},
+		{
+			MethodName: "GetPatientBillingAccount",
+			Handler:    _PatientService_GetPatientBillingAccount_Handler,
+		},
+		{
+			MethodName: "ListPatientInvoices",
+			Handler:    _PatientService_ListPatientInvoices_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

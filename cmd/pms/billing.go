@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/go-kit/log"
+	"github.com/oklog/run"
+	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/observe"
+	grpctransport "github.com/pms/pms/transport/grpc"
+	httptransport "github.com/pms/pms/transport/http"
+	"google.golang.org/grpc/health"
+)
+
+// billingConfig is the billing service's own settings.
+type billingConfig struct {
+	httpAddr, grpcAddr, adminAddr, databaseURL string
+}
+
+// register defines the billing flags; prefix is "" for `pms billing` and "billing-" for
+// `pms all`. The environment twins are the same either way.
+func (c *billingConfig) register(f *flags, prefix string) {
+	f.String(&c.httpAddr, prefix+"http-addr", ":4001", "billing HTTP API address", "PMS_BILLING_HTTP_ADDR")
+	f.String(&c.grpcAddr, prefix+"grpc-addr", ":9001", "billing gRPC address", "PMS_BILLING_GRPC_ADDR")
+	f.String(&c.adminAddr, prefix+"admin-addr", ":4101", "billing admin address (metrics, health, pprof)", "PMS_BILLING_ADMIN_ADDR")
+	f.String(&c.databaseURL, "billing-database-url", "", "billing database URL (overrides --database-url)", "PMS_BILLING_DATABASE_URL")
+}
+
+// openBillingDB opens and migrates the billing database (schema "billing" on PostgreSQL).
+func openBillingDB(ctx context.Context, s settings, c billingConfig) (*db.DB, error) {
+	d, err := db.Open(ctx, s.dbURL(c.databaseURL, "billing"), "billing")
+	if err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
+	}
+	if _, err := db.Migrate(ctx, d, migrations.Billing()); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("billing: %w", err)
+	}
+	return d, nil
+}
+
+// buildBilling wires the billing service: database, audit writer, service and its
+// middleware, the endpoint set, and the HTTP, gRPC (v1 and the earlier package-less API)
+// and admin servers on bound listeners.
+func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, error) {
+	logger := log.With(s.logger, "service", "billing")
+	m := &module{name: "billing"}
+	d, err := openBillingDB(ctx, s, c)
+	if err != nil {
+		return nil, err
+	}
+	m.closers.add(func(context.Context) error { return d.Close() })
+	reg := observe.NewRegistry()
+	writer := audit.NewWriter(d, audit.Options{Table: billing.AuditTable, Service: "billing", Registerer: reg, Logger: logger})
+	m.closers.add(writer.Close)
+
+	var svc billing.Service = billing.NewService(billing.NewStore(d), writer, billing.Options{Logger: logger})
+	svc = billing.NewMetrics(reg).Instrumenting()(svc)
+	set := billing.NewEndpoints(svc, billing.EndpointOptions{
+		Guard:  authz.NewGuard(s.verifier(), billing.Roles, billing.DeniedAuditor(writer)),
+		Logger: logger, Metrics: observe.NewRequestMetrics(reg, "billing"), DefaultLimit: s.limit,
+	})
+
+	ls, err := listeners(ctx, logger, "billing", c.httpAddr, c.grpcAddr, c.adminAddr)
+	if err != nil {
+		m.closers.closeAll(s.shutdownTimeout, logger)
+		return nil, err
+	}
+	httpL, grpcL, adminL := ls[0], ls[1], ls[2]
+	m.grpcAddr = grpcL.Addr().String()
+	httpH := httptransport.NewBillingHandler(set, httptransport.Options{Logger: logger, TrustedProxies: s.trustedProxies})
+	healthS := health.NewServer()
+	grpcS := grpctransport.NewServer(grpctransport.ServerOptions{Logger: logger, TrustedProxies: s.trustedProxies, Health: healthS})
+	grpctransport.RegisterBillingServer(grpcS, set)
+	adminH := observe.AdminHandler(reg, observe.Check{Name: "database", Check: d.PingContext})
+	m.servers = func(g *run.Group) {
+		addHTTP(g, httpL, httpH, s.shutdownTimeout)
+		addGRPC(g, grpcL, grpcS, healthS, s.shutdownTimeout)
+		addHTTP(g, adminL, adminH, s.shutdownTimeout)
+	}
+	return m, nil
+}
+
+// runBilling is `pms billing`.
+func runBilling(ctx context.Context, args []string, _, stderr io.Writer) error {
+	f := newFlags("billing", stderr)
+	var cm common
+	var bc billingConfig
+	cm.register(f)
+	bc.register(f, "")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	s, err := cm.parse(stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
+		m, err := buildBilling(ctx, s, bc)
+		if err != nil {
+			return nil, err
+		}
+		return []*module{m}, nil
+	})
+}

@@ -1,0 +1,221 @@
+package billing
+
+import (
+	"context"
+
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/log"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/ratelimit"
+	"github.com/pms/pms/pkg/platform/typed"
+)
+
+// Endpoint method names: the keys of metrics, logs, rate limits and (later) the role table,
+// the names of the gRPC methods, and the `endpoint` header of Kafka commands.
+const (
+	MethodCreateAccount = "CreateBillingAccount"
+	MethodGetAccount    = "GetAccount"
+	MethodListAccounts  = "ListAccounts"
+	MethodCreateInvoice = "CreateInvoice"
+	MethodGetInvoice    = "GetInvoice"
+	MethodListInvoices  = "ListInvoices"
+	MethodIssueInvoice  = "IssueInvoice"
+	MethodRecordPayment = "RecordPayment"
+	MethodVoidInvoice   = "VoidInvoice"
+)
+
+// Methods lists every endpoint method.
+var Methods = []string{
+	MethodCreateAccount, MethodGetAccount, MethodListAccounts, MethodCreateInvoice, MethodGetInvoice,
+	MethodListInvoices, MethodIssueInvoice, MethodRecordPayment, MethodVoidInvoice,
+}
+
+// The endpoint requests that are just an id, each its own type so a request cannot reach
+// the wrong endpoint unnoticed.
+type (
+	GetAccountRequest   struct{ ID string }
+	GetInvoiceRequest   struct{ ID string }
+	IssueInvoiceRequest struct{ ID string }
+	VoidInvoiceRequest  struct{ ID string }
+)
+
+// AccountsResponse wraps a slice so every endpoint response is a struct.
+type AccountsResponse struct{ Accounts []Account }
+
+// Set is the billing endpoint set: one go-kit endpoint per operation. Servers build it from
+// a Service with NewEndpoints; clients build it from transport client endpoints, and Set
+// itself implements Service, so a caller never knows which wire is under it.
+type Set struct {
+	CreateAccountEndpoint endpoint.Endpoint
+	GetAccountEndpoint    endpoint.Endpoint
+	ListAccountsEndpoint  endpoint.Endpoint
+	CreateInvoiceEndpoint endpoint.Endpoint
+	GetInvoiceEndpoint    endpoint.Endpoint
+	ListInvoicesEndpoint  endpoint.Endpoint
+	IssueInvoiceEndpoint  endpoint.Endpoint
+	RecordPaymentEndpoint endpoint.Endpoint
+	VoidInvoiceEndpoint   endpoint.Endpoint
+}
+
+// Roles is billing's role table (API.md): billing staff read and write billing; clinicians
+// read invoices and accounts and open an account as a side effect of registering a patient
+// (the patient service forwards their token); analysts see nothing; admin is implied.
+var Roles = authz.RoleTable{
+	MethodCreateAccount: {authz.RoleBilling, authz.RoleClinician},
+	MethodGetAccount:    {authz.RoleBilling, authz.RoleClinician},
+	MethodListAccounts:  {authz.RoleBilling, authz.RoleClinician},
+	MethodCreateInvoice: {authz.RoleBilling},
+	MethodGetInvoice:    {authz.RoleBilling, authz.RoleClinician},
+	MethodListInvoices:  {authz.RoleBilling, authz.RoleClinician},
+	MethodIssueInvoice:  {authz.RoleBilling},
+	MethodRecordPayment: {authz.RoleBilling},
+	MethodVoidInvoice:   {authz.RoleBilling},
+}
+
+// DeniedAuditor returns the guard's hook that audits refused calls as "denied".
+func DeniedAuditor(log AuditLog) authz.DeniedFunc {
+	return audit.Denied(log, map[string]string{
+		MethodCreateAccount: ActionCreateAccount, MethodGetAccount: ActionReadAccount, MethodListAccounts: ActionSearchAccounts,
+		MethodCreateInvoice: ActionCreateInvoice, MethodGetInvoice: ActionReadInvoice, MethodListInvoices: ActionSearchInvoices,
+		MethodIssueInvoice: ActionIssueInvoice, MethodRecordPayment: ActionRecordPayment, MethodVoidInvoice: ActionVoidInvoice,
+	}, func(req any) string {
+		switch r := req.(type) {
+		case GetAccountRequest:
+			return r.ID
+		case GetInvoiceRequest:
+			return r.ID
+		case IssueInvoiceRequest:
+			return r.ID
+		case VoidInvoiceRequest:
+			return r.ID
+		}
+		return ""
+	})
+}
+
+// EndpointOptions configure the server-side endpoint middleware.
+type EndpointOptions struct {
+	// Guard authenticates and authorises every call (required).
+	Guard   *authz.Guard
+	Logger  log.Logger
+	Metrics *observe.RequestMetrics
+	// Limits per method; methods not listed get ratelimit.Default.
+	Limits map[string]ratelimit.Config
+	// DefaultLimit overrides ratelimit.Default when its Rate is not zero.
+	DefaultLimit ratelimit.Config
+}
+
+// NewEndpoints wraps s in the endpoint set with, outermost first: metrics, logging,
+// authentication, and the per-endpoint rate limit.
+func NewEndpoints(s Service, o EndpointOptions) Set {
+	wrap := func(method string, e endpoint.Endpoint) endpoint.Endpoint {
+		lim := ratelimit.Default
+		if o.DefaultLimit.Rate != 0 {
+			lim = o.DefaultLimit
+		}
+		if c, ok := o.Limits[method]; ok {
+			lim = c
+		}
+		var mws []endpoint.Middleware
+		if o.Metrics != nil {
+			mws = append(mws, o.Metrics.Middleware(method))
+		}
+		if o.Logger != nil {
+			mws = append(mws, observe.LoggingMiddleware(o.Logger, method))
+		}
+		mws = append(mws, o.Guard.Middleware(method), ratelimit.Middleware(lim))
+		return typed.Chain(e, mws...)
+	}
+	return Set{
+		CreateAccountEndpoint: wrap(MethodCreateAccount, typed.Endpoint(s.CreateAccount)),
+		GetAccountEndpoint: wrap(MethodGetAccount, typed.Endpoint(func(ctx context.Context, r GetAccountRequest) (Account, error) {
+			return s.GetAccount(ctx, r.ID)
+		})),
+		ListAccountsEndpoint: wrap(MethodListAccounts, typed.Endpoint(func(ctx context.Context, q AccountQuery) (AccountsResponse, error) {
+			a, err := s.ListAccounts(ctx, q)
+			return AccountsResponse{Accounts: a}, err
+		})),
+		CreateInvoiceEndpoint: wrap(MethodCreateInvoice, typed.Endpoint(s.CreateInvoice)),
+		GetInvoiceEndpoint: wrap(MethodGetInvoice, typed.Endpoint(func(ctx context.Context, r GetInvoiceRequest) (Invoice, error) {
+			return s.GetInvoice(ctx, r.ID)
+		})),
+		ListInvoicesEndpoint: wrap(MethodListInvoices, typed.Endpoint(s.ListInvoices)),
+		IssueInvoiceEndpoint: wrap(MethodIssueInvoice, typed.Endpoint(func(ctx context.Context, r IssueInvoiceRequest) (Invoice, error) {
+			return s.IssueInvoice(ctx, r.ID)
+		})),
+		RecordPaymentEndpoint: wrap(MethodRecordPayment, typed.Endpoint(s.RecordPayment)),
+		VoidInvoiceEndpoint: wrap(MethodVoidInvoice, typed.Endpoint(func(ctx context.Context, r VoidInvoiceRequest) (Invoice, error) {
+			return s.VoidInvoice(ctx, r.ID)
+		})),
+	}
+}
+
+// Wrap returns the set with mws around every endpoint (the first listed outermost). Clients
+// use it to put one policy (deadline, retry, circuit breaker) in front of a whole upstream.
+func (s Set) Wrap(mws ...endpoint.Middleware) Set {
+	w := func(e endpoint.Endpoint) endpoint.Endpoint {
+		if e == nil {
+			return nil
+		}
+		return typed.Chain(e, mws...)
+	}
+	return Set{
+		CreateAccountEndpoint: w(s.CreateAccountEndpoint),
+		GetAccountEndpoint:    w(s.GetAccountEndpoint),
+		ListAccountsEndpoint:  w(s.ListAccountsEndpoint),
+		CreateInvoiceEndpoint: w(s.CreateInvoiceEndpoint),
+		GetInvoiceEndpoint:    w(s.GetInvoiceEndpoint),
+		ListInvoicesEndpoint:  w(s.ListInvoicesEndpoint),
+		IssueInvoiceEndpoint:  w(s.IssueInvoiceEndpoint),
+		RecordPaymentEndpoint: w(s.RecordPaymentEndpoint),
+		VoidInvoiceEndpoint:   w(s.VoidInvoiceEndpoint),
+	}
+}
+
+// CreateAccount implements Service over the endpoint set.
+func (s Set) CreateAccount(ctx context.Context, req CreateAccountRequest) (Account, error) {
+	return typed.Call[Account](ctx, s.CreateAccountEndpoint, req)
+}
+
+// GetAccount implements Service over the endpoint set.
+func (s Set) GetAccount(ctx context.Context, id string) (Account, error) {
+	return typed.Call[Account](ctx, s.GetAccountEndpoint, GetAccountRequest{ID: id})
+}
+
+// ListAccounts implements Service over the endpoint set.
+func (s Set) ListAccounts(ctx context.Context, q AccountQuery) ([]Account, error) {
+	r, err := typed.Call[AccountsResponse](ctx, s.ListAccountsEndpoint, q)
+	return r.Accounts, err
+}
+
+// CreateInvoice implements Service over the endpoint set.
+func (s Set) CreateInvoice(ctx context.Context, req CreateInvoiceRequest) (Invoice, error) {
+	return typed.Call[Invoice](ctx, s.CreateInvoiceEndpoint, req)
+}
+
+// GetInvoice implements Service over the endpoint set.
+func (s Set) GetInvoice(ctx context.Context, id string) (Invoice, error) {
+	return typed.Call[Invoice](ctx, s.GetInvoiceEndpoint, GetInvoiceRequest{ID: id})
+}
+
+// ListInvoices implements Service over the endpoint set.
+func (s Set) ListInvoices(ctx context.Context, q InvoiceQuery) (InvoicePage, error) {
+	return typed.Call[InvoicePage](ctx, s.ListInvoicesEndpoint, q)
+}
+
+// IssueInvoice implements Service over the endpoint set.
+func (s Set) IssueInvoice(ctx context.Context, id string) (Invoice, error) {
+	return typed.Call[Invoice](ctx, s.IssueInvoiceEndpoint, IssueInvoiceRequest{ID: id})
+}
+
+// RecordPayment implements Service over the endpoint set.
+func (s Set) RecordPayment(ctx context.Context, req PaymentRequest) (Invoice, error) {
+	return typed.Call[Invoice](ctx, s.RecordPaymentEndpoint, req)
+}
+
+// VoidInvoice implements Service over the endpoint set.
+func (s Set) VoidInvoice(ctx context.Context, id string) (Invoice, error) {
+	return typed.Call[Invoice](ctx, s.VoidInvoiceEndpoint, VoidInvoiceRequest{ID: id})
+}

@@ -1,0 +1,392 @@
+package billing
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/google/uuid"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
+)
+
+// Service is the billing API. Every method audits what it did (allowed, refused or failed)
+// before it returns, so a successful read is always an audited read.
+//
+// CreateAccount is idempotent on the patient id: the patient service calls it when it
+// registers a patient, and a consumer of the patient topic calls it again for the same
+// event, so that an account is never missed and never doubled.
+type Service interface {
+	CreateAccount(ctx context.Context, req CreateAccountRequest) (Account, error)
+	GetAccount(ctx context.Context, id string) (Account, error)
+	ListAccounts(ctx context.Context, q AccountQuery) ([]Account, error)
+	CreateInvoice(ctx context.Context, req CreateInvoiceRequest) (Invoice, error)
+	GetInvoice(ctx context.Context, id string) (Invoice, error)
+	ListInvoices(ctx context.Context, q InvoiceQuery) (InvoicePage, error)
+	IssueInvoice(ctx context.Context, id string) (Invoice, error)
+	RecordPayment(ctx context.Context, req PaymentRequest) (Invoice, error)
+	VoidInvoice(ctx context.Context, id string) (Invoice, error)
+}
+
+// AuditLog is where the service writes its audit entries; Append returns once the entry is
+// durably stored (pkg/platform/audit.Writer).
+type AuditLog interface {
+	Append(ctx context.Context, e audit.Entry) error
+}
+
+// Options configure the service. Zero values work.
+type Options struct {
+	// Now is the clock; tests fix it. Defaults to time.Now.
+	Now func() time.Time
+	// Logger receives operational messages (ids only, never patient data).
+	Logger log.Logger
+}
+
+type service struct {
+	store *Store
+	audit AuditLog
+	now   func() time.Time
+	log   log.Logger
+}
+
+// NewService returns the billing service over store, auditing to auditLog.
+func NewService(store *Store, auditLog AuditLog, o Options) Service {
+	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = log.NewNopLogger()
+	}
+	return s
+}
+
+func (s *service) meta(ctx context.Context) changeMeta {
+	actor, role := authz.Actor(ctx)
+	return changeMeta{At: s.now().UTC().Truncate(time.Microsecond), Actor: actor, Role: role, RequestID: observe.RequestID(ctx)}
+}
+
+// record writes the audit entry for action on subject (an account's patient, an invoice)
+// with the outcome err implies.
+func (s *service) record(ctx context.Context, action, subject string, err error) error {
+	actor, role := authz.Actor(ctx)
+	return s.audit.Append(ctx, audit.Entry{
+		Actor: actor, Role: role, Action: action, SubjectID: subject, Outcome: outcome(err),
+		RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
+	})
+}
+
+// recordChange audits a change after its outcome is known. The change itself is already
+// committed, so an audit failure here is logged rather than turned into an error that would
+// make a client retry a done change.
+func (s *service) recordChange(ctx context.Context, action, subject string, err error) {
+	if aerr := s.record(ctx, action, subject, err); aerr != nil {
+		_ = level.Error(s.log).Log("msg", "audit write failed after change", "action", action,
+			"subject_id", subject, "request_id", observe.RequestID(ctx), "err", aerr)
+	}
+}
+
+// readResult audits a read and returns the value only when both the read and its audit
+// succeeded: billing data is patient data, never served unaudited.
+func readResult[T any](s *service, ctx context.Context, action, subject string, v T, err error) (T, error) {
+	if aerr := s.record(ctx, action, subject, err); aerr != nil && err == nil {
+		var zero T
+		return zero, errs.Wrap(errs.Unavailable, "the audit log is unavailable", aerr)
+	}
+	return v, err
+}
+
+func outcome(err error) string {
+	switch errs.KindOf(err) {
+	case "":
+		return audit.OutcomeSuccess
+	case errs.Unauthenticated, errs.PermissionDenied:
+		return audit.OutcomeDenied
+	case errs.NotFound:
+		return audit.OutcomeNotFound
+	case errs.InvalidArgument, errs.Conflict, errs.PreconditionFailed, errs.Gone, errs.RateLimited,
+		errs.PayloadTooLarge, errs.UnsupportedMediaType:
+		return audit.OutcomeRejected
+	default:
+		return audit.OutcomeError
+	}
+}
+
+func (s *service) CreateAccount(ctx context.Context, req CreateAccountRequest) (a Account, err error) {
+	pid, err := parseID(req.PatientID, "patientId")
+	defer func() { s.recordChange(ctx, ActionCreateAccount, pid, err) }()
+	if err != nil {
+		return Account{}, err
+	}
+	m := s.meta(ctx)
+	a, _, err = s.store.createAccount(ctx, Account{ID: uuid.NewString(), PatientID: pid, Status: AccountActive, CreatedAt: m.At})
+	return a, err
+}
+
+func (s *service) GetAccount(ctx context.Context, id string) (Account, error) {
+	aid, err := ParseID(id)
+	var a Account
+	if err == nil {
+		a, err = s.store.getAccount(ctx, aid)
+	}
+	return readResult(s, ctx, ActionReadAccount, a.PatientID, a, err)
+}
+
+func (s *service) ListAccounts(ctx context.Context, q AccountQuery) ([]Account, error) {
+	var out []Account
+	pid, err := parseID(q.PatientID, "patientId")
+	if q.PatientID == "" {
+		err = errs.Invalid(map[string]string{"patientId": "is required"})
+	}
+	if err == nil {
+		out, err = s.store.accountsByPatient(ctx, pid)
+	}
+	return readResult(s, ctx, ActionSearchAccounts, pid, out, err)
+}
+
+func (s *service) CreateInvoice(ctx context.Context, req CreateInvoiceRequest) (inv Invoice, err error) {
+	defer func() { s.recordChange(ctx, ActionCreateInvoice, inv.ID, err) }()
+	d, err := validateInvoice(req)
+	if err == nil && len(req.IdempotencyKey) > MaxIdempotencyKey {
+		err = errs.Invalid(map[string]string{"Idempotency-Key": "must be at most 200 characters"})
+	}
+	if err != nil {
+		return Invoice{}, err
+	}
+	m := s.meta(ctx)
+	inv = Invoice{
+		ID: uuid.NewString(), PatientID: d.PatientID, Currency: d.Currency.Code, Status: StatusDraft,
+		DueDate: d.DueDate, Lines: d.Lines, Subtotal: d.Subtotal, AmountDue: d.Subtotal,
+		Payments: []Payment{}, Version: 1, CreatedAt: m.At, UpdatedAt: m.At,
+	}
+	idem := s.key(m, req.IdempotencyKey, "CreateInvoice", d)
+	return s.idempotent(ctx, idem, func() (Invoice, error) { return s.store.createInvoice(ctx, inv, m, idem) })
+}
+
+// key returns the idempotency key of a request (nil without one): scoped to the caller, and
+// hashed over the operation and its normalised request, so the same key sent to another
+// operation or with another body is a conflict, while a body that differs only in spelling
+// (" x " for "x", "usd" for "USD") is the same request.
+func (s *service) key(m changeMeta, key, operation string, normalised any) *idempotency {
+	if key == "" {
+		return nil
+	}
+	b, err := json.Marshal(normalised)
+	if err != nil {
+		// Normalised requests are plain structs of strings and integers.
+		panic(fmt.Sprintf("billing: hashing a request: %v", err))
+	}
+	sum := sha256.Sum256(append([]byte(operation+"\x00"), b...))
+	return &idempotency{Scope: m.Actor, Key: key, RequestHash: hex.EncodeToString(sum[:])}
+}
+
+// idempotent runs do under idem's key: a key already stored replays its response (or is a
+// conflict when the request differs); a key stored concurrently by another request is
+// replayed once that request has committed.
+func (s *service) idempotent(ctx context.Context, idem *idempotency, do func() (Invoice, error)) (Invoice, error) {
+	if idem == nil {
+		return do()
+	}
+	if inv, ok, err := s.replay(ctx, idem); ok || err != nil {
+		return inv, err
+	}
+	inv, err := do()
+	if errors.Is(err, errKeyTaken) {
+		replayed, ok, err := s.replay(ctx, idem)
+		if err == nil && !ok {
+			err = errs.New(errs.Unavailable, "the request is being processed; retry")
+		}
+		return replayed, err
+	}
+	return inv, err
+}
+
+// replay returns the stored response of a known idempotency key.
+func (s *service) replay(ctx context.Context, idem *idempotency) (Invoice, bool, error) {
+	hash, response, found, err := s.store.lookupKey(ctx, idem.Scope, idem.Key)
+	if err != nil || !found {
+		return Invoice{}, false, err
+	}
+	if hash != idem.RequestHash {
+		return Invoice{}, true, ErrIdempotencyConflict
+	}
+	inv, err := decodeResponse(response)
+	return inv, true, err
+}
+
+// encodeResponse and decodeResponse store a response for replay.
+func encodeResponse(inv Invoice) (string, error) {
+	b, err := json.Marshal(inv)
+	if err != nil {
+		return "", errs.Wrap(errs.Internal, "internal error", err)
+	}
+	return string(b), nil
+}
+
+func decodeResponse(s string) (Invoice, error) {
+	var inv Invoice
+	if err := json.Unmarshal([]byte(s), &inv); err != nil {
+		return Invoice{}, errs.Wrap(errs.Internal, "internal error", fmt.Errorf("billing: stored response: %w", err))
+	}
+	return inv, nil
+}
+
+func (s *service) GetInvoice(ctx context.Context, id string) (Invoice, error) {
+	iid, err := ParseID(id)
+	var inv Invoice
+	if err == nil {
+		inv, err = s.store.getInvoice(ctx, iid)
+	}
+	return readResult(s, ctx, ActionReadInvoice, iid, inv, err)
+}
+
+func (s *service) ListInvoices(ctx context.Context, q InvoiceQuery) (InvoicePage, error) {
+	page, err := s.listInvoices(ctx, &q)
+	return readResult(s, ctx, ActionSearchInvoices, q.PatientID, page, err)
+}
+
+// listInvoices validates and normalises q (the audit row names its patient) and reads a page.
+func (s *service) listInvoices(ctx context.Context, q *InvoiceQuery) (InvoicePage, error) {
+	var bad errs.Fields
+	limit := q.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultLimit
+	case limit < 1 || limit > MaxLimit:
+		bad.Add("limit", fmt.Sprintf("must be between 1 and %d", MaxLimit))
+	}
+	if q.PatientID != "" {
+		if id, err := parseID(q.PatientID, "patientId"); err != nil {
+			bad.Add("patientId", "must be a UUID")
+			q.PatientID = ""
+		} else {
+			q.PatientID = id
+		}
+	}
+	if q.Status != "" && !validStatus(Status(q.Status)) {
+		bad.Add("status", "must be one of draft, open, paid, void")
+	}
+	var after int64
+	if q.PageToken != "" {
+		var ok bool
+		if after, ok = decodePageToken(q.PageToken); !ok {
+			bad.Add("pageToken", "is not a page token from this service")
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return InvoicePage{}, err
+	}
+	invs, last, more, err := s.store.listInvoices(ctx, *q, after, limit)
+	if err != nil {
+		return InvoicePage{}, err
+	}
+	page := InvoicePage{Invoices: invs}
+	if more {
+		page.NextPageToken = encodePageToken(last)
+	}
+	return page, nil
+}
+
+func validStatus(st Status) bool {
+	for _, x := range Statuses {
+		if x == st {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *service) IssueInvoice(ctx context.Context, id string) (inv Invoice, err error) {
+	iid, err := ParseID(id)
+	defer func() { s.recordChange(ctx, ActionIssueInvoice, iid, err) }()
+	if err != nil {
+		return Invoice{}, err
+	}
+	return s.store.change(ctx, iid, s.meta(ctx), nil, func(cur Invoice) (Invoice, *Payment, error) {
+		to, err := Next(cur.Status, ActIssue)
+		if err != nil {
+			return Invoice{}, nil, err
+		}
+		cur.Status = to
+		if cur.Subtotal == 0 {
+			// Nothing is due on an invoice of zero: issuing it settles it, or it would stay
+			// open for ever, since a payment must be more than zero.
+			cur.Status = StatusPaid
+		}
+		return cur, nil, nil
+	})
+}
+
+func (s *service) VoidInvoice(ctx context.Context, id string) (inv Invoice, err error) {
+	iid, err := ParseID(id)
+	defer func() { s.recordChange(ctx, ActionVoidInvoice, iid, err) }()
+	if err != nil {
+		return Invoice{}, err
+	}
+	return s.store.change(ctx, iid, s.meta(ctx), nil, func(cur Invoice) (Invoice, *Payment, error) {
+		to, err := Next(cur.Status, ActVoid)
+		if err != nil {
+			return Invoice{}, nil, err
+		}
+		cur.Status = to
+		return cur, nil, nil
+	})
+}
+
+// paymentHash is what a payment's idempotency key is checked against.
+type paymentHash struct {
+	InvoiceID string
+	Amount    int64
+	Method    string
+	Currency  string
+}
+
+func (s *service) RecordPayment(ctx context.Context, req PaymentRequest) (inv Invoice, err error) {
+	iid, err := validatePayment(req)
+	defer func() { s.recordChange(ctx, ActionRecordPayment, iid, err) }()
+	if err != nil {
+		return Invoice{}, err
+	}
+	m := s.meta(ctx)
+	cur, _ := LookupCurrency(req.Currency)
+	idem := s.key(m, req.IdempotencyKey, "RecordPayment", paymentHash{iid, req.Amount, req.Method, cur.Code})
+	pay := Payment{ID: uuid.NewString(), Amount: req.Amount, Method: req.Method, At: m.At}
+	return s.idempotent(ctx, idem, func() (Invoice, error) {
+		return s.store.change(ctx, iid, m, idem, func(inv Invoice) (Invoice, *Payment, error) {
+			return applyPayment(inv, pay, cur.Code)
+		})
+	})
+}
+
+// applyPayment takes pay (in currency, when the caller named one) off inv: the payment must
+// be in the invoice's currency, the invoice open, and the amount at most what is due; the
+// payment that settles the rest makes it paid.
+func applyPayment(inv Invoice, pay Payment, currency string) (Invoice, *Payment, error) {
+	if currency != "" && currency != inv.Currency {
+		return Invoice{}, nil, errs.Invalid(map[string]string{"currency": "must be the invoice's currency (" + inv.Currency + ")"})
+	}
+	paid, err := Money{inv.AmountPaid, inv.Currency}.Add(Money{pay.Amount, inv.Currency})
+	if err != nil {
+		return Invoice{}, nil, err
+	}
+	if _, err := Next(inv.Status, ActPay); err != nil {
+		return Invoice{}, nil, err
+	}
+	if paid.Amount > inv.Subtotal {
+		c, _ := LookupCurrency(inv.Currency)
+		return Invoice{}, nil, errs.Newf(errs.Conflict, "the payment is more than the amount due (%s)", c.Format(inv.AmountDue))
+	}
+	inv.AmountPaid = paid.Amount
+	if paid.Amount == inv.Subtotal {
+		inv.Status = StatusPaid
+	}
+	return inv, &pay, nil
+}

@@ -1,0 +1,420 @@
+package billing
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/errs"
+)
+
+// AuditTable is the billing service's audit log table.
+const AuditTable = "audit_log"
+
+// Store keeps accounts, invoices with their lines and payments, idempotency keys and the
+// audit log in the service's own database (PostgreSQL or SQLite, one SQL for both). Every
+// change is one transaction holding the invoice row's lock, so a payment and the amounts it
+// changes never disagree, and two payments cannot both take the last of what is due.
+type Store struct {
+	db *db.DB
+	// forUpdate locks the row being changed on PostgreSQL; SQLite's write transaction
+	// (BEGIN IMMEDIATE) already excludes other writers.
+	forUpdate string
+}
+
+// NewStore returns a Store over a migrated database.
+func NewStore(d *db.DB) *Store {
+	s := &Store{db: d}
+	if d.Dialect == db.Postgres {
+		s.forUpdate = " FOR UPDATE"
+	}
+	return s
+}
+
+// DB returns the underlying database, for readiness checks.
+func (s *Store) DB() *db.DB { return s.db }
+
+// querier is what reads need: the database or a transaction.
+type querier interface {
+	sqlx.QueryerContext
+	Rebind(string) string
+}
+
+// changeMeta says who made a change and when.
+type changeMeta struct {
+	At        time.Time
+	Actor     string
+	Role      string
+	RequestID string
+}
+
+// idempotency is a request's Idempotency-Key, scoped to the caller, with the hash of the
+// request; the response is stored with it in the transaction that made it.
+type idempotency struct {
+	Scope, Key, RequestHash string
+}
+
+// errKeyTaken says an idempotency key was stored by another request; the caller replays it.
+var errKeyTaken = errors.New("billing: idempotency key taken")
+
+type accountRow struct {
+	ID        string       `db:"id"`
+	PatientID string       `db:"patient_id"`
+	Status    string       `db:"status"`
+	CreatedAt db.Timestamp `db:"created_at"`
+}
+
+func (r accountRow) account() Account {
+	return Account{ID: r.ID, PatientID: r.PatientID, Status: r.Status, CreatedAt: r.CreatedAt.Time}
+}
+
+const accountColumns = `id, patient_id, status, created_at`
+
+// createAccount inserts a unless the patient already has an account, and returns the
+// patient's account either way, and whether this call created it. Concurrent calls for one
+// patient make one account: the unique patient_id decides, and the loser reads the winner's.
+func (s *Store) createAccount(ctx context.Context, a Account) (Account, bool, error) {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO accounts (id, patient_id, status, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (patient_id) DO NOTHING`), a.ID, a.PatientID, a.Status, s.db.Time(a.CreatedAt))
+	if err != nil {
+		return Account{}, false, db.Classify(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return Account{}, false, db.Classify(err)
+	}
+	accounts, err := s.accountsByPatient(ctx, a.PatientID)
+	if err != nil {
+		return Account{}, false, err
+	}
+	if len(accounts) != 1 {
+		return Account{}, false, errs.Wrap(errs.Internal, "internal error", errors.New("billing: account vanished after insert"))
+	}
+	return accounts[0], n == 1, nil
+}
+
+// getAccount returns account id or ErrAccountNotFound.
+func (s *Store) getAccount(ctx context.Context, id string) (Account, error) {
+	var r accountRow
+	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+accountColumns+` FROM accounts WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, ErrAccountNotFound
+	}
+	if err != nil {
+		return Account{}, db.Classify(err)
+	}
+	return r.account(), nil
+}
+
+// accountsByPatient returns the patient's accounts: none or one.
+func (s *Store) accountsByPatient(ctx context.Context, patientID string) ([]Account, error) {
+	var rows []accountRow
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+accountColumns+` FROM accounts WHERE patient_id = ?`), patientID); err != nil {
+		return nil, db.Classify(err)
+	}
+	out := make([]Account, len(rows))
+	for i, r := range rows {
+		out[i] = r.account()
+	}
+	return out, nil
+}
+
+const invoiceColumns = `seq, id, patient_id, account_id, currency, status, due_date, subtotal, amount_paid, version, created_at, updated_at`
+
+type invoiceRow struct {
+	Seq        int64        `db:"seq"`
+	ID         string       `db:"id"`
+	PatientID  string       `db:"patient_id"`
+	AccountID  string       `db:"account_id"`
+	Currency   string       `db:"currency"`
+	Status     string       `db:"status"`
+	DueDate    string       `db:"due_date"`
+	Subtotal   int64        `db:"subtotal"`
+	AmountPaid int64        `db:"amount_paid"`
+	Version    int64        `db:"version"`
+	CreatedAt  db.Timestamp `db:"created_at"`
+	UpdatedAt  db.Timestamp `db:"updated_at"`
+}
+
+func (r invoiceRow) invoice() Invoice {
+	inv := Invoice{
+		ID: r.ID, PatientID: r.PatientID, AccountID: r.AccountID, Currency: r.Currency,
+		Status: Status(r.Status), DueDate: r.DueDate, Subtotal: r.Subtotal, AmountPaid: r.AmountPaid,
+		Version: r.Version, CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time,
+		Lines: []Line{}, Payments: []Payment{},
+	}
+	inv.AmountDue = amountDue(inv.Status, inv.Subtotal, inv.AmountPaid)
+	return inv
+}
+
+// amountDue is what is still owed: nothing on a void invoice.
+func amountDue(st Status, subtotal, paid int64) int64 {
+	if st == StatusVoid {
+		return 0
+	}
+	return subtotal - paid
+}
+
+// createInvoice writes a new draft invoice for the patient's account with its lines and,
+// when given, its idempotency key and the response it got, in one transaction. The key is
+// inserted first, so a concurrent request with the same key waits for this one and then sees
+// the key taken (errKeyTaken) instead of making a second invoice.
+func (s *Store) createInvoice(ctx context.Context, inv Invoice, m changeMeta, idem *idempotency) (Invoice, error) {
+	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		if err := s.claimKey(ctx, tx, idem, m.At); err != nil {
+			return err
+		}
+		var accountID string
+		err := tx.GetContext(ctx, &accountID, tx.Rebind(`SELECT id FROM accounts WHERE patient_id = ?`), inv.PatientID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNoAccount
+		}
+		if err != nil {
+			return db.Classify(err)
+		}
+		inv.AccountID = accountID
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO invoices (id, patient_id, account_id, currency, status, due_date, subtotal, amount_paid, version, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			inv.ID, inv.PatientID, inv.AccountID, inv.Currency, string(inv.Status), inv.DueDate, inv.Subtotal, inv.AmountPaid,
+			inv.Version, s.db.Time(inv.CreatedAt), s.db.Time(inv.UpdatedAt)); err != nil {
+			return db.Classify(err)
+		}
+		var (
+			values []string
+			args   []any
+		)
+		for i, l := range inv.Lines {
+			values = append(values, "(?, ?, ?, ?, ?, ?)")
+			args = append(args, inv.ID, i, l.Description, l.Quantity, l.UnitAmount, l.Amount)
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO invoice_lines (invoice_id, line_no, description, quantity, unit_amount, amount) VALUES `+
+			strings.Join(values, ", ")), args...); err != nil {
+			return db.Classify(err)
+		}
+		return s.storeResponse(ctx, tx, idem, inv)
+	})
+	if err != nil {
+		return Invoice{}, err
+	}
+	return inv, nil
+}
+
+// claimKey inserts idem's key (nil: nothing to do) with an empty response; storeResponse
+// fills it in before the same transaction commits, so no one ever sees it empty.
+func (s *Store) claimKey(ctx context.Context, tx *sqlx.Tx, idem *idempotency, at time.Time) error {
+	if idem == nil {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at) VALUES (?, ?, ?, '', ?)`),
+		idem.Scope, idem.Key, idem.RequestHash, s.db.Time(at))
+	if db.IsUniqueViolation(err, "") {
+		return errKeyTaken
+	}
+	return db.Classify(err)
+}
+
+// storeResponse records the response a keyed request got.
+func (s *Store) storeResponse(ctx context.Context, tx *sqlx.Tx, idem *idempotency, inv Invoice) error {
+	if idem == nil {
+		return nil
+	}
+	body, err := encodeResponse(inv)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE idempotency_keys SET response = ? WHERE scope = ? AND key = ?`), body, idem.Scope, idem.Key)
+	return db.Classify(err)
+}
+
+// lookupKey returns the stored request hash and response of an idempotency key, if any.
+func (s *Store) lookupKey(ctx context.Context, scope, key string) (hash, response string, found bool, err error) {
+	var row struct {
+		Hash     string `db:"request_hash"`
+		Response string `db:"response"`
+	}
+	err = s.db.GetContext(ctx, &row, s.db.Rebind(`SELECT request_hash, response FROM idempotency_keys WHERE scope = ? AND key = ?`), scope, key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, db.Classify(err)
+	}
+	return row.Hash, row.Response, true, nil
+}
+
+// getInvoice returns invoice id with its lines and payments, or ErrInvoiceNotFound.
+func (s *Store) getInvoice(ctx context.Context, id string) (Invoice, error) {
+	return s.loadInvoice(ctx, s.db, id, "")
+}
+
+// loadInvoice reads one invoice through q, with suffix appended to its SELECT (a row lock).
+func (s *Store) loadInvoice(ctx context.Context, q querier, id, suffix string) (Invoice, error) {
+	var r invoiceRow
+	err := sqlx.GetContext(ctx, q, &r, q.Rebind(`SELECT `+invoiceColumns+` FROM invoices WHERE id = ?`+suffix), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Invoice{}, ErrInvoiceNotFound
+	}
+	if err != nil {
+		return Invoice{}, db.Classify(err)
+	}
+	invs := []Invoice{r.invoice()}
+	if err := loadDetails(ctx, q, invs); err != nil {
+		return Invoice{}, err
+	}
+	return invs[0], nil
+}
+
+type lineRow struct {
+	InvoiceID   string `db:"invoice_id"`
+	Description string `db:"description"`
+	Quantity    int64  `db:"quantity"`
+	UnitAmount  int64  `db:"unit_amount"`
+	Amount      int64  `db:"amount"`
+}
+
+type paymentRow struct {
+	InvoiceID string       `db:"invoice_id"`
+	ID        string       `db:"id"`
+	Amount    int64        `db:"amount"`
+	Method    string       `db:"method"`
+	At        db.Timestamp `db:"at"`
+}
+
+// loadDetails fills the lines and payments of invs, in order, with one query each.
+func loadDetails(ctx context.Context, q querier, invs []Invoice) error {
+	if len(invs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(invs))
+	index := make(map[string]int, len(invs))
+	for i, inv := range invs {
+		ids[i] = inv.ID
+		index[inv.ID] = i
+	}
+	query, args, err := sqlx.In(`SELECT invoice_id, description, quantity, unit_amount, amount FROM invoice_lines WHERE invoice_id IN (?) ORDER BY invoice_id, line_no`, ids)
+	if err != nil {
+		return errs.Wrap(errs.Internal, "internal error", err)
+	}
+	var lines []lineRow
+	if err := sqlx.SelectContext(ctx, q, &lines, q.Rebind(query), args...); err != nil {
+		return db.Classify(err)
+	}
+	for _, l := range lines {
+		inv := &invs[index[l.InvoiceID]]
+		inv.Lines = append(inv.Lines, Line{Description: l.Description, Quantity: l.Quantity, UnitAmount: l.UnitAmount, Amount: l.Amount})
+	}
+	query, args, err = sqlx.In(`SELECT invoice_id, id, amount, method, at FROM payments WHERE invoice_id IN (?) ORDER BY seq`, ids)
+	if err != nil {
+		return errs.Wrap(errs.Internal, "internal error", err)
+	}
+	var pays []paymentRow
+	if err := sqlx.SelectContext(ctx, q, &pays, q.Rebind(query), args...); err != nil {
+		return db.Classify(err)
+	}
+	for _, p := range pays {
+		inv := &invs[index[p.InvoiceID]]
+		inv.Payments = append(inv.Payments, Payment{ID: p.ID, Amount: p.Amount, Method: p.Method, At: p.At.Time})
+	}
+	return nil
+}
+
+// change locks invoice id, lets edit decide its next state (and a payment to record, or
+// nil), and writes both with the new version in one transaction, with idem's key and the
+// response when given. edit sees the invoice as committed, lines and payments included.
+func (s *Store) change(ctx context.Context, id string, m changeMeta, idem *idempotency,
+	edit func(cur Invoice) (next Invoice, pay *Payment, err error)) (Invoice, error) {
+	var out Invoice
+	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		if err := s.claimKey(ctx, tx, idem, m.At); err != nil {
+			return err
+		}
+		cur, err := s.loadInvoice(ctx, tx, id, s.forUpdate)
+		if err != nil {
+			return err
+		}
+		next, pay, err := edit(cur)
+		if err != nil {
+			return err
+		}
+		if pay != nil {
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO payments (id, invoice_id, amount, method, at, actor, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+				pay.ID, id, pay.Amount, pay.Method, s.db.Time(pay.At), m.Actor, m.RequestID); err != nil {
+				return db.Classify(err)
+			}
+			next.Payments = append(next.Payments, *pay)
+		}
+		next.Version = cur.Version + 1
+		next.UpdatedAt = m.At
+		next.AmountDue = amountDue(next.Status, next.Subtotal, next.AmountPaid)
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE invoices SET status = ?, amount_paid = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?`),
+			string(next.Status), next.AmountPaid, next.Version, s.db.Time(m.At), id, cur.Version)
+		if err != nil {
+			return db.Classify(err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			// The row lock makes this unreachable; refuse rather than write over a change.
+			return errs.New(errs.Conflict, "the invoice was changed concurrently; retry")
+		}
+		out = next
+		return s.storeResponse(ctx, tx, idem, next)
+	})
+	return out, err
+}
+
+// listInvoices returns up to limit invoices matching q after the keyset position afterSeq,
+// oldest first, with their lines and payments, the last position and whether more follow.
+func (s *Store) listInvoices(ctx context.Context, q InvoiceQuery, afterSeq int64, limit int) ([]Invoice, int64, bool, error) {
+	where := []string{"seq > ?"}
+	args := []any{afterSeq}
+	if q.PatientID != "" {
+		where, args = append(where, "patient_id = ?"), append(args, q.PatientID)
+	}
+	if q.Status != "" {
+		where, args = append(where, "status = ?"), append(args, q.Status)
+	}
+	args = append(args, limit+1)
+	var rows []invoiceRow
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+invoiceColumns+` FROM invoices WHERE `+strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`), args...); err != nil {
+		return nil, 0, false, db.Classify(err)
+	}
+	more := len(rows) > limit
+	if more {
+		rows = rows[:limit]
+	}
+	out := make([]Invoice, len(rows))
+	var last int64
+	for i, r := range rows {
+		out[i] = r.invoice()
+		last = r.Seq
+	}
+	if err := loadDetails(ctx, s.db, out); err != nil {
+		return nil, 0, false, err
+	}
+	return out, last, more, nil
+}
+
+// encodePageToken and decodePageToken make the keyset position opaque to clients.
+func encodePageToken(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("i1." + strconv.FormatInt(seq, 10)))
+}
+
+func decodePageToken(tok string) (int64, bool) {
+	if len(tok) > 64 {
+		return 0, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || !strings.HasPrefix(string(b), "i1.") {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(b[3:]), 10, 64)
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	return n, true
+}

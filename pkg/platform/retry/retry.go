@@ -1,0 +1,64 @@
+// Package retry bounds a call to another service: one deadline for the whole call and a few
+// retries of transient failures inside it, as a go-kit endpoint middleware over go-kit's
+// sd/lb.Retry (DESIGN.md). Only idempotent calls may be wrapped: a retried call may have
+// reached the upstream the first time.
+package retry
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/kit/sd"
+	"github.com/go-kit/kit/sd/lb"
+	"github.com/pms/pms/pkg/platform/breaker"
+	"github.com/pms/pms/pkg/platform/errs"
+)
+
+// Options configure the middleware. The zero value works.
+type Options struct {
+	// Attempts is the most calls made, the first included; default 3.
+	Attempts int
+	// Timeout is the deadline of the whole call, every attempt included; default 2s.
+	Timeout time.Duration
+	// Retryable says which errors are worth another attempt; default: unavailable, unless
+	// an open circuit breaker said so (it would only say it again).
+	Retryable func(error) bool
+}
+
+// Transient is the default Retryable.
+func Transient(err error) bool {
+	return errs.KindOf(err) == errs.Unavailable && !breaker.IsOpen(err)
+}
+
+// Middleware returns the deadline-and-retry middleware. The error of the last attempt comes
+// back as it was (a contract error), and a deadline that passed as timeout.
+func Middleware(o Options) endpoint.Middleware {
+	if o.Attempts < 1 {
+		o.Attempts = 3
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if o.Retryable == nil {
+		o.Retryable = Transient
+	}
+	return func(next endpoint.Endpoint) endpoint.Endpoint {
+		retrying := lb.RetryWithCallback(o.Timeout, lb.NewRoundRobin(sd.FixedEndpointer{next}),
+			func(n int, err error) (bool, error) { return n < o.Attempts && o.Retryable(err), nil })
+		return func(ctx context.Context, req any) (any, error) {
+			resp, err := retrying(ctx, req)
+			var re lb.RetryError
+			if errors.As(err, &re) {
+				err = re.Final
+			}
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				if _, ok := errors.AsType[*errs.Error](err); !ok {
+					err = errs.Wrap(errs.Timeout, "the call timed out", err)
+				}
+			}
+			return resp, err
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package retry
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pms/pms/pkg/platform/breaker"
+	"github.com/pms/pms/pkg/platform/errs"
+)
+
+func TestRetry(t *testing.T) {
+	var calls atomic.Int64
+	answer := func(fail func(n int64) error) func(context.Context, any) (any, error) {
+		calls.Store(0)
+		return func(ctx context.Context, _ any) (any, error) {
+			n := calls.Add(1)
+			if err := fail(n); err != nil {
+				return nil, err
+			}
+			return n, nil
+		}
+	}
+	mw := Middleware(Options{Attempts: 3, Timeout: 5 * time.Second})
+	ctx := context.Background()
+
+	// A transient failure is retried, and the call succeeds.
+	resp, err := mw(answer(func(n int64) error {
+		if n < 3 {
+			return errs.New(errs.Unavailable, "down")
+		}
+		return nil
+	}))(ctx, nil)
+	if err != nil || resp != int64(3) {
+		t.Fatalf("resp %v, err %v", resp, err)
+	}
+	// At most Attempts calls, and the last error comes back as the contract error it was.
+	_, err = mw(answer(func(int64) error { return errs.New(errs.Unavailable, "still down") }))(ctx, nil)
+	if e := errs.As(err); e.Kind != errs.Unavailable || e.Message != "still down" || calls.Load() != 3 {
+		t.Fatalf("err %v after %d calls", err, calls.Load())
+	}
+	// An answer is not retried.
+	_, err = mw(answer(func(int64) error { return errs.New(errs.NotFound, "no") }))(ctx, nil)
+	if errs.KindOf(err) != errs.NotFound || calls.Load() != 1 {
+		t.Fatalf("err %v after %d calls", err, calls.Load())
+	}
+	// Nor is an open breaker.
+	b := breaker.New(breaker.Options{Failures: 1, OpenFor: time.Hour})
+	_, _ = b.Middleware()(answer(func(int64) error { return errs.New(errs.Unavailable, "down") }))(ctx, nil)
+	inner := answer(func(int64) error { return nil })
+	_, err = mw(b.Middleware()(inner))(ctx, nil)
+	if !breaker.IsOpen(err) || calls.Load() != 0 {
+		t.Fatalf("err %v after %d calls", err, calls.Load())
+	}
+	// The deadline covers every attempt; passing it is a timeout.
+	release := make(chan struct{})
+	defer close(release)
+	short := Middleware(Options{Attempts: 3, Timeout: 20 * time.Millisecond})
+	_, err = short(func(ctx context.Context, _ any) (any, error) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-release:
+			return nil, nil
+		}
+	})(ctx, nil)
+	if errs.KindOf(err) != errs.Timeout {
+		t.Fatalf("deadline: %v (%s)", err, errs.KindOf(err))
+	}
+}

@@ -1,0 +1,193 @@
+package grpctransport
+
+import (
+	"strings"
+
+	"github.com/pms/pms/pkg/billing"
+	billingv0 "github.com/pms/pms/proto/legacy/billingv0"
+	billingv1 "github.com/pms/pms/proto/pms/billing/v1"
+)
+
+// The conversions between the billing domain and its messages, one pair per type, shared by
+// the server binding and the client. Messages are read through their getters, so an absent
+// (nil) message or Timestamp reads as the zero value and never panics.
+
+func accountToPB(a billing.Account) *billingv1.Account {
+	return &billingv1.Account{Id: a.ID, PatientId: a.PatientID, Status: a.Status, CreatedAt: toTimestamp(a.CreatedAt)}
+}
+
+func accountFromPB(a *billingv1.Account) billing.Account {
+	return billing.Account{ID: a.GetId(), PatientID: a.GetPatientId(), Status: a.GetStatus(), CreatedAt: fromTimestamp(a.GetCreatedAt())}
+}
+
+func createAccountToPB(r billing.CreateAccountRequest) *billingv1.CreateBillingAccountRequest {
+	return &billingv1.CreateBillingAccountRequest{PatientId: r.PatientID, Name: r.Name, Email: r.Email}
+}
+
+func createAccountFromPB(r *billingv1.CreateBillingAccountRequest) billing.CreateAccountRequest {
+	return billing.CreateAccountRequest{PatientID: r.GetPatientId(), Name: r.GetName(), Email: r.GetEmail()}
+}
+
+// legacyFromPB reads the earlier implementation's BillingRequest.
+func legacyFromPB(r *billingv0.BillingRequest) billing.CreateAccountRequest {
+	return billing.CreateAccountRequest{PatientID: r.GetPatientId(), Name: r.GetName(), Email: r.GetEmail()}
+}
+
+// legacyToPB answers as the earlier implementation did: the account id and an upper-case
+// status ("ACTIVE").
+func legacyToPB(a billing.Account) *billingv0.BillingResponse {
+	return &billingv0.BillingResponse{AccountId: a.ID, Status: strings.ToUpper(a.Status)}
+}
+
+func getAccountToPB(r billing.GetAccountRequest) *billingv1.GetAccountRequest {
+	return &billingv1.GetAccountRequest{Id: r.ID}
+}
+
+func getAccountFromPB(r *billingv1.GetAccountRequest) billing.GetAccountRequest {
+	return billing.GetAccountRequest{ID: r.GetId()}
+}
+
+func listAccountsToPB(q billing.AccountQuery) *billingv1.ListAccountsRequest {
+	return &billingv1.ListAccountsRequest{PatientId: q.PatientID}
+}
+
+func listAccountsFromPB(r *billingv1.ListAccountsRequest) billing.AccountQuery {
+	return billing.AccountQuery{PatientID: r.GetPatientId()}
+}
+
+func accountsToPB(r billing.AccountsResponse) *billingv1.ListAccountsResponse {
+	return &billingv1.ListAccountsResponse{Accounts: mapSlice(r.Accounts, accountToPB)}
+}
+
+func accountsFromPB(r *billingv1.ListAccountsResponse) billing.AccountsResponse {
+	return billing.AccountsResponse{Accounts: mapSlice(r.GetAccounts(), accountFromPB)}
+}
+
+func invoiceToPB(inv billing.Invoice) *billingv1.Invoice {
+	return &billingv1.Invoice{
+		Id:         inv.ID,
+		PatientId:  inv.PatientID,
+		AccountId:  inv.AccountID,
+		Currency:   inv.Currency,
+		Status:     string(inv.Status),
+		DueDate:    inv.DueDate,
+		Lines:      mapSlice(inv.Lines, lineToPB),
+		Subtotal:   inv.Subtotal,
+		AmountPaid: inv.AmountPaid,
+		AmountDue:  inv.AmountDue,
+		Payments:   mapSlice(inv.Payments, paymentToPB),
+		Version:    inv.Version,
+		CreatedAt:  toTimestamp(inv.CreatedAt),
+		UpdatedAt:  toTimestamp(inv.UpdatedAt),
+	}
+}
+
+func invoiceFromPB(inv *billingv1.Invoice) billing.Invoice {
+	return billing.Invoice{
+		ID:         inv.GetId(),
+		PatientID:  inv.GetPatientId(),
+		AccountID:  inv.GetAccountId(),
+		Currency:   inv.GetCurrency(),
+		Status:     billing.Status(inv.GetStatus()),
+		DueDate:    inv.GetDueDate(),
+		Lines:      mapSlice(inv.GetLines(), lineFromPB),
+		Subtotal:   inv.GetSubtotal(),
+		AmountPaid: inv.GetAmountPaid(),
+		AmountDue:  inv.GetAmountDue(),
+		Payments:   mapSlice(inv.GetPayments(), paymentFromPB),
+		Version:    inv.GetVersion(),
+		CreatedAt:  fromTimestamp(inv.GetCreatedAt()),
+		UpdatedAt:  fromTimestamp(inv.GetUpdatedAt()),
+	}
+}
+
+func lineToPB(l billing.Line) *billingv1.InvoiceLine {
+	return &billingv1.InvoiceLine{Description: l.Description, Quantity: l.Quantity, UnitAmount: l.UnitAmount, Amount: l.Amount}
+}
+
+func lineFromPB(l *billingv1.InvoiceLine) billing.Line {
+	return billing.Line{Description: l.GetDescription(), Quantity: l.GetQuantity(), UnitAmount: l.GetUnitAmount(), Amount: l.GetAmount()}
+}
+
+func paymentToPB(p billing.Payment) *billingv1.Payment {
+	return &billingv1.Payment{Id: p.ID, Amount: p.Amount, Method: p.Method, At: toTimestamp(p.At)}
+}
+
+func paymentFromPB(p *billingv1.Payment) billing.Payment {
+	return billing.Payment{ID: p.GetId(), Amount: p.GetAmount(), Method: p.GetMethod(), At: fromTimestamp(p.GetAt())}
+}
+
+func lineInputToPB(l billing.LineInput) *billingv1.InvoiceLineInput {
+	return &billingv1.InvoiceLineInput{Description: l.Description, Quantity: l.Quantity, UnitAmount: l.UnitAmount, Currency: l.Currency}
+}
+
+func lineInputFromPB(l *billingv1.InvoiceLineInput) billing.LineInput {
+	return billing.LineInput{Description: l.GetDescription(), Quantity: l.GetQuantity(), UnitAmount: l.GetUnitAmount(), Currency: l.GetCurrency()}
+}
+
+func createInvoiceToPB(r billing.CreateInvoiceRequest) *billingv1.CreateInvoiceRequest {
+	return &billingv1.CreateInvoiceRequest{
+		PatientId: r.PatientID, Currency: r.Currency, DueDate: r.DueDate,
+		Lines: mapSlice(r.Lines, lineInputToPB), IdempotencyKey: r.IdempotencyKey,
+	}
+}
+
+// createInvoiceFromPB keeps "no lines" as nil, as the HTTP decoder does for a missing field.
+func createInvoiceFromPB(r *billingv1.CreateInvoiceRequest) billing.CreateInvoiceRequest {
+	req := billing.CreateInvoiceRequest{
+		PatientID: r.GetPatientId(), Currency: r.GetCurrency(), DueDate: r.GetDueDate(),
+		IdempotencyKey: r.GetIdempotencyKey(),
+	}
+	if len(r.GetLines()) > 0 {
+		req.Lines = mapSlice(r.GetLines(), lineInputFromPB)
+	}
+	return req
+}
+
+func getInvoiceToPB(r billing.GetInvoiceRequest) *billingv1.GetInvoiceRequest {
+	return &billingv1.GetInvoiceRequest{Id: r.ID}
+}
+
+func getInvoiceFromPB(r *billingv1.GetInvoiceRequest) billing.GetInvoiceRequest {
+	return billing.GetInvoiceRequest{ID: r.GetId()}
+}
+
+func listInvoicesToPB(q billing.InvoiceQuery) *billingv1.ListInvoicesRequest {
+	return &billingv1.ListInvoicesRequest{PatientId: q.PatientID, Status: q.Status, Limit: int32Of(q.Limit), PageToken: q.PageToken}
+}
+
+func listInvoicesFromPB(r *billingv1.ListInvoicesRequest) billing.InvoiceQuery {
+	return billing.InvoiceQuery{PatientID: r.GetPatientId(), Status: r.GetStatus(), Limit: int(r.GetLimit()), PageToken: r.GetPageToken()}
+}
+
+func invoicePageToPB(p billing.InvoicePage) *billingv1.ListInvoicesResponse {
+	return &billingv1.ListInvoicesResponse{Invoices: mapSlice(p.Invoices, invoiceToPB), NextPageToken: p.NextPageToken}
+}
+
+func invoicePageFromPB(r *billingv1.ListInvoicesResponse) billing.InvoicePage {
+	return billing.InvoicePage{Invoices: mapSlice(r.GetInvoices(), invoiceFromPB), NextPageToken: r.GetNextPageToken()}
+}
+
+func issueToPB(r billing.IssueInvoiceRequest) *billingv1.IssueInvoiceRequest {
+	return &billingv1.IssueInvoiceRequest{Id: r.ID}
+}
+
+func issueFromPB(r *billingv1.IssueInvoiceRequest) billing.IssueInvoiceRequest {
+	return billing.IssueInvoiceRequest{ID: r.GetId()}
+}
+
+func voidToPB(r billing.VoidInvoiceRequest) *billingv1.VoidInvoiceRequest {
+	return &billingv1.VoidInvoiceRequest{Id: r.ID}
+}
+
+func voidFromPB(r *billingv1.VoidInvoiceRequest) billing.VoidInvoiceRequest {
+	return billing.VoidInvoiceRequest{ID: r.GetId()}
+}
+
+func paymentRequestToPB(r billing.PaymentRequest) *billingv1.RecordPaymentRequest {
+	return &billingv1.RecordPaymentRequest{InvoiceId: r.InvoiceID, Amount: r.Amount, Method: r.Method, Currency: r.Currency, IdempotencyKey: r.IdempotencyKey}
+}
+
+func paymentRequestFromPB(r *billingv1.RecordPaymentRequest) billing.PaymentRequest {
+	return billing.PaymentRequest{InvoiceID: r.GetInvoiceId(), Amount: r.GetAmount(), Method: r.GetMethod(), Currency: r.GetCurrency(), IdempotencyKey: r.GetIdempotencyKey()}
+}

@@ -1,0 +1,174 @@
+package httptransport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/platform/errs"
+)
+
+// NewBillingHandler serves the billing API of API.md ("Billing") from the endpoint set,
+// under o.Prefix (the gateway mounts it under /api/billing), behind Wrap. Accounts are opened
+// over gRPC (and from the patient topic), so no route creates one.
+func NewBillingHandler(set billing.Set, o Options) http.Handler {
+	r := NewRouter()
+	p := o.prefix()
+	Handle(r, o, http.MethodGet, "/accounts", set.ListAccountsEndpoint, decodeListAccounts, encodeAccounts)
+	Handle(r, o, http.MethodGet, "/accounts/{id}", set.GetAccountEndpoint, decodeGetAccount, encodeOK[billing.Account])
+	Handle(r, o, http.MethodPost, "/invoices", set.CreateInvoiceEndpoint, decodeCreateInvoice, encodeCreatedInvoice(p))
+	Handle(r, o, http.MethodGet, "/invoices", set.ListInvoicesEndpoint, decodeListInvoices, encodeInvoicePage(p))
+	Handle(r, o, http.MethodGet, "/invoices/{id}", set.GetInvoiceEndpoint, decodeGetInvoice, encodeInvoice)
+	Handle(r, o, http.MethodPost, "/invoices/{id}/issue", set.IssueInvoiceEndpoint, decodeIssueInvoice, encodeInvoice)
+	Handle(r, o, http.MethodPost, "/invoices/{id}/payments", set.RecordPaymentEndpoint, decodeRecordPayment, encodeInvoice)
+	Handle(r, o, http.MethodPost, "/invoices/{id}/void", set.VoidInvoiceEndpoint, decodeVoidInvoice, encodeInvoice)
+	return Wrap(r, o)
+}
+
+// decodeListAccounts reads GET /accounts?patientId=.
+func decodeListAccounts(_ context.Context, r *http.Request) (billing.AccountQuery, error) {
+	q, err := ParseQuery(r, "patientId")
+	if err != nil {
+		return billing.AccountQuery{}, err
+	}
+	return billing.AccountQuery{PatientID: q.Get("patientId")}, q.Err()
+}
+
+func decodeGetAccount(_ context.Context, r *http.Request) (billing.GetAccountRequest, error) {
+	id, err := idOnly(r)
+	return billing.GetAccountRequest{ID: id}, err
+}
+
+// decodeCreateInvoice reads POST /invoices: the JSON body and an optional Idempotency-Key.
+func decodeCreateInvoice(_ context.Context, r *http.Request) (billing.CreateInvoiceRequest, error) {
+	if err := noQuery(r); err != nil {
+		return billing.CreateInvoiceRequest{}, err
+	}
+	key, err := idempotencyKey(r.Header)
+	if err != nil {
+		return billing.CreateInvoiceRequest{}, err
+	}
+	req, err := DecodeJSON[billing.CreateInvoiceRequest](r)
+	if err != nil {
+		return billing.CreateInvoiceRequest{}, err
+	}
+	req.IdempotencyKey = key
+	return req, nil
+}
+
+// decodeListInvoices reads GET /invoices?patientId=&status=&limit=&pageToken=.
+func decodeListInvoices(_ context.Context, r *http.Request) (billing.InvoiceQuery, error) {
+	q, err := ParseQuery(r, "patientId", "status", "limit", "pageToken")
+	if err != nil {
+		return billing.InvoiceQuery{}, err
+	}
+	iq := billing.InvoiceQuery{
+		PatientID: q.Get("patientId"), Status: q.Get("status"),
+		Limit: q.Int("limit", 0, 1, billing.MaxLimit), PageToken: q.Get("pageToken"),
+	}
+	return iq, q.Err()
+}
+
+func decodeGetInvoice(_ context.Context, r *http.Request) (billing.GetInvoiceRequest, error) {
+	id, err := idOnly(r)
+	return billing.GetInvoiceRequest{ID: id}, err
+}
+
+func decodeIssueInvoice(_ context.Context, r *http.Request) (billing.IssueInvoiceRequest, error) {
+	id, err := actionOnly(r)
+	return billing.IssueInvoiceRequest{ID: id}, err
+}
+
+func decodeVoidInvoice(_ context.Context, r *http.Request) (billing.VoidInvoiceRequest, error) {
+	id, err := actionOnly(r)
+	return billing.VoidInvoiceRequest{ID: id}, err
+}
+
+// decodeRecordPayment reads POST /invoices/{id}/payments: {"amount","method","currency"?}
+// and an optional Idempotency-Key.
+func decodeRecordPayment(_ context.Context, r *http.Request) (billing.PaymentRequest, error) {
+	id, err := idOnly(r)
+	if err != nil {
+		return billing.PaymentRequest{}, err
+	}
+	key, err := idempotencyKey(r.Header)
+	if err != nil {
+		return billing.PaymentRequest{}, err
+	}
+	req, err := DecodeJSON[billing.PaymentRequest](r)
+	if err != nil {
+		return billing.PaymentRequest{}, err
+	}
+	req.InvoiceID, req.IdempotencyKey = id, key
+	return req, nil
+}
+
+// actionOnly reads a state-change route (issue, void): the path id, no query, and no body
+// or an empty JSON object, so a client that always sends {} is served and one that sends
+// fields expecting them to mean something is told they do not.
+func actionOnly(r *http.Request) (string, error) {
+	id, err := idOnly(r)
+	if err != nil {
+		return "", err
+	}
+	if r.Body == nil || r.ContentLength == 0 {
+		return id, nil
+	}
+	// A body of unknown length: empty is fine, anything else must be {}.
+	var first [1]byte
+	n, rerr := io.ReadFull(r.Body, first[:])
+	if n == 0 && (rerr == io.EOF || errors.Is(rerr, io.ErrUnexpectedEOF)) {
+		return id, nil
+	}
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(first[:n]), r.Body))
+	_, err = DecodeJSON[struct{}](r)
+	return id, err
+}
+
+// encodeOK writes 200 with the response as the body.
+func encodeOK[Resp any](_ context.Context, _ http.Header, resp Resp) (int, any) {
+	return http.StatusOK, resp
+}
+
+func encodeAccounts(_ context.Context, _ http.Header, r billing.AccountsResponse) (int, any) {
+	return http.StatusOK, nonNil(r.Accounts)
+}
+
+// invoicePath is the path of one invoice as the client addresses it.
+func invoicePath(prefix, id string) string { return prefix + "/invoices/" + url.PathEscape(id) }
+
+// encodeInvoice writes an invoice with its ETag.
+func encodeInvoice(_ context.Context, h http.Header, inv billing.Invoice) (int, any) {
+	h.Set("ETag", etag(inv.Version))
+	return http.StatusOK, inv
+}
+
+// encodeCreatedInvoice writes 201 with the invoice's Location and ETag (a replayed create
+// answers the same).
+func encodeCreatedInvoice(prefix string) func(context.Context, http.Header, billing.Invoice) (int, any) {
+	return func(ctx context.Context, h http.Header, inv billing.Invoice) (int, any) {
+		h.Set("Location", invoicePath(prefix, inv.ID))
+		_, body := encodeInvoice(ctx, h, inv)
+		return http.StatusCreated, body
+	}
+}
+
+// encodeInvoicePage writes a page of invoices (never null) and a Link to the next page that
+// repeats the caller's filters.
+func encodeInvoicePage(prefix string) func(context.Context, http.Header, billing.InvoicePage) (int, any) {
+	return func(ctx context.Context, h http.Header, pg billing.InvoicePage) (int, any) {
+		if pg.NextPageToken != "" {
+			q := requestQuery(ctx)
+			q.Set("pageToken", pg.NextPageToken)
+			h.Set("Link", "<"+prefix+"/invoices?"+q.Encode()+`>; rel="next"`)
+		}
+		return http.StatusOK, nonNil(pg.Invoices)
+	}
+}
+
+// errNoRoute answers a client call the HTTP API has no route for.
+var errNoRoute = errs.New(errs.MethodNotAllowed, "this operation is not offered over HTTP")
