@@ -29,8 +29,18 @@ type Consumer struct {
 	stopOnce sync.Once
 	stopping chan struct{}
 	done     chan struct{}
-	started  sync.Once
+	mu       sync.Mutex
+	state    runState
 }
+
+// runState is where a Consumer or Relay is in its life: Stop before Run makes Run a no-op.
+type runState int
+
+const (
+	idle runState = iota
+	running
+	stoppedBeforeRun
+)
 
 // NewConsumer returns a Consumer of topics in group groupID; Run starts it.
 func NewConsumer(brokers []string, groupID string, topics []string, cfg *sarama.Config, sub *Subscriber, logger log.Logger) *Consumer {
@@ -50,11 +60,17 @@ func NewConsumer(brokers []string, groupID string, topics []string, cfg *sarama.
 // Run consumes until Stop; it returns nil then. Errors on the way (broker down, rebalance)
 // are logged and retried with backoff; they never end Run.
 func (c *Consumer) Run() error {
-	ran := false
-	c.started.Do(func() { ran = true })
-	if !ran {
+	c.mu.Lock()
+	switch c.state {
+	case stoppedBeforeRun:
+		c.mu.Unlock()
+		return nil
+	case running:
+		c.mu.Unlock()
 		return errors.New("kafka: Consumer.Run called twice")
 	}
+	c.state = running
+	c.mu.Unlock()
 	defer close(c.done)
 	var group sarama.ConsumerGroup
 	var errsDone chan struct{}
@@ -136,9 +152,13 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		c.sub.Stop()
 		c.cancel()
 	})
-	ran := true
-	c.started.Do(func() { ran = false; close(c.done) })
-	if !ran {
+	c.mu.Lock()
+	if c.state == idle {
+		c.state = stoppedBeforeRun
+	}
+	st := c.state
+	c.mu.Unlock()
+	if st == stoppedBeforeRun {
 		return nil
 	}
 	select {

@@ -67,7 +67,8 @@ type Relay struct {
 	flushCtx context.Context
 	cancel   context.CancelFunc
 	done     chan struct{}
-	started  atomic.Bool
+	mu       sync.Mutex
+	state    int // 0 idle, 1 running, 2 stopped before Run: Run is then a no-op
 
 	published atomic.Int64
 	lastCount time.Time
@@ -115,9 +116,17 @@ func (r *Relay) Published() int64 { return r.published.Load() }
 // Run publishes until Stop, then flushes what is pending (within Stop's deadline) and
 // returns nil.
 func (r *Relay) Run() error {
-	if !r.started.CompareAndSwap(false, true) {
+	r.mu.Lock()
+	switch r.state {
+	case 2:
+		r.mu.Unlock()
+		return nil
+	case 1:
+		r.mu.Unlock()
 		return errors.New("outbox: Relay.Run called twice")
 	}
+	r.state = 1
+	r.mu.Unlock()
 	defer close(r.done)
 	defer r.closeProducer()
 	var listenDone chan struct{}
@@ -196,7 +205,13 @@ func isClosed(ch chan struct{}) bool {
 // twice) and Stop still waits for Run, so nothing outlives it.
 func (r *Relay) Stop(ctx context.Context) error {
 	r.stopOnce.Do(func() { close(r.stopping) })
-	if !r.started.Load() {
+	r.mu.Lock()
+	if r.state == 0 {
+		r.state = 2
+	}
+	st := r.state
+	r.mu.Unlock()
+	if st == 2 {
 		return nil
 	}
 	select {
