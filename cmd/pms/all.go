@@ -25,12 +25,28 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
-		p, err := buildPatient(ctx, s, pc)
+		var mods []*module
+		b, err := withEmbeddedBroker(&s)
 		if err != nil {
 			return nil, err
 		}
-		return []*module{p}, nil
+		if b != nil {
+			mods = append(mods, b)
+		}
+		p, err := buildPatient(ctx, s, pc)
+		if err != nil {
+			closeModules(mods, s)
+			return nil, err
+		}
+		return append(mods, p), nil
 	})
+}
+
+// closeModules releases modules built so far, in reverse order, when a later one failed.
+func closeModules(mods []*module, s settings) {
+	for i := len(mods) - 1; i >= 0; i-- {
+		mods[i].closers.closeAll(s.shutdownTimeout, s.logger)
+	}
 }
 
 // serve builds the modules in order, runs their servers until ctx ends or one fails, then

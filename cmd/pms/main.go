@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"all":     {"run every service in one process (embedded defaults)", runAll},
 	"patient": {"run the patient service", runPatient},
 	"migrate": {"apply every service's database migrations and exit", runMigrate},
+	"broker":  {"run the embedded Kafka-protocol broker alone (development)", runBroker},
 }
 
 func main() {

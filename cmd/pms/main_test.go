@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
 	grpctransport "github.com/pms/pms/transport/grpc"
@@ -110,9 +111,11 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 var patientAddrs = []string{"patient/http", "patient/grpc", "patient/admin"}
 
+// patientArgs runs `pms patient` on :0 ports against dbURL and a broker of the test's own.
 func patientArgs(t testing.TB, dbURL string) []string {
 	return []string{"patient", "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
-		"--data-dir=" + t.TempDir(), "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn"}
+		"--data-dir=" + t.TempDir(), "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn",
+		"--kafka-brokers=" + brokertest.Start(t).Addr()}
 }
 
 // TestPatientProcess runs `pms patient` on PostgreSQL and SQLite and drives every operation

@@ -33,6 +33,7 @@ type common struct {
 	rateLimit       string
 	rateBurst       string
 	shutdownTimeout string
+	kafka           kafkaFlags
 }
 
 func (c *common) register(f *flags) {
@@ -44,6 +45,7 @@ func (c *common) register(f *flags) {
 	f.String(&c.rateLimit, "rate-limit", "2000", "requests per second allowed per endpoint (0 disables)")
 	f.String(&c.rateBurst, "rate-burst", "4000", "burst allowed per endpoint")
 	f.String(&c.shutdownTimeout, "shutdown-timeout", "20s", "how long SIGTERM waits for in-flight work")
+	c.kafka.register(f)
 }
 
 // settings is common, parsed.
@@ -54,6 +56,7 @@ type settings struct {
 	trustedProxies  []netip.Prefix
 	limit           ratelimit.Config
 	shutdownTimeout time.Duration
+	kafka           kafkaSettings
 }
 
 func (c *common) parse(stderr io.Writer) (settings, error) {
@@ -83,6 +86,9 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 	}
 	if s.shutdownTimeout, err = time.ParseDuration(c.shutdownTimeout); err != nil {
 		return s, fmt.Errorf("--shutdown-timeout: %w", err)
+	}
+	if s.kafka, err = c.kafka.parse(); err != nil {
+		return s, err
 	}
 	return s, nil
 }
