@@ -42,6 +42,15 @@ type kafkaSettings struct {
 
 func (k kafkaFlags) parse() (kafkaSettings, error) {
 	s := kafkaSettings{brokers: kafkatransport.ParseBrokers(k.brokers), addr: k.addr}
+	if s.addr == "" {
+		s.addr = broker.DefaultAddr
+	}
+	if k.partitions == "" {
+		k.partitions = "3"
+	}
+	if k.replication == "" {
+		k.replication = "1"
+	}
 	p, err := strconv.ParseInt(k.partitions, 10, 32)
 	if err != nil || p < 1 {
 		return s, fmt.Errorf("--kafka-partitions: want an integer ≥ 1, got %q", k.partitions)

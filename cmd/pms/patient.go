@@ -71,7 +71,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	kafka := newServiceKafka("patient", s, logger, reg, kafkatransport.PatientTopics(s.kafka.partitions, s.kafka.replication))
 	startRelay := kafka.addRelay(m, store.Outbox(), reg)
 	writer := audit.NewWriter(d, audit.Options{Table: patient.AuditTable, Service: "patient", Registerer: reg, Logger: logger,
-		AfterBatch: outbox.AuditHook(store.Outbox(), "patient")})
+		AfterBatch: outbox.AuditHook(store.Outbox(), "patient"), AfterCommit: store.Outbox().Wake})
 	m.closers.add(writer.Close)
 
 	var svc patient.Service = patient.NewService(store, writer, patient.Options{Logger: logger})

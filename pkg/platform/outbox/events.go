@@ -31,7 +31,8 @@ const AuditEventType = "AUDIT_ENTRY"
 
 // AuditHook returns the audit writer's AfterBatch hook (audit.Options.AfterBatch) that
 // writes one AuditEvent per entry to the audit topic through ob, inside the batch's own
-// transaction: an entry is published if and only if it was committed to the log. The key is
+// transaction: an entry is published if and only if it was committed to the log. Set
+// audit.Options.AfterCommit to ob.Wake beside it, so the relay publishes each batch at once. The key is
 // the entry's subject (a patient, invoice or user id) or, for entries without one (a
 // search), its actor.
 func AuditHook(ob *Outbox, service string) func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error {

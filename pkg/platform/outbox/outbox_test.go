@@ -284,3 +284,36 @@ func TestAuditHook(t *testing.T) {
 		}
 	})
 }
+
+// TestRelaysAcrossProcesses (PostgreSQL): two relays on one schema, as two replicas of a
+// service would run, neither polling. Rows written through either process's outbox are
+// published promptly, once each: one relay at a time holds the outbox, and a writer whose
+// own relay does not hold it passes the wake-up on with NOTIFY.
+func TestRelaysAcrossProcesses(t *testing.T) {
+	d1 := dbtest.Open(t, db.Postgres, migrations.Patient())
+	d2, err := db.Open(context.Background(), dbtest.PostgresURL(), d1.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	b := brokertest.Start(t)
+	brokertest.CreateTopics(t, b.Addr(), 2, "ev")
+	ob1, ob2 := outbox.New(d1, outbox.Options{}), outbox.New(d2, outbox.Options{})
+	r1 := startRelay(t, ob1, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Poll: time.Hour})
+	r2 := startRelay(t, ob2, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Poll: time.Hour})
+	const n = 40
+	for i := range n {
+		d, ob := d1, ob1
+		if i%2 == 1 {
+			d, ob = d2, ob2
+		}
+		add(t, d, ob, outbox.Message{Topic: "ev", Key: fmt.Sprint(i % 3), Value: []byte(fmt.Sprint(i))})
+	}
+	waitBacklog(t, r1, 20*time.Second)
+	if got := brokertest.Count(t, b.Addr(), "ev"); got != n {
+		t.Fatalf("topic holds %d records, want exactly %d", got, n)
+	}
+	if r1.Published()+r2.Published() != n {
+		t.Fatalf("relays published %d + %d", r1.Published(), r2.Published())
+	}
+}

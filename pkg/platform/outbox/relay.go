@@ -51,7 +51,9 @@ type RelayOptions struct {
 // relay keeps trying with backoff and the backlog gauge grows; nothing is lost or skipped.
 //
 // On PostgreSQL one relay per schema is active at a time (a transaction-scoped advisory lock
-// around each round), so several replicas of a service can each run one.
+// around each round), so several replicas of a service can each run one. Every relay LISTENs
+// on the outbox's channel; a relay woken by its own process's commit that finds the lock
+// taken NOTIFYs, so the active relay in another process publishes the new rows at once.
 type Relay struct {
 	d      *db.DB
 	ob     *Outbox
@@ -130,7 +132,7 @@ func (r *Relay) Run() error {
 	defer close(r.done)
 	defer r.closeProducer()
 	var listenDone chan struct{}
-	if r.d.Dialect == db.Postgres && r.ob.notify {
+	if r.d.Dialect == db.Postgres {
 		listenCtx, stopListen := context.WithCancel(context.Background())
 		listenDone = make(chan struct{})
 		go func() { defer close(listenDone); r.listen(listenCtx) }()
@@ -247,7 +249,10 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			return db.Classify(err)
 		}
 		if !got {
-			return nil
+			// Another process's relay is active: pass the wake-up on to it (delivered when
+			// this small transaction commits).
+			_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, '')`, r.ob.channel)
+			return db.Classify(err)
 		}
 		var err error
 		n, err = r.publishPending(ctx, tx)
