@@ -77,6 +77,11 @@ func notifyChannel(schema string) string {
 // maxRowsPerInsert keeps one INSERT under both databases' bind-parameter limits.
 const maxRowsPerInsert = 1000
 
+// MaxMessageBytes bounds one message (value, key and headers). A row the broker would refuse
+// would block its key's events behind it forever, so Add refuses it instead, failing the
+// transaction: the change is not made without its event. Kafka's default limit is 1 MB.
+const MaxMessageBytes = 900 << 10
+
 // Add writes msgs into the outbox within tx, the transaction of the change they describe:
 // they are published if and only if tx commits. Call Wake after the commit to wake the relay
 // of this process at once. (Add already wakes it, which suffices on SQLite, whose single
@@ -97,6 +102,9 @@ func (o *Outbox) Add(ctx context.Context, tx *sqlx.Tx, msgs ...Message) error {
 			h, err := encodeHeaders(m.Headers)
 			if err != nil {
 				return err
+			}
+			if size := len(m.Value) + len(m.Key) + len(h); size > MaxMessageBytes {
+				return errs.Newf(errs.Internal, "outbox: a %s message of %d bytes is over the limit of %d", m.Topic, size, MaxMessageBytes)
 			}
 			v := m.Value
 			if v == nil {

@@ -317,3 +317,20 @@ func TestRelaysAcrossProcesses(t *testing.T) {
 		t.Fatalf("relays published %d + %d", r1.Published(), r2.Published())
 	}
 }
+
+// TestAddRefusesOversizedMessage: a message the broker would refuse never becomes a row that
+// blocks its key; the transaction fails instead.
+func TestAddRefusesOversizedMessage(t *testing.T) {
+	d := dbtest.Open(t, db.SQLite, migrations.Patient())
+	ob := outbox.New(d, outbox.Options{})
+	err := db.InTx(context.Background(), d, func(tx *sqlx.Tx) error {
+		return ob.Add(context.Background(), tx, outbox.Message{Topic: "ev", Value: make([]byte, outbox.MaxMessageBytes+1)})
+	})
+	if err == nil {
+		t.Fatal("oversized message accepted")
+	}
+	var n int
+	if err := d.GetContext(context.Background(), &n, `SELECT count(*) FROM outbox`); err != nil || n != 0 {
+		t.Fatalf("outbox rows %d %v", n, err)
+	}
+}
