@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"testing"
@@ -151,5 +150,4 @@ func TestAddrInUse(t *testing.T) {
 	if _, err := Start(Options{Addr: l.Addr().String()}); err == nil {
 		t.Fatal("started on a taken port")
 	}
-	_ = context.Background()
 }
