@@ -6,7 +6,7 @@ PKGS := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
 
-.PHONY: run build test test-race lint fmt vet proto bench fuzz clean
+.PHONY: run build test test-race lint fmt vet proto bench bench-kafka fuzz clean
 
 ## run: build and run every service in one process on embedded defaults (SQLite under ./data)
 run: build
@@ -39,11 +39,16 @@ bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./pkg/... ./transport/... | tee bench.out
 	bash ops/bench/wrk-patient.sh
 
+## bench-kafka: the outbox on PostgreSQL and the embedded broker: drain 100k, keep pace, latency at 500/s
+bench-kafka:
+	$(GO) test -run='^$$' -bench=BenchmarkOutbox -benchtime=1x -timeout 10m ./transport/kafka/ | tee bench-kafka.out
+
 ## fuzz: run each fuzz target for FUZZTIME (seeds already run in make test)
 FUZZTIME ?= 30s
 fuzz:
-	@for t in $$($(GO) test -list 'Fuzz.*' ./transport/http/ | grep ^Fuzz); do \
-		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./transport/http/ || exit 1; done
+	@for p in ./transport/http/ ./transport/kafka/; do \
+		for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
+			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$p || exit 1; done; done
 
 clean:
-	rm -rf bin data bench.out
+	rm -rf bin data bench.out bench-kafka.out

@@ -33,19 +33,36 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return errors.New("--database-url: a sqlite:// file cannot be shared by every service; leave it empty (one file per service under --data-dir) or set each --<service>-database-url")
 	}
 	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
-		b, err := buildBilling(ctx, s, bc)
+		var mods []*module
+		k, err := withEmbeddedBroker(ctx, &s)
 		if err != nil {
 			return nil, err
 		}
+		if k != nil {
+			mods = append(mods, k)
+		}
+		b, err := buildBilling(ctx, s, bc)
+		if err != nil {
+			closeModules(mods, s)
+			return nil, err
+		}
+		mods = append(mods, b)
 		// The patient service calls billing at the address its listener bound.
 		pc.billingAddr = b.grpcAddr
 		p, err := buildPatient(ctx, s, pc)
 		if err != nil {
-			b.closers.closeAll(s.shutdownTimeout, s.logger)
+			closeModules(mods, s)
 			return nil, err
 		}
-		return []*module{b, p}, nil
+		return append(mods, p), nil
 	})
+}
+
+// closeModules releases modules built so far, in reverse order, when a later one failed.
+func closeModules(mods []*module, s settings) {
+	for i := len(mods) - 1; i >= 0; i-- {
+		mods[i].closers.closeAll(s.shutdownTimeout, s.logger)
+	}
 }
 
 // serve builds the modules in order, runs their servers until ctx ends or one fails, then

@@ -255,18 +255,13 @@ func newPatientBody(tag string) map[string]string {
 	return map[string]string{"name": "Ada " + tag, "email": "ada-" + tag + "@example.org", "address": "1 Main St", "dateOfBirth": "1990-01-02"}
 }
 
-var allAddrs = append(append([]string{}, patientAddrs...), billingAddrs...)
-
 // TestAllWithBilling runs `pms all`: registering a patient opens the billing account (over
 // gRPC, to the address billing's listener bound), and the patient service serves the
 // patient's account and invoices from billing over HTTP.
 func TestAllWithBilling(t *testing.T) {
 	for _, name := range databases(t) {
 		t.Run(name, func(t *testing.T) {
-			a, stop := startPMS(t, allAddrs, "all", jwksArg(), "--patient-http-addr=127.0.0.1:0", "--patient-grpc-addr=127.0.0.1:0",
-				"--patient-admin-addr=127.0.0.1:0", "--billing-http-addr=127.0.0.1:0", "--billing-grpc-addr=127.0.0.1:0",
-				"--billing-admin-addr=127.0.0.1:0", "--data-dir="+t.TempDir(), "--database-url="+dbURLFor(t, name),
-				"--log-format=logfmt", "--log-level=warn")
+			a, stop := startPMS(t, allAddrs, allArgs(t, dbURLFor(t, name))...)
 			patientURL, billingURL := "http://"+a["patient/http"], "http://"+a["billing/http"]
 
 			var p patient.Patient
@@ -320,7 +315,11 @@ func TestPatientWithBillingStopped(t *testing.T) {
 			url := dbURLFor(t, name)
 			ba, stopBilling := startPMS(t, billingAddrs, billingArgs(t, url)...)
 			args := patientArgs(t, url)
-			args[len(args)-1] = "--billing-addr=" + ba["billing/grpc"]
+			for i, a := range args {
+				if a == "--billing-addr=" {
+					args[i] = "--billing-addr=" + ba["billing/grpc"]
+				}
+			}
 			pa, stopPatient := startPMS(t, patientAddrs, args...)
 			patientURL := "http://" + pa["patient/http"]
 

@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"patient": {"run the patient service", runPatient},
 	"billing": {"run the billing service", runBilling},
 	"migrate": {"apply every service's database migrations and exit", runMigrate},
+	"broker":  {"run the embedded Kafka-protocol broker alone (development)", runBroker},
 }
 
 func main() {

@@ -16,6 +16,7 @@ import (
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/authz/authztest"
+	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
 	grpctransport "github.com/pms/pms/transport/grpc"
@@ -128,9 +129,11 @@ func authed(t testing.TB, subject, role string) context.Context {
 	return authz.WithToken(context.Background(), testIssuer.Token(t, subject, role))
 }
 
+// patientArgs runs `pms patient` on :0 ports against dbURL and a broker of the test's own.
 func patientArgs(t testing.TB, dbURL string) []string {
 	return []string{"patient", jwksArg(), "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
-		"--data-dir=" + t.TempDir(), "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn", "--billing-addr="}
+		"--data-dir=" + t.TempDir(), "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn", "--billing-addr=",
+		"--kafka-brokers=" + brokertest.Start(t).Addr()}
 }
 
 // TestPatientProcess runs `pms patient` on PostgreSQL and SQLite and drives every operation

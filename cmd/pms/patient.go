@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/IBM/sarama"
 	"github.com/go-kit/log"
 	"github.com/oklog/run"
 	"github.com/pms/pms/migrations"
@@ -13,8 +14,10 @@ import (
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/outbox"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
+	kafkatransport "github.com/pms/pms/transport/kafka"
 	"google.golang.org/grpc/health"
 )
 
@@ -71,7 +74,13 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	}
 	m.closers.add(func(context.Context) error { return d.Close() })
 	reg := observe.NewRegistry()
-	writer := audit.NewWriter(d, audit.Options{Table: patient.AuditTable, Service: "patient", Registerer: reg, Logger: logger})
+	store := patient.NewStore(d)
+	// Closers run in reverse: the audit writer flushes (its entries are outbox rows too),
+	// then the relay publishes what is pending, then the database closes.
+	kafka := newServiceKafka("patient", s, logger, reg, kafkatransport.PatientTopics(s.kafka.partitions, s.kafka.replication))
+	startRelay := kafka.addRelay(m, store.Outbox(), reg)
+	writer := audit.NewWriter(d, audit.Options{Table: patient.AuditTable, Service: "patient", Registerer: reg, Logger: logger,
+		AfterBatch: outbox.AuditHook(store.Outbox(), "patient"), AfterCommit: store.Outbox().Wake})
 	m.closers.add(writer.Close)
 
 	metrics := patient.NewMetrics(reg)
@@ -85,7 +94,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		m.closers.add(closeConn)
 		bill = metrics.Billing(b)
 	}
-	var svc patient.Service = patient.NewService(patient.NewStore(d), writer, patient.Options{Logger: logger, Billing: bill})
+	var svc patient.Service = patient.NewService(store, writer, patient.Options{Logger: logger, Billing: bill})
 	svc = metrics.Instrumenting()(svc)
 	set := patient.NewEndpoints(svc, patient.EndpointOptions{
 		Guard:  authz.NewGuard(s.verifier(), patient.Roles, patient.DeniedAuditor(writer)),
@@ -114,11 +123,18 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	healthS := health.NewServer()
 	grpcS := grpctransport.NewServer(grpctransport.ServerOptions{Logger: logger, TrustedProxies: s.trustedProxies, Health: healthS})
 	grpctransport.RegisterPatientServer(grpcS, set)
-	adminH := observe.AdminHandler(reg, observe.Check{Name: "database", Check: d.PingContext})
+	adminH := observe.AdminHandler(reg, observe.Check{Name: "database", Check: d.PingContext}, observe.Check{Name: "kafka", Check: kafka.check})
+	replies := outbox.NewReplies(d)
 	m.servers = func(g *run.Group) {
 		addHTTP(g, httpL, httpH, s.shutdownTimeout)
 		addGRPC(g, grpcL, grpcS, healthS, s.shutdownTimeout)
 		addHTTP(g, adminL, adminH, s.shutdownTimeout)
+		kafka.addConsumer(g, "patient", []string{patient.TopicCommands}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
+			return kafkatransport.NewCommandSubscriber(kafkatransport.PatientCommands(set), kafkatransport.CommandOptions{
+				Producer: p, Replies: replies, Metrics: kafka.metrics, Group: "patient", Logger: logger,
+			})
+		})
+		startRelay()
 	}
 	return m, nil
 }

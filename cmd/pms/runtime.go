@@ -37,6 +37,7 @@ type common struct {
 	jwtIssuer       string
 	jwtAudience     string
 	jwksURL         string
+	kafka           kafkaFlags
 }
 
 func (c *common) register(f *flags) {
@@ -51,6 +52,7 @@ func (c *common) register(f *flags) {
 	f.String(&c.rateLimit, "rate-limit", "2000", "requests per second allowed per endpoint (0 disables)")
 	f.String(&c.rateBurst, "rate-burst", "4000", "burst allowed per endpoint")
 	f.String(&c.shutdownTimeout, "shutdown-timeout", "20s", "how long SIGTERM waits for in-flight work")
+	c.kafka.register(f)
 }
 
 // settings is common, parsed.
@@ -64,6 +66,7 @@ type settings struct {
 	jwtIssuer       string
 	jwtAudience     string
 	jwksURL         string
+	kafka           kafkaSettings
 }
 
 // verifier returns the token verifier services use: keys from the auth service's JWKS,
@@ -99,6 +102,9 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 	}
 	if s.shutdownTimeout, err = time.ParseDuration(c.shutdownTimeout); err != nil {
 		return s, fmt.Errorf("--shutdown-timeout: %w", err)
+	}
+	if s.kafka, err = c.kafka.parse(); err != nil {
+		return s, err
 	}
 	return s, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/outbox"
 )
 
 // AuditTable is the patient service's audit log table.
@@ -22,7 +23,8 @@ const AuditTable = "audit_log"
 // service's own database (PostgreSQL or SQLite, one SQL for both). Every change is one
 // transaction that also writes its history row, so a record and its history never disagree.
 type Store struct {
-	db *db.DB
+	db     *db.DB
+	events *outbox.Outbox
 	// forUpdate locks the row being changed on PostgreSQL; SQLite's write transaction
 	// (BEGIN IMMEDIATE) already excludes other writers.
 	forUpdate string
@@ -30,7 +32,7 @@ type Store struct {
 
 // NewStore returns a Store over a migrated database.
 func NewStore(d *db.DB) *Store {
-	s := &Store{db: d}
+	s := &Store{db: d, events: outbox.New(d, outbox.Options{})}
 	if d.Dialect == db.Postgres {
 		s.forUpdate = " FOR UPDATE"
 	}
@@ -39,6 +41,28 @@ func NewStore(d *db.DB) *Store {
 
 // DB returns the underlying database, for readiness checks.
 func (s *Store) DB() *db.DB { return s.db }
+
+// Outbox returns the outbox every change writes its PatientEvent to, in the change's own
+// transaction; the service's relay publishes it, and the audit writer adds its entries to it.
+func (s *Store) Outbox() *outbox.Outbox { return s.events }
+
+// inTx runs fn in a transaction and, once it committed, wakes the outbox relay.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	if err := db.InTx(ctx, s.db, fn); err != nil {
+		return err
+	}
+	s.events.Wake()
+	return nil
+}
+
+// addEvent writes the PatientEvent of change to the outbox within tx.
+func (s *Store) addEvent(ctx context.Context, tx *sqlx.Tx, p Patient, change string, m changeMeta) error {
+	msg, err := patientEvent(p, change, m)
+	if err != nil {
+		return errs.Wrap(errs.Internal, "internal error", err)
+	}
+	return s.events.Add(ctx, tx, msg)
+}
 
 const patientColumns = `seq, id, mrn, name, email, address, date_of_birth, registered_date, version, created_at, updated_at, deleted_at`
 
@@ -79,11 +103,11 @@ type idempotency struct {
 }
 
 // create inserts a new patient (ID, fields and dates set by the caller; MRN from its
-// registration sequence number), its first history row and, when given, its idempotency
-// key, in one transaction. A concurrent create with the same key waits for this one and then
+// registration sequence number), its first history row, its PATIENT_CREATED event and, when
+// given, its idempotency key, in one transaction. A concurrent create with the same key waits for this one and then
 // sees the key taken (errKeyTaken).
 func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idempotency) (Patient, error) {
-	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if idem != nil {
 			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) VALUES (?, ?, ?, ?, ?)`),
 				idem.Scope, idem.Key, idem.RequestHash, p.ID, s.db.Time(m.At)); err != nil {
@@ -108,7 +132,10 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 			return db.Classify(err)
 		}
 		p.Version = 1
-		return s.insertVersion(ctx, tx, p, ChangeCreated, m)
+		if err := s.insertVersion(ctx, tx, p, ChangeCreated, m); err != nil {
+			return err
+		}
+		return s.addEvent(ctx, tx, p, ChangeCreated, m)
 	})
 	if err != nil {
 		return Patient{}, err
@@ -212,11 +239,11 @@ func escapeLike(s string) string {
 
 // change locks patient id, checks it is live and at version ifMatch (when not zero), lets
 // edit produce the new record (returning changed=false leaves everything as it is), and
-// writes it with its history row, all in one transaction.
+// writes it with its history row and its event, all in one transaction.
 func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind string, m changeMeta,
 	edit func(cur Patient) (next Patient, changed bool, err error)) (Patient, error) {
 	var out Patient
-	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var r patientRow
 		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT `+patientColumns+` FROM patients WHERE id = ?`+s.forUpdate), id)
 		cur, err := rowResult(r, err)
@@ -253,7 +280,10 @@ func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind strin
 			return ErrVersionMismatch // lost a race the row lock should have prevented
 		}
 		out = next
-		return s.insertVersion(ctx, tx, next, kind, m)
+		if err := s.insertVersion(ctx, tx, next, kind, m); err != nil {
+			return err
+		}
+		return s.addEvent(ctx, tx, next, kind, m)
 	})
 	return out, err
 }

@@ -44,6 +44,9 @@ type Options struct {
 	// with the entries as stored (seq and hashes filled). The outbox uses it to write one
 	// audit event per entry in the same transaction; an error rolls the whole batch back.
 	AfterBatch func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error
+	// AfterCommit, when set, runs after each batch has committed (the outbox's Wake, so its
+	// relay publishes the batch's events at once).
+	AfterCommit func()
 	// Logger receives batch failures (ids and counts only, never entry contents).
 	Logger log.Logger
 	// Registerer, when set, receives the writer's metrics.
@@ -63,14 +66,15 @@ type Stats struct {
 // commits it in one transaction, so a burst of N audited reads costs about one commit rather
 // than N, and the chain is computed in one place where order is unambiguous.
 type Writer struct {
-	d          *db.DB
-	table      string
-	maxBatch   int
-	timeout    time.Duration
-	afterBatch func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error
-	logger     log.Logger
-	metrics    *metrics
-	lockKey    int64
+	d           *db.DB
+	table       string
+	maxBatch    int
+	timeout     time.Duration
+	afterBatch  func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error
+	afterCommit func()
+	logger      log.Logger
+	metrics     *metrics
+	lockKey     int64
 	// rowsPerStmt is how many rows one INSERT carries; tests lower it to exercise chunking.
 	rowsPerStmt int
 	tailSQL     string
@@ -125,6 +129,7 @@ func NewWriter(d *db.DB, o Options) *Writer {
 		maxBatch:    o.MaxBatch,
 		timeout:     o.Timeout,
 		afterBatch:  o.AfterBatch,
+		afterCommit: o.AfterCommit,
 		logger:      log.With(o.Logger, "component", "audit", "table", table),
 		metrics:     newMetrics(o.Registerer, o.Service),
 		lockKey:     lockKey(d.Schema, table),
@@ -277,6 +282,9 @@ func (w *Writer) flush(batch []*request) {
 			r.res <- result{err: err}
 		}
 		return
+	}
+	if w.afterCommit != nil {
+		w.afterCommit()
 	}
 	w.batches.Add(1)
 	w.entries.Add(int64(len(entries)))

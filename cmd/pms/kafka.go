@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/oklog/run"
+	"github.com/pms/pms/pkg/platform/broker"
+	"github.com/pms/pms/pkg/platform/outbox"
+	kafkatransport "github.com/pms/pms/transport/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// kafkaFlags are the Kafka settings every command shares.
+type kafkaFlags struct {
+	brokers, addr, partitions, replication string
+}
+
+func (k *kafkaFlags) register(f *flags) {
+	f.String(&k.brokers, "kafka-brokers", "", "comma-separated Kafka brokers (empty: `pms all` starts the embedded broker, a single service connects to "+broker.DefaultAddr+")")
+	f.String(&k.addr, "kafka-addr", broker.DefaultAddr, "address of the embedded broker (pms broker, and pms all without --kafka-brokers)")
+	f.String(&k.partitions, "kafka-partitions", "3", "partitions of the topics a service creates at start-up when missing")
+	f.String(&k.replication, "kafka-replication-factor", "1", "replication factor of the topics a service creates at start-up when missing")
+}
+
+// kafkaSettings is kafkaFlags, parsed.
+type kafkaSettings struct {
+	brokers     []string // empty: none configured
+	addr        string
+	partitions  int32
+	replication int16
+}
+
+func (k kafkaFlags) parse() (kafkaSettings, error) {
+	s := kafkaSettings{brokers: kafkatransport.ParseBrokers(k.brokers), addr: k.addr}
+	if s.addr == "" {
+		s.addr = broker.DefaultAddr
+	}
+	if k.partitions == "" {
+		k.partitions = "3"
+	}
+	if k.replication == "" {
+		k.replication = "1"
+	}
+	p, err := strconv.ParseInt(k.partitions, 10, 32)
+	if err != nil || p < 1 {
+		return s, fmt.Errorf("--kafka-partitions: want an integer ≥ 1, got %q", k.partitions)
+	}
+	r, err := strconv.ParseInt(k.replication, 10, 16)
+	if err != nil || r < 1 {
+		return s, fmt.Errorf("--kafka-replication-factor: want an integer ≥ 1, got %q", k.replication)
+	}
+	s.partitions, s.replication = int32(p), int16(r)
+	return s, nil
+}
+
+// brokerList is where services connect: the configured brokers, else the embedded broker's
+// default address (API.md: a single service with no brokers configured uses 127.0.0.1:9092).
+func (k kafkaSettings) brokerList() []string {
+	if len(k.brokers) > 0 {
+		return k.brokers
+	}
+	return kafkatransport.DefaultBrokers
+}
+
+// startBroker starts the embedded broker on --kafka-addr, keeping its data under
+// <data-dir>/kafka, and reports its address like any listener.
+func startBroker(ctx context.Context, s settings) (*broker.Broker, error) {
+	b, err := broker.Start(broker.Options{
+		Addr: s.kafka.addr, DataDir: filepath.Join(s.dataDir, "kafka"), Partitions: int(s.kafka.partitions),
+		Logger: log.With(s.logger, "service", "broker"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if hook, ok := ctx.Value(listenHookKey{}).(listenHook); ok {
+		hook("broker", "kafka", b.Addr())
+	}
+	return b, nil
+}
+
+// withEmbeddedBroker is how `pms all` starts: with no brokers configured it starts the
+// embedded broker first and points every service at it; the broker is a module of its own,
+// built first and so closed last, after every relay has flushed into it.
+func withEmbeddedBroker(ctx context.Context, s *settings) (*module, error) {
+	if len(s.kafka.brokers) > 0 {
+		return nil, nil
+	}
+	b, err := startBroker(ctx, *s)
+	if err != nil {
+		return nil, err
+	}
+	s.kafka.brokers = []string{b.Addr()}
+	m := &module{name: "broker", servers: func(*run.Group) {}}
+	m.closers.add(func(context.Context) error { b.Close(); return nil })
+	return m, nil
+}
+
+// runBroker is `pms broker`: the embedded broker alone, until SIGTERM.
+func runBroker(ctx context.Context, args []string, _, stderr io.Writer) error {
+	f := newFlags("broker", stderr)
+	var cm common
+	cm.register(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	s, err := cm.parse(stderr)
+	if err != nil {
+		return err
+	}
+	b, err := startBroker(ctx, s)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	b.Close()
+	_ = level.Info(s.logger).Log("msg", "broker stopped")
+	return nil
+}
+
+// serviceKafka is one service's side of Kafka: its brokers, topics and metrics.
+type serviceKafka struct {
+	service string
+	brokers []string
+	topics  []kafkatransport.Topic
+	logger  log.Logger
+	metrics *kafkatransport.Metrics
+	timeout time.Duration
+}
+
+func newServiceKafka(service string, s settings, logger log.Logger, reg prometheus.Registerer, topics []kafkatransport.Topic) *serviceKafka {
+	return &serviceKafka{
+		service: service, brokers: s.kafka.brokerList(), topics: topics, logger: logger,
+		metrics: kafkatransport.NewMetrics(reg, service), timeout: s.shutdownTimeout,
+	}
+}
+
+// check is the readiness check of the brokers: reachable now, not "a group has formed".
+func (k *serviceKafka) check(ctx context.Context) error { return kafkatransport.Ping(ctx, k.brokers) }
+
+// addRelay runs the relay of ob from the moment the module's servers start until the
+// module's closers reach it: after the servers and consumers have stopped and the audit
+// writer has flushed (its last entries are outbox rows too), so the flush publishes
+// everything, and before the database closes. Add it to the closers right after the
+// database, before the audit writer.
+func (k *serviceKafka) addRelay(m *module, ob *outbox.Outbox, reg prometheus.Registerer) (start func()) {
+	cfg := kafkatransport.NewConfig("pms-" + k.service + "-relay")
+	r := outbox.NewRelay(ob, outbox.RelayOptions{
+		NewProducer: func() (sarama.SyncProducer, error) { return sarama.NewSyncProducer(k.brokers, cfg) },
+		Service:     k.service, Registerer: reg, Logger: k.logger,
+	})
+	done := make(chan struct{})
+	var started atomic.Bool
+	m.closers.add(func(ctx context.Context) error {
+		err := r.Stop(ctx) // before Run: makes a later Run a no-op
+		if started.Load() {
+			<-done
+		}
+		return err
+	})
+	return func() {
+		started.Store(true)
+		go func() {
+			defer close(done)
+			if err := r.Run(); err != nil {
+				_ = level.Error(k.logger).Log("msg", "outbox relay", "err", err)
+			}
+		}()
+	}
+}
+
+// addConsumer adds to g an actor consuming topics in group with the subscriber newSub makes
+// (given a producer for replies and dead letters). It first creates the service's topics and
+// connects, retrying while the broker is unreachable, so the service starts and is ready
+// without waiting for Kafka. Interrupting it lets the message in hand finish.
+func (k *serviceKafka) addConsumer(g *run.Group, group string, topics []string, newSub func(p sarama.SyncProducer) *kafkatransport.Subscriber) {
+	var (
+		mu       sync.Mutex
+		consumer *kafkatransport.Consumer
+		producer sarama.SyncProducer
+		stop     = make(chan struct{})
+	)
+	g.Add(func() error {
+		if !k.ensureTopics(stop) {
+			return nil
+		}
+		// Replies and dead letters need no idempotence, and a producer without it never
+		// trips over a broker that forgot its producer ids.
+		cfg := kafkatransport.NewConfig("pms-" + k.service + "-replies")
+		cfg.Producer.Idempotent = false
+		cfg.Net.MaxOpenRequests = 5
+		p, ok := k.retry(stop, func() (sarama.SyncProducer, error) { return sarama.NewSyncProducer(k.brokers, cfg) })
+		if !ok {
+			return nil
+		}
+		mu.Lock()
+		select {
+		case <-stop:
+			mu.Unlock()
+			_ = p.Close()
+			return nil
+		default:
+		}
+		producer = p
+		consumer = kafkatransport.NewConsumer(k.brokers, group, topics, kafkatransport.NewConfig("pms-"+k.service), newSub(p), k.logger)
+		mu.Unlock()
+		return consumer.Run()
+	}, func(error) {
+		mu.Lock()
+		close(stop)
+		c, p := consumer, producer
+		mu.Unlock()
+		if c != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
+			if err := c.Stop(ctx); err != nil {
+				_ = level.Warn(k.logger).Log("msg", "consumer did not stop in time", "group", group, "err", err)
+			}
+			cancel()
+		}
+		if p != nil {
+			_ = p.Close()
+		}
+	})
+}
+
+// retry calls f with backoff until it succeeds or stop is closed.
+func (k *serviceKafka) retry(stop <-chan struct{}, f func() (sarama.SyncProducer, error)) (sarama.SyncProducer, bool) {
+	backoff := 100 * time.Millisecond
+	for {
+		p, err := f()
+		if err == nil {
+			return p, true
+		}
+		_ = level.Warn(k.logger).Log("msg", "cannot reach the brokers yet; retrying", "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-stop:
+			t.Stop()
+			return nil, false
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// ensureTopics creates the service's topics, retrying with backoff until it succeeds or stop
+// is closed; it reports whether the topics exist.
+func (k *serviceKafka) ensureTopics(stop <-chan struct{}) bool {
+	backoff := 100 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err := kafkatransport.EnsureTopics(ctx, k.brokers, kafkatransport.NewConfig("pms-"+k.service+"-admin"), k.topics)
+		cancel()
+		if err == nil {
+			return true
+		}
+		_ = level.Warn(k.logger).Log("msg", "cannot create topics yet; retrying", "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-stop:
+			t.Stop()
+			return false
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/broker/brokertest"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
+	kafkatransport "github.com/pms/pms/transport/kafka"
+	"google.golang.org/protobuf/proto"
+)
+
+// allAddrs are the listeners `pms all` binds: the broker and every service's three.
+var allAddrs = append([]string{"broker/kafka"}, append(append([]string{}, patientAddrs...), billingAddrs...)...)
+
+// allArgs runs `pms all` on :0 ports (broker included) against dbURL ("" = SQLite files).
+func allArgs(t testing.TB, dbURL string, extra ...string) []string {
+	return append([]string{"all", jwksArg(), "--kafka-addr=127.0.0.1:0", "--patient-http-addr=127.0.0.1:0", "--patient-grpc-addr=127.0.0.1:0",
+		"--patient-admin-addr=127.0.0.1:0", "--billing-http-addr=127.0.0.1:0", "--billing-grpc-addr=127.0.0.1:0",
+		"--billing-admin-addr=127.0.0.1:0", "--data-dir=" + t.TempDir(), "--database-url=" + dbURL,
+		"--log-format=logfmt", "--log-level=warn", "--shutdown-timeout=20s"}, extra...)
+}
+
+// TestAllEmbeddedBroker runs `pms all` with no brokers configured: it starts the embedded
+// broker itself, creates the topics, and a REST create shows up as a PatientEvent on the
+// patient topic (read over TCP by sarama, and by kcat as an independent client, headers
+// included); the audit entry of the create shows up on the audit topic.
+func TestAllEmbeddedBroker(t *testing.T) {
+	for _, tc := range []struct{ name, url string }{
+		{"postgres", ""},
+		{"sqlite", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := tc.url
+			if url == "" {
+				url = dbtest.PostgresDatabase(t)
+			}
+			a, stop := startPMS(t, allAddrs, allArgs(t, url)...)
+			broker := a["broker/kafka"]
+
+			body := `{"name":"Ada Lovelace","email":"ada@example.org","address":"1 Main St","dateOfBirth":"1990-12-10"}`
+			req, _ := http.NewRequest(http.MethodPost, "http://"+a["patient/http"]+"/patients", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Request-ID", "req-all-1")
+			req.Header.Set("Authorization", "Bearer "+testIssuer.Token(t, "clin-1", authz.RoleClinician))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 201 {
+				t.Fatalf("create: %d %s", resp.StatusCode, b)
+			}
+			m := brokertest.NewReader(t, broker, patient.TopicEvents).Read(1, 30*time.Second)[0]
+			var ev eventsv1.PatientEvent
+			if err := proto.Unmarshal(m.Value, &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.EventType != patient.EventCreated || ev.Email != "ada@example.org" || ev.RequestId != "req-all-1" ||
+				ev.Patient.GetMrn() == "" || string(m.Key) != ev.PatientId || !strings.Contains(string(b), ev.PatientId) {
+				t.Fatalf("event %v key %q", &ev, m.Key)
+			}
+			for h, want := range map[string]string{"content-type": "application/x-protobuf", "event-type": "PATIENT_CREATED",
+				"event-id": ev.EventId, "x-request-id": "req-all-1"} {
+				if got := brokertest.Header(m, h); got != want {
+					t.Fatalf("header %s = %q, want %q", h, got, want)
+				}
+			}
+			au := brokertest.NewReader(t, broker, kafkatransport.TopicAudit).Read(1, 30*time.Second)[0]
+			var ae eventsv1.AuditEvent
+			if err := proto.Unmarshal(au.Value, &ae); err != nil || ae.Action != "create" || ae.SubjectId != ev.PatientId || ae.Service != "patient" {
+				t.Fatalf("audit event %v %v", &ae, err)
+			}
+			if tc.name == "sqlite" {
+				kcatInterop(t, broker, ev.PatientId, ev.EventId)
+			}
+			checkReady(t, a["patient/admin"])
+			if err := stop(); err != nil {
+				t.Fatalf("graceful stop: %v", err)
+			}
+		})
+	}
+}
+
+func checkReady(t *testing.T, admin string) {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/readyz = %d", resp.StatusCode)
+	}
+	resp, err = http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"pms_patient_outbox_published_total", "pms_patient_outbox_backlog"} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// kcatInterop: kcat, an independent Kafka client, lists the topics of the embedded broker
+// and reads the patient topic with its headers.
+func kcatInterop(t *testing.T, broker, patientID, eventID string) {
+	t.Helper()
+	if _, err := exec.LookPath("kcat"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("kcat is required under CI=true (.ci/run installs it)")
+		}
+		t.Skip("kcat not installed (apt-get install kcat; .ci/run installs it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	run := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		cmd := exec.CommandContext(ctx, "kcat", append([]string{"-b", broker}, args...)...)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("kcat %v: %v\n%s", args, err, errb.String())
+		}
+		return out.String()
+	}
+	list := run("-L")
+	for _, topic := range []string{`topic "patient"`, `topic "patient.commands"`, `topic "patient.commands.dlq"`, `topic "audit"`} {
+		if !strings.Contains(list, topic) {
+			t.Fatalf("kcat -L lacks %s:\n%s", topic, list)
+		}
+	}
+	// -e: exit at the end of every partition; -f: key and headers of each message.
+	got := run("-C", "-t", "patient", "-e", "-q", "-f", "%k|%h\n")
+	want := fmt.Sprintf("%s|", patientID)
+	if !strings.Contains(got, want) || !strings.Contains(got, "event-type=PATIENT_CREATED") || !strings.Contains(got, "event-id="+eventID) {
+		t.Fatalf("kcat read of patient:\n%s", got)
+	}
+}
+
+// TestBrokerCommand: `pms broker` runs the embedded broker alone, reachable over TCP, and
+// stops on SIGTERM.
+func TestBrokerCommand(t *testing.T) {
+	a, stop := startPMS(t, []string{"broker/kafka"}, "broker", "--kafka-addr=127.0.0.1:0", "--data-dir="+t.TempDir(), "--log-level=warn")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := kafkatransport.Ping(ctx, []string{a["broker/kafka"]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := kafkatransport.Ping(ctx, []string{a["broker/kafka"]}); err == nil {
+		t.Fatal("broker still answers after stop")
+	}
+}
+
+// TestDrainFlushesTheOutbox: SIGTERM right after a burst of creates still publishes every
+// event and every audit entry before the process exits (servers stop, the audit writer
+// flushes into the outbox, the relay flushes the outbox, then the database closes).
+func TestDrainFlushesTheOutbox(t *testing.T) {
+	b := brokertest.Start(t)
+	args := patientArgs(t, "sqlite://"+filepath.Join(t.TempDir(), "p.db"))
+	args = append(args[:len(args)-1], "--kafka-brokers="+b.Addr(), "--rate-limit=0")
+	a, stop := startPMS(t, patientAddrs, args...)
+	const n = 100
+	for i := range n {
+		body := fmt.Sprintf(`{"name":"P","email":"p%d@example.org","address":"x","dateOfBirth":"1990-01-01"}`, i)
+		req, _ := http.NewRequest(http.MethodPost, "http://"+a["patient/http"]+"/patients", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+testIssuer.Token(t, "clin-1", authz.RoleClinician))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Fatalf("create %d: %d", i, resp.StatusCode)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := brokertest.Count(t, b.Addr(), patient.TopicEvents); got != n {
+		t.Fatalf("patient topic holds %d events after the drain, want %d", got, n)
+	}
+	if got := brokertest.Count(t, b.Addr(), kafkatransport.TopicAudit); got != n {
+		t.Fatalf("audit topic holds %d events after the drain, want %d", got, n)
+	}
+}

@@ -1,0 +1,126 @@
+// Package broker runs the embedded Kafka-protocol broker of the development defaults
+// (DESIGN.md): github.com/twmb/franz-go/pkg/kfake, one broker on a loopback TCP address, so
+// that every producer and consumer of the platform talks sarama over TCP exactly as it would
+// to a real cluster. It is for `make run`, `pms broker` and tests; production uses a real
+// Kafka cluster (PMS_KAFKA_BROKERS).
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// DefaultAddr is where the embedded broker listens unless told otherwise (API.md's 9092).
+const DefaultAddr = "127.0.0.1:9092"
+
+// Options configure Start. The zero value starts an in-memory broker on DefaultAddr.
+type Options struct {
+	// Addr is the TCP address to listen on; "" means DefaultAddr, port 0 any free port. It
+	// should be a loopback address: the broker advertises the address it bound, and it has
+	// no authentication.
+	Addr string
+	// DataDir, when set, keeps topics, records, committed offsets and producer state in this
+	// folder, so that a restart on the same folder finds them again. "" keeps everything in
+	// memory: a restart starts empty.
+	DataDir string
+	// Partitions is the partition count of topics created implicitly; default 3. The
+	// services create their topics themselves (with their own counts) at start-up.
+	Partitions int
+	// Logger receives the broker's warnings and errors. Nil discards them.
+	Logger log.Logger
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	cluster   *kfake.Cluster
+	addr      string
+	persisted bool
+	closeOnce sync.Once
+}
+
+// Start starts a broker. It fails when the address cannot be bound or the data folder holds
+// state the broker cannot load.
+func Start(o Options) (*Broker, error) {
+	if o.Addr == "" {
+		o.Addr = DefaultAddr
+	}
+	if o.Partitions <= 0 {
+		o.Partitions = 3
+	}
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	var ln net.Listener
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.ClusterID("pms-embedded"),
+		kfake.DefaultNumPartitions(o.Partitions),
+		kfake.WithLogger(kfakeLogger{o.Logger}),
+		// kfake binds 127.0.0.1:<port>; ours binds exactly the address configured, and the
+		// broker advertises whatever was bound.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			l, err := net.Listen(network, o.Addr)
+			ln = l
+			return l, err
+		}),
+	}
+	if o.DataDir != "" {
+		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("broker: data folder: %w", err)
+		}
+		opts = append(opts, kfake.DataDir(o.DataDir))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		if ln != nil {
+			_ = ln.Close()
+		}
+		return nil, fmt.Errorf("broker: start on %s: %w", o.Addr, err)
+	}
+	addrs := c.ListenAddrs()
+	if len(addrs) != 1 {
+		c.Close()
+		return nil, errors.New("broker: expected exactly one listener")
+	}
+	b := &Broker{cluster: c, addr: addrs[0], persisted: o.DataDir != ""}
+	if b.persisted {
+		_ = level.Info(o.Logger).Log("msg", "embedded Kafka-protocol broker started (development use)", "addr", b.addr, "data_dir", o.DataDir)
+	} else {
+		_ = level.Warn(o.Logger).Log("msg", "embedded Kafka-protocol broker started IN MEMORY, for development and tests only: its topics are lost when it stops",
+			"addr", b.addr)
+	}
+	return b, nil
+}
+
+// Addr returns the host:port the broker listens on, for PMS_KAFKA_BROKERS.
+func (b *Broker) Addr() string { return b.addr }
+
+// Persisted reports whether the broker keeps its data on disk.
+func (b *Broker) Persisted() bool { return b.persisted }
+
+// Close stops the broker: it closes the listener and every client connection and, with a
+// data folder, writes its state there. Calling it again does nothing.
+func (b *Broker) Close() {
+	b.closeOnce.Do(b.cluster.Close)
+}
+
+// kfakeLogger passes kfake's warnings and errors to a go-kit logger. Its messages are about
+// the protocol (requests, groups, files), never record contents.
+type kfakeLogger struct{ l log.Logger }
+
+func (k kfakeLogger) Logf(lvl kfake.LogLevel, msg string, args ...any) {
+	text := fmt.Sprintf(msg, args...)
+	switch lvl {
+	case kfake.LogLevelError:
+		_ = level.Error(k.l).Log("component", "broker", "msg", text)
+	case kfake.LogLevelWarn:
+		_ = level.Warn(k.l).Log("component", "broker", "msg", text)
+	}
+}

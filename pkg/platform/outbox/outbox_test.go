@@ -1,0 +1,336 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/broker"
+	"github.com/pms/pms/pkg/platform/broker/brokertest"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/outbox"
+	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
+	kafkatransport "github.com/pms/pms/transport/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
+)
+
+func producerFor(addr string) func() (sarama.SyncProducer, error) {
+	return func() (sarama.SyncProducer, error) {
+		return sarama.NewSyncProducer([]string{addr}, kafkatransport.NewConfig("outbox-test"))
+	}
+}
+
+// startRelay runs a relay until the test ends, stopping it gracefully.
+func startRelay(t *testing.T, ob *outbox.Outbox, o outbox.RelayOptions) *outbox.Relay {
+	t.Helper()
+	r := outbox.NewRelay(ob, o)
+	done := make(chan error, 1)
+	go func() { done <- r.Run() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := r.Stop(ctx); err != nil {
+			t.Errorf("relay stop: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("relay run: %v", err)
+		}
+	})
+	return r
+}
+
+// waitBacklog polls until the outbox has no pending row.
+func waitBacklog(t *testing.T, r *outbox.Relay, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := r.Backlog(context.Background())
+		if err == nil && n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox backlog still %d (%v) after %s", n, err, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func add(t *testing.T, d *db.DB, ob *outbox.Outbox, msgs ...outbox.Message) {
+	t.Helper()
+	if err := db.InTx(context.Background(), d, func(tx *sqlx.Tx) error { return ob.Add(context.Background(), tx, msgs...) }); err != nil {
+		t.Fatal(err)
+	}
+	ob.Wake()
+}
+
+// TestRelayCommitOnlyInOrder: a rolled-back transaction publishes nothing; every committed
+// message is published exactly once, with its headers, in order per key, over several
+// partitions and several relay rounds.
+func TestRelayCommitOnlyInOrder(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		b := brokertest.Start(t)
+		brokertest.CreateTopics(t, b.Addr(), 3, "ev")
+		ob := outbox.New(d, outbox.Options{})
+		reg := prometheus.NewRegistry()
+		relay := startRelay(t, ob, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Batch: 7, Registerer: reg, Service: "test"})
+
+		boom := errors.New("boom")
+		err := db.InTx(context.Background(), d, func(tx *sqlx.Tx) error {
+			if err := ob.Add(context.Background(), tx, outbox.Message{Topic: "ev", Key: "k0", Value: []byte("rolled-back")}); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatal(err)
+		}
+		const keys, per = 5, 20
+		for n := range per {
+			for k := range keys {
+				add(t, d, ob, outbox.Message{Topic: "ev", Key: fmt.Sprintf("k%d", k), Value: []byte(fmt.Sprintf("k%d:%02d", k, n)),
+					Headers: map[string]string{"event-id": fmt.Sprintf("e-%d-%d", k, n)}})
+			}
+		}
+		waitBacklog(t, relay, 20*time.Second)
+		if got := brokertest.Count(t, b.Addr(), "ev"); got != keys*per {
+			t.Fatalf("topic holds %d records, want exactly %d", got, keys*per)
+		}
+		msgs := brokertest.NewReader(t, b.Addr(), "ev").Read(keys*per, 10*time.Second)
+		brokertest.ByPartitionOffset(msgs)
+		next := map[string]int{}
+		for _, m := range msgs {
+			k := string(m.Key)
+			want := fmt.Sprintf("%s:%02d", k, next[k])
+			if string(m.Value) != want {
+				t.Fatalf("key %s: got %q, want %q (order per key broken or rollback published)", k, m.Value, want)
+			}
+			if brokertest.Header(m, "event-id") != fmt.Sprintf("e-%s-%d", strings.TrimPrefix(k, "k"), next[k]) {
+				t.Fatalf("headers lost: %v", m.Headers)
+			}
+			next[k]++
+		}
+		if relay.Published() != keys*per {
+			t.Fatalf("relay says %d published", relay.Published())
+		}
+		if v := testutil.ToFloat64(gauge(t, reg, "pms_test_outbox_published_total")); v != keys*per {
+			t.Fatalf("published counter %v", v)
+		}
+	})
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	return collectorFunc(func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				m := mf.GetMetric()[0]
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no metric %s", name)
+		return 0
+	})
+}
+
+// collectorFunc is a one-value gauge collector, so testutil.ToFloat64 can read a gathered value.
+type collectorFunc func() float64
+
+func (f collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- desc }
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, f())
+}
+
+var desc = prometheus.NewDesc("x", "x", nil, nil)
+
+// TestRelaySurvivesBrokerOutage: with the broker stopped the relay keeps trying and the
+// backlog gauge shows what waits; once the broker is back on the same port everything is
+// published.
+func TestRelaySurvivesBrokerOutage(t *testing.T) {
+	d := dbtest.Open(t, db.SQLite, migrations.Patient())
+	dir := t.TempDir()
+	b := brokertest.Start(t, broker.Options{DataDir: dir})
+	addr := b.Addr()
+	brokertest.CreateTopics(t, addr, 2, "ev")
+	ob := outbox.New(d, outbox.Options{})
+	reg := prometheus.NewRegistry()
+	relay := startRelay(t, ob, outbox.RelayOptions{NewProducer: producerFor(addr), Registerer: reg, Service: "test", MaxBackoff: 200 * time.Millisecond})
+	add(t, d, ob, outbox.Message{Topic: "ev", Key: "a", Value: []byte("before")})
+	waitBacklog(t, relay, 10*time.Second)
+
+	b.Close()
+	for i := range 50 {
+		add(t, d, ob, outbox.Message{Topic: "ev", Key: fmt.Sprint(i % 4), Value: []byte(fmt.Sprint(i))})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for testutil.ToFloat64(gauge(t, reg, "pms_test_outbox_backlog")) != 50 || testutil.ToFloat64(gauge(t, reg, "pms_test_outbox_failures_total")) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("backlog gauge never showed the 50 waiting events")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b2, err := broker.Start(broker.Options{Addr: addr, DataDir: dir})
+	if err != nil {
+		t.Fatalf("restart on %s: %v", addr, err)
+	}
+	t.Cleanup(b2.Close)
+	waitBacklog(t, relay, 30*time.Second)
+	if got := brokertest.Count(t, addr, "ev"); got < 51 {
+		t.Fatalf("topic holds %d records, want at least 51", got)
+	}
+}
+
+// TestMarkProcessed: the first record of an event id wins; a rolled-back one does not count.
+func TestMarkProcessed(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		mark := func(id string, rollback bool) bool {
+			var first bool
+			err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+				var err error
+				first, err = outbox.MarkProcessed(ctx, tx, d, "c1", id)
+				if err == nil && rollback {
+					return errors.New("rollback")
+				}
+				return err
+			})
+			if err != nil && !rollback {
+				t.Fatal(err)
+			}
+			return first
+		}
+		if !mark("e1", true) || !mark("e1", false) || mark("e1", false) {
+			t.Fatal("MarkProcessed: want first (rolled back), first, then repeat")
+		}
+	})
+}
+
+// TestReplies: the first stored reply wins.
+func TestReplies(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := outbox.NewReplies(d)
+		if _, ok, err := s.Get(ctx, "s", "k"); ok || err != nil {
+			t.Fatalf("empty store: %v %v", ok, err)
+		}
+		if err := s.Put(ctx, "s", "k", outbox.Reply{RequestHash: "h1", Status: 201, Body: []byte(`{"a":1}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put(ctx, "s", "k", outbox.Reply{RequestHash: "h2", Status: 500, Body: []byte(`x`)}); err != nil {
+			t.Fatal(err)
+		}
+		r, ok, err := s.Get(ctx, "s", "k")
+		if err != nil || !ok || r.RequestHash != "h1" || r.Status != 201 || string(r.Body) != `{"a":1}` {
+			t.Fatalf("got %+v %v %v", r, ok, err)
+		}
+	})
+}
+
+// TestAuditHook: every committed audit entry becomes one AuditEvent row in the same
+// transaction; a failing hook rolls the batch back (no entry, no event).
+func TestAuditHook(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		ob := outbox.New(d, outbox.Options{})
+		w := audit.NewWriter(d, audit.Options{AfterBatch: outbox.AuditHook(ob, "patient")})
+		defer w.Close(ctx)
+		e, err := w.Write(ctx, audit.Entry{Actor: "u1", Action: "read", SubjectID: "p1", Outcome: "success", RequestID: "r1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(ctx, audit.Entry{Actor: "u2", Action: "search", Outcome: "success"}); err != nil {
+			t.Fatal(err)
+		}
+		var rows []struct {
+			Key   string `db:"msg_key"`
+			Value []byte `db:"value"`
+			Topic string `db:"topic"`
+		}
+		if err := d.SelectContext(ctx, &rows, `SELECT msg_key, value, topic FROM outbox ORDER BY id`); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 2 || rows[0].Key != "p1" || rows[1].Key != "u2" || rows[0].Topic != "audit" {
+			t.Fatalf("outbox rows %+v", rows)
+		}
+		var ev eventsv1.AuditEvent
+		if err := proto.Unmarshal(rows[0].Value, &ev); err != nil || ev.EventId != e.ID || ev.Seq != e.Seq || ev.Hash != e.Hash || ev.Service != "patient" {
+			t.Fatalf("event %+v %v", &ev, err)
+		}
+
+		bad := audit.NewWriter(d, audit.Options{AfterBatch: func(context.Context, *sqlx.Tx, []audit.Entry) error { return errors.New("no") }})
+		defer bad.Close(ctx)
+		if err := bad.Append(ctx, audit.Entry{Actor: "u3", Action: "read"}); err == nil {
+			t.Fatal("failing hook did not fail the batch")
+		}
+		var n int
+		if err := d.GetContext(ctx, &n, `SELECT count(*) FROM audit_log`); err != nil || n != 2 {
+			t.Fatalf("audit rows %d %v", n, err)
+		}
+	})
+}
+
+// TestRelaysAcrossProcesses (PostgreSQL): two relays on one schema, as two replicas of a
+// service would run, neither polling. Rows written through either process's outbox are
+// published promptly, once each: one relay at a time holds the outbox, and a writer whose
+// own relay does not hold it passes the wake-up on with NOTIFY.
+func TestRelaysAcrossProcesses(t *testing.T) {
+	d1 := dbtest.Open(t, db.Postgres, migrations.Patient())
+	d2, err := db.Open(context.Background(), dbtest.PostgresURL(), d1.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	b := brokertest.Start(t)
+	brokertest.CreateTopics(t, b.Addr(), 2, "ev")
+	ob1, ob2 := outbox.New(d1, outbox.Options{}), outbox.New(d2, outbox.Options{})
+	r1 := startRelay(t, ob1, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Poll: time.Hour})
+	r2 := startRelay(t, ob2, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Poll: time.Hour})
+	const n = 40
+	for i := range n {
+		d, ob := d1, ob1
+		if i%2 == 1 {
+			d, ob = d2, ob2
+		}
+		add(t, d, ob, outbox.Message{Topic: "ev", Key: fmt.Sprint(i % 3), Value: []byte(fmt.Sprint(i))})
+	}
+	waitBacklog(t, r1, 20*time.Second)
+	if got := brokertest.Count(t, b.Addr(), "ev"); got != n {
+		t.Fatalf("topic holds %d records, want exactly %d", got, n)
+	}
+	if r1.Published()+r2.Published() != n {
+		t.Fatalf("relays published %d + %d", r1.Published(), r2.Published())
+	}
+}
+
+// TestAddRefusesOversizedMessage: a message the broker would refuse never becomes a row that
+// blocks its key; the transaction fails instead.
+func TestAddRefusesOversizedMessage(t *testing.T) {
+	d := dbtest.Open(t, db.SQLite, migrations.Patient())
+	ob := outbox.New(d, outbox.Options{})
+	err := db.InTx(context.Background(), d, func(tx *sqlx.Tx) error {
+		return ob.Add(context.Background(), tx, outbox.Message{Topic: "ev", Value: make([]byte, outbox.MaxMessageBytes+1)})
+	})
+	if err == nil {
+		t.Fatal("oversized message accepted")
+	}
+	var n int
+	if err := d.GetContext(context.Background(), &n, `SELECT count(*) FROM outbox`); err != nil || n != 0 {
+		t.Fatalf("outbox rows %d %v", n, err)
+	}
+}

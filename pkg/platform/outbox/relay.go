@@ -1,0 +1,480 @@
+package outbox
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RelayOptions configure a Relay.
+type RelayOptions struct {
+	// NewProducer makes the producer the relay publishes with. It should be idempotent with
+	// acks=all and return successes (kafkatransport.NewConfig does all three). The relay
+	// makes a new one after any failed round, so a broker that lost its producer state
+	// (restarted, failed over) never wedges it.
+	NewProducer func() (sarama.SyncProducer, error)
+	// Service names the service in metric names (pms_<service>_outbox_...).
+	Service string
+	// Registerer, when set, receives the relay's metrics.
+	Registerer prometheus.Registerer
+	// Logger receives failures and outages (counts and ids, never values).
+	Logger log.Logger
+	// Batch is the most rows one round reads and publishes; default 1000. Under load every
+	// round is full and the rows go out as one produce batch per partition.
+	Batch int
+	// Poll is the fallback interval when nothing wakes the relay; default 1 s.
+	Poll time.Duration
+	// MaxBackoff caps the wait between failed rounds (the broker or the database is down);
+	// default 5 s.
+	MaxBackoff time.Duration
+	// Retention is how long published rows are kept before they are deleted; default 1 h.
+	Retention time.Duration
+}
+
+// Relay publishes a database's outbox to Kafka. Rows go out in id order, which per key is
+// the order of the changes (a service writes a key's changes one transaction at a time); a
+// row is marked sent only after the broker acknowledged it. While the broker is down the
+// relay keeps trying with backoff and the backlog gauge grows; nothing is lost or skipped.
+//
+// On PostgreSQL one relay per schema is active at a time (a transaction-scoped advisory lock
+// around each round), so several replicas of a service can each run one. Every relay LISTENs
+// on the outbox's channel; a relay woken by its own process's commit that finds the lock
+// taken NOTIFYs, so the active relay in another process publishes the new rows at once.
+type Relay struct {
+	d      *db.DB
+	ob     *Outbox
+	o      RelayOptions
+	logger log.Logger
+	m      *relayMetrics
+	lock   int64
+
+	producer sarama.SyncProducer
+
+	stopping chan struct{}
+	stopOnce sync.Once
+	flushCtx context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
+	mu       sync.Mutex
+	state    int // 0 idle, 1 running, 2 stopped before Run: Run is then a no-op
+
+	published atomic.Int64
+	lastCount time.Time
+	lastPrune time.Time
+}
+
+// NewRelay returns the relay of ob's database; Run starts it.
+func NewRelay(ob *Outbox, o RelayOptions) *Relay {
+	if o.Batch <= 0 {
+		o.Batch = 1000
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Second
+	}
+	if o.Retention <= 0 {
+		o.Retention = time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	r := &Relay{
+		d: ob.d, ob: ob, o: o,
+		logger:   log.With(o.Logger, "component", "outbox-relay"),
+		m:        newRelayMetrics(o.Registerer, o.Service),
+		lock:     relayLockKey(ob.d.Schema),
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	r.flushCtx, r.cancel = context.WithCancel(context.Background())
+	return r
+}
+
+func relayLockKey(schema string) int64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "pms/outbox-relay\x00%s", schema)
+	return int64(h.Sum64())
+}
+
+// Published returns how many messages the relay has published since it started.
+func (r *Relay) Published() int64 { return r.published.Load() }
+
+// Run publishes until Stop, then flushes what is pending (within Stop's deadline) and
+// returns nil.
+func (r *Relay) Run() error {
+	r.mu.Lock()
+	switch r.state {
+	case 2:
+		r.mu.Unlock()
+		return nil
+	case 1:
+		r.mu.Unlock()
+		return errors.New("outbox: Relay.Run called twice")
+	}
+	r.state = 1
+	r.mu.Unlock()
+	defer close(r.done)
+	defer r.closeProducer()
+	var listenDone chan struct{}
+	if r.d.Dialect == db.Postgres {
+		listenCtx, stopListen := context.WithCancel(context.Background())
+		listenDone = make(chan struct{})
+		go func() { defer close(listenDone); r.listen(listenCtx) }()
+		defer func() { stopListen(); <-listenDone }()
+	}
+	poll := time.NewTimer(r.o.Poll)
+	defer poll.Stop()
+	backoff := 50 * time.Millisecond
+	for {
+		stopping := isClosed(r.stopping)
+		n, err := r.round(r.flushCtx)
+		r.housekeeping(err == nil)
+		switch {
+		case err != nil:
+			if stopping || r.flushCtx.Err() != nil {
+				_ = level.Warn(r.logger).Log("msg", "stopping with events still pending; they are published at the next start", "err", err)
+				return nil
+			}
+			r.m.failures.Inc()
+			_ = level.Warn(r.logger).Log("msg", "outbox round failed; retrying", "err", err, "backoff", backoff)
+			if !r.sleep(backoff) {
+				continue // stopping: one more round to flush if the broker is back
+			}
+			backoff = min(backoff*2, r.o.MaxBackoff)
+			continue
+		case n == r.o.Batch:
+			backoff = 50 * time.Millisecond
+			continue // more may be pending: no wait
+		}
+		backoff = 50 * time.Millisecond
+		if stopping {
+			return nil // flushed
+		}
+		if !poll.Stop() {
+			select {
+			case <-poll.C:
+			default:
+			}
+		}
+		poll.Reset(r.o.Poll)
+		select {
+		case <-r.ob.wake:
+		case <-poll.C:
+		case <-r.stopping:
+		}
+	}
+}
+
+// sleep waits d; Stop cuts it short (returning false).
+func (r *Relay) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.stopping:
+		return false
+	}
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop asks Run to flush and return, and waits for it. If ctx ends first, the round in
+// progress is abandoned (its rows stay pending; they go out at the next start, possibly
+// twice) and Stop still waits for Run, so nothing outlives it.
+func (r *Relay) Stop(ctx context.Context) error {
+	r.stopOnce.Do(func() { close(r.stopping) })
+	r.mu.Lock()
+	if r.state == 0 {
+		r.state = 2
+	}
+	st := r.state
+	r.mu.Unlock()
+	if st == 2 {
+		return nil
+	}
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		r.cancel()
+		<-r.done
+		return ctx.Err()
+	}
+}
+
+type pendingRow struct {
+	ID      int64  `db:"id"`
+	Topic   string `db:"topic"`
+	Key     string `db:"msg_key"`
+	Value   []byte `db:"value"`
+	Headers string `db:"headers"`
+}
+
+// round publishes up to Batch pending rows and marks those the broker acknowledged. It
+// returns how many rows it read.
+func (r *Relay) round(ctx context.Context) (int, error) {
+	if r.d.Dialect != db.Postgres {
+		return r.publishPending(ctx, r.d.DB)
+	}
+	// PostgreSQL: one active relay per schema. The lock lives as long as this transaction;
+	// a relay that does not get it has nothing to do this round.
+	var n int
+	err := db.InTx(ctx, r.d, func(tx *sqlx.Tx) error {
+		var got bool
+		if err := tx.QueryRowxContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, r.lock).Scan(&got); err != nil {
+			return db.Classify(err)
+		}
+		if !got {
+			// Another process's relay is active: pass the wake-up on to it (delivered when
+			// this small transaction commits).
+			_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, '')`, r.ob.channel)
+			return db.Classify(err)
+		}
+		var err error
+		n, err = r.publishPending(ctx, tx)
+		return err
+	})
+	return n, err
+}
+
+// queryer is what publishPending needs from a *sqlx.DB or *sqlx.Tx.
+type queryer interface {
+	sqlx.ExtContext
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+}
+
+func (r *Relay) publishPending(ctx context.Context, q queryer) (int, error) {
+	var rows []pendingRow
+	if err := q.SelectContext(ctx, &rows, r.d.Rebind(`SELECT id, topic, msg_key, value, headers FROM `+Table+
+		` WHERE published_at IS NULL ORDER BY id LIMIT ?`), r.o.Batch); err != nil {
+		return 0, db.Classify(err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	if r.producer == nil {
+		p, err := r.o.NewProducer()
+		if err != nil {
+			return 0, fmt.Errorf("outbox: producer: %w", err)
+		}
+		r.producer = p
+	}
+	msgs := make([]*sarama.ProducerMessage, 0, len(rows))
+	ids := make([]int64, 0, len(rows))
+	var bad []int64
+	for i, row := range rows {
+		h, err := decodeHeaders(row.Headers)
+		if err != nil {
+			// A row we wrote ourselves cannot be unreadable; if it is, publishing it later
+			// will not help, and holding up every row behind it would stop the service's
+			// events. Mark it and say so loudly.
+			_ = level.Error(r.logger).Log("msg", "outbox row has unreadable headers; skipped", "id", row.ID, "err", err)
+			bad = append(bad, row.ID)
+			continue
+		}
+		m := &sarama.ProducerMessage{Topic: row.Topic, Value: sarama.ByteEncoder(row.Value), Metadata: i}
+		if row.Key != "" {
+			m.Key = sarama.StringEncoder(row.Key)
+		}
+		for k, v := range h {
+			m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		}
+		msgs = append(msgs, m)
+	}
+	sendErr := r.producer.SendMessages(msgs)
+	failed := map[int]bool{}
+	if sendErr != nil {
+		var pe sarama.ProducerErrors
+		if errors.As(sendErr, &pe) {
+			for _, e := range pe {
+				if i, ok := e.Msg.Metadata.(int); ok {
+					failed[i] = true
+				}
+			}
+		} else {
+			for _, m := range msgs {
+				failed[m.Metadata.(int)] = true
+			}
+		}
+	}
+	for _, m := range msgs {
+		if i := m.Metadata.(int); !failed[i] {
+			ids = append(ids, rows[i].ID)
+		}
+	}
+	ids = append(ids, bad...)
+	if err := r.markSent(ctx, q, ids); err != nil {
+		return 0, err
+	}
+	sent := len(msgs) - len(failed)
+	r.published.Add(int64(sent))
+	r.m.published.Add(float64(sent))
+	r.m.batch.Observe(float64(len(msgs)))
+	if sendErr != nil {
+		r.closeProducer()
+		return len(rows), fmt.Errorf("outbox: %d of %d messages not acknowledged: %w", len(failed), len(msgs), firstError(sendErr))
+	}
+	return len(rows), nil
+}
+
+func firstError(err error) error {
+	var pe sarama.ProducerErrors
+	if errors.As(err, &pe) && len(pe) > 0 {
+		return pe[0].Err
+	}
+	return err
+}
+
+// markSent sets published_at on ids, in chunks under the bind-parameter limits.
+func (r *Relay) markSent(ctx context.Context, q queryer, ids []int64) error {
+	now := r.d.Time(time.Now())
+	for rest := ids; len(rest) > 0; {
+		n := min(len(rest), maxRowsPerInsert)
+		args := make([]any, 0, n+1)
+		args = append(args, now)
+		for _, id := range rest[:n] {
+			args = append(args, id)
+		}
+		stmt := `UPDATE ` + Table + ` SET published_at = ? WHERE id IN (?` + strings.Repeat(", ?", n-1) + `)`
+		if _, err := q.ExecContext(ctx, r.d.Rebind(stmt), args...); err != nil {
+			return db.Classify(err)
+		}
+		rest = rest[n:]
+	}
+	return nil
+}
+
+// housekeeping refreshes the backlog gauge (at most once a second) and deletes rows published
+// longer ago than Retention (at most once a minute).
+func (r *Relay) housekeeping(ok bool) {
+	now := time.Now()
+	if now.Sub(r.lastCount) >= time.Second || !ok {
+		r.lastCount = now
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		var n int64
+		if err := r.d.GetContext(ctx, &n, `SELECT count(*) FROM `+Table+` WHERE published_at IS NULL`); err == nil {
+			r.m.backlog.Set(float64(n))
+		}
+		cancel()
+	}
+	if ok && now.Sub(r.lastPrune) >= time.Minute {
+		r.lastPrune = now
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := r.d.ExecContext(ctx, r.d.Rebind(`DELETE FROM `+Table+` WHERE published_at < ?`), r.d.Time(now.Add(-r.o.Retention))); err != nil {
+			_ = level.Warn(r.logger).Log("msg", "pruning published outbox rows failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+// Backlog returns the number of rows not yet published.
+func (r *Relay) Backlog(ctx context.Context) (int64, error) {
+	var n int64
+	err := r.d.GetContext(ctx, &n, `SELECT count(*) FROM `+Table+` WHERE published_at IS NULL`)
+	return n, db.Classify(err)
+}
+
+func (r *Relay) closeProducer() {
+	if r.producer != nil {
+		if err := r.producer.Close(); err != nil {
+			_ = level.Debug(r.logger).Log("msg", "closing producer", "err", err)
+		}
+		r.producer = nil
+	}
+}
+
+// listen holds a PostgreSQL connection LISTENing on the outbox's channel and wakes the
+// relay on every notification, reconnecting with backoff until ctx ends.
+func (r *Relay) listen(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := r.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		_ = level.Warn(r.logger).Log("msg", "outbox LISTEN connection lost; polling until it is back", "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (r *Relay) listenOnce(ctx context.Context) error {
+	conn, err := r.d.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("outbox: LISTEN needs a pgx connection, got %T", dc)
+		}
+		pc := sc.Conn()
+		if _, err := pc.Exec(ctx, `LISTEN `+r.ob.channel); err != nil {
+			return errors.Join(err, driver.ErrBadConn)
+		}
+		r.ob.Wake() // catch up on anything committed while not listening
+		for {
+			if _, err := pc.WaitForNotification(ctx); err != nil {
+				// The connection holds a LISTEN (or was interrupted mid-read): never give it
+				// back to the pool.
+				return errors.Join(err, driver.ErrBadConn)
+			}
+			r.ob.Wake()
+		}
+	})
+}
+
+type relayMetrics struct {
+	published prometheus.Counter
+	failures  prometheus.Counter
+	backlog   prometheus.Gauge
+	batch     prometheus.Histogram
+}
+
+func newRelayMetrics(reg prometheus.Registerer, service string) *relayMetrics {
+	m := &relayMetrics{
+		published: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "pms", Subsystem: service, Name: "outbox_published_total",
+			Help: "Outbox events published to Kafka and acknowledged."}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "pms", Subsystem: service, Name: "outbox_failures_total",
+			Help: "Relay rounds that failed (broker or database unavailable) and were retried."}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pms", Subsystem: service, Name: "outbox_backlog",
+			Help: "Outbox events written but not yet published."}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "pms", Subsystem: service, Name: "outbox_batch_size",
+			Help: "Events per relay round.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.published, m.failures, m.backlog, m.batch)
+	}
+	return m
+}

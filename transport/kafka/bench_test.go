@@ -1,0 +1,265 @@
+package kafkatransport_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/broker/brokertest"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/outbox"
+	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
+	kafkatransport "github.com/pms/pms/transport/kafka"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// BenchmarkOutbox measures the outbox on PostgreSQL against the embedded broker, in one run
+// (use -benchtime=1x; every part is a fixed workload and prints its figures):
+//
+//   - drain: a backlog of 100,000 patient events is relayed to Kafka (target ≥ 20,000
+//     events/s), beside raw sarama throughput with the relay's producer settings and batch
+//     size, for scale;
+//   - keep-pace: 64 callers create patients as fast as the service can for 10 s (each create
+//     writes a patient event and, through the audit writer, an audit event), sampling the
+//     backlog: it must not grow;
+//   - latency: creates paced at 500 events/s for 10 s; commit-to-consume latency p50/p99
+//     (target p99 < 250 ms), measured from the event's occurred_at (taken just before the
+//     transaction begins, so the figure slightly overstates) to its arrival in a consumer
+//     group member.
+func BenchmarkOutbox(b *testing.B) {
+	d := dbtest.Open(b, db.Postgres, migrations.Patient())
+	br := brokertest.Start(b)
+	addr := br.Addr()
+	if err := kafkatransport.EnsureTopics(context.Background(), []string{addr}, kafkatransport.NewConfig("bench"),
+		append(kafkatransport.PatientTopics(3, 1), kafkatransport.Topic{Name: "bench-raw", Partitions: 3})); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+
+	b.Run("drain100k", func(b *testing.B) {
+		const n = 100_000
+		ob := outbox.New(d, outbox.Options{})
+		value := sampleEvent(b)
+		for start := 0; start < n; start += 1000 {
+			msgs := make([]outbox.Message, 1000)
+			for i := range msgs {
+				key := fmt.Sprintf("p-%d", (start+i)%5000)
+				msgs[i] = outbox.Message{Topic: patient.TopicEvents, Key: key, Value: value,
+					Headers: outbox.EventHeaders(patient.EventUpdated, fmt.Sprint(start+i), "bench")}
+			}
+			if err := db.InTx(ctx, d, func(tx *sqlx.Tx) error { return ob.Add(ctx, tx, msgs...) }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ResetTimer()
+		start := time.Now()
+		relay := runRelay(b, ob, addr)
+		for relay.Published() < n {
+			time.Sleep(5 * time.Millisecond)
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		stopRelay(b, relay)
+		rate := float64(n) / elapsed.Seconds()
+		b.ReportMetric(rate, "events/s")
+
+		raw := rawSarama(b, addr, n, value)
+		b.ReportMetric(raw, "raw-sarama-msgs/s")
+		fmt.Printf("outbox drain: %d events in %s = %.0f events/s (target ≥ 20000); raw sarama SendMessages, same settings and batch of 1000: %.0f msgs/s\n",
+			n, elapsed.Round(time.Millisecond), rate, raw)
+	})
+
+	stack := newBenchStack(b, d, addr)
+	b.Run("keep-pace", func(b *testing.B) {
+		const callers = 64
+		duration := 10 * time.Second
+		var created atomic.Int64
+		stopAt := time.Now().Add(duration)
+		var wg sync.WaitGroup
+		b.ResetTimer()
+		before := stack.relay.Published()
+		for c := range callers {
+			wg.Go(func() {
+				for i := 0; time.Now().Before(stopAt); i++ {
+					_, err := stack.svc.Create(ctx, patient.CreateRequest{Name: "Bench", Email: fmt.Sprintf("kp-%d-%d@example.org", c, i),
+						Address: "1 Main St", DateOfBirth: "1990-01-01"})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					created.Add(1)
+				}
+			})
+		}
+		var samples []int64
+		for time.Now().Before(stopAt) {
+			time.Sleep(500 * time.Millisecond)
+			n, err := stack.relay.Backlog(ctx)
+			if err == nil {
+				samples = append(samples, n)
+			}
+		}
+		wg.Wait()
+		end, _ := stack.relay.Backlog(ctx)
+		published := stack.relay.Published() - before
+		b.StopTimer()
+		drainStart := time.Now()
+		for {
+			if n, err := stack.relay.Backlog(ctx); err == nil && n == 0 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		rate := float64(created.Load()) / duration.Seconds()
+		b.ReportMetric(rate, "creates/s")
+		b.ReportMetric(float64(slices.Max(samples)), "max-backlog")
+		fmt.Printf("keep pace: %d callers created %d patients in %s = %.0f creates/s (%.0f events/s with their audit events); relay published %d = %.0f events/s; backlog samples every 0.5 s: %v; at the end %d, drained %s later\n",
+			callers, created.Load(), duration, rate, 2*rate, published, float64(published)/duration.Seconds(), samples, end, time.Since(drainStart).Round(time.Millisecond))
+	})
+
+	b.Run("latency500", func(b *testing.B) {
+		var mu sync.Mutex
+		var lat []time.Duration
+		got := make(chan struct{}, 100_000)
+		consume := func(_ context.Context, req any) (any, error) {
+			ev := req.(*eventsv1.PatientEvent)
+			l := time.Since(ev.OccurredAt.AsTime())
+			mu.Lock()
+			lat = append(lat, l)
+			mu.Unlock()
+			got <- struct{}{}
+			return nil, nil
+		}
+		sub := kafkatransport.NewSubscriber(consume, kafkatransport.DecodeEvent(func() *eventsv1.PatientEvent { return new(eventsv1.PatientEvent) }), nil)
+		c := kafkatransport.NewConsumer([]string{addr}, fmt.Sprintf("bench-%d", rand.Int()), []string{patient.TopicEvents}, kafkatransport.NewConfig("bench"), sub, nil)
+		done := make(chan error, 1)
+		go func() { done <- c.Run() }()
+		defer func() { _ = c.Stop(context.Background()); <-done }()
+		// The group reads the topic from the start: wait until it has caught up with every
+		// event so far, then measure fresh ones only.
+		backlog := brokertest.Count(b, addr, patient.TopicEvents)
+		for i := int64(0); i < backlog; i++ {
+			<-got
+		}
+		mu.Lock()
+		lat = lat[:0]
+		mu.Unlock()
+
+		const rate, seconds = 500, 10
+		b.ResetTimer()
+		tick := time.NewTicker(time.Second / rate)
+		sem := make(chan struct{}, 64)
+		var wg sync.WaitGroup
+		for i := range rate * seconds {
+			<-tick.C
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if _, err := stack.svc.Create(ctx, patient.CreateRequest{Name: "Lat", Email: fmt.Sprintf("lat-%d@example.org", i),
+					Address: "x", DateOfBirth: "1990-01-01"}); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		tick.Stop()
+		wg.Wait()
+		deadline := time.After(60 * time.Second)
+		for i := 0; i < rate*seconds; i++ {
+			select {
+			case <-got:
+			case <-deadline:
+				b.Fatalf("consumed %d of %d", i, rate*seconds)
+			}
+		}
+		b.StopTimer()
+		mu.Lock()
+		slices.Sort(lat)
+		p50, p99, pmax := lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+		mu.Unlock()
+		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+		fmt.Printf("latency at %d events/s for %d s: commit-to-consume p50 %s, p99 %s (target < 250ms), max %s over %d events\n",
+			rate, seconds, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond), pmax.Round(100*time.Microsecond), len(lat))
+	})
+}
+
+type benchStack struct {
+	svc   patient.Service
+	relay *outbox.Relay
+}
+
+func newBenchStack(b *testing.B, d *db.DB, addr string) *benchStack {
+	store := patient.NewStore(d)
+	w := newAuditWriter(d, store.Outbox())
+	b.Cleanup(func() { _ = w.Close(context.Background()) })
+	svc := patient.NewService(store, w, patient.Options{})
+	r := runRelay(b, store.Outbox(), addr)
+	b.Cleanup(func() { stopRelay(b, r) })
+	return &benchStack{svc: svc, relay: r}
+}
+
+func runRelay(b *testing.B, ob *outbox.Outbox, addr string) *outbox.Relay {
+	cfg := kafkatransport.NewConfig("bench-relay")
+	r := outbox.NewRelay(ob, outbox.RelayOptions{NewProducer: func() (sarama.SyncProducer, error) { return sarama.NewSyncProducer([]string{addr}, cfg) }})
+	go func() { _ = r.Run() }()
+	return r
+}
+
+func stopRelay(b *testing.B, r *outbox.Relay) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Stop(ctx); err != nil {
+		b.Error(err)
+	}
+}
+
+// rawSarama sends n messages of value with the relay's producer settings and batch size and
+// returns messages per second.
+func rawSarama(b *testing.B, addr string, n int, value []byte) float64 {
+	p, err := sarama.NewSyncProducer([]string{addr}, kafkatransport.NewConfig("bench-raw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now()
+	for sent := 0; sent < n; sent += 1000 {
+		msgs := make([]*sarama.ProducerMessage, 1000)
+		for i := range msgs {
+			msgs[i] = &sarama.ProducerMessage{Topic: "bench-raw", Key: sarama.StringEncoder(fmt.Sprintf("p-%d", (sent+i)%5000)), Value: sarama.ByteEncoder(value),
+				Headers: []sarama.RecordHeader{{Key: []byte("event-id"), Value: []byte(fmt.Sprint(sent + i))}}}
+		}
+		if err := p.SendMessages(msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func sampleEvent(b *testing.B) []byte {
+	ev := &eventsv1.PatientEvent{PatientId: "00000000-0000-4000-8000-000000000000", Name: "Ada Lovelace", Email: "ada@example.org",
+		EventType: patient.EventUpdated, EventId: "00000000-0000-4000-8000-000000000001", OccurredAt: timestamppb.Now(), Version: 3,
+		RequestId: "bench", Patient: &eventsv1.PatientRecord{Id: "00000000-0000-4000-8000-000000000000", Mrn: "MRN-0000001-7",
+			Name: "Ada Lovelace", Email: "ada@example.org", Address: "1 Main St", DateOfBirth: "1990-12-10", RegisteredDate: "2026-11-25",
+			Version: 3, CreatedAt: timestamppb.Now(), UpdatedAt: timestamppb.Now()}}
+	v, err := proto.Marshal(ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
+func newAuditWriter(d *db.DB, ob *outbox.Outbox) *audit.Writer {
+	return audit.NewWriter(d, audit.Options{Table: patient.AuditTable, AfterBatch: outbox.AuditHook(ob, "patient"), AfterCommit: ob.Wake})
+}

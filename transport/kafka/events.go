@@ -1,0 +1,32 @@
+package kafkatransport
+
+import (
+	"context"
+
+	"github.com/IBM/sarama"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/errs"
+	"google.golang.org/protobuf/proto"
+)
+
+// DecodeEvent returns a DecodeRequestFunc that unmarshals a protobuf event value into a new
+// T (for example *eventsv1.PatientEvent). A value that is not one is a poison message: it is
+// dead-lettered.
+func DecodeEvent[T proto.Message](newT func() T) DecodeRequestFunc {
+	return func(_ context.Context, msg *sarama.ConsumerMessage) (any, error) {
+		ev := newT()
+		if err := proto.Unmarshal(msg.Value, ev); err != nil {
+			return nil, errs.Wrap(errs.InvalidArgument, "the message is not a valid event", err)
+		}
+		return ev, nil
+	}
+}
+
+// AsService is a SubscriberBefore for event consumers: work that no user asked for in that
+// moment runs as the service itself, "svc:<name>" in audit rows (API.md, "Who acts").
+func AsService(name string) RequestFunc {
+	p := authz.Principal{Subject: "svc:" + name, Role: "service"}
+	return func(ctx context.Context, _ *sarama.ConsumerMessage) context.Context {
+		return authz.WithPrincipal(ctx, p)
+	}
+}

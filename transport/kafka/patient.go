@@ -1,0 +1,99 @@
+package kafkatransport
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/IBM/sarama"
+	"github.com/pms/pms/pkg/patient"
+)
+
+// PatientCommands are the operations of the patient.commands topic, driving the patient
+// endpoint set (the same endpoints, and so the same middleware, as REST and gRPC):
+//
+//	CreatePatient  value: the POST /patients body;  headers: idempotency-key
+//	UpdatePatient  value: the PUT /patients/{id} body;  headers: id, if-match
+//	DeletePatient  no value;  headers: id, if-match
+//
+// Replies carry the REST status and body: 201 and the patient, 200 and the patient, 204.
+func PatientCommands(set patient.Set) map[string]Command {
+	return map[string]Command{
+		patient.MethodCreate: {
+			Endpoint: set.CreateEndpoint,
+			Decode: func(_ context.Context, msg *sarama.ConsumerMessage) (any, error) {
+				key, err := IdempotencyKey(msg)
+				if err != nil {
+					return nil, err
+				}
+				req, err := Body[patient.CreateRequest](msg)
+				req.IdempotencyKey = key
+				return req, err
+			},
+			Encode: func(_ context.Context, resp any) (int, any) { return http.StatusCreated, resp },
+		},
+		patient.MethodUpdate: {
+			Endpoint: set.UpdateEndpoint,
+			Decode: func(_ context.Context, msg *sarama.ConsumerMessage) (any, error) {
+				id, err := PathParam(msg, "id")
+				if err != nil {
+					return nil, err
+				}
+				ifMatch, err := IfMatch(msg)
+				if err != nil {
+					return nil, err
+				}
+				b, err := Body[patientUpdateBody](msg)
+				if err != nil {
+					return nil, err
+				}
+				return patient.UpdateRequest{ID: id, Name: b.Name, Email: b.Email, Address: b.Address,
+					DateOfBirth: b.DateOfBirth, IfMatch: ifMatch, Unchanged: b.ReadOnlyFields}, nil
+			},
+			Encode: func(_ context.Context, resp any) (int, any) { return http.StatusOK, resp },
+		},
+		patient.MethodDelete: {
+			Endpoint: set.DeleteEndpoint,
+			Decode: func(_ context.Context, msg *sarama.ConsumerMessage) (any, error) {
+				id, err := PathParam(msg, "id")
+				if err != nil {
+					return nil, err
+				}
+				ifMatch, err := IfMatch(msg)
+				if err != nil {
+					return nil, err
+				}
+				return patient.DeleteRequest{ID: id, IfMatch: ifMatch}, NoBody(msg)
+			},
+			Encode: func(context.Context, any) (int, any) { return http.StatusNoContent, nil },
+		},
+	}
+}
+
+// patientUpdateBody is the PUT body: the four editable fields plus the read-only ones a
+// client may echo back (as the HTTP transport's own).
+type patientUpdateBody struct {
+	Name        string `json:"name"`
+	Email       string `json:"email"`
+	Address     string `json:"address"`
+	DateOfBirth string `json:"dateOfBirth"`
+	patient.ReadOnlyFields
+}
+
+// PatientTopics are the topics the patient service needs: its event topic, its command
+// topic and that topic's dead letters, the shared audit topic, and patient.replies as a
+// ready reply topic for callers that have none of their own.
+func PatientTopics(partitions int32, replication int16) []Topic {
+	return topicsOf(partitions, replication, patient.TopicEvents, patient.TopicCommands,
+		patient.TopicCommands+DLQSuffix, "patient"+RepliesSuffix, TopicAudit)
+}
+
+// TopicAudit is the topic of every service's audit entries.
+const TopicAudit = "audit"
+
+func topicsOf(partitions int32, replication int16, names ...string) []Topic {
+	out := make([]Topic, len(names))
+	for i, n := range names {
+		out[i] = Topic{Name: n, Partitions: partitions, ReplicationFactor: replication}
+	}
+	return out
+}

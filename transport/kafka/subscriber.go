@@ -1,0 +1,449 @@
+package kafkatransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/kit/transport"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
+)
+
+// DecodeRequestFunc turns a consumed message into an endpoint request. Its errors are
+// permanent: the message is dead-lettered (after the ErrorEncoder has had its say).
+type DecodeRequestFunc func(context.Context, *sarama.ConsumerMessage) (request any, err error)
+
+// EncodeResponseFunc does what a successful endpoint response calls for (publish a reply,
+// for instance). It runs once, after the endpoint succeeded; its error goes to the
+// ErrorHandler and does not undo the message (the endpoint's effect is done).
+type EncodeResponseFunc func(context.Context, *sarama.ConsumerMessage, any) error
+
+// RequestFunc may take information from a consumed message into the context (SubscriberBefore).
+type RequestFunc func(context.Context, *sarama.ConsumerMessage) context.Context
+
+// SubscriberResponseFunc may act on the context and the endpoint's response after success,
+// before the response is encoded (SubscriberAfter).
+type SubscriberResponseFunc func(context.Context, *sarama.ConsumerMessage, any) context.Context
+
+// ErrorEncoder tells the sender about a final failure (an error reply), once per message.
+type ErrorEncoder func(ctx context.Context, err error, msg *sarama.ConsumerMessage)
+
+// SubscriberFinalizerFunc runs last for every message taken, with its final error (nil on
+// success).
+type SubscriberFinalizerFunc func(ctx context.Context, msg *sarama.ConsumerMessage, err error)
+
+// Disposition is what the Subscriber does with a message whose handling failed.
+type Disposition int
+
+const (
+	// Retry: the error is transient (a dependency is down, a timeout, a rate limit). Try
+	// again after a backoff; when the attempts are used up, dead-letter it.
+	Retry Disposition = iota
+	// DeadLetter: the message itself is bad (cannot be decoded, fails validation). Encode
+	// the error, send the message to <topic>.dlq with the reason, mark it.
+	DeadLetter
+	// Reject: a business refusal (conflict, not found, not allowed). Encode the error and
+	// mark the message; the message was fine, it just cannot be done.
+	Reject
+)
+
+// DecodeError wraps an error of a DecodeRequestFunc, so a classifier can tell it apart.
+type DecodeError struct{ Err error }
+
+func (e *DecodeError) Error() string { return "decode: " + e.Err.Error() }
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// DefaultClassifier is the disposition of PMS errors: decoding failures and invalid input
+// are dead-lettered; unavailable, timeout, rate-limited and internal errors are retried
+// (an internal error may be a database hiccup; a real bug ends in the dead-letter topic after
+// the bounded attempts); everything else (conflict, not found, gone, precondition failed,
+// unauthenticated, permission denied) is a refusal.
+func DefaultClassifier(err error) Disposition {
+	var de *DecodeError
+	if errors.As(err, &de) {
+		return DeadLetter
+	}
+	switch errs.KindOf(err) {
+	case errs.Unavailable, errs.Timeout, errs.RateLimited, errs.Internal:
+		return Retry
+	case errs.InvalidArgument, errs.PayloadTooLarge, errs.UnsupportedMediaType, errs.MethodNotAllowed:
+		return DeadLetter
+	default:
+		return Reject
+	}
+}
+
+// Retry policy defaults.
+const (
+	DefaultMaxAttempts = 5
+	DefaultMinBackoff  = 100 * time.Millisecond
+	DefaultMaxBackoff  = 5 * time.Second
+	DefaultTimeout     = 30 * time.Second
+)
+
+// Subscriber serves one endpoint from Kafka messages. It is a sarama.ConsumerGroupHandler:
+// give it to a Consumer (or to sarama.ConsumerGroup.Consume yourself). Each partition's
+// messages are handled one at a time, in offset order, so the order of a key holds.
+type Subscriber struct {
+	e            endpoint.Endpoint
+	dec          DecodeRequestFunc
+	enc          EncodeResponseFunc
+	before       []RequestFunc
+	after        []SubscriberResponseFunc
+	errorEncoder ErrorEncoder
+	errorHandler transport.ErrorHandler
+	finalizer    []SubscriberFinalizerFunc
+	classify     func(error) Disposition
+	dlq          sarama.SyncProducer
+	metrics      *Metrics
+	group        string
+	logger       log.Logger
+	maxAttempts  int
+	minBackoff   time.Duration
+	maxBackoff   time.Duration
+	timeout      time.Duration
+
+	quit     chan struct{}
+	quitOnce sync.Once
+}
+
+// SubscriberOption sets an optional parameter of a Subscriber.
+type SubscriberOption func(*Subscriber)
+
+// NewSubscriber returns a Subscriber serving e. enc may be nil (nothing to do on success).
+func NewSubscriber(e endpoint.Endpoint, dec DecodeRequestFunc, enc EncodeResponseFunc, opts ...SubscriberOption) *Subscriber {
+	s := &Subscriber{
+		e: e, dec: dec, enc: enc,
+		errorEncoder: func(context.Context, error, *sarama.ConsumerMessage) {},
+		errorHandler: transport.ErrorHandlerFunc(func(context.Context, error) {}),
+		classify:     DefaultClassifier,
+		logger:       log.NewNopLogger(),
+		maxAttempts:  DefaultMaxAttempts,
+		minBackoff:   DefaultMinBackoff,
+		maxBackoff:   DefaultMaxBackoff,
+		timeout:      DefaultTimeout,
+		quit:         make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// SubscriberBefore adds functions run on the context before the message is decoded.
+func SubscriberBefore(f ...RequestFunc) SubscriberOption {
+	return func(s *Subscriber) { s.before = append(s.before, f...) }
+}
+
+// SubscriberAfter adds functions run after the endpoint succeeded, before encoding.
+func SubscriberAfter(f ...SubscriberResponseFunc) SubscriberOption {
+	return func(s *Subscriber) { s.after = append(s.after, f...) }
+}
+
+// SubscriberErrorEncoder sets what tells the sender about a final failure (an error reply).
+func SubscriberErrorEncoder(ee ErrorEncoder) SubscriberOption {
+	return func(s *Subscriber) { s.errorEncoder = ee }
+}
+
+// SubscriberErrorHandler sets the handler of every final error (for logging), including
+// errors of the response encoder and of dead-lettering.
+func SubscriberErrorHandler(h transport.ErrorHandler) SubscriberOption {
+	return func(s *Subscriber) { s.errorHandler = h }
+}
+
+// SubscriberFinalizer adds functions run last for every message taken.
+func SubscriberFinalizer(f ...SubscriberFinalizerFunc) SubscriberOption {
+	return func(s *Subscriber) { s.finalizer = append(s.finalizer, f...) }
+}
+
+// SubscriberClassifier replaces DefaultClassifier.
+func SubscriberClassifier(f func(error) Disposition) SubscriberOption {
+	return func(s *Subscriber) { s.classify = f }
+}
+
+// SubscriberRetry sets the attempts (at least 1) and the backoff between them (doubling from
+// min to max, with jitter).
+func SubscriberRetry(attempts int, minBackoff, maxBackoff time.Duration) SubscriberOption {
+	return func(s *Subscriber) {
+		s.maxAttempts = max(attempts, 1)
+		s.minBackoff, s.maxBackoff = minBackoff, max(maxBackoff, minBackoff)
+	}
+}
+
+// SubscriberTimeout bounds one endpoint attempt; default 30 s.
+func SubscriberTimeout(d time.Duration) SubscriberOption {
+	return func(s *Subscriber) { s.timeout = d }
+}
+
+// SubscriberDeadLetter sets the producer that writes dead letters to <topic>.dlq. Without
+// one, a message that should be dead-lettered is logged (ids only) and marked.
+func SubscriberDeadLetter(p sarama.SyncProducer) SubscriberOption {
+	return func(s *Subscriber) { s.dlq = p }
+}
+
+// SubscriberMetrics records consumed, retried and dead-lettered messages and the lag, under
+// the consumer group's name.
+func SubscriberMetrics(m *Metrics, group string) SubscriberOption {
+	return func(s *Subscriber) { s.metrics, s.group = m, group }
+}
+
+// SubscriberLogger sets the logger of dead letters and retries (ids and kinds, never values).
+func SubscriberLogger(l log.Logger) SubscriberOption {
+	return func(s *Subscriber) { s.logger = l }
+}
+
+// Setup implements sarama.ConsumerGroupHandler.
+func (s *Subscriber) Setup(sarama.ConsumerGroupSession) error { return nil }
+
+// Cleanup implements sarama.ConsumerGroupHandler.
+func (s *Subscriber) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+// ConsumeClaim implements sarama.ConsumerGroupHandler: it handles the claim's messages one by
+// one until the claim ends, the session ends or Stop is called, and always returns nil (a
+// handler error would make sarama end the session and redeliver, forever). A message is
+// marked only once it succeeded, was refused or was dead-lettered; one left unmarked (the
+// consumer is stopping) is delivered again later.
+func (s *Subscriber) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case <-s.quit:
+			return nil
+		case <-sess.Context().Done():
+			return nil
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			select {
+			case <-s.quit:
+				return nil // taken while stopping: leave it for the next owner
+			default:
+			}
+			// The message is finished even if the session ends meanwhile (stop, rebalance):
+			// its context keeps the session's values but not its cancellation, so a
+			// database transaction is not cut in half. Only retry waits are cut short.
+			if s.Handle(context.WithoutCancel(sess.Context()), msg, sess.Context().Done()) {
+				sess.MarkMessage(msg, "")
+				s.metrics.setLag(msg.Topic, s.group, msg.Partition, claim.HighWaterMarkOffset()-msg.Offset-1)
+			}
+		}
+	}
+}
+
+// Stop makes ConsumeClaim return after the message in hand; a retry backoff in progress is
+// cut short, leaving that message unmarked. It is safe to call more than once.
+func (s *Subscriber) Stop() { s.quitOnce.Do(func() { close(s.quit) }) }
+
+// Handle runs one message through the subscriber: before functions, decode, the endpoint
+// with bounded retries, then after functions and the response encoder, or the error
+// encoder and dead-lettering. It reports whether the message is done with (to be marked);
+// false means abandon was closed first and the message must be delivered again. ctx is the
+// session's context; abandon is closed when waiting must end (the session or the consumer
+// is stopping).
+func (s *Subscriber) Handle(ctx context.Context, msg *sarama.ConsumerMessage, abandon <-chan struct{}) (done bool) {
+	start := time.Now()
+	ctx = observe.WithTransport(ctx, "kafka")
+	for _, f := range s.before {
+		ctx = f(ctx, msg)
+	}
+	var finalErr error
+	defer func() {
+		for _, f := range s.finalizer {
+			f(ctx, msg, finalErr)
+		}
+		if done {
+			s.metrics.observe(msg.Topic, s.group, time.Since(start).Seconds())
+		}
+	}()
+
+	req, err := s.decode(ctx, msg)
+	attempts := 0
+	if err == nil {
+		var resp any
+		for {
+			attempts++
+			resp, err = s.call(ctx, req)
+			if err == nil {
+				for _, f := range s.after {
+					ctx = f(ctx, msg, resp)
+				}
+				if s.enc != nil {
+					if eerr := s.encode(ctx, msg, resp); eerr != nil {
+						s.errorHandler.Handle(ctx, eerr)
+					}
+				}
+				s.metrics.consumedInc(msg.Topic, s.group, "ok")
+				return true
+			}
+			if s.classify(err) != Retry || attempts >= s.maxAttempts {
+				break
+			}
+			s.metrics.retried(msg.Topic, s.group)
+			_ = level.Warn(s.logger).Log("msg", "retrying message", "topic", msg.Topic, "partition", msg.Partition,
+				"offset", msg.Offset, "attempt", attempts, "error", string(errs.KindOf(err)), "request_id", observe.RequestID(ctx))
+			if !s.wait(abandon, s.backoff(attempts, err)) {
+				finalErr = err
+				return false
+			}
+		}
+	}
+	finalErr = err
+	disposition := s.classify(err)
+	if disposition == Retry {
+		disposition = DeadLetter // attempts used up
+	}
+	if disposition == DeadLetter {
+		if !s.deadLetter(ctx, msg, err, attempts, abandon) {
+			return false
+		}
+	}
+	s.errorEncoder(ctx, err, msg)
+	s.errorHandler.Handle(ctx, err)
+	if disposition == DeadLetter {
+		s.metrics.consumedInc(msg.Topic, s.group, "dead_lettered")
+	} else {
+		s.metrics.consumedInc(msg.Topic, s.group, "rejected")
+	}
+	return true
+}
+
+// decode runs the decoder, turning its error or panic into a DecodeError.
+func (s *Subscriber) decode(ctx context.Context, msg *sarama.ConsumerMessage) (req any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logPanic(ctx, msg, p)
+			err = &DecodeError{Err: errs.New(errs.InvalidArgument, "the message could not be decoded")}
+		}
+	}()
+	req, err = s.dec(ctx, msg)
+	if err != nil {
+		err = &DecodeError{Err: err}
+	}
+	return req, err
+}
+
+// call runs the endpoint once, within the attempt timeout; a panic is an internal error.
+func (s *Subscriber) call(ctx context.Context, req any) (resp any, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			s.logPanic(ctx, nil, p)
+			err = errs.New(errs.Internal, "internal error")
+		}
+	}()
+	return s.e(ctx, req)
+}
+
+func (s *Subscriber) encode(ctx context.Context, msg *sarama.ConsumerMessage, resp any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logPanic(ctx, msg, p)
+			err = errs.New(errs.Internal, "internal error")
+		}
+	}()
+	return s.enc(ctx, msg, resp)
+}
+
+func (s *Subscriber) logPanic(ctx context.Context, msg *sarama.ConsumerMessage, p any) {
+	kv := []any{"msg", "panic handling message", "transport", "kafka", "request_id", observe.RequestID(ctx),
+		"panic", fmt.Sprintf("%T", p), "stack", string(debug.Stack())}
+	if msg != nil {
+		kv = append(kv, "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset)
+	}
+	_ = level.Error(s.logger).Log(kv...)
+}
+
+// backoff is the wait before attempt n+1: doubling from minBackoff, capped at maxBackoff,
+// with ±20% jitter so that many consumers do not retry in step; at least the Retry-After of
+// a rate-limit error (capped the same way).
+func (s *Subscriber) backoff(n int, err error) time.Duration {
+	d := s.minBackoff
+	for i := 1; i < n && d < s.maxBackoff; i++ {
+		d *= 2
+	}
+	if e := errs.As(err); e != nil && e.RetryAfter > d {
+		d = e.RetryAfter
+	}
+	d = min(d, s.maxBackoff)
+	if d <= 0 {
+		return 0
+	}
+	jitter := time.Duration(rand.Int64N(int64(d)/5 + 1))
+	return d - d/10 + jitter
+}
+
+// wait sleeps d unless abandon or Stop comes first; it reports whether the full wait passed.
+func (s *Subscriber) wait(abandon <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-abandon:
+		return false
+	case <-s.quit:
+		return false
+	}
+}
+
+// deadLetter writes msg to <topic>.dlq with the reason and its origin in headers, trying
+// until it succeeds or abandon/Stop comes (then it reports false: the message stays
+// unmarked and comes back).
+func (s *Subscriber) deadLetter(ctx context.Context, msg *sarama.ConsumerMessage, cause error, attempts int, abandon <-chan struct{}) bool {
+	kind := string(errs.KindOf(cause))
+	var de *DecodeError
+	if errors.As(cause, &de) {
+		kind = "decode"
+	}
+	reason := errs.As(cause).Message
+	if errs.KindOf(cause) == errs.Internal || reason == "" {
+		reason = "internal error" // the cause's text is for logs, not for a topic
+	}
+	if s.dlq == nil {
+		_ = level.Error(s.logger).Log("msg", "message dropped: no dead-letter producer", "topic", msg.Topic,
+			"partition", msg.Partition, "offset", msg.Offset, "error", kind, "request_id", observe.RequestID(ctx))
+		s.metrics.deadLettered(msg.Topic, s.group, kind)
+		return true
+	}
+	out := &sarama.ProducerMessage{Topic: msg.Topic + DLQSuffix, Value: sarama.ByteEncoder(msg.Value)}
+	if msg.Key != nil {
+		out.Key = sarama.ByteEncoder(msg.Key)
+	}
+	for _, h := range msg.Headers {
+		if h != nil {
+			out.Headers = append(out.Headers, sarama.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+	}
+	for _, kv := range [][2]string{
+		{HeaderDLQReason, reason}, {HeaderDLQKind, kind}, {HeaderDLQTopic, msg.Topic},
+		{HeaderDLQPartition, strconv.Itoa(int(msg.Partition))}, {HeaderDLQOffset, strconv.FormatInt(msg.Offset, 10)},
+		{HeaderDLQGroup, s.group}, {HeaderDLQAttempts, strconv.Itoa(attempts)},
+	} {
+		SetHeader(out, kv[0], kv[1])
+	}
+	for n := 1; ; n++ {
+		_, _, err := s.dlq.SendMessage(out)
+		if err == nil {
+			break
+		}
+		s.errorHandler.Handle(ctx, fmt.Errorf("kafka: dead-letter to %s: %w", out.Topic, err))
+		if !s.wait(abandon, s.backoff(n, nil)) {
+			return false
+		}
+	}
+	s.metrics.deadLettered(msg.Topic, s.group, kind)
+	_ = level.Warn(s.logger).Log("msg", "message dead-lettered", "topic", msg.Topic, "partition", msg.Partition,
+		"offset", msg.Offset, "error", kind, "attempts", attempts, "request_id", observe.RequestID(ctx))
+	return true
+}
