@@ -14,8 +14,10 @@ import (
 func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	f := newFlags("all", stderr)
 	var cm common
+	var ac authConfig
 	var pc patientConfig
 	cm.register(f)
+	ac.register(f, "auth-")
 	pc.register(f, "patient-")
 	if err := f.parse(args); err != nil {
 		return err
@@ -25,11 +27,19 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
-		p, err := buildPatient(ctx, s, pc)
+		a, keys, err := buildAuth(ctx, s, ac, stderr)
 		if err != nil {
 			return nil, err
 		}
-		return []*module{p}, nil
+		// The other services verify with the auth service's key ring in this process.
+		ps := s
+		ps.keys = keys
+		p, err := buildPatient(ctx, ps, pc)
+		if err != nil {
+			a.closers.closeAll(s.shutdownTimeout, s.logger)
+			return nil, err
+		}
+		return []*module{a, p}, nil
 	})
 }
 
@@ -60,8 +70,10 @@ func serve(ctx context.Context, s settings, build func(context.Context) ([]*modu
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("migrate", stderr)
 	var cm common
+	var ac authConfig
 	var pc patientConfig
 	cm.register(f)
+	ac.registerStorage(f)
 	pc.register(f, "patient-")
 	if err := f.parse(args); err != nil {
 		return err
@@ -70,6 +82,12 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	ad, err := openAuthDB(ctx, s, ac)
+	if err != nil {
+		return err
+	}
+	defer ad.Close()
+	fmt.Fprintf(stdout, "auth: migrated (%s)\n", dialectName(ad))
 	d, err := openPatientDB(ctx, s, pc)
 	if err != nil {
 		return err

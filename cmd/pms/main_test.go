@@ -31,25 +31,46 @@ type addrs struct {
 }
 
 var (
-	listenMu sync.Mutex // onListen is process-wide: one platform at a time per test binary
+	listenMu sync.Mutex // onListen is process-wide: one process starts at a time per test binary
 )
+
+func setOnListen(f func(service, kind, addr string)) {
+	onListenMu.Lock()
+	onListen = f
+	onListenMu.Unlock()
+}
 
 // startPMS runs `pms <args>` in-process on :0 ports and returns the bound addresses and a
 // stop function that sends the equivalent of SIGTERM and returns run's error.
 func startPMS(t testing.TB, want []string, args ...string) (map[string]string, func() error) {
 	t.Helper()
+	return startPMSLogs(t, want, nil, args...)
+}
+
+// startPMSLogs is startPMS writing the process's standard error to stderr as well (when not
+// nil). Only the start-up is serialised (onListen is process-wide), so a test may run
+// several processes at once (`pms auth` and `pms patient`), each with its own ports.
+func startPMSLogs(t testing.TB, want []string, stderr io.Writer, args ...string) (map[string]string, func() error) {
+	t.Helper()
 	listenMu.Lock()
 	a := &addrs{m: map[string]string{}, ch: make(chan struct{}, 64)}
-	onListen = func(service, kind, addr string) {
+	setOnListen(func(service, kind, addr string) {
 		a.mu.Lock()
 		a.m[service+"/"+kind] = addr
 		a.mu.Unlock()
-		a.ch <- struct{}{}
-	}
+		select {
+		case a.ch <- struct{}{}:
+		default:
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var logs bytes.Buffer
-	go func() { done <- dispatch(ctx, args, io.Discard, &syncWriter{w: &logs}) }()
+	var errOut io.Writer = &logs
+	if stderr != nil {
+		errOut = io.MultiWriter(&logs, stderr)
+	}
+	go func() { done <- dispatch(ctx, args, io.Discard, &syncWriter{w: errOut}) }()
 	deadline := time.After(30 * time.Second)
 	for {
 		a.mu.Lock()
@@ -66,13 +87,18 @@ func startPMS(t testing.TB, want []string, args ...string) (map[string]string, f
 		select {
 		case <-a.ch:
 		case err := <-done:
+			setOnListen(nil)
 			listenMu.Unlock()
 			t.Fatalf("pms exited early: %v\n%s", err, logs.String())
 		case <-deadline:
+			setOnListen(nil)
 			listenMu.Unlock()
+			cancel()
 			t.Fatalf("pms did not bind %v in time", want)
 		}
 	}
+	setOnListen(nil)
+	listenMu.Unlock()
 	stopped := false
 	var runErr error
 	stop := func() error {
@@ -84,8 +110,6 @@ func startPMS(t testing.TB, want []string, args ...string) (map[string]string, f
 			case <-time.After(30 * time.Second):
 				runErr = errors.New("pms did not stop within 30s")
 			}
-			onListen = nil
-			listenMu.Unlock()
 		}
 		return runErr
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log"
@@ -64,11 +65,18 @@ type settings struct {
 	jwtIssuer       string
 	jwtAudience     string
 	jwksURL         string
+	// keys, when set, is the in-process auth service's key ring (`pms all`): services then
+	// verify with it directly instead of fetching the JWKS over HTTP.
+	keys authz.KeySource
 }
 
 // verifier returns the token verifier services use: keys from the auth service's JWKS,
-// cached, refetched at most every 5 s when an unknown kid appears.
+// cached, refetched at most every 5 s when an unknown kid appears; in `pms all`, the auth
+// service's own key ring.
 func (s settings) verifier() *authz.Verifier {
+	if s.keys != nil {
+		return authz.NewVerifier(s.keys, s.jwtIssuer, s.jwtAudience)
+	}
 	return authz.NewVerifier(authz.NewJWKSSource(s.jwksURL, nil, 5*time.Second), s.jwtIssuer, s.jwtAudience)
 }
 
@@ -104,10 +112,16 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 }
 
 // dbURL picks a service's database: its own PMS_<SERVICE>_DATABASE_URL flag, else the shared
-// one, else a SQLite file of its own under the data folder.
+// one, else a SQLite file of its own under the data folder. A shared sqlite:// URL still
+// gives each service a file of its own beside it (pms.db → pms-auth.db, pms-patient.db):
+// SQLite has no schemas, and services sharing one file would share goose's version table.
 func (s settings) dbURL(own, service string) string {
 	if own != "" {
 		return own
+	}
+	if path, ok := strings.CutPrefix(s.databaseURL, "sqlite://"); ok && path != ":memory:" {
+		ext := filepath.Ext(path)
+		return "sqlite://" + strings.TrimSuffix(path, ext) + "-" + service + ext
 	}
 	if s.databaseURL != "" {
 		return s.databaseURL
@@ -115,8 +129,11 @@ func (s settings) dbURL(own, service string) string {
 	return "sqlite://" + filepath.Join(s.dataDir, service+".db")
 }
 
-// onListen, when set (by tests), learns every address a server bound.
-var onListen func(service, kind, addr string)
+// onListen, when set (by tests, under onListenMu), learns every address a server bound.
+var (
+	onListenMu sync.Mutex
+	onListen   func(service, kind, addr string)
+)
 
 // listen binds addr and reports it.
 func listen(logger log.Logger, service, kind, addr string) (net.Listener, error) {
@@ -125,8 +142,11 @@ func listen(logger log.Logger, service, kind, addr string) (net.Listener, error)
 		return nil, fmt.Errorf("%s %s listener on %s: %w", service, kind, addr, err)
 	}
 	_ = level.Info(logger).Log("msg", "listening", "service", service, "kind", kind, "addr", l.Addr().String())
-	if onListen != nil {
-		onListen(service, kind, l.Addr().String())
+	onListenMu.Lock()
+	report := onListen
+	onListenMu.Unlock()
+	if report != nil {
+		report(service, kind, l.Addr().String())
 	}
 	return l, nil
 }

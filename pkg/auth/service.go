@@ -88,6 +88,8 @@ type service struct {
 
 // NewService returns the auth service over store, signing with keys and auditing to
 // auditLog. It computes one password hash (the dummy for unknown emails) before returning.
+// keys may be nil in a process that only manages users (`pms user create`): it then issues
+// no tokens.
 func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog AuditLog, o Options) (Service, error) {
 	s := &service{store: store, audit: auditLog, keys: keys, hasher: o.Hasher, now: o.Now, log: o.Logger,
 		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, throttle: o.Throttle.withDefaults()}
@@ -260,6 +262,9 @@ func (s *service) issue(u User, now time.Time) (TokenPair, string, error) {
 		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(authz.AccessTokenTTL)), ID: uuid.NewString(),
 	}}
+	if s.keys == nil {
+		return TokenPair{}, "", errs.New(errs.Unavailable, "this process issues no tokens")
+	}
 	token, err := s.keys.Sign(claims)
 	if err != nil {
 		return TokenPair{}, "", errs.Wrap(errs.Internal, "internal error", err)
@@ -367,7 +372,12 @@ func (s *service) Validate(ctx context.Context) (Validation, error) {
 	return Validation{Sub: p.Subject, Email: p.Email, Role: p.Role, Exp: c.ExpiresAt.Unix()}, nil
 }
 
-func (s *service) JWKS(context.Context) (authz.JWKS, error) { return s.keys.JWKS(), nil }
+func (s *service) JWKS(context.Context) (authz.JWKS, error) {
+	if s.keys == nil {
+		return authz.JWKS{Keys: []authz.JWK{}}, nil
+	}
+	return s.keys.JWKS(), nil
+}
 
 // newUser validates a create request and returns the user to store (email trimmed).
 func newUser(req CreateUserRequest, now time.Time) (User, error) {

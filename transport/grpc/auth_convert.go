@@ -93,9 +93,13 @@ func authCreateUserFromPB(r *authv1.CreateUserRequest) auth.CreateUserRequest {
 	return auth.CreateUserRequest{Email: r.GetEmail(), Password: r.GetPassword(), Role: r.GetRole()}
 }
 
-func authListUsersToPB(auth.ListUsersRequest) *authv1.ListUsersRequest { return &authv1.ListUsersRequest{} }
+func authListUsersToPB(auth.ListUsersRequest) *authv1.ListUsersRequest {
+	return &authv1.ListUsersRequest{}
+}
 
-func authListUsersFromPB(*authv1.ListUsersRequest) auth.ListUsersRequest { return auth.ListUsersRequest{} }
+func authListUsersFromPB(*authv1.ListUsersRequest) auth.ListUsersRequest {
+	return auth.ListUsersRequest{}
+}
 
 func authUsersToPB(r auth.UsersResponse) *authv1.ListUsersResponse {
 	return &authv1.ListUsersResponse{Users: mapSlice(r.Users, authUserToPB)}
