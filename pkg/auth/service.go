@@ -354,7 +354,8 @@ func (s *service) Logout(ctx context.Context, req LogoutRequest) error {
 		// An unknown token has nothing to end; saying so would make logout an oracle.
 		return err
 	}
-	return s.record(ctx, ActionLogout, userID, audit.OutcomeSuccess)
+	// The refresh token proved whose session this was: the row names them as the actor.
+	return s.record(authz.WithPrincipal(ctx, authz.Principal{Subject: userID}), ActionLogout, userID, audit.OutcomeSuccess)
 }
 
 func (s *service) Validate(ctx context.Context) (Validation, error) {

@@ -69,7 +69,7 @@ var Roles = authz.RoleTable{
 type EndpointOptions struct {
 	// Guard authenticates and authorises every call (required; see authz.NewGuard with Roles
 	// and DeniedAuditor).
-	Guard *authz.Guard
+	Guard   *authz.Guard
 	Logger  log.Logger
 	Metrics *observe.RequestMetrics
 	// Limits per method; methods not listed get ratelimit.Default.

@@ -39,7 +39,11 @@ func attacks(t *testing.T, is *authztest.Issuer) map[string]string {
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	_, foreign, _ := ed25519.GenerateKey(rand.Reader)
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, good).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	edit := func(f func(*authz.Claims)) string { c := is.Claims("u1", authz.RoleClinician); f(&c); return is.Sign(t, c) }
+	edit := func(f func(*authz.Claims)) string {
+		c := is.Claims("u1", authz.RoleClinician)
+		f(&c)
+		return is.Sign(t, c)
+	}
 	valid := is.Sign(t, good)
 	parts := strings.Split(valid, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
@@ -48,26 +52,26 @@ func attacks(t *testing.T, is *authztest.Issuer) map[string]string {
 	m["role"] = authz.RoleAdmin
 	forged, _ := json.Marshal(m)
 	return map[string]string{
-		"no token":                 "",
-		"garbage":                  "not.a.jwt",
-		"alg none":                 none,
-		"HS256 with public key":    sign(jwt.SigningMethodHS256, []byte(is.Public), good, is.Kid),
-		"RS256 foreign key":        sign(jwt.SigningMethodRS256, rsaKey, good, is.Kid),
-		"ES256 foreign key":        sign(jwt.SigningMethodES256, ecKey, good, is.Kid),
-		"EdDSA foreign key":        sign(jwt.SigningMethodEdDSA, foreign, good, is.Kid),
-		"unknown kid":              sign(jwt.SigningMethodEdDSA, is.Private, good, "other-kid"),
-		"no kid":                   sign(jwt.SigningMethodEdDSA, is.Private, good, ""),
-		"wrong iss":                edit(func(c *authz.Claims) { c.Issuer = "evil" }),
-		"wrong aud":                edit(func(c *authz.Claims) { c.Audience = jwt.ClaimStrings{"other-service"} }),
-		"expired":                  edit(func(c *authz.Claims) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Minute)) }),
-		"no exp":                   edit(func(c *authz.Claims) { c.ExpiresAt = nil }),
-		"nbf in the future":        edit(func(c *authz.Claims) { c.NotBefore = jwt.NewNumericDate(time.Now().Add(time.Hour)) }),
-		"unknown role":             edit(func(c *authz.Claims) { c.Role = "superuser" }),
-		"no subject":               edit(func(c *authz.Claims) { c.Subject = "" }),
-		"payload tampered":         parts[0] + "." + base64.RawURLEncoding.EncodeToString(forged) + "." + parts[2],
-		"refresh token as access":  base64.RawURLEncoding.EncodeToString(make([]byte, 32)),
-		"huge token":               strings.Repeat("a", 100<<10),
-		"signature stripped":       parts[0] + "." + parts[1] + ".",
+		"no token":                "",
+		"garbage":                 "not.a.jwt",
+		"alg none":                none,
+		"HS256 with public key":   sign(jwt.SigningMethodHS256, []byte(is.Public), good, is.Kid),
+		"RS256 foreign key":       sign(jwt.SigningMethodRS256, rsaKey, good, is.Kid),
+		"ES256 foreign key":       sign(jwt.SigningMethodES256, ecKey, good, is.Kid),
+		"EdDSA foreign key":       sign(jwt.SigningMethodEdDSA, foreign, good, is.Kid),
+		"unknown kid":             sign(jwt.SigningMethodEdDSA, is.Private, good, "other-kid"),
+		"no kid":                  sign(jwt.SigningMethodEdDSA, is.Private, good, ""),
+		"wrong iss":               edit(func(c *authz.Claims) { c.Issuer = "evil" }),
+		"wrong aud":               edit(func(c *authz.Claims) { c.Audience = jwt.ClaimStrings{"other-service"} }),
+		"expired":                 edit(func(c *authz.Claims) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Minute)) }),
+		"no exp":                  edit(func(c *authz.Claims) { c.ExpiresAt = nil }),
+		"nbf in the future":       edit(func(c *authz.Claims) { c.NotBefore = jwt.NewNumericDate(time.Now().Add(time.Hour)) }),
+		"unknown role":            edit(func(c *authz.Claims) { c.Role = "superuser" }),
+		"no subject":              edit(func(c *authz.Claims) { c.Subject = "" }),
+		"payload tampered":        parts[0] + "." + base64.RawURLEncoding.EncodeToString(forged) + "." + parts[2],
+		"refresh token as access": base64.RawURLEncoding.EncodeToString(make([]byte, 32)),
+		"huge token":              strings.Repeat("a", 100<<10),
+		"signature stripped":      parts[0] + "." + parts[1] + ".",
 	}
 }
 
