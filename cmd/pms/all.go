@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
@@ -16,9 +14,11 @@ import (
 func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	f := newFlags("all", stderr)
 	var cm common
+	var ac authConfig
 	var pc patientConfig
 	var bc billingConfig
 	cm.register(f)
+	ac.register(f, "auth-")
 	pc.register(f, "patient-")
 	bc.register(f, "billing-")
 	if err := f.parse(args); err != nil {
@@ -27,10 +27,6 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	s, err := cm.parse(stderr)
 	if err != nil {
 		return err
-	}
-	if strings.HasPrefix(s.databaseURL, "sqlite://") && (pc.databaseURL == "" || bc.databaseURL == "") {
-		// Each service owns its data: one SQLite file cannot hold two services' tables.
-		return errors.New("--database-url: a sqlite:// file cannot be shared by every service; leave it empty (one file per service under --data-dir) or set each --<service>-database-url")
 	}
 	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
 		var mods []*module
@@ -41,6 +37,14 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if k != nil {
 			mods = append(mods, k)
 		}
+		a, keys, err := buildAuth(ctx, s, ac, stderr)
+		if err != nil {
+			closeModules(mods, s)
+			return nil, err
+		}
+		mods = append(mods, a)
+		// The other services verify with the auth service's key ring in this process.
+		s.keys = keys
 		b, err := buildBilling(ctx, s, bc)
 		if err != nil {
 			closeModules(mods, s)
@@ -92,9 +96,11 @@ func serve(ctx context.Context, s settings, build func(context.Context) ([]*modu
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("migrate", stderr)
 	var cm common
+	var ac authConfig
 	var pc patientConfig
 	var bc billingConfig
 	cm.register(f)
+	ac.registerStorage(f)
 	pc.register(f, "patient-")
 	bc.register(f, "billing-")
 	if err := f.parse(args); err != nil {
@@ -104,6 +110,12 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	ad, err := openAuthDB(ctx, s, ac)
+	if err != nil {
+		return err
+	}
+	defer ad.Close()
+	fmt.Fprintf(stdout, "auth: migrated (%s)\n", dialectName(ad))
 	d, err := openPatientDB(ctx, s, pc)
 	if err != nil {
 		return err

@@ -215,8 +215,15 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// doJSON sends a JSON request and decodes the answer into out (when not nil).
+// doJSON sends a JSON request as an admin of the test issuer and decodes the answer into
+// out (when not nil).
 func doJSON(t *testing.T, method, url string, body any, out any) int {
+	t.Helper()
+	return doJSONAs(t, testIssuer.Token(t, "admin-1", authz.RoleAdmin), method, url, body, out)
+}
+
+// doJSONAs is doJSON with the given access token.
+func doJSONAs(t *testing.T, token, method, url string, body any, out any) int {
 	t.Helper()
 	var r io.Reader
 	if body != nil {
@@ -230,7 +237,7 @@ func doJSON(t *testing.T, method, url string, body any, out any) int {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+testIssuer.Token(t, "admin-1", authz.RoleAdmin))
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -263,35 +270,36 @@ func TestAllWithBilling(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a, stop := startPMS(t, allAddrs, allArgs(t, dbURLFor(t, name))...)
 			patientURL, billingURL := "http://"+a["patient/http"], "http://"+a["billing/http"]
+			tok := allToken(t, a)
 
 			var p patient.Patient
-			if code := doJSON(t, "POST", patientURL+"/patients", newPatientBody("all"), &p); code != 201 {
+			if code := doJSONAs(t, tok, "POST", patientURL+"/patients", newPatientBody("all"), &p); code != 201 {
 				t.Fatalf("create patient: %d", code)
 			}
 			var accounts []billing.Account
-			if code := doJSON(t, "GET", billingURL+"/accounts?patientId="+p.ID, nil, &accounts); code != 200 || len(accounts) != 1 {
+			if code := doJSONAs(t, tok, "GET", billingURL+"/accounts?patientId="+p.ID, nil, &accounts); code != 200 || len(accounts) != 1 {
 				t.Fatalf("billing has %d accounts for the new patient (%d)", len(accounts), code)
 			}
 			var viaPatient patient.BillingAccount
-			if code := doJSON(t, "GET", patientURL+"/patients/"+p.ID+"/billing-account", nil, &viaPatient); code != 200 ||
+			if code := doJSONAs(t, tok, "GET", patientURL+"/patients/"+p.ID+"/billing-account", nil, &viaPatient); code != 200 ||
 				viaPatient.ID != accounts[0].ID || viaPatient.PatientID != p.ID || viaPatient.Status != "active" {
 				t.Fatalf("billing-account through the patient service: %d %+v", code, viaPatient)
 			}
 			var inv billing.Invoice
-			if code := doJSON(t, "POST", billingURL+"/invoices", map[string]any{"patientId": p.ID, "currency": "BHD", "dueDate": "2026-12-31",
+			if code := doJSONAs(t, tok, "POST", billingURL+"/invoices", map[string]any{"patientId": p.ID, "currency": "BHD", "dueDate": "2026-12-31",
 				"lines": []map[string]any{{"description": "Consultation", "quantity": 2, "unitAmount": 12345}}}, &inv); code != 201 {
 				t.Fatalf("create invoice: %d", code)
 			}
 			var invs []patient.Invoice
-			if code := doJSON(t, "GET", patientURL+"/patients/"+p.ID+"/invoices", nil, &invs); code != 200 || len(invs) != 1 ||
+			if code := doJSONAs(t, tok, "GET", patientURL+"/patients/"+p.ID+"/invoices", nil, &invs); code != 200 || len(invs) != 1 ||
 				invs[0].ID != inv.ID || invs[0].Subtotal != 24690 || invs[0].Lines[0].Amount != 24690 {
 				t.Fatalf("invoices through the patient service: %d %+v", code, invs)
 			}
-			if code := doJSON(t, "GET", patientURL+"/patients/"+uuid.NewString()+"/billing-account", nil, nil); code != 404 {
+			if code := doJSONAs(t, tok, "GET", patientURL+"/patients/"+uuid.NewString()+"/billing-account", nil, nil); code != 404 {
 				t.Fatalf("unknown patient: %d", code)
 			}
 			var entries []patient.AuditEntry
-			doJSON(t, "GET", patientURL+"/audit?patientId="+p.ID, nil, &entries)
+			doJSONAs(t, tok, "GET", patientURL+"/audit?patientId="+p.ID, nil, &entries)
 			seen := map[string]bool{}
 			for _, e := range entries {
 				seen[e.Action] = true
@@ -379,13 +387,6 @@ func TestDialTarget(t *testing.T) {
 		if got := dialTarget(in); got != want {
 			t.Errorf("dialTarget(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-func TestAllRefusesSharedSQLiteFile(t *testing.T) {
-	err := dispatch(context.Background(), []string{"all", "--database-url=sqlite://" + t.TempDir() + "/x.db"}, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "sqlite") {
-		t.Fatalf("shared sqlite file: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,11 +24,18 @@ import (
 )
 
 // allAddrs are the listeners `pms all` binds: the broker and every service's three.
-var allAddrs = append([]string{"broker/kafka"}, append(append([]string{}, patientAddrs...), billingAddrs...)...)
+var allAddrs = append([]string{"broker/kafka"}, append(append(append([]string{}, authAddrs...), patientAddrs...), billingAddrs...)...)
 
-// allArgs runs `pms all` on :0 ports (broker included) against dbURL ("" = SQLite files).
+// allAdminEmail is the bootstrap admin of every `pms all` test (password adminPassword).
+const allAdminEmail = "admin@example.org"
+
+// allArgs runs `pms all` on :0 ports (broker included) against dbURL ("" = SQLite files),
+// with a bootstrap admin whose password the test knows. Tokens come from its auth service:
+// see allToken.
 func allArgs(t testing.TB, dbURL string, extra ...string) []string {
-	return append([]string{"all", jwksArg(), "--kafka-addr=127.0.0.1:0", "--patient-http-addr=127.0.0.1:0", "--patient-grpc-addr=127.0.0.1:0",
+	t.Setenv(bootstrapPasswordEnv, adminPassword)
+	return append([]string{"all", "--kafka-addr=127.0.0.1:0", "--auth-http-addr=127.0.0.1:0", "--auth-grpc-addr=127.0.0.1:0",
+		"--auth-admin-addr=127.0.0.1:0", "--bootstrap-admin-email=" + allAdminEmail, "--patient-http-addr=127.0.0.1:0", "--patient-grpc-addr=127.0.0.1:0",
 		"--patient-admin-addr=127.0.0.1:0", "--billing-http-addr=127.0.0.1:0", "--billing-grpc-addr=127.0.0.1:0",
 		"--billing-admin-addr=127.0.0.1:0", "--data-dir=" + t.TempDir(), "--database-url=" + dbURL,
 		"--log-format=logfmt", "--log-level=warn", "--shutdown-timeout=20s"}, extra...)
@@ -38,13 +46,10 @@ func allArgs(t testing.TB, dbURL string, extra ...string) []string {
 // patient topic (read over TCP by sarama, and by kcat as an independent client, headers
 // included); the audit entry of the create shows up on the audit topic.
 func TestAllEmbeddedBroker(t *testing.T) {
-	for _, tc := range []struct{ name, url string }{
-		{"postgres", ""},
-		{"sqlite", ""},
-	} {
+	for _, tc := range []struct{ name string }{{"postgres"}, {"sqlite"}} {
 		t.Run(tc.name, func(t *testing.T) {
-			url := tc.url
-			if url == "" {
+			url := ""
+			if tc.name == "postgres" {
 				url = dbtest.PostgresDatabase(t)
 			}
 			a, stop := startPMS(t, allAddrs, allArgs(t, url)...)
@@ -54,7 +59,7 @@ func TestAllEmbeddedBroker(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, "http://"+a["patient/http"]+"/patients", strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-Request-ID", "req-all-1")
-			req.Header.Set("Authorization", "Bearer "+testIssuer.Token(t, "clin-1", authz.RoleClinician))
+			req.Header.Set("Authorization", "Bearer "+allToken(t, a))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -93,6 +98,21 @@ func TestAllEmbeddedBroker(t *testing.T) {
 			}
 		})
 	}
+}
+
+// allToken logs the bootstrap admin in to the auth service of a `pms all` started with
+// allArgs and returns the access token.
+func allToken(t *testing.T, a map[string]string) string {
+	t.Helper()
+	resp, b := call(t, "POST", "http://"+a["auth/http"]+"/login", "", `{"email":"`+allAdminEmail+`","password":"`+adminPassword+`"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("login: %d %s", resp.StatusCode, b)
+	}
+	var p struct{ Token string }
+	if err := json.Unmarshal(b, &p); err != nil || p.Token == "" {
+		t.Fatalf("login answer %s: %v", b, err)
+	}
+	return p.Token
 }
 
 func checkReady(t *testing.T, admin string) {

@@ -1,5 +1,7 @@
 // Command pms runs the PMS platform: `pms all` runs every service in one process on embedded
-// defaults; `pms patient`, `pms billing` run one service each; `pms migrate` applies migrations. Every flag has
+// defaults; `pms auth`, `pms billing`, `pms patient` run one service each; `pms broker` the
+// embedded Kafka-protocol broker; `pms migrate` applies migrations; `pms user create` adds a
+// user. Every flag has
 // a PMS_* environment twin. This package only wires: no business logic lives here.
 package main
 
@@ -26,6 +28,8 @@ var commands = map[string]command{
 	"all":     {"run every service in one process (embedded defaults)", runAll},
 	"patient": {"run the patient service", runPatient},
 	"billing": {"run the billing service", runBilling},
+	"auth":    {"run the auth service (pms auth rotate-key: a new signing key)", runAuth},
+	"user":    {"pms user create --email --role: add a user (password from PMS_USER_PASSWORD or stdin)", runUser},
 	"migrate": {"apply every service's database migrations and exit", runMigrate},
 	"broker":  {"run the embedded Kafka-protocol broker alone (development)", runBroker},
 }

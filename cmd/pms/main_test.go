@@ -37,17 +37,31 @@ type addrs struct {
 // reports its addresses through its own context, so a test may run several at once.
 func startPMS(t testing.TB, want []string, args ...string) (map[string]string, func() error) {
 	t.Helper()
+	return startPMSLogs(t, want, nil, args...)
+}
+
+// startPMSLogs is startPMS writing the process's standard error to stderr as well (when not
+// nil).
+func startPMSLogs(t testing.TB, want []string, stderr io.Writer, args ...string) (map[string]string, func() error) {
+	t.Helper()
 	a := &addrs{m: map[string]string{}, ch: make(chan struct{}, 64)}
 	hook := func(service, kind, addr string) {
 		a.mu.Lock()
 		a.m[service+"/"+kind] = addr
 		a.mu.Unlock()
-		a.ch <- struct{}{}
+		select {
+		case a.ch <- struct{}{}:
+		default:
+		}
 	}
 	ctx, cancel := context.WithCancel(withListenHook(context.Background(), hook))
 	done := make(chan error, 1)
 	var logs bytes.Buffer
-	go func() { done <- dispatch(ctx, args, io.Discard, &syncWriter{w: &logs}) }()
+	var errOut io.Writer = &logs
+	if stderr != nil {
+		errOut = io.MultiWriter(&logs, stderr)
+	}
+	go func() { done <- dispatch(ctx, args, io.Discard, &syncWriter{w: errOut}) }()
 	deadline := time.After(30 * time.Second)
 	for {
 		a.mu.Lock()

@@ -67,11 +67,18 @@ type settings struct {
 	jwtAudience     string
 	jwksURL         string
 	kafka           kafkaSettings
+	// keys, when set, is the in-process auth service's key ring (`pms all`): services then
+	// verify with it directly instead of fetching the JWKS over HTTP.
+	keys authz.KeySource
 }
 
 // verifier returns the token verifier services use: keys from the auth service's JWKS,
-// cached, refetched at most every 5 s when an unknown kid appears.
+// cached, refetched at most every 5 s when an unknown kid appears; in `pms all`, the auth
+// service's own key ring.
 func (s settings) verifier() *authz.Verifier {
+	if s.keys != nil {
+		return authz.NewVerifier(s.keys, s.jwtIssuer, s.jwtAudience)
+	}
 	return authz.NewVerifier(authz.NewJWKSSource(s.jwksURL, nil, 5*time.Second), s.jwtIssuer, s.jwtAudience)
 }
 
@@ -110,10 +117,16 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 }
 
 // dbURL picks a service's database: its own PMS_<SERVICE>_DATABASE_URL flag, else the shared
-// one, else a SQLite file of its own under the data folder.
+// one, else a SQLite file of its own under the data folder. A shared sqlite:// URL still
+// gives each service a file of its own beside it (pms.db → pms-auth.db, pms-patient.db):
+// SQLite has no schemas, and services sharing one file would share goose's version table.
 func (s settings) dbURL(own, service string) string {
 	if own != "" {
 		return own
+	}
+	if path, ok := strings.CutPrefix(s.databaseURL, "sqlite://"); ok && path != ":memory:" {
+		ext := filepath.Ext(path)
+		return "sqlite://" + strings.TrimSuffix(path, ext) + "-" + service + ext
 	}
 	if s.databaseURL != "" {
 		return s.databaseURL

@@ -46,6 +46,7 @@ func Sign(key ed25519.PrivateKey, kid string, c Claims) (string, error) {
 // The cache changes nothing about what is accepted (a token is stateless, and its expiry is
 // checked on every hit); it is bounded, and forged tokens never enter it.
 type Verifier struct {
+	keys             KeySource
 	issuer, audience string
 	parse            func(ctx context.Context) (*Claims, error)
 	cache            sync.Map // token text → cachedPrincipal
@@ -55,6 +56,8 @@ type Verifier struct {
 type cachedPrincipal struct {
 	p   Principal
 	exp time.Time
+	kid string
+	key ed25519.PublicKey
 }
 
 // maxCachedTokens bounds the verification cache; past it the cache is emptied (cheap, rare,
@@ -75,7 +78,7 @@ func NewVerifier(keys KeySource, issuer, audience string) *Verifier {
 		c, _ := ctx.Value(kitjwt.JWTClaimsContextKey).(*Claims)
 		return c, nil
 	})
-	v := &Verifier{issuer: issuer, audience: audience}
+	v := &Verifier{keys: keys, issuer: issuer, audience: audience}
 	v.parse = func(ctx context.Context) (*Claims, error) {
 		out, err := capture(ctx, nil)
 		if err != nil {
@@ -106,11 +109,14 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	}
 	if c, ok := v.cache.Load(raw); ok {
 		cp := c.(cachedPrincipal)
-		if time.Now().Before(cp.exp) {
-			return cp.p, nil
+		// A hit still needs its key to be trusted now: a retired or removed key ends its
+		// tokens at once, as it would without the cache.
+		if k, err := v.keys.PublicKey(ctx, cp.kid); err == nil && time.Now().Before(cp.exp) {
+			if pub, ok := k.(ed25519.PublicKey); ok && pub.Equal(cp.key) {
+				return cp.p, nil
+			}
 		}
 		v.cache.Delete(raw)
-		return Principal{}, unauthenticated(kitjwt.ErrTokenExpired)
 	}
 	c, err := v.parse(WithToken(ctx, raw))
 	if err != nil {
@@ -127,12 +133,28 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 		return Principal{}, unauthenticated(errors.New("no subject or unknown role"))
 	}
 	p := Principal{Subject: c.Subject, Email: c.Email, Role: c.Role}
-	if c.NotBefore == nil || !c.NotBefore.After(time.Now()) {
+	if kid, key, ok := v.keyOf(ctx, raw); ok && (c.NotBefore == nil || !c.NotBefore.After(time.Now())) {
 		if v.cached.Add(1) > maxCachedTokens {
 			v.cache.Clear()
 			v.cached.Store(0)
 		}
-		v.cache.Store(raw, cachedPrincipal{p: p, exp: c.ExpiresAt.Time})
+		v.cache.Store(raw, cachedPrincipal{p: p, exp: c.ExpiresAt.Time, kid: kid, key: key})
 	}
 	return p, nil
+}
+
+// keyOf returns the kid and key that verified raw (already verified, so parsing the
+// header again cannot fail in a way that matters; if it does, the token is not cached).
+func (v *Verifier) keyOf(ctx context.Context, raw string) (string, ed25519.PublicKey, bool) {
+	t, _, err := jwt.NewParser().ParseUnverified(raw, &Claims{})
+	if err != nil {
+		return "", nil, false
+	}
+	kid, _ := t.Header["kid"].(string)
+	k, err := v.keys.PublicKey(ctx, kid)
+	if err != nil {
+		return "", nil, false
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	return kid, pub, ok
 }

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/oklog/run"
+	"google.golang.org/grpc/health"
+
+	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/auth"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
+	grpctransport "github.com/pms/pms/transport/grpc"
+	httptransport "github.com/pms/pms/transport/http"
+)
+
+// authConfig is the auth service's own settings.
+type authConfig struct {
+	httpAddr, grpcAddr, adminAddr, databaseURL string
+	keyFile                                    string
+	refreshTTL                                 string
+	accountAttempts, addressAttempts           string
+	window, lockout, maxLockout                string
+	hashConcurrency                            string
+	bootstrapEmail                             string
+}
+
+// register defines the auth flags; prefix is "" for `pms auth` and "auth-" for `pms all`.
+// The environment twins are the same either way.
+func (c *authConfig) register(f *flags, prefix string) {
+	f.String(&c.httpAddr, prefix+"http-addr", ":4005", "auth HTTP API address", "PMS_AUTH_HTTP_ADDR")
+	f.String(&c.grpcAddr, prefix+"grpc-addr", ":9005", "auth gRPC address", "PMS_AUTH_GRPC_ADDR")
+	f.String(&c.adminAddr, prefix+"admin-addr", ":4105", "auth admin address (metrics, health, pprof)", "PMS_AUTH_ADMIN_ADDR")
+	c.registerStorage(f)
+	f.String(&c.refreshTTL, "refresh-token-ttl", auth.DefaultRefreshTTL.String(), "a login's lifetime: its refresh tokens, however often rotated, stop this long after it", "PMS_AUTH_REFRESH_TOKEN_TTL")
+	f.String(&c.accountAttempts, "login-account-attempts", "5", "failed logins per account (email) within --login-window before a lock-out", "PMS_AUTH_LOGIN_ACCOUNT_ATTEMPTS")
+	f.String(&c.addressAttempts, "login-address-attempts", "20", "failed logins per client address within --login-window before a lock-out", "PMS_AUTH_LOGIN_ADDRESS_ATTEMPTS")
+	f.String(&c.window, "login-window", "15m", "how long failed logins are remembered", "PMS_AUTH_LOGIN_WINDOW")
+	f.String(&c.lockout, "login-lockout", "1m", "the first lock-out; each further one in a row doubles it", "PMS_AUTH_LOGIN_LOCKOUT")
+	f.String(&c.maxLockout, "login-max-lockout", "1h", "the longest lock-out (lock-outs are never permanent)", "PMS_AUTH_LOGIN_MAX_LOCKOUT")
+	f.String(&c.hashConcurrency, "password-hash-concurrency", "0", "password hashes computed at once, 19 MiB each (0: one per CPU)", "PMS_AUTH_PASSWORD_HASH_CONCURRENCY")
+	f.String(&c.bootstrapEmail, "bootstrap-admin-email", "admin@pms.local", "email of the admin created on first start (password: PMS_BOOTSTRAP_ADMIN_PASSWORD, or generated and printed once)", "PMS_BOOTSTRAP_ADMIN_EMAIL")
+}
+
+// registerStorage defines the flags every auth command needs: its database and key file.
+func (c *authConfig) registerStorage(f *flags) {
+	f.String(&c.databaseURL, "auth-database-url", "", "auth database URL (overrides --database-url)", "PMS_AUTH_DATABASE_URL")
+	f.String(&c.keyFile, "jwt-key-file", "", "the signing key ring (default <data-dir>/"+auth.KeyFileName+", created on first start, mode 0600)", "PMS_JWT_KEY_FILE")
+}
+
+// keyPath is the key ring's file.
+func (c authConfig) keyPath(s settings) string {
+	if c.keyFile != "" {
+		return c.keyFile
+	}
+	return filepath.Join(s.dataDir, auth.KeyFileName)
+}
+
+// options parses the service options from the flags.
+func (c authConfig) options(s settings) (auth.Options, int, error) {
+	o := auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience}
+	var err error
+	dur := func(name, v string) time.Duration {
+		d, perr := time.ParseDuration(v)
+		if perr != nil || d <= 0 {
+			err = errors.Join(err, fmt.Errorf("--%s: want a positive duration, got %q", name, v))
+		}
+		return d
+	}
+	num := func(name, v string, lo int) int {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < lo {
+			err = errors.Join(err, fmt.Errorf("--%s: want an integer ≥ %d, got %q", name, lo, v))
+		}
+		return n
+	}
+	o.RefreshTTL = dur("refresh-token-ttl", c.refreshTTL)
+	o.Throttle = auth.ThrottleOptions{
+		AccountAttempts: num("login-account-attempts", c.accountAttempts, 1),
+		AddressAttempts: num("login-address-attempts", c.addressAttempts, 1),
+		Window:          dur("login-window", c.window),
+		Lockout:         dur("login-lockout", c.lockout),
+		MaxLockout:      dur("login-max-lockout", c.maxLockout),
+	}
+	conc := num("password-hash-concurrency", c.hashConcurrency, 0)
+	return o, conc, err
+}
+
+// openAuthDB opens and migrates the auth database.
+func openAuthDB(ctx context.Context, s settings, c authConfig) (*db.DB, error) {
+	d, err := db.Open(ctx, s.dbURL(c.databaseURL, "auth"), "auth")
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	if _, err := db.Migrate(ctx, d, migrations.Auth()); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return d, nil
+}
+
+// bootstrapPassword is where the first admin's password comes from: the environment only,
+// never a flag (flags show in process listings).
+const bootstrapPasswordEnv = "PMS_BOOTSTRAP_ADMIN_PASSWORD"
+
+// buildAuth wires the auth service: database, key ring, audit writer, service and its
+// middleware, the first admin, the endpoint set (guarded with the ring itself: no HTTP to
+// itself), and the HTTP, gRPC and admin servers on bound listeners. It returns the key ring
+// too, so `pms all` can hand it to the other services' verifiers. A generated bootstrap
+// password is written to stderr, once.
+func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) (*module, *auth.KeyRing, error) {
+	logger := log.With(s.logger, "service", "auth")
+	o, conc, err := c.options(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &module{name: "auth"}
+	fail := func(err error) (*module, *auth.KeyRing, error) {
+		m.closers.closeAll(s.shutdownTimeout, logger)
+		return nil, nil, err
+	}
+	keys, created, err := auth.OpenKeyRing(c.keyPath(s), auth.KeyRingOptions{Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	if created {
+		kid, _ := keys.SigningKey()
+		_ = level.Info(logger).Log("msg", "generated a signing key", "kid", kid, "path", keys.Path())
+	}
+	d, err := openAuthDB(ctx, s, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.closers.add(func(context.Context) error { return d.Close() })
+	reg := observe.NewRegistry()
+	writer := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, Service: "auth", Registerer: reg, Logger: logger})
+	m.closers.add(writer.Close)
+
+	metrics := auth.NewMetrics(reg)
+	o.Logger, o.Hasher = logger, metrics.CountingHasher(auth.NewArgon2id(auth.DefaultArgon2id, conc))
+	store := auth.NewStore(d)
+	core, err := auth.NewService(ctx, store, keys, writer, o)
+	if err != nil {
+		return fail(err)
+	}
+	svc := metrics.Instrumenting()(core)
+	u, generated, made, err := auth.BootstrapAdmin(ctx, store, svc, c.bootstrapEmail, os.Getenv(bootstrapPasswordEnv))
+	if err != nil {
+		return fail(err)
+	}
+	if made {
+		_ = level.Info(logger).Log("msg", "created the first admin", "user_id", u.ID)
+		if generated != "" {
+			fmt.Fprintf(stderr, "\npms auth: created the first admin %s with the generated password\n\n    %s\n\n"+
+				"It is shown this once. Set %s to choose it instead.\n\n", u.Email, generated, bootstrapPasswordEnv)
+		}
+	}
+	set := auth.NewEndpoints(svc, auth.EndpointOptions{
+		Guard:  authz.NewGuard(authz.NewVerifier(keys, s.jwtIssuer, s.jwtAudience), auth.Roles, auth.DeniedAuditor(writer)),
+		Logger: logger, Metrics: observe.NewRequestMetrics(reg, "auth"), DefaultLimit: s.limit,
+	})
+
+	httpL, err := listen(ctx, logger, "auth", "http", c.httpAddr)
+	if err != nil {
+		return fail(err)
+	}
+	grpcL, err := listen(ctx, logger, "auth", "grpc", c.grpcAddr)
+	if err != nil {
+		_ = httpL.Close()
+		return fail(err)
+	}
+	adminL, err := listen(ctx, logger, "auth", "admin", c.adminAddr)
+	if err != nil {
+		_ = httpL.Close()
+		_ = grpcL.Close()
+		return fail(err)
+	}
+	httpH := httptransport.NewAuthHandler(set, httptransport.Options{Logger: logger, TrustedProxies: s.trustedProxies})
+	healthS := health.NewServer()
+	grpcS := grpctransport.NewServer(grpctransport.ServerOptions{Logger: logger, TrustedProxies: s.trustedProxies, Health: healthS})
+	grpctransport.RegisterAuthServer(grpcS, set)
+	adminH := observe.AdminHandler(reg, observe.Check{Name: "database", Check: d.PingContext})
+	m.servers = func(g *run.Group) {
+		addHTTP(g, httpL, httpH, s.shutdownTimeout)
+		addGRPC(g, grpcL, grpcS, healthS, s.shutdownTimeout)
+		addHTTP(g, adminL, adminH, s.shutdownTimeout)
+	}
+	return m, keys, nil
+}
+
+// runAuth is `pms auth` (and `pms auth rotate-key`).
+func runAuth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "rotate-key" {
+		return runRotateKey(args[1:], stdout, stderr)
+	}
+	f := newFlags("auth", stderr)
+	var cm common
+	var ac authConfig
+	cm.register(f)
+	ac.register(f, "")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	s, err := cm.parse(stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
+		m, _, err := buildAuth(ctx, s, ac, stderr)
+		if err != nil {
+			return nil, err
+		}
+		return []*module{m}, nil
+	})
+}
+
+// runRotateKey is `pms auth rotate-key`: a new signing key; the old one stays listed in the
+// JWKS (and trusted) until every token it signed has expired, so nobody is logged out.
+// Running auth services pick the new key up from the file at their next signature.
+func runRotateKey(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("auth rotate-key", stderr)
+	var cm common
+	var ac authConfig
+	cm.register(f)
+	ac.registerStorage(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	s, err := cm.parse(stderr)
+	if err != nil {
+		return err
+	}
+	newKid, oldKid, err := auth.RotateKeyFile(ac.keyPath(s), time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "new signing key %s; retired %s (still trusted for %s)\n", newKid, oldKid, authz.AccessTokenTTL)
+	return nil
+}
+
+// stdin is where `pms user create` reads a password from when PMS_USER_PASSWORD is unset.
+var stdin io.Reader = os.Stdin
+
+// userPasswordEnv holds the password of `pms user create`; never a flag.
+const userPasswordEnv = "PMS_USER_PASSWORD"
+
+// runUser is `pms user create --email --role`: a user added straight to the auth database
+// (audited as "svc:cli"), the password from PMS_USER_PASSWORD or the first line of
+// standard input.
+func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("usage: pms user create --email <email> --role <admin|clinician|billing|analyst> (password from " + userPasswordEnv + " or standard input)")
+	}
+	f := newFlags("user create", stderr)
+	var cm common
+	var ac authConfig
+	var email, role string
+	cm.register(f)
+	ac.registerStorage(f)
+	f.StringVar(&email, "email", "", "the user's email")
+	f.StringVar(&role, "role", "", "admin, clinician, billing or analyst")
+	if err := f.parse(args[1:]); err != nil {
+		return err
+	}
+	s, err := cm.parse(stderr)
+	if err != nil {
+		return err
+	}
+	password, ok := os.LookupEnv(userPasswordEnv)
+	if !ok {
+		line, err := bufio.NewReader(io.LimitReader(stdin, auth.MaxPasswordBytes+2)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading the password: %w", err)
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	d, err := openAuthDB(ctx, s, ac)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	writer := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, Service: "auth", Logger: s.logger})
+	defer writer.Close(context.Background())
+	svc, err := auth.NewService(ctx, auth.NewStore(d), nil, writer, auth.Options{Logger: s.logger})
+	if err != nil {
+		return err
+	}
+	u, err := svc.CreateUser(authz.Service(ctx, "cli"), auth.CreateUserRequest{Email: email, Password: password, Role: role})
+	if err != nil {
+		var e *errs.Error
+		if errors.As(err, &e) && len(e.Fields) > 0 {
+			return fmt.Errorf("%s: %s", e.Message, fieldMessages(e.Fields))
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "created user %s (%s, %s)\n", u.ID, u.Email, u.Role)
+	return nil
+}
+
+// fieldMessages renders validation errors for a terminal, in a stable order.
+func fieldMessages(fields map[string]string) string {
+	names := strings.Split(errs.FieldList(fields), ",")
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n + " " + fields[n]
+	}
+	return strings.Join(out, "; ")
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/pms/pms/pkg/auth"
+	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
+)
+
+// routeRule is one route of one service and the roles that may call it: the role matrix's
+// row. Path and body may hold placeholders that world fills per call ({patient}: a shared
+// patient; {newPatient}, {newUser}: fresh ones, for calls that change or delete them;
+// {refreshToken}: a fresh login's; {n}: a unique number). Allowed lists the roles expecting
+// 2xx, admin always among them ("admin: everything"); every other role expects 403.
+// authz.Public means every caller, token or not.
+type routeRule struct {
+	service      string
+	method, path string
+	body         string
+	allowed      []string
+}
+
+// roleMatrix is every route of every service that exists, with who may call it (API.md,
+// "Authentication and roles"). Later services add their rows here, and their placeholders
+// to world.fill.
+var roleMatrix = []routeRule{
+	// auth
+	{"auth", "POST", "/login", `{"email":"clinician@example.org","password":"` + matrixPassword + `"}`, []string{authz.Public}},
+	{"auth", "POST", "/refresh", `{"refreshToken":"{refreshToken}"}`, []string{authz.Public}},
+	{"auth", "POST", "/logout", `{"refreshToken":"{refreshToken}"}`, []string{authz.Public}},
+	{"auth", "GET", "/.well-known/jwks.json", "", []string{authz.Public}},
+	{"auth", "GET", "/validate", "", authz.Roles},
+	{"auth", "POST", "/users", `{"email":"m{n}@example.org","password":"` + matrixPassword + `","role":"analyst"}`, []string{authz.RoleAdmin}},
+	{"auth", "GET", "/users", "", []string{authz.RoleAdmin}},
+	{"auth", "GET", "/users/{newUser}", "", []string{authz.RoleAdmin}},
+	{"auth", "PATCH", "/users/{newUser}", `{"role":"billing"}`, []string{authz.RoleAdmin}},
+	{"auth", "GET", "/users/audit", "", []string{authz.RoleAdmin}},
+	// patient
+	{"patient", "POST", "/patients", `{"name":"Matrix","email":"p{n}@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`, []string{authz.RoleClinician}},
+	{"patient", "GET", "/patients", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	{"patient", "GET", "/patients/{patient}", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	{"patient", "PUT", "/patients/{patient}", `{"name":"Matrix","email":"shared@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`, []string{authz.RoleClinician}},
+	{"patient", "DELETE", "/patients/{newPatient}", "", []string{authz.RoleClinician}},
+	{"patient", "GET", "/patients/{patient}/history", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	{"patient", "GET", "/audit", "", []string{authz.RoleAdmin}},
+	{"patient", "GET", "/patients/{patient}/billing-account", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	{"patient", "GET", "/patients/{patient}/invoices", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	// billing (CreateBillingAccount has no REST route: it is gRPC only, see grpcOnly)
+	{"billing", "GET", "/accounts?patientId={patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"billing", "GET", "/accounts/{account}", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"billing", "POST", "/invoices", invoiceBody, []string{authz.RoleBilling}},
+	{"billing", "GET", "/invoices", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"billing", "GET", "/invoices/{invoice}", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"billing", "POST", "/invoices/{newInvoice}/issue", "", []string{authz.RoleBilling}},
+	{"billing", "POST", "/invoices/{openInvoice}/payments", `{"amount":1,"method":"cash"}`, []string{authz.RoleBilling}},
+	{"billing", "POST", "/invoices/{newInvoice}/void", "", []string{authz.RoleBilling}},
+}
+
+// grpcOnly counts, per service, the endpoints with no REST route (checked over gRPC elsewhere).
+var grpcOnly = map[string]int{"billing": 1}
+
+const invoiceBody = `{"patientId":"{patient}","currency":"USD","dueDate":"2030-01-01","lines":[{"description":"Visit","quantity":1,"unitAmount":1000}]}`
+
+const matrixPassword = "role matrix password"
+
+// world is the running platform the matrix is checked against, with a user of every role.
+type world struct {
+	t       *testing.T
+	base    map[string]string // service → base URL
+	tokens  map[string]string // role → access token
+	patient string
+	account string
+	invoice string
+	n       atomic.Int64
+}
+
+// post sends a JSON body as admin and returns the "id" of the answer.
+func (w *world) createAsAdmin(service, path, body string) string {
+	w.t.Helper()
+	resp, b := call(w.t, "POST", w.base[service]+path, w.tokens[authz.RoleAdmin], body)
+	if resp.StatusCode != 201 {
+		w.t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
+	}
+	var v struct{ ID string }
+	_ = json.Unmarshal(b, &v)
+	return v.ID
+}
+
+func (w *world) login(email string) (token, refresh string) {
+	w.t.Helper()
+	resp, b := call(w.t, "POST", w.base["auth"]+"/login", "", `{"email":"`+email+`","password":"`+matrixPassword+`"}`)
+	if resp.StatusCode != 200 {
+		w.t.Fatalf("login %s: %d %s", email, resp.StatusCode, b)
+	}
+	var p struct{ Token, RefreshToken string }
+	_ = json.Unmarshal(b, &p)
+	return p.Token, p.RefreshToken
+}
+
+// fill replaces the placeholders of s, making fresh resources where asked.
+func (w *world) fill(s string) string {
+	for {
+		switch {
+		case strings.Contains(s, "{n}"):
+			s = strings.Replace(s, "{n}", fmt.Sprint(w.n.Add(1)), 1)
+		case strings.Contains(s, "{patient}"):
+			s = strings.ReplaceAll(s, "{patient}", w.patient)
+		case strings.Contains(s, "{account}"):
+			s = strings.ReplaceAll(s, "{account}", w.account)
+		case strings.Contains(s, "{invoice}"):
+			s = strings.ReplaceAll(s, "{invoice}", w.invoice)
+		case strings.Contains(s, "{newInvoice}"):
+			s = strings.Replace(s, "{newInvoice}", w.createAsAdmin("billing", "/invoices", w.fill(invoiceBody)), 1)
+		case strings.Contains(s, "{openInvoice}"):
+			id := w.createAsAdmin("billing", "/invoices", w.fill(invoiceBody))
+			if resp, b := call(w.t, "POST", w.base["billing"]+"/invoices/"+id+"/issue", w.tokens[authz.RoleAdmin], ""); resp.StatusCode != 200 {
+				w.t.Fatalf("issue: %d %s", resp.StatusCode, b)
+			}
+			s = strings.Replace(s, "{openInvoice}", id, 1)
+		case strings.Contains(s, "{newPatient}"):
+			id := w.createAsAdmin("patient", "/patients", w.fill(`{"name":"Fresh","email":"f{n}@example.org","address":"x","dateOfBirth":"1980-01-01"}`))
+			s = strings.Replace(s, "{newPatient}", id, 1)
+		case strings.Contains(s, "{newUser}"):
+			id := w.createAsAdmin("auth", "/users", w.fill(`{"email":"u{n}@example.org","password":"`+matrixPassword+`","role":"clinician"}`))
+			s = strings.Replace(s, "{newUser}", id, 1)
+		case strings.Contains(s, "{refreshToken}"):
+			_, r := w.login("clinician@example.org")
+			s = strings.Replace(s, "{refreshToken}", r, 1)
+		default:
+			return s
+		}
+	}
+}
+
+// TestRoleMatrix checks every route of every service against every role on `pms all`: the
+// allowed roles get 2xx, the others 403, and a caller without a token 401 (except on
+// public routes).
+func TestRoleMatrix(t *testing.T) {
+	a, _ := startPMS(t, allAddrs, allArgs(t, "", "--rate-limit=0")...)
+	w := &world{t: t, base: map[string]string{"auth": "http://" + a["auth/http"], "patient": "http://" + a["patient/http"],
+		"billing": "http://" + a["billing/http"]}, tokens: map[string]string{}}
+	w.tokens[authz.RoleAdmin] = allToken(t, a)
+	for _, role := range authz.Roles[1:] {
+		w.createAsAdmin("auth", "/users", `{"email":"`+role+`@example.org","password":"`+matrixPassword+`","role":"`+role+`"}`)
+		w.tokens[role], _ = w.login(role + "@example.org")
+	}
+	w.patient = w.createAsAdmin("patient", "/patients", `{"name":"Matrix","email":"shared@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`)
+	var accounts []struct{ ID string }
+	if resp, b := call(t, "GET", w.base["billing"]+"/accounts?patientId="+w.patient, w.tokens[authz.RoleAdmin], ""); resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil || len(accounts) != 1 {
+		t.Fatalf("the shared patient's billing account: %d %s", resp.StatusCode, b)
+	}
+	w.account = accounts[0].ID
+	w.invoice = w.createAsAdmin("billing", "/invoices", w.fill(invoiceBody))
+
+	for _, r := range roleMatrix {
+		t.Run(r.service+" "+r.method+" "+r.path, func(t *testing.T) {
+			public := len(r.allowed) == 1 && r.allowed[0] == authz.Public
+			for _, role := range append([]string{""}, authz.Roles...) {
+				want := 403
+				switch {
+				case public || role == authz.RoleAdmin || contains(r.allowed, role):
+					want = 200
+				case role == "":
+					want = 401
+				}
+				resp, b := call(t, r.method, w.base[r.service]+w.fill(r.path), w.tokens[role], w.fill(r.body))
+				got := resp.StatusCode
+				if want == 200 && got >= 200 && got < 300 {
+					continue
+				}
+				if got != want {
+					t.Errorf("role %q: %d, want %d: %s", role, got, want, b)
+				}
+			}
+		})
+	}
+	// Every endpoint of every service has its route in the matrix (one route per method).
+	methods := map[string]int{"auth": len(auth.Methods), "patient": len(patient.Methods), "billing": len(billing.Methods) - grpcOnly["billing"]}
+	rows := map[string]int{}
+	for _, r := range roleMatrix {
+		rows[r.service]++
+	}
+	for service, n := range methods {
+		if rows[service] != n {
+			t.Errorf("%s has %d endpoints but %d rows in the role matrix", service, n, rows[service])
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

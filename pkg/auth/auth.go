@@ -1,0 +1,137 @@
+// Package auth is the auth service's domain: users and their passwords (argon2id), logins
+// that issue EdDSA access tokens (signed with authz.Sign by a key ring kept on disk) and
+// opaque refresh tokens (stored only as hashes, rotated, families revoked on reuse), login
+// throttling decided before any password is hashed, the audit log of all of it, the sqlx
+// store, the go-kit endpoint set and service middleware. It knows nothing of HTTP, gRPC or
+// Kafka; transports adapt to it. Verifying tokens is pkg/platform/authz's job, here as in
+// every other service.
+package auth
+
+import (
+	"time"
+
+	"github.com/pms/pms/pkg/platform/errs"
+)
+
+// User is a user account as the contract shows it: never a password or its hash.
+type User struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Role      string    `json:"role"`
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// LoginRequest is POST /login.
+type LoginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// TokenPair is what a login or a refresh returns. The access token is in "token", as the
+// earlier Java implementation named it, so its clients keep working.
+type TokenPair struct {
+	Token        string `json:"token"`
+	TokenType    string `json:"tokenType"`
+	ExpiresIn    int64  `json:"expiresIn"` // seconds
+	RefreshToken string `json:"refreshToken"`
+}
+
+// TokenType is the only token type issued.
+const TokenType = "Bearer"
+
+// RefreshRequest is POST /refresh: the refresh token to exchange for a new pair.
+type RefreshRequest struct {
+	RefreshToken string `json:"refreshToken"`
+}
+
+// LogoutRequest is POST /logout: the refresh token whose family ends.
+type LogoutRequest struct {
+	RefreshToken string `json:"refreshToken"`
+}
+
+// Validation is GET /validate's answer: the claims of the caller's access token. Exp is the
+// token's exp claim as it is in the token (seconds since the Unix epoch).
+type Validation struct {
+	Sub   string `json:"sub"`
+	Email string `json:"email"`
+	Role  string `json:"role"`
+	Exp   int64  `json:"exp"`
+}
+
+// CreateUserRequest is POST /users.
+type CreateUserRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Role     string `json:"role"`
+}
+
+// UpdateUserRequest is PATCH /users/{id}: nil fields are left as they are.
+type UpdateUserRequest struct {
+	ID       string  `json:"-"`
+	Role     *string `json:"role,omitempty"`
+	Disabled *bool   `json:"disabled,omitempty"`
+}
+
+// AuditQuery filters the audit log. Zero values mean "any"; Limit 0 means
+// DefaultAuditLimit.
+type AuditQuery struct {
+	UserID string
+	Actor  string
+	From   time.Time
+	To     time.Time
+	Limit  int
+}
+
+// Audit paging limits.
+const (
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 1000
+)
+
+// AuditEntry is one row of the auth audit log; UserID is the account the action was about
+// (empty for a login with an unknown email).
+type AuditEntry struct {
+	ID            string    `json:"id"`
+	At            time.Time `json:"at"`
+	Actor         string    `json:"actor"`
+	Role          string    `json:"role"`
+	Action        string    `json:"action"`
+	UserID        string    `json:"userId"`
+	Outcome       string    `json:"outcome"`
+	RequestID     string    `json:"requestId"`
+	ClientAddress string    `json:"clientAddress"`
+}
+
+// The actions the auth audit log records.
+const (
+	ActionLogin        = "login"         // success, or denied (bad credentials, disabled)
+	ActionLockout      = "lockout"       // a throttle lock began (account or address)
+	ActionRefresh      = "refresh"       // success, or denied
+	ActionRefreshReuse = "refresh_reuse" // a used refresh token came back: family revoked
+	ActionLogout       = "logout"
+	ActionUserCreate   = "user_create"
+	ActionUserUpdate   = "user_update"
+	ActionUserRead     = "user_read" // refused reads of users only (via the guard)
+	ActionAuditRead    = "audit_read"
+)
+
+// Password and field limits.
+const (
+	MinPasswordLen   = 12   // characters
+	MaxPasswordBytes = 1024 // longer is refused before hashing: no hash-length DoS
+	MaxEmailLen      = 254
+)
+
+// Domain errors. Transports map their kinds to statuses; errors.Is matches by kind.
+var (
+	// ErrBadCredentials is the one answer to a failed login, whatever failed: unknown
+	// email, wrong password or a disabled account.
+	ErrBadCredentials = errs.New(errs.Unauthenticated, "invalid email or password")
+	// ErrBadRefreshToken is the one answer to a refresh token that cannot be used.
+	ErrBadRefreshToken = errs.New(errs.Unauthenticated, "invalid refresh token")
+	ErrUserNotFound    = errs.New(errs.NotFound, "user not found")
+	ErrEmailTaken      = errs.New(errs.Conflict, "a user with this email already exists")
+	ErrLastAdmin       = errs.New(errs.Conflict, "this change would leave no active admin")
+)

@@ -1,0 +1,524 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/golang-jwt/jwt/v4"
+	"github.com/google/uuid"
+
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
+)
+
+// Service is the auth API. Logins, failures, lock-outs, refresh reuse and user changes are
+// written to the audit log before the call returns.
+type Service interface {
+	Login(ctx context.Context, req LoginRequest) (TokenPair, error)
+	// Validate returns the claims of the access token the (already verified) caller
+	// presented.
+	Validate(ctx context.Context) (Validation, error)
+	Refresh(ctx context.Context, req RefreshRequest) (TokenPair, error)
+	Logout(ctx context.Context, req LogoutRequest) error
+	JWKS(ctx context.Context) (authz.JWKS, error)
+	CreateUser(ctx context.Context, req CreateUserRequest) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	GetUser(ctx context.Context, id string) (User, error)
+	UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error)
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+}
+
+// AuditLog is where the service writes its audit entries; Append returns once the entry is
+// durably stored (pkg/platform/audit.Writer).
+type AuditLog interface {
+	Append(ctx context.Context, e audit.Entry) error
+}
+
+// Options configure the service. Zero values work.
+type Options struct {
+	// Now is the clock; tests move it. Defaults to time.Now.
+	Now func() time.Time
+	// Logger receives operational messages (ids only; never a password, token or email).
+	Logger log.Logger
+	// Hasher hashes passwords; default NewArgon2id(DefaultArgon2id, 0).
+	Hasher Hasher
+	// Issuer and Audience go into every access token; defaults authz.DefaultIssuer and
+	// authz.DefaultAudience.
+	Issuer, Audience string
+	// RefreshTTL is a login's lifetime: its refresh tokens, however often rotated, stop
+	// working this long after the login. Default 12 hours.
+	RefreshTTL time.Duration
+	// Throttle limits failed logins.
+	Throttle ThrottleOptions
+}
+
+// DefaultRefreshTTL is a login's default lifetime: a long shift.
+const DefaultRefreshTTL = 12 * time.Hour
+
+type service struct {
+	store      *Store
+	audit      AuditLog
+	keys       *KeyRing
+	hasher     Hasher
+	now        func() time.Time
+	log        log.Logger
+	issuer     string
+	audience   string
+	refreshTTL time.Duration
+	throttle   ThrottleOptions
+	// dummyHash is verified when the email is unknown, so that answer takes as long as a
+	// wrong password does.
+	dummyHash string
+
+	pruneMu   sync.Mutex
+	lastPrune time.Time
+}
+
+// NewService returns the auth service over store, signing with keys and auditing to
+// auditLog. It computes one password hash (the dummy for unknown emails) before returning.
+// keys may be nil in a process that only manages users (`pms user create`): it then issues
+// no tokens.
+func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog AuditLog, o Options) (Service, error) {
+	s := &service{store: store, audit: auditLog, keys: keys, hasher: o.Hasher, now: o.Now, log: o.Logger,
+		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, throttle: o.Throttle.withDefaults()}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = log.NewNopLogger()
+	}
+	if s.hasher == nil {
+		s.hasher = NewArgon2id(DefaultArgon2id, 0)
+	}
+	if s.issuer == "" {
+		s.issuer = authz.DefaultIssuer
+	}
+	if s.audience == "" {
+		s.audience = authz.DefaultAudience
+	}
+	if s.refreshTTL <= 0 {
+		s.refreshTTL = DefaultRefreshTTL
+	}
+	random, err := GeneratePassword()
+	if err != nil {
+		return nil, err
+	}
+	if s.dummyHash, err = s.hasher.Hash(ctx, random); err != nil {
+		return nil, fmt.Errorf("auth: dummy hash: %w", err)
+	}
+	return s, nil
+}
+
+// at is the service clock, in UTC to the microsecond (what both databases keep).
+func (s *service) at() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// record writes an audit entry about userID. An audit failure fails the call: an
+// unaudited login or change must not look like a success.
+func (s *service) record(ctx context.Context, action, userID, outcome string) error {
+	actor, role := authz.Actor(ctx)
+	return s.audit.Append(ctx, audit.Entry{
+		Actor: actor, Role: role, Action: action, SubjectID: userID, Outcome: outcome,
+		RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
+	})
+}
+
+// recordAfter audits a refusal or a change already committed: the caller's error (or nil)
+// stands, and an audit failure is logged rather than turned into an error that would make a
+// client retry a done change.
+func (s *service) recordAfter(ctx context.Context, action, userID string, err error) {
+	if aerr := s.record(ctx, action, userID, outcome(err)); aerr != nil {
+		_ = level.Error(s.log).Log("msg", "audit write failed", "action", action, "user_id", userID,
+			"request_id", observe.RequestID(ctx), "err", aerr)
+	}
+}
+
+func outcome(err error) string {
+	switch errs.KindOf(err) {
+	case "":
+		return audit.OutcomeSuccess
+	case errs.Unauthenticated, errs.PermissionDenied, errs.RateLimited:
+		return audit.OutcomeDenied
+	case errs.NotFound:
+		return audit.OutcomeNotFound
+	case errs.InvalidArgument, errs.Conflict, errs.PreconditionFailed, errs.PayloadTooLarge, errs.UnsupportedMediaType:
+		return audit.OutcomeRejected
+	default:
+		return audit.OutcomeError
+	}
+}
+
+// asUser returns ctx acting as u, so audit rows of their own login name them.
+func asUser(ctx context.Context, u User) context.Context {
+	return authz.WithPrincipal(ctx, authz.Principal{Subject: u.ID, Email: u.Email, Role: u.Role})
+}
+
+func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error) {
+	var bad errs.Fields
+	email := strings.TrimSpace(req.Email)
+	switch {
+	case email == "":
+		bad.Add("email", "is required")
+	case len(email) > MaxEmailLen:
+		bad.Add("email", "must be at most 254 characters")
+	}
+	switch {
+	case req.Password == "":
+		bad.Add("password", "is required")
+	case len(req.Password) > MaxPasswordBytes:
+		bad.Add("password", fmt.Sprintf("must be at most %d bytes", MaxPasswordBytes))
+	}
+	if err := bad.Err(); err != nil {
+		return TokenPair{}, err
+	}
+	s.maybePrune(ctx)
+	now := s.at()
+
+	// Throttling comes first and costs no hash: a locked account or address is refused
+	// however right the password.
+	keys := []throttleKey{{name: accountKey(email), limit: s.throttle.AccountAttempts}}
+	addr := observe.ClientAddr(ctx)
+	if addr != "" {
+		keys = append(keys, throttleKey{name: addressKey(addr), limit: s.throttle.AddressAttempts})
+	}
+	d, err := s.store.admitAttempt(ctx, s.throttle, keys, now)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	if d.Retry > 0 {
+		for _, k := range d.Locked {
+			action, subject := ActionLockout, ""
+			if strings.HasPrefix(k, "account:") {
+				if u, _, found, err := s.store.userByEmail(ctx, email); err == nil && found {
+					subject = u.ID
+				}
+			} else {
+				action = ActionLockout + "_address"
+			}
+			if err := s.record(ctx, action, subject, audit.OutcomeDenied); err != nil {
+				return TokenPair{}, err
+			}
+		}
+		return TokenPair{}, &errs.Error{Kind: errs.RateLimited, Message: "too many failed logins; try again later", RetryAfter: d.Retry}
+	}
+
+	u, hash, found, err := s.store.userByEmail(ctx, email)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	if !found {
+		// The same work as for a known account, so the answer takes as long.
+		hash = s.dummyHash
+	}
+	ok, err := s.hasher.Verify(ctx, hash, req.Password)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	if !found || !ok || u.Disabled {
+		if err := s.record(ctx, ActionLogin, u.ID, audit.OutcomeDenied); err != nil {
+			return TokenPair{}, err
+		}
+		return TokenPair{}, ErrBadCredentials
+	}
+	if err := s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now); err != nil {
+		return TokenPair{}, err
+	}
+	pair, refreshHash, err := s.issue(u, now)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	if err := s.store.insertRefresh(ctx, s.store.db, refreshHash, uuid.NewString(), u.ID, now, now.Add(s.refreshTTL)); err != nil {
+		return TokenPair{}, err
+	}
+	if err := s.record(asUser(ctx, u), ActionLogin, u.ID, audit.OutcomeSuccess); err != nil {
+		return TokenPair{}, err
+	}
+	return pair, nil
+}
+
+func addressKeyOf(keys []throttleKey) string {
+	if len(keys) > 1 {
+		return keys[1].name
+	}
+	return ""
+}
+
+// issue signs an access token for u and makes a refresh token, returning the pair and the
+// refresh token's hash (the only form in which it is stored).
+func (s *service) issue(u User, now time.Time) (TokenPair, string, error) {
+	claims := authz.Claims{Email: u.Email, Role: u.Role, RegisteredClaims: jwt.RegisteredClaims{
+		Issuer: s.issuer, Audience: jwt.ClaimStrings{s.audience}, Subject: u.ID,
+		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(authz.AccessTokenTTL)), ID: uuid.NewString(),
+	}}
+	if s.keys == nil {
+		return TokenPair{}, "", errs.New(errs.Unavailable, "this process issues no tokens")
+	}
+	token, err := s.keys.Sign(claims)
+	if err != nil {
+		return TokenPair{}, "", errs.Wrap(errs.Internal, "internal error", err)
+	}
+	refresh, err := newRefreshToken()
+	if err != nil {
+		return TokenPair{}, "", errs.Wrap(errs.Internal, "internal error", err)
+	}
+	return TokenPair{Token: token, TokenType: TokenType, ExpiresIn: int64(authz.AccessTokenTTL / time.Second), RefreshToken: refresh},
+		hashRefreshToken(refresh), nil
+}
+
+// newRefreshToken returns 256 random bits, base64url: opaque, unguessable, and never a JWT.
+func newRefreshToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// hashRefreshToken is the form a refresh token is stored and looked up in: SHA-256, hex. A
+// fast hash is right here, unlike for passwords: the token has 256 bits of entropy.
+func hashRefreshToken(t string) string {
+	sum := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(sum[:])
+}
+
+// checkRefreshToken refuses what cannot be one of our refresh tokens before any lookup.
+func checkRefreshToken(t string) error {
+	switch {
+	case t == "":
+		return errs.Invalid(map[string]string{"refreshToken": "is required"})
+	case len(t) > 256:
+		return errs.Invalid(map[string]string{"refreshToken": "must be at most 256 characters"})
+	}
+	return nil
+}
+
+func (s *service) Refresh(ctx context.Context, req RefreshRequest) (TokenPair, error) {
+	if err := checkRefreshToken(req.RefreshToken); err != nil {
+		return TokenPair{}, err
+	}
+	now := s.at()
+	newToken, err := newRefreshToken()
+	if err != nil {
+		return TokenPair{}, errs.Wrap(errs.Internal, "internal error", err)
+	}
+	u, res, err := s.store.rotateRefresh(ctx, hashRefreshToken(req.RefreshToken), hashRefreshToken(newToken), now)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	switch res {
+	case refreshOK:
+	case refreshUnknown:
+		return TokenPair{}, ErrBadRefreshToken
+	case refreshReused:
+		if err := s.record(ctx, ActionRefreshReuse, u.ID, audit.OutcomeDenied); err != nil {
+			return TokenPair{}, err
+		}
+		_ = level.Warn(s.log).Log("msg", "refresh token reused; its family is revoked", "user_id", u.ID,
+			"request_id", observe.RequestID(ctx))
+		return TokenPair{}, ErrBadRefreshToken
+	default:
+		if err := s.record(ctx, ActionRefresh, u.ID, audit.OutcomeDenied); err != nil {
+			return TokenPair{}, err
+		}
+		return TokenPair{}, ErrBadRefreshToken
+	}
+	pair, _, err := s.issue(u, now)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	pair.RefreshToken = newToken
+	if err := s.record(asUser(ctx, u), ActionRefresh, u.ID, audit.OutcomeSuccess); err != nil {
+		return TokenPair{}, err
+	}
+	return pair, nil
+}
+
+func (s *service) Logout(ctx context.Context, req LogoutRequest) error {
+	if err := checkRefreshToken(req.RefreshToken); err != nil {
+		return err
+	}
+	userID, found, err := s.store.revokeFamilyOf(ctx, hashRefreshToken(req.RefreshToken), s.at())
+	if err != nil || !found {
+		// An unknown token has nothing to end; saying so would make logout an oracle.
+		return err
+	}
+	// The refresh token proved whose session this was: the row names them as the actor.
+	return s.record(authz.WithPrincipal(ctx, authz.Principal{Subject: userID}), ActionLogout, userID, audit.OutcomeSuccess)
+}
+
+func (s *service) Validate(ctx context.Context) (Validation, error) {
+	p, ok := authz.FromContext(ctx)
+	raw := authz.Token(ctx)
+	if !ok || p.Subject == "" || raw == "" {
+		return Validation{}, errs.New(errs.Unauthenticated, "a valid access token is required")
+	}
+	// The guard has verified this very token (signature, iss, aud, exp, nbf); only its exp
+	// is read back here.
+	var c authz.Claims
+	if _, _, err := jwt.NewParser().ParseUnverified(raw, &c); err != nil || c.ExpiresAt == nil || c.Subject != p.Subject {
+		return Validation{}, errs.New(errs.Unauthenticated, "a valid access token is required")
+	}
+	return Validation{Sub: p.Subject, Email: p.Email, Role: p.Role, Exp: c.ExpiresAt.Unix()}, nil
+}
+
+func (s *service) JWKS(context.Context) (authz.JWKS, error) {
+	if s.keys == nil {
+		return authz.JWKS{Keys: []authz.JWK{}}, nil
+	}
+	return s.keys.JWKS(), nil
+}
+
+// newUser validates a create request and returns the user to store (email trimmed).
+func newUser(req CreateUserRequest, now time.Time) (User, error) {
+	var bad errs.Fields
+	email := strings.TrimSpace(req.Email)
+	if msg := checkEmail(email); msg != "" {
+		bad.Add("email", msg)
+	}
+	if msg := checkPassword(req.Password, email); msg != "" {
+		bad.Add("password", msg)
+	}
+	if !authz.ValidRole(req.Role) {
+		bad.Add("role", "must be one of admin, clinician, billing, analyst")
+	}
+	if err := bad.Err(); err != nil {
+		return User{}, err
+	}
+	return User{ID: uuid.NewString(), Email: email, Role: req.Role, CreatedAt: now, UpdatedAt: now}, nil
+}
+
+func (s *service) CreateUser(ctx context.Context, req CreateUserRequest) (u User, err error) {
+	defer func() { s.recordAfter(ctx, ActionUserCreate, u.ID, err) }()
+	u, err = newUser(req, s.at())
+	if err != nil {
+		return User{}, err
+	}
+	hash, err := s.hasher.Hash(ctx, req.Password)
+	if err != nil {
+		return User{}, err
+	}
+	if err := s.store.createUser(ctx, u, hash); err != nil {
+		return User{}, err
+	}
+	return u, nil
+}
+
+func (s *service) ListUsers(ctx context.Context) ([]User, error) { return s.store.listUsers(ctx) }
+
+func (s *service) GetUser(ctx context.Context, id string) (User, error) {
+	uid, err := parseID(id)
+	if err != nil {
+		return User{}, err
+	}
+	return s.store.userByID(ctx, s.store.db, uid)
+}
+
+func (s *service) UpdateUser(ctx context.Context, req UpdateUserRequest) (u User, err error) {
+	uid, err := parseID(req.ID)
+	defer func() { s.recordAfter(ctx, ActionUserUpdate, uid, err) }()
+	if err != nil {
+		return User{}, err
+	}
+	if req.Role != nil && !authz.ValidRole(*req.Role) {
+		return User{}, errs.Invalid(map[string]string{"role": "must be one of admin, clinician, billing, analyst"})
+	}
+	_, after, err := s.store.updateUser(ctx, uid, s.at(), func(cur User) User {
+		if req.Role != nil {
+			cur.Role = *req.Role
+		}
+		if req.Disabled != nil {
+			cur.Disabled = *req.Disabled
+		}
+		return cur
+	})
+	return after, err
+}
+
+func (s *service) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+	var bad errs.Fields
+	switch {
+	case q.Limit == 0:
+		q.Limit = DefaultAuditLimit
+	case q.Limit < 1 || q.Limit > MaxAuditLimit:
+		bad.Add("limit", "must be between 1 and 1000")
+	}
+	if q.UserID != "" {
+		if id, err := parseID(q.UserID); err != nil {
+			bad.Add("userId", "must be a UUID")
+		} else {
+			q.UserID = id
+		}
+	}
+	if len(q.Actor) > 200 {
+		bad.Add("actor", "must be at most 200 characters")
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+		bad.Add("to", "must not be before from")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	return s.store.auditLog(ctx, q)
+}
+
+// pruneEvery is how often a login also deletes expired refresh tokens and idle throttles.
+const pruneEvery = 10 * time.Minute
+
+// maybePrune runs the store's housekeeping at most every pruneEvery, on the login path
+// (no goroutine of its own to stop); a failure is logged and tried again next time.
+func (s *service) maybePrune(ctx context.Context) {
+	now := s.now()
+	s.pruneMu.Lock()
+	due := now.Sub(s.lastPrune) >= pruneEvery
+	if due {
+		s.lastPrune = now
+	}
+	s.pruneMu.Unlock()
+	if !due {
+		return
+	}
+	// Keep a day past expiry, and throttles a day past their longest memory, so audit
+	// investigations can still find them.
+	horizon := max(s.throttle.Window, s.throttle.MaxLockout) + 24*time.Hour
+	if err := s.store.prune(ctx, now.Add(-horizon)); err != nil {
+		_ = level.Warn(s.log).Log("msg", "auth housekeeping failed", "err", err)
+	}
+}
+
+// BootstrapAdmin creates the first admin when no user exists yet (API.md, "First start"):
+// email and password as given, or a generated password when password is empty, which it
+// returns so the caller can show it once. It acts as the service itself ("svc:auth" in
+// the audit log). created is false when users already exist (or another replica created
+// the admin first).
+func BootstrapAdmin(ctx context.Context, store *Store, svc Service, email, password string) (u User, generated string, created bool, err error) {
+	n, err := store.countUsers(ctx)
+	if err != nil || n > 0 {
+		return User{}, "", false, err
+	}
+	if password == "" {
+		if generated, err = GeneratePassword(); err != nil {
+			return User{}, "", false, err
+		}
+		password = generated
+	}
+	u, err = svc.CreateUser(authz.Service(ctx, "auth"), CreateUserRequest{Email: email, Password: password, Role: authz.RoleAdmin})
+	if errors.Is(err, ErrEmailTaken) {
+		return User{}, "", false, nil
+	}
+	if err != nil {
+		return User{}, "", false, fmt.Errorf("bootstrap admin: %w", err)
+	}
+	return u, generated, true, nil
+}

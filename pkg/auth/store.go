@@ -1,0 +1,296 @@
+package auth
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/db"
+)
+
+// AuditTable is the auth service's audit log table.
+const AuditTable = "audit_log"
+
+// Store keeps users, refresh tokens, login throttles and the audit log in the auth
+// service's own database (PostgreSQL or SQLite, one SQL for both). Changes that must agree
+// (a refresh token used and its successor issued, a user disabled and their sessions ended)
+// are one transaction each.
+type Store struct {
+	db *db.DB
+	// forUpdate locks the rows read on PostgreSQL; SQLite's write transaction (BEGIN
+	// IMMEDIATE) already excludes other writers.
+	forUpdate string
+}
+
+// NewStore returns a Store over a migrated database.
+func NewStore(d *db.DB) *Store {
+	s := &Store{db: d}
+	if d.Dialect == db.Postgres {
+		s.forUpdate = " FOR UPDATE"
+	}
+	return s
+}
+
+// DB returns the underlying database, for readiness checks.
+func (s *Store) DB() *db.DB { return s.db }
+
+const userColumns = `id, email, role, disabled, password_hash, created_at, updated_at`
+
+type userRow struct {
+	ID           string       `db:"id"`
+	Email        string       `db:"email"`
+	Role         string       `db:"role"`
+	Disabled     bool         `db:"disabled"`
+	PasswordHash string       `db:"password_hash"`
+	CreatedAt    db.Timestamp `db:"created_at"`
+	UpdatedAt    db.Timestamp `db:"updated_at"`
+}
+
+func (r userRow) user() User {
+	return User{ID: r.ID, Email: r.Email, Role: r.Role, Disabled: r.Disabled, CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time}
+}
+
+// createUser inserts u with its password hash; a taken email (case-insensitive) is
+// ErrEmailTaken.
+func (s *Store) createUser(ctx context.Context, u User, hash string) error {
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		u.ID, u.Email, u.Role, u.Disabled, hash, s.db.Time(u.CreatedAt), s.db.Time(u.UpdatedAt))
+	if db.IsUniqueViolation(err, "") {
+		return ErrEmailTaken
+	}
+	return db.Classify(err)
+}
+
+// userByEmail finds the account of email, case-insensitively; found is false when none.
+func (s *Store) userByEmail(ctx context.Context, email string) (u User, hash string, found bool, err error) {
+	var r userRow
+	err = s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+userColumns+` FROM users WHERE lower(email) = ?`), strings.ToLower(email))
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, "", false, nil
+	}
+	if err != nil {
+		return User{}, "", false, db.Classify(err)
+	}
+	return r.user(), r.PasswordHash, true, nil
+}
+
+// userByID returns user id, or ErrUserNotFound.
+func (s *Store) userByID(ctx context.Context, q sqlx.QueryerContext, id string) (User, error) {
+	var r userRow
+	err := sqlx.GetContext(ctx, q, &r, s.db.Rebind(`SELECT `+userColumns+` FROM users WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, ErrUserNotFound
+	}
+	if err != nil {
+		return User{}, db.Classify(err)
+	}
+	return r.user(), nil
+}
+
+// listUsers returns every user, ordered by email.
+func (s *Store) listUsers(ctx context.Context) ([]User, error) {
+	var rows []userRow
+	if err := s.db.SelectContext(ctx, &rows, `SELECT `+userColumns+` FROM users ORDER BY lower(email), id`); err != nil {
+		return nil, db.Classify(err)
+	}
+	out := make([]User, len(rows))
+	for i, r := range rows {
+		out[i] = r.user()
+	}
+	return out, nil
+}
+
+// countUsers returns how many users exist (bootstrap creates the first admin at zero).
+func (s *Store) countUsers(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.GetContext(ctx, &n, `SELECT count(*) FROM users`)
+	return n, db.Classify(err)
+}
+
+// updateUser applies edit to user id unless it would leave no active admin (ErrLastAdmin).
+// The active admins and the user are locked together, in id order, so two admins demoting
+// each other at once cannot both succeed, and cannot deadlock. Disabling a user revokes
+// every refresh token they hold in the same transaction.
+func (s *Store) updateUser(ctx context.Context, id string, at time.Time, edit func(cur User) User) (before, after User, err error) {
+	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		var locked []userRow
+		if err := tx.SelectContext(ctx, &locked, tx.Rebind(`SELECT `+userColumns+` FROM users
+			WHERE (role = ? AND disabled = ?) OR id = ? ORDER BY id`+s.forUpdate), authz.RoleAdmin, false, id); err != nil {
+			return db.Classify(err)
+		}
+		activeAdmins, found := 0, false
+		for _, r := range locked {
+			if r.ID == id {
+				before, found = r.user(), true
+			}
+			if r.Role == authz.RoleAdmin && !r.Disabled {
+				activeAdmins++
+			}
+		}
+		if !found {
+			return ErrUserNotFound
+		}
+		after = edit(before)
+		if after.Role == before.Role && after.Disabled == before.Disabled {
+			return nil
+		}
+		wasActiveAdmin := before.Role == authz.RoleAdmin && !before.Disabled
+		isActiveAdmin := after.Role == authz.RoleAdmin && !after.Disabled
+		if wasActiveAdmin && !isActiveAdmin && activeAdmins <= 1 {
+			return ErrLastAdmin
+		}
+		after.UpdatedAt = at
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET role = ?, disabled = ?, updated_at = ? WHERE id = ?`),
+			after.Role, after.Disabled, s.db.Time(at), id); err != nil {
+			return db.Classify(err)
+		}
+		if after.Disabled && !before.Disabled {
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`),
+				s.db.Time(at), id); err != nil {
+				return db.Classify(err)
+			}
+		}
+		return nil
+	})
+	return before, after, err
+}
+
+// insertRefresh stores a new refresh token (its hash only) in family.
+func (s *Store) insertRefresh(ctx context.Context, q sqlx.ExecerContext, hash, family, userID string, issued, expires time.Time) error {
+	_, err := q.ExecContext(ctx, s.db.Rebind(`INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)`),
+		hash, family, userID, s.db.Time(issued), s.db.Time(expires))
+	return db.Classify(err)
+}
+
+// refreshResult is what presenting a refresh token came to.
+type refreshResult int
+
+const (
+	refreshOK       refreshResult = iota
+	refreshUnknown                // no such token
+	refreshReused                 // already used: the family is now revoked
+	refreshRevoked                // its family was revoked (logout, reuse, disabled user)
+	refreshExpired                // past its family's lifetime
+	refreshDisabled               // the user is disabled or gone: the family is now revoked
+)
+
+type refreshRow struct {
+	Family    string       `db:"family_id"`
+	UserID    string       `db:"user_id"`
+	ExpiresAt db.Timestamp `db:"expires_at"`
+	UsedAt    db.Timestamp `db:"used_at"`
+	RevokedAt db.Timestamp `db:"revoked_at"`
+}
+
+// rotateRefresh uses the refresh token hashed oldHash: when it is live and its user active,
+// it is marked used and newHash is stored in the same family with the same expiry, all in
+// one transaction. A token presented a second time revokes its whole family (committed,
+// although the call is refused), since one of the two presenters must be a thief.
+func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now time.Time) (User, refreshResult, error) {
+	var (
+		u   User
+		res refreshResult
+	)
+	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		u, res = User{}, refreshOK
+		var r refreshRow
+		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate), oldHash)
+		if errors.Is(err, sql.ErrNoRows) {
+			res = refreshUnknown
+			return nil
+		}
+		if err != nil {
+			return db.Classify(err)
+		}
+		u.ID = r.UserID
+		revokeFamily := func() error {
+			_, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`),
+				s.db.Time(now), r.Family)
+			return db.Classify(err)
+		}
+		switch {
+		case !r.UsedAt.IsZero():
+			res = refreshReused
+			return revokeFamily()
+		case !r.RevokedAt.IsZero():
+			res = refreshRevoked
+			return nil
+		case !now.Before(r.ExpiresAt.Time):
+			res = refreshExpired
+			return nil
+		}
+		u, err = s.userByID(ctx, tx, r.UserID)
+		if errors.Is(err, ErrUserNotFound) || (err == nil && u.Disabled) {
+			u.ID, res = r.UserID, refreshDisabled
+			return revokeFamily()
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?`), s.db.Time(now), oldHash); err != nil {
+			return db.Classify(err)
+		}
+		return s.insertRefresh(ctx, tx, newHash, r.Family, r.UserID, now, r.ExpiresAt.Time)
+	})
+	return u, res, err
+}
+
+// revokeFamilyOf revokes the family of the refresh token hashed hash and returns its user;
+// found is false for an unknown token.
+func (s *Store) revokeFamilyOf(ctx context.Context, hash string, now time.Time) (userID string, found bool, err error) {
+	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		var r refreshRow
+		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?`), hash)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return db.Classify(err)
+		}
+		userID, found = r.UserID, true
+		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`), s.db.Time(now), r.Family)
+		return db.Classify(err)
+	})
+	return userID, found, err
+}
+
+// familyRevoked reports whether the family of the refresh token hashed hash is revoked
+// (tests and operators use it; the service only ever acts on a token's own row).
+func (s *Store) familyRevoked(ctx context.Context, hash string) (bool, error) {
+	var n int64
+	err := s.db.GetContext(ctx, &n, s.db.Rebind(`SELECT count(*) FROM refresh_tokens t JOIN refresh_tokens f ON f.family_id = t.family_id
+		WHERE t.token_hash = ? AND f.revoked_at IS NULL`), hash)
+	return n == 0, db.Classify(err)
+}
+
+// prune deletes refresh tokens that expired before cutoff and throttle rows untouched since
+// cutoff that are not locked: housekeeping, so neither table grows without bound.
+func (s *Store) prune(ctx context.Context, cutoff time.Time) error {
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM refresh_tokens WHERE expires_at < ?`), s.db.Time(cutoff)); err != nil {
+		return db.Classify(err)
+	}
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM login_throttle WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)`),
+		s.db.Time(cutoff), s.db.Time(cutoff))
+	return db.Classify(err)
+}
+
+// auditLog reads the audit log, newest first.
+func (s *Store) auditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+	entries, err := audit.List(ctx, s.db, AuditTable, audit.Query{
+		SubjectID: q.UserID, Actor: q.Actor, From: q.From, To: q.To, Limit: q.Limit,
+	})
+	if err != nil {
+		return nil, db.Classify(err)
+	}
+	out := make([]AuditEntry, len(entries))
+	for i, e := range entries {
+		out[i] = AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Role: e.Role, Action: e.Action,
+			UserID: e.SubjectID, Outcome: e.Outcome, RequestID: e.RequestID, ClientAddress: e.ClientAddress}
+	}
+	return out, nil
+}

@@ -1,0 +1,158 @@
+package grpctransport
+
+import (
+	"github.com/pms/pms/pkg/auth"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/errs"
+	authv1 "github.com/pms/pms/proto/pms/auth/v1"
+)
+
+// The conversions between the auth domain and its messages, one pair per type, shared by
+// the server binding and the client. Messages are read through their getters, so an absent
+// message reads as the zero value and never panics.
+
+func authLoginToPB(r auth.LoginRequest) *authv1.LoginRequest {
+	return &authv1.LoginRequest{Email: r.Email, Password: r.Password}
+}
+
+func authLoginFromPB(r *authv1.LoginRequest) auth.LoginRequest {
+	return auth.LoginRequest{Email: r.GetEmail(), Password: r.GetPassword()}
+}
+
+func authPairToPB(p auth.TokenPair) *authv1.TokenPair {
+	return &authv1.TokenPair{Token: p.Token, TokenType: p.TokenType, ExpiresIn: p.ExpiresIn, RefreshToken: p.RefreshToken}
+}
+
+func authPairFromPB(p *authv1.TokenPair) auth.TokenPair {
+	return auth.TokenPair{Token: p.GetToken(), TokenType: p.GetTokenType(), ExpiresIn: p.GetExpiresIn(), RefreshToken: p.GetRefreshToken()}
+}
+
+func authValidateToPB(auth.ValidateRequest) *authv1.ValidateRequest { return &authv1.ValidateRequest{} }
+
+func authValidateFromPB(*authv1.ValidateRequest) auth.ValidateRequest { return auth.ValidateRequest{} }
+
+func authValidationToPB(v auth.Validation) *authv1.Validation {
+	return &authv1.Validation{Sub: v.Sub, Email: v.Email, Role: v.Role, Exp: v.Exp}
+}
+
+func authValidationFromPB(v *authv1.Validation) auth.Validation {
+	return auth.Validation{Sub: v.GetSub(), Email: v.GetEmail(), Role: v.GetRole(), Exp: v.GetExp()}
+}
+
+func authRefreshToPB(r auth.RefreshRequest) *authv1.RefreshRequest {
+	return &authv1.RefreshRequest{RefreshToken: r.RefreshToken}
+}
+
+func authRefreshFromPB(r *authv1.RefreshRequest) auth.RefreshRequest {
+	return auth.RefreshRequest{RefreshToken: r.GetRefreshToken()}
+}
+
+func authLogoutToPB(r auth.LogoutRequest) *authv1.LogoutRequest {
+	return &authv1.LogoutRequest{RefreshToken: r.RefreshToken}
+}
+
+func authLogoutFromPB(r *authv1.LogoutRequest) auth.LogoutRequest {
+	return auth.LogoutRequest{RefreshToken: r.GetRefreshToken()}
+}
+
+func authLoggedOutToPB(auth.LogoutResponse) *authv1.LogoutResponse { return &authv1.LogoutResponse{} }
+
+func authLoggedOutFromPB(*authv1.LogoutResponse) auth.LogoutResponse { return auth.LogoutResponse{} }
+
+func authJWKSRequestToPB(auth.JWKSRequest) *authv1.GetJwksRequest { return &authv1.GetJwksRequest{} }
+
+func authJWKSRequestFromPB(*authv1.GetJwksRequest) auth.JWKSRequest { return auth.JWKSRequest{} }
+
+func authJWKSToPB(s authz.JWKS) *authv1.Jwks {
+	return &authv1.Jwks{Keys: mapSlice(s.Keys, func(k authz.JWK) *authv1.Jwk {
+		return &authv1.Jwk{Kty: k.Kty, Crv: k.Crv, X: k.X, Kid: k.Kid, Alg: k.Alg, Use: k.Use}
+	})}
+}
+
+func authJWKSFromPB(s *authv1.Jwks) authz.JWKS {
+	return authz.JWKS{Keys: mapSlice(s.GetKeys(), func(k *authv1.Jwk) authz.JWK {
+		return authz.JWK{Kty: k.GetKty(), Crv: k.GetCrv(), X: k.GetX(), Kid: k.GetKid(), Alg: k.GetAlg(), Use: k.GetUse()}
+	})}
+}
+
+func authUserToPB(u auth.User) *authv1.User {
+	return &authv1.User{Id: u.ID, Email: u.Email, Role: u.Role, Disabled: u.Disabled,
+		CreatedAt: toTimestamp(u.CreatedAt), UpdatedAt: toTimestamp(u.UpdatedAt)}
+}
+
+func authUserFromPB(u *authv1.User) auth.User {
+	return auth.User{ID: u.GetId(), Email: u.GetEmail(), Role: u.GetRole(), Disabled: u.GetDisabled(),
+		CreatedAt: fromTimestamp(u.GetCreatedAt()), UpdatedAt: fromTimestamp(u.GetUpdatedAt())}
+}
+
+func authCreateUserToPB(r auth.CreateUserRequest) *authv1.CreateUserRequest {
+	return &authv1.CreateUserRequest{Email: r.Email, Password: r.Password, Role: r.Role}
+}
+
+func authCreateUserFromPB(r *authv1.CreateUserRequest) auth.CreateUserRequest {
+	return auth.CreateUserRequest{Email: r.GetEmail(), Password: r.GetPassword(), Role: r.GetRole()}
+}
+
+func authListUsersToPB(auth.ListUsersRequest) *authv1.ListUsersRequest {
+	return &authv1.ListUsersRequest{}
+}
+
+func authListUsersFromPB(*authv1.ListUsersRequest) auth.ListUsersRequest {
+	return auth.ListUsersRequest{}
+}
+
+func authUsersToPB(r auth.UsersResponse) *authv1.ListUsersResponse {
+	return &authv1.ListUsersResponse{Users: mapSlice(r.Users, authUserToPB)}
+}
+
+func authUsersFromPB(r *authv1.ListUsersResponse) auth.UsersResponse {
+	return auth.UsersResponse{Users: mapSlice(r.GetUsers(), authUserFromPB)}
+}
+
+func authGetUserToPB(r auth.GetUserRequest) *authv1.GetUserRequest {
+	return &authv1.GetUserRequest{Id: r.ID}
+}
+
+func authGetUserFromPB(r *authv1.GetUserRequest) auth.GetUserRequest {
+	return auth.GetUserRequest{ID: r.GetId()}
+}
+
+func authUpdateUserToPB(r auth.UpdateUserRequest) *authv1.UpdateUserRequest {
+	return &authv1.UpdateUserRequest{Id: r.ID, Role: clone(r.Role), Disabled: clone(r.Disabled)}
+}
+
+func authUpdateUserFromPB(r *authv1.UpdateUserRequest) auth.UpdateUserRequest {
+	return auth.UpdateUserRequest{ID: r.GetId(), Role: clone(r.Role), Disabled: clone(r.Disabled)}
+}
+
+func authAuditQueryToPB(q auth.AuditQuery) *authv1.ListAuditRequest {
+	return &authv1.ListAuditRequest{UserId: q.UserID, Actor: q.Actor, From: toTimestamp(q.From), To: toTimestamp(q.To), Limit: int32Of(q.Limit)}
+}
+
+// authAuditQueryFromPB refuses an out-of-range Timestamp with the contract's field names.
+func authAuditQueryFromPB(r *authv1.ListAuditRequest) (auth.AuditQuery, error) {
+	var f errs.Fields
+	q := auth.AuditQuery{
+		UserID: r.GetUserId(),
+		Actor:  r.GetActor(),
+		From:   timestampField(&f, "from", r.GetFrom()),
+		To:     timestampField(&f, "to", r.GetTo()),
+		Limit:  int(r.GetLimit()),
+	}
+	return q, f.Err()
+}
+
+func authAuditEntriesToPB(r auth.AuditResponse) *authv1.ListAuditResponse {
+	return &authv1.ListAuditResponse{Entries: mapSlice(r.Entries, func(e auth.AuditEntry) *authv1.AuditEntry {
+		return &authv1.AuditEntry{Id: e.ID, At: toTimestamp(e.At), Actor: e.Actor, Role: e.Role, Action: e.Action,
+			UserId: e.UserID, Outcome: e.Outcome, RequestId: e.RequestID, ClientAddress: e.ClientAddress}
+	})}
+}
+
+func authAuditEntriesFromPB(r *authv1.ListAuditResponse) auth.AuditResponse {
+	return auth.AuditResponse{Entries: mapSlice(r.GetEntries(), func(e *authv1.AuditEntry) auth.AuditEntry {
+		return auth.AuditEntry{ID: e.GetId(), At: fromTimestamp(e.GetAt()), Actor: e.GetActor(), Role: e.GetRole(),
+			Action: e.GetAction(), UserID: e.GetUserId(), Outcome: e.GetOutcome(), RequestID: e.GetRequestId(),
+			ClientAddress: e.GetClientAddress()}
+	})}
+}

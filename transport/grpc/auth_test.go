@@ -1,0 +1,147 @@
+package grpctransport
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/auth"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/errs"
+	authv1 "github.com/pms/pms/proto/pms/auth/v1"
+)
+
+const authPassword = "a long enough password"
+
+// startAuth serves the real auth service (SQLite, cheap hasher) with its real guard on a
+// loopback gRPC server and returns a client of it.
+func startAuth(t *testing.T, throttle auth.ThrottleOptions) (auth.Set, authv1.AuthServiceClient) {
+	t.Helper()
+	ctx := context.Background()
+	d := dbtest.Open(t, db.SQLite, migrations.Auth())
+	keys, _, err := auth.OpenKeyRing(filepath.Join(t.TempDir(), auth.KeyFileName), auth.KeyRingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := audit.NewWriter(d, audit.Options{Table: auth.AuditTable})
+	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	store := auth.NewStore(d)
+	svc, err := auth.NewService(ctx, store, keys, w, auth.Options{
+		Hasher:   auth.NewArgon2id(auth.Argon2idParams{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}, 0),
+		Throttle: throttle,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := auth.BootstrapAdmin(ctx, store, svc, "admin@example.org", authPassword); err != nil {
+		t.Fatal(err)
+	}
+	guard := authz.NewGuard(authz.NewVerifier(keys, authz.DefaultIssuer, authz.DefaultAudience), auth.Roles, auth.DeniedAuditor(w))
+	srv := NewServer(ServerOptions{})
+	RegisterAuthServer(srv, auth.NewEndpoints(svc, auth.EndpointOptions{Guard: guard}))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn := dial(t, lis.Addr().String())
+	return NewAuthClient(conn), authv1.NewAuthServiceClient(conn)
+}
+
+func TestAuthOverGRPC(t *testing.T) {
+	c, raw := startAuth(t, auth.ThrottleOptions{AccountAttempts: 2})
+	ctx := testContext(t)
+	pair, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword})
+	if err != nil || pair.TokenType != "Bearer" || pair.ExpiresIn != 900 || pair.Token == "" || pair.RefreshToken == "" {
+		t.Fatalf("login: %+v %v", pair, err)
+	}
+	actx := authz.WithToken(ctx, pair.Token)
+	v, err := c.Validate(actx)
+	if err != nil || v.Role != authz.RoleAdmin || v.Exp == 0 || v.Sub == "" {
+		t.Fatalf("validate: %+v %v", v, err)
+	}
+	if _, err := c.Validate(ctx); errs.KindOf(err) != errs.Unauthenticated {
+		t.Fatalf("validate without a token: %v", err)
+	}
+	u, err := c.CreateUser(actx, auth.CreateUserRequest{Email: "n@example.org", Password: authPassword, Role: authz.RoleBilling})
+	if err != nil || u.Role != authz.RoleBilling || u.CreatedAt.IsZero() {
+		t.Fatalf("create: %+v %v", u, err)
+	}
+	_, err = c.CreateUser(actx, auth.CreateUserRequest{Email: "N@example.org", Password: authPassword, Role: authz.RoleBilling})
+	if !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	_, err = c.CreateUser(actx, auth.CreateUserRequest{Email: "m@example.org", Password: "short", Role: "x"})
+	var ee *errs.Error
+	if !errors.As(err, &ee) || ee.Fields["password"] == "" || ee.Fields["role"] == "" {
+		t.Fatalf("validation over gRPC: %v", err)
+	}
+	yes := true
+	got, err := c.UpdateUser(actx, auth.UpdateUserRequest{ID: u.ID, Disabled: &yes})
+	if err != nil || !got.Disabled || got.Role != authz.RoleBilling {
+		t.Fatalf("update (role absent stays): %+v %v", got, err)
+	}
+	if _, err := c.UpdateUser(actx, auth.UpdateUserRequest{ID: v.Sub, Disabled: &yes}); !errors.Is(err, auth.ErrLastAdmin) {
+		t.Fatalf("last admin: %v", err)
+	}
+	if g, err := c.GetUser(actx, u.ID); err != nil || g != got {
+		t.Fatalf("get: %+v %v", g, err)
+	}
+	if users, err := c.ListUsers(actx); err != nil || len(users) != 2 {
+		t.Fatalf("list: %v %v", users, err)
+	}
+	if entries, err := c.Audit(actx, auth.AuditQuery{UserID: u.ID}); err != nil || len(entries) != 2 {
+		t.Fatalf("audit: %v %v", entries, err)
+	}
+	if set, err := c.JWKS(ctx); err != nil || len(set.Keys) != 1 || set.Keys[0].Crv != "Ed25519" {
+		t.Fatalf("jwks: %+v %v", set, err)
+	}
+	next, err := c.Refresh(ctx, auth.RefreshRequest{RefreshToken: pair.RefreshToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Refresh(ctx, auth.RefreshRequest{RefreshToken: pair.RefreshToken}); !errors.Is(err, auth.ErrBadRefreshToken) {
+		t.Fatalf("reuse: %v", err)
+	}
+	if _, err := c.Refresh(ctx, auth.RefreshRequest{RefreshToken: next.RefreshToken}); errs.KindOf(err) != errs.Unauthenticated {
+		t.Fatalf("family after reuse: %v", err)
+	}
+	if err := c.Logout(ctx, auth.LogoutRequest{RefreshToken: next.RefreshToken}); err != nil {
+		t.Fatal(err)
+	}
+	// A billing user may not manage users: 403, and 401 before anything else.
+	if _, err := c.ListUsers(ctx); errs.KindOf(err) != errs.Unauthenticated {
+		t.Fatalf("no token: %v", err)
+	}
+	// Throttling: ResourceExhausted with the retry hint.
+	for range 2 {
+		if _, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: "wrong wrong wrong"}); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Fatal(err)
+		}
+	}
+	_, err = c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword})
+	if !errors.As(err, &ee) || ee.Kind != errs.RateLimited || ee.RetryAfter <= 0 {
+		t.Fatalf("throttled: %v", err)
+	}
+	_, rerr := raw.Login(ctx, &authv1.LoginRequest{Email: "admin@example.org", Password: authPassword})
+	if status.Code(rerr) != codes.ResourceExhausted {
+		t.Fatalf("raw code %v", rerr)
+	}
+	// Nil and empty messages never panic.
+	if _, err := raw.UpdateUser(authz.WithToken(ctx, pair.Token), &authv1.UpdateUserRequest{}); err == nil {
+		t.Fatal("empty update accepted")
+	}
+	if _, err := raw.GetJwks(ctx, nil); err != nil {
+		t.Fatalf("nil request: %v", err)
+	}
+}

@@ -1,0 +1,127 @@
+package httptransport
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/pms/pms/pkg/auth"
+	"github.com/pms/pms/pkg/platform/authz"
+)
+
+// NewAuthHandler serves the auth API of API.md ("Authentication and roles") from the
+// endpoint set, under o.Prefix, behind Wrap. The gateway strips its /auth and /api
+// prefixes, so the service itself serves /login, /validate, /refresh, /logout,
+// /.well-known/jwks.json, /users, /users/{id} and /users/audit. Every response carries
+// Cache-Control: no-store (Wrap), which token responses must (RFC 6749 §5.1).
+func NewAuthHandler(set auth.Set, o Options) http.Handler {
+	r := NewRouter()
+	p := o.prefix()
+	Handle(r, o, http.MethodPost, "/login", set.LoginEndpoint, decodeLogin, encodeOK[auth.TokenPair])
+	Handle(r, o, http.MethodGet, "/validate", set.ValidateEndpoint, decodeValidate, encodeOK[auth.Validation])
+	Handle(r, o, http.MethodPost, "/refresh", set.RefreshEndpoint, decodeRefresh, encodeOK[auth.TokenPair])
+	Handle(r, o, http.MethodPost, "/logout", set.LogoutEndpoint, decodeLogout, encodeNoContent[auth.LogoutResponse])
+	Handle(r, o, http.MethodGet, "/.well-known/jwks.json", set.JWKSEndpoint, decodeJWKS, encodeOK[authz.JWKS])
+	Handle(r, o, http.MethodPost, "/users", set.CreateUserEndpoint, decodeCreateUser, encodeCreatedUser(p))
+	Handle(r, o, http.MethodGet, "/users", set.ListUsersEndpoint, decodeListUsers, encodeUsers)
+	// /users/audit before /users/{id}, which would otherwise take "audit" for an id.
+	Handle(r, o, http.MethodGet, "/users/audit", set.AuditEndpoint, decodeAuthAudit, encodeAuthAudit)
+	Handle(r, o, http.MethodGet, "/users/{id}", set.GetUserEndpoint, decodeGetUser, encodeOK[auth.User])
+	Handle(r, o, http.MethodPatch, "/users/{id}", set.UpdateUserEndpoint, decodeUpdateUser, encodeOK[auth.User])
+	return Wrap(r, o)
+}
+
+func decodeLogin(_ context.Context, r *http.Request) (auth.LoginRequest, error) {
+	if err := noQuery(r); err != nil {
+		return auth.LoginRequest{}, err
+	}
+	return DecodeJSON[auth.LoginRequest](r)
+}
+
+func decodeValidate(_ context.Context, r *http.Request) (auth.ValidateRequest, error) {
+	return auth.ValidateRequest{}, noQuery(r)
+}
+
+func decodeRefresh(_ context.Context, r *http.Request) (auth.RefreshRequest, error) {
+	if err := noQuery(r); err != nil {
+		return auth.RefreshRequest{}, err
+	}
+	return DecodeJSON[auth.RefreshRequest](r)
+}
+
+func decodeLogout(_ context.Context, r *http.Request) (auth.LogoutRequest, error) {
+	if err := noQuery(r); err != nil {
+		return auth.LogoutRequest{}, err
+	}
+	return DecodeJSON[auth.LogoutRequest](r)
+}
+
+func decodeJWKS(_ context.Context, r *http.Request) (auth.JWKSRequest, error) {
+	return auth.JWKSRequest{}, noQuery(r)
+}
+
+func decodeCreateUser(_ context.Context, r *http.Request) (auth.CreateUserRequest, error) {
+	if err := noQuery(r); err != nil {
+		return auth.CreateUserRequest{}, err
+	}
+	return DecodeJSON[auth.CreateUserRequest](r)
+}
+
+func decodeListUsers(_ context.Context, r *http.Request) (auth.ListUsersRequest, error) {
+	return auth.ListUsersRequest{}, noQuery(r)
+}
+
+func decodeGetUser(_ context.Context, r *http.Request) (auth.GetUserRequest, error) {
+	id, err := idOnly(r)
+	return auth.GetUserRequest{ID: id}, err
+}
+
+// decodeUpdateUser reads PATCH /users/{id} {"role"?, "disabled"?}.
+func decodeUpdateUser(_ context.Context, r *http.Request) (auth.UpdateUserRequest, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return auth.UpdateUserRequest{}, err
+	}
+	if err := noQuery(r); err != nil {
+		return auth.UpdateUserRequest{}, err
+	}
+	req, err := DecodeJSON[auth.UpdateUserRequest](r)
+	req.ID = id
+	return req, err
+}
+
+// decodeAuthAudit reads GET /users/audit?userId=&actor=&from=&to=&limit=.
+func decodeAuthAudit(_ context.Context, r *http.Request) (auth.AuditQuery, error) {
+	q, err := ParseQuery(r, "userId", "actor", "from", "to", "limit")
+	if err != nil {
+		return auth.AuditQuery{}, err
+	}
+	aq := auth.AuditQuery{
+		UserID: q.Get("userId"), Actor: q.Get("actor"),
+		From: q.Instant("from", false), To: q.Instant("to", true),
+		Limit: q.Int("limit", 0, 1, auth.MaxAuditLimit),
+	}
+	if !aq.From.IsZero() && !aq.To.IsZero() && aq.To.Before(aq.From) {
+		q.Fail("to", "must not be before from")
+	}
+	return aq, q.Err()
+}
+
+// userPath is the path of one user as the client addresses it.
+func userPath(prefix, id string) string { return prefix + "/users/" + url.PathEscape(id) }
+
+// encodeCreatedUser writes 201 with the new user's Location.
+func encodeCreatedUser(prefix string) func(context.Context, http.Header, auth.User) (int, any) {
+	return func(_ context.Context, h http.Header, u auth.User) (int, any) {
+		h.Set("Location", userPath(prefix, u.ID))
+		return http.StatusCreated, u
+	}
+}
+
+func encodeUsers(_ context.Context, _ http.Header, r auth.UsersResponse) (int, any) {
+	return http.StatusOK, nonNil(r.Users)
+}
+
+func encodeAuthAudit(_ context.Context, _ http.Header, r auth.AuditResponse) (int, any) {
+	return http.StatusOK, nonNil(r.Entries)
+}
