@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
-# wrk -t2 -c64 on GET /patients/{id} against `pms patient` on PostgreSQL (a fresh database,
-# dropped afterwards). Prints requests/s and latency; figures, not assertions.
+# wrk -t2 -c64 on GET /patients/{id} against the patient service of `pms all` on PostgreSQL
+# (a fresh database, dropped afterwards), with a real access token from its auth service.
+# Every request is verified (JWT) and audited (hash-chained, group-committed). Prints
+# requests/s and latency: figures, not assertions.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
 PG=${PMS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 DB=bench_$$
 DURATION=${DURATION:-10s}
+BASE=${BASE_PORT:-14000}
+DATA=$(mktemp -d)
 psql "$PG" -qc "CREATE DATABASE $DB"
 PID=
 cleanup() {
-	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-	psql "$PG" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
+	if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+	psql "$PG" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true
+	rm -rf "$DATA"
 }
 trap cleanup EXIT
 URL=$(echo "$PG" | sed -E "s#/[^/?]+(\?|$)#/$DB\1#")
-HTTP=127.0.0.1:${PORT:-14000}
-./bin/pms patient --database-url="$URL" --http-addr=$HTTP --grpc-addr=127.0.0.1:0 --admin-addr=127.0.0.1:0 \
-	--rate-limit=0 --log-level=error --data-dir="$(mktemp -d)" &
+P=127.0.0.1
+PMS_BOOTSTRAP_ADMIN_PASSWORD=bench-admin-password ./bin/pms all --database-url="$URL" --data-dir="$DATA" \
+	--kafka-addr=$P:$((BASE + 92)) \
+	--auth-http-addr=$P:$((BASE + 5)) --auth-grpc-addr=$P:$((BASE + 105)) --auth-admin-addr=$P:$((BASE + 205)) \
+	--billing-http-addr=$P:$((BASE + 1)) --billing-grpc-addr=$P:$((BASE + 101)) --billing-admin-addr=$P:$((BASE + 201)) \
+	--patient-http-addr=$P:$((BASE + 0)) --patient-grpc-addr=$P:$((BASE + 100)) --patient-admin-addr=$P:$((BASE + 200)) \
+	--bootstrap-admin-email=bench@example.org --rate-limit=0 --log-level=error 2>"$DATA/pms.log" &
 PID=$!
-for _ in $(seq 1 100); do curl -sf "http://$HTTP/patients?limit=1" >/dev/null && break; sleep 0.1; done
-ID=$(curl -sf -XPOST "http://$HTTP/patients" -H 'Content-Type: application/json' \
+for _ in $(seq 1 100); do curl -sf "http://$P:$((BASE + 200))/readyz" >/dev/null && break; sleep 0.1; done
+TOKEN=$(curl -sf -XPOST "http://$P:$((BASE + 5))/login" -H 'Content-Type: application/json' \
+	-d '{"email":"bench@example.org","password":"bench-admin-password"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+ID=$(curl -sf -XPOST "http://$P:$((BASE + 0))/patients" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
 	-d '{"name":"Bench","email":"bench@example.org","address":"x","dateOfBirth":"1990-01-01"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
-echo "wrk -t2 -c64 -d$DURATION GET /patients/$ID (pms patient on PostgreSQL, audit write per read)"
-wrk -t2 -c64 -d"$DURATION" --latency "http://$HTTP/patients/$ID" | grep -E 'Requests/sec|Latency|50%|99%|Non-2xx'
+echo "wrk -t2 -c64 -d$DURATION GET /patients/$ID (pms all on PostgreSQL: JWT check + audit row per read)"
+wrk -t2 -c64 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "http://$P:$((BASE + 0))/patients/$ID" |
+	grep -E 'Requests/sec|Latency|50%|99%|Non-2xx|Socket'
