@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/modules"
 )
 
 // runAll is `pms all`: every service that exists, in one process, in dependency order.
@@ -17,10 +19,12 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var ac authConfig
 	var pc patientConfig
 	var bc billingConfig
+	var gc gatewayConfig
 	cm.register(f)
 	ac.register(f, "auth-")
 	pc.register(f, "patient-")
 	bc.register(f, "billing-")
+	gc.register(f, "gateway-")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -29,36 +33,69 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
+		// Each service is a module with its dependencies; the manager starts them in
+		// dependency order and, when one fails, releases those built so far in reverse.
 		var mods []*module
-		k, err := withEmbeddedBroker(ctx, &s)
-		if err != nil {
+		var keysErr error
+		mgr := modules.New()
+		add := func(name string, deps []string, build func(ctx context.Context) (*module, error)) {
+			keysErr = errors.Join(keysErr, mgr.Register(modules.Module{Name: name, Deps: deps,
+				Start: func(ctx context.Context) error {
+					m, err := build(ctx)
+					if err != nil || m == nil {
+						return err
+					}
+					mods = append(mods, m)
+					return nil
+				},
+				Stop: func(context.Context) error {
+					if n := len(mods); n > 0 && mods[n-1].name == name {
+						mods[n-1].closers.closeAll(s.shutdownTimeout, s.logger)
+						mods = mods[:n-1]
+					}
+					return nil
+				},
+			}))
+		}
+		byName := map[string]*module{}
+		add("broker", nil, func(ctx context.Context) (*module, error) { return withEmbeddedBroker(ctx, &s) })
+		add("auth", []string{"broker"}, func(ctx context.Context) (*module, error) {
+			a, keys, err := buildAuth(ctx, s, ac, stderr)
+			if err == nil {
+				// The other services verify with the auth service's key ring in this process.
+				s.keys = keys
+				byName["auth"] = a
+			}
+			return a, err
+		})
+		add("billing", []string{"broker", "auth"}, func(ctx context.Context) (*module, error) {
+			b, err := buildBilling(ctx, s, bc)
+			if err == nil {
+				byName["billing"] = b
+			}
+			return b, err
+		})
+		add("patient", []string{"broker", "auth", "billing"}, func(ctx context.Context) (*module, error) {
+			// The patient service calls billing at the address its listener bound.
+			pc.billingAddr = byName["billing"].grpcAddr
+			p, err := buildPatient(ctx, s, pc)
+			if err == nil {
+				byName["patient"] = p
+			}
+			return p, err
+		})
+		add("gateway", []string{"auth", "billing", "patient"}, func(ctx context.Context) (*module, error) {
+			// The gateway dials every service at the address its listener bound.
+			gc.authAddr, gc.billingAddr, gc.patientAddr = byName["auth"].grpcAddr, byName["billing"].grpcAddr, byName["patient"].grpcAddr
+			return buildGateway(ctx, s, gc)
+		})
+		if keysErr != nil {
+			return nil, keysErr
+		}
+		if err := mgr.Start(ctx); err != nil {
 			return nil, err
 		}
-		if k != nil {
-			mods = append(mods, k)
-		}
-		a, keys, err := buildAuth(ctx, s, ac, stderr)
-		if err != nil {
-			closeModules(mods, s)
-			return nil, err
-		}
-		mods = append(mods, a)
-		// The other services verify with the auth service's key ring in this process.
-		s.keys = keys
-		b, err := buildBilling(ctx, s, bc)
-		if err != nil {
-			closeModules(mods, s)
-			return nil, err
-		}
-		mods = append(mods, b)
-		// The patient service calls billing at the address its listener bound.
-		pc.billingAddr = b.grpcAddr
-		p, err := buildPatient(ctx, s, pc)
-		if err != nil {
-			closeModules(mods, s)
-			return nil, err
-		}
-		return append(mods, p), nil
+		return mods, nil
 	})
 }
 

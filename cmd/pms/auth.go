@@ -189,6 +189,7 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 		_ = grpcL.Close()
 		return fail(err)
 	}
+	m.grpcAddr = grpcL.Addr().String()
 	httpH := httptransport.NewAuthHandler(set, httptransport.Options{Logger: logger, TrustedProxies: s.trustedProxies})
 	healthS := health.NewServer()
 	grpcS := grpctransport.NewServer(grpctransport.ServerOptions{Logger: logger, TrustedProxies: s.trustedProxies, Health: healthS})

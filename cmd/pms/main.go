@@ -31,6 +31,7 @@ var commands = map[string]command{
 	"auth":    {"run the auth service (pms auth rotate-key: a new signing key)", runAuth},
 	"user":    {"pms user create --email --role: add a user (password from PMS_USER_PASSWORD or stdin)", runUser},
 	"migrate": {"apply every service's database migrations and exit", runMigrate},
+	"gateway": {"run the API gateway (HTTP 4004, admin 4104)", runGateway},
 	"broker":  {"run the embedded Kafka-protocol broker alone (development)", runBroker},
 }
 

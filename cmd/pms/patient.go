@@ -119,6 +119,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		m.closers.closeAll(s.shutdownTimeout, logger)
 		return nil, err
 	}
+	m.grpcAddr = grpcL.Addr().String()
 	httpH := httptransport.NewPatientHandler(set, httptransport.Options{Logger: logger, TrustedProxies: s.trustedProxies})
 	healthS := health.NewServer()
 	grpcS := grpctransport.NewServer(grpctransport.ServerOptions{Logger: logger, TrustedProxies: s.trustedProxies, Health: healthS})

@@ -32,6 +32,9 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed. Nil means
 	// DefaultTrustedProxies; an empty non-nil slice trusts no one.
 	TrustedProxies []netip.Prefix
+	// OnRoute, when set, learns every route registered (method and full path template), so
+	// the gateway can list the routes it serves and test them against its OpenAPI document.
+	OnRoute func(method, path string)
 }
 
 // DefaultTrustedProxies is loopback, as API.md's PMS_TRUSTED_PROXIES defaults: in `pms all`
@@ -214,6 +217,9 @@ func Handle[Req, Resp any](router *mux.Router, o Options, method, path string, e
 	dec func(context.Context, *http.Request) (Req, error),
 	enc func(context.Context, http.Header, Resp) (int, any),
 ) {
+	if o.OnRoute != nil {
+		o.OnRoute(method, o.prefix()+path)
+	}
 	// Path before Methods: gorilla/mux v1.8.1 otherwise forgets a method mismatch when a
 	// later route has the method but not the path, and answers 404 instead of 405.
 	router.Path(o.prefix() + path).Methods(method).Handler(kithttp.NewServer(e, Decoder(dec), Encoder(enc),

@@ -1,0 +1,415 @@
+// Package gateway is the API gateway (API.md, "Gateway routing"): for each upstream service
+// one gRPC connection and its go-kit client endpoint set, every endpoint wrapped in the
+// gateway's middleware (metrics, logging, JWT verification, per-client rate limit, timeout,
+// bounded retry for reads, circuit breaker), served through the services' own HTTP handlers
+// under the contract's prefixes. The gateway's REST API is therefore the services' API, and
+// headers holding paths carry the path the client used.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/pms/pms/pkg/auth"
+	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/gateway/openapi"
+	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/breaker"
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/ratelimit"
+	"github.com/pms/pms/pkg/platform/retry"
+	"github.com/pms/pms/pkg/platform/typed"
+	grpctransport "github.com/pms/pms/transport/grpc"
+	httptransport "github.com/pms/pms/transport/http"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout      = 10 * time.Second
+	DefaultReadAttempts = 3
+	DefaultOpenFor      = 5 * time.Second
+	DefaultMaxClients   = 100000
+)
+
+// DefaultClientLimit is the per-client rate limit: well above what a person at a screen
+// sends, well below what a runaway script does.
+var DefaultClientLimit = ratelimit.Config{Rate: 100, Burst: 200}
+
+// Config configures a Gateway.
+type Config struct {
+	// PatientAddr, BillingAddr and AuthAddr are the upstreams' gRPC addresses.
+	PatientAddr, BillingAddr, AuthAddr string
+	// Verifier checks tokens (keys from the auth service's JWKS). Required.
+	Verifier *authz.Verifier
+	Logger   log.Logger
+	// Registerer receives the gateway's metrics; nil means none.
+	Registerer prometheus.Registerer
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (nil: loopback).
+	TrustedProxies []netip.Prefix
+	// ClientLimit is the token bucket of each client (token subject, else address); a zero
+	// Rate means DefaultClientLimit, a negative one disables it.
+	ClientLimit ratelimit.Config
+	// MaxClients bounds the limiter's table of clients (default DefaultMaxClients).
+	MaxClients int
+	// Timeout is the deadline of one call to an upstream, retries included.
+	Timeout time.Duration
+	// ReadAttempts is the most attempts of a read (the first included); writes get one.
+	ReadAttempts int
+	// BreakerFailures (default 5) consecutive failures open an upstream's breaker for
+	// BreakerOpenFor (default DefaultOpenFor).
+	BreakerFailures uint32
+	BreakerOpenFor  time.Duration
+	// CORS is off when AllowedOrigins is empty.
+	CORS CORS
+}
+
+// Gateway is the composed HTTP handler and the connections under it.
+type Gateway struct {
+	handler http.Handler
+	conns   []*grpc.ClientConn
+	routes  []openapi.Route
+}
+
+// mount sends the paths under prefix to a handler; routes are the ones that handler
+// registered, of which the gateway serves those under prefix.
+type mount struct {
+	prefix  string
+	handler http.Handler
+	routes  *[]openapi.Route
+}
+
+func (m mount) matches(path string) bool {
+	return path == m.prefix || strings.HasPrefix(path, m.prefix+"/")
+}
+
+// upstream is one service behind the gateway: its connection, guard and breaker.
+type upstream struct {
+	name    string
+	breaker *breaker.Breaker
+	guard   *authz.Guard
+	reads   map[string]bool
+}
+
+// Route tables of the gateway's own JWT check (API.md): any valid token for patients and
+// billing, admin for users and the audit log, nothing for login, refresh, logout and JWKS.
+// The services check their own, finer tables again behind it.
+var (
+	patientRoles = authz.RoleTable{
+		patient.MethodCreate: {authz.Authenticated}, patient.MethodGet: {authz.Authenticated},
+		patient.MethodList: {authz.Authenticated}, patient.MethodUpdate: {authz.Authenticated},
+		patient.MethodDelete: {authz.Authenticated}, patient.MethodHistory: {authz.Authenticated},
+		patient.MethodAudit: {authz.RoleAdmin}, patient.MethodBillingAccount: {authz.Authenticated},
+		patient.MethodInvoices: {authz.Authenticated},
+	}
+	billingRoles = func() authz.RoleTable {
+		t := authz.RoleTable{}
+		for _, m := range billing.Methods {
+			t[m] = []string{authz.Authenticated}
+		}
+		return t
+	}()
+	authRoles = authz.RoleTable{
+		auth.MethodLogin: {authz.Public}, auth.MethodRefresh: {authz.Public}, auth.MethodLogout: {authz.Public},
+		auth.MethodJWKS: {authz.Public}, auth.MethodValidate: {authz.Authenticated},
+		auth.MethodCreateUser: {authz.RoleAdmin}, auth.MethodListUsers: {authz.RoleAdmin},
+		auth.MethodGetUser: {authz.RoleAdmin}, auth.MethodUpdateUser: {authz.RoleAdmin},
+		auth.MethodAudit: {authz.RoleAdmin},
+	}
+)
+
+// Reads are the idempotent methods, the only ones retried.
+var (
+	patientReads = set(patient.MethodGet, patient.MethodList, patient.MethodHistory, patient.MethodAudit,
+		patient.MethodBillingAccount, patient.MethodInvoices)
+	billingReads = set(billing.MethodGetAccount, billing.MethodListAccounts, billing.MethodGetInvoice, billing.MethodListInvoices)
+	authReads    = set(auth.MethodValidate, auth.MethodJWKS, auth.MethodListUsers, auth.MethodGetUser, auth.MethodAudit)
+)
+
+func set(ms ...string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range ms {
+		out[m] = true
+	}
+	return out
+}
+
+// New dials every upstream (lazily: an upstream may start later or be down, and answers 503
+// until it is back) and composes the handler.
+func New(c Config) (*Gateway, error) {
+	if c.Verifier == nil {
+		return nil, errors.New("gateway: a token verifier is required")
+	}
+	if err := c.CORS.validate(); err != nil {
+		return nil, err
+	}
+	if c.Logger == nil {
+		c.Logger = log.NewNopLogger()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.ReadAttempts < 1 {
+		c.ReadAttempts = DefaultReadAttempts
+	}
+	if c.BreakerOpenFor <= 0 {
+		c.BreakerOpenFor = DefaultOpenFor
+	}
+	if c.ClientLimit.Rate == 0 {
+		c.ClientLimit = DefaultClientLimit
+	}
+	if c.MaxClients <= 0 {
+		c.MaxClients = DefaultMaxClients
+	}
+	g := &Gateway{}
+	b := &builder{c: c, g: g, limiter: newClientLimiter(c.ClientLimit, c.MaxClients),
+		metrics: observe.NewRequestMetrics(c.Registerer, "gateway"),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "pms", Subsystem: "gateway", Name: "breaker_state",
+			Help: "State of the circuit breaker in front of each upstream: 0 closed, 1 half-open, 2 open.",
+		}, []string{"upstream"})}
+	c.Registerer.MustRegister(b.state)
+
+	// The route table: one dial, one client set and its mounts per upstream. A new service
+	// (analytics) is one more block like these.
+	patientConn, err := b.dial(c.PatientAddr)
+	if err != nil {
+		return nil, err
+	}
+	billingConn, err := b.dial(c.BillingAddr)
+	if err != nil {
+		_ = g.Close()
+		return nil, err
+	}
+	authConn, err := b.dial(c.AuthAddr)
+	if err != nil {
+		_ = g.Close()
+		return nil, err
+	}
+	var mounts []mount
+
+	pu := b.upstream("patient", patientRoles, patientReads)
+	ps := grpctransport.NewPatientClient(patientConn)
+	ps = patient.Set{
+		CreateEndpoint: b.wrap(pu, patient.MethodCreate, ps.CreateEndpoint), GetEndpoint: b.wrap(pu, patient.MethodGet, ps.GetEndpoint),
+		ListEndpoint: b.wrap(pu, patient.MethodList, ps.ListEndpoint), UpdateEndpoint: b.wrap(pu, patient.MethodUpdate, ps.UpdateEndpoint),
+		DeleteEndpoint: b.wrap(pu, patient.MethodDelete, ps.DeleteEndpoint), HistoryEndpoint: b.wrap(pu, patient.MethodHistory, ps.HistoryEndpoint),
+		AuditEndpoint:          b.wrap(pu, patient.MethodAudit, ps.AuditEndpoint),
+		BillingAccountEndpoint: b.wrap(pu, patient.MethodBillingAccount, ps.BillingAccountEndpoint),
+		InvoicesEndpoint:       b.wrap(pu, patient.MethodInvoices, ps.InvoicesEndpoint),
+	}
+	ph, pr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewPatientHandler(ps, o) }, "/api")
+	mounts = append(mounts, mount{"/api/patients", ph, pr}, mount{"/api/audit", ph, pr})
+
+	bu := b.upstream("billing", billingRoles, billingReads)
+	bs := grpctransport.NewBillingClient(billingConn)
+	bs = billing.Set{
+		CreateAccountEndpoint: b.wrap(bu, billing.MethodCreateAccount, bs.CreateAccountEndpoint),
+		GetAccountEndpoint:    b.wrap(bu, billing.MethodGetAccount, bs.GetAccountEndpoint),
+		ListAccountsEndpoint:  b.wrap(bu, billing.MethodListAccounts, bs.ListAccountsEndpoint),
+		CreateInvoiceEndpoint: b.wrap(bu, billing.MethodCreateInvoice, bs.CreateInvoiceEndpoint),
+		GetInvoiceEndpoint:    b.wrap(bu, billing.MethodGetInvoice, bs.GetInvoiceEndpoint),
+		ListInvoicesEndpoint:  b.wrap(bu, billing.MethodListInvoices, bs.ListInvoicesEndpoint),
+		IssueInvoiceEndpoint:  b.wrap(bu, billing.MethodIssueInvoice, bs.IssueInvoiceEndpoint),
+		RecordPaymentEndpoint: b.wrap(bu, billing.MethodRecordPayment, bs.RecordPaymentEndpoint),
+		VoidInvoiceEndpoint:   b.wrap(bu, billing.MethodVoidInvoice, bs.VoidInvoiceEndpoint),
+	}
+	bh, br := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewBillingHandler(bs, o) }, "/api/billing")
+	mounts = append(mounts, mount{"/api/billing", bh, br})
+
+	au := b.upstream("auth", authRoles, authReads)
+	as := grpctransport.NewAuthClient(authConn)
+	as = auth.Set{
+		LoginEndpoint: b.wrap(au, auth.MethodLogin, as.LoginEndpoint), ValidateEndpoint: b.wrap(au, auth.MethodValidate, as.ValidateEndpoint),
+		RefreshEndpoint: b.wrap(au, auth.MethodRefresh, as.RefreshEndpoint), LogoutEndpoint: b.wrap(au, auth.MethodLogout, as.LogoutEndpoint),
+		JWKSEndpoint: b.wrap(au, auth.MethodJWKS, as.JWKSEndpoint), CreateUserEndpoint: b.wrap(au, auth.MethodCreateUser, as.CreateUserEndpoint),
+		ListUsersEndpoint: b.wrap(au, auth.MethodListUsers, as.ListUsersEndpoint), GetUserEndpoint: b.wrap(au, auth.MethodGetUser, as.GetUserEndpoint),
+		UpdateUserEndpoint: b.wrap(au, auth.MethodUpdateUser, as.UpdateUserEndpoint), AuditEndpoint: b.wrap(au, auth.MethodAudit, as.AuditEndpoint),
+	}
+	// /auth/** is auth with the prefix stripped, for the public routes; the user
+	// administration lives under /api/users.
+	aph, apr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAuthHandler(as, o) }, "/auth")
+	auh, aur := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAuthHandler(as, o) }, "/api")
+	for _, p := range []string{"/auth/login", "/auth/validate", "/auth/refresh", "/auth/logout", "/auth/.well-known"} {
+		mounts = append(mounts, mount{p, aph, apr})
+	}
+	mounts = append(mounts, mount{"/api/users", auh, aur})
+
+	g.routes = servedRoutes(mounts)
+	g.handler = c.CORS.wrap(dispatch(mounts, openapi.Handler(), b.options("")))
+	return g, nil
+}
+
+// builder holds what composing the upstreams shares.
+type builder struct {
+	c       Config
+	g       *Gateway
+	limiter *clientLimiter
+	metrics *observe.RequestMetrics
+	state   *prometheus.GaugeVec
+}
+
+// dial connects to one upstream (lazily) with a quick reconnect, so an upstream that comes
+// back is found within seconds.
+func (b *builder) dial(addr string) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(addr, append(grpctransport.ClientDialOptions(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second,
+		}, MinConnectTimeout: 2 * time.Second}))...)
+	if err != nil {
+		return nil, err
+	}
+	b.g.conns = append(b.g.conns, conn)
+	return conn, nil
+}
+
+func (b *builder) upstream(name string, roles authz.RoleTable, reads map[string]bool) *upstream {
+	state := b.state.WithLabelValues(name)
+	logger := b.c.Logger
+	return &upstream{
+		name:  name,
+		guard: authz.NewGuard(b.c.Verifier, roles, nil),
+		reads: reads,
+		breaker: breaker.New(breaker.Options{Name: name, Failures: b.c.BreakerFailures, OpenFor: b.c.BreakerOpenFor,
+			OnStateChange: func(_, from, to string) {
+				state.Set(map[string]float64{"closed": 0, "half-open": 1, "open": 2}[to])
+				_ = level.Warn(logger).Log("msg", "upstream circuit breaker changed state", "upstream", name, "from", from, "to", to)
+			}}),
+	}
+}
+
+// wrap puts the gateway's middleware around one client endpoint, outermost first: metrics,
+// logging, the JWT check (401/403 first, as the contract orders), the per-client rate limit
+// (keyed by the verified subject), a rejected decode (400/413/415, without calling the
+// upstream), the deadline and,
+// for reads only, retries, then the upstream's breaker around each attempt.
+func (b *builder) wrap(u *upstream, method string, e endpoint.Endpoint) endpoint.Endpoint {
+	name := u.name + "." + method
+	var call endpoint.Middleware
+	if u.reads[method] {
+		call = retry.Middleware(retry.Options{Attempts: b.c.ReadAttempts, Timeout: b.c.Timeout})
+	} else {
+		call = timeout(b.c.Timeout)
+	}
+	return typed.Chain(e,
+		b.metrics.Middleware(name),
+		observe.LoggingMiddleware(b.c.Logger, name),
+		u.guard.Middleware(method),
+		b.limiter.middleware(),
+		rejectDecodeErrors,
+		call,
+		u.breaker.Middleware(),
+	)
+}
+
+// options are the HTTP options of a handler mounted under prefix.
+func (b *builder) options(prefix string) httptransport.Options {
+	return httptransport.Options{Logger: b.c.Logger, Prefix: prefix, TrustedProxies: b.c.TrustedProxies}
+}
+
+// handler builds a service's HTTP handler under prefix and records the routes it registers.
+func (b *builder) handler(build func(httptransport.Options) http.Handler, prefix string) (http.Handler, *[]openapi.Route) {
+	routes := &[]openapi.Route{}
+	o := b.options(prefix)
+	o.OnRoute = func(method, path string) { *routes = append(*routes, openapi.Route{Method: method, Path: path}) }
+	return build(o), routes
+}
+
+// rejectDecodeErrors returns a request the transport could not decode as its error, after
+// the JWT check and before the upstream is called.
+func rejectDecodeErrors(next endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, req any) (any, error) {
+		if r, ok := req.(typed.Rejected); ok {
+			return nil, r.Err
+		}
+		return next(ctx, req)
+	}
+}
+
+// timeout bounds a call that is not retried.
+func timeout(d time.Duration) endpoint.Middleware {
+	return func(next endpoint.Endpoint) endpoint.Endpoint {
+		return func(ctx context.Context, req any) (any, error) {
+			ctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			resp, err := next(ctx, req)
+			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errs.KindOf(err) != errs.Timeout {
+				return nil, errs.Wrap(errs.Timeout, "the upstream service did not answer in time", err)
+			}
+			return resp, err
+		}
+	}
+}
+
+// servedRoutes lists the routes the mounts really serve, sorted and without duplicates.
+func servedRoutes(mounts []mount) []openapi.Route {
+	seen := map[openapi.Route]bool{}
+	var out []openapi.Route
+	for _, m := range mounts {
+		for _, r := range *m.routes {
+			if m.matches(r.Path) && !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Method < out[j].Method
+	})
+	return out
+}
+
+// dispatch sends each request to the mount whose prefix it falls under, the OpenAPI
+// document and page to docs, and anything else to the contract's 404.
+func dispatch(mounts []mount, docs http.Handler, o httptransport.Options) http.Handler {
+	notFound := httptransport.Wrap(httptransport.NewRouter(), o)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		for _, m := range mounts {
+			if m.matches(p) {
+				m.handler.ServeHTTP(w, r)
+				return
+			}
+		}
+		if (p == "/openapi.json" || p == "/api-docs") && r.Method == http.MethodGet {
+			docs.ServeHTTP(w, r)
+			return
+		}
+		notFound.ServeHTTP(w, r)
+	})
+}
+
+// ServeHTTP serves the gateway's public API.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+
+// Routes lists every route the gateway serves (method and path template), sorted.
+func (g *Gateway) Routes() []openapi.Route { return append([]openapi.Route(nil), g.routes...) }
+
+// Close closes the upstream connections.
+func (g *Gateway) Close() error {
+	var err error
+	for _, c := range g.conns {
+		err = errors.Join(err, c.Close())
+	}
+	return err
+}
