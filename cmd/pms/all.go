@@ -99,12 +99,6 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	})
 }
 
-// closeModules releases modules built so far, in reverse order, when a later one failed.
-func closeModules(mods []*module, s settings) {
-	for i := len(mods) - 1; i >= 0; i-- {
-		mods[i].closers.closeAll(s.shutdownTimeout, s.logger)
-	}
-}
 
 // serve builds the modules in order, runs their servers until ctx ends or one fails, then
 // drains: servers stop first (in-flight requests finish), then each module's resources are
