@@ -99,7 +99,6 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	})
 }
 
-
 // serve builds the modules in order, runs their servers until ctx ends or one fails, then
 // drains: servers stop first (in-flight requests finish), then each module's resources are
 // released in reverse order (the audit writer flushes before its database closes).
