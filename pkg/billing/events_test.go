@@ -84,7 +84,7 @@ func TestEventsWithEveryChange(t *testing.T) {
 
 		type want struct {
 			typ, invoice, status, prev string
-			subtotal, amount, paid    int64
+			subtotal, amount, paid     int64
 		}
 		wants := []want{
 			{billing.EventAccountCreated, "", "active", "", 0, 0, 0},
