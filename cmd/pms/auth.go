@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
@@ -24,8 +25,10 @@ import (
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/outbox"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
+	kafkatransport "github.com/pms/pms/transport/kafka"
 )
 
 // authConfig is the auth service's own settings.
@@ -147,7 +150,13 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 	}
 	m.closers.add(func(context.Context) error { return d.Close() })
 	reg := observe.NewRegistry()
-	writer := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, Service: "auth", Registerer: reg, Logger: logger})
+	// Closers run in reverse: the audit writer flushes into the outbox, the relay publishes
+	// it to the audit topic, then the database closes.
+	ob := outbox.New(d, outbox.Options{})
+	kafka := newServiceKafka("auth", s, logger, reg, kafkatransport.AuthTopics(s.kafka.partitions, s.kafka.replication))
+	startRelay := kafka.addRelay(m, ob, reg)
+	writer := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, Service: "auth", Registerer: reg, Logger: logger,
+		AfterBatch: outbox.AuditHook(ob, "auth"), AfterCommit: ob.Wake})
 	m.closers.add(writer.Close)
 
 	metrics := auth.NewMetrics(reg)
@@ -194,11 +203,18 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 	healthS := health.NewServer()
 	grpcS := grpctransport.NewServer(grpctransport.ServerOptions{Logger: logger, TrustedProxies: s.trustedProxies, Health: healthS})
 	grpctransport.RegisterAuthServer(grpcS, set)
-	adminH := observe.AdminHandler(reg, observe.Check{Name: "database", Check: d.PingContext})
+	adminH := observe.AdminHandler(reg, observe.Check{Name: "database", Check: d.PingContext}, observe.Check{Name: "kafka", Check: kafka.check})
+	replies := outbox.NewReplies(d)
 	m.servers = func(g *run.Group) {
 		addHTTP(g, httpL, httpH, s.shutdownTimeout)
 		addGRPC(g, grpcL, grpcS, healthS, s.shutdownTimeout)
 		addHTTP(g, adminL, adminH, s.shutdownTimeout)
+		kafka.addConsumer(g, "auth", []string{kafkatransport.TopicAuthCommands}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
+			return kafkatransport.NewCommandSubscriber(kafkatransport.AuthCommands(set), kafkatransport.CommandOptions{
+				Producer: p, Replies: replies, Metrics: kafka.metrics, Group: "auth", Logger: logger,
+			})
+		})
+		startRelay()
 	}
 	return m, keys, nil
 }
@@ -294,7 +310,10 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer d.Close()
-	writer := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, Service: "auth", Logger: s.logger})
+	// Its audit entry joins the outbox like every other, so the audit topic has no gap in
+	// auth's chain: a running auth service's relay publishes it.
+	ob := outbox.New(d, outbox.Options{})
+	writer := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, Service: "auth", Logger: s.logger, AfterBatch: outbox.AuditHook(ob, "auth")})
 	defer writer.Close(context.Background())
 	svc, err := auth.NewService(ctx, auth.NewStore(d), nil, writer, auth.Options{Logger: s.logger})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/authz/authztest"
+	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
@@ -56,9 +57,10 @@ func (l *lockedBuffer) String() string {
 }
 
 // authArgs runs `pms auth` on :0 ports with its data (key ring) under dataDir.
-func authArgs(dataDir, dbURL string, extra ...string) []string {
+func authArgs(t testing.TB, dataDir, dbURL string, extra ...string) []string {
 	return append([]string{"auth", "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
-		"--data-dir=" + dataDir, "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn"}, extra...)
+		"--data-dir=" + dataDir, "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn",
+		"--kafka-brokers=" + brokertest.Start(t).Addr()}, extra...)
 }
 
 // dbURLs are the databases every process test runs on.
@@ -147,7 +149,7 @@ func TestAuthProcess(t *testing.T) {
 			t.Setenv(bootstrapPasswordEnv, "")
 			dataDir, dbURL := t.TempDir(), url()
 			var stderr lockedBuffer
-			a, stop := startPMSLogs(t, authAddrs, &stderr, authArgs(dataDir, dbURL)...)
+			a, stop := startPMSLogs(t, authAddrs, &stderr, authArgs(t, dataDir, dbURL)...)
 			m := generatedPassword.FindStringSubmatch(stderr.String())
 			if m == nil || strings.Count(stderr.String(), m[1]) != 1 {
 				t.Fatalf("the generated password is not printed exactly once:\n%s", stderr.String())
@@ -187,7 +189,7 @@ func TestAuthProcess(t *testing.T) {
 
 			// Second start: nothing printed, same keys, same users.
 			var stderr2 lockedBuffer
-			a, _ = startPMSLogs(t, authAddrs, &stderr2, authArgs(dataDir, dbURL)...)
+			a, _ = startPMSLogs(t, authAddrs, &stderr2, authArgs(t, dataDir, dbURL)...)
 			if strings.Contains(stderr2.String(), "generated password") {
 				t.Fatalf("a second start printed a password:\n%s", stderr2.String())
 			}
@@ -315,7 +317,7 @@ func TestUserCreateCommand(t *testing.T) {
 	}
 	// No bootstrap admin on a database that has users; both users can log in.
 	var stderr lockedBuffer
-	a, _ := startPMSLogs(t, authAddrs, &stderr, authArgs(dataDir, dbURL)...)
+	a, _ := startPMSLogs(t, authAddrs, &stderr, authArgs(t, dataDir, dbURL)...)
 	if strings.Contains(stderr.String(), "generated password") {
 		t.Fatal("bootstrap ran although users exist")
 	}
@@ -333,7 +335,7 @@ func TestUserCreateCommand(t *testing.T) {
 func TestLoginThrottleOverTheWire(t *testing.T) {
 	t.Setenv(bootstrapPasswordEnv, adminPassword)
 	dataDir := t.TempDir()
-	a, _ := startPMS(t, authAddrs, authArgs(dataDir, "sqlite://"+filepath.Join(dataDir, "auth.db"),
+	a, _ := startPMS(t, authAddrs, authArgs(t, dataDir, "sqlite://"+filepath.Join(dataDir, "auth.db"),
 		"--login-account-attempts=2", "--login-address-attempts=3", "--login-lockout=1m")...)
 	base := "http://" + a["auth/http"]
 	login := func(email, pw, xff string) (*http.Response, []byte) {
@@ -402,7 +404,7 @@ func startAuthAndPatient(t *testing.T) (authA, patientA map[string]string, dataD
 	t.Helper()
 	t.Setenv(bootstrapPasswordEnv, adminPassword)
 	dataDir = t.TempDir()
-	authA, _ = startPMS(t, authAddrs, authArgs(dataDir, "sqlite://"+filepath.Join(dataDir, "auth.db"))...)
+	authA, _ = startPMS(t, authAddrs, authArgs(t, dataDir, "sqlite://"+filepath.Join(dataDir, "auth.db"))...)
 	patientA, _ = startPMS(t, patientAddrs, "patient", "--auth-jwks-url=http://"+authA["auth/http"]+"/.well-known/jwks.json",
 		"--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir="+t.TempDir(),
 		"--database-url=sqlite://"+filepath.Join(t.TempDir(), "patient.db"), "--log-format=logfmt", "--log-level=warn")

@@ -5,16 +5,20 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/IBM/sarama"
 	"github.com/go-kit/log"
 	"github.com/oklog/run"
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/outbox"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
+	kafkatransport "github.com/pms/pms/transport/kafka"
 	"google.golang.org/grpc/health"
 )
 
@@ -46,8 +50,10 @@ func openBillingDB(ctx context.Context, s settings, c billingConfig) (*db.DB, er
 }
 
 // buildBilling wires the billing service: database, audit writer, service and its
-// middleware, the endpoint set, and the HTTP, gRPC (v1 and the earlier package-less API)
-// and admin servers on bound listeners.
+// middleware, the endpoint set, the HTTP, gRPC (v1 and the earlier package-less API) and
+// admin servers on bound listeners, and its Kafka side: the outbox relay (billing and audit
+// events), the billing.commands consumer and the consumer of the patient topic that opens
+// the account of every new patient.
 func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, error) {
 	logger := log.With(s.logger, "service", "billing")
 	m := &module{name: "billing"}
@@ -57,10 +63,16 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 	}
 	m.closers.add(func(context.Context) error { return d.Close() })
 	reg := observe.NewRegistry()
-	writer := audit.NewWriter(d, audit.Options{Table: billing.AuditTable, Service: "billing", Registerer: reg, Logger: logger})
+	store := billing.NewStore(d)
+	// Closers run in reverse: the audit writer flushes (its entries are outbox rows too),
+	// then the relay publishes what is pending, then the database closes.
+	kafka := newServiceKafka("billing", s, logger, reg, kafkatransport.BillingTopics(s.kafka.partitions, s.kafka.replication))
+	startRelay := kafka.addRelay(m, store.Outbox(), reg)
+	writer := audit.NewWriter(d, audit.Options{Table: billing.AuditTable, Service: "billing", Registerer: reg, Logger: logger,
+		AfterBatch: outbox.AuditHook(store.Outbox(), "billing"), AfterCommit: store.Outbox().Wake})
 	m.closers.add(writer.Close)
 
-	var svc billing.Service = billing.NewService(billing.NewStore(d), writer, billing.Options{Logger: logger})
+	var svc billing.Service = billing.NewService(store, writer, billing.Options{Logger: logger})
 	svc = billing.NewMetrics(reg).Instrumenting()(svc)
 	set := billing.NewEndpoints(svc, billing.EndpointOptions{
 		Guard:  authz.NewGuard(s.verifier(), billing.Roles, billing.DeniedAuditor(writer)),
@@ -78,11 +90,21 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 	healthS := health.NewServer()
 	grpcS := grpctransport.NewServer(grpctransport.ServerOptions{Logger: logger, TrustedProxies: s.trustedProxies, Health: healthS})
 	grpctransport.RegisterBillingServer(grpcS, set)
-	adminH := observe.AdminHandler(reg, observe.Check{Name: "database", Check: d.PingContext})
+	adminH := observe.AdminHandler(reg, observe.Check{Name: "database", Check: d.PingContext}, observe.Check{Name: "kafka", Check: kafka.check})
+	replies := outbox.NewReplies(d)
 	m.servers = func(g *run.Group) {
 		addHTTP(g, httpL, httpH, s.shutdownTimeout)
 		addGRPC(g, grpcL, grpcS, healthS, s.shutdownTimeout)
 		addHTTP(g, adminL, adminH, s.shutdownTimeout)
+		kafka.addConsumer(g, "billing", []string{billing.TopicCommands}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
+			return kafkatransport.NewCommandSubscriber(kafkatransport.BillingCommands(set), kafkatransport.CommandOptions{
+				Producer: p, Replies: replies, Metrics: kafka.metrics, Group: "billing", Logger: logger,
+			})
+		})
+		kafka.addConsumer(g, kafkatransport.BillingPatientGroup, []string{patient.TopicEvents}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
+			return kafkatransport.NewBillingPatientSubscriber(svc, p, kafka.metrics, logger)
+		})
+		startRelay()
 	}
 	return m, nil
 }

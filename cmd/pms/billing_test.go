@@ -14,6 +14,7 @@ import (
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
 	grpctransport "github.com/pms/pms/transport/grpc"
@@ -29,7 +30,8 @@ var billingAddrs = []string{"billing/http", "billing/grpc", "billing/admin"}
 
 func billingArgs(t testing.TB, dbURL string, extra ...string) []string {
 	return append([]string{"billing", jwksArg(), "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
-		"--data-dir=" + t.TempDir(), "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn"}, extra...)
+		"--data-dir=" + t.TempDir(), "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=warn",
+		"--kafka-brokers=" + brokertest.Start(t).Addr()}, extra...)
 }
 
 // databases are the two databases every process test runs on: a fresh PostgreSQL database

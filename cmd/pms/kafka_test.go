@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+	"github.com/google/uuid"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
@@ -84,15 +86,31 @@ func TestAllEmbeddedBroker(t *testing.T) {
 					t.Fatalf("header %s = %q, want %q", h, got, want)
 				}
 			}
-			au := brokertest.NewReader(t, broker, kafkatransport.TopicAudit).Read(1, 30*time.Second)[0]
-			var ae eventsv1.AuditEvent
-			if err := proto.Unmarshal(au.Value, &ae); err != nil || ae.Action != "create" || ae.SubjectId != ev.PatientId || ae.Service != "patient" {
-				t.Fatalf("audit event %v %v", &ae, err)
-			}
+			// The audit topic holds every service's entries (auth's bootstrap and logins,
+			// billing's account...): the patient create's is among them.
+			auditR := brokertest.NewReader(t, broker, kafkatransport.TopicAudit)
+			readUntil(t, auditR, func(m *sarama.ConsumerMessage) bool {
+				var ae eventsv1.AuditEvent
+				if err := proto.Unmarshal(m.Value, &ae); err != nil {
+					t.Fatalf("audit event: %v", err)
+				}
+				return ae.Service == "patient" && ae.Action == "create" && ae.SubjectId == ev.PatientId
+			})
+			allBillingKafka(t, a, ev.PatientId, auditR)
 			if tc.name == "sqlite" {
 				kcatInterop(t, broker, ev.PatientId, ev.EventId)
 			}
 			checkReady(t, a["patient/admin"])
+			for _, svc := range []string{"billing", "auth"} {
+				resp, err := http.Get("http://" + a[svc+"/admin"] + "/readyz")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("%s /readyz = %d", svc, resp.StatusCode)
+				}
+			}
 			if err := stop(); err != nil {
 				t.Fatalf("graceful stop: %v", err)
 			}
@@ -223,4 +241,85 @@ func TestDrainFlushesTheOutbox(t *testing.T) {
 	if got := brokertest.Count(t, b.Addr(), kafkatransport.TopicAudit); got != n {
 		t.Fatalf("audit topic holds %d events after the drain, want %d", got, n)
 	}
+}
+
+// readUntil reads r until a message satisfies match, failing after 30 s.
+func readUntil(t *testing.T, r *brokertest.Reader, match func(*sarama.ConsumerMessage) bool) *sarama.ConsumerMessage {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			t.Fatal("no matching message within 30s")
+		}
+		if m := r.Read(1, left)[0]; match(m) {
+			return m
+		}
+	}
+}
+
+// allBillingKafka is billing's Kafka side in `pms all`: a PatientEvent put straight onto the
+// patient topic (as if patient's gRPC call to billing had failed) opens the patient's
+// account through billing's consumer; a REST invoice create and issue for the patient
+// patientID (registered over REST) publish INVOICE_CREATED and INVOICE_ISSUED on the billing
+// topic, keyed by patient id with the subtotal; billing's audit entries reach the audit topic.
+func allBillingKafka(t *testing.T, a map[string]string, patientID string, auditR *brokertest.Reader) {
+	t.Helper()
+	broker := a["broker/kafka"]
+	token := allToken(t, a)
+
+	orphan := uuid.NewString()
+	v, err := proto.Marshal(&eventsv1.PatientEvent{EventType: patient.EventCreated, EventId: uuid.NewString(), PatientId: orphan, Name: "N", Email: "n@example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := sarama.NewSyncProducer([]string{broker}, kafkatransport.NewConfig("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: patient.TopicEvents, Key: sarama.StringEncoder(orphan), Value: sarama.ByteEncoder(v)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var accounts []map[string]any
+		if code := doJSONAs(t, token, "GET", "http://"+a["billing/http"]+"/accounts?patientId="+orphan, nil, &accounts); code == 200 && len(accounts) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no billing account for the patient event")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	var inv map[string]any
+	body := map[string]any{"patientId": patientID, "currency": "EUR", "dueDate": "2026-12-31",
+		"lines": []map[string]any{{"description": "Consultation", "quantity": 1, "unitAmount": 4200}}}
+	if code := doJSONAs(t, token, "POST", "http://"+a["billing/http"]+"/invoices", body, &inv); code != 201 {
+		t.Fatalf("create invoice: %d %v", code, inv)
+	}
+	id, _ := inv["id"].(string)
+	if code := doJSONAs(t, token, "POST", "http://"+a["billing/http"]+"/invoices/"+id+"/issue", nil, &inv); code != 200 {
+		t.Fatalf("issue: %d %v", code, inv)
+	}
+	billingR := brokertest.NewReader(t, broker, "billing")
+	m := readUntil(t, billingR, func(m *sarama.ConsumerMessage) bool {
+		var ev eventsv1.BillingEvent
+		if err := proto.Unmarshal(m.Value, &ev); err != nil {
+			t.Fatalf("billing event: %v", err)
+		}
+		return ev.EventType == "INVOICE_ISSUED" && ev.InvoiceId == id
+	})
+	var ev eventsv1.BillingEvent
+	_ = proto.Unmarshal(m.Value, &ev)
+	if ev.PatientId != patientID || string(m.Key) != patientID || ev.Subtotal != 4200 || ev.Currency != "EUR" || ev.Status != "open" ||
+		brokertest.Header(m, "event-type") != "INVOICE_ISSUED" {
+		t.Fatalf("issued event %v key %q", &ev, m.Key)
+	}
+	readUntil(t, auditR, func(m *sarama.ConsumerMessage) bool {
+		var ae eventsv1.AuditEvent
+		_ = proto.Unmarshal(m.Value, &ae)
+		return ae.Service == "billing" && ae.Action == "issue_invoice" && ae.SubjectId == id
+	})
 }

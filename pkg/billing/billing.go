@@ -24,10 +24,14 @@ const AccountActive = "active"
 // CreateAccountRequest opens the billing account of a patient. Name and Email are what the
 // earlier implementation's BillingRequest carried; they are accepted for compatibility and
 // not stored, because billing keeps no patient contact data (the patient service owns it).
+// EventID is set by billing's consumer of the patient topic: the PatientEvent being applied,
+// recorded as processed in the transaction that opens the account, so a redelivered event
+// changes nothing. No transport carries it from outside.
 type CreateAccountRequest struct {
 	PatientID string
 	Name      string
 	Email     string
+	EventID   string
 }
 
 // AccountQuery finds accounts; PatientID is required (an account is found through its

@@ -127,7 +127,7 @@ func (s *service) CreateAccount(ctx context.Context, req CreateAccountRequest) (
 		return Account{}, err
 	}
 	m := s.meta(ctx)
-	a, _, err = s.store.createAccount(ctx, Account{ID: uuid.NewString(), PatientID: pid, Status: AccountActive, CreatedAt: m.At})
+	a, _, err = s.store.createAccount(ctx, Account{ID: uuid.NewString(), PatientID: pid, Status: AccountActive, CreatedAt: m.At}, m, req.EventID)
 	return a, err
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/outbox"
 )
 
 // AuditTable is the billing service's audit log table.
@@ -22,7 +23,8 @@ const AuditTable = "audit_log"
 // change is one transaction holding the invoice row's lock, so a payment and the amounts it
 // changes never disagree, and two payments cannot both take the last of what is due.
 type Store struct {
-	db *db.DB
+	db     *db.DB
+	events *outbox.Outbox
 	// forUpdate locks the row being changed on PostgreSQL; SQLite's write transaction
 	// (BEGIN IMMEDIATE) already excludes other writers.
 	forUpdate string
@@ -30,7 +32,7 @@ type Store struct {
 
 // NewStore returns a Store over a migrated database.
 func NewStore(d *db.DB) *Store {
-	s := &Store{db: d}
+	s := &Store{db: d, events: outbox.New(d, outbox.Options{})}
 	if d.Dialect == db.Postgres {
 		s.forUpdate = " FOR UPDATE"
 	}
@@ -39,6 +41,19 @@ func NewStore(d *db.DB) *Store {
 
 // DB returns the underlying database, for readiness checks.
 func (s *Store) DB() *db.DB { return s.db }
+
+// Outbox returns the outbox every change writes its BillingEvents to, in the change's own
+// transaction; the service's relay publishes it, and the audit writer adds its entries to it.
+func (s *Store) Outbox() *outbox.Outbox { return s.events }
+
+// inTx runs fn in a transaction and, once it committed, wakes the outbox relay.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	if err := db.InTx(ctx, s.db, fn); err != nil {
+		return err
+	}
+	s.events.Wake()
+	return nil
+}
 
 // querier is what reads need: the database or a transaction.
 type querier interface {
@@ -76,27 +91,55 @@ func (r accountRow) account() Account {
 
 const accountColumns = `id, patient_id, status, created_at`
 
-// createAccount inserts a unless the patient already has an account, and returns the
-// patient's account either way, and whether this call created it. Concurrent calls for one
-// patient make one account: the unique patient_id decides, and the loser reads the winner's.
-func (s *Store) createAccount(ctx context.Context, a Account) (Account, bool, error) {
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO accounts (id, patient_id, status, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (patient_id) DO NOTHING`), a.ID, a.PatientID, a.Status, s.db.Time(a.CreatedAt))
+// createAccount inserts a unless the patient already has an account, with its
+// BILLING_ACCOUNT_CREATED event, and returns the patient's account either way, and whether
+// this call created it. Concurrent calls for one patient make one account: the unique
+// patient_id decides, and the loser reads the winner's. With an eventID (a patient event
+// being applied) the id is recorded as processed in the same transaction, and an event
+// already processed changes nothing.
+func (s *Store) createAccount(ctx context.Context, a Account, m changeMeta, eventID string) (Account, bool, error) {
+	var created bool
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if eventID != "" {
+			first, err := outbox.MarkProcessed(ctx, tx, s.db, ConsumerPatientEvents, eventID)
+			if err != nil || !first {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO accounts (id, patient_id, status, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (patient_id) DO NOTHING`), a.ID, a.PatientID, a.Status, s.db.Time(a.CreatedAt))
+		if err != nil {
+			return db.Classify(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return db.Classify(err)
+		}
+		if n != 1 {
+			return nil
+		}
+		created = true
+		msg, err := accountEvent(a, m)
+		if err != nil {
+			return err
+		}
+		return s.events.Add(ctx, tx, msg)
+	})
 	if err != nil {
-		return Account{}, false, db.Classify(err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return Account{}, false, db.Classify(err)
+		return Account{}, false, err
 	}
 	accounts, err := s.accountsByPatient(ctx, a.PatientID)
 	if err != nil {
 		return Account{}, false, err
 	}
 	if len(accounts) != 1 {
+		if eventID != "" && !created {
+			// An event applied before, whose account is gone: nothing to return.
+			return Account{}, false, ErrNoAccount
+		}
 		return Account{}, false, errs.Wrap(errs.Internal, "internal error", errors.New("billing: account vanished after insert"))
 	}
-	return accounts[0], n == 1, nil
+	return accounts[0], created, nil
 }
 
 // getAccount returns account id or ErrAccountNotFound.
@@ -166,7 +209,7 @@ func amountDue(st Status, subtotal, paid int64) int64 {
 // inserted first, so a concurrent request with the same key waits for this one and then sees
 // the key taken (errKeyTaken) instead of making a second invoice.
 func (s *Store) createInvoice(ctx context.Context, inv Invoice, m changeMeta, idem *idempotency) (Invoice, error) {
-	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if err := s.claimKey(ctx, tx, idem, m.At); err != nil {
 			return err
 		}
@@ -196,6 +239,13 @@ func (s *Store) createInvoice(ctx context.Context, inv Invoice, m changeMeta, id
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO invoice_lines (invoice_id, line_no, description, quantity, unit_amount, amount) VALUES `+
 			strings.Join(values, ", ")), args...); err != nil {
 			return db.Classify(err)
+		}
+		msg, err := invoiceEvent(EventInvoiceCreated, inv, "", nil, m)
+		if err != nil {
+			return err
+		}
+		if err := s.events.Add(ctx, tx, msg); err != nil {
+			return err
 		}
 		return s.storeResponse(ctx, tx, idem, inv)
 	})
@@ -330,7 +380,7 @@ func loadDetails(ctx context.Context, q querier, invs []Invoice) error {
 func (s *Store) change(ctx context.Context, id string, m changeMeta, idem *idempotency,
 	edit func(cur Invoice) (next Invoice, pay *Payment, err error)) (Invoice, error) {
 	var out Invoice
-	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if err := s.claimKey(ctx, tx, idem, m.At); err != nil {
 			return err
 		}
@@ -360,6 +410,13 @@ func (s *Store) change(ctx context.Context, id string, m changeMeta, idem *idemp
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			// The row lock makes this unreachable; refuse rather than write over a change.
 			return errs.New(errs.Conflict, "the invoice was changed concurrently; retry")
+		}
+		msgs, err := invoiceChangeEvents(cur, next, pay, m)
+		if err != nil {
+			return err
+		}
+		if err := s.events.Add(ctx, tx, msgs...); err != nil {
+			return err
 		}
 		out = next
 		return s.storeResponse(ctx, tx, idem, next)

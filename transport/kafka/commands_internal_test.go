@@ -6,7 +6,10 @@ import (
 	"testing"
 
 	"github.com/IBM/sarama"
+	"github.com/pms/pms/pkg/auth"
+	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/platform/errs"
+	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 )
 
 func msgWith(value string, headers ...string) *sarama.ConsumerMessage {
@@ -100,6 +103,37 @@ func FuzzCommandDecode(f *testing.F) {
 		_, err := cs.decode(context.Background(), m)
 		if err != nil && errs.KindOf(err) == errs.Internal {
 			t.Fatalf("internal error for input: %v", err)
+		}
+	})
+}
+
+// FuzzServiceCommandDecode feeds arbitrary messages to the real decoders of billing.commands
+// and auth.commands and to billing's patient-event decoder: whatever arrives is a decode or
+// validation error (dead-lettered and answered 400), never an internal error or a panic.
+func FuzzServiceCommandDecode(f *testing.F) {
+	f.Add("CreateInvoice", `{"patientId":"x","currency":"USD","lines":[]}`, "x.replies", "id-1", "k")
+	f.Add("RecordPayment", `{"amount":1,"method":"card"}`, "", "", "")
+	f.Add("VoidInvoice", `{}`, "evil", strings.Repeat("i", 70), "k")
+	f.Add("CreateUser", `{"email":"a@b.c","password":"p","role":"admin"}`, "a.replies", "", "")
+	f.Add("DisableUser", `{"disabled":false}`, "", "u-1", "")
+	f.Add("DisableUser", `null`, "", "u-1", "")
+	commands := map[string]Command{}
+	for name, c := range BillingCommands(billing.Set{}) {
+		commands[name] = c
+	}
+	for name, c := range AuthCommands(auth.Set{}) {
+		commands[name] = c
+	}
+	cs := &commandServer{commands: commands}
+	decodeEvent := DecodeEvent(func() *eventsv1.PatientEvent { return new(eventsv1.PatientEvent) })
+	f.Fuzz(func(t *testing.T, endpoint, value, replyTo, id, key string) {
+		m := msgWith(value, "endpoint", endpoint, "reply-to", replyTo, "id", id, "idempotency-key", key)
+		if _, err := cs.decode(context.Background(), m); err != nil && errs.KindOf(err) != errs.InvalidArgument &&
+			errs.KindOf(err) != errs.PayloadTooLarge && errs.KindOf(err) != errs.UnsupportedMediaType {
+			t.Fatalf("%s error for input: %v", errs.KindOf(err), err)
+		}
+		if _, err := decodeEvent(context.Background(), m); err != nil && errs.KindOf(err) != errs.InvalidArgument {
+			t.Fatalf("event decode: %v", err)
 		}
 	})
 }

@@ -97,11 +97,18 @@ type commander struct {
 	p       sarama.SyncProducer
 	replies *brokertest.Reader
 	n       atomic.Int64
+	// topic is the command topic (default patient.commands), role the role of send's token
+	// (default clinician) and key the message key.
+	topic, role, key string
 }
 
 func (c *commander) send(endpoint, value string, headers ...string) string {
 	c.t.Helper()
-	return c.sendAs("Bearer "+testIssuer.Token(c.t, "clerk-1", authz.RoleClinician), endpoint, value, headers...)
+	role := c.role
+	if role == "" {
+		role = authz.RoleClinician
+	}
+	return c.sendAs("Bearer "+testIssuer.Token(c.t, "clerk-1", role), endpoint, value, headers...)
 }
 
 // sendAs sends a command with the given authorization header ("" for none).
@@ -112,7 +119,11 @@ func (c *commander) sendAs(authorization, endpoint, value string, headers ...str
 	if authorization != "" {
 		h = append(h, "authorization", authorization)
 	}
-	send(c.t, c.p, patient.TopicCommands, "", value, h...)
+	topic := c.topic
+	if topic == "" {
+		topic = patient.TopicCommands
+	}
+	send(c.t, c.p, topic, c.key, value, h...)
 	return corr
 }
 

@@ -288,8 +288,13 @@ func (x *PatientRecord) GetDeletedAt() *timestamppb.Timestamp {
 }
 
 // BillingEvent says something happened to a billing account or an invoice. event_type is one
-// of BILLING_ACCOUNT_CREATED, INVOICE_ISSUED, PAYMENT_RECORDED, INVOICE_PAID, INVOICE_VOIDED.
-// Money is an integer count of the currency's minor unit plus an ISO 4217 code.
+// of BILLING_ACCOUNT_CREATED, INVOICE_CREATED, INVOICE_ISSUED, PAYMENT_RECORDED, INVOICE_PAID,
+// INVOICE_VOIDED. Money is an integer count of the currency's minor unit plus an ISO 4217 code.
+// Every invoice event carries the invoice's figures after the change (subtotal, amount_paid,
+// amount_due, status), so a consumer can fold them without reading billing:
+// invoiced += subtotal on INVOICE_ISSUED, −= subtotal on INVOICE_VOIDED whose previous_status
+// is "open" (an issued invoice), paid += amount on PAYMENT_RECORDED. An invoice's events are
+// written one transaction at a time under its row lock, in the order they happened.
 type BillingEvent struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	EventId    string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
@@ -306,7 +311,8 @@ type BillingEvent struct {
 	Currency string `protobuf:"bytes,9,opt,name=currency,proto3" json:"currency,omitempty"`
 	// subtotal is the invoice's total (invoice events).
 	Subtotal int64 `protobuf:"varint,10,opt,name=subtotal,proto3" json:"subtotal,omitempty"`
-	// amount is the payment's amount (PAYMENT_RECORDED; also set on INVOICE_PAID).
+	// amount is the payment's amount (PAYMENT_RECORDED, and INVOICE_PAID when a payment
+	// settled the invoice; 0 on an INVOICE_PAID for an invoice of zero, settled by its issue).
 	Amount     int64 `protobuf:"varint,11,opt,name=amount,proto3" json:"amount,omitempty"`
 	AmountPaid int64 `protobuf:"varint,12,opt,name=amount_paid,json=amountPaid,proto3" json:"amount_paid,omitempty"`
 	AmountDue  int64 `protobuf:"varint,13,opt,name=amount_due,json=amountDue,proto3" json:"amount_due,omitempty"`
@@ -315,9 +321,13 @@ type BillingEvent struct {
 	// payment_method is the method of a recorded payment.
 	PaymentMethod string `protobuf:"bytes,15,opt,name=payment_method,json=paymentMethod,proto3" json:"payment_method,omitempty"`
 	// payment_id identifies a recorded payment.
-	PaymentId     string `protobuf:"bytes,16,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PaymentId string `protobuf:"bytes,16,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
+	// previous_status is the invoice's status before the event ("" for INVOICE_CREATED and
+	// account events): on INVOICE_VOIDED, "open" means an issued invoice was voided and
+	// "draft" one that was never issued.
+	PreviousStatus string `protobuf:"bytes,17,opt,name=previous_status,json=previousStatus,proto3" json:"previous_status,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *BillingEvent) Reset() {
@@ -458,6 +468,13 @@ func (x *BillingEvent) GetPaymentMethod() string {
 func (x *BillingEvent) GetPaymentId() string {
 	if x != nil {
 		return x.PaymentId
+	}
+	return ""
+}
+
+func (x *BillingEvent) GetPreviousStatus() string {
+	if x != nil {
+		return x.PreviousStatus
 	}
 	return ""
 }
@@ -638,7 +655,7 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"updated_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x129\n" +
 	"\n" +
-	"deleted_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\"\x85\x04\n" +
+	"deleted_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\"\xae\x04\n" +
 	"\fBillingEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
@@ -665,7 +682,8 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"\x06status\x18\x0e \x01(\tR\x06status\x12%\n" +
 	"\x0epayment_method\x18\x0f \x01(\tR\rpaymentMethod\x12\x1d\n" +
 	"\n" +
-	"payment_id\x18\x10 \x01(\tR\tpaymentId\"\xd4\x02\n" +
+	"payment_id\x18\x10 \x01(\tR\tpaymentId\x12'\n" +
+	"\x0fprevious_status\x18\x11 \x01(\tR\x0epreviousStatus\"\xd4\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x18\n" +

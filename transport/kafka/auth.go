@@ -1,0 +1,75 @@
+package kafkatransport
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+
+	"github.com/IBM/sarama"
+	"github.com/pms/pms/pkg/auth"
+	"github.com/pms/pms/pkg/platform/errs"
+)
+
+// Auth command names (the endpoint header of auth.commands).
+const (
+	AuthCommandCreateUser  = "CreateUser"
+	AuthCommandDisableUser = "DisableUser"
+)
+
+// AuthCommands are the operations of the auth.commands topic (a staff directory feeding
+// users), driving the auth endpoint set (the same endpoints, and so the same admin-only
+// guard, as REST and gRPC):
+//
+//	CreateUser   value: the POST /users body;  reply 201 and the user
+//	DisableUser  value: none, {} or {"disabled":true};  headers: id;  as PATCH /users/{id}
+//	             {"disabled":true};  reply 200 and the user
+//
+// The key is the user's email. An idempotency-key makes a repeat get the stored reply.
+func AuthCommands(set auth.Set) map[string]Command {
+	return map[string]Command{
+		AuthCommandCreateUser: {
+			Endpoint: set.CreateUserEndpoint,
+			Decode: func(_ context.Context, msg *sarama.ConsumerMessage) (any, error) {
+				return Body[auth.CreateUserRequest](msg)
+			},
+			Encode: func(_ context.Context, resp any) (int, any) { return http.StatusCreated, resp },
+		},
+		AuthCommandDisableUser: {
+			Endpoint: set.UpdateUserEndpoint,
+			Decode: func(_ context.Context, msg *sarama.ConsumerMessage) (any, error) {
+				id, err := PathParam(msg, "id")
+				if err != nil {
+					return nil, err
+				}
+				disabled := true
+				req := auth.UpdateUserRequest{ID: id, Disabled: &disabled}
+				if len(bytes.TrimSpace(msg.Value)) == 0 {
+					return req, nil
+				}
+				b, err := Body[disableUserBody](msg)
+				if err != nil {
+					return nil, err
+				}
+				if b.Disabled != nil && !*b.Disabled {
+					return nil, errs.Invalid(map[string]string{"disabled": "must be true (DisableUser only disables)"})
+				}
+				return req, nil
+			},
+			Encode: func(_ context.Context, resp any) (int, any) { return http.StatusOK, resp },
+		},
+	}
+}
+
+// disableUserBody is the optional DisableUser body: the PATCH body it stands for.
+type disableUserBody struct {
+	Disabled *bool `json:"disabled"`
+}
+
+// TopicAuthCommands is auth's command topic.
+const TopicAuthCommands = "auth.commands"
+
+// AuthTopics are the topics the auth service needs: its command topic and that topic's dead
+// letters, auth.replies as a ready reply topic, and the shared audit topic.
+func AuthTopics(partitions int32, replication int16) []Topic {
+	return topicsOf(partitions, replication, TopicAuthCommands, TopicAuthCommands+DLQSuffix, "auth"+RepliesSuffix, TopicAudit)
+}

@@ -1,0 +1,144 @@
+package kafkatransport_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/auth"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/broker/brokertest"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/outbox"
+	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
+	kafkatransport "github.com/pms/pms/transport/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+)
+
+// TestAuthCommands drives auth.commands end to end on both databases, as cmd/pms wires auth
+// (audit entries into the outbox, relayed to the audit topic): CreateUser and DisableUser
+// round trips for an admin, an idempotency-key repeat, 401 without a token and 403 for
+// another role, a duplicate email refused (answered only), invalid and undecodable commands
+// answered and dead-lettered, and the audit entries on the audit topic.
+func TestAuthCommands(t *testing.T) {
+	dbtest.Each(t, migrations.Auth(), func(t *testing.T, d *db.DB) {
+		b := brokertest.Start(t)
+		addr := b.Addr()
+		if err := kafkatransport.EnsureTopics(context.Background(), []string{addr}, kafkatransport.NewConfig("t"),
+			append(kafkatransport.AuthTopics(3, 1), kafkatransport.Topic{Name: "test.replies", Partitions: 1})); err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		ob := outbox.New(d, outbox.Options{})
+		w := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, AfterBatch: outbox.AuditHook(ob, "auth"), AfterCommit: ob.Wake})
+		t.Cleanup(func() { _ = w.Close(context.Background()) })
+		keys, _, err := auth.OpenKeyRing(filepath.Join(t.TempDir(), auth.KeyFileName), auth.KeyRingOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := auth.NewService(context.Background(), auth.NewStore(d), keys, w, auth.Options{
+			Hasher: auth.NewArgon2id(auth.Argon2idParams{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := auth.NewEndpoints(svc, auth.EndpointOptions{Metrics: observe.NewRequestMetrics(reg, "auth"),
+			Guard: authz.NewGuard(testIssuer.Verifier(), auth.Roles, auth.DeniedAuditor(w))})
+		cfg := kafkatransport.NewConfig("auth-test")
+		relay := startRelay(t, ob, outbox.RelayOptions{
+			NewProducer: func() (sarama.SyncProducer, error) { return sarama.NewSyncProducer([]string{addr}, cfg) },
+			MaxBackoff:  200 * time.Millisecond,
+		})
+		sub := kafkatransport.NewCommandSubscriber(kafkatransport.AuthCommands(set), kafkatransport.CommandOptions{
+			Producer: newProducer(t, addr), Replies: outbox.NewReplies(d), Metrics: kafkatransport.NewMetrics(reg, "auth"), Group: "auth",
+		})
+		startConsumer(t, addr, "auth", sub, kafkatransport.TopicAuthCommands)
+
+		c := &commander{t: t, p: newProducer(t, addr), replies: brokertest.NewReader(t, addr, "test.replies"),
+			topic: kafkatransport.TopicAuthCommands, role: authz.RoleAdmin, key: "nurse@example.org"}
+		rt := []string{"reply-to", "test.replies"}
+		body := `{"email":"nurse@example.org","password":"correct horse battery staple","role":"clinician"}`
+		status, u, m := c.reply(c.send("CreateUser", body, append(rt, "idempotency-key", "u1", "x-request-id", "req-a1")...))
+		if status != 201 || u["email"] != "nurse@example.org" || u["role"] != "clinician" || u["disabled"] != false || brokertest.Header(m, "x-request-id") != "req-a1" {
+			t.Fatalf("create: %d %v", status, u)
+		}
+		if _, leaked := u["password"]; leaked {
+			t.Fatal("the reply carries the password")
+		}
+		id := u["id"].(string)
+		if status, again, _ := c.reply(c.send("CreateUser", body, append(rt, "idempotency-key", "u1")...)); status != 201 || again["id"] != id {
+			t.Fatalf("repeat: %d %v", status, again)
+		}
+		if status, e, _ := c.reply(c.send("CreateUser", body, rt...)); status != 409 || e["error"] != "conflict" {
+			t.Fatalf("duplicate: %d %v", status, e)
+		}
+		if status, e, _ := c.reply(c.sendAs("", "DisableUser", "", append(rt, "id", id)...)); status != 401 || e["error"] != "unauthenticated" {
+			t.Fatalf("no token: %d %v", status, e)
+		}
+		billingClerk := "Bearer " + testIssuer.Token(t, "clerk-9", authz.RoleBilling)
+		if status, e, _ := c.reply(c.sendAs(billingClerk, "CreateUser", body, rt...)); status != 403 || e["error"] != "permission_denied" {
+			t.Fatalf("billing role: %d %v", status, e)
+		}
+		status, dis, _ := c.reply(c.send("DisableUser", `{"disabled":true}`, append(rt, "id", id)...))
+		if status != 200 || dis["disabled"] != true || dis["id"] != id {
+			t.Fatalf("disable: %d %v", status, dis)
+		}
+		if status, dis, _ := c.reply(c.send("DisableUser", "", append(rt, "id", id)...)); status != 200 || dis["disabled"] != true {
+			t.Fatalf("disable again: %d %v", status, dis)
+		}
+		// Invalid: a weak password and a bad role (400 with fields), dead-lettered.
+		status, e, _ := c.reply(c.send("CreateUser", `{"email":"x@example.org","password":"short","role":"wizard"}`, rt...))
+		if fields, _ := e["fields"].(map[string]any); status != 400 || len(fields) == 0 {
+			t.Fatalf("invalid: %d %v", status, e)
+		}
+		// Undecodable: not JSON, unknown field, re-enabling through DisableUser, no id.
+		for _, bad := range [][]string{{"CreateUser", `{"email":`}, {"CreateUser", `{"email":"a@b.c","admin":true}`},
+			{"DisableUser", `{"disabled":false}`, "id", id}, {"DisableUser", ``}} {
+			status, e, _ := c.reply(c.send(bad[0], bad[1], append(rt, bad[2:]...)...))
+			if status != 400 || e["error"] != "invalid_argument" {
+				t.Fatalf("%v: %d %v", bad, status, e)
+			}
+		}
+		dls := brokertest.NewReader(t, addr, kafkatransport.TopicAuthCommands+".dlq").Read(5, 10*time.Second)
+		reasons := map[string]int{}
+		for _, dl := range dls {
+			reasons[brokertest.Header(dl, "dlq-error")]++
+		}
+		// The four undecodable ones (decode errors, however raised) and the invalid create.
+		if reasons["decode"] != 4 || reasons["invalid_argument"] != 1 {
+			t.Fatalf("dead letter reasons %v", reasons)
+		}
+
+		// Auth's audit entries (create, the refusals, disable...) reached the audit topic.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			n, err := relay.Backlog(context.Background())
+			if err == nil && n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("outbox backlog %d (%v)", n, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		n := brokertest.Count(t, addr, outbox.TopicAudit)
+		evs := brokertest.NewReader(t, addr, outbox.TopicAudit).Read(int(n), 10*time.Second)
+		actions := map[string]int{}
+		for _, m := range evs {
+			var ev eventsv1.AuditEvent
+			if err := proto.Unmarshal(m.Value, &ev); err != nil || ev.Service != "auth" {
+				t.Fatalf("audit event %v %v", &ev, err)
+			}
+			actions[ev.Action+"/"+ev.Outcome]++
+		}
+		if actions[auth.ActionUserCreate+"/success"] != 1 || actions[auth.ActionUserUpdate+"/success"] != 2 {
+			t.Fatalf("audit actions %v", actions)
+		}
+	})
+}
