@@ -1,0 +1,301 @@
+package analytics
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/outbox"
+)
+
+// Consumer is the name analytics records processed event ids under.
+const Consumer = "analytics"
+
+// The counter rows of the scalar figures.
+const (
+	cRegistered = "patients_registered"
+	cUpdated    = "patients_updated"
+	cDeleted    = "patients_deleted"
+	cIssued     = "invoices_issued"
+	cPaid       = "invoices_paid"
+	cVoided     = "invoices_voided"
+	cReads      = "access_reads"
+	cChanges    = "access_changes"
+	cDenied     = "access_denied"
+	cEvents     = "events_" // + topic
+)
+
+// Store keeps the figures on sqlx; one SQL text serves PostgreSQL and SQLite.
+type Store struct {
+	db  *db.DB
+	now func() time.Time
+}
+
+// NewStore returns the store over d (migrated with migrations.Analytics).
+func NewStore(d *db.DB) *Store { return &Store{db: d, now: time.Now} }
+
+// Generation returns the current generation, which names the consumer group. A database
+// without one (new, or emptied) gets a new generation, and fresh is true: its group has no
+// committed offsets, so the topics are replayed from the earliest offset.
+func (s *Store) Generation(ctx context.Context) (gen string, fresh bool, err error) {
+	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &gen, `SELECT generation FROM state WHERE id = 1`)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return db.Classify(err)
+		}
+		fresh = true
+		gen = newGeneration()
+		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO state (id, generation) VALUES (1, ?)`), gen)
+		return db.Classify(err)
+	})
+	return gen, fresh, err
+}
+
+// Reset empties every figure and every processed event id and starts a new generation, in
+// one transaction: the next consumer replays the topics from the earliest offset into an
+// empty database.
+func (s *Store) Reset(ctx context.Context) (gen string, err error) {
+	gen = newGeneration()
+	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		for _, t := range []string{"state", "counters", "days", "amounts", "issued_invoices", "offsets", "processed_events"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+t); err != nil {
+				return db.Classify(err)
+			}
+		}
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO state (id, generation) VALUES (1, ?)`), gen)
+		return db.Classify(err)
+	})
+	return gen, err
+}
+
+func newGeneration() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Fold applies ev to the figures in one transaction with its event id and its partition's
+// offset, and reports whether it was new. A repeat (same event id) only moves the offset.
+func (s *Store) Fold(ctx context.Context, ev Event) (bool, error) {
+	var fresh bool
+	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		if ev.Topic != "" {
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
+				ON CONFLICT (topic, partition) DO UPDATE SET next_offset =
+				CASE WHEN excluded.next_offset > offsets.next_offset THEN excluded.next_offset ELSE offsets.next_offset END`),
+				ev.Topic, ev.Partition, ev.Offset+1); err != nil {
+				return db.Classify(err)
+			}
+		}
+		ok, err := outbox.MarkProcessed(ctx, tx, s.db, Consumer, ev.ID)
+		if err != nil || !ok {
+			return err
+		}
+		fresh = true
+		return s.apply(ctx, tx, ev)
+	})
+	return fresh, err
+}
+
+// apply moves the figures ev moves (API.md, "Analytics").
+func (s *Store) apply(ctx context.Context, tx *sqlx.Tx, ev Event) error {
+	counters := map[string]int64{cEvents + ev.Topic: 1}
+	dayCol := ""
+	switch ev.Topic {
+	case TopicPatient:
+		switch ev.Type {
+		case PatientCreated:
+			counters[cRegistered], dayCol = 1, "registered"
+		case PatientUpdated:
+			counters[cUpdated], dayCol = 1, "updated"
+		case PatientDeleted:
+			counters[cDeleted], dayCol = 1, "deleted"
+		}
+	case TopicBilling:
+		switch ev.Type {
+		case InvoiceIssued:
+			counters[cIssued], dayCol = 1, "invoices_issued"
+			if err := s.issue(ctx, tx, ev); err != nil {
+				return err
+			}
+		case PaymentRecorded:
+			if err := s.addAmount(ctx, tx, ev.Currency, 0, ev.Amount); err != nil {
+				return err
+			}
+		case InvoicePaid:
+			counters[cPaid] = 1
+		case InvoiceVoided:
+			counters[cVoided] = 1
+			if err := s.void(ctx, tx, ev.InvoiceID); err != nil {
+				return err
+			}
+		}
+	case TopicAudit:
+		if ev.Outcome == OutcomeDenied {
+			counters[cDenied] = 1
+		} else if ev.Outcome == "success" || ev.Outcome == "" {
+			switch ClassifyAction(ev.Action) {
+			case AccessRead:
+				counters[cReads] = 1
+			case AccessChange:
+				counters[cChanges] = 1
+			}
+		}
+	}
+	for name, d := range counters {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO counters (name, value) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`), name, d); err != nil {
+			return db.Classify(err)
+		}
+	}
+	if ev.OccurredAt.IsZero() {
+		return nil
+	}
+	if dayCol != "" {
+		day := ev.OccurredAt.UTC().Format(DayLayout)
+		// dayCol is one of four constants above, never input.
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO days (day, `+dayCol+`) VALUES (?, 1)
+			ON CONFLICT (day) DO UPDATE SET `+dayCol+` = days.`+dayCol+` + 1`), day); err != nil {
+			return db.Classify(err)
+		}
+	}
+	at := s.db.Time(ev.OccurredAt)
+	_, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE state SET last_event_at = ? WHERE id = 1 AND (last_event_at IS NULL OR last_event_at < ?)`), at, at)
+	return db.Classify(err)
+}
+
+// issue remembers an issued invoice's subtotal and adds it to invoiced (once per invoice).
+func (s *Store) issue(ctx context.Context, tx *sqlx.Tx, ev Event) error {
+	res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO issued_invoices (invoice_id, currency, subtotal) VALUES (?, ?, ?)
+		ON CONFLICT (invoice_id) DO NOTHING`), ev.InvoiceID, ev.Currency, ev.Subtotal)
+	if err != nil {
+		return db.Classify(err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return db.Classify(err)
+	}
+	return s.addAmount(ctx, tx, ev.Currency, ev.Subtotal, 0)
+}
+
+// void takes an issued invoice's subtotal away from invoiced, once; an invoice that was
+// never issued (a voided draft) added nothing and takes nothing away.
+func (s *Store) void(ctx context.Context, tx *sqlx.Tx, invoiceID string) error {
+	var inv struct {
+		Currency string `db:"currency"`
+		Subtotal int64  `db:"subtotal"`
+	}
+	err := tx.GetContext(ctx, &inv, tx.Rebind(`UPDATE issued_invoices SET voided = 1 WHERE invoice_id = ? AND voided = 0
+		RETURNING currency, subtotal`), invoiceID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return db.Classify(err)
+	}
+	return s.addAmount(ctx, tx, inv.Currency, -inv.Subtotal, 0)
+}
+
+func (s *Store) addAmount(ctx context.Context, tx *sqlx.Tx, currency string, invoiced, paid int64) error {
+	if currency == "" {
+		currency = "XXX" // ISO 4217's "no currency": an event that lacks one still adds up
+	}
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO amounts (currency, invoiced, paid) VALUES (?, ?, ?)
+		ON CONFLICT (currency) DO UPDATE SET invoiced = amounts.invoiced + excluded.invoiced, paid = amounts.paid + excluded.paid`),
+		currency, invoiced, paid)
+	return db.Classify(err)
+}
+
+// Summary reads the figures; q's days (already validated) limit the day buckets. Lag is
+// left to the caller.
+func (s *Store) Summary(ctx context.Context, q SummaryQuery) (Summary, error) {
+	var out Summary
+	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		var rows []struct {
+			Name  string `db:"name"`
+			Value int64  `db:"value"`
+		}
+		if err := tx.SelectContext(ctx, &rows, `SELECT name, value FROM counters`); err != nil {
+			return db.Classify(err)
+		}
+		for _, r := range rows {
+			switch r.Name {
+			case cRegistered:
+				out.Patients.Registered = r.Value
+			case cUpdated:
+				out.Patients.Updated = r.Value
+			case cDeleted:
+				out.Patients.Deleted = r.Value
+			case cIssued:
+				out.Invoices.Issued = r.Value
+			case cPaid:
+				out.Invoices.Paid = r.Value
+			case cVoided:
+				out.Invoices.Voided = r.Value
+			case cReads:
+				out.Access.Reads = r.Value
+			case cChanges:
+				out.Access.Changes = r.Value
+			case cDenied:
+				out.Access.Denied = r.Value
+			case cEvents + TopicPatient:
+				out.Events.Patient = r.Value
+			case cEvents + TopicBilling:
+				out.Events.Billing = r.Value
+			case cEvents + TopicAudit:
+				out.Events.Audit = r.Value
+			}
+		}
+		out.Patients.Live = out.Patients.Registered - out.Patients.Deleted
+		from, to := q.From, q.To
+		if from == "" {
+			from = "0000-00-00"
+		}
+		if to == "" {
+			to = "9999-99-99"
+		}
+		out.Days = []Day{}
+		if err := tx.SelectContext(ctx, &out.Days, tx.Rebind(`SELECT day, registered, updated, deleted, invoices_issued AS invoicesissued
+			FROM days WHERE day >= ? AND day <= ? ORDER BY day`), from, to); err != nil {
+			return db.Classify(err)
+		}
+		out.Amounts = []Amount{}
+		if err := tx.SelectContext(ctx, &out.Amounts, `SELECT currency, invoiced, paid FROM amounts ORDER BY currency`); err != nil {
+			return db.Classify(err)
+		}
+		var last db.Timestamp
+		if err := tx.GetContext(ctx, &last, `SELECT last_event_at FROM state WHERE id = 1`); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return db.Classify(err)
+		}
+		if !last.IsZero() {
+			t := last.UTC()
+			out.LastEventAt = &t
+		}
+		return nil
+	})
+	return out, err
+}
+
+// NextOffsets returns the next offset to fold of every partition folded so far.
+func (s *Store) NextOffsets(ctx context.Context) (map[Partition]int64, error) {
+	var rows []struct {
+		Topic     string `db:"topic"`
+		Partition int32  `db:"partition"`
+		Next      int64  `db:"next_offset"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, `SELECT topic, partition, next_offset FROM offsets`); err != nil {
+		return nil, db.Classify(err)
+	}
+	out := make(map[Partition]int64, len(rows))
+	for _, r := range rows {
+		out[Partition{r.Topic, r.Partition}] = r.Next
+	}
+	return out, nil
+}
