@@ -10,17 +10,20 @@ import (
 	"github.com/pms/pms/pkg/platform/db"
 )
 
-// runAll is `pms all`: every service that exists, in one process, in dependency order.
+// runAll is `pms all`: every service that exists, in one process, in dependency order
+// (analytics last).
 func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	f := newFlags("all", stderr)
 	var cm common
 	var ac authConfig
 	var pc patientConfig
 	var bc billingConfig
+	var nc analyticsConfig
 	cm.register(f)
 	ac.register(f, "auth-")
 	pc.register(f, "patient-")
 	bc.register(f, "billing-")
+	nc.register(f, "analytics-")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -58,7 +61,15 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 			closeModules(mods, s)
 			return nil, err
 		}
-		return append(mods, p), nil
+		mods = append(mods, p)
+		// Analytics last: it only reads the event topics, and readiness never waits for its
+		// consumer group to form.
+		n, err := buildAnalytics(ctx, s, nc)
+		if err != nil {
+			closeModules(mods, s)
+			return nil, err
+		}
+		return append(mods, n), nil
 	})
 }
 
@@ -99,10 +110,12 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var ac authConfig
 	var pc patientConfig
 	var bc billingConfig
+	var nc analyticsConfig
 	cm.register(f)
 	ac.registerStorage(f)
 	pc.register(f, "patient-")
 	bc.register(f, "billing-")
+	nc.register(f, "analytics-")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -128,6 +141,12 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer bd.Close()
 	fmt.Fprintf(stdout, "billing: migrated (%s)\n", dialectName(bd))
+	nd, err := openAnalyticsDB(ctx, s, nc)
+	if err != nil {
+		return err
+	}
+	defer nd.Close()
+	fmt.Fprintf(stdout, "analytics: migrated (%s)\n", dialectName(nd))
 	return nil
 }
 

@@ -166,7 +166,9 @@ func (a *Analytics) measureLag(ctx context.Context) (int64, error) {
 }
 
 // Generation and Reset expose the store's, for the command that starts the consumer.
-func (a *Analytics) Generation(ctx context.Context) (string, bool, error) { return a.store.Generation(ctx) }
+func (a *Analytics) Generation(ctx context.Context) (string, bool, error) {
+	return a.store.Generation(ctx)
+}
 
 // Reset empties the figures and starts a new generation (a rebuild).
 func (a *Analytics) Reset(ctx context.Context) (string, error) { return a.store.Reset(ctx) }

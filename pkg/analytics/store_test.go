@@ -44,7 +44,7 @@ func script() []analytics.Event {
 		b("b6", analytics.InvoicePaid, "i1", "USD", 10000, 6000, day("2026-11-25", 13)),
 		b("b7", analytics.InvoiceVoided, "i2", "EUR", 500, 0, day("2026-11-26", 1)),
 		b("b7", analytics.InvoiceVoided, "i2", "EUR", 500, 0, day("2026-11-26", 1)), // repeat
-		b("b8", analytics.InvoiceVoided, "i3", "EUR", 700, 0, day("2026-11-26", 2)),  // a voided draft
+		b("b8", analytics.InvoiceVoided, "i3", "EUR", 700, 0, day("2026-11-26", 2)), // a voided draft
 		b("b9", analytics.InvoiceIssued, "i4", "USD", 250, 0, day("2026-11-26", 3)),
 		a("a1", "read", "success", day("2026-11-25", 14)),
 		a("a2", "search", "success", day("2026-11-25", 14)),
@@ -155,7 +155,9 @@ func TestLagFromWatermarks(t *testing.T) {
 			{Topic: "audit", Partition: 0}:   {Oldest: 0, Newest: 0},
 		}
 		svc := analytics.NewService(analytics.NewStore(d), analytics.Options{LagTTL: -1,
-			Watermarks: func(context.Context, []string) (map[analytics.Partition]analytics.Watermarks, error) { return marks, nil }})
+			Watermarks: func(context.Context, []string) (map[analytics.Partition]analytics.Watermarks, error) {
+				return marks, nil
+			}})
 		if err := svc.Fold(ctx, analytics.Event{Topic: "patient", Partition: 0, Offset: 6, ID: "x", Type: analytics.PatientCreated}); err != nil {
 			t.Fatal(err)
 		}
