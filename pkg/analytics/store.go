@@ -43,20 +43,19 @@ func NewStore(d *db.DB) *Store { return &Store{db: d, now: time.Now} }
 // without one (new, or emptied) gets a new generation, and fresh is true: its group has no
 // committed offsets, so the topics are replayed from the earliest offset.
 func (s *Store) Generation(ctx context.Context) (gen string, fresh bool, err error) {
-	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		err := tx.GetContext(ctx, &gen, `SELECT generation FROM state WHERE id = 1`)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return db.Classify(err)
-		}
-		fresh = true
-		gen = newGeneration()
-		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO state (id, generation) VALUES (1, ?)`), gen)
-		return db.Classify(err)
-	})
-	return gen, fresh, err
+	// Two replicas starting on one empty database both try; one generation wins.
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO state (id, generation) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`), newGeneration())
+	if err != nil {
+		return "", false, db.Classify(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return "", false, db.Classify(err)
+	}
+	if err := s.db.GetContext(ctx, &gen, `SELECT generation FROM state WHERE id = 1`); err != nil {
+		return "", false, db.Classify(err)
+	}
+	return gen, n == 1, nil
 }
 
 // Reset empties every figure and every processed event id and starts a new generation, in
