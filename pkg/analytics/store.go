@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -83,29 +85,37 @@ func newGeneration() string {
 
 // Fold applies ev to the figures in one transaction with its event id and its partition's
 // offset, and reports whether it was new. A repeat (same event id) only moves the offset.
+// Every row it updates is its partition's own (see the migration), so folds of different
+// partitions never wait for one another.
 func (s *Store) Fold(ctx context.Context, ev Event) (bool, error) {
 	var fresh bool
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		if ev.Topic != "" {
-			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
-				ON CONFLICT (topic, partition) DO UPDATE SET next_offset =
-				CASE WHEN excluded.next_offset > offsets.next_offset THEN excluded.next_offset ELSE offsets.next_offset END`),
-				ev.Topic, ev.Partition, ev.Offset+1); err != nil {
-				return db.Classify(err)
-			}
+		// A repeat may move last_event_at too: its occurred_at was folded before, so the
+		// maximum over the partitions stays what it was.
+		var at any
+		if !ev.OccurredAt.IsZero() {
+			at = s.db.Time(ev.OccurredAt)
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO offsets (topic, partition, next_offset, last_event_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (topic, partition) DO UPDATE SET
+			next_offset = CASE WHEN excluded.next_offset > offsets.next_offset THEN excluded.next_offset ELSE offsets.next_offset END,
+			last_event_at = CASE WHEN offsets.last_event_at IS NULL OR excluded.last_event_at > offsets.last_event_at
+				THEN excluded.last_event_at ELSE offsets.last_event_at END`),
+			ev.Topic, ev.Partition, ev.Offset+1, at); err != nil {
+			return db.Classify(err)
 		}
 		ok, err := outbox.MarkProcessed(ctx, tx, s.db, Consumer, ev.ID)
 		if err != nil || !ok {
 			return err
 		}
 		fresh = true
-		return s.apply(ctx, tx, ev)
+		return s.apply(ctx, tx, ev, fmt.Sprintf("%s/%d", ev.Topic, ev.Partition))
 	})
 	return fresh, err
 }
 
-// apply moves the figures ev moves (API.md, "Analytics").
-func (s *Store) apply(ctx context.Context, tx *sqlx.Tx, ev Event) error {
+// apply moves the figures ev moves (API.md, "Analytics"), in the rows of shard.
+func (s *Store) apply(ctx context.Context, tx *sqlx.Tx, ev Event, shard string) error {
 	counters := map[string]int64{cEvents + ev.Topic: 1}
 	dayCol := ""
 	switch ev.Topic {
@@ -122,18 +132,18 @@ func (s *Store) apply(ctx context.Context, tx *sqlx.Tx, ev Event) error {
 		switch ev.Type {
 		case InvoiceIssued:
 			counters[cIssued], dayCol = 1, "invoices_issued"
-			if err := s.issue(ctx, tx, ev); err != nil {
+			if err := s.issue(ctx, tx, ev, shard); err != nil {
 				return err
 			}
 		case PaymentRecorded:
-			if err := s.addAmount(ctx, tx, ev.Currency, 0, ev.Amount); err != nil {
+			if err := s.addAmount(ctx, tx, shard, ev.Currency, 0, ev.Amount); err != nil {
 				return err
 			}
 		case InvoicePaid:
 			counters[cPaid] = 1
 		case InvoiceVoided:
 			counters[cVoided] = 1
-			if err := s.void(ctx, tx, ev.InvoiceID); err != nil {
+			if err := s.void(ctx, tx, ev.InvoiceID, shard); err != nil {
 				return err
 			}
 		}
@@ -149,30 +159,37 @@ func (s *Store) apply(ctx context.Context, tx *sqlx.Tx, ev Event) error {
 			}
 		}
 	}
-	for name, d := range counters {
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO counters (name, value) VALUES (?, ?)
-			ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`), name, d); err != nil {
-			return db.Classify(err)
+	names := make([]string, 0, len(counters))
+	for n := range counters {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	q := `INSERT INTO counters (name, shard, value) VALUES `
+	args := make([]any, 0, 3*len(names))
+	for i, n := range names {
+		if i > 0 {
+			q += ", "
 		}
+		q += "(?, ?, ?)"
+		args = append(args, n, shard, counters[n])
 	}
-	if ev.OccurredAt.IsZero() {
-		return nil
+	q += ` ON CONFLICT (name, shard) DO UPDATE SET value = counters.value + excluded.value`
+	if _, err := tx.ExecContext(ctx, tx.Rebind(q), args...); err != nil {
+		return db.Classify(err)
 	}
-	if dayCol != "" {
+	if dayCol != "" && !ev.OccurredAt.IsZero() {
 		day := ev.OccurredAt.UTC().Format(DayLayout)
 		// dayCol is one of four constants above, never input.
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO days (day, `+dayCol+`) VALUES (?, 1)
-			ON CONFLICT (day) DO UPDATE SET `+dayCol+` = days.`+dayCol+` + 1`), day); err != nil {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO days (day, shard, `+dayCol+`) VALUES (?, ?, 1)
+			ON CONFLICT (day, shard) DO UPDATE SET `+dayCol+` = days.`+dayCol+` + 1`), day, shard); err != nil {
 			return db.Classify(err)
 		}
 	}
-	at := s.db.Time(ev.OccurredAt)
-	_, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE state SET last_event_at = ? WHERE id = 1 AND (last_event_at IS NULL OR last_event_at < ?)`), at, at)
-	return db.Classify(err)
+	return nil
 }
 
 // issue remembers an issued invoice's subtotal and adds it to invoiced (once per invoice).
-func (s *Store) issue(ctx context.Context, tx *sqlx.Tx, ev Event) error {
+func (s *Store) issue(ctx context.Context, tx *sqlx.Tx, ev Event, shard string) error {
 	res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO issued_invoices (invoice_id, currency, subtotal) VALUES (?, ?, ?)
 		ON CONFLICT (invoice_id) DO NOTHING`), ev.InvoiceID, ev.Currency, ev.Subtotal)
 	if err != nil {
@@ -181,12 +198,12 @@ func (s *Store) issue(ctx context.Context, tx *sqlx.Tx, ev Event) error {
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return db.Classify(err)
 	}
-	return s.addAmount(ctx, tx, ev.Currency, ev.Subtotal, 0)
+	return s.addAmount(ctx, tx, shard, ev.Currency, ev.Subtotal, 0)
 }
 
 // void takes an issued invoice's subtotal away from invoiced, once; an invoice that was
 // never issued (a voided draft) added nothing and takes nothing away.
-func (s *Store) void(ctx context.Context, tx *sqlx.Tx, invoiceID string) error {
+func (s *Store) void(ctx context.Context, tx *sqlx.Tx, invoiceID, shard string) error {
 	var inv struct {
 		Currency string `db:"currency"`
 		Subtotal int64  `db:"subtotal"`
@@ -199,16 +216,16 @@ func (s *Store) void(ctx context.Context, tx *sqlx.Tx, invoiceID string) error {
 	if err != nil {
 		return db.Classify(err)
 	}
-	return s.addAmount(ctx, tx, inv.Currency, -inv.Subtotal, 0)
+	return s.addAmount(ctx, tx, shard, inv.Currency, -inv.Subtotal, 0)
 }
 
-func (s *Store) addAmount(ctx context.Context, tx *sqlx.Tx, currency string, invoiced, paid int64) error {
+func (s *Store) addAmount(ctx context.Context, tx *sqlx.Tx, shard, currency string, invoiced, paid int64) error {
 	if currency == "" {
 		currency = "XXX" // ISO 4217's "no currency": an event that lacks one still adds up
 	}
-	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO amounts (currency, invoiced, paid) VALUES (?, ?, ?)
-		ON CONFLICT (currency) DO UPDATE SET invoiced = amounts.invoiced + excluded.invoiced, paid = amounts.paid + excluded.paid`),
-		currency, invoiced, paid)
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO amounts (currency, shard, invoiced, paid) VALUES (?, ?, ?, ?)
+		ON CONFLICT (currency, shard) DO UPDATE SET invoiced = amounts.invoiced + excluded.invoiced, paid = amounts.paid + excluded.paid`),
+		currency, shard, invoiced, paid)
 	return db.Classify(err)
 }
 
@@ -221,7 +238,7 @@ func (s *Store) Summary(ctx context.Context, q SummaryQuery) (Summary, error) {
 			Name  string `db:"name"`
 			Value int64  `db:"value"`
 		}
-		if err := tx.SelectContext(ctx, &rows, `SELECT name, value FROM counters`); err != nil {
+		if err := tx.SelectContext(ctx, &rows, `SELECT name, CAST(SUM(value) AS BIGINT) AS value FROM counters GROUP BY name`); err != nil {
 			return db.Classify(err)
 		}
 		for _, r := range rows {
@@ -261,16 +278,19 @@ func (s *Store) Summary(ctx context.Context, q SummaryQuery) (Summary, error) {
 			to = "9999-99-99"
 		}
 		out.Days = []Day{}
-		if err := tx.SelectContext(ctx, &out.Days, tx.Rebind(`SELECT day, registered, updated, deleted, invoices_issued AS invoicesissued
-			FROM days WHERE day >= ? AND day <= ? ORDER BY day`), from, to); err != nil {
+		if err := tx.SelectContext(ctx, &out.Days, tx.Rebind(`SELECT day, CAST(SUM(registered) AS BIGINT) AS registered,
+			CAST(SUM(updated) AS BIGINT) AS updated, CAST(SUM(deleted) AS BIGINT) AS deleted,
+			CAST(SUM(invoices_issued) AS BIGINT) AS invoicesissued
+			FROM days WHERE day >= ? AND day <= ? GROUP BY day ORDER BY day`), from, to); err != nil {
 			return db.Classify(err)
 		}
 		out.Amounts = []Amount{}
-		if err := tx.SelectContext(ctx, &out.Amounts, `SELECT currency, invoiced, paid FROM amounts ORDER BY currency`); err != nil {
+		if err := tx.SelectContext(ctx, &out.Amounts, `SELECT currency, CAST(SUM(invoiced) AS BIGINT) AS invoiced, CAST(SUM(paid) AS BIGINT) AS paid
+			FROM amounts GROUP BY currency ORDER BY currency`); err != nil {
 			return db.Classify(err)
 		}
 		var last db.Timestamp
-		if err := tx.GetContext(ctx, &last, `SELECT last_event_at FROM state WHERE id = 1`); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if err := tx.GetContext(ctx, &last, `SELECT MAX(last_event_at) FROM offsets`); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return db.Classify(err)
 		}
 		if !last.IsZero() {

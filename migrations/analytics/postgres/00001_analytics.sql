@@ -3,34 +3,43 @@
 -- table is written in the transaction that records the event's id in processed_events, so a
 -- redelivered event changes nothing. A rebuild empties them all and starts a new generation.
 
+-- Figures that every event moves are kept per shard (the event's topic/partition) and summed
+-- when read: a partition is folded by one consumer at a time, so folds of different
+-- partitions never wait for each other's row locks.
+
 -- state is one row: the generation (it names the consumer group, so a new one replays the
--- topics from the earliest offset) and the latest occurred_at folded.
+-- topics from the earliest offset).
 CREATE TABLE state (
-    id            INTEGER PRIMARY KEY CHECK (id = 1),
-    generation    TEXT NOT NULL,
-    last_event_at TIMESTAMPTZ
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation TEXT NOT NULL
 );
 
 -- counters holds the scalar figures by name (patients_registered, events_audit, ...).
 CREATE TABLE counters (
-    name  TEXT PRIMARY KEY,
-    value BIGINT NOT NULL
+    name  TEXT NOT NULL,
+    shard TEXT NOT NULL,
+    value BIGINT NOT NULL,
+    PRIMARY KEY (name, shard)
 );
 
 -- days buckets patient and invoice events by the UTC day of their occurred_at.
 CREATE TABLE days (
-    day             TEXT PRIMARY KEY CHECK (length(day) = 10),
+    day             TEXT NOT NULL CHECK (length(day) = 10),
+    shard           TEXT NOT NULL,
     registered      BIGINT NOT NULL DEFAULT 0,
     updated         BIGINT NOT NULL DEFAULT 0,
     deleted         BIGINT NOT NULL DEFAULT 0,
-    invoices_issued BIGINT NOT NULL DEFAULT 0
+    invoices_issued BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, shard)
 );
 
 -- amounts are integer minor units per ISO 4217 currency.
 CREATE TABLE amounts (
-    currency TEXT PRIMARY KEY,
+    currency TEXT NOT NULL,
+    shard    TEXT NOT NULL,
     invoiced BIGINT NOT NULL DEFAULT 0,
-    paid     BIGINT NOT NULL DEFAULT 0
+    paid     BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (currency, shard)
 );
 
 -- issued_invoices remembers what an issued invoice added to invoiced, so voiding it takes
@@ -42,11 +51,13 @@ CREATE TABLE issued_invoices (
     voided     INTEGER NOT NULL DEFAULT 0
 );
 
--- offsets is the next offset to fold per partition, for the lag.
+-- offsets is, per partition, the next offset to fold (for the lag) and the latest
+-- occurred_at folded from it (lastEventAt is their maximum).
 CREATE TABLE offsets (
-    topic       TEXT NOT NULL,
-    partition   INTEGER NOT NULL,
-    next_offset BIGINT NOT NULL,
+    topic         TEXT NOT NULL,
+    partition     INTEGER NOT NULL,
+    next_offset   BIGINT NOT NULL,
+    last_event_at TIMESTAMPTZ,
     PRIMARY KEY (topic, partition)
 );
 
