@@ -14,6 +14,7 @@ import (
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	kafkatransport "github.com/pms/pms/transport/kafka"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -104,6 +105,8 @@ func produceAnalytics(t *testing.T, p sarama.SyncProducer, msgs []analyticsMsg) 
 
 // analyticsStack is the analytics service on a database, consuming from addr.
 type analyticsStack struct {
+	reg  *prometheus.Registry
+	m    *kafkatransport.Metrics
 	svc  *analytics.Analytics
 	wm   *kafkatransport.Watermarks
 	addr string
@@ -113,7 +116,8 @@ func newAnalyticsStack(t *testing.T, d *db.DB, addr string) *analyticsStack {
 	wm := kafkatransport.NewWatermarks([]string{addr}, kafkatransport.NewConfig("analytics-lag"))
 	t.Cleanup(func() { _ = wm.Close() })
 	svc := analytics.NewService(analytics.NewStore(d), analytics.Options{Watermarks: wm.Get, LagTTL: -1})
-	return &analyticsStack{svc: svc, wm: wm, addr: addr}
+	reg := prometheus.NewRegistry()
+	return &analyticsStack{reg: reg, m: kafkatransport.NewMetrics(reg, "analytics"), svc: svc, wm: wm, addr: addr}
 }
 
 // consume starts a consumer in the current generation's group; stop ends it.
@@ -123,8 +127,14 @@ func (s *analyticsStack) consume(t *testing.T) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := kafkatransport.NewAnalyticsSubscriber(s.svc, kafkatransport.AnalyticsOptions{Group: "analytics-" + gen})
-	c := kafkatransport.NewConsumer([]string{s.addr}, "analytics-"+gen, analytics.Topics, kafkatransport.NewConfig("test"), sub, nil)
+	return s.consumeAs(t, "analytics-"+gen)
+}
+
+// consumeAs starts a consumer in group.
+func (s *analyticsStack) consumeAs(t *testing.T, group string) (stop func()) {
+	t.Helper()
+	sub := kafkatransport.NewAnalyticsSubscriber(s.svc, kafkatransport.AnalyticsOptions{Group: group, Metrics: s.m})
+	c := kafkatransport.NewConsumer([]string{s.addr}, group, analytics.Topics, kafkatransport.NewConfig("test"), sub, nil)
 	done := make(chan error, 1)
 	go func() { done <- c.Run() }()
 	stopped := false
@@ -144,6 +154,29 @@ func (s *analyticsStack) consume(t *testing.T) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// consumed is how many messages group has marked (pms_analytics_kafka_consumed_total).
+func (s *analyticsStack) consumed(t *testing.T, group string) int {
+	t.Helper()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "pms_analytics_kafka_consumed_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "group" && l.GetValue() == group {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return int(n)
 }
 
 // waitFor polls the summary until cond holds, failing after a deadline.
@@ -191,15 +224,31 @@ func TestAnalyticsFromTopics(t *testing.T) {
 		// First half, then the consumer stops mid-stream and a new one takes over.
 		produceAnalytics(t, p, stream[:half])
 		stop := s.consume(t)
-		s.waitFor(t, "first half", func(sum analytics.Summary) bool { return sum.Lag == 0 && sum.Events.Patient+sum.Events.Billing > 0 })
+		// Stopped as soon as anything was folded: usually in the middle of the first half.
+		s.waitFor(t, "first fold", func(sum analytics.Summary) bool { return sum.Events.Patient+sum.Events.Billing+sum.Events.Audit > 0 })
 		stop()
 		produceAnalytics(t, p, stream[half:])
-		s.consume(t)
+		stop = s.consume(t)
 		got := s.waitFor(t, "whole stream", settled)
 		exact(t, got)
 		if got.LastEventAt == nil || !got.LastEventAt.Equal(at("2026-11-27", 5).AsTime()) {
 			t.Fatalf("lastEventAt = %v", got.LastEventAt)
 		}
+
+		// A consumer that died before committing anything: its successor reads every message
+		// again (a group with no offsets, on the same database). Nothing changes.
+		stop()
+		stopCrash := s.consumeAs(t, "crashed-before-commit")
+		deadline := time.Now().Add(60 * time.Second)
+		for s.consumed(t, "crashed-before-commit") < len(stream) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the successor consumed %d of %d messages", s.consumed(t, "crashed-before-commit"), len(stream))
+			}
+			time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+		}
+		exact(t, s.waitFor(t, "after redelivery", settled))
+		stopCrash()
+		s.consume(t)
 
 		// The whole stream again, as new messages: every one a repeat, nothing changes.
 		produceAnalytics(t, p, stream)
