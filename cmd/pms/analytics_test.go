@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,11 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/errs"
+	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
+	kafkatransport "github.com/pms/pms/transport/kafka"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 var analyticsAddrs = []string{"analytics/http", "analytics/grpc", "analytics/admin"}
@@ -108,7 +115,7 @@ func TestAnalyticsAll(t *testing.T) {
 			}
 
 			metrics := get(t, "http://"+a["analytics/admin"]+"/metrics")
-			for _, want := range []string{`pms_analytics_patients_total{change="registered"} 1`, `pms_analytics_events_total{topic="patient"} 1`,
+			for _, want := range []string{`pms_analytics_patients_total{change="registered"} 1`, `pms_analytics_events_total{topic="patient"} 1`, "pms_analytics_patients_live 1",
 				"pms_analytics_fold_latency_seconds_bucket", "pms_analytics_kafka_consumer_lag", "pms_analytics_lag 0"} {
 				if !strings.Contains(metrics, want) {
 					t.Errorf("/metrics lacks %q", want)
@@ -148,4 +155,55 @@ func get(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+func analyticsArgs(t testing.TB, dataDir, dbURL, brokers string, extra ...string) []string {
+	return append([]string{"analytics", jwksArg(), "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
+		"--kafka-brokers=" + brokers, "--data-dir=" + dataDir, "--database-url=" + dbURL, "--log-format=logfmt", "--log-level=info"}, extra...)
+}
+
+// TestAnalyticsAlone runs `pms analytics` by itself against a broker: it folds a patient
+// event it finds on the topic, answers analysts and refuses clinicians, and, restarted with
+// PMS_ANALYTICS_REBUILD=true on the same database, replays the topic into the same figures.
+func TestAnalyticsAlone(t *testing.T) {
+	for _, name := range databases(t) {
+		t.Run(name, func(t *testing.T) {
+			b := brokertest.Start(t)
+			brokertest.CreateTopics(t, b.Addr(), 3, analytics.Topics...)
+			p, err := sarama.NewSyncProducer([]string{b.Addr()}, kafkatransport.NewConfig("test"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			v, _ := proto.Marshal(&eventsv1.PatientEvent{EventId: "ev-1", EventType: analytics.PatientCreated, PatientId: "p1", OccurredAt: timestamppb.Now()})
+			if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: analytics.TopicPatient, Key: sarama.StringEncoder("p1"), Value: sarama.ByteEncoder(v)}); err != nil {
+				t.Fatal(err)
+			}
+			dataDir, dbURL := t.TempDir(), dbURLFor(t, name)
+			analyst := testIssuer.Token(t, "analyst-1", authz.RoleAnalyst)
+			a, stop := startPMS(t, analyticsAddrs, analyticsArgs(t, dataDir, dbURL, b.Addr())...)
+			base := "http://" + a["analytics/http"]
+			first := pollSummary(t, base, analyst, func(s analytics.Summary) bool { return s.Patients.Registered == 1 && s.Lag == 0 })
+			if resp, b := call(t, "GET", base+"/summary", testIssuer.Token(t, "c-1", authz.RoleClinician), ""); resp.StatusCode != 403 {
+				t.Fatalf("clinician: %d %s", resp.StatusCode, b)
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("graceful stop: %v", err)
+			}
+
+			t.Setenv("PMS_ANALYTICS_REBUILD", "true")
+			var logs bytes.Buffer
+			a, stop = startPMSLogs(t, analyticsAddrs, &logs, analyticsArgs(t, dataDir, dbURL, b.Addr())...)
+			again := pollSummary(t, "http://"+a["analytics/http"], analyst, func(s analytics.Summary) bool { return s.Patients.Registered == 1 && s.Lag == 0 })
+			if again.Patients != first.Patients || again.Events != first.Events || !again.LastEventAt.Equal(*first.LastEventAt) {
+				t.Fatalf("rebuilt %+v, want %+v", again, first)
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("graceful stop: %v", err)
+			}
+			if !strings.Contains(logs.String(), "replaying the event topics") || !strings.Contains(logs.String(), "rebuild=true") {
+				t.Fatalf("no rebuild in the logs:\n%s", logs.String())
+			}
+		})
+	}
 }

@@ -14,7 +14,7 @@ type Metrics struct {
 	latency *prometheus.HistogramVec
 	source  func(ctx context.Context) (Summary, error)
 
-	patients, invoices, invoiced, paid, access, events, last, lag, up *prometheus.Desc
+	patients, live, invoices, invoiced, paid, access, events, last, lag, up *prometheus.Desc
 }
 
 // NewMetrics registers the analytics metrics on reg; source reads the figures (the service's
@@ -31,6 +31,7 @@ func NewMetrics(reg prometheus.Registerer, source func(ctx context.Context) (Sum
 		}, []string{"topic"}),
 		source:   source,
 		patients: d("patients_total", "Patient events folded, by change (registered, updated, deleted).", "change"),
+		live:     d("patients_live", "Patients registered and not deleted."),
 		invoices: d("invoices_total", "Invoice events folded, by event (issued, paid, voided).", "event"),
 		invoiced: d("amount_invoiced", "Subtotals of issued invoices minus those voided, in minor units, by currency.", "currency"),
 		paid:     d("amount_paid_total", "Payments recorded, in minor units, by currency.", "currency"),
@@ -54,7 +55,7 @@ func (m *Metrics) Folded(ev Event, at time.Time) {
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.patients, m.invoices, m.invoiced, m.paid, m.access, m.events, m.last, m.lag, m.up} {
+	for _, d := range []*prometheus.Desc{m.patients, m.live, m.invoices, m.invoiced, m.paid, m.access, m.events, m.last, m.lag, m.up} {
 		ch <- d
 	}
 }
@@ -75,6 +76,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	c(m.patients, prometheus.CounterValue, s.Patients.Registered, "registered")
 	c(m.patients, prometheus.CounterValue, s.Patients.Updated, "updated")
 	c(m.patients, prometheus.CounterValue, s.Patients.Deleted, "deleted")
+	c(m.live, prometheus.GaugeValue, s.Patients.Live)
 	c(m.invoices, prometheus.CounterValue, s.Invoices.Issued, "issued")
 	c(m.invoices, prometheus.CounterValue, s.Invoices.Paid, "paid")
 	c(m.invoices, prometheus.CounterValue, s.Invoices.Voided, "voided")
