@@ -12,6 +12,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/analytics"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/observe"
@@ -73,11 +74,12 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 	marks := kafkatransport.NewWatermarks(kafka.brokers, kafkatransport.NewConfig("pms-analytics-lag"))
 	m.closers.add(func(context.Context) error { return marks.Close() })
 
+	writer := audit.NewWriter(d, audit.Options{Table: analytics.AuditTable, Service: "analytics", Registerer: reg, Logger: logger})
+	m.closers.add(writer.Close)
+
 	var svc *analytics.Analytics
-	metrics := analytics.NewMetrics(reg, func(ctx context.Context) (analytics.Summary, error) {
-		return svc.GetSummary(ctx, analytics.SummaryQuery{})
-	})
-	svc = analytics.NewService(analytics.NewStore(d), analytics.Options{Watermarks: marks.Get, Folded: metrics.Folded, Logger: logger})
+	metrics := analytics.NewMetrics(reg, func(ctx context.Context) (analytics.Summary, error) { return svc.MetricsSource(ctx) })
+	svc = analytics.NewService(analytics.NewStore(d), analytics.Options{Watermarks: marks.Get, Folded: metrics.Folded, Audit: writer, Logger: logger})
 	gen, fresh, err := svc.Generation(ctx)
 	if err == nil && c.rebuild {
 		gen, err = svc.Reset(ctx)
@@ -92,7 +94,7 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 		_ = level.Info(logger).Log("msg", "replaying the event topics from the earliest offset", "group", group, "rebuild", c.rebuild)
 	}
 	set := analytics.NewEndpoints(svc, analytics.EndpointOptions{
-		Guard:  authz.NewGuard(s.verifier(), analytics.Roles, nil),
+		Guard:  authz.NewGuard(s.verifier(), analytics.Roles, analytics.DeniedAuditor(writer)),
 		Logger: logger, Metrics: observe.NewRequestMetrics(reg, "analytics"), DefaultLimit: s.limit,
 	})
 

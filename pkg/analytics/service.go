@@ -7,8 +7,23 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
 )
+
+// AuditTable is analytics' audit table.
+const AuditTable = "audit_log"
+
+// ActionReadSummary is the audit action of GET /summary (allowed or refused).
+const ActionReadSummary = "read_summary"
+
+// AuditLog is where the service writes its audit entries; Append returns once the entry is
+// durably stored (pkg/platform/audit.Writer).
+type AuditLog interface {
+	Append(ctx context.Context, e audit.Entry) error
+}
 
 // Service serves the figures (the endpoint set implements it too, over any wire).
 type Service interface {
@@ -34,6 +49,9 @@ type Options struct {
 	// LagTTL is how long a measured lag is reused (default 1 s), so a busy /summary does not
 	// ask the brokers on every call.
 	LagTTL time.Duration
+	// Audit, when set, records every summary read (success or rejected) before it is
+	// answered; refusals are recorded by the guard's DeniedAuditor.
+	Audit AuditLog
 	// Folded learns of every newly folded event (metrics).
 	Folded func(ev Event, at time.Time)
 	Logger log.Logger
@@ -97,8 +115,40 @@ func ValidateQuery(q SummaryQuery) error {
 	return f.Err()
 }
 
-// GetSummary implements Service.
+// GetSummary implements Service. With an audit log, a summary is answered only once its read
+// was audited.
 func (a *Analytics) GetSummary(ctx context.Context, q SummaryQuery) (Summary, error) {
+	s, err := a.summary(ctx, q)
+	if a.o.Audit != nil {
+		actor, role := authz.Actor(ctx)
+		outcome := audit.OutcomeSuccess
+		switch {
+		case errs.KindOf(err) == errs.InvalidArgument:
+			outcome = audit.OutcomeRejected
+		case err != nil:
+			outcome = audit.OutcomeError
+		}
+		aerr := a.o.Audit.Append(ctx, audit.Entry{Actor: actor, Role: role, Action: ActionReadSummary, Outcome: outcome,
+			RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx)})
+		if aerr != nil && err == nil {
+			return Summary{}, aerr
+		}
+	}
+	return s, err
+}
+
+// DeniedAuditor returns the guard's hook that audits refused summary reads as "denied".
+func DeniedAuditor(log AuditLog) authz.DeniedFunc {
+	return audit.Denied(log, map[string]string{MethodGetSummary: ActionReadSummary}, nil)
+}
+
+// MetricsSource is the figures for the metrics collector: unaudited (a scrape is not a read
+// by anyone), never the lag's broker round trip more than once a second.
+func (a *Analytics) MetricsSource(ctx context.Context) (Summary, error) {
+	return a.summary(ctx, SummaryQuery{})
+}
+
+func (a *Analytics) summary(ctx context.Context, q SummaryQuery) (Summary, error) {
 	if err := ValidateQuery(q); err != nil {
 		return Summary{}, err
 	}

@@ -69,7 +69,27 @@ CREATE TABLE processed_events (
     PRIMARY KEY (consumer, event_id)
 );
 
+-- audit_log is analytics' own hash-chained audit log (pkg/platform/audit): who read the
+-- figures, and who was refused. A rebuild leaves it alone.
+CREATE TABLE audit_log (
+    seq            BIGINT PRIMARY KEY,
+    id             TEXT NOT NULL UNIQUE,
+    at             TIMESTAMPTZ NOT NULL,
+    actor          TEXT NOT NULL,
+    role           TEXT NOT NULL,
+    action         TEXT NOT NULL,
+    subject_id     TEXT NOT NULL,
+    outcome        TEXT NOT NULL,
+    request_id     TEXT NOT NULL,
+    client_address TEXT NOT NULL,
+    prev_hash      TEXT NOT NULL,
+    hash           TEXT NOT NULL
+);
+CREATE INDEX audit_log_actor ON audit_log (actor, seq);
+CREATE INDEX audit_log_at ON audit_log (at);
+
 -- +goose Down
+DROP TABLE audit_log;
 DROP TABLE processed_events;
 DROP TABLE offsets;
 DROP TABLE issued_invoices;
