@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/go-kit/log"
@@ -11,6 +12,7 @@ import (
 	"github.com/pms/pms/pkg/platform/errs"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // AnalyticsTopics are the topics the analytics service reads (created when missing, so it
@@ -65,18 +67,14 @@ func DecodeAnalyticsEvent(_ context.Context, msg *sarama.ConsumerMessage) (any, 
 			return nil, bad(err)
 		}
 		ev.ID, ev.Type = pe.GetEventId(), pe.GetEventType()
-		if pe.GetOccurredAt() != nil {
-			ev.OccurredAt = pe.GetOccurredAt().AsTime()
-		}
+		ev.OccurredAt = instant(pe.GetOccurredAt())
 	case analytics.TopicBilling:
 		var be eventsv1.BillingEvent
 		if err := proto.Unmarshal(msg.Value, &be); err != nil {
 			return nil, bad(err)
 		}
 		ev.ID, ev.Type = be.GetEventId(), be.GetEventType()
-		if be.GetOccurredAt() != nil {
-			ev.OccurredAt = be.GetOccurredAt().AsTime()
-		}
+		ev.OccurredAt = instant(be.GetOccurredAt())
 		ev.InvoiceID, ev.Currency, ev.Subtotal, ev.Amount = be.GetInvoiceId(), be.GetCurrency(), be.GetSubtotal(), be.GetAmount()
 	case analytics.TopicAudit:
 		var ae eventsv1.AuditEvent
@@ -84,9 +82,7 @@ func DecodeAnalyticsEvent(_ context.Context, msg *sarama.ConsumerMessage) (any, 
 			return nil, bad(err)
 		}
 		ev.ID, ev.Type, ev.Action, ev.Outcome = ae.GetEventId(), "AUDIT_ENTRY", ae.GetAction(), ae.GetOutcome()
-		if ae.GetAt() != nil {
-			ev.OccurredAt = ae.GetAt().AsTime()
-		}
+		ev.OccurredAt = instant(ae.GetAt())
 	default:
 		return nil, errs.Newf(errs.InvalidArgument, "analytics does not read topic %q", msg.Topic)
 	}
@@ -102,7 +98,7 @@ func DecodeAnalyticsEvent(_ context.Context, msg *sarama.ConsumerMessage) (any, 
 			ev.ID = fmt.Sprintf("kafka:%s/%d/%d", msg.Topic, msg.Partition, msg.Offset)
 		}
 	}
-	if ev.OccurredAt.IsZero() && !msg.Timestamp.IsZero() && msg.Timestamp.Unix() > 0 {
+	if y := msg.Timestamp.Year(); ev.OccurredAt.IsZero() && msg.Timestamp.Unix() > 0 && y <= 9999 {
 		ev.OccurredAt = msg.Timestamp
 	}
 	if len(ev.ID) > 200 {
@@ -110,6 +106,15 @@ func DecodeAnalyticsEvent(_ context.Context, msg *sarama.ConsumerMessage) (any, 
 	}
 	ev.OccurredAt = ev.OccurredAt.UTC()
 	return ev, nil
+}
+
+// instant is ts as a time, or the zero time when ts is absent or outside what a Timestamp
+// may hold (years 1 to 9999): the decoder then falls back to the message's timestamp.
+func instant(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil || !ts.IsValid() {
+		return time.Time{}
+	}
+	return ts.AsTime()
 }
 
 // Watermarks asks the brokers for the ends of partitions (for the analytics lag) over one
