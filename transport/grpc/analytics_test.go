@@ -27,12 +27,12 @@ func (f summaryFunc) GetSummary(ctx context.Context, q analytics.SummaryQuery) (
 func TestAnalyticsRoundTrip(t *testing.T) {
 	last := time.Date(2026, 11, 25, 10, 0, 0, 123000, time.UTC)
 	full := analytics.Summary{
-		Patients: analytics.Patients{Registered: 3, Updated: 1, Deleted: 1, Live: 2},
-		Days:     []analytics.Day{{Day: "2026-11-25", Registered: 3, Updated: 1, Deleted: 1, InvoicesIssued: 2}},
-		Invoices: analytics.Invoices{Issued: 2, Paid: 1, Voided: 1},
-		Amounts:  []analytics.Amount{{Currency: "USD", Invoiced: 100, Paid: 50}},
-		Access:   analytics.AccessFigs{Reads: 5, Changes: 4, Denied: 1},
-		Events:   analytics.EventFigs{Patient: 5, Billing: 4, Audit: 10},
+		Patients:    analytics.Patients{Registered: 3, Updated: 1, Deleted: 1, Live: 2},
+		Days:        []analytics.Day{{Day: "2026-11-25", Registered: 3, Updated: 1, Deleted: 1, InvoicesIssued: 2}},
+		Invoices:    analytics.Invoices{Issued: 2, Paid: 1, Voided: 1},
+		Amounts:     []analytics.Amount{{Currency: "USD", Invoiced: 100, Paid: 50}},
+		Access:      analytics.AccessFigs{Reads: 5, Changes: 4, Denied: 1},
+		Events:      analytics.EventFigs{Patient: 5, Billing: 4, Audit: 10},
 		LastEventAt: &last, Lag: 7,
 	}
 	empty := analytics.Summary{Days: []analytics.Day{}, Amounts: []analytics.Amount{}}
