@@ -12,7 +12,8 @@ import (
 	"github.com/pms/pms/pkg/platform/modules"
 )
 
-// runAll is `pms all`: every service that exists, in one process, in dependency order.
+// runAll is `pms all`: every service that exists, in one process, in dependency order
+// (analytics last).
 func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	f := newFlags("all", stderr)
 	var cm common
@@ -20,11 +21,13 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var pc patientConfig
 	var bc billingConfig
 	var gc gatewayConfig
+	var nc analyticsConfig
 	cm.register(f)
 	ac.register(f, "auth-")
 	pc.register(f, "patient-")
 	bc.register(f, "billing-")
 	gc.register(f, "gateway-")
+	nc.register(f, "analytics-")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -84,9 +87,18 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 			}
 			return p, err
 		})
-		add("gateway", []string{"auth", "billing", "patient"}, func(ctx context.Context) (*module, error) {
+		// Analytics only reads the event topics; readiness never waits for its consumer group.
+		add("analytics", []string{"broker", "auth"}, func(ctx context.Context) (*module, error) {
+			n, err := buildAnalytics(ctx, s, nc)
+			if err == nil {
+				byName["analytics"] = n
+			}
+			return n, err
+		})
+		add("gateway", []string{"auth", "billing", "patient", "analytics"}, func(ctx context.Context) (*module, error) {
 			// The gateway dials every service at the address its listener bound.
 			gc.authAddr, gc.billingAddr, gc.patientAddr = byName["auth"].grpcAddr, byName["billing"].grpcAddr, byName["patient"].grpcAddr
+			gc.analyticsAddr = byName["analytics"].grpcAddr
 			return buildGateway(ctx, s, gc)
 		})
 		if keysErr != nil {
@@ -129,10 +141,12 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var ac authConfig
 	var pc patientConfig
 	var bc billingConfig
+	var nc analyticsConfig
 	cm.register(f)
 	ac.registerStorage(f)
 	pc.register(f, "patient-")
 	bc.register(f, "billing-")
+	nc.register(f, "analytics-")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -158,6 +172,12 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer bd.Close()
 	fmt.Fprintf(stdout, "billing: migrated (%s)\n", dialectName(bd))
+	nd, err := openAnalyticsDB(ctx, s, nc)
+	if err != nil {
+		return err
+	}
+	defer nd.Close()
+	fmt.Fprintf(stdout, "analytics: migrated (%s)\n", dialectName(nd))
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 type gatewayConfig struct {
 	httpAddr, adminAddr                string
 	patientAddr, billingAddr, authAddr string
+	analyticsAddr                      string
 	clientRate, clientBurst, timeout   string
 	corsOrigins, corsCredentials       string
 }
@@ -37,6 +38,7 @@ func (c *gatewayConfig) register(f *flags, prefix string) {
 		f.String(&c.patientAddr, "patient-addr", "127.0.0.1:9000", "patient gRPC address", "PMS_PATIENT_GRPC_ADDR")
 		f.String(&c.billingAddr, "billing-addr", "127.0.0.1:9001", "billing gRPC address", "PMS_BILLING_GRPC_ADDR")
 		f.String(&c.authAddr, "auth-addr", "127.0.0.1:9005", "auth gRPC address", "PMS_AUTH_GRPC_ADDR")
+		f.String(&c.analyticsAddr, "analytics-addr", "127.0.0.1:9002", "analytics gRPC address", "PMS_ANALYTICS_GRPC_ADDR")
 	}
 }
 
@@ -72,7 +74,8 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 	reg := observe.NewRegistry()
 	gw, err := gateway.New(gateway.Config{
 		PatientAddr: dialTarget(c.patientAddr), BillingAddr: dialTarget(c.billingAddr), AuthAddr: dialTarget(c.authAddr),
-		Verifier: s.verifier(), Logger: logger, Registerer: reg, TrustedProxies: s.trustedProxies,
+		AnalyticsAddr: dialTarget(c.analyticsAddr),
+		Verifier:      s.verifier(), Logger: logger, Registerer: reg, TrustedProxies: s.trustedProxies,
 		ClientLimit: ratelimit.Config{Rate: rate, Burst: burst}, Timeout: timeout,
 		CORS: gateway.CORS{AllowedOrigins: origins, AllowCredentials: creds},
 	})

@@ -56,6 +56,13 @@ func TestGatewayJourney(t *testing.T) {
 			if resp, _ := call(t, "GET", gw+"/api/patients", "", ""); resp.StatusCode != 401 {
 				t.Fatalf("list without token: %d", resp.StatusCode)
 			}
+			// Analytics is mounted under /api/analytics.
+			if resp, b := call(t, "GET", gw+"/api/analytics/summary", tok, ""); resp.StatusCode != 200 || !strings.Contains(string(b), `"patients"`) {
+				t.Fatalf("analytics summary through the gateway: %d %s", resp.StatusCode, b)
+			}
+			if resp, _ := call(t, "GET", gw+"/api/analytics/summary?from=nope", tok, ""); resp.StatusCode != 400 {
+				t.Fatalf("bad summary query through the gateway: %d", resp.StatusCode)
+			}
 
 			// Create, read, list, search, page.
 			reqID := "0123456789abcdef0123456789abcdef"

@@ -26,7 +26,7 @@ import (
 )
 
 // allAddrs are the listeners `pms all` binds: the broker and every service's three.
-var allAddrs = append([]string{"broker/kafka", "gateway/http", "gateway/admin"}, append(append(append([]string{}, authAddrs...), patientAddrs...), billingAddrs...)...)
+var allAddrs = append([]string{"broker/kafka", "gateway/http", "gateway/admin"}, append(append(append(append([]string{}, authAddrs...), patientAddrs...), billingAddrs...), analyticsAddrs...)...)
 
 // allAdminEmail is the bootstrap admin of every `pms all` test (password adminPassword).
 const allAdminEmail = "admin@example.org"
@@ -39,7 +39,9 @@ func allArgs(t testing.TB, dbURL string, extra ...string) []string {
 	return append([]string{"all", "--kafka-addr=127.0.0.1:0", "--auth-http-addr=127.0.0.1:0", "--auth-grpc-addr=127.0.0.1:0",
 		"--auth-admin-addr=127.0.0.1:0", "--bootstrap-admin-email=" + allAdminEmail, "--patient-http-addr=127.0.0.1:0", "--patient-grpc-addr=127.0.0.1:0",
 		"--patient-admin-addr=127.0.0.1:0", "--billing-http-addr=127.0.0.1:0", "--billing-grpc-addr=127.0.0.1:0",
-		"--billing-admin-addr=127.0.0.1:0", "--gateway-http-addr=127.0.0.1:0", "--gateway-admin-addr=127.0.0.1:0", "--data-dir=" + t.TempDir(), "--database-url=" + dbURL,
+		"--billing-admin-addr=127.0.0.1:0", "--gateway-http-addr=127.0.0.1:0", "--gateway-admin-addr=127.0.0.1:0",
+		"--analytics-http-addr=127.0.0.1:0", "--analytics-grpc-addr=127.0.0.1:0",
+		"--analytics-admin-addr=127.0.0.1:0", "--data-dir=" + t.TempDir(), "--database-url=" + dbURL,
 		"--log-format=logfmt", "--log-level=warn", "--shutdown-timeout=20s"}, extra...)
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
@@ -60,6 +61,8 @@ var roleMatrix = []routeRule{
 	{"billing", "POST", "/invoices/{newInvoice}/issue", "", []string{authz.RoleBilling}},
 	{"billing", "POST", "/invoices/{openInvoice}/payments", `{"amount":1,"method":"cash"}`, []string{authz.RoleBilling}},
 	{"billing", "POST", "/invoices/{newInvoice}/void", "", []string{authz.RoleBilling}},
+	// analytics
+	{"analytics", "GET", "/summary", "", []string{authz.RoleAnalyst}},
 }
 
 // grpcOnly counts, per service, the endpoints with no REST route (checked over gRPC elsewhere).
@@ -144,7 +147,7 @@ func (w *world) fill(s string) string {
 func TestRoleMatrix(t *testing.T) {
 	a, _ := startPMS(t, allAddrs, allArgs(t, "", "--rate-limit=0")...)
 	w := &world{t: t, base: map[string]string{"auth": "http://" + a["auth/http"], "patient": "http://" + a["patient/http"],
-		"billing": "http://" + a["billing/http"]}, tokens: map[string]string{}}
+		"billing": "http://" + a["billing/http"], "analytics": "http://" + a["analytics/http"]}, tokens: map[string]string{}}
 	w.tokens[authz.RoleAdmin] = allToken(t, a)
 	for _, role := range authz.Roles[1:] {
 		w.createAsAdmin("auth", "/users", `{"email":"`+role+`@example.org","password":"`+matrixPassword+`","role":"`+role+`"}`)
@@ -181,7 +184,8 @@ func TestRoleMatrix(t *testing.T) {
 		})
 	}
 	// Every endpoint of every service has its route in the matrix (one route per method).
-	methods := map[string]int{"auth": len(auth.Methods), "patient": len(patient.Methods), "billing": len(billing.Methods) - grpcOnly["billing"]}
+	methods := map[string]int{"auth": len(auth.Methods), "patient": len(patient.Methods), "billing": len(billing.Methods) - grpcOnly["billing"],
+		"analytics": len(analytics.Methods)}
 	rows := map[string]int{}
 	for _, r := range roleMatrix {
 		rows[r.service]++

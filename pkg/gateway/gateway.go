@@ -18,6 +18,7 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/gateway/openapi"
@@ -51,8 +52,8 @@ var DefaultClientLimit = ratelimit.Config{Rate: 100, Burst: 200}
 
 // Config configures a Gateway.
 type Config struct {
-	// PatientAddr, BillingAddr and AuthAddr are the upstreams' gRPC addresses.
-	PatientAddr, BillingAddr, AuthAddr string
+	// PatientAddr, BillingAddr, AuthAddr and AnalyticsAddr are the upstreams' gRPC addresses.
+	PatientAddr, BillingAddr, AuthAddr, AnalyticsAddr string
 	// Verifier checks tokens (keys from the auth service's JWKS). Required.
 	Verifier *authz.Verifier
 	Logger   log.Logger
@@ -122,7 +123,8 @@ var (
 		}
 		return t
 	}()
-	authRoles = authz.RoleTable{
+	analyticsRoles = authz.RoleTable{analytics.MethodGetSummary: {authz.Authenticated}}
+	authRoles      = authz.RoleTable{
 		auth.MethodLogin: {authz.Public}, auth.MethodRefresh: {authz.Public}, auth.MethodLogout: {authz.Public},
 		auth.MethodJWKS: {authz.Public}, auth.MethodValidate: {authz.Authenticated},
 		auth.MethodCreateUser: {authz.RoleAdmin}, auth.MethodListUsers: {authz.RoleAdmin},
@@ -135,8 +137,9 @@ var (
 var (
 	patientReads = set(patient.MethodGet, patient.MethodList, patient.MethodHistory, patient.MethodAudit,
 		patient.MethodBillingAccount, patient.MethodInvoices)
-	billingReads = set(billing.MethodGetAccount, billing.MethodListAccounts, billing.MethodGetInvoice, billing.MethodListInvoices)
-	authReads    = set(auth.MethodValidate, auth.MethodJWKS, auth.MethodListUsers, auth.MethodGetUser, auth.MethodAudit)
+	billingReads   = set(billing.MethodGetAccount, billing.MethodListAccounts, billing.MethodGetInvoice, billing.MethodListInvoices)
+	analyticsReads = set(analytics.MethodGetSummary)
+	authReads      = set(auth.MethodValidate, auth.MethodJWKS, auth.MethodListUsers, auth.MethodGetUser, auth.MethodAudit)
 )
 
 func set(ms ...string) map[string]bool {
@@ -202,6 +205,11 @@ func New(c Config) (*Gateway, error) {
 		_ = g.Close()
 		return nil, err
 	}
+	analyticsConn, err := b.dial(c.AnalyticsAddr)
+	if err != nil {
+		_ = g.Close()
+		return nil, err
+	}
 	var mounts []mount
 
 	pu := b.upstream("patient", patientRoles, patientReads)
@@ -250,6 +258,12 @@ func New(c Config) (*Gateway, error) {
 		mounts = append(mounts, mount{p, aph, apr})
 	}
 	mounts = append(mounts, mount{"/api/users", auh, aur})
+
+	nu := b.upstream("analytics", analyticsRoles, analyticsReads)
+	ns := grpctransport.NewAnalyticsClient(analyticsConn)
+	ns = analytics.Set{GetSummaryEndpoint: b.wrap(nu, analytics.MethodGetSummary, ns.GetSummaryEndpoint)}
+	nh, nr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAnalyticsHandler(ns, o) }, "/api/analytics")
+	mounts = append(mounts, mount{"/api/analytics", nh, nr})
 
 	g.routes = servedRoutes(mounts)
 	g.handler = c.CORS.wrap(dispatch(mounts, openapi.Handler(), b.options("")))

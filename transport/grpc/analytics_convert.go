@@ -1,0 +1,64 @@
+package grpctransport
+
+import (
+	"time"
+
+	"github.com/pms/pms/pkg/analytics"
+	analyticsv1 "github.com/pms/pms/proto/pms/analytics/v1"
+)
+
+func summaryQueryToPB(q analytics.SummaryQuery) *analyticsv1.GetSummaryRequest {
+	return &analyticsv1.GetSummaryRequest{From: q.From, To: q.To}
+}
+
+func summaryQueryFromPB(r *analyticsv1.GetSummaryRequest) analytics.SummaryQuery {
+	return analytics.SummaryQuery{From: r.GetFrom(), To: r.GetTo()}
+}
+
+func summaryToPB(s analytics.Summary) *analyticsv1.Summary {
+	out := &analyticsv1.Summary{
+		Patients: &analyticsv1.Patients{Registered: s.Patients.Registered, Updated: s.Patients.Updated, Deleted: s.Patients.Deleted, Live: s.Patients.Live},
+		Days: mapSlice(s.Days, func(d analytics.Day) *analyticsv1.Day {
+			return &analyticsv1.Day{Day: d.Day, Registered: d.Registered, Updated: d.Updated, Deleted: d.Deleted, InvoicesIssued: d.InvoicesIssued}
+		}),
+		Invoices: &analyticsv1.Invoices{Issued: s.Invoices.Issued, Paid: s.Invoices.Paid, Voided: s.Invoices.Voided},
+		Amounts: mapSlice(s.Amounts, func(a analytics.Amount) *analyticsv1.Amount {
+			return &analyticsv1.Amount{Currency: a.Currency, Invoiced: a.Invoiced, Paid: a.Paid}
+		}),
+		Access: &analyticsv1.Access{Reads: s.Access.Reads, Changes: s.Access.Changes, Denied: s.Access.Denied},
+		Events: &analyticsv1.Events{Patient: s.Events.Patient, Billing: s.Events.Billing, Audit: s.Events.Audit},
+		Lag:    s.Lag,
+	}
+	if s.LastEventAt != nil {
+		out.LastEventAt = toTimestamp(*s.LastEventAt)
+	}
+	return out
+}
+
+func summaryFromPB(s *analyticsv1.Summary) analytics.Summary {
+	out := analytics.Summary{
+		Patients: analytics.Patients{Registered: s.GetPatients().GetRegistered(), Updated: s.GetPatients().GetUpdated(),
+			Deleted: s.GetPatients().GetDeleted(), Live: s.GetPatients().GetLive()},
+		Days: mapSlice(s.GetDays(), func(d *analyticsv1.Day) analytics.Day {
+			return analytics.Day{Day: d.GetDay(), Registered: d.GetRegistered(), Updated: d.GetUpdated(), Deleted: d.GetDeleted(), InvoicesIssued: d.GetInvoicesIssued()}
+		}),
+		Invoices: analytics.Invoices{Issued: s.GetInvoices().GetIssued(), Paid: s.GetInvoices().GetPaid(), Voided: s.GetInvoices().GetVoided()},
+		Amounts: mapSlice(s.GetAmounts(), func(a *analyticsv1.Amount) analytics.Amount {
+			return analytics.Amount{Currency: a.GetCurrency(), Invoiced: a.GetInvoiced(), Paid: a.GetPaid()}
+		}),
+		Access: analytics.AccessFigs{Reads: s.GetAccess().GetReads(), Changes: s.GetAccess().GetChanges(), Denied: s.GetAccess().GetDenied()},
+		Events: analytics.EventFigs{Patient: s.GetEvents().GetPatient(), Billing: s.GetEvents().GetBilling(), Audit: s.GetEvents().GetAudit()},
+		Lag:    s.GetLag(),
+	}
+	if out.Days == nil {
+		out.Days = []analytics.Day{}
+	}
+	if out.Amounts == nil {
+		out.Amounts = []analytics.Amount{}
+	}
+	if s.GetLastEventAt() != nil {
+		t := fromTimestamp(s.GetLastEventAt()).In(time.UTC)
+		out.LastEventAt = &t
+	}
+	return out
+}

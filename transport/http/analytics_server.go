@@ -1,0 +1,30 @@
+package httptransport
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/pms/pms/pkg/analytics"
+)
+
+// NewAnalyticsHandler serves the analytics API of API.md ("Analytics") from the endpoint set,
+// under o.Prefix (the gateway mounts it under /api/analytics), behind Wrap.
+func NewAnalyticsHandler(set analytics.Set, o Options) http.Handler {
+	r := NewRouter()
+	Handle(r, o, http.MethodGet, "/summary", set.GetSummaryEndpoint, decodeSummaryQuery, encodeOK[analytics.Summary])
+	return Wrap(r, o)
+}
+
+// decodeSummaryQuery reads GET /summary?from=&to= (days; the service checks them, so gRPC
+// callers get the same answer).
+func decodeSummaryQuery(_ context.Context, r *http.Request) (analytics.SummaryQuery, error) {
+	q, err := ParseQuery(r, "from", "to")
+	if err != nil {
+		return analytics.SummaryQuery{}, err
+	}
+	sq := analytics.SummaryQuery{From: q.Get("from"), To: q.Get("to")}
+	if err := analytics.ValidateQuery(sq); err != nil {
+		return sq, err
+	}
+	return sq, q.Err()
+}

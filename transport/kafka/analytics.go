@@ -1,0 +1,203 @@
+package kafkatransport
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/go-kit/log"
+	"github.com/pms/pms/pkg/analytics"
+	"github.com/pms/pms/pkg/platform/errs"
+	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// AnalyticsTopics are the topics the analytics service reads (created when missing, so it
+// may start before the services that write them) and their dead-letter topics.
+func AnalyticsTopics(partitions int32, replication int16) []Topic {
+	names := append([]string{}, analytics.Topics...)
+	for _, t := range analytics.Topics {
+		names = append(names, t+DLQSuffix)
+	}
+	return topicsOf(partitions, replication, names...)
+}
+
+// AnalyticsOptions configure the analytics event subscriber.
+type AnalyticsOptions struct {
+	// Producer writes dead letters (an undecodable event); nil logs and skips them.
+	Producer sarama.SyncProducer
+	Metrics  *Metrics
+	Group    string
+	Logger   log.Logger
+}
+
+// NewAnalyticsSubscriber serves f from the patient, billing and audit topics: each message is
+// decoded into an analytics.Event and folded as the service itself (svc:analytics).
+func NewAnalyticsSubscriber(f analytics.Folder, o AnalyticsOptions) *Subscriber {
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	opts := []SubscriberOption{
+		SubscriberBefore(RequestIDToContext, AsService("analytics")),
+		SubscriberMetrics(o.Metrics, o.Group),
+		SubscriberLogger(o.Logger),
+	}
+	if o.Producer != nil {
+		opts = append(opts, SubscriberDeadLetter(o.Producer))
+	}
+	return NewSubscriber(analytics.FoldEndpoint(f), DecodeAnalyticsEvent, nil, opts...)
+}
+
+// DecodeAnalyticsEvent turns a message of the patient, billing or audit topic into an
+// analytics.Event. The event id is the value's event_id, else the event-id header, else the
+// message's place (topic/partition/offset, the same on every replay). occurred_at falls back
+// to the message's timestamp. A value that is not the topic's event is a poison message.
+func DecodeAnalyticsEvent(_ context.Context, msg *sarama.ConsumerMessage) (any, error) {
+	ev := analytics.Event{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset}
+	bad := func(err error) error {
+		return errs.Wrap(errs.InvalidArgument, "the message is not a valid "+msg.Topic+" event", err)
+	}
+	switch msg.Topic {
+	case analytics.TopicPatient:
+		var pe eventsv1.PatientEvent
+		if err := proto.Unmarshal(msg.Value, &pe); err != nil {
+			return nil, bad(err)
+		}
+		ev.ID, ev.Type = pe.GetEventId(), pe.GetEventType()
+		ev.OccurredAt = instant(pe.GetOccurredAt())
+	case analytics.TopicBilling:
+		var be eventsv1.BillingEvent
+		if err := proto.Unmarshal(msg.Value, &be); err != nil {
+			return nil, bad(err)
+		}
+		ev.ID, ev.Type = be.GetEventId(), be.GetEventType()
+		ev.OccurredAt = instant(be.GetOccurredAt())
+		ev.InvoiceID, ev.Currency, ev.Subtotal, ev.Amount = be.GetInvoiceId(), be.GetCurrency(), be.GetSubtotal(), be.GetAmount()
+	case analytics.TopicAudit:
+		var ae eventsv1.AuditEvent
+		if err := proto.Unmarshal(msg.Value, &ae); err != nil {
+			return nil, bad(err)
+		}
+		ev.ID, ev.Type, ev.Action, ev.Outcome = ae.GetEventId(), "AUDIT_ENTRY", ae.GetAction(), ae.GetOutcome()
+		ev.OccurredAt = instant(ae.GetAt())
+	default:
+		return nil, errs.Newf(errs.InvalidArgument, "analytics does not read topic %q", msg.Topic)
+	}
+	if ev.Type == "" {
+		if t, ok := Header(msg, HeaderEventType); ok {
+			ev.Type = t
+		}
+	}
+	if ev.ID == "" {
+		if id, ok := Header(msg, HeaderEventID); ok && id != "" {
+			ev.ID = id
+		} else {
+			ev.ID = fmt.Sprintf("kafka:%s/%d/%d", msg.Topic, msg.Partition, msg.Offset)
+		}
+	}
+	if y := msg.Timestamp.Year(); ev.OccurredAt.IsZero() && msg.Timestamp.Unix() > 0 && y <= 9999 {
+		ev.OccurredAt = msg.Timestamp
+	}
+	if len(ev.ID) > 200 {
+		return nil, errs.Invalid(map[string]string{"event_id": "must be at most 200 characters"})
+	}
+	ev.OccurredAt = ev.OccurredAt.UTC()
+	return ev, nil
+}
+
+// instant is ts as a time, or the zero time when ts is absent or outside what a Timestamp
+// may hold (years 1 to 9999): the decoder then falls back to the message's timestamp.
+func instant(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil || !ts.IsValid() {
+		return time.Time{}
+	}
+	return ts.AsTime()
+}
+
+// Watermarks asks the brokers for the ends of partitions (for the analytics lag) over one
+// client it keeps between calls (and replaces after an error).
+type Watermarks struct {
+	brokers []string
+	cfg     *sarama.Config
+	mu      sync.Mutex
+	client  sarama.Client
+}
+
+// NewWatermarks returns a Watermarks on brokers; Close releases its client.
+func NewWatermarks(brokers []string, cfg *sarama.Config) *Watermarks {
+	return &Watermarks{brokers: brokers, cfg: cfg}
+}
+
+// Get implements analytics.WatermarksFunc. sarama takes no context, so ctx only bounds the
+// wait; a call still running when ctx ends finishes on its own.
+func (w *Watermarks) Get(ctx context.Context, topics []string) (map[analytics.Partition]analytics.Watermarks, error) {
+	type result struct {
+		m   map[analytics.Partition]analytics.Watermarks
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		m, err := w.get(topics)
+		done <- result{m, err}
+	}()
+	select {
+	case r := <-done:
+		return r.m, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (w *Watermarks) get(topics []string) (map[analytics.Partition]analytics.Watermarks, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.client == nil {
+		c, err := sarama.NewClient(w.brokers, w.cfg)
+		if err != nil {
+			return nil, err
+		}
+		w.client = c
+	}
+	out := map[analytics.Partition]analytics.Watermarks{}
+	fail := func(err error) (map[analytics.Partition]analytics.Watermarks, error) {
+		_ = w.client.Close()
+		w.client = nil
+		return nil, err
+	}
+	if err := w.client.RefreshMetadata(topics...); err != nil {
+		return fail(err)
+	}
+	for _, t := range topics {
+		parts, err := w.client.Partitions(t)
+		if err != nil {
+			return fail(err)
+		}
+		for _, p := range parts {
+			oldest, err := w.client.GetOffset(t, p, sarama.OffsetOldest)
+			if err != nil {
+				return fail(err)
+			}
+			newest, err := w.client.GetOffset(t, p, sarama.OffsetNewest)
+			if err != nil {
+				return fail(err)
+			}
+			out[analytics.Partition{Topic: t, Partition: p}] = analytics.Watermarks{Oldest: oldest, Newest: newest}
+		}
+	}
+	return out, nil
+}
+
+// Close releases the client.
+func (w *Watermarks) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.client != nil {
+		err := w.client.Close()
+		w.client = nil
+		return err
+	}
+	return nil
+}
