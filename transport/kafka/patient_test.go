@@ -303,7 +303,9 @@ func TestPatientEventsSurviveBrokerOutage(t *testing.T) {
 		var deliveries atomic.Int64
 		apply := func(ctx context.Context, req any) (any, error) {
 			ev := req.(*eventsv1.PatientEvent)
-			deliveries.Add(1)
+			// Counted once its transaction has committed, so the wait below never reads the
+			// table while the last effect is still in flight.
+			defer deliveries.Add(1)
 			return nil, db.InTx(ctx, d, func(tx *sqlx.Tx) error {
 				first, err := outbox.MarkProcessed(ctx, tx, d, "test-consumer", ev.EventId)
 				if err != nil || !first {
