@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/google/uuid"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
@@ -74,51 +73,22 @@ func (s *service) meta(ctx context.Context) changeMeta {
 	return changeMeta{At: s.now().UTC().Truncate(time.Microsecond), Actor: actor, Role: role, RequestID: observe.RequestID(ctx)}
 }
 
-// record writes the audit entry for action on subject (an account's patient, an invoice)
-// with the outcome err implies.
+// record writes the audit entry for action on subject with the outcome err implies.
 func (s *service) record(ctx context.Context, action, subject string, err error) error {
-	actor, role := authz.Actor(ctx)
-	return s.audit.Append(ctx, audit.Entry{
-		Actor: actor, Role: role, Action: action, SubjectID: subject, Outcome: outcome(err),
-		RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
-	})
+	return s.recorder().Record(ctx, action, subject, err)
 }
 
-// recordChange audits a change after its outcome is known. The change itself is already
-// committed, so an audit failure here is logged rather than turned into an error that would
-// make a client retry a done change.
+// recordChange audits a change after its outcome is known (audit.Recorder.Change).
 func (s *service) recordChange(ctx context.Context, action, subject string, err error) {
-	if aerr := s.record(ctx, action, subject, err); aerr != nil {
-		_ = level.Error(s.log).Log("msg", "audit write failed after change", "action", action,
-			"subject_id", subject, "request_id", observe.RequestID(ctx), "err", aerr)
-	}
+	s.recorder().Change(ctx, action, subject, err)
 }
 
-// readResult audits a read and returns the value only when both the read and its audit
-// succeeded: billing data is patient data, never served unaudited.
+// readResult audits a read and returns the value only when the read and its audit succeeded.
 func readResult[T any](s *service, ctx context.Context, action, subject string, v T, err error) (T, error) {
-	if aerr := s.record(ctx, action, subject, err); aerr != nil && err == nil {
-		var zero T
-		return zero, errs.Wrap(errs.Unavailable, "the audit log is unavailable", aerr)
-	}
-	return v, err
+	return audit.Read(s.recorder(), ctx, action, subject, v, err)
 }
 
-func outcome(err error) string {
-	switch errs.KindOf(err) {
-	case "":
-		return audit.OutcomeSuccess
-	case errs.Unauthenticated, errs.PermissionDenied:
-		return audit.OutcomeDenied
-	case errs.NotFound:
-		return audit.OutcomeNotFound
-	case errs.InvalidArgument, errs.Conflict, errs.PreconditionFailed, errs.Gone, errs.RateLimited,
-		errs.PayloadTooLarge, errs.UnsupportedMediaType:
-		return audit.OutcomeRejected
-	default:
-		return audit.OutcomeError
-	}
-}
+func (s *service) recorder() audit.Recorder { return audit.Recorder{W: s.audit, Logger: s.log} }
 
 func (s *service) CreateAccount(ctx context.Context, req CreateAccountRequest) (a Account, err error) {
 	pid, err := parseID(req.PatientID, "patientId")

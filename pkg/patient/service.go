@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/google/uuid"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
@@ -82,51 +81,22 @@ func (s *service) meta(ctx context.Context) changeMeta {
 	return changeMeta{At: s.now().UTC().Truncate(time.Microsecond), Actor: actor, Role: role, RequestID: observe.RequestID(ctx)}
 }
 
-// record writes the audit entry for action on patientID with the outcome err implies. For
-// reads the error it returns must fail the request: unaudited patient data is never served.
+// record writes the audit entry for action on patientID with the outcome err implies.
 func (s *service) record(ctx context.Context, action, patientID string, err error) error {
-	actor, role := authz.Actor(ctx)
-	return s.audit.Append(ctx, audit.Entry{
-		Actor: actor, Role: role, Action: action, SubjectID: patientID, Outcome: outcome(err),
-		RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
-	})
+	return s.recorder().Record(ctx, action, patientID, err)
 }
 
-// recordChange audits a change after its outcome is known. The change itself is already
-// committed (with its history row naming the actor), so an audit failure here is logged and
-// counted rather than turned into an error that would make a client retry a done change.
+// recordChange audits a change after its outcome is known (audit.Recorder.Change).
 func (s *service) recordChange(ctx context.Context, action, patientID string, err error) {
-	if aerr := s.record(ctx, action, patientID, err); aerr != nil {
-		_ = level.Error(s.log).Log("msg", "audit write failed after change", "action", action,
-			"patient_id", patientID, "request_id", observe.RequestID(ctx), "err", aerr)
-	}
+	s.recorder().Change(ctx, action, patientID, err)
 }
 
-// readResult audits a read and returns the value only when both the read and its audit
-// succeeded.
+// readResult audits a read and returns the value only when the read and its audit succeeded.
 func readResult[T any](s *service, ctx context.Context, action, patientID string, v T, err error) (T, error) {
-	if aerr := s.record(ctx, action, patientID, err); aerr != nil && err == nil {
-		var zero T
-		return zero, errs.Wrap(errs.Unavailable, "the audit log is unavailable", aerr)
-	}
-	return v, err
+	return audit.Read(s.recorder(), ctx, action, patientID, v, err)
 }
 
-func outcome(err error) string {
-	switch errs.KindOf(err) {
-	case "":
-		return audit.OutcomeSuccess
-	case errs.Unauthenticated, errs.PermissionDenied:
-		return audit.OutcomeDenied
-	case errs.NotFound:
-		return audit.OutcomeNotFound
-	case errs.InvalidArgument, errs.Conflict, errs.PreconditionFailed, errs.Gone, errs.RateLimited,
-		errs.PayloadTooLarge, errs.UnsupportedMediaType:
-		return audit.OutcomeRejected
-	default:
-		return audit.OutcomeError
-	}
-}
+func (s *service) recorder() audit.Recorder { return audit.Recorder{W: s.audit, Logger: s.log} }
 
 // Create registers the patient and then has billing open the patient's account (also on an
 // idempotent replay, which heals an account the first attempt could not open).
