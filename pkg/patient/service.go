@@ -81,11 +81,6 @@ func (s *service) meta(ctx context.Context) changeMeta {
 	return changeMeta{At: s.now().UTC().Truncate(time.Microsecond), Actor: actor, Role: role, RequestID: observe.RequestID(ctx)}
 }
 
-// record writes the audit entry for action on patientID with the outcome err implies.
-func (s *service) record(ctx context.Context, action, patientID string, err error) error {
-	return s.recorder().Record(ctx, action, patientID, err)
-}
-
 // recordChange audits a change after its outcome is known (audit.Recorder.Change).
 func (s *service) recordChange(ctx context.Context, action, patientID string, err error) {
 	s.recorder().Change(ctx, action, patientID, err)
