@@ -31,7 +31,8 @@ PMS_BOOTSTRAP_ADMIN_PASSWORD=bench-admin-password ./bin/pms all --database-url="
 	--patient-http-addr=$PAT --patient-grpc-addr=127.0.0.1:$((B + 10)) --patient-admin-addr=127.0.0.1:$((B + 20)) \
 	--billing-http-addr=127.0.0.1:$((B + 1)) --billing-grpc-addr=127.0.0.1:$((B + 11)) --billing-admin-addr=127.0.0.1:$((B + 21)) \
 	--auth-http-addr=127.0.0.1:$((B + 5)) --auth-grpc-addr=127.0.0.1:$((B + 15)) --auth-admin-addr=127.0.0.1:$((B + 25)) \
-	--gateway-http-addr=$GW --gateway-admin-addr=127.0.0.1:$((B + 24)) &
+	--analytics-http-addr=127.0.0.1:$((B + 2)) --analytics-grpc-addr=127.0.0.1:$((B + 12)) --analytics-admin-addr=127.0.0.1:$((B + 22)) \
+	--gateway-http-addr=$GW --gateway-admin-addr=127.0.0.1:$((B + 24)) 2>"$TMP/pms.log" &
 PID=$!
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$((B + 24))/readyz" >/dev/null && curl -sf "http://127.0.0.1:$((B + 20))/readyz" >/dev/null && break; sleep 0.05; done
 TOKEN=$(curl -sf -XPOST "http://$GW/auth/login" -H 'Content-Type: application/json' \

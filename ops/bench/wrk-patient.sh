@@ -26,6 +26,8 @@ PMS_BOOTSTRAP_ADMIN_PASSWORD=bench-admin-password ./bin/pms all --database-url="
 	--auth-http-addr=$P:$((BASE + 5)) --auth-grpc-addr=$P:$((BASE + 105)) --auth-admin-addr=$P:$((BASE + 205)) \
 	--billing-http-addr=$P:$((BASE + 1)) --billing-grpc-addr=$P:$((BASE + 101)) --billing-admin-addr=$P:$((BASE + 201)) \
 	--patient-http-addr=$P:$((BASE + 0)) --patient-grpc-addr=$P:$((BASE + 100)) --patient-admin-addr=$P:$((BASE + 200)) \
+	--analytics-http-addr=$P:$((BASE + 2)) --analytics-grpc-addr=$P:$((BASE + 102)) --analytics-admin-addr=$P:$((BASE + 202)) \
+	--gateway-http-addr=$P:$((BASE + 4)) --gateway-admin-addr=$P:$((BASE + 204)) \
 	--bootstrap-admin-email=bench@example.org --rate-limit=0 --log-level=error 2>"$DATA/pms.log" &
 PID=$!
 for _ in $(seq 1 100); do curl -sf "http://$P:$((BASE + 200))/readyz" >/dev/null && break; sleep 0.1; done

@@ -62,6 +62,12 @@ func LoggingMiddleware(logger log.Logger, method string) endpoint.Middleware {
 				if err != nil {
 					e := errs.As(err)
 					kv = append(kv, "error", string(e.Kind))
+					if ctx.Err() != nil {
+						// The caller went away (closed connection, own deadline): not a fault of
+						// ours, and a load test ending would otherwise flood the error log.
+						_ = level.Debug(logger).Log(append(kv, "cause", "caller gone")...)
+						return
+					}
 					if e.Kind == errs.Internal || e.Kind == errs.Unavailable {
 						kv = append(kv, "cause", causeOf(e))
 						_ = level.Error(logger).Log(kv...)

@@ -1,0 +1,65 @@
+package audit
+
+import (
+	"context"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
+)
+
+// Recorder writes a service's audit entries for its own operations: who (from the context),
+// what, about which subject, with the outcome the operation's error implies. Every service
+// audits the same way, so the rules live here once.
+type Recorder struct {
+	W      Appender
+	Logger log.Logger // for audit failures after a committed change; nil discards
+}
+
+// Record writes the entry for action on subject and returns once it is stored.
+func (r Recorder) Record(ctx context.Context, action, subject string, err error) error {
+	actor, role := authz.Actor(ctx)
+	return r.W.Append(ctx, Entry{
+		Actor: actor, Role: role, Action: action, SubjectID: subject, Outcome: Outcome(err),
+		RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
+	})
+}
+
+// Change audits a change after its outcome is known. The change itself is already committed
+// (with its history naming the actor), so an audit failure is logged rather than turned into
+// an error that would make a client retry a done change.
+func (r Recorder) Change(ctx context.Context, action, subject string, err error) {
+	if aerr := r.Record(ctx, action, subject, err); aerr != nil && r.Logger != nil {
+		_ = level.Error(r.Logger).Log("msg", "audit write failed after change", "action", action,
+			"subject_id", subject, "request_id", observe.RequestID(ctx), "err", aerr)
+	}
+}
+
+// Read audits a read and returns the value only when both the read and its audit succeeded:
+// protected data is never served unaudited (503 instead).
+func Read[T any](r Recorder, ctx context.Context, action, subject string, v T, err error) (T, error) {
+	if aerr := r.Record(ctx, action, subject, err); aerr != nil && err == nil {
+		var zero T
+		return zero, errs.Wrap(errs.Unavailable, "the audit log is unavailable", aerr)
+	}
+	return v, err
+}
+
+// Outcome is the audit outcome an operation's error implies.
+func Outcome(err error) string {
+	switch errs.KindOf(err) {
+	case "":
+		return OutcomeSuccess
+	case errs.Unauthenticated, errs.PermissionDenied:
+		return OutcomeDenied
+	case errs.NotFound:
+		return OutcomeNotFound
+	case errs.InvalidArgument, errs.Conflict, errs.PreconditionFailed, errs.Gone, errs.RateLimited,
+		errs.PayloadTooLarge, errs.UnsupportedMediaType:
+		return OutcomeRejected
+	default:
+		return OutcomeError
+	}
+}
