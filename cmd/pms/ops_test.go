@@ -125,7 +125,7 @@ func TestOpsMetricsAndPrometheus(t *testing.T) {
 	}
 
 	// The Kafka-side series appear once billing and analytics consumed the creates.
-	exposed := map[string]bool{}
+	var exposed map[string]bool
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		exposed = map[string]bool{}
