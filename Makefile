@@ -6,7 +6,7 @@ PKGS := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
 
-.PHONY: run build test test-race lint fmt vet proto bench bench-kafka fuzz clean
+.PHONY: run build test test-race lint fmt vet proto bench bench-kafka fuzz clean image ops-test
 
 ## run: build and run every service in one process on embedded defaults (SQLite under ./data)
 run: build
@@ -50,6 +50,17 @@ fuzz:
 	@for p in ./transport/http/ ./transport/kafka/; do \
 		for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
 			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$p || exit 1; done; done
+
+## image: the container image (needs a Docker engine; not run on our machines): docker build -f ops/Dockerfile
+IMAGE ?= pms:latest
+image:
+	docker build -f ops/Dockerfile -t $(IMAGE) .
+
+## ops-test: promtool checks, the compose file, the static build, and a live Prometheus scraping pms all
+ops-test:
+	promtool check config prometheus.yml ops/prometheus/local.yml
+	promtool check rules ops/prometheus/rules.yml
+	$(GO) test -count=1 -run 'TestCompose|TestPromtool|TestImageBuildStatic|TestOpsMetricsAndPrometheus|TestHealthCommand' ./cmd/pms/
 
 clean:
 	rm -rf bin data bench.out bench-kafka.out

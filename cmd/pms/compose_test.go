@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// repoRoot is where docker-compose.yml, prometheus.yml and ops/ live, seen from cmd/pms.
+const repoRoot = "../.."
+
+// pmsServices are the compose services that run the pms image, with the ones each depends on
+// being healthy.
+var pmsServices = map[string][]string{
+	"auth":      {"postgres", "kafka"},
+	"billing":   {"postgres", "kafka", "auth"},
+	"patient":   {"postgres", "kafka", "auth", "billing"},
+	"analytics": {"postgres", "kafka", "auth"},
+	"gateway":   {"auth", "patient", "billing", "analytics"},
+}
+
+// grpcPorts are the contract's gRPC ports, which the services dial one another on.
+var grpcPorts = map[string]string{"auth": "9005", "patient": "9000", "billing": "9001", "analytics": "9002"}
+
+var envHelp = regexp.MustCompile(`\(env ([A-Z0-9_, ]+)\)(?: \(default "([^"]*)"\))?`)
+
+// serviceEnv runs `pms <service> --help` and returns every PMS_* variable the command reads,
+// with its default: the flags' environment twins are the contract the compose file must meet.
+func serviceEnv(t *testing.T, service string) map[string]string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	_ = dispatch(context.Background(), []string{service, "--help"}, &out, &errOut)
+	env := map[string]string{}
+	for _, m := range envHelp.FindAllStringSubmatch(errOut.String(), -1) {
+		for _, n := range strings.Split(m[1], ", ") {
+			env[n] = m[2]
+		}
+	}
+	if len(env) < 5 {
+		t.Fatalf("pms %s --help listed %d variables:\n%s", service, len(env), errOut.String())
+	}
+	return env
+}
+
+// loadCompose loads docker-compose.yml the way `docker compose` does, with no variables set.
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, "docker-compose.yml")},
+		cli.WithWorkingDirectory(repoRoot), cli.WithEnv([]string{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("load docker-compose.yml: %v", err)
+	}
+	return p
+}
+
+// TestCompose checks docker-compose.yml as compose-go loads it: every service has a health
+// check and depends on what it needs being healthy, the pms services get every variable they
+// need (each one a variable the command really reads), point at each other by service name
+// and the contract's ports, and only the gateway, Prometheus and Grafana are published.
+func TestCompose(t *testing.T) {
+	p := loadCompose(t)
+	want := []string{"analytics", "auth", "billing", "gateway", "grafana", "kafka", "patient", "postgres", "prometheus"}
+	if got := p.ServiceNames(); !slices.Equal(sortedCopy(got), want) {
+		t.Fatalf("services = %v, want %v", got, want)
+	}
+	deps := map[string][]string{"kafka": nil, "postgres": nil, "prometheus": {"gateway"}, "grafana": {"prometheus"}}
+	for s, d := range pmsServices {
+		deps[s] = d
+	}
+	published := map[string]string{"gateway": "4004", "prometheus": "9090", "grafana": "3000"}
+	for name, svc := range p.Services {
+		t.Run(name, func(t *testing.T) {
+			hc := svc.HealthCheck
+			if hc == nil || hc.Disable || len(hc.Test) < 2 || hc.Test[0] == "NONE" {
+				t.Errorf("no health check: %+v", hc)
+			}
+			if svc.Restart != "unless-stopped" && svc.Restart != "always" {
+				t.Errorf("restart = %q", svc.Restart)
+			}
+			var got []string
+			for d, dep := range svc.DependsOn {
+				got = append(got, d)
+				if dep.Condition != types.ServiceConditionHealthy {
+					t.Errorf("depends on %s with condition %q, want service_healthy", d, dep.Condition)
+				}
+			}
+			if !slices.Equal(sortedCopy(got), sortedCopy(deps[name])) {
+				t.Errorf("depends on %v, want %v", sortedCopy(got), sortedCopy(deps[name]))
+			}
+			switch port, pub := published[name]; {
+			case !pub && len(svc.Ports) > 0:
+				t.Errorf("publishes %+v; only gateway, prometheus and grafana may", svc.Ports)
+			case pub && (len(svc.Ports) != 1 || svc.Ports[0].Published != port || svc.Ports[0].Target != atou(port)):
+				t.Errorf("ports = %+v, want only %s:%s", svc.Ports, port, port)
+			}
+			for _, v := range svc.Volumes {
+				if v.Type == types.VolumeTypeBind {
+					if _, err := os.Stat(v.Source); err != nil {
+						t.Errorf("bind mount source: %v", err)
+					}
+				}
+			}
+			if _, ok := pmsServices[name]; ok {
+				checkPMSService(t, name, svc)
+			}
+		})
+	}
+}
+
+// checkPMSService checks one service that runs the pms image.
+func checkPMSService(t *testing.T, name string, svc types.ServiceConfig) {
+	if !slices.Equal(svc.Command, []string{name}) {
+		t.Errorf("command = %v, want [%s]", svc.Command, name)
+	}
+	if svc.Image != "pms:latest" || svc.Build == nil || svc.Build.Dockerfile != "ops/Dockerfile" {
+		t.Errorf("image %q build %+v: want pms:latest built from ops/Dockerfile", svc.Image, svc.Build)
+	}
+	reads := serviceEnv(t, name)
+	// Read by the process without a flag: the bootstrap password (auth, environment only)
+	// and `pms health`'s address (the health check runs it in the container).
+	reads[bootstrapPasswordEnv] = ""
+	reads["PMS_HEALTH_ADDR"] = ""
+	env := map[string]string{}
+	for k, v := range svc.Environment {
+		if v == nil {
+			t.Errorf("%s has no value", k)
+			continue
+		}
+		env[k] = *v
+		if _, ok := reads[k]; !ok {
+			t.Errorf("%s is set but pms %s does not read it", k, name)
+		}
+	}
+	adminAddr := reads["PMS_"+strings.ToUpper(name)+"_ADMIN_ADDR"]
+	_, adminPort, err := net.SplitHostPort(adminAddr)
+	if err != nil {
+		t.Fatalf("admin address default %q: %v", adminAddr, err)
+	}
+	wantHC := []string{"CMD", "pms", "health", "--addr", "127.0.0.1:" + adminPort}
+	if !slices.Equal(svc.HealthCheck.Test, wantHC) {
+		t.Errorf("health check %v, want %v", svc.HealthCheck.Test, wantHC)
+	}
+	if env["PMS_HEALTH_ADDR"] != "127.0.0.1:"+adminPort {
+		t.Errorf("PMS_HEALTH_ADDR = %q, want the admin port %s (the image's HEALTHCHECK reads it)", env["PMS_HEALTH_ADDR"], adminPort)
+	}
+	need := map[string]string{"PMS_AUTH_JWKS_URL": "http://auth:4005/.well-known/jwks.json"}
+	if name != "gateway" {
+		need["PMS_KAFKA_BROKERS"] = "kafka:9092"
+		dbVar := "PMS_" + strings.ToUpper(name) + "_DATABASE_URL"
+		u, err := url.Parse(env[dbVar])
+		if err != nil || u.Scheme != "postgres" || u.Host != "postgres:5432" || u.Path != "/pms_"+name {
+			t.Errorf("%s = %q, want postgres://…@postgres:5432/pms_%s", dbVar, env[dbVar], name)
+		}
+	}
+	dials := map[string][]string{"patient": {"billing"}, "gateway": {"auth", "patient", "billing", "analytics"}}
+	for _, up := range dials[name] {
+		need["PMS_"+strings.ToUpper(up)+"_GRPC_ADDR"] = up + ":" + grpcPorts[up]
+	}
+	for k, v := range need {
+		if env[k] != v {
+			t.Errorf("%s = %q, want %q", k, env[k], v)
+		}
+	}
+	if name == "auth" {
+		if _, ok := env[bootstrapPasswordEnv]; !ok {
+			t.Errorf("auth gets no %s", bootstrapPasswordEnv)
+		}
+	}
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}
+
+func atou(s string) uint32 {
+	var n uint32
+	for _, c := range s {
+		n = n*10 + uint32(c-'0')
+	}
+	return n
+}
