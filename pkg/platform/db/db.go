@@ -96,6 +96,16 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 				return nil, fmt.Errorf("db: create data folder: %w", err)
 			}
 		}
+		// The file holds patient data or password hashes: owner only. SQLite gives its WAL
+		// and shared-memory files the same permissions as the database file.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("db: create sqlite file: %w", err)
+		}
+		_ = f.Close()
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, fmt.Errorf("db: restrict sqlite file: %w", err)
+		}
 	}
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)"} {

@@ -2,6 +2,8 @@ package db_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,4 +38,26 @@ func TestMigrateAndTimestampRoundTrip(t *testing.T) {
 			t.Fatalf("duplicate key: got %v, want a unique violation", err)
 		}
 	})
+}
+
+// TestSQLiteFileIsOwnerOnly: the embedded database holds patient data and password hashes.
+func TestSQLiteFileIsOwnerOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "x.db")
+	d, err := db.Open(context.Background(), "sqlite://"+path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.ExecContext(context.Background(), `CREATE TABLE t (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s has mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
 }
