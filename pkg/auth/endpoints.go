@@ -4,12 +4,10 @@ import (
 	"context"
 
 	"github.com/go-kit/kit/endpoint"
-	"github.com/go-kit/log"
-
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/observe"
-	"github.com/pms/pms/pkg/platform/ratelimit"
+	"github.com/pms/pms/pkg/platform/stack"
 	"github.com/pms/pms/pkg/platform/typed"
 )
 
@@ -75,41 +73,14 @@ type Set struct {
 	AuditEndpoint      endpoint.Endpoint
 }
 
-// EndpointOptions configure the server-side endpoint middleware.
-type EndpointOptions struct {
-	// Guard authenticates and authorises every call (required; authz.NewGuard with Roles,
-	// a verifier over the service's own key ring, and DeniedAuditor).
-	Guard   *authz.Guard
-	Logger  log.Logger
-	Metrics *observe.RequestMetrics
-	// Limits per method; methods not listed get DefaultLimit or ratelimit.Default.
-	Limits map[string]ratelimit.Config
-	// DefaultLimit overrides ratelimit.Default when its Rate is not zero.
-	DefaultLimit ratelimit.Config
-}
+// EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
+type EndpointOptions = stack.Options
 
 // NewEndpoints wraps s in the endpoint set with, outermost first: metrics, logging,
 // authentication and roles (o.Guard), and the per-endpoint rate limit. (Login throttling
 // per account and address is the service's own, since it needs the outcome.)
 func NewEndpoints(s Service, o EndpointOptions) Set {
-	wrap := func(method string, e endpoint.Endpoint) endpoint.Endpoint {
-		lim := ratelimit.Default
-		if o.DefaultLimit.Rate != 0 {
-			lim = o.DefaultLimit
-		}
-		if c, ok := o.Limits[method]; ok {
-			lim = c
-		}
-		var mws []endpoint.Middleware
-		if o.Metrics != nil {
-			mws = append(mws, o.Metrics.Middleware(method))
-		}
-		if o.Logger != nil {
-			mws = append(mws, observe.LoggingMiddleware(o.Logger, method))
-		}
-		mws = append(mws, o.Guard.Middleware(method), ratelimit.Middleware(lim))
-		return typed.Chain(e, mws...)
-	}
+	wrap := o.Wrap
 	return Set{
 		LoginEndpoint: wrap(MethodLogin, typed.Endpoint(s.Login)),
 		ValidateEndpoint: wrap(MethodValidate, typed.Endpoint(func(ctx context.Context, _ ValidateRequest) (Validation, error) {
