@@ -47,15 +47,7 @@ func (c *analyticsConfig) register(f *flags, prefix string) {
 
 // openAnalyticsDB opens and migrates the analytics database (schema "analytics" on PostgreSQL).
 func openAnalyticsDB(ctx context.Context, s settings, c analyticsConfig) (*db.DB, error) {
-	d, err := db.Open(ctx, s.dbURL(c.databaseURL, "analytics"), "analytics")
-	if err != nil {
-		return nil, fmt.Errorf("analytics: %w", err)
-	}
-	if _, err := db.Migrate(ctx, d, migrations.Analytics()); err != nil {
-		_ = d.Close()
-		return nil, fmt.Errorf("analytics: %w", err)
-	}
-	return d, nil
+	return openServiceDB(ctx, s, "analytics", c.databaseURL, migrations.Analytics())
 }
 
 // buildAnalytics wires the analytics service: database, the figures' generation (a new one,

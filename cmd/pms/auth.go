@@ -105,15 +105,7 @@ func (c authConfig) options(s settings) (auth.Options, int, error) {
 
 // openAuthDB opens and migrates the auth database.
 func openAuthDB(ctx context.Context, s settings, c authConfig) (*db.DB, error) {
-	d, err := db.Open(ctx, s.dbURL(c.databaseURL, "auth"), "auth")
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-	if _, err := db.Migrate(ctx, d, migrations.Auth()); err != nil {
-		_ = d.Close()
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-	return d, nil
+	return openServiceDB(ctx, s, "auth", c.databaseURL, migrations.Auth())
 }
 
 // bootstrapPassword is where the first admin's password comes from: the environment only,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/IBM/sarama"
@@ -38,15 +37,7 @@ func (c *billingConfig) register(f *flags, prefix string) {
 
 // openBillingDB opens and migrates the billing database (schema "billing" on PostgreSQL).
 func openBillingDB(ctx context.Context, s settings, c billingConfig) (*db.DB, error) {
-	d, err := db.Open(ctx, s.dbURL(c.databaseURL, "billing"), "billing")
-	if err != nil {
-		return nil, fmt.Errorf("billing: %w", err)
-	}
-	if _, err := db.Migrate(ctx, d, migrations.Billing()); err != nil {
-		_ = d.Close()
-		return nil, fmt.Errorf("billing: %w", err)
-	}
-	return d, nil
+	return openServiceDB(ctx, s, "billing", c.databaseURL, migrations.Billing())
 }
 
 // buildBilling wires the billing service: database, audit writer, service and its

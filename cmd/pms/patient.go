@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/IBM/sarama"
@@ -52,15 +51,7 @@ type module struct {
 
 // openPatientDB opens and migrates the patient database.
 func openPatientDB(ctx context.Context, s settings, c patientConfig) (*db.DB, error) {
-	d, err := db.Open(ctx, s.dbURL(c.databaseURL, "patient"), "patient")
-	if err != nil {
-		return nil, fmt.Errorf("patient: %w", err)
-	}
-	if _, err := db.Migrate(ctx, d, migrations.Patient()); err != nil {
-		_ = d.Close()
-		return nil, fmt.Errorf("patient: %w", err)
-	}
-	return d, nil
+	return openServiceDB(ctx, s, "patient", c.databaseURL, migrations.Patient())
 }
 
 // buildPatient wires the patient service: database, audit writer, service and its

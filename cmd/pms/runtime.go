@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
 	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/ratelimit"
 	"google.golang.org/grpc"
@@ -232,4 +234,18 @@ func (c closers) closeAll(timeout time.Duration, logger log.Logger) {
 			_ = level.Warn(logger).Log("msg", "shutdown step failed", "err", err)
 		}
 	}
+}
+
+// openServiceDB opens a service's database (its own URL, else the shared one, else its
+// SQLite file; on PostgreSQL its own schema, named after it) and applies its migrations.
+func openServiceDB(ctx context.Context, s settings, service, ownURL string, migrations fs.FS) (*db.DB, error) {
+	d, err := db.Open(ctx, s.dbURL(ownURL, service), service)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	if _, err := db.Migrate(ctx, d, migrations); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	return d, nil
 }
