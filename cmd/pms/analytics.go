@@ -117,23 +117,5 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 
 // runAnalytics is `pms analytics`.
 func runAnalytics(ctx context.Context, args []string, _, stderr io.Writer) error {
-	f := newFlags("analytics", stderr)
-	var cm common
-	var c analyticsConfig
-	cm.register(f)
-	c.register(f, "")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	s, err := cm.parse(stderr)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
-		m, err := buildAnalytics(ctx, s, c)
-		if err != nil {
-			return nil, err
-		}
-		return []*module{m}, nil
-	})
+	return runService[analyticsConfig](ctx, "analytics", args, stderr, buildAnalytics)
 }

@@ -102,23 +102,5 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 
 // runBilling is `pms billing`.
 func runBilling(ctx context.Context, args []string, _, stderr io.Writer) error {
-	f := newFlags("billing", stderr)
-	var cm common
-	var bc billingConfig
-	cm.register(f)
-	bc.register(f, "")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	s, err := cm.parse(stderr)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
-		m, err := buildBilling(ctx, s, bc)
-		if err != nil {
-			return nil, err
-		}
-		return []*module{m}, nil
-	})
+	return runService[billingConfig](ctx, "billing", args, stderr, buildBilling)
 }

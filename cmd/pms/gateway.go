@@ -105,23 +105,5 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 
 // runGateway is `pms gateway`.
 func runGateway(ctx context.Context, args []string, _, stderr io.Writer) error {
-	f := newFlags("gateway", stderr)
-	var cm common
-	var gc gatewayConfig
-	cm.register(f)
-	gc.register(f, "")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	s, err := cm.parse(stderr)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
-		m, err := buildGateway(ctx, s, gc)
-		if err != nil {
-			return nil, err
-		}
-		return []*module{m}, nil
-	})
+	return runService[gatewayConfig](ctx, "gateway", args, stderr, buildGateway)
 }

@@ -133,23 +133,5 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 
 // runPatient is `pms patient`.
 func runPatient(ctx context.Context, args []string, _, stderr io.Writer) error {
-	f := newFlags("patient", stderr)
-	var cm common
-	var pc patientConfig
-	cm.register(f)
-	pc.register(f, "")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	s, err := cm.parse(stderr)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
-		m, err := buildPatient(ctx, s, pc)
-		if err != nil {
-			return nil, err
-		}
-		return []*module{m}, nil
-	})
+	return runService[patientConfig](ctx, "patient", args, stderr, buildPatient)
 }

@@ -249,3 +249,34 @@ func openServiceDB(ctx context.Context, s settings, service, ownURL string, migr
 	}
 	return d, nil
 }
+
+// serviceConfig is a service's own settings: a pointer to them can register its flags.
+type serviceConfig[C any] interface {
+	*C
+	register(f *flags, prefix string)
+}
+
+// runService is `pms <name>`: parse the common and the service's flags, build the one
+// module, and serve it until ctx ends.
+func runService[C any, PC serviceConfig[C]](ctx context.Context, name string, args []string, stderr io.Writer,
+	build func(context.Context, settings, C) (*module, error)) error {
+	f := newFlags(name, stderr)
+	var cm common
+	var c C
+	cm.register(f)
+	PC(&c).register(f, "")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	s, err := cm.parse(stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
+		m, err := build(ctx, s, c)
+		if err != nil {
+			return nil, err
+		}
+		return []*module{m}, nil
+	})
+}

@@ -2,11 +2,8 @@ package authz_test
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -22,57 +19,12 @@ import (
 	"github.com/pms/pms/pkg/platform/errs"
 )
 
-// Attacks returns every forged or unacceptable token the contract says must be refused
-// (401), built against issuer is. Other suites (HTTP, gRPC, gateway) reuse the same list.
+// attacks is the shared attack list (authztest.Attacks, which the over-the-wire suites use
+// too), with an opaque refresh-token-like value and a token far over any header limit.
 func attacks(t *testing.T, is *authztest.Issuer) map[string]string {
-	sign := func(m jwt.SigningMethod, key any, c authz.Claims, kid string) string {
-		tok := jwt.NewWithClaims(m, c)
-		tok.Header["kid"] = kid
-		s, err := tok.SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	good := is.Claims("u1", authz.RoleClinician)
-	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
-	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	_, foreign, _ := ed25519.GenerateKey(rand.Reader)
-	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, good).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	edit := func(f func(*authz.Claims)) string {
-		c := is.Claims("u1", authz.RoleClinician)
-		f(&c)
-		return is.Sign(t, c)
-	}
-	valid := is.Sign(t, good)
-	parts := strings.Split(valid, ".")
-	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var m map[string]any
-	_ = json.Unmarshal(payload, &m)
-	m["role"] = authz.RoleAdmin
-	forged, _ := json.Marshal(m)
-	return map[string]string{
-		"no token":                "",
-		"garbage":                 "not.a.jwt",
-		"alg none":                none,
-		"HS256 with public key":   sign(jwt.SigningMethodHS256, []byte(is.Public), good, is.Kid),
-		"RS256 foreign key":       sign(jwt.SigningMethodRS256, rsaKey, good, is.Kid),
-		"ES256 foreign key":       sign(jwt.SigningMethodES256, ecKey, good, is.Kid),
-		"EdDSA foreign key":       sign(jwt.SigningMethodEdDSA, foreign, good, is.Kid),
-		"unknown kid":             sign(jwt.SigningMethodEdDSA, is.Private, good, "other-kid"),
-		"no kid":                  sign(jwt.SigningMethodEdDSA, is.Private, good, ""),
-		"wrong iss":               edit(func(c *authz.Claims) { c.Issuer = "evil" }),
-		"wrong aud":               edit(func(c *authz.Claims) { c.Audience = jwt.ClaimStrings{"other-service"} }),
-		"expired":                 edit(func(c *authz.Claims) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Minute)) }),
-		"no exp":                  edit(func(c *authz.Claims) { c.ExpiresAt = nil }),
-		"nbf in the future":       edit(func(c *authz.Claims) { c.NotBefore = jwt.NewNumericDate(time.Now().Add(time.Hour)) }),
-		"unknown role":            edit(func(c *authz.Claims) { c.Role = "superuser" }),
-		"no subject":              edit(func(c *authz.Claims) { c.Subject = "" }),
-		"payload tampered":        parts[0] + "." + base64.RawURLEncoding.EncodeToString(forged) + "." + parts[2],
-		"refresh token as access": base64.RawURLEncoding.EncodeToString(make([]byte, 32)),
-		"huge token":              strings.Repeat("a", 100<<10),
-		"signature stripped":      parts[0] + "." + parts[1] + ".",
-	}
+	out := authztest.Attacks(t, is, base64.RawURLEncoding.EncodeToString(make([]byte, 32)))
+	out["huge token"] = strings.Repeat("a", 100<<10)
+	return out
 }
 
 func TestVerifierRefusesEveryAttack(t *testing.T) {
