@@ -1,0 +1,457 @@
+// Package cluster runs the platform as an operator would: every service a separate `pms`
+// process (broker, auth, billing, patient, analytics, gateway) on loopback ports chosen up
+// front, one PostgreSQL database, one data folder per process. The fault suite and the soak
+// drive it; a process can be stopped with SIGTERM, killed with SIGKILL and restarted on the
+// same ports and folder, which is what a supervisor does.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// AdminEmail and AdminPassword are the bootstrap admin of every cluster.
+const (
+	AdminEmail    = "admin@cluster.test"
+	AdminPassword = "cluster-admin-password-0123"
+)
+
+// Order is the start order: each process finds the ones before it already serving.
+var Order = []string{"broker", "auth", "billing", "patient", "analytics", "gateway"}
+
+// Options configure Start.
+type Options struct {
+	// DatabaseURL is the PostgreSQL (or SQLite) database every service uses; each keeps its
+	// own schema in it.
+	DatabaseURL string
+	// Extra are flags added to one process's command line, by process name.
+	Extra map[string][]string
+	// LogLevel of every process; "" is warn.
+	LogLevel string
+	// Logs, when set, receives every process's standard error, each line prefixed with its
+	// name (the suites keep the last lines to print on failure).
+	Logs io.Writer
+}
+
+// Cluster is a running platform.
+type Cluster struct {
+	Bin   string
+	Dir   string
+	procs map[string]*Proc
+	ports map[string]string // "patient/http" → 127.0.0.1:port
+}
+
+// Proc is one `pms` process; its arguments stay the same across restarts.
+type Proc struct {
+	Name  string
+	Args  []string
+	Admin string // admin address ("" for the broker)
+	Addr  string // the address that answers when it is up (admin, or the broker's)
+	logs  io.Writer
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+var (
+	buildOnce sync.Once
+	buildBin  string
+	buildErr  error
+)
+
+// Binary builds `pms` once per test binary and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "pms-cluster-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildBin = filepath.Join(dir, "pms")
+		cmd := exec.Command("go", "build", "-o", buildBin, "./cmd/pms")
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildBin
+}
+
+// freePort asks the kernel for a free loopback port. Another process could take it before
+// ours binds it; on a test machine that has not been seen, and a start that fails says so.
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Start starts every process in Order and waits until each is ready. The processes are
+// killed when the test ends.
+func Start(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	c := &Cluster{Bin: Binary(t), Dir: t.TempDir(), procs: map[string]*Proc{}, ports: map[string]string{}}
+	for _, s := range []string{"auth", "billing", "patient", "analytics", "gateway"} {
+		for _, k := range []string{"http", "grpc", "admin"} {
+			if s == "gateway" && k == "grpc" {
+				continue
+			}
+			c.ports[s+"/"+k] = freePort(t)
+		}
+	}
+	c.ports["broker/kafka"] = freePort(t)
+	level := o.LogLevel
+	if level == "" {
+		level = "warn"
+	}
+	common := func(name string) []string {
+		dir := filepath.Join(c.Dir, name)
+		return []string{name, "--data-dir=" + dir, "--database-url=" + o.DatabaseURL, "--log-format=logfmt",
+			"--log-level=" + level, "--kafka-brokers=" + c.ports["broker/kafka"], "--kafka-addr=" + c.ports["broker/kafka"],
+			"--auth-jwks-url=http://" + c.ports["auth/http"] + "/.well-known/jwks.json", "--shutdown-timeout=20s"}
+	}
+	service := func(name string) []string {
+		return append(common(name), "--http-addr="+c.ports[name+"/http"], "--grpc-addr="+c.ports[name+"/grpc"],
+			"--admin-addr="+c.ports[name+"/admin"])
+	}
+	args := map[string][]string{
+		"broker":    {"broker", "--data-dir=" + filepath.Join(c.Dir, "broker"), "--kafka-addr=" + c.ports["broker/kafka"], "--log-format=logfmt", "--log-level=" + level},
+		"auth":      append(service("auth"), "--bootstrap-admin-email="+AdminEmail),
+		"billing":   service("billing"),
+		"patient":   append(service("patient"), "--billing-addr="+c.ports["billing/grpc"]),
+		"analytics": service("analytics"),
+		"gateway": append(common("gateway"), "--http-addr="+c.ports["gateway/http"], "--admin-addr="+c.ports["gateway/admin"],
+			"--patient-addr="+c.ports["patient/grpc"], "--billing-addr="+c.ports["billing/grpc"],
+			"--auth-addr="+c.ports["auth/grpc"], "--analytics-addr="+c.ports["analytics/grpc"]),
+	}
+	logs := o.Logs
+	if logs == nil {
+		logs = io.Discard
+	}
+	for _, name := range Order {
+		p := &Proc{Name: name, Args: append(args[name], o.Extra[name]...), Admin: c.ports[name+"/admin"], logs: logs}
+		p.Addr = p.Admin
+		if name == "broker" {
+			p.Addr = c.ports["broker/kafka"]
+		}
+		c.procs[name] = p
+		if err := p.Start(c.Bin); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Kill() })
+		if err := p.WaitReady(60 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// Proc returns the process called name.
+func (c *Cluster) Proc(name string) *Proc { return c.procs[name] }
+
+// Addr returns a bound address, e.g. "gateway/http" or "patient/admin".
+func (c *Cluster) Addr(key string) string { return c.ports[key] }
+
+// Gateway is the base URL of the gateway's public API.
+func (c *Cluster) Gateway() string { return "http://" + c.ports["gateway/http"] }
+
+// Start starts the process with its arguments. Its standard error goes to the cluster's log
+// writer, one prefixed line at a time.
+func (p *Proc) Start(bin string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(bin, p.Args...)
+	cmd.Env = append(cleanEnv(), "PMS_BOOTSTRAP_ADMIN_PASSWORD="+AdminPassword)
+	cmd.Stdout = io.Discard
+	cmd.Stderr = &prefixWriter{prefix: p.Name + ": ", w: p.logs}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	p.cmd, p.done, p.err = cmd, make(chan struct{}), nil
+	go func(done chan struct{}) {
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(done)
+	}(p.done)
+	return nil
+}
+
+// cleanEnv is the test's environment without PMS_* variables, so that nothing set around the
+// test changes what the processes do.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PMS_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// Running reports whether the process has not exited.
+func (p *Proc) Running() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Pid is the process id of the current run.
+func (p *Proc) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// WaitReady polls until the process answers: the admin port's /readyz says 200, or the
+// broker accepts a connection. It fails early when the process exits.
+func (p *Proc) WaitReady(within time.Duration) error {
+	deadline := time.Now().Add(within)
+	client := &http.Client{Timeout: 2 * time.Second}
+	for {
+		if !p.Running() {
+			return fmt.Errorf("%s exited while starting: %v", p.Name, p.exitErr())
+		}
+		if p.Admin == "" {
+			if conn, err := net.DialTimeout("tcp", p.Addr, time.Second); err == nil {
+				conn.Close()
+				return nil
+			}
+		} else if resp, err := client.Get("http://" + p.Admin + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %s", p.Name, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *Proc) exitErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// wait waits for the current run to end and returns its exit code (-1 when killed by a
+// signal), or an error when it outlives within.
+func (p *Proc) wait(within time.Duration) (int, error) {
+	p.mu.Lock()
+	done, cmd := p.done, p.cmd
+	p.mu.Unlock()
+	if done == nil {
+		return 0, errors.New(p.Name + " never started")
+	}
+	select {
+	case <-done:
+	case <-time.After(within):
+		return 0, fmt.Errorf("%s still running %s after the signal", p.Name, within)
+	}
+	return cmd.ProcessState.ExitCode(), nil
+}
+
+// Term sends SIGTERM and waits for the exit; it returns the exit code.
+func (p *Proc) Term(within time.Duration) (int, error) {
+	if !p.Running() {
+		return p.wait(0)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return 0, err
+	}
+	return p.wait(within)
+}
+
+// Kill sends SIGKILL (kill -9) and waits for the process to be gone.
+func (p *Proc) Kill() {
+	if !p.Running() {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_, _ = p.wait(30 * time.Second)
+}
+
+// Restart starts the process again with the same arguments (ports, folder, database) and
+// waits until it is ready.
+func (p *Proc) Restart(bin string, within time.Duration) error {
+	if p.Running() {
+		return errors.New(p.Name + " is still running")
+	}
+	if err := p.Start(bin); err != nil {
+		return err
+	}
+	return p.WaitReady(within)
+}
+
+// RSS is the process's resident set size in bytes (Linux /proc), 0 when unknown.
+func (p *Proc) RSS() int64 {
+	pid := p.Pid()
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// Login signs in through the gateway and returns an access token.
+func (c *Cluster) Login(ctx context.Context, email, password string) (string, error) {
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Gateway()+"/auth/login", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token string `json:"token"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &out) != nil || out.Token == "" {
+		return "", fmt.Errorf("login %s: %d %s", email, resp.StatusCode, b)
+	}
+	return out.Token, nil
+}
+
+// prefixWriter writes whole lines, each with a prefix, to w.
+type prefixWriter struct {
+	prefix string
+	w      io.Writer
+	mu     sync.Mutex
+	buf    []byte
+}
+
+func (pw *prefixWriter) Write(b []byte) (int, error) {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	pw.buf = append(pw.buf, b...)
+	for {
+		i := bytes.IndexByte(pw.buf, '\n')
+		if i < 0 {
+			break
+		}
+		_, _ = pw.w.Write(append([]byte(pw.prefix), pw.buf[:i+1]...))
+		pw.buf = pw.buf[i+1:]
+	}
+	return len(b), nil
+}
+
+// Tail keeps the last lines written to it, for a failing test to print.
+type Tail struct {
+	mu    sync.Mutex
+	lines []string
+	max   int
+}
+
+// NewTail keeps at most max lines.
+func NewTail(max int) *Tail { return &Tail{max: max} }
+
+func (t *Tail) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, strings.TrimRight(string(b), "\n"))
+	if len(t.lines) > t.max {
+		t.lines = t.lines[len(t.lines)-t.max:]
+	}
+	return len(b), nil
+}
+
+// String is the kept lines.
+func (t *Tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
+
+// Client is an HTTP client for the gateway with a per-request deadline, so that a hang shows
+// as an error instead of a stuck suite.
+var Client = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+
+// Do sends one JSON request to the gateway and returns the status and body. A transport error
+// (refused, reset, timeout) is returned as err with status 0.
+func (c *Cluster) Do(ctx context.Context, token, method, path string, body any, headers ...string) (int, []byte, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Gateway()+path, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := Client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
