@@ -6,7 +6,7 @@ PKGS := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
 
-.PHONY: run build test test-race lint fmt vet proto bench bench-kafka fuzz clean image ops-test
+.PHONY: run build test test-race lint fmt vet proto bench bench-kafka fuzz clean image ops-test faults
 
 ## run: build and run every service in one process on embedded defaults (SQLite under ./data)
 run: build
@@ -51,6 +51,10 @@ fuzz:
 		for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
 			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$p || exit 1; done; done
 
+## faults: the fault suite with the long outages (broker 30 s, billing 30 s, PostgreSQL refusing connections 30 s); make test runs it with 10 s / 5 s / 5 s
+faults:
+	FAULTS_BROKER_DOWN=30s FAULTS_BILLING_DOWN=30s FAULTS_PG_DOWN=30s $(GO) test -count=1 -v -timeout 30m ./ops/faults/ | tee faults.out | grep -E '^(=== RUN|--- |ok|FAIL)|FIGURES'
+
 ## image: the container image (needs a Docker engine; not run on our machines): docker build -f ops/Dockerfile
 IMAGE ?= pms:latest
 image:
@@ -63,4 +67,4 @@ ops-test:
 	$(GO) test -count=1 -run 'TestCompose|TestPromtool|TestImageBuildStatic|TestOpsMetricsAndPrometheus|TestHealthCommand' ./cmd/pms/
 
 clean:
-	rm -rf bin data bench.out bench-kafka.out
+	rm -rf bin data bench.out bench-kafka.out faults.out

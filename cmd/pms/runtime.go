@@ -30,6 +30,7 @@ import (
 type common struct {
 	dataDir         string
 	databaseURL     string
+	databaseConns   string
 	logFormat       string
 	logLevel        string
 	trustedProxies  string
@@ -48,6 +49,7 @@ func (c *common) register(f *flags) {
 	f.String(&c.jwksURL, "auth-jwks-url", "http://127.0.0.1:4005/.well-known/jwks.json", "where services fetch the auth service's public keys (pms all uses its own auth service)")
 	f.String(&c.dataDir, "data-dir", "./data", "folder for SQLite files and keys")
 	f.String(&c.databaseURL, "database-url", "", "database for every service: postgres://... or sqlite://path (default: one SQLite file per service under --data-dir)")
+	f.String(&c.databaseConns, "database-max-conns", "32", "PostgreSQL connections each service may open (keep services × this under the server's max_connections)")
 	f.String(&c.logFormat, "log-format", observe.DefaultLogFormat(), "log format: json or logfmt")
 	f.String(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.String(&c.trustedProxies, "trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated CIDRs whose X-Forwarded-For is believed")
@@ -61,6 +63,7 @@ func (c *common) register(f *flags) {
 type settings struct {
 	dataDir         string
 	databaseURL     string
+	databaseConns   int
 	logger          log.Logger
 	trustedProxies  []netip.Prefix
 	limit           ratelimit.Config
@@ -87,6 +90,11 @@ func (s settings) verifier() *authz.Verifier {
 func (c *common) parse(stderr io.Writer) (settings, error) {
 	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, jwtIssuer: c.jwtIssuer, jwtAudience: c.jwtAudience, jwksURL: c.jwksURL}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
+	conns, err := strconv.Atoi(c.databaseConns)
+	if err != nil || conns < 1 || conns > 1000 {
+		return s, fmt.Errorf("--database-max-conns: want 1..1000, got %q", c.databaseConns)
+	}
+	s.databaseConns = conns
 	for _, p := range strings.Split(c.trustedProxies, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -242,6 +250,10 @@ func openServiceDB(ctx context.Context, s settings, service, ownURL string, migr
 	d, err := db.Open(ctx, s.dbURL(ownURL, service), service)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	if d.Dialect == db.Postgres {
+		d.SetMaxOpenConns(s.databaseConns)
+		d.SetMaxIdleConns(s.databaseConns)
 	}
 	if _, err := db.Migrate(ctx, d, migrations); err != nil {
 		_ = d.Close()

@@ -41,6 +41,9 @@ type Options struct {
 	DatabaseURL string
 	// Extra are flags added to one process's command line, by process name.
 	Extra map[string][]string
+	// DatabaseConns is each service's PostgreSQL pool size; 0 is 8, so that five services
+	// and a test running beside them stay under the server's max_connections (100).
+	DatabaseConns int
 	// LogLevel of every process; "" is warn.
 	LogLevel string
 	// Logs, when set, receives every process's standard error, each line prefixed with its
@@ -129,6 +132,10 @@ func Start(t testing.TB, o Options) *Cluster {
 		}
 	}
 	c.ports["broker/kafka"] = freePort(t)
+	conns := o.DatabaseConns
+	if conns == 0 {
+		conns = 8
+	}
 	level := o.LogLevel
 	if level == "" {
 		level = "warn"
@@ -137,7 +144,8 @@ func Start(t testing.TB, o Options) *Cluster {
 		dir := filepath.Join(c.Dir, name)
 		return []string{name, "--data-dir=" + dir, "--database-url=" + o.DatabaseURL, "--log-format=logfmt",
 			"--log-level=" + level, "--kafka-brokers=" + c.ports["broker/kafka"], "--kafka-addr=" + c.ports["broker/kafka"],
-			"--auth-jwks-url=http://" + c.ports["auth/http"] + "/.well-known/jwks.json", "--shutdown-timeout=20s"}
+			"--auth-jwks-url=http://" + c.ports["auth/http"] + "/.well-known/jwks.json", "--shutdown-timeout=20s",
+			"--database-max-conns=" + strconv.Itoa(conns)}
 	}
 	service := func(name string) []string {
 		return append(common(name), "--http-addr="+c.ports[name+"/http"], "--grpc-addr="+c.ports[name+"/grpc"],
@@ -426,6 +434,11 @@ var Client = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
 // Do sends one JSON request to the gateway and returns the status and body. A transport error
 // (refused, reset, timeout) is returned as err with status 0.
 func (c *Cluster) Do(ctx context.Context, token, method, path string, body any, headers ...string) (int, []byte, error) {
+	return DoURL(ctx, token, method, c.Gateway()+path, body, headers...)
+}
+
+// DoURL is Do against any URL (a service's own port).
+func DoURL(ctx context.Context, token, method, url string, body any, headers ...string) (int, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -434,7 +447,7 @@ func (c *Cluster) Do(ctx context.Context, token, method, path string, body any, 
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Gateway()+path, r)
+	req, err := http.NewRequestWithContext(ctx, method, url, r)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -46,8 +46,8 @@ type SubscriberFinalizerFunc func(ctx context.Context, msg *sarama.ConsumerMessa
 type Disposition int
 
 const (
-	// Retry: the error is transient (a dependency is down, a timeout, a rate limit). Try
-	// again after a backoff; when the attempts are used up, dead-letter it.
+	// Retry: the error may be transient or may be this message's (an internal error, a rate
+	// limit). Try again after a backoff; when the attempts are used up, dead-letter it.
 	Retry Disposition = iota
 	// DeadLetter: the message itself is bad (cannot be decoded, fails validation). Encode
 	// the error, send the message to <topic>.dlq with the reason, mark it.
@@ -55,6 +55,12 @@ const (
 	// Reject: a business refusal (conflict, not found, not allowed). Encode the error and
 	// mark the message; the message was fine, it just cannot be done.
 	Reject
+	// Wait: a dependency is down (the database unreachable, a deadline passed) and nothing was
+	// done. The message is fine and every message behind it would fail the same way, so the
+	// partition waits: retried with the capped backoff until it succeeds or the consumer
+	// stops, never dead-lettered (that would drop a good event because of an outage; the lag
+	// metric shows the wait).
+	Wait
 )
 
 // DecodeError wraps an error of a DecodeRequestFunc, so a classifier can tell it apart.
@@ -64,17 +70,19 @@ func (e *DecodeError) Error() string { return "decode: " + e.Err.Error() }
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // DefaultClassifier is the disposition of PMS errors: decoding failures and invalid input
-// are dead-lettered; unavailable, timeout, rate-limited and internal errors are retried
-// (an internal error may be a database hiccup; a real bug ends in the dead-letter topic after
-// the bounded attempts); everything else (conflict, not found, gone, precondition failed,
-// unauthenticated, permission denied) is a refusal.
+// are dead-lettered; unavailable and timeout errors wait out the outage; rate-limited and
+// internal errors are retried (an internal error may be a database hiccup; a real bug ends in
+// the dead-letter topic after the bounded attempts); everything else (conflict, not found,
+// gone, precondition failed, unauthenticated, permission denied) is a refusal.
 func DefaultClassifier(err error) Disposition {
 	var de *DecodeError
 	if errors.As(err, &de) {
 		return DeadLetter
 	}
 	switch errs.KindOf(err) {
-	case errs.Unavailable, errs.Timeout, errs.RateLimited, errs.Internal:
+	case errs.Unavailable, errs.Timeout:
+		return Wait
+	case errs.RateLimited, errs.Internal:
 		return Retry
 	case errs.InvalidArgument, errs.PayloadTooLarge, errs.UnsupportedMediaType, errs.MethodNotAllowed:
 		return DeadLetter
@@ -285,7 +293,8 @@ func (s *Subscriber) Handle(ctx context.Context, msg *sarama.ConsumerMessage, ab
 				s.metrics.consumedInc(msg.Topic, s.group, "ok")
 				return true
 			}
-			if s.classify(err) != Retry || attempts >= s.maxAttempts {
+			d := s.classify(err)
+			if d != Wait && (d != Retry || attempts >= s.maxAttempts) {
 				break
 			}
 			s.metrics.retried(msg.Topic, s.group)
@@ -299,8 +308,8 @@ func (s *Subscriber) Handle(ctx context.Context, msg *sarama.ConsumerMessage, ab
 	}
 	finalErr = err
 	disposition := s.classify(err)
-	if disposition == Retry {
-		disposition = DeadLetter // attempts used up
+	if disposition == Retry || disposition == Wait {
+		disposition = DeadLetter // attempts used up (Wait ends above only when abandoned)
 	}
 	if disposition == DeadLetter {
 		if !s.deadLetter(ctx, msg, err, attempts, abandon) {

@@ -161,9 +161,11 @@ func TestPoisonMessageDeadLettered(t *testing.T) {
 	}
 }
 
-// TestRetriesAreBounded: a transient error is retried with backoff until it passes; one that
-// never passes is dead-lettered after the allowed attempts; a refusal is neither retried nor
-// dead-lettered. None of them holds up the partition.
+// TestRetriesAreBounded: a transient error is retried with backoff until it passes; an
+// internal error that never passes is dead-lettered after the allowed attempts; an outage
+// (unavailable) outlasting those attempts is waited out, not dead-lettered (the fault suite
+// found analytics dropping good events into the DLQ while PostgreSQL was unreachable); a
+// refusal is neither retried nor dead-lettered.
 func TestRetriesAreBounded(t *testing.T) {
 	b := brokertest.Start(t)
 	brokertest.CreateTopics(t, b.Addr(), 1, "jobs", "jobs.dlq")
@@ -173,8 +175,10 @@ func TestRetriesAreBounded(t *testing.T) {
 		switch {
 		case v == "flaky" && attempt < 3:
 			return errs.New(errs.Unavailable, "database down")
-		case v == "down":
+		case v == "outage" && attempt < 7:
 			return errs.New(errs.Unavailable, "database down")
+		case v == "down":
+			return errs.New(errs.Internal, "a bug")
 		case v == "dup":
 			return errs.New(errs.Conflict, "already there")
 		}
@@ -190,24 +194,24 @@ func TestRetriesAreBounded(t *testing.T) {
 		}),
 		kafkatransport.SubscriberDeadLetter(p), kafkatransport.SubscriberMetrics(kafkatransport.NewMetrics(reg, "test"), "g2"))
 	startConsumer(t, b.Addr(), "g2", sub, "jobs")
-	for _, v := range []string{"flaky", "down", "dup", "last"} {
+	for _, v := range []string{"flaky", "down", "outage", "dup", "last"} {
 		send(t, p, "jobs", "k", v)
 	}
-	if got := waitFor(t, rec.ch, 2, 30*time.Second); got[0] != "flaky" || got[1] != "last" {
+	if got := waitFor(t, rec.ch, 3, 30*time.Second); got[0] != "flaky" || got[1] != "outage" || got[2] != "last" {
 		t.Fatalf("handled %v", got)
 	}
 	dl := brokertest.NewReader(t, b.Addr(), "jobs.dlq").Read(1, 10*time.Second)[0]
-	if string(dl.Value) != "down" || brokertest.Header(dl, "dlq-attempts") != "4" || brokertest.Header(dl, "dlq-error") != "unavailable" {
+	if string(dl.Value) != "down" || brokertest.Header(dl, "dlq-attempts") != "4" || brokertest.Header(dl, "dlq-error") != "internal" {
 		t.Fatalf("dead letter %q attempts %q", dl.Value, brokertest.Header(dl, "dlq-attempts"))
 	}
 	rec.mu.Lock()
 	attempts := fmt.Sprint(rec.attempts)
 	rec.mu.Unlock()
-	if attempts != "map[down:4 dup:1 flaky:3 last:1]" || refusals.Load() != 1 {
+	if attempts != "map[down:4 dup:1 flaky:3 last:1 outage:7]" || refusals.Load() != 1 {
 		t.Fatalf("attempts %s, refusals %d", attempts, refusals.Load())
 	}
-	if v := testutil.ToFloat64(metric(t, reg, "pms_test_kafka_retries_total")); v != 5 {
-		t.Fatalf("retries metric %v, want 5 (2 for flaky, 3 for down)", v)
+	if v := testutil.ToFloat64(metric(t, reg, "pms_test_kafka_retries_total")); v != 11 {
+		t.Fatalf("retries metric %v, want 11 (2 for flaky, 3 for down, 6 for outage)", v)
 	}
 	if got := brokertest.Count(t, b.Addr(), "jobs.dlq"); got != 1 {
 		t.Fatalf("dead letters %d", got)

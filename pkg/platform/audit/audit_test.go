@@ -747,3 +747,26 @@ func (w *Writer) isClosed() bool {
 	defer w.mu.RUnlock()
 	return w.closed
 }
+
+// TestUnavailableBatchIsRetried: a batch that fails because the database is unavailable (a
+// terminated connection) is retried on a fresh one and written once, so the change it
+// audits is not acknowledged without its entry.
+func TestUnavailableBatchIsRetried(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		var calls atomic.Int64
+		w := newWriter(t, d, Options{AfterBatch: func(context.Context, *sqlx.Tx, []Entry) error {
+			if calls.Add(1) <= 2 {
+				return errs.New(errs.Unavailable, "connection terminated")
+			}
+			return nil
+		}})
+		e, err := w.Write(context.Background(), sample(1))
+		if err != nil || e.Seq != 1 || calls.Load() != 3 {
+			t.Fatalf("Write = seq %d, %v after %d attempts; want seq 1 on the third", e.Seq, err, calls.Load())
+		}
+		if n := count(t, d); n != 1 {
+			t.Fatalf("%d rows, want 1", n)
+		}
+		mustVerify(t, d, "", 1)
+	})
+}

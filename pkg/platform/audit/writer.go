@@ -270,7 +270,7 @@ func (w *Writer) flush(batch []*request) {
 		entries[i] = r.e
 	}
 	start := time.Now()
-	err := w.commit(entries)
+	err := w.commitRetrying(entries)
 	w.metrics.duration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		w.failures.Add(1)
@@ -293,6 +293,78 @@ func (w *Writer) flush(batch []*request) {
 	for i, r := range live {
 		r.res <- result{e: entries[i]}
 	}
+}
+
+// Retry of a batch whose connection failed: the fault suite (ops/faults) found changes
+// acknowledged without their audit entries when PostgreSQL connections were terminated, though
+// a fresh connection would have worked a moment later.
+const (
+	retryWindow     = 10 * time.Second
+	retryMinBackoff = 50 * time.Millisecond
+	retryMaxBackoff = time.Second
+)
+
+// commitRetrying commits a batch, retrying while the database is unavailable (a killed
+// connection, a failover) for up to retryWindow. A commit whose answer was lost may have
+// succeeded, so before each retry the entries are looked up by id: found, they are taken as
+// written (with the seq and hashes they got); the batch is one transaction, so it is all or
+// nothing.
+func (w *Writer) commitRetrying(entries []Entry) error {
+	err := w.commit(entries)
+	deadline := time.Now().Add(retryWindow)
+	for backoff := retryMinBackoff; err != nil && errs.KindOf(err) == errs.Unavailable && time.Now().Before(deadline); backoff = min(2*backoff, retryMaxBackoff) {
+		t := time.NewTimer(backoff)
+		select {
+		case <-w.base.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		_ = level.Warn(w.logger).Log("msg", "audit batch failed; retrying", "entries", len(entries), "err", err)
+		var found bool
+		if found, err = w.written(entries); err == nil && !found {
+			err = w.commit(entries)
+		}
+	}
+	return err
+}
+
+// written reports whether entries are already in the table (a lost commit answer) and, if
+// so, fills in their seq and hashes from it.
+func (w *Writer) written(entries []Entry) (bool, error) {
+	ctx, cancel := context.WithTimeout(w.base, w.timeout)
+	defer cancel()
+	ids := make([]string, len(entries))
+	for i := range entries {
+		ids[i] = entries[i].ID
+	}
+	q, args, err := sqlx.In(`SELECT id, seq, prev_hash, hash FROM `+w.table+` WHERE id IN (?)`, ids)
+	if err != nil {
+		return false, err
+	}
+	var rows []struct {
+		ID       string `db:"id"`
+		Seq      int64  `db:"seq"`
+		PrevHash string `db:"prev_hash"`
+		Hash     string `db:"hash"`
+	}
+	if err := w.d.SelectContext(ctx, &rows, w.d.Rebind(q), args...); err != nil {
+		return false, db.Classify(err)
+	}
+	if len(rows) == 0 {
+		return false, nil
+	}
+	if len(rows) != len(entries) {
+		return false, errs.New(errs.Internal, "audit: a batch is partly in the table")
+	}
+	for _, r := range rows {
+		for i := range entries {
+			if entries[i].ID == r.ID {
+				entries[i].Seq, entries[i].PrevHash, entries[i].Hash = r.Seq, r.PrevHash, r.Hash
+			}
+		}
+	}
+	return true, nil
 }
 
 // asUnavailable is the one error a failed batch gives its callers: whatever the cause, the

@@ -2,14 +2,18 @@ package db_test
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/errs"
 )
 
 func TestMigrateAndTimestampRoundTrip(t *testing.T) {
@@ -58,6 +62,43 @@ func TestSQLiteFileIsOwnerOnly(t *testing.T) {
 		}
 		if fi.Mode().Perm() != 0o600 {
 			t.Fatalf("%s has mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+}
+
+// TestRefusedConnectIsUnavailable: a database that refuses new connections (ALLOW_CONNECTIONS
+// false, as during a failover; the server answers FATAL 55000 at connect) is a 503, not a 500.
+func TestRefusedConnectIsUnavailable(t *testing.T) {
+	dbURL := dbtest.PostgresDatabase(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	admin := *u
+	admin.Path = "/postgres"
+	ctx := context.Background()
+	a, err := sqlx.Open("pgx", admin.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	d, err := db.Open(ctx, dbURL, "refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := a.Exec(`ALTER DATABASE "` + name + `" WITH ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = a.Exec(`ALTER DATABASE "` + name + `" WITH ALLOW_CONNECTIONS true`) })
+	if _, err := a.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // the first may meet the terminated connection, the next must connect anew
+		_, err = d.ExecContext(ctx, `SELECT 1`)
+		if got := errs.KindOf(db.Classify(err)); got != errs.Unavailable {
+			t.Fatalf("classified %v as %s, want unavailable", err, got)
 		}
 	}
 }

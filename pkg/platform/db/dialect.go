@@ -122,6 +122,13 @@ func isConnectionError(err error) bool {
 	if errors.As(err, &ne) {
 		return true
 	}
+	// A refused connect is unavailability whatever the server said (its PgError is wrapped
+	// inside: 55000 "not currently accepting connections" during a failover, 3D000 while a
+	// database is being recreated...). The fault suite found these answered as 500s.
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		// Class 08: connection exception; 57P01..57P03: admin/crash shutdown, cannot connect now;
@@ -129,9 +136,5 @@ func isConnectionError(err error) bool {
 		return strings.HasPrefix(pg.Code, "08") || strings.HasPrefix(pg.Code, "57P") ||
 			pg.Code == "53300" || pg.Code == "40001" || pg.Code == "40P01"
 	}
-	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
-		return true
-	}
-	var ce *pgconn.ConnectError
-	return errors.As(err, &ce)
+	return pgconn.SafeToRetry(err) || pgconn.Timeout(err)
 }
