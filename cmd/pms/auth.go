@@ -170,8 +170,9 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 				"It is shown this once. Set %s to choose it instead.\n\n", u.Email, generated, bootstrapPasswordEnv)
 		}
 	}
+	verifier := authz.NewVerifier(keys, s.jwtIssuer, s.jwtAudience)
 	set := auth.NewEndpoints(svc, auth.EndpointOptions{
-		Guard:  authz.NewGuard(authz.NewVerifier(keys, s.jwtIssuer, s.jwtAudience), auth.Roles, auth.DeniedAuditor(writer)),
+		Guard:  authz.NewGuard(verifier, auth.Roles, auth.DeniedAuditor(writer)),
 		Logger: logger, Metrics: observe.NewRequestMetrics(reg, "auth"), DefaultLimit: s.limit,
 	})
 
@@ -203,7 +204,7 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 		addHTTP(g, adminL, adminH, s.shutdownTimeout)
 		kafka.addConsumer(g, "auth", []string{kafkatransport.TopicAuthCommands}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 			return kafkatransport.NewCommandSubscriber(kafkatransport.AuthCommands(set), kafkatransport.CommandOptions{
-				Producer: p, Replies: replies, Metrics: kafka.metrics, Group: "auth", Logger: logger,
+				Producer: p, Replies: replies, Verifier: verifier, Metrics: kafka.metrics, Group: "auth", Logger: logger,
 			})
 		})
 		startRelay()

@@ -65,8 +65,9 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 
 	var svc billing.Service = billing.NewService(store, writer, billing.Options{Logger: logger})
 	svc = billing.NewMetrics(reg).Instrumenting()(svc)
+	verifier := s.verifier()
 	set := billing.NewEndpoints(svc, billing.EndpointOptions{
-		Guard:  authz.NewGuard(s.verifier(), billing.Roles, billing.DeniedAuditor(writer)),
+		Guard:  authz.NewGuard(verifier, billing.Roles, billing.DeniedAuditor(writer)),
 		Logger: logger, Metrics: observe.NewRequestMetrics(reg, "billing"), DefaultLimit: s.limit,
 	})
 
@@ -89,7 +90,7 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 		addHTTP(g, adminL, adminH, s.shutdownTimeout)
 		kafka.addConsumer(g, "billing", []string{billing.TopicCommands}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 			return kafkatransport.NewCommandSubscriber(kafkatransport.BillingCommands(set), kafkatransport.CommandOptions{
-				Producer: p, Replies: replies, Metrics: kafka.metrics, Group: "billing", Logger: logger,
+				Producer: p, Replies: replies, Verifier: verifier, Metrics: kafka.metrics, Group: "billing", Logger: logger,
 			})
 		})
 		kafka.addConsumer(g, kafkatransport.BillingPatientGroup, []string{patient.TopicEvents}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {

@@ -87,8 +87,9 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	}
 	var svc patient.Service = patient.NewService(store, writer, patient.Options{Logger: logger, Billing: bill})
 	svc = metrics.Instrumenting()(svc)
+	verifier := s.verifier()
 	set := patient.NewEndpoints(svc, patient.EndpointOptions{
-		Guard:  authz.NewGuard(s.verifier(), patient.Roles, patient.DeniedAuditor(writer)),
+		Guard:  authz.NewGuard(verifier, patient.Roles, patient.DeniedAuditor(writer)),
 		Logger: logger, Metrics: observe.NewRequestMetrics(reg, "patient"), DefaultLimit: s.limit,
 	})
 
@@ -123,7 +124,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		addHTTP(g, adminL, adminH, s.shutdownTimeout)
 		kafka.addConsumer(g, "patient", []string{patient.TopicCommands}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 			return kafkatransport.NewCommandSubscriber(kafkatransport.PatientCommands(set), kafkatransport.CommandOptions{
-				Producer: p, Replies: replies, Metrics: kafka.metrics, Group: "patient", Logger: logger,
+				Producer: p, Replies: replies, Verifier: verifier, Metrics: kafka.metrics, Group: "patient", Logger: logger,
 			})
 		})
 		startRelay()

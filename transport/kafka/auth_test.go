@@ -56,7 +56,7 @@ func TestAuthCommands(t *testing.T) {
 			MaxBackoff:  200 * time.Millisecond,
 		})
 		sub := kafkatransport.NewCommandSubscriber(kafkatransport.AuthCommands(set), kafkatransport.CommandOptions{
-			Producer: newProducer(t, addr), Replies: outbox.NewReplies(d), Metrics: kafkatransport.NewMetrics(reg, "auth"), Group: "auth",
+			Producer: newProducer(t, addr), Replies: outbox.NewReplies(d), Verifier: testIssuer.Verifier(), Metrics: kafkatransport.NewMetrics(reg, "auth"), Group: "auth",
 		})
 		startConsumer(t, addr, "auth", sub, kafkatransport.TopicAuthCommands)
 

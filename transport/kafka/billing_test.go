@@ -49,7 +49,7 @@ func newBillingStack(t *testing.T, d *db.DB, addr string) *billingStack {
 	})
 	metrics := kafkatransport.NewMetrics(reg, "billing")
 	cmds := kafkatransport.NewCommandSubscriber(kafkatransport.BillingCommands(set), kafkatransport.CommandOptions{
-		Producer: newProducer(t, addr), Replies: outbox.NewReplies(d), Metrics: metrics, Group: "billing",
+		Producer: newProducer(t, addr), Replies: outbox.NewReplies(d), Verifier: testIssuer.Verifier(), Metrics: metrics, Group: "billing",
 	})
 	startConsumer(t, addr, "billing", cmds, billing.TopicCommands)
 	startConsumer(t, addr, kafkatransport.BillingPatientGroup,

@@ -17,6 +17,7 @@ import (
 	"github.com/go-kit/kit/transport"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/outbox"
@@ -42,6 +43,11 @@ type CommandOptions struct {
 	// Replies, when set, keeps the replies of commands sent with an idempotency-key, so that
 	// a repeat gets the stored reply and changes nothing.
 	Replies *outbox.Replies
+	// Verifier checks a command's token before its stored reply is looked up: replies are
+	// kept per user (token subject), so a repeat is answered only to whoever sent the
+	// original, and a message without a valid token never reads one (it goes on to the
+	// endpoint, whose guard refuses and audits it). Required with Replies.
+	Verifier *authz.Verifier
 	// Metrics and Group label the consumer metrics.
 	Metrics *Metrics
 	Group   string
@@ -81,6 +87,9 @@ const (
 func NewCommandSubscriber(commands map[string]Command, o CommandOptions) *Subscriber {
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()
+	}
+	if o.Replies != nil && o.Verifier == nil {
+		panic("kafkatransport: CommandOptions.Replies needs a Verifier (stored replies are per user)")
 	}
 	cs := &commandServer{commands: commands, o: o}
 	opts := []SubscriberOption{
@@ -196,8 +205,14 @@ func (cs *commandServer) endpoint(ctx context.Context, request any) (any, error)
 		return nil, errs.Wrap(errs.Internal, "internal error", fmt.Errorf("kafkatransport: command request %T", request))
 	}
 	useStore := cr.idemKey != "" && cs.o.Replies != nil
+	scope := cr.name
 	if useStore {
-		stored, found, err := cs.o.Replies.Get(ctx, cr.name, cr.idemKey)
+		p, err := cs.o.Verifier.Verify(ctx, authz.Token(ctx))
+		useStore = err == nil
+		scope = cr.name + "/" + p.Subject
+	}
+	if useStore {
+		stored, found, err := cs.o.Replies.Get(ctx, scope, cr.idemKey)
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +237,7 @@ func (cs *commandServer) endpoint(ctx context.Context, request any) (any, error)
 	if useStore {
 		// The effect is committed; failing to store its reply must not make the command run
 		// again, so this is logged, not returned.
-		if err := cs.o.Replies.Put(ctx, cr.name, cr.idemKey, outbox.Reply{RequestHash: cr.hash, Status: rep.status, Body: nonNilBytes(rep.body)}); err != nil {
+		if err := cs.o.Replies.Put(ctx, scope, cr.idemKey, outbox.Reply{RequestHash: cr.hash, Status: rep.status, Body: nonNilBytes(rep.body)}); err != nil {
 			_ = level.Error(cs.o.Logger).Log("msg", "storing a command reply failed", "endpoint", cr.name,
 				"request_id", observe.RequestID(ctx), "err", err)
 		}

@@ -59,7 +59,7 @@ func newPatientStack(t *testing.T, d *db.DB, addr string, commands bool) *patien
 	s := &patientStack{d: d, svc: svc, set: set, relay: relay, reg: reg}
 	if commands {
 		sub := kafkatransport.NewCommandSubscriber(kafkatransport.PatientCommands(set), kafkatransport.CommandOptions{
-			Producer: newProducer(t, addr), Replies: outbox.NewReplies(d),
+			Producer: newProducer(t, addr), Replies: outbox.NewReplies(d), Verifier: testIssuer.Verifier(),
 			Metrics: kafkatransport.NewMetrics(reg, "patient"), Group: "patient",
 		})
 		startConsumer(t, addr, "patient", sub, patient.TopicCommands)
@@ -174,6 +174,16 @@ func TestPatientCommands(t *testing.T) {
 		status, conflict, _ := c.reply(c.send("CreatePatient", strings.Replace(body, "Ada", "Eve", 1), append(rt, "idempotency-key", "k1")...))
 		if status != 409 || conflict["error"] != "conflict" {
 			t.Fatalf("key reuse: %d %v", status, conflict)
+		}
+		// Stored replies are per user: the same key and body without a token is refused (401),
+		// not answered from the store; another user's repeat runs as theirs (409, the email is
+		// taken) and never sees the first user's reply.
+		if status, e, _ := c.reply(c.sendAs("", "CreatePatient", body, append(rt, "idempotency-key", "k1")...)); status != 401 || e["error"] != "unauthenticated" {
+			t.Fatalf("repeat without a token: %d %v", status, e)
+		}
+		other := "Bearer " + testIssuer.Token(t, "admin-2", authz.RoleAdmin)
+		if status, e, _ := c.reply(c.sendAs(other, "CreatePatient", body, append(rt, "idempotency-key", "k1")...)); status != 409 || e["error"] != "conflict" || e["id"] != nil {
+			t.Fatalf("another user's repeat: %d %v", status, e)
 		}
 		// Command topics need a user token, like REST: none → 401, a role that may not → 403,
 		// and neither changes anything.
