@@ -172,6 +172,9 @@ func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error
 		bad.Add("email", "is required")
 	case len(email) > MaxEmailLen:
 		bad.Add("email", "must be at most 254 characters")
+	case !plainText(email):
+		// No account has such an address, and the throttle could not record it.
+		bad.Add("email", "must be a valid email address")
 	}
 	switch {
 	case req.Password == "":

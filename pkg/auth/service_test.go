@@ -320,6 +320,14 @@ func TestLoginValidateAndSameAnswerForUnknownEmail(t *testing.T) {
 		if !errors.As(err, &ee) || ee.Fields["email"] == "" || ee.Fields["password"] == "" {
 			t.Fatalf("bad login input: %v", err)
 		}
+		// An email no account can have (PostgreSQL cannot even store a NUL) is refused
+		// before the throttle or the users table sees it.
+		for _, email := range []string{"nurse\x00@example.org", "nurse\x1b@example.org", "nurse\uFFFD@example.org"} {
+			_, err = e.svc.Login(from("198.51.100.7"), LoginRequest{Email: email, Password: pw})
+			if !errors.As(err, &ee) || ee.Kind != errs.InvalidArgument || ee.Fields["email"] == "" {
+				t.Fatalf("login as %q: %v", email, err)
+			}
+		}
 		got := e.auditActions(t, u.ID)
 		if strings.Join(got, ",") != "user_create:success,login:success,login:denied" {
 			t.Fatalf("audit %v", got)

@@ -20,13 +20,8 @@ func checkEmail(s string) string {
 	if len(s) > MaxEmailLen {
 		return "must be at most 254 characters"
 	}
-	if !utf8.ValidString(s) {
+	if !plainText(s) {
 		return "must be a valid email address"
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return "must be a valid email address"
-		}
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || a.Name != "" {
@@ -37,6 +32,21 @@ func checkEmail(s string) string {
 		return "must be a valid email address"
 	}
 	return ""
+}
+
+// plainText reports whether s is valid UTF-8 without control characters or U+FFFD (what
+// JSON makes of a lone surrogate): what an email address may hold, and what PostgreSQL can
+// store (it refuses a NUL).
+func plainText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 // parseID checks that s is a UUID and returns it in canonical lower-case form.

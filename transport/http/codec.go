@@ -35,6 +35,10 @@ const maxEchoedName = 64
 // and nothing after the object. Every failure is an *errs.Error of a 4xx kind, never a 500.
 func DecodeJSON[T any](r *http.Request) (T, error) {
 	var v T
+	if cts := r.Header.Values("Content-Type"); len(cts) > 1 {
+		// Two types for one body: whichever we picked, the caller may have meant the other.
+		return v, errs.New(errs.UnsupportedMediaType, "the request must have one Content-Type, application/json")
+	}
 	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
 		return v, err
 	}
@@ -256,8 +260,10 @@ type Query struct {
 }
 
 // ParseQuery parses r's query string and rejects (400) a malformed one, a parameter not in
-// allowed, and a parameter given twice: silently ignoring any of them would hand the caller
-// results for a question they did not ask.
+// allowed, a parameter given twice, and a value that is not plain text: silently ignoring any
+// of them would hand the caller results for a question they did not ask, and a value with
+// invalid UTF-8 or a NUL cannot travel further (gRPC carries only valid UTF-8, PostgreSQL
+// stores no NUL).
 func ParseQuery(r *http.Request, allowed ...string) (*Query, error) {
 	values, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -270,12 +276,32 @@ func ParseQuery(r *http.Request, allowed ...string) (*Query, error) {
 			q.fields.Add(echoName(name), "unknown query parameter")
 		case len(vs) > 1:
 			q.fields.Add(name, "must be given at most once")
+		case !plainText(vs[0]):
+			q.fields.Add(name, plainTextMessage)
 		}
 	}
 	if err := q.fields.Err(); err != nil {
 		return nil, err
 	}
 	return q, nil
+}
+
+// plainTextMessage is the field error of a path id or query value that is not plainText.
+const plainTextMessage = "must be valid UTF-8 without control characters"
+
+// plainText reports whether s is valid UTF-8 without control characters: what a path id or a
+// query value may hold (JSON bodies are checked for UTF-8 as a whole, and their fields by the
+// services).
+func plainText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func contains(list []string, s string) bool {

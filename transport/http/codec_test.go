@@ -92,3 +92,33 @@ func TestEchoNameBounded(t *testing.T) {
 		t.Errorf("echoName kept invalid UTF-8")
 	}
 }
+
+// TestBearerTokenFraming: one Authorization header with a Bearer token of printable ASCII is
+// kept; two headers, or a token with other bytes, leave the request without a token (401
+// where one is needed, and nothing gRPC metadata would refuse is forwarded).
+func TestBearerTokenFraming(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values []string
+		want   string
+	}{
+		{"one token", []string{"Bearer abc.def.ghi"}, "abc.def.ghi"},
+		{"scheme in lower case", []string{"bearer abc"}, "abc"},
+		{"no header", nil, ""},
+		{"two headers", []string{"Bearer abc", "Bearer abc"}, ""},
+		{"two different headers", []string{"Bearer abc", "Bearer xyz"}, ""},
+		{"Latin-1 byte", []string{"Bearer caf\xe9"}, ""},
+		{"obs-text", []string{"Bearer \x80\xff"}, ""},
+		{"Basic", []string{"Basic YWxhZGRpbjpvcGVuc2VzYW1l"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			for _, v := range tc.values {
+				r.Header.Add("Authorization", v)
+			}
+			if got := TokenFromContext(bearerTokenToContext(context.Background(), r)); got != tc.want {
+				t.Fatalf("token %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

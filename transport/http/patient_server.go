@@ -160,11 +160,15 @@ func idOnly(r *http.Request) (string, error) {
 }
 
 // pathID returns the {id} path variable as given; the service judges its form, the transport
-// only its size.
+// only its size and that it is plain text (a percent-encoded invalid UTF-8 byte would
+// otherwise fail as an internal error where gRPC marshals it).
 func pathID(r *http.Request) (string, error) {
 	id := mux.Vars(r)["id"]
 	if len(id) > maxIDBytes {
 		return "", errs.Invalid(map[string]string{"id": "must be at most " + strconv.Itoa(maxIDBytes) + " bytes"})
+	}
+	if !plainText(id) {
+		return "", errs.Invalid(map[string]string{"id": plainTextMessage})
 	}
 	return id, nil
 }
@@ -194,11 +198,7 @@ func idempotencyKey(h http.Header) (string, error) {
 	if err != nil || key == "" {
 		return "", err
 	}
-	bad := len(key) > maxIdempotencyKey
-	for i := 0; i < len(key) && !bad; i++ {
-		bad = key[i] < 0x20 || key[i] > 0x7e
-	}
-	if bad {
+	if len(key) > maxIdempotencyKey || !printableASCII(key) {
 		return "", errs.Invalid(map[string]string{"Idempotency-Key": "must be 1 to 200 printable ASCII characters"})
 	}
 	return key, nil

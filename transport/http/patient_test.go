@@ -348,6 +348,13 @@ func TestBadInput(t *testing.T) {
 		{"malformed query", "GET", "/patients?q=%zz", nil, nil, 400, errs.InvalidArgument, ""},
 		{"query on get", "GET", pid + "?fields=all", nil, nil, 400, errs.InvalidArgument, "fields"},
 		{"query on create", "POST", "/patients?dryRun=1", strings.NewReader(valid), withCT(), 400, errs.InvalidArgument, "dryRun"},
+		// What gRPC cannot marshal or PostgreSQL cannot store is refused here, as the caller's.
+		{"invalid UTF-8 query value", "GET", "/patients?q=a%ff", nil, nil, 400, errs.InvalidArgument, "q"},
+		{"NUL in a query value", "GET", "/patients?email=a%00", nil, nil, 400, errs.InvalidArgument, "email"},
+		{"escape in a query value", "GET", "/audit?actor=%1b[2J", nil, nil, 400, errs.InvalidArgument, "actor"},
+		{"invalid UTF-8 id", "GET", "/patients/%c0%ae", nil, nil, 400, errs.InvalidArgument, "id"},
+		{"NUL in an id", "DELETE", "/patients/%00", nil, nil, 400, errs.InvalidArgument, "id"},
+		{"two Content-Types", "POST", "/patients", strings.NewReader(valid), h("Content-Type", "application/json", "Content-Type", "text/plain"), 415, errs.UnsupportedMediaType, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

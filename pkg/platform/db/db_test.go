@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -101,4 +102,20 @@ func TestRefusedConnectIsUnavailable(t *testing.T) {
 			t.Fatalf("classified %v as %s, want unavailable", err, got)
 		}
 	}
+}
+
+// TestClassifyTextItCannotStore: a NUL in a text value is refused by PostgreSQL (SQLite
+// stores it); either way a caller's bad text must never become an internal error.
+func TestClassifyTextItCannotStore(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		_, err := d.ExecContext(context.Background(), d.Rebind(`INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) VALUES (?, ?, ?, ?, ?)`),
+			"s", "a\x00b", "h", "r", d.Time(time.Now()))
+		if err == nil && d.Dialect == db.SQLite {
+			return
+		}
+		var e *errs.Error
+		if err = db.Classify(err); !errors.As(err, &e) || e.Kind != errs.InvalidArgument {
+			t.Fatalf("a NUL in text: %v (%s), want invalid_argument", err, errs.KindOf(err))
+		}
+	})
 }

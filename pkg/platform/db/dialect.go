@@ -86,7 +86,8 @@ func IsUniqueViolation(err error, name string) bool {
 
 // Classify turns a database error into a contract error: a lost connection, a server
 // shutting down or a full pool becomes Unavailable (503; nothing was written, since every
-// change is one transaction), a deadline becomes Timeout, anything else Internal. Errors that
+// change is one transaction), a deadline becomes Timeout, text PostgreSQL cannot hold (a NUL
+// character, which only input brings) InvalidArgument, anything else Internal. Errors that
 // already carry a kind pass through.
 func Classify(err error) error {
 	if err == nil {
@@ -104,6 +105,12 @@ func Classify(err error) error {
 	}
 	if isConnectionError(err) {
 		return errs.Wrap(errs.Unavailable, "the database is unavailable", err)
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && (pg.Code == "22021" || pg.Code == "22P05") {
+		// character_not_in_repertoire, untranslatable_character: the transports and services
+		// refuse such text first; this keeps a path they missed a 400, not a 500.
+		return errs.Wrap(errs.InvalidArgument, "the request holds text that cannot be stored (such as a NUL character)", err)
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED) {
