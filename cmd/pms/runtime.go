@@ -36,6 +36,7 @@ type common struct {
 	rateLimit       string
 	rateBurst       string
 	shutdownTimeout string
+	dbMaxConns      string
 	jwtIssuer       string
 	jwtAudience     string
 	jwksURL         string
@@ -54,6 +55,7 @@ func (c *common) register(f *flags) {
 	f.String(&c.rateLimit, "rate-limit", "2000", "requests per second allowed per endpoint (0 disables)")
 	f.String(&c.rateBurst, "rate-burst", "4000", "burst allowed per endpoint")
 	f.String(&c.shutdownTimeout, "shutdown-timeout", "20s", "how long SIGTERM waits for in-flight work")
+	f.String(&c.dbMaxConns, "db-max-conns", strconv.Itoa(db.DefaultMaxConns), "PostgreSQL connections each service's pool may hold (a platform's four services hold up to four times this; keep it under the server's max_connections)")
 	c.kafka.register(f)
 }
 
@@ -65,6 +67,7 @@ type settings struct {
 	trustedProxies  []netip.Prefix
 	limit           ratelimit.Config
 	shutdownTimeout time.Duration
+	dbMaxConns      int
 	jwtIssuer       string
 	jwtAudience     string
 	jwksURL         string
@@ -108,6 +111,12 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 	s.limit = ratelimit.Config{Rate: r, Burst: b}
 	if r == 0 {
 		s.limit.Rate = -1 // explicitly disabled; 0 would mean "use the default"
+	}
+	if c.dbMaxConns == "" {
+		c.dbMaxConns = strconv.Itoa(db.DefaultMaxConns)
+	}
+	if s.dbMaxConns, err = strconv.Atoi(c.dbMaxConns); err != nil || s.dbMaxConns < 1 {
+		return s, fmt.Errorf("--db-max-conns: want an integer ≥ 1, got %q", c.dbMaxConns)
 	}
 	if s.shutdownTimeout, err = time.ParseDuration(c.shutdownTimeout); err != nil {
 		return s, fmt.Errorf("--shutdown-timeout: %w", err)
@@ -237,12 +246,14 @@ func (c closers) closeAll(timeout time.Duration, logger log.Logger) {
 }
 
 // openServiceDB opens a service's database (its own URL, else the shared one, else its
-// SQLite file; on PostgreSQL its own schema, named after it) and applies its migrations.
+// SQLite file; on PostgreSQL its own schema, named after it, and a pool of --db-max-conns)
+// and applies its migrations.
 func openServiceDB(ctx context.Context, s settings, service, ownURL string, migrations fs.FS) (*db.DB, error) {
 	d, err := db.Open(ctx, s.dbURL(ownURL, service), service)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", service, err)
 	}
+	d.SetPoolSize(s.dbMaxConns)
 	if _, err := db.Migrate(ctx, d, migrations); err != nil {
 		_ = d.Close()
 		return nil, fmt.Errorf("%s: %w", service, err)
