@@ -6,7 +6,7 @@ PKGS := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
 
-.PHONY: run build test test-race attack lint fmt vet proto bench bench-kafka fuzz clean image ops-test faults
+.PHONY: run build test test-race attack lint fmt vet proto bench bench-kafka fuzz clean image ops-test faults soak
 
 ## run: build and run every service in one process on embedded defaults (SQLite under ./data)
 run: build
@@ -57,7 +57,16 @@ fuzz:
 
 ## faults: the fault suite with the long outages (broker 30 s, billing 30 s, PostgreSQL refusing connections 30 s); make test runs it with 10 s / 5 s / 5 s
 faults:
-	FAULTS_BROKER_DOWN=30s FAULTS_BILLING_DOWN=30s FAULTS_PG_DOWN=30s $(GO) test -count=1 -v -timeout 30m ./ops/faults/ | tee faults.out | grep -E '^(=== RUN|--- |ok|FAIL)|FIGURES'
+	set -o pipefail; FAULTS_BROKER_DOWN=30s FAULTS_BILLING_DOWN=30s FAULTS_PG_DOWN=30s $(GO) test -count=1 -v -timeout 30m ./ops/faults/ | tee faults.out | grep -E '^(=== RUN|--- |ok|FAIL)|FIGURES'
+
+## soak: every service a separate process on PostgreSQL, a mixed load through the gateway at half
+## the measured peak for DURATION; per-interval req/s, errors, late, p50/p99 and each process's
+## RSS, printed and written to soak.csv. SOAK_INTERVAL (default 1m), SOAK_PEAK_DURATION (20s);
+## raise SOAK_TIMEOUT for runs over 1h45m.
+DURATION ?= 10m
+SOAK_TIMEOUT ?= 2h
+soak:
+	SOAK_DURATION=$(DURATION) SOAK_CSV=$(CURDIR)/soak.csv $(GO) test -count=1 -run '^TestSoak$$' -v -timeout $(SOAK_TIMEOUT) ./ops/soak/
 
 ## image: the container image (needs a Docker engine; not run on our machines): docker build -f ops/Dockerfile
 IMAGE ?= pms:latest
@@ -71,4 +80,4 @@ ops-test:
 	$(GO) test -count=1 -run 'TestCompose|TestPromtool|TestImageBuildStatic|TestOpsMetricsAndPrometheus|TestHealthCommand' ./cmd/pms/
 
 clean:
-	rm -rf bin data bench.out bench-kafka.out faults.out
+	rm -rf bin data bench.out bench-kafka.out faults.out soak.csv

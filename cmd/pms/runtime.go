@@ -49,7 +49,7 @@ func (c *common) register(f *flags) {
 	f.String(&c.jwksURL, "auth-jwks-url", "http://127.0.0.1:4005/.well-known/jwks.json", "where services fetch the auth service's public keys (pms all uses its own auth service)")
 	f.String(&c.dataDir, "data-dir", "./data", "folder for SQLite files and keys")
 	f.String(&c.databaseURL, "database-url", "", "database for every service: postgres://... or sqlite://path (default: one SQLite file per service under --data-dir)")
-	f.String(&c.databaseConns, "database-max-conns", "32", "PostgreSQL connections each service may open (keep services × this under the server's max_connections)")
+	f.String(&c.databaseConns, "database-max-conns", strconv.Itoa(db.DefaultMaxConns), "PostgreSQL connections each service's pool may hold (the services of one platform hold up to their number times this; keep it under the server's max_connections)")
 	f.String(&c.logFormat, "log-format", observe.DefaultLogFormat(), "log format: json or logfmt")
 	f.String(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.String(&c.trustedProxies, "trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated CIDRs whose X-Forwarded-For is believed")
@@ -90,6 +90,9 @@ func (s settings) verifier() *authz.Verifier {
 func (c *common) parse(stderr io.Writer) (settings, error) {
 	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, jwtIssuer: c.jwtIssuer, jwtAudience: c.jwtAudience, jwksURL: c.jwksURL}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
+	if c.databaseConns == "" {
+		c.databaseConns = strconv.Itoa(db.DefaultMaxConns)
+	}
 	conns, err := strconv.Atoi(c.databaseConns)
 	if err != nil || conns < 1 || conns > 1000 {
 		return s, fmt.Errorf("--database-max-conns: want 1..1000, got %q", c.databaseConns)
@@ -245,16 +248,14 @@ func (c closers) closeAll(timeout time.Duration, logger log.Logger) {
 }
 
 // openServiceDB opens a service's database (its own URL, else the shared one, else its
-// SQLite file; on PostgreSQL its own schema, named after it) and applies its migrations.
+// SQLite file; on PostgreSQL its own schema, named after it, and a pool of --database-max-conns)
+// and applies its migrations.
 func openServiceDB(ctx context.Context, s settings, service, ownURL string, migrations fs.FS) (*db.DB, error) {
 	d, err := db.Open(ctx, s.dbURL(ownURL, service), service)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", service, err)
 	}
-	if d.Dialect == db.Postgres {
-		d.SetMaxOpenConns(s.databaseConns)
-		d.SetMaxIdleConns(s.databaseConns)
-	}
+	d.SetPoolSize(s.databaseConns)
 	if _, err := db.Migrate(ctx, d, migrations); err != nil {
 		_ = d.Close()
 		return nil, fmt.Errorf("%s: %w", service, err)

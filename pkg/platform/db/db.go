@@ -37,6 +37,14 @@ type DB struct {
 	Schema string
 }
 
+// DefaultMaxConns is how many PostgreSQL connections one service's pool holds at most unless
+// told otherwise (`--database-max-conns`). The four services of one platform then hold at most 80,
+// inside PostgreSQL's default max_connections of 100 (3 of them reserved) with room for
+// migrations, psql and monitoring. Past it, requests queue in the pool; over the server's
+// limit they would be refused ("too many clients") and answered 503, as the soak
+// (ops/soak) met with 32 per service on a server that had other clients too.
+const DefaultMaxConns = 20
+
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 func init() { sqlx.BindDriver("sqlite", sqlx.QUESTION) }
@@ -70,10 +78,9 @@ func openPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 	}
 	cfg.RuntimeParams["search_path"] = schema
 	sqldb := stdlib.OpenDB(*cfg)
-	sqldb.SetMaxOpenConns(32)
-	sqldb.SetMaxIdleConns(32)
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
 	d := &DB{DB: sqlx.NewDb(sqldb, "pgx"), Dialect: Postgres, Schema: schema}
+	d.SetPoolSize(DefaultMaxConns)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := d.ExecContext(pctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
@@ -81,6 +88,16 @@ func openPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 		return nil, fmt.Errorf("db: create schema: %w", err)
 	}
 	return d, nil
+}
+
+// SetPoolSize bounds the PostgreSQL connections this handle opens (and keeps idle) to n;
+// callers beyond it wait for a free connection. On SQLite the pool stays one connection.
+func (d *DB) SetPoolSize(n int) {
+	if d.Dialect != Postgres || n < 1 {
+		return
+	}
+	d.SetMaxOpenConns(n)
+	d.SetMaxIdleConns(n)
 }
 
 func openSQLite(ctx context.Context, path string) (*DB, error) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,4 +119,44 @@ func TestClassifyTextItCannotStore(t *testing.T) {
 			t.Fatalf("a NUL in text: %v (%s), want invalid_argument", err, errs.KindOf(err))
 		}
 	})
+}
+
+// TestPoolSizeQueuesInsteadOfOpening: past its pool size a PostgreSQL handle makes callers
+// wait for a connection instead of opening more (which the server could refuse with "too
+// many clients"); SQLite's pool stays one connection whatever is asked.
+func TestPoolSizeQueuesInsteadOfOpening(t *testing.T) {
+	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	if got := d.Stats().MaxOpenConnections; got != db.DefaultMaxConns {
+		t.Fatalf("default pool size %d, want %d", got, db.DefaultMaxConns)
+	}
+	d.SetPoolSize(3)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 12)
+	for range 12 {
+		wg.Go(func() {
+			_, err := d.ExecContext(ctx, `SELECT pg_sleep(0.05)`)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := d.Stats(); st.MaxOpenConnections != 3 || st.OpenConnections > 3 || st.WaitCount == 0 {
+		t.Fatalf("pool stats %+v: want at most 3 connections and callers that waited", st)
+	}
+
+	s, err := db.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "x.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetPoolSize(8)
+	if got := s.Stats().MaxOpenConnections; got != 1 {
+		t.Fatalf("SQLite pool size %d after SetPoolSize(8), want 1", got)
+	}
 }

@@ -1,0 +1,433 @@
+// Package soak_test is the load and soak run of issue 9: the platform as separate `pms`
+// processes (ops/cluster) on PostgreSQL, a mixed workload through the gateway at half of
+// the measured peak for a while, and per-interval figures (throughput, errors, p50/p99,
+// every process's RSS) printed and written as CSV.
+//
+// `make soak DURATION=10m` runs it for real; `go test` without SOAK_DURATION runs a short
+// smoke version so that the code keeps working.
+package soak_test
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pms/pms/ops/cluster"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+)
+
+// config is the run's shape, from the environment.
+type config struct {
+	peak     time.Duration // closed-loop probe of the peak throughput
+	duration time.Duration // open-loop soak at half the peak
+	interval time.Duration // one row of figures per interval
+	refresh  time.Duration // how often the access token is refreshed
+	csvPath  string
+	smoke    bool
+}
+
+// Shape of the workload.
+const (
+	seedPatients = 200 // patients created before the probe; billing work goes to them
+	seedInvoices = 60  // billing steps run while seeding, so invoices exist to read
+	peakWorkers  = 32  // closed-loop workers of the peak probe
+	soakWorkers  = 64  // the open loop's pool: more than enough at half the peak
+	// lateAfter is how far behind its schedule a request may leave before it counts as late
+	// (the dispatcher ticks every 5 ms).
+	lateAfter = 100 * time.Millisecond
+	// rssLimit is the growth allowed between the steady state and the end of a long run.
+	rssLimit = 1.10
+	// rssCheckFrom is the shortest soak whose RSS growth is asserted; shorter runs report it.
+	rssCheckFrom = 10 * time.Minute
+)
+
+// envDuration reads a Go duration from the environment, def when unset.
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("%s=%q: want a positive Go duration", name, v)
+	}
+	return d
+}
+
+// loadConfig: SOAK_DURATION set is a real soak (interval SOAK_INTERVAL, default 1m; CSV at
+// SOAK_CSV, default soak.csv here); unset is the smoke run (10 s probe, 30 s soak, 10 s
+// intervals, a token refresh every 10 s, CSV in a temporary folder). SOAK_PEAK_DURATION
+// overrides the probe (20 s).
+func loadConfig(t *testing.T) config {
+	t.Helper()
+	// The access token lives 15 minutes; it is refreshed well before, with the refresh token
+	// as a client would (a login would also spike auth's memory with the password hash, in
+	// the middle of the RSS figures). The smoke run refreshes often to exercise it.
+	cfg := config{smoke: os.Getenv("SOAK_DURATION") == "", refresh: 5 * time.Minute}
+	if cfg.smoke {
+		cfg.peak = envDuration(t, "SOAK_PEAK_DURATION", 10*time.Second)
+		cfg.duration = 30 * time.Second
+		cfg.interval = envDuration(t, "SOAK_INTERVAL", 10*time.Second)
+		cfg.csvPath = filepath.Join(t.TempDir(), "soak.csv")
+		cfg.refresh = 10 * time.Second
+	} else {
+		cfg.peak = envDuration(t, "SOAK_PEAK_DURATION", 20*time.Second)
+		cfg.duration = envDuration(t, "SOAK_DURATION", 0)
+		cfg.interval = envDuration(t, "SOAK_INTERVAL", time.Minute)
+		cfg.csvPath = "soak.csv"
+	}
+	if p := os.Getenv("SOAK_CSV"); p != "" {
+		cfg.csvPath = p
+	}
+	if d, ok := t.Deadline(); ok && time.Until(d) < cfg.peak+cfg.duration+3*time.Minute {
+		t.Fatalf("go test -timeout leaves %s, the run needs %s plus set-up: raise SOAK_TIMEOUT",
+			time.Until(d).Round(time.Second), cfg.peak+cfg.duration)
+	}
+	return cfg
+}
+
+// TestSoak starts the platform, seeds it, measures the peak with closed-loop workers, then
+// offers half of that rate open-loop for the duration, reporting every interval. It fails
+// on any error (5xx, transport error, timeout, unexpected 4xx), on an interval in which no
+// request completed (a hang), on a process that died, and, for runs of 10 minutes or more,
+// on a service whose RSS grew more than 10% from the steady state to the end.
+func TestSoak(t *testing.T) {
+	cfg := loadConfig(t)
+	tail := cluster.NewTail(300)
+	extra := map[string][]string{"gateway": {"--rate-limit=0", "--gateway-client-rate=0"}}
+	for _, s := range []string{"auth", "billing", "patient", "analytics"} {
+		extra[s] = []string{"--rate-limit=0"}
+	}
+	c := cluster.Start(t, cluster.Options{DatabaseURL: dbtest.PostgresDatabase(t), Extra: extra, Logs: tail, DatabaseConns: 16})
+	defer func() {
+		if t.Failed() {
+			t.Logf("last log lines:\n%s", tail.String())
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	r := &runner{c: c}
+	refresh, err := r.login(ctx, "/auth/login", map[string]string{"email": cluster.AdminEmail, "password": cluster.AdminPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refreshes atomic.Int64
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer cancel()
+	bg.Go(func() {
+		tick := time.NewTicker(cfg.refresh)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				next, err := r.login(ctx, "/auth/refresh", map[string]string{"refreshToken": refresh})
+				if err != nil {
+					if ctx.Err() == nil {
+						r.st.Load().fail("refresh: " + err.Error())
+					}
+					continue
+				}
+				refresh = next
+				refreshes.Add(1)
+			}
+		}
+	})
+
+	seed(t, ctx, r)
+
+	peakSt := &stats{}
+	r.st.Store(peakSt)
+	start := time.Now()
+	closedLoop(ctx, r, peakWorkers, cfg.peak)
+	probe := peakSt.swap()
+	peak := float64(probe.requests) / time.Since(start).Seconds()
+	rate := peak / 2
+	t.Logf("peak probe: %d workers, %s, %d requests, %.0f req/s, %d errors, p50 %s ms, p99 %s ms; soak at %.0f req/s for %s",
+		peakWorkers, cfg.peak, probe.requests, peak, probe.errors, ms(percentile(probe.lat, 0.50)), ms(percentile(probe.lat, 0.99)), rate, cfg.duration)
+	if probe.errors > 0 {
+		t.Fatalf("%d errors during the peak probe; first: %q", probe.errors, peakSt.errs())
+	}
+	if rate < 1 {
+		t.Fatalf("peak of %.2f req/s: nothing to soak with", peak)
+	}
+
+	rows := soak(t, ctx, r, cfg, rate)
+	summarize(t, cfg, rows)
+	t.Logf("access token refreshed %d times", refreshes.Load())
+	if refreshes.Load() == 0 && cfg.refresh < cfg.duration {
+		t.Error("the access token was never refreshed")
+	}
+	for _, name := range cluster.Order {
+		if !c.Proc(name).Running() {
+			t.Errorf("%s exited during the soak", name)
+		}
+	}
+}
+
+// seed creates the patients (whose billing accounts it waits for) and a first set of
+// invoices; any error here fails the test before the load starts.
+func seed(t *testing.T, ctx context.Context, r *runner) {
+	t.Helper()
+	st := &stats{}
+	r.st.Store(st)
+	rng := rand.New(rand.NewPCG(1, 1))
+	work := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 2))
+			for range work {
+				r.createPatient(ctx, rng)
+			}
+		})
+	}
+	for range seedPatients {
+		work <- struct{}{}
+	}
+	close(work)
+	wg.Wait()
+	if errs := st.swap().errors; errs > 0 {
+		t.Fatalf("seeding: %d errors; first: %q", errs, st.errs())
+	}
+	// The patient service opens each account over gRPC as it registers the patient (and
+	// billing again from the topic); wait until every seeded patient's account is there.
+	deadline := time.Now().Add(time.Minute)
+	for _, p := range r.pool.patients {
+		for {
+			code, b, err := r.c.Do(ctx, *r.token.Load(), http.MethodGet, "/api/billing/accounts?patientId="+p.id, nil)
+			if err == nil && code == http.StatusOK && len(b) > 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no billing account for a seeded patient within a minute: %d %s %v", code, b, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	r.pool.billable = append([]*patientRef(nil), r.pool.patients...)
+	for range seedInvoices {
+		r.billing(ctx, rng)
+	}
+	if iv := st.swap(); iv.errors > 0 {
+		t.Fatalf("seeding invoices: %d errors; first: %q", iv.errors, st.errs())
+	}
+	t.Logf("seeded %d patients, %d drafts and %d open invoices", len(r.pool.patients), len(r.pool.drafts), len(r.pool.opens))
+}
+
+// closedLoop runs workers that each send the next request as soon as the last one answers.
+func closedLoop(ctx context.Context, r *runner, workers int, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 3))
+			for ctx.Err() == nil {
+				r.step(context.WithoutCancel(ctx), rng)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// row is one interval's figures.
+type row struct {
+	index    int
+	elapsed  time.Duration // since the soak began, at the interval's end
+	length   time.Duration
+	iv       interval
+	p50, p99 time.Duration
+	rss      map[string]int64 // the interval's peak (rows[0]: one sample after warm-up)
+}
+
+func sampleRSS(c *cluster.Cluster) map[string]int64 {
+	m := map[string]int64{}
+	for _, name := range cluster.Order {
+		m[name] = c.Proc(name).RSS()
+	}
+	return m
+}
+
+// peakRSS samples every process's RSS every period until the given time and returns each
+// one's highest value. A single sample lands anywhere on the garbage collector's sawtooth;
+// the interval's peak is what the process needed, and it is steady when nothing leaks.
+func peakRSS(c *cluster.Cluster, until time.Time, period time.Duration) map[string]int64 {
+	peak := sampleRSS(c)
+	for {
+		left := time.Until(until)
+		if left <= 0 {
+			return peak
+		}
+		time.Sleep(min(period, left)) // pacing the samples and the report
+		for name, v := range sampleRSS(c) {
+			peak[name] = max(peak[name], v)
+		}
+	}
+}
+
+// soak offers rate requests per second open-loop for cfg.duration: a dispatcher schedules
+// request i at start + i/rate and hands it to a pool of workers; one that leaves more than
+// lateAfter behind its schedule (every worker busy) is counted late. Every interval it
+// prints and writes a row. rows[0] is the RSS right after the peak probe.
+func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64) []row {
+	t.Helper()
+	f, err := os.Create(cfg.csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := csv.NewWriter(f)
+	header := []string{"interval", "elapsed_s", "requests", "req_per_s", "errors", "late", "conflicts_412", "p50_ms", "p99_ms"}
+	for _, name := range cluster.Order {
+		header = append(header, "rss_max_"+name+"_mib")
+	}
+	_ = w.Write(header)
+	t.Logf("%8s %9s %9s %8s %6s %6s %5s %8s %8s %8s %8s %8s %8s %9s %8s", "interval", "elapsed", "requests", "req/s", "errors", "late", "412", "p50ms", "p99ms",
+		"broker", "auth", "billing", "patient", "analytics", "gateway")
+
+	st := &stats{}
+	r.st.Store(st)
+	rows := []row{{rss: sampleRSS(r.c)}}
+	jobs := make(chan time.Time, soakWorkers)
+	var workers sync.WaitGroup
+	for i := range soakWorkers {
+		workers.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 4))
+			for at := range jobs {
+				if time.Since(at) > lateAfter {
+					st.lateDispatch()
+				}
+				r.step(ctx, rng)
+			}
+		})
+	}
+	start := time.Now()
+	stop := make(chan struct{})
+	dispatched := make(chan struct{})
+	go func() {
+		defer close(dispatched)
+		defer close(jobs)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		sent := 0
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-tick.C:
+				for due := int(now.Sub(start).Seconds() * rate); sent < due; sent++ {
+					select {
+					case jobs <- start.Add(time.Duration(float64(sent) / rate * float64(time.Second))):
+					case <-stop:
+						return
+					}
+				}
+			}
+		}
+	}()
+
+	end := start.Add(cfg.duration)
+	prev := start
+	for i := 1; ; i++ {
+		until := start.Add(min(time.Duration(i)*cfg.interval, cfg.duration))
+		rss := peakRSS(r.c, until, max(time.Second, cfg.interval/12))
+		last := !until.Before(end)
+		if last {
+			close(stop)
+			<-dispatched
+			workers.Wait()
+		}
+		now := time.Now()
+		iv := st.swap()
+		rw := row{index: i, elapsed: now.Sub(start), length: now.Sub(prev), iv: iv,
+			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss}
+		prev = now
+		rows = append(rows, rw)
+		rps := float64(iv.requests) / rw.length.Seconds()
+		line := []string{strconv.Itoa(i), fmt.Sprintf("%.1f", rw.elapsed.Seconds()), strconv.FormatInt(iv.requests, 10),
+			fmt.Sprintf("%.1f", rps), strconv.FormatInt(iv.errors, 10), strconv.FormatInt(iv.late, 10),
+			strconv.FormatInt(iv.conflicts, 10), ms(rw.p50), ms(rw.p99)}
+		for _, name := range cluster.Order {
+			line = append(line, mib(rw.rss[name]))
+		}
+		_ = w.Write(line)
+		w.Flush()
+		if err := w.Error(); err != nil {
+			t.Errorf("writing %s: %v", cfg.csvPath, err)
+		}
+		t.Logf("%8d %8.0fs %9d %8.1f %6d %6d %5d %8s %8s %8s %8s %8s %8s %9s %8s", i, rw.elapsed.Seconds(), iv.requests, rps, iv.errors, iv.late,
+			iv.conflicts, ms(rw.p50), ms(rw.p99), mib(rw.rss["broker"]), mib(rw.rss["auth"]), mib(rw.rss["billing"]),
+			mib(rw.rss["patient"]), mib(rw.rss["analytics"]), mib(rw.rss["gateway"]))
+		if iv.requests == 0 {
+			t.Errorf("interval %d: no request completed (a hang?)", i)
+		}
+		if last {
+			break
+		}
+	}
+	if tot := st.totals(); tot.errors > 0 {
+		t.Errorf("%d errors in %d requests; first: %q", tot.errors, tot.requests, st.errs())
+	}
+	abs, _ := filepath.Abs(cfg.csvPath)
+	t.Logf("CSV: %s", abs)
+	return rows
+}
+
+// summarize prints the totals, each operation's latency in the first and the last interval,
+// and each process's RSS after warm-up (one sample right after the peak probe), in the
+// second interval (the steady state: caches filled, the probe's garbage returned) and in
+// the last one, both interval peaks. For runs of rssCheckFrom or more, a process whose RSS
+// grew by more than rssLimit from the second interval to the last fails the test.
+func summarize(t *testing.T, cfg config, rows []row) {
+	t.Helper()
+	var tot interval
+	for _, rw := range rows[1:] {
+		tot.requests += rw.iv.requests
+		tot.errors += rw.iv.errors
+		tot.late += rw.iv.late
+		tot.conflicts += rw.iv.conflicts
+	}
+	soaked := rows[len(rows)-1].elapsed
+	t.Logf("total: %d requests in %s (%.1f req/s), %d errors, %d late, %d conflicts (412)",
+		tot.requests, soaked.Round(time.Second), float64(tot.requests)/soaked.Seconds(), tot.errors, tot.late, tot.conflicts)
+	first, last := rows[1], rows[len(rows)-1]
+	t.Logf("%-17s %8s %8s %8s   %8s %8s %8s", "by operation", "n int.1", "p50ms", "p99ms", "n int."+strconv.Itoa(last.index), "p50ms", "p99ms")
+	for _, o := range append([]string{"reread-patient"}, opNames()...) {
+		a, b := first.iv.byOp[o], last.iv.byOp[o]
+		t.Logf("%-17s %8d %8s %8s   %8d %8s %8s", o, len(a), ms(percentile(a, 0.5)), ms(percentile(a, 0.99)),
+			len(b), ms(percentile(b, 0.5)), ms(percentile(b, 0.99)))
+	}
+	warm, end := rows[0], rows[len(rows)-1]
+	steady := rows[min(2, len(rows)-1)]
+	t.Logf("%-10s %14s %12s %10s %9s %9s", "RSS MiB", "after warm-up", "interval "+strconv.Itoa(steady.index), "end", "Δ warm", "Δ steady")
+	for _, name := range cluster.Order {
+		a, s, e := warm.rss[name], steady.rss[name], end.rss[name]
+		t.Logf("%-10s %14s %12s %10s %+8.1f%% %+8.1f%%", name, mib(a), mib(s), mib(e), growth(a, e), growth(s, e))
+		if cfg.duration >= rssCheckFrom && s > 0 && float64(e) > float64(s)*rssLimit {
+			t.Errorf("%s: RSS grew from %s MiB (interval %d) to %s MiB at the end, over %.0f%%",
+				name, mib(s), steady.index, mib(e), (rssLimit-1)*100)
+		}
+	}
+}
+
+// growth is the change from a to b in percent (0 when a is unknown).
+func growth(a, b int64) float64 {
+	if a <= 0 {
+		return 0
+	}
+	return (float64(b)/float64(a) - 1) * 100
+}
