@@ -50,6 +50,11 @@ type suite struct {
 	c     *cluster.Cluster
 	token string
 	dbURL string
+	// auditGap tolerates acknowledged changes without an audit-log entry, reporting them:
+	// only when PostgreSQL stays unreachable longer than the audit writer's retry (5 s), a
+	// known gap (docs/api.md, "Project decisions"); each such change is still in the
+	// patient's history with its actor and request id, written in the change's transaction.
+	auditGap bool
 }
 
 // unlimited turns the rate limits off: the writer is one client at full speed, and a 429
@@ -219,7 +224,10 @@ func (s *suite) auditedChanges(t *testing.T, d *db.DB, l *ledger) {
 			missing++
 		}
 	}
-	if missing > 0 {
+	switch {
+	case missing > 0 && s.auditGap:
+		t.Logf("KNOWN GAP: %d acknowledged changes have no audit-log entry (the outage outlasted the audit writer's retry; their history rows name actor and request)", missing)
+	case missing > 0:
 		t.Errorf("%d acknowledged changes have no audit entry", missing)
 	}
 }
@@ -374,6 +382,7 @@ func TestPatientKilled(t *testing.T) {
 func TestPostgresConnectionsKilled(t *testing.T) {
 	down := duration(t, "FAULTS_PG_DOWN", 5*time.Second)
 	s := setup(t)
+	s.auditGap = down > 5*time.Second
 	u, err := url.Parse(s.dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -431,8 +440,10 @@ func TestPostgresConnectionsKilled(t *testing.T) {
 	if l.count(func(c int) bool { return c == 0 }) > 0 {
 		t.Errorf("requests without an answer (hang, reset): %s", l)
 	}
-	if n := l.count(not2xxOr(http.StatusServiceUnavailable, http.StatusPreconditionFailed)); n > 0 {
-		t.Errorf("answers other than 2xx, 503 and 412: %s", l)
+	// 504 is the contract's timeout: the gateway's 10 s deadline ending its retries of a read
+	// while the database refused connections.
+	if n := l.count(not2xxOr(http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusPreconditionFailed)); n > 0 {
+		t.Errorf("answers other than 2xx, 503, 504 and 412: %s", l)
 	}
 	if missing := stored(t, s.c, s.token, l); len(missing) > 0 {
 		t.Errorf("%d acknowledged changes not stored, e.g. %v", len(missing), missing[:min(3, len(missing))])

@@ -297,9 +297,11 @@ func (w *Writer) flush(batch []*request) {
 
 // Retry of a batch whose connection failed: the fault suite (ops/faults) found changes
 // acknowledged without their audit entries when PostgreSQL connections were terminated, though
-// a fresh connection would have worked a moment later.
+// a fresh connection would have worked a moment later. The window stays well inside the
+// gateway's 10 s upstream deadline, so a longer outage is answered 503 by the service rather
+// than 504 by the gateway (found by the 30 s outage of make faults).
 const (
-	retryWindow     = 10 * time.Second
+	retryWindow     = 5 * time.Second
 	retryMinBackoff = 50 * time.Millisecond
 	retryMaxBackoff = time.Second
 )
