@@ -44,12 +44,13 @@ bench: build
 bench-kafka:
 	$(GO) test -run='^$$' -bench=BenchmarkOutbox -benchtime=1x -timeout 10m ./transport/kafka/ | tee bench-kafka.out
 
-## fuzz: run each fuzz target for FUZZTIME (seeds already run in make test)
+## fuzz: run every fuzz target of every package that has one, one at a time, for FUZZTIME each (their seeds already run in make test)
 FUZZTIME ?= 30s
 fuzz:
-	@for p in ./transport/http/ ./transport/kafka/; do \
-		for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
-			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$p || exit 1; done; done
+	@for p in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for t in $$($(GO) test -list '^Fuzz' $$p/ | grep '^Fuzz'); do \
+			echo "== $$p $$t"; \
+			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$p/ || exit 1; done; done
 
 ## image: the container image (needs a Docker engine; not run on our machines): docker build -f ops/Dockerfile
 IMAGE ?= pms:latest

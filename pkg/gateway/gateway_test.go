@@ -16,7 +16,7 @@ import (
 
 // newTestGateway is a gateway whose upstreams are down (a closed port): enough to see
 // routing, the JWT check, the limiter and CORS, which all answer before an upstream.
-func newTestGateway(t *testing.T, c Config) (*Gateway, *authztest.Issuer) {
+func newTestGateway(t testing.TB, c Config) (*Gateway, *authztest.Issuer) {
 	t.Helper()
 	is := authztest.New(t)
 	c.PatientAddr, c.BillingAddr, c.AuthAddr = "127.0.0.1:1", "127.0.0.1:1", "127.0.0.1:1"
