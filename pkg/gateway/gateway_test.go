@@ -182,3 +182,21 @@ func TestCORS(t *testing.T) {
 		}
 	}
 }
+
+// TestNonTokenAuthorizationOnPublicRoute (found by FuzzGateway): an Authorization header that
+// no token could be (here non-ASCII) on a public route used to be forwarded to the upstream
+// as gRPC metadata, which gRPC refuses: a 500. It is now no token at all, so the call goes on
+// (and meets the upstream that is down: 503).
+func TestNonTokenAuthorizationOnPublicRoute(t *testing.T) {
+	g, _ := newTestGateway(t, Config{})
+	for _, auth := range []string{"Bearer 0k\xf4\xac\x9b\xdb<o", "Bearer a\x01b", "Bearer a b"} {
+		req := httptest.NewRequest("POST", "/auth/login", strings.NewReader(`{"email":"a@b.c","password":"p"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", auth)
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		if rec.Code != 503 || errorWord(t, rec) != "unavailable" {
+			t.Errorf("%q: %d %s", auth, rec.Code, rec.Body.String())
+		}
+	}
+}

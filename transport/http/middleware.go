@@ -258,14 +258,14 @@ func TokenFromContext(ctx context.Context) string {
 }
 
 // bearerTokenToContext is a ServerBefore that keeps the caller's bearer token in the context
-// for the auth middleware and for forwarding. It does not judge the token: that is authz's
-// job, behind the endpoint.
+// for the auth middleware and for forwarding. It judges only the token's syntax
+// (authz.BearerToken: a value no token could have is no token, and must not be forwarded);
+// verifying it is authz's job, behind the endpoint.
 func bearerTokenToContext(ctx context.Context, r *http.Request) context.Context {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return ctx
+	if token := authz.BearerToken(r.Header.Get("Authorization")); token != "" {
+		return ContextWithToken(ctx, token)
 	}
-	return ContextWithToken(ctx, strings.TrimSpace(token))
+	return ctx
 }
 
 // requestURLToContext is a ServerBefore that keeps the request URL for encoders that build

@@ -199,3 +199,15 @@ func TestVerifierRefusesOtherSpellings(t *testing.T) {
 		t.Errorf("genuine token: %v", err)
 	}
 }
+
+func TestBearerToken(t *testing.T) {
+	for v, want := range map[string]string{
+		"Bearer abc.DEF-_~+/==": "abc.DEF-_~+/==", "bearer  x ": "x", " BEARER x": "x",
+		"Bearer": "", "Bearer ": "", "Basic x": "", "Bearer a b": "", "Bearer =": "", "Bearer a=b": "",
+		"Bearer \xf4\x9b": "", "Bearer a\x00": "", "Bearerx y": "", "x": "",
+	} {
+		if got := authz.BearerToken(v); got != want {
+			t.Errorf("BearerToken(%q) = %q, want %q", v, got, want)
+		}
+	}
+}
