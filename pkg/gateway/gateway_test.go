@@ -16,7 +16,7 @@ import (
 
 // newTestGateway is a gateway whose upstreams are down (a closed port): enough to see
 // routing, the JWT check, the limiter and CORS, which all answer before an upstream.
-func newTestGateway(t *testing.T, c Config) (*Gateway, *authztest.Issuer) {
+func newTestGateway(t testing.TB, c Config) (*Gateway, *authztest.Issuer) {
 	t.Helper()
 	is := authztest.New(t)
 	c.PatientAddr, c.BillingAddr, c.AuthAddr = "127.0.0.1:1", "127.0.0.1:1", "127.0.0.1:1"
@@ -179,6 +179,24 @@ func TestCORS(t *testing.T) {
 		on.ServeHTTP(rec, req)
 		if got := rec.Header().Get("Access-Control-Allow-Origin"); got != want {
 			t.Fatalf("%s: allow-origin %q, want %q", origin, got, want)
+		}
+	}
+}
+
+// TestNonTokenAuthorizationOnPublicRoute (found by FuzzGateway): an Authorization header that
+// no token could be (here non-ASCII) on a public route used to be forwarded to the upstream
+// as gRPC metadata, which gRPC refuses: a 500. It is now no token at all, so the call goes on
+// (and meets the upstream that is down: 503).
+func TestNonTokenAuthorizationOnPublicRoute(t *testing.T) {
+	g, _ := newTestGateway(t, Config{})
+	for _, auth := range []string{"Bearer 0k\xf4\xac\x9b\xdb<o", "Bearer a\x01b", "Bearer a b"} {
+		req := httptest.NewRequest("POST", "/auth/login", strings.NewReader(`{"email":"a@b.c","password":"p"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", auth)
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		if rec.Code != 503 || errorWord(t, rec) != "unavailable" {
+			t.Errorf("%q: %d %s", auth, rec.Code, rec.Body.String())
 		}
 	}
 }

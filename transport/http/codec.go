@@ -334,22 +334,36 @@ func (q *Query) Int(name string, def, lo, hi int) int {
 // Instant returns the parameter as a UTC instant: an RFC 3339 timestamp, or a YYYY-MM-DD date
 // meaning its midnight (UTC) or, with endOfDay, the next midnight, so that a date given as the
 // exclusive end of a range includes that whole day. Absent or empty gives the zero time.
+//
+// The instant must fall in years 0001 to 9999 once in UTC (an offset can push a timestamp
+// out): outside them it has no RFC 3339 form, so a client could not send it back, gRPC
+// refuses it, and SQLite, which compares instants as text, would order it wrongly. The end
+// of day 9999-12-31 is after every instant there is, so it is no bound at all.
 func (q *Query) Instant(name string, endOfDay bool) time.Time {
 	s := q.values.Get(name)
 	if s == "" {
 		return time.Time{}
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC()
-	}
-	if d, err := time.Parse(time.DateOnly, s); err == nil {
+	var t time.Time
+	if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		t = ts.UTC()
+	} else if d, err := time.Parse(time.DateOnly, s); err == nil {
+		t = d
 		if endOfDay {
-			d = d.AddDate(0, 0, 1)
+			if d.Year() == 9999 && d.Month() == 12 && d.Day() == 31 {
+				return time.Time{}
+			}
+			t = d.AddDate(0, 0, 1)
 		}
-		return d
+	} else {
+		q.fields.Add(name, "must be an RFC 3339 instant or a YYYY-MM-DD date")
+		return time.Time{}
 	}
-	q.fields.Add(name, "must be an RFC 3339 instant or a YYYY-MM-DD date")
-	return time.Time{}
+	if y := t.Year(); y < 1 || y > 9999 {
+		q.fields.Add(name, "must be an instant from year 0001 to 9999 (UTC)")
+		return time.Time{}
+	}
+	return t
 }
 
 // Fail records a field error found by the route itself (a range check across parameters).

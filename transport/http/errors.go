@@ -161,10 +161,11 @@ func DecodeError(resp *http.Response) error {
 }
 
 // parseRetryAfter reads Retry-After as seconds or an HTTP date; anything else means one
-// second, the least a server may ask for.
+// second, the least a server may ask for. Seconds are capped as EncodeError caps them
+// (math.MaxInt32): more would overflow a Duration into a negative wait.
 func parseRetryAfter(v string) time.Duration {
 	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
-		return time.Duration(n) * time.Second
+		return time.Duration(min(n, math.MaxInt32)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := time.Until(t); d > time.Second {

@@ -258,32 +258,19 @@ func TokenFromContext(ctx context.Context) string {
 }
 
 // bearerTokenToContext is a ServerBefore that keeps the caller's bearer token in the context
-// for the auth middleware and for forwarding. It does not judge the token (that is authz's
-// job, behind the endpoint), only its framing: a request with two Authorization headers, or a
-// token with a byte no token has (outside printable ASCII), carries no token, so it gets 401
-// wherever a token is needed and is never forwarded (gRPC metadata refuses such bytes with
-// an internal error, and two credentials leave in doubt whose call this is).
+// for the auth middleware and for forwarding. It judges only the token's framing and syntax:
+// a request with two Authorization headers (which leaves in doubt whose call this is), or a
+// value no token could have (authz.BearerToken; gRPC metadata would refuse it), carries no
+// token and gets 401 wherever one is needed; verifying it is authz's job, behind the endpoint.
 func bearerTokenToContext(ctx context.Context, r *http.Request) context.Context {
 	values := r.Header.Values("Authorization")
 	if len(values) != 1 {
 		return ctx
 	}
-	scheme, token, ok := strings.Cut(values[0], " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || !printableASCII(token) {
-		return ctx
+	if token := authz.BearerToken(values[0]); token != "" {
+		return ContextWithToken(ctx, token)
 	}
-	return ContextWithToken(ctx, token)
-}
-
-// printableASCII reports whether s holds only printable ASCII characters (space included).
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
+	return ctx
 }
 
 // requestURLToContext is a ServerBefore that keeps the request URL for encoders that build
@@ -300,4 +287,14 @@ func requestQuery(ctx context.Context) url.Values {
 		}
 	}
 	return url.Values{}
+}
+
+// printableASCII reports whether s holds only printable ASCII characters (space included).
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"reflect"
 	"strings"
@@ -209,6 +210,8 @@ func TestDecodeError(t *testing.T) {
 		{"redirect", 302, nil, ``, errs.Internal, 0},
 		{"429 seconds", 429, http.Header{"Retry-After": {"7"}}, `{"error":"rate_limited"}`, errs.RateLimited, 7 * time.Second},
 		{"429 garbage", 429, http.Header{"Retry-After": {"soon"}}, ``, errs.RateLimited, time.Second},
+		// Found by FuzzClientDecoders: 9227000000 s overflowed a Duration into a negative wait.
+		{"429 huge", 429, http.Header{"Retry-After": {"9227000000"}}, ``, errs.RateLimited, math.MaxInt32 * time.Second},
 		{"429 date", 429, http.Header{"Retry-After": {time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}}, ``, errs.RateLimited, time.Hour},
 	}
 	for _, c := range cases {

@@ -54,7 +54,8 @@ func NewAnalyticsSubscriber(f analytics.Folder, o AnalyticsOptions) *Subscriber 
 // DecodeAnalyticsEvent turns a message of the patient, billing or audit topic into an
 // analytics.Event. The event id is the value's event_id, else the event-id header, else the
 // message's place (topic/partition/offset, the same on every replay). occurred_at falls back
-// to the message's timestamp. A value that is not the topic's event is a poison message.
+// to the message's timestamp. A value that is not the topic's event, or whose text (id, type,
+// invoice, currency, action, outcome) the store could not keep, is a poison message.
 func DecodeAnalyticsEvent(_ context.Context, msg *sarama.ConsumerMessage) (any, error) {
 	ev := analytics.Event{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset}
 	bad := func(err error) error {
@@ -101,8 +102,20 @@ func DecodeAnalyticsEvent(_ context.Context, msg *sarama.ConsumerMessage) (any, 
 	if y := msg.Timestamp.Year(); ev.OccurredAt.IsZero() && msg.Timestamp.Unix() > 0 && y <= 9999 {
 		ev.OccurredAt = msg.Timestamp
 	}
+	var invalid errs.Fields
 	if len(ev.ID) > 200 {
-		return nil, errs.Invalid(map[string]string{"event_id": "must be at most 200 characters"})
+		invalid.Add("event_id", "must be at most 200 characters")
+	}
+	for _, f := range [...]struct{ name, value string }{
+		{"event_id", ev.ID}, {"event_type", ev.Type}, {"invoice_id", ev.InvoiceID},
+		{"currency", ev.Currency}, {"action", ev.Action}, {"outcome", ev.Outcome},
+	} {
+		if !storableText(f.value) {
+			invalid.Add(f.name, "must be UTF-8 text without NUL")
+		}
+	}
+	if err := invalid.Err(); err != nil {
+		return nil, err
 	}
 	ev.OccurredAt = ev.OccurredAt.UTC()
 	return ev, nil

@@ -100,8 +100,8 @@ const maxEventID = 200
 // the patient's account (idempotently, recording the event id in the same transaction, so an
 // account follows every patient even when the patient service's gRPC call failed, and a
 // redelivered event creates nothing twice); other event types need nothing. An event without
-// an id or with a bad patient id is invalid: dead-lettered. The context acts as svc:billing
-// (AsService).
+// an id (or with one that is not storable text) or with a bad patient id is invalid:
+// dead-lettered. The context acts as svc:billing (AsService).
 func BillingPatientEndpoint(svc billing.Service) func(ctx context.Context, req any) (any, error) {
 	return func(ctx context.Context, req any) (any, error) {
 		ev, ok := req.(*eventsv1.PatientEvent)
@@ -111,8 +111,8 @@ func BillingPatientEndpoint(svc billing.Service) func(ctx context.Context, req a
 		if ev.GetEventType() != patient.EventCreated {
 			return nil, nil
 		}
-		if id := ev.GetEventId(); id == "" || len(id) > maxEventID {
-			return nil, errs.Invalid(map[string]string{"event_id": "is required (at most 200 characters)"})
+		if id := ev.GetEventId(); id == "" || len(id) > maxEventID || !storableText(id) {
+			return nil, errs.Invalid(map[string]string{"event_id": "is required (at most 200 characters of text without NUL)"})
 		}
 		pid := ev.GetPatientId()
 		if pid == "" {

@@ -2,6 +2,8 @@ package kafkatransport
 
 import (
 	"context"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"github.com/pms/pms/pkg/platform/authz"
@@ -29,4 +31,12 @@ func AsService(name string) RequestFunc {
 	return func(ctx context.Context, _ *sarama.ConsumerMessage) context.Context {
 		return authz.WithPrincipal(ctx, p)
 	}
+}
+
+// storableText reports whether an event's string can be kept in a text column: UTF-8
+// without NUL, which PostgreSQL refuses. A protobuf string is UTF-8 but may hold NUL, and a
+// header may hold anything; an event carrying such a string is a poison message, to be
+// dead-lettered at once rather than retried as a database failure.
+func storableText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }

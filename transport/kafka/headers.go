@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/IBM/sarama"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/observe"
 	httptransport "github.com/pms/pms/transport/http"
 )
@@ -79,14 +80,14 @@ func RequestIDToContext(ctx context.Context, msg *sarama.ConsumerMessage) contex
 
 // TokenToContext is a SubscriberBefore that puts the bearer token of the authorization header
 // into the context, where the authentication middleware finds it, as it finds an HTTP
-// caller's. A command message acts on its sender's behalf (API.md, "Who acts").
+// caller's. A command message acts on its sender's behalf (API.md, "Who acts"). A value that
+// is not a bearer token of RFC 6750's syntax carries none (authz.BearerToken).
 func TokenToContext(ctx context.Context, msg *sarama.ConsumerMessage) context.Context {
 	v, _ := Header(msg, HeaderAuthorization)
-	scheme, token, ok := strings.Cut(strings.TrimSpace(v), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return ctx
+	if token := authz.BearerToken(v); token != "" {
+		return httptransport.ContextWithToken(ctx, token)
 	}
-	return httptransport.ContextWithToken(ctx, strings.TrimSpace(token))
+	return ctx
 }
 
 // RequestIDToHeaders is a PublisherBefore that copies the context's request id into the

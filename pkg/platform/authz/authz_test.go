@@ -181,3 +181,33 @@ func TestVerifierCacheKeepsExpiry(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // polling an expiry, not synchronising goroutines
 	}
 }
+
+// TestVerifierRefusesOtherSpellings: a genuine token's signature re-spelled with line breaks
+// (which Go's base64 decoder skips; a Kafka header or gRPC value may carry them) is refused,
+// as Attacks' spare-bit spelling is, and the genuine text is still accepted after them.
+func TestVerifierRefusesOtherSpellings(t *testing.T) {
+	is := authztest.New(t)
+	v := is.Verifier()
+	tok := is.Token(t, "u1", authz.RoleAdmin)
+	i := strings.LastIndexByte(tok, '.') + 10
+	for _, s := range []string{tok[:i] + "\n" + tok[i:], tok + "\r\n", tok[:i] + "\r" + tok[i:]} {
+		if _, err := v.Verify(context.Background(), s); errs.KindOf(err) != errs.Unauthenticated {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Errorf("genuine token: %v", err)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for v, want := range map[string]string{
+		"Bearer abc.DEF-_~+/==": "abc.DEF-_~+/==", "bearer  x ": "x", " BEARER x": "x",
+		"Bearer": "", "Bearer ": "", "Basic x": "", "Bearer a b": "", "Bearer =": "", "Bearer a=b": "",
+		"Bearer \xf4\x9b": "", "Bearer a\x00": "", "Bearerx y": "", "x": "",
+	} {
+		if got := authz.BearerToken(v); got != want {
+			t.Errorf("BearerToken(%q) = %q, want %q", v, got, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ package authz
 
 import (
 	"context"
+	"strings"
 
 	kitjwt "github.com/go-kit/kit/auth/jwt"
 )
@@ -81,4 +82,33 @@ func WithToken(ctx context.Context, token string) context.Context {
 func Token(ctx context.Context) string {
 	s, _ := ctx.Value(kitjwt.JWTContextKey).(string)
 	return s
+}
+
+// BearerToken returns the token of an Authorization value "Bearer <token>" (the scheme in
+// any case, RFC 6750), or "" when v is not one. The token must have RFC 6750's b64token
+// syntax (letters, digits, -._~+/ and trailing =), as every token PMS issues has: anything
+// else is no token of ours, and carried on it would break the metadata of the upstream call
+// that forwards it (gRPC refuses a non-printable value) into an internal error.
+func BearerToken(v string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(v), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || !b64token(token) {
+		return ""
+	}
+	return token
+}
+
+// b64token reports whether s is 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func b64token(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -75,10 +75,23 @@ func Attacks(t testing.TB, is *Issuer, refresh string) map[string]string {
 		"no subject":            edit(func(c *authz.Claims) { c.Subject = "" }),
 		"payload tampered":      parts[0] + "." + base64.RawURLEncoding.EncodeToString(forged) + "." + parts[2],
 		"signature stripped":    parts[0] + "." + parts[1] + ".",
-		"over 8 KiB":            strings.Repeat("a", 9<<10),
+		// The genuine signature spelled otherwise: a lenient base64 decoder ignores the spare
+		// low bits of the last character, so this decodes to the same bytes.
+		"signature re-spelled": parts[0] + "." + parts[1] + "." + respell(parts[2]),
+		"over 8 KiB":           strings.Repeat("a", 9<<10),
 	}
 	if refresh != "" {
 		out["refresh token as access token"] = refresh
 	}
 	return out
+}
+
+// b64url is the base64url alphabet, in value order.
+const b64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// respell flips the lowest bit of seg's last character. For an Ed25519 signature (64 bytes,
+// 86 characters) that bit carries no data, so only a strict decoder tells the two apart.
+func respell(seg string) string {
+	last := strings.IndexByte(b64url, seg[len(seg)-1])
+	return seg[:len(seg)-1] + string(b64url[last^1])
 }
