@@ -439,6 +439,17 @@ func (c *Cluster) Do(ctx context.Context, token, method, path string, body any, 
 
 // DoURL is Do against any URL (a service's own port).
 func DoURL(ctx context.Context, token, method, url string, body any, headers ...string) (int, []byte, error) {
+	return DoWith(Client, ctx, token, method, url, body, headers...)
+}
+
+// FreshConns is a client that opens a new connection for every request. The SIGTERM tests use
+// it: with keep-alive, a request written onto an idle connection the server is closing at
+// that moment is reset before the server ever read it (the HTTP keep-alive race), which says
+// nothing about requests in flight.
+var FreshConns = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// DoWith is DoURL with a given client.
+func DoWith(client *http.Client, ctx context.Context, token, method, url string, body any, headers ...string) (int, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -460,7 +471,7 @@ func DoURL(ctx context.Context, token, method, url string, body any, headers ...
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
