@@ -44,6 +44,10 @@ type Options struct {
 	// DatabaseConns is each service's PostgreSQL pool size; 0 is 8, so that five services
 	// and a test running beside them stay under the server's max_connections (100).
 	DatabaseConns int
+	// NoRateLimits turns every rate limit off (each service's per-endpoint limit and the
+	// gateway's per-client one): the suites are one client at full speed, and a 429 would hide
+	// what they measure.
+	NoRateLimits bool
 	// LogLevel of every process; "" is warn.
 	LogLevel string
 	// Logs, when set, receives every process's standard error, each line prefixed with its
@@ -165,6 +169,12 @@ func Start(t testing.TB, o Options) *Cluster {
 	if logs == nil {
 		logs = io.Discard
 	}
+	if o.NoRateLimits {
+		for _, name := range Order[1:] {
+			args[name] = append(args[name], "--rate-limit=0")
+		}
+		args["gateway"] = append(args["gateway"], "--gateway-client-rate=0")
+	}
 	for _, name := range Order {
 		p := &Proc{Name: name, Args: append(args[name], o.Extra[name]...), Admin: c.ports[name+"/admin"], logs: logs}
 		p.Addr = p.Admin
@@ -181,6 +191,21 @@ func Start(t testing.TB, o Options) *Cluster {
 		}
 	}
 	return c
+}
+
+// EnvDuration reads a positive Go duration from the environment variable name, def when it
+// is unset: how the long suites take their outage and run lengths from make.
+func EnvDuration(t testing.TB, name string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("%s=%q: want a positive Go duration", name, v)
+	}
+	return d
 }
 
 // Proc returns the process called name.

@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"syscall"
@@ -32,20 +31,6 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
-// duration reads a Go duration from the environment, else def. make faults sets the long
-// outages; make test runs the short ones.
-func duration(t *testing.T, env string, def time.Duration) time.Duration {
-	v := os.Getenv(env)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		t.Fatalf("%s=%q: %v", env, v, err)
-	}
-	return d
-}
-
 // suite is one cluster with its admin token and log tail.
 type suite struct {
 	c     *cluster.Cluster
@@ -58,22 +43,11 @@ type suite struct {
 	auditGap bool
 }
 
-// unlimited turns the rate limits off: the writer is one client at full speed, and a 429
-// would hide what the fault did.
-func unlimited() map[string][]string {
-	m := map[string][]string{}
-	for _, s := range []string{"auth", "billing", "patient", "analytics"} {
-		m[s] = []string{"--rate-limit=0"}
-	}
-	m["gateway"] = []string{"--rate-limit=0", "--gateway-client-rate=0"}
-	return m
-}
-
 func setup(t *testing.T) *suite {
 	t.Helper()
 	tail := cluster.NewTail(60)
 	dbURL := dbtest.PostgresDatabase(t)
-	c := cluster.Start(t, cluster.Options{DatabaseURL: dbURL, Logs: tail, Extra: unlimited()})
+	c := cluster.Start(t, cluster.Options{DatabaseURL: dbURL, Logs: tail, NoRateLimits: true})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("last process logs:\n%s", tail.String())
@@ -271,7 +245,7 @@ var nextLink = regexp.MustCompile(`<([^>]+)>;\s*rel="next"`)
 // writes keep succeeding meanwhile (the outbox holds the events), and afterwards every
 // committed change has its event and analytics counts each exactly once.
 func TestBrokerStopped(t *testing.T) {
-	down := duration(t, "FAULTS_BROKER_DOWN", 10*time.Second)
+	down := cluster.EnvDuration(t, "FAULTS_BROKER_DOWN", 10*time.Second)
 	s := setup(t)
 	l := newLedger()
 	w := startWriter(s.c, s.token, 4, l)
@@ -304,7 +278,7 @@ func TestBrokerStopped(t *testing.T) {
 // TestBillingStopped: billing stops; patient creates still succeed; when billing returns,
 // every patient gets a billing account (from the patient topic) within seconds.
 func TestBillingStopped(t *testing.T) {
-	down := duration(t, "FAULTS_BILLING_DOWN", 5*time.Second)
+	down := cluster.EnvDuration(t, "FAULTS_BILLING_DOWN", 5*time.Second)
 	s := setup(t)
 	l := newLedger()
 	w := startWriter(s.c, s.token, 4, l)
@@ -381,7 +355,7 @@ func TestPatientKilled(t *testing.T) {
 // hang), consumers wait the outage out instead of dead-lettering, the services recover
 // without a restart, and no row is half-written.
 func TestPostgresConnectionsKilled(t *testing.T) {
-	down := duration(t, "FAULTS_PG_DOWN", 5*time.Second)
+	down := cluster.EnvDuration(t, "FAULTS_PG_DOWN", 5*time.Second)
 	s := setup(t)
 	s.auditGap = down > 5*time.Second
 	u, err := url.Parse(s.dbURL)

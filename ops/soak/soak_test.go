@@ -50,20 +50,6 @@ const (
 	rssCheckFrom = 10 * time.Minute
 )
 
-// envDuration reads a Go duration from the environment, def when unset.
-func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		t.Fatalf("%s=%q: want a positive Go duration", name, v)
-	}
-	return d
-}
-
 // loadConfig: SOAK_DURATION set is a real soak (interval SOAK_INTERVAL, default 1m; CSV at
 // SOAK_CSV, default soak.csv here); unset is the smoke run (10 s probe, 30 s soak, 10 s
 // intervals, a token refresh every 10 s, CSV in a temporary folder). SOAK_PEAK_DURATION
@@ -75,15 +61,15 @@ func loadConfig(t *testing.T) config {
 	// the middle of the RSS figures). The smoke run refreshes often to exercise it.
 	cfg := config{smoke: os.Getenv("SOAK_DURATION") == "", refresh: 5 * time.Minute}
 	if cfg.smoke {
-		cfg.peak = envDuration(t, "SOAK_PEAK_DURATION", 10*time.Second)
+		cfg.peak = cluster.EnvDuration(t, "SOAK_PEAK_DURATION", 10*time.Second)
 		cfg.duration = 30 * time.Second
-		cfg.interval = envDuration(t, "SOAK_INTERVAL", 10*time.Second)
+		cfg.interval = cluster.EnvDuration(t, "SOAK_INTERVAL", 10*time.Second)
 		cfg.csvPath = filepath.Join(t.TempDir(), "soak.csv")
 		cfg.refresh = 10 * time.Second
 	} else {
-		cfg.peak = envDuration(t, "SOAK_PEAK_DURATION", 20*time.Second)
-		cfg.duration = envDuration(t, "SOAK_DURATION", 0)
-		cfg.interval = envDuration(t, "SOAK_INTERVAL", time.Minute)
+		cfg.peak = cluster.EnvDuration(t, "SOAK_PEAK_DURATION", 20*time.Second)
+		cfg.duration = cluster.EnvDuration(t, "SOAK_DURATION", 0)
+		cfg.interval = cluster.EnvDuration(t, "SOAK_INTERVAL", time.Minute)
 		cfg.csvPath = "soak.csv"
 	}
 	if p := os.Getenv("SOAK_CSV"); p != "" {
@@ -104,11 +90,7 @@ func loadConfig(t *testing.T) config {
 func TestSoak(t *testing.T) {
 	cfg := loadConfig(t)
 	tail := cluster.NewTail(300)
-	extra := map[string][]string{"gateway": {"--rate-limit=0", "--gateway-client-rate=0"}}
-	for _, s := range []string{"auth", "billing", "patient", "analytics"} {
-		extra[s] = []string{"--rate-limit=0"}
-	}
-	c := cluster.Start(t, cluster.Options{DatabaseURL: dbtest.PostgresDatabase(t), Extra: extra, Logs: tail, DatabaseConns: 16})
+	c := cluster.Start(t, cluster.Options{DatabaseURL: dbtest.PostgresDatabase(t), NoRateLimits: true, Logs: tail, DatabaseConns: 16})
 	defer func() {
 		if t.Failed() {
 			t.Logf("last log lines:\n%s", tail.String())
