@@ -136,8 +136,11 @@ func (s *service) record(ctx context.Context, action, userID, outcome string) er
 
 // recordAfter audits a refusal or a change already committed: the caller's error (or nil)
 // stands, and an audit failure is logged rather than turned into an error that would make a
-// client retry a done change.
+// client retry a done change. Like audit.Recorder.Change it writes on a context detached from
+// the caller's cancellation: a client that hangs up after the commit leaves it audited.
 func (s *service) recordAfter(ctx context.Context, action, userID string, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), audit.ChangeTimeout)
+	defer cancel()
 	if aerr := s.record(ctx, action, userID, outcome(err)); aerr != nil {
 		_ = level.Error(s.log).Log("msg", "audit write failed", "action", action, "user_id", userID,
 			"request_id", observe.RequestID(ctx), "err", aerr)

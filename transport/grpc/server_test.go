@@ -40,6 +40,7 @@ var contractCodes = map[errs.Kind]codes.Code{
 	errs.Unavailable:          codes.Unavailable,
 	errs.Timeout:              codes.DeadlineExceeded,
 	errs.Internal:             codes.Internal,
+	errs.Canceled:             codes.Canceled,
 }
 
 // TestStatusCodes checks, over the wire with the generated client, that each kind arrives
@@ -84,7 +85,8 @@ func TestFromStatusWithoutDetail(t *testing.T) {
 	}{
 		{status.Error(codes.Unavailable, "connection error: desc = dial tcp 10.0.0.1:9000"), errs.Unavailable},
 		{status.Error(codes.DeadlineExceeded, "context deadline exceeded"), errs.Timeout},
-		{status.Error(codes.Canceled, "context canceled"), errs.Timeout},
+		{status.Error(codes.Canceled, "context canceled"), errs.Canceled}, // the caller left: never the upstream's failure
+		{context.Canceled, errs.Canceled},
 		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max"), errs.PayloadTooLarge},
 		{status.Error(codes.NotFound, "x"), errs.NotFound},
 		{status.Error(codes.Unimplemented, "unknown method"), errs.MethodNotAllowed},

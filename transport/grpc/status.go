@@ -48,6 +48,7 @@ var kindCodes = []kindCode{
 	{errs.Unavailable, codes.Unavailable, "the service is unavailable"},
 	{errs.Timeout, codes.DeadlineExceeded, "the request timed out"},
 	{errs.Internal, codes.Internal, "internal error"},
+	{errs.Canceled, codes.Canceled, errs.CanceledMessage},
 }
 
 // codeKinds maps a code without our detail back to a kind. Where several kinds share a
@@ -67,8 +68,8 @@ var codeKinds = map[codes.Code]errs.Kind{
 	codes.Unimplemented:      errs.MethodNotAllowed,
 	codes.Unavailable:        errs.Unavailable,
 	codes.DeadlineExceeded:   errs.Timeout,
-	// A cancelled call was given up by its caller; like a deadline, nobody waits for it.
-	codes.Canceled: errs.Timeout,
+	// A cancelled call was given up by its caller: never the upstream's fault (issue 13).
+	codes.Canceled: errs.Canceled,
 }
 
 // kindRows indexes kindCodes by kind.
@@ -140,8 +141,9 @@ func badRequest(fields map[string]string) *errdetails.BadRequest {
 // FromStatus converts an error returned by a gRPC call back into the *errs.Error the server
 // raised, so errors.Is(err, patient.ErrNotFound) holds on the client. The kind comes from
 // the ErrorInfo detail; without one (a proxy, grpc-go itself, a connection failure) it comes
-// from the code, with a generic message rather than the status text. A context deadline or
-// cancellation of the caller is a timeout. The original error is kept as the cause for logs.
+// from the code, with a generic message rather than the status text. A context deadline of
+// the caller is a timeout, its cancellation Canceled. The original error is kept as the cause
+// for logs.
 // An *errs.Error passes through unchanged; nil stays nil.
 func FromStatus(err error) error {
 	if err == nil {
@@ -151,8 +153,11 @@ func FromStatus(err error) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.DeadlineExceeded) {
 		return &errs.Error{Kind: errs.Timeout, Message: kindRows[errs.Timeout].message, Err: err}
+	}
+	if errors.Is(err, context.Canceled) {
+		return &errs.Error{Kind: errs.Canceled, Message: errs.CanceledMessage, Err: err}
 	}
 	st, ok := status.FromError(err)
 	if !ok {

@@ -36,7 +36,13 @@ var statusByKind = map[errs.Kind]int{
 	errs.Unavailable:          http.StatusServiceUnavailable,
 	errs.Timeout:              http.StatusGatewayTimeout,
 	errs.Internal:             http.StatusInternalServerError,
+	// Nobody reads it: the caller closed the connection first. nginx's 499 ("client closed
+	// request") keeps it apart from every status a real answer has, in access logs too.
+	errs.Canceled: StatusClientClosedRequest,
 }
+
+// StatusClientClosedRequest is the status recorded for a request whose caller went away.
+const StatusClientClosedRequest = 499
 
 // StatusOf returns the HTTP status of error kind k; an unknown kind is a bug, so 500.
 func StatusOf(k errs.Kind) int {

@@ -105,6 +105,7 @@ var statusTable = map[errs.Kind]int{
 	errs.MethodNotAllowed: 405, errs.Gone: 410, errs.Conflict: 409, errs.PreconditionFailed: 412,
 	errs.PayloadTooLarge: 413, errs.UnsupportedMediaType: 415, errs.RateLimited: 429,
 	errs.Unavailable: 503, errs.Timeout: 504, errs.Internal: 500,
+	errs.Canceled: 499, // nobody reads it (the caller left); logs and metrics do
 }
 
 func TestErrorKindsRoundTrip(t *testing.T) {

@@ -70,7 +70,9 @@ func (e *DecodeError) Error() string { return "decode: " + e.Err.Error() }
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // DefaultClassifier is the disposition of PMS errors: decoding failures and invalid input
-// are dead-lettered; unavailable and timeout errors wait out the outage; rate-limited and
+// are dead-lettered; unavailable and timeout errors wait out the outage, and so does a
+// cancelled call (the consumer is stopping: the message stays unmarked and comes back, never
+// dead-lettered or counted as a failure); rate-limited and
 // internal errors are retried (an internal error may be a database hiccup; a real bug ends in
 // the dead-letter topic after the bounded attempts); everything else (conflict, not found,
 // gone, precondition failed, unauthenticated, permission denied) is a refusal.
@@ -80,7 +82,7 @@ func DefaultClassifier(err error) Disposition {
 		return DeadLetter
 	}
 	switch errs.KindOf(err) {
-	case errs.Unavailable, errs.Timeout:
+	case errs.Unavailable, errs.Timeout, errs.Canceled:
 		return Wait
 	case errs.RateLimited, errs.Internal:
 		return Retry
@@ -298,7 +300,11 @@ func (s *Subscriber) Handle(ctx context.Context, msg *sarama.ConsumerMessage, ab
 				break
 			}
 			s.metrics.retried(msg.Topic, s.group)
-			_ = level.Warn(s.logger).Log("msg", "retrying message", "topic", msg.Topic, "partition", msg.Partition,
+			lvl := level.Warn
+			if errs.KindOf(err) == errs.Canceled {
+				lvl = level.Debug // the consumer is stopping: nothing is wrong
+			}
+			_ = lvl(s.logger).Log("msg", "retrying message", "topic", msg.Topic, "partition", msg.Partition,
 				"offset", msg.Offset, "attempt", attempts, "error", string(errs.KindOf(err)), "request_id", observe.RequestID(ctx))
 			if !s.wait(abandon, s.backoff(attempts, err)) {
 				finalErr = err

@@ -338,3 +338,34 @@ func metric(t *testing.T, reg *prometheus.Registry, name string) prometheus.Coll
 	}
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x", Help: "x"}, func() float64 { return sum })
 }
+
+// TestCanceledIsNeverDeadLettered: a handler cut short by cancellation (the consumer is
+// stopping) waits like an outage and, once abandoned, leaves the message unmarked to come
+// back: it is never dead-lettered or counted as a failure (issue 13). A deadline waits too.
+func TestCanceledIsNeverDeadLettered(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want kafkatransport.Disposition
+	}{
+		{errs.FromContext(context.Canceled, ""), kafkatransport.Wait},
+		{context.Canceled, kafkatransport.Wait},
+		{errs.FromContext(context.DeadlineExceeded, "slow"), kafkatransport.Wait},
+		{errs.New(errs.Unavailable, "down"), kafkatransport.Wait},
+		{errs.New(errs.InvalidArgument, "bad"), kafkatransport.DeadLetter},
+	} {
+		if got := kafkatransport.DefaultClassifier(c.err); got != c.want {
+			t.Errorf("DefaultClassifier(%v) = %v; want %v", c.err, got, c.want)
+		}
+	}
+	var calls atomic.Int32
+	sub := kafkatransport.NewSubscriber(func(ctx context.Context, _ any) (any, error) {
+		calls.Add(1)
+		return nil, errs.FromContext(context.Canceled, "")
+	}, decodeString, nil, kafkatransport.SubscriberRetry(2, time.Millisecond, time.Millisecond))
+	abandon := make(chan struct{})
+	close(abandon)
+	done := sub.Handle(context.Background(), &sarama.ConsumerMessage{Topic: "jobs", Value: []byte("v")}, abandon)
+	if done || calls.Load() != 1 {
+		t.Fatalf("cancelled handling: done=%v after %d calls; want the message left unmarked after 1", done, calls.Load())
+	}
+}

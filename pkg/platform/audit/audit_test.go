@@ -622,8 +622,8 @@ func TestAppendContext(t *testing.T) {
 		go func() { errc <- w.Append(ctx, sample(2)) }()
 		waitQueued(t, w, 1)
 		cancel2()
-		if err := <-errc; errs.KindOf(err) != errs.Unavailable || !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled Append = %v; want unavailable wrapping context.Canceled", err)
+		if err := <-errc; errs.KindOf(err) != errs.Canceled || !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Append = %v; want canceled wrapping context.Canceled (a caller gone is not an outage)", err)
 		}
 
 		close(g.release)
@@ -768,5 +768,29 @@ func TestUnavailableBatchIsRetried(t *testing.T) {
 			t.Fatalf("%d rows, want 1", n)
 		}
 		mustVerify(t, d, "", 1)
+	})
+}
+
+// TestChangeOutlivesTheCaller: the audit entry of a committed change is written even when
+// the caller's context is already cancelled (a client that hung up right after the commit),
+// and so is a refusal's; a read's audit still fails with the caller (issue 13).
+func TestChangeOutlivesTheCaller(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		w := newWriter(t, d, Options{})
+		r := Recorder{W: w}
+		gone, cancel := context.WithCancel(context.Background())
+		cancel()
+		r.Change(gone, "patient.create", "p-1", nil)
+		Denied(w, nil, func(any) string { return "p-2" })(gone, "patient.read", nil, nil)
+		if _, err := Read(r, gone, "patient.read", "p-3", 1, nil); errs.KindOf(err) != errs.Canceled {
+			t.Fatalf("read audited for a caller gone = %v; want canceled", err)
+		}
+		var subjects []string
+		if err := d.SelectContext(context.Background(), &subjects, `SELECT subject_id FROM audit_log ORDER BY seq`); err != nil {
+			t.Fatal(err)
+		}
+		if len(subjects) != 2 || subjects[0] != "p-1" || subjects[1] != "p-2" {
+			t.Fatalf("audit rows for a caller gone = %v; want [p-1 p-2] (the change and the refusal)", subjects)
+		}
 	})
 }

@@ -27,6 +27,10 @@ func Denied(w Appender, actions map[string]string, subject func(request any) str
 			id = subject(req)
 		}
 		actor, role := authz.Actor(ctx)
+		// Detached from the caller's cancellation: a refused caller that hangs up at once
+		// still leaves its row (issue 13).
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ChangeTimeout)
+		defer cancel()
 		_ = w.Append(ctx, Entry{Actor: actor, Role: role, Action: action, SubjectID: id, Outcome: OutcomeDenied,
 			RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx)})
 	}

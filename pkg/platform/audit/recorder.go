@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -27,10 +28,18 @@ func (r Recorder) Record(ctx context.Context, action, subject string, err error)
 	})
 }
 
+// ChangeTimeout bounds the audit write that follows a change. It is the audit writer's own
+// batch timeout: the caller no longer bounds it (see Change).
+const ChangeTimeout = 10 * time.Second
+
 // Change audits a change after its outcome is known. The change itself is already committed
 // (with its history naming the actor), so an audit failure is logged rather than turned into
-// an error that would make a client retry a done change.
+// an error that would make a client retry a done change. The entry is written on a context
+// detached from the caller's cancellation, with its own ChangeTimeout: a client that hangs up
+// right after the commit must not leave an acknowledged change unaudited (issue 13).
 func (r Recorder) Change(ctx context.Context, action, subject string, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ChangeTimeout)
+	defer cancel()
 	if aerr := r.Record(ctx, action, subject, err); aerr != nil && r.Logger != nil {
 		_ = level.Error(r.Logger).Log("msg", "audit write failed after change", "action", action,
 			"subject_id", subject, "request_id", observe.RequestID(ctx), "err", aerr)
@@ -42,6 +51,9 @@ func (r Recorder) Change(ctx context.Context, action, subject string, err error)
 func Read[T any](r Recorder, ctx context.Context, action, subject string, v T, err error) (T, error) {
 	if aerr := r.Record(ctx, action, subject, err); aerr != nil && err == nil {
 		var zero T
+		if errs.KindOf(aerr) == errs.Canceled {
+			return zero, aerr // the caller went away: not the audit log's failure
+		}
 		return zero, errs.Wrap(errs.Unavailable, "the audit log is unavailable", aerr)
 	}
 	return v, err

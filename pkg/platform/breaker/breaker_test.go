@@ -91,3 +91,98 @@ func TestTransient(t *testing.T) {
 		t.Error("plain errors")
 	}
 }
+
+// TestCallerGoneNeverOpens: calls whose callers hang up (the context cancelled while the
+// upstream works, whatever error that surfaces as) never open the breaker, while the
+// upstream's own deadline does (issue 13).
+func TestCallerGoneNeverOpens(t *testing.T) {
+	b := New(Options{Name: "patient", Failures: 3, OpenFor: time.Hour})
+	e := b.Middleware()(func(ctx context.Context, _ any) (any, error) {
+		<-ctx.Done()
+		// What a client library may report for a call cut short: its own kind or a lost
+		// connection. Either way the caller left first.
+		return nil, errs.Wrap(errs.Unavailable, "connection closed", ctx.Err())
+	})
+	for i := range 50 {
+		ctx, cancel := context.WithCancel(context.Background())
+		go cancel()
+		if _, err := e(ctx, nil); errs.KindOf(err) != errs.Canceled {
+			t.Fatalf("call %d: err = %v (%s); want canceled", i, err, errs.KindOf(err))
+		}
+	}
+	if b.State() != "closed" {
+		t.Fatalf("state %s after 50 callers hung up; want closed", b.State())
+	}
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		_, err := e(ctx, nil)
+		cancel()
+		if errs.KindOf(err) == errs.Canceled {
+			t.Fatalf("deadline call %d: %v; a deadline is not a cancellation", i, err)
+		}
+	}
+	if b.State() != "open" {
+		t.Fatalf("state %s after 3 deadlines; want open (its own deadline is the upstream failing)", b.State())
+	}
+}
+
+// TestHalfOpenAdmitsOthersWhenHealthy: when the breaker is half-open and the upstream is
+// healthy again, the calls that arrive while the trial call is in flight wait for it and then
+// succeed, instead of answering 503 "too many requests"; when the trial fails they fail at
+// once as the open breaker does.
+func TestHalfOpenAdmitsOthersWhenHealthy(t *testing.T) {
+	for _, healthy := range []bool{true, false} {
+		b := New(Options{Name: "patient", Failures: 1, OpenFor: 20 * time.Millisecond})
+		var down atomic.Bool
+		down.Store(true)
+		trial := make(chan struct{})   // closed when the trial call has started
+		release := make(chan struct{}) // closed to let the trial call answer
+		var trials atomic.Int64
+		e := b.Middleware()(func(ctx context.Context, req any) (any, error) {
+			if req == "trial" && trials.Add(1) == 1 {
+				close(trial)
+				<-release
+			}
+			if down.Load() {
+				return nil, errs.New(errs.Unavailable, "down")
+			}
+			return "ok", nil
+		})
+		ctx := context.Background()
+		if _, err := e(ctx, nil); errs.KindOf(err) != errs.Unavailable {
+			t.Fatalf("first failure: %v", err)
+		}
+		if b.State() != "open" {
+			t.Fatalf("state %s; want open", b.State())
+		}
+		down.Store(!healthy)
+		deadline := time.Now().Add(10 * time.Second)
+		for b.State() != "half-open" { // State moves open → half-open once OpenFor passed
+			if time.Now().After(deadline) {
+				t.Fatal("breaker never became half-open")
+			}
+			time.Sleep(time.Millisecond) // polling with a deadline
+		}
+		trialErr := make(chan error, 1)
+		go func() { _, err := e(ctx, "trial"); trialErr <- err }()
+		<-trial
+		const others = 20
+		errc := make(chan error, others)
+		for range others {
+			go func() { _, err := e(ctx, nil); errc <- err }()
+		}
+		close(release)
+		if err := <-trialErr; (err == nil) != healthy {
+			t.Fatalf("healthy=%v: trial call = %v", healthy, err)
+		}
+		for range others {
+			err := <-errc
+			if healthy && err != nil {
+				t.Fatalf("a call during a successful trial failed: %v; want it to wait and succeed", err)
+			}
+			if !healthy && errs.KindOf(err) != errs.Unavailable {
+				t.Fatalf("a call during a failed trial: %v; want unavailable", err)
+			}
+		}
+	}
+}

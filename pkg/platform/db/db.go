@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/errs"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -168,6 +169,11 @@ func InTx(ctx context.Context, d *DB, fn func(tx *sqlx.Tx) error) (err error) {
 		return err
 	}
 	if err = tx.Commit(); err != nil {
+		// database/sql answers a commit whose context ended with sql.ErrTxDone (it rolled
+		// back on its own): that is the caller's cancellation or deadline, not a fault.
+		if cerr := errs.FromContext(ctx.Err(), "the database did not answer in time"); cerr != nil {
+			return cerr
+		}
 		return Classify(err)
 	}
 	return nil

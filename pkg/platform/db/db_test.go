@@ -3,11 +3,14 @@ package db_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,4 +162,63 @@ func TestPoolSizeQueuesInsteadOfOpening(t *testing.T) {
 	if got := s.Stats().MaxOpenConnections; got != 1 {
 		t.Fatalf("SQLite pool size %d after SetPoolSize(8), want 1", got)
 	}
+}
+
+// TestClassifyCallerGone: a caller that goes away is Canceled, never Unavailable (issue 13:
+// clients hanging up opened the gateway's breaker), a deadline stays Timeout and a refused
+// connection Unavailable; on both databases, with a query in flight and with a transaction
+// whose commit meets the cancellation.
+func TestClassifyCallerGone(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want errs.Kind
+	}{
+		{context.Canceled, errs.Canceled},
+		{context.DeadlineExceeded, errs.Timeout},
+		{fmt.Errorf("query: %w", context.Canceled), errs.Canceled},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, errs.Unavailable},
+		{syscall.ECONNREFUSED, errs.Unavailable},
+	} {
+		if got := errs.KindOf(db.Classify(c.err)); got != c.want {
+			t.Errorf("Classify(%v) = %s; want %s", c.err, got, c.want)
+		}
+	}
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		// A query in flight when the caller goes away.
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			q := `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100000000) SELECT count(*) FROM n`
+			var n int64
+			errc <- d.GetContext(ctx, &n, q)
+		}()
+		cancel()
+		if err := <-errc; errs.KindOf(db.Classify(err)) != errs.Canceled {
+			t.Fatalf("query cancelled in flight: %v classified %s; want canceled", err, errs.KindOf(db.Classify(err)))
+		}
+		// A transaction whose caller goes away before the commit: rolled back, Canceled.
+		ctx, cancel = context.WithCancel(context.Background())
+		err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+			if _, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) VALUES (?, ?, ?, ?, ?)`),
+				"s", "gone", "h", "r", d.Time(time.Now())); err != nil {
+				return err
+			}
+			cancel()
+			return nil
+		})
+		if errs.KindOf(err) != errs.Canceled {
+			t.Fatalf("InTx whose caller left before commit = %v (%s); want canceled", err, errs.KindOf(err))
+		}
+		var n int
+		if err := d.GetContext(context.Background(), &n, `SELECT count(*) FROM idempotency_keys WHERE key = 'gone'`); err != nil || n != 0 {
+			t.Fatalf("rows of the cancelled transaction = %d, %v; want 0 (rolled back)", n, err)
+		}
+		// A deadline that passes is Timeout.
+		ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		<-ctx.Done()
+		if _, err := d.ExecContext(ctx, `SELECT 1`); errs.KindOf(db.Classify(err)) != errs.Timeout {
+			t.Fatalf("expired deadline: %v classified %s; want timeout", err, errs.KindOf(db.Classify(err)))
+		}
+	})
 }

@@ -1,7 +1,6 @@
 package db
 
 import (
-	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -86,7 +85,7 @@ func IsUniqueViolation(err error, name string) bool {
 
 // Classify turns a database error into a contract error: a lost connection, a server
 // shutting down or a full pool becomes Unavailable (503; nothing was written, since every
-// change is one transaction), a deadline becomes Timeout, text PostgreSQL cannot hold (a NUL
+// change is one transaction), a deadline becomes Timeout, a cancelled context Canceled, text PostgreSQL cannot hold (a NUL
 // character, which only input brings) InvalidArgument, anything else Internal. Errors that
 // already carry a kind pass through.
 func Classify(err error) error {
@@ -97,11 +96,11 @@ func Classify(err error) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return errs.Wrap(errs.Timeout, "the database did not answer in time", err)
-	}
-	if errors.Is(err, context.Canceled) {
-		return errs.Wrap(errs.Unavailable, "the request was cancelled", err)
+	// A deadline is Timeout; a caller that went away is Canceled, never Unavailable: the
+	// database is fine, and calling it unavailable let any client that hangs up open the
+	// gateway's circuit breaker (issue 13).
+	if cerr := errs.FromContext(err, "the database did not answer in time"); cerr != nil {
+		return cerr
 	}
 	if isConnectionError(err) {
 		return errs.Wrap(errs.Unavailable, "the database is unavailable", err)

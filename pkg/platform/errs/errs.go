@@ -33,13 +33,18 @@ const (
 	Unavailable          Kind = "unavailable"
 	Timeout              Kind = "timeout"
 	Internal             Kind = "internal"
+	// Canceled is not an answer anyone receives: the caller went away (closed its
+	// connection, cancelled its call) before the answer was ready. It has its own kind so
+	// that metrics, logs, breakers, retries and alerts never mistake it for the upstream
+	// failing (an outage anyone could cause by hanging up, issue 13).
+	Canceled Kind = "canceled"
 )
 
 // Kinds lists every kind, so tests can walk them all.
 var Kinds = []Kind{
 	InvalidArgument, Unauthenticated, PermissionDenied, NotFound, Gone, Conflict,
 	PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, MethodNotAllowed, RateLimited,
-	Unavailable, Timeout, Internal,
+	Unavailable, Timeout, Internal, Canceled,
 }
 
 // Known reports whether k is one of the contract's kinds; an unknown word from a peer is
@@ -98,8 +103,8 @@ func Invalid(fields map[string]string) *Error {
 	return &Error{Kind: InvalidArgument, Message: "the request has invalid fields", Fields: fields}
 }
 
-// KindOf returns the kind of err: its *Error's kind, Timeout for context deadlines,
-// Internal for anything else, and "" for nil.
+// KindOf returns the kind of err: its *Error's kind, Timeout for context deadlines, Canceled
+// for a cancelled context, Internal for anything else, and "" for nil.
 func KindOf(err error) Kind {
 	if err == nil {
 		return ""
@@ -110,6 +115,9 @@ func KindOf(err error) Kind {
 	}
 	if errors.Is(err, errDeadline) {
 		return Timeout
+	}
+	if errors.Is(err, errCanceled) {
+		return Canceled
 	}
 	return Internal
 }
@@ -126,6 +134,9 @@ func As(err error) *Error {
 	}
 	if errors.Is(err, errDeadline) {
 		return &Error{Kind: Timeout, Message: "the request timed out", Err: err}
+	}
+	if errors.Is(err, errCanceled) {
+		return &Error{Kind: Canceled, Message: CanceledMessage, Err: err}
 	}
 	return &Error{Kind: Internal, Message: "internal error", Err: err}
 }

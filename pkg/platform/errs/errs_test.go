@@ -40,3 +40,19 @@ func TestKindsAndIs(t *testing.T) {
 		t.Fatalf("fields: %+v", e)
 	}
 }
+
+// TestCallerGoneIsCanceled: a cancelled context is its own kind, never a timeout or an
+// outage; a deadline stays Timeout (issue 13).
+func TestCallerGoneIsCanceled(t *testing.T) {
+	wrapped := fmt.Errorf("call: %w", context.Canceled)
+	if KindOf(context.Canceled) != Canceled || KindOf(wrapped) != Canceled || As(wrapped).Kind != Canceled {
+		t.Fatalf("cancelled context: KindOf %s, As %s; want canceled", KindOf(wrapped), As(wrapped).Kind)
+	}
+	if KindOf(FromContext(context.Canceled, "x")) != Canceled || KindOf(FromContext(context.DeadlineExceeded, "x")) != Timeout ||
+		FromContext(nil, "x") != nil || FromContext(errors.New("other"), "x") != nil {
+		t.Fatal("FromContext: want canceled, timeout, nil, nil")
+	}
+	if !errors.Is(FromContext(context.Canceled, "x"), context.Canceled) {
+		t.Fatal("FromContext must keep the cause")
+	}
+}

@@ -62,7 +62,7 @@ func LoggingMiddleware(logger log.Logger, method string) endpoint.Middleware {
 				if err != nil {
 					e := errs.As(err)
 					kv = append(kv, "error", string(e.Kind))
-					if ctx.Err() != nil {
+					if ctx.Err() != nil || e.Kind == errs.Canceled {
 						// The caller went away (closed connection, own deadline): not a fault of
 						// ours, and a load test ending would otherwise flood the error log.
 						_ = level.Debug(logger).Log(append(kv, "cause", "caller gone")...)

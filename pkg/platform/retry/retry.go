@@ -53,9 +53,9 @@ func Middleware(o Options) endpoint.Middleware {
 			if errors.As(err, &re) {
 				err = re.Final
 			}
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				if _, ok := errors.AsType[*errs.Error](err); !ok {
-					err = errs.Wrap(errs.Timeout, "the call timed out", err)
+			if _, ok := errors.AsType[*errs.Error](err); !ok {
+				if cerr := errs.FromContext(err, "the call timed out"); cerr != nil {
+					err = cerr // a deadline is Timeout; a caller gone is Canceled, never retried
 				}
 			}
 			return resp, err

@@ -69,3 +69,20 @@ func TestRetry(t *testing.T) {
 		t.Fatalf("deadline: %v (%s)", err, errs.KindOf(err))
 	}
 }
+
+// TestCallerGoneIsNotRetried: a caller that cancels gets Canceled back at once, after one
+// attempt; it is neither retried nor turned into a timeout (issue 13).
+func TestCallerGoneIsNotRetried(t *testing.T) {
+	var calls atomic.Int64
+	mw := Middleware(Options{Attempts: 3, Timeout: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := mw(func(ctx context.Context, _ any) (any, error) {
+		calls.Add(1)
+		cancel()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})(ctx, nil)
+	if errs.KindOf(err) != errs.Canceled || calls.Load() != 1 {
+		t.Fatalf("cancelled call: %v (%s) after %d attempts; want canceled after 1", err, errs.KindOf(err), calls.Load())
+	}
+}
