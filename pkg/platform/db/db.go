@@ -149,10 +149,23 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	return d, nil
 }
 
+// CommitTimeout bounds a transaction's begin and commit when the caller set no deadline.
+const CommitTimeout = 30 * time.Second
+
 // InTx runs fn in a transaction and commits it when fn returns nil; any error (or panic)
 // rolls it back, so a failed request never leaves a half-written record.
+//
+// The transaction itself (its begin and its commit) runs on a context detached from the
+// caller's cancellation, keeping the caller's deadline (else CommitTimeout). fn's statements
+// still use the caller's context: a caller that goes away while they run makes them fail and
+// the transaction roll back. But once fn has succeeded the commit is not cut short: a
+// cancellation arriving during COMMIT used to make the caller see an error for a change
+// PostgreSQL had committed (pgx cancels the commit's round trip, not the commit), and the
+// change was then audited as failed (TestClientsHangingUp found it, issue 13).
 func InTx(ctx context.Context, d *DB, fn func(tx *sqlx.Tx) error) (err error) {
-	tx, err := d.BeginTxx(ctx, nil)
+	tctx, cancel := detach(ctx)
+	defer cancel()
+	tx, err := d.BeginTxx(tctx, nil)
 	if err != nil {
 		return Classify(err)
 	}
@@ -177,4 +190,13 @@ func InTx(ctx context.Context, d *DB, fn func(tx *sqlx.Tx) error) (err error) {
 		return Classify(err)
 	}
 	return nil
+}
+
+// detach returns a context without ctx's cancellation but with its values and its deadline
+// (else CommitTimeout).
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(context.WithoutCancel(ctx), dl)
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), CommitTimeout)
 }

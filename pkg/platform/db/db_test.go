@@ -196,22 +196,41 @@ func TestClassifyCallerGone(t *testing.T) {
 		if err := <-errc; errs.KindOf(db.Classify(err)) != errs.Canceled {
 			t.Fatalf("query cancelled in flight: %v classified %s; want canceled", err, errs.KindOf(db.Classify(err)))
 		}
-		// A transaction whose caller goes away before the commit: rolled back, Canceled.
+		insert := func(ctx context.Context, tx *sqlx.Tx, key string) error {
+			_, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) VALUES (?, ?, ?, ?, ?)`),
+				"s", key, "h", "r", d.Time(time.Now()))
+			return db.Classify(err)
+		}
+		count := func(key string) int {
+			var n int
+			if err := d.GetContext(context.Background(), &n, d.Rebind(`SELECT count(*) FROM idempotency_keys WHERE key = ?`), key); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		// A caller that goes away while the transaction's statements run: the next statement
+		// fails Canceled and nothing of it is stored.
 		ctx, cancel = context.WithCancel(context.Background())
 		err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
-			if _, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) VALUES (?, ?, ?, ?, ?)`),
-				"s", "gone", "h", "r", d.Time(time.Now())); err != nil {
+			if err := insert(ctx, tx, "gone-early"); err != nil {
 				return err
 			}
 			cancel()
-			return nil
+			return insert(ctx, tx, "gone-early-2")
 		})
-		if errs.KindOf(err) != errs.Canceled {
-			t.Fatalf("InTx whose caller left before commit = %v (%s); want canceled", err, errs.KindOf(err))
+		if errs.KindOf(err) != errs.Canceled || count("gone-early") != 0 {
+			t.Fatalf("InTx whose caller left mid-way = %v (%s), %d rows; want canceled, rolled back", err, errs.KindOf(err), count("gone-early"))
 		}
-		var n int
-		if err := d.GetContext(context.Background(), &n, `SELECT count(*) FROM idempotency_keys WHERE key = 'gone'`); err != nil || n != 0 {
-			t.Fatalf("rows of the cancelled transaction = %d, %v; want 0 (rolled back)", n, err)
+		// A caller that goes away once every statement succeeded: the commit is not cut short,
+		// and the answer says what happened (committed), never an error for a stored change.
+		ctx, cancel = context.WithCancel(context.Background())
+		err = db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+			err := insert(ctx, tx, "gone-late")
+			cancel()
+			return err
+		})
+		if err != nil || count("gone-late") != 1 {
+			t.Fatalf("InTx whose caller left before the commit = %v, %d rows; want nil and the row committed", err, count("gone-late"))
 		}
 		// A deadline that passes is Timeout.
 		ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
