@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/transport/wire"
 )
 
 func TestClientRoundTrip(t *testing.T) {
@@ -22,7 +24,7 @@ func TestClientRoundTrip(t *testing.T) {
 		t.Run("prefix="+prefix, func(t *testing.T) {
 			e := newEnv(t, Options{Prefix: prefix})
 			ctx := observe.WithRequestID(context.Background(), "rid-42")
-			ctx = ContextWithToken(ctx, "tok.en")
+			ctx = authz.WithToken(ctx, "tok.en")
 			ctx = observe.WithClientAddr(ctx, "203.0.113.5")
 			c := e.client
 
@@ -32,8 +34,8 @@ func TestClientRoundTrip(t *testing.T) {
 				if !reflect.DeepEqual(last, want) {
 					t.Errorf("%s: service got %+v, want %+v", name, last, want)
 				}
-				if observe.RequestID(sctx) != "rid-42" || TokenFromContext(sctx) != "tok.en" || observe.ClientAddr(sctx) != "203.0.113.5" {
-					t.Errorf("%s: forwarded id %q token %q addr %q", name, observe.RequestID(sctx), TokenFromContext(sctx), observe.ClientAddr(sctx))
+				if observe.RequestID(sctx) != "rid-42" || authz.Token(sctx) != "tok.en" || observe.ClientAddr(sctx) != "203.0.113.5" {
+					t.Errorf("%s: forwarded id %q token %q addr %q", name, observe.RequestID(sctx), authz.Token(sctx), observe.ClientAddr(sctx))
 				}
 			}
 
@@ -136,7 +138,7 @@ func TestErrorKindsRoundTrip(t *testing.T) {
 				t.Fatalf("client error %v (kind %q), want kind %q", err, got.Kind, k)
 			}
 			if k == errs.Internal {
-				if got.Fields != nil || got.Message != internalMessage || eb.Message != internalMessage {
+				if got.Fields != nil || got.Message != wire.InternalMessage || eb.Message != wire.InternalMessage {
 					t.Errorf("internal error exposes %q %v", got.Message, got.Fields)
 				}
 				return
@@ -189,8 +191,8 @@ func TestClientTokenOption(t *testing.T) {
 	if _, err := c.Get(context.Background(), testID); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ctx := e.stub.seen(); TokenFromContext(ctx) != "svc-token" {
-		t.Errorf("token %q", TokenFromContext(ctx))
+	if _, _, ctx := e.stub.seen(); authz.Token(ctx) != "svc-token" {
+		t.Errorf("token %q", authz.Token(ctx))
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/transport/wire"
 )
 
 const testID = "5f0c1c52-8a53-4c8e-9d43-6c1f0e2b7a11"
@@ -149,7 +150,7 @@ var jsonCT = []string{"Content-Type", "application/json"}
 
 // checkError asserts resp is the contract's error body with the given status and kind, and
 // returns it.
-func checkError(t *testing.T, resp *http.Response, body []byte, status int, kind errs.Kind) errorBody {
+func checkError(t *testing.T, resp *http.Response, body []byte, status int, kind errs.Kind) wire.ErrorBody {
 	t.Helper()
 	if resp.StatusCode != status {
 		t.Errorf("status = %d, want %d (body %s)", resp.StatusCode, status, body)
@@ -157,7 +158,7 @@ func checkError(t *testing.T, resp *http.Response, body []byte, status int, kind
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("Content-Type = %q", ct)
 	}
-	var eb errorBody
+	var eb wire.ErrorBody
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&eb); err != nil {
@@ -491,7 +492,7 @@ func TestPanicIsContract500(t *testing.T) {
 	resp, b := e.do(t, "PUT", "/patients/"+testID,
 		strings.NewReader(`{"name":"Ada Lovelace","email":"a@example.org","address":"x","dateOfBirth":"1990-01-01"}`), jsonCT...)
 	eb := checkError(t, resp, b, 500, errs.Internal)
-	if eb.Message != internalMessage || strings.Contains(string(b), "boom") {
+	if eb.Message != wire.InternalMessage || strings.Contains(string(b), "boom") {
 		t.Errorf("500 body leaks: %s", b)
 	}
 	if !strings.Contains(logs.String(), eb.RequestID) || strings.Contains(logs.String(), "Ada") {
@@ -508,7 +509,7 @@ func TestInternalErrorHidesCause(t *testing.T) {
 	}
 	e.stub.err = &errs.Error{Kind: errs.Internal, Message: "sql: bad column ssn", Fields: map[string]string{"ssn": "x"}}
 	resp, b = e.do(t, "GET", "/patients/"+testID, nil)
-	if eb := checkError(t, resp, b, 500, errs.Internal); eb.Message != internalMessage || eb.Fields != nil {
+	if eb := checkError(t, resp, b, 500, errs.Internal); eb.Message != wire.InternalMessage || eb.Fields != nil {
 		t.Errorf("internal body: %s", b)
 	}
 	_, err := e.client.Get(context.Background(), testID)
