@@ -28,10 +28,10 @@ import (
 //   - A neutral transport package (transport/wire: the rules HTTP and Kafka share) depends
 //     on no transport, no service, no pkg/gateway and no cmd/: both transports import it.
 //   - pkg/platform/... depends on no service, no transport, no pkg/gateway and no cmd/, and
-//     imports no proto package but one: pkg/platform/outbox imports proto/pms/events/v1,
-//     whose AuditEvent it publishes for every service (DESIGN.md lets platform use "the
-//     chosen dependencies", and docs/design.md records this one exception). Other platform
-//     packages may reach that package only through outbox.
+//     on no proto package but one: proto/pms/events/v1, whose AuditEvent the outbox's audit
+//     hook publishes for every service (DESIGN.md lets platform use "the chosen
+//     dependencies"; docs/design.md records this one exception). The exception names the
+//     package, not its importer, so the hook may move within pkg/platform.
 //   - Nothing outside cmd/ depends on cmd/, tests included.
 //
 // "Depends on" is the transitive closure `go list -deps` computes, so a forbidden import
@@ -46,10 +46,8 @@ var notServices = []string{"platform", "gateway"}
 // serviceProto is the one proto package a service may use.
 const serviceProto = "proto/pms/events/v1"
 
-// platformProto lists, per platform package, the proto packages it may import directly.
-var platformProto = map[string][]string{
-	"pkg/platform/outbox": {serviceProto},
-}
+// platformProto is the one proto package pkg/platform may use.
+const platformProto = "proto/pms/events/v1"
 
 // segments splits a module-relative path into its first two segments.
 func segments(p string) (string, string) {
@@ -88,9 +86,8 @@ func isNeutral(p string) bool {
 
 func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 
-// violation returns why package from may not depend on package to ("" when it may). direct
-// says whether from imports to itself (the proto exception of platform is an import).
-func violation(from, to string, direct bool) string {
+// violation returns why package from may not depend on package to ("" when it may).
+func violation(from, to string) string {
 	if under(to, "cmd") && !under(from, "cmd") {
 		return "nothing outside cmd/ imports cmd/"
 	}
@@ -130,10 +127,8 @@ func violation(from, to string, direct bool) string {
 			return "pkg/platform never imports transport/"
 		case under(to, "pkg/gateway"):
 			return "pkg/platform never imports the gateway"
-		case under(to, "proto") && direct && !slices.Contains(platformProto[from], to):
-			return "pkg/platform imports no proto package (but outbox's events)"
-		case under(to, "proto") && !direct && to != serviceProto:
-			return "pkg/platform depends on no proto package (but outbox's events)"
+		case under(to, "proto") && to != platformProto:
+			return "pkg/platform imports no proto package (but " + platformProto + ")"
 		}
 	}
 	return ""
@@ -239,7 +234,7 @@ func TestLayering(t *testing.T) {
 			if n.test && !(under(d, "cmd") && !under(n.path, "cmd")) {
 				continue
 			}
-			why := violation(n.path, d, slices.Contains(imports[n.path], d))
+			why := violation(n.path, d)
 			if why == "" {
 				continue
 			}
@@ -295,44 +290,43 @@ func importChain(imports map[string][]string, from, to string) []string {
 func TestLayeringRules(t *testing.T) {
 	for _, c := range []struct {
 		from, to string
-		direct   bool
 		allowed  bool
 	}{
-		{"pkg/patient", "pkg/platform/db", true, true},
-		{"pkg/patient", "proto/pms/events/v1", true, true},
-		{"pkg/patient", "pkg/patient/internal/x", true, true},
-		{"pkg/patient", "transport/http", true, false},
-		{"pkg/patient", "transport/wire", true, false},
-		{"pkg/fhir", "transport/grpc", false, false},
-		{"pkg/patient", "pkg/billing", true, false},
-		{"pkg/billing", "proto/pms/billing/v1", true, false},
-		{"pkg/analytics", "pkg/gateway", true, false},
-		{"pkg/auth", "cmd/pms", false, false},
-		{"transport/kafka", "transport/http", true, false},
-		{"transport/nats", "transport/grpc", false, false},
-		{"transport/kafka", "transport/wire", true, true},
-		{"transport/kafka", "pkg/patient", true, true},
-		{"transport/grpc", "proto/pms/patient/v1", true, true},
-		{"transport/http", "pkg/gateway", true, false},
-		{"transport/wire", "transport/http", true, false},
-		{"transport/wire", "pkg/patient", true, false},
-		{"transport/wire", "pkg/platform/errs", true, true},
-		{"pkg/platform/outbox", "proto/pms/events/v1", true, true},
-		{"pkg/platform/audit", "proto/pms/events/v1", true, false},
-		{"pkg/platform/stack", "proto/pms/events/v1", false, true},
-		{"pkg/platform/outbox", "proto/pms/patient/v1", true, false},
-		{"pkg/platform/db", "proto/pms/patient/v1", false, false},
-		{"pkg/platform/outbox", "pkg/patient", true, false},
-		{"pkg/platform/db", "transport/wire", true, false},
-		{"pkg/gateway", "transport/http", true, true},
-		{"pkg/gateway", "pkg/patient", true, true},
-		{"pkg/gateway", "cmd/pms", true, false},
-		{"ops/faults", "cmd/pms", true, false},
-		{"cmd/pms", "cmd/pms/internal/x", true, true},
-		{"cmd/pms", "transport/kafka", true, true},
+		{"pkg/patient", "pkg/platform/db", true},
+		{"pkg/patient", "proto/pms/events/v1", true},
+		{"pkg/patient", "pkg/patient/internal/x", true},
+		{"pkg/patient", "transport/http", false},
+		{"pkg/patient", "transport/wire", false},
+		{"pkg/fhir", "transport/grpc", false},
+		{"pkg/patient", "pkg/billing", false},
+		{"pkg/billing", "proto/pms/billing/v1", false},
+		{"pkg/analytics", "pkg/gateway", false},
+		{"pkg/auth", "cmd/pms", false},
+		{"transport/kafka", "transport/http", false},
+		{"transport/nats", "transport/grpc", false},
+		{"transport/kafka", "transport/wire", true},
+		{"transport/kafka", "pkg/patient", true},
+		{"transport/grpc", "proto/pms/patient/v1", true},
+		{"transport/http", "pkg/gateway", false},
+		{"transport/wire", "transport/http", false},
+		{"transport/wire", "pkg/patient", false},
+		{"transport/wire", "pkg/platform/errs", true},
+		{"pkg/platform/outbox", "proto/pms/events/v1", true},
+		{"pkg/platform/audit", "proto/pms/events/v1", true},
+		{"pkg/platform/stack", "proto/pms/events/v1", true},
+		{"pkg/platform/outbox", "proto/pms/patient/v1", false},
+		{"pkg/platform/db", "proto/pms/patient/v1", false},
+		{"pkg/platform/outbox", "pkg/patient", false},
+		{"pkg/platform/db", "transport/wire", false},
+		{"pkg/gateway", "transport/http", true},
+		{"pkg/gateway", "pkg/patient", true},
+		{"pkg/gateway", "cmd/pms", false},
+		{"ops/faults", "cmd/pms", false},
+		{"cmd/pms", "cmd/pms/internal/x", true},
+		{"cmd/pms", "transport/kafka", true},
 	} {
-		if why := violation(c.from, c.to, c.direct); (why == "") != c.allowed {
-			t.Errorf("%s → %s (direct %v): %q, want allowed %v", c.from, c.to, c.direct, why, c.allowed)
+		if why := violation(c.from, c.to); (why == "") != c.allowed {
+			t.Errorf("%s → %s: %q, want allowed %v", c.from, c.to, why, c.allowed)
 		}
 	}
 }
