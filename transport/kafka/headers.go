@@ -39,7 +39,7 @@ const (
 // Content types of message values.
 const (
 	ContentTypeProtobuf = "application/x-protobuf"
-	ContentTypeJSON     = "application/json"
+	ContentTypeJSON     = wire.ContentTypeJSON
 )
 
 // DLQSuffix is appended to a topic's name to name its dead-letter topic.
