@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -193,4 +194,120 @@ func UnauditedPatients(ctx context.Context, base, token string) ([]string, error
 		out = append(out, id)
 	}
 	return out, nil
+}
+
+// HangUpMix is the barrage of issue 13: n requests through the gateway, in turn a read, a
+// search over every row and a create (and, with billing, a read of the patient's billing
+// account and invoices, which the patient service asks billing for), whose clients all hang up
+// mid-request. tag keeps the created emails apart between runs.
+func HangUpMix(n int, ids []string, tag string, billing bool) []HangUp {
+	kinds := 3
+	if billing {
+		kinds = 5
+	}
+	var out []HangUp
+	for i := range n {
+		id := ids[i%len(ids)]
+		switch i % kinds {
+		case 0:
+			out = append(out, HangUp{Method: "GET", Path: "/api/patients/" + id})
+		case 1:
+			out = append(out, HangUp{Method: "GET", Path: "/api/patients?q=e&limit=500"})
+		case 2:
+			out = append(out, HangUp{Method: "POST", Path: "/api/patients", Body: fmt.Sprintf(
+				`{"name":"Gone %d","email":"gone%d-%s@example.org","address":"1 Main St","dateOfBirth":"1990-12-10"}`, i, i, tag)})
+		case 3:
+			out = append(out, HangUp{Method: "GET", Path: "/api/patients/" + id + "/billing-account"})
+		default:
+			out = append(out, HangUp{Method: "GET", Path: "/api/patients/" + id + "/invoices"})
+		}
+	}
+	return out
+}
+
+// SeedPatients creates n patients through the gateway at gw with 8 clients and returns their
+// ids.
+func SeedPatients(t testing.TB, gw, token string, n int) []string {
+	t.Helper()
+	var mu sync.Mutex
+	var ids []string
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				code, b, err := Do(context.Background(), gw, token, "POST", "/api/patients", fmt.Sprintf(
+					`{"name":"Seed Person %d","email":"seed%d@example.org","address":"%d Elm Street","dateOfBirth":"1980-01-02"}`, i, i, i))
+				var p struct{ ID string }
+				if err != nil || code != 201 || json.Unmarshal(b, &p) != nil {
+					t.Errorf("seed %d: %d %v %s", i, code, err, b)
+					return
+				}
+				mu.Lock()
+				ids = append(ids, p.ID)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return ids
+}
+
+// CheckAfterHangUps is what must hold once clients hung up (issue 13): the next 100 ordinary
+// requests through the gateway at gw all answer 2xx (with billing, a fifth of them read billing
+// through the patient service), every breaker gauge named in breakers (admin address → series)
+// reads 0 (closed), the gateway (admin address gwAdmin) recorded some requests as canceled and
+// none as unavailable, and every patient that exists has its create entry in the audit log.
+func CheckAfterHangUps(t testing.TB, gw, gwAdmin, token string, ids []string, billing bool, breakers map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range 100 {
+		method, path, body := "GET", "/api/patients/"+ids[i%len(ids)], ""
+		switch {
+		case i%4 == 3:
+			method, path, body = "POST", "/api/patients", fmt.Sprintf(
+				`{"name":"After %d","email":"after%d-%d@example.org","address":"1 Main St","dateOfBirth":"1990-12-10"}`, i, i, time.Now().UnixNano())
+		case i%4 == 2:
+			path = "/api/patients?q=e&limit=50"
+		case i%4 == 1 && billing:
+			path += "/billing-account"
+		}
+		code, b, err := Do(ctx, gw, token, method, path, body)
+		if err != nil || code/100 != 2 {
+			t.Fatalf("%s %s after the hang-ups: %d %v %s (a caller gone must not count against an upstream)", method, path, code, err, b)
+		}
+	}
+	for admin, series := range breakers {
+		if v, err := Gauge(admin, series); err != nil || v != 0 {
+			t.Fatalf("%s = %v, %v after the hang-ups; want 0 (closed)", series, v, err)
+		}
+	}
+	failed, err := Sum(gwAdmin, "pms_gateway_request_duration_seconds_count", `code="unavailable"`)
+	if err != nil || failed != 0 {
+		t.Fatalf("the gateway answered %v requests unavailable (%v); want 0", failed, err)
+	}
+	canceled, err := Sum(gwAdmin, "pms_gateway_request_duration_seconds_count", `code="canceled"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("gateway requests recorded as canceled: %v", canceled)
+	if canceled == 0 {
+		t.Fatal("no request was recorded as canceled: the clients never hung up mid-request, so the test proved nothing")
+	}
+	// Creates whose callers left may still be finishing: poll until every patient is audited.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		missing, err := UnauditedPatients(ctx, gw, token)
+		if err == nil && len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("patients without their create audit entry: %v (%v)", missing, err)
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval of a deadline-bound wait
+	}
 }

@@ -47,12 +47,13 @@ func setup(t *testing.T) *suite {
 	t.Helper()
 	tail := cluster.NewTail(60)
 	dbURL := dbtest.PostgresDatabase(t)
-	c := cluster.Start(t, cluster.Options{DatabaseURL: dbURL, Logs: tail, NoRateLimits: true})
+	// Registered before Start, so a process that fails to start shows why.
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("last process logs:\n%s", tail.String())
 		}
 	})
+	c := cluster.Start(t, cluster.Options{DatabaseURL: dbURL, Logs: tail, NoRateLimits: true})
 	token, err := c.Login(context.Background(), cluster.AdminEmail, cluster.AdminPassword)
 	if err != nil {
 		t.Fatal(err)
