@@ -43,18 +43,6 @@ type patientServer struct {
 	billingAccount, invoices                       kitgrpc.Handler
 }
 
-// serve runs a go-kit handler and returns its response as the method's reply type and its
-// error as a status.
-func serve[Resp any](ctx context.Context, h kitgrpc.Handler, req any) (Resp, error) {
-	_, resp, err := h.ServeGRPC(ctx, req)
-	if err != nil {
-		var zero Resp
-		return zero, ToStatus(err)
-	}
-	r, err := assert[Resp](resp)
-	return r, ToStatus(err)
-}
-
 // CreatePatient implements patientv1.PatientServiceServer.
 func (s *patientServer) CreatePatient(ctx context.Context, r *patientv1.CreatePatientRequest) (*patientv1.Patient, error) {
 	return serve[*patientv1.Patient](ctx, s.create, r)

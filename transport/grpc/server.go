@@ -10,6 +10,7 @@ import (
 	"time"
 
 	kitjwt "github.com/go-kit/kit/auth/jwt"
+	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"google.golang.org/grpc"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/transport/wire"
 )
 
 // Metadata keys this transport reads and writes. gRPC metadata keys are lower case.
@@ -38,7 +40,7 @@ const (
 
 // MaxMessageSize is the largest request a server accepts: the contract's 1 MiB body limit,
 // so a gRPC caller cannot send what an HTTP caller may not.
-const MaxMessageSize = 1 << 20
+const MaxMessageSize = wire.MaxBodyBytes
 
 // MaxResponseSize is the largest response a client built with ClientDialOptions accepts. It
 // is above grpc-go's 4 MiB default because a long history or a full audit page may be large.
@@ -250,4 +252,16 @@ func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// serve runs a go-kit handler and returns its response as the method's reply type and its
+// error as a status.
+func serve[Resp any](ctx context.Context, h kitgrpc.Handler, req any) (Resp, error) {
+	_, resp, err := h.ServeGRPC(ctx, req)
+	if err != nil {
+		var zero Resp
+		return zero, ToStatus(err)
+	}
+	r, err := assert[Resp](resp)
+	return r, ToStatus(err)
 }

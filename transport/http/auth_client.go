@@ -8,7 +8,6 @@ import (
 
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/platform/authz"
-	"github.com/pms/pms/pkg/platform/errs"
 )
 
 // NewAuthClient returns the auth endpoint set speaking HTTP to the auth API at baseURL
@@ -48,10 +47,10 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			return auth.UsersResponse{Users: u}, err
 		}),
 		GetUserEndpoint: clientEndpoint(c, func(r auth.GetUserRequest) (call, error) {
-			return userCall(http.MethodGet, r.ID)
+			return resourceCall(http.MethodGet, "/users", r.ID, "")
 		}, decodeJSONResponse[auth.User]),
 		UpdateUserEndpoint: clientEndpoint(c, func(r auth.UpdateUserRequest) (call, error) {
-			cl, err := userCall(http.MethodPatch, r.ID)
+			cl, err := resourceCall(http.MethodPatch, "/users", r.ID, "")
 			cl.body = r
 			return cl, err
 		}, decodeJSONResponse[auth.User]),
@@ -60,15 +59,6 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			return auth.AuditResponse{Entries: e}, err
 		}),
 	}, nil
-}
-
-// userCall addresses one user; an empty id is refused here as the service would refuse it,
-// rather than sent as a path that names the collection.
-func userCall(method, id string) (call, error) {
-	if id == "" {
-		return call{}, errs.Invalid(map[string]string{"id": "is required"})
-	}
-	return call{method: method, path: "/users/" + url.PathEscape(id), header: http.Header{}}, nil
 }
 
 func encodeAuthAuditCall(q auth.AuditQuery) (call, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/transport/wire"
 )
 
 // authEnv is the real auth service (SQLite, a key ring in a temporary folder, a cheap
@@ -258,7 +259,7 @@ func TestAuthOrderAndBadInput(t *testing.T) {
 			"unknown field": {`{"user":"x"}`, "application/json", 400, errs.InvalidArgument},
 			"wrong type":    {`{"email":1,"refreshToken":2}`, "application/json", 400, errs.InvalidArgument},
 			"text":          {`email=x`, "text/plain", 415, errs.UnsupportedMediaType},
-			"huge":          {`{"email":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, "application/json", 413, errs.PayloadTooLarge},
+			"huge":          {`{"email":"` + strings.Repeat("a", wire.MaxBodyBytes) + `"}`, "application/json", 413, errs.PayloadTooLarge},
 			"empty":         {"", "application/json", 400, errs.InvalidArgument},
 		} {
 			resp, b := e.do(t, "POST", path, token, c.body, "Content-Type", c.ct)
@@ -281,7 +282,7 @@ func TestAuthOrderAndBadInput(t *testing.T) {
 	checkError(t, resp, b, 400, errs.InvalidArgument)
 	// Unknown email and wrong password: byte-identical bodies apart from the request id.
 	strip := func(b []byte) string {
-		var eb errorBody
+		var eb wire.ErrorBody
 		_ = json.Unmarshal(b, &eb)
 		eb.RequestID = ""
 		out, _ := json.Marshal(eb)

@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/pms/pms/pkg/billing"
-	"github.com/pms/pms/pkg/platform/errs"
 )
 
 // NewBillingClient returns the billing endpoint set speaking HTTP to the billing API at
@@ -78,14 +77,4 @@ func NewBillingClient(baseURL string, o ClientOptions) (billing.Set, error) {
 			return resourceCall(http.MethodPost, "/invoices", r.ID, "/void")
 		}, invoice),
 	}, nil
-}
-
-// resourceCall addresses one resource of collection (and a sub-resource); an empty id is
-// refused here as the service would refuse it, rather than sent as a path that names the
-// collection.
-func resourceCall(method, collection, id, sub string) (call, error) {
-	if id == "" {
-		return call{}, errs.Invalid(map[string]string{"id": "is required"})
-	}
-	return call{method: method, path: collection + "/" + url.PathEscape(id) + sub, header: http.Header{}}, nil
 }

@@ -9,7 +9,7 @@ import (
 	"net/url"
 
 	"github.com/pms/pms/pkg/billing"
-	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/transport/wire"
 )
 
 // NewBillingHandler serves the billing API of API.md ("Billing") from the endpoint set,
@@ -129,11 +129,6 @@ func actionOnly(r *http.Request) (string, error) {
 	return id, err
 }
 
-// encodeOK writes 200 with the response as the body.
-func encodeOK[Resp any](_ context.Context, _ http.Header, resp Resp) (int, any) {
-	return http.StatusOK, resp
-}
-
 func encodeAccounts(_ context.Context, _ http.Header, r billing.AccountsResponse) (int, any) {
 	return http.StatusOK, nonNil(r.Accounts)
 }
@@ -143,7 +138,7 @@ func invoicePath(prefix, id string) string { return prefix + "/invoices/" + url.
 
 // encodeInvoice writes an invoice with its ETag.
 func encodeInvoice(_ context.Context, h http.Header, inv billing.Invoice) (int, any) {
-	h.Set("ETag", etag(inv.Version))
+	h.Set("ETag", wire.ETag(inv.Version))
 	return http.StatusOK, inv
 }
 
@@ -169,6 +164,3 @@ func encodeInvoicePage(prefix string) func(context.Context, http.Header, billing
 		return http.StatusOK, nonNil(pg.Invoices)
 	}
 }
-
-// errNoRoute answers a client call the HTTP API has no route for.
-var errNoRoute = errs.New(errs.MethodNotAllowed, "this operation is not offered over HTTP")

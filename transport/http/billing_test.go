@@ -220,7 +220,7 @@ func TestBillingClientRoundTrip(t *testing.T) {
 	for _, prefix := range []string{"", "/api/billing"} {
 		e := newBillingEnv(t, Options{Prefix: prefix})
 		ctx := observe.WithRequestID(context.Background(), "rid-7")
-		ctx = ContextWithToken(ctx, "tok")
+		ctx = authz.WithToken(ctx, "tok")
 		c := e.client
 		check := func(name string, got any, err error, want any, wantReq any) {
 			t.Helper()
@@ -231,8 +231,8 @@ func TestBillingClientRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(last, wantReq) {
 				t.Errorf("%s: service got %#v, want %#v", name, last, wantReq)
 			}
-			if observe.RequestID(sctx) != "rid-7" || TokenFromContext(sctx) != "tok" {
-				t.Errorf("%s: id %q token %q", name, observe.RequestID(sctx), TokenFromContext(sctx))
+			if observe.RequestID(sctx) != "rid-7" || authz.Token(sctx) != "tok" {
+				t.Errorf("%s: id %q token %q", name, observe.RequestID(sctx), authz.Token(sctx))
 			}
 		}
 		cr := billing.CreateInvoiceRequest{PatientID: testID, Currency: "jpy", DueDate: "2026-01-31", IdempotencyKey: "k",

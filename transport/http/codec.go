@@ -1,18 +1,12 @@
 package httptransport
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strconv"
-	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -20,178 +14,25 @@ import (
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/typed"
+	"github.com/pms/pms/transport/wire"
 )
 
-// MaxBodyBytes is the largest request body any route accepts (API.md: over 1 MiB → 413).
-const MaxBodyBytes = 1 << 20
-
-// maxEchoedName bounds a caller-chosen name (an unknown field or query parameter) echoed
-// back in an error's fields, so a hostile name cannot blow up the error body.
-const maxEchoedName = 64
-
-// DecodeJSON reads the request body as one JSON object into a T, enforcing what every JSON
-// route of the contract promises: Content-Type application/json (415 otherwise), at most
-// MaxBodyBytes (413), valid UTF-8, no unknown fields, the right types (400 naming the field),
-// and nothing after the object. Every failure is an *errs.Error of a 4xx kind, never a 500.
+// DecodeJSON reads the request body as one JSON object into a T with the contract's body
+// rules (transport/wire): Content-Type application/json (415 otherwise), at most
+// wire.MaxBodyBytes (413), valid UTF-8, no unknown fields, the right types (400 naming the
+// field), and nothing after the object. Every failure is an *errs.Error of a 4xx kind, never
+// a 500.
 func DecodeJSON[T any](r *http.Request) (T, error) {
-	var v T
-	if cts := r.Header.Values("Content-Type"); len(cts) > 1 {
-		// Two types for one body: whichever we picked, the caller may have meant the other.
-		return v, errs.New(errs.UnsupportedMediaType, "the request must have one Content-Type, application/json")
+	if err := wire.CheckContentType(r.Header.Values("Content-Type")); err != nil {
+		var zero T
+		return zero, err
 	}
-	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
-		return v, err
-	}
-	if r.ContentLength > MaxBodyBytes {
-		return v, tooLarge()
-	}
-	if r.Body == nil {
-		return v, errs.New(errs.InvalidArgument, "the request body is empty")
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	raw, err := wire.ReadBody(r.Body, r.ContentLength)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return v, tooLarge()
-		}
-		return v, errs.Wrap(errs.InvalidArgument, "the request body could not be read", err)
+		var zero T
+		return zero, err
 	}
-	if err := unmarshalObject(raw, &v); err != nil {
-		return v, err
-	}
-	return v, nil
-}
-
-func tooLarge() error {
-	return errs.Newf(errs.PayloadTooLarge, "the request body is larger than %d bytes", MaxBodyBytes)
-}
-
-// checkJSONContentType accepts application/json with no parameter but a UTF-8 charset: JSON
-// is UTF-8 (RFC 8259), so any other charset is a body we would misread.
-func checkJSONContentType(ct string) error {
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || mt != "application/json" {
-		return errs.New(errs.UnsupportedMediaType, "the request body must be application/json")
-	}
-	for k, v := range params {
-		if k != "charset" || !strings.EqualFold(v, "utf-8") {
-			return errs.New(errs.UnsupportedMediaType, "the request body must be application/json in UTF-8")
-		}
-	}
-	return nil
-}
-
-// unmarshalObject decodes raw, which must hold exactly one JSON object, into v, turning every
-// failure into a caller-facing InvalidArgument error.
-func unmarshalObject(raw []byte, v any) error {
-	trimmed := bytes.TrimLeft(raw, " \t\r\n")
-	switch {
-	case len(trimmed) == 0:
-		return errs.New(errs.InvalidArgument, "the request body is empty")
-	case trimmed[0] != '{':
-		return errs.New(errs.InvalidArgument, "the request body must be a JSON object")
-	case !utf8.Valid(raw):
-		return errs.New(errs.InvalidArgument, "the request body is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errs.New(errs.InvalidArgument, "the request body has data after the JSON object")
-	}
-	return nil
-}
-
-// jsonError translates an encoding/json error into the contract's words, naming the field
-// where json can tell which one it was.
-func jsonError(err error) error {
-	var (
-		syntax *json.SyntaxError
-		typ    *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &syntax):
-		return errs.Wrap(errs.InvalidArgument, fmt.Sprintf("the request body is not valid JSON (at byte %d)", syntax.Offset), err)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errs.Wrap(errs.InvalidArgument, "the request body is truncated JSON", err)
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return errs.Wrap(errs.InvalidArgument, "the request body must be a JSON object", err)
-		}
-		e := errs.Invalid(map[string]string{echoName(documentPath(typ.Field)): "must be " + jsonTypeName(typ.Type)})
-		e.Err = err
-		return e
-	}
-	// encoding/json reports unknown fields only by message.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		if n, uerr := strconv.Unquote(name); uerr == nil {
-			name = n
-		}
-		e := errs.Invalid(map[string]string{echoName(name): "unknown field"})
-		e.Err = err
-		return e
-	}
-	return errs.Wrap(errs.InvalidArgument, "the request body is not valid JSON", err)
-}
-
-// documentPath drops from encoding/json's field path the Go names of embedded structs, which
-// it includes although the document has no such level. JSON names in the contract are
-// camelCase, so a segment before the last that starts with an upper-case letter is such a
-// Go name.
-func documentPath(path string) string {
-	segs := strings.Split(path, ".")
-	out := segs[:0]
-	for i, s := range segs {
-		if i == len(segs)-1 || s == "" || !unicode.IsUpper(rune(s[0])) {
-			out = append(out, s)
-		}
-	}
-	return strings.Join(out, ".")
-}
-
-// jsonTypeName says in JSON's words what a Go type expects.
-func jsonTypeName(t reflect.Type) string {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == nil {
-		return "a valid value"
-	}
-	if t == reflect.TypeFor[time.Time]() {
-		return "an RFC 3339 timestamp string"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return "an integer in range"
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "a non-negative integer in range"
-	case reflect.Float32, reflect.Float64:
-		return "a number in range"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	}
-	return "a valid value"
-}
-
-// echoName makes a caller-chosen name safe to send back: valid UTF-8 and short.
-func echoName(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= maxEchoedName {
-		return s
-	}
-	cut := maxEchoedName
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return wire.DecodeBody[T](raw)
 }
 
 // WriteJSON writes body as JSON with status. It marshals before writing anything, so a body
@@ -205,7 +46,7 @@ func WriteJSON(w http.ResponseWriter, status int, body any) error {
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return errs.Wrap(errs.Internal, internalMessage, err)
+		return errs.Wrap(errs.Internal, wire.InternalMessage, err)
 	}
 	b = append(b, '\n')
 	h := w.Header()
@@ -245,7 +86,7 @@ func Encoder[Resp any](f func(context.Context, http.Header, Resp) (int, any)) ki
 		resp, ok := response.(Resp)
 		if !ok {
 			var want Resp
-			return errs.Wrap(errs.Internal, internalMessage, fmt.Errorf("httptransport: endpoint returned %T, want %T", response, want))
+			return errs.Wrap(errs.Internal, wire.InternalMessage, fmt.Errorf("httptransport: endpoint returned %T, want %T", response, want))
 		}
 		status, body := f(ctx, w.Header(), resp)
 		return WriteJSON(w, status, body)
@@ -273,7 +114,7 @@ func ParseQuery(r *http.Request, allowed ...string) (*Query, error) {
 	for name, vs := range values {
 		switch {
 		case !contains(allowed, name):
-			q.fields.Add(echoName(name), "unknown query parameter")
+			q.fields.Add(wire.EchoName(name), "unknown query parameter")
 		case len(vs) > 1:
 			q.fields.Add(name, "must be given at most once")
 		case !plainText(vs[0]):

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/transport/wire"
 )
 
 // fuzzSeeds are the bodies every decoder fuzz test starts from; they run in plain go test.
@@ -45,7 +47,7 @@ func checkDecodeError(t *testing.T, err error) {
 	}
 	rec := httptest.NewRecorder()
 	EncodeError(observe.WithRequestID(context.Background(), "fuzz"), err, rec)
-	var eb errorBody
+	var eb wire.ErrorBody
 	if rec.Code != StatusOf(e.Kind) || json.Unmarshal(rec.Body.Bytes(), &eb) != nil || eb.Error != e.Kind {
 		t.Fatalf("encoded error %d %q", rec.Code, rec.Body.String())
 	}
@@ -83,16 +85,8 @@ func FuzzDecodeUpdatePatient(f *testing.F) {
 	})
 }
 
-func TestEchoNameBounded(t *testing.T) {
-	long := strings.Repeat("é", 100)
-	got := echoName(long)
-	if len(got) > maxEchoedName+len("…") || !strings.HasSuffix(got, "…") {
-		t.Errorf("echoName = %q", got)
-	}
-	if echoName("\xffa") != "\uFFFDa" {
-		t.Errorf("echoName kept invalid UTF-8")
-	}
-}
+// checkJSONContentType judges one Content-Type value as DecodeJSON does.
+func checkJSONContentType(ct string) error { return wire.CheckContentType([]string{ct}) }
 
 // TestBearerTokenFraming: one Authorization header with a Bearer token of printable ASCII is
 // kept; two headers, or a token with other bytes, leave the request without a token (401
@@ -117,7 +111,7 @@ func TestBearerTokenFraming(t *testing.T) {
 			for _, v := range tc.values {
 				r.Header.Add("Authorization", v)
 			}
-			if got := TokenFromContext(bearerTokenToContext(context.Background(), r)); got != tc.want {
+			if got := authz.Token(bearerTokenToContext(context.Background(), r)); got != tc.want {
 				t.Fatalf("token %q, want %q", got, tc.want)
 			}
 		})

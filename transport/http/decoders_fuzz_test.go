@@ -17,6 +17,7 @@ import (
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/transport/wire"
 )
 
 // fuzzInput is everything a request decoder reads, as a fuzz target feeds it: the raw query
@@ -119,10 +120,10 @@ func checkNoQuery(t *testing.T, in fuzzInput) {
 	}
 }
 
-// checkID: the id is the path variable, unchanged and at most maxIDBytes long.
+// checkID: the id is the path variable, unchanged and at most wire.MaxIDBytes long.
 func checkID(t *testing.T, in fuzzInput, id string) {
 	t.Helper()
-	if id != in.id || len(id) > maxIDBytes {
+	if id != in.id || len(id) > wire.MaxIDBytes {
 		t.Fatalf("path id %q decoded as %q", in.id, id)
 	}
 }
@@ -138,7 +139,7 @@ func checkJSONBody(t *testing.T, in fuzzInput) {
 // checkKey: an accepted Idempotency-Key is the header, trimmed, of printable ASCII.
 func checkKey(t *testing.T, in fuzzInput, key string) {
 	t.Helper()
-	if key != strings.TrimSpace(in.header) || len(key) > maxIdempotencyKey {
+	if key != strings.TrimSpace(in.header) || len(key) > wire.MaxIdempotencyKey {
 		t.Fatalf("Idempotency-Key %q decoded as %q", in.header, key)
 	}
 	for i := 0; i < len(key); i++ {
@@ -162,7 +163,7 @@ func etagHeader(v int64) string {
 	if v == 0 {
 		return ""
 	}
-	return etag(v)
+	return wire.ETag(v)
 }
 
 // checkQuery: every parameter was allowed and given once, and each string field is the
@@ -399,7 +400,7 @@ func decoderSeeds(f *testing.F, cases []decodeCase, valid map[string]fuzzInput) 
 	queries := []string{"", "x=1", "%zz", "limit=0", "limit=1", "limit=+7", "limit=99999999999999999999", "from=2026-01-01&to=2025-12-31",
 		"from=9999-12-31&to=9999-12-31", "from=0000-01-01T00:00:00%2B23:59", "to=2026-01-01T00:00:00.999999999-23:59",
 		"q=%00&email=%FF", "a=1&a=2", "status=open&status=open", ";", "&&&"}
-	ids := []string{testID, "", strings.Repeat("x", maxIDBytes), strings.Repeat("x", maxIDBytes+1), "\x00", "\xff", "../x", "a/b"}
+	ids := []string{testID, "", strings.Repeat("x", wire.MaxIDBytes), strings.Repeat("x", wire.MaxIDBytes+1), "\x00", "\xff", "../x", "a/b"}
 	headers := []string{"", "*", `"3"`, `W/"3"`, "3", "-1", `"0"`, "+3", `W/"9223372036854775808"`, "\x7f", strings.Repeat("k", 201), " k "}
 	cts := []string{"application/json", "application/json; charset=UTF-8", "text/plain", "", "application/json; charset=latin1", "application/json;", "APPLICATION/JSON"}
 	for i, c := range cases {

@@ -15,9 +15,9 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/gorilla/mux"
-	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/transport/wire"
 )
 
 // Options configure a service's HTTP handler.
@@ -70,7 +70,7 @@ func (o Options) trusted() []netip.Prefix {
 // Wrap is the http.Handler middleware in front of every service's routes. It gives each
 // request its id (the caller's X-Request-ID when well formed, else a new one) on the response
 // and in the context, marks the transport, resolves the client address against the trusted
-// proxies, caps the body at MaxBodyBytes, and turns a panic into the contract's 500 so that
+// proxies, caps the body at wire.MaxBodyBytes, and turns a panic into the contract's 500 so that
 // no input can crash the process or leave a half-written success.
 func Wrap(next http.Handler, o Options) http.Handler {
 	logger, trusted := o.logger(), o.trusted()
@@ -87,7 +87,7 @@ func Wrap(next http.Handler, o Options) http.Handler {
 		ctx = observe.WithClientAddr(ctx, clientAddr(r, trusted))
 		r = r.WithContext(ctx)
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+			r.Body = http.MaxBytesReader(w, r.Body, wire.MaxBodyBytes)
 		}
 
 		rw := &recordingWriter{ResponseWriter: w}
@@ -105,7 +105,7 @@ func Wrap(next http.Handler, o Options) http.Handler {
 				// sees a failure, not a truncated success.
 				panic(http.ErrAbortHandler)
 			}
-			EncodeError(ctx, errs.New(errs.Internal, internalMessage), w)
+			EncodeError(ctx, errs.New(errs.Internal, wire.InternalMessage), w)
 		}()
 		next.ServeHTTP(rw, r)
 	})
@@ -246,31 +246,16 @@ const (
 	requestURLKey ctxKey = iota
 )
 
-// ContextWithToken returns ctx carrying the caller's bearer token, which HTTP clients forward
-// so that a call made on a user's behalf carries that user's token (API.md, "Who acts").
-func ContextWithToken(ctx context.Context, token string) context.Context {
-	return authz.WithToken(ctx, token)
-}
-
-// TokenFromContext returns the bearer token carried by ctx, or "".
-func TokenFromContext(ctx context.Context) string {
-	return authz.Token(ctx)
-}
-
 // bearerTokenToContext is a ServerBefore that keeps the caller's bearer token in the context
-// for the auth middleware and for forwarding. It judges only the token's framing and syntax:
-// a request with two Authorization headers (which leaves in doubt whose call this is), or a
-// value no token could have (authz.BearerToken; gRPC metadata would refuse it), carries no
-// token and gets 401 wherever one is needed; verifying it is authz's job, behind the endpoint.
+// for the auth middleware and for forwarding (wire.TokenToContext). A request with two
+// Authorization headers leaves in doubt whose call this is, so it carries no token and gets
+// 401 wherever one is needed.
 func bearerTokenToContext(ctx context.Context, r *http.Request) context.Context {
-	values := r.Header.Values("Authorization")
+	values := r.Header.Values(wire.HeaderAuthorization)
 	if len(values) != 1 {
 		return ctx
 	}
-	if token := authz.BearerToken(values[0]); token != "" {
-		return ContextWithToken(ctx, token)
-	}
-	return ctx
+	return wire.TokenToContext(ctx, values[0])
 }
 
 // requestURLToContext is a ServerBefore that keeps the request URL for encoders that build
@@ -287,14 +272,4 @@ func requestQuery(ctx context.Context) url.Values {
 		}
 	}
 	return url.Values{}
-}
-
-// printableASCII reports whether s holds only printable ASCII characters (space included).
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }

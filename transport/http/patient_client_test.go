@@ -3,18 +3,16 @@ package httptransport
 import (
 	"context"
 	"errors"
-	"io"
 	"maps"
-	"math"
-	"net/http"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/transport/wire"
 )
 
 func TestClientRoundTrip(t *testing.T) {
@@ -22,7 +20,7 @@ func TestClientRoundTrip(t *testing.T) {
 		t.Run("prefix="+prefix, func(t *testing.T) {
 			e := newEnv(t, Options{Prefix: prefix})
 			ctx := observe.WithRequestID(context.Background(), "rid-42")
-			ctx = ContextWithToken(ctx, "tok.en")
+			ctx = authz.WithToken(ctx, "tok.en")
 			ctx = observe.WithClientAddr(ctx, "203.0.113.5")
 			c := e.client
 
@@ -32,8 +30,8 @@ func TestClientRoundTrip(t *testing.T) {
 				if !reflect.DeepEqual(last, want) {
 					t.Errorf("%s: service got %+v, want %+v", name, last, want)
 				}
-				if observe.RequestID(sctx) != "rid-42" || TokenFromContext(sctx) != "tok.en" || observe.ClientAddr(sctx) != "203.0.113.5" {
-					t.Errorf("%s: forwarded id %q token %q addr %q", name, observe.RequestID(sctx), TokenFromContext(sctx), observe.ClientAddr(sctx))
+				if observe.RequestID(sctx) != "rid-42" || authz.Token(sctx) != "tok.en" || observe.ClientAddr(sctx) != "203.0.113.5" {
+					t.Errorf("%s: forwarded id %q token %q addr %q", name, observe.RequestID(sctx), authz.Token(sctx), observe.ClientAddr(sctx))
 				}
 			}
 
@@ -136,7 +134,7 @@ func TestErrorKindsRoundTrip(t *testing.T) {
 				t.Fatalf("client error %v (kind %q), want kind %q", err, got.Kind, k)
 			}
 			if k == errs.Internal {
-				if got.Fields != nil || got.Message != internalMessage || eb.Message != internalMessage {
+				if got.Fields != nil || got.Message != wire.InternalMessage || eb.Message != wire.InternalMessage {
 					t.Errorf("internal error exposes %q %v", got.Message, got.Fields)
 				}
 				return
@@ -156,85 +154,5 @@ func TestErrorKindsRoundTrip(t *testing.T) {
 	e.stub.err = patient.ErrVersionMismatch
 	if err := e.client.Delete(context.Background(), patient.DeleteRequest{ID: testID, IfMatch: 2}); !errors.Is(err, patient.ErrVersionMismatch) {
 		t.Errorf("errors.Is(%v, ErrVersionMismatch) = false", err)
-	}
-}
-
-func TestClientTransportErrors(t *testing.T) {
-	e := newEnv(t, Options{})
-	e.stub.hook = func(ctx context.Context) { <-ctx.Done() }
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := e.client.Get(ctx, testID); !errors.Is(err, &errs.Error{Kind: errs.Timeout}) {
-		t.Errorf("deadline: %v", err)
-	}
-
-	e.srv.Close()
-	if _, err := e.client.Get(context.Background(), testID); !errors.Is(err, &errs.Error{Kind: errs.Unavailable}) {
-		t.Errorf("closed server: %v", err)
-	}
-	if _, err := NewPatientClient("ftp://x", ClientOptions{}); err == nil {
-		t.Error("ftp base URL accepted")
-	}
-	if _, err := NewPatientClient("/relative", ClientOptions{}); err == nil {
-		t.Error("relative base URL accepted")
-	}
-}
-
-func TestClientTokenOption(t *testing.T) {
-	e := newEnv(t, Options{})
-	c, err := NewPatientClient(e.srv.URL, ClientOptions{Token: func(context.Context) string { return "svc-token" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Get(context.Background(), testID); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, ctx := e.stub.seen(); TokenFromContext(ctx) != "svc-token" {
-		t.Errorf("token %q", TokenFromContext(ctx))
-	}
-}
-
-func TestDecodeError(t *testing.T) {
-	cases := []struct {
-		name   string
-		status int
-		header http.Header
-		body   string
-		kind   errs.Kind
-		retry  time.Duration
-	}{
-		{"word wins", 400, nil, `{"error":"conflict","message":"m"}`, errs.Conflict, 0},
-		{"unknown word", 503, nil, `{"error":"teapot_exploded"}`, errs.Unavailable, 0},
-		{"html proxy page", 502, nil, `<html>bad gateway</html>`, errs.Unavailable, 0},
-		{"unlisted 4xx", 418, nil, ``, errs.InvalidArgument, 0},
-		{"unlisted 5xx", 507, nil, ``, errs.Internal, 0},
-		{"redirect", 302, nil, ``, errs.Internal, 0},
-		{"429 seconds", 429, http.Header{"Retry-After": {"7"}}, `{"error":"rate_limited"}`, errs.RateLimited, 7 * time.Second},
-		{"429 garbage", 429, http.Header{"Retry-After": {"soon"}}, ``, errs.RateLimited, time.Second},
-		// Found by FuzzClientDecoders: 9227000000 s overflowed a Duration into a negative wait.
-		{"429 huge", 429, http.Header{"Retry-After": {"9227000000"}}, ``, errs.RateLimited, math.MaxInt32 * time.Second},
-		{"429 date", 429, http.Header{"Retry-After": {time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}}, ``, errs.RateLimited, time.Hour},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			err := DecodeError(&http.Response{StatusCode: c.status, Header: c.header, Body: io.NopCloser(strings.NewReader(c.body))})
-			got := errs.As(err)
-			if got.Kind != c.kind || got.Message == "" {
-				t.Errorf("kind %q message %q, want %q", got.Kind, got.Message, c.kind)
-			}
-			if d := got.RetryAfter - c.retry; d < -2*time.Second || d > 2*time.Second {
-				t.Errorf("RetryAfter %v, want %v", got.RetryAfter, c.retry)
-			}
-		})
-	}
-}
-
-func TestNextPageToken(t *testing.T) {
-	h := http.Header{"Link": {`</x?a=1>; rel="prev", </patients?q=a&pageToken=t%2B1>; rel="next"`}}
-	if got := nextPageToken(h); got != "t+1" {
-		t.Errorf("nextPageToken = %q", got)
-	}
-	if got := nextPageToken(http.Header{"Link": {`garbage`}}); got != "" {
-		t.Errorf("nextPageToken(garbage) = %q", got)
 	}
 }

@@ -5,19 +5,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
-	"github.com/gorilla/mux"
 	"github.com/pms/pms/pkg/patient"
-	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/transport/wire"
 )
-
-// maxIDBytes bounds a path id before it reaches the service: ids are UUIDs (36 bytes), and a
-// megabyte of path has no business in a log line or a database query.
-const maxIDBytes = 64
-
-// maxIdempotencyKey is the longest Idempotency-Key accepted.
-const maxIdempotencyKey = 200
 
 // NewPatientHandler serves the patient API of API.md ("Patients") from the endpoint set,
 // under o.Prefix, behind Wrap.
@@ -150,90 +141,12 @@ func decodeAudit(_ context.Context, r *http.Request) (patient.AuditQuery, error)
 	return aq, q.Err()
 }
 
-// idOnly reads the path id of a route that takes nothing else.
-func idOnly(r *http.Request) (string, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return "", err
-	}
-	return id, noQuery(r)
-}
-
-// pathID returns the {id} path variable as given; the service judges its form, the transport
-// only its size and that it is plain text (a percent-encoded invalid UTF-8 byte would
-// otherwise fail as an internal error where gRPC marshals it).
-func pathID(r *http.Request) (string, error) {
-	id := mux.Vars(r)["id"]
-	if len(id) > maxIDBytes {
-		return "", errs.Invalid(map[string]string{"id": "must be at most " + strconv.Itoa(maxIDBytes) + " bytes"})
-	}
-	if !plainText(id) {
-		return "", errs.Invalid(map[string]string{"id": plainTextMessage})
-	}
-	return id, nil
-}
-
-// noQuery rejects any query parameter on a route that takes none.
-func noQuery(r *http.Request) error {
-	_, err := ParseQuery(r)
-	return err
-}
-
-// singleHeader returns the one value of header name, "" when absent, and an error when it is
-// given more than once: two preconditions or two keys are a client bug, not a choice.
-func singleHeader(h http.Header, name string) (string, error) {
-	vs := h.Values(name)
-	switch len(vs) {
-	case 0:
-		return "", nil
-	case 1:
-		return strings.TrimSpace(vs[0]), nil
-	}
-	return "", errs.Invalid(map[string]string{name: "must be given at most once"})
-}
-
-// idempotencyKey reads the optional Idempotency-Key: 1 to 200 printable ASCII characters.
-func idempotencyKey(h http.Header) (string, error) {
-	key, err := singleHeader(h, "Idempotency-Key")
-	if err != nil || key == "" {
-		return "", err
-	}
-	if len(key) > maxIdempotencyKey || !printableASCII(key) {
-		return "", errs.Invalid(map[string]string{"Idempotency-Key": "must be 1 to 200 printable ASCII characters"})
-	}
-	return key, nil
-}
-
-// ifMatchVersion reads the optional If-Match as a record version: `"3"`, `W/"3"` and `3`
-// mean 3; absent and `*` mean any version (0). Anything else is a 400, not a silently
-// unconditional write.
-func ifMatchVersion(h http.Header) (int64, error) {
-	v, err := singleHeader(h, "If-Match")
-	if err != nil || v == "" || v == "*" {
-		return 0, err
-	}
-	s := strings.TrimPrefix(v, "W/")
-	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
-		s = s[1 : len(s)-1]
-	} else if s != v {
-		s = "" // W/ without quotes
-	}
-	n, perr := strconv.ParseInt(s, 10, 64)
-	if perr != nil || n < 1 || strings.HasPrefix(s, "+") {
-		return 0, errs.Invalid(map[string]string{"If-Match": `must be a version such as "3", W/"3" or *`})
-	}
-	return n, nil
-}
-
-// etag is the strong entity tag of a record version.
-func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
-
 // patientPath is the path of one patient as the client addresses it.
 func patientPath(prefix, id string) string { return prefix + "/patients/" + url.PathEscape(id) }
 
 // encodePatient writes a patient with its ETag (GET and PUT).
 func encodePatient(_ context.Context, h http.Header, p patient.Patient) (int, any) {
-	h.Set("ETag", etag(p.Version))
+	h.Set("ETag", wire.ETag(p.Version))
 	return http.StatusOK, p
 }
 
@@ -266,17 +179,4 @@ func encodeHistory(_ context.Context, _ http.Header, r patient.HistoryResponse) 
 
 func encodeAudit(_ context.Context, _ http.Header, r patient.AuditResponse) (int, any) {
 	return http.StatusOK, nonNil(r.Entries)
-}
-
-// encodeNoContent writes 204 and no body, whatever the response.
-func encodeNoContent[Resp any](context.Context, http.Header, Resp) (int, any) {
-	return http.StatusNoContent, nil
-}
-
-// nonNil makes an empty result encode as [] rather than null, as the contract's arrays are.
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }

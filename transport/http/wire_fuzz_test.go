@@ -24,6 +24,7 @@ import (
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/ratelimit"
+	"github.com/pms/pms/transport/wire"
 )
 
 // jsonProbe has a field of every kind the request bodies use, so FuzzDecodeJSON reaches each
@@ -61,7 +62,7 @@ func probeRequest(contentType string, body []byte, flags uint8) *http.Request {
 	case 1:
 		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), -1
 	case 2:
-		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), MaxBodyBytes+1
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), wire.MaxBodyBytes+1
 	}
 	return r
 }
@@ -128,23 +129,23 @@ func FuzzRequestHeaders(f *testing.F) {
 	f.Add("", "", "", "203.0.113.9", "", "garbage")
 	f.Fuzz(func(t *testing.T, ifMatch, key, authorization, xff, requestID, remote string) {
 		h := http.Header{"If-Match": {ifMatch}, "Idempotency-Key": {key}}
-		if v, err := IfMatchVersion(h); err != nil {
+		if v, err := ifMatchVersion(h); err != nil {
 			checkDecodeError(t, err)
 		} else if m := strings.TrimSpace(ifMatch); v < 0 || (v == 0) != (m == "" || m == "*") {
 			t.Fatalf("If-Match %q read as %d", ifMatch, v)
 		} else if v > 0 {
-			if again, err := IfMatchVersion(http.Header{"If-Match": {etag(v)}}); err != nil || again != v {
+			if again, err := ifMatchVersion(http.Header{"If-Match": {wire.ETag(v)}}); err != nil || again != v {
 				t.Fatalf("version %d from %q does not round-trip: %d, %v", v, ifMatch, again, err)
 			}
 		}
-		if k, err := IdempotencyKey(h); err != nil {
+		if k, err := idempotencyKey(h); err != nil {
 			checkDecodeError(t, err)
 		} else {
 			checkKey(t, fuzzInput{header: key}, k)
 		}
 
 		r := &http.Request{Header: http.Header{"Authorization": {authorization}, "X-Forwarded-For": {xff}}, RemoteAddr: remote}
-		if tok := TokenFromContext(bearerTokenToContext(context.Background(), r)); tok != "" {
+		if tok := authz.Token(bearerTokenToContext(context.Background(), r)); tok != "" {
 			scheme, _, _ := strings.Cut(strings.TrimSpace(authorization), " ")
 			if !strings.EqualFold(scheme, "Bearer") || !b64tokenSyntax.MatchString(tok) || !strings.Contains(authorization, tok) {
 				t.Fatalf("Authorization %q gave token %q", authorization, tok)
@@ -194,7 +195,7 @@ func FuzzClientDecoders(f *testing.F) {
 		if e.Kind == errs.RateLimited && e.RetryAfter < time.Second {
 			t.Fatalf("Retry-After %q read as %v", retryAfter, e.RetryAfter)
 		}
-		var sent errorBody
+		var sent wire.ErrorBody
 		if json.Unmarshal(body, &sent) == nil && sent.Error.Known() && e.Kind != sent.Error {
 			t.Fatalf("error word %q decoded as %q", sent.Error, e.Kind)
 		}
@@ -302,7 +303,7 @@ func FuzzHandlers(f *testing.F) {
 			t.Fatalf("%s %q: headers %v", method, target, rec.Header())
 		}
 		if rec.Code >= 400 {
-			var eb errorBody
+			var eb wire.ErrorBody
 			if json.Unmarshal(rec.Body.Bytes(), &eb) != nil || StatusOf(eb.Error) != rec.Code || eb.Message == "" || eb.RequestID == "" {
 				t.Fatalf("%s %q: %d %q is not a contract error", method, target, rec.Code, rec.Body.String())
 			}

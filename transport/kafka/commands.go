@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 
 	"github.com/IBM/sarama"
@@ -21,7 +19,7 @@ import (
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/outbox"
-	httptransport "github.com/pms/pms/transport/http"
+	"github.com/pms/pms/transport/wire"
 )
 
 // Command is one operation a command topic offers (API.md, "Kafka-triggered endpoints"):
@@ -146,10 +144,8 @@ func printableHeader(msg *sarama.ConsumerMessage, name string) (string, error) {
 	if len(v) > maxHeaderValue {
 		return "", errs.Invalid(map[string]string{name: "must be at most 200 characters"})
 	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x20 || v[i] > 0x7e {
-			return "", errs.Invalid(map[string]string{name: "must be printable ASCII"})
-		}
+	if !wire.PrintableASCII(v) {
+		return "", errs.Invalid(map[string]string{name: "must be printable ASCII"})
 	}
 	return v, nil
 }
@@ -261,16 +257,19 @@ func (cs *commandServer) encode(ctx context.Context, msg *sarama.ConsumerMessage
 	return cs.sendReply(ctx, msg, rep)
 }
 
-// encodeError sends the error reply: the contract's error body and status, exactly as REST
-// would have answered. A message whose reply-to is not acceptable gets none.
+// encodeError sends the error reply: the contract's error body and status (wire.Error),
+// exactly as REST would have answered. A message whose reply-to is not acceptable gets none.
 func (cs *commandServer) encodeError(ctx context.Context, err error, msg *sarama.ConsumerMessage) {
 	var de *DecodeError
 	if errors.As(err, &de) {
 		err = de.Err
 	}
-	w := newBufferWriter()
-	httptransport.EncodeError(ctx, err, w)
-	if serr := cs.sendReply(ctx, msg, reply{status: w.status, body: bytes.TrimSpace(w.buf.Bytes())}); serr != nil {
+	status, body := wire.Error(ctx, err)
+	if body.RequestID == "" {
+		body.RequestID = observe.NewRequestID()
+	}
+	b, _ := json.Marshal(body) // an ErrorBody always encodes
+	if serr := cs.sendReply(ctx, msg, reply{status: status, body: b}); serr != nil {
 		_ = level.Warn(cs.o.Logger).Log("msg", "error reply not sent", "topic", msg.Topic, "request_id", observe.RequestID(ctx), "err", serr)
 	}
 }
@@ -295,32 +294,11 @@ func (cs *commandServer) sendReply(ctx context.Context, msg *sarama.ConsumerMess
 	return nil
 }
 
-// bufferWriter is an http.ResponseWriter into memory, so the HTTP transport's one error
-// encoder writes the error replies too.
-type bufferWriter struct {
-	header http.Header
-	status int
-	buf    bytes.Buffer
-}
-
-func newBufferWriter() *bufferWriter {
-	return &bufferWriter{header: http.Header{}, status: http.StatusOK}
-}
-
-func (w *bufferWriter) Header() http.Header         { return w.header }
-func (w *bufferWriter) Write(b []byte) (int, error) { return w.buf.Write(b) }
-func (w *bufferWriter) WriteHeader(status int)      { w.status = status }
-
-// Body decodes the message value, a REST request body, into a T with the HTTP transport's
-// own rules (one JSON object, UTF-8, no unknown fields, at most 1 MiB), so a command is
-// judged exactly as the same body over REST.
+// Body decodes the message value, a REST request body, into a T with the contract's body
+// rules (wire.DecodeBody: one JSON object, UTF-8, no unknown fields, at most 1 MiB), so a
+// command is judged exactly as the same body over REST.
 func Body[T any](msg *sarama.ConsumerMessage) (T, error) {
-	r := &http.Request{
-		Header:        http.Header{"Content-Type": {"application/json"}},
-		Body:          io.NopCloser(bytes.NewReader(msg.Value)),
-		ContentLength: int64(len(msg.Value)),
-	}
-	return httptransport.DecodeJSON[T](r)
+	return wire.DecodeBody[T](msg.Value)
 }
 
 // NoBody checks that a command that takes no body (a delete) has none: an empty value, or an
@@ -333,11 +311,8 @@ func NoBody(msg *sarama.ConsumerMessage) error {
 	return errs.New(errs.InvalidArgument, "this operation takes no body")
 }
 
-// maxPathParam bounds a path parameter as the HTTP transport bounds a path segment.
-const maxPathParam = 64
-
-// PathParam returns the required path parameter name (a header of that name), at most 64
-// bytes; the service judges its form.
+// PathParam returns the required path parameter name (a header of that name), at most
+// wire.MaxIDBytes as a REST path id; the service judges its form.
 func PathParam(msg *sarama.ConsumerMessage, name string) (string, error) {
 	if headerCount(msg, name) > 1 {
 		return "", errs.Invalid(map[string]string{name: "must be given at most once"})
@@ -346,31 +321,34 @@ func PathParam(msg *sarama.ConsumerMessage, name string) (string, error) {
 	switch {
 	case !ok || v == "":
 		return "", errs.Invalid(map[string]string{name: "is required (a message header)"})
-	case len(v) > maxPathParam:
-		return "", errs.Invalid(map[string]string{name: "must be at most " + strconv.Itoa(maxPathParam) + " bytes"})
+	case len(v) > wire.MaxIDBytes:
+		return "", errs.Invalid(map[string]string{name: "must be at most " + strconv.Itoa(wire.MaxIDBytes) + " bytes"})
 	}
 	return v, nil
 }
 
-// IfMatch reads the optional if-match header as HTTP reads If-Match.
+// IfMatch reads the optional if-match header with the rules of REST's If-Match
+// (wire.IfMatchVersion).
 func IfMatch(msg *sarama.ConsumerMessage) (int64, error) {
-	return httptransport.IfMatchVersion(headersOf(msg, HeaderIfMatch, "If-Match"))
+	return wire.IfMatchVersion(headerValues(msg, HeaderIfMatch))
 }
 
-// IdempotencyKey reads the optional idempotency-key header as HTTP reads Idempotency-Key.
+// IdempotencyKey reads the optional idempotency-key header with the rules of REST's
+// Idempotency-Key (wire.IdempotencyKey).
 func IdempotencyKey(msg *sarama.ConsumerMessage) (string, error) {
-	return httptransport.IdempotencyKey(headersOf(msg, HeaderIdempotencyKey, "Idempotency-Key"))
+	return wire.IdempotencyKey(headerValues(msg, HeaderIdempotencyKey))
 }
 
-// headersOf copies the message headers called name into an http.Header under httpName.
-func headersOf(msg *sarama.ConsumerMessage, name, httpName string) http.Header {
-	h := http.Header{}
+// headerValues returns the values of every message header called name (name in lower case;
+// keys are compared in lower case).
+func headerValues(msg *sarama.ConsumerMessage, name string) []string {
+	var vs []string
 	for _, rh := range msg.Headers {
 		if rh != nil && len(rh.Key) == len(name) && string(bytes.ToLower(rh.Key)) == name {
-			h.Add(httpName, string(rh.Value))
+			vs = append(vs, string(rh.Value))
 		}
 	}
-	return h
+	return vs
 }
 
 // LogErrorHandler logs the final errors of messages that are ours to worry about (internal,

@@ -16,10 +16,11 @@ import (
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
-	httptransport "github.com/pms/pms/transport/http"
+	"github.com/pms/pms/transport/wire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -118,7 +119,7 @@ func checkDecodedCommand(t *testing.T, msg *sarama.ConsumerMessage, cr commandRe
 	id := func(got string) {
 		t.Helper()
 		want, _ := Header(msg, "id")
-		if got != want || got == "" || len(got) > maxPathParam || headerCount(msg, "id") != 1 {
+		if got != want || got == "" || len(got) > wire.MaxIDBytes || headerCount(msg, "id") != 1 {
 			t.Fatalf("id header %q decoded as %q", want, got)
 		}
 	}
@@ -307,7 +308,7 @@ func checkReply(t *testing.T, msg *sarama.ConsumerMessage, m *sarama.ProducerMes
 			Error   errs.Kind `json:"error"`
 			Message string    `json:"message"`
 		}
-		if json.Unmarshal(body, &e) != nil || httptransport.StatusOf(e.Error) != status || e.Message == "" {
+		if json.Unmarshal(body, &e) != nil || wire.StatusOf(e.Error) != status || e.Message == "" {
 			t.Fatalf("error reply %d %s", status, body)
 		}
 	}
@@ -348,7 +349,7 @@ func FuzzMessageHeaders(f *testing.F) {
 				t.Fatalf("%s %q accepted", name, v)
 			}
 		}
-		if v, err := PathParam(msg, "id"); err == nil && (v == "" || len(v) > maxPathParam) {
+		if v, err := PathParam(msg, "id"); err == nil && (v == "" || len(v) > wire.MaxIDBytes) {
 			t.Fatalf("id %q accepted", v)
 		} else if err != nil && !isClientKind(errs.KindOf(err)) {
 			t.Fatal(err)
@@ -367,7 +368,7 @@ func FuzzMessageHeaders(f *testing.F) {
 		if id := observe.RequestID(ctx); observe.RequestIDOrNew(id) != id {
 			t.Fatalf("request id %q", id)
 		}
-		if tok := httptransport.TokenFromContext(TokenToContext(context.Background(), msg)); tok != "" {
+		if tok := authz.Token(TokenToContext(context.Background(), msg)); tok != "" {
 			v, _ := Header(msg, HeaderAuthorization)
 			if !regexp.MustCompile(`^[A-Za-z0-9._~+/-]+=*$`).MatchString(tok) || !strings.Contains(v, tok) {
 				t.Fatalf("authorization %q gave token %q", v, tok)

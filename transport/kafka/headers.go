@@ -7,7 +7,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/observe"
-	httptransport "github.com/pms/pms/transport/http"
+	"github.com/pms/pms/transport/wire"
 )
 
 // Header names (API.md, "Kafka"). Header names are matched case-insensitively on the way in
@@ -39,7 +39,7 @@ const (
 // Content types of message values.
 const (
 	ContentTypeProtobuf = "application/x-protobuf"
-	ContentTypeJSON     = "application/json"
+	ContentTypeJSON     = wire.ContentTypeJSON
 )
 
 // DLQSuffix is appended to a topic's name to name its dead-letter topic.
@@ -81,13 +81,10 @@ func RequestIDToContext(ctx context.Context, msg *sarama.ConsumerMessage) contex
 // TokenToContext is a SubscriberBefore that puts the bearer token of the authorization header
 // into the context, where the authentication middleware finds it, as it finds an HTTP
 // caller's. A command message acts on its sender's behalf (API.md, "Who acts"). A value that
-// is not a bearer token of RFC 6750's syntax carries none (authz.BearerToken).
+// is not a bearer token of RFC 6750's syntax carries none (wire.TokenToContext).
 func TokenToContext(ctx context.Context, msg *sarama.ConsumerMessage) context.Context {
 	v, _ := Header(msg, HeaderAuthorization)
-	if token := authz.BearerToken(v); token != "" {
-		return httptransport.ContextWithToken(ctx, token)
-	}
-	return ctx
+	return wire.TokenToContext(ctx, v)
 }
 
 // RequestIDToHeaders is a PublisherBefore that copies the context's request id into the
@@ -102,7 +99,7 @@ func RequestIDToHeaders(ctx context.Context, msg *sarama.ProducerMessage) contex
 // TokenToHeaders is a PublisherBefore that forwards the context's bearer token as the
 // authorization header, so a command published on a user's behalf carries that user's token.
 func TokenToHeaders(ctx context.Context, msg *sarama.ProducerMessage) context.Context {
-	if tok := httptransport.TokenFromContext(ctx); tok != "" {
+	if tok := authz.Token(ctx); tok != "" {
 		SetHeader(msg, HeaderAuthorization, "Bearer "+tok)
 	}
 	return ctx

@@ -86,14 +86,3 @@ func PatientTopics(partitions int32, replication int16) []Topic {
 	return topicsOf(partitions, replication, patient.TopicEvents, patient.TopicCommands,
 		patient.TopicCommands+DLQSuffix, "patient"+RepliesSuffix, TopicAudit)
 }
-
-// TopicAudit is the topic of every service's audit entries.
-const TopicAudit = "audit"
-
-func topicsOf(partitions int32, replication int16, names ...string) []Topic {
-	out := make([]Topic, len(names))
-	for i, n := range names {
-		out[i] = Topic{Name: n, Partitions: partitions, ReplicationFactor: replication}
-	}
-	return out
-}

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
-	httptransport "github.com/pms/pms/transport/http"
 	kafkatransport "github.com/pms/pms/transport/kafka"
 )
 
@@ -30,7 +30,7 @@ func TestPublisher(t *testing.T) {
 	}
 	e := kafkatransport.NewPublisher(p, "out", enc,
 		kafkatransport.PublisherBefore(kafkatransport.RequestIDToHeaders, kafkatransport.TokenToHeaders)).Endpoint()
-	ctx := httptransport.ContextWithToken(observe.WithRequestID(context.Background(), "req-pub"), "tok")
+	ctx := authz.WithToken(observe.WithRequestID(context.Background(), "req-pub"), "tok")
 	resp, err := e(ctx, "hello")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,52 @@
+package grpctransport
+
+import (
+	"context"
+
+	kitjwt "github.com/go-kit/kit/auth/jwt"
+	"github.com/go-kit/kit/endpoint"
+	kitgrpc "github.com/go-kit/kit/transport/grpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/pms/pms/pkg/platform/observe"
+)
+
+// clientFactory builds the client endpoints of one gRPC service over one connection.
+type clientFactory struct {
+	conn    *grpc.ClientConn
+	service string
+}
+
+// endpoint returns the client endpoint of one method: the go-kit client with the metadata
+// every call carries, its errors converted back to the server's with FromStatus.
+func (c clientFactory) endpoint(method string, enc kitgrpc.EncodeRequestFunc, dec kitgrpc.DecodeResponseFunc, reply any) endpoint.Endpoint {
+	e := kitgrpc.NewClient(c.conn, c.service, method, enc, dec, reply,
+		kitgrpc.ClientBefore(forwardRequestID, forwardClientAddr, kitjwt.ContextToGRPC()),
+	).Endpoint()
+	return func(ctx context.Context, req any) (any, error) {
+		resp, err := e(ctx, req)
+		if err != nil {
+			return nil, FromStatus(err)
+		}
+		return resp, nil
+	}
+}
+
+// forwardRequestID sends the context's request id, so the callee logs under the same id.
+func forwardRequestID(ctx context.Context, md *metadata.MD) context.Context {
+	if id := observe.RequestID(ctx); id != "" {
+		md.Set(RequestIDKey, id)
+	}
+	return ctx
+}
+
+// forwardClientAddr sends the original caller's address, so that throttling and audit rows
+// of the callee see the real client rather than this process (the callee believes it only
+// from a trusted proxy).
+func forwardClientAddr(ctx context.Context, md *metadata.MD) context.Context {
+	if addr := observe.ClientAddr(ctx); addr != "" {
+		md.Set(ForwardedForKey, addr)
+	}
+	return ctx
+}

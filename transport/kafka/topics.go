@@ -1,0 +1,14 @@
+package kafkatransport
+
+// TopicAudit is the topic of every service's audit entries.
+const TopicAudit = "audit"
+
+// topicsOf describes the named topics, each with the same partitions and replication, for
+// EnsureTopics: each service's Topics function lists its own through it.
+func topicsOf(partitions int32, replication int16, names ...string) []Topic {
+	out := make([]Topic, len(names))
+	for i, n := range names {
+		out[i] = Topic{Name: n, Partitions: partitions, ReplicationFactor: replication}
+	}
+	return out
+}

@@ -1,0 +1,94 @@
+package wire
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
+)
+
+// statusByKind is the contract's table of error kinds and HTTP statuses (API.md, "Errors"),
+// the one place the mapping lives: REST answers with these statuses and Kafka command replies
+// carry them in their status header. KindOfStatus reads it backwards.
+var statusByKind = map[errs.Kind]int{
+	errs.InvalidArgument:      http.StatusBadRequest,
+	errs.Unauthenticated:      http.StatusUnauthorized,
+	errs.PermissionDenied:     http.StatusForbidden,
+	errs.NotFound:             http.StatusNotFound,
+	errs.MethodNotAllowed:     http.StatusMethodNotAllowed,
+	errs.Gone:                 http.StatusGone,
+	errs.Conflict:             http.StatusConflict,
+	errs.PreconditionFailed:   http.StatusPreconditionFailed,
+	errs.PayloadTooLarge:      http.StatusRequestEntityTooLarge,
+	errs.UnsupportedMediaType: http.StatusUnsupportedMediaType,
+	errs.RateLimited:          http.StatusTooManyRequests,
+	errs.Unavailable:          http.StatusServiceUnavailable,
+	errs.Timeout:              http.StatusGatewayTimeout,
+	errs.Internal:             http.StatusInternalServerError,
+	// Nobody reads it: the caller closed the connection first. nginx's 499 ("client closed
+	// request") keeps it apart from every status a real answer has, in access logs too.
+	errs.Canceled: StatusClientClosedRequest,
+}
+
+// StatusClientClosedRequest is the status recorded for a request whose caller went away.
+const StatusClientClosedRequest = 499
+
+// StatusOf returns the status of error kind k; an unknown kind is a bug, so 500.
+func StatusOf(k errs.Kind) int {
+	if s, ok := statusByKind[k]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// KindOfStatus guesses the kind of an error answer whose body named none we know (a proxy's
+// page, an older peer): the exact status when it is in the table, else by its class.
+func KindOfStatus(status int) errs.Kind {
+	for k, s := range statusByKind {
+		if s == status {
+			return k
+		}
+	}
+	switch {
+	case status == http.StatusBadGateway:
+		return errs.Unavailable
+	case status >= 400 && status < 500:
+		return errs.InvalidArgument
+	default:
+		return errs.Internal
+	}
+}
+
+// ErrorBody is the contract's error shape, the body of every error a REST route or a Kafka
+// command reply carries.
+type ErrorBody struct {
+	Error     errs.Kind         `json:"error"`
+	Message   string            `json:"message"`
+	Fields    map[string]string `json:"fields,omitempty"`
+	RequestID string            `json:"requestId"`
+}
+
+// InternalMessage replaces the message of every internal error: its text may come from a
+// driver or a bug and is for logs, not callers.
+const InternalMessage = "internal error"
+
+// Error returns the contract's answer to err: its status and body, with the request id ctx
+// carries ("" when none: the transport then supplies one). An error that is not an
+// *errs.Error of a known kind is an internal one, and an internal error's text and fields
+// never reach the caller.
+func Error(ctx context.Context, err error) (int, ErrorBody) {
+	e := errs.As(err)
+	if e == nil || !e.Kind.Known() {
+		e = errs.New(errs.Internal, InternalMessage)
+	}
+	body := ErrorBody{Error: e.Kind, Message: e.Message, Fields: e.Fields, RequestID: observe.RequestID(ctx)}
+	if e.Kind == errs.Internal {
+		body.Message, body.Fields = InternalMessage, nil
+	}
+	if body.Message == "" {
+		body.Message = strings.ReplaceAll(string(e.Kind), "_", " ")
+	}
+	return StatusOf(e.Kind), body
+}
