@@ -22,8 +22,14 @@ import (
 	"github.com/pms/pms/pkg/platform/observe"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	kafkatransport "github.com/pms/pms/transport/kafka"
+	patientv1 "github.com/pms/pms/proto/pms/patient/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // guardWorld is `pms all` on a PostgreSQL database of its own with a user of every role
@@ -349,4 +355,138 @@ func TestDeniedCallsAreAudited(t *testing.T) {
 			t.Errorf("no refused call over %s", want)
 		}
 	}
+}
+
+// gatewayPath is path of service as the gateway serves it (API.md, "Gateway routing").
+func gatewayPath(service, path string) string {
+	if service == "billing" {
+		return "/api/billing" + path
+	}
+	return "/api" + path
+}
+
+// TestAuthBeforeBody: on every JSON route that needs a token, of every service and of the
+// gateway, a caller without a valid token gets 401 and a valid token whose role may not
+// call the route gets 403, whatever is wrong with the body — too large, not JSON by its
+// Content-Type, malformed, an unknown field (API.md: "Checks run in this order, so an
+// unauthenticated caller learns nothing else: 401, then 403, then 400/413/415"). With a
+// caller who may call the route, the same bodies get their own 413/415/400: the body rules
+// are there, only after the token.
+func TestAuthBeforeBody(t *testing.T) {
+	w := newGuardWorld(t)
+	forged := testIssuer.Token(t, w.ids[authz.RoleAdmin], authz.RoleAdmin) // signed by a key the platform does not know
+	type variant struct {
+		name, ctype string
+		body        func(valid string) string
+		own         int // the answer a caller allowed on the route gets
+	}
+	variants := []variant{
+		// 1 MiB is the contract's limit (docs/api.md, payload_too_large): one byte over it.
+		{"oversized", "application/json", func(v string) string { return padJSON(v, 1<<20+1) }, 413},
+		{"wrong content type", "text/plain", func(v string) string { return v }, 415},
+		{"malformed", "application/json", func(string) string { return `{"name":` }, 400},
+		{"unknown field", "application/json", func(v string) string { return `{"bogus":1,` + v[1:] }, 400},
+	}
+	callers := []struct {
+		name, token, word string
+		status            int
+	}{
+		{"no token", "", "unauthenticated", 401},
+		{"forged token", forged, "unauthenticated", 401},
+		{"analyst", w.tokens[authz.RoleAnalyst], "permission_denied", 403}, // analysts may call none of these routes
+		{"admin", w.tokens[authz.RoleAdmin], "", 0},                        // may call every one: the body rules answer
+	}
+	for _, r := range jsonRoutes {
+		for _, via := range []string{"service", "gateway"} {
+			url := w.url(r.service, w.fill(r.path))
+			if via == "gateway" {
+				url = w.url("gateway", gatewayPath(r.service, w.fill(r.path)))
+			}
+			t.Run(via+" "+r.method+" "+r.service+r.path, func(t *testing.T) {
+				for _, v := range variants {
+					for _, c := range callers {
+						want, word := c.status, c.word
+						if want == 0 {
+							want = v.own
+						}
+						resp, b := call(t, r.method, url, c.token, v.body(w.fill(r.body)), "Content-Type", v.ctype)
+						var e struct{ Error string }
+						_ = json.Unmarshal(b, &e)
+						if resp.StatusCode != want || (word != "" && e.Error != word) {
+							t.Errorf("%s, %s body: %d %.200s, want %d %s", c.name, v.name, resp.StatusCode, b, want, word)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// padJSON returns the JSON object obj padded with JSON whitespace after its opening brace
+// to exactly size bytes: the same record, as large as the caller wants.
+func padJSON(obj string, size int) string {
+	return "{" + strings.Repeat(" ", size-len(obj)) + obj[1:]
+}
+
+// TestBodyLimitIsTheContracts: the contract's limit is 1 MiB of bytes, whatever the fields
+// hold (docs/api.md: "payload_too_large (body over 1 MiB)"; "Request messages are limited to
+// 1 MiB"). A valid patient record padded with whitespace to exactly 1 MiB is created over
+// REST, straight to the service and through the gateway, and one byte more is a 413; a gRPC
+// CreatePatient message of exactly 1 MiB (padded with an unknown field, which protobuf
+// skips) is created, one byte more is ResourceExhausted. The number is the contract's, not
+// the code's constant, so a smaller limit in the code fails here.
+func TestBodyLimitIsTheContracts(t *testing.T) {
+	w := newGuardWorld(t)
+	const limit = 1 << 20 // 1,048,576 bytes: docs/api.md, "Errors" (payload_too_large) and "gRPC"
+	token := w.tokens[authz.RoleClinician]
+	record := func(n int) string {
+		return fmt.Sprintf(`{"name":"Big %d","email":"big%d@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`, n, n)
+	}
+	for i, url := range []string{w.url("patient", "/patients"), w.url("gateway", "/api/patients")} {
+		body := padJSON(record(i), limit)
+		if len(body) != limit {
+			t.Fatalf("body of %d bytes", len(body))
+		}
+		resp, b := call(t, "POST", url, token, body)
+		if resp.StatusCode != 201 || !strings.Contains(string(b), fmt.Sprintf("big%d@example.org", i)) {
+			t.Errorf("POST %s with a valid body of exactly 1 MiB: %d %.300s, want 201", url, resp.StatusCode, b)
+		}
+		resp, b = call(t, "POST", url, token, padJSON(record(10+i), limit+1))
+		if resp.StatusCode != 413 {
+			t.Errorf("POST %s with 1 MiB + 1 byte: %d %.300s, want 413", url, resp.StatusCode, b)
+		}
+	}
+
+	client := patientv1.NewPatientServiceClient(w.grpcConn("patient"))
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	for _, tc := range []struct {
+		size int
+		want codes.Code
+	}{{limit, codes.OK}, {limit + 1, codes.ResourceExhausted}} {
+		msg := &patientv1.CreatePatientRequest{Name: "Big gRPC", Email: fmt.Sprintf("big-grpc-%d@example.org", tc.size), Address: "1 Main St", DateOfBirth: "1980-01-01"}
+		padTo(t, msg, tc.size)
+		p, err := client.CreatePatient(ctx, msg)
+		if got := status.Code(err); got != tc.want || (err == nil && p.GetEmail() != msg.Email) {
+			t.Errorf("CreatePatient message of %d bytes: %v, want %s", tc.size, err, tc.want)
+		}
+	}
+}
+
+// padTo appends an unknown field (number 1000, bytes) to msg so that it marshals to exactly
+// size bytes.
+func padTo(t *testing.T, msg proto.Message, size int) {
+	t.Helper()
+	base := proto.Size(msg)
+	for pad := size - base - 6; pad <= size-base; pad++ {
+		b := protowire.AppendTag(nil, 1000, protowire.BytesType)
+		b = protowire.AppendBytes(b, make([]byte, pad))
+		if base+len(b) == size {
+			msg.ProtoReflect().SetUnknown(b)
+			if proto.Size(msg) != size {
+				t.Fatalf("padded message is %d bytes, want %d", proto.Size(msg), size)
+			}
+			return
+		}
+	}
+	t.Fatalf("cannot pad a %d-byte message to %d", base, size)
 }
