@@ -101,8 +101,8 @@ type hostile struct {
 	// end before an answer, or after a 4xx status line and before its body; never after any
 	// other status.
 	framing bool
-	timeout  time.Duration
-	check    func(o outcome) error
+	timeout time.Duration
+	check   func(o outcome) error
 }
 
 // outcome is what came back for one hostile request.
