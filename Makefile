@@ -6,7 +6,7 @@ PKGS := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
 
-.PHONY: run build test test-race attack lint fmt vet proto bench bench-kafka fuzz clean image ops-test faults soak
+.PHONY: run build test test-race test-race-unit attack lint fmt vet proto bench bench-kafka fuzz clean image ops-test faults soak
 
 ## run: build and run every service in one process on embedded defaults (SQLite under ./data)
 run: build
@@ -16,15 +16,24 @@ run: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/pms
 
-## test: every test, PostgreSQL included (skipped with a message when unreachable, except under CI=true)
+## test: every test, PostgreSQL included (skipped with a message when unreachable, except under
+## CI=true), then the fast unit packages again under the race detector (test-race-unit)
 test:
 	$(GO) test -count=1 -timeout 15m $(PKGS)
+	$(MAKE) test-race-unit
 
-## test-race: the same under the race detector (slow on 2 cores)
+## test-race-unit: the race detector on the fast unit packages (pkg/..., transport/...), the
+## part of test-race CI can afford on every run (the process suites in cmd/pms and ops/ run
+## whole builds of pms and take long under -race on 2 cores: make test-race covers them)
+RACE_UNIT_PKGS := ./pkg/... ./transport/...
+test-race-unit:
+	$(GO) test -race -count=1 -timeout 15m $(RACE_UNIT_PKGS)
+
+## test-race: every package under the race detector (slow on 2 cores)
 test-race:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
-## attack: the hostile input suite (also part of make test): 2,000+ generated hostile requests through the gateway of pms all on PostgreSQL, answers counted by category and status; 0 5xx, 0 hangs, 0 data changed by a rejected request
+## attack: the hostile input suite (also part of make test): 2,315 generated hostile requests (exactly: hostileCases) through the gateway of pms all on PostgreSQL, answers counted by category and status; 0 5xx, 0 hangs, 0 data changed by a rejected request
 attack:
 	$(GO) test -count=1 -timeout 10m -run TestHostileInput -v ./cmd/pms/
 
@@ -59,7 +68,7 @@ fuzz:
 			echo "== $$p $$t"; \
 			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) $$p/ || exit 1; done; done
 
-## faults: the fault suite with the long outages (broker 30 s, billing 30 s, PostgreSQL refusing connections 30 s); make test runs it with 10 s / 5 s / 5 s
+## faults: the fault suite with the long outages (broker 30 s, billing 30 s, PostgreSQL refusing connections 30 s); make test runs it with 10 s / 5 s / 15 s (PostgreSQL 15 s: longer than the audit writer's 5 s retry window)
 faults:
 	set -o pipefail; FAULTS_BROKER_DOWN=30s FAULTS_BILLING_DOWN=30s FAULTS_PG_DOWN=30s $(GO) test -count=1 -v -timeout 30m ./ops/faults/ | tee faults.out | grep -E '^(=== RUN|--- |ok|FAIL)|FIGURES'
 

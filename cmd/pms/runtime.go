@@ -189,7 +189,8 @@ func listeners(ctx context.Context, logger log.Logger, service string, addrs ...
 }
 
 // addHTTP runs h on l in g; interrupting it shuts down gracefully, letting in-flight
-// requests finish within timeout.
+// requests finish within timeout. Connections close lingering (linger.go), so an answer to a
+// request whose body was not read reaches the client whole.
 func addHTTP(g *run.Group, l net.Listener, h http.Handler, timeout time.Duration) {
 	srv := &http.Server{
 		Handler:           h,
@@ -200,7 +201,7 @@ func addHTTP(g *run.Group, l net.Listener, h http.Handler, timeout time.Duration
 		MaxHeaderBytes:    64 << 10,
 	}
 	g.Add(func() error {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(lingerListener{l}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil

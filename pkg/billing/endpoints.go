@@ -72,22 +72,38 @@ var Roles = authz.RoleTable{
 	MethodVoidInvoice:   {authz.RoleBilling},
 }
 
-// DeniedAuditor returns the guard's hook that audits refused calls as "denied".
+// DeniedAuditor returns the guard's hook that audits refused calls as "denied", naming what
+// the request named: the account or invoice it was about, else the patient (a search by
+// patient, a new invoice or account for one). A malformed id is left out.
 func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 	return audit.Denied(log, map[string]string{
 		MethodCreateAccount: ActionCreateAccount, MethodGetAccount: ActionReadAccount, MethodListAccounts: ActionSearchAccounts,
 		MethodCreateInvoice: ActionCreateInvoice, MethodGetInvoice: ActionReadInvoice, MethodListInvoices: ActionSearchInvoices,
 		MethodIssueInvoice: ActionIssueInvoice, MethodRecordPayment: ActionRecordPayment, MethodVoidInvoice: ActionVoidInvoice,
 	}, func(req any) string {
+		var id string
 		switch r := req.(type) {
 		case GetAccountRequest:
-			return r.ID
+			id = r.ID
 		case GetInvoiceRequest:
-			return r.ID
+			id = r.ID
 		case IssueInvoiceRequest:
-			return r.ID
+			id = r.ID
 		case VoidInvoiceRequest:
-			return r.ID
+			id = r.ID
+		case PaymentRequest:
+			id = r.InvoiceID
+		case CreateAccountRequest:
+			id = r.PatientID
+		case AccountQuery:
+			id = r.PatientID
+		case InvoiceQuery:
+			id = r.PatientID
+		case CreateInvoiceRequest:
+			id = r.PatientID
+		}
+		if canonical, err := ParseID(id); err == nil {
+			return canonical
 		}
 		return ""
 	})

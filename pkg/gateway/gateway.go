@@ -103,6 +103,9 @@ type upstream struct {
 	breaker *breaker.Breaker
 	guard   *authz.Guard
 	reads   map[string]bool
+	// service is the upstream's own role table: a request whose body the gateway already
+	// rejected never reaches the service, so the gateway applies it first (403 before 400).
+	service authz.RoleTable
 }
 
 // Route tables of the gateway's own JWT check (API.md): any valid token for patients and
@@ -212,7 +215,7 @@ func New(c Config) (*Gateway, error) {
 	}
 	var mounts []mount
 
-	pu := b.upstream("patient", patientRoles, patientReads)
+	pu := b.upstream("patient", patientRoles, patient.Roles, patientReads)
 	ps := grpctransport.NewPatientClient(patientConn)
 	ps = patient.Set{
 		CreateEndpoint: b.wrap(pu, patient.MethodCreate, ps.CreateEndpoint), GetEndpoint: b.wrap(pu, patient.MethodGet, ps.GetEndpoint),
@@ -225,7 +228,7 @@ func New(c Config) (*Gateway, error) {
 	ph, pr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewPatientHandler(ps, o) }, "/api")
 	mounts = append(mounts, mount{"/api/patients", ph, pr}, mount{"/api/audit", ph, pr})
 
-	bu := b.upstream("billing", billingRoles, billingReads)
+	bu := b.upstream("billing", billingRoles, billing.Roles, billingReads)
 	bs := grpctransport.NewBillingClient(billingConn)
 	bs = billing.Set{
 		CreateAccountEndpoint: b.wrap(bu, billing.MethodCreateAccount, bs.CreateAccountEndpoint),
@@ -241,7 +244,7 @@ func New(c Config) (*Gateway, error) {
 	bh, br := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewBillingHandler(bs, o) }, "/api/billing")
 	mounts = append(mounts, mount{"/api/billing", bh, br})
 
-	au := b.upstream("auth", authRoles, authReads)
+	au := b.upstream("auth", authRoles, auth.Roles, authReads)
 	as := grpctransport.NewAuthClient(authConn)
 	as = auth.Set{
 		LoginEndpoint: b.wrap(au, auth.MethodLogin, as.LoginEndpoint), ValidateEndpoint: b.wrap(au, auth.MethodValidate, as.ValidateEndpoint),
@@ -259,7 +262,7 @@ func New(c Config) (*Gateway, error) {
 	}
 	mounts = append(mounts, mount{"/api/users", auh, aur})
 
-	nu := b.upstream("analytics", analyticsRoles, analyticsReads)
+	nu := b.upstream("analytics", analyticsRoles, analytics.Roles, analyticsReads)
 	ns := grpctransport.NewAnalyticsClient(analyticsConn)
 	ns = analytics.Set{GetSummaryEndpoint: b.wrap(nu, analytics.MethodGetSummary, ns.GetSummaryEndpoint)}
 	nh, nr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAnalyticsHandler(ns, o) }, "/api/analytics")
@@ -294,13 +297,14 @@ func (b *builder) dial(addr string) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
-func (b *builder) upstream(name string, roles authz.RoleTable, reads map[string]bool) *upstream {
+func (b *builder) upstream(name string, roles, service authz.RoleTable, reads map[string]bool) *upstream {
 	state := b.state.WithLabelValues(name)
 	logger := b.c.Logger
 	return &upstream{
-		name:  name,
-		guard: authz.NewGuard(b.c.Verifier, roles, nil),
-		reads: reads,
+		name:    name,
+		guard:   authz.NewGuard(b.c.Verifier, roles, nil),
+		reads:   reads,
+		service: service,
 		breaker: breaker.New(breaker.Options{Name: name, Failures: b.c.BreakerFailures, OpenFor: b.c.BreakerOpenFor,
 			OnStateChange: func(_, from, to string) {
 				state.Set(map[string]float64{"closed": 0, "half-open": 1, "open": 2}[to])
@@ -327,7 +331,7 @@ func (b *builder) wrap(u *upstream, method string, e endpoint.Endpoint) endpoint
 		observe.LoggingMiddleware(b.c.Logger, name),
 		u.guard.Middleware(method),
 		b.limiter.middleware(),
-		rejectDecodeErrors,
+		rejectDecodeErrors(u.service, method),
 		call,
 		u.breaker.Middleware(),
 	)
@@ -347,14 +351,27 @@ func (b *builder) handler(build func(httptransport.Options) http.Handler, prefix
 }
 
 // rejectDecodeErrors returns a request the transport could not decode as its error, after
-// the JWT check and before the upstream is called.
-func rejectDecodeErrors(next endpoint.Endpoint) endpoint.Endpoint {
-	return func(ctx context.Context, req any) (any, error) {
-		if r, ok := req.(typed.Rejected); ok {
-			return nil, r.Err
+// the JWT check and before the upstream is called. Such a request never reaches the service,
+// whose role check would have answered 403 first (API.md: 401, then 403, then
+// 400/413/415), so the service's role table (roles) is applied here before the decode error.
+func rejectDecodeErrors(roles authz.RoleTable, method string) endpoint.Middleware {
+	return func(next endpoint.Endpoint) endpoint.Endpoint {
+		return func(ctx context.Context, req any) (any, error) {
+			if r, ok := req.(typed.Rejected); ok {
+				if p, _ := authz.FromContext(ctx); !public(roles, method) && !roles.Allows(method, p.Role) {
+					return nil, errs.New(errs.PermissionDenied, "your role may not do this")
+				}
+				return nil, r.Err
+			}
+			return next(ctx, req)
 		}
-		return next(ctx, req)
 	}
+}
+
+// public reports whether method needs no token in roles.
+func public(roles authz.RoleTable, method string) bool {
+	allowed := roles[method]
+	return len(allowed) == 1 && allowed[0] == authz.Public
 }
 
 // timeout bounds a call that is not retried.

@@ -131,6 +131,10 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 			id = r.ID
 		case DeleteRequest:
 			id = r.ID
+		case BillingAccountRequest:
+			id = r.ID
+		case InvoicesRequest:
+			id = r.ID
 		}
 		if canonical, err := ParseID(id); err == nil {
 			return canonical
