@@ -88,59 +88,56 @@ func Do(ctx context.Context, base, token, method, path, body string) (int, []byt
 	return resp.StatusCode, b, err
 }
 
-// Gauge reads the value of one series (name with its labels, as /metrics prints it, such as
-// `pms_gateway_breaker_state{upstream="patient"}`) from the admin server at admin
-// (host:port); a series that is absent reads as 0.
-func Gauge(admin, series string) (float64, error) {
+// scrape calls line for every line of the /metrics page of the admin server at admin.
+func scrape(admin string, line func(string) error) error {
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err := line(sc.Text()); err != nil {
+			return err
 		}
 	}
-	return 0, sc.Err()
+	return sc.Err()
+}
+
+// Gauge reads the value of one series (name with its labels, as /metrics prints it, such as
+// `pms_gateway_breaker_state{upstream="patient"}`) from the admin server at admin
+// (host:port); a series that is absent reads as 0.
+func Gauge(admin, series string) (float64, error) {
+	var v float64
+	err := scrape(admin, func(line string) (err error) {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err = strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		}
+		return err
+	})
+	return v, err
 }
 
 // Sum adds every series of the metric name whose labels contain all of labels (each
 // `key="value"`), such as the requests answered with one code over every method.
 func Sum(admin, name string, labels ...string) (float64, error) {
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	var sum float64
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") {
-			continue
-		}
+	err := scrape(admin, func(line string) error {
 		end := strings.LastIndexByte(line, '}')
-		if end < 0 {
-			continue
+		if !strings.HasPrefix(line, name+"{") || end < 0 {
+			return nil
 		}
-		match := true
 		for _, l := range labels {
-			match = match && strings.Contains(line[:end], l)
-		}
-		if !match {
-			continue
+			if !strings.Contains(line[:end], l) {
+				return nil
+			}
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
-		if err != nil {
-			return 0, err
-		}
 		sum += v
-	}
-	return sum, sc.Err()
+		return err
+	})
+	return sum, err
 }
 
 // UnauditedPatients returns the ids of the patients that exist (read through the gateway at
