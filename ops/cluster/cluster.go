@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -110,17 +111,37 @@ func Binary(t testing.TB) string {
 	return buildBin
 }
 
-// freePort asks the kernel for a free loopback port. Another process could take it before
-// ours binds it; on a test machine that has not been seen, and a start that fails says so.
+// freePort picks a free loopback port for a process that binds it later. It is chosen at
+// random below the kernel's ephemeral range (32768 and up on Linux), not with :0: a port the
+// kernel hands out for :0 or for an outgoing connection of another test running beside the
+// suite (go test runs packages in parallel) could be taken again before our process binds it,
+// which CI met as "bind: address already in use". Ports already picked by this test binary
+// are never picked twice.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		if portsTaken[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue // in use
+		}
+		_ = l.Close()
+		portsTaken[port] = true
+		return l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free loopback port found in 20000-31999")
+	return ""
 }
+
+var (
+	portsMu    sync.Mutex
+	portsTaken = map[int]bool{}
+)
 
 // Start starts every process in Order and waits until each is ready. The processes are
 // killed when the test ends.
