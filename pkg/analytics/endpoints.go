@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/op"
 	"github.com/pms/pms/pkg/platform/stack"
 	"github.com/pms/pms/pkg/platform/typed"
 )
@@ -13,18 +14,21 @@ import (
 // role table, and the name of the gRPC method.
 const MethodGetSummary = "GetSummary"
 
-// Methods lists every endpoint method.
-var Methods = []string{MethodGetSummary}
-
-// Roles is analytics' role table (API.md): analysts read analytics; admin is implied.
-var Roles = authz.RoleTable{
-	MethodGetSummary: {authz.RoleAnalyst},
+// Ops is analytics' operation table (API.md): analysts read analytics; admin is implied.
+var Ops = op.Table{
+	{Name: MethodGetSummary, Roles: []string{authz.RoleAnalyst}, Action: ActionReadSummary},
 }
+
+// Methods and Roles are derived from Ops.
+var (
+	Methods = Ops.Names()
+	Roles   = Ops.Roles()
+)
 
 // Set is the analytics endpoint set. Servers build it with NewEndpoints; clients from
 // transport client endpoints; Set itself implements Service.
 type Set struct {
-	GetSummaryEndpoint endpoint.Endpoint
+	GetSummaryEndpoint endpoint.Endpoint `op:"GetSummary"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -33,18 +37,15 @@ type EndpointOptions = stack.Options
 // NewEndpoints wraps s in the endpoint set with, outermost first: metrics, logging,
 // authentication, and the per-endpoint rate limit.
 func NewEndpoints(s Service, o EndpointOptions) Set {
-	wrap := o.Wrap
-	return Set{GetSummaryEndpoint: wrap(MethodGetSummary, typed.Endpoint(s.GetSummary))}
+	return stack.Bind(o, Ops, Set{GetSummaryEndpoint: typed.Endpoint(s.GetSummary)})
 }
 
-// Wrap returns the set with mws around every endpoint (the first listed outermost). Clients
-// use it to put one policy (deadline, retry, circuit breaker) in front of a whole upstream.
-func (s Set) Wrap(mws ...endpoint.Middleware) Set {
-	if s.GetSummaryEndpoint == nil {
-		return s
-	}
-	return Set{GetSummaryEndpoint: typed.Chain(s.GetSummaryEndpoint, mws...)}
-}
+// Map returns the set with f around every endpoint it has (op.Map): clients put one policy
+// (deadline, retry, circuit breaker) in front of a whole upstream with it.
+func (s Set) Map(f op.Func) Set { return op.Map(s, f) }
+
+// Wrap returns the set with mws around every endpoint (the first listed outermost).
+func (s Set) Wrap(mws ...endpoint.Middleware) Set { return s.Map(op.Chain(mws...)) }
 
 // GetSummary implements Service over the endpoint set.
 func (s Set) GetSummary(ctx context.Context, q SummaryQuery) (Summary, error) {

@@ -139,7 +139,7 @@ func (a *Analytics) GetSummary(ctx context.Context, q SummaryQuery) (Summary, er
 
 // DeniedAuditor returns the guard's hook that audits refused summary reads as "denied".
 func DeniedAuditor(log AuditLog) authz.DeniedFunc {
-	return audit.Denied(log, map[string]string{MethodGetSummary: ActionReadSummary}, nil)
+	return audit.Denied(log, Ops.Actions(), nil)
 }
 
 // MetricsSource is the figures for the metrics collector: unaudited (a scrape is not a read

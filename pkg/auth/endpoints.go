@@ -6,7 +6,7 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
-	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/op"
 	"github.com/pms/pms/pkg/platform/stack"
 	"github.com/pms/pms/pkg/platform/typed"
 )
@@ -26,9 +26,29 @@ const (
 	MethodAudit      = "ListAudit"
 )
 
-// Methods lists every endpoint method, in route order.
-var Methods = []string{MethodLogin, MethodValidate, MethodRefresh, MethodLogout, MethodJWKS,
-	MethodCreateUser, MethodListUsers, MethodGetUser, MethodUpdateUser, MethodAudit}
+// Ops is the auth service's operation table: logging in, refreshing, logging out and reading
+// the public keys need no token; validate needs any valid one; users and their audit log are
+// for admins (admin is implied everywhere). Refused validations are not audited: they concern
+// no account, and every garbage token would otherwise grow the hash-chained log (they are
+// counted in the request metrics instead).
+var Ops = op.Table{
+	{Name: MethodLogin, Roles: []string{authz.Public}, Write: true},
+	{Name: MethodValidate, Roles: []string{authz.Authenticated}},
+	{Name: MethodRefresh, Roles: []string{authz.Public}, Write: true},
+	{Name: MethodLogout, Roles: []string{authz.Public}, Write: true},
+	{Name: MethodJWKS, Roles: []string{authz.Public}},
+	{Name: MethodCreateUser, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionUserCreate},
+	{Name: MethodListUsers, Roles: []string{authz.RoleAdmin}, Action: ActionUserRead},
+	{Name: MethodGetUser, Roles: []string{authz.RoleAdmin}, Action: ActionUserRead},
+	{Name: MethodUpdateUser, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionUserUpdate},
+	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: ActionAuditRead},
+}
+
+// Methods and Roles are derived from Ops.
+var (
+	Methods = Ops.Names()
+	Roles   = Ops.Roles()
+)
 
 // Endpoint requests and responses that are not domain types of their own.
 type (
@@ -41,36 +61,20 @@ type (
 	AuditResponse    struct{ Entries []AuditEntry }
 )
 
-// Roles is the auth service's role table: logging in, refreshing, logging out and reading
-// the public keys need no token; validate needs any valid one; users and their audit log
-// are for admins (admin is implied everywhere).
-var Roles = authz.RoleTable{
-	MethodLogin:      {authz.Public},
-	MethodRefresh:    {authz.Public},
-	MethodLogout:     {authz.Public},
-	MethodJWKS:       {authz.Public},
-	MethodValidate:   {authz.Authenticated},
-	MethodCreateUser: {authz.RoleAdmin},
-	MethodListUsers:  {authz.RoleAdmin},
-	MethodGetUser:    {authz.RoleAdmin},
-	MethodUpdateUser: {authz.RoleAdmin},
-	MethodAudit:      {authz.RoleAdmin},
-}
-
 // Set is the auth endpoint set: one go-kit endpoint per operation. Servers build it from a
 // Service with NewEndpoints; clients build it from transport client endpoints, and Set
 // itself implements Service, so a caller never knows which wire is under it.
 type Set struct {
-	LoginEndpoint      endpoint.Endpoint
-	ValidateEndpoint   endpoint.Endpoint
-	RefreshEndpoint    endpoint.Endpoint
-	LogoutEndpoint     endpoint.Endpoint
-	JWKSEndpoint       endpoint.Endpoint
-	CreateUserEndpoint endpoint.Endpoint
-	ListUsersEndpoint  endpoint.Endpoint
-	GetUserEndpoint    endpoint.Endpoint
-	UpdateUserEndpoint endpoint.Endpoint
-	AuditEndpoint      endpoint.Endpoint
+	LoginEndpoint      endpoint.Endpoint `op:"Login"`
+	ValidateEndpoint   endpoint.Endpoint `op:"Validate"`
+	RefreshEndpoint    endpoint.Endpoint `op:"Refresh"`
+	LogoutEndpoint     endpoint.Endpoint `op:"Logout"`
+	JWKSEndpoint       endpoint.Endpoint `op:"GetJwks"`
+	CreateUserEndpoint endpoint.Endpoint `op:"CreateUser"`
+	ListUsersEndpoint  endpoint.Endpoint `op:"ListUsers"`
+	GetUserEndpoint    endpoint.Endpoint `op:"GetUser"`
+	UpdateUserEndpoint endpoint.Endpoint `op:"UpdateUser"`
+	AuditEndpoint      endpoint.Endpoint `op:"ListAudit"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -80,33 +84,32 @@ type EndpointOptions = stack.Options
 // authentication and roles (o.Guard), and the per-endpoint rate limit. (Login throttling
 // per account and address is the service's own, since it needs the outcome.)
 func NewEndpoints(s Service, o EndpointOptions) Set {
-	wrap := o.Wrap
-	return Set{
-		LoginEndpoint: wrap(MethodLogin, typed.Endpoint(s.Login)),
-		ValidateEndpoint: wrap(MethodValidate, typed.Endpoint(func(ctx context.Context, _ ValidateRequest) (Validation, error) {
+	return stack.Bind(o, Ops, Set{
+		LoginEndpoint: typed.Endpoint(s.Login),
+		ValidateEndpoint: typed.Endpoint(func(ctx context.Context, _ ValidateRequest) (Validation, error) {
 			return s.Validate(ctx)
-		})),
-		RefreshEndpoint: wrap(MethodRefresh, typed.Endpoint(s.Refresh)),
-		LogoutEndpoint: wrap(MethodLogout, typed.Endpoint(func(ctx context.Context, r LogoutRequest) (LogoutResponse, error) {
+		}),
+		RefreshEndpoint: typed.Endpoint(s.Refresh),
+		LogoutEndpoint: typed.Endpoint(func(ctx context.Context, r LogoutRequest) (LogoutResponse, error) {
 			return LogoutResponse{}, s.Logout(ctx, r)
-		})),
-		JWKSEndpoint: wrap(MethodJWKS, typed.Endpoint(func(ctx context.Context, _ JWKSRequest) (authz.JWKS, error) {
+		}),
+		JWKSEndpoint: typed.Endpoint(func(ctx context.Context, _ JWKSRequest) (authz.JWKS, error) {
 			return s.JWKS(ctx)
-		})),
-		CreateUserEndpoint: wrap(MethodCreateUser, typed.Endpoint(s.CreateUser)),
-		ListUsersEndpoint: wrap(MethodListUsers, typed.Endpoint(func(ctx context.Context, _ ListUsersRequest) (UsersResponse, error) {
+		}),
+		CreateUserEndpoint: typed.Endpoint(s.CreateUser),
+		ListUsersEndpoint: typed.Endpoint(func(ctx context.Context, _ ListUsersRequest) (UsersResponse, error) {
 			u, err := s.ListUsers(ctx)
 			return UsersResponse{Users: u}, err
-		})),
-		GetUserEndpoint: wrap(MethodGetUser, typed.Endpoint(func(ctx context.Context, r GetUserRequest) (User, error) {
+		}),
+		GetUserEndpoint: typed.Endpoint(func(ctx context.Context, r GetUserRequest) (User, error) {
 			return s.GetUser(ctx, r.ID)
-		})),
-		UpdateUserEndpoint: wrap(MethodUpdateUser, typed.Endpoint(s.UpdateUser)),
-		AuditEndpoint: wrap(MethodAudit, typed.Endpoint(func(ctx context.Context, q AuditQuery) (AuditResponse, error) {
+		}),
+		UpdateUserEndpoint: typed.Endpoint(s.UpdateUser),
+		AuditEndpoint: typed.Endpoint(func(ctx context.Context, q AuditQuery) (AuditResponse, error) {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
-		})),
-	}
+		}),
+	})
 }
 
 // DeniedAuditor returns the guard's hook that writes refused calls on users and the audit
@@ -115,15 +118,7 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 // and every garbage token would otherwise grow the hash-chained log (they are counted in the
 // request metrics instead).
 func DeniedAuditor(log AuditLog) authz.DeniedFunc {
-	actions := map[string]string{
-		MethodCreateUser: ActionUserCreate, MethodUpdateUser: ActionUserUpdate, MethodListUsers: ActionUserRead,
-		MethodGetUser: ActionUserRead, MethodAudit: ActionAuditRead,
-	}
-	return func(ctx context.Context, method string, req any, err error) {
-		action, ok := actions[method]
-		if !ok {
-			return
-		}
+	return audit.Denied(log, Ops.Actions(), func(req any) string {
 		var id string
 		switch r := req.(type) {
 		case GetUserRequest:
@@ -131,15 +126,11 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 		case UpdateUserRequest:
 			id = r.ID
 		}
-		if canonical, perr := parseID(id); perr == nil {
-			id = canonical
-		} else {
-			id = ""
+		if canonical, err := parseID(id); err == nil {
+			return canonical
 		}
-		actor, role := authz.Actor(ctx)
-		_ = log.Append(ctx, audit.Entry{Actor: actor, Role: role, Action: action, SubjectID: id,
-			Outcome: audit.OutcomeDenied, RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx)})
-	}
+		return ""
+	})
 }
 
 // Login implements Service over the endpoint set.
@@ -194,3 +185,7 @@ func (s Set) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	r, err := typed.Call[AuditResponse](ctx, s.AuditEndpoint, q)
 	return r.Entries, err
 }
+
+// Map returns the set with f around every endpoint it has (op.Map): clients put one policy
+// (deadline, retry, circuit breaker) in front of a whole upstream with it.
+func (s Set) Map(f op.Func) Set { return op.Map(s, f) }

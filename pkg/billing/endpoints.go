@@ -6,11 +6,12 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/op"
 	"github.com/pms/pms/pkg/platform/stack"
 	"github.com/pms/pms/pkg/platform/typed"
 )
 
-// Endpoint method names: the keys of metrics, logs, rate limits and (later) the role table,
+// Endpoint method names: the keys of metrics, logs, rate limits and the operation table,
 // the names of the gRPC methods, and the `endpoint` header of Kafka commands.
 const (
 	MethodCreateAccount = "CreateBillingAccount"
@@ -24,11 +25,26 @@ const (
 	MethodVoidInvoice   = "VoidInvoice"
 )
 
-// Methods lists every endpoint method.
-var Methods = []string{
-	MethodCreateAccount, MethodGetAccount, MethodListAccounts, MethodCreateInvoice, MethodGetInvoice,
-	MethodListInvoices, MethodIssueInvoice, MethodRecordPayment, MethodVoidInvoice,
+// Ops is billing's operation table (API.md): billing staff read and write billing; clinicians
+// read invoices and accounts and open an account as a side effect of registering a patient
+// (the patient service forwards their token); analysts see nothing; admin is implied.
+var Ops = op.Table{
+	{Name: MethodCreateAccount, Roles: []string{authz.RoleBilling, authz.RoleClinician}, Write: true, Action: ActionCreateAccount},
+	{Name: MethodGetAccount, Roles: []string{authz.RoleBilling, authz.RoleClinician}, Action: ActionReadAccount},
+	{Name: MethodListAccounts, Roles: []string{authz.RoleBilling, authz.RoleClinician}, Action: ActionSearchAccounts},
+	{Name: MethodCreateInvoice, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionCreateInvoice},
+	{Name: MethodGetInvoice, Roles: []string{authz.RoleBilling, authz.RoleClinician}, Action: ActionReadInvoice},
+	{Name: MethodListInvoices, Roles: []string{authz.RoleBilling, authz.RoleClinician}, Action: ActionSearchInvoices},
+	{Name: MethodIssueInvoice, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionIssueInvoice},
+	{Name: MethodRecordPayment, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionRecordPayment},
+	{Name: MethodVoidInvoice, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionVoidInvoice},
 }
+
+// Methods and Roles are derived from Ops.
+var (
+	Methods = Ops.Names()
+	Roles   = Ops.Roles()
+)
 
 // The endpoint requests that are just an id, each its own type so a request cannot reach
 // the wrong endpoint unnoticed.
@@ -46,41 +62,22 @@ type AccountsResponse struct{ Accounts []Account }
 // a Service with NewEndpoints; clients build it from transport client endpoints, and Set
 // itself implements Service, so a caller never knows which wire is under it.
 type Set struct {
-	CreateAccountEndpoint endpoint.Endpoint
-	GetAccountEndpoint    endpoint.Endpoint
-	ListAccountsEndpoint  endpoint.Endpoint
-	CreateInvoiceEndpoint endpoint.Endpoint
-	GetInvoiceEndpoint    endpoint.Endpoint
-	ListInvoicesEndpoint  endpoint.Endpoint
-	IssueInvoiceEndpoint  endpoint.Endpoint
-	RecordPaymentEndpoint endpoint.Endpoint
-	VoidInvoiceEndpoint   endpoint.Endpoint
-}
-
-// Roles is billing's role table (API.md): billing staff read and write billing; clinicians
-// read invoices and accounts and open an account as a side effect of registering a patient
-// (the patient service forwards their token); analysts see nothing; admin is implied.
-var Roles = authz.RoleTable{
-	MethodCreateAccount: {authz.RoleBilling, authz.RoleClinician},
-	MethodGetAccount:    {authz.RoleBilling, authz.RoleClinician},
-	MethodListAccounts:  {authz.RoleBilling, authz.RoleClinician},
-	MethodCreateInvoice: {authz.RoleBilling},
-	MethodGetInvoice:    {authz.RoleBilling, authz.RoleClinician},
-	MethodListInvoices:  {authz.RoleBilling, authz.RoleClinician},
-	MethodIssueInvoice:  {authz.RoleBilling},
-	MethodRecordPayment: {authz.RoleBilling},
-	MethodVoidInvoice:   {authz.RoleBilling},
+	CreateAccountEndpoint endpoint.Endpoint `op:"CreateBillingAccount"`
+	GetAccountEndpoint    endpoint.Endpoint `op:"GetAccount"`
+	ListAccountsEndpoint  endpoint.Endpoint `op:"ListAccounts"`
+	CreateInvoiceEndpoint endpoint.Endpoint `op:"CreateInvoice"`
+	GetInvoiceEndpoint    endpoint.Endpoint `op:"GetInvoice"`
+	ListInvoicesEndpoint  endpoint.Endpoint `op:"ListInvoices"`
+	IssueInvoiceEndpoint  endpoint.Endpoint `op:"IssueInvoice"`
+	RecordPaymentEndpoint endpoint.Endpoint `op:"RecordPayment"`
+	VoidInvoiceEndpoint   endpoint.Endpoint `op:"VoidInvoice"`
 }
 
 // DeniedAuditor returns the guard's hook that audits refused calls as "denied", naming what
 // the request named: the account or invoice it was about, else the patient (a search by
 // patient, a new invoice or account for one). A malformed id is left out.
 func DeniedAuditor(log AuditLog) authz.DeniedFunc {
-	return audit.Denied(log, map[string]string{
-		MethodCreateAccount: ActionCreateAccount, MethodGetAccount: ActionReadAccount, MethodListAccounts: ActionSearchAccounts,
-		MethodCreateInvoice: ActionCreateInvoice, MethodGetInvoice: ActionReadInvoice, MethodListInvoices: ActionSearchInvoices,
-		MethodIssueInvoice: ActionIssueInvoice, MethodRecordPayment: ActionRecordPayment, MethodVoidInvoice: ActionVoidInvoice,
-	}, func(req any) string {
+	return audit.Denied(log, Ops.Actions(), func(req any) string {
 		var id string
 		switch r := req.(type) {
 		case GetAccountRequest:
@@ -115,52 +112,36 @@ type EndpointOptions = stack.Options
 // NewEndpoints wraps s in the endpoint set with, outermost first: metrics, logging,
 // authentication, and the per-endpoint rate limit.
 func NewEndpoints(s Service, o EndpointOptions) Set {
-	wrap := o.Wrap
-	return Set{
-		CreateAccountEndpoint: wrap(MethodCreateAccount, typed.Endpoint(s.CreateAccount)),
-		GetAccountEndpoint: wrap(MethodGetAccount, typed.Endpoint(func(ctx context.Context, r GetAccountRequest) (Account, error) {
+	return stack.Bind(o, Ops, Set{
+		CreateAccountEndpoint: typed.Endpoint(s.CreateAccount),
+		GetAccountEndpoint: typed.Endpoint(func(ctx context.Context, r GetAccountRequest) (Account, error) {
 			return s.GetAccount(ctx, r.ID)
-		})),
-		ListAccountsEndpoint: wrap(MethodListAccounts, typed.Endpoint(func(ctx context.Context, q AccountQuery) (AccountsResponse, error) {
+		}),
+		ListAccountsEndpoint: typed.Endpoint(func(ctx context.Context, q AccountQuery) (AccountsResponse, error) {
 			a, err := s.ListAccounts(ctx, q)
 			return AccountsResponse{Accounts: a}, err
-		})),
-		CreateInvoiceEndpoint: wrap(MethodCreateInvoice, typed.Endpoint(s.CreateInvoice)),
-		GetInvoiceEndpoint: wrap(MethodGetInvoice, typed.Endpoint(func(ctx context.Context, r GetInvoiceRequest) (Invoice, error) {
+		}),
+		CreateInvoiceEndpoint: typed.Endpoint(s.CreateInvoice),
+		GetInvoiceEndpoint: typed.Endpoint(func(ctx context.Context, r GetInvoiceRequest) (Invoice, error) {
 			return s.GetInvoice(ctx, r.ID)
-		})),
-		ListInvoicesEndpoint: wrap(MethodListInvoices, typed.Endpoint(s.ListInvoices)),
-		IssueInvoiceEndpoint: wrap(MethodIssueInvoice, typed.Endpoint(func(ctx context.Context, r IssueInvoiceRequest) (Invoice, error) {
+		}),
+		ListInvoicesEndpoint: typed.Endpoint(s.ListInvoices),
+		IssueInvoiceEndpoint: typed.Endpoint(func(ctx context.Context, r IssueInvoiceRequest) (Invoice, error) {
 			return s.IssueInvoice(ctx, r.ID)
-		})),
-		RecordPaymentEndpoint: wrap(MethodRecordPayment, typed.Endpoint(s.RecordPayment)),
-		VoidInvoiceEndpoint: wrap(MethodVoidInvoice, typed.Endpoint(func(ctx context.Context, r VoidInvoiceRequest) (Invoice, error) {
+		}),
+		RecordPaymentEndpoint: typed.Endpoint(s.RecordPayment),
+		VoidInvoiceEndpoint: typed.Endpoint(func(ctx context.Context, r VoidInvoiceRequest) (Invoice, error) {
 			return s.VoidInvoice(ctx, r.ID)
-		})),
-	}
+		}),
+	})
 }
 
-// Wrap returns the set with mws around every endpoint (the first listed outermost). Clients
-// use it to put one policy (deadline, retry, circuit breaker) in front of a whole upstream.
-func (s Set) Wrap(mws ...endpoint.Middleware) Set {
-	w := func(e endpoint.Endpoint) endpoint.Endpoint {
-		if e == nil {
-			return nil
-		}
-		return typed.Chain(e, mws...)
-	}
-	return Set{
-		CreateAccountEndpoint: w(s.CreateAccountEndpoint),
-		GetAccountEndpoint:    w(s.GetAccountEndpoint),
-		ListAccountsEndpoint:  w(s.ListAccountsEndpoint),
-		CreateInvoiceEndpoint: w(s.CreateInvoiceEndpoint),
-		GetInvoiceEndpoint:    w(s.GetInvoiceEndpoint),
-		ListInvoicesEndpoint:  w(s.ListInvoicesEndpoint),
-		IssueInvoiceEndpoint:  w(s.IssueInvoiceEndpoint),
-		RecordPaymentEndpoint: w(s.RecordPaymentEndpoint),
-		VoidInvoiceEndpoint:   w(s.VoidInvoiceEndpoint),
-	}
-}
+// Map returns the set with f around every endpoint it has (op.Map): clients put one policy
+// (deadline, retry, circuit breaker) in front of a whole upstream with it.
+func (s Set) Map(f op.Func) Set { return op.Map(s, f) }
+
+// Wrap returns the set with mws around every endpoint (the first listed outermost).
+func (s Set) Wrap(mws ...endpoint.Middleware) Set { return s.Map(op.Chain(mws...)) }
 
 // CreateAccount implements Service over the endpoint set.
 func (s Set) CreateAccount(ctx context.Context, req CreateAccountRequest) (Account, error) {

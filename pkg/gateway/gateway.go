@@ -27,6 +27,7 @@ import (
 	"github.com/pms/pms/pkg/platform/breaker"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/op"
 	"github.com/pms/pms/pkg/platform/ratelimit"
 	"github.com/pms/pms/pkg/platform/retry"
 	"github.com/pms/pms/pkg/platform/typed"
@@ -97,8 +98,10 @@ func (m mount) matches(path string) bool {
 	return path == m.prefix || strings.HasPrefix(path, m.prefix+"/")
 }
 
-// upstream is one service behind the gateway: its connection, guard and breaker.
+// upstream is one service behind the gateway: its guard, breaker and read list, all derived
+// from the service's operation table.
 type upstream struct {
+	b       *builder
 	name    string
 	breaker *breaker.Breaker
 	guard   *authz.Guard
@@ -106,51 +109,6 @@ type upstream struct {
 	// service is the upstream's own role table: a request whose body the gateway already
 	// rejected never reaches the service, so the gateway applies it first (403 before 400).
 	service authz.RoleTable
-}
-
-// Route tables of the gateway's own JWT check (API.md): any valid token for patients and
-// billing, admin for users and the audit log, nothing for login, refresh, logout and JWKS.
-// The services check their own, finer tables again behind it.
-var (
-	patientRoles = authz.RoleTable{
-		patient.MethodCreate: {authz.Authenticated}, patient.MethodGet: {authz.Authenticated},
-		patient.MethodList: {authz.Authenticated}, patient.MethodUpdate: {authz.Authenticated},
-		patient.MethodDelete: {authz.Authenticated}, patient.MethodHistory: {authz.Authenticated},
-		patient.MethodAudit: {authz.RoleAdmin}, patient.MethodBillingAccount: {authz.Authenticated},
-		patient.MethodInvoices: {authz.Authenticated},
-	}
-	billingRoles = func() authz.RoleTable {
-		t := authz.RoleTable{}
-		for _, m := range billing.Methods {
-			t[m] = []string{authz.Authenticated}
-		}
-		return t
-	}()
-	analyticsRoles = authz.RoleTable{analytics.MethodGetSummary: {authz.Authenticated}}
-	authRoles      = authz.RoleTable{
-		auth.MethodLogin: {authz.Public}, auth.MethodRefresh: {authz.Public}, auth.MethodLogout: {authz.Public},
-		auth.MethodJWKS: {authz.Public}, auth.MethodValidate: {authz.Authenticated},
-		auth.MethodCreateUser: {authz.RoleAdmin}, auth.MethodListUsers: {authz.RoleAdmin},
-		auth.MethodGetUser: {authz.RoleAdmin}, auth.MethodUpdateUser: {authz.RoleAdmin},
-		auth.MethodAudit: {authz.RoleAdmin},
-	}
-)
-
-// Reads are the idempotent methods, the only ones retried.
-var (
-	patientReads = set(patient.MethodGet, patient.MethodList, patient.MethodHistory, patient.MethodAudit,
-		patient.MethodBillingAccount, patient.MethodInvoices)
-	billingReads   = set(billing.MethodGetAccount, billing.MethodListAccounts, billing.MethodGetInvoice, billing.MethodListInvoices)
-	analyticsReads = set(analytics.MethodGetSummary)
-	authReads      = set(auth.MethodValidate, auth.MethodJWKS, auth.MethodListUsers, auth.MethodGetUser, auth.MethodAudit)
-)
-
-func set(ms ...string) map[string]bool {
-	out := map[string]bool{}
-	for _, m := range ms {
-		out[m] = true
-	}
-	return out
 }
 
 // New dials every upstream (lazily: an upstream may start later or be down, and answers 503
@@ -215,44 +173,18 @@ func New(c Config) (*Gateway, error) {
 	}
 	var mounts []mount
 
-	pu := b.upstream("patient", patientRoles, patient.Roles, patientReads)
-	ps := grpctransport.NewPatientClient(patientConn)
-	ps = patient.Set{
-		CreateEndpoint: b.wrap(pu, patient.MethodCreate, ps.CreateEndpoint), GetEndpoint: b.wrap(pu, patient.MethodGet, ps.GetEndpoint),
-		ListEndpoint: b.wrap(pu, patient.MethodList, ps.ListEndpoint), UpdateEndpoint: b.wrap(pu, patient.MethodUpdate, ps.UpdateEndpoint),
-		DeleteEndpoint: b.wrap(pu, patient.MethodDelete, ps.DeleteEndpoint), HistoryEndpoint: b.wrap(pu, patient.MethodHistory, ps.HistoryEndpoint),
-		AuditEndpoint:          b.wrap(pu, patient.MethodAudit, ps.AuditEndpoint),
-		BillingAccountEndpoint: b.wrap(pu, patient.MethodBillingAccount, ps.BillingAccountEndpoint),
-		InvoicesEndpoint:       b.wrap(pu, patient.MethodInvoices, ps.InvoicesEndpoint),
-	}
+	pu := b.upstream("patient", patient.Ops)
+	ps := grpctransport.NewPatientClient(patientConn).Map(pu.wrap)
 	ph, pr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewPatientHandler(ps, o) }, "/api")
 	mounts = append(mounts, mount{"/api/patients", ph, pr}, mount{"/api/audit", ph, pr})
 
-	bu := b.upstream("billing", billingRoles, billing.Roles, billingReads)
-	bs := grpctransport.NewBillingClient(billingConn)
-	bs = billing.Set{
-		CreateAccountEndpoint: b.wrap(bu, billing.MethodCreateAccount, bs.CreateAccountEndpoint),
-		GetAccountEndpoint:    b.wrap(bu, billing.MethodGetAccount, bs.GetAccountEndpoint),
-		ListAccountsEndpoint:  b.wrap(bu, billing.MethodListAccounts, bs.ListAccountsEndpoint),
-		CreateInvoiceEndpoint: b.wrap(bu, billing.MethodCreateInvoice, bs.CreateInvoiceEndpoint),
-		GetInvoiceEndpoint:    b.wrap(bu, billing.MethodGetInvoice, bs.GetInvoiceEndpoint),
-		ListInvoicesEndpoint:  b.wrap(bu, billing.MethodListInvoices, bs.ListInvoicesEndpoint),
-		IssueInvoiceEndpoint:  b.wrap(bu, billing.MethodIssueInvoice, bs.IssueInvoiceEndpoint),
-		RecordPaymentEndpoint: b.wrap(bu, billing.MethodRecordPayment, bs.RecordPaymentEndpoint),
-		VoidInvoiceEndpoint:   b.wrap(bu, billing.MethodVoidInvoice, bs.VoidInvoiceEndpoint),
-	}
+	bu := b.upstream("billing", billing.Ops)
+	bs := grpctransport.NewBillingClient(billingConn).Map(bu.wrap)
 	bh, br := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewBillingHandler(bs, o) }, "/api/billing")
 	mounts = append(mounts, mount{"/api/billing", bh, br})
 
-	au := b.upstream("auth", authRoles, auth.Roles, authReads)
-	as := grpctransport.NewAuthClient(authConn)
-	as = auth.Set{
-		LoginEndpoint: b.wrap(au, auth.MethodLogin, as.LoginEndpoint), ValidateEndpoint: b.wrap(au, auth.MethodValidate, as.ValidateEndpoint),
-		RefreshEndpoint: b.wrap(au, auth.MethodRefresh, as.RefreshEndpoint), LogoutEndpoint: b.wrap(au, auth.MethodLogout, as.LogoutEndpoint),
-		JWKSEndpoint: b.wrap(au, auth.MethodJWKS, as.JWKSEndpoint), CreateUserEndpoint: b.wrap(au, auth.MethodCreateUser, as.CreateUserEndpoint),
-		ListUsersEndpoint: b.wrap(au, auth.MethodListUsers, as.ListUsersEndpoint), GetUserEndpoint: b.wrap(au, auth.MethodGetUser, as.GetUserEndpoint),
-		UpdateUserEndpoint: b.wrap(au, auth.MethodUpdateUser, as.UpdateUserEndpoint), AuditEndpoint: b.wrap(au, auth.MethodAudit, as.AuditEndpoint),
-	}
+	au := b.upstream("auth", auth.Ops)
+	as := grpctransport.NewAuthClient(authConn).Map(au.wrap)
 	// /auth/** is auth with the prefix stripped, for the public routes; the user
 	// administration lives under /api/users.
 	aph, apr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAuthHandler(as, o) }, "/auth")
@@ -262,9 +194,8 @@ func New(c Config) (*Gateway, error) {
 	}
 	mounts = append(mounts, mount{"/api/users", auh, aur})
 
-	nu := b.upstream("analytics", analyticsRoles, analytics.Roles, analyticsReads)
-	ns := grpctransport.NewAnalyticsClient(analyticsConn)
-	ns = analytics.Set{GetSummaryEndpoint: b.wrap(nu, analytics.MethodGetSummary, ns.GetSummaryEndpoint)}
+	nu := b.upstream("analytics", analytics.Ops)
+	ns := grpctransport.NewAnalyticsClient(analyticsConn).Map(nu.wrap)
 	nh, nr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAnalyticsHandler(ns, o) }, "/api/analytics")
 	mounts = append(mounts, mount{"/api/analytics", nh, nr})
 
@@ -297,14 +228,15 @@ func (b *builder) dial(addr string) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
-func (b *builder) upstream(name string, roles, service authz.RoleTable, reads map[string]bool) *upstream {
+func (b *builder) upstream(name string, ops op.Table) *upstream {
 	state := b.state.WithLabelValues(name)
 	logger := b.c.Logger
 	return &upstream{
+		b:       b,
 		name:    name,
-		guard:   authz.NewGuard(b.c.Verifier, roles, nil),
-		reads:   reads,
-		service: service,
+		guard:   authz.NewGuard(b.c.Verifier, ops.Gateway(), nil),
+		reads:   ops.Reads(),
+		service: ops.Roles(),
 		breaker: breaker.New(breaker.Options{Name: name, Failures: b.c.BreakerFailures, OpenFor: b.c.BreakerOpenFor,
 			OnStateChange: func(_, from, to string) {
 				state.Set(map[string]float64{"closed": 0, "half-open": 1, "open": 2}[to])
@@ -318,8 +250,8 @@ func (b *builder) upstream(name string, roles, service authz.RoleTable, reads ma
 // (keyed by the verified subject), a rejected decode (400/413/415, without calling the
 // upstream), the deadline and,
 // for reads only, retries, then the upstream's breaker around each attempt.
-func (b *builder) wrap(u *upstream, method string, e endpoint.Endpoint) endpoint.Endpoint {
-	name := u.name + "." + method
+func (u *upstream) wrap(method string, e endpoint.Endpoint) endpoint.Endpoint {
+	b, name := u.b, u.name+"."+method
 	var call endpoint.Middleware
 	if u.reads[method] {
 		call = retry.Middleware(retry.Options{Attempts: b.c.ReadAttempts, Timeout: b.c.Timeout})

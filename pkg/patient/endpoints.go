@@ -6,11 +6,12 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/op"
 	"github.com/pms/pms/pkg/platform/stack"
 	"github.com/pms/pms/pkg/platform/typed"
 )
 
-// Endpoint method names: the keys of metrics, logs, rate limits and (later) the role table.
+// Endpoint method names: the keys of metrics, logs, rate limits and the operation table.
 const (
 	MethodCreate  = "CreatePatient"
 	MethodGet     = "GetPatient"
@@ -24,9 +25,27 @@ const (
 	MethodInvoices       = "ListPatientInvoices"
 )
 
-// Methods lists every endpoint method, in route order.
-var Methods = []string{MethodCreate, MethodGet, MethodList, MethodUpdate, MethodDelete, MethodHistory, MethodAudit,
-	MethodBillingAccount, MethodInvoices}
+// Ops is the patient service's operation table (API.md, "Authentication and roles"):
+// clinicians read and write patients, billing staff read them, analysts do not see them; the
+// audit log is admin only (admin may call everything and is implied). The patient's billing
+// data has the readers of invoices (billing staff, clinicians).
+var Ops = op.Table{
+	{Name: MethodCreate, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionCreate},
+	{Name: MethodGet, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
+	{Name: MethodList, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionSearch},
+	{Name: MethodUpdate, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionUpdate},
+	{Name: MethodDelete, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionDelete},
+	{Name: MethodHistory, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionHistory},
+	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: "audit"},
+	{Name: MethodBillingAccount, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
+	{Name: MethodInvoices, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
+}
+
+// Methods and Roles are derived from Ops.
+var (
+	Methods = Ops.Names()
+	Roles   = Ops.Roles()
+)
 
 // GetRequest, HistoryRequest, BillingAccountRequest, InvoicesRequest: the endpoint requests
 // that are just an id.
@@ -50,77 +69,56 @@ type (
 // a Service with NewEndpoints; clients build it from transport client endpoints, and Set
 // itself implements Service, so a caller never knows which wire is under it.
 type Set struct {
-	CreateEndpoint  endpoint.Endpoint
-	GetEndpoint     endpoint.Endpoint
-	ListEndpoint    endpoint.Endpoint
-	UpdateEndpoint  endpoint.Endpoint
-	DeleteEndpoint  endpoint.Endpoint
-	HistoryEndpoint endpoint.Endpoint
-	AuditEndpoint   endpoint.Endpoint
+	CreateEndpoint  endpoint.Endpoint `op:"CreatePatient"`
+	GetEndpoint     endpoint.Endpoint `op:"GetPatient"`
+	ListEndpoint    endpoint.Endpoint `op:"ListPatients"`
+	UpdateEndpoint  endpoint.Endpoint `op:"UpdatePatient"`
+	DeleteEndpoint  endpoint.Endpoint `op:"DeletePatient"`
+	HistoryEndpoint endpoint.Endpoint `op:"GetPatientHistory"`
+	AuditEndpoint   endpoint.Endpoint `op:"ListAudit"`
 	// BillingAccountEndpoint and InvoicesEndpoint read the patient's billing data.
-	BillingAccountEndpoint endpoint.Endpoint
-	InvoicesEndpoint       endpoint.Endpoint
-}
-
-// Roles is the patient service's role table (API.md, "Authentication and roles"): clinicians
-// read and write patients, billing staff read them, analysts do not see them; the audit log
-// is admin only (admin may call everything and is implied).
-var Roles = authz.RoleTable{
-	MethodCreate:  {authz.RoleClinician},
-	MethodGet:     {authz.RoleClinician, authz.RoleBilling},
-	MethodList:    {authz.RoleClinician, authz.RoleBilling},
-	MethodUpdate:  {authz.RoleClinician},
-	MethodDelete:  {authz.RoleClinician},
-	MethodHistory: {authz.RoleClinician, authz.RoleBilling},
-	MethodAudit:   {authz.RoleAdmin},
-	// The patient's billing data: the same readers as invoices (billing staff, clinicians).
-	MethodBillingAccount: {authz.RoleClinician, authz.RoleBilling},
-	MethodInvoices:       {authz.RoleClinician, authz.RoleBilling},
+	BillingAccountEndpoint endpoint.Endpoint `op:"GetPatientBillingAccount"`
+	InvoicesEndpoint       endpoint.Endpoint `op:"ListPatientInvoices"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
 type EndpointOptions = stack.Options
 
 // NewEndpoints wraps s in the endpoint set with, outermost first: metrics, logging,
-// authentication and roles (o.Guard), and the per-endpoint rate limit.
+// authentication and roles (o.Guard), and the rate limit (stack.Bind over Ops).
 func NewEndpoints(s Service, o EndpointOptions) Set {
-	wrap := o.Wrap
-	return Set{
-		CreateEndpoint: wrap(MethodCreate, typed.Endpoint(s.Create)),
-		GetEndpoint: wrap(MethodGet, typed.Endpoint(func(ctx context.Context, r GetRequest) (Patient, error) {
+	return stack.Bind(o, Ops, Set{
+		CreateEndpoint: typed.Endpoint(s.Create),
+		GetEndpoint: typed.Endpoint(func(ctx context.Context, r GetRequest) (Patient, error) {
 			return s.Get(ctx, r.ID)
-		})),
-		ListEndpoint:   wrap(MethodList, typed.Endpoint(s.List)),
-		UpdateEndpoint: wrap(MethodUpdate, typed.Endpoint(s.Update)),
-		DeleteEndpoint: wrap(MethodDelete, typed.Endpoint(func(ctx context.Context, r DeleteRequest) (DeleteResponse, error) {
+		}),
+		ListEndpoint:   typed.Endpoint(s.List),
+		UpdateEndpoint: typed.Endpoint(s.Update),
+		DeleteEndpoint: typed.Endpoint(func(ctx context.Context, r DeleteRequest) (DeleteResponse, error) {
 			return DeleteResponse{}, s.Delete(ctx, r)
-		})),
-		HistoryEndpoint: wrap(MethodHistory, typed.Endpoint(func(ctx context.Context, r HistoryRequest) (HistoryResponse, error) {
+		}),
+		HistoryEndpoint: typed.Endpoint(func(ctx context.Context, r HistoryRequest) (HistoryResponse, error) {
 			v, err := s.History(ctx, r.ID)
 			return HistoryResponse{Versions: v}, err
-		})),
-		AuditEndpoint: wrap(MethodAudit, typed.Endpoint(func(ctx context.Context, q AuditQuery) (AuditResponse, error) {
+		}),
+		AuditEndpoint: typed.Endpoint(func(ctx context.Context, q AuditQuery) (AuditResponse, error) {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
-		})),
-		BillingAccountEndpoint: wrap(MethodBillingAccount, typed.Endpoint(func(ctx context.Context, r BillingAccountRequest) (BillingAccount, error) {
+		}),
+		BillingAccountEndpoint: typed.Endpoint(func(ctx context.Context, r BillingAccountRequest) (BillingAccount, error) {
 			return s.BillingAccount(ctx, r.ID)
-		})),
-		InvoicesEndpoint: wrap(MethodInvoices, typed.Endpoint(func(ctx context.Context, r InvoicesRequest) (InvoicesResponse, error) {
+		}),
+		InvoicesEndpoint: typed.Endpoint(func(ctx context.Context, r InvoicesRequest) (InvoicesResponse, error) {
 			inv, err := s.Invoices(ctx, r.ID)
 			return InvoicesResponse{Invoices: inv}, err
-		})),
-	}
+		}),
+	})
 }
 
 // DeniedAuditor returns the guard's hook that writes a refused call to the audit log with
 // outcome "denied", naming the patient when the request did.
 func DeniedAuditor(log AuditLog) authz.DeniedFunc {
-	return audit.Denied(log, map[string]string{
-		MethodCreate: ActionCreate, MethodGet: ActionRead, MethodList: ActionSearch, MethodUpdate: ActionUpdate,
-		MethodDelete: ActionDelete, MethodHistory: ActionHistory, MethodAudit: "audit",
-		MethodBillingAccount: ActionRead, MethodInvoices: ActionRead,
-	}, func(req any) string {
+	return audit.Denied(log, Ops.Actions(), func(req any) string {
 		var id string
 		switch r := req.(type) {
 		case GetRequest:
@@ -191,3 +189,7 @@ func (s Set) Invoices(ctx context.Context, id string) ([]Invoice, error) {
 	r, err := typed.Call[InvoicesResponse](ctx, s.InvoicesEndpoint, InvoicesRequest{ID: id})
 	return r.Invoices, err
 }
+
+// Map returns the set with f around every endpoint it has (op.Map): clients put one policy
+// (deadline, retry, circuit breaker) in front of a whole upstream with it.
+func (s Set) Map(f op.Func) Set { return op.Map(s, f) }

@@ -781,7 +781,7 @@ func TestChangeOutlivesTheCaller(t *testing.T) {
 		gone, cancel := context.WithCancel(context.Background())
 		cancel()
 		r.Change(gone, "patient.create", "p-1", nil)
-		Denied(w, nil, func(any) string { return "p-2" })(gone, "patient.read", nil, nil)
+		Denied(w, map[string]string{"patient.read": "read"}, func(any) string { return "p-2" })(gone, "patient.read", nil, nil)
 		if _, err := Read(r, gone, "patient.read", "p-3", 1, nil); errs.KindOf(err) != errs.Canceled {
 			t.Fatalf("read audited for a caller gone = %v; want canceled", err)
 		}

@@ -13,14 +13,14 @@ type Appender interface {
 }
 
 // Denied returns the authz.DeniedFunc of a service: every call the guard refuses (401, 403)
-// becomes an audit entry with outcome "denied", the action actions[method] (the method itself
-// when unlisted), the subject subject(request) returns, and the actor when the token was
-// valid. API.md wants access audited "allowed or denied".
+// becomes an audit entry with outcome "denied", the action actions[method] (op.Table.Actions;
+// a method without one is not audited), the subject subject(request) returns (may be nil), and
+// the actor when the token was valid. API.md wants access audited "allowed or denied".
 func Denied(w Appender, actions map[string]string, subject func(request any) string) authz.DeniedFunc {
 	return func(ctx context.Context, method string, req any, _ error) {
 		action, ok := actions[method]
 		if !ok {
-			action = method
+			return
 		}
 		var id string
 		if subject != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/op"
 	"github.com/pms/pms/pkg/platform/ratelimit"
 	"github.com/pms/pms/pkg/platform/typed"
 )
@@ -18,20 +19,31 @@ type Options struct {
 	Guard   *authz.Guard
 	Logger  log.Logger
 	Metrics *observe.RequestMetrics
-	// Limits per method; methods not listed get DefaultLimit, or ratelimit.Default.
+	// Limits per rate class (op.Op.Rate); operations of no listed class get DefaultLimit, or
+	// ratelimit.Default.
 	Limits map[string]ratelimit.Config
 	// DefaultLimit overrides ratelimit.Default when its Rate is not zero.
 	DefaultLimit ratelimit.Config
 }
 
-// Wrap returns e wrapped, outermost first, in metrics, logging, o.Guard and the rate limit
-// of method.
-func (o Options) Wrap(method string, e endpoint.Endpoint) endpoint.Endpoint {
+// Bind wraps every endpoint of set (see op.Bind: it must have exactly t's operations) in the
+// middleware, each with the rate limit of its operation's class. This is a service's
+// NewEndpoints in one line.
+func Bind[S any](o Options, t op.Table, set S) S {
+	rates := t.Rates()
+	return op.Bind(t, set, func(name string, e endpoint.Endpoint) endpoint.Endpoint {
+		return o.wrap(name, rates[name], e)
+	})
+}
+
+// wrap returns e wrapped, outermost first, in metrics, logging, o.Guard and the rate limit
+// of class.
+func (o Options) wrap(method, class string, e endpoint.Endpoint) endpoint.Endpoint {
 	lim := ratelimit.Default
 	if o.DefaultLimit.Rate != 0 {
 		lim = o.DefaultLimit
 	}
-	if c, ok := o.Limits[method]; ok {
+	if c, ok := o.Limits[class]; ok && class != "" {
 		lim = c
 	}
 	var mws []endpoint.Middleware
