@@ -1,10 +1,14 @@
 package main
 
 import (
+	"io/fs"
+
 	"context"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/pms/pms/migrations"
 
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
@@ -154,30 +158,20 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	ad, err := openAuthDB(ctx, s, ac)
-	if err != nil {
-		return err
+	for _, d := range []struct {
+		name, url string
+		files     fs.FS
+	}{
+		{"auth", ac.databaseURL, migrations.Auth()}, {"patient", pc.databaseURL, migrations.Patient()},
+		{"billing", bc.databaseURL, migrations.Billing()}, {"analytics", nc.databaseURL, migrations.Analytics()},
+	} {
+		sd, err := openServiceDB(ctx, s, d.name, d.url, d.files)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: migrated (%s)\n", d.name, dialectName(sd))
+		_ = sd.Close()
 	}
-	defer ad.Close()
-	fmt.Fprintf(stdout, "auth: migrated (%s)\n", dialectName(ad))
-	d, err := openPatientDB(ctx, s, pc)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	fmt.Fprintf(stdout, "patient: migrated (%s)\n", dialectName(d))
-	bd, err := openBillingDB(ctx, s, bc)
-	if err != nil {
-		return err
-	}
-	defer bd.Close()
-	fmt.Fprintf(stdout, "billing: migrated (%s)\n", dialectName(bd))
-	nd, err := openAnalyticsDB(ctx, s, nc)
-	if err != nil {
-		return err
-	}
-	defer nd.Close()
-	fmt.Fprintf(stdout, "analytics: migrated (%s)\n", dialectName(nd))
 	return nil
 }
 

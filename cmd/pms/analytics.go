@@ -7,19 +7,13 @@ import (
 	"strconv"
 
 	"github.com/IBM/sarama"
-	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
-	"github.com/oklog/run"
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/analytics"
-	"github.com/pms/pms/pkg/platform/audit"
-	"github.com/pms/pms/pkg/platform/authz"
-	"github.com/pms/pms/pkg/platform/db"
-	"github.com/pms/pms/pkg/platform/observe"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
 	kafkatransport "github.com/pms/pms/transport/kafka"
-	"google.golang.org/grpc/health"
+	"google.golang.org/grpc"
 )
 
 // The analytics command registers itself here rather than in main.go's table, whose
@@ -45,74 +39,43 @@ func (c *analyticsConfig) register(f *flags, prefix string) {
 	f.BoolVar(&c.rebuild, prefix+"rebuild", def, "empty the analytics figures and replay the topics from the earliest offset (env PMS_ANALYTICS_REBUILD)")
 }
 
-// openAnalyticsDB opens and migrates the analytics database (schema "analytics" on PostgreSQL).
-func openAnalyticsDB(ctx context.Context, s settings, c analyticsConfig) (*db.DB, error) {
-	return openServiceDB(ctx, s, "analytics", c.databaseURL, migrations.Analytics())
-}
-
-// buildAnalytics wires the analytics service: database, the figures' generation (a new one,
-// so a replay from the earliest offset, on --rebuild or an empty database), service, the
-// endpoint set, HTTP, gRPC and admin servers, and the consumer of the event topics.
+// buildAnalytics wires the analytics service (unit): the figures' generation (a new one, so
+// a replay from the earliest offset, on --rebuild or an empty database), its audit writer
+// (no outbox: analytics publishes nothing), the service, the endpoint set, its HTTP and gRPC
+// servers and the consumer of the event topics.
 func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module, error) {
-	logger := log.With(s.logger, "service", "analytics")
-	m := &module{name: "analytics"}
-	d, err := openAnalyticsDB(ctx, s, c)
+	u, err := newUnit(ctx, s, unitSpec{name: "analytics", databaseURL: c.databaseURL, migrations: migrations.Analytics(),
+		topics: kafkatransport.AnalyticsTopics(s.kafka.partitions, s.kafka.replication)})
 	if err != nil {
 		return nil, err
 	}
-	m.closers.add(func(context.Context) error { return d.Close() })
-	reg := observe.NewRegistry()
-	kafka := newServiceKafka("analytics", s, logger, reg, kafkatransport.AnalyticsTopics(s.kafka.partitions, s.kafka.replication))
-	marks := kafkatransport.NewWatermarks(kafka.brokers, kafkatransport.NewConfig("pms-analytics-lag"))
-	m.closers.add(func(context.Context) error { return marks.Close() })
-
-	writer := audit.NewWriter(d, audit.Options{Table: analytics.AuditTable, Service: "analytics", Registerer: reg, Logger: logger})
-	m.closers.add(writer.Close)
-
+	marks := kafkatransport.NewWatermarks(u.kafka.brokers, kafkatransport.NewConfig("pms-analytics-lag"))
+	u.m.closers.add(func(context.Context) error { return marks.Close() })
+	writer := u.audit(analytics.AuditTable, nil)
 	var svc *analytics.Analytics
-	metrics := analytics.NewMetrics(reg, func(ctx context.Context) (analytics.Summary, error) { return svc.MetricsSource(ctx) })
-	svc = analytics.NewService(analytics.NewStore(d), analytics.Options{Watermarks: marks.Get, Folded: metrics.Folded, Audit: writer, Logger: logger})
+	metrics := analytics.NewMetrics(u.reg, func(ctx context.Context) (analytics.Summary, error) { return svc.MetricsSource(ctx) })
+	svc = analytics.NewService(analytics.NewStore(u.db), analytics.Options{Watermarks: marks.Get, Folded: metrics.Folded, Audit: writer, Logger: u.logger})
 	gen, fresh, err := svc.Generation(ctx)
 	if err == nil && c.rebuild {
 		gen, err = svc.Reset(ctx)
 		fresh = true
 	}
 	if err != nil {
-		m.closers.closeAll(s.shutdownTimeout, logger)
-		return nil, fmt.Errorf("analytics: %w", err)
+		return u.fail(fmt.Errorf("analytics: %w", err))
 	}
 	group := "analytics-" + gen
 	if fresh {
-		_ = level.Info(logger).Log("msg", "replaying the event topics from the earliest offset", "group", group, "rebuild", c.rebuild)
+		_ = level.Info(u.logger).Log("msg", "replaying the event topics from the earliest offset", "group", group, "rebuild", c.rebuild)
 	}
-	set := analytics.NewEndpoints(svc, analytics.EndpointOptions{
-		Guard:  authz.NewGuard(s.verifier(), analytics.Roles, analytics.DeniedAuditor(writer)),
-		Logger: logger, Metrics: observe.NewRequestMetrics(reg, "analytics"), DefaultLimit: s.limit,
-	})
-
-	ls, err := listeners(ctx, logger, "analytics", c.httpAddr, c.grpcAddr, c.adminAddr)
-	if err != nil {
-		m.closers.closeAll(s.shutdownTimeout, logger)
-		return nil, err
-	}
-	httpL, grpcL, adminL := ls[0], ls[1], ls[2]
-	m.grpcAddr = grpcL.Addr().String()
-	httpH := httptransport.NewAnalyticsHandler(set, httptransport.Options{Logger: logger, TrustedProxies: s.trustedProxies})
-	healthS := health.NewServer()
-	grpcS := grpctransport.NewServer(grpctransport.ServerOptions{Logger: logger, TrustedProxies: s.trustedProxies, Health: healthS})
-	grpctransport.RegisterAnalyticsServer(grpcS, set)
-	adminH := observe.AdminHandler(reg, observe.Check{Name: "database", Check: d.PingContext}, observe.Check{Name: "kafka", Check: kafka.check})
-	m.servers = func(g *run.Group) {
-		addHTTP(g, httpL, httpH, s.shutdownTimeout)
-		addGRPC(g, grpcL, grpcS, healthS, s.shutdownTimeout)
-		addHTTP(g, adminL, adminH, s.shutdownTimeout)
-		kafka.addConsumer(g, group, analytics.Topics, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
-			return kafkatransport.NewAnalyticsSubscriber(svc, kafkatransport.AnalyticsOptions{
-				Producer: p, Metrics: kafka.metrics, Group: group, Logger: logger,
-			})
+	set := analytics.NewEndpoints(svc, u.endpoints(s.verifier(), analytics.Roles, analytics.DeniedAuditor(writer)))
+	u.consume(group, analytics.Topics, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
+		return kafkatransport.NewAnalyticsSubscriber(svc, kafkatransport.AnalyticsOptions{
+			Producer: p, Metrics: u.kafka.metrics, Group: group, Logger: u.logger,
 		})
-	}
-	return m, nil
+	})
+	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
+		httptransport.NewAnalyticsHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),
+		func(g *grpc.Server) { grpctransport.RegisterAnalyticsServer(g, set) })
 }
 
 // runAnalytics is `pms analytics`.

@@ -12,19 +12,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
-	"github.com/oklog/run"
-	"google.golang.org/grpc/health"
+	"google.golang.org/grpc"
 
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
-	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
-	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/outbox"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
@@ -103,113 +99,71 @@ func (c authConfig) options(s settings) (auth.Options, int, error) {
 	return o, conc, err
 }
 
-// openAuthDB opens and migrates the auth database.
-func openAuthDB(ctx context.Context, s settings, c authConfig) (*db.DB, error) {
-	return openServiceDB(ctx, s, "auth", c.databaseURL, migrations.Auth())
-}
-
 // bootstrapPassword is where the first admin's password comes from: the environment only,
 // never a flag (flags show in process listings).
 const bootstrapPasswordEnv = "PMS_BOOTSTRAP_ADMIN_PASSWORD"
 
-// buildAuth wires the auth service: database, key ring, audit writer, service and its
-// middleware, the first admin, the endpoint set (guarded with the ring itself: no HTTP to
-// itself), and the HTTP, gRPC and admin servers on bound listeners. It returns the key ring
-// too, so `pms all` can hand it to the other services' verifiers. A generated bootstrap
-// password is written to stderr, once.
+// buildAuth wires the auth service (unit): its key ring, outbox and audit writer, the service
+// and its middleware, the first admin, the endpoint set (guarded with the ring itself: no
+// HTTP to itself), its HTTP and gRPC servers and the auth.commands consumer. It returns the
+// key ring too, so `pms all` can hand it to the other services' verifiers. A generated
+// bootstrap password is written to stderr, once.
 func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) (*module, *auth.KeyRing, error) {
-	logger := log.With(s.logger, "service", "auth")
 	o, conc, err := c.options(s)
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &module{name: "auth"}
-	fail := func(err error) (*module, *auth.KeyRing, error) {
-		m.closers.closeAll(s.shutdownTimeout, logger)
+	keys, created, err := auth.OpenKeyRing(c.keyPath(s), auth.KeyRingOptions{Logger: s.logger})
+	if err != nil {
 		return nil, nil, err
 	}
-	keys, created, err := auth.OpenKeyRing(c.keyPath(s), auth.KeyRingOptions{Logger: logger})
+	u, err := newUnit(ctx, s, unitSpec{name: "auth", databaseURL: c.databaseURL, migrations: migrations.Auth(),
+		topics: kafkatransport.AuthTopics(s.kafka.partitions, s.kafka.replication)})
 	if err != nil {
 		return nil, nil, err
 	}
 	if created {
 		kid, _ := keys.SigningKey()
-		_ = level.Info(logger).Log("msg", "generated a signing key", "kid", kid, "path", keys.Path())
+		_ = level.Info(u.logger).Log("msg", "generated a signing key", "kid", kid, "path", keys.Path())
 	}
-	d, err := openAuthDB(ctx, s, c)
-	if err != nil {
+	fail := func(err error) (*module, *auth.KeyRing, error) {
+		_, err = u.fail(err)
 		return nil, nil, err
 	}
-	m.closers.add(func(context.Context) error { return d.Close() })
-	reg := observe.NewRegistry()
-	// Closers run in reverse: the audit writer flushes into the outbox, the relay publishes
-	// it to the audit topic, then the database closes.
-	ob := outbox.New(d, outbox.Options{})
-	kafka := newServiceKafka("auth", s, logger, reg, kafkatransport.AuthTopics(s.kafka.partitions, s.kafka.replication))
-	startRelay := kafka.addRelay(m, ob, reg)
-	writer := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, Service: "auth", Registerer: reg, Logger: logger,
-		AfterBatch: outbox.AuditHook(ob, "auth"), AfterCommit: ob.Wake})
-	m.closers.add(writer.Close)
-
-	metrics := auth.NewMetrics(reg)
-	o.Logger, o.Hasher = logger, metrics.CountingHasher(auth.NewArgon2id(auth.DefaultArgon2id, conc))
-	store := auth.NewStore(d)
+	writer := u.audit(auth.AuditTable, outbox.New(u.db, outbox.Options{}))
+	metrics := auth.NewMetrics(u.reg)
+	o.Logger, o.Hasher = u.logger, metrics.CountingHasher(auth.NewArgon2id(auth.DefaultArgon2id, conc))
+	store := auth.NewStore(u.db)
 	core, err := auth.NewService(ctx, store, keys, writer, o)
 	if err != nil {
 		return fail(err)
 	}
 	svc := metrics.Instrumenting()(core)
-	u, generated, made, err := auth.BootstrapAdmin(ctx, store, svc, c.bootstrapEmail, os.Getenv(bootstrapPasswordEnv))
-	if err != nil {
+	if err := bootstrapAdmin(ctx, u.logger, store, svc, c.bootstrapEmail, stderr); err != nil {
 		return fail(err)
-	}
-	if made {
-		_ = level.Info(logger).Log("msg", "created the first admin", "user_id", u.ID)
-		if generated != "" {
-			fmt.Fprintf(stderr, "\npms auth: created the first admin %s with the generated password\n\n    %s\n\n"+
-				"It is shown this once. Set %s to choose it instead.\n\n", u.Email, generated, bootstrapPasswordEnv)
-		}
 	}
 	verifier := authz.NewVerifier(keys, s.jwtIssuer, s.jwtAudience)
-	set := auth.NewEndpoints(svc, auth.EndpointOptions{
-		Guard:  authz.NewGuard(verifier, auth.Roles, auth.DeniedAuditor(writer)),
-		Logger: logger, Metrics: observe.NewRequestMetrics(reg, "auth"), DefaultLimit: s.limit,
-	})
+	set := auth.NewEndpoints(svc, u.endpoints(verifier, auth.Roles, auth.DeniedAuditor(writer)))
+	u.commands(kafkatransport.TopicAuthCommands, kafkatransport.AuthCommands(set), verifier)
+	m, err := u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
+		httptransport.NewAuthHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),
+		func(g *grpc.Server) { grpctransport.RegisterAuthServer(g, set) })
+	return m, keys, err
+}
 
-	httpL, err := listen(ctx, logger, "auth", "http", c.httpAddr)
-	if err != nil {
-		return fail(err)
+// bootstrapAdmin creates the first admin on an empty user table, writing a generated
+// password to stderr once.
+func bootstrapAdmin(ctx context.Context, logger log.Logger, store *auth.Store, svc auth.Service, email string, stderr io.Writer) error {
+	u, generated, made, err := auth.BootstrapAdmin(ctx, store, svc, email, os.Getenv(bootstrapPasswordEnv))
+	if err != nil || !made {
+		return err
 	}
-	grpcL, err := listen(ctx, logger, "auth", "grpc", c.grpcAddr)
-	if err != nil {
-		_ = httpL.Close()
-		return fail(err)
+	_ = level.Info(logger).Log("msg", "created the first admin", "user_id", u.ID)
+	if generated != "" {
+		fmt.Fprintf(stderr, "\npms auth: created the first admin %s with the generated password\n\n    %s\n\n"+
+			"It is shown this once. Set %s to choose it instead.\n\n", u.Email, generated, bootstrapPasswordEnv)
 	}
-	adminL, err := listen(ctx, logger, "auth", "admin", c.adminAddr)
-	if err != nil {
-		_ = httpL.Close()
-		_ = grpcL.Close()
-		return fail(err)
-	}
-	m.grpcAddr = grpcL.Addr().String()
-	httpH := httptransport.NewAuthHandler(set, httptransport.Options{Logger: logger, TrustedProxies: s.trustedProxies})
-	healthS := health.NewServer()
-	grpcS := grpctransport.NewServer(grpctransport.ServerOptions{Logger: logger, TrustedProxies: s.trustedProxies, Health: healthS})
-	grpctransport.RegisterAuthServer(grpcS, set)
-	adminH := observe.AdminHandler(reg, observe.Check{Name: "database", Check: d.PingContext}, observe.Check{Name: "kafka", Check: kafka.check})
-	replies := outbox.NewReplies(d)
-	m.servers = func(g *run.Group) {
-		addHTTP(g, httpL, httpH, s.shutdownTimeout)
-		addGRPC(g, grpcL, grpcS, healthS, s.shutdownTimeout)
-		addHTTP(g, adminL, adminH, s.shutdownTimeout)
-		kafka.addConsumer(g, "auth", []string{kafkatransport.TopicAuthCommands}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
-			return kafkatransport.NewCommandSubscriber(kafkatransport.AuthCommands(set), kafkatransport.CommandOptions{
-				Producer: p, Replies: replies, Verifier: verifier, Metrics: kafka.metrics, Group: "auth", Logger: logger,
-			})
-		})
-		startRelay()
-	}
-	return m, keys, nil
+	return nil
 }
 
 // runAuth is `pms auth` (and `pms auth rotate-key`).
@@ -298,7 +252,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		password = strings.TrimRight(line, "\r\n")
 	}
-	d, err := openAuthDB(ctx, s, ac)
+	d, err := openServiceDB(ctx, s, "auth", ac.databaseURL, migrations.Auth())
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
@@ -30,7 +31,7 @@ func BenchmarkPatient(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := openPatientDB(context.Background(), s, patientConfig{})
+	d, err := openServiceDB(context.Background(), s, "patient", "", migrations.Patient())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -381,17 +381,6 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-func TestDialTarget(t *testing.T) {
-	for in, want := range map[string]string{
-		":9001": "127.0.0.1:9001", "0.0.0.0:9001": "127.0.0.1:9001", "[::]:9001": "127.0.0.1:9001",
-		"127.0.0.1:9001": "127.0.0.1:9001", "billing:9001": "billing:9001", "[::1]:9001": "[::1]:9001", "billing": "billing",
-	} {
-		if got := dialTarget(in); got != want {
-			t.Errorf("dialTarget(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestBillingRateLimit: billing's per-endpoint limits are configuration, and past them a
 // client gets the contract's 429 with Retry-After.
 func TestBillingRateLimit(t *testing.T) {

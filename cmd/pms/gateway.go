@@ -8,10 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-kit/log"
-	"github.com/oklog/run"
 	"github.com/pms/pms/pkg/gateway"
-	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/ratelimit"
 )
 
@@ -45,7 +42,6 @@ func (c *gatewayConfig) register(f *flags, prefix string) {
 // buildGateway wires the gateway: the upstream connections and middleware (pkg/gateway),
 // the public HTTP server (no /metrics, pprof or reflection there) and the admin server.
 func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, error) {
-	logger := log.With(s.logger, "service", "gateway")
 	rate, err := strconv.ParseFloat(c.clientRate, 64)
 	if err != nil || rate < 0 {
 		return nil, fmt.Errorf("--gateway-client-rate: want a number ≥ 0, got %q", c.clientRate)
@@ -71,36 +67,21 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 			origins = append(origins, o)
 		}
 	}
-	reg := observe.NewRegistry()
+	u, err := newUnit(ctx, s, unitSpec{name: "gateway"})
+	if err != nil {
+		return nil, err
+	}
 	gw, err := gateway.New(gateway.Config{
-		PatientAddr: dialTarget(c.patientAddr), BillingAddr: dialTarget(c.billingAddr), AuthAddr: dialTarget(c.authAddr),
-		AnalyticsAddr: dialTarget(c.analyticsAddr),
-		Verifier:      s.verifier(), Logger: logger, Registerer: reg, TrustedProxies: s.trustedProxies,
+		PatientAddr: c.patientAddr, BillingAddr: c.billingAddr, AuthAddr: c.authAddr, AnalyticsAddr: c.analyticsAddr,
+		Verifier: s.verifier(), Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
 		ClientLimit: ratelimit.Config{Rate: rate, Burst: burst}, Timeout: timeout,
 		CORS: gateway.CORS{AllowedOrigins: origins, AllowCredentials: creds},
 	})
 	if err != nil {
 		return nil, err
 	}
-	m := &module{name: "gateway"}
-	m.closers.add(func(context.Context) error { return gw.Close() })
-	ls, err := listeners(ctx, logger, "gateway", c.httpAddr)
-	if err != nil {
-		m.closers.closeAll(s.shutdownTimeout, logger)
-		return nil, err
-	}
-	adminL, err := listen(ctx, logger, "gateway", "admin", c.adminAddr)
-	if err != nil {
-		_ = ls[0].Close()
-		m.closers.closeAll(s.shutdownTimeout, logger)
-		return nil, err
-	}
-	adminH := observe.AdminHandler(reg)
-	m.servers = func(g *run.Group) {
-		addHTTP(g, ls[0], gw, s.shutdownTimeout)
-		addHTTP(g, adminL, adminH, s.shutdownTimeout)
-	}
-	return m, nil
+	u.m.closers.add(func(context.Context) error { return gw.Close() })
+	return u.serve(ctx, listenAddrs{http: c.httpAddr, admin: c.adminAddr}, gw, nil)
 }
 
 // runGateway is `pms gateway`.

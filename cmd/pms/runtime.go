@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/netip"
@@ -171,23 +170,6 @@ func listen(ctx context.Context, logger log.Logger, service, kind, addr string) 
 	return l, nil
 }
 
-// listeners binds the HTTP, gRPC and admin listeners of a service, or none of them.
-func listeners(ctx context.Context, logger log.Logger, service string, addrs ...string) ([]net.Listener, error) {
-	kinds := []string{"http", "grpc", "admin"}
-	var out []net.Listener
-	for i, addr := range addrs {
-		l, err := listen(ctx, logger, service, kinds[i], addr)
-		if err != nil {
-			for _, l := range out {
-				_ = l.Close()
-			}
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, nil
-}
-
 // addHTTP runs h on l in g; interrupting it shuts down gracefully, letting in-flight
 // requests finish within timeout. Connections close lingering (linger.go), so an answer to a
 // request whose body was not read reaches the client whole.
@@ -246,22 +228,6 @@ func (c closers) closeAll(timeout time.Duration, logger log.Logger) {
 			_ = level.Warn(logger).Log("msg", "shutdown step failed", "err", err)
 		}
 	}
-}
-
-// openServiceDB opens a service's database (its own URL, else the shared one, else its
-// SQLite file; on PostgreSQL its own schema, named after it, and a pool of --database-max-conns)
-// and applies its migrations.
-func openServiceDB(ctx context.Context, s settings, service, ownURL string, migrations fs.FS) (*db.DB, error) {
-	d, err := db.Open(ctx, s.dbURL(ownURL, service), service)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", service, err)
-	}
-	d.SetPoolSize(s.databaseConns)
-	if _, err := db.Migrate(ctx, d, migrations); err != nil {
-		_ = d.Close()
-		return nil, fmt.Errorf("%s: %w", service, err)
-	}
-	return d, nil
 }
 
 // serviceConfig is a service's own settings: a pointer to them can register its flags.

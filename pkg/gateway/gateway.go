@@ -17,7 +17,6 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/billing"
@@ -35,8 +34,6 @@ import (
 	httptransport "github.com/pms/pms/transport/http"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Defaults of Config.
@@ -102,6 +99,7 @@ func (m mount) matches(path string) bool {
 // from the service's operation table.
 type upstream struct {
 	b       *builder
+	conn    *grpc.ClientConn
 	name    string
 	breaker *breaker.Breaker
 	guard   *authz.Guard
@@ -150,41 +148,22 @@ func New(c Config) (*Gateway, error) {
 		}, []string{"upstream"})}
 	c.Registerer.MustRegister(b.state)
 
-	// The route table: one dial, one client set and its mounts per upstream. A new service
-	// (analytics) is one more block like these.
-	patientConn, err := b.dial(c.PatientAddr)
-	if err != nil {
-		return nil, err
-	}
-	billingConn, err := b.dial(c.BillingAddr)
-	if err != nil {
-		_ = g.Close()
-		return nil, err
-	}
-	authConn, err := b.dial(c.AuthAddr)
-	if err != nil {
-		_ = g.Close()
-		return nil, err
-	}
-	analyticsConn, err := b.dial(c.AnalyticsAddr)
-	if err != nil {
-		_ = g.Close()
-		return nil, err
-	}
+	// The route table: one upstream (dial, guard, breaker from its operation table), one client
+	// set and its mounts per service.
 	var mounts []mount
 
-	pu := b.upstream("patient", patient.Ops)
-	ps := grpctransport.NewPatientClient(patientConn).Map(pu.wrap)
+	pu := b.upstream("patient", c.PatientAddr, patient.Ops)
+	ps := grpctransport.NewPatientClient(pu.conn).Map(pu.wrap)
 	ph, pr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewPatientHandler(ps, o) }, "/api")
 	mounts = append(mounts, mount{"/api/patients", ph, pr}, mount{"/api/audit", ph, pr})
 
-	bu := b.upstream("billing", billing.Ops)
-	bs := grpctransport.NewBillingClient(billingConn).Map(bu.wrap)
+	bu := b.upstream("billing", c.BillingAddr, billing.Ops)
+	bs := grpctransport.NewBillingClient(bu.conn).Map(bu.wrap)
 	bh, br := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewBillingHandler(bs, o) }, "/api/billing")
 	mounts = append(mounts, mount{"/api/billing", bh, br})
 
-	au := b.upstream("auth", auth.Ops)
-	as := grpctransport.NewAuthClient(authConn).Map(au.wrap)
+	au := b.upstream("auth", c.AuthAddr, auth.Ops)
+	as := grpctransport.NewAuthClient(au.conn).Map(au.wrap)
 	// /auth/** is auth with the prefix stripped, for the public routes; the user
 	// administration lives under /api/users.
 	aph, apr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAuthHandler(as, o) }, "/auth")
@@ -194,11 +173,15 @@ func New(c Config) (*Gateway, error) {
 	}
 	mounts = append(mounts, mount{"/api/users", auh, aur})
 
-	nu := b.upstream("analytics", analytics.Ops)
-	ns := grpctransport.NewAnalyticsClient(analyticsConn).Map(nu.wrap)
+	nu := b.upstream("analytics", c.AnalyticsAddr, analytics.Ops)
+	ns := grpctransport.NewAnalyticsClient(nu.conn).Map(nu.wrap)
 	nh, nr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAnalyticsHandler(ns, o) }, "/api/analytics")
 	mounts = append(mounts, mount{"/api/analytics", nh, nr})
 
+	if b.err != nil {
+		_ = g.Close()
+		return nil, b.err
+	}
 	g.routes = servedRoutes(mounts)
 	g.handler = c.CORS.wrap(dispatch(mounts, openapi.Handler(), b.options("")))
 	return g, nil
@@ -211,37 +194,28 @@ type builder struct {
 	limiter *clientLimiter
 	metrics *observe.RequestMetrics
 	state   *prometheus.GaugeVec
+	err     error
 }
 
-// dial connects to one upstream (lazily) with a quick reconnect, so an upstream that comes
-// back is found within seconds.
-func (b *builder) dial(addr string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr, append(grpctransport.ClientDialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
-			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second,
-		}, MinConnectTimeout: 2 * time.Second}))...)
+// upstream dials one service (grpctransport.Dial: lazily, quick to reconnect) and derives its
+// guard, read list and role table from the service's operation table. A dial error is kept
+// in b.err for New to return.
+func (b *builder) upstream(name, addr string, ops op.Table) *upstream {
+	conn, err := grpctransport.Dial(addr)
 	if err != nil {
-		return nil, err
+		b.err = errors.Join(b.err, err)
+	} else {
+		b.g.conns = append(b.g.conns, conn)
 	}
-	b.g.conns = append(b.g.conns, conn)
-	return conn, nil
-}
-
-func (b *builder) upstream(name string, ops op.Table) *upstream {
-	state := b.state.WithLabelValues(name)
-	logger := b.c.Logger
 	return &upstream{
+		conn:    conn,
 		b:       b,
 		name:    name,
 		guard:   authz.NewGuard(b.c.Verifier, ops.Gateway(), nil),
 		reads:   ops.Reads(),
 		service: ops.Roles(),
 		breaker: breaker.New(breaker.Options{Name: name, Failures: b.c.BreakerFailures, OpenFor: b.c.BreakerOpenFor,
-			OnStateChange: func(_, from, to string) {
-				state.Set(map[string]float64{"closed": 0, "half-open": 1, "open": 2}[to])
-				_ = level.Warn(logger).Log("msg", "upstream circuit breaker changed state", "upstream", name, "from", from, "to", to)
-			}}),
+			State: b.state.WithLabelValues(name), Logger: b.c.Logger}),
 	}
 }
 

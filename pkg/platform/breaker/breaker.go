@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/sony/gobreaker/v2"
 )
@@ -38,7 +40,15 @@ type Options struct {
 	// OnStateChange, when set, learns every change ("closed", "open", "half-open"), for logs
 	// and metrics.
 	OnStateChange func(name, from, to string)
+	// State, when set, follows the state: 0 closed, 1 half-open, 2 open (the
+	// pms_*_breaker_state gauges and their alerts).
+	State interface{ Set(float64) }
+	// Logger, when set, gets a warning at every change.
+	Logger log.Logger
 }
+
+// stateValues are the State gauge's values.
+var stateValues = map[string]float64{"closed": 0, "half-open": 1, "open": 2}
 
 // Breaker is one circuit breaker; share it between every endpoint of one upstream, since
 // they fail together.
@@ -69,6 +79,12 @@ func New(o Options) *Breaker {
 		IsSuccessful: func(err error) bool { return err == nil || !o.IsFailure(err) },
 		IsExcluded:   Canceled,
 		OnStateChange: func(name string, from, to gobreaker.State) {
+			if o.State != nil {
+				o.State.Set(stateValues[to.String()])
+			}
+			if o.Logger != nil {
+				_ = level.Warn(o.Logger).Log("msg", "circuit breaker changed state", "upstream", name, "from", from.String(), "to", to.String())
+			}
 			if o.OnStateChange != nil {
 				o.OnStateChange(name, from.String(), to.String())
 			}

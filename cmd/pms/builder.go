@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+
+	"github.com/IBM/sarama"
+	"github.com/go-kit/log"
+	"github.com/oklog/run"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/outbox"
+	"github.com/pms/pms/pkg/platform/stack"
+	grpctransport "github.com/pms/pms/transport/grpc"
+	kafkatransport "github.com/pms/pms/transport/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+)
+
+// module is one service's servers and what to release when they have stopped.
+type module struct {
+	name    string
+	servers func(g *run.Group)
+	closers closers
+	// grpcAddr is the address its gRPC listener bound, for modules built after it to dial.
+	grpcAddr string
+}
+
+// unit is one service being built. Every service — the gateway included — is assembled by the
+// same steps in the same order (database and migrations, Kafka side, outbox relay, audit
+// writer, listeners, servers, consumers, admin server), so a build function holds only what
+// is the service's own: its store, its service and its handlers. Closers run in reverse
+// order of the steps: the audit writer flushes (its entries are outbox rows too), then the
+// relay publishes what is pending, then the database closes.
+type unit struct {
+	s      settings
+	name   string
+	logger log.Logger
+	reg    *prometheus.Registry
+	m      *module
+	// db is the service's database; nil for a service without one.
+	db *db.DB
+	// kafka is the service's side of Kafka; nil for a service that uses none.
+	kafka *serviceKafka
+	// writer is the audit writer (audit).
+	writer     *audit.Writer
+	startRelay func()
+	consumers  []func(g *run.Group)
+}
+
+// unitSpec is what differs between services in the shared steps.
+type unitSpec struct {
+	name string
+	// databaseURL is the service's own database flag (empty: the shared one, else SQLite);
+	// migrations nil means the service has no database.
+	databaseURL string
+	migrations  fs.FS
+	// topics are created at start-up; nil means the service uses no Kafka.
+	topics []kafkatransport.Topic
+}
+
+// newUnit starts building a service: its logger, metrics registry, database (opened in its
+// own schema and migrated) and Kafka side.
+func newUnit(ctx context.Context, s settings, spec unitSpec) (*unit, error) {
+	u := &unit{s: s, name: spec.name, logger: log.With(s.logger, "service", spec.name), reg: observe.NewRegistry(),
+		m: &module{name: spec.name}}
+	if spec.migrations != nil {
+		d, err := openServiceDB(ctx, s, spec.name, spec.databaseURL, spec.migrations)
+		if err != nil {
+			return nil, err
+		}
+		u.db = d
+		u.m.closers.add(func(context.Context) error { return d.Close() })
+	}
+	if spec.topics != nil {
+		u.kafka = newServiceKafka(spec.name, s, u.logger, u.reg, spec.topics)
+	}
+	return u, nil
+}
+
+// fail releases what the unit opened so far and returns err.
+func (u *unit) fail(err error) (*module, error) {
+	u.m.closers.closeAll(u.s.shutdownTimeout, u.logger)
+	return nil, err
+}
+
+// audit gives the service its audit writer on table. With ob, the service's outbox, the
+// relay publishes ob from the moment the servers start, and every audit entry is also an
+// outbox row for the audit topic.
+func (u *unit) audit(table string, ob *outbox.Outbox) *audit.Writer {
+	o := audit.Options{Table: table, Service: u.name, Registerer: u.reg, Logger: u.logger}
+	if ob != nil {
+		u.startRelay = u.kafka.addRelay(u.m, ob, u.reg)
+		o.AfterBatch, o.AfterCommit = outbox.AuditHook(ob, u.name), ob.Wake
+	}
+	u.writer = audit.NewWriter(u.db, o)
+	u.m.closers.add(u.writer.Close)
+	return u.writer
+}
+
+// endpoints are the options of the service's endpoint middleware (pkg/platform/stack): the
+// guard over roles with verifier, refusals audited by denied; logging, request metrics and
+// the configured rate limit.
+func (u *unit) endpoints(verifier *authz.Verifier, roles authz.RoleTable, denied authz.DeniedFunc) stack.Options {
+	return stack.Options{Guard: authz.NewGuard(verifier, roles, denied), Logger: u.logger,
+		Metrics: observe.NewRequestMetrics(u.reg, u.name), DefaultLimit: u.s.limit}
+}
+
+// consume runs, with the servers, a consumer of topics in group (serviceKafka.addConsumer).
+func (u *unit) consume(group string, topics []string, newSub func(p sarama.SyncProducer) *kafkatransport.Subscriber) {
+	u.consumers = append(u.consumers, func(g *run.Group) { u.kafka.addConsumer(g, group, topics, newSub) })
+}
+
+// commands runs, with the servers, the consumer of the service's command topic: each command
+// calls the endpoint it names in handlers, as the token it carries, and its reply is stored
+// (a redelivered command gets the same reply, not a second change).
+func (u *unit) commands(topic string, handlers map[string]kafkatransport.Command, verifier *authz.Verifier) {
+	replies := outbox.NewReplies(u.db)
+	u.consume(u.name, []string{topic}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
+		return kafkatransport.NewCommandSubscriber(handlers, kafkatransport.CommandOptions{
+			Producer: p, Replies: replies, Verifier: verifier, Metrics: u.kafka.metrics, Group: u.name, Logger: u.logger,
+		})
+	})
+}
+
+// listenAddrs are a service's listen addresses; an empty grpc means no gRPC server.
+type listenAddrs struct{ http, grpc, admin string }
+
+// serve binds the listeners (all or none) and returns the finished module: the HTTP handler,
+// the gRPC server with the services register puts on it (and the health service), the admin
+// server (metrics, health with the database and Kafka checks, pprof), the consumers, and the
+// outbox relay started with them. The module's grpcAddr is what its gRPC listener bound.
+func (u *unit) serve(ctx context.Context, a listenAddrs, httpH http.Handler, register func(*grpc.Server)) (*module, error) {
+	kinds := []string{"http", "grpc", "admin"}
+	ls := map[string]net.Listener{}
+	for i, addr := range []string{a.http, a.grpc, a.admin} {
+		if addr == "" && kinds[i] == "grpc" {
+			continue
+		}
+		l, err := listen(ctx, u.logger, u.name, kinds[i], addr)
+		if err != nil {
+			for _, l := range ls {
+				_ = l.Close()
+			}
+			return u.fail(err)
+		}
+		ls[kinds[i]] = l
+	}
+	var checks []observe.Check
+	if u.db != nil {
+		checks = append(checks, observe.Check{Name: "database", Check: u.db.PingContext})
+	}
+	if u.kafka != nil {
+		checks = append(checks, observe.Check{Name: "kafka", Check: u.kafka.check})
+	}
+	adminH := observe.AdminHandler(u.reg, checks...)
+	var grpcS *grpc.Server
+	healthS := health.NewServer()
+	if l := ls["grpc"]; l != nil {
+		u.m.grpcAddr = l.Addr().String()
+		grpcS = grpctransport.NewServer(grpctransport.ServerOptions{Logger: u.logger, TrustedProxies: u.s.trustedProxies, Health: healthS})
+		register(grpcS)
+	}
+	u.m.servers = func(g *run.Group) {
+		addHTTP(g, ls["http"], httpH, u.s.shutdownTimeout)
+		if grpcS != nil {
+			addGRPC(g, ls["grpc"], grpcS, healthS, u.s.shutdownTimeout)
+		}
+		addHTTP(g, ls["admin"], adminH, u.s.shutdownTimeout)
+		for _, c := range u.consumers {
+			c(g)
+		}
+		if u.startRelay != nil {
+			u.startRelay()
+		}
+	}
+	return u.m, nil
+}
+
+// openServiceDB opens a service's database (its own URL, else the shared one, else its
+// SQLite file; on PostgreSQL its own schema, named after it, and a pool of --database-max-conns)
+// and applies its migrations.
+func openServiceDB(ctx context.Context, s settings, service, ownURL string, migrations fs.FS) (*db.DB, error) {
+	d, err := db.Open(ctx, s.dbURL(ownURL, service), service)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	d.SetPoolSize(s.databaseConns)
+	if _, err := db.Migrate(ctx, d, migrations); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	return d, nil
+}
