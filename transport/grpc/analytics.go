@@ -1,11 +1,44 @@
 package grpctransport
 
 import (
+	"context"
 	"time"
 
+	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	"github.com/pms/pms/pkg/analytics"
 	analyticsv1 "github.com/pms/pms/proto/pms/analytics/v1"
+	"google.golang.org/grpc"
 )
+
+// RegisterAnalyticsServer serves the analytics endpoint set on s (a server from NewServer) as
+// pms.analytics.v1.AnalyticsService.
+func RegisterAnalyticsServer(s *grpc.Server, set analytics.Set) {
+	analyticsv1.RegisterAnalyticsServiceServer(s, &analyticsServer{
+		getSummary: kitgrpc.NewServer(set.GetSummaryEndpoint, total(summaryQueryFromPB), total(summaryToPB)),
+	})
+}
+
+// analyticsServer binds the go-kit handler of each method of AnalyticsService.
+type analyticsServer struct {
+	analyticsv1.UnimplementedAnalyticsServiceServer
+	getSummary kitgrpc.Handler
+}
+
+// GetSummary implements analyticsv1.AnalyticsServiceServer.
+func (s *analyticsServer) GetSummary(ctx context.Context, r *analyticsv1.GetSummaryRequest) (*analyticsv1.Summary, error) {
+	return serve[*analyticsv1.Summary](ctx, s.getSummary, r)
+}
+
+// NewAnalyticsClient returns the analytics endpoint set over conn (for the gateway and
+// tests), forwarding the request id, client address and bearer token as the other clients
+// do; errors come back as the *errs.Error the server raised. Deadlines, retries and circuit
+// breaking are the caller's policy: put them around the set with Set.Wrap.
+func NewAnalyticsClient(conn *grpc.ClientConn) analytics.Set {
+	c := clientFactory{conn: conn, service: analyticsv1.AnalyticsService_ServiceDesc.ServiceName}
+	return analytics.Set{
+		GetSummaryEndpoint: c.endpoint(analytics.MethodGetSummary, total(summaryQueryToPB), total(summaryFromPB), &analyticsv1.Summary{}),
+	}
+}
 
 func summaryQueryToPB(q analytics.SummaryQuery) *analyticsv1.GetSummaryRequest {
 	return &analyticsv1.GetSummaryRequest{From: q.From, To: q.To}

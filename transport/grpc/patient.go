@@ -1,11 +1,116 @@
 package grpctransport
 
 import (
+	"context"
+
+	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/typed"
 	billingv1 "github.com/pms/pms/proto/pms/billing/v1"
 	patientv1 "github.com/pms/pms/proto/pms/patient/v1"
+	"google.golang.org/grpc"
 )
+
+// RegisterPatientServer serves the patient endpoint set as pms.patient.v1.PatientService on
+// s (a server from NewServer, which supplies request ids, client addresses, tokens and panic
+// recovery). Errors of the set become statuses with ToStatus, because go-kit's gRPC server
+// returns an endpoint's error as it is, which grpc-go would send as codes.Unknown.
+func RegisterPatientServer(s *grpc.Server, set patient.Set) {
+	patientv1.RegisterPatientServiceServer(s, newPatientServer(set))
+}
+
+// newPatientServer builds the binding of set; RegisterPatientServer registers it.
+func newPatientServer(set patient.Set) *patientServer {
+	return &patientServer{
+		create:  kitgrpc.NewServer(set.CreateEndpoint, total(createFromPB), total(patientToPB)),
+		get:     kitgrpc.NewServer(set.GetEndpoint, total(getFromPB), total(patientToPB)),
+		list:    kitgrpc.NewServer(set.ListEndpoint, total(listFromPB), total(pageToPB)),
+		update:  kitgrpc.NewServer(set.UpdateEndpoint, total(updateFromPB), total(patientToPB)),
+		del:     kitgrpc.NewServer(set.DeleteEndpoint, total(deleteFromPB), total(deletedToPB)),
+		history: kitgrpc.NewServer(set.HistoryEndpoint, total(historyFromPB), total(versionsToPB)),
+		audit:   kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(auditQueryFromPB)), total(auditEntriesToPB)),
+		billingAccount: kitgrpc.NewServer(set.BillingAccountEndpoint, total(billingAccountRequestFromPB),
+			total(patientBillingAccountToPB)),
+		invoices: kitgrpc.NewServer(set.InvoicesEndpoint, total(invoicesRequestFromPB), total(patientInvoicesToPB)),
+	}
+}
+
+// patientServer binds one go-kit handler to each method of PatientService.
+type patientServer struct {
+	patientv1.UnimplementedPatientServiceServer
+	create, get, list, update, del, history, audit kitgrpc.Handler
+	billingAccount, invoices                       kitgrpc.Handler
+}
+
+// CreatePatient implements patientv1.PatientServiceServer.
+func (s *patientServer) CreatePatient(ctx context.Context, r *patientv1.CreatePatientRequest) (*patientv1.Patient, error) {
+	return serve[*patientv1.Patient](ctx, s.create, r)
+}
+
+// GetPatient implements patientv1.PatientServiceServer.
+func (s *patientServer) GetPatient(ctx context.Context, r *patientv1.GetPatientRequest) (*patientv1.Patient, error) {
+	return serve[*patientv1.Patient](ctx, s.get, r)
+}
+
+// ListPatients implements patientv1.PatientServiceServer.
+func (s *patientServer) ListPatients(ctx context.Context, r *patientv1.ListPatientsRequest) (*patientv1.ListPatientsResponse, error) {
+	return serve[*patientv1.ListPatientsResponse](ctx, s.list, r)
+}
+
+// UpdatePatient implements patientv1.PatientServiceServer.
+func (s *patientServer) UpdatePatient(ctx context.Context, r *patientv1.UpdatePatientRequest) (*patientv1.Patient, error) {
+	return serve[*patientv1.Patient](ctx, s.update, r)
+}
+
+// DeletePatient implements patientv1.PatientServiceServer.
+func (s *patientServer) DeletePatient(ctx context.Context, r *patientv1.DeletePatientRequest) (*patientv1.DeletePatientResponse, error) {
+	return serve[*patientv1.DeletePatientResponse](ctx, s.del, r)
+}
+
+// GetPatientHistory implements patientv1.PatientServiceServer.
+func (s *patientServer) GetPatientHistory(ctx context.Context, r *patientv1.GetPatientHistoryRequest) (*patientv1.GetPatientHistoryResponse, error) {
+	return serve[*patientv1.GetPatientHistoryResponse](ctx, s.history, r)
+}
+
+// ListAudit implements patientv1.PatientServiceServer.
+func (s *patientServer) ListAudit(ctx context.Context, r *patientv1.ListAuditRequest) (*patientv1.ListAuditResponse, error) {
+	return serve[*patientv1.ListAuditResponse](ctx, s.audit, r)
+}
+
+// GetPatientBillingAccount implements patientv1.PatientServiceServer.
+func (s *patientServer) GetPatientBillingAccount(ctx context.Context, r *patientv1.GetPatientBillingAccountRequest) (*billingv1.Account, error) {
+	return serve[*billingv1.Account](ctx, s.billingAccount, r)
+}
+
+// ListPatientInvoices implements patientv1.PatientServiceServer.
+func (s *patientServer) ListPatientInvoices(ctx context.Context, r *patientv1.ListPatientInvoicesRequest) (*patientv1.ListPatientInvoicesResponse, error) {
+	return serve[*patientv1.ListPatientInvoicesResponse](ctx, s.invoices, r)
+}
+
+// NewPatientClient returns the patient endpoint set over conn, so a caller (the gateway, a
+// test, another service) holds a patient.Service without knowing gRPC is under it. Every
+// method shares conn; make it once per upstream (with ClientDialOptions) and close it on
+// shutdown. Each call forwards the context's request id, client address and bearer token
+// (go-kit auth/jwt's context key) as metadata, and its error comes back as the *errs.Error
+// the server raised (FromStatus), so errors.Is(err, patient.ErrGone) holds here too.
+// Deadlines are the caller's: give ctx one.
+func NewPatientClient(conn *grpc.ClientConn) patient.Set {
+	c := clientFactory{conn: conn, service: patientv1.PatientService_ServiceDesc.ServiceName}
+	return patient.Set{
+		CreateEndpoint:  c.endpoint(patient.MethodCreate, total(createToPB), total(patientFromPB), &patientv1.Patient{}),
+		GetEndpoint:     c.endpoint(patient.MethodGet, total(getToPB), total(patientFromPB), &patientv1.Patient{}),
+		ListEndpoint:    c.endpoint(patient.MethodList, total(listToPB), total(pageFromPB), &patientv1.ListPatientsResponse{}),
+		UpdateEndpoint:  c.endpoint(patient.MethodUpdate, total(updateToPB), total(patientFromPB), &patientv1.Patient{}),
+		DeleteEndpoint:  c.endpoint(patient.MethodDelete, total(deleteToPB), total(deletedFromPB), &patientv1.DeletePatientResponse{}),
+		HistoryEndpoint: c.endpoint(patient.MethodHistory, total(historyToPB), total(versionsFromPB), &patientv1.GetPatientHistoryResponse{}),
+		AuditEndpoint:   c.endpoint(patient.MethodAudit, total(auditQueryToPB), total(auditEntriesFromPB), &patientv1.ListAuditResponse{}),
+		BillingAccountEndpoint: c.endpoint(patient.MethodBillingAccount, total(billingAccountRequestToPB),
+			total(patientBillingAccountFromPB), &billingv1.Account{}),
+		InvoicesEndpoint: c.endpoint(patient.MethodInvoices, total(invoicesRequestToPB), total(patientInvoicesFromPB),
+			&patientv1.ListPatientInvoicesResponse{}),
+	}
+}
 
 // The conversions between the patient domain and its messages, one pair per type, shared by
 // the server binding and the client. Messages are read through their getters, so an absent
