@@ -61,6 +61,7 @@ var roleMatrix = []routeRule{
 	{"billing", "POST", "/invoices/{newInvoice}/issue", "", []string{authz.RoleBilling}},
 	{"billing", "POST", "/invoices/{openInvoice}/payments", `{"amount":1,"method":"cash"}`, []string{authz.RoleBilling}},
 	{"billing", "POST", "/invoices/{newInvoice}/void", "", []string{authz.RoleBilling}},
+	{"billing", "GET", "/audit?subjectId={patient}", "", []string{authz.RoleAdmin}},
 	// analytics
 	{"analytics", "GET", "/summary", "", []string{authz.RoleAnalyst}},
 }

@@ -23,6 +23,7 @@ const (
 	MethodIssueInvoice  = "IssueInvoice"
 	MethodRecordPayment = "RecordPayment"
 	MethodVoidInvoice   = "VoidInvoice"
+	MethodAudit         = "ListAudit"
 )
 
 // Ops is billing's operation table (API.md): billing staff read and write billing; clinicians
@@ -38,6 +39,7 @@ var Ops = op.Table{
 	{Name: MethodIssueInvoice, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionIssueInvoice},
 	{Name: MethodRecordPayment, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionRecordPayment},
 	{Name: MethodVoidInvoice, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionVoidInvoice},
+	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: "audit"},
 }
 
 // Methods and Roles are derived from Ops.
@@ -55,8 +57,11 @@ type (
 	VoidInvoiceRequest  struct{ ID string }
 )
 
-// AccountsResponse wraps a slice so every endpoint response is a struct.
-type AccountsResponse struct{ Accounts []Account }
+// AccountsResponse and AuditResponse wrap slices so every endpoint response is a struct.
+type (
+	AccountsResponse struct{ Accounts []Account }
+	AuditResponse    struct{ Entries []audit.Record }
+)
 
 // Set is the billing endpoint set: one go-kit endpoint per operation. Servers build it from
 // a Service with NewEndpoints; clients build it from transport client endpoints, and Set
@@ -71,6 +76,7 @@ type Set struct {
 	IssueInvoiceEndpoint  endpoint.Endpoint `op:"IssueInvoice"`
 	RecordPaymentEndpoint endpoint.Endpoint `op:"RecordPayment"`
 	VoidInvoiceEndpoint   endpoint.Endpoint `op:"VoidInvoice"`
+	AuditEndpoint         endpoint.Endpoint `op:"ListAudit"`
 }
 
 // DeniedAuditor returns the guard's hook that audits refused calls as "denied", naming what
@@ -133,6 +139,10 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		VoidInvoiceEndpoint: typed.Endpoint(func(ctx context.Context, r VoidInvoiceRequest) (Invoice, error) {
 			return s.VoidInvoice(ctx, r.ID)
 		}),
+		AuditEndpoint: typed.Endpoint(func(ctx context.Context, q audit.Query) (AuditResponse, error) {
+			e, err := s.Audit(ctx, q)
+			return AuditResponse{Entries: e}, err
+		}),
 	})
 }
 
@@ -187,4 +197,10 @@ func (s Set) RecordPayment(ctx context.Context, req PaymentRequest) (Invoice, er
 // VoidInvoice implements Service over the endpoint set.
 func (s Set) VoidInvoice(ctx context.Context, id string) (Invoice, error) {
 	return typed.Call[Invoice](ctx, s.VoidInvoiceEndpoint, VoidInvoiceRequest{ID: id})
+}
+
+// Audit implements Service over the endpoint set.
+func (s Set) Audit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	r, err := typed.Call[AuditResponse](ctx, s.AuditEndpoint, q)
+	return r.Entries, err
 }

@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -110,4 +111,8 @@ func (s *instrumented) VoidInvoice(ctx context.Context, id string) (Invoice, err
 	inv, err := s.next.VoidInvoice(ctx, id)
 	s.change(ActionVoidInvoice, err)
 	return inv, err
+}
+
+func (s *instrumented) Audit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	return s.next.Audit(ctx, q)
 }

@@ -33,6 +33,7 @@ type Service interface {
 	IssueInvoice(ctx context.Context, id string) (Invoice, error)
 	RecordPayment(ctx context.Context, req PaymentRequest) (Invoice, error)
 	VoidInvoice(ctx context.Context, id string) (Invoice, error)
+	Audit(ctx context.Context, q audit.Query) ([]audit.Record, error)
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
@@ -354,4 +355,16 @@ func applyPayment(inv Invoice, pay Payment, currency string) (Invoice, *Payment,
 		inv.Status = StatusPaid
 	}
 	return inv, &pay, nil
+}
+
+// Audit reads billing's audit log, newest first, by the contract's rules for every audit log
+// (audit.CheckQuery; the subject is an account, invoice or patient). The role table keeps it
+// to admins; reading it is not itself audited per subject.
+func (s *service) Audit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	q, err := audit.CheckQuery(audit.Query{SubjectID: q.SubjectID, Actor: q.Actor, From: q.From, To: q.To, Limit: q.Limit},
+		"subjectId", ParseID)
+	if err != nil {
+		return nil, err
+	}
+	return audit.Records(ctx, s.store.db, AuditTable, q)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/pms/pms/migrations"
@@ -528,6 +529,49 @@ func TestLinesFrozenOnceIssued(t *testing.T) {
 		}
 		if err := exec(`UPDATE invoices SET amount_paid = subtotal + 1 WHERE id = ?`, inv.ID); err == nil {
 			t.Error("amount_paid above the subtotal accepted")
+		}
+	})
+}
+
+// TestAuditRead: billing's audit log reads back what the service audited, newest first,
+// filtered by subject (an invoice, an account or a patient) and actor, with the contract's
+// rules for every audit log.
+func TestAuditRead(t *testing.T) {
+	dbtest.Each(t, migrations.Billing(), func(t *testing.T, d *db.DB) {
+		s := newService(t, d)
+		pid := account(t, s)
+		inv, err := s.CreateInvoice(ctxAs("u-billing"), invoiceReq(pid, "USD"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetInvoice(ctxAs("u-other"), inv.ID); err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.Audit(ctxAs("u-admin"), audit.Query{})
+		if err != nil || len(all) != 3 {
+			t.Fatalf("whole log = %+v, %v; want 3 entries", all, err)
+		}
+		if all[0].Action != billing.ActionReadInvoice || all[0].SubjectID != inv.ID || all[0].Actor != "u-other" ||
+			all[2].Action != billing.ActionCreateAccount || all[0].Outcome != audit.OutcomeSuccess || all[0].RequestID == "" {
+			t.Fatalf("log not newest first or incomplete: %+v", all)
+		}
+		byInvoice, err := s.Audit(ctxAs("u-admin"), audit.Query{SubjectID: strings.ToUpper(inv.ID)})
+		if err != nil || len(byInvoice) != 2 || byInvoice[0].Actor != "u-other" || byInvoice[1].Action != billing.ActionCreateInvoice {
+			t.Fatalf("by invoice (upper-case id) = %+v, %v; want its read and its creation", byInvoice, err)
+		}
+		byActor, err := s.Audit(ctxAs("u-admin"), audit.Query{Actor: "u-billing", Limit: 1})
+		if err != nil || len(byActor) != 1 || byActor[0].Action != billing.ActionCreateInvoice {
+			t.Fatalf("by actor = %+v, %v; want the invoice's creation", byActor, err)
+		}
+		now := time.Now()
+		for q, field := range map[*audit.Query]string{
+			{Limit: 1001}: "limit", {Limit: -1}: "limit", {SubjectID: "nope"}: "subjectId",
+			{Actor: strings.Repeat("a", 201)}: "actor", {From: now, To: now.Add(-time.Second)}: "to",
+		} {
+			_, err := s.Audit(ctxAs("u-admin"), *q)
+			if e := errs.As(err); e.Kind != errs.InvalidArgument || e.Fields[field] == "" {
+				t.Errorf("query %+v: %v; want invalid_argument on %s", *q, err, field)
+			}
 		}
 	})
 }

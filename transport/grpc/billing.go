@@ -6,6 +6,9 @@ import (
 
 	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/typed"
 	billingv0 "github.com/pms/pms/proto/legacy/billingv0"
 	billingv1 "github.com/pms/pms/proto/pms/billing/v1"
 	"google.golang.org/grpc"
@@ -31,13 +34,14 @@ func newBillingServer(set billing.Set) *billingServer {
 		issue:         kitgrpc.NewServer(set.IssueInvoiceEndpoint, total(issueFromPB), total(invoiceToPB)),
 		pay:           kitgrpc.NewServer(set.RecordPaymentEndpoint, total(paymentRequestFromPB), total(invoiceToPB)),
 		void:          kitgrpc.NewServer(set.VoidInvoiceEndpoint, total(voidFromPB), total(invoiceToPB)),
+		audit:         kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(billingAuditQueryFromPB)), total(billingAuditToPB)),
 	}
 }
 
 // billingServer binds one go-kit handler to each method of BillingService.
 type billingServer struct {
 	billingv1.UnimplementedBillingServiceServer
-	createAccount, getAccount, listAccounts, createInvoice, getInvoice, listInvoices, issue, pay, void kitgrpc.Handler
+	createAccount, getAccount, listAccounts, createInvoice, getInvoice, listInvoices, issue, pay, void, audit kitgrpc.Handler
 }
 
 // CreateBillingAccount implements billingv1.BillingServiceServer.
@@ -85,6 +89,11 @@ func (s *billingServer) VoidInvoice(ctx context.Context, r *billingv1.VoidInvoic
 	return serve[*billingv1.Invoice](ctx, s.void, r)
 }
 
+// ListAudit implements billingv1.BillingServiceServer.
+func (s *billingServer) ListAudit(ctx context.Context, r *billingv1.ListAuditRequest) (*billingv1.ListAuditResponse, error) {
+	return serve[*billingv1.ListAuditResponse](ctx, s.audit, r)
+}
+
 // newLegacyBillingServer binds the earlier implementation's one RPC to the account endpoint.
 func newLegacyBillingServer(set billing.Set) *legacyBillingServer {
 	return &legacyBillingServer{create: kitgrpc.NewServer(set.CreateAccountEndpoint, total(legacyFromPB), total(legacyToPB))}
@@ -118,6 +127,7 @@ func NewBillingClient(conn *grpc.ClientConn) billing.Set {
 		IssueInvoiceEndpoint:  c.endpoint(billing.MethodIssueInvoice, total(issueToPB), total(invoiceFromPB), &billingv1.Invoice{}),
 		RecordPaymentEndpoint: c.endpoint(billing.MethodRecordPayment, total(paymentRequestToPB), total(invoiceFromPB), &billingv1.Invoice{}),
 		VoidInvoiceEndpoint:   c.endpoint(billing.MethodVoidInvoice, total(voidToPB), total(invoiceFromPB), &billingv1.Invoice{}),
+		AuditEndpoint:         c.endpoint(billing.MethodAudit, total(billingAuditQueryToPB), total(billingAuditFromPB), &billingv1.ListAuditResponse{}),
 	}
 }
 
@@ -303,4 +313,30 @@ func paymentRequestToPB(r billing.PaymentRequest) *billingv1.RecordPaymentReques
 
 func paymentRequestFromPB(r *billingv1.RecordPaymentRequest) billing.PaymentRequest {
 	return billing.PaymentRequest{InvoiceID: r.GetInvoiceId(), Amount: r.GetAmount(), Method: r.GetMethod(), Currency: r.GetCurrency(), IdempotencyKey: r.GetIdempotencyKey()}
+}
+
+func billingAuditQueryToPB(q audit.Query) *billingv1.ListAuditRequest {
+	return &billingv1.ListAuditRequest{SubjectId: q.SubjectID, Actor: q.Actor, From: toTimestamp(q.From), To: toTimestamp(q.To), Limit: int32Of(q.Limit)}
+}
+
+// billingAuditQueryFromPB refuses an out-of-range Timestamp with the contract's field names.
+func billingAuditQueryFromPB(r *billingv1.ListAuditRequest) (audit.Query, error) {
+	var f errs.Fields
+	q := audit.Query{SubjectID: r.GetSubjectId(), Actor: r.GetActor(), From: timestampField(&f, "from", r.GetFrom()),
+		To: timestampField(&f, "to", r.GetTo()), Limit: int(r.GetLimit())}
+	return q, f.Err()
+}
+
+func billingAuditToPB(r billing.AuditResponse) *billingv1.ListAuditResponse {
+	return &billingv1.ListAuditResponse{Entries: mapSlice(r.Entries, func(e audit.Record) *billingv1.AuditEntry {
+		return &billingv1.AuditEntry{Id: e.ID, At: toTimestamp(e.At), Actor: e.Actor, Role: e.Role, Action: e.Action,
+			SubjectId: e.SubjectID, Outcome: e.Outcome, RequestId: e.RequestID, ClientAddress: e.ClientAddress}
+	})}
+}
+
+func billingAuditFromPB(r *billingv1.ListAuditResponse) billing.AuditResponse {
+	return billing.AuditResponse{Entries: mapSlice(r.GetEntries(), func(e *billingv1.AuditEntry) audit.Record {
+		return audit.Record{ID: e.GetId(), At: fromTimestamp(e.GetAt()), Actor: e.GetActor(), Role: e.GetRole(), Action: e.GetAction(),
+			SubjectID: e.GetSubjectId(), Outcome: e.GetOutcome(), RequestID: e.GetRequestId(), ClientAddress: e.GetClientAddress()}
+	})}
 }

@@ -12,10 +12,13 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/billing"
@@ -59,6 +62,9 @@ func (s *stubBilling) RecordPayment(ctx context.Context, r billing.PaymentReques
 }
 func (s *stubBilling) VoidInvoice(ctx context.Context, id string) (billing.Invoice, error) {
 	return stubResult[billing.Invoice](s.do(ctx, billing.MethodVoidInvoice, id))
+}
+func (s *stubBilling) Audit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	return stubResult[[]audit.Record](s.do(ctx, billing.MethodAudit, q))
 }
 
 // billingHarness serves svc on a loopback port through the real endpoint set and server.
@@ -207,6 +213,7 @@ func TestBillingErrorsRoundTrip(t *testing.T) {
 			return err
 		},
 		billing.MethodVoidInvoice: func(ctx context.Context) error { _, err := h.client.VoidInvoice(ctx, "x"); return err },
+		billing.MethodAudit:       func(ctx context.Context) error { _, err := h.client.Audit(ctx, audit.Query{}); return err },
 	}
 	if len(calls) != len(billing.Methods) {
 		t.Fatalf("%d calls for %d methods", len(calls), len(billing.Methods))
@@ -237,6 +244,30 @@ func TestBillingErrorsRoundTrip(t *testing.T) {
 		if _, err := h.client.GetInvoice(testContext(t), "x"); !errors.Is(err, sent) || err.Error() != sent.Error() {
 			t.Errorf("sent %v, got %v", sent, err)
 		}
+	}
+}
+
+// TestBillingAuditRoundTrip: the audit read's query reaches the service field by field over
+// gRPC and its entries come back whole; an out-of-range instant is refused before the service.
+func TestBillingAuditRoundTrip(t *testing.T) {
+	stub, h := startStubBilling(t)
+	at := time.Date(2026, 12, 4, 10, 0, 0, 123000, time.UTC)
+	want := []audit.Record{{ID: "e1", At: at, Actor: "u1", Role: "billing", Action: "read_invoice", SubjectID: "s1",
+		Outcome: "success", RequestID: "r1", ClientAddress: "10.0.0.1"}}
+	stub.setFn(func(string, any) (any, error) { return want, nil })
+	q := audit.Query{SubjectID: "s1", Actor: "u1", From: at.Add(-time.Hour), To: at, Limit: 7}
+	got, err := h.client.Audit(testContext(t), q)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Audit = %+v, %v; want %+v", got, err, want)
+	}
+	if c := stub.last(t); c.method != billing.MethodAudit || !reflect.DeepEqual(c.req, q) {
+		t.Fatalf("the service got %s %+v; want %+v", c.method, c.req, q)
+	}
+	n := stub.count()
+	_, err = billingv1.NewBillingServiceClient(h.conn).ListAudit(testContext(t),
+		&billingv1.ListAuditRequest{From: &timestamppb.Timestamp{Seconds: 1 << 62}})
+	if status.Code(err) != codes.InvalidArgument || stub.count() != n {
+		t.Fatalf("out-of-range from: %v, service called %d times; want InvalidArgument, uncalled", err, stub.count()-n)
 	}
 }
 

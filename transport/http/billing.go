@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/transport/wire"
 )
 
@@ -27,6 +28,10 @@ func NewBillingHandler(set billing.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodPost, "/invoices/{id}/issue", set.IssueInvoiceEndpoint, decodeIssueInvoice, encodeInvoice)
 	Handle(r, o, http.MethodPost, "/invoices/{id}/payments", set.RecordPaymentEndpoint, decodeRecordPayment, encodeInvoice)
 	Handle(r, o, http.MethodPost, "/invoices/{id}/void", set.VoidInvoiceEndpoint, decodeVoidInvoice, encodeInvoice)
+	Handle(r, o, http.MethodGet, "/audit", set.AuditEndpoint, decodeAuditQuery("subjectId"),
+		func(_ context.Context, _ http.Header, r billing.AuditResponse) (int, any) {
+			return http.StatusOK, nonNil(r.Entries)
+		})
 	return Wrap(r, o)
 }
 
@@ -233,5 +238,9 @@ func NewBillingClient(baseURL string, o ClientOptions) (billing.Set, error) {
 		VoidInvoiceEndpoint: clientEndpoint(c, func(r billing.VoidInvoiceRequest) (call, error) {
 			return resourceCall(http.MethodPost, "/invoices", r.ID, "/void")
 		}, invoice),
+		AuditEndpoint: clientEndpoint(c, auditCall("/audit", "subjectId"), func(resp *http.Response) (billing.AuditResponse, error) {
+			e, err := decodeJSONResponse[[]audit.Record](resp)
+			return billing.AuditResponse{Entries: e}, err
+		}),
 	}, nil
 }

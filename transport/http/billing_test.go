@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
@@ -44,6 +45,7 @@ type stubBilling struct {
 	err      error
 	accounts []billing.Account
 	page     billing.InvoicePage
+	audit    []audit.Record
 }
 
 func (s *stubBilling) record(ctx context.Context, req any) error {
@@ -86,6 +88,9 @@ func (s *stubBilling) RecordPayment(ctx context.Context, r billing.PaymentReques
 }
 func (s *stubBilling) VoidInvoice(ctx context.Context, id string) (billing.Invoice, error) {
 	return billInvoice, s.record(ctx, "void "+id)
+}
+func (s *stubBilling) Audit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	return s.audit, s.record(ctx, q)
 }
 
 type billingEnv struct {
@@ -318,6 +323,36 @@ func TestBillingErrorKindsRoundTrip(t *testing.T) {
 	}
 }
 
+// TestBillingAudit: GET /audit decodes the contract's audit query, answers the entries in
+// the contract's shape (an empty log is []), and the HTTP client sends the same query.
+func TestBillingAudit(t *testing.T) {
+	for _, prefix := range []string{"", "/api/billing"} {
+		e := newBillingEnv(t, Options{Prefix: prefix})
+		resp, b := e.do(t, "GET", prefix+"/audit", nil)
+		if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != "[]" {
+			t.Fatalf("empty audit log: %d %s", resp.StatusCode, b)
+		}
+		at := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+		e.stub.audit = []audit.Record{{ID: "e1", At: at, Actor: "u1", Role: "admin", Action: "read_invoice", SubjectID: testID,
+			Outcome: "success", RequestID: "r1", ClientAddress: "10.0.0.1"}}
+		resp, b = e.do(t, "GET", prefix+"/audit?subjectId="+testID+"&actor=u1&from=2026-12-01&to=2026-12-04T10:00:00Z&limit=5", nil)
+		want := audit.Query{SubjectID: testID, Actor: "u1", From: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), To: at, Limit: 5}
+		if _, last, _ := e.stub.seen(); resp.StatusCode != 200 || !reflect.DeepEqual(last, want) {
+			t.Fatalf("audit: %d %s; service got %#v, want %#v", resp.StatusCode, b, last, want)
+		}
+		shape := decodeBody[[]map[string]any](t, b)
+		for _, k := range []string{"id", "at", "actor", "role", "action", "subjectId", "outcome", "requestId", "clientAddress"} {
+			if _, ok := shape[0][k]; !ok || len(shape[0]) != 9 {
+				t.Errorf("entry lacks %q or has extra fields: %s", k, b)
+			}
+		}
+		got, err := e.client.Audit(context.Background(), want)
+		if _, last, _ := e.stub.seen(); err != nil || !reflect.DeepEqual(got, e.stub.audit) || !reflect.DeepEqual(last, want) {
+			t.Fatalf("client Audit = %+v, %v; service got %#v", got, err, last)
+		}
+	}
+}
+
 func TestBillingBadInput(t *testing.T) {
 	e := newBillingEnv(t, Options{})
 	valid := `{"patientId":"` + testID + `","currency":"USD","dueDate":"2026-12-31","lines":[{"description":"x","quantity":1,"unitAmount":1}]}`
@@ -376,6 +411,10 @@ func TestBillingBadInput(t *testing.T) {
 		{"query on get", "GET", inv + "?expand=lines", nil, nil, 400, errs.InvalidArgument, "expand"},
 		{"query on create", "POST", "/invoices?dryRun=1", strings.NewReader(valid), withCT(), 400, errs.InvalidArgument, "dryRun"},
 		{"query on issue", "POST", inv + "/issue?force=1", nil, nil, 400, errs.InvalidArgument, "force"},
+		{"audit limit huge", "GET", "/audit?limit=1001", nil, nil, 400, errs.InvalidArgument, "limit"},
+		{"audit unknown param", "GET", "/audit?patientId=" + testID, nil, nil, 400, errs.InvalidArgument, "patientId"},
+		{"audit to before from", "GET", "/audit?from=2026-12-02&to=2026-11-30", nil, nil, 400, errs.InvalidArgument, "to"},
+		{"audit bad instant", "GET", "/audit?from=yesterday", nil, nil, 400, errs.InvalidArgument, "from"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

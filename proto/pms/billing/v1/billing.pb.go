@@ -1078,6 +1078,239 @@ func (x *VoidInvoiceRequest) GetId() string {
 	return ""
 }
 
+// ListAuditRequest filters billing's audit log; empty or absent fields mean "any".
+type ListAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// subject_id is the account, invoice or patient an entry is about.
+	SubjectId string                 `protobuf:"bytes,1,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	Actor     string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	From      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	To        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	// limit is the number of entries, 1..1000; 0 means the default (100).
+	Limit         int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRequest) Reset() {
+	*x = ListAuditRequest{}
+	mi := &file_pms_billing_v1_billing_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRequest) ProtoMessage() {}
+
+func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_billing_v1_billing_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditRequest) Descriptor() ([]byte, []int) {
+	return file_pms_billing_v1_billing_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListAuditRequest) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ListAuditRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ListAuditRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// AuditEntry is one row of billing's audit log.
+type AuditEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Role          string                 `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	Action        string                 `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	SubjectId     string                 `protobuf:"bytes,6,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	Outcome       string                 `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	RequestId     string                 `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ClientAddress string                 `protobuf:"bytes,9,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_pms_billing_v1_billing_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_billing_v1_billing_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_pms_billing_v1_billing_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AuditEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+// ListAuditResponse holds the matching entries, newest first.
+type ListAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditResponse) Reset() {
+	*x = ListAuditResponse{}
+	mi := &file_pms_billing_v1_billing_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditResponse) ProtoMessage() {}
+
+func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_billing_v1_billing_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditResponse) Descriptor() ([]byte, []int) {
+	return file_pms_billing_v1_billing_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListAuditResponse) GetEntries() []*AuditEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 var File_pms_billing_v1_billing_proto protoreflect.FileDescriptor
 
 const file_pms_billing_v1_billing_proto_rawDesc = "" +
@@ -1170,7 +1403,29 @@ const file_pms_billing_v1_billing_proto_rawDesc = "" +
 	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12'\n" +
 	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\"$\n" +
 	"\x12VoidInvoiceRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id2\xf2\x05\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xb9\x01\n" +
+	"\x10ListAuditRequest\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\x01 \x01(\tR\tsubjectId\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12.\n" +
+	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\"\x89\x02\n" +
+	"\n" +
+	"AuditEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\x06 \x01(\tR\tsubjectId\x12\x18\n" +
+	"\aoutcome\x18\a \x01(\tR\aoutcome\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12%\n" +
+	"\x0eclient_address\x18\t \x01(\tR\rclientAddress\"I\n" +
+	"\x11ListAuditResponse\x124\n" +
+	"\aentries\x18\x01 \x03(\v2\x1a.pms.billing.v1.AuditEntryR\aentries2\xc4\x06\n" +
 	"\x0eBillingService\x12\\\n" +
 	"\x14CreateBillingAccount\x12+.pms.billing.v1.CreateBillingAccountRequest\x1a\x17.pms.billing.v1.Account\x12H\n" +
 	"\n" +
@@ -1182,7 +1437,8 @@ const file_pms_billing_v1_billing_proto_rawDesc = "" +
 	"\fListInvoices\x12#.pms.billing.v1.ListInvoicesRequest\x1a$.pms.billing.v1.ListInvoicesResponse\x12L\n" +
 	"\fIssueInvoice\x12#.pms.billing.v1.IssueInvoiceRequest\x1a\x17.pms.billing.v1.Invoice\x12N\n" +
 	"\rRecordPayment\x12$.pms.billing.v1.RecordPaymentRequest\x1a\x17.pms.billing.v1.Invoice\x12J\n" +
-	"\vVoidInvoice\x12\".pms.billing.v1.VoidInvoiceRequest\x1a\x17.pms.billing.v1.InvoiceB3Z1github.com/pms/pms/proto/pms/billing/v1;billingv1b\x06proto3"
+	"\vVoidInvoice\x12\".pms.billing.v1.VoidInvoiceRequest\x1a\x17.pms.billing.v1.Invoice\x12P\n" +
+	"\tListAudit\x12 .pms.billing.v1.ListAuditRequest\x1a!.pms.billing.v1.ListAuditResponseB3Z1github.com/pms/pms/proto/pms/billing/v1;billingv1b\x06proto3"
 
 var (
 	file_pms_billing_v1_billing_proto_rawDescOnce sync.Once
@@ -1196,7 +1452,7 @@ func file_pms_billing_v1_billing_proto_rawDescGZIP() []byte {
 	return file_pms_billing_v1_billing_proto_rawDescData
 }
 
-var file_pms_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_pms_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_pms_billing_v1_billing_proto_goTypes = []any{
 	(*Account)(nil),                     // 0: pms.billing.v1.Account
 	(*CreateBillingAccountRequest)(nil), // 1: pms.billing.v1.CreateBillingAccountRequest
@@ -1214,41 +1470,50 @@ var file_pms_billing_v1_billing_proto_goTypes = []any{
 	(*IssueInvoiceRequest)(nil),         // 13: pms.billing.v1.IssueInvoiceRequest
 	(*RecordPaymentRequest)(nil),        // 14: pms.billing.v1.RecordPaymentRequest
 	(*VoidInvoiceRequest)(nil),          // 15: pms.billing.v1.VoidInvoiceRequest
-	(*timestamppb.Timestamp)(nil),       // 16: google.protobuf.Timestamp
+	(*ListAuditRequest)(nil),            // 16: pms.billing.v1.ListAuditRequest
+	(*AuditEntry)(nil),                  // 17: pms.billing.v1.AuditEntry
+	(*ListAuditResponse)(nil),           // 18: pms.billing.v1.ListAuditResponse
+	(*timestamppb.Timestamp)(nil),       // 19: google.protobuf.Timestamp
 }
 var file_pms_billing_v1_billing_proto_depIdxs = []int32{
-	16, // 0: pms.billing.v1.Account.created_at:type_name -> google.protobuf.Timestamp
+	19, // 0: pms.billing.v1.Account.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: pms.billing.v1.ListAccountsResponse.accounts:type_name -> pms.billing.v1.Account
-	16, // 2: pms.billing.v1.Payment.at:type_name -> google.protobuf.Timestamp
+	19, // 2: pms.billing.v1.Payment.at:type_name -> google.protobuf.Timestamp
 	5,  // 3: pms.billing.v1.Invoice.lines:type_name -> pms.billing.v1.InvoiceLine
 	7,  // 4: pms.billing.v1.Invoice.payments:type_name -> pms.billing.v1.Payment
-	16, // 5: pms.billing.v1.Invoice.created_at:type_name -> google.protobuf.Timestamp
-	16, // 6: pms.billing.v1.Invoice.updated_at:type_name -> google.protobuf.Timestamp
+	19, // 5: pms.billing.v1.Invoice.created_at:type_name -> google.protobuf.Timestamp
+	19, // 6: pms.billing.v1.Invoice.updated_at:type_name -> google.protobuf.Timestamp
 	6,  // 7: pms.billing.v1.CreateInvoiceRequest.lines:type_name -> pms.billing.v1.InvoiceLineInput
 	8,  // 8: pms.billing.v1.ListInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
-	1,  // 9: pms.billing.v1.BillingService.CreateBillingAccount:input_type -> pms.billing.v1.CreateBillingAccountRequest
-	2,  // 10: pms.billing.v1.BillingService.GetAccount:input_type -> pms.billing.v1.GetAccountRequest
-	3,  // 11: pms.billing.v1.BillingService.ListAccounts:input_type -> pms.billing.v1.ListAccountsRequest
-	9,  // 12: pms.billing.v1.BillingService.CreateInvoice:input_type -> pms.billing.v1.CreateInvoiceRequest
-	10, // 13: pms.billing.v1.BillingService.GetInvoice:input_type -> pms.billing.v1.GetInvoiceRequest
-	11, // 14: pms.billing.v1.BillingService.ListInvoices:input_type -> pms.billing.v1.ListInvoicesRequest
-	13, // 15: pms.billing.v1.BillingService.IssueInvoice:input_type -> pms.billing.v1.IssueInvoiceRequest
-	14, // 16: pms.billing.v1.BillingService.RecordPayment:input_type -> pms.billing.v1.RecordPaymentRequest
-	15, // 17: pms.billing.v1.BillingService.VoidInvoice:input_type -> pms.billing.v1.VoidInvoiceRequest
-	0,  // 18: pms.billing.v1.BillingService.CreateBillingAccount:output_type -> pms.billing.v1.Account
-	0,  // 19: pms.billing.v1.BillingService.GetAccount:output_type -> pms.billing.v1.Account
-	4,  // 20: pms.billing.v1.BillingService.ListAccounts:output_type -> pms.billing.v1.ListAccountsResponse
-	8,  // 21: pms.billing.v1.BillingService.CreateInvoice:output_type -> pms.billing.v1.Invoice
-	8,  // 22: pms.billing.v1.BillingService.GetInvoice:output_type -> pms.billing.v1.Invoice
-	12, // 23: pms.billing.v1.BillingService.ListInvoices:output_type -> pms.billing.v1.ListInvoicesResponse
-	8,  // 24: pms.billing.v1.BillingService.IssueInvoice:output_type -> pms.billing.v1.Invoice
-	8,  // 25: pms.billing.v1.BillingService.RecordPayment:output_type -> pms.billing.v1.Invoice
-	8,  // 26: pms.billing.v1.BillingService.VoidInvoice:output_type -> pms.billing.v1.Invoice
-	18, // [18:27] is the sub-list for method output_type
-	9,  // [9:18] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	19, // 9: pms.billing.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	19, // 10: pms.billing.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	19, // 11: pms.billing.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	17, // 12: pms.billing.v1.ListAuditResponse.entries:type_name -> pms.billing.v1.AuditEntry
+	1,  // 13: pms.billing.v1.BillingService.CreateBillingAccount:input_type -> pms.billing.v1.CreateBillingAccountRequest
+	2,  // 14: pms.billing.v1.BillingService.GetAccount:input_type -> pms.billing.v1.GetAccountRequest
+	3,  // 15: pms.billing.v1.BillingService.ListAccounts:input_type -> pms.billing.v1.ListAccountsRequest
+	9,  // 16: pms.billing.v1.BillingService.CreateInvoice:input_type -> pms.billing.v1.CreateInvoiceRequest
+	10, // 17: pms.billing.v1.BillingService.GetInvoice:input_type -> pms.billing.v1.GetInvoiceRequest
+	11, // 18: pms.billing.v1.BillingService.ListInvoices:input_type -> pms.billing.v1.ListInvoicesRequest
+	13, // 19: pms.billing.v1.BillingService.IssueInvoice:input_type -> pms.billing.v1.IssueInvoiceRequest
+	14, // 20: pms.billing.v1.BillingService.RecordPayment:input_type -> pms.billing.v1.RecordPaymentRequest
+	15, // 21: pms.billing.v1.BillingService.VoidInvoice:input_type -> pms.billing.v1.VoidInvoiceRequest
+	16, // 22: pms.billing.v1.BillingService.ListAudit:input_type -> pms.billing.v1.ListAuditRequest
+	0,  // 23: pms.billing.v1.BillingService.CreateBillingAccount:output_type -> pms.billing.v1.Account
+	0,  // 24: pms.billing.v1.BillingService.GetAccount:output_type -> pms.billing.v1.Account
+	4,  // 25: pms.billing.v1.BillingService.ListAccounts:output_type -> pms.billing.v1.ListAccountsResponse
+	8,  // 26: pms.billing.v1.BillingService.CreateInvoice:output_type -> pms.billing.v1.Invoice
+	8,  // 27: pms.billing.v1.BillingService.GetInvoice:output_type -> pms.billing.v1.Invoice
+	12, // 28: pms.billing.v1.BillingService.ListInvoices:output_type -> pms.billing.v1.ListInvoicesResponse
+	8,  // 29: pms.billing.v1.BillingService.IssueInvoice:output_type -> pms.billing.v1.Invoice
+	8,  // 30: pms.billing.v1.BillingService.RecordPayment:output_type -> pms.billing.v1.Invoice
+	8,  // 31: pms.billing.v1.BillingService.VoidInvoice:output_type -> pms.billing.v1.Invoice
+	18, // 32: pms.billing.v1.BillingService.ListAudit:output_type -> pms.billing.v1.ListAuditResponse
+	23, // [23:33] is the sub-list for method output_type
+	13, // [13:23] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_pms_billing_v1_billing_proto_init() }
@@ -1262,7 +1527,7 @@ func file_pms_billing_v1_billing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_billing_v1_billing_proto_rawDesc), len(file_pms_billing_v1_billing_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

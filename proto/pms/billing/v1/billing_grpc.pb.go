@@ -38,6 +38,7 @@ const (
 	BillingService_IssueInvoice_FullMethodName         = "/pms.billing.v1.BillingService/IssueInvoice"
 	BillingService_RecordPayment_FullMethodName        = "/pms.billing.v1.BillingService/RecordPayment"
 	BillingService_VoidInvoice_FullMethodName          = "/pms.billing.v1.BillingService/VoidInvoice"
+	BillingService_ListAudit_FullMethodName            = "/pms.billing.v1.BillingService/ListAudit"
 )
 
 // BillingServiceClient is the client API for BillingService service.
@@ -66,6 +67,8 @@ type BillingServiceClient interface {
 	RecordPayment(ctx context.Context, in *RecordPaymentRequest, opts ...grpc.CallOption) (*Invoice, error)
 	// VoidInvoice voids a draft or open invoice (REST: POST /invoices/{id}/void).
 	VoidInvoice(ctx context.Context, in *VoidInvoiceRequest, opts ...grpc.CallOption) (*Invoice, error)
+	// ListAudit reads billing's audit log, admin only (REST: GET /audit).
+	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
 }
 
 type billingServiceClient struct {
@@ -166,6 +169,16 @@ func (c *billingServiceClient) VoidInvoice(ctx context.Context, in *VoidInvoiceR
 	return out, nil
 }
 
+func (c *billingServiceClient) ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditResponse)
+	err := c.cc.Invoke(ctx, BillingService_ListAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BillingServiceServer is the server API for BillingService service.
 // All implementations must embed UnimplementedBillingServiceServer
 // for forward compatibility.
@@ -192,6 +205,8 @@ type BillingServiceServer interface {
 	RecordPayment(context.Context, *RecordPaymentRequest) (*Invoice, error)
 	// VoidInvoice voids a draft or open invoice (REST: POST /invoices/{id}/void).
 	VoidInvoice(context.Context, *VoidInvoiceRequest) (*Invoice, error)
+	// ListAudit reads billing's audit log, admin only (REST: GET /audit).
+	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
 	mustEmbedUnimplementedBillingServiceServer()
 }
 
@@ -228,6 +243,9 @@ func (UnimplementedBillingServiceServer) RecordPayment(context.Context, *RecordP
 }
 func (UnimplementedBillingServiceServer) VoidInvoice(context.Context, *VoidInvoiceRequest) (*Invoice, error) {
 	return nil, status.Error(codes.Unimplemented, "method VoidInvoice not implemented")
+}
+func (UnimplementedBillingServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
 }
 func (UnimplementedBillingServiceServer) mustEmbedUnimplementedBillingServiceServer() {}
 func (UnimplementedBillingServiceServer) testEmbeddedByValue()                        {}
@@ -412,6 +430,24 @@ func _BillingService_VoidInvoice_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BillingService_ListAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).ListAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_ListAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).ListAudit(ctx, req.(*ListAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BillingService_ServiceDesc is the grpc.ServiceDesc for BillingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -454,6 +490,10 @@ var BillingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VoidInvoice",
 			Handler:    _BillingService_VoidInvoice_Handler,
+		},
+		{
+			MethodName: "ListAudit",
+			Handler:    _BillingService_ListAudit_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,48 @@
+package httptransport
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/pms/pms/pkg/platform/audit"
+)
+
+// decodeAuditQuery returns the decoder of a service's audit-log read,
+// GET <path>?<subject>=&actor=&from=&to=&limit=, the contract's query for every audit log
+// (subject names the id parameter: subjectId for billing).
+func decodeAuditQuery(subject string) func(context.Context, *http.Request) (audit.Query, error) {
+	return func(_ context.Context, r *http.Request) (audit.Query, error) {
+		q, err := ParseQuery(r, subject, "actor", "from", "to", "limit")
+		if err != nil {
+			return audit.Query{}, err
+		}
+		aq := audit.Query{SubjectID: q.Get(subject), Actor: q.Get("actor"), From: q.Instant("from", false),
+			To: q.Instant("to", true), Limit: q.Int("limit", 0, 1, audit.MaxListLimit)}
+		if !aq.From.IsZero() && !aq.To.IsZero() && aq.To.Before(aq.From) {
+			q.Fail("to", "must not be before from")
+		}
+		return aq, q.Err()
+	}
+}
+
+// auditCall is the client side of decodeAuditQuery: GET path with q's parameters.
+func auditCall(path, subject string) func(q audit.Query) (call, error) {
+	return func(q audit.Query) (call, error) {
+		v := url.Values{}
+		setParam(v, subject, q.SubjectID)
+		setParam(v, "actor", q.Actor)
+		if !q.From.IsZero() {
+			v.Set("from", q.From.UTC().Format(time.RFC3339Nano))
+		}
+		if !q.To.IsZero() {
+			v.Set("to", q.To.UTC().Format(time.RFC3339Nano))
+		}
+		if q.Limit != 0 {
+			v.Set("limit", strconv.Itoa(q.Limit))
+		}
+		return call{method: http.MethodGet, path: path, query: v}, nil
+	}
+}
