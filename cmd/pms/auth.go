@@ -144,7 +144,7 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 	}
 	verifier := authz.NewVerifier(keys, s.jwtIssuer, s.jwtAudience)
 	set := auth.NewEndpoints(svc, u.endpoints(verifier, auth.Roles, auth.DeniedAuditor(writer)))
-	u.commands(kafkatransport.TopicAuthCommands, kafkatransport.AuthCommands(set), verifier)
+	u.commands(auth.TopicCommands, kafkatransport.AuthCommands(set), verifier)
 	m, err := u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewAuthHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),
 		func(g *grpc.Server) { grpctransport.RegisterAuthServer(g, set) })

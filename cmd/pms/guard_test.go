@@ -12,6 +12,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/pms/pms/pkg/analytics"
+	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/authz"
@@ -310,10 +311,10 @@ func TestDeniedCallsAreAudited(t *testing.T) {
 			return grpcStatus(err)
 		}},
 		{"auth", "kafka", "disable a user as clinician", authz.RoleClinician, "user_update", u, func(id string) int {
-			return cmd.send(kafkatransport.TopicAuthCommands, "", id, "endpoint", "DisableUser", "id", u, "authorization", "Bearer "+clinician)
+			return cmd.send(auth.TopicCommands, "", id, "endpoint", "DisableUser", "id", u, "authorization", "Bearer "+clinician)
 		}},
 		{"auth", "kafka", "create a user without a token", "", "user_create", "", func(id string) int {
-			return cmd.send(kafkatransport.TopicAuthCommands, w.fill(jsonRoutes[0].body), id, "endpoint", "CreateUser")
+			return cmd.send(auth.TopicCommands, w.fill(jsonRoutes[0].body), id, "endpoint", "CreateUser")
 		}},
 		// analytics
 		{"analytics", "rest", "summary as clinician", authz.RoleClinician, "read_summary", "", rest("GET", w.url("analytics", "/summary"), clinician, "")},

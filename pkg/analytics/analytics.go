@@ -9,16 +9,6 @@ import (
 	"time"
 )
 
-// The topics the analytics service folds (API.md, "Kafka").
-const (
-	TopicPatient = "patient"
-	TopicBilling = "billing"
-	TopicAudit   = "audit"
-)
-
-// Topics lists the folded topics.
-var Topics = []string{TopicPatient, TopicBilling, TopicAudit}
-
 // Event types of the patient and billing topics that move a figure; other types are counted
 // as events of their topic and otherwise ignored (a newer producer may add some).
 const (

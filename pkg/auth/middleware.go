@@ -73,33 +73,26 @@ type instrumented struct {
 	m *Metrics
 }
 
-func result(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	return string(errs.KindOf(err))
-}
-
 func (s *instrumented) Login(ctx context.Context, req LoginRequest) (TokenPair, error) {
 	p, err := s.Service.Login(ctx, req)
-	s.m.logins.WithLabelValues(result(err)).Inc()
+	s.m.logins.WithLabelValues(errs.Label(err)).Inc()
 	return p, err
 }
 
 func (s *instrumented) Refresh(ctx context.Context, req RefreshRequest) (TokenPair, error) {
 	p, err := s.Service.Refresh(ctx, req)
-	s.m.refreshes.WithLabelValues(result(err)).Inc()
+	s.m.refreshes.WithLabelValues(errs.Label(err)).Inc()
 	return p, err
 }
 
 func (s *instrumented) CreateUser(ctx context.Context, req CreateUserRequest) (User, error) {
 	u, err := s.Service.CreateUser(ctx, req)
-	s.m.users.WithLabelValues("created", result(err)).Inc()
+	s.m.users.WithLabelValues("created", errs.Label(err)).Inc()
 	return u, err
 }
 
 func (s *instrumented) UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error) {
 	u, err := s.Service.UpdateUser(ctx, req)
-	s.m.users.WithLabelValues("updated", result(err)).Inc()
+	s.m.users.WithLabelValues("updated", errs.Label(err)).Inc()
 	return u, err
 }

@@ -3,7 +3,6 @@ package billing
 import (
 	"context"
 
-	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -37,82 +36,71 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // Instrumenting returns middleware that counts changes and reads by their result kind.
 func (m *Metrics) Instrumenting() Middleware {
-	return func(next Service) Service { return &instrumented{next: next, m: m} }
+	return func(next Service) Service { return &instrumented{Service: next, m: m} }
 }
 
 type instrumented struct {
-	next Service
-	m    *Metrics
-}
-
-func result(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	return string(errs.KindOf(err))
+	Service
+	m *Metrics
 }
 
 func (s *instrumented) change(action string, err error) {
-	s.m.changes.WithLabelValues(action, result(err)).Inc()
+	s.m.changes.WithLabelValues(action, errs.Label(err)).Inc()
 }
 func (s *instrumented) read(kind string, err error) {
-	s.m.reads.WithLabelValues(kind, result(err)).Inc()
+	s.m.reads.WithLabelValues(kind, errs.Label(err)).Inc()
 }
 
 func (s *instrumented) CreateAccount(ctx context.Context, req CreateAccountRequest) (Account, error) {
-	a, err := s.next.CreateAccount(ctx, req)
+	a, err := s.Service.CreateAccount(ctx, req)
 	s.change(ActionCreateAccount, err)
 	return a, err
 }
 
 func (s *instrumented) GetAccount(ctx context.Context, id string) (Account, error) {
-	a, err := s.next.GetAccount(ctx, id)
+	a, err := s.Service.GetAccount(ctx, id)
 	s.read("account", err)
 	return a, err
 }
 
 func (s *instrumented) ListAccounts(ctx context.Context, q AccountQuery) ([]Account, error) {
-	a, err := s.next.ListAccounts(ctx, q)
+	a, err := s.Service.ListAccounts(ctx, q)
 	s.read("accounts", err)
 	return a, err
 }
 
 func (s *instrumented) CreateInvoice(ctx context.Context, req CreateInvoiceRequest) (Invoice, error) {
-	inv, err := s.next.CreateInvoice(ctx, req)
+	inv, err := s.Service.CreateInvoice(ctx, req)
 	s.change(ActionCreateInvoice, err)
 	return inv, err
 }
 
 func (s *instrumented) GetInvoice(ctx context.Context, id string) (Invoice, error) {
-	inv, err := s.next.GetInvoice(ctx, id)
+	inv, err := s.Service.GetInvoice(ctx, id)
 	s.read("invoice", err)
 	return inv, err
 }
 
 func (s *instrumented) ListInvoices(ctx context.Context, q InvoiceQuery) (InvoicePage, error) {
-	p, err := s.next.ListInvoices(ctx, q)
+	p, err := s.Service.ListInvoices(ctx, q)
 	s.read("invoices", err)
 	return p, err
 }
 
 func (s *instrumented) IssueInvoice(ctx context.Context, id string) (Invoice, error) {
-	inv, err := s.next.IssueInvoice(ctx, id)
+	inv, err := s.Service.IssueInvoice(ctx, id)
 	s.change(ActionIssueInvoice, err)
 	return inv, err
 }
 
 func (s *instrumented) RecordPayment(ctx context.Context, req PaymentRequest) (Invoice, error) {
-	inv, err := s.next.RecordPayment(ctx, req)
+	inv, err := s.Service.RecordPayment(ctx, req)
 	s.change(ActionRecordPayment, err)
 	return inv, err
 }
 
 func (s *instrumented) VoidInvoice(ctx context.Context, id string) (Invoice, error) {
-	inv, err := s.next.VoidInvoice(ctx, id)
+	inv, err := s.Service.VoidInvoice(ctx, id)
 	s.change(ActionVoidInvoice, err)
 	return inv, err
-}
-
-func (s *instrumented) Audit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
-	return s.next.Audit(ctx, q)
 }

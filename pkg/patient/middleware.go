@@ -48,58 +48,51 @@ type instrumented struct {
 	m *Metrics
 }
 
-func result(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	return string(errs.KindOf(err))
-}
-
 func (s *instrumented) Create(ctx context.Context, req CreateRequest) (Patient, error) {
 	p, err := s.Service.Create(ctx, req)
-	s.m.changes.WithLabelValues(ChangeCreated, result(err)).Inc()
+	s.m.changes.WithLabelValues(ChangeCreated, errs.Label(err)).Inc()
 	return p, err
 }
 
 func (s *instrumented) Update(ctx context.Context, req UpdateRequest) (Patient, error) {
 	p, err := s.Service.Update(ctx, req)
-	s.m.changes.WithLabelValues(ChangeUpdated, result(err)).Inc()
+	s.m.changes.WithLabelValues(ChangeUpdated, errs.Label(err)).Inc()
 	return p, err
 }
 
 func (s *instrumented) Delete(ctx context.Context, req DeleteRequest) error {
 	err := s.Service.Delete(ctx, req)
-	s.m.changes.WithLabelValues(ChangeDeleted, result(err)).Inc()
+	s.m.changes.WithLabelValues(ChangeDeleted, errs.Label(err)).Inc()
 	return err
 }
 
 func (s *instrumented) Get(ctx context.Context, id string) (Patient, error) {
 	p, err := s.Service.Get(ctx, id)
-	s.m.reads.WithLabelValues("record", result(err)).Inc()
+	s.m.reads.WithLabelValues("record", errs.Label(err)).Inc()
 	return p, err
 }
 
 func (s *instrumented) List(ctx context.Context, q ListQuery) (Page, error) {
 	p, err := s.Service.List(ctx, q)
-	s.m.reads.WithLabelValues("search", result(err)).Inc()
+	s.m.reads.WithLabelValues("search", errs.Label(err)).Inc()
 	return p, err
 }
 
 func (s *instrumented) History(ctx context.Context, id string) ([]Version, error) {
 	v, err := s.Service.History(ctx, id)
-	s.m.reads.WithLabelValues("history", result(err)).Inc()
+	s.m.reads.WithLabelValues("history", errs.Label(err)).Inc()
 	return v, err
 }
 
 func (s *instrumented) BillingAccount(ctx context.Context, id string) (BillingAccount, error) {
 	a, err := s.Service.BillingAccount(ctx, id)
-	s.m.reads.WithLabelValues("billing_account", result(err)).Inc()
+	s.m.reads.WithLabelValues("billing_account", errs.Label(err)).Inc()
 	return a, err
 }
 
 func (s *instrumented) Invoices(ctx context.Context, id string) ([]Invoice, error) {
 	v, err := s.Service.Invoices(ctx, id)
-	s.m.reads.WithLabelValues("invoices", result(err)).Inc()
+	s.m.reads.WithLabelValues("invoices", errs.Label(err)).Inc()
 	return v, err
 }
 
@@ -119,18 +112,18 @@ type countedBilling struct {
 
 func (c *countedBilling) CreateAccount(ctx context.Context, patientID, name, email string) (BillingAccount, error) {
 	a, err := c.next.CreateAccount(ctx, patientID, name, email)
-	c.m.billings.WithLabelValues("CreateAccount", result(err)).Inc()
+	c.m.billings.WithLabelValues("CreateAccount", errs.Label(err)).Inc()
 	return a, err
 }
 
 func (c *countedBilling) AccountFor(ctx context.Context, patientID string) (BillingAccount, error) {
 	a, err := c.next.AccountFor(ctx, patientID)
-	c.m.billings.WithLabelValues("AccountFor", result(err)).Inc()
+	c.m.billings.WithLabelValues("AccountFor", errs.Label(err)).Inc()
 	return a, err
 }
 
 func (c *countedBilling) InvoicesFor(ctx context.Context, patientID string) ([]Invoice, error) {
 	v, err := c.next.InvoicesFor(ctx, patientID)
-	c.m.billings.WithLabelValues("InvoicesFor", result(err)).Inc()
+	c.m.billings.WithLabelValues("InvoicesFor", errs.Label(err)).Inc()
 	return v, err
 }

@@ -58,10 +58,10 @@ func TestAuthCommands(t *testing.T) {
 		sub := kafkatransport.NewCommandSubscriber(kafkatransport.AuthCommands(set), kafkatransport.CommandOptions{
 			Producer: newProducer(t, addr), Replies: outbox.NewReplies(d), Verifier: testIssuer.Verifier(), Metrics: kafkatransport.NewMetrics(reg, "auth"), Group: "auth",
 		})
-		startConsumer(t, addr, "auth", sub, kafkatransport.TopicAuthCommands)
+		startConsumer(t, addr, "auth", sub, auth.TopicCommands)
 
 		c := &commander{t: t, p: newProducer(t, addr), replies: brokertest.NewReader(t, addr, "test.replies"),
-			topic: kafkatransport.TopicAuthCommands, role: authz.RoleAdmin, key: "nurse@example.org"}
+			topic: auth.TopicCommands, role: authz.RoleAdmin, key: "nurse@example.org"}
 		rt := []string{"reply-to", "test.replies"}
 		body := `{"email":"nurse@example.org","password":"correct horse battery staple","role":"clinician"}`
 		status, u, m := c.reply(c.send("CreateUser", body, append(rt, "idempotency-key", "u1", "x-request-id", "req-a1")...))
@@ -105,7 +105,7 @@ func TestAuthCommands(t *testing.T) {
 				t.Fatalf("%v: %d %v", bad, status, e)
 			}
 		}
-		dls := brokertest.NewReader(t, addr, kafkatransport.TopicAuthCommands+".dlq").Read(5, 10*time.Second)
+		dls := brokertest.NewReader(t, addr, auth.TopicCommands+".dlq").Read(5, 10*time.Second)
 		reasons := map[string]int{}
 		for _, dl := range dls {
 			reasons[brokertest.Header(dl, "dlq-error")]++

@@ -172,3 +172,12 @@ func (f Fields) Err() error {
 	}
 	return Invalid(f)
 }
+
+// Label is err's metric label: "ok" for nil, else its kind. Business counters use it, so a
+// result label has the same values in every service.
+func Label(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return string(KindOf(err))
+}
