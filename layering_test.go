@@ -28,8 +28,8 @@ import (
 //   - A neutral transport package (transport/wire: the rules HTTP and Kafka share) depends
 //     on no transport, no service, no pkg/gateway and no cmd/: both transports import it.
 //   - pkg/platform/... depends on no service, no transport, no pkg/gateway and no cmd/, and
-//     on no proto package but one: proto/pms/events/v1, whose AuditEvent the outbox's audit
-//     hook publishes for every service (DESIGN.md lets platform use "the chosen
+//     on no proto package but one: proto/pms/events/v1, whose AuditEvent the audit
+//     package's outbox hook publishes for every service (DESIGN.md lets platform use "the chosen
 //     dependencies"; docs/design.md records this one exception). The exception names the
 //     package, not its importer, so the hook may move within pkg/platform.
 //   - Nothing outside cmd/ depends on cmd/, tests included.

@@ -2,11 +2,16 @@ package migrations
 
 import (
 	"embed"
-	"io/fs"
+
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/outbox"
 )
 
 //go:embed billing
 var billingFiles embed.FS
 
-// Billing is the billing service's migrations.
-func Billing() fs.FS { return sub(billingFiles, "billing") }
+// Billing is the billing service's migrations: the platform sets it uses (outbox, audit), then its own.
+func Billing() db.Sets {
+	return db.Sets{outbox.Migrations, audit.Migrations, {Files: sub(billingFiles, "billing")}}
+}

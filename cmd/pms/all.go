@@ -1,8 +1,6 @@
 package main
 
 import (
-	"io/fs"
-
 	"context"
 	"errors"
 	"fmt"
@@ -160,7 +158,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	for _, d := range []struct {
 		name, url string
-		files     fs.FS
+		files     db.Sets
 	}{
 		{"auth", ac.databaseURL, migrations.Auth()}, {"patient", pc.databaseURL, migrations.Patient()},
 		{"billing", bc.databaseURL, migrations.Billing()}, {"analytics", nc.databaseURL, migrations.Analytics()},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 
 	"github.com/IBM/sarama"
 	"github.com/go-kit/log/level"
@@ -35,8 +34,7 @@ func (c *analyticsConfig) register(f *flags, prefix string) {
 	f.String(&c.grpcAddr, prefix+"grpc-addr", ":9002", "analytics gRPC address", "PMS_ANALYTICS_GRPC_ADDR")
 	f.String(&c.adminAddr, prefix+"admin-addr", ":4102", "analytics admin address (metrics, health, pprof)", "PMS_ANALYTICS_ADMIN_ADDR")
 	f.String(&c.databaseURL, "analytics-database-url", "", "analytics database URL (overrides --database-url)", "PMS_ANALYTICS_DATABASE_URL")
-	def, _ := strconv.ParseBool(envDefault("false", "PMS_ANALYTICS_REBUILD"))
-	f.BoolVar(&c.rebuild, prefix+"rebuild", def, "empty the analytics figures and replay the topics from the earliest offset (env PMS_ANALYTICS_REBUILD)")
+	f.Bool(&c.rebuild, prefix+"rebuild", false, "empty the analytics figures and replay the topics from the earliest offset", "PMS_ANALYTICS_REBUILD")
 }
 
 // buildAnalytics wires the analytics service (unit): the figures' generation (a new one, so

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,10 +30,10 @@ import (
 type authConfig struct {
 	httpAddr, grpcAddr, adminAddr, databaseURL string
 	keyFile                                    string
-	refreshTTL                                 string
-	accountAttempts, addressAttempts           string
-	window, lockout, maxLockout                string
-	hashConcurrency                            string
+	refreshTTL                                 time.Duration
+	accountAttempts, addressAttempts           int
+	window, lockout, maxLockout                time.Duration
+	hashConcurrency                            int
 	bootstrapEmail                             string
 }
 
@@ -45,13 +44,13 @@ func (c *authConfig) register(f *flags, prefix string) {
 	f.String(&c.grpcAddr, prefix+"grpc-addr", ":9005", "auth gRPC address", "PMS_AUTH_GRPC_ADDR")
 	f.String(&c.adminAddr, prefix+"admin-addr", ":4105", "auth admin address (metrics, health, pprof)", "PMS_AUTH_ADMIN_ADDR")
 	c.registerStorage(f)
-	f.String(&c.refreshTTL, "refresh-token-ttl", auth.DefaultRefreshTTL.String(), "a login's lifetime: its refresh tokens, however often rotated, stop this long after it", "PMS_AUTH_REFRESH_TOKEN_TTL")
-	f.String(&c.accountAttempts, "login-account-attempts", "5", "failed logins per account (email) within --login-window before a lock-out", "PMS_AUTH_LOGIN_ACCOUNT_ATTEMPTS")
-	f.String(&c.addressAttempts, "login-address-attempts", "20", "failed logins per client address within --login-window before a lock-out", "PMS_AUTH_LOGIN_ADDRESS_ATTEMPTS")
-	f.String(&c.window, "login-window", "15m", "how long failed logins are remembered", "PMS_AUTH_LOGIN_WINDOW")
-	f.String(&c.lockout, "login-lockout", "1m", "the first lock-out; each further one in a row doubles it", "PMS_AUTH_LOGIN_LOCKOUT")
-	f.String(&c.maxLockout, "login-max-lockout", "1h", "the longest lock-out (lock-outs are never permanent)", "PMS_AUTH_LOGIN_MAX_LOCKOUT")
-	f.String(&c.hashConcurrency, "password-hash-concurrency", "0", "password hashes computed at once, 19 MiB each (0: one per CPU)", "PMS_AUTH_PASSWORD_HASH_CONCURRENCY")
+	f.Duration(&c.refreshTTL, "refresh-token-ttl", auth.DefaultRefreshTTL, "a login's lifetime: its refresh tokens, however often rotated, stop this long after it", "PMS_AUTH_REFRESH_TOKEN_TTL")
+	f.Int(&c.accountAttempts, "login-account-attempts", 5, "failed logins per account (email) within --login-window before a lock-out", "PMS_AUTH_LOGIN_ACCOUNT_ATTEMPTS")
+	f.Int(&c.addressAttempts, "login-address-attempts", 20, "failed logins per client address within --login-window before a lock-out", "PMS_AUTH_LOGIN_ADDRESS_ATTEMPTS")
+	f.Duration(&c.window, "login-window", 15*time.Minute, "how long failed logins are remembered", "PMS_AUTH_LOGIN_WINDOW")
+	f.Duration(&c.lockout, "login-lockout", time.Minute, "the first lock-out; each further one in a row doubles it", "PMS_AUTH_LOGIN_LOCKOUT")
+	f.Duration(&c.maxLockout, "login-max-lockout", time.Hour, "the longest lock-out (lock-outs are never permanent)", "PMS_AUTH_LOGIN_MAX_LOCKOUT")
+	f.Int(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes computed at once, 19 MiB each (0: one per CPU)", "PMS_AUTH_PASSWORD_HASH_CONCURRENCY")
 	f.String(&c.bootstrapEmail, "bootstrap-admin-email", "admin@pms.local", "email of the admin created on first start (password: PMS_BOOTSTRAP_ADMIN_PASSWORD, or generated and printed once)", "PMS_BOOTSTRAP_ADMIN_EMAIL")
 }
 
@@ -69,34 +68,30 @@ func (c authConfig) keyPath(s settings) string {
 	return filepath.Join(s.dataDir, auth.KeyFileName)
 }
 
-// options parses the service options from the flags.
+// options checks the flags and turns them into the service options.
 func (c authConfig) options(s settings) (auth.Options, int, error) {
-	o := auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience}
 	var err error
-	dur := func(name, v string) time.Duration {
-		d, perr := time.ParseDuration(v)
-		if perr != nil || d <= 0 {
-			err = errors.Join(err, fmt.Errorf("--%s: want a positive duration, got %q", name, v))
+	positive := func(name string, d time.Duration) time.Duration {
+		if d <= 0 {
+			err = errors.Join(err, fmt.Errorf("--%s: want a positive duration, got %s", name, d))
 		}
 		return d
 	}
-	num := func(name, v string, lo int) int {
-		n, perr := strconv.Atoi(v)
-		if perr != nil || n < lo {
-			err = errors.Join(err, fmt.Errorf("--%s: want an integer ≥ %d, got %q", name, lo, v))
+	atLeast := func(name string, n, lo int) int {
+		if n < lo {
+			err = errors.Join(err, fmt.Errorf("--%s: want an integer ≥ %d, got %d", name, lo, n))
 		}
 		return n
 	}
-	o.RefreshTTL = dur("refresh-token-ttl", c.refreshTTL)
+	o := auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience, RefreshTTL: positive("refresh-token-ttl", c.refreshTTL)}
 	o.Throttle = auth.ThrottleOptions{
-		AccountAttempts: num("login-account-attempts", c.accountAttempts, 1),
-		AddressAttempts: num("login-address-attempts", c.addressAttempts, 1),
-		Window:          dur("login-window", c.window),
-		Lockout:         dur("login-lockout", c.lockout),
-		MaxLockout:      dur("login-max-lockout", c.maxLockout),
+		AccountAttempts: atLeast("login-account-attempts", c.accountAttempts, 1),
+		AddressAttempts: atLeast("login-address-attempts", c.addressAttempts, 1),
+		Window:          positive("login-window", c.window),
+		Lockout:         positive("login-lockout", c.lockout),
+		MaxLockout:      positive("login-max-lockout", c.maxLockout),
 	}
-	conc := num("password-hash-concurrency", c.hashConcurrency, 0)
-	return o, conc, err
+	return o, atLeast("password-hash-concurrency", c.hashConcurrency, 0), err
 }
 
 // bootstrapPassword is where the first admin's password comes from: the environment only,
@@ -260,7 +255,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// Its audit entry joins the outbox like every other, so the audit topic has no gap in
 	// auth's chain: a running auth service's relay publishes it.
 	ob := outbox.New(d, outbox.Options{})
-	writer := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, Service: "auth", Logger: s.logger, AfterBatch: outbox.AuditHook(ob, "auth")})
+	writer := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, Service: "auth", Logger: s.logger, AfterBatch: audit.OutboxHook(ob, "auth")})
 	defer writer.Close(context.Background())
 	svc, err := auth.NewService(ctx, auth.NewStore(d), nil, writer, auth.Options{Logger: s.logger})
 	if err != nil {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/observe"
 	grpctransport "github.com/pms/pms/transport/grpc"
@@ -93,7 +95,7 @@ func BenchmarkPatient(b *testing.B) {
 // cm returns settings for a process-less build against url.
 func cm(tb testing.TB, url string) (settings, error) {
 	c := common{dataDir: tb.TempDir(), databaseURL: url, logFormat: "logfmt", logLevel: "error",
-		rateLimit: "0", rateBurst: "0", shutdownTimeout: "5s"}
+		databaseConns: db.DefaultMaxConns, shutdownTimeout: 5 * time.Second, kafka: kafkaFlags{partitions: 3, replication: 1}}
 	return c.parse(nopWriter{})
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
 
@@ -60,7 +59,7 @@ type unitSpec struct {
 	// databaseURL is the service's own database flag (empty: the shared one, else SQLite);
 	// migrations nil means the service has no database.
 	databaseURL string
-	migrations  fs.FS
+	migrations  db.Sets
 	// topics are created at start-up; nil means the service uses no Kafka.
 	topics []kafkatransport.Topic
 }
@@ -97,7 +96,7 @@ func (u *unit) audit(table string, ob *outbox.Outbox) *audit.Writer {
 	o := audit.Options{Table: table, Service: u.name, Registerer: u.reg, Logger: u.logger}
 	if ob != nil {
 		u.startRelay = u.kafka.addRelay(u.m, ob, u.reg)
-		o.AfterBatch, o.AfterCommit = outbox.AuditHook(ob, u.name), ob.Wake
+		o.AfterBatch, o.AfterCommit = audit.OutboxHook(ob, u.name), ob.Wake
 	}
 	u.writer = audit.NewWriter(u.db, o)
 	u.m.closers.add(u.writer.Close)
@@ -186,7 +185,7 @@ func (u *unit) serve(ctx context.Context, a listenAddrs, httpH http.Handler, reg
 // openServiceDB opens a service's database (its own URL, else the shared one, else its
 // SQLite file; on PostgreSQL its own schema, named after it, and a pool of --database-max-conns)
 // and applies its migrations.
-func openServiceDB(ctx context.Context, s settings, service, ownURL string, migrations fs.FS) (*db.DB, error) {
+func openServiceDB(ctx context.Context, s settings, service, ownURL string, migrations db.Sets) (*db.DB, error) {
 	d, err := db.Open(ctx, s.dbURL(ownURL, service), service)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", service, err)

@@ -13,15 +13,15 @@ import (
 // healthcheck run the binary itself against the service's admin port.
 func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("health", stderr)
-	var addr, timeout string
+	var addr string
+	var d time.Duration
 	f.String(&addr, "addr", "127.0.0.1:4104", "admin address (host:port) whose /readyz is checked", "PMS_HEALTH_ADDR")
-	f.String(&timeout, "timeout", "3s", "how long the check may take", "PMS_HEALTH_TIMEOUT")
+	f.Duration(&d, "timeout", 3*time.Second, "how long the check may take", "PMS_HEALTH_TIMEOUT")
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	d, err := time.ParseDuration(timeout)
-	if err != nil || d <= 0 {
-		return fmt.Errorf("--timeout: want a positive duration, got %q", timeout)
+	if d <= 0 {
+		return fmt.Errorf("--timeout: want a positive duration, got %s", d)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()

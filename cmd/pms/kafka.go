@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,17 +21,19 @@ import (
 
 // kafkaFlags are the Kafka settings every command shares.
 type kafkaFlags struct {
-	brokers, addr, partitions, replication string
+	brokers                 []string
+	addr                    string
+	partitions, replication int
 }
 
 func (k *kafkaFlags) register(f *flags) {
-	f.String(&k.brokers, "kafka-brokers", "", "comma-separated Kafka brokers (empty: `pms all` starts the embedded broker, a single service connects to "+broker.DefaultAddr+")")
+	f.List(&k.brokers, "kafka-brokers", "", "comma-separated Kafka brokers (empty: pms all starts the embedded broker, a single service connects to "+broker.DefaultAddr+")")
 	f.String(&k.addr, "kafka-addr", broker.DefaultAddr, "address of the embedded broker (pms broker, and pms all without --kafka-brokers)")
-	f.String(&k.partitions, "kafka-partitions", "3", "partitions of the topics a service creates at start-up when missing")
-	f.String(&k.replication, "kafka-replication-factor", "1", "replication factor of the topics a service creates at start-up when missing")
+	f.Int(&k.partitions, "kafka-partitions", 3, "partitions of the topics a service creates at start-up when missing")
+	f.Int(&k.replication, "kafka-replication-factor", 1, "replication factor of the topics a service creates at start-up when missing")
 }
 
-// kafkaSettings is kafkaFlags, parsed.
+// kafkaSettings is kafkaFlags, checked.
 type kafkaSettings struct {
 	brokers     []string // empty: none configured
 	addr        string
@@ -41,25 +42,16 @@ type kafkaSettings struct {
 }
 
 func (k kafkaFlags) parse() (kafkaSettings, error) {
-	s := kafkaSettings{brokers: kafkatransport.ParseBrokers(k.brokers), addr: k.addr}
+	s := kafkaSettings{brokers: k.brokers, addr: k.addr, partitions: int32(k.partitions), replication: int16(k.replication)}
 	if s.addr == "" {
 		s.addr = broker.DefaultAddr
 	}
-	if k.partitions == "" {
-		k.partitions = "3"
+	if k.partitions < 1 || k.partitions > 1<<20 {
+		return s, fmt.Errorf("--kafka-partitions: want an integer ≥ 1, got %d", k.partitions)
 	}
-	if k.replication == "" {
-		k.replication = "1"
+	if k.replication < 1 || k.replication > 1<<10 {
+		return s, fmt.Errorf("--kafka-replication-factor: want an integer ≥ 1, got %d", k.replication)
 	}
-	p, err := strconv.ParseInt(k.partitions, 10, 32)
-	if err != nil || p < 1 {
-		return s, fmt.Errorf("--kafka-partitions: want an integer ≥ 1, got %q", k.partitions)
-	}
-	r, err := strconv.ParseInt(k.replication, 10, 16)
-	if err != nil || r < 1 {
-		return s, fmt.Errorf("--kafka-replication-factor: want an integer ≥ 1, got %q", k.replication)
-	}
-	s.partitions, s.replication = int32(p), int16(r)
 	return s, nil
 }
 

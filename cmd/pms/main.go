@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // command is one subcommand of pms.
@@ -84,44 +85,122 @@ func envName(flagName string) string {
 	return "PMS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// flags is a FlagSet whose every flag takes its default from its PMS_* twin.
+// flags is a FlagSet whose every flag has environment twins (PMS_<NAME> unless named): a
+// flag not given on the command line takes the value of its first twin that is set, parsed
+// and checked like the flag itself. Values are typed (the standard flag types, and lists), so
+// a build function never parses a string.
 type flags struct {
 	*flag.FlagSet
 	stderr io.Writer
+	// envs maps each flag to its environment twins, in order of precedence.
+	envs map[string][]string
 }
 
 func newFlags(name string, stderr io.Writer) *flags {
 	fs := flag.NewFlagSet("pms "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	return &flags{FlagSet: fs, stderr: stderr}
+	return &flags{FlagSet: fs, stderr: stderr, envs: map[string][]string{}}
 }
 
-// envDefault returns the first set environment variable of names, else def.
-func envDefault(def string, names ...string) string {
-	for _, n := range names {
-		if v, ok := os.LookupEnv(n); ok {
-			return v
-		}
+// twin records name's environment twins (PMS_<NAME> when none are given) and returns the
+// usage text naming them. A back-quote in help would make the flag package print the quoted
+// word as the value's name (`-kafka-brokers pms all`), so it is refused at wiring.
+func (f *flags) twin(name, help string, envs []string) string {
+	if strings.Contains(help, "`") {
+		panic("pms: the usage of --" + name + " has a back-quote")
 	}
-	return def
-}
-
-// String defines a string flag; its environment twins are envs (the first set one wins), or
-// PMS_<NAME> when none are given.
-func (f *flags) String(p *string, name, def, help string, envs ...string) {
 	if len(envs) == 0 {
 		envs = []string{envName(name)}
 	}
-	f.StringVar(p, name, envDefault(def, envs...), help+" (env "+strings.Join(envs, ", ")+")")
+	f.envs[name] = envs
+	return help + " (env " + strings.Join(envs, ", ") + ")"
 }
 
-// parse parses args, refusing positional leftovers.
+// String defines a string flag.
+func (f *flags) String(p *string, name, def, help string, envs ...string) {
+	f.StringVar(p, name, def, f.twin(name, help, envs))
+}
+
+// Int defines an integer flag.
+func (f *flags) Int(p *int, name string, def int, help string, envs ...string) {
+	f.IntVar(p, name, def, f.twin(name, help, envs))
+}
+
+// Float defines a number flag.
+func (f *flags) Float(p *float64, name string, def float64, help string, envs ...string) {
+	f.Float64Var(p, name, def, f.twin(name, help, envs))
+}
+
+// Duration defines a duration flag (300ms, 20s, 1h).
+func (f *flags) Duration(p *time.Duration, name string, def time.Duration, help string, envs ...string) {
+	f.DurationVar(p, name, def, f.twin(name, help, envs))
+}
+
+// Bool defines a boolean flag.
+func (f *flags) Bool(p *bool, name string, def bool, help string, envs ...string) {
+	f.BoolVar(p, name, def, f.twin(name, help, envs))
+}
+
+// List defines a comma-separated list flag; empty items are dropped.
+func (f *flags) List(p *[]string, name, def, help string, envs ...string) {
+	*p = splitList(def)
+	f.Var((*listValue)(p), name, f.twin(name, help, envs))
+}
+
+// listValue is a comma-separated list as a flag.Value.
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+func (l *listValue) Set(s string) error {
+	*l = splitList(s)
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// parse parses args, then gives every flag not on the command line the value of its first
+// set environment twin; it refuses positional leftovers.
 func (f *flags) parse(args []string) error {
 	if err := f.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		// The flag package says "flag -name"; every other message here says "--name".
+		return errors.New(strings.Replace(err.Error(), "for flag -", "for --", 1))
 	}
 	if f.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", f.Args())
 	}
-	return nil
+	given := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	var err error
+	f.VisitAll(func(fl *flag.Flag) {
+		if given[fl.Name] {
+			return
+		}
+		for _, env := range f.envs[fl.Name] {
+			if v, ok := os.LookupEnv(env); ok {
+				// An empty twin of a number, duration or bool (PMS_RATE_LIMIT= in a compose
+				// file) means "unset"; an empty string or list is a value.
+				if g, ok := fl.Value.(flag.Getter); ok && v == "" {
+					if _, isString := g.Get().(string); !isString {
+						return
+					}
+				}
+				if serr := fl.Value.Set(v); serr != nil {
+					err = errors.Join(err, fmt.Errorf("%s=%q (--%s): %w", env, v, fl.Name, serr))
+				}
+				return
+			}
+		}
+	})
+	return err
 }

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,17 +24,17 @@ import (
 	"google.golang.org/grpc/health"
 )
 
-// common holds the settings every service shares.
+// common holds the settings every service shares, as their flags parsed them.
 type common struct {
 	dataDir         string
 	databaseURL     string
-	databaseConns   string
+	databaseConns   int
 	logFormat       string
 	logLevel        string
-	trustedProxies  string
-	rateLimit       string
-	rateBurst       string
-	shutdownTimeout string
+	trustedProxies  []string
+	rateLimit       float64
+	rateBurst       int
+	shutdownTimeout time.Duration
 	jwtIssuer       string
 	jwtAudience     string
 	jwksURL         string
@@ -48,17 +47,17 @@ func (c *common) register(f *flags) {
 	f.String(&c.jwksURL, "auth-jwks-url", "http://127.0.0.1:4005/.well-known/jwks.json", "where services fetch the auth service's public keys (pms all uses its own auth service)")
 	f.String(&c.dataDir, "data-dir", "./data", "folder for SQLite files and keys")
 	f.String(&c.databaseURL, "database-url", "", "database for every service: postgres://... or sqlite://path (default: one SQLite file per service under --data-dir)")
-	f.String(&c.databaseConns, "database-max-conns", strconv.Itoa(db.DefaultMaxConns), "PostgreSQL connections each service's pool may hold (the services of one platform hold up to their number times this; keep it under the server's max_connections)")
+	f.Int(&c.databaseConns, "database-max-conns", db.DefaultMaxConns, "PostgreSQL connections each service's pool may hold, 1..1000 (the services of one platform hold up to their number times this; keep it under the server's max_connections)")
 	f.String(&c.logFormat, "log-format", observe.DefaultLogFormat(), "log format: json or logfmt")
 	f.String(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	f.String(&c.trustedProxies, "trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated CIDRs whose X-Forwarded-For is believed")
-	f.String(&c.rateLimit, "rate-limit", "2000", "requests per second allowed per endpoint (0 disables)")
-	f.String(&c.rateBurst, "rate-burst", "4000", "burst allowed per endpoint")
-	f.String(&c.shutdownTimeout, "shutdown-timeout", "20s", "how long SIGTERM waits for in-flight work")
+	f.List(&c.trustedProxies, "trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated CIDRs whose X-Forwarded-For is believed")
+	f.Float(&c.rateLimit, "rate-limit", 2000, "requests per second allowed per endpoint (0 disables)")
+	f.Int(&c.rateBurst, "rate-burst", 4000, "burst allowed per endpoint")
+	f.Duration(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
 	c.kafka.register(f)
 }
 
-// settings is common, parsed.
+// settings is common, checked, with what it implies (the logger, the parsed CIDRs).
 type settings struct {
 	dataDir         string
 	databaseURL     string
@@ -87,41 +86,30 @@ func (s settings) verifier() *authz.Verifier {
 }
 
 func (c *common) parse(stderr io.Writer) (settings, error) {
-	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, jwtIssuer: c.jwtIssuer, jwtAudience: c.jwtAudience, jwksURL: c.jwksURL}
+	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, databaseConns: c.databaseConns, jwtIssuer: c.jwtIssuer,
+		jwtAudience: c.jwtAudience, jwksURL: c.jwksURL, shutdownTimeout: c.shutdownTimeout}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
-	if c.databaseConns == "" {
-		c.databaseConns = strconv.Itoa(db.DefaultMaxConns)
+	if c.databaseConns < 1 || c.databaseConns > 1000 {
+		return s, fmt.Errorf("--database-max-conns: want 1..1000, got %d", c.databaseConns)
 	}
-	conns, err := strconv.Atoi(c.databaseConns)
-	if err != nil || conns < 1 || conns > 1000 {
-		return s, fmt.Errorf("--database-max-conns: want 1..1000, got %q", c.databaseConns)
-	}
-	s.databaseConns = conns
-	for _, p := range strings.Split(c.trustedProxies, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
+	for _, p := range c.trustedProxies {
 		pfx, err := netip.ParsePrefix(p)
 		if err != nil {
 			return s, fmt.Errorf("--trusted-proxies: %w", err)
 		}
 		s.trustedProxies = append(s.trustedProxies, pfx)
 	}
-	r, err := strconv.ParseFloat(c.rateLimit, 64)
-	if err != nil || r < 0 {
-		return s, fmt.Errorf("--rate-limit: want a number ≥ 0, got %q", c.rateLimit)
+	if c.rateLimit < 0 || c.rateBurst < 0 {
+		return s, fmt.Errorf("--rate-limit and --rate-burst: want numbers ≥ 0, got %g and %d", c.rateLimit, c.rateBurst)
 	}
-	b, err := strconv.Atoi(c.rateBurst)
-	if err != nil || b < 0 {
-		return s, fmt.Errorf("--rate-burst: want an integer ≥ 0, got %q", c.rateBurst)
-	}
-	s.limit = ratelimit.Config{Rate: r, Burst: b}
-	if r == 0 {
+	s.limit = ratelimit.Config{Rate: c.rateLimit, Burst: c.rateBurst}
+	if c.rateLimit == 0 {
 		s.limit.Rate = -1 // explicitly disabled; 0 would mean "use the default"
 	}
-	if s.shutdownTimeout, err = time.ParseDuration(c.shutdownTimeout); err != nil {
-		return s, fmt.Errorf("--shutdown-timeout: %w", err)
+	if c.shutdownTimeout <= 0 {
+		return s, fmt.Errorf("--shutdown-timeout: want a positive duration, got %s", c.shutdownTimeout)
 	}
+	var err error
 	if s.kafka, err = c.kafka.parse(); err != nil {
 		return s, err
 	}

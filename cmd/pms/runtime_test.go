@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 
@@ -19,8 +20,7 @@ func TestDBMaxConns(t *testing.T) {
 		flag string
 		want int
 	}{{"", db.DefaultMaxConns}, {"7", 7}} {
-		c := common{databaseURL: url, dataDir: t.TempDir(), rateLimit: "0", rateBurst: "0", shutdownTimeout: "5s", databaseConns: tc.flag}
-		s, err := c.parse(nopWriter{})
+		s, err := parseCommon("--database-url="+url, "--data-dir="+t.TempDir(), "--database-max-conns="+tc.flag)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,9 +35,25 @@ func TestDBMaxConns(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"0", "-1", "x"} {
-		c := common{rateLimit: "0", rateBurst: "0", shutdownTimeout: "5s", databaseConns: bad}
-		if _, err := c.parse(nopWriter{}); err == nil || !strings.Contains(err.Error(), "--database-max-conns") {
+		if _, err := parseCommon("--database-max-conns=" + bad); err == nil || !strings.Contains(err.Error(), "--database-max-conns") {
 			t.Fatalf("--database-max-conns=%q: got %v, want a refusal naming the flag", bad, err)
 		}
 	}
+}
+
+// parseCommon parses args as every command's common flags; an empty --x= is left out.
+func parseCommon(args ...string) (settings, error) {
+	var c common
+	f := newFlags("test", io.Discard)
+	c.register(f)
+	var given []string
+	for _, a := range args {
+		if !strings.HasSuffix(a, "=") {
+			given = append(given, a)
+		}
+	}
+	if err := f.parse(given); err != nil {
+		return settings{}, err
+	}
+	return c.parse(nopWriter{})
 }

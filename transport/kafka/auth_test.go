@@ -37,7 +37,7 @@ func TestAuthCommands(t *testing.T) {
 		}
 		reg := prometheus.NewRegistry()
 		ob := outbox.New(d, outbox.Options{})
-		w := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, AfterBatch: outbox.AuditHook(ob, "auth"), AfterCommit: ob.Wake})
+		w := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, AfterBatch: audit.OutboxHook(ob, "auth"), AfterCommit: ob.Wake})
 		t.Cleanup(func() { _ = w.Close(context.Background()) })
 		keys, _, err := auth.OpenKeyRing(filepath.Join(t.TempDir(), auth.KeyFileName), auth.KeyRingOptions{})
 		if err != nil {
@@ -127,8 +127,8 @@ func TestAuthCommands(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		n := brokertest.Count(t, addr, outbox.TopicAudit)
-		evs := brokertest.NewReader(t, addr, outbox.TopicAudit).Read(int(n), 10*time.Second)
+		n := brokertest.Count(t, addr, audit.Topic)
+		evs := brokertest.NewReader(t, addr, audit.Topic).Read(int(n), 10*time.Second)
 		actions := map[string]int{}
 		for _, m := range evs {
 			var ev eventsv1.AuditEvent

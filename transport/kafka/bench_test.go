@@ -261,5 +261,5 @@ func sampleEvent(b *testing.B) []byte {
 }
 
 func newAuditWriter(d *db.DB, ob *outbox.Outbox) *audit.Writer {
-	return audit.NewWriter(d, audit.Options{Table: patient.AuditTable, AfterBatch: outbox.AuditHook(ob, "patient"), AfterCommit: ob.Wake})
+	return audit.NewWriter(d, audit.Options{Table: patient.AuditTable, AfterBatch: audit.OutboxHook(ob, "patient"), AfterCommit: ob.Wake})
 }

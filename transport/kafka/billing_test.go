@@ -37,7 +37,7 @@ func newBillingStack(t *testing.T, d *db.DB, addr string) *billingStack {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	store := billing.NewStore(d)
-	w := audit.NewWriter(d, audit.Options{Table: billing.AuditTable, AfterBatch: outbox.AuditHook(store.Outbox(), "billing"), AfterCommit: store.Outbox().Wake})
+	w := audit.NewWriter(d, audit.Options{Table: billing.AuditTable, AfterBatch: audit.OutboxHook(store.Outbox(), "billing"), AfterCommit: store.Outbox().Wake})
 	t.Cleanup(func() { _ = w.Close(context.Background()) })
 	svc := billing.NewService(store, w, billing.Options{})
 	set := billing.NewEndpoints(svc, billing.EndpointOptions{Metrics: observe.NewRequestMetrics(reg, "billing"),
@@ -166,7 +166,7 @@ func TestBillingCommands(t *testing.T) {
 			t.Fatalf("%d billing events, want %d", n, len(want))
 		}
 		// Billing's audit entries went to the audit topic too.
-		if n := brokertest.Count(t, b.Addr(), outbox.TopicAudit); n == 0 {
+		if n := brokertest.Count(t, b.Addr(), audit.Topic); n == 0 {
 			t.Fatal("no audit events")
 		}
 	})

@@ -46,7 +46,7 @@ func newPatientStack(t *testing.T, d *db.DB, addr string, commands bool) *patien
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	store := patient.NewStore(d)
-	w := audit.NewWriter(d, audit.Options{Table: patient.AuditTable, AfterBatch: outbox.AuditHook(store.Outbox(), "patient"), AfterCommit: store.Outbox().Wake})
+	w := audit.NewWriter(d, audit.Options{Table: patient.AuditTable, AfterBatch: audit.OutboxHook(store.Outbox(), "patient"), AfterCommit: store.Outbox().Wake})
 	t.Cleanup(func() { _ = w.Close(context.Background()) })
 	svc := patient.NewService(store, w, patient.Options{})
 	set := patient.NewEndpoints(svc, patient.EndpointOptions{Metrics: observe.NewRequestMetrics(reg, "patient"),

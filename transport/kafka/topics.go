@@ -1,7 +1,9 @@
 package kafkatransport
 
+import "github.com/pms/pms/pkg/platform/audit"
+
 // TopicAudit is the topic of every service's audit entries.
-const TopicAudit = "audit"
+const TopicAudit = audit.Topic
 
 // topicsOf describes the named topics, each with the same partitions and replication, for
 // EnsureTopics: each service's Topics function lists its own through it.

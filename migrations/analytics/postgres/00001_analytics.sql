@@ -1,4 +1,5 @@
 -- +goose Up
+-- The audit log is pkg/platform/audit's own migration set.
 -- The analytics service's figures, folded from the patient, billing and audit topics. Every
 -- table is written in the transaction that records the event's id in processed_events, so a
 -- redelivered event changes nothing. A rebuild empties them all and starts a new generation.
@@ -69,27 +70,8 @@ CREATE TABLE processed_events (
     PRIMARY KEY (consumer, event_id)
 );
 
--- audit_log is analytics' own hash-chained audit log (pkg/platform/audit): who read the
--- figures, and who was refused. A rebuild leaves it alone.
-CREATE TABLE audit_log (
-    seq            BIGINT PRIMARY KEY,
-    id             TEXT NOT NULL UNIQUE,
-    at             TIMESTAMPTZ NOT NULL,
-    actor          TEXT NOT NULL,
-    role           TEXT NOT NULL,
-    action         TEXT NOT NULL,
-    subject_id     TEXT NOT NULL,
-    outcome        TEXT NOT NULL,
-    request_id     TEXT NOT NULL,
-    client_address TEXT NOT NULL,
-    prev_hash      TEXT NOT NULL,
-    hash           TEXT NOT NULL
-);
-CREATE INDEX audit_log_actor ON audit_log (actor, seq);
-CREATE INDEX audit_log_at ON audit_log (at);
 
 -- +goose Down
-DROP TABLE audit_log;
 DROP TABLE processed_events;
 DROP TABLE offsets;
 DROP TABLE issued_invoices;

@@ -1,4 +1,6 @@
 -- +goose Up
+-- The audit log (pkg/platform/audit) and the outbox tables (pkg/platform/outbox) are their
+-- packages' own migration sets; version 00002 (the outbox, until issue 14) is retired.
 CREATE TABLE users (
     id            UUID PRIMARY KEY,
     email         TEXT NOT NULL,
@@ -38,26 +40,8 @@ CREATE TABLE login_throttle (
 );
 CREATE INDEX login_throttle_updated ON login_throttle (updated_at);
 
-CREATE TABLE audit_log (
-    seq            BIGINT PRIMARY KEY,
-    id             TEXT NOT NULL UNIQUE,
-    at             TIMESTAMPTZ NOT NULL,
-    actor          TEXT NOT NULL,
-    role           TEXT NOT NULL,
-    action         TEXT NOT NULL,
-    subject_id     TEXT NOT NULL,
-    outcome        TEXT NOT NULL,
-    request_id     TEXT NOT NULL,
-    client_address TEXT NOT NULL,
-    prev_hash      TEXT NOT NULL,
-    hash           TEXT NOT NULL
-);
-CREATE INDEX audit_log_subject ON audit_log (subject_id, seq);
-CREATE INDEX audit_log_actor ON audit_log (actor, seq);
-CREATE INDEX audit_log_at ON audit_log (at);
 
 -- +goose Down
-DROP TABLE audit_log;
 DROP TABLE login_throttle;
 DROP TABLE refresh_tokens;
 DROP TABLE users;

@@ -1,4 +1,6 @@
 -- +goose Up
+-- The audit log (pkg/platform/audit) and the outbox tables (pkg/platform/outbox) are their
+-- packages' own migration sets; version 00002 (the outbox, until issue 14) is retired.
 -- Instants are fixed-width UTC text (see pkg/platform/db.Time); ids are text UUIDs.
 -- One account per patient: the unique patient_id is what makes CreateBillingAccount idempotent.
 CREATE TABLE accounts (
@@ -83,26 +85,8 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (scope, key)
 );
 
-CREATE TABLE audit_log (
-    seq            INTEGER PRIMARY KEY,
-    id             TEXT NOT NULL UNIQUE,
-    at             TEXT NOT NULL,
-    actor          TEXT NOT NULL,
-    role           TEXT NOT NULL,
-    action         TEXT NOT NULL,
-    subject_id     TEXT NOT NULL,
-    outcome        TEXT NOT NULL,
-    request_id     TEXT NOT NULL,
-    client_address TEXT NOT NULL,
-    prev_hash      TEXT NOT NULL,
-    hash           TEXT NOT NULL
-);
-CREATE INDEX audit_log_subject ON audit_log (subject_id, seq);
-CREATE INDEX audit_log_actor ON audit_log (actor, seq);
-CREATE INDEX audit_log_at ON audit_log (at);
 
 -- +goose Down
-DROP TABLE audit_log;
 DROP TABLE idempotency_keys;
 DROP TABLE payments;
 DROP TRIGGER invoice_lines_delete_draft_only;

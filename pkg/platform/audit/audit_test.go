@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
@@ -129,7 +128,7 @@ func count(t *testing.T, d *db.DB) int {
 }
 
 func TestChainVerifiesAfterManyWrites(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		if rep, err := Verify(ctx, d, ""); err != nil || !rep.OK || rep.Rows != 0 {
 			t.Fatalf("empty table: Verify = %+v, %v; want OK, 0 rows", rep, err)
@@ -183,7 +182,7 @@ func TestChainVerifiesAfterManyWrites(t *testing.T) {
 
 // TestVerifyDetectsTampering tampers with copies of one valid log, one way per copy.
 func TestVerifyDetectsTampering(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		w := newWriter(t, d, Options{})
 		rows := make([]Entry, 11) // rows[seq]
@@ -286,7 +285,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 }
 
 func TestGroupCommit(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		reg := prometheus.NewRegistry()
 		g := newGate()
@@ -355,7 +354,7 @@ func TestGroupCommit(t *testing.T) {
 // TestConcurrentAppendsUnheld lets 50 callers race with no help: whatever batches form, every
 // entry is committed once and the chain is one line.
 func TestConcurrentAppendsUnheld(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		w := newWriter(t, d, Options{MaxBatch: 8})
 		var wg sync.WaitGroup
 		for i := range 50 {
@@ -374,7 +373,7 @@ func TestConcurrentAppendsUnheld(t *testing.T) {
 }
 
 func TestBatchSplitIntoSeveralStatements(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		g := newGate()
 		w := newWriter(t, d, Options{AfterBatch: g.hook})
 		w.rowsPerStmt = 3 // set before the first Append hands anything to the goroutine
@@ -405,7 +404,7 @@ func TestBatchSplitIntoSeveralStatements(t *testing.T) {
 }
 
 func TestAfterBatchErrorRollsBackTheBatch(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		var hookSaw atomic.Int64
 		var fail atomic.Bool
@@ -459,7 +458,7 @@ func TestAfterBatchErrorRollsBackTheBatch(t *testing.T) {
 }
 
 func TestPanickingHookFailsOnlyItsBatch(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		var panicked atomic.Bool
 		w := newWriter(t, d, Options{AfterBatch: func(context.Context, *sqlx.Tx, []Entry) error {
@@ -481,7 +480,7 @@ func TestPanickingHookFailsOnlyItsBatch(t *testing.T) {
 // TestTwoWritersShareOneTable simulates two processes (two pools, two writers) on one
 // PostgreSQL table: the advisory lock keeps them from forking or colliding on seq.
 func TestTwoWritersShareOneTable(t *testing.T) {
-	d1 := dbtest.Open(t, db.Postgres, migrations.Patient())
+	d1 := dbtest.Open(t, db.Postgres, db.Sets{Migrations})
 	ctx := context.Background()
 	d2, err := db.Open(ctx, dbtest.PostgresURL(), d1.Schema)
 	if err != nil {
@@ -524,7 +523,7 @@ func TestTwoWritersShareOneTable(t *testing.T) {
 }
 
 func TestCloseFlushesAndRefusesLaterAppends(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		g := newGate()
 		w := NewWriter(d, Options{AfterBatch: g.hook})
@@ -576,7 +575,7 @@ func TestCloseFlushesAndRefusesLaterAppends(t *testing.T) {
 // TestCloseGivesUpWithContext: a Close whose context ends aborts the stuck batch, fails what
 // is queued, and still leaves no goroutine behind.
 func TestCloseGivesUpWithContext(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		g := newGate() // never released: only the writer's own context can end the hold
 		w := NewWriter(d, Options{AfterBatch: g.hook})
 		first := g.holdFirst(t, w)
@@ -604,7 +603,7 @@ func TestCloseGivesUpWithContext(t *testing.T) {
 }
 
 func TestAppendContext(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		g := newGate()
 		w := newWriter(t, d, Options{AfterBatch: g.hook})
 		first := g.holdFirst(t, w)
@@ -639,7 +638,7 @@ func TestAppendContext(t *testing.T) {
 }
 
 func TestAppendValidates(t *testing.T) {
-	d := dbtest.Open(t, db.SQLite, migrations.Patient())
+	d := dbtest.Open(t, db.SQLite, db.Sets{Migrations})
 	w := newWriter(t, d, Options{})
 	for _, e := range []Entry{
 		{Action: "", Outcome: OutcomeSuccess},
@@ -663,7 +662,7 @@ func TestAppendValidates(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		w := newWriter(t, d, Options{})
 		base := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
@@ -752,7 +751,7 @@ func (w *Writer) isClosed() bool {
 // terminated connection) is retried on a fresh one and written once, so the change it
 // audits is not acknowledged without its entry.
 func TestUnavailableBatchIsRetried(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		var calls atomic.Int64
 		w := newWriter(t, d, Options{AfterBatch: func(context.Context, *sqlx.Tx, []Entry) error {
 			if calls.Add(1) <= 2 {
@@ -775,7 +774,7 @@ func TestUnavailableBatchIsRetried(t *testing.T) {
 // the caller's context is already cancelled (a client that hung up right after the commit),
 // and so is a refusal's; a read's audit still fails with the caller (issue 13).
 func TestChangeOutlivesTheCaller(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		w := newWriter(t, d, Options{})
 		r := Recorder{W: w}
 		gone, cancel := context.WithCancel(context.Background())

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 )
 
@@ -20,7 +20,7 @@ func BenchmarkAppend(b *testing.B) {
 	for _, dialect := range dbtest.Dialects {
 		for _, m := range modes {
 			b.Run(string(dialect)+"/"+m.name, func(b *testing.B) {
-				d := dbtest.Open(b, dialect, migrations.Patient())
+				d := dbtest.Open(b, dialect, db.Sets{Migrations})
 				w := NewWriter(d, Options{MaxBatch: m.maxBatch})
 				defer func() {
 					if err := w.Close(context.Background()); err != nil {

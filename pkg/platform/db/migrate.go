@@ -8,11 +8,33 @@ import (
 	"github.com/pressly/goose/v3"
 )
 
-// Migrate applies the migrations in fsys/<dialect> (one folder per dialect, goose SQL files)
-// and returns how many were applied. It is safe to run on every start: goose keeps its
-// version table in the service's own schema.
-func Migrate(ctx context.Context, d *DB, fsys fs.FS) (int, error) {
-	sub, err := fs.Sub(fsys, string(d.Dialect))
+// Set is one owner's migrations — goose SQL files, one folder per dialect (postgres, sqlite) —
+// with a version table of its own, so several owners keep their histories apart in one
+// schema: a service (Table empty: goose's default, goose_db_version, as before sets existed)
+// and each platform package whose tables the service uses (the outbox, the audit log).
+type Set struct {
+	Table string
+	Files fs.FS
+}
+
+// Sets are migration sets applied in order: the platform packages' first, then the service's.
+type Sets []Set
+
+// Migrate applies every set's pending migrations and returns how many it applied.
+func Migrate(ctx context.Context, d *DB, sets Sets) (int, error) {
+	n := 0
+	for _, set := range sets {
+		applied, err := migrate(ctx, d, set)
+		if err != nil {
+			return n, err
+		}
+		n += applied
+	}
+	return n, nil
+}
+
+func migrate(ctx context.Context, d *DB, set Set) (int, error) {
+	sub, err := fs.Sub(set.Files, string(d.Dialect))
 	if err != nil {
 		return 0, fmt.Errorf("db: migrations for %s: %w", d.Dialect, err)
 	}
@@ -20,7 +42,11 @@ func Migrate(ctx context.Context, d *DB, fsys fs.FS) (int, error) {
 	if d.Dialect == SQLite {
 		dialect = goose.DialectSQLite3
 	}
-	p, err := goose.NewProvider(dialect, d.DB.DB, sub)
+	var opts []goose.ProviderOption
+	if set.Table != "" {
+		opts = append(opts, goose.WithTableName(set.Table))
+	}
+	p, err := goose.NewProvider(dialect, d.DB.DB, sub, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("db: migrations: %w", err)
 	}

@@ -248,7 +248,7 @@ func TestAuditHook(t *testing.T) {
 	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		ob := outbox.New(d, outbox.Options{})
-		w := audit.NewWriter(d, audit.Options{AfterBatch: outbox.AuditHook(ob, "patient")})
+		w := audit.NewWriter(d, audit.Options{AfterBatch: audit.OutboxHook(ob, "patient")})
 		defer w.Close(ctx)
 		e, err := w.Write(ctx, audit.Entry{Actor: "u1", Action: "read", SubjectID: "p1", Outcome: "success", RequestID: "r1"})
 		if err != nil {

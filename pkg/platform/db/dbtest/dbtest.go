@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -35,7 +34,7 @@ func PostgresURL() string {
 var Dialects = []db.Dialect{db.Postgres, db.SQLite}
 
 // Each runs fn as a subtest once per dialect, each with its own migrated database.
-func Each(t *testing.T, migrations fs.FS, fn func(t *testing.T, d *db.DB)) {
+func Each(t *testing.T, migrations db.Sets, fn func(t *testing.T, d *db.DB)) {
 	t.Helper()
 	for _, dialect := range Dialects {
 		t.Run(string(dialect), func(t *testing.T) {
@@ -46,7 +45,7 @@ func Each(t *testing.T, migrations fs.FS, fn func(t *testing.T, d *db.DB)) {
 
 // Open returns a migrated database of the given dialect that lives as long as the test.
 // migrations may be nil for an empty database.
-func Open(t testing.TB, dialect db.Dialect, migrations fs.FS) *db.DB {
+func Open(t testing.TB, dialect db.Dialect, migrations db.Sets) *db.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

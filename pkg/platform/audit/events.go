@@ -1,0 +1,47 @@
+package audit
+
+import (
+	"context"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/outbox"
+	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Topic is the topic every service's audit entries go to (API.md, "Kafka"). The audit log
+// owns its event, as a service owns its own: the outbox only carries it.
+const Topic = "audit"
+
+// EventType is the event-type header of audit events.
+const EventType = "AUDIT_ENTRY"
+
+// OutboxHook returns the audit writer's AfterBatch hook (Options.AfterBatch) that
+// writes one AuditEvent per entry to the audit topic through ob, inside the batch's own
+// transaction: an entry is published if and only if it was committed to the log. Set
+// Options.AfterCommit to ob.Wake beside it, so the relay publishes each batch at once. The key is
+// the entry's subject (a patient, invoice or user id) or, for entries without one (a
+// search), its actor.
+func OutboxHook(ob *outbox.Outbox, service string) func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error {
+	return func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error {
+		msgs := make([]outbox.Message, len(entries))
+		for i, e := range entries {
+			ev := &eventsv1.AuditEvent{
+				EventId: e.ID, Service: service, At: timestamppb.New(e.At), Actor: e.Actor, Role: e.Role,
+				Action: e.Action, SubjectId: e.SubjectID, Outcome: e.Outcome, RequestId: e.RequestID,
+				ClientAddress: e.ClientAddress, Seq: e.Seq, Hash: e.Hash,
+			}
+			b, err := proto.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			key := e.SubjectID
+			if key == "" {
+				key = e.Actor
+			}
+			msgs[i] = outbox.Message{Topic: Topic, Key: key, Value: b, Headers: outbox.EventHeaders(EventType, e.ID, e.RequestID)}
+		}
+		return ob.Add(ctx, tx, msgs...)
+	}
+}
