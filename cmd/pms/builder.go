@@ -12,6 +12,7 @@ import (
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/outbox"
 	"github.com/pms/pms/pkg/platform/stack"
@@ -120,7 +121,7 @@ func (u *unit) consume(group string, topics []string, newSub func(p sarama.SyncP
 // calls the endpoint it names in handlers, as the token it carries, and its reply is stored
 // (a redelivered command gets the same reply, not a second change).
 func (u *unit) commands(topic string, handlers map[string]kafkatransport.Command, verifier *authz.Verifier) {
-	replies := outbox.NewReplies(u.db)
+	replies := idempotency.NewReplies(u.db)
 	u.consume(u.name, []string{topic}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 		return kafkatransport.NewCommandSubscriber(handlers, kafkatransport.CommandOptions{
 			Producer: p, Replies: replies, Verifier: verifier, Metrics: u.kafka.metrics, Group: u.name, Logger: u.logger,

@@ -21,6 +21,7 @@ import (
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/validate"
 )
 
 // Service is the auth API. Logins, failures, lock-outs, refresh reuse and user changes are
@@ -175,7 +176,7 @@ func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error
 		bad.Add("email", "is required")
 	case len(email) > MaxEmailLen:
 		bad.Add("email", "must be at most 254 characters")
-	case !plainText(email):
+	case !validate.Printable(email, false):
 		// No account has such an address, and the throttle could not record it.
 		bad.Add("email", "must be a valid email address")
 	}
@@ -390,7 +391,7 @@ func (s *service) JWKS(context.Context) (authz.JWKS, error) {
 func newUser(req CreateUserRequest, now time.Time) (User, error) {
 	var bad errs.Fields
 	email := strings.TrimSpace(req.Email)
-	if msg := checkEmail(email); msg != "" {
+	if msg := validate.Email(email); msg != "" {
 		bad.Add("email", msg)
 	}
 	if msg := checkPassword(req.Password, email); msg != "" {

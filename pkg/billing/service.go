@@ -2,10 +2,7 @@ package billing
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/observe"
 )
 
@@ -133,59 +131,21 @@ func (s *service) CreateInvoice(ctx context.Context, req CreateInvoiceRequest) (
 		DueDate: d.DueDate, Lines: d.Lines, Subtotal: d.Subtotal, AmountDue: d.Subtotal,
 		Payments: []Payment{}, Version: 1, CreatedAt: m.At, UpdatedAt: m.At,
 	}
-	idem := s.key(m, req.IdempotencyKey, "CreateInvoice", d)
+	idem := idempotency.NewKey(m.Actor, req.IdempotencyKey, "CreateInvoice", d)
 	return s.idempotent(ctx, idem, func() (Invoice, error) { return s.store.createInvoice(ctx, inv, m, idem) })
 }
 
-// key returns the idempotency key of a request (nil without one): scoped to the caller, and
-// hashed over the operation and its normalised request, so the same key sent to another
-// operation or with another body is a conflict, while a body that differs only in spelling
-// (" x " for "x", "usd" for "USD") is the same request.
-func (s *service) key(m changeMeta, key, operation string, normalised any) *idempotency {
-	if key == "" {
-		return nil
-	}
-	b, err := json.Marshal(normalised)
-	if err != nil {
-		// Normalised requests are plain structs of strings and integers.
-		panic(fmt.Sprintf("billing: hashing a request: %v", err))
-	}
-	sum := sha256.Sum256(append([]byte(operation+"\x00"), b...))
-	return &idempotency{Scope: m.Actor, Key: key, RequestHash: hex.EncodeToString(sum[:])}
-}
-
-// idempotent runs do under idem's key: a key already stored replays its response (or is a
-// conflict when the request differs); a key stored concurrently by another request is
-// replayed once that request has committed.
-func (s *service) idempotent(ctx context.Context, idem *idempotency, do func() (Invoice, error)) (Invoice, error) {
-	if idem == nil {
-		return do()
-	}
-	if inv, ok, err := s.replay(ctx, idem); ok || err != nil {
-		return inv, err
-	}
-	inv, err := do()
-	if errors.Is(err, errKeyTaken) {
-		replayed, ok, err := s.replay(ctx, idem)
-		if err == nil && !ok {
-			err = errs.New(errs.Unavailable, "the request is being processed; retry")
+// idempotent runs do under idem's key (idempotency.Do): a stored key replays its response
+// or is a conflict; a key stored concurrently is replayed once its request has committed.
+func (s *service) idempotent(ctx context.Context, idem *idempotency.Key, do func() (Invoice, error)) (Invoice, error) {
+	return idempotency.Do(idem, func() (Invoice, bool, error) {
+		response, found, err := keys.Lookup(ctx, s.store.db, idem, ErrIdempotencyConflict)
+		if err != nil || !found {
+			return Invoice{}, found, err
 		}
-		return replayed, err
-	}
-	return inv, err
-}
-
-// replay returns the stored response of a known idempotency key.
-func (s *service) replay(ctx context.Context, idem *idempotency) (Invoice, bool, error) {
-	hash, response, found, err := s.store.lookupKey(ctx, idem.Scope, idem.Key)
-	if err != nil || !found {
-		return Invoice{}, false, err
-	}
-	if hash != idem.RequestHash {
-		return Invoice{}, true, ErrIdempotencyConflict
-	}
-	inv, err := decodeResponse(response)
-	return inv, true, err
+		inv, err := decodeResponse(response)
+		return inv, true, err
+	}, do)
 }
 
 // encodeResponse and decodeResponse store a response for replay.
@@ -323,7 +283,7 @@ func (s *service) RecordPayment(ctx context.Context, req PaymentRequest) (inv In
 	}
 	m := s.meta(ctx)
 	cur, _ := LookupCurrency(req.Currency)
-	idem := s.key(m, req.IdempotencyKey, "RecordPayment", paymentHash{iid, req.Amount, req.Method, cur.Code})
+	idem := idempotency.NewKey(m.Actor, req.IdempotencyKey, "RecordPayment", paymentHash{iid, req.Amount, req.Method, cur.Code})
 	pay := Payment{ID: uuid.NewString(), Amount: req.Amount, Method: req.Method, At: m.At}
 	return s.idempotent(ctx, idem, func() (Invoice, error) {
 		return s.store.change(ctx, iid, m, idem, func(inv Invoice) (Invoice, *Payment, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/outbox"
 )
 
@@ -69,14 +70,9 @@ type changeMeta struct {
 	RequestID string
 }
 
-// idempotency is a request's Idempotency-Key, scoped to the caller, with the hash of the
-// request; the response is stored with it in the transaction that made it.
-type idempotency struct {
-	Scope, Key, RequestHash string
-}
-
-// errKeyTaken says an idempotency key was stored by another request; the caller replays it.
-var errKeyTaken = errors.New("billing: idempotency key taken")
+// keys is where a request's Idempotency-Key is kept with the response it got, stored in the
+// transaction that made it.
+var keys = idempotency.Table{Name: "idempotency_keys", Result: "response"}
 
 type accountRow struct {
 	ID        string       `db:"id"`
@@ -207,10 +203,10 @@ func amountDue(st Status, subtotal, paid int64) int64 {
 // createInvoice writes a new draft invoice for the patient's account with its lines and,
 // when given, its idempotency key and the response it got, in one transaction. The key is
 // inserted first, so a concurrent request with the same key waits for this one and then sees
-// the key taken (errKeyTaken) instead of making a second invoice.
-func (s *Store) createInvoice(ctx context.Context, inv Invoice, m changeMeta, idem *idempotency) (Invoice, error) {
+// the key taken (idempotency.ErrTaken) instead of making a second invoice.
+func (s *Store) createInvoice(ctx context.Context, inv Invoice, m changeMeta, idem *idempotency.Key) (Invoice, error) {
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := s.claimKey(ctx, tx, idem, m.At); err != nil {
+		if err := keys.Claim(ctx, tx, s.db, idem, "", m.At); err != nil {
 			return err
 		}
 		var accountID string
@@ -255,22 +251,9 @@ func (s *Store) createInvoice(ctx context.Context, inv Invoice, m changeMeta, id
 	return inv, nil
 }
 
-// claimKey inserts idem's key (nil: nothing to do) with an empty response; storeResponse
-// fills it in before the same transaction commits, so no one ever sees it empty.
-func (s *Store) claimKey(ctx context.Context, tx *sqlx.Tx, idem *idempotency, at time.Time) error {
-	if idem == nil {
-		return nil
-	}
-	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at) VALUES (?, ?, ?, '', ?)`),
-		idem.Scope, idem.Key, idem.RequestHash, s.db.Time(at))
-	if db.IsUniqueViolation(err, "") {
-		return errKeyTaken
-	}
-	return db.Classify(err)
-}
-
-// storeResponse records the response a keyed request got.
-func (s *Store) storeResponse(ctx context.Context, tx *sqlx.Tx, idem *idempotency, inv Invoice) error {
+// storeResponse records the response a keyed request got (claimed with an empty one
+// earlier in the same transaction, so no one ever sees it empty).
+func (s *Store) storeResponse(ctx context.Context, tx *sqlx.Tx, idem *idempotency.Key, inv Invoice) error {
 	if idem == nil {
 		return nil
 	}
@@ -278,24 +261,7 @@ func (s *Store) storeResponse(ctx context.Context, tx *sqlx.Tx, idem *idempotenc
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE idempotency_keys SET response = ? WHERE scope = ? AND key = ?`), body, idem.Scope, idem.Key)
-	return db.Classify(err)
-}
-
-// lookupKey returns the stored request hash and response of an idempotency key, if any.
-func (s *Store) lookupKey(ctx context.Context, scope, key string) (hash, response string, found bool, err error) {
-	var row struct {
-		Hash     string `db:"request_hash"`
-		Response string `db:"response"`
-	}
-	err = s.db.GetContext(ctx, &row, s.db.Rebind(`SELECT request_hash, response FROM idempotency_keys WHERE scope = ? AND key = ?`), scope, key)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", "", false, nil
-	}
-	if err != nil {
-		return "", "", false, db.Classify(err)
-	}
-	return row.Hash, row.Response, true, nil
+	return keys.Fill(ctx, tx, idem, body)
 }
 
 // getInvoice returns invoice id with its lines and payments, or ErrInvoiceNotFound.
@@ -377,11 +343,11 @@ func loadDetails(ctx context.Context, q querier, invs []Invoice) error {
 // change locks invoice id, lets edit decide its next state (and a payment to record, or
 // nil), and writes both with the new version in one transaction, with idem's key and the
 // response when given. edit sees the invoice as committed, lines and payments included.
-func (s *Store) change(ctx context.Context, id string, m changeMeta, idem *idempotency,
+func (s *Store) change(ctx context.Context, id string, m changeMeta, idem *idempotency.Key,
 	edit func(cur Invoice) (next Invoice, pay *Payment, err error)) (Invoice, error) {
 	var out Invoice
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := s.claimKey(ctx, tx, idem, m.At); err != nil {
+		if err := keys.Claim(ctx, tx, s.db, idem, "", m.At); err != nil {
 			return err
 		}
 		cur, err := s.loadInvoice(ctx, tx, id, s.forUpdate)

@@ -4,28 +4,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
-	"unicode"
-	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/validate"
 )
-
-const dateLayout = "2006-01-02"
-
-// earliestDueDate bounds due dates from below, as the patient service bounds its dates.
-var earliestDueDate = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // parseID checks that s is a UUID and returns it in canonical lower-case form; field names
 // the field in the error.
-func parseID(s, field string) (string, error) {
-	u, err := uuid.Parse(s)
-	if err != nil || len(s) != 36 {
-		return "", errs.Invalid(map[string]string{field: "must be a UUID"})
-	}
-	return u.String(), nil
-}
+func parseID(s, field string) (string, error) { return validate.ID(s, field) }
 
 // ParseID checks that s is a UUID (as ids of accounts, invoices and patients are) and
 // returns it in canonical lower-case form.
@@ -59,10 +45,10 @@ func validateInvoice(req CreateInvoiceRequest) (draft, error) {
 	default:
 		d.Currency = cur
 	}
-	if date, msg := parseDate(req.DueDate); msg != "" {
+	if date, msg := validate.Date(req.DueDate); msg != "" {
 		bad.Add("dueDate", msg)
 	} else {
-		d.DueDate = date.Format(dateLayout)
+		d.DueDate = date.Format(validate.DateLayout)
 	}
 	switch n := len(req.Lines); {
 	case n == 0:
@@ -75,14 +61,7 @@ func validateInvoice(req CreateInvoiceRequest) (draft, error) {
 		for i, in := range req.Lines {
 			f := func(name string) string { return fmt.Sprintf("lines[%d].%s", i, name) }
 			desc := strings.TrimSpace(in.Description)
-			switch n := utf8.RuneCountInString(desc); {
-			case n == 0:
-				bad.Add(f("description"), "must not be blank")
-			case n > MaxDescriptionLen:
-				bad.Add(f("description"), fmt.Sprintf("must be at most %d characters", MaxDescriptionLen))
-			case !printable(desc):
-				bad.Add(f("description"), "must not contain control characters")
-			}
+			validate.Text(&bad, f("description"), desc, MaxDescriptionLen, false)
 			if in.Quantity < 1 || in.Quantity > MaxQuantity {
 				bad.Add(f("quantity"), fmt.Sprintf("must be an integer from 1 to %d", MaxQuantity))
 			}
@@ -144,32 +123,4 @@ func validatePayment(req PaymentRequest) (id string, err error) {
 		bad.Add("Idempotency-Key", "must be at most 200 characters")
 	}
 	return id, bad.Err()
-}
-
-// parseDate parses a real ISO date no earlier than 1900-01-01.
-func parseDate(s string) (time.Time, string) {
-	if s == "" {
-		return time.Time{}, "must not be blank"
-	}
-	d, err := time.Parse(dateLayout, s)
-	if err != nil || len(s) != len(dateLayout) {
-		return time.Time{}, "must be a real date in the form YYYY-MM-DD"
-	}
-	if d.Before(earliestDueDate) {
-		return time.Time{}, "must not be before 1900-01-01"
-	}
-	return d, ""
-}
-
-// printable reports whether s is valid UTF-8 without control characters.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r == utf8.RuneError || unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/go-kit/log"
@@ -13,7 +12,9 @@ import (
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/validate"
 )
 
 // Service is the patient records API. Every method audits what it did (allowed, refused or
@@ -111,7 +112,7 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 	f := validateFields(req.Name, req.Email, req.Address, req.DateOfBirth, today, &bad)
 	registered := today.Format(dateLayout)
 	if req.RegisteredDate != "" {
-		if d, msg := parseDate(req.RegisteredDate); msg != "" {
+		if d, msg := validate.Date(req.RegisteredDate); msg != "" {
 			bad.Add("registeredDate", msg)
 		} else {
 			registered = d.Format(dateLayout)
@@ -125,33 +126,19 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 	}
 	p = Patient{ID: uuid.NewString(), Name: f.Name, Email: f.Email, Address: f.Address,
 		DateOfBirth: f.DateOfBirth, RegisteredDate: registered, CreatedAt: m.At, UpdatedAt: m.At}
-	if req.IdempotencyKey == "" {
-		return s.store.create(ctx, p, m, nil)
+	var idem *idempotency.Key
+	if req.IdempotencyKey != "" {
+		idem = &idempotency.Key{Scope: m.Actor, Key: req.IdempotencyKey, RequestHash: requestHash(f, req.RegisteredDate)}
 	}
-	idem := &idempotency{Scope: m.Actor, Key: req.IdempotencyKey, RequestHash: requestHash(f, req.RegisteredDate)}
-	if replay, ok, err := s.replay(ctx, idem); ok || err != nil {
-		return replay, err
-	}
-	created, err := s.store.create(ctx, p, m, idem)
-	if errors.Is(err, errKeyTaken) {
-		// Another request with this key committed first: answer as it was answered.
-		replay, ok, err := s.replay(ctx, idem)
-		if err == nil && !ok {
-			err = errs.New(errs.Unavailable, "the request is being processed; retry")
-		}
-		return replay, err
-	}
-	return created, err
+	return idempotency.Do(idem, func() (Patient, bool, error) { return s.replay(ctx, idem) },
+		func() (Patient, error) { return s.store.create(ctx, p, m, idem) })
 }
 
 // replay returns the record a stored idempotency key created, if the key is known.
-func (s *service) replay(ctx context.Context, idem *idempotency) (Patient, bool, error) {
-	hash, id, found, err := s.store.lookupKey(ctx, idem.Scope, idem.Key)
+func (s *service) replay(ctx context.Context, idem *idempotency.Key) (Patient, bool, error) {
+	id, found, err := keys.Lookup(ctx, s.store.db, idem, ErrIdempotencyConflict)
 	if err != nil || !found {
-		return Patient{}, false, err
-	}
-	if hash != idem.RequestHash {
-		return Patient{}, true, ErrIdempotencyConflict
+		return Patient{}, found, err
 	}
 	p, err := s.store.get(ctx, id)
 	return p, true, err
@@ -194,7 +181,7 @@ func (s *service) list(ctx context.Context, q ListQuery) (Page, error) {
 		bad.Add("email", "must be at most 254 characters")
 	}
 	if q.DateOfBirth != "" {
-		if d, msg := parseDate(q.DateOfBirth); msg != "" {
+		if d, msg := validate.Date(q.DateOfBirth); msg != "" {
 			bad.Add("dateOfBirth", msg)
 		} else {
 			q.DateOfBirth = d.Format(dateLayout)

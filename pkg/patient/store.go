@@ -13,6 +13,7 @@ import (
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/outbox"
 )
 
@@ -97,25 +98,17 @@ type changeMeta struct {
 	RequestID string
 }
 
-// idempotency is a create's Idempotency-Key, scoped to the caller, with the hash of its body.
-type idempotency struct {
-	Scope, Key, RequestHash string
-}
+// keys is where a create's Idempotency-Key is kept with the id of the patient it made.
+var keys = idempotency.Table{Name: "idempotency_keys", Result: "resource_id"}
 
 // create inserts a new patient (ID, fields and dates set by the caller; MRN from its
 // registration sequence number), its first history row, its PATIENT_CREATED event and, when
 // given, its idempotency key, in one transaction. A concurrent create with the same key waits for this one and then
-// sees the key taken (errKeyTaken).
-func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idempotency) (Patient, error) {
+// sees the key taken (idempotency.ErrTaken).
+func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idempotency.Key) (Patient, error) {
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if idem != nil {
-			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) VALUES (?, ?, ?, ?, ?)`),
-				idem.Scope, idem.Key, idem.RequestHash, p.ID, s.db.Time(m.At)); err != nil {
-				if db.IsUniqueViolation(err, "") {
-					return errKeyTaken
-				}
-				return db.Classify(err)
-			}
+		if err := keys.Claim(ctx, tx, s.db, idem, p.ID, m.At); err != nil {
+			return err
 		}
 		var seq int64
 		err := tx.QueryRowxContext(ctx, tx.Rebind(`INSERT INTO patients (id, name, email, address, date_of_birth, registered_date, version, created_at, updated_at)
@@ -141,25 +134,6 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 		return Patient{}, err
 	}
 	return p, nil
-}
-
-// errKeyTaken says an idempotency key was stored by another request; the caller replays it.
-var errKeyTaken = errors.New("patient: idempotency key taken")
-
-// lookupKey returns the stored request hash and resource of an idempotency key, if any.
-func (s *Store) lookupKey(ctx context.Context, scope, key string) (hash, resourceID string, found bool, err error) {
-	var row struct {
-		Hash string `db:"request_hash"`
-		ID   string `db:"resource_id"`
-	}
-	err = s.db.GetContext(ctx, &row, s.db.Rebind(`SELECT request_hash, resource_id FROM idempotency_keys WHERE scope = ? AND key = ?`), scope, key)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", "", false, nil
-	}
-	if err != nil {
-		return "", "", false, db.Classify(err)
-	}
-	return row.Hash, row.ID, true, nil
 }
 
 func (s *Store) insertVersion(ctx context.Context, tx *sqlx.Tx, p Patient, change string, m changeMeta) error {

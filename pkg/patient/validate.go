@@ -1,27 +1,21 @@
 package patient
 
 import (
-	"net/mail"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/validate"
 )
 
 // Field limits from API.md.
 const (
 	MaxNameLen    = 100
 	MaxAddressLen = 500
-	MaxEmailLen   = 254
-	dateLayout    = "2006-01-02"
+	MaxEmailLen   = validate.MaxEmailLen
+	dateLayout    = validate.DateLayout
 )
-
-// earliestDate is the earliest date of birth (and registration) the contract accepts.
-var earliestDate = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // fields is the editable part of a record, validated and normalised.
 type fields struct {
@@ -36,26 +30,12 @@ func validateFields(name, email, address, dob string, today time.Time, bad *errs
 		Email:   strings.TrimSpace(email),
 		Address: strings.TrimSpace(address),
 	}
-	switch n := utf8.RuneCountInString(f.Name); {
-	case n == 0:
-		bad.Add("name", "must not be blank")
-	case n > MaxNameLen:
-		bad.Add("name", "must be at most 100 characters")
-	case !printable(f.Name, false):
-		bad.Add("name", "must not contain control characters")
-	}
-	if msg := checkEmail(f.Email); msg != "" {
+	validate.Text(bad, "name", f.Name, MaxNameLen, false)
+	if msg := validate.Email(f.Email); msg != "" {
 		bad.Add("email", msg)
 	}
-	switch n := utf8.RuneCountInString(f.Address); {
-	case n == 0:
-		bad.Add("address", "must not be blank")
-	case n > MaxAddressLen:
-		bad.Add("address", "must be at most 500 characters")
-	case !printable(f.Address, true):
-		bad.Add("address", "must not contain control characters")
-	}
-	if d, msg := parseDate(dob); msg != "" {
+	validate.Text(bad, "address", f.Address, MaxAddressLen, true)
+	if d, msg := validate.Date(dob); msg != "" {
 		bad.Add("dateOfBirth", msg)
 	} else if d.After(today) {
 		bad.Add("dateOfBirth", "must not be in the future")
@@ -65,62 +45,8 @@ func validateFields(name, email, address, dob string, today time.Time, bad *errs
 	return f
 }
 
-// checkEmail returns why s is not a plain email address, or "".
-func checkEmail(s string) string {
-	if s == "" {
-		return "must not be blank"
-	}
-	if len(s) > MaxEmailLen {
-		return "must be at most 254 characters"
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" || !printable(s, false) {
-		return "must be a valid email address"
-	}
-	at := strings.LastIndexByte(s, '@')
-	if at < 1 || !strings.Contains(s[at+1:], ".") || strings.ContainsAny(s, " \"()<>[]\\,;:") {
-		return "must be a valid email address"
-	}
-	return ""
-}
-
-// parseDate parses a real ISO date no earlier than 1900-01-01.
-func parseDate(s string) (time.Time, string) {
-	if s == "" {
-		return time.Time{}, "must not be blank"
-	}
-	d, err := time.Parse(dateLayout, s)
-	if err != nil || len(s) != len(dateLayout) {
-		return time.Time{}, "must be a real date in the form YYYY-MM-DD"
-	}
-	if d.Before(earliestDate) {
-		return time.Time{}, "must not be before 1900-01-01"
-	}
-	return d, ""
-}
-
-// printable reports whether s has no control characters (newlines allowed when multiline)
-// and no invalid UTF-8.
-func printable(s string, multiline bool) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r == utf8.RuneError || (unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t'))) {
-			return false
-		}
-	}
-	return true
-}
-
 // ParseID checks that s is a UUID and returns it in canonical lower-case form.
-func ParseID(s string) (string, error) {
-	u, err := uuid.Parse(s)
-	if err != nil || len(s) != 36 {
-		return "", errs.Invalid(map[string]string{"id": "must be a UUID"})
-	}
-	return u.String(), nil
-}
+func ParseID(s string) (string, error) { return validate.ID(s, "id") }
 
 // MRN returns the medical record number for the n-th registration: nine digits and a Luhn
 // check digit, so a mistyped MRN is caught before it finds the wrong patient.

@@ -14,6 +14,7 @@ import (
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/outbox"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
@@ -56,7 +57,7 @@ func TestAuthCommands(t *testing.T) {
 			MaxBackoff:  200 * time.Millisecond,
 		})
 		sub := kafkatransport.NewCommandSubscriber(kafkatransport.AuthCommands(set), kafkatransport.CommandOptions{
-			Producer: newProducer(t, addr), Replies: outbox.NewReplies(d), Verifier: testIssuer.Verifier(), Metrics: kafkatransport.NewMetrics(reg, "auth"), Group: "auth",
+			Producer: newProducer(t, addr), Replies: idempotency.NewReplies(d), Verifier: testIssuer.Verifier(), Metrics: kafkatransport.NewMetrics(reg, "auth"), Group: "auth",
 		})
 		startConsumer(t, addr, "auth", sub, auth.TopicCommands)
 

@@ -15,6 +15,7 @@ import (
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/outbox"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
@@ -49,7 +50,7 @@ func newBillingStack(t *testing.T, d *db.DB, addr string) *billingStack {
 	})
 	metrics := kafkatransport.NewMetrics(reg, "billing")
 	cmds := kafkatransport.NewCommandSubscriber(kafkatransport.BillingCommands(set), kafkatransport.CommandOptions{
-		Producer: newProducer(t, addr), Replies: outbox.NewReplies(d), Verifier: testIssuer.Verifier(), Metrics: metrics, Group: "billing",
+		Producer: newProducer(t, addr), Replies: idempotency.NewReplies(d), Verifier: testIssuer.Verifier(), Metrics: metrics, Group: "billing",
 	})
 	startConsumer(t, addr, "billing", cmds, billing.TopicCommands)
 	startConsumer(t, addr, kafkatransport.BillingPatientGroup,

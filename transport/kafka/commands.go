@@ -17,8 +17,8 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/observe"
-	"github.com/pms/pms/pkg/platform/outbox"
 	"github.com/pms/pms/transport/wire"
 )
 
@@ -40,7 +40,7 @@ type CommandOptions struct {
 	Producer sarama.SyncProducer
 	// Replies, when set, keeps the replies of commands sent with an idempotency-key, so that
 	// a repeat gets the stored reply and changes nothing.
-	Replies *outbox.Replies
+	Replies *idempotency.Replies
 	// Verifier checks a command's token before its stored reply is looked up: replies are
 	// kept per user (token subject), so a repeat is answered only to whoever sent the
 	// original, and a message without a valid token never reads one (it goes on to the
@@ -233,7 +233,7 @@ func (cs *commandServer) endpoint(ctx context.Context, request any) (any, error)
 	if useStore {
 		// The effect is committed; failing to store its reply must not make the command run
 		// again, so this is logged, not returned.
-		if err := cs.o.Replies.Put(ctx, scope, cr.idemKey, outbox.Reply{RequestHash: cr.hash, Status: rep.status, Body: nonNilBytes(rep.body)}); err != nil {
+		if err := cs.o.Replies.Put(ctx, scope, cr.idemKey, idempotency.Reply{RequestHash: cr.hash, Status: rep.status, Body: nonNilBytes(rep.body)}); err != nil {
 			_ = level.Error(cs.o.Logger).Log("msg", "storing a command reply failed", "endpoint", cr.name,
 				"request_id", observe.RequestID(ctx), "err", err)
 		}

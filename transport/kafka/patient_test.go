@@ -20,6 +20,7 @@ import (
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/outbox"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
@@ -59,7 +60,7 @@ func newPatientStack(t *testing.T, d *db.DB, addr string, commands bool) *patien
 	s := &patientStack{d: d, svc: svc, set: set, relay: relay, reg: reg}
 	if commands {
 		sub := kafkatransport.NewCommandSubscriber(kafkatransport.PatientCommands(set), kafkatransport.CommandOptions{
-			Producer: newProducer(t, addr), Replies: outbox.NewReplies(d), Verifier: testIssuer.Verifier(),
+			Producer: newProducer(t, addr), Replies: idempotency.NewReplies(d), Verifier: testIssuer.Verifier(),
 			Metrics: kafkatransport.NewMetrics(reg, "patient"), Group: "patient",
 		})
 		startConsumer(t, addr, "patient", sub, patient.TopicCommands)

@@ -16,6 +16,7 @@ import (
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/outbox"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	kafkatransport "github.com/pms/pms/transport/kafka"
@@ -225,14 +226,14 @@ func TestMarkProcessed(t *testing.T) {
 func TestReplies(t *testing.T) {
 	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
-		s := outbox.NewReplies(d)
+		s := idempotency.NewReplies(d)
 		if _, ok, err := s.Get(ctx, "s", "k"); ok || err != nil {
 			t.Fatalf("empty store: %v %v", ok, err)
 		}
-		if err := s.Put(ctx, "s", "k", outbox.Reply{RequestHash: "h1", Status: 201, Body: []byte(`{"a":1}`)}); err != nil {
+		if err := s.Put(ctx, "s", "k", idempotency.Reply{RequestHash: "h1", Status: 201, Body: []byte(`{"a":1}`)}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Put(ctx, "s", "k", outbox.Reply{RequestHash: "h2", Status: 500, Body: []byte(`x`)}); err != nil {
+		if err := s.Put(ctx, "s", "k", idempotency.Reply{RequestHash: "h2", Status: 500, Body: []byte(`x`)}); err != nil {
 			t.Fatal(err)
 		}
 		r, ok, err := s.Get(ctx, "s", "k")
