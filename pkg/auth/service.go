@@ -454,30 +454,11 @@ func (s *service) UpdateUser(ctx context.Context, req UpdateUserRequest) (u User
 }
 
 func (s *service) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
-	var bad errs.Fields
-	switch {
-	case q.Limit == 0:
-		q.Limit = DefaultAuditLimit
-	case q.Limit < 1 || q.Limit > MaxAuditLimit:
-		bad.Add("limit", "must be between 1 and 1000")
-	}
-	if q.UserID != "" {
-		if id, err := parseID(q.UserID); err != nil {
-			bad.Add("userId", "must be a UUID")
-		} else {
-			q.UserID = id
-		}
-	}
-	if len(q.Actor) > 200 {
-		bad.Add("actor", "must be at most 200 characters")
-	}
-	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
-		bad.Add("to", "must not be before from")
-	}
-	if err := bad.Err(); err != nil {
+	aq, err := audit.CheckQuery(audit.Query{SubjectID: q.UserID, Actor: q.Actor, From: q.From, To: q.To, Limit: q.Limit}, "userId", parseID)
+	if err != nil {
 		return nil, err
 	}
-	return s.store.auditLog(ctx, q)
+	return s.store.auditLog(ctx, AuditQuery{UserID: aq.SubjectID, Actor: aq.Actor, From: aq.From, To: aq.To, Limit: aq.Limit})
 }
 
 // pruneEvery is how often a login also deletes expired refresh tokens and idle throttles.

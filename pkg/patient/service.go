@@ -287,28 +287,9 @@ func (s *service) History(ctx context.Context, id string) ([]Version, error) {
 // Audit reads the audit log. Reading it is not itself audited per patient; the role table
 // restricts it to admins.
 func (s *service) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
-	var bad errs.Fields
-	switch {
-	case q.Limit == 0:
-		q.Limit = DefaultAuditLimit
-	case q.Limit < 1 || q.Limit > MaxAuditLimit:
-		bad.Add("limit", "must be between 1 and 1000")
-	}
-	if q.PatientID != "" {
-		if id, err := ParseID(q.PatientID); err != nil {
-			bad.Add("patientId", "must be a UUID")
-		} else {
-			q.PatientID = id
-		}
-	}
-	if len(q.Actor) > 200 {
-		bad.Add("actor", "must be at most 200 characters")
-	}
-	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
-		bad.Add("to", "must not be before from")
-	}
-	if err := bad.Err(); err != nil {
+	aq, err := audit.CheckQuery(audit.Query{SubjectID: q.PatientID, Actor: q.Actor, From: q.From, To: q.To, Limit: q.Limit}, "patientId", ParseID)
+	if err != nil {
 		return nil, err
 	}
-	return s.store.auditLog(ctx, q)
+	return s.store.auditLog(ctx, AuditQuery{PatientID: aq.SubjectID, Actor: aq.Actor, From: aq.From, To: aq.To, Limit: aq.Limit})
 }
