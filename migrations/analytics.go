@@ -12,5 +12,5 @@ var analyticsFiles embed.FS
 
 // Analytics is the analytics service's migrations: the platform sets it uses (audit), then its own.
 func Analytics() db.Sets {
-	return db.Sets{audit.Migrations, {Files: sub(analyticsFiles, "analytics")}}
+	return db.Sets{audit.Migrations, db.EmbeddedSet("", analyticsFiles, "analytics")}
 }

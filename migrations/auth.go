@@ -13,5 +13,5 @@ var authFiles embed.FS
 
 // Auth is the auth service's migrations: the platform sets it uses (outbox, audit), then its own.
 func Auth() db.Sets {
-	return db.Sets{outbox.Migrations, audit.Migrations, {Files: sub(authFiles, "auth")}}
+	return db.Sets{outbox.Migrations, audit.Migrations, db.EmbeddedSet("", authFiles, "auth")}
 }

@@ -13,5 +13,5 @@ var billingFiles embed.FS
 
 // Billing is the billing service's migrations: the platform sets it uses (outbox, audit), then its own.
 func Billing() db.Sets {
-	return db.Sets{outbox.Migrations, audit.Migrations, {Files: sub(billingFiles, "billing")}}
+	return db.Sets{outbox.Migrations, audit.Migrations, db.EmbeddedSet("", billingFiles, "billing")}
 }

@@ -13,5 +13,5 @@ var patientFiles embed.FS
 
 // Patient is the patient service's migrations: the platform sets it uses (outbox, audit), then its own.
 func Patient() db.Sets {
-	return db.Sets{outbox.Migrations, audit.Migrations, {Files: sub(patientFiles, "patient")}}
+	return db.Sets{outbox.Migrations, audit.Migrations, db.EmbeddedSet("", patientFiles, "patient")}
 }

@@ -17,23 +17,18 @@ import (
 // runAll is `pms all`: every service that exists, in one process, in dependency order
 // (analytics last).
 func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
-	f := newFlags("all", stderr)
-	var cm common
 	var ac authConfig
 	var pc patientConfig
 	var bc billingConfig
 	var gc gatewayConfig
 	var nc analyticsConfig
-	cm.register(f)
-	ac.register(f, "auth-")
-	pc.register(f, "patient-")
-	bc.register(f, "billing-")
-	gc.register(f, "gateway-")
-	nc.register(f, "analytics-")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	s, err := cm.parse(stderr)
+	s, err := parseCommand("all", args, stderr, func(f *flags) {
+		ac.register(f, "auth-")
+		pc.register(f, "patient-")
+		bc.register(f, "billing-")
+		gc.register(f, "gateway-")
+		nc.register(f, "analytics-")
+	})
 	if err != nil {
 		return err
 	}
@@ -138,21 +133,16 @@ func serve(ctx context.Context, s settings, build func(context.Context) ([]*modu
 
 // runMigrate is `pms migrate`: apply every service's migrations and exit.
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newFlags("migrate", stderr)
-	var cm common
 	var ac authConfig
 	var pc patientConfig
 	var bc billingConfig
 	var nc analyticsConfig
-	cm.register(f)
-	ac.registerStorage(f)
-	pc.register(f, "patient-")
-	bc.register(f, "billing-")
-	nc.register(f, "analytics-")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	s, err := cm.parse(stderr)
+	s, err := parseCommand("migrate", args, stderr, func(f *flags) {
+		ac.registerStorage(f)
+		pc.register(f, "patient-")
+		bc.register(f, "billing-")
+		nc.register(f, "analytics-")
+	})
 	if err != nil {
 		return err
 	}

@@ -166,24 +166,9 @@ func runAuth(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(args) > 0 && args[0] == "rotate-key" {
 		return runRotateKey(args[1:], stdout, stderr)
 	}
-	f := newFlags("auth", stderr)
-	var cm common
-	var ac authConfig
-	cm.register(f)
-	ac.register(f, "")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	s, err := cm.parse(stderr)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
-		m, _, err := buildAuth(ctx, s, ac, stderr)
-		if err != nil {
-			return nil, err
-		}
-		return []*module{m}, nil
+	return runService[authConfig](ctx, "auth", args, stderr, func(ctx context.Context, s settings, c authConfig) (*module, error) {
+		m, _, err := buildAuth(ctx, s, c, stderr)
+		return m, err
 	})
 }
 
@@ -191,15 +176,8 @@ func runAuth(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // JWKS (and trusted) until every token it signed has expired, so nobody is logged out.
 // Running auth services pick the new key up from the file at their next signature.
 func runRotateKey(args []string, stdout, stderr io.Writer) error {
-	f := newFlags("auth rotate-key", stderr)
-	var cm common
 	var ac authConfig
-	cm.register(f)
-	ac.registerStorage(f)
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	s, err := cm.parse(stderr)
+	s, err := parseCommand("auth rotate-key", args, stderr, ac.registerStorage)
 	if err != nil {
 		return err
 	}
@@ -224,18 +202,13 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(args) == 0 || args[0] != "create" {
 		return errors.New("usage: pms user create --email <email> --role <admin|clinician|billing|analyst> (password from " + userPasswordEnv + " or standard input)")
 	}
-	f := newFlags("user create", stderr)
-	var cm common
 	var ac authConfig
 	var email, role string
-	cm.register(f)
-	ac.registerStorage(f)
-	f.StringVar(&email, "email", "", "the user's email")
-	f.StringVar(&role, "role", "", "admin, clinician, billing or analyst")
-	if err := f.parse(args[1:]); err != nil {
-		return err
-	}
-	s, err := cm.parse(stderr)
+	s, err := parseCommand("user create", args[1:], stderr, func(f *flags) {
+		ac.registerStorage(f)
+		f.StringVar(&email, "email", "", "the user's email")
+		f.StringVar(&role, "role", "", "admin, clinician, billing or analyst")
+	})
 	if err != nil {
 		return err
 	}

@@ -99,13 +99,7 @@ func withEmbeddedBroker(ctx context.Context, s *settings) (*module, error) {
 
 // runBroker is `pms broker`: the embedded broker alone, until SIGTERM.
 func runBroker(ctx context.Context, args []string, _, stderr io.Writer) error {
-	f := newFlags("broker", stderr)
-	var cm common
-	cm.register(f)
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	s, err := cm.parse(stderr)
+	s, err := parseCommand("broker", args, stderr, nil)
 	if err != nil {
 		return err
 	}

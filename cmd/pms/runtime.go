@@ -228,15 +228,8 @@ type serviceConfig[C any] interface {
 // module, and serve it until ctx ends.
 func runService[C any, PC serviceConfig[C]](ctx context.Context, name string, args []string, stderr io.Writer,
 	build func(context.Context, settings, C) (*module, error)) error {
-	f := newFlags(name, stderr)
-	var cm common
 	var c C
-	cm.register(f)
-	PC(&c).register(f, "")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	s, err := cm.parse(stderr)
+	s, err := parseCommand(name, args, stderr, func(f *flags) { PC(&c).register(f, "") })
 	if err != nil {
 		return err
 	}
@@ -247,4 +240,19 @@ func runService[C any, PC serviceConfig[C]](ctx context.Context, name string, ar
 		}
 		return []*module{m}, nil
 	})
+}
+
+// parseCommand parses the flags of command name: the common ones and those register defines
+// (nil: none), environment twins included, and returns the common settings.
+func parseCommand(name string, args []string, stderr io.Writer, register func(f *flags)) (settings, error) {
+	f := newFlags(name, stderr)
+	var cm common
+	cm.register(f)
+	if register != nil {
+		register(f)
+	}
+	if err := f.parse(args); err != nil {
+		return settings{}, err
+	}
+	return cm.parse(stderr)
 }

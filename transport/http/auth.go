@@ -4,10 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
-	"time"
 
 	"github.com/pms/pms/pkg/auth"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 )
 
@@ -92,21 +91,10 @@ func decodeUpdateUser(_ context.Context, r *http.Request) (auth.UpdateUserReques
 	return req, err
 }
 
-// decodeAuthAudit reads GET /users/audit?userId=&actor=&from=&to=&limit=.
-func decodeAuthAudit(_ context.Context, r *http.Request) (auth.AuditQuery, error) {
-	q, err := ParseQuery(r, "userId", "actor", "from", "to", "limit")
-	if err != nil {
-		return auth.AuditQuery{}, err
-	}
-	aq := auth.AuditQuery{
-		UserID: q.Get("userId"), Actor: q.Get("actor"),
-		From: q.Instant("from", false), To: q.Instant("to", true),
-		Limit: q.Int("limit", 0, 1, auth.MaxAuditLimit),
-	}
-	if !aq.From.IsZero() && !aq.To.IsZero() && aq.To.Before(aq.From) {
-		q.Fail("to", "must not be before from")
-	}
-	return aq, q.Err()
+// decodeAuthAudit reads GET /users/audit?userId=&actor=&from=&to=&limit= (decodeAuditQuery).
+func decodeAuthAudit(ctx context.Context, r *http.Request) (auth.AuditQuery, error) {
+	q, err := decodeAuditQuery("userId")(ctx, r)
+	return auth.AuditQuery{UserID: q.SubjectID, Actor: q.Actor, From: q.From, To: q.To, Limit: q.Limit}, err
 }
 
 // userPath is the path of one user as the client addresses it.
@@ -180,17 +168,5 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 }
 
 func encodeAuthAuditCall(q auth.AuditQuery) (call, error) {
-	v := url.Values{}
-	setParam(v, "userId", q.UserID)
-	setParam(v, "actor", q.Actor)
-	if !q.From.IsZero() {
-		v.Set("from", q.From.UTC().Format(time.RFC3339Nano))
-	}
-	if !q.To.IsZero() {
-		v.Set("to", q.To.UTC().Format(time.RFC3339Nano))
-	}
-	if q.Limit != 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	return call{method: http.MethodGet, path: "/users/audit", query: v}, nil
+	return auditCall("/users/audit", "userId")(audit.Query{SubjectID: q.UserID, Actor: q.Actor, From: q.From, To: q.To, Limit: q.Limit})
 }

@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/transport/wire"
 )
 
@@ -125,21 +125,10 @@ func decodeListPatients(_ context.Context, r *http.Request) (patient.ListQuery, 
 	return lq, q.Err()
 }
 
-// decodeAudit reads GET /audit?patientId=&actor=&from=&to=&limit=.
-func decodeAudit(_ context.Context, r *http.Request) (patient.AuditQuery, error) {
-	q, err := ParseQuery(r, "patientId", "actor", "from", "to", "limit")
-	if err != nil {
-		return patient.AuditQuery{}, err
-	}
-	aq := patient.AuditQuery{
-		PatientID: q.Get("patientId"), Actor: q.Get("actor"),
-		From: q.Instant("from", false), To: q.Instant("to", true),
-		Limit: q.Int("limit", 0, 1, patient.MaxAuditLimit),
-	}
-	if !aq.From.IsZero() && !aq.To.IsZero() && aq.To.Before(aq.From) {
-		q.Fail("to", "must not be before from")
-	}
-	return aq, q.Err()
+// decodeAudit reads GET /audit?patientId=&actor=&from=&to=&limit= (decodeAuditQuery).
+func decodeAudit(ctx context.Context, r *http.Request) (patient.AuditQuery, error) {
+	q, err := decodeAuditQuery("patientId")(ctx, r)
+	return patient.AuditQuery{PatientID: q.SubjectID, Actor: q.Actor, From: q.From, To: q.To, Limit: q.Limit}, err
 }
 
 // patientPath is the path of one patient as the client addresses it.
@@ -263,19 +252,7 @@ func encodeListCall(q patient.ListQuery) (call, error) {
 }
 
 func encodeAuditCall(q patient.AuditQuery) (call, error) {
-	v := url.Values{}
-	setParam(v, "patientId", q.PatientID)
-	setParam(v, "actor", q.Actor)
-	if !q.From.IsZero() {
-		v.Set("from", q.From.UTC().Format(time.RFC3339Nano))
-	}
-	if !q.To.IsZero() {
-		v.Set("to", q.To.UTC().Format(time.RFC3339Nano))
-	}
-	if q.Limit != 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	return call{method: http.MethodGet, path: "/audit", query: v}, nil
+	return auditCall("/audit", "patientId")(audit.Query{SubjectID: q.PatientID, Actor: q.Actor, From: q.From, To: q.To, Limit: q.Limit})
 }
 
 // decodePageResponse reads a search page: the array, X-Total-Count, and the next page's token

@@ -56,3 +56,14 @@ func migrate(ctx context.Context, d *DB, set Set) (int, error) {
 	}
 	return len(res), nil
 }
+
+// EmbeddedSet is the set in folder dir of an embedded tree, versioned in table (empty: the
+// service's own). The tree is fixed at build time, so a missing folder is a programming error
+// and panics.
+func EmbeddedSet(table string, files fs.FS, dir string) Set {
+	sub, err := fs.Sub(files, dir)
+	if err != nil {
+		panic(err)
+	}
+	return Set{Table: table, Files: sub}
+}
