@@ -33,79 +33,82 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
-		// Each service is a module with its dependencies; the manager starts them in
-		// dependency order and, when one fails, releases those built so far in reverse.
-		var mods []*module
-		var keysErr error
-		mgr := modules.New()
-		add := func(name string, deps []string, build func(ctx context.Context) (*module, error)) {
-			keysErr = errors.Join(keysErr, mgr.Register(modules.Module{Name: name, Deps: deps,
-				Start: func(ctx context.Context) error {
-					m, err := build(ctx)
-					if err != nil || m == nil {
-						return err
-					}
-					mods = append(mods, m)
-					return nil
-				},
-				Stop: func(context.Context) error {
-					if n := len(mods); n > 0 && mods[n-1].name == name {
-						mods[n-1].closers.closeAll(s.shutdownTimeout, s.logger)
-						mods = mods[:n-1]
-					}
-					return nil
-				},
-			}))
-		}
-		byName := map[string]*module{}
-		add("broker", nil, func(ctx context.Context) (*module, error) { return withEmbeddedBroker(ctx, &s) })
-		add("auth", []string{"broker"}, func(ctx context.Context) (*module, error) {
-			a, keys, err := buildAuth(ctx, s, ac, stderr)
-			if err == nil {
-				// The other services verify with the auth service's key ring in this process.
-				s.keys = keys
-				byName["auth"] = a
-			}
-			return a, err
+		p := newAssembly(s)
+		p.add("broker", nil, func(ctx context.Context) (*module, error) { return withEmbeddedBroker(ctx, &p.s) })
+		p.add("auth", []string{"broker"}, func(ctx context.Context) (*module, error) {
+			m, keys, err := buildAuth(ctx, p.s, ac, stderr)
+			// The other services verify with the auth service's key ring in this process.
+			p.s.keys = keys
+			return m, err
 		})
-		add("billing", []string{"broker", "auth"}, func(ctx context.Context) (*module, error) {
-			b, err := buildBilling(ctx, s, bc)
-			if err == nil {
-				byName["billing"] = b
-			}
-			return b, err
-		})
-		add("patient", []string{"broker", "auth", "billing"}, func(ctx context.Context) (*module, error) {
+		p.add("billing", []string{"broker", "auth"}, func(ctx context.Context) (*module, error) { return buildBilling(ctx, p.s, bc) })
+		p.add("patient", []string{"broker", "auth", "billing"}, func(ctx context.Context) (*module, error) {
 			// The patient service calls billing at the address its listener bound.
-			pc.billingAddr = byName["billing"].grpcAddr
-			p, err := buildPatient(ctx, s, pc)
-			if err == nil {
-				byName["patient"] = p
-			}
-			return p, err
+			pc.billingAddr = p.grpcAddr("billing")
+			return buildPatient(ctx, p.s, pc)
 		})
 		// Analytics only reads the event topics; readiness never waits for its consumer group.
-		add("analytics", []string{"broker", "auth"}, func(ctx context.Context) (*module, error) {
-			n, err := buildAnalytics(ctx, s, nc)
-			if err == nil {
-				byName["analytics"] = n
-			}
-			return n, err
-		})
-		add("gateway", []string{"auth", "billing", "patient", "analytics"}, func(ctx context.Context) (*module, error) {
+		p.add("analytics", []string{"broker", "auth"}, func(ctx context.Context) (*module, error) { return buildAnalytics(ctx, p.s, nc) })
+		p.add("gateway", []string{"auth", "billing", "patient", "analytics"}, func(ctx context.Context) (*module, error) {
 			// The gateway dials every service at the address its listener bound.
-			gc.authAddr, gc.billingAddr, gc.patientAddr = byName["auth"].grpcAddr, byName["billing"].grpcAddr, byName["patient"].grpcAddr
-			gc.analyticsAddr = byName["analytics"].grpcAddr
-			return buildGateway(ctx, s, gc)
+			gc.authAddr, gc.billingAddr, gc.patientAddr = p.grpcAddr("auth"), p.grpcAddr("billing"), p.grpcAddr("patient")
+			gc.analyticsAddr = p.grpcAddr("analytics")
+			return buildGateway(ctx, p.s, gc)
 		})
-		if keysErr != nil {
-			return nil, keysErr
-		}
-		if err := mgr.Start(ctx); err != nil {
-			return nil, err
-		}
-		return mods, nil
+		return p.start(ctx)
 	})
+}
+
+// assembly is the modules of `pms all`, each a service with its dependencies: the manager
+// (pkg/platform/modules) starts them in dependency order and, when one fails, releases those
+// built so far in reverse.
+type assembly struct {
+	s      settings
+	mgr    *modules.Manager
+	mods   []*module
+	byName map[string]*module
+	err    error
+}
+
+func newAssembly(s settings) *assembly {
+	return &assembly{s: s, mgr: modules.New(), byName: map[string]*module{}}
+}
+
+// add registers the module name, built by build once deps have started; a nil module (the
+// broker when brokers are configured) is nothing to run.
+func (a *assembly) add(name string, deps []string, build func(ctx context.Context) (*module, error)) {
+	a.err = errors.Join(a.err, a.mgr.Register(modules.Module{Name: name, Deps: deps,
+		Start: func(ctx context.Context) error {
+			m, err := build(ctx)
+			if err != nil || m == nil {
+				return err
+			}
+			a.mods = append(a.mods, m)
+			a.byName[name] = m
+			return nil
+		},
+		Stop: func(context.Context) error {
+			if n := len(a.mods); n > 0 && a.mods[n-1].name == name {
+				a.mods[n-1].closers.closeAll(a.s.shutdownTimeout, a.s.logger)
+				a.mods = a.mods[:n-1]
+			}
+			return nil
+		},
+	}))
+}
+
+// grpcAddr is the address the gRPC listener of the started module name bound.
+func (a *assembly) grpcAddr(name string) string { return a.byName[name].grpcAddr }
+
+// start starts every module and returns them in start order.
+func (a *assembly) start(ctx context.Context) ([]*module, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	if err := a.mgr.Start(ctx); err != nil {
+		return nil, err
+	}
+	return a.mods, nil
 }
 
 // serve builds the modules in order, runs their servers until ctx ends or one fails, then
