@@ -112,32 +112,9 @@ type upstream struct {
 // New dials every upstream (lazily: an upstream may start later or be down, and answers 503
 // until it is back) and composes the handler.
 func New(c Config) (*Gateway, error) {
-	if c.Verifier == nil {
-		return nil, errors.New("gateway: a token verifier is required")
-	}
-	if err := c.CORS.validate(); err != nil {
+	c, err := c.withDefaults()
+	if err != nil {
 		return nil, err
-	}
-	if c.Logger == nil {
-		c.Logger = log.NewNopLogger()
-	}
-	if c.Registerer == nil {
-		c.Registerer = prometheus.NewRegistry()
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.ReadAttempts < 1 {
-		c.ReadAttempts = DefaultReadAttempts
-	}
-	if c.BreakerOpenFor <= 0 {
-		c.BreakerOpenFor = DefaultOpenFor
-	}
-	if c.ClientLimit.Rate == 0 {
-		c.ClientLimit = DefaultClientLimit
-	}
-	if c.MaxClients <= 0 {
-		c.MaxClients = DefaultMaxClients
 	}
 	g := &Gateway{}
 	b := &builder{c: c, g: g, limiter: newClientLimiter(c.ClientLimit, c.MaxClients),
@@ -185,6 +162,38 @@ func New(c Config) (*Gateway, error) {
 	g.routes = servedRoutes(mounts)
 	g.handler = c.CORS.wrap(dispatch(mounts, openapi.Handler(), b.options("")))
 	return g, nil
+}
+
+// withDefaults checks c and fills in the defaults of its zero fields.
+func (c Config) withDefaults() (Config, error) {
+	if c.Verifier == nil {
+		return c, errors.New("gateway: a token verifier is required")
+	}
+	if err := c.CORS.validate(); err != nil {
+		return c, err
+	}
+	if c.Logger == nil {
+		c.Logger = log.NewNopLogger()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.ReadAttempts < 1 {
+		c.ReadAttempts = DefaultReadAttempts
+	}
+	if c.BreakerOpenFor <= 0 {
+		c.BreakerOpenFor = DefaultOpenFor
+	}
+	if c.ClientLimit.Rate == 0 {
+		c.ClientLimit = DefaultClientLimit
+	}
+	if c.MaxClients <= 0 {
+		c.MaxClients = DefaultMaxClients
+	}
+	return c, nil
 }
 
 // builder holds what composing the upstreams shares.
