@@ -40,9 +40,9 @@ type authConfig struct {
 // register defines the auth flags; prefix is "" for `pms auth` and "auth-" for `pms all`.
 // The environment twins are the same either way.
 func (c *authConfig) register(f *flags, prefix string) {
-	f.String(&c.httpAddr, prefix+"http-addr", ":4005", "auth HTTP API address", "PMS_AUTH_HTTP_ADDR")
-	f.String(&c.grpcAddr, prefix+"grpc-addr", ":9005", "auth gRPC address", "PMS_AUTH_GRPC_ADDR")
-	f.String(&c.adminAddr, prefix+"admin-addr", ":4105", "auth admin address (metrics, health, pprof)", "PMS_AUTH_ADMIN_ADDR")
+	f.String(&c.httpAddr, prefix+"http-addr", "127.0.0.1:4005", "auth HTTP API address", "PMS_AUTH_HTTP_ADDR")
+	f.String(&c.grpcAddr, prefix+"grpc-addr", "127.0.0.1:9005", "auth gRPC address", "PMS_AUTH_GRPC_ADDR")
+	f.String(&c.adminAddr, prefix+"admin-addr", "127.0.0.1:4105", "auth admin address (metrics, health; pprof with --pprof)", "PMS_AUTH_ADMIN_ADDR")
 	c.registerStorage(f)
 	f.Duration(&c.refreshTTL, "refresh-token-ttl", auth.DefaultRefreshTTL, "a login's lifetime: its refresh tokens, however often rotated, stop this long after it", "PMS_AUTH_REFRESH_TOKEN_TTL")
 	f.Int(&c.accountAttempts, "login-account-attempts", 5, "failed logins per account (email) within --login-window before a lock-out", "PMS_AUTH_LOGIN_ACCOUNT_ATTEMPTS")
@@ -177,13 +177,21 @@ func runAuth(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // Running auth services pick the new key up from the file at their next signature.
 func runRotateKey(args []string, stdout, stderr io.Writer) error {
 	var ac authConfig
-	s, err := parseCommand("auth rotate-key", args, stderr, ac.registerStorage)
+	var revoke bool
+	s, err := parseCommand("auth rotate-key", args, stderr, func(f *flags) {
+		ac.registerStorage(f)
+		f.Bool(&revoke, "revoke", false, "drop the old key at once (a compromised key): its tokens stop verifying everywhere within --auth-jwks-refresh", "PMS_AUTH_ROTATE_REVOKE")
+	})
 	if err != nil {
 		return err
 	}
-	newKid, oldKid, err := auth.RotateKeyFile(ac.keyPath(s), time.Now())
+	newKid, oldKid, err := auth.RotateKeyFile(ac.keyPath(s), time.Now(), revoke)
 	if err != nil {
 		return err
+	}
+	if revoke {
+		fmt.Fprintf(stdout, "new signing key %s; revoked %s (no longer trusted)\n", newKid, oldKid)
+		return nil
 	}
 	fmt.Fprintf(stdout, "new signing key %s; retired %s (still trusted for %s)\n", newKid, oldKid, authz.AccessTokenTTL)
 	return nil

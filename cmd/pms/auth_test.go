@@ -527,3 +527,64 @@ func TestKeyRotationOverTheWire(t *testing.T) {
 		t.Fatalf("a token of the retired key was refused: %d", resp.StatusCode)
 	}
 }
+
+// TestKeyRevocationOverTheWire: `pms auth rotate-key --revoke` while auth, patient and the
+// gateway run as separate processes: a token of the revoked key stops verifying at the auth
+// service within a second and at the patient service and the gateway within their JWKS
+// refresh interval (1 s here), while a token of the new key is accepted everywhere.
+func TestKeyRevocationOverTheWire(t *testing.T) {
+	t.Setenv(bootstrapPasswordEnv, adminPassword)
+	dataDir := t.TempDir()
+	authA, _ := startPMS(t, authAddrs, authArgs(t, dataDir, "sqlite://"+filepath.Join(dataDir, "auth.db"))...)
+	jwks := "--auth-jwks-url=http://" + authA["auth/http"] + "/.well-known/jwks.json"
+	patientA, _ := startPMS(t, patientAddrs, "patient", jwks, "--auth-jwks-refresh=1s",
+		"--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir="+t.TempDir(),
+		"--database-url=sqlite://"+filepath.Join(t.TempDir(), "patient.db"), "--log-format=logfmt", "--log-level=warn", "--billing-addr=")
+	gwA, _ := startPMS(t, []string{"gateway/http", "gateway/admin"}, "gateway", jwks, "--auth-jwks-refresh=1s",
+		"--http-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--patient-addr="+patientA["patient/grpc"],
+		"--billing-addr=127.0.0.1:1", "--auth-addr="+authA["auth/grpc"], "--analytics-addr=127.0.0.1:1",
+		"--log-format=logfmt", "--log-level=error")
+	login := func() string {
+		t.Helper()
+		resp, b := call(t, "POST", "http://"+authA["auth/http"]+"/login", "", `{"email":"admin@pms.local","password":"`+adminPassword+`"}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("login: %d %s", resp.StatusCode, b)
+		}
+		var p auth.TokenPair
+		_ = json.Unmarshal(b, &p)
+		return p.Token
+	}
+	targets := map[string]string{
+		"auth":    "http://" + authA["auth/http"] + "/validate",
+		"patient": "http://" + patientA["patient/http"] + "/patients",
+		"gateway": "http://" + gwA["gateway/http"] + "/api/patients",
+	}
+	old := login()
+	for name, u := range targets {
+		if resp, b := call(t, "GET", u, old, ""); resp.StatusCode != 200 {
+			t.Fatalf("%s before the revocation: %d %s", name, resp.StatusCode, b)
+		}
+	}
+	var out bytes.Buffer
+	if err := dispatch(context.Background(), []string{"auth", "rotate-key", "--revoke", "--data-dir=" + dataDir}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "revoked "+kidOf(t, old)) {
+		t.Fatalf("rotate-key --revoke said %q", out.String())
+	}
+	fresh := login()
+	deadline := time.Now().Add(15 * time.Second)
+	for name, u := range targets {
+		for {
+			oldResp, _ := call(t, "GET", u, old, "")
+			newResp, _ := call(t, "GET", u, fresh, "")
+			if oldResp.StatusCode == 401 && newResp.StatusCode == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: revoked key → %d, new key → %d; want 401 and 200 within the refresh interval", name, oldResp.StatusCode, newResp.StatusCode)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/observe"
 	grpctransport "github.com/pms/pms/transport/grpc"
@@ -27,7 +28,8 @@ func BenchmarkBillingGRPC(b *testing.B) {
 	}
 	defer conn.Close()
 	c := grpctransport.NewBillingClient(conn)
-	ctx := context.Background()
+	// Billing staff: every call carries a valid token (the guard checks it on every call).
+	ctx := authz.WithToken(context.Background(), issuer(b).Token(b, "bench", authz.RoleBilling))
 	pid := uuid.NewString()
 	if _, err := c.CreateAccount(ctx, billing.CreateAccountRequest{PatientID: pid}); err != nil {
 		b.Fatal(err)

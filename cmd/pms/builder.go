@@ -8,6 +8,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
@@ -139,11 +140,20 @@ type listenAddrs struct{ http, grpc, admin string }
 func (u *unit) serve(ctx context.Context, a listenAddrs, httpH http.Handler, register func(*grpc.Server)) (*module, error) {
 	kinds := []string{"http", "grpc", "admin"}
 	ls := map[string]net.Listener{}
+	plain := 0
 	for i, addr := range []string{a.http, a.grpc, a.admin} {
 		if addr == "" && kinds[i] == "grpc" {
 			continue
 		}
-		l, err := listen(ctx, u.logger, u.name, kinds[i], addr)
+		exposed, err := checkListenAddr(u.name, kinds[i], addr, u.s.insecure)
+		if exposed && err == nil {
+			plain++
+			_ = level.Warn(u.logger).Log("msg", "plain-text listener off loopback (--insecure-plaintext)", "kind", kinds[i], "addr", addr)
+		}
+		var l net.Listener
+		if err == nil {
+			l, err = listen(ctx, u.logger, u.name, kinds[i], addr)
+		}
 		if err != nil {
 			for _, l := range ls {
 				_ = l.Close()
@@ -159,7 +169,11 @@ func (u *unit) serve(ctx context.Context, a listenAddrs, httpH http.Handler, reg
 	if u.kafka != nil {
 		checks = append(checks, observe.Check{Name: "kafka", Check: u.kafka.check})
 	}
-	adminH := observe.AdminHandler(u.reg, checks...)
+	insecure := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pms", Name: "insecure_plaintext_listeners",
+		Help: "Listeners of this service serving plain text off loopback (--insecure-plaintext); 0 when closed by default."})
+	insecure.Set(float64(plain))
+	u.reg.MustRegister(insecure)
+	adminH := observe.AdminHandler(u.reg, u.s.pprof, checks...)
 	var grpcS *grpc.Server
 	healthS := health.NewServer()
 	if l := ls["grpc"]; l != nil {

@@ -157,7 +157,16 @@ func checkPMSService(t *testing.T, name string, svc types.ServiceConfig) {
 	if env["PMS_HEALTH_ADDR"] != "127.0.0.1:"+adminPort {
 		t.Errorf("PMS_HEALTH_ADDR = %q, want the admin port %s (the image's HEALTHCHECK reads it)", env["PMS_HEALTH_ADDR"], adminPort)
 	}
-	need := map[string]string{"PMS_AUTH_JWKS_URL": "http://auth:4005/.well-known/jwks.json"}
+	// Listeners default to loopback (issue 15): in a container each binds every interface,
+	// where its peers and Prometheus reach it, and says so (plain text until compose runs TLS).
+	need := map[string]string{"PMS_AUTH_JWKS_URL": "http://auth:4005/.well-known/jwks.json", "PMS_INSECURE_PLAINTEXT": "true"}
+	for _, kind := range []string{"HTTP", "GRPC", "ADMIN"} {
+		v := "PMS_" + strings.ToUpper(name) + "_" + kind + "_ADDR"
+		if def, ok := reads[v]; ok {
+			_, port, _ := net.SplitHostPort(def)
+			need[v] = "0.0.0.0:" + port
+		}
+	}
 	if name != "gateway" {
 		need["PMS_KAFKA_BROKERS"] = "kafka:9092"
 		dbVar := "PMS_" + strings.ToUpper(name) + "_DATABASE_URL"

@@ -25,8 +25,8 @@ type gatewayConfig struct {
 // register defines the gateway flags; prefix is "" for `pms gateway` and "gateway-" for
 // `pms all`, where the upstream addresses are the bound ones and have no flags.
 func (c *gatewayConfig) register(f *flags, prefix string) {
-	f.String(&c.httpAddr, prefix+"http-addr", ":4004", "gateway HTTP API address", "PMS_GATEWAY_HTTP_ADDR")
-	f.String(&c.adminAddr, prefix+"admin-addr", ":4104", "gateway admin address (metrics, health, pprof)", "PMS_GATEWAY_ADMIN_ADDR")
+	f.String(&c.httpAddr, prefix+"http-addr", "127.0.0.1:4004", "gateway HTTP API address", "PMS_GATEWAY_HTTP_ADDR")
+	f.String(&c.adminAddr, prefix+"admin-addr", "127.0.0.1:4104", "gateway admin address (metrics, health; pprof with --pprof)", "PMS_GATEWAY_ADMIN_ADDR")
 	f.Float(&c.clientRate, "gateway-client-rate", 100, "requests per second allowed per client (token subject, else address; 0 disables)", "PMS_GATEWAY_CLIENT_RATE")
 	f.Int(&c.clientBurst, "gateway-client-burst", 200, "burst allowed per client", "PMS_GATEWAY_CLIENT_BURST")
 	f.Duration(&c.timeout, "gateway-timeout", 10*time.Second, "deadline of one call to an upstream, retries included", "PMS_GATEWAY_TIMEOUT")

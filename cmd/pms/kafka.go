@@ -67,6 +67,11 @@ func (k kafkaSettings) brokerList() []string {
 // startBroker starts the embedded broker on --kafka-addr, keeping its data under
 // <data-dir>/kafka, and reports its address like any listener.
 func startBroker(ctx context.Context, s settings) (*broker.Broker, error) {
+	if exposed, err := checkListenAddr("broker", "kafka", s.kafka.addr, s.insecure); err != nil {
+		return nil, err
+	} else if exposed {
+		_ = level.Warn(s.logger).Log("msg", "plain-text listener off loopback (--insecure-plaintext)", "service", "broker", "addr", s.kafka.addr)
+	}
 	b, err := broker.Start(broker.Options{
 		Addr: s.kafka.addr, DataDir: filepath.Join(s.dataDir, "kafka"), Partitions: int(s.kafka.partitions),
 		Logger: log.With(s.logger, "service", "broker"),

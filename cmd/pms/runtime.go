@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 
 	"path/filepath"
 	"strings"
@@ -38,6 +39,9 @@ type common struct {
 	jwtIssuer       string
 	jwtAudience     string
 	jwksURL         string
+	jwksRefresh     time.Duration
+	insecure        bool
+	pprof           bool
 	kafka           kafkaFlags
 }
 
@@ -45,6 +49,7 @@ func (c *common) register(f *flags) {
 	f.String(&c.jwtIssuer, "jwt-issuer", authz.DefaultIssuer, "the iss every access token must carry")
 	f.String(&c.jwtAudience, "jwt-audience", authz.DefaultAudience, "the aud every access token must carry")
 	f.String(&c.jwksURL, "auth-jwks-url", "http://127.0.0.1:4005/.well-known/jwks.json", "where services fetch the auth service's public keys (pms all uses its own auth service)")
+	f.Duration(&c.jwksRefresh, "auth-jwks-refresh", authz.DefaultJWKSRefresh, "how often the public keys are fetched again: a key the auth service stops listing stops verifying within it")
 	f.String(&c.dataDir, "data-dir", "./data", "folder for SQLite files and keys")
 	f.String(&c.databaseURL, "database-url", "", "database for every service: postgres://... or sqlite://path (default: one SQLite file per service under --data-dir)")
 	f.Int(&c.databaseConns, "database-max-conns", db.DefaultMaxConns, "PostgreSQL connections each service's pool may hold, 1..1000 (the services of one platform hold up to their number times this; keep it under the server's max_connections)")
@@ -54,6 +59,8 @@ func (c *common) register(f *flags) {
 	f.Float(&c.rateLimit, "rate-limit", 2000, "requests per second allowed per endpoint (0 disables)")
 	f.Int(&c.rateBurst, "rate-burst", 4000, "burst allowed per endpoint")
 	f.Duration(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
+	f.Bool(&c.insecure, "insecure-plaintext", false, "allow listeners off loopback and a JWKS URL off loopback without TLS (logged, and counted in pms_insecure_plaintext_listeners)")
+	f.Bool(&c.pprof, "pprof", false, "serve /debug/pprof/ on the admin ports (its cmdline shows every flag)")
 	c.kafka.register(f)
 }
 
@@ -69,7 +76,12 @@ type settings struct {
 	jwtIssuer       string
 	jwtAudience     string
 	jwksURL         string
-	kafka           kafkaSettings
+	jwksRefresh     time.Duration
+	// insecure allows plain-text listeners and JWKS off loopback (--insecure-plaintext).
+	insecure bool
+	// pprof serves /debug/pprof/ on the admin ports.
+	pprof bool
+	kafka kafkaSettings
 	// keys, when set, is the in-process auth service's key ring (`pms all`): services then
 	// verify with it directly instead of fetching the JWKS over HTTP.
 	keys authz.KeySource
@@ -82,12 +94,13 @@ func (s settings) verifier() *authz.Verifier {
 	if s.keys != nil {
 		return authz.NewVerifier(s.keys, s.jwtIssuer, s.jwtAudience)
 	}
-	return authz.NewVerifier(authz.NewJWKSSource(s.jwksURL, nil, 5*time.Second), s.jwtIssuer, s.jwtAudience)
+	src := authz.NewJWKSSource(s.jwksURL, nil, min(5*time.Second, s.jwksRefresh)).Refresh(s.jwksRefresh)
+	return authz.NewVerifier(src, s.jwtIssuer, s.jwtAudience)
 }
 
 func (c *common) parse(stderr io.Writer) (settings, error) {
 	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, databaseConns: c.databaseConns, jwtIssuer: c.jwtIssuer,
-		jwtAudience: c.jwtAudience, jwksURL: c.jwksURL, shutdownTimeout: c.shutdownTimeout}
+		jwtAudience: c.jwtAudience, jwksURL: c.jwksURL, jwksRefresh: c.jwksRefresh, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
 	if c.databaseConns < 1 || c.databaseConns > 1000 {
 		return s, fmt.Errorf("--database-max-conns: want 1..1000, got %d", c.databaseConns)
@@ -108,6 +121,12 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 	}
 	if c.shutdownTimeout <= 0 {
 		return s, fmt.Errorf("--shutdown-timeout: want a positive duration, got %s", c.shutdownTimeout)
+	}
+	if s.jwksRefresh <= 0 {
+		s.jwksRefresh = authz.DefaultJWKSRefresh
+	}
+	if err := checkJWKSURL(c.jwksURL, c.insecure); err != nil {
+		return s, err
 	}
 	var err error
 	if s.kafka, err = c.kafka.parse(); err != nil {
@@ -255,4 +274,43 @@ func parseCommand(name string, args []string, stderr io.Writer, register func(f 
 		return settings{}, err
 	}
 	return cm.parse(stderr)
+}
+
+// checkJWKSURL refuses a JWKS fetched in plain text from another machine: whoever can answer
+// that request could mint admin tokens. http:// stays allowed on loopback, and anywhere with
+// --insecure-plaintext.
+func checkJWKSURL(raw string, insecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--auth-jwks-url: want an http(s) URL, got %q", raw)
+	}
+	if u.Scheme == "http" && !insecure && !loopbackHost(u.Hostname()) {
+		return fmt.Errorf("--auth-jwks-url %s: plain http off loopback; use https:// (or --insecure-plaintext)", raw)
+	}
+	return nil
+}
+
+// loopbackHost reports whether host (a name or an IP, no port) is this machine only.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// checkListenAddr refuses a plain-text listener off loopback (an empty or unspecified host
+// means every interface) unless insecure; it reports whether addr is off loopback.
+func checkListenAddr(service, kind, addr string, insecure bool) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("%s %s address %q: %w", service, kind, addr, err)
+	}
+	if loopbackHost(host) {
+		return false, nil
+	}
+	if !insecure {
+		return true, fmt.Errorf("%s %s listener on %s is off loopback without TLS; bind 127.0.0.1, or pass --insecure-plaintext", service, kind, addr)
+	}
+	return true, nil
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -65,9 +66,11 @@ type KeyRingOptions struct {
 // signature or key-set request), so `pms auth rotate-key` takes effect in a running process
 // without a restart, and replicas sharing the file agree.
 type KeyRing struct {
-	path string
-	now  func() time.Time
-	log  log.Logger
+	// checked is when PublicKey last looked at the file (Unix ns).
+	checked atomic.Int64
+	path    string
+	now     func() time.Time
+	log     log.Logger
 
 	mu      sync.RWMutex
 	signKid string
@@ -121,8 +124,10 @@ func OpenKeyRing(path string, o KeyRingOptions) (ring *KeyRing, created bool, er
 // RotateKeyFile retires the signing key of the ring at path (keeping its public half listed
 // until the tokens it signed have expired), makes a new signing key, drops retired keys whose
 // tokens have all expired, and writes the file back atomically. A running auth service picks
-// the change up on its next signature. It returns the new and the retired key ids.
-func RotateKeyFile(path string, now time.Time) (newKid, oldKid string, err error) {
+// the change up on its next signature. With revoke the old key is dropped at once instead (a
+// compromised key: its tokens stop verifying at the auth service now, and at every other
+// service on its next JWKS refresh). It returns the new and the retired key ids.
+func RotateKeyFile(path string, now time.Time, revoke bool) (newKid, oldKid string, err error) {
 	kf, err := readKeyFile(path)
 	if err != nil {
 		return "", "", err
@@ -136,6 +141,9 @@ func RotateKeyFile(path string, now time.Time) (newKid, oldKid string, err error
 		if k.RetiredAt == nil {
 			at := now.UTC()
 			k.RetiredAt, k.PrivateKey, oldKid = &at, "", k.Kid
+			if revoke { // compromised: trusted nowhere from now on, its tokens included
+				continue
+			}
 		}
 		if now.Sub(*k.RetiredAt) < keyRetention {
 			out.Keys = append(out.Keys, k)
@@ -327,6 +335,12 @@ func (r *KeyRing) trusted(now time.Time) []verificationKey {
 // ring, without a request to itself. An unknown kid re-reads the file first (at most a stat
 // when nothing changed), so a token signed by a replica's freshly rotated key is known.
 func (r *KeyRing) PublicKey(_ context.Context, kid string) (crypto.PublicKey, error) {
+	// A key revoked in the file (pms auth rotate-key --revoke) stops verifying here within a
+	// second, without a stat per verification.
+	if now := time.Now().UnixNano(); now-r.checked.Load() > int64(time.Second) {
+		r.checked.Store(now)
+		r.refresh()
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		for _, k := range r.trusted(r.now()) {
 			if k.kid == kid {

@@ -672,7 +672,7 @@ func TestKeyRingRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Rotation happens in another process; the running ring picks it up from the file.
-	newKid, retired, err := RotateKeyFile(path, c.Now())
+	newKid, retired, err := RotateKeyFile(path, c.Now(), false)
 	if err != nil || retired != oldKid || newKid == oldKid {
 		t.Fatalf("rotate: %q %q %v", newKid, retired, err)
 	}
@@ -707,7 +707,7 @@ func TestKeyRingRotation(t *testing.T) {
 		t.Fatal("a token of a key past retention still verifies")
 	}
 	// The next rotation drops it from the file.
-	if _, _, err := RotateKeyFile(path, c.Now()); err != nil {
+	if _, _, err := RotateKeyFile(path, c.Now(), false); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ = os.ReadFile(path)

@@ -3,6 +3,7 @@ package kafkatransport_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,6 +115,13 @@ func TestAuthCommands(t *testing.T) {
 		// The four undecodable ones (decode errors, however raised) and the invalid create.
 		if reasons["decode"] != 4 || reasons["invalid_argument"] != 1 {
 			t.Fatalf("dead letter reasons %v", reasons)
+		}
+		// No credential reaches a dead-letter topic: no token (its subject instead), no password.
+		for _, dl := range dls {
+			if brokertest.Header(dl, "authorization") != "" || brokertest.Header(dl, "dlq-token-subject") == "" ||
+				strings.Contains(string(dl.Value), `"short"`) {
+				t.Fatalf("dead letter carries a credential: headers %v value %s", dl.Headers, dl.Value)
+			}
 		}
 
 		// Auth's audit entries (create, the refusals, disable...) reached the audit topic.

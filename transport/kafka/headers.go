@@ -27,13 +27,15 @@ const (
 
 	// Dead-letter headers: why and whence a message was dead-lettered. The original headers
 	// are kept beside them.
-	HeaderDLQReason    = "dlq-reason"    // a human-readable reason (the error's message)
-	HeaderDLQKind      = "dlq-error"     // the contract's error word, or "decode"
-	HeaderDLQTopic     = "dlq-topic"     // the topic the message came from
-	HeaderDLQPartition = "dlq-partition" // its partition
-	HeaderDLQOffset    = "dlq-offset"    // its offset
-	HeaderDLQGroup     = "dlq-group"     // the consumer group that gave up on it
-	HeaderDLQAttempts  = "dlq-attempts"  // how many times the handler was tried
+	HeaderDLQReason    = "dlq-reason"        // a human-readable reason (the error's message)
+	HeaderDLQKind      = "dlq-error"         // the contract's error word, or "decode"
+	HeaderDLQTopic     = "dlq-topic"         // the topic the message came from
+	HeaderDLQPartition = "dlq-partition"     // its partition
+	HeaderDLQOffset    = "dlq-offset"        // its offset
+	HeaderDLQGroup     = "dlq-group"         // the consumer group that gave up on it
+	HeaderDLQAttempts  = "dlq-attempts"      // how many times the handler was tried
+	HeaderDLQSubject   = "dlq-token-subject" // the sub of the bearer token the message carried (never the token)
+	HeaderDLQRedacted  = "dlq-redacted"      // "fields" (credential fields redacted) or "body" (dropped)
 )
 
 // Content types of message values.

@@ -1,14 +1,19 @@
 package kafkatransport
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"github.com/go-kit/kit/endpoint"
@@ -431,15 +436,7 @@ func (s *Subscriber) deadLetter(ctx context.Context, msg *sarama.ConsumerMessage
 		s.metrics.deadLettered(msg.Topic, s.group, kind)
 		return true
 	}
-	out := &sarama.ProducerMessage{Topic: msg.Topic + DLQSuffix, Value: sarama.ByteEncoder(msg.Value)}
-	if msg.Key != nil {
-		out.Key = sarama.ByteEncoder(msg.Key)
-	}
-	for _, h := range msg.Headers {
-		if h != nil {
-			out.Headers = append(out.Headers, sarama.RecordHeader{Key: h.Key, Value: h.Value})
-		}
-	}
+	out := deadLetterCopy(msg)
 	for _, kv := range [][2]string{
 		{HeaderDLQReason, reason}, {HeaderDLQKind, kind}, {HeaderDLQTopic, msg.Topic},
 		{HeaderDLQPartition, strconv.Itoa(int(msg.Partition))}, {HeaderDLQOffset, strconv.FormatInt(msg.Offset, 10)},
@@ -461,4 +458,101 @@ func (s *Subscriber) deadLetter(ctx context.Context, msg *sarama.ConsumerMessage
 	_ = level.Warn(s.logger).Log("msg", "message dead-lettered", "topic", msg.Topic, "partition", msg.Partition,
 		"offset", msg.Offset, "error", kind, "attempts", attempts, "request_id", observe.RequestID(ctx))
 	return true
+}
+
+// deadLetterCopy is msg as its dead-letter topic keeps it: key, value and headers, but never
+// a credential — the authorization header gives way to the subject its token names
+// (dlq-token-subject, unverified: for the reader's orientation only) and every password or
+// token field of a JSON body is redacted. A body that is not JSON but mentions a password is
+// not copied at all (dlq-redacted says so).
+func deadLetterCopy(msg *sarama.ConsumerMessage) *sarama.ProducerMessage {
+	out := &sarama.ProducerMessage{Topic: msg.Topic + DLQSuffix}
+	if msg.Key != nil {
+		out.Key = sarama.ByteEncoder(msg.Key)
+	}
+	for _, h := range msg.Headers {
+		if h == nil {
+			continue
+		}
+		if strings.EqualFold(string(h.Key), HeaderAuthorization) {
+			if sub := tokenSubject(string(h.Value)); sub != "" {
+				out.Headers = append(out.Headers, sarama.RecordHeader{Key: []byte(HeaderDLQSubject), Value: []byte(sub)})
+			}
+			continue
+		}
+		out.Headers = append(out.Headers, sarama.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	value, redacted := redactCredentials(msg.Value)
+	out.Value = sarama.ByteEncoder(value)
+	if redacted != "" {
+		SetHeader(out, HeaderDLQRedacted, redacted)
+	}
+	return out
+}
+
+// credentialField reports whether a JSON field name holds a credential.
+func credentialField(name string) bool {
+	n := strings.ToLower(name)
+	return strings.Contains(n, "password") || strings.Contains(n, "token") || strings.Contains(n, "secret")
+}
+
+// redactCredentials returns body with every credential field (at any depth) replaced by
+// "[redacted]", and what was redacted: "fields", "body" (not JSON, but mentioning a
+// password: dropped whole) or "".
+func redactCredentials(body []byte) ([]byte, string) {
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		if bytes.Contains(bytes.ToLower(body), []byte("password")) {
+			return nil, "body"
+		}
+		return body, ""
+	}
+	changed := false
+	var walk func(any) any
+	walk = func(x any) any {
+		switch t := x.(type) {
+		case map[string]any:
+			for k, val := range t {
+				if credentialField(k) {
+					t[k], changed = "[redacted]", true
+				} else {
+					t[k] = walk(val)
+				}
+			}
+		case []any:
+			for i := range t {
+				t[i] = walk(t[i])
+			}
+		}
+		return x
+	}
+	v = walk(v)
+	if !changed {
+		return body, ""
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, "body"
+	}
+	return b, "fields"
+}
+
+// tokenSubject is the sub claim of a bearer token, read without verifying it, or "".
+func tokenSubject(authorization string) string {
+	tok, ok := strings.CutPrefix(authorization, "Bearer ")
+	parts := strings.Split(tok, ".")
+	if !ok || len(parts) != 3 || len(parts[1]) > 4096 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Sub string `json:"sub"`
+	}
+	if json.Unmarshal(payload, &c) != nil || len(c.Sub) > 200 || !utf8.ValidString(c.Sub) {
+		return ""
+	}
+	return c.Sub
 }

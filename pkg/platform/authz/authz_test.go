@@ -6,9 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,5 +212,200 @@ func TestBearerToken(t *testing.T) {
 		if got := authz.BearerToken(v); got != want {
 			t.Errorf("BearerToken(%q) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+// jwksServer serves a key set the test changes, counting fetches; a fetch blocks while hold
+// is set.
+type jwksServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	keys    []authz.JWK
+	fetches atomic.Int32
+	hold    chan struct{}
+}
+
+func newJWKSServer(t *testing.T, keys ...authz.JWK) *jwksServer {
+	s := &jwksServer{keys: keys}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		s.fetches.Add(1)
+		s.mu.Lock()
+		hold, set := s.hold, authz.JWKS{Keys: append([]authz.JWK(nil), s.keys...)}
+		s.mu.Unlock()
+		if hold != nil {
+			<-hold
+		}
+		_ = json.NewEncoder(w).Encode(set)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *jwksServer) set(keys ...authz.JWK) {
+	s.mu.Lock()
+	s.keys = keys
+	s.mu.Unlock()
+}
+
+// TestJWKSDropsKeysNoLongerListed: a key the auth service stops listing stops verifying
+// within the refresh interval, cached tokens included; a key that reappears is trusted again.
+func TestJWKSDropsKeysNoLongerListed(t *testing.T) {
+	is := authztest.New(t)
+	srv := newJWKSServer(t, authz.PublicJWK(is.Kid, is.Public))
+	src := authz.NewJWKSSource(srv.URL, nil, 10*time.Millisecond).Refresh(50 * time.Millisecond)
+	v := authz.NewVerifier(src, authz.DefaultIssuer, authz.DefaultAudience)
+	tok := is.Token(t, "u1", authz.RoleClinician)
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("listed key: %v", err)
+	}
+	srv.set() // revoked: no longer listed
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a key no longer listed still verifies")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.set(authz.PublicJWK(is.Kid, is.Public))
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		if _, err := v.Verify(ctx, tok); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a key listed again is not trusted again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestJWKSFetchNeverStallsVerification: while a fetch hangs (a slow auth service), tokens of
+// known keys keep verifying, and every caller asking for unknown kids at once shares the one
+// fetch instead of queueing fetches.
+func TestJWKSFetchNeverStallsVerification(t *testing.T) {
+	is := authztest.New(t)
+	srv := newJWKSServer(t, authz.PublicJWK(is.Kid, is.Public))
+	src := authz.NewJWKSSource(srv.URL, nil, time.Nanosecond).Refresh(time.Hour)
+	v := authz.NewVerifier(src, authz.DefaultIssuer, authz.DefaultAudience)
+	tok := is.Token(t, "u1", authz.RoleClinician)
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	srv.mu.Lock()
+	srv.hold = hold
+	srv.mu.Unlock()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = src.PublicKey(ctx, "forged-"+strconv.FormatInt(kidSeq.Add(1), 10))
+		}()
+	}
+	for srv.fetches.Load() < 2 { // the shared fetch has begun and hangs
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := v.Verify(ctx, tok); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("a known key during a hanging fetch: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("verification waited for a hanging JWKS fetch")
+	}
+	close(hold)
+	wg.Wait()
+	if n := srv.fetches.Load(); n > 3 {
+		t.Fatalf("%d fetches for 50 simultaneous unknown kids; want them to share one", n)
+	}
+}
+
+// BenchmarkVerifyUnderForgedKids: valid tokens verified while a flood of tokens with random
+// kids arrives (about a thousand a second); reports the JWKS fetches the flood caused.
+func BenchmarkVerifyUnderForgedKids(b *testing.B) {
+	for _, flood := range []bool{false, true} {
+		b.Run(fmt.Sprintf("flood=%v", flood), func(b *testing.B) { benchForgedKids(b, flood) })
+	}
+}
+
+func benchForgedKids(b *testing.B, flood bool) {
+	is := authztest.New(b)
+	srv := newJWKSServer(&testing.T{}, authz.PublicJWK(is.Kid, is.Public))
+	defer srv.Close()
+	src := authz.NewJWKSSource(srv.URL, nil, time.Second).Refresh(time.Minute)
+	v := authz.NewVerifier(src, authz.DefaultIssuer, authz.DefaultAudience)
+	tok := is.Token(b, "u1", authz.RoleClinician)
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, tok); err != nil {
+		b.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var forged atomic.Int64
+	if flood {
+		go func() {
+			t := time.NewTicker(time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					_, _ = src.PublicKey(ctx, "forged-"+strconv.FormatInt(kidSeq.Add(1), 10))
+					forged.Add(1)
+				}
+			}
+		}()
+	}
+	start, before := time.Now(), srv.fetches.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	close(stop)
+	secs := time.Since(start).Seconds()
+	b.ReportMetric(float64(forged.Load())/secs, "forged/s")
+	b.ReportMetric(float64(srv.fetches.Load()-before)/secs, "fetches/s")
+}
+
+// kidSeq numbers forged kids, each one new.
+var kidSeq atomic.Int64
+
+// TestJWKSFirstCallersShareTheFetch: callers arriving together at a source that has no keys
+// yet all wait for the one fetch and all verify (none is refused because another caller's
+// fetch was in flight: the fault ops/soak found).
+func TestJWKSFirstCallersShareTheFetch(t *testing.T) {
+	is := authztest.New(t)
+	srv := newJWKSServer(t, authz.PublicJWK(is.Kid, is.Public))
+	hold := make(chan struct{})
+	srv.hold = hold
+	v := authz.NewVerifier(authz.NewJWKSSource(srv.URL, nil, time.Hour), authz.DefaultIssuer, authz.DefaultAudience)
+	tok := is.Token(t, "u1", authz.RoleClinician)
+	errc := make(chan error, 40)
+	for range 40 {
+		go func() { _, err := v.Verify(context.Background(), tok); errc <- err }()
+	}
+	for srv.fetches.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	time.AfterFunc(50*time.Millisecond, func() { close(hold) })
+	for range 40 {
+		if err := <-errc; err != nil {
+			t.Fatalf("a caller arriving during the first fetch: %v", err)
+		}
+	}
+	if n := srv.fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches; want 1", n)
 	}
 }

@@ -11,7 +11,10 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // JWK is one public key in a JSON Web Key Set (RFC 7517; Ed25519 as RFC 8037 "OKP").
@@ -74,20 +77,33 @@ func (s StaticKeys) PublicKey(_ context.Context, kid string) (crypto.PublicKey, 
 // ErrUnknownKey says no key with the token's kid is known, even after a refresh.
 var ErrUnknownKey = errors.New("authz: unknown key id")
 
-// JWKSSource fetches the auth service's key set over HTTP and caches it. A token with an
-// unknown kid triggers a refetch, at most once per MinRefresh, so a rotated key is picked up
-// at once while a flood of forged kids cannot turn into a flood of fetches.
+// DefaultJWKSRefresh is how often a cached key set is fetched again: a key the auth service
+// stops listing (rotated out, revoked) stops verifying everywhere within it.
+const DefaultJWKSRefresh = 30 * time.Second
+
+// JWKSSource fetches the auth service's key set over HTTP and caches it. The set is fetched
+// again when it is older than the refresh interval (keys no longer listed are dropped then)
+// and when a token names an unknown kid (a rotated key is picked up at once); either way at
+// most once per MinRefresh, and by one caller at a time (single flight) while the others keep
+// verifying with the keys they have: no lock is held during the fetch, so a slow auth service
+// or a flood of forged kids never stalls verification. A failed fetch keeps the keys it had.
 type JWKSSource struct {
 	url        string
 	client     *http.Client
 	minRefresh time.Duration
+	refresh    time.Duration
+	flight     singleflight.Group
+	fetches    atomic.Int64
 
-	mu        sync.Mutex
-	keys      map[string]ed25519.PublicKey
-	lastFetch time.Time
+	mu      sync.RWMutex
+	keys    map[string]ed25519.PublicKey
+	fetched time.Time // last successful fetch
+	tried   time.Time // last attempt
+	err     error     // of the last attempt
 }
 
-// NewJWKSSource returns a source reading url. minRefresh ≤ 0 means 5 s.
+// NewJWKSSource returns a source reading url, fetching at most once per minRefresh (≤ 0: 5 s)
+// and refreshing every DefaultJWKSRefresh (see Refresh).
 func NewJWKSSource(url string, client *http.Client, minRefresh time.Duration) *JWKSSource {
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
@@ -95,29 +111,78 @@ func NewJWKSSource(url string, client *http.Client, minRefresh time.Duration) *J
 	if minRefresh <= 0 {
 		minRefresh = 5 * time.Second
 	}
-	return &JWKSSource{url: url, client: client, minRefresh: minRefresh}
+	return &JWKSSource{url: url, client: client, minRefresh: minRefresh, refresh: DefaultJWKSRefresh}
 }
 
-// PublicKey implements KeySource.
+// Refresh sets how old the cached set may grow before it is fetched again (≤ 0 keeps the
+// default) and returns s.
+func (s *JWKSSource) Refresh(every time.Duration) *JWKSSource {
+	if every > 0 {
+		s.refresh = every
+	}
+	return s
+}
+
+// Fetches is how many times the set was requested from the auth service.
+func (s *JWKSSource) Fetches() int64 { return s.fetches.Load() }
+
+// PublicKey implements KeySource. A known key is answered from the cache; when the set is
+// older than the refresh interval it is fetched again in the background. An unknown kid
+// waits for the fetch the rate limit allows, or joins the one in flight.
 func (s *JWKSSource) PublicKey(ctx context.Context, kid string) (crypto.PublicKey, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if k, ok := s.keys[kid]; ok {
+	k, ok, fresh, mayFetch := s.lookup(kid)
+	switch {
+	case ok && fresh:
+		return k, nil
+	case ok:
+		if mayFetch {
+			go s.update(ctx)
+		}
 		return k, nil
 	}
-	if time.Since(s.lastFetch) < s.minRefresh {
-		return nil, ErrUnknownKey
-	}
-	s.lastFetch = time.Now()
-	keys, err := s.fetch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.keys = keys
-	if k, ok := keys[kid]; ok {
+	s.update(ctx)
+	if k, ok, _, _ = s.lookup(kid); ok {
 		return k, nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.keys) == 0 && s.err != nil {
+		return nil, s.err
 	}
 	return nil, ErrUnknownKey
+}
+
+// lookup reads the cache: the key of kid, whether the set is within its refresh interval,
+// and whether a fetch may be made now.
+func (s *JWKSSource) lookup(kid string) (ed25519.PublicKey, bool, bool, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, ok := s.keys[kid]
+	return k, ok, s.keys != nil && time.Since(s.fetched) < s.refresh, time.Since(s.tried) >= s.minRefresh
+}
+
+// update fetches the set, at most once per minRefresh, once for every caller asking at the
+// same time (single flight: a caller arriving during a fetch waits for it); the fetch is
+// detached from the asking caller's cancellation (others wait for it too) but bounded.
+func (s *JWKSSource) update(ctx context.Context) {
+	_, _, _ = s.flight.Do("jwks", func() (any, error) {
+		s.mu.Lock()
+		if time.Since(s.tried) < s.minRefresh {
+			s.mu.Unlock()
+			return nil, nil
+		}
+		s.tried = time.Now()
+		s.mu.Unlock()
+		s.fetches.Add(1)
+		keys, err := s.fetch(context.WithoutCancel(ctx))
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.err = err
+		if err == nil {
+			s.keys, s.fetched = keys, time.Now()
+		}
+		return nil, nil
+	})
 }
 
 func (s *JWKSSource) fetch(ctx context.Context) (map[string]ed25519.PublicKey, error) {

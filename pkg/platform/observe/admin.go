@@ -28,8 +28,10 @@ func NewRegistry() *prometheus.Registry {
 
 // AdminHandler serves the admin port: /metrics from reg, /healthz (the process is alive),
 // /readyz (every check passes within 2 s; else 503 with a JSON reason naming the failed
-// dependency, never its error text) and /debug/pprof/. The public API ports serve none of it.
-func AdminHandler(reg prometheus.Gatherer, checks ...Check) http.Handler {
+// dependency, never its error text) and, with pprof, /debug/pprof/ (off by default: its
+// cmdline shows the process's flags, a database URL among them). The public API ports serve
+// none of it.
+func AdminHandler(reg prometheus.Gatherer, pprofOn bool, checks ...Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: false}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -48,11 +50,13 @@ func AdminHandler(reg prometheus.Gatherer, checks ...Check) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

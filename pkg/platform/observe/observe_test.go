@@ -53,7 +53,7 @@ func (e errFake) Error() string { return string(e) }
 
 func TestAdminHandler(t *testing.T) {
 	failing := false
-	h := AdminHandler(NewRegistry(), Check{Name: "database", Check: func(context.Context) error {
+	h := AdminHandler(NewRegistry(), true, Check{Name: "database", Check: func(context.Context) error {
 		if failing {
 			return errFake("connection refused to 10.0.0.1:5432 password=secret")
 		}
@@ -80,5 +80,14 @@ func TestAdminHandler(t *testing.T) {
 	}
 	if code, _ := get("/debug/pprof/"); code != 200 {
 		t.Fatalf("pprof = %d", code)
+	}
+	// Off unless asked for: its cmdline would show the process's flags.
+	off := AdminHandler(NewRegistry(), false)
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/cmdline"} {
+		rec := httptest.NewRecorder()
+		off.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
+		if rec.Code != 404 {
+			t.Fatalf("%s without pprof = %d; want 404", p, rec.Code)
+		}
 	}
 }
