@@ -21,6 +21,7 @@ import (
 	kafkatransport "github.com/pms/pms/transport/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 )
 
@@ -145,8 +146,8 @@ func (u *unit) serve(ctx context.Context, a listenAddrs, httpH http.Handler, reg
 		if addr == "" && kinds[i] == "grpc" {
 			continue
 		}
-		exposed, err := checkListenAddr(u.name, kinds[i], addr, u.s.insecure)
-		if exposed && err == nil {
+		exposed, err := checkListenAddr(u.name, kinds[i], addr, u.s.insecure || u.s.serverTLS != nil)
+		if exposed && err == nil && u.s.serverTLS == nil {
 			plain++
 			_ = level.Warn(u.logger).Log("msg", "plain-text listener off loopback (--insecure-plaintext)", "kind", kinds[i], "addr", addr)
 		}
@@ -178,15 +179,19 @@ func (u *unit) serve(ctx context.Context, a listenAddrs, httpH http.Handler, reg
 	healthS := health.NewServer()
 	if l := ls["grpc"]; l != nil {
 		u.m.grpcAddr = l.Addr().String()
-		grpcS = grpctransport.NewServer(grpctransport.ServerOptions{Logger: u.logger, TrustedProxies: u.s.trustedProxies, Health: healthS})
+		o := grpctransport.ServerOptions{Logger: u.logger, TrustedProxies: u.s.trustedProxies, Health: healthS}
+		if u.s.serverTLS != nil {
+			o.Options = append(o.Options, grpc.Creds(credentials.NewTLS(u.s.serverTLS)))
+		}
+		grpcS = grpctransport.NewServer(o)
 		register(grpcS)
 	}
 	u.m.servers = func(g *run.Group) {
-		addHTTP(g, ls["http"], httpH, u.s.shutdownTimeout)
+		addHTTP(g, ls["http"], httpH, u.s.shutdownTimeout, u.s.serverTLS)
 		if grpcS != nil {
 			addGRPC(g, ls["grpc"], grpcS, healthS, u.s.shutdownTimeout)
 		}
-		addHTTP(g, ls["admin"], adminH, u.s.shutdownTimeout)
+		addHTTP(g, ls["admin"], adminH, u.s.shutdownTimeout, u.s.serverTLS)
 		for _, c := range u.consumers {
 			c(g)
 		}

@@ -63,7 +63,7 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 		PatientAddr: c.patientAddr, BillingAddr: c.billingAddr, AuthAddr: c.authAddr, AnalyticsAddr: c.analyticsAddr,
 		Verifier: s.verifier(), Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
 		ClientLimit: ratelimit.Config{Rate: rate, Burst: c.clientBurst}, Timeout: c.timeout,
-		CORS: gateway.CORS{AllowedOrigins: c.corsOrigins, AllowCredentials: c.corsCredentials},
+		CORS: gateway.CORS{AllowedOrigins: c.corsOrigins, AllowCredentials: c.corsCredentials}, TLS: s.clientTLS,
 	})
 	if err != nil {
 		return nil, err

@@ -46,7 +46,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	metrics := patient.NewMetrics(u.reg)
 	var bill patient.Billing
 	if c.billingAddr != "" {
-		b, closeConn, err := grpctransport.DialPatientBilling(c.billingAddr, u.logger, u.reg)
+		b, closeConn, err := grpctransport.DialPatientBilling(c.billingAddr, s.clientTLS, u.logger, u.reg)
 		if err != nil {
 			return u.fail(err)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/ratelimit"
+	"github.com/pms/pms/pkg/platform/tlsconf"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 )
@@ -42,6 +44,7 @@ type common struct {
 	jwksRefresh     time.Duration
 	insecure        bool
 	pprof           bool
+	tls             tlsconf.Files
 	kafka           kafkaFlags
 }
 
@@ -60,6 +63,9 @@ func (c *common) register(f *flags) {
 	f.Int(&c.rateBurst, "rate-burst", 4000, "burst allowed per endpoint")
 	f.Duration(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
 	f.Bool(&c.insecure, "insecure-plaintext", false, "allow listeners off loopback and a JWKS URL off loopback without TLS (logged, and counted in pms_insecure_plaintext_listeners)")
+	f.String(&c.tls.Cert, "tls-cert", "", "PEM certificate every listener serves (with --tls-key; re-read when the file changes); empty: plain text")
+	f.String(&c.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
+	f.String(&c.tls.CA, "tls-ca", "", "PEM CA the platform's certificates are signed by: clients verify servers with it, servers verify client certificates")
 	f.Bool(&c.pprof, "pprof", false, "serve /debug/pprof/ on the admin ports (its cmdline shows every flag)")
 	c.kafka.register(f)
 }
@@ -81,7 +87,10 @@ type settings struct {
 	insecure bool
 	// pprof serves /debug/pprof/ on the admin ports.
 	pprof bool
-	kafka kafkaSettings
+	// serverTLS secures every listener and clientTLS every connection to another service and
+	// the JWKS fetch; both nil in plain text.
+	serverTLS, clientTLS *tls.Config
+	kafka                kafkaSettings
 	// keys, when set, is the in-process auth service's key ring (`pms all`): services then
 	// verify with it directly instead of fetching the JWKS over HTTP.
 	keys authz.KeySource
@@ -94,7 +103,11 @@ func (s settings) verifier() *authz.Verifier {
 	if s.keys != nil {
 		return authz.NewVerifier(s.keys, s.jwtIssuer, s.jwtAudience)
 	}
-	src := authz.NewJWKSSource(s.jwksURL, nil, min(5*time.Second, s.jwksRefresh)).Refresh(s.jwksRefresh)
+	client := &http.Client{Timeout: 5 * time.Second}
+	if s.clientTLS != nil {
+		client.Transport = &http.Transport{TLSClientConfig: s.clientTLS}
+	}
+	src := authz.NewJWKSSource(s.jwksURL, client, min(5*time.Second, s.jwksRefresh)).Refresh(s.jwksRefresh)
 	return authz.NewVerifier(src, s.jwtIssuer, s.jwtAudience)
 }
 
@@ -121,6 +134,18 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 	}
 	if c.shutdownTimeout <= 0 {
 		return s, fmt.Errorf("--shutdown-timeout: want a positive duration, got %s", c.shutdownTimeout)
+	}
+	if c.tls.Enabled() {
+		var err error
+		if s.serverTLS, err = tlsconf.Server(c.tls); err != nil {
+			return s, fmt.Errorf("--tls-cert/--tls-key/--tls-ca: %w", err)
+		}
+	}
+	if c.tls.Enabled() || c.tls.CA != "" {
+		var err error
+		if s.clientTLS, err = tlsconf.Client(c.tls); err != nil {
+			return s, fmt.Errorf("--tls-cert/--tls-key/--tls-ca: %w", err)
+		}
 	}
 	if s.jwksRefresh <= 0 {
 		s.jwksRefresh = authz.DefaultJWKSRefresh
@@ -180,7 +205,7 @@ func listen(ctx context.Context, logger log.Logger, service, kind, addr string) 
 // addHTTP runs h on l in g; interrupting it shuts down gracefully, letting in-flight
 // requests finish within timeout. Connections close lingering (linger.go), so an answer to a
 // request whose body was not read reaches the client whole.
-func addHTTP(g *run.Group, l net.Listener, h http.Handler, timeout time.Duration) {
+func addHTTP(g *run.Group, l net.Listener, h http.Handler, timeout time.Duration, tlsCfg *tls.Config) {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -190,7 +215,11 @@ func addHTTP(g *run.Group, l net.Listener, h http.Handler, timeout time.Duration
 		MaxHeaderBytes:    64 << 10,
 	}
 	g.Add(func() error {
-		if err := srv.Serve(lingerListener{l}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var ln net.Listener = lingerListener{l}
+		if tlsCfg != nil {
+			ln = tls.NewListener(ln, tlsCfg)
+		}
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil

@@ -8,6 +8,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -74,6 +75,8 @@ type Config struct {
 	BreakerOpenFor  time.Duration
 	// CORS is off when AllowedOrigins is empty.
 	CORS CORS
+	// TLS, when set, secures the connections to the upstreams (grpctransport.Dial).
+	TLS *tls.Config
 }
 
 // Gateway is the composed HTTP handler and the connections under it.
@@ -210,7 +213,7 @@ type builder struct {
 // guard, read list and role table from the service's operation table. A dial error is kept
 // in b.err for New to return.
 func (b *builder) upstream(name, addr string, ops op.Table) *upstream {
-	conn, err := grpctransport.Dial(addr)
+	conn, err := grpctransport.Dial(addr, b.c.TLS)
 	if err != nil {
 		b.err = errors.Join(b.err, err)
 	} else {

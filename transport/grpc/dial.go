@@ -1,11 +1,13 @@
 package grpctransport
 
 import (
+	"crypto/tls"
 	"net"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -17,10 +19,15 @@ const DialTimeout = 2 * time.Second
 // shares (ClientDialOptions) and a quick reconnect, so an upstream that comes back is found
 // within seconds rather than grpc-go's two minutes. It is the one way the gateway and the
 // services dial each other. addr may be a listen address (":9001", "[::]:9001"): its
-// unspecified host means this machine.
-func Dial(addr string) (*grpc.ClientConn, error) {
+// unspecified host means this machine. With tlsCfg the connection is TLS (mutual when it
+// holds a client certificate), else plain text.
+func Dial(addr string, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
+	}
 	return grpc.NewClient(DialTarget(addr), append(ClientDialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
 			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second,
 		}, MinConnectTimeout: DialTimeout}))...)

@@ -2,6 +2,7 @@ package grpctransport
 
 import (
 	"context"
+	"crypto/tls"
 	"time"
 
 	"github.com/go-kit/log"
@@ -29,8 +30,8 @@ const (
 // interface the patient service declares, over billing's client endpoint set with the policy
 // above — and a function closing the connection. The breaker's state is exported on reg as
 // pms_patient_billing_breaker_state (0 closed, 1 half-open, 2 open).
-func DialPatientBilling(addr string, logger log.Logger, reg prometheus.Registerer) (patient.Billing, func(context.Context) error, error) {
-	conn, err := Dial(addr)
+func DialPatientBilling(addr string, tlsCfg *tls.Config, logger log.Logger, reg prometheus.Registerer) (patient.Billing, func(context.Context) error, error) {
+	conn, err := Dial(addr, tlsCfg)
 	if err != nil {
 		return nil, nil, err
 	}
