@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -181,7 +182,14 @@ func (u *unit) serve(ctx context.Context, a listenAddrs, httpH http.Handler, reg
 		u.m.grpcAddr = l.Addr().String()
 		o := grpctransport.ServerOptions{Logger: u.logger, TrustedProxies: u.s.trustedProxies, Health: healthS}
 		if u.s.serverTLS != nil {
-			o.Options = append(o.Options, grpc.Creds(credentials.NewTLS(u.s.serverTLS)))
+			// gRPC is spoken only between the platform's processes: every caller proves which
+			// one it is with a client certificate (mutual TLS), which the guard checks
+			// against a service identity (authz.PeerService).
+			cfg := u.s.serverTLS.Clone()
+			if cfg.ClientCAs != nil {
+				cfg.ClientAuth = tls.RequireAndVerifyClientCert
+			}
+			o.Options = append(o.Options, grpc.Creds(credentials.NewTLS(cfg)))
 		}
 		grpcS = grpctransport.NewServer(o)
 		register(grpcS)

@@ -18,6 +18,11 @@ import (
 	"testing"
 	"time"
 
+	grpctransport "github.com/pms/pms/transport/grpc"
+
+	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/tlsconf"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -207,4 +212,56 @@ func TestTLSScan(t *testing.T) {
 		!slices.ContainsFunc(leaf.IPAddresses, func(ip net.IP) bool { return ip.Equal(net.IPv4(127, 0, 0, 1)) }) {
 		t.Errorf("leaf: valid %s, DNS %v, IP %v", leaf.NotAfter.Sub(leaf.NotBefore), leaf.DNSNames, leaf.IPAddresses)
 	}
+}
+
+// TestServiceIdentityFromCertificate: with TLS, the services' gRPC ports require a client
+// certificate of the platform's CA (none → the handshake fails; the gateway's → served), and a
+// token acting as a service ("svc:patient") is honoured only from that service's own
+// certificate: billing's certificate cannot act as patient, whatever the token says.
+func TestServiceIdentityFromCertificate(t *testing.T) {
+	certs := certsFor(t)
+	dataDir := t.TempDir()
+	a, _ := startPMS(t, allAddrs, allArgs(t, "sqlite://"+filepath.Join(t.TempDir(), "pms.db"),
+		append(tlsArgs(certs), "--data-dir="+dataDir)...)...)
+	dialAs := func(name string) *grpc.ClientConn {
+		t.Helper()
+		f := tlsconf.Files{CA: filepath.Join(certs, "ca.pem")}
+		if name != "" {
+			f.Cert, f.Key = filepath.Join(certs, name+".pem"), filepath.Join(certs, name+"-key.pem")
+		}
+		conn, err := grpctransport.Dial(a["patient/grpc"], mustClientTLS(t, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(dialAs("")).Check(ctx, &healthpb.HealthCheckRequest{}); err == nil {
+		t.Fatal("a caller without a client certificate was served")
+	}
+	if _, err := healthpb.NewHealthClient(dialAs("gateway")).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("the gateway's certificate: %v", err)
+	}
+	asPatient := authz.WithToken(ctx, ringIssuer(t, dataDir).Token(t, "svc:patient", authz.RoleAdmin))
+	if _, err := grpctransport.NewPatientClient(dialAs("billing")).List(asPatient, patient.ListQuery{}); errs.KindOf(err) != errs.PermissionDenied {
+		t.Fatalf("billing's certificate acting as patient: %v; want permission_denied", err)
+	}
+	if _, err := grpctransport.NewPatientClient(dialAs("patient")).List(asPatient, patient.ListQuery{}); err != nil {
+		t.Fatalf("patient's own certificate: %v", err)
+	}
+	asAdmin := authz.WithToken(ctx, ringIssuer(t, dataDir).Token(t, "u-admin", authz.RoleAdmin))
+	if _, err := grpctransport.NewPatientClient(dialAs("gateway")).List(asAdmin, patient.ListQuery{}); err != nil {
+		t.Fatalf("a user's token through the gateway's certificate: %v", err)
+	}
+}
+
+func mustClientTLS(t *testing.T, f tlsconf.Files) *tls.Config {
+	t.Helper()
+	c, err := tlsconf.Client(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

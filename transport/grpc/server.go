@@ -14,6 +14,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/transport/wire"
@@ -163,6 +165,13 @@ func (ic *interceptor) prepare(ctx context.Context) context.Context {
 	ctx = observe.WithRequestID(ctx, id)
 	ctx = observe.WithTransport(ctx, "grpc")
 	ctx = observe.WithClientAddr(ctx, clientAddr(ctx, md, ic.trusted))
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			if name := authz.ServiceOf(ti.State.VerifiedChains); name != "" {
+				ctx = authz.WithPeerService(ctx, name)
+			}
+		}
+	}
 	// go-kit's auth/jwt reads the token from the context key GRPCToContext sets.
 	return kitjwt.GRPCToContext()(ctx, md)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/gorilla/mux"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/transport/wire"
@@ -85,6 +86,11 @@ func Wrap(next http.Handler, o Options) http.Handler {
 		ctx := observe.WithRequestID(r.Context(), id)
 		ctx = observe.WithTransport(ctx, "http")
 		ctx = observe.WithClientAddr(ctx, clientAddr(r, trusted))
+		if r.TLS != nil {
+			if name := authz.ServiceOf(r.TLS.VerifiedChains); name != "" {
+				ctx = authz.WithPeerService(ctx, name)
+			}
+		}
 		r = r.WithContext(ctx)
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, wire.MaxBodyBytes)

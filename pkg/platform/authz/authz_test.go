@@ -409,3 +409,25 @@ func TestJWKSFirstCallersShareTheFetch(t *testing.T) {
 		t.Fatalf("%d fetches; want 1", n)
 	}
 }
+
+// TestServiceSubjectNeedsItsCertificate: a token whose subject is a service ("svc:patient")
+// passes the guard only when the caller's verified client certificate names that service.
+func TestServiceSubjectNeedsItsCertificate(t *testing.T) {
+	is := authztest.New(t)
+	g := authz.NewGuard(is.Verifier(), authz.RoleTable{"M": {authz.Authenticated}}, nil)
+	e := g.Middleware("M")(func(context.Context, any) (any, error) { return "ok", nil })
+	tok := authz.WithToken(context.Background(), is.Token(t, "svc:patient", authz.RoleAdmin))
+	for peer, want := range map[string]errs.Kind{"": errs.PermissionDenied, "billing": errs.PermissionDenied, "patient": ""} {
+		ctx := tok
+		if peer != "" {
+			ctx = authz.WithPeerService(ctx, peer)
+		}
+		if _, err := e(ctx, nil); errs.KindOf(err) != want && !(want == "" && err == nil) {
+			t.Errorf("peer %q: %v; want %q", peer, err, want)
+		}
+	}
+	user := authz.WithToken(context.Background(), is.Token(t, "u1", authz.RoleClinician))
+	if _, err := e(user, nil); err != nil {
+		t.Errorf("a user's token without a certificate: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/pms/pms/pkg/platform/errs"
@@ -72,6 +73,11 @@ func (g *Guard) Middleware(method string) endpoint.Middleware {
 				return next(ctx, req)
 			}
 			p, err := g.verifier.Verify(ctx, Token(ctx))
+			if name, ok := strings.CutPrefix(p.Subject, "svc:"); err == nil && ok && PeerService(ctx) != name {
+				// A service acts as itself only from its own certificate: a token naming it
+				// proves nothing, since any holder of the signing key could mint one.
+				err = errs.New(errs.PermissionDenied, "a service identity needs that service's client certificate")
+			}
 			if err == nil && !g.roles.Allows(method, p.Role) {
 				err = errs.New(errs.PermissionDenied, "your role may not do this")
 			}

@@ -7,6 +7,7 @@ package authz
 
 import (
 	"context"
+	"crypto/x509"
 	"strings"
 
 	kitjwt "github.com/go-kit/kit/auth/jwt"
@@ -111,4 +112,32 @@ func b64token(s string) bool {
 		}
 	}
 	return true
+}
+
+type peerKey struct{}
+
+// WithPeerService returns ctx knowing that the caller proved, with a client certificate the
+// platform's CA signed, to be the service name (its URI SAN spiffe://pms/<name>).
+func WithPeerService(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, peerKey{}, name)
+}
+
+// PeerService is the service the caller's verified client certificate names, or "".
+func PeerService(ctx context.Context) string {
+	name, _ := ctx.Value(peerKey{}).(string)
+	return name
+}
+
+// ServiceOf reports the service a verified certificate chain names: the first URI SAN of the
+// form spiffe://pms/<name> of its leaf.
+func ServiceOf(chains [][]*x509.Certificate) string {
+	if len(chains) == 0 || len(chains[0]) == 0 {
+		return ""
+	}
+	for _, u := range chains[0][0].URIs {
+		if u.Scheme == "spiffe" && u.Host == "pms" && len(u.Path) > 1 && !strings.Contains(u.Path[1:], "/") {
+			return u.Path[1:]
+		}
+	}
+	return ""
 }
