@@ -47,11 +47,12 @@ lint:
 proto:
 	bash proto/generate.sh
 
-## bench: Go benchmarks (HTTP, gRPC, direct, audit writer), a wrk run against `pms patient`, and gateway vs direct vs nginx (ops/bench/gateway.sh)
+## bench: Go benchmarks (HTTP, gRPC, direct, audit writer), a wrk run against `pms patient`, gateway vs direct vs nginx (ops/bench/gateway.sh), and the gateway with TLS + mTLS off and on (ops/bench/tls.sh)
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./pkg/... ./transport/... | tee bench.out
 	bash ops/bench/wrk-patient.sh
 	bash ops/bench/gateway.sh
+	bash ops/bench/tls.sh
 
 ## bench-kafka: the outbox on PostgreSQL and the embedded broker: drain 100k, keep pace, latency at 500/s
 bench-kafka:
