@@ -134,7 +134,11 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 		return fail(err)
 	}
 	svc := metrics.Instrumenting()(core)
-	if err := bootstrapAdmin(ctx, u.logger, store, svc, c.bootstrapEmail, stderr); err != nil {
+	bootstrapPassword, _, err := lookupEnv(bootstrapPasswordEnv)
+	if err != nil {
+		return fail(err)
+	}
+	if err := bootstrapAdmin(ctx, u.logger, store, svc, c.bootstrapEmail, bootstrapPassword, stderr); err != nil {
 		return fail(err)
 	}
 	verifier := authz.NewVerifier(keys, s.jwtIssuer, s.jwtAudience)
@@ -148,8 +152,8 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 
 // bootstrapAdmin creates the first admin on an empty user table, writing a generated
 // password to stderr once.
-func bootstrapAdmin(ctx context.Context, logger log.Logger, store *auth.Store, svc auth.Service, email string, stderr io.Writer) error {
-	u, generated, made, err := auth.BootstrapAdmin(ctx, store, svc, email, os.Getenv(bootstrapPasswordEnv))
+func bootstrapAdmin(ctx context.Context, logger log.Logger, store *auth.Store, svc auth.Service, email, password string, stderr io.Writer) error {
+	u, generated, made, err := auth.BootstrapAdmin(ctx, store, svc, email, password)
 	if err != nil || !made {
 		return err
 	}
@@ -220,7 +224,10 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	password, ok := os.LookupEnv(userPasswordEnv)
+	password, ok, err := lookupEnv(userPasswordEnv)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		line, err := bufio.NewReader(io.LimitReader(stdin, auth.MaxPasswordBytes+2)).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {

@@ -52,19 +52,52 @@ func serviceEnv(t *testing.T, service string) map[string]string {
 	return env
 }
 
-// loadCompose loads docker-compose.yml the way `docker compose` does, with no variables set.
+// composeSecrets are the variables compose requires (no defaults for secrets).
+var composeSecrets = []string{"POSTGRES_PASSWORD=pg-secret", "PMS_BOOTSTRAP_ADMIN_PASSWORD=admin-secret", "GRAFANA_ADMIN_PASSWORD=grafana-secret"}
+
+// loadComposeWith loads docker-compose.yml the way `docker compose` does, with env as the
+// only variables.
+func loadComposeWith(env []string) (*types.Project, error) {
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, "docker-compose.yml")},
+		cli.WithWorkingDirectory(repoRoot), cli.WithEnv(env))
+	if err != nil {
+		return nil, err
+	}
+	return opts.LoadProject(context.Background())
+}
+
+// loadCompose loads docker-compose.yml with the required secrets set and nothing else.
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, "docker-compose.yml")},
-		cli.WithWorkingDirectory(repoRoot), cli.WithEnv([]string{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := opts.LoadProject(context.Background())
+	p, err := loadComposeWith(composeSecrets)
 	if err != nil {
 		t.Fatalf("load docker-compose.yml: %v", err)
 	}
 	return p
+}
+
+// TestComposeRefusesDefaultSecrets: with any required secret unset, compose refuses to load
+// the stack (no development password ships), and the secrets given reach their services.
+func TestComposeRefusesDefaultSecrets(t *testing.T) {
+	for i := range composeSecrets {
+		env := append(append([]string{}, composeSecrets[:i]...), composeSecrets[i+1:]...)
+		name, _, _ := strings.Cut(composeSecrets[i], "=")
+		if _, err := loadComposeWith(env); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("without %s: %v; want a refusal naming it", name, err)
+		}
+	}
+	p := loadCompose(t)
+	for svc, want := range map[string][2]string{
+		"postgres": {"POSTGRES_PASSWORD", "pg-secret"}, "grafana": {"GF_SECURITY_ADMIN_PASSWORD", "grafana-secret"},
+		"auth": {bootstrapPasswordEnv, "admin-secret"},
+	} {
+		if v := p.Services[svc].Environment[want[0]]; v == nil || *v != want[1] {
+			t.Errorf("%s %s = %v, want %q", svc, want[0], v, want[1])
+		}
+	}
+	if v := p.Services["patient"].Environment["PMS_TRUSTED_PROXIES"]; v == nil || !strings.Contains(*v, "172.28.0.0/16") {
+		t.Errorf("PMS_TRUSTED_PROXIES = %v; want the compose network", v)
+	}
 }
 
 // TestCompose checks docker-compose.yml as compose-go loads it: every service has a health

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -137,6 +138,27 @@ func TestFlagsTakeTheirTwins(t *testing.T) {
 		patientAddr != ":9100" || c.rateLimit != 2000 {
 		t.Fatalf("parsed %+v, patient-addr %q", c, patientAddr)
 	}
+	// A secret may come from a file (PMS_X_FILE), its trailing newline dropped; a file that
+	// cannot be read stops the start.
+	secret := filepath.Join(t.TempDir(), "url")
+	if err := os.WriteFile(secret, []byte("postgres://pms:s3cret@db/pms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PMS_DATABASE_URL_FILE", secret)
+	f = newFlags("test", io.Discard)
+	c = common{}
+	c.register(f)
+	if err := f.parse(nil); err != nil || c.databaseURL != "postgres://pms:s3cret@db/pms" {
+		t.Fatalf("PMS_DATABASE_URL_FILE: %q, %v", c.databaseURL, err)
+	}
+	t.Setenv("PMS_DATABASE_URL_FILE", secret+".missing")
+	f = newFlags("test", io.Discard)
+	c.register(f)
+	if err := f.parse(nil); err == nil || !strings.Contains(err.Error(), "PMS_DATABASE_URL_FILE") {
+		t.Fatalf("unreadable PMS_DATABASE_URL_FILE: %v", err)
+	}
+	t.Setenv("PMS_DATABASE_URL_FILE", "")
+	os.Unsetenv("PMS_DATABASE_URL_FILE")
 	t.Setenv("PMS_DATABASE_MAX_CONNS", "many")
 	f = newFlags("test", io.Discard)
 	c = common{}

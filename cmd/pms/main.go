@@ -77,7 +77,8 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nEvery flag --some-flag can also be set as PMS_SOME_FLAG (per service: PMS_PATIENT_...).")
+	fmt.Fprintln(w, "\nEvery flag --some-flag can also be set as PMS_SOME_FLAG (per service: PMS_PATIENT_...), and every")
+	fmt.Fprintln(w, "PMS_* variable as PMS_..._FILE naming a file that holds the value (secrets).")
 }
 
 // envName turns a flag name into its environment twin: http-addr → PMS_HTTP_ADDR.
@@ -187,7 +188,12 @@ func (f *flags) parse(args []string) error {
 			return
 		}
 		for _, env := range f.envs[fl.Name] {
-			if v, ok := os.LookupEnv(env); ok {
+			v, ok, ferr := lookupEnv(env)
+			if ferr != nil {
+				err = errors.Join(err, ferr)
+				return
+			}
+			if ok {
 				// An empty twin of a number, duration or bool (PMS_RATE_LIMIT= in a compose
 				// file) means "unset"; an empty string or list is a value.
 				if g, ok := fl.Value.(flag.Getter); ok && v == "" {
@@ -203,4 +209,22 @@ func (f *flags) parse(args []string) error {
 		}
 	})
 	return err
+}
+
+// lookupEnv reads the environment variable name or, when it is unset and name_FILE is set,
+// the file name_FILE names (the Docker-secrets convention: a secret in a file, never in the
+// environment), without its trailing newline.
+func lookupEnv(name string) (string, bool, error) {
+	if v, ok := os.LookupEnv(name); ok {
+		return v, true, nil
+	}
+	path, ok := os.LookupEnv(name + "_FILE")
+	if !ok {
+		return "", false, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", false, fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), true, nil
 }

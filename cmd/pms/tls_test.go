@@ -97,6 +97,11 @@ func TestAllOverTLS(t *testing.T) {
 	if code, b := do("GET", "/api/patients", pair.Token, ""); code != 200 || !strings.Contains(string(b), "ada@example.org") {
 		t.Fatalf("search over TLS: %d %s", code, b)
 	}
+	if resp, err := c.Get(gw + "/openapi.json"); err != nil || !strings.HasPrefix(resp.Header.Get("Strict-Transport-Security"), "max-age=") {
+		t.Fatalf("HSTS over TLS: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if resp, err := c.Get("https://" + a["gateway/admin"] + "/metrics"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("admin over TLS: %v %v", resp, err)
 	} else {

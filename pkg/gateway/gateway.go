@@ -349,7 +349,13 @@ func dispatch(mounts []mount, docs http.Handler, o httptransport.Options) http.H
 }
 
 // ServeHTTP serves the gateway's public API.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+// Over TLS it tells browsers to keep to HTTPS (HSTS, two years).
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TLS != nil {
+		w.Header().Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+	}
+	g.handler.ServeHTTP(w, r)
+}
 
 // Routes lists every route the gateway serves (method and path template), sorted.
 func (g *Gateway) Routes() []openapi.Route { return append([]openapi.Route(nil), g.routes...) }
