@@ -1,6 +1,8 @@
 package openapi
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -54,6 +56,18 @@ func TestHandlerServesDocumentAndOfflinePage(t *testing.T) {
 	page := rec.Body.String()
 	if rec.Code != 200 || !strings.Contains(page, "/openapi.json") {
 		t.Fatalf("/api-docs: %d", rec.Code)
+	}
+	// A strict policy: no 'unsafe-inline'; the page's one script and one style by hash.
+	csp := rec.Header().Get("Content-Security-Policy")
+	for _, tag := range []string{"script", "style"} {
+		blocks := inlineBlocks(page, tag)
+		sum := sha256.Sum256([]byte(blocks[0]))
+		if len(blocks) != 1 || !strings.Contains(csp, tag+"-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") {
+			t.Fatalf("CSP %q does not allow the page's %s by its hash", csp, tag)
+		}
+	}
+	if strings.Contains(csp, "unsafe") || !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Fatalf("CSP %q is not strict", csp)
 	}
 	for _, remote := range []string{"http://", "https://", "//cdn", "unpkg", "jsdelivr"} {
 		if strings.Contains(page, "src=\""+remote) || strings.Contains(page, "href=\""+remote) {
