@@ -47,7 +47,7 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 	if err != nil {
 		return nil, err
 	}
-	marks := kafkatransport.NewWatermarks(u.kafka.brokers, kafkatransport.NewConfig("pms-analytics-lag"))
+	marks := kafkatransport.NewWatermarks(u.kafka.brokers, u.kafka.config("pms-analytics-lag"))
 	u.m.closers.add(func(context.Context) error { return marks.Close() })
 	writer := u.audit(analytics.AuditTable, nil)
 	var svc *analytics.Analytics

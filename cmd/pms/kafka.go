@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -24,6 +25,7 @@ type kafkaFlags struct {
 	brokers                 []string
 	addr                    string
 	partitions, replication int
+	tls                     bool
 }
 
 func (k *kafkaFlags) register(f *flags) {
@@ -31,6 +33,7 @@ func (k *kafkaFlags) register(f *flags) {
 	f.String(&k.addr, "kafka-addr", broker.DefaultAddr, "address of the embedded broker (pms broker, and pms all without --kafka-brokers)")
 	f.Int(&k.partitions, "kafka-partitions", 3, "partitions of the topics a service creates at start-up when missing")
 	f.Int(&k.replication, "kafka-replication-factor", 1, "replication factor of the topics a service creates at start-up when missing")
+	f.Bool(&k.tls, "kafka-tls", false, "speak TLS to the brokers with --tls-ca (and --tls-cert as client certificate); the embedded broker then serves TLS with --tls-cert")
 }
 
 // kafkaSettings is kafkaFlags, checked.
@@ -39,6 +42,8 @@ type kafkaSettings struct {
 	addr        string
 	partitions  int32
 	replication int16
+	// clientTLS and serverTLS secure the brokers' connections with --kafka-tls; nil: plain.
+	clientTLS, serverTLS *tls.Config
 }
 
 func (k kafkaFlags) parse() (kafkaSettings, error) {
@@ -67,13 +72,13 @@ func (k kafkaSettings) brokerList() []string {
 // startBroker starts the embedded broker on --kafka-addr, keeping its data under
 // <data-dir>/kafka, and reports its address like any listener.
 func startBroker(ctx context.Context, s settings) (*broker.Broker, error) {
-	if exposed, err := checkListenAddr("broker", "kafka", s.kafka.addr, s.insecure); err != nil {
+	if exposed, err := checkListenAddr("broker", "kafka", s.kafka.addr, s.insecure || s.kafka.serverTLS != nil); err != nil {
 		return nil, err
-	} else if exposed {
+	} else if exposed && s.kafka.serverTLS == nil {
 		_ = level.Warn(s.logger).Log("msg", "plain-text listener off loopback (--insecure-plaintext)", "service", "broker", "addr", s.kafka.addr)
 	}
 	b, err := broker.Start(broker.Options{
-		Addr: s.kafka.addr, DataDir: filepath.Join(s.dataDir, "kafka"), Partitions: int(s.kafka.partitions),
+		Addr: s.kafka.addr, DataDir: filepath.Join(s.dataDir, "kafka"), Partitions: int(s.kafka.partitions), TLS: s.kafka.serverTLS,
 		Logger: log.With(s.logger, "service", "broker"),
 	})
 	if err != nil {
@@ -126,17 +131,25 @@ type serviceKafka struct {
 	logger  log.Logger
 	metrics *kafkatransport.Metrics
 	timeout time.Duration
+	tls     *tls.Config
 }
 
 func newServiceKafka(service string, s settings, logger log.Logger, reg prometheus.Registerer, topics []kafkatransport.Topic) *serviceKafka {
 	return &serviceKafka{
 		service: service, brokers: s.kafka.brokerList(), topics: topics, logger: logger,
-		metrics: kafkatransport.NewMetrics(reg, service), timeout: s.shutdownTimeout,
+		metrics: kafkatransport.NewMetrics(reg, service), timeout: s.shutdownTimeout, tls: s.kafka.clientTLS,
 	}
 }
 
 // check is the readiness check of the brokers: reachable now, not "a group has formed".
-func (k *serviceKafka) check(ctx context.Context) error { return kafkatransport.Ping(ctx, k.brokers) }
+func (k *serviceKafka) check(ctx context.Context) error {
+	return kafkatransport.Ping(ctx, k.brokers, k.tls)
+}
+
+// config is a client configuration of the service's, TLS when the brokers speak it.
+func (k *serviceKafka) config(clientID string) *sarama.Config {
+	return kafkatransport.WithTLS(kafkatransport.NewConfig(clientID), k.tls)
+}
 
 // addRelay runs the relay of ob from the moment the module's servers start until the
 // module's closers reach it: after the servers and consumers have stopped and the audit
@@ -144,7 +157,7 @@ func (k *serviceKafka) check(ctx context.Context) error { return kafkatransport.
 // everything, and before the database closes. Add it to the closers right after the
 // database, before the audit writer.
 func (k *serviceKafka) addRelay(m *module, ob *outbox.Outbox, reg prometheus.Registerer) (start func()) {
-	cfg := kafkatransport.NewConfig("pms-" + k.service + "-relay")
+	cfg := k.config("pms-" + k.service + "-relay")
 	r := outbox.NewRelay(ob, outbox.RelayOptions{
 		NewProducer: func() (sarama.SyncProducer, error) { return sarama.NewSyncProducer(k.brokers, cfg) },
 		Service:     k.service, Registerer: reg, Logger: k.logger,
@@ -186,7 +199,7 @@ func (k *serviceKafka) addConsumer(g *run.Group, group string, topics []string, 
 		}
 		// Replies and dead letters need no idempotence, and a producer without it never
 		// trips over a broker that forgot its producer ids.
-		cfg := kafkatransport.NewConfig("pms-" + k.service + "-replies")
+		cfg := k.config("pms-" + k.service + "-replies")
 		cfg.Producer.Idempotent = false
 		cfg.Net.MaxOpenRequests = 5
 		p, ok := k.retry(stop, func() (sarama.SyncProducer, error) { return sarama.NewSyncProducer(k.brokers, cfg) })
@@ -202,7 +215,7 @@ func (k *serviceKafka) addConsumer(g *run.Group, group string, topics []string, 
 		default:
 		}
 		producer = p
-		consumer = kafkatransport.NewConsumer(k.brokers, group, topics, kafkatransport.NewConfig("pms-"+k.service), newSub(p), k.logger)
+		consumer = kafkatransport.NewConsumer(k.brokers, group, topics, k.config("pms-"+k.service), newSub(p), k.logger)
 		mu.Unlock()
 		return consumer.Run()
 	}, func(error) {
@@ -249,7 +262,7 @@ func (k *serviceKafka) ensureTopics(stop <-chan struct{}) bool {
 	backoff := 100 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		err := kafkatransport.EnsureTopics(ctx, k.brokers, kafkatransport.NewConfig("pms-"+k.service+"-admin"), k.topics)
+		err := kafkatransport.EnsureTopics(ctx, k.brokers, k.config("pms-"+k.service+"-admin"), k.topics)
 		cancel()
 		if err == nil {
 			return true

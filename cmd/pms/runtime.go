@@ -157,6 +157,12 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 	if s.kafka, err = c.kafka.parse(); err != nil {
 		return s, err
 	}
+	if c.kafka.tls {
+		if s.clientTLS == nil {
+			return s, errors.New("--kafka-tls needs --tls-ca (and --tls-cert/--tls-key for the embedded broker)")
+		}
+		s.kafka.clientTLS, s.kafka.serverTLS = s.clientTLS, s.serverTLS
+	}
 	return s, nil
 }
 

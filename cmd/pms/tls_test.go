@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	kafkatransport "github.com/pms/pms/transport/kafka"
+
 	grpctransport "github.com/pms/pms/transport/grpc"
 
 	"github.com/pms/pms/pkg/patient"
@@ -68,7 +70,7 @@ func httpsClient(t *testing.T, certs string) *http.Client {
 // CA get nothing; a certificate replaced on disk is served without a restart.
 func TestAllOverTLS(t *testing.T) {
 	certs := certsFor(t)
-	a, _ := startPMS(t, allAddrs, allArgs(t, "sqlite://"+filepath.Join(t.TempDir(), "pms.db"), tlsArgs(certs)...)...)
+	a, _ := startPMS(t, allAddrs, allArgs(t, "sqlite://"+filepath.Join(t.TempDir(), "pms.db"), append(tlsArgs(certs), "--kafka-tls")...)...)
 	c := httpsClient(t, certs)
 	gw := "https://" + a["gateway/http"]
 	do := func(method, path, token, body string) (int, []byte) {
@@ -96,6 +98,28 @@ func TestAllOverTLS(t *testing.T) {
 	}
 	if code, b := do("GET", "/api/patients", pair.Token, ""); code != 200 || !strings.Contains(string(b), "ada@example.org") {
 		t.Fatalf("search over TLS: %d %s", code, b)
+	}
+	// Kafka over TLS too: the register's event went relay → embedded broker → analytics.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, b := do("GET", "/api/analytics/summary", pair.Token, "")
+		var s struct{ Patients struct{ Registered int } }
+		if code == 200 && json.Unmarshal(b, &s) == nil && s.Patients.Registered == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the register never reached analytics over TLS Kafka: %d %s", code, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pingCtx, pingCancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer pingCancel()
+	if err := kafkatransport.Ping(pingCtx, []string{a["broker/kafka"]}); err == nil {
+		t.Fatal("a plain-text Kafka client reached the TLS broker")
+	}
+	if err := kafkatransport.Ping(pingCtx, []string{a["broker/kafka"]}, mustClientTLS(t, tlsconf.Files{CA: filepath.Join(certs, "ca.pem"),
+		Cert: filepath.Join(certs, "all.pem"), Key: filepath.Join(certs, "all-key.pem")})); err != nil {
+		t.Fatalf("a TLS Kafka client: %v", err)
 	}
 	if resp, err := c.Get(gw + "/openapi.json"); err != nil || !strings.HasPrefix(resp.Header.Get("Strict-Transport-Security"), "max-age=") {
 		t.Fatalf("HSTS over TLS: %v %v", resp, err)
@@ -147,7 +171,7 @@ func TestAllOverTLS(t *testing.T) {
 	if err := tlsconf.Generate(certs, []string{"all"}, nil, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for serial().Cmp(before) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the replaced certificate is not served")

@@ -16,6 +16,7 @@ package kafkatransport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -124,8 +125,11 @@ func EnsureTopics(ctx context.Context, brokers []string, cfg *sarama.Config, top
 // Ping checks that at least one of brokers answers a metadata request within ctx, for
 // readiness checks. It opens and closes its own connection, so it says whether a new client
 // could start now.
-func Ping(ctx context.Context, brokers []string) error {
+func Ping(ctx context.Context, brokers []string, tlsCfg ...*tls.Config) error {
 	cfg := sarama.NewConfig()
+	if len(tlsCfg) > 0 {
+		WithTLS(cfg, tlsCfg[0])
+	}
 	cfg.Version = sarama.V3_6_0_0
 	cfg.ClientID = "pms-ping"
 	if dl, ok := ctx.Deadline(); ok {
@@ -160,4 +164,13 @@ func Ping(ctx context.Context, brokers []string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// WithTLS makes cfg's connections TLS with tlsCfg (nil: plain text, as configured) and
+// returns cfg.
+func WithTLS(cfg *sarama.Config, tlsCfg *tls.Config) *sarama.Config {
+	if tlsCfg != nil {
+		cfg.Net.TLS.Enable, cfg.Net.TLS.Config = true, tlsCfg
+	}
+	return cfg
 }

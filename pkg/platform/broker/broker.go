@@ -6,6 +6,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -35,6 +36,8 @@ type Options struct {
 	Partitions int
 	// Logger receives the broker's warnings and errors. Nil discards them.
 	Logger log.Logger
+	// TLS, when set, is the listener's TLS (clients then need kafkatransport.WithTLS).
+	TLS *tls.Config
 }
 
 // Broker is a running embedded broker.
@@ -76,6 +79,9 @@ func Start(o Options) (*Broker, error) {
 			return nil, fmt.Errorf("broker: data folder: %w", err)
 		}
 		opts = append(opts, kfake.DataDir(o.DataDir))
+	}
+	if o.TLS != nil {
+		opts = append(opts, kfake.TLS(o.TLS))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
