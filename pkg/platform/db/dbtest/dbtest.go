@@ -19,8 +19,10 @@ import (
 	"github.com/pms/pms/pkg/platform/db"
 )
 
-// DefaultPostgresURL is the local server every developer machine and CI has.
-const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+// DefaultPostgresURL is the local server every developer machine and CI has, spoken to over
+// TLS (sslmode=require; Debian's server runs ssl=on with its snakeoil certificate), as a
+// production database would be.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=require"
 
 // PostgresURL returns the URL tests use for PostgreSQL.
 func PostgresURL() string {
