@@ -31,7 +31,7 @@ type analyticsConfig struct {
 // for `pms all`. The environment twins are the same either way.
 func (c *analyticsConfig) register(f *flags, prefix string) {
 	f.String(&c.httpAddr, prefix+"http-addr", "127.0.0.1:4002", "analytics HTTP API address", "PMS_ANALYTICS_HTTP_ADDR")
-	f.String(&c.grpcAddr, prefix+"grpc-addr", "127.0.0.1:9002", "analytics gRPC address", "PMS_ANALYTICS_GRPC_ADDR")
+	f.String(&c.grpcAddr, prefix+"grpc-addr", "127.0.0.1:9002", "analytics gRPC address (its twin is also the address pms gateway dials)", "PMS_ANALYTICS_GRPC_ADDR")
 	f.String(&c.adminAddr, prefix+"admin-addr", "127.0.0.1:4102", "analytics admin address (metrics, health; pprof with --pprof)", "PMS_ANALYTICS_ADMIN_ADDR")
 	f.String(&c.databaseURL, "analytics-database-url", "", "analytics database URL (overrides --database-url)", "PMS_ANALYTICS_DATABASE_URL")
 	f.Bool(&c.rebuild, prefix+"rebuild", false, "empty the analytics figures and replay the topics from the earliest offset", "PMS_ANALYTICS_REBUILD")

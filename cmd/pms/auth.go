@@ -41,16 +41,16 @@ type authConfig struct {
 // The environment twins are the same either way.
 func (c *authConfig) register(f *flags, prefix string) {
 	f.String(&c.httpAddr, prefix+"http-addr", "127.0.0.1:4005", "auth HTTP API address", "PMS_AUTH_HTTP_ADDR")
-	f.String(&c.grpcAddr, prefix+"grpc-addr", "127.0.0.1:9005", "auth gRPC address", "PMS_AUTH_GRPC_ADDR")
+	f.String(&c.grpcAddr, prefix+"grpc-addr", "127.0.0.1:9005", "auth gRPC address (its twin is also the address pms gateway dials)", "PMS_AUTH_GRPC_ADDR")
 	f.String(&c.adminAddr, prefix+"admin-addr", "127.0.0.1:4105", "auth admin address (metrics, health; pprof with --pprof)", "PMS_AUTH_ADMIN_ADDR")
 	c.registerStorage(f)
-	f.Duration(&c.refreshTTL, "refresh-token-ttl", auth.DefaultRefreshTTL, "a login's lifetime: its refresh tokens, however often rotated, stop this long after it", "PMS_AUTH_REFRESH_TOKEN_TTL")
-	f.Int(&c.accountAttempts, "login-account-attempts", 5, "failed logins per account (email) within --login-window before a lock-out", "PMS_AUTH_LOGIN_ACCOUNT_ATTEMPTS")
-	f.Int(&c.addressAttempts, "login-address-attempts", 20, "failed logins per client address within --login-window before a lock-out", "PMS_AUTH_LOGIN_ADDRESS_ATTEMPTS")
-	f.Duration(&c.window, "login-window", 15*time.Minute, "how long failed logins are remembered", "PMS_AUTH_LOGIN_WINDOW")
-	f.Duration(&c.lockout, "login-lockout", time.Minute, "the first lock-out; each further one in a row doubles it", "PMS_AUTH_LOGIN_LOCKOUT")
-	f.Duration(&c.maxLockout, "login-max-lockout", time.Hour, "the longest lock-out (lock-outs are never permanent)", "PMS_AUTH_LOGIN_MAX_LOCKOUT")
-	f.Int(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes computed at once, 19 MiB each (0: one per CPU)", "PMS_AUTH_PASSWORD_HASH_CONCURRENCY")
+	f.Duration(&c.refreshTTL, "refresh-token-ttl", auth.DefaultRefreshTTL, "a login's lifetime: its refresh tokens, however often rotated, stop this long after it", "PMS_AUTH_REFRESH_TOKEN_TTL").positive()
+	f.Int(&c.accountAttempts, "login-account-attempts", 5, "failed logins per account (email) within --login-window before a lock-out", "PMS_AUTH_LOGIN_ACCOUNT_ATTEMPTS").atLeast(1)
+	f.Int(&c.addressAttempts, "login-address-attempts", 20, "failed logins per client address within --login-window before a lock-out", "PMS_AUTH_LOGIN_ADDRESS_ATTEMPTS").atLeast(1)
+	f.Duration(&c.window, "login-window", 15*time.Minute, "how long failed logins are remembered", "PMS_AUTH_LOGIN_WINDOW").positive()
+	f.Duration(&c.lockout, "login-lockout", time.Minute, "the first lock-out; each further one in a row doubles it", "PMS_AUTH_LOGIN_LOCKOUT").positive()
+	f.Duration(&c.maxLockout, "login-max-lockout", time.Hour, "the longest lock-out (lock-outs are never permanent)", "PMS_AUTH_LOGIN_MAX_LOCKOUT").positive()
+	f.Int(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes computed at once, 19 MiB each (0: one per CPU)", "PMS_AUTH_PASSWORD_HASH_CONCURRENCY").atLeast(0)
 	f.String(&c.bootstrapEmail, "bootstrap-admin-email", "admin@pms.local", "email of the admin created on first start (password: PMS_BOOTSTRAP_ADMIN_PASSWORD, or generated and printed once)", "PMS_BOOTSTRAP_ADMIN_EMAIL")
 }
 
@@ -68,30 +68,11 @@ func (c authConfig) keyPath(s settings) string {
 	return filepath.Join(s.dataDir, auth.KeyFileName)
 }
 
-// options checks the flags and turns them into the service options.
-func (c authConfig) options(s settings) (auth.Options, int, error) {
-	var err error
-	positive := func(name string, d time.Duration) time.Duration {
-		if d <= 0 {
-			err = errors.Join(err, fmt.Errorf("--%s: want a positive duration, got %s", name, d))
-		}
-		return d
-	}
-	atLeast := func(name string, n, lo int) int {
-		if n < lo {
-			err = errors.Join(err, fmt.Errorf("--%s: want an integer ≥ %d, got %d", name, lo, n))
-		}
-		return n
-	}
-	o := auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience, RefreshTTL: positive("refresh-token-ttl", c.refreshTTL)}
-	o.Throttle = auth.ThrottleOptions{
-		AccountAttempts: atLeast("login-account-attempts", c.accountAttempts, 1),
-		AddressAttempts: atLeast("login-address-attempts", c.addressAttempts, 1),
-		Window:          positive("login-window", c.window),
-		Lockout:         positive("login-lockout", c.lockout),
-		MaxLockout:      positive("login-max-lockout", c.maxLockout),
-	}
-	return o, atLeast("password-hash-concurrency", c.hashConcurrency, 0), err
+// options turns the (checked) flags into the service options.
+func (c authConfig) options(s settings) auth.Options {
+	return auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience, RefreshTTL: c.refreshTTL,
+		Throttle: auth.ThrottleOptions{AccountAttempts: c.accountAttempts, AddressAttempts: c.addressAttempts,
+			Window: c.window, Lockout: c.lockout, MaxLockout: c.maxLockout}}
 }
 
 // bootstrapPassword is where the first admin's password comes from: the environment only,
@@ -104,10 +85,7 @@ const bootstrapPasswordEnv = "PMS_BOOTSTRAP_ADMIN_PASSWORD"
 // key ring too, so `pms all` can hand it to the other services' verifiers. A generated
 // bootstrap password is written to stderr, once.
 func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) (*module, *auth.KeyRing, error) {
-	o, conc, err := c.options(s)
-	if err != nil {
-		return nil, nil, err
-	}
+	o := c.options(s)
 	keys, created, err := auth.OpenKeyRing(c.keyPath(s), auth.KeyRingOptions{Logger: s.logger})
 	if err != nil {
 		return nil, nil, err
@@ -127,7 +105,7 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 	}
 	writer := u.audit(auth.AuditTable, outbox.New(u.db, outbox.Options{}))
 	metrics := auth.NewMetrics(u.reg)
-	o.Logger, o.Hasher = u.logger, metrics.CountingHasher(auth.NewArgon2id(auth.DefaultArgon2id, conc))
+	o.Logger, o.Hasher = u.logger, metrics.CountingHasher(auth.NewArgon2id(auth.DefaultArgon2id, c.hashConcurrency))
 	store := auth.NewStore(u.db)
 	core, err := auth.NewService(ctx, store, keys, writer, o)
 	if err != nil {

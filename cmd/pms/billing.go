@@ -23,7 +23,7 @@ type billingConfig struct {
 // `pms all`. The environment twins are the same either way.
 func (c *billingConfig) register(f *flags, prefix string) {
 	f.String(&c.httpAddr, prefix+"http-addr", "127.0.0.1:4001", "billing HTTP API address", "PMS_BILLING_HTTP_ADDR")
-	f.String(&c.grpcAddr, prefix+"grpc-addr", "127.0.0.1:9001", "billing gRPC address", "PMS_BILLING_GRPC_ADDR")
+	f.String(&c.grpcAddr, prefix+"grpc-addr", "127.0.0.1:9001", "billing gRPC address (its twin is also the address pms patient and pms gateway dial)", "PMS_BILLING_GRPC_ADDR")
 	f.String(&c.adminAddr, prefix+"admin-addr", "127.0.0.1:4101", "billing admin address (metrics, health; pprof with --pprof)", "PMS_BILLING_ADMIN_ADDR")
 	f.String(&c.databaseURL, "billing-database-url", "", "billing database URL (overrides --database-url)", "PMS_BILLING_DATABASE_URL")
 }

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
 	"github.com/pms/pms/pkg/gateway"
-	"github.com/pms/pms/pkg/platform/ratelimit"
 )
 
 // gatewayConfig is the gateway's own settings.
@@ -27,9 +25,9 @@ type gatewayConfig struct {
 func (c *gatewayConfig) register(f *flags, prefix string) {
 	f.String(&c.httpAddr, prefix+"http-addr", "127.0.0.1:4004", "gateway HTTP API address", "PMS_GATEWAY_HTTP_ADDR")
 	f.String(&c.adminAddr, prefix+"admin-addr", "127.0.0.1:4104", "gateway admin address (metrics, health; pprof with --pprof)", "PMS_GATEWAY_ADMIN_ADDR")
-	f.Float(&c.clientRate, "gateway-client-rate", 100, "requests per second allowed per client (token subject, else address; 0 disables)", "PMS_GATEWAY_CLIENT_RATE")
-	f.Int(&c.clientBurst, "gateway-client-burst", 200, "burst allowed per client", "PMS_GATEWAY_CLIENT_BURST")
-	f.Duration(&c.timeout, "gateway-timeout", 10*time.Second, "deadline of one call to an upstream, retries included", "PMS_GATEWAY_TIMEOUT")
+	f.Float(&c.clientRate, "gateway-client-rate", 100, "requests per second allowed per client (token subject, else address; 0 disables)", "PMS_GATEWAY_CLIENT_RATE").atLeast(0)
+	f.Int(&c.clientBurst, "gateway-client-burst", 200, "burst allowed per client", "PMS_GATEWAY_CLIENT_BURST").atLeast(0)
+	f.Duration(&c.timeout, "gateway-timeout", 10*time.Second, "deadline of one call to an upstream, retries included", "PMS_GATEWAY_TIMEOUT").positive()
 	f.List(&c.corsOrigins, "gateway-cors-origins", "", "comma-separated origins allowed cross-origin calls (empty: CORS off)", "PMS_GATEWAY_CORS_ORIGINS")
 	f.Bool(&c.corsCredentials, "gateway-cors-credentials", false, "allow credentials on cross-origin calls (never with origin *)", "PMS_GATEWAY_CORS_CREDENTIALS")
 	if prefix == "" {
@@ -45,16 +43,6 @@ func (c *gatewayConfig) register(f *flags, prefix string) {
 // buildGateway wires the gateway: the upstream connections and middleware (pkg/gateway),
 // the public HTTP server (no /metrics, pprof or reflection there) and the admin server.
 func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, error) {
-	rate := c.clientRate
-	if rate < 0 || c.clientBurst < 0 {
-		return nil, fmt.Errorf("--gateway-client-rate and --gateway-client-burst: want numbers ≥ 0, got %g and %d", rate, c.clientBurst)
-	}
-	if rate == 0 {
-		rate = -1
-	}
-	if c.timeout <= 0 {
-		return nil, fmt.Errorf("--gateway-timeout: want a positive duration, got %s", c.timeout)
-	}
 	u, err := newUnit(ctx, s, unitSpec{name: "gateway"})
 	if err != nil {
 		return nil, err
@@ -62,7 +50,7 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 	gw, err := gateway.New(gateway.Config{
 		PatientAddr: c.patientAddr, BillingAddr: c.billingAddr, AuthAddr: c.authAddr, AnalyticsAddr: c.analyticsAddr,
 		Verifier: s.verifier(), Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
-		ClientLimit: ratelimit.Config{Rate: rate, Burst: c.clientBurst}, Timeout: c.timeout,
+		ClientLimit: limit(c.clientRate, c.clientBurst), Timeout: c.timeout,
 		CORS: gateway.CORS{AllowedOrigins: c.corsOrigins, AllowCredentials: c.corsCredentials}, TLS: s.clientTLS,
 	})
 	if err != nil {

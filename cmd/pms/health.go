@@ -18,13 +18,10 @@ func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var addr, ca string
 	var d time.Duration
 	f.String(&addr, "addr", "127.0.0.1:4104", "admin address (host:port) whose /readyz is checked", "PMS_HEALTH_ADDR")
-	f.Duration(&d, "timeout", 3*time.Second, "how long the check may take", "PMS_HEALTH_TIMEOUT")
+	f.Duration(&d, "timeout", 3*time.Second, "how long the check may take", "PMS_HEALTH_TIMEOUT").positive()
 	f.String(&ca, "tls-ca", "", "CA of the admin port's certificate: check over HTTPS (the service's --tls-ca)", "PMS_TLS_CA")
 	if err := f.parse(args); err != nil {
 		return err
-	}
-	if d <= 0 {
-		return fmt.Errorf("--timeout: want a positive duration, got %s", d)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"path/filepath"
 	"sync"
@@ -31,12 +30,12 @@ type kafkaFlags struct {
 func (k *kafkaFlags) register(f *flags) {
 	f.List(&k.brokers, "kafka-brokers", "", "comma-separated Kafka brokers (empty: pms all starts the embedded broker, a single service connects to "+broker.DefaultAddr+")")
 	f.String(&k.addr, "kafka-addr", broker.DefaultAddr, "address of the embedded broker (pms broker, and pms all without --kafka-brokers)")
-	f.Int(&k.partitions, "kafka-partitions", 3, "partitions of the topics a service creates at start-up when missing")
-	f.Int(&k.replication, "kafka-replication-factor", 1, "replication factor of the topics a service creates at start-up when missing")
+	f.Int(&k.partitions, "kafka-partitions", 3, "partitions of the topics a service creates at start-up when missing").within(1, 1<<20)
+	f.Int(&k.replication, "kafka-replication-factor", 1, "replication factor of the topics a service creates at start-up when missing").within(1, 1<<10)
 	f.Bool(&k.tls, "kafka-tls", false, "speak TLS to the brokers with --tls-ca (and --tls-cert as client certificate); the embedded broker then serves TLS with --tls-cert")
 }
 
-// kafkaSettings is kafkaFlags, checked.
+// kafkaSettings is kafkaFlags in the types sarama takes.
 type kafkaSettings struct {
 	brokers     []string // empty: none configured
 	addr        string
@@ -46,18 +45,14 @@ type kafkaSettings struct {
 	clientTLS, serverTLS *tls.Config
 }
 
-func (k kafkaFlags) parse() (kafkaSettings, error) {
+// settings converts the checked flags (their ranges fit int32 and int16); an empty
+// --kafka-addr is the embedded broker's default.
+func (k kafkaFlags) settings() kafkaSettings {
 	s := kafkaSettings{brokers: k.brokers, addr: k.addr, partitions: int32(k.partitions), replication: int16(k.replication)}
 	if s.addr == "" {
 		s.addr = broker.DefaultAddr
 	}
-	if k.partitions < 1 || k.partitions > 1<<20 {
-		return s, fmt.Errorf("--kafka-partitions: want an integer ≥ 1, got %d", k.partitions)
-	}
-	if k.replication < 1 || k.replication > 1<<10 {
-		return s, fmt.Errorf("--kafka-replication-factor: want an integer ≥ 1, got %d", k.replication)
-	}
-	return s, nil
+	return s
 }
 
 // brokerList is where services connect: the configured brokers, else the embedded broker's

@@ -24,11 +24,11 @@ type patientConfig struct {
 // `pms all`. The environment twins are the same either way.
 func (c *patientConfig) register(f *flags, prefix string) {
 	f.String(&c.httpAddr, prefix+"http-addr", "127.0.0.1:4000", "patient HTTP API address", "PMS_PATIENT_HTTP_ADDR")
-	f.String(&c.grpcAddr, prefix+"grpc-addr", "127.0.0.1:9000", "patient gRPC address", "PMS_PATIENT_GRPC_ADDR")
+	f.String(&c.grpcAddr, prefix+"grpc-addr", "127.0.0.1:9000", "patient gRPC address (its twin is also the address pms gateway dials)", "PMS_PATIENT_GRPC_ADDR")
 	f.String(&c.adminAddr, prefix+"admin-addr", "127.0.0.1:4100", "patient admin address (metrics, health; pprof with --pprof)", "PMS_PATIENT_ADMIN_ADDR")
 	f.String(&c.databaseURL, "patient-database-url", "", "patient database URL (overrides --database-url)", "PMS_PATIENT_DATABASE_URL")
 	if prefix == "" {
-		f.String(&c.billingAddr, "billing-addr", "127.0.0.1:9001", "billing gRPC address the patient service calls (empty: no billing)", "PMS_BILLING_GRPC_ADDR")
+		f.String(&c.billingAddr, "billing-addr", "127.0.0.1:9001", "billing gRPC address the patient service calls, empty: no billing (its twin is also the billing service's bind address)", "PMS_BILLING_GRPC_ADDR")
 	}
 }
 

@@ -34,7 +34,7 @@ type common struct {
 	databaseConns   int
 	logFormat       string
 	logLevel        string
-	trustedProxies  []string
+	trustedProxies  []netip.Prefix
 	rateLimit       float64
 	rateBurst       int
 	shutdownTimeout time.Duration
@@ -55,13 +55,13 @@ func (c *common) register(f *flags) {
 	f.Duration(&c.jwksRefresh, "auth-jwks-refresh", authz.DefaultJWKSRefresh, "how often the public keys are fetched again: a key the auth service stops listing stops verifying within it")
 	f.String(&c.dataDir, "data-dir", "./data", "folder for SQLite files and keys")
 	f.String(&c.databaseURL, "database-url", "", "database for every service: postgres://... or sqlite://path (default: one SQLite file per service under --data-dir)")
-	f.Int(&c.databaseConns, "database-max-conns", db.DefaultMaxConns, "PostgreSQL connections each service's pool may hold, 1..1000 (the services of one platform hold up to their number times this; keep it under the server's max_connections)")
+	f.Int(&c.databaseConns, "database-max-conns", db.DefaultMaxConns, "PostgreSQL connections each service's pool may hold, 1..1000 (the services of one platform hold up to their number times this; keep it under the server's max_connections)").within(1, 1000)
 	f.String(&c.logFormat, "log-format", observe.DefaultLogFormat(), "log format: json or logfmt")
 	f.String(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	f.List(&c.trustedProxies, "trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated CIDRs whose X-Forwarded-For is believed")
-	f.Float(&c.rateLimit, "rate-limit", 2000, "requests per second allowed per endpoint (0 disables)")
-	f.Int(&c.rateBurst, "rate-burst", 4000, "burst allowed per endpoint")
-	f.Duration(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
+	f.Prefixes(&c.trustedProxies, "trusted-proxies", "127.0.0.0/8,::1/128", "comma-separated CIDRs whose X-Forwarded-For is believed")
+	f.Float(&c.rateLimit, "rate-limit", 2000, "requests per second allowed per endpoint (0 disables)").atLeast(0)
+	f.Int(&c.rateBurst, "rate-burst", 4000, "burst allowed per endpoint").atLeast(0)
+	f.Duration(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work").positive()
 	f.Bool(&c.insecure, "insecure-plaintext", false, "allow listeners off loopback and a JWKS URL off loopback without TLS (logged, and counted in pms_insecure_plaintext_listeners)")
 	f.String(&c.tls.Cert, "tls-cert", "", "PEM certificate every listener serves (with --tls-key; re-read when the file changes); empty: plain text")
 	f.String(&c.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
@@ -70,7 +70,7 @@ func (c *common) register(f *flags) {
 	c.kafka.register(f)
 }
 
-// settings is common, checked, with what it implies (the logger, the parsed CIDRs).
+// settings is common with what it implies (the logger, the rate limit, the TLS configs).
 type settings struct {
 	dataDir         string
 	databaseURL     string
@@ -111,30 +111,14 @@ func (s settings) verifier() *authz.Verifier {
 	return authz.NewVerifier(src, s.jwtIssuer, s.jwtAudience)
 }
 
+// parse turns the parsed and range-checked flags into settings: the logger, the rate
+// limit, the TLS configurations (reading their files) and the JWKS URL's check.
 func (c *common) parse(stderr io.Writer) (settings, error) {
-	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, databaseConns: c.databaseConns, jwtIssuer: c.jwtIssuer,
-		jwtAudience: c.jwtAudience, jwksURL: c.jwksURL, jwksRefresh: c.jwksRefresh, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof}
+	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, databaseConns: c.databaseConns, trustedProxies: c.trustedProxies,
+		limit: limit(c.rateLimit, c.rateBurst), jwtIssuer: c.jwtIssuer, jwtAudience: c.jwtAudience, jwksURL: c.jwksURL,
+		jwksRefresh: c.jwksRefresh, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof,
+		kafka: c.kafka.settings()}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
-	if c.databaseConns < 1 || c.databaseConns > 1000 {
-		return s, fmt.Errorf("--database-max-conns: want 1..1000, got %d", c.databaseConns)
-	}
-	for _, p := range c.trustedProxies {
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			return s, fmt.Errorf("--trusted-proxies: %w", err)
-		}
-		s.trustedProxies = append(s.trustedProxies, pfx)
-	}
-	if c.rateLimit < 0 || c.rateBurst < 0 {
-		return s, fmt.Errorf("--rate-limit and --rate-burst: want numbers ≥ 0, got %g and %d", c.rateLimit, c.rateBurst)
-	}
-	s.limit = ratelimit.Config{Rate: c.rateLimit, Burst: c.rateBurst}
-	if c.rateLimit == 0 {
-		s.limit.Rate = -1 // explicitly disabled; 0 would mean "use the default"
-	}
-	if c.shutdownTimeout <= 0 {
-		return s, fmt.Errorf("--shutdown-timeout: want a positive duration, got %s", c.shutdownTimeout)
-	}
 	if c.tls.Enabled() {
 		var err error
 		if s.serverTLS, err = tlsconf.Server(c.tls); err != nil {
@@ -153,10 +137,6 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 	if err := checkJWKSURL(c.jwksURL, c.insecure); err != nil {
 		return s, err
 	}
-	var err error
-	if s.kafka, err = c.kafka.parse(); err != nil {
-		return s, err
-	}
 	if c.kafka.tls {
 		if s.clientTLS == nil {
 			return s, errors.New("--kafka-tls needs --tls-ca (and --tls-cert/--tls-key for the embedded broker)")
@@ -164,6 +144,15 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 		s.kafka.clientTLS, s.kafka.serverTLS = s.clientTLS, s.serverTLS
 	}
 	return s, nil
+}
+
+// limit is a rate limit as its flags give it: a rate of 0 disables it (ratelimit.Config
+// reads 0 as "the default", so disabled is -1).
+func limit(rate float64, burst int) ratelimit.Config {
+	if rate == 0 {
+		rate = -1
+	}
+	return ratelimit.Config{Rate: rate, Burst: burst}
 }
 
 // dbURL picks a service's database: its own PMS_<SERVICE>_DATABASE_URL flag, else the shared
