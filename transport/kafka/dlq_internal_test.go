@@ -12,9 +12,10 @@ import (
 // subject, credential fields of a JSON body are redacted at any depth, a non-JSON body that
 // mentions a password is dropped, and everything else is copied as it was.
 func TestDeadLetterCopyCarriesNoCredential(t *testing.T) {
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","typ":"JWT","kid":"k"}`))
 	claims := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"u-42","role":"admin"}`))
 	msg := &sarama.ConsumerMessage{Topic: "auth.commands", Key: []byte("k"), Headers: []*sarama.RecordHeader{
-		{Key: []byte("Authorization"), Value: []byte("Bearer h." + claims + ".sig")}, {Key: []byte("endpoint"), Value: []byte("CreateUser")},
+		{Key: []byte("Authorization"), Value: []byte("Bearer " + header + "." + claims + ".sig")}, {Key: []byte("endpoint"), Value: []byte("CreateUser")},
 	}, Value: []byte(`{"email":"a@b.c","password":"hunter2hunter2","nested":[{"refreshToken":"r"}],"role":"admin"}`)}
 	out := deadLetterCopy(msg)
 	v, _ := out.Value.Encode()

@@ -308,9 +308,7 @@ func TestJWKSFetchNeverStallsVerification(t *testing.T) {
 			_, _ = src.PublicKey(ctx, "forged-"+strconv.FormatInt(kidSeq.Add(1), 10))
 		}()
 	}
-	for srv.fetches.Load() < 2 { // the shared fetch has begun and hangs
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, func() bool { return srv.fetches.Load() >= 2 }) // the shared fetch has begun and hangs
 	done := make(chan error, 1)
 	go func() { _, err := v.Verify(ctx, tok); done <- err }()
 	select {
@@ -393,12 +391,14 @@ func TestJWKSFirstCallersShareTheFetch(t *testing.T) {
 	v := authz.NewVerifier(authz.NewJWKSSource(srv.URL, nil, time.Hour), authz.DefaultIssuer, authz.DefaultAudience)
 	tok := is.Token(t, "u1", authz.RoleClinician)
 	errc := make(chan error, 40)
-	for range 40 {
-		go func() { _, err := v.Verify(context.Background(), tok); errc <- err }()
+	verify := func() { _, err := v.Verify(context.Background(), tok); errc <- err }
+	go verify()
+	waitFor(t, func() bool { return srv.fetches.Load() >= 1 }) // the first fetch is in flight, held
+	for range 39 { // these arrive while it is: none may be refused for it
+		go verify()
 	}
-	for srv.fetches.Load() < 1 {
-		time.Sleep(time.Millisecond)
-	}
+	// A refused caller answers at once; one waiting for the fetch answers only after the
+	// release. Give the 39 the time to reach the source, then release.
 	time.AfterFunc(50*time.Millisecond, func() { close(hold) })
 	for range 40 {
 		if err := <-errc; err != nil {
@@ -429,5 +429,17 @@ func TestServiceSubjectNeedsItsCertificate(t *testing.T) {
 	user := authz.WithToken(context.Background(), is.Token(t, "u1", authz.RoleClinician))
 	if _, err := e(user, nil); err != nil {
 		t.Errorf("a user's token without a certificate: %v", err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 10 s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -39,11 +39,7 @@ func (m *RequestMetrics) Middleware(method string) endpoint.Middleware {
 		return func(ctx context.Context, req any) (resp any, err error) {
 			start := time.Now()
 			defer func() {
-				code := "ok"
-				if err != nil {
-					code = string(errs.KindOf(err))
-				}
-				m.duration.WithLabelValues(method, Transport(ctx), code).Observe(time.Since(start).Seconds())
+				m.duration.WithLabelValues(method, Transport(ctx), errs.Label(err)).Observe(time.Since(start).Seconds())
 			}()
 			return next(ctx, req)
 		}
