@@ -394,7 +394,7 @@ func TestJWKSFirstCallersShareTheFetch(t *testing.T) {
 	verify := func() { _, err := v.Verify(context.Background(), tok); errc <- err }
 	go verify()
 	waitFor(t, func() bool { return srv.fetches.Load() >= 1 }) // the first fetch is in flight, held
-	for range 39 { // these arrive while it is: none may be refused for it
+	for range 39 {                                             // these arrive while it is: none may be refused for it
 		go verify()
 	}
 	// A refused caller answers at once; one waiting for the fetch answers only after the
