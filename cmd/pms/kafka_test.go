@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,7 +53,8 @@ func TestAllEmbeddedBroker(t *testing.T) {
 			if tc.name == "postgres" {
 				url = dbtest.PostgresDatabase(t)
 			}
-			a, stop := startPMS(t, allAddrs, allArgs(t, url)...)
+			args := allArgs(t, url)
+			a, stop := startPMS(t, allAddrs, args...)
 			broker := a["broker/kafka"]
 
 			body := `{"name":"Ada Lovelace","email":"ada@example.org","address":"1 Main St","dateOfBirth":"1990-12-10"}`
@@ -100,7 +98,7 @@ func TestAllEmbeddedBroker(t *testing.T) {
 			})
 			allBillingKafka(t, a, ev.PatientId, auditR)
 			if tc.name == "sqlite" {
-				kcatInterop(t, broker, ev.PatientId, ev.EventId)
+				kcatInterop(t, kcatConf(args), ev.PatientId, ev.EventId)
 			}
 			checkReady(t, a["patient/admin"])
 			for _, svc := range []string{"billing", "auth"} {
@@ -158,30 +156,21 @@ func checkReady(t *testing.T, admin string) {
 	}
 }
 
-// kcatInterop: kcat, an independent Kafka client, lists the topics of the embedded broker
-// and reads the patient topic with its headers.
-func kcatInterop(t *testing.T, broker, patientID, eventID string) {
+// kcatInterop: kcat, an independent Kafka client, with the configuration `pms all` wrote
+// for the operator (conf), lists the topics it may see and reads the patient topic with its
+// headers.
+func kcatInterop(t *testing.T, conf, patientID, eventID string) {
 	t.Helper()
-	if _, err := exec.LookPath("kcat"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("kcat is required under CI=true (.ci/run installs it)")
-		}
-		t.Skip("kcat not installed (apt-get install kcat; .ci/run installs it)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	run := func(args ...string) string {
 		t.Helper()
-		var out, errb bytes.Buffer
-		cmd := exec.CommandContext(ctx, "kcat", append([]string{"-b", broker}, args...)...)
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("kcat %v: %v\n%s", args, err, errb.String())
+		out, errOut, err := kcat(t, append([]string{"-F", conf}, args...)...)
+		if err != nil {
+			t.Fatalf("kcat %v: %v\n%s", args, err, errOut)
 		}
-		return out.String()
+		return out
 	}
 	list := run("-L")
-	for _, topic := range []string{`topic "patient"`, `topic "patient.commands"`, `topic "patient.commands.dlq"`, `topic "audit"`} {
+	for _, topic := range []string{`topic "patient"`, `topic "patient.commands"`, `topic "operator.replies"`, `topic "audit"`} {
 		if !strings.Contains(list, topic) {
 			t.Fatalf("kcat -L lacks %s:\n%s", topic, list)
 		}
@@ -197,10 +186,12 @@ func kcatInterop(t *testing.T, broker, patientID, eventID string) {
 // TestBrokerCommand: `pms broker` runs the embedded broker alone, reachable over TCP, and
 // stops on SIGTERM.
 func TestBrokerCommand(t *testing.T) {
-	a, stop := startPMS(t, []string{"broker/kafka"}, "broker", "--kafka-addr=127.0.0.1:0", "--data-dir="+t.TempDir(), "--log-level=warn")
+	args := []string{"broker", "--kafka-addr=127.0.0.1:0", "--data-dir=" + t.TempDir(), "--log-level=warn"}
+	a, stop := startPMS(t, []string{"broker/kafka"}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := kafkatransport.Ping(ctx, []string{a["broker/kafka"]}); err != nil {
+	creds := brokerCredentials(t, args)
+	if err := kafkatransport.Ping(ctx, []string{a["broker/kafka"]}, kafkatransport.Security{User: "patient", Password: creds["patient"]}); err != nil {
 		t.Fatal(err)
 	}
 	if err := stop(); err != nil {
@@ -275,7 +266,7 @@ func allBillingKafka(t *testing.T, a map[string]string, patientID string, auditR
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := sarama.NewSyncProducer([]string{broker}, kafkatransport.NewConfig("test"))
+	p, err := sarama.NewSyncProducer([]string{broker}, brokertest.ConfigFor(broker))
 	if err != nil {
 		t.Fatal(err)
 	}
