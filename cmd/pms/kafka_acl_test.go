@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/broker"
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	kafkatransport "github.com/pms/pms/transport/kafka"
 )
@@ -128,5 +132,63 @@ func TestKafkaLockedDown(t *testing.T) {
 			t.Fatalf("no 201 reply on operator.replies:\n%s", out)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestKafkaSetup: `pms kafka setup` prepares a cluster that knows only its admin principal
+// (SASL and ACLs on, as a production cluster is set up): it declares the principals, the ACLs
+// and the topics, twice without harm, and then `pms all` against that cluster (each service
+// its own principal from the same credentials file) registers a patient whose event reaches
+// billing and analytics, while analytics still may not write the patient topic.
+func TestKafkaSetup(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials")
+	if err := os.WriteFile(creds, []byte("admin the-admin-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := brokertest.Start(t, broker.Options{Users: []broker.User{{Name: "admin", Password: "the-admin-password", Super: true}}})
+	setup := []string{"kafka", "setup", "--kafka-brokers=" + b.Addr(), "--kafka-credentials=" + creds, "--log-level=warn"}
+	for range 2 {
+		var out bytes.Buffer
+		if err := dispatch(context.Background(), setup, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(out.String(), "kafka setup: 5 principals, ") {
+			t.Fatalf("setup said %q", out.String())
+		}
+	}
+	passwords, err := readCredentials(creds)
+	if err != nil || len(passwords) != len(kafkatransport.Principals()) || passwords["admin"] != "the-admin-password" {
+		t.Fatalf("credentials after setup: %d principals, %v", len(passwords), err)
+	}
+
+	args := allArgs(t, "", "--kafka-brokers="+b.Addr(), "--kafka-credentials="+creds)
+	a, _ := startPMS(t, allAddrs[1:], args...)
+	token := allToken(t, a)
+	if resp, body := call(t, "POST", "http://"+a["patient/http"]+"/patients", token,
+		`{"name":"Ada Lovelace","email":"ada@example.org","address":"1 St","dateOfBirth":"1990-01-01"}`); resp.StatusCode != 201 {
+		t.Fatalf("register: %d %s", resp.StatusCode, body)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, body := call(t, "GET", "http://"+a["analytics/http"]+"/summary", token, "")
+		var s struct{ Patients struct{ Registered int } }
+		if resp.StatusCode == 200 && json.Unmarshal(body, &s) == nil && s.Patients.Registered == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the register never reached analytics through the set-up cluster: %d %s", resp.StatusCode, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cfg := kafkatransport.Security{User: "analytics", Password: passwords["analytics"]}.Apply(kafkatransport.NewConfig("t"))
+	cfg.Producer.Idempotent, cfg.Net.MaxOpenRequests, cfg.Producer.Retry.Max = false, 5, 0
+	p, err := sarama.NewSyncProducer([]string{b.Addr()}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: patient.TopicEvents, Value: sarama.StringEncoder("forged")}); !errors.Is(err, sarama.ErrTopicAuthorizationFailed) {
+		t.Fatalf("analytics writing the patient topic: %v", err)
 	}
 }

@@ -3,15 +3,18 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pms/pms/pkg/platform/broker"
 	kafkatransport "github.com/pms/pms/transport/kafka"
@@ -140,4 +143,36 @@ func kcatConfig(addr, principal, password, caFile string) []byte {
 		b.WriteString("security.protocol=SASL_PLAINTEXT\n")
 	}
 	return []byte(b.String())
+}
+
+// runKafka is `pms kafka setup`: the platform's principals (SCRAM-SHA-512 credentials from
+// --kafka-credentials, created with random passwords when missing), the ACLs of
+// kafkatransport.Grants and every topic, declared on the cluster of --kafka-brokers as its
+// admin principal (the file's "admin" line, which must already exist there). Idempotent: run
+// it at every deployment, before the services (compose's kafka-setup service does).
+func runKafka(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "setup" {
+		return errors.New("usage: pms kafka setup --kafka-brokers host:port --kafka-credentials FILE")
+	}
+	s, err := parseCommand("kafka setup", args[1:], stderr, nil)
+	if err != nil {
+		return err
+	}
+	if len(s.kafka.brokers) == 0 || s.kafka.credentials == "" {
+		return errors.New("pms kafka setup needs --kafka-brokers and --kafka-credentials")
+	}
+	creds, err := ensureCredentials(s.kafka.credentials, kafkatransport.Principals())
+	if err != nil {
+		return err
+	}
+	admin := kafkatransport.PrincipalAdmin
+	cfg := kafkatransport.Security{TLS: s.kafka.clientTLS, User: admin, Password: creds[admin]}.Apply(kafkatransport.NewConfig("pms-kafka-setup"))
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	res, err := kafkatransport.Setup(ctx, s.kafka.brokers, cfg, creds, s.kafka.partitions, s.kafka.replication)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "kafka setup: %d principals, %d ACLs, %d topics\n", res.Principals, res.ACLs, res.Topics)
+	return nil
 }
