@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -22,12 +24,16 @@ const repoRoot = "../.."
 // pmsServices are the compose services that run the pms image, with the ones each depends on
 // being healthy.
 var pmsServices = map[string][]string{
-	"auth":      {"postgres", "kafka"},
-	"billing":   {"postgres", "kafka", "auth"},
-	"patient":   {"postgres", "kafka", "auth", "billing"},
-	"analytics": {"postgres", "kafka", "auth"},
+	"auth":      {"postgres", "kafka-setup"},
+	"billing":   {"postgres", "kafka-setup", "auth"},
+	"patient":   {"postgres", "kafka-setup", "auth", "billing"},
+	"analytics": {"postgres", "kafka-setup", "auth"},
 	"gateway":   {"auth", "patient", "billing", "analytics"},
 }
+
+// oneShots are the compose services that run once to completion (restart "no", no health
+// check); what depends on them waits for service_completed_successfully.
+var oneShots = map[string]bool{"certs": true, "kafka-setup": true}
 
 // grpcPorts are the contract's gRPC ports, which the services dial one another on.
 var grpcPorts = map[string]string{"auth": "9005", "patient": "9000", "billing": "9001", "analytics": "9002"}
@@ -39,7 +45,7 @@ var envHelp = regexp.MustCompile(`\(env ([A-Z0-9_, ]+)\)(?: \(default "([^"]*)"\
 func serviceEnv(t *testing.T, service string) map[string]string {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	_ = dispatch(context.Background(), []string{service, "--help"}, &out, &errOut)
+	_ = dispatch(context.Background(), append(strings.Fields(service), "--help"), &out, &errOut)
 	env := map[string]string{}
 	for _, m := range envHelp.FindAllStringSubmatch(errOut.String(), -1) {
 		for _, n := range strings.Split(m[1], ", ") {
@@ -53,7 +59,8 @@ func serviceEnv(t *testing.T, service string) map[string]string {
 }
 
 // composeSecrets are the variables compose requires (no defaults for secrets).
-var composeSecrets = []string{"POSTGRES_PASSWORD=pg-secret", "PMS_BOOTSTRAP_ADMIN_PASSWORD=admin-secret", "GRAFANA_ADMIN_PASSWORD=grafana-secret"}
+var composeSecrets = []string{"POSTGRES_PASSWORD=pg-secret", "PMS_BOOTSTRAP_ADMIN_PASSWORD=admin-secret", "GRAFANA_ADMIN_PASSWORD=grafana-secret",
+	"KAFKA_ADMIN_PASSWORD=kafka-secret"}
 
 // loadComposeWith loads docker-compose.yml the way `docker compose` does, with env as the
 // only variables.
@@ -89,7 +96,8 @@ func TestComposeRefusesDefaultSecrets(t *testing.T) {
 	p := loadCompose(t)
 	for svc, want := range map[string][2]string{
 		"postgres": {"POSTGRES_PASSWORD", "pg-secret"}, "grafana": {"GF_SECURITY_ADMIN_PASSWORD", "grafana-secret"},
-		"auth": {bootstrapPasswordEnv, "admin-secret"},
+		"auth": {bootstrapPasswordEnv, "admin-secret"}, "kafka": {"KAFKA_ADMIN_PASSWORD", "kafka-secret"},
+		"kafka-setup": {"PMS_KAFKA_ADMIN_PASSWORD", "kafka-secret"},
 	} {
 		if v := p.Services[svc].Environment[want[0]]; v == nil || *v != want[1] {
 			t.Errorf("%s %s = %v, want %q", svc, want[0], v, want[1])
@@ -106,11 +114,12 @@ func TestComposeRefusesDefaultSecrets(t *testing.T) {
 // and the contract's ports, and only the gateway, Prometheus and Grafana are published.
 func TestCompose(t *testing.T) {
 	p := loadCompose(t)
-	want := []string{"analytics", "auth", "billing", "gateway", "grafana", "kafka", "patient", "postgres", "prometheus"}
+	want := []string{"analytics", "auth", "billing", "certs", "gateway", "grafana", "kafka", "kafka-setup", "patient", "postgres", "prometheus"}
 	if got := p.ServiceNames(); !slices.Equal(sortedCopy(got), want) {
 		t.Fatalf("services = %v, want %v", got, want)
 	}
-	deps := map[string][]string{"kafka": nil, "postgres": nil, "prometheus": {"gateway"}, "grafana": {"prometheus"}}
+	deps := map[string][]string{"certs": nil, "kafka": {"certs"}, "kafka-setup": {"certs", "kafka"}, "postgres": {"certs"},
+		"prometheus": {"gateway"}, "grafana": {"prometheus"}}
 	for s, d := range pmsServices {
 		deps[s] = d
 	}
@@ -118,17 +127,25 @@ func TestCompose(t *testing.T) {
 	for name, svc := range p.Services {
 		t.Run(name, func(t *testing.T) {
 			hc := svc.HealthCheck
-			if hc == nil || hc.Disable || len(hc.Test) < 2 || hc.Test[0] == "NONE" {
+			switch {
+			case oneShots[name]:
+				if svc.Restart != "no" || hc == nil || !hc.Disable {
+					t.Errorf("a one-shot service: restart %q, health check %+v; want no and disabled", svc.Restart, hc)
+				}
+			case hc == nil || hc.Disable || len(hc.Test) < 2 || hc.Test[0] == "NONE":
 				t.Errorf("no health check: %+v", hc)
-			}
-			if svc.Restart != "unless-stopped" && svc.Restart != "always" {
+			case svc.Restart != "unless-stopped" && svc.Restart != "always":
 				t.Errorf("restart = %q", svc.Restart)
 			}
 			var got []string
 			for d, dep := range svc.DependsOn {
 				got = append(got, d)
-				if dep.Condition != types.ServiceConditionHealthy {
-					t.Errorf("depends on %s with condition %q, want service_healthy", d, dep.Condition)
+				want := types.ServiceConditionHealthy
+				if oneShots[d] {
+					want = types.ServiceConditionCompletedSuccessfully
+				}
+				if dep.Condition != want {
+					t.Errorf("depends on %s with condition %q, want %s", d, dep.Condition, want)
 				}
 			}
 			if !slices.Equal(sortedCopy(got), sortedCopy(deps[name])) {
@@ -191,8 +208,13 @@ func checkPMSService(t *testing.T, name string, svc types.ServiceConfig) {
 		t.Errorf("PMS_HEALTH_ADDR = %q, want the admin port %s (the image's HEALTHCHECK reads it)", env["PMS_HEALTH_ADDR"], adminPort)
 	}
 	// Listeners default to loopback (issue 15): in a container each binds every interface,
-	// where its peers and Prometheus reach it, and says so (plain text until compose runs TLS).
-	need := map[string]string{"PMS_AUTH_JWKS_URL": "http://auth:4005/.well-known/jwks.json", "PMS_INSECURE_PLAINTEXT": "true"}
+	// where its peers and Prometheus reach it, over TLS with its own certificate (so no
+	// --insecure-plaintext), and every client verifies the stack's CA.
+	need := map[string]string{"PMS_AUTH_JWKS_URL": "https://auth:4005/.well-known/jwks.json", "PMS_TLS_CA": "/certs/ca.pem",
+		"PMS_TLS_CERT": "/certs/" + name + ".pem", "PMS_TLS_KEY": "/certs/" + name + "-key.pem"}
+	if _, ok := env["PMS_INSECURE_PLAINTEXT"]; ok {
+		t.Error("PMS_INSECURE_PLAINTEXT is set: the stack runs TLS")
+	}
 	for _, kind := range []string{"HTTP", "GRPC", "ADMIN"} {
 		v := "PMS_" + strings.ToUpper(name) + "_" + kind + "_ADDR"
 		if def, ok := reads[v]; ok {
@@ -202,10 +224,13 @@ func checkPMSService(t *testing.T, name string, svc types.ServiceConfig) {
 	}
 	if name != "gateway" {
 		need["PMS_KAFKA_BROKERS"] = "kafka:9092"
+		need["PMS_KAFKA_TLS"] = "true"
+		need["PMS_KAFKA_CREDENTIALS"] = "/kafka-secrets/kafka-credentials." + name
 		dbVar := "PMS_" + strings.ToUpper(name) + "_DATABASE_URL"
 		u, err := url.Parse(env[dbVar])
-		if err != nil || u.Scheme != "postgres" || u.Host != "postgres:5432" || u.Path != "/pms_"+name {
-			t.Errorf("%s = %q, want postgres://…@postgres:5432/pms_%s", dbVar, env[dbVar], name)
+		if err != nil || u.Scheme != "postgres" || u.Host != "postgres:5432" || u.Path != "/pms_"+name ||
+			u.Query().Get("sslmode") != "verify-full" || u.Query().Get("sslrootcert") != "/certs/ca.pem" {
+			t.Errorf("%s = %q, want postgres://…@postgres:5432/pms_%s?sslmode=verify-full&sslrootcert=/certs/ca.pem", dbVar, env[dbVar], name)
 		}
 	}
 	dials := map[string][]string{"patient": {"billing"}, "gateway": {"auth", "patient", "billing", "analytics"}}
@@ -236,4 +261,49 @@ func atou(s string) uint32 {
 		n = n*10 + uint32(c-'0')
 	}
 	return n
+}
+
+// TestComposeOneShots: the one-shot services run pms commands that exist with the arguments
+// and variables compose gives them: the certs command makes every certificate the stack mounts
+// (Kafka's and PostgreSQL's handed to their images' users), and every variable kafka-setup
+// sets is one `pms kafka setup` reads.
+func TestComposeOneShots(t *testing.T) {
+	p := loadCompose(t)
+	certs := p.Services["certs"]
+	if len(certs.Command) < 3 || certs.Command[0] != "certs" || certs.Command[1] != "--dir" || certs.User != "0:0" {
+		t.Fatalf("certs: command %v user %q", certs.Command, certs.User)
+	}
+	if os.Geteuid() == 0 { // --owner needs root, as in the container
+		dir := filepath.Join(t.TempDir(), "certs")
+		args := append([]string{"certs", "--dir", dir}, certs.Command[3:]...)
+		if err := dispatch(context.Background(), args, io.Discard, io.Discard); err != nil {
+			t.Fatalf("pms %v: %v", args, err)
+		}
+		for _, name := range []string{"auth", "patient", "billing", "analytics", "gateway", "kafka", "postgres"} {
+			fi, err := os.Stat(filepath.Join(dir, name+"-key.pem"))
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("%s key: %v %v", name, fi, err)
+			}
+			want := uint32(65532)
+			switch name {
+			case "kafka":
+				want = 1000
+			case "postgres":
+				want = 999
+			}
+			if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != want {
+				t.Errorf("%s key owned by %v, want uid %d", name, fi.Sys(), want)
+			}
+		}
+	}
+	setup := p.Services["kafka-setup"]
+	if !slices.Equal(setup.Command, []string{"kafka", "setup"}) {
+		t.Fatalf("kafka-setup command %v", setup.Command)
+	}
+	reads := serviceEnv(t, "kafka setup")
+	for k := range setup.Environment {
+		if _, ok := reads[k]; !ok {
+			t.Errorf("kafka-setup sets %s, which pms kafka setup does not read", k)
+		}
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,8 +130,9 @@ func (k kafkaSettings) credentialsFile(dataDir string) string {
 // security is how service connects to the brokers: TLS with --kafka-tls, and as the
 // principal of its name when there are credentials (those of the embedded broker of `pms
 // all`, --kafka-credentials, or with no --kafka-brokers the embedded broker's default file
-// when it exists). It also returns the principals whose reply topics commands may name (nil:
-// no credentials, any "*.replies").
+// when it exists). It also returns the principals whose reply topics commands may name: the
+// platform's (nil without credentials: any "*.replies"). A service's file may hold its own
+// line only.
 func (k kafkaSettings) security(service, dataDir string) (kafkatransport.Security, []string, error) {
 	sec := kafkatransport.Security{TLS: k.clientTLS}
 	creds, path := k.creds, k.credentialsFile(dataDir)
@@ -149,12 +149,7 @@ func (k kafkaSettings) security(service, dataDir string) (kafkatransport.Securit
 		return sec, nil, fmt.Errorf("--kafka-credentials %s: no password for the principal %q", path, service)
 	}
 	sec.User, sec.Password = service, creds[service]
-	principals := make([]string, 0, len(creds))
-	for p := range creds {
-		principals = append(principals, p)
-	}
-	slices.Sort(principals)
-	return sec, principals, nil
+	return sec, kafkatransport.Principals(), nil
 }
 
 // withEmbeddedBroker is how `pms all` starts: with no brokers configured it starts the

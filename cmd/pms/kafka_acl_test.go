@@ -143,14 +143,16 @@ func TestKafkaLockedDown(t *testing.T) {
 func TestKafkaSetup(t *testing.T) {
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "credentials")
-	if err := os.WriteFile(creds, []byte("admin the-admin-password\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	b := brokertest.Start(t, broker.Options{Users: []broker.User{{Name: "admin", Password: "the-admin-password", Super: true}}})
 	setup := []string{"kafka", "setup", "--kafka-brokers=" + b.Addr(), "--kafka-credentials=" + creds, "--log-level=warn"}
-	for range 2 {
+	if err := dispatch(context.Background(), setup, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "admin") {
+		t.Fatalf("setup without the admin's password: %v", err)
+	}
+	// First with the admin's password given (compose: the one Kafka was formatted with), then
+	// again from the file alone: nothing changes.
+	for _, extra := range []string{"--kafka-admin-password=the-admin-password", "--log-level=warn"} {
 		var out bytes.Buffer
-		if err := dispatch(context.Background(), setup, &out, io.Discard); err != nil {
+		if err := dispatch(context.Background(), append(setup, extra), &out, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.HasPrefix(out.String(), "kafka setup: 5 principals, ") {
@@ -160,6 +162,10 @@ func TestKafkaSetup(t *testing.T) {
 	passwords, err := readCredentials(creds)
 	if err != nil || len(passwords) != len(kafkatransport.Principals()) || passwords["admin"] != "the-admin-password" {
 		t.Fatalf("credentials after setup: %d principals, %v", len(passwords), err)
+	}
+	own, err := readCredentials(creds + ".patient")
+	if fi, _ := os.Stat(creds + ".patient"); err != nil || len(own) != 1 || own["patient"] != passwords["patient"] || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials.patient: %v %v", own, err)
 	}
 
 	args := allArgs(t, "", "--kafka-brokers="+b.Addr(), "--kafka-credentials="+creds)

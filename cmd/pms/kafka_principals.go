@@ -53,10 +53,10 @@ func readCredentials(path string) (kafkaCredentials, error) {
 	return creds, nil
 }
 
-// ensureCredentials reads path and gives every principal missing from it a random password,
-// writing the file back (mode 0600, atomically) when it added one: the embedded broker's
-// principals are created on its first start and kept from then on.
-func ensureCredentials(path string, principals []string) (kafkaCredentials, error) {
+// ensureCredentials reads path and gives every principal missing from it a password (seed's,
+// else a random one), writing the file back (mode 0600, atomically) when it added one: the
+// embedded broker's principals are created on its first start and kept from then on.
+func ensureCredentials(path string, principals []string, seed ...kafkaCredentials) (kafkaCredentials, error) {
 	creds, err := readCredentials(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		creds, err = kafkaCredentials{}, nil
@@ -67,6 +67,10 @@ func ensureCredentials(path string, principals []string) (kafkaCredentials, erro
 	added := false
 	for _, p := range principals {
 		if creds[p] != "" {
+			continue
+		}
+		if len(seed) > 0 && seed[0][p] != "" {
+			creds[p], added = seed[0][p], true
 			continue
 		}
 		b := make([]byte, 24)
@@ -149,21 +153,32 @@ func kcatConfig(addr, principal, password, caFile string) []byte {
 // --kafka-credentials, created with random passwords when missing), the ACLs of
 // kafkatransport.Grants and every topic, declared on the cluster of --kafka-brokers as its
 // admin principal (the file's "admin" line, which must already exist there). Idempotent: run
-// it at every deployment, before the services (compose's kafka-setup service does).
+// it at every deployment, before the services (compose's kafka-setup service does). Beside
+// FILE it writes FILE.<principal> (0600) holding that principal's line alone, for a service
+// that should hold no other password.
 func runKafka(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "setup" {
 		return errors.New("usage: pms kafka setup --kafka-brokers host:port --kafka-credentials FILE")
 	}
-	s, err := parseCommand("kafka setup", args[1:], stderr, nil)
+	var adminPassword string
+	s, err := parseCommand("kafka setup", args[1:], stderr, func(f *flags) {
+		f.String(&adminPassword, "kafka-admin-password", "", "the admin principal's password when --kafka-credentials has no admin line yet (the one the cluster was formatted with)", "PMS_KAFKA_ADMIN_PASSWORD")
+	})
 	if err != nil {
 		return err
 	}
 	if len(s.kafka.brokers) == 0 || s.kafka.credentials == "" {
 		return errors.New("pms kafka setup needs --kafka-brokers and --kafka-credentials")
 	}
-	creds, err := ensureCredentials(s.kafka.credentials, kafkatransport.Principals())
+	if known, _ := readCredentials(s.kafka.credentials); known[kafkatransport.PrincipalAdmin] == "" && adminPassword == "" {
+		return errors.New("pms kafka setup needs the admin principal's password: an admin line in --kafka-credentials, or --kafka-admin-password")
+	}
+	creds, err := ensureCredentials(s.kafka.credentials, kafkatransport.Principals(), kafkaCredentials{kafkatransport.PrincipalAdmin: adminPassword})
 	if err != nil {
 		return err
+	}
+	if creds[kafkatransport.PrincipalAdmin] == "" || (adminPassword != "" && creds[kafkatransport.PrincipalAdmin] != adminPassword) {
+		return errors.New("--kafka-credentials: the admin line must hold the password the cluster knows (--kafka-admin-password)")
 	}
 	admin := kafkatransport.PrincipalAdmin
 	cfg := kafkatransport.Security{TLS: s.kafka.clientTLS, User: admin, Password: creds[admin]}.Apply(kafkatransport.NewConfig("pms-kafka-setup"))
@@ -172,6 +187,14 @@ func runKafka(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	res, err := kafkatransport.Setup(ctx, s.kafka.brokers, cfg, creds, s.kafka.partitions, s.kafka.replication)
 	if err != nil {
 		return err
+	}
+	for _, p := range kafkatransport.Principals() {
+		if p == kafkatransport.PrincipalAdmin {
+			continue
+		}
+		if err := writePrivate(s.kafka.credentials+"."+p, []byte(p+" "+creds[p]+"\n")); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "kafka setup: %d principals, %d ACLs, %d topics\n", res.Principals, res.ACLs, res.Topics)
 	return nil

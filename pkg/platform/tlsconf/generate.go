@@ -80,7 +80,7 @@ func loadOrMakeCA(dir string, now time.Time) (*x509.Certificate, *ecdsa.PrivateK
 		if err != nil {
 			return nil, nil, err
 		}
-		key, err := x509.ParseECPrivateKey(kblock.Bytes)
+		key, err := parseECKey(kblock)
 		return cert, key, err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -112,12 +112,30 @@ func serial() *big.Int {
 	return n
 }
 
+// writeKey writes key as PKCS#8 ("PRIVATE KEY"): what Go, OpenSSL, PostgreSQL and Kafka's PEM
+// keystores (which take nothing else) all read.
 func writeKey(path string, key *ecdsa.PrivateKey) error {
-	der, err := x509.MarshalECPrivateKey(key)
+	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return err
 	}
-	return writePEM(path, "EC PRIVATE KEY", der, 0o600)
+	return writePEM(path, "PRIVATE KEY", der, 0o600)
+}
+
+// parseECKey reads a CA key written by writeKey, or by an earlier pms as SEC 1.
+func parseECKey(b *pem.Block) (*ecdsa.PrivateKey, error) {
+	if b.Type == "EC PRIVATE KEY" {
+		return x509.ParseECPrivateKey(b.Bytes)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	ec, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("tls: the CA key is %T, not ECDSA", k)
+	}
+	return ec, nil
 }
 
 // writePEM writes one PEM block atomically (a temporary file renamed into place), so a
