@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/pms/pms/migrations"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/modules"
+	"github.com/pms/pms/pkg/platform/tlsconf"
 )
 
 // runAll is `pms all`: every service that exists, in one process, in dependency order
@@ -22,39 +24,58 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var bc billingConfig
 	var gc gatewayConfig
 	var nc analyticsConfig
+	own := map[string]*tlsconf.Files{}
 	s, err := parseCommand("all", args, stderr, func(f *flags) {
 		ac.register(f, "auth-")
 		pc.register(f, "patient-")
 		bc.register(f, "billing-")
 		gc.register(f, "gateway-")
 		nc.register(f, "analytics-")
+		for _, svc := range []string{"auth", "billing", "patient", "analytics", "gateway"} {
+			files := &tlsconf.Files{}
+			own[svc] = files
+			env := "PMS_" + strings.ToUpper(svc) + "_TLS_"
+			f.String(&files.Cert, svc+"-tls-cert", "", "the "+svc+" service's own certificate in pms all (instead of --tls-cert; needs --tls-ca): its identity on the wire", env+"CERT")
+			f.String(&files.Key, svc+"-tls-key", "", "the key of --"+svc+"-tls-cert", env+"KEY")
+		}
 	})
 	if err != nil {
 		return err
 	}
 	return serve(ctx, s, func(ctx context.Context) ([]*module, error) {
 		p := newAssembly(s)
+		// build runs buildService with the service's settings: the shared ones, with its own
+		// certificate when it has one.
+		build := func(svc string, buildService func(ctx context.Context, s settings) (*module, error)) func(context.Context) (*module, error) {
+			return func(ctx context.Context) (*module, error) {
+				s, err := p.s.withOwnTLS(svc, *own[svc])
+				if err != nil {
+					return nil, err
+				}
+				return buildService(ctx, s)
+			}
+		}
 		p.add("broker", nil, func(ctx context.Context) (*module, error) { return withEmbeddedBroker(ctx, &p.s) })
-		p.add("auth", []string{"broker"}, func(ctx context.Context) (*module, error) {
-			m, keys, err := buildAuth(ctx, p.s, ac, stderr)
+		p.add("auth", []string{"broker"}, build("auth", func(ctx context.Context, s settings) (*module, error) {
+			m, keys, err := buildAuth(ctx, s, ac, stderr)
 			// The other services verify with the auth service's key ring in this process.
 			p.s.keys = keys
 			return m, err
-		})
-		p.add("billing", []string{"broker", "auth"}, func(ctx context.Context) (*module, error) { return buildBilling(ctx, p.s, bc) })
-		p.add("patient", []string{"broker", "auth", "billing"}, func(ctx context.Context) (*module, error) {
+		}))
+		p.add("billing", []string{"broker", "auth"}, build("billing", func(ctx context.Context, s settings) (*module, error) { return buildBilling(ctx, s, bc) }))
+		p.add("patient", []string{"broker", "auth", "billing"}, build("patient", func(ctx context.Context, s settings) (*module, error) {
 			// The patient service calls billing at the address its listener bound.
 			pc.billingAddr = p.grpcAddr("billing")
-			return buildPatient(ctx, p.s, pc)
-		})
+			return buildPatient(ctx, s, pc)
+		}))
 		// Analytics only reads the event topics; readiness never waits for its consumer group.
-		p.add("analytics", []string{"broker", "auth"}, func(ctx context.Context) (*module, error) { return buildAnalytics(ctx, p.s, nc) })
-		p.add("gateway", []string{"auth", "billing", "patient", "analytics"}, func(ctx context.Context) (*module, error) {
+		p.add("analytics", []string{"broker", "auth"}, build("analytics", func(ctx context.Context, s settings) (*module, error) { return buildAnalytics(ctx, s, nc) }))
+		p.add("gateway", []string{"auth", "billing", "patient", "analytics"}, build("gateway", func(ctx context.Context, s settings) (*module, error) {
 			// The gateway dials every service at the address its listener bound.
 			gc.authAddr, gc.billingAddr, gc.patientAddr = p.grpcAddr("auth"), p.grpcAddr("billing"), p.grpcAddr("patient")
 			gc.analyticsAddr = p.grpcAddr("analytics")
-			return buildGateway(ctx, p.s, gc)
-		})
+			return buildGateway(ctx, s, gc)
+		}))
 		return p.start(ctx)
 	})
 }

@@ -90,7 +90,9 @@ type settings struct {
 	// serverTLS secures every listener and clientTLS every connection to another service and
 	// the JWKS fetch; both nil in plain text.
 	serverTLS, clientTLS *tls.Config
-	kafka                kafkaSettings
+	// tlsCA is --tls-ca, for a service of `pms all` given a certificate of its own.
+	tlsCA string
+	kafka kafkaSettings
 	// keys, when set, is the in-process auth service's key ring (`pms all`): services then
 	// verify with it directly instead of fetching the JWKS over HTTP.
 	keys authz.KeySource
@@ -117,7 +119,7 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, databaseConns: c.databaseConns, trustedProxies: c.trustedProxies,
 		limit: limit(c.rateLimit, c.rateBurst), jwtIssuer: c.jwtIssuer, jwtAudience: c.jwtAudience, jwksURL: c.jwksURL,
 		jwksRefresh: c.jwksRefresh, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof,
-		kafka: c.kafka.settings()}
+		tlsCA: c.tls.CA, kafka: c.kafka.settings()}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
 	if c.tls.Enabled() {
 		var err error
@@ -142,6 +144,34 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 			return s, errors.New("--kafka-tls needs --tls-ca (and --tls-cert/--tls-key for the embedded broker)")
 		}
 		s.kafka.clientTLS, s.kafka.serverTLS, s.kafka.caFile = s.clientTLS, s.serverTLS, c.tls.CA
+	}
+	return s, nil
+}
+
+// withOwnTLS is s for a service of `pms all` with a certificate of its own (own.Cert and
+// own.Key, --<service>-tls-cert/-key): its listeners serve it and its clients (gRPC, JWKS,
+// Kafka with --kafka-tls) present it, so the service's identity on the wire (its
+// spiffe://pms/<name>) is its own rather than `all`'s. The CA stays --tls-ca. Without own.Cert
+// s is returned as it is.
+func (s settings) withOwnTLS(service string, own tlsconf.Files) (settings, error) {
+	if own.Cert == "" && own.Key == "" {
+		return s, nil
+	}
+	if own.Cert == "" || own.Key == "" || s.tlsCA == "" {
+		return s, fmt.Errorf("--%s-tls-cert and --%s-tls-key go together, with --tls-ca", service, service)
+	}
+	own.CA = s.tlsCA
+	server, err := tlsconf.Server(own)
+	if err != nil {
+		return s, fmt.Errorf("--%s-tls-cert/--%s-tls-key: %w", service, service, err)
+	}
+	client, err := tlsconf.Client(own)
+	if err != nil {
+		return s, fmt.Errorf("--%s-tls-cert/--%s-tls-key: %w", service, service, err)
+	}
+	s.serverTLS, s.clientTLS = server, client
+	if s.kafka.clientTLS != nil {
+		s.kafka.clientTLS = client
 	}
 	return s, nil
 }

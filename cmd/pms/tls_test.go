@@ -301,3 +301,51 @@ func mustClientTLS(t *testing.T, f tlsconf.Files) *tls.Config {
 	}
 	return c
 }
+
+// TestAllOwnCertificates: in `pms all`, --<service>-tls-cert/-key give each service its own
+// certificate (its identity on the wire) instead of the shared one: each listener presents
+// the certificate of its service, and a register still goes gateway → patient → billing over
+// mutual TLS, each side presenting its own. A certificate without its key is refused at start.
+func TestAllOwnCertificates(t *testing.T) {
+	certs := certsFor(t)
+	var own []string
+	for _, svc := range []string{"auth", "billing", "patient", "analytics", "gateway"} {
+		own = append(own, "--"+svc+"-tls-cert="+filepath.Join(certs, svc+".pem"), "--"+svc+"-tls-key="+filepath.Join(certs, svc+"-key.pem"))
+	}
+	a, _ := startPMS(t, allAddrs, allArgs(t, "sqlite://"+filepath.Join(t.TempDir(), "pms.db"), append(tlsArgs(certs), own...)...)...)
+	caOnly := mustClientTLS(t, tlsconf.Files{CA: filepath.Join(certs, "ca.pem")})
+	for _, key := range []string{"auth/http", "billing/admin", "patient/http", "analytics/admin", "gateway/http"} {
+		svc, _, _ := strings.Cut(key, "/")
+		conn, err := tls.Dial("tcp", a[key], caOnly)
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		leaf := conn.ConnectionState().PeerCertificates[0]
+		conn.Close()
+		if len(leaf.URIs) != 1 || leaf.URIs[0].String() != "spiffe://pms/"+svc {
+			t.Errorf("%s presents %v, want spiffe://pms/%s", key, leaf.URIs, svc)
+		}
+	}
+	c := httpsClient(t, certs)
+	login := `{"email":"` + allAdminEmail + `","password":"` + adminPassword + `"}`
+	resp, err := c.Post("https://"+a["gateway/http"]+"/auth/login", "application/json", strings.NewReader(login))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pair struct{ Token string }
+	_ = json.NewDecoder(resp.Body).Decode(&pair)
+	resp.Body.Close()
+	req, _ := http.NewRequest("POST", "https://"+a["gateway/http"]+"/api/patients",
+		strings.NewReader(`{"name":"Ada Lovelace","email":"ada@example.org","address":"1 St","dateOfBirth":"1990-01-01"}`))
+	req.Header.Set("Authorization", "Bearer "+pair.Token)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err = c.Do(req); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("register with a certificate per service: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	err = dispatch(context.Background(), allArgs(t, "", append(tlsArgs(certs), "--patient-tls-cert="+filepath.Join(certs, "patient.pem"))...), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--patient-tls-key") {
+		t.Fatalf("a certificate without its key: %v", err)
+	}
+}
