@@ -74,6 +74,12 @@ func dbURLs(t *testing.T) map[string]func() string {
 // call sends an HTTP request with an optional bearer token and JSON body.
 func call(t *testing.T, method, url, token, body string, headers ...string) (*http.Response, []byte) {
 	t.Helper()
+	return callWith(t, http.DefaultClient, method, url, token, body, headers...)
+}
+
+// callWith is call through client (one trusting a test CA, for TLS).
+func callWith(t *testing.T, client *http.Client, method, url, token, body string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -91,7 +97,7 @@ func call(t *testing.T, method, url, token, body string, headers ...string) (*ht
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,22 +537,35 @@ func TestKeyRotationOverTheWire(t *testing.T) {
 // TestKeyRevocationOverTheWire: `pms auth rotate-key --revoke` while auth, patient and the
 // gateway run as separate processes: a token of the revoked key stops verifying at the auth
 // service within a second and at the patient service and the gateway within their JWKS
-// refresh interval (1 s here), while a token of the new key is accepted everywhere.
+// refresh interval (1 s here), while a token of the new key is accepted everywhere. Every
+// process serves TLS with its own certificate, so the JWKS travels over HTTPS.
 func TestKeyRevocationOverTheWire(t *testing.T) {
 	t.Setenv(bootstrapPasswordEnv, adminPassword)
 	dataDir := t.TempDir()
-	authA, _ := startPMS(t, authAddrs, authArgs(t, dataDir, "sqlite://"+filepath.Join(dataDir, "auth.db"))...)
-	jwks := "--auth-jwks-url=http://" + authA["auth/http"] + "/.well-known/jwks.json"
-	patientA, _ := startPMS(t, patientAddrs, "patient", jwks, "--auth-jwks-refresh=1s",
-		"--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir="+t.TempDir(),
-		"--database-url=sqlite://"+filepath.Join(t.TempDir(), "patient.db"), "--log-format=logfmt", "--log-level=warn", "--billing-addr=")
-	gwA, _ := startPMS(t, []string{"gateway/http", "gateway/admin"}, "gateway", jwks, "--auth-jwks-refresh=1s",
-		"--http-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--patient-addr="+patientA["patient/grpc"],
-		"--billing-addr=127.0.0.1:1", "--auth-addr="+authA["auth/grpc"], "--analytics-addr=127.0.0.1:1",
-		"--log-format=logfmt", "--log-level=error")
+	// Over TLS, each process with its own certificate: the JWKS is fetched over HTTPS.
+	certs := certsFor(t)
+	own := func(svc string) []string {
+		return []string{"--tls-cert=" + filepath.Join(certs, svc+".pem"), "--tls-key=" + filepath.Join(certs, svc+"-key.pem"),
+			"--tls-ca=" + filepath.Join(certs, "ca.pem")}
+	}
+	client := httpsClient(t, certs)
+	authA, _ := startPMS(t, authAddrs, authArgs(t, dataDir, "sqlite://"+filepath.Join(dataDir, "auth.db"), own("auth")...)...)
+	jwks := "--auth-jwks-url=https://" + authA["auth/http"] + "/.well-known/jwks.json"
+	patientA, _ := startPMS(t, patientAddrs, append([]string{"patient", jwks, "--auth-jwks-refresh=1s",
+		"--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + t.TempDir(),
+		"--database-url=sqlite://" + filepath.Join(t.TempDir(), "patient.db"), "--log-format=logfmt", "--log-level=warn", "--billing-addr="},
+		own("patient")...)...)
+	gwA, _ := startPMS(t, []string{"gateway/http", "gateway/admin"}, append([]string{"gateway", jwks, "--auth-jwks-refresh=1s",
+		"--http-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--patient-addr=" + patientA["patient/grpc"],
+		"--billing-addr=127.0.0.1:1", "--auth-addr=" + authA["auth/grpc"], "--analytics-addr=127.0.0.1:1",
+		"--log-format=logfmt", "--log-level=error"}, own("gateway")...)...)
+	call := func(t *testing.T, method, url, token, body string) (*http.Response, []byte) {
+		t.Helper()
+		return callWith(t, client, method, url, token, body)
+	}
 	login := func() string {
 		t.Helper()
-		resp, b := call(t, "POST", "http://"+authA["auth/http"]+"/login", "", `{"email":"admin@pms.local","password":"`+adminPassword+`"}`)
+		resp, b := call(t, "POST", "https://"+authA["auth/http"]+"/login", "", `{"email":"admin@pms.local","password":"`+adminPassword+`"}`)
 		if resp.StatusCode != 200 {
 			t.Fatalf("login: %d %s", resp.StatusCode, b)
 		}
@@ -555,9 +574,9 @@ func TestKeyRevocationOverTheWire(t *testing.T) {
 		return p.Token
 	}
 	targets := map[string]string{
-		"auth":    "http://" + authA["auth/http"] + "/validate",
-		"patient": "http://" + patientA["patient/http"] + "/patients",
-		"gateway": "http://" + gwA["gateway/http"] + "/api/patients",
+		"auth":    "https://" + authA["auth/http"] + "/validate",
+		"patient": "https://" + patientA["patient/http"] + "/patients",
+		"gateway": "https://" + gwA["gateway/http"] + "/api/patients",
 	}
 	old := login()
 	for name, u := range targets {
