@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	neturl "net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -28,6 +30,7 @@ import (
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/tlsconf"
 	httptransport "github.com/pms/pms/transport/http"
 )
 
@@ -156,14 +159,21 @@ func (h hostile) wire(host string) (string, string) {
 	return b.String(), h.body
 }
 
-// send writes h on a new connection to addr and reads the answer within the client timeout.
-func send(addr string, h hostile) outcome {
+// send writes h on a new connection to addr (TLS with cfg, plain text when nil) and reads the
+// answer within the client timeout.
+func send(cfg *tls.Config, addr string, h hostile) outcome {
 	o := outcome{h: h}
 	timeout := h.timeout
 	if timeout == 0 {
 		timeout = attackTimeout
 	}
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+	var conn net.Conn
+	var err error
+	if cfg != nil {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", addr, cfg)
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, timeout)
+	}
 	if err != nil {
 		o.err = err
 		return o
@@ -185,7 +195,7 @@ func send(addr string, h hostile) outcome {
 			return
 		}
 		if h.halfClose {
-			_ = conn.(*net.TCPConn).CloseWrite()
+			_ = conn.(interface{ CloseWrite() error }).CloseWrite()
 		}
 	}()
 	br := bufio.NewReader(conn)
@@ -322,8 +332,10 @@ func wantWord(word errs.Kind) func(outcome) error {
 // and resources to aim at.
 type attackWorld struct {
 	t                                    *testing.T
-	gw, base                             string // the gateway's address and base URL
-	admin, clin, bill, analyst           string // access tokens
+	gw, base                             string       // the gateway's address and base URL
+	tls                                  *tls.Config  // the client side of the gateway's TLS
+	client                               *http.Client // a client trusting the gateway's CA
+	admin, clin, bill, analyst           string       // access tokens
 	adminID, clinID, billID, analystID   string
 	clin2Refresh                         string // a live refresh token of another clinician
 	p1, p2, deleted                      string // patients: shared, spare, deleted
@@ -335,7 +347,7 @@ type attackWorld struct {
 
 func (w *attackWorld) call(method, path, token, body string, headers ...string) (*http.Response, []byte) {
 	w.t.Helper()
-	return call(w.t, method, w.base+path, token, body, headers...)
+	return callWith(w.t, w.client, method, w.base+path, token, body, headers...)
 }
 
 // create POSTs body and returns the new resource's id.
@@ -433,11 +445,16 @@ func TestHostileInput(t *testing.T) {
 	url := dbtest.PostgresDatabase(t)
 	dataDir := t.TempDir()
 	var logs lockedBuffer
-	a, _ := startPMSLogs(t, allAddrs, &logs, allArgs(t, url, "--data-dir="+dataDir, "--gateway-client-rate=0", "--log-level=warn")...)
+	// Over TLS and mutual TLS, as a deployment runs (issue 15): every hostile byte goes
+	// through the gateway's TLS listener.
+	certs := certsFor(t)
+	a, _ := startPMSLogs(t, allAddrs, &logs, allArgs(t, url, append(tlsArgs(certs), "--data-dir="+dataDir, "--gateway-client-rate=0", "--log-level=warn")...)...)
+	client := httpsClient(t, certs)
 	for _, k := range []string{"auth/admin", "billing/admin", "patient/admin", "gateway/admin"} {
-		waitReady(t, a[k])
+		waitReadyWith(t, client, "https://"+a[k])
 	}
-	w := &attackWorld{t: t, gw: a["gateway/http"], base: "http://" + a["gateway/http"]}
+	w := &attackWorld{t: t, gw: a["gateway/http"], base: "https://" + a["gateway/http"], client: client,
+		tls: mustClientTLS(t, tlsconf.Files{CA: filepath.Join(certs, "ca.pem")})}
 	w.setUp()
 	is := ringIssuer(t, dataDir)
 
@@ -449,14 +466,14 @@ func TestHostileInput(t *testing.T) {
 		for range workers {
 			wg.Go(func() {
 				for i := range jobs {
-					got[i] = send(w.gw, cases[i])
+					got[i] = send(w.tls, w.gw, cases[i])
 				}
 			})
 		}
 		for i, h := range cases {
 			if h.timeout > attackTimeout {
 				// The stalled ones run beside the pool, not in it.
-				wg.Go(func() { got[i] = send(w.gw, h) })
+				wg.Go(func() { got[i] = send(w.tls, w.gw, h) })
 				continue
 			}
 			jobs <- i
@@ -468,7 +485,7 @@ func TestHostileInput(t *testing.T) {
 
 	// Phase A, one at a time: what succeeds or changes state by design.
 	w.phaseA(func(h hostile) outcome {
-		o := send(w.gw, h)
+		o := send(w.tls, w.gw, h)
 		outcomes = append(outcomes, o)
 		return o
 	})

@@ -272,9 +272,15 @@ func TestGatewayLimitsAndUpstreamOutage(t *testing.T) {
 // waitReady polls a service's /readyz until it answers 200.
 func waitReady(t *testing.T, admin string) {
 	t.Helper()
+	waitReadyWith(t, http.DefaultClient, "http://"+admin)
+}
+
+// waitReadyWith is waitReady for the admin server at base (a URL) through client.
+func waitReadyWith(t *testing.T, client *http.Client, admin string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get("http://" + admin + "/readyz")
+		resp, err := client.Get(admin + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
