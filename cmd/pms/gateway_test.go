@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,8 @@ func errWord(b []byte) string {
 // TestGatewayJourney runs `pms all` and goes only through the gateway's port: the earlier
 // Java implementation's checks, then a patient's whole life, billing, the audit trail with
 // the request id and client address, every error kind the journey can provoke, and the JWT
-// attack list.
+// attack list. On PostgreSQL it runs over TLS and mutual TLS with a certificate per service
+// (as a deployment does); on SQLite in plain HTTP with no TLS flags (as `make run` does).
 func TestGatewayJourney(t *testing.T) {
 	for name, url := range map[string]func() string{
 		"postgres": func() string { return dbtest.PostgresDatabase(t) },
@@ -31,12 +33,25 @@ func TestGatewayJourney(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
-			a, _ := startPMS(t, allAddrs, allArgs(t, url(), "--gateway-client-rate=2000", "--gateway-client-burst=4000")...)
+			scheme, client, extra := "http://", http.DefaultClient, []string{"--gateway-client-rate=2000", "--gateway-client-burst=4000"}
+			if name == "postgres" {
+				certs := certsFor(t)
+				scheme, client = "https://", httpsClient(t, certs)
+				extra = append(extra, tlsArgs(certs)...)
+				for _, svc := range []string{"auth", "billing", "patient", "analytics", "gateway"} {
+					extra = append(extra, "--"+svc+"-tls-cert="+filepath.Join(certs, svc+".pem"), "--"+svc+"-tls-key="+filepath.Join(certs, svc+"-key.pem"))
+				}
+			}
+			call := func(t *testing.T, method, url, token, body string, headers ...string) (*http.Response, []byte) {
+				t.Helper()
+				return callWith(t, client, method, url, token, body, headers...)
+			}
+			a, _ := startPMS(t, allAddrs, allArgs(t, url(), extra...)...)
 			for _, k := range []string{"auth/admin", "billing/admin", "patient/admin", "gateway/admin"} {
-				waitReady(t, a[k])
+				waitReadyWith(t, client, scheme+a[k])
 			}
 			t.Logf("pms all (%s): start to every /readyz 200 in %v", name, time.Since(start))
-			gw := "http://" + a["gateway/http"]
+			gw := scheme + a["gateway/http"]
 
 			// The earlier implementation's integration checks, unchanged.
 			resp, b := call(t, "POST", gw+"/auth/login", "", `{"email":"`+allAdminEmail+`","password":"`+adminPassword+`"}`)
