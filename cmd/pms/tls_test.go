@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -209,7 +210,13 @@ func TestTLSScan(t *testing.T) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, scanner, "--quiet", "--color", "0", "--protocols", "--std", "--server-defaults",
 		"--add-ca", filepath.Join(certs, "ca.pem"), "--ip", "one", "--jsonfile", report, a["gateway/http"]).CombinedOutput()
-	if err != nil {
+	// Exit status N ≥ 1 counts the "ambiguous situations or errors" of the run (on a loaded
+	// machine a resumption probe may fail to connect): the report's findings are what is
+	// judged below, so a few are logged, not fatal; a timeout or a fatal error is.
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() >= 1 && exit.ExitCode() <= 5 {
+		t.Logf("testssl: %v (ambiguous results; the findings are checked)\n%s", err, tail(string(out), 12))
+	} else if err != nil {
 		t.Fatalf("testssl: %v\n%s", err, tail(string(out), 40))
 	}
 	b, err := os.ReadFile(report)
