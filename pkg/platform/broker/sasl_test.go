@@ -106,3 +106,34 @@ func TestSASLHandshakeMinPatched(t *testing.T) {
 		patchSASLHandshakeMin(append([]byte{}, v3[:min(i, len(v3))]...), 3)
 	}
 }
+
+// BenchmarkConnect is the cost of a new client connection (metadata round trip included)
+// without SASL and with SCRAM-SHA-512 (4096 PBKDF2 iterations on each side): what
+// authentication adds per connection, never per record.
+func BenchmarkConnect(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		users []User
+		cfg   func() *sarama.Config
+	}{
+		{"plain", nil, config},
+		{"scram-sha-512", []User{{Name: "u", Password: "p", Grants: []Grant{{Resource: Topic, Name: "t", Ops: []Op{Read}}}}},
+			func() *sarama.Config { return login("u", "p") }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			br, err := Start(Options{Addr: "127.0.0.1:0", Users: tc.users})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer br.Close()
+			cfg := tc.cfg()
+			for b.Loop() {
+				c, err := sarama.NewClient([]string{br.Addr()}, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
+	}
+}
