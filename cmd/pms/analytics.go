@@ -61,7 +61,7 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 	if err != nil {
 		return u.fail(fmt.Errorf("analytics: %w", err))
 	}
-	group := "analytics-" + gen
+	group := kafkatransport.AnalyticsGroupPrefix + gen
 	if fresh {
 		_ = level.Info(u.logger).Log("msg", "replaying the event topics from the earliest offset", "group", group, "rebuild", c.rebuild)
 	}

@@ -73,6 +73,13 @@ type unitSpec struct {
 func newUnit(ctx context.Context, s settings, spec unitSpec) (*unit, error) {
 	u := &unit{s: s, name: spec.name, logger: log.With(s.logger, "service", spec.name), reg: observe.NewRegistry(),
 		m: &module{name: spec.name}}
+	if spec.topics != nil {
+		k, err := newServiceKafka(spec.name, s, u.logger, u.reg, spec.topics)
+		if err != nil {
+			return nil, err
+		}
+		u.kafka = k
+	}
 	if spec.migrations != nil {
 		d, err := openServiceDB(ctx, s, spec.name, spec.databaseURL, spec.migrations)
 		if err != nil {
@@ -80,9 +87,6 @@ func newUnit(ctx context.Context, s settings, spec unitSpec) (*unit, error) {
 		}
 		u.db = d
 		u.m.closers.add(func(context.Context) error { return d.Close() })
-	}
-	if spec.topics != nil {
-		u.kafka = newServiceKafka(spec.name, s, u.logger, u.reg, spec.topics)
 	}
 	return u, nil
 }
@@ -127,7 +131,8 @@ func (u *unit) commands(topic string, handlers map[string]kafkatransport.Command
 	replies := idempotency.NewReplies(u.db)
 	u.consume(u.name, []string{topic}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 		return kafkatransport.NewCommandSubscriber(handlers, kafkatransport.CommandOptions{
-			Producer: p, Replies: replies, Verifier: verifier, Metrics: u.kafka.metrics, Group: u.name, Logger: u.logger,
+			Producer: p, Replies: replies, Verifier: verifier, ReplyPrincipals: u.kafka.principals,
+			Metrics: u.kafka.metrics, Group: u.name, Logger: u.logger,
 		})
 	})
 }

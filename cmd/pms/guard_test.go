@@ -123,16 +123,14 @@ type guardCommander struct {
 	replies *brokertest.Reader
 }
 
-const guardReplies = "guard.replies"
+// guardReplies is the operator's reply topic, which the embedded broker creates; the
+// commander sends as the admin principal, which may read it.
+var guardReplies = kafkatransport.RepliesOf(kafkatransport.PrincipalOperator)
 
 func (w *guardWorld) commander() *guardCommander {
 	w.t.Helper()
 	broker := w.a["broker/kafka"]
-	if err := kafkatransport.EnsureTopics(context.Background(), []string{broker}, kafkatransport.NewConfig("t"),
-		[]kafkatransport.Topic{{Name: guardReplies, Partitions: 1}}); err != nil {
-		w.t.Fatal(err)
-	}
-	p, err := sarama.NewSyncProducer([]string{broker}, kafkatransport.NewConfig("test"))
+	p, err := sarama.NewSyncProducer([]string{broker}, brokertest.ConfigFor(broker))
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +28,7 @@ type kafkaFlags struct {
 	addr                    string
 	partitions, replication int
 	tls                     bool
+	credentials             string
 }
 
 func (k *kafkaFlags) register(f *flags) {
@@ -32,6 +36,7 @@ func (k *kafkaFlags) register(f *flags) {
 	f.String(&k.addr, "kafka-addr", broker.DefaultAddr, "address of the embedded broker (pms broker, and pms all without --kafka-brokers)")
 	f.Int(&k.partitions, "kafka-partitions", 3, "partitions of the topics a service creates at start-up when missing").within(1, 1<<20)
 	f.Int(&k.replication, "kafka-replication-factor", 1, "replication factor of the topics a service creates at start-up when missing").within(1, 1<<10)
+	f.String(&k.credentials, "kafka-credentials", "", "file of the Kafka principals' passwords (\"<principal> <password>\" lines); each service authenticates as the principal of its name (SASL/SCRAM-SHA-512). The embedded broker creates it when missing and enforces its ACLs (empty: <data-dir>/kafka/credentials, which a service without --kafka-brokers also uses when it exists)")
 	f.Bool(&k.tls, "kafka-tls", false, "speak TLS to the brokers with --tls-ca (and --tls-cert as client certificate); the embedded broker then serves TLS with --tls-cert")
 }
 
@@ -41,14 +46,21 @@ type kafkaSettings struct {
 	addr        string
 	partitions  int32
 	replication int16
-	// clientTLS and serverTLS secure the brokers' connections with --kafka-tls; nil: plain.
+	// clientTLS and serverTLS secure the brokers' connections with --kafka-tls; nil: plain;
+	// caFile is then --tls-ca, for the kcat configuration.
 	clientTLS, serverTLS *tls.Config
+	caFile               string
+	// credentials is --kafka-credentials; creds what the embedded broker of `pms all` made
+	// (nil: read credentials when a service starts).
+	credentials string
+	creds       kafkaCredentials
 }
 
 // settings converts the checked flags (their ranges fit int32 and int16); an empty
 // --kafka-addr is the embedded broker's default.
 func (k kafkaFlags) settings() kafkaSettings {
-	s := kafkaSettings{brokers: k.brokers, addr: k.addr, partitions: int32(k.partitions), replication: int16(k.replication)}
+	s := kafkaSettings{brokers: k.brokers, addr: k.addr, partitions: int32(k.partitions), replication: int16(k.replication),
+		credentials: k.credentials}
 	if s.addr == "" {
 		s.addr = broker.DefaultAddr
 	}
@@ -65,24 +77,84 @@ func (k kafkaSettings) brokerList() []string {
 }
 
 // startBroker starts the embedded broker on --kafka-addr, keeping its data under
-// <data-dir>/kafka, and reports its address like any listener.
-func startBroker(ctx context.Context, s settings) (*broker.Broker, error) {
+// <data-dir>/kafka, and reports its address like any listener. It serves SASL/SCRAM with the
+// platform's ACLs (kafkatransport.Grants) to the principals of --kafka-credentials, creating
+// the file when missing, and writes <data-dir>/kcat.conf for the operator principal. It
+// returns the credentials, for the services of `pms all`.
+func startBroker(ctx context.Context, s settings) (*broker.Broker, kafkaCredentials, error) {
 	if exposed, err := checkListenAddr("broker", "kafka", s.kafka.addr, s.insecure || s.kafka.serverTLS != nil); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if exposed && s.kafka.serverTLS == nil {
 		_ = level.Warn(s.logger).Log("msg", "plain-text listener off loopback (--insecure-plaintext)", "service", "broker", "addr", s.kafka.addr)
 	}
+	creds, err := ensureCredentials(s.kafka.credentialsFile(s.dataDir), kafkatransport.Principals())
+	if err != nil {
+		return nil, nil, err
+	}
 	b, err := broker.Start(broker.Options{
 		Addr: s.kafka.addr, DataDir: filepath.Join(s.dataDir, "kafka"), Partitions: int(s.kafka.partitions), TLS: s.kafka.serverTLS,
-		Logger: log.With(s.logger, "service", "broker"),
+		Logger: log.With(s.logger, "service", "broker"), Users: brokerUsers(creds),
+		Topics: replyTopics(kafkatransport.Principals()),
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	op := kafkatransport.PrincipalOperator
+	if err := writePrivate(filepath.Join(s.dataDir, "kcat.conf"), kcatConfig(b.Addr(), op, creds[op], s.kafka.caFile)); err != nil {
+		b.Close()
+		return nil, nil, fmt.Errorf("broker: kcat.conf: %w", err)
 	}
 	if hook, ok := ctx.Value(listenHookKey{}).(listenHook); ok {
 		hook("broker", "kafka", b.Addr())
 	}
-	return b, nil
+	return b, creds, nil
+}
+
+// replyTopics are the reply topics of principals (kafkatransport.RepliesOf): the broker
+// creates them, so any principal's reply topic a command may name exists.
+func replyTopics(principals []string) []string {
+	out := make([]string, len(principals))
+	for i, p := range principals {
+		out[i] = kafkatransport.RepliesOf(p)
+	}
+	return out
+}
+
+// credentialsFile is --kafka-credentials, else the embedded broker's default beside its data.
+func (k kafkaSettings) credentialsFile(dataDir string) string {
+	if k.credentials != "" {
+		return k.credentials
+	}
+	return filepath.Join(dataDir, "kafka", "credentials")
+}
+
+// security is how service connects to the brokers: TLS with --kafka-tls, and as the
+// principal of its name when there are credentials (those of the embedded broker of `pms
+// all`, --kafka-credentials, or with no --kafka-brokers the embedded broker's default file
+// when it exists). It also returns the principals whose reply topics commands may name (nil:
+// no credentials, any "*.replies").
+func (k kafkaSettings) security(service, dataDir string) (kafkatransport.Security, []string, error) {
+	sec := kafkatransport.Security{TLS: k.clientTLS}
+	creds, path := k.creds, k.credentialsFile(dataDir)
+	if creds == nil {
+		if _, err := os.Stat(path); k.credentials == "" && (len(k.brokers) > 0 || err != nil) {
+			return sec, nil, nil
+		}
+		var err error
+		if creds, err = readCredentials(path); err != nil {
+			return sec, nil, err
+		}
+	}
+	if creds[service] == "" {
+		return sec, nil, fmt.Errorf("--kafka-credentials %s: no password for the principal %q", path, service)
+	}
+	sec.User, sec.Password = service, creds[service]
+	principals := make([]string, 0, len(creds))
+	for p := range creds {
+		principals = append(principals, p)
+	}
+	slices.Sort(principals)
+	return sec, principals, nil
 }
 
 // withEmbeddedBroker is how `pms all` starts: with no brokers configured it starts the
@@ -92,11 +164,11 @@ func withEmbeddedBroker(ctx context.Context, s *settings) (*module, error) {
 	if len(s.kafka.brokers) > 0 {
 		return nil, nil
 	}
-	b, err := startBroker(ctx, *s)
+	b, creds, err := startBroker(ctx, *s)
 	if err != nil {
 		return nil, err
 	}
-	s.kafka.brokers = []string{b.Addr()}
+	s.kafka.brokers, s.kafka.creds = []string{b.Addr()}, creds
 	m := &module{name: "broker", servers: func(*run.Group) {}}
 	m.closers.add(func(context.Context) error { b.Close(); return nil })
 	return m, nil
@@ -108,7 +180,7 @@ func runBroker(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := startBroker(ctx, s)
+	b, _, err := startBroker(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -126,24 +198,31 @@ type serviceKafka struct {
 	logger  log.Logger
 	metrics *kafkatransport.Metrics
 	timeout time.Duration
-	tls     *tls.Config
+	sec     kafkatransport.Security
+	// principals are those whose reply topics a command may name (nil: any "*.replies").
+	principals []string
 }
 
-func newServiceKafka(service string, s settings, logger log.Logger, reg prometheus.Registerer, topics []kafkatransport.Topic) *serviceKafka {
+func newServiceKafka(service string, s settings, logger log.Logger, reg prometheus.Registerer, topics []kafkatransport.Topic) (*serviceKafka, error) {
+	sec, principals, err := s.kafka.security(service, s.dataDir)
+	if err != nil {
+		return nil, err
+	}
 	return &serviceKafka{
 		service: service, brokers: s.kafka.brokerList(), topics: topics, logger: logger,
-		metrics: kafkatransport.NewMetrics(reg, service), timeout: s.shutdownTimeout, tls: s.kafka.clientTLS,
-	}
+		metrics: kafkatransport.NewMetrics(reg, service), timeout: s.shutdownTimeout, sec: sec, principals: principals,
+	}, nil
 }
 
 // check is the readiness check of the brokers: reachable now, not "a group has formed".
 func (k *serviceKafka) check(ctx context.Context) error {
-	return kafkatransport.Ping(ctx, k.brokers, k.tls)
+	return kafkatransport.Ping(ctx, k.brokers, k.sec)
 }
 
-// config is a client configuration of the service's, TLS when the brokers speak it.
+// config is a client configuration of the service's, as its principal and over TLS when the
+// brokers want them.
 func (k *serviceKafka) config(clientID string) *sarama.Config {
-	return kafkatransport.WithTLS(kafkatransport.NewConfig(clientID), k.tls)
+	return k.sec.Apply(kafkatransport.NewConfig(clientID))
 }
 
 // addRelay runs the relay of ob from the moment the module's servers start until the

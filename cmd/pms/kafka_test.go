@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,7 +55,8 @@ func TestAllEmbeddedBroker(t *testing.T) {
 			if tc.name == "postgres" {
 				url = dbtest.PostgresDatabase(t)
 			}
-			a, stop := startPMS(t, allAddrs, allArgs(t, url)...)
+			args := allArgs(t, url)
+			a, stop := startPMS(t, allAddrs, args...)
 			broker := a["broker/kafka"]
 
 			body := `{"name":"Ada Lovelace","email":"ada@example.org","address":"1 Main St","dateOfBirth":"1990-12-10"}`
@@ -103,7 +101,7 @@ func TestAllEmbeddedBroker(t *testing.T) {
 			allBillingKafka(t, a, ev.PatientId, auditR)
 			allAuthKafka(t, a)
 			if tc.name == "sqlite" {
-				kcatInterop(t, broker, ev.PatientId, ev.EventId)
+				kcatInterop(t, kcatConf(args), ev.PatientId, ev.EventId)
 			}
 			checkReady(t, a["patient/admin"])
 			for _, svc := range []string{"billing", "auth"} {
@@ -161,30 +159,21 @@ func checkReady(t *testing.T, admin string) {
 	}
 }
 
-// kcatInterop: kcat, an independent Kafka client, lists the topics of the embedded broker
-// and reads the patient topic with its headers.
-func kcatInterop(t *testing.T, broker, patientID, eventID string) {
+// kcatInterop: kcat, an independent Kafka client, with the configuration `pms all` wrote
+// for the operator (conf), lists the topics it may see and reads the patient topic with its
+// headers.
+func kcatInterop(t *testing.T, conf, patientID, eventID string) {
 	t.Helper()
-	if _, err := exec.LookPath("kcat"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("kcat is required under CI=true (.ci/run installs it)")
-		}
-		t.Skip("kcat not installed (apt-get install kcat; .ci/run installs it)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	run := func(args ...string) string {
 		t.Helper()
-		var out, errb bytes.Buffer
-		cmd := exec.CommandContext(ctx, "kcat", append([]string{"-b", broker}, args...)...)
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("kcat %v: %v\n%s", args, err, errb.String())
+		out, errOut, err := kcat(t, append([]string{"-F", conf}, args...)...)
+		if err != nil {
+			t.Fatalf("kcat %v: %v\n%s", args, err, errOut)
 		}
-		return out.String()
+		return out
 	}
 	list := run("-L")
-	for _, topic := range []string{`topic "patient"`, `topic "patient.commands"`, `topic "patient.commands.dlq"`, `topic "audit"`} {
+	for _, topic := range []string{`topic "patient"`, `topic "patient.commands"`, `topic "operator.replies"`, `topic "audit"`} {
 		if !strings.Contains(list, topic) {
 			t.Fatalf("kcat -L lacks %s:\n%s", topic, list)
 		}
@@ -200,10 +189,12 @@ func kcatInterop(t *testing.T, broker, patientID, eventID string) {
 // TestBrokerCommand: `pms broker` runs the embedded broker alone, reachable over TCP, and
 // stops on SIGTERM.
 func TestBrokerCommand(t *testing.T) {
-	a, stop := startPMS(t, []string{"broker/kafka"}, "broker", "--kafka-addr=127.0.0.1:0", "--data-dir="+t.TempDir(), "--log-level=warn")
+	args := []string{"broker", "--kafka-addr=127.0.0.1:0", "--data-dir=" + t.TempDir(), "--log-level=warn"}
+	a, stop := startPMS(t, []string{"broker/kafka"}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := kafkatransport.Ping(ctx, []string{a["broker/kafka"]}); err != nil {
+	creds := brokerCredentials(t, args)
+	if err := kafkatransport.Ping(ctx, []string{a["broker/kafka"]}, kafkatransport.Security{User: "patient", Password: creds["patient"]}); err != nil {
 		t.Fatal(err)
 	}
 	if err := stop(); err != nil {
@@ -278,7 +269,7 @@ func allBillingKafka(t *testing.T, a map[string]string, patientID string, auditR
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := sarama.NewSyncProducer([]string{broker}, kafkatransport.NewConfig("test"))
+	p, err := sarama.NewSyncProducer([]string{broker}, brokertest.ConfigFor(broker))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,15 +327,16 @@ func allBillingKafka(t *testing.T, a map[string]string, patientID string, auditR
 func allAuthKafka(t *testing.T, a map[string]string) {
 	t.Helper()
 	broker, token := a["broker/kafka"], allToken(t, a)
-	p, err := sarama.NewSyncProducer([]string{broker}, kafkatransport.NewConfig("test"))
+	p, err := sarama.NewSyncProducer([]string{broker}, brokertest.ConfigFor(broker))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	replyTo := kafkatransport.RepliesOf(kafkatransport.PrincipalOperator)
 	send := func(corr, email, body string) {
 		t.Helper()
 		m := &sarama.ProducerMessage{Topic: auth.TopicCommands, Key: sarama.StringEncoder(email), Value: sarama.StringEncoder(body)}
-		for _, h := range [][2]string{{"endpoint", "CreateUser"}, {"reply-to", "auth.replies"}, {"correlation-id", corr}, {"authorization", "Bearer " + token}} {
+		for _, h := range [][2]string{{"endpoint", "CreateUser"}, {"reply-to", replyTo}, {"correlation-id", corr}, {"authorization", "Bearer " + token}} {
 			kafkatransport.SetHeader(m, h[0], h[1])
 		}
 		if _, _, err := p.SendMessage(m); err != nil {
@@ -354,7 +346,7 @@ func allAuthKafka(t *testing.T, a map[string]string) {
 	send("invite-1", "kafka-invite@example.org", `{"email":"kafka-invite@example.org","role":"analyst"}`)
 	send("password-1", "kafka-pw@example.org", `{"email":"kafka-pw@example.org","password":"`+matrixPassword+`","role":"analyst"}`)
 	replies := map[string]*sarama.ConsumerMessage{}
-	for _, m := range brokertest.NewReader(t, broker, "auth.replies").Read(2, 30*time.Second) {
+	for _, m := range brokertest.NewReader(t, broker, replyTo).Read(2, 30*time.Second) {
 		replies[brokertest.Header(m, "correlation-id")] = m
 	}
 	var invited struct{ InviteToken, InviteExpiresAt string }

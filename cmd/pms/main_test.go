@@ -21,6 +21,7 @@ import (
 	"github.com/pms/pms/pkg/platform/errs"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
+	kafkatransport "github.com/pms/pms/transport/kafka"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -106,7 +107,35 @@ func startPMSLogs(t testing.TB, want []string, stderr io.Writer, args ...string)
 	for k, v := range a.m {
 		out[k] = v
 	}
+	if b := out["broker/kafka"]; b != "" {
+		creds := brokerCredentials(t, args)
+		brokertest.Authenticate(b, kafkatransport.PrincipalAdmin, creds[kafkatransport.PrincipalAdmin])
+	}
 	return out, stop
+}
+
+// brokerCredentials reads the credentials file of the embedded broker of `pms <args>`
+// (--kafka-credentials, else <data-dir>/kafka/credentials), which it wrote before reporting
+// its address.
+func brokerCredentials(t testing.TB, args []string) kafkaCredentials {
+	t.Helper()
+	dataDir, path := "./data", ""
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--data-dir="); ok {
+			dataDir = v
+		}
+		if v, ok := strings.CutPrefix(a, "--kafka-credentials="); ok {
+			path = v
+		}
+	}
+	if path == "" {
+		path = filepath.Join(dataDir, "kafka", "credentials")
+	}
+	creds, err := readCredentials(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return creds
 }
 
 type syncWriter struct {

@@ -141,7 +141,7 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 		if s.clientTLS == nil {
 			return s, errors.New("--kafka-tls needs --tls-ca (and --tls-cert/--tls-key for the embedded broker)")
 		}
-		s.kafka.clientTLS, s.kafka.serverTLS = s.clientTLS, s.serverTLS
+		s.kafka.clientTLS, s.kafka.serverTLS, s.kafka.caFile = s.clientTLS, s.serverTLS, c.tls.CA
 	}
 	return s, nil
 }

@@ -70,7 +70,8 @@ func httpsClient(t *testing.T, certs string) *http.Client {
 // CA get nothing; a certificate replaced on disk is served without a restart.
 func TestAllOverTLS(t *testing.T) {
 	certs := certsFor(t)
-	a, _ := startPMS(t, allAddrs, allArgs(t, "sqlite://"+filepath.Join(t.TempDir(), "pms.db"), append(tlsArgs(certs), "--kafka-tls")...)...)
+	args := allArgs(t, "sqlite://"+filepath.Join(t.TempDir(), "pms.db"), append(tlsArgs(certs), "--kafka-tls")...)
+	a, _ := startPMS(t, allAddrs, args...)
 	c := httpsClient(t, certs)
 	gw := "https://" + a["gateway/http"]
 	do := func(method, path, token, body string) (int, []byte) {
@@ -114,12 +115,18 @@ func TestAllOverTLS(t *testing.T) {
 	}
 	pingCtx, pingCancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer pingCancel()
-	if err := kafkatransport.Ping(pingCtx, []string{a["broker/kafka"]}); err == nil {
+	creds := brokerCredentials(t, args)
+	operator := kafkatransport.Security{User: kafkatransport.PrincipalOperator, Password: creds[kafkatransport.PrincipalOperator]}
+	if err := kafkatransport.Ping(pingCtx, []string{a["broker/kafka"]}, operator); err == nil {
 		t.Fatal("a plain-text Kafka client reached the TLS broker")
 	}
-	if err := kafkatransport.Ping(pingCtx, []string{a["broker/kafka"]}, mustClientTLS(t, tlsconf.Files{CA: filepath.Join(certs, "ca.pem"),
-		Cert: filepath.Join(certs, "all.pem"), Key: filepath.Join(certs, "all-key.pem")})); err != nil {
+	operator.TLS = mustClientTLS(t, tlsconf.Files{CA: filepath.Join(certs, "ca.pem")})
+	if err := kafkatransport.Ping(pingCtx, []string{a["broker/kafka"]}, operator); err != nil {
 		t.Fatalf("a TLS Kafka client: %v", err)
+	}
+	// kcat over SASL_SSL with the configuration pms wrote (it names the CA).
+	if out, errOut, err := kcat(t, "-F", kcatConf(args), "-L", "-t", "patient"); err != nil || !strings.Contains(out, `topic "patient"`) {
+		t.Fatalf("kcat over TLS: %v\n%s\n%s", err, out, errOut)
 	}
 	if resp, err := c.Get(gw + "/openapi.json"); err != nil || !strings.HasPrefix(resp.Header.Get("Strict-Transport-Security"), "max-age=") {
 		t.Fatalf("HSTS over TLS: %v %v", resp, err)

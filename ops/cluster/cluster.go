@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pms/pms/pkg/platform/broker/brokertest"
 )
 
 // AdminEmail and AdminPassword are the bootstrap admin of every cluster.
@@ -165,10 +167,12 @@ func Start(t testing.TB, o Options) *Cluster {
 	if level == "" {
 		level = "warn"
 	}
+	// The broker creates the principals' passwords on its start; every service reads its own.
+	credentials := "--kafka-credentials=" + filepath.Join(c.Dir, "kafka-credentials")
 	common := func(name string) []string {
 		dir := filepath.Join(c.Dir, name)
 		return []string{name, "--data-dir=" + dir, "--database-url=" + o.DatabaseURL, "--log-format=logfmt",
-			"--log-level=" + level, "--kafka-brokers=" + c.ports["broker/kafka"], "--kafka-addr=" + c.ports["broker/kafka"],
+			"--log-level=" + level, "--kafka-brokers=" + c.ports["broker/kafka"], "--kafka-addr=" + c.ports["broker/kafka"], credentials,
 			"--auth-jwks-url=http://" + c.ports["auth/http"] + "/.well-known/jwks.json", "--shutdown-timeout=20s",
 			"--database-max-conns=" + strconv.Itoa(conns)}
 	}
@@ -177,7 +181,8 @@ func Start(t testing.TB, o Options) *Cluster {
 			"--admin-addr="+c.ports[name+"/admin"])
 	}
 	args := map[string][]string{
-		"broker":    {"broker", "--data-dir=" + filepath.Join(c.Dir, "broker"), "--kafka-addr=" + c.ports["broker/kafka"], "--log-format=logfmt", "--log-level=" + level},
+		"broker": {"broker", "--data-dir=" + filepath.Join(c.Dir, "broker"), "--kafka-addr=" + c.ports["broker/kafka"], credentials,
+			"--log-format=logfmt", "--log-level=" + level},
 		"auth":      append(service("auth"), "--bootstrap-admin-email="+AdminEmail),
 		"billing":   service("billing"),
 		"patient":   append(service("patient"), "--billing-addr="+c.ports["billing/grpc"]),
@@ -210,8 +215,27 @@ func Start(t testing.TB, o Options) *Cluster {
 		if err := p.WaitReady(60 * time.Second); err != nil {
 			t.Fatal(err)
 		}
+		if name == "broker" {
+			authenticate(t, c.ports["broker/kafka"], filepath.Join(c.Dir, "kafka-credentials"))
+		}
 	}
 	return c
+}
+
+// authenticate makes brokertest's helpers connect to the broker at addr as its admin
+// principal, whose password the broker wrote into the credentials file before listening.
+func authenticate(t testing.TB, addr, credentials string) {
+	b, err := os.ReadFile(credentials)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "admin" {
+			brokertest.Authenticate(addr, f[0], f[1])
+			return
+		}
+	}
+	t.Fatalf("%s has no admin principal", credentials)
 }
 
 // EnvDuration reads a positive Go duration from the environment variable name, def when it

@@ -25,6 +25,10 @@ func AnalyticsTopics(partitions int32, replication int16) []Topic {
 	return topicsOf(partitions, replication, names...)
 }
 
+// AnalyticsGroupPrefix starts the name of every analytics consumer group: each rebuild is a
+// new group "analytics-<generation>", so its ACL is a prefix one.
+const AnalyticsGroupPrefix = "analytics-"
+
 // AnalyticsOptions configure the analytics event subscriber.
 type AnalyticsOptions struct {
 	// Producer writes dead letters (an undecodable event); nil logs and skips them.

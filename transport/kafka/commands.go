@@ -46,6 +46,10 @@ type CommandOptions struct {
 	// original, and a message without a valid token never reads one (it goes on to the
 	// endpoint, whose guard refuses and audits it). Required with Replies.
 	Verifier *authz.Verifier
+	// ReplyPrincipals, when set, are the principals a reply may go to: a reply-to must then be
+	// "<principal>.replies" of one of them (RepliesOf), the topic only that principal may read.
+	// Nil accepts any topic ending in ".replies" (a cluster without ACLs).
+	ReplyPrincipals []string
 	// Metrics and Group label the consumer metrics.
 	Metrics *Metrics
 	Group   string
@@ -150,8 +154,25 @@ func printableHeader(msg *sarama.ConsumerMessage, name string) (string, error) {
 	return v, nil
 }
 
+// replyTopic is replyTo, and with ReplyPrincipals also "the reply topic of one of them".
+func (cs *commandServer) replyTopic(msg *sarama.ConsumerMessage) (string, bool) {
+	t, ok := replyTo(msg)
+	if !ok || t == "" || cs.o.ReplyPrincipals == nil {
+		return t, ok
+	}
+	for _, p := range cs.o.ReplyPrincipals {
+		if t == RepliesOf(p) {
+			return t, true
+		}
+	}
+	return "", false
+}
+
 func (cs *commandServer) decode(ctx context.Context, msg *sarama.ConsumerMessage) (any, error) {
-	if _, ok := replyTo(msg); !ok {
+	if _, ok := cs.replyTopic(msg); !ok {
+		if cs.o.ReplyPrincipals != nil {
+			return nil, errs.Invalid(map[string]string{HeaderReplyTo: "must be the reply topic of a principal: <principal>.replies"})
+		}
 		return nil, errs.Invalid(map[string]string{HeaderReplyTo: "must be a topic whose name ends in .replies"})
 	}
 	if _, err := printableHeader(msg, HeaderCorrelationID); err != nil {
@@ -277,7 +298,7 @@ func (cs *commandServer) encodeError(ctx context.Context, err error, msg *sarama
 }
 
 func (cs *commandServer) sendReply(ctx context.Context, msg *sarama.ConsumerMessage, rep reply) error {
-	topic, ok := replyTo(msg)
+	topic, ok := cs.replyTopic(msg)
 	if !ok || topic == "" {
 		return nil
 	}

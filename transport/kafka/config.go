@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/pms/pms/pkg/platform/broker"
 )
 
 // DefaultBrokers is where a service connects when no brokers are configured: the embedded
@@ -125,10 +126,10 @@ func EnsureTopics(ctx context.Context, brokers []string, cfg *sarama.Config, top
 // Ping checks that at least one of brokers answers a metadata request within ctx, for
 // readiness checks. It opens and closes its own connection, so it says whether a new client
 // could start now.
-func Ping(ctx context.Context, brokers []string, tlsCfg ...*tls.Config) error {
+func Ping(ctx context.Context, brokers []string, sec ...Security) error {
 	cfg := sarama.NewConfig()
-	if len(tlsCfg) > 0 {
-		WithTLS(cfg, tlsCfg[0])
+	if len(sec) > 0 {
+		sec[0].Apply(cfg)
 	}
 	cfg.Version = sarama.V3_6_0_0
 	cfg.ClientID = "pms-ping"
@@ -166,11 +167,24 @@ func Ping(ctx context.Context, brokers []string, tlsCfg ...*tls.Config) error {
 	}
 }
 
-// WithTLS makes cfg's connections TLS with tlsCfg (nil: plain text, as configured) and
-// returns cfg.
-func WithTLS(cfg *sarama.Config, tlsCfg *tls.Config) *sarama.Config {
-	if tlsCfg != nil {
-		cfg.Net.TLS.Enable, cfg.Net.TLS.Config = true, tlsCfg
+// Security is how a client proves itself to the brokers: TLS (nil: plain text) and a SASL
+// principal (User "": none). SASL is always SCRAM-SHA-512, so the password itself never
+// crosses the wire.
+type Security struct {
+	TLS            *tls.Config
+	User, Password string
+}
+
+// Apply configures cfg's connections with s and returns cfg.
+func (s Security) Apply(cfg *sarama.Config) *sarama.Config {
+	if s.TLS != nil {
+		cfg.Net.TLS.Enable, cfg.Net.TLS.Config = true, s.TLS
+	}
+	if s.User != "" {
+		cfg.Net.SASL.Enable = true
+		cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+		cfg.Net.SASL.User, cfg.Net.SASL.Password = s.User, s.Password
+		cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return broker.NewSCRAMClient() }
 	}
 	return cfg
 }

@@ -300,15 +300,21 @@ func TestJWKSFetchNeverStallsVerification(t *testing.T) {
 	srv.mu.Lock()
 	srv.hold = hold
 	srv.mu.Unlock()
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		started atomic.Int64
+	)
 	for range 50 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			started.Add(1)
 			_, _ = src.PublicKey(ctx, "forged-"+strconv.FormatInt(kidSeq.Add(1), 10))
 		}()
 	}
-	waitFor(t, func() bool { return srv.fetches.Load() >= 2 }) // the shared fetch has begun and hangs
+	// The shared fetch has begun and hangs, and every caller is on its way to it (one that
+	// arrives only after the release may start a fetch of its own: the bound below allows it).
+	waitFor(t, func() bool { return srv.fetches.Load() >= 2 && started.Load() == 50 })
 	done := make(chan error, 1)
 	go func() { _, err := v.Verify(ctx, tok); done <- err }()
 	select {

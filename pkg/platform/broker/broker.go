@@ -24,8 +24,7 @@ const DefaultAddr = "127.0.0.1:9092"
 // Options configure Start. The zero value starts an in-memory broker on DefaultAddr.
 type Options struct {
 	// Addr is the TCP address to listen on; "" means DefaultAddr, port 0 any free port. It
-	// should be a loopback address: the broker advertises the address it bound, and it has
-	// no authentication.
+	// should be a loopback address: the broker advertises the address it bound.
 	Addr string
 	// DataDir, when set, keeps topics, records, committed offsets and producer state in this
 	// folder, so that a restart on the same folder finds them again. "" keeps everything in
@@ -36,8 +35,14 @@ type Options struct {
 	Partitions int
 	// Logger receives the broker's warnings and errors. Nil discards them.
 	Logger log.Logger
-	// TLS, when set, is the listener's TLS (clients then need kafkatransport.WithTLS).
+	// TLS, when set, is the listener's TLS (clients then need kafkatransport.Security).
 	TLS *tls.Config
+	// Users, when set, turn on SASL (SCRAM-SHA-512) and ACLs: only these principals connect,
+	// and each may do only what it is granted. Empty: no authentication (tests only).
+	Users []User
+	// Topics are created at start (with Partitions), for topics no service creates: the
+	// reply topics of principals that are not services.
+	Topics []string
 }
 
 // Broker is a running embedded broker.
@@ -68,10 +73,20 @@ func Start(o Options) (*Broker, error) {
 		kfake.WithLogger(kfakeLogger{o.Logger}),
 		// kfake binds 127.0.0.1:<port>; ours binds exactly the address configured, and the
 		// broker advertises whatever was bound.
+		// With principals, TLS is ours too: the SASL shim (compat.go) must see the plain bytes.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			l, err := net.Listen(network, o.Addr)
+			if err != nil {
+				return nil, err
+			}
 			ln = l
-			return l, err
+			if len(o.Users) == 0 {
+				return l, nil
+			}
+			if o.TLS != nil {
+				l = tls.NewListener(l, o.TLS)
+			}
+			return saslCompatListener{l}, nil
 		}),
 	}
 	if o.DataDir != "" {
@@ -80,8 +95,12 @@ func Start(o Options) (*Broker, error) {
 		}
 		opts = append(opts, kfake.DataDir(o.DataDir))
 	}
-	if o.TLS != nil {
+	if o.TLS != nil && len(o.Users) == 0 {
 		opts = append(opts, kfake.TLS(o.TLS))
+	}
+	opts = append(opts, kfakeOpts(o.Users)...)
+	if len(o.Topics) > 0 {
+		opts = append(opts, kfake.SeedTopics(int32(o.Partitions), o.Topics...))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {

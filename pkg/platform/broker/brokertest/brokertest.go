@@ -5,6 +5,7 @@ package brokertest
 
 import (
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,26 @@ func Start(t testing.TB, o ...broker.Options) *broker.Broker {
 	return b
 }
 
+// logins are the principals Authenticate registered, by broker address.
+var logins sync.Map // addr → [2]string{user, password}
+
+// Authenticate makes this package's helpers (and ConfigFor) connect to the broker at addr as
+// user over SASL/SCRAM-SHA-512: for a broker that enforces ACLs, such as the one `pms all`
+// starts. Addresses are free ports, so tests running at once do not meet here.
+func Authenticate(addr, user, password string) { logins.Store(addr, [2]string{user, password}) }
+
+// ConfigFor is Config, authenticated as Authenticate registered for addr (if it did).
+func ConfigFor(addr string) *sarama.Config {
+	c := Config()
+	if v, ok := logins.Load(addr); ok {
+		login := v.([2]string)
+		c.Net.SASL.Enable, c.Net.SASL.Mechanism = true, sarama.SASLTypeSCRAMSHA512
+		c.Net.SASL.User, c.Net.SASL.Password = login[0], login[1]
+		c.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return broker.NewSCRAMClient() }
+	}
+	return c
+}
+
 // Config is a client configuration for tests: protocol 3.6, short timeouts.
 func Config() *sarama.Config {
 	c := sarama.NewConfig()
@@ -48,7 +69,7 @@ func Config() *sarama.Config {
 // CreateTopics creates topics with the given partition count (existing ones are kept).
 func CreateTopics(t testing.TB, addr string, partitions int32, topics ...string) {
 	t.Helper()
-	a, err := sarama.NewClusterAdmin([]string{addr}, Config())
+	a, err := sarama.NewClusterAdmin([]string{addr}, ConfigFor(addr))
 	if err != nil {
 		t.Fatalf("brokertest: admin: %v", err)
 	}
@@ -74,7 +95,7 @@ type Reader struct {
 // NewReader starts reading topic (which must exist); it stops when the test ends.
 func NewReader(t testing.TB, addr, topic string) *Reader {
 	t.Helper()
-	c, err := sarama.NewConsumer([]string{addr}, Config())
+	c, err := sarama.NewConsumer([]string{addr}, ConfigFor(addr))
 	if err != nil {
 		t.Fatalf("brokertest: consumer: %v", err)
 	}
@@ -128,7 +149,7 @@ func (r *Reader) Read(n int, timeout time.Duration) []*sarama.ConsumerMessage {
 // high-water marks): after a producer has been acknowledged, an exact count without waiting.
 func Count(t testing.TB, addr, topic string) int64 {
 	t.Helper()
-	c, err := sarama.NewClient([]string{addr}, Config())
+	c, err := sarama.NewClient([]string{addr}, ConfigFor(addr))
 	if err != nil {
 		t.Fatalf("brokertest: client: %v", err)
 	}
