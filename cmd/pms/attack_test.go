@@ -36,7 +36,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 2315
+const hostileCases = 2399
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -343,6 +343,7 @@ type attackWorld struct {
 	draft, open, paid                    string // invoices by status
 	idemKey, idemBody, idemID            string // an Idempotency-Key used once, its body and result
 	usedRefresh, loggedOut, disabledUser string // refresh tokens refused since phase A
+	usedInvite, pendingInvite            string // set-password tokens: spent in setUp, and still unused
 }
 
 func (w *attackWorld) call(method, path, token, body string, headers ...string) (*http.Response, []byte) {
@@ -406,6 +407,18 @@ func (w *attackWorld) setUp() {
 	_, w.disabledUser = w.login("victim@example.org", matrixPassword)
 	if resp, b := w.call("PATCH", "/api/users/"+victim, w.admin, `{"disabled":true}`); resp.StatusCode != 200 {
 		t.Fatalf("disable: %d %s", resp.StatusCode, b)
+	}
+	invite := func(email string) string {
+		resp, b := w.call("POST", "/api/users", w.admin, `{"email":"`+email+`","role":"analyst"}`)
+		var c struct{ InviteToken string }
+		if resp.StatusCode != 201 || json.Unmarshal(b, &c) != nil || c.InviteToken == "" {
+			t.Fatalf("invite %s: %d %s", email, resp.StatusCode, b)
+		}
+		return c.InviteToken
+	}
+	w.usedInvite, w.pendingInvite = invite("invited@example.org"), invite("pending@example.org")
+	if resp, b := w.call("POST", "/auth/password/set", "", `{"token":"`+w.usedInvite+`","newPassword":"`+matrixPassword+`"}`); resp.StatusCode != 204 {
+		t.Fatalf("set password: %d %s", resp.StatusCode, b)
 	}
 
 	w.p1 = w.create("/api/patients", w.clin, w.patientBody("p1@example.org"))
@@ -554,7 +567,7 @@ func TestHostileInput(t *testing.T) {
 // outboxes, processed events and login throttling are left out: rejected requests are
 // meant to add to them.
 var watchedTables = map[string][]string{
-	"auth":    {"users", "refresh_tokens"},
+	"auth":    {"users", "refresh_tokens", "set_password_tokens"},
 	"patient": {"patients", "patient_versions", "idempotency_keys"},
 	"billing": {"accounts", "invoices", "invoice_lines", "payments", "idempotency_keys"},
 }
@@ -708,6 +721,7 @@ func (w *attackWorld) bodyRoutes() []bodyRoute {
 		{method: "POST", path: "/auth/login", body: `{"email":"nobody@example.org","password":"not the password 1"}`},
 		{method: "POST", path: "/auth/refresh", body: `{"refreshToken":"` + strings.Repeat("A", 43) + `"}`},
 		{method: "POST", path: "/auth/logout", body: `{"refreshToken":"` + strings.Repeat("A", 43) + `"}`, also: []int{204}},
+		{method: "POST", path: "/auth/password/set", body: `{"token":"` + strings.Repeat("A", 43) + `","newPassword":"` + matrixPassword + `"}`},
 		{method: "POST", path: "/api/users", token: w.admin, body: `{"email":"new-user@example.org","password":"` + matrixPassword + `","role":"analyst"}`},
 		{method: "PATCH", path: "/api/users/" + w.analystID, token: w.admin, body: `{"role":"billing"}`},
 		{method: "POST", path: "/api/patients", token: w.clin, body: w.patientBody("never-created@example.org")},
@@ -1350,6 +1364,29 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		hostile{cat: catOthers, name: "refresh of a disabled user", method: "POST", path: "/auth/refresh", body: `{"refreshToken":"` + w.disabledUser + `"}`, want: []int{401}},
 		hostile{cat: catOthers, name: "refresh with a 257-character token", method: "POST", path: "/auth/refresh", body: `{"refreshToken":"` + strings.Repeat("C", 257) + `"}`},
 		hostile{cat: catOthers, name: "refresh with another user's token in the header", method: "POST", path: "/auth/refresh", token: w.clin2Refresh, body: `{"refreshToken":""}`},
+		// Set-password tokens: used, unknown, oversized, another credential, missing fields;
+		// the pending invite's token with a password the rules refuse (it stays usable).
+		hostile{cat: catOthers, name: "set password with a used invite token", method: "POST", path: "/auth/password/set",
+			body: `{"token":"` + w.usedInvite + `","newPassword":"` + matrixPassword + ` 2"}`, want: []int{400}, check: wantWord(errs.InvalidArgument)},
+		hostile{cat: catOthers, name: "set password with an unknown token", method: "POST", path: "/auth/password/set",
+			body: `{"token":"` + strings.Repeat("D", 43) + `","newPassword":"` + matrixPassword + `"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "set password with a 257-character token", method: "POST", path: "/auth/password/set",
+			body: `{"token":"` + strings.Repeat("E", 257) + `","newPassword":"` + matrixPassword + `"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "set password with a 1 MiB - 100 token", method: "POST", path: "/auth/password/set",
+			body: `{"token":"` + strings.Repeat("F", 1<<20-100) + `","newPassword":"x"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "set password with a refresh token", method: "POST", path: "/auth/password/set",
+			body: `{"token":"` + w.clin2Refresh + `","newPassword":"` + matrixPassword + `"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "set password with an access token", method: "POST", path: "/auth/password/set", token: w.clin,
+			body: `{"token":"` + w.clin + `","newPassword":"` + matrixPassword + `"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "set password without newPassword", method: "POST", path: "/auth/password/set",
+			body: `{"token":"` + w.pendingInvite + `"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "set password without token", method: "POST", path: "/auth/password/set",
+			body: `{"newPassword":"` + matrixPassword + `"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "set password with an empty object", method: "POST", path: "/auth/password/set", body: `{}`, want: []int{400}},
+		hostile{cat: catOthers, name: "set password to the invitee's email", method: "POST", path: "/auth/password/set",
+			body: `{"token":"` + w.pendingInvite + `","newPassword":"pending@example.org"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "set password to 11 characters", method: "POST", path: "/auth/password/set",
+			body: `{"token":"` + w.pendingInvite + `","newPassword":"eleven char"}`, want: []int{400}},
 		hostile{cat: catOthers, name: "login as a disabled user", method: "POST", path: "/auth/login", body: `{"email":"victim@example.org","password":"` + matrixPassword + `"}`, want: []int{401, 429}},
 		hostile{cat: catOthers, name: "login with another user's password", method: "POST", path: "/auth/login", body: `{"email":"` + allAdminEmail + `","password":"` + matrixPassword + `"}`, want: []int{401, 429}},
 	)

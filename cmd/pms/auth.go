@@ -30,7 +30,7 @@ import (
 type authConfig struct {
 	httpAddr, grpcAddr, adminAddr, databaseURL string
 	keyFile                                    string
-	refreshTTL                                 time.Duration
+	refreshTTL, inviteTTL                      time.Duration
 	accountAttempts, addressAttempts           int
 	window, lockout, maxLockout                time.Duration
 	hashConcurrency                            int
@@ -45,6 +45,7 @@ func (c *authConfig) register(f *flags, prefix string) {
 	f.String(&c.adminAddr, prefix+"admin-addr", "127.0.0.1:4105", "auth admin address (metrics, health; pprof with --pprof)", "PMS_AUTH_ADMIN_ADDR")
 	c.registerStorage(f)
 	f.Duration(&c.refreshTTL, "refresh-token-ttl", auth.DefaultRefreshTTL, "a login's lifetime: its refresh tokens, however often rotated, stop this long after it", "PMS_AUTH_REFRESH_TOKEN_TTL").positive()
+	f.Duration(&c.inviteTTL, "auth-invite-ttl", auth.DefaultInviteTTL, "how long an invited user's one-time set-password token works (a user created without a password)", "PMS_AUTH_INVITE_TTL").positive()
 	f.Int(&c.accountAttempts, "login-account-attempts", 5, "failed logins per account (email) within --login-window before a lock-out", "PMS_AUTH_LOGIN_ACCOUNT_ATTEMPTS").atLeast(1)
 	f.Int(&c.addressAttempts, "login-address-attempts", 20, "failed logins per client address within --login-window before a lock-out", "PMS_AUTH_LOGIN_ADDRESS_ATTEMPTS").atLeast(1)
 	f.Duration(&c.window, "login-window", 15*time.Minute, "how long failed logins are remembered", "PMS_AUTH_LOGIN_WINDOW").positive()
@@ -70,7 +71,7 @@ func (c authConfig) keyPath(s settings) string {
 
 // options turns the (checked) flags into the service options.
 func (c authConfig) options(s settings) auth.Options {
-	return auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience, RefreshTTL: c.refreshTTL,
+	return auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience, RefreshTTL: c.refreshTTL, InviteTTL: c.inviteTTL,
 		Throttle: auth.ThrottleOptions{AccountAttempts: c.accountAttempts, AddressAttempts: c.addressAttempts,
 			Window: c.window, Lockout: c.lockout, MaxLockout: c.maxLockout}}
 }
@@ -212,6 +213,11 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("reading the password: %w", err)
 		}
 		password = strings.TrimRight(line, "\r\n")
+	}
+	if password == "" {
+		// CreateUser would invite the user instead; this command sets a password, and an
+		// invite's token belongs to whoever administers users over the API.
+		return errors.New("a password is required (" + userPasswordEnv + " or the first line of standard input); to invite a user without one, POST /api/users without a password")
 	}
 	d, err := openServiceDB(ctx, s, "auth", ac.databaseURL, migrations.Auth())
 	if err != nil {

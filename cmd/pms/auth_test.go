@@ -235,6 +235,25 @@ func exerciseAuth(t *testing.T, c auth.Service, adminPW, tag string) string {
 	if _, err := c.CreateUser(actx, auth.CreateUserRequest{Email: "x" + email, Password: "eleven char", Role: authz.RoleClinician}); errs.KindOf(err) != errs.InvalidArgument {
 		t.Fatalf("11-character password: %v", err)
 	}
+	// An invited user (no password): refused at login like a wrong password until its
+	// one-time token sets a password, which then works; the token works once.
+	invited := "inv-" + tag + "@example.org"
+	inv, err := c.CreateUser(actx, auth.CreateUserRequest{Email: invited, Role: authz.RoleAnalyst})
+	if err != nil || len(inv.InviteToken) != 43 || inv.InviteExpiresAt == nil || !inv.InviteExpiresAt.After(inv.CreatedAt) {
+		t.Fatalf("invite: %+v %v", inv, err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: invited, Password: "invited password"}); !errors.Is(err, auth.ErrBadCredentials) {
+		t.Fatalf("invited login: %v", err)
+	}
+	if err := c.SetPassword(ctx, auth.SetPasswordRequest{Token: inv.InviteToken, NewPassword: "invited password"}); err != nil {
+		t.Fatalf("set password: %v", err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: invited, Password: "invited password"}); err != nil {
+		t.Fatalf("login after set: %v", err)
+	}
+	if err := c.SetPassword(ctx, auth.SetPasswordRequest{Token: inv.InviteToken, NewPassword: "another password"}); !errors.Is(err, auth.ErrBadSetPasswordToken) {
+		t.Fatalf("token reused: %v", err)
+	}
 	cp, err := c.Login(ctx, auth.LoginRequest{Email: email, Password: "clinician password"})
 	if err != nil {
 		t.Fatal(err)
@@ -311,6 +330,10 @@ func TestUserCreateCommand(t *testing.T) {
 	}
 	if _, err := run("short\n", "create", "--email=short@example.org", "--role=analyst"); err == nil || !strings.Contains(err.Error(), "password") {
 		t.Fatalf("short password: %v", err)
+	}
+	// An empty password is refused here (the service would invite the user instead).
+	if _, err := run("\n", "create", "--email=empty@example.org", "--role=analyst"); err == nil || !strings.Contains(err.Error(), "a password is required") {
+		t.Fatalf("empty password: %v", err)
 	}
 	if _, err := run("long enough password\n", "create", "--email=x@example.org", "--role=root"); err == nil || !strings.Contains(err.Error(), "role") {
 		t.Fatalf("bad role: %v", err)

@@ -155,6 +155,31 @@ func TestGatewayJourney(t *testing.T) {
 				}
 				clin = p.Token
 			}
+			// An invited user: created without a password, it gets its one-time token; it
+			// cannot log in until the token (public route) sets a password, once.
+			{
+				resp, b := call(t, "POST", gw+"/api/users", tok, `{"email":"invitee@example.org","role":"analyst"}`)
+				var c struct{ ID, InviteToken, InviteExpiresAt string }
+				if resp.StatusCode != 201 || json.Unmarshal(b, &c) != nil || len(c.InviteToken) != 43 || c.InviteExpiresAt == "" ||
+					resp.Header.Get("Location") != "/api/users/"+c.ID {
+					t.Fatalf("invite through the gateway: %d %s", resp.StatusCode, b)
+				}
+				login := `{"email":"invitee@example.org","password":"the invitee's own password"}`
+				if resp, b := call(t, "POST", gw+"/auth/login", "", login); resp.StatusCode != 401 || errWord(b) != "unauthenticated" {
+					t.Fatalf("invited login: %d %s", resp.StatusCode, b)
+				}
+				set := `{"token":"` + c.InviteToken + `","newPassword":"the invitee's own password"}`
+				if resp, b := call(t, "POST", gw+"/auth/password/set", "", set); resp.StatusCode != 204 {
+					t.Fatalf("set password through the gateway: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "POST", gw+"/auth/login", "", login); resp.StatusCode != 200 {
+					t.Fatalf("invitee login: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "POST", gw+"/auth/password/set", "", set); resp.StatusCode != 400 || errWord(b) != "invalid_argument" ||
+					!strings.Contains(string(b), `"token"`) {
+					t.Fatalf("token reused through the gateway: %d %s", resp.StatusCode, b)
+				}
+			}
 			big := `{"name":"` + strings.Repeat("x", 2<<20) + `"}`
 			for _, tc := range []struct {
 				method, path, token, body string

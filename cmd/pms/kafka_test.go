@@ -13,6 +13,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/google/uuid"
+	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
@@ -45,7 +46,8 @@ func allArgs(t testing.TB, dbURL string, extra ...string) []string {
 // TestAllEmbeddedBroker runs `pms all` with no brokers configured: it starts the embedded
 // broker itself, creates the topics, and a REST create shows up as a PatientEvent on the
 // patient topic (read over TCP by sarama, and by kcat as an independent client, headers
-// included); the audit entry of the create shows up on the audit topic.
+// included); the audit entry of the create shows up on the audit topic; billing's and
+// auth's command topics work (allBillingKafka, allAuthKafka).
 func TestAllEmbeddedBroker(t *testing.T) {
 	for _, tc := range []struct{ name string }{{"postgres"}, {"sqlite"}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,6 +99,7 @@ func TestAllEmbeddedBroker(t *testing.T) {
 				return ae.Service == "patient" && ae.Action == "create" && ae.SubjectId == ev.PatientId
 			})
 			allBillingKafka(t, a, ev.PatientId, auditR)
+			allAuthKafka(t, a)
 			if tc.name == "sqlite" {
 				kcatInterop(t, kcatConf(args), ev.PatientId, ev.EventId)
 			}
@@ -315,4 +318,59 @@ func allBillingKafka(t *testing.T, a map[string]string, patientID string, auditR
 		_ = proto.Unmarshal(m.Value, &ae)
 		return ae.Service == "billing" && ae.Action == "issue_invoice" && ae.SubjectId == id
 	})
+}
+
+// allAuthKafka: on auth.commands of `pms all`, a CreateUser without a password invites the
+// user (the reply carries its one-time token, which sets the password over HTTP, after
+// which the user logs in), and a CreateUser carrying a password is refused with 400 naming
+// the field, and creates nobody.
+func allAuthKafka(t *testing.T, a map[string]string) {
+	t.Helper()
+	broker, token := a["broker/kafka"], allToken(t, a)
+	p, err := sarama.NewSyncProducer([]string{broker}, brokertest.ConfigFor(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	replyTo := kafkatransport.RepliesOf(kafkatransport.PrincipalOperator)
+	send := func(corr, email, body string) {
+		t.Helper()
+		m := &sarama.ProducerMessage{Topic: auth.TopicCommands, Key: sarama.StringEncoder(email), Value: sarama.StringEncoder(body)}
+		for _, h := range [][2]string{{"endpoint", "CreateUser"}, {"reply-to", replyTo}, {"correlation-id", corr}, {"authorization", "Bearer " + token}} {
+			kafkatransport.SetHeader(m, h[0], h[1])
+		}
+		if _, _, err := p.SendMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("invite-1", "kafka-invite@example.org", `{"email":"kafka-invite@example.org","role":"analyst"}`)
+	send("password-1", "kafka-pw@example.org", `{"email":"kafka-pw@example.org","password":"`+matrixPassword+`","role":"analyst"}`)
+	replies := map[string]*sarama.ConsumerMessage{}
+	for _, m := range brokertest.NewReader(t, broker, replyTo).Read(2, 30*time.Second) {
+		replies[brokertest.Header(m, "correlation-id")] = m
+	}
+	var invited struct{ InviteToken, InviteExpiresAt string }
+	if m := replies["invite-1"]; m == nil || brokertest.Header(m, "status") != "201" || json.Unmarshal(m.Value, &invited) != nil ||
+		len(invited.InviteToken) != 43 || invited.InviteExpiresAt == "" {
+		t.Fatalf("invite over Kafka: %v", m)
+	}
+	var refused struct {
+		Error  string
+		Fields map[string]string
+	}
+	if m := replies["password-1"]; m == nil || brokertest.Header(m, "status") != "400" || json.Unmarshal(m.Value, &refused) != nil ||
+		refused.Error != "invalid_argument" || refused.Fields["password"] == "" {
+		t.Fatalf("password over Kafka: %v", m)
+	}
+	base := "http://" + a["auth/http"]
+	if resp, b := call(t, "POST", base+"/password/set", "", `{"token":"`+invited.InviteToken+`","newPassword":"`+matrixPassword+`"}`); resp.StatusCode != 204 {
+		t.Fatalf("set the invited user's password: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := call(t, "POST", base+"/login", "", `{"email":"kafka-invite@example.org","password":"`+matrixPassword+`"}`); resp.StatusCode != 200 {
+		t.Fatalf("login of the user invited over Kafka: %d %s", resp.StatusCode, b)
+	}
+	resp, b := call(t, "GET", base+"/users", token, "")
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "kafka-invite@example.org") || strings.Contains(string(b), "kafka-pw@example.org") {
+		t.Fatalf("users after the Kafka commands: %d %s", resp.StatusCode, b)
+	}
 }

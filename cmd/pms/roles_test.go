@@ -17,7 +17,8 @@ import (
 // routeRule is one route of one service and the roles that may call it: the role matrix's
 // row. Path and body may hold placeholders that world fills per call ({patient}: a shared
 // patient; {newPatient}, {newUser}: fresh ones, for calls that change or delete them;
-// {refreshToken}: a fresh login's; {n}: a unique number). Allowed lists the roles expecting
+// {refreshToken}: a fresh login's; {inviteToken}: a freshly invited user's set-password
+// token; {n}: a unique number). Allowed lists the roles expecting
 // 2xx, admin always among them ("admin: everything"); every other role expects 403.
 // authz.Public means every caller, token or not.
 type routeRule struct {
@@ -35,6 +36,7 @@ var roleMatrix = []routeRule{
 	{"auth", "POST", "/login", `{"email":"clinician@example.org","password":"` + matrixPassword + `"}`, []string{authz.Public}},
 	{"auth", "POST", "/refresh", `{"refreshToken":"{refreshToken}"}`, []string{authz.Public}},
 	{"auth", "POST", "/logout", `{"refreshToken":"{refreshToken}"}`, []string{authz.Public}},
+	{"auth", "POST", "/password/set", `{"token":"{inviteToken}","newPassword":"` + matrixPassword + `"}`, []string{authz.Public}},
 	{"auth", "GET", "/.well-known/jwks.json", "", []string{authz.Public}},
 	{"auth", "GET", "/validate", "", authz.Roles},
 	{"auth", "POST", "/users", `{"email":"m{n}@example.org","password":"` + matrixPassword + `","role":"analyst"}`, []string{authz.RoleAdmin}},
@@ -133,6 +135,13 @@ func (w *world) fill(s string) string {
 		case strings.Contains(s, "{newUser}"):
 			id := w.createAsAdmin("auth", "/users", w.fill(`{"email":"u{n}@example.org","password":"`+matrixPassword+`","role":"clinician"}`))
 			s = strings.Replace(s, "{newUser}", id, 1)
+		case strings.Contains(s, "{inviteToken}"):
+			resp, b := call(w.t, "POST", w.base["auth"]+"/users", w.tokens[authz.RoleAdmin], w.fill(`{"email":"i{n}@example.org","role":"analyst"}`))
+			var c struct{ InviteToken string }
+			if resp.StatusCode != 201 || json.Unmarshal(b, &c) != nil || c.InviteToken == "" {
+				w.t.Fatalf("invite: %d %s", resp.StatusCode, b)
+			}
+			s = strings.Replace(s, "{inviteToken}", c.InviteToken, 1)
 		case strings.Contains(s, "{refreshToken}"):
 			_, r := w.login("clinician@example.org")
 			s = strings.Replace(s, "{refreshToken}", r, 1)

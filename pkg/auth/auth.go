@@ -60,11 +60,28 @@ type Validation struct {
 	Exp   int64  `json:"exp"`
 }
 
-// CreateUserRequest is POST /users.
+// CreateUserRequest is POST /users. An omitted (or empty) password invites the user: the
+// account cannot log in until a set-password token sets one (CreatedUser.InviteToken).
 type CreateUserRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
 	Role     string `json:"role"`
+}
+
+// CreatedUser is what CreateUser returns: the user and, when it was invited (created
+// without a password), the one-time set-password token that lets it choose one and when
+// that token expires. The token is shown in this answer only: the service keeps its SHA-256.
+type CreatedUser struct {
+	User
+	InviteToken     string     `json:"inviteToken,omitempty"`
+	InviteExpiresAt *time.Time `json:"inviteExpiresAt,omitempty"`
+}
+
+// SetPasswordRequest is POST /password/set: a one-time set-password token (an invite's, or
+// later an admin reset's) and the password to set.
+type SetPasswordRequest struct {
+	Token       string `json:"token"`
+	NewPassword string `json:"newPassword"`
 }
 
 // UpdateUserRequest is PATCH /users/{id}: nil fields are left as they are.
@@ -114,7 +131,11 @@ const (
 	ActionUserCreate   = "user_create"
 	ActionUserUpdate   = "user_update"
 	ActionUserRead     = "user_read" // refused reads of users only (via the guard)
-	ActionAuditRead    = "audit_read"
+	// ActionPasswordSet: a set-password token was used (success), or a known one was
+	// presented used or expired, or for a disabled user (denied). Unknown tokens concern no
+	// account and are not audited (as unknown refresh tokens).
+	ActionPasswordSet = "password_set"
+	ActionAuditRead   = "audit_read"
 )
 
 // Password and field limits.
@@ -134,4 +155,18 @@ var (
 	ErrUserNotFound    = errs.New(errs.NotFound, "user not found")
 	ErrEmailTaken      = errs.New(errs.Conflict, "a user with this email already exists")
 	ErrLastAdmin       = errs.New(errs.Conflict, "this change would leave no active admin")
+	// ErrBadSetPasswordToken is the one answer to a set-password token that cannot be used:
+	// unknown, used, expired, or its user disabled.
+	ErrBadSetPasswordToken = &errs.Error{Kind: errs.InvalidArgument, Message: "invalid or expired set-password token",
+		Fields: map[string]string{"token": "is invalid, expired or already used"}}
 )
+
+// Purposes of a set-password token (table set_password_tokens). Both are set through the
+// same SetPassword; issue 16's admin reset issues PurposeReset.
+const (
+	PurposeInvite = "invite"
+	PurposeReset  = "reset"
+)
+
+// DefaultInviteTTL is how long an invite's set-password token works: three days.
+const DefaultInviteTTL = 72 * time.Hour

@@ -24,15 +24,21 @@ const (
 	MethodGetUser    = "GetUser"
 	MethodUpdateUser = "UpdateUser"
 	MethodAudit      = "ListAudit"
+	// MethodSetPassword sets a password with a one-time set-password token (an invite's).
+	MethodSetPassword = "SetPassword"
 )
 
-// Ops is the auth service's operation table: logging in, refreshing, logging out and reading
-// the public keys need no token; validate needs any valid one; users and their audit log are
+// RateCredentials is the rate class of the public operations that take a credential and
+// change state with it: logging in and setting a password with a token.
+const RateCredentials = "credentials"
+
+// Ops is the auth service's operation table: logging in, refreshing, logging out, setting a
+// password with a one-time token and reading the public keys need no token; validate needs any valid one; users and their audit log are
 // for admins (admin is implied everywhere). Refused validations are not audited: they concern
 // no account, and every garbage token would otherwise grow the hash-chained log (they are
 // counted in the request metrics instead).
 var Ops = op.Table{
-	{Name: MethodLogin, Roles: []string{authz.Public}, Write: true},
+	{Name: MethodLogin, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
 	{Name: MethodValidate, Roles: []string{authz.Authenticated}},
 	{Name: MethodRefresh, Roles: []string{authz.Public}, Write: true},
 	{Name: MethodLogout, Roles: []string{authz.Public}, Write: true},
@@ -42,6 +48,7 @@ var Ops = op.Table{
 	{Name: MethodGetUser, Roles: []string{authz.RoleAdmin}, Action: ActionUserRead},
 	{Name: MethodUpdateUser, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionUserUpdate},
 	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: ActionAuditRead},
+	{Name: MethodSetPassword, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
 }
 
 // Methods and Roles are derived from Ops.
@@ -57,24 +64,27 @@ type (
 	ListUsersRequest struct{}
 	GetUserRequest   struct{ ID string }
 	LogoutResponse   struct{}
-	UsersResponse    struct{ Users []User }
-	AuditResponse    struct{ Entries []AuditEntry }
+	// SetPasswordResponse is SetPassword's empty answer (204 over REST).
+	SetPasswordResponse struct{}
+	UsersResponse       struct{ Users []User }
+	AuditResponse       struct{ Entries []AuditEntry }
 )
 
 // Set is the auth endpoint set: one go-kit endpoint per operation. Servers build it from a
 // Service with NewEndpoints; clients build it from transport client endpoints, and Set
 // itself implements Service, so a caller never knows which wire is under it.
 type Set struct {
-	LoginEndpoint      endpoint.Endpoint `op:"Login"`
-	ValidateEndpoint   endpoint.Endpoint `op:"Validate"`
-	RefreshEndpoint    endpoint.Endpoint `op:"Refresh"`
-	LogoutEndpoint     endpoint.Endpoint `op:"Logout"`
-	JWKSEndpoint       endpoint.Endpoint `op:"GetJwks"`
-	CreateUserEndpoint endpoint.Endpoint `op:"CreateUser"`
-	ListUsersEndpoint  endpoint.Endpoint `op:"ListUsers"`
-	GetUserEndpoint    endpoint.Endpoint `op:"GetUser"`
-	UpdateUserEndpoint endpoint.Endpoint `op:"UpdateUser"`
-	AuditEndpoint      endpoint.Endpoint `op:"ListAudit"`
+	LoginEndpoint       endpoint.Endpoint `op:"Login"`
+	ValidateEndpoint    endpoint.Endpoint `op:"Validate"`
+	RefreshEndpoint     endpoint.Endpoint `op:"Refresh"`
+	LogoutEndpoint      endpoint.Endpoint `op:"Logout"`
+	JWKSEndpoint        endpoint.Endpoint `op:"GetJwks"`
+	CreateUserEndpoint  endpoint.Endpoint `op:"CreateUser"`
+	ListUsersEndpoint   endpoint.Endpoint `op:"ListUsers"`
+	GetUserEndpoint     endpoint.Endpoint `op:"GetUser"`
+	UpdateUserEndpoint  endpoint.Endpoint `op:"UpdateUser"`
+	AuditEndpoint       endpoint.Endpoint `op:"ListAudit"`
+	SetPasswordEndpoint endpoint.Endpoint `op:"SetPassword"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -108,6 +118,9 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		AuditEndpoint: typed.Endpoint(func(ctx context.Context, q AuditQuery) (AuditResponse, error) {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
+		}),
+		SetPasswordEndpoint: typed.Endpoint(func(ctx context.Context, r SetPasswordRequest) (SetPasswordResponse, error) {
+			return SetPasswordResponse{}, s.SetPassword(ctx, r)
 		}),
 	})
 }
@@ -160,8 +173,14 @@ func (s Set) JWKS(ctx context.Context) (authz.JWKS, error) {
 }
 
 // CreateUser implements Service over the endpoint set.
-func (s Set) CreateUser(ctx context.Context, req CreateUserRequest) (User, error) {
-	return typed.Call[User](ctx, s.CreateUserEndpoint, req)
+func (s Set) CreateUser(ctx context.Context, req CreateUserRequest) (CreatedUser, error) {
+	return typed.Call[CreatedUser](ctx, s.CreateUserEndpoint, req)
+}
+
+// SetPassword implements Service over the endpoint set.
+func (s Set) SetPassword(ctx context.Context, req SetPasswordRequest) error {
+	_, err := typed.Call[SetPasswordResponse](ctx, s.SetPasswordEndpoint, req)
+	return err
 }
 
 // ListUsers implements Service over the endpoint set.

@@ -33,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		users: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pms", Subsystem: "auth", Name: "user_changes_total",
-			Help: "Users created and updated, by change and result.",
+			Help: "User changes by change (created, invited, updated, password_set) and result.",
 		}, []string{"change", "result"}),
 		hashes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "pms", Subsystem: "auth", Name: "password_hashes_total",
@@ -85,10 +85,20 @@ func (s *instrumented) Refresh(ctx context.Context, req RefreshRequest) (TokenPa
 	return p, err
 }
 
-func (s *instrumented) CreateUser(ctx context.Context, req CreateUserRequest) (User, error) {
+func (s *instrumented) CreateUser(ctx context.Context, req CreateUserRequest) (CreatedUser, error) {
 	u, err := s.Service.CreateUser(ctx, req)
-	s.m.users.WithLabelValues("created", errs.Label(err)).Inc()
+	change := "created"
+	if req.Password == "" {
+		change = "invited"
+	}
+	s.m.users.WithLabelValues(change, errs.Label(err)).Inc()
 	return u, err
+}
+
+func (s *instrumented) SetPassword(ctx context.Context, req SetPasswordRequest) error {
+	err := s.Service.SetPassword(ctx, req)
+	s.m.users.WithLabelValues("password_set", errs.Label(err)).Inc()
+	return err
 }
 
 func (s *instrumented) UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error) {

@@ -34,7 +34,12 @@ type Service interface {
 	Refresh(ctx context.Context, req RefreshRequest) (TokenPair, error)
 	Logout(ctx context.Context, req LogoutRequest) error
 	JWKS(ctx context.Context) (authz.JWKS, error)
-	CreateUser(ctx context.Context, req CreateUserRequest) (User, error)
+	// CreateUser adds a user; without a password it is invited: it cannot log in until its
+	// one-time set-password token (in the answer, and nowhere else) is used with SetPassword.
+	CreateUser(ctx context.Context, req CreateUserRequest) (CreatedUser, error)
+	// SetPassword sets a user's password with a one-time set-password token (an invite's);
+	// a token that cannot be used is ErrBadSetPasswordToken, whatever the reason.
+	SetPassword(ctx context.Context, req SetPasswordRequest) error
 	ListUsers(ctx context.Context) ([]User, error)
 	GetUser(ctx context.Context, id string) (User, error)
 	UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error)
@@ -63,6 +68,9 @@ type Options struct {
 	RefreshTTL time.Duration
 	// Throttle limits failed logins.
 	Throttle ThrottleOptions
+	// InviteTTL is how long an invited user's set-password token works; default
+	// DefaultInviteTTL.
+	InviteTTL time.Duration
 }
 
 // DefaultRefreshTTL is a login's default lifetime: a long shift.
@@ -78,6 +86,7 @@ type service struct {
 	issuer     string
 	audience   string
 	refreshTTL time.Duration
+	inviteTTL  time.Duration
 	throttle   ThrottleOptions
 	// dummyHash is verified when the email is unknown, so that answer takes as long as a
 	// wrong password does.
@@ -93,7 +102,7 @@ type service struct {
 // no tokens.
 func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog AuditLog, o Options) (Service, error) {
 	s := &service{store: store, audit: auditLog, keys: keys, hasher: o.Hasher, now: o.Now, log: o.Logger,
-		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, throttle: o.Throttle.withDefaults()}
+		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, inviteTTL: o.InviteTTL, throttle: o.Throttle.withDefaults()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -111,6 +120,9 @@ func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog Audit
 	}
 	if s.refreshTTL <= 0 {
 		s.refreshTTL = DefaultRefreshTTL
+	}
+	if s.inviteTTL <= 0 {
+		s.inviteTTL = DefaultInviteTTL
 	}
 	random, err := GeneratePassword()
 	if err != nil {
@@ -140,9 +152,14 @@ func (s *service) record(ctx context.Context, action, userID, outcome string) er
 // client retry a done change. Like audit.Recorder.Change it writes on a context detached from
 // the caller's cancellation: a client that hangs up after the commit leaves it audited.
 func (s *service) recordAfter(ctx context.Context, action, userID string, err error) {
+	s.recordOutcome(ctx, action, userID, outcome(err))
+}
+
+// recordOutcome is recordAfter with the outcome given.
+func (s *service) recordOutcome(ctx context.Context, action, userID, outcome string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), audit.ChangeTimeout)
 	defer cancel()
-	if aerr := s.record(ctx, action, userID, outcome(err)); aerr != nil {
+	if aerr := s.record(ctx, action, userID, outcome); aerr != nil {
 		_ = level.Error(s.log).Log("msg", "audit write failed", "action", action, "user_id", userID,
 			"request_id", observe.RequestID(ctx), "err", aerr)
 	}
@@ -224,7 +241,10 @@ func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if !found {
+	// An invited user has no password yet: it is refused like a wrong password, after the
+	// same work.
+	invited := found && hash == ""
+	if !found || invited {
 		// The same work as for a known account, so the answer takes as long.
 		hash = s.dummyHash
 	}
@@ -232,7 +252,7 @@ func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if !found || !ok || u.Disabled {
+	if !found || invited || !ok || u.Disabled {
 		if err := s.record(ctx, ActionLogin, u.ID, audit.OutcomeDenied); err != nil {
 			return TokenPair{}, err
 		}
@@ -285,6 +305,7 @@ func (s *service) issue(u User, now time.Time) (TokenPair, string, error) {
 }
 
 // newRefreshToken returns 256 random bits, base64url: opaque, unguessable, and never a JWT.
+// Set-password tokens are made the same way.
 func newRefreshToken() (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -302,13 +323,22 @@ func hashRefreshToken(t string) string {
 
 // checkRefreshToken refuses what cannot be one of our refresh tokens before any lookup.
 func checkRefreshToken(t string) error {
-	switch {
-	case t == "":
-		return errs.Invalid(map[string]string{"refreshToken": "is required"})
-	case len(t) > 256:
-		return errs.Invalid(map[string]string{"refreshToken": "must be at most 256 characters"})
+	if msg := checkOpaqueToken(t); msg != "" {
+		return errs.Invalid(map[string]string{"refreshToken": msg})
 	}
 	return nil
+}
+
+// checkOpaqueToken returns why t cannot be one of our opaque tokens (refresh and
+// set-password tokens), or "".
+func checkOpaqueToken(t string) string {
+	switch {
+	case t == "":
+		return "is required"
+	case len(t) > 256:
+		return "must be at most 256 characters"
+	}
+	return ""
 }
 
 func (s *service) Refresh(ctx context.Context, req RefreshRequest) (TokenPair, error) {
@@ -387,14 +417,15 @@ func (s *service) JWKS(context.Context) (authz.JWKS, error) {
 	return s.keys.JWKS(), nil
 }
 
-// newUser validates a create request and returns the user to store (email trimmed).
+// newUser validates a create request and returns the user to store (email trimmed). An
+// empty password is no error: the user is invited.
 func newUser(req CreateUserRequest, now time.Time) (User, error) {
 	var bad errs.Fields
 	email := strings.TrimSpace(req.Email)
 	if msg := validate.Email(email); msg != "" {
 		bad.Add("email", msg)
 	}
-	if msg := checkPassword(req.Password, email); msg != "" {
+	if msg := checkPassword(req.Password, email); req.Password != "" && msg != "" {
 		bad.Add("password", msg)
 	}
 	if !authz.ValidRole(req.Role) {
@@ -406,20 +437,94 @@ func newUser(req CreateUserRequest, now time.Time) (User, error) {
 	return User{ID: uuid.NewString(), Email: email, Role: req.Role, CreatedAt: now, UpdatedAt: now}, nil
 }
 
-func (s *service) CreateUser(ctx context.Context, req CreateUserRequest) (u User, err error) {
-	defer func() { s.recordAfter(ctx, ActionUserCreate, u.ID, err) }()
-	u, err = newUser(req, s.at())
+func (s *service) CreateUser(ctx context.Context, req CreateUserRequest) (c CreatedUser, err error) {
+	defer func() { s.recordAfter(ctx, ActionUserCreate, c.ID, err) }()
+	now := s.at()
+	u, err := newUser(req, now)
 	if err != nil {
-		return User{}, err
+		return CreatedUser{}, err
+	}
+	if req.Password == "" {
+		return s.invite(ctx, u, now)
 	}
 	hash, err := s.hasher.Hash(ctx, req.Password)
 	if err != nil {
-		return User{}, err
+		return CreatedUser{}, err
 	}
-	if err := s.store.createUser(ctx, u, hash); err != nil {
-		return User{}, err
+	if err := s.store.createUser(ctx, u, hash, nil); err != nil {
+		return CreatedUser{}, err
 	}
-	return u, nil
+	return CreatedUser{User: u}, nil
+}
+
+// invite stores u without a password, with a one-time set-password token (256 random bits,
+// stored as its SHA-256) that works for the invite TTL, and returns the token: the only
+// time it is shown.
+func (s *service) invite(ctx context.Context, u User, now time.Time) (CreatedUser, error) {
+	token, err := newRefreshToken()
+	if err != nil {
+		return CreatedUser{}, errs.Wrap(errs.Internal, "internal error", err)
+	}
+	expires := now.Add(s.inviteTTL)
+	t := &setPasswordToken{hash: hashRefreshToken(token), purpose: PurposeInvite, created: now, expires: expires}
+	if err := s.store.createUser(ctx, u, "", t); err != nil {
+		return CreatedUser{}, err
+	}
+	return CreatedUser{User: u, InviteToken: token, InviteExpiresAt: &expires}, nil
+}
+
+// SetPassword checks the request, looks the token up (cheaply: a SHA-256, no password
+// hash for a token that cannot work, so an anonymous caller cannot make the service spend
+// argon2id), checks the password against the user's email, hashes it, and sets it in one
+// transaction that uses the token up (Store.setPassword checks it again under a lock).
+func (s *service) SetPassword(ctx context.Context, req SetPasswordRequest) error {
+	var bad errs.Fields
+	if msg := checkOpaqueToken(req.Token); msg != "" {
+		bad.Add("token", msg)
+	}
+	if msg := checkPassword(req.NewPassword, ""); msg != "" {
+		bad.Add("newPassword", msg)
+	}
+	if err := bad.Err(); err != nil {
+		return err
+	}
+	now := s.at()
+	tokenHash := hashRefreshToken(req.Token)
+	t, found, err := s.store.setPasswordTokenOf(ctx, s.store.db, tokenHash, "")
+	if err != nil {
+		return err
+	}
+	if !found {
+		return ErrBadSetPasswordToken
+	}
+	u, err := s.store.userByID(ctx, s.store.db, t.userID)
+	if err != nil && !errors.Is(err, ErrUserNotFound) {
+		return err
+	}
+	if err != nil || !t.usable(now) || u.Disabled {
+		s.recordOutcome(ctx, ActionPasswordSet, t.userID, audit.OutcomeDenied)
+		return ErrBadSetPasswordToken
+	}
+	if msg := checkPassword(req.NewPassword, u.Email); msg != "" {
+		return errs.Invalid(map[string]string{"newPassword": msg})
+	}
+	hash, err := s.hasher.Hash(ctx, req.NewPassword)
+	if err != nil {
+		return err
+	}
+	u, ok, err := s.store.setPassword(ctx, tokenHash, hash, now)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// Used (or expired, or its user disabled) between the look-up and the lock.
+		s.recordOutcome(ctx, ActionPasswordSet, u.ID, audit.OutcomeDenied)
+		return ErrBadSetPasswordToken
+	}
+	// The token proved whose account this is: the row names them as the actor. The change is
+	// committed (and the token spent), so an audit failure is logged, not answered.
+	s.recordOutcome(asUser(ctx, u), ActionPasswordSet, u.ID, audit.OutcomeSuccess)
+	return nil
 }
 
 func (s *service) ListUsers(ctx context.Context) ([]User, error) { return s.store.listUsers(ctx) }
@@ -501,12 +606,12 @@ func BootstrapAdmin(ctx context.Context, store *Store, svc Service, email, passw
 		}
 		password = generated
 	}
-	u, err = svc.CreateUser(authz.Service(ctx, "auth"), CreateUserRequest{Email: email, Password: password, Role: authz.RoleAdmin})
+	c, err := svc.CreateUser(authz.Service(ctx, "auth"), CreateUserRequest{Email: email, Password: password, Role: authz.RoleAdmin})
 	if errors.Is(err, ErrEmailTaken) {
 		return User{}, "", false, nil
 	}
 	if err != nil {
 		return User{}, "", false, fmt.Errorf("bootstrap admin: %w", err)
 	}
-	return u, generated, true, nil
+	return c.User, generated, true, nil
 }

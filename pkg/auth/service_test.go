@@ -112,7 +112,10 @@ func (e *env) user(t *testing.T, email, role string) User {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return u
+	if u.InviteToken != "" || u.InviteExpiresAt != nil {
+		t.Fatalf("a user created with a password got an invite: %+v", u)
+	}
+	return u.User
 }
 
 func (e *env) auditActions(t *testing.T, userID string) []string {

@@ -56,14 +56,102 @@ func (r userRow) user() User {
 }
 
 // createUser inserts u with its password hash; a taken email (case-insensitive) is
-// ErrEmailTaken.
-func (s *Store) createUser(ctx context.Context, u User, hash string) error {
-	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		u.ID, u.Email, u.Role, u.Disabled, hash, s.db.Time(u.CreatedAt), s.db.Time(u.UpdatedAt))
-	if db.IsUniqueViolation(err, "") {
-		return ErrEmailTaken
+// ErrEmailTaken. With invite, the user has no password (hash is "") and the invite's
+// set-password token is stored in the same transaction.
+func (s *Store) createUser(ctx context.Context, u User, hash string, invite *setPasswordToken) error {
+	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			u.ID, u.Email, u.Role, u.Disabled, hash, s.db.Time(u.CreatedAt), s.db.Time(u.UpdatedAt))
+		if db.IsUniqueViolation(err, "") {
+			return ErrEmailTaken
+		}
+		if err != nil || invite == nil {
+			return db.Classify(err)
+		}
+		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO set_password_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`),
+			invite.hash, u.ID, invite.purpose, s.db.Time(invite.created), s.db.Time(invite.expires))
+		return db.Classify(err)
+	})
+}
+
+// setPasswordToken is a one-time set-password token as stored: its SHA-256 only.
+type setPasswordToken struct {
+	hash, userID, purpose    string
+	created, expires, usedAt time.Time
+}
+
+type setPasswordTokenRow struct {
+	UserID    string       `db:"user_id"`
+	Purpose   string       `db:"purpose"`
+	CreatedAt db.Timestamp `db:"created_at"`
+	ExpiresAt db.Timestamp `db:"expires_at"`
+	UsedAt    db.Timestamp `db:"used_at"`
+}
+
+// usable reports whether t can still set a password at now: unused and not expired.
+func (t setPasswordToken) usable(now time.Time) bool {
+	return t.usedAt.IsZero() && now.Before(t.expires)
+}
+
+// setPasswordTokenOf returns the token hashed hash; found is false for an unknown one.
+func (s *Store) setPasswordTokenOf(ctx context.Context, q sqlx.QueryerContext, hash, lock string) (t setPasswordToken, found bool, err error) {
+	var r setPasswordTokenRow
+	err = sqlx.GetContext(ctx, q, &r, s.db.Rebind(`SELECT user_id, purpose, created_at, expires_at, used_at FROM set_password_tokens WHERE token_hash = ?`+lock), hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return setPasswordToken{}, false, nil
 	}
-	return db.Classify(err)
+	if err != nil {
+		return setPasswordToken{}, false, db.Classify(err)
+	}
+	return setPasswordToken{hash: hash, userID: r.UserID, purpose: r.Purpose, created: r.CreatedAt.Time,
+		expires: r.ExpiresAt.Time, usedAt: r.UsedAt.Time}, true, nil
+}
+
+// setPassword uses the set-password token hashed tokenHash to give its user passwordHash,
+// in one transaction with the token's row locked: the token is marked used (as is every
+// other unused token of the user: one password set ends them all), the password stored, and
+// every refresh token of the user revoked (a reset ends the sessions a thief may hold). The
+// token is checked again under the lock, so of two concurrent uses exactly one succeeds;
+// ok is false (and nothing changed) when it is no longer usable or its user is disabled
+// or gone. u is the token's user whenever the token was known.
+func (s *Store) setPassword(ctx context.Context, tokenHash, passwordHash string, now time.Time) (u User, ok bool, err error) {
+	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		u, ok = User{}, false
+		t, found, err := s.setPasswordTokenOf(ctx, tx, tokenHash, s.forUpdate)
+		if err != nil || !found {
+			return err
+		}
+		u.ID = t.userID
+		if !t.usable(now) {
+			return nil
+		}
+		cur, err := s.userByID(ctx, tx, t.userID)
+		if errors.Is(err, ErrUserNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		u = cur
+		if u.Disabled {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE set_password_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL`),
+			s.db.Time(now), u.ID); err != nil {
+			return db.Classify(err)
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`),
+			passwordHash, s.db.Time(now), u.ID); err != nil {
+			return db.Classify(err)
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`),
+			s.db.Time(now), u.ID); err != nil {
+			return db.Classify(err)
+		}
+		u.UpdatedAt, ok = now, true
+		return nil
+	})
+	return u, ok, err
 }
 
 // userByEmail finds the account of email, case-insensitively; found is false when none.
@@ -112,7 +200,8 @@ func (s *Store) countUsers(ctx context.Context) (int64, error) {
 	return n, db.Classify(err)
 }
 
-// updateUser applies edit to user id unless it would leave no active admin (ErrLastAdmin).
+// updateUser applies edit to user id unless it would leave no active admin (ErrLastAdmin; an
+// admin is active when it is not disabled and has a password: an invited admin does not count).
 // The active admins and the user are locked together, in id order, so two admins demoting
 // each other at once cannot both succeed, and cannot deadlock. Disabling a user revokes
 // every refresh token they hold in the same transaction.
@@ -123,12 +212,13 @@ func (s *Store) updateUser(ctx context.Context, id string, at time.Time, edit fu
 			WHERE (role = ? AND disabled = ?) OR id = ? ORDER BY id`+s.forUpdate), authz.RoleAdmin, false, id); err != nil {
 			return db.Classify(err)
 		}
-		activeAdmins, found := 0, false
+		// An invited admin (no password yet) is not active: it may never set one.
+		activeAdmins, found, hasPassword := 0, false, false
 		for _, r := range locked {
 			if r.ID == id {
-				before, found = r.user(), true
+				before, found, hasPassword = r.user(), true, r.PasswordHash != ""
 			}
-			if r.Role == authz.RoleAdmin && !r.Disabled {
+			if r.Role == authz.RoleAdmin && !r.Disabled && r.PasswordHash != "" {
 				activeAdmins++
 			}
 		}
@@ -139,8 +229,8 @@ func (s *Store) updateUser(ctx context.Context, id string, at time.Time, edit fu
 		if after.Role == before.Role && after.Disabled == before.Disabled {
 			return nil
 		}
-		wasActiveAdmin := before.Role == authz.RoleAdmin && !before.Disabled
-		isActiveAdmin := after.Role == authz.RoleAdmin && !after.Disabled
+		wasActiveAdmin := before.Role == authz.RoleAdmin && !before.Disabled && hasPassword
+		isActiveAdmin := after.Role == authz.RoleAdmin && !after.Disabled && hasPassword
 		if wasActiveAdmin && !isActiveAdmin && activeAdmins <= 1 {
 			return ErrLastAdmin
 		}
@@ -268,10 +358,13 @@ func (s *Store) familyRevoked(ctx context.Context, hash string) (bool, error) {
 	return n == 0, db.Classify(err)
 }
 
-// prune deletes refresh tokens that expired before cutoff and throttle rows untouched since
+// prune deletes refresh and set-password tokens that expired before cutoff and throttle rows untouched since
 // cutoff that are not locked: housekeeping, so neither table grows without bound.
 func (s *Store) prune(ctx context.Context, cutoff time.Time) error {
 	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM refresh_tokens WHERE expires_at < ?`), s.db.Time(cutoff)); err != nil {
+		return db.Classify(err)
+	}
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM set_password_tokens WHERE expires_at < ?`), s.db.Time(cutoff)); err != nil {
 		return db.Classify(err)
 	}
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM login_throttle WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)`),

@@ -21,23 +21,24 @@ func RegisterAuthServer(s *grpc.Server, set auth.Set) {
 
 func newAuthServer(set auth.Set) *authServer {
 	return &authServer{
-		login:      kitgrpc.NewServer(set.LoginEndpoint, total(authLoginFromPB), total(authPairToPB)),
-		validate:   kitgrpc.NewServer(set.ValidateEndpoint, total(authValidateFromPB), total(authValidationToPB)),
-		refresh:    kitgrpc.NewServer(set.RefreshEndpoint, total(authRefreshFromPB), total(authPairToPB)),
-		logout:     kitgrpc.NewServer(set.LogoutEndpoint, total(authLogoutFromPB), total(authLoggedOutToPB)),
-		jwks:       kitgrpc.NewServer(set.JWKSEndpoint, total(authJWKSRequestFromPB), total(authJWKSToPB)),
-		createUser: kitgrpc.NewServer(set.CreateUserEndpoint, total(authCreateUserFromPB), total(authUserToPB)),
-		listUsers:  kitgrpc.NewServer(set.ListUsersEndpoint, total(authListUsersFromPB), total(authUsersToPB)),
-		getUser:    kitgrpc.NewServer(set.GetUserEndpoint, total(authGetUserFromPB), total(authUserToPB)),
-		updateUser: kitgrpc.NewServer(set.UpdateUserEndpoint, total(authUpdateUserFromPB), total(authUserToPB)),
-		audit:      kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(authAuditQueryFromPB)), total(authAuditEntriesToPB)),
+		login:       kitgrpc.NewServer(set.LoginEndpoint, total(authLoginFromPB), total(authPairToPB)),
+		validate:    kitgrpc.NewServer(set.ValidateEndpoint, total(authValidateFromPB), total(authValidationToPB)),
+		refresh:     kitgrpc.NewServer(set.RefreshEndpoint, total(authRefreshFromPB), total(authPairToPB)),
+		logout:      kitgrpc.NewServer(set.LogoutEndpoint, total(authLogoutFromPB), total(authLoggedOutToPB)),
+		jwks:        kitgrpc.NewServer(set.JWKSEndpoint, total(authJWKSRequestFromPB), total(authJWKSToPB)),
+		createUser:  kitgrpc.NewServer(set.CreateUserEndpoint, total(authCreateUserFromPB), total(authCreatedUserToPB)),
+		listUsers:   kitgrpc.NewServer(set.ListUsersEndpoint, total(authListUsersFromPB), total(authUsersToPB)),
+		getUser:     kitgrpc.NewServer(set.GetUserEndpoint, total(authGetUserFromPB), total(authUserToPB)),
+		updateUser:  kitgrpc.NewServer(set.UpdateUserEndpoint, total(authUpdateUserFromPB), total(authUserToPB)),
+		audit:       kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(authAuditQueryFromPB)), total(authAuditEntriesToPB)),
+		setPassword: kitgrpc.NewServer(set.SetPasswordEndpoint, total(authSetPasswordFromPB), total(authPasswordSetToPB)),
 	}
 }
 
 // authServer binds one go-kit handler to each method of AuthService.
 type authServer struct {
 	authv1.UnimplementedAuthServiceServer
-	login, validate, refresh, logout, jwks, createUser, listUsers, getUser, updateUser, audit kitgrpc.Handler
+	login, validate, refresh, logout, jwks, createUser, listUsers, getUser, updateUser, audit, setPassword kitgrpc.Handler
 }
 
 // Login implements authv1.AuthServiceServer.
@@ -66,8 +67,13 @@ func (s *authServer) GetJwks(ctx context.Context, r *authv1.GetJwksRequest) (*au
 }
 
 // CreateUser implements authv1.AuthServiceServer.
-func (s *authServer) CreateUser(ctx context.Context, r *authv1.CreateUserRequest) (*authv1.User, error) {
-	return serve[*authv1.User](ctx, s.createUser, r)
+func (s *authServer) CreateUser(ctx context.Context, r *authv1.CreateUserRequest) (*authv1.CreatedUser, error) {
+	return serve[*authv1.CreatedUser](ctx, s.createUser, r)
+}
+
+// SetPassword implements authv1.AuthServiceServer.
+func (s *authServer) SetPassword(ctx context.Context, r *authv1.SetPasswordRequest) (*authv1.SetPasswordResponse, error) {
+	return serve[*authv1.SetPasswordResponse](ctx, s.setPassword, r)
 }
 
 // ListUsers implements authv1.AuthServiceServer.
@@ -98,16 +104,17 @@ func (s *authServer) ListAudit(ctx context.Context, r *authv1.ListAuditRequest) 
 func NewAuthClient(conn *grpc.ClientConn) auth.Set {
 	c := clientFactory{conn: conn, service: authv1.AuthService_ServiceDesc.ServiceName}
 	return auth.Set{
-		LoginEndpoint:      c.endpoint(auth.MethodLogin, total(authLoginToPB), total(authPairFromPB), &authv1.TokenPair{}),
-		ValidateEndpoint:   c.endpoint(auth.MethodValidate, total(authValidateToPB), total(authValidationFromPB), &authv1.Validation{}),
-		RefreshEndpoint:    c.endpoint(auth.MethodRefresh, total(authRefreshToPB), total(authPairFromPB), &authv1.TokenPair{}),
-		LogoutEndpoint:     c.endpoint(auth.MethodLogout, total(authLogoutToPB), total(authLoggedOutFromPB), &authv1.LogoutResponse{}),
-		JWKSEndpoint:       c.endpoint(auth.MethodJWKS, total(authJWKSRequestToPB), total(authJWKSFromPB), &authv1.Jwks{}),
-		CreateUserEndpoint: c.endpoint(auth.MethodCreateUser, total(authCreateUserToPB), total(authUserFromPB), &authv1.User{}),
-		ListUsersEndpoint:  c.endpoint(auth.MethodListUsers, total(authListUsersToPB), total(authUsersFromPB), &authv1.ListUsersResponse{}),
-		GetUserEndpoint:    c.endpoint(auth.MethodGetUser, total(authGetUserToPB), total(authUserFromPB), &authv1.User{}),
-		UpdateUserEndpoint: c.endpoint(auth.MethodUpdateUser, total(authUpdateUserToPB), total(authUserFromPB), &authv1.User{}),
-		AuditEndpoint:      c.endpoint(auth.MethodAudit, total(authAuditQueryToPB), total(authAuditEntriesFromPB), &authv1.ListAuditResponse{}),
+		LoginEndpoint:       c.endpoint(auth.MethodLogin, total(authLoginToPB), total(authPairFromPB), &authv1.TokenPair{}),
+		ValidateEndpoint:    c.endpoint(auth.MethodValidate, total(authValidateToPB), total(authValidationFromPB), &authv1.Validation{}),
+		RefreshEndpoint:     c.endpoint(auth.MethodRefresh, total(authRefreshToPB), total(authPairFromPB), &authv1.TokenPair{}),
+		LogoutEndpoint:      c.endpoint(auth.MethodLogout, total(authLogoutToPB), total(authLoggedOutFromPB), &authv1.LogoutResponse{}),
+		JWKSEndpoint:        c.endpoint(auth.MethodJWKS, total(authJWKSRequestToPB), total(authJWKSFromPB), &authv1.Jwks{}),
+		CreateUserEndpoint:  c.endpoint(auth.MethodCreateUser, total(authCreateUserToPB), total(authCreatedUserFromPB), &authv1.CreatedUser{}),
+		ListUsersEndpoint:   c.endpoint(auth.MethodListUsers, total(authListUsersToPB), total(authUsersFromPB), &authv1.ListUsersResponse{}),
+		GetUserEndpoint:     c.endpoint(auth.MethodGetUser, total(authGetUserToPB), total(authUserFromPB), &authv1.User{}),
+		UpdateUserEndpoint:  c.endpoint(auth.MethodUpdateUser, total(authUpdateUserToPB), total(authUserFromPB), &authv1.User{}),
+		AuditEndpoint:       c.endpoint(auth.MethodAudit, total(authAuditQueryToPB), total(authAuditEntriesFromPB), &authv1.ListAuditResponse{}),
+		SetPasswordEndpoint: c.endpoint(auth.MethodSetPassword, total(authSetPasswordToPB), total(authPasswordSetFromPB), &authv1.SetPasswordResponse{}),
 	}
 }
 
@@ -187,6 +194,41 @@ func authUserToPB(u auth.User) *authv1.User {
 func authUserFromPB(u *authv1.User) auth.User {
 	return auth.User{ID: u.GetId(), Email: u.GetEmail(), Role: u.GetRole(), Disabled: u.GetDisabled(),
 		CreatedAt: fromTimestamp(u.GetCreatedAt()), UpdatedAt: fromTimestamp(u.GetUpdatedAt())}
+}
+
+func authCreatedUserToPB(c auth.CreatedUser) *authv1.CreatedUser {
+	out := &authv1.CreatedUser{Id: c.ID, Email: c.Email, Role: c.Role, Disabled: c.Disabled,
+		CreatedAt: toTimestamp(c.CreatedAt), UpdatedAt: toTimestamp(c.UpdatedAt), InviteToken: c.InviteToken}
+	if c.InviteExpiresAt != nil {
+		out.InviteExpiresAt = toTimestamp(*c.InviteExpiresAt)
+	}
+	return out
+}
+
+func authCreatedUserFromPB(c *authv1.CreatedUser) auth.CreatedUser {
+	out := auth.CreatedUser{User: auth.User{ID: c.GetId(), Email: c.GetEmail(), Role: c.GetRole(), Disabled: c.GetDisabled(),
+		CreatedAt: fromTimestamp(c.GetCreatedAt()), UpdatedAt: fromTimestamp(c.GetUpdatedAt())}, InviteToken: c.GetInviteToken()}
+	if c.GetInviteExpiresAt() != nil {
+		at := fromTimestamp(c.GetInviteExpiresAt())
+		out.InviteExpiresAt = &at
+	}
+	return out
+}
+
+func authSetPasswordToPB(r auth.SetPasswordRequest) *authv1.SetPasswordRequest {
+	return &authv1.SetPasswordRequest{Token: r.Token, NewPassword: r.NewPassword}
+}
+
+func authSetPasswordFromPB(r *authv1.SetPasswordRequest) auth.SetPasswordRequest {
+	return auth.SetPasswordRequest{Token: r.GetToken(), NewPassword: r.GetNewPassword()}
+}
+
+func authPasswordSetToPB(auth.SetPasswordResponse) *authv1.SetPasswordResponse {
+	return &authv1.SetPasswordResponse{}
+}
+
+func authPasswordSetFromPB(*authv1.SetPasswordResponse) auth.SetPasswordResponse {
+	return auth.SetPasswordResponse{}
 }
 
 func authCreateUserToPB(r auth.CreateUserRequest) *authv1.CreateUserRequest {

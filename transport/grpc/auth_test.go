@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/auth"
@@ -143,5 +145,65 @@ func TestAuthOverGRPC(t *testing.T) {
 	}
 	if _, err := raw.GetJwks(ctx, nil); err != nil {
 		t.Fatalf("nil request: %v", err)
+	}
+}
+
+// TestInviteOverGRPC: CreateUser without a password answers the invite token and its expiry;
+// the invited user cannot log in (Unauthenticated, as a wrong password); SetPassword needs
+// no access token, sets the password once, and then answers InvalidArgument with the
+// field "token"; a weak password is InvalidArgument naming new_password's contract field.
+// A raw client reading CreateUser's answer sees the invite fields on the wire.
+func TestInviteOverGRPC(t *testing.T) {
+	c, raw := startAuth(t, auth.ThrottleOptions{})
+	ctx := testContext(t)
+	pair, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx := authz.WithToken(ctx, pair.Token)
+	inv, err := c.CreateUser(actx, auth.CreateUserRequest{Email: "invitee@example.org", Role: authz.RoleClinician})
+	if err != nil || len(inv.InviteToken) != 43 || inv.InviteExpiresAt == nil || inv.InviteExpiresAt.Sub(inv.CreatedAt) != auth.DefaultInviteTTL ||
+		inv.ID == "" || inv.Role != authz.RoleClinician {
+		t.Fatalf("invite: %+v %v", inv, err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: "invitee@example.org", Password: authPassword}); !errors.Is(err, auth.ErrBadCredentials) {
+		t.Fatalf("invited login: %v", err)
+	}
+	var ee *errs.Error
+	err = c.SetPassword(ctx, auth.SetPasswordRequest{Token: inv.InviteToken, NewPassword: "short"})
+	if !errors.As(err, &ee) || ee.Kind != errs.InvalidArgument || ee.Fields["newPassword"] == "" {
+		t.Fatalf("weak password: %v", err)
+	}
+	if err := c.SetPassword(ctx, auth.SetPasswordRequest{Token: inv.InviteToken, NewPassword: authPassword}); err != nil {
+		t.Fatalf("set password: %v", err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: "invitee@example.org", Password: authPassword}); err != nil {
+		t.Fatalf("login after set: %v", err)
+	}
+	err = c.SetPassword(ctx, auth.SetPasswordRequest{Token: inv.InviteToken, NewPassword: authPassword})
+	if !errors.As(err, &ee) || ee.Kind != errs.InvalidArgument || ee.Fields["token"] == "" || !errors.Is(err, auth.ErrBadSetPasswordToken) {
+		t.Fatalf("reuse: %v", err)
+	}
+	_, rerr := raw.SetPassword(ctx, &authv1.SetPasswordRequest{Token: inv.InviteToken, NewPassword: authPassword})
+	if status.Code(rerr) != codes.InvalidArgument {
+		t.Fatalf("raw reuse: %v", rerr)
+	}
+	if _, err := raw.SetPassword(ctx, nil); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("nil request: %v", err)
+	}
+	mctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+pair.Token)
+	got, err := raw.CreateUser(mctx, &authv1.CreateUserRequest{Email: "raw@example.org", Role: authz.RoleAnalyst})
+	if err != nil || len(got.GetInviteToken()) != 43 || got.GetInviteExpiresAt() == nil || got.GetId() == "" {
+		t.Fatalf("raw invite: %v %v", got, err)
+	}
+	got, err = raw.CreateUser(mctx, &authv1.CreateUserRequest{Email: "pw@example.org", Password: authPassword, Role: authz.RoleAnalyst})
+	if err != nil || got.GetInviteToken() != "" || got.GetInviteExpiresAt() != nil {
+		t.Fatalf("raw create with a password: %v %v", got, err)
+	}
+	// CreatedUser's fields 1-6 are User's: a client built before invites reads it as a User.
+	b, _ := proto.Marshal(got)
+	var old authv1.User
+	if err := proto.Unmarshal(b, &old); err != nil || old.GetId() != got.GetId() || old.GetEmail() != "pw@example.org" || old.GetCreatedAt() == nil {
+		t.Fatalf("CreatedUser read as User: %v %v", &old, err)
 	}
 }

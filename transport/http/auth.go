@@ -13,7 +13,7 @@ import (
 // NewAuthHandler serves the auth API of API.md ("Authentication and roles") from the
 // endpoint set, under o.Prefix, behind Wrap. The gateway strips its /auth and /api
 // prefixes, so the service itself serves /login, /validate, /refresh, /logout,
-// /.well-known/jwks.json, /users, /users/{id} and /users/audit. Every response carries
+// /password/set, /.well-known/jwks.json, /users, /users/{id} and /users/audit. Every response carries
 // Cache-Control: no-store (Wrap), which token responses must (RFC 6749 §5.1).
 func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	r := NewRouter()
@@ -22,6 +22,7 @@ func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/validate", set.ValidateEndpoint, decodeValidate, encodeOK[auth.Validation])
 	Handle(r, o, http.MethodPost, "/refresh", set.RefreshEndpoint, decodeRefresh, encodeOK[auth.TokenPair])
 	Handle(r, o, http.MethodPost, "/logout", set.LogoutEndpoint, decodeLogout, encodeNoContent[auth.LogoutResponse])
+	Handle(r, o, http.MethodPost, "/password/set", set.SetPasswordEndpoint, decodeSetPassword, encodeNoContent[auth.SetPasswordResponse])
 	Handle(r, o, http.MethodGet, "/.well-known/jwks.json", set.JWKSEndpoint, decodeJWKS, encodeOK[authz.JWKS])
 	Handle(r, o, http.MethodPost, "/users", set.CreateUserEndpoint, decodeCreateUser, encodeCreatedUser(p))
 	Handle(r, o, http.MethodGet, "/users", set.ListUsersEndpoint, decodeListUsers, encodeUsers)
@@ -55,6 +56,13 @@ func decodeLogout(_ context.Context, r *http.Request) (auth.LogoutRequest, error
 		return auth.LogoutRequest{}, err
 	}
 	return DecodeJSON[auth.LogoutRequest](r)
+}
+
+func decodeSetPassword(_ context.Context, r *http.Request) (auth.SetPasswordRequest, error) {
+	if err := noQuery(r); err != nil {
+		return auth.SetPasswordRequest{}, err
+	}
+	return DecodeJSON[auth.SetPasswordRequest](r)
 }
 
 func decodeJWKS(_ context.Context, r *http.Request) (auth.JWKSRequest, error) {
@@ -100,9 +108,10 @@ func decodeAuthAudit(ctx context.Context, r *http.Request) (auth.AuditQuery, err
 // userPath is the path of one user as the client addresses it.
 func userPath(prefix, id string) string { return prefix + "/users/" + url.PathEscape(id) }
 
-// encodeCreatedUser writes 201 with the new user's Location.
-func encodeCreatedUser(prefix string) func(context.Context, http.Header, auth.User) (int, any) {
-	return func(_ context.Context, h http.Header, u auth.User) (int, any) {
+// encodeCreatedUser writes 201 with the new user's Location (and, for an invited user, its
+// one-time set-password token).
+func encodeCreatedUser(prefix string) func(context.Context, http.Header, auth.CreatedUser) (int, any) {
+	return func(_ context.Context, h http.Header, u auth.CreatedUser) (int, any) {
 		h.Set("Location", userPath(prefix, u.ID))
 		return http.StatusCreated, u
 	}
@@ -130,7 +139,7 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			return call{method: http.MethodPost, path: path, header: http.Header{}, body: body}, nil
 		}
 	}
-	login, refresh, logout, create := post("/login"), post("/refresh"), post("/logout"), post("/users")
+	login, refresh, logout, create, setPassword := post("/login"), post("/refresh"), post("/logout"), post("/users"), post("/password/set")
 	return auth.Set{
 		LoginEndpoint: clientEndpoint(c, func(r auth.LoginRequest) (call, error) { return login(r) },
 			decodeJSONResponse[auth.TokenPair]),
@@ -145,7 +154,9 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			return call{method: http.MethodGet, path: "/.well-known/jwks.json"}, nil
 		}, decodeJSONResponse[authz.JWKS]),
 		CreateUserEndpoint: clientEndpoint(c, func(r auth.CreateUserRequest) (call, error) { return create(r) },
-			decodeJSONResponse[auth.User]),
+			decodeJSONResponse[auth.CreatedUser]),
+		SetPasswordEndpoint: clientEndpoint(c, func(r auth.SetPasswordRequest) (call, error) { return setPassword(r) },
+			func(*http.Response) (auth.SetPasswordResponse, error) { return auth.SetPasswordResponse{}, nil }),
 		ListUsersEndpoint: clientEndpoint(c, func(auth.ListUsersRequest) (call, error) {
 			return call{method: http.MethodGet, path: "/users"}, nil
 		}, func(resp *http.Response) (auth.UsersResponse, error) {

@@ -225,6 +225,68 @@ func TestAuthRoutes(t *testing.T) {
 	}
 }
 
+// TestInviteOverHTTP: POST /users without a password answers 201 with the invite token
+// and its expiry; the invited user's login is the wrong-password 401; POST /password/set
+// (public) answers 204, after which the user logs in; the token then gets 400 with the
+// token field named, as does an unknown one; a weak password is a 400 naming newPassword.
+// The same through the client.
+func TestInviteOverHTTP(t *testing.T) {
+	e := newAuthEnv(t, auth.ThrottleOptions{})
+	resp, b := e.do(t, "POST", "/users", e.admin, `{"email":"invitee@example.org","role":"clinician"}`, jsonCT...)
+	if resp.StatusCode != 201 || keysOf(t, b) != "createdAt,disabled,email,id,inviteExpiresAt,inviteToken,role,updatedAt" {
+		t.Fatalf("invite: %d %s", resp.StatusCode, b)
+	}
+	c := decodeBody[auth.CreatedUser](t, b)
+	if resp.Header.Get("Location") != "/users/"+c.ID || len(c.InviteToken) != 43 || c.InviteExpiresAt == nil ||
+		c.InviteExpiresAt.Sub(c.CreatedAt) != auth.DefaultInviteTTL {
+		t.Fatalf("invited %+v", c)
+	}
+	login := `{"email":"invitee@example.org","password":"` + authPassword + `"}`
+	resp, b = e.do(t, "POST", "/login", "", login, jsonCT...)
+	if eb := checkError(t, resp, b, 401, errs.Unauthenticated); eb.Message != auth.ErrBadCredentials.Message {
+		t.Fatalf("invited login: %s", b)
+	}
+	resp, b = e.do(t, "POST", "/password/set", "", `{"token":"`+c.InviteToken+`","newPassword":"short"}`, jsonCT...)
+	if eb := checkError(t, resp, b, 400, errs.InvalidArgument); eb.Fields["newPassword"] == "" {
+		t.Fatalf("weak password: %s", b)
+	}
+	resp, b = e.do(t, "POST", "/password/set", "", `{"token":"`+c.InviteToken+`","newPassword":"`+authPassword+`"}`, jsonCT...)
+	if resp.StatusCode != 204 || len(b) != 0 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("set password: %d %s", resp.StatusCode, b)
+	}
+	if resp, b = e.do(t, "POST", "/login", "", login, jsonCT...); resp.StatusCode != 200 {
+		t.Fatalf("login after set: %d %s", resp.StatusCode, b)
+	}
+	for _, token := range []string{c.InviteToken, strings.Repeat("A", 43)} {
+		resp, b = e.do(t, "POST", "/password/set", "", `{"token":"`+token+`","newPassword":"`+authPassword+`"}`, jsonCT...)
+		if eb := checkError(t, resp, b, 400, errs.InvalidArgument); eb.Fields["token"] == "" || eb.Message != auth.ErrBadSetPasswordToken.Message {
+			t.Fatalf("used or unknown token: %s", b)
+		}
+	}
+	resp, b = e.do(t, "POST", "/password/set?x=1", "", `{"token":"t","newPassword":"`+authPassword+`"}`, jsonCT...)
+	checkError(t, resp, b, 400, errs.InvalidArgument)
+
+	// The client: CreateUser returns the token, SetPassword sets the password.
+	ctx := authz.WithToken(context.Background(), e.admin)
+	c2, err := e.client.CreateUser(ctx, auth.CreateUserRequest{Email: "second@example.org", Role: authz.RoleAnalyst})
+	if err != nil || c2.InviteToken == "" || c2.InviteExpiresAt == nil {
+		t.Fatalf("client invite: %+v %v", c2, err)
+	}
+	if err := e.client.SetPassword(context.Background(), auth.SetPasswordRequest{Token: c2.InviteToken, NewPassword: authPassword}); err != nil {
+		t.Fatalf("client set password: %v", err)
+	}
+	e.login(t, "second@example.org")
+	err = e.client.SetPassword(context.Background(), auth.SetPasswordRequest{Token: c2.InviteToken, NewPassword: authPassword})
+	if !errors.Is(err, auth.ErrBadSetPasswordToken) || errs.As(err).Fields["token"] == "" {
+		t.Fatalf("client reuse: %v", err)
+	}
+	// Created with a password: no invite fields at all.
+	if c3, err := e.client.CreateUser(ctx, auth.CreateUserRequest{Email: "third@example.org", Password: authPassword, Role: authz.RoleAnalyst}); err != nil ||
+		c3.InviteToken != "" || c3.InviteExpiresAt != nil {
+		t.Fatalf("client create with a password: %+v %v", c3, err)
+	}
+}
+
 // TestAuthOrderAndBadInput: 401, then 403, then 400/413/415 on every admin route, and no
 // malformed input gets anything but its 4xx.
 func TestAuthOrderAndBadInput(t *testing.T) {
@@ -247,7 +309,7 @@ func TestAuthOrderAndBadInput(t *testing.T) {
 		resp, b = e.do(t, r.method, r.path, e.admin, r.body, jsonCT...)
 		checkError(t, resp, b, 400, errs.InvalidArgument)
 	}
-	for _, path := range []string{"/login", "/refresh", "/logout", "/users"} {
+	for _, path := range []string{"/login", "/refresh", "/logout", "/users", "/password/set"} {
 		token := e.admin
 		for name, c := range map[string]struct {
 			body, ct string

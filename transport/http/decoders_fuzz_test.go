@@ -368,6 +368,10 @@ var authCases = []decodeCase{
 		checkNoQuery(t, in)
 		checkJSONBody(t, in)
 	}, func(t *testing.T, in fuzzInput, r auth.LogoutRequest) fuzzInput { return withBody(t, in, r) }),
+	caseOf("set-password", "POST", decodeSetPassword, func(t *testing.T, in fuzzInput, _ auth.SetPasswordRequest) {
+		checkNoQuery(t, in)
+		checkJSONBody(t, in)
+	}, func(t *testing.T, in fuzzInput, r auth.SetPasswordRequest) fuzzInput { return withBody(t, in, r) }),
 	caseOf("jwks", "GET", decodeJWKS, noQueryCheck[auth.JWKSRequest], nil),
 	caseOf("create-user", "POST", decodeCreateUser, func(t *testing.T, in fuzzInput, _ auth.CreateUserRequest) {
 		checkNoQuery(t, in)
@@ -456,12 +460,13 @@ func FuzzBillingDecoders(f *testing.F) {
 // FuzzAuthDecoders drives every request decoder of the auth routes.
 func FuzzAuthDecoders(f *testing.F) {
 	fuzzCases(f, authCases, map[string]fuzzInput{
-		"login":       {contentType: "application/json", body: []byte(`{"email":"a@b.c","password":"pw"}`)},
-		"refresh":     {contentType: "application/json", body: []byte(`{"refreshToken":"abc"}`)},
-		"logout":      {contentType: "application/json", body: []byte(`{"refreshToken":"abc"}`)},
-		"create-user": {contentType: "application/json", body: []byte(`{"email":"a@b.c","password":"pw","role":"admin"}`)},
-		"get-user":    {id: testID},
-		"update-user": {id: testID, contentType: "application/json", body: []byte(`{"role":"clinician","disabled":true}`)},
-		"audit":       {query: "userId=u&actor=a&from=2026-01-01T00:00:00Z&to=2026-01-02&limit=5"},
+		"login":        {contentType: "application/json", body: []byte(`{"email":"a@b.c","password":"pw"}`)},
+		"refresh":      {contentType: "application/json", body: []byte(`{"refreshToken":"abc"}`)},
+		"logout":       {contentType: "application/json", body: []byte(`{"refreshToken":"abc"}`)},
+		"set-password": {contentType: "application/json", body: []byte(`{"token":"abc","newPassword":"pw"}`)},
+		"create-user":  {contentType: "application/json", body: []byte(`{"email":"a@b.c","password":"pw","role":"admin"}`)},
+		"get-user":     {id: testID},
+		"update-user":  {id: testID, contentType: "application/json", body: []byte(`{"role":"clinician","disabled":true}`)},
+		"audit":        {query: "userId=u&actor=a&from=2026-01-01T00:00:00Z&to=2026-01-02&limit=5"},
 	})
 }

@@ -221,10 +221,11 @@ func (stubAuth) Refresh(context.Context, auth.RefreshRequest) (auth.TokenPair, e
 }
 func (stubAuth) Logout(context.Context, auth.LogoutRequest) error { return nil }
 func (stubAuth) JWKS(context.Context) (authz.JWKS, error)         { return authz.JWKS{}, nil }
-func (stubAuth) CreateUser(_ context.Context, r auth.CreateUserRequest) (auth.User, error) {
-	return auth.User{ID: testID, Email: r.Email, Role: r.Role}, nil
+func (stubAuth) CreateUser(_ context.Context, r auth.CreateUserRequest) (auth.CreatedUser, error) {
+	return auth.CreatedUser{User: auth.User{ID: testID, Email: r.Email, Role: r.Role}}, nil
 }
-func (stubAuth) ListUsers(context.Context) ([]auth.User, error) { return nil, nil }
+func (stubAuth) SetPassword(context.Context, auth.SetPasswordRequest) error { return nil }
+func (stubAuth) ListUsers(context.Context) ([]auth.User, error)             { return nil, nil }
 func (stubAuth) GetUser(_ context.Context, id string) (auth.User, error) {
 	return auth.User{ID: id}, nil
 }

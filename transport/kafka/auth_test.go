@@ -25,10 +25,13 @@ import (
 )
 
 // TestAuthCommands drives auth.commands end to end on both databases, as cmd/pms wires auth
-// (audit entries into the outbox, relayed to the audit topic): CreateUser and DisableUser
-// round trips for an admin, an idempotency-key repeat, 401 without a token and 403 for
+// (audit entries into the outbox, relayed to the audit topic): CreateUser (an invite: the
+// reply carries the set-password token, which then works) and DisableUser round trips for
+// an admin, an idempotency-key repeat (its stored reply without the token), a CreateUser
+// carrying a password refused with 400 and no user created, 401 without a token and 403 for
 // another role, a duplicate email refused (answered only), invalid and undecodable commands
-// answered and dead-lettered, and the audit entries on the audit topic.
+// answered and dead-lettered without any credential, and the audit entries on the audit
+// topic.
 func TestAuthCommands(t *testing.T) {
 	dbtest.Each(t, migrations.Auth(), func(t *testing.T, d *db.DB) {
 		b := brokertest.Start(t)
@@ -65,21 +68,55 @@ func TestAuthCommands(t *testing.T) {
 		c := &commander{t: t, p: newProducer(t, addr), replies: brokertest.NewReader(t, addr, "test.replies"),
 			topic: auth.TopicCommands, role: authz.RoleAdmin, key: "nurse@example.org"}
 		rt := []string{"reply-to", "test.replies"}
-		body := `{"email":"nurse@example.org","password":"correct horse battery staple","role":"clinician"}`
+		// CreateUser carries no password: the user is invited, and the reply (to the
+		// caller's reply topic) carries its one-time set-password token.
+		body := `{"email":"nurse@example.org","role":"clinician"}`
 		status, u, m := c.reply(c.send("CreateUser", body, append(rt, "idempotency-key", "u1", "x-request-id", "req-a1")...))
-		if status != 201 || u["email"] != "nurse@example.org" || u["role"] != "clinician" || u["disabled"] != false || brokertest.Header(m, "x-request-id") != "req-a1" {
+		token, _ := u["inviteToken"].(string)
+		if status != 201 || u["email"] != "nurse@example.org" || u["role"] != "clinician" || u["disabled"] != false || len(token) != 43 ||
+			u["inviteExpiresAt"] == nil || brokertest.Header(m, "x-request-id") != "req-a1" {
 			t.Fatalf("create: %d %v", status, u)
 		}
-		if _, leaked := u["password"]; leaked {
-			t.Fatal("the reply carries the password")
-		}
 		id := u["id"].(string)
-		if status, again, _ := c.reply(c.send("CreateUser", body, append(rt, "idempotency-key", "u1")...)); status != 201 || again["id"] != id {
+		// A repeat gets the stored reply, which keeps no credential: the token is shown once.
+		if status, again, _ := c.reply(c.send("CreateUser", body, append(rt, "idempotency-key", "u1")...)); status != 201 || again["id"] != id ||
+			again["inviteToken"] != "[redacted]" {
 			t.Fatalf("repeat: %d %v", status, again)
+		}
+		var stored [][]byte
+		if err := d.SelectContext(context.Background(), &stored, `SELECT body FROM command_replies`); err != nil || len(stored) != 1 ||
+			strings.Contains(string(stored[0]), token) {
+			t.Fatalf("stored replies %q %v", stored, err)
 		}
 		if status, e, _ := c.reply(c.send("CreateUser", body, rt...)); status != 409 || e["error"] != "conflict" {
 			t.Fatalf("duplicate: %d %v", status, e)
 		}
+		// The token sets the password (over HTTPS in production: here the service itself),
+		// and the user logs in.
+		if err := svc.SetPassword(context.Background(), auth.SetPasswordRequest{Token: token, NewPassword: "correct horse battery staple"}); err != nil {
+			t.Fatalf("set password with the invite token: %v", err)
+		}
+		if _, err := svc.Login(context.Background(), auth.LoginRequest{Email: "nurse@example.org", Password: "correct horse battery staple"}); err != nil {
+			t.Fatalf("login of the invited user: %v", err)
+		}
+
+		// A password on Kafka is refused, before anything is stored: 400 naming the field,
+		// dead-lettered with the password redacted, no user. Without a token it is the
+		// guard's 401 first, as every refusal.
+		withPassword := `{"email":"pw@example.org","password":"correct horse battery staple","role":"clinician"}`
+		status, e, _ := c.reply(c.send("CreateUser", withPassword, append(rt, "idempotency-key", "pw1")...))
+		if fields, _ := e["fields"].(map[string]any); status != 400 || e["error"] != "invalid_argument" ||
+			fields["password"] != "must not be sent over Kafka: omit it to invite the user" {
+			t.Fatalf("password over Kafka: %d %v", status, e)
+		}
+		if status, e, _ := c.reply(c.sendAs("", "CreateUser", withPassword, rt...)); status != 401 || e["error"] != "unauthenticated" {
+			t.Fatalf("password over Kafka without a token: %d %v", status, e)
+		}
+		users, err := svc.ListUsers(context.Background())
+		if err != nil || len(users) != 1 || users[0].ID != id {
+			t.Fatalf("users after the refusals: %+v %v", users, err)
+		}
+
 		if status, e, _ := c.reply(c.sendAs("", "DisableUser", "", append(rt, "id", id)...)); status != 401 || e["error"] != "unauthenticated" {
 			t.Fatalf("no token: %d %v", status, e)
 		}
@@ -94,32 +131,35 @@ func TestAuthCommands(t *testing.T) {
 		if status, dis, _ := c.reply(c.send("DisableUser", "", append(rt, "id", id)...)); status != 200 || dis["disabled"] != true {
 			t.Fatalf("disable again: %d %v", status, dis)
 		}
-		// Invalid: a weak password and a bad role (400 with fields), dead-lettered.
-		status, e, _ := c.reply(c.send("CreateUser", `{"email":"x@example.org","password":"short","role":"wizard"}`, rt...))
-		if fields, _ := e["fields"].(map[string]any); status != 400 || len(fields) == 0 {
+		// Invalid: a bad email and role (400 with fields), dead-lettered.
+		status, e, _ = c.reply(c.send("CreateUser", `{"email":"x@","role":"wizard"}`, rt...))
+		if fields, _ := e["fields"].(map[string]any); status != 400 || fields["email"] == nil || fields["role"] == nil {
 			t.Fatalf("invalid: %d %v", status, e)
 		}
-		// Undecodable: not JSON, unknown field, re-enabling through DisableUser, no id.
-		for _, bad := range [][]string{{"CreateUser", `{"email":`}, {"CreateUser", `{"email":"a@b.c","admin":true}`},
+		// Undecodable: not JSON, unknown field (a token sent along included), re-enabling
+		// through DisableUser, no id.
+		for _, bad := range [][]string{{"CreateUser", `{"email":`}, {"CreateUser", `{"email":"a@b.c","inviteToken":"chosen-secret"}`},
 			{"DisableUser", `{"disabled":false}`, "id", id}, {"DisableUser", ``}} {
 			status, e, _ := c.reply(c.send(bad[0], bad[1], append(rt, bad[2:]...)...))
 			if status != 400 || e["error"] != "invalid_argument" {
 				t.Fatalf("%v: %d %v", bad, status, e)
 			}
 		}
-		dls := brokertest.NewReader(t, addr, auth.TopicCommands+".dlq").Read(5, 10*time.Second)
+		dls := brokertest.NewReader(t, addr, auth.TopicCommands+".dlq").Read(6, 10*time.Second)
 		reasons := map[string]int{}
 		for _, dl := range dls {
 			reasons[brokertest.Header(dl, "dlq-error")]++
 		}
-		// The four undecodable ones (decode errors, however raised) and the invalid create.
-		if reasons["decode"] != 4 || reasons["invalid_argument"] != 1 {
+		// The four undecodable ones (decode errors, however raised), the invalid create and
+		// the create with a password.
+		if reasons["decode"] != 4 || reasons["invalid_argument"] != 2 {
 			t.Fatalf("dead letter reasons %v", reasons)
 		}
-		// No credential reaches a dead-letter topic: no token (its subject instead), no password.
+		// No credential reaches a dead-letter topic: no token (its subject instead), no
+		// password, no invite token.
 		for _, dl := range dls {
 			if brokertest.Header(dl, "authorization") != "" || brokertest.Header(dl, "dlq-token-subject") == "" ||
-				strings.Contains(string(dl.Value), `"short"`) {
+				strings.Contains(string(dl.Value), "correct horse") || strings.Contains(string(dl.Value), "chosen-secret") {
 				t.Fatalf("dead letter carries a credential: headers %v value %s", dl.Headers, dl.Value)
 			}
 		}
@@ -146,7 +186,8 @@ func TestAuthCommands(t *testing.T) {
 			}
 			actions[ev.Action+"/"+ev.Outcome]++
 		}
-		if actions[auth.ActionUserCreate+"/success"] != 1 || actions[auth.ActionUserUpdate+"/success"] != 2 {
+		if actions[auth.ActionUserCreate+"/success"] != 1 || actions[auth.ActionUserUpdate+"/success"] != 2 ||
+			actions[auth.ActionPasswordSet+"/success"] != 1 {
 			t.Fatalf("audit actions %v", actions)
 		}
 	})

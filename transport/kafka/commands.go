@@ -253,8 +253,10 @@ func (cs *commandServer) endpoint(ctx context.Context, request any) (any, error)
 	}
 	if useStore {
 		// The effect is committed; failing to store its reply must not make the command run
-		// again, so this is logged, not returned.
-		if err := cs.o.Replies.Put(ctx, scope, cr.idemKey, idempotency.Reply{RequestHash: cr.hash, Status: rep.status, Body: nonNilBytes(rep.body)}); err != nil {
+		// again, so this is logged, not returned. The stored copy keeps no credential (an
+		// invite's token is shown once, in the first reply): a repeat gets it redacted.
+		stored, _ := redactCredentials(rep.body)
+		if err := cs.o.Replies.Put(ctx, scope, cr.idemKey, idempotency.Reply{RequestHash: cr.hash, Status: rep.status, Body: nonNilBytes(stored)}); err != nil {
 			_ = level.Error(cs.o.Logger).Log("msg", "storing a command reply failed", "endpoint", cr.name,
 				"request_id", observe.RequestID(ctx), "err", err)
 		}

@@ -9,17 +9,19 @@ import (
 )
 
 // TestDeadLetterCopyCarriesNoCredential: the authorization header gives way to its token's
-// subject, credential fields of a JSON body are redacted at any depth, a non-JSON body that
+// subject, credential fields of a JSON body (password, newPassword, refreshToken, an invite's
+// inviteToken) are redacted at any depth, a non-JSON body that
 // mentions a password is dropped, and everything else is copied as it was.
 func TestDeadLetterCopyCarriesNoCredential(t *testing.T) {
 	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","typ":"JWT","kid":"k"}`))
 	claims := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"u-42","role":"admin"}`))
 	msg := &sarama.ConsumerMessage{Topic: "auth.commands", Key: []byte("k"), Headers: []*sarama.RecordHeader{
 		{Key: []byte("Authorization"), Value: []byte("Bearer " + header + "." + claims + ".sig")}, {Key: []byte("endpoint"), Value: []byte("CreateUser")},
-	}, Value: []byte(`{"email":"a@b.c","password":"hunter2hunter2","nested":[{"refreshToken":"r"}],"role":"admin"}`)}
+	}, Value: []byte(`{"email":"a@b.c","password":"hunter2hunter2","nested":[{"refreshToken":"r"}],"role":"admin","inviteToken":"invite-secret","newPassword":"np-secret"}`)}
 	out := deadLetterCopy(msg)
 	v, _ := out.Value.Encode()
 	if out.Topic != "auth.commands.dlq" || strings.Contains(string(v), "hunter2") || strings.Contains(string(v), `"r"`) ||
+		strings.Contains(string(v), "invite-secret") || strings.Contains(string(v), "np-secret") ||
 		!strings.Contains(string(v), `"email":"a@b.c"`) {
 		t.Fatalf("dead letter %s: %s", out.Topic, v)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/typed"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	"github.com/pms/pms/transport/wire"
 	"google.golang.org/protobuf/proto"
@@ -94,6 +95,8 @@ func commandSeeds() []struct {
 		{1, "", headerLines("endpoint", "IssueInvoice", "id", id, "reply-to", strings.Repeat("r", 250)+".replies")},
 		{1, `{"x":1}`, headerLines("endpoint", "VoidInvoice", "id", strings.Repeat("i", 65))},
 		{2, `{"email":"a@b.c","password":"p","role":"admin"}`, headerLines("endpoint", "CreateUser", "reply-to", "auth.replies", "authorization", "Bearer x")},
+		{2, `{"email":"a@b.c","role":"admin"}`, headerLines("endpoint", "CreateUser", "reply-to", "auth.replies", "idempotency-key", "k")},
+		{2, `{"email":"a@b.c","password":"","role":"admin"}`, headerLines("endpoint", "CreateUser")},
 		{2, `{"disabled":true}`, headerLines("endpoint", "DisableUser", "id", "u-1", "reply-to", "auth.replies")},
 		{2, `{"disabled":false}`, headerLines("endpoint", "DisableUser", "id", "u-1", "reply-to", "auth.replies")},
 		{2, `null`, headerLines("endpoint", "DisableUser", "id", "u-1", "correlation-id", "é")},
@@ -177,7 +180,18 @@ func checkDecodedCommand(t *testing.T, msg *sarama.ConsumerMessage, cr commandRe
 	case billing.VoidInvoiceRequest:
 		id(r.ID)
 	case auth.CreateUserRequest:
+		if r.Password != "" {
+			t.Fatalf("CreateUser with a password accepted: %q", msg.Value)
+		}
 		roundTrip(r, decode)
+	case typed.Rejected:
+		// Only a CreateUser carrying a password is decoded into a refusal (answered after
+		// the guard), and its error names the field.
+		body, err := Body[auth.CreateUserRequest](msg)
+		if e := errs.As(r.Err); cr.name != AuthCommandCreateUser || err != nil || body.Password == "" ||
+			e == nil || e.Kind != errs.InvalidArgument || e.Fields["password"] == "" {
+			t.Fatalf("%s decoded as the refusal %v", cr.name, r.Err)
+		}
 	case auth.UpdateUserRequest:
 		id(r.ID)
 		if r.Disabled == nil || !*r.Disabled || r.Role != nil {

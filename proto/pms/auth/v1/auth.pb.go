@@ -644,7 +644,8 @@ func (x *User) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// CreateUserRequest adds a user; the password has at least 12 characters.
+// CreateUserRequest adds a user; the password has at least 12 characters. An empty
+// password invites the user instead (CreatedUser.invite_token).
 type CreateUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
@@ -705,6 +706,202 @@ func (x *CreateUserRequest) GetRole() string {
 	return ""
 }
 
+// CreatedUser is the user CreateUser added (fields 1-6 as in User, so a client that reads
+// the answer as a User still works) and, for an invited user, its one-time set-password
+// token: shown in this answer only, stored as its SHA-256, single use.
+type CreatedUser struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Email     string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	Role      string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	Disabled  bool                   `protobuf:"varint,4,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// invite_token is empty unless the user was created without a password.
+	InviteToken string `protobuf:"bytes,7,opt,name=invite_token,json=inviteToken,proto3" json:"invite_token,omitempty"`
+	// invite_expires_at is when invite_token stops working; absent without one.
+	InviteExpiresAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=invite_expires_at,json=inviteExpiresAt,proto3" json:"invite_expires_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CreatedUser) Reset() {
+	*x = CreatedUser{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatedUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatedUser) ProtoMessage() {}
+
+func (x *CreatedUser) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatedUser.ProtoReflect.Descriptor instead.
+func (*CreatedUser) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CreatedUser) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreatedUser) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *CreatedUser) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *CreatedUser) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *CreatedUser) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *CreatedUser) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *CreatedUser) GetInviteToken() string {
+	if x != nil {
+		return x.InviteToken
+	}
+	return ""
+}
+
+func (x *CreatedUser) GetInviteExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.InviteExpiresAt
+	}
+	return nil
+}
+
+// SetPasswordRequest carries a one-time set-password token and the new password (at least
+// 12 characters, not the user's email).
+type SetPasswordRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	NewPassword   string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPasswordRequest) Reset() {
+	*x = SetPasswordRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPasswordRequest) ProtoMessage() {}
+
+func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
+func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SetPasswordRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *SetPasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+// SetPasswordResponse is empty; it is a message of its own so fields can be added.
+type SetPasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPasswordResponse) Reset() {
+	*x = SetPasswordResponse{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPasswordResponse) ProtoMessage() {}
+
+func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
+func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+}
+
 // ListUsersRequest is empty: every user is listed, ordered by email.
 type ListUsersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -714,7 +911,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +923,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +936,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{12}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{15}
 }
 
 // ListUsersResponse holds the users.
@@ -752,7 +949,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +961,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +974,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{13}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -797,7 +994,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +1006,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +1019,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetUserRequest) GetId() string {
@@ -844,7 +1041,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +1053,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +1066,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{15}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateUserRequest) GetId() string {
@@ -908,7 +1105,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1117,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1130,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListAuditRequest) GetUserId() string {
@@ -989,7 +1186,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1198,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1211,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -1090,7 +1287,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1299,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1312,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{18}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -1174,7 +1371,22 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"\x11CreateUserRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x12\n" +
-	"\x04role\x18\x03 \x01(\tR\x04role\"\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\"\xc4\x02\n" +
+	"\vCreatedUser\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x1a\n" +
+	"\bdisabled\x18\x04 \x01(\bR\bdisabled\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12!\n" +
+	"\finvite_token\x18\a \x01(\tR\vinviteToken\x12F\n" +
+	"\x11invite_expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0finviteExpiresAt\"M\n" +
+	"\x12SetPasswordRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12!\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"\x15\n" +
+	"\x13SetPasswordResponse\"\x12\n" +
 	"\x10ListUsersRequest\"<\n" +
 	"\x11ListUsersResponse\x12'\n" +
 	"\x05users\x18\x01 \x03(\v2\x11.pms.auth.v1.UserR\x05users\" \n" +
@@ -1205,20 +1417,21 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x12%\n" +
 	"\x0eclient_address\x18\t \x01(\tR\rclientAddress\"F\n" +
 	"\x11ListAuditResponse\x121\n" +
-	"\aentries\x18\x01 \x03(\v2\x17.pms.auth.v1.AuditEntryR\aentries2\x9f\x05\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.pms.auth.v1.AuditEntryR\aentries2\xf8\x05\n" +
 	"\vAuthService\x12:\n" +
 	"\x05Login\x12\x19.pms.auth.v1.LoginRequest\x1a\x16.pms.auth.v1.TokenPair\x12A\n" +
 	"\bValidate\x12\x1c.pms.auth.v1.ValidateRequest\x1a\x17.pms.auth.v1.Validation\x12>\n" +
 	"\aRefresh\x12\x1b.pms.auth.v1.RefreshRequest\x1a\x16.pms.auth.v1.TokenPair\x12A\n" +
 	"\x06Logout\x12\x1a.pms.auth.v1.LogoutRequest\x1a\x1b.pms.auth.v1.LogoutResponse\x129\n" +
-	"\aGetJwks\x12\x1b.pms.auth.v1.GetJwksRequest\x1a\x11.pms.auth.v1.Jwks\x12?\n" +
+	"\aGetJwks\x12\x1b.pms.auth.v1.GetJwksRequest\x1a\x11.pms.auth.v1.Jwks\x12F\n" +
 	"\n" +
-	"CreateUser\x12\x1e.pms.auth.v1.CreateUserRequest\x1a\x11.pms.auth.v1.User\x12J\n" +
+	"CreateUser\x12\x1e.pms.auth.v1.CreateUserRequest\x1a\x18.pms.auth.v1.CreatedUser\x12J\n" +
 	"\tListUsers\x12\x1d.pms.auth.v1.ListUsersRequest\x1a\x1e.pms.auth.v1.ListUsersResponse\x129\n" +
 	"\aGetUser\x12\x1b.pms.auth.v1.GetUserRequest\x1a\x11.pms.auth.v1.User\x12?\n" +
 	"\n" +
 	"UpdateUser\x12\x1e.pms.auth.v1.UpdateUserRequest\x1a\x11.pms.auth.v1.User\x12J\n" +
-	"\tListAudit\x12\x1d.pms.auth.v1.ListAuditRequest\x1a\x1e.pms.auth.v1.ListAuditResponseB-Z+github.com/pms/pms/proto/pms/auth/v1;authv1b\x06proto3"
+	"\tListAudit\x12\x1d.pms.auth.v1.ListAuditRequest\x1a\x1e.pms.auth.v1.ListAuditResponse\x12P\n" +
+	"\vSetPassword\x12\x1f.pms.auth.v1.SetPasswordRequest\x1a .pms.auth.v1.SetPasswordResponseB-Z+github.com/pms/pms/proto/pms/auth/v1;authv1b\x06proto3"
 
 var (
 	file_pms_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -1232,7 +1445,7 @@ func file_pms_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_pms_auth_v1_auth_proto_rawDescData
 }
 
-var file_pms_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_pms_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_pms_auth_v1_auth_proto_goTypes = []any{
 	(*LoginRequest)(nil),          // 0: pms.auth.v1.LoginRequest
 	(*TokenPair)(nil),             // 1: pms.auth.v1.TokenPair
@@ -1246,49 +1459,57 @@ var file_pms_auth_v1_auth_proto_goTypes = []any{
 	(*Jwks)(nil),                  // 9: pms.auth.v1.Jwks
 	(*User)(nil),                  // 10: pms.auth.v1.User
 	(*CreateUserRequest)(nil),     // 11: pms.auth.v1.CreateUserRequest
-	(*ListUsersRequest)(nil),      // 12: pms.auth.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),     // 13: pms.auth.v1.ListUsersResponse
-	(*GetUserRequest)(nil),        // 14: pms.auth.v1.GetUserRequest
-	(*UpdateUserRequest)(nil),     // 15: pms.auth.v1.UpdateUserRequest
-	(*ListAuditRequest)(nil),      // 16: pms.auth.v1.ListAuditRequest
-	(*AuditEntry)(nil),            // 17: pms.auth.v1.AuditEntry
-	(*ListAuditResponse)(nil),     // 18: pms.auth.v1.ListAuditResponse
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*CreatedUser)(nil),           // 12: pms.auth.v1.CreatedUser
+	(*SetPasswordRequest)(nil),    // 13: pms.auth.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),   // 14: pms.auth.v1.SetPasswordResponse
+	(*ListUsersRequest)(nil),      // 15: pms.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),     // 16: pms.auth.v1.ListUsersResponse
+	(*GetUserRequest)(nil),        // 17: pms.auth.v1.GetUserRequest
+	(*UpdateUserRequest)(nil),     // 18: pms.auth.v1.UpdateUserRequest
+	(*ListAuditRequest)(nil),      // 19: pms.auth.v1.ListAuditRequest
+	(*AuditEntry)(nil),            // 20: pms.auth.v1.AuditEntry
+	(*ListAuditResponse)(nil),     // 21: pms.auth.v1.ListAuditResponse
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
 }
 var file_pms_auth_v1_auth_proto_depIdxs = []int32{
 	8,  // 0: pms.auth.v1.Jwks.keys:type_name -> pms.auth.v1.Jwk
-	19, // 1: pms.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	19, // 2: pms.auth.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 3: pms.auth.v1.ListUsersResponse.users:type_name -> pms.auth.v1.User
-	19, // 4: pms.auth.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	19, // 5: pms.auth.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	19, // 6: pms.auth.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	17, // 7: pms.auth.v1.ListAuditResponse.entries:type_name -> pms.auth.v1.AuditEntry
-	0,  // 8: pms.auth.v1.AuthService.Login:input_type -> pms.auth.v1.LoginRequest
-	2,  // 9: pms.auth.v1.AuthService.Validate:input_type -> pms.auth.v1.ValidateRequest
-	4,  // 10: pms.auth.v1.AuthService.Refresh:input_type -> pms.auth.v1.RefreshRequest
-	5,  // 11: pms.auth.v1.AuthService.Logout:input_type -> pms.auth.v1.LogoutRequest
-	7,  // 12: pms.auth.v1.AuthService.GetJwks:input_type -> pms.auth.v1.GetJwksRequest
-	11, // 13: pms.auth.v1.AuthService.CreateUser:input_type -> pms.auth.v1.CreateUserRequest
-	12, // 14: pms.auth.v1.AuthService.ListUsers:input_type -> pms.auth.v1.ListUsersRequest
-	14, // 15: pms.auth.v1.AuthService.GetUser:input_type -> pms.auth.v1.GetUserRequest
-	15, // 16: pms.auth.v1.AuthService.UpdateUser:input_type -> pms.auth.v1.UpdateUserRequest
-	16, // 17: pms.auth.v1.AuthService.ListAudit:input_type -> pms.auth.v1.ListAuditRequest
-	1,  // 18: pms.auth.v1.AuthService.Login:output_type -> pms.auth.v1.TokenPair
-	3,  // 19: pms.auth.v1.AuthService.Validate:output_type -> pms.auth.v1.Validation
-	1,  // 20: pms.auth.v1.AuthService.Refresh:output_type -> pms.auth.v1.TokenPair
-	6,  // 21: pms.auth.v1.AuthService.Logout:output_type -> pms.auth.v1.LogoutResponse
-	9,  // 22: pms.auth.v1.AuthService.GetJwks:output_type -> pms.auth.v1.Jwks
-	10, // 23: pms.auth.v1.AuthService.CreateUser:output_type -> pms.auth.v1.User
-	13, // 24: pms.auth.v1.AuthService.ListUsers:output_type -> pms.auth.v1.ListUsersResponse
-	10, // 25: pms.auth.v1.AuthService.GetUser:output_type -> pms.auth.v1.User
-	10, // 26: pms.auth.v1.AuthService.UpdateUser:output_type -> pms.auth.v1.User
-	18, // 27: pms.auth.v1.AuthService.ListAudit:output_type -> pms.auth.v1.ListAuditResponse
-	18, // [18:28] is the sub-list for method output_type
-	8,  // [8:18] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	22, // 1: pms.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	22, // 2: pms.auth.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 3: pms.auth.v1.CreatedUser.created_at:type_name -> google.protobuf.Timestamp
+	22, // 4: pms.auth.v1.CreatedUser.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 5: pms.auth.v1.CreatedUser.invite_expires_at:type_name -> google.protobuf.Timestamp
+	10, // 6: pms.auth.v1.ListUsersResponse.users:type_name -> pms.auth.v1.User
+	22, // 7: pms.auth.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	22, // 8: pms.auth.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	22, // 9: pms.auth.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	20, // 10: pms.auth.v1.ListAuditResponse.entries:type_name -> pms.auth.v1.AuditEntry
+	0,  // 11: pms.auth.v1.AuthService.Login:input_type -> pms.auth.v1.LoginRequest
+	2,  // 12: pms.auth.v1.AuthService.Validate:input_type -> pms.auth.v1.ValidateRequest
+	4,  // 13: pms.auth.v1.AuthService.Refresh:input_type -> pms.auth.v1.RefreshRequest
+	5,  // 14: pms.auth.v1.AuthService.Logout:input_type -> pms.auth.v1.LogoutRequest
+	7,  // 15: pms.auth.v1.AuthService.GetJwks:input_type -> pms.auth.v1.GetJwksRequest
+	11, // 16: pms.auth.v1.AuthService.CreateUser:input_type -> pms.auth.v1.CreateUserRequest
+	15, // 17: pms.auth.v1.AuthService.ListUsers:input_type -> pms.auth.v1.ListUsersRequest
+	17, // 18: pms.auth.v1.AuthService.GetUser:input_type -> pms.auth.v1.GetUserRequest
+	18, // 19: pms.auth.v1.AuthService.UpdateUser:input_type -> pms.auth.v1.UpdateUserRequest
+	19, // 20: pms.auth.v1.AuthService.ListAudit:input_type -> pms.auth.v1.ListAuditRequest
+	13, // 21: pms.auth.v1.AuthService.SetPassword:input_type -> pms.auth.v1.SetPasswordRequest
+	1,  // 22: pms.auth.v1.AuthService.Login:output_type -> pms.auth.v1.TokenPair
+	3,  // 23: pms.auth.v1.AuthService.Validate:output_type -> pms.auth.v1.Validation
+	1,  // 24: pms.auth.v1.AuthService.Refresh:output_type -> pms.auth.v1.TokenPair
+	6,  // 25: pms.auth.v1.AuthService.Logout:output_type -> pms.auth.v1.LogoutResponse
+	9,  // 26: pms.auth.v1.AuthService.GetJwks:output_type -> pms.auth.v1.Jwks
+	12, // 27: pms.auth.v1.AuthService.CreateUser:output_type -> pms.auth.v1.CreatedUser
+	16, // 28: pms.auth.v1.AuthService.ListUsers:output_type -> pms.auth.v1.ListUsersResponse
+	10, // 29: pms.auth.v1.AuthService.GetUser:output_type -> pms.auth.v1.User
+	10, // 30: pms.auth.v1.AuthService.UpdateUser:output_type -> pms.auth.v1.User
+	21, // 31: pms.auth.v1.AuthService.ListAudit:output_type -> pms.auth.v1.ListAuditResponse
+	14, // 32: pms.auth.v1.AuthService.SetPassword:output_type -> pms.auth.v1.SetPasswordResponse
+	22, // [22:33] is the sub-list for method output_type
+	11, // [11:22] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_pms_auth_v1_auth_proto_init() }
@@ -1296,14 +1517,14 @@ func file_pms_auth_v1_auth_proto_init() {
 	if File_pms_auth_v1_auth_proto != nil {
 		return
 	}
-	file_pms_auth_v1_auth_proto_msgTypes[15].OneofWrappers = []any{}
+	file_pms_auth_v1_auth_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_auth_v1_auth_proto_rawDesc), len(file_pms_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,16 +28,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_Login_FullMethodName      = "/pms.auth.v1.AuthService/Login"
-	AuthService_Validate_FullMethodName   = "/pms.auth.v1.AuthService/Validate"
-	AuthService_Refresh_FullMethodName    = "/pms.auth.v1.AuthService/Refresh"
-	AuthService_Logout_FullMethodName     = "/pms.auth.v1.AuthService/Logout"
-	AuthService_GetJwks_FullMethodName    = "/pms.auth.v1.AuthService/GetJwks"
-	AuthService_CreateUser_FullMethodName = "/pms.auth.v1.AuthService/CreateUser"
-	AuthService_ListUsers_FullMethodName  = "/pms.auth.v1.AuthService/ListUsers"
-	AuthService_GetUser_FullMethodName    = "/pms.auth.v1.AuthService/GetUser"
-	AuthService_UpdateUser_FullMethodName = "/pms.auth.v1.AuthService/UpdateUser"
-	AuthService_ListAudit_FullMethodName  = "/pms.auth.v1.AuthService/ListAudit"
+	AuthService_Login_FullMethodName       = "/pms.auth.v1.AuthService/Login"
+	AuthService_Validate_FullMethodName    = "/pms.auth.v1.AuthService/Validate"
+	AuthService_Refresh_FullMethodName     = "/pms.auth.v1.AuthService/Refresh"
+	AuthService_Logout_FullMethodName      = "/pms.auth.v1.AuthService/Logout"
+	AuthService_GetJwks_FullMethodName     = "/pms.auth.v1.AuthService/GetJwks"
+	AuthService_CreateUser_FullMethodName  = "/pms.auth.v1.AuthService/CreateUser"
+	AuthService_ListUsers_FullMethodName   = "/pms.auth.v1.AuthService/ListUsers"
+	AuthService_GetUser_FullMethodName     = "/pms.auth.v1.AuthService/GetUser"
+	AuthService_UpdateUser_FullMethodName  = "/pms.auth.v1.AuthService/UpdateUser"
+	AuthService_ListAudit_FullMethodName   = "/pms.auth.v1.AuthService/ListAudit"
+	AuthService_SetPassword_FullMethodName = "/pms.auth.v1.AuthService/SetPassword"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -62,8 +63,9 @@ type AuthServiceClient interface {
 	// GetJwks returns the public keys that verify access tokens
 	// (REST: GET /.well-known/jwks.json).
 	GetJwks(ctx context.Context, in *GetJwksRequest, opts ...grpc.CallOption) (*Jwks, error)
-	// CreateUser adds a user, admin only (REST: POST /users).
-	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*User, error)
+	// CreateUser adds a user, admin only (REST: POST /users). Without a password the user is
+	// invited: the answer carries its one-time set-password token (see SetPassword).
+	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreatedUser, error)
 	// ListUsers lists every user, admin only (REST: GET /users).
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
 	// GetUser reads one user, admin only (REST: GET /users/{id}).
@@ -73,6 +75,10 @@ type AuthServiceClient interface {
 	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*User, error)
 	// ListAudit reads the auth audit log, admin only (REST: GET /users/audit).
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	// SetPassword sets a password with a one-time set-password token, such as an invite's;
+	// no access token needed (REST: POST /password/set). A token that is unknown, used,
+	// expired or whose user is disabled is "invalid_argument" with the field "token".
+	SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*SetPasswordResponse, error)
 }
 
 type authServiceClient struct {
@@ -133,9 +139,9 @@ func (c *authServiceClient) GetJwks(ctx context.Context, in *GetJwksRequest, opt
 	return out, nil
 }
 
-func (c *authServiceClient) CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*User, error) {
+func (c *authServiceClient) CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreatedUser, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(User)
+	out := new(CreatedUser)
 	err := c.cc.Invoke(ctx, AuthService_CreateUser_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -183,6 +189,16 @@ func (c *authServiceClient) ListAudit(ctx context.Context, in *ListAuditRequest,
 	return out, nil
 }
 
+func (c *authServiceClient) SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*SetPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPasswordResponse)
+	err := c.cc.Invoke(ctx, AuthService_SetPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -205,8 +221,9 @@ type AuthServiceServer interface {
 	// GetJwks returns the public keys that verify access tokens
 	// (REST: GET /.well-known/jwks.json).
 	GetJwks(context.Context, *GetJwksRequest) (*Jwks, error)
-	// CreateUser adds a user, admin only (REST: POST /users).
-	CreateUser(context.Context, *CreateUserRequest) (*User, error)
+	// CreateUser adds a user, admin only (REST: POST /users). Without a password the user is
+	// invited: the answer carries its one-time set-password token (see SetPassword).
+	CreateUser(context.Context, *CreateUserRequest) (*CreatedUser, error)
 	// ListUsers lists every user, admin only (REST: GET /users).
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
 	// GetUser reads one user, admin only (REST: GET /users/{id}).
@@ -216,6 +233,10 @@ type AuthServiceServer interface {
 	UpdateUser(context.Context, *UpdateUserRequest) (*User, error)
 	// ListAudit reads the auth audit log, admin only (REST: GET /users/audit).
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	// SetPassword sets a password with a one-time set-password token, such as an invite's;
+	// no access token needed (REST: POST /password/set). A token that is unknown, used,
+	// expired or whose user is disabled is "invalid_argument" with the field "token".
+	SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -241,7 +262,7 @@ func (UnimplementedAuthServiceServer) Logout(context.Context, *LogoutRequest) (*
 func (UnimplementedAuthServiceServer) GetJwks(context.Context, *GetJwksRequest) (*Jwks, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetJwks not implemented")
 }
-func (UnimplementedAuthServiceServer) CreateUser(context.Context, *CreateUserRequest) (*User, error) {
+func (UnimplementedAuthServiceServer) CreateUser(context.Context, *CreateUserRequest) (*CreatedUser, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
 }
 func (UnimplementedAuthServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
@@ -255,6 +276,9 @@ func (UnimplementedAuthServiceServer) UpdateUser(context.Context, *UpdateUserReq
 }
 func (UnimplementedAuthServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
+}
+func (UnimplementedAuthServiceServer) SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPassword not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -457,6 +481,24 @@ func _AuthService_ListAudit_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_SetPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).SetPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_SetPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).SetPassword(ctx, req.(*SetPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -503,6 +545,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAudit",
 			Handler:    _AuthService_ListAudit_Handler,
+		},
+		{
+			MethodName: "SetPassword",
+			Handler:    _AuthService_SetPassword_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,19 @@
+-- +goose Up
+-- One-time set-password tokens (issue 15: invited users; issue 16's admin reset reuses the
+-- table with purpose 'reset'). A token is 32 random bytes shown once to whoever asked for it
+-- and stored only as its SHA-256 (hex): single use (used_at), expiring (expires_at).
+-- An invited user has no password yet: password_hash is '' until a token sets it, and such
+-- an account cannot log in.
+CREATE TABLE set_password_tokens (
+    token_hash  TEXT PRIMARY KEY,
+    user_id     UUID NOT NULL REFERENCES users (id),
+    purpose     TEXT NOT NULL CHECK (purpose IN ('invite', 'reset')),
+    created_at  TIMESTAMPTZ NOT NULL,
+    expires_at  TIMESTAMPTZ NOT NULL,
+    used_at     TIMESTAMPTZ
+);
+CREATE INDEX set_password_tokens_user ON set_password_tokens (user_id);
+CREATE INDEX set_password_tokens_expires ON set_password_tokens (expires_at);
+
+-- +goose Down
+DROP TABLE set_password_tokens;
