@@ -3,11 +3,18 @@
 // front, one PostgreSQL database, one data folder per process. The fault suite and the soak
 // drive it; a process can be stopped with SIGTERM, killed with SIGKILL and restarted on the
 // same ports and folder, which is what a supervisor does.
+//
+// A cluster runs TLS + mTLS by default, as production does: every process serves and presents
+// a certificate of its own name (Certs), every listener (HTTP, gRPC, admin, Kafka) speaks TLS,
+// gRPC requires the caller's certificate, and Kafka is TLS with SASL. The package's HTTP
+// clients (Client, FreshConns, Do, the helpers of hangup.go) trust the clusters' CA;
+// Options.Plain is the escape hatch to plain text.
 package cluster
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +33,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
+	"github.com/pms/pms/pkg/platform/tlsconf"
 )
 
 // AdminEmail and AdminPassword are the bootstrap admin of every cluster.
@@ -56,14 +66,20 @@ type Options struct {
 	// Logs, when set, receives every process's standard error, each line prefixed with its
 	// name (the suites keep the last lines to print on failure).
 	Logs io.Writer
+	// Plain runs every listener and client in plain text (no --tls-* flags, no --kafka-tls)
+	// instead of the default TLS + mTLS: for a test that must speak plain bytes to a port.
+	Plain bool
 }
 
 // Cluster is a running platform.
 type Cluster struct {
-	Bin   string
-	Dir   string
-	procs map[string]*Proc
-	ports map[string]string // "patient/http" → 127.0.0.1:port
+	Bin string
+	Dir string
+	// Scheme of every HTTP listener: "https" (the default) or "http" (Options.Plain).
+	Scheme string
+	procs  map[string]*Proc
+	ports  map[string]string // "patient/http" → 127.0.0.1:port
+	kafka  *sarama.Config    // the broker's admin principal, over TLS unless Plain
 }
 
 // Proc is one `pms` process; its arguments stay the same across restarts.
@@ -72,7 +88,9 @@ type Proc struct {
 	Args  []string
 	Admin string // admin address ("" for the broker)
 	Addr  string // the address that answers when it is up (admin, or the broker's)
-	logs  io.Writer
+	// Scheme of the admin port: "https", or "http" in a plain cluster.
+	Scheme string
+	logs   io.Writer
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -113,6 +131,74 @@ func Binary(t testing.TB) string {
 	return buildBin
 }
 
+var (
+	certsOnce sync.Once
+	certsDir  string
+	certsTLS  *tls.Config
+	certsErr  error
+)
+
+// certs generates, once per test binary, a CA and one certificate per process name of Order
+// plus "all" (for `pms all`) into a temporary folder: every cluster of the binary shares the
+// CA, so the package-level clients trust it. The folder is left behind like the binary's.
+func certs() (string, *tls.Config, error) {
+	certsOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pms-cluster-certs-")
+		if err != nil {
+			certsErr = err
+			return
+		}
+		if err := tlsconf.Generate(dir, append(slices.Clone(Order), "all"), nil, time.Now()); err != nil {
+			certsErr = fmt.Errorf("certificates: %w", err)
+			return
+		}
+		certsDir = dir
+		certsTLS, certsErr = tlsconf.Client(tlsconf.Files{CA: filepath.Join(dir, "ca.pem")})
+	})
+	return certsDir, certsTLS, certsErr
+}
+
+// Certs returns the folder of the certificates every cluster of this test binary uses:
+// ca.pem, and <name>.pem with <name>-key.pem for each process of Order and for "all". Each
+// process serves and presents its own (the guard honours a svc:<name> token only from the
+// certificate of that name).
+func Certs(t testing.TB) string {
+	t.Helper()
+	dir, _, err := certs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TLSConfig is a client configuration trusting the clusters' CA (a copy of its own for each
+// caller), with no client certificate: what an outside client has.
+func TLSConfig() (*tls.Config, error) {
+	_, c, err := certs()
+	if err != nil {
+		return nil, err
+	}
+	return c.Clone(), nil
+}
+
+// HTTPTransport is an HTTP transport that trusts the clusters' CA for https:// URLs (the
+// certificates are made on its first TLS connection) and speaks plain HTTP to http:// ones.
+// It stays on HTTP/1.1 over TLS, as over plain text, so that the suites' connection-level
+// behaviour (keep-alive races, hang-ups) is the same in both.
+func HTTPTransport() *http.Transport {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		DialContext: dialer.DialContext,
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			cfg, err := TLSConfig()
+			if err != nil {
+				return nil, err
+			}
+			return (&tls.Dialer{NetDialer: dialer, Config: cfg}).DialContext(ctx, network, addr)
+		},
+	}
+}
+
 // freePort picks a free loopback port for a process that binds it later. It is chosen at
 // random below the kernel's ephemeral range (32768 and up on Linux), not with :0: a port the
 // kernel hands out for :0 or for an outgoing connection of another test running beside the
@@ -149,7 +235,10 @@ var (
 // killed when the test ends.
 func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
-	c := &Cluster{Bin: Binary(t), Dir: t.TempDir(), procs: map[string]*Proc{}, ports: map[string]string{}}
+	c := &Cluster{Bin: Binary(t), Dir: t.TempDir(), Scheme: "https", procs: map[string]*Proc{}, ports: map[string]string{}}
+	if o.Plain {
+		c.Scheme = "http"
+	}
 	for _, s := range []string{"auth", "billing", "patient", "analytics", "gateway"} {
 		for _, k := range []string{"http", "grpc", "admin"} {
 			if s == "gateway" && k == "grpc" {
@@ -173,7 +262,7 @@ func Start(t testing.TB, o Options) *Cluster {
 		dir := filepath.Join(c.Dir, name)
 		return []string{name, "--data-dir=" + dir, "--database-url=" + o.DatabaseURL, "--log-format=logfmt",
 			"--log-level=" + level, "--kafka-brokers=" + c.ports["broker/kafka"], "--kafka-addr=" + c.ports["broker/kafka"], credentials,
-			"--auth-jwks-url=http://" + c.ports["auth/http"] + "/.well-known/jwks.json", "--shutdown-timeout=20s",
+			"--auth-jwks-url=" + c.URL("auth/http") + "/.well-known/jwks.json", "--shutdown-timeout=20s",
 			"--database-max-conns=" + strconv.Itoa(conns)}
 	}
 	service := func(name string) []string {
@@ -195,6 +284,15 @@ func Start(t testing.TB, o Options) *Cluster {
 	if logs == nil {
 		logs = io.Discard
 	}
+	if !o.Plain {
+		// Each process its own certificate, the CA, and Kafka over TLS too (the broker serves
+		// it with its certificate; services present theirs and still log in with SASL).
+		dir := Certs(t)
+		for _, name := range Order {
+			args[name] = append(args[name], "--tls-cert="+filepath.Join(dir, name+".pem"), "--tls-key="+filepath.Join(dir, name+"-key.pem"),
+				"--tls-ca="+filepath.Join(dir, "ca.pem"), "--kafka-tls")
+		}
+	}
 	if o.NoRateLimits {
 		for _, name := range Order[1:] {
 			args[name] = append(args[name], "--rate-limit=0")
@@ -202,7 +300,7 @@ func Start(t testing.TB, o Options) *Cluster {
 		args["gateway"] = append(args["gateway"], "--gateway-client-rate=0")
 	}
 	for _, name := range Order {
-		p := &Proc{Name: name, Args: append(args[name], o.Extra[name]...), Admin: c.ports[name+"/admin"], logs: logs}
+		p := &Proc{Name: name, Args: append(args[name], o.Extra[name]...), Admin: c.ports[name+"/admin"], Scheme: c.Scheme, logs: logs}
 		p.Addr = p.Admin
 		if name == "broker" {
 			p.Addr = c.ports["broker/kafka"]
@@ -216,15 +314,17 @@ func Start(t testing.TB, o Options) *Cluster {
 			t.Fatal(err)
 		}
 		if name == "broker" {
-			authenticate(t, c.ports["broker/kafka"], filepath.Join(c.Dir, "kafka-credentials"))
+			c.kafka = authenticate(t, c.ports["broker/kafka"], filepath.Join(c.Dir, "kafka-credentials"), !o.Plain)
 		}
 	}
 	return c
 }
 
-// authenticate makes brokertest's helpers connect to the broker at addr as its admin
-// principal, whose password the broker wrote into the credentials file before listening.
-func authenticate(t testing.TB, addr, credentials string) {
+// authenticate returns the client configuration of the broker at addr for its admin
+// principal, whose password the broker wrote into the credentials file before listening:
+// brokertest's, over TLS trusting the clusters' CA when secure. It also makes brokertest's
+// own helpers log in as the admin, which serves them against a plain cluster.
+func authenticate(t testing.TB, addr, credentials string, secure bool) *sarama.Config {
 	b, err := os.ReadFile(credentials)
 	if err != nil {
 		t.Fatal(err)
@@ -232,10 +332,80 @@ func authenticate(t testing.TB, addr, credentials string) {
 	for _, line := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(line); len(f) == 2 && f[0] == "admin" {
 			brokertest.Authenticate(addr, f[0], f[1])
-			return
+			cfg := brokertest.ConfigFor(addr)
+			if secure {
+				tc, err := TLSConfig()
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.Net.TLS.Enable, cfg.Net.TLS.Config = true, tc
+			}
+			return cfg
 		}
 	}
 	t.Fatalf("%s has no admin principal", credentials)
+	return nil
+}
+
+// KafkaConfig is a client configuration for the cluster's broker, as its admin principal
+// (over TLS unless the cluster is plain): for a test's own sarama clients.
+func (c *Cluster) KafkaConfig() *sarama.Config { return c.kafka }
+
+// Records reads what topic holds up to its high-water marks at the call, every partition
+// from its oldest record, as the broker's admin (brokertest's Count and Reader, which speak
+// plain text only, over the cluster's TLS); it fails the test if they do not all arrive
+// within the given time.
+func (c *Cluster) Records(t testing.TB, topic string, within time.Duration) []*sarama.ConsumerMessage {
+	t.Helper()
+	client, err := sarama.NewClient([]string{c.ports["broker/kafka"]}, c.kafka)
+	if err != nil {
+		t.Fatalf("kafka client: %v", err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatalf("kafka consumer: %v", err)
+	}
+	defer consumer.Close()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	var out []*sarama.ConsumerMessage
+	for _, p := range parts {
+		start, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatalf("oldest offset of %s/%d: %v", topic, p, err)
+		}
+		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatalf("newest offset of %s/%d: %v", topic, p, err)
+		}
+		if start >= end {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(topic, p, start)
+		if err != nil {
+			t.Fatalf("consume %s/%d: %v", topic, p, err)
+		}
+		for next := start; next < end; {
+			select {
+			case m, ok := <-pc.Messages():
+				if !ok {
+					t.Fatalf("%s/%d: the consumer stopped at offset %d of %d", topic, p, next, end)
+				}
+				out = append(out, m)
+				next = m.Offset + 1
+			case <-deadline.C:
+				pc.AsyncClose()
+				t.Fatalf("%s/%d: read up to offset %d of %d within %s", topic, p, next, end, within)
+			}
+		}
+		pc.AsyncClose()
+	}
+	return out
 }
 
 // EnvDuration reads a positive Go duration from the environment variable name, def when it
@@ -259,8 +429,11 @@ func (c *Cluster) Proc(name string) *Proc { return c.procs[name] }
 // Addr returns a bound address, e.g. "gateway/http" or "patient/admin".
 func (c *Cluster) Addr(key string) string { return c.ports[key] }
 
+// URL is the base URL of an HTTP listener, e.g. "gateway/admin" → https://127.0.0.1:port.
+func (c *Cluster) URL(key string) string { return c.Scheme + "://" + c.ports[key] }
+
 // Gateway is the base URL of the gateway's public API.
-func (c *Cluster) Gateway() string { return "http://" + c.ports["gateway/http"] }
+func (c *Cluster) Gateway() string { return c.URL("gateway/http") }
 
 // Start starts the process with its arguments. Its standard error goes to the cluster's log
 // writer, one prefixed line at a time.
@@ -327,7 +500,8 @@ func (p *Proc) Pid() int {
 // broker accepts a connection. It fails early when the process exits.
 func (p *Proc) WaitReady(within time.Duration) error {
 	deadline := time.Now().Add(within)
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: HTTPTransport()}
+	defer client.CloseIdleConnections()
 	for {
 		if !p.Running() {
 			return fmt.Errorf("%s exited while starting: %v", p.Name, p.exitErr())
@@ -337,7 +511,7 @@ func (p *Proc) WaitReady(within time.Duration) error {
 				conn.Close()
 				return nil
 			}
-		} else if resp, err := client.Get("http://" + p.Admin + "/readyz"); err == nil {
+		} else if resp, err := client.Get(p.Scheme + "://" + p.Admin + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
@@ -432,7 +606,7 @@ func (c *Cluster) Login(ctx context.Context, email, password string) (string, er
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := Client.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -498,8 +672,12 @@ func (t *Tail) String() string {
 }
 
 // Client is an HTTP client for the gateway with a per-request deadline, so that a hang shows
-// as an error instead of a stuck suite.
-var Client = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+// as an error instead of a stuck suite. It trusts the clusters' CA.
+var Client = &http.Client{Timeout: 15 * time.Second, Transport: func() *http.Transport {
+	t := HTTPTransport()
+	t.MaxIdleConnsPerHost = 256
+	return t
+}()}
 
 // Do sends one JSON request to the gateway and returns the status and body. A transport error
 // (refused, reset, timeout) is returned as err with status 0.
@@ -516,7 +694,11 @@ func DoURL(ctx context.Context, token, method, url string, body any, headers ...
 // it: with keep-alive, a request written onto an idle connection the server is closing at
 // that moment is reset before the server ever read it (the HTTP keep-alive race), which says
 // nothing about requests in flight.
-var FreshConns = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+var FreshConns = &http.Client{Timeout: 15 * time.Second, Transport: func() *http.Transport {
+	t := HTTPTransport()
+	t.DisableKeepAlives = true
+	return t
+}()}
 
 // DoWith is DoURL with a given client.
 func DoWith(client *http.Client, ctx context.Context, token, method, url string, body any, headers ...string) (int, []byte, error) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,15 +24,27 @@ type HangUp struct {
 	Method, Path, Body string
 }
 
-// HangUps sends every request to the HTTP server at base (http://host:port) on its own TCP
-// connection, with the bearer token, and closes the connection at a random moment within
-// maxDelay of sending it, never reading the answer: what wrk does at the end of a run and a
-// browser does when a tab closes. It returns once every connection is closed. The delays are
-// the stimulus (hang up mid-request), not synchronisation.
+// HangUps sends every request to the HTTP server at base (http://host:port, or https:// with
+// a certificate of the clusters' CA) on its own connection, with the bearer token, and closes
+// the connection at a random moment within maxDelay of sending it, never reading the answer:
+// what wrk does at the end of a run and a browser does when a tab closes. It returns once
+// every connection is closed. The delays are the stimulus (hang up mid-request), not
+// synchronisation.
 func HangUps(base, token string, reqs []HangUp, maxDelay time.Duration) error {
 	u, err := url.Parse(base)
 	if err != nil {
 		return err
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	dial := func() (net.Conn, error) { return dialer.Dial("tcp", u.Host) }
+	if u.Scheme == "https" {
+		cfg, err := TLSConfig()
+		if err != nil {
+			return err
+		}
+		// The handshake completes before the request is written; the hang-up is then a
+		// close_notify and a FIN mid-request, as a browser's.
+		dial = func() (net.Conn, error) { return tls.DialWithDialer(dialer, "tcp", u.Host, cfg) }
 	}
 	var wg sync.WaitGroup
 	errc := make(chan error, len(reqs))
@@ -39,7 +52,7 @@ func HangUps(base, token string, reqs []HangUp, maxDelay time.Duration) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+			conn, err := dial()
 			if err != nil {
 				errc <- err
 				return
@@ -63,6 +76,10 @@ func HangUps(base, token string, reqs []HangUp, maxDelay time.Duration) error {
 	return <-errc
 }
 
+// client is the helpers' HTTP client: no deadline of its own (callers pass contexts), the
+// clusters' CA trusted.
+var client = &http.Client{Transport: HTTPTransport()}
+
 // Do sends one request to base+path with the token and returns the status and body.
 func Do(ctx context.Context, base, token, method, path, body string) (int, []byte, error) {
 	var r io.Reader
@@ -79,7 +96,7 @@ func Do(ctx context.Context, base, token, method, path, body string) (int, []byt
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -88,9 +105,13 @@ func Do(ctx context.Context, base, token, method, path, body string) (int, []byt
 	return resp.StatusCode, b, err
 }
 
-// scrape calls line for every line of the /metrics page of the admin server at admin.
+// scrape calls line for every line of the /metrics page of the admin server at admin: its
+// base URL (https://host:port, as Cluster.URL gives it), or host:port for plain HTTP.
 func scrape(admin string, line func(string) error) error {
-	resp, err := http.Get("http://" + admin + "/metrics")
+	if !strings.Contains(admin, "://") {
+		admin = "http://" + admin
+	}
+	resp, err := client.Get(admin + "/metrics")
 	if err != nil {
 		return err
 	}
@@ -106,8 +127,8 @@ func scrape(admin string, line func(string) error) error {
 }
 
 // Gauge reads the value of one series (name with its labels, as /metrics prints it, such as
-// `pms_gateway_breaker_state{upstream="patient"}`) from the admin server at admin
-// (host:port); a series that is absent reads as 0.
+// `pms_gateway_breaker_state{upstream="patient"}`) from the admin server at admin (its base
+// URL, or host:port for plain HTTP); a series that is absent reads as 0.
 func Gauge(admin, series string) (float64, error) {
 	var v float64
 	err := scrape(admin, func(line string) (err error) {
@@ -152,7 +173,7 @@ func UnauditedPatients(ctx context.Context, base, token string) ([]string, error
 			return nil, err
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return nil, err
 		}
@@ -256,9 +277,10 @@ func SeedPatients(t testing.TB, gw, token string, n int) []string {
 
 // CheckAfterHangUps is what must hold once clients hung up (issue 13): the next 100 ordinary
 // requests through the gateway at gw all answer 2xx (with billing, a fifth of them read billing
-// through the patient service), every breaker gauge named in breakers (admin address → series)
-// reads 0 (closed), the gateway (admin address gwAdmin) recorded some requests as canceled and
+// through the patient service), every breaker gauge named in breakers (admin server → series)
+// reads 0 (closed), the gateway (admin server gwAdmin) recorded some requests as canceled and
 // none as unavailable, and every patient that exists has its create entry in the audit log.
+// Admin servers are named as Gauge takes them: a base URL, or host:port for plain HTTP.
 func CheckAfterHangUps(t testing.TB, gw, gwAdmin, token string, ids []string, billing bool, breakers map[string]string) {
 	t.Helper()
 	ctx := context.Background()

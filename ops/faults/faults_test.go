@@ -131,7 +131,7 @@ func (s *suite) checkDelivered(t *testing.T, l *ledger) (lost, twice int, took t
 		}
 		updates += v - 1
 	}
-	ev, _ := waitEvents(t, s.c.Addr("broker/kafka"), truth, 90*time.Second)
+	ev, _ := waitEvents(t, s.c, truth, 90*time.Second)
 	lost, twice, missing := eventFigures(truth, ev)
 	if lost > 0 || twice > 0 {
 		t.Errorf("events: %d committed changes without an event (e.g. %v), %d changes published twice", lost, missing, twice)
@@ -479,7 +479,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	for _, target := range []string{"patient", "gateway"} {
 		t.Run(target, func(t *testing.T) {
 			s := setup(t)
-			base := "http://" + s.c.Addr(target+"/http")
+			base := s.c.URL(target + "/http")
 			prefix := ""
 			if target == "gateway" {
 				prefix = "/api"

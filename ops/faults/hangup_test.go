@@ -19,8 +19,8 @@ func TestClientsHangUp(t *testing.T) {
 	if err := cluster.HangUps(gw, s.token, cluster.HangUpMix(50, ids, "cluster", true), 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	cluster.CheckAfterHangUps(t, gw, s.c.Addr("gateway/admin"), s.token, ids, true, map[string]string{
-		s.c.Addr("gateway/admin"): `pms_gateway_breaker_state{upstream="patient"}`,
-		s.c.Addr("patient/admin"): `pms_patient_billing_breaker_state`,
+	cluster.CheckAfterHangUps(t, gw, s.c.URL("gateway/admin"), s.token, ids, true, map[string]string{
+		s.c.URL("gateway/admin"): `pms_gateway_breaker_state{upstream="patient"}`,
+		s.c.URL("patient/admin"): `pms_patient_billing_breaker_state`,
 	})
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/pms/pms/ops/cluster"
-	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -251,12 +250,10 @@ func errText(err error, body []byte) string {
 
 // topicEvents reads the whole patient topic (every record up to the high-water marks) and
 // returns its events by patient id and version.
-func topicEvents(t *testing.T, brokerAddr string) map[change][]string {
+func topicEvents(t *testing.T, c *cluster.Cluster) map[change][]string {
 	t.Helper()
-	total := brokertest.Count(t, brokerAddr, "patient")
-	r := brokertest.NewReader(t, brokerAddr, "patient")
 	out := map[change][]string{}
-	for _, m := range r.Read(int(total), 60*time.Second) {
+	for _, m := range c.Records(t, "patient", 60*time.Second) {
 		var e eventsv1.PatientEvent
 		if err := proto.Unmarshal(m.Value, &e); err != nil {
 			t.Fatalf("undecodable event at %s/%d/%d: %v", m.Topic, m.Partition, m.Offset, err)
@@ -294,11 +291,11 @@ func eventFigures(l *ledger, events map[change][]string) (lost int, twice int, m
 
 // waitEvents polls the topic until every acknowledged change has its event or within
 // passes, and returns the last reading and how long it took.
-func waitEvents(t *testing.T, brokerAddr string, l *ledger, within time.Duration) (map[change][]string, time.Duration) {
+func waitEvents(t *testing.T, c *cluster.Cluster, l *ledger, within time.Duration) (map[change][]string, time.Duration) {
 	t.Helper()
 	start := time.Now()
 	for {
-		ev := topicEvents(t, brokerAddr)
+		ev := topicEvents(t, c)
 		if lost, _, _ := eventFigures(l, ev); lost == 0 || time.Since(start) > within {
 			return ev, time.Since(start)
 		}
