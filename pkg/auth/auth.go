@@ -84,6 +84,13 @@ type SetPasswordRequest struct {
 	NewPassword string `json:"newPassword"`
 }
 
+// ChangePasswordRequest is POST /password: the caller changes its own password, proving
+// it knows the current one.
+type ChangePasswordRequest struct {
+	CurrentPassword string `json:"currentPassword"`
+	NewPassword     string `json:"newPassword"`
+}
+
 // UpdateUserRequest is PATCH /users/{id}: nil fields are left as they are.
 type UpdateUserRequest struct {
 	ID       string  `json:"-"`
@@ -135,7 +142,10 @@ const (
 	// presented used or expired, or for a disabled user (denied). Unknown tokens concern no
 	// account and are not audited (as unknown refresh tokens).
 	ActionPasswordSet = "password_set"
-	ActionAuditRead   = "audit_read"
+	// ActionPasswordChange: a signed-in user changed its own password (success), or gave a
+	// wrong current password (denied, counted by the login throttle).
+	ActionPasswordChange = "password_change"
+	ActionAuditRead      = "audit_read"
 )
 
 // Password and field limits.
@@ -155,6 +165,8 @@ var (
 	ErrUserNotFound    = errs.New(errs.NotFound, "user not found")
 	ErrEmailTaken      = errs.New(errs.Conflict, "a user with this email already exists")
 	ErrLastAdmin       = errs.New(errs.Conflict, "this change would leave no active admin")
+	// ErrBadCurrentPassword refuses a password change whose current password is wrong.
+	ErrBadCurrentPassword = errs.New(errs.Unauthenticated, "the current password is wrong")
 	// ErrBadSetPasswordToken is the one answer to a set-password token that cannot be used:
 	// unknown, used, expired, or its user disabled.
 	ErrBadSetPasswordToken = &errs.Error{Kind: errs.InvalidArgument, Message: "invalid or expired set-password token",

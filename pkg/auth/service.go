@@ -40,6 +40,11 @@ type Service interface {
 	// SetPassword sets a user's password with a one-time set-password token (an invite's);
 	// a token that cannot be used is ErrBadSetPasswordToken, whatever the reason.
 	SetPassword(ctx context.Context, req SetPasswordRequest) error
+	// ChangePassword changes the caller's own password: the current one is verified (a
+	// wrong one is ErrBadCurrentPassword and counts as a failed login in the throttle), the
+	// new one checked, and every refresh token of the user revoked (every session ends; the
+	// access token in hand lives out its few minutes).
+	ChangePassword(ctx context.Context, req ChangePasswordRequest) error
 	ListUsers(ctx context.Context) ([]User, error)
 	GetUser(ctx context.Context, id string) (User, error)
 	UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error)
@@ -524,6 +529,92 @@ func (s *service) SetPassword(ctx context.Context, req SetPasswordRequest) error
 	// The token proved whose account this is: the row names them as the actor. The change is
 	// committed (and the token spent), so an audit failure is logged, not answered.
 	s.recordOutcome(asUser(ctx, u), ActionPasswordSet, u.ID, audit.OutcomeSuccess)
+	return nil
+}
+
+// ChangePassword implements Service. It runs the login throttle before any hash, as Login
+// does: a stolen access token cannot be used to guess the password at speed.
+func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest) error {
+	p, ok := authz.FromContext(ctx)
+	uid, err := parseID(p.Subject)
+	if !ok || err != nil {
+		// A service principal, or no user: only a user has a password of its own.
+		return errs.New(errs.PermissionDenied, "only a signed-in user can change its own password")
+	}
+	var bad errs.Fields
+	switch {
+	case req.CurrentPassword == "":
+		bad.Add("currentPassword", "is required")
+	case len(req.CurrentPassword) > MaxPasswordBytes:
+		bad.Add("currentPassword", fmt.Sprintf("must be at most %d bytes", MaxPasswordBytes))
+	}
+	if msg := checkPassword(req.NewPassword, ""); msg != "" {
+		bad.Add("newPassword", msg)
+	}
+	if err := bad.Err(); err != nil {
+		return err
+	}
+	u, err := s.store.userByID(ctx, s.store.db, uid)
+	if err != nil {
+		if errors.Is(err, ErrUserNotFound) {
+			return ErrBadCredentials
+		}
+		return err
+	}
+	now := s.at()
+	keys := []throttleKey{{name: accountKey(u.Email), limit: s.throttle.AccountAttempts}}
+	if addr := observe.ClientAddr(ctx); addr != "" {
+		keys = append(keys, throttleKey{name: addressKey(addr), limit: s.throttle.AddressAttempts})
+	}
+	d, err := s.store.admitAttempt(ctx, s.throttle, keys, now)
+	if err != nil {
+		return err
+	}
+	if d.Retry > 0 {
+		s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied)
+		return &errs.Error{Kind: errs.RateLimited, Message: "too many failed attempts; try again later", RetryAfter: d.Retry}
+	}
+	_, oldHash, found, err := s.store.userByEmail(ctx, u.Email)
+	if err != nil {
+		return err
+	}
+	if !found || oldHash == "" || u.Disabled {
+		s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied)
+		return ErrBadCredentials
+	}
+	match, err := s.hasher.Verify(ctx, oldHash, req.CurrentPassword)
+	if err != nil {
+		return err
+	}
+	if !match {
+		if err := s.record(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied); err != nil {
+			return err
+		}
+		return ErrBadCurrentPassword
+	}
+	if err := s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now); err != nil {
+		return err
+	}
+	if msg := checkPassword(req.NewPassword, u.Email); msg != "" {
+		return errs.Invalid(map[string]string{"newPassword": msg})
+	}
+	if req.NewPassword == req.CurrentPassword {
+		return errs.Invalid(map[string]string{"newPassword": "must differ from the current password"})
+	}
+	hash, err := s.hasher.Hash(ctx, req.NewPassword)
+	if err != nil {
+		return err
+	}
+	changed, err := s.store.changePassword(ctx, u.ID, oldHash, hash, now)
+	if err != nil {
+		return err
+	}
+	if !changed {
+		// The password changed (or the user was disabled) since it was verified.
+		s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied)
+		return ErrBadCurrentPassword
+	}
+	s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeSuccess)
 	return nil
 }
 

@@ -207,3 +207,40 @@ func TestInviteOverGRPC(t *testing.T) {
 		t.Fatalf("CreatedUser read as User: %v %v", &old, err)
 	}
 }
+
+// TestChangePasswordOverGRPC: ChangePassword with the caller's token changes its own
+// password; a wrong current password is unauthenticated (ErrBadCurrentPassword through the
+// client), a common one invalid_argument, no token unauthenticated; the refresh token from
+// before the change no longer works and the new password logs in.
+func TestChangePasswordOverGRPC(t *testing.T) {
+	c, raw := startAuth(t, auth.ThrottleOptions{})
+	ctx := testContext(t)
+	pair, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx := authz.WithToken(ctx, pair.Token)
+	if _, err := raw.ChangePassword(ctx, &authv1.ChangePasswordRequest{CurrentPassword: authPassword, NewPassword: "a changed long password"}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("no token: %v", err)
+	}
+	if err := c.ChangePassword(actx, auth.ChangePasswordRequest{CurrentPassword: "not the password 1", NewPassword: "a changed long password"}); !errors.Is(err, auth.ErrBadCurrentPassword) {
+		t.Fatalf("wrong current: %v", err)
+	}
+	var ee *errs.Error
+	err = c.ChangePassword(actx, auth.ChangePasswordRequest{CurrentPassword: authPassword, NewPassword: "password123456"})
+	if !errors.As(err, &ee) || ee.Kind != errs.InvalidArgument || ee.Fields["newPassword"] == "" {
+		t.Fatalf("common password: %v", err)
+	}
+	if err := c.ChangePassword(actx, auth.ChangePasswordRequest{CurrentPassword: authPassword, NewPassword: "a changed long password"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Refresh(ctx, auth.RefreshRequest{RefreshToken: pair.RefreshToken}); !errors.Is(err, auth.ErrBadRefreshToken) {
+		t.Fatalf("refresh from before: %v", err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword}); !errors.Is(err, auth.ErrBadCredentials) {
+		t.Fatalf("old password: %v", err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: "a changed long password"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -13,7 +13,7 @@ import (
 // NewAuthHandler serves the auth API of API.md ("Authentication and roles") from the
 // endpoint set, under o.Prefix, behind Wrap. The gateway strips its /auth and /api
 // prefixes, so the service itself serves /login, /validate, /refresh, /logout,
-// /password/set, /.well-known/jwks.json, /users, /users/{id} and /users/audit. Every response carries
+// /password/set, /password, /.well-known/jwks.json, /users, /users/{id} and /users/audit. Every response carries
 // Cache-Control: no-store (Wrap), which token responses must (RFC 6749 §5.1).
 func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	r := NewRouter()
@@ -23,6 +23,7 @@ func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodPost, "/refresh", set.RefreshEndpoint, decodeRefresh, encodeOK[auth.TokenPair])
 	Handle(r, o, http.MethodPost, "/logout", set.LogoutEndpoint, decodeLogout, encodeNoContent[auth.LogoutResponse])
 	Handle(r, o, http.MethodPost, "/password/set", set.SetPasswordEndpoint, decodeSetPassword, encodeNoContent[auth.SetPasswordResponse])
+	Handle(r, o, http.MethodPost, "/password", set.ChangePasswordEndpoint, decodeChangePassword, encodeNoContent[auth.ChangePasswordResponse])
 	Handle(r, o, http.MethodGet, "/.well-known/jwks.json", set.JWKSEndpoint, decodeJWKS, encodeOK[authz.JWKS])
 	Handle(r, o, http.MethodPost, "/users", set.CreateUserEndpoint, decodeCreateUser, encodeCreatedUser(p))
 	Handle(r, o, http.MethodGet, "/users", set.ListUsersEndpoint, decodeListUsers, encodeUsers)
@@ -63,6 +64,13 @@ func decodeSetPassword(_ context.Context, r *http.Request) (auth.SetPasswordRequ
 		return auth.SetPasswordRequest{}, err
 	}
 	return DecodeJSON[auth.SetPasswordRequest](r)
+}
+
+func decodeChangePassword(_ context.Context, r *http.Request) (auth.ChangePasswordRequest, error) {
+	if err := noQuery(r); err != nil {
+		return auth.ChangePasswordRequest{}, err
+	}
+	return DecodeJSON[auth.ChangePasswordRequest](r)
 }
 
 func decodeJWKS(_ context.Context, r *http.Request) (auth.JWKSRequest, error) {
@@ -139,7 +147,7 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			return call{method: http.MethodPost, path: path, header: http.Header{}, body: body}, nil
 		}
 	}
-	login, refresh, logout, create, setPassword := post("/login"), post("/refresh"), post("/logout"), post("/users"), post("/password/set")
+	login, refresh, logout, create, setPassword, changePassword := post("/login"), post("/refresh"), post("/logout"), post("/users"), post("/password/set"), post("/password")
 	return auth.Set{
 		LoginEndpoint: clientEndpoint(c, func(r auth.LoginRequest) (call, error) { return login(r) },
 			decodeJSONResponse[auth.TokenPair]),
@@ -157,6 +165,8 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			decodeJSONResponse[auth.CreatedUser]),
 		SetPasswordEndpoint: clientEndpoint(c, func(r auth.SetPasswordRequest) (call, error) { return setPassword(r) },
 			func(*http.Response) (auth.SetPasswordResponse, error) { return auth.SetPasswordResponse{}, nil }),
+		ChangePasswordEndpoint: clientEndpoint(c, func(r auth.ChangePasswordRequest) (call, error) { return changePassword(r) },
+			func(*http.Response) (auth.ChangePasswordResponse, error) { return auth.ChangePasswordResponse{}, nil }),
 		ListUsersEndpoint: clientEndpoint(c, func(auth.ListUsersRequest) (call, error) {
 			return call{method: http.MethodGet, path: "/users"}, nil
 		}, func(resp *http.Response) (auth.UsersResponse, error) {
