@@ -44,6 +44,7 @@ var roleMatrix = []routeRule{
 	{"auth", "GET", "/users/{newUser}", "", []string{authz.RoleAdmin}},
 	{"auth", "PATCH", "/users/{newUser}", `{"role":"billing"}`, []string{authz.RoleAdmin}},
 	{"auth", "GET", "/users/audit", "", []string{authz.RoleAdmin}},
+	{"auth", "POST", "/users/{newUser}/reset-password", "", []string{authz.RoleAdmin}},
 	// patient
 	{"patient", "POST", "/patients", `{"name":"Matrix","email":"p{n}@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`, []string{authz.RoleClinician}},
 	{"patient", "GET", "/patients", "", []string{authz.RoleClinician, authz.RoleBilling}},

@@ -91,6 +91,18 @@ type ChangePasswordRequest struct {
 	NewPassword     string `json:"newPassword"`
 }
 
+// ResetPasswordRequest is POST /users/{id}/reset-password (admin).
+type ResetPasswordRequest struct {
+	ID string `json:"-"`
+}
+
+// ResetPassword is what ResetPassword returns: the one-time set-password token (shown in this
+// answer only) the user gives to POST /password/set, and when it stops working.
+type ResetPassword struct {
+	ResetToken     string    `json:"resetToken"`
+	ResetExpiresAt time.Time `json:"resetExpiresAt"`
+}
+
 // UpdateUserRequest is PATCH /users/{id}: nil fields are left as they are.
 type UpdateUserRequest struct {
 	ID       string  `json:"-"`
@@ -146,6 +158,9 @@ const (
 	// wrong current password (denied, counted by the login throttle).
 	ActionPasswordChange = "password_change"
 	ActionAuditRead      = "audit_read"
+	// ActionPasswordReset: an admin reset a user's password (success; not_found; rejected for
+	// the admin's own account), or was refused one (denied, via the guard).
+	ActionPasswordReset = "password_reset"
 )
 
 // Password and field limits.
@@ -182,3 +197,6 @@ const (
 
 // DefaultInviteTTL is how long an invite's set-password token works: three days.
 const DefaultInviteTTL = 72 * time.Hour
+
+// DefaultResetTTL is how long an admin reset's set-password token works: one hour.
+const DefaultResetTTL = time.Hour

@@ -28,6 +28,8 @@ const (
 	MethodSetPassword = "SetPassword"
 	// MethodChangePassword changes the caller's own password.
 	MethodChangePassword = "ChangePassword"
+	// MethodResetPassword (admin) issues a user a reset's set-password token.
+	MethodResetPassword = "ResetPassword"
 )
 
 // RateCredentials is the rate class of the public operations that take a credential and
@@ -52,6 +54,7 @@ var Ops = op.Table{
 	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: ActionAuditRead},
 	{Name: MethodSetPassword, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
 	{Name: MethodChangePassword, Roles: []string{authz.Authenticated}, Write: true, Rate: RateCredentials},
+	{Name: MethodResetPassword, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionPasswordReset},
 }
 
 // Methods and Roles are derived from Ops.
@@ -91,6 +94,7 @@ type Set struct {
 	AuditEndpoint          endpoint.Endpoint `op:"ListAudit"`
 	SetPasswordEndpoint    endpoint.Endpoint `op:"SetPassword"`
 	ChangePasswordEndpoint endpoint.Endpoint `op:"ChangePassword"`
+	ResetPasswordEndpoint  endpoint.Endpoint `op:"ResetPassword"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -131,6 +135,7 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		ChangePasswordEndpoint: typed.Endpoint(func(ctx context.Context, r ChangePasswordRequest) (ChangePasswordResponse, error) {
 			return ChangePasswordResponse{}, s.ChangePassword(ctx, r)
 		}),
+		ResetPasswordEndpoint: typed.Endpoint(s.ResetPassword),
 	})
 }
 
@@ -146,6 +151,8 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 		case GetUserRequest:
 			id = r.ID
 		case UpdateUserRequest:
+			id = r.ID
+		case ResetPasswordRequest:
 			id = r.ID
 		}
 		if canonical, err := parseID(id); err == nil {
@@ -196,6 +203,11 @@ func (s Set) SetPassword(ctx context.Context, req SetPasswordRequest) error {
 func (s Set) ChangePassword(ctx context.Context, req ChangePasswordRequest) error {
 	_, err := typed.Call[ChangePasswordResponse](ctx, s.ChangePasswordEndpoint, req)
 	return err
+}
+
+// ResetPassword implements Service over the endpoint set.
+func (s Set) ResetPassword(ctx context.Context, req ResetPasswordRequest) (ResetPassword, error) {
+	return typed.Call[ResetPassword](ctx, s.ResetPasswordEndpoint, req)
 }
 
 // ListUsers implements Service over the endpoint set.

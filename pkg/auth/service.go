@@ -45,6 +45,10 @@ type Service interface {
 	// new one checked, and every refresh token of the user revoked (every session ends; the
 	// access token in hand lives out its few minutes).
 	ChangePassword(ctx context.Context, req ChangePasswordRequest) error
+	// ResetPassword (admin) ends a user's password and sessions and returns a one-time,
+	// short-lived set-password token: the user cannot log in until it is used with
+	// SetPassword. An admin's own account is refused (it changes its password instead).
+	ResetPassword(ctx context.Context, req ResetPasswordRequest) (ResetPassword, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	GetUser(ctx context.Context, id string) (User, error)
 	UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error)
@@ -76,6 +80,9 @@ type Options struct {
 	// InviteTTL is how long an invited user's set-password token works; default
 	// DefaultInviteTTL.
 	InviteTTL time.Duration
+	// ResetTTL is how long an admin reset's set-password token works; default
+	// DefaultResetTTL.
+	ResetTTL time.Duration
 }
 
 // DefaultRefreshTTL is a login's default lifetime: a long shift.
@@ -92,6 +99,7 @@ type service struct {
 	audience   string
 	refreshTTL time.Duration
 	inviteTTL  time.Duration
+	resetTTL   time.Duration
 	throttle   ThrottleOptions
 	// dummyHash is verified when the email is unknown, so that answer takes as long as a
 	// wrong password does.
@@ -107,7 +115,7 @@ type service struct {
 // no tokens.
 func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog AuditLog, o Options) (Service, error) {
 	s := &service{store: store, audit: auditLog, keys: keys, hasher: o.Hasher, now: o.Now, log: o.Logger,
-		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, inviteTTL: o.InviteTTL, throttle: o.Throttle.withDefaults()}
+		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, inviteTTL: o.InviteTTL, resetTTL: o.ResetTTL, throttle: o.Throttle.withDefaults()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -128,6 +136,9 @@ func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog Audit
 	}
 	if s.inviteTTL <= 0 {
 		s.inviteTTL = DefaultInviteTTL
+	}
+	if s.resetTTL <= 0 {
+		s.resetTTL = DefaultResetTTL
 	}
 	random, err := GeneratePassword()
 	if err != nil {
@@ -616,6 +627,32 @@ func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest)
 	}
 	s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeSuccess)
 	return nil
+}
+
+// ResetPassword implements Service: one transaction stores a new set-password token
+// (purpose reset, 256 random bits kept as their SHA-256, working for the reset TTL), ends the
+// user's other unused tokens, removes the password (the user is then refused at login like an
+// invited one) and revokes every refresh token of the user.
+func (s *service) ResetPassword(ctx context.Context, req ResetPasswordRequest) (r ResetPassword, err error) {
+	uid, err := parseID(req.ID)
+	defer func() { s.recordAfter(ctx, ActionPasswordReset, uid, err) }()
+	if err != nil {
+		return ResetPassword{}, err
+	}
+	if p, _ := authz.FromContext(ctx); p.Subject == uid {
+		return ResetPassword{}, errs.New(errs.InvalidArgument, "an admin cannot reset its own password; change it with POST /auth/password")
+	}
+	token, err := newRefreshToken()
+	if err != nil {
+		return ResetPassword{}, errs.Wrap(errs.Internal, "internal error", err)
+	}
+	now := s.at()
+	expires := now.Add(s.resetTTL)
+	t := setPasswordToken{hash: hashRefreshToken(token), userID: uid, purpose: PurposeReset, created: now, expires: expires}
+	if err := s.store.resetPassword(ctx, t); err != nil {
+		return ResetPassword{}, err
+	}
+	return ResetPassword{ResetToken: token, ResetExpiresAt: expires}, nil
 }
 
 func (s *service) ListUsers(ctx context.Context) ([]User, error) { return s.store.listUsers(ctx) }

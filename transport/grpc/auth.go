@@ -33,13 +33,14 @@ func newAuthServer(set auth.Set) *authServer {
 		audit:          kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(authAuditQueryFromPB)), total(authAuditEntriesToPB)),
 		setPassword:    kitgrpc.NewServer(set.SetPasswordEndpoint, total(authSetPasswordFromPB), total(authPasswordSetToPB)),
 		changePassword: kitgrpc.NewServer(set.ChangePasswordEndpoint, total(authChangePasswordFromPB), total(authPasswordChangedToPB)),
+		resetPassword:  kitgrpc.NewServer(set.ResetPasswordEndpoint, total(authResetPasswordFromPB), total(authResetToPB)),
 	}
 }
 
 // authServer binds one go-kit handler to each method of AuthService.
 type authServer struct {
 	authv1.UnimplementedAuthServiceServer
-	login, validate, refresh, logout, jwks, createUser, listUsers, getUser, updateUser, audit, setPassword, changePassword kitgrpc.Handler
+	login, validate, refresh, logout, jwks, createUser, listUsers, getUser, updateUser, audit, setPassword, changePassword, resetPassword kitgrpc.Handler
 }
 
 // Login implements authv1.AuthServiceServer.
@@ -82,6 +83,11 @@ func (s *authServer) ChangePassword(ctx context.Context, r *authv1.ChangePasswor
 	return serve[*authv1.ChangePasswordResponse](ctx, s.changePassword, r)
 }
 
+// ResetPassword implements authv1.AuthServiceServer.
+func (s *authServer) ResetPassword(ctx context.Context, r *authv1.ResetPasswordRequest) (*authv1.ResetPasswordResponse, error) {
+	return serve[*authv1.ResetPasswordResponse](ctx, s.resetPassword, r)
+}
+
 // ListUsers implements authv1.AuthServiceServer.
 func (s *authServer) ListUsers(ctx context.Context, r *authv1.ListUsersRequest) (*authv1.ListUsersResponse, error) {
 	return serve[*authv1.ListUsersResponse](ctx, s.listUsers, r)
@@ -121,6 +127,7 @@ func NewAuthClient(conn *grpc.ClientConn) auth.Set {
 		UpdateUserEndpoint:     c.endpoint(auth.MethodUpdateUser, total(authUpdateUserToPB), total(authUserFromPB), &authv1.User{}),
 		AuditEndpoint:          c.endpoint(auth.MethodAudit, total(authAuditQueryToPB), total(authAuditEntriesFromPB), &authv1.ListAuditResponse{}),
 		SetPasswordEndpoint:    c.endpoint(auth.MethodSetPassword, total(authSetPasswordToPB), total(authPasswordSetFromPB), &authv1.SetPasswordResponse{}),
+		ResetPasswordEndpoint:  c.endpoint(auth.MethodResetPassword, total(authResetPasswordToPB), total(authResetFromPB), &authv1.ResetPasswordResponse{}),
 		ChangePasswordEndpoint: c.endpoint(auth.MethodChangePassword, total(authChangePasswordToPB), total(authPasswordChangedFromPB), &authv1.ChangePasswordResponse{}),
 	}
 }
@@ -324,4 +331,20 @@ func authPasswordChangedToPB(auth.ChangePasswordResponse) *authv1.ChangePassword
 
 func authPasswordChangedFromPB(*authv1.ChangePasswordResponse) auth.ChangePasswordResponse {
 	return auth.ChangePasswordResponse{}
+}
+
+func authResetPasswordToPB(r auth.ResetPasswordRequest) *authv1.ResetPasswordRequest {
+	return &authv1.ResetPasswordRequest{Id: r.ID}
+}
+
+func authResetPasswordFromPB(r *authv1.ResetPasswordRequest) auth.ResetPasswordRequest {
+	return auth.ResetPasswordRequest{ID: r.GetId()}
+}
+
+func authResetToPB(r auth.ResetPassword) *authv1.ResetPasswordResponse {
+	return &authv1.ResetPasswordResponse{ResetToken: r.ResetToken, ResetExpiresAt: toTimestamp(r.ResetExpiresAt)}
+}
+
+func authResetFromPB(r *authv1.ResetPasswordResponse) auth.ResetPassword {
+	return auth.ResetPassword{ResetToken: r.GetResetToken(), ResetExpiresAt: fromTimestamp(r.GetResetExpiresAt())}
 }

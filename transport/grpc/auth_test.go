@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -241,6 +242,41 @@ func TestChangePasswordOverGRPC(t *testing.T) {
 		t.Fatalf("old password: %v", err)
 	}
 	if _, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: "a changed long password"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResetPasswordOverGRPC: ResetPassword (admin) returns a token and its expiry; the
+// user's old password then fails and SetPassword with the token works once.
+func TestResetPasswordOverGRPC(t *testing.T) {
+	c, _ := startAuth(t, auth.ThrottleOptions{})
+	ctx := testContext(t)
+	pair, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx := authz.WithToken(ctx, pair.Token)
+	u, err := c.CreateUser(actx, auth.CreateUserRequest{Email: "reset@example.org", Password: authPassword, Role: authz.RoleAnalyst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ResetPassword(actx, auth.ResetPasswordRequest{ID: pair.Token}); errs.KindOf(err) != errs.InvalidArgument {
+		t.Fatalf("malformed id: %v", err)
+	}
+	r, err := c.ResetPassword(actx, auth.ResetPasswordRequest{ID: u.ID})
+	if err != nil || len(r.ResetToken) != 43 || r.ResetExpiresAt.Sub(u.CreatedAt) < 59*time.Minute {
+		t.Fatalf("reset: %+v %v", r, err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: "reset@example.org", Password: authPassword}); !errors.Is(err, auth.ErrBadCredentials) {
+		t.Fatalf("old password: %v", err)
+	}
+	if err := c.SetPassword(ctx, auth.SetPasswordRequest{Token: r.ResetToken, NewPassword: "a reset long password"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetPassword(ctx, auth.SetPasswordRequest{Token: r.ResetToken, NewPassword: "a reset long password"}); !errors.Is(err, auth.ErrBadSetPasswordToken) {
+		t.Fatalf("reuse: %v", err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: "reset@example.org", Password: "a reset long password"}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -13,7 +13,7 @@ import (
 // NewAuthHandler serves the auth API of API.md ("Authentication and roles") from the
 // endpoint set, under o.Prefix, behind Wrap. The gateway strips its /auth and /api
 // prefixes, so the service itself serves /login, /validate, /refresh, /logout,
-// /password/set, /password, /.well-known/jwks.json, /users, /users/{id} and /users/audit. Every response carries
+// /password/set, /password, /.well-known/jwks.json, /users, /users/{id}, /users/{id}/reset-password and /users/audit. Every response carries
 // Cache-Control: no-store (Wrap), which token responses must (RFC 6749 §5.1).
 func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	r := NewRouter()
@@ -31,6 +31,7 @@ func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/users/audit", set.AuditEndpoint, decodeAuthAudit, encodeAuthAudit)
 	Handle(r, o, http.MethodGet, "/users/{id}", set.GetUserEndpoint, decodeGetUser, encodeOK[auth.User])
 	Handle(r, o, http.MethodPatch, "/users/{id}", set.UpdateUserEndpoint, decodeUpdateUser, encodeOK[auth.User])
+	Handle(r, o, http.MethodPost, "/users/{id}/reset-password", set.ResetPasswordEndpoint, decodeResetPassword, encodeReset)
 	return Wrap(r, o)
 }
 
@@ -91,6 +92,17 @@ func decodeListUsers(_ context.Context, r *http.Request) (auth.ListUsersRequest,
 func decodeGetUser(_ context.Context, r *http.Request) (auth.GetUserRequest, error) {
 	id, err := idOnly(r)
 	return auth.GetUserRequest{ID: id}, err
+}
+
+// decodeResetPassword reads POST /users/{id}/reset-password (no query; a body, if any, is
+// not read).
+func decodeResetPassword(_ context.Context, r *http.Request) (auth.ResetPasswordRequest, error) {
+	id, err := idOnly(r)
+	return auth.ResetPasswordRequest{ID: id}, err
+}
+
+func encodeReset(_ context.Context, _ http.Header, r auth.ResetPassword) (int, any) {
+	return http.StatusCreated, r
 }
 
 // decodeUpdateUser reads PATCH /users/{id} {"role"?, "disabled"?}.
@@ -173,6 +185,9 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			u, err := decodeJSONResponse[[]auth.User](resp)
 			return auth.UsersResponse{Users: u}, err
 		}),
+		ResetPasswordEndpoint: clientEndpoint(c, func(r auth.ResetPasswordRequest) (call, error) {
+			return resourceCall(http.MethodPost, "/users", r.ID, "/reset-password")
+		}, decodeJSONResponse[auth.ResetPassword]),
 		GetUserEndpoint: clientEndpoint(c, func(r auth.GetUserRequest) (call, error) {
 			return resourceCall(http.MethodGet, "/users", r.ID, "")
 		}, decodeJSONResponse[auth.User]),

@@ -423,3 +423,41 @@ func TestChangePasswordOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestResetPasswordOverHTTP: POST /users/{id}/reset-password (admin) answers 201 with
+// exactly resetToken and resetExpiresAt; a non-admin gets 403; the user's old password
+// fails, the token sets a new one through POST /password/set once; the client does the same.
+func TestResetPasswordOverHTTP(t *testing.T) {
+	e := newAuthEnv(t, auth.ThrottleOptions{})
+	ctx := authz.WithToken(context.Background(), e.admin)
+	u, err := e.client.CreateUser(ctx, auth.CreateUserRequest{Email: "reset@example.org", Password: authPassword, Role: authz.RoleClinician})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := e.login(t, "reset@example.org")
+	resp, b := e.do(t, "POST", "/users/"+u.ID+"/reset-password", mine.Token, "", jsonCT...)
+	checkError(t, resp, b, 403, errs.PermissionDenied)
+	resp, b = e.do(t, "POST", "/users/"+u.ID+"/reset-password", e.admin, "", jsonCT...)
+	if resp.StatusCode != 201 || keysOf(t, b) != "resetExpiresAt,resetToken" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("reset: %d %s", resp.StatusCode, b)
+	}
+	r := decodeBody[auth.ResetPassword](t, b)
+	resp, b = e.do(t, "POST", "/login", "", `{"email":"reset@example.org","password":"`+authPassword+`"}`, jsonCT...)
+	checkError(t, resp, b, 401, errs.Unauthenticated)
+	resp, b = e.do(t, "POST", "/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"a reset long password"}`, jsonCT...)
+	if resp.StatusCode != 204 {
+		t.Fatalf("set after reset: %d %s", resp.StatusCode, b)
+	}
+	resp, b = e.do(t, "POST", "/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"a reset long password"}`, jsonCT...)
+	checkError(t, resp, b, 400, errs.InvalidArgument)
+	if resp, b = e.do(t, "POST", "/login", "", `{"email":"reset@example.org","password":"a reset long password"}`, jsonCT...); resp.StatusCode != 200 {
+		t.Fatalf("login after reset: %d %s", resp.StatusCode, b)
+	}
+	r2, err := e.client.ResetPassword(ctx, auth.ResetPasswordRequest{ID: u.ID})
+	if err != nil || len(r2.ResetToken) != 43 || r2.ResetExpiresAt.IsZero() {
+		t.Fatalf("client reset: %+v %v", r2, err)
+	}
+	if err := e.client.SetPassword(context.Background(), auth.SetPasswordRequest{Token: r2.ResetToken, NewPassword: "another reset password"}); err != nil {
+		t.Fatal(err)
+	}
+}
