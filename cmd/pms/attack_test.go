@@ -36,7 +36,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 2399
+const hostileCases = 2411
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -1387,6 +1387,27 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 			body: `{"token":"` + w.pendingInvite + `","newPassword":"pending@example.org"}`, want: []int{400}},
 		hostile{cat: catOthers, name: "set password to 11 characters", method: "POST", path: "/auth/password/set",
 			body: `{"token":"` + w.pendingInvite + `","newPassword":"eleven char"}`, want: []int{400}},
+		// Changing one's own password: no token, a refresh token for one, a wrong current
+		// password (401, counted by the throttle), refused new passwords, oversized fields.
+		hostile{cat: catOthers, name: "change password without a token", method: "POST", path: "/auth/password",
+			body: `{"currentPassword":"` + matrixPassword + `","newPassword":"` + matrixPassword + ` 2"}`, want: []int{401}},
+		hostile{cat: catOthers, name: "change password with a refresh token", method: "POST", path: "/auth/password", token: w.clin2Refresh,
+			body: `{"currentPassword":"` + matrixPassword + `","newPassword":"` + matrixPassword + ` 2"}`, want: []int{401}},
+		hostile{cat: catOthers, name: "change password with a wrong current password", method: "POST", path: "/auth/password", token: w.clin,
+			body: `{"currentPassword":"not the password 1","newPassword":"` + matrixPassword + ` 2"}`, want: []int{401, 429}},
+		hostile{cat: catOthers, name: "change password to a common password", method: "POST", path: "/auth/password", token: w.clin,
+			body: `{"currentPassword":"` + matrixPassword + `","newPassword":"password123456"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "change password to 11 characters", method: "POST", path: "/auth/password", token: w.clin,
+			body: `{"currentPassword":"` + matrixPassword + `","newPassword":"eleven char"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "change password with an empty object", method: "POST", path: "/auth/password", token: w.clin, body: `{}`, want: []int{400}},
+		hostile{cat: catOthers, name: "change password with a 1 MiB - 100 current password", method: "POST", path: "/auth/password", token: w.clin,
+			body: `{"currentPassword":"` + strings.Repeat("G", 1<<20-100) + `","newPassword":"` + matrixPassword + ` 2"}`, want: []int{400}},
+		// Admin resets: by a non-admin, of an unknown or malformed id, with a query.
+		hostile{cat: catOthers, name: "reset password as a clinician", method: "POST", path: "/api/users/" + w.analystID + "/reset-password", token: w.clin, want: []int{403}},
+		hostile{cat: catOthers, name: "reset password without a token", method: "POST", path: "/api/users/" + w.analystID + "/reset-password", want: []int{401}},
+		hostile{cat: catOthers, name: "reset password of an unknown user", method: "POST", path: "/api/users/5f0c1c52-8a53-4c8e-9d43-6c1f0e2b7a11/reset-password", token: w.admin, want: []int{404}},
+		hostile{cat: catOthers, name: "reset password of a malformed id", method: "POST", path: "/api/users/not-a-uuid/reset-password", token: w.admin, want: []int{400}},
+		hostile{cat: catOthers, name: "reset password with a query", method: "POST", path: "/api/users/" + w.analystID + "/reset-password?x=1", token: w.admin, want: []int{400}},
 		hostile{cat: catOthers, name: "login as a disabled user", method: "POST", path: "/auth/login", body: `{"email":"victim@example.org","password":"` + matrixPassword + `"}`, want: []int{401, 429}},
 		hostile{cat: catOthers, name: "login with another user's password", method: "POST", path: "/auth/login", body: `{"email":"` + allAdminEmail + `","password":"` + matrixPassword + `"}`, want: []int{401, 429}},
 	)

@@ -30,7 +30,7 @@ import (
 type authConfig struct {
 	httpAddr, grpcAddr, adminAddr, databaseURL string
 	keyFile                                    string
-	refreshTTL, inviteTTL                      time.Duration
+	refreshTTL, inviteTTL, resetTTL            time.Duration
 	accountAttempts, addressAttempts           int
 	window, lockout, maxLockout                time.Duration
 	hashConcurrency                            int
@@ -46,6 +46,7 @@ func (c *authConfig) register(f *flags, prefix string) {
 	c.registerStorage(f)
 	f.Duration(&c.refreshTTL, "refresh-token-ttl", auth.DefaultRefreshTTL, "a login's lifetime: its refresh tokens, however often rotated, stop this long after it", "PMS_AUTH_REFRESH_TOKEN_TTL").positive()
 	f.Duration(&c.inviteTTL, "auth-invite-ttl", auth.DefaultInviteTTL, "how long an invited user's one-time set-password token works (a user created without a password)", "PMS_AUTH_INVITE_TTL").positive()
+	f.Duration(&c.resetTTL, "auth-reset-ttl", auth.DefaultResetTTL, "how long an admin password reset's one-time set-password token works", "PMS_AUTH_RESET_TTL").positive()
 	f.Int(&c.accountAttempts, "login-account-attempts", 5, "failed logins per account (email) within --login-window before a lock-out", "PMS_AUTH_LOGIN_ACCOUNT_ATTEMPTS").atLeast(1)
 	f.Int(&c.addressAttempts, "login-address-attempts", 20, "failed logins per client address within --login-window before a lock-out", "PMS_AUTH_LOGIN_ADDRESS_ATTEMPTS").atLeast(1)
 	f.Duration(&c.window, "login-window", 15*time.Minute, "how long failed logins are remembered", "PMS_AUTH_LOGIN_WINDOW").positive()
@@ -71,7 +72,7 @@ func (c authConfig) keyPath(s settings) string {
 
 // options turns the (checked) flags into the service options.
 func (c authConfig) options(s settings) auth.Options {
-	return auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience, RefreshTTL: c.refreshTTL, InviteTTL: c.inviteTTL,
+	return auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience, RefreshTTL: c.refreshTTL, InviteTTL: c.inviteTTL, ResetTTL: c.resetTTL,
 		Throttle: auth.ThrottleOptions{AccountAttempts: c.accountAttempts, AddressAttempts: c.addressAttempts,
 			Window: c.window, Lockout: c.lockout, MaxLockout: c.maxLockout}}
 }

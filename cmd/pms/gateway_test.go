@@ -179,6 +179,38 @@ func TestGatewayJourney(t *testing.T) {
 					!strings.Contains(string(b), `"token"`) {
 					t.Fatalf("token reused through the gateway: %d %s", resp.StatusCode, b)
 				}
+				// The admin resets the invitee's password (gateway → auth over gRPC): the
+				// password stops working, the reset token sets a new one; the invitee then
+				// changes it itself with its current one.
+				resp, b = call(t, "POST", gw+"/api/users/"+c.ID+"/reset-password", tok, "")
+				var r struct{ ResetToken, ResetExpiresAt string }
+				if resp.StatusCode != 201 || json.Unmarshal(b, &r) != nil || len(r.ResetToken) != 43 || r.ResetExpiresAt == "" {
+					t.Fatalf("reset through the gateway: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "POST", gw+"/auth/login", "", login); resp.StatusCode != 401 || errWord(b) != "unauthenticated" {
+					t.Fatalf("login after reset: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "POST", gw+"/auth/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"password123456"}`); resp.StatusCode != 400 ||
+					!strings.Contains(string(b), "common") {
+					t.Fatalf("common password through the gateway: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "POST", gw+"/auth/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"the reset password"}`); resp.StatusCode != 204 {
+					t.Fatalf("set after reset: %d %s", resp.StatusCode, b)
+				}
+				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"invitee@example.org","password":"the reset password"}`)
+				var p struct{ Token string }
+				if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil {
+					t.Fatalf("login with the reset password: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "POST", gw+"/auth/password", p.Token, `{"currentPassword":"not the password 1","newPassword":"the changed password"}`); resp.StatusCode != 401 || errWord(b) != "unauthenticated" {
+					t.Fatalf("wrong current password through the gateway: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "POST", gw+"/auth/password", p.Token, `{"currentPassword":"the reset password","newPassword":"the changed password"}`); resp.StatusCode != 204 {
+					t.Fatalf("change through the gateway: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "POST", gw+"/auth/login", "", `{"email":"invitee@example.org","password":"the changed password"}`); resp.StatusCode != 200 {
+					t.Fatalf("login with the changed password: %d %s", resp.StatusCode, b)
+				}
 			}
 			big := `{"name":"` + strings.Repeat("x", 2<<20) + `"}`
 			for _, tc := range []struct {

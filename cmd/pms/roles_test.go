@@ -44,6 +44,7 @@ var roleMatrix = []routeRule{
 	{"auth", "GET", "/users/{newUser}", "", []string{authz.RoleAdmin}},
 	{"auth", "PATCH", "/users/{newUser}", `{"role":"billing"}`, []string{authz.RoleAdmin}},
 	{"auth", "GET", "/users/audit", "", []string{authz.RoleAdmin}},
+	{"auth", "POST", "/users/{newUser}/reset-password", "", []string{authz.RoleAdmin}},
 	// patient
 	{"patient", "POST", "/patients", `{"name":"Matrix","email":"p{n}@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`, []string{authz.RoleClinician}},
 	{"patient", "GET", "/patients", "", []string{authz.RoleClinician, authz.RoleBilling}},
@@ -66,6 +67,10 @@ var roleMatrix = []routeRule{
 	{"billing", "GET", "/audit?subjectId={patient}", "", []string{authz.RoleAdmin}},
 	// analytics
 	{"analytics", "GET", "/summary", "", []string{authz.RoleAnalyst}},
+	// auth, last: every role changes its own password ({currentPassword} is the role's
+	// password, {newPassword} a fresh one, which the role then has), so no row after this
+	// one may log in as a role user with matrixPassword.
+	{"auth", "POST", "/password", `{"currentPassword":"{currentPassword}","newPassword":"{newPassword}"}`, authz.Roles},
 }
 
 // grpcOnly counts, per service, the endpoints with no REST route (checked over gRPC elsewhere).
@@ -171,6 +176,7 @@ func TestRoleMatrix(t *testing.T) {
 	w.account = accounts[0].ID
 	w.invoice = w.createAsAdmin("billing", "/invoices", w.fill(invoiceBody))
 
+	passwords := map[string]string{} // each role's password once it changed it
 	for _, r := range roleMatrix {
 		t.Run(r.service+" "+r.method+" "+r.path, func(t *testing.T) {
 			public := len(r.allowed) == 1 && r.allowed[0] == authz.Public
@@ -182,8 +188,23 @@ func TestRoleMatrix(t *testing.T) {
 				case role == "":
 					want = 401
 				}
-				resp, b := call(t, r.method, w.base[r.service]+w.fill(r.path), w.tokens[role], w.fill(r.body))
+				body, next := r.body, ""
+				if strings.Contains(body, "{currentPassword}") {
+					cur := matrixPassword
+					if role == authz.RoleAdmin {
+						cur = adminPassword
+					}
+					if p, ok := passwords[role]; ok {
+						cur = p
+					}
+					next = w.fill("changed matrix password {n}")
+					body = strings.NewReplacer("{currentPassword}", cur, "{newPassword}", next).Replace(body)
+				}
+				resp, b := call(t, r.method, w.base[r.service]+w.fill(r.path), w.tokens[role], w.fill(body))
 				got := resp.StatusCode
+				if next != "" && got >= 200 && got < 300 {
+					passwords[role] = next
+				}
 				if want == 200 && got >= 200 && got < 300 {
 					continue
 				}

@@ -84,6 +84,25 @@ type SetPasswordRequest struct {
 	NewPassword string `json:"newPassword"`
 }
 
+// ChangePasswordRequest is POST /password: the caller changes its own password, proving
+// it knows the current one.
+type ChangePasswordRequest struct {
+	CurrentPassword string `json:"currentPassword"`
+	NewPassword     string `json:"newPassword"`
+}
+
+// ResetPasswordRequest is POST /users/{id}/reset-password (admin).
+type ResetPasswordRequest struct {
+	ID string `json:"-"`
+}
+
+// ResetPassword is what ResetPassword returns: the one-time set-password token (shown in this
+// answer only) the user gives to POST /password/set, and when it stops working.
+type ResetPassword struct {
+	ResetToken     string    `json:"resetToken"`
+	ResetExpiresAt time.Time `json:"resetExpiresAt"`
+}
+
 // UpdateUserRequest is PATCH /users/{id}: nil fields are left as they are.
 type UpdateUserRequest struct {
 	ID       string  `json:"-"`
@@ -135,7 +154,13 @@ const (
 	// presented used or expired, or for a disabled user (denied). Unknown tokens concern no
 	// account and are not audited (as unknown refresh tokens).
 	ActionPasswordSet = "password_set"
-	ActionAuditRead   = "audit_read"
+	// ActionPasswordChange: a signed-in user changed its own password (success), or gave a
+	// wrong current password (denied, counted by the login throttle).
+	ActionPasswordChange = "password_change"
+	ActionAuditRead      = "audit_read"
+	// ActionPasswordReset: an admin reset a user's password (success; not_found; rejected for
+	// the admin's own account), or was refused one (denied, via the guard).
+	ActionPasswordReset = "password_reset"
 )
 
 // Password and field limits.
@@ -155,6 +180,8 @@ var (
 	ErrUserNotFound    = errs.New(errs.NotFound, "user not found")
 	ErrEmailTaken      = errs.New(errs.Conflict, "a user with this email already exists")
 	ErrLastAdmin       = errs.New(errs.Conflict, "this change would leave no active admin")
+	// ErrBadCurrentPassword refuses a password change whose current password is wrong.
+	ErrBadCurrentPassword = errs.New(errs.Unauthenticated, "the current password is wrong")
 	// ErrBadSetPasswordToken is the one answer to a set-password token that cannot be used:
 	// unknown, used, expired, or its user disabled.
 	ErrBadSetPasswordToken = &errs.Error{Kind: errs.InvalidArgument, Message: "invalid or expired set-password token",
@@ -170,3 +197,6 @@ const (
 
 // DefaultInviteTTL is how long an invite's set-password token works: three days.
 const DefaultInviteTTL = 72 * time.Hour
+
+// DefaultResetTTL is how long an admin reset's set-password token works: one hour.
+const DefaultResetTTL = time.Hour

@@ -26,6 +26,10 @@ const (
 	MethodAudit      = "ListAudit"
 	// MethodSetPassword sets a password with a one-time set-password token (an invite's).
 	MethodSetPassword = "SetPassword"
+	// MethodChangePassword changes the caller's own password.
+	MethodChangePassword = "ChangePassword"
+	// MethodResetPassword (admin) issues a user a reset's set-password token.
+	MethodResetPassword = "ResetPassword"
 )
 
 // RateCredentials is the rate class of the public operations that take a credential and
@@ -49,6 +53,8 @@ var Ops = op.Table{
 	{Name: MethodUpdateUser, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionUserUpdate},
 	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: ActionAuditRead},
 	{Name: MethodSetPassword, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
+	{Name: MethodChangePassword, Roles: []string{authz.Authenticated}, Write: true, Rate: RateCredentials},
+	{Name: MethodResetPassword, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionPasswordReset},
 }
 
 // Methods and Roles are derived from Ops.
@@ -66,25 +72,29 @@ type (
 	LogoutResponse   struct{}
 	// SetPasswordResponse is SetPassword's empty answer (204 over REST).
 	SetPasswordResponse struct{}
-	UsersResponse       struct{ Users []User }
-	AuditResponse       struct{ Entries []AuditEntry }
+	// ChangePasswordResponse is ChangePassword's empty answer (204 over REST).
+	ChangePasswordResponse struct{}
+	UsersResponse          struct{ Users []User }
+	AuditResponse          struct{ Entries []AuditEntry }
 )
 
 // Set is the auth endpoint set: one go-kit endpoint per operation. Servers build it from a
 // Service with NewEndpoints; clients build it from transport client endpoints, and Set
 // itself implements Service, so a caller never knows which wire is under it.
 type Set struct {
-	LoginEndpoint       endpoint.Endpoint `op:"Login"`
-	ValidateEndpoint    endpoint.Endpoint `op:"Validate"`
-	RefreshEndpoint     endpoint.Endpoint `op:"Refresh"`
-	LogoutEndpoint      endpoint.Endpoint `op:"Logout"`
-	JWKSEndpoint        endpoint.Endpoint `op:"GetJwks"`
-	CreateUserEndpoint  endpoint.Endpoint `op:"CreateUser"`
-	ListUsersEndpoint   endpoint.Endpoint `op:"ListUsers"`
-	GetUserEndpoint     endpoint.Endpoint `op:"GetUser"`
-	UpdateUserEndpoint  endpoint.Endpoint `op:"UpdateUser"`
-	AuditEndpoint       endpoint.Endpoint `op:"ListAudit"`
-	SetPasswordEndpoint endpoint.Endpoint `op:"SetPassword"`
+	LoginEndpoint          endpoint.Endpoint `op:"Login"`
+	ValidateEndpoint       endpoint.Endpoint `op:"Validate"`
+	RefreshEndpoint        endpoint.Endpoint `op:"Refresh"`
+	LogoutEndpoint         endpoint.Endpoint `op:"Logout"`
+	JWKSEndpoint           endpoint.Endpoint `op:"GetJwks"`
+	CreateUserEndpoint     endpoint.Endpoint `op:"CreateUser"`
+	ListUsersEndpoint      endpoint.Endpoint `op:"ListUsers"`
+	GetUserEndpoint        endpoint.Endpoint `op:"GetUser"`
+	UpdateUserEndpoint     endpoint.Endpoint `op:"UpdateUser"`
+	AuditEndpoint          endpoint.Endpoint `op:"ListAudit"`
+	SetPasswordEndpoint    endpoint.Endpoint `op:"SetPassword"`
+	ChangePasswordEndpoint endpoint.Endpoint `op:"ChangePassword"`
+	ResetPasswordEndpoint  endpoint.Endpoint `op:"ResetPassword"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -122,6 +132,10 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		SetPasswordEndpoint: typed.Endpoint(func(ctx context.Context, r SetPasswordRequest) (SetPasswordResponse, error) {
 			return SetPasswordResponse{}, s.SetPassword(ctx, r)
 		}),
+		ChangePasswordEndpoint: typed.Endpoint(func(ctx context.Context, r ChangePasswordRequest) (ChangePasswordResponse, error) {
+			return ChangePasswordResponse{}, s.ChangePassword(ctx, r)
+		}),
+		ResetPasswordEndpoint: typed.Endpoint(s.ResetPassword),
 	})
 }
 
@@ -137,6 +151,8 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 		case GetUserRequest:
 			id = r.ID
 		case UpdateUserRequest:
+			id = r.ID
+		case ResetPasswordRequest:
 			id = r.ID
 		}
 		if canonical, err := parseID(id); err == nil {
@@ -181,6 +197,17 @@ func (s Set) CreateUser(ctx context.Context, req CreateUserRequest) (CreatedUser
 func (s Set) SetPassword(ctx context.Context, req SetPasswordRequest) error {
 	_, err := typed.Call[SetPasswordResponse](ctx, s.SetPasswordEndpoint, req)
 	return err
+}
+
+// ChangePassword implements Service over the endpoint set.
+func (s Set) ChangePassword(ctx context.Context, req ChangePasswordRequest) error {
+	_, err := typed.Call[ChangePasswordResponse](ctx, s.ChangePasswordEndpoint, req)
+	return err
+}
+
+// ResetPassword implements Service over the endpoint set.
+func (s Set) ResetPassword(ctx context.Context, req ResetPasswordRequest) (ResetPassword, error) {
+	return typed.Call[ResetPassword](ctx, s.ResetPasswordEndpoint, req)
 }
 
 // ListUsers implements Service over the endpoint set.

@@ -101,6 +101,18 @@ func (s *instrumented) SetPassword(ctx context.Context, req SetPasswordRequest) 
 	return err
 }
 
+func (s *instrumented) ChangePassword(ctx context.Context, req ChangePasswordRequest) error {
+	err := s.Service.ChangePassword(ctx, req)
+	s.m.users.WithLabelValues("password_changed", errs.Label(err)).Inc()
+	return err
+}
+
+func (s *instrumented) ResetPassword(ctx context.Context, req ResetPasswordRequest) (ResetPassword, error) {
+	r, err := s.Service.ResetPassword(ctx, req)
+	s.m.users.WithLabelValues("password_reset", errs.Label(err)).Inc()
+	return r, err
+}
+
 func (s *instrumented) UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error) {
 	u, err := s.Service.UpdateUser(ctx, req)
 	s.m.users.WithLabelValues("updated", errs.Label(err)).Inc()

@@ -139,6 +139,8 @@ func checkPassword(password, email string) string {
 		return "must not be blank"
 	case email != "" && strings.EqualFold(password, email):
 		return "must not be the email address"
+	case isCommonPassword(password):
+		return "is too common: it is on the list of common and breached passwords; choose another"
 	}
 	return ""
 }

@@ -40,6 +40,15 @@ type Service interface {
 	// SetPassword sets a user's password with a one-time set-password token (an invite's);
 	// a token that cannot be used is ErrBadSetPasswordToken, whatever the reason.
 	SetPassword(ctx context.Context, req SetPasswordRequest) error
+	// ChangePassword changes the caller's own password: the current one is verified (a
+	// wrong one is ErrBadCurrentPassword and counts as a failed login in the throttle), the
+	// new one checked, and every refresh token of the user revoked (every session ends; the
+	// access token in hand lives out its few minutes).
+	ChangePassword(ctx context.Context, req ChangePasswordRequest) error
+	// ResetPassword (admin) ends a user's password and sessions and returns a one-time,
+	// short-lived set-password token: the user cannot log in until it is used with
+	// SetPassword. An admin's own account is refused (it changes its password instead).
+	ResetPassword(ctx context.Context, req ResetPasswordRequest) (ResetPassword, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	GetUser(ctx context.Context, id string) (User, error)
 	UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error)
@@ -71,6 +80,9 @@ type Options struct {
 	// InviteTTL is how long an invited user's set-password token works; default
 	// DefaultInviteTTL.
 	InviteTTL time.Duration
+	// ResetTTL is how long an admin reset's set-password token works; default
+	// DefaultResetTTL.
+	ResetTTL time.Duration
 }
 
 // DefaultRefreshTTL is a login's default lifetime: a long shift.
@@ -87,6 +99,7 @@ type service struct {
 	audience   string
 	refreshTTL time.Duration
 	inviteTTL  time.Duration
+	resetTTL   time.Duration
 	throttle   ThrottleOptions
 	// dummyHash is verified when the email is unknown, so that answer takes as long as a
 	// wrong password does.
@@ -102,7 +115,7 @@ type service struct {
 // no tokens.
 func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog AuditLog, o Options) (Service, error) {
 	s := &service{store: store, audit: auditLog, keys: keys, hasher: o.Hasher, now: o.Now, log: o.Logger,
-		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, inviteTTL: o.InviteTTL, throttle: o.Throttle.withDefaults()}
+		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, inviteTTL: o.InviteTTL, resetTTL: o.ResetTTL, throttle: o.Throttle.withDefaults()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -123,6 +136,9 @@ func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog Audit
 	}
 	if s.inviteTTL <= 0 {
 		s.inviteTTL = DefaultInviteTTL
+	}
+	if s.resetTTL <= 0 {
+		s.resetTTL = DefaultResetTTL
 	}
 	random, err := GeneratePassword()
 	if err != nil {
@@ -525,6 +541,118 @@ func (s *service) SetPassword(ctx context.Context, req SetPasswordRequest) error
 	// committed (and the token spent), so an audit failure is logged, not answered.
 	s.recordOutcome(asUser(ctx, u), ActionPasswordSet, u.ID, audit.OutcomeSuccess)
 	return nil
+}
+
+// ChangePassword implements Service. It runs the login throttle before any hash, as Login
+// does: a stolen access token cannot be used to guess the password at speed.
+func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest) error {
+	p, ok := authz.FromContext(ctx)
+	uid, err := parseID(p.Subject)
+	if !ok || err != nil {
+		// A service principal, or no user: only a user has a password of its own.
+		return errs.New(errs.PermissionDenied, "only a signed-in user can change its own password")
+	}
+	var bad errs.Fields
+	switch {
+	case req.CurrentPassword == "":
+		bad.Add("currentPassword", "is required")
+	case len(req.CurrentPassword) > MaxPasswordBytes:
+		bad.Add("currentPassword", fmt.Sprintf("must be at most %d bytes", MaxPasswordBytes))
+	}
+	if msg := checkPassword(req.NewPassword, ""); msg != "" {
+		bad.Add("newPassword", msg)
+	}
+	if err := bad.Err(); err != nil {
+		return err
+	}
+	u, err := s.store.userByID(ctx, s.store.db, uid)
+	if err != nil {
+		if errors.Is(err, ErrUserNotFound) {
+			return ErrBadCredentials
+		}
+		return err
+	}
+	now := s.at()
+	keys := []throttleKey{{name: accountKey(u.Email), limit: s.throttle.AccountAttempts}}
+	if addr := observe.ClientAddr(ctx); addr != "" {
+		keys = append(keys, throttleKey{name: addressKey(addr), limit: s.throttle.AddressAttempts})
+	}
+	d, err := s.store.admitAttempt(ctx, s.throttle, keys, now)
+	if err != nil {
+		return err
+	}
+	if d.Retry > 0 {
+		s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied)
+		return &errs.Error{Kind: errs.RateLimited, Message: "too many failed attempts; try again later", RetryAfter: d.Retry}
+	}
+	_, oldHash, found, err := s.store.userByEmail(ctx, u.Email)
+	if err != nil {
+		return err
+	}
+	if !found || oldHash == "" || u.Disabled {
+		s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied)
+		return ErrBadCredentials
+	}
+	match, err := s.hasher.Verify(ctx, oldHash, req.CurrentPassword)
+	if err != nil {
+		return err
+	}
+	if !match {
+		if err := s.record(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied); err != nil {
+			return err
+		}
+		return ErrBadCurrentPassword
+	}
+	if err := s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now); err != nil {
+		return err
+	}
+	if msg := checkPassword(req.NewPassword, u.Email); msg != "" {
+		return errs.Invalid(map[string]string{"newPassword": msg})
+	}
+	if req.NewPassword == req.CurrentPassword {
+		return errs.Invalid(map[string]string{"newPassword": "must differ from the current password"})
+	}
+	hash, err := s.hasher.Hash(ctx, req.NewPassword)
+	if err != nil {
+		return err
+	}
+	changed, err := s.store.changePassword(ctx, u.ID, oldHash, hash, now)
+	if err != nil {
+		return err
+	}
+	if !changed {
+		// The password changed (or the user was disabled) since it was verified.
+		s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied)
+		return ErrBadCurrentPassword
+	}
+	s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeSuccess)
+	return nil
+}
+
+// ResetPassword implements Service: one transaction stores a new set-password token
+// (purpose reset, 256 random bits kept as their SHA-256, working for the reset TTL), ends the
+// user's other unused tokens, removes the password (the user is then refused at login like an
+// invited one) and revokes every refresh token of the user.
+func (s *service) ResetPassword(ctx context.Context, req ResetPasswordRequest) (r ResetPassword, err error) {
+	uid, err := parseID(req.ID)
+	defer func() { s.recordAfter(ctx, ActionPasswordReset, uid, err) }()
+	if err != nil {
+		return ResetPassword{}, err
+	}
+	if p, _ := authz.FromContext(ctx); p.Subject == uid {
+		return ResetPassword{}, errs.New(errs.InvalidArgument, "an admin cannot reset its own password; change it with POST /auth/password")
+	}
+	token, err := newRefreshToken()
+	if err != nil {
+		return ResetPassword{}, errs.Wrap(errs.Internal, "internal error", err)
+	}
+	now := s.at()
+	expires := now.Add(s.resetTTL)
+	t := setPasswordToken{hash: hashRefreshToken(token), userID: uid, purpose: PurposeReset, created: now, expires: expires}
+	if err := s.store.resetPassword(ctx, t); err != nil {
+		return ResetPassword{}, err
+	}
+	return ResetPassword{ResetToken: token, ResetExpiresAt: expires}, nil
 }
 
 func (s *service) ListUsers(ctx context.Context) ([]User, error) { return s.store.listUsers(ctx) }

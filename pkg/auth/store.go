@@ -154,6 +154,65 @@ func (s *Store) setPassword(ctx context.Context, tokenHash, passwordHash string,
 	return u, ok, err
 }
 
+// changePassword replaces user id's password hash oldHash with newHash, in one
+// transaction that also ends the user's unused set-password tokens and revokes every refresh
+// token of the user. ok is false (nothing changed) when the stored hash is no longer oldHash
+// (a concurrent change) or the user is disabled.
+func (s *Store) changePassword(ctx context.Context, id, oldHash, newHash string, now time.Time) (ok bool, err error) {
+	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ? AND NOT disabled`),
+			newHash, s.db.Time(now), id, oldHash)
+		if err != nil {
+			return db.Classify(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n != 1 {
+			ok = false
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE set_password_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL`),
+			s.db.Time(now), id); err != nil {
+			return db.Classify(err)
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`),
+			s.db.Time(now), id); err != nil {
+			return db.Classify(err)
+		}
+		ok = true
+		return nil
+	})
+	return ok, err
+}
+
+// resetPassword stores set-password token t for its user, in one transaction that marks the
+// user's other unused tokens used, removes the user's password and revokes every refresh
+// token of the user. A user that does not exist is ErrUserNotFound.
+func (s *Store) resetPassword(ctx context.Context, t setPasswordToken) error {
+	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = '', updated_at = ? WHERE id = ?`), s.db.Time(t.created), t.userID)
+		if err != nil {
+			return db.Classify(err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			if err != nil {
+				return db.Classify(err)
+			}
+			return ErrUserNotFound
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE set_password_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL`),
+			s.db.Time(t.created), t.userID); err != nil {
+			return db.Classify(err)
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`),
+			s.db.Time(t.created), t.userID); err != nil {
+			return db.Classify(err)
+		}
+		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO set_password_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`),
+			t.hash, t.userID, t.purpose, s.db.Time(t.created), s.db.Time(t.expires))
+		return db.Classify(err)
+	})
+}
+
 // userByEmail finds the account of email, case-insensitively; found is false when none.
 func (s *Store) userByEmail(ctx context.Context, email string) (u User, hash string, found bool, err error) {
 	var r userRow

@@ -21,24 +21,26 @@ func RegisterAuthServer(s *grpc.Server, set auth.Set) {
 
 func newAuthServer(set auth.Set) *authServer {
 	return &authServer{
-		login:       kitgrpc.NewServer(set.LoginEndpoint, total(authLoginFromPB), total(authPairToPB)),
-		validate:    kitgrpc.NewServer(set.ValidateEndpoint, total(authValidateFromPB), total(authValidationToPB)),
-		refresh:     kitgrpc.NewServer(set.RefreshEndpoint, total(authRefreshFromPB), total(authPairToPB)),
-		logout:      kitgrpc.NewServer(set.LogoutEndpoint, total(authLogoutFromPB), total(authLoggedOutToPB)),
-		jwks:        kitgrpc.NewServer(set.JWKSEndpoint, total(authJWKSRequestFromPB), total(authJWKSToPB)),
-		createUser:  kitgrpc.NewServer(set.CreateUserEndpoint, total(authCreateUserFromPB), total(authCreatedUserToPB)),
-		listUsers:   kitgrpc.NewServer(set.ListUsersEndpoint, total(authListUsersFromPB), total(authUsersToPB)),
-		getUser:     kitgrpc.NewServer(set.GetUserEndpoint, total(authGetUserFromPB), total(authUserToPB)),
-		updateUser:  kitgrpc.NewServer(set.UpdateUserEndpoint, total(authUpdateUserFromPB), total(authUserToPB)),
-		audit:       kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(authAuditQueryFromPB)), total(authAuditEntriesToPB)),
-		setPassword: kitgrpc.NewServer(set.SetPasswordEndpoint, total(authSetPasswordFromPB), total(authPasswordSetToPB)),
+		login:          kitgrpc.NewServer(set.LoginEndpoint, total(authLoginFromPB), total(authPairToPB)),
+		validate:       kitgrpc.NewServer(set.ValidateEndpoint, total(authValidateFromPB), total(authValidationToPB)),
+		refresh:        kitgrpc.NewServer(set.RefreshEndpoint, total(authRefreshFromPB), total(authPairToPB)),
+		logout:         kitgrpc.NewServer(set.LogoutEndpoint, total(authLogoutFromPB), total(authLoggedOutToPB)),
+		jwks:           kitgrpc.NewServer(set.JWKSEndpoint, total(authJWKSRequestFromPB), total(authJWKSToPB)),
+		createUser:     kitgrpc.NewServer(set.CreateUserEndpoint, total(authCreateUserFromPB), total(authCreatedUserToPB)),
+		listUsers:      kitgrpc.NewServer(set.ListUsersEndpoint, total(authListUsersFromPB), total(authUsersToPB)),
+		getUser:        kitgrpc.NewServer(set.GetUserEndpoint, total(authGetUserFromPB), total(authUserToPB)),
+		updateUser:     kitgrpc.NewServer(set.UpdateUserEndpoint, total(authUpdateUserFromPB), total(authUserToPB)),
+		audit:          kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(authAuditQueryFromPB)), total(authAuditEntriesToPB)),
+		setPassword:    kitgrpc.NewServer(set.SetPasswordEndpoint, total(authSetPasswordFromPB), total(authPasswordSetToPB)),
+		changePassword: kitgrpc.NewServer(set.ChangePasswordEndpoint, total(authChangePasswordFromPB), total(authPasswordChangedToPB)),
+		resetPassword:  kitgrpc.NewServer(set.ResetPasswordEndpoint, total(authResetPasswordFromPB), total(authResetToPB)),
 	}
 }
 
 // authServer binds one go-kit handler to each method of AuthService.
 type authServer struct {
 	authv1.UnimplementedAuthServiceServer
-	login, validate, refresh, logout, jwks, createUser, listUsers, getUser, updateUser, audit, setPassword kitgrpc.Handler
+	login, validate, refresh, logout, jwks, createUser, listUsers, getUser, updateUser, audit, setPassword, changePassword, resetPassword kitgrpc.Handler
 }
 
 // Login implements authv1.AuthServiceServer.
@@ -76,6 +78,16 @@ func (s *authServer) SetPassword(ctx context.Context, r *authv1.SetPasswordReque
 	return serve[*authv1.SetPasswordResponse](ctx, s.setPassword, r)
 }
 
+// ChangePassword implements authv1.AuthServiceServer.
+func (s *authServer) ChangePassword(ctx context.Context, r *authv1.ChangePasswordRequest) (*authv1.ChangePasswordResponse, error) {
+	return serve[*authv1.ChangePasswordResponse](ctx, s.changePassword, r)
+}
+
+// ResetPassword implements authv1.AuthServiceServer.
+func (s *authServer) ResetPassword(ctx context.Context, r *authv1.ResetPasswordRequest) (*authv1.ResetPasswordResponse, error) {
+	return serve[*authv1.ResetPasswordResponse](ctx, s.resetPassword, r)
+}
+
 // ListUsers implements authv1.AuthServiceServer.
 func (s *authServer) ListUsers(ctx context.Context, r *authv1.ListUsersRequest) (*authv1.ListUsersResponse, error) {
 	return serve[*authv1.ListUsersResponse](ctx, s.listUsers, r)
@@ -104,17 +116,19 @@ func (s *authServer) ListAudit(ctx context.Context, r *authv1.ListAuditRequest) 
 func NewAuthClient(conn *grpc.ClientConn) auth.Set {
 	c := clientFactory{conn: conn, service: authv1.AuthService_ServiceDesc.ServiceName}
 	return auth.Set{
-		LoginEndpoint:       c.endpoint(auth.MethodLogin, total(authLoginToPB), total(authPairFromPB), &authv1.TokenPair{}),
-		ValidateEndpoint:    c.endpoint(auth.MethodValidate, total(authValidateToPB), total(authValidationFromPB), &authv1.Validation{}),
-		RefreshEndpoint:     c.endpoint(auth.MethodRefresh, total(authRefreshToPB), total(authPairFromPB), &authv1.TokenPair{}),
-		LogoutEndpoint:      c.endpoint(auth.MethodLogout, total(authLogoutToPB), total(authLoggedOutFromPB), &authv1.LogoutResponse{}),
-		JWKSEndpoint:        c.endpoint(auth.MethodJWKS, total(authJWKSRequestToPB), total(authJWKSFromPB), &authv1.Jwks{}),
-		CreateUserEndpoint:  c.endpoint(auth.MethodCreateUser, total(authCreateUserToPB), total(authCreatedUserFromPB), &authv1.CreatedUser{}),
-		ListUsersEndpoint:   c.endpoint(auth.MethodListUsers, total(authListUsersToPB), total(authUsersFromPB), &authv1.ListUsersResponse{}),
-		GetUserEndpoint:     c.endpoint(auth.MethodGetUser, total(authGetUserToPB), total(authUserFromPB), &authv1.User{}),
-		UpdateUserEndpoint:  c.endpoint(auth.MethodUpdateUser, total(authUpdateUserToPB), total(authUserFromPB), &authv1.User{}),
-		AuditEndpoint:       c.endpoint(auth.MethodAudit, total(authAuditQueryToPB), total(authAuditEntriesFromPB), &authv1.ListAuditResponse{}),
-		SetPasswordEndpoint: c.endpoint(auth.MethodSetPassword, total(authSetPasswordToPB), total(authPasswordSetFromPB), &authv1.SetPasswordResponse{}),
+		LoginEndpoint:          c.endpoint(auth.MethodLogin, total(authLoginToPB), total(authPairFromPB), &authv1.TokenPair{}),
+		ValidateEndpoint:       c.endpoint(auth.MethodValidate, total(authValidateToPB), total(authValidationFromPB), &authv1.Validation{}),
+		RefreshEndpoint:        c.endpoint(auth.MethodRefresh, total(authRefreshToPB), total(authPairFromPB), &authv1.TokenPair{}),
+		LogoutEndpoint:         c.endpoint(auth.MethodLogout, total(authLogoutToPB), total(authLoggedOutFromPB), &authv1.LogoutResponse{}),
+		JWKSEndpoint:           c.endpoint(auth.MethodJWKS, total(authJWKSRequestToPB), total(authJWKSFromPB), &authv1.Jwks{}),
+		CreateUserEndpoint:     c.endpoint(auth.MethodCreateUser, total(authCreateUserToPB), total(authCreatedUserFromPB), &authv1.CreatedUser{}),
+		ListUsersEndpoint:      c.endpoint(auth.MethodListUsers, total(authListUsersToPB), total(authUsersFromPB), &authv1.ListUsersResponse{}),
+		GetUserEndpoint:        c.endpoint(auth.MethodGetUser, total(authGetUserToPB), total(authUserFromPB), &authv1.User{}),
+		UpdateUserEndpoint:     c.endpoint(auth.MethodUpdateUser, total(authUpdateUserToPB), total(authUserFromPB), &authv1.User{}),
+		AuditEndpoint:          c.endpoint(auth.MethodAudit, total(authAuditQueryToPB), total(authAuditEntriesFromPB), &authv1.ListAuditResponse{}),
+		SetPasswordEndpoint:    c.endpoint(auth.MethodSetPassword, total(authSetPasswordToPB), total(authPasswordSetFromPB), &authv1.SetPasswordResponse{}),
+		ResetPasswordEndpoint:  c.endpoint(auth.MethodResetPassword, total(authResetPasswordToPB), total(authResetFromPB), &authv1.ResetPasswordResponse{}),
+		ChangePasswordEndpoint: c.endpoint(auth.MethodChangePassword, total(authChangePasswordToPB), total(authPasswordChangedFromPB), &authv1.ChangePasswordResponse{}),
 	}
 }
 
@@ -301,4 +315,36 @@ func authAuditEntriesFromPB(r *authv1.ListAuditResponse) auth.AuditResponse {
 			Action: e.GetAction(), UserID: e.GetUserId(), Outcome: e.GetOutcome(), RequestID: e.GetRequestId(),
 			ClientAddress: e.GetClientAddress()}
 	})}
+}
+
+func authChangePasswordToPB(r auth.ChangePasswordRequest) *authv1.ChangePasswordRequest {
+	return &authv1.ChangePasswordRequest{CurrentPassword: r.CurrentPassword, NewPassword: r.NewPassword}
+}
+
+func authChangePasswordFromPB(r *authv1.ChangePasswordRequest) auth.ChangePasswordRequest {
+	return auth.ChangePasswordRequest{CurrentPassword: r.GetCurrentPassword(), NewPassword: r.GetNewPassword()}
+}
+
+func authPasswordChangedToPB(auth.ChangePasswordResponse) *authv1.ChangePasswordResponse {
+	return &authv1.ChangePasswordResponse{}
+}
+
+func authPasswordChangedFromPB(*authv1.ChangePasswordResponse) auth.ChangePasswordResponse {
+	return auth.ChangePasswordResponse{}
+}
+
+func authResetPasswordToPB(r auth.ResetPasswordRequest) *authv1.ResetPasswordRequest {
+	return &authv1.ResetPasswordRequest{Id: r.ID}
+}
+
+func authResetPasswordFromPB(r *authv1.ResetPasswordRequest) auth.ResetPasswordRequest {
+	return auth.ResetPasswordRequest{ID: r.GetId()}
+}
+
+func authResetToPB(r auth.ResetPassword) *authv1.ResetPasswordResponse {
+	return &authv1.ResetPasswordResponse{ResetToken: r.ResetToken, ResetExpiresAt: toTimestamp(r.ResetExpiresAt)}
+}
+
+func authResetFromPB(r *authv1.ResetPasswordResponse) auth.ResetPassword {
+	return auth.ResetPassword{ResetToken: r.GetResetToken(), ResetExpiresAt: fromTimestamp(r.GetResetExpiresAt())}
 }

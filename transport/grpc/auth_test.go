@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -205,5 +206,77 @@ func TestInviteOverGRPC(t *testing.T) {
 	var old authv1.User
 	if err := proto.Unmarshal(b, &old); err != nil || old.GetId() != got.GetId() || old.GetEmail() != "pw@example.org" || old.GetCreatedAt() == nil {
 		t.Fatalf("CreatedUser read as User: %v %v", &old, err)
+	}
+}
+
+// TestChangePasswordOverGRPC: ChangePassword with the caller's token changes its own
+// password; a wrong current password is unauthenticated (ErrBadCurrentPassword through the
+// client), a common one invalid_argument, no token unauthenticated; the refresh token from
+// before the change no longer works and the new password logs in.
+func TestChangePasswordOverGRPC(t *testing.T) {
+	c, raw := startAuth(t, auth.ThrottleOptions{})
+	ctx := testContext(t)
+	pair, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx := authz.WithToken(ctx, pair.Token)
+	if _, err := raw.ChangePassword(ctx, &authv1.ChangePasswordRequest{CurrentPassword: authPassword, NewPassword: "a changed long password"}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("no token: %v", err)
+	}
+	if err := c.ChangePassword(actx, auth.ChangePasswordRequest{CurrentPassword: "not the password 1", NewPassword: "a changed long password"}); !errors.Is(err, auth.ErrBadCurrentPassword) {
+		t.Fatalf("wrong current: %v", err)
+	}
+	var ee *errs.Error
+	err = c.ChangePassword(actx, auth.ChangePasswordRequest{CurrentPassword: authPassword, NewPassword: "password123456"})
+	if !errors.As(err, &ee) || ee.Kind != errs.InvalidArgument || ee.Fields["newPassword"] == "" {
+		t.Fatalf("common password: %v", err)
+	}
+	if err := c.ChangePassword(actx, auth.ChangePasswordRequest{CurrentPassword: authPassword, NewPassword: "a changed long password"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Refresh(ctx, auth.RefreshRequest{RefreshToken: pair.RefreshToken}); !errors.Is(err, auth.ErrBadRefreshToken) {
+		t.Fatalf("refresh from before: %v", err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword}); !errors.Is(err, auth.ErrBadCredentials) {
+		t.Fatalf("old password: %v", err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: "a changed long password"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResetPasswordOverGRPC: ResetPassword (admin) returns a token and its expiry; the
+// user's old password then fails and SetPassword with the token works once.
+func TestResetPasswordOverGRPC(t *testing.T) {
+	c, _ := startAuth(t, auth.ThrottleOptions{})
+	ctx := testContext(t)
+	pair, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx := authz.WithToken(ctx, pair.Token)
+	u, err := c.CreateUser(actx, auth.CreateUserRequest{Email: "reset@example.org", Password: authPassword, Role: authz.RoleAnalyst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ResetPassword(actx, auth.ResetPasswordRequest{ID: pair.Token}); errs.KindOf(err) != errs.InvalidArgument {
+		t.Fatalf("malformed id: %v", err)
+	}
+	r, err := c.ResetPassword(actx, auth.ResetPasswordRequest{ID: u.ID})
+	if err != nil || len(r.ResetToken) != 43 || r.ResetExpiresAt.Sub(u.CreatedAt) < 59*time.Minute {
+		t.Fatalf("reset: %+v %v", r, err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: "reset@example.org", Password: authPassword}); !errors.Is(err, auth.ErrBadCredentials) {
+		t.Fatalf("old password: %v", err)
+	}
+	if err := c.SetPassword(ctx, auth.SetPasswordRequest{Token: r.ResetToken, NewPassword: "a reset long password"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetPassword(ctx, auth.SetPasswordRequest{Token: r.ResetToken, NewPassword: "a reset long password"}); !errors.Is(err, auth.ErrBadSetPasswordToken) {
+		t.Fatalf("reuse: %v", err)
+	}
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: "reset@example.org", Password: "a reset long password"}); err != nil {
+		t.Fatal(err)
 	}
 }

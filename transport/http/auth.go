@@ -13,7 +13,7 @@ import (
 // NewAuthHandler serves the auth API of API.md ("Authentication and roles") from the
 // endpoint set, under o.Prefix, behind Wrap. The gateway strips its /auth and /api
 // prefixes, so the service itself serves /login, /validate, /refresh, /logout,
-// /password/set, /.well-known/jwks.json, /users, /users/{id} and /users/audit. Every response carries
+// /password/set, /password, /.well-known/jwks.json, /users, /users/{id}, /users/{id}/reset-password and /users/audit. Every response carries
 // Cache-Control: no-store (Wrap), which token responses must (RFC 6749 §5.1).
 func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	r := NewRouter()
@@ -23,6 +23,7 @@ func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodPost, "/refresh", set.RefreshEndpoint, decodeRefresh, encodeOK[auth.TokenPair])
 	Handle(r, o, http.MethodPost, "/logout", set.LogoutEndpoint, decodeLogout, encodeNoContent[auth.LogoutResponse])
 	Handle(r, o, http.MethodPost, "/password/set", set.SetPasswordEndpoint, decodeSetPassword, encodeNoContent[auth.SetPasswordResponse])
+	Handle(r, o, http.MethodPost, "/password", set.ChangePasswordEndpoint, decodeChangePassword, encodeNoContent[auth.ChangePasswordResponse])
 	Handle(r, o, http.MethodGet, "/.well-known/jwks.json", set.JWKSEndpoint, decodeJWKS, encodeOK[authz.JWKS])
 	Handle(r, o, http.MethodPost, "/users", set.CreateUserEndpoint, decodeCreateUser, encodeCreatedUser(p))
 	Handle(r, o, http.MethodGet, "/users", set.ListUsersEndpoint, decodeListUsers, encodeUsers)
@@ -30,6 +31,7 @@ func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/users/audit", set.AuditEndpoint, decodeAuthAudit, encodeAuthAudit)
 	Handle(r, o, http.MethodGet, "/users/{id}", set.GetUserEndpoint, decodeGetUser, encodeOK[auth.User])
 	Handle(r, o, http.MethodPatch, "/users/{id}", set.UpdateUserEndpoint, decodeUpdateUser, encodeOK[auth.User])
+	Handle(r, o, http.MethodPost, "/users/{id}/reset-password", set.ResetPasswordEndpoint, decodeResetPassword, encodeReset)
 	return Wrap(r, o)
 }
 
@@ -65,6 +67,13 @@ func decodeSetPassword(_ context.Context, r *http.Request) (auth.SetPasswordRequ
 	return DecodeJSON[auth.SetPasswordRequest](r)
 }
 
+func decodeChangePassword(_ context.Context, r *http.Request) (auth.ChangePasswordRequest, error) {
+	if err := noQuery(r); err != nil {
+		return auth.ChangePasswordRequest{}, err
+	}
+	return DecodeJSON[auth.ChangePasswordRequest](r)
+}
+
 func decodeJWKS(_ context.Context, r *http.Request) (auth.JWKSRequest, error) {
 	return auth.JWKSRequest{}, noQuery(r)
 }
@@ -83,6 +92,17 @@ func decodeListUsers(_ context.Context, r *http.Request) (auth.ListUsersRequest,
 func decodeGetUser(_ context.Context, r *http.Request) (auth.GetUserRequest, error) {
 	id, err := idOnly(r)
 	return auth.GetUserRequest{ID: id}, err
+}
+
+// decodeResetPassword reads POST /users/{id}/reset-password (no query; a body, if any, is
+// not read).
+func decodeResetPassword(_ context.Context, r *http.Request) (auth.ResetPasswordRequest, error) {
+	id, err := idOnly(r)
+	return auth.ResetPasswordRequest{ID: id}, err
+}
+
+func encodeReset(_ context.Context, _ http.Header, r auth.ResetPassword) (int, any) {
+	return http.StatusCreated, r
 }
 
 // decodeUpdateUser reads PATCH /users/{id} {"role"?, "disabled"?}.
@@ -139,7 +159,7 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			return call{method: http.MethodPost, path: path, header: http.Header{}, body: body}, nil
 		}
 	}
-	login, refresh, logout, create, setPassword := post("/login"), post("/refresh"), post("/logout"), post("/users"), post("/password/set")
+	login, refresh, logout, create, setPassword, changePassword := post("/login"), post("/refresh"), post("/logout"), post("/users"), post("/password/set"), post("/password")
 	return auth.Set{
 		LoginEndpoint: clientEndpoint(c, func(r auth.LoginRequest) (call, error) { return login(r) },
 			decodeJSONResponse[auth.TokenPair]),
@@ -157,12 +177,17 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			decodeJSONResponse[auth.CreatedUser]),
 		SetPasswordEndpoint: clientEndpoint(c, func(r auth.SetPasswordRequest) (call, error) { return setPassword(r) },
 			func(*http.Response) (auth.SetPasswordResponse, error) { return auth.SetPasswordResponse{}, nil }),
+		ChangePasswordEndpoint: clientEndpoint(c, func(r auth.ChangePasswordRequest) (call, error) { return changePassword(r) },
+			func(*http.Response) (auth.ChangePasswordResponse, error) { return auth.ChangePasswordResponse{}, nil }),
 		ListUsersEndpoint: clientEndpoint(c, func(auth.ListUsersRequest) (call, error) {
 			return call{method: http.MethodGet, path: "/users"}, nil
 		}, func(resp *http.Response) (auth.UsersResponse, error) {
 			u, err := decodeJSONResponse[[]auth.User](resp)
 			return auth.UsersResponse{Users: u}, err
 		}),
+		ResetPasswordEndpoint: clientEndpoint(c, func(r auth.ResetPasswordRequest) (call, error) {
+			return resourceCall(http.MethodPost, "/users", r.ID, "/reset-password")
+		}, decodeJSONResponse[auth.ResetPassword]),
 		GetUserEndpoint: clientEndpoint(c, func(r auth.GetUserRequest) (call, error) {
 			return resourceCall(http.MethodGet, "/users", r.ID, "")
 		}, decodeJSONResponse[auth.User]),

@@ -374,3 +374,90 @@ func TestAuthThrottleOverHTTP(t *testing.T) {
 		t.Fatalf("client sees %v", err)
 	}
 }
+
+// TestChangePasswordOverHTTP: POST /password changes the caller's own password (204, no
+// body); without a token it is 401; a wrong current password is 401 without fields; a
+// common new password is a 400 naming newPassword; afterwards the old password fails, the
+// new one logs in and the refresh token from before is dead. The same through the client.
+func TestChangePasswordOverHTTP(t *testing.T) {
+	e := newAuthEnv(t, auth.ThrottleOptions{})
+	ctx := authz.WithToken(context.Background(), e.admin)
+	if _, err := e.client.CreateUser(ctx, auth.CreateUserRequest{Email: "changer@example.org", Password: authPassword, Role: authz.RoleBilling}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.login(t, "changer@example.org")
+	body := `{"currentPassword":"` + authPassword + `","newPassword":"a changed long password"}`
+	resp, b := e.do(t, "POST", "/password", "", body, jsonCT...)
+	checkError(t, resp, b, 401, errs.Unauthenticated)
+	resp, b = e.do(t, "POST", "/password", before.Token, `{"currentPassword":"not the password 1","newPassword":"a changed long password"}`, jsonCT...)
+	if eb := checkError(t, resp, b, 401, errs.Unauthenticated); eb.Message != auth.ErrBadCurrentPassword.Message || len(eb.Fields) != 0 {
+		t.Fatalf("wrong current password: %s", b)
+	}
+	resp, b = e.do(t, "POST", "/password", before.Token, `{"currentPassword":"`+authPassword+`","newPassword":"password123456"}`, jsonCT...)
+	if eb := checkError(t, resp, b, 400, errs.InvalidArgument); !strings.Contains(eb.Fields["newPassword"], "common") {
+		t.Fatalf("common password: %s", b)
+	}
+	resp, b = e.do(t, "POST", "/password?x=1", before.Token, body, jsonCT...)
+	checkError(t, resp, b, 400, errs.InvalidArgument)
+	resp, b = e.do(t, "POST", "/password", before.Token, body, jsonCT...)
+	if resp.StatusCode != 204 || len(b) != 0 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("change: %d %s", resp.StatusCode, b)
+	}
+	resp, b = e.do(t, "POST", "/login", "", `{"email":"changer@example.org","password":"`+authPassword+`"}`, jsonCT...)
+	checkError(t, resp, b, 401, errs.Unauthenticated)
+	resp, b = e.do(t, "POST", "/refresh", "", `{"refreshToken":"`+before.RefreshToken+`"}`, jsonCT...)
+	checkError(t, resp, b, 401, errs.Unauthenticated)
+	pair, err := e.client.Login(context.Background(), auth.LoginRequest{Email: "changer@example.org", Password: "a changed long password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client: a wrong current password is ErrBadCurrentPassword; a right one changes it.
+	uctx := authz.WithToken(context.Background(), pair.Token)
+	if err := e.client.ChangePassword(uctx, auth.ChangePasswordRequest{CurrentPassword: authPassword, NewPassword: "a third long password"}); !errors.Is(err, auth.ErrBadCurrentPassword) {
+		t.Fatalf("client wrong current: %v", err)
+	}
+	if err := e.client.ChangePassword(uctx, auth.ChangePasswordRequest{CurrentPassword: "a changed long password", NewPassword: "a third long password"}); err != nil {
+		t.Fatalf("client change: %v", err)
+	}
+	if _, err := e.client.Login(context.Background(), auth.LoginRequest{Email: "changer@example.org", Password: "a third long password"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResetPasswordOverHTTP: POST /users/{id}/reset-password (admin) answers 201 with
+// exactly resetToken and resetExpiresAt; a non-admin gets 403; the user's old password
+// fails, the token sets a new one through POST /password/set once; the client does the same.
+func TestResetPasswordOverHTTP(t *testing.T) {
+	e := newAuthEnv(t, auth.ThrottleOptions{})
+	ctx := authz.WithToken(context.Background(), e.admin)
+	u, err := e.client.CreateUser(ctx, auth.CreateUserRequest{Email: "reset@example.org", Password: authPassword, Role: authz.RoleClinician})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := e.login(t, "reset@example.org")
+	resp, b := e.do(t, "POST", "/users/"+u.ID+"/reset-password", mine.Token, "", jsonCT...)
+	checkError(t, resp, b, 403, errs.PermissionDenied)
+	resp, b = e.do(t, "POST", "/users/"+u.ID+"/reset-password", e.admin, "", jsonCT...)
+	if resp.StatusCode != 201 || keysOf(t, b) != "resetExpiresAt,resetToken" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("reset: %d %s", resp.StatusCode, b)
+	}
+	r := decodeBody[auth.ResetPassword](t, b)
+	resp, b = e.do(t, "POST", "/login", "", `{"email":"reset@example.org","password":"`+authPassword+`"}`, jsonCT...)
+	checkError(t, resp, b, 401, errs.Unauthenticated)
+	resp, b = e.do(t, "POST", "/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"a reset long password"}`, jsonCT...)
+	if resp.StatusCode != 204 {
+		t.Fatalf("set after reset: %d %s", resp.StatusCode, b)
+	}
+	resp, b = e.do(t, "POST", "/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"a reset long password"}`, jsonCT...)
+	checkError(t, resp, b, 400, errs.InvalidArgument)
+	if resp, b = e.do(t, "POST", "/login", "", `{"email":"reset@example.org","password":"a reset long password"}`, jsonCT...); resp.StatusCode != 200 {
+		t.Fatalf("login after reset: %d %s", resp.StatusCode, b)
+	}
+	r2, err := e.client.ResetPassword(ctx, auth.ResetPasswordRequest{ID: u.ID})
+	if err != nil || len(r2.ResetToken) != 43 || r2.ResetExpiresAt.IsZero() {
+		t.Fatalf("client reset: %+v %v", r2, err)
+	}
+	if err := e.client.SetPassword(context.Background(), auth.SetPasswordRequest{Token: r2.ResetToken, NewPassword: "another reset password"}); err != nil {
+		t.Fatal(err)
+	}
+}

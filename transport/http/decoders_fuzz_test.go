@@ -372,6 +372,10 @@ var authCases = []decodeCase{
 		checkNoQuery(t, in)
 		checkJSONBody(t, in)
 	}, func(t *testing.T, in fuzzInput, r auth.SetPasswordRequest) fuzzInput { return withBody(t, in, r) }),
+	caseOf("change-password", "POST", decodeChangePassword, func(t *testing.T, in fuzzInput, _ auth.ChangePasswordRequest) {
+		checkNoQuery(t, in)
+		checkJSONBody(t, in)
+	}, func(t *testing.T, in fuzzInput, r auth.ChangePasswordRequest) fuzzInput { return withBody(t, in, r) }),
 	caseOf("jwks", "GET", decodeJWKS, noQueryCheck[auth.JWKSRequest], nil),
 	caseOf("create-user", "POST", decodeCreateUser, func(t *testing.T, in fuzzInput, _ auth.CreateUserRequest) {
 		checkNoQuery(t, in)

@@ -224,8 +224,12 @@ func (stubAuth) JWKS(context.Context) (authz.JWKS, error)         { return authz
 func (stubAuth) CreateUser(_ context.Context, r auth.CreateUserRequest) (auth.CreatedUser, error) {
 	return auth.CreatedUser{User: auth.User{ID: testID, Email: r.Email, Role: r.Role}}, nil
 }
-func (stubAuth) SetPassword(context.Context, auth.SetPasswordRequest) error { return nil }
-func (stubAuth) ListUsers(context.Context) ([]auth.User, error)             { return nil, nil }
+func (stubAuth) SetPassword(context.Context, auth.SetPasswordRequest) error       { return nil }
+func (stubAuth) ChangePassword(context.Context, auth.ChangePasswordRequest) error { return nil }
+func (stubAuth) ResetPassword(context.Context, auth.ResetPasswordRequest) (auth.ResetPassword, error) {
+	return auth.ResetPassword{}, nil
+}
+func (stubAuth) ListUsers(context.Context) ([]auth.User, error) { return nil, nil }
 func (stubAuth) GetUser(_ context.Context, id string) (auth.User, error) {
 	return auth.User{ID: id}, nil
 }

@@ -902,6 +902,195 @@ func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
 	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{14}
 }
 
+// ChangePasswordRequest carries the caller's current password and the new one (at least
+// 12 characters, not common, not the user's email, not the current one).
+type ChangePasswordRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CurrentPassword string                 `protobuf:"bytes,1,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	NewPassword     string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ChangePasswordRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+// ChangePasswordResponse is empty; it is a message of its own so fields can be added.
+type ChangePasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+}
+
+// ResetPasswordRequest names the user whose password is reset.
+type ResetPasswordRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetPasswordRequest) Reset() {
+	*x = ResetPasswordRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordRequest) ProtoMessage() {}
+
+func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
+func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ResetPasswordRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ResetPasswordResponse carries the reset's set-password token, shown only here.
+type ResetPasswordResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ResetToken     string                 `protobuf:"bytes,1,opt,name=reset_token,json=resetToken,proto3" json:"reset_token,omitempty"`
+	ResetExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=reset_expires_at,json=resetExpiresAt,proto3" json:"reset_expires_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ResetPasswordResponse) Reset() {
+	*x = ResetPasswordResponse{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordResponse) ProtoMessage() {}
+
+func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
+func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ResetPasswordResponse) GetResetToken() string {
+	if x != nil {
+		return x.ResetToken
+	}
+	return ""
+}
+
+func (x *ResetPasswordResponse) GetResetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResetExpiresAt
+	}
+	return nil
+}
+
 // ListUsersRequest is empty: every user is listed, ordered by email.
 type ListUsersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -911,7 +1100,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1112,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1125,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{15}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{19}
 }
 
 // ListUsersResponse holds the users.
@@ -949,7 +1138,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1150,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1163,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -994,7 +1183,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1195,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1208,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetUserRequest) GetId() string {
@@ -1041,7 +1230,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1242,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1255,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{18}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateUserRequest) GetId() string {
@@ -1105,7 +1294,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1306,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1319,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{19}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListAuditRequest) GetUserId() string {
@@ -1186,7 +1375,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1387,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1400,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{20}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -1287,7 +1476,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1488,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1501,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{21}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -1386,7 +1575,17 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"\x12SetPasswordRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12!\n" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"\x15\n" +
-	"\x13SetPasswordResponse\"\x12\n" +
+	"\x13SetPasswordResponse\"e\n" +
+	"\x15ChangePasswordRequest\x12)\n" +
+	"\x10current_password\x18\x01 \x01(\tR\x0fcurrentPassword\x12!\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"\x18\n" +
+	"\x16ChangePasswordResponse\"&\n" +
+	"\x14ResetPasswordRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"~\n" +
+	"\x15ResetPasswordResponse\x12\x1f\n" +
+	"\vreset_token\x18\x01 \x01(\tR\n" +
+	"resetToken\x12D\n" +
+	"\x10reset_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eresetExpiresAt\"\x12\n" +
 	"\x10ListUsersRequest\"<\n" +
 	"\x11ListUsersResponse\x12'\n" +
 	"\x05users\x18\x01 \x03(\v2\x11.pms.auth.v1.UserR\x05users\" \n" +
@@ -1417,7 +1616,7 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x12%\n" +
 	"\x0eclient_address\x18\t \x01(\tR\rclientAddress\"F\n" +
 	"\x11ListAuditResponse\x121\n" +
-	"\aentries\x18\x01 \x03(\v2\x17.pms.auth.v1.AuditEntryR\aentries2\xf8\x05\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.pms.auth.v1.AuditEntryR\aentries2\xab\a\n" +
 	"\vAuthService\x12:\n" +
 	"\x05Login\x12\x19.pms.auth.v1.LoginRequest\x1a\x16.pms.auth.v1.TokenPair\x12A\n" +
 	"\bValidate\x12\x1c.pms.auth.v1.ValidateRequest\x1a\x17.pms.auth.v1.Validation\x12>\n" +
@@ -1431,7 +1630,9 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"UpdateUser\x12\x1e.pms.auth.v1.UpdateUserRequest\x1a\x11.pms.auth.v1.User\x12J\n" +
 	"\tListAudit\x12\x1d.pms.auth.v1.ListAuditRequest\x1a\x1e.pms.auth.v1.ListAuditResponse\x12P\n" +
-	"\vSetPassword\x12\x1f.pms.auth.v1.SetPasswordRequest\x1a .pms.auth.v1.SetPasswordResponseB-Z+github.com/pms/pms/proto/pms/auth/v1;authv1b\x06proto3"
+	"\vSetPassword\x12\x1f.pms.auth.v1.SetPasswordRequest\x1a .pms.auth.v1.SetPasswordResponse\x12Y\n" +
+	"\x0eChangePassword\x12\".pms.auth.v1.ChangePasswordRequest\x1a#.pms.auth.v1.ChangePasswordResponse\x12V\n" +
+	"\rResetPassword\x12!.pms.auth.v1.ResetPasswordRequest\x1a\".pms.auth.v1.ResetPasswordResponseB-Z+github.com/pms/pms/proto/pms/auth/v1;authv1b\x06proto3"
 
 var (
 	file_pms_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -1445,71 +1646,80 @@ func file_pms_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_pms_auth_v1_auth_proto_rawDescData
 }
 
-var file_pms_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_pms_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_pms_auth_v1_auth_proto_goTypes = []any{
-	(*LoginRequest)(nil),          // 0: pms.auth.v1.LoginRequest
-	(*TokenPair)(nil),             // 1: pms.auth.v1.TokenPair
-	(*ValidateRequest)(nil),       // 2: pms.auth.v1.ValidateRequest
-	(*Validation)(nil),            // 3: pms.auth.v1.Validation
-	(*RefreshRequest)(nil),        // 4: pms.auth.v1.RefreshRequest
-	(*LogoutRequest)(nil),         // 5: pms.auth.v1.LogoutRequest
-	(*LogoutResponse)(nil),        // 6: pms.auth.v1.LogoutResponse
-	(*GetJwksRequest)(nil),        // 7: pms.auth.v1.GetJwksRequest
-	(*Jwk)(nil),                   // 8: pms.auth.v1.Jwk
-	(*Jwks)(nil),                  // 9: pms.auth.v1.Jwks
-	(*User)(nil),                  // 10: pms.auth.v1.User
-	(*CreateUserRequest)(nil),     // 11: pms.auth.v1.CreateUserRequest
-	(*CreatedUser)(nil),           // 12: pms.auth.v1.CreatedUser
-	(*SetPasswordRequest)(nil),    // 13: pms.auth.v1.SetPasswordRequest
-	(*SetPasswordResponse)(nil),   // 14: pms.auth.v1.SetPasswordResponse
-	(*ListUsersRequest)(nil),      // 15: pms.auth.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),     // 16: pms.auth.v1.ListUsersResponse
-	(*GetUserRequest)(nil),        // 17: pms.auth.v1.GetUserRequest
-	(*UpdateUserRequest)(nil),     // 18: pms.auth.v1.UpdateUserRequest
-	(*ListAuditRequest)(nil),      // 19: pms.auth.v1.ListAuditRequest
-	(*AuditEntry)(nil),            // 20: pms.auth.v1.AuditEntry
-	(*ListAuditResponse)(nil),     // 21: pms.auth.v1.ListAuditResponse
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(*LoginRequest)(nil),           // 0: pms.auth.v1.LoginRequest
+	(*TokenPair)(nil),              // 1: pms.auth.v1.TokenPair
+	(*ValidateRequest)(nil),        // 2: pms.auth.v1.ValidateRequest
+	(*Validation)(nil),             // 3: pms.auth.v1.Validation
+	(*RefreshRequest)(nil),         // 4: pms.auth.v1.RefreshRequest
+	(*LogoutRequest)(nil),          // 5: pms.auth.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 6: pms.auth.v1.LogoutResponse
+	(*GetJwksRequest)(nil),         // 7: pms.auth.v1.GetJwksRequest
+	(*Jwk)(nil),                    // 8: pms.auth.v1.Jwk
+	(*Jwks)(nil),                   // 9: pms.auth.v1.Jwks
+	(*User)(nil),                   // 10: pms.auth.v1.User
+	(*CreateUserRequest)(nil),      // 11: pms.auth.v1.CreateUserRequest
+	(*CreatedUser)(nil),            // 12: pms.auth.v1.CreatedUser
+	(*SetPasswordRequest)(nil),     // 13: pms.auth.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),    // 14: pms.auth.v1.SetPasswordResponse
+	(*ChangePasswordRequest)(nil),  // 15: pms.auth.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 16: pms.auth.v1.ChangePasswordResponse
+	(*ResetPasswordRequest)(nil),   // 17: pms.auth.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),  // 18: pms.auth.v1.ResetPasswordResponse
+	(*ListUsersRequest)(nil),       // 19: pms.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 20: pms.auth.v1.ListUsersResponse
+	(*GetUserRequest)(nil),         // 21: pms.auth.v1.GetUserRequest
+	(*UpdateUserRequest)(nil),      // 22: pms.auth.v1.UpdateUserRequest
+	(*ListAuditRequest)(nil),       // 23: pms.auth.v1.ListAuditRequest
+	(*AuditEntry)(nil),             // 24: pms.auth.v1.AuditEntry
+	(*ListAuditResponse)(nil),      // 25: pms.auth.v1.ListAuditResponse
+	(*timestamppb.Timestamp)(nil),  // 26: google.protobuf.Timestamp
 }
 var file_pms_auth_v1_auth_proto_depIdxs = []int32{
 	8,  // 0: pms.auth.v1.Jwks.keys:type_name -> pms.auth.v1.Jwk
-	22, // 1: pms.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	22, // 2: pms.auth.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	22, // 3: pms.auth.v1.CreatedUser.created_at:type_name -> google.protobuf.Timestamp
-	22, // 4: pms.auth.v1.CreatedUser.updated_at:type_name -> google.protobuf.Timestamp
-	22, // 5: pms.auth.v1.CreatedUser.invite_expires_at:type_name -> google.protobuf.Timestamp
-	10, // 6: pms.auth.v1.ListUsersResponse.users:type_name -> pms.auth.v1.User
-	22, // 7: pms.auth.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	22, // 8: pms.auth.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	22, // 9: pms.auth.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	20, // 10: pms.auth.v1.ListAuditResponse.entries:type_name -> pms.auth.v1.AuditEntry
-	0,  // 11: pms.auth.v1.AuthService.Login:input_type -> pms.auth.v1.LoginRequest
-	2,  // 12: pms.auth.v1.AuthService.Validate:input_type -> pms.auth.v1.ValidateRequest
-	4,  // 13: pms.auth.v1.AuthService.Refresh:input_type -> pms.auth.v1.RefreshRequest
-	5,  // 14: pms.auth.v1.AuthService.Logout:input_type -> pms.auth.v1.LogoutRequest
-	7,  // 15: pms.auth.v1.AuthService.GetJwks:input_type -> pms.auth.v1.GetJwksRequest
-	11, // 16: pms.auth.v1.AuthService.CreateUser:input_type -> pms.auth.v1.CreateUserRequest
-	15, // 17: pms.auth.v1.AuthService.ListUsers:input_type -> pms.auth.v1.ListUsersRequest
-	17, // 18: pms.auth.v1.AuthService.GetUser:input_type -> pms.auth.v1.GetUserRequest
-	18, // 19: pms.auth.v1.AuthService.UpdateUser:input_type -> pms.auth.v1.UpdateUserRequest
-	19, // 20: pms.auth.v1.AuthService.ListAudit:input_type -> pms.auth.v1.ListAuditRequest
-	13, // 21: pms.auth.v1.AuthService.SetPassword:input_type -> pms.auth.v1.SetPasswordRequest
-	1,  // 22: pms.auth.v1.AuthService.Login:output_type -> pms.auth.v1.TokenPair
-	3,  // 23: pms.auth.v1.AuthService.Validate:output_type -> pms.auth.v1.Validation
-	1,  // 24: pms.auth.v1.AuthService.Refresh:output_type -> pms.auth.v1.TokenPair
-	6,  // 25: pms.auth.v1.AuthService.Logout:output_type -> pms.auth.v1.LogoutResponse
-	9,  // 26: pms.auth.v1.AuthService.GetJwks:output_type -> pms.auth.v1.Jwks
-	12, // 27: pms.auth.v1.AuthService.CreateUser:output_type -> pms.auth.v1.CreatedUser
-	16, // 28: pms.auth.v1.AuthService.ListUsers:output_type -> pms.auth.v1.ListUsersResponse
-	10, // 29: pms.auth.v1.AuthService.GetUser:output_type -> pms.auth.v1.User
-	10, // 30: pms.auth.v1.AuthService.UpdateUser:output_type -> pms.auth.v1.User
-	21, // 31: pms.auth.v1.AuthService.ListAudit:output_type -> pms.auth.v1.ListAuditResponse
-	14, // 32: pms.auth.v1.AuthService.SetPassword:output_type -> pms.auth.v1.SetPasswordResponse
-	22, // [22:33] is the sub-list for method output_type
-	11, // [11:22] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	26, // 1: pms.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	26, // 2: pms.auth.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 3: pms.auth.v1.CreatedUser.created_at:type_name -> google.protobuf.Timestamp
+	26, // 4: pms.auth.v1.CreatedUser.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 5: pms.auth.v1.CreatedUser.invite_expires_at:type_name -> google.protobuf.Timestamp
+	26, // 6: pms.auth.v1.ResetPasswordResponse.reset_expires_at:type_name -> google.protobuf.Timestamp
+	10, // 7: pms.auth.v1.ListUsersResponse.users:type_name -> pms.auth.v1.User
+	26, // 8: pms.auth.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	26, // 9: pms.auth.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	26, // 10: pms.auth.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	24, // 11: pms.auth.v1.ListAuditResponse.entries:type_name -> pms.auth.v1.AuditEntry
+	0,  // 12: pms.auth.v1.AuthService.Login:input_type -> pms.auth.v1.LoginRequest
+	2,  // 13: pms.auth.v1.AuthService.Validate:input_type -> pms.auth.v1.ValidateRequest
+	4,  // 14: pms.auth.v1.AuthService.Refresh:input_type -> pms.auth.v1.RefreshRequest
+	5,  // 15: pms.auth.v1.AuthService.Logout:input_type -> pms.auth.v1.LogoutRequest
+	7,  // 16: pms.auth.v1.AuthService.GetJwks:input_type -> pms.auth.v1.GetJwksRequest
+	11, // 17: pms.auth.v1.AuthService.CreateUser:input_type -> pms.auth.v1.CreateUserRequest
+	19, // 18: pms.auth.v1.AuthService.ListUsers:input_type -> pms.auth.v1.ListUsersRequest
+	21, // 19: pms.auth.v1.AuthService.GetUser:input_type -> pms.auth.v1.GetUserRequest
+	22, // 20: pms.auth.v1.AuthService.UpdateUser:input_type -> pms.auth.v1.UpdateUserRequest
+	23, // 21: pms.auth.v1.AuthService.ListAudit:input_type -> pms.auth.v1.ListAuditRequest
+	13, // 22: pms.auth.v1.AuthService.SetPassword:input_type -> pms.auth.v1.SetPasswordRequest
+	15, // 23: pms.auth.v1.AuthService.ChangePassword:input_type -> pms.auth.v1.ChangePasswordRequest
+	17, // 24: pms.auth.v1.AuthService.ResetPassword:input_type -> pms.auth.v1.ResetPasswordRequest
+	1,  // 25: pms.auth.v1.AuthService.Login:output_type -> pms.auth.v1.TokenPair
+	3,  // 26: pms.auth.v1.AuthService.Validate:output_type -> pms.auth.v1.Validation
+	1,  // 27: pms.auth.v1.AuthService.Refresh:output_type -> pms.auth.v1.TokenPair
+	6,  // 28: pms.auth.v1.AuthService.Logout:output_type -> pms.auth.v1.LogoutResponse
+	9,  // 29: pms.auth.v1.AuthService.GetJwks:output_type -> pms.auth.v1.Jwks
+	12, // 30: pms.auth.v1.AuthService.CreateUser:output_type -> pms.auth.v1.CreatedUser
+	20, // 31: pms.auth.v1.AuthService.ListUsers:output_type -> pms.auth.v1.ListUsersResponse
+	10, // 32: pms.auth.v1.AuthService.GetUser:output_type -> pms.auth.v1.User
+	10, // 33: pms.auth.v1.AuthService.UpdateUser:output_type -> pms.auth.v1.User
+	25, // 34: pms.auth.v1.AuthService.ListAudit:output_type -> pms.auth.v1.ListAuditResponse
+	14, // 35: pms.auth.v1.AuthService.SetPassword:output_type -> pms.auth.v1.SetPasswordResponse
+	16, // 36: pms.auth.v1.AuthService.ChangePassword:output_type -> pms.auth.v1.ChangePasswordResponse
+	18, // 37: pms.auth.v1.AuthService.ResetPassword:output_type -> pms.auth.v1.ResetPasswordResponse
+	25, // [25:38] is the sub-list for method output_type
+	12, // [12:25] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_pms_auth_v1_auth_proto_init() }
@@ -1517,14 +1727,14 @@ func file_pms_auth_v1_auth_proto_init() {
 	if File_pms_auth_v1_auth_proto != nil {
 		return
 	}
-	file_pms_auth_v1_auth_proto_msgTypes[18].OneofWrappers = []any{}
+	file_pms_auth_v1_auth_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_auth_v1_auth_proto_rawDesc), len(file_pms_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,17 +28,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_Login_FullMethodName       = "/pms.auth.v1.AuthService/Login"
-	AuthService_Validate_FullMethodName    = "/pms.auth.v1.AuthService/Validate"
-	AuthService_Refresh_FullMethodName     = "/pms.auth.v1.AuthService/Refresh"
-	AuthService_Logout_FullMethodName      = "/pms.auth.v1.AuthService/Logout"
-	AuthService_GetJwks_FullMethodName     = "/pms.auth.v1.AuthService/GetJwks"
-	AuthService_CreateUser_FullMethodName  = "/pms.auth.v1.AuthService/CreateUser"
-	AuthService_ListUsers_FullMethodName   = "/pms.auth.v1.AuthService/ListUsers"
-	AuthService_GetUser_FullMethodName     = "/pms.auth.v1.AuthService/GetUser"
-	AuthService_UpdateUser_FullMethodName  = "/pms.auth.v1.AuthService/UpdateUser"
-	AuthService_ListAudit_FullMethodName   = "/pms.auth.v1.AuthService/ListAudit"
-	AuthService_SetPassword_FullMethodName = "/pms.auth.v1.AuthService/SetPassword"
+	AuthService_Login_FullMethodName          = "/pms.auth.v1.AuthService/Login"
+	AuthService_Validate_FullMethodName       = "/pms.auth.v1.AuthService/Validate"
+	AuthService_Refresh_FullMethodName        = "/pms.auth.v1.AuthService/Refresh"
+	AuthService_Logout_FullMethodName         = "/pms.auth.v1.AuthService/Logout"
+	AuthService_GetJwks_FullMethodName        = "/pms.auth.v1.AuthService/GetJwks"
+	AuthService_CreateUser_FullMethodName     = "/pms.auth.v1.AuthService/CreateUser"
+	AuthService_ListUsers_FullMethodName      = "/pms.auth.v1.AuthService/ListUsers"
+	AuthService_GetUser_FullMethodName        = "/pms.auth.v1.AuthService/GetUser"
+	AuthService_UpdateUser_FullMethodName     = "/pms.auth.v1.AuthService/UpdateUser"
+	AuthService_ListAudit_FullMethodName      = "/pms.auth.v1.AuthService/ListAudit"
+	AuthService_SetPassword_FullMethodName    = "/pms.auth.v1.AuthService/SetPassword"
+	AuthService_ChangePassword_FullMethodName = "/pms.auth.v1.AuthService/ChangePassword"
+	AuthService_ResetPassword_FullMethodName  = "/pms.auth.v1.AuthService/ResetPassword"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -79,6 +81,13 @@ type AuthServiceClient interface {
 	// no access token needed (REST: POST /password/set). A token that is unknown, used,
 	// expired or whose user is disabled is "invalid_argument" with the field "token".
 	SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*SetPasswordResponse, error)
+	// ChangePassword changes the caller's own password, any role (REST: POST /password).
+	// A wrong current password is "unauthenticated" and counts as a failed login; every refresh token of the user is revoked.
+	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
+	// ResetPassword, admin only (REST: POST /users/{id}/reset-password), removes the user's
+	// password, revokes its refresh tokens and returns a one-time set-password token (purpose
+	// reset, short-lived) for SetPassword. An admin's own account is invalid_argument.
+	ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...grpc.CallOption) (*ResetPasswordResponse, error)
 }
 
 type authServiceClient struct {
@@ -199,6 +208,26 @@ func (c *authServiceClient) SetPassword(ctx context.Context, in *SetPasswordRequ
 	return out, nil
 }
 
+func (c *authServiceClient) ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChangePasswordResponse)
+	err := c.cc.Invoke(ctx, AuthService_ChangePassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...grpc.CallOption) (*ResetPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetPasswordResponse)
+	err := c.cc.Invoke(ctx, AuthService_ResetPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -237,6 +266,13 @@ type AuthServiceServer interface {
 	// no access token needed (REST: POST /password/set). A token that is unknown, used,
 	// expired or whose user is disabled is "invalid_argument" with the field "token".
 	SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error)
+	// ChangePassword changes the caller's own password, any role (REST: POST /password).
+	// A wrong current password is "unauthenticated" and counts as a failed login; every refresh token of the user is revoked.
+	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
+	// ResetPassword, admin only (REST: POST /users/{id}/reset-password), removes the user's
+	// password, revokes its refresh tokens and returns a one-time set-password token (purpose
+	// reset, short-lived) for SetPassword. An admin's own account is invalid_argument.
+	ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -279,6 +315,12 @@ func (UnimplementedAuthServiceServer) ListAudit(context.Context, *ListAuditReque
 }
 func (UnimplementedAuthServiceServer) SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetPassword not implemented")
+}
+func (UnimplementedAuthServiceServer) ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
+}
+func (UnimplementedAuthServiceServer) ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetPassword not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -499,6 +541,42 @@ func _AuthService_SetPassword_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_ChangePassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChangePasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).ChangePassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_ChangePassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).ChangePassword(ctx, req.(*ChangePasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_ResetPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).ResetPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_ResetPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).ResetPassword(ctx, req.(*ResetPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -549,6 +627,14 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetPassword",
 			Handler:    _AuthService_SetPassword_Handler,
+		},
+		{
+			MethodName: "ChangePassword",
+			Handler:    _AuthService_ChangePassword_Handler,
+		},
+		{
+			MethodName: "ResetPassword",
+			Handler:    _AuthService_ResetPassword_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
