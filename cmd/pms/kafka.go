@@ -52,7 +52,7 @@ type kafkaSettings struct {
 	// credentials is --kafka-credentials; creds what the embedded broker of `pms all` made
 	// (nil: read credentials when a service starts).
 	credentials string
-	creds       kafkaCredentials
+	creds       broker.Credentials
 }
 
 // settings converts the checked flags (their ranges fit int32 and int16); an empty
@@ -80,15 +80,15 @@ func (k kafkaSettings) brokerList() []string {
 // platform's ACLs (kafkatransport.Grants) to the principals of --kafka-credentials, creating
 // the file when missing, and writes <data-dir>/kcat.conf for the operator principal. It
 // returns the credentials, for the services of `pms all`.
-func startBroker(ctx context.Context, s settings) (*broker.Broker, kafkaCredentials, error) {
+func startBroker(ctx context.Context, s settings) (*broker.Broker, broker.Credentials, error) {
 	if exposed, err := checkListenAddr("broker", "kafka", s.kafka.addr, s.insecure || s.kafka.serverTLS != nil); err != nil {
 		return nil, nil, err
 	} else if exposed && s.kafka.serverTLS == nil {
 		_ = level.Warn(s.logger).Log("msg", "plain-text listener off loopback (--insecure-plaintext)", "service", "broker", "addr", s.kafka.addr)
 	}
-	creds, err := ensureCredentials(s.kafka.credentialsFile(s.dataDir), kafkatransport.Principals())
+	creds, err := broker.EnsureCredentials(s.kafka.credentialsFile(s.dataDir), kafkatransport.Principals())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("--kafka-credentials: %w", err)
 	}
 	b, err := broker.Start(broker.Options{
 		Addr: s.kafka.addr, DataDir: filepath.Join(s.dataDir, "kafka"), Partitions: int(s.kafka.partitions), TLS: s.kafka.serverTLS,
@@ -99,7 +99,7 @@ func startBroker(ctx context.Context, s settings) (*broker.Broker, kafkaCredenti
 		return nil, nil, err
 	}
 	op := kafkatransport.PrincipalOperator
-	if err := writePrivate(filepath.Join(s.dataDir, "kcat.conf"), kcatConfig(b.Addr(), op, creds[op], s.kafka.caFile)); err != nil {
+	if err := broker.WritePrivate(filepath.Join(s.dataDir, "kcat.conf"), kcatConfig(b.Addr(), op, creds[op], s.kafka.caFile)); err != nil {
 		b.Close()
 		return nil, nil, fmt.Errorf("broker: kcat.conf: %w", err)
 	}
@@ -141,8 +141,8 @@ func (k kafkaSettings) security(service, dataDir string) (kafkatransport.Securit
 			return sec, nil, nil
 		}
 		var err error
-		if creds, err = readCredentials(path); err != nil {
-			return sec, nil, err
+		if creds, err = broker.ReadCredentials(path); err != nil {
+			return sec, nil, fmt.Errorf("--kafka-credentials: %w", err)
 		}
 	}
 	if creds[service] == "" {

@@ -159,11 +159,11 @@ func TestKafkaSetup(t *testing.T) {
 			t.Fatalf("setup said %q", out.String())
 		}
 	}
-	passwords, err := readCredentials(creds)
+	passwords, err := broker.ReadCredentials(creds)
 	if err != nil || len(passwords) != len(kafkatransport.Principals()) || passwords["admin"] != "the-admin-password" {
 		t.Fatalf("credentials after setup: %d principals, %v", len(passwords), err)
 	}
-	own, err := readCredentials(creds + ".patient")
+	own, err := broker.ReadCredentials(creds + ".patient")
 	if fi, _ := os.Stat(creds + ".patient"); err != nil || len(own) != 1 || own["patient"] != passwords["patient"] || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("credentials.patient: %v %v", own, err)
 	}

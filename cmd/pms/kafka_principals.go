@@ -1,18 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -20,113 +12,9 @@ import (
 	kafkatransport "github.com/pms/pms/transport/kafka"
 )
 
-// kafkaCredentials are the Kafka principals' passwords, as the credentials file holds them.
-type kafkaCredentials map[string]string
-
-// maxCredentialsFile bounds the credentials file: a handful of short lines.
-const maxCredentialsFile = 64 << 10
-
-// readCredentials reads a credentials file: one "<principal> <password>" a line, blank lines
-// and lines starting with # ignored.
-func readCredentials(path string) (kafkaCredentials, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--kafka-credentials: %w", err)
-	}
-	if len(b) > maxCredentialsFile {
-		return nil, fmt.Errorf("--kafka-credentials %s: larger than %d bytes", path, maxCredentialsFile)
-	}
-	creds := kafkaCredentials{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) != 2 {
-			// The line is not quoted: it may hold a password.
-			return nil, fmt.Errorf("--kafka-credentials %s: line %d: want \"<principal> <password>\"", path, n)
-		}
-		creds[f[0]] = f[1]
-	}
-	return creds, nil
-}
-
-// ensureCredentials reads path and gives every principal missing from it a password (seed's,
-// else a random one), writing the file back (mode 0600, atomically) when it added one: the
-// embedded broker's principals are created on its first start and kept from then on.
-func ensureCredentials(path string, principals []string, seed ...kafkaCredentials) (kafkaCredentials, error) {
-	creds, err := readCredentials(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		creds, err = kafkaCredentials{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	added := false
-	for _, p := range principals {
-		if creds[p] != "" {
-			continue
-		}
-		if len(seed) > 0 && seed[0][p] != "" {
-			creds[p], added = seed[0][p], true
-			continue
-		}
-		b := make([]byte, 24)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
-		}
-		creds[p], added = base64.RawURLEncoding.EncodeToString(b), true
-	}
-	if !added {
-		return creds, nil
-	}
-	var buf strings.Builder
-	buf.WriteString("# Kafka principals of the embedded broker (SASL/SCRAM-SHA-512): \"<principal> <password>\".\n")
-	names := make([]string, 0, len(creds))
-	for p := range creds {
-		names = append(names, p)
-	}
-	slices.Sort(names)
-	for _, p := range names {
-		fmt.Fprintf(&buf, "%s %s\n", p, creds[p])
-	}
-	return creds, writePrivate(path, []byte(buf.String()))
-}
-
-// writePrivate writes b to path with mode 0600 (its folder 0700 when created) by renaming a
-// temporary file, so a reader never sees half a file.
-func writePrivate(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
 // brokerUsers are the embedded broker's principals with their grants (kafkatransport.Grants):
 // the admin as superuser, every other principal held by creds.
-func brokerUsers(creds kafkaCredentials) []broker.User {
+func brokerUsers(creds broker.Credentials) []broker.User {
 	principals := kafkatransport.Principals()
 	var users []broker.User
 	for _, p := range principals {
@@ -170,12 +58,12 @@ func runKafka(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(s.kafka.brokers) == 0 || s.kafka.credentials == "" {
 		return errors.New("pms kafka setup needs --kafka-brokers and --kafka-credentials")
 	}
-	if known, _ := readCredentials(s.kafka.credentials); known[kafkatransport.PrincipalAdmin] == "" && adminPassword == "" {
+	if known, _ := broker.ReadCredentials(s.kafka.credentials); known[kafkatransport.PrincipalAdmin] == "" && adminPassword == "" {
 		return errors.New("pms kafka setup needs the admin principal's password: an admin line in --kafka-credentials, or --kafka-admin-password")
 	}
-	creds, err := ensureCredentials(s.kafka.credentials, kafkatransport.Principals(), kafkaCredentials{kafkatransport.PrincipalAdmin: adminPassword})
+	creds, err := broker.EnsureCredentials(s.kafka.credentials, kafkatransport.Principals(), broker.Credentials{kafkatransport.PrincipalAdmin: adminPassword})
 	if err != nil {
-		return err
+		return fmt.Errorf("--kafka-credentials: %w", err)
 	}
 	if creds[kafkatransport.PrincipalAdmin] == "" || (adminPassword != "" && creds[kafkatransport.PrincipalAdmin] != adminPassword) {
 		return errors.New("--kafka-credentials: the admin line must hold the password the cluster knows (--kafka-admin-password)")
@@ -192,7 +80,7 @@ func runKafka(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if p == kafkatransport.PrincipalAdmin {
 			continue
 		}
-		if err := writePrivate(s.kafka.credentials+"."+p, []byte(p+" "+creds[p]+"\n")); err != nil {
+		if err := broker.WritePrivate(s.kafka.credentials+"."+p, []byte(p+" "+creds[p]+"\n")); err != nil {
 			return err
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/authz/authztest"
+	"github.com/pms/pms/pkg/platform/broker"
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
@@ -117,7 +118,7 @@ func startPMSLogs(t testing.TB, want []string, stderr io.Writer, args ...string)
 // brokerCredentials reads the credentials file of the embedded broker of `pms <args>`
 // (--kafka-credentials, else <data-dir>/kafka/credentials), which it wrote before reporting
 // its address.
-func brokerCredentials(t testing.TB, args []string) kafkaCredentials {
+func brokerCredentials(t testing.TB, args []string) broker.Credentials {
 	t.Helper()
 	dataDir, path := "./data", ""
 	for _, a := range args {
@@ -131,7 +132,7 @@ func brokerCredentials(t testing.TB, args []string) kafkaCredentials {
 	if path == "" {
 		path = filepath.Join(dataDir, "kafka", "credentials")
 	}
-	creds, err := readCredentials(path)
+	creds, err := broker.ReadCredentials(path)
 	if err != nil {
 		t.Fatal(err)
 	}

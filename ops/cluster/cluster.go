@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/pms/pms/pkg/platform/broker"
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/tlsconf"
 )
@@ -325,26 +326,24 @@ func Start(t testing.TB, o Options) *Cluster {
 // brokertest's, over TLS trusting the clusters' CA when secure. It also makes brokertest's
 // own helpers log in as the admin, which serves them against a plain cluster.
 func authenticate(t testing.TB, addr, credentials string, secure bool) *sarama.Config {
-	b, err := os.ReadFile(credentials)
+	creds, err := broker.ReadCredentials(credentials)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "admin" {
-			brokertest.Authenticate(addr, f[0], f[1])
-			cfg := brokertest.ConfigFor(addr)
-			if secure {
-				tc, err := TLSConfig()
-				if err != nil {
-					t.Fatal(err)
-				}
-				cfg.Net.TLS.Enable, cfg.Net.TLS.Config = true, tc
-			}
-			return cfg
-		}
+	pw := creds["admin"]
+	if pw == "" {
+		t.Fatalf("%s has no admin principal", credentials)
 	}
-	t.Fatalf("%s has no admin principal", credentials)
-	return nil
+	brokertest.Authenticate(addr, "admin", pw)
+	cfg := brokertest.ConfigFor(addr)
+	if secure {
+		tc, err := TLSConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Net.TLS.Enable, cfg.Net.TLS.Config = true, tc
+	}
+	return cfg
 }
 
 // KafkaConfig is a client configuration for the cluster's broker, as its admin principal

@@ -181,10 +181,7 @@ func (s Security) Apply(cfg *sarama.Config) *sarama.Config {
 		cfg.Net.TLS.Enable, cfg.Net.TLS.Config = true, s.TLS
 	}
 	if s.User != "" {
-		cfg.Net.SASL.Enable = true
-		cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
-		cfg.Net.SASL.User, cfg.Net.SASL.Password = s.User, s.Password
-		cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return broker.NewSCRAMClient() }
+		broker.Login(cfg, s.User, s.Password)
 	}
 	return cfg
 }

@@ -85,6 +85,16 @@ var kafkaOps = map[Op]kmsg.ACLOperation{
 	Describe: kmsg.ACLOperationDescribe, DescribeConfigs: kmsg.ACLOperationDescribeConfigs,
 }
 
+// Login makes cfg's connections authenticate as user with Mechanism and returns cfg: the one
+// place a sarama client is given a principal (kafkatransport.Security, brokertest).
+func Login(cfg *sarama.Config, user, password string) *sarama.Config {
+	cfg.Net.SASL.Enable = true
+	cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+	cfg.Net.SASL.User, cfg.Net.SASL.Password = user, password
+	cfg.Net.SASL.SCRAMClientGeneratorFunc = NewSCRAMClient
+	return cfg
+}
+
 // NewSCRAMClient is the client side of Mechanism for sarama
 // (Config.Net.SASL.SCRAMClientGeneratorFunc), on xdg-go/scram: sarama ships none.
 func NewSCRAMClient() sarama.SCRAMClient { return &scramClient{} }

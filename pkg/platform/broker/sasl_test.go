@@ -11,10 +11,7 @@ import (
 func login(user, password string) *sarama.Config {
 	c := config()
 	c.Metadata.Retry.Max = 0
-	c.Net.SASL.Enable, c.Net.SASL.Mechanism = true, sarama.SASLTypeSCRAMSHA512
-	c.Net.SASL.User, c.Net.SASL.Password = user, password
-	c.Net.SASL.SCRAMClientGeneratorFunc = NewSCRAMClient
-	return c
+	return Login(c, user, password)
 }
 
 // TestPrincipalsAndACLs: with Users the broker admits only those principals, each with its

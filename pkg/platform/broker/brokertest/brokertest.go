@@ -45,9 +45,7 @@ func ConfigFor(addr string) *sarama.Config {
 	c := Config()
 	if v, ok := logins.Load(addr); ok {
 		login := v.([2]string)
-		c.Net.SASL.Enable, c.Net.SASL.Mechanism = true, sarama.SASLTypeSCRAMSHA512
-		c.Net.SASL.User, c.Net.SASL.Password = login[0], login[1]
-		c.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return broker.NewSCRAMClient() }
+		broker.Login(c, login[0], login[1])
 	}
 	return c
 }
