@@ -21,6 +21,9 @@ type User struct {
 	Disabled  bool      `json:"disabled"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	// TokenVersion is what the user's next access token carries (claim "ver"); a user-wide
+	// revocation raises it, ending every token of a lower version.
+	TokenVersion int64 `json:"-"`
 }
 
 // LoginRequest is POST /login.

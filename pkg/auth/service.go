@@ -277,11 +277,12 @@ func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error
 	if err := s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now); err != nil {
 		return TokenPair{}, err
 	}
-	pair, refreshHash, err := s.issue(u, now)
+	family := uuid.NewString()
+	pair, refreshHash, err := s.issue(u, family, now)
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if err := s.store.insertRefresh(ctx, s.store.db, refreshHash, uuid.NewString(), u.ID, now, now.Add(s.refreshTTL)); err != nil {
+	if err := s.store.insertRefresh(ctx, s.store.db, refreshHash, family, u.ID, now, now.Add(s.refreshTTL)); err != nil {
 		return TokenPair{}, err
 	}
 	if err := s.record(asUser(ctx, u), ActionLogin, u.ID, audit.OutcomeSuccess); err != nil {
@@ -297,10 +298,10 @@ func addressKeyOf(keys []throttleKey) string {
 	return ""
 }
 
-// issue signs an access token for u and makes a refresh token, returning the pair and the
-// refresh token's hash (the only form in which it is stored).
-func (s *service) issue(u User, now time.Time) (TokenPair, string, error) {
-	claims := authz.Claims{Email: u.Email, Role: u.Role, RegisteredClaims: jwt.RegisteredClaims{
+// issue signs an access token for u in session family and makes a refresh token, returning
+// the pair and the refresh token's hash (the only form in which it is stored).
+func (s *service) issue(u User, family string, now time.Time) (TokenPair, string, error) {
+	claims := authz.Claims{Email: u.Email, Role: u.Role, SessionID: family, Version: u.TokenVersion, RegisteredClaims: jwt.RegisteredClaims{
 		Issuer: s.issuer, Audience: jwt.ClaimStrings{s.audience}, Subject: u.ID,
 		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(authz.AccessTokenTTL)), ID: uuid.NewString(),
@@ -366,7 +367,7 @@ func (s *service) Refresh(ctx context.Context, req RefreshRequest) (TokenPair, e
 	if err != nil {
 		return TokenPair{}, errs.Wrap(errs.Internal, "internal error", err)
 	}
-	u, res, err := s.store.rotateRefresh(ctx, hashRefreshToken(req.RefreshToken), hashRefreshToken(newToken), now)
+	u, family, res, err := s.store.rotateRefresh(ctx, hashRefreshToken(req.RefreshToken), hashRefreshToken(newToken), now)
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -387,7 +388,7 @@ func (s *service) Refresh(ctx context.Context, req RefreshRequest) (TokenPair, e
 		}
 		return TokenPair{}, ErrBadRefreshToken
 	}
-	pair, _, err := s.issue(u, now)
+	pair, _, err := s.issue(u, family, now)
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -616,7 +617,7 @@ func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest)
 	if err != nil {
 		return err
 	}
-	changed, err := s.store.changePassword(ctx, u.ID, oldHash, hash, now)
+	changed, err := s.store.changePassword(ctx, u.ID, oldHash, hash, p.SessionID, now)
 	if err != nil {
 		return err
 	}

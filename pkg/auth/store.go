@@ -39,7 +39,7 @@ func NewStore(d *db.DB) *Store {
 // DB returns the underlying database, for readiness checks.
 func (s *Store) DB() *db.DB { return s.db }
 
-const userColumns = `id, email, role, disabled, password_hash, created_at, updated_at`
+const userColumns = `id, email, role, disabled, password_hash, created_at, updated_at, token_version`
 
 type userRow struct {
 	ID           string       `db:"id"`
@@ -49,10 +49,12 @@ type userRow struct {
 	PasswordHash string       `db:"password_hash"`
 	CreatedAt    db.Timestamp `db:"created_at"`
 	UpdatedAt    db.Timestamp `db:"updated_at"`
+	TokenVersion int64        `db:"token_version"`
 }
 
 func (r userRow) user() User {
-	return User{ID: r.ID, Email: r.Email, Role: r.Role, Disabled: r.Disabled, CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time}
+	return User{ID: r.ID, Email: r.Email, Role: r.Role, Disabled: r.Disabled, CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time,
+		TokenVersion: r.TokenVersion}
 }
 
 // createUser inserts u with its password hash; a taken email (case-insensitive) is
@@ -60,8 +62,8 @@ func (r userRow) user() User {
 // set-password token is stored in the same transaction.
 func (s *Store) createUser(ctx context.Context, u User, hash string, invite *setPasswordToken) error {
 	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-			u.ID, u.Email, u.Role, u.Disabled, hash, s.db.Time(u.CreatedAt), s.db.Time(u.UpdatedAt))
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+			u.ID, u.Email, u.Role, u.Disabled, hash, s.db.Time(u.CreatedAt), s.db.Time(u.UpdatedAt), u.TokenVersion)
 		if db.IsUniqueViolation(err, "") {
 			return ErrEmailTaken
 		}
@@ -144,9 +146,8 @@ func (s *Store) setPassword(ctx context.Context, tokenHash, passwordHash string,
 			passwordHash, s.db.Time(now), u.ID); err != nil {
 			return db.Classify(err)
 		}
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`),
-			s.db.Time(now), u.ID); err != nil {
-			return db.Classify(err)
+		if err := s.revokeUser(ctx, tx, u.ID, ReasonPasswordSet, "", true, now); err != nil {
+			return err
 		}
 		u.UpdatedAt, ok = now, true
 		return nil
@@ -155,10 +156,10 @@ func (s *Store) setPassword(ctx context.Context, tokenHash, passwordHash string,
 }
 
 // changePassword replaces user id's password hash oldHash with newHash, in one
-// transaction that also ends the user's unused set-password tokens and revokes every refresh
-// token of the user. ok is false (nothing changed) when the stored hash is no longer oldHash
+// transaction that also ends the user's unused set-password tokens and every session and
+// access token of the user but keepSession's (the caller's own, when known). ok is false (nothing changed) when the stored hash is no longer oldHash
 // (a concurrent change) or the user is disabled.
-func (s *Store) changePassword(ctx context.Context, id, oldHash, newHash string, now time.Time) (ok bool, err error) {
+func (s *Store) changePassword(ctx context.Context, id, oldHash, newHash, keepSession string, now time.Time) (ok bool, err error) {
 	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ? AND NOT disabled`),
 			newHash, s.db.Time(now), id, oldHash)
@@ -174,9 +175,8 @@ func (s *Store) changePassword(ctx context.Context, id, oldHash, newHash string,
 			s.db.Time(now), id); err != nil {
 			return db.Classify(err)
 		}
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`),
-			s.db.Time(now), id); err != nil {
-			return db.Classify(err)
+		if err := s.revokeUser(ctx, tx, id, ReasonPasswordChange, keepSession, true, now); err != nil {
+			return err
 		}
 		ok = true
 		return nil
@@ -203,9 +203,8 @@ func (s *Store) resetPassword(ctx context.Context, t setPasswordToken) error {
 			s.db.Time(t.created), t.userID); err != nil {
 			return db.Classify(err)
 		}
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`),
-			s.db.Time(t.created), t.userID); err != nil {
-			return db.Classify(err)
+		if err := s.revokeUser(ctx, tx, t.userID, ReasonPasswordReset, "", true, t.created); err != nil {
+			return err
 		}
 		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO set_password_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`),
 			t.hash, t.userID, t.purpose, s.db.Time(t.created), s.db.Time(t.expires))
@@ -298,11 +297,14 @@ func (s *Store) updateUser(ctx context.Context, id string, at time.Time, edit fu
 			after.Role, after.Disabled, s.db.Time(at), id); err != nil {
 			return db.Classify(err)
 		}
-		if after.Disabled && !before.Disabled {
-			if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`),
-				s.db.Time(at), id); err != nil {
-				return db.Classify(err)
-			}
+		switch {
+		case after.Disabled && !before.Disabled:
+			after.TokenVersion++ // the row is locked: revokeUser raises it by one
+			return s.revokeUser(ctx, tx, id, ReasonDisabled, "", true, at)
+		case after.Role != before.Role:
+			// The sessions go on: their next refresh carries the new role.
+			after.TokenVersion++
+			return s.revokeUser(ctx, tx, id, ReasonRoleChanged, "", false, at)
 		}
 		return nil
 	})
@@ -336,14 +338,15 @@ type refreshRow struct {
 	RevokedAt db.Timestamp `db:"revoked_at"`
 }
 
-// rotateRefresh uses the refresh token hashed oldHash: when it is live and its user active,
+// rotateRefresh uses the refresh token hashed oldHash (of session family): when it is live and its user active,
 // it is marked used and newHash is stored in the same family with the same expiry, all in
 // one transaction. A token presented a second time revokes its whole family (committed,
 // although the call is refused), since one of the two presenters must be a thief.
-func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now time.Time) (User, refreshResult, error) {
+func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now time.Time) (User, string, refreshResult, error) {
 	var (
-		u   User
-		res refreshResult
+		u      User
+		family string
+		res    refreshResult
 	)
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		u, res = User{}, refreshOK
@@ -356,16 +359,12 @@ func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now 
 		if err != nil {
 			return db.Classify(err)
 		}
-		u.ID = r.UserID
-		revokeFamily := func() error {
-			_, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`),
-				s.db.Time(now), r.Family)
-			return db.Classify(err)
-		}
+		u.ID, family = r.UserID, r.Family
+		revokeFamily := func(reason string) error { return s.revokeSession(ctx, tx, r.UserID, r.Family, reason, now) }
 		switch {
 		case !r.UsedAt.IsZero():
 			res = refreshReused
-			return revokeFamily()
+			return revokeFamily(ReasonRefreshReuse)
 		case !r.RevokedAt.IsZero():
 			res = refreshRevoked
 			return nil
@@ -376,7 +375,7 @@ func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now 
 		u, err = s.userByID(ctx, tx, r.UserID)
 		if errors.Is(err, ErrUserNotFound) || (err == nil && u.Disabled) {
 			u.ID, res = r.UserID, refreshDisabled
-			return revokeFamily()
+			return revokeFamily(ReasonDisabled)
 		}
 		if err != nil {
 			return err
@@ -386,7 +385,7 @@ func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now 
 		}
 		return s.insertRefresh(ctx, tx, newHash, r.Family, r.UserID, now, r.ExpiresAt.Time)
 	})
-	return u, res, err
+	return u, family, res, err
 }
 
 // revokeFamilyOf revokes the family of the refresh token hashed hash and returns its user;
@@ -402,8 +401,7 @@ func (s *Store) revokeFamilyOf(ctx context.Context, hash string, now time.Time) 
 			return db.Classify(err)
 		}
 		userID, found = r.UserID, true
-		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`), s.db.Time(now), r.Family)
-		return db.Classify(err)
+		return s.revokeSession(ctx, tx, r.UserID, r.Family, ReasonLogout, now)
 	})
 	return userID, found, err
 }

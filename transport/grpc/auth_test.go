@@ -211,12 +211,17 @@ func TestInviteOverGRPC(t *testing.T) {
 
 // TestChangePasswordOverGRPC: ChangePassword with the caller's token changes its own
 // password; a wrong current password is unauthenticated (ErrBadCurrentPassword through the
-// client), a common one invalid_argument, no token unauthenticated; the refresh token from
-// before the change no longer works and the new password logs in.
+// client), a common one invalid_argument, no token unauthenticated; another session's refresh
+// token from before the change no longer works, the changing session's does, and the new
+// password logs in.
 func TestChangePasswordOverGRPC(t *testing.T) {
 	c, raw := startAuth(t, auth.ThrottleOptions{})
 	ctx := testContext(t)
 	pair, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,8 +240,11 @@ func TestChangePasswordOverGRPC(t *testing.T) {
 	if err := c.ChangePassword(actx, auth.ChangePasswordRequest{CurrentPassword: authPassword, NewPassword: "a changed long password"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Refresh(ctx, auth.RefreshRequest{RefreshToken: pair.RefreshToken}); !errors.Is(err, auth.ErrBadRefreshToken) {
-		t.Fatalf("refresh from before: %v", err)
+	if _, err := c.Refresh(ctx, auth.RefreshRequest{RefreshToken: other.RefreshToken}); !errors.Is(err, auth.ErrBadRefreshToken) {
+		t.Fatalf("another session's refresh from before: %v", err)
+	}
+	if _, err := c.Refresh(ctx, auth.RefreshRequest{RefreshToken: pair.RefreshToken}); err != nil {
+		t.Fatalf("the changing session's refresh: %v", err)
 	}
 	if _, err := c.Login(ctx, auth.LoginRequest{Email: "admin@example.org", Password: authPassword}); !errors.Is(err, auth.ErrBadCredentials) {
 		t.Fatalf("old password: %v", err)

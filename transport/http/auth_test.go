@@ -378,7 +378,7 @@ func TestAuthThrottleOverHTTP(t *testing.T) {
 // TestChangePasswordOverHTTP: POST /password changes the caller's own password (204, no
 // body); without a token it is 401; a wrong current password is 401 without fields; a
 // common new password is a 400 naming newPassword; afterwards the old password fails, the
-// new one logs in and the refresh token from before is dead. The same through the client.
+// new one logs in, another session's refresh token is dead and the changing session's lives. The same through the client.
 func TestChangePasswordOverHTTP(t *testing.T) {
 	e := newAuthEnv(t, auth.ThrottleOptions{})
 	ctx := authz.WithToken(context.Background(), e.admin)
@@ -386,6 +386,7 @@ func TestChangePasswordOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := e.login(t, "changer@example.org")
+	other := e.login(t, "changer@example.org")
 	body := `{"currentPassword":"` + authPassword + `","newPassword":"a changed long password"}`
 	resp, b := e.do(t, "POST", "/password", "", body, jsonCT...)
 	checkError(t, resp, b, 401, errs.Unauthenticated)
@@ -405,8 +406,12 @@ func TestChangePasswordOverHTTP(t *testing.T) {
 	}
 	resp, b = e.do(t, "POST", "/login", "", `{"email":"changer@example.org","password":"`+authPassword+`"}`, jsonCT...)
 	checkError(t, resp, b, 401, errs.Unauthenticated)
-	resp, b = e.do(t, "POST", "/refresh", "", `{"refreshToken":"`+before.RefreshToken+`"}`, jsonCT...)
+	// Every other session ends; the one that made the change goes on.
+	resp, b = e.do(t, "POST", "/refresh", "", `{"refreshToken":"`+other.RefreshToken+`"}`, jsonCT...)
 	checkError(t, resp, b, 401, errs.Unauthenticated)
+	if resp, b = e.do(t, "POST", "/refresh", "", `{"refreshToken":"`+before.RefreshToken+`"}`, jsonCT...); resp.StatusCode != 200 {
+		t.Fatalf("the changing session's refresh: %d %s", resp.StatusCode, b)
+	}
 	pair, err := e.client.Login(context.Background(), auth.LoginRequest{Email: "changer@example.org", Password: "a changed long password"})
 	if err != nil {
 		t.Fatal(err)

@@ -23,10 +23,13 @@ const (
 )
 
 // Claims are an access token's claims: the registered ones (iss, aud, sub, iat, nbf, exp,
-// jti) plus the user's email and role.
+// jti) plus the user's email and role, the session (refresh family) it belongs to and the
+// user's token version when it was issued; revocations name those last two.
 type Claims struct {
-	Email string `json:"email"`
-	Role  string `json:"role"`
+	Email     string `json:"email"`
+	Role      string `json:"role"`
+	SessionID string `json:"sid,omitempty"`
+	Version   int64  `json:"ver,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -137,7 +140,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	case c.Subject == "" || !ValidRole(c.Role):
 		return Principal{}, unauthenticated(errors.New("no subject or unknown role"))
 	}
-	p := Principal{Subject: c.Subject, Email: c.Email, Role: c.Role}
+	p := Principal{Subject: c.Subject, Email: c.Email, Role: c.Role, SessionID: c.SessionID, Version: c.Version}
 	if kid, key, ok := v.keyOf(ctx, raw); ok && (c.NotBefore == nil || !c.NotBefore.After(time.Now())) {
 		if v.cached.Add(1) > maxCachedTokens {
 			v.cache.Clear()

@@ -43,6 +43,10 @@ type Principal struct {
 	Subject string
 	Email   string
 	Role    string
+	// SessionID and Version are the token's session (refresh family) and the user's token
+	// version it was issued under: what revocations (authz.DenyTable) are checked against.
+	SessionID string
+	Version   int64
 }
 
 type ctxKey struct{}

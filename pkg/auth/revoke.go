@@ -1,0 +1,106 @@
+package auth
+
+import (
+	"context"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/db"
+)
+
+// Revocation kinds (the revocations table's kind).
+const (
+	// RevokeUser ends every access token of a user below a token version (disable, role
+	// change, logout everywhere, password change or reset).
+	RevokeUser = "user"
+	// RevokeSession ends the access tokens of one session (a refresh family): logout, a
+	// refresh token reused, a session deleted.
+	RevokeSession = "session"
+)
+
+// Revocation reasons, as stored and streamed (never anything about the user but ids).
+const (
+	ReasonLogout         = "logout"
+	ReasonLogoutAll      = "logout_all"
+	ReasonDisabled       = "disabled"
+	ReasonRoleChanged    = "role_changed"
+	ReasonPasswordChange = "password_change"
+	ReasonPasswordReset  = "password_reset"
+	ReasonPasswordSet    = "password_set"
+	ReasonRefreshReuse   = "refresh_reuse"
+	ReasonSessionDeleted = "session_deleted"
+)
+
+// Revocation is one row of the revocations table: what verifiers fold into their deny table.
+type Revocation struct {
+	Seq    int64  `db:"seq"`
+	Kind   string `db:"kind"`
+	UserID string `db:"user_id"`
+	// SessionID is the session (refresh family) a RevokeSession ends.
+	SessionID string `db:"session_id"`
+	// MinVersion: a RevokeUser ends the user's tokens whose version is below it, except
+	// those of ExceptSession when set.
+	MinVersion    int64        `db:"min_version"`
+	ExceptSession string       `db:"except_session"`
+	Reason        string       `db:"reason"`
+	CreatedAt     db.Timestamp `db:"created_at"`
+}
+
+// revokeUser ends, inside tx, every access token user id holds now (their version is below
+// the one it raises the user to) and, with endSessions, every refresh token of the user, so
+// no new access token can be had either. A role change does not end sessions: a refresh
+// then carries the new role. except (a session id, or "") keeps one session's tokens: a
+// password change keeps the session that made it.
+func (s *Store) revokeUser(ctx context.Context, tx *sqlx.Tx, id, reason, except string, endSessions bool, now time.Time) error {
+	if endSessions {
+		q := `UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`
+		args := []any{s.db.Time(now), id}
+		if except != "" {
+			q += ` AND family_id <> ?`
+			args = append(args, except)
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(q), args...); err != nil {
+			return db.Classify(err)
+		}
+	}
+	var version int64
+	if err := tx.GetContext(ctx, &version, tx.Rebind(`UPDATE users SET token_version = token_version + 1 WHERE id = ? RETURNING token_version`), id); err != nil {
+		return db.Classify(err)
+	}
+	return s.revoke(ctx, tx, Revocation{Kind: RevokeUser, UserID: id, MinVersion: version, ExceptSession: except, Reason: reason}, now)
+}
+
+// revokeSession ends, inside tx, session (refresh family) family of user id: its refresh
+// tokens and its access tokens.
+func (s *Store) revokeSession(ctx context.Context, tx *sqlx.Tx, id, family, reason string, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`),
+		s.db.Time(now), family); err != nil {
+		return db.Classify(err)
+	}
+	return s.revoke(ctx, tx, Revocation{Kind: RevokeSession, UserID: id, SessionID: family, Reason: reason}, now)
+}
+
+// revoke appends r to the revocations table inside tx. On PostgreSQL the insert first takes
+// a transaction-scoped advisory lock, so sequence numbers are handed out in commit order and
+// a watcher reading "seq > last" cannot pass over a row that commits after a later one;
+// SQLite has one writer at a time already.
+func (s *Store) revoke(ctx context.Context, tx *sqlx.Tx, r Revocation, now time.Time) error {
+	if s.db.Dialect == db.Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, revocationLockKey); err != nil {
+			return db.Classify(err)
+		}
+	}
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO revocations (kind, user_id, session_id, min_version, except_session, reason, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`), r.Kind, r.UserID, nullable(r.SessionID), r.MinVersion, nullable(r.ExceptSession), r.Reason, s.db.Time(now))
+	return db.Classify(err)
+}
+
+// revocationLockKey is the advisory lock serialising revocation inserts ("pms-revocations").
+const revocationLockKey int64 = 0x706d732d7265766f
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
