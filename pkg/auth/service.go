@@ -53,6 +53,8 @@ type Service interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error)
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// MFAService: TOTP factors and the logins that need them (mfa.go).
+	MFAService
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
@@ -83,6 +85,8 @@ type Options struct {
 	// ResetTTL is how long an admin reset's set-password token works; default
 	// DefaultResetTTL.
 	ResetTTL time.Duration
+	// MFA configures second factors and login challenges (mfa.go).
+	MFA MFAOptions
 }
 
 // DefaultRefreshTTL is a login's default lifetime: a long shift.
@@ -104,6 +108,8 @@ type service struct {
 	// dummyHash is verified when the email is unknown, so that answer takes as long as a
 	// wrong password does.
 	dummyHash string
+
+	mfaState
 
 	pruneMu   sync.Mutex
 	lastPrune time.Time
@@ -139,6 +145,9 @@ func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog Audit
 	}
 	if s.resetTTL <= 0 {
 		s.resetTTL = DefaultResetTTL
+	}
+	if err := s.mfaOptions(o.MFA); err != nil {
+		return nil, err
 	}
 	random, err := GeneratePassword()
 	if err != nil {
@@ -185,7 +194,7 @@ func outcome(err error) string {
 	switch errs.KindOf(err) {
 	case "":
 		return audit.OutcomeSuccess
-	case errs.Unauthenticated, errs.PermissionDenied, errs.RateLimited:
+	case errs.Unauthenticated, errs.PermissionDenied, errs.RateLimited, errs.MFARequired, errs.PasswordChangeRequired:
 		return audit.OutcomeDenied
 	case errs.NotFound:
 		return audit.OutcomeNotFound
@@ -273,6 +282,11 @@ func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error
 			return TokenPair{}, err
 		}
 		return TokenPair{}, ErrBadCredentials
+	}
+	// A right password with a step still due (password change, second factor): 401 with a
+	// challenge (mfa.go).
+	if err := s.secondStep(ctx, u, keys, now); err != nil {
+		return TokenPair{}, err
 	}
 	if err := s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now); err != nil {
 		return TokenPair{}, err
@@ -729,11 +743,13 @@ func BootstrapAdmin(ctx context.Context, store *Store, svc Service, email, passw
 	if err != nil || n > 0 {
 		return User{}, "", false, err
 	}
-	if password == "" {
+	for password == "" {
 		if generated, err = GeneratePassword(); err != nil {
 			return User{}, "", false, err
 		}
-		password = generated
+		if checkPassword(generated, email) == "" { // (contains the email's name: draw again)
+			password = generated
+		}
 	}
 	c, err := svc.CreateUser(authz.Service(ctx, "auth"), CreateUserRequest{Email: email, Password: password, Role: authz.RoleAdmin})
 	if errors.Is(err, ErrEmailTaken) {
@@ -741,6 +757,12 @@ func BootstrapAdmin(ctx context.Context, store *Store, svc Service, email, passw
 	}
 	if err != nil {
 		return User{}, "", false, fmt.Errorf("bootstrap admin: %w", err)
+	}
+	if generated != "" {
+		// A generated password has been on a terminal: it works once, to change it.
+		if err := store.requirePasswordChange(ctx, c.ID); err != nil {
+			return User{}, "", false, fmt.Errorf("bootstrap admin: %w", err)
+		}
 	}
 	return c.User, generated, true, nil
 }
