@@ -34,6 +34,7 @@ func newAuthServer(set auth.Set) *authServer {
 		setPassword:    kitgrpc.NewServer(set.SetPasswordEndpoint, total(authSetPasswordFromPB), total(authPasswordSetToPB)),
 		changePassword: kitgrpc.NewServer(set.ChangePasswordEndpoint, total(authChangePasswordFromPB), total(authPasswordChangedToPB)),
 		resetPassword:  kitgrpc.NewServer(set.ResetPasswordEndpoint, total(authResetPasswordFromPB), total(authResetToPB)),
+		mfa:            newAuthMFAServer(set),
 	}
 }
 
@@ -41,6 +42,7 @@ func newAuthServer(set auth.Set) *authServer {
 type authServer struct {
 	authv1.UnimplementedAuthServiceServer
 	login, validate, refresh, logout, jwks, createUser, listUsers, getUser, updateUser, audit, setPassword, changePassword, resetPassword kitgrpc.Handler
+	mfa                                                                                                                                   authMFAServer
 }
 
 // Login implements authv1.AuthServiceServer.
@@ -115,7 +117,7 @@ func (s *authServer) ListAudit(ctx context.Context, r *authv1.ListAuditRequest) 
 // caller's: give ctx one.
 func NewAuthClient(conn *grpc.ClientConn) auth.Set {
 	c := clientFactory{conn: conn, service: authv1.AuthService_ServiceDesc.ServiceName}
-	return auth.Set{
+	set := auth.Set{
 		LoginEndpoint:          c.endpoint(auth.MethodLogin, total(authLoginToPB), total(authPairFromPB), &authv1.TokenPair{}),
 		ValidateEndpoint:       c.endpoint(auth.MethodValidate, total(authValidateToPB), total(authValidationFromPB), &authv1.Validation{}),
 		RefreshEndpoint:        c.endpoint(auth.MethodRefresh, total(authRefreshToPB), total(authPairFromPB), &authv1.TokenPair{}),
@@ -130,6 +132,8 @@ func NewAuthClient(conn *grpc.ClientConn) auth.Set {
 		ResetPasswordEndpoint:  c.endpoint(auth.MethodResetPassword, total(authResetPasswordToPB), total(authResetFromPB), &authv1.ResetPasswordResponse{}),
 		ChangePasswordEndpoint: c.endpoint(auth.MethodChangePassword, total(authChangePasswordToPB), total(authPasswordChangedFromPB), &authv1.ChangePasswordResponse{}),
 	}
+	authMFAClient(c, &set)
+	return set
 }
 
 // The conversions between the auth domain and its messages, one pair per type, shared by
