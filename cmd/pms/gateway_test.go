@@ -158,13 +158,13 @@ func TestGatewayJourney(t *testing.T) {
 			// An invited user: created without a password, it gets its one-time token; it
 			// cannot log in until the token (public route) sets a password, once.
 			{
-				resp, b := call(t, "POST", gw+"/api/users", tok, `{"email":"invitee@example.org","role":"analyst"}`)
+				resp, b := call(t, "POST", gw+"/api/users", tok, `{"email":"ward.clerk@example.org","role":"analyst"}`)
 				var c struct{ ID, InviteToken, InviteExpiresAt string }
 				if resp.StatusCode != 201 || json.Unmarshal(b, &c) != nil || len(c.InviteToken) != 43 || c.InviteExpiresAt == "" ||
 					resp.Header.Get("Location") != "/api/users/"+c.ID {
 					t.Fatalf("invite through the gateway: %d %s", resp.StatusCode, b)
 				}
-				login := `{"email":"invitee@example.org","password":"the invitee's own password"}`
+				login := `{"email":"ward.clerk@example.org","password":"the invitee's own password"}`
 				if resp, b := call(t, "POST", gw+"/auth/login", "", login); resp.StatusCode != 401 || errWord(b) != "unauthenticated" {
 					t.Fatalf("invited login: %d %s", resp.StatusCode, b)
 				}
@@ -197,7 +197,7 @@ func TestGatewayJourney(t *testing.T) {
 				if resp, b := call(t, "POST", gw+"/auth/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"the reset password"}`); resp.StatusCode != 204 {
 					t.Fatalf("set after reset: %d %s", resp.StatusCode, b)
 				}
-				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"invitee@example.org","password":"the reset password"}`)
+				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"ward.clerk@example.org","password":"the reset password"}`)
 				var p struct{ Token string }
 				if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil {
 					t.Fatalf("login with the reset password: %d %s", resp.StatusCode, b)
@@ -208,9 +208,11 @@ func TestGatewayJourney(t *testing.T) {
 				if resp, b := call(t, "POST", gw+"/auth/password", p.Token, `{"currentPassword":"the reset password","newPassword":"the changed password"}`); resp.StatusCode != 204 {
 					t.Fatalf("change through the gateway: %d %s", resp.StatusCode, b)
 				}
-				if resp, b := call(t, "POST", gw+"/auth/login", "", `{"email":"invitee@example.org","password":"the changed password"}`); resp.StatusCode != 200 {
+				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"ward.clerk@example.org","password":"the changed password"}`)
+				if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil {
 					t.Fatalf("login with the changed password: %d %s", resp.StatusCode, b)
 				}
+				gatewayMFAJourney(t, call, gw, p.Token, "ward.clerk@example.org", "the changed password")
 			}
 			big := `{"name":"` + strings.Repeat("x", 2<<20) + `"}`
 			for _, tc := range []struct {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -62,8 +64,11 @@ type mfaLogin struct {
 	RecoveryCodes       []string
 }
 
+// caller sends one request (call, or a TLS client's twin).
+type caller func(t *testing.T, method, url, token, body string, headers ...string) (*http.Response, []byte)
+
 // enrolOwn enrols a factor for the holder of token at base and returns its secret.
-func enrolOwn(t *testing.T, base, token string) string {
+func enrolOwn(t *testing.T, call caller, base, token string) string {
 	t.Helper()
 	resp, b := call(t, "POST", base+"/mfa/totp", token, "")
 	var en struct{ Secret string }
@@ -129,7 +134,7 @@ func (w *world) setUpMFAUser() {
 	w.mfaEmail = "mfa@example.org"
 	w.createAsAdmin("auth", "/users", `{"email":"`+w.mfaEmail+`","password":"`+matrixPassword+`","role":"billing"}`)
 	token, _ := w.login(w.mfaEmail)
-	secret := enrolOwn(w.t, w.base["auth"], token)
+	secret := enrolOwn(w.t, call, w.base["auth"], token)
 	resp, b := call(w.t, "POST", w.base["auth"]+"/mfa/totp/confirm", token, `{"code":"`+totpNow(w.t, secret, 0)+`"}`)
 	var rc struct{ RecoveryCodes []string }
 	if resp.StatusCode != 200 || json.Unmarshal(b, &rc) != nil || len(rc.RecoveryCodes) != 10 {
@@ -145,7 +150,7 @@ func (w *world) mfaBody(body, role string) string {
 	if strings.Contains(body, "{totpCode}") {
 		code := "123456"
 		if role != "" {
-			code = totpNow(w.t, enrolOwn(w.t, w.base["auth"], w.tokens[role]), 0)
+			code = totpNow(w.t, enrolOwn(w.t, call, w.base["auth"], w.tokens[role]), 0)
 		}
 		body = strings.ReplaceAll(body, "{totpCode}", code)
 	}
@@ -170,5 +175,51 @@ func (w *world) mfaAnswer(body, role string, status int, b []byte) {
 			w.recovery = map[string]string{}
 		}
 		w.recovery[role] = rc.RecoveryCodes[0]
+	}
+}
+
+// gatewayMFAJourney is TestGatewayJourney's MFA step, through the gateway (auth over gRPC):
+// the signed-in user enrols a TOTP factor and confirms it with a code computed by oathtool
+// (Debian's, an independent implementation; pquerna's when it is not installed), its next
+// login answers 401 mfa_required with a challenge, /auth/login/mfa completes it, the same
+// code is refused on a second challenge, and a recovery code disables the factor.
+func gatewayMFAJourney(t *testing.T, call caller, gw, token, email, password string) {
+	t.Helper()
+	secret := enrolOwn(t, call, gw+"/auth", token)
+	code := func(offset time.Duration) string {
+		if _, err := exec.LookPath("oathtool"); err != nil {
+			return totpNow(t, secret, offset)
+		}
+		out, err := exec.Command("oathtool", "--totp", "-b", "--now", time.Now().Add(offset).UTC().Format("2006-01-02 15:04:05 UTC"), secret).Output()
+		if err != nil {
+			t.Fatalf("oathtool: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	resp, b := call(t, "POST", gw+"/auth/mfa/totp/confirm", token, `{"code":"`+code(0)+`"}`)
+	var rc struct{ RecoveryCodes []string }
+	if resp.StatusCode != 200 || json.Unmarshal(b, &rc) != nil || len(rc.RecoveryCodes) != 10 {
+		t.Fatalf("confirm through the gateway: %d %s", resp.StatusCode, b)
+	}
+	login := `{"email":"` + email + `","password":"` + password + `"}`
+	resp, b = call(t, "POST", gw+"/auth/login", "", login)
+	ch := challengeOf(t, resp.StatusCode, b, "mfa_required")
+	// The next step's code (±1 step is accepted): the confirming code's step is used.
+	next := code(30 * time.Second)
+	resp, b = call(t, "POST", gw+"/auth/login/mfa", "", `{"challenge":"`+ch.Challenge+`","code":"`+next+`"}`)
+	var pair struct{ Token, RefreshToken string }
+	if resp.StatusCode != 200 || json.Unmarshal(b, &pair) != nil || pair.Token == "" || pair.RefreshToken == "" {
+		t.Fatalf("login/mfa through the gateway: %d %s", resp.StatusCode, b)
+	}
+	resp, b = call(t, "POST", gw+"/auth/login", "", login)
+	ch = challengeOf(t, resp.StatusCode, b, "mfa_required")
+	if resp, b := call(t, "POST", gw+"/auth/login/mfa", "", `{"challenge":"`+ch.Challenge+`","code":"`+next+`"}`); resp.StatusCode != 401 || errWord(b) != "unauthenticated" {
+		t.Fatalf("a reused code through the gateway: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := call(t, "POST", gw+"/auth/mfa/totp/disable", pair.Token, `{"recoveryCode":"`+rc.RecoveryCodes[0]+`"}`); resp.StatusCode != 204 {
+		t.Fatalf("disable through the gateway: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := call(t, "POST", gw+"/auth/login", "", login); resp.StatusCode != 200 {
+		t.Fatalf("login after disable: %d %s", resp.StatusCode, b)
 	}
 }
