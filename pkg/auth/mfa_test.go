@@ -42,22 +42,6 @@ func challengeOf(t *testing.T, err error, k errs.Kind) *errs.Error {
 	return e
 }
 
-// enrolled gives u a confirmed factor and returns its secret and recovery codes; the clock
-// moves a step on so the confirming code's step is behind.
-func (e *env) enrolled(t *testing.T, u User) (string, []string) {
-	t.Helper()
-	en, err := e.svc.EnrolTOTP(as(u))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := e.svc.ConfirmTOTP(as(u), ConfirmTOTPRequest{Code: code(t, en.Secret, e.clock.Now())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Add(30 * time.Second)
-	return en.Secret, rc.RecoveryCodes
-}
-
 // TestPasswordChangeRequired: the generated bootstrap password answers a right login with
 // 401 password_change_required and a short-lived set-password token as its challenge (not a
 // failure in the throttle); the token sets a new password once, which clears the flag; a
