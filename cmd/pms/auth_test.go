@@ -348,7 +348,7 @@ func TestUserCreateCommand(t *testing.T) {
 		t.Fatalf("duplicate: %v", err)
 	}
 	os.Unsetenv(userPasswordEnv)
-	if out, err := run("typed on stdin\n", "create", "--email=stdin@example.org", "--role=analyst"); err != nil || !strings.Contains(out, "analyst") {
+	if out, err := run("typed on stdin\n", "create", "--email=typist@example.org", "--role=analyst"); err != nil || !strings.Contains(out, "analyst") {
 		t.Fatalf("stdin password: %q %v", out, err)
 	}
 	if _, err := run("short\n", "create", "--email=short@example.org", "--role=analyst"); err == nil || !strings.Contains(err.Error(), "password") {
@@ -373,7 +373,7 @@ func TestUserCreateCommand(t *testing.T) {
 	if strings.Contains(stderr.String(), "generated password") {
 		t.Fatal("bootstrap ran although users exist")
 	}
-	for email, pw := range map[string]string{"env@example.org": "from the environment", "stdin@example.org": "typed on stdin"} {
+	for email, pw := range map[string]string{"env@example.org": "from the environment", "typist@example.org": "typed on stdin"} {
 		if resp, b := call(t, "POST", "http://"+a["auth/http"]+"/login", "", `{"email":"`+email+`","password":"`+pw+`"}`); resp.StatusCode != 200 {
 			t.Fatalf("login %s: %d %s", email, resp.StatusCode, b)
 		}
