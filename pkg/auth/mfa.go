@@ -470,7 +470,8 @@ func (s *service) LoginEnrolTOTP(ctx context.Context, req ChallengeEnrolRequest)
 }
 
 // confirm confirms u's pending factor with code (throttled as a password), using up
-// challengeHash when given, and returns the recovery codes.
+// challengeHash when given, ends u's sessions but the caller's, and returns the recovery
+// codes.
 func (s *service) confirm(ctx context.Context, u User, challengeHash, code string, now time.Time) ([]string, error) {
 	if msg := checkCode(code); msg != "" {
 		return nil, errs.Invalid(map[string]string{"code": msg})
@@ -483,7 +484,11 @@ func (s *service) confirm(ctx context.Context, u User, challengeHash, code strin
 	if err != nil {
 		return nil, errs.Wrap(errs.Internal, "internal error", err)
 	}
-	res, err := s.store.confirmTOTP(ctx, u.ID, challengeHash, s.codeChecker(u.ID, code, now), hashes, now)
+	keep := ""
+	if p, ok := authz.FromContext(ctx); ok && challengeHash == "" {
+		keep = p.SessionID
+	}
+	res, err := s.store.confirmTOTP(ctx, u.ID, challengeHash, keep, s.codeChecker(u.ID, code, now), hashes, now)
 	if err != nil {
 		return nil, err
 	}
@@ -530,6 +535,11 @@ func (s *service) LoginConfirmTOTP(ctx context.Context, req ChallengeConfirmRequ
 	codes, err := s.confirm(uctx, u, h, req.Code, now)
 	s.recordAfter(uctx, ActionMFAConfirm, u.ID, err)
 	if err != nil {
+		return MFALogin{}, err
+	}
+	// The confirmation raised the token version (earlier sessions ended): the new
+	// session's tokens carry the new one.
+	if u, err = s.store.userByID(ctx, s.store.db, u.ID); err != nil {
 		return MFALogin{}, err
 	}
 	pair, err := s.completeLogin(uctx, u, ActionLogin, now)

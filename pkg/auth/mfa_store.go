@@ -171,9 +171,10 @@ type codeCheck func(f totpFactor) (step int64, ok bool)
 
 // confirmTOTP confirms user id's pending factor when check accepts its first code, in one
 // transaction with the factor (and, with challengeHash, the enrol challenge, which it uses
-// up) locked: the factor is marked confirmed at the code's step and recoveryHashes replace
-// every earlier recovery code of the user.
-func (s *Store) confirmTOTP(ctx context.Context, id, challengeHash string, check codeCheck, recoveryHashes []string, now time.Time) (res mfaResult, err error) {
+// up) locked: the factor is marked confirmed at the code's step, recoveryHashes replace
+// every earlier recovery code of the user, and every session of the user but keepSession
+// (the confirming one, when known) ends: they were begun with the password alone.
+func (s *Store) confirmTOTP(ctx context.Context, id, challengeHash, keepSession string, check codeCheck, recoveryHashes []string, now time.Time) (res mfaResult, err error) {
 	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		res = mfaOK
 		if challengeHash != "" {
@@ -216,7 +217,7 @@ func (s *Store) confirmTOTP(ctx context.Context, id, challengeHash string, check
 				return db.Classify(err)
 			}
 		}
-		return nil
+		return s.revokeUser(ctx, tx, id, ReasonMFAEnabled, keepSession, true, now)
 	})
 	if errors.Is(err, errRollback) {
 		err = nil

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v4"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
@@ -169,7 +170,8 @@ func TestTOTPLifecycle(t *testing.T) {
 			t.Fatal("the TOTP secret rests in clear")
 		}
 		// Pending: logins are not asked for a code yet.
-		if _, err := e.svc.Login(from("192.0.2.7"), LoginRequest{Email: u.Email, Password: pw}); err != nil {
+		before, err := e.svc.Login(from("192.0.2.7"), LoginRequest{Email: u.Email, Password: pw})
+		if err != nil {
 			t.Fatalf("login with a pending factor: %v", err)
 		}
 		wrong := code(t, en.Secret, e.clock.Now().Add(-10*time.Minute))
@@ -180,6 +182,15 @@ func TestTOTPLifecycle(t *testing.T) {
 		rc, err := e.svc.ConfirmTOTP(as(u), ConfirmTOTPRequest{Code: code(t, en.Secret, e.clock.Now())})
 		if err != nil || len(rc.RecoveryCodes) != RecoveryCodeCount {
 			t.Fatalf("confirm: %+v %v", rc, err)
+		}
+		// Sessions begun with the password alone end (through Store.revokeUser).
+		if _, err := e.svc.Refresh(from("192.0.2.7"), RefreshRequest{RefreshToken: before.RefreshToken}); !errors.Is(err, ErrBadRefreshToken) {
+			t.Fatalf("a password-only session after confirming: %v", err)
+		}
+		var reasons []string
+		if err := d.SelectContext(context.Background(), &reasons, d.Rebind(`SELECT reason FROM revocations WHERE user_id = ?`), u.ID); err != nil ||
+			!slices.Contains(reasons, ReasonMFAEnabled) {
+			t.Fatalf("revocations %v %v", reasons, err)
 		}
 		var stored int
 		if err := d.GetContext(context.Background(), &stored, d.Rebind(`SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ? AND code_hash = ?`),
@@ -383,6 +394,15 @@ func TestRequireMFARoles(t *testing.T) {
 		l, err := e.svc.LoginConfirmTOTP(from("192.0.2.3"), ChallengeConfirmRequest{Challenge: ch.Challenge, Code: code(t, en2.Secret, e.clock.Now())})
 		if err != nil || l.Token == "" || len(l.RecoveryCodes) != RecoveryCodeCount {
 			t.Fatalf("confirm with the challenge: %+v %v", l, err)
+		}
+		// Confirming ended earlier sessions (the token version rose): the new session's token
+		// carries the current version, so it is not revoked at birth.
+		var claims authz.Claims
+		if _, _, err := jwt.NewParser().ParseUnverified(l.Token, &claims); err != nil {
+			t.Fatal(err)
+		}
+		if cur, err := e.store.userByID(context.Background(), d, a.ID); err != nil || cur.TokenVersion == 0 || claims.Version != cur.TokenVersion {
+			t.Fatalf("token version %d, user's %d (%v)", claims.Version, cur.TokenVersion, err)
 		}
 		// Spent: it enrols nothing more.
 		if _, err := e.svc.LoginEnrolTOTP(from("192.0.2.3"), ChallengeEnrolRequest{Challenge: ch.Challenge}); !errors.Is(err, ErrBadChallenge) {
