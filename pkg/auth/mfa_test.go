@@ -462,3 +462,46 @@ func TestMFAKeyFile(t *testing.T) {
 		t.Fatal("opened with another key")
 	}
 }
+
+// TestTOTPCodeRaceOneWins: four logins racing with one code (each with its own challenge):
+// the step is claimed under the factor's row lock, so exactly one wins.
+func TestTOTPCodeRaceOneWins(t *testing.T) {
+	dbtest.Each(t, migrations.Auth(), func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d, Options{Throttle: ThrottleOptions{AccountAttempts: 50}})
+		u := e.user(t, "racer@example.org", authz.RoleBilling)
+		en, err := e.svc.EnrolTOTP(as(u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.ConfirmTOTP(as(u), ConfirmTOTPRequest{Code: code(t, en.Secret, e.clock.Now())}); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Add(30 * time.Second)
+		var challenges []string
+		for range 4 {
+			_, err := e.svc.Login(from("192.0.2.11"), LoginRequest{Email: u.Email, Password: pw})
+			challenges = append(challenges, challengeOf(t, err, errs.MFARequired).Challenge)
+		}
+		c := code(t, en.Secret, e.clock.Now())
+		errc := make(chan error, len(challenges))
+		for _, ch := range challenges {
+			go func() {
+				_, err := e.svc.LoginMFA(from("192.0.2.11"), LoginMFARequest{Challenge: ch, Code: c})
+				errc <- err
+			}()
+		}
+		wins := 0
+		for range challenges {
+			err := <-errc
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, ErrBadCode):
+				t.Errorf("a losing racer: %v", err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%d logins won with one code, want exactly 1", wins)
+		}
+	})
+}
