@@ -83,27 +83,28 @@ const bootstrapPasswordEnv = "PMS_BOOTSTRAP_ADMIN_PASSWORD"
 
 // buildAuth wires the auth service (unit): its key ring, outbox and audit writer, the service
 // and its middleware, the first admin, the endpoint set (guarded with the ring itself: no
-// HTTP to itself), its HTTP and gRPC servers and the auth.commands consumer. It returns the
-// key ring too, so `pms all` can hand it to the other services' verifiers. A generated
+// HTTP to itself), its HTTP and gRPC servers (the revocation stream too) and the
+// auth.commands consumer. It returns the key ring and revocation table too, so `pms all` can
+// hand them to the other services' verifiers. A generated
 // bootstrap password is written to stderr, once.
-func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) (*module, *auth.KeyRing, error) {
+func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) (*module, inProcessAuth, error) {
 	o := c.options(s)
 	keys, created, err := auth.OpenKeyRing(c.keyPath(s), auth.KeyRingOptions{Logger: s.logger})
 	if err != nil {
-		return nil, nil, err
+		return nil, inProcessAuth{}, err
 	}
 	u, err := newUnit(ctx, s, unitSpec{name: "auth", databaseURL: c.databaseURL, migrations: migrations.Auth(),
 		topics: kafkatransport.AuthTopics(s.kafka.partitions, s.kafka.replication)})
 	if err != nil {
-		return nil, nil, err
+		return nil, inProcessAuth{}, err
 	}
 	if created {
 		kid, _ := keys.SigningKey()
 		_ = level.Info(u.logger).Log("msg", "generated a signing key", "kid", kid, "path", keys.Path())
 	}
-	fail := func(err error) (*module, *auth.KeyRing, error) {
+	fail := func(err error) (*module, inProcessAuth, error) {
 		_, err = u.fail(err)
-		return nil, nil, err
+		return nil, inProcessAuth{}, err
 	}
 	writer := u.audit(auth.AuditTable, outbox.New(u.db, outbox.Options{}))
 	metrics := auth.NewMetrics(u.reg)
@@ -121,13 +122,29 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 	if err := bootstrapAdmin(ctx, u.logger, store, svc, c.bootstrapEmail, bootstrapPassword, stderr); err != nil {
 		return fail(err)
 	}
-	verifier := authz.NewVerifier(keys, s.jwtIssuer, s.jwtAudience)
-	set := auth.NewEndpoints(svc, u.endpoints(verifier, auth.Roles, auth.DeniedAuditor(writer)))
+	// The revocation list: polled from the database (so any replica's revocations are
+	// served), streamed to every verifier, and obeyed by this service's own guard.
+	feed := auth.NewRevocationFeed(store, 0, 0)
+	go feed.Run(ctx)
+	revocations := authz.NewDenyTable(s.revocationsStale)
+	go feed.Follow(ctx, revocations, u.logger)
+	verifier := authz.NewVerifier(keys, s.jwtIssuer, s.jwtAudience).WithRevocations(revocations)
+	set := auth.NewEndpoints(svc, u.endpoints(verifier, auth.Ops, auth.DeniedAuditor(writer)))
 	u.commands(auth.TopicCommands, kafkatransport.AuthCommands(set), verifier)
 	m, err := u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewAuthHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),
-		func(g *grpc.Server) { grpctransport.RegisterAuthServer(g, set) })
-	return m, keys, err
+		func(g *grpc.Server) {
+			grpctransport.RegisterAuthServer(g, set)
+			grpctransport.RegisterRevocationServer(g, feed)
+		})
+	return m, inProcessAuth{keys: keys, revocations: revocations}, err
+}
+
+// inProcessAuth is what `pms all` hands the other services from its auth service: the key
+// ring to verify with and the revocation table to obey.
+type inProcessAuth struct {
+	keys        *auth.KeyRing
+	revocations *authz.DenyTable
 }
 
 // bootstrapAdmin creates the first admin on an empty user table, writing a generated

@@ -49,7 +49,7 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 	}
 	gw, err := gateway.New(gateway.Config{
 		PatientAddr: c.patientAddr, BillingAddr: c.billingAddr, AuthAddr: c.authAddr, AnalyticsAddr: c.analyticsAddr,
-		Verifier: s.verifier(), Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
+		Verifier: s.verifier(ctx), Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
 		ClientLimit: limit(c.clientRate, c.clientBurst), Timeout: c.timeout,
 		CORS: gateway.CORS{AllowedOrigins: c.corsOrigins, AllowCredentials: c.corsCredentials}, TLS: s.clientTLS,
 	})

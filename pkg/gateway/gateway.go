@@ -223,7 +223,7 @@ func (b *builder) upstream(name, addr string, ops op.Table) *upstream {
 		conn:    conn,
 		b:       b,
 		name:    name,
-		guard:   authz.NewGuard(b.c.Verifier, ops.Gateway(), nil),
+		guard:   authz.NewGuard(b.c.Verifier, ops.Gateway(), nil).WithReads(ops.Reads()),
 		reads:   ops.Reads(),
 		service: ops.Roles(),
 		breaker: breaker.New(breaker.Options{Name: name, Failures: b.c.BreakerFailures, OpenFor: b.c.BreakerOpenFor,

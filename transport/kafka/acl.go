@@ -46,7 +46,7 @@ func Grants(principal string, principals []string) []broker.Grant {
 	case "auth":
 		g.topics(create, topicNames(AuthTopics(1, 1))...)
 		g.topics(ops(broker.Read), auth.TopicCommands, RepliesOf(principal))
-		g.topics(ops(broker.Write), TopicAudit, auth.TopicCommands+DLQSuffix)
+		g.topics(ops(broker.Write), TopicAudit, auth.TopicEvents, auth.TopicCommands+DLQSuffix)
 		g.topics(ops(broker.Write), replies...)
 		g.group("auth", false)
 	case "patient":
@@ -71,7 +71,7 @@ func Grants(principal string, principals []string) []broker.Grant {
 		g.group(AnalyticsGroupPrefix, true)
 	case PrincipalOperator:
 		g.topics(ops(broker.Write), patient.TopicCommands, billing.TopicCommands, auth.TopicCommands)
-		g.topics(ops(broker.Read), RepliesOf(principal))
+		g.topics(ops(broker.Read), RepliesOf(principal), auth.TopicEvents)
 		g.topics(ops(broker.Read), analytics.Topics...)
 		g.group(PrincipalOperator, true)
 	}
