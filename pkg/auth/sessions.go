@@ -146,13 +146,13 @@ func (s *service) useOf(ctx context.Context, now time.Time) sessionUse {
 	return sessionUse{at: now, addr: observe.ClientAddr(ctx), userAgent: observe.UserAgent(ctx), idle: s.sessions.Idle}
 }
 
-// idle reports whether a session whose live refresh token was issued at issued (its login
+// idleSince reports whether a session whose live refresh token was issued at issued (its login
 // or last refresh) has gone unused too long.
 func (u sessionUse) idleSince(issued time.Time) bool {
 	return u.idle > 0 && !u.at.Before(issued.Add(u.idle))
 }
 
-// touch records the use u of session family inside tx. A family older than the sessions
+// touchSession records the use u of session family inside tx. A family older than the sessions
 // table has no row; it is not listed and simply expires.
 func (s *Store) touchSession(ctx context.Context, tx *sqlx.Tx, family string, u sessionUse) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET last_used_at = ?, client_address = ?, user_agent = ? WHERE id = ?`),

@@ -339,8 +339,9 @@ type refreshRow struct {
 	RevokedAt db.Timestamp `db:"revoked_at"`
 }
 
-// rotateRefresh uses the refresh token hashed oldHash (of session family): when it is live and its user active,
-// it is marked used and newHash is stored in the same family with the same expiry, all in
+// rotateRefresh uses the refresh token hashed oldHash (of session family) at use.at: when it is live (and
+// was issued within the idle timeout use.idle) and its user active, it is marked used, newHash is
+// stored in the same family with the same expiry and the session row records the use, all in
 // one transaction. A token presented a second time revokes its whole family (committed,
 // although the call is refused), since one of the two presenters must be a thief.
 func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, use sessionUse) (User, string, refreshResult, error) {
