@@ -31,6 +31,7 @@ type authConfig struct {
 	httpAddr, grpcAddr, adminAddr, databaseURL string
 	keyFile                                    string
 	refreshTTL, inviteTTL, resetTTL            time.Duration
+	refreshIdle, deviceTTL                     time.Duration
 	accountAttempts, addressAttempts           int
 	window, lockout, maxLockout                time.Duration
 	hashConcurrency                            int
@@ -48,7 +49,9 @@ func (c *authConfig) register(f *flags, prefix string) {
 	f.Duration(&c.inviteTTL, "auth-invite-ttl", auth.DefaultInviteTTL, "how long an invited user's one-time set-password token works (a user created without a password)", "PMS_AUTH_INVITE_TTL").positive()
 	f.Duration(&c.resetTTL, "auth-reset-ttl", auth.DefaultResetTTL, "how long an admin password reset's one-time set-password token works", "PMS_AUTH_RESET_TTL").positive()
 	f.Int(&c.accountAttempts, "login-account-attempts", 5, "failed logins per account (email) within --login-window before a lock-out", "PMS_AUTH_LOGIN_ACCOUNT_ATTEMPTS").atLeast(1)
-	f.Int(&c.addressAttempts, "login-address-attempts", 20, "failed logins per client address within --login-window before a lock-out", "PMS_AUTH_LOGIN_ADDRESS_ATTEMPTS").atLeast(1)
+	f.Int(&c.addressAttempts, "login-address-attempts", auth.DefaultAddressAttempts, "failed logins from unknown devices per client address within --login-window before a lock-out (high: a clinic's staff may share one NAT address)", "PMS_AUTH_LOGIN_ADDRESS_ATTEMPTS").atLeast(1)
+	f.Duration(&c.refreshIdle, "auth-refresh-idle", auth.DefaultRefreshIdle, "a session not refreshed for this long ends (besides --refresh-token-ttl)", "PMS_AUTH_REFRESH_IDLE").positive()
+	f.Duration(&c.deviceTTL, "auth-device-ttl", auth.DefaultDeviceTTL, "how long a device stays known (its failed logins throttled apart from strangers') after its last successful login", "PMS_AUTH_DEVICE_TTL").positive()
 	f.Duration(&c.window, "login-window", 15*time.Minute, "how long failed logins are remembered", "PMS_AUTH_LOGIN_WINDOW").positive()
 	f.Duration(&c.lockout, "login-lockout", time.Minute, "the first lock-out; each further one in a row doubles it", "PMS_AUTH_LOGIN_LOCKOUT").positive()
 	f.Duration(&c.maxLockout, "login-max-lockout", time.Hour, "the longest lock-out (lock-outs are never permanent)", "PMS_AUTH_LOGIN_MAX_LOCKOUT").positive()
@@ -74,7 +77,8 @@ func (c authConfig) keyPath(s settings) string {
 func (c authConfig) options(s settings) auth.Options {
 	return auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience, RefreshTTL: c.refreshTTL, InviteTTL: c.inviteTTL, ResetTTL: c.resetTTL,
 		Throttle: auth.ThrottleOptions{AccountAttempts: c.accountAttempts, AddressAttempts: c.addressAttempts,
-			Window: c.window, Lockout: c.lockout, MaxLockout: c.maxLockout}}
+			Window: c.window, Lockout: c.lockout, MaxLockout: c.maxLockout},
+		Sessions: auth.SessionOptions{Idle: c.refreshIdle, DeviceTTL: c.deviceTTL}}
 }
 
 // bootstrapPassword is where the first admin's password comes from: the environment only,

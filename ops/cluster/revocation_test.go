@@ -189,8 +189,8 @@ func (w *revocationWorld) signIn(email, role string) (id, token, refresh string)
 }
 
 // TestRevocationReachesEveryProcess runs every service as its own process (TLS + mTLS) and
-// ends a clinician's access token three ways — the admin disables the user, the admin
-// changes the user's role, the user logs out — each time polling (deadline 30 s) until the
+// ends a clinician's access token four ways — the admin disables the user, the admin
+// changes the user's role, the user logs out, the user logs out everywhere — each time polling (deadline 30 s) until the
 // very token gets 401 at the gateway, directly at the patient and billing HTTP and gRPC
 // ports, and as a 401 reply on patient.commands: every verifier follows auth's
 // WatchRevocations stream. After the role change the refreshed token carries the new role
@@ -262,6 +262,21 @@ func TestRevocationReachesEveryProcess(t *testing.T) {
 		t.Fatalf("logout: %d %s %v", code, b, err)
 	}
 	w.until(token, revoked, "after logout")
+
+	// 4. Logout everywhere (DELETE /auth/sessions) ends every session's access token.
+	_, token, _ = w.signIn("everywhere@cluster.test", authz.RoleClinician)
+	code, b, err = c.Do(ctx, "", "POST", "/auth/login", map[string]string{"email": "everywhere@cluster.test", "password": "a long enough password 1"})
+	var second struct{ Token string }
+	if err != nil || code != http.StatusOK || json.Unmarshal(b, &second) != nil {
+		t.Fatalf("second login: %d %s %v", code, b, err)
+	}
+	w.until(token, works, "the first session's token")
+	w.until(second.Token, works, "the second session's token")
+	if code, b, err := c.Do(ctx, second.Token, "DELETE", "/auth/sessions", nil); err != nil || code != http.StatusNoContent {
+		t.Fatalf("logout everywhere: %d %s %v", code, b, err)
+	}
+	w.until(token, revoked, "the first session's token after logout everywhere")
+	w.until(second.Token, revoked, "the second session's token after logout everywhere")
 	if strings.Contains(tail.String(), "panic") {
 		t.Fatalf("a process panicked:\n%s", tail.String())
 	}

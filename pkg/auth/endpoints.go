@@ -30,6 +30,12 @@ const (
 	MethodChangePassword = "ChangePassword"
 	// MethodResetPassword (admin) issues a user a reset's set-password token.
 	MethodResetPassword = "ResetPassword"
+	// MethodListSessions lists the caller's own sessions.
+	MethodListSessions = "ListSessions"
+	// MethodDeleteSession ends one of the caller's own sessions.
+	MethodDeleteSession = "DeleteSession"
+	// MethodLogoutAll ends every session and access token of the caller.
+	MethodLogoutAll = "LogoutAll"
 )
 
 // RateCredentials is the rate class of the public operations that take a credential and
@@ -55,6 +61,10 @@ var Ops = op.Table{
 	{Name: MethodSetPassword, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
 	{Name: MethodChangePassword, Roles: []string{authz.Authenticated}, Write: true, Rate: RateCredentials},
 	{Name: MethodResetPassword, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionPasswordReset},
+	// Every role manages its own sessions (a user's only: the service refuses others).
+	{Name: MethodListSessions, Roles: []string{authz.Authenticated}},
+	{Name: MethodDeleteSession, Roles: []string{authz.Authenticated}, Write: true},
+	{Name: MethodLogoutAll, Roles: []string{authz.Authenticated}, Write: true},
 }
 
 // Methods and Roles are derived from Ops.
@@ -95,6 +105,9 @@ type Set struct {
 	SetPasswordEndpoint    endpoint.Endpoint `op:"SetPassword"`
 	ChangePasswordEndpoint endpoint.Endpoint `op:"ChangePassword"`
 	ResetPasswordEndpoint  endpoint.Endpoint `op:"ResetPassword"`
+	ListSessionsEndpoint   endpoint.Endpoint `op:"ListSessions"`
+	DeleteSessionEndpoint  endpoint.Endpoint `op:"DeleteSession"`
+	LogoutAllEndpoint      endpoint.Endpoint `op:"LogoutAll"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -136,6 +149,16 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			return ChangePasswordResponse{}, s.ChangePassword(ctx, r)
 		}),
 		ResetPasswordEndpoint: typed.Endpoint(s.ResetPassword),
+		ListSessionsEndpoint: typed.Endpoint(func(ctx context.Context, _ ListSessionsRequest) (SessionsResponse, error) {
+			l, err := s.ListSessions(ctx)
+			return SessionsResponse{Sessions: l}, err
+		}),
+		DeleteSessionEndpoint: typed.Endpoint(func(ctx context.Context, r DeleteSessionRequest) (DeleteSessionResponse, error) {
+			return DeleteSessionResponse{}, s.DeleteSession(ctx, r)
+		}),
+		LogoutAllEndpoint: typed.Endpoint(func(ctx context.Context, _ LogoutAllRequest) (LogoutAllResponse, error) {
+			return LogoutAllResponse{}, s.LogoutAll(ctx)
+		}),
 	})
 }
 
@@ -230,6 +253,24 @@ func (s Set) UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error
 func (s Set) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	r, err := typed.Call[AuditResponse](ctx, s.AuditEndpoint, q)
 	return r.Entries, err
+}
+
+// ListSessions implements Service over the endpoint set.
+func (s Set) ListSessions(ctx context.Context) ([]Session, error) {
+	r, err := typed.Call[SessionsResponse](ctx, s.ListSessionsEndpoint, ListSessionsRequest{})
+	return r.Sessions, err
+}
+
+// DeleteSession implements Service over the endpoint set.
+func (s Set) DeleteSession(ctx context.Context, req DeleteSessionRequest) error {
+	_, err := typed.Call[DeleteSessionResponse](ctx, s.DeleteSessionEndpoint, req)
+	return err
+}
+
+// LogoutAll implements Service over the endpoint set.
+func (s Set) LogoutAll(ctx context.Context) error {
+	_, err := typed.Call[LogoutAllResponse](ctx, s.LogoutAllEndpoint, LogoutAllRequest{})
+	return err
 }
 
 // Map returns the set with f around every endpoint it has (op.Map): clients put one policy

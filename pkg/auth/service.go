@@ -53,6 +53,13 @@ type Service interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error)
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// ListSessions returns the caller's live sessions (sessions.go).
+	ListSessions(ctx context.Context) ([]Session, error)
+	// DeleteSession ends one of the caller's sessions; another's or an unknown one is
+	// ErrSessionNotFound.
+	DeleteSession(ctx context.Context, req DeleteSessionRequest) error
+	// LogoutAll ends every session and access token of the caller.
+	LogoutAll(ctx context.Context) error
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
@@ -83,6 +90,8 @@ type Options struct {
 	// ResetTTL is how long an admin reset's set-password token works; default
 	// DefaultResetTTL.
 	ResetTTL time.Duration
+	// Sessions set the refresh idle timeout and the known devices' expiry and cap.
+	Sessions SessionOptions
 }
 
 // DefaultRefreshTTL is a login's default lifetime: a long shift.
@@ -101,6 +110,7 @@ type service struct {
 	inviteTTL  time.Duration
 	resetTTL   time.Duration
 	throttle   ThrottleOptions
+	sessions   SessionOptions
 	// dummyHash is verified when the email is unknown, so that answer takes as long as a
 	// wrong password does.
 	dummyHash string
@@ -115,7 +125,8 @@ type service struct {
 // no tokens.
 func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog AuditLog, o Options) (Service, error) {
 	s := &service{store: store, audit: auditLog, keys: keys, hasher: o.Hasher, now: o.Now, log: o.Logger,
-		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, inviteTTL: o.InviteTTL, resetTTL: o.ResetTTL, throttle: o.Throttle.withDefaults()}
+		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, inviteTTL: o.InviteTTL, resetTTL: o.ResetTTL, throttle: o.Throttle.withDefaults(),
+		sessions: o.Sessions.withDefaults()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -226,25 +237,23 @@ func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error
 	now := s.at()
 
 	// Throttling comes first and costs no hash: a locked account or address is refused
-	// however right the password.
-	keys := []throttleKey{{name: accountKey(email), limit: s.throttle.AccountAttempts}}
-	addr := observe.ClientAddr(ctx)
-	if addr != "" {
-		keys = append(keys, throttleKey{name: addressKey(addr), limit: s.throttle.AddressAttempts})
+	// however right the password. A known device is throttled on its own (devices.go).
+	dev, err := s.deviceOf(ctx, email, req.DeviceToken, now)
+	if err != nil {
+		return TokenPair{}, err
 	}
+	keys := s.loginKeys(email, observe.ClientAddr(ctx), dev)
 	d, err := s.store.admitAttempt(ctx, s.throttle, keys, now)
 	if err != nil {
 		return TokenPair{}, err
 	}
 	if d.Retry > 0 {
 		for _, k := range d.Locked {
-			action, subject := ActionLockout, ""
-			if strings.HasPrefix(k, "account:") {
+			action, subject := lockoutAction(k), ""
+			if action != ActionLockoutAddress {
 				if u, _, found, err := s.store.userByEmail(ctx, email); err == nil && found {
 					subject = u.ID
 				}
-			} else {
-				action = ActionLockout + "_address"
 			}
 			if err := s.record(ctx, action, subject, audit.OutcomeDenied); err != nil {
 				return TokenPair{}, err
@@ -282,7 +291,7 @@ func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if err := s.store.insertRefresh(ctx, s.store.db, refreshHash, family, u.ID, now, now.Add(s.refreshTTL)); err != nil {
+	if err := s.startSession(ctx, &pair, u, family, refreshHash, dev, now); err != nil {
 		return TokenPair{}, err
 	}
 	if err := s.record(asUser(ctx, u), ActionLogin, u.ID, audit.OutcomeSuccess); err != nil {
@@ -367,7 +376,7 @@ func (s *service) Refresh(ctx context.Context, req RefreshRequest) (TokenPair, e
 	if err != nil {
 		return TokenPair{}, errs.Wrap(errs.Internal, "internal error", err)
 	}
-	u, family, res, err := s.store.rotateRefresh(ctx, hashRefreshToken(req.RefreshToken), hashRefreshToken(newToken), now)
+	u, family, res, err := s.store.rotateRefresh(ctx, hashRefreshToken(req.RefreshToken), hashRefreshToken(newToken), s.useOf(ctx, now))
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -714,7 +723,7 @@ func (s *service) maybePrune(ctx context.Context) {
 	// Keep a day past expiry, and throttles a day past their longest memory, so audit
 	// investigations can still find them.
 	horizon := max(s.throttle.Window, s.throttle.MaxLockout) + 24*time.Hour
-	if err := s.store.prune(ctx, now.Add(-horizon)); err != nil {
+	if err := errors.Join(s.store.prune(ctx, now.Add(-horizon)), s.store.pruneSessions(ctx, now.Add(-horizon))); err != nil {
 		_ = level.Warn(s.log).Log("msg", "auth housekeeping failed", "err", err)
 	}
 }

@@ -341,17 +341,20 @@ const (
 
 type refreshRow struct {
 	Family    string       `db:"family_id"`
+	IssuedAt  db.Timestamp `db:"issued_at"`
 	UserID    string       `db:"user_id"`
 	ExpiresAt db.Timestamp `db:"expires_at"`
 	UsedAt    db.Timestamp `db:"used_at"`
 	RevokedAt db.Timestamp `db:"revoked_at"`
 }
 
-// rotateRefresh uses the refresh token hashed oldHash (of session family): when it is live and its user active,
-// it is marked used and newHash is stored in the same family with the same expiry, all in
+// rotateRefresh uses the refresh token hashed oldHash (of session family) at use.at: when it is live (and
+// was issued within the idle timeout use.idle) and its user active, it is marked used, newHash is
+// stored in the same family with the same expiry and the session row records the use, all in
 // one transaction. A token presented a second time revokes its whole family (committed,
 // although the call is refused), since one of the two presenters must be a thief.
-func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now time.Time) (User, string, refreshResult, error) {
+func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, use sessionUse) (User, string, refreshResult, error) {
+	now := use.at
 	var (
 		u      User
 		family string
@@ -360,7 +363,7 @@ func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now 
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		u, res = User{}, refreshOK
 		var r refreshRow
-		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate), oldHash)
+		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT family_id, issued_at, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate), oldHash)
 		if errors.Is(err, sql.ErrNoRows) {
 			res = refreshUnknown
 			return nil
@@ -377,7 +380,8 @@ func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now 
 		case !r.RevokedAt.IsZero():
 			res = refreshRevoked
 			return nil
-		case !now.Before(r.ExpiresAt.Time):
+		case !now.Before(r.ExpiresAt.Time), use.idleSince(r.IssuedAt.Time):
+			// Past the session's lifetime, or unused longer than the idle timeout.
 			res = refreshExpired
 			return nil
 		}
@@ -392,7 +396,10 @@ func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now 
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?`), s.db.Time(now), oldHash); err != nil {
 			return db.Classify(err)
 		}
-		return s.insertRefresh(ctx, tx, newHash, r.Family, r.UserID, now, r.ExpiresAt.Time)
+		if err := s.insertRefresh(ctx, tx, newHash, r.Family, r.UserID, now, r.ExpiresAt.Time); err != nil {
+			return err
+		}
+		return s.touchSession(ctx, tx, r.Family, use)
 	})
 	return u, family, res, err
 }
