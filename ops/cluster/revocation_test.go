@@ -20,9 +20,11 @@ import (
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/tlsconf"
+	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	kafkatransport "github.com/pms/pms/transport/kafka"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // revocationWorld reaches one token's verifiers in every separately running process: the
@@ -194,7 +196,7 @@ func (w *revocationWorld) signIn(email, role string) (id, token, refresh string)
 // very token gets 401 at the gateway, directly at the patient and billing HTTP and gRPC
 // ports, and as a 401 reply on patient.commands: every verifier follows auth's
 // WatchRevocations stream. After the role change the refreshed token carries the new role
-// and gets 403 for the lost right.
+// and gets 403 for the lost right. Every revocation is also an event on the auth topic.
 func TestRevocationReachesEveryProcess(t *testing.T) {
 	tail := cluster.NewTail(200)
 	c := cluster.Start(t, cluster.Options{DatabaseURL: dbtest.PostgresDatabase(t), Logs: tail})
@@ -277,6 +279,26 @@ func TestRevocationReachesEveryProcess(t *testing.T) {
 	}
 	w.until(token, revoked, "the first session's token after logout everywhere")
 	w.until(second.Token, revoked, "the second session's token after logout everywhere")
+	// Each revocation also reached the auth topic (auth's outbox), as a Revocation event keyed
+	// by its user: at least the disable, the role change, the logout and the logout
+	// everywhere.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		reasons := map[string]bool{}
+		for _, m := range c.Records(t, "auth", 30*time.Second) {
+			var ev eventsv1.Revocation
+			if brokertest.Header(m, "event-type") == "REVOCATION" && proto.Unmarshal(m.Value, &ev) == nil && string(m.Key) == ev.GetUserId() {
+				reasons[ev.GetReason()] = true
+			}
+		}
+		if reasons["disabled"] && reasons["role_changed"] && reasons["logout"] && reasons["logout_all"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revocation events on the auth topic: %v", reasons)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if strings.Contains(tail.String(), "panic") {
 		t.Fatalf("a process panicked:\n%s", tail.String())
 	}

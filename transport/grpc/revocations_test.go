@@ -15,7 +15,10 @@ import (
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
+	authv1 "github.com/pms/pms/proto/pms/auth/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // revocationRig is an auth service on a database with its revocation feed served over
@@ -158,6 +161,15 @@ func TestRevocationStreamOverTheWire(t *testing.T) {
 		waitApplied(t, r.table, 2)
 		if r.table.Stale() {
 			t.Fatal("stale right after news")
+		}
+		// A malformed request is refused, not streamed.
+		conn := dial(t, r.addr)
+		stream, err := authv1.NewRevocationServiceClient(conn).WatchRevocations(ctx, &authv1.WatchRevocationsRequest{AfterSeq: -1})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("after_seq -1: %v", err)
 		}
 	})
 }
