@@ -212,7 +212,7 @@ func checkPMSService(t *testing.T, name string, svc types.ServiceConfig) {
 	// --insecure-plaintext), and every client verifies the stack's CA.
 	need := map[string]string{"PMS_AUTH_JWKS_URL": "https://auth:4005/.well-known/jwks.json", "PMS_TLS_CA": "/certs/ca.pem",
 		"PMS_AUTH_REVOCATIONS_ADDR": "auth:9005",
-		"PMS_TLS_CERT": "/certs/" + name + ".pem", "PMS_TLS_KEY": "/certs/" + name + "-key.pem"}
+		"PMS_TLS_CERT":              "/certs/" + name + ".pem", "PMS_TLS_KEY": "/certs/" + name + "-key.pem"}
 	if _, ok := env["PMS_INSECURE_PLAINTEXT"]; ok {
 		t.Error("PMS_INSECURE_PLAINTEXT is set: the stack runs TLS")
 	}
