@@ -47,9 +47,11 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 	if err != nil {
 		return nil, err
 	}
+	verifier := s.verifier(ctx)
+	verifier.Revocations().RegisterMetrics(u.reg, u.name)
 	gw, err := gateway.New(gateway.Config{
 		PatientAddr: c.patientAddr, BillingAddr: c.billingAddr, AuthAddr: c.authAddr, AnalyticsAddr: c.analyticsAddr,
-		Verifier: s.verifier(ctx), Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
+		Verifier: verifier, Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
 		ClientLimit: limit(c.clientRate, c.clientBurst), Timeout: c.timeout,
 		CORS: gateway.CORS{AllowedOrigins: c.corsOrigins, AllowCredentials: c.corsCredentials}, TLS: s.clientTLS,
 	})
