@@ -57,9 +57,10 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 		p.add("broker", nil, func(ctx context.Context) (*module, error) { return withEmbeddedBroker(ctx, &p.s) })
 		p.add("auth", []string{"broker"}, build("auth", func(ctx context.Context, s settings) (*module, error) {
-			m, keys, err := buildAuth(ctx, s, ac, stderr)
-			// The other services verify with the auth service's key ring in this process.
-			p.s.keys = keys
+			m, a, err := buildAuth(ctx, s, ac, stderr)
+			// The other services verify with the auth service's key ring in this process, and
+			// obey its revocation table.
+			p.s.keys, p.s.revocations = a.keys, a.revocations
 			return m, err
 		}))
 		p.add("billing", []string{"broker", "auth"}, build("billing", func(ctx context.Context, s settings) (*module, error) { return buildBilling(ctx, s, bc) }))

@@ -65,7 +65,7 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 	if fresh {
 		_ = level.Info(u.logger).Log("msg", "replaying the event topics from the earliest offset", "group", group, "rebuild", c.rebuild)
 	}
-	set := analytics.NewEndpoints(svc, u.endpoints(s.verifier(), analytics.Roles, analytics.DeniedAuditor(writer)))
+	set := analytics.NewEndpoints(svc, u.endpoints(s.verifier(ctx), analytics.Ops, analytics.DeniedAuditor(writer)))
 	u.consume(group, analytics.Topics, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 		return kafkatransport.NewAnalyticsSubscriber(svc, kafkatransport.AnalyticsOptions{
 			Producer: p, Metrics: u.kafka.metrics, Group: group, Logger: u.logger,

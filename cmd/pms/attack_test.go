@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 2510
+const hostileCases = 2527
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -338,6 +339,8 @@ type attackWorld struct {
 	admin, clin, bill, analyst           string       // access tokens
 	adminID, clinID, billID, analystID   string
 	clin2Refresh                         string // a live refresh token of another clinician
+	clin2Session                         string // that clinician's session id (the token's sid)
+	clinDevice                           string // the clinician's device token
 	p1, p2, deleted                      string // patients: shared, spare, deleted
 	account                              string
 	draft, open, paid                    string // invoices by status
@@ -360,6 +363,34 @@ func (w *attackWorld) create(path, token, body string) string {
 		w.t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
 	}
 	return v.ID
+}
+
+// deviceToken logs email in and returns the device token of that login.
+func (w *attackWorld) deviceToken(email, password string) string {
+	w.t.Helper()
+	resp, b := w.call("POST", "/auth/login", "", `{"email":"`+email+`","password":"`+password+`"}`)
+	var p struct{ DeviceToken string }
+	if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil || p.DeviceToken == "" {
+		w.t.Fatalf("login %s: %d %s", email, resp.StatusCode, b)
+	}
+	return p.DeviceToken
+}
+
+// sessionOf returns the session id (claim sid) of an access token.
+func sessionOf(t *testing.T, token string) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	var c struct {
+		SID string `json:"sid"`
+	}
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", token)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || json.Unmarshal(payload, &c) != nil || c.SID == "" {
+		t.Fatalf("no sid in the token: %v", err)
+	}
+	return c.SID
 }
 
 func (w *attackWorld) login(email, password string) (token, refresh string) {
@@ -401,7 +432,10 @@ func (w *attackWorld) setUp() {
 	w.clin, _ = w.login("clinician@example.org", matrixPassword)
 	w.bill, _ = w.login("billing@example.org", matrixPassword)
 	w.analyst, _ = w.login("analyst@example.org", matrixPassword)
-	_, w.clin2Refresh = w.login("clinician2@example.org", matrixPassword)
+	var clin2 string
+	clin2, w.clin2Refresh = w.login("clinician2@example.org", matrixPassword)
+	w.clin2Session = sessionOf(t, clin2)
+	w.clinDevice = w.deviceToken("clinician@example.org", matrixPassword)
 	_, w.usedRefresh = w.login("clinician2@example.org", matrixPassword)
 	_, w.loggedOut = w.login("clinician2@example.org", matrixPassword)
 	_, w.disabledUser = w.login("victim@example.org", matrixPassword)
@@ -1458,6 +1492,29 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		hostile{cat: catOthers, name: "reset password of an unknown user", method: "POST", path: "/api/users/5f0c1c52-8a53-4c8e-9d43-6c1f0e2b7a11/reset-password", token: w.admin, want: []int{404}},
 		hostile{cat: catOthers, name: "reset password of a malformed id", method: "POST", path: "/api/users/not-a-uuid/reset-password", token: w.admin, want: []int{400}},
 		hostile{cat: catOthers, name: "reset password with a query", method: "POST", path: "/api/users/" + w.analystID + "/reset-password?x=1", token: w.admin, want: []int{400}},
+		// Sessions: one's own only; bad ids, others' and unknown ones, no token, queries. A
+		// rejected logout everywhere must end nothing (the suite's tokens keep working).
+		hostile{cat: catOthers, name: "list sessions without a token", method: "GET", path: "/auth/sessions", want: []int{401}},
+		hostile{cat: catOthers, name: "list sessions with a refresh token", method: "GET", path: "/auth/sessions", token: w.clin2Refresh, want: []int{401}},
+		hostile{cat: catOthers, name: "list sessions with a query", method: "GET", path: "/auth/sessions?userId=" + w.adminID, token: w.clin, want: []int{400}},
+		hostile{cat: catOthers, name: "delete another user's session", method: "DELETE", path: "/auth/sessions/" + w.clin2Session, token: w.clin, want: []int{404}, check: wantWord(errs.NotFound)},
+		hostile{cat: catOthers, name: "admin deletes another user's session", method: "DELETE", path: "/auth/sessions/" + w.clin2Session, token: w.admin, want: []int{404}},
+		hostile{cat: catOthers, name: "delete an unknown session", method: "DELETE", path: "/auth/sessions/5f0c1c52-8a53-4c8e-9d43-6c1f0e2b7a11", token: w.clin, want: []int{404}},
+		hostile{cat: catOthers, name: "delete a session with a malformed id", method: "DELETE", path: "/auth/sessions/not-a-session", token: w.clin, want: []int{400}},
+		hostile{cat: catOthers, name: "delete a session with a NUL id", method: "DELETE", path: "/auth/sessions/%00", token: w.clin, want: []int{400}},
+		hostile{cat: catOthers, name: "delete a session with a traversal id", method: "DELETE", path: "/auth/sessions/..%2F..%2Fusers", token: w.clin, want: []int{400, 404}},
+		hostile{cat: catOthers, name: "delete a session without a token", method: "DELETE", path: "/auth/sessions/" + w.clin2Session, want: []int{401}},
+		hostile{cat: catOthers, name: "delete a session with a query", method: "DELETE", path: "/auth/sessions/" + w.clin2Session + "?all=1", token: w.clin, want: []int{400}},
+		hostile{cat: catOthers, name: "logout everywhere without a token", method: "DELETE", path: "/auth/sessions", want: []int{401}},
+		hostile{cat: catOthers, name: "logout everywhere with a refresh token", method: "DELETE", path: "/auth/sessions", token: w.clin2Refresh, want: []int{401}},
+		hostile{cat: catOthers, name: "logout everywhere with a query", method: "DELETE", path: "/auth/sessions?userId=" + w.clinID, token: w.clin, want: []int{400}},
+		// Device tokens: oversized, another user's (an unknown device for this account).
+		hostile{cat: catOthers, name: "login with a 257-character device token", method: "POST", path: "/auth/login",
+			body: `{"email":"clinician@example.org","password":"` + matrixPassword + `","deviceToken":"` + strings.Repeat("H", 257) + `"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "login with another user's device token", method: "POST", path: "/auth/login",
+			body: `{"email":"` + allAdminEmail + `","password":"not the admin password","deviceToken":"` + w.clinDevice + `"}`, want: []int{401, 429}},
+		hostile{cat: catOthers, name: "login with a device token of the wrong type", method: "POST", path: "/auth/login",
+			body: `{"email":"clinician@example.org","password":"` + matrixPassword + `","deviceToken":42}`, want: []int{400}},
 		hostile{cat: catOthers, name: "login as a disabled user", method: "POST", path: "/auth/login", body: `{"email":"victim@example.org","password":"` + matrixPassword + `"}`, want: []int{401, 429}},
 		hostile{cat: catOthers, name: "login with another user's password", method: "POST", path: "/auth/login", body: `{"email":"` + allAdminEmail + `","password":"` + matrixPassword + `"}`, want: []int{401, 429}},
 	)

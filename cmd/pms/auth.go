@@ -31,6 +31,7 @@ type authConfig struct {
 	httpAddr, grpcAddr, adminAddr, databaseURL string
 	keyFile                                    string
 	refreshTTL, inviteTTL, resetTTL            time.Duration
+	refreshIdle, deviceTTL                     time.Duration
 	accountAttempts, addressAttempts           int
 	window, lockout, maxLockout                time.Duration
 	hashConcurrency                            int
@@ -50,7 +51,9 @@ func (c *authConfig) register(f *flags, prefix string) {
 	f.Duration(&c.inviteTTL, "auth-invite-ttl", auth.DefaultInviteTTL, "how long an invited user's one-time set-password token works (a user created without a password)", "PMS_AUTH_INVITE_TTL").positive()
 	f.Duration(&c.resetTTL, "auth-reset-ttl", auth.DefaultResetTTL, "how long an admin password reset's one-time set-password token works", "PMS_AUTH_RESET_TTL").positive()
 	f.Int(&c.accountAttempts, "login-account-attempts", 5, "failed logins per account (email) within --login-window before a lock-out", "PMS_AUTH_LOGIN_ACCOUNT_ATTEMPTS").atLeast(1)
-	f.Int(&c.addressAttempts, "login-address-attempts", 20, "failed logins per client address within --login-window before a lock-out", "PMS_AUTH_LOGIN_ADDRESS_ATTEMPTS").atLeast(1)
+	f.Int(&c.addressAttempts, "login-address-attempts", auth.DefaultAddressAttempts, "failed logins from unknown devices per client address within --login-window before a lock-out (high: a clinic's staff may share one NAT address)", "PMS_AUTH_LOGIN_ADDRESS_ATTEMPTS").atLeast(1)
+	f.Duration(&c.refreshIdle, "auth-refresh-idle", auth.DefaultRefreshIdle, "a session not refreshed for this long ends (besides --refresh-token-ttl)", "PMS_AUTH_REFRESH_IDLE").positive()
+	f.Duration(&c.deviceTTL, "auth-device-ttl", auth.DefaultDeviceTTL, "how long a device stays known (its failed logins throttled apart from strangers') after its last successful login", "PMS_AUTH_DEVICE_TTL").positive()
 	f.Duration(&c.window, "login-window", 15*time.Minute, "how long failed logins are remembered", "PMS_AUTH_LOGIN_WINDOW").positive()
 	f.Duration(&c.lockout, "login-lockout", time.Minute, "the first lock-out; each further one in a row doubles it", "PMS_AUTH_LOGIN_LOCKOUT").positive()
 	f.Duration(&c.maxLockout, "login-max-lockout", time.Hour, "the longest lock-out (lock-outs are never permanent)", "PMS_AUTH_LOGIN_MAX_LOCKOUT").positive()
@@ -95,7 +98,7 @@ func (c authConfig) options(s settings) auth.Options {
 	return auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience, RefreshTTL: c.refreshTTL, InviteTTL: c.inviteTTL, ResetTTL: c.resetTTL,
 		Throttle: auth.ThrottleOptions{AccountAttempts: c.accountAttempts, AddressAttempts: c.addressAttempts,
 			Window: c.window, Lockout: c.lockout, MaxLockout: c.maxLockout},
-		MFA: auth.MFAOptions{RequireRoles: c.requireMFARoles}}
+		MFA: auth.MFAOptions{RequireRoles: c.requireMFARoles}, Sessions: auth.SessionOptions{Idle: c.refreshIdle, DeviceTTL: c.deviceTTL}}
 }
 
 // bootstrapPassword is where the first admin's password comes from: the environment only,
@@ -104,27 +107,28 @@ const bootstrapPasswordEnv = "PMS_BOOTSTRAP_ADMIN_PASSWORD"
 
 // buildAuth wires the auth service (unit): its key ring, outbox and audit writer, the service
 // and its middleware, the first admin, the endpoint set (guarded with the ring itself: no
-// HTTP to itself), its HTTP and gRPC servers and the auth.commands consumer. It returns the
-// key ring too, so `pms all` can hand it to the other services' verifiers. A generated
+// HTTP to itself), its HTTP and gRPC servers (the revocation stream too) and the
+// auth.commands consumer. It returns the key ring and revocation table too, so `pms all` can
+// hand them to the other services' verifiers. A generated
 // bootstrap password is written to stderr, once.
-func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) (*module, *auth.KeyRing, error) {
+func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) (*module, inProcessAuth, error) {
 	o := c.options(s)
 	keys, created, err := auth.OpenKeyRing(c.keyPath(s), auth.KeyRingOptions{Logger: s.logger})
 	if err != nil {
-		return nil, nil, err
+		return nil, inProcessAuth{}, err
 	}
 	u, err := newUnit(ctx, s, unitSpec{name: "auth", databaseURL: c.databaseURL, migrations: migrations.Auth(),
 		topics: kafkatransport.AuthTopics(s.kafka.partitions, s.kafka.replication)})
 	if err != nil {
-		return nil, nil, err
+		return nil, inProcessAuth{}, err
 	}
 	if created {
 		kid, _ := keys.SigningKey()
 		_ = level.Info(u.logger).Log("msg", "generated a signing key", "kid", kid, "path", keys.Path())
 	}
-	fail := func(err error) (*module, *auth.KeyRing, error) {
+	fail := func(err error) (*module, inProcessAuth, error) {
 		_, err = u.fail(err)
-		return nil, nil, err
+		return nil, inProcessAuth{}, err
 	}
 	mfaKey, created, err := auth.OpenMFAKey(c.mfaKeyPath(s))
 	if err != nil {
@@ -150,13 +154,29 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 	if err := bootstrapAdmin(ctx, u.logger, store, svc, c.bootstrapEmail, bootstrapPassword, stderr); err != nil {
 		return fail(err)
 	}
-	verifier := authz.NewVerifier(keys, s.jwtIssuer, s.jwtAudience)
-	set := auth.NewEndpoints(svc, u.endpoints(verifier, auth.Roles, auth.DeniedAuditor(writer)))
+	// The revocation list: polled from the database (so any replica's revocations are
+	// served), streamed to every verifier, and obeyed by this service's own guard.
+	feed := auth.NewRevocationFeed(store, 0, 0)
+	go feed.Run(ctx)
+	revocations := authz.NewDenyTable(s.revocationsStale)
+	go feed.Follow(ctx, revocations, u.logger)
+	verifier := authz.NewVerifier(keys, s.jwtIssuer, s.jwtAudience).WithRevocations(revocations)
+	set := auth.NewEndpoints(svc, u.endpoints(verifier, auth.Ops, auth.DeniedAuditor(writer)))
 	u.commands(auth.TopicCommands, kafkatransport.AuthCommands(set), verifier)
 	m, err := u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewAuthHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),
-		func(g *grpc.Server) { grpctransport.RegisterAuthServer(g, set) })
-	return m, keys, err
+		func(g *grpc.Server) {
+			grpctransport.RegisterAuthServer(g, set)
+			grpctransport.RegisterRevocationServer(g, feed)
+		})
+	return m, inProcessAuth{keys: keys, revocations: revocations}, err
+}
+
+// inProcessAuth is what `pms all` hands the other services from its auth service: the key
+// ring to verify with and the revocation table to obey.
+type inProcessAuth struct {
+	keys        *auth.KeyRing
+	revocations *authz.DenyTable
 }
 
 // bootstrapAdmin creates the first admin on an empty user table, writing a generated

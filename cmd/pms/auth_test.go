@@ -235,7 +235,7 @@ func changeGeneratedPassword(t *testing.T, base, generated, newPassword string) 
 }
 
 // exerciseAuth drives every auth operation through c as the bootstrap admin and returns an
-// access token it issued.
+// access token of a session it leaves open.
 func exerciseAuth(t *testing.T, c auth.Service, adminPW, tag string) string {
 	ctx := context.Background()
 	pair, err := c.Login(ctx, auth.LoginRequest{Email: "Admin@PMS.local", Password: adminPW})
@@ -324,7 +324,24 @@ func exerciseAuth(t *testing.T, c auth.Service, adminPW, tag string) string {
 	if _, err := c.Refresh(ctx, auth.RefreshRequest{RefreshToken: pair.RefreshToken}); errs.KindOf(err) != errs.Unauthenticated {
 		t.Fatalf("refresh after logout: %v", err)
 	}
-	return pair.Token
+	// The logout ended that session's access token too (the revocation list), within the
+	// deadline; a session still open keeps its own.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := c.Validate(actx)
+		if errs.KindOf(err) == errs.Unauthenticated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the logged-out session's access token still validates: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	open, err := c.Login(ctx, auth.LoginRequest{Email: "admin@pms.local", Password: adminPW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return open.Token
 }
 
 // TestUserCreateCommand: `pms user create` takes the password from PMS_USER_PASSWORD or

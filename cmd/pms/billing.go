@@ -42,8 +42,8 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 	writer := u.audit(billing.AuditTable, store.Outbox())
 	var svc billing.Service = billing.NewService(store, writer, billing.Options{Logger: u.logger})
 	svc = billing.NewMetrics(u.reg).Instrumenting()(svc)
-	verifier := s.verifier()
-	set := billing.NewEndpoints(svc, u.endpoints(verifier, billing.Roles, billing.DeniedAuditor(writer)))
+	verifier := s.verifier(ctx)
+	set := billing.NewEndpoints(svc, u.endpoints(verifier, billing.Ops, billing.DeniedAuditor(writer)))
 	u.commands(billing.TopicCommands, kafkatransport.BillingCommands(set), verifier)
 	u.consume(kafkatransport.BillingPatientGroup, []string{patient.TopicEvents}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 		return kafkatransport.NewBillingPatientSubscriber(svc, p, u.kafka.metrics, u.logger)

@@ -16,6 +16,7 @@ import (
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/op"
 	"github.com/pms/pms/pkg/platform/outbox"
 	"github.com/pms/pms/pkg/platform/stack"
 	grpctransport "github.com/pms/pms/transport/grpc"
@@ -112,10 +113,13 @@ func (u *unit) audit(table string, ob *outbox.Outbox) *audit.Writer {
 }
 
 // endpoints are the options of the service's endpoint middleware (pkg/platform/stack): the
-// guard over roles with verifier, refusals audited by denied; logging, request metrics and
-// the configured rate limit.
-func (u *unit) endpoints(verifier *authz.Verifier, roles authz.RoleTable, denied authz.DeniedFunc) stack.Options {
-	return stack.Options{Guard: authz.NewGuard(verifier, roles, denied), Logger: u.logger,
+// guard over the roles of ops with verifier (refusing ops' writes while its revocation table
+// is stale), refusals audited by denied; logging, request metrics and the configured rate limit.
+func (u *unit) endpoints(verifier *authz.Verifier, ops op.Table, denied authz.DeniedFunc) stack.Options {
+	if t := verifier.Revocations(); t != nil {
+		t.RegisterMetrics(u.reg, u.name)
+	}
+	return stack.Options{Guard: authz.NewGuard(verifier, ops.Roles(), denied).WithReads(ops.Reads()), Logger: u.logger,
 		Metrics: observe.NewRequestMetrics(u.reg, u.name), DefaultLimit: u.s.limit}
 }
 

@@ -28,7 +28,7 @@ var pmsServices = map[string][]string{
 	"billing":   {"postgres", "kafka-setup", "auth"},
 	"patient":   {"postgres", "kafka-setup", "auth", "billing"},
 	"analytics": {"postgres", "kafka-setup", "auth"},
-	"gateway":   {"auth", "patient", "billing", "analytics"},
+	"gateway":   {"postgres", "kafka-setup", "auth", "patient", "billing", "analytics"},
 }
 
 // oneShots are the compose services that run once to completion (restart "no", no health
@@ -211,7 +211,8 @@ func checkPMSService(t *testing.T, name string, svc types.ServiceConfig) {
 	// where its peers and Prometheus reach it, over TLS with its own certificate (so no
 	// --insecure-plaintext), and every client verifies the stack's CA.
 	need := map[string]string{"PMS_AUTH_JWKS_URL": "https://auth:4005/.well-known/jwks.json", "PMS_TLS_CA": "/certs/ca.pem",
-		"PMS_TLS_CERT": "/certs/" + name + ".pem", "PMS_TLS_KEY": "/certs/" + name + "-key.pem"}
+		"PMS_AUTH_REVOCATIONS_ADDR": "auth:9005",
+		"PMS_TLS_CERT":              "/certs/" + name + ".pem", "PMS_TLS_KEY": "/certs/" + name + "-key.pem"}
 	if _, ok := env["PMS_INSECURE_PLAINTEXT"]; ok {
 		t.Error("PMS_INSECURE_PLAINTEXT is set: the stack runs TLS")
 	}
@@ -222,7 +223,7 @@ func checkPMSService(t *testing.T, name string, svc types.ServiceConfig) {
 			need[v] = "0.0.0.0:" + port
 		}
 	}
-	if name != "gateway" {
+	{ // every pms service, the gateway included (its audit log, issue 17), has a database and Kafka
 		need["PMS_KAFKA_BROKERS"] = "kafka:9092"
 		need["PMS_KAFKA_TLS"] = "true"
 		need["PMS_KAFKA_CREDENTIALS"] = "/kafka-secrets/kafka-credentials." + name

@@ -214,6 +214,62 @@ func TestGatewayJourney(t *testing.T) {
 				}
 				gatewayMFAJourney(t, call, gw, p.Token, "ward.clerk@example.org", "the changed password")
 			}
+			// Sessions through the gateway (auth over gRPC): the browser's user agent reaches
+			// the session list; strangers' failures lock the account's unknown devices but not
+			// the device of an earlier login; one session ends, then all of them.
+			{
+				if resp, b := call(t, "POST", gw+"/api/users", tok, `{"email":"sessions@example.org","password":"the sessions password","role":"analyst"}`); resp.StatusCode != 201 {
+					t.Fatalf("create: %d %s", resp.StatusCode, b)
+				}
+				const ua = "Mozilla/5.0 (journey) Gecko/20100101 Firefox/140.0"
+				login := `{"email":"sessions@example.org","password":"the sessions password"}`
+				var s1, s2 struct{ Token, RefreshToken, DeviceToken string }
+				resp, b := call(t, "POST", gw+"/auth/login", "", login, "User-Agent", ua)
+				if resp.StatusCode != 200 || json.Unmarshal(b, &s1) != nil || s1.DeviceToken == "" {
+					t.Fatalf("login: %d %s", resp.StatusCode, b)
+				}
+				for i := range 6 {
+					resp, b := call(t, "POST", gw+"/auth/login", "", `{"email":"sessions@example.org","password":"guess `+fmt.Sprint(i)+`"}`)
+					if resp.StatusCode != 401 && resp.StatusCode != 429 {
+						t.Fatalf("a stranger's guess: %d %s", resp.StatusCode, b)
+					}
+				}
+				if resp, b := call(t, "POST", gw+"/auth/login", "", login); resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+					t.Fatalf("an unknown device after the guesses: %d %s", resp.StatusCode, b)
+				}
+				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"sessions@example.org","password":"the sessions password","deviceToken":"`+s1.DeviceToken+`"}`)
+				if resp.StatusCode != 200 || json.Unmarshal(b, &s2) != nil || s2.DeviceToken != s1.DeviceToken {
+					t.Fatalf("the known device: %d %s", resp.StatusCode, b)
+				}
+				resp, b = call(t, "GET", gw+"/auth/sessions", s1.Token, "")
+				var list []struct {
+					ID, UserAgent, ClientAddress string
+					Current                      bool
+				}
+				if resp.StatusCode != 200 || json.Unmarshal(b, &list) != nil || len(list) != 2 {
+					t.Fatalf("sessions: %d %s", resp.StatusCode, b)
+				}
+				for _, s := range list {
+					if s.Current && (s.UserAgent != ua || s.ClientAddress == "") {
+						t.Fatalf("the current session through the gateway: %s", b)
+					}
+				}
+				if resp, b := call(t, "DELETE", gw+"/auth/sessions/"+sessionOf(t, s2.Token), s1.Token, ""); resp.StatusCode != 204 {
+					t.Fatalf("delete a session: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "POST", gw+"/auth/refresh", "", `{"refreshToken":"`+s2.RefreshToken+`"}`); resp.StatusCode != 401 {
+					t.Fatalf("refresh of a deleted session: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "DELETE", gw+"/auth/sessions/"+sessionOf(t, tok), s1.Token, ""); resp.StatusCode != 404 || errWord(b) != "not_found" {
+					t.Fatalf("delete the admin's session: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "DELETE", gw+"/auth/sessions", s1.Token, ""); resp.StatusCode != 204 {
+					t.Fatalf("logout everywhere: %d %s", resp.StatusCode, b)
+				}
+				if resp, b := call(t, "POST", gw+"/auth/refresh", "", `{"refreshToken":"`+s1.RefreshToken+`"}`); resp.StatusCode != 401 {
+					t.Fatalf("refresh after logout everywhere: %d %s", resp.StatusCode, b)
+				}
+			}
 			big := `{"name":"` + strings.Repeat("x", 2<<20) + `"}`
 			for _, tc := range []struct {
 				method, path, token, body string

@@ -55,8 +55,8 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	}
 	var svc patient.Service = patient.NewService(store, writer, patient.Options{Logger: u.logger, Billing: bill})
 	svc = metrics.Instrumenting()(svc)
-	verifier := s.verifier()
-	set := patient.NewEndpoints(svc, u.endpoints(verifier, patient.Roles, patient.DeniedAuditor(writer)))
+	verifier := s.verifier(ctx)
+	set := patient.NewEndpoints(svc, u.endpoints(verifier, patient.Ops, patient.DeniedAuditor(writer)))
 	u.commands(patient.TopicCommands, kafkatransport.PatientCommands(set), verifier)
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewPatientHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),

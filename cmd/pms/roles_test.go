@@ -45,6 +45,10 @@ var roleMatrix = []routeRule{
 	{"auth", "PATCH", "/users/{newUser}", `{"role":"billing"}`, []string{authz.RoleAdmin}},
 	{"auth", "GET", "/users/audit", "", []string{authz.RoleAdmin}},
 	{"auth", "POST", "/users/{newUser}/reset-password", "", []string{authz.RoleAdmin}},
+	// Every role lists its own sessions and ends one of them ({ownSession}: a fresh login's
+	// session of the role's own user).
+	{"auth", "GET", "/sessions", "", authz.Roles},
+	{"auth", "DELETE", "/sessions/{ownSession}", "", authz.Roles},
 	// patient
 	{"patient", "POST", "/patients", `{"name":"Matrix","email":"p{n}@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`, []string{authz.RoleClinician}},
 	{"patient", "GET", "/patients", "", []string{authz.RoleClinician, authz.RoleBilling}},
@@ -80,6 +84,8 @@ var roleMatrix = []routeRule{
 	// password, {newPassword} a fresh one, which the role then has), so no row after this
 	// one may log in as a role user with matrixPassword.
 	{"auth", "POST", "/password", `{"currentPassword":"{currentPassword}","newPassword":"{newPassword}"}`, authz.Roles},
+	// auth, very last: every role logs out everywhere, which ends its access token too.
+	{"auth", "DELETE", "/sessions", "", authz.Roles},
 }
 
 // grpcOnly counts, per service, the endpoints with no REST route (checked over gRPC elsewhere).
@@ -115,6 +121,25 @@ func (w *world) createAsAdmin(service, path, body string) string {
 	var v struct{ ID string }
 	_ = json.Unmarshal(b, &v)
 	return v.ID
+}
+
+// ownSession returns the id of a new session of role's own user (a fresh login), or a
+// well-formed unknown id for no role.
+func (w *world) ownSession(role string) string {
+	w.t.Helper()
+	if role == "" {
+		return "5f0c1c52-8a53-4c8e-9d43-6c1f0e2b7a11"
+	}
+	email, password := role+"@example.org", matrixPassword
+	if role == authz.RoleAdmin {
+		email, password = allAdminEmail, adminPassword
+	}
+	resp, b := call(w.t, "POST", w.base["auth"]+"/login", "", `{"email":"`+email+`","password":"`+password+`"}`)
+	var p struct{ Token string }
+	if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil {
+		w.t.Fatalf("login %s: %d %s", email, resp.StatusCode, b)
+	}
+	return sessionOf(w.t, p.Token)
 }
 
 func (w *world) login(email string) (token, refresh string) {
@@ -229,7 +254,11 @@ func TestRoleMatrix(t *testing.T) {
 					body = strings.NewReplacer("{currentPassword}", cur, "{newPassword}", next).Replace(body)
 				}
 				body = w.mfaBody(body, role)
-				resp, b := call(t, r.method, w.base[r.service]+w.fill(r.path), w.tokens[role], w.fill(body))
+				path := r.path
+				if strings.Contains(path, "{ownSession}") {
+					path = strings.ReplaceAll(path, "{ownSession}", w.ownSession(role))
+				}
+				resp, b := call(t, r.method, w.base[r.service]+w.fill(path), w.tokens[role], w.fill(body))
 				got := resp.StatusCode
 				w.mfaAnswer(body, role, got, b)
 				if next != "" && got >= 200 && got < 300 {

@@ -23,6 +23,7 @@ import (
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/ratelimit"
 	"github.com/pms/pms/pkg/platform/tlsconf"
+	grpctransport "github.com/pms/pms/transport/grpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 )
@@ -42,6 +43,8 @@ type common struct {
 	jwtAudience     string
 	jwksURL         string
 	jwksRefresh     time.Duration
+	revocations     string
+	revocationStale time.Duration
 	insecure        bool
 	pprof           bool
 	tls             tlsconf.Files
@@ -53,6 +56,8 @@ func (c *common) register(f *flags) {
 	f.String(&c.jwtAudience, "jwt-audience", authz.DefaultAudience, "the aud every access token must carry")
 	f.String(&c.jwksURL, "auth-jwks-url", "http://127.0.0.1:4005/.well-known/jwks.json", "where services fetch the auth service's public keys (pms all uses its own auth service)")
 	f.Duration(&c.jwksRefresh, "auth-jwks-refresh", authz.DefaultJWKSRefresh, "how often the public keys are fetched again: a key the auth service stops listing stops verifying within it")
+	f.String(&c.revocations, "auth-revocations-addr", "127.0.0.1:9005", "the auth service's gRPC address, whose revocation stream every verifier follows (pms all follows its own auth service)")
+	f.Duration(&c.revocationStale, "revocations-stale-after", authz.DefaultRevocationStaleAfter, "how long a verifier may lose the revocation stream before it refuses writes (reads go on)").positive()
 	f.String(&c.dataDir, "data-dir", "./data", "folder for SQLite files and keys")
 	f.String(&c.databaseURL, "database-url", "", "database for every service: postgres://... or sqlite://path (default: one SQLite file per service under --data-dir)")
 	f.Int(&c.databaseConns, "database-max-conns", db.DefaultMaxConns, "PostgreSQL connections each service's pool may hold, 1..1000 (the services of one platform hold up to their number times this; keep it under the server's max_connections)").within(1, 1000)
@@ -96,21 +101,49 @@ type settings struct {
 	// keys, when set, is the in-process auth service's key ring (`pms all`): services then
 	// verify with it directly instead of fetching the JWKS over HTTP.
 	keys authz.KeySource
+	// revocationsAddr is where the auth service's revocation stream is dialled from a
+	// separate process; revocations, when set, is the in-process auth service's table
+	// (`pms all`), which every verifier then shares.
+	revocationsAddr  string
+	revocationsStale time.Duration
+	revocations      *authz.DenyTable
 }
 
 // verifier returns the token verifier services use: keys from the auth service's JWKS,
 // cached, refetched at most every 5 s when an unknown kid appears; in `pms all`, the auth
-// service's own key ring.
-func (s settings) verifier() *authz.Verifier {
+// service's own key ring. Either way it obeys the revocation stream (denyTable).
+func (s settings) verifier(ctx context.Context) *authz.Verifier {
 	if s.keys != nil {
-		return authz.NewVerifier(s.keys, s.jwtIssuer, s.jwtAudience)
+		return authz.NewVerifier(s.keys, s.jwtIssuer, s.jwtAudience).WithRevocations(s.denyTable(ctx))
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	if s.clientTLS != nil {
 		client.Transport = &http.Transport{TLSClientConfig: s.clientTLS}
 	}
 	src := authz.NewJWKSSource(s.jwksURL, client, min(5*time.Second, s.jwksRefresh)).Refresh(s.jwksRefresh)
-	return authz.NewVerifier(src, s.jwtIssuer, s.jwtAudience)
+	return authz.NewVerifier(src, s.jwtIssuer, s.jwtAudience).WithRevocations(s.denyTable(ctx))
+}
+
+// denyTable is the revocation table a verifier of this process obeys: in `pms all` the
+// auth service's own; otherwise one fed by a WatchRevocations stream to
+// --auth-revocations-addr (with this process's client certificate), followed until ctx
+// ends. A stream that cannot be had leaves the table stale: writes are refused.
+func (s settings) denyTable(ctx context.Context) *authz.DenyTable {
+	if s.revocations != nil {
+		return s.revocations
+	}
+	table := authz.NewDenyTable(s.revocationsStale)
+	conn, err := grpctransport.Dial(s.revocationsAddr, s.clientTLS)
+	if err != nil {
+		_ = level.Error(s.logger).Log("msg", "cannot dial the revocation stream; writes will be refused", "addr", s.revocationsAddr, "err", err)
+		table.Follow()
+		return table
+	}
+	go func() {
+		defer conn.Close()
+		grpctransport.FollowRevocations(ctx, conn, table, s.logger)
+	}()
+	return table
 }
 
 // parse turns the parsed and range-checked flags into settings: the logger, the rate
@@ -118,7 +151,7 @@ func (s settings) verifier() *authz.Verifier {
 func (c *common) parse(stderr io.Writer) (settings, error) {
 	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, databaseConns: c.databaseConns, trustedProxies: c.trustedProxies,
 		limit: limit(c.rateLimit, c.rateBurst), jwtIssuer: c.jwtIssuer, jwtAudience: c.jwtAudience, jwksURL: c.jwksURL,
-		jwksRefresh: c.jwksRefresh, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof,
+		jwksRefresh: c.jwksRefresh, revocationsAddr: c.revocations, revocationsStale: c.revocationStale, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof,
 		tlsCA: c.tls.CA, kafka: c.kafka.settings()}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
 	if c.tls.Enabled() {

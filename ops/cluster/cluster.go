@@ -263,7 +263,7 @@ func Start(t testing.TB, o Options) *Cluster {
 		dir := filepath.Join(c.Dir, name)
 		return []string{name, "--data-dir=" + dir, "--database-url=" + o.DatabaseURL, "--log-format=logfmt",
 			"--log-level=" + level, "--kafka-brokers=" + c.ports["broker/kafka"], "--kafka-addr=" + c.ports["broker/kafka"], credentials,
-			"--auth-jwks-url=" + c.URL("auth/http") + "/.well-known/jwks.json", "--shutdown-timeout=20s",
+			"--auth-jwks-url=" + c.URL("auth/http") + "/.well-known/jwks.json", "--auth-revocations-addr=" + c.ports["auth/grpc"], "--shutdown-timeout=20s",
 			"--database-max-conns=" + strconv.Itoa(conns)}
 	}
 	service := func(name string) []string {

@@ -30,6 +30,10 @@ type User struct {
 type LoginRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	// DeviceToken is optional: the device token an earlier login of this account on this
+	// device returned. With it, failures count against this device only, so strangers'
+	// failures against the account never lock the device out (devices.go).
+	DeviceToken string `json:"deviceToken,omitempty"`
 }
 
 // TokenPair is what a login or a refresh returns. The access token is in "token", as the
@@ -39,6 +43,9 @@ type TokenPair struct {
 	TokenType    string `json:"tokenType"`
 	ExpiresIn    int64  `json:"expiresIn"` // seconds
 	RefreshToken string `json:"refreshToken"`
+	// DeviceToken is set by a login only: the device's token for this account, to send with
+	// its next logins (LoginRequest.DeviceToken).
+	DeviceToken string `json:"deviceToken,omitempty"`
 }
 
 // TokenType is the only token type issued.

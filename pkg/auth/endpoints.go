@@ -37,6 +37,12 @@ const (
 	MethodLoginMFA         = "LoginMfa"
 	MethodLoginEnrolTOTP   = "LoginEnrolTotp"
 	MethodLoginConfirmTOTP = "LoginConfirmTotp"
+	// MethodListSessions lists the caller's own sessions.
+	MethodListSessions = "ListSessions"
+	// MethodDeleteSession ends one of the caller's own sessions.
+	MethodDeleteSession = "DeleteSession"
+	// MethodLogoutAll ends every session and access token of the caller.
+	MethodLogoutAll = "LogoutAll"
 )
 
 // RateCredentials is the rate class of the public operations that take a credential and
@@ -69,6 +75,10 @@ var Ops = op.Table{
 	{Name: MethodLoginMFA, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
 	{Name: MethodLoginEnrolTOTP, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
 	{Name: MethodLoginConfirmTOTP, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
+	// Every role manages its own sessions (a user's only: the service refuses others).
+	{Name: MethodListSessions, Roles: []string{authz.Authenticated}},
+	{Name: MethodDeleteSession, Roles: []string{authz.Authenticated}, Write: true},
+	{Name: MethodLogoutAll, Roles: []string{authz.Authenticated}, Write: true},
 }
 
 // Methods and Roles are derived from Ops.
@@ -117,6 +127,9 @@ type Set struct {
 	LoginMFAEndpoint         endpoint.Endpoint `op:"LoginMfa"`
 	LoginEnrolTOTPEndpoint   endpoint.Endpoint `op:"LoginEnrolTotp"`
 	LoginConfirmTOTPEndpoint endpoint.Endpoint `op:"LoginConfirmTotp"`
+	ListSessionsEndpoint     endpoint.Endpoint `op:"ListSessions"`
+	DeleteSessionEndpoint    endpoint.Endpoint `op:"DeleteSession"`
+	LogoutAllEndpoint        endpoint.Endpoint `op:"LogoutAll"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -168,6 +181,16 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		LoginMFAEndpoint:         typed.Endpoint(s.LoginMFA),
 		LoginEnrolTOTPEndpoint:   typed.Endpoint(s.LoginEnrolTOTP),
 		LoginConfirmTOTPEndpoint: typed.Endpoint(s.LoginConfirmTOTP),
+		ListSessionsEndpoint: typed.Endpoint(func(ctx context.Context, _ ListSessionsRequest) (SessionsResponse, error) {
+			l, err := s.ListSessions(ctx)
+			return SessionsResponse{Sessions: l}, err
+		}),
+		DeleteSessionEndpoint: typed.Endpoint(func(ctx context.Context, r DeleteSessionRequest) (DeleteSessionResponse, error) {
+			return DeleteSessionResponse{}, s.DeleteSession(ctx, r)
+		}),
+		LogoutAllEndpoint: typed.Endpoint(func(ctx context.Context, _ LogoutAllRequest) (LogoutAllResponse, error) {
+			return LogoutAllResponse{}, s.LogoutAll(ctx)
+		}),
 	})
 }
 
@@ -262,6 +285,24 @@ func (s Set) UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error
 func (s Set) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	r, err := typed.Call[AuditResponse](ctx, s.AuditEndpoint, q)
 	return r.Entries, err
+}
+
+// ListSessions implements Service over the endpoint set.
+func (s Set) ListSessions(ctx context.Context) ([]Session, error) {
+	r, err := typed.Call[SessionsResponse](ctx, s.ListSessionsEndpoint, ListSessionsRequest{})
+	return r.Sessions, err
+}
+
+// DeleteSession implements Service over the endpoint set.
+func (s Set) DeleteSession(ctx context.Context, req DeleteSessionRequest) error {
+	_, err := typed.Call[DeleteSessionResponse](ctx, s.DeleteSessionEndpoint, req)
+	return err
+}
+
+// LogoutAll implements Service over the endpoint set.
+func (s Set) LogoutAll(ctx context.Context) error {
+	_, err := typed.Call[LogoutAllResponse](ctx, s.LogoutAllEndpoint, LogoutAllRequest{})
+	return err
 }
 
 // Map returns the set with f around every endpoint it has (op.Map): clients put one policy

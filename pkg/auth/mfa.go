@@ -546,14 +546,15 @@ func (s *service) LoginConfirmTOTP(ctx context.Context, req ChallengeConfirmRequ
 	return MFALogin{TokenPair: pair, RecoveryCodes: codes}, err
 }
 
-// completeLogin starts u's session (a new refresh family) and audits action.
+// completeLogin starts u's session (a new refresh family, with its sessions row and a device
+// token for the device that completed the second step) and audits action.
 func (s *service) completeLogin(ctx context.Context, u User, action string, now time.Time) (TokenPair, error) {
 	family := uuid.NewString()
 	pair, refreshHash, err := s.issue(u, family, now)
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if err := s.store.insertRefresh(ctx, s.store.db, refreshHash, family, u.ID, now, now.Add(s.refreshTTL)); err != nil {
+	if err := s.startSession(ctx, &pair, u, family, refreshHash, loginDevice{}, now); err != nil {
 		return TokenPair{}, err
 	}
 	if err := s.record(ctx, action, u.ID, audit.OutcomeSuccess); err != nil {

@@ -136,7 +136,7 @@ func (s *Store) claimChallenge(ctx context.Context, tx *sqlx.Tx, hash, userID, p
 // pending one; a confirmed factor is left alone (mfaEnabled). With challengeHash, the enrol
 // challenge must be usable by the user (it is not used up: the confirmation uses it).
 func (s *Store) saveEnrolment(ctx context.Context, id, sealed, challengeHash string, now time.Time) (res mfaResult, err error) {
-	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		res = mfaOK
 		if challengeHash != "" {
 			c, found, err := s.challengeOf(ctx, tx, challengeHash, s.forUpdate)
@@ -175,7 +175,7 @@ type codeCheck func(f totpFactor) (step int64, ok bool)
 // every earlier recovery code of the user, and every session of the user but keepSession
 // (the confirming one, when known) ends: they were begun with the password alone.
 func (s *Store) confirmTOTP(ctx context.Context, id, challengeHash, keepSession string, check codeCheck, recoveryHashes []string, now time.Time) (res mfaResult, err error) {
-	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		res = mfaOK
 		if challengeHash != "" {
 			ok, err := s.claimChallenge(ctx, tx, challengeHash, id, challengeEnrol, now)
@@ -234,7 +234,7 @@ var errRollback = errors.New("rollback")
 // it passes is the challenge used up and, with disable, the factor and its recovery codes
 // deleted. A wrong code changes nothing: the challenge stays usable until it expires.
 func (s *Store) secondFactor(ctx context.Context, id, challengeHash string, check codeCheck, recoveryHash string, disable bool, now time.Time) (res mfaResult, err error) {
-	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		res = mfaOK
 		if challengeHash != "" {
 			ok, err := s.claimChallenge(ctx, tx, challengeHash, id, challengeMFA, now)
@@ -311,7 +311,7 @@ func (s *Store) recoveryCodesLeft(ctx context.Context, id string) (int, error) {
 // account's earlier failures as attemptSucceeded does: a second step (a code) is still due
 // and is throttled on the same counters.
 func (s *Store) attemptTakenBack(ctx context.Context, keys []throttleKey, now time.Time) error {
-	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		for _, k := range keys {
 			if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE login_throttle SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END, updated_at = ? WHERE key = ?`),
 				s.db.Time(now), k.name); err != nil {

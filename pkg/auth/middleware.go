@@ -33,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		users: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pms", Subsystem: "auth", Name: "user_changes_total",
-			Help: "User changes by change (created, invited, updated, password_set, password_changed, password_reset, mfa_confirmed, mfa_disabled) and result.",
+			Help: "User changes by change (created, invited, updated, password_set, password_changed, password_reset, mfa_confirmed, mfa_disabled, session_deleted, logout_all) and result.",
 		}, []string{"change", "result"}),
 		hashes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "pms", Subsystem: "auth", Name: "password_hashes_total",
@@ -117,4 +117,16 @@ func (s *instrumented) UpdateUser(ctx context.Context, req UpdateUserRequest) (U
 	u, err := s.Service.UpdateUser(ctx, req)
 	s.m.users.WithLabelValues("updated", errs.Label(err)).Inc()
 	return u, err
+}
+
+func (s *instrumented) DeleteSession(ctx context.Context, req DeleteSessionRequest) error {
+	err := s.Service.DeleteSession(ctx, req)
+	s.m.users.WithLabelValues("session_deleted", errs.Label(err)).Inc()
+	return err
+}
+
+func (s *instrumented) LogoutAll(ctx context.Context) error {
+	err := s.Service.LogoutAll(ctx)
+	s.m.users.WithLabelValues("logout_all", errs.Label(err)).Inc()
+	return err
 }

@@ -4,8 +4,14 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/outbox"
+	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Revocation kinds (the revocations table's kind).
@@ -73,6 +79,23 @@ func (s *Store) revokeUser(ctx context.Context, tx *sqlx.Tx, id, reason, except 
 	return s.revoke(ctx, tx, Revocation{Kind: RevokeUser, UserID: id, MinVersion: version, ExceptSession: except, Reason: reason}, now)
 }
 
+// inTx runs fn in a transaction of the store's database (db.InTx) and, when fn revoked
+// something and the transaction committed, calls the store's revocation hook: the feed then
+// reads the new head at once instead of at its next poll.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	var used *sqlx.Tx
+	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		used = tx
+		return fn(tx)
+	})
+	if _, revoked := s.pending.LoadAndDelete(used); revoked && err == nil {
+		if hook := s.revoked.Load(); hook != nil {
+			(*hook)()
+		}
+	}
+	return err
+}
+
 // revokeSession ends, inside tx, session (refresh family) family of user id: its refresh
 // tokens and its access tokens.
 func (s *Store) revokeSession(ctx context.Context, tx *sqlx.Tx, id, family, reason string, now time.Time) error {
@@ -83,19 +106,31 @@ func (s *Store) revokeSession(ctx context.Context, tx *sqlx.Tx, id, family, reas
 	return s.revoke(ctx, tx, Revocation{Kind: RevokeSession, UserID: id, SessionID: family, Reason: reason}, now)
 }
 
-// revoke appends r to the revocations table inside tx. On PostgreSQL the insert first takes
+// revoke appends r to the revocations table inside tx, and its event to the outbox (topic
+// TopicEvents). On PostgreSQL the insert first takes
 // a transaction-scoped advisory lock, so sequence numbers are handed out in commit order and
 // a watcher reading "seq > last" cannot pass over a row that commits after a later one;
 // SQLite has one writer at a time already.
 func (s *Store) revoke(ctx context.Context, tx *sqlx.Tx, r Revocation, now time.Time) error {
+	s.pending.Store(tx, true)
 	if s.db.Dialect == db.Postgres {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, revocationLockKey); err != nil {
 			return db.Classify(err)
 		}
 	}
-	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO revocations (kind, user_id, session_id, min_version, except_session, reason, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`), r.Kind, r.UserID, nullable(r.SessionID), r.MinVersion, nullable(r.ExceptSession), r.Reason, s.db.Time(now))
-	return db.Classify(err)
+	err := tx.GetContext(ctx, &r.Seq, tx.Rebind(`INSERT INTO revocations (kind, user_id, session_id, min_version, except_session, reason, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`), r.Kind, r.UserID, nullable(r.SessionID), r.MinVersion, nullable(r.ExceptSession), r.Reason, s.db.Time(now))
+	if err != nil {
+		return db.Classify(err)
+	}
+	e := &eventsv1.Revocation{Seq: r.Seq, Kind: r.Kind, UserId: r.UserID, SessionId: r.SessionID, MinVersion: r.MinVersion,
+		ExceptSession: r.ExceptSession, Reason: r.Reason, At: timestamppb.New(now)}
+	b, err := proto.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return s.events.Add(ctx, tx, outbox.Message{Topic: TopicEvents, Key: r.UserID, Value: b,
+		Headers: outbox.EventHeaders(EventRevocation, uuid.NewString(), observe.RequestID(ctx))})
 }
 
 // revocationLockKey is the advisory lock serialising revocation inserts ("pms-revocations").

@@ -55,6 +55,13 @@ type Service interface {
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 	// MFAService: TOTP factors and the logins that need them (mfa.go).
 	MFAService
+	// ListSessions returns the caller's live sessions (sessions.go).
+	ListSessions(ctx context.Context) ([]Session, error)
+	// DeleteSession ends one of the caller's sessions; another's or an unknown one is
+	// ErrSessionNotFound.
+	DeleteSession(ctx context.Context, req DeleteSessionRequest) error
+	// LogoutAll ends every session and access token of the caller.
+	LogoutAll(ctx context.Context) error
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
@@ -87,6 +94,8 @@ type Options struct {
 	ResetTTL time.Duration
 	// MFA configures second factors and login challenges (mfa.go).
 	MFA MFAOptions
+	// Sessions set the refresh idle timeout and the known devices' expiry and cap.
+	Sessions SessionOptions
 }
 
 // DefaultRefreshTTL is a login's default lifetime: a long shift.
@@ -105,6 +114,7 @@ type service struct {
 	inviteTTL  time.Duration
 	resetTTL   time.Duration
 	throttle   ThrottleOptions
+	sessions   SessionOptions
 	// dummyHash is verified when the email is unknown, so that answer takes as long as a
 	// wrong password does.
 	dummyHash string
@@ -121,7 +131,8 @@ type service struct {
 // no tokens.
 func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog AuditLog, o Options) (Service, error) {
 	s := &service{store: store, audit: auditLog, keys: keys, hasher: o.Hasher, now: o.Now, log: o.Logger,
-		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, inviteTTL: o.InviteTTL, resetTTL: o.ResetTTL, throttle: o.Throttle.withDefaults()}
+		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, inviteTTL: o.InviteTTL, resetTTL: o.ResetTTL, throttle: o.Throttle.withDefaults(),
+		sessions: o.Sessions.withDefaults()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -235,25 +246,23 @@ func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error
 	now := s.at()
 
 	// Throttling comes first and costs no hash: a locked account or address is refused
-	// however right the password.
-	keys := []throttleKey{{name: accountKey(email), limit: s.throttle.AccountAttempts}}
-	addr := observe.ClientAddr(ctx)
-	if addr != "" {
-		keys = append(keys, throttleKey{name: addressKey(addr), limit: s.throttle.AddressAttempts})
+	// however right the password. A known device is throttled on its own (devices.go).
+	dev, err := s.deviceOf(ctx, email, req.DeviceToken, now)
+	if err != nil {
+		return TokenPair{}, err
 	}
+	keys := s.loginKeys(email, observe.ClientAddr(ctx), dev)
 	d, err := s.store.admitAttempt(ctx, s.throttle, keys, now)
 	if err != nil {
 		return TokenPair{}, err
 	}
 	if d.Retry > 0 {
 		for _, k := range d.Locked {
-			action, subject := ActionLockout, ""
-			if strings.HasPrefix(k, "account:") {
+			action, subject := lockoutAction(k), ""
+			if action != ActionLockoutAddress {
 				if u, _, found, err := s.store.userByEmail(ctx, email); err == nil && found {
 					subject = u.ID
 				}
-			} else {
-				action = ActionLockout + "_address"
 			}
 			if err := s.record(ctx, action, subject, audit.OutcomeDenied); err != nil {
 				return TokenPair{}, err
@@ -296,7 +305,7 @@ func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if err := s.store.insertRefresh(ctx, s.store.db, refreshHash, family, u.ID, now, now.Add(s.refreshTTL)); err != nil {
+	if err := s.startSession(ctx, &pair, u, family, refreshHash, dev, now); err != nil {
 		return TokenPair{}, err
 	}
 	if err := s.record(asUser(ctx, u), ActionLogin, u.ID, audit.OutcomeSuccess); err != nil {
@@ -381,7 +390,7 @@ func (s *service) Refresh(ctx context.Context, req RefreshRequest) (TokenPair, e
 	if err != nil {
 		return TokenPair{}, errs.Wrap(errs.Internal, "internal error", err)
 	}
-	u, family, res, err := s.store.rotateRefresh(ctx, hashRefreshToken(req.RefreshToken), hashRefreshToken(newToken), now)
+	u, family, res, err := s.store.rotateRefresh(ctx, hashRefreshToken(req.RefreshToken), hashRefreshToken(newToken), s.useOf(ctx, now))
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -588,10 +597,11 @@ func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest)
 		return err
 	}
 	now := s.at()
-	keys := []throttleKey{{name: accountKey(u.Email), limit: s.throttle.AccountAttempts}}
-	if addr := observe.ClientAddr(ctx); addr != "" {
-		keys = append(keys, throttleKey{name: addressKey(addr), limit: s.throttle.AddressAttempts})
-	}
+	// The change is throttled on the user's own key: only a holder of the user's access token
+	// spends it, so strangers failing to log in as the user cannot block the change (issue 16
+	// item 4). A wrong current password also counts against the account's unknown-device
+	// key below, as a failed login would.
+	keys := []throttleKey{{name: passwordChangeKey(u.ID), limit: s.throttle.AccountAttempts}}
 	d, err := s.store.admitAttempt(ctx, s.throttle, keys, now)
 	if err != nil {
 		return err
@@ -613,12 +623,15 @@ func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest)
 		return err
 	}
 	if !match {
+		if _, err := s.store.admitAttempt(ctx, s.throttle, []throttleKey{{name: accountKey(u.Email), limit: s.throttle.AccountAttempts}}, now); err != nil {
+			return err
+		}
 		if err := s.record(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied); err != nil {
 			return err
 		}
 		return ErrBadCurrentPassword
 	}
-	if err := s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now); err != nil {
+	if err := s.store.attemptSucceeded(ctx, keys[0].name, "", now); err != nil {
 		return err
 	}
 	if msg := checkPassword(req.NewPassword, u.Email); msg != "" {
@@ -728,7 +741,7 @@ func (s *service) maybePrune(ctx context.Context) {
 	// Keep a day past expiry, and throttles a day past their longest memory, so audit
 	// investigations can still find them.
 	horizon := max(s.throttle.Window, s.throttle.MaxLockout) + 24*time.Hour
-	if err := s.store.prune(ctx, now.Add(-horizon)); err != nil {
+	if err := errors.Join(s.store.prune(ctx, now.Add(-horizon)), s.store.pruneSessions(ctx, now.Add(-horizon))); err != nil {
 		_ = level.Warn(s.log).Log("msg", "auth housekeeping failed", "err", err)
 	}
 }

@@ -483,7 +483,7 @@ func TestThrottlePolicy(t *testing.T) {
 
 func TestRefreshRotationReuseAndLogout(t *testing.T) {
 	dbtest.Each(t, migrations.Auth(), func(t *testing.T, d *db.DB) {
-		e := newEnv(t, d, Options{RefreshTTL: time.Hour})
+		e := newEnv(t, d, Options{RefreshTTL: time.Hour, Sessions: SessionOptions{Idle: time.Hour}}) // the absolute lifetime, not idleness, ends it below
 		u := e.user(t, "billing@example.org", authz.RoleBilling)
 		ctx := from("192.0.2.9")
 		first, err := e.svc.Login(ctx, LoginRequest{Email: u.Email, Password: pw})

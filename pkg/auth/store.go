@@ -5,12 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/outbox"
 )
 
 // AuditTable is the auth service's audit log table.
@@ -22,6 +25,12 @@ const AuditTable = "audit_log"
 // are one transaction each.
 type Store struct {
 	db *db.DB
+	// events is the outbox revocations are published through.
+	events *outbox.Outbox
+	// pending holds the transactions that revoked something (inTx); revoked is called after
+	// such a transaction commits (RevocationFeed.Wake).
+	pending sync.Map
+	revoked atomic.Pointer[func()]
 	// forUpdate locks the rows read on PostgreSQL; SQLite's write transaction (BEGIN
 	// IMMEDIATE) already excludes other writers.
 	forUpdate string
@@ -29,7 +38,7 @@ type Store struct {
 
 // NewStore returns a Store over a migrated database.
 func NewStore(d *db.DB) *Store {
-	s := &Store{db: d}
+	s := &Store{db: d, events: outbox.New(d, outbox.Options{})}
 	if d.Dialect == db.Postgres {
 		s.forUpdate = " FOR UPDATE"
 	}
@@ -61,7 +70,7 @@ func (r userRow) user() User {
 // ErrEmailTaken. With invite, the user has no password (hash is "") and the invite's
 // set-password token is stored in the same transaction.
 func (s *Store) createUser(ctx context.Context, u User, hash string, invite *setPasswordToken) error {
-	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 			u.ID, u.Email, u.Role, u.Disabled, hash, s.db.Time(u.CreatedAt), s.db.Time(u.UpdatedAt), u.TokenVersion)
 		if db.IsUniqueViolation(err, "") {
@@ -117,7 +126,7 @@ func (s *Store) setPasswordTokenOf(ctx context.Context, q sqlx.QueryerContext, h
 // ok is false (and nothing changed) when it is no longer usable or its user is disabled
 // or gone. u is the token's user whenever the token was known.
 func (s *Store) setPassword(ctx context.Context, tokenHash, passwordHash string, now time.Time) (u User, ok bool, err error) {
-	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		u, ok = User{}, false
 		t, found, err := s.setPasswordTokenOf(ctx, tx, tokenHash, s.forUpdate)
 		if err != nil || !found {
@@ -160,7 +169,7 @@ func (s *Store) setPassword(ctx context.Context, tokenHash, passwordHash string,
 // access token of the user but keepSession's (the caller's own, when known). ok is false (nothing changed) when the stored hash is no longer oldHash
 // (a concurrent change) or the user is disabled.
 func (s *Store) changePassword(ctx context.Context, id, oldHash, newHash, keepSession string, now time.Time) (ok bool, err error) {
-	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE id = ? AND password_hash = ? AND NOT disabled`),
 			newHash, false, s.db.Time(now), id, oldHash)
 		if err != nil {
@@ -188,7 +197,7 @@ func (s *Store) changePassword(ctx context.Context, id, oldHash, newHash, keepSe
 // user's other unused tokens used, removes the user's password and revokes every refresh
 // token of the user. A user that does not exist is ErrUserNotFound.
 func (s *Store) resetPassword(ctx context.Context, t setPasswordToken) error {
-	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = '', updated_at = ? WHERE id = ?`), s.db.Time(t.created), t.userID)
 		if err != nil {
 			return db.Classify(err)
@@ -264,7 +273,7 @@ func (s *Store) countUsers(ctx context.Context) (int64, error) {
 // each other at once cannot both succeed, and cannot deadlock. Disabling a user revokes
 // every refresh token they hold in the same transaction.
 func (s *Store) updateUser(ctx context.Context, id string, at time.Time, edit func(cur User) User) (before, after User, err error) {
-	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var locked []userRow
 		if err := tx.SelectContext(ctx, &locked, tx.Rebind(`SELECT `+userColumns+` FROM users
 			WHERE (role = ? AND disabled = ?) OR id = ? ORDER BY id`+s.forUpdate), authz.RoleAdmin, false, id); err != nil {
@@ -332,26 +341,29 @@ const (
 
 type refreshRow struct {
 	Family    string       `db:"family_id"`
+	IssuedAt  db.Timestamp `db:"issued_at"`
 	UserID    string       `db:"user_id"`
 	ExpiresAt db.Timestamp `db:"expires_at"`
 	UsedAt    db.Timestamp `db:"used_at"`
 	RevokedAt db.Timestamp `db:"revoked_at"`
 }
 
-// rotateRefresh uses the refresh token hashed oldHash (of session family): when it is live and its user active,
-// it is marked used and newHash is stored in the same family with the same expiry, all in
+// rotateRefresh uses the refresh token hashed oldHash (of session family) at use.at: when it is live (and
+// was issued within the idle timeout use.idle) and its user active, it is marked used, newHash is
+// stored in the same family with the same expiry and the session row records the use, all in
 // one transaction. A token presented a second time revokes its whole family (committed,
 // although the call is refused), since one of the two presenters must be a thief.
-func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now time.Time) (User, string, refreshResult, error) {
+func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, use sessionUse) (User, string, refreshResult, error) {
+	now := use.at
 	var (
 		u      User
 		family string
 		res    refreshResult
 	)
-	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		u, res = User{}, refreshOK
 		var r refreshRow
-		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate), oldHash)
+		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT family_id, issued_at, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?`+s.forUpdate), oldHash)
 		if errors.Is(err, sql.ErrNoRows) {
 			res = refreshUnknown
 			return nil
@@ -368,7 +380,8 @@ func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now 
 		case !r.RevokedAt.IsZero():
 			res = refreshRevoked
 			return nil
-		case !now.Before(r.ExpiresAt.Time):
+		case !now.Before(r.ExpiresAt.Time), use.idleSince(r.IssuedAt.Time):
+			// Past the session's lifetime, or unused longer than the idle timeout.
 			res = refreshExpired
 			return nil
 		}
@@ -383,7 +396,10 @@ func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now 
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?`), s.db.Time(now), oldHash); err != nil {
 			return db.Classify(err)
 		}
-		return s.insertRefresh(ctx, tx, newHash, r.Family, r.UserID, now, r.ExpiresAt.Time)
+		if err := s.insertRefresh(ctx, tx, newHash, r.Family, r.UserID, now, r.ExpiresAt.Time); err != nil {
+			return err
+		}
+		return s.touchSession(ctx, tx, r.Family, use)
 	})
 	return u, family, res, err
 }
@@ -391,7 +407,7 @@ func (s *Store) rotateRefresh(ctx context.Context, oldHash, newHash string, now 
 // revokeFamilyOf revokes the family of the refresh token hashed hash and returns its user;
 // found is false for an unknown token.
 func (s *Store) revokeFamilyOf(ctx context.Context, hash string, now time.Time) (userID string, found bool, err error) {
-	err = db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var r refreshRow
 		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?`), hash)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -415,8 +431,8 @@ func (s *Store) familyRevoked(ctx context.Context, hash string) (bool, error) {
 	return n == 0, db.Classify(err)
 }
 
-// prune deletes refresh and set-password tokens that expired before cutoff and throttle rows untouched since
-// cutoff that are not locked: housekeeping, so neither table grows without bound.
+// prune deletes refresh and set-password tokens that expired before cutoff, throttle rows untouched since
+// cutoff that are not locked and revocations older than cutoff (long past mattering): housekeeping, so neither table grows without bound.
 func (s *Store) prune(ctx context.Context, cutoff time.Time) error {
 	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM refresh_tokens WHERE expires_at < ?`), s.db.Time(cutoff)); err != nil {
 		return db.Classify(err)
@@ -427,9 +443,11 @@ func (s *Store) prune(ctx context.Context, cutoff time.Time) error {
 	if err := s.pruneChallenges(ctx, cutoff); err != nil {
 		return err
 	}
-	_, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM login_throttle WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)`),
-		s.db.Time(cutoff), s.db.Time(cutoff))
-	return db.Classify(err)
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM login_throttle WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)`),
+		s.db.Time(cutoff), s.db.Time(cutoff)); err != nil {
+		return db.Classify(err)
+	}
+	return s.pruneRevocations(ctx, cutoff)
 }
 
 // auditLog reads the audit log, newest first.

@@ -14,10 +14,11 @@ import (
 // ThrottleOptions are the login throttle's limits. Zero values take the defaults.
 type ThrottleOptions struct {
 	// AccountAttempts is how many unproven attempts one account (email) gets per Window
-	// before it is locked out; default 5.
+	// from unknown devices before they are locked out, and one known device of the account
+	// the same for itself (devices.go); default 5.
 	AccountAttempts int
-	// AddressAttempts is the same for one client address; default 20, since several users
-	// may share an address (a ward's terminals behind one NAT).
+	// AddressAttempts is the same for one client address, for attempts from unknown devices;
+	// default DefaultAddressAttempts.
 	AddressAttempts int
 	// Window is how long attempts are remembered; default 15 minutes.
 	Window time.Duration
@@ -27,12 +28,20 @@ type ThrottleOptions struct {
 	MaxLockout time.Duration
 }
 
+// DefaultAddressAttempts is the default per-address limit: 200 per 15 minutes. A clinic's
+// staff often share one NAT address, and at a shift change a hundred people signing in, a
+// few mistyping, must not lock each other out; guessing one password stays bounded by the
+// per-account limit, so the address limit only has to slow spraying across many accounts,
+// and 200 in 15 minutes (one every 4.5 s, before the gateway's own per-address rate limit)
+// does.
+const DefaultAddressAttempts = 200
+
 func (o ThrottleOptions) withDefaults() ThrottleOptions {
 	if o.AccountAttempts <= 0 {
 		o.AccountAttempts = 5
 	}
 	if o.AddressAttempts <= 0 {
-		o.AddressAttempts = 20
+		o.AddressAttempts = DefaultAddressAttempts
 	}
 	if o.Window <= 0 {
 		o.Window = 15 * time.Minute
@@ -94,6 +103,10 @@ type throttleKey struct {
 func accountKey(email string) string { return "account:" + strings.ToLower(strings.TrimSpace(email)) }
 func addressKey(addr string) string  { return "address:" + addr }
 
+// passwordChangeKey throttles a user's own password changes (ChangePassword): a key only a
+// holder of the user's access token can spend.
+func passwordChangeKey(userID string) string { return "password-change:" + userID }
+
 // throttleDecision is admitAttempt's answer: Retry > 0 means refused for that long; Locked
 // names the keys whose lock-out this attempt started.
 type throttleDecision struct {
@@ -114,7 +127,7 @@ type throttleRow struct {
 // lock-outs that this attempt started are written: a refused attempt counts nowhere else.
 func (s *Store) admitAttempt(ctx context.Context, o ThrottleOptions, keys []throttleKey, now time.Time) (throttleDecision, error) {
 	var d throttleDecision
-	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		d = throttleDecision{}
 		next := make([]throttleState, len(keys))
 		locked := make([]bool, len(keys))
@@ -166,7 +179,7 @@ func (s *Store) saveThrottle(ctx context.Context, tx *sqlx.Tx, key string, st th
 // afresh (its owner proved who they are), the address only loses this one attempt (other
 // people's failures from it still count).
 func (s *Store) attemptSucceeded(ctx context.Context, account, address string, now time.Time) error {
-	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE login_throttle SET failures = 0, level = 0, updated_at = ? WHERE key = ?`),
 			s.db.Time(now), account); err != nil {
 			return db.Classify(err)

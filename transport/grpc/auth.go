@@ -21,26 +21,28 @@ func RegisterAuthServer(s *grpc.Server, set auth.Set) {
 
 func newAuthServer(set auth.Set) *authServer {
 	return &authServer{
-		login:          kitgrpc.NewServer(set.LoginEndpoint, total(authLoginFromPB), total(authPairToPB)),
-		validate:       kitgrpc.NewServer(set.ValidateEndpoint, total(authValidateFromPB), total(authValidationToPB)),
-		refresh:        kitgrpc.NewServer(set.RefreshEndpoint, total(authRefreshFromPB), total(authPairToPB)),
-		logout:         kitgrpc.NewServer(set.LogoutEndpoint, total(authLogoutFromPB), total(authLoggedOutToPB)),
-		jwks:           kitgrpc.NewServer(set.JWKSEndpoint, total(authJWKSRequestFromPB), total(authJWKSToPB)),
-		createUser:     kitgrpc.NewServer(set.CreateUserEndpoint, total(authCreateUserFromPB), total(authCreatedUserToPB)),
-		listUsers:      kitgrpc.NewServer(set.ListUsersEndpoint, total(authListUsersFromPB), total(authUsersToPB)),
-		getUser:        kitgrpc.NewServer(set.GetUserEndpoint, total(authGetUserFromPB), total(authUserToPB)),
-		updateUser:     kitgrpc.NewServer(set.UpdateUserEndpoint, total(authUpdateUserFromPB), total(authUserToPB)),
-		audit:          kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(authAuditQueryFromPB)), total(authAuditEntriesToPB)),
-		setPassword:    kitgrpc.NewServer(set.SetPasswordEndpoint, total(authSetPasswordFromPB), total(authPasswordSetToPB)),
-		changePassword: kitgrpc.NewServer(set.ChangePasswordEndpoint, total(authChangePasswordFromPB), total(authPasswordChangedToPB)),
-		resetPassword:  kitgrpc.NewServer(set.ResetPasswordEndpoint, total(authResetPasswordFromPB), total(authResetToPB)),
-		mfa:            newAuthMFAServer(set),
+		login:           kitgrpc.NewServer(set.LoginEndpoint, total(authLoginFromPB), total(authPairToPB)),
+		validate:        kitgrpc.NewServer(set.ValidateEndpoint, total(authValidateFromPB), total(authValidationToPB)),
+		refresh:         kitgrpc.NewServer(set.RefreshEndpoint, total(authRefreshFromPB), total(authPairToPB)),
+		logout:          kitgrpc.NewServer(set.LogoutEndpoint, total(authLogoutFromPB), total(authLoggedOutToPB)),
+		jwks:            kitgrpc.NewServer(set.JWKSEndpoint, total(authJWKSRequestFromPB), total(authJWKSToPB)),
+		createUser:      kitgrpc.NewServer(set.CreateUserEndpoint, total(authCreateUserFromPB), total(authCreatedUserToPB)),
+		listUsers:       kitgrpc.NewServer(set.ListUsersEndpoint, total(authListUsersFromPB), total(authUsersToPB)),
+		getUser:         kitgrpc.NewServer(set.GetUserEndpoint, total(authGetUserFromPB), total(authUserToPB)),
+		updateUser:      kitgrpc.NewServer(set.UpdateUserEndpoint, total(authUpdateUserFromPB), total(authUserToPB)),
+		audit:           kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(authAuditQueryFromPB)), total(authAuditEntriesToPB)),
+		setPassword:     kitgrpc.NewServer(set.SetPasswordEndpoint, total(authSetPasswordFromPB), total(authPasswordSetToPB)),
+		changePassword:  kitgrpc.NewServer(set.ChangePasswordEndpoint, total(authChangePasswordFromPB), total(authPasswordChangedToPB)),
+		resetPassword:   kitgrpc.NewServer(set.ResetPasswordEndpoint, total(authResetPasswordFromPB), total(authResetToPB)),
+		mfa:             newAuthMFAServer(set),
+		sessionHandlers: newSessionHandlers(set),
 	}
 }
 
 // authServer binds one go-kit handler to each method of AuthService.
 type authServer struct {
 	authv1.UnimplementedAuthServiceServer
+	sessionHandlers
 	login, validate, refresh, logout, jwks, createUser, listUsers, getUser, updateUser, audit, setPassword, changePassword, resetPassword kitgrpc.Handler
 	mfa                                                                                                                                   authMFAServer
 }
@@ -131,6 +133,9 @@ func NewAuthClient(conn *grpc.ClientConn) auth.Set {
 		SetPasswordEndpoint:    c.endpoint(auth.MethodSetPassword, total(authSetPasswordToPB), total(authPasswordSetFromPB), &authv1.SetPasswordResponse{}),
 		ResetPasswordEndpoint:  c.endpoint(auth.MethodResetPassword, total(authResetPasswordToPB), total(authResetFromPB), &authv1.ResetPasswordResponse{}),
 		ChangePasswordEndpoint: c.endpoint(auth.MethodChangePassword, total(authChangePasswordToPB), total(authPasswordChangedFromPB), &authv1.ChangePasswordResponse{}),
+		ListSessionsEndpoint:   c.endpoint(auth.MethodListSessions, total(authListSessionsToPB), total(authSessionsFromPB), &authv1.ListSessionsResponse{}),
+		DeleteSessionEndpoint:  c.endpoint(auth.MethodDeleteSession, total(authDeleteSessionToPB), total(authSessionDeletedFromPB), &authv1.DeleteSessionResponse{}),
+		LogoutAllEndpoint:      c.endpoint(auth.MethodLogoutAll, total(authLogoutAllToPB), total(authLoggedOutAllFromPB), &authv1.LogoutAllResponse{}),
 	}
 	authMFAClient(c, &set)
 	return set
@@ -141,19 +146,20 @@ func NewAuthClient(conn *grpc.ClientConn) auth.Set {
 // message reads as the zero value and never panics.
 
 func authLoginToPB(r auth.LoginRequest) *authv1.LoginRequest {
-	return &authv1.LoginRequest{Email: r.Email, Password: r.Password}
+	return &authv1.LoginRequest{Email: r.Email, Password: r.Password, DeviceToken: r.DeviceToken}
 }
 
 func authLoginFromPB(r *authv1.LoginRequest) auth.LoginRequest {
-	return auth.LoginRequest{Email: r.GetEmail(), Password: r.GetPassword()}
+	return auth.LoginRequest{Email: r.GetEmail(), Password: r.GetPassword(), DeviceToken: r.GetDeviceToken()}
 }
 
 func authPairToPB(p auth.TokenPair) *authv1.TokenPair {
-	return &authv1.TokenPair{Token: p.Token, TokenType: p.TokenType, ExpiresIn: p.ExpiresIn, RefreshToken: p.RefreshToken}
+	return &authv1.TokenPair{Token: p.Token, TokenType: p.TokenType, ExpiresIn: p.ExpiresIn, RefreshToken: p.RefreshToken, DeviceToken: p.DeviceToken}
 }
 
 func authPairFromPB(p *authv1.TokenPair) auth.TokenPair {
-	return auth.TokenPair{Token: p.GetToken(), TokenType: p.GetTokenType(), ExpiresIn: p.GetExpiresIn(), RefreshToken: p.GetRefreshToken()}
+	return auth.TokenPair{Token: p.GetToken(), TokenType: p.GetTokenType(), ExpiresIn: p.GetExpiresIn(), RefreshToken: p.GetRefreshToken(),
+		DeviceToken: p.GetDeviceToken()}
 }
 
 func authValidateToPB(auth.ValidateRequest) *authv1.ValidateRequest { return &authv1.ValidateRequest{} }

@@ -22,7 +22,7 @@ type clientFactory struct {
 // every call carries, its errors converted back to the server's with FromStatus.
 func (c clientFactory) endpoint(method string, enc kitgrpc.EncodeRequestFunc, dec kitgrpc.DecodeResponseFunc, reply any) endpoint.Endpoint {
 	e := kitgrpc.NewClient(c.conn, c.service, method, enc, dec, reply,
-		kitgrpc.ClientBefore(forwardRequestID, forwardClientAddr, kitjwt.ContextToGRPC()),
+		kitgrpc.ClientBefore(forwardRequestID, forwardClientAddr, forwardUserAgent, kitjwt.ContextToGRPC()),
 	).Endpoint()
 	return func(ctx context.Context, req any) (any, error) {
 		resp, err := e(ctx, req)
@@ -47,6 +47,16 @@ func forwardRequestID(ctx context.Context, md *metadata.MD) context.Context {
 func forwardClientAddr(ctx context.Context, md *metadata.MD) context.Context {
 	if addr := observe.ClientAddr(ctx); addr != "" {
 		md.Set(ForwardedForKey, addr)
+	}
+	return ctx
+}
+
+// forwardUserAgent sends the original caller's user agent (the gateway's HTTP client's), so
+// the auth service records the browser or app of a session rather than this process's gRPC
+// library.
+func forwardUserAgent(ctx context.Context, md *metadata.MD) context.Context {
+	if ua := observe.UserAgent(ctx); ua != "" {
+		md.Set(UserAgentKey, ua)
 	}
 	return ctx
 }

@@ -36,6 +36,11 @@ const (
 	// ForwardedForKey carries the original client's address from a trusted proxy (the
 	// gateway), so throttling and audit rows see the real client.
 	ForwardedForKey = "x-forwarded-for"
+	// UserAgentKey carries the original client's user agent from a proxy (the gateway's HTTP
+	// caller's). A user agent is whatever its client claims, so it is taken from any caller
+	// (a direct one could claim anything in its own user-agent too); without it the call's
+	// own user-agent metadata is used.
+	UserAgentKey = "x-pms-user-agent"
 	// AuthorizationKey carries the caller's token as "Bearer <token>".
 	AuthorizationKey = "authorization"
 )
@@ -165,6 +170,7 @@ func (ic *interceptor) prepare(ctx context.Context) context.Context {
 	ctx = observe.WithRequestID(ctx, id)
 	ctx = observe.WithTransport(ctx, "grpc")
 	ctx = observe.WithClientAddr(ctx, clientAddr(ctx, md, ic.trusted))
+	ctx = observe.WithUserAgent(ctx, userAgent(md))
 	if p, ok := peer.FromContext(ctx); ok {
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
 			if name := authz.ServiceOf(ti.State.VerifiedChains); name != "" {
@@ -273,4 +279,13 @@ func serve[Resp any](ctx context.Context, h kitgrpc.Handler, req any) (Resp, err
 	}
 	r, err := assert[Resp](resp)
 	return r, ToStatus(err)
+}
+
+// userAgent returns the caller's user agent: the forwarded one (UserAgentKey) when a proxy
+// sent it, else the call's own user-agent metadata.
+func userAgent(md metadata.MD) string {
+	if ua := first(md, UserAgentKey); ua != "" {
+		return ua
+	}
+	return first(md, "user-agent")
 }

@@ -124,7 +124,7 @@ func keysOf(t *testing.T, b []byte) string {
 func TestAuthRoutes(t *testing.T) {
 	e := newAuthEnv(t, auth.ThrottleOptions{})
 	resp, b := e.do(t, "POST", "/login", "", `{"email":"admin@example.org","password":"`+authPassword+`"}`, jsonCT...)
-	if resp.StatusCode != 200 || keysOf(t, b) != "expiresIn,refreshToken,token,tokenType" || resp.Header.Get("Cache-Control") != "no-store" {
+	if resp.StatusCode != 200 || keysOf(t, b) != "deviceToken,expiresIn,refreshToken,token,tokenType" || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("login: %d %s %v", resp.StatusCode, b, resp.Header)
 	}
 	pair := decodeBody[auth.TokenPair](t, b)

@@ -107,6 +107,9 @@ func forwardContext(token func(context.Context) string) kithttp.RequestFunc {
 		if a := observe.ClientAddr(ctx); a != "" {
 			r.Header.Set("X-Forwarded-For", a)
 		}
+		if ua := observe.UserAgent(ctx); ua != "" {
+			r.Header.Set("User-Agent", ua)
+		}
 		return ctx
 	}
 }

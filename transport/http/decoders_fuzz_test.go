@@ -421,6 +421,12 @@ var authCases = []decodeCase{
 		cl, _ := encodeAuthAuditCall(q)
 		return withQuery(in, cl.query)
 	}),
+	caseOf("list-sessions", "GET", decodeListSessions, noQueryCheck[auth.ListSessionsRequest], nil),
+	caseOf("logout-all", "DELETE", decodeLogoutAll, noQueryCheck[auth.LogoutAllRequest], nil),
+	caseOf("delete-session", "DELETE", decodeDeleteSession, func(t *testing.T, in fuzzInput, r auth.DeleteSessionRequest) {
+		checkNoQuery(t, in)
+		checkID(t, in, r.ID)
+	}, nil),
 }
 
 // decoderSeeds adds, for every case, a valid input, the shared hostile bodies and queries,
@@ -485,7 +491,7 @@ func FuzzBillingDecoders(f *testing.F) {
 // FuzzAuthDecoders drives every request decoder of the auth routes.
 func FuzzAuthDecoders(f *testing.F) {
 	fuzzCases(f, authCases, map[string]fuzzInput{
-		"login":             {contentType: "application/json", body: []byte(`{"email":"a@b.c","password":"pw"}`)},
+		"login":             {contentType: "application/json", body: []byte(`{"email":"a@b.c","password":"pw","deviceToken":"d"}`)},
 		"refresh":           {contentType: "application/json", body: []byte(`{"refreshToken":"abc"}`)},
 		"logout":            {contentType: "application/json", body: []byte(`{"refreshToken":"abc"}`)},
 		"set-password":      {contentType: "application/json", body: []byte(`{"token":"abc","newPassword":"pw"}`)},
@@ -498,5 +504,6 @@ func FuzzAuthDecoders(f *testing.F) {
 		"get-user":          {id: testID},
 		"update-user":       {id: testID, contentType: "application/json", body: []byte(`{"role":"clinician","disabled":true}`)},
 		"audit":             {query: "userId=u&actor=a&from=2026-01-01T00:00:00Z&to=2026-01-02&limit=5"},
+		"delete-session":    {id: testID},
 	})
 }

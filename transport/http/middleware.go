@@ -86,6 +86,7 @@ func Wrap(next http.Handler, o Options) http.Handler {
 		ctx := observe.WithRequestID(r.Context(), id)
 		ctx = observe.WithTransport(ctx, "http")
 		ctx = observe.WithClientAddr(ctx, clientAddr(r, trusted))
+		ctx = observe.WithUserAgent(ctx, r.Header.Get("User-Agent"))
 		if r.TLS != nil {
 			if name := authz.ServiceOf(r.TLS.VerifiedChains); name != "" {
 				ctx = authz.WithPeerService(ctx, name)

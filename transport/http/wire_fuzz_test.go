@@ -226,6 +226,9 @@ func (stubAuth) CreateUser(_ context.Context, r auth.CreateUserRequest) (auth.Cr
 }
 func (stubAuth) SetPassword(context.Context, auth.SetPasswordRequest) error       { return nil }
 func (stubAuth) ChangePassword(context.Context, auth.ChangePasswordRequest) error { return nil }
+func (stubAuth) ListSessions(context.Context) ([]auth.Session, error)             { return nil, nil }
+func (stubAuth) DeleteSession(context.Context, auth.DeleteSessionRequest) error   { return nil }
+func (stubAuth) LogoutAll(context.Context) error                                  { return nil }
 func (stubAuth) ResetPassword(context.Context, auth.ResetPasswordRequest) (auth.ResetPassword, error) {
 	return auth.ResetPassword{}, nil
 }

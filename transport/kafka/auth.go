@@ -85,5 +85,5 @@ type disableUserBody struct {
 // AuthTopics are the topics the auth service needs: its command topic and that topic's dead
 // letters, auth.replies as a ready reply topic, and the shared audit topic.
 func AuthTopics(partitions int32, replication int16) []Topic {
-	return topicsOf(partitions, replication, auth.TopicCommands, auth.TopicCommands+DLQSuffix, "auth"+RepliesSuffix, TopicAudit)
+	return topicsOf(partitions, replication, auth.TopicCommands, auth.TopicCommands+DLQSuffix, "auth"+RepliesSuffix, TopicAudit, auth.TopicEvents)
 }

@@ -39,6 +39,7 @@ type DeniedFunc func(ctx context.Context, method string, request any, err error)
 type Guard struct {
 	verifier  *Verifier
 	roles     RoleTable
+	reads     map[string]bool
 	onDenied  DeniedFunc
 	anonymous bool
 }
@@ -46,6 +47,15 @@ type Guard struct {
 // NewGuard checks tokens with v against roles, reporting refusals to onDenied (may be nil).
 func NewGuard(v *Verifier, roles RoleTable, onDenied DeniedFunc) *Guard {
 	return &Guard{verifier: v, roles: roles, onDenied: onDenied}
+}
+
+// WithReads tells the guard which methods only read (op.Table.Reads): while the verifier's
+// revocation table is stale (authz.DenyTable) every other method is refused with 503, since
+// a token revoked meanwhile could otherwise go on writing. Without it every method counts as
+// a write.
+func (g *Guard) WithReads(reads map[string]bool) *Guard {
+	g.reads = reads
+	return g
 }
 
 // AllowAnonymous returns a guard that lets every call through as Anonymous. It exists for
@@ -80,6 +90,9 @@ func (g *Guard) Middleware(method string) endpoint.Middleware {
 			}
 			if err == nil && !g.roles.Allows(method, p.Role) {
 				err = errs.New(errs.PermissionDenied, "your role may not do this")
+			}
+			if err == nil && !g.reads[method] && g.verifier.deny.Stale() {
+				err = ErrRevocationsStale
 			}
 			if err != nil {
 				if p.Subject != "" {

@@ -56,6 +56,7 @@ type Verifier struct {
 	parse            func(ctx context.Context) (*Claims, error)
 	cache            sync.Map // token text → cachedPrincipal
 	cached           atomic.Int64
+	deny             *DenyTable
 }
 
 type cachedPrincipal struct {
@@ -98,6 +99,16 @@ func NewVerifier(keys KeySource, issuer, audience string) *Verifier {
 	return v
 }
 
+// WithRevocations makes v refuse tokens table revokes, cached ones included, and lets its
+// guards refuse writes while table is stale.
+func (v *Verifier) WithRevocations(table *DenyTable) *Verifier {
+	v.deny = table
+	return v
+}
+
+// Revocations is the verifier's revocation table, or nil.
+func (v *Verifier) Revocations() *DenyTable { return v.deny }
+
 // Unauthenticated errors: one message for every way a token can be bad, so a caller learns
 // nothing about which check failed; the cause stays for logs.
 func unauthenticated(cause error) error {
@@ -118,6 +129,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 		// tokens at once, as it would without the cache.
 		if k, err := v.keys.PublicKey(ctx, cp.kid); err == nil && time.Now().Before(cp.exp) {
 			if pub, ok := k.(ed25519.PublicKey); ok && pub.Equal(cp.key) {
+				if v.deny.Revoked(cp.p) {
+					return Principal{}, unauthenticated(ErrRevoked)
+				}
 				return cp.p, nil
 			}
 		}
@@ -141,6 +155,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 		return Principal{}, unauthenticated(errors.New("no subject or unknown role"))
 	}
 	p := Principal{Subject: c.Subject, Email: c.Email, Role: c.Role, SessionID: c.SessionID, Version: c.Version}
+	if v.deny.Revoked(p) {
+		return Principal{}, unauthenticated(ErrRevoked)
+	}
 	if kid, key, ok := v.keyOf(ctx, raw); ok && (c.NotBefore == nil || !c.NotBefore.After(time.Now())) {
 		if v.cached.Add(1) > maxCachedTokens {
 			v.cache.Clear()

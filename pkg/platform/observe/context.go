@@ -14,6 +14,7 @@ const (
 	requestIDKey ctxKey = iota
 	transportKey
 	clientAddrKey
+	userAgentKey
 )
 
 // RequestIDHeader is the HTTP header (and, lower-cased, the gRPC metadata and Kafka header)
@@ -85,5 +86,35 @@ func WithClientAddr(ctx context.Context, addr string) context.Context {
 // ClientAddr returns the caller's address carried by ctx, or "".
 func ClientAddr(ctx context.Context) string {
 	s, _ := ctx.Value(clientAddrKey).(string)
+	return s
+}
+
+// MaxUserAgentBytes caps the user agent a request carries: it is stored with a session and
+// shown back to its user, so a client cannot make either grow.
+const MaxUserAgentBytes = 256
+
+// CleanUserAgent returns ua as it may be stored and shown: printable ASCII only (anything
+// else, control characters and invalid UTF-8 included, is dropped) and at most
+// MaxUserAgentBytes. A User-Agent header is visible ASCII by RFC 9110, so real ones pass
+// unchanged.
+func CleanUserAgent(ua string) string {
+	b := make([]byte, 0, min(len(ua), MaxUserAgentBytes))
+	for i := 0; i < len(ua) && len(b) < MaxUserAgentBytes; i++ {
+		if c := ua[i]; c >= 0x20 && c < 0x7f {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+// WithUserAgent records the caller's user agent, cleaned by CleanUserAgent. It is what the
+// client says it is, informational only: the auth service shows it in the session list.
+func WithUserAgent(ctx context.Context, ua string) context.Context {
+	return context.WithValue(ctx, userAgentKey, CleanUserAgent(ua))
+}
+
+// UserAgent returns the caller's user agent carried by ctx, or "".
+func UserAgent(ctx context.Context) string {
+	s, _ := ctx.Value(userAgentKey).(string)
 	return s
 }

@@ -91,3 +91,21 @@ func TestAdminHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestCleanUserAgent: a user agent keeps printable ASCII only and at most MaxUserAgentBytes.
+func TestCleanUserAgent(t *testing.T) {
+	for in, want := range map[string]string{
+		"Mozilla/5.0 (X11; Linux x86_64)": "Mozilla/5.0 (X11; Linux x86_64)",
+		"a\x00b\x1b[31mc\x7fd\r\ne":       "ab[31mcde",
+		"caf\xc3\xa9 \xff":                "caf ",
+		strings.Repeat("x", 300):          strings.Repeat("x", MaxUserAgentBytes),
+		"":                                "",
+	} {
+		if got := CleanUserAgent(in); got != want {
+			t.Errorf("CleanUserAgent(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := UserAgent(WithUserAgent(context.Background(), "a\x01b")); got != "ab" {
+		t.Fatalf("UserAgent = %q", got)
+	}
+}

@@ -33,9 +33,12 @@ const (
 
 // LoginRequest is an email and password.
 type LoginRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Email    string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// device_token is optional: the token an earlier login on this device returned. A known
+	// device's failures count against it alone; strangers' failures never lock it out.
+	DeviceToken   string `protobuf:"bytes,3,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -84,6 +87,13 @@ func (x *LoginRequest) GetPassword() string {
 	return ""
 }
 
+func (x *LoginRequest) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
+	}
+	return ""
+}
+
 // TokenPair is what a login or refresh returns.
 type TokenPair struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -94,7 +104,9 @@ type TokenPair struct {
 	// expires_in is the access token's lifetime in seconds.
 	ExpiresIn int64 `protobuf:"varint,3,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
 	// refresh_token is opaque; store it safely, use it once.
-	RefreshToken  string `protobuf:"bytes,4,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	RefreshToken string `protobuf:"bytes,4,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	// device_token is set by Login only: send it with this device's next logins.
+	DeviceToken   string `protobuf:"bytes,5,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -153,6 +165,13 @@ func (x *TokenPair) GetExpiresIn() int64 {
 func (x *TokenPair) GetRefreshToken() string {
 	if x != nil {
 		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *TokenPair) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
 	}
 	return ""
 }
@@ -2029,21 +2048,348 @@ func (x *MfaLogin) GetRecoveryCodes() []string {
 	return nil
 }
 
+// ListSessionsRequest is empty: the caller's sessions are listed.
+type ListSessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsRequest) Reset() {
+	*x = ListSessionsRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsRequest) ProtoMessage() {}
+
+func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{36}
+}
+
+// Session is one live session (a login and its refresh tokens).
+type Session struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// last_used_at is the login or the last refresh.
+	LastUsedAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	ClientAddress string                 `protobuf:"bytes,4,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	UserAgent     string                 `protobuf:"bytes,5,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// current marks the session of the access token that asked.
+	Current       bool `protobuf:"varint,6,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *Session) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Session) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Session) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *Session) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+func (x *Session) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *Session) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+// ListSessionsResponse holds the sessions, most recently used first.
+type ListSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*Session             `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsResponse) Reset() {
+	*x = ListSessionsResponse{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsResponse) ProtoMessage() {}
+
+func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListSessionsResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+// DeleteSessionRequest names one of the caller's sessions.
+type DeleteSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSessionRequest) Reset() {
+	*x = DeleteSessionRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSessionRequest) ProtoMessage() {}
+
+func (x *DeleteSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSessionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSessionRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DeleteSessionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// DeleteSessionResponse is empty; it is a message of its own so fields can be added.
+type DeleteSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSessionResponse) Reset() {
+	*x = DeleteSessionResponse{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSessionResponse) ProtoMessage() {}
+
+func (x *DeleteSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSessionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSessionResponse) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{40}
+}
+
+// LogoutAllRequest is empty: every session of the caller ends.
+type LogoutAllRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutAllRequest) Reset() {
+	*x = LogoutAllRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutAllRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutAllRequest) ProtoMessage() {}
+
+func (x *LogoutAllRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutAllRequest.ProtoReflect.Descriptor instead.
+func (*LogoutAllRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{41}
+}
+
+// LogoutAllResponse is empty; it is a message of its own so fields can be added.
+type LogoutAllResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutAllResponse) Reset() {
+	*x = LogoutAllResponse{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutAllResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutAllResponse) ProtoMessage() {}
+
+func (x *LogoutAllResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutAllResponse.ProtoReflect.Descriptor instead.
+func (*LogoutAllResponse) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{42}
+}
+
 var File_pms_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x16pms/auth/v1/auth.proto\x12\vpms.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
+	"\x16pms/auth/v1/auth.proto\x12\vpms.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n" +
 	"\fLoginRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x84\x01\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12!\n" +
+	"\fdevice_token\x18\x03 \x01(\tR\vdeviceToken\"\xa7\x01\n" +
 	"\tTokenPair\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12\x1d\n" +
 	"\n" +
 	"expires_in\x18\x03 \x01(\x03R\texpiresIn\x12#\n" +
-	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\"\x11\n" +
+	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12!\n" +
+	"\fdevice_token\x18\x05 \x01(\tR\vdeviceToken\"\x11\n" +
 	"\x0fValidateRequest\"Z\n" +
 	"\n" +
 	"Validation\x12\x10\n" +
@@ -2165,8 +2511,25 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"expires_in\x18\x03 \x01(\x03R\texpiresIn\x12#\n" +
 	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12%\n" +
-	"\x0erecovery_codes\x18\x05 \x03(\tR\rrecoveryCodes2\xf6\n" +
+	"\x0erecovery_codes\x18\x05 \x03(\tR\rrecoveryCodes\"\x15\n" +
+	"\x13ListSessionsRequest\"\xf2\x01\n" +
+	"\aSession\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
 	"\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n" +
+	"\flast_used_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x12%\n" +
+	"\x0eclient_address\x18\x04 \x01(\tR\rclientAddress\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x05 \x01(\tR\tuserAgent\x12\x18\n" +
+	"\acurrent\x18\x06 \x01(\bR\acurrent\"H\n" +
+	"\x14ListSessionsResponse\x120\n" +
+	"\bsessions\x18\x01 \x03(\v2\x14.pms.auth.v1.SessionR\bsessions\"&\n" +
+	"\x14DeleteSessionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
+	"\x15DeleteSessionResponse\"\x12\n" +
+	"\x10LogoutAllRequest\"\x13\n" +
+	"\x11LogoutAllResponse2\xef\f\n" +
 	"\vAuthService\x12:\n" +
 	"\x05Login\x12\x19.pms.auth.v1.LoginRequest\x1a\x16.pms.auth.v1.TokenPair\x12A\n" +
 	"\bValidate\x12\x1c.pms.auth.v1.ValidateRequest\x1a\x17.pms.auth.v1.Validation\x12>\n" +
@@ -2188,7 +2551,10 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"\vDisableTotp\x12\x1f.pms.auth.v1.DisableTotpRequest\x1a .pms.auth.v1.DisableTotpResponse\x12@\n" +
 	"\bLoginMfa\x12\x1c.pms.auth.v1.LoginMfaRequest\x1a\x16.pms.auth.v1.TokenPair\x12P\n" +
 	"\x0eLoginEnrolTotp\x12\".pms.auth.v1.LoginEnrolTotpRequest\x1a\x1a.pms.auth.v1.TotpEnrolment\x12O\n" +
-	"\x10LoginConfirmTotp\x12$.pms.auth.v1.LoginConfirmTotpRequest\x1a\x15.pms.auth.v1.MfaLoginB-Z+github.com/pms/pms/proto/pms/auth/v1;authv1b\x06proto3"
+	"\x10LoginConfirmTotp\x12$.pms.auth.v1.LoginConfirmTotpRequest\x1a\x15.pms.auth.v1.MfaLogin\x12S\n" +
+	"\fListSessions\x12 .pms.auth.v1.ListSessionsRequest\x1a!.pms.auth.v1.ListSessionsResponse\x12V\n" +
+	"\rDeleteSession\x12!.pms.auth.v1.DeleteSessionRequest\x1a\".pms.auth.v1.DeleteSessionResponse\x12J\n" +
+	"\tLogoutAll\x12\x1d.pms.auth.v1.LogoutAllRequest\x1a\x1e.pms.auth.v1.LogoutAllResponseB-Z+github.com/pms/pms/proto/pms/auth/v1;authv1b\x06proto3"
 
 var (
 	file_pms_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -2202,7 +2568,7 @@ func file_pms_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_pms_auth_v1_auth_proto_rawDescData
 }
 
-var file_pms_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_pms_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_pms_auth_v1_auth_proto_goTypes = []any{
 	(*LoginRequest)(nil),            // 0: pms.auth.v1.LoginRequest
 	(*TokenPair)(nil),               // 1: pms.auth.v1.TokenPair
@@ -2240,64 +2606,80 @@ var file_pms_auth_v1_auth_proto_goTypes = []any{
 	(*LoginEnrolTotpRequest)(nil),   // 33: pms.auth.v1.LoginEnrolTotpRequest
 	(*LoginConfirmTotpRequest)(nil), // 34: pms.auth.v1.LoginConfirmTotpRequest
 	(*MfaLogin)(nil),                // 35: pms.auth.v1.MfaLogin
-	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
+	(*ListSessionsRequest)(nil),     // 36: pms.auth.v1.ListSessionsRequest
+	(*Session)(nil),                 // 37: pms.auth.v1.Session
+	(*ListSessionsResponse)(nil),    // 38: pms.auth.v1.ListSessionsResponse
+	(*DeleteSessionRequest)(nil),    // 39: pms.auth.v1.DeleteSessionRequest
+	(*DeleteSessionResponse)(nil),   // 40: pms.auth.v1.DeleteSessionResponse
+	(*LogoutAllRequest)(nil),        // 41: pms.auth.v1.LogoutAllRequest
+	(*LogoutAllResponse)(nil),       // 42: pms.auth.v1.LogoutAllResponse
+	(*timestamppb.Timestamp)(nil),   // 43: google.protobuf.Timestamp
 }
 var file_pms_auth_v1_auth_proto_depIdxs = []int32{
 	8,  // 0: pms.auth.v1.Jwks.keys:type_name -> pms.auth.v1.Jwk
-	36, // 1: pms.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	36, // 2: pms.auth.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	36, // 3: pms.auth.v1.CreatedUser.created_at:type_name -> google.protobuf.Timestamp
-	36, // 4: pms.auth.v1.CreatedUser.updated_at:type_name -> google.protobuf.Timestamp
-	36, // 5: pms.auth.v1.CreatedUser.invite_expires_at:type_name -> google.protobuf.Timestamp
-	36, // 6: pms.auth.v1.ResetPasswordResponse.reset_expires_at:type_name -> google.protobuf.Timestamp
+	43, // 1: pms.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	43, // 2: pms.auth.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	43, // 3: pms.auth.v1.CreatedUser.created_at:type_name -> google.protobuf.Timestamp
+	43, // 4: pms.auth.v1.CreatedUser.updated_at:type_name -> google.protobuf.Timestamp
+	43, // 5: pms.auth.v1.CreatedUser.invite_expires_at:type_name -> google.protobuf.Timestamp
+	43, // 6: pms.auth.v1.ResetPasswordResponse.reset_expires_at:type_name -> google.protobuf.Timestamp
 	10, // 7: pms.auth.v1.ListUsersResponse.users:type_name -> pms.auth.v1.User
-	36, // 8: pms.auth.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	36, // 9: pms.auth.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	36, // 10: pms.auth.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	43, // 8: pms.auth.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	43, // 9: pms.auth.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	43, // 10: pms.auth.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	24, // 11: pms.auth.v1.ListAuditResponse.entries:type_name -> pms.auth.v1.AuditEntry
-	0,  // 12: pms.auth.v1.AuthService.Login:input_type -> pms.auth.v1.LoginRequest
-	2,  // 13: pms.auth.v1.AuthService.Validate:input_type -> pms.auth.v1.ValidateRequest
-	4,  // 14: pms.auth.v1.AuthService.Refresh:input_type -> pms.auth.v1.RefreshRequest
-	5,  // 15: pms.auth.v1.AuthService.Logout:input_type -> pms.auth.v1.LogoutRequest
-	7,  // 16: pms.auth.v1.AuthService.GetJwks:input_type -> pms.auth.v1.GetJwksRequest
-	11, // 17: pms.auth.v1.AuthService.CreateUser:input_type -> pms.auth.v1.CreateUserRequest
-	19, // 18: pms.auth.v1.AuthService.ListUsers:input_type -> pms.auth.v1.ListUsersRequest
-	21, // 19: pms.auth.v1.AuthService.GetUser:input_type -> pms.auth.v1.GetUserRequest
-	22, // 20: pms.auth.v1.AuthService.UpdateUser:input_type -> pms.auth.v1.UpdateUserRequest
-	23, // 21: pms.auth.v1.AuthService.ListAudit:input_type -> pms.auth.v1.ListAuditRequest
-	13, // 22: pms.auth.v1.AuthService.SetPassword:input_type -> pms.auth.v1.SetPasswordRequest
-	15, // 23: pms.auth.v1.AuthService.ChangePassword:input_type -> pms.auth.v1.ChangePasswordRequest
-	17, // 24: pms.auth.v1.AuthService.ResetPassword:input_type -> pms.auth.v1.ResetPasswordRequest
-	26, // 25: pms.auth.v1.AuthService.EnrolTotp:input_type -> pms.auth.v1.EnrolTotpRequest
-	28, // 26: pms.auth.v1.AuthService.ConfirmTotp:input_type -> pms.auth.v1.ConfirmTotpRequest
-	30, // 27: pms.auth.v1.AuthService.DisableTotp:input_type -> pms.auth.v1.DisableTotpRequest
-	32, // 28: pms.auth.v1.AuthService.LoginMfa:input_type -> pms.auth.v1.LoginMfaRequest
-	33, // 29: pms.auth.v1.AuthService.LoginEnrolTotp:input_type -> pms.auth.v1.LoginEnrolTotpRequest
-	34, // 30: pms.auth.v1.AuthService.LoginConfirmTotp:input_type -> pms.auth.v1.LoginConfirmTotpRequest
-	1,  // 31: pms.auth.v1.AuthService.Login:output_type -> pms.auth.v1.TokenPair
-	3,  // 32: pms.auth.v1.AuthService.Validate:output_type -> pms.auth.v1.Validation
-	1,  // 33: pms.auth.v1.AuthService.Refresh:output_type -> pms.auth.v1.TokenPair
-	6,  // 34: pms.auth.v1.AuthService.Logout:output_type -> pms.auth.v1.LogoutResponse
-	9,  // 35: pms.auth.v1.AuthService.GetJwks:output_type -> pms.auth.v1.Jwks
-	12, // 36: pms.auth.v1.AuthService.CreateUser:output_type -> pms.auth.v1.CreatedUser
-	20, // 37: pms.auth.v1.AuthService.ListUsers:output_type -> pms.auth.v1.ListUsersResponse
-	10, // 38: pms.auth.v1.AuthService.GetUser:output_type -> pms.auth.v1.User
-	10, // 39: pms.auth.v1.AuthService.UpdateUser:output_type -> pms.auth.v1.User
-	25, // 40: pms.auth.v1.AuthService.ListAudit:output_type -> pms.auth.v1.ListAuditResponse
-	14, // 41: pms.auth.v1.AuthService.SetPassword:output_type -> pms.auth.v1.SetPasswordResponse
-	16, // 42: pms.auth.v1.AuthService.ChangePassword:output_type -> pms.auth.v1.ChangePasswordResponse
-	18, // 43: pms.auth.v1.AuthService.ResetPassword:output_type -> pms.auth.v1.ResetPasswordResponse
-	27, // 44: pms.auth.v1.AuthService.EnrolTotp:output_type -> pms.auth.v1.TotpEnrolment
-	29, // 45: pms.auth.v1.AuthService.ConfirmTotp:output_type -> pms.auth.v1.RecoveryCodes
-	31, // 46: pms.auth.v1.AuthService.DisableTotp:output_type -> pms.auth.v1.DisableTotpResponse
-	1,  // 47: pms.auth.v1.AuthService.LoginMfa:output_type -> pms.auth.v1.TokenPair
-	27, // 48: pms.auth.v1.AuthService.LoginEnrolTotp:output_type -> pms.auth.v1.TotpEnrolment
-	35, // 49: pms.auth.v1.AuthService.LoginConfirmTotp:output_type -> pms.auth.v1.MfaLogin
-	31, // [31:50] is the sub-list for method output_type
-	12, // [12:31] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	43, // 12: pms.auth.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	43, // 13: pms.auth.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	37, // 14: pms.auth.v1.ListSessionsResponse.sessions:type_name -> pms.auth.v1.Session
+	0,  // 15: pms.auth.v1.AuthService.Login:input_type -> pms.auth.v1.LoginRequest
+	2,  // 16: pms.auth.v1.AuthService.Validate:input_type -> pms.auth.v1.ValidateRequest
+	4,  // 17: pms.auth.v1.AuthService.Refresh:input_type -> pms.auth.v1.RefreshRequest
+	5,  // 18: pms.auth.v1.AuthService.Logout:input_type -> pms.auth.v1.LogoutRequest
+	7,  // 19: pms.auth.v1.AuthService.GetJwks:input_type -> pms.auth.v1.GetJwksRequest
+	11, // 20: pms.auth.v1.AuthService.CreateUser:input_type -> pms.auth.v1.CreateUserRequest
+	19, // 21: pms.auth.v1.AuthService.ListUsers:input_type -> pms.auth.v1.ListUsersRequest
+	21, // 22: pms.auth.v1.AuthService.GetUser:input_type -> pms.auth.v1.GetUserRequest
+	22, // 23: pms.auth.v1.AuthService.UpdateUser:input_type -> pms.auth.v1.UpdateUserRequest
+	23, // 24: pms.auth.v1.AuthService.ListAudit:input_type -> pms.auth.v1.ListAuditRequest
+	13, // 25: pms.auth.v1.AuthService.SetPassword:input_type -> pms.auth.v1.SetPasswordRequest
+	15, // 26: pms.auth.v1.AuthService.ChangePassword:input_type -> pms.auth.v1.ChangePasswordRequest
+	17, // 27: pms.auth.v1.AuthService.ResetPassword:input_type -> pms.auth.v1.ResetPasswordRequest
+	26, // 28: pms.auth.v1.AuthService.EnrolTotp:input_type -> pms.auth.v1.EnrolTotpRequest
+	28, // 29: pms.auth.v1.AuthService.ConfirmTotp:input_type -> pms.auth.v1.ConfirmTotpRequest
+	30, // 30: pms.auth.v1.AuthService.DisableTotp:input_type -> pms.auth.v1.DisableTotpRequest
+	32, // 31: pms.auth.v1.AuthService.LoginMfa:input_type -> pms.auth.v1.LoginMfaRequest
+	33, // 32: pms.auth.v1.AuthService.LoginEnrolTotp:input_type -> pms.auth.v1.LoginEnrolTotpRequest
+	34, // 33: pms.auth.v1.AuthService.LoginConfirmTotp:input_type -> pms.auth.v1.LoginConfirmTotpRequest
+	36, // 34: pms.auth.v1.AuthService.ListSessions:input_type -> pms.auth.v1.ListSessionsRequest
+	39, // 35: pms.auth.v1.AuthService.DeleteSession:input_type -> pms.auth.v1.DeleteSessionRequest
+	41, // 36: pms.auth.v1.AuthService.LogoutAll:input_type -> pms.auth.v1.LogoutAllRequest
+	1,  // 37: pms.auth.v1.AuthService.Login:output_type -> pms.auth.v1.TokenPair
+	3,  // 38: pms.auth.v1.AuthService.Validate:output_type -> pms.auth.v1.Validation
+	1,  // 39: pms.auth.v1.AuthService.Refresh:output_type -> pms.auth.v1.TokenPair
+	6,  // 40: pms.auth.v1.AuthService.Logout:output_type -> pms.auth.v1.LogoutResponse
+	9,  // 41: pms.auth.v1.AuthService.GetJwks:output_type -> pms.auth.v1.Jwks
+	12, // 42: pms.auth.v1.AuthService.CreateUser:output_type -> pms.auth.v1.CreatedUser
+	20, // 43: pms.auth.v1.AuthService.ListUsers:output_type -> pms.auth.v1.ListUsersResponse
+	10, // 44: pms.auth.v1.AuthService.GetUser:output_type -> pms.auth.v1.User
+	10, // 45: pms.auth.v1.AuthService.UpdateUser:output_type -> pms.auth.v1.User
+	25, // 46: pms.auth.v1.AuthService.ListAudit:output_type -> pms.auth.v1.ListAuditResponse
+	14, // 47: pms.auth.v1.AuthService.SetPassword:output_type -> pms.auth.v1.SetPasswordResponse
+	16, // 48: pms.auth.v1.AuthService.ChangePassword:output_type -> pms.auth.v1.ChangePasswordResponse
+	18, // 49: pms.auth.v1.AuthService.ResetPassword:output_type -> pms.auth.v1.ResetPasswordResponse
+	27, // 50: pms.auth.v1.AuthService.EnrolTotp:output_type -> pms.auth.v1.TotpEnrolment
+	29, // 51: pms.auth.v1.AuthService.ConfirmTotp:output_type -> pms.auth.v1.RecoveryCodes
+	31, // 52: pms.auth.v1.AuthService.DisableTotp:output_type -> pms.auth.v1.DisableTotpResponse
+	1,  // 53: pms.auth.v1.AuthService.LoginMfa:output_type -> pms.auth.v1.TokenPair
+	27, // 54: pms.auth.v1.AuthService.LoginEnrolTotp:output_type -> pms.auth.v1.TotpEnrolment
+	35, // 55: pms.auth.v1.AuthService.LoginConfirmTotp:output_type -> pms.auth.v1.MfaLogin
+	38, // 56: pms.auth.v1.AuthService.ListSessions:output_type -> pms.auth.v1.ListSessionsResponse
+	40, // 57: pms.auth.v1.AuthService.DeleteSession:output_type -> pms.auth.v1.DeleteSessionResponse
+	42, // 58: pms.auth.v1.AuthService.LogoutAll:output_type -> pms.auth.v1.LogoutAllResponse
+	37, // [37:59] is the sub-list for method output_type
+	15, // [15:37] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_pms_auth_v1_auth_proto_init() }
@@ -2312,7 +2694,7 @@ func file_pms_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_auth_v1_auth_proto_rawDesc), len(file_pms_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,9 @@ const (
 	AuthService_LoginMfa_FullMethodName         = "/pms.auth.v1.AuthService/LoginMfa"
 	AuthService_LoginEnrolTotp_FullMethodName   = "/pms.auth.v1.AuthService/LoginEnrolTotp"
 	AuthService_LoginConfirmTotp_FullMethodName = "/pms.auth.v1.AuthService/LoginConfirmTotp"
+	AuthService_ListSessions_FullMethodName     = "/pms.auth.v1.AuthService/ListSessions"
+	AuthService_DeleteSession_FullMethodName    = "/pms.auth.v1.AuthService/DeleteSession"
+	AuthService_LogoutAll_FullMethodName        = "/pms.auth.v1.AuthService/LogoutAll"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -113,6 +116,14 @@ type AuthServiceClient interface {
 	// LoginConfirmTotp confirms it with its first code and completes the login
 	// (REST: POST /login/mfa/confirm).
 	LoginConfirmTotp(ctx context.Context, in *LoginConfirmTotpRequest, opts ...grpc.CallOption) (*MfaLogin, error)
+	// ListSessions lists the caller's own live sessions, any role (REST: GET /sessions).
+	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
+	// DeleteSession ends one of the caller's own sessions: its refresh tokens and access
+	// tokens (REST: DELETE /sessions/{id}). Another user's or an unknown id is "not_found".
+	DeleteSession(ctx context.Context, in *DeleteSessionRequest, opts ...grpc.CallOption) (*DeleteSessionResponse, error)
+	// LogoutAll ends every session and access token of the caller, its own included
+	// (REST: DELETE /sessions).
+	LogoutAll(ctx context.Context, in *LogoutAllRequest, opts ...grpc.CallOption) (*LogoutAllResponse, error)
 }
 
 type authServiceClient struct {
@@ -313,6 +324,36 @@ func (c *authServiceClient) LoginConfirmTotp(ctx context.Context, in *LoginConfi
 	return out, nil
 }
 
+func (c *authServiceClient) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSessionsResponse)
+	err := c.cc.Invoke(ctx, AuthService_ListSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) DeleteSession(ctx context.Context, in *DeleteSessionRequest, opts ...grpc.CallOption) (*DeleteSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSessionResponse)
+	err := c.cc.Invoke(ctx, AuthService_DeleteSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) LogoutAll(ctx context.Context, in *LogoutAllRequest, opts ...grpc.CallOption) (*LogoutAllResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LogoutAllResponse)
+	err := c.cc.Invoke(ctx, AuthService_LogoutAll_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -377,6 +418,14 @@ type AuthServiceServer interface {
 	// LoginConfirmTotp confirms it with its first code and completes the login
 	// (REST: POST /login/mfa/confirm).
 	LoginConfirmTotp(context.Context, *LoginConfirmTotpRequest) (*MfaLogin, error)
+	// ListSessions lists the caller's own live sessions, any role (REST: GET /sessions).
+	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
+	// DeleteSession ends one of the caller's own sessions: its refresh tokens and access
+	// tokens (REST: DELETE /sessions/{id}). Another user's or an unknown id is "not_found".
+	DeleteSession(context.Context, *DeleteSessionRequest) (*DeleteSessionResponse, error)
+	// LogoutAll ends every session and access token of the caller, its own included
+	// (REST: DELETE /sessions).
+	LogoutAll(context.Context, *LogoutAllRequest) (*LogoutAllResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -443,6 +492,15 @@ func (UnimplementedAuthServiceServer) LoginEnrolTotp(context.Context, *LoginEnro
 }
 func (UnimplementedAuthServiceServer) LoginConfirmTotp(context.Context, *LoginConfirmTotpRequest) (*MfaLogin, error) {
 	return nil, status.Error(codes.Unimplemented, "method LoginConfirmTotp not implemented")
+}
+func (UnimplementedAuthServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
+}
+func (UnimplementedAuthServiceServer) DeleteSession(context.Context, *DeleteSessionRequest) (*DeleteSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSession not implemented")
+}
+func (UnimplementedAuthServiceServer) LogoutAll(context.Context, *LogoutAllRequest) (*LogoutAllResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LogoutAll not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -807,6 +865,60 @@ func _AuthService_LoginConfirmTotp_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).ListSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_ListSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).ListSessions(ctx, req.(*ListSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_DeleteSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).DeleteSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_DeleteSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).DeleteSession(ctx, req.(*DeleteSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_LogoutAll_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LogoutAllRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).LogoutAll(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_LogoutAll_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).LogoutAll(ctx, req.(*LogoutAllRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -889,6 +1001,18 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LoginConfirmTotp",
 			Handler:    _AuthService_LoginConfirmTotp_Handler,
+		},
+		{
+			MethodName: "ListSessions",
+			Handler:    _AuthService_ListSessions_Handler,
+		},
+		{
+			MethodName: "DeleteSession",
+			Handler:    _AuthService_DeleteSession_Handler,
+		},
+		{
+			MethodName: "LogoutAll",
+			Handler:    _AuthService_LogoutAll_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -620,6 +620,115 @@ func (x *AuditEvent) GetHash() string {
 	return ""
 }
 
+// Revocation is one entry of the auth service's revocation list: access tokens it ends
+// before their expiry. The auth service streams these to every verifier
+// (pms.auth.v1.RevocationService) and publishes each, as committed, to the "auth" topic
+// (event type REVOCATION, key the user id) through its outbox. Ids only.
+type Revocation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq orders the list; a verifier has applied the entry once its own sequence is ≥ seq.
+	Seq int64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// kind is "user" (the user's tokens of version below min_version end, except those of
+	// except_session when set) or "session" (the tokens of session_id end).
+	Kind          string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	UserId        string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	SessionId     string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	MinVersion    int64  `protobuf:"varint,5,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
+	ExceptSession string `protobuf:"bytes,6,opt,name=except_session,json=exceptSession,proto3" json:"except_session,omitempty"`
+	// reason is why: logout, logout_all, disabled, role_changed, password_change,
+	// password_reset, password_set, refresh_reuse, session_deleted.
+	Reason        string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revocation) Reset() {
+	*x = Revocation{}
+	mi := &file_pms_events_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revocation) ProtoMessage() {}
+
+func (x *Revocation) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_events_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
+func (*Revocation) Descriptor() ([]byte, []int) {
+	return file_pms_events_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Revocation) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Revocation) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Revocation) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Revocation) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Revocation) GetMinVersion() int64 {
+	if x != nil {
+		return x.MinVersion
+	}
+	return 0
+}
+
+func (x *Revocation) GetExceptSession() string {
+	if x != nil {
+		return x.ExceptSession
+	}
+	return ""
+}
+
+func (x *Revocation) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Revocation) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 var File_pms_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_pms_events_v1_events_proto_rawDesc = "" +
@@ -700,7 +809,19 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"\x0eclient_address\x18\n" +
 	" \x01(\tR\rclientAddress\x12\x10\n" +
 	"\x03seq\x18\v \x01(\x03R\x03seq\x12\x12\n" +
-	"\x04hash\x18\f \x01(\tR\x04hashB1Z/github.com/pms/pms/proto/pms/events/v1;eventsv1b\x06proto3"
+	"\x04hash\x18\f \x01(\tR\x04hash\"\xf6\x01\n" +
+	"\n" +
+	"Revocation\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x04 \x01(\tR\tsessionId\x12\x1f\n" +
+	"\vmin_version\x18\x05 \x01(\x03R\n" +
+	"minVersion\x12%\n" +
+	"\x0eexcept_session\x18\x06 \x01(\tR\rexceptSession\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x02atB1Z/github.com/pms/pms/proto/pms/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_pms_events_v1_events_proto_rawDescOnce sync.Once
@@ -714,27 +835,29 @@ func file_pms_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_pms_events_v1_events_proto_rawDescData
 }
 
-var file_pms_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_pms_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_pms_events_v1_events_proto_goTypes = []any{
 	(*PatientEvent)(nil),          // 0: pms.events.v1.PatientEvent
 	(*PatientRecord)(nil),         // 1: pms.events.v1.PatientRecord
 	(*BillingEvent)(nil),          // 2: pms.events.v1.BillingEvent
 	(*AuditEvent)(nil),            // 3: pms.events.v1.AuditEvent
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*Revocation)(nil),            // 4: pms.events.v1.Revocation
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 }
 var file_pms_events_v1_events_proto_depIdxs = []int32{
-	4, // 0: pms.events.v1.PatientEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	5, // 0: pms.events.v1.PatientEvent.occurred_at:type_name -> google.protobuf.Timestamp
 	1, // 1: pms.events.v1.PatientEvent.patient:type_name -> pms.events.v1.PatientRecord
-	4, // 2: pms.events.v1.PatientRecord.created_at:type_name -> google.protobuf.Timestamp
-	4, // 3: pms.events.v1.PatientRecord.updated_at:type_name -> google.protobuf.Timestamp
-	4, // 4: pms.events.v1.PatientRecord.deleted_at:type_name -> google.protobuf.Timestamp
-	4, // 5: pms.events.v1.BillingEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	4, // 6: pms.events.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5, // 2: pms.events.v1.PatientRecord.created_at:type_name -> google.protobuf.Timestamp
+	5, // 3: pms.events.v1.PatientRecord.updated_at:type_name -> google.protobuf.Timestamp
+	5, // 4: pms.events.v1.PatientRecord.deleted_at:type_name -> google.protobuf.Timestamp
+	5, // 5: pms.events.v1.BillingEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	5, // 6: pms.events.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	5, // 7: pms.events.v1.Revocation.at:type_name -> google.protobuf.Timestamp
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_pms_events_v1_events_proto_init() }
@@ -748,7 +871,7 @@ func file_pms_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_events_v1_events_proto_rawDesc), len(file_pms_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
