@@ -74,7 +74,7 @@ func TestMFAOverHTTP(t *testing.T) {
 		}
 	}
 	resp, b = e.do(t, "POST", "/login/mfa", "", `{"challenge":"`+eb.Challenge+`","code":"`+totpAt(t, en.Secret, time.Now().Add(30*time.Second))+`"}`, jsonCT...)
-	if resp.StatusCode != 200 || keysOf(t, b) != "expiresIn,refreshToken,token,tokenType" {
+	if resp.StatusCode != 200 || keysOf(t, b) != "deviceToken,expiresIn,refreshToken,token,tokenType" {
 		t.Fatalf("login/mfa: %d %s", resp.StatusCode, b)
 	}
 	pair := decodeBody[auth.TokenPair](t, b)
