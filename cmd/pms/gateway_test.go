@@ -218,11 +218,11 @@ func TestGatewayJourney(t *testing.T) {
 			// the session list; strangers' failures lock the account's unknown devices but not
 			// the device of an earlier login; one session ends, then all of them.
 			{
-				if resp, b := call(t, "POST", gw+"/api/users", tok, `{"email":"sessions@example.org","password":"the sessions password","role":"analyst"}`); resp.StatusCode != 201 {
+				if resp, b := call(t, "POST", gw+"/api/users", tok, `{"email":"sessions@example.org","password":"a listed devices passphrase","role":"analyst"}`); resp.StatusCode != 201 {
 					t.Fatalf("create: %d %s", resp.StatusCode, b)
 				}
 				const ua = "Mozilla/5.0 (journey) Gecko/20100101 Firefox/140.0"
-				login := `{"email":"sessions@example.org","password":"the sessions password"}`
+				login := `{"email":"sessions@example.org","password":"a listed devices passphrase"}`
 				var s1, s2 struct{ Token, RefreshToken, DeviceToken string }
 				resp, b := call(t, "POST", gw+"/auth/login", "", login, "User-Agent", ua)
 				if resp.StatusCode != 200 || json.Unmarshal(b, &s1) != nil || s1.DeviceToken == "" {
@@ -237,7 +237,7 @@ func TestGatewayJourney(t *testing.T) {
 				if resp, b := call(t, "POST", gw+"/auth/login", "", login); resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
 					t.Fatalf("an unknown device after the guesses: %d %s", resp.StatusCode, b)
 				}
-				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"sessions@example.org","password":"the sessions password","deviceToken":"`+s1.DeviceToken+`"}`)
+				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"sessions@example.org","password":"a listed devices passphrase","deviceToken":"`+s1.DeviceToken+`"}`)
 				if resp.StatusCode != 200 || json.Unmarshal(b, &s2) != nil || s2.DeviceToken != s1.DeviceToken {
 					t.Fatalf("the known device: %d %s", resp.StatusCode, b)
 				}
