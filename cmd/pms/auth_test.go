@@ -620,8 +620,8 @@ func TestKeyRevocationOverTheWire(t *testing.T) {
 		own("patient")...)...)
 	gwA, _ := startPMS(t, []string{"gateway/http", "gateway/admin"}, append([]string{"gateway", jwks, "--auth-jwks-refresh=1s",
 		"--http-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--patient-addr=" + patientA["patient/grpc"],
-		"--billing-addr=127.0.0.1:1", "--auth-addr=" + authA["auth/grpc"], "--analytics-addr=127.0.0.1:1",
-		"--log-format=logfmt", "--log-level=error"}, own("gateway")...)...)
+		"--billing-addr=127.0.0.1:1", "--auth-addr=" + authA["auth/grpc"], "--auth-revocations-addr=" + authA["auth/grpc"],
+		"--analytics-addr=127.0.0.1:1", "--data-dir=" + t.TempDir(), "--log-format=logfmt", "--log-level=error"}, own("gateway")...)...)
 	call := func(t *testing.T, method, url, token, body string) (*http.Response, []byte) {
 		t.Helper()
 		return callWith(t, client, method, url, token, body)

@@ -342,7 +342,7 @@ func TestGatewayLimitsAndUpstreamOutage(t *testing.T) {
 	url := "sqlite://" + t.TempDir() + "/pms.db"
 	pa, stopPatient := startPMS(t, patientAddrs, patientArgs(t, url)...)
 	ga, _ := startPMS(t, []string{"gateway/http", "gateway/admin"}, "gateway", "--http-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
-		"--patient-addr="+pa["patient/grpc"], "--billing-addr=127.0.0.1:1", "--auth-addr=127.0.0.1:1", jwksArg(),
+		"--data-dir="+t.TempDir(), "--patient-addr="+pa["patient/grpc"], "--billing-addr=127.0.0.1:1", "--auth-addr=127.0.0.1:1", jwksArg(),
 		"--gateway-client-rate=1", "--gateway-client-burst=5", "--gateway-timeout=2s", "--log-format=logfmt", "--log-level=error")
 	gw := "http://" + ga["gateway/http"]
 	tok := testIssuer.Token(t, "burst-1", authz.RoleClinician)
