@@ -20,6 +20,7 @@ import (
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/outbox"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
@@ -163,6 +164,7 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 	verifier := authz.NewVerifier(keys, s.jwtIssuer, s.jwtAudience).WithRevocations(revocations)
 	set := auth.NewEndpoints(svc, u.endpoints(verifier, auth.Ops, auth.DeniedAuditor(writer)))
 	u.commands(auth.TopicCommands, kafkatransport.AuthCommands(set), verifier)
+	u.retain(ctx, idempotency.RepliesTable)
 	m, err := u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewAuthHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),
 		func(g *grpc.Server) {

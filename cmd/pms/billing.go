@@ -8,6 +8,7 @@ import (
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
 	kafkatransport "github.com/pms/pms/transport/kafka"
@@ -45,6 +46,7 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 	verifier := s.verifier(ctx)
 	set := billing.NewEndpoints(svc, u.endpoints(verifier, billing.Ops, billing.DeniedAuditor(writer)))
 	u.commands(billing.TopicCommands, kafkatransport.BillingCommands(set), verifier)
+	u.retain(ctx, idempotency.RepliesTable, billing.IdempotencyTable)
 	u.consume(kafkatransport.BillingPatientGroup, []string{patient.TopicEvents}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 		return kafkatransport.NewBillingPatientSubscriber(svc, p, u.kafka.metrics, u.logger)
 	})

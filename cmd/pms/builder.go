@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/go-kit/log"
@@ -90,6 +91,29 @@ func newUnit(ctx context.Context, s settings, spec unitSpec) (*unit, error) {
 		u.m.closers.add(func(context.Context) error { return d.Close() })
 	}
 	return u, nil
+}
+
+// retain deletes, at start and every hour until ctx ends, the rows of tables (stored command
+// replies, idempotency records) older than --idempotency-retention (issue 17: a stored
+// answer may carry a patient's record; it must not outlive its use).
+func (u *unit) retain(ctx context.Context, tables ...string) {
+	go func() {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			n, err := idempotency.Prune(ctx, u.db, time.Now().Add(-u.s.retention), tables...)
+			if err != nil && ctx.Err() == nil {
+				_ = level.Warn(u.logger).Log("msg", "retention: pruning stored replies failed", "err", err)
+			} else if n > 0 {
+				_ = level.Info(u.logger).Log("msg", "retention: pruned stored replies and idempotency records", "rows", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 }
 
 // fail releases what the unit opened so far and returns err.

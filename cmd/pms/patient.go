@@ -6,6 +6,7 @@ import (
 
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
 	kafkatransport "github.com/pms/pms/transport/kafka"
@@ -58,6 +59,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	verifier := s.verifier(ctx)
 	set := patient.NewEndpoints(svc, u.endpoints(verifier, patient.Ops, patient.DeniedAuditor(writer)))
 	u.commands(patient.TopicCommands, kafkatransport.PatientCommands(set), verifier)
+	u.retain(ctx, idempotency.RepliesTable, patient.IdempotencyTable)
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewPatientHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),
 		func(g *grpc.Server) { grpctransport.RegisterPatientServer(g, set) })

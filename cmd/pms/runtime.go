@@ -20,6 +20,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/ratelimit"
 	"github.com/pms/pms/pkg/platform/tlsconf"
@@ -45,6 +46,7 @@ type common struct {
 	jwksRefresh     time.Duration
 	revocations     string
 	revocationStale time.Duration
+	retention       time.Duration
 	insecure        bool
 	pprof           bool
 	tls             tlsconf.Files
@@ -58,6 +60,7 @@ func (c *common) register(f *flags) {
 	f.Duration(&c.jwksRefresh, "auth-jwks-refresh", authz.DefaultJWKSRefresh, "how often the public keys are fetched again: a key the auth service stops listing stops verifying within it")
 	f.String(&c.revocations, "auth-revocations-addr", "127.0.0.1:9005", "the auth service's gRPC address, whose revocation stream every verifier follows (pms all follows its own auth service)")
 	f.Duration(&c.revocationStale, "revocations-stale-after", authz.DefaultRevocationStaleAfter, "how long a verifier may lose the revocation stream before it refuses writes (reads go on)").positive()
+	f.Duration(&c.retention, "idempotency-retention", idempotency.DefaultRetention, "how long stored command replies and idempotency records are kept (a repeat after that is a new request)").positive()
 	f.String(&c.dataDir, "data-dir", "./data", "folder for SQLite files and keys")
 	f.String(&c.databaseURL, "database-url", "", "database for every service: postgres://... or sqlite://path (default: one SQLite file per service under --data-dir)")
 	f.Int(&c.databaseConns, "database-max-conns", db.DefaultMaxConns, "PostgreSQL connections each service's pool may hold, 1..1000 (the services of one platform hold up to their number times this; keep it under the server's max_connections)").within(1, 1000)
@@ -107,6 +110,8 @@ type settings struct {
 	revocationsAddr  string
 	revocationsStale time.Duration
 	revocations      *authz.DenyTable
+	// retention is how long stored command replies and idempotency records are kept.
+	retention time.Duration
 }
 
 // verifier returns the token verifier services use: keys from the auth service's JWKS,
@@ -151,7 +156,7 @@ func (s settings) denyTable(ctx context.Context) *authz.DenyTable {
 func (c *common) parse(stderr io.Writer) (settings, error) {
 	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, databaseConns: c.databaseConns, trustedProxies: c.trustedProxies,
 		limit: limit(c.rateLimit, c.rateBurst), jwtIssuer: c.jwtIssuer, jwtAudience: c.jwtAudience, jwksURL: c.jwksURL,
-		jwksRefresh: c.jwksRefresh, revocationsAddr: c.revocations, revocationsStale: c.revocationStale, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof,
+		jwksRefresh: c.jwksRefresh, revocationsAddr: c.revocations, revocationsStale: c.revocationStale, retention: c.retention, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof,
 		tlsCA: c.tls.CA, kafka: c.kafka.settings()}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
 	if c.tls.Enabled() {

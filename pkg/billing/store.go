@@ -70,9 +70,12 @@ type changeMeta struct {
 	RequestID string
 }
 
+// IdempotencyTable keeps the idempotency keys of creates (pruned after the retention).
+const IdempotencyTable = "idempotency_keys"
+
 // keys is where a request's Idempotency-Key is kept with the response it got, stored in the
 // transaction that made it.
-var keys = idempotency.Table{Name: "idempotency_keys", Result: "response"}
+var keys = idempotency.Table{Name: IdempotencyTable, Result: "response"}
 
 type accountRow struct {
 	ID        string       `db:"id"`

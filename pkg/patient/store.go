@@ -98,8 +98,11 @@ type changeMeta struct {
 	RequestID string
 }
 
+// IdempotencyTable keeps the idempotency keys of creates (pruned after the retention).
+const IdempotencyTable = "idempotency_keys"
+
 // keys is where a create's Idempotency-Key is kept with the id of the patient it made.
-var keys = idempotency.Table{Name: "idempotency_keys", Result: "resource_id"}
+var keys = idempotency.Table{Name: IdempotencyTable, Result: "resource_id"}
 
 // create inserts a new patient (ID, fields and dates set by the caller; MRN from its
 // registration sequence number), its first history row, its PATIENT_CREATED event and, when

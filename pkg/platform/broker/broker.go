@@ -90,7 +90,12 @@ func Start(o Options) (*Broker, error) {
 		}),
 	}
 	if o.DataDir != "" {
+		// The records hold patient data and the broker library writes its files 0644: the
+		// folder (made earlier, perhaps more open) is the owner's alone (issue 17).
 		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("broker: data folder: %w", err)
+		}
+		if err := os.Chmod(o.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("broker: data folder: %w", err)
 		}
 		opts = append(opts, kfake.DataDir(o.DataDir))

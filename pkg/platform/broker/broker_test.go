@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -79,14 +80,21 @@ func createTopic(t *testing.T, addr, topic string) {
 	}
 }
 
-// TestDataDirSurvivesRestart: with a data folder, records and topics written before a stop
+// TestDataDirSurvivesRestart: the data folder is made the owner's alone (0700); with it, records and topics written before a stop
 // are there after a start on the same folder and port, and an idempotent producer can go on
 // writing. This is what lets `pms all` keep its events across restarts.
 func TestDataDirSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	b, err := Start(Options{Addr: "127.0.0.1:0", DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Its files are written 0644 by the broker library: the folder is the owner's alone.
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("data folder mode %v %v, want 0700", fi.Mode().Perm(), err)
 	}
 	addr := b.Addr()
 	createTopic(t, addr, "kept")
