@@ -15,21 +15,13 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// waitSeq polls until table has applied sequence seq (no sleeps as synchronisation: the
-// table signals every change).
+// waitSeq waits (with a deadline) until table has applied sequence seq.
 func waitSeq(t *testing.T, table *authz.DenyTable, seq int64) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		ch := table.Changed()
-		if table.Seq() >= seq {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("table at %d, want %d", table.Seq(), seq)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := table.Wait(ctx, seq); err != nil {
+		t.Fatalf("table at %d, want %d: %v", table.Seq(), seq, err)
 	}
 }
 

@@ -110,21 +110,13 @@ func (r *revocationRig) toggleRole(t testing.TB, svc auth.Service, i int) {
 	}
 }
 
-// waitApplied waits (on the table's change signal, with a deadline) until table has applied
-// sequence seq.
+// waitApplied waits (with a deadline) until table has applied sequence seq.
 func waitApplied(t testing.TB, table *authz.DenyTable, seq int64) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		ch := table.Changed()
-		if table.Seq() >= seq {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("table at %d, want %d", table.Seq(), seq)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := table.Wait(ctx, seq); err != nil {
+		t.Fatalf("table at %d, want %d: %v", table.Seq(), seq, err)
 	}
 }
 

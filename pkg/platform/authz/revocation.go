@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -218,4 +219,20 @@ func (t *DenyTable) RegisterMetrics(reg prometheus.Registerer, service string) {
 		}
 		return 0
 	})
+}
+
+// Wait returns once the table has applied sequence seq (a revocation is then in force here),
+// or ctx's error when it ends first. Tests and tools use it to assert order, not time.
+func (t *DenyTable) Wait(ctx context.Context, seq int64) error {
+	for {
+		ch := t.Changed()
+		if t.Seq() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
