@@ -23,6 +23,8 @@ const (
 	// MethodBillingAccount and MethodInvoices read the patient's billing data.
 	MethodBillingAccount = "GetPatientBillingAccount"
 	MethodInvoices       = "ListPatientInvoices"
+	// MethodAccessLog reads one patient's access log (admin, privacy).
+	MethodAccessLog = "GetPatientAccessLog"
 )
 
 // Ops is the patient service's operation table (API.md, "Authentication and roles"):
@@ -36,9 +38,10 @@ var Ops = op.Table{
 	{Name: MethodUpdate, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionUpdate},
 	{Name: MethodDelete, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionDelete},
 	{Name: MethodHistory, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionHistory},
-	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: "audit"},
+	{Name: MethodAudit, Roles: []string{authz.RoleAdmin, authz.RolePrivacy}, Action: ActionAuditRead},
 	{Name: MethodBillingAccount, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
 	{Name: MethodInvoices, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
+	{Name: MethodAccessLog, Roles: []string{authz.RoleAdmin, authz.RolePrivacy}, Action: ActionAccessLogRead},
 }
 
 // Methods and Roles are derived from Ops.
@@ -79,6 +82,8 @@ type Set struct {
 	// BillingAccountEndpoint and InvoicesEndpoint read the patient's billing data.
 	BillingAccountEndpoint endpoint.Endpoint `op:"GetPatientBillingAccount"`
 	InvoicesEndpoint       endpoint.Endpoint `op:"ListPatientInvoices"`
+	// AccessLogEndpoint reads one patient's access log.
+	AccessLogEndpoint endpoint.Endpoint `op:"GetPatientAccessLog"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -112,6 +117,7 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			inv, err := s.Invoices(ctx, r.ID)
 			return InvoicesResponse{Invoices: inv}, err
 		}),
+		AccessLogEndpoint: typed.Endpoint(s.AccessLog),
 	})
 }
 
@@ -133,6 +139,8 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 			id = r.ID
 		case InvoicesRequest:
 			id = r.ID
+		case AccessLogQuery:
+			id = r.PatientID
 		}
 		if canonical, err := ParseID(id); err == nil {
 			return canonical
@@ -188,6 +196,11 @@ func (s Set) BillingAccount(ctx context.Context, id string) (BillingAccount, err
 func (s Set) Invoices(ctx context.Context, id string) ([]Invoice, error) {
 	r, err := typed.Call[InvoicesResponse](ctx, s.InvoicesEndpoint, InvoicesRequest{ID: id})
 	return r.Invoices, err
+}
+
+// AccessLog implements Service over the endpoint set.
+func (s Set) AccessLog(ctx context.Context, q AccessLogQuery) (AccessLogPage, error) {
+	return typed.Call[AccessLogPage](ctx, s.AccessLogEndpoint, q)
 }
 
 // Map returns the set with f around every endpoint it has (op.Map): clients put one policy
