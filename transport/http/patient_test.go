@@ -47,6 +47,8 @@ type stubService struct {
 	// account and invoices answer the billing reads.
 	account  patient.BillingAccount
 	invoices []patient.Invoice
+	// accessLog answers AccessLog.
+	accessLog patient.AccessLogPage
 }
 
 func (s *stubService) record(ctx context.Context, req any) error {
@@ -87,6 +89,10 @@ func (s *stubService) History(ctx context.Context, id string) ([]patient.Version
 }
 func (s *stubService) Audit(ctx context.Context, q patient.AuditQuery) ([]patient.AuditEntry, error) {
 	return s.audit, s.record(ctx, q)
+}
+
+func (s *stubService) AccessLog(ctx context.Context, q patient.AccessLogQuery) (patient.AccessLogPage, error) {
+	return s.accessLog, s.record(ctx, q)
 }
 
 func (s *stubService) BillingAccount(ctx context.Context, id string) (patient.BillingAccount, error) {

@@ -1256,6 +1256,248 @@ func (x *ListPatientInvoicesResponse) GetInvoices() []*v1.Invoice {
 	return nil
 }
 
+// GetPatientAccessLogRequest names the patient and the page.
+type GetPatientAccessLogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// limit is the page size, 1..500; 0 means the default (50).
+	Limit         int32  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPatientAccessLogRequest) Reset() {
+	*x = GetPatientAccessLogRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPatientAccessLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPatientAccessLogRequest) ProtoMessage() {}
+
+func (x *GetPatientAccessLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPatientAccessLogRequest.ProtoReflect.Descriptor instead.
+func (*GetPatientAccessLogRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetPatientAccessLogRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetPatientAccessLogRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *GetPatientAccessLogRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// AccessRecord is one access to the patient's record: who, when, what, from where, via which
+// transport, and whether it was an emergency access. position is the record's place in a
+// search's results (1..n), 0 for a single-record action.
+type AccessRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EntryId       string                 `protobuf:"bytes,1,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Role          string                 `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	Action        string                 `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	Outcome       string                 `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Position      int32                  `protobuf:"varint,7,opt,name=position,proto3" json:"position,omitempty"`
+	RequestId     string                 `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ClientAddress string                 `protobuf:"bytes,9,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	Transport     string                 `protobuf:"bytes,10,opt,name=transport,proto3" json:"transport,omitempty"`
+	Emergency     bool                   `protobuf:"varint,11,opt,name=emergency,proto3" json:"emergency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessRecord) Reset() {
+	*x = AccessRecord{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessRecord) ProtoMessage() {}
+
+func (x *AccessRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessRecord.ProtoReflect.Descriptor instead.
+func (*AccessRecord) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *AccessRecord) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *AccessRecord) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *AccessRecord) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetTransport() string {
+	if x != nil {
+		return x.Transport
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetEmergency() bool {
+	if x != nil {
+		return x.Emergency
+	}
+	return false
+}
+
+// GetPatientAccessLogResponse is one page; next_page_token is empty on the last.
+type GetPatientAccessLogResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*AccessRecord        `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPatientAccessLogResponse) Reset() {
+	*x = GetPatientAccessLogResponse{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPatientAccessLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPatientAccessLogResponse) ProtoMessage() {}
+
+func (x *GetPatientAccessLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPatientAccessLogResponse.ProtoReflect.Descriptor instead.
+func (*GetPatientAccessLogResponse) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetPatientAccessLogResponse) GetRecords() []*AccessRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *GetPatientAccessLogResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_pms_patient_v1_patient_proto protoreflect.FileDescriptor
 
 const file_pms_patient_v1_patient_proto_rawDesc = "" +
@@ -1366,7 +1608,29 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x1aListPatientInvoicesRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"R\n" +
 	"\x1bListPatientInvoicesResponse\x123\n" +
-	"\binvoices\x18\x01 \x03(\v2\x17.pms.billing.v1.InvoiceR\binvoices2\xc5\x06\n" +
+	"\binvoices\x18\x01 \x03(\v2\x17.pms.billing.v1.InvoiceR\binvoices\"a\n" +
+	"\x1aGetPatientAccessLogRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xcf\x02\n" +
+	"\fAccessRecord\x12\x19\n" +
+	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x18\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\x12\x1a\n" +
+	"\bposition\x18\a \x01(\x05R\bposition\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12%\n" +
+	"\x0eclient_address\x18\t \x01(\tR\rclientAddress\x12\x1c\n" +
+	"\ttransport\x18\n" +
+	" \x01(\tR\ttransport\x12\x1c\n" +
+	"\temergency\x18\v \x01(\bR\temergency\"}\n" +
+	"\x1bGetPatientAccessLogResponse\x126\n" +
+	"\arecords\x18\x01 \x03(\v2\x1c.pms.patient.v1.AccessRecordR\arecords\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb5\a\n" +
 	"\x0ePatientService\x12N\n" +
 	"\rCreatePatient\x12$.pms.patient.v1.CreatePatientRequest\x1a\x17.pms.patient.v1.Patient\x12H\n" +
 	"\n" +
@@ -1377,7 +1641,8 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x11GetPatientHistory\x12(.pms.patient.v1.GetPatientHistoryRequest\x1a).pms.patient.v1.GetPatientHistoryResponse\x12P\n" +
 	"\tListAudit\x12 .pms.patient.v1.ListAuditRequest\x1a!.pms.patient.v1.ListAuditResponse\x12d\n" +
 	"\x18GetPatientBillingAccount\x12/.pms.patient.v1.GetPatientBillingAccountRequest\x1a\x17.pms.billing.v1.Account\x12n\n" +
-	"\x13ListPatientInvoices\x12*.pms.patient.v1.ListPatientInvoicesRequest\x1a+.pms.patient.v1.ListPatientInvoicesResponseB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
+	"\x13ListPatientInvoices\x12*.pms.patient.v1.ListPatientInvoicesRequest\x1a+.pms.patient.v1.ListPatientInvoicesResponse\x12n\n" +
+	"\x13GetPatientAccessLog\x12*.pms.patient.v1.GetPatientAccessLogRequest\x1a+.pms.patient.v1.GetPatientAccessLogResponseB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
 
 var (
 	file_pms_patient_v1_patient_proto_rawDescOnce sync.Once
@@ -1391,7 +1656,7 @@ func file_pms_patient_v1_patient_proto_rawDescGZIP() []byte {
 	return file_pms_patient_v1_patient_proto_rawDescData
 }
 
-var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*Patient)(nil),                         // 0: pms.patient.v1.Patient
 	(*CreatePatientRequest)(nil),            // 1: pms.patient.v1.CreatePatientRequest
@@ -1411,46 +1676,53 @@ var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*GetPatientBillingAccountRequest)(nil), // 15: pms.patient.v1.GetPatientBillingAccountRequest
 	(*ListPatientInvoicesRequest)(nil),      // 16: pms.patient.v1.ListPatientInvoicesRequest
 	(*ListPatientInvoicesResponse)(nil),     // 17: pms.patient.v1.ListPatientInvoicesResponse
-	(*timestamppb.Timestamp)(nil),           // 18: google.protobuf.Timestamp
-	(*v1.Invoice)(nil),                      // 19: pms.billing.v1.Invoice
-	(*v1.Account)(nil),                      // 20: pms.billing.v1.Account
+	(*GetPatientAccessLogRequest)(nil),      // 18: pms.patient.v1.GetPatientAccessLogRequest
+	(*AccessRecord)(nil),                    // 19: pms.patient.v1.AccessRecord
+	(*GetPatientAccessLogResponse)(nil),     // 20: pms.patient.v1.GetPatientAccessLogResponse
+	(*timestamppb.Timestamp)(nil),           // 21: google.protobuf.Timestamp
+	(*v1.Invoice)(nil),                      // 22: pms.billing.v1.Invoice
+	(*v1.Account)(nil),                      // 23: pms.billing.v1.Account
 }
 var file_pms_patient_v1_patient_proto_depIdxs = []int32{
-	18, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
-	18, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
+	21, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
+	21, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: pms.patient.v1.ListPatientsResponse.patients:type_name -> pms.patient.v1.Patient
 	6,  // 3: pms.patient.v1.UpdatePatientRequest.unchanged:type_name -> pms.patient.v1.ReadOnlyFields
-	18, // 4: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
+	21, // 4: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: pms.patient.v1.PatientVersion.patient:type_name -> pms.patient.v1.Patient
 	10, // 6: pms.patient.v1.GetPatientHistoryResponse.versions:type_name -> pms.patient.v1.PatientVersion
-	18, // 7: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	18, // 8: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	18, // 9: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	21, // 7: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	21, // 8: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	21, // 9: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	13, // 10: pms.patient.v1.ListAuditResponse.entries:type_name -> pms.patient.v1.AuditEntry
-	19, // 11: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
-	1,  // 12: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
-	2,  // 13: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
-	3,  // 14: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
-	5,  // 15: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
-	7,  // 16: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
-	9,  // 17: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
-	12, // 18: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
-	15, // 19: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
-	16, // 20: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
-	0,  // 21: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
-	0,  // 22: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
-	4,  // 23: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
-	0,  // 24: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
-	8,  // 25: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
-	11, // 26: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
-	14, // 27: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
-	20, // 28: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
-	17, // 29: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
-	21, // [21:30] is the sub-list for method output_type
-	12, // [12:21] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	22, // 11: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
+	21, // 12: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
+	19, // 13: pms.patient.v1.GetPatientAccessLogResponse.records:type_name -> pms.patient.v1.AccessRecord
+	1,  // 14: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
+	2,  // 15: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
+	3,  // 16: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
+	5,  // 17: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
+	7,  // 18: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
+	9,  // 19: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
+	12, // 20: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
+	15, // 21: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
+	16, // 22: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
+	18, // 23: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
+	0,  // 24: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
+	0,  // 25: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
+	4,  // 26: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
+	0,  // 27: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
+	8,  // 28: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
+	11, // 29: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
+	14, // 30: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
+	23, // 31: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
+	17, // 32: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
+	20, // 33: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
+	24, // [24:34] is the sub-list for method output_type
+	14, // [14:24] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_pms_patient_v1_patient_proto_init() }
@@ -1465,7 +1737,7 @@ func file_pms_patient_v1_patient_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_patient_v1_patient_proto_rawDesc), len(file_pms_patient_v1_patient_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,7 @@ const (
 	PatientService_ListAudit_FullMethodName                = "/pms.patient.v1.PatientService/ListAudit"
 	PatientService_GetPatientBillingAccount_FullMethodName = "/pms.patient.v1.PatientService/GetPatientBillingAccount"
 	PatientService_ListPatientInvoices_FullMethodName      = "/pms.patient.v1.PatientService/ListPatientInvoices"
+	PatientService_GetPatientAccessLog_FullMethodName      = "/pms.patient.v1.PatientService/GetPatientAccessLog"
 )
 
 // PatientServiceClient is the client API for PatientService service.
@@ -66,6 +67,9 @@ type PatientServiceClient interface {
 	// ListPatientInvoices reads every invoice of the patient from the billing service
 	// (REST: GET /patients/{id}/invoices); audited as a read of the patient.
 	ListPatientInvoices(ctx context.Context, in *ListPatientInvoicesRequest, opts ...grpc.CallOption) (*ListPatientInvoicesResponse, error)
+	// GetPatientAccessLog reads the accounting of disclosures of one patient's record, newest
+	// first, admin and privacy roles; audited itself (REST: GET /patients/{id}/access-log).
+	GetPatientAccessLog(ctx context.Context, in *GetPatientAccessLogRequest, opts ...grpc.CallOption) (*GetPatientAccessLogResponse, error)
 }
 
 type patientServiceClient struct {
@@ -166,6 +170,16 @@ func (c *patientServiceClient) ListPatientInvoices(ctx context.Context, in *List
 	return out, nil
 }
 
+func (c *patientServiceClient) GetPatientAccessLog(ctx context.Context, in *GetPatientAccessLogRequest, opts ...grpc.CallOption) (*GetPatientAccessLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPatientAccessLogResponse)
+	err := c.cc.Invoke(ctx, PatientService_GetPatientAccessLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PatientServiceServer is the server API for PatientService service.
 // All implementations must embed UnimplementedPatientServiceServer
 // for forward compatibility.
@@ -193,6 +207,9 @@ type PatientServiceServer interface {
 	// ListPatientInvoices reads every invoice of the patient from the billing service
 	// (REST: GET /patients/{id}/invoices); audited as a read of the patient.
 	ListPatientInvoices(context.Context, *ListPatientInvoicesRequest) (*ListPatientInvoicesResponse, error)
+	// GetPatientAccessLog reads the accounting of disclosures of one patient's record, newest
+	// first, admin and privacy roles; audited itself (REST: GET /patients/{id}/access-log).
+	GetPatientAccessLog(context.Context, *GetPatientAccessLogRequest) (*GetPatientAccessLogResponse, error)
 	mustEmbedUnimplementedPatientServiceServer()
 }
 
@@ -229,6 +246,9 @@ func (UnimplementedPatientServiceServer) GetPatientBillingAccount(context.Contex
 }
 func (UnimplementedPatientServiceServer) ListPatientInvoices(context.Context, *ListPatientInvoicesRequest) (*ListPatientInvoicesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPatientInvoices not implemented")
+}
+func (UnimplementedPatientServiceServer) GetPatientAccessLog(context.Context, *GetPatientAccessLogRequest) (*GetPatientAccessLogResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPatientAccessLog not implemented")
 }
 func (UnimplementedPatientServiceServer) mustEmbedUnimplementedPatientServiceServer() {}
 func (UnimplementedPatientServiceServer) testEmbeddedByValue()                        {}
@@ -413,6 +433,24 @@ func _PatientService_ListPatientInvoices_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PatientService_GetPatientAccessLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPatientAccessLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).GetPatientAccessLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_GetPatientAccessLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).GetPatientAccessLog(ctx, req.(*GetPatientAccessLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PatientService_ServiceDesc is the grpc.ServiceDesc for PatientService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -455,6 +493,10 @@ var PatientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPatientInvoices",
 			Handler:    _PatientService_ListPatientInvoices_Handler,
+		},
+		{
+			MethodName: "GetPatientAccessLog",
+			Handler:    _PatientService_GetPatientAccessLog_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
