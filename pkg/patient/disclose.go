@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -172,6 +173,9 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries [
 	}
 }
 
+// SearchKeyFileName is the search key's file under the data directory.
+const SearchKeyFileName = "patient-search.key"
+
 // SearchKeySize is the length of the search fingerprint key in bytes.
 const SearchKeySize = 32
 
@@ -185,6 +189,9 @@ func LoadSearchKey(path string) ([]byte, error) {
 		key := make([]byte, SearchKeySize)
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("search key: %w", err)
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
