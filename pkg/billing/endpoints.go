@@ -39,7 +39,7 @@ var Ops = op.Table{
 	{Name: MethodIssueInvoice, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionIssueInvoice},
 	{Name: MethodRecordPayment, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionRecordPayment},
 	{Name: MethodVoidInvoice, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionVoidInvoice},
-	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: "audit"},
+	{Name: MethodAudit, Roles: []string{authz.RoleAdmin, authz.RolePrivacy}, Action: ActionAuditRead},
 }
 
 // Methods and Roles are derived from Ops.
