@@ -73,6 +73,14 @@ func (s *service) accessLog(ctx context.Context, pid string, q AccessLogQuery) (
 	if err := bad.Err(); err != nil {
 		return AccessLogPage{}, err
 	}
+	// A record deleted since still has its accounting; an id never registered has none.
+	var known bool
+	if err := s.store.db.GetContext(ctx, &known, s.store.db.Rebind(`SELECT count(*) > 0 FROM patients WHERE id = ?`), pid); err != nil {
+		return AccessLogPage{}, db.Classify(err)
+	}
+	if !known {
+		return AccessLogPage{}, ErrNotFound
+	}
 	recs, last, more, err := s.store.accessLog(ctx, pid, before, limit)
 	if err != nil {
 		return AccessLogPage{}, err

@@ -77,7 +77,9 @@ type disclosingLog struct {
 }
 
 func (l disclosingLog) Append(ctx context.Context, e audit.Entry) error {
-	if !disclosingActions[e.Action] {
+	if !disclosingActions[e.Action] || e.Outcome == audit.OutcomeNotFound || e.Outcome == audit.OutcomeRejected {
+		// Not an access to a record (a rejected request disclosed nothing; an unknown id
+		// names no patient): the chained entry is the whole trace.
 		return l.inner.Append(ctx, e)
 	}
 	dis, _ := ctx.Value(disclosureKey{}).(disclosure)

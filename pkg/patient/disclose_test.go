@@ -10,6 +10,7 @@ import (
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 )
 
@@ -94,8 +95,20 @@ func TestSearchShowsInAccessLog(t *testing.T) {
 		if err != nil || len(again.Records) != 2 {
 			t.Fatalf("access log after reads = %+v, %v", again.Records, err)
 		}
-		if _, err := s.AccessLog(admin, patient.AccessLogQuery{PatientID: "nope"}); err == nil {
-			t.Fatal("bad id accepted")
+		if _, err := s.AccessLog(admin, patient.AccessLogQuery{PatientID: "nope"}); errs.KindOf(err) != errs.InvalidArgument {
+			t.Fatalf("bad id: %v", err)
+		}
+		// An unknown id is not found, and reading it (not found) adds no disclosure rows.
+		unknown := "7b0c2f8e-9a51-4a7e-8a3e-0f1d2c3b4a59"
+		if _, err := s.Get(ctx, unknown); errs.KindOf(err) != errs.NotFound {
+			t.Fatalf("get unknown: %v", err)
+		}
+		if _, err := s.AccessLog(admin, patient.AccessLogQuery{PatientID: unknown}); errs.KindOf(err) != errs.NotFound {
+			t.Fatalf("access log of an unknown id: %v", err)
+		}
+		var stray int
+		if err := d.GetContext(context.Background(), &stray, d.Rebind(`SELECT count(*) FROM audit_disclosures WHERE patient_id = ?`), unknown); err != nil || stray != 0 {
+			t.Fatalf("disclosures of an unknown id: %d, %v", stray, err)
 		}
 		if rep, err := audit.Verify(context.Background(), d, patient.AuditTable); err != nil || !rep.OK {
 			t.Fatalf("chain = %+v, %v", rep, err)

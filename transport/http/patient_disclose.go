@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/errs"
 )
 
 // searchBody is the body of POST /patients/_search (issue 17 item 6): the filters of GET
@@ -21,7 +22,7 @@ type searchBody struct {
 	Q           string `json:"q"`
 	Email       string `json:"email"`
 	DateOfBirth string `json:"dateOfBirth"`
-	Limit       int    `json:"limit"`
+	Limit       *int   `json:"limit"`
 	PageToken   string `json:"pageToken"`
 }
 
@@ -34,7 +35,22 @@ func decodeSearchPatients(_ context.Context, r *http.Request) (patient.ListQuery
 	if err != nil {
 		return patient.ListQuery{}, err
 	}
-	return patient.ListQuery{Q: b.Q, Email: b.Email, DateOfBirth: b.DateOfBirth, Limit: b.Limit, PageToken: b.PageToken}, nil
+	// The same rules as GET's query values: plain text, and a limit, when given, in range
+	// (an explicit 0 is not "the default").
+	var bad errs.Fields
+	for _, f := range []struct{ name, v string }{{"q", b.Q}, {"email", b.Email}, {"dateOfBirth", b.DateOfBirth}, {"pageToken", b.PageToken}} {
+		if !plainText(f.v) {
+			bad.Add(f.name, plainTextMessage)
+		}
+	}
+	q := patient.ListQuery{Q: b.Q, Email: b.Email, DateOfBirth: b.DateOfBirth, PageToken: b.PageToken}
+	if b.Limit != nil {
+		if *b.Limit < 1 || *b.Limit > patient.MaxLimit {
+			bad.Add("limit", "must be between 1 and 500")
+		}
+		q.Limit = *b.Limit
+	}
+	return q, bad.Err()
 }
 
 // encodeSearchPage writes a POST search's page like GET's (the array, X-Total-Count); the
@@ -149,5 +165,13 @@ func decodeAccessLogResponse(resp *http.Response) (patient.AccessLogPage, error)
 // encodeSearchCall sends a search as POST /patients/_search, its filters in the body.
 func encodeSearchCall(q patient.ListQuery) (call, error) {
 	return call{method: http.MethodPost, path: "/patients/_search", header: http.Header{},
-		body: searchBody{Q: q.Q, Email: q.Email, DateOfBirth: q.DateOfBirth, Limit: q.Limit, PageToken: q.PageToken}}, nil
+		body: searchBodyOf(q)}, nil
+}
+
+func searchBodyOf(q patient.ListQuery) searchBody {
+	b := searchBody{Q: q.Q, Email: q.Email, DateOfBirth: q.DateOfBirth, PageToken: q.PageToken}
+	if q.Limit != 0 {
+		b.Limit = &q.Limit
+	}
+	return b
 }

@@ -34,8 +34,10 @@ func TestPatientSearchByPost(t *testing.T) {
 		checkError(t, resp, b, 400, errs.InvalidArgument)
 		resp, b = e.do(t, "POST", prefix+"/patients/_search", strings.NewReader(`{"q":1}`), jsonCT...)
 		checkError(t, resp, b, 400, errs.InvalidArgument)
-		resp, b = e.do(t, "POST", prefix+"/patients/_search", strings.NewReader(`{"nope":1}`), jsonCT...)
-		checkError(t, resp, b, 400, errs.InvalidArgument)
+		for _, bad := range []string{`{"nope":1}`, `{"limit":0}`, `{"limit":501}`, `{"q":"\u0007"}`, `{"pageToken":"\u0000"}`} {
+			resp, b = e.do(t, "POST", prefix+"/patients/_search", strings.NewReader(bad), jsonCT...)
+			checkError(t, resp, b, 400, errs.InvalidArgument)
+		}
 
 		pg, err := e.client.List(t.Context(), patient.ListQuery{Q: "Ada", PageToken: "tok1"})
 		if err != nil || pg.NextPageToken != "tok2" || pg.Total != 7 || len(pg.Patients) != 1 {
