@@ -46,7 +46,7 @@ func TestSearchShowsInAccessLog(t *testing.T) {
 			ids = append(ids, p.ID)
 		}
 		page, err := s.List(ctx, patient.ListQuery{Q: "Zebulon"})
-		if err != nil || len(page.Patients) != 3 {
+		if err != nil || len(page.Patients) != 3 || page.Patients[1].ID != ids[1] {
 			t.Fatalf("search = %+v, %v", page, err)
 		}
 		var searches int
