@@ -40,6 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Namespace: "pms", Subsystem: "patient", Name: "break_glass_total",
 		Help: "Break-glass requests (emergency access to a restricted patient record), by result; every ok one is reviewed.",
 	}, []string{"result"})
+	m.breakGlass.WithLabelValues("ok") // exposed at 0, so the alert's increase sees the first one
 	reg.MustRegister(m.changes, m.reads, m.billings, m.breakGlass)
 	return m
 }
