@@ -65,8 +65,8 @@ func TestBreakGlassRoutes(t *testing.T) {
 
 			calls, _, _ := e.stub.seen()
 			for _, c := range []struct{ method, path, body string }{
-				{"POST", pid + "/break-glass", `{}`},                            // no reason: the service says 400
-				{"POST", pid + "/break-glass", `{"reason":5}`},                  // wrong type
+				{"POST", pid + "/break-glass", `{}`},                             // no reason: the service says 400
+				{"POST", pid + "/break-glass", `{"reason":5}`},                   // wrong type
 				{"POST", pid + "/break-glass", `{"reason":"x","until":"never"}`}, // unknown field
 				{"PUT", pid + "/confidentiality", `{"confidentiality":null,"x":1}`},
 				{"GET", prefix + "/audit/break-glass?limit=0", ""},
