@@ -133,28 +133,34 @@ func (s *service) BreakGlass(ctx context.Context, req BreakGlassRequest) (g Gran
 }
 
 // BreakGlassGrants lists grants for review, newest first, each with the audit entries of its
-// holder on its patient while it lasted. Reading it is admin only (op table).
+// holder on its patient while it lasted. Admin only (op table); the review is itself audited
+// (break_glass_review, naming the patient when the query did), as it shows who read what.
 func (s *service) BreakGlassGrants(ctx context.Context, q GrantQuery) ([]GrantReview, error) {
+	out, subject, err := s.breakGlassGrants(ctx, q)
+	return readResult(s, ctx, ActionBreakGlassReview, subject, out, err)
+}
+
+func (s *service) breakGlassGrants(ctx context.Context, q GrantQuery) ([]GrantReview, string, error) {
 	aq, err := audit.CheckQuery(audit.Query{SubjectID: q.PatientID, Actor: q.UserID, From: q.From, To: q.To, Limit: q.Limit}, "patientId", ParseID)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	grants, err := s.store.grants(ctx, GrantQuery{PatientID: aq.SubjectID, UserID: aq.Actor, From: aq.From, To: aq.To, Limit: aq.Limit})
 	if err != nil {
-		return nil, err
+		return nil, aq.SubjectID, err
 	}
 	out := make([]GrantReview, len(grants))
 	for i, g := range grants {
 		reads, err := s.store.auditLog(ctx, AuditQuery{PatientID: g.PatientID, Actor: g.UserID, From: g.CreatedAt, To: g.ExpiresAt, Limit: MaxAuditLimit})
 		if err != nil {
-			return nil, err
+			return nil, aq.SubjectID, err
 		}
 		for l, r := 0, len(reads)-1; l < r; l, r = l+1, r-1 { // oldest first
 			reads[l], reads[r] = reads[r], reads[l]
 		}
 		out[i] = GrantReview{Grant: g, Reads: reads}
 	}
-	return out, nil
+	return out, aq.SubjectID, nil
 }
 
 // checkAccess refuses patient p (as just read) with ErrRestricted when it is restricted and

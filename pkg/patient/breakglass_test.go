@@ -193,5 +193,19 @@ func TestBreakGlass(t *testing.T) {
 		}
 		_, err = s.BreakGlassGrants(admin, patient.GrantQuery{PatientID: "x"})
 		wantKind(t, err, errs.InvalidArgument)
+		// The review is audited too (it shows who read what).
+		entries, err = s.Audit(admin, patient.AuditQuery{Actor: "admin-1", Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reviews := 0
+		for _, e := range entries {
+			if e.Action == patient.ActionBreakGlassReview {
+				reviews++
+			}
+		}
+		if reviews != 3 {
+			t.Fatalf("%d audited reviews, want 3", reviews)
+		}
 	})
 }
