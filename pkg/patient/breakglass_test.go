@@ -60,7 +60,9 @@ func TestBreakGlass(t *testing.T) {
 		s := patient.NewService(patient.NewStore(d), clockedAudit{w, clk}, patient.Options{Now: clk.now, BreakGlassTTL: 30 * time.Minute})
 		admin, doc, other := ctxRole("admin-1", authz.RoleAdmin), ctxRole("doc-1", authz.RoleClinician), ctxRole("doc-2", authz.RoleClinician)
 
-		p, err := s.Create(doc, req(1))
+		first := req(1)
+		first.IdempotencyKey = "create-1"
+		p, err := s.Create(doc, first)
 		if err != nil || p.Confidentiality != patient.ConfidentialityNormal {
 			t.Fatalf("create: %+v %v", p, err)
 		}
@@ -142,6 +144,10 @@ func TestBreakGlass(t *testing.T) {
 		if u, err := s.Update(doc, up); err != nil || u.Confidentiality != patient.ConfidentialityRestricted || u.Name != "Ada Restricted" {
 			t.Fatalf("update under grant: %+v %v", u, err)
 		}
+		up.Unchanged.Confidentiality, up.Address = nil, "2 Other St" // a PUT that omits it leaves it
+		if u, err := s.Update(doc, up); err != nil || u.Confidentiality != patient.ConfidentialityRestricted || u.Address != "2 Other St" {
+			t.Fatalf("update omitting confidentiality: %+v %v", u, err)
+		}
 		denied(other)
 
 		// Expired: one instant before the end it works, at the end it is 403 again.
@@ -151,6 +157,9 @@ func TestBreakGlass(t *testing.T) {
 		}
 		clk.add(time.Microsecond)
 		denied(doc)
+		// An idempotent replay of the create is a read of the record as it is now: refused too.
+		_, err = s.Create(doc, first)
+		wantKind(t, err, errs.PermissionDenied)
 
 		// Cleared: anyone with the role reads it again without a grant.
 		if n, err := s.SetConfidentiality(admin, patient.ConfidentialityRequest{ID: p.ID, Confidentiality: normal}); err != nil || n.Confidentiality != normal {
@@ -185,7 +194,7 @@ func TestBreakGlass(t *testing.T) {
 			}
 			actions = append(actions, e.Action+"/"+e.Outcome)
 		}
-		if want := "break_glass/success read/success history/success update/rejected update/success read/success"; strings.Join(actions, " ") != want {
+		if want := "break_glass/success read/success history/success update/rejected update/success update/success read/success"; strings.Join(actions, " ") != want {
 			t.Fatalf("review reads = %q, want %q", strings.Join(actions, " "), want)
 		}
 		if r, err := s.BreakGlassGrants(admin, patient.GrantQuery{UserID: "doc-2"}); err != nil || len(r) != 0 {
