@@ -110,7 +110,10 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 		_, err = u.fail(err)
 		return nil, inProcessAuth{}, err
 	}
-	writer := u.audit(auth.AuditTable, outbox.New(u.db, outbox.Options{}))
+	writer, err := u.audit(auth.AuditTable, outbox.New(u.db, outbox.Options{}))
+	if err != nil {
+		return fail(err)
+	}
 	metrics := auth.NewMetrics(u.reg)
 	o.Logger, o.Hasher = u.logger, metrics.CountingHasher(auth.NewArgon2id(auth.DefaultArgon2id, c.hashConcurrency))
 	store := auth.NewStore(u.db)

@@ -130,6 +130,7 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 	if req.IdempotencyKey != "" {
 		idem = &idempotency.Key{Scope: m.Actor, Key: req.IdempotencyKey, RequestHash: requestHash(f, req.RegisteredDate)}
 	}
+	ctx = audit.WithPending(ctx, ActionCreate, p.ID) // recorded by the create's own transaction
 	return idempotency.Do(idem, func() (Patient, bool, error) { return s.replay(ctx, idem) },
 		func() (Patient, error) { return s.store.create(ctx, p, m, idem) })
 }
@@ -223,6 +224,7 @@ func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err
 	if err := bad.Err(); err != nil {
 		return Patient{}, err
 	}
+	ctx = audit.WithPending(ctx, ActionUpdate, pid)
 	return s.store.change(ctx, pid, req.IfMatch, ChangeUpdated, m, func(cur Patient) (Patient, bool, error) {
 		if err := checkUnchanged(cur, req.Unchanged); err != nil {
 			return Patient{}, false, err
@@ -269,6 +271,7 @@ func (s *service) Delete(ctx context.Context, req DeleteRequest) (err error) {
 	if err != nil {
 		return err
 	}
+	ctx = audit.WithPending(ctx, ActionDelete, pid)
 	_, err = s.store.change(ctx, pid, req.IfMatch, ChangeDeleted, s.meta(ctx), func(cur Patient) (Patient, bool, error) {
 		return cur, true, nil
 	})
