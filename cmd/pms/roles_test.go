@@ -57,6 +57,7 @@ var roleMatrix = []routeRule{
 	{"patient", "DELETE", "/patients/{newPatient}", "", []string{authz.RoleClinician}},
 	{"patient", "GET", "/patients/{patient}/history", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"patient", "GET", "/audit", "", []string{authz.RoleAdmin}},
+	{"patient", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	{"patient", "GET", "/patients/{patient}/billing-account", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"patient", "GET", "/patients/{patient}/invoices", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	// billing (CreateBillingAccount has no REST route: it is gRPC only, see grpcOnly)

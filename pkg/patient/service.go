@@ -27,6 +27,8 @@ type Service interface {
 	Delete(ctx context.Context, req DeleteRequest) error
 	History(ctx context.Context, id string) ([]Version, error)
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md).
+	VerifyAudit(ctx context.Context) (audit.Report, error)
 	// BillingAccount and Invoices read the patient's billing data from the billing service;
 	// they are reads of patient data, audited like Get.
 	BillingAccount(ctx context.Context, id string) (BillingAccount, error)
