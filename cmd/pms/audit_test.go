@@ -9,12 +9,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	neturl "net/url"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
@@ -143,4 +147,71 @@ func TestAuditVerifyTamper(t *testing.T) {
 		t.Fatalf("--against-topic after the rewrite: %+v %v; want a failure naming seq 3", reps, err)
 	}
 	t.Logf("verdict: %v", err)
+}
+
+// TestServiceRoleScript: ops/postgres/service-role.sql makes a role that can run the patient
+// service's audit writer (SELECT and INSERT on audit_log; SELECT, INSERT and DELETE on
+// audit_pending) and change patients, but cannot UPDATE, DELETE or TRUNCATE audit_log, nor
+// disable its triggers.
+func TestServiceRoleScript(t *testing.T) {
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		t.Skip("psql is not installed")
+	}
+	dbURL := dbtest.PostgresDatabase(t)
+	owner, err := db.Open(context.Background(), dbURL, "patient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	if _, err := db.Migrate(context.Background(), owner, migrations.Patient()); err != nil {
+		t.Fatal(err)
+	}
+	role := "pms_app_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	t.Cleanup(func() {
+		_, _ = owner.Exec(`DROP OWNED BY ` + role)
+		_, _ = owner.Exec(`DROP ROLE ` + role)
+	})
+	for range 2 { // idempotent
+		out, err := exec.Command(psql, "-v", "ON_ERROR_STOP=1", "-v", "schema=patient", "-v", "role="+role,
+			"-f", "../../ops/postgres/service-role.sql", dbURL).CombinedOutput()
+		if err != nil {
+			t.Fatalf("psql: %v\n%s", err, out)
+		}
+	}
+	u, _ := neturl.Parse(dbURL)
+	u.User = neturl.User(role)
+	app, err := db.Open(context.Background(), u.String(), "patient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	w := audit.NewWriter(app, audit.Options{})
+	ctx := context.Background()
+	if err := audit.InTx(audit.WithPending(ctx, "update", "p-1"), app, func(*sqlx.Tx) error { return nil }); err != nil {
+		t.Fatalf("the role records a pending entry: %v", err)
+	}
+	if err := w.Settle(ctx); err != nil {
+		t.Fatalf("the role's writer chains it: %v", err)
+	}
+	if err := w.Append(ctx, audit.Entry{Action: "read", Outcome: audit.OutcomeSuccess}); err != nil {
+		t.Fatalf("the role appends: %v", err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := audit.Verify(ctx, app, ""); err != nil || !rep.OK || rep.Rows != 2 {
+		t.Fatalf("chain: %+v %v", rep, err)
+	}
+	for _, q := range []string{
+		`UPDATE audit_log SET actor = 'x'`, `DELETE FROM audit_log`, `TRUNCATE audit_log`,
+		`ALTER TABLE audit_log DISABLE TRIGGER USER`,
+	} {
+		if _, err := app.Exec(q); err == nil {
+			t.Errorf("%s: allowed to the service role", q)
+		}
+	}
+	if _, err := app.Exec(`SELECT count(*) FROM patients`); err != nil {
+		t.Errorf("the role reads its own tables: %v", err)
+	}
 }
