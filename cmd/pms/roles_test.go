@@ -70,6 +70,7 @@ var roleMatrix = []routeRule{
 	{"billing", "POST", "/invoices/{openInvoice}/payments", `{"amount":1,"method":"cash"}`, []string{authz.RoleBilling}},
 	{"billing", "POST", "/invoices/{newInvoice}/void", "", []string{authz.RoleBilling}},
 	{"billing", "GET", "/audit?subjectId={patient}", "", []string{authz.RoleAdmin}},
+	{"billing", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	// analytics
 	{"analytics", "GET", "/summary", "", []string{authz.RoleAnalyst}},
 	// auth, last: every role changes its own password ({currentPassword} is the role's

@@ -32,6 +32,8 @@ type Service interface {
 	RecordPayment(ctx context.Context, req PaymentRequest) (Invoice, error)
 	VoidInvoice(ctx context.Context, id string) (Invoice, error)
 	Audit(ctx context.Context, q audit.Query) ([]audit.Record, error)
+	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md).
+	VerifyAudit(ctx context.Context) (audit.Report, error)
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is

@@ -31,7 +31,7 @@ func newPatientServer(set patient.Set) *patientServer {
 		del:     kitgrpc.NewServer(set.DeleteEndpoint, total(deleteFromPB), total(deletedToPB)),
 		history: kitgrpc.NewServer(set.HistoryEndpoint, total(historyFromPB), total(versionsToPB)),
 		audit:   kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(auditQueryFromPB)), total(auditEntriesToPB)),
-		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*patientv1.VerifyAuditRequest) patient.VerifyAuditRequest {
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) patient.VerifyAuditRequest {
 			return patient.VerifyAuditRequest{}
 		}), total(auditVerdictToPB)),
 		billingAccount: kitgrpc.NewServer(set.BillingAccountEndpoint, total(billingAccountRequestFromPB),
@@ -48,17 +48,17 @@ type patientServer struct {
 }
 
 // VerifyAudit implements patientv1.PatientServiceServer.
-func (s *patientServer) VerifyAudit(ctx context.Context, r *patientv1.VerifyAuditRequest) (*patientv1.AuditVerdict, error) {
-	return serve[*patientv1.AuditVerdict](ctx, s.verify, r)
+func (s *patientServer) VerifyAudit(ctx context.Context, r *billingv1.VerifyAuditRequest) (*billingv1.AuditVerdict, error) {
+	return serve[*billingv1.AuditVerdict](ctx, s.verify, r)
 }
 
 // auditVerdictToPB and auditVerdictFromPB carry an audit.Report over gRPC.
-func auditVerdictToPB(r audit.Report) *patientv1.AuditVerdict {
-	return &patientv1.AuditVerdict{Service: r.Service, Rows: r.Rows, Ok: r.OK, FirstBadSeq: r.FirstBadSeq, Problem: r.Problem,
+func auditVerdictToPB(r audit.Report) *billingv1.AuditVerdict {
+	return &billingv1.AuditVerdict{Service: r.Service, Rows: r.Rows, Ok: r.OK, FirstBadSeq: r.FirstBadSeq, Problem: r.Problem,
 		LastSeq: r.LastSeq, LastHash: r.LastHash, AgainstTopic: r.AgainstTopic, TopicEntries: r.TopicEntries, Checkpoints: r.Checkpoints}
 }
 
-func auditVerdictFromPB(v *patientv1.AuditVerdict) audit.Report {
+func auditVerdictFromPB(v *billingv1.AuditVerdict) audit.Report {
 	return audit.Report{Service: v.GetService(), Rows: v.GetRows(), OK: v.GetOk(), FirstBadSeq: v.GetFirstBadSeq(), Problem: v.GetProblem(),
 		LastSeq: v.GetLastSeq(), LastHash: v.GetLastHash(), AgainstTopic: v.GetAgainstTopic(), TopicEntries: v.GetTopicEntries(),
 		Checkpoints: v.GetCheckpoints()}
@@ -126,9 +126,9 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 		DeleteEndpoint:  c.endpoint(patient.MethodDelete, total(deleteToPB), total(deletedFromPB), &patientv1.DeletePatientResponse{}),
 		HistoryEndpoint: c.endpoint(patient.MethodHistory, total(historyToPB), total(versionsFromPB), &patientv1.GetPatientHistoryResponse{}),
 		AuditEndpoint:   c.endpoint(patient.MethodAudit, total(auditQueryToPB), total(auditEntriesFromPB), &patientv1.ListAuditResponse{}),
-		VerifyAuditEndpoint: c.endpoint(patient.MethodVerifyAudit, total(func(patient.VerifyAuditRequest) *patientv1.VerifyAuditRequest {
-			return &patientv1.VerifyAuditRequest{}
-		}), total(auditVerdictFromPB), &patientv1.AuditVerdict{}),
+		VerifyAuditEndpoint: c.endpoint(patient.MethodVerifyAudit, total(func(patient.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{}
+		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 		BillingAccountEndpoint: c.endpoint(patient.MethodBillingAccount, total(billingAccountRequestToPB),
 			total(patientBillingAccountFromPB), &billingv1.Account{}),
 		InvoicesEndpoint: c.endpoint(patient.MethodInvoices, total(invoicesRequestToPB), total(patientInvoicesFromPB),

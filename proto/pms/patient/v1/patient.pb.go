@@ -1121,161 +1121,6 @@ func (x *ListAuditResponse) GetEntries() []*AuditEntry {
 	return nil
 }
 
-// VerifyAuditRequest asks for the audit chain's verdict; it has no fields.
-type VerifyAuditRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *VerifyAuditRequest) Reset() {
-	*x = VerifyAuditRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[15]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *VerifyAuditRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*VerifyAuditRequest) ProtoMessage() {}
-
-func (x *VerifyAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[15]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use VerifyAuditRequest.ProtoReflect.Descriptor instead.
-func (*VerifyAuditRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{15}
-}
-
-// AuditVerdict is the verdict of a walk of the audit chain (docs/audit.md): ok, or the first
-// broken sequence number and what is wrong there (without the row's contents).
-type AuditVerdict struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	Rows          int64                  `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
-	Ok            bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
-	FirstBadSeq   int64                  `protobuf:"varint,4,opt,name=first_bad_seq,json=firstBadSeq,proto3" json:"first_bad_seq,omitempty"`
-	Problem       string                 `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
-	LastSeq       int64                  `protobuf:"varint,6,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	LastHash      string                 `protobuf:"bytes,7,opt,name=last_hash,json=lastHash,proto3" json:"last_hash,omitempty"`
-	AgainstTopic  bool                   `protobuf:"varint,8,opt,name=against_topic,json=againstTopic,proto3" json:"against_topic,omitempty"`
-	TopicEntries  int64                  `protobuf:"varint,9,opt,name=topic_entries,json=topicEntries,proto3" json:"topic_entries,omitempty"`
-	Checkpoints   int64                  `protobuf:"varint,10,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *AuditVerdict) Reset() {
-	*x = AuditVerdict{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[16]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *AuditVerdict) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*AuditVerdict) ProtoMessage() {}
-
-func (x *AuditVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[16]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use AuditVerdict.ProtoReflect.Descriptor instead.
-func (*AuditVerdict) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{16}
-}
-
-func (x *AuditVerdict) GetService() string {
-	if x != nil {
-		return x.Service
-	}
-	return ""
-}
-
-func (x *AuditVerdict) GetRows() int64 {
-	if x != nil {
-		return x.Rows
-	}
-	return 0
-}
-
-func (x *AuditVerdict) GetOk() bool {
-	if x != nil {
-		return x.Ok
-	}
-	return false
-}
-
-func (x *AuditVerdict) GetFirstBadSeq() int64 {
-	if x != nil {
-		return x.FirstBadSeq
-	}
-	return 0
-}
-
-func (x *AuditVerdict) GetProblem() string {
-	if x != nil {
-		return x.Problem
-	}
-	return ""
-}
-
-func (x *AuditVerdict) GetLastSeq() int64 {
-	if x != nil {
-		return x.LastSeq
-	}
-	return 0
-}
-
-func (x *AuditVerdict) GetLastHash() string {
-	if x != nil {
-		return x.LastHash
-	}
-	return ""
-}
-
-func (x *AuditVerdict) GetAgainstTopic() bool {
-	if x != nil {
-		return x.AgainstTopic
-	}
-	return false
-}
-
-func (x *AuditVerdict) GetTopicEntries() int64 {
-	if x != nil {
-		return x.TopicEntries
-	}
-	return 0
-}
-
-func (x *AuditVerdict) GetCheckpoints() int64 {
-	if x != nil {
-		return x.Checkpoints
-	}
-	return 0
-}
-
 // GetPatientBillingAccountRequest names the patient whose billing account is wanted.
 type GetPatientBillingAccountRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1286,7 +1131,7 @@ type GetPatientBillingAccountRequest struct {
 
 func (x *GetPatientBillingAccountRequest) Reset() {
 	*x = GetPatientBillingAccountRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[17]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1143,7 @@ func (x *GetPatientBillingAccountRequest) String() string {
 func (*GetPatientBillingAccountRequest) ProtoMessage() {}
 
 func (x *GetPatientBillingAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[17]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1156,7 @@ func (x *GetPatientBillingAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPatientBillingAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetPatientBillingAccountRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{17}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetPatientBillingAccountRequest) GetId() string {
@@ -1331,7 +1176,7 @@ type ListPatientInvoicesRequest struct {
 
 func (x *ListPatientInvoicesRequest) Reset() {
 	*x = ListPatientInvoicesRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1188,7 @@ func (x *ListPatientInvoicesRequest) String() string {
 func (*ListPatientInvoicesRequest) ProtoMessage() {}
 
 func (x *ListPatientInvoicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1201,7 @@ func (x *ListPatientInvoicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPatientInvoicesRequest.ProtoReflect.Descriptor instead.
 func (*ListPatientInvoicesRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{18}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListPatientInvoicesRequest) GetId() string {
@@ -1376,7 +1221,7 @@ type ListPatientInvoicesResponse struct {
 
 func (x *ListPatientInvoicesResponse) Reset() {
 	*x = ListPatientInvoicesResponse{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1233,7 @@ func (x *ListPatientInvoicesResponse) String() string {
 func (*ListPatientInvoicesResponse) ProtoMessage() {}
 
 func (x *ListPatientInvoicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1246,7 @@ func (x *ListPatientInvoicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPatientInvoicesResponse.ProtoReflect.Descriptor instead.
 func (*ListPatientInvoicesResponse) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{19}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListPatientInvoicesResponse) GetInvoices() []*v1.Invoice {
@@ -1515,20 +1360,7 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x12%\n" +
 	"\x0eclient_address\x18\t \x01(\tR\rclientAddress\"I\n" +
 	"\x11ListAuditResponse\x124\n" +
-	"\aentries\x18\x01 \x03(\v2\x1a.pms.patient.v1.AuditEntryR\aentries\"\x14\n" +
-	"\x12VerifyAuditRequest\"\xae\x02\n" +
-	"\fAuditVerdict\x12\x18\n" +
-	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
-	"\x04rows\x18\x02 \x01(\x03R\x04rows\x12\x0e\n" +
-	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\"\n" +
-	"\rfirst_bad_seq\x18\x04 \x01(\x03R\vfirstBadSeq\x12\x18\n" +
-	"\aproblem\x18\x05 \x01(\tR\aproblem\x12\x19\n" +
-	"\blast_seq\x18\x06 \x01(\x03R\alastSeq\x12\x1b\n" +
-	"\tlast_hash\x18\a \x01(\tR\blastHash\x12#\n" +
-	"\ragainst_topic\x18\b \x01(\bR\fagainstTopic\x12#\n" +
-	"\rtopic_entries\x18\t \x01(\x03R\ftopicEntries\x12 \n" +
-	"\vcheckpoints\x18\n" +
-	" \x01(\x03R\vcheckpoints\"1\n" +
+	"\aentries\x18\x01 \x03(\v2\x1a.pms.patient.v1.AuditEntryR\aentries\"1\n" +
 	"\x1fGetPatientBillingAccountRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\",\n" +
 	"\x1aListPatientInvoicesRequest\x12\x0e\n" +
@@ -1544,7 +1376,7 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\rDeletePatient\x12$.pms.patient.v1.DeletePatientRequest\x1a%.pms.patient.v1.DeletePatientResponse\x12h\n" +
 	"\x11GetPatientHistory\x12(.pms.patient.v1.GetPatientHistoryRequest\x1a).pms.patient.v1.GetPatientHistoryResponse\x12P\n" +
 	"\tListAudit\x12 .pms.patient.v1.ListAuditRequest\x1a!.pms.patient.v1.ListAuditResponse\x12O\n" +
-	"\vVerifyAudit\x12\".pms.patient.v1.VerifyAuditRequest\x1a\x1c.pms.patient.v1.AuditVerdict\x12d\n" +
+	"\vVerifyAudit\x12\".pms.billing.v1.VerifyAuditRequest\x1a\x1c.pms.billing.v1.AuditVerdict\x12d\n" +
 	"\x18GetPatientBillingAccount\x12/.pms.patient.v1.GetPatientBillingAccountRequest\x1a\x17.pms.billing.v1.Account\x12n\n" +
 	"\x13ListPatientInvoices\x12*.pms.patient.v1.ListPatientInvoicesRequest\x1a+.pms.patient.v1.ListPatientInvoicesResponseB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
 
@@ -1560,7 +1392,7 @@ func file_pms_patient_v1_patient_proto_rawDescGZIP() []byte {
 	return file_pms_patient_v1_patient_proto_rawDescData
 }
 
-var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*Patient)(nil),                         // 0: pms.patient.v1.Patient
 	(*CreatePatientRequest)(nil),            // 1: pms.patient.v1.CreatePatientRequest
@@ -1577,28 +1409,28 @@ var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*ListAuditRequest)(nil),                // 12: pms.patient.v1.ListAuditRequest
 	(*AuditEntry)(nil),                      // 13: pms.patient.v1.AuditEntry
 	(*ListAuditResponse)(nil),               // 14: pms.patient.v1.ListAuditResponse
-	(*VerifyAuditRequest)(nil),              // 15: pms.patient.v1.VerifyAuditRequest
-	(*AuditVerdict)(nil),                    // 16: pms.patient.v1.AuditVerdict
-	(*GetPatientBillingAccountRequest)(nil), // 17: pms.patient.v1.GetPatientBillingAccountRequest
-	(*ListPatientInvoicesRequest)(nil),      // 18: pms.patient.v1.ListPatientInvoicesRequest
-	(*ListPatientInvoicesResponse)(nil),     // 19: pms.patient.v1.ListPatientInvoicesResponse
-	(*timestamppb.Timestamp)(nil),           // 20: google.protobuf.Timestamp
-	(*v1.Invoice)(nil),                      // 21: pms.billing.v1.Invoice
+	(*GetPatientBillingAccountRequest)(nil), // 15: pms.patient.v1.GetPatientBillingAccountRequest
+	(*ListPatientInvoicesRequest)(nil),      // 16: pms.patient.v1.ListPatientInvoicesRequest
+	(*ListPatientInvoicesResponse)(nil),     // 17: pms.patient.v1.ListPatientInvoicesResponse
+	(*timestamppb.Timestamp)(nil),           // 18: google.protobuf.Timestamp
+	(*v1.Invoice)(nil),                      // 19: pms.billing.v1.Invoice
+	(*v1.VerifyAuditRequest)(nil),           // 20: pms.billing.v1.VerifyAuditRequest
+	(*v1.AuditVerdict)(nil),                 // 21: pms.billing.v1.AuditVerdict
 	(*v1.Account)(nil),                      // 22: pms.billing.v1.Account
 }
 var file_pms_patient_v1_patient_proto_depIdxs = []int32{
-	20, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
-	20, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
+	18, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
+	18, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: pms.patient.v1.ListPatientsResponse.patients:type_name -> pms.patient.v1.Patient
 	6,  // 3: pms.patient.v1.UpdatePatientRequest.unchanged:type_name -> pms.patient.v1.ReadOnlyFields
-	20, // 4: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
+	18, // 4: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: pms.patient.v1.PatientVersion.patient:type_name -> pms.patient.v1.Patient
 	10, // 6: pms.patient.v1.GetPatientHistoryResponse.versions:type_name -> pms.patient.v1.PatientVersion
-	20, // 7: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	20, // 8: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	20, // 9: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	18, // 7: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	18, // 8: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	18, // 9: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	13, // 10: pms.patient.v1.ListAuditResponse.entries:type_name -> pms.patient.v1.AuditEntry
-	21, // 11: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
+	19, // 11: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
 	1,  // 12: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
 	2,  // 13: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
 	3,  // 14: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
@@ -1606,9 +1438,9 @@ var file_pms_patient_v1_patient_proto_depIdxs = []int32{
 	7,  // 16: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
 	9,  // 17: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
 	12, // 18: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
-	15, // 19: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.patient.v1.VerifyAuditRequest
-	17, // 20: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
-	18, // 21: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
+	20, // 19: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
+	15, // 20: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
+	16, // 21: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
 	0,  // 22: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
 	0,  // 23: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
 	4,  // 24: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
@@ -1616,9 +1448,9 @@ var file_pms_patient_v1_patient_proto_depIdxs = []int32{
 	8,  // 26: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
 	11, // 27: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
 	14, // 28: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
-	16, // 29: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.patient.v1.AuditVerdict
+	21, // 29: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
 	22, // 30: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
-	19, // 31: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
+	17, // 31: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
 	22, // [22:32] is the sub-list for method output_type
 	12, // [12:22] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
@@ -1638,7 +1470,7 @@ func file_pms_patient_v1_patient_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_patient_v1_patient_proto_rawDesc), len(file_pms_patient_v1_patient_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -63,7 +63,7 @@ type PatientServiceClient interface {
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
 	// VerifyAudit walks the audit chain and returns its verdict, admin only
 	// (REST: GET /audit/verify; the verdict of `pms audit verify --service patient`).
-	VerifyAudit(ctx context.Context, in *VerifyAuditRequest, opts ...grpc.CallOption) (*AuditVerdict, error)
+	VerifyAudit(ctx context.Context, in *v1.VerifyAuditRequest, opts ...grpc.CallOption) (*v1.AuditVerdict, error)
 	// GetPatientBillingAccount reads the patient's billing account from the billing service
 	// (REST: GET /patients/{id}/billing-account); audited as a read of the patient.
 	GetPatientBillingAccount(ctx context.Context, in *GetPatientBillingAccountRequest, opts ...grpc.CallOption) (*v1.Account, error)
@@ -150,9 +150,9 @@ func (c *patientServiceClient) ListAudit(ctx context.Context, in *ListAuditReque
 	return out, nil
 }
 
-func (c *patientServiceClient) VerifyAudit(ctx context.Context, in *VerifyAuditRequest, opts ...grpc.CallOption) (*AuditVerdict, error) {
+func (c *patientServiceClient) VerifyAudit(ctx context.Context, in *v1.VerifyAuditRequest, opts ...grpc.CallOption) (*v1.AuditVerdict, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(AuditVerdict)
+	out := new(v1.AuditVerdict)
 	err := c.cc.Invoke(ctx, PatientService_VerifyAudit_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -203,7 +203,7 @@ type PatientServiceServer interface {
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
 	// VerifyAudit walks the audit chain and returns its verdict, admin only
 	// (REST: GET /audit/verify; the verdict of `pms audit verify --service patient`).
-	VerifyAudit(context.Context, *VerifyAuditRequest) (*AuditVerdict, error)
+	VerifyAudit(context.Context, *v1.VerifyAuditRequest) (*v1.AuditVerdict, error)
 	// GetPatientBillingAccount reads the patient's billing account from the billing service
 	// (REST: GET /patients/{id}/billing-account); audited as a read of the patient.
 	GetPatientBillingAccount(context.Context, *GetPatientBillingAccountRequest) (*v1.Account, error)
@@ -241,7 +241,7 @@ func (UnimplementedPatientServiceServer) GetPatientHistory(context.Context, *Get
 func (UnimplementedPatientServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
 }
-func (UnimplementedPatientServiceServer) VerifyAudit(context.Context, *VerifyAuditRequest) (*AuditVerdict, error) {
+func (UnimplementedPatientServiceServer) VerifyAudit(context.Context, *v1.VerifyAuditRequest) (*v1.AuditVerdict, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyAudit not implemented")
 }
 func (UnimplementedPatientServiceServer) GetPatientBillingAccount(context.Context, *GetPatientBillingAccountRequest) (*v1.Account, error) {
@@ -398,7 +398,7 @@ func _PatientService_ListAudit_Handler(srv interface{}, ctx context.Context, dec
 }
 
 func _PatientService_VerifyAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VerifyAuditRequest)
+	in := new(v1.VerifyAuditRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -410,7 +410,7 @@ func _PatientService_VerifyAudit_Handler(srv interface{}, ctx context.Context, d
 		FullMethod: PatientService_VerifyAudit_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(PatientServiceServer).VerifyAudit(ctx, req.(*VerifyAuditRequest))
+		return srv.(PatientServiceServer).VerifyAudit(ctx, req.(*v1.VerifyAuditRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
