@@ -17,11 +17,11 @@ import (
 
 // auditServices are the services whose audit chains `pms audit verify` walks; published says
 // whether a service's entries and checkpoints go to the audit topic (analytics publishes
-// nothing, so its chain is checked on its own). The gateway keeps no audit log yet.
+// nothing, so its chain is checked on its own). The gateway's log holds the calls it refuses.
 var auditServices = []struct {
 	name      string
 	published bool
-}{{"auth", true}, {"patient", true}, {"billing", true}, {"analytics", false}}
+}{{"auth", true}, {"patient", true}, {"billing", true}, {"gateway", true}, {"analytics", false}}
 
 // runAudit is `pms audit verify` and `pms audit rotate-key`.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,7 +52,7 @@ type auditVerifyFlags struct {
 func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := auditVerifyFlags{urls: map[string]*string{}}
 	s, err := parseCommand("audit verify", args, stderr, func(f *flags) {
-		f.String(&fl.service, "service", "", "verify this service's chain only: auth, patient, billing or analytics (empty: all)", "PMS_AUDIT_SERVICE")
+		f.String(&fl.service, "service", "", "verify this service's chain only: auth, patient, billing, gateway or analytics (empty: all)", "PMS_AUDIT_SERVICE")
 		f.Bool(&fl.againstTopic, "against-topic", false, "also compare the chains with the entries and signed checkpoints on the audit topic", "PMS_AUDIT_AGAINST_TOPIC")
 		f.Duration(&fl.timeout, "timeout", 5*time.Minute, "how long the whole verification may take", "PMS_AUDIT_TIMEOUT").positive()
 		for _, svc := range auditServices {
@@ -71,7 +71,7 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	}
 	if len(names) == 0 {
-		return fmt.Errorf("--service %q: want auth, patient, billing or analytics", fl.service)
+		return fmt.Errorf("--service %q: want auth, patient, billing, gateway or analytics", fl.service)
 	}
 	ctx, cancel := context.WithTimeout(ctx, fl.timeout)
 	defer cancel()
@@ -206,7 +206,7 @@ func readAuditTopic(ctx context.Context, s settings) (map[string]*audit.Publishe
 func runAuditRotateKey(args []string, stdout, stderr io.Writer) error {
 	var service string
 	s, err := parseCommand("audit rotate-key", args, stderr, func(f *flags) {
-		f.String(&service, "service", "", "the service whose checkpoint key to rotate: auth, patient or billing", "PMS_AUDIT_SERVICE")
+		f.String(&service, "service", "", "the service whose checkpoint key to rotate: auth, patient, billing or gateway", "PMS_AUDIT_SERVICE")
 	})
 	if err != nil {
 		return err
@@ -216,7 +216,7 @@ func runAuditRotateKey(args []string, stdout, stderr io.Writer) error {
 		ok = ok || (svc.name == service && svc.published)
 	}
 	if !ok {
-		return fmt.Errorf("--service %q: want auth, patient or billing", service)
+		return fmt.Errorf("--service %q: want auth, patient, billing or gateway", service)
 	}
 	newKid, oldKid, err := audit.RotateCheckpointKeyFile(audit.CheckpointKeyFile(s.dataDir, service), time.Now())
 	if err != nil {

@@ -115,7 +115,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		reps, err := verify("--against-topic")
-		ok := err == nil && len(reps) == 4
+		ok := err == nil && len(reps) == 5
 		for _, r := range reps {
 			if r.Service != "analytics" && r.Checkpoints == 0 {
 				ok = false

@@ -130,6 +130,9 @@ func (u *unit) audit(table string, ob *outbox.Outbox) (*audit.Writer, error) {
 // guard over the roles of ops with verifier (refusing ops' writes while its revocation table
 // is stale), refusals audited by denied; logging, request metrics and the configured rate limit.
 func (u *unit) endpoints(verifier *authz.Verifier, ops op.Table, denied authz.DeniedFunc) stack.Options {
+	if t := verifier.Revocations(); t != nil {
+		t.RegisterMetrics(u.reg, u.name)
+	}
 	return stack.Options{Guard: authz.NewGuard(verifier, ops.Roles(), denied).WithReads(ops.Reads()), Logger: u.logger,
 		Metrics: observe.NewRequestMetrics(u.reg, u.name), DefaultLimit: u.s.limit}
 }

@@ -5,7 +5,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/gateway"
+	"github.com/pms/pms/pkg/platform/outbox"
+	kafkatransport "github.com/pms/pms/transport/kafka"
 )
 
 // gatewayConfig is the gateway's own settings.
@@ -18,6 +21,7 @@ type gatewayConfig struct {
 	timeout                            time.Duration
 	corsOrigins                        []string
 	corsCredentials                    bool
+	databaseURL                        string
 }
 
 // register defines the gateway flags; prefix is "" for `pms gateway` and "gateway-" for
@@ -30,6 +34,7 @@ func (c *gatewayConfig) register(f *flags, prefix string) {
 	f.Duration(&c.timeout, "gateway-timeout", 10*time.Second, "deadline of one call to an upstream, retries included", "PMS_GATEWAY_TIMEOUT").positive()
 	f.List(&c.corsOrigins, "gateway-cors-origins", "", "comma-separated origins allowed cross-origin calls (empty: CORS off)", "PMS_GATEWAY_CORS_ORIGINS")
 	f.Bool(&c.corsCredentials, "gateway-cors-credentials", false, "allow credentials on cross-origin calls (never with origin *)", "PMS_GATEWAY_CORS_CREDENTIALS")
+	f.String(&c.databaseURL, "gateway-database-url", "", "gateway database URL, for its audit log of the calls it refuses (overrides --database-url)", "PMS_GATEWAY_DATABASE_URL")
 	if prefix == "" {
 		// The services' bind addresses' twins double as the gateway's dial targets (a listen
 		// address such as ":9000" is dialled on this machine), so one .env serves both.
@@ -40,21 +45,31 @@ func (c *gatewayConfig) register(f *flags, prefix string) {
 	}
 }
 
-// buildGateway wires the gateway: the upstream connections and middleware (pkg/gateway),
-// the public HTTP server (no /metrics, pprof or reflection there) and the admin server.
+// buildGateway wires the gateway: its database and audit log (the calls it refuses itself,
+// published on the audit topic through its outbox like every service's entries), the
+// upstream connections and middleware (pkg/gateway), the public HTTP server (no /metrics,
+// pprof or reflection there) and the admin server.
 func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, error) {
-	u, err := newUnit(ctx, s, unitSpec{name: "gateway"})
+	u, err := newUnit(ctx, s, unitSpec{name: "gateway", databaseURL: c.databaseURL, migrations: migrations.Gateway(),
+		topics: kafkatransport.GatewayTopics(s.kafka.partitions, s.kafka.replication)})
 	if err != nil {
 		return nil, err
 	}
+	writer, err := u.audit(gateway.AuditTable, outbox.New(u.db, outbox.Options{}))
+	if err != nil {
+		return u.fail(err)
+	}
+	verifier := s.verifier(ctx)
+	verifier.Revocations().RegisterMetrics(u.reg, u.name)
 	gw, err := gateway.New(gateway.Config{
 		PatientAddr: c.patientAddr, BillingAddr: c.billingAddr, AuthAddr: c.authAddr, AnalyticsAddr: c.analyticsAddr,
-		Verifier: s.verifier(ctx), Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
+		Verifier: verifier, Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
 		ClientLimit: limit(c.clientRate, c.clientBurst), Timeout: c.timeout,
 		CORS: gateway.CORS{AllowedOrigins: c.corsOrigins, AllowCredentials: c.corsCredentials}, TLS: s.clientTLS,
+		Audit: writer,
 	})
 	if err != nil {
-		return nil, err
+		return u.fail(err)
 	}
 	u.m.closers.add(func(context.Context) error { return gw.Close() })
 	return u.serve(ctx, listenAddrs{http: c.httpAddr, admin: c.adminAddr}, gw, nil)

@@ -40,6 +40,7 @@ type guardWorld struct {
 	t       *testing.T
 	a       map[string]string
 	db      *db.DB
+	dbURL   string
 	tokens  map[string]string // role → access token
 	ids     map[string]string // role → user id (the token's subject)
 	patient string
@@ -56,7 +57,7 @@ func newGuardWorld(t *testing.T) *guardWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Close() })
-	w := &guardWorld{t: t, a: a, db: d, tokens: map[string]string{authz.RoleAdmin: allToken(t, a)}, ids: map[string]string{}}
+	w := &guardWorld{t: t, a: a, db: d, dbURL: url, tokens: map[string]string{authz.RoleAdmin: allToken(t, a)}, ids: map[string]string{}}
 	for _, role := range authz.Roles[1:] {
 		w.ids[role] = w.create("auth", "/users", `{"email":"`+role+`@example.org","password":"`+matrixPassword+`","role":"`+role+`"}`)
 		resp, b := call(t, "POST", w.url("auth", "/login"), "", `{"email":"`+role+`@example.org","password":"`+matrixPassword+`"}`)

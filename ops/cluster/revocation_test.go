@@ -299,6 +299,17 @@ func TestRevocationReachesEveryProcess(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Every process exports where its table stands: the same sequence everywhere, not stale.
+	var seqs []float64
+	for _, name := range []string{"gateway", "patient", "billing", "analytics"} {
+		seq, err := cluster.Gauge(c.URL(name+"/admin"), "pms_"+name+"_revocations_seq")
+		stale, err2 := cluster.Gauge(c.URL(name+"/admin"), "pms_"+name+"_revocations_stale")
+		if err != nil || err2 != nil || seq < 4 || stale != 0 {
+			t.Fatalf("%s: revocations_seq %v stale %v (%v %v)", name, seq, stale, err, err2)
+		}
+		seqs = append(seqs, seq)
+	}
+	t.Logf("revocation sequence per process (gateway, patient, billing, analytics): %v", seqs)
 	if strings.Contains(tail.String(), "panic") {
 		t.Fatalf("a process panicked:\n%s", tail.String())
 	}

@@ -4,3 +4,5 @@ CREATE DATABASE pms_auth;
 CREATE DATABASE pms_patient;
 CREATE DATABASE pms_billing;
 CREATE DATABASE pms_analytics;
+-- The gateway's audit log of the calls it refuses itself (issue 17).
+CREATE DATABASE pms_gateway;

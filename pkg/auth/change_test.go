@@ -23,8 +23,9 @@ func as(u User) context.Context {
 
 // TestChangePassword: a signed-in user changes its own password with the current one; the
 // old one then fails, the new one logs in, and every refresh token of the user is revoked.
-// A wrong current password is refused (unauthenticated) and counts
-// toward the account's throttle like a failed login; a common, too short or unchanged new
+// A wrong current password is refused (unauthenticated) and counts toward the account's
+// throttle like a failed login, and toward the change's own key — strangers' failed logins
+// never block the change; a common, too short or unchanged new
 // password is refused; a service principal has no password to change. Everything is
 // audited and no password appears in an error.
 func TestChangePassword(t *testing.T) {
@@ -75,18 +76,30 @@ func TestChangePassword(t *testing.T) {
 		if _, err := e.svc.Login(from("198.51.100.1"), LoginRequest{Email: u.Email, Password: "not the password 2"}); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("third failure: %v", err)
 		}
+		if _, err := e.svc.Login(from("198.51.100.1"), LoginRequest{Email: u.Email, Password: pw}); !errors.Is(err, errs.New(errs.RateLimited, "")) {
+			t.Fatalf("the account's unknown-device logins after the failures: %v, want rate limited", err)
+		}
+		// Strangers' failed logins never block the user's own change; a third wrong current
+		// password locks the change itself (its own key, limit 3).
+		if err := e.svc.ChangePassword(as(u), ChangePasswordRequest{CurrentPassword: "not the password 3", NewPassword: "a brand new passphrase"}); !errors.Is(err, ErrBadCurrentPassword) {
+			t.Fatalf("third wrong current password: %v", err)
+		}
 		if err := e.svc.ChangePassword(as(u), ChangePasswordRequest{CurrentPassword: pw, NewPassword: "a brand new passphrase"}); !errors.Is(err, errs.New(errs.RateLimited, "")) {
-			t.Fatalf("locked account: %v, want rate limited", err)
+			t.Fatalf("locked change: %v, want rate limited", err)
 		}
 		e.clock.Add(2 * time.Hour)
+		for range 20 { // strangers: failed logins for the account from unknown devices
+			_, _ = e.svc.Login(from("203.0.113.7"), LoginRequest{Email: u.Email, Password: "a stranger's guess 1"})
+		}
 
 		if err := e.svc.ChangePassword(as(u), ChangePasswordRequest{CurrentPassword: pw, NewPassword: "a brand new passphrase"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.svc.Login(from("192.0.2.9"), LoginRequest{Email: u.Email, Password: pw}); !errors.Is(err, ErrBadCredentials) {
+		// The strangers locked the account's unknown devices; the user's own device goes on.
+		if _, err := e.svc.Login(from("192.0.2.9"), LoginRequest{Email: u.Email, Password: pw, DeviceToken: s1.DeviceToken}); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("old password: %v", err)
 		}
-		if _, err := e.svc.Login(from("192.0.2.9"), LoginRequest{Email: u.Email, Password: "a brand new passphrase"}); err != nil {
+		if _, err := e.svc.Login(from("192.0.2.9"), LoginRequest{Email: u.Email, Password: "a brand new passphrase", DeviceToken: s1.DeviceToken}); err != nil {
 			t.Fatalf("new password: %v", err)
 		}
 		for _, s := range []TokenPair{s1, s2} {

@@ -583,10 +583,11 @@ func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest)
 		return err
 	}
 	now := s.at()
-	keys := []throttleKey{{name: accountKey(u.Email), limit: s.throttle.AccountAttempts}}
-	if addr := observe.ClientAddr(ctx); addr != "" {
-		keys = append(keys, throttleKey{name: addressKey(addr), limit: s.throttle.AddressAttempts})
-	}
+	// The change is throttled on the user's own key: only a holder of the user's access token
+	// spends it, so strangers failing to log in as the user cannot block the change (issue 16
+	// item 4). A wrong current password also counts against the account's unknown-device
+	// key below, as a failed login would.
+	keys := []throttleKey{{name: passwordChangeKey(u.ID), limit: s.throttle.AccountAttempts}}
 	d, err := s.store.admitAttempt(ctx, s.throttle, keys, now)
 	if err != nil {
 		return err
@@ -608,12 +609,15 @@ func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest)
 		return err
 	}
 	if !match {
+		if _, err := s.store.admitAttempt(ctx, s.throttle, []throttleKey{{name: accountKey(u.Email), limit: s.throttle.AccountAttempts}}, now); err != nil {
+			return err
+		}
 		if err := s.record(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied); err != nil {
 			return err
 		}
 		return ErrBadCurrentPassword
 	}
-	if err := s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now); err != nil {
+	if err := s.store.attemptSucceeded(ctx, keys[0].name, "", now); err != nil {
 		return err
 	}
 	if msg := checkPassword(req.NewPassword, u.Email); msg != "" {

@@ -103,6 +103,10 @@ type throttleKey struct {
 func accountKey(email string) string { return "account:" + strings.ToLower(strings.TrimSpace(email)) }
 func addressKey(addr string) string  { return "address:" + addr }
 
+// passwordChangeKey throttles a user's own password changes (ChangePassword): a key only a
+// holder of the user's access token can spend.
+func passwordChangeKey(userID string) string { return "password-change:" + userID }
+
 // throttleDecision is admitAttempt's answer: Retry > 0 means refused for that long; Locked
 // names the keys whose lock-out this attempt started.
 type throttleDecision struct {

@@ -23,6 +23,7 @@ import (
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/gateway/openapi"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/breaker"
 	"github.com/pms/pms/pkg/platform/errs"
@@ -77,6 +78,36 @@ type Config struct {
 	CORS CORS
 	// TLS, when set, secures the connections to the upstreams (grpctransport.Dial).
 	TLS *tls.Config
+	// Audit, when set, is the gateway's own audit log (issue 17): every call the gateway
+	// refuses itself (no or a bad token, a role that may not call the route) becomes an
+	// entry there, its action named after the service the route belongs to
+	// ("patient.read"), as the service would have audited it.
+	Audit audit.Appender
+}
+
+// AuditTable is the gateway's audit log table in its own database.
+const AuditTable = "audit_log"
+
+// serviceAudit is an audit.Appender writing to the gateway's log with each action prefixed
+// by the service its route belongs to: one log covers the routes of every service.
+type serviceAudit struct {
+	log     audit.Appender
+	service string
+}
+
+// Append implements audit.Appender.
+func (a serviceAudit) Append(ctx context.Context, e audit.Entry) error {
+	e.Action = a.service + "." + e.Action
+	return a.log.Append(ctx, e)
+}
+
+// refusals is the DeniedFunc of the gateway's guard in front of service: the service's own
+// denial auditor (its actions, its subjects) over the gateway's log; nil without one.
+func (c Config) refusals(service string, auditor func(audit.Appender) authz.DeniedFunc) authz.DeniedFunc {
+	if c.Audit == nil {
+		return nil
+	}
+	return auditor(serviceAudit{log: c.Audit, service: service})
 }
 
 // Gateway is the composed HTTP handler and the connections under it.
@@ -132,17 +163,17 @@ func New(c Config) (*Gateway, error) {
 	// set and its mounts per service.
 	var mounts []mount
 
-	pu := b.upstream("patient", c.PatientAddr, patient.Ops)
+	pu := b.upstream("patient", c.PatientAddr, patient.Ops, c.refusals("patient", func(l audit.Appender) authz.DeniedFunc { return patient.DeniedAuditor(l) }))
 	ps := grpctransport.NewPatientClient(pu.conn).Map(pu.wrap)
 	ph, pr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewPatientHandler(ps, o) }, "/api")
 	mounts = append(mounts, mount{"/api/patients", ph, pr}, mount{"/api/audit", ph, pr})
 
-	bu := b.upstream("billing", c.BillingAddr, billing.Ops)
+	bu := b.upstream("billing", c.BillingAddr, billing.Ops, c.refusals("billing", func(l audit.Appender) authz.DeniedFunc { return billing.DeniedAuditor(l) }))
 	bs := grpctransport.NewBillingClient(bu.conn).Map(bu.wrap)
 	bh, br := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewBillingHandler(bs, o) }, "/api/billing")
 	mounts = append(mounts, mount{"/api/billing", bh, br})
 
-	au := b.upstream("auth", c.AuthAddr, auth.Ops)
+	au := b.upstream("auth", c.AuthAddr, auth.Ops, c.refusals("auth", func(l audit.Appender) authz.DeniedFunc { return auth.DeniedAuditor(l) }))
 	as := grpctransport.NewAuthClient(au.conn).Map(au.wrap)
 	// /auth/** is auth with the prefix stripped, for the public routes; the user
 	// administration lives under /api/users.
@@ -153,7 +184,7 @@ func New(c Config) (*Gateway, error) {
 	}
 	mounts = append(mounts, mount{"/api/users", auh, aur})
 
-	nu := b.upstream("analytics", c.AnalyticsAddr, analytics.Ops)
+	nu := b.upstream("analytics", c.AnalyticsAddr, analytics.Ops, c.refusals("analytics", func(l audit.Appender) authz.DeniedFunc { return analytics.DeniedAuditor(l) }))
 	ns := grpctransport.NewAnalyticsClient(nu.conn).Map(nu.wrap)
 	nh, nr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAnalyticsHandler(ns, o) }, "/api/analytics")
 	mounts = append(mounts, mount{"/api/analytics", nh, nr})
@@ -212,7 +243,7 @@ type builder struct {
 // upstream dials one service (grpctransport.Dial: lazily, quick to reconnect) and derives its
 // guard, read list and role table from the service's operation table. A dial error is kept
 // in b.err for New to return.
-func (b *builder) upstream(name, addr string, ops op.Table) *upstream {
+func (b *builder) upstream(name, addr string, ops op.Table, denied authz.DeniedFunc) *upstream {
 	conn, err := grpctransport.Dial(addr, b.c.TLS)
 	if err != nil {
 		b.err = errors.Join(b.err, err)
@@ -223,7 +254,7 @@ func (b *builder) upstream(name, addr string, ops op.Table) *upstream {
 		conn:    conn,
 		b:       b,
 		name:    name,
-		guard:   authz.NewGuard(b.c.Verifier, ops.Gateway(), nil).WithReads(ops.Reads()),
+		guard:   authz.NewGuard(b.c.Verifier, ops.Gateway(), denied).WithReads(ops.Reads()),
 		reads:   ops.Reads(),
 		service: ops.Roles(),
 		breaker: breaker.New(breaker.Options{Name: name, Failures: b.c.BreakerFailures, OpenFor: b.c.BreakerOpenFor,

@@ -19,7 +19,7 @@ const (
 )
 
 // ServicePrincipals are the services that talk to Kafka, each as the principal of its name.
-var ServicePrincipals = []string{"auth", "patient", "billing", "analytics"}
+var ServicePrincipals = []string{"auth", "patient", "billing", "analytics", "gateway"}
 
 // Principals lists every principal of the platform: the services, the operator, the admin.
 func Principals() []string {
@@ -69,6 +69,10 @@ func Grants(principal string, principals []string) []broker.Grant {
 			g.topics(ops(broker.Write), t+DLQSuffix)
 		}
 		g.group(AnalyticsGroupPrefix, true)
+	case "gateway":
+		// The gateway publishes the audit entries of the calls it refuses itself.
+		g.topics(create, topicNames(GatewayTopics(1, 1))...)
+		g.topics(ops(broker.Write), TopicAudit)
 	case PrincipalOperator:
 		g.topics(ops(broker.Write), patient.TopicCommands, billing.TopicCommands, auth.TopicCommands)
 		g.topics(ops(broker.Read), RepliesOf(principal), auth.TopicEvents)

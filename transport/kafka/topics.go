@@ -14,3 +14,9 @@ func topicsOf(partitions int32, replication int16, names ...string) []Topic {
 	}
 	return out
 }
+
+// GatewayTopics are the topics the gateway creates at start-up: the audit topic, where its
+// own audit entries go (issue 17).
+func GatewayTopics(partitions int32, replication int16) []Topic {
+	return topicsOf(partitions, replication, TopicAudit)
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Revocation kinds, as the auth service streams them.
@@ -200,4 +201,21 @@ func (t *DenyTable) Len() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return len(t.users) + len(t.sessions)
+}
+
+// RegisterMetrics exports the table's state on reg under pms_<service>_revocations_…: the
+// last sequence applied (compare across processes: a laggard shows), the entries held, and
+// whether it is stale (writes refused). Ids never become labels.
+func (t *DenyTable) RegisterMetrics(reg prometheus.Registerer, service string) {
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "pms", Subsystem: service, Name: name, Help: help}, f))
+	}
+	gauge("revocations_seq", "The last revocation sequence this process's verifiers apply.", func() float64 { return float64(t.Seq()) })
+	gauge("revocations_entries", "Revocations held that can still end a live token.", func() float64 { return float64(t.Len()) })
+	gauge("revocations_stale", "1 while the revocation stream has been lost longer than its bound (writes are refused).", func() float64 {
+		if t.Stale() {
+			return 1
+		}
+		return 0
+	})
 }
