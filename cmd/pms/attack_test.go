@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 2490
+const hostileCases = 2589
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -764,6 +764,8 @@ func (w *attackWorld) bodyRoutes() []bodyRoute {
 		{method: "POST", path: "/api/billing/invoices/" + w.open + "/payments", token: w.bill, body: `{"amount":1,"method":"cash"}`},
 		{method: "POST", path: "/api/billing/invoices/" + w.draft + "/issue", token: w.bill, body: `{}`, emptyOK: true},
 		{method: "POST", path: "/api/billing/invoices/" + w.open + "/void", token: w.bill, body: `{}`, emptyOK: true},
+		// Last, so the indices above (routes[6] …) stay.
+		{method: "POST", path: "/auth/login/mfa", body: `{"challenge":"` + strings.Repeat("A", 43) + `","code":"123456"}`},
 	}
 }
 
@@ -1441,6 +1443,54 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		hostile{cat: catOthers, name: "change password with an empty object", method: "POST", path: "/auth/password", token: w.clin, body: `{}`, want: []int{400}},
 		hostile{cat: catOthers, name: "change password with a 1 MiB - 100 current password", method: "POST", path: "/auth/password", token: w.clin,
 			body: `{"currentPassword":"` + strings.Repeat("G", 1<<20-100) + `","newPassword":"` + matrixPassword + ` 2"}`, want: []int{400}},
+		// MFA: the login steps with garbage, oversized, foreign or missing challenges and
+		// malformed codes; the own-factor routes without a token, with a refresh token for
+		// one, with malformed codes, oversized fields and a query. Never a 5xx, never a factor.
+		hostile{cat: catOthers, name: "mfa login with an unknown challenge", method: "POST", path: "/auth/login/mfa",
+			body: `{"challenge":"` + strings.Repeat("H", 43) + `","code":"123456"}`, want: []int{401}, check: wantWord(errs.Unauthenticated)},
+		hostile{cat: catOthers, name: "mfa login with a refresh token as challenge", method: "POST", path: "/auth/login/mfa",
+			body: `{"challenge":"` + w.clin2Refresh + `","code":"123456"}`, want: []int{401}},
+		hostile{cat: catOthers, name: "mfa login with an access token as challenge", method: "POST", path: "/auth/login/mfa", token: w.clin,
+			body: `{"challenge":"` + w.clin + `","code":"123456"}`, want: []int{400, 401}},
+		hostile{cat: catOthers, name: "mfa login with a 257-character challenge", method: "POST", path: "/auth/login/mfa",
+			body: `{"challenge":"` + strings.Repeat("H", 257) + `","code":"123456"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "mfa login with a 1 MiB - 100 challenge", method: "POST", path: "/auth/login/mfa",
+			body: `{"challenge":"` + strings.Repeat("H", 1<<20-100) + `","code":"123456"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "mfa login with a numeric code", method: "POST", path: "/auth/login/mfa",
+			body: `{"challenge":"` + strings.Repeat("H", 43) + `","code":123456}`, want: []int{400}},
+		hostile{cat: catOthers, name: "mfa login with a 7-digit code", method: "POST", path: "/auth/login/mfa",
+			body: `{"challenge":"` + strings.Repeat("H", 43) + `","code":"1234567"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "mfa login with a code and a recovery code", method: "POST", path: "/auth/login/mfa",
+			body: `{"challenge":"` + strings.Repeat("H", 43) + `","code":"123456","recoveryCode":"AAAA-BBBB-CCCC-DDDD"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "mfa login with a malformed recovery code", method: "POST", path: "/auth/login/mfa",
+			body: `{"challenge":"` + strings.Repeat("H", 43) + `","recoveryCode":"' OR 1=1 --"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "mfa login without a code", method: "POST", path: "/auth/login/mfa",
+			body: `{"challenge":"` + strings.Repeat("H", 43) + `"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "mfa login with an empty object", method: "POST", path: "/auth/login/mfa", body: `{}`, want: []int{400}},
+		hostile{cat: catOthers, name: "mfa enrol by an unknown challenge", method: "POST", path: "/auth/login/mfa/enrol",
+			body: `{"challenge":"` + strings.Repeat("H", 43) + `"}`, want: []int{401}},
+		hostile{cat: catOthers, name: "mfa enrol by a set-password token", method: "POST", path: "/auth/login/mfa/enrol",
+			body: `{"challenge":"` + w.pendingInvite + `"}`, want: []int{401}},
+		hostile{cat: catOthers, name: "mfa enrol by a challenge array", method: "POST", path: "/auth/login/mfa/enrol",
+			body: `{"challenge":["` + strings.Repeat("H", 43) + `"]}`, want: []int{400}},
+		hostile{cat: catOthers, name: "mfa confirm by an unknown challenge", method: "POST", path: "/auth/login/mfa/confirm",
+			body: `{"challenge":"` + strings.Repeat("H", 43) + `","code":"123456"}`, want: []int{401}},
+		hostile{cat: catOthers, name: "mfa confirm by a challenge without a code", method: "POST", path: "/auth/login/mfa/confirm",
+			body: `{"challenge":"` + strings.Repeat("H", 43) + `","code":""}`, want: []int{400, 401}},
+		hostile{cat: catOthers, name: "enrol a factor without a token", method: "POST", path: "/auth/mfa/totp", want: []int{401}},
+		hostile{cat: catOthers, name: "enrol a factor with a refresh token", method: "POST", path: "/auth/mfa/totp", token: w.clin2Refresh, want: []int{401}},
+		hostile{cat: catOthers, name: "enrol a factor with a query", method: "POST", path: "/auth/mfa/totp?user=" + w.adminID, token: w.analyst, want: []int{400}},
+		hostile{cat: catOthers, name: "confirm a factor without a token", method: "POST", path: "/auth/mfa/totp/confirm", body: `{"code":"123456"}`, want: []int{401}},
+		hostile{cat: catOthers, name: "confirm a factor with a 5-digit code", method: "POST", path: "/auth/mfa/totp/confirm", token: w.analyst,
+			body: `{"code":"12345"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "confirm a factor with letters", method: "POST", path: "/auth/mfa/totp/confirm", token: w.analyst,
+			body: `{"code":"12345a"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "confirm a factor with a 1 MiB - 100 code", method: "POST", path: "/auth/mfa/totp/confirm", token: w.analyst,
+			body: `{"code":"` + strings.Repeat("1", 1<<20-100) + `"}`, want: []int{400}},
+		hostile{cat: catOthers, name: "disable a factor without a token", method: "POST", path: "/auth/mfa/totp/disable", body: `{"code":"123456"}`, want: []int{401}},
+		hostile{cat: catOthers, name: "disable a factor with an empty object", method: "POST", path: "/auth/mfa/totp/disable", token: w.analyst, body: `{}`, want: []int{400}},
+		hostile{cat: catOthers, name: "disable a factor with a 1 MiB - 100 recovery code", method: "POST", path: "/auth/mfa/totp/disable", token: w.analyst,
+			body: `{"recoveryCode":"` + strings.Repeat("A", 1<<20-100) + `"}`, want: []int{400}},
 		// Admin resets: by a non-admin, of an unknown or malformed id, with a query.
 		hostile{cat: catOthers, name: "reset password as a clinician", method: "POST", path: "/api/users/" + w.analystID + "/reset-password", token: w.clin, want: []int{403}},
 		hostile{cat: catOthers, name: "reset password without a token", method: "POST", path: "/api/users/" + w.analystID + "/reset-password", want: []int{401}},

@@ -36,6 +36,8 @@ type authConfig struct {
 	window, lockout, maxLockout                time.Duration
 	hashConcurrency                            int
 	bootstrapEmail                             string
+	mfaKeyFile                                 string
+	requireMFARoles                            []string
 }
 
 // register defines the auth flags; prefix is "" for `pms auth` and "auth-" for `pms all`.
@@ -56,6 +58,8 @@ func (c *authConfig) register(f *flags, prefix string) {
 	f.Duration(&c.lockout, "login-lockout", time.Minute, "the first lock-out; each further one in a row doubles it", "PMS_AUTH_LOGIN_LOCKOUT").positive()
 	f.Duration(&c.maxLockout, "login-max-lockout", time.Hour, "the longest lock-out (lock-outs are never permanent)", "PMS_AUTH_LOGIN_MAX_LOCKOUT").positive()
 	f.Int(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes computed at once, 19 MiB each (0: one per CPU)", "PMS_AUTH_PASSWORD_HASH_CONCURRENCY").atLeast(0)
+	f.String(&c.mfaKeyFile, "auth-mfa-key-file", "", "the key that seals TOTP secrets at rest, AES-256 (default <data-dir>/"+auth.MFAKeyFileName+", created on first start, mode 0600; back it up with the database)", "PMS_AUTH_MFA_KEY_FILE")
+	f.list(newList(&c.requireMFARoles, parseRole), prefix+"require-mfa-roles", "", "roles that must log in with a second factor (TOTP), comma-separated, e.g. admin: such a user without one enrols at its next login", []string{"PMS_AUTH_REQUIRE_MFA_ROLES"})
 	f.String(&c.bootstrapEmail, "bootstrap-admin-email", "admin@pms.local", "email of the admin created on first start (password: PMS_BOOTSTRAP_ADMIN_PASSWORD, or generated and printed once)", "PMS_BOOTSTRAP_ADMIN_EMAIL")
 }
 
@@ -63,6 +67,22 @@ func (c *authConfig) register(f *flags, prefix string) {
 func (c *authConfig) registerStorage(f *flags) {
 	f.String(&c.databaseURL, "auth-database-url", "", "auth database URL (overrides --database-url)", "PMS_AUTH_DATABASE_URL")
 	f.String(&c.keyFile, "jwt-key-file", "", "the signing key ring (default <data-dir>/"+auth.KeyFileName+", created on first start, mode 0600)", "PMS_JWT_KEY_FILE")
+}
+
+// parseRole accepts one of the roles (for --require-mfa-roles).
+func parseRole(s string) (string, error) {
+	if r := strings.TrimSpace(s); authz.ValidRole(r) {
+		return r, nil
+	}
+	return "", fmt.Errorf("%q is not a role (admin, clinician, billing, analyst)", s)
+}
+
+// mfaKeyPath is the MFA sealing key's file.
+func (c authConfig) mfaKeyPath(s settings) string {
+	if c.mfaKeyFile != "" {
+		return c.mfaKeyFile
+	}
+	return filepath.Join(s.dataDir, filepath.FromSlash(auth.MFAKeyFileName))
 }
 
 // keyPath is the key ring's file.
@@ -78,7 +98,7 @@ func (c authConfig) options(s settings) auth.Options {
 	return auth.Options{Issuer: s.jwtIssuer, Audience: s.jwtAudience, RefreshTTL: c.refreshTTL, InviteTTL: c.inviteTTL, ResetTTL: c.resetTTL,
 		Throttle: auth.ThrottleOptions{AccountAttempts: c.accountAttempts, AddressAttempts: c.addressAttempts,
 			Window: c.window, Lockout: c.lockout, MaxLockout: c.maxLockout},
-		Sessions: auth.SessionOptions{Idle: c.refreshIdle, DeviceTTL: c.deviceTTL}}
+		MFA: auth.MFAOptions{RequireRoles: c.requireMFARoles}, Sessions: auth.SessionOptions{Idle: c.refreshIdle, DeviceTTL: c.deviceTTL}}
 }
 
 // bootstrapPassword is where the first admin's password comes from: the environment only,
@@ -110,6 +130,14 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 		_, err = u.fail(err)
 		return nil, inProcessAuth{}, err
 	}
+	mfaKey, created, err := auth.OpenMFAKey(c.mfaKeyPath(s))
+	if err != nil {
+		return fail(fmt.Errorf("--auth-mfa-key-file: %w", err))
+	}
+	if created {
+		_ = level.Info(u.logger).Log("msg", "generated the MFA sealing key", "path", c.mfaKeyPath(s))
+	}
+	o.MFA.Key = mfaKey
 	writer, err := u.audit(auth.AuditTable, outbox.New(u.db, outbox.Options{}))
 	if err != nil {
 		return fail(err)
@@ -164,7 +192,8 @@ func bootstrapAdmin(ctx context.Context, logger log.Logger, store *auth.Store, s
 	_ = level.Info(logger).Log("msg", "created the first admin", "user_id", u.ID)
 	if generated != "" {
 		fmt.Fprintf(stderr, "\npms auth: created the first admin %s with the generated password\n\n    %s\n\n"+
-			"It is shown this once. Set %s to choose it instead.\n\n", u.Email, generated, bootstrapPasswordEnv)
+			"It is shown this once and works once: the first login answers password_change_required with a\n"+
+			"challenge to set your own (POST /auth/password/set). Set %s to choose it instead.\n\n", u.Email, generated, bootstrapPasswordEnv)
 	}
 	return nil
 }

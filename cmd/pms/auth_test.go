@@ -36,7 +36,7 @@ import (
 var authAddrs = []string{"auth/http", "auth/grpc", "auth/admin"}
 
 // adminPassword is the bootstrap admin's password in process tests that set it.
-const adminPassword = "bootstrap admin password"
+const adminPassword = "bootstrap operator passphrase"
 
 // lockedBuffer collects a process's standard error while the test reads it.
 type lockedBuffer struct {
@@ -160,10 +160,16 @@ func TestAuthProcess(t *testing.T) {
 			if m == nil || strings.Count(stderr.String(), m[1]) != 1 {
 				t.Fatalf("the generated password is not printed exactly once:\n%s", stderr.String())
 			}
-			password := m[1]
+			generated := m[1]
 			if fi, err := os.Stat(filepath.Join(dataDir, auth.KeyFileName)); err != nil || fi.Mode().Perm() != 0o600 {
 				t.Fatalf("key file: %v %v", fi, err)
 			}
+			if fi, err := os.Stat(filepath.Join(dataDir, "auth", "mfa.key")); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("mfa key file: %v %v", fi, err)
+			}
+			// The generated password works once, to change it, as a user would.
+			password := "a chosen first-start passphrase"
+			challenge := changeGeneratedPassword(t, "http://"+a["auth/http"], generated, password)
 			hc, err := httptransport.NewAuthClient("http://"+a["auth/http"], httptransport.ClientOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -183,8 +189,9 @@ func TestAuthProcess(t *testing.T) {
 			if strings.Contains(string(b), "example.org") || strings.Contains(string(b), password) {
 				t.Fatal("user data in metrics")
 			}
-			if strings.Contains(stderr.String(), "example.org") || strings.Count(stderr.String(), password) != 1 {
-				t.Fatal("logs carry an email or the password")
+			if strings.Contains(stderr.String(), "example.org") || strings.Count(stderr.String(), generated) != 1 ||
+				strings.Contains(stderr.String(), password) || strings.Contains(stderr.String(), challenge) {
+				t.Fatal("logs carry an email, a password or a challenge")
 			}
 			if code, _ := call(t, "GET", "http://"+a["auth/admin"]+"/readyz", "", ""); code.StatusCode != 200 {
 				t.Fatalf("/readyz %d", code.StatusCode)
@@ -209,6 +216,22 @@ func TestAuthProcess(t *testing.T) {
 			}
 		})
 	}
+}
+
+// changeGeneratedPassword logs in at base (the auth service's or the gateway's /auth) with
+// the generated bootstrap password, which answers 401 password_change_required and a
+// challenge, sets newPassword with it through /password/set, and returns the challenge.
+func changeGeneratedPassword(t *testing.T, base, generated, newPassword string) string {
+	t.Helper()
+	resp, b := call(t, "POST", base+"/login", "", `{"email":"admin@pms.local","password":"`+generated+`"}`)
+	var eb struct{ Error, Challenge string }
+	if err := json.Unmarshal(b, &eb); err != nil || resp.StatusCode != 401 || eb.Error != "password_change_required" || eb.Challenge == "" {
+		t.Fatalf("login with the generated password: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := call(t, "POST", base+"/password/set", "", `{"token":"`+eb.Challenge+`","newPassword":"`+newPassword+`"}`); resp.StatusCode != 204 {
+		t.Fatalf("changing the generated password: %d %s", resp.StatusCode, b)
+	}
+	return eb.Challenge
 }
 
 // exerciseAuth drives every auth operation through c as the bootstrap admin and returns an
@@ -342,7 +365,7 @@ func TestUserCreateCommand(t *testing.T) {
 		t.Fatalf("duplicate: %v", err)
 	}
 	os.Unsetenv(userPasswordEnv)
-	if out, err := run("typed on stdin\n", "create", "--email=stdin@example.org", "--role=analyst"); err != nil || !strings.Contains(out, "analyst") {
+	if out, err := run("typed on stdin\n", "create", "--email=typist@example.org", "--role=analyst"); err != nil || !strings.Contains(out, "analyst") {
 		t.Fatalf("stdin password: %q %v", out, err)
 	}
 	if _, err := run("short\n", "create", "--email=short@example.org", "--role=analyst"); err == nil || !strings.Contains(err.Error(), "password") {
@@ -367,7 +390,7 @@ func TestUserCreateCommand(t *testing.T) {
 	if strings.Contains(stderr.String(), "generated password") {
 		t.Fatal("bootstrap ran although users exist")
 	}
-	for email, pw := range map[string]string{"env@example.org": "from the environment", "stdin@example.org": "typed on stdin"} {
+	for email, pw := range map[string]string{"env@example.org": "from the environment", "typist@example.org": "typed on stdin"} {
 		if resp, b := call(t, "POST", "http://"+a["auth/http"]+"/login", "", `{"email":"`+email+`","password":"`+pw+`"}`); resp.StatusCode != 200 {
 			t.Fatalf("login %s: %d %s", email, resp.StatusCode, b)
 		}
@@ -597,8 +620,8 @@ func TestKeyRevocationOverTheWire(t *testing.T) {
 		own("patient")...)...)
 	gwA, _ := startPMS(t, []string{"gateway/http", "gateway/admin"}, append([]string{"gateway", jwks, "--auth-jwks-refresh=1s",
 		"--http-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--patient-addr=" + patientA["patient/grpc"],
-		"--billing-addr=127.0.0.1:1", "--auth-addr=" + authA["auth/grpc"], "--analytics-addr=127.0.0.1:1",
-		"--log-format=logfmt", "--log-level=error"}, own("gateway")...)...)
+		"--billing-addr=127.0.0.1:1", "--auth-addr=" + authA["auth/grpc"], "--auth-revocations-addr=" + authA["auth/grpc"],
+		"--analytics-addr=127.0.0.1:1", "--data-dir=" + t.TempDir(), "--log-format=logfmt", "--log-level=error"}, own("gateway")...)...)
 	call := func(t *testing.T, method, url, token, body string) (*http.Response, []byte) {
 		t.Helper()
 		return callWith(t, client, method, url, token, body)

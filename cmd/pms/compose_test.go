@@ -247,6 +247,10 @@ func checkPMSService(t *testing.T, name string, svc types.ServiceConfig) {
 		if _, ok := env[bootstrapPasswordEnv]; !ok {
 			t.Errorf("auth gets no %s", bootstrapPasswordEnv)
 		}
+		// Production asks admins for a second factor (make run does not: the default is empty).
+		if env["PMS_AUTH_REQUIRE_MFA_ROLES"] != "admin" {
+			t.Errorf("PMS_AUTH_REQUIRE_MFA_ROLES = %q, want admin", env["PMS_AUTH_REQUIRE_MFA_ROLES"])
+		}
 	}
 }
 

@@ -158,13 +158,13 @@ func TestGatewayJourney(t *testing.T) {
 			// An invited user: created without a password, it gets its one-time token; it
 			// cannot log in until the token (public route) sets a password, once.
 			{
-				resp, b := call(t, "POST", gw+"/api/users", tok, `{"email":"invitee@example.org","role":"analyst"}`)
+				resp, b := call(t, "POST", gw+"/api/users", tok, `{"email":"ward.clerk@example.org","role":"analyst"}`)
 				var c struct{ ID, InviteToken, InviteExpiresAt string }
 				if resp.StatusCode != 201 || json.Unmarshal(b, &c) != nil || len(c.InviteToken) != 43 || c.InviteExpiresAt == "" ||
 					resp.Header.Get("Location") != "/api/users/"+c.ID {
 					t.Fatalf("invite through the gateway: %d %s", resp.StatusCode, b)
 				}
-				login := `{"email":"invitee@example.org","password":"the invitee's own password"}`
+				login := `{"email":"ward.clerk@example.org","password":"the invitee's own password"}`
 				if resp, b := call(t, "POST", gw+"/auth/login", "", login); resp.StatusCode != 401 || errWord(b) != "unauthenticated" {
 					t.Fatalf("invited login: %d %s", resp.StatusCode, b)
 				}
@@ -197,7 +197,7 @@ func TestGatewayJourney(t *testing.T) {
 				if resp, b := call(t, "POST", gw+"/auth/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"the reset password"}`); resp.StatusCode != 204 {
 					t.Fatalf("set after reset: %d %s", resp.StatusCode, b)
 				}
-				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"invitee@example.org","password":"the reset password"}`)
+				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"ward.clerk@example.org","password":"the reset password"}`)
 				var p struct{ Token string }
 				if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil {
 					t.Fatalf("login with the reset password: %d %s", resp.StatusCode, b)
@@ -208,19 +208,21 @@ func TestGatewayJourney(t *testing.T) {
 				if resp, b := call(t, "POST", gw+"/auth/password", p.Token, `{"currentPassword":"the reset password","newPassword":"the changed password"}`); resp.StatusCode != 204 {
 					t.Fatalf("change through the gateway: %d %s", resp.StatusCode, b)
 				}
-				if resp, b := call(t, "POST", gw+"/auth/login", "", `{"email":"invitee@example.org","password":"the changed password"}`); resp.StatusCode != 200 {
+				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"ward.clerk@example.org","password":"the changed password"}`)
+				if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil {
 					t.Fatalf("login with the changed password: %d %s", resp.StatusCode, b)
 				}
+				gatewayMFAJourney(t, call, gw, p.Token, "ward.clerk@example.org", "the changed password")
 			}
 			// Sessions through the gateway (auth over gRPC): the browser's user agent reaches
 			// the session list; strangers' failures lock the account's unknown devices but not
 			// the device of an earlier login; one session ends, then all of them.
 			{
-				if resp, b := call(t, "POST", gw+"/api/users", tok, `{"email":"sessions@example.org","password":"the sessions password","role":"analyst"}`); resp.StatusCode != 201 {
+				if resp, b := call(t, "POST", gw+"/api/users", tok, `{"email":"sessions@example.org","password":"a listed devices passphrase","role":"analyst"}`); resp.StatusCode != 201 {
 					t.Fatalf("create: %d %s", resp.StatusCode, b)
 				}
 				const ua = "Mozilla/5.0 (journey) Gecko/20100101 Firefox/140.0"
-				login := `{"email":"sessions@example.org","password":"the sessions password"}`
+				login := `{"email":"sessions@example.org","password":"a listed devices passphrase"}`
 				var s1, s2 struct{ Token, RefreshToken, DeviceToken string }
 				resp, b := call(t, "POST", gw+"/auth/login", "", login, "User-Agent", ua)
 				if resp.StatusCode != 200 || json.Unmarshal(b, &s1) != nil || s1.DeviceToken == "" {
@@ -235,7 +237,7 @@ func TestGatewayJourney(t *testing.T) {
 				if resp, b := call(t, "POST", gw+"/auth/login", "", login); resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
 					t.Fatalf("an unknown device after the guesses: %d %s", resp.StatusCode, b)
 				}
-				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"sessions@example.org","password":"the sessions password","deviceToken":"`+s1.DeviceToken+`"}`)
+				resp, b = call(t, "POST", gw+"/auth/login", "", `{"email":"sessions@example.org","password":"a listed devices passphrase","deviceToken":"`+s1.DeviceToken+`"}`)
 				if resp.StatusCode != 200 || json.Unmarshal(b, &s2) != nil || s2.DeviceToken != s1.DeviceToken {
 					t.Fatalf("the known device: %d %s", resp.StatusCode, b)
 				}
@@ -340,7 +342,7 @@ func TestGatewayLimitsAndUpstreamOutage(t *testing.T) {
 	url := "sqlite://" + t.TempDir() + "/pms.db"
 	pa, stopPatient := startPMS(t, patientAddrs, patientArgs(t, url)...)
 	ga, _ := startPMS(t, []string{"gateway/http", "gateway/admin"}, "gateway", "--http-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0",
-		"--patient-addr="+pa["patient/grpc"], "--billing-addr=127.0.0.1:1", "--auth-addr=127.0.0.1:1", jwksArg(),
+		"--data-dir="+t.TempDir(), "--patient-addr="+pa["patient/grpc"], "--billing-addr=127.0.0.1:1", "--auth-addr=127.0.0.1:1", jwksArg(),
 		"--gateway-client-rate=1", "--gateway-client-burst=5", "--gateway-timeout=2s", "--log-format=logfmt", "--log-level=error")
 	gw := "http://" + ga["gateway/http"]
 	tok := testIssuer.Token(t, "burst-1", authz.RoleClinician)

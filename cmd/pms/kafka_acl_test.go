@@ -155,7 +155,7 @@ func TestKafkaSetup(t *testing.T) {
 		if err := dispatch(context.Background(), append(setup, extra), &out, io.Discard); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(out.String(), "kafka setup: 5 principals, ") {
+		if !strings.HasPrefix(out.String(), "kafka setup: 6 principals, ") {
 			t.Fatalf("setup said %q", out.String())
 		}
 	}

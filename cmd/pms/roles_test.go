@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/auth"
@@ -73,6 +74,15 @@ var roleMatrix = []routeRule{
 	{"billing", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	// analytics
 	{"analytics", "GET", "/summary", "", []string{authz.RoleAnalyst}},
+	// auth MFA: every role enrols, confirms ({totpCode}: the role enrols a fresh factor and
+	// sends its code) and disables ({recoveryCode}: one its confirmation answered) its own
+	// factor; the login steps are public, their challenge the credential.
+	{"auth", "POST", "/mfa/totp", "", authz.Roles},
+	{"auth", "POST", "/mfa/totp/confirm", `{"code":"{totpCode}"}`, authz.Roles},
+	{"auth", "POST", "/mfa/totp/disable", `{"recoveryCode":"{recoveryCode}"}`, authz.Roles},
+	{"auth", "POST", "/login/mfa", `{"challenge":"{mfaChallenge}","recoveryCode":"{mfaRecovery}"}`, []string{authz.Public}},
+	{"auth", "POST", "/login/mfa/enrol", `{"challenge":"{enrolChallenge}"}`, []string{authz.Public}},
+	{"auth", "POST", "/login/mfa/confirm", "{enrolConfirm}", []string{authz.Public}},
 	// auth, last: every role changes its own password ({currentPassword} is the role's
 	// password, {newPassword} a fresh one, which the role then has), so no row after this
 	// one may log in as a role user with matrixPassword.
@@ -97,6 +107,11 @@ type world struct {
 	account string
 	invoice string
 	n       atomic.Int64
+	// MFA (mfa_test.go): a user with a factor, its unused recovery codes, and each role's
+	// recovery code once it confirmed a factor.
+	mfaEmail    string
+	mfaRecovery []string
+	recovery    map[string]string
 }
 
 // post sends a JSON body as admin and returns the "id" of the answer.
@@ -123,6 +138,25 @@ func (w *world) ownSession(role string) string {
 		email, password = allAdminEmail, adminPassword
 	}
 	resp, b := call(w.t, "POST", w.base["auth"]+"/login", "", `{"email":"`+email+`","password":"`+password+`"}`)
+	if c := (loginChallenge{}); resp.StatusCode == 401 && json.Unmarshal(b, &c) == nil && c.Enrol {
+		// The role requires a second factor. Confirming one ends the user's other sessions
+		// (the matrix's token too), so the enrolment's session becomes the matrix's token and
+		// a second login, completed with a code, is the session to end; then the factor goes
+		// again, as the rows enrol factors of their own.
+		l, secret := enrolByChallenge(w.t, w.base["auth"], c.Challenge)
+		w.tokens[role] = l.Token
+		resp, b = call(w.t, "POST", w.base["auth"]+"/login", "", `{"email":"`+email+`","password":"`+password+`"}`)
+		c = challengeOf(w.t, resp.StatusCode, b, "mfa_required")
+		resp, b = call(w.t, "POST", w.base["auth"]+"/login/mfa", "", `{"challenge":"`+c.Challenge+`","code":"`+totpNow(w.t, secret, 30*time.Second)+`"}`)
+		var p struct{ Token string }
+		if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil {
+			w.t.Fatalf("second login of %s: %d %s", email, resp.StatusCode, b)
+		}
+		if resp, b := call(w.t, "POST", w.base["auth"]+"/mfa/totp/disable", l.Token, `{"recoveryCode":"`+l.RecoveryCodes[0]+`"}`); resp.StatusCode != 204 {
+			w.t.Fatalf("disable: %d %s", resp.StatusCode, b)
+		}
+		return sessionOf(w.t, p.Token)
+	}
 	var p struct{ Token string }
 	if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil {
 		w.t.Fatalf("login %s: %d %s", email, resp.StatusCode, b)
@@ -132,7 +166,23 @@ func (w *world) ownSession(role string) string {
 
 func (w *world) login(email string) (token, refresh string) {
 	w.t.Helper()
-	resp, b := call(w.t, "POST", w.base["auth"]+"/login", "", `{"email":"`+email+`","password":"`+matrixPassword+`"}`)
+	return w.loginWith(email, matrixPassword)
+}
+
+// loginWith logs email in with password, enrolling (and then removing) a second factor when
+// its role requires one.
+func (w *world) loginWith(email, password string) (token, refresh string) {
+	w.t.Helper()
+	resp, b := call(w.t, "POST", w.base["auth"]+"/login", "", `{"email":"`+email+`","password":"`+password+`"}`)
+	if c := (loginChallenge{}); resp.StatusCode == 401 && json.Unmarshal(b, &c) == nil && c.Enrol {
+		// A role that must have a second factor (the matrix requires it of analysts).
+		l, _ := enrolByChallenge(w.t, w.base["auth"], c.Challenge)
+		// The rows enrol factors of their own: this one goes again (the session stays).
+		if resp, b := call(w.t, "POST", w.base["auth"]+"/mfa/totp/disable", l.Token, `{"recoveryCode":"`+l.RecoveryCodes[0]+`"}`); resp.StatusCode != 204 {
+			w.t.Fatalf("disable: %d %s", resp.StatusCode, b)
+		}
+		return l.Token, l.RefreshToken
+	}
 	if resp.StatusCode != 200 {
 		w.t.Fatalf("login %s: %d %s", email, resp.StatusCode, b)
 	}
@@ -144,6 +194,10 @@ func (w *world) login(email string) (token, refresh string) {
 // fill replaces the placeholders of s, making fresh resources where asked.
 func (w *world) fill(s string) string {
 	for {
+		if out, ok := w.mfaFill(s); ok {
+			s = out
+			continue
+		}
 		switch {
 		case strings.Contains(s, "{n}"):
 			s = strings.Replace(s, "{n}", fmt.Sprint(w.n.Add(1)), 1)
@@ -187,7 +241,7 @@ func (w *world) fill(s string) string {
 // allowed roles get 2xx, the others 403, and a caller without a token 401 (except on
 // public routes).
 func TestRoleMatrix(t *testing.T) {
-	a, _ := startPMS(t, allAddrs, allArgs(t, "", "--rate-limit=0")...)
+	a, _ := startPMS(t, allAddrs, allArgs(t, "", "--rate-limit=0", "--auth-require-mfa-roles=analyst")...)
 	w := &world{t: t, base: map[string]string{"auth": "http://" + a["auth/http"], "patient": "http://" + a["patient/http"],
 		"billing": "http://" + a["billing/http"], "analytics": "http://" + a["analytics/http"]}, tokens: map[string]string{}}
 	w.tokens[authz.RoleAdmin] = allToken(t, a)
@@ -202,6 +256,7 @@ func TestRoleMatrix(t *testing.T) {
 	}
 	w.account = accounts[0].ID
 	w.invoice = w.createAsAdmin("billing", "/invoices", w.fill(invoiceBody))
+	w.setUpMFAUser()
 
 	passwords := map[string]string{} // each role's password once it changed it
 	for _, r := range roleMatrix {
@@ -227,12 +282,14 @@ func TestRoleMatrix(t *testing.T) {
 					next = w.fill("changed matrix password {n}")
 					body = strings.NewReplacer("{currentPassword}", cur, "{newPassword}", next).Replace(body)
 				}
+				body = w.mfaBody(body, role)
 				path := r.path
 				if strings.Contains(path, "{ownSession}") {
 					path = strings.ReplaceAll(path, "{ownSession}", w.ownSession(role))
 				}
 				resp, b := call(t, r.method, w.base[r.service]+w.fill(path), w.tokens[role], w.fill(body))
 				got := resp.StatusCode
+				w.mfaAnswer(body, role, got, b)
 				if next != "" && got >= 200 && got < 300 {
 					passwords[role] = next
 				}

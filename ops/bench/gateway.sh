@@ -25,7 +25,7 @@ psql "$PG" -qc "CREATE DATABASE $DB"
 URL=$(echo "$PG" | sed -E "s#/[^/?]+(\?|$)#/$DB\1#")
 B=${BASE_PORT:-15000}
 GW=127.0.0.1:$((B + 4)) PAT=127.0.0.1:$((B + 0)) NG=127.0.0.1:$((B + 80))
-PMS_BOOTSTRAP_ADMIN_PASSWORD=bench-admin-password ./bin/pms all --database-url="$URL" --data-dir="$TMP/data" \
+PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 ./bin/pms all --database-url="$URL" --data-dir="$TMP/data" \
 	--bootstrap-admin-email=admin@bench.local --log-level=error --rate-limit=0 --gateway-client-rate=0 \
 	--kafka-addr=127.0.0.1:$((B + 92)) \
 	--patient-http-addr=$PAT --patient-grpc-addr=127.0.0.1:$((B + 10)) --patient-admin-addr=127.0.0.1:$((B + 20)) \
@@ -36,7 +36,7 @@ PMS_BOOTSTRAP_ADMIN_PASSWORD=bench-admin-password ./bin/pms all --database-url="
 PID=$!
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$((B + 24))/readyz" >/dev/null && curl -sf "http://127.0.0.1:$((B + 20))/readyz" >/dev/null && break; sleep 0.05; done
 TOKEN=$(curl -sf -XPOST "http://$GW/auth/login" -H 'Content-Type: application/json' \
-	-d '{"email":"admin@bench.local","password":"bench-admin-password"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+	-d '{"email":"admin@bench.local","password":"operator-passphrase-0123"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
 ID=$(curl -sf -XPOST "http://$GW/api/patients" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
 	-d '{"name":"Bench","email":"bench@example.org","address":"x","dateOfBirth":"1990-01-01"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
 

@@ -37,7 +37,7 @@ start() {
 	GW=127.0.0.1:$((B + 4))
 	local t0
 	t0=$(date +%s%N)
-	PMS_BOOTSTRAP_ADMIN_PASSWORD=bench-admin-password ./bin/pms all --database-url="$url" --data-dir="$TMP/data-$mode" \
+	PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 ./bin/pms all --database-url="$url" --data-dir="$TMP/data-$mode" \
 		--bootstrap-admin-email=admin@bench.local --log-level=error --rate-limit=0 --gateway-client-rate=0 "${tlsflags[@]}" \
 		--kafka-addr=127.0.0.1:$((B + 92)) \
 		--patient-http-addr=127.0.0.1:$((B + 0)) --patient-grpc-addr=127.0.0.1:$((B + 10)) --patient-admin-addr=127.0.0.1:$((B + 20)) \
@@ -49,7 +49,7 @@ start() {
 	for _ in $(seq 1 400); do "${CURL[@]}" "$SCHEME://127.0.0.1:$((B + 24))/readyz" >/dev/null && "${CURL[@]}" "$SCHEME://127.0.0.1:$((B + 20))/readyz" >/dev/null && break; sleep 0.025; done
 	STARTED_MS=$((($(date +%s%N) - t0) / 1000000))
 	TOKEN=$("${CURL[@]}" -XPOST "$SCHEME://$GW/auth/login" -H 'Content-Type: application/json' \
-		-d '{"email":"admin@bench.local","password":"bench-admin-password"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+		-d '{"email":"admin@bench.local","password":"operator-passphrase-0123"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
 	ID=$("${CURL[@]}" -XPOST "$SCHEME://$GW/api/patients" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
 		-d '{"name":"Bench","email":"bench@example.org","address":"x","dateOfBirth":"1990-01-01"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
 }

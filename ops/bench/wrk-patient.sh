@@ -21,7 +21,7 @@ cleanup() {
 trap cleanup EXIT
 URL=$(echo "$PG" | sed -E "s#/[^/?]+(\?|$)#/$DB\1#")
 P=127.0.0.1
-PMS_BOOTSTRAP_ADMIN_PASSWORD=bench-admin-password ./bin/pms all --database-url="$URL" --data-dir="$DATA" \
+PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 ./bin/pms all --database-url="$URL" --data-dir="$DATA" \
 	--kafka-addr=$P:$((BASE + 92)) \
 	--auth-http-addr=$P:$((BASE + 5)) --auth-grpc-addr=$P:$((BASE + 105)) --auth-admin-addr=$P:$((BASE + 205)) \
 	--billing-http-addr=$P:$((BASE + 1)) --billing-grpc-addr=$P:$((BASE + 101)) --billing-admin-addr=$P:$((BASE + 201)) \
@@ -32,7 +32,7 @@ PMS_BOOTSTRAP_ADMIN_PASSWORD=bench-admin-password ./bin/pms all --database-url="
 PID=$!
 for _ in $(seq 1 100); do curl -sf "http://$P:$((BASE + 200))/readyz" >/dev/null && break; sleep 0.1; done
 TOKEN=$(curl -sf -XPOST "http://$P:$((BASE + 5))/login" -H 'Content-Type: application/json' \
-	-d '{"email":"bench@example.org","password":"bench-admin-password"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+	-d '{"email":"bench@example.org","password":"operator-passphrase-0123"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
 ID=$(curl -sf -XPOST "http://$P:$((BASE + 0))/patients" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
 	-d '{"name":"Bench","email":"bench@example.org","address":"x","dateOfBirth":"1990-01-01"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
 echo "wrk -t2 -c64 -d$DURATION GET /patients/$ID (pms all on PostgreSQL: JWT check + audit row per read)"

@@ -42,7 +42,7 @@ import (
 // AdminEmail and AdminPassword are the bootstrap admin of every cluster.
 const (
 	AdminEmail    = "admin@cluster.test"
-	AdminPassword = "cluster-admin-password-0123"
+	AdminPassword = "cluster-operator-passphrase-0123"
 )
 
 // Order is the start order: each process finds the ones before it already serving.

@@ -30,6 +30,13 @@ const (
 	MethodChangePassword = "ChangePassword"
 	// MethodResetPassword (admin) issues a user a reset's set-password token.
 	MethodResetPassword = "ResetPassword"
+	// MFA (mfa.go): the caller's own factor, and logins that need a second step.
+	MethodEnrolTOTP        = "EnrolTotp"
+	MethodConfirmTOTP      = "ConfirmTotp"
+	MethodDisableTOTP      = "DisableTotp"
+	MethodLoginMFA         = "LoginMfa"
+	MethodLoginEnrolTOTP   = "LoginEnrolTotp"
+	MethodLoginConfirmTOTP = "LoginConfirmTotp"
 	// MethodListSessions lists the caller's own sessions.
 	MethodListSessions = "ListSessions"
 	// MethodDeleteSession ends one of the caller's own sessions.
@@ -61,6 +68,13 @@ var Ops = op.Table{
 	{Name: MethodSetPassword, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
 	{Name: MethodChangePassword, Roles: []string{authz.Authenticated}, Write: true, Rate: RateCredentials},
 	{Name: MethodResetPassword, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionPasswordReset},
+	// Any role manages its own factor; the challenge is the credential of the login steps.
+	{Name: MethodEnrolTOTP, Roles: []string{authz.Authenticated}, Write: true, Rate: RateCredentials},
+	{Name: MethodConfirmTOTP, Roles: []string{authz.Authenticated}, Write: true, Rate: RateCredentials},
+	{Name: MethodDisableTOTP, Roles: []string{authz.Authenticated}, Write: true, Rate: RateCredentials},
+	{Name: MethodLoginMFA, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
+	{Name: MethodLoginEnrolTOTP, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
+	{Name: MethodLoginConfirmTOTP, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
 	// Every role manages its own sessions (a user's only: the service refuses others).
 	{Name: MethodListSessions, Roles: []string{authz.Authenticated}},
 	{Name: MethodDeleteSession, Roles: []string{authz.Authenticated}, Write: true},
@@ -84,30 +98,38 @@ type (
 	SetPasswordResponse struct{}
 	// ChangePasswordResponse is ChangePassword's empty answer (204 over REST).
 	ChangePasswordResponse struct{}
-	UsersResponse          struct{ Users []User }
-	AuditResponse          struct{ Entries []AuditEntry }
+	// DisableTOTPResponse is DisableTOTP's empty answer (204 over REST).
+	DisableTOTPResponse struct{}
+	UsersResponse       struct{ Users []User }
+	AuditResponse       struct{ Entries []AuditEntry }
 )
 
 // Set is the auth endpoint set: one go-kit endpoint per operation. Servers build it from a
 // Service with NewEndpoints; clients build it from transport client endpoints, and Set
 // itself implements Service, so a caller never knows which wire is under it.
 type Set struct {
-	LoginEndpoint          endpoint.Endpoint `op:"Login"`
-	ValidateEndpoint       endpoint.Endpoint `op:"Validate"`
-	RefreshEndpoint        endpoint.Endpoint `op:"Refresh"`
-	LogoutEndpoint         endpoint.Endpoint `op:"Logout"`
-	JWKSEndpoint           endpoint.Endpoint `op:"GetJwks"`
-	CreateUserEndpoint     endpoint.Endpoint `op:"CreateUser"`
-	ListUsersEndpoint      endpoint.Endpoint `op:"ListUsers"`
-	GetUserEndpoint        endpoint.Endpoint `op:"GetUser"`
-	UpdateUserEndpoint     endpoint.Endpoint `op:"UpdateUser"`
-	AuditEndpoint          endpoint.Endpoint `op:"ListAudit"`
-	SetPasswordEndpoint    endpoint.Endpoint `op:"SetPassword"`
-	ChangePasswordEndpoint endpoint.Endpoint `op:"ChangePassword"`
-	ResetPasswordEndpoint  endpoint.Endpoint `op:"ResetPassword"`
-	ListSessionsEndpoint   endpoint.Endpoint `op:"ListSessions"`
-	DeleteSessionEndpoint  endpoint.Endpoint `op:"DeleteSession"`
-	LogoutAllEndpoint      endpoint.Endpoint `op:"LogoutAll"`
+	LoginEndpoint            endpoint.Endpoint `op:"Login"`
+	ValidateEndpoint         endpoint.Endpoint `op:"Validate"`
+	RefreshEndpoint          endpoint.Endpoint `op:"Refresh"`
+	LogoutEndpoint           endpoint.Endpoint `op:"Logout"`
+	JWKSEndpoint             endpoint.Endpoint `op:"GetJwks"`
+	CreateUserEndpoint       endpoint.Endpoint `op:"CreateUser"`
+	ListUsersEndpoint        endpoint.Endpoint `op:"ListUsers"`
+	GetUserEndpoint          endpoint.Endpoint `op:"GetUser"`
+	UpdateUserEndpoint       endpoint.Endpoint `op:"UpdateUser"`
+	AuditEndpoint            endpoint.Endpoint `op:"ListAudit"`
+	SetPasswordEndpoint      endpoint.Endpoint `op:"SetPassword"`
+	ChangePasswordEndpoint   endpoint.Endpoint `op:"ChangePassword"`
+	ResetPasswordEndpoint    endpoint.Endpoint `op:"ResetPassword"`
+	EnrolTOTPEndpoint        endpoint.Endpoint `op:"EnrolTotp"`
+	ConfirmTOTPEndpoint      endpoint.Endpoint `op:"ConfirmTotp"`
+	DisableTOTPEndpoint      endpoint.Endpoint `op:"DisableTotp"`
+	LoginMFAEndpoint         endpoint.Endpoint `op:"LoginMfa"`
+	LoginEnrolTOTPEndpoint   endpoint.Endpoint `op:"LoginEnrolTotp"`
+	LoginConfirmTOTPEndpoint endpoint.Endpoint `op:"LoginConfirmTotp"`
+	ListSessionsEndpoint     endpoint.Endpoint `op:"ListSessions"`
+	DeleteSessionEndpoint    endpoint.Endpoint `op:"DeleteSession"`
+	LogoutAllEndpoint        endpoint.Endpoint `op:"LogoutAll"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -149,6 +171,16 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			return ChangePasswordResponse{}, s.ChangePassword(ctx, r)
 		}),
 		ResetPasswordEndpoint: typed.Endpoint(s.ResetPassword),
+		EnrolTOTPEndpoint: typed.Endpoint(func(ctx context.Context, _ EnrolTOTPRequest) (TOTPEnrolment, error) {
+			return s.EnrolTOTP(ctx)
+		}),
+		ConfirmTOTPEndpoint: typed.Endpoint(s.ConfirmTOTP),
+		DisableTOTPEndpoint: typed.Endpoint(func(ctx context.Context, r DisableTOTPRequest) (DisableTOTPResponse, error) {
+			return DisableTOTPResponse{}, s.DisableTOTP(ctx, r)
+		}),
+		LoginMFAEndpoint:         typed.Endpoint(s.LoginMFA),
+		LoginEnrolTOTPEndpoint:   typed.Endpoint(s.LoginEnrolTOTP),
+		LoginConfirmTOTPEndpoint: typed.Endpoint(s.LoginConfirmTOTP),
 		ListSessionsEndpoint: typed.Endpoint(func(ctx context.Context, _ ListSessionsRequest) (SessionsResponse, error) {
 			l, err := s.ListSessions(ctx)
 			return SessionsResponse{Sessions: l}, err

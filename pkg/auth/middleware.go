@@ -33,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		users: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pms", Subsystem: "auth", Name: "user_changes_total",
-			Help: "User changes by change (created, invited, updated, password_set, session_deleted, logout_all, ...) and result.",
+			Help: "User changes by change (created, invited, updated, password_set, password_changed, password_reset, mfa_confirmed, mfa_disabled, session_deleted, logout_all) and result.",
 		}, []string{"change", "result"}),
 		hashes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "pms", Subsystem: "auth", Name: "password_hashes_total",

@@ -137,8 +137,8 @@ func checkPassword(password, email string) string {
 		return fmt.Sprintf("must be at most %d bytes", MaxPasswordBytes)
 	case strings.TrimSpace(password) == "":
 		return "must not be blank"
-	case email != "" && strings.EqualFold(password, email):
-		return "must not be the email address"
+	case containsEmail(password, email):
+		return "must not contain the email address or its name part"
 	case isCommonPassword(password):
 		return "is too common: it is on the list of common and breached passwords; choose another"
 	}
@@ -153,4 +153,23 @@ func GeneratePassword() (string, error) {
 		return "", err
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// containsEmail reports whether password contains email, or its local part (before the
+// last @) when that has at least 4 characters, case-insensitively: the first thing an
+// attacker who knows the address tries. Shorter local parts ("al") are too common as
+// fragments of any password to refuse.
+func containsEmail(password, email string) bool {
+	if email == "" {
+		return false
+	}
+	p, e := strings.ToLower(password), strings.ToLower(email)
+	if strings.Contains(p, e) {
+		return true
+	}
+	local := e
+	if i := strings.LastIndexByte(e, '@'); i >= 0 {
+		local = e[:i]
+	}
+	return utf8.RuneCountInString(local) >= 4 && strings.Contains(p, local)
 }

@@ -35,6 +35,9 @@ const (
 	ReasonPasswordSet    = "password_set"
 	ReasonRefreshReuse   = "refresh_reuse"
 	ReasonSessionDeleted = "session_deleted"
+	// ReasonMFAEnabled: a second factor was confirmed; sessions begun with the password
+	// alone end (but the confirming one).
+	ReasonMFAEnabled = "mfa_enabled"
 )
 
 // Revocation is one row of the revocations table: what verifiers fold into their deny table.

@@ -53,6 +53,8 @@ type Service interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error)
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// MFAService: TOTP factors and the logins that need them (mfa.go).
+	MFAService
 	// ListSessions returns the caller's live sessions (sessions.go).
 	ListSessions(ctx context.Context) ([]Session, error)
 	// DeleteSession ends one of the caller's sessions; another's or an unknown one is
@@ -90,6 +92,8 @@ type Options struct {
 	// ResetTTL is how long an admin reset's set-password token works; default
 	// DefaultResetTTL.
 	ResetTTL time.Duration
+	// MFA configures second factors and login challenges (mfa.go).
+	MFA MFAOptions
 	// Sessions set the refresh idle timeout and the known devices' expiry and cap.
 	Sessions SessionOptions
 }
@@ -114,6 +118,8 @@ type service struct {
 	// dummyHash is verified when the email is unknown, so that answer takes as long as a
 	// wrong password does.
 	dummyHash string
+
+	mfaState
 
 	pruneMu   sync.Mutex
 	lastPrune time.Time
@@ -150,6 +156,9 @@ func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog Audit
 	}
 	if s.resetTTL <= 0 {
 		s.resetTTL = DefaultResetTTL
+	}
+	if err := s.mfaOptions(o.MFA); err != nil {
+		return nil, err
 	}
 	random, err := GeneratePassword()
 	if err != nil {
@@ -196,7 +205,7 @@ func outcome(err error) string {
 	switch errs.KindOf(err) {
 	case "":
 		return audit.OutcomeSuccess
-	case errs.Unauthenticated, errs.PermissionDenied, errs.RateLimited:
+	case errs.Unauthenticated, errs.PermissionDenied, errs.RateLimited, errs.MFARequired, errs.PasswordChangeRequired:
 		return audit.OutcomeDenied
 	case errs.NotFound:
 		return audit.OutcomeNotFound
@@ -282,6 +291,11 @@ func (s *service) Login(ctx context.Context, req LoginRequest) (TokenPair, error
 			return TokenPair{}, err
 		}
 		return TokenPair{}, ErrBadCredentials
+	}
+	// A right password with a step still due (password change, second factor): 401 with a
+	// challenge (mfa.go).
+	if err := s.secondStep(ctx, u, keys, now); err != nil {
+		return TokenPair{}, err
 	}
 	if err := s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now); err != nil {
 		return TokenPair{}, err
@@ -742,11 +756,13 @@ func BootstrapAdmin(ctx context.Context, store *Store, svc Service, email, passw
 	if err != nil || n > 0 {
 		return User{}, "", false, err
 	}
-	if password == "" {
+	for password == "" {
 		if generated, err = GeneratePassword(); err != nil {
 			return User{}, "", false, err
 		}
-		password = generated
+		if checkPassword(generated, email) == "" { // (contains the email's name: draw again)
+			password = generated
+		}
 	}
 	c, err := svc.CreateUser(authz.Service(ctx, "auth"), CreateUserRequest{Email: email, Password: password, Role: authz.RoleAdmin})
 	if errors.Is(err, ErrEmailTaken) {
@@ -754,6 +770,12 @@ func BootstrapAdmin(ctx context.Context, store *Store, svc Service, email, passw
 	}
 	if err != nil {
 		return User{}, "", false, fmt.Errorf("bootstrap admin: %w", err)
+	}
+	if generated != "" {
+		// A generated password has been on a terminal: it works once, to change it.
+		if err := store.requirePasswordChange(ctx, c.ID); err != nil {
+			return User{}, "", false, fmt.Errorf("bootstrap admin: %w", err)
+		}
 	}
 	return c.User, generated, true, nil
 }

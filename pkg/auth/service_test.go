@@ -628,15 +628,24 @@ func TestBootstrapAdmin(t *testing.T) {
 		if err != nil || !created || len(generated) < 20 || u.Role != authz.RoleAdmin {
 			t.Fatalf("bootstrap: %+v %q %v %v", u, generated, created, err)
 		}
-		if _, err := e.svc.Login(from("192.0.2.1"), LoginRequest{Email: "admin@pms.local", Password: generated}); err != nil {
+		// The generated password must be changed first, as a user would (TestPasswordChangeRequired).
+		_, err = e.svc.Login(from("192.0.2.1"), LoginRequest{Email: "admin@pms.local", Password: generated})
+		ch := errs.As(err)
+		if ch == nil || ch.Kind != errs.PasswordChangeRequired || ch.Challenge == "" {
 			t.Fatalf("login with the generated password: %v", err)
+		}
+		if err := e.svc.SetPassword(from("192.0.2.1"), SetPasswordRequest{Token: ch.Challenge, NewPassword: "a new first-start passphrase"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Login(from("192.0.2.1"), LoginRequest{Email: "admin@pms.local", Password: "a new first-start passphrase"}); err != nil {
+			t.Fatalf("login with the changed password: %v", err)
 		}
 		_, again, created, err := BootstrapAdmin(context.Background(), e.store, e.svc, "other@pms.local", "")
 		if err != nil || created || again != "" {
 			t.Fatalf("second bootstrap: %q %v %v", again, created, err)
 		}
 		entries, _ := e.svc.Audit(context.Background(), AuditQuery{UserID: u.ID})
-		if len(entries) != 2 || entries[1].Action != ActionUserCreate || entries[1].Actor != "svc:auth" {
+		if len(entries) != 4 || entries[3].Action != ActionUserCreate || entries[3].Actor != "svc:auth" {
 			t.Fatalf("bootstrap audit: %+v", entries)
 		}
 		// A configured password must follow the rules.

@@ -151,8 +151,8 @@ func (s *Store) setPassword(ctx context.Context, tokenHash, passwordHash string,
 			s.db.Time(now), u.ID); err != nil {
 			return db.Classify(err)
 		}
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`),
-			passwordHash, s.db.Time(now), u.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE id = ?`),
+			passwordHash, false, s.db.Time(now), u.ID); err != nil {
 			return db.Classify(err)
 		}
 		if err := s.revokeUser(ctx, tx, u.ID, ReasonPasswordSet, "", true, now); err != nil {
@@ -170,8 +170,8 @@ func (s *Store) setPassword(ctx context.Context, tokenHash, passwordHash string,
 // (a concurrent change) or the user is disabled.
 func (s *Store) changePassword(ctx context.Context, id, oldHash, newHash, keepSession string, now time.Time) (ok bool, err error) {
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ? AND NOT disabled`),
-			newHash, s.db.Time(now), id, oldHash)
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE id = ? AND password_hash = ? AND NOT disabled`),
+			newHash, false, s.db.Time(now), id, oldHash)
 		if err != nil {
 			return db.Classify(err)
 		}
@@ -439,6 +439,9 @@ func (s *Store) prune(ctx context.Context, cutoff time.Time) error {
 	}
 	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM set_password_tokens WHERE expires_at < ?`), s.db.Time(cutoff)); err != nil {
 		return db.Classify(err)
+	}
+	if err := s.pruneChallenges(ctx, cutoff); err != nil {
+		return err
 	}
 	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM login_throttle WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)`),
 		s.db.Time(cutoff), s.db.Time(cutoff)); err != nil {

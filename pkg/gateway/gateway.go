@@ -179,7 +179,7 @@ func New(c Config) (*Gateway, error) {
 	// administration lives under /api/users.
 	aph, apr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAuthHandler(as, o) }, "/auth")
 	auh, aur := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAuthHandler(as, o) }, "/api")
-	for _, p := range []string{"/auth/login", "/auth/validate", "/auth/refresh", "/auth/logout", "/auth/password", "/auth/sessions", "/auth/.well-known"} {
+	for _, p := range []string{"/auth/login", "/auth/validate", "/auth/refresh", "/auth/logout", "/auth/password", "/auth/mfa", "/auth/sessions", "/auth/.well-known"} {
 		mounts = append(mounts, mount{p, aph, apr})
 	}
 	mounts = append(mounts, mount{"/api/users", auh, aur})

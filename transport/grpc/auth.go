@@ -34,6 +34,7 @@ func newAuthServer(set auth.Set) *authServer {
 		setPassword:     kitgrpc.NewServer(set.SetPasswordEndpoint, total(authSetPasswordFromPB), total(authPasswordSetToPB)),
 		changePassword:  kitgrpc.NewServer(set.ChangePasswordEndpoint, total(authChangePasswordFromPB), total(authPasswordChangedToPB)),
 		resetPassword:   kitgrpc.NewServer(set.ResetPasswordEndpoint, total(authResetPasswordFromPB), total(authResetToPB)),
+		mfa:             newAuthMFAServer(set),
 		sessionHandlers: newSessionHandlers(set),
 	}
 }
@@ -43,6 +44,7 @@ type authServer struct {
 	authv1.UnimplementedAuthServiceServer
 	sessionHandlers
 	login, validate, refresh, logout, jwks, createUser, listUsers, getUser, updateUser, audit, setPassword, changePassword, resetPassword kitgrpc.Handler
+	mfa                                                                                                                                   authMFAServer
 }
 
 // Login implements authv1.AuthServiceServer.
@@ -117,7 +119,7 @@ func (s *authServer) ListAudit(ctx context.Context, r *authv1.ListAuditRequest) 
 // caller's: give ctx one.
 func NewAuthClient(conn *grpc.ClientConn) auth.Set {
 	c := clientFactory{conn: conn, service: authv1.AuthService_ServiceDesc.ServiceName}
-	return auth.Set{
+	set := auth.Set{
 		LoginEndpoint:          c.endpoint(auth.MethodLogin, total(authLoginToPB), total(authPairFromPB), &authv1.TokenPair{}),
 		ValidateEndpoint:       c.endpoint(auth.MethodValidate, total(authValidateToPB), total(authValidationFromPB), &authv1.Validation{}),
 		RefreshEndpoint:        c.endpoint(auth.MethodRefresh, total(authRefreshToPB), total(authPairFromPB), &authv1.TokenPair{}),
@@ -135,6 +137,8 @@ func NewAuthClient(conn *grpc.ClientConn) auth.Set {
 		DeleteSessionEndpoint:  c.endpoint(auth.MethodDeleteSession, total(authDeleteSessionToPB), total(authSessionDeletedFromPB), &authv1.DeleteSessionResponse{}),
 		LogoutAllEndpoint:      c.endpoint(auth.MethodLogoutAll, total(authLogoutAllToPB), total(authLoggedOutAllFromPB), &authv1.LogoutAllResponse{}),
 	}
+	authMFAClient(c, &set)
+	return set
 }
 
 // The conversions between the auth domain and its messages, one pair per type, shared by

@@ -27,7 +27,7 @@ const authPassword = "a long enough password"
 
 // startAuth serves the real auth service (SQLite, cheap hasher) with its real guard on a
 // loopback gRPC server and returns a client of it.
-func startAuth(t *testing.T, throttle auth.ThrottleOptions) (auth.Set, authv1.AuthServiceClient) {
+func startAuth(t *testing.T, throttle auth.ThrottleOptions, opts ...func(*auth.Options)) (auth.Set, authv1.AuthServiceClient) {
 	t.Helper()
 	ctx := context.Background()
 	d := dbtest.Open(t, db.SQLite, migrations.Auth())
@@ -38,10 +38,14 @@ func startAuth(t *testing.T, throttle auth.ThrottleOptions) (auth.Set, authv1.Au
 	w := audit.NewWriter(d, audit.Options{Table: auth.AuditTable})
 	t.Cleanup(func() { _ = w.Close(context.Background()) })
 	store := auth.NewStore(d)
-	svc, err := auth.NewService(ctx, store, keys, w, auth.Options{
+	o := auth.Options{
 		Hasher:   auth.NewArgon2id(auth.Argon2idParams{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}, 0),
 		Throttle: throttle,
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	svc, err := auth.NewService(ctx, store, keys, w, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,13 +282,13 @@ func TestResetPasswordOverGRPC(t *testing.T) {
 	if _, err := c.Login(ctx, auth.LoginRequest{Email: "reset@example.org", Password: authPassword}); !errors.Is(err, auth.ErrBadCredentials) {
 		t.Fatalf("old password: %v", err)
 	}
-	if err := c.SetPassword(ctx, auth.SetPasswordRequest{Token: r.ResetToken, NewPassword: "a reset long password"}); err != nil {
+	if err := c.SetPassword(ctx, auth.SetPasswordRequest{Token: r.ResetToken, NewPassword: "a brand new long passphrase"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetPassword(ctx, auth.SetPasswordRequest{Token: r.ResetToken, NewPassword: "a reset long password"}); !errors.Is(err, auth.ErrBadSetPasswordToken) {
+	if err := c.SetPassword(ctx, auth.SetPasswordRequest{Token: r.ResetToken, NewPassword: "a brand new long passphrase"}); !errors.Is(err, auth.ErrBadSetPasswordToken) {
 		t.Fatalf("reuse: %v", err)
 	}
-	if _, err := c.Login(ctx, auth.LoginRequest{Email: "reset@example.org", Password: "a reset long password"}); err != nil {
+	if _, err := c.Login(ctx, auth.LoginRequest{Email: "reset@example.org", Password: "a brand new long passphrase"}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -281,6 +281,9 @@ func TestErrorsRoundTrip(t *testing.T) {
 			if k == errs.RateLimited {
 				sent.RetryAfter = 3 * time.Second
 			}
+			if k == errs.MFARequired || k == errs.PasswordChangeRequired {
+				sent.Challenge, sent.Enrol = "challenge-"+string(k), k == errs.MFARequired
+			}
 			h.stub.setFn(func(string, any) (any, error) { return nil, sent })
 			_, err := h.client.Get(testContext(t), "id")
 			if !errors.Is(err, &errs.Error{Kind: k}) {
@@ -299,6 +302,9 @@ func TestErrorsRoundTrip(t *testing.T) {
 			}
 			if got.RetryAfter != sent.RetryAfter {
 				t.Errorf("retry after = %v, want %v", got.RetryAfter, sent.RetryAfter)
+			}
+			if got.Challenge != sent.Challenge || got.Enrol != sent.Enrol {
+				t.Errorf("challenge %q enrol %v, want %q %v", got.Challenge, got.Enrol, sent.Challenge, sent.Enrol)
 			}
 		})
 	}

@@ -26,21 +26,23 @@ import (
 
 // contractCodes restates API.md's table ("Errors", gRPC column) independently of kindCodes.
 var contractCodes = map[errs.Kind]codes.Code{
-	errs.InvalidArgument:      codes.InvalidArgument,
-	errs.Unauthenticated:      codes.Unauthenticated,
-	errs.PermissionDenied:     codes.PermissionDenied,
-	errs.NotFound:             codes.NotFound,
-	errs.Gone:                 codes.NotFound,
-	errs.Conflict:             codes.AlreadyExists,
-	errs.PreconditionFailed:   codes.FailedPrecondition,
-	errs.PayloadTooLarge:      codes.ResourceExhausted,
-	errs.UnsupportedMediaType: codes.InvalidArgument,
-	errs.MethodNotAllowed:     codes.Unimplemented,
-	errs.RateLimited:          codes.ResourceExhausted,
-	errs.Unavailable:          codes.Unavailable,
-	errs.Timeout:              codes.DeadlineExceeded,
-	errs.Internal:             codes.Internal,
-	errs.Canceled:             codes.Canceled,
+	errs.InvalidArgument:        codes.InvalidArgument,
+	errs.Unauthenticated:        codes.Unauthenticated,
+	errs.PermissionDenied:       codes.PermissionDenied,
+	errs.NotFound:               codes.NotFound,
+	errs.Gone:                   codes.NotFound,
+	errs.Conflict:               codes.AlreadyExists,
+	errs.PreconditionFailed:     codes.FailedPrecondition,
+	errs.PayloadTooLarge:        codes.ResourceExhausted,
+	errs.UnsupportedMediaType:   codes.InvalidArgument,
+	errs.MethodNotAllowed:       codes.Unimplemented,
+	errs.RateLimited:            codes.ResourceExhausted,
+	errs.Unavailable:            codes.Unavailable,
+	errs.Timeout:                codes.DeadlineExceeded,
+	errs.Internal:               codes.Internal,
+	errs.Canceled:               codes.Canceled,
+	errs.PasswordChangeRequired: codes.Unauthenticated,
+	errs.MFARequired:            codes.Unauthenticated,
 }
 
 // TestStatusCodes checks, over the wire with the generated client, that each kind arrives

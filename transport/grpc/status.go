@@ -22,6 +22,12 @@ import (
 // not ours to interpret, so FromStatus falls back to the status code for it.
 const ErrorDomain = "pms"
 
+// ErrorInfo metadata keys of a login challenge (mfa_required, password_change_required).
+const (
+	metaChallenge = "challenge"
+	metaEnrol     = "enrol"
+)
+
 // kindCode is one row of the contract's error table (API.md, "Errors"): a kind, the gRPC
 // code it travels as, and the message a client shows when a status arrives without our
 // detail (a proxy's or grpc-go's own status), whose text is not safe to pass on.
@@ -49,6 +55,9 @@ var kindCodes = []kindCode{
 	{errs.Timeout, codes.DeadlineExceeded, "the request timed out"},
 	{errs.Internal, codes.Internal, "internal error"},
 	{errs.Canceled, codes.Canceled, errs.CanceledMessage},
+	// Both are Unauthenticated: a client that does not know them fails closed.
+	{errs.PasswordChangeRequired, codes.Unauthenticated, "the password must be changed"},
+	{errs.MFARequired, codes.Unauthenticated, "a second factor is required"},
 }
 
 // codeKinds maps a code without our detail back to a kind. Where several kinds share a
@@ -108,7 +117,14 @@ func ToStatus(err error) error {
 	}
 	st := status.New(Code(kind), msg)
 
-	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: string(kind), Domain: ErrorDomain}}
+	info := &errdetails.ErrorInfo{Reason: string(kind), Domain: ErrorDomain}
+	if (kind == errs.MFARequired || kind == errs.PasswordChangeRequired) && e.Challenge != "" {
+		info.Metadata = map[string]string{metaChallenge: e.Challenge}
+		if e.Enrol {
+			info.Metadata[metaEnrol] = "true"
+		}
+	}
+	details := []protoadapt.MessageV1{info}
 	if len(e.Fields) > 0 && kind != errs.Internal {
 		details = append(details, badRequest(e.Fields))
 	}
@@ -170,6 +186,10 @@ func FromStatus(err error) error {
 		case *errdetails.ErrorInfo:
 			if k := errs.Kind(d.GetReason()); d.GetDomain() == ErrorDomain && k.Known() {
 				out.Kind = k
+				if k == errs.MFARequired || k == errs.PasswordChangeRequired {
+					out.Challenge = d.GetMetadata()[metaChallenge]
+					out.Enrol = k == errs.MFARequired && d.GetMetadata()[metaEnrol] == "true"
+				}
 			}
 		case *errdetails.BadRequest:
 			for _, v := range d.GetFieldViolations() {

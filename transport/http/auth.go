@@ -13,8 +13,8 @@ import (
 // NewAuthHandler serves the auth API of API.md ("Authentication and roles") from the
 // endpoint set, under o.Prefix, behind Wrap. The gateway strips its /auth and /api
 // prefixes, so the service itself serves /login, /validate, /refresh, /logout,
-// /password/set, /password, /.well-known/jwks.json, /users, /users/{id}, /users/{id}/reset-password, /users/audit,
-// /sessions and /sessions/{id}. Every response carries
+// /password/set, /password, /.well-known/jwks.json, the MFA routes (auth_mfa.go), /users, /users/{id},
+// /users/{id}/reset-password, /users/audit, /sessions and /sessions/{id}. Every response carries
 // Cache-Control: no-store (Wrap), which token responses must (RFC 6749 §5.1).
 func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	r := NewRouter()
@@ -33,6 +33,7 @@ func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/users/{id}", set.GetUserEndpoint, decodeGetUser, encodeOK[auth.User])
 	Handle(r, o, http.MethodPatch, "/users/{id}", set.UpdateUserEndpoint, decodeUpdateUser, encodeOK[auth.User])
 	Handle(r, o, http.MethodPost, "/users/{id}/reset-password", set.ResetPasswordEndpoint, decodeResetPassword, encodeReset)
+	handleMFA(r, o, set)
 	handleSessions(r, o, set)
 	return Wrap(r, o)
 }
@@ -163,7 +164,7 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 	}
 	sessionClient := newSessionClient(c)
 	login, refresh, logout, create, setPassword, changePassword := post("/login"), post("/refresh"), post("/logout"), post("/users"), post("/password/set"), post("/password")
-	return auth.Set{
+	set := auth.Set{
 		LoginEndpoint: clientEndpoint(c, func(r auth.LoginRequest) (call, error) { return login(r) },
 			decodeJSONResponse[auth.TokenPair]),
 		ValidateEndpoint: clientEndpoint(c, func(auth.ValidateRequest) (call, error) {
@@ -206,7 +207,9 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 		ListSessionsEndpoint:  sessionClient.list,
 		DeleteSessionEndpoint: sessionClient.delete,
 		LogoutAllEndpoint:     sessionClient.logoutAll,
-	}, nil
+	}
+	authMFAClient(c, &set)
+	return set, nil
 }
 
 func encodeAuthAuditCall(q auth.AuditQuery) (call, error) {

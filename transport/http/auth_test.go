@@ -449,20 +449,20 @@ func TestResetPasswordOverHTTP(t *testing.T) {
 	r := decodeBody[auth.ResetPassword](t, b)
 	resp, b = e.do(t, "POST", "/login", "", `{"email":"reset@example.org","password":"`+authPassword+`"}`, jsonCT...)
 	checkError(t, resp, b, 401, errs.Unauthenticated)
-	resp, b = e.do(t, "POST", "/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"a reset long password"}`, jsonCT...)
+	resp, b = e.do(t, "POST", "/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"a brand new long passphrase"}`, jsonCT...)
 	if resp.StatusCode != 204 {
 		t.Fatalf("set after reset: %d %s", resp.StatusCode, b)
 	}
-	resp, b = e.do(t, "POST", "/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"a reset long password"}`, jsonCT...)
+	resp, b = e.do(t, "POST", "/password/set", "", `{"token":"`+r.ResetToken+`","newPassword":"a brand new long passphrase"}`, jsonCT...)
 	checkError(t, resp, b, 400, errs.InvalidArgument)
-	if resp, b = e.do(t, "POST", "/login", "", `{"email":"reset@example.org","password":"a reset long password"}`, jsonCT...); resp.StatusCode != 200 {
+	if resp, b = e.do(t, "POST", "/login", "", `{"email":"reset@example.org","password":"a brand new long passphrase"}`, jsonCT...); resp.StatusCode != 200 {
 		t.Fatalf("login after reset: %d %s", resp.StatusCode, b)
 	}
 	r2, err := e.client.ResetPassword(ctx, auth.ResetPasswordRequest{ID: u.ID})
 	if err != nil || len(r2.ResetToken) != 43 || r2.ResetExpiresAt.IsZero() {
 		t.Fatalf("client reset: %+v %v", r2, err)
 	}
-	if err := e.client.SetPassword(context.Background(), auth.SetPasswordRequest{Token: r2.ResetToken, NewPassword: "another reset password"}); err != nil {
+	if err := e.client.SetPassword(context.Background(), auth.SetPasswordRequest{Token: r2.ResetToken, NewPassword: "another new passphrase"}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -379,6 +379,27 @@ var authCases = []decodeCase{
 		checkJSONBody(t, in)
 	}, func(t *testing.T, in fuzzInput, r auth.ChangePasswordRequest) fuzzInput { return withBody(t, in, r) }),
 	caseOf("jwks", "GET", decodeJWKS, noQueryCheck[auth.JWKSRequest], nil),
+	caseOf("mfa-enrol", "POST", decodeEnrolTOTP, noQueryCheck[auth.EnrolTOTPRequest], nil),
+	caseOf("mfa-confirm", "POST", decodeJSONBody[auth.ConfirmTOTPRequest], func(t *testing.T, in fuzzInput, _ auth.ConfirmTOTPRequest) {
+		checkNoQuery(t, in)
+		checkJSONBody(t, in)
+	}, func(t *testing.T, in fuzzInput, r auth.ConfirmTOTPRequest) fuzzInput { return withBody(t, in, r) }),
+	caseOf("mfa-disable", "POST", decodeJSONBody[auth.DisableTOTPRequest], func(t *testing.T, in fuzzInput, _ auth.DisableTOTPRequest) {
+		checkNoQuery(t, in)
+		checkJSONBody(t, in)
+	}, func(t *testing.T, in fuzzInput, r auth.DisableTOTPRequest) fuzzInput { return withBody(t, in, r) }),
+	caseOf("login-mfa", "POST", decodeJSONBody[auth.LoginMFARequest], func(t *testing.T, in fuzzInput, _ auth.LoginMFARequest) {
+		checkNoQuery(t, in)
+		checkJSONBody(t, in)
+	}, func(t *testing.T, in fuzzInput, r auth.LoginMFARequest) fuzzInput { return withBody(t, in, r) }),
+	caseOf("login-mfa-enrol", "POST", decodeJSONBody[auth.ChallengeEnrolRequest], func(t *testing.T, in fuzzInput, _ auth.ChallengeEnrolRequest) {
+		checkNoQuery(t, in)
+		checkJSONBody(t, in)
+	}, func(t *testing.T, in fuzzInput, r auth.ChallengeEnrolRequest) fuzzInput { return withBody(t, in, r) }),
+	caseOf("login-mfa-confirm", "POST", decodeJSONBody[auth.ChallengeConfirmRequest], func(t *testing.T, in fuzzInput, _ auth.ChallengeConfirmRequest) {
+		checkNoQuery(t, in)
+		checkJSONBody(t, in)
+	}, func(t *testing.T, in fuzzInput, r auth.ChallengeConfirmRequest) fuzzInput { return withBody(t, in, r) }),
 	caseOf("create-user", "POST", decodeCreateUser, func(t *testing.T, in fuzzInput, _ auth.CreateUserRequest) {
 		checkNoQuery(t, in)
 		checkJSONBody(t, in)
@@ -472,14 +493,19 @@ func FuzzBillingDecoders(f *testing.F) {
 // FuzzAuthDecoders drives every request decoder of the auth routes.
 func FuzzAuthDecoders(f *testing.F) {
 	fuzzCases(f, authCases, map[string]fuzzInput{
-		"login":          {contentType: "application/json", body: []byte(`{"email":"a@b.c","password":"pw","deviceToken":"d"}`)},
-		"refresh":        {contentType: "application/json", body: []byte(`{"refreshToken":"abc"}`)},
-		"logout":         {contentType: "application/json", body: []byte(`{"refreshToken":"abc"}`)},
-		"set-password":   {contentType: "application/json", body: []byte(`{"token":"abc","newPassword":"pw"}`)},
-		"create-user":    {contentType: "application/json", body: []byte(`{"email":"a@b.c","password":"pw","role":"admin"}`)},
-		"get-user":       {id: testID},
-		"update-user":    {id: testID, contentType: "application/json", body: []byte(`{"role":"clinician","disabled":true}`)},
-		"audit":          {query: "userId=u&actor=a&from=2026-01-01T00:00:00Z&to=2026-01-02&limit=5"},
-		"delete-session": {id: testID},
+		"login":             {contentType: "application/json", body: []byte(`{"email":"a@b.c","password":"pw","deviceToken":"d"}`)},
+		"refresh":           {contentType: "application/json", body: []byte(`{"refreshToken":"abc"}`)},
+		"logout":            {contentType: "application/json", body: []byte(`{"refreshToken":"abc"}`)},
+		"set-password":      {contentType: "application/json", body: []byte(`{"token":"abc","newPassword":"pw"}`)},
+		"mfa-confirm":       {contentType: "application/json", body: []byte(`{"code":"123456"}`)},
+		"mfa-disable":       {contentType: "application/json", body: []byte(`{"code":"123456"}`)},
+		"login-mfa":         {contentType: "application/json", body: []byte(`{"challenge":"c","recoveryCode":"AAAA-BBBB-CCCC-DDDD"}`)},
+		"login-mfa-enrol":   {contentType: "application/json", body: []byte(`{"challenge":"c"}`)},
+		"login-mfa-confirm": {contentType: "application/json", body: []byte(`{"challenge":"c","code":"123456"}`)},
+		"create-user":       {contentType: "application/json", body: []byte(`{"email":"a@b.c","password":"pw","role":"admin"}`)},
+		"get-user":          {id: testID},
+		"update-user":       {id: testID, contentType: "application/json", body: []byte(`{"role":"clinician","disabled":true}`)},
+		"audit":             {query: "userId=u&actor=a&from=2026-01-01T00:00:00Z&to=2026-01-02&limit=5"},
+		"delete-session":    {id: testID},
 	})
 }

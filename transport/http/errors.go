@@ -92,6 +92,9 @@ func DecodeError(resp *http.Response) error {
 		Fields:  body.Fields,
 		Err:     fmt.Errorf("http status %d, request id %q", resp.StatusCode, body.RequestID),
 	}
+	if kind == errs.MFARequired || kind == errs.PasswordChangeRequired {
+		e.Challenge, e.Enrol = body.Challenge, body.Enrol && kind == errs.MFARequired
+	}
 	if kind == errs.RateLimited {
 		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
 	}

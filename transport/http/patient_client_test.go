@@ -103,7 +103,8 @@ var statusTable = map[errs.Kind]int{
 	errs.MethodNotAllowed: 405, errs.Gone: 410, errs.Conflict: 409, errs.PreconditionFailed: 412,
 	errs.PayloadTooLarge: 413, errs.UnsupportedMediaType: 415, errs.RateLimited: 429,
 	errs.Unavailable: 503, errs.Timeout: 504, errs.Internal: 500,
-	errs.Canceled: 499, // nobody reads it (the caller left); logs and metrics do
+	errs.Canceled:               499,                        // nobody reads it (the caller left); logs and metrics do
+	errs.PasswordChangeRequired: 401, errs.MFARequired: 401, // fail closed in old clients
 }
 
 func TestErrorKindsRoundTrip(t *testing.T) {
@@ -114,7 +115,8 @@ func TestErrorKindsRoundTrip(t *testing.T) {
 	for _, k := range errs.Kinds {
 		t.Run(string(k), func(t *testing.T) {
 			fields := map[string]string{"dateOfBirth": "must not be in the future"}
-			e.stub.err = &errs.Error{Kind: k, Message: "msg " + string(k), Fields: fields, RetryAfter: 1500 * time.Millisecond}
+			e.stub.err = &errs.Error{Kind: k, Message: "msg " + string(k), Fields: fields, RetryAfter: 1500 * time.Millisecond,
+				Challenge: "challenge-" + string(k), Enrol: true}
 
 			resp, b := e.do(t, "GET", "/patients/"+testID, nil)
 			eb := checkError(t, resp, b, statusTable[k], k)
@@ -144,6 +146,14 @@ func TestErrorKindsRoundTrip(t *testing.T) {
 			}
 			if want := map[bool]time.Duration{true: 2 * time.Second}[k == errs.RateLimited]; got.RetryAfter != want {
 				t.Errorf("RetryAfter = %v, want %v", got.RetryAfter, want)
+			}
+			// Only the login-step kinds carry a challenge (enrol only with mfa_required).
+			wantChallenge, wantEnrol := "", false
+			if k == errs.MFARequired || k == errs.PasswordChangeRequired {
+				wantChallenge, wantEnrol = "challenge-"+string(k), k == errs.MFARequired
+			}
+			if got.Challenge != wantChallenge || got.Enrol != wantEnrol || eb.Challenge != wantChallenge {
+				t.Errorf("challenge %q/%q enrol %v, want %q %v", got.Challenge, eb.Challenge, got.Enrol, wantChallenge, wantEnrol)
 			}
 		})
 	}

@@ -240,6 +240,22 @@ func (stubAuth) UpdateUser(_ context.Context, r auth.UpdateUserRequest) (auth.Us
 	return auth.User{ID: r.ID}, nil
 }
 func (stubAuth) Audit(context.Context, auth.AuditQuery) ([]auth.AuditEntry, error) { return nil, nil }
+func (stubAuth) EnrolTOTP(context.Context) (auth.TOTPEnrolment, error) {
+	return auth.TOTPEnrolment{}, nil
+}
+func (stubAuth) ConfirmTOTP(context.Context, auth.ConfirmTOTPRequest) (auth.RecoveryCodes, error) {
+	return auth.RecoveryCodes{}, nil
+}
+func (stubAuth) DisableTOTP(context.Context, auth.DisableTOTPRequest) error { return nil }
+func (stubAuth) LoginMFA(context.Context, auth.LoginMFARequest) (auth.TokenPair, error) {
+	return auth.TokenPair{}, nil
+}
+func (stubAuth) LoginEnrolTOTP(context.Context, auth.ChallengeEnrolRequest) (auth.TOTPEnrolment, error) {
+	return auth.TOTPEnrolment{}, nil
+}
+func (stubAuth) LoginConfirmTOTP(context.Context, auth.ChallengeConfirmRequest) (auth.MFALogin, error) {
+	return auth.MFALogin{}, nil
+}
 
 // stubAnalytics is an analytics.Service that answers an empty summary.
 type stubAnalytics struct{}
@@ -286,6 +302,12 @@ func FuzzHandlers(f *testing.F) {
 		{2, "PATCH", "/users/u-1", "application/json", "", `{"disabled":true}`, ""},
 		{2, "GET", "/users/audit?limit=1001", "", "", "", ""},
 		{2, "GET", "/.well-known/jwks.json", "", "", "", ""},
+		{2, "POST", "/mfa/totp", "", "", "", ""},
+		{2, "POST", "/mfa/totp/confirm", "application/json", "", `{"code":"123456"}`, ""},
+		{2, "POST", "/mfa/totp/disable", "application/json", "", `{"recoveryCode":"AAAA-BBBB-CCCC-DDDD"}`, ""},
+		{2, "POST", "/login/mfa", "application/json", "", `{"challenge":"c","code":123456}`, ""},
+		{2, "POST", "/login/mfa/enrol", "application/json", "", `{"challenge":"c"}`, ""},
+		{2, "POST", "/login/mfa/confirm", "application/json", "", `{"challenge":"c","code":"1"}`, ""},
 		{3, "GET", "/summary?from=2026-01-01&to=2026-01-31", "", "", "", ""},
 		{3, "GET", "/summary?from=2026-02-30", "", "\x00", "", ""},
 		{3, "", "", "", "", "", ""},

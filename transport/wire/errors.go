@@ -30,6 +30,10 @@ var statusByKind = map[errs.Kind]int{
 	// Nobody reads it: the caller closed the connection first. nginx's 499 ("client closed
 	// request") keeps it apart from every status a real answer has, in access logs too.
 	errs.Canceled: StatusClientClosedRequest,
+	// A right password with a step still due: 401, so a client that knows neither kind
+	// fails closed.
+	errs.PasswordChangeRequired: http.StatusUnauthorized,
+	errs.MFARequired:            http.StatusUnauthorized,
 }
 
 // StatusClientClosedRequest is the status recorded for a request whose caller went away.
@@ -46,6 +50,11 @@ func StatusOf(k errs.Kind) int {
 // KindOfStatus guesses the kind of an error answer whose body named none we know (a proxy's
 // page, an older peer): the exact status when it is in the table, else by its class.
 func KindOfStatus(status int) errs.Kind {
+	// Several kinds share 401; a bare 401 says nothing of a challenge, so it is the plain
+	// unauthenticated (the map's order is random).
+	if status == http.StatusUnauthorized {
+		return errs.Unauthenticated
+	}
 	for k, s := range statusByKind {
 		if s == status {
 			return k
@@ -68,6 +77,10 @@ type ErrorBody struct {
 	Message   string            `json:"message"`
 	Fields    map[string]string `json:"fields,omitempty"`
 	RequestID string            `json:"requestId"`
+	// Challenge is the one-time token of an mfa_required or password_change_required
+	// answer; Enrol says the account must enrol a second factor with it first.
+	Challenge string `json:"challenge,omitempty"`
+	Enrol     bool   `json:"enrol,omitempty"`
 }
 
 // InternalMessage replaces the message of every internal error: its text may come from a
@@ -84,6 +97,12 @@ func Error(ctx context.Context, err error) (int, ErrorBody) {
 		e = errs.New(errs.Internal, InternalMessage)
 	}
 	body := ErrorBody{Error: e.Kind, Message: e.Message, Fields: e.Fields, RequestID: observe.RequestID(ctx)}
+	switch e.Kind {
+	case errs.MFARequired:
+		body.Challenge, body.Enrol = e.Challenge, e.Enrol
+	case errs.PasswordChangeRequired:
+		body.Challenge = e.Challenge
+	}
 	if e.Kind == errs.Internal {
 		body.Message, body.Fields = InternalMessage, nil
 	}

@@ -166,3 +166,27 @@ func TestTokenToContext(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginStepErrors: password_change_required and mfa_required are 401s carrying their
+// challenge (enrol only with mfa_required); another kind never shows a challenge; a bare 401
+// is always the plain unauthenticated, whatever order the status table is walked in.
+func TestLoginStepErrors(t *testing.T) {
+	status, body := Error(context.Background(), &errs.Error{Kind: errs.MFARequired, Message: "m", Challenge: "c1", Enrol: true})
+	if status != 401 || body.Challenge != "c1" || !body.Enrol {
+		t.Errorf("mfa_required: %d %+v", status, body)
+	}
+	status, body = Error(context.Background(), &errs.Error{Kind: errs.PasswordChangeRequired, Message: "m", Challenge: "c2", Enrol: true})
+	if status != 401 || body.Challenge != "c2" || body.Enrol {
+		t.Errorf("password_change_required: %d %+v", status, body)
+	}
+	for _, k := range []errs.Kind{errs.Unauthenticated, errs.Internal, errs.InvalidArgument} {
+		if _, body := Error(context.Background(), &errs.Error{Kind: k, Message: "m", Challenge: "leak", Enrol: true}); body.Challenge != "" || body.Enrol {
+			t.Errorf("%s shows a challenge: %+v", k, body)
+		}
+	}
+	for range 200 {
+		if k := KindOfStatus(401); k != errs.Unauthenticated {
+			t.Fatalf("a bare 401 read as %s", k)
+		}
+	}
+}

@@ -77,7 +77,7 @@ func Outcome(err error) string {
 	switch errs.KindOf(err) {
 	case "":
 		return OutcomeSuccess
-	case errs.Unauthenticated, errs.PermissionDenied:
+	case errs.Unauthenticated, errs.PermissionDenied, errs.MFARequired, errs.PasswordChangeRequired:
 		return OutcomeDenied
 	case errs.NotFound:
 		return OutcomeNotFound

@@ -38,13 +38,21 @@ const (
 	// that metrics, logs, breakers, retries and alerts never mistake it for the upstream
 	// failing (an outage anyone could cause by hanging up, issue 13).
 	Canceled Kind = "canceled"
+	// PasswordChangeRequired answers a login whose password was right but must be changed
+	// first (a generated bootstrap password): a 401, so a client that does not know the kind
+	// fails closed; Error.Challenge carries the set-password token that changes it.
+	PasswordChangeRequired Kind = "password_change_required"
+	// MFARequired answers a login whose password was right when a second factor is due
+	// (TOTP or a recovery code): a 401 with a one-time Error.Challenge that /login/mfa
+	// completes; with Error.Enrol the account must enrol first (--require-mfa-roles).
+	MFARequired Kind = "mfa_required"
 )
 
 // Kinds lists every kind, so tests can walk them all.
 var Kinds = []Kind{
 	InvalidArgument, Unauthenticated, PermissionDenied, NotFound, Gone, Conflict,
 	PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, MethodNotAllowed, RateLimited,
-	Unavailable, Timeout, Internal, Canceled,
+	Unavailable, Timeout, Internal, Canceled, PasswordChangeRequired, MFARequired,
 }
 
 // Known reports whether k is one of the contract's kinds; an unknown word from a peer is
@@ -65,6 +73,12 @@ type Error struct {
 	Message    string
 	Fields     map[string]string
 	RetryAfter time.Duration
+	// Challenge is the opaque one-time token an MFARequired or PasswordChangeRequired error
+	// hands the caller to complete its login with; a secret, so never logged.
+	Challenge string
+	// Enrol marks an MFARequired error whose account has no second factor yet and must
+	// enrol one (with the challenge) before it can log in.
+	Enrol bool
 	// Err is an optional cause kept for logs; it is never sent to a client.
 	Err error
 }

@@ -1530,6 +1530,524 @@ func (x *ListAuditResponse) GetEntries() []*AuditEntry {
 	return nil
 }
 
+// EnrolTotpRequest is empty: the factor is the caller's own.
+type EnrolTotpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrolTotpRequest) Reset() {
+	*x = EnrolTotpRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrolTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrolTotpRequest) ProtoMessage() {}
+
+func (x *EnrolTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrolTotpRequest.ProtoReflect.Descriptor instead.
+func (*EnrolTotpRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{26}
+}
+
+// TotpEnrolment is a new pending factor (SHA-1, 6 digits, 30 s), shown only here.
+type TotpEnrolment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// secret is the shared secret, base32 without padding.
+	Secret string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	// otpauth_uri is the otpauth://totp/... URI authenticator apps scan.
+	OtpauthUri string `protobuf:"bytes,2,opt,name=otpauth_uri,json=otpauthUri,proto3" json:"otpauth_uri,omitempty"`
+	// qr_png is a QR code of otpauth_uri, a PNG image.
+	QrPng         []byte `protobuf:"bytes,3,opt,name=qr_png,json=qrPng,proto3" json:"qr_png,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TotpEnrolment) Reset() {
+	*x = TotpEnrolment{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TotpEnrolment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TotpEnrolment) ProtoMessage() {}
+
+func (x *TotpEnrolment) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TotpEnrolment.ProtoReflect.Descriptor instead.
+func (*TotpEnrolment) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TotpEnrolment) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *TotpEnrolment) GetOtpauthUri() string {
+	if x != nil {
+		return x.OtpauthUri
+	}
+	return ""
+}
+
+func (x *TotpEnrolment) GetQrPng() []byte {
+	if x != nil {
+		return x.QrPng
+	}
+	return nil
+}
+
+// ConfirmTotpRequest carries the pending factor's first code (6 digits).
+type ConfirmTotpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTotpRequest) Reset() {
+	*x = ConfirmTotpRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTotpRequest) ProtoMessage() {}
+
+func (x *ConfirmTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTotpRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmTotpRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ConfirmTotpRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// RecoveryCodes are ten one-time recovery codes (XXXX-XXXX-XXXX-XXXX), stored hashed.
+type RecoveryCodes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RecoveryCodes []string               `protobuf:"bytes,1,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoveryCodes) Reset() {
+	*x = RecoveryCodes{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoveryCodes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoveryCodes) ProtoMessage() {}
+
+func (x *RecoveryCodes) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoveryCodes.ProtoReflect.Descriptor instead.
+func (*RecoveryCodes) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RecoveryCodes) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
+// DisableTotpRequest carries a current code or a recovery code (exactly one).
+type DisableTotpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	RecoveryCode  string                 `protobuf:"bytes,2,opt,name=recovery_code,json=recoveryCode,proto3" json:"recovery_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableTotpRequest) Reset() {
+	*x = DisableTotpRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableTotpRequest) ProtoMessage() {}
+
+func (x *DisableTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableTotpRequest.ProtoReflect.Descriptor instead.
+func (*DisableTotpRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DisableTotpRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *DisableTotpRequest) GetRecoveryCode() string {
+	if x != nil {
+		return x.RecoveryCode
+	}
+	return ""
+}
+
+// DisableTotpResponse is empty; it is a message of its own so fields can be added.
+type DisableTotpResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableTotpResponse) Reset() {
+	*x = DisableTotpResponse{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableTotpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableTotpResponse) ProtoMessage() {}
+
+func (x *DisableTotpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableTotpResponse.ProtoReflect.Descriptor instead.
+func (*DisableTotpResponse) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{31}
+}
+
+// LoginMfaRequest carries a login's mfa challenge and a code or a recovery code.
+type LoginMfaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Challenge     string                 `protobuf:"bytes,1,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	RecoveryCode  string                 `protobuf:"bytes,3,opt,name=recovery_code,json=recoveryCode,proto3" json:"recovery_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginMfaRequest) Reset() {
+	*x = LoginMfaRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginMfaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginMfaRequest) ProtoMessage() {}
+
+func (x *LoginMfaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginMfaRequest.ProtoReflect.Descriptor instead.
+func (*LoginMfaRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *LoginMfaRequest) GetChallenge() string {
+	if x != nil {
+		return x.Challenge
+	}
+	return ""
+}
+
+func (x *LoginMfaRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *LoginMfaRequest) GetRecoveryCode() string {
+	if x != nil {
+		return x.RecoveryCode
+	}
+	return ""
+}
+
+// LoginEnrolTotpRequest carries a login's enrol challenge.
+type LoginEnrolTotpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Challenge     string                 `protobuf:"bytes,1,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginEnrolTotpRequest) Reset() {
+	*x = LoginEnrolTotpRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginEnrolTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginEnrolTotpRequest) ProtoMessage() {}
+
+func (x *LoginEnrolTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginEnrolTotpRequest.ProtoReflect.Descriptor instead.
+func (*LoginEnrolTotpRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *LoginEnrolTotpRequest) GetChallenge() string {
+	if x != nil {
+		return x.Challenge
+	}
+	return ""
+}
+
+// LoginConfirmTotpRequest carries the enrol challenge and the new factor's first code.
+type LoginConfirmTotpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Challenge     string                 `protobuf:"bytes,1,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginConfirmTotpRequest) Reset() {
+	*x = LoginConfirmTotpRequest{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginConfirmTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginConfirmTotpRequest) ProtoMessage() {}
+
+func (x *LoginConfirmTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginConfirmTotpRequest.ProtoReflect.Descriptor instead.
+func (*LoginConfirmTotpRequest) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *LoginConfirmTotpRequest) GetChallenge() string {
+	if x != nil {
+		return x.Challenge
+	}
+	return ""
+}
+
+func (x *LoginConfirmTotpRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// MfaLogin is a completed login (fields 1-4 as in TokenPair) and the new factor's recovery
+// codes, shown only here.
+type MfaLogin struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	TokenType     string                 `protobuf:"bytes,2,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	ExpiresIn     int64                  `protobuf:"varint,3,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	RefreshToken  string                 `protobuf:"bytes,4,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	RecoveryCodes []string               `protobuf:"bytes,5,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MfaLogin) Reset() {
+	*x = MfaLogin{}
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MfaLogin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MfaLogin) ProtoMessage() {}
+
+func (x *MfaLogin) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MfaLogin.ProtoReflect.Descriptor instead.
+func (*MfaLogin) Descriptor() ([]byte, []int) {
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *MfaLogin) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *MfaLogin) GetTokenType() string {
+	if x != nil {
+		return x.TokenType
+	}
+	return ""
+}
+
+func (x *MfaLogin) GetExpiresIn() int64 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *MfaLogin) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *MfaLogin) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
 // ListSessionsRequest is empty: the caller's sessions are listed.
 type ListSessionsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1539,7 +2057,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[26]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +2069,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[26]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +2082,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{26}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{36}
 }
 
 // Session is one live session (a login and its refresh tokens).
@@ -1584,7 +2102,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[27]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +2114,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[27]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +2127,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Session) GetId() string {
@@ -1664,7 +2182,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[28]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +2194,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[28]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +2207,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{28}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -1709,7 +2227,7 @@ type DeleteSessionRequest struct {
 
 func (x *DeleteSessionRequest) Reset() {
 	*x = DeleteSessionRequest{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[29]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +2239,7 @@ func (x *DeleteSessionRequest) String() string {
 func (*DeleteSessionRequest) ProtoMessage() {}
 
 func (x *DeleteSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[29]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +2252,7 @@ func (x *DeleteSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSessionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSessionRequest) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteSessionRequest) GetId() string {
@@ -1753,7 +2271,7 @@ type DeleteSessionResponse struct {
 
 func (x *DeleteSessionResponse) Reset() {
 	*x = DeleteSessionResponse{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[30]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1765,7 +2283,7 @@ func (x *DeleteSessionResponse) String() string {
 func (*DeleteSessionResponse) ProtoMessage() {}
 
 func (x *DeleteSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[30]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1778,7 +2296,7 @@ func (x *DeleteSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSessionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSessionResponse) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{40}
 }
 
 // LogoutAllRequest is empty: every session of the caller ends.
@@ -1790,7 +2308,7 @@ type LogoutAllRequest struct {
 
 func (x *LogoutAllRequest) Reset() {
 	*x = LogoutAllRequest{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[31]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +2320,7 @@ func (x *LogoutAllRequest) String() string {
 func (*LogoutAllRequest) ProtoMessage() {}
 
 func (x *LogoutAllRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[31]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +2333,7 @@ func (x *LogoutAllRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutAllRequest.ProtoReflect.Descriptor instead.
 func (*LogoutAllRequest) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{31}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{41}
 }
 
 // LogoutAllResponse is empty; it is a message of its own so fields can be added.
@@ -1827,7 +2345,7 @@ type LogoutAllResponse struct {
 
 func (x *LogoutAllResponse) Reset() {
 	*x = LogoutAllResponse{}
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[32]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2357,7 @@ func (x *LogoutAllResponse) String() string {
 func (*LogoutAllResponse) ProtoMessage() {}
 
 func (x *LogoutAllResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_auth_v1_auth_proto_msgTypes[32]
+	mi := &file_pms_auth_v1_auth_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2370,7 @@ func (x *LogoutAllResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutAllResponse.ProtoReflect.Descriptor instead.
 func (*LogoutAllResponse) Descriptor() ([]byte, []int) {
-	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{32}
+	return file_pms_auth_v1_auth_proto_rawDescGZIP(), []int{42}
 }
 
 var File_pms_auth_v1_auth_proto protoreflect.FileDescriptor
@@ -1962,7 +2480,38 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x12%\n" +
 	"\x0eclient_address\x18\t \x01(\tR\rclientAddress\"F\n" +
 	"\x11ListAuditResponse\x121\n" +
-	"\aentries\x18\x01 \x03(\v2\x17.pms.auth.v1.AuditEntryR\aentries\"\x15\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.pms.auth.v1.AuditEntryR\aentries\"\x12\n" +
+	"\x10EnrolTotpRequest\"_\n" +
+	"\rTotpEnrolment\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x1f\n" +
+	"\votpauth_uri\x18\x02 \x01(\tR\n" +
+	"otpauthUri\x12\x15\n" +
+	"\x06qr_png\x18\x03 \x01(\fR\x05qrPng\"(\n" +
+	"\x12ConfirmTotpRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"6\n" +
+	"\rRecoveryCodes\x12%\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"M\n" +
+	"\x12DisableTotpRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12#\n" +
+	"\rrecovery_code\x18\x02 \x01(\tR\frecoveryCode\"\x15\n" +
+	"\x13DisableTotpResponse\"h\n" +
+	"\x0fLoginMfaRequest\x12\x1c\n" +
+	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12#\n" +
+	"\rrecovery_code\x18\x03 \x01(\tR\frecoveryCode\"5\n" +
+	"\x15LoginEnrolTotpRequest\x12\x1c\n" +
+	"\tchallenge\x18\x01 \x01(\tR\tchallenge\"K\n" +
+	"\x17LoginConfirmTotpRequest\x12\x1c\n" +
+	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\"\xaa\x01\n" +
+	"\bMfaLogin\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
+	"\n" +
+	"token_type\x18\x02 \x01(\tR\ttokenType\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x03 \x01(\x03R\texpiresIn\x12#\n" +
+	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12%\n" +
+	"\x0erecovery_codes\x18\x05 \x03(\tR\rrecoveryCodes\"\x15\n" +
 	"\x13ListSessionsRequest\"\xf2\x01\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
@@ -1980,7 +2529,7 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
 	"\x15DeleteSessionResponse\"\x12\n" +
 	"\x10LogoutAllRequest\"\x13\n" +
-	"\x11LogoutAllResponse2\xa4\t\n" +
+	"\x11LogoutAllResponse2\xef\f\n" +
 	"\vAuthService\x12:\n" +
 	"\x05Login\x12\x19.pms.auth.v1.LoginRequest\x1a\x16.pms.auth.v1.TokenPair\x12A\n" +
 	"\bValidate\x12\x1c.pms.auth.v1.ValidateRequest\x1a\x17.pms.auth.v1.Validation\x12>\n" +
@@ -1996,7 +2545,13 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"\tListAudit\x12\x1d.pms.auth.v1.ListAuditRequest\x1a\x1e.pms.auth.v1.ListAuditResponse\x12P\n" +
 	"\vSetPassword\x12\x1f.pms.auth.v1.SetPasswordRequest\x1a .pms.auth.v1.SetPasswordResponse\x12Y\n" +
 	"\x0eChangePassword\x12\".pms.auth.v1.ChangePasswordRequest\x1a#.pms.auth.v1.ChangePasswordResponse\x12V\n" +
-	"\rResetPassword\x12!.pms.auth.v1.ResetPasswordRequest\x1a\".pms.auth.v1.ResetPasswordResponse\x12S\n" +
+	"\rResetPassword\x12!.pms.auth.v1.ResetPasswordRequest\x1a\".pms.auth.v1.ResetPasswordResponse\x12F\n" +
+	"\tEnrolTotp\x12\x1d.pms.auth.v1.EnrolTotpRequest\x1a\x1a.pms.auth.v1.TotpEnrolment\x12J\n" +
+	"\vConfirmTotp\x12\x1f.pms.auth.v1.ConfirmTotpRequest\x1a\x1a.pms.auth.v1.RecoveryCodes\x12P\n" +
+	"\vDisableTotp\x12\x1f.pms.auth.v1.DisableTotpRequest\x1a .pms.auth.v1.DisableTotpResponse\x12@\n" +
+	"\bLoginMfa\x12\x1c.pms.auth.v1.LoginMfaRequest\x1a\x16.pms.auth.v1.TokenPair\x12P\n" +
+	"\x0eLoginEnrolTotp\x12\".pms.auth.v1.LoginEnrolTotpRequest\x1a\x1a.pms.auth.v1.TotpEnrolment\x12O\n" +
+	"\x10LoginConfirmTotp\x12$.pms.auth.v1.LoginConfirmTotpRequest\x1a\x15.pms.auth.v1.MfaLogin\x12S\n" +
 	"\fListSessions\x12 .pms.auth.v1.ListSessionsRequest\x1a!.pms.auth.v1.ListSessionsResponse\x12V\n" +
 	"\rDeleteSession\x12!.pms.auth.v1.DeleteSessionRequest\x1a\".pms.auth.v1.DeleteSessionResponse\x12J\n" +
 	"\tLogoutAll\x12\x1d.pms.auth.v1.LogoutAllRequest\x1a\x1e.pms.auth.v1.LogoutAllResponseB-Z+github.com/pms/pms/proto/pms/auth/v1;authv1b\x06proto3"
@@ -2013,59 +2568,69 @@ func file_pms_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_pms_auth_v1_auth_proto_rawDescData
 }
 
-var file_pms_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_pms_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_pms_auth_v1_auth_proto_goTypes = []any{
-	(*LoginRequest)(nil),           // 0: pms.auth.v1.LoginRequest
-	(*TokenPair)(nil),              // 1: pms.auth.v1.TokenPair
-	(*ValidateRequest)(nil),        // 2: pms.auth.v1.ValidateRequest
-	(*Validation)(nil),             // 3: pms.auth.v1.Validation
-	(*RefreshRequest)(nil),         // 4: pms.auth.v1.RefreshRequest
-	(*LogoutRequest)(nil),          // 5: pms.auth.v1.LogoutRequest
-	(*LogoutResponse)(nil),         // 6: pms.auth.v1.LogoutResponse
-	(*GetJwksRequest)(nil),         // 7: pms.auth.v1.GetJwksRequest
-	(*Jwk)(nil),                    // 8: pms.auth.v1.Jwk
-	(*Jwks)(nil),                   // 9: pms.auth.v1.Jwks
-	(*User)(nil),                   // 10: pms.auth.v1.User
-	(*CreateUserRequest)(nil),      // 11: pms.auth.v1.CreateUserRequest
-	(*CreatedUser)(nil),            // 12: pms.auth.v1.CreatedUser
-	(*SetPasswordRequest)(nil),     // 13: pms.auth.v1.SetPasswordRequest
-	(*SetPasswordResponse)(nil),    // 14: pms.auth.v1.SetPasswordResponse
-	(*ChangePasswordRequest)(nil),  // 15: pms.auth.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil), // 16: pms.auth.v1.ChangePasswordResponse
-	(*ResetPasswordRequest)(nil),   // 17: pms.auth.v1.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),  // 18: pms.auth.v1.ResetPasswordResponse
-	(*ListUsersRequest)(nil),       // 19: pms.auth.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),      // 20: pms.auth.v1.ListUsersResponse
-	(*GetUserRequest)(nil),         // 21: pms.auth.v1.GetUserRequest
-	(*UpdateUserRequest)(nil),      // 22: pms.auth.v1.UpdateUserRequest
-	(*ListAuditRequest)(nil),       // 23: pms.auth.v1.ListAuditRequest
-	(*AuditEntry)(nil),             // 24: pms.auth.v1.AuditEntry
-	(*ListAuditResponse)(nil),      // 25: pms.auth.v1.ListAuditResponse
-	(*ListSessionsRequest)(nil),    // 26: pms.auth.v1.ListSessionsRequest
-	(*Session)(nil),                // 27: pms.auth.v1.Session
-	(*ListSessionsResponse)(nil),   // 28: pms.auth.v1.ListSessionsResponse
-	(*DeleteSessionRequest)(nil),   // 29: pms.auth.v1.DeleteSessionRequest
-	(*DeleteSessionResponse)(nil),  // 30: pms.auth.v1.DeleteSessionResponse
-	(*LogoutAllRequest)(nil),       // 31: pms.auth.v1.LogoutAllRequest
-	(*LogoutAllResponse)(nil),      // 32: pms.auth.v1.LogoutAllResponse
-	(*timestamppb.Timestamp)(nil),  // 33: google.protobuf.Timestamp
+	(*LoginRequest)(nil),            // 0: pms.auth.v1.LoginRequest
+	(*TokenPair)(nil),               // 1: pms.auth.v1.TokenPair
+	(*ValidateRequest)(nil),         // 2: pms.auth.v1.ValidateRequest
+	(*Validation)(nil),              // 3: pms.auth.v1.Validation
+	(*RefreshRequest)(nil),          // 4: pms.auth.v1.RefreshRequest
+	(*LogoutRequest)(nil),           // 5: pms.auth.v1.LogoutRequest
+	(*LogoutResponse)(nil),          // 6: pms.auth.v1.LogoutResponse
+	(*GetJwksRequest)(nil),          // 7: pms.auth.v1.GetJwksRequest
+	(*Jwk)(nil),                     // 8: pms.auth.v1.Jwk
+	(*Jwks)(nil),                    // 9: pms.auth.v1.Jwks
+	(*User)(nil),                    // 10: pms.auth.v1.User
+	(*CreateUserRequest)(nil),       // 11: pms.auth.v1.CreateUserRequest
+	(*CreatedUser)(nil),             // 12: pms.auth.v1.CreatedUser
+	(*SetPasswordRequest)(nil),      // 13: pms.auth.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),     // 14: pms.auth.v1.SetPasswordResponse
+	(*ChangePasswordRequest)(nil),   // 15: pms.auth.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),  // 16: pms.auth.v1.ChangePasswordResponse
+	(*ResetPasswordRequest)(nil),    // 17: pms.auth.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),   // 18: pms.auth.v1.ResetPasswordResponse
+	(*ListUsersRequest)(nil),        // 19: pms.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),       // 20: pms.auth.v1.ListUsersResponse
+	(*GetUserRequest)(nil),          // 21: pms.auth.v1.GetUserRequest
+	(*UpdateUserRequest)(nil),       // 22: pms.auth.v1.UpdateUserRequest
+	(*ListAuditRequest)(nil),        // 23: pms.auth.v1.ListAuditRequest
+	(*AuditEntry)(nil),              // 24: pms.auth.v1.AuditEntry
+	(*ListAuditResponse)(nil),       // 25: pms.auth.v1.ListAuditResponse
+	(*EnrolTotpRequest)(nil),        // 26: pms.auth.v1.EnrolTotpRequest
+	(*TotpEnrolment)(nil),           // 27: pms.auth.v1.TotpEnrolment
+	(*ConfirmTotpRequest)(nil),      // 28: pms.auth.v1.ConfirmTotpRequest
+	(*RecoveryCodes)(nil),           // 29: pms.auth.v1.RecoveryCodes
+	(*DisableTotpRequest)(nil),      // 30: pms.auth.v1.DisableTotpRequest
+	(*DisableTotpResponse)(nil),     // 31: pms.auth.v1.DisableTotpResponse
+	(*LoginMfaRequest)(nil),         // 32: pms.auth.v1.LoginMfaRequest
+	(*LoginEnrolTotpRequest)(nil),   // 33: pms.auth.v1.LoginEnrolTotpRequest
+	(*LoginConfirmTotpRequest)(nil), // 34: pms.auth.v1.LoginConfirmTotpRequest
+	(*MfaLogin)(nil),                // 35: pms.auth.v1.MfaLogin
+	(*ListSessionsRequest)(nil),     // 36: pms.auth.v1.ListSessionsRequest
+	(*Session)(nil),                 // 37: pms.auth.v1.Session
+	(*ListSessionsResponse)(nil),    // 38: pms.auth.v1.ListSessionsResponse
+	(*DeleteSessionRequest)(nil),    // 39: pms.auth.v1.DeleteSessionRequest
+	(*DeleteSessionResponse)(nil),   // 40: pms.auth.v1.DeleteSessionResponse
+	(*LogoutAllRequest)(nil),        // 41: pms.auth.v1.LogoutAllRequest
+	(*LogoutAllResponse)(nil),       // 42: pms.auth.v1.LogoutAllResponse
+	(*timestamppb.Timestamp)(nil),   // 43: google.protobuf.Timestamp
 }
 var file_pms_auth_v1_auth_proto_depIdxs = []int32{
 	8,  // 0: pms.auth.v1.Jwks.keys:type_name -> pms.auth.v1.Jwk
-	33, // 1: pms.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	33, // 2: pms.auth.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	33, // 3: pms.auth.v1.CreatedUser.created_at:type_name -> google.protobuf.Timestamp
-	33, // 4: pms.auth.v1.CreatedUser.updated_at:type_name -> google.protobuf.Timestamp
-	33, // 5: pms.auth.v1.CreatedUser.invite_expires_at:type_name -> google.protobuf.Timestamp
-	33, // 6: pms.auth.v1.ResetPasswordResponse.reset_expires_at:type_name -> google.protobuf.Timestamp
+	43, // 1: pms.auth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	43, // 2: pms.auth.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	43, // 3: pms.auth.v1.CreatedUser.created_at:type_name -> google.protobuf.Timestamp
+	43, // 4: pms.auth.v1.CreatedUser.updated_at:type_name -> google.protobuf.Timestamp
+	43, // 5: pms.auth.v1.CreatedUser.invite_expires_at:type_name -> google.protobuf.Timestamp
+	43, // 6: pms.auth.v1.ResetPasswordResponse.reset_expires_at:type_name -> google.protobuf.Timestamp
 	10, // 7: pms.auth.v1.ListUsersResponse.users:type_name -> pms.auth.v1.User
-	33, // 8: pms.auth.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	33, // 9: pms.auth.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	33, // 10: pms.auth.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	43, // 8: pms.auth.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	43, // 9: pms.auth.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	43, // 10: pms.auth.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	24, // 11: pms.auth.v1.ListAuditResponse.entries:type_name -> pms.auth.v1.AuditEntry
-	33, // 12: pms.auth.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	33, // 13: pms.auth.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	27, // 14: pms.auth.v1.ListSessionsResponse.sessions:type_name -> pms.auth.v1.Session
+	43, // 12: pms.auth.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	43, // 13: pms.auth.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	37, // 14: pms.auth.v1.ListSessionsResponse.sessions:type_name -> pms.auth.v1.Session
 	0,  // 15: pms.auth.v1.AuthService.Login:input_type -> pms.auth.v1.LoginRequest
 	2,  // 16: pms.auth.v1.AuthService.Validate:input_type -> pms.auth.v1.ValidateRequest
 	4,  // 17: pms.auth.v1.AuthService.Refresh:input_type -> pms.auth.v1.RefreshRequest
@@ -2079,27 +2644,39 @@ var file_pms_auth_v1_auth_proto_depIdxs = []int32{
 	13, // 25: pms.auth.v1.AuthService.SetPassword:input_type -> pms.auth.v1.SetPasswordRequest
 	15, // 26: pms.auth.v1.AuthService.ChangePassword:input_type -> pms.auth.v1.ChangePasswordRequest
 	17, // 27: pms.auth.v1.AuthService.ResetPassword:input_type -> pms.auth.v1.ResetPasswordRequest
-	26, // 28: pms.auth.v1.AuthService.ListSessions:input_type -> pms.auth.v1.ListSessionsRequest
-	29, // 29: pms.auth.v1.AuthService.DeleteSession:input_type -> pms.auth.v1.DeleteSessionRequest
-	31, // 30: pms.auth.v1.AuthService.LogoutAll:input_type -> pms.auth.v1.LogoutAllRequest
-	1,  // 31: pms.auth.v1.AuthService.Login:output_type -> pms.auth.v1.TokenPair
-	3,  // 32: pms.auth.v1.AuthService.Validate:output_type -> pms.auth.v1.Validation
-	1,  // 33: pms.auth.v1.AuthService.Refresh:output_type -> pms.auth.v1.TokenPair
-	6,  // 34: pms.auth.v1.AuthService.Logout:output_type -> pms.auth.v1.LogoutResponse
-	9,  // 35: pms.auth.v1.AuthService.GetJwks:output_type -> pms.auth.v1.Jwks
-	12, // 36: pms.auth.v1.AuthService.CreateUser:output_type -> pms.auth.v1.CreatedUser
-	20, // 37: pms.auth.v1.AuthService.ListUsers:output_type -> pms.auth.v1.ListUsersResponse
-	10, // 38: pms.auth.v1.AuthService.GetUser:output_type -> pms.auth.v1.User
-	10, // 39: pms.auth.v1.AuthService.UpdateUser:output_type -> pms.auth.v1.User
-	25, // 40: pms.auth.v1.AuthService.ListAudit:output_type -> pms.auth.v1.ListAuditResponse
-	14, // 41: pms.auth.v1.AuthService.SetPassword:output_type -> pms.auth.v1.SetPasswordResponse
-	16, // 42: pms.auth.v1.AuthService.ChangePassword:output_type -> pms.auth.v1.ChangePasswordResponse
-	18, // 43: pms.auth.v1.AuthService.ResetPassword:output_type -> pms.auth.v1.ResetPasswordResponse
-	28, // 44: pms.auth.v1.AuthService.ListSessions:output_type -> pms.auth.v1.ListSessionsResponse
-	30, // 45: pms.auth.v1.AuthService.DeleteSession:output_type -> pms.auth.v1.DeleteSessionResponse
-	32, // 46: pms.auth.v1.AuthService.LogoutAll:output_type -> pms.auth.v1.LogoutAllResponse
-	31, // [31:47] is the sub-list for method output_type
-	15, // [15:31] is the sub-list for method input_type
+	26, // 28: pms.auth.v1.AuthService.EnrolTotp:input_type -> pms.auth.v1.EnrolTotpRequest
+	28, // 29: pms.auth.v1.AuthService.ConfirmTotp:input_type -> pms.auth.v1.ConfirmTotpRequest
+	30, // 30: pms.auth.v1.AuthService.DisableTotp:input_type -> pms.auth.v1.DisableTotpRequest
+	32, // 31: pms.auth.v1.AuthService.LoginMfa:input_type -> pms.auth.v1.LoginMfaRequest
+	33, // 32: pms.auth.v1.AuthService.LoginEnrolTotp:input_type -> pms.auth.v1.LoginEnrolTotpRequest
+	34, // 33: pms.auth.v1.AuthService.LoginConfirmTotp:input_type -> pms.auth.v1.LoginConfirmTotpRequest
+	36, // 34: pms.auth.v1.AuthService.ListSessions:input_type -> pms.auth.v1.ListSessionsRequest
+	39, // 35: pms.auth.v1.AuthService.DeleteSession:input_type -> pms.auth.v1.DeleteSessionRequest
+	41, // 36: pms.auth.v1.AuthService.LogoutAll:input_type -> pms.auth.v1.LogoutAllRequest
+	1,  // 37: pms.auth.v1.AuthService.Login:output_type -> pms.auth.v1.TokenPair
+	3,  // 38: pms.auth.v1.AuthService.Validate:output_type -> pms.auth.v1.Validation
+	1,  // 39: pms.auth.v1.AuthService.Refresh:output_type -> pms.auth.v1.TokenPair
+	6,  // 40: pms.auth.v1.AuthService.Logout:output_type -> pms.auth.v1.LogoutResponse
+	9,  // 41: pms.auth.v1.AuthService.GetJwks:output_type -> pms.auth.v1.Jwks
+	12, // 42: pms.auth.v1.AuthService.CreateUser:output_type -> pms.auth.v1.CreatedUser
+	20, // 43: pms.auth.v1.AuthService.ListUsers:output_type -> pms.auth.v1.ListUsersResponse
+	10, // 44: pms.auth.v1.AuthService.GetUser:output_type -> pms.auth.v1.User
+	10, // 45: pms.auth.v1.AuthService.UpdateUser:output_type -> pms.auth.v1.User
+	25, // 46: pms.auth.v1.AuthService.ListAudit:output_type -> pms.auth.v1.ListAuditResponse
+	14, // 47: pms.auth.v1.AuthService.SetPassword:output_type -> pms.auth.v1.SetPasswordResponse
+	16, // 48: pms.auth.v1.AuthService.ChangePassword:output_type -> pms.auth.v1.ChangePasswordResponse
+	18, // 49: pms.auth.v1.AuthService.ResetPassword:output_type -> pms.auth.v1.ResetPasswordResponse
+	27, // 50: pms.auth.v1.AuthService.EnrolTotp:output_type -> pms.auth.v1.TotpEnrolment
+	29, // 51: pms.auth.v1.AuthService.ConfirmTotp:output_type -> pms.auth.v1.RecoveryCodes
+	31, // 52: pms.auth.v1.AuthService.DisableTotp:output_type -> pms.auth.v1.DisableTotpResponse
+	1,  // 53: pms.auth.v1.AuthService.LoginMfa:output_type -> pms.auth.v1.TokenPair
+	27, // 54: pms.auth.v1.AuthService.LoginEnrolTotp:output_type -> pms.auth.v1.TotpEnrolment
+	35, // 55: pms.auth.v1.AuthService.LoginConfirmTotp:output_type -> pms.auth.v1.MfaLogin
+	38, // 56: pms.auth.v1.AuthService.ListSessions:output_type -> pms.auth.v1.ListSessionsResponse
+	40, // 57: pms.auth.v1.AuthService.DeleteSession:output_type -> pms.auth.v1.DeleteSessionResponse
+	42, // 58: pms.auth.v1.AuthService.LogoutAll:output_type -> pms.auth.v1.LogoutAllResponse
+	37, // [37:59] is the sub-list for method output_type
+	15, // [15:37] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -2117,7 +2694,7 @@ func file_pms_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_auth_v1_auth_proto_rawDesc), len(file_pms_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

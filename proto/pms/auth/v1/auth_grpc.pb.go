@@ -28,22 +28,28 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_Login_FullMethodName          = "/pms.auth.v1.AuthService/Login"
-	AuthService_Validate_FullMethodName       = "/pms.auth.v1.AuthService/Validate"
-	AuthService_Refresh_FullMethodName        = "/pms.auth.v1.AuthService/Refresh"
-	AuthService_Logout_FullMethodName         = "/pms.auth.v1.AuthService/Logout"
-	AuthService_GetJwks_FullMethodName        = "/pms.auth.v1.AuthService/GetJwks"
-	AuthService_CreateUser_FullMethodName     = "/pms.auth.v1.AuthService/CreateUser"
-	AuthService_ListUsers_FullMethodName      = "/pms.auth.v1.AuthService/ListUsers"
-	AuthService_GetUser_FullMethodName        = "/pms.auth.v1.AuthService/GetUser"
-	AuthService_UpdateUser_FullMethodName     = "/pms.auth.v1.AuthService/UpdateUser"
-	AuthService_ListAudit_FullMethodName      = "/pms.auth.v1.AuthService/ListAudit"
-	AuthService_SetPassword_FullMethodName    = "/pms.auth.v1.AuthService/SetPassword"
-	AuthService_ChangePassword_FullMethodName = "/pms.auth.v1.AuthService/ChangePassword"
-	AuthService_ResetPassword_FullMethodName  = "/pms.auth.v1.AuthService/ResetPassword"
-	AuthService_ListSessions_FullMethodName   = "/pms.auth.v1.AuthService/ListSessions"
-	AuthService_DeleteSession_FullMethodName  = "/pms.auth.v1.AuthService/DeleteSession"
-	AuthService_LogoutAll_FullMethodName      = "/pms.auth.v1.AuthService/LogoutAll"
+	AuthService_Login_FullMethodName            = "/pms.auth.v1.AuthService/Login"
+	AuthService_Validate_FullMethodName         = "/pms.auth.v1.AuthService/Validate"
+	AuthService_Refresh_FullMethodName          = "/pms.auth.v1.AuthService/Refresh"
+	AuthService_Logout_FullMethodName           = "/pms.auth.v1.AuthService/Logout"
+	AuthService_GetJwks_FullMethodName          = "/pms.auth.v1.AuthService/GetJwks"
+	AuthService_CreateUser_FullMethodName       = "/pms.auth.v1.AuthService/CreateUser"
+	AuthService_ListUsers_FullMethodName        = "/pms.auth.v1.AuthService/ListUsers"
+	AuthService_GetUser_FullMethodName          = "/pms.auth.v1.AuthService/GetUser"
+	AuthService_UpdateUser_FullMethodName       = "/pms.auth.v1.AuthService/UpdateUser"
+	AuthService_ListAudit_FullMethodName        = "/pms.auth.v1.AuthService/ListAudit"
+	AuthService_SetPassword_FullMethodName      = "/pms.auth.v1.AuthService/SetPassword"
+	AuthService_ChangePassword_FullMethodName   = "/pms.auth.v1.AuthService/ChangePassword"
+	AuthService_ResetPassword_FullMethodName    = "/pms.auth.v1.AuthService/ResetPassword"
+	AuthService_EnrolTotp_FullMethodName        = "/pms.auth.v1.AuthService/EnrolTotp"
+	AuthService_ConfirmTotp_FullMethodName      = "/pms.auth.v1.AuthService/ConfirmTotp"
+	AuthService_DisableTotp_FullMethodName      = "/pms.auth.v1.AuthService/DisableTotp"
+	AuthService_LoginMfa_FullMethodName         = "/pms.auth.v1.AuthService/LoginMfa"
+	AuthService_LoginEnrolTotp_FullMethodName   = "/pms.auth.v1.AuthService/LoginEnrolTotp"
+	AuthService_LoginConfirmTotp_FullMethodName = "/pms.auth.v1.AuthService/LoginConfirmTotp"
+	AuthService_ListSessions_FullMethodName     = "/pms.auth.v1.AuthService/ListSessions"
+	AuthService_DeleteSession_FullMethodName    = "/pms.auth.v1.AuthService/DeleteSession"
+	AuthService_LogoutAll_FullMethodName        = "/pms.auth.v1.AuthService/LogoutAll"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -91,6 +97,25 @@ type AuthServiceClient interface {
 	// password, revokes its refresh tokens and returns a one-time set-password token (purpose
 	// reset, short-lived) for SetPassword. An admin's own account is invalid_argument.
 	ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...grpc.CallOption) (*ResetPasswordResponse, error)
+	// EnrolTotp creates a pending TOTP factor for the caller's own account, any role
+	// (REST: POST /mfa/totp); a confirmed factor already on is "conflict".
+	EnrolTotp(ctx context.Context, in *EnrolTotpRequest, opts ...grpc.CallOption) (*TotpEnrolment, error)
+	// ConfirmTotp turns the pending factor on with its first code and returns ten one-time
+	// recovery codes, shown only here (REST: POST /mfa/totp/confirm).
+	ConfirmTotp(ctx context.Context, in *ConfirmTotpRequest, opts ...grpc.CallOption) (*RecoveryCodes, error)
+	// DisableTotp removes the caller's factor given a current code or a recovery code
+	// (REST: POST /mfa/totp/disable).
+	DisableTotp(ctx context.Context, in *DisableTotpRequest, opts ...grpc.CallOption) (*DisableTotpResponse, error)
+	// LoginMfa completes a login answered mfa_required with its challenge and a code or a
+	// recovery code; no access token needed (REST: POST /login/mfa). Codes are throttled like
+	// passwords; each works once.
+	LoginMfa(ctx context.Context, in *LoginMfaRequest, opts ...grpc.CallOption) (*TokenPair, error)
+	// LoginEnrolTotp enrols a factor for the user of an enrol challenge
+	// (REST: POST /login/mfa/enrol).
+	LoginEnrolTotp(ctx context.Context, in *LoginEnrolTotpRequest, opts ...grpc.CallOption) (*TotpEnrolment, error)
+	// LoginConfirmTotp confirms it with its first code and completes the login
+	// (REST: POST /login/mfa/confirm).
+	LoginConfirmTotp(ctx context.Context, in *LoginConfirmTotpRequest, opts ...grpc.CallOption) (*MfaLogin, error)
 	// ListSessions lists the caller's own live sessions, any role (REST: GET /sessions).
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 	// DeleteSession ends one of the caller's own sessions: its refresh tokens and access
@@ -239,6 +264,66 @@ func (c *authServiceClient) ResetPassword(ctx context.Context, in *ResetPassword
 	return out, nil
 }
 
+func (c *authServiceClient) EnrolTotp(ctx context.Context, in *EnrolTotpRequest, opts ...grpc.CallOption) (*TotpEnrolment, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TotpEnrolment)
+	err := c.cc.Invoke(ctx, AuthService_EnrolTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) ConfirmTotp(ctx context.Context, in *ConfirmTotpRequest, opts ...grpc.CallOption) (*RecoveryCodes, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecoveryCodes)
+	err := c.cc.Invoke(ctx, AuthService_ConfirmTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) DisableTotp(ctx context.Context, in *DisableTotpRequest, opts ...grpc.CallOption) (*DisableTotpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisableTotpResponse)
+	err := c.cc.Invoke(ctx, AuthService_DisableTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) LoginMfa(ctx context.Context, in *LoginMfaRequest, opts ...grpc.CallOption) (*TokenPair, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TokenPair)
+	err := c.cc.Invoke(ctx, AuthService_LoginMfa_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) LoginEnrolTotp(ctx context.Context, in *LoginEnrolTotpRequest, opts ...grpc.CallOption) (*TotpEnrolment, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TotpEnrolment)
+	err := c.cc.Invoke(ctx, AuthService_LoginEnrolTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) LoginConfirmTotp(ctx context.Context, in *LoginConfirmTotpRequest, opts ...grpc.CallOption) (*MfaLogin, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MfaLogin)
+	err := c.cc.Invoke(ctx, AuthService_LoginConfirmTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *authServiceClient) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListSessionsResponse)
@@ -314,6 +399,25 @@ type AuthServiceServer interface {
 	// password, revokes its refresh tokens and returns a one-time set-password token (purpose
 	// reset, short-lived) for SetPassword. An admin's own account is invalid_argument.
 	ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error)
+	// EnrolTotp creates a pending TOTP factor for the caller's own account, any role
+	// (REST: POST /mfa/totp); a confirmed factor already on is "conflict".
+	EnrolTotp(context.Context, *EnrolTotpRequest) (*TotpEnrolment, error)
+	// ConfirmTotp turns the pending factor on with its first code and returns ten one-time
+	// recovery codes, shown only here (REST: POST /mfa/totp/confirm).
+	ConfirmTotp(context.Context, *ConfirmTotpRequest) (*RecoveryCodes, error)
+	// DisableTotp removes the caller's factor given a current code or a recovery code
+	// (REST: POST /mfa/totp/disable).
+	DisableTotp(context.Context, *DisableTotpRequest) (*DisableTotpResponse, error)
+	// LoginMfa completes a login answered mfa_required with its challenge and a code or a
+	// recovery code; no access token needed (REST: POST /login/mfa). Codes are throttled like
+	// passwords; each works once.
+	LoginMfa(context.Context, *LoginMfaRequest) (*TokenPair, error)
+	// LoginEnrolTotp enrols a factor for the user of an enrol challenge
+	// (REST: POST /login/mfa/enrol).
+	LoginEnrolTotp(context.Context, *LoginEnrolTotpRequest) (*TotpEnrolment, error)
+	// LoginConfirmTotp confirms it with its first code and completes the login
+	// (REST: POST /login/mfa/confirm).
+	LoginConfirmTotp(context.Context, *LoginConfirmTotpRequest) (*MfaLogin, error)
 	// ListSessions lists the caller's own live sessions, any role (REST: GET /sessions).
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	// DeleteSession ends one of the caller's own sessions: its refresh tokens and access
@@ -370,6 +474,24 @@ func (UnimplementedAuthServiceServer) ChangePassword(context.Context, *ChangePas
 }
 func (UnimplementedAuthServiceServer) ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetPassword not implemented")
+}
+func (UnimplementedAuthServiceServer) EnrolTotp(context.Context, *EnrolTotpRequest) (*TotpEnrolment, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnrolTotp not implemented")
+}
+func (UnimplementedAuthServiceServer) ConfirmTotp(context.Context, *ConfirmTotpRequest) (*RecoveryCodes, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmTotp not implemented")
+}
+func (UnimplementedAuthServiceServer) DisableTotp(context.Context, *DisableTotpRequest) (*DisableTotpResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisableTotp not implemented")
+}
+func (UnimplementedAuthServiceServer) LoginMfa(context.Context, *LoginMfaRequest) (*TokenPair, error) {
+	return nil, status.Error(codes.Unimplemented, "method LoginMfa not implemented")
+}
+func (UnimplementedAuthServiceServer) LoginEnrolTotp(context.Context, *LoginEnrolTotpRequest) (*TotpEnrolment, error) {
+	return nil, status.Error(codes.Unimplemented, "method LoginEnrolTotp not implemented")
+}
+func (UnimplementedAuthServiceServer) LoginConfirmTotp(context.Context, *LoginConfirmTotpRequest) (*MfaLogin, error) {
+	return nil, status.Error(codes.Unimplemented, "method LoginConfirmTotp not implemented")
 }
 func (UnimplementedAuthServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
@@ -635,6 +757,114 @@ func _AuthService_ResetPassword_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_EnrolTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnrolTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).EnrolTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_EnrolTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).EnrolTotp(ctx, req.(*EnrolTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_ConfirmTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).ConfirmTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_ConfirmTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).ConfirmTotp(ctx, req.(*ConfirmTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_DisableTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisableTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).DisableTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_DisableTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).DisableTotp(ctx, req.(*DisableTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_LoginMfa_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoginMfaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).LoginMfa(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_LoginMfa_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).LoginMfa(ctx, req.(*LoginMfaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_LoginEnrolTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoginEnrolTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).LoginEnrolTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_LoginEnrolTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).LoginEnrolTotp(ctx, req.(*LoginEnrolTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_LoginConfirmTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoginConfirmTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).LoginConfirmTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_LoginConfirmTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).LoginConfirmTotp(ctx, req.(*LoginConfirmTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuthService_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListSessionsRequest)
 	if err := dec(in); err != nil {
@@ -747,6 +977,30 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResetPassword",
 			Handler:    _AuthService_ResetPassword_Handler,
+		},
+		{
+			MethodName: "EnrolTotp",
+			Handler:    _AuthService_EnrolTotp_Handler,
+		},
+		{
+			MethodName: "ConfirmTotp",
+			Handler:    _AuthService_ConfirmTotp_Handler,
+		},
+		{
+			MethodName: "DisableTotp",
+			Handler:    _AuthService_DisableTotp_Handler,
+		},
+		{
+			MethodName: "LoginMfa",
+			Handler:    _AuthService_LoginMfa_Handler,
+		},
+		{
+			MethodName: "LoginEnrolTotp",
+			Handler:    _AuthService_LoginEnrolTotp_Handler,
+		},
+		{
+			MethodName: "LoginConfirmTotp",
+			Handler:    _AuthService_LoginConfirmTotp_Handler,
 		},
 		{
 			MethodName: "ListSessions",
