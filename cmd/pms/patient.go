@@ -47,7 +47,10 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		return nil, err
 	}
 	store := patient.NewStore(u.db)
-	writer := u.audit(patient.AuditTable, store.Outbox())
+	writer, err := u.audit(patient.AuditTable, store.Outbox())
+	if err != nil {
+		return u.fail(err)
+	}
 	metrics := patient.NewMetrics(u.reg)
 	var bill patient.Billing
 	if c.billingAddr != "" {

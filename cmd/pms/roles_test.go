@@ -58,6 +58,7 @@ var roleMatrix = []routeRule{
 	{"patient", "DELETE", "/patients/{newPatient}", "", []string{authz.RoleClinician}},
 	{"patient", "GET", "/patients/{patient}/history", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"patient", "GET", "/audit", "", []string{authz.RoleAdmin}},
+	{"patient", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	{"patient", "GET", "/patients/{patient}/billing-account", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"patient", "GET", "/patients/{patient}/invoices", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	// break-glass ({restrictedPatient}: a fresh patient an admin restricted). TODO(privacy
@@ -75,6 +76,7 @@ var roleMatrix = []routeRule{
 	{"billing", "POST", "/invoices/{openInvoice}/payments", `{"amount":1,"method":"cash"}`, []string{authz.RoleBilling}},
 	{"billing", "POST", "/invoices/{newInvoice}/void", "", []string{authz.RoleBilling}},
 	{"billing", "GET", "/audit?subjectId={patient}", "", []string{authz.RoleAdmin}},
+	{"billing", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	// analytics
 	{"analytics", "GET", "/summary", "", []string{authz.RoleAnalyst}},
 	// auth MFA: every role enrols, confirms ({totpCode}: the role enrols a fresh factor and

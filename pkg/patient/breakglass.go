@@ -103,6 +103,7 @@ func (s *service) SetConfidentiality(ctx context.Context, req ConfidentialityReq
 	if err := bad.Err(); err != nil {
 		return Patient{}, err
 	}
+	ctx = audit.WithPending(ctx, ActionConfidentiality, pid) // recorded in the change's transaction
 	return s.store.setConfidentiality(ctx, pid, req.Confidentiality, s.meta(ctx))
 }
 
@@ -126,6 +127,7 @@ func (s *service) BreakGlass(ctx context.Context, req BreakGlassRequest) (g Gran
 	m := s.meta(ctx)
 	g = Grant{ID: uuid.NewString(), PatientID: pid, UserID: m.Actor, Role: m.Role, Reason: reason,
 		RequestID: m.RequestID, CreatedAt: m.At, ExpiresAt: m.At.Add(s.breakGlassTTL)}
+	ctx = audit.WithPending(ctx, ActionBreakGlass, pid) // recorded in the grant's transaction
 	if err := s.store.addGrant(ctx, g); err != nil {
 		return Grant{}, err
 	}

@@ -60,9 +60,9 @@ func (s *Store) confidentiality(ctx context.Context, id string) (string, bool, e
 }
 
 // addGrant stores g after checking, in the same transaction, that its patient is live and
-// restricted.
+// restricted; the grant's audit entry (audit.WithPending) commits with it.
 func (s *Store) addGrant(ctx context.Context, g Grant) error {
-	return db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var r patientRow
 		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT `+patientColumns+` FROM patients WHERE id = ?`), g.PatientID)
 		cur, err := rowResult(r, err)

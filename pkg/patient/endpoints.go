@@ -20,6 +20,8 @@ const (
 	MethodDelete  = "DeletePatient"
 	MethodHistory = "GetPatientHistory"
 	MethodAudit   = "ListAudit"
+	// MethodVerifyAudit walks the audit chain (GET /audit/verify), admin only.
+	MethodVerifyAudit = "VerifyAudit"
 	// MethodBillingAccount and MethodInvoices read the patient's billing data.
 	MethodBillingAccount = "GetPatientBillingAccount"
 	MethodInvoices       = "ListPatientInvoices"
@@ -41,6 +43,7 @@ var Ops = op.Table{
 	{Name: MethodDelete, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionDelete},
 	{Name: MethodHistory, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionHistory},
 	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: "audit"},
+	{Name: MethodVerifyAudit, Roles: []string{authz.RoleAdmin}, Action: ActionVerifyAudit},
 	{Name: MethodBillingAccount, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
 	{Name: MethodInvoices, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
 	// Break-glass (issue 17). TODO(privacy role): add the privacy role to
@@ -63,6 +66,8 @@ type (
 	HistoryRequest        struct{ ID string }
 	BillingAccountRequest struct{ ID string }
 	InvoicesRequest       struct{ ID string }
+	// VerifyAuditRequest asks for the audit chain's verdict; it has no parameters.
+	VerifyAuditRequest struct{}
 )
 
 // HistoryResponse and AuditResponse wrap slices so every endpoint response is a struct.
@@ -85,6 +90,8 @@ type Set struct {
 	DeleteEndpoint  endpoint.Endpoint `op:"DeletePatient"`
 	HistoryEndpoint endpoint.Endpoint `op:"GetPatientHistory"`
 	AuditEndpoint   endpoint.Endpoint `op:"ListAudit"`
+	// VerifyAuditEndpoint walks the audit chain.
+	VerifyAuditEndpoint endpoint.Endpoint `op:"VerifyAudit"`
 	// BillingAccountEndpoint and InvoicesEndpoint read the patient's billing data.
 	BillingAccountEndpoint endpoint.Endpoint `op:"GetPatientBillingAccount"`
 	InvoicesEndpoint       endpoint.Endpoint `op:"ListPatientInvoices"`
@@ -117,6 +124,9 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		AuditEndpoint: typed.Endpoint(func(ctx context.Context, q AuditQuery) (AuditResponse, error) {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
+		}),
+		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, _ VerifyAuditRequest) (audit.Report, error) {
+			return s.VerifyAudit(ctx)
 		}),
 		BillingAccountEndpoint: typed.Endpoint(func(ctx context.Context, r BillingAccountRequest) (BillingAccount, error) {
 			return s.BillingAccount(ctx, r.ID)
@@ -197,6 +207,11 @@ func (s Set) History(ctx context.Context, id string) ([]Version, error) {
 func (s Set) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	r, err := typed.Call[AuditResponse](ctx, s.AuditEndpoint, q)
 	return r.Entries, err
+}
+
+// VerifyAudit implements Service over the endpoint set.
+func (s Set) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{})
 }
 
 // BillingAccount implements Service over the endpoint set.

@@ -27,6 +27,8 @@ type Service interface {
 	Delete(ctx context.Context, req DeleteRequest) error
 	History(ctx context.Context, id string) ([]Version, error)
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md).
+	VerifyAudit(ctx context.Context) (audit.Report, error)
 	// BillingAccount and Invoices read the patient's billing data from the billing service;
 	// they are reads of patient data, audited like Get.
 	BillingAccount(ctx context.Context, id string) (BillingAccount, error)
@@ -141,6 +143,7 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 	if req.IdempotencyKey != "" {
 		idem = &idempotency.Key{Scope: m.Actor, Key: req.IdempotencyKey, RequestHash: requestHash(f, req.RegisteredDate)}
 	}
+	ctx = audit.WithPending(ctx, ActionCreate, p.ID) // recorded by the create's own transaction
 	return idempotency.Do(idem, func() (Patient, bool, error) { return s.replay(ctx, idem) },
 		func() (Patient, error) { return s.store.create(ctx, p, m, idem) })
 }
@@ -246,6 +249,7 @@ func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err
 	if err := s.checkRestricted(ctx, pid); err != nil { // break-glass
 		return Patient{}, err
 	}
+	ctx = audit.WithPending(ctx, ActionUpdate, pid)
 	return s.store.change(ctx, pid, req.IfMatch, ChangeUpdated, m, func(cur Patient) (Patient, bool, error) {
 		if err := checkUnchanged(cur, req.Unchanged); err != nil {
 			return Patient{}, false, err
@@ -298,6 +302,7 @@ func (s *service) Delete(ctx context.Context, req DeleteRequest) (err error) {
 	if err != nil {
 		return err
 	}
+	ctx = audit.WithPending(ctx, ActionDelete, pid)
 	_, err = s.store.change(ctx, pid, req.IfMatch, ChangeDeleted, s.meta(ctx), func(cur Patient) (Patient, bool, error) {
 		return cur, true, nil
 	})

@@ -5,6 +5,7 @@ import (
 
 	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/typed"
 	billingv1 "github.com/pms/pms/proto/pms/billing/v1"
@@ -30,6 +31,9 @@ func newPatientServer(set patient.Set) *patientServer {
 		del:     kitgrpc.NewServer(set.DeleteEndpoint, total(deleteFromPB), total(deletedToPB)),
 		history: kitgrpc.NewServer(set.HistoryEndpoint, total(historyFromPB), total(versionsToPB)),
 		audit:   kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(auditQueryFromPB)), total(auditEntriesToPB)),
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) patient.VerifyAuditRequest {
+			return patient.VerifyAuditRequest{}
+		}), total(auditVerdictToPB)),
 		billingAccount: kitgrpc.NewServer(set.BillingAccountEndpoint, total(billingAccountRequestFromPB),
 			total(patientBillingAccountToPB)),
 		invoices: kitgrpc.NewServer(set.InvoicesEndpoint, total(invoicesRequestFromPB), total(patientInvoicesToPB)),
@@ -44,8 +48,25 @@ func newPatientServer(set patient.Set) *patientServer {
 type patientServer struct {
 	patientv1.UnimplementedPatientServiceServer
 	create, get, list, update, del, history, audit kitgrpc.Handler
-	billingAccount, invoices                       kitgrpc.Handler
+	billingAccount, invoices, verify               kitgrpc.Handler
 	confidentiality, breakGlass, breakGlassGrants  kitgrpc.Handler
+}
+
+// VerifyAudit implements patientv1.PatientServiceServer.
+func (s *patientServer) VerifyAudit(ctx context.Context, r *billingv1.VerifyAuditRequest) (*billingv1.AuditVerdict, error) {
+	return serve[*billingv1.AuditVerdict](ctx, s.verify, r)
+}
+
+// auditVerdictToPB and auditVerdictFromPB carry an audit.Report over gRPC.
+func auditVerdictToPB(r audit.Report) *billingv1.AuditVerdict {
+	return &billingv1.AuditVerdict{Service: r.Service, Rows: r.Rows, Ok: r.OK, FirstBadSeq: r.FirstBadSeq, Problem: r.Problem,
+		LastSeq: r.LastSeq, LastHash: r.LastHash, AgainstTopic: r.AgainstTopic, TopicEntries: r.TopicEntries, Checkpoints: r.Checkpoints}
+}
+
+func auditVerdictFromPB(v *billingv1.AuditVerdict) audit.Report {
+	return audit.Report{Service: v.GetService(), Rows: v.GetRows(), OK: v.GetOk(), FirstBadSeq: v.GetFirstBadSeq(), Problem: v.GetProblem(),
+		LastSeq: v.GetLastSeq(), LastHash: v.GetLastHash(), AgainstTopic: v.GetAgainstTopic(), TopicEntries: v.GetTopicEntries(),
+		Checkpoints: v.GetCheckpoints()}
 }
 
 // CreatePatient implements patientv1.PatientServiceServer.
@@ -110,6 +131,9 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 		DeleteEndpoint:  c.endpoint(patient.MethodDelete, total(deleteToPB), total(deletedFromPB), &patientv1.DeletePatientResponse{}),
 		HistoryEndpoint: c.endpoint(patient.MethodHistory, total(historyToPB), total(versionsFromPB), &patientv1.GetPatientHistoryResponse{}),
 		AuditEndpoint:   c.endpoint(patient.MethodAudit, total(auditQueryToPB), total(auditEntriesFromPB), &patientv1.ListAuditResponse{}),
+		VerifyAuditEndpoint: c.endpoint(patient.MethodVerifyAudit, total(func(patient.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{}
+		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 		BillingAccountEndpoint: c.endpoint(patient.MethodBillingAccount, total(billingAccountRequestToPB),
 			total(patientBillingAccountFromPB), &billingv1.Account{}),
 		InvoicesEndpoint: c.endpoint(patient.MethodInvoices, total(invoicesRequestToPB), total(patientInvoicesFromPB),

@@ -268,6 +268,7 @@ var patientCases = []decodeCase{
 		cl, _ := encodeListCall(q)
 		return withQuery(in, cl.query)
 	}),
+	caseOf("audit-verify", "GET", decodeVerifyAudit[patient.VerifyAuditRequest], noQueryCheck[patient.VerifyAuditRequest], nil),
 	caseOf("audit", "GET", decodeAudit, func(t *testing.T, in fuzzInput, q patient.AuditQuery) {
 		v := checkQuery(t, in, []string{"patientId", "actor", "from", "to", "limit"},
 			map[string]string{"patientId": q.PatientID, "actor": q.Actor})
@@ -281,6 +282,7 @@ var patientCases = []decodeCase{
 
 // billingCases are the decoders of billing_server.go.
 var billingCases = []decodeCase{
+	caseOf("billing-audit-verify", "GET", decodeVerifyAudit[billing.VerifyAuditRequest], noQueryCheck[billing.VerifyAuditRequest], nil),
 	caseOf("list-accounts", "GET", decodeListAccounts, func(t *testing.T, in fuzzInput, q billing.AccountQuery) {
 		checkQuery(t, in, []string{"patientId"}, map[string]string{"patientId": q.PatientID})
 	}, func(_ *testing.T, in fuzzInput, q billing.AccountQuery) fuzzInput {

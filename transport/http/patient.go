@@ -23,6 +23,7 @@ func NewPatientHandler(set patient.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodDelete, "/patients/{id}", set.DeleteEndpoint, decodeDeletePatient, encodeNoContent[patient.DeleteResponse])
 	Handle(r, o, http.MethodGet, "/patients/{id}/history", set.HistoryEndpoint, decodeHistory, encodeHistory)
 	Handle(r, o, http.MethodGet, "/audit", set.AuditEndpoint, decodeAudit, encodeAudit)
+	Handle(r, o, http.MethodGet, "/audit/verify", set.VerifyAuditEndpoint, decodeVerifyAudit[patient.VerifyAuditRequest], encodeOK[audit.Report])
 	Handle(r, o, http.MethodGet, "/patients/{id}/billing-account", set.BillingAccountEndpoint, decodeBillingAccount, encodeOK[patient.BillingAccount])
 	Handle(r, o, http.MethodGet, "/patients/{id}/invoices", set.InvoicesEndpoint, decodePatientInvoices, encodePatientInvoices)
 	handleBreakGlass(r, o, set)
@@ -201,6 +202,9 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 			e, err := decodeJSONResponse[[]patient.AuditEntry](resp)
 			return patient.AuditResponse{Entries: e}, err
 		}),
+		VerifyAuditEndpoint: clientEndpoint(c, func(patient.VerifyAuditRequest) (call, error) {
+			return call{method: http.MethodGet, path: "/audit/verify"}, nil
+		}, decodeJSONResponse[audit.Report]),
 		BillingAccountEndpoint: clientEndpoint(c, func(r patient.BillingAccountRequest) (call, error) {
 			return patientCall(http.MethodGet, r.ID, "/billing-account")
 		}, decodeJSONResponse[patient.BillingAccount]),

@@ -1757,7 +1757,7 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x05R\x05limit\"W\n" +
 	"\x1cListBreakGlassGrantsResponse\x127\n" +
-	"\x06grants\x18\x01 \x03(\v2\x1f.pms.patient.v1.BreakGlassGrantR\x06grants2\xf2\b\n" +
+	"\x06grants\x18\x01 \x03(\v2\x1f.pms.patient.v1.BreakGlassGrantR\x06grants2\xc3\t\n" +
 	"\x0ePatientService\x12N\n" +
 	"\rCreatePatient\x12$.pms.patient.v1.CreatePatientRequest\x1a\x17.pms.patient.v1.Patient\x12H\n" +
 	"\n" +
@@ -1766,7 +1766,8 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\rUpdatePatient\x12$.pms.patient.v1.UpdatePatientRequest\x1a\x17.pms.patient.v1.Patient\x12\\\n" +
 	"\rDeletePatient\x12$.pms.patient.v1.DeletePatientRequest\x1a%.pms.patient.v1.DeletePatientResponse\x12h\n" +
 	"\x11GetPatientHistory\x12(.pms.patient.v1.GetPatientHistoryRequest\x1a).pms.patient.v1.GetPatientHistoryResponse\x12P\n" +
-	"\tListAudit\x12 .pms.patient.v1.ListAuditRequest\x1a!.pms.patient.v1.ListAuditResponse\x12d\n" +
+	"\tListAudit\x12 .pms.patient.v1.ListAuditRequest\x1a!.pms.patient.v1.ListAuditResponse\x12O\n" +
+	"\vVerifyAudit\x12\".pms.billing.v1.VerifyAuditRequest\x1a\x1c.pms.billing.v1.AuditVerdict\x12d\n" +
 	"\x18GetPatientBillingAccount\x12/.pms.patient.v1.GetPatientBillingAccountRequest\x1a\x17.pms.billing.v1.Account\x12n\n" +
 	"\x13ListPatientInvoices\x12*.pms.patient.v1.ListPatientInvoicesRequest\x1a+.pms.patient.v1.ListPatientInvoicesResponse\x12f\n" +
 	"\x19SetPatientConfidentiality\x120.pms.patient.v1.SetPatientConfidentialityRequest\x1a\x17.pms.patient.v1.Patient\x12P\n" +
@@ -1813,7 +1814,9 @@ var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*ListBreakGlassGrantsResponse)(nil),     // 22: pms.patient.v1.ListBreakGlassGrantsResponse
 	(*timestamppb.Timestamp)(nil),            // 23: google.protobuf.Timestamp
 	(*v1.Invoice)(nil),                       // 24: pms.billing.v1.Invoice
-	(*v1.Account)(nil),                       // 25: pms.billing.v1.Account
+	(*v1.VerifyAuditRequest)(nil),            // 25: pms.billing.v1.VerifyAuditRequest
+	(*v1.AuditVerdict)(nil),                  // 26: pms.billing.v1.AuditVerdict
+	(*v1.Account)(nil),                       // 27: pms.billing.v1.Account
 }
 var file_pms_patient_v1_patient_proto_depIdxs = []int32{
 	23, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
@@ -1841,25 +1844,27 @@ var file_pms_patient_v1_patient_proto_depIdxs = []int32{
 	7,  // 22: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
 	9,  // 23: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
 	12, // 24: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
-	15, // 25: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
-	16, // 26: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
-	18, // 27: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
-	19, // 28: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
-	21, // 29: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
-	0,  // 30: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
-	0,  // 31: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
-	4,  // 32: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
-	0,  // 33: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
-	8,  // 34: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
-	11, // 35: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
-	14, // 36: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
-	25, // 37: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
-	17, // 38: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
-	0,  // 39: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
-	20, // 40: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
-	22, // 41: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
-	30, // [30:42] is the sub-list for method output_type
-	18, // [18:30] is the sub-list for method input_type
+	25, // 25: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
+	15, // 26: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
+	16, // 27: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
+	18, // 28: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
+	19, // 29: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
+	21, // 30: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
+	0,  // 31: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
+	0,  // 32: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
+	4,  // 33: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
+	0,  // 34: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
+	8,  // 35: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
+	11, // 36: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
+	14, // 37: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
+	26, // 38: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
+	27, // 39: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
+	17, // 40: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
+	0,  // 41: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
+	20, // 42: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
+	22, // 43: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
+	31, // [31:44] is the sub-list for method output_type
+	18, // [18:31] is the sub-list for method input_type
 	18, // [18:18] is the sub-list for extension type_name
 	18, // [18:18] is the sub-list for extension extendee
 	0,  // [0:18] is the sub-list for field type_name

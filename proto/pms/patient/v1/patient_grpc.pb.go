@@ -35,6 +35,7 @@ const (
 	PatientService_DeletePatient_FullMethodName             = "/pms.patient.v1.PatientService/DeletePatient"
 	PatientService_GetPatientHistory_FullMethodName         = "/pms.patient.v1.PatientService/GetPatientHistory"
 	PatientService_ListAudit_FullMethodName                 = "/pms.patient.v1.PatientService/ListAudit"
+	PatientService_VerifyAudit_FullMethodName               = "/pms.patient.v1.PatientService/VerifyAudit"
 	PatientService_GetPatientBillingAccount_FullMethodName  = "/pms.patient.v1.PatientService/GetPatientBillingAccount"
 	PatientService_ListPatientInvoices_FullMethodName       = "/pms.patient.v1.PatientService/ListPatientInvoices"
 	PatientService_SetPatientConfidentiality_FullMethodName = "/pms.patient.v1.PatientService/SetPatientConfidentiality"
@@ -63,6 +64,9 @@ type PatientServiceClient interface {
 	GetPatientHistory(ctx context.Context, in *GetPatientHistoryRequest, opts ...grpc.CallOption) (*GetPatientHistoryResponse, error)
 	// ListAudit reads the audit log, admin only (REST: GET /audit).
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	// VerifyAudit walks the audit chain and returns its verdict, admin only
+	// (REST: GET /audit/verify; the verdict of `pms audit verify --service patient`).
+	VerifyAudit(ctx context.Context, in *v1.VerifyAuditRequest, opts ...grpc.CallOption) (*v1.AuditVerdict, error)
 	// GetPatientBillingAccount reads the patient's billing account from the billing service
 	// (REST: GET /patients/{id}/billing-account); audited as a read of the patient.
 	GetPatientBillingAccount(ctx context.Context, in *GetPatientBillingAccountRequest, opts ...grpc.CallOption) (*v1.Account, error)
@@ -158,6 +162,16 @@ func (c *patientServiceClient) ListAudit(ctx context.Context, in *ListAuditReque
 	return out, nil
 }
 
+func (c *patientServiceClient) VerifyAudit(ctx context.Context, in *v1.VerifyAuditRequest, opts ...grpc.CallOption) (*v1.AuditVerdict, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.AuditVerdict)
+	err := c.cc.Invoke(ctx, PatientService_VerifyAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *patientServiceClient) GetPatientBillingAccount(ctx context.Context, in *GetPatientBillingAccountRequest, opts ...grpc.CallOption) (*v1.Account, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(v1.Account)
@@ -229,6 +243,9 @@ type PatientServiceServer interface {
 	GetPatientHistory(context.Context, *GetPatientHistoryRequest) (*GetPatientHistoryResponse, error)
 	// ListAudit reads the audit log, admin only (REST: GET /audit).
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	// VerifyAudit walks the audit chain and returns its verdict, admin only
+	// (REST: GET /audit/verify; the verdict of `pms audit verify --service patient`).
+	VerifyAudit(context.Context, *v1.VerifyAuditRequest) (*v1.AuditVerdict, error)
 	// GetPatientBillingAccount reads the patient's billing account from the billing service
 	// (REST: GET /patients/{id}/billing-account); audited as a read of the patient.
 	GetPatientBillingAccount(context.Context, *GetPatientBillingAccountRequest) (*v1.Account, error)
@@ -274,6 +291,9 @@ func (UnimplementedPatientServiceServer) GetPatientHistory(context.Context, *Get
 }
 func (UnimplementedPatientServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
+}
+func (UnimplementedPatientServiceServer) VerifyAudit(context.Context, *v1.VerifyAuditRequest) (*v1.AuditVerdict, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyAudit not implemented")
 }
 func (UnimplementedPatientServiceServer) GetPatientBillingAccount(context.Context, *GetPatientBillingAccountRequest) (*v1.Account, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPatientBillingAccount not implemented")
@@ -437,6 +457,24 @@ func _PatientService_ListAudit_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PatientService_VerifyAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.VerifyAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).VerifyAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_VerifyAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).VerifyAudit(ctx, req.(*v1.VerifyAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PatientService_GetPatientBillingAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetPatientBillingAccountRequest)
 	if err := dec(in); err != nil {
@@ -561,6 +599,10 @@ var PatientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAudit",
 			Handler:    _PatientService_ListAudit_Handler,
+		},
+		{
+			MethodName: "VerifyAudit",
+			Handler:    _PatientService_VerifyAudit_Handler,
 		},
 		{
 			MethodName: "GetPatientBillingAccount",
