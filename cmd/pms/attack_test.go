@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 2589
+const hostileCases = 2826
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -342,6 +342,7 @@ type attackWorld struct {
 	clin2Session                         string // that clinician's session id (the token's sid)
 	clinDevice                           string // the clinician's device token
 	p1, p2, deleted                      string // patients: shared, spare, deleted
+	restricted                           string // a patient an admin restricted (break-glass)
 	account                              string
 	draft, open, paid                    string // invoices by status
 	idemKey, idemBody, idemID            string // an Idempotency-Key used once, its body and result
@@ -460,6 +461,10 @@ func (w *attackWorld) setUp() {
 	w.deleted = w.create("/api/patients", w.clin, w.patientBody("gone@example.org"))
 	if resp, b := w.call("DELETE", "/api/patients/"+w.deleted, w.clin, ""); resp.StatusCode != 204 {
 		t.Fatalf("delete: %d %s", resp.StatusCode, b)
+	}
+	w.restricted = w.create("/api/patients", w.clin, w.patientBody("restricted@example.org"))
+	if resp, b := w.call("PUT", "/api/patients/"+w.restricted+"/confidentiality", w.admin, `{"confidentiality":"restricted"}`); resp.StatusCode != 200 {
+		t.Fatalf("restrict: %d %s", resp.StatusCode, b)
 	}
 	var accounts []struct{ ID string }
 	if resp, b := w.call("GET", "/api/billing/accounts?patientId="+w.p1, w.bill, ""); resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil || len(accounts) != 1 {
@@ -766,6 +771,9 @@ func (w *attackWorld) bodyRoutes() []bodyRoute {
 		{method: "POST", path: "/api/billing/invoices/" + w.open + "/void", token: w.bill, body: `{}`, emptyOK: true},
 		// Last, so the indices above (routes[6] …) stay.
 		{method: "POST", path: "/auth/login/mfa", body: `{"challenge":"` + strings.Repeat("A", 43) + `","code":"123456"}`},
+		// break-glass (patient_breakglass_attack_test.go)
+		{method: "POST", path: "/api/patients/" + w.restricted + "/break-glass", token: w.clin, body: `{"reason":"unconscious patient in A&E"}`},
+		{method: "PUT", path: "/api/patients/" + w.p2 + "/confidentiality", token: w.admin, body: `{"confidentiality":"restricted"}`},
 	}
 }
 
@@ -789,6 +797,8 @@ func (w *attackWorld) idRoutes() []idRoute {
 		{"POST", "/api/billing/invoices/{id}/issue", w.bill, ""},
 		{"POST", "/api/billing/invoices/{id}/payments", w.bill, `{"amount":1,"method":"cash"}`},
 		{"POST", "/api/billing/invoices/{id}/void", w.bill, ""},
+		{"POST", "/api/patients/{id}/break-glass", w.clin, `{"reason":"unconscious patient in A&E"}`},
+		{"PUT", "/api/patients/{id}/confidentiality", w.admin, `{"confidentiality":"normal"}`},
 	}
 }
 
@@ -1098,6 +1108,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 			hostile{cat: catInjection, name: "invoices status " + s, method: "GET", path: "/api/billing/invoices?status=" + queryEscape(s), token: w.bill},
 		)
 	}
+
+	add(w.breakGlassCases()...)
 
 	// Path traversal and bad ids, on every route with an id.
 	badIDs := []string{"..", "../..", "..%2f..%2fusers", "%2e%2e", "%2e%2e%2f%2e%2e%2faudit", "..%252f..%252f", "..;", "%2F", "%2f%2f",

@@ -25,6 +25,10 @@ const (
 	// MethodBillingAccount and MethodInvoices read the patient's billing data.
 	MethodBillingAccount = "GetPatientBillingAccount"
 	MethodInvoices       = "ListPatientInvoices"
+	// MethodConfidentiality, MethodBreakGlass and MethodBreakGlassGrants are break-glass.
+	MethodConfidentiality  = "SetPatientConfidentiality"
+	MethodBreakGlass       = "BreakGlass"
+	MethodBreakGlassGrants = "ListBreakGlassGrants"
 )
 
 // Ops is the patient service's operation table (API.md, "Authentication and roles"):
@@ -42,6 +46,11 @@ var Ops = op.Table{
 	{Name: MethodVerifyAudit, Roles: []string{authz.RoleAdmin}, Action: ActionVerifyAudit},
 	{Name: MethodBillingAccount, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
 	{Name: MethodInvoices, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
+	// Break-glass (issue 17). TODO(privacy role): add the privacy role to
+	// SetPatientConfidentiality and ListBreakGlassGrants when it lands (admin only until then).
+	{Name: MethodConfidentiality, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionConfidentiality},
+	{Name: MethodBreakGlass, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionBreakGlass},
+	{Name: MethodBreakGlassGrants, Roles: []string{authz.RoleAdmin}, Action: ActionBreakGlassReview},
 }
 
 // Methods and Roles are derived from Ops.
@@ -86,6 +95,10 @@ type Set struct {
 	// BillingAccountEndpoint and InvoicesEndpoint read the patient's billing data.
 	BillingAccountEndpoint endpoint.Endpoint `op:"GetPatientBillingAccount"`
 	InvoicesEndpoint       endpoint.Endpoint `op:"ListPatientInvoices"`
+	// ConfidentialityEndpoint, BreakGlassEndpoint and BreakGlassGrantsEndpoint are break-glass.
+	ConfidentialityEndpoint  endpoint.Endpoint `op:"SetPatientConfidentiality"`
+	BreakGlassEndpoint       endpoint.Endpoint `op:"BreakGlass"`
+	BreakGlassGrantsEndpoint endpoint.Endpoint `op:"ListBreakGlassGrants"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -122,6 +135,9 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			inv, err := s.Invoices(ctx, r.ID)
 			return InvoicesResponse{Invoices: inv}, err
 		}),
+		ConfidentialityEndpoint:  typed.Endpoint(s.SetConfidentiality),
+		BreakGlassEndpoint:       typed.Endpoint(s.BreakGlass),
+		BreakGlassGrantsEndpoint: typed.Endpoint(breakGlassGrants(s)),
 	})
 }
 
@@ -142,6 +158,10 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 		case BillingAccountRequest:
 			id = r.ID
 		case InvoicesRequest:
+			id = r.ID
+		case ConfidentialityRequest:
+			id = r.ID
+		case BreakGlassRequest:
 			id = r.ID
 		}
 		if canonical, err := ParseID(id); err == nil {

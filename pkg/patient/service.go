@@ -33,6 +33,11 @@ type Service interface {
 	// they are reads of patient data, audited like Get.
 	BillingAccount(ctx context.Context, id string) (BillingAccount, error)
 	Invoices(ctx context.Context, id string) ([]Invoice, error)
+	// SetConfidentiality, BreakGlass and BreakGlassGrants are break-glass (breakglass.go):
+	// restricting a record, emergency access to it, and the review of those accesses.
+	SetConfidentiality(ctx context.Context, req ConfidentialityRequest) (Patient, error)
+	BreakGlass(ctx context.Context, req BreakGlassRequest) (Grant, error)
+	BreakGlassGrants(ctx context.Context, q GrantQuery) ([]GrantReview, error)
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
@@ -53,6 +58,8 @@ type Options struct {
 	Billing Billing
 	// BillingTimeout bounds opening an account; default DefaultBillingTimeout.
 	BillingTimeout time.Duration
+	// BreakGlassTTL is how long an emergency grant lasts; default DefaultBreakGlassTTL.
+	BreakGlassTTL time.Duration
 }
 
 type service struct {
@@ -62,6 +69,7 @@ type service struct {
 	log            log.Logger
 	billing        Billing
 	billingTimeout time.Duration
+	breakGlassTTL  time.Duration
 }
 
 // NewService returns the patient service over store, auditing to auditLog.
@@ -75,6 +83,9 @@ func NewService(store *Store, auditLog AuditLog, o Options) Service {
 	}
 	if s.log == nil {
 		s.log = log.NewNopLogger()
+	}
+	if s.breakGlassTTL = o.BreakGlassTTL; s.breakGlassTTL <= 0 {
+		s.breakGlassTTL = DefaultBreakGlassTTL
 	}
 	return s
 }
@@ -127,7 +138,7 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 		return Patient{}, err
 	}
 	p = Patient{ID: uuid.NewString(), Name: f.Name, Email: f.Email, Address: f.Address,
-		DateOfBirth: f.DateOfBirth, RegisteredDate: registered, CreatedAt: m.At, UpdatedAt: m.At}
+		DateOfBirth: f.DateOfBirth, RegisteredDate: registered, Confidentiality: ConfidentialityNormal, CreatedAt: m.At, UpdatedAt: m.At}
 	var idem *idempotency.Key
 	if req.IdempotencyKey != "" {
 		idem = &idempotency.Key{Scope: m.Actor, Key: req.IdempotencyKey, RequestHash: requestHash(f, req.RegisteredDate)}
@@ -144,6 +155,9 @@ func (s *service) replay(ctx context.Context, idem *idempotency.Key) (Patient, b
 		return Patient{}, found, err
 	}
 	p, err := s.store.get(ctx, id)
+	if err == nil {
+		err = s.checkAccess(ctx, p) // break-glass: a replay is a read of the record as it is now
+	}
 	return p, true, err
 }
 
@@ -159,6 +173,9 @@ func (s *service) Get(ctx context.Context, id string) (Patient, error) {
 	var p Patient
 	if err == nil {
 		p, err = s.store.get(ctx, pid)
+	}
+	if err == nil {
+		err = s.checkAccess(ctx, p) // break-glass
 	}
 	return readResult(s, ctx, ActionRead, pid, p, err)
 }
@@ -204,6 +221,9 @@ func (s *service) list(ctx context.Context, q ListQuery) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
+	if err := s.redactRestricted(ctx, patients); err != nil { // break-glass
+		return Page{}, err
+	}
 	page := Page{Patients: patients, Total: total}
 	if more {
 		page.NextPageToken = encodePageToken(last)
@@ -224,6 +244,9 @@ func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err
 		bad.Add("If-Match", "must be a version number")
 	}
 	if err := bad.Err(); err != nil {
+		return Patient{}, err
+	}
+	if err := s.checkRestricted(ctx, pid); err != nil { // break-glass
 		return Patient{}, err
 	}
 	ctx = audit.WithPending(ctx, ActionUpdate, pid)
@@ -264,12 +287,18 @@ func checkUnchanged(cur Patient, ro ReadOnlyFields) error {
 	if ro.UpdatedAt != nil && !sameInstant(*ro.UpdatedAt, cur.UpdatedAt) {
 		bad.Add("updatedAt", msg)
 	}
+	if ro.Confidentiality != nil && *ro.Confidentiality != cur.Confidentiality {
+		bad.Add("confidentiality", "is changed only with PUT /patients/{id}/confidentiality")
+	}
 	return bad.Err()
 }
 
 func (s *service) Delete(ctx context.Context, req DeleteRequest) (err error) {
 	pid, err := ParseID(req.ID)
 	defer func() { s.recordChange(ctx, ActionDelete, pid, err) }()
+	if err == nil {
+		err = s.checkRestricted(ctx, pid) // break-glass
+	}
 	if err != nil {
 		return err
 	}
@@ -283,6 +312,9 @@ func (s *service) Delete(ctx context.Context, req DeleteRequest) (err error) {
 func (s *service) History(ctx context.Context, id string) ([]Version, error) {
 	pid, err := ParseID(id)
 	var v []Version
+	if err == nil {
+		err = s.checkRestricted(ctx, pid) // break-glass
+	}
 	if err == nil {
 		v, err = s.store.history(ctx, pid)
 	}

@@ -37,6 +37,10 @@ func newPatientServer(set patient.Set) *patientServer {
 		billingAccount: kitgrpc.NewServer(set.BillingAccountEndpoint, total(billingAccountRequestFromPB),
 			total(patientBillingAccountToPB)),
 		invoices: kitgrpc.NewServer(set.InvoicesEndpoint, total(invoicesRequestFromPB), total(patientInvoicesToPB)),
+		// break-glass (patient_breakglass.go)
+		confidentiality:  kitgrpc.NewServer(set.ConfidentialityEndpoint, total(confidentialityFromPB), total(patientToPB)),
+		breakGlass:       kitgrpc.NewServer(set.BreakGlassEndpoint, total(breakGlassFromPB), total(grantToPB)),
+		breakGlassGrants: kitgrpc.NewServer(set.BreakGlassGrantsEndpoint, typed.Reject(convert(grantQueryFromPB)), total(grantsToPB)),
 	}
 }
 
@@ -45,6 +49,7 @@ type patientServer struct {
 	patientv1.UnimplementedPatientServiceServer
 	create, get, list, update, del, history, audit kitgrpc.Handler
 	billingAccount, invoices, verify               kitgrpc.Handler
+	confidentiality, breakGlass, breakGlassGrants  kitgrpc.Handler
 }
 
 // VerifyAudit implements patientv1.PatientServiceServer.
@@ -133,6 +138,10 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 			total(patientBillingAccountFromPB), &billingv1.Account{}),
 		InvoicesEndpoint: c.endpoint(patient.MethodInvoices, total(invoicesRequestToPB), total(patientInvoicesFromPB),
 			&patientv1.ListPatientInvoicesResponse{}),
+		ConfidentialityEndpoint: c.endpoint(patient.MethodConfidentiality, total(confidentialityToPB), total(patientFromPB), &patientv1.Patient{}),
+		BreakGlassEndpoint:      c.endpoint(patient.MethodBreakGlass, total(breakGlassToPB), total(grantFromPB), &patientv1.BreakGlassGrant{}),
+		BreakGlassGrantsEndpoint: c.endpoint(patient.MethodBreakGlassGrants, total(grantQueryToPB), total(grantsFromPB),
+			&patientv1.ListBreakGlassGrantsResponse{}),
 	}
 }
 
@@ -142,31 +151,33 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 
 func patientToPB(p patient.Patient) *patientv1.Patient {
 	return &patientv1.Patient{
-		Id:             p.ID,
-		Mrn:            p.MRN,
-		Name:           p.Name,
-		Email:          p.Email,
-		Address:        p.Address,
-		DateOfBirth:    p.DateOfBirth,
-		RegisteredDate: p.RegisteredDate,
-		Version:        p.Version,
-		CreatedAt:      toTimestamp(p.CreatedAt),
-		UpdatedAt:      toTimestamp(p.UpdatedAt),
+		Id:              p.ID,
+		Mrn:             p.MRN,
+		Name:            p.Name,
+		Email:           p.Email,
+		Address:         p.Address,
+		DateOfBirth:     p.DateOfBirth,
+		RegisteredDate:  p.RegisteredDate,
+		Version:         p.Version,
+		CreatedAt:       toTimestamp(p.CreatedAt),
+		UpdatedAt:       toTimestamp(p.UpdatedAt),
+		Confidentiality: p.Confidentiality,
 	}
 }
 
 func patientFromPB(p *patientv1.Patient) patient.Patient {
 	return patient.Patient{
-		ID:             p.GetId(),
-		MRN:            p.GetMrn(),
-		Name:           p.GetName(),
-		Email:          p.GetEmail(),
-		Address:        p.GetAddress(),
-		DateOfBirth:    p.GetDateOfBirth(),
-		RegisteredDate: p.GetRegisteredDate(),
-		Version:        p.GetVersion(),
-		CreatedAt:      fromTimestamp(p.GetCreatedAt()),
-		UpdatedAt:      fromTimestamp(p.GetUpdatedAt()),
+		ID:              p.GetId(),
+		MRN:             p.GetMrn(),
+		Name:            p.GetName(),
+		Email:           p.GetEmail(),
+		Address:         p.GetAddress(),
+		DateOfBirth:     p.GetDateOfBirth(),
+		RegisteredDate:  p.GetRegisteredDate(),
+		Version:         p.GetVersion(),
+		CreatedAt:       fromTimestamp(p.GetCreatedAt()),
+		UpdatedAt:       fromTimestamp(p.GetUpdatedAt()),
+		Confidentiality: p.GetConfidentiality(),
 	}
 }
 
@@ -266,12 +277,13 @@ func readOnlyToPB(u patient.ReadOnlyFields) *patientv1.ReadOnlyFields {
 		return nil
 	}
 	return &patientv1.ReadOnlyFields{
-		Id:             clone(u.ID),
-		Mrn:            clone(u.MRN),
-		RegisteredDate: clone(u.RegisteredDate),
-		Version:        clone(u.Version),
-		CreatedAt:      clone(u.CreatedAt),
-		UpdatedAt:      clone(u.UpdatedAt),
+		Id:              clone(u.ID),
+		Mrn:             clone(u.MRN),
+		RegisteredDate:  clone(u.RegisteredDate),
+		Version:         clone(u.Version),
+		CreatedAt:       clone(u.CreatedAt),
+		UpdatedAt:       clone(u.UpdatedAt),
+		Confidentiality: clone(u.Confidentiality),
 	}
 }
 
@@ -280,12 +292,13 @@ func readOnlyFromPB(u *patientv1.ReadOnlyFields) patient.ReadOnlyFields {
 		return patient.ReadOnlyFields{}
 	}
 	return patient.ReadOnlyFields{
-		ID:             clone(u.Id),
-		MRN:            clone(u.Mrn),
-		RegisteredDate: clone(u.RegisteredDate),
-		Version:        clone(u.Version),
-		CreatedAt:      clone(u.CreatedAt),
-		UpdatedAt:      clone(u.UpdatedAt),
+		ID:              clone(u.Id),
+		MRN:             clone(u.Mrn),
+		RegisteredDate:  clone(u.RegisteredDate),
+		Version:         clone(u.Version),
+		CreatedAt:       clone(u.CreatedAt),
+		UpdatedAt:       clone(u.UpdatedAt),
+		Confidentiality: clone(u.Confidentiality),
 	}
 }
 

@@ -26,6 +26,7 @@ func NewPatientHandler(set patient.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/audit/verify", set.VerifyAuditEndpoint, decodeVerifyAudit[patient.VerifyAuditRequest], encodeOK[audit.Report])
 	Handle(r, o, http.MethodGet, "/patients/{id}/billing-account", set.BillingAccountEndpoint, decodeBillingAccount, encodeOK[patient.BillingAccount])
 	Handle(r, o, http.MethodGet, "/patients/{id}/invoices", set.InvoicesEndpoint, decodePatientInvoices, encodePatientInvoices)
+	handleBreakGlass(r, o, set)
 	return Wrap(r, o)
 }
 
@@ -181,7 +182,7 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 	if err != nil {
 		return patient.Set{}, err
 	}
-	return patient.Set{
+	return breakGlassClient(c, patient.Set{
 		CreateEndpoint: clientEndpoint(c, encodeCreateCall, decodeJSONResponse[patient.Patient]),
 		GetEndpoint: clientEndpoint(c, func(r patient.GetRequest) (call, error) {
 			return patientCall(http.MethodGet, r.ID, "")
@@ -213,7 +214,7 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 			v, err := decodeJSONResponse[[]patient.Invoice](resp)
 			return patient.InvoicesResponse{Invoices: v}, err
 		}),
-	}, nil
+	}), nil
 }
 
 func encodeCreateCall(r patient.CreateRequest) (call, error) {

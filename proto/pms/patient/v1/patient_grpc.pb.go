@@ -28,16 +28,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PatientService_CreatePatient_FullMethodName            = "/pms.patient.v1.PatientService/CreatePatient"
-	PatientService_GetPatient_FullMethodName               = "/pms.patient.v1.PatientService/GetPatient"
-	PatientService_ListPatients_FullMethodName             = "/pms.patient.v1.PatientService/ListPatients"
-	PatientService_UpdatePatient_FullMethodName            = "/pms.patient.v1.PatientService/UpdatePatient"
-	PatientService_DeletePatient_FullMethodName            = "/pms.patient.v1.PatientService/DeletePatient"
-	PatientService_GetPatientHistory_FullMethodName        = "/pms.patient.v1.PatientService/GetPatientHistory"
-	PatientService_ListAudit_FullMethodName                = "/pms.patient.v1.PatientService/ListAudit"
-	PatientService_VerifyAudit_FullMethodName              = "/pms.patient.v1.PatientService/VerifyAudit"
-	PatientService_GetPatientBillingAccount_FullMethodName = "/pms.patient.v1.PatientService/GetPatientBillingAccount"
-	PatientService_ListPatientInvoices_FullMethodName      = "/pms.patient.v1.PatientService/ListPatientInvoices"
+	PatientService_CreatePatient_FullMethodName             = "/pms.patient.v1.PatientService/CreatePatient"
+	PatientService_GetPatient_FullMethodName                = "/pms.patient.v1.PatientService/GetPatient"
+	PatientService_ListPatients_FullMethodName              = "/pms.patient.v1.PatientService/ListPatients"
+	PatientService_UpdatePatient_FullMethodName             = "/pms.patient.v1.PatientService/UpdatePatient"
+	PatientService_DeletePatient_FullMethodName             = "/pms.patient.v1.PatientService/DeletePatient"
+	PatientService_GetPatientHistory_FullMethodName         = "/pms.patient.v1.PatientService/GetPatientHistory"
+	PatientService_ListAudit_FullMethodName                 = "/pms.patient.v1.PatientService/ListAudit"
+	PatientService_VerifyAudit_FullMethodName               = "/pms.patient.v1.PatientService/VerifyAudit"
+	PatientService_GetPatientBillingAccount_FullMethodName  = "/pms.patient.v1.PatientService/GetPatientBillingAccount"
+	PatientService_ListPatientInvoices_FullMethodName       = "/pms.patient.v1.PatientService/ListPatientInvoices"
+	PatientService_SetPatientConfidentiality_FullMethodName = "/pms.patient.v1.PatientService/SetPatientConfidentiality"
+	PatientService_BreakGlass_FullMethodName                = "/pms.patient.v1.PatientService/BreakGlass"
+	PatientService_ListBreakGlassGrants_FullMethodName      = "/pms.patient.v1.PatientService/ListBreakGlassGrants"
 )
 
 // PatientServiceClient is the client API for PatientService service.
@@ -70,6 +73,15 @@ type PatientServiceClient interface {
 	// ListPatientInvoices reads every invoice of the patient from the billing service
 	// (REST: GET /patients/{id}/invoices); audited as a read of the patient.
 	ListPatientInvoices(ctx context.Context, in *ListPatientInvoicesRequest, opts ...grpc.CallOption) (*ListPatientInvoicesResponse, error)
+	// SetPatientConfidentiality marks a record restricted or normal again, admin only
+	// (REST: PUT /patients/{id}/confidentiality).
+	SetPatientConfidentiality(ctx context.Context, in *SetPatientConfidentialityRequest, opts ...grpc.CallOption) (*Patient, error)
+	// BreakGlass grants the caller emergency access to a restricted record for a limited
+	// time, with a reason kept for review (REST: POST /patients/{id}/break-glass).
+	BreakGlass(ctx context.Context, in *BreakGlassRequest, opts ...grpc.CallOption) (*BreakGlassGrant, error)
+	// ListBreakGlassGrants lists grants for review with their holders' audit entries while
+	// they lasted, admin only (REST: GET /audit/break-glass).
+	ListBreakGlassGrants(ctx context.Context, in *ListBreakGlassGrantsRequest, opts ...grpc.CallOption) (*ListBreakGlassGrantsResponse, error)
 }
 
 type patientServiceClient struct {
@@ -180,6 +192,36 @@ func (c *patientServiceClient) ListPatientInvoices(ctx context.Context, in *List
 	return out, nil
 }
 
+func (c *patientServiceClient) SetPatientConfidentiality(ctx context.Context, in *SetPatientConfidentialityRequest, opts ...grpc.CallOption) (*Patient, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Patient)
+	err := c.cc.Invoke(ctx, PatientService_SetPatientConfidentiality_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *patientServiceClient) BreakGlass(ctx context.Context, in *BreakGlassRequest, opts ...grpc.CallOption) (*BreakGlassGrant, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BreakGlassGrant)
+	err := c.cc.Invoke(ctx, PatientService_BreakGlass_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *patientServiceClient) ListBreakGlassGrants(ctx context.Context, in *ListBreakGlassGrantsRequest, opts ...grpc.CallOption) (*ListBreakGlassGrantsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBreakGlassGrantsResponse)
+	err := c.cc.Invoke(ctx, PatientService_ListBreakGlassGrants_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PatientServiceServer is the server API for PatientService service.
 // All implementations must embed UnimplementedPatientServiceServer
 // for forward compatibility.
@@ -210,6 +252,15 @@ type PatientServiceServer interface {
 	// ListPatientInvoices reads every invoice of the patient from the billing service
 	// (REST: GET /patients/{id}/invoices); audited as a read of the patient.
 	ListPatientInvoices(context.Context, *ListPatientInvoicesRequest) (*ListPatientInvoicesResponse, error)
+	// SetPatientConfidentiality marks a record restricted or normal again, admin only
+	// (REST: PUT /patients/{id}/confidentiality).
+	SetPatientConfidentiality(context.Context, *SetPatientConfidentialityRequest) (*Patient, error)
+	// BreakGlass grants the caller emergency access to a restricted record for a limited
+	// time, with a reason kept for review (REST: POST /patients/{id}/break-glass).
+	BreakGlass(context.Context, *BreakGlassRequest) (*BreakGlassGrant, error)
+	// ListBreakGlassGrants lists grants for review with their holders' audit entries while
+	// they lasted, admin only (REST: GET /audit/break-glass).
+	ListBreakGlassGrants(context.Context, *ListBreakGlassGrantsRequest) (*ListBreakGlassGrantsResponse, error)
 	mustEmbedUnimplementedPatientServiceServer()
 }
 
@@ -249,6 +300,15 @@ func (UnimplementedPatientServiceServer) GetPatientBillingAccount(context.Contex
 }
 func (UnimplementedPatientServiceServer) ListPatientInvoices(context.Context, *ListPatientInvoicesRequest) (*ListPatientInvoicesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPatientInvoices not implemented")
+}
+func (UnimplementedPatientServiceServer) SetPatientConfidentiality(context.Context, *SetPatientConfidentialityRequest) (*Patient, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPatientConfidentiality not implemented")
+}
+func (UnimplementedPatientServiceServer) BreakGlass(context.Context, *BreakGlassRequest) (*BreakGlassGrant, error) {
+	return nil, status.Error(codes.Unimplemented, "method BreakGlass not implemented")
+}
+func (UnimplementedPatientServiceServer) ListBreakGlassGrants(context.Context, *ListBreakGlassGrantsRequest) (*ListBreakGlassGrantsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBreakGlassGrants not implemented")
 }
 func (UnimplementedPatientServiceServer) mustEmbedUnimplementedPatientServiceServer() {}
 func (UnimplementedPatientServiceServer) testEmbeddedByValue()                        {}
@@ -451,6 +511,60 @@ func _PatientService_ListPatientInvoices_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PatientService_SetPatientConfidentiality_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPatientConfidentialityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).SetPatientConfidentiality(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_SetPatientConfidentiality_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).SetPatientConfidentiality(ctx, req.(*SetPatientConfidentialityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PatientService_BreakGlass_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BreakGlassRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).BreakGlass(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_BreakGlass_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).BreakGlass(ctx, req.(*BreakGlassRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PatientService_ListBreakGlassGrants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBreakGlassGrantsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).ListBreakGlassGrants(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_ListBreakGlassGrants_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).ListBreakGlassGrants(ctx, req.(*ListBreakGlassGrantsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PatientService_ServiceDesc is the grpc.ServiceDesc for PatientService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -497,6 +611,18 @@ var PatientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPatientInvoices",
 			Handler:    _PatientService_ListPatientInvoices_Handler,
+		},
+		{
+			MethodName: "SetPatientConfidentiality",
+			Handler:    _PatientService_SetPatientConfidentiality_Handler,
+		},
+		{
+			MethodName: "BreakGlass",
+			Handler:    _PatientService_BreakGlass_Handler,
+		},
+		{
+			MethodName: "ListBreakGlassGrants",
+			Handler:    _PatientService_ListBreakGlassGrants_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
