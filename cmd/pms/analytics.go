@@ -49,7 +49,10 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 	}
 	marks := kafkatransport.NewWatermarks(u.kafka.brokers, u.kafka.config("pms-analytics-lag"))
 	u.m.closers.add(func(context.Context) error { return marks.Close() })
-	writer := u.audit(analytics.AuditTable, nil)
+	writer, err := u.audit(analytics.AuditTable, nil)
+	if err != nil {
+		return u.fail(err)
+	}
 	var svc *analytics.Analytics
 	metrics := analytics.NewMetrics(u.reg, func(ctx context.Context) (analytics.Summary, error) { return svc.MetricsSource(ctx) })
 	svc = analytics.NewService(analytics.NewStore(u.db), analytics.Options{Watermarks: marks.Get, Folded: metrics.Folded, Audit: writer, Logger: u.logger})

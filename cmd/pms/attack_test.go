@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 2657
+const hostileCases = 2956
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -342,6 +342,7 @@ type attackWorld struct {
 	clin2Session                         string // that clinician's session id (the token's sid)
 	clinDevice                           string // the clinician's device token
 	p1, p2, deleted                      string // patients: shared, spare, deleted
+	restricted                           string // a patient an admin restricted (break-glass)
 	account                              string
 	draft, open, paid                    string // invoices by status
 	idemKey, idemBody, idemID            string // an Idempotency-Key used once, its body and result
@@ -460,6 +461,10 @@ func (w *attackWorld) setUp() {
 	w.deleted = w.create("/api/patients", w.clin, w.patientBody("gone@example.org"))
 	if resp, b := w.call("DELETE", "/api/patients/"+w.deleted, w.clin, ""); resp.StatusCode != 204 {
 		t.Fatalf("delete: %d %s", resp.StatusCode, b)
+	}
+	w.restricted = w.create("/api/patients", w.clin, w.patientBody("restricted@example.org"))
+	if resp, b := w.call("PUT", "/api/patients/"+w.restricted+"/confidentiality", w.admin, `{"confidentiality":"restricted"}`); resp.StatusCode != 200 {
+		t.Fatalf("restrict: %d %s", resp.StatusCode, b)
 	}
 	var accounts []struct{ ID string }
 	if resp, b := w.call("GET", "/api/billing/accounts?patientId="+w.p1, w.bill, ""); resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil || len(accounts) != 1 {
@@ -768,6 +773,9 @@ func (w *attackWorld) bodyRoutes() []bodyRoute {
 		{method: "POST", path: "/auth/login/mfa", body: `{"challenge":"` + strings.Repeat("A", 43) + `","code":"123456"}`},
 		// The search by POST (issue 17): a read, its filters in the body.
 		{method: "POST", path: "/api/patients/_search", token: w.clin, body: `{"q":"Patient","limit":5}`},
+		// break-glass (patient_breakglass_attack_test.go)
+		{method: "POST", path: "/api/patients/" + w.restricted + "/break-glass", token: w.clin, body: `{"reason":"unconscious patient in A&E"}`},
+		{method: "PUT", path: "/api/patients/" + w.p2 + "/confidentiality", token: w.admin, body: `{"confidentiality":"restricted"}`},
 	}
 }
 
@@ -792,6 +800,8 @@ func (w *attackWorld) idRoutes() []idRoute {
 		{"POST", "/api/billing/invoices/{id}/issue", w.bill, ""},
 		{"POST", "/api/billing/invoices/{id}/payments", w.bill, `{"amount":1,"method":"cash"}`},
 		{"POST", "/api/billing/invoices/{id}/void", w.bill, ""},
+		{"POST", "/api/patients/{id}/break-glass", w.clin, `{"reason":"unconscious patient in A&E"}`},
+		{"PUT", "/api/patients/{id}/confidentiality", w.admin, `{"confidentiality":"normal"}`},
 	}
 }
 
@@ -1102,6 +1112,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		)
 	}
 
+	add(w.breakGlassCases()...)
+
 	// Path traversal and bad ids, on every route with an id.
 	badIDs := []string{"..", "../..", "..%2f..%2fusers", "%2e%2e", "%2e%2e%2f%2e%2e%2faudit", "..%252f..%252f", "..;", "%2F", "%2f%2f",
 		"..%5c..%5c", "%c0%ae%c0%ae%c0%af", "%ef%bc%8f", "a%20b", "%0d%0aX-Injected:%201", strings.Repeat("a", 10000), strings.Repeat("%41", 3000),
@@ -1138,6 +1150,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{path: "/api/billing/accounts", token: w.bill, ids: []string{"patientId"}},
 		{path: "/api/analytics/summary", token: w.analyst, others: []string{"from", "to"}},
 		{path: "/api/users", token: w.admin},
+		{path: "/api/audit/verify", token: w.admin},
+		{path: "/api/billing/audit/verify", token: w.admin},
 		{path: "/auth/validate", token: w.clin},
 		{path: "/auth/.well-known/jwks.json"},
 		{path: "/api/patients/" + w.p1, token: w.clin},
@@ -1329,6 +1343,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{"DELETE", "/api/patients/" + w.p2, ""}, {"GET", "/api/users", ""}, {"PATCH", "/api/users/" + w.clinID, `{"role":"admin"}`},
 		{"GET", "/auth/validate", ""}, {"GET", "/api/billing/invoices", ""}, {"POST", "/api/billing/invoices/" + w.draft + "/void", ""},
 		{"GET", "/api/analytics/summary", ""}, {"GET", "/api/audit", ""}, {"GET", "/api/users/audit", ""},
+		{"GET", "/api/audit/verify", ""}, {"GET", "/api/billing/audit/verify", ""},
 	}
 	attacks := authztest.Attacks(w.t, is, w.clin2Refresh)
 	names := make([]string, 0, len(attacks))
@@ -1361,6 +1376,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		deny("PATCH", "/api/users/"+w.adminID, `{"role":"analyst"}`)
 		deny("GET", "/api/audit", "")
 		deny("GET", "/api/audit?patientId="+w.p1, "")
+		deny("GET", "/api/audit/verify", "")
+		deny("GET", "/api/billing/audit/verify", "")
 		if role != authz.RoleClinician {
 			deny("POST", "/api/patients", w.patientBody(role+"-made@example.org"))
 			deny("PUT", "/api/patients/"+w.p1, routes[6].body)
@@ -1573,7 +1590,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{"TRACE", pat}, {"OPTIONS", pat}, {"PROPFIND", pat}, {"FOO", pat}, {"HEAD", pat}, {"get", pat}, {"PATCH", pat},
 		{"DELETE", pat}, {"PATCH", "/api/patients/" + w.p1}, {"PUT", "/api/billing/invoices/" + w.draft}, {"DELETE", "/api/billing/invoices/" + w.draft},
 		{"POST", "/api/analytics/summary"}, {"DELETE", "/api/users/" + w.clinID}, {"PUT", "/api/users/" + w.clinID}, {"GET", "/auth/login"},
-		{"DELETE", "/auth/logout"}, {"POST", "/auth/validate"}, {"POST", "/api/audit"}, {"GET", "/api/billing/invoices/" + w.draft + "/void"},
+		{"DELETE", "/auth/logout"}, {"POST", "/auth/validate"}, {"POST", "/api/audit"}, {"POST", "/api/audit/verify"}, {"POST", "/api/billing/audit/verify"}, {"GET", "/api/billing/invoices/" + w.draft + "/void"},
 		{"CONNECT", "evil.example:443"}, {"M-SEARCH", "*"},
 	} {
 		add(hostile{cat: catRoutes, name: m.method + " " + m.path, method: m.method, path: m.path, token: w.admin, protocol: true})

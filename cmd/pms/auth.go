@@ -139,7 +139,10 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 		_ = level.Info(u.logger).Log("msg", "generated the MFA sealing key", "path", c.mfaKeyPath(s))
 	}
 	o.MFA.Key = mfaKey
-	writer := u.audit(auth.AuditTable, outbox.New(u.db, outbox.Options{}))
+	writer, err := u.audit(auth.AuditTable, outbox.New(u.db, outbox.Options{}))
+	if err != nil {
+		return fail(err)
+	}
 	metrics := auth.NewMetrics(u.reg)
 	o.Logger, o.Hasher = u.logger, metrics.CountingHasher(auth.NewArgon2id(auth.DefaultArgon2id, c.hashConcurrency))
 	store := auth.NewStore(u.db)

@@ -40,7 +40,10 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 		return nil, err
 	}
 	store := billing.NewStore(u.db)
-	writer := u.audit(billing.AuditTable, store.Outbox())
+	writer, err := u.audit(billing.AuditTable, store.Outbox())
+	if err != nil {
+		return u.fail(err)
+	}
 	var svc billing.Service = billing.NewService(store, writer, billing.Options{Logger: u.logger})
 	svc = billing.NewMetrics(u.reg).Instrumenting()(svc)
 	verifier := s.verifier(ctx)

@@ -129,18 +129,32 @@ func (u *unit) fail(err error) (*module, error) {
 // audit gives the service its audit writer on table. With ob, the service's outbox, the
 // relay publishes ob from the moment the servers start, and every audit entry is also an
 // outbox row for the audit topic.
-func (u *unit) audit(table string, ob *outbox.Outbox) *audit.Writer {
-	o := audit.Options{Table: table, Service: u.name, Registerer: u.reg, Logger: u.logger}
+//
+// The audit topic also gets the service's signed checkpoints (docs/audit.md): every
+// --audit-checkpoint-every entries or --audit-checkpoint-interval the writer signs the chain's
+// head with the service's checkpoint key (<data-dir>/audit-checkpoint-<service>.json, created
+// on first start, rotated by `pms audit rotate-key`).
+func (u *unit) audit(table string, ob *outbox.Outbox) (*audit.Writer, error) {
+	o := audit.Options{Table: table, Service: u.name, Registerer: u.reg, Logger: u.logger,
+		CheckpointEvery: u.s.checkpointEvery, CheckpointInterval: u.s.checkpointInterval}
 	if ob != nil {
 		u.startRelay = u.kafka.addRelay(u.m, ob, u.reg)
 		o.AfterBatch, o.AfterCommit = audit.OutboxHook(ob, u.name), ob.Wake
+		keys, created, err := audit.OpenCheckpointKeys(audit.CheckpointKeyFile(u.s.dataDir, u.name))
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			_ = level.Info(u.logger).Log("msg", "created the audit checkpoint key", "file", audit.CheckpointKeyFile(u.s.dataDir, u.name))
+		}
+		o.Checkpoint = audit.CheckpointHook(ob, u.name, keys)
 	}
 	if u.auditHook != nil {
 		o.AfterBatch = u.auditHook(o.AfterBatch)
 	}
 	u.writer = audit.NewWriter(u.db, o)
 	u.m.closers.add(u.writer.Close)
-	return u.writer
+	return u.writer, nil
 }
 
 // endpoints are the options of the service's endpoint middleware (pkg/platform/stack): the

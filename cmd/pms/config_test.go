@@ -18,7 +18,7 @@ import (
 )
 
 // helpCommands are every command with flags, as typed after `pms`.
-var helpCommands = []string{"all", "analytics", "auth", "auth rotate-key", "billing", "broker", "certs", "gateway", "health", "kafka setup",
+var helpCommands = []string{"all", "analytics", "audit rotate-key", "audit verify", "auth", "auth rotate-key", "billing", "broker", "certs", "gateway", "health", "kafka setup",
 	"migrate", "patient", "user create"}
 
 // nonFlagEnv are the environment variables read outside the flags: secrets, never flags

@@ -55,7 +55,10 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 	if err != nil {
 		return nil, err
 	}
-	writer := u.audit(gateway.AuditTable, outbox.New(u.db, outbox.Options{}))
+	writer, err := u.audit(gateway.AuditTable, outbox.New(u.db, outbox.Options{}))
+	if err != nil {
+		return u.fail(err)
+	}
 	verifier := s.verifier(ctx)
 	verifier.Revocations().RegisterMetrics(u.reg, u.name)
 	gw, err := gateway.New(gateway.Config{

@@ -33,6 +33,7 @@ var commands = map[string]command{
 	"gateway": {"run the API gateway (HTTP 4004, admin 4104)", runGateway},
 	"broker":  {"run the embedded Kafka-protocol broker alone (development)", runBroker},
 	"kafka":   {"pms kafka setup: create the principals, ACLs and topics of the platform on a Kafka cluster", runKafka},
+	"audit":   {"pms audit verify [--service NAME] [--against-topic]: walk the audit chains (and compare them with the audit topic); pms audit rotate-key --service NAME", runAudit},
 	"health":  {"pms health --addr host:port: exit 0 when the admin port's /readyz answers 200 (container health checks)", runHealth},
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/patient"
@@ -22,6 +23,8 @@ type patientConfig struct {
 	billingAddr string
 	// searchKeyFile is the HMAC key of search fingerprints (patient.LoadSearchKey).
 	searchKeyFile string
+	// breakGlassTTL is how long an emergency grant on a restricted record lasts.
+	breakGlassTTL time.Duration
 }
 
 // register defines the patient flags; prefix is "" for `pms patient` and "patient-" for
@@ -32,6 +35,7 @@ func (c *patientConfig) register(f *flags, prefix string) {
 	f.String(&c.adminAddr, prefix+"admin-addr", "127.0.0.1:4100", "patient admin address (metrics, health; pprof with --pprof)", "PMS_PATIENT_ADMIN_ADDR")
 	f.String(&c.databaseURL, "patient-database-url", "", "patient database URL (overrides --database-url)", "PMS_PATIENT_DATABASE_URL")
 	f.String(&c.searchKeyFile, "patient-search-key-file", "", "the HMAC key of the search fingerprints in the audit log (default <data-dir>/"+patient.SearchKeyFileName+", created on first start, mode 0600); deleting or rotating it makes old fingerprints unlinkable to any query", "PMS_PATIENT_SEARCH_KEY_FILE")
+	f.Duration(&c.breakGlassTTL, "patient-break-glass-ttl", patient.DefaultBreakGlassTTL, "how long a break-glass grant (emergency access to a restricted patient record) lasts", "PMS_PATIENT_BREAK_GLASS_TTL").positive()
 	if prefix == "" {
 		f.String(&c.billingAddr, "billing-addr", "127.0.0.1:9001", "billing gRPC address the patient service calls, empty: no billing (its twin is also the billing service's bind address)", "PMS_BILLING_GRPC_ADDR")
 	}
@@ -57,7 +61,10 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	}
 	disclosures := patient.NewDisclosures(u.db)
 	u.auditHook = disclosures.Hook
-	writer := u.audit(patient.AuditTable, store.Outbox())
+	writer, err := u.audit(patient.AuditTable, store.Outbox())
+	if err != nil {
+		return u.fail(err)
+	}
 	metrics := patient.NewMetrics(u.reg)
 	var bill patient.Billing
 	if c.billingAddr != "" {
@@ -69,7 +76,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		bill = metrics.Billing(b)
 	}
 	var svc patient.Service = patient.NewService(store, writer, patient.Options{Logger: u.logger, Billing: bill,
-		Disclosures: disclosures, SearchKey: searchKey})
+		Disclosures: disclosures, SearchKey: searchKey, BreakGlassTTL: c.breakGlassTTL})
 	svc = metrics.Instrumenting()(svc)
 	verifier := s.verifier(ctx)
 	set := patient.NewEndpoints(svc, u.endpoints(verifier, patient.Ops, patient.DeniedAuditor(writer)))

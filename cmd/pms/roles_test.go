@@ -60,8 +60,14 @@ var roleMatrix = []routeRule{
 	{"patient", "DELETE", "/patients/{newPatient}", "", []string{authz.RoleClinician}},
 	{"patient", "GET", "/patients/{patient}/history", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"patient", "GET", "/audit", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
+	{"patient", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	{"patient", "GET", "/patients/{patient}/billing-account", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"patient", "GET", "/patients/{patient}/invoices", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	// break-glass ({restrictedPatient}: a fresh patient an admin restricted); admin and
+	// privacy restrict records and review the grants.
+	{"patient", "PUT", "/patients/{newPatient}/confidentiality", `{"confidentiality":"restricted"}`, []string{authz.RoleAdmin, authz.RolePrivacy}},
+	{"patient", "POST", "/patients/{restrictedPatient}/break-glass", `{"reason":"role matrix emergency"}`, []string{authz.RoleClinician}},
+	{"patient", "GET", "/audit/break-glass", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
 	// billing (CreateBillingAccount has no REST route: it is gRPC only, see grpcOnly)
 	{"billing", "GET", "/accounts?patientId={patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
 	{"billing", "GET", "/accounts/{account}", "", []string{authz.RoleBilling, authz.RoleClinician}},
@@ -72,6 +78,7 @@ var roleMatrix = []routeRule{
 	{"billing", "POST", "/invoices/{openInvoice}/payments", `{"amount":1,"method":"cash"}`, []string{authz.RoleBilling}},
 	{"billing", "POST", "/invoices/{newInvoice}/void", "", []string{authz.RoleBilling}},
 	{"billing", "GET", "/audit?subjectId={patient}", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
+	{"billing", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	// analytics
 	{"analytics", "GET", "/summary", "", []string{authz.RoleAnalyst}},
 	// auth MFA: every role enrols, confirms ({totpCode}: the role enrols a fresh factor and
@@ -219,6 +226,12 @@ func (w *world) fill(s string) string {
 				w.t.Fatalf("issue: %d %s", resp.StatusCode, b)
 			}
 			s = strings.Replace(s, "{openInvoice}", id, 1)
+		case strings.Contains(s, "{restrictedPatient}"):
+			id := w.createAsAdmin("patient", "/patients", w.fill(`{"name":"Restricted","email":"r{n}@example.org","address":"x","dateOfBirth":"1980-01-01"}`))
+			if resp, b := call(w.t, "PUT", w.base["patient"]+"/patients/"+id+"/confidentiality", w.tokens[authz.RoleAdmin], `{"confidentiality":"restricted"}`); resp.StatusCode != 200 {
+				w.t.Fatalf("restrict: %d %s", resp.StatusCode, b)
+			}
+			s = strings.Replace(s, "{restrictedPatient}", id, 1)
 		case strings.Contains(s, "{newPatient}"):
 			id := w.createAsAdmin("patient", "/patients", w.fill(`{"name":"Fresh","email":"f{n}@example.org","address":"x","dateOfBirth":"1980-01-01"}`))
 			s = strings.Replace(s, "{newPatient}", id, 1)

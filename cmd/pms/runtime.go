@@ -51,6 +51,8 @@ type common struct {
 	pprof           bool
 	tls             tlsconf.Files
 	kafka           kafkaFlags
+	checkpointEvery int
+	checkpointEach  time.Duration
 }
 
 func (c *common) register(f *flags) {
@@ -75,6 +77,8 @@ func (c *common) register(f *flags) {
 	f.String(&c.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
 	f.String(&c.tls.CA, "tls-ca", "", "PEM CA the platform's certificates are signed by: clients verify servers with it, servers verify client certificates")
 	f.Bool(&c.pprof, "pprof", false, "serve /debug/pprof/ on the admin ports (its cmdline shows every flag)")
+	f.Int(&c.checkpointEvery, "audit-checkpoint-every", 1000, "entries after which a service signs its audit chain's head and publishes it on the audit topic (docs/audit.md)").within(1, 1<<30)
+	f.Duration(&c.checkpointEach, "audit-checkpoint-interval", 10*time.Second, "time after which a service whose audit chain grew signs its head and publishes it, whatever the count").positive()
 	c.kafka.register(f)
 }
 
@@ -112,6 +116,9 @@ type settings struct {
 	revocations      *authz.DenyTable
 	// retention is how long stored command replies and idempotency records are kept.
 	retention time.Duration
+	// checkpointEvery and checkpointInterval pace the signed audit checkpoints.
+	checkpointEvery    int64
+	checkpointInterval time.Duration
 }
 
 // verifier returns the token verifier services use: keys from the auth service's JWKS,
@@ -157,7 +164,7 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, databaseConns: c.databaseConns, trustedProxies: c.trustedProxies,
 		limit: limit(c.rateLimit, c.rateBurst), jwtIssuer: c.jwtIssuer, jwtAudience: c.jwtAudience, jwksURL: c.jwksURL,
 		jwksRefresh: c.jwksRefresh, revocationsAddr: c.revocations, revocationsStale: c.revocationStale, retention: c.retention, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof,
-		tlsCA: c.tls.CA, kafka: c.kafka.settings()}
+		tlsCA: c.tls.CA, kafka: c.kafka.settings(), checkpointEvery: int64(c.checkpointEvery), checkpointInterval: c.checkpointEach}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
 	if c.tls.Enabled() {
 		var err error

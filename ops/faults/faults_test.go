@@ -36,11 +36,6 @@ type suite struct {
 	c     *cluster.Cluster
 	token string
 	dbURL string
-	// auditGap tolerates acknowledged changes without an audit-log entry, reporting them:
-	// only when PostgreSQL stays unreachable longer than the audit writer's retry (5 s), a
-	// known gap (docs/api.md, "Project decisions"); each such change is still in the
-	// patient's history with its actor and request id, written in the change's transaction.
-	auditGap bool
 }
 
 func setup(t *testing.T) *suite {
@@ -163,6 +158,12 @@ func (s *suite) verifyAudit(t *testing.T, l *ledger) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Entries a change recorded in its own transaction while the writer could not chain
+		// them are chained by the writer's own round, within seconds of the database's return.
+		waitUntil(t, 30*time.Second, service+"'s pending audit entries chained", func() bool {
+			var n int
+			return d.GetContext(ctx, &n, `SELECT count(*) FROM `+audit.PendingTable) == nil && n == 0
+		})
 		rep, err := audit.Verify(ctx, d, "")
 		if service == "patient" {
 			s.auditedChanges(t, d, l)
@@ -208,10 +209,10 @@ func (s *suite) auditedChanges(t *testing.T, d *db.DB, l *ledger) {
 			missing++
 		}
 	}
-	switch {
-	case missing > 0 && s.auditGap:
-		t.Logf("KNOWN GAP: %d acknowledged changes have no audit-log entry (the outage outlasted the audit writer's retry; their history rows name actor and request)", missing)
-	case missing > 0:
+	// Issue 17: a change records its entry in its own transaction, so none may be missing,
+	// however long the outage (the figure make faults reports; 1 of ~1,100 before).
+	t.Logf("audit: %d of %d acknowledged changes without an audit-log entry", missing, len(l.acked))
+	if missing > 0 {
 		t.Errorf("%d acknowledged changes have no audit entry", missing)
 	}
 }
@@ -369,7 +370,6 @@ func TestPostgresConnectionsKilled(t *testing.T) {
 	// lost, no 500, only the answers allowed below); make faults runs 30 s.
 	down := cluster.EnvDuration(t, "FAULTS_PG_DOWN", 15*time.Second)
 	s := setup(t)
-	s.auditGap = down > 5*time.Second
 	u, err := url.Parse(s.dbURL)
 	if err != nil {
 		t.Fatal(err)

@@ -10,3 +10,7 @@ const (
 
 // Topics lists the folded topics.
 var Topics = []string{TopicPatient, TopicBilling, TopicAudit}
+
+// AuditCheckpoint is the event type of a service's signed audit-chain head on the audit topic
+// (pkg/platform/audit.CheckpointEventType): not an access, so it moves no figure.
+const AuditCheckpoint = "AUDIT_CHECKPOINT"

@@ -55,6 +55,8 @@ func script() []analytics.Event {
 		a("a7", "login", "success", day("2026-11-25", 14)),
 		a("a8", "login", "denied", day("2026-11-27", 5)),
 		a("a8", "login", "denied", day("2026-11-27", 5)), // repeat
+		// A signed audit checkpoint (docs/audit.md) is not an access: it moves no figure.
+		{Topic: analytics.TopicAudit, ID: "c1", Type: analytics.AuditCheckpoint, OccurredAt: day("2026-11-25", 15)},
 	}
 }
 

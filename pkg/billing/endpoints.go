@@ -24,6 +24,8 @@ const (
 	MethodRecordPayment = "RecordPayment"
 	MethodVoidInvoice   = "VoidInvoice"
 	MethodAudit         = "ListAudit"
+	// MethodVerifyAudit walks the audit chain (GET /audit/verify), admin only.
+	MethodVerifyAudit = "VerifyAudit"
 )
 
 // Ops is billing's operation table (API.md): billing staff read and write billing; clinicians
@@ -40,6 +42,7 @@ var Ops = op.Table{
 	{Name: MethodRecordPayment, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionRecordPayment},
 	{Name: MethodVoidInvoice, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionVoidInvoice},
 	{Name: MethodAudit, Roles: []string{authz.RoleAdmin, authz.RolePrivacy}, Action: ActionAuditRead},
+	{Name: MethodVerifyAudit, Roles: []string{authz.RoleAdmin}, Action: ActionVerifyAudit},
 }
 
 // Methods and Roles are derived from Ops.
@@ -55,6 +58,8 @@ type (
 	GetInvoiceRequest   struct{ ID string }
 	IssueInvoiceRequest struct{ ID string }
 	VoidInvoiceRequest  struct{ ID string }
+	// VerifyAuditRequest asks for the audit chain's verdict; it has no parameters.
+	VerifyAuditRequest struct{}
 )
 
 // AccountsResponse and AuditResponse wrap slices so every endpoint response is a struct.
@@ -77,6 +82,7 @@ type Set struct {
 	RecordPaymentEndpoint endpoint.Endpoint `op:"RecordPayment"`
 	VoidInvoiceEndpoint   endpoint.Endpoint `op:"VoidInvoice"`
 	AuditEndpoint         endpoint.Endpoint `op:"ListAudit"`
+	VerifyAuditEndpoint   endpoint.Endpoint `op:"VerifyAudit"`
 }
 
 // DeniedAuditor returns the guard's hook that audits refused calls as "denied", naming what
@@ -143,6 +149,9 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
 		}),
+		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, _ VerifyAuditRequest) (audit.Report, error) {
+			return s.VerifyAudit(ctx)
+		}),
 	})
 }
 
@@ -197,6 +206,11 @@ func (s Set) RecordPayment(ctx context.Context, req PaymentRequest) (Invoice, er
 // VoidInvoice implements Service over the endpoint set.
 func (s Set) VoidInvoice(ctx context.Context, id string) (Invoice, error) {
 	return typed.Call[Invoice](ctx, s.VoidInvoiceEndpoint, VoidInvoiceRequest{ID: id})
+}
+
+// VerifyAudit implements Service over the endpoint set.
+func (s Set) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{})
 }
 
 // Audit implements Service over the endpoint set.

@@ -32,6 +32,8 @@ type Service interface {
 	RecordPayment(ctx context.Context, req PaymentRequest) (Invoice, error)
 	VoidInvoice(ctx context.Context, id string) (Invoice, error)
 	Audit(ctx context.Context, q audit.Query) ([]audit.Record, error)
+	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md).
+	VerifyAudit(ctx context.Context) (audit.Report, error)
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
@@ -91,6 +93,7 @@ func (s *service) CreateAccount(ctx context.Context, req CreateAccountRequest) (
 		return Account{}, err
 	}
 	m := s.meta(ctx)
+	ctx = audit.WithPending(ctx, ActionCreateAccount, pid) // recorded by the change's own transaction
 	a, _, err = s.store.createAccount(ctx, Account{ID: uuid.NewString(), PatientID: pid, Status: AccountActive, CreatedAt: m.At}, m, req.EventID)
 	return a, err
 }
@@ -132,6 +135,7 @@ func (s *service) CreateInvoice(ctx context.Context, req CreateInvoiceRequest) (
 		Payments: []Payment{}, Version: 1, CreatedAt: m.At, UpdatedAt: m.At,
 	}
 	idem := idempotency.NewKey(m.Actor, req.IdempotencyKey, "CreateInvoice", d)
+	ctx = audit.WithPending(ctx, ActionCreateInvoice, inv.ID)
 	return s.idempotent(ctx, idem, func() (Invoice, error) { return s.store.createInvoice(ctx, inv, m, idem) })
 }
 
@@ -236,6 +240,7 @@ func (s *service) IssueInvoice(ctx context.Context, id string) (inv Invoice, err
 	if err != nil {
 		return Invoice{}, err
 	}
+	ctx = audit.WithPending(ctx, ActionIssueInvoice, iid)
 	return s.store.change(ctx, iid, s.meta(ctx), nil, func(cur Invoice) (Invoice, *Payment, error) {
 		to, err := Next(cur.Status, ActIssue)
 		if err != nil {
@@ -257,6 +262,7 @@ func (s *service) VoidInvoice(ctx context.Context, id string) (inv Invoice, err 
 	if err != nil {
 		return Invoice{}, err
 	}
+	ctx = audit.WithPending(ctx, ActionVoidInvoice, iid)
 	return s.store.change(ctx, iid, s.meta(ctx), nil, func(cur Invoice) (Invoice, *Payment, error) {
 		to, err := Next(cur.Status, ActVoid)
 		if err != nil {
@@ -285,6 +291,7 @@ func (s *service) RecordPayment(ctx context.Context, req PaymentRequest) (inv In
 	cur, _ := LookupCurrency(req.Currency)
 	idem := idempotency.NewKey(m.Actor, req.IdempotencyKey, "RecordPayment", paymentHash{iid, req.Amount, req.Method, cur.Code})
 	pay := Payment{ID: uuid.NewString(), Amount: req.Amount, Method: req.Method, At: m.At}
+	ctx = audit.WithPending(ctx, ActionRecordPayment, iid)
 	return s.idempotent(ctx, idem, func() (Invoice, error) {
 		return s.store.change(ctx, iid, m, idem, func(inv Invoice) (Invoice, *Payment, error) {
 			return applyPayment(inv, pay, cur.Code)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/idempotency"
@@ -47,9 +48,10 @@ func (s *Store) DB() *db.DB { return s.db }
 // transaction; the service's relay publishes it, and the audit writer adds its entries to it.
 func (s *Store) Outbox() *outbox.Outbox { return s.events }
 
-// inTx runs fn in a transaction and, once it committed, wakes the outbox relay.
+// inTx runs fn in a transaction and, once it committed, wakes the outbox relay. The change's
+// audit entry, when ctx carries one (audit.WithPending), is recorded in the same transaction.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	if err := db.InTx(ctx, s.db, fn); err != nil {
+	if err := audit.InTx(ctx, s.db, fn); err != nil {
 		return err
 	}
 	s.events.Wake()

@@ -20,11 +20,17 @@ const (
 	MethodDelete  = "DeletePatient"
 	MethodHistory = "GetPatientHistory"
 	MethodAudit   = "ListAudit"
+	// MethodVerifyAudit walks the audit chain (GET /audit/verify), admin only.
+	MethodVerifyAudit = "VerifyAudit"
 	// MethodBillingAccount and MethodInvoices read the patient's billing data.
 	MethodBillingAccount = "GetPatientBillingAccount"
 	MethodInvoices       = "ListPatientInvoices"
 	// MethodAccessLog reads one patient's access log (admin, privacy).
 	MethodAccessLog = "GetPatientAccessLog"
+	// MethodConfidentiality, MethodBreakGlass and MethodBreakGlassGrants are break-glass.
+	MethodConfidentiality  = "SetPatientConfidentiality"
+	MethodBreakGlass       = "BreakGlass"
+	MethodBreakGlassGrants = "ListBreakGlassGrants"
 )
 
 // Ops is the patient service's operation table (API.md, "Authentication and roles"):
@@ -42,6 +48,11 @@ var Ops = op.Table{
 	{Name: MethodBillingAccount, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
 	{Name: MethodInvoices, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
 	{Name: MethodAccessLog, Roles: []string{authz.RoleAdmin, authz.RolePrivacy}, Action: ActionAccessLogRead},
+	{Name: MethodVerifyAudit, Roles: []string{authz.RoleAdmin}, Action: ActionVerifyAudit},
+	// Break-glass (issue 17): admin and privacy restrict records and review the grants.
+	{Name: MethodConfidentiality, Roles: []string{authz.RolePrivacy}, Write: true, Action: ActionConfidentiality},
+	{Name: MethodBreakGlass, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionBreakGlass},
+	{Name: MethodBreakGlassGrants, Roles: []string{authz.RolePrivacy}, Action: ActionBreakGlassReview},
 }
 
 // Methods and Roles are derived from Ops.
@@ -57,6 +68,8 @@ type (
 	HistoryRequest        struct{ ID string }
 	BillingAccountRequest struct{ ID string }
 	InvoicesRequest       struct{ ID string }
+	// VerifyAuditRequest asks for the audit chain's verdict; it has no parameters.
+	VerifyAuditRequest struct{}
 )
 
 // HistoryResponse and AuditResponse wrap slices so every endpoint response is a struct.
@@ -79,11 +92,17 @@ type Set struct {
 	DeleteEndpoint  endpoint.Endpoint `op:"DeletePatient"`
 	HistoryEndpoint endpoint.Endpoint `op:"GetPatientHistory"`
 	AuditEndpoint   endpoint.Endpoint `op:"ListAudit"`
+	// VerifyAuditEndpoint walks the audit chain.
+	VerifyAuditEndpoint endpoint.Endpoint `op:"VerifyAudit"`
 	// BillingAccountEndpoint and InvoicesEndpoint read the patient's billing data.
 	BillingAccountEndpoint endpoint.Endpoint `op:"GetPatientBillingAccount"`
 	InvoicesEndpoint       endpoint.Endpoint `op:"ListPatientInvoices"`
 	// AccessLogEndpoint reads one patient's access log.
 	AccessLogEndpoint endpoint.Endpoint `op:"GetPatientAccessLog"`
+	// ConfidentialityEndpoint, BreakGlassEndpoint and BreakGlassGrantsEndpoint are break-glass.
+	ConfidentialityEndpoint  endpoint.Endpoint `op:"SetPatientConfidentiality"`
+	BreakGlassEndpoint       endpoint.Endpoint `op:"BreakGlass"`
+	BreakGlassGrantsEndpoint endpoint.Endpoint `op:"ListBreakGlassGrants"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -110,6 +129,9 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
 		}),
+		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, _ VerifyAuditRequest) (audit.Report, error) {
+			return s.VerifyAudit(ctx)
+		}),
 		BillingAccountEndpoint: typed.Endpoint(func(ctx context.Context, r BillingAccountRequest) (BillingAccount, error) {
 			return s.BillingAccount(ctx, r.ID)
 		}),
@@ -117,7 +139,10 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			inv, err := s.Invoices(ctx, r.ID)
 			return InvoicesResponse{Invoices: inv}, err
 		}),
-		AccessLogEndpoint: typed.Endpoint(s.AccessLog),
+		AccessLogEndpoint:        typed.Endpoint(s.AccessLog),
+		ConfidentialityEndpoint:  typed.Endpoint(s.SetConfidentiality),
+		BreakGlassEndpoint:       typed.Endpoint(s.BreakGlass),
+		BreakGlassGrantsEndpoint: typed.Endpoint(breakGlassGrants(s)),
 	})
 }
 
@@ -141,6 +166,10 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 			id = r.ID
 		case AccessLogQuery:
 			id = r.PatientID
+		case ConfidentialityRequest:
+			id = r.ID
+		case BreakGlassRequest:
+			id = r.ID
 		}
 		if canonical, err := ParseID(id); err == nil {
 			return canonical
@@ -185,6 +214,11 @@ func (s Set) History(ctx context.Context, id string) ([]Version, error) {
 func (s Set) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	r, err := typed.Call[AuditResponse](ctx, s.AuditEndpoint, q)
 	return r.Entries, err
+}
+
+// VerifyAudit implements Service over the endpoint set.
+func (s Set) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{})
 }
 
 // BillingAccount implements Service over the endpoint set.

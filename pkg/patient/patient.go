@@ -12,16 +12,19 @@ import (
 // Patient is a patient record as the contract shows it. Dates are ISO YYYY-MM-DD strings,
 // instants are UTC.
 type Patient struct {
-	ID             string    `json:"id"`
-	MRN            string    `json:"mrn"`
-	Name           string    `json:"name"`
-	Email          string    `json:"email"`
-	Address        string    `json:"address"`
-	DateOfBirth    string    `json:"dateOfBirth"`
-	RegisteredDate string    `json:"registeredDate"`
-	Version        int64     `json:"version"`
-	CreatedAt      time.Time `json:"createdAt"`
-	UpdatedAt      time.Time `json:"updatedAt"`
+	ID             string `json:"id"`
+	MRN            string `json:"mrn"`
+	Name           string `json:"name"`
+	Email          string `json:"email"`
+	Address        string `json:"address"`
+	DateOfBirth    string `json:"dateOfBirth"`
+	RegisteredDate string `json:"registeredDate"`
+	// Confidentiality is "normal" or "restricted" (break-glass.go); only its own endpoint
+	// changes it.
+	Confidentiality string    `json:"confidentiality"`
+	Version         int64     `json:"version"`
+	CreatedAt       time.Time `json:"createdAt"`
+	UpdatedAt       time.Time `json:"updatedAt"`
 }
 
 // CreateRequest registers a patient. RegisteredDate is optional (today, UTC). An
@@ -57,6 +60,8 @@ type ReadOnlyFields struct {
 	Version        *int64  `json:"version,omitempty"`
 	CreatedAt      *string `json:"createdAt,omitempty"`
 	UpdatedAt      *string `json:"updatedAt,omitempty"`
+	// Confidentiality may be echoed unchanged; it is set only by SetConfidentiality.
+	Confidentiality *string `json:"confidentiality,omitempty"`
 }
 
 // DeleteRequest soft-deletes patient ID; IfMatch as in UpdateRequest.

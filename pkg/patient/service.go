@@ -29,10 +29,17 @@ type Service interface {
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 	// AccessLog is the accounting of disclosures of one patient's record (issue 17).
 	AccessLog(ctx context.Context, q AccessLogQuery) (AccessLogPage, error)
+	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md).
+	VerifyAudit(ctx context.Context) (audit.Report, error)
 	// BillingAccount and Invoices read the patient's billing data from the billing service;
 	// they are reads of patient data, audited like Get.
 	BillingAccount(ctx context.Context, id string) (BillingAccount, error)
 	Invoices(ctx context.Context, id string) ([]Invoice, error)
+	// SetConfidentiality, BreakGlass and BreakGlassGrants are break-glass (breakglass.go):
+	// restricting a record, emergency access to it, and the review of those accesses.
+	SetConfidentiality(ctx context.Context, req ConfidentialityRequest) (Patient, error)
+	BreakGlass(ctx context.Context, req BreakGlassRequest) (Grant, error)
+	BreakGlassGrants(ctx context.Context, q GrantQuery) ([]GrantReview, error)
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
@@ -58,6 +65,8 @@ type Options struct {
 	Disclosures *Disclosures
 	// SearchKey is the HMAC key of search fingerprints (LoadSearchKey); nil keeps none.
 	SearchKey []byte
+	// BreakGlassTTL is how long an emergency grant lasts; default DefaultBreakGlassTTL.
+	BreakGlassTTL time.Duration
 }
 
 type service struct {
@@ -68,6 +77,7 @@ type service struct {
 	billing        Billing
 	billingTimeout time.Duration
 	searchKey      []byte
+	breakGlassTTL  time.Duration
 }
 
 // NewService returns the patient service over store, auditing to auditLog.
@@ -85,6 +95,9 @@ func NewService(store *Store, auditLog AuditLog, o Options) Service {
 	}
 	if s.log == nil {
 		s.log = log.NewNopLogger()
+	}
+	if s.breakGlassTTL = o.BreakGlassTTL; s.breakGlassTTL <= 0 {
+		s.breakGlassTTL = DefaultBreakGlassTTL
 	}
 	return s
 }
@@ -137,11 +150,12 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 		return Patient{}, err
 	}
 	p = Patient{ID: uuid.NewString(), Name: f.Name, Email: f.Email, Address: f.Address,
-		DateOfBirth: f.DateOfBirth, RegisteredDate: registered, CreatedAt: m.At, UpdatedAt: m.At}
+		DateOfBirth: f.DateOfBirth, RegisteredDate: registered, Confidentiality: ConfidentialityNormal, CreatedAt: m.At, UpdatedAt: m.At}
 	var idem *idempotency.Key
 	if req.IdempotencyKey != "" {
 		idem = &idempotency.Key{Scope: m.Actor, Key: req.IdempotencyKey, RequestHash: requestHash(f, req.RegisteredDate)}
 	}
+	ctx = audit.WithPending(ctx, ActionCreate, p.ID) // recorded by the create's own transaction
 	return idempotency.Do(idem, func() (Patient, bool, error) { return s.replay(ctx, idem) },
 		func() (Patient, error) { return s.store.create(ctx, p, m, idem) })
 }
@@ -153,6 +167,9 @@ func (s *service) replay(ctx context.Context, idem *idempotency.Key) (Patient, b
 		return Patient{}, found, err
 	}
 	p, err := s.store.get(ctx, id)
+	if err == nil {
+		err = s.checkAccess(ctx, p) // break-glass: a replay is a read of the record as it is now
+	}
 	return p, true, err
 }
 
@@ -168,6 +185,9 @@ func (s *service) Get(ctx context.Context, id string) (Patient, error) {
 	var p Patient
 	if err == nil {
 		p, err = s.store.get(ctx, pid)
+	}
+	if err == nil {
+		err = s.checkAccess(ctx, p) // break-glass
 	}
 	return readResult(s, ctx, ActionRead, pid, p, err)
 }
@@ -220,6 +240,9 @@ func (s *service) list(ctx context.Context, q ListQuery) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
+	if err := s.redactRestricted(ctx, patients); err != nil { // break-glass
+		return Page{}, err
+	}
 	page := Page{Patients: patients, Total: total}
 	if more {
 		page.NextPageToken = encodePageToken(last)
@@ -242,6 +265,10 @@ func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err
 	if err := bad.Err(); err != nil {
 		return Patient{}, err
 	}
+	if err := s.checkRestricted(ctx, pid); err != nil { // break-glass
+		return Patient{}, err
+	}
+	ctx = audit.WithPending(ctx, ActionUpdate, pid)
 	return s.store.change(ctx, pid, req.IfMatch, ChangeUpdated, m, func(cur Patient) (Patient, bool, error) {
 		if err := checkUnchanged(cur, req.Unchanged); err != nil {
 			return Patient{}, false, err
@@ -279,15 +306,22 @@ func checkUnchanged(cur Patient, ro ReadOnlyFields) error {
 	if ro.UpdatedAt != nil && !sameInstant(*ro.UpdatedAt, cur.UpdatedAt) {
 		bad.Add("updatedAt", msg)
 	}
+	if ro.Confidentiality != nil && *ro.Confidentiality != cur.Confidentiality {
+		bad.Add("confidentiality", "is changed only with PUT /patients/{id}/confidentiality")
+	}
 	return bad.Err()
 }
 
 func (s *service) Delete(ctx context.Context, req DeleteRequest) (err error) {
 	pid, err := ParseID(req.ID)
 	defer func() { s.recordChange(ctx, ActionDelete, pid, err) }()
+	if err == nil {
+		err = s.checkRestricted(ctx, pid) // break-glass
+	}
 	if err != nil {
 		return err
 	}
+	ctx = audit.WithPending(ctx, ActionDelete, pid)
 	_, err = s.store.change(ctx, pid, req.IfMatch, ChangeDeleted, s.meta(ctx), func(cur Patient) (Patient, bool, error) {
 		return cur, true, nil
 	})
@@ -297,6 +331,9 @@ func (s *service) Delete(ctx context.Context, req DeleteRequest) (err error) {
 func (s *service) History(ctx context.Context, id string) ([]Version, error) {
 	pid, err := ParseID(id)
 	var v []Version
+	if err == nil {
+		err = s.checkRestricted(ctx, pid) // break-glass
+	}
 	if err == nil {
 		v, err = s.store.history(ctx, pid)
 	}

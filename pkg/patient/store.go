@@ -47,9 +47,10 @@ func (s *Store) DB() *db.DB { return s.db }
 // transaction; the service's relay publishes it, and the audit writer adds its entries to it.
 func (s *Store) Outbox() *outbox.Outbox { return s.events }
 
-// inTx runs fn in a transaction and, once it committed, wakes the outbox relay.
+// inTx runs fn in a transaction and, once it committed, wakes the outbox relay. The change's
+// audit entry, when ctx carries one (audit.WithPending), is recorded in the same transaction.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	if err := db.InTx(ctx, s.db, fn); err != nil {
+	if err := audit.InTx(ctx, s.db, fn); err != nil {
 		return err
 	}
 	s.events.Wake()
@@ -65,7 +66,7 @@ func (s *Store) addEvent(ctx context.Context, tx *sqlx.Tx, p Patient, change str
 	return s.events.Add(ctx, tx, msg)
 }
 
-const patientColumns = `seq, id, mrn, name, email, address, date_of_birth, registered_date, version, created_at, updated_at, deleted_at`
+const patientColumns = `seq, id, mrn, name, email, address, date_of_birth, registered_date, version, created_at, updated_at, deleted_at, confidentiality`
 
 type patientRow struct {
 	Seq            int64          `db:"seq"`
@@ -80,13 +81,15 @@ type patientRow struct {
 	CreatedAt      db.Timestamp   `db:"created_at"`
 	UpdatedAt      db.Timestamp   `db:"updated_at"`
 	DeletedAt      db.Timestamp   `db:"deleted_at"`
+	// Confidentiality is "normal" or "restricted" (migration 00020).
+	Confidentiality string `db:"confidentiality"`
 }
 
 func (r patientRow) patient() Patient {
 	return Patient{
 		ID: r.ID, MRN: r.MRN.String, Name: r.Name, Email: r.Email, Address: r.Address,
 		DateOfBirth: r.DateOfBirth, RegisteredDate: r.RegisteredDate, Version: r.Version,
-		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time,
+		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time, Confidentiality: r.Confidentiality,
 	}
 }
 
@@ -141,10 +144,10 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 
 func (s *Store) insertVersion(ctx context.Context, tx *sqlx.Tx, p Patient, change string, m changeMeta) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO patient_versions
-		(patient_id, version, change, mrn, name, email, address, date_of_birth, registered_date, created_at, changed_at, changed_by, role, request_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		(patient_id, version, change, mrn, name, email, address, date_of_birth, registered_date, created_at, changed_at, changed_by, role, request_id, confidentiality)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		p.ID, p.Version, change, p.MRN, p.Name, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate,
-		s.db.Time(p.CreatedAt), s.db.Time(m.At), m.Actor, m.Role, m.RequestID)
+		s.db.Time(p.CreatedAt), s.db.Time(m.At), m.Actor, m.Role, m.RequestID, p.Confidentiality)
 	return db.Classify(err)
 }
 
@@ -279,13 +282,15 @@ type versionRow struct {
 	ChangedBy      string       `db:"changed_by"`
 	Role           string       `db:"role"`
 	RequestID      string       `db:"request_id"`
+	// Confidentiality is the level the record had in this version.
+	Confidentiality string `db:"confidentiality"`
 }
 
 // history returns every version of patient id, oldest first; deleted records keep theirs.
 func (s *Store) history(ctx context.Context, id string) ([]Version, error) {
 	var rows []versionRow
 	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT version, change, mrn, name, email, address, date_of_birth, registered_date,
-		created_at, changed_at, changed_by, role, request_id FROM patient_versions WHERE patient_id = ? ORDER BY version`), id); err != nil {
+		created_at, changed_at, changed_by, role, request_id, confidentiality FROM patient_versions WHERE patient_id = ? ORDER BY version`), id); err != nil {
 		return nil, db.Classify(err)
 	}
 	if len(rows) == 0 {
@@ -298,7 +303,7 @@ func (s *Store) history(ctx context.Context, id string) ([]Version, error) {
 			Role: r.Role, RequestID: r.RequestID,
 			Patient: Patient{ID: id, MRN: r.MRN, Name: r.Name, Email: r.Email, Address: r.Address,
 				DateOfBirth: r.DateOfBirth, RegisteredDate: r.RegisteredDate, Version: r.Version,
-				CreatedAt: r.CreatedAt.Time, UpdatedAt: r.ChangedAt.Time},
+				CreatedAt: r.CreatedAt.Time, UpdatedAt: r.ChangedAt.Time, Confidentiality: r.Confidentiality},
 		}
 	}
 	return out, nil

@@ -35,6 +35,9 @@ func newBillingServer(set billing.Set) *billingServer {
 		pay:           kitgrpc.NewServer(set.RecordPaymentEndpoint, total(paymentRequestFromPB), total(invoiceToPB)),
 		void:          kitgrpc.NewServer(set.VoidInvoiceEndpoint, total(voidFromPB), total(invoiceToPB)),
 		audit:         kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(billingAuditQueryFromPB)), total(billingAuditToPB)),
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) billing.VerifyAuditRequest {
+			return billing.VerifyAuditRequest{}
+		}), total(auditVerdictToPB)),
 	}
 }
 
@@ -42,6 +45,12 @@ func newBillingServer(set billing.Set) *billingServer {
 type billingServer struct {
 	billingv1.UnimplementedBillingServiceServer
 	createAccount, getAccount, listAccounts, createInvoice, getInvoice, listInvoices, issue, pay, void, audit kitgrpc.Handler
+	verify                                                                                                    kitgrpc.Handler
+}
+
+// VerifyAudit implements billingv1.BillingServiceServer.
+func (s *billingServer) VerifyAudit(ctx context.Context, r *billingv1.VerifyAuditRequest) (*billingv1.AuditVerdict, error) {
+	return serve[*billingv1.AuditVerdict](ctx, s.verify, r)
 }
 
 // CreateBillingAccount implements billingv1.BillingServiceServer.
@@ -128,6 +137,9 @@ func NewBillingClient(conn *grpc.ClientConn) billing.Set {
 		RecordPaymentEndpoint: c.endpoint(billing.MethodRecordPayment, total(paymentRequestToPB), total(invoiceFromPB), &billingv1.Invoice{}),
 		VoidInvoiceEndpoint:   c.endpoint(billing.MethodVoidInvoice, total(voidToPB), total(invoiceFromPB), &billingv1.Invoice{}),
 		AuditEndpoint:         c.endpoint(billing.MethodAudit, total(billingAuditQueryToPB), total(billingAuditFromPB), &billingv1.ListAuditResponse{}),
+		VerifyAuditEndpoint: c.endpoint(billing.MethodVerifyAudit, total(func(billing.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{}
+		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 	}
 }
 

@@ -66,6 +66,9 @@ func (s *stubBilling) VoidInvoice(ctx context.Context, id string) (billing.Invoi
 func (s *stubBilling) Audit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
 	return stubResult[[]audit.Record](s.do(ctx, billing.MethodAudit, q))
 }
+func (s *stubBilling) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	return stubResult[audit.Report](s.do(ctx, billing.MethodVerifyAudit, billing.VerifyAuditRequest{}))
+}
 
 // billingHarness serves svc on a loopback port through the real endpoint set and server.
 type billingHarness struct {
@@ -214,6 +217,7 @@ func TestBillingErrorsRoundTrip(t *testing.T) {
 		},
 		billing.MethodVoidInvoice: func(ctx context.Context) error { _, err := h.client.VoidInvoice(ctx, "x"); return err },
 		billing.MethodAudit:       func(ctx context.Context) error { _, err := h.client.Audit(ctx, audit.Query{}); return err },
+		billing.MethodVerifyAudit: func(ctx context.Context) error { _, err := h.client.VerifyAudit(ctx); return err },
 	}
 	if len(calls) != len(billing.Methods) {
 		t.Fatalf("%d calls for %d methods", len(calls), len(billing.Methods))

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 )
 
@@ -96,6 +97,10 @@ func (s *stubService) History(ctx context.Context, id string) ([]patient.Version
 
 func (s *stubService) Audit(ctx context.Context, q patient.AuditQuery) ([]patient.AuditEntry, error) {
 	return stubResult[[]patient.AuditEntry](s.do(ctx, patient.MethodAudit, q))
+}
+
+func (s *stubService) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	return stubResult[audit.Report](s.do(ctx, patient.MethodVerifyAudit, patient.VerifyAuditRequest{}))
 }
 
 func (s *stubService) BillingAccount(ctx context.Context, id string) (patient.BillingAccount, error) {

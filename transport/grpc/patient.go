@@ -5,6 +5,7 @@ import (
 
 	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/typed"
 	billingv1 "github.com/pms/pms/proto/pms/billing/v1"
@@ -30,10 +31,17 @@ func newPatientServer(set patient.Set) *patientServer {
 		del:     kitgrpc.NewServer(set.DeleteEndpoint, total(deleteFromPB), total(deletedToPB)),
 		history: kitgrpc.NewServer(set.HistoryEndpoint, total(historyFromPB), total(versionsToPB)),
 		audit:   kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(auditQueryFromPB)), total(auditEntriesToPB)),
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) patient.VerifyAuditRequest {
+			return patient.VerifyAuditRequest{}
+		}), total(auditVerdictToPB)),
 		billingAccount: kitgrpc.NewServer(set.BillingAccountEndpoint, total(billingAccountRequestFromPB),
 			total(patientBillingAccountToPB)),
 		invoices:  kitgrpc.NewServer(set.InvoicesEndpoint, total(invoicesRequestFromPB), total(patientInvoicesToPB)),
 		accessLog: kitgrpc.NewServer(set.AccessLogEndpoint, total(accessLogQueryFromPB), total(accessLogToPB)),
+		// break-glass (patient_breakglass.go)
+		confidentiality:  kitgrpc.NewServer(set.ConfidentialityEndpoint, total(confidentialityFromPB), total(patientToPB)),
+		breakGlass:       kitgrpc.NewServer(set.BreakGlassEndpoint, total(breakGlassFromPB), total(grantToPB)),
+		breakGlassGrants: kitgrpc.NewServer(set.BreakGlassGrantsEndpoint, typed.Reject(convert(grantQueryFromPB)), total(grantsToPB)),
 	}
 }
 
@@ -41,12 +49,30 @@ func newPatientServer(set patient.Set) *patientServer {
 type patientServer struct {
 	patientv1.UnimplementedPatientServiceServer
 	create, get, list, update, del, history, audit kitgrpc.Handler
-	billingAccount, invoices, accessLog            kitgrpc.Handler
+	billingAccount, invoices, accessLog, verify    kitgrpc.Handler
+	confidentiality, breakGlass, breakGlassGrants  kitgrpc.Handler
 }
 
 // GetPatientAccessLog implements patientv1.PatientServiceServer.
 func (s *patientServer) GetPatientAccessLog(ctx context.Context, r *patientv1.GetPatientAccessLogRequest) (*patientv1.GetPatientAccessLogResponse, error) {
 	return serve[*patientv1.GetPatientAccessLogResponse](ctx, s.accessLog, r)
+}
+
+// VerifyAudit implements patientv1.PatientServiceServer.
+func (s *patientServer) VerifyAudit(ctx context.Context, r *billingv1.VerifyAuditRequest) (*billingv1.AuditVerdict, error) {
+	return serve[*billingv1.AuditVerdict](ctx, s.verify, r)
+}
+
+// auditVerdictToPB and auditVerdictFromPB carry an audit.Report over gRPC.
+func auditVerdictToPB(r audit.Report) *billingv1.AuditVerdict {
+	return &billingv1.AuditVerdict{Service: r.Service, Rows: r.Rows, Ok: r.OK, FirstBadSeq: r.FirstBadSeq, Problem: r.Problem,
+		LastSeq: r.LastSeq, LastHash: r.LastHash, AgainstTopic: r.AgainstTopic, TopicEntries: r.TopicEntries, Checkpoints: r.Checkpoints}
+}
+
+func auditVerdictFromPB(v *billingv1.AuditVerdict) audit.Report {
+	return audit.Report{Service: v.GetService(), Rows: v.GetRows(), OK: v.GetOk(), FirstBadSeq: v.GetFirstBadSeq(), Problem: v.GetProblem(),
+		LastSeq: v.GetLastSeq(), LastHash: v.GetLastHash(), AgainstTopic: v.GetAgainstTopic(), TopicEntries: v.GetTopicEntries(),
+		Checkpoints: v.GetCheckpoints()}
 }
 
 // CreatePatient implements patientv1.PatientServiceServer.
@@ -111,12 +137,19 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 		DeleteEndpoint:  c.endpoint(patient.MethodDelete, total(deleteToPB), total(deletedFromPB), &patientv1.DeletePatientResponse{}),
 		HistoryEndpoint: c.endpoint(patient.MethodHistory, total(historyToPB), total(versionsFromPB), &patientv1.GetPatientHistoryResponse{}),
 		AuditEndpoint:   c.endpoint(patient.MethodAudit, total(auditQueryToPB), total(auditEntriesFromPB), &patientv1.ListAuditResponse{}),
+		VerifyAuditEndpoint: c.endpoint(patient.MethodVerifyAudit, total(func(patient.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{}
+		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 		BillingAccountEndpoint: c.endpoint(patient.MethodBillingAccount, total(billingAccountRequestToPB),
 			total(patientBillingAccountFromPB), &billingv1.Account{}),
 		InvoicesEndpoint: c.endpoint(patient.MethodInvoices, total(invoicesRequestToPB), total(patientInvoicesFromPB),
 			&patientv1.ListPatientInvoicesResponse{}),
 		AccessLogEndpoint: c.endpoint(patient.MethodAccessLog, total(accessLogQueryToPB), total(accessLogFromPB),
 			&patientv1.GetPatientAccessLogResponse{}),
+		ConfidentialityEndpoint: c.endpoint(patient.MethodConfidentiality, total(confidentialityToPB), total(patientFromPB), &patientv1.Patient{}),
+		BreakGlassEndpoint:      c.endpoint(patient.MethodBreakGlass, total(breakGlassToPB), total(grantFromPB), &patientv1.BreakGlassGrant{}),
+		BreakGlassGrantsEndpoint: c.endpoint(patient.MethodBreakGlassGrants, total(grantQueryToPB), total(grantsFromPB),
+			&patientv1.ListBreakGlassGrantsResponse{}),
 	}
 }
 
@@ -126,31 +159,33 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 
 func patientToPB(p patient.Patient) *patientv1.Patient {
 	return &patientv1.Patient{
-		Id:             p.ID,
-		Mrn:            p.MRN,
-		Name:           p.Name,
-		Email:          p.Email,
-		Address:        p.Address,
-		DateOfBirth:    p.DateOfBirth,
-		RegisteredDate: p.RegisteredDate,
-		Version:        p.Version,
-		CreatedAt:      toTimestamp(p.CreatedAt),
-		UpdatedAt:      toTimestamp(p.UpdatedAt),
+		Id:              p.ID,
+		Mrn:             p.MRN,
+		Name:            p.Name,
+		Email:           p.Email,
+		Address:         p.Address,
+		DateOfBirth:     p.DateOfBirth,
+		RegisteredDate:  p.RegisteredDate,
+		Version:         p.Version,
+		CreatedAt:       toTimestamp(p.CreatedAt),
+		UpdatedAt:       toTimestamp(p.UpdatedAt),
+		Confidentiality: p.Confidentiality,
 	}
 }
 
 func patientFromPB(p *patientv1.Patient) patient.Patient {
 	return patient.Patient{
-		ID:             p.GetId(),
-		MRN:            p.GetMrn(),
-		Name:           p.GetName(),
-		Email:          p.GetEmail(),
-		Address:        p.GetAddress(),
-		DateOfBirth:    p.GetDateOfBirth(),
-		RegisteredDate: p.GetRegisteredDate(),
-		Version:        p.GetVersion(),
-		CreatedAt:      fromTimestamp(p.GetCreatedAt()),
-		UpdatedAt:      fromTimestamp(p.GetUpdatedAt()),
+		ID:              p.GetId(),
+		MRN:             p.GetMrn(),
+		Name:            p.GetName(),
+		Email:           p.GetEmail(),
+		Address:         p.GetAddress(),
+		DateOfBirth:     p.GetDateOfBirth(),
+		RegisteredDate:  p.GetRegisteredDate(),
+		Version:         p.GetVersion(),
+		CreatedAt:       fromTimestamp(p.GetCreatedAt()),
+		UpdatedAt:       fromTimestamp(p.GetUpdatedAt()),
+		Confidentiality: p.GetConfidentiality(),
 	}
 }
 
@@ -250,12 +285,13 @@ func readOnlyToPB(u patient.ReadOnlyFields) *patientv1.ReadOnlyFields {
 		return nil
 	}
 	return &patientv1.ReadOnlyFields{
-		Id:             clone(u.ID),
-		Mrn:            clone(u.MRN),
-		RegisteredDate: clone(u.RegisteredDate),
-		Version:        clone(u.Version),
-		CreatedAt:      clone(u.CreatedAt),
-		UpdatedAt:      clone(u.UpdatedAt),
+		Id:              clone(u.ID),
+		Mrn:             clone(u.MRN),
+		RegisteredDate:  clone(u.RegisteredDate),
+		Version:         clone(u.Version),
+		CreatedAt:       clone(u.CreatedAt),
+		UpdatedAt:       clone(u.UpdatedAt),
+		Confidentiality: clone(u.Confidentiality),
 	}
 }
 
@@ -264,12 +300,13 @@ func readOnlyFromPB(u *patientv1.ReadOnlyFields) patient.ReadOnlyFields {
 		return patient.ReadOnlyFields{}
 	}
 	return patient.ReadOnlyFields{
-		ID:             clone(u.Id),
-		MRN:            clone(u.Mrn),
-		RegisteredDate: clone(u.RegisteredDate),
-		Version:        clone(u.Version),
-		CreatedAt:      clone(u.CreatedAt),
-		UpdatedAt:      clone(u.UpdatedAt),
+		ID:              clone(u.Id),
+		MRN:             clone(u.Mrn),
+		RegisteredDate:  clone(u.RegisteredDate),
+		Version:         clone(u.Version),
+		CreatedAt:       clone(u.CreatedAt),
+		UpdatedAt:       clone(u.UpdatedAt),
+		Confidentiality: clone(u.Confidentiality),
 	}
 }
 

@@ -46,3 +46,10 @@ func auditCall(path, subject string) func(q audit.Query) (call, error) {
 		return call{method: http.MethodGet, path: path, query: v}, nil
 	}
 }
+
+// decodeVerifyAudit reads GET /audit/verify, a service's audit-chain verification (the verdict
+// of `pms audit verify`, docs/audit.md): it takes no parameters.
+func decodeVerifyAudit[Req any](_ context.Context, r *http.Request) (Req, error) {
+	var req Req
+	return req, noQuery(r)
+}

@@ -28,6 +28,7 @@ func NewBillingHandler(set billing.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodPost, "/invoices/{id}/issue", set.IssueInvoiceEndpoint, decodeIssueInvoice, encodeInvoice)
 	Handle(r, o, http.MethodPost, "/invoices/{id}/payments", set.RecordPaymentEndpoint, decodeRecordPayment, encodeInvoice)
 	Handle(r, o, http.MethodPost, "/invoices/{id}/void", set.VoidInvoiceEndpoint, decodeVoidInvoice, encodeInvoice)
+	Handle(r, o, http.MethodGet, "/audit/verify", set.VerifyAuditEndpoint, decodeVerifyAudit[billing.VerifyAuditRequest], encodeOK[audit.Report])
 	Handle(r, o, http.MethodGet, "/audit", set.AuditEndpoint, decodeAuditQuery("subjectId"),
 		func(_ context.Context, _ http.Header, r billing.AuditResponse) (int, any) {
 			return http.StatusOK, nonNil(r.Entries)
@@ -238,6 +239,9 @@ func NewBillingClient(baseURL string, o ClientOptions) (billing.Set, error) {
 		VoidInvoiceEndpoint: clientEndpoint(c, func(r billing.VoidInvoiceRequest) (call, error) {
 			return resourceCall(http.MethodPost, "/invoices", r.ID, "/void")
 		}, invoice),
+		VerifyAuditEndpoint: clientEndpoint(c, func(billing.VerifyAuditRequest) (call, error) {
+			return call{method: http.MethodGet, path: "/audit/verify"}, nil
+		}, decodeJSONResponse[audit.Report]),
 		AuditEndpoint: clientEndpoint(c, auditCall("/audit", "subjectId"), func(resp *http.Response) (billing.AuditResponse, error) {
 			e, err := decodeJSONResponse[[]audit.Record](resp)
 			return billing.AuditResponse{Entries: e}, err

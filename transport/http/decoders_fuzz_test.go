@@ -288,6 +288,7 @@ var patientCases = []decodeCase{
 		v := checkQuery(t, in, []string{"limit", "pageToken"}, map[string]string{"pageToken": q.PageToken})
 		checkLimit(t, v, q.Limit, patient.MaxLimit)
 	}, nil),
+	caseOf("audit-verify", "GET", decodeVerifyAudit[patient.VerifyAuditRequest], noQueryCheck[patient.VerifyAuditRequest], nil),
 	caseOf("audit", "GET", decodeAudit, func(t *testing.T, in fuzzInput, q patient.AuditQuery) {
 		v := checkQuery(t, in, []string{"patientId", "actor", "from", "to", "limit"},
 			map[string]string{"patientId": q.PatientID, "actor": q.Actor})
@@ -301,6 +302,7 @@ var patientCases = []decodeCase{
 
 // billingCases are the decoders of billing_server.go.
 var billingCases = []decodeCase{
+	caseOf("billing-audit-verify", "GET", decodeVerifyAudit[billing.VerifyAuditRequest], noQueryCheck[billing.VerifyAuditRequest], nil),
 	caseOf("list-accounts", "GET", decodeListAccounts, func(t *testing.T, in fuzzInput, q billing.AccountQuery) {
 		checkQuery(t, in, []string{"patientId"}, map[string]string{"patientId": q.PatientID})
 	}, func(_ *testing.T, in fuzzInput, q billing.AccountQuery) fuzzInput {

@@ -25,8 +25,10 @@ func NewPatientHandler(set patient.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodDelete, "/patients/{id}", set.DeleteEndpoint, decodeDeletePatient, encodeNoContent[patient.DeleteResponse])
 	Handle(r, o, http.MethodGet, "/patients/{id}/history", set.HistoryEndpoint, decodeHistory, encodeHistory)
 	Handle(r, o, http.MethodGet, "/audit", set.AuditEndpoint, decodeAudit, encodeAudit)
+	Handle(r, o, http.MethodGet, "/audit/verify", set.VerifyAuditEndpoint, decodeVerifyAudit[patient.VerifyAuditRequest], encodeOK[audit.Report])
 	Handle(r, o, http.MethodGet, "/patients/{id}/billing-account", set.BillingAccountEndpoint, decodeBillingAccount, encodeOK[patient.BillingAccount])
 	Handle(r, o, http.MethodGet, "/patients/{id}/invoices", set.InvoicesEndpoint, decodePatientInvoices, encodePatientInvoices)
+	handleBreakGlass(r, o, set)
 	return Wrap(r, o)
 }
 
@@ -182,7 +184,7 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 	if err != nil {
 		return patient.Set{}, err
 	}
-	return patient.Set{
+	return breakGlassClient(c, patient.Set{
 		CreateEndpoint: clientEndpoint(c, encodeCreateCall, decodeJSONResponse[patient.Patient]),
 		GetEndpoint: clientEndpoint(c, func(r patient.GetRequest) (call, error) {
 			return patientCall(http.MethodGet, r.ID, "")
@@ -203,6 +205,9 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 			e, err := decodeJSONResponse[[]patient.AuditEntry](resp)
 			return patient.AuditResponse{Entries: e}, err
 		}),
+		VerifyAuditEndpoint: clientEndpoint(c, func(patient.VerifyAuditRequest) (call, error) {
+			return call{method: http.MethodGet, path: "/audit/verify"}, nil
+		}, decodeJSONResponse[audit.Report]),
 		BillingAccountEndpoint: clientEndpoint(c, func(r patient.BillingAccountRequest) (call, error) {
 			return patientCall(http.MethodGet, r.ID, "/billing-account")
 		}, decodeJSONResponse[patient.BillingAccount]),
@@ -212,7 +217,7 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 			v, err := decodeJSONResponse[[]patient.Invoice](resp)
 			return patient.InvoicesResponse{Invoices: v}, err
 		}),
-	}, nil
+	}), nil
 }
 
 func encodeCreateCall(r patient.CreateRequest) (call, error) {

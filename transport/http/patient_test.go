@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
@@ -89,6 +90,9 @@ func (s *stubService) History(ctx context.Context, id string) ([]patient.Version
 }
 func (s *stubService) Audit(ctx context.Context, q patient.AuditQuery) ([]patient.AuditEntry, error) {
 	return s.audit, s.record(ctx, q)
+}
+func (s *stubService) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	return audit.Report{Service: "patient", OK: true}, s.record(ctx, patient.VerifyAuditRequest{})
 }
 
 func (s *stubService) AccessLog(ctx context.Context, q patient.AccessLogQuery) (patient.AccessLogPage, error) {

@@ -82,6 +82,11 @@ func DecodeAnalyticsEvent(_ context.Context, msg *sarama.ConsumerMessage) (any, 
 		ev.OccurredAt = instant(be.GetOccurredAt())
 		ev.InvoiceID, ev.Currency, ev.Subtotal, ev.Amount = be.GetInvoiceId(), be.GetCurrency(), be.GetSubtotal(), be.GetAmount()
 	case analytics.TopicAudit:
+		if t, _ := Header(msg, HeaderEventType); t == analytics.AuditCheckpoint {
+			// A signed chain head (docs/audit.md), not an access: analytics counts nothing.
+			ev.Type = t
+			break
+		}
 		var ae eventsv1.AuditEvent
 		if err := proto.Unmarshal(msg.Value, &ae); err != nil {
 			return nil, bad(err)

@@ -99,3 +99,17 @@ func FuzzDecodeAnalyticsEvent(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeAnalyticsEventCheckpoint: a signed audit checkpoint on the audit topic (event type
+// AUDIT_CHECKPOINT, docs/audit.md) is not decoded as an access: it keeps its event type, which
+// the analytics store folds into nothing.
+func TestDecodeAnalyticsEventCheckpoint(t *testing.T) {
+	v, _ := proto.Marshal(&eventsv1.AuditCheckpoint{EventId: "c-1", Service: "patient", Seq: 5, Hash: "h"})
+	msg := &sarama.ConsumerMessage{Topic: analytics.TopicAudit, Value: v, Headers: []*sarama.RecordHeader{
+		{Key: []byte("event-type"), Value: []byte(analytics.AuditCheckpoint)}, {Key: []byte("event-id"), Value: []byte("c-1")}}}
+	got, err := DecodeAnalyticsEvent(context.Background(), msg)
+	ev, _ := got.(analytics.Event)
+	if err != nil || ev.Type != analytics.AuditCheckpoint || ev.ID != "c-1" || ev.Action != "" || ev.Outcome != "" {
+		t.Fatalf("checkpoint: %+v %v", ev, err)
+	}
+}

@@ -17,6 +17,22 @@ const Topic = "audit"
 // EventType is the event-type header of audit events.
 const EventType = "AUDIT_ENTRY"
 
+// ActionBreakGlass is the action of an emergency access to a restricted record (issue 17);
+// its successful entries carry the event-type BreakGlassEventType instead of EventType, so
+// a consumer alerting on break-glass need not decode every audit event.
+const (
+	ActionBreakGlass    = "break_glass"
+	BreakGlassEventType = "BREAK_GLASS"
+)
+
+// eventType is the event-type header of entry e.
+func eventType(e Entry) string {
+	if e.Action == ActionBreakGlass && e.Outcome == OutcomeSuccess {
+		return BreakGlassEventType
+	}
+	return EventType
+}
+
 // OutboxHook returns the audit writer's AfterBatch hook (Options.AfterBatch) that
 // writes one AuditEvent per entry to the audit topic through ob, inside the batch's own
 // transaction: an entry is published if and only if it was committed to the log. Set
@@ -40,7 +56,7 @@ func OutboxHook(ob *outbox.Outbox, service string) func(ctx context.Context, tx 
 			if key == "" {
 				key = e.Actor
 			}
-			msgs[i] = outbox.Message{Topic: Topic, Key: key, Value: b, Headers: outbox.EventHeaders(EventType, e.ID, e.RequestID)}
+			msgs[i] = outbox.Message{Topic: Topic, Key: key, Value: b, Headers: outbox.EventHeaders(eventType(e), e.ID, e.RequestID)}
 		}
 		return ob.Add(ctx, tx, msgs...)
 	}

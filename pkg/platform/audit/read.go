@@ -89,22 +89,31 @@ func List(ctx context.Context, d *db.DB, table string, q Query) ([]Entry, error)
 	return out, nil
 }
 
-// Report is the outcome of Verify.
+// Report is the outcome of Verify and VerifyAgainst: the verdict `pms audit verify` prints and
+// GET /audit/verify answers (docs/audit.md).
 type Report struct {
+	// Service names the service whose log was checked ("" from Verify).
+	Service string `json:"service,omitempty"`
 	// Rows is how many rows were checked: all of them when OK, else up to the bad one.
-	Rows int64
-	// OK is true when every row is present, in order, and hashes to what it says.
-	OK bool
+	Rows int64 `json:"rows"`
+	// OK is true when every row is present, in order, and hashes to what it says (and, against
+	// the topic, agrees with every entry and signed checkpoint published there).
+	OK bool `json:"ok"`
 	// FirstBadSeq is the lowest seq at which the chain breaks: a row whose hash or link does
 	// not match, or the number missing where a row was deleted (0 when OK).
-	FirstBadSeq int64
+	FirstBadSeq int64 `json:"firstBadSeq,omitempty"`
 	// Problem says what is wrong at FirstBadSeq, without the row's contents.
-	Problem string
-	// LastSeq and LastHash are the tail of a valid chain. The chain cannot see rows cut off
-	// its end (or a tail rewritten by someone who recomputes every hash after an edit);
-	// comparing LastHash with a copy kept elsewhere, such as the audit topic, can.
-	LastSeq  int64
-	LastHash string
+	Problem string `json:"problem,omitempty"`
+	// LastSeq and LastHash are the tail of a valid chain. The chain alone cannot see rows cut
+	// off its end, or a log rewritten by someone who recomputes every hash after an edit;
+	// VerifyAgainst compares it with the copy published on the audit topic, which can.
+	LastSeq  int64  `json:"lastSeq"`
+	LastHash string `json:"lastHash,omitempty"`
+	// AgainstTopic says the log was compared with the audit topic; TopicEntries and
+	// Checkpoints count the published entries and signed checkpoints it was compared with.
+	AgainstTopic bool  `json:"againstTopic"`
+	TopicEntries int64 `json:"topicEntries,omitempty"`
+	Checkpoints  int64 `json:"checkpoints,omitempty"`
 }
 
 // verifyPage is how many rows Verify reads per query, so a long log is walked in constant memory.
@@ -115,6 +124,12 @@ const verifyPage = 1000
 // every hash is the hash of its row. That is what finds a row deleted, inserted, reordered or
 // edited in any column. It stops at the first problem.
 func Verify(ctx context.Context, d *db.DB, table string) (Report, error) {
+	return walk(ctx, d, table, nil)
+}
+
+// walk is Verify with check, when set, run on every row whose link and hash are right; a
+// non-empty answer is the problem at that row.
+func walk(ctx context.Context, d *db.DB, table string, check func(e *Entry) string) (Report, error) {
 	table, err := checkTable(table)
 	if err != nil {
 		return Report{}, err
@@ -145,6 +160,11 @@ func Verify(ctx context.Context, d *db.DB, table string) (Report, error) {
 				return bad(e.Seq, "prev_hash does not match the hash of seq %d", e.Seq-1)
 			case chainHash(prev, &e) != e.Hash:
 				return bad(e.Seq, "hash does not match the row's contents")
+			}
+			if check != nil {
+				if problem := check(&e); problem != "" {
+					return bad(e.Seq, "%s", problem)
+				}
 			}
 			prev, want = e.Hash, want+1
 			rep.LastSeq, rep.LastHash = e.Seq, e.Hash

@@ -37,9 +37,22 @@ const ChangeTimeout = 10 * time.Second
 // an error that would make a client retry a done change. The entry is written on a context
 // detached from the caller's cancellation, with its own ChangeTimeout: a client that hangs up
 // right after the commit must not leave an acknowledged change unaudited (issue 13).
+//
+// A change whose transaction recorded its entry (WithPending, InTx) is already audited: Change
+// then only asks the writer to chain it now, so the entry is in audit_log when the client
+// hears back; if that fails the entry stays pending and the writer chains it later.
 func (r Recorder) Change(ctx context.Context, action, subject string, err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ChangeTimeout)
 	defer cancel()
+	if p := pendingFrom(ctx); err == nil && p != nil && p.committed.Load() && p.e.Action == action {
+		if s, ok := r.W.(Settler); ok {
+			if serr := s.Settle(ctx); serr != nil && r.Logger != nil {
+				_ = level.Warn(r.Logger).Log("msg", "audit entry stays pending; the writer chains it later", "action", action,
+					"subject_id", subject, "request_id", observe.RequestID(ctx), "err", serr)
+			}
+			return
+		}
+	}
 	if aerr := r.Record(ctx, action, subject, err); aerr != nil && r.Logger != nil {
 		_ = level.Error(r.Logger).Log("msg", "audit write failed after change", "action", action,
 			"subject_id", subject, "request_id", observe.RequestID(ctx), "err", aerr)

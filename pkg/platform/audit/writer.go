@@ -51,6 +51,18 @@ type Options struct {
 	Logger log.Logger
 	// Registerer, when set, receives the writer's metrics.
 	Registerer prometheus.Registerer
+	// MoveInterval is how often the writer of DefaultTable looks for entries left pending by
+	// changes (InTx) whose recorder could not have them chained at once, and how often it
+	// checks whether a checkpoint is due; default 1s.
+	MoveInterval time.Duration
+	// Checkpoint, when set, runs inside a batch transaction whenever CheckpointEvery entries
+	// have been chained since the last checkpoint, or CheckpointInterval has passed and the
+	// chain has grown: it gets the chain's head (seq and hash) to sign and publish
+	// (CheckpointHook). An error rolls the batch back.
+	Checkpoint func(ctx context.Context, tx *sqlx.Tx, seq int64, hash string) error
+	// CheckpointEvery and CheckpointInterval pace checkpoints; defaults 1000 entries, 10s.
+	CheckpointEvery    int64
+	CheckpointInterval time.Duration
 }
 
 // Stats counts what a Writer has done since it was made. Batches below Entries is group
@@ -90,12 +102,28 @@ type Writer struct {
 	done      chan struct{} // closed when the goroutine has exited
 
 	batches, entries, failures atomic.Int64
+
+	// Pending entries (InTx) and checkpoints; the state is the writer goroutine's own.
+	pendingOn        bool // the table is DefaultTable, whose migration set has audit_pending
+	moveEvery        time.Duration
+	checkpoint       func(ctx context.Context, tx *sqlx.Tx, seq int64, hash string) error
+	cpEvery          int64
+	cpInterval       time.Duration
+	cpSeq, headSeq   int64     // the last checkpointed seq, the last head this writer chained
+	cpAt             time.Time // when the last checkpoint was committed
+	selectPendingSQL string
+	deletePendingSQL string
+	anyPendingSQL    string
 }
 
+// moveCap is how many pending entries one batch moves into the chain; more wait for the next.
+const moveCap = 1000
+
 type request struct {
-	ctx context.Context
-	e   Entry
-	res chan result // buffered: the writer never blocks on a caller that has gone
+	ctx    context.Context
+	e      Entry
+	settle bool        // a Settle: chain the pending entries, append nothing
+	res    chan result // buffered: the writer never blocks on a caller that has gone
 }
 
 type result struct {
@@ -139,6 +167,20 @@ func NewWriter(d *db.DB, o Options) *Writer {
 		reqs:        make(chan *request, o.MaxBatch),
 		done:        make(chan struct{}),
 	}
+	if o.MoveInterval <= 0 {
+		o.MoveInterval = time.Second
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 1000
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 10 * time.Second
+	}
+	w.pendingOn = table == DefaultTable
+	w.moveEvery, w.checkpoint, w.cpEvery, w.cpInterval = o.MoveInterval, o.Checkpoint, o.CheckpointEvery, o.CheckpointInterval
+	w.selectPendingSQL = d.Rebind(`SELECT pseq, ` + pendingColumns + ` FROM ` + PendingTable + ` ORDER BY pseq LIMIT ?`)
+	w.deletePendingSQL = `DELETE FROM ` + PendingTable + ` WHERE pseq IN (?)`
+	w.anyPendingSQL = `SELECT pseq FROM ` + PendingTable + ` LIMIT 1`
 	w.base, w.cancel = context.WithCancel(context.Background())
 	go w.run()
 	return w
@@ -196,6 +238,35 @@ func (w *Writer) Write(ctx context.Context, e Entry) (Entry, error) {
 	}
 }
 
+// Settle asks the writer to chain every pending entry (InTx) now and returns once the batch
+// that moved them has committed. Recorder.Change calls it after a change committed with its
+// entry, so the entry is in the chain when the client hears back; on an error the entry is
+// still pending and the writer moves it on its next round (Options.MoveInterval).
+func (w *Writer) Settle(ctx context.Context) error {
+	if !w.pendingOn {
+		return nil
+	}
+	r := &request{ctx: ctx, settle: true, res: make(chan result, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return errClosed
+	}
+	select {
+	case w.reqs <- r:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return db.Classify(ctx.Err())
+	}
+	select {
+	case res := <-r.res:
+		return res.err
+	case <-ctx.Done():
+		return db.Classify(ctx.Err())
+	}
+}
+
 var errClosed = errs.New(errs.Unavailable, "the audit log is closed")
 
 // Close stops accepting entries (Append then returns Unavailable), commits what is queued and
@@ -231,7 +302,25 @@ func (w *Writer) run() {
 	defer close(w.done)
 	defer w.cancel()
 	batch := make([]*request, 0, w.maxBatch)
-	for r := range w.reqs {
+	var tick <-chan time.Time
+	if w.pendingOn || w.checkpoint != nil {
+		t := time.NewTicker(w.moveEvery)
+		defer t.Stop()
+		tick = t.C
+		w.tick() // entries left pending by a previous process
+	}
+	for {
+		var r *request
+		select {
+		case <-tick:
+			w.tick()
+			continue
+		case next, ok := <-w.reqs:
+			if !ok {
+				return
+			}
+			r = next
+		}
 		batch = append(batch[:0], r)
 	fill:
 		for len(batch) < w.maxBatch {
@@ -245,13 +334,38 @@ func (w *Writer) run() {
 				break fill
 			}
 		}
-		w.flush(batch)
+		w.flush(batch, false)
 		clear(batch)
 	}
 }
 
-// flush commits one batch and answers every request in it.
-func (w *Writer) flush(batch []*request) {
+// tick is the writer's periodic round: it chains entries left pending (a recorder that timed
+// out, a process that stopped between a change's commit and its Settle, an outage) and
+// publishes a checkpoint that is due by time.
+func (w *Writer) tick() {
+	due := w.checkpoint != nil && w.headSeq > w.cpSeq && time.Since(w.cpAt) >= w.cpInterval
+	if w.pendingOn && !due {
+		ctx, cancel := context.WithTimeout(w.base, w.timeout)
+		var pseq int64
+		err := w.d.QueryRowxContext(ctx, w.anyPendingSQL).Scan(&pseq)
+		cancel()
+		if err != nil {
+			if !errors.Is(err, sql.ErrNoRows) {
+				_ = level.Warn(w.logger).Log("msg", "audit pending entries could not be read", "err", err)
+			}
+			return
+		}
+		due = true
+	}
+	if due {
+		w.flush(nil, true)
+	}
+}
+
+// flush commits one batch and answers every request in it. With move, or when the batch
+// holds a Settle, the batch also moves the pending entries into the chain (all of them: more
+// than moveCap take more transactions before anyone is answered).
+func (w *Writer) flush(batch []*request, move bool) {
 	live := batch[:0:0]
 	for _, r := range batch {
 		// A caller that has already given up got an error; writing its entry now would
@@ -262,15 +376,25 @@ func (w *Writer) flush(batch []*request) {
 		}
 		live = append(live, r)
 	}
-	if len(live) == 0 {
+	entries := make([]Entry, 0, len(live))
+	for _, r := range live {
+		if r.settle {
+			move = true
+		} else {
+			entries = append(entries, r.e)
+		}
+	}
+	if len(entries) == 0 && !move {
 		return
 	}
-	entries := make([]Entry, len(live))
-	for i, r := range live {
-		entries[i] = r.e
-	}
 	start := time.Now()
-	err := w.commitRetrying(entries)
+	out, err := w.commitRetrying(entries, move && w.pendingOn)
+	for err == nil && out.moved == moveCap {
+		var more batchResult
+		more, err = w.commitRetrying(nil, true)
+		out.total += more.total
+		out.moved, out.head, out.checkpointed = more.moved, max(out.head, more.head), max(out.checkpointed, more.checkpointed)
+	}
 	w.metrics.duration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		w.failures.Add(1)
@@ -286,13 +410,33 @@ func (w *Writer) flush(batch []*request) {
 	if w.afterCommit != nil {
 		w.afterCommit()
 	}
-	w.batches.Add(1)
-	w.entries.Add(int64(len(entries)))
-	w.metrics.batchSize.Observe(float64(len(entries)))
-	w.metrics.written.Add(float64(len(entries)))
-	for i, r := range live {
-		r.res <- result{e: entries[i]}
+	w.headSeq = max(w.headSeq, out.head)
+	if out.checkpointed > 0 {
+		w.cpSeq, w.cpAt = out.checkpointed, time.Now()
 	}
+	if n := len(entries) + out.total; n > 0 {
+		w.batches.Add(1)
+		w.entries.Add(int64(n))
+		w.metrics.batchSize.Observe(float64(n))
+		w.metrics.written.Add(float64(n))
+	}
+	i := 0
+	for _, r := range live {
+		if r.settle {
+			r.res <- result{}
+			continue
+		}
+		r.res <- result{e: entries[i]}
+		i++
+	}
+}
+
+// batchResult is what one committed batch did beyond its appended entries.
+type batchResult struct {
+	moved        int   // pending entries moved in the last transaction (moveCap: maybe more left)
+	total        int   // pending entries moved in all
+	head         int64 // the chain's last seq after the batch (0: unknown)
+	checkpointed int64 // the seq a checkpoint was published for (0: none)
 }
 
 // Retry of a batch whose connection failed: the fault suite (ops/faults) found changes
@@ -311,24 +455,29 @@ const (
 // succeeded, so before each retry the entries are looked up by id: found, they are taken as
 // written (with the seq and hashes they got); the batch is one transaction, so it is all or
 // nothing.
-func (w *Writer) commitRetrying(entries []Entry) error {
-	err := w.commit(entries)
+func (w *Writer) commitRetrying(entries []Entry, move bool) (batchResult, error) {
+	out, err := w.commit(entries, move)
 	deadline := time.Now().Add(retryWindow)
 	for backoff := retryMinBackoff; err != nil && errs.KindOf(err) == errs.Unavailable && time.Now().Before(deadline); backoff = min(2*backoff, retryMaxBackoff) {
 		t := time.NewTimer(backoff)
 		select {
 		case <-w.base.Done():
 			t.Stop()
-			return err
+			return out, err
 		case <-t.C:
 		}
 		_ = level.Warn(w.logger).Log("msg", "audit batch failed; retrying", "entries", len(entries), "err", err)
-		var found bool
-		if found, err = w.written(entries); err == nil && !found {
-			err = w.commit(entries)
+		found := false
+		if len(entries) > 0 {
+			found, err = w.written(entries)
+		}
+		if err == nil && !found {
+			// A move whose commit answer was lost moved its entries (they are no longer
+			// pending) or did not (they are moved now): either way nothing is chained twice.
+			out, err = w.commit(entries, move)
 		}
 	}
-	return err
+	return out, err
 }
 
 // written reports whether entries are already in the table (a lost commit answer) and, if
@@ -383,7 +532,7 @@ func asUnavailable(err error) error {
 // onto it, insert, run the hook, commit. It fills Seq, PrevHash and Hash in entries. On error
 // the transaction is rolled back and nothing about the writer changes: the next batch reads
 // the tail afresh, so a failure can never fork or gap the chain.
-func (w *Writer) commit(entries []Entry) (err error) {
+func (w *Writer) commit(entries []Entry, move bool) (out batchResult, err error) {
 	ctx, cancel := context.WithTimeout(w.base, w.timeout)
 	defer cancel()
 	defer func() {
@@ -392,7 +541,8 @@ func (w *Writer) commit(entries []Entry) (err error) {
 			err = fmt.Errorf("audit: panic in batch: %v", p)
 		}
 	}()
-	return db.InTx(ctx, w.d, func(tx *sqlx.Tx) error {
+	err = db.InTx(ctx, w.d, func(tx *sqlx.Tx) error {
+		out = batchResult{}
 		if w.d.Dialect == db.Postgres {
 			// Serialises writers of this table across processes until commit. SQLite needs
 			// nothing: its write transaction (BEGIN IMMEDIATE) is already exclusive.
@@ -407,27 +557,63 @@ func (w *Writer) commit(entries []Entry) (err error) {
 		case err != nil:
 			return db.Classify(err)
 		}
-		for i := range entries {
-			seq++
-			entries[i].Seq = seq
-			entries[i].PrevHash = prev
-			entries[i].Hash = chainHash(prev, &entries[i])
-			prev = entries[i].Hash
+		var moved []pendingRow
+		if move {
+			if err := tx.SelectContext(ctx, &moved, w.selectPendingSQL, moveCap); err != nil {
+				return db.Classify(err)
+			}
 		}
-		for rest := entries; len(rest) > 0; {
+		all := entries
+		if len(moved) > 0 {
+			all = make([]Entry, 0, len(moved)+len(entries))
+			for i := range moved {
+				all = append(all, moved[i].entry())
+			}
+			all = append(all, entries...)
+		}
+		for i := range all {
+			seq++
+			all[i].Seq = seq
+			all[i].PrevHash = prev
+			all[i].Hash = chainHash(prev, &all[i])
+			prev = all[i].Hash
+		}
+		if len(moved) > 0 {
+			copy(entries, all[len(moved):])
+			pseqs := make([]int64, len(moved))
+			for i := range moved {
+				pseqs[i] = moved[i].PSeq
+			}
+			q, args, err := sqlx.In(w.deletePendingSQL, pseqs)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, tx.Rebind(q), args...); err != nil {
+				return db.Classify(err)
+			}
+		}
+		for rest := all; len(rest) > 0; {
 			n := min(len(rest), w.rowsPerStmt)
 			if _, err := tx.ExecContext(ctx, w.insertStmt(n), w.insertArgs(rest[:n])...); err != nil {
 				return db.Classify(err)
 			}
 			rest = rest[n:]
 		}
-		if w.afterBatch != nil {
-			if err := w.afterBatch(ctx, tx, entries); err != nil {
+		if w.afterBatch != nil && len(all) > 0 {
+			if err := w.afterBatch(ctx, tx, all); err != nil {
 				return err
 			}
 		}
+		out.moved, out.total, out.head = len(moved), len(moved), seq
+		if w.checkpoint != nil && seq > w.cpSeq && (seq-w.cpSeq >= w.cpEvery || time.Since(w.cpAt) >= w.cpInterval) {
+			if err := w.checkpoint(ctx, tx, seq, prev); err != nil {
+				return err
+			}
+			out.checkpointed = seq
+		}
 		return nil
 	})
+	return out, err
 }
 
 // insertStmt returns the INSERT for n rows, built once per n.

@@ -84,6 +84,17 @@ func openPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 	d.SetPoolSize(DefaultMaxConns)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	// A schema that exists is not created again: CREATE SCHEMA IF NOT EXISTS needs the CREATE
+	// privilege on the database even then, which a least-privilege service role (docs/audit.md)
+	// does not have.
+	var exists bool
+	if err := d.GetContext(pctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("db: create schema: %w", err)
+	}
+	if exists {
+		return d, nil
+	}
 	if _, err := d.ExecContext(pctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
 		_ = d.Close()
 		return nil, fmt.Errorf("db: create schema: %w", err)

@@ -1311,6 +1311,162 @@ func (x *ListAuditResponse) GetEntries() []*AuditEntry {
 	return nil
 }
 
+// VerifyAuditRequest asks for the audit chain's verdict; it has no fields.
+type VerifyAuditRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyAuditRequest) Reset() {
+	*x = VerifyAuditRequest{}
+	mi := &file_pms_billing_v1_billing_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyAuditRequest) ProtoMessage() {}
+
+func (x *VerifyAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_billing_v1_billing_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyAuditRequest.ProtoReflect.Descriptor instead.
+func (*VerifyAuditRequest) Descriptor() ([]byte, []int) {
+	return file_pms_billing_v1_billing_proto_rawDescGZIP(), []int{19}
+}
+
+// AuditVerdict is the verdict of a walk of a service's audit chain (docs/audit.md; patient
+// answers it too): ok, or the first broken sequence number and what is wrong there (without
+// the row's contents).
+type AuditVerdict struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Rows          int64                  `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
+	Ok            bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
+	FirstBadSeq   int64                  `protobuf:"varint,4,opt,name=first_bad_seq,json=firstBadSeq,proto3" json:"first_bad_seq,omitempty"`
+	Problem       string                 `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
+	LastSeq       int64                  `protobuf:"varint,6,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	LastHash      string                 `protobuf:"bytes,7,opt,name=last_hash,json=lastHash,proto3" json:"last_hash,omitempty"`
+	AgainstTopic  bool                   `protobuf:"varint,8,opt,name=against_topic,json=againstTopic,proto3" json:"against_topic,omitempty"`
+	TopicEntries  int64                  `protobuf:"varint,9,opt,name=topic_entries,json=topicEntries,proto3" json:"topic_entries,omitempty"`
+	Checkpoints   int64                  `protobuf:"varint,10,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditVerdict) Reset() {
+	*x = AuditVerdict{}
+	mi := &file_pms_billing_v1_billing_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditVerdict) ProtoMessage() {}
+
+func (x *AuditVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_billing_v1_billing_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditVerdict.ProtoReflect.Descriptor instead.
+func (*AuditVerdict) Descriptor() ([]byte, []int) {
+	return file_pms_billing_v1_billing_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AuditVerdict) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *AuditVerdict) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *AuditVerdict) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *AuditVerdict) GetFirstBadSeq() int64 {
+	if x != nil {
+		return x.FirstBadSeq
+	}
+	return 0
+}
+
+func (x *AuditVerdict) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+func (x *AuditVerdict) GetLastSeq() int64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *AuditVerdict) GetLastHash() string {
+	if x != nil {
+		return x.LastHash
+	}
+	return ""
+}
+
+func (x *AuditVerdict) GetAgainstTopic() bool {
+	if x != nil {
+		return x.AgainstTopic
+	}
+	return false
+}
+
+func (x *AuditVerdict) GetTopicEntries() int64 {
+	if x != nil {
+		return x.TopicEntries
+	}
+	return 0
+}
+
+func (x *AuditVerdict) GetCheckpoints() int64 {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return 0
+}
+
 var File_pms_billing_v1_billing_proto protoreflect.FileDescriptor
 
 const file_pms_billing_v1_billing_proto_rawDesc = "" +
@@ -1425,7 +1581,20 @@ const file_pms_billing_v1_billing_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x12%\n" +
 	"\x0eclient_address\x18\t \x01(\tR\rclientAddress\"I\n" +
 	"\x11ListAuditResponse\x124\n" +
-	"\aentries\x18\x01 \x03(\v2\x1a.pms.billing.v1.AuditEntryR\aentries2\xc4\x06\n" +
+	"\aentries\x18\x01 \x03(\v2\x1a.pms.billing.v1.AuditEntryR\aentries\"\x14\n" +
+	"\x12VerifyAuditRequest\"\xae\x02\n" +
+	"\fAuditVerdict\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04rows\x18\x02 \x01(\x03R\x04rows\x12\x0e\n" +
+	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\"\n" +
+	"\rfirst_bad_seq\x18\x04 \x01(\x03R\vfirstBadSeq\x12\x18\n" +
+	"\aproblem\x18\x05 \x01(\tR\aproblem\x12\x19\n" +
+	"\blast_seq\x18\x06 \x01(\x03R\alastSeq\x12\x1b\n" +
+	"\tlast_hash\x18\a \x01(\tR\blastHash\x12#\n" +
+	"\ragainst_topic\x18\b \x01(\bR\fagainstTopic\x12#\n" +
+	"\rtopic_entries\x18\t \x01(\x03R\ftopicEntries\x12 \n" +
+	"\vcheckpoints\x18\n" +
+	" \x01(\x03R\vcheckpoints2\x95\a\n" +
 	"\x0eBillingService\x12\\\n" +
 	"\x14CreateBillingAccount\x12+.pms.billing.v1.CreateBillingAccountRequest\x1a\x17.pms.billing.v1.Account\x12H\n" +
 	"\n" +
@@ -1438,7 +1607,8 @@ const file_pms_billing_v1_billing_proto_rawDesc = "" +
 	"\fIssueInvoice\x12#.pms.billing.v1.IssueInvoiceRequest\x1a\x17.pms.billing.v1.Invoice\x12N\n" +
 	"\rRecordPayment\x12$.pms.billing.v1.RecordPaymentRequest\x1a\x17.pms.billing.v1.Invoice\x12J\n" +
 	"\vVoidInvoice\x12\".pms.billing.v1.VoidInvoiceRequest\x1a\x17.pms.billing.v1.Invoice\x12P\n" +
-	"\tListAudit\x12 .pms.billing.v1.ListAuditRequest\x1a!.pms.billing.v1.ListAuditResponseB3Z1github.com/pms/pms/proto/pms/billing/v1;billingv1b\x06proto3"
+	"\tListAudit\x12 .pms.billing.v1.ListAuditRequest\x1a!.pms.billing.v1.ListAuditResponse\x12O\n" +
+	"\vVerifyAudit\x12\".pms.billing.v1.VerifyAuditRequest\x1a\x1c.pms.billing.v1.AuditVerdictB3Z1github.com/pms/pms/proto/pms/billing/v1;billingv1b\x06proto3"
 
 var (
 	file_pms_billing_v1_billing_proto_rawDescOnce sync.Once
@@ -1452,7 +1622,7 @@ func file_pms_billing_v1_billing_proto_rawDescGZIP() []byte {
 	return file_pms_billing_v1_billing_proto_rawDescData
 }
 
-var file_pms_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_pms_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_pms_billing_v1_billing_proto_goTypes = []any{
 	(*Account)(nil),                     // 0: pms.billing.v1.Account
 	(*CreateBillingAccountRequest)(nil), // 1: pms.billing.v1.CreateBillingAccountRequest
@@ -1473,21 +1643,23 @@ var file_pms_billing_v1_billing_proto_goTypes = []any{
 	(*ListAuditRequest)(nil),            // 16: pms.billing.v1.ListAuditRequest
 	(*AuditEntry)(nil),                  // 17: pms.billing.v1.AuditEntry
 	(*ListAuditResponse)(nil),           // 18: pms.billing.v1.ListAuditResponse
-	(*timestamppb.Timestamp)(nil),       // 19: google.protobuf.Timestamp
+	(*VerifyAuditRequest)(nil),          // 19: pms.billing.v1.VerifyAuditRequest
+	(*AuditVerdict)(nil),                // 20: pms.billing.v1.AuditVerdict
+	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
 }
 var file_pms_billing_v1_billing_proto_depIdxs = []int32{
-	19, // 0: pms.billing.v1.Account.created_at:type_name -> google.protobuf.Timestamp
+	21, // 0: pms.billing.v1.Account.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: pms.billing.v1.ListAccountsResponse.accounts:type_name -> pms.billing.v1.Account
-	19, // 2: pms.billing.v1.Payment.at:type_name -> google.protobuf.Timestamp
+	21, // 2: pms.billing.v1.Payment.at:type_name -> google.protobuf.Timestamp
 	5,  // 3: pms.billing.v1.Invoice.lines:type_name -> pms.billing.v1.InvoiceLine
 	7,  // 4: pms.billing.v1.Invoice.payments:type_name -> pms.billing.v1.Payment
-	19, // 5: pms.billing.v1.Invoice.created_at:type_name -> google.protobuf.Timestamp
-	19, // 6: pms.billing.v1.Invoice.updated_at:type_name -> google.protobuf.Timestamp
+	21, // 5: pms.billing.v1.Invoice.created_at:type_name -> google.protobuf.Timestamp
+	21, // 6: pms.billing.v1.Invoice.updated_at:type_name -> google.protobuf.Timestamp
 	6,  // 7: pms.billing.v1.CreateInvoiceRequest.lines:type_name -> pms.billing.v1.InvoiceLineInput
 	8,  // 8: pms.billing.v1.ListInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
-	19, // 9: pms.billing.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	19, // 10: pms.billing.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	19, // 11: pms.billing.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	21, // 9: pms.billing.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	21, // 10: pms.billing.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	21, // 11: pms.billing.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	17, // 12: pms.billing.v1.ListAuditResponse.entries:type_name -> pms.billing.v1.AuditEntry
 	1,  // 13: pms.billing.v1.BillingService.CreateBillingAccount:input_type -> pms.billing.v1.CreateBillingAccountRequest
 	2,  // 14: pms.billing.v1.BillingService.GetAccount:input_type -> pms.billing.v1.GetAccountRequest
@@ -1499,18 +1671,20 @@ var file_pms_billing_v1_billing_proto_depIdxs = []int32{
 	14, // 20: pms.billing.v1.BillingService.RecordPayment:input_type -> pms.billing.v1.RecordPaymentRequest
 	15, // 21: pms.billing.v1.BillingService.VoidInvoice:input_type -> pms.billing.v1.VoidInvoiceRequest
 	16, // 22: pms.billing.v1.BillingService.ListAudit:input_type -> pms.billing.v1.ListAuditRequest
-	0,  // 23: pms.billing.v1.BillingService.CreateBillingAccount:output_type -> pms.billing.v1.Account
-	0,  // 24: pms.billing.v1.BillingService.GetAccount:output_type -> pms.billing.v1.Account
-	4,  // 25: pms.billing.v1.BillingService.ListAccounts:output_type -> pms.billing.v1.ListAccountsResponse
-	8,  // 26: pms.billing.v1.BillingService.CreateInvoice:output_type -> pms.billing.v1.Invoice
-	8,  // 27: pms.billing.v1.BillingService.GetInvoice:output_type -> pms.billing.v1.Invoice
-	12, // 28: pms.billing.v1.BillingService.ListInvoices:output_type -> pms.billing.v1.ListInvoicesResponse
-	8,  // 29: pms.billing.v1.BillingService.IssueInvoice:output_type -> pms.billing.v1.Invoice
-	8,  // 30: pms.billing.v1.BillingService.RecordPayment:output_type -> pms.billing.v1.Invoice
-	8,  // 31: pms.billing.v1.BillingService.VoidInvoice:output_type -> pms.billing.v1.Invoice
-	18, // 32: pms.billing.v1.BillingService.ListAudit:output_type -> pms.billing.v1.ListAuditResponse
-	23, // [23:33] is the sub-list for method output_type
-	13, // [13:23] is the sub-list for method input_type
+	19, // 23: pms.billing.v1.BillingService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
+	0,  // 24: pms.billing.v1.BillingService.CreateBillingAccount:output_type -> pms.billing.v1.Account
+	0,  // 25: pms.billing.v1.BillingService.GetAccount:output_type -> pms.billing.v1.Account
+	4,  // 26: pms.billing.v1.BillingService.ListAccounts:output_type -> pms.billing.v1.ListAccountsResponse
+	8,  // 27: pms.billing.v1.BillingService.CreateInvoice:output_type -> pms.billing.v1.Invoice
+	8,  // 28: pms.billing.v1.BillingService.GetInvoice:output_type -> pms.billing.v1.Invoice
+	12, // 29: pms.billing.v1.BillingService.ListInvoices:output_type -> pms.billing.v1.ListInvoicesResponse
+	8,  // 30: pms.billing.v1.BillingService.IssueInvoice:output_type -> pms.billing.v1.Invoice
+	8,  // 31: pms.billing.v1.BillingService.RecordPayment:output_type -> pms.billing.v1.Invoice
+	8,  // 32: pms.billing.v1.BillingService.VoidInvoice:output_type -> pms.billing.v1.Invoice
+	18, // 33: pms.billing.v1.BillingService.ListAudit:output_type -> pms.billing.v1.ListAuditResponse
+	20, // 34: pms.billing.v1.BillingService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
+	24, // [24:35] is the sub-list for method output_type
+	13, // [13:24] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
 	13, // [13:13] is the sub-list for extension extendee
 	0,  // [0:13] is the sub-list for field type_name
@@ -1527,7 +1701,7 @@ func file_pms_billing_v1_billing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_billing_v1_billing_proto_rawDesc), len(file_pms_billing_v1_billing_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

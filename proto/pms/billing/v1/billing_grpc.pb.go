@@ -39,6 +39,7 @@ const (
 	BillingService_RecordPayment_FullMethodName        = "/pms.billing.v1.BillingService/RecordPayment"
 	BillingService_VoidInvoice_FullMethodName          = "/pms.billing.v1.BillingService/VoidInvoice"
 	BillingService_ListAudit_FullMethodName            = "/pms.billing.v1.BillingService/ListAudit"
+	BillingService_VerifyAudit_FullMethodName          = "/pms.billing.v1.BillingService/VerifyAudit"
 )
 
 // BillingServiceClient is the client API for BillingService service.
@@ -69,6 +70,9 @@ type BillingServiceClient interface {
 	VoidInvoice(ctx context.Context, in *VoidInvoiceRequest, opts ...grpc.CallOption) (*Invoice, error)
 	// ListAudit reads billing's audit log, admin only (REST: GET /audit).
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	// VerifyAudit walks billing's audit chain and returns its verdict, admin only
+	// (REST: GET /audit/verify; the verdict of `pms audit verify --service billing`).
+	VerifyAudit(ctx context.Context, in *VerifyAuditRequest, opts ...grpc.CallOption) (*AuditVerdict, error)
 }
 
 type billingServiceClient struct {
@@ -179,6 +183,16 @@ func (c *billingServiceClient) ListAudit(ctx context.Context, in *ListAuditReque
 	return out, nil
 }
 
+func (c *billingServiceClient) VerifyAudit(ctx context.Context, in *VerifyAuditRequest, opts ...grpc.CallOption) (*AuditVerdict, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditVerdict)
+	err := c.cc.Invoke(ctx, BillingService_VerifyAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BillingServiceServer is the server API for BillingService service.
 // All implementations must embed UnimplementedBillingServiceServer
 // for forward compatibility.
@@ -207,6 +221,9 @@ type BillingServiceServer interface {
 	VoidInvoice(context.Context, *VoidInvoiceRequest) (*Invoice, error)
 	// ListAudit reads billing's audit log, admin only (REST: GET /audit).
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	// VerifyAudit walks billing's audit chain and returns its verdict, admin only
+	// (REST: GET /audit/verify; the verdict of `pms audit verify --service billing`).
+	VerifyAudit(context.Context, *VerifyAuditRequest) (*AuditVerdict, error)
 	mustEmbedUnimplementedBillingServiceServer()
 }
 
@@ -246,6 +263,9 @@ func (UnimplementedBillingServiceServer) VoidInvoice(context.Context, *VoidInvoi
 }
 func (UnimplementedBillingServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
+}
+func (UnimplementedBillingServiceServer) VerifyAudit(context.Context, *VerifyAuditRequest) (*AuditVerdict, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyAudit not implemented")
 }
 func (UnimplementedBillingServiceServer) mustEmbedUnimplementedBillingServiceServer() {}
 func (UnimplementedBillingServiceServer) testEmbeddedByValue()                        {}
@@ -448,6 +468,24 @@ func _BillingService_ListAudit_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BillingService_VerifyAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).VerifyAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_VerifyAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).VerifyAudit(ctx, req.(*VerifyAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BillingService_ServiceDesc is the grpc.ServiceDesc for BillingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -494,6 +532,10 @@ var BillingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAudit",
 			Handler:    _BillingService_ListAudit_Handler,
+		},
+		{
+			MethodName: "VerifyAudit",
+			Handler:    _BillingService_VerifyAudit_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

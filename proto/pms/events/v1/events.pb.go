@@ -729,6 +729,105 @@ func (x *Revocation) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// AuditCheckpoint is a service's signed audit-chain head, published on "audit" (event-type
+// AUDIT_CHECKPOINT, key "checkpoint/<service>") every N entries or T seconds (docs/audit.md).
+// A copy of the chain's head kept outside the database: `pms audit verify --against-topic`
+// compares the database with it, so a rewrite of the database that recomputes every hash is
+// still caught. signature is Ed25519 over the text
+// "pms-audit-checkpoint/v1\n<service>\n<seq>\n<hash>\n<at, RFC 3339 UTC nanoseconds>" with the
+// service's checkpoint key named key_id (the key's RFC 7638 thumbprint).
+type AuditCheckpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Service       string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	Seq           int64                  `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Hash          string                 `protobuf:"bytes,4,opt,name=hash,proto3" json:"hash,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	KeyId         string                 `protobuf:"bytes,6,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCheckpoint) Reset() {
+	*x = AuditCheckpoint{}
+	mi := &file_pms_events_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCheckpoint) ProtoMessage() {}
+
+func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_events_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
+func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
+	return file_pms_events_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AuditCheckpoint) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *AuditCheckpoint) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *AuditCheckpoint) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditCheckpoint) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *AuditCheckpoint) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *AuditCheckpoint) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *AuditCheckpoint) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 var File_pms_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_pms_events_v1_events_proto_rawDesc = "" +
@@ -821,7 +920,15 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"minVersion\x12%\n" +
 	"\x0eexcept_session\x18\x06 \x01(\tR\rexceptSession\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12*\n" +
-	"\x02at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x02atB1Z/github.com/pms/pms/proto/pms/events/v1;eventsv1b\x06proto3"
+	"\x02at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xcd\x01\n" +
+	"\x0fAuditCheckpoint\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x03R\x03seq\x12\x12\n" +
+	"\x04hash\x18\x04 \x01(\tR\x04hash\x12*\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x15\n" +
+	"\x06key_id\x18\x06 \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\a \x01(\fR\tsignatureB1Z/github.com/pms/pms/proto/pms/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_pms_events_v1_events_proto_rawDescOnce sync.Once
@@ -835,29 +942,31 @@ func file_pms_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_pms_events_v1_events_proto_rawDescData
 }
 
-var file_pms_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_pms_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_pms_events_v1_events_proto_goTypes = []any{
 	(*PatientEvent)(nil),          // 0: pms.events.v1.PatientEvent
 	(*PatientRecord)(nil),         // 1: pms.events.v1.PatientRecord
 	(*BillingEvent)(nil),          // 2: pms.events.v1.BillingEvent
 	(*AuditEvent)(nil),            // 3: pms.events.v1.AuditEvent
 	(*Revocation)(nil),            // 4: pms.events.v1.Revocation
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*AuditCheckpoint)(nil),       // 5: pms.events.v1.AuditCheckpoint
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_pms_events_v1_events_proto_depIdxs = []int32{
-	5, // 0: pms.events.v1.PatientEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	6, // 0: pms.events.v1.PatientEvent.occurred_at:type_name -> google.protobuf.Timestamp
 	1, // 1: pms.events.v1.PatientEvent.patient:type_name -> pms.events.v1.PatientRecord
-	5, // 2: pms.events.v1.PatientRecord.created_at:type_name -> google.protobuf.Timestamp
-	5, // 3: pms.events.v1.PatientRecord.updated_at:type_name -> google.protobuf.Timestamp
-	5, // 4: pms.events.v1.PatientRecord.deleted_at:type_name -> google.protobuf.Timestamp
-	5, // 5: pms.events.v1.BillingEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	5, // 6: pms.events.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	5, // 7: pms.events.v1.Revocation.at:type_name -> google.protobuf.Timestamp
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	6, // 2: pms.events.v1.PatientRecord.created_at:type_name -> google.protobuf.Timestamp
+	6, // 3: pms.events.v1.PatientRecord.updated_at:type_name -> google.protobuf.Timestamp
+	6, // 4: pms.events.v1.PatientRecord.deleted_at:type_name -> google.protobuf.Timestamp
+	6, // 5: pms.events.v1.BillingEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	6, // 6: pms.events.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	6, // 7: pms.events.v1.Revocation.at:type_name -> google.protobuf.Timestamp
+	6, // 8: pms.events.v1.AuditCheckpoint.at:type_name -> google.protobuf.Timestamp
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_pms_events_v1_events_proto_init() }
@@ -871,7 +980,7 @@ func file_pms_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_events_v1_events_proto_rawDesc), len(file_pms_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

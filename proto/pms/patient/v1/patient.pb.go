@@ -45,8 +45,11 @@ type Patient struct {
 	Version        int64                  `protobuf:"varint,8,opt,name=version,proto3" json:"version,omitempty"`
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// confidentiality is "normal" or "restricted" (break-glass); set only by
+	// SetPatientConfidentiality.
+	Confidentiality string `protobuf:"bytes,11,opt,name=confidentiality,proto3" json:"confidentiality,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Patient) Reset() {
@@ -147,6 +150,13 @@ func (x *Patient) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Patient) GetConfidentiality() string {
+	if x != nil {
+		return x.Confidentiality
+	}
+	return ""
 }
 
 // CreatePatientRequest registers a patient.
@@ -530,15 +540,16 @@ func (x *UpdatePatientRequest) GetUnchanged() *ReadOnlyFields {
 // "2026-11-25T10:00:00.123Z"): strings, not Timestamps, so the service judges an echoed
 // value the same whichever wire it came over, the gateway's included.
 type ReadOnlyFields struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Id             *string                `protobuf:"bytes,1,opt,name=id,proto3,oneof" json:"id,omitempty"`
-	Mrn            *string                `protobuf:"bytes,2,opt,name=mrn,proto3,oneof" json:"mrn,omitempty"`
-	RegisteredDate *string                `protobuf:"bytes,3,opt,name=registered_date,json=registeredDate,proto3,oneof" json:"registered_date,omitempty"`
-	Version        *int64                 `protobuf:"varint,4,opt,name=version,proto3,oneof" json:"version,omitempty"`
-	CreatedAt      *string                `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3,oneof" json:"created_at,omitempty"`
-	UpdatedAt      *string                `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3,oneof" json:"updated_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              *string                `protobuf:"bytes,1,opt,name=id,proto3,oneof" json:"id,omitempty"`
+	Mrn             *string                `protobuf:"bytes,2,opt,name=mrn,proto3,oneof" json:"mrn,omitempty"`
+	RegisteredDate  *string                `protobuf:"bytes,3,opt,name=registered_date,json=registeredDate,proto3,oneof" json:"registered_date,omitempty"`
+	Version         *int64                 `protobuf:"varint,4,opt,name=version,proto3,oneof" json:"version,omitempty"`
+	CreatedAt       *string                `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3,oneof" json:"created_at,omitempty"`
+	UpdatedAt       *string                `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3,oneof" json:"updated_at,omitempty"`
+	Confidentiality *string                `protobuf:"bytes,7,opt,name=confidentiality,proto3,oneof" json:"confidentiality,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ReadOnlyFields) Reset() {
@@ -609,6 +620,13 @@ func (x *ReadOnlyFields) GetCreatedAt() string {
 func (x *ReadOnlyFields) GetUpdatedAt() string {
 	if x != nil && x.UpdatedAt != nil {
 		return *x.UpdatedAt
+	}
+	return ""
+}
+
+func (x *ReadOnlyFields) GetConfidentiality() string {
+	if x != nil && x.Confidentiality != nil {
+		return *x.Confidentiality
 	}
 	return ""
 }
@@ -1498,11 +1516,352 @@ func (x *GetPatientAccessLogResponse) GetNextPageToken() string {
 	return ""
 }
 
+// SetPatientConfidentialityRequest sets the confidentiality of patient id: "normal" or
+// "restricted".
+type SetPatientConfidentialityRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Confidentiality string                 `protobuf:"bytes,2,opt,name=confidentiality,proto3" json:"confidentiality,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SetPatientConfidentialityRequest) Reset() {
+	*x = SetPatientConfidentialityRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPatientConfidentialityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPatientConfidentialityRequest) ProtoMessage() {}
+
+func (x *SetPatientConfidentialityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPatientConfidentialityRequest.ProtoReflect.Descriptor instead.
+func (*SetPatientConfidentialityRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SetPatientConfidentialityRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SetPatientConfidentialityRequest) GetConfidentiality() string {
+	if x != nil {
+		return x.Confidentiality
+	}
+	return ""
+}
+
+// BreakGlassRequest asks for emergency access to patient id; reason is required (at least
+// 10 characters).
+type BreakGlassRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BreakGlassRequest) Reset() {
+	*x = BreakGlassRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BreakGlassRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BreakGlassRequest) ProtoMessage() {}
+
+func (x *BreakGlassRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BreakGlassRequest.ProtoReflect.Descriptor instead.
+func (*BreakGlassRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *BreakGlassRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BreakGlassRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// BreakGlassGrant is an emergency access of one user to one record until expires_at.
+type BreakGlassGrant struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	PatientId string                 `protobuf:"bytes,2,opt,name=patient_id,json=patientId,proto3" json:"patient_id,omitempty"`
+	UserId    string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Role      string                 `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	Reason    string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	RequestId string                 `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// reads are the holder's audit entries on the patient while the grant lasted (review only).
+	Reads         []*AuditEntry `protobuf:"bytes,9,rep,name=reads,proto3" json:"reads,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BreakGlassGrant) Reset() {
+	*x = BreakGlassGrant{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BreakGlassGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BreakGlassGrant) ProtoMessage() {}
+
+func (x *BreakGlassGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BreakGlassGrant.ProtoReflect.Descriptor instead.
+func (*BreakGlassGrant) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *BreakGlassGrant) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BreakGlassGrant) GetPatientId() string {
+	if x != nil {
+		return x.PatientId
+	}
+	return ""
+}
+
+func (x *BreakGlassGrant) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BreakGlassGrant) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *BreakGlassGrant) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *BreakGlassGrant) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *BreakGlassGrant) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *BreakGlassGrant) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *BreakGlassGrant) GetReads() []*AuditEntry {
+	if x != nil {
+		return x.Reads
+	}
+	return nil
+}
+
+// ListBreakGlassGrantsRequest filters the grants: by patient, by holder (actor), by creation
+// instant (from inclusive, to exclusive); limit defaults to 100, at most 1000.
+type ListBreakGlassGrantsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PatientId     string                 `protobuf:"bytes,1,opt,name=patient_id,json=patientId,proto3" json:"patient_id,omitempty"`
+	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	Limit         int32                  `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBreakGlassGrantsRequest) Reset() {
+	*x = ListBreakGlassGrantsRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBreakGlassGrantsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBreakGlassGrantsRequest) ProtoMessage() {}
+
+func (x *ListBreakGlassGrantsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBreakGlassGrantsRequest.ProtoReflect.Descriptor instead.
+func (*ListBreakGlassGrantsRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListBreakGlassGrantsRequest) GetPatientId() string {
+	if x != nil {
+		return x.PatientId
+	}
+	return ""
+}
+
+func (x *ListBreakGlassGrantsRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ListBreakGlassGrantsRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ListBreakGlassGrantsRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ListBreakGlassGrantsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// ListBreakGlassGrantsResponse holds the grants, newest first.
+type ListBreakGlassGrantsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Grants        []*BreakGlassGrant     `protobuf:"bytes,1,rep,name=grants,proto3" json:"grants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBreakGlassGrantsResponse) Reset() {
+	*x = ListBreakGlassGrantsResponse{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBreakGlassGrantsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBreakGlassGrantsResponse) ProtoMessage() {}
+
+func (x *ListBreakGlassGrantsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBreakGlassGrantsResponse.ProtoReflect.Descriptor instead.
+func (*ListBreakGlassGrantsResponse) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListBreakGlassGrantsResponse) GetGrants() []*BreakGlassGrant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
 var File_pms_patient_v1_patient_proto protoreflect.FileDescriptor
 
 const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\n" +
-	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"\xcc\x02\n" +
+	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"\xf6\x02\n" +
 	"\aPatient\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03mrn\x18\x02 \x01(\tR\x03mrn\x12\x12\n" +
@@ -1516,7 +1875,8 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xd0\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12(\n" +
+	"\x0fconfidentiality\x18\v \x01(\tR\x0fconfidentiality\"\xd0\x01\n" +
 	"\x14CreatePatientRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x18\n" +
@@ -1545,7 +1905,7 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\"\n" +
 	"\rdate_of_birth\x18\x05 \x01(\tR\vdateOfBirth\x12\x19\n" +
 	"\bif_match\x18\x06 \x01(\x03R\aifMatch\x12<\n" +
-	"\tunchanged\x18\a \x01(\v2\x1e.pms.patient.v1.ReadOnlyFieldsR\tunchanged\"\x9e\x02\n" +
+	"\tunchanged\x18\a \x01(\v2\x1e.pms.patient.v1.ReadOnlyFieldsR\tunchanged\"\xe1\x02\n" +
 	"\x0eReadOnlyFields\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tH\x00R\x02id\x88\x01\x01\x12\x15\n" +
 	"\x03mrn\x18\x02 \x01(\tH\x01R\x03mrn\x88\x01\x01\x12,\n" +
@@ -1554,14 +1914,16 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x05 \x01(\tH\x04R\tcreatedAt\x88\x01\x01\x12\"\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\tH\x05R\tupdatedAt\x88\x01\x01B\x05\n" +
+	"updated_at\x18\x06 \x01(\tH\x05R\tupdatedAt\x88\x01\x01\x12-\n" +
+	"\x0fconfidentiality\x18\a \x01(\tH\x06R\x0fconfidentiality\x88\x01\x01B\x05\n" +
 	"\x03_idB\x06\n" +
 	"\x04_mrnB\x12\n" +
 	"\x10_registered_dateB\n" +
 	"\n" +
 	"\b_versionB\r\n" +
 	"\v_created_atB\r\n" +
-	"\v_updated_at\"A\n" +
+	"\v_updated_atB\x12\n" +
+	"\x10_confidentiality\"A\n" +
 	"\x14DeletePatientRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bif_match\x18\x02 \x01(\x03R\aifMatch\"\x17\n" +
@@ -1630,7 +1992,37 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\temergency\x18\v \x01(\bR\temergency\"}\n" +
 	"\x1bGetPatientAccessLogResponse\x126\n" +
 	"\arecords\x18\x01 \x03(\v2\x1c.pms.patient.v1.AccessRecordR\arecords\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb5\a\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\\\n" +
+	" SetPatientConfidentialityRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
+	"\x0fconfidentiality\x18\x02 \x01(\tR\x0fconfidentiality\";\n" +
+	"\x11BreakGlassRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xcc\x02\n" +
+	"\x0fBreakGlassGrant\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"patient_id\x18\x02 \x01(\tR\tpatientId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\x129\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x120\n" +
+	"\x05reads\x18\t \x03(\v2\x1a.pms.patient.v1.AuditEntryR\x05reads\"\xc4\x01\n" +
+	"\x1bListBreakGlassGrantsRequest\x12\x1d\n" +
+	"\n" +
+	"patient_id\x18\x01 \x01(\tR\tpatientId\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12.\n" +
+	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\"W\n" +
+	"\x1cListBreakGlassGrantsResponse\x127\n" +
+	"\x06grants\x18\x01 \x03(\v2\x1f.pms.patient.v1.BreakGlassGrantR\x06grants2\xb3\n" +
+	"\n" +
 	"\x0ePatientService\x12N\n" +
 	"\rCreatePatient\x12$.pms.patient.v1.CreatePatientRequest\x1a\x17.pms.patient.v1.Patient\x12H\n" +
 	"\n" +
@@ -1639,10 +2031,15 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\rUpdatePatient\x12$.pms.patient.v1.UpdatePatientRequest\x1a\x17.pms.patient.v1.Patient\x12\\\n" +
 	"\rDeletePatient\x12$.pms.patient.v1.DeletePatientRequest\x1a%.pms.patient.v1.DeletePatientResponse\x12h\n" +
 	"\x11GetPatientHistory\x12(.pms.patient.v1.GetPatientHistoryRequest\x1a).pms.patient.v1.GetPatientHistoryResponse\x12P\n" +
-	"\tListAudit\x12 .pms.patient.v1.ListAuditRequest\x1a!.pms.patient.v1.ListAuditResponse\x12d\n" +
+	"\tListAudit\x12 .pms.patient.v1.ListAuditRequest\x1a!.pms.patient.v1.ListAuditResponse\x12O\n" +
+	"\vVerifyAudit\x12\".pms.billing.v1.VerifyAuditRequest\x1a\x1c.pms.billing.v1.AuditVerdict\x12d\n" +
 	"\x18GetPatientBillingAccount\x12/.pms.patient.v1.GetPatientBillingAccountRequest\x1a\x17.pms.billing.v1.Account\x12n\n" +
 	"\x13ListPatientInvoices\x12*.pms.patient.v1.ListPatientInvoicesRequest\x1a+.pms.patient.v1.ListPatientInvoicesResponse\x12n\n" +
-	"\x13GetPatientAccessLog\x12*.pms.patient.v1.GetPatientAccessLogRequest\x1a+.pms.patient.v1.GetPatientAccessLogResponseB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
+	"\x13GetPatientAccessLog\x12*.pms.patient.v1.GetPatientAccessLogRequest\x1a+.pms.patient.v1.GetPatientAccessLogResponse\x12f\n" +
+	"\x19SetPatientConfidentiality\x120.pms.patient.v1.SetPatientConfidentialityRequest\x1a\x17.pms.patient.v1.Patient\x12P\n" +
+	"\n" +
+	"BreakGlass\x12!.pms.patient.v1.BreakGlassRequest\x1a\x1f.pms.patient.v1.BreakGlassGrant\x12q\n" +
+	"\x14ListBreakGlassGrants\x12+.pms.patient.v1.ListBreakGlassGrantsRequest\x1a,.pms.patient.v1.ListBreakGlassGrantsResponseB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
 
 var (
 	file_pms_patient_v1_patient_proto_rawDescOnce sync.Once
@@ -1656,73 +2053,94 @@ func file_pms_patient_v1_patient_proto_rawDescGZIP() []byte {
 	return file_pms_patient_v1_patient_proto_rawDescData
 }
 
-var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_pms_patient_v1_patient_proto_goTypes = []any{
-	(*Patient)(nil),                         // 0: pms.patient.v1.Patient
-	(*CreatePatientRequest)(nil),            // 1: pms.patient.v1.CreatePatientRequest
-	(*GetPatientRequest)(nil),               // 2: pms.patient.v1.GetPatientRequest
-	(*ListPatientsRequest)(nil),             // 3: pms.patient.v1.ListPatientsRequest
-	(*ListPatientsResponse)(nil),            // 4: pms.patient.v1.ListPatientsResponse
-	(*UpdatePatientRequest)(nil),            // 5: pms.patient.v1.UpdatePatientRequest
-	(*ReadOnlyFields)(nil),                  // 6: pms.patient.v1.ReadOnlyFields
-	(*DeletePatientRequest)(nil),            // 7: pms.patient.v1.DeletePatientRequest
-	(*DeletePatientResponse)(nil),           // 8: pms.patient.v1.DeletePatientResponse
-	(*GetPatientHistoryRequest)(nil),        // 9: pms.patient.v1.GetPatientHistoryRequest
-	(*PatientVersion)(nil),                  // 10: pms.patient.v1.PatientVersion
-	(*GetPatientHistoryResponse)(nil),       // 11: pms.patient.v1.GetPatientHistoryResponse
-	(*ListAuditRequest)(nil),                // 12: pms.patient.v1.ListAuditRequest
-	(*AuditEntry)(nil),                      // 13: pms.patient.v1.AuditEntry
-	(*ListAuditResponse)(nil),               // 14: pms.patient.v1.ListAuditResponse
-	(*GetPatientBillingAccountRequest)(nil), // 15: pms.patient.v1.GetPatientBillingAccountRequest
-	(*ListPatientInvoicesRequest)(nil),      // 16: pms.patient.v1.ListPatientInvoicesRequest
-	(*ListPatientInvoicesResponse)(nil),     // 17: pms.patient.v1.ListPatientInvoicesResponse
-	(*GetPatientAccessLogRequest)(nil),      // 18: pms.patient.v1.GetPatientAccessLogRequest
-	(*AccessRecord)(nil),                    // 19: pms.patient.v1.AccessRecord
-	(*GetPatientAccessLogResponse)(nil),     // 20: pms.patient.v1.GetPatientAccessLogResponse
-	(*timestamppb.Timestamp)(nil),           // 21: google.protobuf.Timestamp
-	(*v1.Invoice)(nil),                      // 22: pms.billing.v1.Invoice
-	(*v1.Account)(nil),                      // 23: pms.billing.v1.Account
+	(*Patient)(nil),                          // 0: pms.patient.v1.Patient
+	(*CreatePatientRequest)(nil),             // 1: pms.patient.v1.CreatePatientRequest
+	(*GetPatientRequest)(nil),                // 2: pms.patient.v1.GetPatientRequest
+	(*ListPatientsRequest)(nil),              // 3: pms.patient.v1.ListPatientsRequest
+	(*ListPatientsResponse)(nil),             // 4: pms.patient.v1.ListPatientsResponse
+	(*UpdatePatientRequest)(nil),             // 5: pms.patient.v1.UpdatePatientRequest
+	(*ReadOnlyFields)(nil),                   // 6: pms.patient.v1.ReadOnlyFields
+	(*DeletePatientRequest)(nil),             // 7: pms.patient.v1.DeletePatientRequest
+	(*DeletePatientResponse)(nil),            // 8: pms.patient.v1.DeletePatientResponse
+	(*GetPatientHistoryRequest)(nil),         // 9: pms.patient.v1.GetPatientHistoryRequest
+	(*PatientVersion)(nil),                   // 10: pms.patient.v1.PatientVersion
+	(*GetPatientHistoryResponse)(nil),        // 11: pms.patient.v1.GetPatientHistoryResponse
+	(*ListAuditRequest)(nil),                 // 12: pms.patient.v1.ListAuditRequest
+	(*AuditEntry)(nil),                       // 13: pms.patient.v1.AuditEntry
+	(*ListAuditResponse)(nil),                // 14: pms.patient.v1.ListAuditResponse
+	(*GetPatientBillingAccountRequest)(nil),  // 15: pms.patient.v1.GetPatientBillingAccountRequest
+	(*ListPatientInvoicesRequest)(nil),       // 16: pms.patient.v1.ListPatientInvoicesRequest
+	(*ListPatientInvoicesResponse)(nil),      // 17: pms.patient.v1.ListPatientInvoicesResponse
+	(*GetPatientAccessLogRequest)(nil),       // 18: pms.patient.v1.GetPatientAccessLogRequest
+	(*AccessRecord)(nil),                     // 19: pms.patient.v1.AccessRecord
+	(*GetPatientAccessLogResponse)(nil),      // 20: pms.patient.v1.GetPatientAccessLogResponse
+	(*SetPatientConfidentialityRequest)(nil), // 21: pms.patient.v1.SetPatientConfidentialityRequest
+	(*BreakGlassRequest)(nil),                // 22: pms.patient.v1.BreakGlassRequest
+	(*BreakGlassGrant)(nil),                  // 23: pms.patient.v1.BreakGlassGrant
+	(*ListBreakGlassGrantsRequest)(nil),      // 24: pms.patient.v1.ListBreakGlassGrantsRequest
+	(*ListBreakGlassGrantsResponse)(nil),     // 25: pms.patient.v1.ListBreakGlassGrantsResponse
+	(*timestamppb.Timestamp)(nil),            // 26: google.protobuf.Timestamp
+	(*v1.Invoice)(nil),                       // 27: pms.billing.v1.Invoice
+	(*v1.VerifyAuditRequest)(nil),            // 28: pms.billing.v1.VerifyAuditRequest
+	(*v1.AuditVerdict)(nil),                  // 29: pms.billing.v1.AuditVerdict
+	(*v1.Account)(nil),                       // 30: pms.billing.v1.Account
 }
 var file_pms_patient_v1_patient_proto_depIdxs = []int32{
-	21, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
-	21, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
+	26, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: pms.patient.v1.ListPatientsResponse.patients:type_name -> pms.patient.v1.Patient
 	6,  // 3: pms.patient.v1.UpdatePatientRequest.unchanged:type_name -> pms.patient.v1.ReadOnlyFields
-	21, // 4: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
+	26, // 4: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: pms.patient.v1.PatientVersion.patient:type_name -> pms.patient.v1.Patient
 	10, // 6: pms.patient.v1.GetPatientHistoryResponse.versions:type_name -> pms.patient.v1.PatientVersion
-	21, // 7: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	21, // 8: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	21, // 9: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	26, // 7: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	26, // 8: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	26, // 9: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	13, // 10: pms.patient.v1.ListAuditResponse.entries:type_name -> pms.patient.v1.AuditEntry
-	22, // 11: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
-	21, // 12: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
+	27, // 11: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
+	26, // 12: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
 	19, // 13: pms.patient.v1.GetPatientAccessLogResponse.records:type_name -> pms.patient.v1.AccessRecord
-	1,  // 14: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
-	2,  // 15: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
-	3,  // 16: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
-	5,  // 17: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
-	7,  // 18: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
-	9,  // 19: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
-	12, // 20: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
-	15, // 21: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
-	16, // 22: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
-	18, // 23: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
-	0,  // 24: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
-	0,  // 25: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
-	4,  // 26: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
-	0,  // 27: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
-	8,  // 28: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
-	11, // 29: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
-	14, // 30: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
-	23, // 31: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
-	17, // 32: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
-	20, // 33: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
-	24, // [24:34] is the sub-list for method output_type
-	14, // [14:24] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	26, // 14: pms.patient.v1.BreakGlassGrant.created_at:type_name -> google.protobuf.Timestamp
+	26, // 15: pms.patient.v1.BreakGlassGrant.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 16: pms.patient.v1.BreakGlassGrant.reads:type_name -> pms.patient.v1.AuditEntry
+	26, // 17: pms.patient.v1.ListBreakGlassGrantsRequest.from:type_name -> google.protobuf.Timestamp
+	26, // 18: pms.patient.v1.ListBreakGlassGrantsRequest.to:type_name -> google.protobuf.Timestamp
+	23, // 19: pms.patient.v1.ListBreakGlassGrantsResponse.grants:type_name -> pms.patient.v1.BreakGlassGrant
+	1,  // 20: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
+	2,  // 21: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
+	3,  // 22: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
+	5,  // 23: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
+	7,  // 24: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
+	9,  // 25: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
+	12, // 26: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
+	28, // 27: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
+	15, // 28: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
+	16, // 29: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
+	18, // 30: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
+	21, // 31: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
+	22, // 32: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
+	24, // 33: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
+	0,  // 34: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
+	0,  // 35: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
+	4,  // 36: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
+	0,  // 37: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
+	8,  // 38: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
+	11, // 39: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
+	14, // 40: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
+	29, // 41: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
+	30, // 42: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
+	17, // 43: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
+	20, // 44: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
+	0,  // 45: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
+	23, // 46: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
+	25, // 47: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
+	34, // [34:48] is the sub-list for method output_type
+	20, // [20:34] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_pms_patient_v1_patient_proto_init() }
@@ -1737,7 +2155,7 @@ func file_pms_patient_v1_patient_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_patient_v1_patient_proto_rawDesc), len(file_pms_patient_v1_patient_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

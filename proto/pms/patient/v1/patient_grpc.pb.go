@@ -28,16 +28,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PatientService_CreatePatient_FullMethodName            = "/pms.patient.v1.PatientService/CreatePatient"
-	PatientService_GetPatient_FullMethodName               = "/pms.patient.v1.PatientService/GetPatient"
-	PatientService_ListPatients_FullMethodName             = "/pms.patient.v1.PatientService/ListPatients"
-	PatientService_UpdatePatient_FullMethodName            = "/pms.patient.v1.PatientService/UpdatePatient"
-	PatientService_DeletePatient_FullMethodName            = "/pms.patient.v1.PatientService/DeletePatient"
-	PatientService_GetPatientHistory_FullMethodName        = "/pms.patient.v1.PatientService/GetPatientHistory"
-	PatientService_ListAudit_FullMethodName                = "/pms.patient.v1.PatientService/ListAudit"
-	PatientService_GetPatientBillingAccount_FullMethodName = "/pms.patient.v1.PatientService/GetPatientBillingAccount"
-	PatientService_ListPatientInvoices_FullMethodName      = "/pms.patient.v1.PatientService/ListPatientInvoices"
-	PatientService_GetPatientAccessLog_FullMethodName      = "/pms.patient.v1.PatientService/GetPatientAccessLog"
+	PatientService_CreatePatient_FullMethodName             = "/pms.patient.v1.PatientService/CreatePatient"
+	PatientService_GetPatient_FullMethodName                = "/pms.patient.v1.PatientService/GetPatient"
+	PatientService_ListPatients_FullMethodName              = "/pms.patient.v1.PatientService/ListPatients"
+	PatientService_UpdatePatient_FullMethodName             = "/pms.patient.v1.PatientService/UpdatePatient"
+	PatientService_DeletePatient_FullMethodName             = "/pms.patient.v1.PatientService/DeletePatient"
+	PatientService_GetPatientHistory_FullMethodName         = "/pms.patient.v1.PatientService/GetPatientHistory"
+	PatientService_ListAudit_FullMethodName                 = "/pms.patient.v1.PatientService/ListAudit"
+	PatientService_VerifyAudit_FullMethodName               = "/pms.patient.v1.PatientService/VerifyAudit"
+	PatientService_GetPatientBillingAccount_FullMethodName  = "/pms.patient.v1.PatientService/GetPatientBillingAccount"
+	PatientService_ListPatientInvoices_FullMethodName       = "/pms.patient.v1.PatientService/ListPatientInvoices"
+	PatientService_GetPatientAccessLog_FullMethodName       = "/pms.patient.v1.PatientService/GetPatientAccessLog"
+	PatientService_SetPatientConfidentiality_FullMethodName = "/pms.patient.v1.PatientService/SetPatientConfidentiality"
+	PatientService_BreakGlass_FullMethodName                = "/pms.patient.v1.PatientService/BreakGlass"
+	PatientService_ListBreakGlassGrants_FullMethodName      = "/pms.patient.v1.PatientService/ListBreakGlassGrants"
 )
 
 // PatientServiceClient is the client API for PatientService service.
@@ -61,6 +65,9 @@ type PatientServiceClient interface {
 	GetPatientHistory(ctx context.Context, in *GetPatientHistoryRequest, opts ...grpc.CallOption) (*GetPatientHistoryResponse, error)
 	// ListAudit reads the audit log, admin only (REST: GET /audit).
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	// VerifyAudit walks the audit chain and returns its verdict, admin only
+	// (REST: GET /audit/verify; the verdict of `pms audit verify --service patient`).
+	VerifyAudit(ctx context.Context, in *v1.VerifyAuditRequest, opts ...grpc.CallOption) (*v1.AuditVerdict, error)
 	// GetPatientBillingAccount reads the patient's billing account from the billing service
 	// (REST: GET /patients/{id}/billing-account); audited as a read of the patient.
 	GetPatientBillingAccount(ctx context.Context, in *GetPatientBillingAccountRequest, opts ...grpc.CallOption) (*v1.Account, error)
@@ -70,6 +77,15 @@ type PatientServiceClient interface {
 	// GetPatientAccessLog reads the accounting of disclosures of one patient's record, newest
 	// first, admin and privacy roles; audited itself (REST: GET /patients/{id}/access-log).
 	GetPatientAccessLog(ctx context.Context, in *GetPatientAccessLogRequest, opts ...grpc.CallOption) (*GetPatientAccessLogResponse, error)
+	// SetPatientConfidentiality marks a record restricted or normal again, admin only
+	// (REST: PUT /patients/{id}/confidentiality).
+	SetPatientConfidentiality(ctx context.Context, in *SetPatientConfidentialityRequest, opts ...grpc.CallOption) (*Patient, error)
+	// BreakGlass grants the caller emergency access to a restricted record for a limited
+	// time, with a reason kept for review (REST: POST /patients/{id}/break-glass).
+	BreakGlass(ctx context.Context, in *BreakGlassRequest, opts ...grpc.CallOption) (*BreakGlassGrant, error)
+	// ListBreakGlassGrants lists grants for review with their holders' audit entries while
+	// they lasted, admin only (REST: GET /audit/break-glass).
+	ListBreakGlassGrants(ctx context.Context, in *ListBreakGlassGrantsRequest, opts ...grpc.CallOption) (*ListBreakGlassGrantsResponse, error)
 }
 
 type patientServiceClient struct {
@@ -150,6 +166,16 @@ func (c *patientServiceClient) ListAudit(ctx context.Context, in *ListAuditReque
 	return out, nil
 }
 
+func (c *patientServiceClient) VerifyAudit(ctx context.Context, in *v1.VerifyAuditRequest, opts ...grpc.CallOption) (*v1.AuditVerdict, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.AuditVerdict)
+	err := c.cc.Invoke(ctx, PatientService_VerifyAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *patientServiceClient) GetPatientBillingAccount(ctx context.Context, in *GetPatientBillingAccountRequest, opts ...grpc.CallOption) (*v1.Account, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(v1.Account)
@@ -180,6 +206,36 @@ func (c *patientServiceClient) GetPatientAccessLog(ctx context.Context, in *GetP
 	return out, nil
 }
 
+func (c *patientServiceClient) SetPatientConfidentiality(ctx context.Context, in *SetPatientConfidentialityRequest, opts ...grpc.CallOption) (*Patient, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Patient)
+	err := c.cc.Invoke(ctx, PatientService_SetPatientConfidentiality_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *patientServiceClient) BreakGlass(ctx context.Context, in *BreakGlassRequest, opts ...grpc.CallOption) (*BreakGlassGrant, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BreakGlassGrant)
+	err := c.cc.Invoke(ctx, PatientService_BreakGlass_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *patientServiceClient) ListBreakGlassGrants(ctx context.Context, in *ListBreakGlassGrantsRequest, opts ...grpc.CallOption) (*ListBreakGlassGrantsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBreakGlassGrantsResponse)
+	err := c.cc.Invoke(ctx, PatientService_ListBreakGlassGrants_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PatientServiceServer is the server API for PatientService service.
 // All implementations must embed UnimplementedPatientServiceServer
 // for forward compatibility.
@@ -201,6 +257,9 @@ type PatientServiceServer interface {
 	GetPatientHistory(context.Context, *GetPatientHistoryRequest) (*GetPatientHistoryResponse, error)
 	// ListAudit reads the audit log, admin only (REST: GET /audit).
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	// VerifyAudit walks the audit chain and returns its verdict, admin only
+	// (REST: GET /audit/verify; the verdict of `pms audit verify --service patient`).
+	VerifyAudit(context.Context, *v1.VerifyAuditRequest) (*v1.AuditVerdict, error)
 	// GetPatientBillingAccount reads the patient's billing account from the billing service
 	// (REST: GET /patients/{id}/billing-account); audited as a read of the patient.
 	GetPatientBillingAccount(context.Context, *GetPatientBillingAccountRequest) (*v1.Account, error)
@@ -210,6 +269,15 @@ type PatientServiceServer interface {
 	// GetPatientAccessLog reads the accounting of disclosures of one patient's record, newest
 	// first, admin and privacy roles; audited itself (REST: GET /patients/{id}/access-log).
 	GetPatientAccessLog(context.Context, *GetPatientAccessLogRequest) (*GetPatientAccessLogResponse, error)
+	// SetPatientConfidentiality marks a record restricted or normal again, admin only
+	// (REST: PUT /patients/{id}/confidentiality).
+	SetPatientConfidentiality(context.Context, *SetPatientConfidentialityRequest) (*Patient, error)
+	// BreakGlass grants the caller emergency access to a restricted record for a limited
+	// time, with a reason kept for review (REST: POST /patients/{id}/break-glass).
+	BreakGlass(context.Context, *BreakGlassRequest) (*BreakGlassGrant, error)
+	// ListBreakGlassGrants lists grants for review with their holders' audit entries while
+	// they lasted, admin only (REST: GET /audit/break-glass).
+	ListBreakGlassGrants(context.Context, *ListBreakGlassGrantsRequest) (*ListBreakGlassGrantsResponse, error)
 	mustEmbedUnimplementedPatientServiceServer()
 }
 
@@ -241,6 +309,9 @@ func (UnimplementedPatientServiceServer) GetPatientHistory(context.Context, *Get
 func (UnimplementedPatientServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
 }
+func (UnimplementedPatientServiceServer) VerifyAudit(context.Context, *v1.VerifyAuditRequest) (*v1.AuditVerdict, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyAudit not implemented")
+}
 func (UnimplementedPatientServiceServer) GetPatientBillingAccount(context.Context, *GetPatientBillingAccountRequest) (*v1.Account, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPatientBillingAccount not implemented")
 }
@@ -249,6 +320,15 @@ func (UnimplementedPatientServiceServer) ListPatientInvoices(context.Context, *L
 }
 func (UnimplementedPatientServiceServer) GetPatientAccessLog(context.Context, *GetPatientAccessLogRequest) (*GetPatientAccessLogResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPatientAccessLog not implemented")
+}
+func (UnimplementedPatientServiceServer) SetPatientConfidentiality(context.Context, *SetPatientConfidentialityRequest) (*Patient, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPatientConfidentiality not implemented")
+}
+func (UnimplementedPatientServiceServer) BreakGlass(context.Context, *BreakGlassRequest) (*BreakGlassGrant, error) {
+	return nil, status.Error(codes.Unimplemented, "method BreakGlass not implemented")
+}
+func (UnimplementedPatientServiceServer) ListBreakGlassGrants(context.Context, *ListBreakGlassGrantsRequest) (*ListBreakGlassGrantsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBreakGlassGrants not implemented")
 }
 func (UnimplementedPatientServiceServer) mustEmbedUnimplementedPatientServiceServer() {}
 func (UnimplementedPatientServiceServer) testEmbeddedByValue()                        {}
@@ -397,6 +477,24 @@ func _PatientService_ListAudit_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PatientService_VerifyAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.VerifyAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).VerifyAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_VerifyAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).VerifyAudit(ctx, req.(*v1.VerifyAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PatientService_GetPatientBillingAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetPatientBillingAccountRequest)
 	if err := dec(in); err != nil {
@@ -451,6 +549,60 @@ func _PatientService_GetPatientAccessLog_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PatientService_SetPatientConfidentiality_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPatientConfidentialityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).SetPatientConfidentiality(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_SetPatientConfidentiality_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).SetPatientConfidentiality(ctx, req.(*SetPatientConfidentialityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PatientService_BreakGlass_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BreakGlassRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).BreakGlass(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_BreakGlass_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).BreakGlass(ctx, req.(*BreakGlassRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PatientService_ListBreakGlassGrants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBreakGlassGrantsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).ListBreakGlassGrants(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_ListBreakGlassGrants_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).ListBreakGlassGrants(ctx, req.(*ListBreakGlassGrantsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PatientService_ServiceDesc is the grpc.ServiceDesc for PatientService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -487,6 +639,10 @@ var PatientService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _PatientService_ListAudit_Handler,
 		},
 		{
+			MethodName: "VerifyAudit",
+			Handler:    _PatientService_VerifyAudit_Handler,
+		},
+		{
 			MethodName: "GetPatientBillingAccount",
 			Handler:    _PatientService_GetPatientBillingAccount_Handler,
 		},
@@ -497,6 +653,18 @@ var PatientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPatientAccessLog",
 			Handler:    _PatientService_GetPatientAccessLog_Handler,
+		},
+		{
+			MethodName: "SetPatientConfidentiality",
+			Handler:    _PatientService_SetPatientConfidentiality_Handler,
+		},
+		{
+			MethodName: "BreakGlass",
+			Handler:    _PatientService_BreakGlass_Handler,
+		},
+		{
+			MethodName: "ListBreakGlassGrants",
+			Handler:    _PatientService_ListBreakGlassGrants_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,19 @@
+package patient
+
+import (
+	"context"
+
+	"github.com/pms/pms/pkg/platform/audit"
+)
+
+// ActionVerifyAudit is the audit action of a verification of the audit chain.
+const ActionVerifyAudit = "audit.verify"
+
+// VerifyAudit walks the service's audit chain (audit.Verify) and returns its verdict, the one
+// `pms audit verify --service patient` prints; a broken chain is a verdict (ok false, the
+// first bad seq), not an error. The verification is itself audited, after the walk, so the
+// verdict is about the chain as it was.
+func (s *service) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	rep, err := audit.VerifyTable(ctx, s.store.db, AuditTable, "patient")
+	return readResult(s, ctx, ActionVerifyAudit, "", rep, err)
+}

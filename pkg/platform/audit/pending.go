@@ -1,0 +1,96 @@
+package audit
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/observe"
+)
+
+// PendingTable is the table a change's own transaction records its audit entry in (InTx);
+// the Writer of DefaultTable moves its rows into the chain.
+const PendingTable = "audit_pending"
+
+// pendingColumns are audit_pending's entry columns, in the order of pendingArgs.
+const pendingColumns = "id, at, actor, role, action, subject_id, outcome, request_id, client_address"
+
+// pending is the entry a change will record in its own transaction, carried by the context
+// from the service (WithPending) to the store's transaction (InTx) and back to the recorder
+// (Recorder.Change), which then only waits for the writer to chain it.
+type pending struct {
+	e         Entry
+	committed atomic.Bool // set once a transaction holding the entry has committed
+}
+
+type pendingKey struct{}
+
+// WithPending returns ctx carrying the audit entry of a change: action on subject by the
+// context's actor, outcome success. A store's InTx records it inside the change's transaction,
+// so an acknowledged change always has its entry, however long the database is away after
+// the commit (issue 17: one change in ~1,100 lost its entry under a 30 s outage when the
+// entry was written after the commit).
+func WithPending(ctx context.Context, action, subject string) context.Context {
+	actor, role := authz.Actor(ctx)
+	p := &pending{e: Entry{
+		ID: uuid.NewString(), Actor: actor, Role: role, Action: action, SubjectID: subject,
+		Outcome: OutcomeSuccess, RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
+	}}
+	return context.WithValue(ctx, pendingKey{}, p)
+}
+
+func pendingFrom(ctx context.Context) *pending {
+	p, _ := ctx.Value(pendingKey{}).(*pending)
+	return p
+}
+
+// InTx is db.InTx for a change: when ctx carries a pending entry (WithPending), fn's
+// transaction also inserts it into audit_pending, after fn succeeded, so the change and its
+// audit entry commit together or not at all. The insert takes no chain lock: concurrent
+// changes do not wait for each other or for the writer. A second transaction under the same
+// context inserts nothing twice (the id is unique).
+func InTx(ctx context.Context, d *db.DB, fn func(tx *sqlx.Tx) error) error {
+	p := pendingFrom(ctx)
+	if p == nil {
+		return db.InTx(ctx, d, fn)
+	}
+	err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return insertPending(ctx, tx, d, p.e)
+	})
+	if err == nil {
+		p.committed.Store(true)
+	}
+	return err
+}
+
+func insertPending(ctx context.Context, tx *sqlx.Tx, d *db.DB, e Entry) error {
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
+	e.At = e.At.UTC().Truncate(time.Microsecond)
+	if err := validate(&e); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO `+PendingTable+` (`+pendingColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+		e.ID, d.Time(e.At), e.Actor, e.Role, e.Action, e.SubjectID, e.Outcome, e.RequestID, e.ClientAddress)
+	return db.Classify(err)
+}
+
+// Settler is an Appender that can be asked to chain the pending entries now (a *Writer).
+type Settler interface {
+	Settle(ctx context.Context) error
+}
+
+// pendingRow scans one audit_pending row.
+type pendingRow struct {
+	PSeq int64 `db:"pseq"`
+	row
+}
