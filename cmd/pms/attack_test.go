@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 2826
+const hostileCases = 2956
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -771,6 +771,8 @@ func (w *attackWorld) bodyRoutes() []bodyRoute {
 		{method: "POST", path: "/api/billing/invoices/" + w.open + "/void", token: w.bill, body: `{}`, emptyOK: true},
 		// Last, so the indices above (routes[6] …) stay.
 		{method: "POST", path: "/auth/login/mfa", body: `{"challenge":"` + strings.Repeat("A", 43) + `","code":"123456"}`},
+		// The search by POST (issue 17): a read, its filters in the body.
+		{method: "POST", path: "/api/patients/_search", token: w.clin, body: `{"q":"Patient","limit":5}`},
 		// break-glass (patient_breakglass_attack_test.go)
 		{method: "POST", path: "/api/patients/" + w.restricted + "/break-glass", token: w.clin, body: `{"reason":"unconscious patient in A&E"}`},
 		{method: "PUT", path: "/api/patients/" + w.p2 + "/confidentiality", token: w.admin, body: `{"confidentiality":"restricted"}`},
@@ -790,6 +792,7 @@ func (w *attackWorld) idRoutes() []idRoute {
 		{"GET", "/api/patients/{id}/history", w.clin, ""},
 		{"GET", "/api/patients/{id}/billing-account", w.clin, ""},
 		{"GET", "/api/patients/{id}/invoices", w.clin, ""},
+		{"GET", "/api/patients/{id}/access-log", w.admin, ""},
 		{"GET", "/api/users/{id}", w.admin, ""},
 		{"PATCH", "/api/users/{id}", w.admin, `{"role":"billing"}`},
 		{"GET", "/api/billing/accounts/{id}", w.bill, ""},
@@ -1153,6 +1156,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{path: "/auth/.well-known/jwks.json"},
 		{path: "/api/patients/" + w.p1, token: w.clin},
 		{path: "/api/billing/invoices/" + w.draft, token: w.bill},
+		{path: "/api/patients/" + w.p1 + "/access-log", token: w.admin, ints: []string{"limit"}, others: []string{"pageToken"}},
 	}
 	for _, l := range lists {
 		q := func(name, query string, want ...int) {

@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/jmoiron/sqlx"
 	"github.com/oklog/run"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
@@ -56,7 +57,10 @@ type unit struct {
 	// writer is the audit writer (audit).
 	writer     *audit.Writer
 	startRelay func()
-	consumers  []func(g *run.Group)
+	// auditHook, when set before audit, wraps the writer's AfterBatch hook (the patient
+	// service's disclosure rows, written in the batch transaction).
+	auditHook func(next func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error) func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error
+	consumers []func(g *run.Group)
 }
 
 // unitSpec is what differs between services in the shared steps.
@@ -144,6 +148,9 @@ func (u *unit) audit(table string, ob *outbox.Outbox) (*audit.Writer, error) {
 			_ = level.Info(u.logger).Log("msg", "created the audit checkpoint key", "file", audit.CheckpointKeyFile(u.s.dataDir, u.name))
 		}
 		o.Checkpoint = audit.CheckpointHook(ob, u.name, keys)
+	}
+	if u.auditHook != nil {
+		o.AfterBatch = u.auditHook(o.AfterBatch)
 	}
 	u.writer = audit.NewWriter(u.db, o)
 	u.m.closers.add(u.writer.Close)

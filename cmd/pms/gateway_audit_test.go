@@ -30,7 +30,7 @@ func TestGatewayRefusalsAreAudited(t *testing.T) {
 		status        int
 		actor, action string
 	}{
-		{"/api/audit", analyst, http.StatusForbidden, w.ids[authz.RoleAnalyst], "patient.audit"},
+		{"/api/audit", analyst, http.StatusForbidden, w.ids[authz.RoleAnalyst], "patient.audit_read"},
 		{"/api/users", analyst, http.StatusForbidden, w.ids[authz.RoleAnalyst], "auth.user_read"},
 		{"/api/patients", "not-a-token", http.StatusUnauthorized, "anonymous", "patient.search"},
 	}

@@ -250,7 +250,7 @@ func TestDeniedCallsAreAudited(t *testing.T) {
 		{"patient", "rest", "delete with a forged token", "", "delete", p, rest("DELETE", w.url("patient", "/patients/"+p), forged, "")},
 		{"patient", "rest", "search as analyst", authz.RoleAnalyst, "search", "", rest("GET", w.url("patient", "/patients?q=x"), analyst, "")},
 		{"patient", "rest", "billing account as analyst", authz.RoleAnalyst, "read", p, rest("GET", w.url("patient", "/patients/"+p+"/billing-account"), analyst, "")},
-		{"patient", "rest", "audit as clinician", authz.RoleClinician, "audit", "", rest("GET", w.url("patient", "/audit"), clinician, "")},
+		{"patient", "rest", "audit as clinician", authz.RoleClinician, "audit_read", "", rest("GET", w.url("patient", "/audit"), clinician, "")},
 		{"patient", "grpc", "read as analyst", authz.RoleAnalyst, "read", p, func(id string) int {
 			_, err := patientGRPC.Get(callCtx(analyst, id), p)
 			return grpcStatus(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/pms/pms/migrations"
@@ -20,6 +21,8 @@ type patientConfig struct {
 	// billingAddr is billing's gRPC address: a flag of `pms patient`, the bound address of
 	// billing's listener in `pms all`; empty runs without billing (its routes answer 503).
 	billingAddr string
+	// searchKeyFile is the HMAC key of search fingerprints (patient.LoadSearchKey).
+	searchKeyFile string
 	// breakGlassTTL is how long an emergency grant on a restricted record lasts.
 	breakGlassTTL time.Duration
 }
@@ -31,6 +34,7 @@ func (c *patientConfig) register(f *flags, prefix string) {
 	f.String(&c.grpcAddr, prefix+"grpc-addr", "127.0.0.1:9000", "patient gRPC address (its twin is also the address pms gateway dials)", "PMS_PATIENT_GRPC_ADDR")
 	f.String(&c.adminAddr, prefix+"admin-addr", "127.0.0.1:4100", "patient admin address (metrics, health; pprof with --pprof)", "PMS_PATIENT_ADMIN_ADDR")
 	f.String(&c.databaseURL, "patient-database-url", "", "patient database URL (overrides --database-url)", "PMS_PATIENT_DATABASE_URL")
+	f.String(&c.searchKeyFile, "patient-search-key-file", "", "the HMAC key of the search fingerprints in the audit log (default <data-dir>/"+patient.SearchKeyFileName+", created on first start, mode 0600); deleting or rotating it makes old fingerprints unlinkable to any query", "PMS_PATIENT_SEARCH_KEY_FILE")
 	f.Duration(&c.breakGlassTTL, "patient-break-glass-ttl", patient.DefaultBreakGlassTTL, "how long a break-glass grant (emergency access to a restricted patient record) lasts", "PMS_PATIENT_BREAK_GLASS_TTL").positive()
 	if prefix == "" {
 		f.String(&c.billingAddr, "billing-addr", "127.0.0.1:9001", "billing gRPC address the patient service calls, empty: no billing (its twin is also the billing service's bind address)", "PMS_BILLING_GRPC_ADDR")
@@ -47,6 +51,16 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		return nil, err
 	}
 	store := patient.NewStore(u.db)
+	keyFile := c.searchKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(s.dataDir, patient.SearchKeyFileName)
+	}
+	searchKey, err := patient.LoadSearchKey(keyFile)
+	if err != nil {
+		return u.fail(err)
+	}
+	disclosures := patient.NewDisclosures(u.db)
+	u.auditHook = disclosures.Hook
 	writer, err := u.audit(patient.AuditTable, store.Outbox())
 	if err != nil {
 		return u.fail(err)
@@ -61,7 +75,8 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		u.m.closers.add(closeConn)
 		bill = metrics.Billing(b)
 	}
-	var svc patient.Service = patient.NewService(store, writer, patient.Options{Logger: u.logger, Billing: bill, BreakGlassTTL: c.breakGlassTTL})
+	var svc patient.Service = patient.NewService(store, writer, patient.Options{Logger: u.logger, Billing: bill,
+		Disclosures: disclosures, SearchKey: searchKey, BreakGlassTTL: c.breakGlassTTL})
 	svc = metrics.Instrumenting()(svc)
 	verifier := s.verifier(ctx)
 	set := patient.NewEndpoints(svc, u.endpoints(verifier, patient.Ops, patient.DeniedAuditor(writer)))

@@ -44,7 +44,7 @@ var roleMatrix = []routeRule{
 	{"auth", "GET", "/users", "", []string{authz.RoleAdmin}},
 	{"auth", "GET", "/users/{newUser}", "", []string{authz.RoleAdmin}},
 	{"auth", "PATCH", "/users/{newUser}", `{"role":"billing"}`, []string{authz.RoleAdmin}},
-	{"auth", "GET", "/users/audit", "", []string{authz.RoleAdmin}},
+	{"auth", "GET", "/users/audit", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
 	{"auth", "POST", "/users/{newUser}/reset-password", "", []string{authz.RoleAdmin}},
 	// Every role lists its own sessions and ends one of them ({ownSession}: a fresh login's
 	// session of the role's own user).
@@ -53,19 +53,21 @@ var roleMatrix = []routeRule{
 	// patient
 	{"patient", "POST", "/patients", `{"name":"Matrix","email":"p{n}@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`, []string{authz.RoleClinician}},
 	{"patient", "GET", "/patients", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	{"patient", "POST", "/patients/_search", `{"q":"Matrix","limit":5}`, []string{authz.RoleClinician, authz.RoleBilling}},
+	{"patient", "GET", "/patients/{patient}/access-log", "", []string{authz.RolePrivacy}},
 	{"patient", "GET", "/patients/{patient}", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"patient", "PUT", "/patients/{patient}", `{"name":"Matrix","email":"shared@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`, []string{authz.RoleClinician}},
 	{"patient", "DELETE", "/patients/{newPatient}", "", []string{authz.RoleClinician}},
 	{"patient", "GET", "/patients/{patient}/history", "", []string{authz.RoleClinician, authz.RoleBilling}},
-	{"patient", "GET", "/audit", "", []string{authz.RoleAdmin}},
+	{"patient", "GET", "/audit", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
 	{"patient", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	{"patient", "GET", "/patients/{patient}/billing-account", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"patient", "GET", "/patients/{patient}/invoices", "", []string{authz.RoleClinician, authz.RoleBilling}},
-	// break-glass ({restrictedPatient}: a fresh patient an admin restricted). TODO(privacy
-	// role): confidentiality and the review also for privacy when that role lands.
-	{"patient", "PUT", "/patients/{newPatient}/confidentiality", `{"confidentiality":"restricted"}`, []string{authz.RoleAdmin}},
+	// break-glass ({restrictedPatient}: a fresh patient an admin restricted); admin and
+	// privacy restrict records and review the grants.
+	{"patient", "PUT", "/patients/{newPatient}/confidentiality", `{"confidentiality":"restricted"}`, []string{authz.RoleAdmin, authz.RolePrivacy}},
 	{"patient", "POST", "/patients/{restrictedPatient}/break-glass", `{"reason":"role matrix emergency"}`, []string{authz.RoleClinician}},
-	{"patient", "GET", "/audit/break-glass", "", []string{authz.RoleAdmin}},
+	{"patient", "GET", "/audit/break-glass", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
 	// billing (CreateBillingAccount has no REST route: it is gRPC only, see grpcOnly)
 	{"billing", "GET", "/accounts?patientId={patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
 	{"billing", "GET", "/accounts/{account}", "", []string{authz.RoleBilling, authz.RoleClinician}},
@@ -75,7 +77,7 @@ var roleMatrix = []routeRule{
 	{"billing", "POST", "/invoices/{newInvoice}/issue", "", []string{authz.RoleBilling}},
 	{"billing", "POST", "/invoices/{openInvoice}/payments", `{"amount":1,"method":"cash"}`, []string{authz.RoleBilling}},
 	{"billing", "POST", "/invoices/{newInvoice}/void", "", []string{authz.RoleBilling}},
-	{"billing", "GET", "/audit?subjectId={patient}", "", []string{authz.RoleAdmin}},
+	{"billing", "GET", "/audit?subjectId={patient}", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
 	{"billing", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	// analytics
 	{"analytics", "GET", "/summary", "", []string{authz.RoleAnalyst}},
@@ -98,6 +100,10 @@ var roleMatrix = []routeRule{
 
 // grpcOnly counts, per service, the endpoints with no REST route (checked over gRPC elsewhere).
 var grpcOnly = map[string]int{"billing": 1}
+
+// extraRoutes counts, per service, the endpoints' second routes: ListPatients is both GET
+// /patients (kept for compatibility) and POST /patients/_search (issue 17: no PHI in URLs).
+var extraRoutes = map[string]int{"patient": 1}
 
 const invoiceBody = `{"patientId":"{patient}","currency":"USD","dueDate":"2030-01-01","lines":[{"description":"Visit","quantity":1,"unitAmount":1000}]}`
 
@@ -314,7 +320,7 @@ func TestRoleMatrix(t *testing.T) {
 		})
 	}
 	// Every endpoint of every service has its route in the matrix (one route per method).
-	methods := map[string]int{"auth": len(auth.Methods), "patient": len(patient.Methods), "billing": len(billing.Methods) - grpcOnly["billing"],
+	methods := map[string]int{"auth": len(auth.Methods), "patient": len(patient.Methods) + extraRoutes["patient"], "billing": len(billing.Methods) - grpcOnly["billing"],
 		"analytics": len(analytics.Methods)}
 	rows := map[string]int{}
 	for _, r := range roleMatrix {

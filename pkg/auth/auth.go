@@ -159,7 +159,7 @@ const (
 	ActionLogout       = "logout"
 	ActionUserCreate   = "user_create"
 	ActionUserUpdate   = "user_update"
-	ActionUserRead     = "user_read" // refused reads of users only (via the guard)
+	ActionUserRead     = "user_read" // a read of the user list or of one user (issue 17), or a refused one
 	// ActionPasswordSet: a set-password token was used (success), or a known one was
 	// presented used or expired, or for a disabled user (denied). Unknown tokens concern no
 	// account and are not audited (as unknown refresh tokens).

@@ -64,7 +64,7 @@ var Ops = op.Table{
 	{Name: MethodListUsers, Roles: []string{authz.RoleAdmin}, Action: ActionUserRead},
 	{Name: MethodGetUser, Roles: []string{authz.RoleAdmin}, Action: ActionUserRead},
 	{Name: MethodUpdateUser, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionUserUpdate},
-	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: ActionAuditRead},
+	{Name: MethodAudit, Roles: []string{authz.RoleAdmin, authz.RolePrivacy}, Action: ActionAuditRead},
 	{Name: MethodSetPassword, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
 	{Name: MethodChangePassword, Roles: []string{authz.Authenticated}, Write: true, Rate: RateCredentials},
 	{Name: MethodResetPassword, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionPasswordReset},

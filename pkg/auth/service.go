@@ -683,14 +683,18 @@ func (s *service) ResetPassword(ctx context.Context, req ResetPasswordRequest) (
 	return ResetPassword{ResetToken: token, ResetExpiresAt: expires}, nil
 }
 
-func (s *service) ListUsers(ctx context.Context) ([]User, error) { return s.store.listUsers(ctx) }
+func (s *service) ListUsers(ctx context.Context) ([]User, error) {
+	users, err := s.store.listUsers(ctx)
+	return auditedRead(s, ctx, ActionUserRead, "", users, err)
+}
 
 func (s *service) GetUser(ctx context.Context, id string) (User, error) {
 	uid, err := parseID(id)
-	if err != nil {
-		return User{}, err
+	var u User
+	if err == nil {
+		u, err = s.store.userByID(ctx, s.store.db, uid)
 	}
-	return s.store.userByID(ctx, s.store.db, uid)
+	return auditedRead(s, ctx, ActionUserRead, uid, u, err)
 }
 
 func (s *service) UpdateUser(ctx context.Context, req UpdateUserRequest) (u User, err error) {
@@ -716,10 +720,11 @@ func (s *service) UpdateUser(ctx context.Context, req UpdateUserRequest) (u User
 
 func (s *service) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	aq, err := audit.CheckQuery(audit.Query{SubjectID: q.UserID, Actor: q.Actor, From: q.From, To: q.To, Limit: q.Limit}, "userId", parseID)
-	if err != nil {
-		return nil, err
+	var out []AuditEntry
+	if err == nil {
+		out, err = s.store.auditLog(ctx, AuditQuery{UserID: aq.SubjectID, Actor: aq.Actor, From: aq.From, To: aq.To, Limit: aq.Limit})
 	}
-	return s.store.auditLog(ctx, AuditQuery{UserID: aq.SubjectID, Actor: aq.Actor, From: aq.From, To: aq.To, Limit: aq.Limit})
+	return auditedRead(s, ctx, ActionAuditRead, aq.SubjectID, out, err)
 }
 
 // pruneEvery is how often a login also deletes expired refresh tokens and idle throttles.

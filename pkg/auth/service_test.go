@@ -124,6 +124,7 @@ func (e *env) auditActions(t *testing.T, userID string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	entries = withoutReads(entries)
 	var out []string
 	for i := len(entries) - 1; i >= 0; i-- {
 		out = append(out, entries[i].Action+":"+entries[i].Outcome)
@@ -336,6 +337,7 @@ func TestLoginValidateAndSameAnswerForUnknownEmail(t *testing.T) {
 			t.Fatalf("audit %v", got)
 		}
 		all, _ := e.svc.Audit(context.Background(), AuditQuery{})
+		all = withoutReads(all)
 		if all[1].Action != ActionLogin || all[1].UserID != "" || all[1].ClientAddress != "198.51.100.7" || all[0].Actor != authz.Anonymous || all[0].UserID != u.ID {
 			t.Fatalf("unknown-email failure audited as %+v / %+v", all[0], all[1])
 		}

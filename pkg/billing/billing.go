@@ -167,6 +167,8 @@ const (
 	ActionIssueInvoice   = "issue_invoice"
 	ActionRecordPayment  = "record_payment"
 	ActionVoidInvoice    = "void_invoice"
+	// ActionAuditRead: a read of the audit log, audited too (issue 17).
+	ActionAuditRead = "audit_read"
 )
 
 // Domain errors. Transports map their kinds to statuses; errors.Is matches by kind, so these

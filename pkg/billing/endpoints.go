@@ -41,7 +41,7 @@ var Ops = op.Table{
 	{Name: MethodIssueInvoice, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionIssueInvoice},
 	{Name: MethodRecordPayment, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionRecordPayment},
 	{Name: MethodVoidInvoice, Roles: []string{authz.RoleBilling}, Write: true, Action: ActionVoidInvoice},
-	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: "audit"},
+	{Name: MethodAudit, Roles: []string{authz.RoleAdmin, authz.RolePrivacy}, Action: ActionAuditRead},
 	{Name: MethodVerifyAudit, Roles: []string{authz.RoleAdmin}, Action: ActionVerifyAudit},
 }
 

@@ -25,6 +25,8 @@ const (
 	// MethodBillingAccount and MethodInvoices read the patient's billing data.
 	MethodBillingAccount = "GetPatientBillingAccount"
 	MethodInvoices       = "ListPatientInvoices"
+	// MethodAccessLog reads one patient's access log (admin, privacy).
+	MethodAccessLog = "GetPatientAccessLog"
 	// MethodConfidentiality, MethodBreakGlass and MethodBreakGlassGrants are break-glass.
 	MethodConfidentiality  = "SetPatientConfidentiality"
 	MethodBreakGlass       = "BreakGlass"
@@ -42,15 +44,15 @@ var Ops = op.Table{
 	{Name: MethodUpdate, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionUpdate},
 	{Name: MethodDelete, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionDelete},
 	{Name: MethodHistory, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionHistory},
-	{Name: MethodAudit, Roles: []string{authz.RoleAdmin}, Action: "audit"},
-	{Name: MethodVerifyAudit, Roles: []string{authz.RoleAdmin}, Action: ActionVerifyAudit},
+	{Name: MethodAudit, Roles: []string{authz.RoleAdmin, authz.RolePrivacy}, Action: ActionAuditRead},
 	{Name: MethodBillingAccount, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
 	{Name: MethodInvoices, Roles: []string{authz.RoleClinician, authz.RoleBilling}, Action: ActionRead},
-	// Break-glass (issue 17). TODO(privacy role): add the privacy role to
-	// SetPatientConfidentiality and ListBreakGlassGrants when it lands (admin only until then).
-	{Name: MethodConfidentiality, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionConfidentiality},
+	{Name: MethodAccessLog, Roles: []string{authz.RoleAdmin, authz.RolePrivacy}, Action: ActionAccessLogRead},
+	{Name: MethodVerifyAudit, Roles: []string{authz.RoleAdmin}, Action: ActionVerifyAudit},
+	// Break-glass (issue 17): admin and privacy restrict records and review the grants.
+	{Name: MethodConfidentiality, Roles: []string{authz.RolePrivacy}, Write: true, Action: ActionConfidentiality},
 	{Name: MethodBreakGlass, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionBreakGlass},
-	{Name: MethodBreakGlassGrants, Roles: []string{authz.RoleAdmin}, Action: ActionBreakGlassReview},
+	{Name: MethodBreakGlassGrants, Roles: []string{authz.RolePrivacy}, Action: ActionBreakGlassReview},
 }
 
 // Methods and Roles are derived from Ops.
@@ -95,6 +97,8 @@ type Set struct {
 	// BillingAccountEndpoint and InvoicesEndpoint read the patient's billing data.
 	BillingAccountEndpoint endpoint.Endpoint `op:"GetPatientBillingAccount"`
 	InvoicesEndpoint       endpoint.Endpoint `op:"ListPatientInvoices"`
+	// AccessLogEndpoint reads one patient's access log.
+	AccessLogEndpoint endpoint.Endpoint `op:"GetPatientAccessLog"`
 	// ConfidentialityEndpoint, BreakGlassEndpoint and BreakGlassGrantsEndpoint are break-glass.
 	ConfidentialityEndpoint  endpoint.Endpoint `op:"SetPatientConfidentiality"`
 	BreakGlassEndpoint       endpoint.Endpoint `op:"BreakGlass"`
@@ -135,6 +139,7 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			inv, err := s.Invoices(ctx, r.ID)
 			return InvoicesResponse{Invoices: inv}, err
 		}),
+		AccessLogEndpoint:        typed.Endpoint(s.AccessLog),
 		ConfidentialityEndpoint:  typed.Endpoint(s.SetConfidentiality),
 		BreakGlassEndpoint:       typed.Endpoint(s.BreakGlass),
 		BreakGlassGrantsEndpoint: typed.Endpoint(breakGlassGrants(s)),
@@ -159,6 +164,8 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 			id = r.ID
 		case InvoicesRequest:
 			id = r.ID
+		case AccessLogQuery:
+			id = r.PatientID
 		case ConfidentialityRequest:
 			id = r.ID
 		case BreakGlassRequest:
@@ -223,6 +230,11 @@ func (s Set) BillingAccount(ctx context.Context, id string) (BillingAccount, err
 func (s Set) Invoices(ctx context.Context, id string) ([]Invoice, error) {
 	r, err := typed.Call[InvoicesResponse](ctx, s.InvoicesEndpoint, InvoicesRequest{ID: id})
 	return r.Invoices, err
+}
+
+// AccessLog implements Service over the endpoint set.
+func (s Set) AccessLog(ctx context.Context, q AccessLogQuery) (AccessLogPage, error) {
+	return typed.Call[AccessLogPage](ctx, s.AccessLogEndpoint, q)
 }
 
 // Map returns the set with f around every endpoint it has (op.Map): clients put one policy

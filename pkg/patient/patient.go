@@ -153,6 +153,10 @@ const (
 	// ActionBillingAccount and ActionInvoices are reads of the patient's billing data.
 	ActionBillingAccount = "read_billing_account"
 	ActionInvoices       = "read_invoices"
+	// ActionAuditRead and ActionAccessLogRead: reads of the audit log and of a patient's
+	// access log are audited too (issue 17), though they disclose no record.
+	ActionAuditRead     = "audit_read"
+	ActionAccessLogRead = "access_log_read"
 )
 
 // Domain errors. Transports map their kinds to statuses; errors.Is matches by kind, so these

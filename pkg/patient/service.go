@@ -27,6 +27,8 @@ type Service interface {
 	Delete(ctx context.Context, req DeleteRequest) error
 	History(ctx context.Context, id string) ([]Version, error)
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// AccessLog is the accounting of disclosures of one patient's record (issue 17).
+	AccessLog(ctx context.Context, q AccessLogQuery) (AccessLogPage, error)
 	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md).
 	VerifyAudit(ctx context.Context) (audit.Report, error)
 	// BillingAccount and Invoices read the patient's billing data from the billing service;
@@ -58,6 +60,11 @@ type Options struct {
 	Billing Billing
 	// BillingTimeout bounds opening an account; default DefaultBillingTimeout.
 	BillingTimeout time.Duration
+	// Disclosures, when set (with its Hook on the audit writer), records per patient which
+	// records each audited action disclosed, for the access log; nil leaves it empty.
+	Disclosures *Disclosures
+	// SearchKey is the HMAC key of search fingerprints (LoadSearchKey); nil keeps none.
+	SearchKey []byte
 	// BreakGlassTTL is how long an emergency grant lasts; default DefaultBreakGlassTTL.
 	BreakGlassTTL time.Duration
 }
@@ -69,12 +76,17 @@ type service struct {
 	log            log.Logger
 	billing        Billing
 	billingTimeout time.Duration
+	searchKey      []byte
 	breakGlassTTL  time.Duration
 }
 
 // NewService returns the patient service over store, auditing to auditLog.
 func NewService(store *Store, auditLog AuditLog, o Options) Service {
-	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger, billing: o.Billing, billingTimeout: o.BillingTimeout}
+	if o.Disclosures != nil {
+		auditLog = o.Disclosures.Log(auditLog)
+	}
+	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger, billing: o.Billing, billingTimeout: o.BillingTimeout,
+		searchKey: o.SearchKey}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -182,6 +194,13 @@ func (s *service) Get(ctx context.Context, id string) (Patient, error) {
 
 func (s *service) List(ctx context.Context, q ListQuery) (Page, error) {
 	page, err := s.list(ctx, q)
+	// One chained entry; its disclosures (one row per record returned) and the query's keyed
+	// fingerprint are written with it (disclose.go).
+	ids := make([]string, len(page.Patients))
+	for i := range page.Patients {
+		ids[i] = page.Patients[i].ID
+	}
+	ctx = withSearch(ctx, ids, fingerprint(s.searchKey, q))
 	return readResult(s, ctx, ActionSearch, "", page, err)
 }
 
@@ -321,12 +340,14 @@ func (s *service) History(ctx context.Context, id string) ([]Version, error) {
 	return readResult(s, ctx, ActionHistory, pid, v, err)
 }
 
-// Audit reads the audit log. Reading it is not itself audited per patient; the role table
-// restricts it to admins.
+// Audit reads the audit log (admin and privacy roles). The read is itself audited
+// (audit_read, naming the patient filtered on, if any): reads of audit logs are accountable
+// too (issue 17).
 func (s *service) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	aq, err := audit.CheckQuery(audit.Query{SubjectID: q.PatientID, Actor: q.Actor, From: q.From, To: q.To, Limit: q.Limit}, "patientId", ParseID)
-	if err != nil {
-		return nil, err
+	var out []AuditEntry
+	if err == nil {
+		out, err = s.store.auditLog(ctx, AuditQuery{PatientID: aq.SubjectID, Actor: aq.Actor, From: aq.From, To: aq.To, Limit: aq.Limit})
 	}
-	return s.store.auditLog(ctx, AuditQuery{PatientID: aq.SubjectID, Actor: aq.Actor, From: aq.From, To: aq.To, Limit: aq.Limit})
+	return readResult(s, ctx, ActionAuditRead, aq.SubjectID, out, err)
 }

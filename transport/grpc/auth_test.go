@@ -107,7 +107,7 @@ func TestAuthOverGRPC(t *testing.T) {
 	if users, err := c.ListUsers(actx); err != nil || len(users) != 2 {
 		t.Fatalf("list: %v %v", users, err)
 	}
-	if entries, err := c.Audit(actx, auth.AuditQuery{UserID: u.ID}); err != nil || len(entries) != 2 {
+	if entries, err := c.Audit(actx, auth.AuditQuery{UserID: u.ID}); err != nil || len(withoutAuthReads(entries)) != 2 {
 		t.Fatalf("audit: %v %v", entries, err)
 	}
 	if set, err := c.JWKS(ctx); err != nil || len(set.Keys) != 1 || set.Keys[0].Crv != "Ed25519" {
@@ -291,4 +291,15 @@ func TestResetPasswordOverGRPC(t *testing.T) {
 	if _, err := c.Login(ctx, auth.LoginRequest{Email: "reset@example.org", Password: "a brand new long passphrase"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// withoutAuthReads drops the audited reads of users and of the audit log (issue 17).
+func withoutAuthReads(entries []auth.AuditEntry) []auth.AuditEntry {
+	var out []auth.AuditEntry
+	for _, e := range entries {
+		if e.Action != auth.ActionUserRead && e.Action != auth.ActionAuditRead {
+			out = append(out, e)
+		}
+	}
+	return out
 }

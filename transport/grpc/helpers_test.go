@@ -111,6 +111,10 @@ func (s *stubService) Invoices(ctx context.Context, id string) ([]patient.Invoic
 	return stubResult[[]patient.Invoice](s.do(ctx, patient.MethodInvoices, id))
 }
 
+func (s *stubService) AccessLog(ctx context.Context, q patient.AccessLogQuery) (patient.AccessLogPage, error) {
+	return stubResult[patient.AccessLogPage](s.do(ctx, patient.MethodAccessLog, q))
+}
+
 // harness is a real gRPC server on a loopback port serving a stub through the real endpoint
 // set, and a real client connection to it.
 type harness struct {

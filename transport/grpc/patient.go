@@ -36,7 +36,8 @@ func newPatientServer(set patient.Set) *patientServer {
 		}), total(auditVerdictToPB)),
 		billingAccount: kitgrpc.NewServer(set.BillingAccountEndpoint, total(billingAccountRequestFromPB),
 			total(patientBillingAccountToPB)),
-		invoices: kitgrpc.NewServer(set.InvoicesEndpoint, total(invoicesRequestFromPB), total(patientInvoicesToPB)),
+		invoices:  kitgrpc.NewServer(set.InvoicesEndpoint, total(invoicesRequestFromPB), total(patientInvoicesToPB)),
+		accessLog: kitgrpc.NewServer(set.AccessLogEndpoint, total(accessLogQueryFromPB), total(accessLogToPB)),
 		// break-glass (patient_breakglass.go)
 		confidentiality:  kitgrpc.NewServer(set.ConfidentialityEndpoint, total(confidentialityFromPB), total(patientToPB)),
 		breakGlass:       kitgrpc.NewServer(set.BreakGlassEndpoint, total(breakGlassFromPB), total(grantToPB)),
@@ -48,8 +49,13 @@ func newPatientServer(set patient.Set) *patientServer {
 type patientServer struct {
 	patientv1.UnimplementedPatientServiceServer
 	create, get, list, update, del, history, audit kitgrpc.Handler
-	billingAccount, invoices, verify               kitgrpc.Handler
+	billingAccount, invoices, accessLog, verify    kitgrpc.Handler
 	confidentiality, breakGlass, breakGlassGrants  kitgrpc.Handler
+}
+
+// GetPatientAccessLog implements patientv1.PatientServiceServer.
+func (s *patientServer) GetPatientAccessLog(ctx context.Context, r *patientv1.GetPatientAccessLogRequest) (*patientv1.GetPatientAccessLogResponse, error) {
+	return serve[*patientv1.GetPatientAccessLogResponse](ctx, s.accessLog, r)
 }
 
 // VerifyAudit implements patientv1.PatientServiceServer.
@@ -138,6 +144,8 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 			total(patientBillingAccountFromPB), &billingv1.Account{}),
 		InvoicesEndpoint: c.endpoint(patient.MethodInvoices, total(invoicesRequestToPB), total(patientInvoicesFromPB),
 			&patientv1.ListPatientInvoicesResponse{}),
+		AccessLogEndpoint: c.endpoint(patient.MethodAccessLog, total(accessLogQueryToPB), total(accessLogFromPB),
+			&patientv1.GetPatientAccessLogResponse{}),
 		ConfidentialityEndpoint: c.endpoint(patient.MethodConfidentiality, total(confidentialityToPB), total(patientFromPB), &patientv1.Patient{}),
 		BreakGlassEndpoint:      c.endpoint(patient.MethodBreakGlass, total(breakGlassToPB), total(grantFromPB), &patientv1.BreakGlassGrant{}),
 		BreakGlassGrantsEndpoint: c.endpoint(patient.MethodBreakGlassGrants, total(grantQueryToPB), total(grantsFromPB),
@@ -479,4 +487,28 @@ func patientInvoiceFromPB(inv *billingv1.Invoice) patient.Invoice {
 			return patient.InvoicePayment{ID: p.GetId(), Amount: p.GetAmount(), Method: p.GetMethod(), At: fromTimestamp(p.GetAt())}
 		}),
 	}
+}
+
+func accessLogQueryToPB(q patient.AccessLogQuery) *patientv1.GetPatientAccessLogRequest {
+	return &patientv1.GetPatientAccessLogRequest{Id: q.PatientID, Limit: int32Of(q.Limit), PageToken: q.PageToken}
+}
+
+func accessLogQueryFromPB(r *patientv1.GetPatientAccessLogRequest) patient.AccessLogQuery {
+	return patient.AccessLogQuery{PatientID: r.GetId(), Limit: int(r.GetLimit()), PageToken: r.GetPageToken()}
+}
+
+func accessLogToPB(p patient.AccessLogPage) *patientv1.GetPatientAccessLogResponse {
+	return &patientv1.GetPatientAccessLogResponse{NextPageToken: p.NextPageToken, Records: mapSlice(p.Records, func(r patient.AccessRecord) *patientv1.AccessRecord {
+		return &patientv1.AccessRecord{EntryId: r.EntryID, At: toTimestamp(r.At), Actor: r.Actor, Role: r.Role, Action: r.Action,
+			Outcome: r.Outcome, Position: int32(r.Position), RequestId: r.RequestID, ClientAddress: r.ClientAddress,
+			Transport: r.Transport, Emergency: r.Emergency}
+	})}
+}
+
+func accessLogFromPB(r *patientv1.GetPatientAccessLogResponse) patient.AccessLogPage {
+	return patient.AccessLogPage{NextPageToken: r.GetNextPageToken(), Records: mapSlice(r.GetRecords(), func(a *patientv1.AccessRecord) patient.AccessRecord {
+		return patient.AccessRecord{EntryID: a.GetEntryId(), At: fromTimestamp(a.GetAt()), Actor: a.GetActor(), Role: a.GetRole(),
+			Action: a.GetAction(), Outcome: a.GetOutcome(), Position: int(a.GetPosition()), RequestID: a.GetRequestId(),
+			ClientAddress: a.GetClientAddress(), Transport: a.GetTransport(), Emergency: a.GetEmergency()}
+	})}
 }

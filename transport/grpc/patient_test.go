@@ -160,6 +160,16 @@ func TestPatientRoundTrip(t *testing.T) {
 		call:    func(ctx context.Context, c patient.Set) (any, error) { return c.Invoices(ctx, "x") },
 		wantReq: "x",
 		answer:  []patient.Invoice{},
+	}, {
+		name: "access log", method: patient.MethodAccessLog,
+		call: func(ctx context.Context, c patient.Set) (any, error) {
+			return c.AccessLog(ctx, patient.AccessLogQuery{PatientID: alice.ID, Limit: 5, PageToken: "t1"})
+		},
+		wantReq: patient.AccessLogQuery{PatientID: alice.ID, Limit: 5, PageToken: "t1"},
+		answer: patient.AccessLogPage{NextPageToken: "t2", Records: []patient.AccessRecord{{
+			EntryID: "e-1", At: updated, Actor: "u-1", Role: "clinician", Action: patient.ActionSearch, Outcome: "success",
+			Position: 4, RequestID: "r-1", ClientAddress: "203.0.113.7", Transport: "grpc", Emergency: true,
+		}}},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

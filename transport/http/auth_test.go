@@ -191,13 +191,13 @@ func TestAuthRoutes(t *testing.T) {
 	resp, b = e.do(t, "PATCH", "/users/"+adminID, e.admin, `{"disabled":true}`, jsonCT...)
 	checkError(t, resp, b, 409, errs.Conflict)
 	resp, b = e.do(t, "GET", "/users/audit?userId="+u.ID+"&limit=10", e.admin, "")
-	entries := decodeBody[[]auth.AuditEntry](t, b)
+	entries := withoutAuthReads(decodeBody[[]auth.AuditEntry](t, b)) // reads are audited too (issue 17)
 	if resp.StatusCode != 200 || len(entries) != 2 || entries[0].Action != auth.ActionUserUpdate || entries[0].UserID != u.ID {
 		t.Fatalf("audit: %d %s", resp.StatusCode, b)
 	}
 	// The same over the client.
 	ctx := authz.WithToken(context.Background(), e.admin)
-	if got, err := e.client.Audit(ctx, auth.AuditQuery{UserID: u.ID}); err != nil || len(got) != 2 {
+	if got, err := e.client.Audit(ctx, auth.AuditQuery{UserID: u.ID}); err != nil || len(withoutAuthReads(got)) != 2 {
 		t.Fatalf("client audit: %v %v", got, err)
 	}
 	if got, err := e.client.GetUser(ctx, u.ID); err != nil || got.ID != u.ID {
@@ -465,4 +465,15 @@ func TestResetPasswordOverHTTP(t *testing.T) {
 	if err := e.client.SetPassword(context.Background(), auth.SetPasswordRequest{Token: r2.ResetToken, NewPassword: "another new passphrase"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// withoutAuthReads drops the audited reads of users and of the audit log (issue 17).
+func withoutAuthReads(entries []auth.AuditEntry) []auth.AuditEntry {
+	var out []auth.AuditEntry
+	for _, e := range entries {
+		if e.Action != auth.ActionUserRead && e.Action != auth.ActionAuditRead {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -89,8 +89,21 @@ func Encoder[Resp any](f func(context.Context, http.Header, Resp) (int, any)) ki
 			return errs.Wrap(errs.Internal, wire.InternalMessage, fmt.Errorf("httptransport: endpoint returned %T, want %T", response, want))
 		}
 		status, body := f(ctx, w.Header(), resp)
+		if raw, ok := body.(RawBody); ok {
+			w.Header().Set("Content-Type", raw.ContentType)
+			w.WriteHeader(status)
+			_, _ = w.Write(raw.Data)
+			return nil
+		}
 		return WriteJSON(w, status, body)
 	}
+}
+
+// RawBody is a response body an encoder has already serialised in another format than JSON
+// (the access log as CSV); Encoder writes it as is with its content type.
+type RawBody struct {
+	ContentType string
+	Data        []byte
 }
 
 // Query is a request's query string checked against the route's allow-list. Its getters

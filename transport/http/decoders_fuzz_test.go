@@ -268,6 +268,26 @@ var patientCases = []decodeCase{
 		cl, _ := encodeListCall(q)
 		return withQuery(in, cl.query)
 	}),
+	caseOf("search", "POST", decodeSearchPatients, func(t *testing.T, in fuzzInput, q patient.ListQuery) {
+		checkNoQuery(t, in)
+		checkJSONBody(t, in)
+		for name, v := range map[string]string{"q": q.Q, "email": q.Email, "dateOfBirth": q.DateOfBirth, "pageToken": q.PageToken} {
+			if !plainText(v) {
+				t.Fatalf("%s %q accepted", name, v)
+			}
+		}
+		if q.Limit < 0 || q.Limit > patient.MaxLimit {
+			t.Fatalf("limit %d accepted", q.Limit)
+		}
+	}, func(t *testing.T, in fuzzInput, q patient.ListQuery) fuzzInput {
+		cl, _ := encodeSearchCall(q)
+		return withBody(t, in, cl.body)
+	}),
+	caseOf("access-log", "GET", decodeAccessLog, func(t *testing.T, in fuzzInput, q patient.AccessLogQuery) {
+		checkID(t, in, q.PatientID)
+		v := checkQuery(t, in, []string{"limit", "pageToken"}, map[string]string{"pageToken": q.PageToken})
+		checkLimit(t, v, q.Limit, patient.MaxLimit)
+	}, nil),
 	caseOf("audit-verify", "GET", decodeVerifyAudit[patient.VerifyAuditRequest], noQueryCheck[patient.VerifyAuditRequest], nil),
 	caseOf("audit", "GET", decodeAudit, func(t *testing.T, in fuzzInput, q patient.AuditQuery) {
 		v := checkQuery(t, in, []string{"patientId", "actor", "from", "to", "limit"},
@@ -473,6 +493,8 @@ func FuzzPatientDecoders(f *testing.F) {
 		"list":            {query: "q=ada&email=a%40b.c&dateOfBirth=1915-12-10&limit=10&pageToken=cDEuMQ"},
 		"audit":           {query: "patientId=" + testID + "&actor=u-1&from=2026-01-01&to=2026-01-31T23:00:00%2B01:00&limit=1000"},
 		"billing-account": {id: testID},
+		"search":          {contentType: "application/json", body: []byte(`{"q":"ada","email":"a@b.c","dateOfBirth":"1915-12-10","limit":10,"pageToken":"cDEuMQ"}`)},
+		"access-log":      {id: testID, query: "limit=10&pageToken=cDEuMQ"},
 	})
 }
 

@@ -230,7 +230,7 @@ func Handle[Req, Resp any](router *mux.Router, o Options, method, path string, e
 	// Path before Methods: gorilla/mux v1.8.1 otherwise forgets a method mismatch when a
 	// later route has the method but not the path, and answers 404 instead of 405.
 	router.Path(o.prefix() + path).Methods(method).Handler(kithttp.NewServer(e, Decoder(dec), Encoder(enc),
-		kithttp.ServerBefore(bearerTokenToContext, requestURLToContext),
+		kithttp.ServerBefore(bearerTokenToContext, requestURLToContext, acceptToContext),
 		kithttp.ServerErrorEncoder(EncodeError),
 		kithttp.ServerErrorHandler(internalErrorLogger{o.logger()}),
 	))
@@ -251,6 +251,7 @@ type ctxKey int
 
 const (
 	requestURLKey ctxKey = iota
+	acceptKey
 )
 
 // bearerTokenToContext is a ServerBefore that keeps the caller's bearer token in the context
@@ -269,6 +270,18 @@ func bearerTokenToContext(ctx context.Context, r *http.Request) context.Context 
 // links from the query the caller sent (the next page of a search).
 func requestURLToContext(ctx context.Context, r *http.Request) context.Context {
 	return context.WithValue(ctx, requestURLKey, r.URL)
+}
+
+// acceptToContext is a ServerBefore that keeps the Accept header for encoders that offer
+// another format than JSON (the access log's CSV).
+func acceptToContext(ctx context.Context, r *http.Request) context.Context {
+	return context.WithValue(ctx, acceptKey, r.Header.Get("Accept"))
+}
+
+// acceptHeader returns the Accept header of the request being served.
+func acceptHeader(ctx context.Context) string {
+	s, _ := ctx.Value(acceptKey).(string)
+	return s
 }
 
 // requestQuery returns the query of the request being served, or an empty one.

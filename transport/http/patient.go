@@ -18,6 +18,8 @@ func NewPatientHandler(set patient.Set, o Options) http.Handler {
 	p := o.prefix()
 	Handle(r, o, http.MethodPost, "/patients", set.CreateEndpoint, decodeCreatePatient, encodeCreatedPatient(p))
 	Handle(r, o, http.MethodGet, "/patients", set.ListEndpoint, decodeListPatients, encodePatientPage(p))
+	Handle(r, o, http.MethodPost, "/patients/_search", set.ListEndpoint, decodeSearchPatients, encodeSearchPage(p))
+	Handle(r, o, http.MethodGet, "/patients/{id}/access-log", set.AccessLogEndpoint, decodeAccessLog, encodeAccessLog(p))
 	Handle(r, o, http.MethodGet, "/patients/{id}", set.GetEndpoint, decodeGetPatient, encodePatient)
 	Handle(r, o, http.MethodPut, "/patients/{id}", set.UpdateEndpoint, decodeUpdatePatient, encodePatient)
 	Handle(r, o, http.MethodDelete, "/patients/{id}", set.DeleteEndpoint, decodeDeletePatient, encodeNoContent[patient.DeleteResponse])
@@ -187,8 +189,9 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 		GetEndpoint: clientEndpoint(c, func(r patient.GetRequest) (call, error) {
 			return patientCall(http.MethodGet, r.ID, "")
 		}, decodeJSONResponse[patient.Patient]),
-		ListEndpoint:   clientEndpoint(c, encodeListCall, decodePageResponse),
-		UpdateEndpoint: clientEndpoint(c, encodeUpdateCall, decodeJSONResponse[patient.Patient]),
+		ListEndpoint:      clientEndpoint(c, encodeSearchCall, decodePageResponse),
+		AccessLogEndpoint: clientEndpoint(c, encodeAccessLogCall, decodeAccessLogResponse),
+		UpdateEndpoint:    clientEndpoint(c, encodeUpdateCall, decodeJSONResponse[patient.Patient]),
 		DeleteEndpoint: clientEndpoint(c, encodeDeleteCall, func(*http.Response) (patient.DeleteResponse, error) {
 			return patient.DeleteResponse{}, nil
 		}),

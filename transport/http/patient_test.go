@@ -48,6 +48,8 @@ type stubService struct {
 	// account and invoices answer the billing reads.
 	account  patient.BillingAccount
 	invoices []patient.Invoice
+	// accessLog answers AccessLog.
+	accessLog patient.AccessLogPage
 }
 
 func (s *stubService) record(ctx context.Context, req any) error {
@@ -91,6 +93,10 @@ func (s *stubService) Audit(ctx context.Context, q patient.AuditQuery) ([]patien
 }
 func (s *stubService) VerifyAudit(ctx context.Context) (audit.Report, error) {
 	return audit.Report{Service: "patient", OK: true}, s.record(ctx, patient.VerifyAuditRequest{})
+}
+
+func (s *stubService) AccessLog(ctx context.Context, q patient.AccessLogQuery) (patient.AccessLogPage, error) {
+	return s.accessLog, s.record(ctx, q)
 }
 
 func (s *stubService) BillingAccount(ctx context.Context, id string) (patient.BillingAccount, error) {

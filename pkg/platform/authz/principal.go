@@ -19,10 +19,13 @@ const (
 	RoleClinician = "clinician"
 	RoleBilling   = "billing"
 	RoleAnalyst   = "analyst"
+	// RolePrivacy is the privacy officer's: read-only access to audit logs and patients'
+	// access logs, nothing clinical (issue 17).
+	RolePrivacy = "privacy"
 )
 
 // Roles lists every role.
-var Roles = []string{RoleAdmin, RoleClinician, RoleBilling, RoleAnalyst}
+var Roles = []string{RoleAdmin, RoleClinician, RoleBilling, RoleAnalyst, RolePrivacy}
 
 // ValidRole reports whether r is one of the contract's roles.
 func ValidRole(r string) bool {

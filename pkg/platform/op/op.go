@@ -77,18 +77,31 @@ func (t Table) Actions() map[string]string {
 
 // Gateway is the coarse role table the gateway checks before the service checks its own
 // (API.md, "Gateway routing"): public operations stay public, admin-only ones need admin,
-// every other needs any valid token — the service then applies its finer table.
+// audit readings (admin and privacy only) need one of those, every other needs any valid
+// token — the service then applies its finer table.
 func (t Table) Gateway() authz.RoleTable {
 	out := authz.RoleTable{}
 	for _, o := range t {
 		switch {
 		case len(o.Roles) == 1 && (o.Roles[0] == authz.Public || o.Roles[0] == authz.RoleAdmin):
 			out[o.Name] = o.Roles
+		case auditOnly(o.Roles):
+			out[o.Name] = o.Roles
 		default:
 			out[o.Name] = []string{authz.Authenticated}
 		}
 	}
 	return out
+}
+
+// auditOnly reports whether roles are admin and privacy only: the readers of audit logs.
+func auditOnly(roles []string) bool {
+	for _, r := range roles {
+		if r != authz.RoleAdmin && r != authz.RolePrivacy {
+			return false
+		}
+	}
+	return len(roles) > 0
 }
 
 // Rates maps each operation with a rate class to it.

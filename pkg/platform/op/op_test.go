@@ -95,4 +95,8 @@ func TestDerivedTables(t *testing.T) {
 			t.Errorf("Gateway()[%s] = %v; want [%s]", n, gw[n], r)
 		}
 	}
+	audits := Table{{Name: "A", Roles: []string{authz.RoleAdmin, authz.RolePrivacy}}}.Gateway()
+	if !slices.Equal(audits["A"], []string{authz.RoleAdmin, authz.RolePrivacy}) {
+		t.Errorf("Gateway()[A] = %v; want admin and privacy (audit readers)", audits["A"])
+	}
 }

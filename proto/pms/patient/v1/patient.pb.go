@@ -1274,6 +1274,248 @@ func (x *ListPatientInvoicesResponse) GetInvoices() []*v1.Invoice {
 	return nil
 }
 
+// GetPatientAccessLogRequest names the patient and the page.
+type GetPatientAccessLogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// limit is the page size, 1..500; 0 means the default (50).
+	Limit         int32  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPatientAccessLogRequest) Reset() {
+	*x = GetPatientAccessLogRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPatientAccessLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPatientAccessLogRequest) ProtoMessage() {}
+
+func (x *GetPatientAccessLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPatientAccessLogRequest.ProtoReflect.Descriptor instead.
+func (*GetPatientAccessLogRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetPatientAccessLogRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetPatientAccessLogRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *GetPatientAccessLogRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// AccessRecord is one access to the patient's record: who, when, what, from where, via which
+// transport, and whether it was an emergency access. position is the record's place in a
+// search's results (1..n), 0 for a single-record action.
+type AccessRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EntryId       string                 `protobuf:"bytes,1,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Role          string                 `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	Action        string                 `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	Outcome       string                 `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Position      int32                  `protobuf:"varint,7,opt,name=position,proto3" json:"position,omitempty"`
+	RequestId     string                 `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ClientAddress string                 `protobuf:"bytes,9,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	Transport     string                 `protobuf:"bytes,10,opt,name=transport,proto3" json:"transport,omitempty"`
+	Emergency     bool                   `protobuf:"varint,11,opt,name=emergency,proto3" json:"emergency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessRecord) Reset() {
+	*x = AccessRecord{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessRecord) ProtoMessage() {}
+
+func (x *AccessRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessRecord.ProtoReflect.Descriptor instead.
+func (*AccessRecord) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *AccessRecord) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *AccessRecord) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *AccessRecord) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetTransport() string {
+	if x != nil {
+		return x.Transport
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetEmergency() bool {
+	if x != nil {
+		return x.Emergency
+	}
+	return false
+}
+
+// GetPatientAccessLogResponse is one page; next_page_token is empty on the last.
+type GetPatientAccessLogResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*AccessRecord        `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPatientAccessLogResponse) Reset() {
+	*x = GetPatientAccessLogResponse{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPatientAccessLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPatientAccessLogResponse) ProtoMessage() {}
+
+func (x *GetPatientAccessLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPatientAccessLogResponse.ProtoReflect.Descriptor instead.
+func (*GetPatientAccessLogResponse) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetPatientAccessLogResponse) GetRecords() []*AccessRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *GetPatientAccessLogResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // SetPatientConfidentialityRequest sets the confidentiality of patient id: "normal" or
 // "restricted".
 type SetPatientConfidentialityRequest struct {
@@ -1286,7 +1528,7 @@ type SetPatientConfidentialityRequest struct {
 
 func (x *SetPatientConfidentialityRequest) Reset() {
 	*x = SetPatientConfidentialityRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1540,7 @@ func (x *SetPatientConfidentialityRequest) String() string {
 func (*SetPatientConfidentialityRequest) ProtoMessage() {}
 
 func (x *SetPatientConfidentialityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1553,7 @@ func (x *SetPatientConfidentialityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPatientConfidentialityRequest.ProtoReflect.Descriptor instead.
 func (*SetPatientConfidentialityRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{18}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetPatientConfidentialityRequest) GetId() string {
@@ -1340,7 +1582,7 @@ type BreakGlassRequest struct {
 
 func (x *BreakGlassRequest) Reset() {
 	*x = BreakGlassRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1594,7 @@ func (x *BreakGlassRequest) String() string {
 func (*BreakGlassRequest) ProtoMessage() {}
 
 func (x *BreakGlassRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1607,7 @@ func (x *BreakGlassRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BreakGlassRequest.ProtoReflect.Descriptor instead.
 func (*BreakGlassRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{19}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BreakGlassRequest) GetId() string {
@@ -1401,7 +1643,7 @@ type BreakGlassGrant struct {
 
 func (x *BreakGlassGrant) Reset() {
 	*x = BreakGlassGrant{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[20]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1655,7 @@ func (x *BreakGlassGrant) String() string {
 func (*BreakGlassGrant) ProtoMessage() {}
 
 func (x *BreakGlassGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[20]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1668,7 @@ func (x *BreakGlassGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BreakGlassGrant.ProtoReflect.Descriptor instead.
 func (*BreakGlassGrant) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{20}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BreakGlassGrant) GetId() string {
@@ -1507,7 +1749,7 @@ type ListBreakGlassGrantsRequest struct {
 
 func (x *ListBreakGlassGrantsRequest) Reset() {
 	*x = ListBreakGlassGrantsRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[21]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1761,7 @@ func (x *ListBreakGlassGrantsRequest) String() string {
 func (*ListBreakGlassGrantsRequest) ProtoMessage() {}
 
 func (x *ListBreakGlassGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[21]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1774,7 @@ func (x *ListBreakGlassGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBreakGlassGrantsRequest.ProtoReflect.Descriptor instead.
 func (*ListBreakGlassGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{21}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListBreakGlassGrantsRequest) GetPatientId() string {
@@ -1580,7 +1822,7 @@ type ListBreakGlassGrantsResponse struct {
 
 func (x *ListBreakGlassGrantsResponse) Reset() {
 	*x = ListBreakGlassGrantsResponse{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[22]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1834,7 @@ func (x *ListBreakGlassGrantsResponse) String() string {
 func (*ListBreakGlassGrantsResponse) ProtoMessage() {}
 
 func (x *ListBreakGlassGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[22]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1847,7 @@ func (x *ListBreakGlassGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBreakGlassGrantsResponse.ProtoReflect.Descriptor instead.
 func (*ListBreakGlassGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{22}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListBreakGlassGrantsResponse) GetGrants() []*BreakGlassGrant {
@@ -1728,7 +1970,29 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x1aListPatientInvoicesRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"R\n" +
 	"\x1bListPatientInvoicesResponse\x123\n" +
-	"\binvoices\x18\x01 \x03(\v2\x17.pms.billing.v1.InvoiceR\binvoices\"\\\n" +
+	"\binvoices\x18\x01 \x03(\v2\x17.pms.billing.v1.InvoiceR\binvoices\"a\n" +
+	"\x1aGetPatientAccessLogRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xcf\x02\n" +
+	"\fAccessRecord\x12\x19\n" +
+	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x18\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\x12\x1a\n" +
+	"\bposition\x18\a \x01(\x05R\bposition\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12%\n" +
+	"\x0eclient_address\x18\t \x01(\tR\rclientAddress\x12\x1c\n" +
+	"\ttransport\x18\n" +
+	" \x01(\tR\ttransport\x12\x1c\n" +
+	"\temergency\x18\v \x01(\bR\temergency\"}\n" +
+	"\x1bGetPatientAccessLogResponse\x126\n" +
+	"\arecords\x18\x01 \x03(\v2\x1c.pms.patient.v1.AccessRecordR\arecords\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\\\n" +
 	" SetPatientConfidentialityRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x0fconfidentiality\x18\x02 \x01(\tR\x0fconfidentiality\";\n" +
@@ -1757,7 +2021,8 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x05R\x05limit\"W\n" +
 	"\x1cListBreakGlassGrantsResponse\x127\n" +
-	"\x06grants\x18\x01 \x03(\v2\x1f.pms.patient.v1.BreakGlassGrantR\x06grants2\xc3\t\n" +
+	"\x06grants\x18\x01 \x03(\v2\x1f.pms.patient.v1.BreakGlassGrantR\x06grants2\xb3\n" +
+	"\n" +
 	"\x0ePatientService\x12N\n" +
 	"\rCreatePatient\x12$.pms.patient.v1.CreatePatientRequest\x1a\x17.pms.patient.v1.Patient\x12H\n" +
 	"\n" +
@@ -1769,7 +2034,8 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\tListAudit\x12 .pms.patient.v1.ListAuditRequest\x1a!.pms.patient.v1.ListAuditResponse\x12O\n" +
 	"\vVerifyAudit\x12\".pms.billing.v1.VerifyAuditRequest\x1a\x1c.pms.billing.v1.AuditVerdict\x12d\n" +
 	"\x18GetPatientBillingAccount\x12/.pms.patient.v1.GetPatientBillingAccountRequest\x1a\x17.pms.billing.v1.Account\x12n\n" +
-	"\x13ListPatientInvoices\x12*.pms.patient.v1.ListPatientInvoicesRequest\x1a+.pms.patient.v1.ListPatientInvoicesResponse\x12f\n" +
+	"\x13ListPatientInvoices\x12*.pms.patient.v1.ListPatientInvoicesRequest\x1a+.pms.patient.v1.ListPatientInvoicesResponse\x12n\n" +
+	"\x13GetPatientAccessLog\x12*.pms.patient.v1.GetPatientAccessLogRequest\x1a+.pms.patient.v1.GetPatientAccessLogResponse\x12f\n" +
 	"\x19SetPatientConfidentiality\x120.pms.patient.v1.SetPatientConfidentialityRequest\x1a\x17.pms.patient.v1.Patient\x12P\n" +
 	"\n" +
 	"BreakGlass\x12!.pms.patient.v1.BreakGlassRequest\x1a\x1f.pms.patient.v1.BreakGlassGrant\x12q\n" +
@@ -1787,7 +2053,7 @@ func file_pms_patient_v1_patient_proto_rawDescGZIP() []byte {
 	return file_pms_patient_v1_patient_proto_rawDescData
 }
 
-var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*Patient)(nil),                          // 0: pms.patient.v1.Patient
 	(*CreatePatientRequest)(nil),             // 1: pms.patient.v1.CreatePatientRequest
@@ -1807,67 +2073,74 @@ var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*GetPatientBillingAccountRequest)(nil),  // 15: pms.patient.v1.GetPatientBillingAccountRequest
 	(*ListPatientInvoicesRequest)(nil),       // 16: pms.patient.v1.ListPatientInvoicesRequest
 	(*ListPatientInvoicesResponse)(nil),      // 17: pms.patient.v1.ListPatientInvoicesResponse
-	(*SetPatientConfidentialityRequest)(nil), // 18: pms.patient.v1.SetPatientConfidentialityRequest
-	(*BreakGlassRequest)(nil),                // 19: pms.patient.v1.BreakGlassRequest
-	(*BreakGlassGrant)(nil),                  // 20: pms.patient.v1.BreakGlassGrant
-	(*ListBreakGlassGrantsRequest)(nil),      // 21: pms.patient.v1.ListBreakGlassGrantsRequest
-	(*ListBreakGlassGrantsResponse)(nil),     // 22: pms.patient.v1.ListBreakGlassGrantsResponse
-	(*timestamppb.Timestamp)(nil),            // 23: google.protobuf.Timestamp
-	(*v1.Invoice)(nil),                       // 24: pms.billing.v1.Invoice
-	(*v1.VerifyAuditRequest)(nil),            // 25: pms.billing.v1.VerifyAuditRequest
-	(*v1.AuditVerdict)(nil),                  // 26: pms.billing.v1.AuditVerdict
-	(*v1.Account)(nil),                       // 27: pms.billing.v1.Account
+	(*GetPatientAccessLogRequest)(nil),       // 18: pms.patient.v1.GetPatientAccessLogRequest
+	(*AccessRecord)(nil),                     // 19: pms.patient.v1.AccessRecord
+	(*GetPatientAccessLogResponse)(nil),      // 20: pms.patient.v1.GetPatientAccessLogResponse
+	(*SetPatientConfidentialityRequest)(nil), // 21: pms.patient.v1.SetPatientConfidentialityRequest
+	(*BreakGlassRequest)(nil),                // 22: pms.patient.v1.BreakGlassRequest
+	(*BreakGlassGrant)(nil),                  // 23: pms.patient.v1.BreakGlassGrant
+	(*ListBreakGlassGrantsRequest)(nil),      // 24: pms.patient.v1.ListBreakGlassGrantsRequest
+	(*ListBreakGlassGrantsResponse)(nil),     // 25: pms.patient.v1.ListBreakGlassGrantsResponse
+	(*timestamppb.Timestamp)(nil),            // 26: google.protobuf.Timestamp
+	(*v1.Invoice)(nil),                       // 27: pms.billing.v1.Invoice
+	(*v1.VerifyAuditRequest)(nil),            // 28: pms.billing.v1.VerifyAuditRequest
+	(*v1.AuditVerdict)(nil),                  // 29: pms.billing.v1.AuditVerdict
+	(*v1.Account)(nil),                       // 30: pms.billing.v1.Account
 }
 var file_pms_patient_v1_patient_proto_depIdxs = []int32{
-	23, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
-	23, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
+	26, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: pms.patient.v1.ListPatientsResponse.patients:type_name -> pms.patient.v1.Patient
 	6,  // 3: pms.patient.v1.UpdatePatientRequest.unchanged:type_name -> pms.patient.v1.ReadOnlyFields
-	23, // 4: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
+	26, // 4: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: pms.patient.v1.PatientVersion.patient:type_name -> pms.patient.v1.Patient
 	10, // 6: pms.patient.v1.GetPatientHistoryResponse.versions:type_name -> pms.patient.v1.PatientVersion
-	23, // 7: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	23, // 8: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	23, // 9: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	26, // 7: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	26, // 8: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	26, // 9: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	13, // 10: pms.patient.v1.ListAuditResponse.entries:type_name -> pms.patient.v1.AuditEntry
-	24, // 11: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
-	23, // 12: pms.patient.v1.BreakGlassGrant.created_at:type_name -> google.protobuf.Timestamp
-	23, // 13: pms.patient.v1.BreakGlassGrant.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 14: pms.patient.v1.BreakGlassGrant.reads:type_name -> pms.patient.v1.AuditEntry
-	23, // 15: pms.patient.v1.ListBreakGlassGrantsRequest.from:type_name -> google.protobuf.Timestamp
-	23, // 16: pms.patient.v1.ListBreakGlassGrantsRequest.to:type_name -> google.protobuf.Timestamp
-	20, // 17: pms.patient.v1.ListBreakGlassGrantsResponse.grants:type_name -> pms.patient.v1.BreakGlassGrant
-	1,  // 18: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
-	2,  // 19: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
-	3,  // 20: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
-	5,  // 21: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
-	7,  // 22: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
-	9,  // 23: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
-	12, // 24: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
-	25, // 25: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
-	15, // 26: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
-	16, // 27: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
-	18, // 28: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
-	19, // 29: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
-	21, // 30: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
-	0,  // 31: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
-	0,  // 32: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
-	4,  // 33: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
-	0,  // 34: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
-	8,  // 35: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
-	11, // 36: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
-	14, // 37: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
-	26, // 38: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
-	27, // 39: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
-	17, // 40: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
-	0,  // 41: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
-	20, // 42: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
-	22, // 43: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
-	31, // [31:44] is the sub-list for method output_type
-	18, // [18:31] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	27, // 11: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
+	26, // 12: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
+	19, // 13: pms.patient.v1.GetPatientAccessLogResponse.records:type_name -> pms.patient.v1.AccessRecord
+	26, // 14: pms.patient.v1.BreakGlassGrant.created_at:type_name -> google.protobuf.Timestamp
+	26, // 15: pms.patient.v1.BreakGlassGrant.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 16: pms.patient.v1.BreakGlassGrant.reads:type_name -> pms.patient.v1.AuditEntry
+	26, // 17: pms.patient.v1.ListBreakGlassGrantsRequest.from:type_name -> google.protobuf.Timestamp
+	26, // 18: pms.patient.v1.ListBreakGlassGrantsRequest.to:type_name -> google.protobuf.Timestamp
+	23, // 19: pms.patient.v1.ListBreakGlassGrantsResponse.grants:type_name -> pms.patient.v1.BreakGlassGrant
+	1,  // 20: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
+	2,  // 21: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
+	3,  // 22: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
+	5,  // 23: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
+	7,  // 24: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
+	9,  // 25: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
+	12, // 26: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
+	28, // 27: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
+	15, // 28: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
+	16, // 29: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
+	18, // 30: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
+	21, // 31: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
+	22, // 32: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
+	24, // 33: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
+	0,  // 34: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
+	0,  // 35: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
+	4,  // 36: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
+	0,  // 37: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
+	8,  // 38: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
+	11, // 39: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
+	14, // 40: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
+	29, // 41: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
+	30, // 42: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
+	17, // 43: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
+	20, // 44: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
+	0,  // 45: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
+	23, // 46: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
+	25, // 47: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
+	34, // [34:48] is the sub-list for method output_type
+	20, // [20:34] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_pms_patient_v1_patient_proto_init() }
@@ -1882,7 +2155,7 @@ func file_pms_patient_v1_patient_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_patient_v1_patient_proto_rawDesc), len(file_pms_patient_v1_patient_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

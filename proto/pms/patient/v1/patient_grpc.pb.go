@@ -38,6 +38,7 @@ const (
 	PatientService_VerifyAudit_FullMethodName               = "/pms.patient.v1.PatientService/VerifyAudit"
 	PatientService_GetPatientBillingAccount_FullMethodName  = "/pms.patient.v1.PatientService/GetPatientBillingAccount"
 	PatientService_ListPatientInvoices_FullMethodName       = "/pms.patient.v1.PatientService/ListPatientInvoices"
+	PatientService_GetPatientAccessLog_FullMethodName       = "/pms.patient.v1.PatientService/GetPatientAccessLog"
 	PatientService_SetPatientConfidentiality_FullMethodName = "/pms.patient.v1.PatientService/SetPatientConfidentiality"
 	PatientService_BreakGlass_FullMethodName                = "/pms.patient.v1.PatientService/BreakGlass"
 	PatientService_ListBreakGlassGrants_FullMethodName      = "/pms.patient.v1.PatientService/ListBreakGlassGrants"
@@ -73,6 +74,9 @@ type PatientServiceClient interface {
 	// ListPatientInvoices reads every invoice of the patient from the billing service
 	// (REST: GET /patients/{id}/invoices); audited as a read of the patient.
 	ListPatientInvoices(ctx context.Context, in *ListPatientInvoicesRequest, opts ...grpc.CallOption) (*ListPatientInvoicesResponse, error)
+	// GetPatientAccessLog reads the accounting of disclosures of one patient's record, newest
+	// first, admin and privacy roles; audited itself (REST: GET /patients/{id}/access-log).
+	GetPatientAccessLog(ctx context.Context, in *GetPatientAccessLogRequest, opts ...grpc.CallOption) (*GetPatientAccessLogResponse, error)
 	// SetPatientConfidentiality marks a record restricted or normal again, admin only
 	// (REST: PUT /patients/{id}/confidentiality).
 	SetPatientConfidentiality(ctx context.Context, in *SetPatientConfidentialityRequest, opts ...grpc.CallOption) (*Patient, error)
@@ -192,6 +196,16 @@ func (c *patientServiceClient) ListPatientInvoices(ctx context.Context, in *List
 	return out, nil
 }
 
+func (c *patientServiceClient) GetPatientAccessLog(ctx context.Context, in *GetPatientAccessLogRequest, opts ...grpc.CallOption) (*GetPatientAccessLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPatientAccessLogResponse)
+	err := c.cc.Invoke(ctx, PatientService_GetPatientAccessLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *patientServiceClient) SetPatientConfidentiality(ctx context.Context, in *SetPatientConfidentialityRequest, opts ...grpc.CallOption) (*Patient, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Patient)
@@ -252,6 +266,9 @@ type PatientServiceServer interface {
 	// ListPatientInvoices reads every invoice of the patient from the billing service
 	// (REST: GET /patients/{id}/invoices); audited as a read of the patient.
 	ListPatientInvoices(context.Context, *ListPatientInvoicesRequest) (*ListPatientInvoicesResponse, error)
+	// GetPatientAccessLog reads the accounting of disclosures of one patient's record, newest
+	// first, admin and privacy roles; audited itself (REST: GET /patients/{id}/access-log).
+	GetPatientAccessLog(context.Context, *GetPatientAccessLogRequest) (*GetPatientAccessLogResponse, error)
 	// SetPatientConfidentiality marks a record restricted or normal again, admin only
 	// (REST: PUT /patients/{id}/confidentiality).
 	SetPatientConfidentiality(context.Context, *SetPatientConfidentialityRequest) (*Patient, error)
@@ -300,6 +317,9 @@ func (UnimplementedPatientServiceServer) GetPatientBillingAccount(context.Contex
 }
 func (UnimplementedPatientServiceServer) ListPatientInvoices(context.Context, *ListPatientInvoicesRequest) (*ListPatientInvoicesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPatientInvoices not implemented")
+}
+func (UnimplementedPatientServiceServer) GetPatientAccessLog(context.Context, *GetPatientAccessLogRequest) (*GetPatientAccessLogResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPatientAccessLog not implemented")
 }
 func (UnimplementedPatientServiceServer) SetPatientConfidentiality(context.Context, *SetPatientConfidentialityRequest) (*Patient, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetPatientConfidentiality not implemented")
@@ -511,6 +531,24 @@ func _PatientService_ListPatientInvoices_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PatientService_GetPatientAccessLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPatientAccessLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).GetPatientAccessLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_GetPatientAccessLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).GetPatientAccessLog(ctx, req.(*GetPatientAccessLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PatientService_SetPatientConfidentiality_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SetPatientConfidentialityRequest)
 	if err := dec(in); err != nil {
@@ -611,6 +649,10 @@ var PatientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPatientInvoices",
 			Handler:    _PatientService_ListPatientInvoices_Handler,
+		},
+		{
+			MethodName: "GetPatientAccessLog",
+			Handler:    _PatientService_GetPatientAccessLog_Handler,
 		},
 		{
 			MethodName: "SetPatientConfidentiality",

@@ -1,0 +1,244 @@
+package patient
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/observe"
+)
+
+// Disclosures records, beside the chained audit log, which patient records each audit entry
+// disclosed (issue 17): a search is still one chained entry, plus one indexed row per record
+// returned, so the per-patient access log (GET /patients/{id}/access-log) finds a search that
+// returned the patient. The rows are written by the audit writer's AfterBatch hook in the
+// batch transaction that writes the entry, so an entry and its disclosures commit together
+// (or not at all); the Writer's batching is untouched.
+type Disclosures struct {
+	dialect db.Dialect
+	mu      sync.Mutex
+	pending map[string]disclosure // by entry id, until the batch holding the entry commits
+}
+
+// disclosure is what an entry disclosed: the patients (in the order returned), how the
+// request arrived, and for a search its query fingerprint.
+type disclosure struct {
+	patients    []string
+	search      bool
+	transport   string
+	fingerprint string
+	added       time.Time
+}
+
+// pendingTTL bounds how long the disclosures of an entry whose caller gave up wait for the
+// writer; past it the entry was either written or dropped.
+const pendingTTL = time.Minute
+
+// NewDisclosures returns the disclosure recorder for the patient database d.
+func NewDisclosures(d *db.DB) *Disclosures {
+	return &Disclosures{dialect: d.Dialect, pending: map[string]disclosure{}}
+}
+
+type disclosureKey struct{}
+
+// withSearch marks ctx as a search that returned patients, with its query fingerprint.
+func withSearch(ctx context.Context, patients []string, fingerprint string) context.Context {
+	return context.WithValue(ctx, disclosureKey{}, disclosure{patients: patients, search: true, fingerprint: fingerprint})
+}
+
+// disclosingActions are the actions that disclose (or change) a patient's record; the
+// access log shows them. Reading the access log or the audit log is audited but is not a
+// disclosure of the record.
+var disclosingActions = map[string]bool{ActionCreate: true, ActionRead: true, ActionSearch: true,
+	ActionUpdate: true, ActionDelete: true, ActionHistory: true, ActionBillingAccount: true, ActionInvoices: true}
+
+// Log wraps the service's audit log: an entry of a disclosing action is registered with its
+// disclosures before it is appended, so the hook writes them with it.
+func (d *Disclosures) Log(inner AuditLog) AuditLog { return disclosingLog{d: d, inner: inner} }
+
+type disclosingLog struct {
+	d     *Disclosures
+	inner AuditLog
+}
+
+func (l disclosingLog) Append(ctx context.Context, e audit.Entry) error {
+	if !disclosingActions[e.Action] || e.Outcome == audit.OutcomeNotFound || e.Outcome == audit.OutcomeRejected {
+		// Not an access to a record (a rejected request disclosed nothing; an unknown id
+		// names no patient): the chained entry is the whole trace.
+		return l.inner.Append(ctx, e)
+	}
+	dis, _ := ctx.Value(disclosureKey{}).(disclosure)
+	if !dis.search && e.SubjectID != "" {
+		dis.patients = []string{e.SubjectID}
+	}
+	if len(dis.patients) == 0 && !dis.search {
+		return l.inner.Append(ctx, e)
+	}
+	dis.transport = observe.Transport(ctx)
+	if dis.transport == "" {
+		dis.transport = "internal"
+	}
+	if e.ID == "" {
+		e.ID = uuid.NewString()
+	}
+	dis.added = time.Now()
+	l.d.mu.Lock()
+	for id, p := range l.d.pending {
+		if dis.added.Sub(p.added) > pendingTTL {
+			delete(l.d.pending, id)
+		}
+	}
+	l.d.pending[e.ID] = dis
+	l.d.mu.Unlock()
+	err := l.inner.Append(ctx, e)
+	if err == nil || ctx.Err() == nil {
+		// Committed (with its disclosures) or failed as a whole. A caller that gave up may
+		// still have its entry written later, so its disclosures stay pending for the hook
+		// until pendingTTL, well past the writer's batch timeout and retry window.
+		l.d.mu.Lock()
+		delete(l.d.pending, e.ID)
+		l.d.mu.Unlock()
+	}
+	return err
+}
+
+// disclosureColumns is the number of bind parameters per audit_disclosures row.
+const disclosureColumns = 5
+
+// Hook returns the audit writer's AfterBatch hook: it writes the disclosure and search rows of
+// the batch's entries in the batch transaction, then runs next (the outbox hook) if set.
+func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error) func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error {
+	maxRows := 65535 / disclosureColumns
+	if d.dialect == db.SQLite {
+		maxRows = 32766 / disclosureColumns
+	}
+	return func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error {
+		var rows, searches []any
+		d.mu.Lock()
+		for i := range entries {
+			e := &entries[i]
+			dis, ok := d.pending[e.ID]
+			if !ok {
+				continue
+			}
+			// Kept pending until Append returns: a rolled-back batch is retried with them.
+			if dis.search {
+				searches = append(searches, e.Seq, e.ID, dis.fingerprint, len(dis.patients))
+				if d.dialect == db.Postgres && len(dis.patients) > 0 {
+					// One statement of four parameters per page, the ids as one array: a
+					// 500-row page costs one short parse rather than 2,500 bind values.
+					if _, err := tx.ExecContext(ctx, `INSERT INTO audit_disclosures (entry_seq, entry_id, patient_id, position, transport)
+						SELECT $1, $2, p, o, $3 FROM unnest($4::uuid[]) WITH ORDINALITY AS t(p, o)`,
+						e.Seq, e.ID, dis.transport, dis.patients); err != nil {
+						d.mu.Unlock()
+						return db.Classify(err)
+					}
+					continue
+				}
+				for pos, p := range dis.patients {
+					rows = append(rows, e.Seq, e.ID, p, pos+1, dis.transport)
+				}
+			} else {
+				for _, p := range dis.patients {
+					rows = append(rows, e.Seq, e.ID, p, 0, dis.transport)
+				}
+			}
+		}
+		d.mu.Unlock()
+		for len(rows) > 0 {
+			n := min(len(rows)/disclosureColumns, maxRows)
+			q := "INSERT INTO audit_disclosures (entry_seq, entry_id, patient_id, position, transport) VALUES " +
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", n), ", ")
+			if _, err := tx.ExecContext(ctx, tx.Rebind(q), rows[:n*disclosureColumns]...); err != nil {
+				return db.Classify(err)
+			}
+			rows = rows[n*disclosureColumns:]
+		}
+		if len(searches) > 0 {
+			n := len(searches) / 4
+			q := "INSERT INTO audit_searches (entry_seq, entry_id, fingerprint, results) VALUES " +
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
+			if _, err := tx.ExecContext(ctx, tx.Rebind(q), searches...); err != nil {
+				return db.Classify(err)
+			}
+		}
+		if next != nil {
+			if err := next(ctx, tx, entries); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// SearchKeyFileName is the search key's file under the data directory.
+const SearchKeyFileName = "patient-search.key"
+
+// SearchKeySize is the length of the search fingerprint key in bytes.
+const SearchKeySize = 32
+
+// LoadSearchKey reads the search fingerprint key from path, creating it (SearchKeySize random
+// bytes, hex, mode 0600) when the file does not exist. Deleting or rotating the file makes
+// every fingerprint written under the old key unlinkable to any query: that is how the
+// queries' trace is destroyed without touching the chained audit log.
+func LoadSearchKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key := make([]byte, SearchKeySize)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("search key: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("search key: %w", err)
+		}
+		if _, err := f.WriteString(hex.EncodeToString(key) + "\n"); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("search key: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("search key: %w", err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("search key: %w", err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) != SearchKeySize {
+		return nil, fmt.Errorf("search key %s: want %d hex-encoded bytes", path, SearchKeySize)
+	}
+	return key, nil
+}
+
+// fingerprint is the keyed fingerprint of a search's filters (HMAC-SHA-256, hex): equal
+// queries under one key have equal fingerprints, so an investigator holding the key can test
+// whether a given query was made, while without the key a name or birth date cannot be
+// brute-forced from it. The page token is not part of the query. Empty without a key.
+func fingerprint(key []byte, q ListQuery) string {
+	if len(key) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal([]string{strings.ToLower(strings.TrimSpace(q.Q)), strings.ToLower(strings.TrimSpace(q.Email)), q.DateOfBirth})
+	m := hmac.New(sha256.New, key)
+	m.Write(b)
+	return hex.EncodeToString(m.Sum(nil))
+}
