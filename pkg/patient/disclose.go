@@ -76,6 +76,47 @@ type disclosingLog struct {
 	inner AuditLog
 }
 
+// Settle passes a change's request to chain its pending entry (audit.Settler) through to
+// the writer — without it the recorder would take the log for one that cannot settle and
+// write the change's entry a second time — with the record the change disclosed registered
+// for the hook, as Append does. An entry the writer moves later (after an outage, past
+// pendingTTL, or after a restart) is chained without its disclosure row.
+func (l disclosingLog) Settle(ctx context.Context) error {
+	s, ok := l.inner.(audit.Settler)
+	if !ok {
+		return nil
+	}
+	e, has := audit.PendingEntry(ctx)
+	if !has || !disclosingActions[e.Action] || e.SubjectID == "" {
+		return s.Settle(ctx)
+	}
+	l.register(ctx, e.ID, disclosure{patients: []string{e.SubjectID}})
+	err := s.Settle(ctx)
+	if err == nil {
+		l.d.mu.Lock()
+		delete(l.d.pending, e.ID)
+		l.d.mu.Unlock()
+	}
+	return err
+}
+
+// register keeps dis for the hook until the entry id is chained (or pendingTTL passes).
+func (l disclosingLog) register(ctx context.Context, id string, dis disclosure) {
+	dis.transport = observe.Transport(ctx)
+	if dis.transport == "" {
+		dis.transport = "internal"
+	}
+	dis.added = time.Now()
+	l.d.mu.Lock()
+	for id, p := range l.d.pending {
+		if dis.added.Sub(p.added) > pendingTTL {
+			delete(l.d.pending, id)
+		}
+	}
+	l.d.pending[id] = dis
+	l.d.mu.Unlock()
+}
+
 func (l disclosingLog) Append(ctx context.Context, e audit.Entry) error {
 	if !disclosingActions[e.Action] || e.Outcome == audit.OutcomeNotFound || e.Outcome == audit.OutcomeRejected {
 		// Not an access to a record (a rejected request disclosed nothing; an unknown id
@@ -89,22 +130,10 @@ func (l disclosingLog) Append(ctx context.Context, e audit.Entry) error {
 	if len(dis.patients) == 0 && !dis.search {
 		return l.inner.Append(ctx, e)
 	}
-	dis.transport = observe.Transport(ctx)
-	if dis.transport == "" {
-		dis.transport = "internal"
-	}
 	if e.ID == "" {
 		e.ID = uuid.NewString()
 	}
-	dis.added = time.Now()
-	l.d.mu.Lock()
-	for id, p := range l.d.pending {
-		if dis.added.Sub(p.added) > pendingTTL {
-			delete(l.d.pending, id)
-		}
-	}
-	l.d.pending[e.ID] = dis
-	l.d.mu.Unlock()
+	l.register(ctx, e.ID, dis)
 	err := l.inner.Append(ctx, e)
 	if err == nil || ctx.Err() == nil {
 		// Committed (with its disclosures) or failed as a whole. A caller that gave up may

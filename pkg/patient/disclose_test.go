@@ -45,6 +45,15 @@ func TestSearchShowsInAccessLog(t *testing.T) {
 			}
 			ids = append(ids, p.ID)
 		}
+		// Each create has exactly one entry, chained before Create returned (the disclosing
+		// log passes the settle through: nothing left pending, nothing written twice).
+		var creates, pending int
+		if err := d.GetContext(context.Background(), &creates, `SELECT count(*) FROM audit_log WHERE action = 'create'`); err != nil || creates != 3 {
+			t.Fatalf("create entries = %d, %v; want 3", creates, err)
+		}
+		if err := d.GetContext(context.Background(), &pending, `SELECT count(*) FROM audit_pending`); err != nil || pending != 0 {
+			t.Fatalf("entries still pending = %d, %v; want 0", pending, err)
+		}
 		page, err := s.List(ctx, patient.ListQuery{Q: "Zebulon"})
 		if err != nil || len(page.Patients) != 3 || page.Patients[1].ID != ids[1] {
 			t.Fatalf("search = %+v, %v", page, err)

@@ -43,6 +43,16 @@ func WithPending(ctx context.Context, action, subject string) context.Context {
 	return context.WithValue(ctx, pendingKey{}, p)
 }
 
+// PendingEntry is the entry ctx's change records in its own transaction (WithPending), if
+// any: what a wrapper of the writer (the patient service's disclosures) needs to know of the
+// entry a Settle will chain.
+func PendingEntry(ctx context.Context) (Entry, bool) {
+	if p := pendingFrom(ctx); p != nil {
+		return p.e, true
+	}
+	return Entry{}, false
+}
+
 func pendingFrom(ctx context.Context) *pending {
 	p, _ := ctx.Value(pendingKey{}).(*pending)
 	return p
