@@ -17,6 +17,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/pms/pms/pkg/platform/broker"
 	"github.com/pms/pms/pkg/platform/outbox"
+	"github.com/pms/pms/pkg/platform/privfile"
 	kafkatransport "github.com/pms/pms/transport/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -99,7 +100,7 @@ func startBroker(ctx context.Context, s settings) (*broker.Broker, broker.Creden
 		return nil, nil, err
 	}
 	op := kafkatransport.PrincipalOperator
-	if err := broker.WritePrivate(filepath.Join(s.dataDir, "kcat.conf"), kcatConfig(b.Addr(), op, creds[op], s.kafka.caFile)); err != nil {
+	if err := privfile.Write(filepath.Join(s.dataDir, "kcat.conf"), kcatConfig(b.Addr(), op, creds[op], s.kafka.caFile), false); err != nil {
 		b.Close()
 		return nil, nil, fmt.Errorf("broker: kcat.conf: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pms/pms/pkg/platform/broker"
+	"github.com/pms/pms/pkg/platform/privfile"
 	kafkatransport "github.com/pms/pms/transport/kafka"
 )
 
@@ -80,7 +81,7 @@ func runKafka(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if p == kafkatransport.PrincipalAdmin {
 			continue
 		}
-		if err := broker.WritePrivate(s.kafka.credentials+"."+p, []byte(p+" "+creds[p]+"\n")); err != nil {
+		if err := privfile.Write(s.kafka.credentials+"."+p, []byte(p+" "+creds[p]+"\n"), false); err != nil {
 			return err
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/privfile"
 )
 
 // KeyFileName is the key ring's file under the data folder when no key file is configured.
@@ -181,40 +182,11 @@ func writeKeyFile(path string, kf keyFile, exclusive bool) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".auth-keys-*")
-	if err != nil {
+	err = privfile.Write(path, append(b, '\n'), exclusive)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("auth: write key file: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("auth: write key file: %w", err)
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("auth: write key file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("auth: write key file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("auth: write key file: %w", err)
-	}
-	if exclusive {
-		// Link fails when path exists, so two first starts cannot both win.
-		if err := os.Link(tmp.Name(), path); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				return err
-			}
-			return fmt.Errorf("auth: write key file: %w", err)
-		}
-		return nil
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("auth: write key file: %w", err)
-	}
-	return nil
+	return err
 }
 
 func readKeyFile(path string) (keyFile, error) {

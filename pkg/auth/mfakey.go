@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/pms/pms/pkg/platform/privfile"
 )
 
 // MFAKeyFileName is the MFA sealing key's file under the data folder when no
@@ -66,24 +68,11 @@ func readMFAKey(path string) ([]byte, error) {
 // writeMFAKey writes key to path (mode 0600) through a temporary file linked into place,
 // failing with fs.ErrExist when path exists.
 func writeMFAKey(path string, key []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".mfa-key-*")
-	if err != nil {
+	err := privfile.Write(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), true)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("auth: write mfa key: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
-	for _, err := range []error{tmp.Chmod(0o600), werr, tmp.Sync(), tmp.Close()} {
-		if err != nil {
-			return fmt.Errorf("auth: write mfa key: %w", err)
-		}
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		return fmt.Errorf("auth: write mfa key: %w", err)
-	}
-	return nil
+	return err
 }
 
 // sealer seals TOTP secrets with AES-256-GCM. The user id is the additional data, so a

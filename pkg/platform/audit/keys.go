@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/pms/pms/pkg/platform/privfile"
 )
 
 // CheckpointKeyFile is the file, under the data folder, of service's checkpoint key ring.
@@ -220,28 +222,11 @@ func writeCheckpointKeys(path string, kf checkpointKeyFile, exclusive bool) erro
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".audit-keys-*")
-	if err != nil {
+	err = privfile.Write(path, append(b, '\n'), exclusive)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("audit: write checkpoint keys: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.Write(append(b, '\n'))
-	if err := errors.Join(werr, tmp.Chmod(0o600), tmp.Sync(), tmp.Close()); err != nil {
-		return fmt.Errorf("audit: write checkpoint keys: %w", err)
-	}
-	if exclusive {
-		if err := os.Link(tmp.Name(), path); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				return err
-			}
-			return fmt.Errorf("audit: write checkpoint keys: %w", err)
-		}
-		return nil
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("audit: write checkpoint keys: %w", err)
-	}
-	return nil
+	return err
 }
 
 func readCheckpointKeys(path string) (checkpointKeyFile, error) {

@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/pms/pms/pkg/platform/privfile"
 )
 
 // Credentials are the Kafka principals' passwords, as the credentials file holds them
@@ -87,34 +88,5 @@ func EnsureCredentials(path string, principals []string, seed ...Credentials) (C
 	for _, p := range names {
 		fmt.Fprintf(&buf, "%s %s\n", p, creds[p])
 	}
-	return creds, WritePrivate(path, []byte(buf.String()))
-}
-
-// WritePrivate writes b to path with mode 0600 (its folder 0700 when created) by renaming a
-// temporary file, so a reader never sees half a file.
-func WritePrivate(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return creds, privfile.Write(path, []byte(buf.String()), false)
 }
