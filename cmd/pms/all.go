@@ -12,6 +12,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/dirlock"
 	"github.com/pms/pms/pkg/platform/modules"
 	"github.com/pms/pms/pkg/platform/tlsconf"
 )
@@ -137,6 +138,14 @@ func (a *assembly) start(ctx context.Context) ([]*module, error) {
 // drains: servers stop first (in-flight requests finish), then each module's resources are
 // released in reverse order (the audit writer flushes before its database closes).
 func serve(ctx context.Context, s settings, build func(context.Context) ([]*module, error)) error {
+	// The data folder is held shared while the process runs: `pms restore` (which takes it
+	// exclusive) refuses to replace files under a running platform, and a folder with an
+	// interrupted restore is refused here.
+	lock, err := dirlock.Shared(s.dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	mods, err := build(ctx)
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/op"
 	"github.com/pms/pms/pkg/platform/outbox"
+	"github.com/pms/pms/pkg/platform/seqmark"
 	"github.com/pms/pms/pkg/platform/stack"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	kafkatransport "github.com/pms/pms/transport/kafka"
@@ -276,6 +277,19 @@ func openServiceDB(ctx context.Context, s settings, service, ownURL string, migr
 	if _, err := db.Migrate(ctx, d, migrations); err != nil {
 		_ = d.Close()
 		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	if d.Dialect == db.SQLite {
+		// The counters start above every number handed out on this data folder, even when
+		// the database was brought back to an earlier point (docs/operations.md).
+		marks, err := seqmark.Open(seqmark.File(s.dataDir, service))
+		if err == nil {
+			err = db.RaiseSequences(ctx, d, marks.Current())
+		}
+		if err != nil {
+			_ = d.Close()
+			return nil, fmt.Errorf("%s: %w", service, err)
+		}
+		d.OnIssue = marks.Issued
 	}
 	return d, nil
 }

@@ -142,3 +142,25 @@ func nullable(s string) any {
 	}
 	return s
 }
+
+// EndEverySession ends every session recorded in d, an auth database no service has open
+// (the one a restore is about to put in place): every refresh token is revoked and the
+// sessions list emptied. A restore brings back refresh tokens that were revoked after the
+// backup was taken, and loses those issued since; ending them all (with a new signing key,
+// RotateKeyFile with revoke, for the access tokens) makes everyone sign in again rather than
+// let a revoked session return. It returns how many refresh tokens it revoked.
+func EndEverySession(ctx context.Context, d *db.DB, now time.Time) (int64, error) {
+	var n int64
+	err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL`), d.Time(now))
+		if err != nil {
+			return db.Classify(err)
+		}
+		n, _ = res.RowsAffected()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions`); err != nil {
+			return db.Classify(err)
+		}
+		return nil
+	})
+	return n, err
+}

@@ -223,11 +223,16 @@ func (s *Store) createInvoice(ctx context.Context, inv Invoice, m changeMeta, id
 			return db.Classify(err)
 		}
 		inv.AccountID = accountID
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO invoices (id, patient_id, account_id, currency, status, due_date, subtotal, amount_paid, version, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		var seq int64
+		if err := tx.QueryRowxContext(ctx, tx.Rebind(`INSERT INTO invoices (id, patient_id, account_id, currency, status, due_date, subtotal, amount_paid, version, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
 			inv.ID, inv.PatientID, inv.AccountID, inv.Currency, string(inv.Status), inv.DueDate, inv.Subtotal, inv.AmountPaid,
-			inv.Version, s.db.Time(inv.CreatedAt), s.db.Time(inv.UpdatedAt)); err != nil {
+			inv.Version, s.db.Time(inv.CreatedAt), s.db.Time(inv.UpdatedAt)).Scan(&seq); err != nil {
 			return db.Classify(err)
+		}
+		// The invoice's number is never handed out again, even after a restore (seqmark).
+		if err := s.db.Issued("invoices", seq); err != nil {
+			return err
 		}
 		var (
 			values []string

@@ -126,6 +126,10 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 			}
 			return db.Classify(err)
 		}
+		// The MRN is never handed out again, even after a restore (seqmark).
+		if err := s.db.Issued("patients", seq); err != nil {
+			return err
+		}
 		p.MRN = MRN(seq)
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET mrn = ? WHERE seq = ?`), p.MRN, seq); err != nil {
 			return db.Classify(err)

@@ -36,6 +36,8 @@ type DB struct {
 	Dialect Dialect
 	// Schema is the PostgreSQL schema holding this service's tables ("" on SQLite).
 	Schema string
+	// OnIssue, when set, keeps the high-water marks of the database's counters (Issued).
+	OnIssue func(table string, n int64) error
 }
 
 // DefaultMaxConns is how many PostgreSQL connections one service's pool holds at most unless
@@ -210,4 +212,53 @@ func detach(ctx context.Context) (context.Context, context.CancelFunc) {
 		return context.WithDeadline(context.WithoutCancel(ctx), dl)
 	}
 	return context.WithTimeout(context.WithoutCancel(ctx), CommitTimeout)
+}
+
+// Issued tells the database's high-water marks (OnIssue, when set: pkg/platform/seqmark)
+// that n was handed out from table's counter; a store calls it in the transaction that hands
+// n out, and an error rolls that transaction back.
+func (d *DB) Issued(table string, n int64) error {
+	if d.OnIssue == nil {
+		return nil
+	}
+	return d.OnIssue(table, n)
+}
+
+// RaiseSequences raises every AUTOINCREMENT counter of a SQLite database named in floors to
+// at least its floor, so the next number handed out is above it (a counter whose table has
+// no row yet gets one). A restore and a start on a restored database use it with the
+// high-water marks (pkg/platform/seqmark); on PostgreSQL it does nothing (point-in-time
+// recovery is the other operator's tool: docs/operations.md).
+func RaiseSequences(ctx context.Context, d *DB, floors map[string]int64) error {
+	if d.Dialect != SQLite || len(floors) == 0 {
+		return nil
+	}
+	return InTx(ctx, d, func(tx *sqlx.Tx) error {
+		for table, floor := range floors {
+			var auto int
+			if err := tx.GetContext(ctx, &auto, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ? AND sql LIKE '%AUTOINCREMENT%'`, table); err != nil {
+				return err
+			}
+			if auto == 0 {
+				continue
+			}
+			res, err := tx.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = ? WHERE name = ? AND seq < ?`, floor, table, floor)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				continue
+			}
+			var have int
+			if err := tx.GetContext(ctx, &have, `SELECT count(*) FROM sqlite_sequence WHERE name = ?`, table); err != nil {
+				return err
+			}
+			if have == 0 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)`, table, floor); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
