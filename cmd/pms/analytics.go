@@ -55,7 +55,8 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 	}
 	var svc *analytics.Analytics
 	metrics := analytics.NewMetrics(u.reg, func(ctx context.Context) (analytics.Summary, error) { return svc.MetricsSource(ctx) })
-	svc = analytics.NewService(analytics.NewStore(u.db), analytics.Options{Watermarks: marks.Get, Folded: metrics.Folded, Audit: writer, Logger: u.logger})
+	store := analytics.NewStore(u.db)
+	svc = analytics.NewService(store, analytics.Options{Watermarks: marks.Get, Folded: metrics.Folded, Audit: writer, Logger: u.logger})
 	gen, fresh, err := svc.Generation(ctx)
 	if err == nil && c.rebuild {
 		gen, err = svc.Reset(ctx)
@@ -72,6 +73,19 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 	u.consume(group, analytics.Topics, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 		return kafkatransport.NewAnalyticsSubscriber(svc, kafkatransport.AnalyticsOptions{
 			Producer: p, Metrics: u.kafka.metrics, Group: group, Logger: u.logger,
+			// Resume from what the database has folded, not from the group's committed
+			// offsets, which run ahead of a restored database (docs/operations.md).
+			Resume: func(ctx context.Context) (map[string]map[int32]int64, error) {
+				next, err := store.NextOffsets(ctx)
+				out := map[string]map[int32]int64{}
+				for p, off := range next {
+					if out[p.Topic] == nil {
+						out[p.Topic] = map[int32]int64{}
+					}
+					out[p.Topic][p.Partition] = off
+				}
+				return out, err
+			},
 		})
 	})
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},

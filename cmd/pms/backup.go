@@ -19,6 +19,7 @@ import (
 	"github.com/pms/pms/pkg/platform/backup"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/dirlock"
+	"github.com/pms/pms/pkg/platform/outbox"
 	"github.com/pms/pms/pkg/platform/privfile"
 	"github.com/pms/pms/pkg/platform/seqmark"
 )
@@ -364,6 +365,11 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 //   - sessions: every refresh token is revoked and the signing key replaced (the old one
 //     trusted nowhere), so no session of before the restore, a revoked one included, comes
 //     back;
+//   - events: every event its outbox wrote from republishMargin before the backup began is
+//     published again, with its event id (consumers dedupe): what was published while the
+//     backup ran, perhaps after a consumer's snapshot, reaches that consumer even on new
+//     topics, and what was not yet published at the snapshot is published as it would have
+//     been;
 //   - identifiers: every AUTOINCREMENT counter (the MRN's registration number, invoices,
 //     payments, revocations, outbox ids) starts above the highest ever handed out on this
 //     data folder: the greater of the backup's, the replaced database's and the high-water
@@ -396,6 +402,9 @@ func restoreEffects(ctx context.Context, staged, dataDir string, m backup.Manife
 			return err
 		}
 		err = db.RaiseSequences(ctx, d, floors)
+		if _, has := entry.Rows["outbox"]; has && err == nil {
+			_, err = outbox.Republish(ctx, d, m.CreatedAt.Add(-republishMargin))
+		}
 		if cerr := d.Close(); err == nil {
 			err = cerr
 		}
@@ -405,6 +414,10 @@ func restoreEffects(ctx context.Context, staged, dataDir string, m backup.Manife
 	}
 	return nil
 }
+
+// republishMargin is how long before a backup began the events a restore publishes again
+// were written: longer than an event waits in the outbox while the relay runs.
+const republishMargin = 5 * time.Minute
 
 // highWaterMarks are the floors of service's counters on dataDir: for each, the greater of
 // its high-water mark (seqmark's file, which no backup holds) and, when the database being

@@ -9,6 +9,7 @@ import (
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/idempotency"
+	"github.com/pms/pms/pkg/platform/outbox"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
 	kafkatransport "github.com/pms/pms/transport/kafka"
@@ -51,7 +52,13 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 	u.commands(billing.TopicCommands, kafkatransport.BillingCommands(set), verifier)
 	u.retain(ctx, idempotency.RepliesTable, billing.IdempotencyTable)
 	u.consume(kafkatransport.BillingPatientGroup, []string{patient.TopicEvents}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
-		return kafkatransport.NewBillingPatientSubscriber(svc, p, u.kafka.metrics, u.logger)
+		// Resume from the offsets billing's database has applied (outbox.MarkProcessed keeps
+		// them in the transaction that opens the account), not from the group's committed
+		// offsets, which run ahead of a restored database (docs/operations.md).
+		return kafkatransport.NewBillingPatientSubscriber(svc, p, u.kafka.metrics, u.logger,
+			kafkatransport.SubscriberResume(func(ctx context.Context) (map[string]map[int32]int64, error) {
+				return outbox.ConsumerOffsets(ctx, u.db, billing.ConsumerPatientEvents)
+			}))
 	})
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewBillingHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),

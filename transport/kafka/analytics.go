@@ -36,6 +36,9 @@ type AnalyticsOptions struct {
 	Metrics  *Metrics
 	Group    string
 	Logger   log.Logger
+	// Resume, when set, gives the offsets the analytics database has folded up to: the
+	// consumer starts there (SubscriberResume).
+	Resume ResumeFunc
 }
 
 // NewAnalyticsSubscriber serves f from the patient, billing and audit topics: each message is
@@ -51,6 +54,9 @@ func NewAnalyticsSubscriber(f analytics.Folder, o AnalyticsOptions) *Subscriber 
 	}
 	if o.Producer != nil {
 		opts = append(opts, SubscriberDeadLetter(o.Producer))
+	}
+	if o.Resume != nil {
+		opts = append(opts, SubscriberResume(o.Resume))
 	}
 	return NewSubscriber(analytics.FoldEndpoint(f), DecodeAnalyticsEvent, nil, opts...)
 }

@@ -126,16 +126,18 @@ func BillingPatientEndpoint(svc billing.Service) func(ctx context.Context, req a
 // NewBillingPatientSubscriber returns the Subscriber of billing's consumer of the patient
 // topic: protobuf PatientEvents, handled as svc:billing by BillingPatientEndpoint; poison
 // messages (not a PatientEvent, or an invalid one) go to patient.dlq through p.
-func NewBillingPatientSubscriber(svc billing.Service, p sarama.SyncProducer, m *Metrics, logger log.Logger) *Subscriber {
+// Further options (SubscriberResume: the offsets billing's database has applied) come last.
+func NewBillingPatientSubscriber(svc billing.Service, p sarama.SyncProducer, m *Metrics, logger log.Logger, opts ...SubscriberOption) *Subscriber {
 	if logger == nil {
 		logger = log.NewNopLogger()
 	}
 	return NewSubscriber(BillingPatientEndpoint(svc),
 		DecodeEvent(func() *eventsv1.PatientEvent { return new(eventsv1.PatientEvent) }), nil,
-		SubscriberBefore(RequestIDToContext, AsService("billing")),
-		SubscriberErrorHandler(LogErrorHandler(logger)),
-		SubscriberDeadLetter(p),
-		SubscriberMetrics(m, BillingPatientGroup),
-		SubscriberLogger(logger),
+		append([]SubscriberOption{SubscriberBefore(RequestIDToContext, AsService("billing")),
+			SubscriberErrorHandler(LogErrorHandler(logger)),
+			SubscriberDeadLetter(p),
+			SubscriberMetrics(m, BillingPatientGroup),
+			SubscriberLogger(logger),
+		}, opts...)...,
 	)
 }

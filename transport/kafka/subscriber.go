@@ -21,6 +21,7 @@ import (
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/outbox"
 )
 
 // DecodeRequestFunc turns a consumed message into an endpoint request. Its errors are
@@ -126,6 +127,7 @@ type Subscriber struct {
 	minBackoff   time.Duration
 	maxBackoff   time.Duration
 	timeout      time.Duration
+	resume       ResumeFunc
 
 	quit     chan struct{}
 	quitOnce sync.Once
@@ -216,8 +218,40 @@ func SubscriberLogger(l log.Logger) SubscriberOption {
 	return func(s *Subscriber) { s.logger = l }
 }
 
-// Setup implements sarama.ConsumerGroupHandler.
-func (s *Subscriber) Setup(sarama.ConsumerGroupSession) error { return nil }
+// ResumeFunc returns, by topic and partition, the next offset a consumer is to apply as its
+// own database knows it (outbox.ConsumerOffsets).
+type ResumeFunc func(ctx context.Context) (map[string]map[int32]int64, error)
+
+// SubscriberResume makes every claimed partition start at the offset f gives for it (where
+// it gives one) instead of the group's committed offset. A consumer that keeps its applied
+// offsets in its database, in the transaction that applies each message, then resumes from
+// them: after a restore of that database they are behind the broker's committed offsets, and
+// starting from the broker's would skip, for good, what the restore took away.
+func SubscriberResume(f ResumeFunc) SubscriberOption {
+	return func(s *Subscriber) { s.resume = f }
+}
+
+// Setup implements sarama.ConsumerGroupHandler: with SubscriberResume, it moves each claimed
+// partition to the offset the consumer's database gives (sarama starts the claim there; an
+// offset the broker no longer has, or not yet, falls back to the oldest).
+func (s *Subscriber) Setup(sess sarama.ConsumerGroupSession) error {
+	if s.resume == nil {
+		return nil
+	}
+	next, err := s.resume(sess.Context())
+	if err != nil {
+		_ = level.Error(s.logger).Log("msg", "cannot read the consumer's stored offsets", "group", s.group, "err", err)
+		return err
+	}
+	for topic, partitions := range sess.Claims() {
+		for _, p := range partitions {
+			if off, ok := next[topic][p]; ok {
+				sess.ResetOffset(topic, p, off, "")
+			}
+		}
+	}
+	return nil
+}
 
 // Cleanup implements sarama.ConsumerGroupHandler.
 func (s *Subscriber) Cleanup(sarama.ConsumerGroupSession) error { return nil }
@@ -267,6 +301,7 @@ func (s *Subscriber) Stop() { s.quitOnce.Do(func() { close(s.quit) }) }
 func (s *Subscriber) Handle(ctx context.Context, msg *sarama.ConsumerMessage, abandon <-chan struct{}) (done bool) {
 	start := time.Now()
 	ctx = observe.WithTransport(ctx, "kafka")
+	ctx = outbox.WithPosition(ctx, outbox.Position{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset})
 	for _, f := range s.before {
 		ctx = f(ctx, msg)
 	}

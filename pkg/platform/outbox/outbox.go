@@ -167,7 +167,8 @@ func decodeHeaders(s string) (map[string]string, error) {
 	return h, nil
 }
 
-// MarkProcessed records, within tx, that consumer has handled the event eventID, and
+// MarkProcessed records, within tx, that consumer has handled the event eventID (and, when
+// ctx carries the message's Position, the next offset to apply: ConsumerOffsets), and
 // reports whether this is the first time. A consumer calls it in the same transaction as its
 // effect and skips the effect when it returns false: so an event delivered twice (the relay
 // and Kafka deliver at least once) is applied once.
@@ -181,5 +182,72 @@ func MarkProcessed(ctx context.Context, tx *sqlx.Tx, d *db.DB, consumer, eventID
 	if err != nil {
 		return false, db.Classify(err)
 	}
+	if err := recordOffset(ctx, tx, consumer); err != nil {
+		return false, err
+	}
 	return n == 1, nil
+}
+
+// Position is where a message was read: a consumer's place in a partition.
+type Position struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+type positionKey struct{}
+
+// WithPosition returns ctx carrying p, the message being handled; the Kafka transport sets
+// it, and MarkProcessed records the next offset in the transaction that applies the message.
+func WithPosition(ctx context.Context, p Position) context.Context {
+	return context.WithValue(ctx, positionKey{}, p)
+}
+
+// recordOffset keeps, within tx, the next offset consumer is to apply in the partition of
+// ctx's message (WithPosition), never moving it back; without a position it does nothing.
+func recordOffset(ctx context.Context, tx *sqlx.Tx, consumer string) error {
+	p, ok := ctx.Value(positionKey{}).(Position)
+	if !ok {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO consumer_offsets (consumer, topic, partition, next_offset) VALUES (?, ?, ?, ?)
+		ON CONFLICT (consumer, topic, partition) DO UPDATE SET
+		next_offset = CASE WHEN excluded.next_offset > consumer_offsets.next_offset THEN excluded.next_offset ELSE consumer_offsets.next_offset END`),
+		consumer, p.Topic, p.Partition, p.Offset+1)
+	return db.Classify(err)
+}
+
+// ConsumerOffsets returns, by topic and partition, the next offset consumer is to apply, as
+// its own database knows it (MarkProcessed): the place it resumes from, which after a
+// restore is behind the broker's committed offsets, so nothing applied since the backup is
+// skipped.
+func ConsumerOffsets(ctx context.Context, d *db.DB, consumer string) (map[string]map[int32]int64, error) {
+	var rows []struct {
+		Topic     string `db:"topic"`
+		Partition int32  `db:"partition"`
+		Next      int64  `db:"next_offset"`
+	}
+	if err := d.SelectContext(ctx, &rows, d.Rebind(`SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer = ?`), consumer); err != nil {
+		return nil, db.Classify(err)
+	}
+	out := map[string]map[int32]int64{}
+	for _, r := range rows {
+		if out[r.Topic] == nil {
+			out[r.Topic] = map[int32]int64{}
+		}
+		out[r.Topic][r.Partition] = r.Next
+	}
+	return out, nil
+}
+
+// Republish marks every event written at or after since as not yet published, so the relay
+// publishes it again (with its event id: consumers dedupe). A restore calls it with the
+// moment its backup began: what was published while the backup ran, perhaps after the
+// snapshot of a consumer that reads it, is on the topics again even when the topics are new.
+func Republish(ctx context.Context, d *db.DB, since time.Time) (int64, error) {
+	res, err := d.ExecContext(ctx, d.Rebind(`UPDATE outbox SET published_at = NULL WHERE created_at >= ? AND published_at IS NOT NULL`), d.Time(since))
+	if err != nil {
+		return 0, db.Classify(err)
+	}
+	return res.RowsAffected()
 }
