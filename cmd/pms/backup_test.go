@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/backup"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/dirlock"
 )
@@ -333,5 +335,125 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// digest is every file under dir with a SHA-256 of its content (the lock file aside).
+func digest(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() || fi.Name() == dirlock.FileName {
+			return err
+		}
+		c, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %x\n", strings.TrimPrefix(p, dir), sha256.Sum256(c))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestRestoreRefuses: a backup opened with another identity, cut short, with one byte
+// changed, or taken by a release with a newer schema, is refused by `pms backup verify` and
+// by `pms restore` with a clear error, and the restore writes nothing: a stopped platform's
+// data folder is byte for byte what it was, a fresh one gets no file.
+func TestRestoreRefuses(t *testing.T) {
+	w := newBackupWorld(t)
+	a, stop := w.start(w.dataDir)
+	if _, _, code, err := createPatient(http.DefaultClient, a["gateway/http"], allToken(t, a), "refuse"); code != 201 || err != nil {
+		t.Fatalf("create: %d %v", code, err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.backup")
+	if out, err := w.pms("backup", "--data-dir", w.dataDir, "--to", good, "--recipient", w.recipient); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	if out, err := w.pms("backup", "--data-dir", w.dataDir, "--to", good, "--recipient", w.recipient); err == nil || !strings.Contains(err.Error(), "never overwritten") {
+		t.Fatalf("a second backup to the same file: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	altered := append([]byte(nil), raw...)
+	altered[len(altered)/2] ^= 0x01
+
+	// A backup of a database whose schema is newer than this release's migrations.
+	newer := t.TempDir()
+	for _, f := range []string{"auth.db", "patient.db", "billing.db", "gateway.db", "analytics.db"} {
+		copyFile(t, filepath.Join(w.dataDir, f), filepath.Join(newer, f))
+	}
+	nd, err := db.Open(context.Background(), "sqlite://"+filepath.Join(newer, "patient.db"), "patient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nd.Exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES (99999, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	nd.Close()
+	newerFile := filepath.Join(dir, "newer.backup")
+	if out, err := w.pms("backup", "--data-dir", newer, "--to", newerFile, "--recipient", w.recipient); err != nil {
+		t.Fatalf("backup of the newer schema: %v\n%s", err, out)
+	}
+	otherKey := filepath.Join(t.TempDir(), "other.key")
+	if _, err := w.pms("backup", "keygen", "--out", otherKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.pms("backup", "keygen", "--out", otherKey); err == nil {
+		t.Fatal("keygen replaced an existing identity file")
+	}
+
+	for _, tc := range []struct {
+		name, file, key string
+		want            error
+	}{
+		{"wrong key", good, otherKey, backup.ErrDecrypt},
+		{"truncated", write("truncated.backup", raw[:len(raw)*2/3]), w.keyFile, backup.ErrCorrupt},
+		{"cut at the very end", write("short.backup", raw[:len(raw)-1]), w.keyFile, backup.ErrCorrupt},
+		{"altered", write("altered.backup", altered), w.keyFile, backup.ErrCorrupt},
+		{"not a backup", write("text.backup", []byte("hello\n")), w.keyFile, backup.ErrDecrypt},
+		{"newer schema", newerFile, w.keyFile, backup.ErrNewerSchema},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if out, err := w.pms("backup", "verify", "--from", tc.file, "--identity", tc.key); !errors.Is(err, tc.want) {
+				t.Fatalf("verify: %v, want %v\n%s", err, tc.want, out)
+			}
+			before := digest(t, w.dataDir)
+			out, err := w.pms("restore", "--from", tc.file, "--identity", tc.key, "--data-dir", w.dataDir)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("restore in place: %v, want %v\n%s", err, tc.want, out)
+			}
+			t.Logf("%s: %v", tc.name, err)
+			if after := digest(t, w.dataDir); after != before {
+				t.Fatalf("a refused restore changed the data folder:\n%s---\n%s", before, after)
+			}
+			fresh := t.TempDir()
+			if _, err := w.pms("restore", "--from", tc.file, "--identity", tc.key, "--data-dir", fresh); !errors.Is(err, tc.want) {
+				t.Fatalf("restore into a fresh folder: %v", err)
+			}
+			if got := digest(t, fresh); got != "" {
+				t.Fatalf("a refused restore wrote:\n%s", got)
+			}
+		})
+	}
+	// The good one restores, and the stopped platform's folder is left as the backup had it.
+	if out, err := w.pms("restore", "--from", good, "--identity", w.keyFile, "--data-dir", w.dataDir); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
 	}
 }
