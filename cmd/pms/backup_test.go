@@ -457,3 +457,68 @@ func TestRestoreRefuses(t *testing.T) {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}
 }
+
+// TestConsumerResumesFromItsOwnOffsets (section 3, events): billing's consumer of the patient
+// topic keeps the offsets it applied in its own database and resumes from them. Billing's
+// database is brought back to an earlier copy (a restore of billing alone, without the
+// republishing `pms restore` adds) while the broker's committed offsets stay ahead: the
+// accounts of the patients registered since the copy come back from the topic (resuming
+// from the broker's offsets would skip them for good), and none is opened twice.
+func TestConsumerResumesFromItsOwnOffsets(t *testing.T) {
+	w := newBackupWorld(t)
+	billingDB := filepath.Join(w.dataDir, "billing.db")
+	count := func(query string) int {
+		d, err := db.Open(context.Background(), "sqlite://"+billingDB, "billing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		var n int
+		if err := d.Get(&n, query); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const processed = `SELECT count(*) FROM processed_events WHERE consumer = 'billing/patient'`
+	run := func(from, to int) {
+		a, stop := w.start(w.dataDir)
+		tok := allToken(t, a)
+		for i := from; i < to; i++ {
+			if _, _, code, err := createPatient(http.DefaultClient, a["gateway/http"], tok, fmt.Sprintf("resume-%d", i)); code != 201 || err != nil {
+				t.Fatalf("create: %d %v", code, err)
+			}
+		}
+		waitFor(t, 30*time.Second, "billing's consumer to apply every patient event", func() bool { return count(processed) == to })
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(0, 3)
+	saved := filepath.Join(t.TempDir(), "billing.db")
+	copyFile(t, billingDB, saved)
+	run(3, 6)
+	if n := count(`SELECT count(*) FROM accounts`); n != 6 {
+		t.Fatalf("%d accounts before the restore", n)
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		_ = os.Remove(billingDB + suffix)
+	}
+	copyFile(t, saved, billingDB)
+	if n := count(`SELECT count(*) FROM accounts`); n != 3 {
+		t.Fatalf("%d accounts in the earlier copy", n)
+	}
+	_, stop := w.start(w.dataDir)
+	waitFor(t, 30*time.Second, "the accounts of the patients registered since the copy", func() bool {
+		return count(`SELECT count(*) FROM accounts`) == 6 && count(processed) == 6
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestErasureSurvivesRestore (section 3, erasure): an erased patient stays erased after a
+// restore from an older backup.
+func TestErasureSurvivesRestore(t *testing.T) {
+	t.Skip("waits on issue 17 erasure: POST /patients/{id}/erase is being built by the lead and has not landed; once it has, " +
+		"erasures are recorded outside the backup (a file under the data folder, like the sequence marks) and re-applied by pms restore")
+}

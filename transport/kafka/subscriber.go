@@ -232,8 +232,9 @@ func SubscriberResume(f ResumeFunc) SubscriberOption {
 }
 
 // Setup implements sarama.ConsumerGroupHandler: with SubscriberResume, it moves each claimed
-// partition to the offset the consumer's database gives (sarama starts the claim there; an
-// offset the broker no longer has, or not yet, falls back to the oldest).
+// partition to the offset the consumer's database gives, or to its oldest when the database
+// has applied nothing from it (sarama starts the claim there; an offset the broker no longer
+// has, or not yet, falls back to the oldest).
 func (s *Subscriber) Setup(sess sarama.ConsumerGroupSession) error {
 	if s.resume == nil {
 		return nil
@@ -245,9 +246,12 @@ func (s *Subscriber) Setup(sess sarama.ConsumerGroupSession) error {
 	}
 	for topic, partitions := range sess.Claims() {
 		for _, p := range partitions {
-			if off, ok := next[topic][p]; ok {
-				sess.ResetOffset(topic, p, off, "")
+			off, ok := next[topic][p]
+			if !ok {
+				// Nothing applied from this partition yet: from its oldest offset.
+				off = sarama.OffsetOldest
 			}
+			sess.ResetOffset(topic, p, off, "")
 		}
 	}
 	return nil
