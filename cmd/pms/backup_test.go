@@ -117,6 +117,8 @@ func TestBackupRestore(t *testing.T) {
 		return p.Token, p.RefreshToken
 	}
 	token, refresh := login(a)
+	// A second session, revoked after the backup: it must not come back with the restore.
+	_, revoked := login(a)
 
 	// The load: 50 clients, each creating patients one after another until told to stop.
 	var (
@@ -162,6 +164,9 @@ func TestBackupRestore(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "pms.backup")
 	if out, err := w.pms("backup", "--data-dir", w.dataDir, "--to", file, "--recipient", w.recipient); err != nil {
 		t.Fatalf("pms backup under load: %v\n%s", err, out)
+	}
+	if resp, b := call(t, "POST", "http://"+a["gateway/http"]+"/auth/logout", "", `{"refreshToken":"`+revoked+`"}`); resp.StatusCode != 204 {
+		t.Fatalf("logout after the backup: %d %s", resp.StatusCode, b)
 	}
 	duringBackup := created.Load()
 	waitFor(t, 30*time.Second, "the load to go on after the backup", func() bool { return created.Load() >= duringBackup+50 })
@@ -215,6 +220,9 @@ func TestBackupRestore(t *testing.T) {
 		}
 		if resp, b := call(t, "POST", "http://"+r["gateway/http"]+"/auth/refresh", "", `{"refreshToken":"`+refresh+`"}`); resp.StatusCode != 401 {
 			t.Fatalf("%s: a refresh token of before the restore answered %d %s", name, resp.StatusCode, b)
+		}
+		if resp, b := call(t, "POST", "http://"+r["gateway/http"]+"/auth/refresh", "", `{"refreshToken":"`+revoked+`"}`); resp.StatusCode != 401 {
+			t.Fatalf("%s: a session revoked after the backup came back: %d %s", name, resp.StatusCode, b)
 		}
 		tok, _ := login(r)
 		for id, mrn := range ackedBefore {
