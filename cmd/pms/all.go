@@ -25,6 +25,7 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var bc billingConfig
 	var gc gatewayConfig
 	var nc analyticsConfig
+	var bs backupSchedule
 	own := map[string]*tlsconf.Files{}
 	s, err := parseCommand("all", args, stderr, func(f *flags) {
 		ac.register(f, "auth-")
@@ -32,6 +33,7 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 		bc.register(f, "billing-")
 		gc.register(f, "gateway-")
 		nc.register(f, "analytics-")
+		bs.register(f)
 		for _, svc := range []string{"auth", "billing", "patient", "analytics", "gateway"} {
 			files := &tlsconf.Files{}
 			own[svc] = files
@@ -78,6 +80,14 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 			gc.analyticsAddr = p.grpcAddr("analytics")
 			return buildGateway(ctx, s, gc)
 		}))
+		// Scheduled backups (--backup-every), their metrics on the gateway's admin port.
+		p.add("backup", []string{"gateway"}, func(context.Context) (*module, error) {
+			actor, err := bs.scheduled(p.s, p.s.dataDir, p.byName["gateway"].reg, p.s.logger)
+			if actor == nil || err != nil {
+				return nil, err
+			}
+			return &module{name: "backup", servers: actor}, nil
+		})
 		return p.start(ctx)
 	})
 }

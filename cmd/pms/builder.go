@@ -37,6 +37,8 @@ type module struct {
 	closers closers
 	// grpcAddr is the address its gRPC listener bound, for modules built after it to dial.
 	grpcAddr string
+	// reg is the registry its admin port serves (nil for a module without one).
+	reg *prometheus.Registry
 }
 
 // unit is one service being built. Every service — the gateway included — is assembled by the
@@ -80,6 +82,7 @@ type unitSpec struct {
 func newUnit(ctx context.Context, s settings, spec unitSpec) (*unit, error) {
 	u := &unit{s: s, name: spec.name, logger: log.With(s.logger, "service", spec.name), reg: observe.NewRegistry(),
 		m: &module{name: spec.name}}
+	u.m.reg = u.reg
 	if spec.topics != nil {
 		k, err := newServiceKafka(spec.name, s, u.logger, u.reg, spec.topics)
 		if err != nil {
