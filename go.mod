@@ -3,6 +3,7 @@ module github.com/pms/pms
 go 1.26.0
 
 require (
+	filippo.io/age v1.3.2
 	github.com/IBM/sarama v1.61.1
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/go-kit/kit v0.13.0
@@ -32,7 +33,6 @@ require (
 )
 
 require (
-	filippo.io/age v1.3.2 // indirect
 	filippo.io/hpke v0.4.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/boombuler/barcode v1.0.1-0.20190219062509-6c824513bacc // indirect
