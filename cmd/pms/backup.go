@@ -131,6 +131,7 @@ func takeBackup(ctx context.Context, dataDir string, r age.Recipient, out string
 		if _, err := os.Stat(src); err != nil {
 			return m, 0, fmt.Errorf("%s: no %s under %s: pms backup covers the embedded SQLite databases (PostgreSQL: pgBackRest, docs/operations.md)", svc.name, file, dataDir)
 		}
+		at := time.Now().UTC()
 		if err := backup.Snapshot(ctx, src, filepath.Join(work, file)); err != nil {
 			return m, 0, err
 		}
@@ -138,7 +139,7 @@ func takeBackup(ctx context.Context, dataDir string, r age.Recipient, out string
 		if err != nil {
 			return m, 0, err
 		}
-		d.File = file
+		d.File, d.SnapshotAt = file, at
 		m.Databases = append(m.Databases, d)
 		if err := m.Describe(work, file); err != nil {
 			return m, 0, err
@@ -392,6 +393,9 @@ func restoreEffects(ctx context.Context, staged, dataDir string, m backup.Manife
 			return fmt.Errorf("restore: new signing key: %w", err)
 		}
 	}
+	if err := fenceLostEvents(ctx, staged, m, time.Now()); err != nil {
+		return err
+	}
 	for _, entry := range m.Databases {
 		floors, err := highWaterMarks(ctx, dataDir, entry.Service)
 		if err != nil {
@@ -410,6 +414,45 @@ func restoreEffects(ctx context.Context, staged, dataDir string, m backup.Manife
 		}
 		if err != nil {
 			return fmt.Errorf("restore: %s: raising the counters: %w", entry.Service, err)
+		}
+	}
+	return nil
+}
+
+// restoreFences are the topics a consumer's database is fenced on by a restore, with the
+// service whose events each carries. Analytics is not fenced (its database has no fence
+// table): its figures may count the events of changes a restore took away, until a rebuild.
+var restoreFences = []struct{ consumer, topic, source string }{
+	{"billing", patient.TopicEvents, "patient"},
+}
+
+// fenceLostEvents fences, in each consumer's staged database, its source's topic from the
+// moment the source's snapshot began to now: the events of that interval are of changes the
+// restore took away (a patient registered after the backup is not in the restored patient
+// database, but its PATIENT_CREATED stays on the topic), and the consumer, resuming from its
+// own offsets, would otherwise apply them (an account for a patient who is not there). What
+// the restored source had committed in the interval is published again (restoreEffects), so
+// its events reach the consumer after the fence.
+func fenceLostEvents(ctx context.Context, staged string, m backup.Manifest, now time.Time) error {
+	snapshots := map[string]time.Time{}
+	for _, d := range m.Databases {
+		snapshots[d.Service] = d.SnapshotAt
+	}
+	for _, f := range restoreFences {
+		after := snapshots[f.source]
+		if after.IsZero() {
+			continue
+		}
+		d, err := db.Open(ctx, "sqlite://"+filepath.Join(staged, f.consumer+".db"), f.consumer)
+		if err != nil {
+			return err
+		}
+		err = outbox.AddFence(ctx, d, outbox.Fence{Topic: f.topic, After: after, Until: now})
+		if cerr := d.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("restore: fencing %s's %s events: %w", f.consumer, f.topic, err)
 		}
 	}
 	return nil

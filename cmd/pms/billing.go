@@ -58,7 +58,9 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 		return kafkatransport.NewBillingPatientSubscriber(svc, p, u.kafka.metrics, u.logger,
 			kafkatransport.SubscriberResume(func(ctx context.Context) (map[string]map[int32]int64, error) {
 				return outbox.ConsumerOffsets(ctx, u.db, billing.ConsumerPatientEvents)
-			}))
+			}),
+			// and skips the patient events a restore fenced: registrations it took away.
+			kafkatransport.SubscriberFences(func(ctx context.Context) ([]outbox.Fence, error) { return outbox.Fences(ctx, u.db) }))
 	})
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewBillingHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -128,6 +129,8 @@ type Subscriber struct {
 	maxBackoff   time.Duration
 	timeout      time.Duration
 	resume       ResumeFunc
+	loadFences   func(ctx context.Context) ([]outbox.Fence, error)
+	fences       atomic.Pointer[[]outbox.Fence]
 
 	quit     chan struct{}
 	quitOnce sync.Once
@@ -231,11 +234,43 @@ func SubscriberResume(f ResumeFunc) SubscriberOption {
 	return func(s *Subscriber) { s.resume = f }
 }
 
-// Setup implements sarama.ConsumerGroupHandler: with SubscriberResume, it moves each claimed
+// SubscriberFences makes the subscriber skip (mark without handling) every message that one
+// of the fences f gives holds (outbox.Fence: an interval of record timestamps of a topic). A
+// restore fences, in each consumer's database, the events of the changes it took away from
+// their source: they stay on the topic, and applying them would make records of things the
+// source no longer has. f is read at each session's start.
+func SubscriberFences(f func(ctx context.Context) ([]outbox.Fence, error)) SubscriberOption {
+	return func(s *Subscriber) { s.loadFences = f }
+}
+
+// fenced reports whether a fence holds msg.
+func (s *Subscriber) fenced(msg *sarama.ConsumerMessage) bool {
+	fences := s.fences.Load()
+	if fences == nil {
+		return false
+	}
+	for _, f := range *fences {
+		if f.Holds(msg.Topic, msg.Timestamp) {
+			return true
+		}
+	}
+	return false
+}
+
+// Setup implements sarama.ConsumerGroupHandler: it reads the fences (SubscriberFences), and
+// with SubscriberResume, it moves each claimed
 // partition to the offset the consumer's database gives, or to its oldest when the database
 // has applied nothing from it (sarama starts the claim there; an offset the broker no longer
 // has, or not yet, falls back to the oldest).
 func (s *Subscriber) Setup(sess sarama.ConsumerGroupSession) error {
+	if s.loadFences != nil {
+		fences, err := s.loadFences(sess.Context())
+		if err != nil {
+			_ = level.Error(s.logger).Log("msg", "cannot read the consumer's fences", "group", s.group, "err", err)
+			return err
+		}
+		s.fences.Store(&fences)
+	}
 	if s.resume == nil {
 		return nil
 	}
@@ -280,6 +315,11 @@ func (s *Subscriber) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 			case <-s.quit:
 				return nil // taken while stopping: leave it for the next owner
 			default:
+			}
+			if s.fenced(msg) {
+				sess.MarkMessage(msg, "")
+				s.metrics.consumedInc(msg.Topic, s.group, "fenced")
+				continue
 			}
 			// The message is finished even if the session ends meanwhile (stop, rebalance):
 			// its context keeps the session's values but not its cancellation, so a

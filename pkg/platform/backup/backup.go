@@ -52,6 +52,8 @@ type Database struct {
 	Service string `json:"service"`
 	// File is the member holding it.
 	File string `json:"file"`
+	// SnapshotAt is when its snapshot began: what the service committed later is not in it.
+	SnapshotAt time.Time `json:"snapshotAt"`
 	// Schema is each migration set's applied version, by its version table.
 	Schema map[string]int64 `json:"schemaVersions"`
 	// Rows counts each table's rows.

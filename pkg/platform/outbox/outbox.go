@@ -251,3 +251,42 @@ func Republish(ctx context.Context, d *db.DB, since time.Time) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// Fence is an interval of a topic whose messages a consumer skips: those with a record
+// timestamp after After and not after Until.
+type Fence struct {
+	Topic        string
+	After, Until time.Time
+}
+
+// Holds reports whether f skips a message of topic stamped at.
+func (f Fence) Holds(topic string, at time.Time) bool {
+	return topic == f.Topic && at.After(f.After) && !at.After(f.Until)
+}
+
+// AddFence records f in d, a consumer's database. A restore adds one per topic the database
+// consumes: from the moment the topic's source was snapshotted to the restore, the events on
+// the topic are of changes the restore took away from the source, and applying them would
+// make records (an account) of things the source no longer has (a patient).
+func AddFence(ctx context.Context, d *db.DB, f Fence) error {
+	_, err := d.ExecContext(ctx, d.Rebind(`INSERT INTO consumer_fences (topic, after_time, until_time) VALUES (?, ?, ?)`),
+		f.Topic, d.Time(f.After), d.Time(f.Until))
+	return db.Classify(err)
+}
+
+// Fences returns the fences recorded in d.
+func Fences(ctx context.Context, d *db.DB) ([]Fence, error) {
+	var rows []struct {
+		Topic string       `db:"topic"`
+		After db.Timestamp `db:"after_time"`
+		Until db.Timestamp `db:"until_time"`
+	}
+	if err := d.SelectContext(ctx, &rows, `SELECT topic, after_time, until_time FROM consumer_fences`); err != nil {
+		return nil, db.Classify(err)
+	}
+	out := make([]Fence, len(rows))
+	for i, r := range rows {
+		out[i] = Fence{Topic: r.Topic, After: r.After.Time, Until: r.Until.Time}
+	}
+	return out, nil
+}
