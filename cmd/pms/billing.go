@@ -52,7 +52,7 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 	u.commands(billing.TopicCommands, kafkatransport.BillingCommands(set), verifier)
 	u.retain(ctx, idempotency.RepliesTable, billing.IdempotencyTable)
 	u.consume(kafkatransport.BillingPatientGroup, []string{patient.TopicEvents}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
-		// Resume from the offsets billing's database has applied (outbox.MarkProcessed keeps
+		// Resume from the offsets billing's database has applied (outbox.MarkApplied keeps
 		// them in the transaction that opens the account), not from the group's committed
 		// offsets, which run ahead of a restored database (docs/operations.md).
 		return kafkatransport.NewBillingPatientSubscriber(svc, p, u.kafka.metrics, u.logger,

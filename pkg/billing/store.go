@@ -102,7 +102,8 @@ func (s *Store) createAccount(ctx context.Context, a Account, m changeMeta, even
 	var created bool
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if eventID != "" {
-			first, err := outbox.MarkProcessed(ctx, tx, s.db, ConsumerPatientEvents, eventID)
+			// With the offset of the event's message: the consumer resumes from it.
+			first, err := outbox.MarkApplied(ctx, tx, s.db, ConsumerPatientEvents, eventID)
 			if err != nil || !first {
 				return err
 			}

@@ -167,8 +167,7 @@ func decodeHeaders(s string) (map[string]string, error) {
 	return h, nil
 }
 
-// MarkProcessed records, within tx, that consumer has handled the event eventID (and, when
-// ctx carries the message's Position, the next offset to apply: ConsumerOffsets), and
+// MarkProcessed records, within tx, that consumer has handled the event eventID, and
 // reports whether this is the first time. A consumer calls it in the same transaction as its
 // effect and skips the effect when it returns false: so an event delivered twice (the relay
 // and Kafka deliver at least once) is applied once.
@@ -182,10 +181,18 @@ func MarkProcessed(ctx context.Context, tx *sqlx.Tx, d *db.DB, consumer, eventID
 	if err != nil {
 		return false, db.Classify(err)
 	}
-	if err := recordOffset(ctx, tx, consumer); err != nil {
+	return n == 1, nil
+}
+
+// MarkApplied is MarkProcessed for a consumer that resumes from its own offsets: in the same
+// transaction it records the next offset of the partition of ctx's message (the transport's
+// WithPosition), which ConsumerOffsets returns.
+func MarkApplied(ctx context.Context, tx *sqlx.Tx, d *db.DB, consumer, eventID string) (bool, error) {
+	first, err := MarkProcessed(ctx, tx, d, consumer, eventID)
+	if err != nil {
 		return false, err
 	}
-	return n == 1, nil
+	return first, recordOffset(ctx, tx, consumer)
 }
 
 // Position is where a message was read: a consumer's place in a partition.
@@ -198,7 +205,7 @@ type Position struct {
 type positionKey struct{}
 
 // WithPosition returns ctx carrying p, the message being handled; the Kafka transport sets
-// it, and MarkProcessed records the next offset in the transaction that applies the message.
+// it, and MarkApplied records the next offset in the transaction that applies the message.
 func WithPosition(ctx context.Context, p Position) context.Context {
 	return context.WithValue(ctx, positionKey{}, p)
 }
@@ -218,7 +225,7 @@ func recordOffset(ctx context.Context, tx *sqlx.Tx, consumer string) error {
 }
 
 // ConsumerOffsets returns, by topic and partition, the next offset consumer is to apply, as
-// its own database knows it (MarkProcessed): the place it resumes from, which after a
+// its own database knows it (MarkApplied): the place it resumes from, which after a
 // restore is behind the broker's committed offsets, so nothing applied since the backup is
 // skipped.
 func ConsumerOffsets(ctx context.Context, d *db.DB, consumer string) (map[string]map[int32]int64, error) {
