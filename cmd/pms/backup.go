@@ -253,6 +253,20 @@ func (b backupSource) extract(ctx context.Context, dir string) (backup.Manifest,
 	if err != nil {
 		return m, err
 	}
+	// Only the members a backup is made of: age proves a file whole, not who wrote it (anyone
+	// with the recipient can encrypt to it), so nothing else is ever put in the data folder.
+	allowed := map[string]bool{}
+	for _, svc := range backupServices {
+		allowed[svc.name+".db"] = true
+	}
+	for _, name := range backupKeyFiles() {
+		allowed[name] = true
+	}
+	for _, f := range m.Files {
+		if !allowed[f.Name] {
+			return m, fmt.Errorf("%w: member %q is not part of a pms backup", backup.ErrCorrupt, f.Name)
+		}
+	}
 	for _, svc := range backupServices {
 		var entry *backup.Database
 		for i := range m.Databases {
@@ -351,7 +365,11 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, f := range m.Files {
 		names = append(names, f.Name)
 	}
-	aside := ".pre-restore-" + time.Now().UTC().Format("20060102T150405Z")
+	asideDir, err := os.MkdirTemp(dataDir, ".pre-restore-"+time.Now().UTC().Format("20060102T150405Z")+"-")
+	if err != nil {
+		return err
+	}
+	aside := filepath.Base(asideDir)
 	if err := backup.Swap(staged, dataDir, aside, names); err != nil {
 		return fmt.Errorf("restore: %w (what was there is back in place)", err)
 	}

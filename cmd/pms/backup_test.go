@@ -422,6 +422,46 @@ func TestRestoreRefuses(t *testing.T) {
 	if out, err := w.pms("backup", "--data-dir", newer, "--to", newerFile, "--recipient", w.recipient); err != nil {
 		t.Fatalf("backup of the newer schema: %v\n%s", err, out)
 	}
+	// A backup made by someone who knows the recipient, carrying a file no backup holds.
+	foreign := filepath.Join(dir, "foreign.backup")
+	{
+		id, err := readIdentity(w.keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := t.TempDir()
+		gf, err := os.Open(good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := backup.Extract(gf, id, x)
+		gf.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		put := filepath.Join(x, "kafka", "credentials")
+		if err := os.MkdirAll(filepath.Dir(put), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(put, []byte("admin chosen-by-the-forger\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Describe(x, "kafka/credentials"); err != nil {
+			t.Fatal(err)
+		}
+		r, err := parseRecipient(w.recipient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ff, err := os.Create(foreign)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := backup.Write(ff, r, m, x); err != nil {
+			t.Fatal(err)
+		}
+		ff.Close()
+	}
 	otherKey := filepath.Join(t.TempDir(), "other.key")
 	if _, err := w.pms("backup", "keygen", "--out", otherKey); err != nil {
 		t.Fatal(err)
@@ -440,6 +480,7 @@ func TestRestoreRefuses(t *testing.T) {
 		{"altered", write("altered.backup", altered), w.keyFile, backup.ErrCorrupt},
 		{"not a backup", write("text.backup", []byte("hello\n")), w.keyFile, backup.ErrDecrypt},
 		{"newer schema", newerFile, w.keyFile, backup.ErrNewerSchema},
+		{"a member no backup holds", foreign, w.keyFile, backup.ErrCorrupt},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if out, err := w.pms("backup", "verify", "--from", tc.file, "--identity", tc.key); !errors.Is(err, tc.want) {
