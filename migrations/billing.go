@@ -11,7 +11,7 @@ import (
 //go:embed billing
 var billingFiles embed.FS
 
-// Billing is the billing service's migrations: the platform sets it uses (outbox, audit), then its own.
+// Billing is the billing service's migrations: the platform sets it uses (outbox, the consumer fences, audit), then its own.
 func Billing() db.Sets {
-	return db.Sets{outbox.Migrations, audit.Migrations, db.EmbeddedSet("", billingFiles, "billing")}
+	return db.Sets{outbox.Migrations, outbox.FenceMigrations, audit.Migrations, db.EmbeddedSet("", billingFiles, "billing")}
 }

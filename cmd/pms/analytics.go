@@ -9,6 +9,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/analytics"
+	"github.com/pms/pms/pkg/platform/outbox"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
 	kafkatransport "github.com/pms/pms/transport/kafka"
@@ -86,6 +87,7 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 				}
 				return out, err
 			},
+			Fences: func(ctx context.Context) ([]outbox.Fence, error) { return outbox.Fences(ctx, u.db) },
 		})
 	})
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},

@@ -13,6 +13,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/audit"
@@ -438,10 +439,17 @@ func restoreEffects(ctx context.Context, staged, dataDir string, m backup.Manife
 }
 
 // restoreFences are the topics a consumer's database is fenced on by a restore, with the
-// service whose events each carries. Analytics is not fenced (its database has no fence
-// table): its figures may count the events of changes a restore took away, until a rebuild.
-var restoreFences = []struct{ consumer, topic, source string }{
-	{"billing", patient.TopicEvents, "patient"},
+// services whose events each carries (the audit topic carries every publishing service's
+// entries: it is fenced from the earliest of their snapshots, and what a later-snapshotted
+// service committed in between is published again).
+var restoreFences = []struct {
+	consumer, topic string
+	sources         []string
+}{
+	{"billing", patient.TopicEvents, []string{"patient"}},
+	{"analytics", analytics.TopicPatient, []string{"patient"}},
+	{"analytics", analytics.TopicBilling, []string{"billing"}},
+	{"analytics", analytics.TopicAudit, []string{"billing", "patient", "auth", "gateway"}},
 }
 
 // fenceLostEvents fences, in each consumer's staged database, its source's topic from the
@@ -457,7 +465,12 @@ func fenceLostEvents(ctx context.Context, staged string, m backup.Manifest, now 
 		snapshots[d.Service] = d.SnapshotAt
 	}
 	for _, f := range restoreFences {
-		after := snapshots[f.source]
+		var after time.Time
+		for _, src := range f.sources {
+			if at := snapshots[src]; after.IsZero() || at.Before(after) {
+				after = at
+			}
+		}
 		if after.IsZero() {
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/platform/backup"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/dirlock"
@@ -266,10 +267,15 @@ func TestBackupRestore(t *testing.T) {
 			ghosts = len(accounts) - (len(patients) - missing)
 			return missing == 0
 		})
+		// Analytics matches the restored databases: every restored registration counted once,
+		// none that the restore took away (fenced), none twice (event ids).
+		sum := pollSummary(t, "http://"+r["analytics/http"], tok, func(s analytics.Summary) bool {
+			return s.Patients.Registered == int64(len(patients))
+		})
 		if ghosts != 0 {
 			t.Fatalf("%s: %d accounts of patients the restore took away (their events were not fenced)", name, ghosts)
 		}
-		t.Logf("FIGURES %s: %d patients restored, each with its account, no other account", name, len(patients))
+		t.Logf("FIGURES %s: %d patients restored, each with its account, no other account; analytics counts %d registrations", name, len(patients), sum.Patients.Registered)
 		_, mrn, code, err := createPatient(client, r["gateway/http"], tok, strings.ReplaceAll(name, " ", "-")+"-after")
 		if code != 201 || err != nil {
 			t.Fatalf("%s: create after the restore: %d %v", name, code, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/outbox"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -39,6 +40,8 @@ type AnalyticsOptions struct {
 	// Resume, when set, gives the offsets the analytics database has folded up to: the
 	// consumer starts there (SubscriberResume).
 	Resume ResumeFunc
+	// Fences, when set, gives the intervals a restore fenced (SubscriberFences).
+	Fences func(ctx context.Context) ([]outbox.Fence, error)
 }
 
 // NewAnalyticsSubscriber serves f from the patient, billing and audit topics: each message is
@@ -57,6 +60,9 @@ func NewAnalyticsSubscriber(f analytics.Folder, o AnalyticsOptions) *Subscriber 
 	}
 	if o.Resume != nil {
 		opts = append(opts, SubscriberResume(o.Resume))
+	}
+	if o.Fences != nil {
+		opts = append(opts, SubscriberFences(o.Fences))
 	}
 	return NewSubscriber(analytics.FoldEndpoint(f), DecodeAnalyticsEvent, nil, opts...)
 }
