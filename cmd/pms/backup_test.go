@@ -130,6 +130,7 @@ func TestBackupRestore(t *testing.T) {
 		stopLoad        = make(chan struct{})
 		wg              sync.WaitGroup
 		failures        []string
+		slowest         time.Duration // the slowest acknowledged create (a figure, not asserted)
 	)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	for c := range 50 {
@@ -142,8 +143,11 @@ func TestBackupRestore(t *testing.T) {
 					return
 				default:
 				}
+				began := time.Now()
 				id, mrn, code, err := createPatient(client, a["gateway/http"], token, fmt.Sprintf("c%d-%d", c, i))
+				took := time.Since(began)
 				mu.Lock()
+				slowest = max(slowest, took)
 				if code == 201 && err == nil {
 					acked[id] = mrn
 					created.Add(1)
@@ -163,9 +167,11 @@ func TestBackupRestore(t *testing.T) {
 	}
 	mu.Unlock()
 	file := filepath.Join(t.TempDir(), "pms.backup")
+	backupStart := time.Now()
 	if out, err := w.pms("backup", "--data-dir", w.dataDir, "--to", file, "--recipient", w.recipient); err != nil {
 		t.Fatalf("pms backup under load: %v\n%s", err, out)
 	}
+	backupTook := time.Since(backupStart)
 	if resp, b := call(t, "POST", "http://"+a["gateway/http"]+"/auth/logout", "", `{"refreshToken":"`+revoked+`"}`); resp.StatusCode != 204 {
 		t.Fatalf("logout after the backup: %d %s", resp.StatusCode, b)
 	}
@@ -176,7 +182,8 @@ func TestBackupRestore(t *testing.T) {
 	if n := failed.Load(); n != 0 {
 		t.Fatalf("%d requests failed while the backup ran: %v", n, failures[:min(5, len(failures))])
 	}
-	t.Logf("FIGURES backup under load: %d patients created by 50 clients, 0 failed; %d acknowledged before the backup began", created.Load(), len(ackedBefore))
+	t.Logf("FIGURES backup under load: took %v; %d patients created by 50 clients, 0 failed, slowest create %v; %d acknowledged before the backup began",
+		backupTook.Round(time.Millisecond), created.Load(), slowest.Round(time.Millisecond), len(ackedBefore))
 	highest := int64(0)
 	for _, mrn := range acked {
 		highest = max(highest, registration(t, mrn))
