@@ -220,82 +220,92 @@ func TestBackupRestore(t *testing.T) {
 
 	// The restored platform: every patient acknowledged before the backup, its billing
 	// account, no session of before, MRNs above all handed out, chains that verify.
-	check := func(name, dataDir string) {
-		t.Helper()
+	check := func(t *testing.T, dataDir string) {
 		r, stopR := w.start(dataDir)
-		if resp, _ := call(t, "GET", "http://"+r["gateway/http"]+"/api/patients?limit=1", token, ""); resp.StatusCode != 401 {
-			t.Fatalf("%s: an access token of before the restore answered %d", name, resp.StatusCode)
-		}
-		if resp, b := call(t, "POST", "http://"+r["gateway/http"]+"/auth/refresh", "", `{"refreshToken":"`+refresh+`"}`); resp.StatusCode != 401 {
-			t.Fatalf("%s: a refresh token of before the restore answered %d %s", name, resp.StatusCode, b)
-		}
-		if resp, b := call(t, "POST", "http://"+r["gateway/http"]+"/auth/refresh", "", `{"refreshToken":"`+revoked+`"}`); resp.StatusCode != 401 {
-			t.Fatalf("%s: a session revoked after the backup came back: %d %s", name, resp.StatusCode, b)
-		}
+		gw := "http://" + r["gateway/http"]
+		t.Run("sessions", func(t *testing.T) {
+			if resp, _ := call(t, "GET", gw+"/api/patients?limit=1", token, ""); resp.StatusCode != 401 {
+				t.Fatalf("an access token of before the restore answered %d", resp.StatusCode)
+			}
+			if resp, b := call(t, "POST", gw+"/auth/refresh", "", `{"refreshToken":"`+refresh+`"}`); resp.StatusCode != 401 {
+				t.Fatalf("a refresh token of before the restore answered %d %s", resp.StatusCode, b)
+			}
+			if resp, b := call(t, "POST", gw+"/auth/refresh", "", `{"refreshToken":"`+revoked+`"}`); resp.StatusCode != 401 {
+				t.Fatalf("a session revoked after the backup came back: %d %s", resp.StatusCode, b)
+			}
+		})
 		tok, _ := login(r)
-		for id, mrn := range ackedBefore {
-			resp, b := call(t, "GET", "http://"+r["gateway/http"]+"/api/patients/"+id, tok, "")
-			if resp.StatusCode != 200 || !strings.Contains(string(b), mrn) {
-				t.Fatalf("%s: patient %s acknowledged before the backup: %d %s", name, id, resp.StatusCode, b)
-			}
-		}
-		// Every restored patient gets its billing account: the consumer resumes from its own
-		// offsets and the backup window is on the topics again.
-		var patients []string
-		pd, err := db.Open(context.Background(), "sqlite://"+filepath.Join(dataDir, "patient.db"), "patient")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pd.Select(&patients, `SELECT id FROM patients`); err != nil {
-			t.Fatal(err)
-		}
-		pd.Close()
-		var missing, ghosts int
-		waitFor(t, 60*time.Second, name+": a billing account for every restored patient", func() bool {
-			bd, err := db.Open(context.Background(), "sqlite://"+filepath.Join(dataDir, "billing.db"), "billing")
-			if err != nil {
-				return false
-			}
-			defer bd.Close()
-			var accounts []string
-			if err := bd.Select(&accounts, `SELECT patient_id FROM accounts`); err != nil {
-				return false
-			}
-			have := map[string]bool{}
-			for _, a := range accounts {
-				have[a] = true
-			}
-			missing = 0
-			for _, p := range patients {
-				if !have[p] {
-					missing++
+		t.Run("records", func(t *testing.T) {
+			for id, mrn := range ackedBefore {
+				resp, b := call(t, "GET", gw+"/api/patients/"+id, tok, "")
+				if resp.StatusCode != 200 || !strings.Contains(string(b), mrn) {
+					t.Fatalf("patient %s acknowledged before the backup: %d %s", id, resp.StatusCode, b)
 				}
 			}
-			ghosts = len(accounts) - (len(patients) - missing)
-			return missing == 0
 		})
-		// Analytics matches the restored databases: every restored registration counted once,
-		// none that the restore took away (fenced), none twice (event ids).
-		sum := pollSummary(t, "http://"+r["analytics/http"], tok, func(s analytics.Summary) bool {
-			return s.Patients.Registered == int64(len(patients))
+		t.Run("events", func(t *testing.T) {
+			// Every restored patient gets its billing account (the consumer resumes from its
+			// own offsets, the backup window is on the topics again), no account of a patient
+			// the restore took away (fenced), and analytics counts each registration once.
+			var patients []string
+			pd, err := db.Open(context.Background(), "sqlite://"+filepath.Join(dataDir, "patient.db"), "patient")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pd.Select(&patients, `SELECT id FROM patients`); err != nil {
+				t.Fatal(err)
+			}
+			pd.Close()
+			var ghosts int
+			waitFor(t, 60*time.Second, "a billing account for every restored patient", func() bool {
+				bd, err := db.Open(context.Background(), "sqlite://"+filepath.Join(dataDir, "billing.db"), "billing")
+				if err != nil {
+					return false
+				}
+				defer bd.Close()
+				var accounts []string
+				if err := bd.Select(&accounts, `SELECT patient_id FROM accounts`); err != nil {
+					return false
+				}
+				have := map[string]bool{}
+				for _, a := range accounts {
+					have[a] = true
+				}
+				missing := 0
+				for _, p := range patients {
+					if !have[p] {
+						missing++
+					}
+				}
+				ghosts = len(accounts) - (len(patients) - missing)
+				return missing == 0
+			})
+			sum := pollSummary(t, "http://"+r["analytics/http"], tok, func(s analytics.Summary) bool {
+				return s.Patients.Registered == int64(len(patients))
+			})
+			if ghosts != 0 {
+				t.Fatalf("%d accounts of patients the restore took away (their events were not fenced)", ghosts)
+			}
+			t.Logf("FIGURES %s: %d patients restored, each with its account, no other account; analytics counts %d registrations",
+				t.Name(), len(patients), sum.Patients.Registered)
 		})
-		if ghosts != 0 {
-			t.Fatalf("%s: %d accounts of patients the restore took away (their events were not fenced)", name, ghosts)
-		}
-		t.Logf("FIGURES %s: %d patients restored, each with its account, no other account; analytics counts %d registrations", name, len(patients), sum.Patients.Registered)
-		_, mrn, code, err := createPatient(client, r["gateway/http"], tok, strings.ReplaceAll(name, " ", "-")+"-after")
-		if code != 201 || err != nil {
-			t.Fatalf("%s: create after the restore: %d %v", name, code, err)
-		}
-		if n := registration(t, mrn); n <= highest {
-			t.Fatalf("%s: the MRN after the restore, %s, reuses a registration number handed out before (highest %d)", name, mrn, highest)
-		}
+		t.Run("identifiers", func(t *testing.T) {
+			_, mrn, code, err := createPatient(client, r["gateway/http"], tok, strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()))
+			if code != 201 || err != nil {
+				t.Fatalf("create after the restore: %d %v", code, err)
+			}
+			if n := registration(t, mrn); n <= highest {
+				t.Fatalf("the MRN after the restore, %s, reuses a registration number handed out before (highest %d)", mrn, highest)
+			}
+		})
 		if err := stopR(); err != nil {
-			t.Fatalf("%s: stop: %v", name, err)
+			t.Fatalf("stop: %v", err)
 		}
-		if out, err := w.pms("audit", "verify", "--data-dir", dataDir); err != nil {
-			t.Fatalf("%s: pms audit verify: %v\n%s", name, err, out)
-		}
+		t.Run("audit", func(t *testing.T) {
+			if out, err := w.pms("audit", "verify", "--data-dir", dataDir); err != nil {
+				t.Fatalf("pms audit verify: %v\n%s", err, out)
+			}
+		})
 	}
 
 	// Into a fresh data folder (another machine: its high-water marks are copied, as
@@ -307,7 +317,7 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("restore into a fresh folder: %v\n%s", err, out)
 	}
 	t.Logf("FIGURES restore into a fresh folder took %v", time.Since(start).Round(time.Millisecond))
-	check("fresh", fresh)
+	t.Run("fresh", func(t *testing.T) { check(t, fresh) })
 
 	// In place, over the stopped platform's own folder.
 	if err := stop(); err != nil {
@@ -316,7 +326,7 @@ func TestBackupRestore(t *testing.T) {
 	if out, err := w.pms("restore", "--from", file, "--identity", w.keyFile, "--data-dir", w.dataDir); err != nil {
 		t.Fatalf("restore in place: %v\n%s", err, out)
 	}
-	check("in place", w.dataDir)
+	t.Run("in place", func(t *testing.T) { check(t, w.dataDir) })
 }
 
 // waitFor polls cond until it holds or d passes.
