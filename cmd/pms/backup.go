@@ -350,6 +350,14 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	} else if undone {
 		fmt.Fprintln(stdout, "restore: an interrupted restore was undone first")
 	}
+	// A restore killed before its swap leaves its decrypted copy beside the data: remove it.
+	if left, err := filepath.Glob(filepath.Join(dataDir, ".restore-*")); err == nil {
+		for _, p := range left {
+			if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+				_ = os.RemoveAll(p)
+			}
+		}
+	}
 	staged, err := os.MkdirTemp(dataDir, ".restore-")
 	if err != nil {
 		return err
