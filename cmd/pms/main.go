@@ -1,7 +1,8 @@
 // Command pms runs the PMS platform: `pms all` runs every service in one process on embedded
 // defaults; `pms auth`, `pms billing`, `pms patient`, `pms analytics` run one service each; `pms broker` the
 // embedded Kafka-protocol broker; `pms migrate` applies migrations; `pms user create` adds a
-// user. Every flag has
+// user; `pms backup` and `pms restore` take and restore encrypted backups of the embedded
+// databases (backup.go). Every flag has
 // a PMS_* environment twin. This package only wires: no business logic lives here.
 package main
 
