@@ -276,7 +276,8 @@ func (f Fence) Holds(topic string, at time.Time) bool {
 // the topic are of changes the restore took away from the source, and applying them would
 // make records (an account) of things the source no longer has (a patient).
 func AddFence(ctx context.Context, d *db.DB, f Fence) error {
-	_, err := d.ExecContext(ctx, d.Rebind(`INSERT INTO consumer_fences (topic, after_time, until_time) VALUES (?, ?, ?)`),
+	_, err := d.ExecContext(ctx, d.Rebind(`INSERT INTO consumer_fences (topic, after_time, until_time) VALUES (?, ?, ?)
+		ON CONFLICT (topic, after_time) DO UPDATE SET until_time = excluded.until_time`),
 		f.Topic, d.Time(f.After), d.Time(f.Until))
 	return db.Classify(err)
 }
