@@ -335,3 +335,59 @@ func TestAddRefusesOversizedMessage(t *testing.T) {
 		t.Fatalf("outbox rows %d %v", n, err)
 	}
 }
+
+// TestConsumerOffsetsAndFences: MarkApplied records, in the applying transaction, the next
+// offset of the message in the context (never moving it back, nothing when the transaction
+// rolls back); fences are kept and hold exactly their interval of their topic. On both
+// dialects (billing's database has the fence set).
+func TestConsumerOffsetsAndFences(t *testing.T) {
+	dbtest.Each(t, migrations.Billing(), func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		apply := func(offset int64, id string, fail bool) {
+			c := outbox.WithPosition(ctx, outbox.Position{Topic: "patient", Partition: 2, Offset: offset})
+			err := db.InTx(c, d, func(tx *sqlx.Tx) error {
+				if _, err := outbox.MarkApplied(c, tx, d, "c", id); err != nil {
+					return err
+				}
+				if fail {
+					return errors.New("the effect failed")
+				}
+				return nil
+			})
+			if (err != nil) != fail {
+				t.Fatal(err)
+			}
+		}
+		apply(7, "e7", false)
+		apply(9, "e9", true) // rolled back: not applied, so not recorded
+		apply(5, "e5", false) // an older message replayed: the offset does not go back
+		got, err := outbox.ConsumerOffsets(ctx, d, "c")
+		if err != nil || got["patient"][2] != 8 || len(got) != 1 {
+			t.Fatalf("offsets %v %v, want patient/2 at 8", got, err)
+		}
+		if other, _ := outbox.ConsumerOffsets(ctx, d, "other"); len(other) != 0 {
+			t.Fatalf("another consumer's offsets: %v", other)
+		}
+		after := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+		if err := outbox.AddFence(ctx, d, outbox.Fence{Topic: "patient", After: after, Until: after.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		fences, err := outbox.Fences(ctx, d)
+		if err != nil || len(fences) != 1 {
+			t.Fatalf("fences %v %v", fences, err)
+		}
+		f := fences[0]
+		for _, c := range []struct {
+			topic string
+			at    time.Time
+			want  bool
+		}{
+			{"patient", after, false}, {"patient", after.Add(time.Millisecond), true}, {"patient", after.Add(time.Hour), true},
+			{"patient", after.Add(time.Hour + time.Millisecond), false}, {"billing", after.Add(time.Minute), false},
+		} {
+			if got := f.Holds(c.topic, c.at); got != c.want {
+				t.Errorf("Holds(%s, %v) = %v", c.topic, c.at, got)
+			}
+		}
+	})
+}
