@@ -359,7 +359,7 @@ func TestConsumerOffsetsAndFences(t *testing.T) {
 			}
 		}
 		apply(7, "e7", false)
-		apply(9, "e9", true) // rolled back: not applied, so not recorded
+		apply(9, "e9", true)  // rolled back: not applied, so not recorded
 		apply(5, "e5", false) // an older message replayed: the offset does not go back
 		got, err := outbox.ConsumerOffsets(ctx, d, "c")
 		if err != nil || got["patient"][2] != 8 || len(got) != 1 {
