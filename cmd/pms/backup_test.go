@@ -591,74 +591,43 @@ func TestConsumerResumesFromItsOwnOffsets(t *testing.T) {
 	}
 }
 
-// TestErasureSurvivesRestore (section 3, erasure): an erased patient stays erased after a
-// restore from an older backup.
+// TestErasureSurvivesRestore (section 3, erasure): a patient erased after a backup stays
+// erased when that backup is restored in place (issue 17 keeps its erasure journal outside
+// the database and out of the backups, and the patient service applies it again at start;
+// pms restore never touches it). It runs over HTTP only, and skips itself while the erase
+// route is not there (the branch that built the backups predates issue 17's erasure).
 func TestErasureSurvivesRestore(t *testing.T) {
-	t.Skip("waits on issue 17 erasure: POST /patients/{id}/erase is being built by the lead and has not landed; once it has, " +
-		"erasures are recorded outside the backup (a file under the data folder, like the sequence marks) and re-applied by pms restore")
-}
-
-// TestScheduledBackups: `pms all --backup-every` backs itself up on a schedule into
-// --backup-dir, keeps the newest --backup-keep, and reports on the gateway's admin port the
-// last success, the duration, the size and the failures; a kept backup verifies. A schedule
-// it cannot honour stops the start.
-func TestScheduledBackups(t *testing.T) {
 	w := newBackupWorld(t)
-	dir := t.TempDir()
-	a, stop := startPMS(t, allAddrs, allArgs(t, "", "--data-dir="+w.dataDir, "--backup-every=150ms", "--backup-dir="+dir,
-		"--backup-keep=2", "--backup-recipient="+w.recipient)...)
-	backups := func() []string {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".backup") {
-				names = append(names, e.Name())
-			}
-		}
-		return names
+	a, stop := w.start(w.dataDir)
+	tok := allToken(t, a)
+	gw := "http://" + a["gateway/http"]
+	id, _, code, err := createPatient(http.DefaultClient, a["gateway/http"], tok, "erase")
+	if code != 201 || err != nil {
+		t.Fatalf("create: %d %v", code, err)
 	}
-	var first string
-	waitFor(t, 30*time.Second, "a scheduled backup", func() bool {
-		if n := backups(); len(n) > 0 {
-			first = n[0]
-			return true
-		}
-		return false
-	})
-	waitFor(t, 30*time.Second, "the first backup to be pruned", func() bool {
-		n := backups()
-		for _, name := range n {
-			if name == first {
-				return false
-			}
-		}
-		return len(n) > 0
-	})
-	if n := backups(); len(n) > 2 {
-		t.Fatalf("--backup-keep=2 kept %d", len(n))
+	file := filepath.Join(t.TempDir(), "before-erasure.backup")
+	if out, err := w.pms("backup", "--data-dir", w.dataDir, "--to", file, "--recipient", w.recipient); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
 	}
-	if v := metric(t, a["gateway/admin"], "pms_backup_last_success_timestamp_seconds"); v < float64(time.Now().Add(-time.Minute).Unix()) {
-		t.Fatalf("last success %v", v)
+	if resp, b := call(t, "DELETE", gw+"/api/patients/"+id, tok, ""); resp.StatusCode != 204 {
+		t.Fatalf("delete: %d %s", resp.StatusCode, b)
 	}
-	if v := metric(t, a["gateway/admin"], "pms_backup_size_bytes"); v <= 0 {
-		t.Fatalf("size %v", v)
-	}
-	if v := metric(t, a["gateway/admin"], "pms_backup_failures_total"); v != 0 {
-		t.Fatalf("failures %v", v)
+	resp, b := call(t, "POST", gw+"/api/patients/"+id+"/erase", tok, `{"reason":"the patient asked for erasure in writing"}`)
+	if resp.StatusCode != 200 {
+		t.Skipf("waits on issue 17 erasure: POST /api/patients/{id}/erase answered %d %s", resp.StatusCode, b)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	n := backups()
-	if out, err := w.pms("backup", "verify", "--from", filepath.Join(dir, n[len(n)-1]), "--identity", w.keyFile); err != nil {
-		t.Fatalf("verify a scheduled backup: %v\n%s", err, out)
+	if out, err := w.pms("restore", "--from", file, "--identity", w.keyFile, "--data-dir", w.dataDir); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
 	}
-	err := dispatch(context.Background(), allArgs(t, "sqlite://"+filepath.Join(t.TempDir(), "x.db"), "--backup-every=1h", "--backup-dir="+dir,
-		"--backup-recipient="+w.recipient), io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "--backup-every") {
-		t.Fatalf("a schedule on --database-url started: %v", err)
+	r, stopR := w.start(w.dataDir)
+	tok = allToken(t, r)
+	if resp, b := call(t, "GET", "http://"+r["gateway/http"]+"/api/patients/"+id, tok, ""); resp.StatusCode != 410 {
+		t.Fatalf("the patient erased after the backup, after its restore: %d %s", resp.StatusCode, b)
+	}
+	if err := stopR(); err != nil {
+		t.Fatal(err)
 	}
 }
