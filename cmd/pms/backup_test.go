@@ -591,12 +591,13 @@ func TestConsumerResumesFromItsOwnOffsets(t *testing.T) {
 	}
 }
 
-// TestErasureSurvivesRestore (section 3, erasure): a patient erased after a backup stays
-// erased when that backup is restored in place (issue 17 keeps its erasure journal outside
+// TestErasureSurvivesPmsRestore (section 3, erasure; issue 17's TestErasureSurvivesRestore
+// puts a database file back by hand): a patient erased after a backup stays erased when that
+// backup is restored in place by pms restore (issue 17 keeps its erasure journal outside
 // the database and out of the backups, and the patient service applies it again at start;
 // pms restore never touches it). It runs over HTTP only, and skips itself while the erase
 // route is not there (the branch that built the backups predates issue 17's erasure).
-func TestErasureSurvivesRestore(t *testing.T) {
+func TestErasureSurvivesPmsRestore(t *testing.T) {
 	w := newBackupWorld(t)
 	a, stop := w.start(w.dataDir)
 	tok := allToken(t, a)
