@@ -236,11 +236,19 @@ func TestBackupRestore(t *testing.T) {
 		})
 		tok, _ := login(r)
 		t.Run("records", func(t *testing.T) {
+			var one string
 			for id, mrn := range ackedBefore {
 				resp, b := call(t, "GET", gw+"/api/patients/"+id, tok, "")
 				if resp.StatusCode != 200 || !strings.Contains(string(b), mrn) {
 					t.Fatalf("patient %s acknowledged before the backup: %d %s", id, resp.StatusCode, b)
 				}
+				one = id
+			}
+			// A restored record takes changes.
+			resp, b := call(t, "PUT", gw+"/api/patients/"+one, tok,
+				`{"name":"Restored Person","email":"restored-`+strings.ReplaceAll(t.Name(), "/", "-")+`@example.org","address":"2 Restore Road","dateOfBirth":"1980-02-03"}`)
+			if resp.StatusCode != 200 {
+				t.Fatalf("update of a restored patient: %d %s", resp.StatusCode, b)
 			}
 		})
 		t.Run("events", func(t *testing.T) {
