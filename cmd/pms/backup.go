@@ -397,7 +397,8 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 //     published again, with its event id (consumers dedupe): what was published while the
 //     backup ran, perhaps after a consumer's snapshot, reaches that consumer even on new
 //     topics, and what was not yet published at the snapshot is published as it would have
-//     been;
+//     been; and each consumer is fenced off the events of the changes the restore took away
+//     from its sources (fenceLostEvents);
 //   - identifiers: every AUTOINCREMENT counter (the MRN's registration number, invoices,
 //     payments, revocations, outbox ids) starts above the highest ever handed out on this
 //     data folder: the greater of the backup's, the replaced database's and the high-water
