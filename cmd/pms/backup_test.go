@@ -645,3 +645,68 @@ func TestErasureSurvivesPmsRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestScheduledBackups: `pms all --backup-every` backs itself up on a schedule into
+// --backup-dir, keeps the newest --backup-keep, and reports on the gateway's admin port the
+// last success, the duration, the size and the failures; a kept backup verifies. A schedule
+// it cannot honour stops the start.
+func TestScheduledBackups(t *testing.T) {
+	w := newBackupWorld(t)
+	dir := t.TempDir()
+	a, stop := startPMS(t, allAddrs, allArgs(t, "", "--data-dir="+w.dataDir, "--backup-every=150ms", "--backup-dir="+dir,
+		"--backup-keep=2", "--backup-recipient="+w.recipient)...)
+	backups := func() []string {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".backup") {
+				names = append(names, e.Name())
+			}
+		}
+		return names
+	}
+	var first string
+	waitFor(t, 30*time.Second, "a scheduled backup", func() bool {
+		if n := backups(); len(n) > 0 {
+			first = n[0]
+			return true
+		}
+		return false
+	})
+	waitFor(t, 30*time.Second, "the first backup to be pruned", func() bool {
+		n := backups()
+		for _, name := range n {
+			if name == first {
+				return false
+			}
+		}
+		return len(n) > 0
+	})
+	if n := backups(); len(n) > 2 {
+		t.Fatalf("--backup-keep=2 kept %d", len(n))
+	}
+	if v := metric(t, a["gateway/admin"], "pms_backup_last_success_timestamp_seconds"); v < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Fatalf("last success %v", v)
+	}
+	if v := metric(t, a["gateway/admin"], "pms_backup_size_bytes"); v <= 0 {
+		t.Fatalf("size %v", v)
+	}
+	if v := metric(t, a["gateway/admin"], "pms_backup_failures_total"); v != 0 {
+		t.Fatalf("failures %v", v)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	n := backups()
+	if out, err := w.pms("backup", "verify", "--from", filepath.Join(dir, n[len(n)-1]), "--identity", w.keyFile); err != nil {
+		t.Fatalf("verify a scheduled backup: %v\n%s", err, out)
+	}
+	err := dispatch(context.Background(), allArgs(t, "sqlite://"+filepath.Join(t.TempDir(), "x.db"), "--backup-every=1h", "--backup-dir="+dir,
+		"--backup-recipient="+w.recipient), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--backup-every") {
+		t.Fatalf("a schedule on --database-url started: %v", err)
+	}
+}
