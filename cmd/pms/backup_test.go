@@ -648,8 +648,9 @@ func TestErasureSurvivesPmsRestore(t *testing.T) {
 
 // TestScheduledBackups: `pms all --backup-every` backs itself up on a schedule into
 // --backup-dir, keeps the newest --backup-keep, and reports on the gateway's admin port the
-// last success, the duration, the size and the failures; a kept backup verifies. A schedule
-// it cannot honour stops the start.
+// last success, the duration, the size and the failures; a kept backup verifies. Backups
+// that fail are counted and the platform serves on; a schedule it cannot honour stops the
+// start.
 func TestScheduledBackups(t *testing.T) {
 	w := newBackupWorld(t)
 	dir := t.TempDir()
@@ -703,6 +704,26 @@ func TestScheduledBackups(t *testing.T) {
 	n := backups()
 	if out, err := w.pms("backup", "verify", "--from", filepath.Join(dir, n[len(n)-1]), "--identity", w.keyFile); err != nil {
 		t.Fatalf("verify a scheduled backup: %v\n%s", err, out)
+	}
+	// A backup that cannot be written (its folder is a file) is counted, and never stops
+	// the platform.
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, stopF := startPMS(t, allAddrs, allArgs(t, "", "--data-dir="+t.TempDir(), "--backup-every=100ms", "--backup-dir="+notADir,
+		"--backup-recipient="+w.recipient)...)
+	waitFor(t, 30*time.Second, "a failed backup to be counted", func() bool {
+		return metric(t, f["gateway/admin"], "pms_backup_failures_total") >= 2
+	})
+	if v := metric(t, f["gateway/admin"], "pms_backup_last_success_timestamp_seconds"); v != 0 {
+		t.Fatalf("last success %v after failures only", v)
+	}
+	if resp, _ := call(t, "GET", "http://"+f["gateway/admin"]+"/readyz", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("the platform with failing backups is not ready: %d", resp.StatusCode)
+	}
+	if err := stopF(); err != nil {
+		t.Fatal(err)
 	}
 	err := dispatch(context.Background(), allArgs(t, "sqlite://"+filepath.Join(t.TempDir(), "x.db"), "--backup-every=1h", "--backup-dir="+dir,
 		"--backup-recipient="+w.recipient), io.Discard, io.Discard)
