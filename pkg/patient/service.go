@@ -40,6 +40,9 @@ type Service interface {
 	SetConfidentiality(ctx context.Context, req ConfidentialityRequest) (Patient, error)
 	BreakGlass(ctx context.Context, req BreakGlassRequest) (Grant, error)
 	BreakGlassGrants(ctx context.Context, q GrantQuery) ([]GrantReview, error)
+	// Erase removes a deleted patient's PHI from every store of the service, leaving a
+	// tombstone (erase.go).
+	Erase(ctx context.Context, req EraseRequest) (Erasure, error)
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
