@@ -15,10 +15,20 @@ import (
 // needle", sorted. Erasure tests use it to prove no copy of a patient's data is left behind,
 // wherever a future migration may have put one.
 func FindText(ctx context.Context, d *db.DB, needles ...string) ([]string, error) {
+	return findText(ctx, d, `table_schema = current_schema()`, needles)
+}
+
+// FindTextEverywhere is FindText over every schema of d's PostgreSQL database but the
+// system's (a `pms all` database: a schema per service), naming hits "schema.table.column".
+func FindTextEverywhere(ctx context.Context, d *db.DB, needles ...string) ([]string, error) {
+	return findText(ctx, d, `table_schema NOT IN ('pg_catalog', 'information_schema') AND table_schema NOT LIKE 'pg_toast%'`, needles)
+}
+
+func findText(ctx context.Context, d *db.DB, schemas string, needles []string) ([]string, error) {
 	var tables []string
 	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
 	if d.Dialect == db.Postgres {
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
+		q = `SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) FROM information_schema.tables WHERE ` + schemas + ` AND table_type = 'BASE TABLE'`
 	}
 	if err := d.SelectContext(ctx, &tables, q); err != nil {
 		return nil, err
@@ -29,7 +39,11 @@ func FindText(ctx context.Context, d *db.DB, needles ...string) ([]string, error
 	}
 	found := map[string]bool{}
 	for _, t := range tables {
-		rows, err := d.QueryxContext(ctx, `SELECT * FROM "`+strings.ReplaceAll(t, `"`, `""`)+`"`)
+		from := t // already quoted on PostgreSQL
+		if d.Dialect != db.Postgres {
+			from = `"` + strings.ReplaceAll(t, `"`, `""`) + `"`
+		}
+		rows, err := d.QueryxContext(ctx, `SELECT * FROM `+from)
 		if err != nil {
 			return nil, err
 		}
