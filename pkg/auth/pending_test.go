@@ -17,7 +17,9 @@ import (
 // starts right after a change commits.
 type brokenLog struct{}
 
-func (brokenLog) Append(context.Context, audit.Entry) error { return errors.New("audit log unreachable") }
+func (brokenLog) Append(context.Context, audit.Entry) error {
+	return errors.New("audit log unreachable")
+}
 
 // TestChangesRecordTheirOwnEntry (issue 17, item 2): auth's changes — a user created, updated,
 // a password reset, a session ended, every session ended — record their audit entry in their
