@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,7 +43,31 @@ type disclosure struct {
 	search      bool
 	transport   string
 	fingerprint string
-	added       time.Time
+	// emergency: the record was used under a break-glass grant (markEmergency).
+	emergency bool
+	added     time.Time
+}
+
+// emergencyMark is set by checkAccess when a restricted record is used under the caller's
+// grant; withEmergencyMark puts one in every endpoint's context (NewEndpoints), and the
+// disclosing log copies it into the disclosure row, so the access log says "emergency".
+type emergencyMark struct{ used atomic.Bool }
+
+type emergencyKey struct{}
+
+func withEmergencyMark(ctx context.Context) context.Context {
+	return context.WithValue(ctx, emergencyKey{}, &emergencyMark{})
+}
+
+func markEmergency(ctx context.Context) {
+	if m, ok := ctx.Value(emergencyKey{}).(*emergencyMark); ok {
+		m.used.Store(true)
+	}
+}
+
+func isEmergency(ctx context.Context) bool {
+	m, ok := ctx.Value(emergencyKey{}).(*emergencyMark)
+	return ok && m.used.Load()
 }
 
 // pendingTTL bounds how long the disclosures of an entry whose caller gave up wait for the
@@ -102,6 +127,7 @@ func (l disclosingLog) Settle(ctx context.Context) error {
 
 // register keeps dis for the hook until the entry id is chained (or pendingTTL passes).
 func (l disclosingLog) register(ctx context.Context, id string, dis disclosure) {
+	dis.emergency = isEmergency(ctx)
 	dis.transport = observe.Transport(ctx)
 	if dis.transport == "" {
 		dis.transport = "internal"
@@ -147,7 +173,7 @@ func (l disclosingLog) Append(ctx context.Context, e audit.Entry) error {
 }
 
 // disclosureColumns is the number of bind parameters per audit_disclosures row.
-const disclosureColumns = 5
+const disclosureColumns = 6
 
 // Hook returns the audit writer's AfterBatch hook: it writes the disclosure and search rows of
 // the batch's entries in the batch transaction, then runs next (the outbox hook) if set.
@@ -184,15 +210,15 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries [
 				}
 			} else {
 				for _, p := range dis.patients {
-					rows = append(rows, e.Seq, e.ID, p, 0, dis.transport)
+					rows = append(rows, e.Seq, e.ID, p, 0, dis.transport, dis.emergency)
 				}
 			}
 		}
 		d.mu.Unlock()
 		for len(rows) > 0 {
 			n := min(len(rows)/disclosureColumns, maxRows)
-			q := "INSERT INTO audit_disclosures (entry_seq, entry_id, patient_id, position, transport) VALUES " +
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", n), ", ")
+			q := "INSERT INTO audit_disclosures (entry_seq, entry_id, patient_id, position, transport, emergency) VALUES " +
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", ")
 			if _, err := tx.ExecContext(ctx, tx.Rebind(q), rows[:n*disclosureColumns]...); err != nil {
 				return db.Classify(err)
 			}
