@@ -189,6 +189,12 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries [
 			e := &entries[i]
 			dis, ok := d.pending[e.ID]
 			if !ok {
+				// A change's entry the writer moved late (after an outage, a restart, or past
+				// pendingTTL) has no registered disclosure; its entry still names the record, so
+				// its row is written from it, the transport unknown.
+				if disclosingActions[e.Action] && e.SubjectID != "" && e.Outcome == audit.OutcomeSuccess && e.Action != ActionSearch {
+					rows = append(rows, e.Seq, e.ID, e.SubjectID, 0, "unknown", false)
+				}
 				continue
 			}
 			// Kept pending until Append returns: a rolled-back batch is retried with them.
