@@ -21,6 +21,7 @@ import (
 	"github.com/pms/pms/pkg/platform/op"
 	"github.com/pms/pms/pkg/platform/outbox"
 	"github.com/pms/pms/pkg/platform/stack"
+	"github.com/pms/pms/pkg/platform/tlsconf"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	kafkatransport "github.com/pms/pms/transport/kafka"
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,6 +80,9 @@ type unitSpec struct {
 func newUnit(ctx context.Context, s settings, spec unitSpec) (*unit, error) {
 	u := &unit{s: s, name: spec.name, logger: log.With(s.logger, "service", spec.name), reg: observe.NewRegistry(),
 		m: &module{name: spec.name}}
+	if s.serverTLS != nil {
+		u.reg.MustRegister(tlsconf.ExpiryGauge(spec.name, s.serverTLS))
+	}
 	if spec.topics != nil {
 		k, err := newServiceKafka(spec.name, s, u.logger, u.reg, spec.topics)
 		if err != nil {
