@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,16 +99,18 @@ func NewPG(t *testing.T, bin string) *PG {
 	if _, err := rand.Read(pass); err != nil {
 		t.Fatal(err)
 	}
-	// The same settings as ops/pgbackrest/pgbackrest.conf, with the paths in the drill's folder
-	// and the passphrase generated (compose reads it from a secret).
+	// The [global] settings of compose's ops/pgbackrest/pgbackrest.conf (cipher, retention,
+	// compression), with the repository, lock, log and spool paths in the drill's folder and
+	// the passphrase generated (compose passes it from a secret).
+	global, err := composeGlobal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg.Port = freePort(t)
 	conf := fmt.Sprintf(`[global]
+%[5]s
 repo1-path=%[1]s/repo
-repo1-cipher-type=aes-256-cbc
 repo1-cipher-pass=%[2]s
-repo1-retention-full=2
-repo1-retention-diff=7
-compress-type=zst
-start-fast=y
 log-path=%[1]s/log
 lock-path=%[1]s/lock
 spool-path=%[1]s/spool
@@ -118,9 +121,7 @@ log-level-file=off
 pg1-path=%[1]s/data
 pg1-port=%[4]d
 pg1-socket-path=%[1]s
-`, dir, hex.EncodeToString(pass), Stanza, 0)
-	pg.Port = freePort(t)
-	conf = strings.Replace(conf, "pg1-port=0", "pg1-port="+strconv.Itoa(pg.Port), 1)
+`, dir, hex.EncodeToString(pass), Stanza, pg.Port, global)
 	if err := os.WriteFile(pg.Conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +157,34 @@ fsync = off
 	pg.Backrest(t, "stanza-create")
 	pg.PSQL(t, "postgres", "CREATE DATABASE pms")
 	return pg
+}
+
+// composeGlobal returns the option lines of ops/pgbackrest/pgbackrest.conf's [global] section
+// but its paths and log levels; it checks the repository is encrypted there.
+func composeGlobal() (string, error) {
+	b, err := os.ReadFile(filepath.Join("..", "pgbackrest", "pgbackrest.conf"))
+	if err != nil {
+		return "", err
+	}
+	var out []string
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "["):
+			section = line
+		case section == "[global]":
+			k, _, _ := strings.Cut(line, "=")
+			if !strings.HasSuffix(k, "-path") && !strings.HasPrefix(k, "log-level") {
+				out = append(out, line)
+			}
+		}
+	}
+	if !slices.Contains(out, "repo1-cipher-type=aes-256-cbc") {
+		return "", fmt.Errorf("ops/pgbackrest/pgbackrest.conf: the repository is not encrypted (repo1-cipher-type=aes-256-cbc): %q", out)
+	}
+	return strings.Join(out, "\n"), nil
 }
 
 // archiveCommand pushes a WAL segment of the data directory the cluster runs from.

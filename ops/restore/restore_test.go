@@ -216,12 +216,12 @@ COMMIT;`)
 	for w := range writers {
 		var lastBefore, firstAfter int64 = 1, 1 << 62
 		for _, u := range updates[w] {
-			if u.acknowledgedOkay && u.acked.Before(pointAsked) && u.version > lastBefore {
-				lastBefore = u.version
+			if u.acknowledgedOkay && u.acked.Before(pointAsked) {
+				lastBefore = max(lastBefore, u.version)
 				before++
 			}
-			if u.sent.After(pointMade) && u.acknowledgedOkay && u.version < firstAfter {
-				firstAfter = u.version
+			if u.acknowledgedOkay && u.sent.After(pointMade) {
+				firstAfter = min(firstAfter, u.version)
 				afterCount++
 			}
 		}
