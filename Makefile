@@ -6,7 +6,7 @@ PKGS := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
 
-.PHONY: run build test test-race test-race-unit attack lint fmt vet proto bench bench-kafka fuzz clean image ops-test faults soak
+.PHONY: run build test test-race test-race-unit attack lint fmt vet proto bench bench-kafka fuzz clean image ops-test faults soak drill
 
 ## run: build and run every service in one process on embedded defaults (SQLite under ./data)
 run: build
@@ -88,11 +88,18 @@ IMAGE ?= pms:latest
 image:
 	docker build -f ops/Dockerfile -t $(IMAGE) .
 
-## ops-test: promtool checks, the compose file, the static build, and a live Prometheus scraping pms all
+## ops-test: promtool checks and rule unit tests, amtool, the compose file, the static build, a live Prometheus scraping pms all, and alert delivery (Prometheus → Alertmanager → webhook)
 ops-test:
 	promtool check config prometheus.yml ops/prometheus/local.yml
 	promtool check rules ops/prometheus/rules.yml
+	promtool test rules ops/prometheus/rules_test.yml
+	amtool check-config ops/alertmanager/alertmanager.yml
 	$(GO) test -count=1 -run 'TestCompose|TestPromtool|TestImageBuildStatic|TestOpsMetricsAndPrometheus|TestHealthCommand' ./cmd/pms/
+	$(GO) test -count=1 -v -run TestAlertDelivery ./ops/alerts/
+
+## drill: the PostgreSQL point-in-time restore drill (root, pgbackrest): its own cluster, an encrypted pgBackRest repository, the platform under load, a named restore point, a disaster, the restore; prints RTO, RPO and sizes
+drill:
+	set -o pipefail; $(GO) test -count=1 -v -run TestPointInTimeRestore ./ops/restore/ | grep -E '^(=== RUN|--- |ok|FAIL)|FIGURES|full backup'
 
 clean:
 	rm -rf bin data bench.out bench-kafka.out faults.out soak.csv

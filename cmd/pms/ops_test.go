@@ -239,6 +239,10 @@ func exprNames(expr string) []string {
 	return out
 }
 
+// notByDefault are metric names the rules use that `pms all` on its defaults does not expose:
+// the backup scheduler's (pms all --backup-every, issue 23) appears only when it is on.
+var notByDefault = map[string]bool{"pms_backup_last_success_timestamp_seconds": true}
+
 // checkMetricNames: every name used by rules.yml and the dashboard is exposed by a service or
 // recorded by a rule; a renamed metric fails here.
 func checkMetricNames(t *testing.T, exposed map[string]bool) {
@@ -293,7 +297,7 @@ func checkMetricNames(t *testing.T, exposed map[string]bool) {
 			if strings.Contains(n, ":") && !recorded[n] {
 				t.Errorf("%s uses %s, which no rule records", where, n)
 			}
-			if !strings.Contains(n, ":") && !exposed[n] {
+			if !strings.Contains(n, ":") && !exposed[n] && !notByDefault[n] {
 				t.Errorf("%s uses %s, which no service exposes", where, n)
 			}
 		}
