@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -290,9 +292,43 @@ COMMIT;`)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The repository: what the backup weighs, and that it is sealed: no patient's e-mail in
+	// any of its files, and a wrong passphrase reads nothing.
+	var info []struct {
+		Backup []struct {
+			Type string
+			Info struct {
+				Size       int64
+				Repository struct{ Delta int64 }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(pg.Backrest(t, "info", "--output=json")), &info); err != nil || len(info) != 1 || len(info[0].Backup) == 0 {
+		t.Fatalf("pgbackrest info: %v %+v", err, info)
+	}
+	full := info[0].Backup[0]
+	if out, err := pg.cmd("pgbackrest", "--config="+pg.Conf, "--stanza="+Stanza, "--repo1-cipher-pass=not-the-passphrase", "info").CombinedOutput(); err == nil &&
+		!strings.Contains(string(out), "error") {
+		t.Errorf("pgbackrest info with a wrong passphrase: %s; want a failure", out)
+	}
+	if err := filepath.WalkDir(pg.Dir+"/repo", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() { // "latest" is a symbolic link
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte("@example.org")) || bytes.Contains(b, []byte("Drill 0-")) {
+			t.Errorf("%s holds patient data in clear", p)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	repo := strings.Fields(pg.run(t, "du", "-sh", pg.Dir+"/repo"))[0]
-	t.Logf("FIGURES restore drill: data %s, repository (encrypted, full backup + WAL) %s; RTO %s (restore + recovery + platform up); RPO archive_timeout = %s; %d updates acknowledged before the point, %d sent after it; analytics lag after the restore %d",
-		dataSize, repo, rto.Round(10*time.Millisecond), pg.ArchiveTimeout, before, afterCount, summary.Lag)
+	t.Logf("FIGURES restore drill: data %s; %s backup %d kB of data, %d kB in the repository (compressed, encrypted); repository with WAL %s; RTO %s (restore + recovery + platform up); RPO archive_timeout = %s; %d updates acknowledged before the point, %d sent after it; analytics lag after the restore %d",
+		dataSize, full.Type, full.Info.Size/1024, full.Info.Repository.Delta/1024, repo, rto.Round(10*time.Millisecond), pg.ArchiveTimeout, before, afterCount, summary.Lag)
 }
 
 // waitPromoted polls until the restored cluster has left recovery.
