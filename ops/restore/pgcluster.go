@@ -42,8 +42,8 @@ type PG struct {
 	uid, gid       int
 }
 
-// Tools returns PostgreSQL's bin folder and pgbackrest's path; ok is false with the reason
-// when the drill cannot run here (not root, tools missing).
+// Tools returns PostgreSQL's bin folder (the newest installed) and pgbackrest's path, or in
+// why the reason the drill cannot run here (not root, a tool missing).
 func Tools() (bin, pgbackrest, why string) {
 	if os.Geteuid() != 0 {
 		return "", "", "the drill runs initdb and pgbackrest as the postgres OS user: it needs root"
