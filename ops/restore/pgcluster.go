@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -266,13 +267,20 @@ func (pg *PG) RestoreTo(t *testing.T, target string) {
 	pg.Start(t)
 }
 
-// freePort is a loopback port free now.
+// freePort is a loopback port free now, picked at random below the kernel's ephemeral range
+// (as ops/cluster does): PostgreSQL binds it seconds later, after initdb, and a port handed
+// out for :0 could meanwhile be taken by another test's outgoing connection.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 32000 + mrand.IntN(700)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port in 32000-32699")
+	return 0
 }
