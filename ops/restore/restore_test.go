@@ -209,10 +209,16 @@ COMMIT;`)
 		t.Fatal(err)
 	}
 
-	// Checks. Every registration was acknowledged before the point.
-	want := writers * perWriter
+	// The restored platform takes writes again.
+	if code, b, err := c.Do(ctx, token, "POST", "/api/patients", map[string]string{"name": "After Restore", "email": "after-restore@example.org",
+		"address": "2 Main St", "dateOfBirth": "1981-02-03"}); err != nil || code != http.StatusCreated {
+		t.Fatalf("register on the restored platform: %d %s %v", code, b, err)
+	}
+
+	// Checks. Every registration was acknowledged before the point (and one made since).
+	want := writers*perWriter + 1
 	if n := pg.PSQL(t, "pms", "SELECT count(*) FROM patient.patients WHERE deleted_at IS NULL"); n != strconv.Itoa(want) {
-		t.Errorf("restored: %s live patients, want %d (every registration was acknowledged before the point)", n, want)
+		t.Errorf("restored: %s live patients, want %d (every registration was acknowledged before the point, one made after the restore)", n, want)
 	}
 	before, afterCount := 0, 0
 	for w := range writers {
