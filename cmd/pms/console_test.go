@@ -1,0 +1,473 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+)
+
+// axeSource is axe-core (npm package axe-core 4.14.1, MPL-2.0, LICENSE beside it), injected
+// by the browser test into every screen.
+//
+//go:embed testdata/axe/axe.min.js
+var axeSource string
+
+// consoleArtifactsEnv names a folder where TestConsole saves a screenshot of every screen it
+// checks (make screenshots); without it, screenshots are saved only when the test fails,
+// under consoleArtifactsDefault.
+const (
+	consoleArtifactsEnv     = "PMS_CONSOLE_SCREENSHOTS"
+	consoleArtifactsDefault = "testdata/artifacts/console"
+)
+
+// chromiumPath finds Debian's chromium: the binary itself rather than its shell launcher.
+func chromiumPath(t *testing.T) string {
+	for _, p := range []string{"/usr/lib/chromium/chromium"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	p, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("TestConsole needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+	}
+	return p
+}
+
+// browser is one headless Chromium for the test; each user gets a browser context of its own
+// (its own cookies), like a separate browser profile.
+type browser struct {
+	t       *testing.T
+	alloc   context.Context
+	root    context.Context
+	gw      string
+	mu      sync.Mutex
+	dialogs []string
+	errors  []string
+	console map[string]http.Header // console responses seen: URL → headers
+	shots   string                 // folder for every screen's screenshot, "" unless asked
+}
+
+func newBrowser(t *testing.T, gw string) *browser {
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	root, cancelRoot := chromedp.NewContext(alloc)
+	if err := chromedp.Do(root); err != nil {
+		cancelRoot()
+		cancelAlloc()
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() { cancelRoot(); cancelAlloc() })
+	return &browser{t: t, alloc: alloc, root: root, gw: gw, console: map[string]http.Header{}, shots: os.Getenv(consoleArtifactsEnv)}
+}
+
+// user is one browser context (a person at a screen).
+type user struct {
+	b    *browser
+	name string
+	ctx  context.Context
+}
+
+func (b *browser) user(name string) *user {
+	var ctx context.Context
+	listen := func(ev any) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch e := ev.(type) {
+		case *page.EventJavascriptDialogOpening:
+			b.dialogs = append(b.dialogs, name+": "+e.Message)
+			go func() { _, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{}) }()
+		case *runtime.EventExceptionThrown:
+			msg := e.ExceptionDetails.Text
+			if e.ExceptionDetails.Exception != nil {
+				msg += " " + e.ExceptionDetails.Exception.Description
+			}
+			b.errors = append(b.errors, name+": "+msg)
+		case *network.EventResponseReceived:
+			u, err := url.Parse(e.Response.URL)
+			if err == nil && strings.HasPrefix(e.Response.URL, b.gw) && (u.Path == "/" || strings.HasPrefix(u.Path, "/console/")) {
+				h := http.Header{}
+				for k, v := range e.Response.Headers {
+					h.Set(k, fmt.Sprint(v))
+				}
+				b.console[e.Response.URL] = h
+			}
+		}
+	}
+	ctx, cancel := chromedp.NewContext(b.root, chromedp.WithNewBrowserContext(), chromedp.WithListener(listen))
+	b.t.Cleanup(cancel)
+	// The first run opens the tab, which lives as long as that run's context: no deadline there.
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("%s: open a tab: %v", name, err)
+	}
+	u := &user{b: b, name: name, ctx: ctx}
+	u.run("open the console", chromedp.Navigate(b.gw+"/"))
+	b.t.Cleanup(func() {
+		if b.t.Failed() {
+			u.screenshot(filepath.Join(consoleArtifactsDefault, "failed-"+name+".png"))
+		}
+	})
+	return u
+}
+
+// run runs actions with a deadline; a failure fails the test with what was being done.
+func (u *user) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	u.b.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		u.b.t.Fatalf("%s: %s: %v (page: %s)", u.name, what, err, u.text())
+	}
+}
+
+// eval evaluates a JavaScript expression and returns its value.
+func eval[T any](u *user, expr string) T {
+	u.b.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		u.b.t.Fatalf("%s: evaluate %.60s: %v (page: %s)", u.name, expr, err, u.text())
+	}
+	return v
+}
+
+// text is the page's main text, for failure messages.
+func (u *user) text() string {
+	ctx, cancel := context.WithTimeout(u.ctx, 3*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById('main')||document.body).innerText.slice(0, 600)`))
+	return s
+}
+
+// waitJS polls a JavaScript condition until it is true (deadline 20 s).
+func (u *user) waitJS(what, cond string) {
+	u.b.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 25*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		u.b.t.Fatalf("%s: %s: %v (page: %s)", u.name, what, err, u.text())
+	}
+}
+
+// waitText waits until the main area contains s.
+func (u *user) waitText(s string) {
+	u.b.t.Helper()
+	q, _ := json.Marshal(s)
+	u.waitJS("wait for "+s, `document.getElementById('main').textContent.includes(`+string(q)+`)`)
+}
+
+// go opens a console route (the part after #).
+func (u *user) goTo(route, until string) {
+	u.b.t.Helper()
+	eval[string](u, `location.hash = '`+route+`'`)
+	u.waitJS("open "+route, until)
+}
+
+// fill sets form fields by CSS selector.
+func (u *user) fill(pairs ...string) {
+	u.b.t.Helper()
+	var actions []chromedp.Action[chromedp.Void]
+	for i := 0; i+1 < len(pairs); i += 2 {
+		actions = append(actions, chromedp.SetValue(chromedp.CSS(pairs[i]), pairs[i+1]))
+	}
+	u.run("fill "+pairs[0], actions...)
+}
+
+func (u *user) click(sel string) {
+	u.b.t.Helper()
+	u.run("click "+sel, chromedp.Click(chromedp.CSS(sel)))
+}
+
+// signIn types the credentials with the keyboard and waits for the navigation of a signed-in user.
+func (u *user) signIn(email, password string) {
+	u.b.t.Helper()
+	u.waitJS("sign-in form", `!!document.querySelector('form#signin')`)
+	u.run("sign in", chromedp.SendKeys(chromedp.CSS(`form#signin input[name=email]`), email),
+		chromedp.SendKeys(chromedp.CSS(`form#signin input[name=password]`), password+"\r"))
+	u.waitJS("signed in", `!!document.getElementById('signout')`)
+}
+
+// check runs axe-core on the current screen: 0 serious or critical violations; with
+// PMS_CONSOLE_SCREENSHOTS it also saves the screen as name.png.
+func (u *user) check(name string) {
+	u.b.t.Helper()
+	if eval[bool](u, `typeof axe === 'undefined'`) {
+		// The DevTools protocol compiles the script itself: the page's CSP (no eval) is not asked.
+		eval[any](u, axeSource+";\n0")
+	}
+	bad := eval[[]string](u, `axe.run(document, {resultTypes: ['violations']}).then(r => r.violations
+			.filter(v => v.impact === 'serious' || v.impact === 'critical')
+			.map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).join(', ')))`)
+	if len(bad) > 0 {
+		u.b.t.Errorf("%s: axe finds serious/critical violations on %s: %v", u.name, name, bad)
+	}
+	if u.b.shots != "" {
+		u.screenshot(filepath.Join(u.b.shots, name+".png"))
+	}
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func (u *user) screenshot(path string) {
+	ctx, cancel := context.WithTimeout(u.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		u.b.t.Logf("screenshot %s: %v", path, err)
+		return
+	}
+	_ = os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		u.b.t.Logf("screenshot %s: %v", path, err)
+	}
+}
+
+// loginToken logs in over the API (for the server-side checks of the test).
+func loginToken(t *testing.T, gw, email, password string) string {
+	t.Helper()
+	resp, b := call(t, "POST", gw+"/auth/login", "", `{"email":"`+email+`","password":"`+password+`"}`)
+	var p struct{ Token string }
+	if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil {
+		t.Fatalf("login %s: %d %s", email, resp.StatusCode, b)
+	}
+	return p.Token
+}
+
+// TestConsole is issue 18's browser test: a real headless Chromium (Debian's) driven over
+// the DevTools protocol against `pms all` on PostgreSQL, through the gateway's console. The
+// journey of the issue (admin creates users; a clinician registers a patient, sees the field
+// error of a bad date, finds, edits; a second browser edits the same patient; the conflict
+// screen and re-apply; history; the billing user invoices two lines, issues, pays; the
+// dashboard shows it; sign-out revokes the refresh cookie), hostile names rendered as text
+// with no dialog, the roles (analyst, billing, direct URLs to forbidden screens), axe-core on
+// every screen, a reload that stays signed in, and the CSP header on every console response.
+func TestConsole(t *testing.T) {
+	a, _ := startPMS(t, allAddrs, allArgs(t, dbtest.PostgresDatabase(t), "--rate-limit=0", "--gateway-client-rate=0")...)
+	gw := "http://" + a["gateway/http"]
+	b := newBrowser(t, gw)
+
+	// Admin: sign in (keyboard), create the clinician, the billing user and the analyst.
+	admin := b.user("admin")
+	admin.check("signin")
+	admin.signIn(allAdminEmail, adminPassword)
+	admin.goTo("#/admin/users", `!!document.querySelector('form#create-user')`)
+	for _, role := range []string{"clinician", "billing", "analyst"} {
+		admin.fill(`form#create-user input[name=email]`, role+"@console.example.org",
+			`form#create-user select[name=role]`, role, `form#create-user input[name=password]`, matrixPassword)
+		admin.click(`form#create-user button[type=submit]`)
+		admin.waitJS("user "+role+" listed", `document.getElementById('users')?.textContent.includes('`+role+`@console.example.org')`)
+	}
+	admin.check("users")
+	admin.goTo("#/admin/audit", `!!document.querySelector('#audit')`)
+	admin.click(`#verify`)
+	admin.waitText("Chain intact")
+	admin.check("audit")
+
+	// The clinician registers a patient: a bad date first, whose field error shows.
+	clin := b.user("clinician")
+	clin.signIn("clinician@console.example.org", matrixPassword)
+	clin.goTo("#/patients/new", `!!document.querySelector('form#register')`)
+	clin.fill(`form#register input[name=name]`, "Ada Console", `form#register input[name=email]`, "ada@console.example.org",
+		`form#register input[name=address]`, "1 Main St", `form#register input[name=dateOfBirth]`, "2999-01-01")
+	clin.click(`form#register button[type=submit]`)
+	clin.waitJS("field error", `(() => { const e = document.querySelector('form#register input[name=dateOfBirth]');
+		return e.getAttribute('aria-invalid') === 'true' && document.getElementById(e.getAttribute('aria-describedby')).textContent.length > 0 })()`)
+	clin.check("register-error")
+	clin.fill(`form#register input[name=dateOfBirth]`, "1985-12-10")
+	clin.click(`form#register button[type=submit]`)
+	clin.waitJS("patient page", `!!document.querySelector('dl#patient')`)
+	id := eval[string](clin, `location.hash.split('/')[2]`)
+
+	// Search finds the patient; open it from the results.
+	clin.goTo("#/patients", `!!document.querySelector('form#search')`)
+	clin.fill(`form#search input[name=q]`, "ada console")
+	clin.click(`form#search button[type=submit]`)
+	clin.waitJS("results", `document.getElementById('total')?.textContent.startsWith('1 patient')`)
+	clin.check("search")
+	clin.click(`#results a[href="#/patients/` + id + `"]`)
+	clin.waitJS("patient page", `!!document.querySelector('dl#patient')`)
+	clin.check("patient")
+
+	// Edit, then open the form again (version 2) while a second browser saves version 3.
+	clin.click(`#edit-link`)
+	clin.waitJS("edit form", `!!document.querySelector('form#edit')`)
+	clin.fill(`form#edit input[name=address]`, "2 Second St")
+	clin.click(`form#edit button[type=submit]`)
+	clin.waitJS("saved", `document.querySelector('dl#patient')?.textContent.includes('2 Second St')`)
+	clin.goTo("#/patients/"+id+"/edit", `!!document.querySelector('form#edit')`)
+	clin.check("edit")
+
+	other := b.user("clinician-2")
+	other.signIn("clinician@console.example.org", matrixPassword)
+	other.goTo("#/patients/"+id+"/edit", `!!document.querySelector('form#edit')`)
+	other.fill(`form#edit input[name=email]`, "ada.other@console.example.org")
+	other.click(`form#edit button[type=submit]`)
+	other.waitJS("saved by the other", `document.querySelector('dl#patient')?.textContent.includes('ada.other@console.example.org')`)
+
+	clin.fill(`form#edit input[name=name]`, "Ada Conflicted")
+	clin.click(`form#edit button[type=submit]`)
+	clin.waitJS("conflict screen", `!!document.getElementById('conflict')`)
+	clin.waitText("ada.other@console.example.org")
+	clin.check("conflict")
+	clin.click(`#reapply`)
+	clin.waitJS("re-applied", `!!document.querySelector('dl#patient') && document.getElementById('main').textContent.includes('Ada Conflicted') && document.getElementById('main').textContent.includes('ada.other@console.example.org')`)
+
+	// History shows both changes, field by field.
+	clin.goTo("#/patients/"+id+"/history", `!!document.getElementById('history')`)
+	clin.waitJS("history diffs", `(() => { const t = document.getElementById('history').textContent;
+		return t.includes('Version 4') && t.includes('Ada Conflicted') && t.includes('ada.other@console.example.org') && t.includes('2 Second St') })()`)
+	clin.check("history")
+
+	// Hostile names are text on every screen; no dialog ever opens.
+	var hostileIDs []string
+	for i, name := range []string{`<img src=x onerror=alert(1)>`, `"; alert(1); //`} {
+		clin.goTo("#/patients/new", `!!document.querySelector('form#register')`)
+		clin.fill(`form#register input[name=name]`, name, `form#register input[name=email]`, fmt.Sprintf("xss%d@console.example.org", i),
+			`form#register input[name=address]`, `<script>alert(2)</script>`, `form#register input[name=dateOfBirth]`, "1970-01-01")
+		clin.click(`form#register button[type=submit]`)
+		clin.waitJS("hostile patient page", `document.querySelector('main h1')?.textContent === `+jsString(name))
+		hid := eval[string](clin, `location.hash.split('/')[2]`)
+		hostileIDs = append(hostileIDs, hid)
+		clin.goTo("#/patients/"+hid+"/edit", `document.querySelector('form#edit input[name=name]')?.value === `+jsString(name))
+		clin.goTo("#/patients/"+hid+"/history", `document.getElementById('history')?.textContent.includes(`+jsString(name)+`)`)
+	}
+	clin.goTo("#/patients", `!!document.querySelector('form#search')`)
+	clin.fill(`form#search input[name=q]`, "alert")
+	clin.click(`form#search button[type=submit]`)
+	clin.waitJS("hostile results", `(() => { const t = document.getElementById('results').textContent;
+		return t.includes('<img src=x onerror=alert(1)>') && t.includes('"; alert(1); //') })()`)
+	clin.check("search-hostile")
+	if eval[bool](clin, `!!document.querySelector('main img, main script')`) {
+		t.Error("a hostile name became an element")
+	}
+
+	// The billing user: no edit link, the edit URL is not allowed (and the API refuses it);
+	// a draft of two lines in BHD (three decimals), issue, pay the prefilled amount due.
+	bill := b.user("billing")
+	bill.signIn("billing@console.example.org", matrixPassword)
+	bill.goTo("#/patients/"+hostileIDs[0], `!!document.querySelector('dl#patient')`)
+	bill.goTo("#/patients/"+id, `document.querySelector('main h1')?.textContent === 'Ada Conflicted' && !!document.getElementById('new-invoice')`)
+	if eval[bool](bill, `!!document.getElementById('edit-link')`) {
+		t.Error("the billing user sees the edit link")
+	}
+	bill.goTo("#/patients/"+id+"/edit", `!!document.getElementById('not-allowed')`)
+	bill.check("not-allowed")
+	billToken := loginToken(t, gw, "billing@console.example.org", matrixPassword)
+	if resp, body := call(t, "PUT", gw+"/api/patients/"+id, billToken, `{"name":"X","email":"x@example.org","address":"x","dateOfBirth":"1980-01-01"}`); resp.StatusCode != 403 {
+		t.Errorf("billing PUT a patient: %d %s", resp.StatusCode, body)
+	}
+	bill.goTo("#/patients/"+id+"/invoices/new", `!!document.querySelector('form#invoice')`)
+	bill.fill(`form#invoice select[name=currency]`, "BHD",
+		`form#invoice input[name="lines[0].description"]`, "Consultation", `form#invoice input[name="lines[0].quantity"]`, "2",
+		`form#invoice input[name="lines[0].unitAmount"]`, "1.250")
+	bill.click(`#add-line`)
+	bill.fill(`form#invoice input[name="lines[1].description"]`, "Blood test", `form#invoice input[name="lines[1].unitAmount"]`, "0.500")
+	bill.check("invoice-new")
+	bill.click(`form#invoice button[type=submit]`)
+	bill.waitJS("draft", `document.getElementById('invoice-status')?.textContent === 'draft'`)
+	invoiceID := eval[string](bill, `location.hash.split('/')[2]`)
+	bill.click(`#issue`)
+	bill.waitJS("issued", `document.getElementById('invoice-status')?.textContent === 'open' && !!document.querySelector('form#pay')`)
+	if due := eval[string](bill, `document.querySelector('form#pay input[name=amount]').value`); due != "3.000" {
+		t.Errorf("amount due prefilled as %q, want 3.000 (BHD has three decimals)", due)
+	}
+	bill.check("invoice")
+	bill.click(`form#pay button[type=submit]`)
+	bill.waitJS("paid", `document.getElementById('invoice-status')?.textContent === 'paid'`)
+	resp, body := call(t, "GET", gw+"/api/billing/invoices?patientId="+id, billToken, "")
+	var invoices []struct {
+		ID, Status, Currency string
+		Subtotal, AmountPaid int64
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &invoices) != nil || len(invoices) != 1 || invoices[0].ID != invoiceID ||
+		invoices[0].Subtotal != 3000 || invoices[0].AmountPaid != 3000 || invoices[0].Status != "paid" || invoices[0].Currency != "BHD" {
+		t.Errorf("invoices of the patient: %d %s", resp.StatusCode, body)
+	}
+
+	// The dashboard shows the registrations and the payment (polling; no reload).
+	admin.goTo("#/dashboard", `!!document.getElementById('summary')`)
+	admin.waitJS("dashboard figures", `+document.getElementById('registered')?.textContent >= 3 && +document.getElementById('paid')?.textContent >= 1`)
+	admin.check("dashboard")
+
+	// The analyst sees the dashboard only; patients are not allowed, and the API agrees.
+	analyst := b.user("analyst")
+	analyst.signIn("analyst@console.example.org", matrixPassword)
+	analyst.waitJS("analyst home", `location.hash === '#/dashboard' && document.getElementById('nav').querySelectorAll('a').length === 1`)
+	analyst.goTo("#/patients", `!!document.getElementById('not-allowed')`)
+	analyst.goTo("#/admin/users", `!!document.getElementById('not-allowed')`)
+	if resp, body := call(t, "POST", gw+"/api/patients/_search", loginToken(t, gw, "analyst@console.example.org", matrixPassword), `{"q":"ada"}`); resp.StatusCode != 403 {
+		t.Errorf("analyst search: %d %s", resp.StatusCode, body)
+	}
+
+	// A reload stays signed in (the refresh cookie), with the access token only in memory.
+	clin.run("reload", chromedp.Reload())
+	clin.waitJS("still signed in", `!!document.getElementById('signout')`)
+	if stored := eval[string](clin, `JSON.stringify(localStorage) + JSON.stringify(sessionStorage)`); strings.Contains(stored, "eyJ") {
+		t.Errorf("a token is in web storage: %s", stored)
+	}
+
+	// Sign-out revokes: the old refresh cookie no longer works.
+	cookies, err := chromedp.Call(bill.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{gw + "/auth/refresh"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refresh *network.Cookie
+	for _, c := range cookies.Cookies {
+		if c.Name == "pms_refresh" {
+			refresh = c
+		}
+	}
+	if refresh == nil || !refresh.HTTPOnly || refresh.SameSite != network.CookieSameSiteStrict || refresh.Path != "/auth" {
+		t.Fatalf("refresh cookie = %+v", refresh)
+	}
+	bill.click(`#signout`)
+	bill.waitJS("signed out", `!!document.querySelector('form#signin')`)
+	resp, body = call(t, "POST", gw+"/auth/refresh", "", "", "X-PMS-Refresh-Cookie", "1", "Cookie", "pms_refresh="+refresh.Value)
+	if resp.StatusCode != 401 {
+		t.Errorf("refresh with the signed-out cookie: %d %s", resp.StatusCode, body)
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.dialogs) > 0 {
+		t.Errorf("dialogs opened: %v", b.dialogs)
+	}
+	if len(b.errors) > 0 {
+		t.Errorf("script errors: %v", b.errors)
+	}
+	if len(b.console) < 8 {
+		t.Errorf("only %d console responses seen", len(b.console))
+	}
+	for u, h := range b.console {
+		if h.Get("Content-Security-Policy") == "" || h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: console response without CSP/nosniff: %v", u, h)
+		}
+	}
+}
