@@ -1,5 +1,5 @@
-// dom.js: the only way the console builds HTML. Text is always a text node (never
-// innerHTML), so patient data can never become markup or script.
+// dom.js: the only way the console builds HTML. Text is always a text node (no string is
+// ever parsed as markup), so patient data can never become markup or script.
 
 // h builds an element: attrs are attributes, except on* (event listeners) and the boolean
 // properties; children are nodes, strings (text nodes) or arrays of them; null is skipped.
