@@ -368,6 +368,20 @@ func TestConsole(t *testing.T) {
 		t.Error("a hostile name became an element")
 	}
 
+	// Break-glass: a restricted record shows the reason form; the grant opens the record.
+	adminToken := loginToken(t, gw, allAdminEmail, adminPassword)
+	if resp, body := call(t, "PUT", gw+"/api/patients/"+hostileIDs[1]+"/confidentiality", adminToken, `{"confidentiality":"restricted"}`); resp.StatusCode != 200 {
+		t.Fatalf("restrict: %d %s", resp.StatusCode, body)
+	}
+	clin.goTo("#/patients/"+hostileIDs[1], `!!document.querySelector('form#break-glass')`)
+	clin.check("break-glass")
+	clin.fill(`form#break-glass textarea[name=reason]`, "too short")
+	clin.click(`form#break-glass button[type=submit]`)
+	clin.waitJS("reason field error", `document.querySelector('form#break-glass textarea[name=reason]').getAttribute('aria-invalid') === 'true'`)
+	clin.fill(`form#break-glass textarea[name=reason]`, "unconscious patient in A&E, no relatives")
+	clin.click(`form#break-glass button[type=submit]`)
+	clin.waitJS("record after the grant", `document.querySelector('main h1')?.textContent === `+jsString(`"; alert(1); //`)+` && !!document.querySelector('dl#patient')`)
+
 	// The billing user: no edit link, the edit URL is not allowed (and the API refuses it);
 	// a draft of two lines in BHD (three decimals), issue, pay the prefilled amount due.
 	bill := b.user("billing")
@@ -401,6 +415,8 @@ func TestConsole(t *testing.T) {
 	bill.check("invoice")
 	bill.click(`form#pay button[type=submit]`)
 	bill.waitJS("paid", `document.getElementById('invoice-status')?.textContent === 'paid'`)
+	bill.goTo("#/patients/"+id, `document.getElementById('invoices')?.textContent.includes('paid')`)
+	bill.check("patient-billing")
 	resp, body := call(t, "GET", gw+"/api/billing/invoices?patientId="+id, billToken, "")
 	var invoices []struct {
 		ID, Status, Currency string
