@@ -89,14 +89,19 @@ type user struct {
 	b    *browser
 	name string
 	ctx  context.Context
+	// transferred counts the bytes the tab received (encoded, headers included).
+	transferred int64
 }
 
 func (b *browser) user(name string) *user {
 	var ctx context.Context
+	u := &user{b: b, name: name}
 	listen := func(ev any) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		switch e := ev.(type) {
+		case *network.EventLoadingFinished:
+			u.transferred += int64(e.EncodedDataLength)
 		case *page.EventJavascriptDialogOpening:
 			b.dialogs = append(b.dialogs, name+": "+e.Message)
 			go func() { _, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{}) }()
@@ -123,7 +128,7 @@ func (b *browser) user(name string) *user {
 	if err := chromedp.Do(ctx); err != nil {
 		b.t.Fatalf("%s: open a tab: %v", name, err)
 	}
-	u := &user{b: b, name: name, ctx: ctx}
+	u.ctx = ctx
 	u.run("open the console", chromedp.Navigate(b.gw+"/"))
 	b.t.Cleanup(func() {
 		if b.t.Failed() {
@@ -183,7 +188,9 @@ func (u *user) waitText(s string) {
 // go opens a console route (the part after #).
 func (u *user) goTo(route, until string) {
 	u.b.t.Helper()
-	eval[string](u, `location.hash = '`+route+`'`)
+	// The main area is emptied first, so until is judged on the new screen, not the last one.
+	eval[bool](u, `document.getElementById('main').replaceChildren(), location.hash === '`+route+`' ?
+		dispatchEvent(new HashChangeEvent('hashchange')) : (location.hash = '`+route+`', true)`)
 	u.waitJS("open "+route, until)
 }
 
@@ -275,10 +282,18 @@ func TestConsole(t *testing.T) {
 
 	// Admin: sign in (keyboard), create the clinician, the billing user and the analyst.
 	admin := b.user("admin")
+	admin.waitJS("sign-in page", `!!document.querySelector('form#signin')`)
+	b.mu.Lock()
+	firstLoad := admin.transferred
+	b.mu.Unlock()
+	t.Logf("FIGURES console first load (sign-in page): %d bytes transferred", firstLoad)
+	if firstLoad <= 0 || firstLoad >= 150*1024 {
+		t.Errorf("the sign-in page's first load transferred %d bytes, want under 150 KB", firstLoad)
+	}
 	admin.check("signin")
 	admin.signIn(allAdminEmail, adminPassword)
 	admin.goTo("#/admin/users", `!!document.querySelector('form#create-user')`)
-	for _, role := range []string{"clinician", "billing", "analyst"} {
+	for _, role := range []string{"clinician", "billing", "analyst", "privacy"} {
 		admin.fill(`form#create-user input[name=email]`, role+"@console.example.org",
 			`form#create-user select[name=role]`, role, `form#create-user input[name=password]`, matrixPassword)
 		admin.click(`form#create-user button[type=submit]`)
@@ -469,6 +484,50 @@ func TestConsole(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Errorf("refresh with the signed-out cookie: %d %s", resp.StatusCode, body)
 	}
+
+	// The MFA step: the privacy officer has a TOTP factor; the password leads to the code form.
+	privToken := loginToken(t, gw, "privacy@console.example.org", matrixPassword)
+	resp, body = call(t, "POST", gw+"/auth/mfa/totp", privToken, "")
+	var enrolment struct{ Secret string }
+	if resp.StatusCode != 201 || json.Unmarshal(body, &enrolment) != nil {
+		t.Fatalf("enrol: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := call(t, "POST", gw+"/auth/mfa/totp/confirm", privToken, `{"code":"`+totpNow(t, enrolment.Secret, 0)+`"}`); resp.StatusCode != 200 {
+		t.Fatalf("confirm: %d %s", resp.StatusCode, body)
+	}
+	priv := b.user("privacy")
+	priv.waitJS("sign-in form", `!!document.querySelector('form#signin')`)
+	priv.run("password", chromedp.SendKeys(chromedp.CSS(`form#signin input[name=email]`), "privacy@console.example.org"),
+		chromedp.SendKeys(chromedp.CSS(`form#signin input[name=password]`), matrixPassword+"\r"))
+	priv.waitJS("MFA step", `!!document.querySelector('form#mfa')`)
+	priv.check("mfa")
+	priv.run("code", chromedp.SendKeys(chromedp.CSS(`form#mfa input[name=code]`), totpNow(t, enrolment.Secret, 30*time.Second)+"\r"))
+	priv.waitJS("privacy home", `!!document.getElementById('signout') && location.hash === '#/admin/audit' && document.getElementById('nav').querySelectorAll('a').length === 1`)
+	priv.goTo("#/patients/"+id, `!!document.getElementById('not-allowed')`)
+
+	// Lock-out: after the account's failed attempts, the sign-in shows the wait.
+	stranger := b.user("stranger")
+	stranger.waitJS("sign-in form", `!!document.querySelector('form#signin')`)
+	for i := 0; ; i++ {
+		stranger.fill(`form#signin input[name=email]`, "nobody@console.example.org", `form#signin input[name=password]`, fmt.Sprintf("wrong password %d", i))
+		stranger.click(`form#signin button[type=submit]`)
+		stranger.waitJS("answer", `!document.querySelector('form#signin button').disabled && !!document.querySelector('main [role=alert]')`)
+		if strings.Contains(stranger.text(), "Try again in") {
+			break
+		}
+		if i == 10 {
+			t.Fatalf("no lock-out after %d failures: %s", i+1, stranger.text())
+		}
+	}
+	stranger.check("locked-out")
+
+	// Delete with confirmation; the record then shows as deleted (410).
+	clin.goTo("#/patients/"+hostileIDs[0], `!!document.getElementById('delete')`)
+	clin.click(`#delete`)
+	clin.waitJS("confirmation", `!!document.getElementById('confirm-delete')`)
+	clin.check("delete-confirm")
+	clin.click(`#confirm-delete`)
+	clin.waitJS("deleted", `!!document.getElementById('deleted')`)
 
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -2,7 +2,7 @@
 // start (a reload stays signed in through the refresh cookie). The server stays the
 // authority: a screen a role may not use shows "Not allowed", and its API calls would be
 // refused anyway.
-import { h, mount } from './dom.js';
+import { h, mount, expectRoute } from './dom.js';
 import { session, onSession, refresh, signOut } from './api.js';
 import { signInScreen } from './signin.js';
 import * as patients from './patients.js';
@@ -59,6 +59,7 @@ function renderShell() {
 }
 
 function route() {
+  expectRoute(location.hash);
   stopDashboard();
   const path = location.hash.replace(/^#\/?/, '');
   renderShell();

@@ -28,8 +28,16 @@ function append(el, children) {
   }
 }
 
-// mount replaces the main area with a screen and moves focus to its heading.
+let route = null;
+
+// expectRoute records the route being opened: a screen that finishes loading after the user
+// has moved on to another route must not replace the newer one.
+export function expectRoute(hash) { route = hash; }
+
+// mount replaces the main area with a screen and moves focus to its heading (nothing when
+// the user has left the route the screen belongs to).
 export function mount(...children) {
+  if (route !== null && location.hash !== route) return;
   const main = document.getElementById('main');
   main.replaceChildren();
   append(main, children);

@@ -136,7 +136,7 @@ export async function patientScreen(id) {
     h('div', { class: 'actions' },
       canWrite() ? h('a', { href: '#/patients/' + id + '/edit', id: 'edit-link' }, 'Edit') : null,
       h('a', { href: '#/patients/' + id + '/history' }, 'History'),
-      canWrite() ? h('button', { type: 'button', class: 'danger', onclick: askDelete }, 'Delete patient') : null),
+      canWrite() ? h('button', { type: 'button', class: 'danger', id: 'delete', onclick: askDelete }, 'Delete patient') : null),
     del,
     await billingSection(id));
 }
