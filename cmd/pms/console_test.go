@@ -299,7 +299,13 @@ func TestConsole(t *testing.T) {
 		admin.click(`form#create-user button[type=submit]`)
 		admin.waitJS("user "+role+" listed", `document.getElementById('users')?.textContent.includes('`+role+`@console.example.org')`)
 	}
+	// An invitation (no password) shows its one-time token; then disable that user.
+	admin.fill(`form#create-user input[name=email]`, "invitee@console.example.org", `form#create-user select[name=role]`, "clinician")
+	admin.click(`form#create-user button[type=submit]`)
+	admin.waitJS("invitation", `document.getElementById('invite')?.textContent.includes('invitee@console.example.org')`)
 	admin.check("users")
+	admin.click(`button[aria-label="Disable invitee@console.example.org"]`)
+	admin.waitJS("disabled", `[...document.querySelectorAll('#users tr')].some(r => r.textContent.includes('invitee@console.example.org') && r.textContent.includes('disabled'))`)
 	admin.goTo("#/admin/audit", `!!document.querySelector('#audit')`)
 	admin.click(`#verify`)
 	admin.waitText("Chain intact")
@@ -419,7 +425,9 @@ func TestConsole(t *testing.T) {
 	bill.click(`#add-line`)
 	bill.fill(`form#invoice input[name="lines[1].description"]`, "Blood test", `form#invoice input[name="lines[1].unitAmount"]`, "0.500")
 	bill.check("invoice-new")
-	bill.click(`form#invoice button[type=submit]`)
+	// A double submit (two submissions before the first answer) creates one invoice: both
+	// carry the same Idempotency-Key.
+	eval[bool](bill, `(() => { const f = document.querySelector('form#invoice'); f.requestSubmit(); f.requestSubmit(); return true })()`)
 	bill.waitJS("draft", `document.getElementById('invoice-status')?.textContent === 'draft'`)
 	invoiceID := eval[string](bill, `location.hash.split('/')[2]`)
 	bill.click(`#issue`)
@@ -442,10 +450,15 @@ func TestConsole(t *testing.T) {
 		t.Errorf("invoices of the patient: %d %s", resp.StatusCode, body)
 	}
 
-	// The dashboard shows the registrations and the payment (polling; no reload).
+	// The dashboard shows the registrations and the payment, and a new registration appears
+	// without a reload (polling).
 	admin.goTo("#/dashboard", `!!document.getElementById('summary')`)
-	admin.waitJS("dashboard figures", `+document.getElementById('registered')?.textContent >= 3 && +document.getElementById('paid')?.textContent >= 1`)
+	admin.waitJS("dashboard figures", `+document.getElementById('registered')?.textContent === 3 && +document.getElementById('paid')?.textContent >= 1`)
 	admin.check("dashboard")
+	if resp, body := call(t, "POST", gw+"/api/patients", adminToken, `{"name":"Live Update","email":"live@console.example.org","address":"3 Main St","dateOfBirth":"1990-01-01"}`); resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	admin.waitJS("live update", `+document.getElementById('registered')?.textContent === 4`)
 
 	// The analyst sees the dashboard only; patients are not allowed, and the API agrees.
 	analyst := b.user("analyst")
