@@ -464,6 +464,22 @@ func TestConsole(t *testing.T) {
 	analyst := b.user("analyst")
 	analyst.signIn("analyst@console.example.org", matrixPassword)
 	analyst.waitJS("analyst home", `location.hash === '#/dashboard' && document.getElementById('nav').querySelectorAll('a').length === 1`)
+	// A network failure shows a retry, never a blank page; the retry recovers.
+	block := func(patterns ...string) {
+		var p []*network.BlockPattern
+		for _, u := range patterns {
+			p = append(p, &network.BlockPattern{URLPattern: u, Block: true})
+		}
+		if _, err := chromedp.Call(analyst.ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	block(gw + "/api/analytics/*")
+	analyst.goTo("#/dashboard", `document.querySelector('#summary [role=alert] button')?.textContent === 'Retry'`)
+	analyst.check("network-failure")
+	block()
+	analyst.click(`#summary [role=alert] button`)
+	analyst.waitJS("recovered", `!!document.getElementById('registered')`)
 	analyst.goTo("#/patients", `!!document.getElementById('not-allowed')`)
 	analyst.goTo("#/admin/users", `!!document.getElementById('not-allowed')`)
 	if resp, body := call(t, "POST", gw+"/api/patients/_search", loginToken(t, gw, "analyst@console.example.org", matrixPassword), `{"q":"ada"}`); resp.StatusCode != 403 {
