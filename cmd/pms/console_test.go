@@ -89,19 +89,44 @@ type user struct {
 	b    *browser
 	name string
 	ctx  context.Context
-	// transferred counts the bytes the tab received (encoded, headers included).
+	// transferred counts the bytes the tab received (encoded, headers included); requests
+	// counts the requests sent per URL path.
 	transferred int64
+	requests    map[string]int
+}
+
+// sent returns how many requests the tab has sent to path.
+func (u *user) sent(path string) int {
+	u.b.mu.Lock()
+	defer u.b.mu.Unlock()
+	return u.requests[path]
+}
+
+// waitSent waits until the tab has sent at least n requests to path.
+func (u *user) waitSent(path string, n int) {
+	u.b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for u.sent(path) < n {
+		if time.Now().After(deadline) {
+			u.b.t.Fatalf("%s: %d requests to %s, want %d", u.name, u.sent(path), path, n)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a counter under a deadline, not a fixed wait
+	}
 }
 
 func (b *browser) user(name string) *user {
 	var ctx context.Context
-	u := &user{b: b, name: name}
+	u := &user{b: b, name: name, requests: map[string]int{}}
 	listen := func(ev any) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		switch e := ev.(type) {
 		case *network.EventLoadingFinished:
 			u.transferred += int64(e.EncodedDataLength)
+		case *network.EventRequestWillBeSent:
+			if r, err := url.Parse(e.Request.URL); err == nil {
+				u.requests[r.Path]++
+			}
 		case *page.EventJavascriptDialogOpening:
 			b.dialogs = append(b.dialogs, name+": "+e.Message)
 			go func() { _, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{}) }()
@@ -127,6 +152,12 @@ func (b *browser) user(name string) *user {
 	// The first run opens the tab, which lives as long as that run's context: no deadline there.
 	if err := chromedp.Do(ctx); err != nil {
 		b.t.Fatalf("%s: open a tab: %v", name, err)
+	}
+	// The page's clock can be moved ahead (window.__skew, ms) to bring the access token's
+	// expiry near without waiting 15 minutes; the server's clock is untouched.
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `window.__skew = 0; { const now = Date.now; Date.now = () => now() + window.__skew; }`}); err != nil {
+		b.t.Fatalf("%s: clock script: %v", name, err)
 	}
 	u.ctx = ctx
 	u.run("open the console", chromedp.Navigate(b.gw+"/"))
@@ -480,6 +511,17 @@ func TestConsole(t *testing.T) {
 	block()
 	analyst.click(`#summary [role=alert] button`)
 	analyst.waitJS("recovered", `!!document.getElementById('registered')`)
+
+	// Only input refreshes a session: with the token two minutes from expiry (the page's
+	// clock moved on 14 minutes), the dashboard's polling does not refresh it; a key press does.
+	refreshes, polls := analyst.sent("/auth/refresh"), analyst.sent("/api/analytics/summary")
+	eval[bool](analyst, `(window.__skew = 14 * 60 * 1000, true)`)
+	analyst.waitSent("/api/analytics/summary", polls+2)
+	if n := analyst.sent("/auth/refresh"); n != refreshes {
+		t.Errorf("an idle dashboard refreshed its session %d times", n-refreshes)
+	}
+	analyst.run("a key press", chromedp.KeyEvent("x"))
+	analyst.waitSent("/auth/refresh", refreshes+1)
 	analyst.goTo("#/patients", `!!document.getElementById('not-allowed')`)
 	analyst.goTo("#/admin/users", `!!document.getElementById('not-allowed')`)
 	if resp, body := call(t, "POST", gw+"/api/patients/_search", loginToken(t, gw, "analyst@console.example.org", matrixPassword), `{"q":"ada"}`); resp.StatusCode != 403 {
