@@ -357,13 +357,18 @@ func TestConsole(t *testing.T) {
 	clin.waitJS("patient page", `!!document.querySelector('dl#patient')`)
 	id := eval[string](clin, `location.hash.split('/')[2]`)
 
-	// Search finds the patient; open it from the results.
-	clin.goTo("#/patients", `!!document.querySelector('form#search')`)
-	clin.fill(`form#search input[name=q]`, "ada console")
-	clin.click(`form#search button[type=submit]`)
+	// Search finds the patient; open it from the results, with the keyboard alone: the screen
+	// focuses its heading, Tab reaches the search box (after the register link), Enter
+	// searches, Tab moves on to the result's link and Enter opens it.
+	clin.goTo("#/patients", `document.activeElement?.tagName === 'H1'`)
+	clin.run("tab to the search box", chromedp.KeyEvent("\t\t"))
+	clin.waitJS("search box focused", `document.activeElement?.name === 'q'`)
+	clin.run("type and search", chromedp.KeyEvent("ada console\r"))
 	clin.waitJS("results", `document.getElementById('total')?.textContent.startsWith('1 patient')`)
 	clin.check("search")
-	clin.click(`#results a[href="#/patients/` + id + `"]`)
+	clin.run("tab to the result", chromedp.KeyEvent("\t\t\t\t"))
+	clin.waitJS("result focused", `document.activeElement?.getAttribute('href') === '#/patients/`+id+`'`)
+	clin.run("open it", chromedp.KeyEvent("\r"))
 	clin.waitJS("patient page", `!!document.querySelector('dl#patient')`)
 	clin.check("patient")
 
