@@ -474,6 +474,17 @@ func TestConsole(t *testing.T) {
 	bill.check("invoice")
 	bill.click(`form#pay button[type=submit]`)
 	bill.waitJS("paid", `document.getElementById('invoice-status')?.textContent === 'paid'`)
+	// JPY has no decimals: "12.5" is refused in the form; a draft of 1200 yen is voided.
+	bill.goTo("#/patients/"+id+"/invoices/new", `!!document.querySelector('form#invoice')`)
+	bill.fill(`form#invoice select[name=currency]`, "JPY", `form#invoice input[name="lines[0].description"]`, "Copy of records",
+		`form#invoice input[name="lines[0].unitAmount"]`, "12.5")
+	bill.click(`form#invoice button[type=submit]`)
+	bill.waitJS("JPY decimals refused", `document.querySelector('form#invoice input[name="lines[0].unitAmount"]').getAttribute('aria-invalid') === 'true'`)
+	bill.fill(`form#invoice input[name="lines[0].unitAmount"]`, "1200")
+	bill.click(`form#invoice button[type=submit]`)
+	bill.waitJS("JPY draft", `document.getElementById('invoice-status')?.textContent === 'draft' && document.getElementById('main').textContent.includes('1,200')`)
+	bill.click(`#void`)
+	bill.waitJS("voided", `document.getElementById('invoice-status')?.textContent === 'void'`)
 	bill.goTo("#/patients/"+id, `document.getElementById('invoices')?.textContent.includes('paid')`)
 	bill.check("patient-billing")
 	resp, body := call(t, "GET", gw+"/api/billing/invoices?patientId="+id, billToken, "")
@@ -481,9 +492,15 @@ func TestConsole(t *testing.T) {
 		ID, Status, Currency string
 		Subtotal, AmountPaid int64
 	}
-	if resp.StatusCode != 200 || json.Unmarshal(body, &invoices) != nil || len(invoices) != 1 || invoices[0].ID != invoiceID ||
-		invoices[0].Subtotal != 3000 || invoices[0].AmountPaid != 3000 || invoices[0].Status != "paid" || invoices[0].Currency != "BHD" {
-		t.Errorf("invoices of the patient: %d %s", resp.StatusCode, body)
+	// One BHD invoice (the double submit made one), paid in full; the JPY one void.
+	if resp.StatusCode != 200 || json.Unmarshal(body, &invoices) != nil || len(invoices) != 2 {
+		t.Fatalf("invoices of the patient: %d %s", resp.StatusCode, body)
+	}
+	for _, inv := range invoices {
+		if inv.Currency == "BHD" && (inv.ID != invoiceID || inv.Subtotal != 3000 || inv.AmountPaid != 3000 || inv.Status != "paid") ||
+			inv.Currency == "JPY" && (inv.Subtotal != 1200 || inv.Status != "void") || inv.Currency != "BHD" && inv.Currency != "JPY" {
+			t.Errorf("invoice %+v (%s)", inv, body)
+		}
 	}
 
 	// The dashboard shows the registrations and the payment, and a new registration appears
