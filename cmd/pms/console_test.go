@@ -335,6 +335,10 @@ func TestConsole(t *testing.T) {
 	admin.click(`form#create-user button[type=submit]`)
 	admin.waitJS("invitation", `document.getElementById('invite')?.textContent.includes('invitee@console.example.org')`)
 	admin.check("users")
+	admin.fill(`select[aria-label="Role of invitee@console.example.org"]`, "billing")
+	admin.click(`button[aria-label="Save role: invitee@console.example.org"]`)
+	admin.waitJS("role changed", `document.getElementById('status').textContent === 'Role changed' &&
+		document.querySelector('select[aria-label="Role of invitee@console.example.org"]')?.value === 'billing'`)
 	admin.click(`button[aria-label="Disable invitee@console.example.org"]`)
 	admin.waitJS("disabled", `[...document.querySelectorAll('#users tr')].some(r => r.textContent.includes('invitee@console.example.org') && r.textContent.includes('disabled'))`)
 	admin.goTo("#/admin/audit", `!!document.querySelector('#audit')`)
