@@ -27,6 +27,7 @@ func (w *attackWorld) consoleCases() []hostile {
 			hostile{cat: catOthers, name: p + " cookie with a body naming a token", method: "POST", path: p, body: `{"refreshToken":"` + w.clin2Refresh + `"}`, headers: []string{opt, "1", "Cookie", live}, want: []int{400}},
 			hostile{cat: catOthers, name: p + " cookie with a text body", method: "POST", path: p, ctype: "text/plain", body: "{}", headers: []string{opt, "1", "Cookie", live}, want: []int{415}},
 			hostile{cat: catOthers, name: p + " cookie with a query", method: "POST", path: p + "?x=1", ctype: "-", headers: []string{opt, "1", "Cookie", live}, want: []int{400}},
+			hostile{cat: catOthers, name: p + " two session cookies", method: "POST", path: p, ctype: "-", headers: []string{opt, "1", "Cookie", live + "; " + httptransport.RefreshCookie + "=planted"}, want: []int{400}},
 		)
 	}
 	out = append(out,

@@ -42,6 +42,9 @@ type cookieSession struct {
 	crossSite string
 	// malformed is set when the opt-in header is present but not exactly one "1".
 	malformed bool
+	// ambiguous is set when the request carries more than one refresh cookie (one may have
+	// been planted by a sibling host for a parent domain): which session is meant is unknown.
+	ambiguous bool
 }
 
 type cookieCtxKey struct{}
@@ -54,8 +57,8 @@ func cookieSessionToContext(ctx context.Context, r *http.Request) context.Contex
 		return ctx
 	}
 	s := cookieSession{secure: r.TLS != nil || !loopbackHost(r.Host), malformed: len(values) != 1 || values[0] != "1"}
-	if c, err := r.Cookie(RefreshCookie); err == nil {
-		s.token = c.Value
+	if cs := r.CookiesNamed(RefreshCookie); len(cs) > 0 {
+		s.token, s.ambiguous = cs[0].Value, len(cs) > 1
 	}
 	s.crossSite = crossSite(r)
 	return context.WithValue(ctx, cookieCtxKey{}, s)
@@ -74,6 +77,9 @@ func (s cookieSession) check() error {
 	}
 	if s.crossSite != "" {
 		return errs.New(errs.PermissionDenied, s.crossSite)
+	}
+	if s.ambiguous {
+		return errs.Invalid(map[string]string{RefreshCookie: "must be sent once"})
 	}
 	return nil
 }

@@ -115,6 +115,7 @@ func TestCookieSessionCSRF(t *testing.T) {
 		{"header not 1", "/refresh", "", 400, "invalid_argument", []string{HeaderRefreshCookie, "true", "Cookie", cookie}},
 		{"body with a field", "/refresh", `{"refreshToken":"x"}`, 400, "invalid_argument", []string{HeaderRefreshCookie, "1", "Cookie", cookie, "Content-Type", "application/json"}},
 		{"no cookie", "/refresh", "", 401, "unauthenticated", []string{HeaderRefreshCookie, "1"}},
+		{"two cookies", "/refresh", "", 400, "invalid_argument", []string{HeaderRefreshCookie, "1", "Cookie", cookie + "; " + RefreshCookie + "=planted"}},
 		{"login from another origin", "/login", `{"email":"clin@example.org","password":"` + authPassword + `"}`, 403, "permission_denied",
 			[]string{HeaderRefreshCookie, "1", "Origin", "https://evil.example", "Content-Type", "application/json"}},
 	} {
