@@ -56,7 +56,7 @@ function userRow(u) {
 const LOGS = {
   patient: { path: '/api/audit', subject: 'patientId', verify: '/api/audit/verify' },
   billing: { path: '/api/billing/audit', subject: 'subjectId', verify: '/api/billing/audit/verify' },
-  auth: { path: '/api/users/audit', subject: 'userId' },
+  auth: { path: '/api/users/audit', subject: 'userId', verify: '/api/users/audit/verify' },
 };
 
 export function auditScreen() {
