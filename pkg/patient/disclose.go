@@ -228,22 +228,36 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries [
 		}
 		// Every statement of the batch holds the chain's lock and every caller of the batch
 		// waits for it: each kind of row is one statement per batch, not one per entry.
+		var stmts []string
+		var args []any
+		if len(searches) > 0 {
+			stmts = append(stmts, "INSERT INTO audit_searches (entry_seq, entry_id, fingerprint, results) VALUES "+
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", len(searches)/4), ", "))
+			args = append(args, searches...)
+		}
 		if len(pages) > 0 {
 			row := "(?, ?, ?, ?::uuid[])"
 			if d.dialect == db.SQLite {
 				row = "(?, ?, ?, ?)"
 			}
-			q := "INSERT INTO audit_disclosure_pages (entry_seq, entry_id, transport, patient_ids) VALUES " +
-				strings.TrimSuffix(strings.Repeat(row+", ", len(pages)/4), ", ")
-			if _, err := tx.ExecContext(ctx, tx.Rebind(q), pages...); err != nil {
-				return db.Classify(err)
-			}
+			stmts = append(stmts, "INSERT INTO audit_disclosure_pages (entry_seq, entry_id, transport, patient_ids) VALUES "+
+				strings.TrimSuffix(strings.Repeat(row+", ", len(pages)/4), ", "))
+			args = append(args, pages...)
 		}
-		if len(searches) > 0 {
-			n := len(searches) / 4
-			q := "INSERT INTO audit_searches (entry_seq, entry_id, fingerprint, results) VALUES " +
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
-			if _, err := tx.ExecContext(ctx, tx.Rebind(q), searches...); err != nil {
+		if len(stmts) == 2 && d.dialect == db.Postgres {
+			// One round trip for both: the searches' insert as a data-modifying CTE.
+			stmts = []string{"WITH s AS (" + stmts[0] + ") " + stmts[1]}
+		}
+		for i, q := range stmts {
+			a := args
+			if len(stmts) == 2 { // SQLite: no DML in a CTE; its statements are in-process calls
+				if i == 0 {
+					a = args[:len(searches)]
+				} else {
+					a = args[len(searches):]
+				}
+			}
+			if _, err := tx.ExecContext(ctx, tx.Rebind(q), a...); err != nil {
 				return db.Classify(err)
 			}
 		}
