@@ -14,7 +14,6 @@ import (
 	"github.com/pms/pms/pkg/platform/shred"
 )
 
-
 // TestSealOpenDestroy: a value sealed for a subject opens for that subject and field only;
 // the key commits with its transaction; another key-encryption key opens nothing; once the
 // key is destroyed the value never opens again (ErrShredded).
