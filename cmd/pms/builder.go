@@ -176,12 +176,12 @@ func (u *unit) consume(group string, topics []string, newSub func(p sarama.SyncP
 // commands runs, with the servers, the consumer of the service's command topic: each command
 // calls the endpoint it names in handlers, as the token it carries, and its reply is stored
 // (a redelivered command gets the same reply, not a second change).
-func (u *unit) commands(topic string, handlers map[string]kafkatransport.Command, verifier *authz.Verifier) {
+func (u *unit) commands(topic string, handlers map[string]kafkatransport.Command, verifier *authz.Verifier, opts ...kafkatransport.SubscriberOption) {
 	replies := idempotency.NewReplies(u.db)
 	u.consume(u.name, []string{topic}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 		return kafkatransport.NewCommandSubscriber(handlers, kafkatransport.CommandOptions{
 			Producer: p, Replies: replies, Verifier: verifier, ReplyPrincipals: u.kafka.principals,
-			Metrics: u.kafka.metrics, Group: u.name, Logger: u.logger,
+			Metrics: u.kafka.metrics, Group: u.name, Logger: u.logger, Options: opts,
 		})
 	})
 }

@@ -179,6 +179,7 @@ func (s *service) checkAccess(ctx context.Context, p Patient) error {
 	if !ok {
 		return ErrRestricted
 	}
+	markEmergency(ctx) // the access log shows this use as emergency access
 	return nil
 }
 

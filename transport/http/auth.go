@@ -31,6 +31,7 @@ func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/users", set.ListUsersEndpoint, decodeListUsers, encodeUsers)
 	// /users/audit before /users/{id}, which would otherwise take "audit" for an id.
 	Handle(r, o, http.MethodGet, "/users/audit", set.AuditEndpoint, decodeAuthAudit, encodeAuthAudit)
+	Handle(r, o, http.MethodGet, "/users/audit/verify", set.VerifyAuditEndpoint, decodeVerifyAudit[auth.VerifyAuditRequest], encodeOK[audit.Report])
 	Handle(r, o, http.MethodGet, "/users/{id}", set.GetUserEndpoint, decodeGetUser, encodeOK[auth.User])
 	Handle(r, o, http.MethodPatch, "/users/{id}", set.UpdateUserEndpoint, decodeUpdateUser, encodeOK[auth.User])
 	Handle(r, o, http.MethodPost, "/users/{id}/reset-password", set.ResetPasswordEndpoint, decodeResetPassword, encodeReset)
@@ -204,6 +205,9 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			e, err := decodeJSONResponse[[]auth.AuditEntry](resp)
 			return auth.AuditResponse{Entries: e}, err
 		}),
+		VerifyAuditEndpoint: clientEndpoint(c, func(auth.VerifyAuditRequest) (call, error) {
+			return call{method: http.MethodGet, path: "/users/audit/verify"}, nil
+		}, decodeJSONResponse[audit.Report]),
 		ListSessionsEndpoint:  sessionClient.list,
 		DeleteSessionEndpoint: sessionClient.delete,
 		LogoutAllEndpoint:     sessionClient.logoutAll,
