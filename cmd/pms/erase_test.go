@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,11 +12,14 @@ import (
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/shred"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
+	httptransport "github.com/pms/pms/transport/http"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -141,11 +146,112 @@ func TestErasureEverywhere(t *testing.T) {
 	t.Logf("FIGURES erasure: %d records on %d topics scanned, 0 hits; %d patient events sealed before", records, len(topics), len(evs))
 
 	// Every audit chain still verifies.
-	for _, svc := range []string{"patient", "billing"} {
-		resp, b := call(t, "GET", "http://"+a[svc+"/http"]+"/audit/verify", admin, "")
+	for _, path := range []string{"/api/audit/verify", "/api/billing/audit/verify", "/api/users/audit/verify"} {
+		resp, b := call(t, "GET", gw+path, admin, "")
 		var r audit.Report
-		if resp.StatusCode != 200 || json.Unmarshal(b, &r) != nil || !r.OK {
-			t.Fatalf("%s audit verify: %d %s", svc, resp.StatusCode, b)
+		if resp.StatusCode != 200 || json.Unmarshal(b, &r) != nil || !r.OK || r.Rows == 0 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
 		}
+	}
+}
+
+// TestErasureSurvivesRestore (issue 23, section 3, "Erasure"): `pms patient` on SQLite; a
+// patient is registered and deleted; the database file is copied (the backup); the patient
+// is erased; the old file is put back (the restore) and the service started on it: the
+// erasure is applied again from the journal kept outside the database — the record answers
+// 410, its history "erased", no column holds its data and its data key is gone.
+func TestErasureSurvivesRestore(t *testing.T) {
+	dir := t.TempDir()
+	dbFile := filepath.Join(dir, "patient.db")
+	brokerAddr := brokertest.Start(t).Addr()
+	start := func() (patient.Set, func() error) {
+		a, stop := startPMS(t, patientAddrs, "patient", jwksArg(), "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0",
+			"--admin-addr=127.0.0.1:0", "--data-dir="+dir, "--log-format=logfmt", // the default database: <data-dir>/patient.db
+			"--log-level=error", "--billing-addr=", "--kafka-brokers="+brokerAddr)
+		c, err := httptransport.NewPatientClient("http://"+a["patient/http"], httptransport.ClientOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, stop
+	}
+	files := func() []string { m, _ := filepath.Glob(dbFile + "*"); return m }
+	copyFiles := func(to string) {
+		if err := os.MkdirAll(to, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files() {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(to, filepath.Base(f)), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	doc, admin := authed(t, "doc-1", authz.RoleClinician), authed(t, "admin-1", authz.RoleAdmin)
+	phi := []string{"Peregrine Oduya-Lindqvist", "peregrine.ol@example.org", "4 Heron Quay", "1971-11-05"}
+
+	c, stop := start()
+	p, err := c.Create(doc, patient.CreateRequest{Name: phi[0], Email: phi[1], Address: phi[2], DateOfBirth: phi[3]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(doc, patient.DeleteRequest{ID: p.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(t.TempDir(), "backup")
+	copyFiles(backup)
+
+	c, stop = start()
+	if _, err := c.Erase(admin, patient.EraseRequest{ID: p.ID, Reason: "GDPR Art. 17 request #1207"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The restore: the files of the backup replace the database's.
+	for _, f := range files() {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restored, _ := filepath.Glob(filepath.Join(backup, "*"))
+	for _, f := range restored {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c, stop = start()
+	if _, err := c.History(doc, p.ID); errs.KindOf(err) != errs.Gone || !strings.Contains(err.Error(), "erased") {
+		t.Fatalf("history after the restore: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d, err := db.Open(ctx, "sqlite://"+dbFile, "patient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if hits, err := dbtest.FindText(ctx, d, phi...); err != nil || len(hits) > 0 {
+		t.Fatalf("PHI back after the restore: %v %v", hits, err)
+	}
+	var keys int
+	if err := d.GetContext(ctx, &keys, `SELECT count(*) FROM data_keys WHERE subject = ?`, p.ID); err != nil || keys != 0 {
+		t.Fatalf("the data key is back: %d %v", keys, err)
+	}
+	var by string
+	if err := d.GetContext(ctx, &by, `SELECT erased_by FROM patient_erasures WHERE patient_id = ?`, p.ID); err != nil || by != patient.ErasureActor {
+		t.Fatalf("erase record after the restore: %q %v", by, err)
 	}
 }

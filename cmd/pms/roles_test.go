@@ -45,6 +45,7 @@ var roleMatrix = []routeRule{
 	{"auth", "GET", "/users/{newUser}", "", []string{authz.RoleAdmin}},
 	{"auth", "PATCH", "/users/{newUser}", `{"role":"billing"}`, []string{authz.RoleAdmin}},
 	{"auth", "GET", "/users/audit", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
+	{"auth", "GET", "/users/audit/verify", "", []string{authz.RoleAdmin}},
 	{"auth", "POST", "/users/{newUser}/reset-password", "", []string{authz.RoleAdmin}},
 	// Every role lists its own sessions and ends one of them ({ownSession}: a fresh login's
 	// session of the role's own user).

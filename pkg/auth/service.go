@@ -53,6 +53,8 @@ type Service interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error)
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md).
+	VerifyAudit(ctx context.Context) (audit.Report, error)
 	// MFAService: TOTP factors and the logins that need them (mfa.go).
 	MFAService
 	// ListSessions returns the caller's live sessions (sessions.go).

@@ -183,7 +183,7 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries [
 		maxRows = 32766 / disclosureColumns
 	}
 	return func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error {
-		var rows, searches []any
+		var rows, searches, pages []any
 		d.mu.Lock()
 		for i := range entries {
 			e := &entries[i]
@@ -203,16 +203,12 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries [
 				if len(dis.patients) > 0 {
 					// The page as one row, its ids as one array (migration 00022): a 500-row
 					// page costs one row and one GIN insertion, not 500 b-tree entries.
-					ids := any(dis.patients)
-					q := `INSERT INTO audit_disclosure_pages (entry_seq, entry_id, transport, patient_ids) VALUES (?, ?, ?, ?::uuid[])`
+					var ids any = dis.patients
 					if d.dialect == db.SQLite {
 						b, _ := json.Marshal(dis.patients)
-						ids, q = string(b), strings.Replace(q, "?::uuid[]", "?", 1)
+						ids = string(b)
 					}
-					if _, err := tx.ExecContext(ctx, tx.Rebind(q), e.Seq, e.ID, dis.transport, ids); err != nil {
-						d.mu.Unlock()
-						return db.Classify(err)
-					}
+					pages = append(pages, e.Seq, e.ID, dis.transport, ids)
 				}
 			} else {
 				for _, p := range dis.patients {
@@ -230,11 +226,38 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries [
 			}
 			rows = rows[n*disclosureColumns:]
 		}
+		// Every statement of the batch holds the chain's lock and every caller of the batch
+		// waits for it: each kind of row is one statement per batch, not one per entry.
+		var stmts []string
+		var args []any
 		if len(searches) > 0 {
-			n := len(searches) / 4
-			q := "INSERT INTO audit_searches (entry_seq, entry_id, fingerprint, results) VALUES " +
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
-			if _, err := tx.ExecContext(ctx, tx.Rebind(q), searches...); err != nil {
+			stmts = append(stmts, "INSERT INTO audit_searches (entry_seq, entry_id, fingerprint, results) VALUES "+
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", len(searches)/4), ", "))
+			args = append(args, searches...)
+		}
+		if len(pages) > 0 {
+			row := "(?, ?, ?, ?::uuid[])"
+			if d.dialect == db.SQLite {
+				row = "(?, ?, ?, ?)"
+			}
+			stmts = append(stmts, "INSERT INTO audit_disclosure_pages (entry_seq, entry_id, transport, patient_ids) VALUES "+
+				strings.TrimSuffix(strings.Repeat(row+", ", len(pages)/4), ", "))
+			args = append(args, pages...)
+		}
+		if len(stmts) == 2 && d.dialect == db.Postgres {
+			// One round trip for both: the searches' insert as a data-modifying CTE.
+			stmts = []string{"WITH s AS (" + stmts[0] + ") " + stmts[1]}
+		}
+		for i, q := range stmts {
+			a := args
+			if len(stmts) == 2 { // SQLite: no DML in a CTE; its statements are in-process calls
+				if i == 0 {
+					a = args[:len(searches)]
+				} else {
+					a = args[len(searches):]
+				}
+			}
+			if _, err := tx.ExecContext(ctx, tx.Rebind(q), a...); err != nil {
 				return db.Classify(err)
 			}
 		}

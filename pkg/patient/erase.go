@@ -77,5 +77,5 @@ func (s *service) Erase(ctx context.Context, req EraseRequest) (e Erasure, err e
 		return Erasure{}, err
 	}
 	ctx = audit.WithPending(ctx, ActionErase, pid) // recorded in the erasure's transaction
-	return s.store.erase(ctx, pid, reason, s.meta(ctx))
+	return s.store.erase(ctx, pid, reason, s.meta(ctx), false)
 }

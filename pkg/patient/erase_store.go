@@ -23,8 +23,9 @@ type tombstoneRow struct {
 	ErasedAt       db.Timestamp   `db:"erased_at"`
 }
 
-// erase turns deleted patient id into a tombstone in one transaction (Service.Erase).
-func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta) (Erasure, error) {
+// erase turns deleted patient id into a tombstone in one transaction (Service.Erase). force
+// (a re-application from the journal) erases a live record too, as if deleted first.
+func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta, force bool) (Erasure, error) {
 	var e Erasure
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var r tombstoneRow
@@ -36,7 +37,7 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta) (Era
 			return db.Classify(err)
 		case !r.ErasedAt.IsZero():
 			return ErrErased
-		case r.DeletedAt.IsZero():
+		case r.DeletedAt.IsZero() && !force:
 			return ErrNotDeleted
 		}
 		e = Erasure{PatientID: id, MRN: r.MRN.String, ErasedAt: m.At, ErasedBy: m.Actor, Role: m.Role, Reason: reason, RequestID: m.RequestID}
@@ -44,8 +45,9 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta) (Era
 			q    string
 			args []any
 		}{
-			{`UPDATE patients SET name = '', email = '', address = '', date_of_birth = ?, erased_at = ?, version = ?, updated_at = ? WHERE id = ?`,
-				[]any{ErasedDateOfBirth, s.db.Time(m.At), r.Version + 1, s.db.Time(m.At), id}},
+			{`UPDATE patients SET name = '', email = '', address = '', date_of_birth = ?, erased_at = ?, version = ?, updated_at = ?,
+				deleted_at = COALESCE(deleted_at, ?) WHERE id = ?`,
+				[]any{ErasedDateOfBirth, s.db.Time(m.At), r.Version + 1, s.db.Time(m.At), s.db.Time(m.At), id}},
 			{`DELETE FROM patient_versions WHERE patient_id = ?`, []any{id}},
 			{`INSERT INTO ` + ErasuresTable + ` (patient_id, mrn, erased_at, erased_by, role, reason, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 				[]any{id, e.MRN, s.db.Time(m.At), e.ErasedBy, e.Role, reason, e.RequestID}},
@@ -62,6 +64,13 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta) (Era
 		}
 		if err := s.keys.Destroy(ctx, tx, id); err != nil {
 			return err
+		}
+		// Journalled before the commit: a commit that then fails leaves a journalled
+		// erasure of a deleted record, which the next start completes.
+		if s.journal != nil && !force {
+			if err := s.journal.append(journalRecord{PatientID: id, MRN: e.MRN, ErasedAt: m.At, ErasedBy: m.Actor}); err != nil {
+				return errs.Wrap(errs.Unavailable, "the erasure journal cannot be written", err)
+			}
 		}
 		msg, err := erasedEvent(Patient{ID: id, MRN: r.MRN.String, RegisteredDate: r.RegisteredDate, Version: r.Version + 1,
 			CreatedAt: r.CreatedAt.Time}, m)

@@ -33,6 +33,8 @@ type Store struct {
 	forUpdate string
 	// keys are the patients' data keys that seal the PHI of their events (crypto-shredding).
 	keys *shred.Keys
+	// journal, when set, records every erasure outside the database (erase_journal.go).
+	journal *ErasureJournal
 	// containsID is the dialect's test that a stored reply's body mentions an id.
 	containsID string
 }
