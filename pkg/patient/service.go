@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
@@ -274,7 +275,10 @@ func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err
 		return Patient{}, err
 	}
 	ctx = audit.WithPending(ctx, ActionUpdate, pid)
-	return s.store.change(ctx, pid, req.IfMatch, ChangeUpdated, m, func(cur Patient) (Patient, bool, error) {
+	return s.store.change(ctx, pid, req.IfMatch, ChangeUpdated, m, func(tx *sqlx.Tx, cur Patient) (Patient, bool, error) {
+		if err := s.checkAccessIn(ctx, tx, cur); err != nil { // again, on the locked row
+			return Patient{}, false, err
+		}
 		if err := checkUnchanged(cur, req.Unchanged); err != nil {
 			return Patient{}, false, err
 		}
@@ -328,8 +332,8 @@ func (s *service) Delete(ctx context.Context, req DeleteRequest) (err error) {
 		return err
 	}
 	ctx = audit.WithPending(ctx, ActionDelete, pid)
-	_, err = s.store.change(ctx, pid, req.IfMatch, ChangeDeleted, s.meta(ctx), func(cur Patient) (Patient, bool, error) {
-		return cur, true, nil
+	_, err = s.store.change(ctx, pid, req.IfMatch, ChangeDeleted, s.meta(ctx), func(tx *sqlx.Tx, cur Patient) (Patient, bool, error) {
+		return cur, true, s.checkAccessIn(ctx, tx, cur) // again, on the locked row
 	})
 	return err
 }

@@ -242,7 +242,7 @@ func escapeLike(s string) string {
 // edit produce the new record (returning changed=false leaves everything as it is), and
 // writes it with its history row and its event, all in one transaction.
 func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind string, m changeMeta,
-	edit func(cur Patient) (next Patient, changed bool, err error)) (Patient, error) {
+	edit func(tx *sqlx.Tx, cur Patient) (next Patient, changed bool, err error)) (Patient, error) {
 	var out Patient
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var r patientRow
@@ -254,7 +254,7 @@ func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind strin
 		if ifMatch != 0 && ifMatch != cur.Version {
 			return ErrVersionMismatch
 		}
-		next, changed, err := edit(cur)
+		next, changed, err := edit(tx, cur)
 		if err != nil {
 			return err
 		}
