@@ -22,7 +22,7 @@ func (brokenLog) Append(context.Context, audit.Entry) error {
 }
 
 // TestChangesRecordTheirOwnEntry (issue 17, item 2): auth's changes — a user created, updated,
-// a password reset, a session ended, every session ended — record their audit entry in their
+// a password reset and set with the reset token, every session ended — record their audit entry in their
 // own transaction: with an audit log that fails every write after the commit, each
 // acknowledged change still has its pending entry, which a writer started later chains.
 func TestChangesRecordTheirOwnEntry(t *testing.T) {
@@ -45,8 +45,16 @@ func TestChangesRecordTheirOwnEntry(t *testing.T) {
 		if _, err := svc.UpdateUser(ctx, UpdateUserRequest{ID: c.ID, Role: &role}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := svc.ResetPassword(ctx, ResetPasswordRequest{ID: c.ID}); err != nil {
+		r, err := svc.ResetPassword(ctx, ResetPasswordRequest{ID: c.ID})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if err := svc.SetPassword(from("192.0.2.9"), SetPasswordRequest{Token: r.ResetToken, NewPassword: "Quartz-Lantern-Orbit-77"}); err != nil {
+			t.Fatal(err)
+		}
+		// The spent token is refused, and its transaction records no success.
+		if err := svc.SetPassword(from("192.0.2.9"), SetPasswordRequest{Token: r.ResetToken, NewPassword: "another pending passphrase"}); err == nil {
+			t.Fatal("a spent token set a password")
 		}
 		mine := authz.WithPrincipal(ctx, authz.Principal{Subject: c.ID, Role: role})
 		if err := svc.LogoutAll(mine); err != nil {
@@ -56,7 +64,7 @@ func TestChangesRecordTheirOwnEntry(t *testing.T) {
 		if err := d.Select(&actions, d.Rebind(`SELECT action FROM `+audit.PendingTable+` WHERE subject_id = ? ORDER BY pseq`), c.ID); err != nil {
 			t.Fatal(err)
 		}
-		want := []string{ActionUserCreate, ActionUserUpdate, ActionPasswordReset, ActionLogoutAll}
+		want := []string{ActionUserCreate, ActionUserUpdate, ActionPasswordReset, ActionPasswordSet, ActionLogoutAll}
 		if len(actions) != len(want) {
 			t.Fatalf("pending entries %v, want %v", actions, want)
 		}
@@ -72,7 +80,7 @@ func TestChangesRecordTheirOwnEntry(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := audit.List(context.Background(), d, AuditTable, audit.Query{SubjectID: c.ID})
-		if err != nil || len(got) != len(want) {
+		if err != nil || len(got) != len(want) { // the refused set-password was never written (the log was down)
 			t.Fatalf("chained: %+v %v", got, err)
 		}
 		if rep, err := audit.Verify(context.Background(), d, AuditTable); err != nil || !rep.OK {

@@ -567,7 +567,10 @@ func (s *service) SetPassword(ctx context.Context, req SetPasswordRequest) error
 	if err != nil {
 		return err
 	}
-	u, ok, err := s.store.setPassword(ctx, tokenHash, hash, now)
+	// The token proved whose account this is: the entry names them as the actor, and is
+	// recorded in the transaction that sets the password (when it does).
+	pctx := audit.WithPending(asUser(ctx, u), ActionPasswordSet, u.ID)
+	u, ok, err := s.store.setPassword(pctx, tokenHash, hash, now)
 	if err != nil {
 		return err
 	}
@@ -576,9 +579,8 @@ func (s *service) SetPassword(ctx context.Context, req SetPasswordRequest) error
 		s.recordOutcome(ctx, ActionPasswordSet, u.ID, audit.OutcomeDenied)
 		return ErrBadSetPasswordToken
 	}
-	// The token proved whose account this is: the row names them as the actor. The change is
-	// committed (and the token spent), so an audit failure is logged, not answered.
-	s.recordOutcome(asUser(ctx, u), ActionPasswordSet, u.ID, audit.OutcomeSuccess)
+	// The change is committed (and the token spent), so an audit failure is logged, not answered.
+	s.recordAfter(pctx, ActionPasswordSet, u.ID, nil)
 	return nil
 }
 
@@ -659,6 +661,7 @@ func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest)
 	if err != nil {
 		return err
 	}
+	ctx = audit.WithPending(ctx, ActionPasswordChange, u.ID) // recorded in the change's transaction
 	changed, err := s.store.changePassword(ctx, u.ID, oldHash, hash, p.SessionID, now)
 	if err != nil {
 		return err
@@ -668,7 +671,7 @@ func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest)
 		s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied)
 		return ErrBadCurrentPassword
 	}
-	s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeSuccess)
+	s.recordAfter(ctx, ActionPasswordChange, u.ID, nil)
 	return nil
 }
 
