@@ -6,10 +6,12 @@ PKGS := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
 
-.PHONY: run build test test-race test-race-unit attack lint fmt vet proto bench bench-kafka fuzz clean image ops-test faults soak
+.PHONY: run build test test-race test-race-unit attack screenshots lint fmt vet proto bench bench-kafka fuzz clean image ops-test faults soak drill
 
-## run: build and run every service in one process on embedded defaults (SQLite under ./data)
+## run: build and run every service in one process on embedded defaults (SQLite under ./data);
+## the staff console is the gateway's root
 run: build
+	@echo "PMS staff console: http://$${PMS_GATEWAY_HTTP_ADDR:-127.0.0.1:4004}/"
 	./$(BIN) all
 
 ## build: the single pms binary
@@ -33,9 +35,15 @@ test-race-unit:
 test-race:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
-## attack: the hostile input suite (also part of make test): 2,956 generated hostile requests (exactly: hostileCases) through the gateway of pms all on PostgreSQL, answers counted by category and status; 0 5xx, 0 hangs, 0 data changed by a rejected request
+## attack: the hostile input suite (also part of make test): 3,052 generated hostile requests (exactly: hostileCases) through the gateway of pms all on PostgreSQL, answers counted by category and status; 0 5xx, 0 hangs, 0 data changed by a rejected request
 attack:
 	$(GO) test -count=1 -timeout 10m -run TestHostileInput -v ./cmd/pms/
+
+## screenshots: the browser test (TestConsole, headless Debian chromium) saving every screen it
+## checks under artifacts/console/, and the patient page the README shows (docs/console-patient.png)
+screenshots:
+	PMS_CONSOLE_SCREENSHOTS=$(CURDIR)/artifacts/console $(GO) test -count=1 -timeout 5m -run 'TestConsole$$' -v ./cmd/pms/
+	cp artifacts/console/patient-billing.png docs/console-patient.png
 
 ## lint: gofmt, go vet and staticcheck must all be clean
 lint:
@@ -88,11 +96,18 @@ IMAGE ?= pms:latest
 image:
 	docker build -f ops/Dockerfile -t $(IMAGE) .
 
-## ops-test: promtool checks, the compose file, the static build, and a live Prometheus scraping pms all
+## ops-test: promtool checks and rule unit tests, amtool, the compose file, the static build, a live Prometheus scraping pms all, and alert delivery (Prometheus → Alertmanager → webhook)
 ops-test:
 	promtool check config prometheus.yml ops/prometheus/local.yml
 	promtool check rules ops/prometheus/rules.yml
+	promtool test rules ops/prometheus/rules_test.yml
+	amtool check-config ops/alertmanager/alertmanager.yml
 	$(GO) test -count=1 -run 'TestCompose|TestPromtool|TestImageBuildStatic|TestOpsMetricsAndPrometheus|TestHealthCommand' ./cmd/pms/
+	$(GO) test -count=1 -v -run TestAlertDelivery ./ops/alerts/
+
+## drill: the PostgreSQL point-in-time restore drill (root, pgbackrest): its own cluster, an encrypted pgBackRest repository, the platform under load, a named restore point, a disaster, the restore; prints RTO, RPO and sizes
+drill:
+	set -o pipefail; $(GO) test -count=1 -v -run TestPointInTimeRestore ./ops/restore/ | grep -E '^(=== RUN|--- |ok|FAIL)|FIGURES|full backup'
 
 clean:
 	rm -rf bin data bench.out bench-kafka.out faults.out soak.csv

@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 2956
+const hostileCases = 3052
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -802,6 +802,7 @@ func (w *attackWorld) idRoutes() []idRoute {
 		{"POST", "/api/billing/invoices/{id}/void", w.bill, ""},
 		{"POST", "/api/patients/{id}/break-glass", w.clin, `{"reason":"unconscious patient in A&E"}`},
 		{"PUT", "/api/patients/{id}/confidentiality", w.admin, `{"confidentiality":"normal"}`},
+		{"POST", "/api/patients/{id}/erase", w.admin, `{"reason":"GDPR Art. 17 request"}`},
 	}
 }
 
@@ -1113,6 +1114,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 	}
 
 	add(w.breakGlassCases()...)
+	add(w.consoleCases()...)
+	add(w.eraseCases()...)
 
 	// Path traversal and bad ids, on every route with an id.
 	badIDs := []string{"..", "../..", "..%2f..%2fusers", "%2e%2e", "%2e%2e%2f%2e%2e%2faudit", "..%252f..%252f", "..;", "%2F", "%2f%2f",
@@ -1581,7 +1584,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 	)
 
 	// Unknown routes and methods.
-	for _, p := range []string{"/", "/api", "/api/", "/api/patients/", "/API/patients", "/api/patientsx", "/api/patients%2f", "/auth/users",
+	// "/" is the staff console's (consoleCases).
+	for _, p := range []string{"/api", "/api/", "/api/patients/", "/API/patients", "/api/patientsx", "/api/patients%2f", "/auth/users",
 		"/auth/login/", "/auth", "/metrics", "/debug/pprof/", "/healthz", "/.env", "/api/billing", "/api/billing/", "/api/analytics",
 		"/api/users/audit/x", "/auth/.well-known/", "/api/patients/" + w.p1 + "/history/x", "/%2e%2e/%2e%2e/etc/passwd", "/api/../../etc/passwd"} {
 		add(hostile{cat: catRoutes, name: "GET " + p, method: "GET", path: p, token: w.admin, want: []int{404, 405}})

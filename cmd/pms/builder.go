@@ -22,6 +22,7 @@ import (
 	"github.com/pms/pms/pkg/platform/outbox"
 	"github.com/pms/pms/pkg/platform/seqmark"
 	"github.com/pms/pms/pkg/platform/stack"
+	"github.com/pms/pms/pkg/platform/tlsconf"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	kafkatransport "github.com/pms/pms/transport/kafka"
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +84,9 @@ func newUnit(ctx context.Context, s settings, spec unitSpec) (*unit, error) {
 	u := &unit{s: s, name: spec.name, logger: log.With(s.logger, "service", spec.name), reg: observe.NewRegistry(),
 		m: &module{name: spec.name}}
 	u.m.reg = u.reg
+	if s.serverTLS != nil {
+		u.reg.MustRegister(tlsconf.ExpiryGauge(spec.name, s.serverTLS))
+	}
 	if spec.topics != nil {
 		k, err := newServiceKafka(spec.name, s, u.logger, u.reg, spec.topics)
 		if err != nil {
@@ -180,12 +184,12 @@ func (u *unit) consume(group string, topics []string, newSub func(p sarama.SyncP
 // commands runs, with the servers, the consumer of the service's command topic: each command
 // calls the endpoint it names in handlers, as the token it carries, and its reply is stored
 // (a redelivered command gets the same reply, not a second change).
-func (u *unit) commands(topic string, handlers map[string]kafkatransport.Command, verifier *authz.Verifier) {
+func (u *unit) commands(topic string, handlers map[string]kafkatransport.Command, verifier *authz.Verifier, opts ...kafkatransport.SubscriberOption) {
 	replies := idempotency.NewReplies(u.db)
 	u.consume(u.name, []string{topic}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 		return kafkatransport.NewCommandSubscriber(handlers, kafkatransport.CommandOptions{
 			Producer: p, Replies: replies, Verifier: verifier, ReplyPrincipals: u.kafka.principals,
-			Metrics: u.kafka.metrics, Group: u.name, Logger: u.logger,
+			Metrics: u.kafka.metrics, Group: u.name, Logger: u.logger, Options: opts,
 		})
 	})
 }

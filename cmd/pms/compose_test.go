@@ -16,6 +16,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v4"
 )
 
 // repoRoot is where docker-compose.yml, prometheus.yml and ops/ live, seen from cmd/pms.
@@ -60,7 +61,7 @@ func serviceEnv(t *testing.T, service string) map[string]string {
 
 // composeSecrets are the variables compose requires (no defaults for secrets).
 var composeSecrets = []string{"POSTGRES_PASSWORD=pg-secret", "PMS_BOOTSTRAP_ADMIN_PASSWORD=admin-secret", "GRAFANA_ADMIN_PASSWORD=grafana-secret",
-	"KAFKA_ADMIN_PASSWORD=kafka-secret"}
+	"KAFKA_ADMIN_PASSWORD=kafka-secret", "PGBACKREST_CIPHER_PASS=backup-secret"}
 
 // loadComposeWith loads docker-compose.yml the way `docker compose` does, with env as the
 // only variables.
@@ -98,6 +99,7 @@ func TestComposeRefusesDefaultSecrets(t *testing.T) {
 		"postgres": {"POSTGRES_PASSWORD", "pg-secret"}, "grafana": {"GF_SECURITY_ADMIN_PASSWORD", "grafana-secret"},
 		"auth": {bootstrapPasswordEnv, "admin-secret"}, "kafka": {"KAFKA_ADMIN_PASSWORD", "kafka-secret"},
 		"kafka-setup": {"PMS_KAFKA_ADMIN_PASSWORD", "kafka-secret"},
+		"pgbackrest":  {"PGBACKREST_REPO1_CIPHER_PASS", "backup-secret"}, "postgres-exporter": {"DATA_SOURCE_PASS", "pg-secret"},
 	} {
 		if v := p.Services[svc].Environment[want[0]]; v == nil || *v != want[1] {
 			t.Errorf("%s %s = %v, want %q", svc, want[0], v, want[1])
@@ -114,12 +116,14 @@ func TestComposeRefusesDefaultSecrets(t *testing.T) {
 // and the contract's ports, and only the gateway, Prometheus and Grafana are published.
 func TestCompose(t *testing.T) {
 	p := loadCompose(t)
-	want := []string{"analytics", "auth", "billing", "certs", "gateway", "grafana", "kafka", "kafka-setup", "patient", "postgres", "prometheus"}
+	want := []string{"alertmanager", "analytics", "auth", "billing", "certs", "gateway", "grafana", "kafka", "kafka-setup", "patient", "pgbackrest",
+		"postgres", "postgres-exporter", "prometheus"}
 	if got := p.ServiceNames(); !slices.Equal(sortedCopy(got), want) {
 		t.Fatalf("services = %v, want %v", got, want)
 	}
 	deps := map[string][]string{"certs": nil, "kafka": {"certs"}, "kafka-setup": {"certs", "kafka"}, "postgres": {"certs"},
-		"prometheus": {"gateway"}, "grafana": {"prometheus"}}
+		"prometheus": {"gateway", "postgres-exporter", "alertmanager"}, "grafana": {"prometheus"}, "pgbackrest": {"postgres"},
+		"postgres-exporter": {"postgres"}, "alertmanager": nil}
 	for s, d := range pmsServices {
 		deps[s] = d
 	}
@@ -310,5 +314,94 @@ func TestComposeOneShots(t *testing.T) {
 		if _, ok := reads[k]; !ok {
 			t.Errorf("kafka-setup sets %s, which pms kafka setup does not read", k)
 		}
+	}
+}
+
+// TestComposeBackupsAndAlerts: PostgreSQL archives its WAL with pgBackRest to an encrypted
+// repository whose passphrase comes from the environment (a secret) and is in no file of the
+// repository; the pgbackrest service shares its data directory, socket and repository; the
+// schedule takes a full backup weekly and a differential daily; Prometheus scrapes
+// postgres_exporter and sends its alerts to Alertmanager.
+func TestComposeBackupsAndAlerts(t *testing.T) {
+	p := loadCompose(t)
+	pg, br := p.Services["postgres"], p.Services["pgbackrest"]
+	cmd := strings.Join(pg.Command, " ")
+	for _, want := range []string{"archive_mode=on", "archive_command=pgbackrest --stanza=pms archive-push %p", "archive_timeout=60", "wal_level=replica"} {
+		if !strings.Contains(cmd, want) {
+			t.Errorf("postgres command %q lacks %s", cmd, want)
+		}
+	}
+	mounts := func(svc types.ServiceConfig) map[string]string {
+		m := map[string]string{}
+		for _, v := range svc.Volumes {
+			m[v.Target] = v.Source
+		}
+		return m
+	}
+	pm, bm := mounts(pg), mounts(br)
+	for _, target := range []string{"/var/lib/postgresql/data", "/var/run/postgresql", "/var/lib/pgbackrest", "/etc/pgbackrest/pgbackrest.conf"} {
+		if pm[target] == "" || pm[target] != bm[target] {
+			t.Errorf("%s: postgres mounts %q, pgbackrest %q; want the same", target, pm[target], bm[target])
+		}
+	}
+	for _, svc := range []types.ServiceConfig{pg, br} {
+		if v := svc.Environment["PGBACKREST_REPO1_CIPHER_PASS"]; v == nil || *v != "backup-secret" {
+			t.Errorf("%s: PGBACKREST_REPO1_CIPHER_PASS = %v; want the PGBACKREST_CIPHER_PASS secret", svc.Name, v)
+		}
+	}
+	conf, err := os.ReadFile(filepath.Join(repoRoot, "ops", "pgbackrest", "pgbackrest.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"repo1-cipher-type=aes-256-cbc", "repo1-retention-full=", "[pms]", "pg1-path=/var/lib/postgresql/data"} {
+		if !strings.Contains(string(conf), want) {
+			t.Errorf("pgbackrest.conf lacks %s", want)
+		}
+	}
+	if strings.Contains(string(conf), "cipher-pass=") {
+		t.Error("pgbackrest.conf holds a passphrase; it comes from the secret")
+	}
+	sched, err := os.ReadFile(filepath.Join(repoRoot, "ops", "pgbackrest", "schedule.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"stanza-create", "--type=full backup", `type=full; else type=diff`} {
+		if !strings.Contains(string(sched), want) {
+			t.Errorf("schedule.sh lacks %q", want)
+		}
+	}
+	var prom struct {
+		Alerting struct {
+			Alertmanagers []struct {
+				StaticConfigs []struct{ Targets []string } `yaml:"static_configs"`
+			}
+		}
+		ScrapeConfigs []struct {
+			JobName       string                       `yaml:"job_name"`
+			StaticConfigs []struct{ Targets []string } `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot, "prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &prom); err != nil {
+		t.Fatal(err)
+	}
+	if len(prom.Alerting.Alertmanagers) != 1 || !slices.Equal(prom.Alerting.Alertmanagers[0].StaticConfigs[0].Targets, []string{"alertmanager:9093"}) {
+		t.Errorf("prometheus.yml alerting = %+v; want alertmanager:9093", prom.Alerting)
+	}
+	found := false
+	for _, sc := range prom.ScrapeConfigs {
+		if sc.JobName == "postgres" && len(sc.StaticConfigs) == 1 && slices.Equal(sc.StaticConfigs[0].Targets, []string{"postgres-exporter:9187"}) {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("prometheus.yml does not scrape postgres-exporter:9187 as job postgres")
+	}
+	am := mounts(p.Services["alertmanager"])
+	if am["/etc/alertmanager/alertmanager.yml"] == "" {
+		t.Error("alertmanager does not mount ops/alertmanager/alertmanager.yml")
 	}
 }

@@ -27,27 +27,78 @@ func opsTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing (apt-get install prometheus)", name)
+		pkg := "prometheus"
+		if name == "amtool" {
+			pkg = "prometheus-alertmanager"
 		}
-		t.Skipf("%s is not installed (apt-get install prometheus): skipped", name)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing (apt-get install %s)", name, pkg)
+		}
+		t.Skipf("%s is not installed (apt-get install %s): skipped", name, pkg)
 	}
 	return p
 }
 
 // TestPromtool: both Prometheus configurations and the rules pass promtool's checks (rule
-// files resolved relative to each config, lint included).
+// files resolved relative to each config, lint included), the rules' unit tests pass
+// (ops/prometheus/rules_test.yml fires every alert), every alert carries a runbook_url to its
+// section of docs/operations.md and has a unit test, and amtool accepts the Alertmanager
+// configuration.
 func TestPromtool(t *testing.T) {
 	promtool := opsTool(t, "promtool")
 	for _, args := range [][]string{
 		{"check", "config", "prometheus.yml", "ops/prometheus/local.yml"},
 		{"check", "rules", "ops/prometheus/rules.yml"},
+		{"test", "rules", "ops/prometheus/rules_test.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = repoRoot
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("promtool %v: %v\n%s", args, err, out)
 		}
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert       string
+				Annotations map[string]string
+			}
+		}
+	}
+	rb, err := os.ReadFile(filepath.Join(repoRoot, "ops", "prometheus", "rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(rb, &rules); err != nil {
+		t.Fatal(err)
+	}
+	tests, err := os.ReadFile(filepath.Join(repoRoot, "ops", "prometheus", "rules_test.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			alerts++
+			if want := "docs/operations.md#" + strings.ToLower(r.Alert); r.Annotations["runbook_url"] != want {
+				t.Errorf("%s: runbook_url %q, want %q", r.Alert, r.Annotations["runbook_url"], want)
+			}
+			if !bytes.Contains(tests, []byte("alertname: "+r.Alert+"\n")) {
+				t.Errorf("%s has no promtool unit test in ops/prometheus/rules_test.yml", r.Alert)
+			}
+		}
+	}
+	if alerts < 13 {
+		t.Errorf("%d alerts in rules.yml; want at least 13", alerts)
+	}
+	amtool := opsTool(t, "amtool")
+	cmd := exec.Command(amtool, "check-config", "ops/alertmanager/alertmanager.yml")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("amtool check-config: %v\n%s", err, out)
 	}
 }
 
@@ -188,6 +239,10 @@ func exprNames(expr string) []string {
 	return out
 }
 
+// notByDefault are metric names the rules use that `pms all` on its defaults does not expose:
+// the backup scheduler's (pms all --backup-every, issue 23) appears only when it is on.
+var notByDefault = map[string]bool{"pms_backup_last_success_timestamp_seconds": true}
+
 // checkMetricNames: every name used by rules.yml and the dashboard is exposed by a service or
 // recorded by a rule; a renamed metric fails here.
 func checkMetricNames(t *testing.T, exposed map[string]bool) {
@@ -242,7 +297,7 @@ func checkMetricNames(t *testing.T, exposed map[string]bool) {
 			if strings.Contains(n, ":") && !recorded[n] {
 				t.Errorf("%s uses %s, which no rule records", where, n)
 			}
-			if !strings.Contains(n, ":") && !exposed[n] {
+			if !strings.Contains(n, ":") && !exposed[n] && !notByDefault[n] {
 				t.Errorf("%s uses %s, which no service exposes", where, n)
 			}
 		}

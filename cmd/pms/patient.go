@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-kit/log/level"
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/idempotency"
+	"github.com/pms/pms/pkg/platform/shred"
 	grpctransport "github.com/pms/pms/transport/grpc"
 	httptransport "github.com/pms/pms/transport/http"
 	kafkatransport "github.com/pms/pms/transport/kafka"
@@ -23,6 +25,10 @@ type patientConfig struct {
 	billingAddr string
 	// searchKeyFile is the HMAC key of search fingerprints (patient.LoadSearchKey).
 	searchKeyFile string
+	// dataKeyFile is the key-encryption key of the patients' data keys (shred.LoadKEK).
+	dataKeyFile string
+	// erasureJournal records erasures outside the database (patient.ErasureJournal).
+	erasureJournal string
 	// breakGlassTTL is how long an emergency grant on a restricted record lasts.
 	breakGlassTTL time.Duration
 }
@@ -35,6 +41,8 @@ func (c *patientConfig) register(f *flags, prefix string) {
 	f.String(&c.adminAddr, prefix+"admin-addr", "127.0.0.1:4100", "patient admin address (metrics, health; pprof with --pprof)", "PMS_PATIENT_ADMIN_ADDR")
 	f.String(&c.databaseURL, "patient-database-url", "", "patient database URL (overrides --database-url)", "PMS_PATIENT_DATABASE_URL")
 	f.String(&c.searchKeyFile, "patient-search-key-file", "", "the HMAC key of the search fingerprints in the audit log (default <data-dir>/"+patient.SearchKeyFileName+", created on first start, mode 0600); deleting or rotating it makes old fingerprints unlinkable to any query", "PMS_PATIENT_SEARCH_KEY_FILE")
+	f.String(&c.dataKeyFile, "patient-data-key-file", "", "the key-encryption key of the patients' data keys, which seal the PHI of patient events (default <data-dir>/"+patient.DataKeyFileName+", created on first start, mode 0600); keep it out of database backups, and never lose it: without it no event opens", "PMS_PATIENT_DATA_KEY_FILE")
+	f.String(&c.erasureJournal, "patient-erasure-journal", "", "the journal of erasures kept outside the database and its backups (default <data-dir>/"+patient.ErasureJournalFileName+"); on start every journalled erasure the database lacks (a restore from an older backup) is applied again; every replica must share it", "PMS_PATIENT_ERASURE_JOURNAL")
 	f.Duration(&c.breakGlassTTL, "patient-break-glass-ttl", patient.DefaultBreakGlassTTL, "how long a break-glass grant (emergency access to a restricted patient record) lasts", "PMS_PATIENT_BREAK_GLASS_TTL").positive()
 	if prefix == "" {
 		f.String(&c.billingAddr, "billing-addr", "127.0.0.1:9001", "billing gRPC address the patient service calls, empty: no billing (its twin is also the billing service's bind address)", "PMS_BILLING_GRPC_ADDR")
@@ -59,6 +67,34 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	if err != nil {
 		return u.fail(err)
 	}
+	dataKeyFile := c.dataKeyFile
+	if dataKeyFile == "" {
+		dataKeyFile = filepath.Join(s.dataDir, patient.DataKeyFileName)
+	}
+	kek, err := shred.LoadKEK(dataKeyFile)
+	if err != nil {
+		return u.fail(err)
+	}
+	keys, err := shred.New(u.db, kek)
+	if err != nil {
+		return u.fail(err)
+	}
+	store.UseKeys(keys)
+	journalFile := c.erasureJournal
+	if journalFile == "" {
+		journalFile = filepath.Join(s.dataDir, patient.ErasureJournalFileName)
+	}
+	journal, err := patient.OpenErasureJournal(journalFile)
+	if err != nil {
+		return u.fail(err)
+	}
+	store.UseErasureJournal(journal)
+	// A database restored from a backup older than an erasure must not bring the patient back.
+	if n, err := store.ReapplyErasures(ctx); err != nil {
+		return u.fail(err)
+	} else if n > 0 {
+		_ = level.Warn(u.logger).Log("msg", "erasures re-applied from the journal (the database predates them)", "count", n)
+	}
 	disclosures := patient.NewDisclosures(u.db)
 	u.auditHook = disclosures.Hook
 	writer, err := u.audit(patient.AuditTable, store.Outbox())
@@ -80,7 +116,8 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	svc = metrics.Instrumenting()(svc)
 	verifier := s.verifier(ctx)
 	set := patient.NewEndpoints(svc, u.endpoints(verifier, patient.Ops, patient.DeniedAuditor(writer)))
-	u.commands(patient.TopicCommands, kafkatransport.PatientCommands(set), verifier)
+	// A failed command's body is PHI a dead-letter topic would keep past any erasure.
+	u.commands(patient.TopicCommands, kafkatransport.PatientCommands(set), verifier, kafkatransport.SubscriberDeadLetterNoBody())
 	u.retain(ctx, idempotency.RepliesTable, patient.IdempotencyTable)
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewPatientHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),

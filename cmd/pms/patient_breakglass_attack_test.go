@@ -50,6 +50,29 @@ func (w *attackWorld) breakGlassCases() []hostile {
 	return out
 }
 
+// eraseCases are the hostile requests on erasure (issue 17): bad reasons and bodies on a
+// deleted record, the roles that may not erase, a live record, and a query string. Every one
+// is refused, so the deleted record keeps its data for the suite's later checks.
+func (w *attackWorld) eraseCases() []hostile {
+	er := "/api/patients/" + w.deleted + "/erase"
+	var out []hostile
+	for _, body := range []string{`{}`, `{"reason":""}`, `{"reason":null}`, `{"reason":"too short"}`, `{"reason":"          "}`,
+		`{"reason":"` + strings.Repeat("x", 501) + `"}`, `{"reason":"GDPR Art. 17 request","keep":"name"}`, `{"reason":["GDPR Art. 17 request"]}`,
+		`{"reason":"GDPR\u0000 Art. 17 request"}`, `[]`, `"GDPR Art. 17 request"`, `{"reason":"GDPR Art. 17 request"`} {
+		out = append(out, hostile{cat: catState, name: "erase body " + trimName(body), method: "POST", path: er, token: w.admin, body: body, want: []int{400}})
+	}
+	ok := `{"reason":"GDPR Art. 17 request"}`
+	out = append(out,
+		hostile{cat: catRoles, name: "erase as clinician", method: "POST", path: er, token: w.clin, body: ok, want: []int{403}},
+		hostile{cat: catRoles, name: "erase as billing", method: "POST", path: er, token: w.bill, body: ok, want: []int{403}},
+		hostile{cat: catRoles, name: "erase as analyst", method: "POST", path: er, token: w.analyst, body: ok, want: []int{403}},
+		hostile{cat: catRoles, name: "erase without a token", method: "POST", path: er, body: ok, want: []int{401}},
+		hostile{cat: catState, name: "erase a live record", method: "POST", path: "/api/patients/" + w.p1 + "/erase", token: w.admin, body: ok, want: []int{409}},
+		hostile{cat: catState, name: "erase query string", method: "POST", path: er + "?reason=x", token: w.admin, body: ok, want: []int{400}},
+	)
+	return out
+}
+
 // trimName shortens a case's body or query for its name.
 func trimName(s string) string {
 	if len(s) > 60 {

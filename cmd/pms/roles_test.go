@@ -45,6 +45,7 @@ var roleMatrix = []routeRule{
 	{"auth", "GET", "/users/{newUser}", "", []string{authz.RoleAdmin}},
 	{"auth", "PATCH", "/users/{newUser}", `{"role":"billing"}`, []string{authz.RoleAdmin}},
 	{"auth", "GET", "/users/audit", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
+	{"auth", "GET", "/users/audit/verify", "", []string{authz.RoleAdmin}},
 	{"auth", "POST", "/users/{newUser}/reset-password", "", []string{authz.RoleAdmin}},
 	// Every role lists its own sessions and ends one of them ({ownSession}: a fresh login's
 	// session of the role's own user).
@@ -68,6 +69,8 @@ var roleMatrix = []routeRule{
 	{"patient", "PUT", "/patients/{newPatient}/confidentiality", `{"confidentiality":"restricted"}`, []string{authz.RoleAdmin, authz.RolePrivacy}},
 	{"patient", "POST", "/patients/{restrictedPatient}/break-glass", `{"reason":"role matrix emergency"}`, []string{authz.RoleClinician}},
 	{"patient", "GET", "/audit/break-glass", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
+	// erasure ({deletedPatient}: a fresh patient deleted), admin only.
+	{"patient", "POST", "/patients/{deletedPatient}/erase", `{"reason":"role matrix erasure"}`, []string{authz.RoleAdmin}},
 	// billing (CreateBillingAccount has no REST route: it is gRPC only, see grpcOnly)
 	{"billing", "GET", "/accounts?patientId={patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
 	{"billing", "GET", "/accounts/{account}", "", []string{authz.RoleBilling, authz.RoleClinician}},
@@ -232,6 +235,12 @@ func (w *world) fill(s string) string {
 				w.t.Fatalf("restrict: %d %s", resp.StatusCode, b)
 			}
 			s = strings.Replace(s, "{restrictedPatient}", id, 1)
+		case strings.Contains(s, "{deletedPatient}"):
+			id := w.createAsAdmin("patient", "/patients", w.fill(`{"name":"Erased","email":"e{n}@example.org","address":"x","dateOfBirth":"1980-01-01"}`))
+			if resp, b := call(w.t, "DELETE", w.base["patient"]+"/patients/"+id, w.tokens[authz.RoleAdmin], ""); resp.StatusCode != 204 {
+				w.t.Fatalf("delete: %d %s", resp.StatusCode, b)
+			}
+			s = strings.Replace(s, "{deletedPatient}", id, 1)
 		case strings.Contains(s, "{newPatient}"):
 			id := w.createAsAdmin("patient", "/patients", w.fill(`{"name":"Fresh","email":"f{n}@example.org","address":"x","dateOfBirth":"1980-01-01"}`))
 			s = strings.Replace(s, "{newPatient}", id, 1)

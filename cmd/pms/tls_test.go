@@ -14,7 +14,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,7 +139,18 @@ func TestAllOverTLS(t *testing.T) {
 	if resp, err := c.Get("https://" + a["gateway/admin"] + "/metrics"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("admin over TLS: %v %v", resp, err)
 	} else {
+		// The serving certificate's expiry, for PMSCertificateExpiresSoon: pms certs makes
+		// leaves for 397 days.
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		m := regexp.MustCompile(`(?m)^pms_gateway_tls_certificate_expiry_timestamp_seconds (\S+)$`).FindSubmatch(b)
+		if m == nil {
+			t.Fatal("admin /metrics has no pms_gateway_tls_certificate_expiry_timestamp_seconds")
+		}
+		v, err := strconv.ParseFloat(string(m[1]), 64)
+		if left := time.Until(time.Unix(int64(v), 0)); err != nil || left < 390*24*time.Hour || left > tlsconf.LeafLifetime {
+			t.Errorf("certificate expiry gauge %s: %v left; want about 397 days", m[1], left)
+		}
 	}
 	if err := dispatch(context.Background(), []string{"health", "--addr=" + a["gateway/admin"], "--tls-ca=" + filepath.Join(certs, "ca.pem")}, io.Discard, io.Discard); err != nil {
 		t.Fatalf("pms health over TLS: %v", err)

@@ -24,6 +24,8 @@ const (
 	MethodGetUser    = "GetUser"
 	MethodUpdateUser = "UpdateUser"
 	MethodAudit      = "ListAudit"
+	// MethodVerifyAudit walks the audit chain (GET /users/audit/verify), admin only.
+	MethodVerifyAudit = "VerifyAudit"
 	// MethodSetPassword sets a password with a one-time set-password token (an invite's).
 	MethodSetPassword = "SetPassword"
 	// MethodChangePassword changes the caller's own password.
@@ -65,6 +67,7 @@ var Ops = op.Table{
 	{Name: MethodGetUser, Roles: []string{authz.RoleAdmin}, Action: ActionUserRead},
 	{Name: MethodUpdateUser, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionUserUpdate},
 	{Name: MethodAudit, Roles: []string{authz.RoleAdmin, authz.RolePrivacy}, Action: ActionAuditRead},
+	{Name: MethodVerifyAudit, Roles: []string{authz.RoleAdmin}, Action: ActionVerifyAudit},
 	{Name: MethodSetPassword, Roles: []string{authz.Public}, Write: true, Rate: RateCredentials},
 	{Name: MethodChangePassword, Roles: []string{authz.Authenticated}, Write: true, Rate: RateCredentials},
 	{Name: MethodResetPassword, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionPasswordReset},
@@ -130,6 +133,8 @@ type Set struct {
 	ListSessionsEndpoint     endpoint.Endpoint `op:"ListSessions"`
 	DeleteSessionEndpoint    endpoint.Endpoint `op:"DeleteSession"`
 	LogoutAllEndpoint        endpoint.Endpoint `op:"LogoutAll"`
+	// VerifyAuditEndpoint walks the audit chain.
+	VerifyAuditEndpoint endpoint.Endpoint `op:"VerifyAudit"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -160,6 +165,9 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			return s.GetUser(ctx, r.ID)
 		}),
 		UpdateUserEndpoint: typed.Endpoint(s.UpdateUser),
+		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, _ VerifyAuditRequest) (audit.Report, error) {
+			return s.VerifyAudit(ctx)
+		}),
 		AuditEndpoint: typed.Endpoint(func(ctx context.Context, q AuditQuery) (AuditResponse, error) {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
@@ -282,6 +290,11 @@ func (s Set) UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error
 }
 
 // Audit implements Service over the endpoint set.
+// VerifyAudit implements Service over the endpoint set.
+func (s Set) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{})
+}
+
 func (s Set) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	r, err := typed.Call[AuditResponse](ctx, s.AuditEndpoint, q)
 	return r.Entries, err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/outbox"
@@ -84,7 +85,7 @@ func (s *Store) revokeUser(ctx context.Context, tx *sqlx.Tx, id, reason, except 
 // reads the new head at once instead of at its next poll.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	var used *sqlx.Tx
-	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := audit.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		used = tx
 		return fn(tx)
 	})

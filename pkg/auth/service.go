@@ -53,6 +53,8 @@ type Service interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error)
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md).
+	VerifyAudit(ctx context.Context) (audit.Report, error)
 	// MFAService: TOTP factors and the logins that need them (mfa.go).
 	MFAService
 	// ListSessions returns the caller's live sessions (sessions.go).
@@ -187,7 +189,19 @@ func (s *service) record(ctx context.Context, action, userID, outcome string) er
 // stands, and an audit failure is logged rather than turned into an error that would make a
 // client retry a done change. Like audit.Recorder.Change it writes on a context detached from
 // the caller's cancellation: a client that hangs up after the commit leaves it audited.
+//
+// A change that recorded its entry in its own transaction (audit.WithPending before the
+// store call: the store's inTx is audit.InTx) is already audited: its entry is only chained
+// now (audit.SettleCommitted), so an acknowledged change has its entry whatever happens to
+// the database after the commit (issue 17, item 2).
 func (s *service) recordAfter(ctx context.Context, action, userID string, err error) {
+	if err == nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), audit.ChangeTimeout)
+		defer cancel()
+		if audit.SettleCommitted(sctx, s.audit, s.log, action) {
+			return
+		}
+	}
 	s.recordOutcome(ctx, action, userID, outcome(err))
 }
 
@@ -484,6 +498,7 @@ func (s *service) CreateUser(ctx context.Context, req CreateUserRequest) (c Crea
 	if err != nil {
 		return CreatedUser{}, err
 	}
+	ctx = audit.WithPending(ctx, ActionUserCreate, u.ID) // recorded in the user's transaction
 	if req.Password == "" {
 		return s.invite(ctx, u, now)
 	}
@@ -552,7 +567,10 @@ func (s *service) SetPassword(ctx context.Context, req SetPasswordRequest) error
 	if err != nil {
 		return err
 	}
-	u, ok, err := s.store.setPassword(ctx, tokenHash, hash, now)
+	// The token proved whose account this is: the entry names them as the actor, and is
+	// recorded in the transaction that sets the password (when it does).
+	pctx := audit.WithPending(asUser(ctx, u), ActionPasswordSet, u.ID)
+	u, ok, err := s.store.setPassword(pctx, tokenHash, hash, now)
 	if err != nil {
 		return err
 	}
@@ -561,9 +579,8 @@ func (s *service) SetPassword(ctx context.Context, req SetPasswordRequest) error
 		s.recordOutcome(ctx, ActionPasswordSet, u.ID, audit.OutcomeDenied)
 		return ErrBadSetPasswordToken
 	}
-	// The token proved whose account this is: the row names them as the actor. The change is
-	// committed (and the token spent), so an audit failure is logged, not answered.
-	s.recordOutcome(asUser(ctx, u), ActionPasswordSet, u.ID, audit.OutcomeSuccess)
+	// The change is committed (and the token spent), so an audit failure is logged, not answered.
+	s.recordAfter(pctx, ActionPasswordSet, u.ID, nil)
 	return nil
 }
 
@@ -644,6 +661,7 @@ func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest)
 	if err != nil {
 		return err
 	}
+	ctx = audit.WithPending(ctx, ActionPasswordChange, u.ID) // recorded in the change's transaction
 	changed, err := s.store.changePassword(ctx, u.ID, oldHash, hash, p.SessionID, now)
 	if err != nil {
 		return err
@@ -653,7 +671,7 @@ func (s *service) ChangePassword(ctx context.Context, req ChangePasswordRequest)
 		s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeDenied)
 		return ErrBadCurrentPassword
 	}
-	s.recordOutcome(ctx, ActionPasswordChange, u.ID, audit.OutcomeSuccess)
+	s.recordAfter(ctx, ActionPasswordChange, u.ID, nil)
 	return nil
 }
 
@@ -677,6 +695,7 @@ func (s *service) ResetPassword(ctx context.Context, req ResetPasswordRequest) (
 	now := s.at()
 	expires := now.Add(s.resetTTL)
 	t := setPasswordToken{hash: hashRefreshToken(token), userID: uid, purpose: PurposeReset, created: now, expires: expires}
+	ctx = audit.WithPending(ctx, ActionPasswordReset, uid) // recorded in the reset's transaction
 	if err := s.store.resetPassword(ctx, t); err != nil {
 		return ResetPassword{}, err
 	}
@@ -706,6 +725,7 @@ func (s *service) UpdateUser(ctx context.Context, req UpdateUserRequest) (u User
 	if req.Role != nil && !authz.ValidRole(*req.Role) {
 		return User{}, errs.Invalid(map[string]string{"role": "must be one of admin, clinician, billing, analyst"})
 	}
+	ctx = audit.WithPending(ctx, ActionUserUpdate, uid) // recorded in the update's transaction
 	_, after, err := s.store.updateUser(ctx, uid, s.at(), func(cur User) User {
 		if req.Role != nil {
 			cur.Role = *req.Role

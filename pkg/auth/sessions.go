@@ -8,6 +8,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
@@ -100,6 +101,7 @@ func (s *service) DeleteSession(ctx context.Context, req DeleteSessionRequest) (
 	if err != nil {
 		return err
 	}
+	ctx = audit.WithPending(ctx, ActionSessionDelete, uid) // recorded in the revocation's transaction
 	return s.store.deleteSession(ctx, uid, sid, s.at())
 }
 
@@ -111,6 +113,7 @@ func (s *service) LogoutAll(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { s.recordAfter(ctx, ActionLogoutAll, uid, err) }()
+	ctx = audit.WithPending(ctx, ActionLogoutAll, uid) // recorded in the revocation's transaction
 	return s.store.logoutAll(ctx, uid, s.at())
 }
 

@@ -130,14 +130,17 @@ func (s *Store) setPassword(ctx context.Context, tokenHash, passwordHash string,
 		u, ok = User{}, false
 		t, found, err := s.setPasswordTokenOf(ctx, tx, tokenHash, s.forUpdate)
 		if err != nil || !found {
+			audit.NotChanged(ctx)
 			return err
 		}
 		u.ID = t.userID
 		if !t.usable(now) {
+			audit.NotChanged(ctx)
 			return nil
 		}
 		cur, err := s.userByID(ctx, tx, t.userID)
 		if errors.Is(err, ErrUserNotFound) {
+			audit.NotChanged(ctx)
 			return nil
 		}
 		if err != nil {
@@ -145,6 +148,7 @@ func (s *Store) setPassword(ctx context.Context, tokenHash, passwordHash string,
 		}
 		u = cur
 		if u.Disabled {
+			audit.NotChanged(ctx)
 			return nil
 		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE set_password_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL`),
@@ -178,6 +182,7 @@ func (s *Store) changePassword(ctx context.Context, id, oldHash, newHash, keepSe
 		n, err := res.RowsAffected()
 		if err != nil || n != 1 {
 			ok = false
+			audit.NotChanged(ctx)
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE set_password_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL`),

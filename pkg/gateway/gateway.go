@@ -21,6 +21,7 @@ import (
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/gateway/console"
 	"github.com/pms/pms/pkg/gateway/openapi"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/audit"
@@ -360,9 +361,11 @@ func servedRoutes(mounts []mount) []openapi.Route {
 }
 
 // dispatch sends each request to the mount whose prefix it falls under, the OpenAPI
-// document and page to docs, and anything else to the contract's 404.
+// document and page to docs, "/" and "/console/…" to the staff console (its explicit asset
+// list; an unknown asset is the JSON 404 too), and anything else to the contract's 404.
 func dispatch(mounts []mount, docs http.Handler, o httptransport.Options) http.Handler {
 	notFound := httptransport.Wrap(httptransport.NewRouter(), o)
+	staff := httptransport.Wrap(console.New(httptransport.EncodeError), o)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		for _, m := range mounts {
@@ -373,6 +376,10 @@ func dispatch(mounts []mount, docs http.Handler, o httptransport.Options) http.H
 		}
 		if (p == "/openapi.json" || p == "/api-docs") && r.Method == http.MethodGet {
 			docs.ServeHTTP(w, r)
+			return
+		}
+		if console.Serves(p) {
+			staff.ServeHTTP(w, r)
 			return
 		}
 		notFound.ServeHTTP(w, r)

@@ -95,16 +95,25 @@ func (s *service) accessLog(ctx context.Context, pid string, q AccessLogQuery) (
 // accessLog reads a page of pid's disclosures joined with their audit entries, newest first,
 // entries before seq before (0: from the newest). It returns the last seq and whether more follow.
 func (s *Store) accessLog(ctx context.Context, pid string, before int64, limit int) ([]AccessRecord, int64, bool, error) {
+	// Single-record accesses (and searches audited before migration 00022) are rows of
+	// audit_disclosures; a search page is one row of audit_disclosure_pages holding its ids.
+	page := `SELECT g.entry_seq, array_position(g.patient_ids, ?::uuid) AS position, g.transport, g.emergency
+		FROM audit_disclosure_pages g WHERE g.patient_ids @> ARRAY[?::uuid]`
+	if s.db.Dialect == db.SQLite {
+		page = `SELECT g.entry_seq, j.key + 1 AS position, g.transport, g.emergency
+		FROM audit_disclosure_pages g, json_each(g.patient_ids) j WHERE j.value = ? AND ? <> ''`
+	}
+	bound, args := "", []any{pid, pid, pid}
+	if before > 0 {
+		bound = ` AND entry_seq < ?`
+		args = []any{pid, before, pid, pid, before}
+	}
 	q := `SELECT d.entry_seq, a.id, a.at, a.actor, a.role, a.action, a.outcome, d.position, a.request_id,
 		a.client_address, d.transport, d.emergency
-		FROM audit_disclosures d JOIN ` + AuditTable + ` a ON a.seq = d.entry_seq
-		WHERE d.patient_id = ?`
-	args := []any{pid}
-	if before > 0 {
-		q += ` AND d.entry_seq < ?`
-		args = append(args, before)
-	}
-	q += ` ORDER BY d.entry_seq DESC LIMIT ?`
+		FROM (SELECT entry_seq, position, transport, emergency FROM audit_disclosures WHERE patient_id = ?` + bound + `
+			UNION ALL SELECT * FROM (` + page + `) p WHERE 1 = 1` + bound + `) d
+		JOIN ` + AuditTable + ` a ON a.seq = d.entry_seq
+		ORDER BY d.entry_seq DESC LIMIT ?`
 	args = append(args, limit+1)
 	rows, err := s.db.QueryxContext(ctx, s.db.Rebind(q), args...)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
@@ -168,17 +169,25 @@ func (s *service) breakGlassGrants(ctx context.Context, q GrantQuery) ([]GrantRe
 // checkAccess refuses patient p (as just read) with ErrRestricted when it is restricted and
 // the caller holds no current grant on it.
 func (s *service) checkAccess(ctx context.Context, p Patient) error {
+	return s.checkAccessIn(ctx, s.store.db, p)
+}
+
+// checkAccessIn is checkAccess reading the grants through q: a change checks again inside its
+// own transaction, on the locked row, so neither a restriction nor a grant's expiry can slip
+// between the check and the write.
+func (s *service) checkAccessIn(ctx context.Context, q sqlx.QueryerContext, p Patient) error {
 	if p.Confidentiality != ConfidentialityRestricted {
 		return nil
 	}
 	actor, _ := authz.Actor(ctx)
-	ok, err := s.store.hasGrant(ctx, p.ID, actor, s.now().UTC())
+	ok, err := s.store.hasGrant(ctx, q, p.ID, actor, s.now().UTC())
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return ErrRestricted
 	}
+	markEmergency(ctx) // the access log shows this use as emergency access
 	return nil
 }
 

@@ -80,9 +80,9 @@ func (s *Store) addGrant(ctx context.Context, g Grant) error {
 }
 
 // hasGrant reports whether user holds a grant on patient id that has not expired at now.
-func (s *Store) hasGrant(ctx context.Context, id, user string, now time.Time) (bool, error) {
+func (s *Store) hasGrant(ctx context.Context, q sqlx.QueryerContext, id, user string, now time.Time) (bool, error) {
 	var n int
-	err := s.db.GetContext(ctx, &n, s.db.Rebind(`SELECT count(*) FROM `+GrantsTable+` WHERE patient_id = ? AND user_id = ? AND created_at <= ? AND expires_at > ?`),
+	err := sqlx.GetContext(ctx, q, &n, s.db.Rebind(`SELECT count(*) FROM `+GrantsTable+` WHERE patient_id = ? AND user_id = ? AND created_at <= ? AND expires_at > ?`),
 		id, user, s.db.Time(now), s.db.Time(now))
 	if err != nil {
 		return false, db.Classify(err)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,7 +43,31 @@ type disclosure struct {
 	search      bool
 	transport   string
 	fingerprint string
-	added       time.Time
+	// emergency: the record was used under a break-glass grant (markEmergency).
+	emergency bool
+	added     time.Time
+}
+
+// emergencyMark is set by checkAccess when a restricted record is used under the caller's
+// grant; withEmergencyMark puts one in every endpoint's context (NewEndpoints), and the
+// disclosing log copies it into the disclosure row, so the access log says "emergency".
+type emergencyMark struct{ used atomic.Bool }
+
+type emergencyKey struct{}
+
+func withEmergencyMark(ctx context.Context) context.Context {
+	return context.WithValue(ctx, emergencyKey{}, &emergencyMark{})
+}
+
+func markEmergency(ctx context.Context) {
+	if m, ok := ctx.Value(emergencyKey{}).(*emergencyMark); ok {
+		m.used.Store(true)
+	}
+}
+
+func isEmergency(ctx context.Context) bool {
+	m, ok := ctx.Value(emergencyKey{}).(*emergencyMark)
+	return ok && m.used.Load()
 }
 
 // pendingTTL bounds how long the disclosures of an entry whose caller gave up wait for the
@@ -102,6 +127,7 @@ func (l disclosingLog) Settle(ctx context.Context) error {
 
 // register keeps dis for the hook until the entry id is chained (or pendingTTL passes).
 func (l disclosingLog) register(ctx context.Context, id string, dis disclosure) {
+	dis.emergency = isEmergency(ctx)
 	dis.transport = observe.Transport(ctx)
 	if dis.transport == "" {
 		dis.transport = "internal"
@@ -147,7 +173,7 @@ func (l disclosingLog) Append(ctx context.Context, e audit.Entry) error {
 }
 
 // disclosureColumns is the number of bind parameters per audit_disclosures row.
-const disclosureColumns = 5
+const disclosureColumns = 6
 
 // Hook returns the audit writer's AfterBatch hook: it writes the disclosure and search rows of
 // the batch's entries in the batch transaction, then runs next (the outbox hook) if set.
@@ -157,52 +183,81 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries [
 		maxRows = 32766 / disclosureColumns
 	}
 	return func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error {
-		var rows, searches []any
+		var rows, searches, pages []any
 		d.mu.Lock()
 		for i := range entries {
 			e := &entries[i]
 			dis, ok := d.pending[e.ID]
 			if !ok {
+				// A change's entry the writer moved late (after an outage, a restart, or past
+				// pendingTTL) has no registered disclosure; its entry still names the record, so
+				// its row is written from it, the transport unknown.
+				if disclosingActions[e.Action] && e.SubjectID != "" && e.Outcome == audit.OutcomeSuccess && e.Action != ActionSearch {
+					rows = append(rows, e.Seq, e.ID, e.SubjectID, 0, "unknown", false)
+				}
 				continue
 			}
 			// Kept pending until Append returns: a rolled-back batch is retried with them.
 			if dis.search {
 				searches = append(searches, e.Seq, e.ID, dis.fingerprint, len(dis.patients))
-				if d.dialect == db.Postgres && len(dis.patients) > 0 {
-					// One statement of four parameters per page, the ids as one array: a
-					// 500-row page costs one short parse rather than 2,500 bind values.
-					if _, err := tx.ExecContext(ctx, `INSERT INTO audit_disclosures (entry_seq, entry_id, patient_id, position, transport)
-						SELECT $1, $2, p, o, $3 FROM unnest($4::uuid[]) WITH ORDINALITY AS t(p, o)`,
-						e.Seq, e.ID, dis.transport, dis.patients); err != nil {
-						d.mu.Unlock()
-						return db.Classify(err)
+				if len(dis.patients) > 0 {
+					// The page as one row, its ids as one array (migration 00022): a 500-row
+					// page costs one row and one GIN insertion, not 500 b-tree entries.
+					var ids any = dis.patients
+					if d.dialect == db.SQLite {
+						b, _ := json.Marshal(dis.patients)
+						ids = string(b)
 					}
-					continue
-				}
-				for pos, p := range dis.patients {
-					rows = append(rows, e.Seq, e.ID, p, pos+1, dis.transport)
+					pages = append(pages, e.Seq, e.ID, dis.transport, ids)
 				}
 			} else {
 				for _, p := range dis.patients {
-					rows = append(rows, e.Seq, e.ID, p, 0, dis.transport)
+					rows = append(rows, e.Seq, e.ID, p, 0, dis.transport, dis.emergency)
 				}
 			}
 		}
 		d.mu.Unlock()
 		for len(rows) > 0 {
 			n := min(len(rows)/disclosureColumns, maxRows)
-			q := "INSERT INTO audit_disclosures (entry_seq, entry_id, patient_id, position, transport) VALUES " +
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", n), ", ")
+			q := "INSERT INTO audit_disclosures (entry_seq, entry_id, patient_id, position, transport, emergency) VALUES " +
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", ")
 			if _, err := tx.ExecContext(ctx, tx.Rebind(q), rows[:n*disclosureColumns]...); err != nil {
 				return db.Classify(err)
 			}
 			rows = rows[n*disclosureColumns:]
 		}
+		// Every statement of the batch holds the chain's lock and every caller of the batch
+		// waits for it: each kind of row is one statement per batch, not one per entry.
+		var stmts []string
+		var args []any
 		if len(searches) > 0 {
-			n := len(searches) / 4
-			q := "INSERT INTO audit_searches (entry_seq, entry_id, fingerprint, results) VALUES " +
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
-			if _, err := tx.ExecContext(ctx, tx.Rebind(q), searches...); err != nil {
+			stmts = append(stmts, "INSERT INTO audit_searches (entry_seq, entry_id, fingerprint, results) VALUES "+
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", len(searches)/4), ", "))
+			args = append(args, searches...)
+		}
+		if len(pages) > 0 {
+			row := "(?, ?, ?, ?::uuid[])"
+			if d.dialect == db.SQLite {
+				row = "(?, ?, ?, ?)"
+			}
+			stmts = append(stmts, "INSERT INTO audit_disclosure_pages (entry_seq, entry_id, transport, patient_ids) VALUES "+
+				strings.TrimSuffix(strings.Repeat(row+", ", len(pages)/4), ", "))
+			args = append(args, pages...)
+		}
+		if len(stmts) == 2 && d.dialect == db.Postgres {
+			// One round trip for both: the searches' insert as a data-modifying CTE.
+			stmts = []string{"WITH s AS (" + stmts[0] + ") " + stmts[1]}
+		}
+		for i, q := range stmts {
+			a := args
+			if len(stmts) == 2 { // SQLite: no DML in a CTE; its statements are in-process calls
+				if i == 0 {
+					a = args[:len(searches)]
+				} else {
+					a = args[len(searches):]
+				}
+			}
+			if _, err := tx.ExecContext(ctx, tx.Rebind(q), a...); err != nil {
 				return db.Classify(err)
 			}
 		}

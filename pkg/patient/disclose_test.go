@@ -124,3 +124,35 @@ func TestSearchShowsInAccessLog(t *testing.T) {
 		}
 	})
 }
+
+// failingLog is an audit log whose every write fails (the database went away after a commit).
+type failingLog struct{}
+
+func (failingLog) Append(context.Context, audit.Entry) error {
+	return errs.New(errs.Unavailable, "audit log unreachable")
+}
+
+// TestLateMovedChangeKeepsItsDisclosure: a change whose entry stayed pending (the audit log
+// failed right after the commit) and was moved into the chain later, by another writer, still
+// shows in the patient's access log (transport unknown): no disclosure is lost to an outage.
+func TestLateMovedChangeKeepsItsDisclosure(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		disc := patient.NewDisclosures(d)
+		down := patient.NewService(patient.NewStore(d), failingLog{}, patient.Options{Disclosures: disc})
+		p, err := down.Create(ctxAs("doc-1"), req(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := audit.NewWriter(d, audit.Options{Table: patient.AuditTable, AfterBatch: patient.NewDisclosures(d).Hook(nil)})
+		t.Cleanup(func() { _ = w.Close(context.Background()) })
+		if err := w.Settle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		up := patient.NewService(patient.NewStore(d), w, patient.Options{Disclosures: disc})
+		page, err := up.AccessLog(authz.WithPrincipal(context.Background(), authz.Principal{Subject: "admin-1", Role: authz.RoleAdmin}),
+			patient.AccessLogQuery{PatientID: p.ID})
+		if err != nil || len(page.Records) != 1 || page.Records[0].Action != patient.ActionCreate || page.Records[0].Transport != "unknown" {
+			t.Fatalf("access log: %+v %v", page.Records, err)
+		}
+	})
+}

@@ -31,6 +31,8 @@ const (
 	MethodConfidentiality  = "SetPatientConfidentiality"
 	MethodBreakGlass       = "BreakGlass"
 	MethodBreakGlassGrants = "ListBreakGlassGrants"
+	// MethodErase erases a deleted patient's PHI (admin only).
+	MethodErase = "ErasePatient"
 )
 
 // Ops is the patient service's operation table (API.md, "Authentication and roles"):
@@ -53,6 +55,8 @@ var Ops = op.Table{
 	{Name: MethodConfidentiality, Roles: []string{authz.RolePrivacy}, Write: true, Action: ActionConfidentiality},
 	{Name: MethodBreakGlass, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionBreakGlass},
 	{Name: MethodBreakGlassGrants, Roles: []string{authz.RolePrivacy}, Action: ActionBreakGlassReview},
+	// Erasure (issue 17): admin only, after a soft delete.
+	{Name: MethodErase, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionErase},
 }
 
 // Methods and Roles are derived from Ops.
@@ -103,6 +107,8 @@ type Set struct {
 	ConfidentialityEndpoint  endpoint.Endpoint `op:"SetPatientConfidentiality"`
 	BreakGlassEndpoint       endpoint.Endpoint `op:"BreakGlass"`
 	BreakGlassGrantsEndpoint endpoint.Endpoint `op:"ListBreakGlassGrants"`
+	// EraseEndpoint erases a deleted patient's PHI.
+	EraseEndpoint endpoint.Endpoint `op:"ErasePatient"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -143,6 +149,7 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		ConfidentialityEndpoint:  typed.Endpoint(s.SetConfidentiality),
 		BreakGlassEndpoint:       typed.Endpoint(s.BreakGlass),
 		BreakGlassGrantsEndpoint: typed.Endpoint(breakGlassGrants(s)),
+		EraseEndpoint:            typed.Endpoint(s.Erase),
 	})
 }
 
@@ -169,6 +176,8 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 		case ConfidentialityRequest:
 			id = r.ID
 		case BreakGlassRequest:
+			id = r.ID
+		case EraseRequest:
 			id = r.ID
 		}
 		if canonical, err := ParseID(id); err == nil {

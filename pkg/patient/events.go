@@ -1,10 +1,12 @@
 package patient
 
 import (
+	"context"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/pms/pms/pkg/platform/outbox"
+	"github.com/pms/pms/pkg/platform/shred"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -25,6 +27,18 @@ const (
 	EventCreated = "PATIENT_CREATED"
 	EventUpdated = "PATIENT_UPDATED"
 	EventDeleted = "PATIENT_DELETED"
+	// EventErased says the record's PHI was erased (POST /patients/{id}/erase) and its data
+	// key destroyed: it carries ids only.
+	EventErased = "PATIENT_ERASED"
+)
+
+// The fields of a PatientEvent that are sealed with the patient's data key (pkg/platform/shred):
+// the PHI. Their names are the additional data binding each sealed value to its field.
+const (
+	SealedName        = "name"
+	SealedEmail       = "email"
+	SealedAddress     = "address"
+	SealedDateOfBirth = "dateOfBirth"
 )
 
 var eventTypeOfChange = map[string]string{
@@ -34,13 +48,16 @@ var eventTypeOfChange = map[string]string{
 }
 
 // patientEvent is the outbox message announcing change (created, updated, deleted) of p,
-// which is the record as it is after the change.
-func patientEvent(p Patient, change string, m changeMeta) (outbox.Message, error) {
+// which is the record as it is after the change. Its PHI — name and e-mail (fields 2 and 3,
+// the earlier implementation's) and the record's name, e-mail, address and date of birth — is
+// sealed with the patient's data key (seal), so erasing the patient makes every event ever
+// published about them unreadable (docs/kafka.md, "Erasure").
+func patientEvent(p Patient, change string, m changeMeta, seal *shred.Sealer) (outbox.Message, error) {
 	typ := eventTypeOfChange[change]
 	ev := &eventsv1.PatientEvent{
 		PatientId:  p.ID,
-		Name:       p.Name,
-		Email:      p.Email,
+		Name:       seal.Seal(SealedName, p.Name),
+		Email:      seal.Seal(SealedEmail, p.Email),
 		EventType:  typ,
 		EventId:    uuid.NewString(),
 		OccurredAt: timestamppb.New(m.At),
@@ -48,22 +65,60 @@ func patientEvent(p Patient, change string, m changeMeta) (outbox.Message, error
 		RequestId:  m.RequestID,
 		Actor:      m.Actor,
 		Patient: &eventsv1.PatientRecord{
-			Id: p.ID, Mrn: p.MRN, Name: p.Name, Email: p.Email, Address: p.Address,
-			DateOfBirth: p.DateOfBirth, RegisteredDate: p.RegisteredDate, Version: p.Version,
+			Id: p.ID, Mrn: p.MRN, Name: seal.Seal(SealedName, p.Name), Email: seal.Seal(SealedEmail, p.Email),
+			Address: seal.Seal(SealedAddress, p.Address), DateOfBirth: seal.Seal(SealedDateOfBirth, p.DateOfBirth), RegisteredDate: p.RegisteredDate, Version: p.Version,
 			CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(p.UpdatedAt),
 		},
 	}
 	if change == ChangeDeleted {
 		ev.Patient.DeletedAt = ts(m.At)
 	}
+	return eventMessage(ev, m)
+}
+
+func eventMessage(ev *eventsv1.PatientEvent, m changeMeta) (outbox.Message, error) {
 	b, err := proto.Marshal(ev)
 	if err != nil {
 		return outbox.Message{}, err
 	}
 	return outbox.Message{
-		Topic: TopicEvents, Key: p.ID, Value: b,
-		Headers: outbox.EventHeaders(typ, ev.EventId, m.RequestID),
+		Topic: TopicEvents, Key: ev.PatientId, Value: b,
+		Headers: outbox.EventHeaders(ev.EventType, ev.EventId, m.RequestID),
 	}, nil
+}
+
+// erasedEvent is the PATIENT_ERASED event of tombstone p: ids, MRN and dates only.
+func erasedEvent(p Patient, m changeMeta) (outbox.Message, error) {
+	return eventMessage(&eventsv1.PatientEvent{
+		PatientId: p.ID, EventType: EventErased, EventId: uuid.NewString(), OccurredAt: timestamppb.New(m.At),
+		Version: p.Version, RequestId: m.RequestID, Actor: m.Actor,
+		Patient: &eventsv1.PatientRecord{Id: p.ID, Mrn: p.MRN, RegisteredDate: p.RegisteredDate, Version: p.Version,
+			CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(m.At), DeletedAt: ts(m.At)},
+	}, m)
+}
+
+// OpenEvent returns ev with its sealed fields opened, for a holder of the patient service's
+// keys (the service's own tools and tests); shred.ErrShredded once the patient was erased.
+func (s *Store) OpenEvent(ctx context.Context, ev *eventsv1.PatientEvent) (*eventsv1.PatientEvent, error) {
+	seal, err := s.keys.ForRead(ctx, ev.GetPatientId())
+	if err != nil {
+		return nil, err
+	}
+	out := proto.Clone(ev).(*eventsv1.PatientEvent)
+	open := func(field string, v *string) {
+		if err == nil {
+			*v, err = seal.Open(field, *v)
+		}
+	}
+	open(SealedName, &out.Name)
+	open(SealedEmail, &out.Email)
+	if r := out.Patient; r != nil {
+		open(SealedName, &r.Name)
+		open(SealedEmail, &r.Email)
+		open(SealedAddress, &r.Address)
+		open(SealedDateOfBirth, &r.DateOfBirth)
+	}
+	return out, err
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {

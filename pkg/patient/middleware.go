@@ -67,6 +67,13 @@ func (s *instrumented) Update(ctx context.Context, req UpdateRequest) (Patient, 
 	return p, err
 }
 
+// Erase counts erasures as changes "erased".
+func (s *instrumented) Erase(ctx context.Context, req EraseRequest) (Erasure, error) {
+	e, err := s.Service.Erase(ctx, req)
+	s.m.changes.WithLabelValues(ChangeErased, errs.Label(err)).Inc()
+	return e, err
+}
+
 func (s *instrumented) Delete(ctx context.Context, req DeleteRequest) error {
 	err := s.Service.Delete(ctx, req)
 	s.m.changes.WithLabelValues(ChangeDeleted, errs.Label(err)).Inc()

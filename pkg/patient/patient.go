@@ -112,6 +112,8 @@ const (
 	ChangeCreated = "created"
 	ChangeUpdated = "updated"
 	ChangeDeleted = "deleted"
+	// ChangeErased is an erasure (erase.go); it has no history row, as the history is erased.
+	ChangeErased = "erased"
 )
 
 // AuditQuery filters the audit log. Zero values mean "any"; Limit 0 means DefaultAuditLimit.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
@@ -40,6 +41,9 @@ type Service interface {
 	SetConfidentiality(ctx context.Context, req ConfidentialityRequest) (Patient, error)
 	BreakGlass(ctx context.Context, req BreakGlassRequest) (Grant, error)
 	BreakGlassGrants(ctx context.Context, q GrantQuery) ([]GrantReview, error)
+	// Erase removes a deleted patient's PHI from every store of the service, leaving a
+	// tombstone (erase.go).
+	Erase(ctx context.Context, req EraseRequest) (Erasure, error)
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
@@ -181,6 +185,7 @@ func requestHash(f fields, registered string) string {
 }
 
 func (s *service) Get(ctx context.Context, id string) (Patient, error) {
+	ctx = withEmergencyMark(ctx) // a use under a break-glass grant marks it (checkAccess)
 	pid, err := ParseID(id)
 	var p Patient
 	if err == nil {
@@ -251,6 +256,7 @@ func (s *service) list(ctx context.Context, q ListQuery) (Page, error) {
 }
 
 func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err error) {
+	ctx = withEmergencyMark(ctx) // a use under a break-glass grant marks it (checkAccess)
 	pid, idErr := ParseID(req.ID)
 	defer func() { s.recordChange(ctx, ActionUpdate, pid, err) }()
 	m := s.meta(ctx)
@@ -269,7 +275,10 @@ func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err
 		return Patient{}, err
 	}
 	ctx = audit.WithPending(ctx, ActionUpdate, pid)
-	return s.store.change(ctx, pid, req.IfMatch, ChangeUpdated, m, func(cur Patient) (Patient, bool, error) {
+	return s.store.change(ctx, pid, req.IfMatch, ChangeUpdated, m, func(tx *sqlx.Tx, cur Patient) (Patient, bool, error) {
+		if err := s.checkAccessIn(ctx, tx, cur); err != nil { // again, on the locked row
+			return Patient{}, false, err
+		}
 		if err := checkUnchanged(cur, req.Unchanged); err != nil {
 			return Patient{}, false, err
 		}
@@ -313,6 +322,7 @@ func checkUnchanged(cur Patient, ro ReadOnlyFields) error {
 }
 
 func (s *service) Delete(ctx context.Context, req DeleteRequest) (err error) {
+	ctx = withEmergencyMark(ctx) // a use under a break-glass grant marks it (checkAccess)
 	pid, err := ParseID(req.ID)
 	defer func() { s.recordChange(ctx, ActionDelete, pid, err) }()
 	if err == nil {
@@ -322,13 +332,14 @@ func (s *service) Delete(ctx context.Context, req DeleteRequest) (err error) {
 		return err
 	}
 	ctx = audit.WithPending(ctx, ActionDelete, pid)
-	_, err = s.store.change(ctx, pid, req.IfMatch, ChangeDeleted, s.meta(ctx), func(cur Patient) (Patient, bool, error) {
-		return cur, true, nil
+	_, err = s.store.change(ctx, pid, req.IfMatch, ChangeDeleted, s.meta(ctx), func(tx *sqlx.Tx, cur Patient) (Patient, bool, error) {
+		return cur, true, s.checkAccessIn(ctx, tx, cur) // again, on the locked row
 	})
 	return err
 }
 
 func (s *service) History(ctx context.Context, id string) ([]Version, error) {
+	ctx = withEmergencyMark(ctx) // a use under a break-glass grant marks it (checkAccess)
 	pid, err := ParseID(id)
 	var v []Version
 	if err == nil {

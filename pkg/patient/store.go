@@ -2,6 +2,7 @@ package patient
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/outbox"
+	"github.com/pms/pms/pkg/platform/shred"
 )
 
 // AuditTable is the patient service's audit log table.
@@ -29,16 +31,31 @@ type Store struct {
 	// forUpdate locks the row being changed on PostgreSQL; SQLite's write transaction
 	// (BEGIN IMMEDIATE) already excludes other writers.
 	forUpdate string
+	// keys are the patients' data keys that seal the PHI of their events (crypto-shredding).
+	keys *shred.Keys
+	// journal, when set, records every erasure outside the database (erase_journal.go).
+	journal *ErasureJournal
+	// containsID is the dialect's test that a stored reply's body mentions an id.
+	containsID string
 }
 
 // NewStore returns a Store over a migrated database.
 func NewStore(d *db.DB) *Store {
-	s := &Store{db: d, events: outbox.New(d, outbox.Options{})}
+	s := &Store{db: d, events: outbox.New(d, outbox.Options{}), containsID: `instr(body, CAST(? AS BLOB)) > 0`}
 	if d.Dialect == db.Postgres {
 		s.forUpdate = " FOR UPDATE"
+		s.containsID = `position(convert_to(?, 'UTF8') in body) > 0`
 	}
+	// A process-lifetime key-encryption key: enough for tests and tools; the service passes
+	// its own, kept in a file, with UseKeys so the data keys open after a restart.
+	kek := make([]byte, shred.KeySize)
+	_, _ = rand.Read(kek)
+	s.keys, _ = shred.New(d, kek)
 	return s
 }
+
+// UseKeys makes the store seal with keys (shred.New over the service's key-encryption key).
+func (s *Store) UseKeys(keys *shred.Keys) { s.keys = keys }
 
 // DB returns the underlying database, for readiness checks.
 func (s *Store) DB() *db.DB { return s.db }
@@ -59,7 +76,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 
 // addEvent writes the PatientEvent of change to the outbox within tx.
 func (s *Store) addEvent(ctx context.Context, tx *sqlx.Tx, p Patient, change string, m changeMeta) error {
-	msg, err := patientEvent(p, change, m)
+	seal, err := s.keys.ForWrite(ctx, tx, p.ID)
+	if err != nil {
+		return err
+	}
+	msg, err := patientEvent(p, change, m, seal)
 	if err != nil {
 		return errs.Wrap(errs.Internal, "internal error", err)
 	}
@@ -225,7 +246,7 @@ func escapeLike(s string) string {
 // edit produce the new record (returning changed=false leaves everything as it is), and
 // writes it with its history row and its event, all in one transaction.
 func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind string, m changeMeta,
-	edit func(cur Patient) (next Patient, changed bool, err error)) (Patient, error) {
+	edit func(tx *sqlx.Tx, cur Patient) (next Patient, changed bool, err error)) (Patient, error) {
 	var out Patient
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var r patientRow
@@ -237,7 +258,7 @@ func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind strin
 		if ifMatch != 0 && ifMatch != cur.Version {
 			return ErrVersionMismatch
 		}
-		next, changed, err := edit(cur)
+		next, changed, err := edit(tx, cur)
 		if err != nil {
 			return err
 		}
@@ -298,6 +319,11 @@ func (s *Store) history(ctx context.Context, id string) ([]Version, error) {
 		return nil, db.Classify(err)
 	}
 	if len(rows) == 0 {
+		if erased, err := s.erased(ctx, id); err != nil {
+			return nil, err
+		} else if erased {
+			return nil, ErrErasedRecord
+		}
 		return nil, ErrNotFound
 	}
 	out := make([]Version, len(rows))

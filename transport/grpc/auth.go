@@ -9,6 +9,7 @@ import (
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/typed"
 	authv1 "github.com/pms/pms/proto/pms/auth/v1"
+	billingv1 "github.com/pms/pms/proto/pms/billing/v1"
 	"google.golang.org/grpc"
 )
 
@@ -21,19 +22,22 @@ func RegisterAuthServer(s *grpc.Server, set auth.Set) {
 
 func newAuthServer(set auth.Set) *authServer {
 	return &authServer{
-		login:           kitgrpc.NewServer(set.LoginEndpoint, total(authLoginFromPB), total(authPairToPB)),
-		validate:        kitgrpc.NewServer(set.ValidateEndpoint, total(authValidateFromPB), total(authValidationToPB)),
-		refresh:         kitgrpc.NewServer(set.RefreshEndpoint, total(authRefreshFromPB), total(authPairToPB)),
-		logout:          kitgrpc.NewServer(set.LogoutEndpoint, total(authLogoutFromPB), total(authLoggedOutToPB)),
-		jwks:            kitgrpc.NewServer(set.JWKSEndpoint, total(authJWKSRequestFromPB), total(authJWKSToPB)),
-		createUser:      kitgrpc.NewServer(set.CreateUserEndpoint, total(authCreateUserFromPB), total(authCreatedUserToPB)),
-		listUsers:       kitgrpc.NewServer(set.ListUsersEndpoint, total(authListUsersFromPB), total(authUsersToPB)),
-		getUser:         kitgrpc.NewServer(set.GetUserEndpoint, total(authGetUserFromPB), total(authUserToPB)),
-		updateUser:      kitgrpc.NewServer(set.UpdateUserEndpoint, total(authUpdateUserFromPB), total(authUserToPB)),
-		audit:           kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(authAuditQueryFromPB)), total(authAuditEntriesToPB)),
-		setPassword:     kitgrpc.NewServer(set.SetPasswordEndpoint, total(authSetPasswordFromPB), total(authPasswordSetToPB)),
-		changePassword:  kitgrpc.NewServer(set.ChangePasswordEndpoint, total(authChangePasswordFromPB), total(authPasswordChangedToPB)),
-		resetPassword:   kitgrpc.NewServer(set.ResetPasswordEndpoint, total(authResetPasswordFromPB), total(authResetToPB)),
+		login:          kitgrpc.NewServer(set.LoginEndpoint, total(authLoginFromPB), total(authPairToPB)),
+		validate:       kitgrpc.NewServer(set.ValidateEndpoint, total(authValidateFromPB), total(authValidationToPB)),
+		refresh:        kitgrpc.NewServer(set.RefreshEndpoint, total(authRefreshFromPB), total(authPairToPB)),
+		logout:         kitgrpc.NewServer(set.LogoutEndpoint, total(authLogoutFromPB), total(authLoggedOutToPB)),
+		jwks:           kitgrpc.NewServer(set.JWKSEndpoint, total(authJWKSRequestFromPB), total(authJWKSToPB)),
+		createUser:     kitgrpc.NewServer(set.CreateUserEndpoint, total(authCreateUserFromPB), total(authCreatedUserToPB)),
+		listUsers:      kitgrpc.NewServer(set.ListUsersEndpoint, total(authListUsersFromPB), total(authUsersToPB)),
+		getUser:        kitgrpc.NewServer(set.GetUserEndpoint, total(authGetUserFromPB), total(authUserToPB)),
+		updateUser:     kitgrpc.NewServer(set.UpdateUserEndpoint, total(authUpdateUserFromPB), total(authUserToPB)),
+		audit:          kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(authAuditQueryFromPB)), total(authAuditEntriesToPB)),
+		setPassword:    kitgrpc.NewServer(set.SetPasswordEndpoint, total(authSetPasswordFromPB), total(authPasswordSetToPB)),
+		changePassword: kitgrpc.NewServer(set.ChangePasswordEndpoint, total(authChangePasswordFromPB), total(authPasswordChangedToPB)),
+		resetPassword:  kitgrpc.NewServer(set.ResetPasswordEndpoint, total(authResetPasswordFromPB), total(authResetToPB)),
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) auth.VerifyAuditRequest {
+			return auth.VerifyAuditRequest{}
+		}), total(auditVerdictToPB)),
 		mfa:             newAuthMFAServer(set),
 		sessionHandlers: newSessionHandlers(set),
 	}
@@ -45,6 +49,12 @@ type authServer struct {
 	sessionHandlers
 	login, validate, refresh, logout, jwks, createUser, listUsers, getUser, updateUser, audit, setPassword, changePassword, resetPassword kitgrpc.Handler
 	mfa                                                                                                                                   authMFAServer
+	verify                                                                                                                                kitgrpc.Handler
+}
+
+// VerifyAudit implements authv1.AuthServiceServer.
+func (s *authServer) VerifyAudit(ctx context.Context, r *billingv1.VerifyAuditRequest) (*billingv1.AuditVerdict, error) {
+	return serve[*billingv1.AuditVerdict](ctx, s.verify, r)
 }
 
 // Login implements authv1.AuthServiceServer.
@@ -120,16 +130,19 @@ func (s *authServer) ListAudit(ctx context.Context, r *authv1.ListAuditRequest) 
 func NewAuthClient(conn *grpc.ClientConn) auth.Set {
 	c := clientFactory{conn: conn, service: authv1.AuthService_ServiceDesc.ServiceName}
 	set := auth.Set{
-		LoginEndpoint:          c.endpoint(auth.MethodLogin, total(authLoginToPB), total(authPairFromPB), &authv1.TokenPair{}),
-		ValidateEndpoint:       c.endpoint(auth.MethodValidate, total(authValidateToPB), total(authValidationFromPB), &authv1.Validation{}),
-		RefreshEndpoint:        c.endpoint(auth.MethodRefresh, total(authRefreshToPB), total(authPairFromPB), &authv1.TokenPair{}),
-		LogoutEndpoint:         c.endpoint(auth.MethodLogout, total(authLogoutToPB), total(authLoggedOutFromPB), &authv1.LogoutResponse{}),
-		JWKSEndpoint:           c.endpoint(auth.MethodJWKS, total(authJWKSRequestToPB), total(authJWKSFromPB), &authv1.Jwks{}),
-		CreateUserEndpoint:     c.endpoint(auth.MethodCreateUser, total(authCreateUserToPB), total(authCreatedUserFromPB), &authv1.CreatedUser{}),
-		ListUsersEndpoint:      c.endpoint(auth.MethodListUsers, total(authListUsersToPB), total(authUsersFromPB), &authv1.ListUsersResponse{}),
-		GetUserEndpoint:        c.endpoint(auth.MethodGetUser, total(authGetUserToPB), total(authUserFromPB), &authv1.User{}),
-		UpdateUserEndpoint:     c.endpoint(auth.MethodUpdateUser, total(authUpdateUserToPB), total(authUserFromPB), &authv1.User{}),
-		AuditEndpoint:          c.endpoint(auth.MethodAudit, total(authAuditQueryToPB), total(authAuditEntriesFromPB), &authv1.ListAuditResponse{}),
+		LoginEndpoint:      c.endpoint(auth.MethodLogin, total(authLoginToPB), total(authPairFromPB), &authv1.TokenPair{}),
+		ValidateEndpoint:   c.endpoint(auth.MethodValidate, total(authValidateToPB), total(authValidationFromPB), &authv1.Validation{}),
+		RefreshEndpoint:    c.endpoint(auth.MethodRefresh, total(authRefreshToPB), total(authPairFromPB), &authv1.TokenPair{}),
+		LogoutEndpoint:     c.endpoint(auth.MethodLogout, total(authLogoutToPB), total(authLoggedOutFromPB), &authv1.LogoutResponse{}),
+		JWKSEndpoint:       c.endpoint(auth.MethodJWKS, total(authJWKSRequestToPB), total(authJWKSFromPB), &authv1.Jwks{}),
+		CreateUserEndpoint: c.endpoint(auth.MethodCreateUser, total(authCreateUserToPB), total(authCreatedUserFromPB), &authv1.CreatedUser{}),
+		ListUsersEndpoint:  c.endpoint(auth.MethodListUsers, total(authListUsersToPB), total(authUsersFromPB), &authv1.ListUsersResponse{}),
+		GetUserEndpoint:    c.endpoint(auth.MethodGetUser, total(authGetUserToPB), total(authUserFromPB), &authv1.User{}),
+		UpdateUserEndpoint: c.endpoint(auth.MethodUpdateUser, total(authUpdateUserToPB), total(authUserFromPB), &authv1.User{}),
+		AuditEndpoint:      c.endpoint(auth.MethodAudit, total(authAuditQueryToPB), total(authAuditEntriesFromPB), &authv1.ListAuditResponse{}),
+		VerifyAuditEndpoint: c.endpoint(auth.MethodVerifyAudit, total(func(auth.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{}
+		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 		SetPasswordEndpoint:    c.endpoint(auth.MethodSetPassword, total(authSetPasswordToPB), total(authPasswordSetFromPB), &authv1.SetPasswordResponse{}),
 		ResetPasswordEndpoint:  c.endpoint(auth.MethodResetPassword, total(authResetPasswordToPB), total(authResetFromPB), &authv1.ResetPasswordResponse{}),
 		ChangePasswordEndpoint: c.endpoint(auth.MethodChangePassword, total(authChangePasswordToPB), total(authPasswordChangedFromPB), &authv1.ChangePasswordResponse{}),

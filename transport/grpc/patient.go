@@ -42,6 +42,7 @@ func newPatientServer(set patient.Set) *patientServer {
 		confidentiality:  kitgrpc.NewServer(set.ConfidentialityEndpoint, total(confidentialityFromPB), total(patientToPB)),
 		breakGlass:       kitgrpc.NewServer(set.BreakGlassEndpoint, total(breakGlassFromPB), total(grantToPB)),
 		breakGlassGrants: kitgrpc.NewServer(set.BreakGlassGrantsEndpoint, typed.Reject(convert(grantQueryFromPB)), total(grantsToPB)),
+		erase:            kitgrpc.NewServer(set.EraseEndpoint, total(eraseFromPB), total(erasureToPB)),
 	}
 }
 
@@ -51,6 +52,7 @@ type patientServer struct {
 	create, get, list, update, del, history, audit kitgrpc.Handler
 	billingAccount, invoices, accessLog, verify    kitgrpc.Handler
 	confidentiality, breakGlass, breakGlassGrants  kitgrpc.Handler
+	erase                                          kitgrpc.Handler
 }
 
 // GetPatientAccessLog implements patientv1.PatientServiceServer.
@@ -150,6 +152,7 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 		BreakGlassEndpoint:      c.endpoint(patient.MethodBreakGlass, total(breakGlassToPB), total(grantFromPB), &patientv1.BreakGlassGrant{}),
 		BreakGlassGrantsEndpoint: c.endpoint(patient.MethodBreakGlassGrants, total(grantQueryToPB), total(grantsFromPB),
 			&patientv1.ListBreakGlassGrantsResponse{}),
+		EraseEndpoint: c.endpoint(patient.MethodErase, total(eraseToPB), total(erasureFromPB), &patientv1.PatientErasure{}),
 	}
 }
 

@@ -23,6 +23,29 @@ func (s *patientServer) ListBreakGlassGrants(ctx context.Context, r *patientv1.L
 	return serve[*patientv1.ListBreakGlassGrantsResponse](ctx, s.breakGlassGrants, r)
 }
 
+// ErasePatient implements patientv1.PatientServiceServer.
+func (s *patientServer) ErasePatient(ctx context.Context, r *patientv1.ErasePatientRequest) (*patientv1.PatientErasure, error) {
+	return serve[*patientv1.PatientErasure](ctx, s.erase, r)
+}
+
+func eraseToPB(r patient.EraseRequest) *patientv1.ErasePatientRequest {
+	return &patientv1.ErasePatientRequest{Id: r.ID, Reason: r.Reason}
+}
+
+func eraseFromPB(r *patientv1.ErasePatientRequest) patient.EraseRequest {
+	return patient.EraseRequest{ID: r.GetId(), Reason: r.GetReason()}
+}
+
+func erasureToPB(e patient.Erasure) *patientv1.PatientErasure {
+	return &patientv1.PatientErasure{PatientId: e.PatientID, Mrn: e.MRN, ErasedAt: toTimestamp(e.ErasedAt),
+		ErasedBy: e.ErasedBy, Role: e.Role, Reason: e.Reason, RequestId: e.RequestID}
+}
+
+func erasureFromPB(e *patientv1.PatientErasure) patient.Erasure {
+	return patient.Erasure{PatientID: e.GetPatientId(), MRN: e.GetMrn(), ErasedAt: fromTimestamp(e.GetErasedAt()),
+		ErasedBy: e.GetErasedBy(), Role: e.GetRole(), Reason: e.GetReason(), RequestID: e.GetRequestId()}
+}
+
 // The conversions of break-glass, shared by the server binding and the client.
 
 func confidentialityToPB(r patient.ConfidentialityRequest) *patientv1.SetPatientConfidentialityRequest {

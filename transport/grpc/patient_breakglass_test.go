@@ -23,6 +23,10 @@ func (s *stubService) BreakGlassGrants(ctx context.Context, q patient.GrantQuery
 	return stubResult[[]patient.GrantReview](s.do(ctx, patient.MethodBreakGlassGrants, q))
 }
 
+func (s *stubService) Erase(ctx context.Context, req patient.EraseRequest) (patient.Erasure, error) {
+	return stubResult[patient.Erasure](s.do(ctx, patient.MethodErase, req))
+}
+
 // TestBreakGlassRoundTrip sends the break-glass operations through the real client, wire and
 // server: the service receives what the caller sent, the caller what the service answered,
 // confidentiality included on the record; a restricted record's refusal keeps its kind and
@@ -61,6 +65,14 @@ func TestBreakGlassRoundTrip(t *testing.T) {
 		answer: []patient.GrantReview{{Grant: grant, Reads: []patient.AuditEntry{{ID: "a-1", At: created, Actor: "doc-1",
 			Role: "clinician", Action: "read", PatientID: alice.ID, Outcome: "success", RequestID: "r-2", ClientAddress: "10.0.0.1"}}},
 			{Grant: grant, Reads: []patient.AuditEntry{}}},
+	}, {
+		name: "erase", method: patient.MethodErase,
+		call: func(ctx context.Context, c patient.Set) (any, error) {
+			return c.Erase(ctx, patient.EraseRequest{ID: alice.ID, Reason: "GDPR Art. 17 request"})
+		},
+		wantReq: patient.EraseRequest{ID: alice.ID, Reason: "GDPR Art. 17 request"},
+		answer: patient.Erasure{PatientID: alice.ID, MRN: "MRN-00000001", ErasedAt: created, ErasedBy: "admin-1", Role: "admin",
+			Reason: "GDPR Art. 17 request", RequestID: "r-9"},
 	}, {
 		name: "update echoing confidentiality", method: patient.MethodUpdate,
 		call: func(ctx context.Context, c patient.Set) (any, error) {

@@ -14,15 +14,16 @@ import (
 // endpoint set, under o.Prefix, behind Wrap. The gateway strips its /auth and /api
 // prefixes, so the service itself serves /login, /validate, /refresh, /logout,
 // /password/set, /password, /.well-known/jwks.json, the MFA routes (auth_mfa.go), /users, /users/{id},
-// /users/{id}/reset-password, /users/audit, /sessions and /sessions/{id}. Every response carries
+// /users/{id}/reset-password, /users/audit, /sessions and /sessions/{id}. Login, refresh and
+// logout also speak the browser's cookie session (auth_cookie.go). Every response carries
 // Cache-Control: no-store (Wrap), which token responses must (RFC 6749 §5.1).
 func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	r := NewRouter()
 	p := o.prefix()
-	Handle(r, o, http.MethodPost, "/login", set.LoginEndpoint, decodeLogin, encodeOK[auth.TokenPair])
+	Handle(r, o, http.MethodPost, "/login", set.LoginEndpoint, decodeCookieLogin(decodeLogin), encodeTokens(tokenPair))
 	Handle(r, o, http.MethodGet, "/validate", set.ValidateEndpoint, decodeValidate, encodeOK[auth.Validation])
-	Handle(r, o, http.MethodPost, "/refresh", set.RefreshEndpoint, decodeRefresh, encodeOK[auth.TokenPair])
-	Handle(r, o, http.MethodPost, "/logout", set.LogoutEndpoint, decodeLogout, encodeNoContent[auth.LogoutResponse])
+	Handle(r, o, http.MethodPost, "/refresh", set.RefreshEndpoint, decodeRefresh, encodeTokens(tokenPair))
+	Handle(r, o, http.MethodPost, "/logout", set.LogoutEndpoint, decodeLogout, encodeLogout)
 	Handle(r, o, http.MethodPost, "/password/set", set.SetPasswordEndpoint, decodeSetPassword, encodeNoContent[auth.SetPasswordResponse])
 	Handle(r, o, http.MethodPost, "/password", set.ChangePasswordEndpoint, decodeChangePassword, encodeNoContent[auth.ChangePasswordResponse])
 	Handle(r, o, http.MethodGet, "/.well-known/jwks.json", set.JWKSEndpoint, decodeJWKS, encodeOK[authz.JWKS])
@@ -30,6 +31,7 @@ func NewAuthHandler(set auth.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/users", set.ListUsersEndpoint, decodeListUsers, encodeUsers)
 	// /users/audit before /users/{id}, which would otherwise take "audit" for an id.
 	Handle(r, o, http.MethodGet, "/users/audit", set.AuditEndpoint, decodeAuthAudit, encodeAuthAudit)
+	Handle(r, o, http.MethodGet, "/users/audit/verify", set.VerifyAuditEndpoint, decodeVerifyAudit[auth.VerifyAuditRequest], encodeOK[audit.Report])
 	Handle(r, o, http.MethodGet, "/users/{id}", set.GetUserEndpoint, decodeGetUser, encodeOK[auth.User])
 	Handle(r, o, http.MethodPatch, "/users/{id}", set.UpdateUserEndpoint, decodeUpdateUser, encodeOK[auth.User])
 	Handle(r, o, http.MethodPost, "/users/{id}/reset-password", set.ResetPasswordEndpoint, decodeResetPassword, encodeReset)
@@ -49,18 +51,17 @@ func decodeValidate(_ context.Context, r *http.Request) (auth.ValidateRequest, e
 	return auth.ValidateRequest{}, noQuery(r)
 }
 
-func decodeRefresh(_ context.Context, r *http.Request) (auth.RefreshRequest, error) {
-	if err := noQuery(r); err != nil {
-		return auth.RefreshRequest{}, err
-	}
-	return DecodeJSON[auth.RefreshRequest](r)
+// decodeRefresh reads POST /refresh: the refresh token from the body or the session cookie
+// (auth_cookie.go).
+func decodeRefresh(ctx context.Context, r *http.Request) (auth.RefreshRequest, error) {
+	t, err := decodeRefreshToken(ctx, r)
+	return auth.RefreshRequest{RefreshToken: t}, err
 }
 
-func decodeLogout(_ context.Context, r *http.Request) (auth.LogoutRequest, error) {
-	if err := noQuery(r); err != nil {
-		return auth.LogoutRequest{}, err
-	}
-	return DecodeJSON[auth.LogoutRequest](r)
+// decodeLogout reads POST /logout like decodeRefresh.
+func decodeLogout(ctx context.Context, r *http.Request) (auth.LogoutRequest, error) {
+	t, err := decodeRefreshToken(ctx, r)
+	return auth.LogoutRequest{RefreshToken: t}, err
 }
 
 func decodeSetPassword(_ context.Context, r *http.Request) (auth.SetPasswordRequest, error) {
@@ -204,6 +205,9 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			e, err := decodeJSONResponse[[]auth.AuditEntry](resp)
 			return auth.AuditResponse{Entries: e}, err
 		}),
+		VerifyAuditEndpoint: clientEndpoint(c, func(auth.VerifyAuditRequest) (call, error) {
+			return call{method: http.MethodGet, path: "/users/audit/verify"}, nil
+		}, decodeJSONResponse[audit.Report]),
 		ListSessionsEndpoint:  sessionClient.list,
 		DeleteSessionEndpoint: sessionClient.delete,
 		LogoutAllEndpoint:     sessionClient.logoutAll,

@@ -17,9 +17,9 @@ func handleMFA(r *mux.Router, o Options, set auth.Set) {
 	Handle(r, o, http.MethodPost, "/mfa/totp", set.EnrolTOTPEndpoint, decodeEnrolTOTP, encodeEnrolment)
 	Handle(r, o, http.MethodPost, "/mfa/totp/confirm", set.ConfirmTOTPEndpoint, decodeJSONBody[auth.ConfirmTOTPRequest], encodeOK[auth.RecoveryCodes])
 	Handle(r, o, http.MethodPost, "/mfa/totp/disable", set.DisableTOTPEndpoint, decodeJSONBody[auth.DisableTOTPRequest], encodeNoContent[auth.DisableTOTPResponse])
-	Handle(r, o, http.MethodPost, "/login/mfa", set.LoginMFAEndpoint, decodeJSONBody[auth.LoginMFARequest], encodeOK[auth.TokenPair])
+	Handle(r, o, http.MethodPost, "/login/mfa", set.LoginMFAEndpoint, decodeCookieLogin(decodeJSONBody[auth.LoginMFARequest]), encodeTokens(tokenPair))
 	Handle(r, o, http.MethodPost, "/login/mfa/enrol", set.LoginEnrolTOTPEndpoint, decodeJSONBody[auth.ChallengeEnrolRequest], encodeEnrolment)
-	Handle(r, o, http.MethodPost, "/login/mfa/confirm", set.LoginConfirmTOTPEndpoint, decodeJSONBody[auth.ChallengeConfirmRequest], encodeOK[auth.MFALogin])
+	Handle(r, o, http.MethodPost, "/login/mfa/confirm", set.LoginConfirmTOTPEndpoint, decodeCookieLogin(decodeJSONBody[auth.ChallengeConfirmRequest]), encodeTokens(mfaTokenPair))
 }
 
 // decodeJSONBody reads a JSON body of type Req, with no query.

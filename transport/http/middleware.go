@@ -230,7 +230,7 @@ func Handle[Req, Resp any](router *mux.Router, o Options, method, path string, e
 	// Path before Methods: gorilla/mux v1.8.1 otherwise forgets a method mismatch when a
 	// later route has the method but not the path, and answers 404 instead of 405.
 	router.Path(o.prefix() + path).Methods(method).Handler(kithttp.NewServer(e, Decoder(dec), Encoder(enc),
-		kithttp.ServerBefore(bearerTokenToContext, requestURLToContext, acceptToContext),
+		kithttp.ServerBefore(bearerTokenToContext, requestURLToContext, acceptToContext, cookieSessionToContext),
 		kithttp.ServerErrorEncoder(EncodeError),
 		kithttp.ServerErrorHandler(internalErrorLogger{o.logger()}),
 	))

@@ -15,6 +15,25 @@ func handleBreakGlass(r *mux.Router, o Options, set patient.Set) {
 	Handle(r, o, http.MethodPut, "/patients/{id}/confidentiality", set.ConfidentialityEndpoint, decodeConfidentiality, encodePatient)
 	Handle(r, o, http.MethodPost, "/patients/{id}/break-glass", set.BreakGlassEndpoint, decodeBreakGlass, encodeGrant)
 	Handle(r, o, http.MethodGet, "/audit/break-glass", set.BreakGlassGrantsEndpoint, decodeGrantQuery, encodeGrants)
+	Handle(r, o, http.MethodPost, "/patients/{id}/erase", set.EraseEndpoint, decodeErase, encodeErasure)
+}
+
+// decodeErase reads POST /patients/{id}/erase {"reason": ...}.
+func decodeErase(_ context.Context, r *http.Request) (patient.EraseRequest, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return patient.EraseRequest{}, err
+	}
+	if err := noQuery(r); err != nil {
+		return patient.EraseRequest{}, err
+	}
+	b, err := DecodeJSON[breakGlassBody](r)
+	return patient.EraseRequest{ID: id, Reason: b.Reason}, err
+}
+
+// encodeErasure writes 200 with the erase record.
+func encodeErasure(_ context.Context, _ http.Header, e patient.Erasure) (int, any) {
+	return http.StatusOK, e
 }
 
 // confidentialityBody is the body of PUT /patients/{id}/confidentiality.
@@ -87,5 +106,10 @@ func breakGlassClient(c *client, set patient.Set) patient.Set {
 		g, err := decodeJSONResponse[[]patient.GrantReview](resp)
 		return patient.GrantsResponse{Grants: g}, err
 	})
+	set.EraseEndpoint = clientEndpoint(c, func(r patient.EraseRequest) (call, error) {
+		cl, err := patientCall(http.MethodPost, r.ID, "/erase")
+		cl.body = breakGlassBody{Reason: r.Reason}
+		return cl, err
+	}, decodeJSONResponse[patient.Erasure])
 	return set
 }

@@ -33,6 +33,44 @@ func (s *stubService) BreakGlassGrants(ctx context.Context, q patient.GrantQuery
 		Role: "clinician", Action: "read", PatientID: testID, Outcome: "success", RequestID: "r-2", ClientAddress: "10.0.0.1"}}}}, s.record(ctx, q)
 }
 
+// testErasure is what the stub's Erase answers (with the request's patient and reason).
+var testErasure = patient.Erasure{PatientID: testID, MRN: "MRN-00000007", ErasedAt: testTime, ErasedBy: "admin-1", Role: "admin",
+	Reason: "GDPR Art. 17 request", RequestID: "r-9"}
+
+func (s *stubService) Erase(ctx context.Context, r patient.EraseRequest) (patient.Erasure, error) {
+	e := testErasure
+	e.PatientID, e.Reason = r.ID, r.Reason
+	return e, s.record(ctx, r)
+}
+
+// TestEraseRoute: POST /patients/{id}/erase answers 200 with the erase record, the service
+// receives the id and reason, and bad bodies are 400 before the service is called.
+func TestEraseRoute(t *testing.T) {
+	e := newEnv(t, Options{Prefix: "/api"})
+	pid := "/api/patients/" + testID
+	resp, b := e.do(t, "POST", pid+"/erase", strings.NewReader(`{"reason":"GDPR Art. 17 request"}`), jsonCT...)
+	if resp.StatusCode != 200 || decodeBody[patient.Erasure](t, b) != testErasure {
+		t.Fatalf("erase: %d %s", resp.StatusCode, b)
+	}
+	if _, last, _ := e.stub.seen(); last != (patient.EraseRequest{ID: testID, Reason: "GDPR Art. 17 request"}) {
+		t.Errorf("service got %#v", last)
+	}
+	calls, _, _ := e.stub.seen()
+	for _, body := range []string{`{"reason":5}`, `{"reason":"x","name":"Ada"}`, `[]`, `{"reason":"GDPR Art. 17 request"`} {
+		resp, b := e.do(t, "POST", pid+"/erase", strings.NewReader(body), jsonCT...)
+		checkError(t, resp, b, 400, errs.InvalidArgument)
+	}
+	resp, b = e.do(t, "POST", pid+"/erase?reason=x", strings.NewReader(`{"reason":"GDPR Art. 17 request"}`), jsonCT...)
+	checkError(t, resp, b, 400, errs.InvalidArgument)
+	if n, _, _ := e.stub.seen(); n != calls {
+		t.Errorf("bad requests reached the service: %d calls, want %d", n, calls)
+	}
+	got, err := e.client.Erase(context.Background(), patient.EraseRequest{ID: testID, Reason: "GDPR Art. 17 request"})
+	if err != nil || got != testErasure {
+		t.Fatalf("client: %+v %v", got, err)
+	}
+}
+
 // TestBreakGlassRoutes: the three routes, raw and through the client, with and without the
 // gateway's /api prefix; the contract's status codes (201 for a grant), bodies and the
 // requests the service receives; bad bodies are 400 before the service is called; the

@@ -20,6 +20,7 @@ import (
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
@@ -240,6 +241,7 @@ func (stubAuth) UpdateUser(_ context.Context, r auth.UpdateUserRequest) (auth.Us
 	return auth.User{ID: r.ID}, nil
 }
 func (stubAuth) Audit(context.Context, auth.AuditQuery) ([]auth.AuditEntry, error) { return nil, nil }
+func (stubAuth) VerifyAudit(context.Context) (audit.Report, error)                 { return audit.Report{}, nil }
 func (stubAuth) EnrolTOTP(context.Context) (auth.TOTPEnrolment, error) {
 	return auth.TOTPEnrolment{}, nil
 }

@@ -3,6 +3,7 @@ package kafkatransport
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/pms/pms/pkg/patient"
@@ -15,7 +16,10 @@ import (
 //	UpdatePatient  value: the PUT /patients/{id} body;  headers: id, if-match
 //	DeletePatient  no value;  headers: id, if-match
 //
-// Replies carry the REST status and body: 201 and the patient, 200 and the patient, 204.
+// Replies carry the REST status and, for a change, the record without its PHI (patientReply):
+// 201, 200, 204. A reply topic is kept by the broker and cannot be erased, so a reply names
+// the record (id, MRN, version) and the caller reads the PHI over the audited API; the
+// replies stored for idempotent repeats are the same.
 func PatientCommands(set patient.Set) map[string]Command {
 	return map[string]Command{
 		patient.MethodCreate: {
@@ -29,7 +33,7 @@ func PatientCommands(set patient.Set) map[string]Command {
 				req.IdempotencyKey = key
 				return req, err
 			},
-			Encode: func(_ context.Context, resp any) (int, any) { return http.StatusCreated, resp },
+			Encode: func(_ context.Context, resp any) (int, any) { return http.StatusCreated, replyOf(resp) },
 		},
 		patient.MethodUpdate: {
 			Endpoint: set.UpdateEndpoint,
@@ -49,7 +53,7 @@ func PatientCommands(set patient.Set) map[string]Command {
 				return patient.UpdateRequest{ID: id, Name: b.Name, Email: b.Email, Address: b.Address,
 					DateOfBirth: b.DateOfBirth, IfMatch: ifMatch, Unchanged: b.ReadOnlyFields}, nil
 			},
-			Encode: func(_ context.Context, resp any) (int, any) { return http.StatusOK, resp },
+			Encode: func(_ context.Context, resp any) (int, any) { return http.StatusOK, replyOf(resp) },
 		},
 		patient.MethodDelete: {
 			Endpoint: set.DeleteEndpoint,
@@ -67,6 +71,27 @@ func PatientCommands(set patient.Set) map[string]Command {
 			Encode: func(context.Context, any) (int, any) { return http.StatusNoContent, nil },
 		},
 	}
+}
+
+// patientReply is a patient command's reply: which record, at which version, never its PHI
+// (name, e-mail, address, date of birth), as nothing can erase a reply once on its topic.
+type patientReply struct {
+	ID              string    `json:"id"`
+	MRN             string    `json:"mrn"`
+	RegisteredDate  string    `json:"registeredDate"`
+	Confidentiality string    `json:"confidentiality"`
+	Version         int64     `json:"version"`
+	CreatedAt       time.Time `json:"createdAt"`
+	UpdatedAt       time.Time `json:"updatedAt"`
+}
+
+func replyOf(resp any) any {
+	p, ok := resp.(patient.Patient)
+	if !ok {
+		return resp
+	}
+	return patientReply{ID: p.ID, MRN: p.MRN, RegisteredDate: p.RegisteredDate, Confidentiality: p.Confidentiality,
+		Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
 // patientUpdateBody is the PUT body: the four editable fields plus the read-only ones a

@@ -23,6 +23,7 @@ import (
 	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/outbox"
+	"github.com/pms/pms/pkg/platform/shred"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	kafkatransport "github.com/pms/pms/transport/kafka"
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,7 @@ func newPatientStack(t *testing.T, d *db.DB, addr string, commands bool) *patien
 		sub := kafkatransport.NewCommandSubscriber(kafkatransport.PatientCommands(set), kafkatransport.CommandOptions{
 			Producer: newProducer(t, addr), Replies: idempotency.NewReplies(d), Verifier: testIssuer.Verifier(),
 			Metrics: kafkatransport.NewMetrics(reg, "patient"), Group: "patient",
+			Options: []kafkatransport.SubscriberOption{kafkatransport.SubscriberDeadLetterNoBody()},
 		})
 		startConsumer(t, addr, "patient", sub, patient.TopicCommands)
 	}
@@ -161,7 +163,9 @@ func TestPatientCommands(t *testing.T) {
 		body := `{"name":"Ada","email":"ada@example.org","address":"1 Main St","dateOfBirth":"1990-01-02"}`
 		corr := c.send("CreatePatient", body, append(rt, "idempotency-key", "k1", "x-request-id", "req-1")...)
 		status, created, m := c.reply(corr)
-		if status != 201 || created["mrn"] == "" || created["email"] != "ada@example.org" || brokertest.Header(m, "x-request-id") != "req-1" {
+		// The reply names the record and carries none of its PHI (a reply topic cannot be erased).
+		if status != 201 || created["mrn"] == "" || created["version"] != 1.0 || brokertest.Header(m, "x-request-id") != "req-1" ||
+			created["email"] != nil || created["name"] != nil || created["address"] != nil || created["dateOfBirth"] != nil {
 			t.Fatalf("create: %d %v", status, created)
 		}
 		id := created["id"].(string)
@@ -241,6 +245,10 @@ func TestPatientCommands(t *testing.T) {
 		reasons := map[string]int{}
 		for _, dl := range dls {
 			reasons[brokertest.Header(dl, "dlq-error")]++
+			// A failed command's body is PHI: the dead letter keeps the reason and origin only.
+			if len(dl.Value) != 0 || brokertest.Header(dl, "dlq-redacted") != "body" || brokertest.Header(dl, "dlq-offset") == "" {
+				t.Fatalf("dead letter with a body: %q %v", dl.Value, dl.Headers)
+			}
 		}
 		if reasons["decode"] != 4 || reasons["invalid_argument"] != 1 {
 			t.Fatalf("dead letter reasons %v", reasons)
@@ -254,7 +262,8 @@ func TestPatientCommands(t *testing.T) {
 		evs := brokertest.NewReader(t, b.Addr(), patient.TopicEvents).Read(3, 10*time.Second)
 		for i, want := range []string{patient.EventCreated, patient.EventUpdated, patient.EventDeleted} {
 			var ev eventsv1.PatientEvent
-			if err := proto.Unmarshal(evs[i].Value, &ev); err != nil || ev.EventType != want || ev.PatientId != id || ev.Version != int64(i+1) {
+			if err := proto.Unmarshal(evs[i].Value, &ev); err != nil || ev.EventType != want || ev.PatientId != id || ev.Version != int64(i+1) ||
+				!shred.IsSealed(ev.Name) || strings.Contains(string(evs[i].Value), "ada@example.org") {
 				t.Fatalf("event %d: %v %v", i, &ev, err)
 			}
 		}

@@ -121,6 +121,7 @@ type Subscriber struct {
 	finalizer    []SubscriberFinalizerFunc
 	classify     func(error) Disposition
 	dlq          sarama.SyncProducer
+	dlqNoBody    bool
 	metrics      *Metrics
 	group        string
 	logger       log.Logger
@@ -202,6 +203,14 @@ func SubscriberRetry(attempts int, minBackoff, maxBackoff time.Duration) Subscri
 // SubscriberTimeout bounds one endpoint attempt; default 30 s.
 func SubscriberTimeout(d time.Duration) SubscriberOption {
 	return func(s *Subscriber) { s.timeout = d }
+}
+
+// SubscriberDeadLetterNoBody makes dead letters carry headers only (dlq-redacted: "body"):
+// for topics whose bodies hold personal data (patient.commands), which a dead-letter topic
+// would otherwise keep beyond any erasure. The reason and the origin (topic, partition,
+// offset) still say which message failed and why.
+func SubscriberDeadLetterNoBody() SubscriberOption {
+	return func(s *Subscriber) { s.dlqNoBody = true }
 }
 
 // SubscriberDeadLetter sets the producer that writes dead letters to <topic>.dlq. Without
@@ -515,6 +524,10 @@ func (s *Subscriber) deadLetter(ctx context.Context, msg *sarama.ConsumerMessage
 		return true
 	}
 	out := deadLetterCopy(msg)
+	if s.dlqNoBody {
+		out.Value = nil
+		SetHeader(out, HeaderDLQRedacted, "body")
+	}
 	for _, kv := range [][2]string{
 		{HeaderDLQReason, reason}, {HeaderDLQKind, kind}, {HeaderDLQTopic, msg.Topic},
 		{HeaderDLQPartition, strconv.Itoa(int(msg.Partition))}, {HeaderDLQOffset, strconv.FormatInt(msg.Offset, 10)},

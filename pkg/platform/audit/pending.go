@@ -25,6 +25,16 @@ const pendingColumns = "id, at, actor, role, action, subject_id, outcome, reques
 type pending struct {
 	e         Entry
 	committed atomic.Bool // set once a transaction holding the entry has committed
+	unchanged atomic.Bool // set by NotChanged: the transaction changed nothing, records nothing
+}
+
+// NotChanged tells InTx that the change's transaction, which is about to commit, changed
+// nothing after all (a concurrent change won, a token was spent): it records no pending
+// entry, and the caller audits the refusal as usual.
+func NotChanged(ctx context.Context) {
+	if p := pendingFrom(ctx); p != nil {
+		p.unchanged.Store(true)
+	}
 }
 
 type pendingKey struct{}
@@ -68,13 +78,17 @@ func InTx(ctx context.Context, d *db.DB, fn func(tx *sqlx.Tx) error) error {
 	if p == nil {
 		return db.InTx(ctx, d, fn)
 	}
+	p.unchanged.Store(false)
 	err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
+		if p.unchanged.Load() {
+			return nil
+		}
 		return insertPending(ctx, tx, d, p.e)
 	})
-	if err == nil {
+	if err == nil && !p.unchanged.Load() {
 		p.committed.Store(true)
 	}
 	return err

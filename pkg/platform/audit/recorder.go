@@ -28,6 +28,27 @@ func (r Recorder) Record(ctx context.Context, action, subject string, err error)
 	})
 }
 
+// SettleCommitted is the first half of Change for services with their own recorder (auth):
+// when ctx's change recorded its entry of action in its committed transaction (WithPending,
+// InTx) and w can settle, it asks w to chain it now and reports true — the change is audited,
+// nothing else is to be written. A failed settle is logged: the entry stays pending and the
+// writer chains it later.
+func SettleCommitted(ctx context.Context, w Appender, logger log.Logger, action string) bool {
+	p := pendingFrom(ctx)
+	if p == nil || !p.committed.Load() || p.e.Action != action {
+		return false
+	}
+	s, ok := w.(Settler)
+	if !ok {
+		return false
+	}
+	if serr := s.Settle(ctx); serr != nil && logger != nil {
+		_ = level.Warn(logger).Log("msg", "audit entry stays pending; the writer chains it later", "action", action,
+			"subject_id", p.e.SubjectID, "request_id", observe.RequestID(ctx), "err", serr)
+	}
+	return true
+}
+
 // ChangeTimeout bounds the audit write that follows a change. It is the audit writer's own
 // batch timeout: the caller no longer bounds it (see Change).
 const ChangeTimeout = 10 * time.Second
@@ -44,14 +65,8 @@ const ChangeTimeout = 10 * time.Second
 func (r Recorder) Change(ctx context.Context, action, subject string, err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ChangeTimeout)
 	defer cancel()
-	if p := pendingFrom(ctx); err == nil && p != nil && p.committed.Load() && p.e.Action == action {
-		if s, ok := r.W.(Settler); ok {
-			if serr := s.Settle(ctx); serr != nil && r.Logger != nil {
-				_ = level.Warn(r.Logger).Log("msg", "audit entry stays pending; the writer chains it later", "action", action,
-					"subject_id", subject, "request_id", observe.RequestID(ctx), "err", serr)
-			}
-			return
-		}
+	if err == nil && SettleCommitted(ctx, r.W, r.Logger, action) {
+		return
 	}
 	if aerr := r.Record(ctx, action, subject, err); aerr != nil && r.Logger != nil {
 		_ = level.Error(r.Logger).Log("msg", "audit write failed after change", "action", action,

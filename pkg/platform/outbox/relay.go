@@ -379,6 +379,16 @@ func (r *Relay) housekeeping(ok bool) {
 		if err := r.d.GetContext(ctx, &n, `SELECT count(*) FROM `+Table+` WHERE published_at IS NULL`); err == nil {
 			r.m.backlog.Set(float64(n))
 		}
+		// The age of the oldest waiting row is what an operator alerts on: a backlog that
+		// is large but moving is load, one whose head is old is a relay that is stuck.
+		var oldest []db.Timestamp
+		if err := r.d.SelectContext(ctx, &oldest, `SELECT created_at FROM `+Table+` WHERE published_at IS NULL ORDER BY id LIMIT 1`); err == nil {
+			age := 0.0
+			if len(oldest) == 1 {
+				age = max(now.Sub(oldest[0].Time).Seconds(), 0)
+			}
+			r.m.backlogAge.Set(age)
+		}
 		cancel()
 	}
 	if ok && now.Sub(r.lastPrune) >= time.Minute {
@@ -459,7 +469,9 @@ type relayMetrics struct {
 	published prometheus.Counter
 	failures  prometheus.Counter
 	backlog   prometheus.Gauge
-	batch     prometheus.Histogram
+	// backlogAge is the age of the oldest unpublished row (0 when none waits).
+	backlogAge prometheus.Gauge
+	batch      prometheus.Histogram
 }
 
 func newRelayMetrics(reg prometheus.Registerer, service string) *relayMetrics {
@@ -470,11 +482,13 @@ func newRelayMetrics(reg prometheus.Registerer, service string) *relayMetrics {
 			Help: "Relay rounds that failed (broker or database unavailable) and were retried."}),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pms", Subsystem: service, Name: "outbox_backlog",
 			Help: "Outbox events written but not yet published."}),
+		backlogAge: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "pms", Subsystem: service, Name: "outbox_oldest_age_seconds",
+			Help: "Age of the oldest outbox event not yet published (0 when none waits)."}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "pms", Subsystem: service, Name: "outbox_batch_size",
 			Help: "Events per relay round.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.failures, m.backlog, m.batch)
+		reg.MustRegister(m.published, m.failures, m.backlog, m.backlogAge, m.batch)
 	}
 	return m
 }

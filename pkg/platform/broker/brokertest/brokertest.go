@@ -186,3 +186,55 @@ func ByPartitionOffset(ms []*sarama.ConsumerMessage) {
 		return ms[i].Offset < ms[j].Offset
 	})
 }
+
+// ReadAll returns every record topic holds now, over all its partitions: each partition is
+// read from its oldest offset up to the high-water mark taken first. Erasure tests decode
+// every event with it.
+func ReadAll(t testing.TB, addr, topic string) []*sarama.ConsumerMessage {
+	t.Helper()
+	c, err := sarama.NewClient([]string{addr}, ConfigFor(addr))
+	if err != nil {
+		t.Fatalf("brokertest: client: %v", err)
+	}
+	defer c.Close()
+	cons, err := sarama.NewConsumerFromClient(c)
+	if err != nil {
+		t.Fatalf("brokertest: consumer: %v", err)
+	}
+	defer cons.Close()
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		t.Fatalf("brokertest: partitions of %s: %v", topic, err)
+	}
+	var out []*sarama.ConsumerMessage
+	for _, p := range parts {
+		hw, err := c.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatalf("brokertest: offset of %s/%d: %v", topic, p, err)
+		}
+		oldest, err := c.GetOffset(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatalf("brokertest: offset of %s/%d: %v", topic, p, err)
+		}
+		if hw <= oldest {
+			continue
+		}
+		pc, err := cons.ConsumePartition(topic, p, oldest)
+		if err != nil {
+			t.Fatalf("brokertest: consume %s/%d: %v", topic, p, err)
+		}
+		timeout := time.After(30 * time.Second)
+		for next := oldest; next < hw; {
+			select {
+			case m := <-pc.Messages():
+				out = append(out, m)
+				next = m.Offset + 1
+			case <-timeout:
+				_ = pc.Close()
+				t.Fatalf("brokertest: %s/%d: read to %d of %d within 30s", topic, p, next, hw)
+			}
+		}
+		_ = pc.Close()
+	}
+	return out
+}

@@ -16,6 +16,7 @@
 package authv1
 
 import (
+	v1 "github.com/pms/pms/proto/pms/billing/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -2377,7 +2378,7 @@ var File_pms_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x16pms/auth/v1/auth.proto\x12\vpms.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n" +
+	"\x16pms/auth/v1/auth.proto\x12\vpms.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"c\n" +
 	"\fLoginRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12!\n" +
@@ -2529,7 +2530,7 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
 	"\x15DeleteSessionResponse\"\x12\n" +
 	"\x10LogoutAllRequest\"\x13\n" +
-	"\x11LogoutAllResponse2\xef\f\n" +
+	"\x11LogoutAllResponse2\xc0\r\n" +
 	"\vAuthService\x12:\n" +
 	"\x05Login\x12\x19.pms.auth.v1.LoginRequest\x1a\x16.pms.auth.v1.TokenPair\x12A\n" +
 	"\bValidate\x12\x1c.pms.auth.v1.ValidateRequest\x1a\x17.pms.auth.v1.Validation\x12>\n" +
@@ -2542,7 +2543,8 @@ const file_pms_auth_v1_auth_proto_rawDesc = "" +
 	"\aGetUser\x12\x1b.pms.auth.v1.GetUserRequest\x1a\x11.pms.auth.v1.User\x12?\n" +
 	"\n" +
 	"UpdateUser\x12\x1e.pms.auth.v1.UpdateUserRequest\x1a\x11.pms.auth.v1.User\x12J\n" +
-	"\tListAudit\x12\x1d.pms.auth.v1.ListAuditRequest\x1a\x1e.pms.auth.v1.ListAuditResponse\x12P\n" +
+	"\tListAudit\x12\x1d.pms.auth.v1.ListAuditRequest\x1a\x1e.pms.auth.v1.ListAuditResponse\x12O\n" +
+	"\vVerifyAudit\x12\".pms.billing.v1.VerifyAuditRequest\x1a\x1c.pms.billing.v1.AuditVerdict\x12P\n" +
 	"\vSetPassword\x12\x1f.pms.auth.v1.SetPasswordRequest\x1a .pms.auth.v1.SetPasswordResponse\x12Y\n" +
 	"\x0eChangePassword\x12\".pms.auth.v1.ChangePasswordRequest\x1a#.pms.auth.v1.ChangePasswordResponse\x12V\n" +
 	"\rResetPassword\x12!.pms.auth.v1.ResetPasswordRequest\x1a\".pms.auth.v1.ResetPasswordResponse\x12F\n" +
@@ -2614,6 +2616,8 @@ var file_pms_auth_v1_auth_proto_goTypes = []any{
 	(*LogoutAllRequest)(nil),        // 41: pms.auth.v1.LogoutAllRequest
 	(*LogoutAllResponse)(nil),       // 42: pms.auth.v1.LogoutAllResponse
 	(*timestamppb.Timestamp)(nil),   // 43: google.protobuf.Timestamp
+	(*v1.VerifyAuditRequest)(nil),   // 44: pms.billing.v1.VerifyAuditRequest
+	(*v1.AuditVerdict)(nil),         // 45: pms.billing.v1.AuditVerdict
 }
 var file_pms_auth_v1_auth_proto_depIdxs = []int32{
 	8,  // 0: pms.auth.v1.Jwks.keys:type_name -> pms.auth.v1.Jwk
@@ -2641,42 +2645,44 @@ var file_pms_auth_v1_auth_proto_depIdxs = []int32{
 	21, // 22: pms.auth.v1.AuthService.GetUser:input_type -> pms.auth.v1.GetUserRequest
 	22, // 23: pms.auth.v1.AuthService.UpdateUser:input_type -> pms.auth.v1.UpdateUserRequest
 	23, // 24: pms.auth.v1.AuthService.ListAudit:input_type -> pms.auth.v1.ListAuditRequest
-	13, // 25: pms.auth.v1.AuthService.SetPassword:input_type -> pms.auth.v1.SetPasswordRequest
-	15, // 26: pms.auth.v1.AuthService.ChangePassword:input_type -> pms.auth.v1.ChangePasswordRequest
-	17, // 27: pms.auth.v1.AuthService.ResetPassword:input_type -> pms.auth.v1.ResetPasswordRequest
-	26, // 28: pms.auth.v1.AuthService.EnrolTotp:input_type -> pms.auth.v1.EnrolTotpRequest
-	28, // 29: pms.auth.v1.AuthService.ConfirmTotp:input_type -> pms.auth.v1.ConfirmTotpRequest
-	30, // 30: pms.auth.v1.AuthService.DisableTotp:input_type -> pms.auth.v1.DisableTotpRequest
-	32, // 31: pms.auth.v1.AuthService.LoginMfa:input_type -> pms.auth.v1.LoginMfaRequest
-	33, // 32: pms.auth.v1.AuthService.LoginEnrolTotp:input_type -> pms.auth.v1.LoginEnrolTotpRequest
-	34, // 33: pms.auth.v1.AuthService.LoginConfirmTotp:input_type -> pms.auth.v1.LoginConfirmTotpRequest
-	36, // 34: pms.auth.v1.AuthService.ListSessions:input_type -> pms.auth.v1.ListSessionsRequest
-	39, // 35: pms.auth.v1.AuthService.DeleteSession:input_type -> pms.auth.v1.DeleteSessionRequest
-	41, // 36: pms.auth.v1.AuthService.LogoutAll:input_type -> pms.auth.v1.LogoutAllRequest
-	1,  // 37: pms.auth.v1.AuthService.Login:output_type -> pms.auth.v1.TokenPair
-	3,  // 38: pms.auth.v1.AuthService.Validate:output_type -> pms.auth.v1.Validation
-	1,  // 39: pms.auth.v1.AuthService.Refresh:output_type -> pms.auth.v1.TokenPair
-	6,  // 40: pms.auth.v1.AuthService.Logout:output_type -> pms.auth.v1.LogoutResponse
-	9,  // 41: pms.auth.v1.AuthService.GetJwks:output_type -> pms.auth.v1.Jwks
-	12, // 42: pms.auth.v1.AuthService.CreateUser:output_type -> pms.auth.v1.CreatedUser
-	20, // 43: pms.auth.v1.AuthService.ListUsers:output_type -> pms.auth.v1.ListUsersResponse
-	10, // 44: pms.auth.v1.AuthService.GetUser:output_type -> pms.auth.v1.User
-	10, // 45: pms.auth.v1.AuthService.UpdateUser:output_type -> pms.auth.v1.User
-	25, // 46: pms.auth.v1.AuthService.ListAudit:output_type -> pms.auth.v1.ListAuditResponse
-	14, // 47: pms.auth.v1.AuthService.SetPassword:output_type -> pms.auth.v1.SetPasswordResponse
-	16, // 48: pms.auth.v1.AuthService.ChangePassword:output_type -> pms.auth.v1.ChangePasswordResponse
-	18, // 49: pms.auth.v1.AuthService.ResetPassword:output_type -> pms.auth.v1.ResetPasswordResponse
-	27, // 50: pms.auth.v1.AuthService.EnrolTotp:output_type -> pms.auth.v1.TotpEnrolment
-	29, // 51: pms.auth.v1.AuthService.ConfirmTotp:output_type -> pms.auth.v1.RecoveryCodes
-	31, // 52: pms.auth.v1.AuthService.DisableTotp:output_type -> pms.auth.v1.DisableTotpResponse
-	1,  // 53: pms.auth.v1.AuthService.LoginMfa:output_type -> pms.auth.v1.TokenPair
-	27, // 54: pms.auth.v1.AuthService.LoginEnrolTotp:output_type -> pms.auth.v1.TotpEnrolment
-	35, // 55: pms.auth.v1.AuthService.LoginConfirmTotp:output_type -> pms.auth.v1.MfaLogin
-	38, // 56: pms.auth.v1.AuthService.ListSessions:output_type -> pms.auth.v1.ListSessionsResponse
-	40, // 57: pms.auth.v1.AuthService.DeleteSession:output_type -> pms.auth.v1.DeleteSessionResponse
-	42, // 58: pms.auth.v1.AuthService.LogoutAll:output_type -> pms.auth.v1.LogoutAllResponse
-	37, // [37:59] is the sub-list for method output_type
-	15, // [15:37] is the sub-list for method input_type
+	44, // 25: pms.auth.v1.AuthService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
+	13, // 26: pms.auth.v1.AuthService.SetPassword:input_type -> pms.auth.v1.SetPasswordRequest
+	15, // 27: pms.auth.v1.AuthService.ChangePassword:input_type -> pms.auth.v1.ChangePasswordRequest
+	17, // 28: pms.auth.v1.AuthService.ResetPassword:input_type -> pms.auth.v1.ResetPasswordRequest
+	26, // 29: pms.auth.v1.AuthService.EnrolTotp:input_type -> pms.auth.v1.EnrolTotpRequest
+	28, // 30: pms.auth.v1.AuthService.ConfirmTotp:input_type -> pms.auth.v1.ConfirmTotpRequest
+	30, // 31: pms.auth.v1.AuthService.DisableTotp:input_type -> pms.auth.v1.DisableTotpRequest
+	32, // 32: pms.auth.v1.AuthService.LoginMfa:input_type -> pms.auth.v1.LoginMfaRequest
+	33, // 33: pms.auth.v1.AuthService.LoginEnrolTotp:input_type -> pms.auth.v1.LoginEnrolTotpRequest
+	34, // 34: pms.auth.v1.AuthService.LoginConfirmTotp:input_type -> pms.auth.v1.LoginConfirmTotpRequest
+	36, // 35: pms.auth.v1.AuthService.ListSessions:input_type -> pms.auth.v1.ListSessionsRequest
+	39, // 36: pms.auth.v1.AuthService.DeleteSession:input_type -> pms.auth.v1.DeleteSessionRequest
+	41, // 37: pms.auth.v1.AuthService.LogoutAll:input_type -> pms.auth.v1.LogoutAllRequest
+	1,  // 38: pms.auth.v1.AuthService.Login:output_type -> pms.auth.v1.TokenPair
+	3,  // 39: pms.auth.v1.AuthService.Validate:output_type -> pms.auth.v1.Validation
+	1,  // 40: pms.auth.v1.AuthService.Refresh:output_type -> pms.auth.v1.TokenPair
+	6,  // 41: pms.auth.v1.AuthService.Logout:output_type -> pms.auth.v1.LogoutResponse
+	9,  // 42: pms.auth.v1.AuthService.GetJwks:output_type -> pms.auth.v1.Jwks
+	12, // 43: pms.auth.v1.AuthService.CreateUser:output_type -> pms.auth.v1.CreatedUser
+	20, // 44: pms.auth.v1.AuthService.ListUsers:output_type -> pms.auth.v1.ListUsersResponse
+	10, // 45: pms.auth.v1.AuthService.GetUser:output_type -> pms.auth.v1.User
+	10, // 46: pms.auth.v1.AuthService.UpdateUser:output_type -> pms.auth.v1.User
+	25, // 47: pms.auth.v1.AuthService.ListAudit:output_type -> pms.auth.v1.ListAuditResponse
+	45, // 48: pms.auth.v1.AuthService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
+	14, // 49: pms.auth.v1.AuthService.SetPassword:output_type -> pms.auth.v1.SetPasswordResponse
+	16, // 50: pms.auth.v1.AuthService.ChangePassword:output_type -> pms.auth.v1.ChangePasswordResponse
+	18, // 51: pms.auth.v1.AuthService.ResetPassword:output_type -> pms.auth.v1.ResetPasswordResponse
+	27, // 52: pms.auth.v1.AuthService.EnrolTotp:output_type -> pms.auth.v1.TotpEnrolment
+	29, // 53: pms.auth.v1.AuthService.ConfirmTotp:output_type -> pms.auth.v1.RecoveryCodes
+	31, // 54: pms.auth.v1.AuthService.DisableTotp:output_type -> pms.auth.v1.DisableTotpResponse
+	1,  // 55: pms.auth.v1.AuthService.LoginMfa:output_type -> pms.auth.v1.TokenPair
+	27, // 56: pms.auth.v1.AuthService.LoginEnrolTotp:output_type -> pms.auth.v1.TotpEnrolment
+	35, // 57: pms.auth.v1.AuthService.LoginConfirmTotp:output_type -> pms.auth.v1.MfaLogin
+	38, // 58: pms.auth.v1.AuthService.ListSessions:output_type -> pms.auth.v1.ListSessionsResponse
+	40, // 59: pms.auth.v1.AuthService.DeleteSession:output_type -> pms.auth.v1.DeleteSessionResponse
+	42, // 60: pms.auth.v1.AuthService.LogoutAll:output_type -> pms.auth.v1.LogoutAllResponse
+	38, // [38:61] is the sub-list for method output_type
+	15, // [15:38] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name

@@ -17,6 +17,7 @@ package authv1
 
 import (
 	context "context"
+	v1 "github.com/pms/pms/proto/pms/billing/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -38,6 +39,7 @@ const (
 	AuthService_GetUser_FullMethodName          = "/pms.auth.v1.AuthService/GetUser"
 	AuthService_UpdateUser_FullMethodName       = "/pms.auth.v1.AuthService/UpdateUser"
 	AuthService_ListAudit_FullMethodName        = "/pms.auth.v1.AuthService/ListAudit"
+	AuthService_VerifyAudit_FullMethodName      = "/pms.auth.v1.AuthService/VerifyAudit"
 	AuthService_SetPassword_FullMethodName      = "/pms.auth.v1.AuthService/SetPassword"
 	AuthService_ChangePassword_FullMethodName   = "/pms.auth.v1.AuthService/ChangePassword"
 	AuthService_ResetPassword_FullMethodName    = "/pms.auth.v1.AuthService/ResetPassword"
@@ -86,6 +88,9 @@ type AuthServiceClient interface {
 	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*User, error)
 	// ListAudit reads the auth audit log, admin only (REST: GET /users/audit).
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	// VerifyAudit walks the auth audit chain and returns the verdict `pms audit verify
+	// --service auth` prints, admin only (REST: GET /users/audit/verify).
+	VerifyAudit(ctx context.Context, in *v1.VerifyAuditRequest, opts ...grpc.CallOption) (*v1.AuditVerdict, error)
 	// SetPassword sets a password with a one-time set-password token, such as an invite's;
 	// no access token needed (REST: POST /password/set). A token that is unknown, used,
 	// expired or whose user is disabled is "invalid_argument" with the field "token".
@@ -228,6 +233,16 @@ func (c *authServiceClient) ListAudit(ctx context.Context, in *ListAuditRequest,
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAuditResponse)
 	err := c.cc.Invoke(ctx, AuthService_ListAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) VerifyAudit(ctx context.Context, in *v1.VerifyAuditRequest, opts ...grpc.CallOption) (*v1.AuditVerdict, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.AuditVerdict)
+	err := c.cc.Invoke(ctx, AuthService_VerifyAudit_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -388,6 +403,9 @@ type AuthServiceServer interface {
 	UpdateUser(context.Context, *UpdateUserRequest) (*User, error)
 	// ListAudit reads the auth audit log, admin only (REST: GET /users/audit).
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	// VerifyAudit walks the auth audit chain and returns the verdict `pms audit verify
+	// --service auth` prints, admin only (REST: GET /users/audit/verify).
+	VerifyAudit(context.Context, *v1.VerifyAuditRequest) (*v1.AuditVerdict, error)
 	// SetPassword sets a password with a one-time set-password token, such as an invite's;
 	// no access token needed (REST: POST /password/set). A token that is unknown, used,
 	// expired or whose user is disabled is "invalid_argument" with the field "token".
@@ -465,6 +483,9 @@ func (UnimplementedAuthServiceServer) UpdateUser(context.Context, *UpdateUserReq
 }
 func (UnimplementedAuthServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
+}
+func (UnimplementedAuthServiceServer) VerifyAudit(context.Context, *v1.VerifyAuditRequest) (*v1.AuditVerdict, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyAudit not implemented")
 }
 func (UnimplementedAuthServiceServer) SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetPassword not implemented")
@@ -699,6 +720,24 @@ func _AuthService_ListAudit_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AuthServiceServer).ListAudit(ctx, req.(*ListAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_VerifyAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.VerifyAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).VerifyAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_VerifyAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).VerifyAudit(ctx, req.(*v1.VerifyAuditRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -965,6 +1004,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAudit",
 			Handler:    _AuthService_ListAudit_Handler,
+		},
+		{
+			MethodName: "VerifyAudit",
+			Handler:    _AuthService_VerifyAudit_Handler,
 		},
 		{
 			MethodName: "SetPassword",

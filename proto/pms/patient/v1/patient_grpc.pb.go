@@ -42,6 +42,7 @@ const (
 	PatientService_SetPatientConfidentiality_FullMethodName = "/pms.patient.v1.PatientService/SetPatientConfidentiality"
 	PatientService_BreakGlass_FullMethodName                = "/pms.patient.v1.PatientService/BreakGlass"
 	PatientService_ListBreakGlassGrants_FullMethodName      = "/pms.patient.v1.PatientService/ListBreakGlassGrants"
+	PatientService_ErasePatient_FullMethodName              = "/pms.patient.v1.PatientService/ErasePatient"
 )
 
 // PatientServiceClient is the client API for PatientService service.
@@ -86,6 +87,10 @@ type PatientServiceClient interface {
 	// ListBreakGlassGrants lists grants for review with their holders' audit entries while
 	// they lasted, admin only (REST: GET /audit/break-glass).
 	ListBreakGlassGrants(ctx context.Context, in *ListBreakGlassGrantsRequest, opts ...grpc.CallOption) (*ListBreakGlassGrantsResponse, error)
+	// ErasePatient removes a deleted patient's PHI from every store of the service and
+	// destroys the patient's data key, leaving a tombstone; admin only, with a reason (REST:
+	// POST /patients/{id}/erase).
+	ErasePatient(ctx context.Context, in *ErasePatientRequest, opts ...grpc.CallOption) (*PatientErasure, error)
 }
 
 type patientServiceClient struct {
@@ -236,6 +241,16 @@ func (c *patientServiceClient) ListBreakGlassGrants(ctx context.Context, in *Lis
 	return out, nil
 }
 
+func (c *patientServiceClient) ErasePatient(ctx context.Context, in *ErasePatientRequest, opts ...grpc.CallOption) (*PatientErasure, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PatientErasure)
+	err := c.cc.Invoke(ctx, PatientService_ErasePatient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PatientServiceServer is the server API for PatientService service.
 // All implementations must embed UnimplementedPatientServiceServer
 // for forward compatibility.
@@ -278,6 +293,10 @@ type PatientServiceServer interface {
 	// ListBreakGlassGrants lists grants for review with their holders' audit entries while
 	// they lasted, admin only (REST: GET /audit/break-glass).
 	ListBreakGlassGrants(context.Context, *ListBreakGlassGrantsRequest) (*ListBreakGlassGrantsResponse, error)
+	// ErasePatient removes a deleted patient's PHI from every store of the service and
+	// destroys the patient's data key, leaving a tombstone; admin only, with a reason (REST:
+	// POST /patients/{id}/erase).
+	ErasePatient(context.Context, *ErasePatientRequest) (*PatientErasure, error)
 	mustEmbedUnimplementedPatientServiceServer()
 }
 
@@ -329,6 +348,9 @@ func (UnimplementedPatientServiceServer) BreakGlass(context.Context, *BreakGlass
 }
 func (UnimplementedPatientServiceServer) ListBreakGlassGrants(context.Context, *ListBreakGlassGrantsRequest) (*ListBreakGlassGrantsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListBreakGlassGrants not implemented")
+}
+func (UnimplementedPatientServiceServer) ErasePatient(context.Context, *ErasePatientRequest) (*PatientErasure, error) {
+	return nil, status.Error(codes.Unimplemented, "method ErasePatient not implemented")
 }
 func (UnimplementedPatientServiceServer) mustEmbedUnimplementedPatientServiceServer() {}
 func (UnimplementedPatientServiceServer) testEmbeddedByValue()                        {}
@@ -603,6 +625,24 @@ func _PatientService_ListBreakGlassGrants_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PatientService_ErasePatient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ErasePatientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).ErasePatient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_ErasePatient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).ErasePatient(ctx, req.(*ErasePatientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PatientService_ServiceDesc is the grpc.ServiceDesc for PatientService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -665,6 +705,10 @@ var PatientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListBreakGlassGrants",
 			Handler:    _PatientService_ListBreakGlassGrants_Handler,
+		},
+		{
+			MethodName: "ErasePatient",
+			Handler:    _PatientService_ErasePatient_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

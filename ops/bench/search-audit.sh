@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Issue 17's search budget, end to end: wrk -t2 -c8 on GET /patients?q=Bench&limit=500 (a
+# 500-row page, every record disclosed and audited) against the patient service of `pms all`
+# on PostgreSQL (a fresh database, dropped afterwards) seeded with 500 patients. BIN picks the
+# binary (default bin/pms), so a build of an older commit runs beside this one in the same
+# sitting:
+#   git worktree add /tmp/old <commit> && (cd /tmp/old && go build -o /tmp/pms-old ./cmd/pms)
+#   for b in /tmp/pms-old bin/pms /tmp/pms-old bin/pms; do BIN=$b bash ops/bench/search-audit.sh; done
+# Prints requests/s, latency and the non-2xx count: figures, not assertions.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
+BIN=${BIN:-bin/pms}
+PG=${PMS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+DB=bench_search_$$
+DURATION=${DURATION:-10s}
+BASE=${BASE_PORT:-15000}
+DATA=$(mktemp -d)
+psql "$PG" -qc "CREATE DATABASE $DB"
+PID=
+cleanup() {
+	if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+	psql "$PG" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true
+	rm -rf "$DATA"
+}
+trap cleanup EXIT
+URL=$(echo "$PG" | sed -E "s#/[^/?]+(\?|$)#/$DB\1#")
+P=127.0.0.1
+PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 "$BIN" all --database-url="$URL" --data-dir="$DATA" \
+	--kafka-addr=$P:$((BASE + 92)) \
+	--auth-http-addr=$P:$((BASE + 5)) --auth-grpc-addr=$P:$((BASE + 105)) --auth-admin-addr=$P:$((BASE + 205)) \
+	--billing-http-addr=$P:$((BASE + 1)) --billing-grpc-addr=$P:$((BASE + 101)) --billing-admin-addr=$P:$((BASE + 201)) \
+	--patient-http-addr=$P:$((BASE + 0)) --patient-grpc-addr=$P:$((BASE + 100)) --patient-admin-addr=$P:$((BASE + 200)) \
+	--analytics-http-addr=$P:$((BASE + 2)) --analytics-grpc-addr=$P:$((BASE + 102)) --analytics-admin-addr=$P:$((BASE + 202)) \
+	--gateway-http-addr=$P:$((BASE + 4)) --gateway-admin-addr=$P:$((BASE + 204)) \
+	--bootstrap-admin-email=bench@example.org --rate-limit=0 --log-level=error 2>"$DATA/pms.log" &
+PID=$!
+for _ in $(seq 1 100); do curl -sf "http://$P:$((BASE + 200))/readyz" >/dev/null && break; sleep 0.1; done
+TOKEN=$(curl -sf -XPOST "http://$P:$((BASE + 5))/login" -H 'Content-Type: application/json' \
+	-d '{"email":"bench@example.org","password":"operator-passphrase-0123"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+for i in $(seq 1 500); do
+	curl -sf -o /dev/null -XPOST "http://$P:$((BASE + 0))/patients" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
+		-d '{"name":"Bench Person '"$i"'","email":"bench'"$i"'@example.org","address":"x","dateOfBirth":"1990-01-01"}'
+done
+# PRE_SQL (optional): SQL run on the bench database before the load, for experiments.
+if [ -n "${PRE_SQL:-}" ]; then psql "$URL" -qc "$PRE_SQL"; fi
+echo "$BIN: wrk -t2 -c8 -d$DURATION GET /patients?q=Bench&limit=500 (pms all on PostgreSQL, 500 records per page)"
+wrk -t2 -c8 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "http://$P:$((BASE + 0))/patients?q=Bench&limit=500" |
+	grep -E 'Requests/sec|Latency|50%|99%|Non-2xx|Socket'

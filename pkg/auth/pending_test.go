@@ -1,0 +1,90 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+)
+
+// brokenLog is an audit log whose every append fails, as during a database outage that
+// starts right after a change commits.
+type brokenLog struct{}
+
+func (brokenLog) Append(context.Context, audit.Entry) error {
+	return errors.New("audit log unreachable")
+}
+
+// TestChangesRecordTheirOwnEntry (issue 17, item 2): auth's changes — a user created, updated,
+// a password reset and set with the reset token, every session ended — record their audit entry in their
+// own transaction: with an audit log that fails every write after the commit, each
+// acknowledged change still has its pending entry, which a writer started later chains.
+func TestChangesRecordTheirOwnEntry(t *testing.T) {
+	dbtest.Each(t, migrations.Auth(), func(t *testing.T, d *db.DB) {
+		keys, _, err := OpenKeyRing(filepath.Join(t.TempDir(), KeyFileName), KeyRingOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := NewService(context.Background(), NewStore(d), keys, brokenLog{},
+			Options{Hasher: NewArgon2id(fastArgon2id, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := admin("admin-1")
+		c, err := svc.CreateUser(ctx, CreateUserRequest{Email: "pending@example.org", Password: pw, Role: authz.RoleClinician})
+		if err != nil {
+			t.Fatal(err)
+		}
+		role := authz.RoleBilling
+		if _, err := svc.UpdateUser(ctx, UpdateUserRequest{ID: c.ID, Role: &role}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := svc.ResetPassword(ctx, ResetPasswordRequest{ID: c.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.SetPassword(from("192.0.2.9"), SetPasswordRequest{Token: r.ResetToken, NewPassword: "Quartz-Lantern-Orbit-77"}); err != nil {
+			t.Fatal(err)
+		}
+		// The spent token is refused, and its transaction records no success.
+		if err := svc.SetPassword(from("192.0.2.9"), SetPasswordRequest{Token: r.ResetToken, NewPassword: "another pending passphrase"}); err == nil {
+			t.Fatal("a spent token set a password")
+		}
+		mine := authz.WithPrincipal(ctx, authz.Principal{Subject: c.ID, Role: role})
+		if err := svc.LogoutAll(mine); err != nil {
+			t.Fatal(err)
+		}
+		var actions []string
+		if err := d.Select(&actions, d.Rebind(`SELECT action FROM `+audit.PendingTable+` WHERE subject_id = ? ORDER BY pseq`), c.ID); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{ActionUserCreate, ActionUserUpdate, ActionPasswordReset, ActionPasswordSet, ActionLogoutAll}
+		if len(actions) != len(want) {
+			t.Fatalf("pending entries %v, want %v", actions, want)
+		}
+		for i := range want {
+			if actions[i] != want[i] {
+				t.Fatalf("pending entries %v, want %v", actions, want)
+			}
+		}
+		// A writer (the restarted service's) moves them into the chain.
+		w := audit.NewWriter(d, audit.Options{Table: AuditTable})
+		defer w.Close(context.Background())
+		if err := w.Settle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := audit.List(context.Background(), d, AuditTable, audit.Query{SubjectID: c.ID})
+		if err != nil || len(got) != len(want) { // the refused set-password was never written (the log was down)
+			t.Fatalf("chained: %+v %v", got, err)
+		}
+		if rep, err := audit.Verify(context.Background(), d, AuditTable); err != nil || !rep.OK {
+			t.Fatalf("verify: %+v %v", rep, err)
+		}
+	})
+}
