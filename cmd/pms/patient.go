@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"path/filepath"
 	"time"
@@ -78,6 +79,9 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	keys, err := shred.New(u.db, kek)
 	if err != nil {
 		return u.fail(err)
+	}
+	if err := keys.Check(ctx); err != nil {
+		return u.fail(fmt.Errorf("patient data key file %s: %w", dataKeyFile, err))
 	}
 	store.UseKeys(keys)
 	journalFile := c.erasureJournal

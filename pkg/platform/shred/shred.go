@@ -97,6 +97,25 @@ func (k *Keys) ForWrite(ctx context.Context, tx *sqlx.Tx, subject string) (*Seal
 	return &Sealer{subject: subject, aead: a}, nil
 }
 
+// Check opens one stored data key, if any: a service started with a key-encryption key that
+// is not the one its database's keys were wrapped with (a database restored into a folder
+// without its key file) stops at once with a clear error, instead of failing every change
+// of an existing subject later.
+func (k *Keys) Check(ctx context.Context) error {
+	var subject string
+	err := k.d.GetContext(ctx, &subject, `SELECT subject FROM data_keys LIMIT 1`)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return db.Classify(err)
+	}
+	if _, err := k.ForRead(ctx, subject); err != nil {
+		return fmt.Errorf("%w: this database's data keys were wrapped with another key-encryption key; restore the key file that goes with it", err)
+	}
+	return nil
+}
+
 // ForRead returns subject's sealer, or ErrShredded when its key is gone.
 func (k *Keys) ForRead(ctx context.Context, subject string) (*Sealer, error) {
 	return k.load(ctx, k.d, subject)

@@ -74,6 +74,12 @@ func TestSealOpenDestroy(t *testing.T) {
 			if _, err := stranger.ForRead(ctx, "p-1"); err == nil || errors.Is(err, shred.ErrShredded) {
 				t.Fatalf("a foreign KEK: %v", err)
 			}
+			if err := stranger.Check(ctx); err == nil {
+				t.Fatal("Check passed with a foreign key-encryption key")
+			}
+			if err := keys.Check(ctx); err != nil {
+				t.Fatalf("Check with the right key: %v", err)
+			}
 			if err := db.InTx(ctx, d, func(tx *sqlx.Tx) error { return keys.Destroy(ctx, tx, "p-1") }); err != nil {
 				t.Fatal(err)
 			}
