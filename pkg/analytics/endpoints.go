@@ -59,3 +59,11 @@ func FoldEndpoint(f Folder) endpoint.Endpoint {
 		return struct{}{}, f.Fold(authz.Service(ctx, "analytics"), ev)
 	})
 }
+
+// FoldBatchEndpoint is FoldEndpoint for a batch: it folds a []Event in one transaction as
+// the service itself (BatchFolder).
+func FoldBatchEndpoint(f BatchFolder) endpoint.Endpoint {
+	return typed.Endpoint(func(ctx context.Context, evs []Event) (struct{}, error) {
+		return struct{}{}, f.FoldBatch(authz.Service(ctx, "analytics"), evs)
+	})
+}

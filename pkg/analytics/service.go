@@ -37,6 +37,12 @@ type Folder interface {
 	Fold(ctx context.Context, ev Event) error
 }
 
+// BatchFolder folds many events in one transaction (Store.FoldBatch): all of them or none.
+type BatchFolder interface {
+	Folder
+	FoldBatch(ctx context.Context, evs []Event) error
+}
+
 // WatermarksFunc reports the oldest offset and high-water mark of every partition of topics
 // (the Kafka transport asks the brokers).
 type WatermarksFunc func(ctx context.Context, topics []string) (map[Partition]Watermarks, error)
@@ -90,6 +96,30 @@ func (a *Analytics) Fold(ctx context.Context, ev Event) error {
 	}
 	if fresh && a.o.Folded != nil {
 		a.o.Folded(ev, time.Now())
+	}
+	return nil
+}
+
+// FoldBatch applies evs in one transaction, each once: repeats of an event id (folded
+// before or earlier in evs) change nothing. An event without an id refuses the whole batch,
+// so the caller can fold its events one by one and refuse only that one.
+func (a *Analytics) FoldBatch(ctx context.Context, evs []Event) error {
+	for _, ev := range evs {
+		if ev.ID == "" {
+			return errs.Invalid(map[string]string{"event_id": "must not be empty"})
+		}
+	}
+	fresh, err := a.store.FoldBatch(ctx, evs)
+	if err != nil {
+		return err
+	}
+	if a.o.Folded != nil {
+		now := time.Now()
+		for i, ev := range evs {
+			if fresh[i] {
+				a.o.Folded(ev, now)
+			}
+		}
 	}
 	return nil
 }

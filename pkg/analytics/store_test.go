@@ -203,3 +203,71 @@ func TestClassifyAction(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldBatchIsExactAndOnce: the whole script in one batch (repeats of an event id inside
+// it, an invoice issued and voided in it) gives the figures of folding it one event at a
+// time, and the batch again changes nothing.
+func TestFoldBatchIsExactAndOnce(t *testing.T) {
+	dbtest.Each(t, migrations.Analytics(), func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		svc := analytics.NewService(analytics.NewStore(d), analytics.Options{})
+		evs := script()
+		for i := range evs {
+			evs[i].Offset = int64(i)
+		}
+		for range 2 {
+			if err := svc.FoldBatch(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+			got, err := svc.GetSummary(ctx, analytics.SummaryQuery{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if canon(t, got) != canon(t, json.RawMessage(wantJSON)) {
+				t.Fatalf("summary:\n got %s\nwant %s", canon(t, got), canon(t, json.RawMessage(wantJSON)))
+			}
+		}
+		next, err := analytics.NewStore(d).NextOffsets(ctx)
+		if err != nil || next[analytics.Partition{Topic: analytics.TopicAudit}] != int64(len(evs)) {
+			t.Fatalf("next offsets %v (%v), want audit/0 at %d", next, err, len(evs))
+		}
+	})
+}
+
+// TestFoldBatchRollsBackWhole: a batch that fails at its last statement (an event whose day
+// the days table refuses) folds nothing, not even its event ids; folding the good events
+// afterwards (as the consumer does after a crash or a failed batch) counts each once.
+func TestFoldBatchRollsBackWhole(t *testing.T) {
+	dbtest.Each(t, migrations.Analytics(), func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		svc := analytics.NewService(analytics.NewStore(d), analytics.Options{})
+		good := script()
+		bad := append(append([]analytics.Event{}, good...), analytics.Event{Topic: analytics.TopicPatient, ID: "bad",
+			Type: analytics.PatientCreated, OccurredAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)})
+		if err := svc.FoldBatch(ctx, bad); err == nil {
+			t.Fatal("a batch with an unstorable day folded")
+		}
+		empty, err := svc.GetSummary(ctx, analytics.SummaryQuery{})
+		if err != nil || empty.Events != (analytics.EventFigs{}) || len(empty.Days) != 0 || len(empty.Amounts) != 0 {
+			t.Fatalf("after a failed batch: %+v (%v)", empty, err)
+		}
+		if next, _ := analytics.NewStore(d).NextOffsets(ctx); len(next) != 0 {
+			t.Fatalf("a failed batch moved the offsets: %v", next)
+		}
+		for _, ev := range good[:10] { // the fallback: one at a time, part of them
+			if err := svc.Fold(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := svc.FoldBatch(ctx, good); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := svc.GetSummary(ctx, analytics.SummaryQuery{})
+		if canon(t, got) != canon(t, json.RawMessage(wantJSON)) {
+			t.Fatalf("summary:\n got %s\nwant %s", canon(t, got), canon(t, json.RawMessage(wantJSON)))
+		}
+		if err := svc.FoldBatch(ctx, []analytics.Event{{Topic: analytics.TopicPatient, Type: analytics.PatientCreated}}); errs.KindOf(err) != errs.InvalidArgument {
+			t.Fatalf("a batch with an event without id: %v", err)
+		}
+	})
+}

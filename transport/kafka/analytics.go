@@ -10,6 +10,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/outbox"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	"google.golang.org/protobuf/proto"
@@ -44,9 +45,13 @@ type AnalyticsOptions struct {
 	Fences func(ctx context.Context) ([]outbox.Fence, error)
 }
 
+// AnalyticsBatch is the most events the analytics subscriber folds in one transaction.
+const AnalyticsBatch = 500
+
 // NewAnalyticsSubscriber serves f from the patient, billing and audit topics: each message is
-// decoded into an analytics.Event and folded as the service itself (svc:analytics).
-func NewAnalyticsSubscriber(f analytics.Folder, o AnalyticsOptions) *Subscriber {
+// decoded into an analytics.Event and folded as the service itself (svc:analytics), in
+// batches of what each partition has ready (up to AnalyticsBatch, one transaction each).
+func NewAnalyticsSubscriber(f analytics.BatchFolder, o AnalyticsOptions) *Subscriber {
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()
 	}
@@ -64,7 +69,130 @@ func NewAnalyticsSubscriber(f analytics.Folder, o AnalyticsOptions) *Subscriber 
 	if o.Fences != nil {
 		opts = append(opts, SubscriberFences(o.Fences))
 	}
-	return NewSubscriber(analytics.FoldEndpoint(f), DecodeAnalyticsEvent, nil, opts...)
+	// One endpoint for both paths: a batch ([]analytics.Event) or one event (Handle).
+	one, many := analytics.FoldEndpoint(f), analytics.FoldBatchEndpoint(f)
+	fold := func(ctx context.Context, req any) (any, error) {
+		if _, ok := req.([]analytics.Event); ok {
+			return many(ctx, req)
+		}
+		return one(ctx, req)
+	}
+	sub := NewSubscriber(fold, DecodeAnalyticsEvent, nil, opts...)
+	b := &batchFolder{sub: sub, size: AnalyticsBatch}
+	sub.claim = b.consumeClaim
+	return sub
+}
+
+// batchFolder is the analytics subscriber's claim loop: it takes what a partition has ready
+// (up to size messages, never waiting for more) and folds the run of good events in one
+// call of fold, in offset order. A fenced or poison message first folds the run before it,
+// then goes alone through the subscriber's Handle (dead-lettered, as one at a time would),
+// so the folded offsets never pass a message not yet dealt with. A batch whose fold fails
+// is folded again one event at a time through Handle, with its retries, waits and
+// dead-lettering: the failed transaction folded nothing, and each event is still folded
+// exactly once (processed_events). The subscriber's before functions (a request id is one
+// message's, not a batch's), finalizers, after functions and response encoder (analytics
+// has none of the last three) run only on that path; the fold endpoint names the service
+// itself either way.
+type batchFolder struct {
+	sub  *Subscriber
+	size int
+}
+
+func (b *batchFolder) consumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) {
+	s := b.sub
+	for {
+		var batch []*sarama.ConsumerMessage
+		select {
+		case <-s.quit:
+			return
+		case <-sess.Context().Done():
+			return
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				return
+			}
+			batch = append(batch, msg)
+		}
+		closed := false
+	fill:
+		for len(batch) < b.size {
+			select {
+			case msg, ok := <-claim.Messages():
+				if !ok {
+					closed = true
+					break fill
+				}
+				batch = append(batch, msg)
+			default:
+				break fill
+			}
+		}
+		select {
+		case <-s.quit:
+			return // taken while stopping: leave them for the next owner
+		default:
+		}
+		if !b.handle(sess, claim, batch) || closed {
+			return
+		}
+	}
+}
+
+// handle folds batch; false means the session or the subscriber is stopping and the rest
+// of the batch stays unmarked (delivered again later).
+func (b *batchFolder) handle(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, batch []*sarama.ConsumerMessage) bool {
+	s := b.sub
+	// As in ConsumeClaim: a fold is finished even if the session ends meanwhile.
+	ctx := observe.WithTransport(context.WithoutCancel(sess.Context()), "kafka")
+	start := time.Now()
+	var run []*sarama.ConsumerMessage
+	var evs []analytics.Event
+	done := func(msg *sarama.ConsumerMessage) {
+		sess.MarkMessage(msg, "")
+		s.metrics.setLag(msg.Topic, s.group, msg.Partition, claim.HighWaterMarkOffset()-msg.Offset-1)
+	}
+	flush := func() bool {
+		if len(run) == 0 {
+			return true
+		}
+		defer func() { run, evs = run[:0], evs[:0] }()
+		if _, err := s.call(ctx, evs); err == nil {
+			for _, msg := range run {
+				s.metrics.consumedInc(msg.Topic, s.group, "ok")
+				s.metrics.observe(msg.Topic, s.group, time.Since(start).Seconds())
+			}
+			done(run[len(run)-1])
+			return true
+		}
+		for _, msg := range run {
+			if !s.Handle(context.WithoutCancel(sess.Context()), msg, sess.Context().Done()) {
+				return false
+			}
+			done(msg)
+		}
+		return true
+	}
+	for _, msg := range batch {
+		if s.fenced(msg) {
+			if !flush() {
+				return false
+			}
+			done(msg)
+			s.metrics.consumedInc(msg.Topic, s.group, "fenced")
+			continue
+		}
+		req, err := s.decode(ctx, msg)
+		if ev, ok := req.(analytics.Event); err == nil && ok {
+			run, evs = append(run, msg), append(evs, ev)
+			continue
+		}
+		if !flush() || !s.Handle(context.WithoutCancel(sess.Context()), msg, sess.Context().Done()) {
+			return false
+		}
+		done(msg)
+	}
+	return flush()
 }
 
 // DecodeAnalyticsEvent turns a message of the patient, billing or audit topic into an

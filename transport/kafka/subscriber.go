@@ -132,6 +132,9 @@ type Subscriber struct {
 	resume       ResumeFunc
 	loadFences   func(ctx context.Context) ([]outbox.Fence, error)
 	fences       atomic.Pointer[[]outbox.Fence]
+	// claim, when set, replaces ConsumeClaim's one-message-at-a-time loop (the analytics
+	// subscriber folds batches: analytics.go).
+	claim func(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim)
 
 	quit     chan struct{}
 	quitOnce sync.Once
@@ -310,6 +313,10 @@ func (s *Subscriber) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 // marked only once it succeeded, was refused or was dead-lettered; one left unmarked (the
 // consumer is stopping) is delivered again later.
 func (s *Subscriber) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	if s.claim != nil {
+		s.claim(sess, claim)
+		return nil
+	}
 	for {
 		select {
 		case <-s.quit:
