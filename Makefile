@@ -55,10 +55,12 @@ lint:
 proto:
 	bash proto/generate.sh
 
-## bench: Go benchmarks (HTTP, gRPC, direct, audit writer; revocation latency p50/p99 over 1,000 revocations), a wrk run against `pms patient`, gateway vs direct vs nginx (ops/bench/gateway.sh), and the gateway with TLS + mTLS off and on (ops/bench/tls.sh)
+## bench: Go benchmarks (HTTP, gRPC, direct, audit writer; revocation latency p50/p99 over 1,000 revocations; analytics fold rate and lag at 5,000 events/s), a wrk run against `pms patient`, gateway vs direct vs nginx (ops/bench/gateway.sh), and the gateway with TLS + mTLS off and on (ops/bench/tls.sh)
 bench: build
-	$(GO) test -run='^$$' -bench=. -skip=BenchmarkRevocationLatency -benchmem -benchtime=$(BENCHTIME) ./pkg/... ./transport/... | tee bench.out
+	$(GO) test -run='^$$' -bench=. -skip='BenchmarkRevocationLatency|BenchmarkAnalytics' -benchmem -benchtime=$(BENCHTIME) ./pkg/... ./transport/... | tee bench.out
 	$(GO) test -run='^$$' -bench=BenchmarkRevocationLatency -benchtime=1000x ./transport/grpc/ | tee -a bench.out
+	$(GO) test -run='^$$' -bench=BenchmarkAnalyticsFold -benchtime=20000x ./transport/kafka/ | tee -a bench.out
+	$(GO) test -run='^$$' -bench=BenchmarkAnalyticsKeepPace -benchtime=1x ./transport/kafka/ | tee -a bench.out
 	bash ops/bench/wrk-patient.sh
 	bash ops/bench/gateway.sh
 	bash ops/bench/tls.sh

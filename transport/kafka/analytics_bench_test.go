@@ -3,6 +3,7 @@ package kafkatransport_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,22 +34,9 @@ func BenchmarkAnalyticsFold(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer p.Close()
-			now := timestamppb.Now()
 			var batch []*sarama.ProducerMessage
 			for i := range b.N {
-				var m proto.Message
-				topic := analytics.Topics[i%3]
-				id := fmt.Sprintf("bench-%d", i)
-				switch topic {
-				case analytics.TopicPatient:
-					m = &eventsv1.PatientEvent{EventId: id, EventType: analytics.PatientCreated, OccurredAt: now}
-				case analytics.TopicBilling:
-					m = &eventsv1.BillingEvent{EventId: id, EventType: analytics.InvoiceIssued, InvoiceId: id, Currency: "USD", Subtotal: 100, OccurredAt: now}
-				default:
-					m = &eventsv1.AuditEvent{EventId: id, Action: "read", Outcome: "success", At: now}
-				}
-				v, _ := proto.Marshal(m)
-				batch = append(batch, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprint(i % 97)), Value: sarama.ByteEncoder(v)})
+				batch = append(batch, benchEvent(i))
 				if len(batch) == 500 || i == b.N-1 {
 					if err := p.SendMessages(batch); err != nil {
 						b.Fatal(err)
@@ -78,6 +66,121 @@ func BenchmarkAnalyticsFold(b *testing.B) {
 			el := time.Since(start)
 			b.ReportMetric(float64(b.N)/el.Seconds(), "events/s")
 			b.Logf("%s: %d events folded in %v (%.0f events/s, group join included)", dialect, b.N, el.Round(time.Millisecond), float64(b.N)/el.Seconds())
+		})
+	}
+}
+
+// benchEvent is the i-th event of a benchmark stream: one third each patient, billing, audit.
+func benchEvent(i int) *sarama.ProducerMessage {
+	now := timestamppb.Now()
+	var m proto.Message
+	topic := analytics.Topics[i%3]
+	id := fmt.Sprintf("bench-%d", i)
+	switch topic {
+	case analytics.TopicPatient:
+		m = &eventsv1.PatientEvent{EventId: id, EventType: analytics.PatientCreated, OccurredAt: now}
+	case analytics.TopicBilling:
+		m = &eventsv1.BillingEvent{EventId: id, EventType: analytics.InvoiceIssued, InvoiceId: id, Currency: "USD", Subtotal: 100, OccurredAt: now}
+	default:
+		m = &eventsv1.AuditEvent{EventId: id, Action: "read", Outcome: "success", At: now}
+	}
+	v, _ := proto.Marshal(m)
+	return &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprint(i % 97)), Value: sarama.ByteEncoder(v)}
+}
+
+// BenchmarkAnalyticsKeepPace measures whether analytics keeps pace with live traffic: events
+// are produced at 5,000/s for 5 s (a third each topic, 3 partitions each) while one consumer
+// folds them; the largest lag seen (produced minus folded, sampled every 50 ms) is reported
+// in events and in seconds of traffic (the target is below 1 s), and the time the last event
+// took to be folded after production ended. Use -benchtime=1x.
+func BenchmarkAnalyticsKeepPace(b *testing.B) {
+	const rate, seconds = 5000, 5
+	for _, dialect := range dbtest.Dialects {
+		b.Run(string(dialect), func(b *testing.B) {
+			ctx := context.Background()
+			d := dbtest.Open(b, dialect, migrations.Analytics())
+			br := brokertest.Start(b)
+			brokertest.CreateTopics(b, br.Addr(), 3, analytics.Topics...)
+			p, err := sarama.NewSyncProducer([]string{br.Addr()}, kafkatransport.NewConfig("bench"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			svc := analytics.NewService(analytics.NewStore(d), analytics.Options{})
+			gen, _, _ := svc.Generation(ctx)
+			sub := kafkatransport.NewAnalyticsSubscriber(svc, kafkatransport.AnalyticsOptions{Group: gen})
+			c := kafkatransport.NewConsumer([]string{br.Addr()}, "analytics-"+gen, analytics.Topics, kafkatransport.NewConfig("bench"), sub, nil)
+			go func() { _ = c.Run() }()
+			defer func() { _ = c.Stop(context.Background()) }()
+			folded := func() int {
+				s, err := svc.GetSummary(ctx, analytics.SummaryQuery{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return int(s.Events.Patient + s.Events.Billing + s.Events.Audit)
+			}
+			waitFolded := func(n int) {
+				deadline := time.Now().Add(2 * time.Minute)
+				for folded() < n {
+					if time.Now().After(deadline) {
+						b.Fatalf("folded %d of %d", folded(), n)
+					}
+					time.Sleep(10 * time.Millisecond) // polling interval
+				}
+			}
+			// Warm up: one event on each topic, so every partition is claimed before timing.
+			if err := p.SendMessages([]*sarama.ProducerMessage{benchEvent(0), benchEvent(1), benchEvent(2)}); err != nil {
+				b.Fatal(err)
+			}
+			waitFolded(3)
+			var produced atomic.Int64
+			produced.Store(3)
+			total := 3 + rate*seconds
+			done := make(chan struct{})
+			var sendErr error
+			b.ResetTimer()
+			go func() {
+				defer close(done)
+				start := time.Now()
+				next := 3
+				for next < total {
+					target := min(3+int(time.Since(start).Seconds()*rate), total)
+					var batch []*sarama.ProducerMessage
+					for ; next < target; next++ {
+						batch = append(batch, benchEvent(next))
+					}
+					if len(batch) > 0 {
+						if sendErr = p.SendMessages(batch); sendErr != nil {
+							return
+						}
+						produced.Store(int64(next))
+					}
+					time.Sleep(5 * time.Millisecond) // pacing the producer
+				}
+			}()
+			maxLag := 0
+			sample := time.NewTicker(50 * time.Millisecond)
+			defer sample.Stop()
+		sampling:
+			for {
+				select {
+				case <-done:
+					break sampling
+				case <-sample.C:
+					// produced is read before folded: the lag is never overstated.
+					maxLag = max(maxLag, int(produced.Load())-folded())
+				}
+			}
+			end := time.Now()
+			if sendErr != nil {
+				b.Fatal(sendErr)
+			}
+			waitFolded(total)
+			drain := time.Since(end)
+			b.ReportMetric(float64(maxLag), "max-lag-events")
+			b.ReportMetric(float64(maxLag)/rate, "max-lag-s")
+			b.Logf("%s: %d events at %d/s: largest lag %d events (%.2f s of traffic); the last folded %v after production ended",
+				dialect, rate*seconds, rate, maxLag, float64(maxLag)/rate, drain.Round(time.Millisecond))
 		})
 	}
 }

@@ -3,6 +3,8 @@ package kafkatransport_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/errs"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	kafkatransport "github.com/pms/pms/transport/kafka"
 	"github.com/prometheus/client_golang/prometheus"
@@ -283,4 +286,87 @@ func TestAnalyticsPoisonMessage(t *testing.T) {
 			t.Fatalf("dead letter headers: %v", dl[0].Headers)
 		}
 	})
+}
+
+// batchRecorder is the analytics service with every batch's size recorded; with failFirst,
+// its first batch fails as a transaction that folded nothing does (the database went away
+// mid-batch and rolled it back).
+type batchRecorder struct {
+	*analytics.Analytics
+	failFirst bool
+	mu        sync.Mutex
+	sizes     []int
+}
+
+func (r *batchRecorder) FoldBatch(ctx context.Context, evs []analytics.Event) error {
+	r.mu.Lock()
+	r.sizes = append(r.sizes, len(evs))
+	fail := r.failFirst && len(r.sizes) == 1
+	r.mu.Unlock()
+	if fail {
+		return errs.New(errs.Unavailable, "the database went away mid-batch")
+	}
+	return r.Analytics.FoldBatch(ctx, evs)
+}
+
+func (r *batchRecorder) largest() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Max(append([]int{0}, r.sizes...))
+}
+
+// TestAnalyticsBatchWithRepeatAndPoison: one partition's backlog — good events, an event id
+// again, two messages that are not events — is folded in batches; each good event counts
+// once, each poison message is dead-lettered, and the stored offset passes them all. When
+// the first batch fails (rolled back), its events are folded one by one, still once each.
+func TestAnalyticsBatchWithRepeatAndPoison(t *testing.T) {
+	for _, failFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("failFirst=%v", failFirst), func(t *testing.T) {
+			dbtest.Each(t, migrations.Analytics(), func(t *testing.T, d *db.DB) {
+				b := brokertest.Start(t)
+				brokertest.CreateTopics(t, b.Addr(), 1, analytics.TopicPatient, analytics.TopicPatient+kafkatransport.DLQSuffix)
+				p := newProducer(t, b.Addr())
+				ev := func(id string) []analyticsMsg {
+					return []analyticsMsg{{analytics.TopicPatient, id, &eventsv1.PatientEvent{EventId: id, EventType: analytics.PatientCreated, OccurredAt: at("2026-11-25", 1)}, id}}
+				}
+				produceAnalytics(t, p, append(ev("e1"), ev("e2")...))
+				send(t, p, analytics.TopicPatient, "k", "\xff\xff not protobuf")
+				produceAnalytics(t, p, append(ev("e1"), ev("e3")...))
+				send(t, p, analytics.TopicPatient, "k", "\x0a\xff not protobuf either")
+				produceAnalytics(t, p, ev("e4"))
+				const total = 7
+
+				s := newAnalyticsStack(t, d, b.Addr())
+				rec := &batchRecorder{Analytics: s.svc, failFirst: failFirst}
+				gen, _, _ := s.svc.Generation(context.Background())
+				group := "a-" + gen
+				sub := kafkatransport.NewAnalyticsSubscriber(rec, kafkatransport.AnalyticsOptions{Group: group, Producer: p, Metrics: s.m})
+				startConsumer(t, b.Addr(), group, sub, analytics.TopicPatient)
+				deadline := time.Now().Add(60 * time.Second)
+				for s.consumed(t, group) < total {
+					if time.Now().After(deadline) {
+						t.Fatalf("consumed %d of %d messages", s.consumed(t, group), total)
+					}
+					time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+				}
+				got := s.waitFor(t, "folded", func(sum analytics.Summary) bool { return sum.Events.Patient >= 4 })
+				if got.Patients.Registered != 4 || got.Events.Patient != 4 {
+					t.Fatalf("figures %+v, want 4 patients registered, 4 events", got)
+				}
+				dl := brokertest.NewReader(t, b.Addr(), analytics.TopicPatient+kafkatransport.DLQSuffix).Read(2, 30*time.Second)
+				for _, m := range dl {
+					if brokertest.Header(m, kafkatransport.HeaderDLQKind) != "decode" {
+						t.Fatalf("dead letter headers: %v", m.Headers)
+					}
+				}
+				next, err := analytics.NewStore(d).NextOffsets(context.Background())
+				if err != nil || next[analytics.Partition{Topic: analytics.TopicPatient}] != total {
+					t.Fatalf("stored next offset %v (%v), want %d", next, err, total)
+				}
+				if n := rec.largest(); n < 2 {
+					t.Fatalf("no batch held more than %d event(s)", n)
+				}
+			})
+		})
+	}
 }
