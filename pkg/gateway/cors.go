@@ -62,7 +62,7 @@ func (c CORS) wrap(next http.Handler) http.Handler {
 			if c.AllowCredentials {
 				h.Set("Access-Control-Allow-Credentials", "true")
 			}
-			h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, X-Request-ID, X-Total-Count, Retry-After")
+			h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, X-Request-ID, X-Total-Count, X-Total-Count-Estimated, Retry-After")
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
 				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, Idempotency-Key, X-Request-ID")

@@ -87,6 +87,9 @@ type Page struct {
 	Patients      []Patient
 	NextPageToken string
 	Total         int64
+	// TotalEstimated says Total is an estimate: the search matched more than
+	// ExactCountLimit records, which are not counted on every page.
+	TotalEstimated bool
 }
 
 // Paging limits.

@@ -248,7 +248,7 @@ func (s *service) list(ctx context.Context, q ListQuery) (Page, error) {
 	if err := s.redactRestricted(ctx, patients); err != nil { // break-glass
 		return Page{}, err
 	}
-	page := Page{Patients: patients, Total: total}
+	page := Page{Patients: patients, Total: total.N, TotalEstimated: total.Estimated}
 	if more {
 		page.NextPageToken = encodePageToken(last)
 	}

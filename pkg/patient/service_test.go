@@ -303,8 +303,11 @@ func TestSearch(t *testing.T) {
 			{patient.ListQuery{}, 4},
 			{patient.ListQuery{Q: "GRAC"}, 2},
 			{patient.ListQuery{Q: "navy"}, 1},
-			{patient.ListQuery{Q: "%"}, 1}, // wildcards match literally
-			{patient.ListQuery{Q: "_"}, 1},
+			{patient.ListQuery{Q: "0% r"}, 1}, // wildcards match literally
+			{patient.ListQuery{Q: "l_n"}, 1},  // not Alan
+			{patient.ListQuery{Q: "%"}, 0},    // a short q is a prefix: no name starts with %
+			{patient.ListQuery{Q: "gr"}, 2},
+			{patient.ListQuery{Q: "ra"}, 0},
 			{patient.ListQuery{Q: "' OR 1=1 --"}, 0},
 			{patient.ListQuery{Email: "GRACE@navy.mil"}, 1},
 			{patient.ListQuery{DateOfBirth: "1906-12-09"}, 2},

@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/audit"
@@ -197,32 +199,17 @@ func rowResult(r patientRow, err error) (Patient, error) {
 }
 
 // list returns up to limit live patients matching q after the keyset position afterSeq,
-// in registration order, whether more follow, and the number of all matches.
-func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int) ([]Patient, int64, bool, int64, error) {
-	where := []string{"deleted_at IS NULL"}
-	var args []any
-	if q.Q != "" {
-		pattern := "%" + escapeLike(strings.ToLower(q.Q)) + "%"
-		where = append(where, `(lower(name) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\')`)
-		args = append(args, pattern, pattern)
-	}
-	if q.Email != "" {
-		where = append(where, "lower(email) = ?")
-		args = append(args, strings.ToLower(q.Email))
-	}
-	if q.DateOfBirth != "" {
-		where = append(where, "date_of_birth = ?")
-		args = append(args, q.DateOfBirth)
-	}
-	cond := strings.Join(where, " AND ")
-	var total int64
-	if err := s.db.GetContext(ctx, &total, s.db.Rebind(`SELECT count(*) FROM patients WHERE `+cond), args...); err != nil {
-		return nil, 0, false, 0, db.Classify(err)
+// in registration order, whether more follow, and the number of all matches (see countMatches).
+func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int) ([]Patient, int64, bool, Total, error) {
+	cond, args := s.searchCondition(q)
+	total, err := s.countMatches(ctx, cond, args)
+	if err != nil {
+		return nil, 0, false, Total{}, err
 	}
 	var rows []patientRow
 	pageArgs := append(append([]any{}, args...), afterSeq, limit+1)
 	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+patientColumns+` FROM patients WHERE `+cond+` AND seq > ? ORDER BY seq LIMIT ?`), pageArgs...); err != nil {
-		return nil, 0, false, 0, db.Classify(err)
+		return nil, 0, false, Total{}, db.Classify(err)
 	}
 	more := len(rows) > limit
 	if more {
@@ -235,6 +222,108 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 		last = r.Seq
 	}
 	return out, last, more, total, nil
+}
+
+// MinSubstringLen is the shortest q searched as a substring: trigram indexes cannot serve a
+// shorter one, so a q of one or two characters matches the start of a name, email or MRN.
+const MinSubstringLen = 3
+
+// searchCondition is the WHERE clause of a search and its arguments. Every form is served by
+// an index (migrations 00001 and 00023): a substring q by trigrams (pg_trgm GIN; SQLite's FTS5
+// trigram table narrows the candidates, the LIKE keeps the answer exactly as it was), a short
+// q by prefix b-trees, email and date of birth by their b-trees.
+func (s *Store) searchCondition(q ListQuery) (string, []any) {
+	where := []string{"deleted_at IS NULL"}
+	var args []any
+	if q.Q != "" {
+		lq := strings.ToLower(q.Q)
+		like := `(lower(name) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\' OR mrn LIKE ? ESCAPE '\')`
+		if utf8.RuneCountInString(lq) >= MinSubstringLen {
+			pattern := "%" + escapeLike(lq) + "%"
+			where = append(where, like)
+			args = append(args, pattern, pattern, pattern)
+			if s.db.Dialect == db.SQLite {
+				where = append(where, `seq IN (SELECT rowid FROM patients_search WHERE patients_search MATCH ?)`)
+				args = append(args, `"`+strings.ReplaceAll(lq, `"`, `""`)+`"`)
+			}
+		} else {
+			pattern := escapeLike(lq) + "%"
+			if s.db.Dialect == db.SQLite {
+				// SQLite's LIKE cannot use an index on an expression; the same prefix as a
+				// byte range can, and the LIKE beside it keeps the answer exact.
+				lo, hi := lq, prefixEnd(lq)
+				where = append(where, `((lower(name) >= ? AND lower(name) < ? AND lower(name) LIKE ? ESCAPE '\')
+					OR (lower(email) >= ? AND lower(email) < ? AND lower(email) LIKE ? ESCAPE '\')
+					OR (mrn >= ? AND mrn < ? AND mrn LIKE ? ESCAPE '\'))`)
+				args = append(args, lo, hi, pattern, lo, hi, pattern, lo, hi, pattern)
+			} else {
+				where = append(where, like)
+				args = append(args, pattern, pattern, pattern)
+			}
+		}
+	}
+	if q.Email != "" {
+		where = append(where, "lower(email) = ?")
+		args = append(args, strings.ToLower(q.Email))
+	}
+	if q.DateOfBirth != "" {
+		where = append(where, "date_of_birth = ?")
+		args = append(args, q.DateOfBirth)
+	}
+	return strings.Join(where, " AND "), args
+}
+
+// prefixEnd is the least string greater than every string that starts with p, in byte order
+// (SQLite's BINARY collation): p with its last byte below 0xff incremented.
+func prefixEnd(p string) string {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return p + "\xff"
+}
+
+// ExactCountLimit is the most matches a search counts: up to it X-Total-Count is exact;
+// above it counting every page would read every match (a million rows for the plain list),
+// so the total is an estimate, flagged as such (docs/api.md).
+const ExactCountLimit = 10000
+
+// Total is the number of a search's matches, exact or estimated.
+type Total struct {
+	N         int64
+	Estimated bool
+}
+
+// countMatches counts cond's matches up to ExactCountLimit. Above it the total is PostgreSQL's
+// planner estimate (statistics, no rows read) but never less than what was counted; SQLite
+// keeps no statistics of the kind, so there it is the lower bound ExactCountLimit+1.
+func (s *Store) countMatches(ctx context.Context, cond string, args []any) (Total, error) {
+	var n int64
+	countArgs := append(append([]any{}, args...), ExactCountLimit+1)
+	if err := s.db.GetContext(ctx, &n, s.db.Rebind(`SELECT count(*) FROM (SELECT 1 FROM patients WHERE `+cond+` LIMIT ?) AS m`), countArgs...); err != nil {
+		return Total{}, db.Classify(err)
+	}
+	if n <= ExactCountLimit {
+		return Total{N: n}, nil
+	}
+	if s.db.Dialect == db.Postgres {
+		var plan string
+		if err := s.db.GetContext(ctx, &plan, s.db.Rebind(`EXPLAIN (FORMAT JSON) SELECT 1 FROM patients WHERE `+cond), args...); err != nil {
+			return Total{}, db.Classify(err)
+		}
+		var p []struct {
+			Plan struct {
+				Rows float64 `json:"Plan Rows"`
+			}
+		}
+		if json.Unmarshal([]byte(plan), &p) == nil && len(p) == 1 && int64(p[0].Plan.Rows) > n {
+			n = int64(p[0].Plan.Rows)
+		}
+	}
+	return Total{N: n, Estimated: true}, nil
 }
 
 // escapeLike escapes LIKE's wildcards so a search term matches literally.

@@ -246,7 +246,8 @@ func pageToPB(p patient.Page) *patientv1.ListPatientsResponse {
 	return &patientv1.ListPatientsResponse{
 		Patients:      mapSlice(p.Patients, patientToPB),
 		NextPageToken: p.NextPageToken,
-		TotalCount:    p.Total,
+		TotalCount:     p.Total,
+		TotalEstimated: p.TotalEstimated,
 	}
 }
 
@@ -254,7 +255,8 @@ func pageFromPB(r *patientv1.ListPatientsResponse) patient.Page {
 	return patient.Page{
 		Patients:      mapSlice(r.GetPatients(), patientFromPB),
 		NextPageToken: r.GetNextPageToken(),
-		Total:         r.GetTotalCount(),
+		Total:          r.GetTotalCount(),
+		TotalEstimated: r.GetTotalEstimated(),
 	}
 }
 

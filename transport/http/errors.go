@@ -40,7 +40,7 @@ func EncodeError(ctx context.Context, err error, w http.ResponseWriter) {
 	}
 	// Headers a successful response may already have set describe a resource this response
 	// does not carry.
-	for _, k := range []string{"Etag", "Location", "Link", "X-Total-Count"} {
+	for _, k := range []string{"Etag", "Location", "Link", "X-Total-Count", TotalEstimatedHeader} {
 		h.Del(k)
 	}
 	if body.Error == errs.RateLimited {

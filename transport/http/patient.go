@@ -153,11 +153,23 @@ func encodeCreatedPatient(prefix string) func(context.Context, http.Header, pati
 	}
 }
 
+// TotalEstimatedHeader is "true" on a search page whose X-Total-Count is an estimate (more
+// than patient.ExactCountLimit matches; docs/api.md).
+const TotalEstimatedHeader = "X-Total-Count-Estimated"
+
+// setTotal writes a page's X-Total-Count and, when it is an estimate, says so.
+func setTotal(h http.Header, pg patient.Page) {
+	h.Set("X-Total-Count", strconv.FormatInt(pg.Total, 10))
+	if pg.TotalEstimated {
+		h.Set(TotalEstimatedHeader, "true")
+	}
+}
+
 // encodePatientPage writes a search page: the array (never null), X-Total-Count, and a Link
 // to the next page that repeats the caller's filters.
 func encodePatientPage(prefix string) func(context.Context, http.Header, patient.Page) (int, any) {
 	return func(ctx context.Context, h http.Header, pg patient.Page) (int, any) {
-		h.Set("X-Total-Count", strconv.FormatInt(pg.Total, 10))
+		setTotal(h, pg)
 		if pg.NextPageToken != "" {
 			q := requestQuery(ctx)
 			q.Set("pageToken", pg.NextPageToken)
@@ -271,7 +283,8 @@ func decodePageResponse(resp *http.Response) (patient.Page, error) {
 		return patient.Page{}, err
 	}
 	total, _ := strconv.ParseInt(resp.Header.Get("X-Total-Count"), 10, 64)
-	return patient.Page{Patients: ps, Total: total, NextPageToken: nextPageToken(resp.Header)}, nil
+	return patient.Page{Patients: ps, Total: total, TotalEstimated: resp.Header.Get(TotalEstimatedHeader) == "true",
+		NextPageToken: nextPageToken(resp.Header)}, nil
 }
 
 // patientCall addresses one patient (and a sub-resource).

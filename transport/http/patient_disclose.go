@@ -58,7 +58,7 @@ func decodeSearchPatients(_ context.Context, r *http.Request) (patient.ListQuery
 // next body with the same filters.
 func encodeSearchPage(prefix string) func(context.Context, http.Header, patient.Page) (int, any) {
 	return func(_ context.Context, h http.Header, pg patient.Page) (int, any) {
-		h.Set("X-Total-Count", strconv.FormatInt(pg.Total, 10))
+		setTotal(h, pg)
 		if pg.NextPageToken != "" {
 			h.Set("Link", "<"+prefix+"/patients/_search?"+url.Values{"pageToken": {pg.NextPageToken}}.Encode()+`>; rel="next"`)
 		}

@@ -381,9 +381,12 @@ type ListPatientsResponse struct {
 	// next_page_token fetches the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	// total_count is the number of matches over all pages.
-	TotalCount    int64 `protobuf:"varint,3,opt,name=total_count,json=totalCount,proto3" json:"total_count,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TotalCount int64 `protobuf:"varint,3,opt,name=total_count,json=totalCount,proto3" json:"total_count,omitempty"`
+	// total_estimated says total_count is an estimate: more than the service counts exactly
+	// matched (X-Total-Count-Estimated in HTTP).
+	TotalEstimated bool `protobuf:"varint,4,opt,name=total_estimated,json=totalEstimated,proto3" json:"total_estimated,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListPatientsResponse) Reset() {
@@ -435,6 +438,13 @@ func (x *ListPatientsResponse) GetTotalCount() int64 {
 		return x.TotalCount
 	}
 	return 0
+}
+
+func (x *ListPatientsResponse) GetTotalEstimated() bool {
+	if x != nil {
+		return x.TotalEstimated
+	}
+	return false
 }
 
 // UpdatePatientRequest replaces the four editable fields of patient id (all required).
@@ -2039,12 +2049,13 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\rdate_of_birth\x18\x03 \x01(\tR\vdateOfBirth\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"\x94\x01\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"\xbd\x01\n" +
 	"\x14ListPatientsResponse\x123\n" +
 	"\bpatients\x18\x01 \x03(\v2\x17.pms.patient.v1.PatientR\bpatients\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1f\n" +
 	"\vtotal_count\x18\x03 \x01(\x03R\n" +
-	"totalCount\"\xe7\x01\n" +
+	"totalCount\x12'\n" +
+	"\x0ftotal_estimated\x18\x04 \x01(\bR\x0etotalEstimated\"\xe7\x01\n" +
 	"\x14UpdatePatientRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +

@@ -1,0 +1,25 @@
+-- +goose Up
+-- Search that stays fast (issue 20): a q of 3 characters or more is a substring search served
+-- by trigram GIN indexes; a shorter q is a prefix search served by the text_pattern_ops b-trees
+-- (trigrams cannot serve it); exact email and date of birth keep their b-trees of 00001.
+-- pg_trgm lives in public and the indexes name public.gin_trgm_ops: each service's search_path
+-- holds only its own schema, and tests drop their schemas (never public). The advisory lock
+-- serialises services or tests migrating the same database at once: two concurrent
+-- CREATE EXTENSION IF NOT EXISTS can both miss the other's and one then fails on the catalog's
+-- unique index.
+SELECT pg_advisory_xact_lock(7320020);
+CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
+CREATE INDEX patients_name_trgm ON patients USING gin (lower(name) public.gin_trgm_ops) WHERE deleted_at IS NULL;
+CREATE INDEX patients_email_trgm ON patients USING gin (lower(email) public.gin_trgm_ops) WHERE deleted_at IS NULL;
+CREATE INDEX patients_mrn_trgm ON patients USING gin (mrn public.gin_trgm_ops) WHERE deleted_at IS NULL;
+CREATE INDEX patients_name_prefix ON patients (lower(name) text_pattern_ops) WHERE deleted_at IS NULL;
+CREATE INDEX patients_email_prefix ON patients (lower(email) text_pattern_ops) WHERE deleted_at IS NULL;
+CREATE INDEX patients_mrn_prefix ON patients (mrn text_pattern_ops) WHERE deleted_at IS NULL;
+
+-- +goose Down
+DROP INDEX patients_mrn_prefix;
+DROP INDEX patients_email_prefix;
+DROP INDEX patients_name_prefix;
+DROP INDEX patients_mrn_trgm;
+DROP INDEX patients_email_trgm;
+DROP INDEX patients_name_trgm;
