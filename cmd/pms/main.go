@@ -35,6 +35,7 @@ var commands = map[string]command{
 	"broker":  {"run the embedded Kafka-protocol broker alone (development)", runBroker},
 	"kafka":   {"pms kafka setup: create the principals, ACLs and topics of the platform on a Kafka cluster", runKafka},
 	"audit":   {"pms audit verify [--service NAME] [--against-topic]: walk the audit chains (and compare them with the audit topic); pms audit rotate-key --service NAME", runAudit},
+	"seed":    {"pms seed --patients N: add N synthetic patients straight through the patient store (benchmarks; no events, no audit)", runSeed},
 	"health":  {"pms health --addr host:port: exit 0 when the admin port's /readyz answers 200 (container health checks)", runHealth},
 }
 

@@ -244,8 +244,8 @@ func listFromPB(r *patientv1.ListPatientsRequest) patient.ListQuery {
 
 func pageToPB(p patient.Page) *patientv1.ListPatientsResponse {
 	return &patientv1.ListPatientsResponse{
-		Patients:      mapSlice(p.Patients, patientToPB),
-		NextPageToken: p.NextPageToken,
+		Patients:       mapSlice(p.Patients, patientToPB),
+		NextPageToken:  p.NextPageToken,
 		TotalCount:     p.Total,
 		TotalEstimated: p.TotalEstimated,
 	}
@@ -253,8 +253,8 @@ func pageToPB(p patient.Page) *patientv1.ListPatientsResponse {
 
 func pageFromPB(r *patientv1.ListPatientsResponse) patient.Page {
 	return patient.Page{
-		Patients:      mapSlice(r.GetPatients(), patientFromPB),
-		NextPageToken: r.GetNextPageToken(),
+		Patients:       mapSlice(r.GetPatients(), patientFromPB),
+		NextPageToken:  r.GetNextPageToken(),
 		Total:          r.GetTotalCount(),
 		TotalEstimated: r.GetTotalEstimated(),
 	}
