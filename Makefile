@@ -6,7 +6,7 @@ PKGS := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
 
-.PHONY: run build test test-race test-race-unit attack screenshots lint fmt vet proto bench bench-kafka fuzz clean image ops-test faults soak drill
+.PHONY: run build test test-race test-race-unit attack screenshots lint fmt vet proto bench bench-search bench-kafka fuzz clean image ops-test faults soak drill
 
 ## run: build and run every service in one process on embedded defaults (SQLite under ./data);
 ## the staff console is the gateway's root
@@ -64,6 +64,11 @@ bench: build
 	bash ops/bench/wrk-patient.sh
 	bash ops/bench/gateway.sh
 	bash ops/bench/tls.sh
+
+## bench-search: req/s and p99 of each search kind and of the first page at SIZES patients (default "1000 100000"; SIZES="1000 100000 1000000" for the million), seeded with pms seed (ops/bench/search.sh)
+SIZES ?= 1000 100000
+bench-search: build
+	SIZES="$(SIZES)" bash ops/bench/search.sh | tee bench-search.out
 
 ## bench-kafka: the outbox on PostgreSQL and the embedded broker: drain 100k, keep pace, latency at 500/s
 bench-kafka:

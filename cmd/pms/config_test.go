@@ -19,7 +19,7 @@ import (
 
 // helpCommands are every command with flags, as typed after `pms`.
 var helpCommands = []string{"all", "analytics", "audit rotate-key", "audit verify", "auth", "auth rotate-key", "backup", "backup keygen", "backup verify", "billing", "broker", "certs", "gateway", "health", "kafka setup",
-	"migrate", "patient", "restore", "user create"}
+	"migrate", "patient", "restore", "seed", "user create"}
 
 // nonFlagEnv are the environment variables read outside the flags: secrets, never flags
 // (flags show in process listings).

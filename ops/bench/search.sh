@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make bench-search: for each N in SIZES (default "1000 100000"; add 1000000 for the issue's
+# million, seeding which takes minutes), a fresh PostgreSQL database seeded with
+# `pms seed --patients N`, `pms all` on it, and wrk -t2 -c16 for DURATION on each search kind
+# straight to the patient service (every request verified and audited). Prints a table of
+# req/s and p99 per kind and N: figures, not assertions.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
+PG=${PMS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+SIZES=${SIZES:-1000 100000}
+DURATION=${DURATION:-5s}
+BASE=${BASE_PORT:-14600}
+P=127.0.0.1
+DB= PID= DATA=
+cleanup() {
+	if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+	if [ -n "$DB" ]; then psql "$PG" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true; fi
+	if [ -n "$DATA" ]; then rm -rf "$DATA"; fi
+	PID= DB= DATA=
+}
+trap cleanup EXIT
+results=()
+for N in $SIZES; do
+	DB=bench_search_$$_$N
+	DATA=$(mktemp -d)
+	psql "$PG" -qc "CREATE DATABASE $DB"
+	URL=$(echo "$PG" | sed -E "s#/[^/?]+(\?|$)#/$DB\1#")
+	./bin/pms seed --patients "$N" --database-url="$URL" --data-dir="$DATA" --log-level=error
+	PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 ./bin/pms all --database-url="$URL" --data-dir="$DATA" \
+		--kafka-addr=$P:$((BASE + 92)) \
+		--auth-http-addr=$P:$((BASE + 5)) --auth-grpc-addr=$P:$((BASE + 105)) --auth-admin-addr=$P:$((BASE + 205)) \
+		--billing-http-addr=$P:$((BASE + 1)) --billing-grpc-addr=$P:$((BASE + 101)) --billing-admin-addr=$P:$((BASE + 201)) \
+		--patient-http-addr=$P:$((BASE + 0)) --patient-grpc-addr=$P:$((BASE + 100)) --patient-admin-addr=$P:$((BASE + 200)) \
+		--analytics-http-addr=$P:$((BASE + 2)) --analytics-grpc-addr=$P:$((BASE + 102)) --analytics-admin-addr=$P:$((BASE + 202)) \
+		--gateway-http-addr=$P:$((BASE + 4)) --gateway-admin-addr=$P:$((BASE + 204)) \
+		--bootstrap-admin-email=bench@example.org --rate-limit=0 --log-level=error 2>"$DATA/pms.log" &
+	PID=$!
+	for _ in $(seq 1 300); do curl -sf "http://$P:$((BASE + 200))/readyz" >/dev/null && break; sleep 0.1; done
+	TOKEN=$(curl -sf -XPOST "http://$P:$((BASE + 5))/login" -H 'Content-Type: application/json' \
+		-d '{"email":"bench@example.org","password":"operator-passphrase-0123"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+	# One seeded patient (the middle one) gives the rare substring (its email's random tag),
+	# the exact email, the date of birth and the id.
+	read -r ID EMAIL DOB < <(psql "$URL" -Atc "SELECT id, email, date_of_birth FROM patient.patients ORDER BY seq OFFSET $((N / 2)) LIMIT 1" | tr '|' ' ')
+	TAG=$(echo "$EMAIL" | sed -E 's/.*\.([0-9a-f]+)@.*/\1/' | cut -c1-8)
+	declare -A kinds=(
+		["first page (list, limit 50)"]="/patients?limit=50"
+		["substring, 1 hit (q=8 chars)"]="/patients?q=$TAG"
+		["substring, many (q=ovela)"]="/patients?q=ovela"
+		["prefix (q=zo)"]="/patients?q=zo"
+		["exact email"]="/patients?email=$EMAIL"
+		["date of birth"]="/patients?dateOfBirth=$DOB"
+		["get by id"]="/patients/$ID"
+	)
+	for k in "first page (list, limit 50)" "substring, 1 hit (q=8 chars)" "substring, many (q=ovela)" "prefix (q=zo)" "exact email" "date of birth" "get by id"; do
+		out=$(wrk -t2 -c16 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "http://$P:$((BASE + 0))${kinds[$k]}")
+		rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+		p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+		bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+		results+=("$(printf '| %-30s | %9s | %10s | %8s | %s |' "$k" "$N" "$rps" "$p99" "${bad:-0}")")
+	done
+	unset kinds
+	cleanup
+done
+printf '| %-30s | %9s | %10s | %8s | %s |\n' "search kind" "patients" "req/s" "p99" "non-2xx"
+printf '%s\n' "${results[@]}"
