@@ -2,6 +2,7 @@ package patient_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -151,4 +152,41 @@ func TestTotalEstimatedAboveLimit(t *testing.T) {
 			t.Fatalf("narrow search: total %d estimated %v, %v", page.Total, page.TotalEstimated, err)
 		}
 	})
+}
+
+// TestSearchMigrationConcurrent: four schemas of one fresh PostgreSQL database migrate at once
+// (tests and `pms all` do): the one pg_trgm in public is created once, every schema gets its
+// trigram indexes (CREATE EXTENSION IF NOT EXISTS alone can fail on the catalog's unique
+// index when two run together).
+func TestSearchMigrationConcurrent(t *testing.T) {
+	url := dbtest.PostgresDatabase(t)
+	errc := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			d, err := db.Open(context.Background(), url, fmt.Sprintf("patient_%d", i))
+			if err == nil {
+				_, err = db.Migrate(context.Background(), d, migrations.Patient())
+				_ = d.Close()
+			}
+			errc <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := db.Open(context.Background(), url, "patient_0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var schema string
+	var indexes int
+	if err := d.Get(&schema, `SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'`); err != nil || schema != "public" {
+		t.Fatalf("pg_trgm in %q, %v", schema, err)
+	}
+	if err := d.Get(&indexes, `SELECT count(*) FROM pg_indexes WHERE indexname = 'patients_name_trgm'`); err != nil || indexes != 4 {
+		t.Fatalf("%d schemas with the trigram index, %v", indexes, err)
+	}
 }

@@ -32,7 +32,7 @@ var (
 
 // Seed registers n synthetic patients straight through the store (benchmarks and demos:
 // `pms seed --patients N`): realistic names, unique emails, addresses and dates of birth from a
-// generator seeded with seed (the same seed, the same people), in transactions of seedBatch
+// generator seeded with seed (the same seed, the same people; ids and emails differ), in transactions of seedBatch
 // multi-row inserts, each patient with its MRN and its first history row like a create. It
 // writes no outbox event and no audit entry: seeded records are bulk test data, not
 // registrations, so billing opens no account for them and analytics does not count them
@@ -57,15 +57,16 @@ func (s *Store) Seed(ctx context.Context, n int, seed uint64, progress func(done
 	return nil
 }
 
-// seedPatient draws one synthetic patient. The email carries a random 64-bit tag so it is
-// unique among every seeded patient, whatever the seed and the batch.
+// seedPatient draws one synthetic patient. The email carries 48 bits of the patient's random
+// id, so it is unique among every seeded patient whatever the seed and however many runs.
 func seedPatient(rng *rand.Rand, at time.Time) Patient {
 	first, last := seedFirst[rng.IntN(len(seedFirst))], seedLast[rng.IntN(len(seedLast))]
+	id := uuid.NewString()
 	dob := time.Date(1930, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, rng.IntN(90*365))
 	return Patient{
-		ID:    uuid.NewString(),
+		ID:    id,
 		Name:  first + " " + last,
-		Email: fmt.Sprintf("%s.%s.%x@example.org", strings.ToLower(first), strings.ToLower(last), rng.Uint64()),
+		Email: fmt.Sprintf("%s.%s.%s@example.org", strings.ToLower(first), strings.ToLower(last), id[24:]),
 		Address: fmt.Sprintf("%d %s Street, %s", 1+rng.IntN(200), seedStreets[rng.IntN(len(seedStreets))],
 			seedCities[rng.IntN(len(seedCities))]),
 		DateOfBirth:     dob.Format(dateLayout),

@@ -313,7 +313,7 @@ func prefixEnd(p string) string {
 // ExactCountLimit is the most matches a search counts: up to it X-Total-Count is exact;
 // above it counting every page would read every match (a million rows for the plain list),
 // so the total is an estimate, flagged as such (docs/api.md).
-const ExactCountLimit = 10000
+const ExactCountLimit = 1000
 
 // Total is the number of a search's matches, exact or estimated.
 type Total struct {
