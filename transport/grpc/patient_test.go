@@ -71,7 +71,7 @@ func TestPatientRoundTrip(t *testing.T) {
 			return c.List(ctx, patient.ListQuery{Q: "exa", Email: "Alice@Example.org", DateOfBirth: "1980-02-29", Limit: 2, PageToken: "p1"})
 		},
 		wantReq: patient.ListQuery{Q: "exa", Email: "Alice@Example.org", DateOfBirth: "1980-02-29", Limit: 2, PageToken: "p1"},
-		answer:  patient.Page{Patients: []patient.Patient{alice, bob}, NextPageToken: "p2", Total: 7},
+		answer:  patient.Page{Patients: []patient.Patient{alice, bob}, NextPageToken: "p2", Total: 7000, TotalEstimated: true},
 	}, {
 		name: "list empty", method: patient.MethodList,
 		call:    func(ctx context.Context, c patient.Set) (any, error) { return c.List(ctx, patient.ListQuery{}) },

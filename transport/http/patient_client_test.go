@@ -46,7 +46,7 @@ func TestClientRoundTrip(t *testing.T) {
 			}
 			check("Get", testID)
 
-			e.stub.page = patient.Page{Patients: []patient.Patient{testPatient}, NextPageToken: "next/&token=", Total: 9}
+			e.stub.page = patient.Page{Patients: []patient.Patient{testPatient}, NextPageToken: "next/&token=", Total: 9000, TotalEstimated: true}
 			lq := patient.ListQuery{Q: "a&b=c", Email: "ada@example.org", DateOfBirth: "1915-12-10", Limit: 1, PageToken: "p1"}
 			if pg, err := c.List(ctx, lq); err != nil || !reflect.DeepEqual(pg, e.stub.page) {
 				t.Errorf("List = %+v, %v", pg, err)
