@@ -274,12 +274,14 @@ func (s *Store) searchCondition(q ListQuery) (string, []any) {
 			pattern := escapeLike(lq) + "%"
 			if s.db.Dialect == db.SQLite {
 				// SQLite's LIKE cannot use an index on an expression; the same prefix as a
-				// byte range can, and the LIKE beside it keeps the answer exact.
+				// byte range can, one index per column (its planner scans a whole index for
+				// the OR of the three), and the LIKE keeps the answer exact.
 				lo, hi := lq, prefixEnd(lq)
-				where = append(where, `((lower(name) >= ? AND lower(name) < ? AND lower(name) LIKE ? ESCAPE '\')
-					OR (lower(email) >= ? AND lower(email) < ? AND lower(email) LIKE ? ESCAPE '\')
-					OR (mrn >= ? AND mrn < ? AND mrn LIKE ? ESCAPE '\'))`)
-				args = append(args, lo, hi, pattern, lo, hi, pattern, lo, hi, pattern)
+				where = append(where, like, `seq IN (
+					SELECT seq FROM patients WHERE deleted_at IS NULL AND lower(name) >= ? AND lower(name) < ?
+					UNION SELECT seq FROM patients WHERE deleted_at IS NULL AND lower(email) >= ? AND lower(email) < ?
+					UNION SELECT seq FROM patients WHERE mrn >= ? AND mrn < ?)`)
+				args = append(args, pattern, pattern, pattern, lo, hi, lo, hi, lo, hi)
 			} else {
 				where = append(where, like)
 				args = append(args, pattern, pattern, pattern)
