@@ -57,6 +57,15 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta, forc
 			// they are, unreadable once the key below is gone.
 			{`DELETE FROM outbox WHERE topic = ? AND msg_key = ? AND published_at IS NOT NULL`, []any{TopicEvents, id}},
 		}
+		if s.db.Dialect == db.SQLite {
+			// The search index (migration 00023) dropped the erased text by a delete marker;
+			// its trigrams stay in older segments until they are merged, which optimize does
+			// now (it rewrites the whole index: an erasure is rare, a search is not).
+			steps = append(steps, struct {
+				q    string
+				args []any
+			}{`INSERT INTO patients_search (patients_search) VALUES ('optimize')`, nil})
+		}
 		for _, st := range steps {
 			if _, err := tx.ExecContext(ctx, tx.Rebind(st.q), st.args...); err != nil {
 				return db.Classify(err)
