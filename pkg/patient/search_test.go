@@ -75,7 +75,7 @@ func TestIndexedSearchMatchesReference(t *testing.T) {
 			t.Fatal(err)
 		}
 		queries := []string{"grace", "hopper", "GRAC", "Turing", "alan turing", "mathison", "ova", "xample", "@", "a", "gr", "10", "0% r", "l_n",
-			"%", "_", "0%_r", "' OR 1=1 --", `"marks"`, `"`, all[5].MRN, all[9].MRN[3:8], all[9].MRN[:2], "00000", "zzzz"}
+			"%", "_", "0%_r", "' OR 1=1 --", `"marks"`, `"`, "name:grace", "gra*", "NEAR(grace hopper)", "^gra", `a" OR "b`, "   ", "\\\\", all[5].MRN, all[9].MRN[3:8], all[9].MRN[:2], "00000", "zzzz"}
 		rng := rand.New(rand.NewPCG(1, 2))
 		for range 40 { // random pieces of seeded names and emails, 1 to 6 characters
 			p := all[rng.IntN(len(all))]
