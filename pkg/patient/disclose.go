@@ -203,7 +203,10 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries [
 				if len(dis.patients) > 0 {
 					// The page as one row, its ids as one array (migration 00022): a 500-row
 					// page costs one row and one GIN insertion, not 500 b-tree entries.
-					var ids any = dis.patients
+					// As text: PostgreSQL's array literal (ids are canonical UUIDs, nothing to
+					// quote), which pgx sends as it is — given a []string it tries, and fails,
+					// several encodings per element first; SQLite's a JSON array.
+					ids := "{" + strings.Join(dis.patients, ",") + "}"
 					if d.dialect == db.SQLite {
 						b, _ := json.Marshal(dis.patients)
 						ids = string(b)
