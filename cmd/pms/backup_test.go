@@ -19,9 +19,14 @@ import (
 	"time"
 
 	"github.com/pms/pms/pkg/analytics"
+	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/backup"
+	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/dirlock"
+	httptransport "github.com/pms/pms/transport/http"
 )
 
 // backupWorld is a `pms all` on SQLite in a data folder the test knows, with a backup key.
@@ -729,5 +734,60 @@ func TestScheduledBackups(t *testing.T) {
 		"--backup-recipient="+w.recipient), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--backup-every") {
 		t.Fatalf("a schedule on --database-url started: %v", err)
+	}
+}
+
+// TestMRNsSurvivePostgresRewind (issue 23, section 3, identifiers, on PostgreSQL): `pms
+// patient` registers patients; the database is then brought back to before the last ones (the
+// rows deleted and the identity sequence restarted, as a point-in-time recovery leaves them);
+// started again on its data folder, the service hands out an MRN above every MRN handed out
+// before, never one a wristband already carries.
+func TestMRNsSurvivePostgresRewind(t *testing.T) {
+	url := dbtest.PostgresDatabase(t)
+	dir := t.TempDir()
+	brokerAddr := brokertest.Start(t).Addr()
+	start := func() (patient.Set, func() error) {
+		a, stop := startPMS(t, patientAddrs, "patient", jwksArg(), "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0",
+			"--admin-addr=127.0.0.1:0", "--data-dir="+dir, "--database-url="+url, "--log-format=logfmt",
+			"--log-level=error", "--billing-addr=", "--kafka-brokers="+brokerAddr)
+		c, err := httptransport.NewPatientClient("http://"+a["patient/http"], httptransport.ClientOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, stop
+	}
+	doc := authed(t, "doc-1", authz.RoleClinician)
+	c, stop := start()
+	var last patient.Patient
+	for i := range 3 {
+		p, err := c.Create(doc, patient.CreateRequest{Name: fmt.Sprintf("Rewind %d", i), Email: fmt.Sprintf("rewind%d@example.org", i),
+			Address: "1 Main St", DateOfBirth: "1980-01-02"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = p
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d, err := db.Open(ctx, url, "patient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// The rewind: back to before the second registration.
+	if _, err := d.ExecContext(ctx, `DELETE FROM patient_versions WHERE patient_id IN (SELECT id FROM patients WHERE seq > 1);
+		DELETE FROM outbox; DELETE FROM patients WHERE seq > 1; ALTER TABLE patients ALTER COLUMN seq RESTART WITH 2`); err != nil {
+		t.Fatal(err)
+	}
+	c, stop = start()
+	defer stop()
+	p, err := c.Create(doc, patient.CreateRequest{Name: "After Rewind", Email: "after-rewind@example.org", Address: "1 Main St", DateOfBirth: "1980-01-02"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.MRN <= last.MRN {
+		t.Fatalf("after the rewind the MRN %s was handed out; %s was already", p.MRN, last.MRN)
 	}
 }

@@ -285,18 +285,19 @@ func openServiceDB(ctx context.Context, s settings, service, ownURL string, migr
 		_ = d.Close()
 		return nil, fmt.Errorf("%s: %w", service, err)
 	}
-	if d.Dialect == db.SQLite {
-		// The counters start above every number handed out on this data folder, even when
-		// the database was brought back to an earlier point (docs/operations.md).
-		marks, err := seqmark.Open(seqmark.File(s.dataDir, service))
-		if err == nil {
-			err = db.RaiseSequences(ctx, d, marks.Current())
-		}
-		if err != nil {
-			_ = d.Close()
-			return nil, fmt.Errorf("%s: %w", service, err)
-		}
-		d.OnIssue = marks.Issued
+	// The counters start above every number handed out from this data folder, even when the
+	// database was brought back to an earlier point: a `pms restore`, or a point-in-time
+	// recovery of PostgreSQL (docs/operations.md). Each replica keeps its own marks: give a
+	// service's replicas one shared data folder, or the first to start after a recovery
+	// raises the counters to its own marks only.
+	marks, err := seqmark.Open(seqmark.File(s.dataDir, service))
+	if err == nil {
+		err = db.RaiseSequences(ctx, d, marks.Current())
 	}
+	if err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	d.OnIssue = marks.Issued
 	return d, nil
 }

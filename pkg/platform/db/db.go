@@ -5,6 +5,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -224,14 +225,17 @@ func (d *DB) Issued(table string, n int64) error {
 	return d.OnIssue(table, n)
 }
 
-// RaiseSequences raises every AUTOINCREMENT counter of a SQLite database named in floors to
-// at least its floor, so the next number handed out is above it (a counter whose table has
-// no row yet gets one). A restore and a start on a restored database use it with the
-// high-water marks (pkg/platform/seqmark); on PostgreSQL it does nothing (point-in-time
-// recovery is the other operator's tool: docs/operations.md).
+// RaiseSequences raises the counter of every table named in floors to at least its floor, so
+// the next number handed out is above it: on SQLite its AUTOINCREMENT counter (a counter whose
+// table has no row yet gets one), on PostgreSQL the sequence of its identity column. A restore
+// and a start on a restored database (a `pms restore`, or a PostgreSQL point-in-time recovery)
+// use it with the high-water marks (pkg/platform/seqmark).
 func RaiseSequences(ctx context.Context, d *DB, floors map[string]int64) error {
-	if d.Dialect != SQLite || len(floors) == 0 {
+	if len(floors) == 0 {
 		return nil
+	}
+	if d.Dialect == Postgres {
+		return raisePostgresSequences(ctx, d, floors)
 	}
 	return InTx(ctx, d, func(tx *sqlx.Tx) error {
 		for table, floor := range floors {
@@ -261,4 +265,39 @@ func RaiseSequences(ctx context.Context, d *DB, floors map[string]int64) error {
 		}
 		return nil
 	})
+}
+
+// raisePostgresSequences is RaiseSequences on PostgreSQL: each table's identity sequence (in
+// the connection's schema) is set so that its next value is above the floor; a sequence
+// already past it, or a table with no identity column, is left alone.
+func raisePostgresSequences(ctx context.Context, d *DB, floors map[string]int64) error {
+	for table, floor := range floors {
+		var seq sql.NullString
+		err := d.GetContext(ctx, &seq, `SELECT pg_get_serial_sequence(quote_ident(current_schema()) || '.' || quote_ident(c.relname), a.attname)
+			FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND c.relname = $1 AND a.attidentity <> '' LIMIT 1`, table)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !seq.Valid) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		// The name comes from the catalog (pg_get_serial_sequence quotes it).
+		var last int64
+		var called bool
+		if err := d.QueryRowxContext(ctx, `SELECT last_value, is_called FROM `+seq.String).Scan(&last, &called); err != nil {
+			return err
+		}
+		if !called {
+			last-- // nothing handed out yet: the next value is last_value itself
+		}
+		if last >= floor {
+			continue
+		}
+		// setval(s, n, true) makes n the last value handed out: the next is n + 1.
+		if _, err := d.ExecContext(ctx, `SELECT setval($1::regclass, $2, true)`, seq.String, floor); err != nil {
+			return err
+		}
+	}
+	return nil
 }
