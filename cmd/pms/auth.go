@@ -146,6 +146,22 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 	metrics := auth.NewMetrics(u.reg)
 	o.Logger, o.Hasher = u.logger, metrics.CountingHasher(auth.NewArgon2id(auth.DefaultArgon2id, c.hashConcurrency))
 	store := auth.NewStore(u.db)
+	// A database brought back to an earlier point (a restore, a PostgreSQL point-in-time
+	// recovery) lost the revocations made since: every session ends and the signing key is
+	// replaced before anything is served (docs/operations.md, "Sessions").
+	store.UseRewindMark(auth.OpenRewindMark(filepath.Join(s.dataDir, auth.RewindFileName)))
+	if rewound, head, err := store.Rewound(ctx); err != nil {
+		return fail(err)
+	} else if rewound {
+		n, err := store.RecoverFromRewind(ctx, keys.Path(), head, time.Now())
+		if err != nil {
+			return fail(fmt.Errorf("recovering from a rewound auth database: %w", err))
+		}
+		if keys, _, err = auth.OpenKeyRing(c.keyPath(s), auth.KeyRingOptions{Logger: s.logger}); err != nil {
+			return fail(err)
+		}
+		_ = level.Warn(u.logger).Log("msg", "the auth database is behind its revocations mark (restored to an earlier point): every session ended, the signing key replaced", "refresh_tokens_revoked", n)
+	}
 	core, err := auth.NewService(ctx, store, keys, writer, o)
 	if err != nil {
 		return fail(err)

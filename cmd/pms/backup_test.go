@@ -791,3 +791,60 @@ func TestMRNsSurvivePostgresRewind(t *testing.T) {
 		t.Fatalf("after the rewind the MRN %s was handed out; %s was already", p.MRN, last.MRN)
 	}
 }
+
+// TestSessionsEndAfterPostgresRewind (issue 23, section 3, sessions, on PostgreSQL): `pms
+// auth` signs the admin in twice and one session logs out (a revocation); the database is
+// then brought back to before the logout (the revocation gone, the refresh tokens live again,
+// as a point-in-time recovery leaves them). Started again, auth sees its database behind the
+// revocations mark kept outside it: the logged-out session does not come back, every other
+// session ends too, and an access token from before is refused (the signing key replaced).
+func TestSessionsEndAfterPostgresRewind(t *testing.T) {
+	t.Setenv(bootstrapPasswordEnv, adminPassword)
+	url := dbtest.PostgresDatabase(t)
+	dir := t.TempDir()
+	a, stop := startPMS(t, authAddrs, authArgs(t, dir, url)...)
+	base := "http://" + a["auth/http"]
+	login := func() (string, string) {
+		resp, b := call(t, "POST", base+"/login", "", `{"email":"admin@pms.local","password":"`+adminPassword+`"}`)
+		var p struct{ Token, RefreshToken string }
+		if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil {
+			t.Fatalf("login: %d %s", resp.StatusCode, b)
+		}
+		return p.Token, p.RefreshToken
+	}
+	tokenA, refreshA := login()
+	_, refreshB := login()
+	if resp, b := call(t, "POST", base+"/logout", "", `{"refreshToken":"`+refreshB+`"}`); resp.StatusCode/100 != 2 {
+		t.Fatalf("logout: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := call(t, "POST", base+"/refresh", "", `{"refreshToken":"`+refreshB+`"}`); resp.StatusCode != 401 {
+		t.Fatalf("a logged-out session refreshed: %d", resp.StatusCode)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d, err := db.Open(ctx, url, "auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.ExecContext(ctx, `DELETE FROM revocations; SELECT setval(pg_get_serial_sequence('revocations', 'seq'), 1, false);
+		UPDATE refresh_tokens SET revoked_at = NULL`); err != nil {
+		t.Fatal(err)
+	}
+
+	a, _ = startPMS(t, authAddrs, authArgs(t, dir, url)...)
+	base = "http://" + a["auth/http"]
+	for name, r := range map[string]string{"the logged-out session": refreshB, "another session": refreshA} {
+		if resp, b := call(t, "POST", base+"/refresh", "", `{"refreshToken":"`+r+`"}`); resp.StatusCode != 401 {
+			t.Fatalf("%s after the rewind: %d %s", name, resp.StatusCode, b)
+		}
+	}
+	if resp, _ := call(t, "GET", base+"/validate", tokenA, ""); resp.StatusCode != 401 {
+		t.Fatalf("an access token from before the rewind: %d", resp.StatusCode)
+	}
+	if tok, _ := login(); tok == "" {
+		t.Fatal("no sign-in after the rewind")
+	}
+}

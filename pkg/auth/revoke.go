@@ -124,6 +124,9 @@ func (s *Store) revoke(ctx context.Context, tx *sqlx.Tx, r Revocation, now time.
 	if err != nil {
 		return db.Classify(err)
 	}
+	if err := s.markRevocation(r.Seq); err != nil {
+		return err
+	}
 	e := &eventsv1.Revocation{Seq: r.Seq, Kind: r.Kind, UserId: r.UserID, SessionId: r.SessionID, MinVersion: r.MinVersion,
 		ExceptSession: r.ExceptSession, Reason: r.Reason, At: timestamppb.New(now)}
 	b, err := proto.Marshal(e)

@@ -34,6 +34,8 @@ type Store struct {
 	// forUpdate locks the rows read on PostgreSQL; SQLite's write transaction (BEGIN
 	// IMMEDIATE) already excludes other writers.
 	forUpdate string
+	// rewind, when set, records each revocation's seq outside the database (rewind.go).
+	rewind *RewindMark
 }
 
 // NewStore returns a Store over a migrated database.
