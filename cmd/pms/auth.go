@@ -150,13 +150,9 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 	// recovery) lost the revocations made since: every session ends and the signing key is
 	// replaced before anything is served (docs/operations.md, "Sessions").
 	store.UseRewindMark(auth.OpenRewindMark(filepath.Join(s.dataDir, auth.RewindFileName)))
-	if rewound, head, err := store.Rewound(ctx); err != nil {
-		return fail(err)
+	if rewound, n, err := store.RecoverIfRewound(ctx, keys.Path(), time.Now()); err != nil {
+		return fail(fmt.Errorf("recovering from a rewound auth database: %w", err))
 	} else if rewound {
-		n, err := store.RecoverFromRewind(ctx, keys.Path(), head, time.Now())
-		if err != nil {
-			return fail(fmt.Errorf("recovering from a rewound auth database: %w", err))
-		}
 		if keys, _, err = auth.OpenKeyRing(c.keyPath(s), auth.KeyRingOptions{Logger: s.logger}); err != nil {
 			return fail(err)
 		}

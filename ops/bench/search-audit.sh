@@ -9,6 +9,8 @@
 # Prints requests/s, latency and the non-2xx count: figures, not assertions.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=ops/bench/lib.sh
+. ops/bench/lib.sh
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
 BIN=${BIN:-bin/pms}
 PG=${PMS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
@@ -26,18 +28,7 @@ cleanup() {
 trap cleanup EXIT
 URL=$(echo "$PG" | sed -E "s#/[^/?]+(\?|$)#/$DB\1#")
 P=127.0.0.1
-PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 "$BIN" all --database-url="$URL" --data-dir="$DATA" \
-	--kafka-addr=$P:$((BASE + 92)) \
-	--auth-http-addr=$P:$((BASE + 5)) --auth-grpc-addr=$P:$((BASE + 105)) --auth-admin-addr=$P:$((BASE + 205)) \
-	--billing-http-addr=$P:$((BASE + 1)) --billing-grpc-addr=$P:$((BASE + 101)) --billing-admin-addr=$P:$((BASE + 201)) \
-	--patient-http-addr=$P:$((BASE + 0)) --patient-grpc-addr=$P:$((BASE + 100)) --patient-admin-addr=$P:$((BASE + 200)) \
-	--analytics-http-addr=$P:$((BASE + 2)) --analytics-grpc-addr=$P:$((BASE + 102)) --analytics-admin-addr=$P:$((BASE + 202)) \
-	--gateway-http-addr=$P:$((BASE + 4)) --gateway-admin-addr=$P:$((BASE + 204)) \
-	--bootstrap-admin-email=bench@example.org --rate-limit=0 --log-level=error 2>"$DATA/pms.log" &
-PID=$!
-for _ in $(seq 1 100); do curl -sf "http://$P:$((BASE + 200))/readyz" >/dev/null && break; sleep 0.1; done
-TOKEN=$(curl -sf -XPOST "http://$P:$((BASE + 5))/login" -H 'Content-Type: application/json' \
-	-d '{"email":"bench@example.org","password":"operator-passphrase-0123"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+start_pms_all "$BIN" "$URL" "$DATA" "$BASE"
 for i in $(seq 1 500); do
 	curl -sf -o /dev/null -XPOST "http://$P:$((BASE + 0))/patients" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
 		-d '{"name":"Bench Person '"$i"'","email":"bench'"$i"'@example.org","address":"x","dateOfBirth":"1990-01-01"}'

@@ -6,6 +6,8 @@
 # req/s and p99 per kind and N: figures, not assertions.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=ops/bench/lib.sh
+. ops/bench/lib.sh
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
 PG=${PMS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 SIZES=${SIZES:-1000 100000}
@@ -27,18 +29,7 @@ for N in $SIZES; do
 	psql "$PG" -qc "CREATE DATABASE $DB"
 	URL=$(echo "$PG" | sed -E "s#/[^/?]+(\?|$)#/$DB\1#")
 	./bin/pms seed --patients "$N" --database-url="$URL" --data-dir="$DATA" --log-level=error
-	PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 ./bin/pms all --database-url="$URL" --data-dir="$DATA" \
-		--kafka-addr=$P:$((BASE + 92)) \
-		--auth-http-addr=$P:$((BASE + 5)) --auth-grpc-addr=$P:$((BASE + 105)) --auth-admin-addr=$P:$((BASE + 205)) \
-		--billing-http-addr=$P:$((BASE + 1)) --billing-grpc-addr=$P:$((BASE + 101)) --billing-admin-addr=$P:$((BASE + 201)) \
-		--patient-http-addr=$P:$((BASE + 0)) --patient-grpc-addr=$P:$((BASE + 100)) --patient-admin-addr=$P:$((BASE + 200)) \
-		--analytics-http-addr=$P:$((BASE + 2)) --analytics-grpc-addr=$P:$((BASE + 102)) --analytics-admin-addr=$P:$((BASE + 202)) \
-		--gateway-http-addr=$P:$((BASE + 4)) --gateway-admin-addr=$P:$((BASE + 204)) \
-		--bootstrap-admin-email=bench@example.org --rate-limit=0 --log-level=error 2>"$DATA/pms.log" &
-	PID=$!
-	for _ in $(seq 1 300); do curl -sf "http://$P:$((BASE + 200))/readyz" >/dev/null && break; sleep 0.1; done
-	TOKEN=$(curl -sf -XPOST "http://$P:$((BASE + 5))/login" -H 'Content-Type: application/json' \
-		-d '{"email":"bench@example.org","password":"operator-passphrase-0123"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+	start_pms_all ./bin/pms "$URL" "$DATA" "$BASE"
 	# One seeded patient (the middle one) gives the rare substring (its email's random tag),
 	# the exact email, the date of birth and the id.
 	read -r ID EMAIL DOB < <(psql "$URL" -Atc "SELECT id, email, date_of_birth FROM patient.patients ORDER BY seq OFFSET $((N / 2)) LIMIT 1" | tr '|' ' ')

@@ -7,10 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/pms/pms/pkg/platform/privfile"
 )
@@ -29,50 +25,14 @@ const mfaKeyLen = 32
 // is lost makes every enrolled factor unusable (their owners fall back to recovery codes),
 // so it belongs in the same backups as the database.
 func OpenMFAKey(path string) (key []byte, created bool, err error) {
-	key, err = readMFAKey(path)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return key, false, err
+	key, created, err = privfile.Key(path, mfaKeyLen, base64.StdEncoding)
+	if errors.Is(err, privfile.ErrBadKey) {
+		return nil, false, fmt.Errorf("auth: mfa key file %s must hold %d bytes in base64", path, mfaKeyLen)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err != nil {
 		return nil, false, fmt.Errorf("auth: mfa key: %w", err)
 	}
-	key = make([]byte, mfaKeyLen)
-	if _, err := rand.Read(key); err != nil {
-		return nil, false, err
-	}
-	if err := writeMFAKey(path, key); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			key, err = readMFAKey(path)
-			return key, false, err
-		}
-		return nil, false, err
-	}
-	return key, true, nil
-}
-
-func readMFAKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("auth: read mfa key: %w", err)
-	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(key) != mfaKeyLen {
-		return nil, fmt.Errorf("auth: mfa key file %s must hold %d bytes in base64", path, mfaKeyLen)
-	}
-	return key, nil
-}
-
-// writeMFAKey writes key to path (mode 0600) through a temporary file linked into place,
-// failing with fs.ErrExist when path exists.
-func writeMFAKey(path string, key []byte) error {
-	err := privfile.Write(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), true)
-	if err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("auth: write mfa key: %w", err)
-	}
-	return err
+	return key, created, nil
 }
 
 // sealer seals TOTP secrets with AES-256-GCM. The user id is the additional data, so a

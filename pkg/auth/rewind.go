@@ -104,11 +104,21 @@ func (s *Store) Rewound(ctx context.Context) (bool, int64, error) {
 	return head < mark, head, nil
 }
 
-// RecoverFromRewind is what a start on a rewound database does: every session ends
-// (EndEverySession), the signing key ring at keyFile gets a new key and drops the old ones
-// (RotateKeyFile with revoke: every access token signed before is refused), and the mark
-// comes down to the database's head.
-func (s *Store) RecoverFromRewind(ctx context.Context, keyFile string, head int64, now time.Time) (int64, error) {
+// RecoverIfRewound is what a start does on a database Rewound says was brought back: every
+// session ends (EndEverySession), the signing key ring at keyFile gets a new key and drops
+// the old ones (RotateKeyFile with revoke: every access token signed before is refused), and
+// the mark comes down to the database's head. It reports whether it did, and how many
+// refresh tokens it revoked; the caller opens the key ring again when it did.
+func (s *Store) RecoverIfRewound(ctx context.Context, keyFile string, now time.Time) (bool, int64, error) {
+	rewound, head, err := s.Rewound(ctx)
+	if err != nil || !rewound {
+		return false, 0, err
+	}
+	n, err := s.recoverFromRewind(ctx, keyFile, head, now)
+	return true, n, err
+}
+
+func (s *Store) recoverFromRewind(ctx context.Context, keyFile string, head int64, now time.Time) (int64, error) {
 	n, err := EndEverySession(ctx, s.db, now)
 	if err != nil {
 		return 0, err

@@ -34,11 +34,6 @@ func (s Set) BreakGlassGrants(ctx context.Context, q GrantQuery) ([]GrantReview,
 	return r.Grants, err
 }
 
-// Erase implements Service over the endpoint set.
-func (s Set) Erase(ctx context.Context, req EraseRequest) (Erasure, error) {
-	return typed.Call[Erasure](ctx, s.EraseEndpoint, req)
-}
-
 // SetConfidentiality counts nothing: it is audited, and rare.
 func (s *instrumented) SetConfidentiality(ctx context.Context, req ConfidentialityRequest) (Patient, error) {
 	return s.Service.SetConfidentiality(ctx, req)

@@ -3,15 +3,11 @@ package patient
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +18,7 @@ import (
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/privfile"
 )
 
 // Disclosures records, beside the chained audit log, which patient records each audit entry
@@ -284,34 +281,12 @@ const SearchKeySize = 32
 // every fingerprint written under the old key unlinkable to any query: that is how the
 // queries' trace is destroyed without touching the chained audit log.
 func LoadSearchKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		key := make([]byte, SearchKeySize)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("search key: %w", err)
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("search key: %w", err)
-		}
-		if _, err := f.WriteString(hex.EncodeToString(key) + "\n"); err != nil {
-			_ = f.Close()
-			return nil, fmt.Errorf("search key: %w", err)
-		}
-		if err := f.Close(); err != nil {
-			return nil, fmt.Errorf("search key: %w", err)
-		}
-		return key, nil
+	key, _, err := privfile.Key(path, SearchKeySize, privfile.Hex)
+	if errors.Is(err, privfile.ErrBadKey) {
+		return nil, fmt.Errorf("search key %s: want %d hex-encoded bytes", path, SearchKeySize)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("search key: %w", err)
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(key) != SearchKeySize {
-		return nil, fmt.Errorf("search key %s: want %d hex-encoded bytes", path, SearchKeySize)
 	}
 	return key, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/typed"
 	"github.com/pms/pms/pkg/platform/validate"
 )
 
@@ -78,4 +79,9 @@ func (s *service) Erase(ctx context.Context, req EraseRequest) (e Erasure, err e
 	}
 	ctx = audit.WithPending(ctx, ActionErase, pid) // recorded in the erasure's transaction
 	return s.store.erase(ctx, pid, reason, s.meta(ctx), false)
+}
+
+// Erase implements Service over the endpoint set.
+func (s Set) Erase(ctx context.Context, req EraseRequest) (Erasure, error) {
+	return typed.Call[Erasure](ctx, s.EraseEndpoint, req)
 }

@@ -51,8 +51,6 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta, forc
 			{`DELETE FROM patient_versions WHERE patient_id = ?`, []any{id}},
 			{`INSERT INTO ` + ErasuresTable + ` (patient_id, mrn, erased_at, erased_by, role, reason, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 				[]any{id, e.MRN, s.db.Time(m.At), e.ErasedBy, e.Role, reason, e.RequestID}},
-			// Replies of Kafka commands about the patient (kept for idempotent repeats).
-			{`DELETE FROM ` + idempotency.RepliesTable + ` WHERE ` + s.containsID, []any{id}},
 			// Its events already relayed; the ones still pending are sealed and go out as
 			// they are, unreadable once the key below is gone.
 			{`DELETE FROM outbox WHERE topic = ? AND msg_key = ? AND published_at IS NOT NULL`, []any{TopicEvents, id}},
@@ -70,6 +68,10 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta, forc
 			if _, err := tx.ExecContext(ctx, tx.Rebind(st.q), st.args...); err != nil {
 				return db.Classify(err)
 			}
+		}
+		// Replies of Kafka commands about the patient (kept for idempotent repeats).
+		if _, err := idempotency.DeleteMentioning(ctx, tx, s.db, id); err != nil {
+			return err
 		}
 		if err := s.keys.Destroy(ctx, tx, id); err != nil {
 			return err

@@ -37,16 +37,13 @@ type Store struct {
 	keys *shred.Keys
 	// journal, when set, records every erasure outside the database (erase_journal.go).
 	journal *ErasureJournal
-	// containsID is the dialect's test that a stored reply's body mentions an id.
-	containsID string
 }
 
 // NewStore returns a Store over a migrated database.
 func NewStore(d *db.DB) *Store {
-	s := &Store{db: d, events: outbox.New(d, outbox.Options{}), containsID: `instr(body, CAST(? AS BLOB)) > 0`}
+	s := &Store{db: d, events: outbox.New(d, outbox.Options{})}
 	if d.Dialect == db.Postgres {
 		s.forUpdate = " FOR UPDATE"
-		s.containsID = `position(convert_to(?, 'UTF8') in body) > 0`
 	}
 	// A process-lifetime key-encryption key: enough for tests and tools; the service passes
 	// its own, kept in a file, with UseKeys so the data keys open after a restart.

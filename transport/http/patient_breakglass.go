@@ -27,7 +27,7 @@ func decodeErase(_ context.Context, r *http.Request) (patient.EraseRequest, erro
 	if err := noQuery(r); err != nil {
 		return patient.EraseRequest{}, err
 	}
-	b, err := DecodeJSON[breakGlassBody](r)
+	b, err := DecodeJSON[reasonBody](r)
 	return patient.EraseRequest{ID: id, Reason: b.Reason}, err
 }
 
@@ -41,8 +41,8 @@ type confidentialityBody struct {
 	Confidentiality string `json:"confidentiality"`
 }
 
-// breakGlassBody is the body of POST /patients/{id}/break-glass.
-type breakGlassBody struct {
+// reasonBody is the body of POST /patients/{id}/break-glass and POST /patients/{id}/erase.
+type reasonBody struct {
 	Reason string `json:"reason"`
 }
 
@@ -68,7 +68,7 @@ func decodeBreakGlass(_ context.Context, r *http.Request) (patient.BreakGlassReq
 	if err := noQuery(r); err != nil {
 		return patient.BreakGlassRequest{}, err
 	}
-	b, err := DecodeJSON[breakGlassBody](r)
+	b, err := DecodeJSON[reasonBody](r)
 	return patient.BreakGlassRequest{ID: id, Reason: b.Reason}, err
 }
 
@@ -97,7 +97,7 @@ func breakGlassClient(c *client, set patient.Set) patient.Set {
 	}, decodeJSONResponse[patient.Patient])
 	set.BreakGlassEndpoint = clientEndpoint(c, func(r patient.BreakGlassRequest) (call, error) {
 		cl, err := patientCall(http.MethodPost, r.ID, "/break-glass")
-		cl.body = breakGlassBody{Reason: r.Reason}
+		cl.body = reasonBody{Reason: r.Reason}
 		return cl, err
 	}, decodeJSONResponse[patient.Grant])
 	set.BreakGlassGrantsEndpoint = clientEndpoint(c, func(q patient.GrantQuery) (call, error) {
@@ -108,7 +108,7 @@ func breakGlassClient(c *client, set patient.Set) patient.Set {
 	})
 	set.EraseEndpoint = clientEndpoint(c, func(r patient.EraseRequest) (call, error) {
 		cl, err := patientCall(http.MethodPost, r.ID, "/erase")
-		cl.body = breakGlassBody{Reason: r.Reason}
+		cl.body = reasonBody{Reason: r.Reason}
 		return cl, err
 	}, decodeJSONResponse[patient.Erasure])
 	return set

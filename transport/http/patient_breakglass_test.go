@@ -183,7 +183,7 @@ func init() {
 			checkJSONBody(t, in)
 			checkID(t, in, r.ID)
 		}, func(t *testing.T, in fuzzInput, r patient.BreakGlassRequest) fuzzInput {
-			return withBody(t, in, breakGlassBody{Reason: r.Reason})
+			return withBody(t, in, reasonBody{Reason: r.Reason})
 		}),
 		caseOf("break-glass-grants", "GET", decodeGrantQuery, func(t *testing.T, in fuzzInput, q patient.GrantQuery) {
 			v := checkQuery(t, in, []string{"patientId", "actor", "from", "to", "limit"},

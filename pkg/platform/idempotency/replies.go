@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/db"
 )
 
@@ -44,4 +45,18 @@ func (s *Replies) Put(ctx context.Context, scope, key string, r Reply) error {
 	_, err := s.d.ExecContext(ctx, s.d.Rebind(`INSERT INTO command_replies (scope, key, request_hash, status, body, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING`), scope, key, r.RequestHash, r.Status, r.Body, s.d.Time(time.Now()))
 	return db.Classify(err)
+}
+
+// DeleteMentioning deletes, within tx, every stored reply whose body mentions id (an erased
+// patient's: the replies of commands about it), and reports how many.
+func DeleteMentioning(ctx context.Context, tx *sqlx.Tx, d *db.DB, id string) (int64, error) {
+	cond := `instr(body, CAST(? AS BLOB)) > 0`
+	if d.Dialect == db.Postgres {
+		cond = `position(convert_to(?, 'UTF8') in body) > 0`
+	}
+	res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM `+RepliesTable+` WHERE `+cond), id)
+	if err != nil {
+		return 0, db.Classify(err)
+	}
+	return res.RowsAffected()
 }

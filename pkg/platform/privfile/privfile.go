@@ -4,9 +4,13 @@
 package privfile
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write writes b to path (mode 0600; its folder is made 0700 when missing). It replaces an
@@ -29,4 +33,52 @@ func Write(path string, b []byte, exclusive bool) error {
 		return os.Link(tmp.Name(), path) // fs.ErrExist when path exists
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// Encoding is how a key is kept as text in its file: hex or base64.
+type Encoding interface {
+	EncodeToString([]byte) string
+	DecodeString(string) ([]byte, error)
+}
+
+// Hex is the hex Encoding (encoding/hex has functions, not a type).
+var Hex Encoding = hexEncoding{}
+
+type hexEncoding struct{}
+
+func (hexEncoding) EncodeToString(b []byte) string        { return hex.EncodeToString(b) }
+func (hexEncoding) DecodeString(s string) ([]byte, error) { return hex.DecodeString(s) }
+
+// ErrBadKey says a key file exists but does not hold a key of the expected size.
+var ErrBadKey = errors.New("not a key of the expected size in the expected encoding")
+
+// Key returns the size-byte key kept in the file at path as text in enc, creating it with
+// random bytes (mode 0600, through Write exclusive) when the file does not exist; created
+// says so. Two processes creating it at once both end with the one that won. Every service's
+// secret key file (search fingerprints, data keys, MFA sealing) is loaded through it.
+func Key(path string, size int, enc Encoding) (key []byte, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key = make([]byte, size)
+		if _, err := rand.Read(key); err != nil {
+			return nil, false, err
+		}
+		err := Write(path, []byte(enc.EncodeToString(key)+"\n"), true)
+		if errors.Is(err, fs.ErrExist) {
+			key, _, err = Key(path, size, enc) // another process made it first
+			return key, false, err
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		return key, true, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	key, err = enc.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) != size {
+		return nil, false, ErrBadKey
+	}
+	return key, false, nil
 }

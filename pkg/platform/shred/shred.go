@@ -18,11 +18,8 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strings"
 	"time"
 
@@ -199,27 +196,12 @@ func IsSealed(v string) bool { return strings.HasPrefix(v, Prefix) }
 // 0600) on first start. Keep it out of the database's backups' reach: with it and a database
 // copy, every key not yet destroyed opens.
 func LoadKEK(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		key := make([]byte, KeySize)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		err := privfile.Write(path, []byte(hex.EncodeToString(key)+"\n"), true)
-		if errors.Is(err, fs.ErrExist) {
-			return LoadKEK(path) // another process made it first
-		}
-		if err != nil {
-			return nil, fmt.Errorf("data key-encryption key: %w", err)
-		}
-		return key, nil
+	key, _, err := privfile.Key(path, KeySize, privfile.Hex)
+	if errors.Is(err, privfile.ErrBadKey) {
+		return nil, fmt.Errorf("data key-encryption key %s: want %d hex-encoded bytes", path, KeySize)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("data key-encryption key: %w", err)
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(key) != KeySize {
-		return nil, fmt.Errorf("data key-encryption key %s: want %d hex-encoded bytes", path, KeySize)
 	}
 	return key, nil
 }

@@ -1,0 +1,20 @@
+# Sourced by the bench scripts: start_pms_all runs `pms all` on PostgreSQL for a wrk run.
+# start_pms_all BIN URL DATA BASE starts BIN all on database URL with data folder DATA, every
+# listener on 127.0.0.1:BASE+n (patient HTTP BASE, its admin BASE+200; auth HTTP BASE+5; the
+# gateway BASE+4), rate limits off, the bootstrap admin bench@example.org; it sets PID, waits
+# until the patient service is ready and sets TOKEN to the admin's access token.
+start_pms_all() {
+	local bin=$1 url=$2 data=$3 base=$4 p=127.0.0.1
+	PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 "$bin" all --database-url="$url" --data-dir="$data" \
+		--kafka-addr=$p:$((base + 92)) \
+		--auth-http-addr=$p:$((base + 5)) --auth-grpc-addr=$p:$((base + 105)) --auth-admin-addr=$p:$((base + 205)) \
+		--billing-http-addr=$p:$((base + 1)) --billing-grpc-addr=$p:$((base + 101)) --billing-admin-addr=$p:$((base + 201)) \
+		--patient-http-addr=$p:$((base + 0)) --patient-grpc-addr=$p:$((base + 100)) --patient-admin-addr=$p:$((base + 200)) \
+		--analytics-http-addr=$p:$((base + 2)) --analytics-grpc-addr=$p:$((base + 102)) --analytics-admin-addr=$p:$((base + 202)) \
+		--gateway-http-addr=$p:$((base + 4)) --gateway-admin-addr=$p:$((base + 204)) \
+		--bootstrap-admin-email=bench@example.org --rate-limit=0 --log-level=error 2>"$data/pms.log" &
+	PID=$!
+	for _ in $(seq 1 300); do curl -sf "http://$p:$((base + 200))/readyz" >/dev/null && break; sleep 0.1; done
+	TOKEN=$(curl -sf -XPOST "http://$p:$((base + 5))/login" -H 'Content-Type: application/json' \
+		-d '{"email":"bench@example.org","password":"operator-passphrase-0123"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+}
