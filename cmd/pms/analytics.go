@@ -71,6 +71,9 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 		_ = level.Info(u.logger).Log("msg", "replaying the event topics from the earliest offset", "group", group, "rebuild", c.rebuild)
 	}
 	set := analytics.NewEndpoints(svc, u.endpoints(s.verifier(ctx), analytics.Ops, analytics.DeniedAuditor(writer)))
+	if err := u.fenceRecovery(ctx, analytics.Topics); err != nil {
+		return u.fail(err)
+	}
 	u.consume(group, analytics.Topics, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 		return kafkatransport.NewAnalyticsSubscriber(svc, kafkatransport.AnalyticsOptions{
 			Producer: p, Metrics: u.kafka.metrics, Group: group, Logger: u.logger,
@@ -88,6 +91,9 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 				return out, err
 			},
 			Fences: func(ctx context.Context) ([]outbox.Fence, error) { return outbox.Fences(ctx, u.db) },
+			Skipped: func(ctx context.Context, p outbox.Position) error {
+				return store.SkipTo(ctx, analytics.Partition{Topic: p.Topic, Partition: p.Partition}, p.Offset+1)
+			},
 		})
 	})
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},

@@ -51,6 +51,9 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 	set := billing.NewEndpoints(svc, u.endpoints(verifier, billing.Ops, billing.DeniedAuditor(writer)))
 	u.commands(billing.TopicCommands, kafkatransport.BillingCommands(set), verifier)
 	u.retain(ctx, idempotency.RepliesTable, billing.IdempotencyTable)
+	if err := u.fenceRecovery(ctx, []string{patient.TopicEvents}); err != nil {
+		return u.fail(err)
+	}
 	u.consume(kafkatransport.BillingPatientGroup, []string{patient.TopicEvents}, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 		// Resume from the offsets billing's database has applied (outbox.MarkApplied keeps
 		// them in the transaction that opens the account), not from the group's committed
@@ -60,7 +63,10 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 				return outbox.ConsumerOffsets(ctx, u.db, billing.ConsumerPatientEvents)
 			}),
 			// and skips the patient events a restore fenced: registrations it took away.
-			kafkatransport.SubscriberFences(func(ctx context.Context) ([]outbox.Fence, error) { return outbox.Fences(ctx, u.db) }))
+			kafkatransport.SubscriberFences(func(ctx context.Context) ([]outbox.Fence, error) { return outbox.Fences(ctx, u.db) }),
+			kafkatransport.SubscriberSkipped(func(ctx context.Context, p outbox.Position) error {
+				return outbox.SkipOffset(ctx, u.db, billing.ConsumerPatientEvents, p)
+			}))
 	})
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewBillingHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),

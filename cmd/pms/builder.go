@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -65,6 +66,9 @@ type unit struct {
 	// service's disclosure rows, written in the batch transaction).
 	auditHook func(next func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error) func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error
 	consumers []func(g *run.Group)
+	// sharedDB is whether the database is the shared --database-url's (on PostgreSQL, one
+	// cluster with the other services' schemas, recovered with them to one point).
+	sharedDB bool
 }
 
 // unitSpec is what differs between services in the shared steps.
@@ -99,10 +103,31 @@ func newUnit(ctx context.Context, s settings, spec unitSpec) (*unit, error) {
 		if err != nil {
 			return nil, err
 		}
-		u.db = d
+		u.db, u.sharedDB = d, spec.databaseURL == ""
 		u.m.closers.add(func(context.Context) error { return d.Close() })
 	}
 	return u, nil
+}
+
+// fenceRecovery fences the consumer's database off the events on topics that a PostgreSQL
+// point-in-time recovery took away from their sources (outbox.FenceRecovery), before any
+// consumer starts. Only a database on the shared URL is fenced: the services' schemas then
+// live in one cluster, recovered to one point. A service on a database of its own may have
+// been restored alone, while its sources kept every change: their events in the interval are
+// real, and it must apply them (docs/operations.md, "Events").
+func (u *unit) fenceRecovery(ctx context.Context, topics []string) error {
+	if u.db == nil || !u.sharedDB {
+		return nil
+	}
+	r, fenced, err := outbox.FenceRecovery(ctx, u.db, topics)
+	if err != nil {
+		return fmt.Errorf("%s: fencing the events of a recovery: %w", u.name, err)
+	}
+	if fenced {
+		_ = level.Warn(u.logger).Log("msg", "the database was recovered to an earlier point: skipping the events published after it on the old server",
+			"last_commit", r.LastCommit.Format(time.RFC3339Nano), "server_start", r.ServerStart.Format(time.RFC3339Nano), "topics", strings.Join(topics, ","))
+	}
+	return nil
 }
 
 // retain deletes, at start and every hour until ctx ends, the rows of tables (stored command

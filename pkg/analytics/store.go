@@ -423,6 +423,16 @@ func (s *Store) Summary(ctx context.Context, q SummaryQuery) (Summary, error) {
 	return out, err
 }
 
+// SkipTo moves p's next offset to fold up to next (never back) without folding anything: a
+// fenced message is dealt with, and the lag and the place a restart resumes from move past it.
+func (s *Store) SkipTo(ctx context.Context, p Partition, next int64) error {
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
+		ON CONFLICT (topic, partition) DO UPDATE SET
+		next_offset = CASE WHEN excluded.next_offset > offsets.next_offset THEN excluded.next_offset ELSE offsets.next_offset END`),
+		p.Topic, p.Partition, next)
+	return db.Classify(err)
+}
+
 // NextOffsets returns the next offset to fold of every partition folded so far.
 func (s *Store) NextOffsets(ctx context.Context) (map[Partition]int64, error) {
 	var rows []struct {

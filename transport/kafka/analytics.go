@@ -43,6 +43,8 @@ type AnalyticsOptions struct {
 	Resume ResumeFunc
 	// Fences, when set, gives the intervals a restore fenced (SubscriberFences).
 	Fences func(ctx context.Context) ([]outbox.Fence, error)
+	// Skipped, when set, records a fenced message's place (SubscriberSkipped).
+	Skipped func(ctx context.Context, p outbox.Position) error
 }
 
 // AnalyticsBatch is the most events the analytics subscriber folds in one transaction.
@@ -68,6 +70,9 @@ func NewAnalyticsSubscriber(f analytics.BatchFolder, o AnalyticsOptions) *Subscr
 	}
 	if o.Fences != nil {
 		opts = append(opts, SubscriberFences(o.Fences))
+	}
+	if o.Skipped != nil {
+		opts = append(opts, SubscriberSkipped(o.Skipped))
 	}
 	// One endpoint for both paths: a batch ([]analytics.Event) or one event (Handle).
 	one, many := analytics.FoldEndpoint(f), analytics.FoldBatchEndpoint(f)
@@ -178,8 +183,8 @@ func (b *batchFolder) handle(sess sarama.ConsumerGroupSession, claim sarama.Cons
 			if !flush() {
 				return false
 			}
-			done(msg)
-			s.metrics.consumedInc(msg.Topic, s.group, "fenced")
+			s.skip(sess, msg)
+			s.metrics.setLag(msg.Topic, s.group, msg.Partition, claim.HighWaterMarkOffset()-msg.Offset-1)
 			continue
 		}
 		req, err := s.decode(ctx, msg)

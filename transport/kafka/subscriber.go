@@ -131,6 +131,7 @@ type Subscriber struct {
 	timeout      time.Duration
 	resume       ResumeFunc
 	loadFences   func(ctx context.Context) ([]outbox.Fence, error)
+	skipped      func(ctx context.Context, p outbox.Position) error
 	fences       atomic.Pointer[[]outbox.Fence]
 	// claim, when set, replaces ConsumeClaim's one-message-at-a-time loop (the analytics
 	// subscriber folds batches: analytics.go).
@@ -255,6 +256,25 @@ func SubscriberFences(f func(ctx context.Context) ([]outbox.Fence, error)) Subsc
 	return func(s *Subscriber) { s.loadFences = f }
 }
 
+// SubscriberSkipped gives the subscriber f, called with the place of each message a fence
+// skips, so a consumer that resumes from its own offsets records it (outbox.SkipOffset): the
+// offsets it resumes from and its lag then move past the fenced interval. A failure is
+// logged; the message stays skipped and is read, and skipped, again after a restart.
+func SubscriberSkipped(f func(ctx context.Context, p outbox.Position) error) SubscriberOption {
+	return func(s *Subscriber) { s.skipped = f }
+}
+
+// skip deals with a fenced message: recorded (SubscriberSkipped), marked and counted.
+func (s *Subscriber) skip(sess sarama.ConsumerGroupSession, msg *sarama.ConsumerMessage) {
+	if s.skipped != nil {
+		if err := s.skipped(context.WithoutCancel(sess.Context()), outbox.Position{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset}); err != nil {
+			_ = level.Error(s.logger).Log("msg", "cannot record a fenced message's offset", "group", s.group, "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
+		}
+	}
+	sess.MarkMessage(msg, "")
+	s.metrics.consumedInc(msg.Topic, s.group, "fenced")
+}
+
 // fenced reports whether a fence holds msg.
 func (s *Subscriber) fenced(msg *sarama.ConsumerMessage) bool {
 	fences := s.fences.Load()
@@ -333,8 +353,7 @@ func (s *Subscriber) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 			default:
 			}
 			if s.fenced(msg) {
-				sess.MarkMessage(msg, "")
-				s.metrics.consumedInc(msg.Topic, s.group, "fenced")
+				s.skip(sess, msg)
 				continue
 			}
 			// The message is finished even if the session ends meanwhile (stop, rebalance):

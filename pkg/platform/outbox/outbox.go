@@ -282,6 +282,34 @@ func AddFence(ctx context.Context, d *db.DB, f Fence) error {
 	return db.Classify(err)
 }
 
+// FenceRecovery fences, in d (a consumer's database), each of topics off the events of the
+// changes a PostgreSQL point-in-time recovery took away from their sources: those stamped
+// after the recovered database's last commit and before its server started
+// (db.LastRecovery). It assumes the sources' databases were recovered to the same point, as
+// they are when the services share one cluster (the caller checks). A change the sources had
+// committed by then but published later is still marked unpublished in the recovered outbox,
+// so the relay publishes it again, stamped after the fence: nothing is lost. A recovery
+// fences once; later starts on the same server add nothing new (AddFence is idempotent).
+func FenceRecovery(ctx context.Context, d *db.DB, topics []string) (db.Recovery, bool, error) {
+	r, ok, err := db.LastRecovery(ctx, d)
+	if err != nil || !ok {
+		return r, false, err
+	}
+	for _, topic := range topics {
+		if err := AddFence(ctx, d, Fence{Topic: topic, After: r.LastCommit, Until: r.ServerStart}); err != nil {
+			return r, false, err
+		}
+	}
+	return r, true, nil
+}
+
+// SkipOffset records that consumer has dealt with the message at p without applying it (a
+// fenced message), so the offsets it resumes from, and its lag, move past it. Its event id is
+// not recorded as processed: the same event published again after a fence must still apply.
+func SkipOffset(ctx context.Context, d *db.DB, consumer string, p Position) error {
+	return db.InTx(ctx, d, func(tx *sqlx.Tx) error { return recordOffset(WithPosition(ctx, p), tx, consumer) })
+}
+
 // Fences returns the fences recorded in d.
 func Fences(ctx context.Context, d *db.DB) ([]Fence, error) {
 	var rows []struct {
