@@ -265,3 +265,79 @@ func TestEmergencyInAccessLog(t *testing.T) {
 		}
 	})
 }
+
+// TestGrantCheckedAgainInTheTransaction: an update under a grant that expires while the
+// update waits for the record's row lock is refused. The first check (before the
+// transaction) passes; the test holds the row locked from another transaction, waits until
+// the update is blocked on it (pg_stat_activity), moves the clock past the grant's end and
+// lets go: only the check made again inside the transaction, on the locked row, sees the
+// expiry (without it the update goes through). PostgreSQL: SQLite has one writer, so nothing
+// can come between its check and its write.
+func TestGrantCheckedAgainInTheTransaction(t *testing.T) {
+	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)}
+	w := audit.NewWriter(d, audit.Options{Table: patient.AuditTable})
+	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	s := patient.NewService(patient.NewStore(d), w, patient.Options{Now: clk.now, BreakGlassTTL: 30 * time.Minute})
+	admin, doc := ctxRole("admin-1", authz.RoleAdmin), ctxRole("doc-1", authz.RoleClinician)
+	p, err := s.Create(doc, req(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetConfidentiality(admin, patient.ConfidentialityRequest{ID: p.ID, Confidentiality: patient.ConfidentialityRestricted}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BreakGlass(doc, patient.BreakGlassRequest{ID: p.ID, Reason: "unconscious patient in A&E"}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(29 * time.Minute) // one minute of the grant left
+
+	lock, err := d.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback() }()
+	if _, err := lock.ExecContext(ctx, `SELECT 1 FROM patients WHERE id = $1 FOR UPDATE`, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Update(doc, patient.UpdateRequest{ID: p.ID, Name: "Late Change", Email: p.Email, Address: p.Address, DateOfBirth: p.DateOfBirth})
+		done <- err
+	}()
+	// Wait until the update is blocked on the row lock: its first check has passed.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var waiting int
+		if err := d.GetContext(ctx, &waiting, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%' AND pid <> pg_backend_pid()`); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the update finished before it waited for the row lock: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the update did not wait for the row lock within 15s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	clk.add(2 * time.Minute) // the grant ends while the update waits
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, patient.ErrRestricted) {
+		t.Fatalf("update whose grant expired while it waited: %v, want ErrRestricted", err)
+	}
+	if _, err := s.SetConfidentiality(admin, patient.ConfidentialityRequest{ID: p.ID, Confidentiality: patient.ConfidentialityNormal}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(doc, p.ID); err != nil || got.Name != p.Name {
+		t.Fatalf("the refused update changed the record: %+v %v", got, err)
+	}
+}
