@@ -22,7 +22,7 @@ type clientFactory struct {
 // every call carries, its errors converted back to the server's with FromStatus.
 func (c clientFactory) endpoint(method string, enc kitgrpc.EncodeRequestFunc, dec kitgrpc.DecodeResponseFunc, reply any) endpoint.Endpoint {
 	e := kitgrpc.NewClient(c.conn, c.service, method, enc, dec, reply,
-		kitgrpc.ClientBefore(forwardRequestID, forwardClientAddr, forwardUserAgent, kitjwt.ContextToGRPC()),
+		kitgrpc.ClientBefore(forwardRequestID, forwardClientAddr, forwardTransport, forwardUserAgent, kitjwt.ContextToGRPC()),
 	).Endpoint()
 	return func(ctx context.Context, req any) (any, error) {
 		resp, err := e(ctx, req)
@@ -47,6 +47,16 @@ func forwardRequestID(ctx context.Context, md *metadata.MD) context.Context {
 func forwardClientAddr(ctx context.Context, md *metadata.MD) context.Context {
 	if addr := observe.ClientAddr(ctx); addr != "" {
 		md.Set(ForwardedForKey, addr)
+	}
+	return ctx
+}
+
+// forwardTransport sends the transport the original request came in on (the gateway's
+// "http"), so the callee's access log records how the user reached the platform (believed
+// only from a trusted proxy).
+func forwardTransport(ctx context.Context, md *metadata.MD) context.Context {
+	if t := observe.Transport(ctx); forwardedTransports[t] {
+		md.Set(TransportKey, t)
 	}
 	return ctx
 }

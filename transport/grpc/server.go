@@ -41,6 +41,11 @@ const (
 	// (a direct one could claim anything in its own user-agent too); without it the call's
 	// own user-agent metadata is used.
 	UserAgentKey = "x-pms-user-agent"
+	// TransportKey carries, from a trusted proxy (the gateway), the transport the original
+	// request came in on ("http"), so the patient service's access log says how the user
+	// reached the platform rather than the gateway's gRPC hop. From any other caller it is
+	// ignored: the transport is "grpc".
+	TransportKey = "x-pms-transport"
 	// AuthorizationKey carries the caller's token as "Bearer <token>".
 	AuthorizationKey = "authorization"
 )
@@ -168,7 +173,7 @@ func (ic *interceptor) prepare(ctx context.Context) context.Context {
 	// SetHeader fails only when headers were already sent, which cannot have happened yet.
 	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDKey, id))
 	ctx = observe.WithRequestID(ctx, id)
-	ctx = observe.WithTransport(ctx, "grpc")
+	ctx = observe.WithTransport(ctx, transport(ctx, md, ic.trusted))
 	ctx = observe.WithClientAddr(ctx, clientAddr(ctx, md, ic.trusted))
 	ctx = observe.WithUserAgent(ctx, userAgent(md))
 	if p, ok := peer.FromContext(ctx); ok {
@@ -209,6 +214,24 @@ func first(md metadata.MD, key string) string {
 		return v[0]
 	}
 	return ""
+}
+
+// forwardedTransports are the transports a trusted proxy may say a request came in on.
+var forwardedTransports = map[string]bool{"http": true, "grpc": true}
+
+// transport is the call's transport: "grpc", or the one a trusted proxy forwarded
+// (TransportKey), as clientAddr believes x-forwarded-for.
+func transport(ctx context.Context, md metadata.MD, trusted []netip.Prefix) string {
+	v := first(md, TransportKey)
+	if !forwardedTransports[v] {
+		return "grpc"
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if ip, ok := addrIP(p.Addr); ok && isTrusted(ip, trusted) {
+			return v
+		}
+	}
+	return "grpc"
 }
 
 // clientAddr returns the caller's IP address: the peer's, or, when the peer is a trusted

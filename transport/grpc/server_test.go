@@ -278,3 +278,28 @@ func tcp(s string) *net.TCPAddr {
 	ap := netip.MustParseAddrPort(s)
 	return net.TCPAddrFromAddrPort(ap)
 }
+
+// TestForwardedTransport: the transport a proxy forwards (x-pms-transport) is believed from
+// a trusted peer only, and only when it names a transport; otherwise a call is "grpc".
+func TestForwardedTransport(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	from := func(ip string) context.Context {
+		return peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 5000}})
+	}
+	for _, c := range []struct {
+		peer, forwarded, want string
+	}{
+		{"127.0.0.1", "http", "http"},
+		{"127.0.0.1", "", "grpc"},
+		{"127.0.0.1", "smoke-signals", "grpc"},
+		{"203.0.113.9", "http", "grpc"}, // not a trusted proxy: its claim is ignored
+	} {
+		md := metadata.MD{}
+		if c.forwarded != "" {
+			md.Set(TransportKey, c.forwarded)
+		}
+		if got := transport(from(c.peer), md, trusted); got != c.want {
+			t.Errorf("transport from %s forwarding %q = %q, want %q", c.peer, c.forwarded, got, c.want)
+		}
+	}
+}
