@@ -116,7 +116,7 @@ func verifyService(ctx context.Context, s settings, name, ownURL string, pub map
 	if pub == nil || !published {
 		return audit.VerifyTable(ctx, d, audit.DefaultTable, name)
 	}
-	keys, err := audit.CheckpointPublicKeys(audit.CheckpointKeyFile(s.dataDir, name))
+	keys, err := audit.CheckpointPublicKeys(s.checkpointKeyFile(name))
 	if err != nil {
 		return audit.Report{}, fmt.Errorf("the checkpoint keys: %w", err)
 	}
@@ -218,7 +218,7 @@ func runAuditRotateKey(args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return fmt.Errorf("--service %q: want auth, patient, billing or gateway", service)
 	}
-	newKid, oldKid, err := audit.RotateCheckpointKeyFile(audit.CheckpointKeyFile(s.dataDir, service), time.Now())
+	newKid, oldKid, err := audit.RotateCheckpointKeyFile(s.checkpointKeyFile(service), time.Now())
 	if err != nil {
 		return err
 	}

@@ -165,7 +165,7 @@ func (u *unit) fail(err error) (*module, error) {
 //
 // The audit topic also gets the service's signed checkpoints (docs/audit.md): every
 // --audit-checkpoint-every entries or --audit-checkpoint-interval the writer signs the chain's
-// head with the service's checkpoint key (<data-dir>/audit-checkpoint-<service>.json, created
+// head with the service's checkpoint key (<audit-key-dir>/audit-checkpoint-<service>.json, created
 // on first start, rotated by `pms audit rotate-key`).
 func (u *unit) audit(table string, ob *outbox.Outbox) (*audit.Writer, error) {
 	o := audit.Options{Table: table, Service: u.name, Registerer: u.reg, Logger: u.logger,
@@ -173,12 +173,12 @@ func (u *unit) audit(table string, ob *outbox.Outbox) (*audit.Writer, error) {
 	if ob != nil {
 		u.startRelay = u.kafka.addRelay(u.m, ob, u.reg)
 		o.AfterBatch, o.AfterCommit = audit.OutboxHook(ob, u.name), ob.Wake
-		keys, created, err := audit.OpenCheckpointKeys(audit.CheckpointKeyFile(u.s.dataDir, u.name))
+		keys, created, err := audit.OpenCheckpointKeys(u.s.checkpointKeyFile(u.name))
 		if err != nil {
 			return nil, err
 		}
 		if created {
-			_ = level.Info(u.logger).Log("msg", "created the audit checkpoint key", "file", audit.CheckpointKeyFile(u.s.dataDir, u.name))
+			_ = level.Info(u.logger).Log("msg", "created the audit checkpoint key", "file", u.s.checkpointKeyFile(u.name))
 		}
 		o.Checkpoint = audit.CheckpointHook(ob, u.name, keys)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/idempotency"
@@ -53,6 +54,7 @@ type common struct {
 	kafka           kafkaFlags
 	checkpointEvery int
 	checkpointEach  time.Duration
+	auditKeyDir     string
 }
 
 func (c *common) register(f *flags) {
@@ -78,6 +80,7 @@ func (c *common) register(f *flags) {
 	f.String(&c.tls.CA, "tls-ca", "", "PEM CA the platform's certificates are signed by: clients verify servers with it, servers verify client certificates")
 	f.Bool(&c.pprof, "pprof", false, "serve /debug/pprof/ on the admin ports (its cmdline shows every flag)")
 	f.Int(&c.checkpointEvery, "audit-checkpoint-every", 1000, "entries after which a service signs its audit chain's head and publishes it on the audit topic (docs/audit.md)").within(1, 1<<30)
+	f.String(&c.auditKeyDir, "audit-key-dir", "", "folder of the services' audit checkpoint key rings, audit-checkpoint-<service>.json (default --data-dir); the replicas of a service must share it, and pms audit verify and rotate-key read it")
 	f.Duration(&c.checkpointEach, "audit-checkpoint-interval", 10*time.Second, "time after which a service whose audit chain grew signs its head and publishes it, whatever the count").positive()
 	c.kafka.register(f)
 }
@@ -119,6 +122,17 @@ type settings struct {
 	// checkpointEvery and checkpointInterval pace the signed audit checkpoints.
 	checkpointEvery    int64
 	checkpointInterval time.Duration
+	// auditKeyDir holds the checkpoint key rings (--audit-key-dir, else the data folder).
+	auditKeyDir string
+}
+
+// checkpointKeyFile is service's audit checkpoint key ring.
+func (s settings) checkpointKeyFile(service string) string {
+	dir := s.auditKeyDir
+	if dir == "" {
+		dir = s.dataDir
+	}
+	return audit.CheckpointKeyFile(dir, service)
 }
 
 // verifier returns the token verifier services use: keys from the auth service's JWKS,
@@ -164,7 +178,8 @@ func (c *common) parse(stderr io.Writer) (settings, error) {
 	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, databaseConns: c.databaseConns, trustedProxies: c.trustedProxies,
 		limit: limit(c.rateLimit, c.rateBurst), jwtIssuer: c.jwtIssuer, jwtAudience: c.jwtAudience, jwksURL: c.jwksURL,
 		jwksRefresh: c.jwksRefresh, revocationsAddr: c.revocations, revocationsStale: c.revocationStale, retention: c.retention, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof,
-		tlsCA: c.tls.CA, kafka: c.kafka.settings(), checkpointEvery: int64(c.checkpointEvery), checkpointInterval: c.checkpointEach}
+		tlsCA: c.tls.CA, kafka: c.kafka.settings(), checkpointEvery: int64(c.checkpointEvery), checkpointInterval: c.checkpointEach,
+		auditKeyDir: c.auditKeyDir}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)
 	if c.tls.Enabled() {
 		var err error

@@ -70,6 +70,11 @@ type Options struct {
 	// Plain runs every listener and client in plain text (no --tls-* flags, no --kafka-tls)
 	// instead of the default TLS + mTLS: for a test that must speak plain bytes to a port.
 	Plain bool
+	// Replicas runs more than one process of a service (billing, patient; by service, the
+	// total): the extra ones are named "<service>-2", "<service>-3", …, each with its own
+	// ports and data folder and the service's certificate (its identity), started right after
+	// the first; the gateway, and patient for billing, dial them all (a comma-separated list).
+	Replicas map[string]int
 }
 
 // Cluster is a running platform.
@@ -240,13 +245,34 @@ func Start(t testing.TB, o Options) *Cluster {
 	if o.Plain {
 		c.Scheme = "http"
 	}
-	for _, s := range []string{"auth", "billing", "patient", "analytics", "gateway"} {
+	// names is every process in start order, replicas right after their first; service is
+	// the subcommand (and certificate) of each.
+	var names []string
+	service := map[string]string{}
+	for _, name := range Order {
+		names, service[name] = append(names, name), name
+		for r := 2; r <= o.Replicas[name]; r++ {
+			replica := fmt.Sprintf("%s-%d", name, r)
+			names, service[replica] = append(names, replica), name
+		}
+	}
+	for _, s := range names[1:] {
 		for _, k := range []string{"http", "grpc", "admin"} {
 			if s == "gateway" && k == "grpc" {
 				continue
 			}
 			c.ports[s+"/"+k] = freePort(t)
 		}
+	}
+	// grpcAddrs is every replica's gRPC address of service, comma-separated.
+	grpcAddrs := func(of string) string {
+		var out []string
+		for _, name := range names {
+			if service[name] == of {
+				out = append(out, c.ports[name+"/grpc"])
+			}
+		}
+		return strings.Join(out, ",")
 	}
 	c.ports["broker/kafka"] = freePort(t)
 	conns := o.DatabaseConns
@@ -261,25 +287,44 @@ func Start(t testing.TB, o Options) *Cluster {
 	credentials := "--kafka-credentials=" + filepath.Join(c.Dir, "kafka-credentials")
 	common := func(name string) []string {
 		dir := filepath.Join(c.Dir, name)
-		return []string{name, "--data-dir=" + dir, "--database-url=" + o.DatabaseURL, "--log-format=logfmt",
+		return []string{service[name], "--data-dir=" + dir, "--database-url=" + o.DatabaseURL, "--log-format=logfmt",
 			"--log-level=" + level, "--kafka-brokers=" + c.ports["broker/kafka"], "--kafka-addr=" + c.ports["broker/kafka"], credentials,
 			"--auth-jwks-url=" + c.URL("auth/http") + "/.well-known/jwks.json", "--auth-revocations-addr=" + c.ports["auth/grpc"], "--shutdown-timeout=20s",
 			"--database-max-conns=" + strconv.Itoa(conns)}
 	}
-	service := func(name string) []string {
+	serve := func(name string) []string {
 		return append(common(name), "--http-addr="+c.ports[name+"/http"], "--grpc-addr="+c.ports[name+"/grpc"],
 			"--admin-addr="+c.ports[name+"/admin"])
 	}
-	args := map[string][]string{
-		"broker": {"broker", "--data-dir=" + filepath.Join(c.Dir, "broker"), "--kafka-addr=" + c.ports["broker/kafka"], credentials,
-			"--log-format=logfmt", "--log-level=" + level},
-		"auth":      append(service("auth"), "--bootstrap-admin-email="+AdminEmail),
-		"billing":   service("billing"),
-		"patient":   append(service("patient"), "--billing-addr="+c.ports["billing/grpc"]),
-		"analytics": service("analytics"),
-		"gateway": append(common("gateway"), "--http-addr="+c.ports["gateway/http"], "--admin-addr="+c.ports["gateway/admin"],
-			"--patient-addr="+c.ports["patient/grpc"], "--billing-addr="+c.ports["billing/grpc"],
-			"--auth-addr="+c.ports["auth/grpc"], "--analytics-addr="+c.ports["analytics/grpc"]),
+	args := map[string][]string{}
+	for _, name := range names {
+		switch service[name] {
+		case "broker":
+			args[name] = []string{"broker", "--data-dir=" + filepath.Join(c.Dir, "broker"), "--kafka-addr=" + c.ports["broker/kafka"], credentials,
+				"--log-format=logfmt", "--log-level=" + level}
+		case "auth":
+			args[name] = append(serve(name), "--bootstrap-admin-email="+AdminEmail)
+		case "patient":
+			args[name] = append(serve(name), "--billing-addr="+grpcAddrs("billing"))
+		case "gateway":
+			args[name] = append(common(name), "--http-addr="+c.ports["gateway/http"], "--admin-addr="+c.ports["gateway/admin"],
+				"--patient-addr="+grpcAddrs("patient"), "--billing-addr="+grpcAddrs("billing"),
+				"--auth-addr="+grpcAddrs("auth"), "--analytics-addr="+grpcAddrs("analytics"))
+		default:
+			args[name] = serve(name)
+		}
+		if first := service[name]; first != name {
+			// A replica shares the first process's keys (a Secret mounted in every pod, in
+			// Kubernetes): the audit checkpoint key ring, and patient's data and search keys and
+			// erasure journal.
+			dir := filepath.Join(c.Dir, first)
+			args[name] = append(args[name], "--audit-key-dir="+dir)
+			if first == "patient" {
+				args[name] = append(args[name], "--patient-data-key-file="+filepath.Join(dir, "patient-data.key"),
+					"--patient-search-key-file="+filepath.Join(dir, "patient-search.key"),
+					"--patient-erasure-journal="+filepath.Join(dir, "patient-erasures.jsonl"))
+			}
+		}
 	}
 	logs := o.Logs
 	if logs == nil {
@@ -289,19 +334,19 @@ func Start(t testing.TB, o Options) *Cluster {
 		// Each process its own certificate, the CA, and Kafka over TLS too (the broker serves
 		// it with its certificate; services present theirs and still log in with SASL).
 		dir := Certs(t)
-		for _, name := range Order {
-			args[name] = append(args[name], "--tls-cert="+filepath.Join(dir, name+".pem"), "--tls-key="+filepath.Join(dir, name+"-key.pem"),
+		for _, name := range names {
+			args[name] = append(args[name], "--tls-cert="+filepath.Join(dir, service[name]+".pem"), "--tls-key="+filepath.Join(dir, service[name]+"-key.pem"),
 				"--tls-ca="+filepath.Join(dir, "ca.pem"), "--kafka-tls")
 		}
 	}
 	if o.NoRateLimits {
-		for _, name := range Order[1:] {
+		for _, name := range names[1:] {
 			args[name] = append(args[name], "--rate-limit=0")
 		}
 		args["gateway"] = append(args["gateway"], "--gateway-client-rate=0")
 	}
-	for _, name := range Order {
-		p := &Proc{Name: name, Args: append(args[name], o.Extra[name]...), Admin: c.ports[name+"/admin"], Scheme: c.Scheme, logs: logs}
+	for _, name := range names {
+		p := &Proc{Name: name, Args: append(args[name], o.Extra[service[name]]...), Admin: c.ports[name+"/admin"], Scheme: c.Scheme, logs: logs}
 		p.Addr = p.Admin
 		if name == "broker" {
 			p.Addr = c.ports["broker/kafka"]

@@ -40,7 +40,13 @@ type suite struct {
 
 func setup(t *testing.T) *suite {
 	t.Helper()
-	tail := cluster.NewTail(60)
+	return setupWith(t, cluster.Options{})
+}
+
+// setupWith is setup with o (its database, logs and rate limits are the suite's).
+func setupWith(t *testing.T, o cluster.Options) *suite {
+	t.Helper()
+	tail := cluster.NewTail(200)
 	dbURL := dbtest.PostgresDatabase(t)
 	// Registered before Start, so a process that fails to start shows why.
 	t.Cleanup(func() {
@@ -48,7 +54,8 @@ func setup(t *testing.T) *suite {
 			t.Logf("last process logs:\n%s", tail.String())
 		}
 	})
-	c := cluster.Start(t, cluster.Options{DatabaseURL: dbURL, Logs: tail, NoRateLimits: true})
+	o.DatabaseURL, o.Logs, o.NoRateLimits = dbURL, tail, true
+	c := cluster.Start(t, o)
 	token, err := c.Login(context.Background(), cluster.AdminEmail, cluster.AdminPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -357,6 +364,59 @@ func TestPatientKilled(t *testing.T) {
 	}
 	lost, twice, _ := s.checkDelivered(t, l)
 	figures(t, "kill -9 patient", lost, twice, l.count(fiveXX), recovery, l)
+}
+
+// TestReplicasKilled (issue 20 item 8): two patient and two billing processes behind the
+// gateway, which dials both of each (grpctransport.Dial: round-robin over the healthy ones);
+// under write load one of each is killed (kill -9) and not restarted. Writes go on through
+// the survivors; every acknowledged create and update is stored, every committed change has
+// its event once and analytics counts it once, every patient ends up with exactly one billing
+// account (billing's consumer group rebalances the dead replica's partitions to the
+// survivor), and the audit chains, written by both replicas, verify. The time from the kill
+// to the first success after the last failure is a figure, not an assertion.
+func TestReplicasKilled(t *testing.T) {
+	s := setupWith(t, cluster.Options{Replicas: map[string]int{"patient": 2, "billing": 2}})
+	l := newLedger()
+	w := startWriter(s.c, s.token, 8, l)
+	waitUntil(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 300 })
+	failedBefore := l.count(not2xxOr())
+	killed := time.Now()
+	s.c.Proc("patient-2").Kill()
+	s.c.Proc("billing-2").Kill()
+	before := l.acks()
+	waitUntil(t, 60*time.Second, "writes through the surviving replicas", func() bool { return l.acks() >= before+300 })
+	w.stop()
+	recovery := time.Duration(0)
+	if l.count(not2xxOr()) > failedBefore {
+		recovery = l.lastSuccess().Sub(killed) // an upper bound: the writers ran on after
+	}
+	if missing := stored(t, s.c, s.token, l); len(missing) > 0 {
+		t.Errorf("%d acknowledged changes not stored, e.g. %v", len(missing), missing[:min(3, len(missing))])
+	}
+	if n := l.count(not2xxOr(http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusPreconditionFailed)); n > 0 {
+		t.Errorf("answers other than 2xx, 503, 504 and 412: %s", l)
+	}
+	lost, twice, _ := s.checkDelivered(t, l)
+	// One account per patient: none missing (the survivor took the dead one's partitions), none
+	// twice (each event applied once, whichever replica read it).
+	d, err := db.Open(context.Background(), s.dbURL, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var withoutAccount, extraAccounts int
+	waitUntil(t, 90*time.Second, "every patient's billing account", func() bool {
+		if err := d.GetContext(context.Background(), &withoutAccount, `SELECT count(*) FROM patient.patients p
+			WHERE NOT EXISTS (SELECT 1 FROM billing.accounts a WHERE a.patient_id = p.id)`); err != nil {
+			t.Fatal(err)
+		}
+		return withoutAccount == 0
+	})
+	if err := d.GetContext(context.Background(), &extraAccounts, `SELECT COALESCE(SUM(n - 1), 0) FROM
+		(SELECT count(*) AS n FROM billing.accounts GROUP BY patient_id) AS c`); err != nil || extraAccounts != 0 {
+		t.Errorf("patients with more than one billing account: %d extra accounts (%v)", extraAccounts, err)
+	}
+	figures(t, "kill -9 of one of two patient and one of two billing replicas", lost, twice+extraAccounts, l.count(fiveXX), recovery, l)
 }
 
 // TestPostgresConnectionsKilled terminates every PostgreSQL connection of the suite's own

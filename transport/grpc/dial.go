@@ -51,7 +51,10 @@ func Dial(addr string, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
 		r := manual.NewBuilderWithScheme("pms-replicas")
 		state := resolver.State{}
 		for _, a := range replicas {
-			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+			// Each replica's TLS name is its own host, as when it is dialled alone (the
+			// target's authority, "upstream", names no certificate).
+			host, _, _ := net.SplitHostPort(a)
+			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a, ServerName: host}}})
 		}
 		r.InitialState(state)
 		opts = append(opts, grpc.WithResolvers(r))
