@@ -35,6 +35,7 @@ type ledger struct {
 	codes    map[int]int
 	samples  []string // the first unexpected answers, for the failure message
 	lastOK   time.Time
+	lastBad  time.Time // when the last answer other than 2xx arrived
 }
 
 func newLedger() *ledger { return &ledger{versions: map[string]int64{}, codes: map[int]int{}} }
@@ -58,6 +59,9 @@ func (l *ledger) saw(code int, what string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.codes[code]++
+	if code < 200 || code >= 300 {
+		l.lastBad = time.Now()
+	}
 	if (code == 0 || code >= 500) && len(l.samples) < 10 {
 		l.samples = append(l.samples, fmt.Sprintf("%d %s", code, what))
 	}
@@ -74,6 +78,13 @@ func (l *ledger) count(match func(code int) bool) int {
 		}
 	}
 	return n
+}
+
+// lastFailure is when the last answer other than 2xx arrived (zero: none).
+func (l *ledger) lastFailure() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastBad
 }
 
 // since is when the last 2xx arrived.

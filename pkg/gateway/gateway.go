@@ -258,9 +258,25 @@ func (b *builder) upstream(name, addr string, ops op.Table, denied authz.DeniedF
 		guard:   authz.NewGuard(b.c.Verifier, ops.Gateway(), denied).WithReads(ops.Reads()),
 		reads:   ops.Reads(),
 		service: ops.Roles(),
-		breaker: breaker.New(breaker.Options{Name: name, Failures: b.c.BreakerFailures, OpenFor: b.c.BreakerOpenFor,
+		breaker: breaker.New(breaker.Options{Name: name, Failures: breakerFailures(b.c.BreakerFailures, addr), OpenFor: b.c.BreakerOpenFor,
 			State: b.state.WithLabelValues(name), Logger: b.c.Logger}),
 	}
+}
+
+// breakerFailures is the run of failures that opens the breaker of the upstream at addr:
+// failures (or breaker.DefaultFailures) for each replica addr lists. With replicas the calls
+// a dying replica had in flight fail together, and the connection already leaves that
+// replica out (grpctransport.OutlierPolicy): the breaker is for the upstream failing as a
+// whole, so it waits for as many failures in a row as would take every replica's share. A
+// dns:/// name counts as one (its replicas are not known here).
+func breakerFailures(failures uint32, addr string) uint32 {
+	if failures == 0 {
+		failures = breaker.DefaultFailures
+	}
+	if _, replicas := grpctransport.ReplicaTarget(addr); len(replicas) > 1 {
+		failures *= uint32(len(replicas))
+	}
+	return failures
 }
 
 // wrap puts the gateway's middleware around one client endpoint, outermost first: metrics,

@@ -31,7 +31,8 @@ const DialTimeout = 2 * time.Second
 // "dns:///patient:9000" (a Kubernetes headless service). Calls are then spread round-robin
 // over the replicas that pass gRPC health checks (grpc.health.v1, which every PMS server
 // serves and turns NOT_SERVING while it drains): a replica that is down, unreachable or
-// draining gets no calls until it is healthy again, and the others carry the load.
+// draining gets no calls until it is healthy again, and the others carry the load; one that
+// is up but keeps failing is left out for a while (OutlierPolicy).
 func Dial(addr string, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
 	if tlsCfg != nil {
@@ -54,7 +55,7 @@ func Dial(addr string, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
 			// Each replica's TLS name is its own host, as when it is dialled alone (the
 			// target's authority, "upstream", names no certificate).
 			host, _, _ := net.SplitHostPort(a)
-			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a, ServerName: host}}})
+			state.Addresses = append(state.Addresses, resolver.Address{Addr: a, ServerName: host})
 		}
 		r.InitialState(state)
 		opts = append(opts, grpc.WithResolvers(r))
@@ -63,8 +64,9 @@ func Dial(addr string, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
 }
 
 // replicaServiceConfig spreads calls round-robin over the replicas whose health check
-// (grpc.health.v1, the server as a whole: service "") says SERVING.
-const replicaServiceConfig = `{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`
+// (grpc.health.v1, the server as a whole: service "") says SERVING, leaving out one that
+// keeps failing (OutlierPolicy).
+const replicaServiceConfig = `{"loadBalancingConfig":[{"` + OutlierPolicy + `":{}}],"healthCheckConfig":{"serviceName":""}}`
 
 // ReplicaTarget reads addr as Dial does: a comma-separated list gives the target of the
 // manual resolver and the replicas' addresses (each through DialTarget, duplicates and

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 func TestDialTarget(t *testing.T) {
@@ -113,5 +115,72 @@ func TestDialReplicas(t *testing.T) {
 		if _, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
 			t.Fatalf("a call with one healthy replica left: %v", err)
 		}
+	}
+}
+
+// TestOutlierEjection: of two replicas, both healthy by their health checks, one answers
+// every call unavailable (up, but it cannot serve). After OutlierFailures failed calls it is
+// left out, and every call goes to the other one; answers that are the service working (a
+// not_found) never leave a replica out.
+func TestOutlierEjection(t *testing.T) {
+	start := func(answer error) string {
+		srv := NewServer(ServerOptions{Options: []grpc.ServerOption{grpc.ChainUnaryInterceptor(
+			func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				if answer != nil {
+					return nil, answer
+				}
+				return h(ctx, req)
+			})}})
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.Serve(l) }()
+		t.Cleanup(srv.Stop)
+		return l.Addr().String()
+	}
+	good, bad := start(nil), start(status.Error(codes.Unavailable, "no database"))
+	conn, err := Dial(good+","+bad, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+	// Both replicas connected first (a call fails over nothing until then).
+	deadline := time.Now().Add(15 * time.Second)
+	for failures := 0; failures == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the bad replica never answered within 15s")
+		}
+		if _, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{}); status.Code(err) == codes.Unavailable {
+			failures++
+		}
+	}
+	failed := 1
+	for range 60 {
+		if _, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+			failed++
+		}
+	}
+	if failed > OutlierFailures {
+		t.Fatalf("%d calls failed: the failing replica was not left out after %d", failed, OutlierFailures)
+	}
+
+	// A replica answering not_found is working: it is never left out.
+	notFound := start(status.Error(codes.NotFound, "no such patient"))
+	conn2, err := Dial(good+","+notFound, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	client2 := healthpb.NewHealthClient(conn2)
+	seen := 0
+	for i := 0; i < 200 && seen <= 2*OutlierFailures; i++ {
+		if _, err := client2.Check(context.Background(), &healthpb.HealthCheckRequest{}); status.Code(err) == codes.NotFound {
+			seen++
+		}
+	}
+	if seen <= 2*OutlierFailures {
+		t.Fatalf("the replica answering not_found got %d of 200 calls: it was left out", seen)
 	}
 }

@@ -28,7 +28,7 @@ import (
 type Options struct {
 	// Name names the upstream in messages and state changes ("billing").
 	Name string
-	// Failures is how many consecutive failures open the breaker; default 5.
+	// Failures is how many consecutive failures open the breaker; default DefaultFailures.
 	Failures uint32
 	// OpenFor is how long it stays open before a trial call may pass; default 10s.
 	OpenFor time.Duration
@@ -47,6 +47,9 @@ type Options struct {
 	Logger log.Logger
 }
 
+// DefaultFailures is how many consecutive failures open a breaker unless told otherwise.
+const DefaultFailures = 5
+
 // stateValues are the State gauge's values.
 var stateValues = map[string]float64{"closed": 0, "half-open": 1, "open": 2}
 
@@ -63,7 +66,7 @@ type Breaker struct {
 // New returns a closed breaker.
 func New(o Options) *Breaker {
 	if o.Failures == 0 {
-		o.Failures = 5
+		o.Failures = DefaultFailures
 	}
 	if o.OpenFor <= 0 {
 		o.OpenFor = 10 * time.Second
