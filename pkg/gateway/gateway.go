@@ -168,6 +168,10 @@ func New(c Config) (*Gateway, error) {
 	ps := grpctransport.NewPatientClient(pu.conn).Map(pu.wrap)
 	ph, pr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewPatientHandler(ps, o) }, "/api")
 	mounts = append(mounts, mount{"/api/patients", ph, pr}, mount{"/api/audit", ph, pr})
+	// The FHIR R4 facade (docs/fhir.md): the same patient endpoints, so the same guard,
+	// roles, audit, rate limits and breaker.
+	fh, fr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewFHIRHandler(ps, o) }, "/fhir")
+	mounts = append(mounts, mount{"/fhir", fh, fr})
 
 	bu := b.upstream("billing", c.BillingAddr, billing.Ops, c.refusals("billing", func(l audit.Appender) authz.DeniedFunc { return billing.DeniedAuditor(l) }))
 	bs := grpctransport.NewBillingClient(bu.conn).Map(bu.wrap)
