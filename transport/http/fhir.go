@@ -520,11 +520,11 @@ func encodeFHIRVersion(_ context.Context, h http.Header, v patient.Version) (int
 
 // fhirBundle is the Bundle resource (searchset and history).
 type fhirBundle struct {
-	ResourceType string       `json:"resourceType"`
-	Type         string       `json:"type"`
-	Total        *int64       `json:"total,omitempty"`
-	Link         []fhirLink   `json:"link,omitempty"`
-	Entry        []fhirEntry  `json:"entry,omitempty"`
+	ResourceType string      `json:"resourceType"`
+	Type         string      `json:"type"`
+	Total        *int64      `json:"total,omitempty"`
+	Link         []fhirLink  `json:"link,omitempty"`
+	Entry        []fhirEntry `json:"entry,omitempty"`
 }
 
 type fhirLink struct {
