@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -413,5 +415,26 @@ func TestFHIRHostile(t *testing.T) {
 	var arr []json.RawMessage
 	if resp.StatusCode != 200 || json.Unmarshal(b, &arr) != nil || len(arr) != 1 {
 		t.Fatalf("after the hostile requests: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestFHIRKitClient runs ops/fhir/client.mjs, a script on npm's fhir-kit-client (a FHIR
+// client nobody here wrote, pinned), against `pms all` through the gateway: capability
+// statement, create, read, update with the version, the stale version's 412, vread, search
+// paged to the end, history, delete and the 410 after it.
+func TestFHIRKitClient(t *testing.T) {
+	fhirNodeModules(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("TestFHIRKitClient needs node (Debian's nodejs, installed with npm by .ci/run)")
+	}
+	c, tok, _ := fhirWorld(t)
+	cmd := exec.Command(node, "client.mjs")
+	cmd.Dir = fhirPackages
+	cmd.Env = append(os.Environ(), "FHIR_BASE="+c.base, "FHIR_TOKEN="+tok["clinician"])
+	out, err := cmd.CombinedOutput()
+	t.Logf("fhir-kit-client:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "all steps passed") {
+		t.Fatalf("the fhir-kit-client script failed: %v", err)
 	}
 }
