@@ -70,9 +70,9 @@ func anyStrings(vs []any) []string {
 	return out
 }
 
-// validateFHIR checks body against the official FHIR R4 JSON schema (every resource type;
-// the schema picks the definition by resourceType and forbids unknown elements).
-func validateFHIR(t *testing.T, what string, body []byte) {
+// loadFHIRSchema compiles the official FHIR R4 JSON schema once (installing ops/fhir's
+// packages first when missing).
+func loadFHIRSchema(t *testing.T) {
 	t.Helper()
 	fhirNodeModules(t)
 	fhirSchemaOnce.Do(func() {
@@ -100,11 +100,24 @@ func validateFHIR(t *testing.T, what string, body []byte) {
 	if fhirSchemaErr != "" {
 		t.Fatalf("loading the FHIR R4 JSON schema: %s", fhirSchemaErr)
 	}
+}
+
+// fhirSchemaProblem validates body against the FHIR R4 JSON schema (loadFHIRSchema first):
+// the schema picks the definition by resourceType, and every definition forbids unknown
+// elements.
+func fhirSchemaProblem(body []byte) error {
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {
-		t.Fatalf("%s: not JSON: %v: %s", what, err, body)
+		return err
 	}
-	if err := fhirSchema.Validate(inst); err != nil {
+	return fhirSchema.Validate(inst)
+}
+
+// validateFHIR fails the test unless body is a valid FHIR R4 resource.
+func validateFHIR(t *testing.T, what string, body []byte) {
+	t.Helper()
+	loadFHIRSchema(t)
+	if err := fhirSchemaProblem(body); err != nil {
 		t.Fatalf("%s: not a valid FHIR R4 resource: %v\n%s", what, err, body)
 	}
 }
