@@ -14,7 +14,9 @@ import (
 // line in each.
 
 // MRNSystem is the identifier system of the platform's medical record numbers: a FHIR
-// Patient.identifier with this system carries the MRN.
+// Patient.identifier with this system carries the MRN. It is the value the demographics
+// branch (i19-demo) gives patient.SystemMRN; once that lands, this becomes
+// `= patient.SystemMRN`, so the system is named in one place.
 const MRNSystem = "urn:pms:mrn"
 
 // confidentialitySystem is the HL7 v3 Confidentiality code system, in which a restricted
