@@ -66,7 +66,7 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 		Verifier: verifier, Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
 		ClientLimit: limit(c.clientRate, c.clientBurst), Timeout: c.timeout,
 		CORS: gateway.CORS{AllowedOrigins: c.corsOrigins, AllowCredentials: c.corsCredentials}, TLS: s.clientTLS,
-		Audit: writer,
+		Audit: writer, AuditDB: u.db,
 	})
 	if err != nil {
 		return u.fail(err)

@@ -84,6 +84,7 @@ var roleMatrix = []routeRule{
 	{"billing", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	// analytics
 	{"analytics", "GET", "/summary", "", []string{authz.RoleAnalyst}},
+	{"analytics", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	// auth MFA: every role enrols, confirms ({totpCode}: the role enrols a fresh factor and
 	// sends its code) and disables ({recoveryCode}: one its confirmation answered) its own
 	// factor; the login steps are public, their challenge the credential.

@@ -27,6 +27,7 @@ import (
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/breaker"
+	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/op"
@@ -84,6 +85,9 @@ type Config struct {
 	// entry there, its action named after the service the route belongs to
 	// ("patient.read"), as the service would have audited it.
 	Audit audit.Appender
+	// AuditDB, when set with Audit, is the gateway's own database holding that log: the
+	// gateway then serves its chain's verdict to admins at GET /api/gateway/audit/verify.
+	AuditDB *db.DB
 }
 
 // AuditTable is the gateway's audit log table in its own database.
@@ -189,6 +193,11 @@ func New(c Config) (*Gateway, error) {
 	ns := grpctransport.NewAnalyticsClient(nu.conn).Map(nu.wrap)
 	nh, nr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAnalyticsHandler(ns, o) }, "/api/analytics")
 	mounts = append(mounts, mount{"/api/analytics", nh, nr})
+
+	if c.Audit != nil && c.AuditDB != nil {
+		gh, gr := b.verifyHandler(c.AuditDB, c.Audit)
+		mounts = append(mounts, mount{"/api/gateway", gh, gr})
+	}
 
 	if b.err != nil {
 		_ = g.Close()
