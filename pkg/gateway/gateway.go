@@ -24,6 +24,7 @@ import (
 	"github.com/pms/pms/pkg/gateway/console"
 	"github.com/pms/pms/pkg/gateway/openapi"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/admit"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/breaker"
@@ -71,6 +72,12 @@ type Config struct {
 	Timeout time.Duration
 	// ReadAttempts is the most attempts of a read (the first included); writes get one.
 	ReadAttempts int
+	// MaxInFlight is how many calls to one upstream may be in flight at once; more wait in
+	// line for at most MaxQueueWait and are then refused 503 with Retry-After, without
+	// reaching the upstream or its breaker (pkg/platform/admit). 0 means admit.DefaultLimit
+	// and admit.DefaultMaxWait; a negative MaxInFlight turns admission control off.
+	MaxInFlight  int
+	MaxQueueWait time.Duration
 	// BreakerFailures (default 5) consecutive failures open an upstream's breaker for
 	// BreakerOpenFor (default DefaultOpenFor).
 	BreakerFailures uint32
@@ -137,6 +144,7 @@ type upstream struct {
 	conn    *grpc.ClientConn
 	name    string
 	breaker *breaker.Breaker
+	admit   *admit.Limiter
 	guard   *authz.Guard
 	reads   map[string]bool
 	// service is the upstream's own role table: a request whose body the gateway already
@@ -153,6 +161,7 @@ func New(c Config) (*Gateway, error) {
 	}
 	g := &Gateway{}
 	b := &builder{c: c, g: g, limiter: newClientLimiter(c.ClientLimit, c.MaxClients),
+		admits:  admit.NewMetrics(c.Registerer, "gateway"),
 		metrics: observe.NewRequestMetrics(c.Registerer, "gateway"),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "pms", Subsystem: "gateway", Name: "breaker_state",
@@ -236,6 +245,7 @@ type builder struct {
 	c       Config
 	g       *Gateway
 	limiter *clientLimiter
+	admits  *admit.Metrics
 	metrics *observe.RequestMetrics
 	state   *prometheus.GaugeVec
 	err     error
@@ -258,6 +268,7 @@ func (b *builder) upstream(name, addr string, ops op.Table, denied authz.DeniedF
 		guard:   authz.NewGuard(b.c.Verifier, ops.Gateway(), denied).WithReads(ops.Reads()),
 		reads:   ops.Reads(),
 		service: ops.Roles(),
+		admit:   admit.New(admit.Options{Name: name, Limit: b.c.MaxInFlight, MaxWait: b.c.MaxQueueWait, Metrics: b.admits}),
 		breaker: breaker.New(breaker.Options{Name: name, Failures: breakerFailures(b.c.BreakerFailures, addr), OpenFor: b.c.BreakerOpenFor,
 			State: b.state.WithLabelValues(name), Logger: b.c.Logger}),
 	}
@@ -282,7 +293,8 @@ func breakerFailures(failures uint32, addr string) uint32 {
 // wrap puts the gateway's middleware around one client endpoint, outermost first: metrics,
 // logging, the JWT check (401/403 first, as the contract orders), the per-client rate limit
 // (keyed by the verified subject), a rejected decode (400/413/415, without calling the
-// upstream), the deadline and,
+// upstream), admission to the upstream (a call shed under load is answered 503 at once and
+// is neither retried nor seen by the breaker), the deadline and,
 // for reads only, retries, then the upstream's breaker around each attempt.
 func (u *upstream) wrap(method string, e endpoint.Endpoint) endpoint.Endpoint {
 	b, name := u.b, u.name+"."+method
@@ -298,6 +310,7 @@ func (u *upstream) wrap(method string, e endpoint.Endpoint) endpoint.Endpoint {
 		u.guard.Middleware(method),
 		b.limiter.middleware(),
 		rejectDecodeErrors(u.service, method),
+		u.admit.Middleware(),
 		call,
 		u.breaker.Middleware(),
 	)
