@@ -25,6 +25,10 @@ type gatewayConfig struct {
 	corsOrigins                        []string
 	corsCredentials                    bool
 	databaseURL                        string
+	// inProcess (`pms all --gateway-in-process`) has the gateway wrap the services' endpoint
+	// sets (local, filled in by `pms all`) instead of dialling them.
+	inProcess bool
+	local     *gateway.Local
 }
 
 // register defines the gateway flags; prefix is "" for `pms gateway` and "gateway-" for
@@ -40,6 +44,9 @@ func (c *gatewayConfig) register(f *flags, prefix string) {
 	f.List(&c.corsOrigins, "gateway-cors-origins", "", "comma-separated origins allowed cross-origin calls (empty: CORS off)", "PMS_GATEWAY_CORS_ORIGINS")
 	f.Bool(&c.corsCredentials, "gateway-cors-credentials", false, "allow credentials on cross-origin calls (never with origin *)", "PMS_GATEWAY_CORS_CREDENTIALS")
 	f.String(&c.databaseURL, "gateway-database-url", "", "gateway database URL, for its audit log of the calls it refuses (overrides --database-url)", "PMS_GATEWAY_DATABASE_URL")
+	if prefix != "" {
+		f.Bool(&c.inProcess, "gateway-in-process", false, "the gateway calls the services' endpoints in this process instead of over gRPC (no hop; every middleware of both sides still runs)", "PMS_GATEWAY_IN_PROCESS")
+	}
 	if prefix == "" {
 		// The services' bind addresses' twins double as the gateway's dial targets (a listen
 		// address such as ":9000" is dialled on this machine), so one .env serves both.
@@ -71,7 +78,7 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 		Verifier: verifier, Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
 		ClientLimit: limit(c.clientRate, c.clientBurst), Timeout: c.timeout, MaxInFlight: inFlight(c.maxInFlight), MaxQueueWait: c.queueWait,
 		CORS: gateway.CORS{AllowedOrigins: c.corsOrigins, AllowCredentials: c.corsCredentials}, TLS: s.clientTLS,
-		Audit: writer,
+		Audit: writer, InProcess: c.local,
 	})
 	if err != nil {
 		return u.fail(err)
