@@ -63,6 +63,7 @@ bench: build
 	$(GO) test -run='^$$' -bench=BenchmarkAnalyticsKeepPace -benchtime=1x ./transport/kafka/ | tee -a bench.out
 	bash ops/bench/wrk-patient.sh
 	bash ops/bench/gateway.sh
+	IN_PROCESS=1 bash ops/bench/gateway.sh
 	bash ops/bench/tls.sh
 
 ## bench-search: req/s and p99 of each search kind and of the first page at SIZES patients (default "1000 100000"; SIZES="1000 100000 1000000" for the million), seeded with pms seed (ops/bench/search.sh)
