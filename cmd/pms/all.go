@@ -11,6 +11,11 @@ import (
 
 	"github.com/go-kit/log/level"
 	"github.com/oklog/run"
+	"github.com/pms/pms/pkg/analytics"
+	"github.com/pms/pms/pkg/auth"
+	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/gateway"
+	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/dirlock"
 	"github.com/pms/pms/pkg/platform/modules"
@@ -78,6 +83,10 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 			// The gateway dials every service at the address its listener bound.
 			gc.authAddr, gc.billingAddr, gc.patientAddr = p.grpcAddr("auth"), p.grpcAddr("billing"), p.grpcAddr("patient")
 			gc.analyticsAddr = p.grpcAddr("analytics")
+			if gc.inProcess {
+				gc.local = &gateway.Local{Patient: p.byName["patient"].endpoints.(patient.Set), Billing: p.byName["billing"].endpoints.(billing.Set),
+					Auth: p.byName["auth"].endpoints.(auth.Set), Analytics: p.byName["analytics"].endpoints.(analytics.Set)}
+			}
 			return buildGateway(ctx, s, gc)
 		}))
 		// Scheduled backups (--backup-every), their metrics on the gateway's admin port.

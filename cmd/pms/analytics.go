@@ -96,6 +96,7 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 			},
 		})
 	})
+	u.m.endpoints = set
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewAnalyticsHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),
 		func(g *grpc.Server) { grpctransport.RegisterAnalyticsServer(g, set) })

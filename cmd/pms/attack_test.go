@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 3406
+const hostileCases = 3468
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -1228,6 +1228,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{path: "/api/users", token: w.admin},
 		{path: "/api/audit/verify", token: w.admin},
 		{path: "/api/billing/audit/verify", token: w.admin},
+		{path: "/api/analytics/audit/verify", token: w.admin},
+		{path: "/api/gateway/audit/verify", token: w.admin},
 		{path: "/auth/validate", token: w.clin},
 		{path: "/auth/.well-known/jwks.json"},
 		{path: "/api/patients/" + w.p1, token: w.clin},
@@ -1419,7 +1421,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{"DELETE", "/api/patients/" + w.p2, ""}, {"GET", "/api/users", ""}, {"PATCH", "/api/users/" + w.clinID, `{"role":"admin"}`},
 		{"GET", "/auth/validate", ""}, {"GET", "/api/billing/invoices", ""}, {"POST", "/api/billing/invoices/" + w.draft + "/void", ""},
 		{"GET", "/api/analytics/summary", ""}, {"GET", "/api/audit", ""}, {"GET", "/api/users/audit", ""},
-		{"GET", "/api/audit/verify", ""}, {"GET", "/api/billing/audit/verify", ""},
+		{"GET", "/api/audit/verify", ""}, {"GET", "/api/billing/audit/verify", ""}, {"GET", "/api/analytics/audit/verify", ""},
+		{"GET", "/api/gateway/audit/verify", ""},
 	}
 	attacks := authztest.Attacks(w.t, is, w.clin2Refresh)
 	names := make([]string, 0, len(attacks))
@@ -1454,6 +1457,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		deny("GET", "/api/audit?patientId="+w.p1, "")
 		deny("GET", "/api/audit/verify", "")
 		deny("GET", "/api/billing/audit/verify", "")
+		deny("GET", "/api/analytics/audit/verify", "")
+		deny("GET", "/api/gateway/audit/verify", "")
 		if role != authz.RoleClinician {
 			deny("POST", "/api/patients", w.patientBody(role+"-made@example.org"))
 			deny("PUT", "/api/patients/"+w.p1, routes[6].body)
@@ -1667,7 +1672,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{"TRACE", pat}, {"OPTIONS", pat}, {"PROPFIND", pat}, {"FOO", pat}, {"HEAD", pat}, {"get", pat}, {"PATCH", pat},
 		{"DELETE", pat}, {"PATCH", "/api/patients/" + w.p1}, {"PUT", "/api/billing/invoices/" + w.draft}, {"DELETE", "/api/billing/invoices/" + w.draft},
 		{"POST", "/api/analytics/summary"}, {"DELETE", "/api/users/" + w.clinID}, {"PUT", "/api/users/" + w.clinID}, {"GET", "/auth/login"},
-		{"DELETE", "/auth/logout"}, {"POST", "/auth/validate"}, {"POST", "/api/audit"}, {"POST", "/api/audit/verify"}, {"POST", "/api/billing/audit/verify"}, {"GET", "/api/billing/invoices/" + w.draft + "/void"},
+		{"DELETE", "/auth/logout"}, {"POST", "/auth/validate"}, {"POST", "/api/audit"}, {"POST", "/api/audit/verify"}, {"POST", "/api/billing/audit/verify"}, {"POST", "/api/analytics/audit/verify"}, {"POST", "/api/gateway/audit/verify"}, {"GET", "/api/billing/invoices/" + w.draft + "/void"},
 		{"CONNECT", "evil.example:443"}, {"M-SEARCH", "*"},
 	} {
 		add(hostile{cat: catRoutes, name: m.method + " " + m.path, method: m.method, path: m.path, token: w.admin, protocol: true})

@@ -180,6 +180,7 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 	set := auth.NewEndpoints(svc, u.endpoints(verifier, auth.Ops, auth.DeniedAuditor(writer)))
 	u.commands(auth.TopicCommands, kafkatransport.AuthCommands(set), verifier)
 	u.retain(ctx, idempotency.RepliesTable)
+	u.m.endpoints = set
 	m, err := u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewAuthHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),
 		func(g *grpc.Server) {

@@ -68,6 +68,7 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 				return outbox.SkipOffset(ctx, u.db, billing.ConsumerPatientEvents, p)
 			}))
 	})
+	u.m.endpoints = set
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewBillingHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),
 		func(g *grpc.Server) { grpctransport.RegisterBillingServer(g, set) })

@@ -41,6 +41,9 @@ type module struct {
 	grpcAddr string
 	// reg is the registry its admin port serves (nil for a module without one).
 	reg *prometheus.Registry
+	// endpoints is the service's endpoint set (patient.Set, …), for the gateway of
+	// `pms all --gateway-in-process` to wrap.
+	endpoints any
 }
 
 // unit is one service being built. Every service — the gateway included — is assembled by the

@@ -11,8 +11,35 @@ import (
 // access log (read by a privacy officer), as JSON and as CSV, with position and transport
 // (http: how the clinician reached the platform, not the gateway's gRPC hop);
 // the search terms are in no URL.
+//
+// With --gateway-in-process (issue 20 item 3) the gateway wraps the services' endpoint sets
+// in the process instead of dialling them: the same journey gives the same answers, roles and
+// access log.
 func TestSearchInAccessLogThroughGateway(t *testing.T) {
-	a, _ := startPMS(t, allAddrs, allArgs(t, "", "--rate-limit=0")...)
+	for _, mode := range []string{"grpc", "in-process"} {
+		t.Run(mode, func(t *testing.T) {
+			args := allArgs(t, "", "--rate-limit=0")
+			if mode == "in-process" {
+				args = append(args, "--gateway-in-process")
+			}
+			a := searchInAccessLog(t, args)
+			// The patient service saw the calls over gRPC from the gateway, or in the process
+			// with the gateway's HTTP transport: its request metrics say which.
+			_, metrics := call(t, "GET", "http://"+a["patient/admin"]+"/metrics", "", "")
+			hop := `method="CreatePatient",transport="grpc"`
+			if mode == "in-process" {
+				hop = `method="CreatePatient",transport="http"`
+			}
+			if !strings.Contains(string(metrics), hop) {
+				t.Fatalf("the patient service's metrics lack %s", hop)
+			}
+		})
+	}
+}
+
+// searchInAccessLog runs the journey on `pms all` started with args and returns its addresses.
+func searchInAccessLog(t *testing.T, args []string) map[string]string {
+	a, _ := startPMS(t, allAddrs, args...)
 	admin := allToken(t, a)
 	gw := "http://" + a["gateway/http"]
 	login := func(role string) string {
@@ -59,4 +86,5 @@ func TestSearchInAccessLogThroughGateway(t *testing.T) {
 		!strings.HasPrefix(string(b), "entryId,at,actor,role,action,") || !strings.Contains(string(b), ",clinician,search,success,1,") {
 		t.Fatalf("csv: %d %v %s", resp.StatusCode, resp.Header, b)
 	}
+	return a
 }

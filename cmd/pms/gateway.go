@@ -7,6 +7,7 @@ import (
 
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/gateway"
+	"github.com/pms/pms/pkg/platform/admit"
 	"github.com/pms/pms/pkg/platform/outbox"
 	kafkatransport "github.com/pms/pms/transport/kafka"
 )
@@ -19,9 +20,15 @@ type gatewayConfig struct {
 	clientRate                         float64
 	clientBurst                        int
 	timeout                            time.Duration
+	maxInFlight                        int
+	queueWait                          time.Duration
 	corsOrigins                        []string
 	corsCredentials                    bool
 	databaseURL                        string
+	// inProcess (`pms all --gateway-in-process`) has the gateway wrap the services' endpoint
+	// sets (local, filled in by `pms all`) instead of dialling them.
+	inProcess bool
+	local     *gateway.Local
 }
 
 // register defines the gateway flags; prefix is "" for `pms gateway` and "gateway-" for
@@ -32,9 +39,14 @@ func (c *gatewayConfig) register(f *flags, prefix string) {
 	f.Float(&c.clientRate, "gateway-client-rate", 100, "requests per second allowed per client (token subject, else address; 0 disables)", "PMS_GATEWAY_CLIENT_RATE").atLeast(0)
 	f.Int(&c.clientBurst, "gateway-client-burst", 200, "burst allowed per client", "PMS_GATEWAY_CLIENT_BURST").atLeast(0)
 	f.Duration(&c.timeout, "gateway-timeout", 10*time.Second, "deadline of one call to an upstream, retries included", "PMS_GATEWAY_TIMEOUT").positive()
+	f.Int(&c.maxInFlight, "gateway-max-in-flight", admit.DefaultLimit, "calls to one upstream in flight at once; more wait in line, then are refused 503 with Retry-After (0 disables)", "PMS_GATEWAY_MAX_IN_FLIGHT").within(0, 100000)
+	f.Duration(&c.queueWait, "gateway-queue-wait", admit.DefaultMaxWait, "longest a call waits in line for one of --gateway-max-in-flight places before it is refused", "PMS_GATEWAY_QUEUE_WAIT").positive()
 	f.List(&c.corsOrigins, "gateway-cors-origins", "", "comma-separated origins allowed cross-origin calls (empty: CORS off)", "PMS_GATEWAY_CORS_ORIGINS")
 	f.Bool(&c.corsCredentials, "gateway-cors-credentials", false, "allow credentials on cross-origin calls (never with origin *)", "PMS_GATEWAY_CORS_CREDENTIALS")
 	f.String(&c.databaseURL, "gateway-database-url", "", "gateway database URL, for its audit log of the calls it refuses (overrides --database-url)", "PMS_GATEWAY_DATABASE_URL")
+	if prefix != "" {
+		f.Bool(&c.inProcess, "gateway-in-process", false, "the gateway calls the services' endpoints in this process instead of over gRPC (no hop; every middleware of both sides still runs)", "PMS_GATEWAY_IN_PROCESS")
+	}
 	if prefix == "" {
 		// The services' bind addresses' twins double as the gateway's dial targets (a listen
 		// address such as ":9000" is dialled on this machine), so one .env serves both.
@@ -64,9 +76,9 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 	gw, err := gateway.New(gateway.Config{
 		PatientAddr: c.patientAddr, BillingAddr: c.billingAddr, AuthAddr: c.authAddr, AnalyticsAddr: c.analyticsAddr,
 		Verifier: verifier, Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
-		ClientLimit: limit(c.clientRate, c.clientBurst), Timeout: c.timeout,
+		ClientLimit: limit(c.clientRate, c.clientBurst), Timeout: c.timeout, MaxInFlight: inFlight(c.maxInFlight), MaxQueueWait: c.queueWait,
 		CORS: gateway.CORS{AllowedOrigins: c.corsOrigins, AllowCredentials: c.corsCredentials}, TLS: s.clientTLS,
-		Audit: writer,
+		Audit: writer, AuditDB: u.db, InProcess: c.local,
 	})
 	if err != nil {
 		return u.fail(err)
@@ -78,4 +90,13 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 // runGateway is `pms gateway`.
 func runGateway(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return runService[gatewayConfig](ctx, "gateway", args, stderr, buildGateway)
+}
+
+// inFlight maps --gateway-max-in-flight to gateway.Config.MaxInFlight: 0 there turns
+// admission control off.
+func inFlight(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

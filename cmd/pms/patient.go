@@ -123,6 +123,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	// A failed command's body is PHI a dead-letter topic would keep past any erasure.
 	u.commands(patient.TopicCommands, kafkatransport.PatientCommands(set), verifier, kafkatransport.SubscriberDeadLetterNoBody())
 	u.retain(ctx, idempotency.RepliesTable, patient.IdempotencyTable)
+	u.m.endpoints = set
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},
 		httptransport.NewPatientHandler(set, httptransport.Options{Logger: u.logger, TrustedProxies: s.trustedProxies}),
 		func(g *grpc.Server) { grpctransport.RegisterPatientServer(g, set) })

@@ -11,6 +11,7 @@ import (
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/gateway"
 	"github.com/pms/pms/pkg/gateway/openapi"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/authz"
@@ -96,6 +97,9 @@ var roleMatrix = []routeRule{
 	{"billing", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	// analytics
 	{"analytics", "GET", "/summary", "", []string{authz.RoleAnalyst}},
+	{"analytics", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
+	// the gateway's own routes (its base is the gateway's address)
+	{"gateway", "GET", "/api/gateway/audit/verify", "", []string{authz.RoleAdmin}},
 	// auth MFA: every role enrols, confirms ({totpCode}: the role enrols a fresh factor and
 	// sends its code) and disables ({recoveryCode}: one its confirmation answered) its own
 	// factor; the login steps are public, their challenge the credential.
@@ -284,8 +288,8 @@ func (w *world) fill(s string) string {
 func TestRoleMatrix(t *testing.T) {
 	a, _ := startPMS(t, allAddrs, allArgs(t, "", "--rate-limit=0", "--gateway-client-rate=0", "--auth-require-mfa-roles=analyst")...)
 	w := &world{t: t, base: map[string]string{"auth": "http://" + a["auth/http"], "patient": "http://" + a["patient/http"],
-		"billing": "http://" + a["billing/http"], "analytics": "http://" + a["analytics/http"], "fhir": "http://" + a["gateway/http"] + "/fhir"},
-		tokens: map[string]string{}}
+		"billing": "http://" + a["billing/http"], "analytics": "http://" + a["analytics/http"], "fhir": "http://" + a["gateway/http"] + "/fhir",
+		"gateway": "http://" + a["gateway/http"]}, tokens: map[string]string{}}
 	w.tokens[authz.RoleAdmin] = allToken(t, a)
 	for _, role := range authz.Roles[1:] {
 		w.createAsAdmin("auth", "/users", `{"email":"`+role+`@example.org","password":"`+matrixPassword+`","role":"`+role+`"}`)
@@ -350,7 +354,7 @@ func TestRoleMatrix(t *testing.T) {
 	}
 	// Every endpoint of every service has its route in the matrix (one route per method).
 	methods := map[string]int{"auth": len(auth.Methods), "patient": len(patient.Methods) + extraRoutes["patient"], "billing": len(billing.Methods) - grpcOnly["billing"],
-		"analytics": len(analytics.Methods), "fhir": len(fhirRoutes(t))}
+		"analytics": len(analytics.Methods), "fhir": len(fhirRoutes(t)), "gateway": len(gateway.Ops)}
 	rows := map[string]int{}
 	for _, r := range roleMatrix {
 		rows[r.service]++

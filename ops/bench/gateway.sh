@@ -3,7 +3,8 @@
 # service, and through nginx proxying the patient service's HTTP port: `pms all` on a fresh
 # PostgreSQL database (dropped afterwards), wrk -t2 -c64 each, on loopback. Prints
 # requests/s, p50, p99 and the ratios; figures, not assertions. Rate limits are raised for
-# the run; the token check and the audit write per read stay.
+# the run; the token check and the audit write per read stay. IN_PROCESS=1 runs the gateway
+# with --gateway-in-process (it wraps the services' endpoint sets: no gRPC hop).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
@@ -32,7 +33,7 @@ PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 ./bin/pms all --database-u
 	--billing-http-addr=127.0.0.1:$((B + 1)) --billing-grpc-addr=127.0.0.1:$((B + 11)) --billing-admin-addr=127.0.0.1:$((B + 21)) \
 	--auth-http-addr=127.0.0.1:$((B + 5)) --auth-grpc-addr=127.0.0.1:$((B + 15)) --auth-admin-addr=127.0.0.1:$((B + 25)) \
 	--analytics-http-addr=127.0.0.1:$((B + 2)) --analytics-grpc-addr=127.0.0.1:$((B + 12)) --analytics-admin-addr=127.0.0.1:$((B + 22)) \
-	--gateway-http-addr=$GW --gateway-admin-addr=127.0.0.1:$((B + 24)) 2>"$TMP/pms.log" &
+	--gateway-http-addr=$GW --gateway-admin-addr=127.0.0.1:$((B + 24)) ${IN_PROCESS:+--gateway-in-process} 2>"$TMP/pms.log" &
 PID=$!
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$((B + 24))/readyz" >/dev/null && curl -sf "http://127.0.0.1:$((B + 20))/readyz" >/dev/null && break; sleep 0.05; done
 TOKEN=$(curl -sf -XPOST "http://$GW/auth/login" -H 'Content-Type: application/json' \
@@ -77,7 +78,7 @@ run() {
 	if echo "$out" | grep -q 'Non-2xx'; then echo "$1: $(echo "$out" | grep 'Non-2xx')" >&2; fi
 	printf '%-8s %10s req/s   p50 %-9s p99 %s\n' "$1" "${RPS[$1]}" "${P50[$1]}" "${P99[$1]}"
 }
-echo "wrk -t2 -c64 -d$DURATION GET /patients/{id}, pms all on PostgreSQL (token check and audit write per read)"
+echo "wrk -t2 -c64 -d$DURATION GET /patients/{id}, pms all on PostgreSQL (token check and audit write per read)${IN_PROCESS:+, the gateway in process}"
 run gateway "http://$GW/api/patients/$ID"
 run direct "http://$PAT/patients/$ID"
 run nginx "http://$NG/api/patients/$ID"

@@ -2,7 +2,8 @@
 # start_pms_all BIN URL DATA BASE starts BIN all on database URL with data folder DATA, every
 # listener on 127.0.0.1:BASE+n (patient HTTP BASE, its admin BASE+200; auth HTTP BASE+5; the
 # gateway BASE+4), rate limits off, the bootstrap admin bench@example.org; it sets PID, waits
-# until the patient service is ready and sets TOKEN to the admin's access token.
+# until the patient service is ready and sets TOKEN to the admin's access token. PMS_EXTRA adds
+# flags (later ones win).
 start_pms_all() {
 	local bin=$1 url=$2 data=$3 base=$4 p=127.0.0.1
 	PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 "$bin" all --database-url="$url" --data-dir="$data" \
@@ -12,7 +13,7 @@ start_pms_all() {
 		--patient-http-addr=$p:$((base + 0)) --patient-grpc-addr=$p:$((base + 100)) --patient-admin-addr=$p:$((base + 200)) \
 		--analytics-http-addr=$p:$((base + 2)) --analytics-grpc-addr=$p:$((base + 102)) --analytics-admin-addr=$p:$((base + 202)) \
 		--gateway-http-addr=$p:$((base + 4)) --gateway-admin-addr=$p:$((base + 204)) \
-		--bootstrap-admin-email=bench@example.org --rate-limit=0 --log-level=error 2>"$data/pms.log" &
+		--bootstrap-admin-email=bench@example.org --rate-limit=0 --log-level=error ${PMS_EXTRA:-} 2>"$data/pms.log" &
 	PID=$!
 	for _ in $(seq 1 300); do curl -sf "http://$p:$((base + 200))/readyz" >/dev/null && break; sleep 0.1; done
 	TOKEN=$(curl -sf -XPOST "http://$p:$((base + 5))/login" -H 'Content-Type: application/json' \

@@ -24,9 +24,11 @@ import (
 	"github.com/pms/pms/pkg/gateway/console"
 	"github.com/pms/pms/pkg/gateway/openapi"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/admit"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/breaker"
+	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/op"
@@ -71,6 +73,12 @@ type Config struct {
 	Timeout time.Duration
 	// ReadAttempts is the most attempts of a read (the first included); writes get one.
 	ReadAttempts int
+	// MaxInFlight is how many calls to one upstream may be in flight at once; more wait in
+	// line for at most MaxQueueWait and are then refused 503 with Retry-After, without
+	// reaching the upstream or its breaker (pkg/platform/admit). 0 means admit.DefaultLimit
+	// and admit.DefaultMaxWait; a negative MaxInFlight turns admission control off.
+	MaxInFlight  int
+	MaxQueueWait time.Duration
 	// BreakerFailures (default 5) consecutive failures open an upstream's breaker for
 	// BreakerOpenFor (default DefaultOpenFor).
 	BreakerFailures uint32
@@ -79,11 +87,29 @@ type Config struct {
 	CORS CORS
 	// TLS, when set, secures the connections to the upstreams (grpctransport.Dial).
 	TLS *tls.Config
+	// InProcess, when set (`pms all --gateway-in-process`), holds the services' own endpoint
+	// sets: the gateway wraps them, the go-kit way, instead of dialling the services, so a
+	// call costs no gRPC hop. The upstream addresses are then not used. Every call still
+	// goes through the gateway's middleware and then the service's own (its token check
+	// again, its roles, audit and limits); the gateway's identity travels explicitly
+	// (authz.WithPeerService "gateway"), as its client certificate does over gRPC.
+	InProcess *Local
 	// Audit, when set, is the gateway's own audit log (issue 17): every call the gateway
 	// refuses itself (no or a bad token, a role that may not call the route) becomes an
 	// entry there, its action named after the service the route belongs to
 	// ("patient.read"), as the service would have audited it.
 	Audit audit.Appender
+	// AuditDB, when set with Audit, is the gateway's own database holding that log: the
+	// gateway then serves its chain's verdict to admins at GET /api/gateway/audit/verify.
+	AuditDB *db.DB
+}
+
+// Local is the services' endpoint sets, for Config.InProcess.
+type Local struct {
+	Patient   patient.Set
+	Billing   billing.Set
+	Auth      auth.Set
+	Analytics analytics.Set
 }
 
 // AuditTable is the gateway's audit log table in its own database.
@@ -137,6 +163,7 @@ type upstream struct {
 	conn    *grpc.ClientConn
 	name    string
 	breaker *breaker.Breaker
+	admit   *admit.Limiter
 	guard   *authz.Guard
 	reads   map[string]bool
 	// service is the upstream's own role table: a request whose body the gateway already
@@ -153,6 +180,7 @@ func New(c Config) (*Gateway, error) {
 	}
 	g := &Gateway{}
 	b := &builder{c: c, g: g, limiter: newClientLimiter(c.ClientLimit, c.MaxClients),
+		admits:  admit.NewMetrics(c.Registerer, "gateway"),
 		metrics: observe.NewRequestMetrics(c.Registerer, "gateway"),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "pms", Subsystem: "gateway", Name: "breaker_state",
@@ -165,7 +193,12 @@ func New(c Config) (*Gateway, error) {
 	var mounts []mount
 
 	pu := b.upstream("patient", c.PatientAddr, patient.Ops, c.refusals("patient", func(l audit.Appender) authz.DeniedFunc { return patient.DeniedAuditor(l) }))
-	ps := grpctransport.NewPatientClient(pu.conn).Map(pu.wrap)
+	var ps patient.Set
+	if l := c.InProcess; l != nil {
+		ps = l.Patient.Map(inProcess).Map(pu.wrap)
+	} else {
+		ps = grpctransport.NewPatientClient(pu.conn).Map(pu.wrap)
+	}
 	ph, pr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewPatientHandler(ps, o) }, "/api")
 	mounts = append(mounts, mount{"/api/patients", ph, pr}, mount{"/api/audit", ph, pr})
 	// The FHIR R4 facade (docs/fhir.md): the same patient endpoints, so the same guard,
@@ -174,12 +207,22 @@ func New(c Config) (*Gateway, error) {
 	mounts = append(mounts, mount{"/fhir", fh, fr})
 
 	bu := b.upstream("billing", c.BillingAddr, billing.Ops, c.refusals("billing", func(l audit.Appender) authz.DeniedFunc { return billing.DeniedAuditor(l) }))
-	bs := grpctransport.NewBillingClient(bu.conn).Map(bu.wrap)
+	var bs billing.Set
+	if l := c.InProcess; l != nil {
+		bs = l.Billing.Map(inProcess).Map(bu.wrap)
+	} else {
+		bs = grpctransport.NewBillingClient(bu.conn).Map(bu.wrap)
+	}
 	bh, br := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewBillingHandler(bs, o) }, "/api/billing")
 	mounts = append(mounts, mount{"/api/billing", bh, br})
 
 	au := b.upstream("auth", c.AuthAddr, auth.Ops, c.refusals("auth", func(l audit.Appender) authz.DeniedFunc { return auth.DeniedAuditor(l) }))
-	as := grpctransport.NewAuthClient(au.conn).Map(au.wrap)
+	var as auth.Set
+	if l := c.InProcess; l != nil {
+		as = l.Auth.Map(inProcess).Map(au.wrap)
+	} else {
+		as = grpctransport.NewAuthClient(au.conn).Map(au.wrap)
+	}
 	// /auth/** is auth with the prefix stripped, for the public routes; the user
 	// administration lives under /api/users.
 	aph, apr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAuthHandler(as, o) }, "/auth")
@@ -190,9 +233,19 @@ func New(c Config) (*Gateway, error) {
 	mounts = append(mounts, mount{"/api/users", auh, aur})
 
 	nu := b.upstream("analytics", c.AnalyticsAddr, analytics.Ops, c.refusals("analytics", func(l audit.Appender) authz.DeniedFunc { return analytics.DeniedAuditor(l) }))
-	ns := grpctransport.NewAnalyticsClient(nu.conn).Map(nu.wrap)
+	var ns analytics.Set
+	if l := c.InProcess; l != nil {
+		ns = l.Analytics.Map(inProcess).Map(nu.wrap)
+	} else {
+		ns = grpctransport.NewAnalyticsClient(nu.conn).Map(nu.wrap)
+	}
 	nh, nr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAnalyticsHandler(ns, o) }, "/api/analytics")
 	mounts = append(mounts, mount{"/api/analytics", nh, nr})
+
+	if c.Audit != nil && c.AuditDB != nil {
+		gh, gr := b.verifyHandler(c.AuditDB, c.Audit)
+		mounts = append(mounts, mount{"/api/gateway", gh, gr})
+	}
 
 	if b.err != nil {
 		_ = g.Close()
@@ -240,20 +293,33 @@ type builder struct {
 	c       Config
 	g       *Gateway
 	limiter *clientLimiter
+	admits  *admit.Metrics
 	metrics *observe.RequestMetrics
 	state   *prometheus.GaugeVec
 	err     error
+}
+
+// inProcess is what the gRPC hop gives a call that reaches a service's endpoints in this
+// process: the caller's identity is its token, already in the context (the service checks it
+// again); the gateway's own is said explicitly, as its client certificate would say it.
+func inProcess(_ string, next endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, req any) (any, error) {
+		return next(authz.WithPeerService(ctx, "gateway"), req)
+	}
 }
 
 // upstream dials one service (grpctransport.Dial: lazily, quick to reconnect) and derives its
 // guard, read list and role table from the service's operation table. A dial error is kept
 // in b.err for New to return.
 func (b *builder) upstream(name, addr string, ops op.Table, denied authz.DeniedFunc) *upstream {
-	conn, err := grpctransport.Dial(addr, b.c.TLS)
-	if err != nil {
-		b.err = errors.Join(b.err, err)
-	} else {
-		b.g.conns = append(b.g.conns, conn)
+	var conn *grpc.ClientConn
+	if b.c.InProcess == nil { // in process, nothing is dialled
+		var err error
+		if conn, err = grpctransport.Dial(addr, b.c.TLS); err != nil {
+			b.err = errors.Join(b.err, err)
+		} else {
+			b.g.conns = append(b.g.conns, conn)
+		}
 	}
 	return &upstream{
 		conn:    conn,
@@ -262,6 +328,7 @@ func (b *builder) upstream(name, addr string, ops op.Table, denied authz.DeniedF
 		guard:   authz.NewGuard(b.c.Verifier, ops.Gateway(), denied).WithReads(ops.Reads()),
 		reads:   ops.Reads(),
 		service: ops.Roles(),
+		admit:   admit.New(admit.Options{Name: name, Limit: b.c.MaxInFlight, MaxWait: b.c.MaxQueueWait, Metrics: b.admits}),
 		breaker: breaker.New(breaker.Options{Name: name, Failures: breakerFailures(b.c.BreakerFailures, addr), OpenFor: b.c.BreakerOpenFor,
 			State: b.state.WithLabelValues(name), Logger: b.c.Logger}),
 	}
@@ -286,7 +353,8 @@ func breakerFailures(failures uint32, addr string) uint32 {
 // wrap puts the gateway's middleware around one client endpoint, outermost first: metrics,
 // logging, the JWT check (401/403 first, as the contract orders), the per-client rate limit
 // (keyed by the verified subject), a rejected decode (400/413/415, without calling the
-// upstream), the deadline and,
+// upstream), admission to the upstream (a call shed under load is answered 503 at once and
+// is neither retried nor seen by the breaker), the deadline and,
 // for reads only, retries, then the upstream's breaker around each attempt.
 func (u *upstream) wrap(method string, e endpoint.Endpoint) endpoint.Endpoint {
 	b, name := u.b, u.name+"."+method
@@ -302,6 +370,7 @@ func (u *upstream) wrap(method string, e endpoint.Endpoint) endpoint.Endpoint {
 		u.guard.Middleware(method),
 		b.limiter.middleware(),
 		rejectDecodeErrors(u.service, method),
+		u.admit.Middleware(),
 		call,
 		u.breaker.Middleware(),
 	)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/authz/authztest"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 )
 
@@ -116,5 +117,78 @@ func TestUpstreamThatNeverAnswers(t *testing.T) {
 	code, e, _ := do("GET", "/api/patients/"+id, "")
 	if code != http.StatusServiceUnavailable || e["error"] != "unavailable" || e["requestId"] != "hang-1" {
 		t.Fatalf("after five timeouts: %d %v, want 503 unavailable from the open breaker", code, e)
+	}
+}
+
+// TestAdmissionSheds: with --gateway-max-in-flight 2, two calls hanging on the upstream hold
+// both places; every further call waits its --gateway-queue-wait and is refused 503 with
+// Retry-After and the contract's body, without reaching the upstream; and however many are
+// refused, the upstream's breaker stays closed (a shed call is not the upstream failing).
+func TestAdmissionSheds(t *testing.T) {
+	addr, calls := silentUpstream(t)
+	is := authztest.New(t)
+	reg := prometheus.NewRegistry()
+	g, err := New(Config{PatientAddr: addr, BillingAddr: "127.0.0.1:1", AuthAddr: "127.0.0.1:1", AnalyticsAddr: "127.0.0.1:1",
+		Verifier: authz.NewVerifier(is.Keys(), authz.DefaultIssuer, authz.DefaultAudience), Registerer: reg,
+		Timeout: time.Minute, BreakerOpenFor: time.Hour, ClientLimit: DefaultClientLimit, MaxInFlight: 2, MaxQueueWait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	token := is.Token(t, "clin-1", authz.RoleClinician)
+	const path = "/api/patients/7b0c2f8e-9a51-4a7e-8a3e-0f1d2c3b4a59"
+	get := func(ctx context.Context) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return http.DefaultClient.Do(req)
+	}
+	hanging, stop := context.WithCancel(context.Background())
+	defer stop()
+	for range 2 {
+		go func() {
+			if resp, err := get(hanging); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the two hanging calls did not reach the upstream within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 10 {
+		resp, err := get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var e map[string]any
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" ||
+			json.Unmarshal(b, &e) != nil || e["error"] != "unavailable" || !strings.Contains(e["message"].(string), "busy") {
+			t.Fatalf("call %d with both places taken: %d %v %s, want 503 busy with Retry-After: 1", i, resp.StatusCode, resp.Header, b)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("the upstream saw %d calls, want the 2 admitted ones", n)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := -1.0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == "pms_gateway_breaker_state" && len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == "patient" {
+				state = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if state != 0 {
+		t.Fatalf("patient breaker state %v after 10 shed calls, want 0 (closed)", state)
 	}
 }

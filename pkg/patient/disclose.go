@@ -125,7 +125,7 @@ func (l disclosingLog) Settle(ctx context.Context) error {
 // register keeps dis for the hook until the entry id is chained (or pendingTTL passes).
 func (l disclosingLog) register(ctx context.Context, id string, dis disclosure) {
 	dis.emergency = isEmergency(ctx)
-	dis.transport = observe.Transport(ctx)
+	dis.transport = observe.Origin(ctx) // how the user reached the platform, not the gateway's hop
 	if dis.transport == "" {
 		dis.transport = "internal"
 	}

@@ -55,7 +55,7 @@ func forwardClientAddr(ctx context.Context, md *metadata.MD) context.Context {
 // "http"), so the callee's access log records how the user reached the platform (believed
 // only from a trusted proxy).
 func forwardTransport(ctx context.Context, md *metadata.MD) context.Context {
-	if t := observe.Transport(ctx); forwardedTransports[t] {
+	if t := observe.Origin(ctx); forwardedTransports[t] {
 		md.Set(TransportKey, t)
 	}
 	return ctx

@@ -42,9 +42,9 @@ const (
 	// own user-agent metadata is used.
 	UserAgentKey = "x-pms-user-agent"
 	// TransportKey carries, from a trusted proxy (the gateway), the transport the original
-	// request came in on ("http"), so the patient service's access log says how the user
-	// reached the platform rather than the gateway's gRPC hop. From any other caller it is
-	// ignored: the transport is "grpc".
+	// request came in on ("http": observe.Origin), so the patient service's access log says
+	// how the user reached the platform rather than the gateway's gRPC hop; metrics and logs
+	// keep the hop's own transport, grpc. From any other caller it is ignored.
 	TransportKey = "x-pms-transport"
 	// AuthorizationKey carries the caller's token as "Bearer <token>".
 	AuthorizationKey = "authorization"
@@ -173,7 +173,10 @@ func (ic *interceptor) prepare(ctx context.Context) context.Context {
 	// SetHeader fails only when headers were already sent, which cannot have happened yet.
 	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDKey, id))
 	ctx = observe.WithRequestID(ctx, id)
-	ctx = observe.WithTransport(ctx, transport(ctx, md, ic.trusted))
+	ctx = observe.WithTransport(ctx, "grpc")
+	if origin := forwardedOrigin(ctx, md, ic.trusted); origin != "" {
+		ctx = observe.WithOrigin(ctx, origin)
+	}
 	ctx = observe.WithClientAddr(ctx, clientAddr(ctx, md, ic.trusted))
 	ctx = observe.WithUserAgent(ctx, userAgent(md))
 	if p, ok := peer.FromContext(ctx); ok {
@@ -219,19 +222,20 @@ func first(md metadata.MD, key string) string {
 // forwardedTransports are the transports a trusted proxy may say a request came in on.
 var forwardedTransports = map[string]bool{"http": true, "grpc": true}
 
-// transport is the call's transport: "grpc", or the one a trusted proxy forwarded
-// (TransportKey), as clientAddr believes x-forwarded-for.
-func transport(ctx context.Context, md metadata.MD, trusted []netip.Prefix) string {
+// forwardedOrigin is the transport a trusted proxy says the call came in on at the edge
+// (TransportKey), as clientAddr believes x-forwarded-for; "" when there is none to believe
+// (the call's origin is then its own transport, grpc).
+func forwardedOrigin(ctx context.Context, md metadata.MD, trusted []netip.Prefix) string {
 	v := first(md, TransportKey)
 	if !forwardedTransports[v] {
-		return "grpc"
+		return ""
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		if ip, ok := addrIP(p.Addr); ok && isTrusted(ip, trusted) {
 			return v
 		}
 	}
-	return "grpc"
+	return ""
 }
 
 // clientAddr returns the caller's IP address: the peer's, or, when the peer is a trusted

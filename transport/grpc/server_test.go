@@ -280,7 +280,8 @@ func tcp(s string) *net.TCPAddr {
 }
 
 // TestForwardedTransport: the transport a proxy forwards (x-pms-transport) is believed from
-// a trusted peer only, and only when it names a transport; otherwise a call is "grpc".
+// a trusted peer only, and only when it names a transport; otherwise there is no forwarded
+// origin (observe.Origin is then the call's own transport, grpc).
 func TestForwardedTransport(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	from := func(ip string) context.Context {
@@ -290,16 +291,16 @@ func TestForwardedTransport(t *testing.T) {
 		peer, forwarded, want string
 	}{
 		{"127.0.0.1", "http", "http"},
-		{"127.0.0.1", "", "grpc"},
-		{"127.0.0.1", "smoke-signals", "grpc"},
-		{"203.0.113.9", "http", "grpc"}, // not a trusted proxy: its claim is ignored
+		{"127.0.0.1", "", ""},
+		{"127.0.0.1", "smoke-signals", ""},
+		{"203.0.113.9", "http", ""}, // not a trusted proxy: its claim is ignored
 	} {
 		md := metadata.MD{}
 		if c.forwarded != "" {
 			md.Set(TransportKey, c.forwarded)
 		}
-		if got := transport(from(c.peer), md, trusted); got != c.want {
-			t.Errorf("transport from %s forwarding %q = %q, want %q", c.peer, c.forwarded, got, c.want)
+		if got := forwardedOrigin(from(c.peer), md, trusted); got != c.want {
+			t.Errorf("origin from %s forwarding %q = %q, want %q", c.peer, c.forwarded, got, c.want)
 		}
 	}
 }

@@ -43,8 +43,10 @@ func EncodeError(ctx context.Context, err error, w http.ResponseWriter) {
 	for _, k := range []string{"Etag", "Location", "Link", "X-Total-Count", TotalEstimatedHeader} {
 		h.Del(k)
 	}
-	if body.Error == errs.RateLimited {
-		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(errs.As(err).RetryAfter)))
+	// Rate limiting always says when to come back; unavailable does when it knows (a call
+	// shed by the gateway's admission control: 503 with Retry-After, as RFC 9110 has it).
+	if e := errs.As(err); body.Error == errs.RateLimited || body.Error == errs.Unavailable && e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(e.RetryAfter)))
 	}
 	_ = WriteJSON(w, status, body)
 }

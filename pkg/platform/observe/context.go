@@ -13,6 +13,7 @@ type ctxKey int
 const (
 	requestIDKey ctxKey = iota
 	transportKey
+	originKey
 	clientAddrKey
 	userAgentKey
 )
@@ -76,6 +77,22 @@ func Transport(ctx context.Context) string {
 		return s
 	}
 	return "direct"
+}
+
+// WithOrigin records the transport the request came in on at the platform's edge, when a
+// trusted proxy (the gateway) forwarded it here over another one: a patient's access log
+// says how the user reached the platform, while metrics and logs keep the hop's transport.
+func WithOrigin(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, originKey, name)
+}
+
+// Origin returns the transport the request came in on at the platform's edge: the one a
+// trusted proxy forwarded (WithOrigin), else the request's own (Transport).
+func Origin(ctx context.Context) string {
+	if s, ok := ctx.Value(originKey).(string); ok {
+		return s
+	}
+	return Transport(ctx)
 }
 
 // WithClientAddr records the caller's address (already resolved against trusted proxies).
