@@ -68,10 +68,10 @@ var Weights = map[string]float64{
 	"family/exact": 5, "family/close": 3.5, "family/partial": 1, "family/different": -3,
 	"given/exact": 5, "given/nickname": 4.5, "given/close": 3.5, "given/typo": 2.5, "given/initial": 1, "given/different": -7,
 	"names/swapped": -1, // penalty on top of the swapped comparison's weights
-	"dob/exact": 8, "dob/swapped": 6, "dob/typo": 5, "dob/year-month": 1.5, "dob/different": -8,
+	"dob/exact":     8, "dob/swapped": 6, "dob/typo": 5, "dob/year-month": 1.5, "dob/different": -8,
 	"phone/exact": 5, "phone/different": -1,
 	"email/exact": 6, "email/different": -1,
-	"identifier/exact": 14, "identifier/conflict": -10,
+	"identifier/exact": 16, "identifier/conflict": -12,
 	"gender/exact": 0.5, "gender/different": -4,
 	"address/exact": 2.5, "address/partial": 1, "address/different": -0.5,
 }
@@ -202,8 +202,12 @@ func compare(a, b prepared) Result {
 	// Names, straight and with family and given swapped; the better reading wins.
 	fl, gl := familyLevel(a.family, b.family), givenLevel(a.given, b.given)
 	straight := Weights["family/"+fl] + Weights["given/"+gl]
+	// Swapped both ways round, the better kept, so that Compare(a, b) == Compare(b, a).
 	sf, sg := familyLevel(a.family, b.given), givenLevel(a.given, b.family)
 	swapped := Weights["family/"+sf] + Weights["given/"+sg] + Weights["names/swapped"]
+	if rf, rg := familyLevel(b.family, a.given), givenLevel(b.given, a.family); Weights["family/"+rf]+Weights["given/"+rg]+Weights["names/swapped"] > swapped {
+		sf, sg, swapped = rf, rg, Weights["family/"+rf]+Weights["given/"+rg]+Weights["names/swapped"]
+	}
 	if sf != "missing" && sg != "missing" && swapped > straight {
 		add("family", sf)
 		add("given", sg)
@@ -298,7 +302,21 @@ func givenLevel(a, b []string) string {
 	if len(a) == 0 || len(b) == 0 {
 		return "missing"
 	}
-	rank := map[string]int{"different": 0, "initial": 1, "typo": 2, "close": 3, "nickname": 4, "exact": 5}
+	rank := func(l string) int {
+		switch l {
+		case "exact":
+			return 5
+		case "nickname":
+			return 4
+		case "close":
+			return 3
+		case "typo":
+			return 2
+		case "initial":
+			return 1
+		}
+		return 0
+	}
 	best := "different"
 	try := func(x, y string) {
 		l := "different"
@@ -316,7 +334,7 @@ func givenLevel(a, b []string) string {
 		case oneEdit(x, y):
 			l = "typo"
 		}
-		if rank[l] > rank[best] {
+		if rank(l) > rank(best) {
 			best = l
 		}
 	}

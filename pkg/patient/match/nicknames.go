@@ -55,4 +55,3 @@ func nicknameRoot(tok string) string {
 	}
 	return tok
 }
-

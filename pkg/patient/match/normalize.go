@@ -77,10 +77,11 @@ func Transliterate(s string) string {
 
 // canonReplacer folds the spelling variants that transliteration and national orthographies
 // produce for one sound: ue/oe/ae for umlauts, kh/h, ks/x, ph/f, w/v (Wladimir, Vladimir),
-// y/j/i (Yuri, Iurii, Jurij), tch/ch, ck/k.
+// y/i (Yuri, Iurii), tch/ch, sch/sh, ck/k. J stays: folding it to i would make the pinyin
+// names Jing and Ying one name.
 var canonReplacer = strings.NewReplacer(
 	"tsch", "ch", "sch", "sh", "tch", "ch", "shch", "sh", "ue", "u", "oe", "o", "ae", "a", "kh", "h", "ks", "x",
-	"ph", "f", "ck", "k", "w", "v", "y", "i", "j", "i", "q", "k", "th", "t",
+	"ph", "f", "ck", "k", "w", "v", "y", "i", "q", "k", "th", "t",
 )
 
 // canon is the comparison spelling of one transliterated name token: canonReplacer's folds,

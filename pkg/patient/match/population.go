@@ -205,7 +205,7 @@ type generator struct {
 }
 
 func (g *generator) pick(xs []string) string { return xs[g.rng.IntN(len(xs))] }
-func (g *generator) chance(p float64) bool  { return g.rng.Float64() < p }
+func (g *generator) chance(p float64) bool   { return g.rng.Float64() < p }
 
 // household draws one to four people (never more than room) of one culture sharing an
 // address: a first adult, perhaps a partner, perhaps children, rarely twins.
@@ -231,15 +231,21 @@ func (g *generator) household(room int) []Person {
 	size = min(size, room)
 	var out []Person
 	var first Person
+	used := map[string]bool{} // parents do not give two children one name
 	for i := range size {
 		p := g.person(c, family)
+		for used[p.Given[0]] {
+			p = g.person(c, family)
+		}
 		p.Address = address
 		switch {
 		case i == 0:
 			first = p
 		case i == 1 && size == 2:
 			if g.chance(0.5) { // partner of another family name
-				p = g.person(c, g.pick(c.family))
+				for p = g.person(c, g.pick(c.family)); used[p.Given[0]]; {
+					p = g.person(c, g.pick(c.family))
+				}
 				p.Address = address
 			}
 			p.DateOfBirth = g.dobNear(first.DateOfBirth, g.rng.IntN(9)-4)
@@ -247,15 +253,13 @@ func (g *generator) household(room int) []Person {
 			p.DateOfBirth = g.dobNear(first.DateOfBirth, 22+g.rng.IntN(15))
 			if i == 3 && g.chance(0.5) {
 				p.DateOfBirth = out[2].DateOfBirth
-				for p.Given[0] == out[2].Given[0] { // parents do not give twins one name
-					p = g.person(c, family)
-					p.Address, p.DateOfBirth = address, out[2].DateOfBirth
-				}
+
 			}
 		}
 		if g.chance(0.6) {
 			p.Phone = phone // the home phone
 		}
+		used[p.Given[0]] = true
 		if i > 0 && first.Email != "" && g.chance(0.3) {
 			p.Email = first.Email // a family email
 		}
@@ -426,13 +430,8 @@ func (g *generator) typo(s string) string {
 	}
 	i := 1 + g.rng.IntN(len(r)-2)
 	switch g.rng.IntN(4) {
-	case 0:
-		letters := []rune("aeioulnrst")
-		if unicode.IsUpper(r[i]) {
-			r[i] = unicode.ToUpper(letters[g.rng.IntN(len(letters))])
-		} else {
-			r[i] = letters[g.rng.IntN(len(letters))]
-		}
+	case 0: // another letter of the same name, so the slip stays in its script
+		r[i] = unicode.ToLower(r[g.rng.IntN(len(r))])
 	case 1:
 		r = append(r[:i], r[i+1:]...)
 	case 2:
