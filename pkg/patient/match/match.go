@@ -126,12 +126,14 @@ type prepared struct {
 // and a family name (the last word), the most common order among the cultures generated.
 func (m *Matcher) prepare(p Person) prepared {
 	var q prepared
+	p.Family, p.Name, p.Gender, p.DateOfBirth = clip(p.Family), clip(p.Name), clip(p.Gender), clip(p.DateOfBirth)
+	p.Phone, p.Email, p.Address = clip(p.Phone), clip(p.Email), clip(p.Address)
 	q.family = nameTokens(p.Family)
 	for _, g := range p.Given {
 		if len(q.given) >= maxTokens {
 			break
 		}
-		q.given = append(q.given, nameTokens(g)...)
+		q.given = append(q.given, nameTokens(clip(g))...)
 	}
 	if len(q.family) == 0 && len(q.given) == 0 {
 		if toks := nameTokens(p.Name); len(toks) > 0 {
@@ -153,7 +155,7 @@ func (m *Matcher) prepare(p Person) prepared {
 		if i == 32 {
 			break
 		}
-		sys, val := normalSystem(id.System), normalValue(id.Value)
+		sys, val := normalSystem(clip(id.System)), normalValue(clip(id.Value))
 		if sys == "" || val == "" || m.ignored[sys] {
 			continue
 		}
@@ -161,6 +163,18 @@ func (m *Matcher) prepare(p Person) prepared {
 	}
 	return q
 }
+
+// clip cuts a raw field to maxField bytes before any normalisation looks at it, so a
+// hostile megabyte costs what a kilobyte does. No real name, address or identifier is longer.
+func clip(s string) string {
+	if len(s) > maxField {
+		return s[:maxField]
+	}
+	return s
+}
+
+// maxField is clip's limit in bytes.
+const maxField = 1024
 
 // normalSystem trims and lowercases an identifier system URI.
 func normalSystem(s string) string {
@@ -268,6 +282,9 @@ func familyLevel(a, b []string) string {
 		return "exact"
 	}
 	best := jaroWinkler(trim(ja), trim(jb))
+	if ja[0] == jb[0] && oneEdit(trim(ja), trim(jb)) {
+		best = max(best, 0.95) // one slip of the keyboard (Wright/Wgight), which JW underrates
+	}
 	for _, x := range a {
 		for _, y := range b {
 			s := jaroWinkler(x, y)
@@ -331,7 +348,7 @@ func givenLevel(a, b []string) string {
 			l = "nickname"
 		case jaroWinkler(x, y) >= 0.88:
 			l = "close"
-		case oneEdit(x, y):
+		case x[0] == y[0] && oneEdit(x, y): // not the first letter: Hao and Tao are two names
 			l = "typo"
 		}
 		if rank(l) > rank(best) {

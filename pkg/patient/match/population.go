@@ -234,7 +234,7 @@ func (g *generator) household(room int) []Person {
 	used := map[string]bool{} // parents do not give two children one name
 	for i := range size {
 		p := g.person(c, family)
-		for used[p.Given[0]] {
+		for anyUsed(used, p.Given) {
 			p = g.person(c, family)
 		}
 		p.Address = address
@@ -243,7 +243,7 @@ func (g *generator) household(room int) []Person {
 			first = p
 		case i == 1 && size == 2:
 			if g.chance(0.5) { // partner of another family name
-				for p = g.person(c, g.pick(c.family)); used[p.Given[0]]; {
+				for p = g.person(c, g.pick(c.family)); anyUsed(used, p.Given); {
 					p = g.person(c, g.pick(c.family))
 				}
 				p.Address = address
@@ -259,7 +259,9 @@ func (g *generator) household(room int) []Person {
 		if g.chance(0.6) {
 			p.Phone = phone // the home phone
 		}
-		used[p.Given[0]] = true
+		for _, n := range p.Given {
+			used[n] = true
+		}
 		if i > 0 && first.Email != "" && g.chance(0.3) {
 			p.Email = first.Email // a family email
 		}
@@ -267,6 +269,17 @@ func (g *generator) household(room int) []Person {
 		g.cult = append(g.cult, ci)
 	}
 	return out
+}
+
+// anyUsed reports whether one of names is taken in the household already (a sibling's first
+// name as a middle name would make siblings of one birthday look like one person).
+func anyUsed(used map[string]bool, names []string) bool {
+	for _, n := range names {
+		if used[n] {
+			return true
+		}
+	}
+	return false
 }
 
 // person draws one person of culture c with the given family name (in c's script).
@@ -281,10 +294,12 @@ func (g *generator) person(c culture, family string) Person {
 		}
 	}
 	if (c.name == "english" || c.name == "german" || c.name == "french" || c.name == "spanish") && g.chance(0.35) {
+		names := c.male
 		if female {
-			given = append(given, g.pick(c.female))
-		} else {
-			given = append(given, g.pick(c.male))
+			names = c.female
+		}
+		if middle := g.pick(names); middle != given[0] {
+			given = append(given, middle)
 		}
 	}
 	if c.script != "" && g.chance(0.5) { // registered from a Latin-script document
