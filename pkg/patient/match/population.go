@@ -21,15 +21,15 @@ const (
 
 // culture is one naming tradition of the synthetic population.
 type culture struct {
-	name           string
-	male, female   []string
-	family         []string
-	script         string // "cyrillic", "greek" or "" (Latin)
-	feminine       func(string) string
-	country, phone string // phone prefix as dialled internationally
-	streets        []string
-	cities         []string
-	weight         int
+	name         string
+	male, female []string
+	family       []string
+	script       string // "cyrillic", "greek" or "" (Latin)
+	feminine     func(string) string
+	phone        string // country prefix as dialled internationally
+	streets      []string
+	cities       []string
+	weight       int
 }
 
 func fields(s string) []string { return strings.Fields(s) }
@@ -407,6 +407,9 @@ func (g *generator) duplicate(p Person, ci int) (Person, []string) {
 			}
 		case DupFamilyChange:
 			d.Family = g.pick(c.family)
+			if c.feminine != nil && d.Gender == "female" {
+				d.Family = c.feminine(d.Family)
+			}
 			if g.chance(0.5) {
 				d.Address = fmt.Sprintf("%d %s, %05d %s", 1+g.rng.IntN(200), g.street(c), g.rng.IntN(100000), g.pick(c.cities))
 			}
