@@ -12,8 +12,10 @@ import (
 //
 //   - n:<code>:<year>  phonetic code of each family-name part and of the first given name,
 //     with the birth year (both name parts are keyed, so a swapped given/family still meets);
-//   - g:<code>:<code>  phonetic code of the family name with the first given name's nickname
-//     group, for records without a date of birth;
+//   - g:<code>:<group> phonetic code of the family name with the first given name's nickname
+//     group (a date of birth missing on one side);
+//   - m:<code>:<a>-<b> phonetic code of each family-name part with birth day and month sorted
+//     (the year mistyped and the given name too);
 //   - d:<year>:<a>:<b> the date of birth with day and month sorted (a swapped day/month meets);
 //   - f:<given>:<m>-<d> the first given name's nickname group with birth day and month (the
 //     family name changed at marriage, the year mistyped);
@@ -43,7 +45,11 @@ func (m *Matcher) Keys(p Person) []string {
 			add("f:%s:%d-%d", nicknameRoot(firstGiven), min(q.dob.m, q.dob.d), max(q.dob.m, q.dob.d))
 		}
 		add("d:%d:%d:%d", q.dob.y, min(q.dob.m, q.dob.d), max(q.dob.m, q.dob.d))
-	} else if len(q.family) > 0 && firstGiven != "" {
+		for _, f := range q.family {
+			add("m:%s:%d-%d", soundex(f), min(q.dob.m, q.dob.d), max(q.dob.m, q.dob.d))
+		}
+	}
+	if len(q.family) > 0 && firstGiven != "" {
 		add("g:%s:%s", soundex(q.family[0]), nicknameRoot(firstGiven))
 	}
 	if q.phone != "" {
