@@ -61,10 +61,10 @@ const DefaultThreshold = 0.5
 // among blocked candidates plus the evidence the threshold asks for.
 const offset = 12.0
 
-// Weights are the per-level weights in bits (log2 likelihood ratios). They were set from
+// weights are the per-level weights in bits (log2 likelihood ratios). They were set from
 // the error rates of real registries reported in the record-linkage literature and then
 // adjusted against the synthetic population; docs/matching.md explains each.
-var Weights = map[string]float64{
+var weights = map[string]float64{
 	"family/exact": 5, "family/close": 3.5, "family/partial": 1, "family/different": -3,
 	"given/exact": 5, "given/nickname": 4.5, "given/close": 3.5, "given/typo": 2.5, "given/initial": 1, "given/different": -7,
 	"names/swapped": -1, // penalty on top of the swapped comparison's weights
@@ -211,16 +211,16 @@ func (m *Matcher) Compare(a, b Person) Result {
 func compare(a, b prepared) Result {
 	var rs []Reason
 	add := func(field, level string) {
-		rs = append(rs, Reason{Field: field, Level: level, Weight: Weights[field+"/"+level]})
+		rs = append(rs, Reason{Field: field, Level: level, Weight: weights[field+"/"+level]})
 	}
 	// Names, straight and with family and given swapped; the better reading wins.
 	fl, gl := familyLevel(a.family, b.family), givenLevel(a.given, b.given)
-	straight := Weights["family/"+fl] + Weights["given/"+gl]
+	straight := weights["family/"+fl] + weights["given/"+gl]
 	// Swapped both ways round, the better kept, so that Compare(a, b) == Compare(b, a).
 	sf, sg := familyLevel(a.family, b.given), givenLevel(a.given, b.family)
-	swapped := Weights["family/"+sf] + Weights["given/"+sg] + Weights["names/swapped"]
-	if rf, rg := familyLevel(b.family, a.given), givenLevel(b.given, a.family); Weights["family/"+rf]+Weights["given/"+rg]+Weights["names/swapped"] > swapped {
-		sf, sg, swapped = rf, rg, Weights["family/"+rf]+Weights["given/"+rg]+Weights["names/swapped"]
+	swapped := weights["family/"+sf] + weights["given/"+sg] + weights["names/swapped"]
+	if rf, rg := familyLevel(b.family, a.given), givenLevel(b.given, a.family); weights["family/"+rf]+weights["given/"+rg]+weights["names/swapped"] > swapped {
+		sf, sg, swapped = rf, rg, weights["family/"+rf]+weights["given/"+rg]+weights["names/swapped"]
 	}
 	if sf != "missing" && sg != "missing" && swapped > straight {
 		add("family", sf)
