@@ -203,17 +203,17 @@ func TestPatientRoutes(t *testing.T) {
 			if resp.StatusCode != 201 || resp.Header.Get("Location") != p+"/patients/"+testID || resp.Header.Get("ETag") != `"3"` {
 				t.Fatalf("create: %d %v %s", resp.StatusCode, resp.Header, b)
 			}
-			if got := decodeBody[patient.Patient](t, b); got != testPatient {
+			if got := decodeBody[patient.Patient](t, b); !reflect.DeepEqual(got, testPatient) {
 				t.Errorf("create body = %+v", got)
 			}
 			_, last, _ := e.stub.seen()
 			wantCreate := patient.CreateRequest{Name: "Ada Lovelace", Email: "ada@example.org", Address: "x", DateOfBirth: "1915-12-10", IdempotencyKey: "key 1"}
-			if last != wantCreate {
+			if !reflect.DeepEqual(last, wantCreate) {
 				t.Errorf("service got %+v", last)
 			}
 
 			resp, b = e.do(t, "GET", p+"/patients/"+testID, nil)
-			if resp.StatusCode != 200 || resp.Header.Get("ETag") != `"3"` || decodeBody[patient.Patient](t, b) != testPatient {
+			if resp.StatusCode != 200 || resp.Header.Get("ETag") != `"3"` || !reflect.DeepEqual(decodeBody[patient.Patient](t, b), testPatient) {
 				t.Errorf("get: %d %v %s", resp.StatusCode, resp.Header, b)
 			}
 			if resp.Header.Get("Cache-Control") != "no-store" {
@@ -226,7 +226,7 @@ func TestPatientRoutes(t *testing.T) {
 			if resp.StatusCode != 200 || resp.Header.Get("X-Total-Count") != "7" || resp.Header.Get("Link") != wantLink {
 				t.Errorf("list: %d %v", resp.StatusCode, resp.Header)
 			}
-			if got := decodeBody[[]patient.Patient](t, b); len(got) != 1 || got[0] != testPatient {
+			if got := decodeBody[[]patient.Patient](t, b); len(got) != 1 || !reflect.DeepEqual(got[0], testPatient) {
 				t.Errorf("list body %s", b)
 			}
 			_, last, _ = e.stub.seen()
