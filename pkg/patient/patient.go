@@ -12,9 +12,9 @@ import (
 // Patient is a patient record as the contract shows it. Dates are ISO YYYY-MM-DD strings,
 // instants are UTC.
 type Patient struct {
-	ID             string `json:"id"`
-	MRN            string `json:"mrn"`
-	Name           string `json:"name"`
+	ID   string `json:"id"`
+	MRN  string `json:"mrn"`
+	Name string `json:"name"`
 	// Family and Given are the structured name (FHIR HumanName); Name stays the display text
 	// (demographics.go says how they relate).
 	Family string   `json:"family"`

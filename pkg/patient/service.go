@@ -253,6 +253,11 @@ func (s *service) list(ctx context.Context, q ListQuery) (Page, error) {
 	if q.Email != "" && len(q.Email) > MaxEmailLen {
 		bad.Add("email", "must be at most 254 characters")
 	}
+	if q.Identifier != "" {
+		if _, ok := parseIdentifierQuery(q.Identifier); !ok {
+			bad.Add("identifier", "must be system|value")
+		}
+	}
 	if q.DateOfBirth != "" {
 		if d, msg := validate.Date(q.DateOfBirth); msg != "" {
 			bad.Add("dateOfBirth", msg)
