@@ -28,6 +28,21 @@ type Identifier struct {
 	Value  string `json:"value"`
 }
 
+// MarshalJSON shows given and identifiers as arrays, never null, however the record was
+// built (a record read over gRPC, where an empty list and none are the same, answers like
+// one read from the store).
+func (p Patient) MarshalJSON() ([]byte, error) {
+	type plain Patient
+	q := plain(p)
+	if q.Given == nil {
+		q.Given = []string{}
+	}
+	if q.Identifiers == nil {
+		q.Identifiers = []Identifier{}
+	}
+	return json.Marshal(q)
+}
+
 // The FHIR administrative genders (http://hl7.org/fhir/administrative-gender).
 var genders = map[string]bool{"male": true, "female": true, "other": true, "unknown": true}
 

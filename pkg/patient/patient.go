@@ -79,6 +79,38 @@ type UpdateRequest struct {
 	ConfirmNotDuplicate []string
 }
 
+// UpdateBody is the JSON body of an update on every transport that carries JSON (REST PUT,
+// Kafka UpdatePatient): the editable fields plus the read-only ones a client may echo back.
+// The demographics of issue 19 are pointers: omitted (or null) leaves the stored value
+// unchanged, so today's clients lose nothing; "" or [] clears it.
+type UpdateBody struct {
+	Name        string        `json:"name"`
+	Family      *string       `json:"family,omitempty"`
+	Given       *[]string     `json:"given,omitempty"`
+	Gender      *string       `json:"gender,omitempty"`
+	Phone       *string       `json:"phone,omitempty"`
+	Identifiers *[]Identifier `json:"identifiers,omitempty"`
+	Email       string        `json:"email"`
+	Address     string        `json:"address"`
+	DateOfBirth string        `json:"dateOfBirth"`
+	ReadOnlyFields
+}
+
+// Request is the update of patient id the body asks for.
+func (b UpdateBody) Request(id string, ifMatch int64, confirm []string) UpdateRequest {
+	return UpdateRequest{
+		ID: id, Name: b.Name, Email: b.Email, Address: b.Address, DateOfBirth: b.DateOfBirth,
+		Family: b.Family, Given: b.Given, Gender: b.Gender, Phone: b.Phone, Identifiers: b.Identifiers,
+		IfMatch: ifMatch, Unchanged: b.ReadOnlyFields, ConfirmNotDuplicate: confirm,
+	}
+}
+
+// BodyOf is the UpdateBody that carries r.
+func BodyOf(r UpdateRequest) UpdateBody {
+	return UpdateBody{Name: r.Name, Email: r.Email, Address: r.Address, DateOfBirth: r.DateOfBirth, ReadOnlyFields: r.Unchanged,
+		Family: r.Family, Given: r.Given, Gender: r.Gender, Phone: r.Phone, Identifiers: r.Identifiers}
+}
+
 // ReadOnlyFields are the fields a client may send back unchanged in an update; nil means
 // not sent.
 type ReadOnlyFields struct {

@@ -28,7 +28,9 @@ var (
 	testTime    = time.Date(2026, 3, 4, 5, 6, 7, 891000000, time.UTC)
 	testPatient = patient.Patient{
 		ID: testID, MRN: "MRN-000042", Name: "Ada Lovelace", Email: "ada@example.org",
-		Address: "12 St James's Square, London", DateOfBirth: "1915-12-10", RegisteredDate: "2026-03-04",
+		Family: "Lovelace", Given: []string{"Ada", "Augusta"}, Gender: "female", Phone: "+44 20 7946 0958",
+		Identifiers: []patient.Identifier{{System: patient.SystemMRN, Value: "MRN-000042"}, {System: "https://example.org/nid", Value: "N1"}},
+		Address:     "12 St James's Square, London", DateOfBirth: "1915-12-10", RegisteredDate: "2026-03-04",
 		Version: 3, CreatedAt: testTime, UpdatedAt: testTime,
 	}
 )
