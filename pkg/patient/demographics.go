@@ -317,9 +317,7 @@ func (s *Store) checkEmail(ctx context.Context, tx *sqlx.Tx, self, email string,
 	}
 	email = strings.ToLower(email)
 	if s.db.Dialect == db.Postgres {
-		h := fnv.New64a()
-		_, _ = h.Write([]byte("patient-email\x00" + email))
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, emailLockKey(email)); err != nil {
 			return nil, db.Classify(err)
 		}
 	}
@@ -337,6 +335,14 @@ func (s *Store) checkEmail(ctx context.Context, tx *sqlx.Tx, self, email string,
 		}
 	}
 	return holders, nil
+}
+
+// emailLockKey is the advisory-lock key of a lower-cased email: a hash, so the email itself
+// never reaches pg_locks or a log of locks.
+func emailLockKey(email string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("patient-email\x00" + email))
+	return int64(h.Sum64())
 }
 
 // parseConfirm checks the ids of X-Confirm-Not-Duplicate.
