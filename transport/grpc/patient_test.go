@@ -27,7 +27,7 @@ var (
 		ID: "6f1c1f8e-3c1a-4a53-9d0e-2b8f5f1e7a10", MRN: "MRN-000042", Name: "Alice Example",
 		Family: "Example", Given: []string{"Alice"}, Gender: "female", Phone: "+1 555 0100",
 		Identifiers: []patient.Identifier{{System: patient.SystemMRN, Value: "MRN-000042"}, {System: "urn:x", Value: "1"}},
-		Email: "alice@example.org", Address: "1 Main St, Springfield", DateOfBirth: "1980-02-29",
+		Email:       "alice@example.org", Address: "1 Main St, Springfield", DateOfBirth: "1980-02-29",
 		RegisteredDate: "2026-11-25", Version: 3, CreatedAt: created, UpdatedAt: updated,
 	}
 	bob = patient.Patient{
