@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 3119
+const hostileCases = 3535
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -269,7 +269,11 @@ func (o outcome) problem() string {
 		if id := o.header.Get("X-Request-ID"); !safeRequestID.MatchString(id) {
 			return fmt.Sprintf("X-Request-ID %q is not a well-formed id", id)
 		}
-		if o.status >= 400 {
+		if strings.HasPrefix(h.path, "/fhir/") && h.method != http.MethodHead {
+			if err := fhirShape(o); err != nil {
+				return err.Error()
+			}
+		} else if o.status >= 400 {
 			if err := errorShape(o); err != nil {
 				return err.Error()
 			}
@@ -315,6 +319,32 @@ func errorShape(o outcome) error {
 		return fmt.Errorf("a %d whose requestId %q is not its X-Request-ID %q", o.status, e.RequestID, o.header.Get("X-Request-ID"))
 	case len(e.Fields) > 0 && e.Error != errs.InvalidArgument:
 		return fmt.Errorf("a %d %s with fields", o.status, e.Error)
+	}
+	return nil
+}
+
+// fhirShape checks an answer of the FHIR facade: application/fhir+json, a valid FHIR R4
+// resource (the official schema), and an OperationOutcome with issues when it is an error.
+func fhirShape(o outcome) error {
+	if len(o.body) == 0 {
+		if o.status >= 400 {
+			return fmt.Errorf("a FHIR %d without a body", o.status)
+		}
+		return nil
+	}
+	if ct := o.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/fhir+json") {
+		return fmt.Errorf("a FHIR %d with Content-Type %q: %.200s", o.status, ct, o.body)
+	}
+	if err := fhirSchemaProblem(o.body); err != nil {
+		return fmt.Errorf("a FHIR %d that is not a valid FHIR R4 resource (%.200v): %.200s", o.status, err, o.body)
+	}
+	var r struct {
+		ResourceType string
+		Issue        []struct{ Severity, Code string }
+	}
+	_ = json.Unmarshal(o.body, &r)
+	if o.status >= 400 && (r.ResourceType != "OperationOutcome" || len(r.Issue) == 0 || r.Issue[0].Code == "") {
+		return fmt.Errorf("a FHIR %d that is not an OperationOutcome with an issue: %.200s", o.status, o.body)
 	}
 	return nil
 }
@@ -509,6 +539,7 @@ func TestHostileInput(t *testing.T) {
 		tls: mustClientTLS(t, tlsconf.Files{CA: filepath.Join(certs, "ca.pem")})}
 	w.setUp()
 	is := ringIssuer(t, dataDir)
+	loadFHIRSchema(t) // the FHIR routes' answers are checked against it
 
 	var outcomes []outcome
 	run := func(cases []hostile, workers int) {
@@ -776,6 +807,9 @@ func (w *attackWorld) bodyRoutes() []bodyRoute {
 		// break-glass (patient_breakglass_attack_test.go)
 		{method: "POST", path: "/api/patients/" + w.restricted + "/break-glass", token: w.clin, body: `{"reason":"unconscious patient in A&E"}`},
 		{method: "PUT", path: "/api/patients/" + w.p2 + "/confidentiality", token: w.admin, body: `{"confidentiality":"restricted"}`},
+		// The FHIR facade (docs/fhir.md): the Patient resource's create and update.
+		{method: "POST", path: "/fhir/Patient", token: w.clin, body: fhirPatientJSON("", "Never Created", "never-created-fhir@example.org", "1980-01-01")},
+		{method: "PUT", path: "/fhir/Patient/" + w.p1, token: w.clin, body: fhirPatientJSON(w.p1, "Changed By Attack", "p1@example.org", "1980-01-01")},
 	}
 }
 
@@ -803,6 +837,11 @@ func (w *attackWorld) idRoutes() []idRoute {
 		{"POST", "/api/patients/{id}/break-glass", w.clin, `{"reason":"unconscious patient in A&E"}`},
 		{"PUT", "/api/patients/{id}/confidentiality", w.admin, `{"confidentiality":"normal"}`},
 		{"POST", "/api/patients/{id}/erase", w.admin, `{"reason":"GDPR Art. 17 request"}`},
+		// The FHIR facade (its PUT checks the body's id against the path's first: bodyRoutes).
+		{"GET", "/fhir/Patient/{id}", w.clin, ""},
+		{"DELETE", "/fhir/Patient/{id}", w.clin, ""},
+		{"GET", "/fhir/Patient/{id}/_history", w.clin, ""},
+		{"GET", "/fhir/Patient/{id}/_history/1", w.clin, ""},
 	}
 }
 
@@ -1183,6 +1222,40 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		hostile{cat: catState, name: "shared email confirmed for someone else", method: "POST", path: "/api/patients", token: w.clin,
 			body: w.patientBody("p1@example.org"), headers: []string{"X-Confirm-Not-Duplicate", w.p2}, want: []int{409}, check: wantWord(errs.Conflict)})
 
+	// The FHIR facade: roles as on /api/patients, no token, formats it does not serve,
+	// search parameters refused under strict handling, unknown resource types.
+	fhirBody := fhirPatientJSON("", "Never Created", "never-created-fhir@example.org", "1980-01-01")
+	add(hostile{cat: catRoles, name: "FHIR create by billing", method: "POST", path: "/fhir/Patient", token: w.bill, body: fhirBody, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR update by billing", method: "PUT", path: "/fhir/Patient/" + w.p1, token: w.bill,
+			body: fhirPatientJSON(w.p1, "Changed By Attack", "p1@example.org", "1980-01-01"), want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR delete by billing", method: "DELETE", path: "/fhir/Patient/" + w.p1, token: w.bill, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR read by analyst", method: "GET", path: "/fhir/Patient/" + w.p1, token: w.analyst, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR search by analyst", method: "GET", path: "/fhir/Patient?name=a", token: w.analyst, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR history by analyst", method: "GET", path: "/fhir/Patient/" + w.p1 + "/_history", token: w.analyst, want: []int{403}},
+		hostile{cat: catJWT, name: "FHIR read without a token", method: "GET", path: "/fhir/Patient/" + w.p1, want: []int{401}},
+		hostile{cat: catJWT, name: "FHIR create without a token", method: "POST", path: "/fhir/Patient", body: fhirBody, want: []int{401}},
+		hostile{cat: catJWT, name: "FHIR search with a garbage token", method: "GET", path: "/fhir/Patient?name=a", token: "not.a.jwt", want: []int{401}},
+		hostile{cat: catHeaders, name: "FHIR _format=xml", method: "GET", path: "/fhir/Patient/" + w.p1 + "?_format=xml", token: w.clin, want: []int{406}},
+		hostile{cat: catHeaders, name: "FHIR Accept: application/fhir+xml", method: "GET", path: "/fhir/Patient/" + w.p1, token: w.clin,
+			headers: []string{"Accept", "application/fhir+xml"}, want: []int{406}},
+		hostile{cat: catHeaders, name: "FHIR XML body", method: "POST", path: "/fhir/Patient", token: w.clin, body: "<Patient/>", ctype: "application/fhir+xml", want: []int{415}},
+		hostile{cat: catHeaders, name: "FHIR stale If-Match", method: "PUT", path: "/fhir/Patient/" + w.p1, token: w.clin,
+			body: fhirPatientJSON(w.p1, "Changed By Attack", "p1@example.org", "1980-01-01"), headers: []string{"If-Match", `W/"999"`}, want: []int{412}},
+		hostile{cat: catHeaders, name: "FHIR conditional create", method: "POST", path: "/fhir/Patient", token: w.clin, body: fhirBody,
+			headers: []string{"If-None-Exist", "name=x"}, want: []int{400}},
+		hostile{cat: catHeaders, name: "FHIR search form as JSON", method: "POST", path: "/fhir/Patient/_search", token: w.clin, body: `{"name":"a"}`, want: []int{415}},
+		hostile{cat: catQuery, name: "FHIR unknown parameter, strict", method: "GET", path: "/fhir/Patient?foo=1", token: w.clin,
+			headers: []string{"Prefer", "handling=strict"}, want: []int{400}},
+		hostile{cat: catQuery, name: "FHIR birthdate range, strict", method: "GET", path: "/fhir/Patient?birthdate=lt2000-01-01", token: w.clin,
+			headers: []string{"Prefer", "handling=strict"}, want: []int{400}},
+		hostile{cat: catQuery, name: "FHIR _count=0", method: "GET", path: "/fhir/Patient?_count=0", token: w.clin, want: []int{400}},
+		hostile{cat: catQuery, name: "FHIR forged page token", method: "GET", path: "/fhir/Patient?_pageToken=%27%20OR%201%3D1", token: w.clin, want: []int{400}},
+		hostile{cat: catQuery, name: "FHIR name twice", method: "GET", path: "/fhir/Patient?name=a&name=b", token: w.clin, want: []int{400}},
+		hostile{cat: catQuery, name: "FHIR NUL in name", method: "GET", path: "/fhir/Patient?name=a%00", token: w.clin, want: []int{400}},
+		hostile{cat: catRoutes, name: "FHIR unknown resource type", method: "GET", path: "/fhir/Observation", token: w.clin, want: []int{404}},
+		hostile{cat: catRoutes, name: "FHIR PATCH", method: "PATCH", path: "/fhir/Patient/" + w.p1, token: w.clin, body: `[]`, want: []int{405}},
+		hostile{cat: catRoutes, name: "FHIR vread 0", method: "GET", path: "/fhir/Patient/" + w.p1 + "/_history/0", token: w.clin, want: []int{400}})
+
 	// Bad query values.
 	type listRoute struct {
 		path, token                string
@@ -1199,6 +1272,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{path: "/api/users", token: w.admin},
 		{path: "/api/audit/verify", token: w.admin},
 		{path: "/api/billing/audit/verify", token: w.admin},
+		{path: "/api/analytics/audit/verify", token: w.admin},
+		{path: "/api/gateway/audit/verify", token: w.admin},
 		{path: "/auth/validate", token: w.clin},
 		{path: "/auth/.well-known/jwks.json"},
 		{path: "/api/patients/" + w.p1, token: w.clin},
@@ -1390,7 +1465,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{"DELETE", "/api/patients/" + w.p2, ""}, {"GET", "/api/users", ""}, {"PATCH", "/api/users/" + w.clinID, `{"role":"admin"}`},
 		{"GET", "/auth/validate", ""}, {"GET", "/api/billing/invoices", ""}, {"POST", "/api/billing/invoices/" + w.draft + "/void", ""},
 		{"GET", "/api/analytics/summary", ""}, {"GET", "/api/audit", ""}, {"GET", "/api/users/audit", ""},
-		{"GET", "/api/audit/verify", ""}, {"GET", "/api/billing/audit/verify", ""},
+		{"GET", "/api/audit/verify", ""}, {"GET", "/api/billing/audit/verify", ""}, {"GET", "/api/analytics/audit/verify", ""},
+		{"GET", "/api/gateway/audit/verify", ""},
 	}
 	attacks := authztest.Attacks(w.t, is, w.clin2Refresh)
 	names := make([]string, 0, len(attacks))
@@ -1425,6 +1501,8 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		deny("GET", "/api/audit?patientId="+w.p1, "")
 		deny("GET", "/api/audit/verify", "")
 		deny("GET", "/api/billing/audit/verify", "")
+		deny("GET", "/api/analytics/audit/verify", "")
+		deny("GET", "/api/gateway/audit/verify", "")
 		if role != authz.RoleClinician {
 			deny("POST", "/api/patients", w.patientBody(role+"-made@example.org"))
 			deny("PUT", "/api/patients/"+w.p1, routes[6].body)
@@ -1638,7 +1716,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{"TRACE", pat}, {"OPTIONS", pat}, {"PROPFIND", pat}, {"FOO", pat}, {"HEAD", pat}, {"get", pat}, {"PATCH", pat},
 		{"DELETE", pat}, {"PATCH", "/api/patients/" + w.p1}, {"PUT", "/api/billing/invoices/" + w.draft}, {"DELETE", "/api/billing/invoices/" + w.draft},
 		{"POST", "/api/analytics/summary"}, {"DELETE", "/api/users/" + w.clinID}, {"PUT", "/api/users/" + w.clinID}, {"GET", "/auth/login"},
-		{"DELETE", "/auth/logout"}, {"POST", "/auth/validate"}, {"POST", "/api/audit"}, {"POST", "/api/audit/verify"}, {"POST", "/api/billing/audit/verify"}, {"GET", "/api/billing/invoices/" + w.draft + "/void"},
+		{"DELETE", "/auth/logout"}, {"POST", "/auth/validate"}, {"POST", "/api/audit"}, {"POST", "/api/audit/verify"}, {"POST", "/api/billing/audit/verify"}, {"POST", "/api/analytics/audit/verify"}, {"POST", "/api/gateway/audit/verify"}, {"GET", "/api/billing/invoices/" + w.draft + "/void"},
 		{"CONNECT", "evil.example:443"}, {"M-SEARCH", "*"},
 	} {
 		add(hostile{cat: catRoutes, name: m.method + " " + m.path, method: m.method, path: m.path, token: w.admin, protocol: true})
@@ -1650,7 +1728,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 
 // otherKind returns an id of a resource of another kind than the route's.
 func (w *attackWorld) otherKind(path string) string {
-	if strings.HasPrefix(path, "/api/patients") {
+	if strings.HasPrefix(path, "/api/patients") || strings.HasPrefix(path, "/fhir/Patient") {
 		return w.draft
 	}
 	return w.p1

@@ -146,7 +146,7 @@ func TestErasureEverywhere(t *testing.T) {
 	t.Logf("FIGURES erasure: %d records on %d topics scanned, 0 hits; %d patient events sealed before", records, len(topics), len(evs))
 
 	// Every audit chain still verifies.
-	for _, path := range []string{"/api/audit/verify", "/api/billing/audit/verify", "/api/users/audit/verify"} {
+	for _, path := range []string{"/api/audit/verify", "/api/billing/audit/verify", "/api/users/audit/verify", "/api/analytics/audit/verify"} {
 		resp, b := call(t, "GET", gw+path, admin, "")
 		var r audit.Report
 		if resp.StatusCode != 200 || json.Unmarshal(b, &r) != nil || !r.OK || r.Rows == 0 {

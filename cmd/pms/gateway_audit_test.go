@@ -32,6 +32,7 @@ func TestGatewayRefusalsAreAudited(t *testing.T) {
 	}{
 		{"/api/audit", analyst, http.StatusForbidden, w.ids[authz.RoleAnalyst], "patient.audit_read"},
 		{"/api/users", analyst, http.StatusForbidden, w.ids[authz.RoleAnalyst], "auth.user_read"},
+		{"/api/gateway/audit/verify", analyst, http.StatusForbidden, w.ids[authz.RoleAnalyst], "gateway.audit.verify"},
 		{"/api/patients", "not-a-token", http.StatusUnauthorized, "anonymous", "patient.search"},
 	}
 	ids := map[string]bool{}

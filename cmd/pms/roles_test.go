@@ -11,6 +11,8 @@ import (
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/gateway"
+	"github.com/pms/pms/pkg/gateway/openapi"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/authz"
 )
@@ -71,6 +73,17 @@ var roleMatrix = []routeRule{
 	{"patient", "GET", "/audit/break-glass", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
 	// erasure ({deletedPatient}: a fresh patient deleted), admin only.
 	{"patient", "POST", "/patients/{deletedPatient}/erase", `{"reason":"role matrix erasure"}`, []string{authz.RoleAdmin}},
+	// FHIR (the gateway's /fhir facade over the patient endpoints: the same roles as REST;
+	// the capability statement is public, as FHIR servers' are).
+	{"fhir", "GET", "/metadata", "", []string{authz.Public}},
+	{"fhir", "POST", "/Patient", `{"resourceType":"Patient","name":[{"text":"Matrix"}],"telecom":[{"system":"email","value":"fp{n}@example.org"}],"address":[{"text":"1 Main St"}],"birthDate":"1980-01-01"}`, []string{authz.RoleClinician}},
+	{"fhir", "GET", "/Patient?name=Matrix", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	{"fhir", "POST", "/Patient/_search", "name=Matrix&_count=5", []string{authz.RoleClinician, authz.RoleBilling}},
+	{"fhir", "GET", "/Patient/{patient}", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	{"fhir", "PUT", "/Patient/{patient}", fhirMatrixPatient, []string{authz.RoleClinician}},
+	{"fhir", "DELETE", "/Patient/{newPatient}", "", []string{authz.RoleClinician}},
+	{"fhir", "GET", "/Patient/{patient}/_history", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	{"fhir", "GET", "/Patient/{patient}/_history/1", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	// billing (CreateBillingAccount has no REST route: it is gRPC only, see grpcOnly)
 	{"billing", "GET", "/accounts?patientId={patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
 	{"billing", "GET", "/accounts/{account}", "", []string{authz.RoleBilling, authz.RoleClinician}},
@@ -84,6 +97,9 @@ var roleMatrix = []routeRule{
 	{"billing", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
 	// analytics
 	{"analytics", "GET", "/summary", "", []string{authz.RoleAnalyst}},
+	{"analytics", "GET", "/audit/verify", "", []string{authz.RoleAdmin}},
+	// the gateway's own routes (its base is the gateway's address)
+	{"gateway", "GET", "/api/gateway/audit/verify", "", []string{authz.RoleAdmin}},
 	// auth MFA: every role enrols, confirms ({totpCode}: the role enrols a fresh factor and
 	// sends its code) and disables ({recoveryCode}: one its confirmation answered) its own
 	// factor; the login steps are public, their challenge the credential.
@@ -107,6 +123,9 @@ var grpcOnly = map[string]int{"billing": 1}
 // extraRoutes counts, per service, the endpoints' second routes: ListPatients is both GET
 // /patients (kept for compatibility) and POST /patients/_search (issue 17: no PHI in URLs).
 var extraRoutes = map[string]int{"patient": 1}
+
+// fhirMatrixPatient is the shared patient as a FHIR Patient resource (the PUT row).
+const fhirMatrixPatient = `{"resourceType":"Patient","id":"{patient}","name":[{"text":"Matrix"}],"telecom":[{"system":"email","value":"shared@example.org"}],"address":[{"text":"1 Main St"}],"birthDate":"1980-01-01"}`
 
 const invoiceBody = `{"patientId":"{patient}","currency":"USD","dueDate":"2030-01-01","lines":[{"description":"Visit","quantity":1,"unitAmount":1000}]}`
 
@@ -267,9 +286,10 @@ func (w *world) fill(s string) string {
 // allowed roles get 2xx, the others 403, and a caller without a token 401 (except on
 // public routes).
 func TestRoleMatrix(t *testing.T) {
-	a, _ := startPMS(t, allAddrs, allArgs(t, "", "--rate-limit=0", "--auth-require-mfa-roles=analyst")...)
+	a, _ := startPMS(t, allAddrs, allArgs(t, "", "--rate-limit=0", "--gateway-client-rate=0", "--auth-require-mfa-roles=analyst")...)
 	w := &world{t: t, base: map[string]string{"auth": "http://" + a["auth/http"], "patient": "http://" + a["patient/http"],
-		"billing": "http://" + a["billing/http"], "analytics": "http://" + a["analytics/http"]}, tokens: map[string]string{}}
+		"billing": "http://" + a["billing/http"], "analytics": "http://" + a["analytics/http"], "fhir": "http://" + a["gateway/http"] + "/fhir",
+		"gateway": "http://" + a["gateway/http"]}, tokens: map[string]string{}}
 	w.tokens[authz.RoleAdmin] = allToken(t, a)
 	for _, role := range authz.Roles[1:] {
 		w.createAsAdmin("auth", "/users", `{"email":"`+role+`@example.org","password":"`+matrixPassword+`","role":"`+role+`"}`)
@@ -313,7 +333,11 @@ func TestRoleMatrix(t *testing.T) {
 				if strings.Contains(path, "{ownSession}") {
 					path = strings.ReplaceAll(path, "{ownSession}", w.ownSession(role))
 				}
-				resp, b := call(t, r.method, w.base[r.service]+w.fill(path), w.tokens[role], w.fill(body))
+				var headers []string
+				if r.service == "fhir" && strings.HasSuffix(r.path, "/_search") {
+					headers = []string{"Content-Type", "application/x-www-form-urlencoded"}
+				}
+				resp, b := call(t, r.method, w.base[r.service]+w.fill(path), w.tokens[role], w.fill(body), headers...)
 				got := resp.StatusCode
 				w.mfaAnswer(body, role, got, b)
 				if next != "" && got >= 200 && got < 300 {
@@ -330,7 +354,7 @@ func TestRoleMatrix(t *testing.T) {
 	}
 	// Every endpoint of every service has its route in the matrix (one route per method).
 	methods := map[string]int{"auth": len(auth.Methods), "patient": len(patient.Methods) + extraRoutes["patient"], "billing": len(billing.Methods) - grpcOnly["billing"],
-		"analytics": len(analytics.Methods)}
+		"analytics": len(analytics.Methods), "fhir": len(fhirRoutes(t)), "gateway": len(gateway.Ops)}
 	rows := map[string]int{}
 	for _, r := range roleMatrix {
 		rows[r.service]++
@@ -340,6 +364,22 @@ func TestRoleMatrix(t *testing.T) {
 			t.Errorf("%s has %d endpoints but %d rows in the role matrix", service, n, rows[service])
 		}
 	}
+}
+
+// fhirRoutes are the FHIR facade's routes the OpenAPI document lists (TestRoutesMatchOpenAPI
+// holds it to what the gateway serves).
+func fhirRoutes(t *testing.T) []openapi.Route {
+	routes, err := openapi.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []openapi.Route
+	for _, r := range routes {
+		if strings.HasPrefix(r.Path, "/fhir/") {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

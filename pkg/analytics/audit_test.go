@@ -60,3 +60,47 @@ func TestSummaryReadsAreAudited(t *testing.T) {
 		}
 	})
 }
+
+// TestVerifyAudit (issue 17, item 3): analytics serves its own audit chain's verdict to an
+// admin (GET /audit/verify through the gateway), audited as audit.verify; an analyst is
+// refused and that refusal audited; a row rewritten behind the chain's back (SQLite: no
+// trigger) is named by its seq.
+func TestVerifyAudit(t *testing.T) {
+	issuer := authztest.New(t)
+	d := dbtest.Open(t, db.SQLite, migrations.Analytics())
+	ctx := context.Background()
+	w := audit.NewWriter(d, audit.Options{Table: analytics.AuditTable, Service: "analytics"})
+	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	svc := analytics.NewService(analytics.NewStore(d), analytics.Options{Audit: w})
+	set := analytics.NewEndpoints(svc, analytics.EndpointOptions{
+		Guard: authz.NewGuard(issuer.Verifier(), analytics.Roles, analytics.DeniedAuditor(w))})
+	admin := authz.WithToken(ctx, issuer.Token(t, "ad-1", authz.RoleAdmin))
+	if _, err := set.GetSummary(admin, analytics.SummaryQuery{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := set.VerifyAudit(admin)
+	if err != nil || !rep.OK || rep.Service != "analytics" || rep.Rows != 1 {
+		t.Fatalf("verdict %+v %v", rep, err)
+	}
+	if _, err := set.VerifyAudit(authz.WithToken(ctx, issuer.Token(t, "an-1", authz.RoleAnalyst))); errs.KindOf(err) != errs.PermissionDenied {
+		t.Fatalf("analyst: %v", err)
+	}
+	entries, err := audit.List(ctx, d, analytics.AuditTable, audit.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, e := range entries {
+		got[e.Actor+" "+e.Action+" "+e.Outcome]++
+	}
+	if got["ad-1 audit.verify success"] != 1 || got["an-1 audit.verify denied"] != 1 {
+		t.Fatalf("audit entries %v", got)
+	}
+	if _, err := d.ExecContext(ctx, `UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = set.VerifyAudit(admin)
+	if err != nil || rep.OK || rep.FirstBadSeq != 2 {
+		t.Fatalf("verdict of a rewritten chain %+v %v", rep, err)
+	}
+}

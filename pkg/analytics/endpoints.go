@@ -4,19 +4,25 @@ import (
 	"context"
 
 	"github.com/go-kit/kit/endpoint"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/op"
 	"github.com/pms/pms/pkg/platform/stack"
 	"github.com/pms/pms/pkg/platform/typed"
 )
 
-// MethodGetSummary is the one endpoint method: the key of metrics, logs, rate limits and the
-// role table, and the name of the gRPC method.
-const MethodGetSummary = "GetSummary"
+// The endpoint methods: the keys of metrics, logs, rate limits and the role table, and the
+// names of the gRPC methods.
+const (
+	MethodGetSummary = "GetSummary"
+	// MethodVerifyAudit walks the audit chain (GET /audit/verify), admin only.
+	MethodVerifyAudit = "VerifyAudit"
+)
 
 // Ops is analytics' operation table (API.md): analysts read analytics; admin is implied.
 var Ops = op.Table{
 	{Name: MethodGetSummary, Roles: []string{authz.RoleAnalyst}, Action: ActionReadSummary},
+	{Name: MethodVerifyAudit, Roles: []string{authz.RoleAdmin}, Action: ActionVerifyAudit},
 }
 
 // Methods and Roles are derived from Ops.
@@ -28,8 +34,12 @@ var (
 // Set is the analytics endpoint set. Servers build it with NewEndpoints; clients from
 // transport client endpoints; Set itself implements Service.
 type Set struct {
-	GetSummaryEndpoint endpoint.Endpoint `op:"GetSummary"`
+	GetSummaryEndpoint  endpoint.Endpoint `op:"GetSummary"`
+	VerifyAuditEndpoint endpoint.Endpoint `op:"VerifyAudit"`
 }
+
+// VerifyAuditRequest asks for the audit chain's verdict; it has no parameters.
+type VerifyAuditRequest struct{}
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
 type EndpointOptions = stack.Options
@@ -37,7 +47,12 @@ type EndpointOptions = stack.Options
 // NewEndpoints wraps s in the endpoint set with, outermost first: metrics, logging,
 // authentication, and the per-endpoint rate limit.
 func NewEndpoints(s Service, o EndpointOptions) Set {
-	return stack.Bind(o, Ops, Set{GetSummaryEndpoint: typed.Endpoint(s.GetSummary)})
+	return stack.Bind(o, Ops, Set{
+		GetSummaryEndpoint: typed.Endpoint(s.GetSummary),
+		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, _ VerifyAuditRequest) (audit.Report, error) {
+			return s.VerifyAudit(ctx)
+		}),
+	})
 }
 
 // Map returns the set with f around every endpoint it has (op.Map): clients put one policy
@@ -50,6 +65,11 @@ func (s Set) Wrap(mws ...endpoint.Middleware) Set { return s.Map(op.Chain(mws...
 // GetSummary implements Service over the endpoint set.
 func (s Set) GetSummary(ctx context.Context, q SummaryQuery) (Summary, error) {
 	return typed.Call[Summary](ctx, s.GetSummaryEndpoint, q)
+}
+
+// VerifyAudit implements Service over the endpoint set.
+func (s Set) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{})
 }
 
 // FoldEndpoint is the endpoint the event consumer serves: it folds one Event as the service

@@ -16,8 +16,14 @@ import (
 // AuditTable is analytics' audit table.
 const AuditTable = "audit_log"
 
-// ActionReadSummary is the audit action of GET /summary (allowed or refused).
-const ActionReadSummary = "read_summary"
+// The audit actions of analytics' operations (allowed or refused).
+const (
+	// ActionReadSummary is the audit action of GET /summary.
+	ActionReadSummary = "read_summary"
+	// ActionVerifyAudit is the audit action of a verification of the audit chain, the name
+	// every service gives it.
+	ActionVerifyAudit = "audit.verify"
+)
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
 // durably stored (pkg/platform/audit.Writer).
@@ -29,6 +35,8 @@ type AuditLog interface {
 type Service interface {
 	// GetSummary returns the figures, the days limited to q's range.
 	GetSummary(ctx context.Context, q SummaryQuery) (Summary, error)
+	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md).
+	VerifyAudit(ctx context.Context) (audit.Report, error)
 }
 
 // Folder folds consumed events into the figures; the event consumer calls it as the service
@@ -165,6 +173,18 @@ func (a *Analytics) GetSummary(ctx context.Context, q SummaryQuery) (Summary, er
 		}
 	}
 	return s, err
+}
+
+// VerifyAudit implements Service: it walks analytics' audit chain (audit.VerifyTable) and
+// returns the verdict `pms audit verify --service analytics` prints; a broken chain is a
+// verdict (ok false, the first bad seq), not an error. With an audit log the verification is
+// itself audited, and the verdict served only once that entry is written (audit.Read).
+func (a *Analytics) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	rep, err := audit.VerifyTable(ctx, a.store.db, AuditTable, "analytics")
+	if a.o.Audit == nil {
+		return rep, err
+	}
+	return audit.Read(audit.Recorder{W: a.o.Audit, Logger: a.o.Logger}, ctx, ActionVerifyAudit, "", rep, err)
 }
 
 // DeniedAuditor returns the guard's hook that audits refused summary reads as "denied".

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-kit/log/level"
 	"github.com/google/uuid"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
@@ -450,6 +451,7 @@ func (s *service) EnrolTOTP(ctx context.Context) (e TOTPEnrolment, err error) {
 	if err != nil {
 		return TOTPEnrolment{}, err
 	}
+	ctx = audit.WithPending(ctx, ActionMFAEnrol, u.ID) // recorded in the enrolment's transaction
 	defer func() { s.recordAfter(ctx, ActionMFAEnrol, u.ID, err) }()
 	return s.enrol(ctx, u, "", s.at())
 }
@@ -464,49 +466,55 @@ func (s *service) LoginEnrolTOTP(ctx context.Context, req ChallengeEnrolRequest)
 	if err != nil {
 		return TOTPEnrolment{}, err
 	}
-	ctx = asUser(ctx, u)
+	ctx = audit.WithPending(asUser(ctx, u), ActionMFAEnrol, u.ID) // recorded in the enrolment's transaction
 	defer func() { s.recordAfter(ctx, ActionMFAEnrol, u.ID, err) }()
 	return s.enrol(ctx, u, h, now)
 }
 
 // confirm confirms u's pending factor with code (throttled as a password), using up
 // challengeHash when given, ends u's sessions but the caller's, and returns the recovery
-// codes.
-func (s *service) confirm(ctx context.Context, u User, challengeHash, code string, now time.Time) ([]string, error) {
+// codes. The confirmation's transaction records its mfa_confirm entry (audit.WithPending on
+// that transaction alone: the throttle's own transactions must not record it); the context
+// returned carries it, for the caller's recordAfter.
+func (s *service) confirm(ctx context.Context, u User, challengeHash, code string, now time.Time) (context.Context, []string, error) {
 	if msg := checkCode(code); msg != "" {
-		return nil, errs.Invalid(map[string]string{"code": msg})
+		return ctx, nil, errs.Invalid(map[string]string{"code": msg})
 	}
 	keys, err := s.admitCode(ctx, u, now)
 	if err != nil {
-		return nil, err
+		return ctx, nil, err
 	}
 	codes, hashes, err := newRecoveryCodes()
 	if err != nil {
-		return nil, errs.Wrap(errs.Internal, "internal error", err)
+		return ctx, nil, errs.Wrap(errs.Internal, "internal error", err)
 	}
 	keep := ""
 	if p, ok := authz.FromContext(ctx); ok && challengeHash == "" {
 		keep = p.SessionID
 	}
-	res, err := s.store.confirmTOTP(ctx, u.ID, challengeHash, keep, s.codeChecker(u.ID, code, now), hashes, now)
+	pctx := audit.WithPending(ctx, ActionMFAConfirm, u.ID)
+	res, err := s.store.confirmTOTP(pctx, u.ID, challengeHash, keep, s.codeChecker(u.ID, code, now), hashes, now)
 	if err != nil {
-		return nil, err
+		return pctx, nil, err
 	}
 	switch res {
 	case mfaBadChallenge:
-		return nil, ErrBadChallenge
+		return pctx, nil, ErrBadChallenge
 	case mfaNotEnrolled:
-		return nil, ErrMFANotEnrolled
+		return pctx, nil, ErrMFANotEnrolled
 	case mfaEnabled:
-		return nil, ErrMFAEnabled
+		return pctx, nil, ErrMFAEnabled
 	case mfaBadCode:
-		return nil, &errs.Error{Kind: errs.InvalidArgument, Message: "the code does not match the new factor",
+		return pctx, nil, &errs.Error{Kind: errs.InvalidArgument, Message: "the code does not match the new factor",
 			Fields: map[string]string{"code": "is wrong, expired or already used: enter the current code of the authenticator"}}
 	}
+	// The factor is on (committed with its entry): a throttle failure is logged, not
+	// answered, so the client does not retry a done confirmation.
 	if err := s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now); err != nil {
-		return nil, err
+		_ = level.Warn(s.log).Log("msg", "login throttle not cleared after a confirmation", "user_id", u.ID,
+			"request_id", observe.RequestID(ctx), "err", err)
 	}
-	return codes, nil
+	return pctx, codes, nil
 }
 
 // ConfirmTOTP implements Service for the caller's own pending factor.
@@ -515,8 +523,8 @@ func (s *service) ConfirmTOTP(ctx context.Context, req ConfirmTOTPRequest) (r Re
 	if err != nil {
 		return RecoveryCodes{}, err
 	}
-	defer func() { s.recordAfter(ctx, ActionMFAConfirm, u.ID, err) }()
-	codes, err := s.confirm(ctx, u, "", req.Code, s.at())
+	pctx, codes, err := s.confirm(ctx, u, "", req.Code, s.at())
+	s.recordAfter(pctx, ActionMFAConfirm, u.ID, err)
 	return RecoveryCodes{RecoveryCodes: codes}, err
 }
 
@@ -532,8 +540,8 @@ func (s *service) LoginConfirmTOTP(ctx context.Context, req ChallengeConfirmRequ
 		return MFALogin{}, err
 	}
 	uctx := asUser(ctx, u)
-	codes, err := s.confirm(uctx, u, h, req.Code, now)
-	s.recordAfter(uctx, ActionMFAConfirm, u.ID, err)
+	pctx, codes, err := s.confirm(uctx, u, h, req.Code, now)
+	s.recordAfter(pctx, ActionMFAConfirm, u.ID, err)
 	if err != nil {
 		return MFALogin{}, err
 	}
@@ -590,7 +598,14 @@ func (s *service) LoginMFA(ctx context.Context, req LoginMFARequest) (TokenPair,
 		s.recordAfter(ctx, ActionLoginMFA, u.ID, err)
 		return TokenPair{}, err
 	}
-	res, err := s.store.secondFactor(ctx, u.ID, h, s.codeChecker(u.ID, req.Code, now), recoveryHash, false, now)
+	uctx := asUser(ctx, u)
+	// A recovery code spent is recorded in the transaction that spends it.
+	sctx, rctx := ctx, uctx
+	if recoveryHash != "" {
+		rctx = audit.WithPending(uctx, ActionRecoveryCodeUsed, u.ID)
+		sctx = rctx
+	}
+	res, err := s.store.secondFactor(sctx, u.ID, h, s.codeChecker(u.ID, req.Code, now), recoveryHash, false, now)
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -605,12 +620,11 @@ func (s *service) LoginMFA(ctx context.Context, req LoginMFARequest) (TokenPair,
 		s.recordOutcome(ctx, ActionLoginMFA, u.ID, audit.OutcomeDenied)
 		return TokenPair{}, ErrBadChallenge
 	}
+	if recoveryHash != "" {
+		s.recordAfter(rctx, ActionRecoveryCodeUsed, u.ID, nil)
+	}
 	if err := s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now); err != nil {
 		return TokenPair{}, err
-	}
-	uctx := asUser(ctx, u)
-	if recoveryHash != "" {
-		s.recordOutcome(uctx, ActionRecoveryCodeUsed, u.ID, audit.OutcomeSuccess)
 	}
 	return s.completeLogin(uctx, u, ActionLoginMFA, now)
 }
@@ -626,13 +640,19 @@ func (s *service) DisableTOTP(ctx context.Context, req DisableTOTPRequest) (err 
 	if err != nil {
 		return err
 	}
-	defer func() { s.recordAfter(ctx, ActionMFADisable, u.ID, err) }()
+	// The removal's transaction records its entry (and the recovery code it spent); the
+	// throttle's transactions run on ctx, without them.
+	pctx := audit.WithPending(ctx, ActionMFADisable, u.ID)
+	if recoveryHash != "" {
+		pctx = audit.WithPendingAlso(pctx, ActionRecoveryCodeUsed, u.ID)
+	}
+	defer func() { s.recordAfter(pctx, ActionMFADisable, u.ID, err) }()
 	now := s.at()
 	keys, err := s.admitCode(ctx, u, now)
 	if err != nil {
 		return err
 	}
-	res, err := s.store.secondFactor(ctx, u.ID, "", s.codeChecker(u.ID, req.Code, now), recoveryHash, true, now)
+	res, err := s.store.secondFactor(pctx, u.ID, "", s.codeChecker(u.ID, req.Code, now), recoveryHash, true, now)
 	if err != nil {
 		return err
 	}
@@ -642,8 +662,11 @@ func (s *service) DisableTOTP(ctx context.Context, req DisableTOTPRequest) (err 
 	case mfaBadCode:
 		return ErrBadCode
 	}
-	if recoveryHash != "" {
-		s.recordOutcome(ctx, ActionRecoveryCodeUsed, u.ID, audit.OutcomeSuccess)
+	// The factor is gone (committed with its entries): a throttle failure is logged, not
+	// answered, so the client does not retry a done removal.
+	if err := s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now); err != nil {
+		_ = level.Warn(s.log).Log("msg", "login throttle not cleared after a removal", "user_id", u.ID,
+			"request_id", observe.RequestID(ctx), "err", err)
 	}
-	return s.store.attemptSucceeded(ctx, keys[0].name, addressKeyOf(keys), now)
+	return nil
 }

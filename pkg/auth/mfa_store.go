@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/db"
 )
 
@@ -145,6 +146,7 @@ func (s *Store) saveEnrolment(ctx context.Context, id, sealed, challengeHash str
 			}
 			if !found || !c.usable(challengeEnrol, now) || c.userID != id {
 				res = mfaBadChallenge
+				audit.NotChanged(ctx)
 				return nil
 			}
 		}
@@ -154,6 +156,7 @@ func (s *Store) saveEnrolment(ctx context.Context, id, sealed, challengeHash str
 		}
 		if found && f.confirmed {
 			res = mfaEnabled
+			audit.NotChanged(ctx)
 			return nil
 		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM mfa_totp WHERE user_id = ?`), id); err != nil {
@@ -184,7 +187,7 @@ func (s *Store) confirmTOTP(ctx context.Context, id, challengeHash, keepSession 
 			}
 			if !ok {
 				res = mfaBadChallenge
-				return nil
+				return errRollback
 			}
 		}
 		f, found, err := s.totpOf(ctx, tx, id, s.forUpdate)

@@ -28,6 +28,7 @@ import (
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/breaker"
+	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/op"
@@ -98,6 +99,9 @@ type Config struct {
 	// entry there, its action named after the service the route belongs to
 	// ("patient.read"), as the service would have audited it.
 	Audit audit.Appender
+	// AuditDB, when set with Audit, is the gateway's own database holding that log: the
+	// gateway then serves its chain's verdict to admins at GET /api/gateway/audit/verify.
+	AuditDB *db.DB
 }
 
 // Local is the services' endpoint sets, for Config.InProcess.
@@ -197,6 +201,10 @@ func New(c Config) (*Gateway, error) {
 	}
 	ph, pr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewPatientHandler(ps, o) }, "/api")
 	mounts = append(mounts, mount{"/api/patients", ph, pr}, mount{"/api/audit", ph, pr})
+	// The FHIR R4 facade (docs/fhir.md): the same patient endpoints, so the same guard,
+	// roles, audit, rate limits and breaker.
+	fh, fr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewFHIRHandler(ps, o) }, "/fhir")
+	mounts = append(mounts, mount{"/fhir", fh, fr})
 
 	bu := b.upstream("billing", c.BillingAddr, billing.Ops, c.refusals("billing", func(l audit.Appender) authz.DeniedFunc { return billing.DeniedAuditor(l) }))
 	var bs billing.Set
@@ -233,6 +241,11 @@ func New(c Config) (*Gateway, error) {
 	}
 	nh, nr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewAnalyticsHandler(ns, o) }, "/api/analytics")
 	mounts = append(mounts, mount{"/api/analytics", nh, nr})
+
+	if c.Audit != nil && c.AuditDB != nil {
+		gh, gr := b.verifyHandler(c.AuditDB, c.Audit)
+		mounts = append(mounts, mount{"/api/gateway", gh, gr})
+	}
 
 	if b.err != nil {
 		_ = g.Close()

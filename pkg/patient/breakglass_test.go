@@ -267,22 +267,40 @@ func TestEmergencyInAccessLog(t *testing.T) {
 	})
 }
 
-// TestGrantCheckedAgainInTheTransaction: an update under a grant that expires while the
-// update waits for the record's row lock is refused. The first check (before the
+// TestGrantCheckedAgainInTheTransaction: an update or a delete under a grant that expires
+// while the change waits for the record's row lock is refused. The first check (before the
 // transaction) passes; the test holds the row locked from another transaction, waits until
-// the update is blocked on it (pg_stat_activity), moves the clock past the grant's end and
+// the change is blocked on it (pg_stat_activity), moves the clock past the grant's end and
 // lets go: only the check made again inside the transaction, on the locked row, sees the
-// expiry (without it the update goes through). PostgreSQL: SQLite has one writer, so nothing
+// expiry (without it the change goes through). PostgreSQL: SQLite has one writer, so nothing
 // can come between its check and its write.
 func TestGrantCheckedAgainInTheTransaction(t *testing.T) {
 	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	for i, c := range []struct {
+		name   string
+		change func(s patient.Service, ctx context.Context, p patient.Patient) error
+	}{
+		{"update", func(s patient.Service, ctx context.Context, p patient.Patient) error {
+			_, err := s.Update(ctx, patient.UpdateRequest{ID: p.ID, Name: "Late Change", Email: p.Email, Address: p.Address, DateOfBirth: p.DateOfBirth})
+			return err
+		}},
+		{"delete", func(s patient.Service, ctx context.Context, p patient.Patient) error {
+			return s.Delete(ctx, patient.DeleteRequest{ID: p.ID})
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) { grantExpiresWhileWaiting(t, d, req(i+1), c.change) })
+	}
+}
+
+// grantExpiresWhileWaiting runs TestGrantCheckedAgainInTheTransaction's journey for change.
+func grantExpiresWhileWaiting(t *testing.T, d *db.DB, record patient.CreateRequest, change func(s patient.Service, ctx context.Context, p patient.Patient) error) {
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)}
 	w := audit.NewWriter(d, audit.Options{Table: patient.AuditTable})
 	t.Cleanup(func() { _ = w.Close(context.Background()) })
 	s := patient.NewService(patient.NewStore(d), w, patient.Options{Now: clk.now, BreakGlassTTL: 30 * time.Minute})
 	admin, doc := ctxRole("admin-1", authz.RoleAdmin), ctxRole("doc-1", authz.RoleClinician)
-	p, err := s.Create(doc, req(1))
+	p, err := s.Create(doc, record)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,10 +322,9 @@ func TestGrantCheckedAgainInTheTransaction(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.Update(doc, patient.UpdateRequest{ID: p.ID, Name: "Late Change", Email: p.Email, Address: p.Address, DateOfBirth: p.DateOfBirth})
-		done <- err
+		done <- change(s, doc, p)
 	}()
-	// Wait until the update is blocked on the row lock: its first check has passed.
+	// Wait until the change is blocked on the row lock: its first check has passed.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var waiting int
@@ -320,25 +337,25 @@ func TestGrantCheckedAgainInTheTransaction(t *testing.T) {
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("the update finished before it waited for the row lock: %v", err)
+			t.Fatalf("the change finished before it waited for the row lock: %v", err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the update did not wait for the row lock within 15s")
+			t.Fatal("the change did not wait for the row lock within 15s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	clk.add(2 * time.Minute) // the grant ends while the update waits
+	clk.add(2 * time.Minute) // the grant ends while the change waits
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; !errors.Is(err, patient.ErrRestricted) {
-		t.Fatalf("update whose grant expired while it waited: %v, want ErrRestricted", err)
+		t.Fatalf("change whose grant expired while it waited: %v, want ErrRestricted", err)
 	}
 	if _, err := s.SetConfidentiality(admin, patient.ConfidentialityRequest{ID: p.ID, Confidentiality: patient.ConfidentialityNormal}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Get(doc, p.ID); err != nil || got.Name != p.Name {
-		t.Fatalf("the refused update changed the record: %+v %v", got, err)
+		t.Fatalf("the refused change changed the record: %+v %v", got, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	"github.com/pms/pms/pkg/analytics"
 	analyticsv1 "github.com/pms/pms/proto/pms/analytics/v1"
+	billingv1 "github.com/pms/pms/proto/pms/billing/v1"
 	"google.golang.org/grpc"
 )
 
@@ -15,13 +16,21 @@ import (
 func RegisterAnalyticsServer(s *grpc.Server, set analytics.Set) {
 	analyticsv1.RegisterAnalyticsServiceServer(s, &analyticsServer{
 		getSummary: kitgrpc.NewServer(set.GetSummaryEndpoint, total(summaryQueryFromPB), total(summaryToPB)),
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) analytics.VerifyAuditRequest {
+			return analytics.VerifyAuditRequest{}
+		}), total(auditVerdictToPB)),
 	})
 }
 
 // analyticsServer binds the go-kit handler of each method of AnalyticsService.
 type analyticsServer struct {
 	analyticsv1.UnimplementedAnalyticsServiceServer
-	getSummary kitgrpc.Handler
+	getSummary, verify kitgrpc.Handler
+}
+
+// VerifyAudit implements analyticsv1.AnalyticsServiceServer.
+func (s *analyticsServer) VerifyAudit(ctx context.Context, r *billingv1.VerifyAuditRequest) (*billingv1.AuditVerdict, error) {
+	return serve[*billingv1.AuditVerdict](ctx, s.verify, r)
 }
 
 // GetSummary implements analyticsv1.AnalyticsServiceServer.
@@ -37,6 +46,9 @@ func NewAnalyticsClient(conn *grpc.ClientConn) analytics.Set {
 	c := clientFactory{conn: conn, service: analyticsv1.AnalyticsService_ServiceDesc.ServiceName}
 	return analytics.Set{
 		GetSummaryEndpoint: c.endpoint(analytics.MethodGetSummary, total(summaryQueryToPB), total(summaryFromPB), &analyticsv1.Summary{}),
+		VerifyAuditEndpoint: c.endpoint(analytics.MethodVerifyAudit, total(func(analytics.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{}
+		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 	}
 }
 

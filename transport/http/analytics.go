@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/pms/pms/pkg/analytics"
+	"github.com/pms/pms/pkg/platform/audit"
 )
 
 // NewAnalyticsHandler serves the analytics API of API.md ("Analytics") from the endpoint set,
@@ -13,6 +14,7 @@ import (
 func NewAnalyticsHandler(set analytics.Set, o Options) http.Handler {
 	r := NewRouter()
 	Handle(r, o, http.MethodGet, "/summary", set.GetSummaryEndpoint, decodeSummaryQuery, encodeOK[analytics.Summary])
+	Handle(r, o, http.MethodGet, "/audit/verify", set.VerifyAuditEndpoint, decodeVerifyAudit[analytics.VerifyAuditRequest], encodeOK[audit.Report])
 	return Wrap(r, o)
 }
 
@@ -45,5 +47,8 @@ func NewAnalyticsClient(baseURL string, o ClientOptions) (analytics.Set, error) 
 			setParam(v, "to", q.To)
 			return call{method: http.MethodGet, path: "/summary", query: v}, nil
 		}, decodeJSONResponse[analytics.Summary]),
+		VerifyAuditEndpoint: clientEndpoint(c, func(analytics.VerifyAuditRequest) (call, error) {
+			return call{method: http.MethodGet, path: "/audit/verify"}, nil
+		}, decodeJSONResponse[audit.Report]),
 	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-kit/kit/endpoint"
 	"github.com/pms/pms/pkg/platform/audit"
 )
 
@@ -52,4 +53,13 @@ func auditCall(path, subject string) func(q audit.Query) (call, error) {
 func decodeVerifyAudit[Req any](_ context.Context, r *http.Request) (Req, error) {
 	var req Req
 	return req, noQuery(r)
+}
+
+// NewVerifyAuditHandler serves GET /audit/verify under o.Prefix from verify, an endpoint taking
+// Req (a request without parameters) and answering an audit.Report: what a component without
+// an endpoint set of its own (the gateway, for its own chain) serves, as the services do.
+func NewVerifyAuditHandler[Req any](verify endpoint.Endpoint, o Options) http.Handler {
+	r := NewRouter()
+	Handle(r, o, http.MethodGet, "/audit/verify", verify, decodeVerifyAudit[Req], encodeOK[audit.Report])
+	return Wrap(r, o)
 }

@@ -266,6 +266,10 @@ func (stubAnalytics) GetSummary(context.Context, analytics.SummaryQuery) (analyt
 	return analytics.Summary{}, nil
 }
 
+func (stubAnalytics) VerifyAudit(context.Context) (audit.Report, error) {
+	return audit.Report{Service: "analytics", OK: true}, nil
+}
+
 // fuzzHandlers are the four services' real handlers over stub services that accept every
 // request, anonymous and without rate limits, so that any 5xx is the transport's own.
 func fuzzHandlers() []http.Handler {

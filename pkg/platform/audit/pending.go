@@ -23,7 +23,10 @@ const pendingColumns = "id, at, actor, role, action, subject_id, outcome, reques
 // from the service (WithPending) to the store's transaction (InTx) and back to the recorder
 // (Recorder.Change), which then only waits for the writer to chain it.
 type pending struct {
-	e         Entry
+	e Entry
+	// also are further entries the same transaction records (WithPendingAlso): a second
+	// fact of one change, such as a recovery code spent to disable a second factor.
+	also      []Entry
 	committed atomic.Bool // set once a transaction holding the entry has committed
 	unchanged atomic.Bool // set by NotChanged: the transaction changed nothing, records nothing
 }
@@ -51,6 +54,23 @@ func WithPending(ctx context.Context, action, subject string) context.Context {
 		Outcome: OutcomeSuccess, RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
 	}}
 	return context.WithValue(ctx, pendingKey{}, p)
+}
+
+// WithPendingAlso returns ctx whose pending change (WithPending, which must come first)
+// records one more entry in its transaction: action on subject, outcome success. The change
+// keeps its first entry's action (SettleCommitted matches that one); the extra entry commits
+// with it or not at all. Without a pending change ctx is returned as it is.
+func WithPendingAlso(ctx context.Context, action, subject string) context.Context {
+	p := pendingFrom(ctx)
+	if p == nil {
+		return ctx
+	}
+	actor, role := authz.Actor(ctx)
+	q := &pending{e: p.e, also: append(append([]Entry(nil), p.also...), Entry{
+		ID: uuid.NewString(), Actor: actor, Role: role, Action: action, SubjectID: subject,
+		Outcome: OutcomeSuccess, RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
+	})}
+	return context.WithValue(ctx, pendingKey{}, q)
 }
 
 // PendingEntry is the entry ctx's change records in its own transaction (WithPending), if
@@ -86,7 +106,15 @@ func InTx(ctx context.Context, d *db.DB, fn func(tx *sqlx.Tx) error) error {
 		if p.unchanged.Load() {
 			return nil
 		}
-		return insertPending(ctx, tx, d, p.e)
+		if err := insertPending(ctx, tx, d, p.e); err != nil {
+			return err
+		}
+		for _, e := range p.also {
+			if err := insertPending(ctx, tx, d, e); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err == nil && !p.unchanged.Load() {
 		p.committed.Store(true)

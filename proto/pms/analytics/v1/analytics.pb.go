@@ -14,6 +14,7 @@
 package analyticsv1
 
 import (
+	v1 "github.com/pms/pms/proto/pms/billing/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -580,7 +581,7 @@ var File_pms_analytics_v1_analytics_proto protoreflect.FileDescriptor
 
 const file_pms_analytics_v1_analytics_proto_rawDesc = "" +
 	"\n" +
-	" pms/analytics/v1/analytics.proto\x12\x10pms.analytics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"7\n" +
+	" pms/analytics/v1/analytics.proto\x12\x10pms.analytics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"7\n" +
 	"\x11GetSummaryRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\"\x8e\x03\n" +
@@ -623,10 +624,11 @@ const file_pms_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x06Events\x12\x18\n" +
 	"\apatient\x18\x01 \x01(\x03R\apatient\x12\x18\n" +
 	"\abilling\x18\x02 \x01(\x03R\abilling\x12\x14\n" +
-	"\x05audit\x18\x03 \x01(\x03R\x05audit2`\n" +
+	"\x05audit\x18\x03 \x01(\x03R\x05audit2\xb1\x01\n" +
 	"\x10AnalyticsService\x12L\n" +
 	"\n" +
-	"GetSummary\x12#.pms.analytics.v1.GetSummaryRequest\x1a\x19.pms.analytics.v1.SummaryB7Z5github.com/pms/pms/proto/pms/analytics/v1;analyticsv1b\x06proto3"
+	"GetSummary\x12#.pms.analytics.v1.GetSummaryRequest\x1a\x19.pms.analytics.v1.Summary\x12O\n" +
+	"\vVerifyAudit\x12\".pms.billing.v1.VerifyAuditRequest\x1a\x1c.pms.billing.v1.AuditVerdictB7Z5github.com/pms/pms/proto/pms/analytics/v1;analyticsv1b\x06proto3"
 
 var (
 	file_pms_analytics_v1_analytics_proto_rawDescOnce sync.Once
@@ -651,22 +653,26 @@ var file_pms_analytics_v1_analytics_proto_goTypes = []any{
 	(*Access)(nil),                // 6: pms.analytics.v1.Access
 	(*Events)(nil),                // 7: pms.analytics.v1.Events
 	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*v1.VerifyAuditRequest)(nil), // 9: pms.billing.v1.VerifyAuditRequest
+	(*v1.AuditVerdict)(nil),       // 10: pms.billing.v1.AuditVerdict
 }
 var file_pms_analytics_v1_analytics_proto_depIdxs = []int32{
-	2, // 0: pms.analytics.v1.Summary.patients:type_name -> pms.analytics.v1.Patients
-	3, // 1: pms.analytics.v1.Summary.days:type_name -> pms.analytics.v1.Day
-	4, // 2: pms.analytics.v1.Summary.invoices:type_name -> pms.analytics.v1.Invoices
-	5, // 3: pms.analytics.v1.Summary.amounts:type_name -> pms.analytics.v1.Amount
-	6, // 4: pms.analytics.v1.Summary.access:type_name -> pms.analytics.v1.Access
-	7, // 5: pms.analytics.v1.Summary.events:type_name -> pms.analytics.v1.Events
-	8, // 6: pms.analytics.v1.Summary.last_event_at:type_name -> google.protobuf.Timestamp
-	0, // 7: pms.analytics.v1.AnalyticsService.GetSummary:input_type -> pms.analytics.v1.GetSummaryRequest
-	1, // 8: pms.analytics.v1.AnalyticsService.GetSummary:output_type -> pms.analytics.v1.Summary
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	2,  // 0: pms.analytics.v1.Summary.patients:type_name -> pms.analytics.v1.Patients
+	3,  // 1: pms.analytics.v1.Summary.days:type_name -> pms.analytics.v1.Day
+	4,  // 2: pms.analytics.v1.Summary.invoices:type_name -> pms.analytics.v1.Invoices
+	5,  // 3: pms.analytics.v1.Summary.amounts:type_name -> pms.analytics.v1.Amount
+	6,  // 4: pms.analytics.v1.Summary.access:type_name -> pms.analytics.v1.Access
+	7,  // 5: pms.analytics.v1.Summary.events:type_name -> pms.analytics.v1.Events
+	8,  // 6: pms.analytics.v1.Summary.last_event_at:type_name -> google.protobuf.Timestamp
+	0,  // 7: pms.analytics.v1.AnalyticsService.GetSummary:input_type -> pms.analytics.v1.GetSummaryRequest
+	9,  // 8: pms.analytics.v1.AnalyticsService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
+	1,  // 9: pms.analytics.v1.AnalyticsService.GetSummary:output_type -> pms.analytics.v1.Summary
+	10, // 10: pms.analytics.v1.AnalyticsService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
+	9,  // [9:11] is the sub-list for method output_type
+	7,  // [7:9] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_pms_analytics_v1_analytics_proto_init() }

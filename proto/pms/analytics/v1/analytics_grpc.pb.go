@@ -15,6 +15,7 @@ package analyticsv1
 
 import (
 	context "context"
+	v1 "github.com/pms/pms/proto/pms/billing/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -26,7 +27,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AnalyticsService_GetSummary_FullMethodName = "/pms.analytics.v1.AnalyticsService/GetSummary"
+	AnalyticsService_GetSummary_FullMethodName  = "/pms.analytics.v1.AnalyticsService/GetSummary"
+	AnalyticsService_VerifyAudit_FullMethodName = "/pms.analytics.v1.AnalyticsService/VerifyAudit"
 )
 
 // AnalyticsServiceClient is the client API for AnalyticsService service.
@@ -37,6 +39,10 @@ const (
 type AnalyticsServiceClient interface {
 	// GetSummary returns the figures (REST: GET /summary?from=&to=); roles admin and analyst.
 	GetSummary(ctx context.Context, in *GetSummaryRequest, opts ...grpc.CallOption) (*Summary, error)
+	// VerifyAudit walks analytics' audit chain and returns its verdict, admin only
+	// (REST: GET /audit/verify, through the gateway /api/analytics/audit/verify; the verdict of
+	// `pms audit verify --service analytics`).
+	VerifyAudit(ctx context.Context, in *v1.VerifyAuditRequest, opts ...grpc.CallOption) (*v1.AuditVerdict, error)
 }
 
 type analyticsServiceClient struct {
@@ -57,6 +63,16 @@ func (c *analyticsServiceClient) GetSummary(ctx context.Context, in *GetSummaryR
 	return out, nil
 }
 
+func (c *analyticsServiceClient) VerifyAudit(ctx context.Context, in *v1.VerifyAuditRequest, opts ...grpc.CallOption) (*v1.AuditVerdict, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.AuditVerdict)
+	err := c.cc.Invoke(ctx, AnalyticsService_VerifyAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AnalyticsServiceServer is the server API for AnalyticsService service.
 // All implementations must embed UnimplementedAnalyticsServiceServer
 // for forward compatibility.
@@ -65,6 +81,10 @@ func (c *analyticsServiceClient) GetSummary(ctx context.Context, in *GetSummaryR
 type AnalyticsServiceServer interface {
 	// GetSummary returns the figures (REST: GET /summary?from=&to=); roles admin and analyst.
 	GetSummary(context.Context, *GetSummaryRequest) (*Summary, error)
+	// VerifyAudit walks analytics' audit chain and returns its verdict, admin only
+	// (REST: GET /audit/verify, through the gateway /api/analytics/audit/verify; the verdict of
+	// `pms audit verify --service analytics`).
+	VerifyAudit(context.Context, *v1.VerifyAuditRequest) (*v1.AuditVerdict, error)
 	mustEmbedUnimplementedAnalyticsServiceServer()
 }
 
@@ -77,6 +97,9 @@ type UnimplementedAnalyticsServiceServer struct{}
 
 func (UnimplementedAnalyticsServiceServer) GetSummary(context.Context, *GetSummaryRequest) (*Summary, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSummary not implemented")
+}
+func (UnimplementedAnalyticsServiceServer) VerifyAudit(context.Context, *v1.VerifyAuditRequest) (*v1.AuditVerdict, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyAudit not implemented")
 }
 func (UnimplementedAnalyticsServiceServer) mustEmbedUnimplementedAnalyticsServiceServer() {}
 func (UnimplementedAnalyticsServiceServer) testEmbeddedByValue()                          {}
@@ -117,6 +140,24 @@ func _AnalyticsService_GetSummary_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AnalyticsService_VerifyAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.VerifyAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AnalyticsServiceServer).VerifyAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AnalyticsService_VerifyAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AnalyticsServiceServer).VerifyAudit(ctx, req.(*v1.VerifyAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AnalyticsService_ServiceDesc is the grpc.ServiceDesc for AnalyticsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -127,6 +168,10 @@ var AnalyticsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSummary",
 			Handler:    _AnalyticsService_GetSummary_Handler,
+		},
+		{
+			MethodName: "VerifyAudit",
+			Handler:    _AnalyticsService_VerifyAudit_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,192 @@
+package httptransport
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/errs"
+)
+
+// This file is the one place a patient record and a FHIR R4 Patient resource are mapped
+// (docs/fhir.md, "Mapping"): toFHIR and fromFHIR. A field the patient service gains is one
+// line in each.
+
+// MRNSystem is the identifier system of the platform's medical record numbers: a FHIR
+// Patient.identifier with this system carries the MRN. It is the value the demographics
+// branch (i19-demo) gives patient.SystemMRN; once that lands, this becomes
+// `= patient.SystemMRN`, so the system is named in one place.
+const MRNSystem = "urn:pms:mrn"
+
+// confidentialitySystem is the HL7 v3 Confidentiality code system, in which a restricted
+// record is R and a normal one N (Patient.meta.security).
+const confidentialitySystem = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+
+// fhirPatient is the FHIR R4 Patient resource with the elements the facade reads and writes.
+// Decoding is strict: an element not listed here is refused (400) rather than dropped.
+type fhirPatient struct {
+	ResourceType string           `json:"resourceType"`
+	ID           string           `json:"id,omitempty"`
+	Meta         *fhirMeta        `json:"meta,omitempty"`
+	Text         *fhirNarrative   `json:"text,omitempty"`
+	Identifier   []fhirIdentifier `json:"identifier,omitempty"`
+	Active       *bool            `json:"active,omitempty"`
+	Name         []fhirHumanName  `json:"name,omitempty"`
+	Telecom      []fhirContact    `json:"telecom,omitempty"`
+	BirthDate    string           `json:"birthDate,omitempty"`
+	Address      []fhirAddress    `json:"address,omitempty"`
+}
+
+type fhirMeta struct {
+	VersionID   string       `json:"versionId,omitempty"`
+	LastUpdated string       `json:"lastUpdated,omitempty"`
+	Security    []fhirCoding `json:"security,omitempty"`
+}
+
+type fhirNarrative struct {
+	Status string `json:"status"`
+	Div    string `json:"div"`
+}
+
+type fhirCoding struct {
+	System  string `json:"system,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Display string `json:"display,omitempty"`
+}
+
+type fhirIdentifier struct {
+	Use    string `json:"use,omitempty"`
+	System string `json:"system,omitempty"`
+	Value  string `json:"value,omitempty"`
+}
+
+type fhirHumanName struct {
+	Use    string   `json:"use,omitempty"`
+	Text   string   `json:"text,omitempty"`
+	Family string   `json:"family,omitempty"`
+	Given  []string `json:"given,omitempty"`
+}
+
+type fhirContact struct {
+	System string `json:"system,omitempty"`
+	Value  string `json:"value,omitempty"`
+	Use    string `json:"use,omitempty"`
+}
+
+type fhirAddress struct {
+	Use        string   `json:"use,omitempty"`
+	Text       string   `json:"text,omitempty"`
+	Line       []string `json:"line,omitempty"`
+	City       string   `json:"city,omitempty"`
+	State      string   `json:"state,omitempty"`
+	PostalCode string   `json:"postalCode,omitempty"`
+	Country    string   `json:"country,omitempty"`
+}
+
+// toFHIR maps a patient record to its FHIR Patient resource.
+func toFHIR(p patient.Patient) fhirPatient {
+	conf := "N"
+	if p.Confidentiality == "restricted" {
+		conf = "R"
+	}
+	r := fhirPatient{
+		ResourceType: "Patient",
+		ID:           p.ID,
+		Meta: &fhirMeta{
+			VersionID:   strconv.FormatInt(p.Version, 10),
+			LastUpdated: fhirInstant(p.UpdatedAt),
+			Security:    []fhirCoding{{System: confidentialitySystem, Code: conf}},
+		},
+		BirthDate: p.DateOfBirth,
+	}
+	if p.MRN != "" {
+		r.Identifier = []fhirIdentifier{{Use: "usual", System: MRNSystem, Value: p.MRN}}
+	}
+	if p.Name != "" {
+		r.Name = []fhirHumanName{{Text: p.Name}}
+	}
+	if p.Email != "" {
+		r.Telecom = []fhirContact{{System: "email", Value: p.Email}}
+	}
+	if p.Address != "" {
+		r.Address = []fhirAddress{{Text: p.Address}}
+	}
+	return r
+}
+
+// fhirInstant writes an instant as FHIR's instant type wants it (seconds required, a zone).
+func fhirInstant(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// patientFields are the editable fields a FHIR Patient carries, and the MRN it may echo.
+type patientFields struct {
+	Name, Email, Address, DateOfBirth string
+	MRN                               *string
+}
+
+// fromFHIR reads the editable fields out of a Patient resource. What the service cannot yet
+// hold (a phone, a second name or address, another identifier system) is refused as
+// unprocessable (422) rather than silently dropped; the service judges the values.
+func fromFHIR(r fhirPatient) (patientFields, error) {
+	var f patientFields
+	var bad errs.Fields
+	if r.ResourceType != "Patient" {
+		return f, errs.Invalid(map[string]string{"resourceType": "must be Patient"})
+	}
+	switch len(r.Name) {
+	case 0:
+	case 1:
+		n := r.Name[0]
+		f.Name = n.Text
+		if f.Name == "" {
+			f.Name = strings.TrimSpace(strings.Join(append(append([]string{}, n.Given...), n.Family), " "))
+		}
+	default:
+		bad.Add("name", "at most one name is supported")
+	}
+	for i, c := range r.Telecom {
+		switch {
+		case c.System != "email":
+			bad.Add("telecom["+strconv.Itoa(i)+"].system", "only email is supported")
+		case f.Email != "":
+			bad.Add("telecom", "at most one email is supported")
+		default:
+			f.Email = c.Value
+		}
+	}
+	switch len(r.Address) {
+	case 0:
+	case 1:
+		a := r.Address[0]
+		f.Address = a.Text
+		if f.Address == "" {
+			var parts []string
+			for _, s := range append(append([]string{}, a.Line...), a.City, a.State, a.PostalCode, a.Country) {
+				if s = strings.TrimSpace(s); s != "" {
+					parts = append(parts, s)
+				}
+			}
+			f.Address = strings.Join(parts, ", ")
+		}
+	default:
+		bad.Add("address", "at most one address is supported")
+	}
+	f.DateOfBirth = r.BirthDate
+	for i, id := range r.Identifier {
+		if id.System != MRNSystem {
+			bad.Add("identifier["+strconv.Itoa(i)+"].system", "only "+MRNSystem+" is supported")
+			continue
+		}
+		v := id.Value
+		f.MRN = &v
+	}
+	if err := bad.Err(); err != nil {
+		return f, unprocessable(err)
+	}
+	return f, nil
+}
