@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 3468
+const hostileCases = 3535
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -638,7 +638,7 @@ func TestHostileInput(t *testing.T) {
 // meant to add to them.
 var watchedTables = map[string][]string{
 	"auth":    {"users", "refresh_tokens", "set_password_tokens"},
-	"patient": {"patients", "patient_versions", "idempotency_keys"},
+	"patient": {"patients", "patient_versions", "patient_identifiers", "idempotency_keys"},
 	"billing": {"accounts", "invoices", "invoice_lines", "payments", "idempotency_keys"},
 }
 
@@ -794,7 +794,7 @@ func (w *attackWorld) bodyRoutes() []bodyRoute {
 		{method: "POST", path: "/auth/password/set", body: `{"token":"` + strings.Repeat("A", 43) + `","newPassword":"` + matrixPassword + `"}`},
 		{method: "POST", path: "/api/users", token: w.admin, body: `{"email":"new-user@example.org","password":"` + matrixPassword + `","role":"analyst"}`},
 		{method: "PATCH", path: "/api/users/" + w.analystID, token: w.admin, body: `{"role":"billing"}`},
-		{method: "POST", path: "/api/patients", token: w.clin, body: w.patientBody("never-created@example.org")},
+		{method: "POST", path: "/api/patients", token: w.clin, body: with(w.patientBody("never-created@example.org"), "family", `"Test"`)},
 		{method: "PUT", path: "/api/patients/" + w.p1, token: w.clin, body: `{"name":"Changed By Attack","email":"p1@example.org","address":"2 Main St","dateOfBirth":"1980-01-01"}`},
 		{method: "POST", path: "/api/billing/invoices", token: w.bill, body: w.invoiceBody(w.p1)},
 		{method: "POST", path: "/api/billing/invoices/" + w.open + "/payments", token: w.bill, body: `{"amount":1,"method":"cash"}`},
@@ -1178,6 +1178,50 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		hostile{cat: catIDs, name: "double slash", method: "GET", path: "//api/users", token: w.clin},
 		hostile{cat: catIDs, name: "64 KiB path", method: "GET", path: "/api/patients/" + strings.Repeat("a", 64<<10), token: w.clin, protocol: true})
 
+	// Demographics (issue 19): each bad value of a new field, the MRN's identifier system set
+	// by a client, a shared email without (or with a partial) confirmation, garbage in
+	// X-Confirm-Not-Duplicate. The PUT keeps p1's email, so only its demographics are judged.
+	demo := func(name, k, v string) {
+		add(hostile{cat: catTypes, name: "create " + name, method: "POST", path: "/api/patients", token: w.clin,
+			body: with(w.patientBody("demo-never@example.org"), k, v), want: []int{400}},
+			hostile{cat: catTypes, name: "update " + name, method: "PUT", path: "/api/patients/" + w.p1, token: w.clin,
+				body: with(w.patientBody("p1@example.org"), k, v), want: []int{400}})
+	}
+	manyIDs := make([]string, 11)
+	for i := range manyIDs {
+		manyIDs[i] = fmt.Sprintf(`{"system":"urn:x","value":"%d"}`, i)
+	}
+	for _, c := range []struct{ name, k, v string }{
+		{"gender not FHIR", "gender", `"F"`}, {"gender padded enum", "gender", `"femalex"`},
+		{"phone 26 chars", "phone", `"` + strings.Repeat("1", 26) + `"`}, {"phone letters", "phone", `"555-CALL-NOW"`},
+		{"phone 16 digits", "phone", `"+1234567890123456"`}, {"phone plus inside", "phone", `"12+345"`},
+		{"family 101 chars", "family", `"` + strings.Repeat("f", 101) + `"`}, {"given 6 names", "given", `["a","b","c","d","e","f"]`},
+		{"given blank", "given", `[" "]`}, {"given null item", "given", `[null]`},
+		{"identifier MRN system", "identifiers", `[{"system":"urn:pms:mrn","value":"0000000018"}]`},
+		{"identifier relative system", "identifiers", `[{"system":"national-id","value":"1"}]`},
+		{"identifier system with space", "identifiers", `[{"system":"urn:a b","value":"1"}]`},
+		{"identifier system with bar", "identifiers", `[{"system":"urn:a|b","value":"1"}]`},
+		{"identifier blank value", "identifiers", `[{"system":"urn:x","value":""}]`},
+		{"identifier value 101", "identifiers", `[{"system":"urn:x","value":"` + strings.Repeat("9", 101) + `"}]`},
+		{"identifier unknown field", "identifiers", `[{"system":"urn:x","value":"1","use":"official"}]`},
+		{"identifier twice", "identifiers", `[{"system":"urn:x","value":"1"},{"system":"urn:x","value":"1"}]`},
+		{"11 identifiers", "identifiers", "[" + strings.Join(manyIDs, ",") + "]"},
+		{"no name and no structured name", "name", `""`},
+	} {
+		demo(c.name, c.k, c.v)
+	}
+	for _, h := range []struct{ name, v string }{
+		{"not ids", "x,y"}, {"path traversal", "../../etc"}, {"5000 chars", strings.Repeat("a", 5000)},
+		{"51 ids", strings.TrimSuffix(strings.Repeat(w.p2+",", 51), ",")}, {"non-ASCII", "é"},
+	} {
+		add(hostile{cat: catHeaders, name: "X-Confirm-Not-Duplicate " + h.name, method: "POST", path: "/api/patients", token: w.clin,
+			body: w.patientBody("demo-confirm@example.org"), headers: []string{"X-Confirm-Not-Duplicate", h.v}, want: []int{400}})
+	}
+	add(hostile{cat: catState, name: "shared email unconfirmed", method: "POST", path: "/api/patients", token: w.clin,
+		body: w.patientBody("p1@example.org"), want: []int{409}, check: wantWord(errs.Conflict)},
+		hostile{cat: catState, name: "shared email confirmed for someone else", method: "POST", path: "/api/patients", token: w.clin,
+			body: w.patientBody("p1@example.org"), headers: []string{"X-Confirm-Not-Duplicate", w.p2}, want: []int{409}, check: wantWord(errs.Conflict)})
+
 	// The FHIR facade: roles as on /api/patients, no token, formats it does not serve,
 	// search parameters refused under strict handling, unknown resource types.
 	fhirBody := fhirPatientJSON("", "Never Created", "never-created-fhir@example.org", "1980-01-01")
@@ -1219,7 +1263,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		others                     []string
 	}
 	lists := []listRoute{
-		{path: "/api/patients", token: w.clin, ints: []string{"limit"}, texts: []string{"q", "email"}, others: []string{"dateOfBirth", "pageToken"}},
+		{path: "/api/patients", token: w.clin, ints: []string{"limit"}, texts: []string{"q", "email"}, others: []string{"dateOfBirth", "pageToken", "identifier"}},
 		{path: "/api/audit", token: w.admin, ints: []string{"limit"}, instants: []string{"from", "to"}, ids: []string{"patientId"}},
 		{path: "/api/users/audit", token: w.admin, ints: []string{"limit"}, instants: []string{"from", "to"}, ids: []string{"userId"}},
 		{path: "/api/billing/invoices", token: w.bill, ints: []string{"limit"}, ids: []string{"patientId"}, others: []string{"status", "pageToken"}},

@@ -216,6 +216,32 @@ func TestFHIRJourney(t *testing.T) {
 	// The MRN is read-only: another value is a business-rule refusal.
 	c.do("PUT", "/Patient/"+id, clin, strings.Replace(upd, mrn, "MRN-OTHER", 1), "If-Match", `W/"2"`).want(t, "changed MRN", 422)
 
+	// Demographics (issue 19 item 1) through FHIR: the structured name, gender, phone and an
+	// identifier of another system go in and come back; identifier=system|value finds the
+	// record; an update that leaves the phone out removes it (a FHIR update replaces).
+	const nid = "urn:oid:2.16.840.1.113883.2.4.6.3"
+	demo := `{"resourceType":"Patient","identifier":[{"system":"` + nid + `","value":"999999990"}],` +
+		`"name":[{"family":"Lovelace","given":["Ada","Augusta"]}],"gender":"female",` +
+		`"telecom":[{"system":"email","value":"ada.fhir@example.org"},{"system":"phone","value":"+44 20 7946 0000"}],"address":[{"text":"12 St James Sq"}],"birthDate":"1915-12-10"}`
+	dc := c.do("POST", "/Patient", clin, demo).want(t, "create with demographics", 201)
+	did, _ := dc.res["id"].(string)
+	dr := c.do("GET", "/Patient/"+did, clin, "").want(t, "read demographics", 200)
+	if dr.res["gender"] != "female" || !strings.Contains(string(dr.body), `"family":"Lovelace"`) || !strings.Contains(string(dr.body), `"given":["Ada","Augusta"]`) ||
+		!strings.Contains(string(dr.body), `"system":"phone","value":"+44 20 7946 0000"`) || !strings.Contains(string(dr.body), `"value":"999999990"`) ||
+		!strings.Contains(string(dr.body), `"text":"Ada Augusta Lovelace"`) {
+		t.Fatalf("read demographics: %s", dr.body)
+	}
+	if s := c.do("GET", "/Patient?identifier="+url.QueryEscape(nid+"|999999990"), clin, "").want(t, "search by identifier", 200); len(s.entries("match")) != 1 {
+		t.Fatalf("search by identifier: %s", s.body)
+	}
+	noPhone := strings.Replace(demo, `,{"system":"phone","value":"+44 20 7946 0000"}`, "", 1)
+	noPhone = strings.Replace(noPhone, `{"resourceType":"Patient",`, `{"resourceType":"Patient","id":"`+did+`",`, 1)
+	if u := c.do("PUT", "/Patient/"+did, clin, noPhone, "If-Match", `W/"1"`).want(t, "update without the phone", 200); strings.Contains(string(u.body), `"phone"`) {
+		t.Fatalf("update without the phone kept it: %s", u.body)
+	}
+	// A second live patient with the same identifier is a conflict.
+	c.do("POST", "/Patient", clin, strings.Replace(demo, "ada.fhir@", "ada.second@", 1)).want(t, "identifier taken", 409)
+
 	// vread: each version; an unknown version is 404.
 	if v1 := c.do("GET", "/Patient/"+id+"/_history/1", clin, "").want(t, "vread 1", 200); v1.res["name"].([]any)[0].(map[string]any)["text"] != "Grace Fhir" || v1.header.Get("ETag") != `W/"1"` {
 		t.Fatalf("vread 1: %s", v1.body)
@@ -379,9 +405,11 @@ func TestFHIRHostile(t *testing.T) {
 		{"future birthDate", "POST", "/Patient", strings.Replace(good, "1980-01-01", "2999-01-01", 1), 422},
 		{"bad email", "POST", "/Patient", strings.Replace(good, "eve@example.org", "not-an-email", 1), 422},
 		{"no name", "POST", "/Patient", `{"resourceType":"Patient","birthDate":"1980-01-01"}`, 422},
-		{"a phone", "POST", "/Patient", strings.Replace(good, `{"system":"email"`, `{"system":"phone","value":"+1 555"},{"system":"email"`, 1), 422},
+		{"two phones", "POST", "/Patient", strings.Replace(good, `{"system":"email"`, `{"system":"phone","value":"+1 555 0100"},{"system":"phone","value":"+1 555 0101"},{"system":"email"`, 1), 422},
+		{"a fax", "POST", "/Patient", strings.Replace(good, `{"system":"email"`, `{"system":"fax","value":"+1 555 0100"},{"system":"email"`, 1), 422},
 		{"two names", "POST", "/Patient", strings.Replace(good, `[{"text":"Eve"}]`, `[{"text":"Eve"},{"text":"Eva"}]`, 1), 422},
-		{"a foreign identifier", "POST", "/Patient", strings.Replace(good, `"name"`, `"identifier":[{"system":"urn:oid:1.2.3","value":"x"}],"name"`, 1), 422},
+		{"an identifier system that is no URI", "POST", "/Patient", strings.Replace(good, `"name"`, `"identifier":[{"system":"not a uri","value":"x"}],"name"`, 1), 422},
+		{"a bad gender", "POST", "/Patient", strings.Replace(good, `"name"`, `"gender":"robot","name"`, 1), 422},
 		{"an MRN on create", "POST", "/Patient", strings.Replace(good, `"name"`, `"identifier":[{"system":"urn:pms:mrn","value":"MRN-1"}],"name"`, 1), 422},
 		{"inactive", "POST", "/Patient", strings.Replace(good, `"name"`, `"active":false,"name"`, 1), 422},
 		{"unknown query parameter on create", "POST", "/Patient?_format=json&x=1", good, 400},

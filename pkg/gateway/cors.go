@@ -65,7 +65,7 @@ func (c CORS) wrap(next http.Handler) http.Handler {
 			h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, X-Request-ID, X-Total-Count, X-Total-Count-Estimated, Retry-After")
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, Idempotency-Key, X-Request-ID")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, Idempotency-Key, X-Confirm-Not-Duplicate, X-Request-ID")
 				h.Set("Access-Control-Max-Age", strconv.Itoa(maxAge))
 				w.WriteHeader(http.StatusNoContent)
 				return

@@ -3,6 +3,7 @@ package patient_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -89,7 +90,7 @@ func TestBreakGlass(t *testing.T) {
 			if err != nil || len(page.Patients) != 1 {
 				t.Fatalf("search: %+v %v", page, err)
 			}
-			if got := page.Patients[0]; got != (patient.Patient{ID: p.ID, MRN: p.MRN, Confidentiality: patient.ConfidentialityRestricted}) {
+			if got := page.Patients[0]; !reflect.DeepEqual(got, patient.Patient{ID: p.ID, MRN: p.MRN, Confidentiality: patient.ConfidentialityRestricted}) {
 				t.Fatalf("search shows a restricted record unredacted: %+v", got)
 			}
 		}

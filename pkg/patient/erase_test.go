@@ -20,7 +20,8 @@ import (
 )
 
 // erasePHI is a patient's data that must not survive the erasure anywhere.
-var erasePHI = []string{"Zebedee Quillfeather", "Zebedee Q. Quillfeather", "zq-erase@example.org", "77 Lantern Row", "1961-07-23"}
+var erasePHI = []string{"Zebedee Quillfeather", "Zebedee Q. Quillfeather", "zq-erase@example.org", "77 Lantern Row", "1961-07-23",
+	"Quillfeather-Erase", "Zebedee-Given", "+1 555 010 4477", "ERASE-ID-8842"}
 
 // patientEvents decodes the PatientEvents of id in the outbox (the relay does not run here).
 func patientEvents(t *testing.T, d *db.DB, id string) []*eventsv1.PatientEvent {
@@ -54,7 +55,9 @@ func TestErase(t *testing.T) {
 		s := patient.NewService(store, w, patient.Options{})
 		doc, admin := ctxAs("doc-1"), ctxRole("admin-1", authz.RoleAdmin)
 
-		p, err := s.Create(doc, patient.CreateRequest{Name: erasePHI[0], Email: erasePHI[2], Address: erasePHI[3], DateOfBirth: erasePHI[4]})
+		p, err := s.Create(doc, patient.CreateRequest{Name: erasePHI[0], Email: erasePHI[2], Address: erasePHI[3], DateOfBirth: erasePHI[4],
+			Family: erasePHI[5], Given: []string{erasePHI[6]}, Phone: erasePHI[7], Gender: "other",
+			Identifiers: []patient.Identifier{{System: "https://example.org/national-id", Value: erasePHI[8]}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,11 +81,17 @@ func TestErase(t *testing.T) {
 					t.Fatalf("an event carries %q in clear", phi)
 				}
 			}
-			if !shred.IsSealed(ev.GetName()) || !shred.IsSealed(ev.GetPatient().GetDateOfBirth()) || ev.GetPatientId() != p.ID || ev.GetPatient().GetMrn() != p.MRN {
+			r := ev.GetPatient()
+			if !shred.IsSealed(ev.GetName()) || !shred.IsSealed(r.GetDateOfBirth()) || ev.GetPatientId() != p.ID || r.GetMrn() != p.MRN ||
+				!shred.IsSealed(r.GetFamily()) || len(r.GetGiven()) != 1 || !shred.IsSealed(r.GetGiven()[0]) || !shred.IsSealed(r.GetGender()) ||
+				!shred.IsSealed(r.GetPhone()) || len(r.GetIdentifiers()) != 1 || !shred.IsSealed(r.GetIdentifiers()[0].GetValue()) ||
+				r.GetIdentifiers()[0].GetSystem() != "https://example.org/national-id" {
 				t.Fatalf("event not sealed as documented: %v", ev)
 			}
 			opened, err := store.OpenEvent(ctx, ev)
-			if err != nil || opened.GetPatient().GetAddress() != erasePHI[3] || opened.GetEmail() != erasePHI[2] {
+			o := opened.GetPatient()
+			if err != nil || o.GetAddress() != erasePHI[3] || opened.GetEmail() != erasePHI[2] || o.GetFamily() != erasePHI[5] ||
+				o.GetGiven()[0] != erasePHI[6] || o.GetPhone() != erasePHI[7] || o.GetGender() != "other" || o.GetIdentifiers()[0].GetValue() != erasePHI[8] {
 				t.Fatalf("open before erasure: %v %v", opened, err)
 			}
 		}

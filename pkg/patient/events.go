@@ -39,7 +39,15 @@ const (
 	SealedEmail       = "email"
 	SealedAddress     = "address"
 	SealedDateOfBirth = "dateOfBirth"
+	// The demographics of issue 19; an identifier's value is bound to "identifier:" + its system.
+	SealedFamily = "family"
+	SealedGiven  = "given"
+	SealedGender = "gender"
+	SealedPhone  = "phone"
 )
+
+// sealedIdentifier is the additional data binding an identifier's sealed value to its system.
+func sealedIdentifier(system string) string { return "identifier:" + system }
 
 var eventTypeOfChange = map[string]string{
 	ChangeCreated: EventCreated,
@@ -68,7 +76,14 @@ func patientEvent(p Patient, change string, m changeMeta, seal *shred.Sealer) (o
 			Id: p.ID, Mrn: p.MRN, Name: seal.Seal(SealedName, p.Name), Email: seal.Seal(SealedEmail, p.Email),
 			Address: seal.Seal(SealedAddress, p.Address), DateOfBirth: seal.Seal(SealedDateOfBirth, p.DateOfBirth), RegisteredDate: p.RegisteredDate, Version: p.Version,
 			CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(p.UpdatedAt),
+			Family: seal.Seal(SealedFamily, p.Family), Gender: seal.Seal(SealedGender, p.Gender), Phone: seal.Seal(SealedPhone, p.Phone),
 		},
+	}
+	for _, g := range p.Given {
+		ev.Patient.Given = append(ev.Patient.Given, seal.Seal(SealedGiven, g))
+	}
+	for _, id := range clientIdentifiers(p.Identifiers) {
+		ev.Patient.Identifiers = append(ev.Patient.Identifiers, &eventsv1.PatientIdentifier{System: id.System, Value: seal.Seal(sealedIdentifier(id.System), id.Value)})
 	}
 	if change == ChangeDeleted {
 		ev.Patient.DeletedAt = ts(m.At)
@@ -117,6 +132,15 @@ func (s *Store) OpenEvent(ctx context.Context, ev *eventsv1.PatientEvent) (*even
 		open(SealedEmail, &r.Email)
 		open(SealedAddress, &r.Address)
 		open(SealedDateOfBirth, &r.DateOfBirth)
+		open(SealedFamily, &r.Family)
+		open(SealedGender, &r.Gender)
+		open(SealedPhone, &r.Phone)
+		for i := range r.Given {
+			open(SealedGiven, &r.Given[i])
+		}
+		for _, id := range r.Identifiers {
+			open(sealedIdentifier(id.System), &id.Value)
+		}
 	}
 	return out, err
 }

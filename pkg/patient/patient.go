@@ -12,13 +12,22 @@ import (
 // Patient is a patient record as the contract shows it. Dates are ISO YYYY-MM-DD strings,
 // instants are UTC.
 type Patient struct {
-	ID             string `json:"id"`
-	MRN            string `json:"mrn"`
-	Name           string `json:"name"`
-	Email          string `json:"email"`
-	Address        string `json:"address"`
-	DateOfBirth    string `json:"dateOfBirth"`
-	RegisteredDate string `json:"registeredDate"`
+	ID   string `json:"id"`
+	MRN  string `json:"mrn"`
+	Name string `json:"name"`
+	// Family and Given are the structured name (FHIR HumanName); Name stays the display text
+	// (demographics.go says how they relate).
+	Family string   `json:"family"`
+	Given  []string `json:"given"`
+	// Gender is FHIR administrative gender (male, female, other, unknown) or "" when not given.
+	Gender string `json:"gender"`
+	Phone  string `json:"phone"`
+	// Identifiers start with the MRN under SystemMRN, then the client's, in the order given.
+	Identifiers    []Identifier `json:"identifiers"`
+	Email          string       `json:"email"`
+	Address        string       `json:"address"`
+	DateOfBirth    string       `json:"dateOfBirth"`
+	RegisteredDate string       `json:"registeredDate"`
 	// Confidentiality is "normal" or "restricted" (break-glass.go); only its own endpoint
 	// changes it.
 	Confidentiality string    `json:"confidentiality"`
@@ -30,25 +39,76 @@ type Patient struct {
 // CreateRequest registers a patient. RegisteredDate is optional (today, UTC). An
 // IdempotencyKey makes a retried create return the first result instead of a second record.
 type CreateRequest struct {
-	Name           string `json:"name"`
-	Email          string `json:"email"`
-	Address        string `json:"address"`
-	DateOfBirth    string `json:"dateOfBirth"`
-	RegisteredDate string `json:"registeredDate,omitempty"`
-	IdempotencyKey string `json:"-"`
+	Name           string       `json:"name"`
+	Family         string       `json:"family,omitempty"`
+	Given          []string     `json:"given,omitempty"`
+	Gender         string       `json:"gender,omitempty"`
+	Phone          string       `json:"phone,omitempty"`
+	Identifiers    []Identifier `json:"identifiers,omitempty"`
+	Email          string       `json:"email"`
+	Address        string       `json:"address"`
+	DateOfBirth    string       `json:"dateOfBirth"`
+	RegisteredDate string       `json:"registeredDate,omitempty"`
+	IdempotencyKey string       `json:"-"`
+	// ConfirmNotDuplicate names the live patients already holding Email whom the caller
+	// confirms are different people (X-Confirm-Not-Duplicate); it must name all of them.
+	ConfirmNotDuplicate []string `json:"-"`
 }
 
 // UpdateRequest replaces the editable fields of patient ID. IfMatch, when not zero, is the
 // version the caller last saw. Unchanged holds the read-only fields the caller echoed back
 // from a GET; each given one must equal the stored value.
+//
+// The demographic fields of issue 19 are pointers: nil (omitted by the client) leaves the
+// stored value unchanged, so a client that does not know them loses nothing; a non-nil empty
+// value clears the field.
 type UpdateRequest struct {
 	ID          string
 	Name        string
+	Family      *string
+	Given       *[]string
+	Gender      *string
+	Phone       *string
+	Identifiers *[]Identifier
 	Email       string
 	Address     string
 	DateOfBirth string
 	IfMatch     int64
 	Unchanged   ReadOnlyFields
+	// ConfirmNotDuplicate as in CreateRequest.
+	ConfirmNotDuplicate []string
+}
+
+// UpdateBody is the JSON body of an update on every transport that carries JSON (REST PUT,
+// Kafka UpdatePatient): the editable fields plus the read-only ones a client may echo back.
+// The demographics of issue 19 are pointers: omitted (or null) leaves the stored value
+// unchanged, so today's clients lose nothing; "" or [] clears it.
+type UpdateBody struct {
+	Name        string        `json:"name"`
+	Family      *string       `json:"family,omitempty"`
+	Given       *[]string     `json:"given,omitempty"`
+	Gender      *string       `json:"gender,omitempty"`
+	Phone       *string       `json:"phone,omitempty"`
+	Identifiers *[]Identifier `json:"identifiers,omitempty"`
+	Email       string        `json:"email"`
+	Address     string        `json:"address"`
+	DateOfBirth string        `json:"dateOfBirth"`
+	ReadOnlyFields
+}
+
+// Request is the update of patient id the body asks for.
+func (b UpdateBody) Request(id string, ifMatch int64, confirm []string) UpdateRequest {
+	return UpdateRequest{
+		ID: id, Name: b.Name, Email: b.Email, Address: b.Address, DateOfBirth: b.DateOfBirth,
+		Family: b.Family, Given: b.Given, Gender: b.Gender, Phone: b.Phone, Identifiers: b.Identifiers,
+		IfMatch: ifMatch, Unchanged: b.ReadOnlyFields, ConfirmNotDuplicate: confirm,
+	}
+}
+
+// BodyOf is the UpdateBody that carries r.
+func BodyOf(r UpdateRequest) UpdateBody {
+	return UpdateBody{Name: r.Name, Email: r.Email, Address: r.Address, DateOfBirth: r.DateOfBirth, ReadOnlyFields: r.Unchanged,
+		Family: r.Family, Given: r.Given, Gender: r.Gender, Phone: r.Phone, Identifiers: r.Identifiers}
 }
 
 // ReadOnlyFields are the fields a client may send back unchanged in an update; nil means
@@ -73,8 +133,12 @@ type DeleteRequest struct {
 // ListQuery filters and pages the live patients. Q matches name or email (substring, case
 // insensitive); Email and DateOfBirth match exactly (email case-insensitively). Limit 0
 // means DefaultLimit. PageToken is the opaque token of the previous page.
+//
+// Identifier is "system|value" and matches a live patient holding that identifier exactly
+// (the MRN under SystemMRN too).
 type ListQuery struct {
 	Q           string
+	Identifier  string
 	Email       string
 	DateOfBirth string
 	Limit       int
@@ -162,6 +226,10 @@ const (
 	// access log are audited too (issue 17), though they disclose no record.
 	ActionAuditRead     = "audit_read"
 	ActionAccessLogRead = "access_log_read"
+	// ActionConfirmNotDuplicate records, with the other patient as its subject, that the
+	// caller confirmed the patient created or updated is a different person who shares an
+	// email (X-Confirm-Not-Duplicate, issue 19): one entry per confirmed id, ids only.
+	ActionConfirmNotDuplicate = "confirm_not_duplicate"
 )
 
 // Domain errors. Transports map their kinds to statuses; errors.Is matches by kind, so these
@@ -172,4 +240,5 @@ var (
 	ErrEmailTaken          = errs.New(errs.Conflict, "a patient with this email already exists")
 	ErrVersionMismatch     = errs.New(errs.PreconditionFailed, "the patient was changed since the given version")
 	ErrIdempotencyConflict = errs.New(errs.Conflict, "the Idempotency-Key was used with a different request")
+	ErrIdentifierTaken     = errs.New(errs.Conflict, "a patient with this identifier already exists")
 )

@@ -64,9 +64,12 @@ func seedPatient(rng *rand.Rand, at time.Time) Patient {
 	id := uuid.NewString()
 	dob := time.Date(1930, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, rng.IntN(90*365))
 	return Patient{
-		ID:    id,
-		Name:  first + " " + last,
-		Email: fmt.Sprintf("%s.%s.%s@example.org", strings.ToLower(first), strings.ToLower(last), id[24:]),
+		ID:     id,
+		Name:   first + " " + last,
+		Family: last,
+		Given:  []string{first},
+		Phone:  fmt.Sprintf("+1 555 %03d %04d", rng.IntN(1000), rng.IntN(10000)),
+		Email:  fmt.Sprintf("%s.%s.%s@example.org", strings.ToLower(first), strings.ToLower(last), id[24:]),
 		Address: fmt.Sprintf("%d %s Street, %s", 1+rng.IntN(200), seedStreets[rng.IntN(len(seedStreets))],
 			seedCities[rng.IntN(len(seedCities))]),
 		DateOfBirth:     dob.Format(dateLayout),
@@ -83,13 +86,13 @@ func seedPatient(rng *rand.Rand, at time.Time) Patient {
 func (s *Store) seedBatch(ctx context.Context, tx *sqlx.Tx, ps []Patient, at time.Time) error {
 	var b strings.Builder
 	args := make([]any, 0, len(ps)*8)
-	b.WriteString(`INSERT INTO patients (id, name, email, address, date_of_birth, registered_date, version, created_at, updated_at) VALUES `)
+	b.WriteString(`INSERT INTO patients (id, name, family, given, phone, email, address, date_of_birth, registered_date, version, created_at, updated_at) VALUES `)
 	for i, p := range ps {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, 1, ?, ?)")
-		args = append(args, p.ID, p.Name, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate, s.db.Time(at), s.db.Time(at))
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)")
+		args = append(args, p.ID, p.Name, p.Family, encodeGiven(p.Given), p.Phone, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate, s.db.Time(at), s.db.Time(at))
 	}
 	b.WriteString(" RETURNING id, seq")
 	var rows []struct {
@@ -117,14 +120,14 @@ func (s *Store) seedBatch(ctx context.Context, tx *sqlx.Tx, ps []Patient, at tim
 	}
 	b.Reset()
 	args = args[:0]
-	b.WriteString(`INSERT INTO patient_versions (patient_id, version, change, mrn, name, email, address, date_of_birth, registered_date,
+	b.WriteString(`INSERT INTO patient_versions (patient_id, version, change, mrn, name, family, given, phone, email, address, date_of_birth, registered_date,
 		created_at, changed_at, changed_by, role, request_id, confidentiality) VALUES `)
 	for i, p := range ps {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'admin', '', 'normal')")
-		args = append(args, p.ID, ChangeCreated, mrns[p.ID], p.Name, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate,
+		b.WriteString("(?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'admin', '', 'normal')")
+		args = append(args, p.ID, ChangeCreated, mrns[p.ID], p.Name, p.Family, encodeGiven(p.Given), p.Phone, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate,
 			s.db.Time(at), s.db.Time(at), SeedActor)
 	}
 	_, err := tx.ExecContext(ctx, tx.Rebind(b.String()), args...)

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/go-kit/log"
@@ -139,6 +141,15 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 	today := m.At.Truncate(24 * time.Hour)
 	var bad errs.Fields
 	f := validateFields(req.Name, req.Email, req.Address, req.DateOfBirth, today, &bad)
+	d := demographics{
+		Family: validateFamily(&bad, req.Family), Given: validateGiven(&bad, req.Given), Gender: validateGender(&bad, req.Gender),
+		Phone: validatePhone(&bad, req.Phone), Identifiers: validateIdentifiers(&bad, req.Identifiers),
+	}
+	if f.Name == "" {
+		f.Name = displayName("", d.Family, d.Given)
+		checkName(&bad, f.Name)
+	}
+	confirm := parseConfirm(&bad, req.ConfirmNotDuplicate)
 	registered := today.Format(dateLayout)
 	if req.RegisteredDate != "" {
 		if d, msg := validate.Date(req.RegisteredDate); msg != "" {
@@ -153,15 +164,33 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 	if err := bad.Err(); err != nil {
 		return Patient{}, err
 	}
-	p = Patient{ID: uuid.NewString(), Name: f.Name, Email: f.Email, Address: f.Address,
+	p = Patient{ID: uuid.NewString(), Name: f.Name, Family: d.Family, Given: d.Given, Gender: d.Gender, Phone: d.Phone,
+		Identifiers: d.Identifiers, Email: f.Email, Address: f.Address,
 		DateOfBirth: f.DateOfBirth, RegisteredDate: registered, Confidentiality: ConfidentialityNormal, CreatedAt: m.At, UpdatedAt: m.At}
 	var idem *idempotency.Key
 	if req.IdempotencyKey != "" {
-		idem = &idempotency.Key{Scope: m.Actor, Key: req.IdempotencyKey, RequestHash: requestHash(f, req.RegisteredDate)}
+		idem = &idempotency.Key{Scope: m.Actor, Key: req.IdempotencyKey, RequestHash: requestHash(f, d, req.RegisteredDate)}
 	}
 	ctx = audit.WithPending(ctx, ActionCreate, p.ID) // recorded by the create's own transaction
-	return idempotency.Do(idem, func() (Patient, bool, error) { return s.replay(ctx, idem) },
-		func() (Patient, error) { return s.store.create(ctx, p, m, idem) })
+	var confirmed []string
+	p, err = idempotency.Do(idem, func() (Patient, bool, error) { return s.replay(ctx, idem) },
+		func() (Patient, error) {
+			p, holders, err := s.store.create(ctx, p, m, idem, confirm)
+			confirmed = holders
+			return p, err
+		})
+	if err == nil {
+		s.auditConfirmed(ctx, confirmed)
+	}
+	return p, err
+}
+
+// auditConfirmed records that the caller confirmed each of ids (live patients sharing the
+// email of the record just written) as a different person: one entry per id, ids only.
+func (s *service) auditConfirmed(ctx context.Context, ids []string) {
+	for _, id := range ids {
+		s.recordChange(ctx, ActionConfirmNotDuplicate, id, nil)
+	}
 }
 
 // replay returns the record a stored idempotency key created, if the key is known.
@@ -178,8 +207,8 @@ func (s *service) replay(ctx context.Context, idem *idempotency.Key) (Patient, b
 }
 
 // requestHash fingerprints a create's normalised body for Idempotency-Key comparison.
-func requestHash(f fields, registered string) string {
-	b, _ := json.Marshal([]string{f.Name, f.Email, f.Address, f.DateOfBirth, registered})
+func requestHash(f fields, d demographics, registered string) string {
+	b, _ := json.Marshal([]any{f.Name, f.Email, f.Address, f.DateOfBirth, registered, d})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -224,6 +253,11 @@ func (s *service) list(ctx context.Context, q ListQuery) (Page, error) {
 	if q.Email != "" && len(q.Email) > MaxEmailLen {
 		bad.Add("email", "must be at most 254 characters")
 	}
+	if q.Identifier != "" {
+		if _, ok := parseIdentifierQuery(q.Identifier); !ok {
+			bad.Add("identifier", "must be system|value")
+		}
+	}
 	if q.DateOfBirth != "" {
 		if d, msg := validate.Date(q.DateOfBirth); msg != "" {
 			bad.Add("dateOfBirth", msg)
@@ -265,6 +299,28 @@ func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err
 		bad.Add("id", "must be a UUID")
 	}
 	f := validateFields(req.Name, req.Email, req.Address, req.DateOfBirth, m.At.Truncate(24*time.Hour), &bad)
+	// Omitted demographics (nil) keep their stored values; the display name, when not sent,
+	// is derived from the structured name as it will be (the stored parts where not sent).
+	var d demographics
+	if req.Family != nil {
+		d.Family = validateFamily(&bad, *req.Family)
+	}
+	if req.Given != nil {
+		d.Given = validateGiven(&bad, *req.Given)
+	}
+	if req.Gender != nil {
+		d.Gender = validateGender(&bad, *req.Gender)
+	}
+	if req.Phone != nil {
+		d.Phone = validatePhone(&bad, *req.Phone)
+	}
+	if req.Identifiers != nil {
+		d.Identifiers = validateIdentifiers(&bad, *req.Identifiers)
+	}
+	if f.Name == "" && req.Family == nil && req.Given == nil {
+		checkName(&bad, "")
+	}
+	confirm := parseConfirm(&bad, req.ConfirmNotDuplicate)
 	if req.IfMatch < 0 {
 		bad.Add("If-Match", "must be a version number")
 	}
@@ -275,6 +331,12 @@ func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err
 		return Patient{}, err
 	}
 	ctx = audit.WithPending(ctx, ActionUpdate, pid)
+	var confirmed []string
+	defer func() {
+		if err == nil {
+			s.auditConfirmed(ctx, confirmed)
+		}
+	}()
 	return s.store.change(ctx, pid, req.IfMatch, ChangeUpdated, m, func(tx *sqlx.Tx, cur Patient) (Patient, bool, error) {
 		if err := s.checkAccessIn(ctx, tx, cur); err != nil { // again, on the locked row
 			return Patient{}, false, err
@@ -284,7 +346,36 @@ func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err
 		}
 		next := cur
 		next.Name, next.Email, next.Address, next.DateOfBirth = f.Name, f.Email, f.Address, f.DateOfBirth
-		return next, next != cur, nil
+		if req.Family != nil {
+			next.Family = d.Family
+		}
+		if req.Given != nil {
+			next.Given = d.Given
+		}
+		if req.Gender != nil {
+			next.Gender = d.Gender
+		}
+		if req.Phone != nil {
+			next.Phone = d.Phone
+		}
+		if req.Identifiers != nil {
+			next.Identifiers = withMRN(cur.MRN, d.Identifiers)
+		}
+		if next.Name == "" {
+			var bad errs.Fields
+			next.Name = displayName("", next.Family, next.Given)
+			checkName(&bad, next.Name)
+			if err := bad.Err(); err != nil {
+				return Patient{}, false, err
+			}
+		}
+		if !strings.EqualFold(next.Email, cur.Email) {
+			var err error
+			if confirmed, err = s.store.checkEmail(ctx, tx, cur.ID, next.Email, confirm); err != nil {
+				return Patient{}, false, err
+			}
+		}
+		return next, !reflect.DeepEqual(next, cur), nil
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +59,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("created %+v", p)
 		}
 		got, err := s.Get(ctx, strings.ToUpper(p.ID))
-		if err != nil || got != p {
+		if err != nil || !reflect.DeepEqual(got, p) {
 			t.Fatalf("get = %+v, %v; want %+v", got, err, p)
 		}
 		_, err = s.Create(ctx, patient.CreateRequest{Name: "Other", Email: "ADA@example.ORG", Address: "x", DateOfBirth: "1990-01-01"})

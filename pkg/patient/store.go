@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -86,13 +87,17 @@ func (s *Store) addEvent(ctx context.Context, tx *sqlx.Tx, p Patient, change str
 	return s.events.Add(ctx, tx, msg)
 }
 
-const patientColumns = `seq, id, mrn, name, email, address, date_of_birth, registered_date, version, created_at, updated_at, deleted_at, confidentiality`
+const patientColumns = `seq, id, mrn, name, family, given, gender, phone, email, address, date_of_birth, registered_date, version, created_at, updated_at, deleted_at, confidentiality`
 
 type patientRow struct {
 	Seq            int64          `db:"seq"`
 	ID             string         `db:"id"`
 	MRN            sql.NullString `db:"mrn"`
 	Name           string         `db:"name"`
+	Family         string         `db:"family"`
+	Given          string         `db:"given"` // a JSON array (encodeGiven)
+	Gender         string         `db:"gender"`
+	Phone          string         `db:"phone"`
 	Email          string         `db:"email"`
 	Address        string         `db:"address"`
 	DateOfBirth    string         `db:"date_of_birth"`
@@ -107,7 +112,8 @@ type patientRow struct {
 
 func (r patientRow) patient() Patient {
 	return Patient{
-		ID: r.ID, MRN: r.MRN.String, Name: r.Name, Email: r.Email, Address: r.Address,
+		ID: r.ID, MRN: r.MRN.String, Name: r.Name, Family: r.Family, Given: decodeGiven(r.Given), Gender: r.Gender, Phone: r.Phone,
+		Identifiers: withMRN(r.MRN.String, nil), Email: r.Email, Address: r.Address,
 		DateOfBirth: r.DateOfBirth, RegisteredDate: r.RegisteredDate, Version: r.Version,
 		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time, Confidentiality: r.Confidentiality,
 	}
@@ -130,27 +136,34 @@ var keys = idempotency.Table{Name: IdempotencyTable, Result: "resource_id"}
 // create inserts a new patient (ID, fields and dates set by the caller; MRN from its
 // registration sequence number), its first history row, its PATIENT_CREATED event and, when
 // given, its idempotency key, in one transaction. A concurrent create with the same key waits for this one and then
-// sees the key taken (idempotency.ErrTaken).
-func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idempotency.Key) (Patient, error) {
+// sees the key taken (idempotency.ErrTaken). Its email must be held by no other live patient
+// but the confirmed ones (checkEmail), which it returns as the holders to audit.
+func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idempotency.Key, confirmed []string) (Patient, []string, error) {
+	var holders []string
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if err := keys.Claim(ctx, tx, s.db, idem, p.ID, m.At); err != nil {
 			return err
 		}
+		var err error
+		if holders, err = s.checkEmail(ctx, tx, p.ID, p.Email, confirmed); err != nil {
+			return err
+		}
 		var seq int64
-		err := tx.QueryRowxContext(ctx, tx.Rebind(`INSERT INTO patients (id, name, email, address, date_of_birth, registered_date, version, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`),
-			p.ID, p.Name, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate, s.db.Time(m.At), s.db.Time(m.At)).Scan(&seq)
+		err = tx.QueryRowxContext(ctx, tx.Rebind(`INSERT INTO patients (id, name, family, given, gender, phone, email, address, date_of_birth, registered_date, version, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`),
+			p.ID, p.Name, p.Family, encodeGiven(p.Given), p.Gender, p.Phone, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate, s.db.Time(m.At), s.db.Time(m.At)).Scan(&seq)
 		if err != nil {
-			if db.IsUniqueViolation(err, "email") {
-				return ErrEmailTaken
-			}
 			return db.Classify(err)
+		}
+		if err := s.writeIdentifiers(ctx, tx, p.ID, p.Identifiers); err != nil {
+			return err
 		}
 		// The MRN is never handed out again, even after a restore (seqmark).
 		if err := s.db.Issued("patients", seq); err != nil {
 			return err
 		}
 		p.MRN = MRN(seq)
+		p.Identifiers = withMRN(p.MRN, p.Identifiers)
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET mrn = ? WHERE seq = ?`), p.MRN, seq); err != nil {
 			return db.Classify(err)
 		}
@@ -161,16 +174,16 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 		return s.addEvent(ctx, tx, p, ChangeCreated, m)
 	})
 	if err != nil {
-		return Patient{}, err
+		return Patient{}, nil, err
 	}
-	return p, nil
+	return p, holders, nil
 }
 
 func (s *Store) insertVersion(ctx context.Context, tx *sqlx.Tx, p Patient, change string, m changeMeta) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO patient_versions
-		(patient_id, version, change, mrn, name, email, address, date_of_birth, registered_date, created_at, changed_at, changed_by, role, request_id, confidentiality)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		p.ID, p.Version, change, p.MRN, p.Name, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate,
+		(patient_id, version, change, mrn, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date, created_at, changed_at, changed_by, role, request_id, confidentiality)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		p.ID, p.Version, change, p.MRN, p.Name, p.Family, encodeGiven(p.Given), p.Gender, p.Phone, encodeIdentifiers(p.Identifiers), p.Email, p.Address, p.DateOfBirth, p.RegisteredDate,
 		s.db.Time(p.CreatedAt), s.db.Time(m.At), m.Actor, m.Role, m.RequestID, p.Confidentiality)
 	return db.Classify(err)
 }
@@ -179,7 +192,15 @@ func (s *Store) insertVersion(ctx context.Context, tx *sqlx.Tx, p Patient, chang
 func (s *Store) get(ctx context.Context, id string) (Patient, error) {
 	var r patientRow
 	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+patientColumns+` FROM patients WHERE id = ?`), id)
-	return rowResult(r, err)
+	p, err := rowResult(r, err)
+	if err != nil {
+		return Patient{}, err
+	}
+	ps := []Patient{p}
+	if err := s.loadIdentifiers(ctx, s.db, ps); err != nil {
+		return Patient{}, err
+	}
+	return ps[0], nil
 }
 
 func rowResult(r patientRow, err error) (Patient, error) {
@@ -242,6 +263,9 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 		out[i] = r.patient()
 		last = r.Seq
 	}
+	if err := s.loadIdentifiers(ctx, qr, out); err != nil {
+		return nil, 0, false, Total{}, err
+	}
 	return out, last, more, total, nil
 }
 
@@ -292,6 +316,16 @@ func (s *Store) searchCondition(q ListQuery) (string, []any) {
 	if q.DateOfBirth != "" {
 		where = append(where, "date_of_birth = ?")
 		args = append(args, q.DateOfBirth)
+	}
+	if id, ok := parseIdentifierQuery(q.Identifier); ok {
+		if id.System == SystemMRN {
+			where = append(where, "mrn = ?")
+			args = append(args, id.Value)
+		} else {
+			// Served by the identifiers' unique index of live pairs (migration 00024).
+			where = append(where, "id IN (SELECT patient_id FROM patient_identifiers WHERE system = ? AND value = ? AND deleted_at IS NULL)")
+			args = append(args, id.System, id.Value)
+		}
 	}
 	return strings.Join(where, " AND "), args
 }
@@ -367,6 +401,11 @@ func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind strin
 		if err != nil {
 			return err
 		}
+		locked := []Patient{cur}
+		if err := s.loadIdentifiers(ctx, tx, locked); err != nil {
+			return err
+		}
+		cur = locked[0]
 		if ifMatch != 0 && ifMatch != cur.Version {
 			return ErrVersionMismatch
 		}
@@ -384,17 +423,25 @@ func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind strin
 		if kind == ChangeDeleted {
 			deletedAt = s.db.Time(m.At)
 		}
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET name = ?, email = ?, address = ?, date_of_birth = ?, version = ?, updated_at = ?, deleted_at = ?
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET name = ?, family = ?, given = ?, gender = ?, phone = ?, email = ?, address = ?, date_of_birth = ?, version = ?, updated_at = ?, deleted_at = ?
 			WHERE id = ? AND version = ?`),
-			next.Name, next.Email, next.Address, next.DateOfBirth, next.Version, s.db.Time(m.At), deletedAt, id, cur.Version)
+			next.Name, next.Family, encodeGiven(next.Given), next.Gender, next.Phone, next.Email, next.Address, next.DateOfBirth, next.Version, s.db.Time(m.At), deletedAt, id, cur.Version)
 		if err != nil {
-			if db.IsUniqueViolation(err, "email") {
-				return ErrEmailTaken
-			}
 			return db.Classify(err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return ErrVersionMismatch // lost a race the row lock should have prevented
+		}
+		if !reflect.DeepEqual(clientIdentifiers(next.Identifiers), clientIdentifiers(cur.Identifiers)) {
+			if err := s.writeIdentifiers(ctx, tx, id, next.Identifiers); err != nil {
+				return err
+			}
+		}
+		if kind == ChangeDeleted {
+			// A deleted record frees its identifiers for live patients (the partial index).
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patient_identifiers SET deleted_at = ? WHERE patient_id = ?`), s.db.Time(m.At), id); err != nil {
+				return db.Classify(err)
+			}
 		}
 		out = next
 		if err := s.insertVersion(ctx, tx, next, kind, m); err != nil {
@@ -410,6 +457,11 @@ type versionRow struct {
 	Change         string       `db:"change"`
 	MRN            string       `db:"mrn"`
 	Name           string       `db:"name"`
+	Family         string       `db:"family"`
+	Given          string       `db:"given"`
+	Gender         string       `db:"gender"`
+	Phone          string       `db:"phone"`
+	Identifiers    string       `db:"identifiers"`
 	Email          string       `db:"email"`
 	Address        string       `db:"address"`
 	DateOfBirth    string       `db:"date_of_birth"`
@@ -426,7 +478,7 @@ type versionRow struct {
 // history returns every version of patient id, oldest first; deleted records keep theirs.
 func (s *Store) history(ctx context.Context, id string) ([]Version, error) {
 	var rows []versionRow
-	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT version, change, mrn, name, email, address, date_of_birth, registered_date,
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT version, change, mrn, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date,
 		created_at, changed_at, changed_by, role, request_id, confidentiality FROM patient_versions WHERE patient_id = ? ORDER BY version`), id); err != nil {
 		return nil, db.Classify(err)
 	}
@@ -443,7 +495,8 @@ func (s *Store) history(ctx context.Context, id string) ([]Version, error) {
 		out[i] = Version{
 			Version: r.Version, Change: r.Change, ChangedAt: r.ChangedAt.Time, ChangedBy: r.ChangedBy,
 			Role: r.Role, RequestID: r.RequestID,
-			Patient: Patient{ID: id, MRN: r.MRN, Name: r.Name, Email: r.Email, Address: r.Address,
+			Patient: Patient{ID: id, MRN: r.MRN, Name: r.Name, Family: r.Family, Given: decodeGiven(r.Given), Gender: r.Gender,
+				Phone: r.Phone, Identifiers: withMRN(r.MRN, decodeIdentifiers(r.Identifiers)), Email: r.Email, Address: r.Address,
 				DateOfBirth: r.DateOfBirth, RegisteredDate: r.RegisteredDate, Version: r.Version,
 				CreatedAt: r.CreatedAt.Time, UpdatedAt: r.ChangedAt.Time, Confidentiality: r.Confidentiality},
 		}

@@ -23,16 +23,22 @@ type fields struct {
 }
 
 // validateFields checks and normalises the editable fields against today (UTC), reporting
-// every bad field at once so a form can show them together.
+// every bad field at once so a form can show them together. A blank name is left to the
+// caller (checkName after displayName: it may be derived from family and given); a blank
+// email means none (issue 19: email is optional).
 func validateFields(name, email, address, dob string, today time.Time, bad *errs.Fields) fields {
 	f := fields{
 		Name:    strings.TrimSpace(name),
 		Email:   strings.TrimSpace(email),
 		Address: strings.TrimSpace(address),
 	}
-	validate.Text(bad, "name", f.Name, MaxNameLen, false)
-	if msg := validate.Email(f.Email); msg != "" {
-		bad.Add("email", msg)
+	if f.Name != "" {
+		validate.Text(bad, "name", f.Name, MaxNameLen, false)
+	}
+	if f.Email != "" {
+		if msg := validate.Email(f.Email); msg != "" {
+			bad.Add("email", msg)
+		}
 	}
 	validate.Text(bad, "address", f.Address, MaxAddressLen, true)
 	if d, msg := validate.Date(dob); msg != "" {

@@ -17,13 +17,14 @@ func TestValidateFields(t *testing.T) {
 		field string // "" = valid
 	}{
 		{"valid", func(*[4]string) {}, ""},
-		{"name trimmed to empty", func(v *[4]string) { v[0] = "   " }, "name"},
+		// A blank name is left to checkName: it may be derived from family and given.
+		{"name trimmed to empty", func(v *[4]string) { v[0] = "   " }, ""},
 		{"name 100 runes", func(v *[4]string) { v[0] = strings.Repeat("é", 100) }, ""},
 		{"name 101 runes", func(v *[4]string) { v[0] = strings.Repeat("a", 101) }, "name"},
 		{"name control char", func(v *[4]string) { v[0] = "Ada\x00" }, "name"},
 		{"name invalid utf8", func(v *[4]string) { v[0] = "Ada\xff" }, "name"},
 		{"sql-looking name is just a name", func(v *[4]string) { v[0] = "Robert'); DROP TABLE patients;--" }, ""},
-		{"email blank", func(v *[4]string) { v[1] = "" }, "email"},
+		{"email blank is none (optional)", func(v *[4]string) { v[1] = "" }, ""},
 		{"email no at", func(v *[4]string) { v[1] = "ada.example.org" }, "email"},
 		{"email display name", func(v *[4]string) { v[1] = "Ada <ada@example.org>" }, "email"},
 		{"email no dot in domain", func(v *[4]string) { v[1] = "ada@localhost" }, "email"},

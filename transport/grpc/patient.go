@@ -173,7 +173,29 @@ func patientToPB(p patient.Patient) *patientv1.Patient {
 		CreatedAt:       toTimestamp(p.CreatedAt),
 		UpdatedAt:       toTimestamp(p.UpdatedAt),
 		Confidentiality: p.Confidentiality,
+		Family:          p.Family,
+		Given:           p.Given,
+		Gender:          p.Gender,
+		Phone:           p.Phone,
+		Identifiers:     mapSlice(p.Identifiers, identifierToPB),
 	}
+}
+
+// nilIfEmpty makes an empty list nil: proto does not tell them apart, and the contract's JSON
+// shows both as [] (patient.Patient.MarshalJSON).
+func nilIfEmpty[T any](v []T) []T {
+	if len(v) == 0 {
+		return nil
+	}
+	return v
+}
+
+func identifierToPB(i patient.Identifier) *patientv1.Identifier {
+	return &patientv1.Identifier{System: i.System, Value: i.Value}
+}
+
+func identifierFromPB(i *patientv1.Identifier) patient.Identifier {
+	return patient.Identifier{System: i.GetSystem(), Value: i.GetValue()}
 }
 
 func patientFromPB(p *patientv1.Patient) patient.Patient {
@@ -189,28 +211,45 @@ func patientFromPB(p *patientv1.Patient) patient.Patient {
 		CreatedAt:       fromTimestamp(p.GetCreatedAt()),
 		UpdatedAt:       fromTimestamp(p.GetUpdatedAt()),
 		Confidentiality: p.GetConfidentiality(),
+		Family:          p.GetFamily(),
+		Given:           p.GetGiven(),
+		Gender:          p.GetGender(),
+		Phone:           p.GetPhone(),
+		Identifiers:     nilIfEmpty(mapSlice(p.GetIdentifiers(), identifierFromPB)),
 	}
 }
 
 func createToPB(r patient.CreateRequest) *patientv1.CreatePatientRequest {
 	return &patientv1.CreatePatientRequest{
-		Name:           r.Name,
-		Email:          r.Email,
-		Address:        r.Address,
-		DateOfBirth:    r.DateOfBirth,
-		RegisteredDate: r.RegisteredDate,
-		IdempotencyKey: r.IdempotencyKey,
+		Name:                r.Name,
+		Email:               r.Email,
+		Address:             r.Address,
+		DateOfBirth:         r.DateOfBirth,
+		RegisteredDate:      r.RegisteredDate,
+		IdempotencyKey:      r.IdempotencyKey,
+		Family:              r.Family,
+		Given:               r.Given,
+		Gender:              r.Gender,
+		Phone:               r.Phone,
+		Identifiers:         mapSlice(r.Identifiers, identifierToPB),
+		ConfirmNotDuplicate: r.ConfirmNotDuplicate,
 	}
 }
 
 func createFromPB(r *patientv1.CreatePatientRequest) patient.CreateRequest {
 	return patient.CreateRequest{
-		Name:           r.GetName(),
-		Email:          r.GetEmail(),
-		Address:        r.GetAddress(),
-		DateOfBirth:    r.GetDateOfBirth(),
-		RegisteredDate: r.GetRegisteredDate(),
-		IdempotencyKey: r.GetIdempotencyKey(),
+		Name:                r.GetName(),
+		Email:               r.GetEmail(),
+		Address:             r.GetAddress(),
+		DateOfBirth:         r.GetDateOfBirth(),
+		RegisteredDate:      r.GetRegisteredDate(),
+		IdempotencyKey:      r.GetIdempotencyKey(),
+		Family:              r.GetFamily(),
+		Given:               r.GetGiven(),
+		Gender:              r.GetGender(),
+		Phone:               r.GetPhone(),
+		Identifiers:         nilIfEmpty(mapSlice(r.GetIdentifiers(), identifierFromPB)),
+		ConfirmNotDuplicate: r.GetConfirmNotDuplicate(),
 	}
 }
 
@@ -229,6 +268,7 @@ func listToPB(q patient.ListQuery) *patientv1.ListPatientsRequest {
 		DateOfBirth: q.DateOfBirth,
 		Limit:       int32Of(q.Limit),
 		PageToken:   q.PageToken,
+		Identifier:  q.Identifier,
 	}
 }
 
@@ -239,6 +279,7 @@ func listFromPB(r *patientv1.ListPatientsRequest) patient.ListQuery {
 		DateOfBirth: r.GetDateOfBirth(),
 		Limit:       int(r.GetLimit()),
 		PageToken:   r.GetPageToken(),
+		Identifier:  r.GetIdentifier(),
 	}
 }
 
@@ -261,27 +302,52 @@ func pageFromPB(r *patientv1.ListPatientsResponse) patient.Page {
 }
 
 func updateToPB(r patient.UpdateRequest) *patientv1.UpdatePatientRequest {
-	return &patientv1.UpdatePatientRequest{
-		Id:          r.ID,
-		Name:        r.Name,
-		Email:       r.Email,
-		Address:     r.Address,
-		DateOfBirth: r.DateOfBirth,
-		IfMatch:     r.IfMatch,
-		Unchanged:   readOnlyToPB(r.Unchanged),
+	pb := &patientv1.UpdatePatientRequest{
+		Id:                  r.ID,
+		Name:                r.Name,
+		Email:               r.Email,
+		Address:             r.Address,
+		DateOfBirth:         r.DateOfBirth,
+		IfMatch:             r.IfMatch,
+		Unchanged:           readOnlyToPB(r.Unchanged),
+		Family:              clone(r.Family),
+		Gender:              clone(r.Gender),
+		Phone:               clone(r.Phone),
+		ConfirmNotDuplicate: r.ConfirmNotDuplicate,
 	}
+	if r.Given != nil {
+		pb.Given = &patientv1.GivenNames{Values: *r.Given}
+	}
+	if r.Identifiers != nil {
+		pb.Identifiers = &patientv1.Identifiers{Values: mapSlice(*r.Identifiers, identifierToPB)}
+	}
+	return pb
 }
 
 func updateFromPB(r *patientv1.UpdatePatientRequest) patient.UpdateRequest {
-	return patient.UpdateRequest{
-		ID:          r.GetId(),
-		Name:        r.GetName(),
-		Email:       r.GetEmail(),
-		Address:     r.GetAddress(),
-		DateOfBirth: r.GetDateOfBirth(),
-		IfMatch:     r.GetIfMatch(),
-		Unchanged:   readOnlyFromPB(r.GetUnchanged()),
+	u := patient.UpdateRequest{
+		ID:                  r.GetId(),
+		Name:                r.GetName(),
+		Email:               r.GetEmail(),
+		Address:             r.GetAddress(),
+		DateOfBirth:         r.GetDateOfBirth(),
+		IfMatch:             r.GetIfMatch(),
+		Unchanged:           readOnlyFromPB(r.GetUnchanged()),
+		ConfirmNotDuplicate: r.GetConfirmNotDuplicate(),
 	}
+	if r != nil { // optional fields have no nil-safe getter of their presence
+		u.Family, u.Gender, u.Phone = clone(r.Family), clone(r.Gender), clone(r.Phone)
+	}
+	// A wrapper message present means the field was sent (its list may be empty: cleared).
+	if g := r.GetGiven(); g != nil {
+		given := append([]string{}, g.GetValues()...)
+		u.Given = &given
+	}
+	if ids := r.GetIdentifiers(); ids != nil {
+		v := mapSlice(ids.GetValues(), identifierFromPB)
+		u.Identifiers = &v
+	}
+	return u
 }
 
 // readOnlyToPB leaves the message out when no field was echoed.

@@ -25,7 +25,9 @@ var (
 
 	alice = patient.Patient{
 		ID: "6f1c1f8e-3c1a-4a53-9d0e-2b8f5f1e7a10", MRN: "MRN-000042", Name: "Alice Example",
-		Email: "alice@example.org", Address: "1 Main St, Springfield", DateOfBirth: "1980-02-29",
+		Family: "Example", Given: []string{"Alice"}, Gender: "female", Phone: "+1 555 0100",
+		Identifiers: []patient.Identifier{{System: patient.SystemMRN, Value: "MRN-000042"}, {System: "urn:x", Value: "1"}},
+		Email:       "alice@example.org", Address: "1 Main St, Springfield", DateOfBirth: "1980-02-29",
 		RegisteredDate: "2026-11-25", Version: 3, CreatedAt: created, UpdatedAt: updated,
 	}
 	bob = patient.Patient{
@@ -105,6 +107,25 @@ func TestPatientRoundTrip(t *testing.T) {
 		},
 		wantReq: patient.UpdateRequest{ID: alice.ID, Name: "A", Email: "a@b.c", Address: "x", DateOfBirth: "2000-01-01"},
 		answer:  alice,
+	}, {
+		// Demographics (issue 19): present-but-empty stays distinct from absent over the wire.
+		name: "update with demographics, some cleared", method: patient.MethodUpdate,
+		call: func(ctx context.Context, c patient.Set) (any, error) {
+			return c.Update(ctx, patient.UpdateRequest{ID: alice.ID, Family: ptr("Lovelace"), Given: ptr([]string{}), Phone: ptr(""),
+				Identifiers: ptr([]patient.Identifier{{System: "urn:x", Value: "1"}}), ConfirmNotDuplicate: []string{"a", "b"}})
+		},
+		wantReq: patient.UpdateRequest{ID: alice.ID, Family: ptr("Lovelace"), Given: ptr([]string{}), Phone: ptr(""),
+			Identifiers: ptr([]patient.Identifier{{System: "urn:x", Value: "1"}}), ConfirmNotDuplicate: []string{"a", "b"}},
+		answer: alice,
+	}, {
+		name: "create with demographics", method: patient.MethodCreate,
+		call: func(ctx context.Context, c patient.Set) (any, error) {
+			return c.Create(ctx, patient.CreateRequest{Family: "L", Given: []string{"A", "B"}, Gender: "female", Phone: "+1 555",
+				Identifiers: []patient.Identifier{{System: "urn:x", Value: "1"}}, ConfirmNotDuplicate: []string{"c"}})
+		},
+		wantReq: patient.CreateRequest{Family: "L", Given: []string{"A", "B"}, Gender: "female", Phone: "+1 555",
+			Identifiers: []patient.Identifier{{System: "urn:x", Value: "1"}}, ConfirmNotDuplicate: []string{"c"}},
+		answer: alice,
 	}, {
 		name: "delete", method: patient.MethodDelete,
 		call: func(ctx context.Context, c patient.Set) (any, error) {

@@ -373,7 +373,8 @@ func decodeFHIRCreate(_ context.Context, r *http.Request) (patient.CreateRequest
 	if f.MRN != nil {
 		return patient.CreateRequest{}, unprocessable(errs.Invalid(map[string]string{"identifier": "the MRN is assigned by the server"}))
 	}
-	return patient.CreateRequest{Name: f.Name, Email: f.Email, Address: f.Address, DateOfBirth: f.DateOfBirth, IdempotencyKey: key}, nil
+	return patient.CreateRequest{Name: f.Name, Family: f.Family, Given: f.Given, Gender: f.Gender, Phone: f.Phone, Identifiers: f.Identifiers,
+		Email: f.Email, Address: f.Address, DateOfBirth: f.DateOfBirth, IdempotencyKey: key}, nil
 }
 
 // decodeFHIRUpdate reads PUT /Patient/{id}: the resource's id must be the path's, If-Match
@@ -394,7 +395,17 @@ func decodeFHIRUpdate(_ context.Context, r *http.Request) (patient.UpdateRequest
 	if res.ID != id {
 		return patient.UpdateRequest{}, errs.Invalid(map[string]string{"id": "must be the id in the URL"})
 	}
-	return patient.UpdateRequest{ID: id, Name: f.Name, Email: f.Email, Address: f.Address, DateOfBirth: f.DateOfBirth,
+	// A FHIR update replaces the resource: an element it leaves out is removed, so every
+	// demographic is sent (an omitted one as empty), unlike a REST PUT that may omit them.
+	given, ids := f.Given, f.Identifiers
+	if given == nil {
+		given = []string{}
+	}
+	if ids == nil {
+		ids = []patient.Identifier{}
+	}
+	return patient.UpdateRequest{ID: id, Name: f.Name, Family: &f.Family, Given: &given, Gender: &f.Gender, Phone: &f.Phone, Identifiers: &ids,
+		Email: f.Email, Address: f.Address, DateOfBirth: f.DateOfBirth,
 		IfMatch: ifMatch, Unchanged: patient.ReadOnlyFields{MRN: f.MRN}}, nil
 }
 

@@ -14,10 +14,8 @@ import (
 // line in each.
 
 // MRNSystem is the identifier system of the platform's medical record numbers: a FHIR
-// Patient.identifier with this system carries the MRN. It is the value the demographics
-// branch (i19-demo) gives patient.SystemMRN; once that lands, this becomes
-// `= patient.SystemMRN`, so the system is named in one place.
-const MRNSystem = "urn:pms:mrn"
+// Patient.identifier with this system carries the MRN (patient.SystemMRN, named once).
+const MRNSystem = patient.SystemMRN
 
 // confidentialitySystem is the HL7 v3 Confidentiality code system, in which a restricted
 // record is R and a normal one N (Patient.meta.security).
@@ -34,6 +32,7 @@ type fhirPatient struct {
 	Active       *bool            `json:"active,omitempty"`
 	Name         []fhirHumanName  `json:"name,omitempty"`
 	Telecom      []fhirContact    `json:"telecom,omitempty"`
+	Gender       string           `json:"gender,omitempty"`
 	BirthDate    string           `json:"birthDate,omitempty"`
 	Address      []fhirAddress    `json:"address,omitempty"`
 }
@@ -99,15 +98,24 @@ func toFHIR(p patient.Patient) fhirPatient {
 			Security:    []fhirCoding{{System: confidentialitySystem, Code: conf}},
 		},
 		BirthDate: p.DateOfBirth,
+		Gender:    p.Gender,
 	}
 	if p.MRN != "" {
 		r.Identifier = []fhirIdentifier{{Use: "usual", System: MRNSystem, Value: p.MRN}}
 	}
-	if p.Name != "" {
-		r.Name = []fhirHumanName{{Text: p.Name}}
+	for _, id := range p.Identifiers {
+		if id.System != MRNSystem { // the MRN is the first, above
+			r.Identifier = append(r.Identifier, fhirIdentifier{System: id.System, Value: id.Value})
+		}
+	}
+	if p.Name != "" || p.Family != "" || len(p.Given) > 0 {
+		r.Name = []fhirHumanName{{Text: p.Name, Family: p.Family, Given: p.Given}}
 	}
 	if p.Email != "" {
-		r.Telecom = []fhirContact{{System: "email", Value: p.Email}}
+		r.Telecom = append(r.Telecom, fhirContact{System: "email", Value: p.Email})
+	}
+	if p.Phone != "" {
+		r.Telecom = append(r.Telecom, fhirContact{System: "phone", Value: p.Phone})
 	}
 	if p.Address != "" {
 		r.Address = []fhirAddress{{Text: p.Address}}
@@ -126,12 +134,17 @@ func fhirInstant(t time.Time) string {
 // patientFields are the editable fields a FHIR Patient carries, and the MRN it may echo.
 type patientFields struct {
 	Name, Email, Address, DateOfBirth string
+	Family, Gender, Phone             string
+	Given                             []string
+	Identifiers                       []patient.Identifier
 	MRN                               *string
 }
 
-// fromFHIR reads the editable fields out of a Patient resource. What the service cannot yet
-// hold (a phone, a second name or address, another identifier system) is refused as
-// unprocessable (422) rather than silently dropped; the service judges the values.
+// fromFHIR reads the editable fields out of a Patient resource. What the service cannot hold
+// (a second name, address, email or phone, another kind of contact) is refused as
+// unprocessable (422) rather than silently dropped; the service judges the values. The
+// structured name is HumanName's family and given, its text the display name (derived from
+// them by the service when absent).
 func fromFHIR(r fhirPatient) (patientFields, error) {
 	var f patientFields
 	var bad errs.Fields
@@ -142,23 +155,23 @@ func fromFHIR(r fhirPatient) (patientFields, error) {
 	case 0:
 	case 1:
 		n := r.Name[0]
-		f.Name = n.Text
-		if f.Name == "" {
-			f.Name = strings.TrimSpace(strings.Join(append(append([]string{}, n.Given...), n.Family), " "))
-		}
+		f.Name, f.Family, f.Given = n.Text, n.Family, n.Given
 	default:
 		bad.Add("name", "at most one name is supported")
 	}
 	for i, c := range r.Telecom {
 		switch {
-		case c.System != "email":
-			bad.Add("telecom["+strconv.Itoa(i)+"].system", "only email is supported")
-		case f.Email != "":
-			bad.Add("telecom", "at most one email is supported")
-		default:
+		case c.System == "email" && f.Email == "":
 			f.Email = c.Value
+		case c.System == "phone" && f.Phone == "":
+			f.Phone = c.Value
+		case c.System == "email" || c.System == "phone":
+			bad.Add("telecom", "at most one "+c.System+" is supported")
+		default:
+			bad.Add("telecom["+strconv.Itoa(i)+"].system", "only email and phone are supported")
 		}
 	}
+	f.Gender = r.Gender
 	switch len(r.Address) {
 	case 0:
 	case 1:
@@ -177,9 +190,9 @@ func fromFHIR(r fhirPatient) (patientFields, error) {
 		bad.Add("address", "at most one address is supported")
 	}
 	f.DateOfBirth = r.BirthDate
-	for i, id := range r.Identifier {
+	for _, id := range r.Identifier {
 		if id.System != MRNSystem {
-			bad.Add("identifier["+strconv.Itoa(i)+"].system", "only "+MRNSystem+" is supported")
+			f.Identifiers = append(f.Identifiers, patient.Identifier{System: id.System, Value: id.Value})
 			continue
 		}
 		v := id.Value

@@ -119,7 +119,7 @@ func strictHandling(h http.Header) bool {
 var fullDate = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
 
 // fhirSearchParams are the parameters a Patient search understands.
-var fhirSearchParams = map[string]bool{"name": true, "name:contains": true, "email": true, "birthdate": true,
+var fhirSearchParams = map[string]bool{"name": true, "name:contains": true, "email": true, "birthdate": true, "identifier": true,
 	"_count": true, fhirPageToken: true, "_format": true, "_pretty": true}
 
 // parseSearch turns search parameters into the service's query.
@@ -165,6 +165,8 @@ func parseSearch(values url.Values, strict, post bool) (searchRequest, error) {
 			sr.Query.Q = v
 		case "email":
 			sr.Query.Email = v
+		case "identifier":
+			sr.Query.Identifier = v // system|value; the service checks its form
 		case "birthdate":
 			d := v
 			if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' && v[1] >= 'a' && v[1] <= 'z' {
@@ -299,6 +301,7 @@ func capabilityStatement(base string) map[string]any {
 				"searchParam": []any{
 					param("name", "string", "a substring of the patient's name (or email), case-insensitive; name:contains too"),
 					param("email", "token", "the email, exactly (case-insensitive)"),
+					param("identifier", "token", "system|value: a live patient's identifier, the MRN under "+MRNSystem+" included"),
 					param("birthdate", "date", "an exact date YYYY-MM-DD (prefix eq or none)"),
 				},
 			}},

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/audit"
@@ -41,19 +42,21 @@ func decodeCreatePatient(_ context.Context, r *http.Request) (patient.CreateRequ
 	if err != nil {
 		return patient.CreateRequest{}, err
 	}
+	confirm, err := wire.ConfirmNotDuplicate(r.Header.Values(wire.HeaderConfirmNotDuplicate))
+	if err != nil {
+		return patient.CreateRequest{}, err
+	}
 	req, err := DecodeJSON[patient.CreateRequest](r)
 	req.IdempotencyKey = key
+	req.ConfirmNotDuplicate = confirm
 	return req, err
 }
 
-// updateBody is the PUT body: the four editable fields plus the read-only ones a client may
-// echo back from a GET.
-type updateBody struct {
-	Name        string `json:"name"`
-	Email       string `json:"email"`
-	Address     string `json:"address"`
-	DateOfBirth string `json:"dateOfBirth"`
-	patient.ReadOnlyFields
+// setConfirmNotDuplicate is the client side of wire.ConfirmNotDuplicate.
+func setConfirmNotDuplicate(h http.Header, ids []string) {
+	if len(ids) > 0 {
+		h.Set(wire.HeaderConfirmNotDuplicate, strings.Join(ids, ","))
+	}
 }
 
 // decodeUpdatePatient reads PUT /patients/{id}.
@@ -69,14 +72,15 @@ func decodeUpdatePatient(_ context.Context, r *http.Request) (patient.UpdateRequ
 	if err := noQuery(r); err != nil {
 		return patient.UpdateRequest{}, err
 	}
-	b, err := DecodeJSON[updateBody](r)
+	confirm, err := wire.ConfirmNotDuplicate(r.Header.Values(wire.HeaderConfirmNotDuplicate))
 	if err != nil {
 		return patient.UpdateRequest{}, err
 	}
-	return patient.UpdateRequest{
-		ID: id, Name: b.Name, Email: b.Email, Address: b.Address, DateOfBirth: b.DateOfBirth,
-		IfMatch: ifMatch, Unchanged: b.ReadOnlyFields,
-	}, nil
+	b, err := DecodeJSON[patient.UpdateBody](r)
+	if err != nil {
+		return patient.UpdateRequest{}, err
+	}
+	return b.Request(id, ifMatch, confirm), nil
 }
 
 // decodeDeletePatient reads DELETE /patients/{id} with its optional If-Match.
@@ -116,14 +120,14 @@ func encodePatientInvoices(_ context.Context, _ http.Header, r patient.InvoicesR
 	return http.StatusOK, nonNil(r.Invoices)
 }
 
-// decodeListPatients reads GET /patients?q=&email=&dateOfBirth=&limit=&pageToken=.
+// decodeListPatients reads GET /patients?q=&email=&dateOfBirth=&identifier=&limit=&pageToken=.
 func decodeListPatients(_ context.Context, r *http.Request) (patient.ListQuery, error) {
-	q, err := ParseQuery(r, "q", "email", "dateOfBirth", "limit", "pageToken")
+	q, err := ParseQuery(r, "q", "email", "dateOfBirth", "identifier", "limit", "pageToken")
 	if err != nil {
 		return patient.ListQuery{}, err
 	}
 	lq := patient.ListQuery{
-		Q: q.Get("q"), Email: q.Get("email"), DateOfBirth: q.Get("dateOfBirth"),
+		Q: q.Get("q"), Email: q.Get("email"), DateOfBirth: q.Get("dateOfBirth"), Identifier: q.Get("identifier"),
 		Limit: q.Int("limit", 0, 1, patient.MaxLimit), PageToken: q.Get("pageToken"),
 	}
 	return lq, q.Err()
@@ -237,6 +241,7 @@ func encodeCreateCall(r patient.CreateRequest) (call, error) {
 	if r.IdempotencyKey != "" {
 		cl.header.Set("Idempotency-Key", r.IdempotencyKey)
 	}
+	setConfirmNotDuplicate(cl.header, r.ConfirmNotDuplicate)
 	return cl, nil
 }
 
@@ -245,8 +250,9 @@ func encodeUpdateCall(r patient.UpdateRequest) (call, error) {
 	if err != nil {
 		return call{}, err
 	}
-	cl.body = updateBody{Name: r.Name, Email: r.Email, Address: r.Address, DateOfBirth: r.DateOfBirth, ReadOnlyFields: r.Unchanged}
+	cl.body = patient.BodyOf(r)
 	setIfMatch(cl.header, r.IfMatch)
+	setConfirmNotDuplicate(cl.header, r.ConfirmNotDuplicate)
 	return cl, nil
 }
 
@@ -264,6 +270,7 @@ func encodeListCall(q patient.ListQuery) (call, error) {
 	setParam(v, "q", q.Q)
 	setParam(v, "email", q.Email)
 	setParam(v, "dateOfBirth", q.DateOfBirth)
+	setParam(v, "identifier", q.Identifier)
 	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}

@@ -36,12 +36,12 @@ func TestClientRoundTrip(t *testing.T) {
 			}
 
 			cr := patient.CreateRequest{Name: "Ada", Email: "ada@example.org", Address: "x", DateOfBirth: "1915-12-10", RegisteredDate: "2026-03-04", IdempotencyKey: "k-1"}
-			if p, err := c.Create(ctx, cr); err != nil || p != testPatient {
+			if p, err := c.Create(ctx, cr); err != nil || !reflect.DeepEqual(p, testPatient) {
 				t.Fatalf("Create = %+v, %v", p, err)
 			}
 			check("Create", cr)
 
-			if p, err := c.Get(ctx, testID); err != nil || p != testPatient {
+			if p, err := c.Get(ctx, testID); err != nil || !reflect.DeepEqual(p, testPatient) {
 				t.Errorf("Get = %+v, %v", p, err)
 			}
 			check("Get", testID)
@@ -59,7 +59,7 @@ func TestClientRoundTrip(t *testing.T) {
 
 			ur := patient.UpdateRequest{ID: testID, Name: "B", Email: "b@example.org", Address: "y", DateOfBirth: "1915-12-10", IfMatch: 3,
 				Unchanged: patient.ReadOnlyFields{MRN: ptr("MRN-000042"), Version: ptr(int64(3)), UpdatedAt: ptr("2026-03-04T05:06:07.891Z")}}
-			if p, err := c.Update(ctx, ur); err != nil || p != testPatient {
+			if p, err := c.Update(ctx, ur); err != nil || !reflect.DeepEqual(p, testPatient) {
 				t.Errorf("Update = %+v, %v", p, err)
 			}
 			check("Update", ur)

@@ -22,6 +22,7 @@ type searchBody struct {
 	Q           string `json:"q"`
 	Email       string `json:"email"`
 	DateOfBirth string `json:"dateOfBirth"`
+	Identifier  string `json:"identifier,omitempty"`
 	Limit       *int   `json:"limit"`
 	PageToken   string `json:"pageToken"`
 }
@@ -38,12 +39,12 @@ func decodeSearchPatients(_ context.Context, r *http.Request) (patient.ListQuery
 	// The same rules as GET's query values: plain text, and a limit, when given, in range
 	// (an explicit 0 is not "the default").
 	var bad errs.Fields
-	for _, f := range []struct{ name, v string }{{"q", b.Q}, {"email", b.Email}, {"dateOfBirth", b.DateOfBirth}, {"pageToken", b.PageToken}} {
+	for _, f := range []struct{ name, v string }{{"q", b.Q}, {"email", b.Email}, {"dateOfBirth", b.DateOfBirth}, {"identifier", b.Identifier}, {"pageToken", b.PageToken}} {
 		if !plainText(f.v) {
 			bad.Add(f.name, plainTextMessage)
 		}
 	}
-	q := patient.ListQuery{Q: b.Q, Email: b.Email, DateOfBirth: b.DateOfBirth, PageToken: b.PageToken}
+	q := patient.ListQuery{Q: b.Q, Email: b.Email, DateOfBirth: b.DateOfBirth, Identifier: b.Identifier, PageToken: b.PageToken}
 	if b.Limit != nil {
 		if *b.Limit < 1 || *b.Limit > patient.MaxLimit {
 			bad.Add("limit", "must be between 1 and 500")
@@ -169,7 +170,7 @@ func encodeSearchCall(q patient.ListQuery) (call, error) {
 }
 
 func searchBodyOf(q patient.ListQuery) searchBody {
-	b := searchBody{Q: q.Q, Email: q.Email, DateOfBirth: q.DateOfBirth, PageToken: q.PageToken}
+	b := searchBody{Q: q.Q, Email: q.Email, DateOfBirth: q.DateOfBirth, Identifier: q.Identifier, PageToken: q.PageToken}
 	if q.Limit != 0 {
 		b.Limit = &q.Limit
 	}

@@ -1,6 +1,7 @@
 package httptransport
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestPatientSearchByPost(t *testing.T) {
 			resp.Header.Get("Link") != "<"+prefix+`/patients/_search?pageToken=tok2>; rel="next"` {
 			t.Fatalf("search: %d %v %s", resp.StatusCode, resp.Header, b)
 		}
-		if got := decodeBody[[]patient.Patient](t, b); len(got) != 1 || got[0] != testPatient {
+		if got := decodeBody[[]patient.Patient](t, b); len(got) != 1 || !reflect.DeepEqual(got[0], testPatient) {
 			t.Fatalf("body %s", b)
 		}
 		_, last, _ := e.stub.seen()

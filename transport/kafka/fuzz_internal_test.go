@@ -161,7 +161,7 @@ func checkDecodedCommand(t *testing.T, msg *sarama.ConsumerMessage, cr commandRe
 	case patient.UpdateRequest:
 		id(r.ID)
 		ifMatch(r.IfMatch)
-		roundTrip(patientUpdateBody{Name: r.Name, Email: r.Email, Address: r.Address, DateOfBirth: r.DateOfBirth, ReadOnlyFields: r.Unchanged}, decode)
+		roundTrip(patient.BodyOf(r), decode)
 	case patient.DeleteRequest:
 		id(r.ID)
 		ifMatch(r.IfMatch)

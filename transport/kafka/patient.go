@@ -3,10 +3,12 @@ package kafkatransport
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/transport/wire"
 )
 
 // PatientCommands are the operations of the patient.commands topic, driving the patient
@@ -29,8 +31,13 @@ func PatientCommands(set patient.Set) map[string]Command {
 				if err != nil {
 					return nil, err
 				}
+				confirm, err := wire.ConfirmNotDuplicate(headerValues(msg, strings.ToLower(wire.HeaderConfirmNotDuplicate)))
+				if err != nil {
+					return nil, err
+				}
 				req, err := Body[patient.CreateRequest](msg)
 				req.IdempotencyKey = key
+				req.ConfirmNotDuplicate = confirm
 				return req, err
 			},
 			Encode: func(_ context.Context, resp any) (int, any) { return http.StatusCreated, replyOf(resp) },
@@ -46,12 +53,15 @@ func PatientCommands(set patient.Set) map[string]Command {
 				if err != nil {
 					return nil, err
 				}
-				b, err := Body[patientUpdateBody](msg)
+				confirm, err := wire.ConfirmNotDuplicate(headerValues(msg, strings.ToLower(wire.HeaderConfirmNotDuplicate)))
 				if err != nil {
 					return nil, err
 				}
-				return patient.UpdateRequest{ID: id, Name: b.Name, Email: b.Email, Address: b.Address,
-					DateOfBirth: b.DateOfBirth, IfMatch: ifMatch, Unchanged: b.ReadOnlyFields}, nil
+				b, err := Body[patient.UpdateBody](msg)
+				if err != nil {
+					return nil, err
+				}
+				return b.Request(id, ifMatch, confirm), nil
 			},
 			Encode: func(_ context.Context, resp any) (int, any) { return http.StatusOK, replyOf(resp) },
 		},
@@ -92,16 +102,6 @@ func replyOf(resp any) any {
 	}
 	return patientReply{ID: p.ID, MRN: p.MRN, RegisteredDate: p.RegisteredDate, Confidentiality: p.Confidentiality,
 		Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
-}
-
-// patientUpdateBody is the PUT body: the four editable fields plus the read-only ones a
-// client may echo back (as the HTTP transport's own).
-type patientUpdateBody struct {
-	Name        string `json:"name"`
-	Email       string `json:"email"`
-	Address     string `json:"address"`
-	DateOfBirth string `json:"dateOfBirth"`
-	patient.ReadOnlyFields
 }
 
 // PatientTopics are the topics the patient service needs: its event topic, its command

@@ -51,6 +51,31 @@ func IdempotencyKey(values []string) (string, error) {
 	return key, nil
 }
 
+// HeaderConfirmNotDuplicate names the live patients holding a create's or update's email
+// whom the caller confirms are different people (issue 19): their ids, separated by commas.
+const HeaderConfirmNotDuplicate = "X-Confirm-Not-Duplicate"
+
+// MaxConfirmNotDuplicate bounds the header's length (50 ids and their commas fit).
+const MaxConfirmNotDuplicate = 2048
+
+// ConfirmNotDuplicate reads X-Confirm-Not-Duplicate from its header values (one or several,
+// each ids separated by commas); the service checks that each is a patient id.
+func ConfirmNotDuplicate(values []string) ([]string, error) {
+	var ids []string
+	n := 0
+	for _, v := range values {
+		if n += len(v); n > MaxConfirmNotDuplicate || !PrintableASCII(v) {
+			return nil, errs.Invalid(map[string]string{HeaderConfirmNotDuplicate: "must be patient ids separated by commas"})
+		}
+		for _, id := range strings.Split(v, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids, nil
+}
+
 // IfMatchVersion reads the optional If-Match from its header values as a record version:
 // `"3"`, `W/"3"` and `3` mean 3; absent and `*` mean any version (0). Anything else is
 // invalid_argument, not a silently unconditional write.

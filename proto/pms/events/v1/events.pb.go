@@ -175,7 +175,15 @@ type PatientRecord struct {
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// deleted_at is set once the record was deleted.
-	DeletedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	DeletedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	// The demographics of issue 19. family, each given name, gender, phone and each
+	// identifier's value are PHI, sealed like name (pms-sealed:1:...); an identifier's system
+	// is not.
+	Family        string               `protobuf:"bytes,12,opt,name=family,proto3" json:"family,omitempty"`
+	Given         []string             `protobuf:"bytes,13,rep,name=given,proto3" json:"given,omitempty"`
+	Gender        string               `protobuf:"bytes,14,opt,name=gender,proto3" json:"gender,omitempty"`
+	Phone         string               `protobuf:"bytes,15,opt,name=phone,proto3" json:"phone,omitempty"`
+	Identifiers   []*PatientIdentifier `protobuf:"bytes,16,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -287,6 +295,95 @@ func (x *PatientRecord) GetDeletedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *PatientRecord) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *PatientRecord) GetGiven() []string {
+	if x != nil {
+		return x.Given
+	}
+	return nil
+}
+
+func (x *PatientRecord) GetGender() string {
+	if x != nil {
+		return x.Gender
+	}
+	return ""
+}
+
+func (x *PatientRecord) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *PatientRecord) GetIdentifiers() []*PatientIdentifier {
+	if x != nil {
+		return x.Identifiers
+	}
+	return nil
+}
+
+// PatientIdentifier is an identifier of a patient: system (a URI, "urn:pms:mrn" for the MRN)
+// and value (sealed, except the MRN's, which is also field mrn).
+type PatientIdentifier struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	System        string                 `protobuf:"bytes,1,opt,name=system,proto3" json:"system,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatientIdentifier) Reset() {
+	*x = PatientIdentifier{}
+	mi := &file_pms_events_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatientIdentifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatientIdentifier) ProtoMessage() {}
+
+func (x *PatientIdentifier) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_events_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatientIdentifier.ProtoReflect.Descriptor instead.
+func (*PatientIdentifier) Descriptor() ([]byte, []int) {
+	return file_pms_events_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PatientIdentifier) GetSystem() string {
+	if x != nil {
+		return x.System
+	}
+	return ""
+}
+
+func (x *PatientIdentifier) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 // BillingEvent says something happened to a billing account or an invoice. event_type is one
 // of BILLING_ACCOUNT_CREATED, INVOICE_CREATED, INVOICE_ISSUED, PAYMENT_RECORDED, INVOICE_PAID,
 // INVOICE_VOIDED. Money is an integer count of the currency's minor unit plus an ISO 4217 code.
@@ -332,7 +429,7 @@ type BillingEvent struct {
 
 func (x *BillingEvent) Reset() {
 	*x = BillingEvent{}
-	mi := &file_pms_events_v1_events_proto_msgTypes[2]
+	mi := &file_pms_events_v1_events_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +441,7 @@ func (x *BillingEvent) String() string {
 func (*BillingEvent) ProtoMessage() {}
 
 func (x *BillingEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_events_v1_events_proto_msgTypes[2]
+	mi := &file_pms_events_v1_events_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +454,7 @@ func (x *BillingEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BillingEvent.ProtoReflect.Descriptor instead.
 func (*BillingEvent) Descriptor() ([]byte, []int) {
-	return file_pms_events_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_pms_events_v1_events_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *BillingEvent) GetEventId() string {
@@ -508,7 +605,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_pms_events_v1_events_proto_msgTypes[3]
+	mi := &file_pms_events_v1_events_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +617,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_events_v1_events_proto_msgTypes[3]
+	mi := &file_pms_events_v1_events_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +630,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_pms_events_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_pms_events_v1_events_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AuditEvent) GetEventId() string {
@@ -645,7 +742,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_pms_events_v1_events_proto_msgTypes[4]
+	mi := &file_pms_events_v1_events_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +754,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_events_v1_events_proto_msgTypes[4]
+	mi := &file_pms_events_v1_events_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +767,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_pms_events_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_pms_events_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Revocation) GetSeq() int64 {
@@ -751,7 +848,7 @@ type AuditCheckpoint struct {
 
 func (x *AuditCheckpoint) Reset() {
 	*x = AuditCheckpoint{}
-	mi := &file_pms_events_v1_events_proto_msgTypes[5]
+	mi := &file_pms_events_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +860,7 @@ func (x *AuditCheckpoint) String() string {
 func (*AuditCheckpoint) ProtoMessage() {}
 
 func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_events_v1_events_proto_msgTypes[5]
+	mi := &file_pms_events_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +873,7 @@ func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
 func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
-	return file_pms_events_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_pms_events_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AuditCheckpoint) GetEventId() string {
@@ -847,7 +944,7 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x126\n" +
 	"\apatient\x18\t \x01(\v2\x1c.pms.events.v1.PatientRecordR\apatient\x12\x14\n" +
 	"\x05actor\x18\n" +
-	" \x01(\tR\x05actor\"\x8d\x03\n" +
+	" \x01(\tR\x05actor\"\xad\x04\n" +
 	"\rPatientRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03mrn\x18\x02 \x01(\tR\x03mrn\x12\x12\n" +
@@ -863,7 +960,15 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"updated_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x129\n" +
 	"\n" +
-	"deleted_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\"\xae\x04\n" +
+	"deleted_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x16\n" +
+	"\x06family\x18\f \x01(\tR\x06family\x12\x14\n" +
+	"\x05given\x18\r \x03(\tR\x05given\x12\x16\n" +
+	"\x06gender\x18\x0e \x01(\tR\x06gender\x12\x14\n" +
+	"\x05phone\x18\x0f \x01(\tR\x05phone\x12B\n" +
+	"\videntifiers\x18\x10 \x03(\v2 .pms.events.v1.PatientIdentifierR\videntifiers\"A\n" +
+	"\x11PatientIdentifier\x12\x16\n" +
+	"\x06system\x18\x01 \x01(\tR\x06system\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xae\x04\n" +
 	"\fBillingEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
@@ -942,31 +1047,33 @@ func file_pms_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_pms_events_v1_events_proto_rawDescData
 }
 
-var file_pms_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_pms_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_pms_events_v1_events_proto_goTypes = []any{
 	(*PatientEvent)(nil),          // 0: pms.events.v1.PatientEvent
 	(*PatientRecord)(nil),         // 1: pms.events.v1.PatientRecord
-	(*BillingEvent)(nil),          // 2: pms.events.v1.BillingEvent
-	(*AuditEvent)(nil),            // 3: pms.events.v1.AuditEvent
-	(*Revocation)(nil),            // 4: pms.events.v1.Revocation
-	(*AuditCheckpoint)(nil),       // 5: pms.events.v1.AuditCheckpoint
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*PatientIdentifier)(nil),     // 2: pms.events.v1.PatientIdentifier
+	(*BillingEvent)(nil),          // 3: pms.events.v1.BillingEvent
+	(*AuditEvent)(nil),            // 4: pms.events.v1.AuditEvent
+	(*Revocation)(nil),            // 5: pms.events.v1.Revocation
+	(*AuditCheckpoint)(nil),       // 6: pms.events.v1.AuditCheckpoint
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_pms_events_v1_events_proto_depIdxs = []int32{
-	6, // 0: pms.events.v1.PatientEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	1, // 1: pms.events.v1.PatientEvent.patient:type_name -> pms.events.v1.PatientRecord
-	6, // 2: pms.events.v1.PatientRecord.created_at:type_name -> google.protobuf.Timestamp
-	6, // 3: pms.events.v1.PatientRecord.updated_at:type_name -> google.protobuf.Timestamp
-	6, // 4: pms.events.v1.PatientRecord.deleted_at:type_name -> google.protobuf.Timestamp
-	6, // 5: pms.events.v1.BillingEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	6, // 6: pms.events.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	6, // 7: pms.events.v1.Revocation.at:type_name -> google.protobuf.Timestamp
-	6, // 8: pms.events.v1.AuditCheckpoint.at:type_name -> google.protobuf.Timestamp
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	7,  // 0: pms.events.v1.PatientEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	1,  // 1: pms.events.v1.PatientEvent.patient:type_name -> pms.events.v1.PatientRecord
+	7,  // 2: pms.events.v1.PatientRecord.created_at:type_name -> google.protobuf.Timestamp
+	7,  // 3: pms.events.v1.PatientRecord.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 4: pms.events.v1.PatientRecord.deleted_at:type_name -> google.protobuf.Timestamp
+	2,  // 5: pms.events.v1.PatientRecord.identifiers:type_name -> pms.events.v1.PatientIdentifier
+	7,  // 6: pms.events.v1.BillingEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	7,  // 7: pms.events.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	7,  // 8: pms.events.v1.Revocation.at:type_name -> google.protobuf.Timestamp
+	7,  // 9: pms.events.v1.AuditCheckpoint.at:type_name -> google.protobuf.Timestamp
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_pms_events_v1_events_proto_init() }
@@ -980,7 +1087,7 @@ func file_pms_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_events_v1_events_proto_rawDesc), len(file_pms_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -48,8 +48,16 @@ type Patient struct {
 	// confidentiality is "normal" or "restricted" (break-glass); set only by
 	// SetPatientConfidentiality.
 	Confidentiality string `protobuf:"bytes,11,opt,name=confidentiality,proto3" json:"confidentiality,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// family and given are the structured name (FHIR HumanName); name stays the display text.
+	Family string   `protobuf:"bytes,12,opt,name=family,proto3" json:"family,omitempty"`
+	Given  []string `protobuf:"bytes,13,rep,name=given,proto3" json:"given,omitempty"`
+	// gender is FHIR administrative gender (male, female, other, unknown) or empty.
+	Gender string `protobuf:"bytes,14,opt,name=gender,proto3" json:"gender,omitempty"`
+	Phone  string `protobuf:"bytes,15,opt,name=phone,proto3" json:"phone,omitempty"`
+	// identifiers start with the MRN under system "urn:pms:mrn", then the client's.
+	Identifiers   []*Identifier `protobuf:"bytes,16,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Patient) Reset() {
@@ -159,6 +167,184 @@ func (x *Patient) GetConfidentiality() string {
 	return ""
 }
 
+func (x *Patient) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *Patient) GetGiven() []string {
+	if x != nil {
+		return x.Given
+	}
+	return nil
+}
+
+func (x *Patient) GetGender() string {
+	if x != nil {
+		return x.Gender
+	}
+	return ""
+}
+
+func (x *Patient) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *Patient) GetIdentifiers() []*Identifier {
+	if x != nil {
+		return x.Identifiers
+	}
+	return nil
+}
+
+// Identifier is a FHIR-style identifier: system is an absolute URI naming the issuer.
+type Identifier struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	System        string                 `protobuf:"bytes,1,opt,name=system,proto3" json:"system,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Identifier) Reset() {
+	*x = Identifier{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Identifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Identifier) ProtoMessage() {}
+
+func (x *Identifier) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Identifier.ProtoReflect.Descriptor instead.
+func (*Identifier) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Identifier) GetSystem() string {
+	if x != nil {
+		return x.System
+	}
+	return ""
+}
+
+func (x *Identifier) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// GivenNames wraps the given names so an update can tell "not sent" from "none".
+type GivenNames struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        []string               `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GivenNames) Reset() {
+	*x = GivenNames{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GivenNames) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GivenNames) ProtoMessage() {}
+
+func (x *GivenNames) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GivenNames.ProtoReflect.Descriptor instead.
+func (*GivenNames) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GivenNames) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// Identifiers wraps identifiers so an update can tell "not sent" from "none".
+type Identifiers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        []*Identifier          `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Identifiers) Reset() {
+	*x = Identifiers{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Identifiers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Identifiers) ProtoMessage() {}
+
+func (x *Identifiers) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Identifiers.ProtoReflect.Descriptor instead.
+func (*Identifiers) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Identifiers) GetValues() []*Identifier {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // CreatePatientRequest registers a patient.
 type CreatePatientRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -170,14 +356,23 @@ type CreatePatientRequest struct {
 	RegisteredDate string `protobuf:"bytes,5,opt,name=registered_date,json=registeredDate,proto3" json:"registered_date,omitempty"`
 	// idempotency_key, when not empty, makes a retried create return the first result (the
 	// REST Idempotency-Key header); the same key with another request is a conflict.
-	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	IdempotencyKey string   `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	Family         string   `protobuf:"bytes,7,opt,name=family,proto3" json:"family,omitempty"`
+	Given          []string `protobuf:"bytes,8,rep,name=given,proto3" json:"given,omitempty"`
+	Gender         string   `protobuf:"bytes,9,opt,name=gender,proto3" json:"gender,omitempty"`
+	Phone          string   `protobuf:"bytes,10,opt,name=phone,proto3" json:"phone,omitempty"`
+	// identifiers may not use the MRN's system "urn:pms:mrn" (server-assigned).
+	Identifiers []*Identifier `protobuf:"bytes,11,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	// confirm_not_duplicate names every live patient holding the email whom the caller
+	// confirms is a different person (REST X-Confirm-Not-Duplicate); audited.
+	ConfirmNotDuplicate []string `protobuf:"bytes,12,rep,name=confirm_not_duplicate,json=confirmNotDuplicate,proto3" json:"confirm_not_duplicate,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *CreatePatientRequest) Reset() {
 	*x = CreatePatientRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[1]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +384,7 @@ func (x *CreatePatientRequest) String() string {
 func (*CreatePatientRequest) ProtoMessage() {}
 
 func (x *CreatePatientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[1]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +397,7 @@ func (x *CreatePatientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePatientRequest.ProtoReflect.Descriptor instead.
 func (*CreatePatientRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{1}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreatePatientRequest) GetName() string {
@@ -247,6 +442,48 @@ func (x *CreatePatientRequest) GetIdempotencyKey() string {
 	return ""
 }
 
+func (x *CreatePatientRequest) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *CreatePatientRequest) GetGiven() []string {
+	if x != nil {
+		return x.Given
+	}
+	return nil
+}
+
+func (x *CreatePatientRequest) GetGender() string {
+	if x != nil {
+		return x.Gender
+	}
+	return ""
+}
+
+func (x *CreatePatientRequest) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *CreatePatientRequest) GetIdentifiers() []*Identifier {
+	if x != nil {
+		return x.Identifiers
+	}
+	return nil
+}
+
+func (x *CreatePatientRequest) GetConfirmNotDuplicate() []string {
+	if x != nil {
+		return x.ConfirmNotDuplicate
+	}
+	return nil
+}
+
 // GetPatientRequest names one patient.
 type GetPatientRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -257,7 +494,7 @@ type GetPatientRequest struct {
 
 func (x *GetPatientRequest) Reset() {
 	*x = GetPatientRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[2]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +506,7 @@ func (x *GetPatientRequest) String() string {
 func (*GetPatientRequest) ProtoMessage() {}
 
 func (x *GetPatientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[2]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +519,7 @@ func (x *GetPatientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPatientRequest.ProtoReflect.Descriptor instead.
 func (*GetPatientRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{2}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetPatientRequest) GetId() string {
@@ -304,14 +541,16 @@ type ListPatientsRequest struct {
 	// limit is the page size, 1..500; 0 means the default (50).
 	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	// page_token is the next_page_token of the previous page; empty for the first page.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// identifier is "system|value" and matches exactly (the MRN under "urn:pms:mrn" too).
+	Identifier    string `protobuf:"bytes,6,opt,name=identifier,proto3" json:"identifier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListPatientsRequest) Reset() {
 	*x = ListPatientsRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[3]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +562,7 @@ func (x *ListPatientsRequest) String() string {
 func (*ListPatientsRequest) ProtoMessage() {}
 
 func (x *ListPatientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[3]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +575,7 @@ func (x *ListPatientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPatientsRequest.ProtoReflect.Descriptor instead.
 func (*ListPatientsRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{3}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListPatientsRequest) GetQ() string {
@@ -374,6 +613,13 @@ func (x *ListPatientsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListPatientsRequest) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
 // ListPatientsResponse is one page of a search.
 type ListPatientsResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -391,7 +637,7 @@ type ListPatientsResponse struct {
 
 func (x *ListPatientsResponse) Reset() {
 	*x = ListPatientsResponse{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[4]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +649,7 @@ func (x *ListPatientsResponse) String() string {
 func (*ListPatientsResponse) ProtoMessage() {}
 
 func (x *ListPatientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[4]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +662,7 @@ func (x *ListPatientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPatientsResponse.ProtoReflect.Descriptor instead.
 func (*ListPatientsResponse) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{4}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListPatientsResponse) GetPatients() []*Patient {
@@ -460,14 +706,23 @@ type UpdatePatientRequest struct {
 	IfMatch int64 `protobuf:"varint,6,opt,name=if_match,json=ifMatch,proto3" json:"if_match,omitempty"`
 	// unchanged holds the read-only fields the caller echoed back from a read, so a
 	// read-edit-update round trip works; absent means none were sent.
-	Unchanged     *ReadOnlyFields `protobuf:"bytes,7,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Unchanged *ReadOnlyFields `protobuf:"bytes,7,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	// The demographics of issue 19: absent leaves the stored value unchanged, present but
+	// empty clears it.
+	Family      *string      `protobuf:"bytes,8,opt,name=family,proto3,oneof" json:"family,omitempty"`
+	Given       *GivenNames  `protobuf:"bytes,9,opt,name=given,proto3" json:"given,omitempty"`
+	Gender      *string      `protobuf:"bytes,10,opt,name=gender,proto3,oneof" json:"gender,omitempty"`
+	Phone       *string      `protobuf:"bytes,11,opt,name=phone,proto3,oneof" json:"phone,omitempty"`
+	Identifiers *Identifiers `protobuf:"bytes,12,opt,name=identifiers,proto3" json:"identifiers,omitempty"`
+	// confirm_not_duplicate as in CreatePatientRequest.
+	ConfirmNotDuplicate []string `protobuf:"bytes,13,rep,name=confirm_not_duplicate,json=confirmNotDuplicate,proto3" json:"confirm_not_duplicate,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *UpdatePatientRequest) Reset() {
 	*x = UpdatePatientRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[5]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +734,7 @@ func (x *UpdatePatientRequest) String() string {
 func (*UpdatePatientRequest) ProtoMessage() {}
 
 func (x *UpdatePatientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[5]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +747,7 @@ func (x *UpdatePatientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePatientRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePatientRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{5}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpdatePatientRequest) GetId() string {
@@ -544,6 +799,48 @@ func (x *UpdatePatientRequest) GetUnchanged() *ReadOnlyFields {
 	return nil
 }
 
+func (x *UpdatePatientRequest) GetFamily() string {
+	if x != nil && x.Family != nil {
+		return *x.Family
+	}
+	return ""
+}
+
+func (x *UpdatePatientRequest) GetGiven() *GivenNames {
+	if x != nil {
+		return x.Given
+	}
+	return nil
+}
+
+func (x *UpdatePatientRequest) GetGender() string {
+	if x != nil && x.Gender != nil {
+		return *x.Gender
+	}
+	return ""
+}
+
+func (x *UpdatePatientRequest) GetPhone() string {
+	if x != nil && x.Phone != nil {
+		return *x.Phone
+	}
+	return ""
+}
+
+func (x *UpdatePatientRequest) GetIdentifiers() *Identifiers {
+	if x != nil {
+		return x.Identifiers
+	}
+	return nil
+}
+
+func (x *UpdatePatientRequest) GetConfirmNotDuplicate() []string {
+	if x != nil {
+		return x.ConfirmNotDuplicate
+	}
+	return nil
+}
+
 // ReadOnlyFields are the fields a caller may send back unchanged in an update; each one
 // present must equal the stored value (a changed one is invalid_argument). Instants are
 // RFC 3339 strings exactly as the REST API shows them (UTC, e.g.
@@ -564,7 +861,7 @@ type ReadOnlyFields struct {
 
 func (x *ReadOnlyFields) Reset() {
 	*x = ReadOnlyFields{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[6]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +873,7 @@ func (x *ReadOnlyFields) String() string {
 func (*ReadOnlyFields) ProtoMessage() {}
 
 func (x *ReadOnlyFields) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[6]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +886,7 @@ func (x *ReadOnlyFields) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOnlyFields.ProtoReflect.Descriptor instead.
 func (*ReadOnlyFields) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{6}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReadOnlyFields) GetId() string {
@@ -653,7 +950,7 @@ type DeletePatientRequest struct {
 
 func (x *DeletePatientRequest) Reset() {
 	*x = DeletePatientRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[7]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +962,7 @@ func (x *DeletePatientRequest) String() string {
 func (*DeletePatientRequest) ProtoMessage() {}
 
 func (x *DeletePatientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[7]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +975,7 @@ func (x *DeletePatientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePatientRequest.ProtoReflect.Descriptor instead.
 func (*DeletePatientRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{7}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeletePatientRequest) GetId() string {
@@ -704,7 +1001,7 @@ type DeletePatientResponse struct {
 
 func (x *DeletePatientResponse) Reset() {
 	*x = DeletePatientResponse{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[8]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +1013,7 @@ func (x *DeletePatientResponse) String() string {
 func (*DeletePatientResponse) ProtoMessage() {}
 
 func (x *DeletePatientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[8]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +1026,7 @@ func (x *DeletePatientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePatientResponse.ProtoReflect.Descriptor instead.
 func (*DeletePatientResponse) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{8}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{11}
 }
 
 // GetPatientHistoryRequest names the patient whose history is wanted.
@@ -742,7 +1039,7 @@ type GetPatientHistoryRequest struct {
 
 func (x *GetPatientHistoryRequest) Reset() {
 	*x = GetPatientHistoryRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[9]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +1051,7 @@ func (x *GetPatientHistoryRequest) String() string {
 func (*GetPatientHistoryRequest) ProtoMessage() {}
 
 func (x *GetPatientHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[9]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +1064,7 @@ func (x *GetPatientHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPatientHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetPatientHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{9}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetPatientHistoryRequest) GetId() string {
@@ -795,7 +1092,7 @@ type PatientVersion struct {
 
 func (x *PatientVersion) Reset() {
 	*x = PatientVersion{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[10]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +1104,7 @@ func (x *PatientVersion) String() string {
 func (*PatientVersion) ProtoMessage() {}
 
 func (x *PatientVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[10]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +1117,7 @@ func (x *PatientVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatientVersion.ProtoReflect.Descriptor instead.
 func (*PatientVersion) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{10}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PatientVersion) GetVersion() int64 {
@@ -882,7 +1179,7 @@ type GetPatientHistoryResponse struct {
 
 func (x *GetPatientHistoryResponse) Reset() {
 	*x = GetPatientHistoryResponse{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[11]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1191,7 @@ func (x *GetPatientHistoryResponse) String() string {
 func (*GetPatientHistoryResponse) ProtoMessage() {}
 
 func (x *GetPatientHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[11]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1204,7 @@ func (x *GetPatientHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPatientHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetPatientHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{11}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetPatientHistoryResponse) GetVersions() []*PatientVersion {
@@ -932,7 +1229,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[12]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1241,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[12]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1254,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{12}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListAuditRequest) GetPatientId() string {
@@ -1013,7 +1310,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[13]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1322,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[13]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1335,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{13}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -1114,7 +1411,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[14]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1423,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[14]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1436,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{14}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -1159,7 +1456,7 @@ type GetPatientBillingAccountRequest struct {
 
 func (x *GetPatientBillingAccountRequest) Reset() {
 	*x = GetPatientBillingAccountRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[15]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1468,7 @@ func (x *GetPatientBillingAccountRequest) String() string {
 func (*GetPatientBillingAccountRequest) ProtoMessage() {}
 
 func (x *GetPatientBillingAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[15]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1481,7 @@ func (x *GetPatientBillingAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPatientBillingAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetPatientBillingAccountRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{15}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetPatientBillingAccountRequest) GetId() string {
@@ -1204,7 +1501,7 @@ type ListPatientInvoicesRequest struct {
 
 func (x *ListPatientInvoicesRequest) Reset() {
 	*x = ListPatientInvoicesRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[16]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1513,7 @@ func (x *ListPatientInvoicesRequest) String() string {
 func (*ListPatientInvoicesRequest) ProtoMessage() {}
 
 func (x *ListPatientInvoicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[16]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1526,7 @@ func (x *ListPatientInvoicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPatientInvoicesRequest.ProtoReflect.Descriptor instead.
 func (*ListPatientInvoicesRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{16}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListPatientInvoicesRequest) GetId() string {
@@ -1249,7 +1546,7 @@ type ListPatientInvoicesResponse struct {
 
 func (x *ListPatientInvoicesResponse) Reset() {
 	*x = ListPatientInvoicesResponse{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[17]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1558,7 @@ func (x *ListPatientInvoicesResponse) String() string {
 func (*ListPatientInvoicesResponse) ProtoMessage() {}
 
 func (x *ListPatientInvoicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[17]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1571,7 @@ func (x *ListPatientInvoicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPatientInvoicesResponse.ProtoReflect.Descriptor instead.
 func (*ListPatientInvoicesResponse) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{17}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListPatientInvoicesResponse) GetInvoices() []*v1.Invoice {
@@ -1297,7 +1594,7 @@ type GetPatientAccessLogRequest struct {
 
 func (x *GetPatientAccessLogRequest) Reset() {
 	*x = GetPatientAccessLogRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1606,7 @@ func (x *GetPatientAccessLogRequest) String() string {
 func (*GetPatientAccessLogRequest) ProtoMessage() {}
 
 func (x *GetPatientAccessLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[18]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1619,7 @@ func (x *GetPatientAccessLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPatientAccessLogRequest.ProtoReflect.Descriptor instead.
 func (*GetPatientAccessLogRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{18}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetPatientAccessLogRequest) GetId() string {
@@ -1368,7 +1665,7 @@ type AccessRecord struct {
 
 func (x *AccessRecord) Reset() {
 	*x = AccessRecord{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1677,7 @@ func (x *AccessRecord) String() string {
 func (*AccessRecord) ProtoMessage() {}
 
 func (x *AccessRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[19]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1690,7 @@ func (x *AccessRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessRecord.ProtoReflect.Descriptor instead.
 func (*AccessRecord) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{19}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AccessRecord) GetEntryId() string {
@@ -1484,7 +1781,7 @@ type GetPatientAccessLogResponse struct {
 
 func (x *GetPatientAccessLogResponse) Reset() {
 	*x = GetPatientAccessLogResponse{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[20]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1793,7 @@ func (x *GetPatientAccessLogResponse) String() string {
 func (*GetPatientAccessLogResponse) ProtoMessage() {}
 
 func (x *GetPatientAccessLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[20]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1806,7 @@ func (x *GetPatientAccessLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPatientAccessLogResponse.ProtoReflect.Descriptor instead.
 func (*GetPatientAccessLogResponse) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{20}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetPatientAccessLogResponse) GetRecords() []*AccessRecord {
@@ -1538,7 +1835,7 @@ type SetPatientConfidentialityRequest struct {
 
 func (x *SetPatientConfidentialityRequest) Reset() {
 	*x = SetPatientConfidentialityRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[21]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1847,7 @@ func (x *SetPatientConfidentialityRequest) String() string {
 func (*SetPatientConfidentialityRequest) ProtoMessage() {}
 
 func (x *SetPatientConfidentialityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[21]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1860,7 @@ func (x *SetPatientConfidentialityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPatientConfidentialityRequest.ProtoReflect.Descriptor instead.
 func (*SetPatientConfidentialityRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{21}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetPatientConfidentialityRequest) GetId() string {
@@ -1592,7 +1889,7 @@ type BreakGlassRequest struct {
 
 func (x *BreakGlassRequest) Reset() {
 	*x = BreakGlassRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[22]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1901,7 @@ func (x *BreakGlassRequest) String() string {
 func (*BreakGlassRequest) ProtoMessage() {}
 
 func (x *BreakGlassRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[22]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1914,7 @@ func (x *BreakGlassRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BreakGlassRequest.ProtoReflect.Descriptor instead.
 func (*BreakGlassRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{22}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BreakGlassRequest) GetId() string {
@@ -1653,7 +1950,7 @@ type BreakGlassGrant struct {
 
 func (x *BreakGlassGrant) Reset() {
 	*x = BreakGlassGrant{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[23]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1962,7 @@ func (x *BreakGlassGrant) String() string {
 func (*BreakGlassGrant) ProtoMessage() {}
 
 func (x *BreakGlassGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[23]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1975,7 @@ func (x *BreakGlassGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BreakGlassGrant.ProtoReflect.Descriptor instead.
 func (*BreakGlassGrant) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{23}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BreakGlassGrant) GetId() string {
@@ -1759,7 +2056,7 @@ type ListBreakGlassGrantsRequest struct {
 
 func (x *ListBreakGlassGrantsRequest) Reset() {
 	*x = ListBreakGlassGrantsRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[24]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +2068,7 @@ func (x *ListBreakGlassGrantsRequest) String() string {
 func (*ListBreakGlassGrantsRequest) ProtoMessage() {}
 
 func (x *ListBreakGlassGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[24]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +2081,7 @@ func (x *ListBreakGlassGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBreakGlassGrantsRequest.ProtoReflect.Descriptor instead.
 func (*ListBreakGlassGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{24}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListBreakGlassGrantsRequest) GetPatientId() string {
@@ -1832,7 +2129,7 @@ type ListBreakGlassGrantsResponse struct {
 
 func (x *ListBreakGlassGrantsResponse) Reset() {
 	*x = ListBreakGlassGrantsResponse{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[25]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +2141,7 @@ func (x *ListBreakGlassGrantsResponse) String() string {
 func (*ListBreakGlassGrantsResponse) ProtoMessage() {}
 
 func (x *ListBreakGlassGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[25]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2154,7 @@ func (x *ListBreakGlassGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBreakGlassGrantsResponse.ProtoReflect.Descriptor instead.
 func (*ListBreakGlassGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{25}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListBreakGlassGrantsResponse) GetGrants() []*BreakGlassGrant {
@@ -1879,7 +2176,7 @@ type ErasePatientRequest struct {
 
 func (x *ErasePatientRequest) Reset() {
 	*x = ErasePatientRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[26]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2188,7 @@ func (x *ErasePatientRequest) String() string {
 func (*ErasePatientRequest) ProtoMessage() {}
 
 func (x *ErasePatientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[26]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2201,7 @@ func (x *ErasePatientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErasePatientRequest.ProtoReflect.Descriptor instead.
 func (*ErasePatientRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{26}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ErasePatientRequest) GetId() string {
@@ -1937,7 +2234,7 @@ type PatientErasure struct {
 
 func (x *PatientErasure) Reset() {
 	*x = PatientErasure{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[27]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2246,7 @@ func (x *PatientErasure) String() string {
 func (*PatientErasure) ProtoMessage() {}
 
 func (x *PatientErasure) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[27]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2259,7 @@ func (x *PatientErasure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatientErasure.ProtoReflect.Descriptor instead.
 func (*PatientErasure) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{27}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PatientErasure) GetPatientId() string {
@@ -2018,7 +2315,7 @@ var File_pms_patient_v1_patient_proto protoreflect.FileDescriptor
 
 const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\n" +
-	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"\xf6\x02\n" +
+	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"\x90\x04\n" +
 	"\aPatient\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03mrn\x18\x02 \x01(\tR\x03mrn\x12\x12\n" +
@@ -2033,29 +2330,53 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12(\n" +
-	"\x0fconfidentiality\x18\v \x01(\tR\x0fconfidentiality\"\xd0\x01\n" +
+	"\x0fconfidentiality\x18\v \x01(\tR\x0fconfidentiality\x12\x16\n" +
+	"\x06family\x18\f \x01(\tR\x06family\x12\x14\n" +
+	"\x05given\x18\r \x03(\tR\x05given\x12\x16\n" +
+	"\x06gender\x18\x0e \x01(\tR\x06gender\x12\x14\n" +
+	"\x05phone\x18\x0f \x01(\tR\x05phone\x12<\n" +
+	"\videntifiers\x18\x10 \x03(\v2\x1a.pms.patient.v1.IdentifierR\videntifiers\":\n" +
+	"\n" +
+	"Identifier\x12\x16\n" +
+	"\x06system\x18\x01 \x01(\tR\x06system\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"$\n" +
+	"\n" +
+	"GivenNames\x12\x16\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"A\n" +
+	"\vIdentifiers\x122\n" +
+	"\x06values\x18\x01 \x03(\v2\x1a.pms.patient.v1.IdentifierR\x06values\"\x9e\x03\n" +
 	"\x14CreatePatientRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x18\n" +
 	"\aaddress\x18\x03 \x01(\tR\aaddress\x12\"\n" +
 	"\rdate_of_birth\x18\x04 \x01(\tR\vdateOfBirth\x12'\n" +
 	"\x0fregistered_date\x18\x05 \x01(\tR\x0eregisteredDate\x12'\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\"#\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x16\n" +
+	"\x06family\x18\a \x01(\tR\x06family\x12\x14\n" +
+	"\x05given\x18\b \x03(\tR\x05given\x12\x16\n" +
+	"\x06gender\x18\t \x01(\tR\x06gender\x12\x14\n" +
+	"\x05phone\x18\n" +
+	" \x01(\tR\x05phone\x12<\n" +
+	"\videntifiers\x18\v \x03(\v2\x1a.pms.patient.v1.IdentifierR\videntifiers\x122\n" +
+	"\x15confirm_not_duplicate\x18\f \x03(\tR\x13confirmNotDuplicate\"#\n" +
 	"\x11GetPatientRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x92\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xb2\x01\n" +
 	"\x13ListPatientsRequest\x12\f\n" +
 	"\x01q\x18\x01 \x01(\tR\x01q\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\"\n" +
 	"\rdate_of_birth\x18\x03 \x01(\tR\vdateOfBirth\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"\xbd\x01\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x06 \x01(\tR\n" +
+	"identifier\"\xbd\x01\n" +
 	"\x14ListPatientsResponse\x123\n" +
 	"\bpatients\x18\x01 \x03(\v2\x17.pms.patient.v1.PatientR\bpatients\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1f\n" +
 	"\vtotal_count\x18\x03 \x01(\x03R\n" +
 	"totalCount\x12'\n" +
-	"\x0ftotal_estimated\x18\x04 \x01(\bR\x0etotalEstimated\"\xe7\x01\n" +
+	"\x0ftotal_estimated\x18\x04 \x01(\bR\x0etotalEstimated\"\x81\x04\n" +
 	"\x14UpdatePatientRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -2063,7 +2384,17 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\"\n" +
 	"\rdate_of_birth\x18\x05 \x01(\tR\vdateOfBirth\x12\x19\n" +
 	"\bif_match\x18\x06 \x01(\x03R\aifMatch\x12<\n" +
-	"\tunchanged\x18\a \x01(\v2\x1e.pms.patient.v1.ReadOnlyFieldsR\tunchanged\"\xe1\x02\n" +
+	"\tunchanged\x18\a \x01(\v2\x1e.pms.patient.v1.ReadOnlyFieldsR\tunchanged\x12\x1b\n" +
+	"\x06family\x18\b \x01(\tH\x00R\x06family\x88\x01\x01\x120\n" +
+	"\x05given\x18\t \x01(\v2\x1a.pms.patient.v1.GivenNamesR\x05given\x12\x1b\n" +
+	"\x06gender\x18\n" +
+	" \x01(\tH\x01R\x06gender\x88\x01\x01\x12\x19\n" +
+	"\x05phone\x18\v \x01(\tH\x02R\x05phone\x88\x01\x01\x12=\n" +
+	"\videntifiers\x18\f \x01(\v2\x1b.pms.patient.v1.IdentifiersR\videntifiers\x122\n" +
+	"\x15confirm_not_duplicate\x18\r \x03(\tR\x13confirmNotDuplicateB\t\n" +
+	"\a_familyB\t\n" +
+	"\a_genderB\b\n" +
+	"\x06_phone\"\xe1\x02\n" +
 	"\x0eReadOnlyFields\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tH\x00R\x02id\x88\x01\x01\x12\x15\n" +
 	"\x03mrn\x18\x02 \x01(\tH\x01R\x03mrn\x88\x01\x01\x12,\n" +
@@ -2224,99 +2555,107 @@ func file_pms_patient_v1_patient_proto_rawDescGZIP() []byte {
 	return file_pms_patient_v1_patient_proto_rawDescData
 }
 
-var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*Patient)(nil),                          // 0: pms.patient.v1.Patient
-	(*CreatePatientRequest)(nil),             // 1: pms.patient.v1.CreatePatientRequest
-	(*GetPatientRequest)(nil),                // 2: pms.patient.v1.GetPatientRequest
-	(*ListPatientsRequest)(nil),              // 3: pms.patient.v1.ListPatientsRequest
-	(*ListPatientsResponse)(nil),             // 4: pms.patient.v1.ListPatientsResponse
-	(*UpdatePatientRequest)(nil),             // 5: pms.patient.v1.UpdatePatientRequest
-	(*ReadOnlyFields)(nil),                   // 6: pms.patient.v1.ReadOnlyFields
-	(*DeletePatientRequest)(nil),             // 7: pms.patient.v1.DeletePatientRequest
-	(*DeletePatientResponse)(nil),            // 8: pms.patient.v1.DeletePatientResponse
-	(*GetPatientHistoryRequest)(nil),         // 9: pms.patient.v1.GetPatientHistoryRequest
-	(*PatientVersion)(nil),                   // 10: pms.patient.v1.PatientVersion
-	(*GetPatientHistoryResponse)(nil),        // 11: pms.patient.v1.GetPatientHistoryResponse
-	(*ListAuditRequest)(nil),                 // 12: pms.patient.v1.ListAuditRequest
-	(*AuditEntry)(nil),                       // 13: pms.patient.v1.AuditEntry
-	(*ListAuditResponse)(nil),                // 14: pms.patient.v1.ListAuditResponse
-	(*GetPatientBillingAccountRequest)(nil),  // 15: pms.patient.v1.GetPatientBillingAccountRequest
-	(*ListPatientInvoicesRequest)(nil),       // 16: pms.patient.v1.ListPatientInvoicesRequest
-	(*ListPatientInvoicesResponse)(nil),      // 17: pms.patient.v1.ListPatientInvoicesResponse
-	(*GetPatientAccessLogRequest)(nil),       // 18: pms.patient.v1.GetPatientAccessLogRequest
-	(*AccessRecord)(nil),                     // 19: pms.patient.v1.AccessRecord
-	(*GetPatientAccessLogResponse)(nil),      // 20: pms.patient.v1.GetPatientAccessLogResponse
-	(*SetPatientConfidentialityRequest)(nil), // 21: pms.patient.v1.SetPatientConfidentialityRequest
-	(*BreakGlassRequest)(nil),                // 22: pms.patient.v1.BreakGlassRequest
-	(*BreakGlassGrant)(nil),                  // 23: pms.patient.v1.BreakGlassGrant
-	(*ListBreakGlassGrantsRequest)(nil),      // 24: pms.patient.v1.ListBreakGlassGrantsRequest
-	(*ListBreakGlassGrantsResponse)(nil),     // 25: pms.patient.v1.ListBreakGlassGrantsResponse
-	(*ErasePatientRequest)(nil),              // 26: pms.patient.v1.ErasePatientRequest
-	(*PatientErasure)(nil),                   // 27: pms.patient.v1.PatientErasure
-	(*timestamppb.Timestamp)(nil),            // 28: google.protobuf.Timestamp
-	(*v1.Invoice)(nil),                       // 29: pms.billing.v1.Invoice
-	(*v1.VerifyAuditRequest)(nil),            // 30: pms.billing.v1.VerifyAuditRequest
-	(*v1.AuditVerdict)(nil),                  // 31: pms.billing.v1.AuditVerdict
-	(*v1.Account)(nil),                       // 32: pms.billing.v1.Account
+	(*Identifier)(nil),                       // 1: pms.patient.v1.Identifier
+	(*GivenNames)(nil),                       // 2: pms.patient.v1.GivenNames
+	(*Identifiers)(nil),                      // 3: pms.patient.v1.Identifiers
+	(*CreatePatientRequest)(nil),             // 4: pms.patient.v1.CreatePatientRequest
+	(*GetPatientRequest)(nil),                // 5: pms.patient.v1.GetPatientRequest
+	(*ListPatientsRequest)(nil),              // 6: pms.patient.v1.ListPatientsRequest
+	(*ListPatientsResponse)(nil),             // 7: pms.patient.v1.ListPatientsResponse
+	(*UpdatePatientRequest)(nil),             // 8: pms.patient.v1.UpdatePatientRequest
+	(*ReadOnlyFields)(nil),                   // 9: pms.patient.v1.ReadOnlyFields
+	(*DeletePatientRequest)(nil),             // 10: pms.patient.v1.DeletePatientRequest
+	(*DeletePatientResponse)(nil),            // 11: pms.patient.v1.DeletePatientResponse
+	(*GetPatientHistoryRequest)(nil),         // 12: pms.patient.v1.GetPatientHistoryRequest
+	(*PatientVersion)(nil),                   // 13: pms.patient.v1.PatientVersion
+	(*GetPatientHistoryResponse)(nil),        // 14: pms.patient.v1.GetPatientHistoryResponse
+	(*ListAuditRequest)(nil),                 // 15: pms.patient.v1.ListAuditRequest
+	(*AuditEntry)(nil),                       // 16: pms.patient.v1.AuditEntry
+	(*ListAuditResponse)(nil),                // 17: pms.patient.v1.ListAuditResponse
+	(*GetPatientBillingAccountRequest)(nil),  // 18: pms.patient.v1.GetPatientBillingAccountRequest
+	(*ListPatientInvoicesRequest)(nil),       // 19: pms.patient.v1.ListPatientInvoicesRequest
+	(*ListPatientInvoicesResponse)(nil),      // 20: pms.patient.v1.ListPatientInvoicesResponse
+	(*GetPatientAccessLogRequest)(nil),       // 21: pms.patient.v1.GetPatientAccessLogRequest
+	(*AccessRecord)(nil),                     // 22: pms.patient.v1.AccessRecord
+	(*GetPatientAccessLogResponse)(nil),      // 23: pms.patient.v1.GetPatientAccessLogResponse
+	(*SetPatientConfidentialityRequest)(nil), // 24: pms.patient.v1.SetPatientConfidentialityRequest
+	(*BreakGlassRequest)(nil),                // 25: pms.patient.v1.BreakGlassRequest
+	(*BreakGlassGrant)(nil),                  // 26: pms.patient.v1.BreakGlassGrant
+	(*ListBreakGlassGrantsRequest)(nil),      // 27: pms.patient.v1.ListBreakGlassGrantsRequest
+	(*ListBreakGlassGrantsResponse)(nil),     // 28: pms.patient.v1.ListBreakGlassGrantsResponse
+	(*ErasePatientRequest)(nil),              // 29: pms.patient.v1.ErasePatientRequest
+	(*PatientErasure)(nil),                   // 30: pms.patient.v1.PatientErasure
+	(*timestamppb.Timestamp)(nil),            // 31: google.protobuf.Timestamp
+	(*v1.Invoice)(nil),                       // 32: pms.billing.v1.Invoice
+	(*v1.VerifyAuditRequest)(nil),            // 33: pms.billing.v1.VerifyAuditRequest
+	(*v1.AuditVerdict)(nil),                  // 34: pms.billing.v1.AuditVerdict
+	(*v1.Account)(nil),                       // 35: pms.billing.v1.Account
 }
 var file_pms_patient_v1_patient_proto_depIdxs = []int32{
-	28, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
-	28, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 2: pms.patient.v1.ListPatientsResponse.patients:type_name -> pms.patient.v1.Patient
-	6,  // 3: pms.patient.v1.UpdatePatientRequest.unchanged:type_name -> pms.patient.v1.ReadOnlyFields
-	28, // 4: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: pms.patient.v1.PatientVersion.patient:type_name -> pms.patient.v1.Patient
-	10, // 6: pms.patient.v1.GetPatientHistoryResponse.versions:type_name -> pms.patient.v1.PatientVersion
-	28, // 7: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	28, // 8: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	28, // 9: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	13, // 10: pms.patient.v1.ListAuditResponse.entries:type_name -> pms.patient.v1.AuditEntry
-	29, // 11: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
-	28, // 12: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
-	19, // 13: pms.patient.v1.GetPatientAccessLogResponse.records:type_name -> pms.patient.v1.AccessRecord
-	28, // 14: pms.patient.v1.BreakGlassGrant.created_at:type_name -> google.protobuf.Timestamp
-	28, // 15: pms.patient.v1.BreakGlassGrant.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 16: pms.patient.v1.BreakGlassGrant.reads:type_name -> pms.patient.v1.AuditEntry
-	28, // 17: pms.patient.v1.ListBreakGlassGrantsRequest.from:type_name -> google.protobuf.Timestamp
-	28, // 18: pms.patient.v1.ListBreakGlassGrantsRequest.to:type_name -> google.protobuf.Timestamp
-	23, // 19: pms.patient.v1.ListBreakGlassGrantsResponse.grants:type_name -> pms.patient.v1.BreakGlassGrant
-	28, // 20: pms.patient.v1.PatientErasure.erased_at:type_name -> google.protobuf.Timestamp
-	1,  // 21: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
-	2,  // 22: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
-	3,  // 23: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
-	5,  // 24: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
-	7,  // 25: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
-	9,  // 26: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
-	12, // 27: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
-	30, // 28: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
-	15, // 29: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
-	16, // 30: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
-	18, // 31: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
-	21, // 32: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
-	22, // 33: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
-	24, // 34: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
-	26, // 35: pms.patient.v1.PatientService.ErasePatient:input_type -> pms.patient.v1.ErasePatientRequest
-	0,  // 36: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
-	0,  // 37: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
-	4,  // 38: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
-	0,  // 39: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
-	8,  // 40: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
-	11, // 41: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
-	14, // 42: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
-	31, // 43: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
-	32, // 44: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
-	17, // 45: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
-	20, // 46: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
-	0,  // 47: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
-	23, // 48: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
-	25, // 49: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
-	27, // 50: pms.patient.v1.PatientService.ErasePatient:output_type -> pms.patient.v1.PatientErasure
-	36, // [36:51] is the sub-list for method output_type
-	21, // [21:36] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	31, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
+	31, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
+	1,  // 2: pms.patient.v1.Patient.identifiers:type_name -> pms.patient.v1.Identifier
+	1,  // 3: pms.patient.v1.Identifiers.values:type_name -> pms.patient.v1.Identifier
+	1,  // 4: pms.patient.v1.CreatePatientRequest.identifiers:type_name -> pms.patient.v1.Identifier
+	0,  // 5: pms.patient.v1.ListPatientsResponse.patients:type_name -> pms.patient.v1.Patient
+	9,  // 6: pms.patient.v1.UpdatePatientRequest.unchanged:type_name -> pms.patient.v1.ReadOnlyFields
+	2,  // 7: pms.patient.v1.UpdatePatientRequest.given:type_name -> pms.patient.v1.GivenNames
+	3,  // 8: pms.patient.v1.UpdatePatientRequest.identifiers:type_name -> pms.patient.v1.Identifiers
+	31, // 9: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
+	0,  // 10: pms.patient.v1.PatientVersion.patient:type_name -> pms.patient.v1.Patient
+	13, // 11: pms.patient.v1.GetPatientHistoryResponse.versions:type_name -> pms.patient.v1.PatientVersion
+	31, // 12: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	31, // 13: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	31, // 14: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	16, // 15: pms.patient.v1.ListAuditResponse.entries:type_name -> pms.patient.v1.AuditEntry
+	32, // 16: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
+	31, // 17: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
+	22, // 18: pms.patient.v1.GetPatientAccessLogResponse.records:type_name -> pms.patient.v1.AccessRecord
+	31, // 19: pms.patient.v1.BreakGlassGrant.created_at:type_name -> google.protobuf.Timestamp
+	31, // 20: pms.patient.v1.BreakGlassGrant.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 21: pms.patient.v1.BreakGlassGrant.reads:type_name -> pms.patient.v1.AuditEntry
+	31, // 22: pms.patient.v1.ListBreakGlassGrantsRequest.from:type_name -> google.protobuf.Timestamp
+	31, // 23: pms.patient.v1.ListBreakGlassGrantsRequest.to:type_name -> google.protobuf.Timestamp
+	26, // 24: pms.patient.v1.ListBreakGlassGrantsResponse.grants:type_name -> pms.patient.v1.BreakGlassGrant
+	31, // 25: pms.patient.v1.PatientErasure.erased_at:type_name -> google.protobuf.Timestamp
+	4,  // 26: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
+	5,  // 27: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
+	6,  // 28: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
+	8,  // 29: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
+	10, // 30: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
+	12, // 31: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
+	15, // 32: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
+	33, // 33: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
+	18, // 34: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
+	19, // 35: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
+	21, // 36: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
+	24, // 37: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
+	25, // 38: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
+	27, // 39: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
+	29, // 40: pms.patient.v1.PatientService.ErasePatient:input_type -> pms.patient.v1.ErasePatientRequest
+	0,  // 41: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
+	0,  // 42: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
+	7,  // 43: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
+	0,  // 44: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
+	11, // 45: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
+	14, // 46: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
+	17, // 47: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
+	34, // 48: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
+	35, // 49: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
+	20, // 50: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
+	23, // 51: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
+	0,  // 52: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
+	26, // 53: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
+	28, // 54: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
+	30, // 55: pms.patient.v1.PatientService.ErasePatient:output_type -> pms.patient.v1.PatientErasure
+	41, // [41:56] is the sub-list for method output_type
+	26, // [26:41] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_pms_patient_v1_patient_proto_init() }
@@ -2324,14 +2663,15 @@ func file_pms_patient_v1_patient_proto_init() {
 	if File_pms_patient_v1_patient_proto != nil {
 		return
 	}
-	file_pms_patient_v1_patient_proto_msgTypes[6].OneofWrappers = []any{}
+	file_pms_patient_v1_patient_proto_msgTypes[8].OneofWrappers = []any{}
+	file_pms_patient_v1_patient_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_patient_v1_patient_proto_rawDesc), len(file_pms_patient_v1_patient_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
