@@ -62,16 +62,7 @@ func (n notAcceptable) Unwrap() error { return n.err }
 // NewFHIRHandler serves the FHIR facade (GET /metadata and the Patient interactions) from the
 // patient endpoint set, under o.Prefix ("/fhir" in the gateway), behind Wrap.
 func NewFHIRHandler(set patient.Set, o Options) http.Handler {
-	r := mux.NewRouter().SkipClean(true)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		encodeFHIRError(req.Context(), errs.New(errs.NotFound, "no such resource"), w)
-	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if allow := allowedMethods(r, req); allow != "" {
-			w.Header().Set("Allow", allow)
-		}
-		encodeFHIRError(req.Context(), errs.New(errs.MethodNotAllowed, "method not allowed on this resource"), w)
-	})
+	r := routerWith(encodeFHIRError)
 	p := o.prefix()
 	if o.OnRoute != nil {
 		o.OnRoute(http.MethodGet, p+"/metadata")

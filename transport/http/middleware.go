@@ -190,16 +190,20 @@ func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
 // known path with the wrong method with its 405 (error word method_not_allowed, and an
 // Allow header). It does not clean paths: a redirect is no answer for an API client, so an
 // odd path either matches a route, where its ids are validated, or is a 404.
-func NewRouter() *mux.Router {
+func NewRouter() *mux.Router { return routerWith(EncodeError) }
+
+// routerWith is NewRouter answering its 404s and 405s with encode (the FHIR facade's
+// OperationOutcome, the contract's JSON error everywhere else).
+func routerWith(encode func(context.Context, error, http.ResponseWriter)) *mux.Router {
 	router := mux.NewRouter().SkipClean(true)
 	router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		EncodeError(r.Context(), errs.New(errs.NotFound, "no such resource"), w)
+		encode(r.Context(), errs.New(errs.NotFound, "no such resource"), w)
 	})
 	router.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(router, r); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
-		EncodeError(r.Context(), errs.New(errs.MethodNotAllowed, "method not allowed on this resource"), w)
+		encode(r.Context(), errs.New(errs.MethodNotAllowed, "method not allowed on this resource"), w)
 	})
 	return router
 }
