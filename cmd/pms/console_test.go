@@ -235,9 +235,25 @@ func (u *user) fill(pairs ...string) {
 	u.run("fill "+pairs[0], actions...)
 }
 
+// click clicks the element sel finds. A screen that re-renders (a list reloaded after a
+// change) can replace the node between the query and the click, which the DevTools protocol
+// reports as a node it cannot find: the click is then tried again on the new node, until a
+// deadline.
 func (u *user) click(sel string) {
 	u.b.t.Helper()
-	u.run("click "+sel, chromedp.Click(chromedp.CSS(sel)))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(u.ctx, 20*time.Second)
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
+		cancel()
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "Could not find node with given id") || time.Now().After(deadline) {
+			u.b.t.Fatalf("%s: click %s: %v (page: %s)", u.name, sel, err, u.text())
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval of a deadline-bound retry
+	}
 }
 
 // signIn types the credentials with the keyboard and waits for the navigation of a signed-in user.
