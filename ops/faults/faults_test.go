@@ -377,7 +377,9 @@ func TestPatientKilled(t *testing.T) {
 // upstream's breaker, which waits for as many failures as every replica's share, stays
 // closed; the count and how long failures went on after the kill are figures, not assertions.
 func TestReplicasKilled(t *testing.T) {
-	s := setupWith(t, cluster.Options{Replicas: map[string]int{"patient": 2, "billing": 2}})
+	// Nine processes: 4 connections each (not the cluster's 8) keep this test and a package
+	// running beside it (make test runs two at once) under the server's max_connections.
+	s := setupWith(t, cluster.Options{Replicas: map[string]int{"patient": 2, "billing": 2}, DatabaseConns: 4})
 	l := newLedger()
 	w := startWriter(s.c, s.token, 8, l)
 	waitUntil(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 300 })
