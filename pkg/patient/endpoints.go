@@ -33,6 +33,8 @@ const (
 	MethodBreakGlassGrants = "ListBreakGlassGrants"
 	// MethodErase erases a deleted patient's PHI (admin only).
 	MethodErase = "ErasePatient"
+	// MethodDuplicates scores a record's possible duplicates, or demographics' (FHIR $match).
+	MethodDuplicates = "FindDuplicates"
 )
 
 // Ops is the patient service's operation table (API.md, "Authentication and roles"):
@@ -57,6 +59,8 @@ var Ops = op.Table{
 	{Name: MethodBreakGlassGrants, Roles: []string{authz.RolePrivacy}, Action: ActionBreakGlassReview},
 	// Erasure (issue 17): admin only, after a soft delete.
 	{Name: MethodErase, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionErase},
+	// Duplicates (issue 19): clinicians (admin implied), who register and merge records.
+	{Name: MethodDuplicates, Roles: []string{authz.RoleClinician}, Action: ActionDuplicates},
 }
 
 // Methods and Roles are derived from Ops.
@@ -109,6 +113,8 @@ type Set struct {
 	BreakGlassGrantsEndpoint endpoint.Endpoint `op:"ListBreakGlassGrants"`
 	// EraseEndpoint erases a deleted patient's PHI.
 	EraseEndpoint endpoint.Endpoint `op:"ErasePatient"`
+	// DuplicatesEndpoint scores possible duplicates.
+	DuplicatesEndpoint endpoint.Endpoint `op:"FindDuplicates"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -150,6 +156,7 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		BreakGlassEndpoint:       typed.Endpoint(s.BreakGlass),
 		BreakGlassGrantsEndpoint: typed.Endpoint(breakGlassGrants(s)),
 		EraseEndpoint:            typed.Endpoint(s.Erase),
+		DuplicatesEndpoint:       typed.Endpoint(s.Duplicates),
 	})
 }
 
@@ -178,6 +185,8 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 		case BreakGlassRequest:
 			id = r.ID
 		case EraseRequest:
+			id = r.ID
+		case DuplicatesRequest:
 			id = r.ID
 		}
 		if canonical, err := ParseID(id); err == nil {
@@ -244,6 +253,11 @@ func (s Set) Invoices(ctx context.Context, id string) ([]Invoice, error) {
 // AccessLog implements Service over the endpoint set.
 func (s Set) AccessLog(ctx context.Context, q AccessLogQuery) (AccessLogPage, error) {
 	return typed.Call[AccessLogPage](ctx, s.AccessLogEndpoint, q)
+}
+
+// Duplicates implements Service over the endpoint set.
+func (s Set) Duplicates(ctx context.Context, req DuplicatesRequest) (DuplicatesResponse, error) {
+	return typed.Call[DuplicatesResponse](ctx, s.DuplicatesEndpoint, req)
 }
 
 // Map returns the set with f around every endpoint it has (op.Map): clients put one policy

@@ -50,6 +50,7 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta, forc
 				[]any{ErasedDateOfBirth, s.db.Time(m.At), r.Version + 1, s.db.Time(m.At), s.db.Time(m.At), id}},
 			{`DELETE FROM patient_versions WHERE patient_id = ?`, []any{id}},
 			{`DELETE FROM patient_identifiers WHERE patient_id = ?`, []any{id}},
+			{`DELETE FROM patient_match_keys WHERE patient_id = ?`, []any{id}},
 			{`INSERT INTO ` + ErasuresTable + ` (patient_id, mrn, erased_at, erased_by, role, reason, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 				[]any{id, e.MRN, s.db.Time(m.At), e.ErasedBy, e.Role, reason, e.RequestID}},
 			// Its events already relayed; the ones still pending are sealed and go out as

@@ -130,6 +130,8 @@ func (s *Store) seedBatch(ctx context.Context, tx *sqlx.Tx, ps []Patient, at tim
 		args = append(args, p.ID, ChangeCreated, mrns[p.ID], p.Name, p.Family, encodeGiven(p.Given), p.Phone, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate,
 			s.db.Time(at), s.db.Time(at), SeedActor)
 	}
-	_, err := tx.ExecContext(ctx, tx.Rebind(b.String()), args...)
-	return db.Classify(err)
+	if _, err := tx.ExecContext(ctx, tx.Rebind(b.String()), args...); err != nil {
+		return db.Classify(err)
+	}
+	return s.writeMatchKeys(ctx, tx, ps) // duplicates_store.go
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/patient/match"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
@@ -46,6 +47,8 @@ type Service interface {
 	// Erase removes a deleted patient's PHI from every store of the service, leaving a
 	// tombstone (erase.go).
 	Erase(ctx context.Context, req EraseRequest) (Erasure, error)
+	// Duplicates scores the possible duplicates of a record or of demographics (duplicates.go).
+	Duplicates(ctx context.Context, req DuplicatesRequest) (DuplicatesResponse, error)
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
@@ -73,6 +76,12 @@ type Options struct {
 	SearchKey []byte
 	// BreakGlassTTL is how long an emergency grant lasts; default DefaultBreakGlassTTL.
 	BreakGlassTTL time.Duration
+	// DuplicatePolicy is the duplicate check of registrations (DuplicatePolicyWarn, the
+	// default, DuplicatePolicyBlock or DuplicatePolicyOff; duplicates.go).
+	DuplicatePolicy string
+	// DuplicateThreshold is the score from which a candidate is a possible duplicate;
+	// 0 means match.DefaultThreshold.
+	DuplicateThreshold float64
 }
 
 type service struct {
@@ -84,6 +93,8 @@ type service struct {
 	billingTimeout time.Duration
 	searchKey      []byte
 	breakGlassTTL  time.Duration
+	matcher        *match.Matcher
+	dupPolicy      string
 }
 
 // NewService returns the patient service over store, auditing to auditLog.
@@ -104,6 +115,10 @@ func NewService(store *Store, auditLog AuditLog, o Options) Service {
 	}
 	if s.breakGlassTTL = o.BreakGlassTTL; s.breakGlassTTL <= 0 {
 		s.breakGlassTTL = DefaultBreakGlassTTL
+	}
+	s.matcher = match.New(match.Config{Threshold: o.DuplicateThreshold, IgnoredSystems: []string{SystemMRN}})
+	if s.dupPolicy = o.DuplicatePolicy; s.dupPolicy == "" {
+		s.dupPolicy = DuplicatePolicyWarn
 	}
 	return s
 }
@@ -150,6 +165,9 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 		checkName(&bad, f.Name)
 	}
 	confirm := parseConfirm(&bad, req.ConfirmNotDuplicate)
+	if req.DuplicateCheck != "" && req.DuplicateCheck != DuplicateCheckStrict {
+		bad.Add("Prefer", "duplicate-check must be strict")
+	}
 	registered := today.Format(dateLayout)
 	if req.RegisteredDate != "" {
 		if d, msg := validate.Date(req.RegisteredDate); msg != "" {
@@ -175,8 +193,15 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 	var confirmed []string
 	p, err = idempotency.Do(idem, func() (Patient, bool, error) { return s.replay(ctx, idem) },
 		func() (Patient, error) {
+			// Duplicates are checked before the transaction, not under a lock: two
+			// registrations of one person at the same instant may both pass (duplicates.go).
+			n, same, err := s.checkDuplicates(ctx, p, req.DuplicateCheck, confirm)
+			if err != nil {
+				return Patient{}, err
+			}
+			p.PossibleDuplicates = n
 			p, holders, err := s.store.create(ctx, p, m, idem, confirm)
-			confirmed = holders
+			confirmed = append(holders, same...)
 			return p, err
 		})
 	if err == nil {
@@ -188,7 +213,12 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 // auditConfirmed records that the caller confirmed each of ids (live patients sharing the
 // email of the record just written) as a different person: one entry per id, ids only.
 func (s *service) auditConfirmed(ctx context.Context, ids []string) {
+	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
+		if seen[id] {
+			continue // confirmed as sharing the email and as a scored candidate: one entry
+		}
+		seen[id] = true
 		s.recordChange(ctx, ActionConfirmNotDuplicate, id, nil)
 	}
 }

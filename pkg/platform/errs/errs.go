@@ -6,6 +6,7 @@
 package errs
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -46,13 +47,18 @@ const (
 	// (TOTP or a recovery code): a 401 with a one-time Error.Challenge that /login/mfa
 	// completes; with Error.Enrol the account must enrol first (--require-mfa-roles).
 	MFARequired Kind = "mfa_required"
+	// PossibleDuplicate refuses a registration that looks like a patient already registered
+	// (issue 19): a 409, so a client that does not know the kind sees a conflict;
+	// Error.Candidates carries the scored candidates, and the caller may confirm they are
+	// different people (X-Confirm-Not-Duplicate).
+	PossibleDuplicate Kind = "possible_duplicate"
 )
 
 // Kinds lists every kind, so tests can walk them all.
 var Kinds = []Kind{
 	InvalidArgument, Unauthenticated, PermissionDenied, NotFound, Gone, Conflict,
 	PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, MethodNotAllowed, RateLimited,
-	Unavailable, Timeout, Internal, Canceled, PasswordChangeRequired, MFARequired,
+	Unavailable, Timeout, Internal, Canceled, PasswordChangeRequired, MFARequired, PossibleDuplicate,
 }
 
 // Known reports whether k is one of the contract's kinds; an unknown word from a peer is
@@ -79,6 +85,9 @@ type Error struct {
 	// Enrol marks an MFARequired error whose account has no second factor yet and must
 	// enrol one (with the challenge) before it can log in.
 	Enrol bool
+	// Candidates is the JSON array of scored candidates a PossibleDuplicate error carries
+	// (pkg/patient.Candidate), opaque here so that every transport passes it on unchanged.
+	Candidates json.RawMessage
 	// Err is an optional cause kept for logs; it is never sent to a client.
 	Err error
 }
