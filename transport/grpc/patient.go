@@ -43,6 +43,7 @@ func newPatientServer(set patient.Set) *patientServer {
 		breakGlass:       kitgrpc.NewServer(set.BreakGlassEndpoint, total(breakGlassFromPB), total(grantToPB)),
 		breakGlassGrants: kitgrpc.NewServer(set.BreakGlassGrantsEndpoint, typed.Reject(convert(grantQueryFromPB)), total(grantsToPB)),
 		erase:            kitgrpc.NewServer(set.EraseEndpoint, total(eraseFromPB), total(erasureToPB)),
+		duplicates:       kitgrpc.NewServer(set.DuplicatesEndpoint, total(duplicatesFromPB), total(candidatesToPB)),
 	}
 }
 
@@ -52,7 +53,7 @@ type patientServer struct {
 	create, get, list, update, del, history, audit kitgrpc.Handler
 	billingAccount, invoices, accessLog, verify    kitgrpc.Handler
 	confidentiality, breakGlass, breakGlassGrants  kitgrpc.Handler
-	erase                                          kitgrpc.Handler
+	erase, duplicates                              kitgrpc.Handler
 }
 
 // GetPatientAccessLog implements patientv1.PatientServiceServer.
@@ -153,6 +154,8 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 		BreakGlassGrantsEndpoint: c.endpoint(patient.MethodBreakGlassGrants, total(grantQueryToPB), total(grantsFromPB),
 			&patientv1.ListBreakGlassGrantsResponse{}),
 		EraseEndpoint: c.endpoint(patient.MethodErase, total(eraseToPB), total(erasureFromPB), &patientv1.PatientErasure{}),
+		DuplicatesEndpoint: c.endpoint(patient.MethodDuplicates, total(duplicatesToPB), total(candidatesFromPB),
+			&patientv1.FindDuplicatesResponse{}),
 	}
 }
 
@@ -178,6 +181,8 @@ func patientToPB(p patient.Patient) *patientv1.Patient {
 		Gender:          p.Gender,
 		Phone:           p.Phone,
 		Identifiers:     mapSlice(p.Identifiers, identifierToPB),
+		// #nosec G115 -- at most patient.DefaultDuplicateCount
+		PossibleDuplicates: int32(p.PossibleDuplicates),
 	}
 }
 
@@ -200,22 +205,23 @@ func identifierFromPB(i *patientv1.Identifier) patient.Identifier {
 
 func patientFromPB(p *patientv1.Patient) patient.Patient {
 	return patient.Patient{
-		ID:              p.GetId(),
-		MRN:             p.GetMrn(),
-		Name:            p.GetName(),
-		Email:           p.GetEmail(),
-		Address:         p.GetAddress(),
-		DateOfBirth:     p.GetDateOfBirth(),
-		RegisteredDate:  p.GetRegisteredDate(),
-		Version:         p.GetVersion(),
-		CreatedAt:       fromTimestamp(p.GetCreatedAt()),
-		UpdatedAt:       fromTimestamp(p.GetUpdatedAt()),
-		Confidentiality: p.GetConfidentiality(),
-		Family:          p.GetFamily(),
-		Given:           p.GetGiven(),
-		Gender:          p.GetGender(),
-		Phone:           p.GetPhone(),
-		Identifiers:     nilIfEmpty(mapSlice(p.GetIdentifiers(), identifierFromPB)),
+		ID:                 p.GetId(),
+		MRN:                p.GetMrn(),
+		Name:               p.GetName(),
+		Email:              p.GetEmail(),
+		Address:            p.GetAddress(),
+		DateOfBirth:        p.GetDateOfBirth(),
+		RegisteredDate:     p.GetRegisteredDate(),
+		Version:            p.GetVersion(),
+		CreatedAt:          fromTimestamp(p.GetCreatedAt()),
+		UpdatedAt:          fromTimestamp(p.GetUpdatedAt()),
+		Confidentiality:    p.GetConfidentiality(),
+		Family:             p.GetFamily(),
+		Given:              p.GetGiven(),
+		Gender:             p.GetGender(),
+		Phone:              p.GetPhone(),
+		Identifiers:        nilIfEmpty(mapSlice(p.GetIdentifiers(), identifierFromPB)),
+		PossibleDuplicates: max(int(p.GetPossibleDuplicates()), 0),
 	}
 }
 
@@ -233,6 +239,7 @@ func createToPB(r patient.CreateRequest) *patientv1.CreatePatientRequest {
 		Phone:               r.Phone,
 		Identifiers:         mapSlice(r.Identifiers, identifierToPB),
 		ConfirmNotDuplicate: r.ConfirmNotDuplicate,
+		DuplicateCheck:      r.DuplicateCheck,
 	}
 }
 
@@ -250,6 +257,7 @@ func createFromPB(r *patientv1.CreatePatientRequest) patient.CreateRequest {
 		Phone:               r.GetPhone(),
 		Identifiers:         nilIfEmpty(mapSlice(r.GetIdentifiers(), identifierFromPB)),
 		ConfirmNotDuplicate: r.GetConfirmNotDuplicate(),
+		DuplicateCheck:      r.GetDuplicateCheck(),
 	}
 }
 

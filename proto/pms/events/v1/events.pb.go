@@ -55,9 +55,13 @@ type PatientEvent struct {
 	// patient is the full record after the change (for a deletion: as it was when deleted).
 	Patient *PatientRecord `protobuf:"bytes,9,opt,name=patient,proto3" json:"patient,omitempty"`
 	// actor is who made the change (a user id, "anonymous", or svc:<name>).
-	Actor         string `protobuf:"bytes,10,opt,name=actor,proto3" json:"actor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Actor string `protobuf:"bytes,10,opt,name=actor,proto3" json:"actor,omitempty"`
+	// possible_duplicates is, on PATIENT_CREATED, how many registered patients the new record
+	// may duplicate (issue 19: the duplicate check at registration; 0 when none or unchecked).
+	// Analytics counts registrations with possible duplicates from it.
+	PossibleDuplicates int32 `protobuf:"varint,11,opt,name=possible_duplicates,json=possibleDuplicates,proto3" json:"possible_duplicates,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *PatientEvent) Reset() {
@@ -158,6 +162,13 @@ func (x *PatientEvent) GetActor() string {
 		return x.Actor
 	}
 	return ""
+}
+
+func (x *PatientEvent) GetPossibleDuplicates() int32 {
+	if x != nil {
+		return x.PossibleDuplicates
+	}
+	return 0
 }
 
 // PatientRecord is a patient record as the patient service's REST API shows it.
@@ -929,7 +940,7 @@ var File_pms_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_pms_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1apms/events/v1/events.proto\x12\rpms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n" +
+	"\x1apms/events/v1/events.proto\x12\rpms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x03\n" +
 	"\fPatientEvent\x12\x1c\n" +
 	"\tpatientId\x18\x01 \x01(\tR\tpatientId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -944,7 +955,8 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x126\n" +
 	"\apatient\x18\t \x01(\v2\x1c.pms.events.v1.PatientRecordR\apatient\x12\x14\n" +
 	"\x05actor\x18\n" +
-	" \x01(\tR\x05actor\"\xad\x04\n" +
+	" \x01(\tR\x05actor\x12/\n" +
+	"\x13possible_duplicates\x18\v \x01(\x05R\x12possibleDuplicates\"\xad\x04\n" +
 	"\rPatientRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03mrn\x18\x02 \x01(\tR\x03mrn\x12\x12\n" +
