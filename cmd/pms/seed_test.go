@@ -73,7 +73,7 @@ func TestSeedDuplicates(t *testing.T) {
 	for q, n := range map[string]*int{`SELECT count(*) FROM patients WHERE deleted_at IS NULL`: &patients,
 		`SELECT count(DISTINCT patient_id) FROM patient_match_keys`: &keyed,
 		`SELECT count(*) FROM patients WHERE family ~ '[А-Яа-я]'`:   &cyrillic,
-		`SELECT version FROM patient_match_keys_state`:             &version} {
+		`SELECT version FROM patient_match_keys_state`:              &version} {
 		if err := d.Get(n, q); err != nil {
 			t.Fatal(err)
 		}
