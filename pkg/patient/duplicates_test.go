@@ -16,7 +16,7 @@ import (
 )
 
 // newDuplicateService is newDisclosingService under a duplicate policy.
-func newDuplicateService(t *testing.T, d *db.DB, policy string) patient.Service {
+func newDuplicateService(t testing.TB, d *db.DB, policy string) patient.Service {
 	t.Helper()
 	disc := patient.NewDisclosures(d)
 	w := audit.NewWriter(d, audit.Options{Table: patient.AuditTable, AfterBatch: disc.Hook(nil)})
