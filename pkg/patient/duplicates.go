@@ -293,7 +293,9 @@ func matchDemographics(bad *errs.Fields, r CreateRequest) Patient {
 			bad.Add("email", msg)
 		}
 	}
-	validate.Text(bad, "address", p.Address, MaxAddressLen, false)
+	if p.Address != "" {
+		validate.Text(bad, "address", p.Address, MaxAddressLen, true)
+	}
 	if r.DateOfBirth != "" {
 		if d, msg := validate.Date(r.DateOfBirth); msg != "" {
 			bad.Add("dateOfBirth", msg)

@@ -77,6 +77,7 @@ func NewFHIRHandler(set patient.Set, o Options) http.Handler {
 	handleFHIR(r, o, http.MethodPost, "/Patient", businessRules(set.CreateEndpoint), decodeFHIRCreate, encodeFHIRCreated)
 	handleFHIR(r, o, http.MethodGet, "/Patient", fhirSearch(set.ListEndpoint), decodeFHIRSearchGet, encodeFHIRSearchset)
 	handleFHIR(r, o, http.MethodPost, "/Patient/_search", fhirSearch(set.ListEndpoint), decodeFHIRSearchPost, encodeFHIRSearchset)
+	handleFHIR(r, o, http.MethodPost, "/Patient/$match", set.DuplicatesEndpoint, decodeFHIRMatch, encodeFHIRMatch)
 	handleFHIR(r, o, http.MethodGet, "/Patient/{id}", set.GetEndpoint, decodeFHIRRead, encodeFHIRPatient)
 	handleFHIR(r, o, http.MethodPut, "/Patient/{id}", businessRules(set.UpdateEndpoint), decodeFHIRUpdate, encodeFHIRPatient)
 	handleFHIR(r, o, http.MethodDelete, "/Patient/{id}", set.DeleteEndpoint, decodeFHIRDelete, encodeFHIRDeleted)
@@ -543,7 +544,11 @@ type fhirEntry struct {
 }
 
 type fhirEntrySearch struct {
-	Mode string `json:"mode"`
+	// Extension carries $match's match-grade (fhir_match.go).
+	Extension []fhirExtension `json:"extension,omitempty"`
+	Mode      string          `json:"mode"`
+	// Score is a $match candidate's score, 0..1.
+	Score *float64 `json:"score,omitempty"`
 }
 
 type fhirEntryRequest struct {
