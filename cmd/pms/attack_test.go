@@ -837,6 +837,7 @@ func (w *attackWorld) idRoutes() []idRoute {
 		{"POST", "/api/patients/{id}/break-glass", w.clin, `{"reason":"unconscious patient in A&E"}`},
 		{"PUT", "/api/patients/{id}/confidentiality", w.admin, `{"confidentiality":"normal"}`},
 		{"POST", "/api/patients/{id}/erase", w.admin, `{"reason":"GDPR Art. 17 request"}`},
+		{"GET", "/api/patients/{id}/duplicates", w.clin, ""},
 		// The FHIR facade (its PUT checks the body's id against the path's first: bodyRoutes).
 		{"GET", "/fhir/Patient/{id}", w.clin, ""},
 		{"DELETE", "/fhir/Patient/{id}", w.clin, ""},
@@ -1155,6 +1156,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 	add(w.breakGlassCases()...)
 	add(w.consoleCases()...)
 	add(w.eraseCases()...)
+	add(w.duplicateCases()...)
 
 	// Path traversal and bad ids, on every route with an id.
 	badIDs := []string{"..", "../..", "..%2f..%2fusers", "%2e%2e", "%2e%2e%2f%2e%2e%2faudit", "..%252f..%252f", "..;", "%2F", "%2f%2f",

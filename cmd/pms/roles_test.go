@@ -73,6 +73,8 @@ var roleMatrix = []routeRule{
 	{"patient", "GET", "/audit/break-glass", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
 	// erasure ({deletedPatient}: a fresh patient deleted), admin only.
 	{"patient", "POST", "/patients/{deletedPatient}/erase", `{"reason":"role matrix erasure"}`, []string{authz.RoleAdmin}},
+	// duplicates (issue 19): clinicians, who register and merge records.
+	{"patient", "GET", "/patients/{patient}/duplicates", "", []string{authz.RoleClinician}},
 	// FHIR (the gateway's /fhir facade over the patient endpoints: the same roles as REST;
 	// the capability statement is public, as FHIR servers' are).
 	{"fhir", "GET", "/metadata", "", []string{authz.Public}},
@@ -84,6 +86,7 @@ var roleMatrix = []routeRule{
 	{"fhir", "DELETE", "/Patient/{newPatient}", "", []string{authz.RoleClinician}},
 	{"fhir", "GET", "/Patient/{patient}/_history", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"fhir", "GET", "/Patient/{patient}/_history/1", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	{"fhir", "POST", "/Patient/$match", `{"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Patient","name":[{"text":"Matrix"}],"birthDate":"1980-01-01"}}]}`, []string{authz.RoleClinician}},
 	// billing (CreateBillingAccount has no REST route: it is gRPC only, see grpcOnly)
 	{"billing", "GET", "/accounts?patientId={patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
 	{"billing", "GET", "/accounts/{account}", "", []string{authz.RoleBilling, authz.RoleClinician}},
