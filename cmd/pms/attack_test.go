@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 3535
+const hostileCases = 3631
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -306,6 +306,8 @@ func errorShape(o outcome) error {
 		Message   string            `json:"message"`
 		Fields    map[string]string `json:"fields"`
 		RequestID string            `json:"requestId"`
+		// Candidates come with possible_duplicate only (issue 19).
+		Candidates json.RawMessage `json:"candidates"`
 	}
 	if err := dec.Decode(&e); err != nil {
 		return fmt.Errorf("a %d whose body is not the contract's error shape (%v): %.200s", o.status, err, o.body)
@@ -319,6 +321,8 @@ func errorShape(o outcome) error {
 		return fmt.Errorf("a %d whose requestId %q is not its X-Request-ID %q", o.status, e.RequestID, o.header.Get("X-Request-ID"))
 	case len(e.Fields) > 0 && e.Error != errs.InvalidArgument:
 		return fmt.Errorf("a %d %s with fields", o.status, e.Error)
+	case (len(e.Candidates) > 0) != (e.Error == errs.PossibleDuplicate):
+		return fmt.Errorf("a %d %s with candidates %.100s", o.status, e.Error, e.Candidates)
 	}
 	return nil
 }

@@ -188,7 +188,7 @@ func (s *service) checkDuplicates(ctx context.Context, p Patient, check string, 
 		return 0, nil, errs.Wrap(errs.Internal, "internal error", merr)
 	}
 	e := *ErrPossibleDuplicate
-	e.Message = fmt.Sprintf("%d registered patients may be this person; confirm they are different people with X-Confirm-Not-Duplicate", len(cs))
+	e.Message = fmt.Sprintf("the patient may already be registered (%d possible duplicates); confirm they are different people with X-Confirm-Not-Duplicate", len(cs))
 	e.Candidates = b
 	return 0, nil, &e
 }
