@@ -24,6 +24,7 @@ const (
 	cRegistered = "patients_registered"
 	cUpdated    = "patients_updated"
 	cDeleted    = "patients_deleted"
+	cDuplicates = "patients_possible_duplicates"
 	cIssued     = "invoices_issued"
 	cPaid       = "invoices_paid"
 	cVoided     = "invoices_voided"
@@ -270,6 +271,9 @@ func (s *Store) apply(ctx context.Context, tx *sqlx.Tx, d *delta, ev Event, shar
 		switch ev.Type {
 		case PatientCreated:
 			count(cRegistered)
+			if ev.PossibleDuplicates > 0 {
+				count(cDuplicates)
+			}
 			day = 0
 		case PatientUpdated:
 			count(cUpdated)
@@ -370,6 +374,8 @@ func (s *Store) Summary(ctx context.Context, q SummaryQuery) (Summary, error) {
 				out.Patients.Updated = r.Value
 			case cDeleted:
 				out.Patients.Deleted = r.Value
+			case cDuplicates:
+				out.Patients.Duplicates = r.Value
 			case cIssued:
 				out.Invoices.Issued = r.Value
 			case cPaid:
