@@ -137,7 +137,9 @@ func registrations(b *testing.B, d *db.DB, k int, seed uint64) []patient.CreateR
 // report prints p50, p99 and max of lat.
 func report(b *testing.B, what string, lat []time.Duration, extra string) {
 	slices.Sort(lat)
-	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond) }
+	q := func(p float64) time.Duration {
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
+	}
 	fmt.Printf("%-48s n=%d  p50=%-9s p99=%-9s max=%-9s %s\n", what, len(lat), q(0.50), q(0.99), lat[len(lat)-1].Round(10*time.Microsecond), extra)
 	b.ReportMetric(float64(q(0.99).Microseconds())/1000, "p99-ms/"+what[:3])
 }
