@@ -125,6 +125,21 @@ func TestDuplicatesJourney(t *testing.T) {
 	}
 	c.do("POST", "/Patient/$match", clin, match(`,{"name":"onlyCertainMatches","valueBoolean":true}`)).want(t, "$match onlyCertain", 200)
 	c.do("POST", "/Patient/$match", tok["billing"], match("")).want(t, "$match by billing", 403)
+	// A FHIR create honours the same headers: the refusal is an OperationOutcome naming the
+	// candidates as "duplicate" issues; confirmed, it registers.
+	fhirAda := `{"resourceType":"Patient","name":[{"family":"Lovelace","given":["Ada"]}],"gender":"female","birthDate":"1915-10-12","address":[{"text":"12 St James's Square, London"}]}`
+	o := c.do("POST", "/Patient", clin, fhirAda, "Prefer", "duplicate-check=strict").want(t, "FHIR strict create", 409)
+	if !strings.Contains(string(o.body), `"code":"duplicate"`) || !strings.Contains(string(o.body), "Patient/"+firstID) {
+		t.Fatalf("FHIR refusal: %s", o.body)
+	}
+	c.do("POST", "/Patient", clin, fhirAda, "Prefer", "duplicate-check=nope").want(t, "FHIR bad Prefer", 400)
+	var all []string
+	for _, i := range o.res["issue"].([]any) {
+		if d, _ := i.(map[string]any)["diagnostics"].(string); strings.HasPrefix(d, "possible duplicate Patient/") {
+			all = append(all, strings.Fields(strings.TrimPrefix(d, "possible duplicate Patient/"))[0])
+		}
+	}
+	c.do("POST", "/Patient", clin, fhirAda, "Prefer", "duplicate-check=strict", "X-Confirm-Not-Duplicate", strings.Join(all, ",")).want(t, "FHIR confirmed create", 201)
 	cap := c.do("GET", "/metadata", "", "").want(t, "metadata", 200)
 	if !strings.Contains(string(cap.body), `"name":"match"`) {
 		t.Fatalf("$match not in the CapabilityStatement: %s", cap.body)

@@ -275,6 +275,7 @@ func encodeFHIRError(ctx context.Context, err error, w http.ResponseWriter) {
 	for _, k := range names {
 		o.Issue = append(o.Issue, fhirIssue{Severity: "error", Code: code, Diagnostics: k + ": " + body.Fields[k]})
 	}
+	o.Issue = append(o.Issue, duplicateIssues(body)...) // fhir_match.go
 	writeFHIR(w, ctx, status, o)
 }
 
@@ -358,6 +359,10 @@ func decodeFHIRCreate(_ context.Context, r *http.Request) (patient.CreateRequest
 	if err != nil {
 		return patient.CreateRequest{}, err
 	}
+	check, confirm, err := duplicateHeaders(r.Header) // fhir_match.go
+	if err != nil {
+		return patient.CreateRequest{}, err
+	}
 	_, f, err := decodeFHIRPatient(r)
 	if err != nil {
 		return patient.CreateRequest{}, err
@@ -366,7 +371,7 @@ func decodeFHIRCreate(_ context.Context, r *http.Request) (patient.CreateRequest
 		return patient.CreateRequest{}, unprocessable(errs.Invalid(map[string]string{"identifier": "the MRN is assigned by the server"}))
 	}
 	return patient.CreateRequest{Name: f.Name, Family: f.Family, Given: f.Given, Gender: f.Gender, Phone: f.Phone, Identifiers: f.Identifiers,
-		Email: f.Email, Address: f.Address, DateOfBirth: f.DateOfBirth, IdempotencyKey: key}, nil
+		Email: f.Email, Address: f.Address, DateOfBirth: f.DateOfBirth, IdempotencyKey: key, DuplicateCheck: check, ConfirmNotDuplicate: confirm}, nil
 }
 
 // decodeFHIRUpdate reads PUT /Patient/{id}: the resource's id must be the path's, If-Match

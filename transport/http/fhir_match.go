@@ -112,3 +112,35 @@ func encodeFHIRMatch(ctx context.Context, _ http.Header, r patient.DuplicatesRes
 	}
 	return http.StatusOK, b, nil
 }
+
+// duplicateHeaders reads a FHIR create's Prefer: duplicate-check=strict and
+// X-Confirm-Not-Duplicate, as REST does (the same check, the same confirmation).
+func duplicateHeaders(h http.Header) (string, []string, error) {
+	check, err := wire.DuplicateCheck(h.Values(wire.HeaderPrefer))
+	if err != nil {
+		return "", nil, err
+	}
+	confirm, err := wire.ConfirmNotDuplicate(h.Values(wire.HeaderConfirmNotDuplicate))
+	return check, confirm, err
+}
+
+// duplicateIssues are the OperationOutcome issues of a possible_duplicate refusal of a FHIR
+// create: one "duplicate" issue per candidate naming it, its score and grade (the record itself
+// is read with its own audited GET).
+func duplicateIssues(body wire.ErrorBody) []fhirIssue {
+	if body.Error != errs.PossibleDuplicate {
+		return nil
+	}
+	var cs []struct {
+		ID    string  `json:"id"`
+		Score float64 `json:"score"`
+		Grade string  `json:"grade"`
+	}
+	_ = json.Unmarshal(body.Candidates, &cs) // written by the service (or its gRPC relay)
+	out := make([]fhirIssue, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, fhirIssue{Severity: "error", Code: "duplicate",
+			Diagnostics: "possible duplicate Patient/" + c.ID + " (score " + strconv.FormatFloat(c.Score, 'f', 2, 64) + ", " + c.Grade + ")"})
+	}
+	return out
+}
