@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/patient/match"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/validate"
@@ -93,10 +94,10 @@ func (s *service) grade(score float64) string {
 	return "certainly-not"
 }
 
-// scoreCandidates fetches the records sharing a blocking key with p (but exclude), scores
-// each, and returns those scoring at least min, best first.
-func (s *service) scoreCandidates(ctx context.Context, p Patient, exclude string, minScore float64) ([]Candidate, error) {
-	found, err := s.store.candidates(ctx, p, exclude)
+// scoreCandidates fetches the records sharing a blocking key with p (but exclude) through q,
+// scores each, and returns those scoring at least minScore, best first.
+func (s *service) scoreCandidates(ctx context.Context, q sqlx.QueryerContext, p Patient, exclude string, minScore float64) ([]Candidate, error) {
+	found, err := s.store.candidates(ctx, q, p, exclude)
 	if err != nil {
 		return nil, err
 	}
@@ -142,24 +143,38 @@ func (s *service) disclose(ctx context.Context, subject string, cs []Candidate, 
 	return err
 }
 
-// checkDuplicates is the duplicate check of a registration p under the service's policy:
-// the number of possible duplicates (for X-Possible-Duplicates), or ErrPossibleDuplicate
-// with the candidates when the check is strict (the caller asked, or the policy blocks) and
-// a candidate the caller did not confirm scores at or above the threshold. The candidates
-// of a 409 are audited as disclosed; a confirmed one is returned for its
-// confirm_not_duplicate entry once the registration commits.
-func (s *service) checkDuplicates(ctx context.Context, p Patient, check string, confirm []string) (n int, confirmed []string, err error) {
+// duplicateRefusal carries a strict check's candidates out of the registration's
+// transaction, which it rolls back; refuse then turns it into the 409 (masking and the
+// disclosure's audit entry need the database, which on SQLite the transaction holds).
+type duplicateRefusal struct{ cs []Candidate }
+
+func (duplicateRefusal) Error() string { return "possible duplicate" }
+
+// checkDuplicates is the duplicate check of a registration p under the service's policy, in
+// the registration's transaction tx: the number of possible duplicates (for
+// X-Possible-Duplicates and the event), or a duplicateRefusal when the check is strict (the
+// caller asked, or the policy blocks) and a candidate the caller did not confirm scores at or
+// above the threshold; the confirmed candidates are returned for their confirm_not_duplicate
+// entries once the registration commits. A strict check first locks the record's blocking
+// keys (lockMatchKeys), so two registrations of one person are checked one after the other.
+func (s *service) checkDuplicates(ctx context.Context, tx *sqlx.Tx, p Patient, check string, confirm []string) (n int, confirmed []string, err error) {
 	if s.dupPolicy == DuplicatePolicyOff {
 		return 0, nil, nil
 	}
-	cs, err := s.scoreCandidates(ctx, p, "", s.matcher.Threshold())
+	strict := check == DuplicateCheckStrict || s.dupPolicy == DuplicatePolicyBlock
+	if strict {
+		if err := s.store.lockMatchKeys(ctx, tx, p); err != nil {
+			return 0, nil, err
+		}
+	}
+	cs, err := s.scoreCandidates(ctx, tx, p, "", s.matcher.Threshold())
 	if err != nil {
 		return 0, nil, err
 	}
 	if len(cs) > DefaultDuplicateCount {
 		cs = cs[:DefaultDuplicateCount]
 	}
-	if check != DuplicateCheckStrict && s.dupPolicy != DuplicatePolicyBlock {
+	if !strict {
 		return len(cs), nil, nil
 	}
 	ok := make(map[string]bool, len(confirm))
@@ -174,23 +189,29 @@ func (s *service) checkDuplicates(ctx context.Context, p Patient, check string, 
 			unconfirmed++
 		}
 	}
-	if unconfirmed == 0 {
-		return len(cs), confirmed, nil
+	if unconfirmed > 0 {
+		return 0, nil, duplicateRefusal{cs: cs}
 	}
+	return len(cs), confirmed, nil
+}
+
+// refuse is the 409 possible_duplicate of a refusal: the candidates masked, their disclosure
+// audited, the error carrying them.
+func (s *service) refuse(ctx context.Context, cs []Candidate) error {
 	if err := s.mask(ctx, cs); err != nil {
-		return 0, nil, err
+		return err
 	}
 	if err := s.disclose(ctx, "", cs, nil); err != nil {
-		return 0, nil, err
+		return err
 	}
-	b, merr := json.Marshal(cs)
-	if merr != nil {
-		return 0, nil, errs.Wrap(errs.Internal, "internal error", merr)
+	b, err := json.Marshal(cs)
+	if err != nil {
+		return errs.Wrap(errs.Internal, "internal error", err)
 	}
 	e := *ErrPossibleDuplicate
 	e.Message = fmt.Sprintf("the patient may already be registered (%d possible duplicates); confirm they are different people with X-Confirm-Not-Duplicate", len(cs))
 	e.Candidates = b
-	return 0, nil, &e
+	return &e
 }
 
 // ErrPossibleDuplicate refuses a registration that looks like patients already registered
@@ -247,7 +268,7 @@ func (s *service) Duplicates(ctx context.Context, req DuplicatesRequest) (Duplic
 		}
 	}
 	if err == nil {
-		cs, err = s.scoreCandidates(ctx, p, subject, minScore)
+		cs, err = s.scoreCandidates(ctx, s.store.db, p, subject, minScore)
 	}
 	if err == nil && req.OnlyCertain {
 		certain := cs[:0]

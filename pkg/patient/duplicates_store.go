@@ -3,6 +3,7 @@ package patient
 import (
 	"context"
 	"hash/fnv"
+	"slices"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -113,9 +114,42 @@ func matchFieldsChanged(a, b Patient) bool {
 		encodeIdentifiers(a.Identifiers) != encodeIdentifiers(b.Identifiers)
 }
 
+// duplicateCheckKey carries a registration's duplicate check into its transaction.
+type duplicateCheckKey struct{}
+
+// withDuplicateCheck has the create of ctx run check in its transaction (after the email
+// check, before the insert): it returns the number of possible duplicates, or the refusal.
+func withDuplicateCheck(ctx context.Context, check func(tx *sqlx.Tx) (int, error)) context.Context {
+	return context.WithValue(ctx, duplicateCheckKey{}, check)
+}
+
+func duplicateCheckFrom(ctx context.Context) func(tx *sqlx.Tx) (int, error) {
+	check, _ := ctx.Value(duplicateCheckKey{}).(func(tx *sqlx.Tx) (int, error))
+	return check
+}
+
+// lockMatchKeys takes, on PostgreSQL, a transaction-scoped advisory lock on each blocking key
+// of p, in ascending order (so two registrations never wait for each other in a cycle): two
+// registrations sharing a key run their strict checks one after the other, and the second
+// sees the first's record. SQLite's write transaction already runs alone.
+func (s *Store) lockMatchKeys(ctx context.Context, tx *sqlx.Tx, p Patient) error {
+	if s.db.Dialect != db.Postgres {
+		return nil
+	}
+	keys := matchKeys(p)
+	slices.Sort(keys)
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, k); err != nil {
+			return db.Classify(err)
+		}
+	}
+	return nil
+}
+
 // candidates returns the live records (but exclude) that share a blocking key with p, at
-// most MaxCandidates, with their identifiers: two indexed lookups (keys, then records by id).
-func (s *Store) candidates(ctx context.Context, p Patient, exclude string) ([]Patient, error) {
+// most MaxCandidates, with their identifiers, read through q (the database, or a
+// registration's transaction): two indexed lookups (keys, then records by id).
+func (s *Store) candidates(ctx context.Context, q sqlx.QueryerContext, p Patient, exclude string) ([]Patient, error) {
 	keys := matchKeys(p)
 	if len(keys) == 0 {
 		return nil, nil
@@ -127,21 +161,21 @@ func (s *Store) candidates(ctx context.Context, p Patient, exclude string) ([]Pa
 	for i, k := range keys {
 		args[i] = k
 	}
-	q, args, err := sqlx.In(`SELECT `+patientColumns+` FROM patients WHERE id IN (
+	query, args, err := sqlx.In(`SELECT `+patientColumns+` FROM patients WHERE id IN (
 		SELECT patient_id FROM patient_match_keys WHERE key IN (?)) AND deleted_at IS NULL AND id <> ? ORDER BY seq LIMIT ?`,
 		args, exclude, MaxCandidates)
 	if err != nil {
 		return nil, errs.Wrap(errs.Internal, "internal error", err)
 	}
 	var rows []patientRow
-	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(q), args...); err != nil {
+	if err := sqlx.SelectContext(ctx, q, &rows, s.db.Rebind(query), args...); err != nil {
 		return nil, db.Classify(err)
 	}
 	out := make([]Patient, len(rows))
 	for i, r := range rows {
 		out[i] = r.patient()
 	}
-	if err := s.loadIdentifiers(ctx, s.db, out); err != nil {
+	if err := s.loadIdentifiers(ctx, q, out); err != nil {
 		return nil, err
 	}
 	return out, nil

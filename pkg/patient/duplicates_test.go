@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/pms/pms/migrations"
@@ -257,6 +259,42 @@ func TestBackfillMatchKeys(t *testing.T) {
 		}
 		if r, err := s.Duplicates(ctx, patient.DuplicatesRequest{Patient: &adaAgain}); err != nil || len(r.Candidates) != 1 || r.Candidates[0].ID != first.ID {
 			t.Fatalf("after the back-fill: %+v %v", r, err)
+		}
+	})
+}
+
+// TestDuplicateCheckConcurrent: under block, eight registrations of one person at once
+// (each with its own email) register exactly one record: the strict check runs in the
+// create's transaction after locking the record's blocking keys, so each later one sees the
+// first and is refused.
+func TestDuplicateCheckConcurrent(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		s := newDuplicateService(t, d, patient.DuplicatePolicyBlock)
+		var wg sync.WaitGroup
+		results := make([]error, 8)
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := adaAgain
+				r.Email = fmt.Sprintf("ada%d@example.org", i)
+				_, results[i] = s.Create(ctxAs("clin1"), r)
+			}()
+		}
+		wg.Wait()
+		ok, refused := 0, 0
+		for _, err := range results {
+			switch errs.KindOf(err) {
+			case "":
+				ok++
+			case errs.PossibleDuplicate:
+				refused++
+			default:
+				t.Errorf("unexpected %v", err)
+			}
+		}
+		if ok != 1 || refused != 7 || count(t, d, `SELECT count(*) FROM patients`) != 1 {
+			t.Fatalf("%d registered, %d refused; want 1 and 7", ok, refused)
 		}
 	})
 }

@@ -15,6 +15,6 @@ func ScoreCandidates(ctx context.Context, s Service, r CreateRequest) (int, erro
 	if err := bad.Err(); err != nil {
 		return 0, err
 	}
-	cs, err := svc.scoreCandidates(ctx, p, "", svc.matcher.Threshold())
+	cs, err := svc.scoreCandidates(ctx, svc.store.db, p, "", svc.matcher.Threshold())
 	return len(cs), err
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"time"
@@ -193,14 +194,17 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 	var confirmed []string
 	p, err = idempotency.Do(idem, func() (Patient, bool, error) { return s.replay(ctx, idem) },
 		func() (Patient, error) {
-			// Duplicates are checked before the transaction, not under a lock: two
-			// registrations of one person at the same instant may both pass (duplicates.go).
-			n, same, err := s.checkDuplicates(ctx, p, req.DuplicateCheck, confirm)
-			if err != nil {
-				return Patient{}, err
+			// The duplicate check runs in the create's transaction (duplicates.go).
+			var same []string
+			cctx := withDuplicateCheck(ctx, func(tx *sqlx.Tx) (n int, err error) {
+				n, same, err = s.checkDuplicates(ctx, tx, p, req.DuplicateCheck, confirm)
+				return n, err
+			})
+			p, holders, err := s.store.create(cctx, p, m, idem, confirm)
+			var refusal duplicateRefusal
+			if errors.As(err, &refusal) {
+				return Patient{}, s.refuse(ctx, refusal.cs)
 			}
-			p.PossibleDuplicates = n
-			p, holders, err := s.store.create(ctx, p, m, idem, confirm)
 			confirmed = append(holders, same...)
 			return p, err
 		})

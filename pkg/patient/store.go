@@ -148,6 +148,11 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 		if holders, err = s.checkEmail(ctx, tx, p.ID, p.Email, confirmed); err != nil {
 			return err
 		}
+		if check := duplicateCheckFrom(ctx); check != nil { // duplicates.go
+			if p.PossibleDuplicates, err = check(tx); err != nil {
+				return err
+			}
+		}
 		var seq int64
 		err = tx.QueryRowxContext(ctx, tx.Rebind(`INSERT INTO patients (id, name, family, given, gender, phone, email, address, date_of_birth, registered_date, version, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`),
