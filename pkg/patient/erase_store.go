@@ -45,7 +45,7 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta, forc
 			q    string
 			args []any
 		}{
-			{`UPDATE patients SET name = '', family = '', given = '[]', gender = '', phone = '', email = '', address = '', date_of_birth = ?, erased_at = ?, version = ?, updated_at = ?,
+			{`UPDATE patients SET name = '', family = '', given = '[]', gender = '', phone = '', identifiers = '[]', email = '', address = '', date_of_birth = ?, erased_at = ?, version = ?, updated_at = ?,
 				deleted_at = COALESCE(deleted_at, ?) WHERE id = ?`,
 				[]any{ErasedDateOfBirth, s.db.Time(m.At), r.Version + 1, s.db.Time(m.At), s.db.Time(m.At), id}},
 			{`DELETE FROM patient_versions WHERE patient_id = ?`, []any{id}},

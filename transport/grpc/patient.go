@@ -182,7 +182,7 @@ func patientToPB(p patient.Patient) *patientv1.Patient {
 }
 
 // nilIfEmpty makes an empty list nil: proto does not tell them apart, and the contract's JSON
-// shows both as [] (patient.Patient.MarshalJSON).
+// shows both as [] (patient.Patient.WithLists).
 func nilIfEmpty[T any](v []T) []T {
 	if len(v) == 0 {
 		return nil
@@ -215,8 +215,8 @@ func patientFromPB(p *patientv1.Patient) patient.Patient {
 		Given:           p.GetGiven(),
 		Gender:          p.GetGender(),
 		Phone:           p.GetPhone(),
-		Identifiers:     nilIfEmpty(mapSlice(p.GetIdentifiers(), identifierFromPB)),
-	}
+		Identifiers:     mapSlice(p.GetIdentifiers(), identifierFromPB),
+	}.WithLists()
 }
 
 func createToPB(r patient.CreateRequest) *patientv1.CreatePatientRequest {

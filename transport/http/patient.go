@@ -179,7 +179,7 @@ func encodePatientPage(prefix string) func(context.Context, http.Header, patient
 			q.Set("pageToken", pg.NextPageToken)
 			h.Set("Link", "<"+prefix+"/patients?"+q.Encode()+`>; rel="next"`)
 		}
-		return http.StatusOK, nonNil(pg.Patients)
+		return http.StatusOK, patient.Patients(nonNil(pg.Patients))
 	}
 }
 

@@ -63,7 +63,7 @@ func encodeSearchPage(prefix string) func(context.Context, http.Header, patient.
 		if pg.NextPageToken != "" {
 			h.Set("Link", "<"+prefix+"/patients/_search?"+url.Values{"pageToken": {pg.NextPageToken}}.Encode()+`>; rel="next"`)
 		}
-		return http.StatusOK, nonNil(pg.Patients)
+		return http.StatusOK, patient.Patients(nonNil(pg.Patients))
 	}
 }
 
