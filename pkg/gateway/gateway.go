@@ -79,6 +79,10 @@ type Config struct {
 	// and admit.DefaultMaxWait; a negative MaxInFlight turns admission control off.
 	MaxInFlight  int
 	MaxQueueWait time.Duration
+	// MaxHTTPInFlight bounds the HTTP requests in flight in the whole gateway; one more is
+	// refused 503 with Retry-After on arrival, before its token is checked (front.go). 0
+	// means DefaultMaxHTTPInFlight; a negative value turns it off.
+	MaxHTTPInFlight int
 	// BreakerFailures (default 5) consecutive failures open an upstream's breaker for
 	// BreakerOpenFor (default DefaultOpenFor).
 	BreakerFailures uint32
@@ -252,7 +256,7 @@ func New(c Config) (*Gateway, error) {
 		return nil, b.err
 	}
 	g.routes = servedRoutes(mounts)
-	g.handler = c.CORS.wrap(dispatch(mounts, openapi.Handler(), b.options("")))
+	g.handler = newFront(c.CORS.wrap(dispatch(mounts, openapi.Handler(), b.options(""))), c.MaxHTTPInFlight, c.Registerer)
 	return g, nil
 }
 
