@@ -58,7 +58,7 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 		// Resume from the offsets billing's database has applied (outbox.MarkApplied keeps
 		// them in the transaction that opens the account), not from the group's committed
 		// offsets, which run ahead of a restored database (docs/operations.md).
-		return kafkatransport.NewBillingPatientSubscriber(svc, p, u.kafka.metrics, u.logger,
+		return kafkatransport.NewBillingPatientSubscriber(svc, store, p, u.kafka.metrics, u.logger,
 			kafkatransport.SubscriberResume(func(ctx context.Context) (map[string]map[int32]int64, error) {
 				return outbox.ConsumerOffsets(ctx, u.db, billing.ConsumerPatientEvents)
 			}),

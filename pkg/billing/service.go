@@ -104,7 +104,14 @@ func (s *service) GetAccount(ctx context.Context, id string) (Account, error) {
 	if err == nil {
 		a, err = s.store.getAccount(ctx, aid)
 	}
-	return readResult(s, ctx, ActionReadAccount, a.PatientID, a, err)
+	if err == nil {
+		err = s.refuseRestricted(ctx, a.PatientID) // docs/audit.md, "Billing and confidentiality"
+	}
+	pid := a.PatientID
+	if err != nil {
+		a = Account{}
+	}
+	return readResult(s, ctx, ActionReadAccount, pid, a, err)
 }
 
 func (s *service) ListAccounts(ctx context.Context, q AccountQuery) ([]Account, error) {
@@ -112,6 +119,9 @@ func (s *service) ListAccounts(ctx context.Context, q AccountQuery) ([]Account, 
 	pid, err := parseID(q.PatientID, "patientId")
 	if q.PatientID == "" {
 		err = errs.Invalid(map[string]string{"patientId": "is required"})
+	}
+	if err == nil {
+		err = s.refuseRestricted(ctx, pid)
 	}
 	if err == nil {
 		out, err = s.store.accountsByPatient(ctx, pid)
@@ -175,6 +185,12 @@ func (s *service) GetInvoice(ctx context.Context, id string) (Invoice, error) {
 	if err == nil {
 		inv, err = s.store.getInvoice(ctx, iid)
 	}
+	if err == nil {
+		err = s.refuseRestricted(ctx, inv.PatientID)
+	}
+	if err != nil {
+		inv = Invoice{}
+	}
 	return readResult(s, ctx, ActionReadInvoice, iid, inv, err)
 }
 
@@ -214,7 +230,16 @@ func (s *service) listInvoices(ctx context.Context, q *InvoiceQuery) (InvoicePag
 	if err := bad.Err(); err != nil {
 		return InvoicePage{}, err
 	}
+	// A list of one restricted patient is refused as a read of that patient would be; a list
+	// of many leaves the restricted patients' invoices out (a page may then hold fewer than
+	// limit, its Link still leads on).
+	if err := s.refuseRestricted(ctx, q.PatientID); err != nil {
+		return InvoicePage{}, err
+	}
 	invs, last, more, err := s.store.listInvoices(ctx, *q, after, limit)
+	if err == nil && q.PatientID == "" {
+		invs, err = s.withoutRestricted(ctx, invs)
+	}
 	if err != nil {
 		return InvoicePage{}, err
 	}
