@@ -45,7 +45,7 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 	if err != nil {
 		return u.fail(err)
 	}
-	var svc billing.Service = billing.NewService(store, writer, billing.Options{Logger: u.logger})
+	var svc billing.Service = billing.NewService(store, writer, billing.Options{Logger: u.logger, AuditTopic: u.auditTopicCheck()})
 	svc = billing.NewMetrics(u.reg).Instrumenting()(svc)
 	verifier := s.verifier(ctx)
 	set := billing.NewEndpoints(svc, u.endpoints(verifier, billing.Ops, billing.DeniedAuditor(writer)))

@@ -32,7 +32,8 @@ type Service interface {
 	RecordPayment(ctx context.Context, req PaymentRequest) (Invoice, error)
 	VoidInvoice(ctx context.Context, id string) (Invoice, error)
 	Audit(ctx context.Context, q audit.Query) ([]audit.Record, error)
-	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md).
+	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md); against the
+	// audit topic too when ctx asks (audit.WithAgainstTopic).
 	VerifyAudit(ctx context.Context) (audit.Report, error)
 }
 
@@ -48,6 +49,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives operational messages (ids only, never patient data).
 	Logger log.Logger
+	// AuditTopic, when set, lets VerifyAudit compare the chain with the audit topic on request
+	// (GET /audit/verify?againstTopic=true; docs/audit.md). Nil: the chain is verified alone.
+	AuditTopic *audit.TopicCheck
 }
 
 type service struct {
@@ -55,11 +59,12 @@ type service struct {
 	audit AuditLog
 	now   func() time.Time
 	log   log.Logger
+	topic *audit.TopicCheck
 }
 
 // NewService returns the billing service over store, auditing to auditLog.
 func NewService(store *Store, auditLog AuditLog, o Options) Service {
-	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger}
+	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger, topic: o.AuditTopic}
 	if s.now == nil {
 		s.now = time.Now
 	}

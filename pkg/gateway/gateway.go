@@ -102,6 +102,9 @@ type Config struct {
 	// AuditDB, when set with Audit, is the gateway's own database holding that log: the
 	// gateway then serves its chain's verdict to admins at GET /api/gateway/audit/verify.
 	AuditDB *db.DB
+	// AuditTopic, when set, lets GET /api/gateway/audit/verify?againstTopic=true compare the
+	// gateway's chain with the audit topic (docs/audit.md).
+	AuditTopic *audit.TopicCheck
 }
 
 // Local is the services' endpoint sets, for Config.InProcess.
