@@ -205,7 +205,7 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			e, err := decodeJSONResponse[[]auth.AuditEntry](resp)
 			return auth.AuditResponse{Entries: e}, err
 		}),
-		VerifyAuditEndpoint: clientEndpoint(c, verifyCall[auth.VerifyAuditRequest]("/users/audit/verify"), decodeJSONResponse[audit.Report]),
+		VerifyAuditEndpoint:   clientEndpoint(c, verifyCall[auth.VerifyAuditRequest]("/users/audit/verify"), decodeJSONResponse[audit.Report]),
 		ListSessionsEndpoint:  sessionClient.list,
 		DeleteSessionEndpoint: sessionClient.delete,
 		LogoutAllEndpoint:     sessionClient.logoutAll,
