@@ -36,7 +36,9 @@ func TestVerifyService(t *testing.T) {
 		pub := p.pub
 		p.mu.Unlock()
 		tc := &TopicCheck{
-			Read: func(context.Context) (map[string]*Published, error) { return map[string]*Published{"patient": &pub}, nil },
+			Read: func(context.Context) (map[string]*Published, error) {
+				return map[string]*Published{"patient": &pub}, nil
+			},
 			Keys: func() (map[string]ed25519.PublicKey, error) { return CheckpointPublicKeys(path) },
 		}
 		if rep, err := VerifyService(ctx, d, "", "patient", true, tc); err != nil || !rep.OK || !rep.AgainstTopic || rep.TopicEntries == 0 {
