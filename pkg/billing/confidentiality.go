@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -131,11 +132,22 @@ func (s *service) withoutRestricted(ctx context.Context, invs []Invoice) ([]Invo
 			kept = append(kept, inv)
 		}
 	}
-	for _, id := range ids {
+	// The refusals are written concurrently, so the audit writer commits them in one batch
+	// rather than one commit after another.
+	var wg sync.WaitGroup
+	failed := make([]error, len(ids))
+	for i, id := range ids {
 		if restricted[id] {
-			if err := s.recorder().Record(ctx, ActionSearchInvoices, id, ErrRestricted); err != nil {
-				return nil, errs.Wrap(errs.Unavailable, "the audit log is unavailable", err)
-			}
+			wg.Go(func() { failed[i] = s.recorder().Record(ctx, ActionSearchInvoices, id, ErrRestricted) })
+		}
+	}
+	wg.Wait()
+	for _, err := range failed {
+		if errs.KindOf(err) == errs.Canceled {
+			return nil, err // the caller went away: not the audit log's failure
+		}
+		if err != nil {
+			return nil, errs.Wrap(errs.Unavailable, "the audit log is unavailable", err)
 		}
 	}
 	return kept, nil

@@ -17,7 +17,7 @@ import (
 
 // newServiceAndStore is newService that also hands back the store (the topic consumer's
 // side: RecordConfidentiality).
-func newServiceAndStore(t *testing.T, d *db.DB) (billing.Service, *billing.Store) {
+func newServiceAndStore(t testing.TB, d *db.DB) (billing.Service, *billing.Store) {
 	t.Helper()
 	w := audit.NewWriter(d, audit.Options{Table: billing.AuditTable})
 	t.Cleanup(func() { _ = w.Close(context.Background()) })
