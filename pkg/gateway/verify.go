@@ -18,6 +18,10 @@ import (
 // (GET /api/gateway/audit/verify), admin only, as every service serves its own.
 const MethodVerifyAudit = "VerifyAudit"
 
+// auditVerifyMethod is the method name of every service's audit verification (the
+// services' MethodVerifyAudit, and the gateway's own): the upstream wrap treats it apart.
+const auditVerifyMethod = MethodVerifyAudit
+
 // ActionVerifyAudit is its audit action in the gateway's log, named after the gateway as the
 // entries of the routes it guards are named after their service ("gateway.audit.verify").
 const ActionVerifyAudit = "audit.verify"
