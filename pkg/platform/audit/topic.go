@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -119,6 +120,22 @@ type TopicCheck struct {
 	// Timeout bounds the read and the comparison (default DefaultTopicTimeout): past it
 	// the answer is unavailable.
 	Timeout time.Duration
+
+	// one lets one read of the topic run at a time per service: concurrent verifications
+	// wait their turn (within their Timeout) instead of each reading the whole topic at once.
+	once sync.Once
+	one  chan struct{}
+}
+
+// acquire waits for the service's one topic read slot, or ctx's end.
+func (tc *TopicCheck) acquire(ctx context.Context) (release func(), err error) {
+	tc.once.Do(func() { tc.one = make(chan struct{}, 1) })
+	select {
+	case tc.one <- struct{}{}:
+		return func() { <-tc.one }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // ErrTopicUnavailable answers a verification against the topic that could not read it (in
@@ -148,13 +165,22 @@ func VerifyService(ctx context.Context, d *db.DB, table, service string, against
 			return Report{}, errs.Wrap(errs.Internal, "internal error", fmt.Errorf("audit: checkpoint keys: %w", err))
 		}
 	}
-	pub, err := tc.Read(ctx)
-	if err != nil {
-		if k := errs.KindOf(ctx.Err()); k == errs.Canceled {
-			return Report{}, errs.FromContext(ctx.Err(), "")
+	release, err := tc.acquire(ctx)
+	if err == nil {
+		defer release()
+		var pub map[string]*Published
+		if pub, err = tc.Read(ctx); err == nil {
+			return verifyPublished(ctx, d, table, service, pub, keys)
 		}
-		return Report{}, errs.Wrap(errs.Unavailable, ErrTopicUnavailable.Message, err)
 	}
+	if k := errs.KindOf(ctx.Err()); k == errs.Canceled {
+		return Report{}, errs.FromContext(ctx.Err(), "")
+	}
+	return Report{}, errs.Wrap(errs.Unavailable, ErrTopicUnavailable.Message, err)
+}
+
+// verifyPublished compares the chain in table with what the topic holds about service.
+func verifyPublished(ctx context.Context, d *db.DB, table, service string, pub map[string]*Published, keys map[string]ed25519.PublicKey) (Report, error) {
 	p := pub[service]
 	if p == nil {
 		p = &Published{}

@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,6 +71,40 @@ func TestVerifyService(t *testing.T) {
 		cancel()
 		if _, err := VerifyService(gone, d, "", "patient", true, slow); errs.KindOf(err) != errs.Canceled {
 			t.Fatalf("caller gone: %v; want canceled", err)
+		}
+		// One read of the topic at a time per service: while one read holds the slot, another
+		// verification waits for it, and past its deadline answers 503 without reading.
+		var reads atomic.Int32
+		hold := make(chan struct{})
+		one := &TopicCheck{Timeout: 30 * time.Second, Keys: tc.Keys, Read: func(ctx context.Context) (map[string]*Published, error) {
+			if reads.Add(1) == 1 {
+				<-hold
+			}
+			return map[string]*Published{"patient": &pub}, nil
+		}}
+		first := make(chan error, 1)
+		go func() {
+			_, err := VerifyService(context.Background(), d, "", "patient", true, one)
+			first <- err
+		}()
+		for deadline := time.Now().Add(10 * time.Second); reads.Load() == 0; {
+			if time.Now().After(deadline) {
+				t.Fatal("the first read never started")
+			}
+			runtime.Gosched()
+		}
+		short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+		_, err = VerifyService(short, d, "", "patient", true, one)
+		cancelShort()
+		if errs.KindOf(err) != errs.Unavailable || reads.Load() != 1 {
+			t.Fatalf("a second verification during the first read: %v, %d reads; want unavailable without a read", err, reads.Load())
+		}
+		close(hold)
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := VerifyService(ctx, d, "", "patient", true, one); err != nil || reads.Load() != 2 {
+			t.Fatalf("after the first read: %v, %d reads", err, reads.Load())
 		}
 		if !AgainstTopic(WithAgainstTopic(ctx, true)) || AgainstTopic(ctx) {
 			t.Fatal("WithAgainstTopic / AgainstTopic")
