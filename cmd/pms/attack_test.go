@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 3535
+const hostileCases = 3562
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -495,6 +495,18 @@ func (w *attackWorld) setUp() {
 	w.restricted = w.create("/api/patients", w.clin, w.patientBody("restricted@example.org"))
 	if resp, b := w.call("PUT", "/api/patients/"+w.restricted+"/confidentiality", w.admin, `{"confidentiality":"restricted"}`); resp.StatusCode != 200 {
 		t.Fatalf("restrict: %d %s", resp.StatusCode, b)
+	}
+	// The restriction reaches billing with the PATIENT_UPDATED event: wait until billing's
+	// own routes refuse the patient, so the cases on them see it (breakGlassCases).
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, b := w.call("GET", "/api/billing/accounts?patientId="+w.restricted, w.bill, "")
+		if resp.StatusCode == 403 {
+			break
+		}
+		if resp.StatusCode != 200 || time.Now().After(deadline) {
+			t.Fatalf("billing after the restriction: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	var accounts []struct{ ID string }
 	if resp, b := w.call("GET", "/api/billing/accounts?patientId="+w.p1, w.bill, ""); resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil || len(accounts) != 1 {
@@ -1270,10 +1282,10 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{path: "/api/billing/accounts", token: w.bill, ids: []string{"patientId"}},
 		{path: "/api/analytics/summary", token: w.analyst, others: []string{"from", "to"}},
 		{path: "/api/users", token: w.admin},
-		{path: "/api/audit/verify", token: w.admin},
-		{path: "/api/billing/audit/verify", token: w.admin},
-		{path: "/api/analytics/audit/verify", token: w.admin},
-		{path: "/api/gateway/audit/verify", token: w.admin},
+		{path: "/api/audit/verify", token: w.admin, others: []string{"againstTopic"}},
+		{path: "/api/billing/audit/verify", token: w.admin, others: []string{"againstTopic"}},
+		{path: "/api/analytics/audit/verify", token: w.admin, others: []string{"againstTopic"}},
+		{path: "/api/gateway/audit/verify", token: w.admin, others: []string{"againstTopic"}},
 		{path: "/auth/validate", token: w.clin},
 		{path: "/auth/.well-known/jwks.json"},
 		{path: "/api/patients/" + w.p1, token: w.clin},

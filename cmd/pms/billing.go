@@ -45,7 +45,7 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 	if err != nil {
 		return u.fail(err)
 	}
-	var svc billing.Service = billing.NewService(store, writer, billing.Options{Logger: u.logger})
+	var svc billing.Service = billing.NewService(store, writer, billing.Options{Logger: u.logger, AuditTopic: u.auditTopicCheck()})
 	svc = billing.NewMetrics(u.reg).Instrumenting()(svc)
 	verifier := s.verifier(ctx)
 	set := billing.NewEndpoints(svc, u.endpoints(verifier, billing.Ops, billing.DeniedAuditor(writer)))
@@ -58,7 +58,7 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 		// Resume from the offsets billing's database has applied (outbox.MarkApplied keeps
 		// them in the transaction that opens the account), not from the group's committed
 		// offsets, which run ahead of a restored database (docs/operations.md).
-		return kafkatransport.NewBillingPatientSubscriber(svc, p, u.kafka.metrics, u.logger,
+		return kafkatransport.NewBillingPatientSubscriber(svc, store, p, u.kafka.metrics, u.logger,
 			kafkatransport.SubscriberResume(func(ctx context.Context) (map[string]map[int32]int64, error) {
 				return outbox.ConsumerOffsets(ctx, u.db, billing.ConsumerPatientEvents)
 			}),

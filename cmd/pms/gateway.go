@@ -80,7 +80,7 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 		Verifier: verifier, Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
 		ClientLimit: limit(c.clientRate, c.clientBurst), Timeout: c.timeout, MaxInFlight: inFlight(c.maxInFlight), MaxHTTPInFlight: inFlight(c.maxHTTPInFlight), MaxQueueWait: c.queueWait,
 		CORS: gateway.CORS{AllowedOrigins: c.corsOrigins, AllowCredentials: c.corsCredentials}, TLS: s.clientTLS,
-		Audit: writer, AuditDB: u.db, InProcess: c.local,
+		Audit: writer, AuditDB: u.db, AuditTopic: u.auditTopicCheck(), InProcess: c.local,
 	})
 	if err != nil {
 		return u.fail(err)

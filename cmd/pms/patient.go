@@ -116,7 +116,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		bill = metrics.Billing(b)
 	}
 	var svc patient.Service = patient.NewService(store, writer, patient.Options{Logger: u.logger, Billing: bill,
-		Disclosures: disclosures, SearchKey: searchKey, BreakGlassTTL: c.breakGlassTTL})
+		Disclosures: disclosures, SearchKey: searchKey, BreakGlassTTL: c.breakGlassTTL, AuditTopic: u.auditTopicCheck()})
 	svc = metrics.Instrumenting()(svc)
 	verifier := s.verifier(ctx)
 	set := patient.NewEndpoints(svc, u.endpoints(verifier, patient.Ops, patient.DeniedAuditor(writer)))

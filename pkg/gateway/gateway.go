@@ -106,6 +106,9 @@ type Config struct {
 	// AuditDB, when set with Audit, is the gateway's own database holding that log: the
 	// gateway then serves its chain's verdict to admins at GET /api/gateway/audit/verify.
 	AuditDB *db.DB
+	// AuditTopic, when set, lets GET /api/gateway/audit/verify?againstTopic=true compare the
+	// gateway's chain with the audit topic (docs/audit.md).
+	AuditTopic *audit.TopicCheck
 }
 
 // Local is the services' endpoint sets, for Config.InProcess.
@@ -360,8 +363,25 @@ func breakerFailures(failures uint32, addr string) uint32 {
 // upstream), admission to the upstream (a call shed under load is answered 503 at once and
 // is neither retried nor seen by the breaker), the deadline and,
 // for reads only, retries, then the upstream's breaker around each attempt.
+//
+// An audit verification (every service's VerifyAudit) is neither retried nor seen by the
+// breaker: with againstTopic the service reads the audit topic, and its 503 then says the
+// topic could not be read in time, not that the service is down; retrying would read the
+// topic again past the deadline, and counting it would let an admin's checks open the
+// breaker on every call to the service.
 func (u *upstream) wrap(method string, e endpoint.Endpoint) endpoint.Endpoint {
 	b, name := u.b, u.name+"."+method
+	if method == auditVerifyMethod {
+		return typed.Chain(e,
+			b.metrics.Middleware(name),
+			observe.LoggingMiddleware(b.c.Logger, name),
+			u.guard.Middleware(method),
+			b.limiter.middleware(),
+			rejectDecodeErrors(u.service, method),
+			u.admit.Middleware(),
+			timeout(b.c.Timeout),
+		)
+	}
 	var call endpoint.Middleware
 	if u.reads[method] {
 		call = retry.Middleware(retry.Options{Attempts: b.c.ReadAttempts, Timeout: b.c.Timeout})

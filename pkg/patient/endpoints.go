@@ -72,8 +72,9 @@ type (
 	HistoryRequest        struct{ ID string }
 	BillingAccountRequest struct{ ID string }
 	InvoicesRequest       struct{ ID string }
-	// VerifyAuditRequest asks for the audit chain's verdict; it has no parameters.
-	VerifyAuditRequest struct{}
+	// VerifyAuditRequest asks for the audit chain's verdict, against the audit topic too
+	// with AgainstTopic.
+	VerifyAuditRequest struct{ AgainstTopic bool }
 )
 
 // HistoryResponse and AuditResponse wrap slices so every endpoint response is a struct.
@@ -135,8 +136,8 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
 		}),
-		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, _ VerifyAuditRequest) (audit.Report, error) {
-			return s.VerifyAudit(ctx)
+		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, r VerifyAuditRequest) (audit.Report, error) {
+			return s.VerifyAudit(audit.WithAgainstTopic(ctx, r.AgainstTopic))
 		}),
 		BillingAccountEndpoint: typed.Endpoint(func(ctx context.Context, r BillingAccountRequest) (BillingAccount, error) {
 			return s.BillingAccount(ctx, r.ID)
@@ -227,7 +228,7 @@ func (s Set) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 
 // VerifyAudit implements Service over the endpoint set.
 func (s Set) VerifyAudit(ctx context.Context) (audit.Report, error) {
-	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{})
+	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{AgainstTopic: audit.AgainstTopic(ctx)})
 }
 
 // BillingAccount implements Service over the endpoint set.

@@ -72,6 +72,9 @@ func patientEvent(p Patient, change string, m changeMeta, seal *shred.Sealer) (o
 		Version:    p.Version,
 		RequestId:  m.RequestID,
 		Actor:      m.Actor,
+		// Every version event says the record's confidentiality, so billing keeps it per
+		// patient with the version (docs/audit.md, "Billing and confidentiality").
+		Confidentiality: p.Confidentiality,
 		Patient: &eventsv1.PatientRecord{
 			Id: p.ID, Mrn: p.MRN, Name: seal.Seal(SealedName, p.Name), Email: seal.Seal(SealedEmail, p.Email),
 			Address: seal.Seal(SealedAddress, p.Address), DateOfBirth: seal.Seal(SealedDateOfBirth, p.DateOfBirth), RegisteredDate: p.RegisteredDate, Version: p.Version,
@@ -106,7 +109,7 @@ func eventMessage(ev *eventsv1.PatientEvent, m changeMeta) (outbox.Message, erro
 func erasedEvent(p Patient, m changeMeta) (outbox.Message, error) {
 	return eventMessage(&eventsv1.PatientEvent{
 		PatientId: p.ID, EventType: EventErased, EventId: uuid.NewString(), OccurredAt: timestamppb.New(m.At),
-		Version: p.Version, RequestId: m.RequestID, Actor: m.Actor,
+		Version: p.Version, RequestId: m.RequestID, Actor: m.Actor, Confidentiality: p.Confidentiality,
 		Patient: &eventsv1.PatientRecord{Id: p.ID, Mrn: p.MRN, RegisteredDate: p.RegisteredDate, Version: p.Version,
 			CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(m.At), DeletedAt: ts(m.At)},
 	}, m)

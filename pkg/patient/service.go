@@ -60,6 +60,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives operational messages (ids only, never patient data).
 	Logger log.Logger
+	// AuditTopic, when set, lets VerifyAudit compare the chain with the audit topic on request
+	// (GET /audit/verify?againstTopic=true; docs/audit.md). Nil: the chain is verified alone.
+	AuditTopic *audit.TopicCheck
 	// Billing, when set, opens a billing account for every patient registered and serves
 	// the billing reads; nil leaves accounts to the patient topic and answers those reads
 	// with unavailable.
@@ -84,6 +87,8 @@ type service struct {
 	billingTimeout time.Duration
 	searchKey      []byte
 	breakGlassTTL  time.Duration
+	// topic compares the audit chain with the audit topic on request (VerifyAudit).
+	topic *audit.TopicCheck
 }
 
 // NewService returns the patient service over store, auditing to auditLog.
@@ -92,7 +97,7 @@ func NewService(store *Store, auditLog AuditLog, o Options) Service {
 		auditLog = o.Disclosures.Log(auditLog)
 	}
 	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger, billing: o.Billing, billingTimeout: o.BillingTimeout,
-		searchKey: o.SearchKey}
+		searchKey: o.SearchKey, topic: o.AuditTopic}
 	if s.now == nil {
 		s.now = time.Now
 	}

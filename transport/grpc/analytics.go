@@ -16,8 +16,8 @@ import (
 func RegisterAnalyticsServer(s *grpc.Server, set analytics.Set) {
 	analyticsv1.RegisterAnalyticsServiceServer(s, &analyticsServer{
 		getSummary: kitgrpc.NewServer(set.GetSummaryEndpoint, total(summaryQueryFromPB), total(summaryToPB)),
-		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) analytics.VerifyAuditRequest {
-			return analytics.VerifyAuditRequest{}
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(r *billingv1.VerifyAuditRequest) analytics.VerifyAuditRequest {
+			return analytics.VerifyAuditRequest{AgainstTopic: r.GetAgainstTopic()}
 		}), total(auditVerdictToPB)),
 	})
 }
@@ -46,8 +46,8 @@ func NewAnalyticsClient(conn *grpc.ClientConn) analytics.Set {
 	c := clientFactory{conn: conn, service: analyticsv1.AnalyticsService_ServiceDesc.ServiceName}
 	return analytics.Set{
 		GetSummaryEndpoint: c.endpoint(analytics.MethodGetSummary, total(summaryQueryToPB), total(summaryFromPB), &analyticsv1.Summary{}),
-		VerifyAuditEndpoint: c.endpoint(analytics.MethodVerifyAudit, total(func(analytics.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
-			return &billingv1.VerifyAuditRequest{}
+		VerifyAuditEndpoint: c.endpoint(analytics.MethodVerifyAudit, total(func(r analytics.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{AgainstTopic: r.AgainstTopic}
 		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 	}
 }

@@ -31,8 +31,8 @@ func newPatientServer(set patient.Set) *patientServer {
 		del:     kitgrpc.NewServer(set.DeleteEndpoint, total(deleteFromPB), total(deletedToPB)),
 		history: kitgrpc.NewServer(set.HistoryEndpoint, total(historyFromPB), total(versionsToPB)),
 		audit:   kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(auditQueryFromPB)), total(auditEntriesToPB)),
-		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) patient.VerifyAuditRequest {
-			return patient.VerifyAuditRequest{}
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(r *billingv1.VerifyAuditRequest) patient.VerifyAuditRequest {
+			return patient.VerifyAuditRequest{AgainstTopic: r.GetAgainstTopic()}
 		}), total(auditVerdictToPB)),
 		billingAccount: kitgrpc.NewServer(set.BillingAccountEndpoint, total(billingAccountRequestFromPB),
 			total(patientBillingAccountToPB)),
@@ -139,8 +139,8 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 		DeleteEndpoint:  c.endpoint(patient.MethodDelete, total(deleteToPB), total(deletedFromPB), &patientv1.DeletePatientResponse{}),
 		HistoryEndpoint: c.endpoint(patient.MethodHistory, total(historyToPB), total(versionsFromPB), &patientv1.GetPatientHistoryResponse{}),
 		AuditEndpoint:   c.endpoint(patient.MethodAudit, total(auditQueryToPB), total(auditEntriesFromPB), &patientv1.ListAuditResponse{}),
-		VerifyAuditEndpoint: c.endpoint(patient.MethodVerifyAudit, total(func(patient.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
-			return &billingv1.VerifyAuditRequest{}
+		VerifyAuditEndpoint: c.endpoint(patient.MethodVerifyAudit, total(func(r patient.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{AgainstTopic: r.AgainstTopic}
 		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 		BillingAccountEndpoint: c.endpoint(patient.MethodBillingAccount, total(billingAccountRequestToPB),
 			total(patientBillingAccountFromPB), &billingv1.Account{}),

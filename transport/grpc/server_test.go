@@ -43,6 +43,7 @@ var contractCodes = map[errs.Kind]codes.Code{
 	errs.Canceled:               codes.Canceled,
 	errs.PasswordChangeRequired: codes.Unauthenticated,
 	errs.MFARequired:            codes.Unauthenticated,
+	errs.Restricted:             codes.PermissionDenied,
 }
 
 // TestStatusCodes checks, over the wire with the generated client, that each kind arrives

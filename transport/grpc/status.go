@@ -58,6 +58,8 @@ var kindCodes = []kindCode{
 	// Both are Unauthenticated: a client that does not know them fails closed.
 	{errs.PasswordChangeRequired, codes.Unauthenticated, "the password must be changed"},
 	{errs.MFARequired, codes.Unauthenticated, "a second factor is required"},
+	// PermissionDenied: a client that does not know it fails closed.
+	{errs.Restricted, codes.PermissionDenied, "the patient record is restricted"},
 }
 
 // codeKinds maps a code without our detail back to a kind. Where several kinds share a

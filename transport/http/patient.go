@@ -221,9 +221,7 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 			e, err := decodeJSONResponse[[]patient.AuditEntry](resp)
 			return patient.AuditResponse{Entries: e}, err
 		}),
-		VerifyAuditEndpoint: clientEndpoint(c, func(patient.VerifyAuditRequest) (call, error) {
-			return call{method: http.MethodGet, path: "/audit/verify"}, nil
-		}, decodeJSONResponse[audit.Report]),
+		VerifyAuditEndpoint: clientEndpoint(c, verifyCall[patient.VerifyAuditRequest]("/audit/verify"), decodeJSONResponse[audit.Report]),
 		BillingAccountEndpoint: clientEndpoint(c, func(r patient.BillingAccountRequest) (call, error) {
 			return patientCall(http.MethodGet, r.ID, "/billing-account")
 		}, decodeJSONResponse[patient.BillingAccount]),

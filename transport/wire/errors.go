@@ -34,6 +34,8 @@ var statusByKind = map[errs.Kind]int{
 	// fails closed.
 	errs.PasswordChangeRequired: http.StatusUnauthorized,
 	errs.MFARequired:            http.StatusUnauthorized,
+	// A restricted record's data refused where no grant is taken: a 403.
+	errs.Restricted: http.StatusForbidden,
 }
 
 // StatusClientClosedRequest is the status recorded for a request whose caller went away.
@@ -54,6 +56,10 @@ func KindOfStatus(status int) errs.Kind {
 	// unauthenticated (the map's order is random).
 	if status == http.StatusUnauthorized {
 		return errs.Unauthenticated
+	}
+	// Likewise a bare 403 is the plain permission_denied, not restricted.
+	if status == http.StatusForbidden {
+		return errs.PermissionDenied
 	}
 	for k, s := range statusByKind {
 		if s == status {

@@ -55,9 +55,15 @@ type PatientEvent struct {
 	// patient is the full record after the change (for a deletion: as it was when deleted).
 	Patient *PatientRecord `protobuf:"bytes,9,opt,name=patient,proto3" json:"patient,omitempty"`
 	// actor is who made the change (a user id, "anonymous", or svc:<name>).
-	Actor         string `protobuf:"bytes,10,opt,name=actor,proto3" json:"actor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Actor string `protobuf:"bytes,10,opt,name=actor,proto3" json:"actor,omitempty"`
+	// confidentiality is the record's confidentiality after the change: "normal" or
+	// "restricted" (break-glass, docs/audit.md); empty from producers that predate it. Billing
+	// keeps it per patient with version, and refuses a restricted patient's data on its own
+	// routes. A new field number: fields 1-4 are the earlier implementation's, which a Java
+	// consumer reads.
+	Confidentiality string `protobuf:"bytes,11,opt,name=confidentiality,proto3" json:"confidentiality,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PatientEvent) Reset() {
@@ -156,6 +162,13 @@ func (x *PatientEvent) GetPatient() *PatientRecord {
 func (x *PatientEvent) GetActor() string {
 	if x != nil {
 		return x.Actor
+	}
+	return ""
+}
+
+func (x *PatientEvent) GetConfidentiality() string {
+	if x != nil {
+		return x.Confidentiality
 	}
 	return ""
 }
@@ -929,7 +942,7 @@ var File_pms_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_pms_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1apms/events/v1/events.proto\x12\rpms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n" +
+	"\x1apms/events/v1/events.proto\x12\rpms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n" +
 	"\fPatientEvent\x12\x1c\n" +
 	"\tpatientId\x18\x01 \x01(\tR\tpatientId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -944,7 +957,8 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x126\n" +
 	"\apatient\x18\t \x01(\v2\x1c.pms.events.v1.PatientRecordR\apatient\x12\x14\n" +
 	"\x05actor\x18\n" +
-	" \x01(\tR\x05actor\"\xad\x04\n" +
+	" \x01(\tR\x05actor\x12(\n" +
+	"\x0fconfidentiality\x18\v \x01(\tR\x0fconfidentiality\"\xad\x04\n" +
 	"\rPatientRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03mrn\x18\x02 \x01(\tR\x03mrn\x12\x12\n" +
