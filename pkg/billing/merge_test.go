@@ -119,4 +119,3 @@ func TestApplyPatientMerge(t *testing.T) {
 		}
 	})
 }
-

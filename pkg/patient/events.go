@@ -56,9 +56,9 @@ const (
 func sealedIdentifier(system string) string { return "identifier:" + system }
 
 var eventTypeOfChange = map[string]string{
-	ChangeCreated: EventCreated,
-	ChangeUpdated: EventUpdated,
-	ChangeDeleted: EventDeleted,
+	ChangeCreated:  EventCreated,
+	ChangeUpdated:  EventUpdated,
+	ChangeDeleted:  EventDeleted,
 	ChangeMerged:   EventMerged,
 	ChangeUnmerged: EventUnmerged,
 }
