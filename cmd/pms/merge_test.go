@@ -142,7 +142,9 @@ func TestMergeJourney(t *testing.T) {
 		got := invoicesOf(dup.ID)
 		return len(got) == 1 && got[0].ID == inv.ID
 	})
-	pollSummary(t, summary, admin, func(s analytics.Summary) bool { return s.Patients.Live == before.Patients.Live && s.Patients.Merged == 0 })
+	pollSummary(t, summary, admin, func(s analytics.Summary) bool {
+		return s.Patients.Live == before.Patients.Live && s.Patients.Merged == 0
+	})
 
 	resp, b = call(t, "GET", dp+"/history", doc, "")
 	var hist []patient.Version

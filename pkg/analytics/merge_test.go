@@ -51,4 +51,3 @@ func TestFoldMerges(t *testing.T) {
 		check(1, 2)
 	})
 }
-
