@@ -218,3 +218,44 @@ func hasAction(entries []patient.AuditEntry, action, outcome string) bool {
 	}
 	return false
 }
+
+// TestMergeInAccessLog: with the disclosure hook wired as cmd/pms wires it, a merge and an
+// unmerge show in the duplicate's access log, and the merge leaves nothing pending.
+func TestMergeInAccessLog(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		s := newDisclosingService(t, d)
+		doc := ctxAs("doc-7")
+		a, err := s.Create(doc, req(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.Create(doc, req(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Merge(doc, patient.MergeRequest{SurvivorID: a.ID, DuplicateID: b.ID, Reason: mergeReason}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Unmerge(doc, patient.UnmergeRequest{ID: b.ID, Reason: "two different people after all"}); err != nil {
+			t.Fatal(err)
+		}
+		var pending, merges int
+		if err := d.GetContext(context.Background(), &pending, `SELECT count(*) FROM audit_pending`); err != nil || pending != 0 {
+			t.Fatalf("entries still pending = %d, %v", pending, err)
+		}
+		if err := d.GetContext(context.Background(), &merges, `SELECT count(*) FROM audit_log WHERE action = 'merge'`); err != nil || merges != 2 {
+			t.Fatalf("merge entries = %d, %v; want one per record", merges, err)
+		}
+		log, err := s.AccessLog(ctxRole("priv-1", authz.RolePrivacy), patient.AccessLogQuery{PatientID: b.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actions []string
+		for _, r := range log.Records {
+			actions = append(actions, r.Action)
+		}
+		if strings.Join(actions, ",") != "unmerge,merge,create" {
+			t.Fatalf("access log of the duplicate: %v", actions)
+		}
+	})
+}
