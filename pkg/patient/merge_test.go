@@ -259,3 +259,49 @@ func TestMergeInAccessLog(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentOppositeMerges: merging A into B and B into A at once (two clinicians on the
+// same pair) ends with exactly one merge; the other is refused 409, and nobody is merged
+// into a merged record.
+func TestConcurrentOppositeMerges(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		s := newService(t, d)
+		doc := ctxAs("doc-1")
+		for round := range 5 {
+			a, err := s.Create(doc, req(100+2*round))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := s.Create(doc, req(101+2*round))
+			if err != nil {
+				t.Fatal(err)
+			}
+			errsOf := make([]error, 2)
+			done := make(chan struct{})
+			for i, pair := range [][2]string{{a.ID, b.ID}, {b.ID, a.ID}} {
+				go func() {
+					defer func() { done <- struct{}{} }()
+					_, errsOf[i] = s.Merge(ctxAs("doc-1"), patient.MergeRequest{SurvivorID: pair[0], DuplicateID: pair[1], Reason: mergeReason})
+				}()
+			}
+			<-done
+			<-done
+			ok := 0
+			for _, err := range errsOf {
+				if err == nil {
+					ok++
+				} else if errs.KindOf(err) != errs.Conflict {
+					t.Fatalf("round %d: %v", round, err)
+				}
+			}
+			if ok != 1 {
+				t.Fatalf("round %d: %d merges succeeded (%v)", round, ok, errsOf)
+			}
+			pa, _ := s.Get(doc, a.ID)
+			pb, _ := s.Get(doc, b.ID)
+			if (pa.MergedInto == "") == (pb.MergedInto == "") {
+				t.Fatalf("round %d: a merged into %q, b into %q", round, pa.MergedInto, pb.MergedInto)
+			}
+		}
+	})
+}
