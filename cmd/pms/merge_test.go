@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -10,7 +11,11 @@ import (
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/platform/authz"
+	grpctransport "github.com/pms/pms/transport/grpc"
 	"github.com/pms/pms/transport/wire"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // noRedirect is a client that shows a redirect instead of following it.
@@ -106,6 +111,22 @@ func TestMergeJourney(t *testing.T) {
 		!strings.Contains(string(f.body), `"type":"replaced-by"`) {
 		t.Fatalf("FHIR merged Patient: %s", f.body)
 	}
+	// gRPC, straight to the patient service: the record with its survivor.
+	conn, err := grpc.NewClient(a["patient/grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(authz.WithToken(context.Background(), doc), 30*time.Second)
+	defer cancel()
+	if got, err := grpctransport.NewPatientClient(conn).Get(ctx, dup.ID); err != nil || got.MergedInto != survivor.ID {
+		t.Fatalf("gRPC read of the merged record: %+v %v", got, err)
+	}
+	// link is read-only: a client cannot merge by writing it.
+	withLink := strings.Replace(fhirPatientJSON(survivor.ID, "Mary Seacole", "mary@example.org", "1935-11-23"), `{"resourceType":"Patient",`,
+		`{"resourceType":"Patient","link":[{"other":{"reference":"Patient/`+dup.ID+`"},"type":"replaces"}],`, 1)
+	fhir.do("PUT", "/Patient/"+survivor.ID, doc, withLink).want(t, "update with a link", 422)
+	fhir.do("PUT", "/Patient/"+dup.ID, doc, fhirPatientJSON(dup.ID, "Mary Secole", "m.seacole@example.org", "1935-11-23")).want(t, "update of the merged record", 409)
 	resp, b = call(t, "GET", gw+"/api/patients?q=seacole", doc, "")
 	if resp.StatusCode != 200 || strings.Contains(string(b), dup.ID) {
 		t.Fatalf("search after merge shows the merged record: %d %s", resp.StatusCode, b)
