@@ -39,7 +39,7 @@ var (
 	ErrAlreadyMerged    = errs.New(errs.Conflict, "the patient record is already merged into another: unmerge it first")
 	ErrSurvivorMerged   = errs.New(errs.Conflict, "the survivor is itself merged into another record: merge into that one")
 	ErrNotMerged        = errs.New(errs.Conflict, "the patient record is not merged")
-	ErrUnmergeForbidden = errs.New(errs.Conflict, "the merge can no longer be reversed: the survivor was deleted, erased or merged since")
+	ErrUnmergeForbidden = errs.New(errs.Conflict, "the merge can no longer be reversed: the survivor was erased or merged into another record since")
 	ErrMergedErase      = errs.New(errs.Conflict, "a merged patient record cannot be erased: unmerge it first")
 )
 
@@ -143,7 +143,8 @@ func (s *service) Merge(ctx context.Context, req MergeRequest) (rec MergeRecord,
 }
 
 // Unmerge reverses the latest merge of merged record id, while nothing newer forbids it:
-// the survivor must still be live (not deleted, erased or merged into another since), and
+// the survivor must not have been erased or merged into another record since (deleted is
+// fine: the duplicate then comes back as the record in use), and
 // the duplicate's identifiers and email must not have been taken by another live record
 // meanwhile (409 as a create would answer). The duplicate gets a new version, live again,
 // with a PATIENT_UNMERGED event, on which billing moves back the invoices it moved.

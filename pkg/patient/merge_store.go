@@ -147,10 +147,9 @@ func (s *Store) unmerge(ctx context.Context, id, reason string, m changeMeta, ac
 		if !r.MergedInto.Valid { // unmerged meanwhile, before this lock
 			return ErrNotMerged
 		}
-		if _, err := liveForMerge(rows[r.MergedInto.String], ErrUnmergeForbidden); err != nil {
-			return ErrUnmergeForbidden
-		}
-		if !r.ErasedAt.IsZero() {
+		// What forbids it: the survivor merged into another record or erased since (a survivor
+		// deleted since does not: the duplicate comes back as the record in use).
+		if sv := rows[r.MergedInto.String]; sv.MergedInto.Valid || !sv.ErasedAt.IsZero() || !r.ErasedAt.IsZero() {
 			return ErrUnmergeForbidden
 		}
 		cur := r.patient()

@@ -204,6 +204,19 @@ func TestMergeAndUnmerge(t *testing.T) {
 		if _, err := s.Unmerge(doc, patient.UnmergeRequest{ID: dup.ID, Reason: "two different people after all"}); err != nil {
 			t.Fatal(err)
 		}
+		// A survivor deleted since does not forbid it: the duplicate comes back in use.
+		if _, err := s.Merge(doc, patient.MergeRequest{SurvivorID: other.ID, DuplicateID: dup.ID, Reason: mergeReason}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(doc, patient.DeleteRequest{ID: other.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Unmerge(doc, patient.UnmergeRequest{ID: dup.ID, Reason: "the survivor was deleted by mistake"}); err != nil {
+			t.Fatalf("unmerge under a deleted survivor: %v", err)
+		}
+		if p, err := s.Get(doc, dup.ID); err != nil || p.MergedInto != "" {
+			t.Fatalf("after unmerge under a deleted survivor: %+v %v", p, err)
+		}
 		if report, err := s.VerifyAudit(ctx); err != nil || !report.OK {
 			t.Fatalf("audit chain: %+v %v", report, err)
 		}
