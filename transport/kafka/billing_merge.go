@@ -18,8 +18,8 @@ type BillingMerger interface {
 
 // BillingMerges returns the middleware of billing's consumer of the patient topic that handles
 // PATIENT_MERGED (the duplicate's invoices move to the survivor's account) and
-// PATIENT_UNMERGED (they move back) with m, exactly once per event id; every other event goes
-// on to next (SubscriberWrap). A merge event without an id, or with a duplicate or survivor
+// PATIENT_UNMERGED (they move back) with m, exactly once per event id, and then passes them on
+// to next like every other event (which keeps their confidentiality; SubscriberWrap). A merge event without an id, or with a duplicate or survivor
 // that is not a patient id, is invalid: dead-lettered.
 func BillingMerges(m BillingMerger) endpoint.Middleware {
 	return func(next endpoint.Endpoint) endpoint.Endpoint {
@@ -32,8 +32,10 @@ func BillingMerges(m BillingMerger) endpoint.Middleware {
 			if err != nil {
 				return nil, err
 			}
-			_, err = m.ApplyPatientMerge(ctx, c)
-			return nil, err
+			if _, err := m.ApplyPatientMerge(ctx, c); err != nil {
+				return nil, err
+			}
+			return next(ctx, req) // what every patient event gets too (its confidentiality)
 		}
 	}
 }

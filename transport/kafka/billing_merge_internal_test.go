@@ -17,8 +17,8 @@ func (f *fakeMerger) ApplyPatientMerge(_ context.Context, c billing.MergeChange)
 	return 1, nil
 }
 
-// TestBillingMerges: merge and unmerge events reach the merger with their ids; other events go
-// on to the next endpoint; a merge event without an id, with a bad duplicate or survivor, or
+// TestBillingMerges: merge and unmerge events reach the merger with their ids and then the next
+// endpoint (their confidentiality); other events go on to the next endpoint only; a merge event without an id, with a bad duplicate or survivor, or
 // merged into itself is invalid (dead-lettered) and reaches nobody.
 func TestBillingMerges(t *testing.T) {
 	const dup, surv = "0b5d2f1e-6a3c-4e8f-9d7a-1c2b3a4d5e6f", "9c1a4f0e-0000-4000-8000-000000000001"
@@ -39,7 +39,10 @@ func TestBillingMerges(t *testing.T) {
 		f.got[1] != (billing.MergeChange{EventID: "e-2", DuplicateID: dup, Unmerge: true}) {
 		t.Fatalf("merger got %+v", f.got)
 	}
-	if _, err := e(ctx, &eventsv1.PatientEvent{EventId: "e-3", EventType: patient.EventCreated, PatientId: dup}); err != nil || nexts != 1 {
+	if nexts != 2 {
+		t.Fatalf("merge events were not passed on: next called %d times", nexts)
+	}
+	if _, err := e(ctx, &eventsv1.PatientEvent{EventId: "e-3", EventType: patient.EventCreated, PatientId: dup}); err != nil || nexts != 3 {
 		t.Fatalf("a created event: %v, next called %d times", err, nexts)
 	}
 	for _, ev := range []*eventsv1.PatientEvent{
@@ -53,7 +56,7 @@ func TestBillingMerges(t *testing.T) {
 			t.Errorf("%v: %v, want invalid", ev, err)
 		}
 	}
-	if len(f.got) != 2 || nexts != 1 {
+	if len(f.got) != 2 || nexts != 3 {
 		t.Errorf("invalid events reached someone: %d merges, %d nexts", len(f.got), nexts)
 	}
 }
