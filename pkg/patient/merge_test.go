@@ -217,6 +217,19 @@ func TestMergeAndUnmerge(t *testing.T) {
 		if p, err := s.Get(doc, dup.ID); err != nil || p.MergedInto != "" {
 			t.Fatalf("after unmerge under a deleted survivor: %+v %v", p, err)
 		}
+		// Erasing a record blanks the free-text reasons of the merges it took part in.
+		if _, err := s.Erase(ctxRole("admin-1", authz.RoleAdmin), patient.EraseRequest{ID: other.ID, Reason: "GDPR Art. 17 request"}); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := store.Merges(ctx, other.ID)
+		if err != nil || len(ms) == 0 {
+			t.Fatalf("merges of the erased record: %+v %v", ms, err)
+		}
+		for _, m := range ms {
+			if m.Reason != "" || m.UnmergeReason != "" {
+				t.Errorf("an erased record's merge keeps its reasons: %+v", m)
+			}
+		}
 		if report, err := s.VerifyAudit(ctx); err != nil || !report.OK {
 			t.Fatalf("audit chain: %+v %v", report, err)
 		}
