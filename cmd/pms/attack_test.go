@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 3562
+const hostileCases = 3675
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -650,8 +650,8 @@ func TestHostileInput(t *testing.T) {
 // meant to add to them.
 var watchedTables = map[string][]string{
 	"auth":    {"users", "refresh_tokens", "set_password_tokens"},
-	"patient": {"patients", "patient_versions", "patient_identifiers", "idempotency_keys"},
-	"billing": {"accounts", "invoices", "invoice_lines", "payments", "idempotency_keys"},
+	"patient": {"patients", "patient_versions", "patient_identifiers", "idempotency_keys", "patient_merges"},
+	"billing": {"accounts", "invoices", "invoice_lines", "payments", "idempotency_keys", "merge_moves"},
 }
 
 // snapshot returns, per watched table, its row count and a digest of every row.
@@ -849,6 +849,10 @@ func (w *attackWorld) idRoutes() []idRoute {
 		{"POST", "/api/patients/{id}/break-glass", w.clin, `{"reason":"unconscious patient in A&E"}`},
 		{"PUT", "/api/patients/{id}/confidentiality", w.admin, `{"confidentiality":"normal"}`},
 		{"POST", "/api/patients/{id}/erase", w.admin, `{"reason":"GDPR Art. 17 request"}`},
+		// merge and unmerge (patient_merge_attack_test.go): a deleted duplicate, so a path that
+		// still names a live record is refused too.
+		{"POST", "/api/patients/{id}/merge", w.clin, `{"duplicateId":"` + w.deleted + `","reason":"same person, registered twice"}`},
+		{"POST", "/api/patients/{id}/unmerge", w.clin, `{"reason":"not the same person after all"}`},
 		// The FHIR facade (its PUT checks the body's id against the path's first: bodyRoutes).
 		{"GET", "/fhir/Patient/{id}", w.clin, ""},
 		{"DELETE", "/fhir/Patient/{id}", w.clin, ""},
@@ -1167,6 +1171,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 	add(w.breakGlassCases()...)
 	add(w.consoleCases()...)
 	add(w.eraseCases()...)
+	add(w.mergeCases()...)
 
 	// Path traversal and bad ids, on every route with an id.
 	badIDs := []string{"..", "../..", "..%2f..%2fusers", "%2e%2e", "%2e%2e%2f%2e%2e%2faudit", "..%252f..%252f", "..;", "%2F", "%2f%2f",

@@ -73,6 +73,10 @@ var roleMatrix = []routeRule{
 	{"patient", "GET", "/audit/break-glass", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
 	// erasure ({deletedPatient}: a fresh patient deleted), admin only.
 	{"patient", "POST", "/patients/{deletedPatient}/erase", `{"reason":"role matrix erasure"}`, []string{authz.RoleAdmin}},
+	// merge and unmerge (issue 19; {mergedPatient}: a fresh patient an admin merged into
+	// another), clinicians and admin.
+	{"patient", "POST", "/patients/{newPatient}/merge", `{"duplicateId":"{newPatient}","reason":"role matrix merge"}`, []string{authz.RoleClinician}},
+	{"patient", "POST", "/patients/{mergedPatient}/unmerge", `{"reason":"role matrix unmerge"}`, []string{authz.RoleClinician}},
 	// FHIR (the gateway's /fhir facade over the patient endpoints: the same roles as REST;
 	// the capability statement is public, as FHIR servers' are).
 	{"fhir", "GET", "/metadata", "", []string{authz.Public}},
@@ -260,6 +264,14 @@ func (w *world) fill(s string) string {
 				w.t.Fatalf("delete: %d %s", resp.StatusCode, b)
 			}
 			s = strings.Replace(s, "{deletedPatient}", id, 1)
+		case strings.Contains(s, "{mergedPatient}"):
+			survivor := w.createAsAdmin("patient", "/patients", w.fill(`{"name":"Survivor","email":"s{n}@example.org","address":"x","dateOfBirth":"1980-01-01"}`))
+			id := w.createAsAdmin("patient", "/patients", w.fill(`{"name":"Merged","email":"m{n}@example.org","address":"x","dateOfBirth":"1980-01-01"}`))
+			if resp, b := call(w.t, "POST", w.base["patient"]+"/patients/"+survivor+"/merge", w.tokens[authz.RoleAdmin],
+				`{"duplicateId":"`+id+`","reason":"role matrix merge"}`); resp.StatusCode != 200 {
+				w.t.Fatalf("merge: %d %s", resp.StatusCode, b)
+			}
+			s = strings.Replace(s, "{mergedPatient}", id, 1)
 		case strings.Contains(s, "{newPatient}"):
 			id := w.createAsAdmin("patient", "/patients", w.fill(`{"name":"Fresh","email":"f{n}@example.org","address":"x","dateOfBirth":"1980-01-01"}`))
 			s = strings.Replace(s, "{newPatient}", id, 1)

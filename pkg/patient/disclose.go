@@ -87,7 +87,10 @@ func withSearch(ctx context.Context, patients []string, fingerprint string) cont
 // access log shows them. Reading the access log or the audit log is audited but is not a
 // disclosure of the record.
 var disclosingActions = map[string]bool{ActionCreate: true, ActionRead: true, ActionSearch: true,
-	ActionUpdate: true, ActionDelete: true, ActionHistory: true, ActionBillingAccount: true, ActionInvoices: true}
+	ActionUpdate: true, ActionDelete: true, ActionHistory: true, ActionBillingAccount: true, ActionInvoices: true,
+	// A merge and an unmerge change the merged record (merge.go); the access log of the
+	// duplicate shows them.
+	ActionMerge: true, ActionUnmerge: true}
 
 // Log wraps the service's audit log: an entry of a disclosing action is registered with its
 // disclosures before it is appended, so the hook writes them with it.

@@ -33,6 +33,9 @@ const (
 	MethodBreakGlassGrants = "ListBreakGlassGrants"
 	// MethodErase erases a deleted patient's PHI (admin only).
 	MethodErase = "ErasePatient"
+	// MethodMerge and MethodUnmerge merge a duplicate into a survivor and reverse it (merge.go).
+	MethodMerge   = "MergePatients"
+	MethodUnmerge = "UnmergePatient"
 )
 
 // Ops is the patient service's operation table (API.md, "Authentication and roles"):
@@ -57,6 +60,9 @@ var Ops = op.Table{
 	{Name: MethodBreakGlassGrants, Roles: []string{authz.RolePrivacy}, Action: ActionBreakGlassReview},
 	// Erasure (issue 17): admin only, after a soft delete.
 	{Name: MethodErase, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionErase},
+	// Merge and unmerge (issue 19): clinicians (and admin), with a reason.
+	{Name: MethodMerge, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionMerge},
+	{Name: MethodUnmerge, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionUnmerge},
 }
 
 // Methods and Roles are derived from Ops.
@@ -110,6 +116,9 @@ type Set struct {
 	BreakGlassGrantsEndpoint endpoint.Endpoint `op:"ListBreakGlassGrants"`
 	// EraseEndpoint erases a deleted patient's PHI.
 	EraseEndpoint endpoint.Endpoint `op:"ErasePatient"`
+	// MergeEndpoint and UnmergeEndpoint merge a duplicate into a survivor and reverse it.
+	MergeEndpoint   endpoint.Endpoint `op:"MergePatients"`
+	UnmergeEndpoint endpoint.Endpoint `op:"UnmergePatient"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -151,6 +160,8 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		BreakGlassEndpoint:       typed.Endpoint(s.BreakGlass),
 		BreakGlassGrantsEndpoint: typed.Endpoint(breakGlassGrants(s)),
 		EraseEndpoint:            typed.Endpoint(s.Erase),
+		MergeEndpoint:            typed.Endpoint(s.Merge),
+		UnmergeEndpoint:          typed.Endpoint(s.Unmerge),
 	})
 }
 
@@ -179,6 +190,10 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 		case BreakGlassRequest:
 			id = r.ID
 		case EraseRequest:
+			id = r.ID
+		case MergeRequest:
+			id = r.DuplicateID
+		case UnmergeRequest:
 			id = r.ID
 		}
 		if canonical, err := ParseID(id); err == nil {

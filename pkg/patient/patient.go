@@ -30,10 +30,14 @@ type Patient struct {
 	RegisteredDate string       `json:"registeredDate"`
 	// Confidentiality is "normal" or "restricted" (break-glass.go); only its own endpoint
 	// changes it.
-	Confidentiality string    `json:"confidentiality"`
-	Version         int64     `json:"version"`
-	CreatedAt       time.Time `json:"createdAt"`
-	UpdatedAt       time.Time `json:"updatedAt"`
+	Confidentiality string `json:"confidentiality"`
+	// MergedInto is the survivor this record was merged into (merge.go); empty for a record
+	// that is not merged. REST never shows a merged record (its GET answers 308), but its
+	// history does, and FHIR shows it as an inactive Patient with a replaced-by link.
+	MergedInto string    `json:"mergedInto,omitempty"`
+	Version    int64     `json:"version"`
+	CreatedAt  time.Time `json:"createdAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
 }
 
 // CreateRequest registers a patient. RegisteredDate is optional (today, UTC). An
@@ -181,6 +185,9 @@ const (
 	ChangeDeleted = "deleted"
 	// ChangeErased is an erasure (erase.go); it has no history row, as the history is erased.
 	ChangeErased = "erased"
+	// ChangeMerged and ChangeUnmerged are a merge into a survivor and its reversal (merge.go).
+	ChangeMerged   = "merged"
+	ChangeUnmerged = "unmerged"
 )
 
 // AuditQuery filters the audit log. Zero values mean "any"; Limit 0 means DefaultAuditLimit.

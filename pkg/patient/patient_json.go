@@ -51,6 +51,10 @@ func (p Patient) AppendJSON(b []byte) []byte {
 	b = jsonw.String(b, p.RegisteredDate)
 	b = append(b, `,"confidentiality":`...)
 	b = jsonw.String(b, p.Confidentiality)
+	if p.MergedInto != "" { // omitempty
+		b = append(b, `,"mergedInto":`...)
+		b = jsonw.String(b, p.MergedInto)
+	}
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, p.Version, 10)
 	b = append(b, `,"createdAt":`...)

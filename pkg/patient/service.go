@@ -46,6 +46,10 @@ type Service interface {
 	// Erase removes a deleted patient's PHI from every store of the service, leaving a
 	// tombstone (erase.go).
 	Erase(ctx context.Context, req EraseRequest) (Erasure, error)
+	// Merge merges a duplicate record into a survivor; Unmerge reverses it from the merged
+	// record (merge.go).
+	Merge(ctx context.Context, req MergeRequest) (MergeRecord, error)
+	Unmerge(ctx context.Context, req UnmergeRequest) (MergeRecord, error)
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is

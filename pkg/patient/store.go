@@ -87,7 +87,7 @@ func (s *Store) addEvent(ctx context.Context, tx *sqlx.Tx, p Patient, change str
 	return s.events.Add(ctx, tx, msg)
 }
 
-const patientColumns = `seq, id, mrn, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date, version, created_at, updated_at, deleted_at, confidentiality`
+const patientColumns = `seq, id, mrn, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date, version, created_at, updated_at, deleted_at, confidentiality, merged_into`
 
 type patientRow struct {
 	Seq            int64          `db:"seq"`
@@ -109,13 +109,15 @@ type patientRow struct {
 	DeletedAt      db.Timestamp   `db:"deleted_at"`
 	// Confidentiality is "normal" or "restricted" (migration 00020).
 	Confidentiality string `db:"confidentiality"`
+	// MergedInto is the survivor a merged record was merged into (migration 00026).
+	MergedInto sql.NullString `db:"merged_into"`
 }
 
 // dest is where a row of patientColumns scans to, in their order: list scans 500 rows by hand
 // instead of through sqlx's reflection, which cost a search about 5% of its CPU.
 func (r *patientRow) dest() []any {
 	return []any{&r.Seq, &r.ID, &r.MRN, &r.Name, &r.Family, &r.Given, &r.Gender, &r.Phone, &r.Identifiers, &r.Email,
-		&r.Address, &r.DateOfBirth, &r.RegisteredDate, &r.Version, &r.CreatedAt, &r.UpdatedAt, &r.DeletedAt, &r.Confidentiality}
+		&r.Address, &r.DateOfBirth, &r.RegisteredDate, &r.Version, &r.CreatedAt, &r.UpdatedAt, &r.DeletedAt, &r.Confidentiality, &r.MergedInto}
 }
 
 func (r patientRow) patient() Patient {
@@ -123,7 +125,7 @@ func (r patientRow) patient() Patient {
 		ID: r.ID, MRN: r.MRN.String, Name: r.Name, Family: r.Family, Given: decodeGiven(r.Given), Gender: r.Gender, Phone: r.Phone,
 		Identifiers: withMRN(r.MRN.String, decodeIdentifiers(r.Identifiers)), Email: r.Email, Address: r.Address,
 		DateOfBirth: r.DateOfBirth, RegisteredDate: r.RegisteredDate, Version: r.Version,
-		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time, Confidentiality: r.Confidentiality,
+		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time, Confidentiality: r.Confidentiality, MergedInto: r.MergedInto.String,
 	}
 }
 
@@ -189,18 +191,23 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 
 func (s *Store) insertVersion(ctx context.Context, tx *sqlx.Tx, p Patient, change string, m changeMeta) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO patient_versions
-		(patient_id, version, change, mrn, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date, created_at, changed_at, changed_by, role, request_id, confidentiality)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		(patient_id, version, change, mrn, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date, created_at, changed_at, changed_by, role, request_id, confidentiality, merged_into)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		p.ID, p.Version, change, p.MRN, p.Name, p.Family, encodeGiven(p.Given), p.Gender, p.Phone, encodeIdentifiers(p.Identifiers), p.Email, p.Address, p.DateOfBirth, p.RegisteredDate,
-		s.db.Time(p.CreatedAt), s.db.Time(m.At), m.Actor, m.Role, m.RequestID, p.Confidentiality)
+		s.db.Time(p.CreatedAt), s.db.Time(m.At), m.Actor, m.Role, m.RequestID, p.Confidentiality, p.MergedInto)
 	return db.Classify(err)
 }
 
-// get returns the live patient id, ErrGone when it was deleted, ErrNotFound when unknown.
+// get returns the live patient id, ErrGone when it was deleted, ErrNotFound when unknown. A
+// merged record is returned as it is, with MergedInto naming its survivor (merge.go): REST
+// answers it with a redirect, FHIR with the record and its replaced-by link.
 func (s *Store) get(ctx context.Context, id string) (Patient, error) {
 	var r patientRow
 	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+patientColumns+` FROM patients WHERE id = ?`), id)
 	p, err := rowResult(r, err)
+	if r.MergedInto.Valid && IsMerged(err) {
+		err = nil
+	}
 	if err != nil {
 		return Patient{}, err
 	}
@@ -213,6 +220,10 @@ func rowResult(r patientRow, err error) (Patient, error) {
 	}
 	if err != nil {
 		return Patient{}, db.Classify(err)
+	}
+	if r.MergedInto.Valid {
+		// Before the deletion check: a merged record is marked deleted too (migration 00026).
+		return r.patient(), mergedError(r.MergedInto.String)
 	}
 	if !r.DeletedAt.IsZero() {
 		return Patient{}, ErrGone
@@ -479,13 +490,15 @@ type versionRow struct {
 	RequestID      string       `db:"request_id"`
 	// Confidentiality is the level the record had in this version.
 	Confidentiality string `db:"confidentiality"`
+	// MergedInto is the survivor this version was merged into ("" when none).
+	MergedInto string `db:"merged_into"`
 }
 
 // history returns every version of patient id, oldest first; deleted records keep theirs.
 func (s *Store) history(ctx context.Context, id string) ([]Version, error) {
 	var rows []versionRow
 	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT version, change, mrn, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date,
-		created_at, changed_at, changed_by, role, request_id, confidentiality FROM patient_versions WHERE patient_id = ? ORDER BY version`), id); err != nil {
+		created_at, changed_at, changed_by, role, request_id, confidentiality, merged_into FROM patient_versions WHERE patient_id = ? ORDER BY version`), id); err != nil {
 		return nil, db.Classify(err)
 	}
 	if len(rows) == 0 {
@@ -504,7 +517,7 @@ func (s *Store) history(ctx context.Context, id string) ([]Version, error) {
 			Patient: Patient{ID: id, MRN: r.MRN, Name: r.Name, Family: r.Family, Given: decodeGiven(r.Given), Gender: r.Gender,
 				Phone: r.Phone, Identifiers: withMRN(r.MRN, decodeIdentifiers(r.Identifiers)), Email: r.Email, Address: r.Address,
 				DateOfBirth: r.DateOfBirth, RegisteredDate: r.RegisteredDate, Version: r.Version,
-				CreatedAt: r.CreatedAt.Time, UpdatedAt: r.ChangedAt.Time, Confidentiality: r.Confidentiality},
+				CreatedAt: r.CreatedAt.Time, UpdatedAt: r.ChangedAt.Time, Confidentiality: r.Confidentiality, MergedInto: r.MergedInto},
 		}
 	}
 	return out, nil

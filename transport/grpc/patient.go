@@ -43,6 +43,9 @@ func newPatientServer(set patient.Set) *patientServer {
 		breakGlass:       kitgrpc.NewServer(set.BreakGlassEndpoint, total(breakGlassFromPB), total(grantToPB)),
 		breakGlassGrants: kitgrpc.NewServer(set.BreakGlassGrantsEndpoint, typed.Reject(convert(grantQueryFromPB)), total(grantsToPB)),
 		erase:            kitgrpc.NewServer(set.EraseEndpoint, total(eraseFromPB), total(erasureToPB)),
+		// merge and unmerge (patient_merge.go)
+		merge:   kitgrpc.NewServer(set.MergeEndpoint, total(mergeFromPB), total(mergeRecordToPB)),
+		unmerge: kitgrpc.NewServer(set.UnmergeEndpoint, total(unmergeFromPB), total(mergeRecordToPB)),
 	}
 }
 
@@ -52,7 +55,7 @@ type patientServer struct {
 	create, get, list, update, del, history, audit kitgrpc.Handler
 	billingAccount, invoices, accessLog, verify    kitgrpc.Handler
 	confidentiality, breakGlass, breakGlassGrants  kitgrpc.Handler
-	erase                                          kitgrpc.Handler
+	erase, merge, unmerge                          kitgrpc.Handler
 }
 
 // GetPatientAccessLog implements patientv1.PatientServiceServer.
@@ -152,7 +155,9 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 		BreakGlassEndpoint:      c.endpoint(patient.MethodBreakGlass, total(breakGlassToPB), total(grantFromPB), &patientv1.BreakGlassGrant{}),
 		BreakGlassGrantsEndpoint: c.endpoint(patient.MethodBreakGlassGrants, total(grantQueryToPB), total(grantsFromPB),
 			&patientv1.ListBreakGlassGrantsResponse{}),
-		EraseEndpoint: c.endpoint(patient.MethodErase, total(eraseToPB), total(erasureFromPB), &patientv1.PatientErasure{}),
+		EraseEndpoint:   c.endpoint(patient.MethodErase, total(eraseToPB), total(erasureFromPB), &patientv1.PatientErasure{}),
+		MergeEndpoint:   c.endpoint(patient.MethodMerge, total(mergeToPB), total(mergeRecordFromPB), &patientv1.PatientMerge{}),
+		UnmergeEndpoint: c.endpoint(patient.MethodUnmerge, total(unmergeToPB), total(mergeRecordFromPB), &patientv1.PatientMerge{}),
 	}
 }
 
@@ -178,6 +183,7 @@ func patientToPB(p patient.Patient) *patientv1.Patient {
 		Gender:          p.Gender,
 		Phone:           p.Phone,
 		Identifiers:     mapSlice(p.Identifiers, identifierToPB),
+		MergedInto:      p.MergedInto,
 	}
 }
 
@@ -216,6 +222,7 @@ func patientFromPB(p *patientv1.Patient) patient.Patient {
 		Gender:          p.GetGender(),
 		Phone:           p.GetPhone(),
 		Identifiers:     mapSlice(p.GetIdentifiers(), identifierFromPB),
+		MergedInto:      p.GetMergedInto(),
 	}.WithLists()
 }
 

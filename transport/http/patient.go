@@ -21,7 +21,7 @@ func NewPatientHandler(set patient.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/patients", set.ListEndpoint, decodeListPatients, encodePatientPage(p))
 	Handle(r, o, http.MethodPost, "/patients/_search", set.ListEndpoint, decodeSearchPatients, encodeSearchPage(p))
 	Handle(r, o, http.MethodGet, "/patients/{id}/access-log", set.AccessLogEndpoint, decodeAccessLog, encodeAccessLog(p))
-	Handle(r, o, http.MethodGet, "/patients/{id}", set.GetEndpoint, decodeGetPatient, encodePatient)
+	Handle(r, o, http.MethodGet, "/patients/{id}", set.GetEndpoint, decodeGetPatient, encodeGotPatient(p))
 	Handle(r, o, http.MethodPut, "/patients/{id}", set.UpdateEndpoint, decodeUpdatePatient, encodePatient)
 	Handle(r, o, http.MethodDelete, "/patients/{id}", set.DeleteEndpoint, decodeDeletePatient, encodeNoContent[patient.DeleteResponse])
 	Handle(r, o, http.MethodGet, "/patients/{id}/history", set.HistoryEndpoint, decodeHistory, encodeHistory)
@@ -30,6 +30,7 @@ func NewPatientHandler(set patient.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/patients/{id}/billing-account", set.BillingAccountEndpoint, decodeBillingAccount, encodeOK[patient.BillingAccount])
 	Handle(r, o, http.MethodGet, "/patients/{id}/invoices", set.InvoicesEndpoint, decodePatientInvoices, encodePatientInvoices)
 	handleBreakGlass(r, o, set)
+	handleMerge(r, o, set)
 	return Wrap(r, o)
 }
 
@@ -200,7 +201,7 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 	if err != nil {
 		return patient.Set{}, err
 	}
-	return breakGlassClient(c, patient.Set{
+	return mergeClient(c, breakGlassClient(c, patient.Set{
 		CreateEndpoint: clientEndpoint(c, encodeCreateCall, decodeJSONResponse[patient.Patient]),
 		GetEndpoint: clientEndpoint(c, func(r patient.GetRequest) (call, error) {
 			return patientCall(http.MethodGet, r.ID, "")
@@ -231,7 +232,7 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 			v, err := decodeJSONResponse[[]patient.Invoice](resp)
 			return patient.InvoicesResponse{Invoices: v}, err
 		}),
-	}), nil
+	})), nil
 }
 
 func encodeCreateCall(r patient.CreateRequest) (call, error) {

@@ -41,7 +41,9 @@ type PatientEvent struct {
 	PatientId string `protobuf:"bytes,1,opt,name=patientId,proto3" json:"patientId,omitempty"`
 	Name      string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Email     string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
-	// event_type is PATIENT_CREATED, PATIENT_UPDATED or PATIENT_DELETED.
+	// event_type is PATIENT_CREATED, PATIENT_UPDATED or PATIENT_DELETED; PATIENT_ERASED,
+	// PATIENT_MERGED (the record, keyed by its own id, was merged into patient.merged_into) and
+	// PATIENT_UNMERGED (that merge was reversed) carry ids only beside the sealed record.
 	EventType string `protobuf:"bytes,4,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	// event_id identifies this event (a UUID); consumers deduplicate on it.
 	EventId string `protobuf:"bytes,5,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
@@ -192,11 +194,14 @@ type PatientRecord struct {
 	// The demographics of issue 19. family, each given name, gender, phone and each
 	// identifier's value are PHI, sealed like name (pms-sealed:1:...); an identifier's system
 	// is not.
-	Family        string               `protobuf:"bytes,12,opt,name=family,proto3" json:"family,omitempty"`
-	Given         []string             `protobuf:"bytes,13,rep,name=given,proto3" json:"given,omitempty"`
-	Gender        string               `protobuf:"bytes,14,opt,name=gender,proto3" json:"gender,omitempty"`
-	Phone         string               `protobuf:"bytes,15,opt,name=phone,proto3" json:"phone,omitempty"`
-	Identifiers   []*PatientIdentifier `protobuf:"bytes,16,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	Family      string               `protobuf:"bytes,12,opt,name=family,proto3" json:"family,omitempty"`
+	Given       []string             `protobuf:"bytes,13,rep,name=given,proto3" json:"given,omitempty"`
+	Gender      string               `protobuf:"bytes,14,opt,name=gender,proto3" json:"gender,omitempty"`
+	Phone       string               `protobuf:"bytes,15,opt,name=phone,proto3" json:"phone,omitempty"`
+	Identifiers []*PatientIdentifier `protobuf:"bytes,16,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	// merged_into is the survivor a merged record was merged into (PATIENT_MERGED; empty
+	// otherwise, and on the PATIENT_UNMERGED that reverses it). An id, never sealed.
+	MergedInto    string `protobuf:"bytes,17,opt,name=merged_into,json=mergedInto,proto3" json:"merged_into,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -341,6 +346,13 @@ func (x *PatientRecord) GetIdentifiers() []*PatientIdentifier {
 		return x.Identifiers
 	}
 	return nil
+}
+
+func (x *PatientRecord) GetMergedInto() string {
+	if x != nil {
+		return x.MergedInto
+	}
+	return ""
 }
 
 // PatientIdentifier is an identifier of a patient: system (a URI, "urn:pms:mrn" for the MRN)
@@ -958,7 +970,7 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"\apatient\x18\t \x01(\v2\x1c.pms.events.v1.PatientRecordR\apatient\x12\x14\n" +
 	"\x05actor\x18\n" +
 	" \x01(\tR\x05actor\x12(\n" +
-	"\x0fconfidentiality\x18\v \x01(\tR\x0fconfidentiality\"\xad\x04\n" +
+	"\x0fconfidentiality\x18\v \x01(\tR\x0fconfidentiality\"\xce\x04\n" +
 	"\rPatientRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03mrn\x18\x02 \x01(\tR\x03mrn\x12\x12\n" +
@@ -979,7 +991,9 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"\x05given\x18\r \x03(\tR\x05given\x12\x16\n" +
 	"\x06gender\x18\x0e \x01(\tR\x06gender\x12\x14\n" +
 	"\x05phone\x18\x0f \x01(\tR\x05phone\x12B\n" +
-	"\videntifiers\x18\x10 \x03(\v2 .pms.events.v1.PatientIdentifierR\videntifiers\"A\n" +
+	"\videntifiers\x18\x10 \x03(\v2 .pms.events.v1.PatientIdentifierR\videntifiers\x12\x1f\n" +
+	"\vmerged_into\x18\x11 \x01(\tR\n" +
+	"mergedInto\"A\n" +
 	"\x11PatientIdentifier\x12\x16\n" +
 	"\x06system\x18\x01 \x01(\tR\x06system\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"\xae\x04\n" +

@@ -55,7 +55,9 @@ type Patient struct {
 	Gender string `protobuf:"bytes,14,opt,name=gender,proto3" json:"gender,omitempty"`
 	Phone  string `protobuf:"bytes,15,opt,name=phone,proto3" json:"phone,omitempty"`
 	// identifiers start with the MRN under system "urn:pms:mrn", then the client's.
-	Identifiers   []*Identifier `protobuf:"bytes,16,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	Identifiers []*Identifier `protobuf:"bytes,16,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	// merged_into is the survivor a merged record was merged into; empty otherwise.
+	MergedInto    string `protobuf:"bytes,17,opt,name=merged_into,json=mergedInto,proto3" json:"merged_into,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -200,6 +202,13 @@ func (x *Patient) GetIdentifiers() []*Identifier {
 		return x.Identifiers
 	}
 	return nil
+}
+
+func (x *Patient) GetMergedInto() string {
+	if x != nil {
+		return x.MergedInto
+	}
+	return ""
 }
 
 // Identifier is a FHIR-style identifier: system is an absolute URI naming the issuer.
@@ -2311,11 +2320,252 @@ func (x *PatientErasure) GetRequestId() string {
 	return ""
 }
 
+// MergePatientsRequest merges duplicate_id into survivor_id; reason is required (at least 10
+// characters) and kept in the merge record, never in an event.
+type MergePatientsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SurvivorId    string                 `protobuf:"bytes,1,opt,name=survivor_id,json=survivorId,proto3" json:"survivor_id,omitempty"`
+	DuplicateId   string                 `protobuf:"bytes,2,opt,name=duplicate_id,json=duplicateId,proto3" json:"duplicate_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergePatientsRequest) Reset() {
+	*x = MergePatientsRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergePatientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergePatientsRequest) ProtoMessage() {}
+
+func (x *MergePatientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergePatientsRequest.ProtoReflect.Descriptor instead.
+func (*MergePatientsRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *MergePatientsRequest) GetSurvivorId() string {
+	if x != nil {
+		return x.SurvivorId
+	}
+	return ""
+}
+
+func (x *MergePatientsRequest) GetDuplicateId() string {
+	if x != nil {
+		return x.DuplicateId
+	}
+	return ""
+}
+
+func (x *MergePatientsRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// UnmergePatientRequest reverses the merge of merged record id; reason as in a merge.
+type UnmergePatientRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnmergePatientRequest) Reset() {
+	*x = UnmergePatientRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnmergePatientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnmergePatientRequest) ProtoMessage() {}
+
+func (x *UnmergePatientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnmergePatientRequest.ProtoReflect.Descriptor instead.
+func (*UnmergePatientRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *UnmergePatientRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UnmergePatientRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// PatientMerge is a merge record: who merged which duplicate into which survivor, when and
+// why, and, once reversed, who unmerged it, when and why.
+type PatientMerge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SurvivorId    string                 `protobuf:"bytes,2,opt,name=survivor_id,json=survivorId,proto3" json:"survivor_id,omitempty"`
+	DuplicateId   string                 `protobuf:"bytes,3,opt,name=duplicate_id,json=duplicateId,proto3" json:"duplicate_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	MergedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=merged_at,json=mergedAt,proto3" json:"merged_at,omitempty"`
+	MergedBy      string                 `protobuf:"bytes,6,opt,name=merged_by,json=mergedBy,proto3" json:"merged_by,omitempty"`
+	Role          string                 `protobuf:"bytes,7,opt,name=role,proto3" json:"role,omitempty"`
+	RequestId     string                 `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	UnmergedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=unmerged_at,json=unmergedAt,proto3" json:"unmerged_at,omitempty"`
+	UnmergedBy    string                 `protobuf:"bytes,10,opt,name=unmerged_by,json=unmergedBy,proto3" json:"unmerged_by,omitempty"`
+	UnmergeReason string                 `protobuf:"bytes,11,opt,name=unmerge_reason,json=unmergeReason,proto3" json:"unmerge_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatientMerge) Reset() {
+	*x = PatientMerge{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatientMerge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatientMerge) ProtoMessage() {}
+
+func (x *PatientMerge) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatientMerge.ProtoReflect.Descriptor instead.
+func (*PatientMerge) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PatientMerge) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetSurvivorId() string {
+	if x != nil {
+		return x.SurvivorId
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetDuplicateId() string {
+	if x != nil {
+		return x.DuplicateId
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetMergedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.MergedAt
+	}
+	return nil
+}
+
+func (x *PatientMerge) GetMergedBy() string {
+	if x != nil {
+		return x.MergedBy
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetUnmergedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UnmergedAt
+	}
+	return nil
+}
+
+func (x *PatientMerge) GetUnmergedBy() string {
+	if x != nil {
+		return x.UnmergedBy
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetUnmergeReason() string {
+	if x != nil {
+		return x.UnmergeReason
+	}
+	return ""
+}
+
 var File_pms_patient_v1_patient_proto protoreflect.FileDescriptor
 
 const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\n" +
-	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"\x90\x04\n" +
+	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"\xb1\x04\n" +
 	"\aPatient\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03mrn\x18\x02 \x01(\tR\x03mrn\x12\x12\n" +
@@ -2335,7 +2585,9 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x05given\x18\r \x03(\tR\x05given\x12\x16\n" +
 	"\x06gender\x18\x0e \x01(\tR\x06gender\x12\x14\n" +
 	"\x05phone\x18\x0f \x01(\tR\x05phone\x12<\n" +
-	"\videntifiers\x18\x10 \x03(\v2\x1a.pms.patient.v1.IdentifierR\videntifiers\":\n" +
+	"\videntifiers\x18\x10 \x03(\v2\x1a.pms.patient.v1.IdentifierR\videntifiers\x12\x1f\n" +
+	"\vmerged_into\x18\x11 \x01(\tR\n" +
+	"mergedInto\":\n" +
 	"\n" +
 	"Identifier\x12\x16\n" +
 	"\x06system\x18\x01 \x01(\tR\x06system\x12\x14\n" +
@@ -2523,7 +2775,32 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x04role\x18\x05 \x01(\tR\x04role\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\a \x01(\tR\trequestId2\x88\v\n" +
+	"request_id\x18\a \x01(\tR\trequestId\"r\n" +
+	"\x14MergePatientsRequest\x12\x1f\n" +
+	"\vsurvivor_id\x18\x01 \x01(\tR\n" +
+	"survivorId\x12!\n" +
+	"\fduplicate_id\x18\x02 \x01(\tR\vduplicateId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"?\n" +
+	"\x15UnmergePatientRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x88\x03\n" +
+	"\fPatientMerge\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vsurvivor_id\x18\x02 \x01(\tR\n" +
+	"survivorId\x12!\n" +
+	"\fduplicate_id\x18\x03 \x01(\tR\vduplicateId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x127\n" +
+	"\tmerged_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bmergedAt\x12\x1b\n" +
+	"\tmerged_by\x18\x06 \x01(\tR\bmergedBy\x12\x12\n" +
+	"\x04role\x18\a \x01(\tR\x04role\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12;\n" +
+	"\vunmerged_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"unmergedAt\x12\x1f\n" +
+	"\vunmerged_by\x18\n" +
+	" \x01(\tR\n" +
+	"unmergedBy\x12%\n" +
+	"\x0eunmerge_reason\x18\v \x01(\tR\runmergeReason2\xb4\f\n" +
 	"\x0ePatientService\x12N\n" +
 	"\rCreatePatient\x12$.pms.patient.v1.CreatePatientRequest\x1a\x17.pms.patient.v1.Patient\x12H\n" +
 	"\n" +
@@ -2541,7 +2818,9 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\n" +
 	"BreakGlass\x12!.pms.patient.v1.BreakGlassRequest\x1a\x1f.pms.patient.v1.BreakGlassGrant\x12q\n" +
 	"\x14ListBreakGlassGrants\x12+.pms.patient.v1.ListBreakGlassGrantsRequest\x1a,.pms.patient.v1.ListBreakGlassGrantsResponse\x12S\n" +
-	"\fErasePatient\x12#.pms.patient.v1.ErasePatientRequest\x1a\x1e.pms.patient.v1.PatientErasureB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
+	"\fErasePatient\x12#.pms.patient.v1.ErasePatientRequest\x1a\x1e.pms.patient.v1.PatientErasure\x12S\n" +
+	"\rMergePatients\x12$.pms.patient.v1.MergePatientsRequest\x1a\x1c.pms.patient.v1.PatientMerge\x12U\n" +
+	"\x0eUnmergePatient\x12%.pms.patient.v1.UnmergePatientRequest\x1a\x1c.pms.patient.v1.PatientMergeB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
 
 var (
 	file_pms_patient_v1_patient_proto_rawDescOnce sync.Once
@@ -2555,7 +2834,7 @@ func file_pms_patient_v1_patient_proto_rawDescGZIP() []byte {
 	return file_pms_patient_v1_patient_proto_rawDescData
 }
 
-var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*Patient)(nil),                          // 0: pms.patient.v1.Patient
 	(*Identifier)(nil),                       // 1: pms.patient.v1.Identifier
@@ -2588,15 +2867,18 @@ var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*ListBreakGlassGrantsResponse)(nil),     // 28: pms.patient.v1.ListBreakGlassGrantsResponse
 	(*ErasePatientRequest)(nil),              // 29: pms.patient.v1.ErasePatientRequest
 	(*PatientErasure)(nil),                   // 30: pms.patient.v1.PatientErasure
-	(*timestamppb.Timestamp)(nil),            // 31: google.protobuf.Timestamp
-	(*v1.Invoice)(nil),                       // 32: pms.billing.v1.Invoice
-	(*v1.VerifyAuditRequest)(nil),            // 33: pms.billing.v1.VerifyAuditRequest
-	(*v1.AuditVerdict)(nil),                  // 34: pms.billing.v1.AuditVerdict
-	(*v1.Account)(nil),                       // 35: pms.billing.v1.Account
+	(*MergePatientsRequest)(nil),             // 31: pms.patient.v1.MergePatientsRequest
+	(*UnmergePatientRequest)(nil),            // 32: pms.patient.v1.UnmergePatientRequest
+	(*PatientMerge)(nil),                     // 33: pms.patient.v1.PatientMerge
+	(*timestamppb.Timestamp)(nil),            // 34: google.protobuf.Timestamp
+	(*v1.Invoice)(nil),                       // 35: pms.billing.v1.Invoice
+	(*v1.VerifyAuditRequest)(nil),            // 36: pms.billing.v1.VerifyAuditRequest
+	(*v1.AuditVerdict)(nil),                  // 37: pms.billing.v1.AuditVerdict
+	(*v1.Account)(nil),                       // 38: pms.billing.v1.Account
 }
 var file_pms_patient_v1_patient_proto_depIdxs = []int32{
-	31, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
-	31, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
+	34, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
+	34, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: pms.patient.v1.Patient.identifiers:type_name -> pms.patient.v1.Identifier
 	1,  // 3: pms.patient.v1.Identifiers.values:type_name -> pms.patient.v1.Identifier
 	1,  // 4: pms.patient.v1.CreatePatientRequest.identifiers:type_name -> pms.patient.v1.Identifier
@@ -2604,58 +2886,64 @@ var file_pms_patient_v1_patient_proto_depIdxs = []int32{
 	9,  // 6: pms.patient.v1.UpdatePatientRequest.unchanged:type_name -> pms.patient.v1.ReadOnlyFields
 	2,  // 7: pms.patient.v1.UpdatePatientRequest.given:type_name -> pms.patient.v1.GivenNames
 	3,  // 8: pms.patient.v1.UpdatePatientRequest.identifiers:type_name -> pms.patient.v1.Identifiers
-	31, // 9: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
+	34, // 9: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
 	0,  // 10: pms.patient.v1.PatientVersion.patient:type_name -> pms.patient.v1.Patient
 	13, // 11: pms.patient.v1.GetPatientHistoryResponse.versions:type_name -> pms.patient.v1.PatientVersion
-	31, // 12: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	31, // 13: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	31, // 14: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	34, // 12: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	34, // 13: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	34, // 14: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	16, // 15: pms.patient.v1.ListAuditResponse.entries:type_name -> pms.patient.v1.AuditEntry
-	32, // 16: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
-	31, // 17: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
+	35, // 16: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
+	34, // 17: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
 	22, // 18: pms.patient.v1.GetPatientAccessLogResponse.records:type_name -> pms.patient.v1.AccessRecord
-	31, // 19: pms.patient.v1.BreakGlassGrant.created_at:type_name -> google.protobuf.Timestamp
-	31, // 20: pms.patient.v1.BreakGlassGrant.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 19: pms.patient.v1.BreakGlassGrant.created_at:type_name -> google.protobuf.Timestamp
+	34, // 20: pms.patient.v1.BreakGlassGrant.expires_at:type_name -> google.protobuf.Timestamp
 	16, // 21: pms.patient.v1.BreakGlassGrant.reads:type_name -> pms.patient.v1.AuditEntry
-	31, // 22: pms.patient.v1.ListBreakGlassGrantsRequest.from:type_name -> google.protobuf.Timestamp
-	31, // 23: pms.patient.v1.ListBreakGlassGrantsRequest.to:type_name -> google.protobuf.Timestamp
+	34, // 22: pms.patient.v1.ListBreakGlassGrantsRequest.from:type_name -> google.protobuf.Timestamp
+	34, // 23: pms.patient.v1.ListBreakGlassGrantsRequest.to:type_name -> google.protobuf.Timestamp
 	26, // 24: pms.patient.v1.ListBreakGlassGrantsResponse.grants:type_name -> pms.patient.v1.BreakGlassGrant
-	31, // 25: pms.patient.v1.PatientErasure.erased_at:type_name -> google.protobuf.Timestamp
-	4,  // 26: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
-	5,  // 27: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
-	6,  // 28: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
-	8,  // 29: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
-	10, // 30: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
-	12, // 31: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
-	15, // 32: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
-	33, // 33: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
-	18, // 34: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
-	19, // 35: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
-	21, // 36: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
-	24, // 37: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
-	25, // 38: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
-	27, // 39: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
-	29, // 40: pms.patient.v1.PatientService.ErasePatient:input_type -> pms.patient.v1.ErasePatientRequest
-	0,  // 41: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
-	0,  // 42: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
-	7,  // 43: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
-	0,  // 44: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
-	11, // 45: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
-	14, // 46: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
-	17, // 47: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
-	34, // 48: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
-	35, // 49: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
-	20, // 50: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
-	23, // 51: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
-	0,  // 52: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
-	26, // 53: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
-	28, // 54: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
-	30, // 55: pms.patient.v1.PatientService.ErasePatient:output_type -> pms.patient.v1.PatientErasure
-	41, // [41:56] is the sub-list for method output_type
-	26, // [26:41] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	34, // 25: pms.patient.v1.PatientErasure.erased_at:type_name -> google.protobuf.Timestamp
+	34, // 26: pms.patient.v1.PatientMerge.merged_at:type_name -> google.protobuf.Timestamp
+	34, // 27: pms.patient.v1.PatientMerge.unmerged_at:type_name -> google.protobuf.Timestamp
+	4,  // 28: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
+	5,  // 29: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
+	6,  // 30: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
+	8,  // 31: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
+	10, // 32: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
+	12, // 33: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
+	15, // 34: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
+	36, // 35: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
+	18, // 36: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
+	19, // 37: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
+	21, // 38: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
+	24, // 39: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
+	25, // 40: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
+	27, // 41: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
+	29, // 42: pms.patient.v1.PatientService.ErasePatient:input_type -> pms.patient.v1.ErasePatientRequest
+	31, // 43: pms.patient.v1.PatientService.MergePatients:input_type -> pms.patient.v1.MergePatientsRequest
+	32, // 44: pms.patient.v1.PatientService.UnmergePatient:input_type -> pms.patient.v1.UnmergePatientRequest
+	0,  // 45: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
+	0,  // 46: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
+	7,  // 47: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
+	0,  // 48: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
+	11, // 49: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
+	14, // 50: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
+	17, // 51: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
+	37, // 52: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
+	38, // 53: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
+	20, // 54: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
+	23, // 55: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
+	0,  // 56: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
+	26, // 57: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
+	28, // 58: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
+	30, // 59: pms.patient.v1.PatientService.ErasePatient:output_type -> pms.patient.v1.PatientErasure
+	33, // 60: pms.patient.v1.PatientService.MergePatients:output_type -> pms.patient.v1.PatientMerge
+	33, // 61: pms.patient.v1.PatientService.UnmergePatient:output_type -> pms.patient.v1.PatientMerge
+	45, // [45:62] is the sub-list for method output_type
+	28, // [28:45] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_pms_patient_v1_patient_proto_init() }
@@ -2671,7 +2959,7 @@ func file_pms_patient_v1_patient_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_patient_v1_patient_proto_rawDesc), len(file_pms_patient_v1_patient_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -43,6 +43,8 @@ const (
 	PatientService_BreakGlass_FullMethodName                = "/pms.patient.v1.PatientService/BreakGlass"
 	PatientService_ListBreakGlassGrants_FullMethodName      = "/pms.patient.v1.PatientService/ListBreakGlassGrants"
 	PatientService_ErasePatient_FullMethodName              = "/pms.patient.v1.PatientService/ErasePatient"
+	PatientService_MergePatients_FullMethodName             = "/pms.patient.v1.PatientService/MergePatients"
+	PatientService_UnmergePatient_FullMethodName            = "/pms.patient.v1.PatientService/UnmergePatient"
 )
 
 // PatientServiceClient is the client API for PatientService service.
@@ -91,6 +93,13 @@ type PatientServiceClient interface {
 	// destroys the patient's data key, leaving a tombstone; admin only, with a reason (REST:
 	// POST /patients/{id}/erase).
 	ErasePatient(ctx context.Context, in *ErasePatientRequest, opts ...grpc.CallOption) (*PatientErasure, error)
+	// MergePatients merges the duplicate into the survivor, clinician or admin, with a reason
+	// (REST: POST /patients/{survivor}/merge): the duplicate becomes merged (reads show it with
+	// merged_into, writes are refused), billing moves its invoices to the survivor.
+	MergePatients(ctx context.Context, in *MergePatientsRequest, opts ...grpc.CallOption) (*PatientMerge, error)
+	// UnmergePatient reverses the merge of a merged record while nothing newer forbids it
+	// (REST: POST /patients/{id}/unmerge).
+	UnmergePatient(ctx context.Context, in *UnmergePatientRequest, opts ...grpc.CallOption) (*PatientMerge, error)
 }
 
 type patientServiceClient struct {
@@ -251,6 +260,26 @@ func (c *patientServiceClient) ErasePatient(ctx context.Context, in *ErasePatien
 	return out, nil
 }
 
+func (c *patientServiceClient) MergePatients(ctx context.Context, in *MergePatientsRequest, opts ...grpc.CallOption) (*PatientMerge, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PatientMerge)
+	err := c.cc.Invoke(ctx, PatientService_MergePatients_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *patientServiceClient) UnmergePatient(ctx context.Context, in *UnmergePatientRequest, opts ...grpc.CallOption) (*PatientMerge, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PatientMerge)
+	err := c.cc.Invoke(ctx, PatientService_UnmergePatient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PatientServiceServer is the server API for PatientService service.
 // All implementations must embed UnimplementedPatientServiceServer
 // for forward compatibility.
@@ -297,6 +326,13 @@ type PatientServiceServer interface {
 	// destroys the patient's data key, leaving a tombstone; admin only, with a reason (REST:
 	// POST /patients/{id}/erase).
 	ErasePatient(context.Context, *ErasePatientRequest) (*PatientErasure, error)
+	// MergePatients merges the duplicate into the survivor, clinician or admin, with a reason
+	// (REST: POST /patients/{survivor}/merge): the duplicate becomes merged (reads show it with
+	// merged_into, writes are refused), billing moves its invoices to the survivor.
+	MergePatients(context.Context, *MergePatientsRequest) (*PatientMerge, error)
+	// UnmergePatient reverses the merge of a merged record while nothing newer forbids it
+	// (REST: POST /patients/{id}/unmerge).
+	UnmergePatient(context.Context, *UnmergePatientRequest) (*PatientMerge, error)
 	mustEmbedUnimplementedPatientServiceServer()
 }
 
@@ -351,6 +387,12 @@ func (UnimplementedPatientServiceServer) ListBreakGlassGrants(context.Context, *
 }
 func (UnimplementedPatientServiceServer) ErasePatient(context.Context, *ErasePatientRequest) (*PatientErasure, error) {
 	return nil, status.Error(codes.Unimplemented, "method ErasePatient not implemented")
+}
+func (UnimplementedPatientServiceServer) MergePatients(context.Context, *MergePatientsRequest) (*PatientMerge, error) {
+	return nil, status.Error(codes.Unimplemented, "method MergePatients not implemented")
+}
+func (UnimplementedPatientServiceServer) UnmergePatient(context.Context, *UnmergePatientRequest) (*PatientMerge, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnmergePatient not implemented")
 }
 func (UnimplementedPatientServiceServer) mustEmbedUnimplementedPatientServiceServer() {}
 func (UnimplementedPatientServiceServer) testEmbeddedByValue()                        {}
@@ -643,6 +685,42 @@ func _PatientService_ErasePatient_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PatientService_MergePatients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MergePatientsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).MergePatients(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_MergePatients_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).MergePatients(ctx, req.(*MergePatientsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PatientService_UnmergePatient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnmergePatientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).UnmergePatient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_UnmergePatient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).UnmergePatient(ctx, req.(*UnmergePatientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PatientService_ServiceDesc is the grpc.ServiceDesc for PatientService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -709,6 +787,14 @@ var PatientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ErasePatient",
 			Handler:    _PatientService_ErasePatient_Handler,
+		},
+		{
+			MethodName: "MergePatients",
+			Handler:    _PatientService_MergePatients_Handler,
+		},
+		{
+			MethodName: "UnmergePatient",
+			Handler:    _PatientService_UnmergePatient_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
