@@ -54,16 +54,14 @@ psql "$PG" -qc "CREATE DATABASE $DB"
 URL=$(url_of "$DB")
 "$BIN" migrate --database-url="$URL" --data-dir="$DATA" --log-level=error >/dev/null
 psql "$URL" -qc "ANALYZE"
-before=$(cpu_ticks "$URL")
 out=$(PGOPTIONS='-c search_path=patient' "$PGBENCH" -n -M prepared -c "$CLIENTS" -j 2 -T "${DURATION%s}" -r \
 	-f ops/bench/create.pgbench "$URL" 2>&1)
-after=$(cpu_ticks "$URL")
 tps=$(echo "$out" | awk '/^tps/ {printf "%.0f", $3}')
 txs=$(echo "$out" | awk '/actually processed/ {print $NF}' | cut -d/ -f1)
-failed=$(echo "$out" | awk '/failed transactions/ {print $4}')
+failed=$(echo "$out" | awk '/failed transactions/ {print $5}')
 lat=$(echo "$out" | awk '/latency average/ {print $4 "ms"}')
-cpu=$(echo "$before $after $txs $HZ" | awk '{printf "%.2f ms", ($2 - $1) * 1000 / $4 / ($3 > 0 ? $3 : 1)}')
-row "pgbench create.pgbench (PostgreSQL CPU/tx)" "$tps" "avg $lat" "" "${failed:-?}" "$cpu"
+[ -n "$tps" ] || { echo "pgbench failed: $out" >&2; exit 1; }
+row "pgbench create.pgbench ($txs tx)" "$tps" "avg $lat" "" "${failed:-?}" "-"
 cleanup
 
 # 2. POST /patients through pms, direct and through the gateway.
@@ -78,20 +76,22 @@ run_pms() {
 	local where path port
 	for where in direct gateway; do
 		if [ "$where" = direct ]; then path=/patients port=$BASE; else path=/api/patients port=$((BASE + 4)); fi
+		local prof=
 		if [ -n "${PPROF:-}" ] && [ "$where" = direct ]; then
 			(sleep 2; curl -sf -o "$PPROF.$label" "http://$P:$((BASE + 200))/debug/pprof/profile?seconds=10") &
+			prof=$!
 		fi
 		local before after out rps p50 p99 bad reqs cpu
 		before=$(cpu_ticks "$URL" "$PID")
 		out=$(wrk -t2 -c"$CLIENTS" -d"$DURATION" --latency -s ops/bench/create.lua \
 			-H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "http://$P:$port$path" -- "$label$where$$")
 		after=$(cpu_ticks "$URL" "$PID")
-		wait
+		if [ -n "$prof" ]; then wait "$prof" || true; fi
 		rps=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
 		p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
 		p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
 		bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-		bad=$((${bad:-0} + $(echo "$out" | awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}')))
+		bad=$((${bad:-0} + $(echo "$out" | awk '/Socket errors/ {gsub(",", ""); s = $4 + $6 + $8 + $10} END {print s + 0}')))
 		reqs=$(echo "$out" | awk '/requests in/ {print $1}')
 		cpu=$(echo "$before $after $reqs $HZ" | awk '{printf "%.2f ms", ($2 - $1) * 1000 / $4 / ($3 > 0 ? $3 : 1)}')
 		row "$label POST $path ($where)" "$rps" "$p50" "$p99" "$bad" "$cpu"
