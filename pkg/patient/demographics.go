@@ -260,6 +260,12 @@ func (s *Store) writeIdentifiers(ctx context.Context, tx *sqlx.Tx, id string, id
 	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM patient_identifiers WHERE patient_id = ?`), id); err != nil {
 		return db.Classify(err)
 	}
+	return s.addIdentifiers(ctx, tx, id, ids)
+}
+
+// addIdentifiers inserts the client identifiers of patient id (a new patient has none to
+// replace: create calls it without writeIdentifiers' delete).
+func (s *Store) addIdentifiers(ctx context.Context, tx *sqlx.Tx, id string, ids []Identifier) error {
 	for _, i := range clientIdentifiers(ids) {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO patient_identifiers (patient_id, system, value) VALUES (?, ?, ?)`), id, i.System, i.Value)
 		if db.IsUniqueViolation(err, "patient_identifiers") {
