@@ -55,13 +55,13 @@ URL=$(url_of "$DB")
 "$BIN" migrate --database-url="$URL" --data-dir="$DATA" --log-level=error >/dev/null
 psql "$URL" -qc "ANALYZE"
 out=$(PGOPTIONS='-c search_path=patient' "$PGBENCH" -n -M prepared -c "$CLIENTS" -j 2 -T "${DURATION%s}" -r \
-	-f ops/bench/create.pgbench "$URL" 2>&1)
+	-f "${SCRIPT:-ops/bench/create.pgbench}" "$URL" 2>&1)
 tps=$(echo "$out" | awk '/^tps/ {printf "%.0f", $3}')
 txs=$(echo "$out" | awk '/actually processed/ {print $NF}' | cut -d/ -f1)
 failed=$(echo "$out" | awk '/failed transactions/ {print $5}')
 lat=$(echo "$out" | awk '/latency average/ {print $4 "ms"}')
 [ -n "$tps" ] || { echo "pgbench failed: $out" >&2; exit 1; }
-row "pgbench create.pgbench ($txs tx)" "$tps" "avg $lat" "" "${failed:-?}" "-"
+row "pgbench ${SCRIPT:-create.pgbench} ($txs tx)" "$tps" "avg $lat" "" "${failed:-?}" "-"
 cleanup
 
 # 2. POST /patients through pms, direct and through the gateway.
