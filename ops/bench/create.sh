@@ -44,6 +44,10 @@ cpu_ticks() {
 	for p in $pids; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done | awk '{s += $1} END {print s + 0}'
 }
 HZ=$(getconf CLK_TCK)
+# db_writes URL: the database's commits so far and its rows inserted, updated and deleted.
+db_writes() {
+	psql "$1" -Atc "SELECT xact_commit, (SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_all_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')) FROM pg_stat_database WHERE datname = current_database()" | tr '|' ' '
+}
 rows=()
 row() { rows+=("$(printf '| %-44s | %9s | %8s | %8s | %7s | %12s |' "$@")"); }
 
@@ -73,7 +77,8 @@ run_pms() {
 	URL=$(url_of "$DB")
 	PMS_EXTRA="--gateway-client-rate=0 ${PPROF:+--pprof} ${PMS_EXTRA:-}" start_pms_all "$bin" "$URL" "$DATA" "$BASE"
 	[ -n "$TOKEN" ] || { echo "pms did not start: $(tail -5 "$DATA/pms.log")" >&2; exit 1; }
-	local where path port
+	local where path port c0 w0
+	read -r c0 w0 < <(db_writes "$URL")
 	for where in direct gateway; do
 		if [ "$where" = direct ]; then path=/patients port=$BASE; else path=/api/patients port=$((BASE + 4)); fi
 		local prof=
@@ -106,6 +111,16 @@ run_pms() {
 		sleep 0.1
 	done
 	ratio+=("$label: billing accounts $accounts of $patients patients")
+	# What a create costs PostgreSQL once everything it causes has run (outboxes drained,
+	# events consumed): commits and row writes, every service's, per patient registered.
+	for _ in $(seq 1 600); do
+		[ "$(psql "$URL" -Atc "SELECT (SELECT count(*) FROM patient.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM billing.outbox WHERE published_at IS NULL)")" = 0 ] && break
+		sleep 0.1
+	done
+	sleep 2 # statistics reach pg_stat_* within a second of a transaction's end
+	local c1 w1
+	read -r c1 w1 < <(db_writes "$URL")
+	ratio+=("$label: per create, all services: $(echo "$c0 $c1 $w0 $w1 $patients" | awk '{printf "%.1f commits, %.1f row writes (inserts, updates, deletes)", ($2 - $1) / $5, ($4 - $3) / $5}')")
 	cleanup
 }
 ratio=()
