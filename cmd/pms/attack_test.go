@@ -509,9 +509,13 @@ func (w *attackWorld) setUp() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var accounts []struct{ ID string }
-	if resp, b := w.call("GET", "/api/billing/accounts?patientId="+w.p1, w.bill, ""); resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil || len(accounts) != 1 {
-		t.Fatalf("account: %d %s", resp.StatusCode, b)
-	}
+	waitFor(w.t, 30*time.Second, "p1's billing account", func() bool { // opened after the 201
+		resp, b := w.call("GET", "/api/billing/accounts?patientId="+w.p1, w.bill, "")
+		if resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil {
+			w.t.Fatalf("account: %d %s", resp.StatusCode, b)
+		}
+		return len(accounts) == 1
+	})
 	w.account = accounts[0].ID
 	w.draft = w.create("/api/billing/invoices", w.bill, w.invoiceBody(w.p1))
 	w.open = w.create("/api/billing/invoices", w.bill, w.invoiceBody(w.p1))

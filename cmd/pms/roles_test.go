@@ -309,9 +309,13 @@ func TestRoleMatrix(t *testing.T) {
 	}
 	w.patient = w.createAsAdmin("patient", "/patients", `{"name":"Matrix","email":"shared@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`)
 	var accounts []struct{ ID string }
-	if resp, b := call(t, "GET", w.base["billing"]+"/accounts?patientId="+w.patient, w.tokens[authz.RoleAdmin], ""); resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil || len(accounts) != 1 {
-		t.Fatalf("the shared patient's billing account: %d %s", resp.StatusCode, b)
-	}
+	waitFor(t, 30*time.Second, "the shared patient's billing account", func() bool { // opened after the 201
+		resp, b := call(t, "GET", w.base["billing"]+"/accounts?patientId="+w.patient, w.tokens[authz.RoleAdmin], "")
+		if resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil {
+			t.Fatalf("the shared patient's billing account: %d %s", resp.StatusCode, b)
+		}
+		return len(accounts) == 1
+	})
 	w.account = accounts[0].ID
 	w.invoice = w.createAsAdmin("billing", "/invoices", w.fill(invoiceBody))
 	w.setUpMFAUser()

@@ -284,16 +284,19 @@ func decodeIdentifiers(s string) []Identifier {
 	return out
 }
 
-// writeIdentifiers replaces patient id's identifiers with ids (the MRN left out) within tx
-// (fresh: a record just inserted, which has none to replace); a pair a live patient already
-// holds is ErrIdentifierTaken. The row's own copy (rowIdentifiers) is written by the caller's
-// INSERT or UPDATE of the record.
-func (s *Store) writeIdentifiers(ctx context.Context, tx *sqlx.Tx, id string, ids []Identifier, fresh bool) error {
-	if !fresh {
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM patient_identifiers WHERE patient_id = ?`), id); err != nil {
-			return db.Classify(err)
-		}
+// writeIdentifiers replaces patient id's identifiers with ids (the MRN left out) within tx;
+// a pair a live patient already holds is ErrIdentifierTaken. The row's own copy
+// (rowIdentifiers) is written by the caller's UPDATE of the record.
+func (s *Store) writeIdentifiers(ctx context.Context, tx *sqlx.Tx, id string, ids []Identifier) error {
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM patient_identifiers WHERE patient_id = ?`), id); err != nil {
+		return db.Classify(err)
 	}
+	return s.addIdentifiers(ctx, tx, id, ids)
+}
+
+// addIdentifiers inserts the client identifiers of patient id (a new patient has none to
+// replace: create calls it without writeIdentifiers' delete).
+func (s *Store) addIdentifiers(ctx context.Context, tx *sqlx.Tx, id string, ids []Identifier) error {
 	for _, i := range clientIdentifiers(ids) {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO patient_identifiers (patient_id, system, value) VALUES (?, ?, ?)`), id, i.System, i.Value)
 		if db.IsUniqueViolation(err, "patient_identifiers") {

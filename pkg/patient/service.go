@@ -73,6 +73,9 @@ type Options struct {
 	Billing Billing
 	// BillingTimeout bounds opening an account; default DefaultBillingTimeout.
 	BillingTimeout time.Duration
+	// AccountQueue and AccountWorkers bound the accounts opened in the background after a
+	// registration; defaults DefaultAccountQueue and DefaultAccountWorkers.
+	AccountQueue, AccountWorkers int
 	// Disclosures, when set (with its Hook on the audit writer), records per patient which
 	// records each audited action disclosed, for the access log; nil leaves it empty.
 	Disclosures *Disclosures
@@ -89,6 +92,7 @@ type service struct {
 	log            log.Logger
 	billing        Billing
 	billingTimeout time.Duration
+	accounts       *accountOpener // nil without billing
 	searchKey      []byte
 	breakGlassTTL  time.Duration
 	// topic compares the audit chain with the audit topic on request (VerifyAudit).
@@ -114,6 +118,9 @@ func NewService(store *Store, auditLog AuditLog, o Options) Service {
 	if s.breakGlassTTL = o.BreakGlassTTL; s.breakGlassTTL <= 0 {
 		s.breakGlassTTL = DefaultBreakGlassTTL
 	}
+	if s.billing != nil {
+		s.accounts = newAccountOpener(s.billing, s.billingTimeout, s.log, o.AccountQueue, o.AccountWorkers)
+	}
 	return s
 }
 
@@ -134,12 +141,13 @@ func readResult[T any](s *service, ctx context.Context, action, patientID string
 
 func (s *service) recorder() audit.Recorder { return audit.Recorder{W: s.audit, Logger: s.log} }
 
-// Create registers the patient and then has billing open the patient's account (also on an
-// idempotent replay, which heals an account the first attempt could not open).
+// Create registers the patient and then has billing open the patient's account in the
+// background, after the answer (also on an idempotent replay, which heals an account the
+// first attempt could not open): billing_open.go.
 func (s *service) Create(ctx context.Context, req CreateRequest) (Patient, error) {
 	p, err := s.create(ctx, req)
 	if err == nil {
-		s.openAccount(ctx, p)
+		s.accounts.open(ctx, p)
 	}
 	return p, err
 }

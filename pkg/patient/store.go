@@ -76,7 +76,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 
 // addEvent writes the PatientEvent of change to the outbox within tx.
 func (s *Store) addEvent(ctx context.Context, tx *sqlx.Tx, p Patient, change string, m changeMeta) error {
-	seal, err := s.keys.ForWrite(ctx, tx, p.ID)
+	keyFor := s.keys.ForWrite
+	if change == ChangeCreated {
+		keyFor = s.keys.ForNew // a new id has no data key yet: no lookup (store_create.go)
+	}
+	seal, err := keyFor(ctx, tx, p.ID)
 	if err != nil {
 		return err
 	}
@@ -158,25 +162,15 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 		if holders, err = s.checkEmail(ctx, tx, p.ID, p.Email, confirmed); err != nil {
 			return err
 		}
-		var seq int64
-		err = tx.QueryRowxContext(ctx, tx.Rebind(`INSERT INTO patients (id, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date, version, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`),
-			p.ID, p.Name, p.Family, encodeGiven(p.Given), p.Gender, p.Phone, rowIdentifiers(p.Identifiers), p.Email, p.Address, p.DateOfBirth, p.RegisteredDate, s.db.Time(m.At), s.db.Time(m.At)).Scan(&seq)
+		seq, err := s.insertPatient(ctx, tx, p, m)
 		if err != nil {
-			return db.Classify(err)
-		}
-		if err := s.writeIdentifiers(ctx, tx, p.ID, p.Identifiers, true); err != nil {
 			return err
 		}
-		// The MRN is never handed out again, even after a restore (seqmark).
-		if err := s.db.Issued("patients", seq); err != nil {
+		if err := s.addIdentifiers(ctx, tx, p.ID, p.Identifiers); err != nil {
 			return err
 		}
 		p.MRN = MRN(seq)
 		p.Identifiers = withMRN(p.MRN, p.Identifiers)
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET mrn = ? WHERE seq = ?`), p.MRN, seq); err != nil {
-			return db.Classify(err)
-		}
 		p.Version = 1
 		if err := s.insertVersion(ctx, tx, p, ChangeCreated, m); err != nil {
 			return err
@@ -450,7 +444,7 @@ func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind strin
 			return ErrVersionMismatch // lost a race the row lock should have prevented
 		}
 		if !reflect.DeepEqual(clientIdentifiers(next.Identifiers), clientIdentifiers(cur.Identifiers)) {
-			if err := s.writeIdentifiers(ctx, tx, id, next.Identifiers, false); err != nil {
+			if err := s.writeIdentifiers(ctx, tx, id, next.Identifiers); err != nil {
 				return err
 			}
 		}
