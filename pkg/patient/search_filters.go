@@ -20,7 +20,7 @@ const MaxNameFilterLen = MaxFamilyLen
 
 // validateSearchFilters checks and normalises the demographic filters of q in place: family
 // and given trimmed, phone reduced to its digits (and leading +) as the index holds them,
-// gender one of FHIR's, date bounds real dates in order.
+// gender one of FHIR's, date bounds real dates (from after to matches nothing).
 func validateSearchFilters(bad *errs.Fields, q *ListQuery) {
 	for _, f := range []struct {
 		name string
@@ -43,24 +43,18 @@ func validateSearchFilters(bad *errs.Fields, q *ListQuery) {
 	if q.Gender != "" && !genders[q.Gender] {
 		bad.Add("gender", "must be one of male, female, other, unknown")
 	}
-	var from, to time.Time
+	// A lower bound after the upper one is an empty range (FHIR's birthdate=lt1990&
+	// birthdate=gt2000), not an error: the search matches nothing.
 	for _, f := range []struct {
 		name string
-		v    *string
-		t    *time.Time
-	}{{"dateOfBirthFrom", &q.BornFrom, &from}, {"dateOfBirthTo", &q.BornTo, &to}} {
-		if *f.v == "" {
+		v    string
+	}{{"dateOfBirthFrom", q.BornFrom}, {"dateOfBirthTo", q.BornTo}} {
+		if f.v == "" {
 			continue
 		}
-		d, err := time.Parse(dateLayout, *f.v)
-		if err != nil || len(*f.v) != len(dateLayout) {
+		if _, err := time.Parse(dateLayout, f.v); err != nil || len(f.v) != len(dateLayout) {
 			bad.Add(f.name, "must be a real date in the form YYYY-MM-DD")
-			continue
 		}
-		*f.t = d
-	}
-	if !from.IsZero() && !to.IsZero() && to.Before(from) {
-		bad.Add("dateOfBirthTo", "must not be before dateOfBirthFrom")
 	}
 }
 
