@@ -270,7 +270,7 @@ func encodeFHIRSearchset(ctx context.Context, _ http.Header, r searchResponse) (
 }
 
 // capabilityStatement is GET /metadata: what the facade serves.
-func capabilityStatement(base string) map[string]any {
+func capabilityStatement(base string, withBilling bool) map[string]any {
 	param := func(name, typ, doc string) map[string]any {
 		return map[string]any{"name": name, "type": typ, "documentation": doc}
 	}
@@ -295,7 +295,7 @@ func capabilityStatement(base string) map[string]any {
 					"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}}}},
 				"description": "Bearer JWT (EdDSA) issued by the PMS auth service",
 			},
-			"resource": []any{map[string]any{
+			"resource": append([]any{map[string]any{
 				"type":    "Patient",
 				"profile": "http://hl7.org/fhir/StructureDefinition/Patient",
 				"interaction": []any{
@@ -320,7 +320,7 @@ func capabilityStatement(base string) map[string]any {
 					param("phone", "token", "the phone number: its digits and leading + (spaces, hyphens, dots, parentheses ignored)"),
 					param("gender", "token", "male, female, other or unknown (system "+genderSystem+" optional)"),
 				},
-			}},
+			}}, otherResources(withBilling)...),
 		}},
 	}
 }
