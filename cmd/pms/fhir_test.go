@@ -450,7 +450,8 @@ func TestFHIRHostile(t *testing.T) {
 // TestFHIRKitClient runs ops/fhir/client.mjs, a script on npm's fhir-kit-client (a FHIR
 // client nobody here wrote, pinned), against `pms all` through the gateway: capability
 // statement, create, read, update with the version, the stale version's 412, vread, search
-// paged to the end, history, delete and the 410 after it.
+// paged to the end, search by family, given and a birthdate range, the Account searched and
+// read, the Invoices searched, history, delete and the 410 after it.
 func TestFHIRKitClient(t *testing.T) {
 	fhirNodeModules(t)
 	node, err := exec.LookPath("node")
