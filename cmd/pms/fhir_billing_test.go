@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFHIRAccountInvoiceAuditEvent goes through the gateway's FHIR facade on PostgreSQL (pms
@@ -22,9 +23,18 @@ func TestFHIRAccountInvoiceAuditEvent(t *testing.T) {
 	pid := c.do("POST", "/Patient", clin, fhirPatientJSON("", "Ivy Invoice", "ivy.invoice@example.org", "1970-01-01")).want(t, "create", 201).res["id"].(string)
 	ref := url.QueryEscape("Patient/" + pid)
 
-	// Account: searched by patient= or subject=, read by id.
-	as := c.do("GET", "/Account?patient="+ref, bill, "").want(t, "account search", 200)
-	accs := as.entries("match")
+	// Account: searched by patient= or subject=, read by id. The account may be opened after
+	// the create's 201 (billing opens it from the patient service's call or from the patient
+	// topic), so the search is polled until it appears, with a deadline.
+	var as fhirAnswer
+	var accs []map[string]any
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		as = c.do("GET", "/Account?patient="+ref, bill, "").want(t, "account search", 200)
+		if accs = as.entries("match"); len(accs) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation: the deadline bounds it
+	}
 	if len(accs) != 1 || as.res["total"] != float64(1) {
 		t.Fatalf("account search: %s", as.body)
 	}

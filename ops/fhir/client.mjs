@@ -91,7 +91,12 @@ const byFamily = await client.search({ resourceType: 'Patient', searchParams: { 
 check(byFamily.total === 1 && byFamily.entry[0].resource.name[0].given[0] === 'Client3', 'search by family, given and a birthdate range',
   { total: byFamily.total });
 
-const accounts = await client.search({ resourceType: 'Account', searchParams: { patient: `Patient/${id}` } });
+// Billing may open the account after the create's 201: poll the search, with a deadline.
+let accounts;
+for (const deadline = Date.now() + 30000; ; await new Promise((r) => setTimeout(r, 100))) {
+  accounts = await client.search({ resourceType: 'Account', searchParams: { patient: `Patient/${id}` } });
+  if (accounts.total > 0 || Date.now() > deadline) break;
+}
 check(accounts.total === 1 && accounts.entry[0].resource.subject[0].reference === `Patient/${id}`, 'Account search by patient', { total: accounts.total });
 const account = await client.read({ resourceType: 'Account', id: accounts.entry[0].resource.id });
 check(account.resourceType === 'Account' && account.status === 'active', 'Account read', account.status);
