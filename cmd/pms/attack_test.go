@@ -37,7 +37,7 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 3675
+const hostileCases = 3785
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -862,6 +862,8 @@ func (w *attackWorld) idRoutes() []idRoute {
 		{"DELETE", "/fhir/Patient/{id}", w.clin, ""},
 		{"GET", "/fhir/Patient/{id}/_history", w.clin, ""},
 		{"GET", "/fhir/Patient/{id}/_history/1", w.clin, ""},
+		{"GET", "/fhir/Account/{id}", w.bill, ""},
+		{"GET", "/fhir/Invoice/{id}", w.bill, ""},
 	}
 }
 
@@ -1267,7 +1269,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		hostile{cat: catHeaders, name: "FHIR search form as JSON", method: "POST", path: "/fhir/Patient/_search", token: w.clin, body: `{"name":"a"}`, want: []int{415}},
 		hostile{cat: catQuery, name: "FHIR unknown parameter, strict", method: "GET", path: "/fhir/Patient?foo=1", token: w.clin,
 			headers: []string{"Prefer", "handling=strict"}, want: []int{400}},
-		hostile{cat: catQuery, name: "FHIR birthdate range, strict", method: "GET", path: "/fhir/Patient?birthdate=lt2000-01-01", token: w.clin,
+		hostile{cat: catQuery, name: "FHIR birthdate prefix ne, strict", method: "GET", path: "/fhir/Patient?birthdate=ne2000-01-01", token: w.clin,
 			headers: []string{"Prefer", "handling=strict"}, want: []int{400}},
 		hostile{cat: catQuery, name: "FHIR _count=0", method: "GET", path: "/fhir/Patient?_count=0", token: w.clin, want: []int{400}},
 		hostile{cat: catQuery, name: "FHIR forged page token", method: "GET", path: "/fhir/Patient?_pageToken=%27%20OR%201%3D1", token: w.clin, want: []int{400}},
@@ -1276,6 +1278,48 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		hostile{cat: catRoutes, name: "FHIR unknown resource type", method: "GET", path: "/fhir/Observation", token: w.clin, want: []int{404}},
 		hostile{cat: catRoutes, name: "FHIR PATCH", method: "PATCH", path: "/fhir/Patient/" + w.p1, token: w.clin, body: `[]`, want: []int{405}},
 		hostile{cat: catRoutes, name: "FHIR vread 0", method: "GET", path: "/fhir/Patient/" + w.p1 + "/_history/0", token: w.clin, want: []int{400}})
+
+	// FHIR Patient search by demographics, Account, Invoice and AuditEvent (docs/fhir.md):
+	// roles as on REST, invalid values and references 400, each answer an OperationOutcome.
+	fq := func(name, path, token string, want ...int) hostile {
+		return hostile{cat: catQuery, name: "FHIR " + name, method: "GET", path: path, token: token, want: want}
+	}
+	pref := "Patient%2F" + w.p1
+	add(hostile{cat: catRoles, name: "FHIR Account search by analyst", method: "GET", path: "/fhir/Account?patient=" + pref, token: w.analyst, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR Account read by analyst", method: "GET", path: "/fhir/Account/" + w.account, token: w.analyst, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR Invoice read by analyst", method: "GET", path: "/fhir/Invoice/" + w.draft, token: w.analyst, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR Invoice search by analyst", method: "GET", path: "/fhir/Invoice?patient=" + pref, token: w.analyst, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR AuditEvent by clinician", method: "GET", path: "/fhir/AuditEvent?patient=" + pref, token: w.clin, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR AuditEvent by billing", method: "GET", path: "/fhir/AuditEvent?patient=" + pref, token: w.bill, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR AuditEvent by analyst", method: "GET", path: "/fhir/AuditEvent?patient=" + pref, token: w.analyst, want: []int{403}},
+		hostile{cat: catJWT, name: "FHIR Invoice read without a token", method: "GET", path: "/fhir/Invoice/" + w.draft, want: []int{401}},
+		hostile{cat: catJWT, name: "FHIR AuditEvent without a token", method: "GET", path: "/fhir/AuditEvent?patient=" + pref, want: []int{401}},
+		fq("family twice", "/fhir/Patient?family=a&family=b", w.clin, 400),
+		fq("gender not administrative", "/fhir/Patient?gender=robot", w.clin, 400),
+		fq("gender of another system", "/fhir/Patient?gender=urn:x%7Cfemale", w.clin, 400),
+		fq("birthdate not a date", "/fhir/Patient?birthdate=1990-02-30", w.clin, 400),
+		fq("birthdate unknown prefix", "/fhir/Patient?birthdate=zz1990", w.clin, 400),
+		fq("birthdate with a time", "/fhir/Patient?birthdate=1990-01-01T00:00:00Z", w.clin, 400),
+		fq("birthdate year 0", "/fhir/Patient?birthdate=ge0000", w.clin, 400),
+		fq("birthdate injection", "/fhir/Patient?birthdate=1990%27%20OR%201%3D1", w.clin, 400),
+		fq("phone not a number", "/fhir/Patient?phone=%27%20OR%201%3D1", w.clin, 400),
+		fq("given 5000 chars", "/fhir/Patient?given="+strings.Repeat("a", 5000), w.clin, 400),
+		fq("family with NUL", "/fhir/Patient?family=a%00", w.clin, 400),
+		fq("Account without a patient", "/fhir/Account", w.bill, 400),
+		fq("Account of a Group", "/fhir/Account?patient=Group/1", w.bill, 400),
+		fq("Account patient not a UUID", "/fhir/Account?patient=Patient/%27%20OR%201%3D1", w.bill, 400),
+		fq("Account patient and subject differ", "/fhir/Account?patient="+pref+"&subject=Patient/"+w.p2, w.bill, 400),
+		fq("Account patient traversal", "/fhir/Account?patient=Patient/..%2f..%2fusers", w.bill, 400),
+		fq("Invoice status not FHIR", "/fhir/Invoice?patient="+pref+"&status=open", w.bill, 400),
+		fq("Invoice forged page token", "/fhir/Invoice?patient="+pref+"&_pageToken=forged", w.bill, 400),
+		fq("Invoice _count=-1", "/fhir/Invoice?patient="+pref+"&_count=-1", w.bill, 400),
+		fq("Invoice patient twice", "/fhir/Invoice?patient="+pref+"&patient="+pref, w.bill, 400),
+		hostile{cat: catQuery, name: "FHIR Invoice unknown parameter, strict", method: "GET", path: "/fhir/Invoice?patient=" + pref + "&foo=1", token: w.bill,
+			headers: []string{"Prefer", "handling=strict"}, want: []int{400}},
+		fq("AuditEvent entity of an Account", "/fhir/AuditEvent?entity=Account/"+w.account, w.admin, 400),
+		fq("AuditEvent patient not a UUID", "/fhir/AuditEvent?patient=abc", w.admin, 400),
+		fq("AuditEvent forged page token", "/fhir/AuditEvent?patient="+pref+"&_pageToken=eyJhZnRlciI6LTF9", w.admin, 400),
+		fq("AuditEvent of nobody", "/fhir/AuditEvent?patient=Patient/7b0c2f8e-9a51-4a7e-8a3e-0f1d2c3b4a59", w.admin, 404))
 
 	// Bad query values.
 	type listRoute struct {

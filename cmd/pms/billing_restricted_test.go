@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"net/http"
 	"time"
 
 	"github.com/pms/pms/pkg/billing"
@@ -55,6 +56,7 @@ func TestBillingRestrictedJourney(t *testing.T) {
 	if resp.StatusCode != 201 || json.Unmarshal(b, &p) != nil {
 		t.Fatalf("create patient: %d %s", resp.StatusCode, b)
 	}
+	waitAccount(t, http.DefaultClient, gw+"/api/billing", clerk, p.ID) // opened after the 201 (docs/billing.md)
 	resp, b = call(t, "POST", gw+"/api/billing/invoices", clerk,
 		`{"patientId":"`+p.ID+`","currency":"USD","dueDate":"2026-12-31","lines":[{"description":"Consultation","quantity":1,"unitAmount":5000}]}`)
 	var inv billing.Invoice

@@ -58,11 +58,15 @@ func restrictedBillingOverTLS(t *testing.T, certs string, extra []string) {
 	if code != 201 || json.Unmarshal(b, &p) != nil {
 		t.Fatalf("register: %d %s", code, b)
 	}
-	code, b = do("POST", "/api/billing/invoices", admin,
-		`{"patientId":"`+p.ID+`","currency":"EUR","dueDate":"2026-12-31","lines":[{"description":"Consultation","quantity":1,"unitAmount":4000}]}`)
-	if code != 201 {
-		t.Fatalf("invoice: %d %s", code, b)
-	}
+	// The account is opened after the 201 (docs/billing.md): the invoice waits for it.
+	waitFor(t, 30*time.Second, "the invoice of a just registered patient", func() bool {
+		code, b = do("POST", "/api/billing/invoices", admin,
+			`{"patientId":"`+p.ID+`","currency":"EUR","dueDate":"2026-12-31","lines":[{"description":"Consultation","quantity":1,"unitAmount":4000}]}`)
+		if code != 201 && code != 404 {
+			t.Fatalf("invoice: %d %s", code, b)
+		}
+		return code == 201
+	})
 	if code, b := do("PUT", "/api/patients/"+p.ID+"/confidentiality", admin, `{"confidentiality":"restricted"}`); code != 200 {
 		t.Fatalf("restrict: %d %s", code, b)
 	}

@@ -88,6 +88,13 @@ var roleMatrix = []routeRule{
 	{"fhir", "DELETE", "/Patient/{newPatient}", "", []string{authz.RoleClinician}},
 	{"fhir", "GET", "/Patient/{patient}/_history", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"fhir", "GET", "/Patient/{patient}/_history/1", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	// FHIR Account and Invoice (billing's endpoints: billing's roles) and AuditEvent (the
+	// patient's access log: admin and privacy).
+	{"fhir", "GET", "/Account?patient=Patient/{patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"fhir", "GET", "/Account/{account}", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"fhir", "GET", "/Invoice?patient=Patient/{patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"fhir", "GET", "/Invoice/{invoice}", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"fhir", "GET", "/AuditEvent?patient=Patient/{patient}", "", []string{authz.RolePrivacy}},
 	// billing (CreateBillingAccount has no REST route: it is gRPC only, see grpcOnly)
 	{"billing", "GET", "/accounts?patientId={patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
 	{"billing", "GET", "/accounts/{account}", "", []string{authz.RoleBilling, authz.RoleClinician}},

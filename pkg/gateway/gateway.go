@@ -208,10 +208,6 @@ func New(c Config) (*Gateway, error) {
 	}
 	ph, pr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewPatientHandler(ps, o) }, "/api")
 	mounts = append(mounts, mount{"/api/patients", ph, pr}, mount{"/api/audit", ph, pr})
-	// The FHIR R4 facade (docs/fhir.md): the same patient endpoints, so the same guard,
-	// roles, audit, rate limits and breaker.
-	fh, fr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewFHIRHandler(ps, o) }, "/fhir")
-	mounts = append(mounts, mount{"/fhir", fh, fr})
 
 	bu := b.upstream("billing", c.BillingAddr, billing.Ops, c.refusals("billing", func(l audit.Appender) authz.DeniedFunc { return billing.DeniedAuditor(l) }))
 	var bs billing.Set
@@ -222,6 +218,12 @@ func New(c Config) (*Gateway, error) {
 	}
 	bh, br := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewBillingHandler(bs, o) }, "/api/billing")
 	mounts = append(mounts, mount{"/api/billing", bh, br})
+	// The FHIR R4 facade (docs/fhir.md): the same patient and billing endpoints, so the same
+	// guard, roles, audit, rate limits and breakers.
+	fh, fr := b.handler(func(o httptransport.Options) http.Handler {
+		return httptransport.NewFHIRFacade(httptransport.FHIRSets{Patient: ps, Billing: &bs}, o)
+	}, "/fhir")
+	mounts = append(mounts, mount{"/fhir", fh, fr})
 
 	au := b.upstream("auth", c.AuthAddr, auth.Ops, c.refusals("auth", func(l audit.Appender) authz.DeniedFunc { return auth.DeniedAuditor(l) }))
 	var as auth.Set

@@ -302,7 +302,13 @@ func fingerprint(key []byte, q ListQuery) string {
 	if len(key) == 0 {
 		return ""
 	}
-	b, _ := json.Marshal([]string{strings.ToLower(strings.TrimSpace(q.Q)), strings.ToLower(strings.TrimSpace(q.Email)), q.DateOfBirth})
+	parts := []string{strings.ToLower(strings.TrimSpace(q.Q)), strings.ToLower(strings.TrimSpace(q.Email)), q.DateOfBirth}
+	// The demographic filters (search_filters.go) join the fingerprint only when given, so a
+	// query without them keeps the fingerprint it had before they existed.
+	if demo := []string{strings.ToLower(q.Family), strings.ToLower(q.Given), q.Phone, q.Gender, q.BornFrom, q.BornTo}; strings.Join(demo, "") != "" {
+		parts = append(parts, demo...)
+	}
+	b, _ := json.Marshal(parts)
 	m := hmac.New(sha256.New, key)
 	m.Write(b)
 	return hex.EncodeToString(m.Sum(nil))

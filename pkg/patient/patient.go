@@ -140,11 +140,22 @@ type DeleteRequest struct {
 //
 // Identifier is "system|value" and matches a live patient holding that identifier exactly
 // (the MRN under SystemMRN too).
+//
+// Family and Given match the start of the family name or of any given name (case
+// insensitive), Phone the phone's digits (and leading +) exactly, Gender exactly;
+// BornFrom and BornTo bound the date of birth (YYYY-MM-DD, inclusive, either may be empty):
+// search_filters.go.
 type ListQuery struct {
 	Q           string
 	Identifier  string
 	Email       string
 	DateOfBirth string
+	Family      string
+	Given       string
+	Phone       string
+	Gender      string
+	BornFrom    string
+	BornTo      string
 	Limit       int
 	PageToken   string
 }

@@ -282,6 +282,7 @@ func (s *service) list(ctx context.Context, q ListQuery) (Page, error) {
 			q.DateOfBirth = d.Format(dateLayout)
 		}
 	}
+	validateSearchFilters(&bad, &q)
 	var after int64
 	if q.PageToken != "" {
 		var err error

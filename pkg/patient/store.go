@@ -343,6 +343,7 @@ func (s *Store) searchCondition(q ListQuery) (string, []any) {
 			args = append(args, id.System, id.Value)
 		}
 	}
+	where, args = s.demographicConditions(q, where, args)
 	return strings.Join(where, " AND "), args
 }
 

@@ -270,12 +270,18 @@ func getFromPB(r *patientv1.GetPatientRequest) patient.GetRequest {
 
 func listToPB(q patient.ListQuery) *patientv1.ListPatientsRequest {
 	return &patientv1.ListPatientsRequest{
-		Q:           q.Q,
-		Email:       q.Email,
-		DateOfBirth: q.DateOfBirth,
-		Limit:       int32Of(q.Limit),
-		PageToken:   q.PageToken,
-		Identifier:  q.Identifier,
+		Q:               q.Q,
+		Email:           q.Email,
+		DateOfBirth:     q.DateOfBirth,
+		Limit:           int32Of(q.Limit),
+		PageToken:       q.PageToken,
+		Identifier:      q.Identifier,
+		Family:          q.Family,
+		Given:           q.Given,
+		Phone:           q.Phone,
+		Gender:          q.Gender,
+		DateOfBirthFrom: q.BornFrom,
+		DateOfBirthTo:   q.BornTo,
 	}
 }
 
@@ -287,6 +293,12 @@ func listFromPB(r *patientv1.ListPatientsRequest) patient.ListQuery {
 		Limit:       int(r.GetLimit()),
 		PageToken:   r.GetPageToken(),
 		Identifier:  r.GetIdentifier(),
+		Family:      r.GetFamily(),
+		Given:       r.GetGiven(),
+		Phone:       r.GetPhone(),
+		Gender:      r.GetGender(),
+		BornFrom:    r.GetDateOfBirthFrom(),
+		BornTo:      r.GetDateOfBirthTo(),
 	}
 }
 

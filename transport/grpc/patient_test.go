@@ -75,6 +75,13 @@ func TestPatientRoundTrip(t *testing.T) {
 		wantReq: patient.ListQuery{Q: "exa", Email: "Alice@Example.org", DateOfBirth: "1980-02-29", Limit: 2, PageToken: "p1"},
 		answer:  patient.Page{Patients: []patient.Patient{alice, bob}, NextPageToken: "p2", Total: 7000, TotalEstimated: true},
 	}, {
+		name: "list by demographics", method: patient.MethodList,
+		call: func(ctx context.Context, c patient.Set) (any, error) {
+			return c.List(ctx, patient.ListQuery{Family: "Love", Given: "Ada", Phone: "+44 20", Gender: "female", BornFrom: "1900-01-01", BornTo: "1920-12-31"})
+		},
+		wantReq: patient.ListQuery{Family: "Love", Given: "Ada", Phone: "+44 20", Gender: "female", BornFrom: "1900-01-01", BornTo: "1920-12-31"},
+		answer:  patient.Page{Patients: []patient.Patient{alice}},
+	}, {
 		name: "list empty", method: patient.MethodList,
 		call:    func(ctx context.Context, c patient.Set) (any, error) { return c.List(ctx, patient.ListQuery{}) },
 		wantReq: patient.ListQuery{},

@@ -45,10 +45,6 @@ type fhirPatientLink struct {
 	Type  string        `json:"type"`
 }
 
-type fhirReference struct {
-	Reference string `json:"reference"`
-}
-
 type fhirMeta struct {
 	VersionID   string       `json:"versionId,omitempty"`
 	LastUpdated string       `json:"lastUpdated,omitempty"`

@@ -121,14 +121,18 @@ func encodePatientInvoices(_ context.Context, _ http.Header, r patient.InvoicesR
 	return http.StatusOK, nonNil(r.Invoices)
 }
 
-// decodeListPatients reads GET /patients?q=&email=&dateOfBirth=&identifier=&limit=&pageToken=.
+// decodeListPatients reads GET /patients?q=&email=&dateOfBirth=&identifier=&family=&given=
+// &phone=&gender=&dateOfBirthFrom=&dateOfBirthTo=&limit=&pageToken=.
 func decodeListPatients(_ context.Context, r *http.Request) (patient.ListQuery, error) {
-	q, err := ParseQuery(r, "q", "email", "dateOfBirth", "identifier", "limit", "pageToken")
+	q, err := ParseQuery(r, "q", "email", "dateOfBirth", "identifier", "family", "given", "phone", "gender",
+		"dateOfBirthFrom", "dateOfBirthTo", "limit", "pageToken")
 	if err != nil {
 		return patient.ListQuery{}, err
 	}
 	lq := patient.ListQuery{
 		Q: q.Get("q"), Email: q.Get("email"), DateOfBirth: q.Get("dateOfBirth"), Identifier: q.Get("identifier"),
+		Family: q.Get("family"), Given: q.Get("given"), Phone: q.Get("phone"), Gender: q.Get("gender"),
+		BornFrom: q.Get("dateOfBirthFrom"), BornTo: q.Get("dateOfBirthTo"),
 		Limit: q.Int("limit", 0, 1, patient.MaxLimit), PageToken: q.Get("pageToken"),
 	}
 	return lq, q.Err()
@@ -270,6 +274,12 @@ func encodeListCall(q patient.ListQuery) (call, error) {
 	setParam(v, "email", q.Email)
 	setParam(v, "dateOfBirth", q.DateOfBirth)
 	setParam(v, "identifier", q.Identifier)
+	setParam(v, "family", q.Family)
+	setParam(v, "given", q.Given)
+	setParam(v, "phone", q.Phone)
+	setParam(v, "gender", q.Gender)
+	setParam(v, "dateOfBirthFrom", q.BornFrom)
+	setParam(v, "dateOfBirthTo", q.BornTo)
 	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}

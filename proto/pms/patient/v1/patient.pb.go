@@ -552,9 +552,21 @@ type ListPatientsRequest struct {
 	// page_token is the next_page_token of the previous page; empty for the first page.
 	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// identifier is "system|value" and matches exactly (the MRN under "urn:pms:mrn" too).
-	Identifier    string `protobuf:"bytes,6,opt,name=identifier,proto3" json:"identifier,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Identifier string `protobuf:"bytes,6,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	// family matches the start of the family name, case-insensitive.
+	Family string `protobuf:"bytes,7,opt,name=family,proto3" json:"family,omitempty"`
+	// given matches the start of any given name, case-insensitive.
+	Given string `protobuf:"bytes,8,opt,name=given,proto3" json:"given,omitempty"`
+	// phone matches the phone's digits (and leading +) exactly; spaces, hyphens, dots and
+	// parentheses are ignored.
+	Phone string `protobuf:"bytes,9,opt,name=phone,proto3" json:"phone,omitempty"`
+	// gender matches exactly (male, female, other, unknown).
+	Gender string `protobuf:"bytes,10,opt,name=gender,proto3" json:"gender,omitempty"`
+	// date_of_birth_from and date_of_birth_to bound the date of birth (YYYY-MM-DD, inclusive).
+	DateOfBirthFrom string `protobuf:"bytes,11,opt,name=date_of_birth_from,json=dateOfBirthFrom,proto3" json:"date_of_birth_from,omitempty"`
+	DateOfBirthTo   string `protobuf:"bytes,12,opt,name=date_of_birth_to,json=dateOfBirthTo,proto3" json:"date_of_birth_to,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListPatientsRequest) Reset() {
@@ -625,6 +637,48 @@ func (x *ListPatientsRequest) GetPageToken() string {
 func (x *ListPatientsRequest) GetIdentifier() string {
 	if x != nil {
 		return x.Identifier
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetGiven() string {
+	if x != nil {
+		return x.Given
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetGender() string {
+	if x != nil {
+		return x.Gender
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetDateOfBirthFrom() string {
+	if x != nil {
+		return x.DateOfBirthFrom
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetDateOfBirthTo() string {
+	if x != nil {
+		return x.DateOfBirthTo
 	}
 	return ""
 }
@@ -2612,7 +2666,7 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\videntifiers\x18\v \x03(\v2\x1a.pms.patient.v1.IdentifierR\videntifiers\x122\n" +
 	"\x15confirm_not_duplicate\x18\f \x03(\tR\x13confirmNotDuplicate\"#\n" +
 	"\x11GetPatientRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xb2\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xe4\x02\n" +
 	"\x13ListPatientsRequest\x12\f\n" +
 	"\x01q\x18\x01 \x01(\tR\x01q\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\"\n" +
@@ -2622,7 +2676,14 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x1e\n" +
 	"\n" +
 	"identifier\x18\x06 \x01(\tR\n" +
-	"identifier\"\xbd\x01\n" +
+	"identifier\x12\x16\n" +
+	"\x06family\x18\a \x01(\tR\x06family\x12\x14\n" +
+	"\x05given\x18\b \x01(\tR\x05given\x12\x14\n" +
+	"\x05phone\x18\t \x01(\tR\x05phone\x12\x16\n" +
+	"\x06gender\x18\n" +
+	" \x01(\tR\x06gender\x12+\n" +
+	"\x12date_of_birth_from\x18\v \x01(\tR\x0fdateOfBirthFrom\x12'\n" +
+	"\x10date_of_birth_to\x18\f \x01(\tR\rdateOfBirthTo\"\xbd\x01\n" +
 	"\x14ListPatientsResponse\x123\n" +
 	"\bpatients\x18\x01 \x03(\v2\x17.pms.patient.v1.PatientR\bpatients\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1f\n" +
