@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
-	"net/http"
 	"time"
 
 	"github.com/pms/pms/pkg/billing"
