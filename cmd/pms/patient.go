@@ -54,7 +54,7 @@ func (c *patientConfig) register(f *flags, prefix string) {
 // client of billing, the service and its middleware, the endpoint set, its HTTP and gRPC
 // servers and the patient.commands consumer.
 func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, error) {
-	u, err := newUnit(ctx, s, unitSpec{name: "patient", databaseURL: c.databaseURL, migrations: migrations.Patient(),
+	u, err := newUnit(ctx, s, unitSpec{name: "patient", databaseURL: c.databaseURL, migrations: migrations.Patient(), dbOptions: patient.DatabaseOptions(),
 		topics: kafkatransport.PatientTopics(s.kafka.partitions, s.kafka.replication)})
 	if err != nil {
 		return nil, err

@@ -40,6 +40,13 @@ type Store struct {
 	journal *ErasureJournal
 }
 
+// DatabaseOptions are how the patient service opens its database: every connection starts
+// with sequential scans discouraged, which its searches rely on (list) and its other queries,
+// all by key or by index, do not mind.
+func DatabaseOptions() []db.Option {
+	return []db.Option{db.WithSetting("enable_seqscan", "off")}
+}
+
 // NewStore returns a Store over a migrated database.
 func NewStore(d *db.DB) *Store {
 	s := &Store{db: d, events: outbox.New(d, outbox.Options{})}
@@ -228,15 +235,18 @@ func rowResult(r patientRow, err error) (Patient, error) {
 // list returns up to limit live patients matching q after the keyset position afterSeq,
 // in registration order, whether more follow, and the number of all matches (see countMatches).
 //
-// On PostgreSQL a filtered search runs in a read-only transaction with sequential scans
-// discouraged: the planner's cost of the trigram GIN indexes is far above what they cost
-// (12 ms against a sequential scan's 83 ms for a rare 4-character substring at 100k
-// patients), so it would read the whole table to find a few rows.
+// On PostgreSQL a filtered search runs with sequential scans discouraged: the planner's cost
+// of the trigram GIN indexes is far above what they cost (12 ms against a sequential scan's
+// 83 ms for a rare 4-character substring at 100k patients), so it would read the whole table
+// to find a few rows. The patient service's connections start with enable_seqscan off
+// (DatabaseOptions), which costs a search nothing; on a pool opened without it a filtered
+// search sets it in a read-only transaction of its own, three more round trips (and about 12%
+// of a 500-record search's CPU, ops/bench/search-audit.sh).
 func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int) (out []Patient, last int64, more bool, total Total, err error) {
 	cond, args := s.searchCondition(q)
 	filtered := len(args) > 0
 	var qr sqlx.QueryerContext = s.db
-	if filtered && s.db.Dialect == db.Postgres {
+	if filtered && s.db.Dialect == db.Postgres && s.db.Setting("enable_seqscan") != "off" {
 		tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
 			return nil, 0, false, Total{}, db.Classify(err)
