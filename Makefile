@@ -6,7 +6,7 @@ PKGS := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
 
-.PHONY: run build test test-race test-race-unit attack screenshots lint fmt vet proto bench bench-search bench-kafka fuzz clean image ops-test faults soak drill
+.PHONY: run build test test-race test-race-unit attack screenshots lint fmt vet proto bench bench-search bench-create bench-kafka fuzz clean image ops-test faults soak drill
 
 ## run: build and run every service in one process on embedded defaults (SQLite under ./data);
 ## the staff console is the gateway's root
@@ -35,7 +35,7 @@ test-race-unit:
 test-race:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
-## attack: the hostile input suite (also part of make test): 3,631 generated hostile requests (exactly: hostileCases) through the gateway of pms all on PostgreSQL, answers counted by category and status; 0 5xx, 0 hangs, 0 data changed by a rejected request
+## attack: the hostile input suite (also part of make test): 3,881 generated hostile requests (exactly: hostileCases) through the gateway of pms all on PostgreSQL, answers counted by category and status; 0 5xx, 0 hangs, 0 data changed by a rejected request
 attack:
 	$(GO) test -count=1 -timeout 10m -run TestHostileInput -v ./cmd/pms/
 
@@ -55,7 +55,7 @@ lint:
 proto:
 	bash proto/generate.sh
 
-## bench: Go benchmarks (HTTP, gRPC, direct, audit writer; revocation latency p50/p99 over 1,000 revocations; analytics fold rate and lag at 5,000 events/s), a wrk run against `pms patient`, gateway vs direct vs nginx (ops/bench/gateway.sh), and the gateway with TLS + mTLS off and on (ops/bench/tls.sh)
+## bench: Go benchmarks (HTTP, gRPC, direct, audit writer; revocation latency p50/p99 over 1,000 revocations; analytics fold rate and lag at 5,000 events/s), a wrk run against `pms patient`, gateway vs direct vs nginx (ops/bench/gateway.sh), and the gateway with TLS + mTLS off and on (ops/bench/tls.sh), and the create vs pgbench (ops/bench/create.sh)
 bench: build
 	$(GO) test -run='^$$' -bench=. -skip='BenchmarkRevocationLatency|BenchmarkAnalytics' -benchmem -benchtime=$(BENCHTIME) ./pkg/... ./transport/... | tee bench.out
 	$(GO) test -run='^$$' -bench=BenchmarkRevocationLatency -benchtime=1000x ./transport/grpc/ | tee -a bench.out
@@ -65,6 +65,11 @@ bench: build
 	bash ops/bench/gateway.sh
 	IN_PROCESS=1 bash ops/bench/gateway.sh
 	bash ops/bench/tls.sh
+	bash ops/bench/create.sh
+
+## bench-create: issue 20 item 4: pgbench on the statements of one POST /patients (ops/bench/create.pgbench) vs POST /patients on `pms all`, direct and through the gateway, same sitting (ops/bench/create.sh; BASELINE=<older pms> adds that build)
+bench-create: build
+	bash ops/bench/create.sh | tee bench-create.out
 
 ## bench-search: req/s and p99 of each search kind and of the first page at SIZES patients (default "1000 100000"; SIZES="1000 100000 1000000" for the million), seeded with pms seed (ops/bench/search.sh)
 SIZES ?= 1000 100000
@@ -118,4 +123,4 @@ drill:
 	set -o pipefail; $(GO) test -count=1 -v -run TestPointInTimeRestore ./ops/restore/ | grep -E '^(=== RUN|--- |ok|FAIL)|FIGURES|full backup'
 
 clean:
-	rm -rf bin data bench.out bench-kafka.out faults.out soak.csv
+	rm -rf bin data bench.out bench-create.out bench-kafka.out faults.out soak.csv

@@ -37,7 +37,8 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 3631
+
+const hostileCases = 3881
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -500,10 +501,26 @@ func (w *attackWorld) setUp() {
 	if resp, b := w.call("PUT", "/api/patients/"+w.restricted+"/confidentiality", w.admin, `{"confidentiality":"restricted"}`); resp.StatusCode != 200 {
 		t.Fatalf("restrict: %d %s", resp.StatusCode, b)
 	}
-	var accounts []struct{ ID string }
-	if resp, b := w.call("GET", "/api/billing/accounts?patientId="+w.p1, w.bill, ""); resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil || len(accounts) != 1 {
-		t.Fatalf("account: %d %s", resp.StatusCode, b)
+	// The restriction reaches billing with the PATIENT_UPDATED event: wait until billing's
+	// own routes refuse the patient, so the cases on them see it (breakGlassCases).
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, b := w.call("GET", "/api/billing/accounts?patientId="+w.restricted, w.bill, "")
+		if resp.StatusCode == 403 {
+			break
+		}
+		if resp.StatusCode != 200 || time.Now().After(deadline) {
+			t.Fatalf("billing after the restriction: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
+	var accounts []struct{ ID string }
+	waitFor(w.t, 30*time.Second, "p1's billing account", func() bool { // opened after the 201
+		resp, b := w.call("GET", "/api/billing/accounts?patientId="+w.p1, w.bill, "")
+		if resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil {
+			w.t.Fatalf("account: %d %s", resp.StatusCode, b)
+		}
+		return len(accounts) == 1
+	})
 	w.account = accounts[0].ID
 	w.draft = w.create("/api/billing/invoices", w.bill, w.invoiceBody(w.p1))
 	w.open = w.create("/api/billing/invoices", w.bill, w.invoiceBody(w.p1))
@@ -642,8 +659,8 @@ func TestHostileInput(t *testing.T) {
 // meant to add to them.
 var watchedTables = map[string][]string{
 	"auth":    {"users", "refresh_tokens", "set_password_tokens"},
-	"patient": {"patients", "patient_versions", "patient_identifiers", "idempotency_keys"},
-	"billing": {"accounts", "invoices", "invoice_lines", "payments", "idempotency_keys"},
+	"patient": {"patients", "patient_versions", "patient_identifiers", "idempotency_keys", "patient_merges"},
+	"billing": {"accounts", "invoices", "invoice_lines", "payments", "idempotency_keys", "merge_moves"},
 }
 
 // snapshot returns, per watched table, its row count and a digest of every row.
@@ -842,11 +859,17 @@ func (w *attackWorld) idRoutes() []idRoute {
 		{"PUT", "/api/patients/{id}/confidentiality", w.admin, `{"confidentiality":"normal"}`},
 		{"POST", "/api/patients/{id}/erase", w.admin, `{"reason":"GDPR Art. 17 request"}`},
 		{"GET", "/api/patients/{id}/duplicates", w.clin, ""},
+		// merge and unmerge (patient_merge_attack_test.go): a deleted duplicate, so a path that
+		// still names a live record is refused too.
+		{"POST", "/api/patients/{id}/merge", w.clin, `{"duplicateId":"` + w.deleted + `","reason":"same person, registered twice"}`},
+		{"POST", "/api/patients/{id}/unmerge", w.clin, `{"reason":"not the same person after all"}`},
 		// The FHIR facade (its PUT checks the body's id against the path's first: bodyRoutes).
 		{"GET", "/fhir/Patient/{id}", w.clin, ""},
 		{"DELETE", "/fhir/Patient/{id}", w.clin, ""},
 		{"GET", "/fhir/Patient/{id}/_history", w.clin, ""},
 		{"GET", "/fhir/Patient/{id}/_history/1", w.clin, ""},
+		{"GET", "/fhir/Account/{id}", w.bill, ""},
+		{"GET", "/fhir/Invoice/{id}", w.bill, ""},
 	}
 }
 
@@ -1161,6 +1184,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 	add(w.consoleCases()...)
 	add(w.eraseCases()...)
 	add(w.duplicateCases()...)
+	add(w.mergeCases()...)
 
 	// Path traversal and bad ids, on every route with an id.
 	badIDs := []string{"..", "../..", "..%2f..%2fusers", "%2e%2e", "%2e%2e%2f%2e%2e%2faudit", "..%252f..%252f", "..;", "%2F", "%2f%2f",
@@ -1252,7 +1276,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		hostile{cat: catHeaders, name: "FHIR search form as JSON", method: "POST", path: "/fhir/Patient/_search", token: w.clin, body: `{"name":"a"}`, want: []int{415}},
 		hostile{cat: catQuery, name: "FHIR unknown parameter, strict", method: "GET", path: "/fhir/Patient?foo=1", token: w.clin,
 			headers: []string{"Prefer", "handling=strict"}, want: []int{400}},
-		hostile{cat: catQuery, name: "FHIR birthdate range, strict", method: "GET", path: "/fhir/Patient?birthdate=lt2000-01-01", token: w.clin,
+		hostile{cat: catQuery, name: "FHIR birthdate prefix ne, strict", method: "GET", path: "/fhir/Patient?birthdate=ne2000-01-01", token: w.clin,
 			headers: []string{"Prefer", "handling=strict"}, want: []int{400}},
 		hostile{cat: catQuery, name: "FHIR _count=0", method: "GET", path: "/fhir/Patient?_count=0", token: w.clin, want: []int{400}},
 		hostile{cat: catQuery, name: "FHIR forged page token", method: "GET", path: "/fhir/Patient?_pageToken=%27%20OR%201%3D1", token: w.clin, want: []int{400}},
@@ -1261,6 +1285,48 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		hostile{cat: catRoutes, name: "FHIR unknown resource type", method: "GET", path: "/fhir/Observation", token: w.clin, want: []int{404}},
 		hostile{cat: catRoutes, name: "FHIR PATCH", method: "PATCH", path: "/fhir/Patient/" + w.p1, token: w.clin, body: `[]`, want: []int{405}},
 		hostile{cat: catRoutes, name: "FHIR vread 0", method: "GET", path: "/fhir/Patient/" + w.p1 + "/_history/0", token: w.clin, want: []int{400}})
+
+	// FHIR Patient search by demographics, Account, Invoice and AuditEvent (docs/fhir.md):
+	// roles as on REST, invalid values and references 400, each answer an OperationOutcome.
+	fq := func(name, path, token string, want ...int) hostile {
+		return hostile{cat: catQuery, name: "FHIR " + name, method: "GET", path: path, token: token, want: want}
+	}
+	pref := "Patient%2F" + w.p1
+	add(hostile{cat: catRoles, name: "FHIR Account search by analyst", method: "GET", path: "/fhir/Account?patient=" + pref, token: w.analyst, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR Account read by analyst", method: "GET", path: "/fhir/Account/" + w.account, token: w.analyst, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR Invoice read by analyst", method: "GET", path: "/fhir/Invoice/" + w.draft, token: w.analyst, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR Invoice search by analyst", method: "GET", path: "/fhir/Invoice?patient=" + pref, token: w.analyst, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR AuditEvent by clinician", method: "GET", path: "/fhir/AuditEvent?patient=" + pref, token: w.clin, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR AuditEvent by billing", method: "GET", path: "/fhir/AuditEvent?patient=" + pref, token: w.bill, want: []int{403}},
+		hostile{cat: catRoles, name: "FHIR AuditEvent by analyst", method: "GET", path: "/fhir/AuditEvent?patient=" + pref, token: w.analyst, want: []int{403}},
+		hostile{cat: catJWT, name: "FHIR Invoice read without a token", method: "GET", path: "/fhir/Invoice/" + w.draft, want: []int{401}},
+		hostile{cat: catJWT, name: "FHIR AuditEvent without a token", method: "GET", path: "/fhir/AuditEvent?patient=" + pref, want: []int{401}},
+		fq("family twice", "/fhir/Patient?family=a&family=b", w.clin, 400),
+		fq("gender not administrative", "/fhir/Patient?gender=robot", w.clin, 400),
+		fq("gender of another system", "/fhir/Patient?gender=urn:x%7Cfemale", w.clin, 400),
+		fq("birthdate not a date", "/fhir/Patient?birthdate=1990-02-30", w.clin, 400),
+		fq("birthdate unknown prefix", "/fhir/Patient?birthdate=zz1990", w.clin, 400),
+		fq("birthdate with a time", "/fhir/Patient?birthdate=1990-01-01T00:00:00Z", w.clin, 400),
+		fq("birthdate year 0", "/fhir/Patient?birthdate=ge0000", w.clin, 400),
+		fq("birthdate injection", "/fhir/Patient?birthdate=1990%27%20OR%201%3D1", w.clin, 400),
+		fq("phone not a number", "/fhir/Patient?phone=%27%20OR%201%3D1", w.clin, 400),
+		fq("given 5000 chars", "/fhir/Patient?given="+strings.Repeat("a", 5000), w.clin, 400),
+		fq("family with NUL", "/fhir/Patient?family=a%00", w.clin, 400),
+		fq("Account without a patient", "/fhir/Account", w.bill, 400),
+		fq("Account of a Group", "/fhir/Account?patient=Group/1", w.bill, 400),
+		fq("Account patient not a UUID", "/fhir/Account?patient=Patient/%27%20OR%201%3D1", w.bill, 400),
+		fq("Account patient and subject differ", "/fhir/Account?patient="+pref+"&subject=Patient/"+w.p2, w.bill, 400),
+		fq("Account patient traversal", "/fhir/Account?patient=Patient/..%2f..%2fusers", w.bill, 400),
+		fq("Invoice status not FHIR", "/fhir/Invoice?patient="+pref+"&status=open", w.bill, 400),
+		fq("Invoice forged page token", "/fhir/Invoice?patient="+pref+"&_pageToken=forged", w.bill, 400),
+		fq("Invoice _count=-1", "/fhir/Invoice?patient="+pref+"&_count=-1", w.bill, 400),
+		fq("Invoice patient twice", "/fhir/Invoice?patient="+pref+"&patient="+pref, w.bill, 400),
+		hostile{cat: catQuery, name: "FHIR Invoice unknown parameter, strict", method: "GET", path: "/fhir/Invoice?patient=" + pref + "&foo=1", token: w.bill,
+			headers: []string{"Prefer", "handling=strict"}, want: []int{400}},
+		fq("AuditEvent entity of an Account", "/fhir/AuditEvent?entity=Account/"+w.account, w.admin, 400),
+		fq("AuditEvent patient not a UUID", "/fhir/AuditEvent?patient=abc", w.admin, 400),
+		fq("AuditEvent forged page token", "/fhir/AuditEvent?patient="+pref+"&_pageToken=eyJhZnRlciI6LTF9", w.admin, 400),
+		fq("AuditEvent of nobody", "/fhir/AuditEvent?patient=Patient/7b0c2f8e-9a51-4a7e-8a3e-0f1d2c3b4a59", w.admin, 404))
 
 	// Bad query values.
 	type listRoute struct {
@@ -1276,10 +1342,10 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 		{path: "/api/billing/accounts", token: w.bill, ids: []string{"patientId"}},
 		{path: "/api/analytics/summary", token: w.analyst, others: []string{"from", "to"}},
 		{path: "/api/users", token: w.admin},
-		{path: "/api/audit/verify", token: w.admin},
-		{path: "/api/billing/audit/verify", token: w.admin},
-		{path: "/api/analytics/audit/verify", token: w.admin},
-		{path: "/api/gateway/audit/verify", token: w.admin},
+		{path: "/api/audit/verify", token: w.admin, others: []string{"againstTopic"}},
+		{path: "/api/billing/audit/verify", token: w.admin, others: []string{"againstTopic"}},
+		{path: "/api/analytics/audit/verify", token: w.admin, others: []string{"againstTopic"}},
+		{path: "/api/gateway/audit/verify", token: w.admin, others: []string{"againstTopic"}},
 		{path: "/auth/validate", token: w.clin},
 		{path: "/auth/.well-known/jwks.json"},
 		{path: "/api/patients/" + w.p1, token: w.clin},

@@ -129,75 +129,45 @@ func verifyService(ctx context.Context, s settings, name, ownURL string, pub map
 
 // readAuditTopic reads the audit topic from its first to its last message (every partition,
 // up to the high-water mark it had when the read began) as the operator principal, and
-// returns what it holds about each service's chain.
+// returns what it holds about each service's chain (audit.ReadTopic).
 func readAuditTopic(ctx context.Context, s settings) (map[string]*audit.Published, error) {
 	sec, _, err := s.kafka.security(kafkatransport.PrincipalOperator, s.dataDir)
 	if err != nil {
 		return nil, err
 	}
-	cfg := sec.Apply(kafkatransport.NewConfig("pms-audit-verify"))
-	client, err := sarama.NewClient(s.kafka.brokerList(), cfg)
-	if err != nil {
-		return nil, err
+	names := make([]string, len(auditServices))
+	for i, svc := range auditServices {
+		names[i] = svc.name
 	}
-	defer client.Close()
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return nil, err
+	return readAuditTopicWith(ctx, s.kafka.brokerList(), sec.Apply(kafkatransport.NewConfig("pms-audit-verify")), names)
+}
+
+// readAuditTopicWith reads the audit topic with a client of cfg on brokers, made for this
+// read and closed after it, for services (audit.ReadTopic). It returns when ctx ends even if
+// the client is still connecting (which sarama does not bound by ctx); the read itself stops
+// then too.
+func readAuditTopicWith(ctx context.Context, brokers []string, cfg *sarama.Config, services []string) (map[string]*audit.Published, error) {
+	type result struct {
+		pub map[string]*audit.Published
+		err error
 	}
-	defer consumer.Close()
-	parts, err := client.Partitions(audit.Topic)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]*audit.Published{}
-	for _, svc := range auditServices {
-		out[svc.name] = &audit.Published{Entries: map[int64]string{}}
-	}
-	for _, p := range parts {
-		end, err := client.GetOffset(audit.Topic, p, sarama.OffsetNewest)
+	done := make(chan result, 1)
+	go func() {
+		client, err := sarama.NewClient(brokers, cfg)
 		if err != nil {
-			return nil, err
+			done <- result{err: err}
+			return
 		}
-		start, err := client.GetOffset(audit.Topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return nil, err
-		}
-		if end <= start {
-			continue
-		}
-		pc, err := consumer.ConsumePartition(audit.Topic, p, start)
-		if err != nil {
-			return nil, err
-		}
-		err = func() error {
-			defer pc.Close()
-			for {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case e := <-pc.Errors():
-					if e != nil {
-						return e
-					}
-				case m := <-pc.Messages():
-					typ, _ := kafkatransport.Header(m, kafkatransport.HeaderEventType)
-					for name, pub := range out {
-						if err := pub.Add(name, typ, m.Value); err != nil {
-							return fmt.Errorf("partition %d offset %d: not an audit event: %w", p, m.Offset, err)
-						}
-					}
-					if m.Offset >= end-1 {
-						return nil
-					}
-				}
-			}
-		}()
-		if err != nil {
-			return nil, err
-		}
+		defer client.Close()
+		pub, err := audit.ReadTopic(ctx, client, services)
+		done <- result{pub, err}
+	}()
+	select {
+	case r := <-done:
+		return r.pub, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return out, nil
 }
 
 // runAuditRotateKey is `pms audit rotate-key --service NAME`: a new checkpoint signing key for

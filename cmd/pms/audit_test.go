@@ -20,8 +20,12 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/platform/audit"
+	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
+	grpctransport "github.com/pms/pms/transport/grpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // forgeChain recomputes the hash of every row of the patient audit log from seq from on, after
@@ -151,6 +155,50 @@ func TestAuditVerifyTamper(t *testing.T) {
 		t.Fatalf("--against-topic after the rewrite: %+v %v; want a failure naming seq 3", reps, err)
 	}
 	t.Logf("verdict: %v", err)
+
+	// The admin endpoints answer the same verdict: against the topic, the patient service's
+	// names seq 3 as the CLI does; without, the recomputed chain passes.
+	endpoint := func(path string) audit.Report {
+		t.Helper()
+		resp, b := call(t, "GET", "http://"+a["gateway/http"]+path, token, "")
+		var r audit.Report
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &r) != nil {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return r
+	}
+	if r := endpoint("/api/audit/verify?againstTopic=true"); r.OK || r.FirstBadSeq != 3 || !r.AgainstTopic || r.Service != "patient" ||
+		r.FirstBadSeq != reps[0].FirstBadSeq || r.Problem != reps[0].Problem {
+		t.Fatalf("GET /api/audit/verify?againstTopic=true = %+v; want the CLI's verdict %+v", r, reps[0])
+	}
+	if r := endpoint("/api/audit/verify"); !r.OK || r.AgainstTopic {
+		t.Fatalf("GET /api/audit/verify = %+v; want ok (the chain alone)", r)
+	}
+	// Every other publishing chain verifies against the topic through its endpoint.
+	for _, path := range []string{"/api/billing/audit/verify", "/api/users/audit/verify", "/api/gateway/audit/verify"} {
+		if r := endpoint(path + "?againstTopic=true"); !r.OK || !r.AgainstTopic || r.Checkpoints == 0 {
+			t.Errorf("GET %s?againstTopic=true = %+v; want ok against the topic with checkpoints", path, r)
+		}
+	}
+	// Analytics publishes no chain: the flag is accepted and the chain is its own evidence.
+	if r := endpoint("/api/analytics/audit/verify?againstTopic=true"); !r.OK || r.AgainstTopic {
+		t.Errorf("analytics against the topic = %+v", r)
+	}
+	if resp, b := call(t, "GET", "http://"+a["gateway/http"]+"/api/audit/verify?againstTopic=yes", token, ""); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("againstTopic=yes: %d %s", resp.StatusCode, b)
+	}
+	// gRPC, straight to the patient service.
+	conn, err := grpc.NewClient(a["patient/grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(authz.WithToken(context.Background(), token), 30*time.Second)
+	defer cancel()
+	v, err := grpctransport.NewPatientClient(conn).VerifyAudit(audit.WithAgainstTopic(ctx, true))
+	if err != nil || v.OK || v.FirstBadSeq != 3 || !v.AgainstTopic {
+		t.Fatalf("gRPC VerifyAudit against_topic = %+v, %v; want seq 3", v, err)
+	}
 }
 
 // TestServiceRoleScript: ops/postgres/service-role.sql makes a role that can run the patient

@@ -145,6 +145,7 @@ func buildAuth(ctx context.Context, s settings, c authConfig, stderr io.Writer) 
 	}
 	metrics := auth.NewMetrics(u.reg)
 	o.Logger, o.Hasher = u.logger, metrics.CountingHasher(auth.NewArgon2id(auth.DefaultArgon2id, c.hashConcurrency))
+	o.AuditTopic = u.auditTopicCheck()
 	store := auth.NewStore(u.db)
 	// A database brought back to an earlier point (a restore, a PostgreSQL point-in-time
 	// recovery) lost the revocations made since: every session ends and the signing key is

@@ -33,7 +33,7 @@ func (c *billingConfig) register(f *flags, prefix string) {
 // buildBilling wires the billing service (unit): its store, audit writer and outbox, the
 // service and its middleware, the endpoint set, its HTTP and gRPC servers, the
 // billing.commands consumer and the consumer of the patient topic that opens the account of
-// every new patient.
+// every new patient and moves the invoices of merged ones.
 func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, error) {
 	u, err := newUnit(ctx, s, unitSpec{name: "billing", databaseURL: c.databaseURL, migrations: migrations.Billing(),
 		topics: kafkatransport.BillingTopics(s.kafka.partitions, s.kafka.replication)})
@@ -45,7 +45,7 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 	if err != nil {
 		return u.fail(err)
 	}
-	var svc billing.Service = billing.NewService(store, writer, billing.Options{Logger: u.logger})
+	var svc billing.Service = billing.NewService(store, writer, billing.Options{Logger: u.logger, AuditTopic: u.auditTopicCheck()})
 	svc = billing.NewMetrics(u.reg).Instrumenting()(svc)
 	verifier := s.verifier(ctx)
 	set := billing.NewEndpoints(svc, u.endpoints(verifier, billing.Ops, billing.DeniedAuditor(writer)))
@@ -58,7 +58,7 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 		// Resume from the offsets billing's database has applied (outbox.MarkApplied keeps
 		// them in the transaction that opens the account), not from the group's committed
 		// offsets, which run ahead of a restored database (docs/operations.md).
-		return kafkatransport.NewBillingPatientSubscriber(svc, p, u.kafka.metrics, u.logger,
+		return kafkatransport.NewBillingPatientSubscriber(svc, store, p, u.kafka.metrics, u.logger,
 			kafkatransport.SubscriberResume(func(ctx context.Context) (map[string]map[int32]int64, error) {
 				return outbox.ConsumerOffsets(ctx, u.db, billing.ConsumerPatientEvents)
 			}),
@@ -66,7 +66,9 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 			kafkatransport.SubscriberFences(func(ctx context.Context) ([]outbox.Fence, error) { return outbox.Fences(ctx, u.db) }),
 			kafkatransport.SubscriberSkipped(func(ctx context.Context, p outbox.Position) error {
 				return outbox.SkipOffset(ctx, u.db, billing.ConsumerPatientEvents, p)
-			}))
+			}),
+			// and moves a merged patient's invoices (PATIENT_MERGED, PATIENT_UNMERGED).
+			kafkatransport.SubscriberWrap(kafkatransport.BillingMerges(store)))
 	})
 	u.m.endpoints = set
 	return u.serve(ctx, listenAddrs{c.httpAddr, c.grpcAddr, c.adminAddr},

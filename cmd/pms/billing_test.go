@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/pms/pms/pkg/billing"
@@ -278,10 +279,16 @@ func TestAllWithBilling(t *testing.T) {
 			if code := doJSONAs(t, tok, "POST", patientURL+"/patients", newPatientBody("all"), &p); code != 201 {
 				t.Fatalf("create patient: %d", code)
 			}
+			// The account is opened after the registration answered (docs/billing.md): poll.
 			var accounts []billing.Account
-			if code := doJSONAs(t, tok, "GET", billingURL+"/accounts?patientId="+p.ID, nil, &accounts); code != 200 || len(accounts) != 1 {
-				t.Fatalf("billing has %d accounts for the new patient (%d)", len(accounts), code)
-			}
+			waitFor(t, 30*time.Second, "the new patient's billing account", func() bool {
+				accounts = nil
+				code := doJSONAs(t, tok, "GET", billingURL+"/accounts?patientId="+p.ID, nil, &accounts)
+				if code != 200 {
+					t.Fatalf("accounts of the new patient: %d", code)
+				}
+				return len(accounts) == 1
+			})
 			var viaPatient patient.BillingAccount
 			if code := doJSONAs(t, tok, "GET", patientURL+"/patients/"+p.ID+"/billing-account", nil, &viaPatient); code != 200 ||
 				viaPatient.ID != accounts[0].ID || viaPatient.PatientID != p.ID || viaPatient.Status != "active" {

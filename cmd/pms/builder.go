@@ -81,6 +81,8 @@ type unitSpec struct {
 	// migrations nil means the service has no database.
 	databaseURL string
 	migrations  db.Sets
+	// dbOptions configure the service's database pool (patient.DatabaseOptions).
+	dbOptions []db.Option
 	// topics are created at start-up; nil means the service uses no Kafka.
 	topics []kafkatransport.Topic
 }
@@ -102,7 +104,7 @@ func newUnit(ctx context.Context, s settings, spec unitSpec) (*unit, error) {
 		u.kafka = k
 	}
 	if spec.migrations != nil {
-		d, err := openServiceDB(ctx, s, spec.name, spec.databaseURL, spec.migrations)
+		d, err := openServiceDB(ctx, s, spec.name, spec.databaseURL, spec.migrations, spec.dbOptions...)
 		if err != nil {
 			return nil, err
 		}
@@ -303,8 +305,8 @@ func (u *unit) serve(ctx context.Context, a listenAddrs, httpH http.Handler, reg
 // openServiceDB opens a service's database (its own URL, else the shared one, else its
 // SQLite file; on PostgreSQL its own schema, named after it, and a pool of --database-max-conns)
 // and applies its migrations.
-func openServiceDB(ctx context.Context, s settings, service, ownURL string, migrations db.Sets) (*db.DB, error) {
-	d, err := db.Open(ctx, s.dbURL(ownURL, service), service)
+func openServiceDB(ctx context.Context, s settings, service, ownURL string, migrations db.Sets, opts ...db.Option) (*db.DB, error) {
+	d, err := db.Open(ctx, s.dbURL(ownURL, service), service, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", service, err)
 	}

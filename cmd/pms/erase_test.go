@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +49,7 @@ func TestErasureEverywhere(t *testing.T) {
 	if resp, b := call(t, "PUT", pp, admin, `{"name":"`+phi[0]+`","email":"`+phi[1]+`","address":"`+phi[3]+`","dateOfBirth":"`+phi[4]+`"}`); resp.StatusCode != 200 {
 		t.Fatalf("update: %d %s", resp.StatusCode, b)
 	}
+	waitAccount(t, http.DefaultClient, gw+"/api/billing", admin, p.ID)
 	if resp, b := call(t, "POST", gw+"/api/billing/invoices", admin, `{"patientId":"`+p.ID+`","currency":"EUR","dueDate":"2030-01-01","lines":[{"description":"Consultation","quantity":1,"unitAmount":4200}]}`); resp.StatusCode != 201 {
 		t.Fatalf("invoice: %d %s", resp.StatusCode, b)
 	}

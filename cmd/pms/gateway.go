@@ -21,6 +21,7 @@ type gatewayConfig struct {
 	clientBurst                        int
 	timeout                            time.Duration
 	maxInFlight                        int
+	maxHTTPInFlight                    int
 	queueWait                          time.Duration
 	corsOrigins                        []string
 	corsCredentials                    bool
@@ -40,6 +41,7 @@ func (c *gatewayConfig) register(f *flags, prefix string) {
 	f.Int(&c.clientBurst, "gateway-client-burst", 200, "burst allowed per client", "PMS_GATEWAY_CLIENT_BURST").atLeast(0)
 	f.Duration(&c.timeout, "gateway-timeout", 10*time.Second, "deadline of one call to an upstream, retries included", "PMS_GATEWAY_TIMEOUT").positive()
 	f.Int(&c.maxInFlight, "gateway-max-in-flight", admit.DefaultLimit, "calls to one upstream in flight at once; more wait in line, then are refused 503 with Retry-After (0 disables)", "PMS_GATEWAY_MAX_IN_FLIGHT").within(0, 100000)
+	f.Int(&c.maxHTTPInFlight, "gateway-max-http-in-flight", gateway.DefaultMaxHTTPInFlight, "HTTP requests in flight in the whole gateway; one more is refused 503 with Retry-After on arrival, before its token is checked (0 disables)", "PMS_GATEWAY_MAX_HTTP_IN_FLIGHT").within(0, 1000000)
 	f.Duration(&c.queueWait, "gateway-queue-wait", admit.DefaultMaxWait, "longest a call waits in line for one of --gateway-max-in-flight places before it is refused", "PMS_GATEWAY_QUEUE_WAIT").positive()
 	f.List(&c.corsOrigins, "gateway-cors-origins", "", "comma-separated origins allowed cross-origin calls (empty: CORS off)", "PMS_GATEWAY_CORS_ORIGINS")
 	f.Bool(&c.corsCredentials, "gateway-cors-credentials", false, "allow credentials on cross-origin calls (never with origin *)", "PMS_GATEWAY_CORS_CREDENTIALS")
@@ -76,9 +78,9 @@ func buildGateway(ctx context.Context, s settings, c gatewayConfig) (*module, er
 	gw, err := gateway.New(gateway.Config{
 		PatientAddr: c.patientAddr, BillingAddr: c.billingAddr, AuthAddr: c.authAddr, AnalyticsAddr: c.analyticsAddr,
 		Verifier: verifier, Logger: u.logger, Registerer: u.reg, TrustedProxies: s.trustedProxies,
-		ClientLimit: limit(c.clientRate, c.clientBurst), Timeout: c.timeout, MaxInFlight: inFlight(c.maxInFlight), MaxQueueWait: c.queueWait,
+		ClientLimit: limit(c.clientRate, c.clientBurst), Timeout: c.timeout, MaxInFlight: inFlight(c.maxInFlight), MaxHTTPInFlight: inFlight(c.maxHTTPInFlight), MaxQueueWait: c.queueWait,
 		CORS: gateway.CORS{AllowedOrigins: c.corsOrigins, AllowCredentials: c.corsCredentials}, TLS: s.clientTLS,
-		Audit: writer, AuditDB: u.db, InProcess: c.local,
+		Audit: writer, AuditDB: u.db, AuditTopic: u.auditTopicCheck(), InProcess: c.local,
 	})
 	if err != nil {
 		return u.fail(err)

@@ -122,6 +122,7 @@ func TestGatewayJourney(t *testing.T) {
 			}
 
 			// Billing: invoice, issue, pay, the patient's invoices.
+			waitAccount(t, client, gw+"/api/billing", tok, ids[1])
 			resp, b = call(t, "POST", gw+"/api/billing/invoices", tok,
 				`{"patientId":"`+ids[1]+`","currency":"USD","dueDate":"2030-12-31","lines":[{"description":"visit","quantity":1,"unitAmount":5000}]}`)
 			var inv struct{ ID, Status string }

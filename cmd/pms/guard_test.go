@@ -68,6 +68,7 @@ func newGuardWorld(t *testing.T) *guardWorld {
 		w.tokens[role] = p.Token
 	}
 	w.patient = w.create("patient", "/patients", `{"name":"Guarded","email":"guarded@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`)
+	waitAccount(t, http.DefaultClient, w.url("billing", ""), w.tokens[authz.RoleAdmin], w.patient)
 	w.invoice = w.create("billing", "/invoices", strings.ReplaceAll(invoiceBody, "{patient}", w.patient))
 	w.user = w.create("auth", "/users", `{"email":"target@example.org","password":"`+matrixPassword+`","role":"clinician"}`)
 	return w

@@ -70,7 +70,7 @@ func (c *patientConfig) register(f *flags, prefix string) {
 // client of billing, the service and its middleware, the endpoint set, its HTTP and gRPC
 // servers and the patient.commands consumer.
 func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, error) {
-	u, err := newUnit(ctx, s, unitSpec{name: "patient", databaseURL: c.databaseURL, migrations: migrations.Patient(),
+	u, err := newUnit(ctx, s, unitSpec{name: "patient", databaseURL: c.databaseURL, migrations: migrations.Patient(), dbOptions: patient.DatabaseOptions(),
 		topics: kafkatransport.PatientTopics(s.kafka.partitions, s.kafka.replication)})
 	if err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	} else if n > 0 {
 		_ = level.Warn(u.logger).Log("msg", "erasures re-applied from the journal (the database predates them)", "count", n)
 	}
-	// Blocking keys of records registered before migration 00026 (or under an older scheme).
+	// Blocking keys of records registered before migration 00028 (or under an older scheme).
 	if n, err := store.BackfillMatchKeys(ctx); err != nil {
 		return u.fail(err)
 	} else if n > 0 {
@@ -138,7 +138,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		bill = metrics.Billing(b)
 	}
 	var svc patient.Service = patient.NewService(store, writer, patient.Options{Logger: u.logger, Billing: bill,
-		Disclosures: disclosures, SearchKey: searchKey, BreakGlassTTL: c.breakGlassTTL,
+		Disclosures: disclosures, SearchKey: searchKey, BreakGlassTTL: c.breakGlassTTL, AuditTopic: u.auditTopicCheck(),
 		DuplicatePolicy: c.duplicatePolicy, DuplicateThreshold: c.duplicateThreshold})
 	svc = metrics.Instrumenting()(svc)
 	verifier := s.verifier(ctx)

@@ -37,6 +37,10 @@ func (w *attackWorld) breakGlassCases() []hostile {
 			body: `{"name":"Changed By Attack","email":"restricted@example.org","address":"2 Main St","dateOfBirth":"1980-01-01"}`, want: []int{403}},
 		hostile{cat: catState, name: "delete a restricted record without a grant", method: "DELETE", path: "/api/patients/" + w.restricted, token: w.clin, want: []int{403}},
 		hostile{cat: catState, name: "billing data of a restricted record without a grant", method: "GET", path: "/api/patients/" + w.restricted + "/invoices", token: w.bill, want: []int{403}},
+		// Billing's own routes refuse a restricted patient to every caller (403 restricted).
+		hostile{cat: catState, name: "billing's invoices of a restricted patient", method: "GET", path: "/api/billing/invoices?patientId=" + w.restricted, token: w.bill, want: []int{403}},
+		hostile{cat: catState, name: "billing's account of a restricted patient", method: "GET", path: "/api/billing/accounts?patientId=" + w.restricted, token: w.bill, want: []int{403}},
+		hostile{cat: catState, name: "billing's invoices of a restricted patient as clinician", method: "GET", path: "/api/billing/invoices?patientId=" + w.restricted, token: w.clin, want: []int{403}},
 		hostile{cat: catState, name: "PUT lifting confidentiality", method: "PUT", path: "/api/patients/" + w.p1, token: w.clin,
 			body: `{"name":"Changed By Attack","email":"p1@example.org","address":"2 Main St","dateOfBirth":"1980-01-01","confidentiality":"restricted"}`, want: []int{400}},
 		hostile{cat: catState, name: "break-glass on a deleted record", method: "POST", path: "/api/patients/" + w.deleted + "/break-glass", token: w.clin, body: ok, want: []int{410}},

@@ -75,6 +75,10 @@ var roleMatrix = []routeRule{
 	{"patient", "POST", "/patients/{deletedPatient}/erase", `{"reason":"role matrix erasure"}`, []string{authz.RoleAdmin}},
 	// duplicates (issue 19): clinicians, who register and merge records.
 	{"patient", "GET", "/patients/{patient}/duplicates", "", []string{authz.RoleClinician}},
+	// merge and unmerge (issue 19; {mergedPatient}: a fresh patient an admin merged into
+	// another), clinicians and admin.
+	{"patient", "POST", "/patients/{newPatient}/merge", `{"duplicateId":"{newPatient}","reason":"role matrix merge"}`, []string{authz.RoleClinician}},
+	{"patient", "POST", "/patients/{mergedPatient}/unmerge", `{"reason":"role matrix unmerge"}`, []string{authz.RoleClinician}},
 	// FHIR (the gateway's /fhir facade over the patient endpoints: the same roles as REST;
 	// the capability statement is public, as FHIR servers' are).
 	{"fhir", "GET", "/metadata", "", []string{authz.Public}},
@@ -87,6 +91,13 @@ var roleMatrix = []routeRule{
 	{"fhir", "GET", "/Patient/{patient}/_history", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"fhir", "GET", "/Patient/{patient}/_history/1", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"fhir", "POST", "/Patient/$match", `{"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Patient","name":[{"text":"Matrix"}],"birthDate":"1980-01-01"}}]}`, []string{authz.RoleClinician}},
+	// FHIR Account and Invoice (billing's endpoints: billing's roles) and AuditEvent (the
+	// patient's access log: admin and privacy).
+	{"fhir", "GET", "/Account?patient=Patient/{patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"fhir", "GET", "/Account/{account}", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"fhir", "GET", "/Invoice?patient=Patient/{patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"fhir", "GET", "/Invoice/{invoice}", "", []string{authz.RoleBilling, authz.RoleClinician}},
+	{"fhir", "GET", "/AuditEvent?patient=Patient/{patient}", "", []string{authz.RolePrivacy}},
 	// billing (CreateBillingAccount has no REST route: it is gRPC only, see grpcOnly)
 	{"billing", "GET", "/accounts?patientId={patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},
 	{"billing", "GET", "/accounts/{account}", "", []string{authz.RoleBilling, authz.RoleClinician}},
@@ -263,6 +274,14 @@ func (w *world) fill(s string) string {
 				w.t.Fatalf("delete: %d %s", resp.StatusCode, b)
 			}
 			s = strings.Replace(s, "{deletedPatient}", id, 1)
+		case strings.Contains(s, "{mergedPatient}"):
+			survivor := w.createAsAdmin("patient", "/patients", w.fill(`{"name":"Survivor","email":"s{n}@example.org","address":"x","dateOfBirth":"1980-01-01"}`))
+			id := w.createAsAdmin("patient", "/patients", w.fill(`{"name":"Merged","email":"m{n}@example.org","address":"x","dateOfBirth":"1980-01-01"}`))
+			if resp, b := call(w.t, "POST", w.base["patient"]+"/patients/"+survivor+"/merge", w.tokens[authz.RoleAdmin],
+				`{"duplicateId":"`+id+`","reason":"role matrix merge"}`); resp.StatusCode != 200 {
+				w.t.Fatalf("merge: %d %s", resp.StatusCode, b)
+			}
+			s = strings.Replace(s, "{mergedPatient}", id, 1)
 		case strings.Contains(s, "{newPatient}"):
 			id := w.createAsAdmin("patient", "/patients", w.fill(`{"name":"Fresh","email":"f{n}@example.org","address":"x","dateOfBirth":"1980-01-01"}`))
 			s = strings.Replace(s, "{newPatient}", id, 1)
@@ -300,9 +319,13 @@ func TestRoleMatrix(t *testing.T) {
 	}
 	w.patient = w.createAsAdmin("patient", "/patients", `{"name":"Matrix","email":"shared@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`)
 	var accounts []struct{ ID string }
-	if resp, b := call(t, "GET", w.base["billing"]+"/accounts?patientId="+w.patient, w.tokens[authz.RoleAdmin], ""); resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil || len(accounts) != 1 {
-		t.Fatalf("the shared patient's billing account: %d %s", resp.StatusCode, b)
-	}
+	waitFor(t, 30*time.Second, "the shared patient's billing account", func() bool { // opened after the 201
+		resp, b := call(t, "GET", w.base["billing"]+"/accounts?patientId="+w.patient, w.tokens[authz.RoleAdmin], "")
+		if resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil {
+			t.Fatalf("the shared patient's billing account: %d %s", resp.StatusCode, b)
+		}
+		return len(accounts) == 1
+	})
 	w.account = accounts[0].ID
 	w.invoice = w.createAsAdmin("billing", "/invoices", w.fill(invoiceBody))
 	w.setUpMFAUser()

@@ -40,7 +40,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	d, err := openServiceDB(ctx, s, "patient", databaseURL, migrations.Patient())
+	d, err := openServiceDB(ctx, s, "patient", databaseURL, migrations.Patient(), patient.DatabaseOptions()...)
 	if err != nil {
 		return err
 	}

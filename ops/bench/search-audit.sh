@@ -7,7 +7,7 @@
 #   git worktree add /tmp/old <commit> && (cd /tmp/old && go build -o /tmp/pms-old ./cmd/pms)
 #   for b in /tmp/pms-old bin/pms /tmp/pms-old bin/pms; do BIN=$b bash ops/bench/search-audit.sh; done
 # Prints requests/s, latency, the non-2xx count and the CPU each request cost pms and its
-# PostgreSQL backends (steadier than requests/s on a shared machine): figures, not assertions.
+# PostgreSQL backends (steadier than requests/s on a shared machine; pms and PostgreSQL apart): figures, not assertions.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=ops/bench/lib.sh
@@ -38,11 +38,12 @@ done
 if [ -n "${PRE_SQL:-}" ]; then psql "$URL" -qc "$PRE_SQL"; fi
 # cpu_ticks: the CPU time (clock ticks, user + system) used so far by pms and by the
 # PostgreSQL backends serving the bench database. On a shared machine requests/s follows
-# whatever else runs; the CPU each request costs does much less.
+# whatever else runs; the CPU each request costs does much less. It prints two figures: pms's
+# ticks, then its PostgreSQL backends'.
 cpu_ticks() {
 	local pids
 	pids="$PID $(psql "$URL" -Atc "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")"
-	for p in $pids; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done | awk '{s += $1} END {print s + 0}'
+	for p in $pids; do awk "{print \$14 + \$15}" "/proc/$p/stat" 2>/dev/null || true; done | awk "NR==1{a=\$1} {s += \$1} END {print a+0, s - a}"
 }
 echo "$BIN: wrk -t2 -c8 -d$DURATION GET /patients?q=Bench&limit=500 (pms all on PostgreSQL, 500 records per page)"
 before=$(cpu_ticks)
@@ -50,4 +51,4 @@ out=$(wrk -t2 -c8 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "htt
 after=$(cpu_ticks)
 echo "$out" | grep -E 'Requests/sec|Latency|50%|99%|Non-2xx|Socket'
 requests=$(echo "$out" | awk '/requests in/ {print $1}')
-echo "$before $after $requests $(getconf CLK_TCK)" | awk '{printf "CPU per request: %.2f ms (pms and its PostgreSQL backends, %d requests)\n", ($2 - $1) * 1000 / $4 / $3, $3}'
+echo "$before $after $requests $(getconf CLK_TCK)" | awk '{printf "CPU per request: %.2f ms: pms %.2f ms, PostgreSQL %.2f ms (%d requests)\n", ($3 + $4 - $1 - $2) * 1000 / $6 / $5, ($3 - $1) * 1000 / $6 / $5, ($4 - $2) * 1000 / $6 / $5, $5}'

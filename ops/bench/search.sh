@@ -2,7 +2,8 @@
 # make bench-search: for each N in SIZES (default "1000 100000"; add 1000000 for the issue's
 # million, seeding which takes minutes), a fresh PostgreSQL database seeded with
 # `pms seed --patients N`, `pms all` on it, and wrk -t2 -c16 for DURATION on each search kind
-# straight to the patient service (every request verified and audited). Prints a table of
+# straight to the patient service (every request verified and audited), the demographic
+# filters of issue 19 included (family, given, phone, date-of-birth ranges). Prints a table of
 # req/s and p99 per kind and N: figures, not assertions.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,8 +33,10 @@ for N in $SIZES; do
 	start_pms_all ./bin/pms "$URL" "$DATA" "$BASE"
 	# One seeded patient (the middle one) gives the rare substring (its email's random tag),
 	# the exact email, the date of birth and the id.
-	read -r ID EMAIL DOB < <(psql "$URL" -Atc "SELECT id, email, date_of_birth FROM patient.patients ORDER BY seq OFFSET $((N / 2)) LIMIT 1" | tr '|' ' ')
+	read -r ID EMAIL DOB FAMILY GIVEN < <(psql "$URL" -Atc "SELECT id, email, date_of_birth, family, (given::json)->>0 FROM patient.patients ORDER BY seq OFFSET $((N / 2)) LIMIT 1" | tr '|' ' ')
+	PHONE=$(psql "$URL" -Atc "SELECT replace(replace(phone, '+', '%2B'), ' ', '%20') FROM patient.patients ORDER BY seq OFFSET $((N / 2)) LIMIT 1")
 	TAG=$(echo "$EMAIL" | sed -E 's/.*\.([0-9a-f]+)@.*/\1/' | cut -c1-8)
+	YEAR=${DOB:0:4} MONTH=${DOB:0:7}
 	declare -A kinds=(
 		["first page (list, limit 50)"]="/patients?limit=50"
 		["substring, 1 hit (q=8 chars)"]="/patients?q=$TAG"
@@ -42,8 +45,14 @@ for N in $SIZES; do
 		["exact email"]="/patients?email=$EMAIL"
 		["date of birth"]="/patients?dateOfBirth=$DOB"
 		["get by id"]="/patients/$ID"
+		["family prefix (3 chars)"]="/patients?family=${FAMILY:0:3}"
+		["given prefix (3 chars)"]="/patients?given=${GIVEN:0:3}"
+		["phone (exact digits)"]="/patients?phone=$PHONE"
+		["birth date range (a month)"]="/patients?dateOfBirthFrom=$MONTH-01&dateOfBirthTo=$MONTH-28"
+		["family + birth year"]="/patients?family=$FAMILY&dateOfBirthFrom=$YEAR-01-01&dateOfBirthTo=$YEAR-12-31"
 	)
-	for k in "first page (list, limit 50)" "substring, 1 hit (q=8 chars)" "substring, many (q=ovela)" "prefix (q=zo)" "exact email" "date of birth" "get by id"; do
+	for k in "first page (list, limit 50)" "substring, 1 hit (q=8 chars)" "substring, many (q=ovela)" "prefix (q=zo)" "exact email" "date of birth" "get by id" \
+		"family prefix (3 chars)" "given prefix (3 chars)" "phone (exact digits)" "birth date range (a month)" "family + birth year"; do
 		out=$(wrk -t2 -c16 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "http://$P:$((BASE + 0))${kinds[$k]}")
 		rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 		p99=$(echo "$out" | awk '$1 == "99%" {print $2}')

@@ -23,9 +23,18 @@ cleanup() {
 trap cleanup EXIT
 URL=$(echo "$PG" | sed -E "s#/[^/?]+(\?|$)#/$DB\1#")
 P=127.0.0.1
-start_pms_all ./bin/pms "$URL" "$DATA" "$BASE"
+start_pms_all "${BIN:-./bin/pms}" "$URL" "$DATA" "$BASE"
 ID=$(curl -sf -XPOST "http://$P:$((BASE + 0))/patients" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
 	-d '{"name":"Bench","email":"bench@example.org","address":"x","dateOfBirth":"1990-01-01"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
 echo "wrk -t2 -c64 -d$DURATION GET /patients/$ID (pms all on PostgreSQL: JWT check + audit row per read)"
 wrk -t2 -c64 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "http://$P:$((BASE + 0))/patients/$ID" |
-	grep -E 'Requests/sec|Latency|50%|99%|Non-2xx|Socket'
+	grep -E 'Requests/sec|Latency|50%|99%|Non-2xx|Socket' | tee "$DATA/read.out"
+# Issue 20 item 2's yardstick, same sitting: a bare net/http hello world (ops/bench/hello).
+go build -o "$DATA/hello" ./ops/bench/hello
+"$DATA/hello" -addr="$P:$((BASE + 99))" &
+HELLO=$!
+trap 'kill $HELLO 2>/dev/null || true; cleanup' EXIT
+for _ in $(seq 1 100); do curl -sf -o /dev/null "http://$P:$((BASE + 99))/" && break; sleep 0.05; done
+echo "wrk -t2 -c64 -d$DURATION GET / (a bare net/http hello world)"
+wrk -t2 -c64 -d"$DURATION" --latency "http://$P:$((BASE + 99))/" | grep -E 'Requests/sec|Latency|99%|Non-2xx|Socket' | tee "$DATA/hello.out"
+awk '/Requests\/sec/ {r[FILENAME] = $2} END {for (f in r) if (f ~ /read/) a = r[f]; else b = r[f]; printf "GET /patients/{id} / hello world: %.1f%%\n", 100 * a / b}' "$DATA/read.out" "$DATA/hello.out"

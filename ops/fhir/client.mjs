@@ -1,7 +1,9 @@
 // The FHIR facade driven by a FHIR client nobody here wrote (npm fhir-kit-client, pinned in
 // package-lock.json): capability statement, create, read, vread, update with the version,
-// the conditional failure of a stale version, search with paging to the end, Patient/$match
-// (the duplicate matcher: scores and match grades), delete, and the read of a deleted record. cmd/pms TestFHIRKitClient runs it against `pms all`.
+// the conditional failure of a stale version, search with paging to the end, search by family,
+// given and a birthdate range, Patient/$match (the duplicate matcher: scores and match grades),
+// the patient's Account searched and read, its Invoices searched, delete, and the read of a
+// deleted record. cmd/pms TestFHIRKitClient runs it against `pms all`.
 //
 //   FHIR_BASE=http://127.0.0.1:4004/fhir FHIR_TOKEN=<a clinician's JWT> node ops/fhir/client.mjs
 //
@@ -102,6 +104,22 @@ const best = matched.entry && matched.entry[0];
 const grade = best && best.search.extension && best.search.extension.find((x) => x.url === 'http://hl7.org/fhir/StructureDefinition/match-grade');
 check(matched.type === 'searchset' && best && best.resource.id === id && best.search.score >= 0.5 && grade && grade.valueCode,
   '$match', best && { id: best.resource.id, score: best.search.score, grade: grade && grade.valueCode });
+
+const byFamily = await client.search({ resourceType: 'Patient', searchParams: { family: `kit${tag}`, given: 'client3', birthdate: 'ge1991-02' } });
+check(byFamily.total === 1 && byFamily.entry[0].resource.name[0].given[0] === 'Client3', 'search by family, given and a birthdate range',
+  { total: byFamily.total });
+
+// Billing may open the account after the create's 201: poll the search, with a deadline.
+let accounts;
+for (const deadline = Date.now() + 30000; ; await new Promise((r) => setTimeout(r, 100))) {
+  accounts = await client.search({ resourceType: 'Account', searchParams: { patient: `Patient/${id}` } });
+  if (accounts.total > 0 || Date.now() > deadline) break;
+}
+check(accounts.total === 1 && accounts.entry[0].resource.subject[0].reference === `Patient/${id}`, 'Account search by patient', { total: accounts.total });
+const account = await client.read({ resourceType: 'Account', id: accounts.entry[0].resource.id });
+check(account.resourceType === 'Account' && account.status === 'active', 'Account read', account.status);
+const invoices = await client.search({ resourceType: 'Invoice', searchParams: { subject: `Patient/${id}` } });
+check(invoices.type === 'searchset' && invoices.total === 0, 'Invoice search by subject', { total: invoices.total });
 
 const history = await client.resourceHistory({ resourceType: 'Patient', id });
 check(history.type === 'history' && history.entry.length === 2, 'history', history.entry && history.entry.length);

@@ -15,6 +15,10 @@ const (
 	PatientCreated = "PATIENT_CREATED"
 	PatientUpdated = "PATIENT_UPDATED"
 	PatientDeleted = "PATIENT_DELETED"
+	// PatientMerged and PatientUnmerged: a record merged into another stops counting as live,
+	// and counts again once unmerged (issue 19).
+	PatientMerged   = "PATIENT_MERGED"
+	PatientUnmerged = "PATIENT_UNMERGED"
 
 	AccountCreated  = "BILLING_ACCOUNT_CREATED"
 	InvoiceIssued   = "INVOICE_ISSUED"
@@ -69,7 +73,7 @@ const (
 var (
 	readWords   = map[string]bool{"read": true, "search": true, "history": true, "list": true, "get": true, "summary": true}
 	changeWords = map[string]bool{"create": true, "update": true, "delete": true, "issue": true, "record": true,
-		"void": true, "pay": true, "disable": true, "rotate": true}
+		"void": true, "pay": true, "disable": true, "rotate": true, "merge": true, "unmerge": true}
 )
 
 // ClassifyAction says whether an audit action reads data, changes it, or neither (login,
@@ -100,11 +104,13 @@ type Summary struct {
 	Lag         int64      `json:"lag"`
 }
 
-// Patients are the patient figures; Live is Registered − Deleted.
+// Patients are the patient figures; Live is Registered − Deleted − Merged. Merged is the
+// records merged into another now: merges less unmerges.
 type Patients struct {
 	Registered int64 `json:"registered"`
 	Updated    int64 `json:"updated"`
 	Deleted    int64 `json:"deleted"`
+	Merged     int64 `json:"merged"`
 	Live       int64 `json:"live"`
 	// Duplicates counts the registrations that had possible duplicates (the duplicate check
 	// found at least one registered patient scoring at or above the threshold, and the

@@ -38,8 +38,10 @@ type Set struct {
 	VerifyAuditEndpoint endpoint.Endpoint `op:"VerifyAudit"`
 }
 
-// VerifyAuditRequest asks for the audit chain's verdict; it has no parameters.
-type VerifyAuditRequest struct{}
+// VerifyAuditRequest asks for the audit chain's verdict. AgainstTopic is accepted like every
+// service's and changes nothing here: analytics publishes no chain, so its chain is its own
+// evidence (as `pms audit verify --against-topic` treats it).
+type VerifyAuditRequest struct{ AgainstTopic bool }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
 type EndpointOptions = stack.Options
@@ -49,8 +51,8 @@ type EndpointOptions = stack.Options
 func NewEndpoints(s Service, o EndpointOptions) Set {
 	return stack.Bind(o, Ops, Set{
 		GetSummaryEndpoint: typed.Endpoint(s.GetSummary),
-		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, _ VerifyAuditRequest) (audit.Report, error) {
-			return s.VerifyAudit(ctx)
+		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, r VerifyAuditRequest) (audit.Report, error) {
+			return s.VerifyAudit(audit.WithAgainstTopic(ctx, r.AgainstTopic))
 		}),
 	})
 }
@@ -69,7 +71,7 @@ func (s Set) GetSummary(ctx context.Context, q SummaryQuery) (Summary, error) {
 
 // VerifyAudit implements Service over the endpoint set.
 func (s Set) VerifyAudit(ctx context.Context) (audit.Report, error) {
-	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{})
+	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{AgainstTopic: audit.AgainstTopic(ctx)})
 }
 
 // FoldEndpoint is the endpoint the event consumer serves: it folds one Event as the service

@@ -25,6 +25,7 @@ const (
 	cUpdated    = "patients_updated"
 	cDeleted    = "patients_deleted"
 	cDuplicates = "patients_possible_duplicates"
+	cMerged     = "patients_merged" // merges less unmerges
 	cIssued     = "invoices_issued"
 	cPaid       = "invoices_paid"
 	cVoided     = "invoices_voided"
@@ -281,6 +282,10 @@ func (s *Store) apply(ctx context.Context, tx *sqlx.Tx, d *delta, ev Event, shar
 		case PatientDeleted:
 			count(cDeleted)
 			day = 2
+		case PatientMerged:
+			count(cMerged)
+		case PatientUnmerged:
+			d.counters[[2]string{cMerged, shard}]--
 		}
 	case TopicBilling:
 		switch ev.Type {
@@ -376,6 +381,8 @@ func (s *Store) Summary(ctx context.Context, q SummaryQuery) (Summary, error) {
 				out.Patients.Deleted = r.Value
 			case cDuplicates:
 				out.Patients.Duplicates = r.Value
+			case cMerged:
+				out.Patients.Merged = r.Value
 			case cIssued:
 				out.Invoices.Issued = r.Value
 			case cPaid:
@@ -396,7 +403,7 @@ func (s *Store) Summary(ctx context.Context, q SummaryQuery) (Summary, error) {
 				out.Events.Audit = r.Value
 			}
 		}
-		out.Patients.Live = out.Patients.Registered - out.Patients.Deleted
+		out.Patients.Live = out.Patients.Registered - out.Patients.Deleted - out.Patients.Merged
 		from, to := q.From, q.To
 		if from == "" {
 			from = "0000-00-00"

@@ -65,7 +65,7 @@ func script() []analytics.Event {
 }
 
 // wantJSON is the summary of script (lag aside).
-const wantJSON = `{"patients":{"registered":3,"updated":1,"deleted":1,"live":2,"duplicates":1},
+const wantJSON = `{"patients":{"registered":3,"updated":1,"deleted":1,"merged":0,"live":2,"duplicates":1},
 "days":[{"day":"2026-11-23","registered":1,"updated":0,"deleted":0,"invoicesIssued":0},
 {"day":"2026-11-24","registered":0,"updated":1,"deleted":0,"invoicesIssued":1},
 {"day":"2026-11-25","registered":2,"updated":0,"deleted":1,"invoicesIssued":1},

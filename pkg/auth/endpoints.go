@@ -165,8 +165,8 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			return s.GetUser(ctx, r.ID)
 		}),
 		UpdateUserEndpoint: typed.Endpoint(s.UpdateUser),
-		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, _ VerifyAuditRequest) (audit.Report, error) {
-			return s.VerifyAudit(ctx)
+		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, r VerifyAuditRequest) (audit.Report, error) {
+			return s.VerifyAudit(audit.WithAgainstTopic(ctx, r.AgainstTopic))
 		}),
 		AuditEndpoint: typed.Endpoint(func(ctx context.Context, q AuditQuery) (AuditResponse, error) {
 			e, err := s.Audit(ctx, q)
@@ -292,7 +292,7 @@ func (s Set) UpdateUser(ctx context.Context, req UpdateUserRequest) (User, error
 // Audit implements Service over the endpoint set.
 // VerifyAudit implements Service over the endpoint set.
 func (s Set) VerifyAudit(ctx context.Context) (audit.Report, error) {
-	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{})
+	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{AgainstTopic: audit.AgainstTopic(ctx)})
 }
 
 func (s Set) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {

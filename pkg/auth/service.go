@@ -78,6 +78,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives operational messages (ids only; never a password, token or email).
 	Logger log.Logger
+	// AuditTopic, when set, lets VerifyAudit compare the chain with the audit topic on request
+	// (GET /audit/verify?againstTopic=true; docs/audit.md). Nil: the chain is verified alone.
+	AuditTopic *audit.TopicCheck
 	// Hasher hashes passwords; default NewArgon2id(DefaultArgon2id, 0).
 	Hasher Hasher
 	// Issuer and Audience go into every access token; defaults authz.DefaultIssuer and
@@ -104,6 +107,8 @@ type Options struct {
 const DefaultRefreshTTL = 12 * time.Hour
 
 type service struct {
+	// topic compares the audit chain with the audit topic on request (VerifyAudit).
+	topic      *audit.TopicCheck
 	store      *Store
 	audit      AuditLog
 	keys       *KeyRing
@@ -134,7 +139,7 @@ type service struct {
 func NewService(ctx context.Context, store *Store, keys *KeyRing, auditLog AuditLog, o Options) (Service, error) {
 	s := &service{store: store, audit: auditLog, keys: keys, hasher: o.Hasher, now: o.Now, log: o.Logger,
 		issuer: o.Issuer, audience: o.Audience, refreshTTL: o.RefreshTTL, inviteTTL: o.InviteTTL, resetTTL: o.ResetTTL, throttle: o.Throttle.withDefaults(),
-		sessions: o.Sessions.withDefaults()}
+		sessions: o.Sessions.withDefaults(), topic: o.AuditTopic}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -58,8 +58,9 @@ type (
 	GetInvoiceRequest   struct{ ID string }
 	IssueInvoiceRequest struct{ ID string }
 	VoidInvoiceRequest  struct{ ID string }
-	// VerifyAuditRequest asks for the audit chain's verdict; it has no parameters.
-	VerifyAuditRequest struct{}
+	// VerifyAuditRequest asks for the audit chain's verdict, against the audit topic too
+	// with AgainstTopic.
+	VerifyAuditRequest struct{ AgainstTopic bool }
 )
 
 // AccountsResponse and AuditResponse wrap slices so every endpoint response is a struct.
@@ -149,8 +150,8 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
 		}),
-		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, _ VerifyAuditRequest) (audit.Report, error) {
-			return s.VerifyAudit(ctx)
+		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, r VerifyAuditRequest) (audit.Report, error) {
+			return s.VerifyAudit(audit.WithAgainstTopic(ctx, r.AgainstTopic))
 		}),
 	})
 }
@@ -210,7 +211,7 @@ func (s Set) VoidInvoice(ctx context.Context, id string) (Invoice, error) {
 
 // VerifyAudit implements Service over the endpoint set.
 func (s Set) VerifyAudit(ctx context.Context) (audit.Report, error) {
-	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{})
+	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{AgainstTopic: audit.AgainstTopic(ctx)})
 }
 
 // Audit implements Service over the endpoint set.

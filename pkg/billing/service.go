@@ -32,7 +32,8 @@ type Service interface {
 	RecordPayment(ctx context.Context, req PaymentRequest) (Invoice, error)
 	VoidInvoice(ctx context.Context, id string) (Invoice, error)
 	Audit(ctx context.Context, q audit.Query) ([]audit.Record, error)
-	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md).
+	// VerifyAudit walks the audit chain and returns the verdict (docs/audit.md); against the
+	// audit topic too when ctx asks (audit.WithAgainstTopic).
 	VerifyAudit(ctx context.Context) (audit.Report, error)
 }
 
@@ -48,6 +49,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives operational messages (ids only, never patient data).
 	Logger log.Logger
+	// AuditTopic, when set, lets VerifyAudit compare the chain with the audit topic on request
+	// (GET /audit/verify?againstTopic=true; docs/audit.md). Nil: the chain is verified alone.
+	AuditTopic *audit.TopicCheck
 }
 
 type service struct {
@@ -55,11 +59,12 @@ type service struct {
 	audit AuditLog
 	now   func() time.Time
 	log   log.Logger
+	topic *audit.TopicCheck
 }
 
 // NewService returns the billing service over store, auditing to auditLog.
 func NewService(store *Store, auditLog AuditLog, o Options) Service {
-	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger}
+	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger, topic: o.AuditTopic}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -104,7 +109,14 @@ func (s *service) GetAccount(ctx context.Context, id string) (Account, error) {
 	if err == nil {
 		a, err = s.store.getAccount(ctx, aid)
 	}
-	return readResult(s, ctx, ActionReadAccount, a.PatientID, a, err)
+	if err == nil {
+		err = s.refuseRestricted(ctx, a.PatientID) // docs/audit.md, "Billing and confidentiality"
+	}
+	pid := a.PatientID
+	if err != nil {
+		a = Account{}
+	}
+	return readResult(s, ctx, ActionReadAccount, pid, a, err)
 }
 
 func (s *service) ListAccounts(ctx context.Context, q AccountQuery) ([]Account, error) {
@@ -112,6 +124,9 @@ func (s *service) ListAccounts(ctx context.Context, q AccountQuery) ([]Account, 
 	pid, err := parseID(q.PatientID, "patientId")
 	if q.PatientID == "" {
 		err = errs.Invalid(map[string]string{"patientId": "is required"})
+	}
+	if err == nil {
+		err = s.refuseRestricted(ctx, pid)
 	}
 	if err == nil {
 		out, err = s.store.accountsByPatient(ctx, pid)
@@ -175,6 +190,12 @@ func (s *service) GetInvoice(ctx context.Context, id string) (Invoice, error) {
 	if err == nil {
 		inv, err = s.store.getInvoice(ctx, iid)
 	}
+	if err == nil {
+		err = s.refuseRestricted(ctx, inv.PatientID)
+	}
+	if err != nil {
+		inv = Invoice{}
+	}
 	return readResult(s, ctx, ActionReadInvoice, iid, inv, err)
 }
 
@@ -214,7 +235,16 @@ func (s *service) listInvoices(ctx context.Context, q *InvoiceQuery) (InvoicePag
 	if err := bad.Err(); err != nil {
 		return InvoicePage{}, err
 	}
+	// A list of one restricted patient is refused as a read of that patient would be; a list
+	// of many leaves the restricted patients' invoices out (a page may then hold fewer than
+	// limit, its Link still leads on).
+	if err := s.refuseRestricted(ctx, q.PatientID); err != nil {
+		return InvoicePage{}, err
+	}
 	invs, last, more, err := s.store.listInvoices(ctx, *q, after, limit)
+	if err == nil && q.PatientID == "" {
+		invs, err = s.withoutRestricted(ctx, invs)
+	}
 	if err != nil {
 		return InvoicePage{}, err
 	}

@@ -79,6 +79,10 @@ type Config struct {
 	// and admit.DefaultMaxWait; a negative MaxInFlight turns admission control off.
 	MaxInFlight  int
 	MaxQueueWait time.Duration
+	// MaxHTTPInFlight bounds the HTTP requests in flight in the whole gateway; one more is
+	// refused 503 with Retry-After on arrival, before its token is checked (front.go). 0
+	// means DefaultMaxHTTPInFlight; a negative value turns it off.
+	MaxHTTPInFlight int
 	// BreakerFailures (default 5) consecutive failures open an upstream's breaker for
 	// BreakerOpenFor (default DefaultOpenFor).
 	BreakerFailures uint32
@@ -102,6 +106,9 @@ type Config struct {
 	// AuditDB, when set with Audit, is the gateway's own database holding that log: the
 	// gateway then serves its chain's verdict to admins at GET /api/gateway/audit/verify.
 	AuditDB *db.DB
+	// AuditTopic, when set, lets GET /api/gateway/audit/verify?againstTopic=true compare the
+	// gateway's chain with the audit topic (docs/audit.md).
+	AuditTopic *audit.TopicCheck
 }
 
 // Local is the services' endpoint sets, for Config.InProcess.
@@ -201,10 +208,6 @@ func New(c Config) (*Gateway, error) {
 	}
 	ph, pr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewPatientHandler(ps, o) }, "/api")
 	mounts = append(mounts, mount{"/api/patients", ph, pr}, mount{"/api/audit", ph, pr})
-	// The FHIR R4 facade (docs/fhir.md): the same patient endpoints, so the same guard,
-	// roles, audit, rate limits and breaker.
-	fh, fr := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewFHIRHandler(ps, o) }, "/fhir")
-	mounts = append(mounts, mount{"/fhir", fh, fr})
 
 	bu := b.upstream("billing", c.BillingAddr, billing.Ops, c.refusals("billing", func(l audit.Appender) authz.DeniedFunc { return billing.DeniedAuditor(l) }))
 	var bs billing.Set
@@ -215,6 +218,12 @@ func New(c Config) (*Gateway, error) {
 	}
 	bh, br := b.handler(func(o httptransport.Options) http.Handler { return httptransport.NewBillingHandler(bs, o) }, "/api/billing")
 	mounts = append(mounts, mount{"/api/billing", bh, br})
+	// The FHIR R4 facade (docs/fhir.md): the same patient and billing endpoints, so the same
+	// guard, roles, audit, rate limits and breakers.
+	fh, fr := b.handler(func(o httptransport.Options) http.Handler {
+		return httptransport.NewFHIRFacade(httptransport.FHIRSets{Patient: ps, Billing: &bs}, o)
+	}, "/fhir")
+	mounts = append(mounts, mount{"/fhir", fh, fr})
 
 	au := b.upstream("auth", c.AuthAddr, auth.Ops, c.refusals("auth", func(l audit.Appender) authz.DeniedFunc { return auth.DeniedAuditor(l) }))
 	var as auth.Set
@@ -252,7 +261,7 @@ func New(c Config) (*Gateway, error) {
 		return nil, b.err
 	}
 	g.routes = servedRoutes(mounts)
-	g.handler = c.CORS.wrap(dispatch(mounts, openapi.Handler(), b.options("")))
+	g.handler = newFront(c.CORS.wrap(dispatch(mounts, openapi.Handler(), b.options(""))), c.MaxHTTPInFlight, c.Registerer)
 	return g, nil
 }
 
@@ -356,8 +365,25 @@ func breakerFailures(failures uint32, addr string) uint32 {
 // upstream), admission to the upstream (a call shed under load is answered 503 at once and
 // is neither retried nor seen by the breaker), the deadline and,
 // for reads only, retries, then the upstream's breaker around each attempt.
+//
+// An audit verification (every service's VerifyAudit) is neither retried nor seen by the
+// breaker: with againstTopic the service reads the audit topic, and its 503 then says the
+// topic could not be read in time, not that the service is down; retrying would read the
+// topic again past the deadline, and counting it would let an admin's checks open the
+// breaker on every call to the service.
 func (u *upstream) wrap(method string, e endpoint.Endpoint) endpoint.Endpoint {
 	b, name := u.b, u.name+"."+method
+	if method == auditVerifyMethod {
+		return typed.Chain(e,
+			b.metrics.Middleware(name),
+			observe.LoggingMiddleware(b.c.Logger, name),
+			u.guard.Middleware(method),
+			b.limiter.middleware(),
+			rejectDecodeErrors(u.service, method),
+			u.admit.Middleware(),
+			timeout(b.c.Timeout),
+		)
+	}
 	var call endpoint.Middleware
 	if u.reads[method] {
 		call = retry.Middleware(retry.Options{Attempts: b.c.ReadAttempts, Timeout: b.c.Timeout})

@@ -15,6 +15,7 @@ import (
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/authz/authztest"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 )
 
@@ -190,5 +191,83 @@ func TestAdmissionSheds(t *testing.T) {
 	}
 	if state != 0 {
 		t.Fatalf("patient breaker state %v after 10 shed calls, want 0 (closed)", state)
+	}
+}
+
+// TestFrontSheds: with --gateway-max-http-in-flight requests in flight, one more is refused
+// 503 busy with Retry-After on arrival, before its token is checked (a request with no token
+// gets the 503, not the 401), without reaching the upstream, and counted; once the requests in
+// flight end, requests are served again.
+func TestFrontSheds(t *testing.T) {
+	addr, calls := silentUpstream(t)
+	is := authztest.New(t)
+	reg := prometheus.NewRegistry()
+	g, err := New(Config{PatientAddr: addr, BillingAddr: "127.0.0.1:1", AuthAddr: "127.0.0.1:1", AnalyticsAddr: "127.0.0.1:1",
+		Verifier: authz.NewVerifier(is.Keys(), authz.DefaultIssuer, authz.DefaultAudience), Registerer: reg,
+		Timeout: time.Minute, BreakerOpenFor: time.Hour, ClientLimit: DefaultClientLimit, MaxInFlight: 100, MaxHTTPInFlight: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	token := is.Token(t, "clin-1", authz.RoleClinician)
+	const path = "/api/patients/7b0c2f8e-9a51-4a7e-8a3e-0f1d2c3b4a59"
+	get := func(ctx context.Context, token string) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		return http.DefaultClient.Do(req)
+	}
+	hanging, stop := context.WithCancel(context.Background())
+	defer stop()
+	for range 2 {
+		go func() {
+			if resp, err := get(hanging, token); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the two hanging calls did not reach the upstream within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 10 {
+		resp, err := get(context.Background(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var e map[string]any
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" ||
+			json.Unmarshal(b, &e) != nil || e["error"] != "unavailable" || !strings.Contains(e["message"].(string), "gateway is busy") {
+			t.Fatalf("request %d with the gateway full: %d %v %s, want 503 busy with Retry-After: 1", i, resp.StatusCode, resp.Header, b)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("the upstream saw %d calls, want the 2 in flight", n)
+	}
+	if got := testutil.ToFloat64(g.handler.(*front).shed); got != 10 {
+		t.Fatalf("pms_gateway_front_shed_total = %v, want 10", got)
+	}
+	stop()
+	for {
+		resp, err := get(context.Background(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			break // past the front door: the token check answers
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the requests in flight ended: %d, want 401", resp.StatusCode)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -18,6 +18,10 @@ import (
 // (GET /api/gateway/audit/verify), admin only, as every service serves its own.
 const MethodVerifyAudit = "VerifyAudit"
 
+// auditVerifyMethod is the method name of every service's audit verification (the
+// services' MethodVerifyAudit, and the gateway's own): the upstream wrap treats it apart.
+const auditVerifyMethod = MethodVerifyAudit
+
 // ActionVerifyAudit is its audit action in the gateway's log, named after the gateway as the
 // entries of the routes it guards are named after their service ("gateway.audit.verify").
 const ActionVerifyAudit = "audit.verify"
@@ -27,8 +31,9 @@ var Ops = op.Table{
 	{Name: MethodVerifyAudit, Roles: []string{authz.RoleAdmin}, Action: ActionVerifyAudit},
 }
 
-// VerifyAuditRequest asks for the gateway's audit-chain verdict; it has no parameters.
-type VerifyAuditRequest struct{}
+// VerifyAuditRequest asks for the gateway's audit-chain verdict, against the audit topic too
+// with AgainstTopic (Config.AuditTopic).
+type VerifyAuditRequest struct{ AgainstTopic bool }
 
 // verifyHandler serves GET /api/gateway/audit/verify over the gateway's own database: the
 // verdict `pms audit verify --service gateway` prints, behind the gateway's own middleware
@@ -39,8 +44,8 @@ func (b *builder) verifyHandler(d *db.DB, log audit.Appender) (http.Handler, *[]
 	log = serviceAudit{log: log, service: "gateway"}
 	guard := authz.NewGuard(b.c.Verifier, Ops.Roles(), audit.Denied(log, Ops.Actions(), nil))
 	rec := audit.Recorder{W: log, Logger: b.c.Logger}
-	verify := typed.Endpoint(func(ctx context.Context, _ VerifyAuditRequest) (audit.Report, error) {
-		rep, err := audit.VerifyTable(ctx, d, AuditTable, "gateway")
+	verify := typed.Endpoint(func(ctx context.Context, r VerifyAuditRequest) (audit.Report, error) {
+		rep, err := audit.VerifyService(ctx, d, AuditTable, "gateway", r.AgainstTopic, b.c.AuditTopic)
 		return audit.Read(rec, ctx, ActionVerifyAudit, "", rep, err)
 	})
 	name := "gateway." + MethodVerifyAudit

@@ -4,9 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/go-kit/log/level"
 	"github.com/pms/pms/pkg/platform/errs"
-	"github.com/pms/pms/pkg/platform/observe"
 )
 
 // Billing is what the patient service needs of the billing service, in its own small types
@@ -68,24 +66,8 @@ type InvoicePayment struct {
 // ErrBillingUnavailable answers billing reads when no billing client is configured.
 var ErrBillingUnavailable = errs.New(errs.Unavailable, "billing is not available")
 
-// DefaultBillingTimeout bounds the account creation that follows a patient's registration.
+// DefaultBillingTimeout bounds opening the account of a patient registered (billing_open.go).
 const DefaultBillingTimeout = 5 * time.Second
-
-// openAccount asks billing to open the account of a patient just registered. The patient is
-// already committed, so a failure is logged by id and left to the patient topic, whose
-// consumer opens the account again (idempotently), rather than failing the registration. It
-// runs even when the caller has gone, within its own deadline.
-func (s *service) openAccount(ctx context.Context, p Patient) {
-	if s.billing == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.billingTimeout)
-	defer cancel()
-	if _, err := s.billing.CreateAccount(ctx, p.ID, p.Name, p.Email); err != nil {
-		_ = level.Warn(s.log).Log("msg", "billing account not opened; the patient topic will open it",
-			"patient_id", p.ID, "request_id", observe.RequestID(ctx), "error", string(errs.KindOf(err)))
-	}
-}
 
 func (s *service) BillingAccount(ctx context.Context, id string) (BillingAccount, error) {
 	ctx = withEmergencyMark(ctx) // a use under a break-glass grant marks it (checkAccess)
@@ -129,6 +111,7 @@ func (s *service) billingRead(ctx context.Context, pid string, read func(Billing
 	if s.billing == nil {
 		return ErrBillingUnavailable
 	}
+	s.accounts.wait(ctx, pid) // the account a registration just asked for (billing_open.go)
 	if err := read(s.billing); err != nil {
 		return errs.As(err) // a non-contract error from an adapter is internal, never passed on raw
 	}

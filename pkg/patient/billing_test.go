@@ -62,6 +62,12 @@ func (f *fakeBilling) InvoicesFor(_ context.Context, pid string) ([]patient.Invo
 	return f.invoices[pid], nil
 }
 
+func (f *fakeBilling) createdCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.created...)
+}
+
 func (f *fakeBilling) setErr(err error) {
 	f.mu.Lock()
 	f.err = err
@@ -81,17 +87,18 @@ func TestBillingThroughThePatientService(t *testing.T) {
 		}))
 		ctx := ctxAs("clerk")
 
-		// Registering a patient opens the account, with the patient's id, name and email.
+		// Registering a patient opens the account, with the patient's id, name and email,
+		// after the answer; a read of the account waits for that open (billing_open.go).
 		p, err := s.Create(ctx, req(1))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(fb.created) != 1 || fb.created[0] != p.ID+"|Patient 1|p1@example.org" {
-			t.Fatalf("billing got %v", fb.created)
-		}
 		a, err := s.BillingAccount(ctx, p.ID)
 		if err != nil || a.PatientID != p.ID {
 			t.Fatalf("billing account = %+v, %v", a, err)
+		}
+		if created := fb.createdCalls(); len(created) != 1 || created[0] != p.ID+"|Patient 1|p1@example.org" {
+			t.Fatalf("billing got %v", created)
 		}
 		fb.invoices[p.ID] = []patient.Invoice{{ID: "i1", PatientID: p.ID, Currency: "USD", Subtotal: 5}}
 		if inv, err := s.Invoices(ctx, p.ID); err != nil || len(inv) != 1 || inv[0].ID != "i1" {
@@ -105,14 +112,14 @@ func TestBillingThroughThePatientService(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create while billing is down: %v", err)
 		}
+		_, err = s.BillingAccount(ctx, p2.ID) // waits for the failed open
+		wantKind(t, err, errs.Unavailable)
 		if got := (mustCounter(t, reg, "CreateAccount", "unavailable")); got != 1 {
 			t.Fatalf("billing failures counted %v, want 1", got)
 		}
-		if !strings.Contains(logs.String(), p2.ID) || strings.Contains(logs.String(), "Patient 2") || strings.Contains(logs.String(), "p2@example.org") {
-			t.Fatalf("log line: %s", logs.String())
+		if l := logs.String(); !strings.Contains(l, p2.ID) || strings.Contains(l, "Patient 2") || strings.Contains(l, "p2@example.org") {
+			t.Fatalf("log line: %s", l)
 		}
-		_, err = s.BillingAccount(ctx, p2.ID)
-		wantKind(t, err, errs.Unavailable)
 		_, err = s.Invoices(ctx, p2.ID)
 		wantKind(t, err, errs.Unavailable)
 		fb.setErr(errs.New(errs.Timeout, "the call timed out"))

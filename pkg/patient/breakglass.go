@@ -208,7 +208,7 @@ func (s *service) redactRestricted(ctx context.Context, ps []Patient) error {
 	for i, p := range ps {
 		err := s.checkAccess(ctx, p)
 		if errs.KindOf(err) == errs.PermissionDenied {
-			ps[i] = Patient{ID: p.ID, MRN: p.MRN, Confidentiality: p.Confidentiality}
+			ps[i] = Patient{ID: p.ID, MRN: p.MRN, Confidentiality: p.Confidentiality}.WithLists()
 		} else if err != nil {
 			return err
 		}

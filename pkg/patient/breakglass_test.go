@@ -71,6 +71,13 @@ func TestBreakGlass(t *testing.T) {
 		if again, err := s.SetConfidentiality(admin, patient.ConfidentialityRequest{ID: p.ID, Confidentiality: patient.ConfidentialityRestricted}); err != nil || again.Version != 2 {
 			t.Fatalf("restrict again (no-op): %+v %v", again, err)
 		}
+		// Every version event says the confidentiality (billing keeps it with the version):
+		// PATIENT_CREATED normal at 1, the restricting PATIENT_UPDATED at 2, nothing for the no-op.
+		evs := patientEvents(t, d, p.ID)
+		if len(evs) != 2 || evs[0].GetConfidentiality() != patient.ConfidentialityNormal || evs[0].GetVersion() != 1 ||
+			evs[1].GetEventType() != patient.EventUpdated || evs[1].GetConfidentiality() != patient.ConfidentialityRestricted || evs[1].GetVersion() != 2 {
+			t.Fatalf("events %v", evs)
+		}
 
 		// Without a grant: 403 naming break-glass, for every use, by everyone (admin too).
 		denied := func(ctx context.Context) {
@@ -90,7 +97,7 @@ func TestBreakGlass(t *testing.T) {
 			if err != nil || len(page.Patients) != 1 {
 				t.Fatalf("search: %+v %v", page, err)
 			}
-			if got := page.Patients[0]; !reflect.DeepEqual(got, patient.Patient{ID: p.ID, MRN: p.MRN, Confidentiality: patient.ConfidentialityRestricted}) {
+			if got := page.Patients[0]; !reflect.DeepEqual(got, patient.Patient{ID: p.ID, MRN: p.MRN, Confidentiality: patient.ConfidentialityRestricted}.WithLists()) {
 				t.Fatalf("search shows a restricted record unredacted: %+v", got)
 			}
 		}

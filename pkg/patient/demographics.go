@@ -1,11 +1,13 @@
 package patient
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -28,19 +30,19 @@ type Identifier struct {
 	Value  string `json:"value"`
 }
 
-// MarshalJSON shows given and identifiers as arrays, never null, however the record was
-// built (a record read over gRPC, where an empty list and none are the same, answers like
-// one read from the store).
-func (p Patient) MarshalJSON() ([]byte, error) {
-	type plain Patient
-	q := plain(p)
-	if q.Given == nil {
-		q.Given = []string{}
+// WithLists returns p with Given and Identifiers never nil, so the contract's JSON shows both
+// as [] however the record was built (one read over gRPC, where an empty list and none are the
+// same, answers like one read from the store). Records are built with their lists in place
+// instead of fixing them in a MarshalJSON: encoding/json re-scans and compacts the output of
+// every Marshaler, which cost a third of the CPU of a 500-record search.
+func (p Patient) WithLists() Patient {
+	if p.Given == nil {
+		p.Given = []string{}
 	}
-	if q.Identifiers == nil {
-		q.Identifiers = []Identifier{}
+	if p.Identifiers == nil {
+		p.Identifiers = []Identifier{}
 	}
-	return json.Marshal(q)
+	return p
 }
 
 // The FHIR administrative genders (http://hl7.org/fhir/administrative-gender).
@@ -235,6 +237,20 @@ func encodeGiven(given []string) string {
 }
 
 func decodeGiven(s string) []string {
+	// encodeGiven writes a JSON array of strings; one without escapes (nearly every name) is
+	// split directly, since json.Unmarshal per row cost a search of 500 records about 5% of its CPU.
+	if len(s) >= 2 && s[0] == '[' && s[len(s)-1] == ']' && !strings.ContainsRune(s, '\\') {
+		inner := s[1 : len(s)-1]
+		if inner == "" {
+			return []string{}
+		}
+		if len(inner) >= 2 && inner[0] == '"' && inner[len(inner)-1] == '"' {
+			parts := strings.Split(inner[1:len(inner)-1], `","`)
+			if !slices.ContainsFunc(parts, func(p string) bool { return strings.ContainsRune(p, '"') }) {
+				return parts
+			}
+		}
+	}
 	out := []string{}
 	_ = json.Unmarshal([]byte(s), &out) // written by encodeGiven only
 	if out == nil {
@@ -248,18 +264,39 @@ func encodeIdentifiers(ids []Identifier) string {
 	return string(b)
 }
 
+// rowIdentifiers is the identifiers column of a patients row (migration 00025): the client's
+// identifiers as a JSON array sorted by system and value, the order reads have always shown.
+func rowIdentifiers(ids []Identifier) string {
+	c := clientIdentifiers(ids)
+	slices.SortFunc(c, func(a, b Identifier) int {
+		return cmp.Or(strings.Compare(a.System, b.System), strings.Compare(a.Value, b.Value))
+	})
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
 func decodeIdentifiers(s string) []Identifier {
+	if s == "[]" || s == "" {
+		return nil // withMRN makes the list
+	}
 	var out []Identifier
 	_ = json.Unmarshal([]byte(s), &out) // written by encodeIdentifiers only
 	return out
 }
 
 // writeIdentifiers replaces patient id's identifiers with ids (the MRN left out) within tx;
-// a pair a live patient already holds is ErrIdentifierTaken.
+// a pair a live patient already holds is ErrIdentifierTaken. The row's own copy
+// (rowIdentifiers) is written by the caller's UPDATE of the record.
 func (s *Store) writeIdentifiers(ctx context.Context, tx *sqlx.Tx, id string, ids []Identifier) error {
 	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM patient_identifiers WHERE patient_id = ?`), id); err != nil {
 		return db.Classify(err)
 	}
+	return s.addIdentifiers(ctx, tx, id, ids)
+}
+
+// addIdentifiers inserts the client identifiers of patient id (a new patient has none to
+// replace: create calls it without writeIdentifiers' delete).
+func (s *Store) addIdentifiers(ctx context.Context, tx *sqlx.Tx, id string, ids []Identifier) error {
 	for _, i := range clientIdentifiers(ids) {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO patient_identifiers (patient_id, system, value) VALUES (?, ?, ?)`), id, i.System, i.Value)
 		if db.IsUniqueViolation(err, "patient_identifiers") {
@@ -268,40 +305,6 @@ func (s *Store) writeIdentifiers(ctx context.Context, tx *sqlx.Tx, id string, id
 		if err != nil {
 			return db.Classify(err)
 		}
-	}
-	return nil
-}
-
-// loadIdentifiers fills the identifiers of ps (live records) from the identifiers table.
-func (s *Store) loadIdentifiers(ctx context.Context, q sqlx.QueryerContext, ps []Patient) error {
-	if len(ps) == 0 {
-		return nil
-	}
-	byID := make(map[string]int, len(ps))
-	args := make([]any, len(ps))
-	for i := range ps {
-		byID[ps[i].ID] = i
-		args[i] = ps[i].ID
-	}
-	query, args, err := sqlx.In(`SELECT patient_id, system, value FROM patient_identifiers WHERE patient_id IN (?) ORDER BY patient_id, system, value`, args)
-	if err != nil {
-		return errs.Wrap(errs.Internal, "internal error", err)
-	}
-	var rows []struct {
-		PatientID string `db:"patient_id"`
-		System    string `db:"system"`
-		Value     string `db:"value"`
-	}
-	if err := sqlx.SelectContext(ctx, q, &rows, s.db.Rebind(query), args...); err != nil {
-		return db.Classify(err)
-	}
-	stored := make([][]Identifier, len(ps))
-	for _, r := range rows {
-		i := byID[r.PatientID]
-		stored[i] = append(stored[i], Identifier{System: r.System, Value: r.Value})
-	}
-	for i := range ps {
-		ps[i].Identifiers = withMRN(ps[i].MRN, stored[i])
 	}
 	return nil
 }

@@ -93,7 +93,10 @@ func withDisclosed(ctx context.Context, ids []string) context.Context {
 // access log shows them. Reading the access log or the audit log is audited but is not a
 // disclosure of the record.
 var disclosingActions = map[string]bool{ActionCreate: true, ActionRead: true, ActionSearch: true,
-	ActionUpdate: true, ActionDelete: true, ActionHistory: true, ActionBillingAccount: true, ActionInvoices: true, ActionDuplicates: true}
+	ActionUpdate: true, ActionDelete: true, ActionHistory: true, ActionBillingAccount: true, ActionInvoices: true, ActionDuplicates: true,
+	// A merge and an unmerge change the merged record (merge.go); the access log of the
+	// duplicate shows them.
+	ActionMerge: true, ActionUnmerge: true}
 
 // Log wraps the service's audit log: an entry of a disclosing action is registered with its
 // disclosures before it is appended, so the hook writes them with it.
@@ -305,7 +308,13 @@ func fingerprint(key []byte, q ListQuery) string {
 	if len(key) == 0 {
 		return ""
 	}
-	b, _ := json.Marshal([]string{strings.ToLower(strings.TrimSpace(q.Q)), strings.ToLower(strings.TrimSpace(q.Email)), q.DateOfBirth})
+	parts := []string{strings.ToLower(strings.TrimSpace(q.Q)), strings.ToLower(strings.TrimSpace(q.Email)), q.DateOfBirth}
+	// The demographic filters (search_filters.go) join the fingerprint only when given, so a
+	// query without them keeps the fingerprint it had before they existed.
+	if demo := []string{strings.ToLower(q.Family), strings.ToLower(q.Given), q.Phone, q.Gender, q.BornFrom, q.BornTo}; strings.Join(demo, "") != "" {
+		parts = append(parts, demo...)
+	}
+	b, _ := json.Marshal(parts)
 	m := hmac.New(sha256.New, key)
 	m.Write(b)
 	return hex.EncodeToString(m.Sum(nil))

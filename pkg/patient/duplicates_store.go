@@ -175,17 +175,14 @@ func (s *Store) candidates(ctx context.Context, q sqlx.QueryerContext, p Patient
 	for i, r := range rows {
 		out[i] = r.patient()
 	}
-	if err := s.loadIdentifiers(ctx, q, out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, nil // each row carries its identifiers (migration 00025)
 }
 
 // backfillBatch is how many records one transaction of BackfillMatchKeys keys.
 const backfillBatch = 1000
 
 // BackfillMatchKeys writes the blocking keys of every live record when the database's key
-// scheme (patient_match_keys_state) is older than the store's: after migration 00026 on a
+// scheme (patient_match_keys_state) is older than the store's: after migration 00028 on a
 // database with patients, or after a change of match.Keys. It runs when the service starts,
 // before it serves; creates and updates of other replicas meanwhile write their own keys,
 // and each batch locks its rows on PostgreSQL, so a record is never keyed from a stale read.
@@ -225,9 +222,6 @@ func (s *Store) BackfillMatchKeys(ctx context.Context) (int, error) {
 			for i, r := range rows {
 				ps[i] = r.patient()
 				last = r.Seq
-			}
-			if err := s.loadIdentifiers(ctx, tx, ps); err != nil {
-				return err
 			}
 			count = len(ps)
 			return s.writeMatchKeys(ctx, tx, ps)

@@ -238,7 +238,7 @@ func TestBackfillMatchKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		keys := count(t, d, `SELECT count(*) FROM patient_match_keys`)
-		// As a database migrated from before 00026 has it.
+		// As a database migrated from before 00028 has it.
 		if _, err := d.ExecContext(context.Background(), `DELETE FROM patient_match_keys`); err != nil {
 			t.Fatal(err)
 		}

@@ -35,6 +35,9 @@ const (
 	MethodErase = "ErasePatient"
 	// MethodDuplicates scores a record's possible duplicates, or demographics' (FHIR $match).
 	MethodDuplicates = "FindDuplicates"
+	// MethodMerge and MethodUnmerge merge a duplicate into a survivor and reverse it (merge.go).
+	MethodMerge   = "MergePatients"
+	MethodUnmerge = "UnmergePatient"
 )
 
 // Ops is the patient service's operation table (API.md, "Authentication and roles"):
@@ -61,6 +64,9 @@ var Ops = op.Table{
 	{Name: MethodErase, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionErase},
 	// Duplicates (issue 19): clinicians (admin implied), who register and merge records.
 	{Name: MethodDuplicates, Roles: []string{authz.RoleClinician}, Action: ActionDuplicates},
+	// Merge and unmerge (issue 19): clinicians (and admin), with a reason.
+	{Name: MethodMerge, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionMerge},
+	{Name: MethodUnmerge, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionUnmerge},
 }
 
 // Methods and Roles are derived from Ops.
@@ -76,8 +82,9 @@ type (
 	HistoryRequest        struct{ ID string }
 	BillingAccountRequest struct{ ID string }
 	InvoicesRequest       struct{ ID string }
-	// VerifyAuditRequest asks for the audit chain's verdict; it has no parameters.
-	VerifyAuditRequest struct{}
+	// VerifyAuditRequest asks for the audit chain's verdict, against the audit topic too
+	// with AgainstTopic.
+	VerifyAuditRequest struct{ AgainstTopic bool }
 )
 
 // HistoryResponse and AuditResponse wrap slices so every endpoint response is a struct.
@@ -115,6 +122,9 @@ type Set struct {
 	EraseEndpoint endpoint.Endpoint `op:"ErasePatient"`
 	// DuplicatesEndpoint scores possible duplicates.
 	DuplicatesEndpoint endpoint.Endpoint `op:"FindDuplicates"`
+	// MergeEndpoint and UnmergeEndpoint merge a duplicate into a survivor and reverse it.
+	MergeEndpoint   endpoint.Endpoint `op:"MergePatients"`
+	UnmergeEndpoint endpoint.Endpoint `op:"UnmergePatient"`
 }
 
 // EndpointOptions configure the server-side endpoint middleware (pkg/platform/stack).
@@ -141,8 +151,8 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 			e, err := s.Audit(ctx, q)
 			return AuditResponse{Entries: e}, err
 		}),
-		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, _ VerifyAuditRequest) (audit.Report, error) {
-			return s.VerifyAudit(ctx)
+		VerifyAuditEndpoint: typed.Endpoint(func(ctx context.Context, r VerifyAuditRequest) (audit.Report, error) {
+			return s.VerifyAudit(audit.WithAgainstTopic(ctx, r.AgainstTopic))
 		}),
 		BillingAccountEndpoint: typed.Endpoint(func(ctx context.Context, r BillingAccountRequest) (BillingAccount, error) {
 			return s.BillingAccount(ctx, r.ID)
@@ -157,6 +167,8 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		BreakGlassGrantsEndpoint: typed.Endpoint(breakGlassGrants(s)),
 		EraseEndpoint:            typed.Endpoint(s.Erase),
 		DuplicatesEndpoint:       typed.Endpoint(s.Duplicates),
+		MergeEndpoint:            typed.Endpoint(s.Merge),
+		UnmergeEndpoint:          typed.Endpoint(s.Unmerge),
 	})
 }
 
@@ -187,6 +199,9 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 		case EraseRequest:
 			id = r.ID
 		case DuplicatesRequest:
+		case MergeRequest:
+			id = r.DuplicateID
+		case UnmergeRequest:
 			id = r.ID
 		}
 		if canonical, err := ParseID(id); err == nil {
@@ -236,7 +251,7 @@ func (s Set) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 
 // VerifyAudit implements Service over the endpoint set.
 func (s Set) VerifyAudit(ctx context.Context) (audit.Report, error) {
-	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{})
+	return typed.Call[audit.Report](ctx, s.VerifyAuditEndpoint, VerifyAuditRequest{AgainstTopic: audit.AgainstTopic(ctx)})
 }
 
 // BillingAccount implements Service over the endpoint set.

@@ -21,6 +21,7 @@ type tombstoneRow struct {
 	CreatedAt      db.Timestamp   `db:"created_at"`
 	DeletedAt      db.Timestamp   `db:"deleted_at"`
 	ErasedAt       db.Timestamp   `db:"erased_at"`
+	MergedInto     sql.NullString `db:"merged_into"`
 }
 
 // erase turns deleted patient id into a tombstone in one transaction (Service.Erase). force
@@ -29,7 +30,7 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta, forc
 	var e Erasure
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var r tombstoneRow
-		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT mrn, version, registered_date, created_at, deleted_at, erased_at FROM patients WHERE id = ?`+s.forUpdate), id)
+		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT mrn, version, registered_date, created_at, deleted_at, erased_at, merged_into FROM patients WHERE id = ?`+s.forUpdate), id)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return ErrNotFound
@@ -37,6 +38,8 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta, forc
 			return db.Classify(err)
 		case !r.ErasedAt.IsZero():
 			return ErrErased
+		case r.MergedInto.Valid && !force:
+			return ErrMergedErase // merged records are marked deleted too (merge.go)
 		case r.DeletedAt.IsZero() && !force:
 			return ErrNotDeleted
 		}
@@ -45,12 +48,14 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta, forc
 			q    string
 			args []any
 		}{
-			{`UPDATE patients SET name = '', family = '', given = '[]', gender = '', phone = '', email = '', address = '', date_of_birth = ?, erased_at = ?, version = ?, updated_at = ?,
+			{`UPDATE patients SET name = '', family = '', given = '[]', gender = '', phone = '', identifiers = '[]', email = '', address = '', date_of_birth = ?, erased_at = ?, version = ?, updated_at = ?,
 				deleted_at = COALESCE(deleted_at, ?) WHERE id = ?`,
 				[]any{ErasedDateOfBirth, s.db.Time(m.At), r.Version + 1, s.db.Time(m.At), s.db.Time(m.At), id}},
 			{`DELETE FROM patient_versions WHERE patient_id = ?`, []any{id}},
 			{`DELETE FROM patient_identifiers WHERE patient_id = ?`, []any{id}},
 			{`DELETE FROM patient_match_keys WHERE patient_id = ?`, []any{id}},
+			// The reasons of its merges are free text that may hold PHI (merge.go).
+			{`UPDATE ` + MergesTable + ` SET reason = '', unmerge_reason = '' WHERE survivor_id = ? OR duplicate_id = ?`, []any{id, id}},
 			{`INSERT INTO ` + ErasuresTable + ` (patient_id, mrn, erased_at, erased_by, role, reason, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 				[]any{id, e.MRN, s.db.Time(m.At), e.ErasedBy, e.Role, reason, e.RequestID}},
 			// Its events already relayed; the ones still pending are sealed and go out as

@@ -30,6 +30,12 @@ const (
 	// EventErased says the record's PHI was erased (POST /patients/{id}/erase) and its data
 	// key destroyed: it carries ids only.
 	EventErased = "PATIENT_ERASED"
+	// EventMerged says the record (the event's key) was merged into patient.merged_into
+	// (POST /patients/{survivor}/merge); EventUnmerged that the merge was reversed. Billing
+	// moves the duplicate's invoices on them, analytics counts the live patients by them. The
+	// merge's reason is free text and stays out of every event.
+	EventMerged   = "PATIENT_MERGED"
+	EventUnmerged = "PATIENT_UNMERGED"
 )
 
 // The fields of a PatientEvent that are sealed with the patient's data key (pkg/platform/shred):
@@ -50,9 +56,11 @@ const (
 func sealedIdentifier(system string) string { return "identifier:" + system }
 
 var eventTypeOfChange = map[string]string{
-	ChangeCreated: EventCreated,
-	ChangeUpdated: EventUpdated,
-	ChangeDeleted: EventDeleted,
+	ChangeCreated:  EventCreated,
+	ChangeUpdated:  EventUpdated,
+	ChangeDeleted:  EventDeleted,
+	ChangeMerged:   EventMerged,
+	ChangeUnmerged: EventUnmerged,
 }
 
 // patientEvent is the outbox message announcing change (created, updated, deleted) of p,
@@ -72,11 +80,15 @@ func patientEvent(p Patient, change string, m changeMeta, seal *shred.Sealer) (o
 		Version:    p.Version,
 		RequestId:  m.RequestID,
 		Actor:      m.Actor,
+		// Every version event says the record's confidentiality, so billing keeps it per
+		// patient with the version (docs/audit.md, "Billing and confidentiality").
+		Confidentiality: p.Confidentiality,
 		Patient: &eventsv1.PatientRecord{
 			Id: p.ID, Mrn: p.MRN, Name: seal.Seal(SealedName, p.Name), Email: seal.Seal(SealedEmail, p.Email),
 			Address: seal.Seal(SealedAddress, p.Address), DateOfBirth: seal.Seal(SealedDateOfBirth, p.DateOfBirth), RegisteredDate: p.RegisteredDate, Version: p.Version,
 			CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(p.UpdatedAt),
 			Family: seal.Seal(SealedFamily, p.Family), Gender: seal.Seal(SealedGender, p.Gender), Phone: seal.Seal(SealedPhone, p.Phone),
+			MergedInto: p.MergedInto,
 		},
 	}
 	for _, g := range p.Given {
@@ -109,7 +121,7 @@ func eventMessage(ev *eventsv1.PatientEvent, m changeMeta) (outbox.Message, erro
 func erasedEvent(p Patient, m changeMeta) (outbox.Message, error) {
 	return eventMessage(&eventsv1.PatientEvent{
 		PatientId: p.ID, EventType: EventErased, EventId: uuid.NewString(), OccurredAt: timestamppb.New(m.At),
-		Version: p.Version, RequestId: m.RequestID, Actor: m.Actor,
+		Version: p.Version, RequestId: m.RequestID, Actor: m.Actor, Confidentiality: p.Confidentiality,
 		Patient: &eventsv1.PatientRecord{Id: p.ID, Mrn: p.MRN, RegisteredDate: p.RegisteredDate, Version: p.Version,
 			CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(m.At), DeletedAt: ts(m.At)},
 	}, m)

@@ -30,10 +30,14 @@ type Patient struct {
 	RegisteredDate string       `json:"registeredDate"`
 	// Confidentiality is "normal" or "restricted" (break-glass.go); only its own endpoint
 	// changes it.
-	Confidentiality string    `json:"confidentiality"`
-	Version         int64     `json:"version"`
-	CreatedAt       time.Time `json:"createdAt"`
-	UpdatedAt       time.Time `json:"updatedAt"`
+	Confidentiality string `json:"confidentiality"`
+	// MergedInto is the survivor this record was merged into (merge.go); empty for a record
+	// that is not merged. REST never shows a merged record (its GET answers 308), but its
+	// history does, and FHIR shows it as an inactive Patient with a replaced-by link.
+	MergedInto string    `json:"mergedInto,omitempty"`
+	Version    int64     `json:"version"`
+	CreatedAt  time.Time `json:"createdAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
 	// PossibleDuplicates is, on a registration's answer only, how many registered patients
 	// may be this one (X-Possible-Duplicates; docs/matching.md): not part of the record.
 	PossibleDuplicates int `json:"-"`
@@ -142,11 +146,22 @@ type DeleteRequest struct {
 //
 // Identifier is "system|value" and matches a live patient holding that identifier exactly
 // (the MRN under SystemMRN too).
+//
+// Family and Given match the start of the family name or of any given name (case
+// insensitive), Phone the phone's digits (and leading +) exactly, Gender exactly;
+// BornFrom and BornTo bound the date of birth (YYYY-MM-DD, inclusive, either may be empty):
+// search_filters.go.
 type ListQuery struct {
 	Q           string
 	Identifier  string
 	Email       string
 	DateOfBirth string
+	Family      string
+	Given       string
+	Phone       string
+	Gender      string
+	BornFrom    string
+	BornTo      string
 	Limit       int
 	PageToken   string
 }
@@ -187,6 +202,9 @@ const (
 	ChangeDeleted = "deleted"
 	// ChangeErased is an erasure (erase.go); it has no history row, as the history is erased.
 	ChangeErased = "erased"
+	// ChangeMerged and ChangeUnmerged are a merge into a survivor and its reversal (merge.go).
+	ChangeMerged   = "merged"
+	ChangeUnmerged = "unmerged"
 )
 
 // AuditQuery filters the audit log. Zero values mean "any"; Limit 0 means DefaultAuditLimit.

@@ -43,91 +43,103 @@ func referenceSearch(all []livePatient, q string) []string {
 // TestIndexedSearchMatchesReference: the indexed searches (trigram substring, b-tree prefix,
 // exact email and date of birth) answer exactly what a scan of every live row answers, in
 // registration order, page by page with the exact total on each page, on both databases,
-// after seeding, creates, renames (the SQLite trigram table follows by triggers) and deletes.
+// after seeding, creates, renames (the SQLite trigram table follows by triggers) and deletes;
+// and on PostgreSQL opened as the service opens it (DatabaseOptions: connections start with
+// sequential scans discouraged, so a search needs no transaction of its own to say so).
 func TestIndexedSearchMatchesReference(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
-		ctx := ctxAs("u1")
-		if err := patient.NewStore(d).Seed(context.Background(), 400, 7, nil); err != nil {
-			t.Fatal(err)
+	dbtest.Each(t, migrations.Patient(), searchMatchesReference)
+	t.Run("postgres as the service opens it", func(t *testing.T) {
+		d := dbtest.Open(t, db.Postgres, migrations.Patient(), patient.DatabaseOptions()...)
+		var seqscan string
+		if err := d.GetContext(context.Background(), &seqscan, `SHOW enable_seqscan`); err != nil || seqscan != "off" {
+			t.Fatalf("enable_seqscan on the service's pool = %q, %v; want off", seqscan, err)
 		}
-		s := newService(t, d)
-		var made []patient.Patient
-		for _, r := range []patient.CreateRequest{
-			{Name: "Grace Hopper", Email: "grace@navy.mil"}, {Name: "100% Real_Name", Email: "pct@example.org"},
-			{Name: "Alan Turing", Email: "alan@bletchley.uk"}, {Name: `Quote "Marks" O'Brien`, Email: "quote@example.org"},
-		} {
-			r.Address, r.DateOfBirth = "1 Main St", "1950-01-01"
-			p, err := s.Create(ctx, r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			made = append(made, p)
-		}
-		up := patient.UpdateRequest{ID: made[2].ID, Name: "Alan Mathison", Email: made[2].Email, Address: "x", DateOfBirth: "1950-01-01"}
-		if _, err := s.Update(ctx, up); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Delete(ctx, patient.DeleteRequest{ID: made[0].ID}); err != nil {
-			t.Fatal(err)
-		}
-		var all []livePatient
-		if err := d.SelectContext(context.Background(), &all, `SELECT id, mrn, name, email FROM patients WHERE deleted_at IS NULL ORDER BY seq`); err != nil {
-			t.Fatal(err)
-		}
-		queries := []string{"grace", "hopper", "GRAC", "Turing", "alan turing", "mathison", "ova", "xample", "@", "a", "gr", "10", "0% r", "l_n",
-			"%", "_", "0%_r", "' OR 1=1 --", `"marks"`, `"`, "name:grace", "gra*", "NEAR(grace hopper)", "^gra", `a" OR "b`, "   ", "\\\\", all[5].MRN, all[9].MRN[3:8], all[9].MRN[:2], "00000", "zzzz"}
-		rng := rand.New(rand.NewPCG(1, 2))
-		for range 40 { // random pieces of seeded names and emails, 1 to 6 characters
-			p := all[rng.IntN(len(all))]
-			f := []string{p.Name, p.Email, p.MRN}[rng.IntN(3)]
-			i := rng.IntN(len(f))
-			queries = append(queries, f[i:min(len(f), i+1+rng.IntN(6))])
-		}
-		for _, q := range queries {
-			want := referenceSearch(all, q)
-			var got []string
-			page := patient.Page{NextPageToken: "first"}
-			for page.NextPageToken != "" {
-				tok := page.NextPageToken
-				if tok == "first" {
-					tok = ""
-				}
-				var err error
-				if page, err = s.List(ctx, patient.ListQuery{Q: q, Limit: 37, PageToken: tok}); err != nil {
-					t.Fatalf("q %q: %v", q, err)
-				}
-				if page.Total != int64(len(want)) || page.TotalEstimated {
-					t.Fatalf("q %q: total %d (estimated %v), want %d", q, page.Total, page.TotalEstimated, len(want))
-				}
-				for _, p := range page.Patients {
-					got = append(got, p.ID)
-				}
-			}
-			if !slices.Equal(got, want) {
-				t.Fatalf("q %q: %d results, want %d\n got %v\nwant %v", q, len(got), len(want), got, want)
-			}
-		}
-		if len(referenceSearch(all, "mathison")) != 1 || len(referenceSearch(all, "alan turing")) != 0 {
-			t.Fatal("the reference does not see the rename; the check above proves nothing")
-		}
-		// Exact email and date of birth.
-		p := all[17]
-		page, err := s.List(ctx, patient.ListQuery{Email: strings.ToUpper(p.Email)})
-		if err != nil || len(page.Patients) != 1 || page.Patients[0].ID != p.ID {
-			t.Fatalf("email %s: %+v %v", p.Email, page, err)
-		}
-		var dob string
-		if err := d.GetContext(context.Background(), &dob, d.Rebind(`SELECT date_of_birth FROM patients WHERE id = ?`), p.ID); err != nil {
-			t.Fatal(err)
-		}
-		var n int64
-		if err := d.GetContext(context.Background(), &n, d.Rebind(`SELECT count(*) FROM patients WHERE deleted_at IS NULL AND date_of_birth = ?`), dob); err != nil {
-			t.Fatal(err)
-		}
-		if page, err = s.List(ctx, patient.ListQuery{DateOfBirth: dob, Limit: 500}); err != nil || page.Total != n || int64(len(page.Patients)) != n {
-			t.Fatalf("date of birth %s: %d of %d, %v", dob, page.Total, n, err)
-		}
+		searchMatchesReference(t, d)
 	})
+}
+
+func searchMatchesReference(t *testing.T, d *db.DB) {
+	ctx := ctxAs("u1")
+	if err := patient.NewStore(d).Seed(context.Background(), 400, 7, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := newService(t, d)
+	var made []patient.Patient
+	for _, r := range []patient.CreateRequest{
+		{Name: "Grace Hopper", Email: "grace@navy.mil"}, {Name: "100% Real_Name", Email: "pct@example.org"},
+		{Name: "Alan Turing", Email: "alan@bletchley.uk"}, {Name: `Quote "Marks" O'Brien`, Email: "quote@example.org"},
+	} {
+		r.Address, r.DateOfBirth = "1 Main St", "1950-01-01"
+		p, err := s.Create(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, p)
+	}
+	up := patient.UpdateRequest{ID: made[2].ID, Name: "Alan Mathison", Email: made[2].Email, Address: "x", DateOfBirth: "1950-01-01"}
+	if _, err := s.Update(ctx, up); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, patient.DeleteRequest{ID: made[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	var all []livePatient
+	if err := d.SelectContext(context.Background(), &all, `SELECT id, mrn, name, email FROM patients WHERE deleted_at IS NULL ORDER BY seq`); err != nil {
+		t.Fatal(err)
+	}
+	queries := []string{"grace", "hopper", "GRAC", "Turing", "alan turing", "mathison", "ova", "xample", "@", "a", "gr", "10", "0% r", "l_n",
+		"%", "_", "0%_r", "' OR 1=1 --", `"marks"`, `"`, "name:grace", "gra*", "NEAR(grace hopper)", "^gra", `a" OR "b`, "   ", "\\\\", all[5].MRN, all[9].MRN[3:8], all[9].MRN[:2], "00000", "zzzz"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 40 { // random pieces of seeded names and emails, 1 to 6 characters
+		p := all[rng.IntN(len(all))]
+		f := []string{p.Name, p.Email, p.MRN}[rng.IntN(3)]
+		i := rng.IntN(len(f))
+		queries = append(queries, f[i:min(len(f), i+1+rng.IntN(6))])
+	}
+	for _, q := range queries {
+		want := referenceSearch(all, q)
+		var got []string
+		page := patient.Page{NextPageToken: "first"}
+		for page.NextPageToken != "" {
+			tok := page.NextPageToken
+			if tok == "first" {
+				tok = ""
+			}
+			var err error
+			if page, err = s.List(ctx, patient.ListQuery{Q: q, Limit: 37, PageToken: tok}); err != nil {
+				t.Fatalf("q %q: %v", q, err)
+			}
+			if page.Total != int64(len(want)) || page.TotalEstimated {
+				t.Fatalf("q %q: total %d (estimated %v), want %d", q, page.Total, page.TotalEstimated, len(want))
+			}
+			for _, p := range page.Patients {
+				got = append(got, p.ID)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("q %q: %d results, want %d\n got %v\nwant %v", q, len(got), len(want), got, want)
+		}
+	}
+	if len(referenceSearch(all, "mathison")) != 1 || len(referenceSearch(all, "alan turing")) != 0 {
+		t.Fatal("the reference does not see the rename; the check above proves nothing")
+	}
+	// Exact email and date of birth.
+	p := all[17]
+	page, err := s.List(ctx, patient.ListQuery{Email: strings.ToUpper(p.Email)})
+	if err != nil || len(page.Patients) != 1 || page.Patients[0].ID != p.ID {
+		t.Fatalf("email %s: %+v %v", p.Email, page, err)
+	}
+	var dob string
+	if err := d.GetContext(context.Background(), &dob, d.Rebind(`SELECT date_of_birth FROM patients WHERE id = ?`), p.ID); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := d.GetContext(context.Background(), &n, d.Rebind(`SELECT count(*) FROM patients WHERE deleted_at IS NULL AND date_of_birth = ?`), dob); err != nil {
+		t.Fatal(err)
+	}
+	if page, err = s.List(ctx, patient.ListQuery{DateOfBirth: dob, Limit: 500}); err != nil || page.Total != n || int64(len(page.Patients)) != n {
+		t.Fatalf("date of birth %s: %d of %d, %v", dob, page.Total, n, err)
+	}
 }
 
 // TestTotalEstimatedAboveLimit: a search with more than ExactCountLimit matches says its total

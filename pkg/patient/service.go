@@ -50,6 +50,10 @@ type Service interface {
 	Erase(ctx context.Context, req EraseRequest) (Erasure, error)
 	// Duplicates scores the possible duplicates of a record or of demographics (duplicates.go).
 	Duplicates(ctx context.Context, req DuplicatesRequest) (DuplicatesResponse, error)
+	// Merge merges a duplicate record into a survivor; Unmerge reverses it from the merged
+	// record (merge.go).
+	Merge(ctx context.Context, req MergeRequest) (MergeRecord, error)
+	Unmerge(ctx context.Context, req UnmergeRequest) (MergeRecord, error)
 }
 
 // AuditLog is where the service writes its audit entries; Append returns once the entry is
@@ -64,12 +68,18 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives operational messages (ids only, never patient data).
 	Logger log.Logger
+	// AuditTopic, when set, lets VerifyAudit compare the chain with the audit topic on request
+	// (GET /audit/verify?againstTopic=true; docs/audit.md). Nil: the chain is verified alone.
+	AuditTopic *audit.TopicCheck
 	// Billing, when set, opens a billing account for every patient registered and serves
 	// the billing reads; nil leaves accounts to the patient topic and answers those reads
 	// with unavailable.
 	Billing Billing
 	// BillingTimeout bounds opening an account; default DefaultBillingTimeout.
 	BillingTimeout time.Duration
+	// AccountQueue and AccountWorkers bound the accounts opened in the background after a
+	// registration; defaults DefaultAccountQueue and DefaultAccountWorkers.
+	AccountQueue, AccountWorkers int
 	// Disclosures, when set (with its Hook on the audit writer), records per patient which
 	// records each audited action disclosed, for the access log; nil leaves it empty.
 	Disclosures *Disclosures
@@ -92,10 +102,13 @@ type service struct {
 	log            log.Logger
 	billing        Billing
 	billingTimeout time.Duration
+	accounts       *accountOpener // nil without billing
 	searchKey      []byte
 	breakGlassTTL  time.Duration
 	matcher        *match.Matcher
 	dupPolicy      string
+	// topic compares the audit chain with the audit topic on request (VerifyAudit).
+	topic *audit.TopicCheck
 }
 
 // NewService returns the patient service over store, auditing to auditLog.
@@ -104,7 +117,7 @@ func NewService(store *Store, auditLog AuditLog, o Options) Service {
 		auditLog = o.Disclosures.Log(auditLog)
 	}
 	s := &service{store: store, audit: auditLog, now: o.Now, log: o.Logger, billing: o.Billing, billingTimeout: o.BillingTimeout,
-		searchKey: o.SearchKey}
+		searchKey: o.SearchKey, topic: o.AuditTopic}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -120,6 +133,9 @@ func NewService(store *Store, auditLog AuditLog, o Options) Service {
 	s.matcher = match.New(match.Config{Threshold: o.DuplicateThreshold, IgnoredSystems: []string{SystemMRN}})
 	if s.dupPolicy = o.DuplicatePolicy; s.dupPolicy == "" {
 		s.dupPolicy = DuplicatePolicyWarn
+	}
+	if s.billing != nil {
+		s.accounts = newAccountOpener(s.billing, s.billingTimeout, s.log, o.AccountQueue, o.AccountWorkers)
 	}
 	return s
 }
@@ -141,12 +157,13 @@ func readResult[T any](s *service, ctx context.Context, action, patientID string
 
 func (s *service) recorder() audit.Recorder { return audit.Recorder{W: s.audit, Logger: s.log} }
 
-// Create registers the patient and then has billing open the patient's account (also on an
-// idempotent replay, which heals an account the first attempt could not open).
+// Create registers the patient and then has billing open the patient's account in the
+// background, after the answer (also on an idempotent replay, which heals an account the
+// first attempt could not open): billing_open.go.
 func (s *service) Create(ctx context.Context, req CreateRequest) (Patient, error) {
 	p, err := s.create(ctx, req)
 	if err == nil {
-		s.openAccount(ctx, p)
+		s.accounts.open(ctx, p)
 	}
 	return p, err
 }
@@ -299,6 +316,7 @@ func (s *service) list(ctx context.Context, q ListQuery) (Page, error) {
 			q.DateOfBirth = d.Format(dateLayout)
 		}
 	}
+	validateSearchFilters(&bad, &q)
 	var after int64
 	if q.PageToken != "" {
 		var err error

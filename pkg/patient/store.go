@@ -40,6 +40,13 @@ type Store struct {
 	journal *ErasureJournal
 }
 
+// DatabaseOptions are how the patient service opens its database: every connection starts
+// with sequential scans discouraged, which its searches rely on (list) and its other queries,
+// all by key or by index, do not mind.
+func DatabaseOptions() []db.Option {
+	return []db.Option{db.WithSetting("enable_seqscan", "off")}
+}
+
 // NewStore returns a Store over a migrated database.
 func NewStore(d *db.DB) *Store {
 	s := &Store{db: d, events: outbox.New(d, outbox.Options{})}
@@ -76,7 +83,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 
 // addEvent writes the PatientEvent of change to the outbox within tx.
 func (s *Store) addEvent(ctx context.Context, tx *sqlx.Tx, p Patient, change string, m changeMeta) error {
-	seal, err := s.keys.ForWrite(ctx, tx, p.ID)
+	keyFor := s.keys.ForWrite
+	if change == ChangeCreated {
+		keyFor = s.keys.ForNew // a new id has no data key yet: no lookup (store_create.go)
+	}
+	seal, err := keyFor(ctx, tx, p.ID)
 	if err != nil {
 		return err
 	}
@@ -87,7 +98,7 @@ func (s *Store) addEvent(ctx context.Context, tx *sqlx.Tx, p Patient, change str
 	return s.events.Add(ctx, tx, msg)
 }
 
-const patientColumns = `seq, id, mrn, name, family, given, gender, phone, email, address, date_of_birth, registered_date, version, created_at, updated_at, deleted_at, confidentiality`
+const patientColumns = `seq, id, mrn, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date, version, created_at, updated_at, deleted_at, confidentiality, merged_into`
 
 type patientRow struct {
 	Seq            int64          `db:"seq"`
@@ -98,6 +109,7 @@ type patientRow struct {
 	Given          string         `db:"given"` // a JSON array (encodeGiven)
 	Gender         string         `db:"gender"`
 	Phone          string         `db:"phone"`
+	Identifiers    string         `db:"identifiers"` // a JSON array sorted by system and value (rowIdentifiers)
 	Email          string         `db:"email"`
 	Address        string         `db:"address"`
 	DateOfBirth    string         `db:"date_of_birth"`
@@ -108,14 +120,23 @@ type patientRow struct {
 	DeletedAt      db.Timestamp   `db:"deleted_at"`
 	// Confidentiality is "normal" or "restricted" (migration 00020).
 	Confidentiality string `db:"confidentiality"`
+	// MergedInto is the survivor a merged record was merged into (migration 00026).
+	MergedInto sql.NullString `db:"merged_into"`
+}
+
+// dest is where a row of patientColumns scans to, in their order: list scans 500 rows by hand
+// instead of through sqlx's reflection, which cost a search about 5% of its CPU.
+func (r *patientRow) dest() []any {
+	return []any{&r.Seq, &r.ID, &r.MRN, &r.Name, &r.Family, &r.Given, &r.Gender, &r.Phone, &r.Identifiers, &r.Email,
+		&r.Address, &r.DateOfBirth, &r.RegisteredDate, &r.Version, &r.CreatedAt, &r.UpdatedAt, &r.DeletedAt, &r.Confidentiality, &r.MergedInto}
 }
 
 func (r patientRow) patient() Patient {
 	return Patient{
 		ID: r.ID, MRN: r.MRN.String, Name: r.Name, Family: r.Family, Given: decodeGiven(r.Given), Gender: r.Gender, Phone: r.Phone,
-		Identifiers: withMRN(r.MRN.String, nil), Email: r.Email, Address: r.Address,
+		Identifiers: withMRN(r.MRN.String, decodeIdentifiers(r.Identifiers)), Email: r.Email, Address: r.Address,
 		DateOfBirth: r.DateOfBirth, RegisteredDate: r.RegisteredDate, Version: r.Version,
-		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time, Confidentiality: r.Confidentiality,
+		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time, Confidentiality: r.Confidentiality, MergedInto: r.MergedInto.String,
 	}
 }
 
@@ -153,28 +174,18 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 				return err
 			}
 		}
-		var seq int64
-		err = tx.QueryRowxContext(ctx, tx.Rebind(`INSERT INTO patients (id, name, family, given, gender, phone, email, address, date_of_birth, registered_date, version, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`),
-			p.ID, p.Name, p.Family, encodeGiven(p.Given), p.Gender, p.Phone, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate, s.db.Time(m.At), s.db.Time(m.At)).Scan(&seq)
+		seq, err := s.insertPatient(ctx, tx, p, m)
 		if err != nil {
-			return db.Classify(err)
-		}
-		if err := s.writeIdentifiers(ctx, tx, p.ID, p.Identifiers); err != nil {
 			return err
 		}
 		if err := s.writeMatchKeys(ctx, tx, []Patient{p}); err != nil { // duplicates_store.go
 			return err
 		}
-		// The MRN is never handed out again, even after a restore (seqmark).
-		if err := s.db.Issued("patients", seq); err != nil {
+		if err := s.addIdentifiers(ctx, tx, p.ID, p.Identifiers); err != nil {
 			return err
 		}
 		p.MRN = MRN(seq)
 		p.Identifiers = withMRN(p.MRN, p.Identifiers)
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET mrn = ? WHERE seq = ?`), p.MRN, seq); err != nil {
-			return db.Classify(err)
-		}
 		p.Version = 1
 		if err := s.insertVersion(ctx, tx, p, ChangeCreated, m); err != nil {
 			return err
@@ -189,26 +200,27 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 
 func (s *Store) insertVersion(ctx context.Context, tx *sqlx.Tx, p Patient, change string, m changeMeta) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO patient_versions
-		(patient_id, version, change, mrn, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date, created_at, changed_at, changed_by, role, request_id, confidentiality)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		(patient_id, version, change, mrn, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date, created_at, changed_at, changed_by, role, request_id, confidentiality, merged_into)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		p.ID, p.Version, change, p.MRN, p.Name, p.Family, encodeGiven(p.Given), p.Gender, p.Phone, encodeIdentifiers(p.Identifiers), p.Email, p.Address, p.DateOfBirth, p.RegisteredDate,
-		s.db.Time(p.CreatedAt), s.db.Time(m.At), m.Actor, m.Role, m.RequestID, p.Confidentiality)
+		s.db.Time(p.CreatedAt), s.db.Time(m.At), m.Actor, m.Role, m.RequestID, p.Confidentiality, p.MergedInto)
 	return db.Classify(err)
 }
 
-// get returns the live patient id, ErrGone when it was deleted, ErrNotFound when unknown.
+// get returns the live patient id, ErrGone when it was deleted, ErrNotFound when unknown. A
+// merged record is returned as it is, with MergedInto naming its survivor (merge.go): REST
+// answers it with a redirect, FHIR with the record and its replaced-by link.
 func (s *Store) get(ctx context.Context, id string) (Patient, error) {
 	var r patientRow
 	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+patientColumns+` FROM patients WHERE id = ?`), id)
 	p, err := rowResult(r, err)
+	if r.MergedInto.Valid && IsMerged(err) {
+		err = nil
+	}
 	if err != nil {
 		return Patient{}, err
 	}
-	ps := []Patient{p}
-	if err := s.loadIdentifiers(ctx, s.db, ps); err != nil {
-		return Patient{}, err
-	}
-	return ps[0], nil
+	return p, nil
 }
 
 func rowResult(r patientRow, err error) (Patient, error) {
@@ -217,6 +229,10 @@ func rowResult(r patientRow, err error) (Patient, error) {
 	}
 	if err != nil {
 		return Patient{}, db.Classify(err)
+	}
+	if r.MergedInto.Valid {
+		// Before the deletion check: a merged record is marked deleted too (migration 00026).
+		return r.patient(), mergedError(r.MergedInto.String)
 	}
 	if !r.DeletedAt.IsZero() {
 		return Patient{}, ErrGone
@@ -227,15 +243,18 @@ func rowResult(r patientRow, err error) (Patient, error) {
 // list returns up to limit live patients matching q after the keyset position afterSeq,
 // in registration order, whether more follow, and the number of all matches (see countMatches).
 //
-// On PostgreSQL a filtered search runs in a read-only transaction with sequential scans
-// discouraged: the planner's cost of the trigram GIN indexes is far above what they cost
-// (12 ms against a sequential scan's 83 ms for a rare 4-character substring at 100k
-// patients), so it would read the whole table to find a few rows.
+// On PostgreSQL a filtered search runs with sequential scans discouraged: the planner's cost
+// of the trigram GIN indexes is far above what they cost (12 ms against a sequential scan's
+// 83 ms for a rare 4-character substring at 100k patients), so it would read the whole table
+// to find a few rows. The patient service's connections start with enable_seqscan off
+// (DatabaseOptions), which costs a search nothing; on a pool opened without it a filtered
+// search sets it in a read-only transaction of its own, three more round trips (and about 12%
+// of a 500-record search's CPU, ops/bench/search-audit.sh).
 func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int) (out []Patient, last int64, more bool, total Total, err error) {
 	cond, args := s.searchCondition(q)
 	filtered := len(args) > 0
 	var qr sqlx.QueryerContext = s.db
-	if filtered && s.db.Dialect == db.Postgres {
+	if filtered && s.db.Dialect == db.Postgres && s.db.Setting("enable_seqscan") != "off" {
 		tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
 			return nil, 0, false, Total{}, db.Classify(err)
@@ -257,22 +276,29 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 	if filtered && !total.Estimated {
 		order = "seq + 0"
 	}
-	var rows []patientRow
 	pageArgs := append(append([]any{}, args...), afterSeq, limit+1)
-	if err := sqlx.SelectContext(ctx, qr, &rows, s.db.Rebind(`SELECT `+patientColumns+` FROM patients WHERE `+cond+` AND seq > ? ORDER BY `+order+` LIMIT ?`), pageArgs...); err != nil {
+	rows, err := qr.QueryxContext(ctx, s.db.Rebind(`SELECT `+patientColumns+` FROM patients WHERE `+cond+` AND seq > ? ORDER BY `+order+` LIMIT ?`), pageArgs...)
+	if err != nil {
 		return nil, 0, false, Total{}, db.Classify(err)
 	}
-	more = len(rows) > limit
-	if more {
-		rows = rows[:limit]
+	defer func() { _ = rows.Close() }()
+	out = make([]Patient, 0, min(limit+1, int(total.N)+1))
+	var r patientRow
+	dest := r.dest()
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, 0, false, Total{}, db.Classify(err)
+		}
+		out = append(out, r.patient())
+		if len(out) <= limit {
+			last = r.Seq // the keyset position of the page's last record, not of the one past it
+		}
 	}
-	out = make([]Patient, len(rows))
-	for i, r := range rows {
-		out[i] = r.patient()
-		last = r.Seq
+	if err := rows.Err(); err != nil {
+		return nil, 0, false, Total{}, db.Classify(err)
 	}
-	if err := s.loadIdentifiers(ctx, qr, out); err != nil {
-		return nil, 0, false, Total{}, err
+	if more = len(out) > limit; more {
+		out = out[:limit]
 	}
 	return out, last, more, total, nil
 }
@@ -335,6 +361,7 @@ func (s *Store) searchCondition(q ListQuery) (string, []any) {
 			args = append(args, id.System, id.Value)
 		}
 	}
+	where, args = s.demographicConditions(q, where, args)
 	return strings.Join(where, " AND "), args
 }
 
@@ -409,11 +436,6 @@ func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind strin
 		if err != nil {
 			return err
 		}
-		locked := []Patient{cur}
-		if err := s.loadIdentifiers(ctx, tx, locked); err != nil {
-			return err
-		}
-		cur = locked[0]
 		if ifMatch != 0 && ifMatch != cur.Version {
 			return ErrVersionMismatch
 		}
@@ -431,9 +453,9 @@ func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind strin
 		if kind == ChangeDeleted {
 			deletedAt = s.db.Time(m.At)
 		}
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET name = ?, family = ?, given = ?, gender = ?, phone = ?, email = ?, address = ?, date_of_birth = ?, version = ?, updated_at = ?, deleted_at = ?
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET name = ?, family = ?, given = ?, gender = ?, phone = ?, identifiers = ?, email = ?, address = ?, date_of_birth = ?, version = ?, updated_at = ?, deleted_at = ?
 			WHERE id = ? AND version = ?`),
-			next.Name, next.Family, encodeGiven(next.Given), next.Gender, next.Phone, next.Email, next.Address, next.DateOfBirth, next.Version, s.db.Time(m.At), deletedAt, id, cur.Version)
+			next.Name, next.Family, encodeGiven(next.Given), next.Gender, next.Phone, rowIdentifiers(next.Identifiers), next.Email, next.Address, next.DateOfBirth, next.Version, s.db.Time(m.At), deletedAt, id, cur.Version)
 		if err != nil {
 			return db.Classify(err)
 		}
@@ -488,13 +510,15 @@ type versionRow struct {
 	RequestID      string       `db:"request_id"`
 	// Confidentiality is the level the record had in this version.
 	Confidentiality string `db:"confidentiality"`
+	// MergedInto is the survivor this version was merged into ("" when none).
+	MergedInto string `db:"merged_into"`
 }
 
 // history returns every version of patient id, oldest first; deleted records keep theirs.
 func (s *Store) history(ctx context.Context, id string) ([]Version, error) {
 	var rows []versionRow
 	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT version, change, mrn, name, family, given, gender, phone, identifiers, email, address, date_of_birth, registered_date,
-		created_at, changed_at, changed_by, role, request_id, confidentiality FROM patient_versions WHERE patient_id = ? ORDER BY version`), id); err != nil {
+		created_at, changed_at, changed_by, role, request_id, confidentiality, merged_into FROM patient_versions WHERE patient_id = ? ORDER BY version`), id); err != nil {
 		return nil, db.Classify(err)
 	}
 	if len(rows) == 0 {
@@ -513,7 +537,7 @@ func (s *Store) history(ctx context.Context, id string) ([]Version, error) {
 			Patient: Patient{ID: id, MRN: r.MRN, Name: r.Name, Family: r.Family, Given: decodeGiven(r.Given), Gender: r.Gender,
 				Phone: r.Phone, Identifiers: withMRN(r.MRN, decodeIdentifiers(r.Identifiers)), Email: r.Email, Address: r.Address,
 				DateOfBirth: r.DateOfBirth, RegisteredDate: r.RegisteredDate, Version: r.Version,
-				CreatedAt: r.CreatedAt.Time, UpdatedAt: r.ChangedAt.Time, Confidentiality: r.Confidentiality},
+				CreatedAt: r.CreatedAt.Time, UpdatedAt: r.ChangedAt.Time, Confidentiality: r.Confidentiality, MergedInto: r.MergedInto},
 		}
 	}
 	return out, nil

@@ -13,7 +13,10 @@ const ActionVerifyAudit = "audit.verify"
 // `pms audit verify --service patient` prints; a broken chain is a verdict (ok false, the
 // first bad seq), not an error. The verification is itself audited, after the walk, so the
 // verdict is about the chain as it was.
+//
+// With audit.AgainstTopic(ctx) it also compares the chain with the audit topic
+// (audit.VerifyService), as `--against-topic` does.
 func (s *service) VerifyAudit(ctx context.Context) (audit.Report, error) {
-	rep, err := audit.VerifyTable(ctx, s.store.db, AuditTable, "patient")
+	rep, err := audit.VerifyService(ctx, s.store.db, AuditTable, "patient", audit.AgainstTopic(ctx), s.topic)
 	return readResult(s, ctx, ActionVerifyAudit, "", rep, err)
 }

@@ -16,8 +16,8 @@ import (
 func RegisterAnalyticsServer(s *grpc.Server, set analytics.Set) {
 	analyticsv1.RegisterAnalyticsServiceServer(s, &analyticsServer{
 		getSummary: kitgrpc.NewServer(set.GetSummaryEndpoint, total(summaryQueryFromPB), total(summaryToPB)),
-		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) analytics.VerifyAuditRequest {
-			return analytics.VerifyAuditRequest{}
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(r *billingv1.VerifyAuditRequest) analytics.VerifyAuditRequest {
+			return analytics.VerifyAuditRequest{AgainstTopic: r.GetAgainstTopic()}
 		}), total(auditVerdictToPB)),
 	})
 }
@@ -46,8 +46,8 @@ func NewAnalyticsClient(conn *grpc.ClientConn) analytics.Set {
 	c := clientFactory{conn: conn, service: analyticsv1.AnalyticsService_ServiceDesc.ServiceName}
 	return analytics.Set{
 		GetSummaryEndpoint: c.endpoint(analytics.MethodGetSummary, total(summaryQueryToPB), total(summaryFromPB), &analyticsv1.Summary{}),
-		VerifyAuditEndpoint: c.endpoint(analytics.MethodVerifyAudit, total(func(analytics.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
-			return &billingv1.VerifyAuditRequest{}
+		VerifyAuditEndpoint: c.endpoint(analytics.MethodVerifyAudit, total(func(r analytics.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{AgainstTopic: r.AgainstTopic}
 		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 	}
 }
@@ -63,7 +63,7 @@ func summaryQueryFromPB(r *analyticsv1.GetSummaryRequest) analytics.SummaryQuery
 func summaryToPB(s analytics.Summary) *analyticsv1.Summary {
 	out := &analyticsv1.Summary{
 		Patients: &analyticsv1.Patients{Registered: s.Patients.Registered, Updated: s.Patients.Updated, Deleted: s.Patients.Deleted, Live: s.Patients.Live,
-			Duplicates: s.Patients.Duplicates},
+			Duplicates: s.Patients.Duplicates, Merged: s.Patients.Merged},
 		Days: mapSlice(s.Days, func(d analytics.Day) *analyticsv1.Day {
 			return &analyticsv1.Day{Day: d.Day, Registered: d.Registered, Updated: d.Updated, Deleted: d.Deleted, InvoicesIssued: d.InvoicesIssued}
 		}),
@@ -84,7 +84,8 @@ func summaryToPB(s analytics.Summary) *analyticsv1.Summary {
 func summaryFromPB(s *analyticsv1.Summary) analytics.Summary {
 	out := analytics.Summary{
 		Patients: analytics.Patients{Registered: s.GetPatients().GetRegistered(), Updated: s.GetPatients().GetUpdated(),
-			Deleted: s.GetPatients().GetDeleted(), Live: s.GetPatients().GetLive(), Duplicates: s.GetPatients().GetDuplicates()},
+			Deleted: s.GetPatients().GetDeleted(), Live: s.GetPatients().GetLive(), Duplicates: s.GetPatients().GetDuplicates(),
+			Merged: s.GetPatients().GetMerged()},
 		Days: mapSlice(s.GetDays(), func(d *analyticsv1.Day) analytics.Day {
 			return analytics.Day{Day: d.GetDay(), Registered: d.GetRegistered(), Updated: d.GetUpdated(), Deleted: d.GetDeleted(), InvoicesIssued: d.GetInvoicesIssued()}
 		}),

@@ -35,8 +35,8 @@ func newAuthServer(set auth.Set) *authServer {
 		setPassword:    kitgrpc.NewServer(set.SetPasswordEndpoint, total(authSetPasswordFromPB), total(authPasswordSetToPB)),
 		changePassword: kitgrpc.NewServer(set.ChangePasswordEndpoint, total(authChangePasswordFromPB), total(authPasswordChangedToPB)),
 		resetPassword:  kitgrpc.NewServer(set.ResetPasswordEndpoint, total(authResetPasswordFromPB), total(authResetToPB)),
-		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) auth.VerifyAuditRequest {
-			return auth.VerifyAuditRequest{}
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(r *billingv1.VerifyAuditRequest) auth.VerifyAuditRequest {
+			return auth.VerifyAuditRequest{AgainstTopic: r.GetAgainstTopic()}
 		}), total(auditVerdictToPB)),
 		mfa:             newAuthMFAServer(set),
 		sessionHandlers: newSessionHandlers(set),
@@ -140,8 +140,8 @@ func NewAuthClient(conn *grpc.ClientConn) auth.Set {
 		GetUserEndpoint:    c.endpoint(auth.MethodGetUser, total(authGetUserToPB), total(authUserFromPB), &authv1.User{}),
 		UpdateUserEndpoint: c.endpoint(auth.MethodUpdateUser, total(authUpdateUserToPB), total(authUserFromPB), &authv1.User{}),
 		AuditEndpoint:      c.endpoint(auth.MethodAudit, total(authAuditQueryToPB), total(authAuditEntriesFromPB), &authv1.ListAuditResponse{}),
-		VerifyAuditEndpoint: c.endpoint(auth.MethodVerifyAudit, total(func(auth.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
-			return &billingv1.VerifyAuditRequest{}
+		VerifyAuditEndpoint: c.endpoint(auth.MethodVerifyAudit, total(func(r auth.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{AgainstTopic: r.AgainstTopic}
 		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 		SetPasswordEndpoint:    c.endpoint(auth.MethodSetPassword, total(authSetPasswordToPB), total(authPasswordSetFromPB), &authv1.SetPasswordResponse{}),
 		ResetPasswordEndpoint:  c.endpoint(auth.MethodResetPassword, total(authResetPasswordToPB), total(authResetFromPB), &authv1.ResetPasswordResponse{}),

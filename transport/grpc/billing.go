@@ -35,8 +35,8 @@ func newBillingServer(set billing.Set) *billingServer {
 		pay:           kitgrpc.NewServer(set.RecordPaymentEndpoint, total(paymentRequestFromPB), total(invoiceToPB)),
 		void:          kitgrpc.NewServer(set.VoidInvoiceEndpoint, total(voidFromPB), total(invoiceToPB)),
 		audit:         kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(billingAuditQueryFromPB)), total(billingAuditToPB)),
-		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) billing.VerifyAuditRequest {
-			return billing.VerifyAuditRequest{}
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(r *billingv1.VerifyAuditRequest) billing.VerifyAuditRequest {
+			return billing.VerifyAuditRequest{AgainstTopic: r.GetAgainstTopic()}
 		}), total(auditVerdictToPB)),
 	}
 }
@@ -137,8 +137,8 @@ func NewBillingClient(conn *grpc.ClientConn) billing.Set {
 		RecordPaymentEndpoint: c.endpoint(billing.MethodRecordPayment, total(paymentRequestToPB), total(invoiceFromPB), &billingv1.Invoice{}),
 		VoidInvoiceEndpoint:   c.endpoint(billing.MethodVoidInvoice, total(voidToPB), total(invoiceFromPB), &billingv1.Invoice{}),
 		AuditEndpoint:         c.endpoint(billing.MethodAudit, total(billingAuditQueryToPB), total(billingAuditFromPB), &billingv1.ListAuditResponse{}),
-		VerifyAuditEndpoint: c.endpoint(billing.MethodVerifyAudit, total(func(billing.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
-			return &billingv1.VerifyAuditRequest{}
+		VerifyAuditEndpoint: c.endpoint(billing.MethodVerifyAudit, total(func(r billing.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{AgainstTopic: r.AgainstTopic}
 		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 	}
 }

@@ -22,7 +22,7 @@ type clientFactory struct {
 // every call carries, its errors converted back to the server's with FromStatus.
 func (c clientFactory) endpoint(method string, enc kitgrpc.EncodeRequestFunc, dec kitgrpc.DecodeResponseFunc, reply any) endpoint.Endpoint {
 	e := kitgrpc.NewClient(c.conn, c.service, method, enc, dec, reply,
-		kitgrpc.ClientBefore(forwardRequestID, forwardClientAddr, forwardTransport, forwardUserAgent, kitjwt.ContextToGRPC()),
+		kitgrpc.ClientBefore(forwardRequestID, forwardClientAddr, forwardTransport, forwardUserAgent, forwardCheckedBy, kitjwt.ContextToGRPC()),
 	).Endpoint()
 	return func(ctx context.Context, req any) (any, error) {
 		resp, err := e(ctx, req)
@@ -67,6 +67,25 @@ func forwardTransport(ctx context.Context, md *metadata.MD) context.Context {
 func forwardUserAgent(ctx context.Context, md *metadata.MD) context.Context {
 	if ua := observe.UserAgent(ctx); ua != "" {
 		md.Set(UserAgentKey, ua)
+	}
+	return ctx
+}
+
+// checkedByClaim is the context key of what this process claims with CheckedByKey: set only
+// by the patient service's view of billing (patientBilling), never copied from an incoming
+// call, so a claim is always this process's own.
+type checkedByClaim struct{}
+
+// claimCheckedBy returns ctx whose outgoing calls say (CheckedByKey) that service has
+// checked the caller's access to the call's patient.
+func claimCheckedBy(ctx context.Context, service string) context.Context {
+	return context.WithValue(ctx, checkedByClaim{}, service)
+}
+
+// forwardCheckedBy sends this process's claim (claimCheckedBy), if it made one.
+func forwardCheckedBy(ctx context.Context, md *metadata.MD) context.Context {
+	if by, _ := ctx.Value(checkedByClaim{}).(string); by != "" {
+		md.Set(CheckedByKey, by)
 	}
 	return ctx
 }

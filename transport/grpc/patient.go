@@ -31,8 +31,8 @@ func newPatientServer(set patient.Set) *patientServer {
 		del:     kitgrpc.NewServer(set.DeleteEndpoint, total(deleteFromPB), total(deletedToPB)),
 		history: kitgrpc.NewServer(set.HistoryEndpoint, total(historyFromPB), total(versionsToPB)),
 		audit:   kitgrpc.NewServer(set.AuditEndpoint, typed.Reject(convert(auditQueryFromPB)), total(auditEntriesToPB)),
-		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(*billingv1.VerifyAuditRequest) patient.VerifyAuditRequest {
-			return patient.VerifyAuditRequest{}
+		verify: kitgrpc.NewServer(set.VerifyAuditEndpoint, total(func(r *billingv1.VerifyAuditRequest) patient.VerifyAuditRequest {
+			return patient.VerifyAuditRequest{AgainstTopic: r.GetAgainstTopic()}
 		}), total(auditVerdictToPB)),
 		billingAccount: kitgrpc.NewServer(set.BillingAccountEndpoint, total(billingAccountRequestFromPB),
 			total(patientBillingAccountToPB)),
@@ -44,6 +44,9 @@ func newPatientServer(set patient.Set) *patientServer {
 		breakGlassGrants: kitgrpc.NewServer(set.BreakGlassGrantsEndpoint, typed.Reject(convert(grantQueryFromPB)), total(grantsToPB)),
 		erase:            kitgrpc.NewServer(set.EraseEndpoint, total(eraseFromPB), total(erasureToPB)),
 		duplicates:       kitgrpc.NewServer(set.DuplicatesEndpoint, total(duplicatesFromPB), total(candidatesToPB)),
+		// merge and unmerge (patient_merge.go)
+		merge:   kitgrpc.NewServer(set.MergeEndpoint, total(mergeFromPB), total(mergeRecordToPB)),
+		unmerge: kitgrpc.NewServer(set.UnmergeEndpoint, total(unmergeFromPB), total(mergeRecordToPB)),
 	}
 }
 
@@ -53,7 +56,7 @@ type patientServer struct {
 	create, get, list, update, del, history, audit kitgrpc.Handler
 	billingAccount, invoices, accessLog, verify    kitgrpc.Handler
 	confidentiality, breakGlass, breakGlassGrants  kitgrpc.Handler
-	erase, duplicates                              kitgrpc.Handler
+	erase, duplicates, merge, unmerge              kitgrpc.Handler
 }
 
 // GetPatientAccessLog implements patientv1.PatientServiceServer.
@@ -140,8 +143,8 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 		DeleteEndpoint:  c.endpoint(patient.MethodDelete, total(deleteToPB), total(deletedFromPB), &patientv1.DeletePatientResponse{}),
 		HistoryEndpoint: c.endpoint(patient.MethodHistory, total(historyToPB), total(versionsFromPB), &patientv1.GetPatientHistoryResponse{}),
 		AuditEndpoint:   c.endpoint(patient.MethodAudit, total(auditQueryToPB), total(auditEntriesFromPB), &patientv1.ListAuditResponse{}),
-		VerifyAuditEndpoint: c.endpoint(patient.MethodVerifyAudit, total(func(patient.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
-			return &billingv1.VerifyAuditRequest{}
+		VerifyAuditEndpoint: c.endpoint(patient.MethodVerifyAudit, total(func(r patient.VerifyAuditRequest) *billingv1.VerifyAuditRequest {
+			return &billingv1.VerifyAuditRequest{AgainstTopic: r.AgainstTopic}
 		}), total(auditVerdictFromPB), &billingv1.AuditVerdict{}),
 		BillingAccountEndpoint: c.endpoint(patient.MethodBillingAccount, total(billingAccountRequestToPB),
 			total(patientBillingAccountFromPB), &billingv1.Account{}),
@@ -153,7 +156,9 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 		BreakGlassEndpoint:      c.endpoint(patient.MethodBreakGlass, total(breakGlassToPB), total(grantFromPB), &patientv1.BreakGlassGrant{}),
 		BreakGlassGrantsEndpoint: c.endpoint(patient.MethodBreakGlassGrants, total(grantQueryToPB), total(grantsFromPB),
 			&patientv1.ListBreakGlassGrantsResponse{}),
-		EraseEndpoint: c.endpoint(patient.MethodErase, total(eraseToPB), total(erasureFromPB), &patientv1.PatientErasure{}),
+		EraseEndpoint:   c.endpoint(patient.MethodErase, total(eraseToPB), total(erasureFromPB), &patientv1.PatientErasure{}),
+		MergeEndpoint:   c.endpoint(patient.MethodMerge, total(mergeToPB), total(mergeRecordFromPB), &patientv1.PatientMerge{}),
+		UnmergeEndpoint: c.endpoint(patient.MethodUnmerge, total(unmergeToPB), total(mergeRecordFromPB), &patientv1.PatientMerge{}),
 		DuplicatesEndpoint: c.endpoint(patient.MethodDuplicates, total(duplicatesToPB), total(candidatesFromPB),
 			&patientv1.FindDuplicatesResponse{}),
 	}
@@ -183,11 +188,12 @@ func patientToPB(p patient.Patient) *patientv1.Patient {
 		Identifiers:     mapSlice(p.Identifiers, identifierToPB),
 		// #nosec G115 -- at most patient.DefaultDuplicateCount
 		PossibleDuplicates: int32(p.PossibleDuplicates),
+		MergedInto:         p.MergedInto,
 	}
 }
 
 // nilIfEmpty makes an empty list nil: proto does not tell them apart, and the contract's JSON
-// shows both as [] (patient.Patient.MarshalJSON).
+// shows both as [] (patient.Patient.WithLists).
 func nilIfEmpty[T any](v []T) []T {
 	if len(v) == 0 {
 		return nil
@@ -220,9 +226,10 @@ func patientFromPB(p *patientv1.Patient) patient.Patient {
 		Given:              p.GetGiven(),
 		Gender:             p.GetGender(),
 		Phone:              p.GetPhone(),
-		Identifiers:        nilIfEmpty(mapSlice(p.GetIdentifiers(), identifierFromPB)),
+		Identifiers:        mapSlice(p.GetIdentifiers(), identifierFromPB),
+		MergedInto:         p.GetMergedInto(),
 		PossibleDuplicates: max(int(p.GetPossibleDuplicates()), 0),
-	}
+	}.WithLists()
 }
 
 func createToPB(r patient.CreateRequest) *patientv1.CreatePatientRequest {
@@ -271,12 +278,18 @@ func getFromPB(r *patientv1.GetPatientRequest) patient.GetRequest {
 
 func listToPB(q patient.ListQuery) *patientv1.ListPatientsRequest {
 	return &patientv1.ListPatientsRequest{
-		Q:           q.Q,
-		Email:       q.Email,
-		DateOfBirth: q.DateOfBirth,
-		Limit:       int32Of(q.Limit),
-		PageToken:   q.PageToken,
-		Identifier:  q.Identifier,
+		Q:               q.Q,
+		Email:           q.Email,
+		DateOfBirth:     q.DateOfBirth,
+		Limit:           int32Of(q.Limit),
+		PageToken:       q.PageToken,
+		Identifier:      q.Identifier,
+		Family:          q.Family,
+		Given:           q.Given,
+		Phone:           q.Phone,
+		Gender:          q.Gender,
+		DateOfBirthFrom: q.BornFrom,
+		DateOfBirthTo:   q.BornTo,
 	}
 }
 
@@ -288,6 +301,12 @@ func listFromPB(r *patientv1.ListPatientsRequest) patient.ListQuery {
 		Limit:       int(r.GetLimit()),
 		PageToken:   r.GetPageToken(),
 		Identifier:  r.GetIdentifier(),
+		Family:      r.GetFamily(),
+		Given:       r.GetGiven(),
+		Phone:       r.GetPhone(),
+		Gender:      r.GetGender(),
+		BornFrom:    r.GetDateOfBirthFrom(),
+		BornTo:      r.GetDateOfBirthTo(),
 	}
 }
 

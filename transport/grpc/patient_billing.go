@@ -58,8 +58,11 @@ func (b patientBilling) CreateAccount(ctx context.Context, patientID, name, emai
 	return toPatientAccount(a), err
 }
 
-// AccountFor implements patient.Billing.
+// AccountFor implements patient.Billing. The patient service has checked the user's access
+// to the patient (a restricted record's grant) before it asks, so the call says so
+// (claimCheckedBy) and billing serves a restricted patient's account to it.
 func (b patientBilling) AccountFor(ctx context.Context, patientID string) (patient.BillingAccount, error) {
+	ctx = claimCheckedBy(ctx, "patient")
 	accounts, err := b.set.ListAccounts(ctx, billing.AccountQuery{PatientID: patientID})
 	if err != nil {
 		return patient.BillingAccount{}, err
@@ -70,8 +73,10 @@ func (b patientBilling) AccountFor(ctx context.Context, patientID string) (patie
 	return toPatientAccount(accounts[0]), nil
 }
 
-// InvoicesFor implements patient.Billing, walking billing's pages (at most maxInvoicePages).
+// InvoicesFor implements patient.Billing, walking billing's pages (at most maxInvoicePages),
+// after the patient service's access check, as AccountFor.
 func (b patientBilling) InvoicesFor(ctx context.Context, patientID string) ([]patient.Invoice, error) {
+	ctx = claimCheckedBy(ctx, "patient")
 	out := []patient.Invoice{}
 	q := billing.InvoiceQuery{PatientID: patientID, Limit: billing.MaxLimit}
 	for range maxInvoicePages {

@@ -34,7 +34,7 @@ var (
 		ID: "0b7e3a52-5c55-4d8e-9b64-1f3c0a0b9c21", MRN: "MRN-000043", Name: "Bob Example",
 		Email: "bob@example.org", Address: "2 Side St", DateOfBirth: "1900-01-01",
 		RegisteredDate: "2026-11-24", Version: 1, CreatedAt: created, UpdatedAt: created,
-	}
+	}.WithLists() // a record read over gRPC has its lists, empty or not (Patient.WithLists)
 )
 
 // TestPatientRoundTrip sends every operation through the real client, wire and server, and
@@ -66,7 +66,7 @@ func TestPatientRoundTrip(t *testing.T) {
 		name: "get without times", method: patient.MethodGet,
 		call:    func(ctx context.Context, c patient.Set) (any, error) { return c.Get(ctx, "x") },
 		wantReq: "x",
-		answer:  patient.Patient{ID: "x"},
+		answer:  patient.Patient{ID: "x"}.WithLists(),
 	}, {
 		name: "list", method: patient.MethodList,
 		call: func(ctx context.Context, c patient.Set) (any, error) {
@@ -74,6 +74,13 @@ func TestPatientRoundTrip(t *testing.T) {
 		},
 		wantReq: patient.ListQuery{Q: "exa", Email: "Alice@Example.org", DateOfBirth: "1980-02-29", Limit: 2, PageToken: "p1"},
 		answer:  patient.Page{Patients: []patient.Patient{alice, bob}, NextPageToken: "p2", Total: 7000, TotalEstimated: true},
+	}, {
+		name: "list by demographics", method: patient.MethodList,
+		call: func(ctx context.Context, c patient.Set) (any, error) {
+			return c.List(ctx, patient.ListQuery{Family: "Love", Given: "Ada", Phone: "+44 20", Gender: "female", BornFrom: "1900-01-01", BornTo: "1920-12-31"})
+		},
+		wantReq: patient.ListQuery{Family: "Love", Given: "Ada", Phone: "+44 20", Gender: "female", BornFrom: "1900-01-01", BornTo: "1920-12-31"},
+		answer:  patient.Page{Patients: []patient.Patient{alice}},
 	}, {
 		name: "list empty", method: patient.MethodList,
 		call:    func(ctx context.Context, c patient.Set) (any, error) { return c.List(ctx, patient.ListQuery{}) },
@@ -138,7 +145,7 @@ func TestPatientRoundTrip(t *testing.T) {
 		wantReq: alice.ID,
 		answer: []patient.Version{
 			{Version: 1, Change: patient.ChangeCreated, ChangedAt: created, ChangedBy: "u-1", Role: "clinician", RequestID: "r-1", Patient: bob},
-			{Version: 2, Change: patient.ChangeDeleted, ChangedAt: updated, ChangedBy: "svc:patient", Patient: patient.Patient{ID: bob.ID}},
+			{Version: 2, Change: patient.ChangeDeleted, ChangedAt: updated, ChangedBy: "svc:patient", Patient: patient.Patient{ID: bob.ID}.WithLists()},
 		},
 	}, {
 		name: "history empty", method: patient.MethodHistory,
@@ -453,7 +460,7 @@ func TestNilMessagesDoNotPanic(t *testing.T) {
 	_, err = s.ListPatientInvoices(ctx, nil)
 	check("ListPatientInvoices", err)
 
-	if got := versionFromPB(&patientv1.PatientVersion{}); !reflect.DeepEqual(got, patient.Version{}) {
+	if got := versionFromPB(&patientv1.PatientVersion{}); !reflect.DeepEqual(got, patient.Version{Patient: patient.Patient{}.WithLists()}) {
 		t.Errorf("empty version = %#v", got)
 	}
 	if got := pageFromPB(&patientv1.ListPatientsResponse{Patients: []*patientv1.Patient{nil}}); len(got.Patients) != 1 {

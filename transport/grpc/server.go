@@ -48,6 +48,13 @@ const (
 	TransportKey = "x-pms-transport"
 	// AuthorizationKey carries the caller's token as "Bearer <token>".
 	AuthorizationKey = "authorization"
+	// CheckedByKey carries, from the patient service, "patient": it has already checked the
+	// user's access to the call's patient (the break-glass grant of a restricted record) and
+	// recorded the disclosure (authz.CheckedBy), so billing serves a restricted patient's
+	// data to this call. It is believed only from the patient service's client certificate
+	// (spiffe://pms/patient, or pms all's own "all"), or, without TLS, from a trusted proxy
+	// address, as TransportKey is; from any other caller it is ignored.
+	CheckedByKey = "x-pms-checked-by"
 )
 
 // MaxMessageSize is the largest request a server accepts: the contract's 1 MiB body limit,
@@ -186,6 +193,9 @@ func (ic *interceptor) prepare(ctx context.Context) context.Context {
 			}
 		}
 	}
+	if by := checkedBy(ctx, md, ic.trusted); by != "" {
+		ctx = authz.WithCheckedBy(ctx, by)
+	}
 	// go-kit's auth/jwt reads the token from the context key GRPCToContext sets.
 	return kitjwt.GRPCToContext()(ctx, md)
 }
@@ -234,6 +244,34 @@ func forwardedOrigin(ctx context.Context, md metadata.MD, trusted []netip.Prefix
 		if ip, ok := addrIP(p.Addr); ok && isTrusted(ip, trusted) {
 			return v
 		}
+	}
+	return ""
+}
+
+// checkedByServices are the services whose CheckedByKey a callee may believe.
+var checkedByServices = map[string]bool{"patient": true}
+
+// checkedBy is the service that says (CheckedByKey) it has checked the caller's access to
+// the call's patient, when it is to be believed: over TLS only from that service's own
+// client certificate (or pms all's shared "all" one, whose process is that service), without
+// TLS only from a trusted proxy address; "" otherwise.
+func checkedBy(ctx context.Context, md metadata.MD, trusted []netip.Prefix) string {
+	v := first(md, CheckedByKey)
+	if !checkedByServices[v] {
+		return ""
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	if _, tls := p.AuthInfo.(credentials.TLSInfo); tls {
+		if name := authz.PeerService(ctx); name == v || name == "all" {
+			return v
+		}
+		return ""
+	}
+	if ip, ok := addrIP(p.Addr); ok && isTrusted(ip, trusted) {
+		return v
 	}
 	return ""
 }

@@ -44,6 +44,7 @@ var contractCodes = map[errs.Kind]codes.Code{
 	errs.PasswordChangeRequired: codes.Unauthenticated,
 	errs.MFARequired:            codes.Unauthenticated,
 	errs.PossibleDuplicate:      codes.AlreadyExists,
+	errs.Restricted:             codes.PermissionDenied,
 }
 
 // TestStatusCodes checks, over the wire with the generated client, that each kind arrives

@@ -63,6 +63,8 @@ var kindCodes = []kindCode{
 	{errs.MFARequired, codes.Unauthenticated, "a second factor is required"},
 	// AlreadyExists like a conflict: a client that does not know the kind sees one.
 	{errs.PossibleDuplicate, codes.AlreadyExists, "the patient may already be registered"},
+	// PermissionDenied: a client that does not know it fails closed.
+	{errs.Restricted, codes.PermissionDenied, "the patient record is restricted"},
 }
 
 // codeKinds maps a code without our detail back to a kind. Where several kinds share a

@@ -47,8 +47,6 @@ func NewAnalyticsClient(baseURL string, o ClientOptions) (analytics.Set, error) 
 			setParam(v, "to", q.To)
 			return call{method: http.MethodGet, path: "/summary", query: v}, nil
 		}, decodeJSONResponse[analytics.Summary]),
-		VerifyAuditEndpoint: clientEndpoint(c, func(analytics.VerifyAuditRequest) (call, error) {
-			return call{method: http.MethodGet, path: "/audit/verify"}, nil
-		}, decodeJSONResponse[audit.Report]),
+		VerifyAuditEndpoint: clientEndpoint(c, verifyCall[analytics.VerifyAuditRequest]("/audit/verify"), decodeJSONResponse[audit.Report]),
 	}, nil
 }

@@ -48,17 +48,44 @@ func auditCall(path, subject string) func(q audit.Query) (call, error) {
 	}
 }
 
-// decodeVerifyAudit reads GET /audit/verify, a service's audit-chain verification (the verdict
-// of `pms audit verify`, docs/audit.md): it takes no parameters.
-func decodeVerifyAudit[Req any](_ context.Context, r *http.Request) (Req, error) {
-	var req Req
-	return req, noQuery(r)
+// verifyRequest is the shape of every service's VerifyAuditRequest.
+type verifyRequest interface{ ~struct{ AgainstTopic bool } }
+
+// decodeVerifyAudit reads GET /audit/verify?againstTopic=, a service's audit-chain
+// verification (the verdict of `pms audit verify [--against-topic]`, docs/audit.md): its one
+// parameter is "true" or "false" (absent: false).
+func decodeVerifyAudit[Req verifyRequest](_ context.Context, r *http.Request) (Req, error) {
+	q, err := ParseQuery(r, "againstTopic")
+	if err != nil {
+		return Req{}, err
+	}
+	var against bool
+	switch v := q.Get("againstTopic"); v {
+	case "", "false":
+	case "true":
+		against = true
+	default:
+		q.Fail("againstTopic", "must be true or false")
+	}
+	return Req(struct{ AgainstTopic bool }{against}), q.Err()
+}
+
+// verifyCall is the client side of decodeVerifyAudit: GET path, with againstTopic=true when
+// asked.
+func verifyCall[Req verifyRequest](path string) func(Req) (call, error) {
+	return func(r Req) (call, error) {
+		c := call{method: http.MethodGet, path: path}
+		if struct{ AgainstTopic bool }(r).AgainstTopic {
+			c.query = url.Values{"againstTopic": {"true"}}
+		}
+		return c, nil
+	}
 }
 
 // NewVerifyAuditHandler serves GET /audit/verify under o.Prefix from verify, an endpoint taking
-// Req (a request without parameters) and answering an audit.Report: what a component without
+// Req (its one parameter, againstTopic) and answering an audit.Report: what a component without
 // an endpoint set of its own (the gateway, for its own chain) serves, as the services do.
-func NewVerifyAuditHandler[Req any](verify endpoint.Endpoint, o Options) http.Handler {
+func NewVerifyAuditHandler[Req verifyRequest](verify endpoint.Endpoint, o Options) http.Handler {
 	r := NewRouter()
 	Handle(r, o, http.MethodGet, "/audit/verify", verify, decodeVerifyAudit[Req], encodeOK[audit.Report])
 	return Wrap(r, o)

@@ -205,9 +205,7 @@ func NewAuthClient(baseURL string, o ClientOptions) (auth.Set, error) {
 			e, err := decodeJSONResponse[[]auth.AuditEntry](resp)
 			return auth.AuditResponse{Entries: e}, err
 		}),
-		VerifyAuditEndpoint: clientEndpoint(c, func(auth.VerifyAuditRequest) (call, error) {
-			return call{method: http.MethodGet, path: "/users/audit/verify"}, nil
-		}, decodeJSONResponse[audit.Report]),
+		VerifyAuditEndpoint:   clientEndpoint(c, verifyCall[auth.VerifyAuditRequest]("/users/audit/verify"), decodeJSONResponse[audit.Report]),
 		ListSessionsEndpoint:  sessionClient.list,
 		DeleteSessionEndpoint: sessionClient.delete,
 		LogoutAllEndpoint:     sessionClient.logoutAll,

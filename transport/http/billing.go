@@ -239,9 +239,7 @@ func NewBillingClient(baseURL string, o ClientOptions) (billing.Set, error) {
 		VoidInvoiceEndpoint: clientEndpoint(c, func(r billing.VoidInvoiceRequest) (call, error) {
 			return resourceCall(http.MethodPost, "/invoices", r.ID, "/void")
 		}, invoice),
-		VerifyAuditEndpoint: clientEndpoint(c, func(billing.VerifyAuditRequest) (call, error) {
-			return call{method: http.MethodGet, path: "/audit/verify"}, nil
-		}, decodeJSONResponse[audit.Report]),
+		VerifyAuditEndpoint: clientEndpoint(c, verifyCall[billing.VerifyAuditRequest]("/audit/verify"), decodeJSONResponse[audit.Report]),
 		AuditEndpoint: clientEndpoint(c, auditCall("/audit", "subjectId"), func(resp *http.Response) (billing.AuditResponse, error) {
 			e, err := decodeJSONResponse[[]audit.Record](resp)
 			return billing.AuditResponse{Entries: e}, err

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -35,6 +36,16 @@ func DecodeJSON[T any](r *http.Request) (T, error) {
 	return wire.DecodeBody[T](raw)
 }
 
+// jsonAppender is a body that encodes itself (patient.Patient and patient.Patients, the hot
+// ones: package jsonw says why); WriteJSON writes it into a pooled buffer.
+type jsonAppender interface{ AppendJSON([]byte) []byte }
+
+// jsonBuffers keeps the buffers of self-encoding bodies (a 500-record search page is about
+// 250 KB) for the next answer; a buffer grown past maxPooledJSON is left to the collector.
+var jsonBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledJSON = 1 << 20
+
 // WriteJSON writes body as JSON with status. It marshals before writing anything, so a body
 // that cannot be encoded returns an error and leaves the response untouched (no partial
 // write); a nil body writes the status alone. Errors writing to the connection are not
@@ -44,11 +55,23 @@ func WriteJSON(w http.ResponseWriter, status int, body any) error {
 		w.WriteHeader(status)
 		return nil
 	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		return errs.Wrap(errs.Internal, wire.InternalMessage, err)
+	var b []byte
+	if a, ok := body.(jsonAppender); ok {
+		buf := jsonBuffers.Get().(*[]byte)
+		b = append(a.AppendJSON((*buf)[:0]), '\n')
+		defer func() {
+			if cap(b) <= maxPooledJSON {
+				*buf = b
+				jsonBuffers.Put(buf)
+			}
+		}()
+	} else {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return errs.Wrap(errs.Internal, wire.InternalMessage, err)
+		}
+		b = append(b, '\n')
 	}
-	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(b)))

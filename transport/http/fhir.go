@@ -14,6 +14,7 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/gorilla/mux"
+	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/observe"
@@ -59,9 +60,23 @@ type notAcceptable struct{ err *errs.Error }
 func (n notAcceptable) Error() string { return n.err.Error() }
 func (n notAcceptable) Unwrap() error { return n.err }
 
-// NewFHIRHandler serves the FHIR facade (GET /metadata and the Patient interactions) from the
-// patient endpoint set, under o.Prefix ("/fhir" in the gateway), behind Wrap.
+// NewFHIRHandler serves the FHIR facade (GET /metadata, the Patient interactions and the
+// AuditEvent search) from the patient endpoint set, under o.Prefix ("/fhir" in the gateway),
+// behind Wrap.
 func NewFHIRHandler(set patient.Set, o Options) http.Handler {
+	return NewFHIRFacade(FHIRSets{Patient: set}, o)
+}
+
+// FHIRSets are the endpoint sets the facade serves: Patient and AuditEvent (the patient's
+// access log) from Patient; Account and Invoice from Billing, when it is set.
+type FHIRSets struct {
+	Patient patient.Set
+	Billing *billing.Set
+}
+
+// NewFHIRFacade serves the FHIR facade from sets (NewFHIRHandler), under o.Prefix, behind Wrap.
+func NewFHIRFacade(sets FHIRSets, o Options) http.Handler {
+	set := sets.Patient
 	r := routerWith(encodeFHIRError)
 	p := o.prefix()
 	if o.OnRoute != nil {
@@ -72,7 +87,7 @@ func NewFHIRHandler(set patient.Set, o Options) http.Handler {
 			encodeFHIRError(req.Context(), err, w)
 			return
 		}
-		writeFHIR(w, req.Context(), http.StatusOK, capabilityStatement(fhirBase(req, p)))
+		writeFHIR(w, req.Context(), http.StatusOK, capabilityStatement(fhirBase(req, p), sets.Billing != nil))
 	})
 	handleFHIR(r, o, http.MethodPost, "/Patient", businessRules(set.CreateEndpoint), decodeFHIRCreate, encodeFHIRCreated)
 	handleFHIR(r, o, http.MethodGet, "/Patient", fhirSearch(set.ListEndpoint), decodeFHIRSearchGet, encodeFHIRSearchset)
@@ -83,6 +98,10 @@ func NewFHIRHandler(set patient.Set, o Options) http.Handler {
 	handleFHIR(r, o, http.MethodDelete, "/Patient/{id}", set.DeleteEndpoint, decodeFHIRDelete, encodeFHIRDeleted)
 	handleFHIR(r, o, http.MethodGet, "/Patient/{id}/_history", set.HistoryEndpoint, decodeFHIRHistory, encodeFHIRHistory)
 	handleFHIR(r, o, http.MethodGet, "/Patient/{id}/_history/{vid}", fhirVRead(set.HistoryEndpoint), decodeFHIRVRead, encodeFHIRVersion)
+	handleFHIR(r, o, http.MethodGet, "/AuditEvent", fhirAuditEvents(set.AccessLogEndpoint), decodeFHIRAuditEventSearch, encodeFHIRAuditEvents)
+	if sets.Billing != nil {
+		fhirBillingRoutes(r, o, *sets.Billing)
+	}
 	return Wrap(negotiate(r), o)
 }
 

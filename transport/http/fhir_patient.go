@@ -35,6 +35,14 @@ type fhirPatient struct {
 	Gender       string           `json:"gender,omitempty"`
 	BirthDate    string           `json:"birthDate,omitempty"`
 	Address      []fhirAddress    `json:"address,omitempty"`
+	// Link is read-only: a merged record's replaced-by link to its survivor (toFHIR).
+	Link []fhirPatientLink `json:"link,omitempty"`
+}
+
+// fhirPatientLink is Patient.link: the other record and how it relates ("replaced-by").
+type fhirPatientLink struct {
+	Other fhirReference `json:"other"`
+	Type  string        `json:"type"`
 }
 
 type fhirMeta struct {
@@ -120,6 +128,13 @@ func toFHIR(p patient.Patient) fhirPatient {
 	if p.Address != "" {
 		r.Address = []fhirAddress{{Text: p.Address}}
 	}
+	if p.MergedInto != "" {
+		// A merged record (POST /api/patients/{id}/merge) is no longer in use: replaced by
+		// its survivor.
+		inactive := false
+		r.Active = &inactive
+		r.Link = []fhirPatientLink{{Other: fhirReference{Reference: "Patient/" + p.MergedInto}, Type: "replaced-by"}}
+	}
 	return r
 }
 
@@ -190,6 +205,9 @@ func fromFHIR(r fhirPatient) (patientFields, error) {
 		bad.Add("address", "at most one address is supported")
 	}
 	f.DateOfBirth = r.BirthDate
+	if len(r.Link) > 0 {
+		bad.Add("link", "is read-only: records are merged with POST /api/patients/{id}/merge")
+	}
 	for _, id := range r.Identifier {
 		if id.System != MRNSystem {
 			f.Identifiers = append(f.Identifiers, patient.Identifier{System: id.System, Value: id.Value})

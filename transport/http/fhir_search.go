@@ -5,7 +5,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,12 +114,14 @@ func strictHandling(h http.Header) bool {
 	return false
 }
 
-// fullDate is the one birthdate form the service can filter on: an exact date.
-var fullDate = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
-
 // fhirSearchParams are the parameters a Patient search understands.
 var fhirSearchParams = map[string]bool{"name": true, "name:contains": true, "email": true, "birthdate": true, "identifier": true,
+	"family": true, "given": true, "phone": true, "gender": true,
 	"_count": true, fhirPageToken: true, "_format": true, "_pretty": true}
+
+// repeatable are the parameters that may be given more than once: their values are ANDed
+// (birthdate=ge1990-01-01&birthdate=lt2000-01-01 is a range).
+var repeatable = map[string]bool{"birthdate": true}
 
 // parseSearch turns search parameters into the service's query.
 func parseSearch(values url.Values, strict, post bool) (searchRequest, error) {
@@ -148,18 +149,27 @@ func parseSearch(values url.Values, strict, post bool) (searchRequest, error) {
 			unsupported(name, "unknown or unsupported search parameter")
 			continue
 		}
-		if len(vs) > 1 {
+		if len(vs) > 1 && !repeatable[name] {
 			bad.Add(name, "must be given at most once")
 			continue
 		}
-		v := vs[0]
-		if !plainText(v) {
-			bad.Add(name, plainTextMessage)
-			continue
+		for _, v := range vs {
+			sr.parseParam(name, v, &bad, unsupported)
 		}
-		if v == "" {
-			continue // FHIR: an empty parameter is ignored
-		}
+	}
+	return sr, bad.Err()
+}
+
+// parseParam applies one value of a known search parameter to sr.
+func (sr *searchRequest) parseParam(name, v string, bad *errs.Fields, unsupported func(name, why string)) {
+	if !plainText(v) {
+		bad.Add(name, plainTextMessage)
+		return
+	}
+	if v == "" {
+		return // FHIR: an empty parameter is ignored
+	}
+	{
 		switch name {
 		case "name", "name:contains":
 			sr.Query.Q = v
@@ -167,37 +177,39 @@ func parseSearch(values url.Values, strict, post bool) (searchRequest, error) {
 			sr.Query.Email = v
 		case "identifier":
 			sr.Query.Identifier = v // system|value; the service checks its form
+		case "family":
+			sr.Query.Family = v
+		case "given":
+			sr.Query.Given = v
+		case "phone":
+			sr.Query.Phone = v // the service checks its form
+		case "gender":
+			g := strings.TrimPrefix(v, genderSystem+"|")
+			if !fhirGenders[g] {
+				bad.Add(name, "must be one of male, female, other, unknown")
+				return
+			}
+			sr.Query.Gender = g
 		case "birthdate":
-			d := v
-			if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' && v[1] >= 'a' && v[1] <= 'z' {
-				if v[:2] != "eq" {
-					unsupported(name, "only an exact date (prefix eq or none) is supported")
-					continue
-				}
-				d = v[2:]
+			if ok := sr.birthdate(v, bad, unsupported); !ok {
+				return
 			}
-			if !fullDate.MatchString(d) {
-				unsupported(name, "only a full date (YYYY-MM-DD) is supported")
-				continue
-			}
-			sr.Query.DateOfBirth = d
 		case "_count":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
 				bad.Add(name, "must be a positive integer")
-				continue
+				return
 			}
 			sr.Query.Limit = min(n, patient.MaxLimit)
 			v = strconv.Itoa(sr.Query.Limit)
 		case fhirPageToken:
 			sr.Query.PageToken = v
-			continue // the links set their own
+			return // the links set their own
 		case "_pretty":
-			continue
+			return
 		}
-		sr.Applied.Set(name, v)
+		sr.Applied.Add(name, v)
 	}
-	return sr, bad.Err()
 }
 
 // phiFree are the search parameters a link of a POST search may carry in its URL.
@@ -258,7 +270,7 @@ func encodeFHIRSearchset(ctx context.Context, _ http.Header, r searchResponse) (
 }
 
 // capabilityStatement is GET /metadata: what the facade serves.
-func capabilityStatement(base string) map[string]any {
+func capabilityStatement(base string, withBilling bool) map[string]any {
 	param := func(name, typ, doc string) map[string]any {
 		return map[string]any{"name": name, "type": typ, "documentation": doc}
 	}
@@ -283,7 +295,7 @@ func capabilityStatement(base string) map[string]any {
 					"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}}}},
 				"description": "Bearer JWT (EdDSA) issued by the PMS auth service",
 			},
-			"resource": []any{map[string]any{
+			"resource": append([]any{map[string]any{
 				"type":    "Patient",
 				"profile": "http://hl7.org/fhir/StructureDefinition/Patient",
 				"interaction": []any{
@@ -304,9 +316,13 @@ func capabilityStatement(base string) map[string]any {
 					param("name", "string", "a substring of the patient's name (or email), case-insensitive; name:contains too"),
 					param("email", "token", "the email, exactly (case-insensitive)"),
 					param("identifier", "token", "system|value: a live patient's identifier, the MRN under "+MRNSystem+" included"),
-					param("birthdate", "date", "an exact date YYYY-MM-DD (prefix eq or none)"),
+					param("birthdate", "date", "YYYY, YYYY-MM or YYYY-MM-DD with prefix eq (or none), lt, le, gt or ge; repeat it for a range"),
+					param("family", "string", "the start of the family name, case-insensitive"),
+					param("given", "string", "the start of any given name, case-insensitive"),
+					param("phone", "token", "the phone number: its digits and leading + (spaces, hyphens, dots, parentheses ignored)"),
+					param("gender", "token", "male, female, other or unknown (system "+genderSystem+" optional)"),
 				},
-			}},
+			}}, otherResources(withBilling)...),
 		}},
 	}
 }

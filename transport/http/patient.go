@@ -21,7 +21,7 @@ func NewPatientHandler(set patient.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/patients", set.ListEndpoint, decodeListPatients, encodePatientPage(p))
 	Handle(r, o, http.MethodPost, "/patients/_search", set.ListEndpoint, decodeSearchPatients, encodeSearchPage(p))
 	Handle(r, o, http.MethodGet, "/patients/{id}/access-log", set.AccessLogEndpoint, decodeAccessLog, encodeAccessLog(p))
-	Handle(r, o, http.MethodGet, "/patients/{id}", set.GetEndpoint, decodeGetPatient, encodePatient)
+	Handle(r, o, http.MethodGet, "/patients/{id}", set.GetEndpoint, decodeGetPatient, encodeGotPatient(p))
 	Handle(r, o, http.MethodPut, "/patients/{id}", set.UpdateEndpoint, decodeUpdatePatient, encodePatient)
 	Handle(r, o, http.MethodDelete, "/patients/{id}", set.DeleteEndpoint, decodeDeletePatient, encodeNoContent[patient.DeleteResponse])
 	Handle(r, o, http.MethodGet, "/patients/{id}/history", set.HistoryEndpoint, decodeHistory, encodeHistory)
@@ -31,6 +31,7 @@ func NewPatientHandler(set patient.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/patients/{id}/invoices", set.InvoicesEndpoint, decodePatientInvoices, encodePatientInvoices)
 	handleBreakGlass(r, o, set)
 	handleDuplicates(r, o, set)
+	handleMerge(r, o, set)
 	return Wrap(r, o)
 }
 
@@ -126,14 +127,18 @@ func encodePatientInvoices(_ context.Context, _ http.Header, r patient.InvoicesR
 	return http.StatusOK, nonNil(r.Invoices)
 }
 
-// decodeListPatients reads GET /patients?q=&email=&dateOfBirth=&identifier=&limit=&pageToken=.
+// decodeListPatients reads GET /patients?q=&email=&dateOfBirth=&identifier=&family=&given=
+// &phone=&gender=&dateOfBirthFrom=&dateOfBirthTo=&limit=&pageToken=.
 func decodeListPatients(_ context.Context, r *http.Request) (patient.ListQuery, error) {
-	q, err := ParseQuery(r, "q", "email", "dateOfBirth", "identifier", "limit", "pageToken")
+	q, err := ParseQuery(r, "q", "email", "dateOfBirth", "identifier", "family", "given", "phone", "gender",
+		"dateOfBirthFrom", "dateOfBirthTo", "limit", "pageToken")
 	if err != nil {
 		return patient.ListQuery{}, err
 	}
 	lq := patient.ListQuery{
 		Q: q.Get("q"), Email: q.Get("email"), DateOfBirth: q.Get("dateOfBirth"), Identifier: q.Get("identifier"),
+		Family: q.Get("family"), Given: q.Get("given"), Phone: q.Get("phone"), Gender: q.Get("gender"),
+		BornFrom: q.Get("dateOfBirthFrom"), BornTo: q.Get("dateOfBirthTo"),
 		Limit: q.Int("limit", 0, 1, patient.MaxLimit), PageToken: q.Get("pageToken"),
 	}
 	return lq, q.Err()
@@ -188,7 +193,7 @@ func encodePatientPage(prefix string) func(context.Context, http.Header, patient
 			q.Set("pageToken", pg.NextPageToken)
 			h.Set("Link", "<"+prefix+"/patients?"+q.Encode()+`>; rel="next"`)
 		}
-		return http.StatusOK, nonNil(pg.Patients)
+		return http.StatusOK, patient.Patients(nonNil(pg.Patients))
 	}
 }
 
@@ -209,7 +214,7 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 	if err != nil {
 		return patient.Set{}, err
 	}
-	return duplicatesClient(c, breakGlassClient(c, patient.Set{
+	return duplicatesClient(c, mergeClient(c, breakGlassClient(c, patient.Set{
 		CreateEndpoint: clientEndpoint(c, encodeCreateCall, decodeCreatedPatient),
 		GetEndpoint: clientEndpoint(c, func(r patient.GetRequest) (call, error) {
 			return patientCall(http.MethodGet, r.ID, "")
@@ -230,9 +235,7 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 			e, err := decodeJSONResponse[[]patient.AuditEntry](resp)
 			return patient.AuditResponse{Entries: e}, err
 		}),
-		VerifyAuditEndpoint: clientEndpoint(c, func(patient.VerifyAuditRequest) (call, error) {
-			return call{method: http.MethodGet, path: "/audit/verify"}, nil
-		}, decodeJSONResponse[audit.Report]),
+		VerifyAuditEndpoint: clientEndpoint(c, verifyCall[patient.VerifyAuditRequest]("/audit/verify"), decodeJSONResponse[audit.Report]),
 		BillingAccountEndpoint: clientEndpoint(c, func(r patient.BillingAccountRequest) (call, error) {
 			return patientCall(http.MethodGet, r.ID, "/billing-account")
 		}, decodeJSONResponse[patient.BillingAccount]),
@@ -242,7 +245,7 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 			v, err := decodeJSONResponse[[]patient.Invoice](resp)
 			return patient.InvoicesResponse{Invoices: v}, err
 		}),
-	})), nil
+	}))), nil
 }
 
 // decodeCreatedPatient reads a 201 with its X-Possible-Duplicates.
@@ -290,6 +293,12 @@ func encodeListCall(q patient.ListQuery) (call, error) {
 	setParam(v, "email", q.Email)
 	setParam(v, "dateOfBirth", q.DateOfBirth)
 	setParam(v, "identifier", q.Identifier)
+	setParam(v, "family", q.Family)
+	setParam(v, "given", q.Given)
+	setParam(v, "phone", q.Phone)
+	setParam(v, "gender", q.Gender)
+	setParam(v, "dateOfBirthFrom", q.BornFrom)
+	setParam(v, "dateOfBirthTo", q.BornTo)
 	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}

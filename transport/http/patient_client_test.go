@@ -47,7 +47,8 @@ func TestClientRoundTrip(t *testing.T) {
 			check("Get", testID)
 
 			e.stub.page = patient.Page{Patients: []patient.Patient{testPatient}, NextPageToken: "next/&token=", Total: 9000, TotalEstimated: true}
-			lq := patient.ListQuery{Q: "a&b=c", Email: "ada@example.org", DateOfBirth: "1915-12-10", Limit: 1, PageToken: "p1"}
+			lq := patient.ListQuery{Q: "a&b=c", Email: "ada@example.org", DateOfBirth: "1915-12-10", Limit: 1, PageToken: "p1",
+				Family: "Love&lace", Given: "Ada", Phone: "+44 20", Gender: "female", BornFrom: "1900-01-01", BornTo: "1920-12-31"}
 			if pg, err := c.List(ctx, lq); err != nil || !reflect.DeepEqual(pg, e.stub.page) {
 				t.Errorf("List = %+v, %v", pg, err)
 			}
@@ -106,6 +107,7 @@ var statusTable = map[errs.Kind]int{
 	errs.Canceled:               499,                        // nobody reads it (the caller left); logs and metrics do
 	errs.PasswordChangeRequired: 401, errs.MFARequired: 401, // fail closed in old clients
 	errs.PossibleDuplicate: 409, // a conflict to old clients
+	errs.Restricted:        403, // a restricted patient's data on billing's own routes
 }
 
 func TestErrorKindsRoundTrip(t *testing.T) {

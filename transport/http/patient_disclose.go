@@ -23,8 +23,15 @@ type searchBody struct {
 	Email       string `json:"email"`
 	DateOfBirth string `json:"dateOfBirth"`
 	Identifier  string `json:"identifier,omitempty"`
-	Limit       *int   `json:"limit"`
-	PageToken   string `json:"pageToken"`
+	// The demographic filters (pkg/patient/search_filters.go).
+	Family          string `json:"family,omitempty"`
+	Given           string `json:"given,omitempty"`
+	Phone           string `json:"phone,omitempty"`
+	Gender          string `json:"gender,omitempty"`
+	DateOfBirthFrom string `json:"dateOfBirthFrom,omitempty"`
+	DateOfBirthTo   string `json:"dateOfBirthTo,omitempty"`
+	Limit           *int   `json:"limit"`
+	PageToken       string `json:"pageToken"`
 }
 
 // decodeSearchPatients reads POST /patients/_search: a JSON body, no query string.
@@ -39,12 +46,14 @@ func decodeSearchPatients(_ context.Context, r *http.Request) (patient.ListQuery
 	// The same rules as GET's query values: plain text, and a limit, when given, in range
 	// (an explicit 0 is not "the default").
 	var bad errs.Fields
-	for _, f := range []struct{ name, v string }{{"q", b.Q}, {"email", b.Email}, {"dateOfBirth", b.DateOfBirth}, {"identifier", b.Identifier}, {"pageToken", b.PageToken}} {
+	for _, f := range []struct{ name, v string }{{"q", b.Q}, {"email", b.Email}, {"dateOfBirth", b.DateOfBirth}, {"identifier", b.Identifier}, {"pageToken", b.PageToken},
+		{"family", b.Family}, {"given", b.Given}, {"phone", b.Phone}, {"gender", b.Gender}, {"dateOfBirthFrom", b.DateOfBirthFrom}, {"dateOfBirthTo", b.DateOfBirthTo}} {
 		if !plainText(f.v) {
 			bad.Add(f.name, plainTextMessage)
 		}
 	}
-	q := patient.ListQuery{Q: b.Q, Email: b.Email, DateOfBirth: b.DateOfBirth, Identifier: b.Identifier, PageToken: b.PageToken}
+	q := patient.ListQuery{Q: b.Q, Email: b.Email, DateOfBirth: b.DateOfBirth, Identifier: b.Identifier, PageToken: b.PageToken,
+		Family: b.Family, Given: b.Given, Phone: b.Phone, Gender: b.Gender, BornFrom: b.DateOfBirthFrom, BornTo: b.DateOfBirthTo}
 	if b.Limit != nil {
 		if *b.Limit < 1 || *b.Limit > patient.MaxLimit {
 			bad.Add("limit", "must be between 1 and 500")
@@ -63,7 +72,7 @@ func encodeSearchPage(prefix string) func(context.Context, http.Header, patient.
 		if pg.NextPageToken != "" {
 			h.Set("Link", "<"+prefix+"/patients/_search?"+url.Values{"pageToken": {pg.NextPageToken}}.Encode()+`>; rel="next"`)
 		}
-		return http.StatusOK, nonNil(pg.Patients)
+		return http.StatusOK, patient.Patients(nonNil(pg.Patients))
 	}
 }
 
@@ -170,7 +179,8 @@ func encodeSearchCall(q patient.ListQuery) (call, error) {
 }
 
 func searchBodyOf(q patient.ListQuery) searchBody {
-	b := searchBody{Q: q.Q, Email: q.Email, DateOfBirth: q.DateOfBirth, Identifier: q.Identifier, PageToken: q.PageToken}
+	b := searchBody{Q: q.Q, Email: q.Email, DateOfBirth: q.DateOfBirth, Identifier: q.Identifier, PageToken: q.PageToken,
+		Family: q.Family, Given: q.Given, Phone: q.Phone, Gender: q.Gender, DateOfBirthFrom: q.BornFrom, DateOfBirthTo: q.BornTo}
 	if q.Limit != 0 {
 		b.Limit = &q.Limit
 	}

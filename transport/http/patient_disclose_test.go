@@ -18,7 +18,8 @@ func TestPatientSearchByPost(t *testing.T) {
 		e := newEnv(t, Options{Prefix: prefix})
 		e.stub.page = patient.Page{Patients: []patient.Patient{testPatient}, Total: 7, NextPageToken: "tok2"}
 		resp, b := e.do(t, "POST", prefix+"/patients/_search",
-			strings.NewReader(`{"q":"Ada","email":"ada@example.org","dateOfBirth":"1915-12-10","limit":1,"pageToken":"tok1"}`), jsonCT...)
+			strings.NewReader(`{"q":"Ada","email":"ada@example.org","dateOfBirth":"1915-12-10","limit":1,"pageToken":"tok1",`+
+				`"family":"Love","given":"Ada","phone":"+44 20","gender":"female","dateOfBirthFrom":"1900-01-01","dateOfBirthTo":"1920-12-31"}`), jsonCT...)
 		if resp.StatusCode != 200 || resp.Header.Get("X-Total-Count") != "7" ||
 			resp.Header.Get("Link") != "<"+prefix+`/patients/_search?pageToken=tok2>; rel="next"` {
 			t.Fatalf("search: %d %v %s", resp.StatusCode, resp.Header, b)
@@ -27,7 +28,8 @@ func TestPatientSearchByPost(t *testing.T) {
 			t.Fatalf("body %s", b)
 		}
 		_, last, _ := e.stub.seen()
-		want := patient.ListQuery{Q: "Ada", Email: "ada@example.org", DateOfBirth: "1915-12-10", Limit: 1, PageToken: "tok1"}
+		want := patient.ListQuery{Q: "Ada", Email: "ada@example.org", DateOfBirth: "1915-12-10", Limit: 1, PageToken: "tok1",
+			Family: "Love", Given: "Ada", Phone: "+44 20", Gender: "female", BornFrom: "1900-01-01", BornTo: "1920-12-31"}
 		if last != want {
 			t.Fatalf("query = %+v", last)
 		}

@@ -33,7 +33,10 @@ func RepliesOf(principal string) string { return principal + RepliesSuffix }
 
 // Grants is the ACL table of the platform: what each principal may do on which topics and
 // groups (docs/kafka.md, "Principals and ACLs"). principals are the ones whose reply topics
-// the command-serving services may answer into. An unknown principal gets nothing.
+// the command-serving services may answer into. An unknown principal gets nothing. Every
+// service that publishes its audit chain may also read the audit topic (ids and signed
+// checkpoints, no PHI), with no consumer group: its GET /audit/verify?againstTopic=true reads
+// the topic to compare its chain with it (docs/audit.md).
 func Grants(principal string, principals []string) []broker.Grant {
 	var replies []string
 	for _, p := range principals {
@@ -45,19 +48,19 @@ func Grants(principal string, principals []string) []broker.Grant {
 	switch principal {
 	case "auth":
 		g.topics(create, topicNames(AuthTopics(1, 1))...)
-		g.topics(ops(broker.Read), auth.TopicCommands, RepliesOf(principal))
+		g.topics(ops(broker.Read), auth.TopicCommands, RepliesOf(principal), TopicAudit)
 		g.topics(ops(broker.Write), TopicAudit, auth.TopicEvents, auth.TopicCommands+DLQSuffix)
 		g.topics(ops(broker.Write), replies...)
 		g.group("auth", false)
 	case "patient":
 		g.topics(create, topicNames(PatientTopics(1, 1))...)
-		g.topics(ops(broker.Read), patient.TopicCommands, RepliesOf(principal))
+		g.topics(ops(broker.Read), patient.TopicCommands, RepliesOf(principal), TopicAudit)
 		g.topics(ops(broker.Write), patient.TopicEvents, TopicAudit, patient.TopicCommands+DLQSuffix)
 		g.topics(ops(broker.Write), replies...)
 		g.group("patient", false)
 	case "billing":
 		g.topics(create, topicNames(BillingTopics(1, 1))...)
-		g.topics(ops(broker.Read), billing.TopicCommands, patient.TopicEvents, RepliesOf(principal))
+		g.topics(ops(broker.Read), billing.TopicCommands, patient.TopicEvents, RepliesOf(principal), TopicAudit)
 		g.topics(ops(broker.Write), billing.TopicEvents, TopicAudit, billing.TopicCommands+DLQSuffix, patient.TopicEvents+DLQSuffix)
 		g.topics(ops(broker.Write), replies...)
 		g.group("billing", false)
@@ -73,6 +76,7 @@ func Grants(principal string, principals []string) []broker.Grant {
 		// The gateway publishes the audit entries of the calls it refuses itself.
 		g.topics(create, topicNames(GatewayTopics(1, 1))...)
 		g.topics(ops(broker.Write), TopicAudit)
+		g.topics(ops(broker.Read), TopicAudit)
 	case PrincipalOperator:
 		g.topics(ops(broker.Write), patient.TopicCommands, billing.TopicCommands, auth.TopicCommands)
 		g.topics(ops(broker.Read), RepliesOf(principal), auth.TopicEvents)

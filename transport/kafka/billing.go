@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/go-kit/log"
@@ -96,17 +97,44 @@ const BillingPatientGroup = "billing-patient"
 // maxEventID bounds an event id: a UUID, with room for other producers' ids.
 const maxEventID = 200
 
-// BillingPatientEndpoint is what billing does with a PatientEvent: a PATIENT_CREATED opens
+// BillingConfidentiality is where billing's consumer of the patient topic keeps each
+// patient's confidentiality (billing.Store.RecordConfidentiality): newer versions only.
+type BillingConfidentiality interface {
+	RecordConfidentiality(ctx context.Context, c billing.ConfidentialityChange) (bool, error)
+}
+
+// BillingPatientEndpoint is what billing does with a PatientEvent. Every event that carries a
+// confidentiality (every version event of a current patient service) has it kept with the
+// event's version in conf (a restricted patient's data is then refused on billing's own
+// routes; an older event, late or redelivered, changes nothing). A PATIENT_CREATED also opens
 // the patient's account (idempotently, recording the event id in the same transaction, so an
 // account follows every patient even when the patient service's gRPC call failed, and a
-// redelivered event creates nothing twice); other event types need nothing. An event without
-// an id (or with one that is not storable text) or with a bad patient id is invalid:
-// dead-lettered. The context acts as svc:billing (AsService).
-func BillingPatientEndpoint(svc billing.Service) func(ctx context.Context, req any) (any, error) {
+// redelivered event creates nothing twice). An event without an id (or with one that is not
+// storable text), with a bad patient id, or with an unknown confidentiality or no version
+// beside it is invalid: dead-lettered. The context acts as svc:billing (AsService). A nil
+// conf keeps no confidentiality (tests of the accounts alone).
+func BillingPatientEndpoint(svc billing.Service, conf BillingConfidentiality) func(ctx context.Context, req any) (any, error) {
 	return func(ctx context.Context, req any) (any, error) {
 		ev, ok := req.(*eventsv1.PatientEvent)
 		if !ok {
 			return nil, errs.Wrap(errs.Internal, "internal error", fmt.Errorf("kafkatransport: patient event %T", req))
+		}
+		pid := ev.GetPatientId()
+		if pid == "" {
+			pid = ev.GetPatient().GetId()
+		}
+		if level := ev.GetConfidentiality(); level != "" && conf != nil {
+			if level != billing.ConfidentialityNormal && level != billing.ConfidentialityRestricted {
+				return nil, errs.Invalid(map[string]string{"confidentiality": "must be normal or restricted"})
+			}
+			at := time.Now()
+			if ev.GetOccurredAt() != nil {
+				at = ev.GetOccurredAt().AsTime()
+			}
+			if _, err := conf.RecordConfidentiality(ctx, billing.ConfidentialityChange{PatientID: pid,
+				Restricted: level == billing.ConfidentialityRestricted, Version: ev.GetVersion(), At: at}); err != nil {
+				return nil, err
+			}
 		}
 		if ev.GetEventType() != patient.EventCreated {
 			return nil, nil
@@ -114,24 +142,21 @@ func BillingPatientEndpoint(svc billing.Service) func(ctx context.Context, req a
 		if id := ev.GetEventId(); id == "" || len(id) > maxEventID || !storableText(id) {
 			return nil, errs.Invalid(map[string]string{"event_id": "is required (at most 200 characters of text without NUL)"})
 		}
-		pid := ev.GetPatientId()
-		if pid == "" {
-			pid = ev.GetPatient().GetId()
-		}
 		_, err := svc.CreateAccount(ctx, billing.CreateAccountRequest{PatientID: pid, EventID: ev.GetEventId()})
 		return nil, err
 	}
 }
 
 // NewBillingPatientSubscriber returns the Subscriber of billing's consumer of the patient
-// topic: protobuf PatientEvents, handled as svc:billing by BillingPatientEndpoint; poison
+// topic: protobuf PatientEvents, handled as svc:billing by BillingPatientEndpoint (with conf
+// keeping each patient's confidentiality); poison
 // messages (not a PatientEvent, or an invalid one) go to patient.dlq through p.
 // Further options (SubscriberResume: the offsets billing's database has applied) come last.
-func NewBillingPatientSubscriber(svc billing.Service, p sarama.SyncProducer, m *Metrics, logger log.Logger, opts ...SubscriberOption) *Subscriber {
+func NewBillingPatientSubscriber(svc billing.Service, conf BillingConfidentiality, p sarama.SyncProducer, m *Metrics, logger log.Logger, opts ...SubscriberOption) *Subscriber {
 	if logger == nil {
 		logger = log.NewNopLogger()
 	}
-	return NewSubscriber(BillingPatientEndpoint(svc),
+	return NewSubscriber(BillingPatientEndpoint(svc, conf),
 		DecodeEvent(func() *eventsv1.PatientEvent { return new(eventsv1.PatientEvent) }), nil,
 		append([]SubscriberOption{SubscriberBefore(RequestIDToContext, AsService("billing")),
 			SubscriberErrorHandler(LogErrorHandler(logger)),

@@ -54,7 +54,7 @@ func newBillingStack(t *testing.T, d *db.DB, addr string) *billingStack {
 	})
 	startConsumer(t, addr, "billing", cmds, billing.TopicCommands)
 	startConsumer(t, addr, kafkatransport.BillingPatientGroup,
-		kafkatransport.NewBillingPatientSubscriber(svc, newProducer(t, addr), metrics, nil), patient.TopicEvents)
+		kafkatransport.NewBillingPatientSubscriber(svc, store, newProducer(t, addr), metrics, nil), patient.TopicEvents)
 	return &billingStack{d: d, svc: svc, relay: relay, reg: reg}
 }
 

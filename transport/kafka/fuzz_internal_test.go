@@ -408,11 +408,11 @@ func (s *stubAccounts) CreateAccount(_ context.Context, r billing.CreateAccountR
 func TestBillingPatientEndpointRefusesUnstorableEventID(t *testing.T) {
 	svc := &stubAccounts{}
 	ev := &eventsv1.PatientEvent{EventId: "e\x00", EventType: patient.EventCreated, PatientId: "5f0c1c52-8a53-4c8e-9d43-6c1f0e2b7a11"}
-	if _, err := BillingPatientEndpoint(svc)(context.Background(), ev); errs.KindOf(err) != errs.InvalidArgument || len(svc.opened) != 0 {
+	if _, err := BillingPatientEndpoint(svc, nil)(context.Background(), ev); errs.KindOf(err) != errs.InvalidArgument || len(svc.opened) != 0 {
 		t.Fatalf("%v, opened %v", err, svc.opened)
 	}
 	ev.EventId = "e-1"
-	if _, err := BillingPatientEndpoint(svc)(context.Background(), ev); err != nil || len(svc.opened) != 1 {
+	if _, err := BillingPatientEndpoint(svc, nil)(context.Background(), ev); err != nil || len(svc.opened) != 1 {
 		t.Fatalf("%v, opened %v", err, svc.opened)
 	}
 }
@@ -446,7 +446,7 @@ func FuzzPatientEventConsumer(f *testing.F) {
 			t.Fatalf("event %v does not round-trip: %v", ev, err)
 		}
 		svc := &stubAccounts{}
-		if _, err := BillingPatientEndpoint(svc)(context.Background(), ev); err != nil && errs.KindOf(err) != errs.InvalidArgument {
+		if _, err := BillingPatientEndpoint(svc, nil)(context.Background(), ev); err != nil && errs.KindOf(err) != errs.InvalidArgument {
 			t.Fatalf("endpoint: %v", err)
 		}
 		for _, r := range svc.opened {

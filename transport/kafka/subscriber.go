@@ -229,6 +229,12 @@ func SubscriberMetrics(m *Metrics, group string) SubscriberOption {
 	return func(s *Subscriber) { s.metrics, s.group = m, group }
 }
 
+// SubscriberWrap puts mw around the Subscriber's endpoint: a consumer that handles more
+// messages than its constructor knows of (billing's merges on the patient topic).
+func SubscriberWrap(mw endpoint.Middleware) SubscriberOption {
+	return func(s *Subscriber) { s.e = mw(s.e) }
+}
+
 // SubscriberLogger sets the logger of dead letters and retries (ids and kinds, never values).
 func SubscriberLogger(l log.Logger) SubscriberOption {
 	return func(s *Subscriber) { s.logger = l }

@@ -38,6 +38,8 @@ var statusByKind = map[errs.Kind]int{
 	// A registration that looks like a patient already registered (issue 19): a conflict to
 	// a client that does not know the kind.
 	errs.PossibleDuplicate: http.StatusConflict,
+	// A restricted record's data refused where no grant is taken: a 403.
+	errs.Restricted: http.StatusForbidden,
 }
 
 // StatusClientClosedRequest is the status recorded for a request whose caller went away.
@@ -58,6 +60,10 @@ func KindOfStatus(status int) errs.Kind {
 	// unauthenticated (the map's order is random).
 	if status == http.StatusUnauthorized {
 		return errs.Unauthenticated
+	}
+	// Likewise a bare 403 is the plain permission_denied, not restricted.
+	if status == http.StatusForbidden {
+		return errs.PermissionDenied
 	}
 	for k, s := range statusByKind {
 		if s == status {

@@ -185,6 +185,9 @@ func TestLoginStepErrors(t *testing.T) {
 		}
 	}
 	for range 200 {
+		if k := KindOfStatus(403); k != errs.PermissionDenied {
+			t.Errorf("a bare 403 is %s, want permission_denied", k)
+		}
 		if k := KindOfStatus(401); k != errs.Unauthenticated {
 			t.Fatalf("a bare 401 read as %s", k)
 		}

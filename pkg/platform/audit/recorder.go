@@ -92,7 +92,7 @@ func Outcome(err error) string {
 	switch errs.KindOf(err) {
 	case "":
 		return OutcomeSuccess
-	case errs.Unauthenticated, errs.PermissionDenied, errs.MFARequired, errs.PasswordChangeRequired:
+	case errs.Unauthenticated, errs.PermissionDenied, errs.MFARequired, errs.PasswordChangeRequired, errs.Restricted:
 		return OutcomeDenied
 	case errs.NotFound:
 		return OutcomeNotFound

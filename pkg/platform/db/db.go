@@ -39,7 +39,13 @@ type DB struct {
 	Schema string
 	// OnIssue, when set, keeps the high-water marks of the database's counters (Issued).
 	OnIssue func(table string, n int64) error
+	// settings are the run-time parameters every connection starts with (WithSetting).
+	settings map[string]string
 }
+
+// Setting is the value run-time parameter name starts with on every connection of the pool
+// (WithSetting), or "" when Open was not asked for it.
+func (d *DB) Setting(name string) string { return d.settings[name] }
 
 // DefaultMaxConns is how many PostgreSQL connections one service's pool holds at most unless
 // told otherwise (`--database-max-conns`). The four services of one platform then hold at most 80,
@@ -58,10 +64,10 @@ func init() { sqlx.BindDriver("sqlite", sqlx.QUESTION) }
 // On SQLite the file is created (with its folder) when missing, in WAL mode with full fsync,
 // and the pool is one connection: SQLite has one writer, and queuing in Go is cheaper and
 // more predictable than SQLITE_BUSY retries.
-func Open(ctx context.Context, rawURL, schema string) (*DB, error) {
+func Open(ctx context.Context, rawURL, schema string, opts ...Option) (*DB, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
-		return openPostgres(ctx, rawURL, schema)
+		return openPostgres(ctx, rawURL, schema, opts)
 	case strings.HasPrefix(rawURL, "sqlite://"):
 		return openSQLite(ctx, strings.TrimPrefix(rawURL, "sqlite://"))
 	default:
@@ -69,7 +75,26 @@ func Open(ctx context.Context, rawURL, schema string) (*DB, error) {
 	}
 }
 
-func openPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
+// Option configures what Open opens.
+type Option func(*options)
+
+type options struct {
+	settings map[string]string
+}
+
+// WithSetting makes every PostgreSQL connection of the pool start with run-time parameter
+// name set to value (a startup parameter, as search_path is): a setting a service's queries
+// rely on costs no statement of their own. SQLite ignores it.
+func WithSetting(name, value string) Option {
+	return func(o *options) {
+		if o.settings == nil {
+			o.settings = map[string]string{}
+		}
+		o.settings[name] = value
+	}
+}
+
+func openPostgres(ctx context.Context, rawURL, schema string, opts []Option) (*DB, error) {
 	if !schemaName.MatchString(schema) {
 		return nil, fmt.Errorf("db: invalid schema name %q", schema)
 	}
@@ -80,10 +105,17 @@ func openPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	for k, v := range o.settings {
+		cfg.RuntimeParams[k] = v
+	}
 	cfg.RuntimeParams["search_path"] = schema
 	sqldb := stdlib.OpenDB(*cfg)
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
-	d := &DB{DB: sqlx.NewDb(sqldb, "pgx"), Dialect: Postgres, Schema: schema}
+	d := &DB{DB: sqlx.NewDb(sqldb, "pgx"), Dialect: Postgres, Schema: schema, settings: o.settings}
 	d.SetPoolSize(DefaultMaxConns)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

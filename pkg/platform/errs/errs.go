@@ -52,13 +52,18 @@ const (
 	// Error.Candidates carries the scored candidates, and the caller may confirm they are
 	// different people (X-Confirm-Not-Duplicate).
 	PossibleDuplicate Kind = "possible_duplicate"
+	// Restricted answers a read of a restricted patient's data on a route that does not
+	// take break-glass grants (billing's own routes): a 403 like permission_denied, so a
+	// client that does not know the kind fails closed; the message names the route that
+	// serves the data under an emergency grant.
+	Restricted Kind = "restricted"
 )
 
 // Kinds lists every kind, so tests can walk them all.
 var Kinds = []Kind{
 	InvalidArgument, Unauthenticated, PermissionDenied, NotFound, Gone, Conflict,
 	PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, MethodNotAllowed, RateLimited,
-	Unavailable, Timeout, Internal, Canceled, PasswordChangeRequired, MFARequired, PossibleDuplicate,
+	Unavailable, Timeout, Internal, Canceled, PasswordChangeRequired, MFARequired, PossibleDuplicate, Restricted,
 }
 
 // Known reports whether k is one of the contract's kinds; an unknown word from a peer is

@@ -78,6 +78,14 @@ func (k *Keys) ForWrite(ctx context.Context, tx *sqlx.Tx, subject string) (*Seal
 	if !errors.Is(err, ErrShredded) {
 		return s, err
 	}
+	return k.ForNew(ctx, tx, subject)
+}
+
+// ForNew creates the data key of a subject that has none yet (a record created in tx, under
+// an id nobody has used) without looking for one first: one statement fewer than ForWrite
+// on the create path. A subject that has a key after all makes the insert fail (the
+// subject is the key's primary key), never replaces it.
+func (k *Keys) ForNew(ctx context.Context, tx *sqlx.Tx, subject string) (*Sealer, error) {
 	key := make([]byte, KeySize)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err

@@ -116,6 +116,7 @@ export async function signOut() {
 const words = {
   unauthenticated: 'You are signed out or your credentials were not accepted.',
   permission_denied: 'You are not allowed to do this.',
+  restricted: 'This patient is restricted: open the patient record and break the glass to see their billing.',
   not_found: 'This record does not exist.',
   gone: 'This record has been deleted.',
   conflict: 'This conflicts with the current state of the record.',

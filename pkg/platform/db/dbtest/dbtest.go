@@ -45,9 +45,9 @@ func Each(t *testing.T, migrations db.Sets, fn func(t *testing.T, d *db.DB)) {
 	}
 }
 
-// Open returns a migrated database of the given dialect that lives as long as the test.
-// migrations may be nil for an empty database.
-func Open(t testing.TB, dialect db.Dialect, migrations db.Sets) *db.DB {
+// Open returns a migrated database of the given dialect that lives as long as the test, opened
+// with opts. migrations may be nil for an empty database.
+func Open(t testing.TB, dialect db.Dialect, migrations db.Sets, opts ...db.Option) *db.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -59,7 +59,7 @@ func Open(t testing.TB, dialect db.Dialect, migrations db.Sets) *db.DB {
 	case db.Postgres:
 		RequirePostgres(t)
 		schema := "t_" + randomName()
-		d, err = db.Open(ctx, PostgresURL(), schema)
+		d, err = db.Open(ctx, PostgresURL(), schema, opts...)
 		if err != nil {
 			t.Fatalf("dbtest: open postgres: %v", err)
 		}

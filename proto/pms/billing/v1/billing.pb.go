@@ -1311,9 +1311,13 @@ func (x *ListAuditResponse) GetEntries() []*AuditEntry {
 	return nil
 }
 
-// VerifyAuditRequest asks for the audit chain's verdict; it has no fields.
+// VerifyAuditRequest asks for the audit chain's verdict. With against_topic the service also
+// reads the audit topic from its beginning to its current end and compares the chain with the
+// entries and signed checkpoints published there, as `pms audit verify --against-topic` does
+// (docs/audit.md); a topic that cannot be read in time answers UNAVAILABLE.
 type VerifyAuditRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	AgainstTopic  bool                   `protobuf:"varint,1,opt,name=against_topic,json=againstTopic,proto3" json:"against_topic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1346,6 +1350,13 @@ func (x *VerifyAuditRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use VerifyAuditRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAuditRequest) Descriptor() ([]byte, []int) {
 	return file_pms_billing_v1_billing_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *VerifyAuditRequest) GetAgainstTopic() bool {
+	if x != nil {
+		return x.AgainstTopic
+	}
+	return false
 }
 
 // AuditVerdict is the verdict of a walk of a service's audit chain (docs/audit.md; patient
@@ -1581,8 +1592,9 @@ const file_pms_billing_v1_billing_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x12%\n" +
 	"\x0eclient_address\x18\t \x01(\tR\rclientAddress\"I\n" +
 	"\x11ListAuditResponse\x124\n" +
-	"\aentries\x18\x01 \x03(\v2\x1a.pms.billing.v1.AuditEntryR\aentries\"\x14\n" +
-	"\x12VerifyAuditRequest\"\xae\x02\n" +
+	"\aentries\x18\x01 \x03(\v2\x1a.pms.billing.v1.AuditEntryR\aentries\"9\n" +
+	"\x12VerifyAuditRequest\x12#\n" +
+	"\ragainst_topic\x18\x01 \x01(\bR\fagainstTopic\"\xae\x02\n" +
 	"\fAuditVerdict\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04rows\x18\x02 \x01(\x03R\x04rows\x12\x0e\n" +

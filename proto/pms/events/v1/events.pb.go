@@ -41,7 +41,9 @@ type PatientEvent struct {
 	PatientId string `protobuf:"bytes,1,opt,name=patientId,proto3" json:"patientId,omitempty"`
 	Name      string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Email     string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
-	// event_type is PATIENT_CREATED, PATIENT_UPDATED or PATIENT_DELETED.
+	// event_type is PATIENT_CREATED, PATIENT_UPDATED or PATIENT_DELETED; PATIENT_ERASED,
+	// PATIENT_MERGED (the record, keyed by its own id, was merged into patient.merged_into) and
+	// PATIENT_UNMERGED (that merge was reversed) carry ids only beside the sealed record.
 	EventType string `protobuf:"bytes,4,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	// event_id identifies this event (a UUID); consumers deduplicate on it.
 	EventId string `protobuf:"bytes,5,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
@@ -59,9 +61,15 @@ type PatientEvent struct {
 	// possible_duplicates is, on PATIENT_CREATED, how many registered patients the new record
 	// may duplicate (issue 19: the duplicate check at registration; 0 when none or unchecked).
 	// Analytics counts registrations with possible duplicates from it.
-	PossibleDuplicates int32 `protobuf:"varint,11,opt,name=possible_duplicates,json=possibleDuplicates,proto3" json:"possible_duplicates,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	PossibleDuplicates int32 `protobuf:"varint,12,opt,name=possible_duplicates,json=possibleDuplicates,proto3" json:"possible_duplicates,omitempty"`
+	// confidentiality is the record's confidentiality after the change: "normal" or
+	// "restricted" (break-glass, docs/audit.md); empty from producers that predate it. Billing
+	// keeps it per patient with version, and refuses a restricted patient's data on its own
+	// routes. A new field number: fields 1-4 are the earlier implementation's, which a Java
+	// consumer reads.
+	Confidentiality string `protobuf:"bytes,11,opt,name=confidentiality,proto3" json:"confidentiality,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PatientEvent) Reset() {
@@ -171,6 +179,13 @@ func (x *PatientEvent) GetPossibleDuplicates() int32 {
 	return 0
 }
 
+func (x *PatientEvent) GetConfidentiality() string {
+	if x != nil {
+		return x.Confidentiality
+	}
+	return ""
+}
+
 // PatientRecord is a patient record as the patient service's REST API shows it.
 type PatientRecord struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -190,11 +205,14 @@ type PatientRecord struct {
 	// The demographics of issue 19. family, each given name, gender, phone and each
 	// identifier's value are PHI, sealed like name (pms-sealed:1:...); an identifier's system
 	// is not.
-	Family        string               `protobuf:"bytes,12,opt,name=family,proto3" json:"family,omitempty"`
-	Given         []string             `protobuf:"bytes,13,rep,name=given,proto3" json:"given,omitempty"`
-	Gender        string               `protobuf:"bytes,14,opt,name=gender,proto3" json:"gender,omitempty"`
-	Phone         string               `protobuf:"bytes,15,opt,name=phone,proto3" json:"phone,omitempty"`
-	Identifiers   []*PatientIdentifier `protobuf:"bytes,16,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	Family      string               `protobuf:"bytes,12,opt,name=family,proto3" json:"family,omitempty"`
+	Given       []string             `protobuf:"bytes,13,rep,name=given,proto3" json:"given,omitempty"`
+	Gender      string               `protobuf:"bytes,14,opt,name=gender,proto3" json:"gender,omitempty"`
+	Phone       string               `protobuf:"bytes,15,opt,name=phone,proto3" json:"phone,omitempty"`
+	Identifiers []*PatientIdentifier `protobuf:"bytes,16,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	// merged_into is the survivor a merged record was merged into (PATIENT_MERGED; empty
+	// otherwise, and on the PATIENT_UNMERGED that reverses it). An id, never sealed.
+	MergedInto    string `protobuf:"bytes,17,opt,name=merged_into,json=mergedInto,proto3" json:"merged_into,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -339,6 +357,13 @@ func (x *PatientRecord) GetIdentifiers() []*PatientIdentifier {
 		return x.Identifiers
 	}
 	return nil
+}
+
+func (x *PatientRecord) GetMergedInto() string {
+	if x != nil {
+		return x.MergedInto
+	}
+	return ""
 }
 
 // PatientIdentifier is an identifier of a patient: system (a URI, "urn:pms:mrn" for the MRN)
@@ -940,7 +965,7 @@ var File_pms_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_pms_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1apms/events/v1/events.proto\x12\rpms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x03\n" +
+	"\x1apms/events/v1/events.proto\x12\rpms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x03\n" +
 	"\fPatientEvent\x12\x1c\n" +
 	"\tpatientId\x18\x01 \x01(\tR\tpatientId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -956,7 +981,8 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"\apatient\x18\t \x01(\v2\x1c.pms.events.v1.PatientRecordR\apatient\x12\x14\n" +
 	"\x05actor\x18\n" +
 	" \x01(\tR\x05actor\x12/\n" +
-	"\x13possible_duplicates\x18\v \x01(\x05R\x12possibleDuplicates\"\xad\x04\n" +
+	"\x13possible_duplicates\x18\f \x01(\x05R\x12possibleDuplicates\x12(\n" +
+	"\x0fconfidentiality\x18\v \x01(\tR\x0fconfidentiality\"\xce\x04\n" +
 	"\rPatientRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03mrn\x18\x02 \x01(\tR\x03mrn\x12\x12\n" +
@@ -977,7 +1003,9 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"\x05given\x18\r \x03(\tR\x05given\x12\x16\n" +
 	"\x06gender\x18\x0e \x01(\tR\x06gender\x12\x14\n" +
 	"\x05phone\x18\x0f \x01(\tR\x05phone\x12B\n" +
-	"\videntifiers\x18\x10 \x03(\v2 .pms.events.v1.PatientIdentifierR\videntifiers\"A\n" +
+	"\videntifiers\x18\x10 \x03(\v2 .pms.events.v1.PatientIdentifierR\videntifiers\x12\x1f\n" +
+	"\vmerged_into\x18\x11 \x01(\tR\n" +
+	"mergedInto\"A\n" +
 	"\x11PatientIdentifier\x12\x16\n" +
 	"\x06system\x18\x01 \x01(\tR\x06system\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"\xae\x04\n" +

@@ -58,9 +58,11 @@ type Patient struct {
 	Identifiers []*Identifier `protobuf:"bytes,16,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
 	// possible_duplicates is set on CreatePatient's answer only: how many registered patients
 	// the new one may duplicate (REST X-Possible-Duplicates).
-	PossibleDuplicates int32 `protobuf:"varint,17,opt,name=possible_duplicates,json=possibleDuplicates,proto3" json:"possible_duplicates,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	PossibleDuplicates int32 `protobuf:"varint,18,opt,name=possible_duplicates,json=possibleDuplicates,proto3" json:"possible_duplicates,omitempty"`
+	// merged_into is the survivor a merged record was merged into; empty otherwise.
+	MergedInto    string `protobuf:"bytes,17,opt,name=merged_into,json=mergedInto,proto3" json:"merged_into,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Patient) Reset() {
@@ -210,6 +212,13 @@ func (x *Patient) GetPossibleDuplicates() int32 {
 		return x.PossibleDuplicates
 	}
 	return 0
+}
+
+func (x *Patient) GetMergedInto() string {
+	if x != nil {
+		return x.MergedInto
+	}
+	return ""
 }
 
 // Identifier is a FHIR-style identifier: system is an absolute URI naming the issuer.
@@ -565,9 +574,21 @@ type ListPatientsRequest struct {
 	// page_token is the next_page_token of the previous page; empty for the first page.
 	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// identifier is "system|value" and matches exactly (the MRN under "urn:pms:mrn" too).
-	Identifier    string `protobuf:"bytes,6,opt,name=identifier,proto3" json:"identifier,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Identifier string `protobuf:"bytes,6,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	// family matches the start of the family name, case-insensitive.
+	Family string `protobuf:"bytes,7,opt,name=family,proto3" json:"family,omitempty"`
+	// given matches the start of any given name, case-insensitive.
+	Given string `protobuf:"bytes,8,opt,name=given,proto3" json:"given,omitempty"`
+	// phone matches the phone's digits (and leading +) exactly; spaces, hyphens, dots and
+	// parentheses are ignored.
+	Phone string `protobuf:"bytes,9,opt,name=phone,proto3" json:"phone,omitempty"`
+	// gender matches exactly (male, female, other, unknown).
+	Gender string `protobuf:"bytes,10,opt,name=gender,proto3" json:"gender,omitempty"`
+	// date_of_birth_from and date_of_birth_to bound the date of birth (YYYY-MM-DD, inclusive).
+	DateOfBirthFrom string `protobuf:"bytes,11,opt,name=date_of_birth_from,json=dateOfBirthFrom,proto3" json:"date_of_birth_from,omitempty"`
+	DateOfBirthTo   string `protobuf:"bytes,12,opt,name=date_of_birth_to,json=dateOfBirthTo,proto3" json:"date_of_birth_to,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListPatientsRequest) Reset() {
@@ -638,6 +659,48 @@ func (x *ListPatientsRequest) GetPageToken() string {
 func (x *ListPatientsRequest) GetIdentifier() string {
 	if x != nil {
 		return x.Identifier
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetGiven() string {
+	if x != nil {
+		return x.Given
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetGender() string {
+	if x != nil {
+		return x.Gender
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetDateOfBirthFrom() string {
+	if x != nil {
+		return x.DateOfBirthFrom
+	}
+	return ""
+}
+
+func (x *ListPatientsRequest) GetDateOfBirthTo() string {
+	if x != nil {
+		return x.DateOfBirthTo
 	}
 	return ""
 }
@@ -2599,11 +2662,252 @@ func (x *FindDuplicatesResponse) GetCandidates() []*DuplicateCandidate {
 	return nil
 }
 
+// MergePatientsRequest merges duplicate_id into survivor_id; reason is required (at least 10
+// characters) and kept in the merge record, never in an event.
+type MergePatientsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SurvivorId    string                 `protobuf:"bytes,1,opt,name=survivor_id,json=survivorId,proto3" json:"survivor_id,omitempty"`
+	DuplicateId   string                 `protobuf:"bytes,2,opt,name=duplicate_id,json=duplicateId,proto3" json:"duplicate_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergePatientsRequest) Reset() {
+	*x = MergePatientsRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergePatientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergePatientsRequest) ProtoMessage() {}
+
+func (x *MergePatientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergePatientsRequest.ProtoReflect.Descriptor instead.
+func (*MergePatientsRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *MergePatientsRequest) GetSurvivorId() string {
+	if x != nil {
+		return x.SurvivorId
+	}
+	return ""
+}
+
+func (x *MergePatientsRequest) GetDuplicateId() string {
+	if x != nil {
+		return x.DuplicateId
+	}
+	return ""
+}
+
+func (x *MergePatientsRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// UnmergePatientRequest reverses the merge of merged record id; reason as in a merge.
+type UnmergePatientRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnmergePatientRequest) Reset() {
+	*x = UnmergePatientRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnmergePatientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnmergePatientRequest) ProtoMessage() {}
+
+func (x *UnmergePatientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnmergePatientRequest.ProtoReflect.Descriptor instead.
+func (*UnmergePatientRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *UnmergePatientRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UnmergePatientRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// PatientMerge is a merge record: who merged which duplicate into which survivor, when and
+// why, and, once reversed, who unmerged it, when and why.
+type PatientMerge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SurvivorId    string                 `protobuf:"bytes,2,opt,name=survivor_id,json=survivorId,proto3" json:"survivor_id,omitempty"`
+	DuplicateId   string                 `protobuf:"bytes,3,opt,name=duplicate_id,json=duplicateId,proto3" json:"duplicate_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	MergedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=merged_at,json=mergedAt,proto3" json:"merged_at,omitempty"`
+	MergedBy      string                 `protobuf:"bytes,6,opt,name=merged_by,json=mergedBy,proto3" json:"merged_by,omitempty"`
+	Role          string                 `protobuf:"bytes,7,opt,name=role,proto3" json:"role,omitempty"`
+	RequestId     string                 `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	UnmergedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=unmerged_at,json=unmergedAt,proto3" json:"unmerged_at,omitempty"`
+	UnmergedBy    string                 `protobuf:"bytes,10,opt,name=unmerged_by,json=unmergedBy,proto3" json:"unmerged_by,omitempty"`
+	UnmergeReason string                 `protobuf:"bytes,11,opt,name=unmerge_reason,json=unmergeReason,proto3" json:"unmerge_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatientMerge) Reset() {
+	*x = PatientMerge{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatientMerge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatientMerge) ProtoMessage() {}
+
+func (x *PatientMerge) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatientMerge.ProtoReflect.Descriptor instead.
+func (*PatientMerge) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *PatientMerge) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetSurvivorId() string {
+	if x != nil {
+		return x.SurvivorId
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetDuplicateId() string {
+	if x != nil {
+		return x.DuplicateId
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetMergedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.MergedAt
+	}
+	return nil
+}
+
+func (x *PatientMerge) GetMergedBy() string {
+	if x != nil {
+		return x.MergedBy
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetUnmergedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UnmergedAt
+	}
+	return nil
+}
+
+func (x *PatientMerge) GetUnmergedBy() string {
+	if x != nil {
+		return x.UnmergedBy
+	}
+	return ""
+}
+
+func (x *PatientMerge) GetUnmergeReason() string {
+	if x != nil {
+		return x.UnmergeReason
+	}
+	return ""
+}
+
 var File_pms_patient_v1_patient_proto protoreflect.FileDescriptor
 
 const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\n" +
-	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"\xc1\x04\n" +
+	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"\xe2\x04\n" +
 	"\aPatient\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03mrn\x18\x02 \x01(\tR\x03mrn\x12\x12\n" +
@@ -2624,7 +2928,9 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x06gender\x18\x0e \x01(\tR\x06gender\x12\x14\n" +
 	"\x05phone\x18\x0f \x01(\tR\x05phone\x12<\n" +
 	"\videntifiers\x18\x10 \x03(\v2\x1a.pms.patient.v1.IdentifierR\videntifiers\x12/\n" +
-	"\x13possible_duplicates\x18\x11 \x01(\x05R\x12possibleDuplicates\":\n" +
+	"\x13possible_duplicates\x18\x12 \x01(\x05R\x12possibleDuplicates\x12\x1f\n" +
+	"\vmerged_into\x18\x11 \x01(\tR\n" +
+	"mergedInto\":\n" +
 	"\n" +
 	"Identifier\x12\x16\n" +
 	"\x06system\x18\x01 \x01(\tR\x06system\x12\x14\n" +
@@ -2650,7 +2956,7 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x15confirm_not_duplicate\x18\f \x03(\tR\x13confirmNotDuplicate\x12'\n" +
 	"\x0fduplicate_check\x18\r \x01(\tR\x0eduplicateCheck\"#\n" +
 	"\x11GetPatientRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xb2\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xe4\x02\n" +
 	"\x13ListPatientsRequest\x12\f\n" +
 	"\x01q\x18\x01 \x01(\tR\x01q\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\"\n" +
@@ -2660,7 +2966,14 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x1e\n" +
 	"\n" +
 	"identifier\x18\x06 \x01(\tR\n" +
-	"identifier\"\xbd\x01\n" +
+	"identifier\x12\x16\n" +
+	"\x06family\x18\a \x01(\tR\x06family\x12\x14\n" +
+	"\x05given\x18\b \x01(\tR\x05given\x12\x14\n" +
+	"\x05phone\x18\t \x01(\tR\x05phone\x12\x16\n" +
+	"\x06gender\x18\n" +
+	" \x01(\tR\x06gender\x12+\n" +
+	"\x12date_of_birth_from\x18\v \x01(\tR\x0fdateOfBirthFrom\x12'\n" +
+	"\x10date_of_birth_to\x18\f \x01(\tR\rdateOfBirthTo\"\xbd\x01\n" +
 	"\x14ListPatientsResponse\x123\n" +
 	"\bpatients\x18\x01 \x03(\v2\x17.pms.patient.v1.PatientR\bpatients\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1f\n" +
@@ -2833,7 +3146,32 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x16FindDuplicatesResponse\x12B\n" +
 	"\n" +
 	"candidates\x18\x01 \x03(\v2\".pms.patient.v1.DuplicateCandidateR\n" +
-	"candidates2\xe9\v\n" +
+	"candidates\"r\n" +
+	"\x14MergePatientsRequest\x12\x1f\n" +
+	"\vsurvivor_id\x18\x01 \x01(\tR\n" +
+	"survivorId\x12!\n" +
+	"\fduplicate_id\x18\x02 \x01(\tR\vduplicateId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"?\n" +
+	"\x15UnmergePatientRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x88\x03\n" +
+	"\fPatientMerge\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vsurvivor_id\x18\x02 \x01(\tR\n" +
+	"survivorId\x12!\n" +
+	"\fduplicate_id\x18\x03 \x01(\tR\vduplicateId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x127\n" +
+	"\tmerged_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bmergedAt\x12\x1b\n" +
+	"\tmerged_by\x18\x06 \x01(\tR\bmergedBy\x12\x12\n" +
+	"\x04role\x18\a \x01(\tR\x04role\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12;\n" +
+	"\vunmerged_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"unmergedAt\x12\x1f\n" +
+	"\vunmerged_by\x18\n" +
+	" \x01(\tR\n" +
+	"unmergedBy\x12%\n" +
+	"\x0eunmerge_reason\x18\v \x01(\tR\runmergeReason2\x95\r\n" +
 	"\x0ePatientService\x12N\n" +
 	"\rCreatePatient\x12$.pms.patient.v1.CreatePatientRequest\x1a\x17.pms.patient.v1.Patient\x12H\n" +
 	"\n" +
@@ -2852,7 +3190,9 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"BreakGlass\x12!.pms.patient.v1.BreakGlassRequest\x1a\x1f.pms.patient.v1.BreakGlassGrant\x12q\n" +
 	"\x14ListBreakGlassGrants\x12+.pms.patient.v1.ListBreakGlassGrantsRequest\x1a,.pms.patient.v1.ListBreakGlassGrantsResponse\x12S\n" +
 	"\fErasePatient\x12#.pms.patient.v1.ErasePatientRequest\x1a\x1e.pms.patient.v1.PatientErasure\x12_\n" +
-	"\x0eFindDuplicates\x12%.pms.patient.v1.FindDuplicatesRequest\x1a&.pms.patient.v1.FindDuplicatesResponseB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
+	"\x0eFindDuplicates\x12%.pms.patient.v1.FindDuplicatesRequest\x1a&.pms.patient.v1.FindDuplicatesResponse\x12S\n" +
+	"\rMergePatients\x12$.pms.patient.v1.MergePatientsRequest\x1a\x1c.pms.patient.v1.PatientMerge\x12U\n" +
+	"\x0eUnmergePatient\x12%.pms.patient.v1.UnmergePatientRequest\x1a\x1c.pms.patient.v1.PatientMergeB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
 
 var (
 	file_pms_patient_v1_patient_proto_rawDescOnce sync.Once
@@ -2866,7 +3206,7 @@ func file_pms_patient_v1_patient_proto_rawDescGZIP() []byte {
 	return file_pms_patient_v1_patient_proto_rawDescData
 }
 
-var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*Patient)(nil),                          // 0: pms.patient.v1.Patient
 	(*Identifier)(nil),                       // 1: pms.patient.v1.Identifier
@@ -2903,15 +3243,18 @@ var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*MatchReason)(nil),                      // 32: pms.patient.v1.MatchReason
 	(*DuplicateCandidate)(nil),               // 33: pms.patient.v1.DuplicateCandidate
 	(*FindDuplicatesResponse)(nil),           // 34: pms.patient.v1.FindDuplicatesResponse
-	(*timestamppb.Timestamp)(nil),            // 35: google.protobuf.Timestamp
-	(*v1.Invoice)(nil),                       // 36: pms.billing.v1.Invoice
-	(*v1.VerifyAuditRequest)(nil),            // 37: pms.billing.v1.VerifyAuditRequest
-	(*v1.AuditVerdict)(nil),                  // 38: pms.billing.v1.AuditVerdict
-	(*v1.Account)(nil),                       // 39: pms.billing.v1.Account
+	(*MergePatientsRequest)(nil),             // 35: pms.patient.v1.MergePatientsRequest
+	(*UnmergePatientRequest)(nil),            // 36: pms.patient.v1.UnmergePatientRequest
+	(*PatientMerge)(nil),                     // 37: pms.patient.v1.PatientMerge
+	(*timestamppb.Timestamp)(nil),            // 38: google.protobuf.Timestamp
+	(*v1.Invoice)(nil),                       // 39: pms.billing.v1.Invoice
+	(*v1.VerifyAuditRequest)(nil),            // 40: pms.billing.v1.VerifyAuditRequest
+	(*v1.AuditVerdict)(nil),                  // 41: pms.billing.v1.AuditVerdict
+	(*v1.Account)(nil),                       // 42: pms.billing.v1.Account
 }
 var file_pms_patient_v1_patient_proto_depIdxs = []int32{
-	35, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
-	35, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
+	38, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: pms.patient.v1.Patient.identifiers:type_name -> pms.patient.v1.Identifier
 	1,  // 3: pms.patient.v1.Identifiers.values:type_name -> pms.patient.v1.Identifier
 	1,  // 4: pms.patient.v1.CreatePatientRequest.identifiers:type_name -> pms.patient.v1.Identifier
@@ -2919,64 +3262,70 @@ var file_pms_patient_v1_patient_proto_depIdxs = []int32{
 	9,  // 6: pms.patient.v1.UpdatePatientRequest.unchanged:type_name -> pms.patient.v1.ReadOnlyFields
 	2,  // 7: pms.patient.v1.UpdatePatientRequest.given:type_name -> pms.patient.v1.GivenNames
 	3,  // 8: pms.patient.v1.UpdatePatientRequest.identifiers:type_name -> pms.patient.v1.Identifiers
-	35, // 9: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
+	38, // 9: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
 	0,  // 10: pms.patient.v1.PatientVersion.patient:type_name -> pms.patient.v1.Patient
 	13, // 11: pms.patient.v1.GetPatientHistoryResponse.versions:type_name -> pms.patient.v1.PatientVersion
-	35, // 12: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	35, // 13: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	35, // 14: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	38, // 12: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	38, // 13: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	38, // 14: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	16, // 15: pms.patient.v1.ListAuditResponse.entries:type_name -> pms.patient.v1.AuditEntry
-	36, // 16: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
-	35, // 17: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
+	39, // 16: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
+	38, // 17: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
 	22, // 18: pms.patient.v1.GetPatientAccessLogResponse.records:type_name -> pms.patient.v1.AccessRecord
-	35, // 19: pms.patient.v1.BreakGlassGrant.created_at:type_name -> google.protobuf.Timestamp
-	35, // 20: pms.patient.v1.BreakGlassGrant.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 19: pms.patient.v1.BreakGlassGrant.created_at:type_name -> google.protobuf.Timestamp
+	38, // 20: pms.patient.v1.BreakGlassGrant.expires_at:type_name -> google.protobuf.Timestamp
 	16, // 21: pms.patient.v1.BreakGlassGrant.reads:type_name -> pms.patient.v1.AuditEntry
-	35, // 22: pms.patient.v1.ListBreakGlassGrantsRequest.from:type_name -> google.protobuf.Timestamp
-	35, // 23: pms.patient.v1.ListBreakGlassGrantsRequest.to:type_name -> google.protobuf.Timestamp
+	38, // 22: pms.patient.v1.ListBreakGlassGrantsRequest.from:type_name -> google.protobuf.Timestamp
+	38, // 23: pms.patient.v1.ListBreakGlassGrantsRequest.to:type_name -> google.protobuf.Timestamp
 	26, // 24: pms.patient.v1.ListBreakGlassGrantsResponse.grants:type_name -> pms.patient.v1.BreakGlassGrant
-	35, // 25: pms.patient.v1.PatientErasure.erased_at:type_name -> google.protobuf.Timestamp
+	38, // 25: pms.patient.v1.PatientErasure.erased_at:type_name -> google.protobuf.Timestamp
 	4,  // 26: pms.patient.v1.FindDuplicatesRequest.patient:type_name -> pms.patient.v1.CreatePatientRequest
 	32, // 27: pms.patient.v1.DuplicateCandidate.reasons:type_name -> pms.patient.v1.MatchReason
 	0,  // 28: pms.patient.v1.DuplicateCandidate.patient:type_name -> pms.patient.v1.Patient
 	33, // 29: pms.patient.v1.FindDuplicatesResponse.candidates:type_name -> pms.patient.v1.DuplicateCandidate
-	4,  // 30: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
-	5,  // 31: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
-	6,  // 32: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
-	8,  // 33: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
-	10, // 34: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
-	12, // 35: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
-	15, // 36: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
-	37, // 37: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
-	18, // 38: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
-	19, // 39: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
-	21, // 40: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
-	24, // 41: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
-	25, // 42: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
-	27, // 43: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
-	29, // 44: pms.patient.v1.PatientService.ErasePatient:input_type -> pms.patient.v1.ErasePatientRequest
-	31, // 45: pms.patient.v1.PatientService.FindDuplicates:input_type -> pms.patient.v1.FindDuplicatesRequest
-	0,  // 46: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
-	0,  // 47: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
-	7,  // 48: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
-	0,  // 49: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
-	11, // 50: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
-	14, // 51: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
-	17, // 52: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
-	38, // 53: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
-	39, // 54: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
-	20, // 55: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
-	23, // 56: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
-	0,  // 57: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
-	26, // 58: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
-	28, // 59: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
-	30, // 60: pms.patient.v1.PatientService.ErasePatient:output_type -> pms.patient.v1.PatientErasure
-	34, // 61: pms.patient.v1.PatientService.FindDuplicates:output_type -> pms.patient.v1.FindDuplicatesResponse
-	46, // [46:62] is the sub-list for method output_type
-	30, // [30:46] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	38, // 30: pms.patient.v1.PatientMerge.merged_at:type_name -> google.protobuf.Timestamp
+	38, // 31: pms.patient.v1.PatientMerge.unmerged_at:type_name -> google.protobuf.Timestamp
+	4,  // 32: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
+	5,  // 33: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
+	6,  // 34: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
+	8,  // 35: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
+	10, // 36: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
+	12, // 37: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
+	15, // 38: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
+	40, // 39: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
+	18, // 40: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
+	19, // 41: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
+	21, // 42: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
+	24, // 43: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
+	25, // 44: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
+	27, // 45: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
+	29, // 46: pms.patient.v1.PatientService.ErasePatient:input_type -> pms.patient.v1.ErasePatientRequest
+	31, // 47: pms.patient.v1.PatientService.FindDuplicates:input_type -> pms.patient.v1.FindDuplicatesRequest
+	35, // 48: pms.patient.v1.PatientService.MergePatients:input_type -> pms.patient.v1.MergePatientsRequest
+	36, // 49: pms.patient.v1.PatientService.UnmergePatient:input_type -> pms.patient.v1.UnmergePatientRequest
+	0,  // 50: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
+	0,  // 51: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
+	7,  // 52: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
+	0,  // 53: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
+	11, // 54: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
+	14, // 55: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
+	17, // 56: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
+	41, // 57: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
+	42, // 58: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
+	20, // 59: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
+	23, // 60: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
+	0,  // 61: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
+	26, // 62: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
+	28, // 63: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
+	30, // 64: pms.patient.v1.PatientService.ErasePatient:output_type -> pms.patient.v1.PatientErasure
+	34, // 65: pms.patient.v1.PatientService.FindDuplicates:output_type -> pms.patient.v1.FindDuplicatesResponse
+	37, // 66: pms.patient.v1.PatientService.MergePatients:output_type -> pms.patient.v1.PatientMerge
+	37, // 67: pms.patient.v1.PatientService.UnmergePatient:output_type -> pms.patient.v1.PatientMerge
+	50, // [50:68] is the sub-list for method output_type
+	32, // [32:50] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_pms_patient_v1_patient_proto_init() }
@@ -2992,7 +3341,7 @@ func file_pms_patient_v1_patient_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_patient_v1_patient_proto_rawDesc), len(file_pms_patient_v1_patient_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

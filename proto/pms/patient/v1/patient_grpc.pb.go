@@ -44,6 +44,8 @@ const (
 	PatientService_ListBreakGlassGrants_FullMethodName      = "/pms.patient.v1.PatientService/ListBreakGlassGrants"
 	PatientService_ErasePatient_FullMethodName              = "/pms.patient.v1.PatientService/ErasePatient"
 	PatientService_FindDuplicates_FullMethodName            = "/pms.patient.v1.PatientService/FindDuplicates"
+	PatientService_MergePatients_FullMethodName             = "/pms.patient.v1.PatientService/MergePatients"
+	PatientService_UnmergePatient_FullMethodName            = "/pms.patient.v1.PatientService/UnmergePatient"
 )
 
 // PatientServiceClient is the client API for PatientService service.
@@ -96,6 +98,13 @@ type PatientServiceClient interface {
 	// GET /patients/{id}/duplicates) or of demographics (FHIR Patient/$match); clinicians;
 	// audited as a disclosure of every candidate returned.
 	FindDuplicates(ctx context.Context, in *FindDuplicatesRequest, opts ...grpc.CallOption) (*FindDuplicatesResponse, error)
+	// MergePatients merges the duplicate into the survivor, clinician or admin, with a reason
+	// (REST: POST /patients/{survivor}/merge): the duplicate becomes merged (reads show it with
+	// merged_into, writes are refused), billing moves its invoices to the survivor.
+	MergePatients(ctx context.Context, in *MergePatientsRequest, opts ...grpc.CallOption) (*PatientMerge, error)
+	// UnmergePatient reverses the merge of a merged record while nothing newer forbids it
+	// (REST: POST /patients/{id}/unmerge).
+	UnmergePatient(ctx context.Context, in *UnmergePatientRequest, opts ...grpc.CallOption) (*PatientMerge, error)
 }
 
 type patientServiceClient struct {
@@ -266,6 +275,26 @@ func (c *patientServiceClient) FindDuplicates(ctx context.Context, in *FindDupli
 	return out, nil
 }
 
+func (c *patientServiceClient) MergePatients(ctx context.Context, in *MergePatientsRequest, opts ...grpc.CallOption) (*PatientMerge, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PatientMerge)
+	err := c.cc.Invoke(ctx, PatientService_MergePatients_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *patientServiceClient) UnmergePatient(ctx context.Context, in *UnmergePatientRequest, opts ...grpc.CallOption) (*PatientMerge, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PatientMerge)
+	err := c.cc.Invoke(ctx, PatientService_UnmergePatient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PatientServiceServer is the server API for PatientService service.
 // All implementations must embed UnimplementedPatientServiceServer
 // for forward compatibility.
@@ -316,6 +345,13 @@ type PatientServiceServer interface {
 	// GET /patients/{id}/duplicates) or of demographics (FHIR Patient/$match); clinicians;
 	// audited as a disclosure of every candidate returned.
 	FindDuplicates(context.Context, *FindDuplicatesRequest) (*FindDuplicatesResponse, error)
+	// MergePatients merges the duplicate into the survivor, clinician or admin, with a reason
+	// (REST: POST /patients/{survivor}/merge): the duplicate becomes merged (reads show it with
+	// merged_into, writes are refused), billing moves its invoices to the survivor.
+	MergePatients(context.Context, *MergePatientsRequest) (*PatientMerge, error)
+	// UnmergePatient reverses the merge of a merged record while nothing newer forbids it
+	// (REST: POST /patients/{id}/unmerge).
+	UnmergePatient(context.Context, *UnmergePatientRequest) (*PatientMerge, error)
 	mustEmbedUnimplementedPatientServiceServer()
 }
 
@@ -373,6 +409,12 @@ func (UnimplementedPatientServiceServer) ErasePatient(context.Context, *ErasePat
 }
 func (UnimplementedPatientServiceServer) FindDuplicates(context.Context, *FindDuplicatesRequest) (*FindDuplicatesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FindDuplicates not implemented")
+}
+func (UnimplementedPatientServiceServer) MergePatients(context.Context, *MergePatientsRequest) (*PatientMerge, error) {
+	return nil, status.Error(codes.Unimplemented, "method MergePatients not implemented")
+}
+func (UnimplementedPatientServiceServer) UnmergePatient(context.Context, *UnmergePatientRequest) (*PatientMerge, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnmergePatient not implemented")
 }
 func (UnimplementedPatientServiceServer) mustEmbedUnimplementedPatientServiceServer() {}
 func (UnimplementedPatientServiceServer) testEmbeddedByValue()                        {}
@@ -683,6 +725,42 @@ func _PatientService_FindDuplicates_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PatientService_MergePatients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MergePatientsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).MergePatients(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_MergePatients_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).MergePatients(ctx, req.(*MergePatientsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PatientService_UnmergePatient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnmergePatientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).UnmergePatient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_UnmergePatient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).UnmergePatient(ctx, req.(*UnmergePatientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PatientService_ServiceDesc is the grpc.ServiceDesc for PatientService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -753,6 +831,14 @@ var PatientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FindDuplicates",
 			Handler:    _PatientService_FindDuplicates_Handler,
+		},
+		{
+			MethodName: "MergePatients",
+			Handler:    _PatientService_MergePatients_Handler,
+		},
+		{
+			MethodName: "UnmergePatient",
+			Handler:    _PatientService_UnmergePatient_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
