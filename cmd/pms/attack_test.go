@@ -37,7 +37,8 @@ import (
 
 // hostileCases is the exact number of hostile requests TestHostileInput sends (phase A and
 // the barrage of phase B). Update it when cases are added or removed.
-const hostileCases = 3785
+
+const hostileCases = 3881
 
 // attackTimeout is the client timeout of one hostile request: no answer by then is a hang.
 const attackTimeout = 10 * time.Second
@@ -306,6 +307,8 @@ func errorShape(o outcome) error {
 		Message   string            `json:"message"`
 		Fields    map[string]string `json:"fields"`
 		RequestID string            `json:"requestId"`
+		// Candidates come with possible_duplicate only (issue 19).
+		Candidates json.RawMessage `json:"candidates"`
 	}
 	if err := dec.Decode(&e); err != nil {
 		return fmt.Errorf("a %d whose body is not the contract's error shape (%v): %.200s", o.status, err, o.body)
@@ -319,6 +322,8 @@ func errorShape(o outcome) error {
 		return fmt.Errorf("a %d whose requestId %q is not its X-Request-ID %q", o.status, e.RequestID, o.header.Get("X-Request-ID"))
 	case len(e.Fields) > 0 && e.Error != errs.InvalidArgument:
 		return fmt.Errorf("a %d %s with fields", o.status, e.Error)
+	case (len(e.Candidates) > 0) != (e.Error == errs.PossibleDuplicate):
+		return fmt.Errorf("a %d %s with candidates %.100s", o.status, e.Error, e.Candidates)
 	}
 	return nil
 }
@@ -853,6 +858,7 @@ func (w *attackWorld) idRoutes() []idRoute {
 		{"POST", "/api/patients/{id}/break-glass", w.clin, `{"reason":"unconscious patient in A&E"}`},
 		{"PUT", "/api/patients/{id}/confidentiality", w.admin, `{"confidentiality":"normal"}`},
 		{"POST", "/api/patients/{id}/erase", w.admin, `{"reason":"GDPR Art. 17 request"}`},
+		{"GET", "/api/patients/{id}/duplicates", w.clin, ""},
 		// merge and unmerge (patient_merge_attack_test.go): a deleted duplicate, so a path that
 		// still names a live record is refused too.
 		{"POST", "/api/patients/{id}/merge", w.clin, `{"duplicateId":"` + w.deleted + `","reason":"same person, registered twice"}`},
@@ -1177,6 +1183,7 @@ func (w *attackWorld) phaseB(is *authztest.Issuer) []hostile {
 	add(w.breakGlassCases()...)
 	add(w.consoleCases()...)
 	add(w.eraseCases()...)
+	add(w.duplicateCases()...)
 	add(w.mergeCases()...)
 
 	// Path traversal and bad ids, on every route with an id.

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-kit/log/level"
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/patient"
+	"github.com/pms/pms/pkg/patient/match"
 	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/shred"
 	grpctransport "github.com/pms/pms/transport/grpc"
@@ -32,6 +35,10 @@ type patientConfig struct {
 	erasureJournal string
 	// breakGlassTTL is how long an emergency grant on a restricted record lasts.
 	breakGlassTTL time.Duration
+	// duplicatePolicy and duplicateThreshold are the duplicate check of registrations
+	// (patient.DuplicatePolicies; docs/matching.md, "At registration").
+	duplicatePolicy    string
+	duplicateThreshold float64
 }
 
 // register defines the patient flags; prefix is "" for `pms patient` and "patient-" for
@@ -45,6 +52,15 @@ func (c *patientConfig) register(f *flags, prefix string) {
 	f.String(&c.dataKeyFile, "patient-data-key-file", "", "the key-encryption key of the patients' data keys, which seal the PHI of patient events (default <data-dir>/"+patient.DataKeyFileName+", created on first start, mode 0600); keep it out of database backups, and never lose it: without it no event opens", "PMS_PATIENT_DATA_KEY_FILE")
 	f.String(&c.erasureJournal, "patient-erasure-journal", "", "the journal of erasures kept outside the database and its backups (default <data-dir>/"+patient.ErasureJournalFileName+"); on start every journalled erasure the database lacks (a restore from an older backup) is applied again; every replica must share it", "PMS_PATIENT_ERASURE_JOURNAL")
 	f.Duration(&c.breakGlassTTL, "patient-break-glass-ttl", patient.DefaultBreakGlassTTL, "how long a break-glass grant (emergency access to a restricted patient record) lasts", "PMS_PATIENT_BREAK_GLASS_TTL").positive()
+	f.String(&c.duplicatePolicy, "duplicate-policy", patient.DuplicatePolicyWarn, "the duplicate check of registrations: warn (register, answer X-Possible-Duplicates; 409 only under Prefer: duplicate-check=strict), block (409 possible_duplicate for every caller unless confirmed with X-Confirm-Not-Duplicate) or off", "PMS_PATIENT_DUPLICATE_POLICY")
+	f.checks = append(f.checks, func() error {
+		if !slices.Contains(patient.DuplicatePolicies, c.duplicatePolicy) {
+			return fmt.Errorf("--duplicate-policy: want one of %s, got %q", strings.Join(patient.DuplicatePolicies, ", "), c.duplicatePolicy)
+		}
+		return nil
+	})
+	f.Float(&c.duplicateThreshold, "duplicate-threshold", match.DefaultThreshold, "the match score (0..1) from which a registered patient is a possible duplicate", "PMS_PATIENT_DUPLICATE_THRESHOLD").check(
+		func(v float64) bool { return v > 0 && v <= 1 }, "a number in (0, 1]")
 	if prefix == "" {
 		f.String(&c.billingAddr, "billing-addr", "127.0.0.1:9001", "billing gRPC address the patient service calls, empty: no billing (its twin is also the billing service's bind address)", "PMS_BILLING_GRPC_ADDR")
 	}
@@ -99,6 +115,12 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 	} else if n > 0 {
 		_ = level.Warn(u.logger).Log("msg", "erasures re-applied from the journal (the database predates them)", "count", n)
 	}
+	// Blocking keys of records registered before migration 00028 (or under an older scheme).
+	if n, err := store.BackfillMatchKeys(ctx); err != nil {
+		return u.fail(err)
+	} else if n > 0 {
+		_ = level.Info(u.logger).Log("msg", "duplicate-matching keys back-filled", "records", n)
+	}
 	disclosures := patient.NewDisclosures(u.db)
 	u.auditHook = disclosures.Hook
 	writer, err := u.audit(patient.AuditTable, store.Outbox())
@@ -116,7 +138,8 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		bill = metrics.Billing(b)
 	}
 	var svc patient.Service = patient.NewService(store, writer, patient.Options{Logger: u.logger, Billing: bill,
-		Disclosures: disclosures, SearchKey: searchKey, BreakGlassTTL: c.breakGlassTTL, AuditTopic: u.auditTopicCheck()})
+		Disclosures: disclosures, SearchKey: searchKey, BreakGlassTTL: c.breakGlassTTL, AuditTopic: u.auditTopicCheck(),
+		DuplicatePolicy: c.duplicatePolicy, DuplicateThreshold: c.duplicateThreshold})
 	svc = metrics.Instrumenting()(svc)
 	verifier := s.verifier(ctx)
 	set := patient.NewEndpoints(svc, u.endpoints(verifier, patient.Ops, patient.DeniedAuditor(writer)))

@@ -73,6 +73,8 @@ var roleMatrix = []routeRule{
 	{"patient", "GET", "/audit/break-glass", "", []string{authz.RoleAdmin, authz.RolePrivacy}},
 	// erasure ({deletedPatient}: a fresh patient deleted), admin only.
 	{"patient", "POST", "/patients/{deletedPatient}/erase", `{"reason":"role matrix erasure"}`, []string{authz.RoleAdmin}},
+	// duplicates (issue 19): clinicians, who register and merge records.
+	{"patient", "GET", "/patients/{patient}/duplicates", "", []string{authz.RoleClinician}},
 	// merge and unmerge (issue 19; {mergedPatient}: a fresh patient an admin merged into
 	// another), clinicians and admin.
 	{"patient", "POST", "/patients/{newPatient}/merge", `{"duplicateId":"{newPatient}","reason":"role matrix merge"}`, []string{authz.RoleClinician}},
@@ -88,6 +90,7 @@ var roleMatrix = []routeRule{
 	{"fhir", "DELETE", "/Patient/{newPatient}", "", []string{authz.RoleClinician}},
 	{"fhir", "GET", "/Patient/{patient}/_history", "", []string{authz.RoleClinician, authz.RoleBilling}},
 	{"fhir", "GET", "/Patient/{patient}/_history/1", "", []string{authz.RoleClinician, authz.RoleBilling}},
+	{"fhir", "POST", "/Patient/$match", `{"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Patient","name":[{"text":"Matrix"}],"birthDate":"1980-01-01"}}]}`, []string{authz.RoleClinician}},
 	// FHIR Account and Invoice (billing's endpoints: billing's roles) and AuditEvent (the
 	// patient's access log: admin and privacy).
 	{"fhir", "GET", "/Account?patient=Patient/{patient}", "", []string{authz.RoleBilling, authz.RoleClinician}},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pms/pms/migrations"
@@ -16,8 +18,21 @@ import (
 // database first, like the service would; it writes no events or audit entries (docs/api.md).
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var n, seed int
-	var databaseURL string
+	var databaseURL, duplicates string
+	var dupPct float64
 	s, err := parseCommand("seed", args, stderr, func(f *flags) {
+		f.String(&duplicates, "duplicates", "", "seed match.Generate's population instead (names of thirteen cultures, households, and this percentage of re-registrations with typos, nicknames, swapped dates, transliterations: \"5%\"; docs/matching.md)", "PMS_SEED_DUPLICATES")
+		f.checks = append(f.checks, func() error {
+			if duplicates == "" {
+				return nil
+			}
+			v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(duplicates), "%"), 64)
+			if err != nil || v < 0 || v > 50 {
+				return fmt.Errorf("--duplicates: want a percentage 0..50 such as 5%%, got %q", duplicates)
+			}
+			dupPct = v
+			return nil
+		})
 		f.Int(&n, "patients", 1000, "how many synthetic patients to add", "PMS_SEED_PATIENTS").positive()
 		f.Int(&seed, "seed", 1, "the generator's seed: the same seed draws the same people (ids and emails stay unique across runs)", "PMS_SEED_SEED").atLeast(0)
 		f.String(&databaseURL, "patient-database-url", "", "patient database URL (overrides --database-url)", "PMS_PATIENT_DATABASE_URL")
@@ -31,12 +46,23 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer d.Close()
 	start, last := time.Now(), time.Now()
-	err = patient.NewStore(d).Seed(ctx, n, uint64(seed), func(done int) {
+	store := patient.NewStore(d)
+	// Key the records already there first (a no-op once done), so the service does not
+	// re-key the seeded ones on start.
+	if _, err := store.BackfillMatchKeys(ctx); err != nil {
+		return err
+	}
+	progress := func(done int) {
 		if time.Since(last) >= 5*time.Second {
 			last = time.Now()
 			fmt.Fprintf(stderr, "seed: %d of %d\n", done, n)
 		}
-	})
+	}
+	if duplicates != "" {
+		err = store.SeedPopulation(ctx, n, uint64(seed), dupPct, progress)
+	} else {
+		err = store.Seed(ctx, n, uint64(seed), progress)
+	}
 	if err != nil {
 		return err
 	}

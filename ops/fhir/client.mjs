@@ -1,8 +1,9 @@
 // The FHIR facade driven by a FHIR client nobody here wrote (npm fhir-kit-client, pinned in
 // package-lock.json): capability statement, create, read, vread, update with the version,
 // the conditional failure of a stale version, search with paging to the end, search by family,
-// given and a birthdate range, the patient's Account searched and read, its Invoices searched,
-// delete, and the read of a deleted record. cmd/pms TestFHIRKitClient runs it against `pms all`.
+// given and a birthdate range, Patient/$match (the duplicate matcher: scores and match grades),
+// the patient's Account searched and read, its Invoices searched, delete, and the read of a
+// deleted record. cmd/pms TestFHIRKitClient runs it against `pms all`.
 //
 //   FHIR_BASE=http://127.0.0.1:4004/fhir FHIR_TOKEN=<a clinician's JWT> node ops/fhir/client.mjs
 //
@@ -86,6 +87,23 @@ while (bundle) {
   bundle = await client.nextPage({ bundle });
 }
 check(ids.size === 5 && pages === 3, 'search with paging to the end', { patients: ids.size, pages });
+
+// $match: the first patient again, her given name mistyped, her date of birth with day and
+// month swapped; she is the best candidate, scored, with a match grade.
+const matched = await client.operation({
+  name: 'match', resourceType: 'Patient',
+  input: {
+    resourceType: 'Parameters',
+    parameter: [
+      { name: 'resource', resource: { resourceType: 'Patient', name: [{ family: `Kit${tag}`, given: ['Clinet0'] }], birthDate: '1991-03-02' } },
+      { name: 'count', valueInteger: 3 },
+    ],
+  },
+});
+const best = matched.entry && matched.entry[0];
+const grade = best && best.search.extension && best.search.extension.find((x) => x.url === 'http://hl7.org/fhir/StructureDefinition/match-grade');
+check(matched.type === 'searchset' && best && best.resource.id === id && best.search.score >= 0.5 && grade && grade.valueCode,
+  '$match', best && { id: best.resource.id, score: best.search.score, grade: grade && grade.valueCode });
 
 const byFamily = await client.search({ resourceType: 'Patient', searchParams: { family: `kit${tag}`, given: 'client3', birthdate: 'ge1991-02' } });
 check(byFamily.total === 1 && byFamily.entry[0].resource.name[0].given[0] === 'Client3', 'search by family, given and a birthdate range',

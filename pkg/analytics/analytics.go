@@ -52,6 +52,10 @@ type Event struct {
 	// Audit events.
 	Action  string
 	Outcome string
+
+	// PossibleDuplicates is, on PATIENT_CREATED, how many registered patients the new record
+	// may duplicate (issue 19's check at registration).
+	PossibleDuplicates int32
 }
 
 // Access is how an audit entry counts in the access figures.
@@ -108,6 +112,10 @@ type Patients struct {
 	Deleted    int64 `json:"deleted"`
 	Merged     int64 `json:"merged"`
 	Live       int64 `json:"live"`
+	// Duplicates counts the registrations that had possible duplicates (the duplicate check
+	// found at least one registered patient scoring at or above the threshold, and the
+	// registration went ahead: warned, or confirmed as a different person).
+	Duplicates int64 `json:"duplicates"`
 }
 
 // Day is one UTC day's bucket, by the events' occurred_at.

@@ -24,6 +24,7 @@ const (
 	cRegistered = "patients_registered"
 	cUpdated    = "patients_updated"
 	cDeleted    = "patients_deleted"
+	cDuplicates = "patients_possible_duplicates"
 	cMerged     = "patients_merged" // merges less unmerges
 	cIssued     = "invoices_issued"
 	cPaid       = "invoices_paid"
@@ -271,6 +272,9 @@ func (s *Store) apply(ctx context.Context, tx *sqlx.Tx, d *delta, ev Event, shar
 		switch ev.Type {
 		case PatientCreated:
 			count(cRegistered)
+			if ev.PossibleDuplicates > 0 {
+				count(cDuplicates)
+			}
 			day = 0
 		case PatientUpdated:
 			count(cUpdated)
@@ -375,6 +379,8 @@ func (s *Store) Summary(ctx context.Context, q SummaryQuery) (Summary, error) {
 				out.Patients.Updated = r.Value
 			case cDeleted:
 				out.Patients.Deleted = r.Value
+			case cDuplicates:
+				out.Patients.Duplicates = r.Value
 			case cMerged:
 				out.Patients.Merged = r.Value
 			case cIssued:

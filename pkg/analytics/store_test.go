@@ -32,7 +32,11 @@ func script() []analytics.Event {
 	return []analytics.Event{
 		p("p1", analytics.PatientCreated, day("2026-11-25", 10)),
 		p("p2", analytics.PatientCreated, day("2026-11-23", 9)), // an earlier day, later in the stream
-		p("p3", analytics.PatientCreated, day("2026-11-25", 23)),
+		func() analytics.Event { // a registration with possible duplicates (issue 19)
+			e := p("p3", analytics.PatientCreated, day("2026-11-25", 23))
+			e.PossibleDuplicates = 2
+			return e
+		}(),
 		p("p4", analytics.PatientUpdated, day("2026-11-24", 1)),
 		p("p5", analytics.PatientDeleted, day("2026-11-25", 12)),
 		p("p1", analytics.PatientCreated, day("2026-11-25", 10)), // repeat
@@ -61,7 +65,7 @@ func script() []analytics.Event {
 }
 
 // wantJSON is the summary of script (lag aside).
-const wantJSON = `{"patients":{"registered":3,"updated":1,"deleted":1,"merged":0,"live":2},
+const wantJSON = `{"patients":{"registered":3,"updated":1,"deleted":1,"merged":0,"live":2,"duplicates":1},
 "days":[{"day":"2026-11-23","registered":1,"updated":0,"deleted":0,"invoicesIssued":0},
 {"day":"2026-11-24","registered":0,"updated":1,"deleted":0,"invoicesIssued":1},
 {"day":"2026-11-25","registered":2,"updated":0,"deleted":1,"invoicesIssued":1},

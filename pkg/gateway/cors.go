@@ -62,10 +62,10 @@ func (c CORS) wrap(next http.Handler) http.Handler {
 			if c.AllowCredentials {
 				h.Set("Access-Control-Allow-Credentials", "true")
 			}
-			h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, X-Request-ID, X-Total-Count, X-Total-Count-Estimated, Retry-After")
+			h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, X-Request-ID, X-Total-Count, X-Total-Count-Estimated, Retry-After, X-Possible-Duplicates")
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, Idempotency-Key, X-Confirm-Not-Duplicate, X-Request-ID")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, Idempotency-Key, X-Confirm-Not-Duplicate, Prefer, X-Request-ID")
 				h.Set("Access-Control-Max-Age", strconv.Itoa(maxAge))
 				w.WriteHeader(http.StatusNoContent)
 				return

@@ -83,11 +83,17 @@ func withSearch(ctx context.Context, patients []string, fingerprint string) cont
 	return context.WithValue(ctx, disclosureKey{}, disclosure{patients: patients, search: true, fingerprint: fingerprint})
 }
 
+// withDisclosed marks ctx as an action that showed the records ids (duplicate candidates):
+// one disclosure row each, the entry's subject included only when ids names it.
+func withDisclosed(ctx context.Context, ids []string) context.Context {
+	return context.WithValue(ctx, disclosureKey{}, disclosure{patients: ids})
+}
+
 // disclosingActions are the actions that disclose (or change) a patient's record; the
 // access log shows them. Reading the access log or the audit log is audited but is not a
 // disclosure of the record.
 var disclosingActions = map[string]bool{ActionCreate: true, ActionRead: true, ActionSearch: true,
-	ActionUpdate: true, ActionDelete: true, ActionHistory: true, ActionBillingAccount: true, ActionInvoices: true,
+	ActionUpdate: true, ActionDelete: true, ActionHistory: true, ActionBillingAccount: true, ActionInvoices: true, ActionDuplicates: true,
 	// A merge and an unmerge change the merged record (merge.go); the access log of the
 	// duplicate shows them.
 	ActionMerge: true, ActionUnmerge: true}
@@ -150,7 +156,7 @@ func (l disclosingLog) Append(ctx context.Context, e audit.Entry) error {
 		return l.inner.Append(ctx, e)
 	}
 	dis, _ := ctx.Value(disclosureKey{}).(disclosure)
-	if !dis.search && e.SubjectID != "" {
+	if !dis.search && e.SubjectID != "" && len(dis.patients) == 0 {
 		dis.patients = []string{e.SubjectID}
 	}
 	if len(dis.patients) == 0 && !dis.search {

@@ -33,6 +33,8 @@ const (
 	MethodBreakGlassGrants = "ListBreakGlassGrants"
 	// MethodErase erases a deleted patient's PHI (admin only).
 	MethodErase = "ErasePatient"
+	// MethodDuplicates scores a record's possible duplicates, or demographics' (FHIR $match).
+	MethodDuplicates = "FindDuplicates"
 	// MethodMerge and MethodUnmerge merge a duplicate into a survivor and reverse it (merge.go).
 	MethodMerge   = "MergePatients"
 	MethodUnmerge = "UnmergePatient"
@@ -60,6 +62,8 @@ var Ops = op.Table{
 	{Name: MethodBreakGlassGrants, Roles: []string{authz.RolePrivacy}, Action: ActionBreakGlassReview},
 	// Erasure (issue 17): admin only, after a soft delete.
 	{Name: MethodErase, Roles: []string{authz.RoleAdmin}, Write: true, Action: ActionErase},
+	// Duplicates (issue 19): clinicians (admin implied), who register and merge records.
+	{Name: MethodDuplicates, Roles: []string{authz.RoleClinician}, Action: ActionDuplicates},
 	// Merge and unmerge (issue 19): clinicians (and admin), with a reason.
 	{Name: MethodMerge, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionMerge},
 	{Name: MethodUnmerge, Roles: []string{authz.RoleClinician}, Write: true, Action: ActionUnmerge},
@@ -116,6 +120,8 @@ type Set struct {
 	BreakGlassGrantsEndpoint endpoint.Endpoint `op:"ListBreakGlassGrants"`
 	// EraseEndpoint erases a deleted patient's PHI.
 	EraseEndpoint endpoint.Endpoint `op:"ErasePatient"`
+	// DuplicatesEndpoint scores possible duplicates.
+	DuplicatesEndpoint endpoint.Endpoint `op:"FindDuplicates"`
 	// MergeEndpoint and UnmergeEndpoint merge a duplicate into a survivor and reverse it.
 	MergeEndpoint   endpoint.Endpoint `op:"MergePatients"`
 	UnmergeEndpoint endpoint.Endpoint `op:"UnmergePatient"`
@@ -160,6 +166,7 @@ func NewEndpoints(s Service, o EndpointOptions) Set {
 		BreakGlassEndpoint:       typed.Endpoint(s.BreakGlass),
 		BreakGlassGrantsEndpoint: typed.Endpoint(breakGlassGrants(s)),
 		EraseEndpoint:            typed.Endpoint(s.Erase),
+		DuplicatesEndpoint:       typed.Endpoint(s.Duplicates),
 		MergeEndpoint:            typed.Endpoint(s.Merge),
 		UnmergeEndpoint:          typed.Endpoint(s.Unmerge),
 	})
@@ -191,6 +198,7 @@ func DeniedAuditor(log AuditLog) authz.DeniedFunc {
 			id = r.ID
 		case EraseRequest:
 			id = r.ID
+		case DuplicatesRequest:
 		case MergeRequest:
 			id = r.DuplicateID
 		case UnmergeRequest:
@@ -260,6 +268,11 @@ func (s Set) Invoices(ctx context.Context, id string) ([]Invoice, error) {
 // AccessLog implements Service over the endpoint set.
 func (s Set) AccessLog(ctx context.Context, q AccessLogQuery) (AccessLogPage, error) {
 	return typed.Call[AccessLogPage](ctx, s.AccessLogEndpoint, q)
+}
+
+// Duplicates implements Service over the endpoint set.
+func (s Set) Duplicates(ctx context.Context, req DuplicatesRequest) (DuplicatesResponse, error) {
+	return typed.Call[DuplicatesResponse](ctx, s.DuplicatesEndpoint, req)
 }
 
 // Map returns the set with f around every endpoint it has (op.Map): clients put one policy

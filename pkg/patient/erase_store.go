@@ -53,6 +53,7 @@ func (s *Store) erase(ctx context.Context, id, reason string, m changeMeta, forc
 				[]any{ErasedDateOfBirth, s.db.Time(m.At), r.Version + 1, s.db.Time(m.At), s.db.Time(m.At), id}},
 			{`DELETE FROM patient_versions WHERE patient_id = ?`, []any{id}},
 			{`DELETE FROM patient_identifiers WHERE patient_id = ?`, []any{id}},
+			{`DELETE FROM patient_match_keys WHERE patient_id = ?`, []any{id}},
 			// The reasons of its merges are free text that may hold PHI (merge.go).
 			{`UPDATE ` + MergesTable + ` SET reason = '', unmerge_reason = '' WHERE survivor_id = ? OR duplicate_id = ?`, []any{id, id}},
 			{`INSERT INTO ` + ErasuresTable + ` (patient_id, mrn, erased_at, erased_by, role, reason, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,

@@ -100,6 +100,9 @@ func patientEvent(p Patient, change string, m changeMeta, seal *shred.Sealer) (o
 	if change == ChangeDeleted {
 		ev.Patient.DeletedAt = ts(m.At)
 	}
+	if change == ChangeCreated {
+		ev.PossibleDuplicates = int32(min(p.PossibleDuplicates, MaxDuplicateCount)) // #nosec G115 -- bounded
+	}
 	return eventMessage(ev, m)
 }
 

@@ -84,6 +84,10 @@ func (s *Store) merge(ctx context.Context, rec MergeRecord, m changeMeta, access
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patient_identifiers SET deleted_at = ? WHERE patient_id = ? AND deleted_at IS NULL`), s.db.Time(m.At), cur.ID); err != nil {
 			return db.Classify(err)
 		}
+		// A merged record is no duplicate candidate (duplicates_store.go); unmerge keys it again.
+		if err := s.deleteMatchKeys(ctx, tx, cur.ID); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO `+MergesTable+` (id, survivor_id, duplicate_id, reason, merged_at, merged_by, role, request_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), rec.ID, rec.SurvivorID, rec.DuplicateID, rec.Reason, s.db.Time(rec.MergedAt), rec.MergedBy, rec.Role, rec.RequestID); err != nil {
 			return db.Classify(err)
@@ -192,6 +196,9 @@ func (s *Store) unmerge(ctx context.Context, id, reason string, m changeMeta, ac
 			if _, err := tx.ExecContext(ctx, tx.Rebind(st.q), st.args...); err != nil {
 				return db.Classify(err)
 			}
+		}
+		if err := s.writeMatchKeys(ctx, tx, []Patient{next}); err != nil { // a candidate again
+			return err
 		}
 		rec.UnmergedAt, rec.UnmergedBy, rec.UnmergeReason = db.Timestamp{Time: m.At}, m.Actor, reason
 		out = rec.record()

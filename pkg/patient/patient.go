@@ -38,6 +38,9 @@ type Patient struct {
 	Version    int64     `json:"version"`
 	CreatedAt  time.Time `json:"createdAt"`
 	UpdatedAt  time.Time `json:"updatedAt"`
+	// PossibleDuplicates is, on a registration's answer only, how many registered patients
+	// may be this one (X-Possible-Duplicates; docs/matching.md): not part of the record.
+	PossibleDuplicates int `json:"-"`
 }
 
 // CreateRequest registers a patient. RegisteredDate is optional (today, UTC). An
@@ -57,6 +60,9 @@ type CreateRequest struct {
 	// ConfirmNotDuplicate names the live patients already holding Email whom the caller
 	// confirms are different people (X-Confirm-Not-Duplicate); it must name all of them.
 	ConfirmNotDuplicate []string `json:"-"`
+	// DuplicateCheck is DuplicateCheckStrict when the caller wants a possible duplicate
+	// refused (Prefer: duplicate-check=strict); "" leaves it to the policy.
+	DuplicateCheck string `json:"-"`
 }
 
 // UpdateRequest replaces the editable fields of patient ID. IfMatch, when not zero, is the

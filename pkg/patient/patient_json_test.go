@@ -27,7 +27,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			switch fv.Interface().(type) {
 			case string:
 				fv.SetString(str())
-			case int64:
+			case int64, int:
 				fv.SetInt(rng.Int64N(1 << 40))
 			case time.Time:
 				fv.Set(reflect.ValueOf(time.Unix(rng.Int64N(4e9), rng.Int64N(1e9)).UTC()))

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/patient/match"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/errs"
@@ -46,6 +48,8 @@ type Service interface {
 	// Erase removes a deleted patient's PHI from every store of the service, leaving a
 	// tombstone (erase.go).
 	Erase(ctx context.Context, req EraseRequest) (Erasure, error)
+	// Duplicates scores the possible duplicates of a record or of demographics (duplicates.go).
+	Duplicates(ctx context.Context, req DuplicatesRequest) (DuplicatesResponse, error)
 	// Merge merges a duplicate record into a survivor; Unmerge reverses it from the merged
 	// record (merge.go).
 	Merge(ctx context.Context, req MergeRequest) (MergeRecord, error)
@@ -83,6 +87,12 @@ type Options struct {
 	SearchKey []byte
 	// BreakGlassTTL is how long an emergency grant lasts; default DefaultBreakGlassTTL.
 	BreakGlassTTL time.Duration
+	// DuplicatePolicy is the duplicate check of registrations (DuplicatePolicyWarn, the
+	// default, DuplicatePolicyBlock or DuplicatePolicyOff; duplicates.go).
+	DuplicatePolicy string
+	// DuplicateThreshold is the score from which a candidate is a possible duplicate;
+	// 0 means match.DefaultThreshold.
+	DuplicateThreshold float64
 }
 
 type service struct {
@@ -95,6 +105,8 @@ type service struct {
 	accounts       *accountOpener // nil without billing
 	searchKey      []byte
 	breakGlassTTL  time.Duration
+	matcher        *match.Matcher
+	dupPolicy      string
 	// topic compares the audit chain with the audit topic on request (VerifyAudit).
 	topic *audit.TopicCheck
 }
@@ -117,6 +129,10 @@ func NewService(store *Store, auditLog AuditLog, o Options) Service {
 	}
 	if s.breakGlassTTL = o.BreakGlassTTL; s.breakGlassTTL <= 0 {
 		s.breakGlassTTL = DefaultBreakGlassTTL
+	}
+	s.matcher = match.New(match.Config{Threshold: o.DuplicateThreshold, IgnoredSystems: []string{SystemMRN}})
+	if s.dupPolicy = o.DuplicatePolicy; s.dupPolicy == "" {
+		s.dupPolicy = DuplicatePolicyWarn
 	}
 	if s.billing != nil {
 		s.accounts = newAccountOpener(s.billing, s.billingTimeout, s.log, o.AccountQueue, o.AccountWorkers)
@@ -167,6 +183,9 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 		checkName(&bad, f.Name)
 	}
 	confirm := parseConfirm(&bad, req.ConfirmNotDuplicate)
+	if req.DuplicateCheck != "" && req.DuplicateCheck != DuplicateCheckStrict {
+		bad.Add("Prefer", "duplicate-check must be strict")
+	}
 	registered := today.Format(dateLayout)
 	if req.RegisteredDate != "" {
 		if d, msg := validate.Date(req.RegisteredDate); msg != "" {
@@ -192,8 +211,18 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 	var confirmed []string
 	p, err = idempotency.Do(idem, func() (Patient, bool, error) { return s.replay(ctx, idem) },
 		func() (Patient, error) {
-			p, holders, err := s.store.create(ctx, p, m, idem, confirm)
-			confirmed = holders
+			// The duplicate check runs in the create's transaction (duplicates.go).
+			var same []string
+			cctx := withDuplicateCheck(ctx, func(tx *sqlx.Tx) (n int, err error) {
+				n, same, err = s.checkDuplicates(ctx, tx, p, req.DuplicateCheck, confirm)
+				return n, err
+			})
+			p, holders, err := s.store.create(cctx, p, m, idem, confirm)
+			var refusal duplicateRefusal
+			if errors.As(err, &refusal) {
+				return Patient{}, s.refuse(ctx, refusal.cs)
+			}
+			confirmed = append(holders, same...)
 			return p, err
 		})
 	if err == nil {
@@ -205,7 +234,12 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 // auditConfirmed records that the caller confirmed each of ids (live patients sharing the
 // email of the record just written) as a different person: one entry per id, ids only.
 func (s *service) auditConfirmed(ctx context.Context, ids []string) {
+	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
+		if seen[id] {
+			continue // confirmed as sharing the email and as a scored candidate: one entry
+		}
+		seen[id] = true
 		s.recordChange(ctx, ActionConfirmNotDuplicate, id, nil)
 	}
 }

@@ -169,8 +169,16 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 		if holders, err = s.checkEmail(ctx, tx, p.ID, p.Email, confirmed); err != nil {
 			return err
 		}
+		if check := duplicateCheckFrom(ctx); check != nil { // duplicates.go
+			if p.PossibleDuplicates, err = check(tx); err != nil {
+				return err
+			}
+		}
 		seq, err := s.insertPatient(ctx, tx, p, m)
 		if err != nil {
+			return err
+		}
+		if err := s.writeMatchKeys(ctx, tx, []Patient{p}); err != nil { // duplicates_store.go
 			return err
 		}
 		if err := s.addIdentifiers(ctx, tx, p.ID, p.Identifiers); err != nil {
@@ -463,6 +471,13 @@ func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind strin
 			// A deleted record frees its identifiers for live patients (the partial index).
 			if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patient_identifiers SET deleted_at = ? WHERE patient_id = ?`), s.db.Time(m.At), id); err != nil {
 				return db.Classify(err)
+			}
+			if err := s.deleteMatchKeys(ctx, tx, id); err != nil { // no longer a candidate
+				return err
+			}
+		} else if matchFieldsChanged(cur, next) {
+			if err := s.writeMatchKeys(ctx, tx, []Patient{next}); err != nil {
+				return err
 			}
 		}
 		out = next

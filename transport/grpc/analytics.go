@@ -63,7 +63,7 @@ func summaryQueryFromPB(r *analyticsv1.GetSummaryRequest) analytics.SummaryQuery
 func summaryToPB(s analytics.Summary) *analyticsv1.Summary {
 	out := &analyticsv1.Summary{
 		Patients: &analyticsv1.Patients{Registered: s.Patients.Registered, Updated: s.Patients.Updated, Deleted: s.Patients.Deleted, Live: s.Patients.Live,
-			Merged: s.Patients.Merged},
+			Duplicates: s.Patients.Duplicates, Merged: s.Patients.Merged},
 		Days: mapSlice(s.Days, func(d analytics.Day) *analyticsv1.Day {
 			return &analyticsv1.Day{Day: d.Day, Registered: d.Registered, Updated: d.Updated, Deleted: d.Deleted, InvoicesIssued: d.InvoicesIssued}
 		}),
@@ -84,7 +84,8 @@ func summaryToPB(s analytics.Summary) *analyticsv1.Summary {
 func summaryFromPB(s *analyticsv1.Summary) analytics.Summary {
 	out := analytics.Summary{
 		Patients: analytics.Patients{Registered: s.GetPatients().GetRegistered(), Updated: s.GetPatients().GetUpdated(),
-			Deleted: s.GetPatients().GetDeleted(), Live: s.GetPatients().GetLive(), Merged: s.GetPatients().GetMerged()},
+			Deleted: s.GetPatients().GetDeleted(), Live: s.GetPatients().GetLive(), Duplicates: s.GetPatients().GetDuplicates(),
+			Merged: s.GetPatients().GetMerged()},
 		Days: mapSlice(s.GetDays(), func(d *analyticsv1.Day) analytics.Day {
 			return analytics.Day{Day: d.GetDay(), Registered: d.GetRegistered(), Updated: d.GetUpdated(), Deleted: d.GetDeleted(), InvoicesIssued: d.GetInvoicesIssued()}
 		}),

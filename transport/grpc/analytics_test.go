@@ -33,7 +33,7 @@ func (f summaryFunc) VerifyAudit(context.Context) (audit.Report, error) {
 func TestAnalyticsRoundTrip(t *testing.T) {
 	last := time.Date(2026, 11, 25, 10, 0, 0, 123000, time.UTC)
 	full := analytics.Summary{
-		Patients:    analytics.Patients{Registered: 3, Updated: 1, Deleted: 1, Live: 2},
+		Patients:    analytics.Patients{Registered: 3, Updated: 1, Deleted: 1, Live: 2, Duplicates: 1},
 		Days:        []analytics.Day{{Day: "2026-11-25", Registered: 3, Updated: 1, Deleted: 1, InvoicesIssued: 2}},
 		Invoices:    analytics.Invoices{Issued: 2, Paid: 1, Voided: 1},
 		Amounts:     []analytics.Amount{{Currency: "USD", Invoiced: 100, Paid: 50}},

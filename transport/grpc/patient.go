@@ -43,6 +43,7 @@ func newPatientServer(set patient.Set) *patientServer {
 		breakGlass:       kitgrpc.NewServer(set.BreakGlassEndpoint, total(breakGlassFromPB), total(grantToPB)),
 		breakGlassGrants: kitgrpc.NewServer(set.BreakGlassGrantsEndpoint, typed.Reject(convert(grantQueryFromPB)), total(grantsToPB)),
 		erase:            kitgrpc.NewServer(set.EraseEndpoint, total(eraseFromPB), total(erasureToPB)),
+		duplicates:       kitgrpc.NewServer(set.DuplicatesEndpoint, total(duplicatesFromPB), total(candidatesToPB)),
 		// merge and unmerge (patient_merge.go)
 		merge:   kitgrpc.NewServer(set.MergeEndpoint, total(mergeFromPB), total(mergeRecordToPB)),
 		unmerge: kitgrpc.NewServer(set.UnmergeEndpoint, total(unmergeFromPB), total(mergeRecordToPB)),
@@ -55,7 +56,7 @@ type patientServer struct {
 	create, get, list, update, del, history, audit kitgrpc.Handler
 	billingAccount, invoices, accessLog, verify    kitgrpc.Handler
 	confidentiality, breakGlass, breakGlassGrants  kitgrpc.Handler
-	erase, merge, unmerge                          kitgrpc.Handler
+	erase, duplicates, merge, unmerge              kitgrpc.Handler
 }
 
 // GetPatientAccessLog implements patientv1.PatientServiceServer.
@@ -158,6 +159,8 @@ func NewPatientClient(conn *grpc.ClientConn) patient.Set {
 		EraseEndpoint:   c.endpoint(patient.MethodErase, total(eraseToPB), total(erasureFromPB), &patientv1.PatientErasure{}),
 		MergeEndpoint:   c.endpoint(patient.MethodMerge, total(mergeToPB), total(mergeRecordFromPB), &patientv1.PatientMerge{}),
 		UnmergeEndpoint: c.endpoint(patient.MethodUnmerge, total(unmergeToPB), total(mergeRecordFromPB), &patientv1.PatientMerge{}),
+		DuplicatesEndpoint: c.endpoint(patient.MethodDuplicates, total(duplicatesToPB), total(candidatesFromPB),
+			&patientv1.FindDuplicatesResponse{}),
 	}
 }
 
@@ -183,7 +186,9 @@ func patientToPB(p patient.Patient) *patientv1.Patient {
 		Gender:          p.Gender,
 		Phone:           p.Phone,
 		Identifiers:     mapSlice(p.Identifiers, identifierToPB),
-		MergedInto:      p.MergedInto,
+		// #nosec G115 -- at most patient.DefaultDuplicateCount
+		PossibleDuplicates: int32(p.PossibleDuplicates),
+		MergedInto:         p.MergedInto,
 	}
 }
 
@@ -206,23 +211,24 @@ func identifierFromPB(i *patientv1.Identifier) patient.Identifier {
 
 func patientFromPB(p *patientv1.Patient) patient.Patient {
 	return patient.Patient{
-		ID:              p.GetId(),
-		MRN:             p.GetMrn(),
-		Name:            p.GetName(),
-		Email:           p.GetEmail(),
-		Address:         p.GetAddress(),
-		DateOfBirth:     p.GetDateOfBirth(),
-		RegisteredDate:  p.GetRegisteredDate(),
-		Version:         p.GetVersion(),
-		CreatedAt:       fromTimestamp(p.GetCreatedAt()),
-		UpdatedAt:       fromTimestamp(p.GetUpdatedAt()),
-		Confidentiality: p.GetConfidentiality(),
-		Family:          p.GetFamily(),
-		Given:           p.GetGiven(),
-		Gender:          p.GetGender(),
-		Phone:           p.GetPhone(),
-		Identifiers:     mapSlice(p.GetIdentifiers(), identifierFromPB),
-		MergedInto:      p.GetMergedInto(),
+		ID:                 p.GetId(),
+		MRN:                p.GetMrn(),
+		Name:               p.GetName(),
+		Email:              p.GetEmail(),
+		Address:            p.GetAddress(),
+		DateOfBirth:        p.GetDateOfBirth(),
+		RegisteredDate:     p.GetRegisteredDate(),
+		Version:            p.GetVersion(),
+		CreatedAt:          fromTimestamp(p.GetCreatedAt()),
+		UpdatedAt:          fromTimestamp(p.GetUpdatedAt()),
+		Confidentiality:    p.GetConfidentiality(),
+		Family:             p.GetFamily(),
+		Given:              p.GetGiven(),
+		Gender:             p.GetGender(),
+		Phone:              p.GetPhone(),
+		Identifiers:        mapSlice(p.GetIdentifiers(), identifierFromPB),
+		MergedInto:         p.GetMergedInto(),
+		PossibleDuplicates: max(int(p.GetPossibleDuplicates()), 0),
 	}.WithLists()
 }
 
@@ -240,6 +246,7 @@ func createToPB(r patient.CreateRequest) *patientv1.CreatePatientRequest {
 		Phone:               r.Phone,
 		Identifiers:         mapSlice(r.Identifiers, identifierToPB),
 		ConfirmNotDuplicate: r.ConfirmNotDuplicate,
+		DuplicateCheck:      r.DuplicateCheck,
 	}
 }
 
@@ -257,6 +264,7 @@ func createFromPB(r *patientv1.CreatePatientRequest) patient.CreateRequest {
 		Phone:               r.GetPhone(),
 		Identifiers:         nilIfEmpty(mapSlice(r.GetIdentifiers(), identifierFromPB)),
 		ConfirmNotDuplicate: r.GetConfirmNotDuplicate(),
+		DuplicateCheck:      r.GetDuplicateCheck(),
 	}
 }
 

@@ -43,6 +43,7 @@ var contractCodes = map[errs.Kind]codes.Code{
 	errs.Canceled:               codes.Canceled,
 	errs.PasswordChangeRequired: codes.Unauthenticated,
 	errs.MFARequired:            codes.Unauthenticated,
+	errs.PossibleDuplicate:      codes.AlreadyExists,
 	errs.Restricted:             codes.PermissionDenied,
 }
 

@@ -6,6 +6,7 @@ package grpctransport
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sort"
 
@@ -26,6 +27,8 @@ const ErrorDomain = "pms"
 const (
 	metaChallenge = "challenge"
 	metaEnrol     = "enrol"
+	// metaCandidates is the JSON array of a possible_duplicate's scored candidates.
+	metaCandidates = "candidates"
 )
 
 // kindCode is one row of the contract's error table (API.md, "Errors"): a kind, the gRPC
@@ -58,6 +61,8 @@ var kindCodes = []kindCode{
 	// Both are Unauthenticated: a client that does not know them fails closed.
 	{errs.PasswordChangeRequired, codes.Unauthenticated, "the password must be changed"},
 	{errs.MFARequired, codes.Unauthenticated, "a second factor is required"},
+	// AlreadyExists like a conflict: a client that does not know the kind sees one.
+	{errs.PossibleDuplicate, codes.AlreadyExists, "the patient may already be registered"},
 	// PermissionDenied: a client that does not know it fails closed.
 	{errs.Restricted, codes.PermissionDenied, "the patient record is restricted"},
 }
@@ -126,6 +131,9 @@ func ToStatus(err error) error {
 			info.Metadata[metaEnrol] = "true"
 		}
 	}
+	if kind == errs.PossibleDuplicate && len(e.Candidates) > 0 {
+		info.Metadata = map[string]string{metaCandidates: string(e.Candidates)}
+	}
 	details := []protoadapt.MessageV1{info}
 	if len(e.Fields) > 0 && kind != errs.Internal {
 		details = append(details, badRequest(e.Fields))
@@ -191,6 +199,9 @@ func FromStatus(err error) error {
 				if k == errs.MFARequired || k == errs.PasswordChangeRequired {
 					out.Challenge = d.GetMetadata()[metaChallenge]
 					out.Enrol = k == errs.MFARequired && d.GetMetadata()[metaEnrol] == "true"
+				}
+				if c := d.GetMetadata()[metaCandidates]; k == errs.PossibleDuplicate && json.Valid([]byte(c)) {
+					out.Candidates = json.RawMessage(c)
 				}
 			}
 		case *errdetails.BadRequest:

@@ -97,6 +97,9 @@ func DecodeError(resp *http.Response) error {
 	if kind == errs.MFARequired || kind == errs.PasswordChangeRequired {
 		e.Challenge, e.Enrol = body.Challenge, body.Enrol && kind == errs.MFARequired
 	}
+	if kind == errs.PossibleDuplicate {
+		e.Candidates = body.Candidates
+	}
 	if kind == errs.RateLimited {
 		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
 	}

@@ -92,6 +92,7 @@ func NewFHIRFacade(sets FHIRSets, o Options) http.Handler {
 	handleFHIR(r, o, http.MethodPost, "/Patient", businessRules(set.CreateEndpoint), decodeFHIRCreate, encodeFHIRCreated)
 	handleFHIR(r, o, http.MethodGet, "/Patient", fhirSearch(set.ListEndpoint), decodeFHIRSearchGet, encodeFHIRSearchset)
 	handleFHIR(r, o, http.MethodPost, "/Patient/_search", fhirSearch(set.ListEndpoint), decodeFHIRSearchPost, encodeFHIRSearchset)
+	handleFHIR(r, o, http.MethodPost, "/Patient/$match", set.DuplicatesEndpoint, decodeFHIRMatch, encodeFHIRMatch)
 	handleFHIR(r, o, http.MethodGet, "/Patient/{id}", set.GetEndpoint, decodeFHIRRead, encodeFHIRPatient)
 	handleFHIR(r, o, http.MethodPut, "/Patient/{id}", businessRules(set.UpdateEndpoint), decodeFHIRUpdate, encodeFHIRPatient)
 	handleFHIR(r, o, http.MethodDelete, "/Patient/{id}", set.DeleteEndpoint, decodeFHIRDelete, encodeFHIRDeleted)
@@ -293,6 +294,7 @@ func encodeFHIRError(ctx context.Context, err error, w http.ResponseWriter) {
 	for _, k := range names {
 		o.Issue = append(o.Issue, fhirIssue{Severity: "error", Code: code, Diagnostics: k + ": " + body.Fields[k]})
 	}
+	o.Issue = append(o.Issue, duplicateIssues(body)...) // fhir_match.go
 	writeFHIR(w, ctx, status, o)
 }
 
@@ -376,6 +378,10 @@ func decodeFHIRCreate(_ context.Context, r *http.Request) (patient.CreateRequest
 	if err != nil {
 		return patient.CreateRequest{}, err
 	}
+	check, confirm, err := duplicateHeaders(r.Header) // fhir_match.go
+	if err != nil {
+		return patient.CreateRequest{}, err
+	}
 	_, f, err := decodeFHIRPatient(r)
 	if err != nil {
 		return patient.CreateRequest{}, err
@@ -384,7 +390,7 @@ func decodeFHIRCreate(_ context.Context, r *http.Request) (patient.CreateRequest
 		return patient.CreateRequest{}, unprocessable(errs.Invalid(map[string]string{"identifier": "the MRN is assigned by the server"}))
 	}
 	return patient.CreateRequest{Name: f.Name, Family: f.Family, Given: f.Given, Gender: f.Gender, Phone: f.Phone, Identifiers: f.Identifiers,
-		Email: f.Email, Address: f.Address, DateOfBirth: f.DateOfBirth, IdempotencyKey: key}, nil
+		Email: f.Email, Address: f.Address, DateOfBirth: f.DateOfBirth, IdempotencyKey: key, DuplicateCheck: check, ConfirmNotDuplicate: confirm}, nil
 }
 
 // decodeFHIRUpdate reads PUT /Patient/{id}: the resource's id must be the path's, If-Match
@@ -562,7 +568,11 @@ type fhirEntry struct {
 }
 
 type fhirEntrySearch struct {
-	Mode string `json:"mode"`
+	// Extension carries $match's match-grade (fhir_match.go).
+	Extension []fhirExtension `json:"extension,omitempty"`
+	Mode      string          `json:"mode"`
+	// Score is a $match candidate's score, 0..1.
+	Score *float64 `json:"score,omitempty"`
 }
 
 type fhirEntryRequest struct {

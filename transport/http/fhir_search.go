@@ -303,6 +303,8 @@ func capabilityStatement(base string, withBilling bool) map[string]any {
 					map[string]any{"code": "delete"}, map[string]any{"code": "history-instance"},
 					map[string]any{"code": "create"}, map[string]any{"code": "search-type"},
 				},
+				"operation": []any{map[string]any{"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+					"documentation": "the duplicate matcher: candidates scoring 0.2 or more, best first, score in entry.search.score and the match-grade extension; onlyCertainMatches and count (1..50, default 10)"}},
 				"versioning":        "versioned-update",
 				"readHistory":       true,
 				"updateCreate":      false,

@@ -30,6 +30,7 @@ func NewPatientHandler(set patient.Set, o Options) http.Handler {
 	Handle(r, o, http.MethodGet, "/patients/{id}/billing-account", set.BillingAccountEndpoint, decodeBillingAccount, encodeOK[patient.BillingAccount])
 	Handle(r, o, http.MethodGet, "/patients/{id}/invoices", set.InvoicesEndpoint, decodePatientInvoices, encodePatientInvoices)
 	handleBreakGlass(r, o, set)
+	handleDuplicates(r, o, set)
 	handleMerge(r, o, set)
 	return Wrap(r, o)
 }
@@ -47,9 +48,14 @@ func decodeCreatePatient(_ context.Context, r *http.Request) (patient.CreateRequ
 	if err != nil {
 		return patient.CreateRequest{}, err
 	}
+	check, err := wire.DuplicateCheck(r.Header.Values(wire.HeaderPrefer))
+	if err != nil {
+		return patient.CreateRequest{}, err
+	}
 	req, err := DecodeJSON[patient.CreateRequest](r)
 	req.IdempotencyKey = key
 	req.ConfirmNotDuplicate = confirm
+	req.DuplicateCheck = check
 	return req, err
 }
 
@@ -157,6 +163,9 @@ func encodePatient(_ context.Context, h http.Header, p patient.Patient) (int, an
 func encodeCreatedPatient(prefix string) func(context.Context, http.Header, patient.Patient) (int, any) {
 	return func(ctx context.Context, h http.Header, p patient.Patient) (int, any) {
 		h.Set("Location", patientPath(prefix, p.ID))
+		if p.PossibleDuplicates > 0 {
+			h.Set(wire.HeaderPossibleDuplicates, strconv.Itoa(p.PossibleDuplicates))
+		}
 		_, body := encodePatient(ctx, h, p)
 		return http.StatusCreated, body
 	}
@@ -205,8 +214,8 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 	if err != nil {
 		return patient.Set{}, err
 	}
-	return mergeClient(c, breakGlassClient(c, patient.Set{
-		CreateEndpoint: clientEndpoint(c, encodeCreateCall, decodeJSONResponse[patient.Patient]),
+	return duplicatesClient(c, mergeClient(c, breakGlassClient(c, patient.Set{
+		CreateEndpoint: clientEndpoint(c, encodeCreateCall, decodeCreatedPatient),
 		GetEndpoint: clientEndpoint(c, func(r patient.GetRequest) (call, error) {
 			return patientCall(http.MethodGet, r.ID, "")
 		}, decodeJSONResponse[patient.Patient]),
@@ -236,7 +245,14 @@ func NewPatientClient(baseURL string, o ClientOptions) (patient.Set, error) {
 			v, err := decodeJSONResponse[[]patient.Invoice](resp)
 			return patient.InvoicesResponse{Invoices: v}, err
 		}),
-	})), nil
+	}))), nil
+}
+
+// decodeCreatedPatient reads a 201 with its X-Possible-Duplicates.
+func decodeCreatedPatient(resp *http.Response) (patient.Patient, error) {
+	p, err := decodeJSONResponse[patient.Patient](resp)
+	p.PossibleDuplicates = wire.PossibleDuplicates(resp.Header.Get(wire.HeaderPossibleDuplicates))
+	return p, err
 }
 
 func encodeCreateCall(r patient.CreateRequest) (call, error) {
@@ -245,6 +261,9 @@ func encodeCreateCall(r patient.CreateRequest) (call, error) {
 		cl.header.Set("Idempotency-Key", r.IdempotencyKey)
 	}
 	setConfirmNotDuplicate(cl.header, r.ConfirmNotDuplicate)
+	if r.DuplicateCheck != "" {
+		cl.header.Set(wire.HeaderPrefer, "duplicate-check="+r.DuplicateCheck)
+	}
 	return cl, nil
 }
 

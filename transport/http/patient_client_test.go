@@ -106,7 +106,8 @@ var statusTable = map[errs.Kind]int{
 	errs.Unavailable: 503, errs.Timeout: 504, errs.Internal: 500,
 	errs.Canceled:               499,                        // nobody reads it (the caller left); logs and metrics do
 	errs.PasswordChangeRequired: 401, errs.MFARequired: 401, // fail closed in old clients
-	errs.Restricted: 403, // a restricted patient's data on billing's own routes
+	errs.PossibleDuplicate: 409, // a conflict to old clients
+	errs.Restricted:        403, // a restricted patient's data on billing's own routes
 }
 
 func TestErrorKindsRoundTrip(t *testing.T) {

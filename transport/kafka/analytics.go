@@ -218,6 +218,7 @@ func DecodeAnalyticsEvent(_ context.Context, msg *sarama.ConsumerMessage) (any, 
 		}
 		ev.ID, ev.Type = pe.GetEventId(), pe.GetEventType()
 		ev.OccurredAt = instant(pe.GetOccurredAt())
+		ev.PossibleDuplicates = pe.GetPossibleDuplicates()
 	case analytics.TopicBilling:
 		var be eventsv1.BillingEvent
 		if err := proto.Unmarshal(msg.Value, &be); err != nil {

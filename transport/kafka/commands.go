@@ -291,6 +291,7 @@ func (cs *commandServer) encodeError(ctx context.Context, err error, msg *sarama
 	if body.RequestID == "" {
 		body.RequestID = observe.NewRequestID()
 	}
+	body.Candidates = candidateIDs(body.Candidates)
 	b, _ := json.Marshal(body) // an ErrorBody always encodes
 	if serr := cs.sendReply(ctx, msg, reply{status: status, body: b}); serr != nil {
 		_ = level.Warn(cs.o.Logger).Log("msg", "error reply not sent", "topic", msg.Topic, "request_id", observe.RequestID(ctx), "err", serr)
@@ -384,4 +385,22 @@ func LogErrorHandler(logger log.Logger) transport.ErrorHandler {
 				"request_id", observe.RequestID(ctx), "error", string(errs.KindOf(err)), "cause", err.Error())
 		}
 	})
+}
+
+// candidateIDs keeps only the id and score of each candidate of a possible_duplicate reply:
+// a reply topic cannot be erased, so it never holds a candidate's PHI or which of its fields
+// agree; the caller reads the candidates over the audited API (GET /patients/{id}).
+func candidateIDs(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return raw
+	}
+	var cs []struct {
+		ID    string  `json:"id"`
+		Score float64 `json:"score"`
+	}
+	if err := json.Unmarshal(raw, &cs); err != nil {
+		return json.RawMessage("[]")
+	}
+	b, _ := json.Marshal(cs)
+	return b
 }

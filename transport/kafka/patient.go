@@ -14,7 +14,8 @@ import (
 // PatientCommands are the operations of the patient.commands topic, driving the patient
 // endpoint set (the same endpoints, and so the same middleware, as REST and gRPC):
 //
-//	CreatePatient  value: the POST /patients body;  headers: idempotency-key
+//	CreatePatient  value: the POST /patients body;  headers: idempotency-key,
+//	               x-confirm-not-duplicate, prefer (duplicate-check=strict)
 //	UpdatePatient  value: the PUT /patients/{id} body;  headers: id, if-match
 //	DeletePatient  no value;  headers: id, if-match
 //
@@ -35,9 +36,14 @@ func PatientCommands(set patient.Set) map[string]Command {
 				if err != nil {
 					return nil, err
 				}
+				check, err := wire.DuplicateCheck(headerValues(msg, strings.ToLower(wire.HeaderPrefer)))
+				if err != nil {
+					return nil, err
+				}
 				req, err := Body[patient.CreateRequest](msg)
 				req.IdempotencyKey = key
 				req.ConfirmNotDuplicate = confirm
+				req.DuplicateCheck = check
 				return req, err
 			},
 			Encode: func(_ context.Context, resp any) (int, any) { return http.StatusCreated, replyOf(resp) },
@@ -93,6 +99,8 @@ type patientReply struct {
 	Version         int64     `json:"version"`
 	CreatedAt       time.Time `json:"createdAt"`
 	UpdatedAt       time.Time `json:"updatedAt"`
+	// PossibleDuplicates is a registration's X-Possible-Duplicates (0, left out, when none).
+	PossibleDuplicates int `json:"possibleDuplicates,omitempty"`
 }
 
 func replyOf(resp any) any {
@@ -101,7 +109,7 @@ func replyOf(resp any) any {
 		return resp
 	}
 	return patientReply{ID: p.ID, MRN: p.MRN, RegisteredDate: p.RegisteredDate, Confidentiality: p.Confidentiality,
-		Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+		Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, PossibleDuplicates: p.PossibleDuplicates}
 }
 
 // PatientTopics are the topics the patient service needs: its event topic, its command

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -34,6 +35,9 @@ var statusByKind = map[errs.Kind]int{
 	// fails closed.
 	errs.PasswordChangeRequired: http.StatusUnauthorized,
 	errs.MFARequired:            http.StatusUnauthorized,
+	// A registration that looks like a patient already registered (issue 19): a conflict to
+	// a client that does not know the kind.
+	errs.PossibleDuplicate: http.StatusConflict,
 	// A restricted record's data refused where no grant is taken: a 403.
 	errs.Restricted: http.StatusForbidden,
 }
@@ -87,6 +91,9 @@ type ErrorBody struct {
 	// answer; Enrol says the account must enrol a second factor with it first.
 	Challenge string `json:"challenge,omitempty"`
 	Enrol     bool   `json:"enrol,omitempty"`
+	// Candidates are the scored candidates of a possible_duplicate answer (docs/api.md,
+	// "Duplicates").
+	Candidates json.RawMessage `json:"candidates,omitempty"`
 }
 
 // InternalMessage replaces the message of every internal error: its text may come from a
@@ -108,6 +115,11 @@ func Error(ctx context.Context, err error) (int, ErrorBody) {
 		body.Challenge, body.Enrol = e.Challenge, e.Enrol
 	case errs.PasswordChangeRequired:
 		body.Challenge = e.Challenge
+	case errs.PossibleDuplicate:
+		body.Candidates = e.Candidates
+		if len(body.Candidates) == 0 {
+			body.Candidates = json.RawMessage("[]")
+		}
 	}
 	if e.Kind == errs.Internal {
 		body.Message, body.Fields = InternalMessage, nil

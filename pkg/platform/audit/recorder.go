@@ -97,7 +97,7 @@ func Outcome(err error) string {
 	case errs.NotFound:
 		return OutcomeNotFound
 	case errs.InvalidArgument, errs.Conflict, errs.PreconditionFailed, errs.Gone, errs.RateLimited,
-		errs.PayloadTooLarge, errs.UnsupportedMediaType:
+		errs.PayloadTooLarge, errs.UnsupportedMediaType, errs.PossibleDuplicate:
 		return OutcomeRejected
 	default:
 		return OutcomeError

@@ -6,6 +6,7 @@
 package errs
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -46,6 +47,11 @@ const (
 	// (TOTP or a recovery code): a 401 with a one-time Error.Challenge that /login/mfa
 	// completes; with Error.Enrol the account must enrol first (--require-mfa-roles).
 	MFARequired Kind = "mfa_required"
+	// PossibleDuplicate refuses a registration that looks like a patient already registered
+	// (issue 19): a 409, so a client that does not know the kind sees a conflict;
+	// Error.Candidates carries the scored candidates, and the caller may confirm they are
+	// different people (X-Confirm-Not-Duplicate).
+	PossibleDuplicate Kind = "possible_duplicate"
 	// Restricted answers a read of a restricted patient's data on a route that does not
 	// take break-glass grants (billing's own routes): a 403 like permission_denied, so a
 	// client that does not know the kind fails closed; the message names the route that
@@ -57,7 +63,7 @@ const (
 var Kinds = []Kind{
 	InvalidArgument, Unauthenticated, PermissionDenied, NotFound, Gone, Conflict,
 	PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, MethodNotAllowed, RateLimited,
-	Unavailable, Timeout, Internal, Canceled, PasswordChangeRequired, MFARequired, Restricted,
+	Unavailable, Timeout, Internal, Canceled, PasswordChangeRequired, MFARequired, PossibleDuplicate, Restricted,
 }
 
 // Known reports whether k is one of the contract's kinds; an unknown word from a peer is
@@ -84,6 +90,9 @@ type Error struct {
 	// Enrol marks an MFARequired error whose account has no second factor yet and must
 	// enrol one (with the challenge) before it can log in.
 	Enrol bool
+	// Candidates is the JSON array of scored candidates a PossibleDuplicate error carries
+	// (pkg/patient.Candidate), opaque here so that every transport passes it on unchanged.
+	Candidates json.RawMessage
 	// Err is an optional cause kept for logs; it is never sent to a client.
 	Err error
 }

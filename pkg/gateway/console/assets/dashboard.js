@@ -30,7 +30,8 @@ function render(s) {
   return [
     h('h2', {}, 'Patients'),
     h('div', { class: 'cards' }, card('registered', s.patients.registered, 'registered'), card('updated', s.patients.updated, 'updated'),
-      card('deleted', s.patients.deleted, 'deleted'), card('live', s.patients.live, 'live')),
+      card('deleted', s.patients.deleted, 'deleted'), card('live', s.patients.live, 'live'),
+      card('with possible duplicates', s.patients.duplicates || 0, 'duplicates')),
     h('h2', {}, 'Registrations per day'), chart(s.days || []),
     h('h2', {}, 'Invoices'),
     h('div', { class: 'cards' }, card('issued', s.invoices.issued, 'issued'), card('paid', s.invoices.paid, 'paid'), card('voided', s.invoices.voided, 'voided')),

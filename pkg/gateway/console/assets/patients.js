@@ -85,14 +85,48 @@ function patientForm(id, values, submitLabel, onSubmit) {
   return { form, msg, fields };
 }
 
+// registerScreen always asks for the strict duplicate check (issue 19): a registration that
+// looks like patients already registered is refused with them, shown here with their match
+// scores; the clerk opens them to check, or confirms they are different people, which sends
+// their ids in X-Confirm-Not-Duplicate (audited).
 export function registerScreen() {
   const key = keyed();
+  const dups = h('div', { id: 'duplicates' });
+  let confirmed = [];
   const { form, msg } = patientForm('register', {}, 'Register', async (body) => {
-    const r = await call('POST', '/api/patients', { body, idem: key(body) });
-    if (r.ok) { say('Patient registered'); location.hash = '#/patients/' + r.body.id; }
+    const headers = { Prefer: 'duplicate-check=strict' };
+    if (confirmed.length) headers['X-Confirm-Not-Duplicate'] = confirmed.join(',');
+    const r = await call('POST', '/api/patients', { body, idem: key(body), headers });
+    dups.replaceChildren();
+    if (r.ok) { say('Patient registered'); location.hash = '#/patients/' + r.body.id; return r; }
+    if (r.error === 'possible_duplicate' && r.body && Array.isArray(r.body.candidates)) {
+      confirmed = [];
+      dups.append(candidatesPanel(r.body.candidates, () => {
+        confirmed = r.body.candidates.map((c) => c.id);
+        form.requestSubmit();
+      }));
+      say('Possible duplicates found');
+      return null;
+    }
     return r;
   });
-  mount(h('h1', {}, 'Register a patient'), msg, form);
+  mount(h('h1', {}, 'Register a patient'), msg, dups, form);
+}
+
+// candidatesPanel lists the possible duplicates of a registration (a restricted record shows
+// as such, masked by the server) with a button confirming they are different people.
+function candidatesPanel(candidates, onConfirm) {
+  return h('section', { class: 'alert', role: 'alert', 'aria-labelledby': 'dup-h' },
+    h('h2', { id: 'dup-h' }, 'This patient may already be registered'),
+    h('p', {}, 'Open a record to check it. If these are different people, confirm it: the confirmation is recorded.'),
+    h('table', {}, h('caption', { class: 'muted' }, 'Possible duplicates, best match first'),
+      h('thead', {}, h('tr', {}, ['Name', 'MRN', 'Date of birth', 'Match'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, candidates.map((c) => h('tr', {},
+        h('td', {}, h('a', { href: '#/patients/' + c.id, target: '_blank', rel: 'noopener' }, (c.patient && c.patient.name) || 'Restricted record')),
+        h('td', {}, (c.patient && c.patient.mrn) || ''), h('td', {}, (c.patient && c.patient.dateOfBirth) || ''),
+        h('td', {}, Math.round(c.score * 100) + '% (' + c.grade + ')'))))),
+    h('div', { class: 'actions' },
+      h('button', { type: 'button', id: 'confirm-not-duplicate', onclick: onConfirm }, 'Different people: register anyway')));
 }
 
 // restricted shows the break-glass form for a record the caller may not read yet.

@@ -194,6 +194,8 @@ type Patients struct {
 	Updated    int64                  `protobuf:"varint,2,opt,name=updated,proto3" json:"updated,omitempty"`
 	Deleted    int64                  `protobuf:"varint,3,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	Live       int64                  `protobuf:"varint,4,opt,name=live,proto3" json:"live,omitempty"`
+	// duplicates counts the registrations that had possible duplicates (issue 19).
+	Duplicates int64 `protobuf:"varint,5,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
 	// merged is the records merged into another now: merges less unmerges (issue 19).
 	Merged        int64 `protobuf:"varint,6,opt,name=merged,proto3" json:"merged,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -254,6 +256,13 @@ func (x *Patients) GetDeleted() int64 {
 func (x *Patients) GetLive() int64 {
 	if x != nil {
 		return x.Live
+	}
+	return 0
+}
+
+func (x *Patients) GetDuplicates() int64 {
+	if x != nil {
+		return x.Duplicates
 	}
 	return 0
 }
@@ -602,14 +611,17 @@ const file_pms_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x06access\x18\x05 \x01(\v2\x18.pms.analytics.v1.AccessR\x06access\x120\n" +
 	"\x06events\x18\x06 \x01(\v2\x18.pms.analytics.v1.EventsR\x06events\x12>\n" +
 	"\rlast_event_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastEventAt\x12\x10\n" +
-	"\x03lag\x18\b \x01(\x03R\x03lag\"\x8a\x01\n" +
+	"\x03lag\x18\b \x01(\x03R\x03lag\"\xaa\x01\n" +
 	"\bPatients\x12\x1e\n" +
 	"\n" +
 	"registered\x18\x01 \x01(\x03R\n" +
 	"registered\x12\x18\n" +
 	"\aupdated\x18\x02 \x01(\x03R\aupdated\x12\x18\n" +
 	"\adeleted\x18\x03 \x01(\x03R\adeleted\x12\x12\n" +
-	"\x04live\x18\x04 \x01(\x03R\x04live\x12\x16\n" +
+	"\x04live\x18\x04 \x01(\x03R\x04live\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x05 \x01(\x03R\n" +
+	"duplicates\x12\x16\n" +
 	"\x06merged\x18\x06 \x01(\x03R\x06merged\"\x94\x01\n" +
 	"\x03Day\x12\x10\n" +
 	"\x03day\x18\x01 \x01(\tR\x03day\x12\x1e\n" +

@@ -58,6 +58,10 @@ type PatientEvent struct {
 	Patient *PatientRecord `protobuf:"bytes,9,opt,name=patient,proto3" json:"patient,omitempty"`
 	// actor is who made the change (a user id, "anonymous", or svc:<name>).
 	Actor string `protobuf:"bytes,10,opt,name=actor,proto3" json:"actor,omitempty"`
+	// possible_duplicates is, on PATIENT_CREATED, how many registered patients the new record
+	// may duplicate (issue 19: the duplicate check at registration; 0 when none or unchecked).
+	// Analytics counts registrations with possible duplicates from it.
+	PossibleDuplicates int32 `protobuf:"varint,12,opt,name=possible_duplicates,json=possibleDuplicates,proto3" json:"possible_duplicates,omitempty"`
 	// confidentiality is the record's confidentiality after the change: "normal" or
 	// "restricted" (break-glass, docs/audit.md); empty from producers that predate it. Billing
 	// keeps it per patient with version, and refuses a restricted patient's data on its own
@@ -166,6 +170,13 @@ func (x *PatientEvent) GetActor() string {
 		return x.Actor
 	}
 	return ""
+}
+
+func (x *PatientEvent) GetPossibleDuplicates() int32 {
+	if x != nil {
+		return x.PossibleDuplicates
+	}
+	return 0
 }
 
 func (x *PatientEvent) GetConfidentiality() string {
@@ -954,7 +965,7 @@ var File_pms_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_pms_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1apms/events/v1/events.proto\x12\rpms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n" +
+	"\x1apms/events/v1/events.proto\x12\rpms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x03\n" +
 	"\fPatientEvent\x12\x1c\n" +
 	"\tpatientId\x18\x01 \x01(\tR\tpatientId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -969,7 +980,8 @@ const file_pms_events_v1_events_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x126\n" +
 	"\apatient\x18\t \x01(\v2\x1c.pms.events.v1.PatientRecordR\apatient\x12\x14\n" +
 	"\x05actor\x18\n" +
-	" \x01(\tR\x05actor\x12(\n" +
+	" \x01(\tR\x05actor\x12/\n" +
+	"\x13possible_duplicates\x18\f \x01(\x05R\x12possibleDuplicates\x12(\n" +
 	"\x0fconfidentiality\x18\v \x01(\tR\x0fconfidentiality\"\xce\x04\n" +
 	"\rPatientRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +

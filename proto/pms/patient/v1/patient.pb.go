@@ -56,6 +56,9 @@ type Patient struct {
 	Phone  string `protobuf:"bytes,15,opt,name=phone,proto3" json:"phone,omitempty"`
 	// identifiers start with the MRN under system "urn:pms:mrn", then the client's.
 	Identifiers []*Identifier `protobuf:"bytes,16,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	// possible_duplicates is set on CreatePatient's answer only: how many registered patients
+	// the new one may duplicate (REST X-Possible-Duplicates).
+	PossibleDuplicates int32 `protobuf:"varint,18,opt,name=possible_duplicates,json=possibleDuplicates,proto3" json:"possible_duplicates,omitempty"`
 	// merged_into is the survivor a merged record was merged into; empty otherwise.
 	MergedInto    string `protobuf:"bytes,17,opt,name=merged_into,json=mergedInto,proto3" json:"merged_into,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -202,6 +205,13 @@ func (x *Patient) GetIdentifiers() []*Identifier {
 		return x.Identifiers
 	}
 	return nil
+}
+
+func (x *Patient) GetPossibleDuplicates() int32 {
+	if x != nil {
+		return x.PossibleDuplicates
+	}
+	return 0
 }
 
 func (x *Patient) GetMergedInto() string {
@@ -375,8 +385,13 @@ type CreatePatientRequest struct {
 	// confirm_not_duplicate names every live patient holding the email whom the caller
 	// confirms is a different person (REST X-Confirm-Not-Duplicate); audited.
 	ConfirmNotDuplicate []string `protobuf:"bytes,12,rep,name=confirm_not_duplicate,json=confirmNotDuplicate,proto3" json:"confirm_not_duplicate,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// duplicate_check "strict" refuses a possible duplicate with AlreadyExists
+	// (reason possible_duplicate, the candidates in the ErrorInfo's "candidates" metadata as
+	// JSON) unless confirm_not_duplicate names every candidate (REST
+	// Prefer: duplicate-check=strict); empty leaves it to the service's policy.
+	DuplicateCheck string `protobuf:"bytes,13,opt,name=duplicate_check,json=duplicateCheck,proto3" json:"duplicate_check,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreatePatientRequest) Reset() {
@@ -491,6 +506,13 @@ func (x *CreatePatientRequest) GetConfirmNotDuplicate() []string {
 		return x.ConfirmNotDuplicate
 	}
 	return nil
+}
+
+func (x *CreatePatientRequest) GetDuplicateCheck() string {
+	if x != nil {
+		return x.DuplicateCheck
+	}
+	return ""
 }
 
 // GetPatientRequest names one patient.
@@ -2374,6 +2396,272 @@ func (x *PatientErasure) GetRequestId() string {
 	return ""
 }
 
+// FindDuplicatesRequest names a record (id) or gives demographics (patient; its
+// idempotency_key, registered_date, confirm_not_duplicate and duplicate_check are ignored).
+type FindDuplicatesRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Patient *CreatePatientRequest  `protobuf:"bytes,2,opt,name=patient,proto3" json:"patient,omitempty"`
+	// count bounds the answer, 1..50; 0 means 10.
+	Count int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// only_certain keeps only candidates graded "certain" (FHIR onlyCertainMatches).
+	OnlyCertain bool `protobuf:"varint,4,opt,name=only_certain,json=onlyCertain,proto3" json:"only_certain,omitempty"`
+	// min_score is the lowest score returned; 0 means the service's threshold.
+	MinScore      float64 `protobuf:"fixed64,5,opt,name=min_score,json=minScore,proto3" json:"min_score,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindDuplicatesRequest) Reset() {
+	*x = FindDuplicatesRequest{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindDuplicatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindDuplicatesRequest) ProtoMessage() {}
+
+func (x *FindDuplicatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindDuplicatesRequest.ProtoReflect.Descriptor instead.
+func (*FindDuplicatesRequest) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *FindDuplicatesRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FindDuplicatesRequest) GetPatient() *CreatePatientRequest {
+	if x != nil {
+		return x.Patient
+	}
+	return nil
+}
+
+func (x *FindDuplicatesRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *FindDuplicatesRequest) GetOnlyCertain() bool {
+	if x != nil {
+		return x.OnlyCertain
+	}
+	return false
+}
+
+func (x *FindDuplicatesRequest) GetMinScore() float64 {
+	if x != nil {
+		return x.MinScore
+	}
+	return 0
+}
+
+// MatchReason is one field's contribution to a score.
+type MatchReason struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Field         string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Level         string                 `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"`
+	Weight        float64                `protobuf:"fixed64,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatchReason) Reset() {
+	*x = MatchReason{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatchReason) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatchReason) ProtoMessage() {}
+
+func (x *MatchReason) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatchReason.ProtoReflect.Descriptor instead.
+func (*MatchReason) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *MatchReason) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *MatchReason) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *MatchReason) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+// DuplicateCandidate is one scored candidate; a restricted record the caller holds no grant
+// on comes masked (id, MRN, confidentiality; no reasons).
+type DuplicateCandidate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Score float64                `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
+	// grade is FHIR's match-grade: certain, probable, possible.
+	Grade         string         `protobuf:"bytes,3,opt,name=grade,proto3" json:"grade,omitempty"`
+	Reasons       []*MatchReason `protobuf:"bytes,4,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	Patient       *Patient       `protobuf:"bytes,5,opt,name=patient,proto3" json:"patient,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DuplicateCandidate) Reset() {
+	*x = DuplicateCandidate{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DuplicateCandidate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DuplicateCandidate) ProtoMessage() {}
+
+func (x *DuplicateCandidate) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DuplicateCandidate.ProtoReflect.Descriptor instead.
+func (*DuplicateCandidate) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DuplicateCandidate) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DuplicateCandidate) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *DuplicateCandidate) GetGrade() string {
+	if x != nil {
+		return x.Grade
+	}
+	return ""
+}
+
+func (x *DuplicateCandidate) GetReasons() []*MatchReason {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *DuplicateCandidate) GetPatient() *Patient {
+	if x != nil {
+		return x.Patient
+	}
+	return nil
+}
+
+// FindDuplicatesResponse lists the candidates, best first.
+type FindDuplicatesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Candidates    []*DuplicateCandidate  `protobuf:"bytes,1,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindDuplicatesResponse) Reset() {
+	*x = FindDuplicatesResponse{}
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindDuplicatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindDuplicatesResponse) ProtoMessage() {}
+
+func (x *FindDuplicatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindDuplicatesResponse.ProtoReflect.Descriptor instead.
+func (*FindDuplicatesResponse) Descriptor() ([]byte, []int) {
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *FindDuplicatesResponse) GetCandidates() []*DuplicateCandidate {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
 // MergePatientsRequest merges duplicate_id into survivor_id; reason is required (at least 10
 // characters) and kept in the merge record, never in an event.
 type MergePatientsRequest struct {
@@ -2387,7 +2675,7 @@ type MergePatientsRequest struct {
 
 func (x *MergePatientsRequest) Reset() {
 	*x = MergePatientsRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[31]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2399,7 +2687,7 @@ func (x *MergePatientsRequest) String() string {
 func (*MergePatientsRequest) ProtoMessage() {}
 
 func (x *MergePatientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[31]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2412,7 +2700,7 @@ func (x *MergePatientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergePatientsRequest.ProtoReflect.Descriptor instead.
 func (*MergePatientsRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{31}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *MergePatientsRequest) GetSurvivorId() string {
@@ -2447,7 +2735,7 @@ type UnmergePatientRequest struct {
 
 func (x *UnmergePatientRequest) Reset() {
 	*x = UnmergePatientRequest{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[32]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2747,7 @@ func (x *UnmergePatientRequest) String() string {
 func (*UnmergePatientRequest) ProtoMessage() {}
 
 func (x *UnmergePatientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[32]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2760,7 @@ func (x *UnmergePatientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnmergePatientRequest.ProtoReflect.Descriptor instead.
 func (*UnmergePatientRequest) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{32}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UnmergePatientRequest) GetId() string {
@@ -2510,7 +2798,7 @@ type PatientMerge struct {
 
 func (x *PatientMerge) Reset() {
 	*x = PatientMerge{}
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[33]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2810,7 @@ func (x *PatientMerge) String() string {
 func (*PatientMerge) ProtoMessage() {}
 
 func (x *PatientMerge) ProtoReflect() protoreflect.Message {
-	mi := &file_pms_patient_v1_patient_proto_msgTypes[33]
+	mi := &file_pms_patient_v1_patient_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +2823,7 @@ func (x *PatientMerge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatientMerge.ProtoReflect.Descriptor instead.
 func (*PatientMerge) Descriptor() ([]byte, []int) {
-	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{33}
+	return file_pms_patient_v1_patient_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PatientMerge) GetId() string {
@@ -2619,7 +2907,7 @@ var File_pms_patient_v1_patient_proto protoreflect.FileDescriptor
 
 const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\n" +
-	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"\xb1\x04\n" +
+	"\x1cpms/patient/v1/patient.proto\x12\x0epms.patient.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpms/billing/v1/billing.proto\"\xe2\x04\n" +
 	"\aPatient\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03mrn\x18\x02 \x01(\tR\x03mrn\x12\x12\n" +
@@ -2639,7 +2927,8 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x05given\x18\r \x03(\tR\x05given\x12\x16\n" +
 	"\x06gender\x18\x0e \x01(\tR\x06gender\x12\x14\n" +
 	"\x05phone\x18\x0f \x01(\tR\x05phone\x12<\n" +
-	"\videntifiers\x18\x10 \x03(\v2\x1a.pms.patient.v1.IdentifierR\videntifiers\x12\x1f\n" +
+	"\videntifiers\x18\x10 \x03(\v2\x1a.pms.patient.v1.IdentifierR\videntifiers\x12/\n" +
+	"\x13possible_duplicates\x18\x12 \x01(\x05R\x12possibleDuplicates\x12\x1f\n" +
 	"\vmerged_into\x18\x11 \x01(\tR\n" +
 	"mergedInto\":\n" +
 	"\n" +
@@ -2650,7 +2939,7 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"GivenNames\x12\x16\n" +
 	"\x06values\x18\x01 \x03(\tR\x06values\"A\n" +
 	"\vIdentifiers\x122\n" +
-	"\x06values\x18\x01 \x03(\v2\x1a.pms.patient.v1.IdentifierR\x06values\"\x9e\x03\n" +
+	"\x06values\x18\x01 \x03(\v2\x1a.pms.patient.v1.IdentifierR\x06values\"\xc7\x03\n" +
 	"\x14CreatePatientRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x18\n" +
@@ -2664,7 +2953,8 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x05phone\x18\n" +
 	" \x01(\tR\x05phone\x12<\n" +
 	"\videntifiers\x18\v \x03(\v2\x1a.pms.patient.v1.IdentifierR\videntifiers\x122\n" +
-	"\x15confirm_not_duplicate\x18\f \x03(\tR\x13confirmNotDuplicate\"#\n" +
+	"\x15confirm_not_duplicate\x18\f \x03(\tR\x13confirmNotDuplicate\x12'\n" +
+	"\x0fduplicate_check\x18\r \x01(\tR\x0eduplicateCheck\"#\n" +
 	"\x11GetPatientRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\xe4\x02\n" +
 	"\x13ListPatientsRequest\x12\f\n" +
@@ -2836,7 +3126,27 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\x04role\x18\x05 \x01(\tR\x04role\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\a \x01(\tR\trequestId\"r\n" +
+	"request_id\x18\a \x01(\tR\trequestId\"\xbd\x01\n" +
+	"\x15FindDuplicatesRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12>\n" +
+	"\apatient\x18\x02 \x01(\v2$.pms.patient.v1.CreatePatientRequestR\apatient\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\x12!\n" +
+	"\fonly_certain\x18\x04 \x01(\bR\vonlyCertain\x12\x1b\n" +
+	"\tmin_score\x18\x05 \x01(\x01R\bminScore\"Q\n" +
+	"\vMatchReason\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x14\n" +
+	"\x05level\x18\x02 \x01(\tR\x05level\x12\x16\n" +
+	"\x06weight\x18\x03 \x01(\x01R\x06weight\"\xba\x01\n" +
+	"\x12DuplicateCandidate\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x14\n" +
+	"\x05grade\x18\x03 \x01(\tR\x05grade\x125\n" +
+	"\areasons\x18\x04 \x03(\v2\x1b.pms.patient.v1.MatchReasonR\areasons\x121\n" +
+	"\apatient\x18\x05 \x01(\v2\x17.pms.patient.v1.PatientR\apatient\"\\\n" +
+	"\x16FindDuplicatesResponse\x12B\n" +
+	"\n" +
+	"candidates\x18\x01 \x03(\v2\".pms.patient.v1.DuplicateCandidateR\n" +
+	"candidates\"r\n" +
 	"\x14MergePatientsRequest\x12\x1f\n" +
 	"\vsurvivor_id\x18\x01 \x01(\tR\n" +
 	"survivorId\x12!\n" +
@@ -2861,7 +3171,7 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\vunmerged_by\x18\n" +
 	" \x01(\tR\n" +
 	"unmergedBy\x12%\n" +
-	"\x0eunmerge_reason\x18\v \x01(\tR\runmergeReason2\xb4\f\n" +
+	"\x0eunmerge_reason\x18\v \x01(\tR\runmergeReason2\x95\r\n" +
 	"\x0ePatientService\x12N\n" +
 	"\rCreatePatient\x12$.pms.patient.v1.CreatePatientRequest\x1a\x17.pms.patient.v1.Patient\x12H\n" +
 	"\n" +
@@ -2879,7 +3189,8 @@ const file_pms_patient_v1_patient_proto_rawDesc = "" +
 	"\n" +
 	"BreakGlass\x12!.pms.patient.v1.BreakGlassRequest\x1a\x1f.pms.patient.v1.BreakGlassGrant\x12q\n" +
 	"\x14ListBreakGlassGrants\x12+.pms.patient.v1.ListBreakGlassGrantsRequest\x1a,.pms.patient.v1.ListBreakGlassGrantsResponse\x12S\n" +
-	"\fErasePatient\x12#.pms.patient.v1.ErasePatientRequest\x1a\x1e.pms.patient.v1.PatientErasure\x12S\n" +
+	"\fErasePatient\x12#.pms.patient.v1.ErasePatientRequest\x1a\x1e.pms.patient.v1.PatientErasure\x12_\n" +
+	"\x0eFindDuplicates\x12%.pms.patient.v1.FindDuplicatesRequest\x1a&.pms.patient.v1.FindDuplicatesResponse\x12S\n" +
 	"\rMergePatients\x12$.pms.patient.v1.MergePatientsRequest\x1a\x1c.pms.patient.v1.PatientMerge\x12U\n" +
 	"\x0eUnmergePatient\x12%.pms.patient.v1.UnmergePatientRequest\x1a\x1c.pms.patient.v1.PatientMergeB3Z1github.com/pms/pms/proto/pms/patient/v1;patientv1b\x06proto3"
 
@@ -2895,7 +3206,7 @@ func file_pms_patient_v1_patient_proto_rawDescGZIP() []byte {
 	return file_pms_patient_v1_patient_proto_rawDescData
 }
 
-var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_pms_patient_v1_patient_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*Patient)(nil),                          // 0: pms.patient.v1.Patient
 	(*Identifier)(nil),                       // 1: pms.patient.v1.Identifier
@@ -2928,18 +3239,22 @@ var file_pms_patient_v1_patient_proto_goTypes = []any{
 	(*ListBreakGlassGrantsResponse)(nil),     // 28: pms.patient.v1.ListBreakGlassGrantsResponse
 	(*ErasePatientRequest)(nil),              // 29: pms.patient.v1.ErasePatientRequest
 	(*PatientErasure)(nil),                   // 30: pms.patient.v1.PatientErasure
-	(*MergePatientsRequest)(nil),             // 31: pms.patient.v1.MergePatientsRequest
-	(*UnmergePatientRequest)(nil),            // 32: pms.patient.v1.UnmergePatientRequest
-	(*PatientMerge)(nil),                     // 33: pms.patient.v1.PatientMerge
-	(*timestamppb.Timestamp)(nil),            // 34: google.protobuf.Timestamp
-	(*v1.Invoice)(nil),                       // 35: pms.billing.v1.Invoice
-	(*v1.VerifyAuditRequest)(nil),            // 36: pms.billing.v1.VerifyAuditRequest
-	(*v1.AuditVerdict)(nil),                  // 37: pms.billing.v1.AuditVerdict
-	(*v1.Account)(nil),                       // 38: pms.billing.v1.Account
+	(*FindDuplicatesRequest)(nil),            // 31: pms.patient.v1.FindDuplicatesRequest
+	(*MatchReason)(nil),                      // 32: pms.patient.v1.MatchReason
+	(*DuplicateCandidate)(nil),               // 33: pms.patient.v1.DuplicateCandidate
+	(*FindDuplicatesResponse)(nil),           // 34: pms.patient.v1.FindDuplicatesResponse
+	(*MergePatientsRequest)(nil),             // 35: pms.patient.v1.MergePatientsRequest
+	(*UnmergePatientRequest)(nil),            // 36: pms.patient.v1.UnmergePatientRequest
+	(*PatientMerge)(nil),                     // 37: pms.patient.v1.PatientMerge
+	(*timestamppb.Timestamp)(nil),            // 38: google.protobuf.Timestamp
+	(*v1.Invoice)(nil),                       // 39: pms.billing.v1.Invoice
+	(*v1.VerifyAuditRequest)(nil),            // 40: pms.billing.v1.VerifyAuditRequest
+	(*v1.AuditVerdict)(nil),                  // 41: pms.billing.v1.AuditVerdict
+	(*v1.Account)(nil),                       // 42: pms.billing.v1.Account
 }
 var file_pms_patient_v1_patient_proto_depIdxs = []int32{
-	34, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
-	34, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 0: pms.patient.v1.Patient.created_at:type_name -> google.protobuf.Timestamp
+	38, // 1: pms.patient.v1.Patient.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: pms.patient.v1.Patient.identifiers:type_name -> pms.patient.v1.Identifier
 	1,  // 3: pms.patient.v1.Identifiers.values:type_name -> pms.patient.v1.Identifier
 	1,  // 4: pms.patient.v1.CreatePatientRequest.identifiers:type_name -> pms.patient.v1.Identifier
@@ -2947,64 +3262,70 @@ var file_pms_patient_v1_patient_proto_depIdxs = []int32{
 	9,  // 6: pms.patient.v1.UpdatePatientRequest.unchanged:type_name -> pms.patient.v1.ReadOnlyFields
 	2,  // 7: pms.patient.v1.UpdatePatientRequest.given:type_name -> pms.patient.v1.GivenNames
 	3,  // 8: pms.patient.v1.UpdatePatientRequest.identifiers:type_name -> pms.patient.v1.Identifiers
-	34, // 9: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
+	38, // 9: pms.patient.v1.PatientVersion.changed_at:type_name -> google.protobuf.Timestamp
 	0,  // 10: pms.patient.v1.PatientVersion.patient:type_name -> pms.patient.v1.Patient
 	13, // 11: pms.patient.v1.GetPatientHistoryResponse.versions:type_name -> pms.patient.v1.PatientVersion
-	34, // 12: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
-	34, // 13: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
-	34, // 14: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	38, // 12: pms.patient.v1.ListAuditRequest.from:type_name -> google.protobuf.Timestamp
+	38, // 13: pms.patient.v1.ListAuditRequest.to:type_name -> google.protobuf.Timestamp
+	38, // 14: pms.patient.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	16, // 15: pms.patient.v1.ListAuditResponse.entries:type_name -> pms.patient.v1.AuditEntry
-	35, // 16: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
-	34, // 17: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
+	39, // 16: pms.patient.v1.ListPatientInvoicesResponse.invoices:type_name -> pms.billing.v1.Invoice
+	38, // 17: pms.patient.v1.AccessRecord.at:type_name -> google.protobuf.Timestamp
 	22, // 18: pms.patient.v1.GetPatientAccessLogResponse.records:type_name -> pms.patient.v1.AccessRecord
-	34, // 19: pms.patient.v1.BreakGlassGrant.created_at:type_name -> google.protobuf.Timestamp
-	34, // 20: pms.patient.v1.BreakGlassGrant.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 19: pms.patient.v1.BreakGlassGrant.created_at:type_name -> google.protobuf.Timestamp
+	38, // 20: pms.patient.v1.BreakGlassGrant.expires_at:type_name -> google.protobuf.Timestamp
 	16, // 21: pms.patient.v1.BreakGlassGrant.reads:type_name -> pms.patient.v1.AuditEntry
-	34, // 22: pms.patient.v1.ListBreakGlassGrantsRequest.from:type_name -> google.protobuf.Timestamp
-	34, // 23: pms.patient.v1.ListBreakGlassGrantsRequest.to:type_name -> google.protobuf.Timestamp
+	38, // 22: pms.patient.v1.ListBreakGlassGrantsRequest.from:type_name -> google.protobuf.Timestamp
+	38, // 23: pms.patient.v1.ListBreakGlassGrantsRequest.to:type_name -> google.protobuf.Timestamp
 	26, // 24: pms.patient.v1.ListBreakGlassGrantsResponse.grants:type_name -> pms.patient.v1.BreakGlassGrant
-	34, // 25: pms.patient.v1.PatientErasure.erased_at:type_name -> google.protobuf.Timestamp
-	34, // 26: pms.patient.v1.PatientMerge.merged_at:type_name -> google.protobuf.Timestamp
-	34, // 27: pms.patient.v1.PatientMerge.unmerged_at:type_name -> google.protobuf.Timestamp
-	4,  // 28: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
-	5,  // 29: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
-	6,  // 30: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
-	8,  // 31: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
-	10, // 32: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
-	12, // 33: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
-	15, // 34: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
-	36, // 35: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
-	18, // 36: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
-	19, // 37: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
-	21, // 38: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
-	24, // 39: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
-	25, // 40: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
-	27, // 41: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
-	29, // 42: pms.patient.v1.PatientService.ErasePatient:input_type -> pms.patient.v1.ErasePatientRequest
-	31, // 43: pms.patient.v1.PatientService.MergePatients:input_type -> pms.patient.v1.MergePatientsRequest
-	32, // 44: pms.patient.v1.PatientService.UnmergePatient:input_type -> pms.patient.v1.UnmergePatientRequest
-	0,  // 45: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
-	0,  // 46: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
-	7,  // 47: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
-	0,  // 48: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
-	11, // 49: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
-	14, // 50: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
-	17, // 51: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
-	37, // 52: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
-	38, // 53: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
-	20, // 54: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
-	23, // 55: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
-	0,  // 56: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
-	26, // 57: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
-	28, // 58: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
-	30, // 59: pms.patient.v1.PatientService.ErasePatient:output_type -> pms.patient.v1.PatientErasure
-	33, // 60: pms.patient.v1.PatientService.MergePatients:output_type -> pms.patient.v1.PatientMerge
-	33, // 61: pms.patient.v1.PatientService.UnmergePatient:output_type -> pms.patient.v1.PatientMerge
-	45, // [45:62] is the sub-list for method output_type
-	28, // [28:45] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	38, // 25: pms.patient.v1.PatientErasure.erased_at:type_name -> google.protobuf.Timestamp
+	4,  // 26: pms.patient.v1.FindDuplicatesRequest.patient:type_name -> pms.patient.v1.CreatePatientRequest
+	32, // 27: pms.patient.v1.DuplicateCandidate.reasons:type_name -> pms.patient.v1.MatchReason
+	0,  // 28: pms.patient.v1.DuplicateCandidate.patient:type_name -> pms.patient.v1.Patient
+	33, // 29: pms.patient.v1.FindDuplicatesResponse.candidates:type_name -> pms.patient.v1.DuplicateCandidate
+	38, // 30: pms.patient.v1.PatientMerge.merged_at:type_name -> google.protobuf.Timestamp
+	38, // 31: pms.patient.v1.PatientMerge.unmerged_at:type_name -> google.protobuf.Timestamp
+	4,  // 32: pms.patient.v1.PatientService.CreatePatient:input_type -> pms.patient.v1.CreatePatientRequest
+	5,  // 33: pms.patient.v1.PatientService.GetPatient:input_type -> pms.patient.v1.GetPatientRequest
+	6,  // 34: pms.patient.v1.PatientService.ListPatients:input_type -> pms.patient.v1.ListPatientsRequest
+	8,  // 35: pms.patient.v1.PatientService.UpdatePatient:input_type -> pms.patient.v1.UpdatePatientRequest
+	10, // 36: pms.patient.v1.PatientService.DeletePatient:input_type -> pms.patient.v1.DeletePatientRequest
+	12, // 37: pms.patient.v1.PatientService.GetPatientHistory:input_type -> pms.patient.v1.GetPatientHistoryRequest
+	15, // 38: pms.patient.v1.PatientService.ListAudit:input_type -> pms.patient.v1.ListAuditRequest
+	40, // 39: pms.patient.v1.PatientService.VerifyAudit:input_type -> pms.billing.v1.VerifyAuditRequest
+	18, // 40: pms.patient.v1.PatientService.GetPatientBillingAccount:input_type -> pms.patient.v1.GetPatientBillingAccountRequest
+	19, // 41: pms.patient.v1.PatientService.ListPatientInvoices:input_type -> pms.patient.v1.ListPatientInvoicesRequest
+	21, // 42: pms.patient.v1.PatientService.GetPatientAccessLog:input_type -> pms.patient.v1.GetPatientAccessLogRequest
+	24, // 43: pms.patient.v1.PatientService.SetPatientConfidentiality:input_type -> pms.patient.v1.SetPatientConfidentialityRequest
+	25, // 44: pms.patient.v1.PatientService.BreakGlass:input_type -> pms.patient.v1.BreakGlassRequest
+	27, // 45: pms.patient.v1.PatientService.ListBreakGlassGrants:input_type -> pms.patient.v1.ListBreakGlassGrantsRequest
+	29, // 46: pms.patient.v1.PatientService.ErasePatient:input_type -> pms.patient.v1.ErasePatientRequest
+	31, // 47: pms.patient.v1.PatientService.FindDuplicates:input_type -> pms.patient.v1.FindDuplicatesRequest
+	35, // 48: pms.patient.v1.PatientService.MergePatients:input_type -> pms.patient.v1.MergePatientsRequest
+	36, // 49: pms.patient.v1.PatientService.UnmergePatient:input_type -> pms.patient.v1.UnmergePatientRequest
+	0,  // 50: pms.patient.v1.PatientService.CreatePatient:output_type -> pms.patient.v1.Patient
+	0,  // 51: pms.patient.v1.PatientService.GetPatient:output_type -> pms.patient.v1.Patient
+	7,  // 52: pms.patient.v1.PatientService.ListPatients:output_type -> pms.patient.v1.ListPatientsResponse
+	0,  // 53: pms.patient.v1.PatientService.UpdatePatient:output_type -> pms.patient.v1.Patient
+	11, // 54: pms.patient.v1.PatientService.DeletePatient:output_type -> pms.patient.v1.DeletePatientResponse
+	14, // 55: pms.patient.v1.PatientService.GetPatientHistory:output_type -> pms.patient.v1.GetPatientHistoryResponse
+	17, // 56: pms.patient.v1.PatientService.ListAudit:output_type -> pms.patient.v1.ListAuditResponse
+	41, // 57: pms.patient.v1.PatientService.VerifyAudit:output_type -> pms.billing.v1.AuditVerdict
+	42, // 58: pms.patient.v1.PatientService.GetPatientBillingAccount:output_type -> pms.billing.v1.Account
+	20, // 59: pms.patient.v1.PatientService.ListPatientInvoices:output_type -> pms.patient.v1.ListPatientInvoicesResponse
+	23, // 60: pms.patient.v1.PatientService.GetPatientAccessLog:output_type -> pms.patient.v1.GetPatientAccessLogResponse
+	0,  // 61: pms.patient.v1.PatientService.SetPatientConfidentiality:output_type -> pms.patient.v1.Patient
+	26, // 62: pms.patient.v1.PatientService.BreakGlass:output_type -> pms.patient.v1.BreakGlassGrant
+	28, // 63: pms.patient.v1.PatientService.ListBreakGlassGrants:output_type -> pms.patient.v1.ListBreakGlassGrantsResponse
+	30, // 64: pms.patient.v1.PatientService.ErasePatient:output_type -> pms.patient.v1.PatientErasure
+	34, // 65: pms.patient.v1.PatientService.FindDuplicates:output_type -> pms.patient.v1.FindDuplicatesResponse
+	37, // 66: pms.patient.v1.PatientService.MergePatients:output_type -> pms.patient.v1.PatientMerge
+	37, // 67: pms.patient.v1.PatientService.UnmergePatient:output_type -> pms.patient.v1.PatientMerge
+	50, // [50:68] is the sub-list for method output_type
+	32, // [32:50] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_pms_patient_v1_patient_proto_init() }
@@ -3020,7 +3341,7 @@ func file_pms_patient_v1_patient_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pms_patient_v1_patient_proto_rawDesc), len(file_pms_patient_v1_patient_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -43,6 +43,7 @@ const (
 	PatientService_BreakGlass_FullMethodName                = "/pms.patient.v1.PatientService/BreakGlass"
 	PatientService_ListBreakGlassGrants_FullMethodName      = "/pms.patient.v1.PatientService/ListBreakGlassGrants"
 	PatientService_ErasePatient_FullMethodName              = "/pms.patient.v1.PatientService/ErasePatient"
+	PatientService_FindDuplicates_FullMethodName            = "/pms.patient.v1.PatientService/FindDuplicates"
 	PatientService_MergePatients_FullMethodName             = "/pms.patient.v1.PatientService/MergePatients"
 	PatientService_UnmergePatient_FullMethodName            = "/pms.patient.v1.PatientService/UnmergePatient"
 )
@@ -93,6 +94,10 @@ type PatientServiceClient interface {
 	// destroys the patient's data key, leaving a tombstone; admin only, with a reason (REST:
 	// POST /patients/{id}/erase).
 	ErasePatient(ctx context.Context, in *ErasePatientRequest, opts ...grpc.CallOption) (*PatientErasure, error)
+	// FindDuplicates scores the possible duplicates of a record (REST:
+	// GET /patients/{id}/duplicates) or of demographics (FHIR Patient/$match); clinicians;
+	// audited as a disclosure of every candidate returned.
+	FindDuplicates(ctx context.Context, in *FindDuplicatesRequest, opts ...grpc.CallOption) (*FindDuplicatesResponse, error)
 	// MergePatients merges the duplicate into the survivor, clinician or admin, with a reason
 	// (REST: POST /patients/{survivor}/merge): the duplicate becomes merged (reads show it with
 	// merged_into, writes are refused), billing moves its invoices to the survivor.
@@ -260,6 +265,16 @@ func (c *patientServiceClient) ErasePatient(ctx context.Context, in *ErasePatien
 	return out, nil
 }
 
+func (c *patientServiceClient) FindDuplicates(ctx context.Context, in *FindDuplicatesRequest, opts ...grpc.CallOption) (*FindDuplicatesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FindDuplicatesResponse)
+	err := c.cc.Invoke(ctx, PatientService_FindDuplicates_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *patientServiceClient) MergePatients(ctx context.Context, in *MergePatientsRequest, opts ...grpc.CallOption) (*PatientMerge, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PatientMerge)
@@ -326,6 +341,10 @@ type PatientServiceServer interface {
 	// destroys the patient's data key, leaving a tombstone; admin only, with a reason (REST:
 	// POST /patients/{id}/erase).
 	ErasePatient(context.Context, *ErasePatientRequest) (*PatientErasure, error)
+	// FindDuplicates scores the possible duplicates of a record (REST:
+	// GET /patients/{id}/duplicates) or of demographics (FHIR Patient/$match); clinicians;
+	// audited as a disclosure of every candidate returned.
+	FindDuplicates(context.Context, *FindDuplicatesRequest) (*FindDuplicatesResponse, error)
 	// MergePatients merges the duplicate into the survivor, clinician or admin, with a reason
 	// (REST: POST /patients/{survivor}/merge): the duplicate becomes merged (reads show it with
 	// merged_into, writes are refused), billing moves its invoices to the survivor.
@@ -387,6 +406,9 @@ func (UnimplementedPatientServiceServer) ListBreakGlassGrants(context.Context, *
 }
 func (UnimplementedPatientServiceServer) ErasePatient(context.Context, *ErasePatientRequest) (*PatientErasure, error) {
 	return nil, status.Error(codes.Unimplemented, "method ErasePatient not implemented")
+}
+func (UnimplementedPatientServiceServer) FindDuplicates(context.Context, *FindDuplicatesRequest) (*FindDuplicatesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FindDuplicates not implemented")
 }
 func (UnimplementedPatientServiceServer) MergePatients(context.Context, *MergePatientsRequest) (*PatientMerge, error) {
 	return nil, status.Error(codes.Unimplemented, "method MergePatients not implemented")
@@ -685,6 +707,24 @@ func _PatientService_ErasePatient_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PatientService_FindDuplicates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FindDuplicatesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PatientServiceServer).FindDuplicates(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PatientService_FindDuplicates_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PatientServiceServer).FindDuplicates(ctx, req.(*FindDuplicatesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PatientService_MergePatients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MergePatientsRequest)
 	if err := dec(in); err != nil {
@@ -787,6 +827,10 @@ var PatientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ErasePatient",
 			Handler:    _PatientService_ErasePatient_Handler,
+		},
+		{
+			MethodName: "FindDuplicates",
+			Handler:    _PatientService_FindDuplicates_Handler,
 		},
 		{
 			MethodName: "MergePatients",
