@@ -373,33 +373,23 @@ func breakerFailures(failures uint32, addr string) uint32 {
 // breaker on every call to the service.
 func (u *upstream) wrap(method string, e endpoint.Endpoint) endpoint.Endpoint {
 	b, name := u.b, u.name+"."+method
-	if method == auditVerifyMethod {
-		return typed.Chain(e,
-			b.metrics.Middleware(name),
-			observe.LoggingMiddleware(b.c.Logger, name),
-			u.guard.Middleware(method),
-			b.limiter.middleware(),
-			rejectDecodeErrors(u.service, method),
-			u.admit.Middleware(),
-			timeout(b.c.Timeout),
-		)
-	}
-	var call endpoint.Middleware
-	if u.reads[method] {
-		call = retry.Middleware(retry.Options{Attempts: b.c.ReadAttempts, Timeout: b.c.Timeout})
-	} else {
-		call = timeout(b.c.Timeout)
-	}
-	return typed.Chain(e,
+	mws := []endpoint.Middleware{
 		b.metrics.Middleware(name),
 		observe.LoggingMiddleware(b.c.Logger, name),
 		u.guard.Middleware(method),
 		b.limiter.middleware(),
 		rejectDecodeErrors(u.service, method),
 		u.admit.Middleware(),
-		call,
-		u.breaker.Middleware(),
-	)
+	}
+	switch {
+	case method == auditVerifyMethod:
+		mws = append(mws, timeout(b.c.Timeout))
+	case u.reads[method]:
+		mws = append(mws, retry.Middleware(retry.Options{Attempts: b.c.ReadAttempts, Timeout: b.c.Timeout}), u.breaker.Middleware())
+	default:
+		mws = append(mws, timeout(b.c.Timeout), u.breaker.Middleware())
+	}
+	return typed.Chain(e, mws...)
 }
 
 // options are the HTTP options of a handler mounted under prefix.
