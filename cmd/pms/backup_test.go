@@ -778,6 +778,8 @@ func TestMRNsSurvivePostgresRewind(t *testing.T) {
 	defer d.Close()
 	// The rewind: back to before the second registration.
 	if _, err := d.ExecContext(ctx, `DELETE FROM patient_versions WHERE patient_id IN (SELECT id FROM patients WHERE seq > 1);
+		DELETE FROM patient_match_keys WHERE patient_id IN (SELECT id FROM patients WHERE seq > 1);
+		DELETE FROM patient_identifiers WHERE patient_id IN (SELECT id FROM patients WHERE seq > 1);
 		DELETE FROM outbox; DELETE FROM patients WHERE seq > 1; ALTER TABLE patients ALTER COLUMN seq RESTART WITH 2`); err != nil {
 		t.Fatal(err)
 	}

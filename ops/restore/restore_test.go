@@ -186,6 +186,8 @@ func TestPointInTimeRestore(t *testing.T) {
 	}
 	pg.PSQL(t, "pms", `BEGIN;
 DELETE FROM patient.patient_versions WHERE patient_id NOT IN (`+strings.Join(keep, ",")+`);
+DELETE FROM patient.patient_match_keys WHERE patient_id NOT IN (`+strings.Join(keep, ",")+`);
+DELETE FROM patient.patient_identifiers WHERE patient_id NOT IN (`+strings.Join(keep, ",")+`);
 DELETE FROM patient.patients WHERE id NOT IN (`+strings.Join(keep, ",")+`);
 COMMIT;`)
 	if n := pg.PSQL(t, "pms", "SELECT count(*) FROM patient.patients"); n != strconv.Itoa(writers) {
