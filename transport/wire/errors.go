@@ -61,9 +61,13 @@ func KindOfStatus(status int) errs.Kind {
 	if status == http.StatusUnauthorized {
 		return errs.Unauthenticated
 	}
-	// Likewise a bare 403 is the plain permission_denied, not restricted.
-	if status == http.StatusForbidden {
+	// Likewise a bare 403 is the plain permission_denied, not restricted, and a bare 409 the
+	// plain conflict, not possible_duplicate (which always names itself in its body).
+	switch status {
+	case http.StatusForbidden:
 		return errs.PermissionDenied
+	case http.StatusConflict:
+		return errs.Conflict
 	}
 	for k, s := range statusByKind {
 		if s == status {
