@@ -147,7 +147,15 @@ func (r *Reader) Read(n int, timeout time.Duration) []*sarama.ConsumerMessage {
 // high-water marks): after a producer has been acknowledged, an exact count without waiting.
 func Count(t testing.TB, addr, topic string) int64 {
 	t.Helper()
-	c, err := sarama.NewClient([]string{addr}, ConfigFor(addr))
+	// A connection the broker dropped (EOF, seen once in CI right after a process it served
+	// stopped) is tried again until a deadline: the count is what is tested, not the dial.
+	var c sarama.Client
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err = sarama.NewClient([]string{addr}, ConfigFor(addr)); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("brokertest: client: %v", err)
 	}
