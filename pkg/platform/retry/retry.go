@@ -7,6 +7,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/go-kit/kit/endpoint"
@@ -45,10 +46,23 @@ func Middleware(o Options) endpoint.Middleware {
 		o.Retryable = Transient
 	}
 	return func(next endpoint.Endpoint) endpoint.Endpoint {
-		retrying := lb.RetryWithCallback(o.Timeout, lb.NewRoundRobin(sd.FixedEndpointer{next}),
+		// lb.Retry answers as soon as the deadline passes, while the attempt in flight is
+		// still running; each attempt is counted in the call's WaitGroup so the answer waits
+		// for it. Otherwise the caller could learn of a timeout before the breaker inside
+		// had counted it, and the next call would still find the breaker closed.
+		attempt := func(ctx context.Context, req any) (any, error) {
+			if wg, ok := ctx.Value(inFlightKey{}).(*sync.WaitGroup); ok {
+				wg.Add(1)
+				defer wg.Done()
+			}
+			return next(ctx, req)
+		}
+		retrying := lb.RetryWithCallback(o.Timeout, lb.NewRoundRobin(sd.FixedEndpointer{attempt}),
 			func(n int, err error) (bool, error) { return n < o.Attempts && o.Retryable(err), nil })
 		return func(ctx context.Context, req any) (any, error) {
-			resp, err := retrying(ctx, req)
+			var inFlight sync.WaitGroup
+			resp, err := retrying(context.WithValue(ctx, inFlightKey{}, &inFlight), req)
+			inFlight.Wait() // the attempts see the deadline too, so they end with it
 			var re lb.RetryError
 			if errors.As(err, &re) {
 				err = re.Final
@@ -62,3 +76,6 @@ func Middleware(o Options) endpoint.Middleware {
 		}
 	}
 }
+
+// inFlightKey carries a call's WaitGroup of attempts through lb.Retry's context.
+type inFlightKey struct{}

@@ -86,3 +86,33 @@ func TestCallerGoneIsNotRetried(t *testing.T) {
 		t.Fatalf("cancelled call: %v (%s) after %d attempts; want canceled after 1", err, errs.KindOf(err), calls.Load())
 	}
 }
+
+// TestDeadlineWaitsForTheAttempt: a call that times out is answered only once the attempt in
+// flight has ended, so a breaker inside has already counted the timeout: after Failures
+// timed-out calls the next one finds the breaker open. (lb.Retry alone answers at the
+// deadline while the attempt still runs; the gateway's next call then found the breaker
+// closed, TestUpstreamThatNeverAnswers in CI.)
+func TestDeadlineWaitsForTheAttempt(t *testing.T) {
+	var ended atomic.Int64
+	slow := func(ctx context.Context, _ any) (any, error) {
+		<-ctx.Done()
+		// The attempt ends a moment after its deadline, as a gRPC call unwinding does (the
+		// sleep widens that window; nothing waits on it).
+		time.Sleep(5 * time.Millisecond)
+		ended.Add(1)
+		return nil, errs.New(errs.Timeout, "deadline")
+	}
+	b := breaker.New(breaker.Options{Failures: 3, OpenFor: time.Hour})
+	call := Middleware(Options{Attempts: 1, Timeout: 10 * time.Millisecond})(b.Middleware()(slow))
+	for i := 1; i <= 3; i++ {
+		if _, err := call(context.Background(), nil); errs.KindOf(err) != errs.Timeout {
+			t.Fatalf("call %d: %v, want timeout", i, err)
+		}
+		if n := ended.Load(); n != int64(i) {
+			t.Fatalf("call %d answered while its attempt was still running (%d attempts ended)", i, n)
+		}
+	}
+	if b.State() != "open" {
+		t.Fatalf("breaker %s after 3 timed-out calls, want open", b.State())
+	}
+}
