@@ -383,11 +383,11 @@ func (u *upstream) wrap(method string, e endpoint.Endpoint) endpoint.Endpoint {
 	}
 	switch {
 	case method == auditVerifyMethod:
-		mws = append(mws, timeout(b.c.Timeout))
+		mws = append(mws, deadline(b.c.Timeout))
 	case u.reads[method]:
 		mws = append(mws, retry.Middleware(retry.Options{Attempts: b.c.ReadAttempts, Timeout: b.c.Timeout}), u.breaker.Middleware())
 	default:
-		mws = append(mws, timeout(b.c.Timeout), u.breaker.Middleware())
+		mws = append(mws, deadline(b.c.Timeout), u.breaker.Middleware())
 	}
 	return typed.Chain(e, mws...)
 }
@@ -429,19 +429,10 @@ func public(roles authz.RoleTable, method string) bool {
 	return len(allowed) == 1 && allowed[0] == authz.Public
 }
 
-// timeout bounds a call that is not retried.
-func timeout(d time.Duration) endpoint.Middleware {
-	return func(next endpoint.Endpoint) endpoint.Endpoint {
-		return func(ctx context.Context, req any) (any, error) {
-			ctx, cancel := context.WithTimeout(ctx, d)
-			defer cancel()
-			resp, err := next(ctx, req)
-			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errs.KindOf(err) != errs.Timeout {
-				return nil, errs.Wrap(errs.Timeout, "the upstream service did not answer in time", err)
-			}
-			return resp, err
-		}
-	}
+// deadline bounds a call that is not retried: the retry middleware with one attempt, so a
+// deadline that passed is a timeout the same way for reads and writes.
+func deadline(d time.Duration) endpoint.Middleware {
+	return retry.Middleware(retry.Options{Attempts: 1, Timeout: d})
 }
 
 // servedRoutes lists the routes the mounts really serve, sorted and without duplicates.

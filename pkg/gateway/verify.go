@@ -54,7 +54,7 @@ func (b *builder) verifyHandler(d *db.DB, log audit.Appender) (http.Handler, *[]
 		observe.LoggingMiddleware(b.c.Logger, name),
 		guard.Middleware(MethodVerifyAudit),
 		b.limiter.middleware(),
-		timeout(b.c.Timeout),
+		deadline(b.c.Timeout),
 	)
 	return b.handler(func(o httptransport.Options) http.Handler {
 		return httptransport.NewVerifyAuditHandler[VerifyAuditRequest](e, o)
