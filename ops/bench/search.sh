@@ -5,6 +5,10 @@
 # straight to the patient service (every request verified and audited), the demographic
 # filters of issue 19 included (family, given, phone, date-of-birth ranges). Prints a table of
 # req/s and p99 per kind and N: figures, not assertions.
+#
+# SEEDED=1 keeps each N's database (bench_search_N) and data folder (under SEEDED_DIR, default
+# /var/tmp/pms-bench-search) after the run and uses them again when they exist, so the million
+# is seeded once (about 15-25 minutes here) and measured as often as needed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=ops/bench/lib.sh
@@ -16,20 +20,30 @@ DURATION=${DURATION:-5s}
 BASE=${BASE_PORT:-14600}
 P=127.0.0.1
 DB= PID= DATA=
+SEEDED=${SEEDED:-} SEEDED_DIR=${SEEDED_DIR:-/var/tmp/pms-bench-search}
 cleanup() {
 	if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-	if [ -n "$DB" ]; then psql "$PG" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true; fi
-	if [ -n "$DATA" ]; then rm -rf "$DATA"; fi
+	if [ -z "$SEEDED" ]; then
+		if [ -n "$DB" ]; then psql "$PG" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true; fi
+		if [ -n "$DATA" ]; then rm -rf "$DATA"; fi
+	fi
 	PID= DB= DATA=
 }
 trap cleanup EXIT
 results=()
 for N in $SIZES; do
-	DB=bench_search_$$_$N
-	DATA=$(mktemp -d)
-	psql "$PG" -qc "CREATE DATABASE $DB"
+	if [ -n "$SEEDED" ]; then
+		DB=bench_search_$N DATA=$SEEDED_DIR/$N
+	else
+		DB=bench_search_$$_$N DATA=$(mktemp -d)
+	fi
 	URL=$(echo "$PG" | sed -E "s#/[^/?]+(\?|$)#/$DB\1#")
-	./bin/pms seed --patients "$N" --database-url="$URL" --data-dir="$DATA" --log-level=error
+	if [ -z "$SEEDED" ] || [ "$(psql "$PG" -Atc "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 0 ] || [ ! -d "$DATA" ]; then
+		psql "$PG" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+		rm -rf "$DATA" && mkdir -p "$DATA" && chmod 700 "$DATA"
+		psql "$PG" -qc "CREATE DATABASE $DB"
+		./bin/pms seed --patients "$N" --database-url="$URL" --data-dir="$DATA" --log-level=error
+	fi
 	start_pms_all ./bin/pms "$URL" "$DATA" "$BASE"
 	# One seeded patient (the middle one) gives the rare substring (its email's random tag),
 	# the exact email, the date of birth and the id.

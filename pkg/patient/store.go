@@ -42,9 +42,15 @@ type Store struct {
 
 // DatabaseOptions are how the patient service opens its database: every connection starts
 // with sequential scans discouraged, which its searches rely on (list) and its other queries,
-// all by key or by index, do not mind.
+// all by key or by index, do not mind; and with every statement planned for its own values.
+// pgx prepares each statement once per connection, and after five runs PostgreSQL may switch
+// a prepared statement to a generic plan, costed without the values: at a million patients
+// it then served `lower(email) = $1` through the email's trigram GIN index (costed 74 against
+// the b-tree's 286, run in 40-130 ms against 0.02 ms), and a search's LIKE pattern cannot
+// choose between its trigram and prefix indexes without its value. A custom plan costs a few
+// hundredths of a millisecond of planning per statement.
 func DatabaseOptions() []db.Option {
-	return []db.Option{db.WithSetting("enable_seqscan", "off")}
+	return []db.Option{db.WithSetting("enable_seqscan", "off"), db.WithSetting("plan_cache_mode", "force_custom_plan")}
 }
 
 // NewStore returns a Store over a migrated database.
