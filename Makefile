@@ -74,7 +74,7 @@ bench-create: build
 ## bench-search: req/s and p99 of each search kind and of the first page at SIZES patients (default "1000 100000"; SIZES="1000 100000 1000000" for the million), seeded with pms seed (ops/bench/search.sh)
 SIZES ?= 1000 100000
 bench-search: build
-	SIZES="$(SIZES)" bash ops/bench/search.sh | tee bench-search.out
+	SIZES="$(SIZES)" SEEDED="$(SEEDED)" bash ops/bench/search.sh | tee bench-search.out
 
 ## bench-kafka: the outbox on PostgreSQL and the embedded broker: drain 100k, keep pace, latency at 500/s
 bench-kafka:
