@@ -118,7 +118,7 @@ run() {
 	P50[$1]=$(echo "$out" | awk '$1 == "50%" {print $2}')
 	P99[$1]=$(echo "$out" | awk '$1 == "99%" {print $2}')
 	local bad
-	bad=$(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {n += 1} END {print n + 0}')
+	bad=$(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
 	printf '%-8s %10s req/s   p50 %-9s p99 %-9s non-2xx/socket errors %s\n' "$1" "${RPS[$1]}" "${P50[$1]}" "${P99[$1]}" "$bad"
 }
 MODE="pms all${IN_PROCESS:+, the gateway in process}"
