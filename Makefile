@@ -55,7 +55,7 @@ lint:
 proto:
 	bash proto/generate.sh
 
-## bench: Go benchmarks (HTTP, gRPC, direct, audit writer; revocation latency p50/p99 over 1,000 revocations; analytics fold rate and lag at 5,000 events/s), a wrk run against `pms patient`, gateway vs direct vs nginx (ops/bench/gateway.sh), and the gateway with TLS + mTLS off and on (ops/bench/tls.sh), and the create vs pgbench (ops/bench/create.sh)
+## bench: Go benchmarks (HTTP, gRPC, direct, audit writer; revocation latency p50/p99 over 1,000 revocations; analytics fold rate and lag at 5,000 events/s), a wrk run against `pms patient`, gateway vs direct vs nginx (ops/bench/gateway.sh: `pms all`, the gateway in process, every service its own process), and the gateway with TLS + mTLS off and on (ops/bench/tls.sh), and the create vs pgbench (ops/bench/create.sh)
 bench: build
 	$(GO) test -run='^$$' -bench=. -skip='BenchmarkRevocationLatency|BenchmarkAnalytics' -benchmem -benchtime=$(BENCHTIME) ./pkg/... ./transport/... | tee bench.out
 	$(GO) test -run='^$$' -bench=BenchmarkRevocationLatency -benchtime=1000x ./transport/grpc/ | tee -a bench.out
@@ -64,6 +64,7 @@ bench: build
 	bash ops/bench/wrk-patient.sh
 	bash ops/bench/gateway.sh
 	IN_PROCESS=1 bash ops/bench/gateway.sh
+	SEPARATE=1 bash ops/bench/gateway.sh
 	bash ops/bench/tls.sh
 	bash ops/bench/create.sh
 

@@ -4,7 +4,10 @@
 # PostgreSQL database (dropped afterwards), wrk -t2 -c64 each, on loopback. Prints
 # requests/s, p50, p99 and the ratios; figures, not assertions. Rate limits are raised for
 # the run; the token check and the audit write per read stay. IN_PROCESS=1 runs the gateway
-# with --gateway-in-process (it wraps the services' endpoint sets: no gRPC hop).
+# with --gateway-in-process (it wraps the services' endpoint sets: no gRPC hop). SEPARATE=1
+# runs every service as its own `pms <service>` process (broker, auth, billing, patient,
+# analytics, gateway; plain text, as ops/cluster with Plain), the gateway reaching the patient
+# service over gRPC. BIN picks the build (default ./bin/pms); KEEP=1 keeps the logs' folder.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
@@ -15,18 +18,56 @@ DB=benchgw_$$
 DURATION=${DURATION:-15s}
 TMP=$(mktemp -d)
 PID= NPID=
+PIDS=()
 cleanup() {
 	[ -n "$NPID" ] && kill "$NPID" 2>/dev/null || true
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+	# The separate processes, the gateway first and the broker last.
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null && wait "${PIDS[i]}" 2>/dev/null || true; done
 	psql "$PG" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true
-	rm -rf "$TMP"
+	[ -n "${KEEP:-}" ] && echo "kept $TMP" >&2 || rm -rf "$TMP"
 }
 trap cleanup EXIT
 psql "$PG" -qc "CREATE DATABASE $DB"
 URL=$(echo "$PG" | sed -E "s#/[^/?]+(\?|$)#/$DB\1#")
 B=${BASE_PORT:-15000}
 GW=127.0.0.1:$((B + 4)) PAT=127.0.0.1:$((B + 0)) NG=127.0.0.1:$((B + 80))
-PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 ./bin/pms all --database-url="$URL" --data-dir="$TMP/data" \
+BIN=${BIN:-./bin/pms}
+if [ -n "${SEPARATE:-}" ]; then
+	# Every service its own process, as ops/cluster runs them (plain text, as `pms all` here):
+	# the broker first, then auth, billing, patient, analytics and the gateway, each one
+	# started once the one before it is ready.
+	PIDS=()
+	K=127.0.0.1:$((B + 92))
+	common() {
+		echo "$1 --data-dir=$TMP/$1 --database-url=$URL --log-level=error --rate-limit=0 --kafka-brokers=$K --kafka-addr=$K" \
+			"--kafka-credentials=$TMP/kafka-credentials --auth-jwks-url=http://127.0.0.1:$((B + 5))/.well-known/jwks.json" \
+			"--auth-revocations-addr=127.0.0.1:$((B + 15)) --database-max-conns=${CONNS:-16}"
+	}
+	# start NAME ADMIN ARGS...: starts one process and waits for its /readyz (the broker: its port).
+	start() {
+		local name=$1 admin=$2
+		shift 2
+		# shellcheck disable=SC2068
+		PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 "$BIN" $@ 2>"$TMP/$name.log" &
+		PIDS+=($!)
+		for _ in $(seq 1 300); do
+			if [ "$name" = broker ]; then (exec 3<>"/dev/tcp/${K%:*}/${K#*:}") 2>/dev/null && break
+			else curl -sf "http://$admin/readyz" >/dev/null && break; fi
+			sleep 0.1
+		done
+	}
+	start broker "" broker --data-dir="$TMP/broker" --kafka-addr="$K" --kafka-credentials="$TMP/kafka-credentials" --log-level=error
+	start auth 127.0.0.1:$((B + 25)) $(common auth) --http-addr=127.0.0.1:$((B + 5)) --grpc-addr=127.0.0.1:$((B + 15)) \
+		--admin-addr=127.0.0.1:$((B + 25)) --bootstrap-admin-email=admin@bench.local
+	start billing 127.0.0.1:$((B + 21)) $(common billing) --http-addr=127.0.0.1:$((B + 1)) --grpc-addr=127.0.0.1:$((B + 11)) --admin-addr=127.0.0.1:$((B + 21))
+	start patient 127.0.0.1:$((B + 20)) $(common patient) --http-addr=$PAT --grpc-addr=127.0.0.1:$((B + 10)) --admin-addr=127.0.0.1:$((B + 20)) \
+		--billing-addr=127.0.0.1:$((B + 11))
+	start analytics 127.0.0.1:$((B + 22)) $(common analytics) --http-addr=127.0.0.1:$((B + 2)) --grpc-addr=127.0.0.1:$((B + 12)) --admin-addr=127.0.0.1:$((B + 22))
+	start gateway 127.0.0.1:$((B + 24)) $(common gateway) --http-addr=$GW --admin-addr=127.0.0.1:$((B + 24)) --gateway-client-rate=0 \
+		--patient-addr=127.0.0.1:$((B + 10)) --billing-addr=127.0.0.1:$((B + 11)) --auth-addr=127.0.0.1:$((B + 15)) --analytics-addr=127.0.0.1:$((B + 12))
+else
+PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 "$BIN" all --database-url="$URL" --data-dir="$TMP/data" \
 	--bootstrap-admin-email=admin@bench.local --log-level=error --rate-limit=0 --gateway-client-rate=0 \
 	--kafka-addr=127.0.0.1:$((B + 92)) \
 	--patient-http-addr=$PAT --patient-grpc-addr=127.0.0.1:$((B + 10)) --patient-admin-addr=127.0.0.1:$((B + 20)) \
@@ -35,6 +76,7 @@ PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 ./bin/pms all --database-u
 	--analytics-http-addr=127.0.0.1:$((B + 2)) --analytics-grpc-addr=127.0.0.1:$((B + 12)) --analytics-admin-addr=127.0.0.1:$((B + 22)) \
 	--gateway-http-addr=$GW --gateway-admin-addr=127.0.0.1:$((B + 24)) ${IN_PROCESS:+--gateway-in-process} 2>"$TMP/pms.log" &
 PID=$!
+fi
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$((B + 24))/readyz" >/dev/null && curl -sf "http://127.0.0.1:$((B + 20))/readyz" >/dev/null && break; sleep 0.05; done
 TOKEN=$(curl -sf -XPOST "http://$GW/auth/login" -H 'Content-Type: application/json' \
 	-d '{"email":"admin@bench.local","password":"operator-passphrase-0123"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
@@ -75,10 +117,13 @@ run() {
 	RPS[$1]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 	P50[$1]=$(echo "$out" | awk '$1 == "50%" {print $2}')
 	P99[$1]=$(echo "$out" | awk '$1 == "99%" {print $2}')
-	if echo "$out" | grep -q 'Non-2xx'; then echo "$1: $(echo "$out" | grep 'Non-2xx')" >&2; fi
-	printf '%-8s %10s req/s   p50 %-9s p99 %s\n' "$1" "${RPS[$1]}" "${P50[$1]}" "${P99[$1]}"
+	local bad
+	bad=$(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
+	printf '%-8s %10s req/s   p50 %-9s p99 %-9s non-2xx/socket errors %s\n' "$1" "${RPS[$1]}" "${P50[$1]}" "${P99[$1]}" "$bad"
 }
-echo "wrk -t2 -c64 -d$DURATION GET /patients/{id}, pms all on PostgreSQL (token check and audit write per read)${IN_PROCESS:+, the gateway in process}"
+MODE="pms all${IN_PROCESS:+, the gateway in process}"
+[ -n "${SEPARATE:-}" ] && MODE="every service its own process"
+echo "wrk -t2 -c64 -d$DURATION GET /patients/{id}, $MODE on PostgreSQL (token check and audit write per read)"
 run gateway "http://$GW/api/patients/$ID"
 run direct "http://$PAT/patients/$ID"
 run nginx "http://$NG/api/patients/$ID"

@@ -38,6 +38,9 @@ type Store struct {
 	keys *shred.Keys
 	// journal, when set, records every erasure outside the database (erase_journal.go).
 	journal *ErasureJournal
+	// getSQL is get's statement, rebound for the dialect once: the read path runs it on every
+	// GET /patients/{id}, and rebinding it per call allocated a new string each time.
+	getSQL string
 }
 
 // DatabaseOptions are how the patient service opens its database: every connection starts
@@ -55,7 +58,8 @@ func DatabaseOptions() []db.Option {
 
 // NewStore returns a Store over a migrated database.
 func NewStore(d *db.DB) *Store {
-	s := &Store{db: d, events: outbox.New(d, outbox.Options{})}
+	s := &Store{db: d, events: outbox.New(d, outbox.Options{}),
+		getSQL: d.Rebind(`SELECT ` + patientColumns + ` FROM patients WHERE id = ?`)}
 	if d.Dialect == db.Postgres {
 		s.forUpdate = " FOR UPDATE"
 	}
@@ -218,7 +222,7 @@ func (s *Store) insertVersion(ctx context.Context, tx *sqlx.Tx, p Patient, chang
 // answers it with a redirect, FHIR with the record and its replaced-by link.
 func (s *Store) get(ctx context.Context, id string) (Patient, error) {
 	var r patientRow
-	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+patientColumns+` FROM patients WHERE id = ?`), id)
+	err := s.db.GetContext(ctx, &r, s.getSQL, id)
 	p, err := rowResult(r, err)
 	if r.MergedInto.Valid && IsMerged(err) {
 		err = nil
