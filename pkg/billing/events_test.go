@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/billing"
+	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
@@ -153,5 +154,85 @@ func TestCreateAccountFromEvent(t *testing.T) {
 		// A bad patient id is invalid (a poison event).
 		_, err = s.CreateAccount(ctx, billing.CreateAccountRequest{PatientID: "nope", EventID: uuid.NewString()})
 		wantKind(t, err, errs.InvalidArgument)
+	})
+}
+
+// TestAccountOpenedOnceWhicheverPathFirst: the patient service's call and the patient topic's
+// consumer both open a registration's account; whichever comes first, the patient has one
+// account, one BILLING_ACCOUNT_CREATED event and one create_account audit entry when the
+// consumer's turn is a no-op (issue 20 item 4: the second open costs no audit write), and
+// the event id is still recorded as applied. When the consumer opened it, the API call that
+// follows still audits its answer (the caller was given the account).
+func TestAccountOpenedOnceWhicheverPathFirst(t *testing.T) {
+	dbtest.Each(t, migrations.Billing(), func(t *testing.T, d *db.DB) {
+		s := newService(t, d)
+		consumer := authz.Service(context.Background(), "billing")
+		entries := func(pid string) int {
+			t.Helper()
+			recs, err := s.Audit(ctxAs("u-admin"), audit.Query{SubjectID: pid})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, r := range recs {
+				if r.Action == billing.ActionCreateAccount {
+					n++
+				}
+			}
+			return n
+		}
+		accountEvents := func(pid string) int {
+			n := 0
+			for _, ev := range outboxEvents(t, d) {
+				if ev.PatientId == pid && ev.EventType == billing.EventAccountCreated {
+					n++
+				}
+			}
+			return n
+		}
+
+		// The call first, then the event (the usual order: the call runs right after the 201).
+		pid, ev := uuid.NewString(), uuid.NewString()
+		a, err := s.CreateAccount(ctxAs("u-clerk"), billing.CreateAccountRequest{PatientID: pid, Name: "N", Email: "e@example.org"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, again := range []string{ev, ev} { // and a redelivery
+			b, err := s.CreateAccount(consumer, billing.CreateAccountRequest{PatientID: pid, EventID: again})
+			if err != nil || b != a {
+				t.Fatalf("event after call: %v %v, want %v", b, err, a)
+			}
+		}
+		if n := entries(pid); n != 1 {
+			t.Fatalf("call then event: %d create_account entries, want 1", n)
+		}
+		if n := accountEvents(pid); n != 1 {
+			t.Fatalf("call then event: %d account events, want 1", n)
+		}
+		var applied int
+		if err := d.GetContext(context.Background(), &applied, d.Rebind(`SELECT count(*) FROM processed_events WHERE event_id = ?`), ev); err != nil || applied != 1 {
+			t.Fatalf("event applied %d times (%v), want 1", applied, err)
+		}
+
+		// The event first, then the call.
+		pid2 := uuid.NewString()
+		a2, err := s.CreateAccount(consumer, billing.CreateAccountRequest{PatientID: pid2, EventID: uuid.NewString()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := entries(pid2); n != 1 {
+			t.Fatalf("event first: %d create_account entries, want 1", n)
+		}
+		b2, err := s.CreateAccount(ctxAs("u-clerk"), billing.CreateAccountRequest{PatientID: pid2})
+		if err != nil || b2 != a2 {
+			t.Fatalf("call after event: %v %v, want %v", b2, err, a2)
+		}
+		if n := accountEvents(pid2); n != 1 {
+			t.Fatalf("event then call: %d account events, want 1", n)
+		}
+		var accounts int
+		if err := d.GetContext(context.Background(), &accounts, d.Rebind(`SELECT count(*) FROM accounts WHERE patient_id IN (?, ?)`), pid, pid2); err != nil || accounts != 2 {
+			t.Fatalf("accounts %d (%v), want one each", accounts, err)
+		}
 	})
 }

@@ -93,13 +93,24 @@ func (s *service) recorder() audit.Recorder { return audit.Recorder{W: s.audit, 
 
 func (s *service) CreateAccount(ctx context.Context, req CreateAccountRequest) (a Account, err error) {
 	pid, err := parseID(req.PatientID, "patientId")
-	defer func() { s.recordChange(ctx, ActionCreateAccount, pid, err) }()
+	var created bool
+	defer func() {
+		if err == nil && !created && req.EventID != "" {
+			// A patient event applied to an account already open changed nothing and told
+			// nobody anything (the consumer discards the account): no audit entry, so an
+			// account opened by the patient service's call and then by the patient topic's
+			// consumer has one entry, not two, and costs one audit write less per
+			// registration (issue 20 item 4). A call through the API still audits its answer.
+			return
+		}
+		s.recordChange(ctx, ActionCreateAccount, pid, err)
+	}()
 	if err != nil {
 		return Account{}, err
 	}
 	m := s.meta(ctx)
 	ctx = audit.WithPending(ctx, ActionCreateAccount, pid) // recorded by the change's own transaction
-	a, _, err = s.store.createAccount(ctx, Account{ID: uuid.NewString(), PatientID: pid, Status: AccountActive, CreatedAt: m.At}, m, req.EventID)
+	a, created, err = s.store.createAccount(ctx, Account{ID: uuid.NewString(), PatientID: pid, Status: AccountActive, CreatedAt: m.At}, m, req.EventID)
 	return a, err
 }
 

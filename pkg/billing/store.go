@@ -104,8 +104,12 @@ func (s *Store) createAccount(ctx context.Context, a Account, m changeMeta, even
 		if eventID != "" {
 			// With the offset of the event's message: the consumer resumes from it.
 			first, err := outbox.MarkApplied(ctx, tx, s.db, ConsumerPatientEvents, eventID)
-			if err != nil || !first {
+			if err != nil {
 				return err
+			}
+			if !first {
+				audit.NotChanged(ctx) // a redelivery: nothing opened, nothing to audit
+				return nil
 			}
 		}
 		res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO accounts (id, patient_id, status, created_at) VALUES (?, ?, ?, ?)
@@ -118,6 +122,12 @@ func (s *Store) createAccount(ctx context.Context, a Account, m changeMeta, even
 			return db.Classify(err)
 		}
 		if n != 1 {
+			if eventID != "" {
+				// The patient service's call opened it first (or an earlier event did): the
+				// event is applied (recorded above) and opens nothing, so it records no
+				// audit entry of its own (issue 20 item 4: one entry per account opened).
+				audit.NotChanged(ctx)
+			}
 			return nil
 		}
 		created = true
