@@ -14,6 +14,8 @@
 #   git worktree add /tmp/old <commit> && (cd /tmp/old && go build -o /tmp/pms-old ./cmd/pms)
 #   BASELINE=/tmp/pms-old bash ops/bench/create.sh
 # PPROF=<file> saves a 10 s CPU profile of the patient service's process under the direct load.
+# TABLES=1 also prints, per build, the row writes per create of every table that had any
+# (schema.table: inserts+updates+deletes per patient registered): where the writes go.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=ops/bench/lib.sh
@@ -48,6 +50,10 @@ HZ=$(getconf CLK_TCK)
 db_writes() {
 	psql "$1" -Atc "SELECT xact_commit, (SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_all_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')) FROM pg_stat_database WHERE datname = current_database()" | tr '|' ' '
 }
+# table_writes URL: "schema.table writes" for every user table (inserts+updates+deletes so far).
+table_writes() {
+	psql "$1" -Atc "SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_all_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')" | tr '|' ' '
+}
 rows=()
 row() { rows+=("$(printf '| %-44s | %9s | %8s | %8s | %7s | %12s |' "$@")"); }
 
@@ -77,8 +83,9 @@ run_pms() {
 	URL=$(url_of "$DB")
 	PMS_EXTRA="--gateway-client-rate=0 ${PPROF:+--pprof} ${PMS_EXTRA:-}" start_pms_all "$bin" "$URL" "$DATA" "$BASE"
 	[ -n "$TOKEN" ] || { echo "pms did not start: $(tail -5 "$DATA/pms.log")" >&2; exit 1; }
-	local where path port c0 w0
+	local where path port c0 w0 t0
 	read -r c0 w0 < <(db_writes "$URL")
+	t0=$(table_writes "$URL")
 	for where in direct gateway; do
 		if [ "$where" = direct ]; then path=/patients port=$BASE; else path=/api/patients port=$((BASE + 4)); fi
 		local prof=
@@ -121,6 +128,11 @@ run_pms() {
 	local c1 w1
 	read -r c1 w1 < <(db_writes "$URL")
 	ratio+=("$label: per create, all services: $(echo "$c0 $c1 $w0 $w1 $patients" | awk '{printf "%.1f commits, %.1f row writes (inserts, updates, deletes)", ($2 - $1) / $5, ($4 - $3) / $5}')")
+	if [ -n "${TABLES:-}" ]; then
+		ratio+=("$label: row writes per create by table: $( (echo "$t0" | sed 's/^/- /'; table_writes "$URL" | sed 's/^/+ /') |
+			awk -v n="$patients" '{d[$2] += ($1 == "+" ? $3 : -$3)} END {for (t in d) if (d[t] > 0) printf "%s %.2f\n", t, d[t] / n}' |
+			sort -k2 -nr | awk '{printf "%s%s=%s", (NR > 1 ? ", " : ""), $1, $2}')")
+	fi
 	cleanup
 }
 ratio=()
