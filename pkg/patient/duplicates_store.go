@@ -81,6 +81,13 @@ func (s *Store) writeMatchKeys(ctx context.Context, tx *sqlx.Tx, ps []Patient) e
 	if _, err := tx.ExecContext(ctx, tx.Rebind(q), args...); err != nil {
 		return db.Classify(err)
 	}
+	return s.insertMatchKeys(ctx, tx, ps)
+}
+
+// insertMatchKeys inserts the blocking keys of the records ps within tx. A create calls it
+// alone: a record just inserted has no keys to replace, so writeMatchKeys' DELETE would be a
+// round trip that finds nothing (issue 20 item 4).
+func (s *Store) insertMatchKeys(ctx context.Context, tx *sqlx.Tx, ps []Patient) error {
 	var rows []any
 	for _, p := range ps {
 		for _, k := range matchKeys(p) {

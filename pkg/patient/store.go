@@ -188,7 +188,7 @@ func (s *Store) create(ctx context.Context, p Patient, m changeMeta, idem *idemp
 		if err != nil {
 			return err
 		}
-		if err := s.writeMatchKeys(ctx, tx, []Patient{p}); err != nil { // duplicates_store.go
+		if err := s.insertMatchKeys(ctx, tx, []Patient{p}); err != nil { // duplicates_store.go; a new id has none to replace
 			return err
 		}
 		if err := s.addIdentifiers(ctx, tx, p.ID, p.Identifiers); err != nil {
