@@ -34,6 +34,9 @@ type config struct {
 	csvPath  string
 	smoke    bool
 	patients int // bulk-seeded before the services start (SOAK_PATIENTS)
+	// retention of the command, reply and dead-letter topics (SOAK_RETENTION; 0: the
+	// production defaults), short so that it bites within the run.
+	retention time.Duration
 }
 
 // Shape of the workload.
@@ -76,6 +79,9 @@ func loadConfig(t *testing.T) config {
 	if p := os.Getenv("SOAK_CSV"); p != "" {
 		cfg.csvPath = p
 	}
+	if os.Getenv("SOAK_RETENTION") != "" {
+		cfg.retention = cluster.EnvDuration(t, "SOAK_RETENTION", 0)
+	}
 	if v := os.Getenv("SOAK_PATIENTS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -103,6 +109,15 @@ func TestSoak(t *testing.T) {
 	extra := map[string][]string{}
 	for _, name := range profiled {
 		extra[name] = []string{"--pprof"}
+	}
+	if cfg.retention > 0 {
+		// Every process: the services create their topics, the broker the reply topics
+		// and applies retention.
+		for _, name := range cluster.Order {
+			extra[name] = append(extra[name], "--kafka-retention-commands="+cfg.retention.String(),
+				"--kafka-retention-replies="+cfg.retention.String(), "--kafka-retention-dlq="+cfg.retention.String(),
+				"--kafka-retention-check="+max(time.Second, cfg.retention/4).String())
+		}
 	}
 	c := cluster.Start(t, cluster.Options{DatabaseURL: dbURL, NoRateLimits: true, Logs: tail, DatabaseConns: 16, Extra: extra})
 	defer func() {
