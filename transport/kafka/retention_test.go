@@ -102,19 +102,26 @@ func TestRetentionOnBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for topic, want := range map[string]string{"patient": "-1", "patient.commands": "300", "patient.commands.dlq": "300", "patient.replies": "300", "operator.replies": "300"} {
-		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}})
-		if err != nil {
-			t.Fatalf("describe %s: %v", topic, err)
-		}
-		got := ""
-		for _, e := range entries {
+	want := map[string]string{"patient": "-1", "patient.commands": "300", "patient.commands.dlq": "300", "patient.replies": "300", "operator.replies": "300"}
+	var resources []*sarama.ConfigResource
+	for topic := range want {
+		resources = append(resources, &sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}})
+	}
+	results, err := admin.DescribeConfigs(resources, sarama.DescribeConfigsOptions{})
+	if err != nil {
+		t.Fatalf("describe configs: %v", err)
+	}
+	got := map[string]string{}
+	for _, res := range results {
+		for _, e := range res.Configs {
 			if e.Name == "retention.ms" {
-				got = e.Value
+				got[res.Name] = e.Value
 			}
 		}
-		if got != want {
-			t.Errorf("%s: retention.ms %q, want %q", topic, got, want)
+	}
+	for topic, w := range want {
+		if got[topic] != w {
+			t.Errorf("%s: retention.ms %q, want %q", topic, got[topic], w)
 		}
 	}
 }
