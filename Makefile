@@ -99,7 +99,9 @@ faults:
 ## soak: every service a separate process on PostgreSQL, a mixed load through the gateway at half
 ## the measured peak for DURATION; per-interval req/s, errors, late, p50/p99 and each process's
 ## RSS, printed and written to soak.csv. SOAK_INTERVAL (default 1m), SOAK_PEAK_DURATION (20s);
-## raise SOAK_TIMEOUT for runs over 1h45m.
+## raise SOAK_TIMEOUT for runs over 1h45m. SOAK_PATIENTS=N bulk-seeds N patients first,
+## SOAK_RETENTION=2m shortens the command/reply/dead-letter retention; heap profiles of patient
+## and analytics (minute 2, end) go next to soak.csv.
 DURATION ?= 10m
 SOAK_TIMEOUT ?= 2h
 soak:
@@ -124,4 +126,4 @@ drill:
 	set -o pipefail; $(GO) test -count=1 -v -run TestPointInTimeRestore ./ops/restore/ | grep -E '^(=== RUN|--- |ok|FAIL)|FIGURES|full backup'
 
 clean:
-	rm -rf bin data bench.out bench-create.out bench-kafka.out faults.out soak.csv
+	rm -rf bin data bench.out bench-create.out bench-kafka.out faults.out soak.csv heap-*.pb.gz

@@ -29,6 +29,8 @@ type kafkaFlags struct {
 	partitions, replication int
 	tls                     bool
 	credentials             string
+	retention               kafkatransport.Retention
+	retentionCheck          time.Duration
 }
 
 func (k *kafkaFlags) register(f *flags) {
@@ -37,6 +39,10 @@ func (k *kafkaFlags) register(f *flags) {
 	f.Int(&k.partitions, "kafka-partitions", 3, "partitions of the topics a service creates at start-up when missing").within(1, 1<<20)
 	f.Int(&k.replication, "kafka-replication-factor", 1, "replication factor of the topics a service creates at start-up when missing").within(1, 1<<10)
 	f.String(&k.credentials, "kafka-credentials", "", "file of the Kafka principals' passwords (\"<principal> <password>\" lines); each service authenticates as the principal of its name (SASL/SCRAM-SHA-512). The embedded broker creates it when missing and enforces its ACLs (empty: <data-dir>/kafka/credentials, which a service without --kafka-brokers also uses when it exists)")
+	f.Duration(&k.retention.Commands, "kafka-retention-commands", kafkatransport.DefaultRetention.Commands, "how long the brokers keep a command on a *.commands topic (retention.ms, set when a service creates the topic; event and audit topics keep every record)").positive()
+	f.Duration(&k.retention.Replies, "kafka-retention-replies", kafkatransport.DefaultRetention.Replies, "how long the brokers keep a reply on a *.replies topic (retention.ms, set when the topic is created)").positive()
+	f.Duration(&k.retention.DLQ, "kafka-retention-dlq", kafkatransport.DefaultRetention.DLQ, "how long the brokers keep a dead letter on a *.dlq topic: long enough for an operator to see and redrive it (retention.ms, set when the topic is created)").positive()
+	f.Duration(&k.retentionCheck, "kafka-retention-check", time.Minute, "how often the embedded broker deletes the records older than their topic's retention").positive()
 	f.Bool(&k.tls, "kafka-tls", false, "speak TLS to the brokers with --tls-ca (and --tls-cert as client certificate); the embedded broker then serves TLS with --tls-cert")
 }
 
@@ -54,13 +60,17 @@ type kafkaSettings struct {
 	// (nil: read credentials when a service starts).
 	credentials string
 	creds       broker.Credentials
+	// retention is what the command, reply and dead-letter topics keep; retentionCheck how
+	// often the embedded broker applies it.
+	retention      kafkatransport.Retention
+	retentionCheck time.Duration
 }
 
 // settings converts the checked flags (their ranges fit int32 and int16); an empty
 // --kafka-addr is the embedded broker's default.
 func (k kafkaFlags) settings() kafkaSettings {
 	s := kafkaSettings{brokers: k.brokers, addr: k.addr, partitions: int32(k.partitions), replication: int16(k.replication),
-		credentials: k.credentials}
+		credentials: k.credentials, retention: k.retention, retentionCheck: k.retentionCheck}
 	if s.addr == "" {
 		s.addr = broker.DefaultAddr
 	}
@@ -94,7 +104,8 @@ func startBroker(ctx context.Context, s settings) (*broker.Broker, broker.Creden
 	b, err := broker.Start(broker.Options{
 		Addr: s.kafka.addr, DataDir: filepath.Join(s.dataDir, "kafka"), Partitions: int(s.kafka.partitions), TLS: s.kafka.serverTLS,
 		Logger: log.With(s.logger, "service", "broker"), Users: brokerUsers(creds),
-		Topics: replyTopics(kafkatransport.Principals()),
+		Topics: replyTopics(kafkatransport.Principals()), TopicConfigs: s.kafka.retention.Configs,
+		RetentionCheck: s.kafka.retentionCheck,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -205,7 +216,7 @@ func newServiceKafka(service string, s settings, logger log.Logger, reg promethe
 		return nil, err
 	}
 	return &serviceKafka{
-		service: service, brokers: s.kafka.brokerList(), topics: topics, logger: logger,
+		service: service, brokers: s.kafka.brokerList(), topics: kafkatransport.WithRetention(topics, s.kafka.retention), logger: logger,
 		metrics: kafkatransport.NewMetrics(reg, service), timeout: s.shutdownTimeout, sec: sec, principals: principals,
 	}, nil
 }

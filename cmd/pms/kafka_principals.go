@@ -73,7 +73,7 @@ func runKafka(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := kafkatransport.Security{TLS: s.kafka.clientTLS, User: admin, Password: creds[admin]}.Apply(kafkatransport.NewConfig("pms-kafka-setup"))
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	res, err := kafkatransport.Setup(ctx, s.kafka.brokers, cfg, creds, s.kafka.partitions, s.kafka.replication)
+	res, err := kafkatransport.Setup(ctx, s.kafka.brokers, cfg, creds, s.kafka.partitions, s.kafka.replication, s.kafka.retention)
 	if err != nil {
 		return err
 	}

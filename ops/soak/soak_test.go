@@ -33,6 +33,10 @@ type config struct {
 	refresh  time.Duration // how often the access token is refreshed
 	csvPath  string
 	smoke    bool
+	patients int // bulk-seeded before the services start (SOAK_PATIENTS)
+	// retention of the command, reply and dead-letter topics (SOAK_RETENTION; 0: the
+	// production defaults), short so that it bites within the run.
+	retention time.Duration
 }
 
 // Shape of the workload.
@@ -75,6 +79,16 @@ func loadConfig(t *testing.T) config {
 	if p := os.Getenv("SOAK_CSV"); p != "" {
 		cfg.csvPath = p
 	}
+	if os.Getenv("SOAK_RETENTION") != "" {
+		cfg.retention = cluster.EnvDuration(t, "SOAK_RETENTION", 0)
+	}
+	if v := os.Getenv("SOAK_PATIENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			t.Fatalf("SOAK_PATIENTS: want a count of patients, got %q", v)
+		}
+		cfg.patients = n
+	}
 	if d, ok := t.Deadline(); ok && time.Until(d) < cfg.peak+cfg.duration+3*time.Minute {
 		t.Fatalf("go test -timeout leaves %s, the run needs %s plus set-up: raise SOAK_TIMEOUT",
 			time.Until(d).Round(time.Second), cfg.peak+cfg.duration)
@@ -90,7 +104,22 @@ func loadConfig(t *testing.T) config {
 func TestSoak(t *testing.T) {
 	cfg := loadConfig(t)
 	tail := cluster.NewTail(300)
-	c := cluster.Start(t, cluster.Options{DatabaseURL: dbtest.PostgresDatabase(t), NoRateLimits: true, Logs: tail, DatabaseConns: 16})
+	dbURL := dbtest.PostgresDatabase(t)
+	seedBulk(t, dbURL, cfg.patients)
+	extra := map[string][]string{}
+	for _, name := range profiled {
+		extra[name] = []string{"--pprof"}
+	}
+	if cfg.retention > 0 {
+		// Every process: the services create their topics, the broker the reply topics
+		// and applies retention.
+		for _, name := range cluster.Order {
+			extra[name] = append(extra[name], "--kafka-retention-commands="+cfg.retention.String(),
+				"--kafka-retention-replies="+cfg.retention.String(), "--kafka-retention-dlq="+cfg.retention.String(),
+				"--kafka-retention-check="+max(time.Second, cfg.retention/4).String())
+		}
+	}
+	c := cluster.Start(t, cluster.Options{DatabaseURL: dbURL, NoRateLimits: true, Logs: tail, DatabaseConns: 16, Extra: extra})
 	defer func() {
 		if t.Failed() {
 			t.Logf("last log lines:\n%s", tail.String())
@@ -324,6 +353,23 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 
 	end := start.Add(cfg.duration)
 	prev := start
+	// The broker's memory per retained record: its RSS and the records it holds at minute 2
+	// (or the first interval of a shorter run) and at the end, with the heap profiles.
+	dir := filepath.Dir(cfg.csvPath)
+	var mark struct {
+		done     bool
+		rss, rec int64
+	}
+	snapshot := func(label string) (int64, int64) {
+		heapProfiles(t, r.c, dir, label)
+		rec, err := retained(r.c)
+		if err != nil {
+			t.Logf("records retained by the broker: %v", err)
+		}
+		rss := r.c.Proc("broker").RSS()
+		t.Logf("broker at %s: RSS %s MiB, %d records retained, %.0f bytes of RSS per retained record", label, mib(rss), rec, float64(rss)/float64(max(rec, 1)))
+		return rss, rec
+	}
 	for i := 1; ; i++ {
 		until := start.Add(min(time.Duration(i)*cfg.interval, cfg.duration))
 		rss := peakRSS(r.c, until, max(time.Second, cfg.interval/12))
@@ -357,7 +403,16 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		if iv.requests == 0 {
 			t.Errorf("interval %d: no request completed (a hang?)", i)
 		}
+		if !mark.done && (rw.elapsed >= 2*time.Minute || last || cfg.smoke) {
+			mark.done = true
+			mark.rss, mark.rec = snapshot("min2")
+		}
 		if last {
+			rss, rec := snapshot("end")
+			if rec > mark.rec {
+				t.Logf("broker growth from minute 2 to the end: %+.1f MiB RSS for %+d retained records: %.0f bytes per retained record",
+					float64(rss-mark.rss)/(1<<20), rec-mark.rec, float64(rss-mark.rss)/float64(rec-mark.rec))
+			}
 			break
 		}
 	}

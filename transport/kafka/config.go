@@ -87,6 +87,9 @@ type Topic struct {
 	Name              string
 	Partitions        int32
 	ReplicationFactor int16
+	// Configs are topic configs set at creation (retention.ms: WithRetention); a topic that
+	// exists already keeps its own.
+	Configs map[string]string
 }
 
 // EnsureTopics creates the topics that do not exist yet and leaves the others alone (their
@@ -115,7 +118,14 @@ func EnsureTopics(ctx context.Context, brokers []string, cfg *sarama.Config, top
 		if t.ReplicationFactor <= 0 {
 			t.ReplicationFactor = 1
 		}
-		err := admin.CreateTopic(t.Name, &sarama.TopicDetail{NumPartitions: t.Partitions, ReplicationFactor: t.ReplicationFactor}, false)
+		detail := &sarama.TopicDetail{NumPartitions: t.Partitions, ReplicationFactor: t.ReplicationFactor}
+		if len(t.Configs) > 0 {
+			detail.ConfigEntries = map[string]*string{}
+			for k, v := range t.Configs {
+				detail.ConfigEntries[k] = &v
+			}
+		}
+		err := admin.CreateTopic(t.Name, detail, false)
 		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 			return fmt.Errorf("kafka: create topic %s: %w", t.Name, err)
 		}

@@ -19,7 +19,7 @@ type SetupResult struct{ Principals, ACLs, Topics int }
 // every principal's reply topic. Each step is idempotent (an upsert, an ACL that exists, a
 // topic that exists), so it runs at every deployment; an ACL no longer in the table is left
 // for the operator to delete.
-func Setup(ctx context.Context, brokers []string, cfg *sarama.Config, passwords map[string]string, partitions int32, replication int16) (SetupResult, error) {
+func Setup(ctx context.Context, brokers []string, cfg *sarama.Config, passwords map[string]string, partitions int32, replication int16, retention Retention) (SetupResult, error) {
 	var res SetupResult
 	admin, err := sarama.NewClusterAdmin(brokers, cfg)
 	if err != nil {
@@ -90,7 +90,7 @@ func Setup(ctx context.Context, brokers []string, cfg *sarama.Config, passwords 
 			seen[RepliesOf(p)], topics = true, append(topics, Topic{Name: RepliesOf(p), Partitions: partitions, ReplicationFactor: replication})
 		}
 	}
-	if err := EnsureTopics(ctx, brokers, cfg, topics); err != nil {
+	if err := EnsureTopics(ctx, brokers, cfg, WithRetention(topics, retention)); err != nil {
 		return res, fmt.Errorf("kafka setup: %w", err)
 	}
 	res.Topics = len(topics)

@@ -12,9 +12,11 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -43,7 +45,18 @@ type Options struct {
 	// Topics are created at start (with Partitions), for topics no service creates: the
 	// reply topics of principals that are not services.
 	Topics []string
+	// TopicConfigs, when set, are the configs each of Topics is created with (its
+	// retention.ms: kafkatransport.Retention.Configs).
+	TopicConfigs func(topic string) map[string]string
+	// RetentionCheck is how often the broker deletes the records older than their topic's
+	// retention.ms (or beyond its retention.bytes); default DefaultRetentionCheck. A topic
+	// without either keeps every record: the broker's own default is unlimited, not Kafka's
+	// week, because the event topics must keep every event.
+	RetentionCheck time.Duration
 }
+
+// DefaultRetentionCheck is how often the broker applies retention unless told otherwise.
+const DefaultRetentionCheck = time.Minute
 
 // Broker is a running embedded broker.
 type Broker struct {
@@ -51,6 +64,8 @@ type Broker struct {
 	addr      string
 	persisted bool
 	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 // Start starts a broker. It fails when the address cannot be bound or the data folder holds
@@ -65,12 +80,18 @@ func Start(o Options) (*Broker, error) {
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()
 	}
+	if o.RetentionCheck <= 0 {
+		o.RetentionCheck = DefaultRetentionCheck
+	}
 	var ln net.Listener
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.ClusterID("pms-embedded"),
 		kfake.DefaultNumPartitions(o.Partitions),
 		kfake.WithLogger(kfakeLogger{o.Logger}),
+		// Topics without retention configs (the event and audit topics) keep every record;
+		// kfake's default would be Kafka's week once any topic has a retention config.
+		kfake.BrokerConfigs(map[string]string{"log.retention.ms": "-1", "log.retention.bytes": "-1"}),
 		// kfake binds 127.0.0.1:<port>; ours binds exactly the address configured, and the
 		// broker advertises whatever was bound.
 		// With principals, TLS is ours too: the SASL shim (compat.go) must see the plain bytes.
@@ -104,7 +125,7 @@ func Start(o Options) (*Broker, error) {
 		opts = append(opts, kfake.TLS(o.TLS))
 	}
 	opts = append(opts, kfakeOpts(o.Users)...)
-	if len(o.Topics) > 0 {
+	if len(o.Topics) > 0 && o.TopicConfigs == nil {
 		opts = append(opts, kfake.SeedTopics(int32(o.Partitions), o.Topics...))
 	}
 	c, err := kfake.NewCluster(opts...)
@@ -119,7 +140,17 @@ func Start(o Options) (*Broker, error) {
 		c.Close()
 		return nil, errors.New("broker: expected exactly one listener")
 	}
-	b := &Broker{cluster: c, addr: addrs[0], persisted: o.DataDir != ""}
+	if o.TopicConfigs != nil {
+		for _, t := range o.Topics {
+			// A topic loaded from the data folder keeps the configs it has.
+			if err := c.CreateTopic(t, int32(o.Partitions), o.TopicConfigs(t)); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				c.Close()
+				return nil, fmt.Errorf("broker: create topic %s: %w", t, err)
+			}
+		}
+	}
+	b := &Broker{cluster: c, addr: addrs[0], persisted: o.DataDir != "", stop: make(chan struct{}), done: make(chan struct{})}
+	go b.retain(o.RetentionCheck)
 	if b.persisted {
 		_ = level.Info(o.Logger).Log("msg", "embedded Kafka-protocol broker started (development use)", "addr", b.addr, "data_dir", o.DataDir)
 	} else {
@@ -128,6 +159,27 @@ func Start(o Options) (*Broker, error) {
 	}
 	return b, nil
 }
+
+// retain applies retention every period until Close: kfake's own pass runs on
+// log.cleaner.backoff.ms (an hour) and only once a topic with a retention config was created
+// or altered since the start, not for topics loaded from the data folder.
+func (b *Broker) retain(period time.Duration) {
+	defer close(b.done)
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-tick.C:
+			b.cluster.ApplyRetention()
+		}
+	}
+}
+
+// ApplyRetention deletes now the records older than their topic's retention, as the periodic
+// pass would.
+func (b *Broker) ApplyRetention() { b.cluster.ApplyRetention() }
 
 // Addr returns the host:port the broker listens on, for PMS_KAFKA_BROKERS.
 func (b *Broker) Addr() string { return b.addr }
@@ -138,7 +190,11 @@ func (b *Broker) Persisted() bool { return b.persisted }
 // Close stops the broker: it closes the listener and every client connection and, with a
 // data folder, writes its state there. Calling it again does nothing.
 func (b *Broker) Close() {
-	b.closeOnce.Do(b.cluster.Close)
+	b.closeOnce.Do(func() {
+		close(b.stop)
+		<-b.done
+		b.cluster.Close()
+	})
 }
 
 // kfakeLogger passes kfake's warnings and errors to a go-kit logger. Its messages are about
