@@ -43,6 +43,29 @@ func silentUpstream(t *testing.T) (addr string, calls *atomic.Int64) {
 	return l.Addr().String(), calls
 }
 
+// holdUpstream starts n requests (get) that hang on a silentUpstream counting calls, and
+// returns once all n have reached it; stop ends them.
+func holdUpstream(t *testing.T, n int64, calls *atomic.Int64, get func(ctx context.Context) (*http.Response, error)) (stop func()) {
+	t.Helper()
+	hanging, stop := context.WithCancel(context.Background())
+	for range n {
+		go func() {
+			if resp, err := get(hanging); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for calls.Load() < n {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("the %d hanging calls did not reach the upstream within 10s", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return stop
+}
+
 // TestUpstreamThatNeverAnswers: an upstream that accepts the gRPC call and never answers
 // gets the caller a 504 with the contract's error body once the gateway's configured
 // deadline (--gateway-timeout) has passed, for a read (retried only on unavailable, so not
@@ -145,22 +168,8 @@ func TestAdmissionSheds(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+token)
 		return http.DefaultClient.Do(req)
 	}
-	hanging, stop := context.WithCancel(context.Background())
+	stop := holdUpstream(t, 2, calls, get)
 	defer stop()
-	for range 2 {
-		go func() {
-			if resp, err := get(hanging); err == nil {
-				resp.Body.Close()
-			}
-		}()
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for calls.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the two hanging calls did not reach the upstream within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 	for i := range 10 {
 		resp, err := get(context.Background())
 		if err != nil {
@@ -220,22 +229,9 @@ func TestFrontSheds(t *testing.T) {
 		}
 		return http.DefaultClient.Do(req)
 	}
-	hanging, stop := context.WithCancel(context.Background())
+	stop := holdUpstream(t, 2, calls, func(ctx context.Context) (*http.Response, error) { return get(ctx, token) })
 	defer stop()
-	for range 2 {
-		go func() {
-			if resp, err := get(hanging, token); err == nil {
-				resp.Body.Close()
-			}
-		}()
-	}
 	deadline := time.Now().Add(10 * time.Second)
-	for calls.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the two hanging calls did not reach the upstream within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 	for i := range 10 {
 		resp, err := get(context.Background(), "")
 		if err != nil {

@@ -2,9 +2,10 @@ package httptransport
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -67,12 +68,7 @@ func parseResourceSearch(r *http.Request, typ string, extra extraParams) (resour
 	for _, p := range patientRefParams[typ] {
 		refs[p] = true
 	}
-	names := make([]string, 0, len(values))
-	for k := range values {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(values)) {
 		vs := values[name]
 		if !plainText(name) {
 			unsupported(name, "unknown search parameter")

@@ -2,10 +2,11 @@ package httptransport
 
 import (
 	"context"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -134,12 +135,7 @@ func parseSearch(values url.Values, strict, post bool) (searchRequest, error) {
 			sr.Ignored = append(sr.Ignored, wire.EchoName(name)+": "+why)
 		}
 	}
-	names := make([]string, 0, len(values))
-	for k := range values {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(values)) {
 		vs := values[name]
 		if !plainText(name) {
 			unsupported(name, "unknown search parameter")
