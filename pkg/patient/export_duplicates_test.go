@@ -2,6 +2,7 @@ package patient
 
 import (
 	"context"
+	"strings"
 
 	"github.com/pms/pms/pkg/platform/errs"
 )
@@ -17,4 +18,23 @@ func ScoreCandidates(ctx context.Context, s Service, r CreateRequest) (int, erro
 	}
 	cs, err := svc.scoreCandidates(ctx, svc.store.db, p, "", svc.matcher.Threshold())
 	return len(cs), err
+}
+
+// CandidatesPlan is PostgreSQL's plan (EXPLAIN, text) of the duplicate check's candidate
+// lookup for a registration of r, for TestCandidatesPlanWithoutStatistics.
+func CandidatesPlan(ctx context.Context, s *Store, r CreateRequest) (string, error) {
+	var bad errs.Fields
+	p := matchDemographics(&bad, r)
+	if err := bad.Err(); err != nil {
+		return "", err
+	}
+	query, args, err := s.candidatesQuery(p, "")
+	if err != nil {
+		return "", err
+	}
+	var lines []string
+	if err := s.db.SelectContext(ctx, &lines, "EXPLAIN "+query, args...); err != nil {
+		return "", err
+	}
+	return strings.Join(lines, "\n"), nil
 }
