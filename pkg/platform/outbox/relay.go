@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -143,7 +144,7 @@ func (r *Relay) Run() error {
 	backoff := 50 * time.Millisecond
 	for {
 		stopping := isClosed(r.stopping)
-		n, err := r.round(r.flushCtx)
+		more, err := r.round(r.flushCtx)
 		r.housekeeping(err == nil)
 		switch {
 		case err != nil:
@@ -158,7 +159,7 @@ func (r *Relay) Run() error {
 			}
 			backoff = min(backoff*2, r.o.MaxBackoff)
 			continue
-		case n == r.o.Batch:
+		case more:
 			backoff = 50 * time.Millisecond
 			continue // more may be pending: no wait
 		}
@@ -227,25 +228,34 @@ func (r *Relay) Stop(ctx context.Context) error {
 }
 
 type pendingRow struct {
-	ID      int64  `db:"id"`
-	Topic   string `db:"topic"`
-	Key     string `db:"msg_key"`
-	Value   []byte `db:"value"`
-	Headers string `db:"headers"`
+	ID      int64
+	Topic   string
+	Key     string
+	Value   []byte
+	Headers string
 }
 
-// round publishes up to Batch pending rows and marks those the broker acknowledged. It
-// returns how many rows it read.
-func (r *Relay) round(ctx context.Context) (int, error) {
+// maxBatchesPerRound bounds one round (its transaction on PostgreSQL), so that the marks of a
+// long drain commit every so often and a crash republishes at most this many batches.
+const maxBatchesPerRound = 16
+
+// round publishes pending rows, up to maxBatchesPerRound batches, and marks those the broker
+// acknowledged. It reports whether its last read found a full batch (more may be waiting).
+func (r *Relay) round(ctx context.Context) (bool, error) {
 	if r.d.Dialect != db.Postgres {
 		return r.publishPending(ctx, r.d.DB)
 	}
 	// PostgreSQL: one active relay per schema. The lock lives as long as this transaction;
 	// a relay that does not get it has nothing to do this round.
-	var n int
+	var (
+		more    bool
+		sendErr error
+	)
 	err := db.InTx(ctx, r.d, func(tx *sqlx.Tx) error {
+		// The round's commit does not wait for the WAL flush: a mark lost to a crash only
+		// publishes its row again, which consumers deduplicate.
 		var got bool
-		if err := tx.QueryRowxContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, r.lock).Scan(&got); err != nil {
+		if err := tx.QueryRowxContext(ctx, `SELECT pg_try_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true) IS NOT NULL`, r.lock).Scan(&got, new(bool)); err != nil {
 			return db.Classify(err)
 		}
 		if !got {
@@ -255,90 +265,240 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			return db.Classify(err)
 		}
 		var err error
-		n, err = r.publishPending(ctx, tx)
+		more, err = r.publishPending(ctx, tx)
+		if errors.Is(err, errNotAcked) {
+			// The marks of what the broker did acknowledge commit with the transaction.
+			sendErr, err = err, nil
+		}
 		return err
 	})
-	return n, err
+	if err == nil {
+		err = sendErr
+	}
+	return more, err
 }
 
 // queryer is what publishPending needs from a *sqlx.DB or *sqlx.Tx.
 type queryer interface {
-	sqlx.ExtContext
-	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func (r *Relay) publishPending(ctx context.Context, q queryer) (int, error) {
-	var rows []pendingRow
-	if err := q.SelectContext(ctx, &rows, r.d.Rebind(`SELECT id, topic, msg_key, value, headers FROM `+Table+
-		` WHERE published_at IS NULL ORDER BY id LIMIT ?`), r.o.Batch); err != nil {
-		return 0, db.Classify(err)
-	}
-	if len(rows) == 0 {
-		return 0, nil
+// errNotAcked wraps a round's error when the broker did not acknowledge every message.
+var errNotAcked = errors.New("not acknowledged")
+
+// sent is what one batch's publication came to: the ids to mark (the rows before the first
+// one the broker did not acknowledge) and the error, if any.
+type sent struct {
+	ids []int64
+	n   int
+	err error
+}
+
+// publishPending publishes pending rows in batches of Batch, pipelined: while the broker
+// takes one batch, q reads the next and a marker marks the one before, so a drain costs the
+// slowest of the three rather than their sum. Batches are sent one after the other, and a
+// batch only when every message before it was acknowledged, so a key's events reach the
+// broker in order.
+func (r *Relay) publishPending(ctx context.Context, q queryer) (bool, error) {
+	rows, err := r.fetch(ctx, q, 0)
+	if err != nil || len(rows) == 0 {
+		return false, err
 	}
 	if r.producer == nil {
 		p, err := r.o.NewProducer()
 		if err != nil {
-			return 0, fmt.Errorf("outbox: producer: %w", err)
+			return false, fmt.Errorf("outbox: producer: %w", err)
 		}
 		r.producer = p
 	}
+	mk := r.startMarker(ctx, q, len(rows) == r.o.Batch)
+	var (
+		more    bool
+		results = make(chan sent, 1)
+	)
+	for batch := 0; len(rows) > 0; batch++ {
+		more = len(rows) == r.o.Batch
+		go func(rows []pendingRow) { results <- r.send(rows) }(rows)
+		var next []pendingRow
+		var fetchErr error
+		if more && batch+1 < maxBatchesPerRound {
+			next, fetchErr = r.fetch(ctx, q, rows[len(rows)-1].ID) // while the broker works
+		}
+		res := <-results
+		r.published.Add(int64(res.n))
+		r.m.published.Add(float64(res.n))
+		r.m.batch.Observe(float64(len(rows)))
+		mk.mark(res.ids)
+		if res.err != nil {
+			r.closeProducer()
+			if err := mk.close(); err != nil {
+				return more, err
+			}
+			return more, fmt.Errorf("outbox: %w: %w", errNotAcked, res.err)
+		}
+		if fetchErr != nil {
+			return more, errors.Join(fetchErr, mk.close())
+		}
+		rows = next
+	}
+	return more, mk.close()
+}
+
+// marker marks published rows. While the relay drains a backlog on PostgreSQL it works
+// beside the round, in its own transaction on its own connection (marking is the costliest
+// part of a drain: each row is rewritten), committed without waiting for the WAL flush, as
+// the round's is. The round closes it, waiting for that commit, before its own transaction
+// ends, so the next round never reads a row this one published. Otherwise (a round of one
+// batch, SQLite, whose one connection the round holds, or a pool too small to lend it a
+// connection) it marks in place, in the round's transaction.
+type marker struct {
+	r     *Relay
+	ctx   context.Context
+	q     queryer // SQLite: mark through the round's own queryer
+	ids   chan []int64
+	done  chan error
+	err   error
+	async bool
+}
+
+// startMarker starts the marker of a round; drain says the round found a full batch, so
+// more batches are likely to follow.
+func (r *Relay) startMarker(ctx context.Context, q queryer, drain bool) *marker {
+	m := &marker{r: r, ctx: ctx, q: q}
+	// A round of one batch marks in its own transaction: a second one would only add round
+	// trips. The LISTEN, the round and the marker each hold a connection: a smaller pool
+	// marks in place rather than wait for a connection the round holds.
+	if limit := r.d.Stats().MaxOpenConnections; !drain || r.d.Dialect != db.Postgres || (limit > 0 && limit < 4) {
+		return m
+	}
+	m.async = true
+	m.ids = make(chan []int64, 2) // two batches behind at most: then the round waits
+	m.done = make(chan error, 1)
+	go func() {
+		var (
+			tx  *sqlx.Tx
+			err error
+		)
+		for ids := range m.ids {
+			if err != nil {
+				continue // drain: the round learns of the failure from close
+			}
+			if tx == nil {
+				if tx, err = r.d.BeginTxx(ctx, nil); err != nil {
+					err = db.Classify(err)
+					continue
+				}
+				if _, err = tx.ExecContext(ctx, `SELECT set_config('synchronous_commit', 'off', true)`); err != nil {
+					err = db.Classify(err)
+					continue
+				}
+			}
+			err = r.markSent(ctx, tx, ids)
+		}
+		if tx != nil {
+			if err == nil {
+				err = db.Classify(tx.Commit())
+			} else {
+				_ = tx.Rollback()
+			}
+		}
+		m.done <- err
+	}()
+	return m
+}
+
+// mark marks ids (at once on SQLite; queued on PostgreSQL).
+func (m *marker) mark(ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	if !m.async {
+		if m.err == nil {
+			m.err = m.r.markSent(m.ctx, m.q, ids)
+		}
+		return
+	}
+	m.ids <- ids
+}
+
+// close waits for every mark to be committed and returns the first failure.
+func (m *marker) close() error {
+	if !m.async {
+		return m.err
+	}
+	close(m.ids)
+	return <-m.done
+}
+
+// fetch reads up to Batch pending rows with ids above after, in id order. It scans by hand:
+// the relay reads every event the service writes.
+func (r *Relay) fetch(ctx context.Context, q queryer, after int64) ([]pendingRow, error) {
+	res, err := q.QueryContext(ctx, r.d.Rebind(`SELECT id, topic, msg_key, value, headers FROM `+Table+
+		` WHERE published_at IS NULL AND id > ? ORDER BY id LIMIT ?`), after, r.o.Batch)
+	if err != nil {
+		return nil, db.Classify(err)
+	}
+	defer res.Close()
+	rows := make([]pendingRow, 0, r.o.Batch)
+	for res.Next() {
+		var row pendingRow
+		if err := res.Scan(&row.ID, &row.Topic, &row.Key, &row.Value, &row.Headers); err != nil {
+			return nil, db.Classify(err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, db.Classify(res.Err())
+}
+
+// send publishes rows and returns the ids of the rows before the first message the broker
+// did not acknowledge (all of them when it acknowledged every one). A row after a failed
+// one is not marked even if the broker took it: it is sent again after the failed one, so
+// that the last copy of each of a key's events on the topic comes in order.
+func (r *Relay) send(rows []pendingRow) sent {
 	msgs := make([]*sarama.ProducerMessage, 0, len(rows))
-	ids := make([]int64, 0, len(rows))
-	var bad []int64
 	for i, row := range rows {
-		h, err := decodeHeaders(row.Headers)
+		h, err := recordHeaders(row.Headers)
 		if err != nil {
 			// A row we wrote ourselves cannot be unreadable; if it is, publishing it later
 			// will not help, and holding up every row behind it would stop the service's
-			// events. Mark it and say so loudly.
+			// events. It is marked with the others; say so loudly.
 			_ = level.Error(r.logger).Log("msg", "outbox row has unreadable headers; skipped", "id", row.ID, "err", err)
-			bad = append(bad, row.ID)
 			continue
 		}
 		m := &sarama.ProducerMessage{Topic: row.Topic, Value: sarama.ByteEncoder(row.Value), Metadata: i}
 		if row.Key != "" {
 			m.Key = sarama.StringEncoder(row.Key)
 		}
-		for k, v := range h {
-			m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
-		}
+		m.Headers = h
 		msgs = append(msgs, m)
 	}
-	sendErr := r.producer.SendMessages(msgs)
-	failed := map[int]bool{}
-	if sendErr != nil {
+	err := r.producer.SendMessages(msgs)
+	firstFailed := len(rows)
+	if err != nil {
 		var pe sarama.ProducerErrors
-		if errors.As(sendErr, &pe) {
+		if errors.As(err, &pe) {
 			for _, e := range pe {
 				if i, ok := e.Msg.Metadata.(int); ok {
-					failed[i] = true
+					firstFailed = min(firstFailed, i)
 				}
 			}
 		} else {
-			for _, m := range msgs {
-				failed[m.Metadata.(int)] = true
-			}
+			firstFailed = 0
 		}
+		err = firstError(err)
+	}
+	ids := make([]int64, firstFailed)
+	acked := 0
+	for i := range firstFailed {
+		ids[i] = rows[i].ID
 	}
 	for _, m := range msgs {
-		if i := m.Metadata.(int); !failed[i] {
-			ids = append(ids, rows[i].ID)
+		if m.Metadata.(int) < firstFailed {
+			acked++
 		}
 	}
-	ids = append(ids, bad...)
-	if err := r.markSent(ctx, q, ids); err != nil {
-		return 0, err
-	}
-	sent := len(msgs) - len(failed)
-	r.published.Add(int64(sent))
-	r.m.published.Add(float64(sent))
-	r.m.batch.Observe(float64(len(msgs)))
-	if sendErr != nil {
-		r.closeProducer()
-		return len(rows), fmt.Errorf("outbox: %d of %d messages not acknowledged: %w", len(failed), len(msgs), firstError(sendErr))
-	}
-	return len(rows), nil
+	return sent{ids: ids, n: acked, err: err}
 }
 
 func firstError(err error) error {
@@ -349,9 +509,18 @@ func firstError(err error) error {
 	return err
 }
 
-// markSent sets published_at on ids, in chunks under the bind-parameter limits.
+// markSent sets published_at on ids: on PostgreSQL in one statement whose ids travel as a
+// binary bigint[] (a list of 1,000 bind parameters cost more to plan than to run), on SQLite
+// in chunks under its bind-parameter limit.
 func (r *Relay) markSent(ctx context.Context, q queryer, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	now := r.d.Time(time.Now())
+	if r.d.Dialect == db.Postgres {
+		_, err := q.ExecContext(ctx, `UPDATE `+Table+` SET published_at = $1 WHERE id = ANY($2)`, now, ids)
+		return db.Classify(err)
+	}
 	for rest := ids; len(rest) > 0; {
 		n := min(len(rest), maxRowsPerInsert)
 		args := make([]any, 0, n+1)
