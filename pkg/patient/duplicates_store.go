@@ -145,12 +145,10 @@ func (s *Store) lockMatchKeys(ctx context.Context, tx *sqlx.Tx, p Patient) error
 	}
 	keys := matchKeys(p)
 	slices.Sort(keys)
-	for _, k := range keys {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, k); err != nil {
-			return db.Classify(err)
-		}
-	}
-	return nil
+	// One round trip: unnest yields the array's elements in order, and the aggregate takes
+	// them as they come.
+	_, err := tx.ExecContext(ctx, `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, keys)
+	return db.Classify(err)
 }
 
 // candidates returns the live records (but exclude) that share a blocking key with p, at
