@@ -291,7 +291,7 @@ var errNotAcked = errors.New("not acknowledged")
 // one the broker did not acknowledge) and the error, if any.
 type sent struct {
 	ids []int64
-	n   int
+	n   int // messages acknowledged among them (an unreadable row is marked, not sent)
 	err error
 }
 
@@ -509,9 +509,9 @@ func firstError(err error) error {
 	return err
 }
 
-// markSent sets published_at on ids: on PostgreSQL in one statement whose ids travel as a
-// binary bigint[] (a list of 1,000 bind parameters cost more to plan than to run), on SQLite
-// in chunks under its bind-parameter limit.
+// markSent sets published_at on ids: on PostgreSQL in one statement whose ids travel as one
+// binary bigint[] (not a thousand bind parameters for the server to parse and plan), on
+// SQLite in chunks under its bind-parameter limit.
 func (r *Relay) markSent(ctx context.Context, q queryer, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
