@@ -218,7 +218,7 @@ func TestSearchMigrationConcurrent(t *testing.T) {
 // older record first: 1.9 s a search at 100,000 patients in the soak, issue 20 item 7.)
 func TestSearchManyRecentMatches(t *testing.T) {
 	walk := patient.WalkRows
-	patient.WalkRows = 50
+	patient.WalkRows = func(int) int { return 50 }
 	t.Cleanup(func() { patient.WalkRows = walk })
 	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
