@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -275,31 +276,92 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 		}
 		qr = tx
 	}
-	if total, err = s.countMatches(ctx, qr, cond, args); err != nil {
+	var found []int64
+	if total, found, err = s.countMatches(ctx, qr, cond, args, filtered); err != nil {
 		return nil, 0, false, Total{}, err
 	}
-	// Few matches (counted exactly) are fetched through the search's own indexes and sorted:
-	// "ORDER BY seq + 0" keeps the planner off walking the seq index in order, which it picks
-	// when it overestimates the matches and which then reads every row to find a rare one.
-	// Many matches (estimated) come fastest in seq order where they are spread over the
-	// table; a term common only among recent records (a name registered a thousand times
-	// this month) makes that walk read every older record first: 1.9 s a search at 100k
-	// patients in the soak (issue 20 item 7). So the walk reads at most WalkRows(limit)
-	// records past the position, and a page it does not fill comes from the search's
-	// indexes, sorted.
-	if filtered && total.Estimated {
-		out, last, more, err = s.page(ctx, qr, `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS patients`,
-			[]any{afterSeq, WalkRows(limit)}, cond, args, afterSeq, limit, "seq", total.N)
-		if err != nil || more {
-			return out, last, more, total, err
+	if !filtered {
+		out, last, more, err = s.page(ctx, qr, "patients", nil, cond, args, afterSeq, limit, "seq", total.N)
+		return out, last, more, total, err
+	}
+	// The count found up to ExactCountLimit+1 matches (on PostgreSQL in the order of the
+	// table's pages, which for a table written in registration order is nearly seq order),
+	// and they bound the page (pageBound).
+	from, fromArgs, bound, boundArgs, order := s.pageBound(found, total, afterSeq, limit)
+	if order != "" {
+		if from == "" {
+			from = "patients"
+		}
+		out, last, more, err = s.page(ctx, qr, from, fromArgs, cond+bound, append(append([]any{}, args...), boundArgs...), afterSeq, limit, order, total.N)
+		return out, last, more, total, err
+	}
+	// Many matches, few of them found past the position (a later page): they come fastest in
+	// seq order where they are spread over the table; a term common only among recent records
+	// (a name registered a thousand times this month) makes that walk read every older
+	// record first: 1.9 s a search at 100k patients in the soak (issue 20 item 7). So the
+	// walk reads at most WalkRows(limit) records past the position, and a page it does not
+	// fill comes from the search's indexes, sorted ("ORDER BY seq + 0" keeps the planner off
+	// walking the seq index in order, which it picks when it overestimates the matches and
+	// which then reads every row to find a rare one).
+	out, last, more, err = s.page(ctx, qr, `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS patients`,
+		[]any{afterSeq, WalkRows(limit)}, cond, args, afterSeq, limit, "seq", total.N)
+	if err != nil || more {
+		return out, last, more, total, err
+	}
+	out, last, more, err = s.page(ctx, qr, "patients", nil, cond, args, afterSeq, limit, "seq + 0", total.N)
+	return out, last, more, total, err
+}
+
+// pageBound narrows a filtered search's page query with the matches its count found (their
+// seq, any order): from, when not "", replaces the patients table (with fromArgs before the
+// condition's), bound is added to the condition (boundArgs after its own), order is the
+// page's ORDER BY. It returns no order when the found matches do not bound the page.
+//
+//   - Every match counted (the total is exact): the page is among the found matches past the
+//     position, all of them given, so a record changed since the count still leaves the page
+//     full: limit+1 primary-key lookups instead of the index bitmap of every match, read
+//     and sorted (up to ExactCountLimit records).
+//   - More matches than counted: if limit+1 of the found ones lie past the position, the
+//     page ends at or before the (limit+1)-th of them, S. A short range up to S is walked
+//     in seq order (the page's records and the ones between them); a long one (the found
+//     matches are recent, or rare) is read through the search's indexes, limited to the
+//     range. At a million patients a term on one record in 35 read the index bitmap of its
+//     28,000 matches for each page (12 searches a second, make bench-search); its first
+//     page now walks about 1,800 records.
+func (s *Store) pageBound(found []int64, total Total, afterSeq int64, limit int) (from string, fromArgs []any, bound string, boundArgs []any, order string) {
+	past := make([]int64, 0, len(found))
+	for _, seq := range found {
+		if seq > afterSeq {
+			past = append(past, seq)
 		}
 	}
-	order := "seq"
-	if filtered {
-		order = "seq + 0"
+	slices.Sort(past)
+	if !total.Estimated {
+		if len(past) == 0 {
+			past = append(past, 0) // no match past the position: an empty page (seq starts at 1) past the position: an empty page (seq starts at 1)
+		}
+		if s.db.Dialect == db.Postgres {
+			return "", nil, " AND seq = ANY(?)", []any{past}, "seq"
+		}
+		return "", nil, " AND seq IN (?" + strings.Repeat(", ?", len(past)-1) + ")", anySlice(past), "seq"
 	}
-	out, last, more, err = s.page(ctx, qr, "patients", nil, cond, args, afterSeq, limit, order, total.N)
-	return out, last, more, total, err
+	if len(past) <= limit {
+		return "", nil, "", nil, ""
+	}
+	end := past[limit]
+	if end-afterSeq <= int64(WalkRows(limit)) {
+		return `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS patients`, []any{afterSeq, end - afterSeq}, "", nil, "seq"
+	}
+	return "", nil, " AND seq <= ?", []any{end}, "seq + 0"
+}
+
+// anySlice is vs as arguments of a statement.
+func anySlice[T any](vs []T) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v
+	}
+	return out
 }
 
 // WalkRows is the most records a search with many matches reads in registration order for
@@ -428,22 +490,44 @@ type Total struct {
 	Estimated bool
 }
 
-// countMatches counts cond's matches up to ExactCountLimit. Above it the total is PostgreSQL's
-// planner estimate (statistics, no rows read) but never less than what was counted; SQLite
-// keeps no statistics of the kind, so there it is the lower bound ExactCountLimit+1.
-func (s *Store) countMatches(ctx context.Context, qr sqlx.QueryerContext, cond string, args []any) (Total, error) {
-	var n int64
+// countMatches counts cond's matches up to ExactCountLimit and, when seqs is set, returns the
+// seq of those it found. Above it the total is PostgreSQL's planner estimate (statistics, no
+// rows read) but never less than what was counted; SQLite keeps no statistics of the kind, so
+// there it is the lower bound ExactCountLimit+1.
+func (s *Store) countMatches(ctx context.Context, qr sqlx.QueryerContext, cond string, args []any, seqs bool) (Total, []int64, error) {
 	countArgs := append(append([]any{}, args...), ExactCountLimit+1)
-	if err := sqlx.GetContext(ctx, qr, &n, s.db.Rebind(`SELECT count(*) FROM (SELECT 1 FROM patients WHERE `+cond+` LIMIT ?) AS m`), countArgs...); err != nil {
-		return Total{}, db.Classify(err)
+	var found []int64
+	var n int64
+	if !seqs {
+		if err := sqlx.GetContext(ctx, qr, &n, s.db.Rebind(`SELECT count(*) FROM (SELECT 1 FROM patients WHERE `+cond+` LIMIT ?) AS m`), countArgs...); err != nil {
+			return Total{}, nil, db.Classify(err)
+		}
+	} else {
+		rows, err := qr.QueryContext(ctx, s.db.Rebind(`SELECT seq FROM patients WHERE `+cond+` LIMIT ?`), countArgs...)
+		if err != nil {
+			return Total{}, nil, db.Classify(err)
+		}
+		defer func() { _ = rows.Close() }()
+		found = make([]int64, 0, 64)
+		for rows.Next() {
+			var seq int64
+			if err := rows.Scan(&seq); err != nil {
+				return Total{}, nil, db.Classify(err)
+			}
+			found = append(found, seq)
+		}
+		if err := rows.Err(); err != nil {
+			return Total{}, nil, db.Classify(err)
+		}
+		n = int64(len(found))
 	}
 	if n <= ExactCountLimit {
-		return Total{N: n}, nil
+		return Total{N: n}, found, nil
 	}
 	if s.db.Dialect == db.Postgres {
 		var plan string
 		if err := sqlx.GetContext(ctx, qr, &plan, s.db.Rebind(`EXPLAIN (FORMAT JSON) SELECT 1 FROM patients WHERE `+cond), args...); err != nil {
-			return Total{}, db.Classify(err)
+			return Total{}, nil, db.Classify(err)
 		}
 		var p []struct {
 			Plan struct {
@@ -454,7 +538,7 @@ func (s *Store) countMatches(ctx context.Context, qr sqlx.QueryerContext, cond s
 			n = int64(p[0].Plan.Rows)
 		}
 	}
-	return Total{N: n, Estimated: true}, nil
+	return Total{N: n, Estimated: true}, found, nil
 }
 
 // escapeLike escapes LIKE's wildcards so a search term matches literally.
