@@ -76,6 +76,16 @@ type Relay struct {
 	published atomic.Int64
 	lastCount time.Time
 	lastPrune time.Time
+	// ids are the outbox's highest id at each pruning pass, oldest first: what prune may
+	// delete once a pass is older than the retention.
+	ids []idMark
+}
+
+// idMark is the outbox's highest id at a moment: every row at or below it was written
+// before then.
+type idMark struct {
+	at time.Time
+	id int64
 }
 
 // NewRelay returns the relay of ob's database; Run starts it.
@@ -563,11 +573,41 @@ func (r *Relay) housekeeping(ok bool) {
 	if ok && now.Sub(r.lastPrune) >= time.Minute {
 		r.lastPrune = now
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, err := r.d.ExecContext(ctx, r.d.Rebind(`DELETE FROM `+Table+` WHERE published_at < ?`), r.d.Time(now.Add(-r.o.Retention))); err != nil {
+		if _, err := r.prune(ctx, now); err != nil {
 			_ = level.Warn(r.logger).Log("msg", "pruning published outbox rows failed", "err", err)
 		}
 		cancel()
 	}
+}
+
+// prune deletes the rows published longer ago than Retention, and notes the outbox's highest
+// id for a later pass. It reads only rows written before the newest noted id that is older
+// than Retention (a range of the primary key, not an index on published_at, which every mark
+// would have to update), so a published row is deleted a minute or two after Retention has
+// passed since it was written (since the relay started, for a row written before).
+func (r *Relay) prune(ctx context.Context, now time.Time) (int64, error) {
+	var top int64
+	if err := r.d.GetContext(ctx, &top, `SELECT coalesce(max(id), 0) FROM `+Table); err != nil {
+		return 0, db.Classify(err)
+	}
+	r.ids = append(r.ids, idMark{at: now, id: top})
+	cutoff := now.Add(-r.o.Retention)
+	upTo := -1
+	for i, m := range r.ids {
+		if !m.at.After(cutoff) {
+			upTo = i
+		}
+	}
+	if upTo < 0 {
+		return 0, nil
+	}
+	bound := r.ids[upTo].id
+	r.ids = r.ids[upTo:] // kept: rows it covers may still be pending, and are deleted by the next pass
+	res, err := r.d.ExecContext(ctx, r.d.Rebind(`DELETE FROM `+Table+` WHERE id <= ? AND published_at < ?`), bound, r.d.Time(cutoff))
+	if err != nil {
+		return 0, db.Classify(err)
+	}
+	return res.RowsAffected()
 }
 
 // Backlog returns the number of rows not yet published.

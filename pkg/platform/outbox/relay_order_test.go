@@ -1,6 +1,7 @@
 package outbox_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -95,6 +96,59 @@ func TestRelayPartialFailureKeepsOrder(t *testing.T) {
 					t.Fatalf("key %s: last copies out of order at %d: %q, want %q (all: %v)", key, n, v, want, vs)
 				}
 			}
+		}
+	})
+}
+
+// TestPruneByID: the relay deletes published rows by id range, not through an index on
+// published_at (which every mark would have to update): a pass deletes a row only once a
+// pass older than the retention noted an id at or above it, and only if it was published
+// before the retention's cutoff. Pending rows and rows written after that pass stay.
+func TestPruneByID(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		ob := outbox.New(d, outbox.Options{})
+		ids := func() []int64 {
+			var out []int64
+			if err := d.SelectContext(ctx, &out, `SELECT id FROM outbox ORDER BY id`); err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		publish := func(at time.Time, rows ...int64) {
+			for _, id := range rows {
+				if _, err := d.ExecContext(ctx, d.Rebind(`UPDATE outbox SET published_at = ? WHERE id = ?`), d.Time(at), id); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		t0 := time.Now().UTC()
+		add(t, d, ob, outbox.Message{Topic: "ev", Value: []byte("a1")}, outbox.Message{Topic: "ev", Value: []byte("a2")},
+			outbox.Message{Topic: "ev", Value: []byte("a3")})
+		a := ids()
+		publish(t0.Add(-2*time.Hour), a[0], a[1]) // a[2] stays pending
+		r := outbox.NewRelay(ob, outbox.RelayOptions{Retention: time.Hour})
+		if n, err := r.Prune(ctx, t0); err != nil || n != 0 {
+			t.Fatalf("first pass deleted %d, %v: no pass is older than the retention yet", n, err)
+		}
+		add(t, d, ob, outbox.Message{Topic: "ev", Value: []byte("b1")})
+		b := ids()[3:]
+		publish(t0.Add(-2*time.Hour), b...) // published "long ago", but written after the first pass
+		if n, err := r.Prune(ctx, t0.Add(61*time.Minute)); err != nil || n != 2 {
+			t.Fatalf("second pass deleted %d, %v: want the 2 published rows the first pass covered", n, err)
+		}
+		if got := ids(); !slices.Equal(got, append([]int64{a[2]}, b...)) {
+			t.Fatalf("rows left %v, want the pending one %d and the later one %v", got, a[2], b)
+		}
+		publish(t0.Add(90*time.Minute), a[2])
+		if n, err := r.Prune(ctx, t0.Add(122*time.Minute)); err != nil || n != 1 {
+			t.Fatalf("third pass deleted %d, %v: want only the later one (the other was published within the retention)", n, err)
+		}
+		if got := ids(); !slices.Equal(got, []int64{a[2]}) {
+			t.Fatalf("rows left %v, want %d", got, a[2])
+		}
+		if n, err := r.Prune(ctx, t0.Add(151*time.Minute)); err != nil || n != 1 || len(ids()) != 0 {
+			t.Fatalf("fourth pass deleted %d, %v, left %v", n, err, ids())
 		}
 	})
 }
