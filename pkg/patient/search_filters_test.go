@@ -162,8 +162,10 @@ func TestDemographicSearchMatchesReference(t *testing.T) {
 }
 
 // TestDemographicSearchUsesIndexes: on PostgreSQL the family, phone, given and date-of-birth
-// range filters are planned on their indexes (migration 00027, 00001), as the store runs them
-// (sequential scans off), over 5,000 patients.
+// range filters are planned on their indexes (migrations 00027, 00029, 00001), as the store
+// runs them (sequential scans off), over 5,000 patients; family and a birth year together
+// on the one index that holds both (00029), the year a condition of its scan rather than a
+// filter of the records it reads.
 func TestDemographicSearchUsesIndexes(t *testing.T) {
 	d := dbtest.Open(t, db.Postgres, migrations.Patient())
 	if err := patient.NewStore(d).Seed(context.Background(), 5000, 5, nil); err != nil {
@@ -173,7 +175,8 @@ func TestDemographicSearchUsesIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ where, index string }{
-		{`lower(family) LIKE 'lov%'`, "patients_family_prefix"},
+		{`lower(family) LIKE 'lov%'`, "patients_family_birth"},
+		{`lower(family) LIKE 'lov%' AND date_of_birth >= '1957-01-01' AND date_of_birth <= '1957-12-31'`, "Index Cond: ((lower(family) ~>=~ 'lov'::text) AND (lower(family) ~<~ 'low'::text) AND (date_of_birth >="},
 		{`replace(replace(replace(replace(replace(phone, ' ', ''), '-', ''), '.', ''), '(', ''), ')', '') = '+15550001234'`, "patients_phone_key"},
 		{`lower(given) LIKE '%"ada%'`, "patients_given_trgm"},
 		{`date_of_birth >= '1990-01-01' AND date_of_birth <= '1990-03-31'`, "patients_dob_live"},

@@ -34,8 +34,10 @@ type RelayOptions struct {
 	Registerer prometheus.Registerer
 	// Logger receives failures and outages (counts and ids, never values).
 	Logger log.Logger
-	// Batch is the most rows one round reads and publishes; default 1000. Under load every
-	// round is full and the rows go out as one produce batch per partition.
+	// Batch is the most rows one read fetches and one SendMessages publishes; default 2000.
+	// Under load every batch is full and goes out as one produce request per partition. A
+	// drain of 100k ran at 83-86k events/s with 1,000, 94-98k with 2,000 and 81-89k with
+	// 3,000 (bench-kafka, side by side).
 	Batch int
 	// Poll is the fallback interval when nothing wakes the relay; default 1 s.
 	Poll time.Duration
@@ -91,7 +93,7 @@ type idMark struct {
 // NewRelay returns the relay of ob's database; Run starts it.
 func NewRelay(ob *Outbox, o RelayOptions) *Relay {
 	if o.Batch <= 0 {
-		o.Batch = 1000
+		o.Batch = 2000
 	}
 	if o.Poll <= 0 {
 		o.Poll = time.Second
