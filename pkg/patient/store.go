@@ -338,12 +338,17 @@ func (s *Store) pageBound(found []int64, total Total, afterSeq int64, limit int)
 	slices.Sort(past)
 	if !total.Estimated {
 		if len(past) == 0 {
-			past = append(past, 0) // no match past the position: an empty page (seq starts at 1) past the position: an empty page (seq starts at 1)
+			past = append(past, 0) // no match past the position: an empty page (seq starts at 1)
 		}
 		if s.db.Dialect == db.Postgres {
 			return "", nil, " AND seq = ANY(?)", []any{past}, "seq"
 		}
-		return "", nil, " AND seq IN (?" + strings.Repeat(", ?", len(past)-1) + ")", anySlice(past), "seq"
+		in, inArgs, err := sqlx.In(" AND seq IN (?)", past)
+		if err == nil {
+			return "", nil, in, inArgs, "seq"
+		}
+		// sqlx.In fails only on an empty list, which past never is: fall through to the walk.
+		return "", nil, "", nil, ""
 	}
 	if len(past) <= limit {
 		return "", nil, "", nil, ""
@@ -353,15 +358,6 @@ func (s *Store) pageBound(found []int64, total Total, afterSeq int64, limit int)
 		return `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS patients`, []any{afterSeq, end - afterSeq}, "", nil, "seq"
 	}
 	return "", nil, " AND seq <= ?", []any{end}, "seq + 0"
-}
-
-// anySlice is vs as arguments of a statement.
-func anySlice[T any](vs []T) []any {
-	out := make([]any, len(vs))
-	for i, v := range vs {
-		out[i] = v
-	}
-	return out
 }
 
 // WalkRows is the most records a search with many matches reads in registration order for
