@@ -77,7 +77,7 @@ SIZES ?= 1000 100000
 bench-search: build
 	SIZES="$(SIZES)" SEEDED="$(SEEDED)" bash ops/bench/search.sh | tee bench-search.out
 
-## bench-kafka: the outbox on PostgreSQL and the embedded broker: drain 100k, keep pace, latency at 500 events/s (creates) and at 5,000 events/s (straight into the outbox)
+## bench-kafka: the outbox on PostgreSQL and the embedded broker: drain 100k, one event at a time after 300k marked rows, keep pace, latency at 500 events/s (creates) and at 5,000 events/s (straight into the outbox)
 bench-kafka:
 	$(GO) test -run='^$$' -bench=BenchmarkOutbox -benchtime=1x -timeout 10m ./transport/kafka/ | tee bench-kafka.out
 

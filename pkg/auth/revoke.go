@@ -81,8 +81,9 @@ func (s *Store) revokeUser(ctx context.Context, tx *sqlx.Tx, id, reason, except 
 }
 
 // inTx runs fn in a transaction of the store's database (db.InTx) and, when fn revoked
-// something and the transaction committed, calls the store's revocation hook: the feed then
-// reads the new head at once instead of at its next poll.
+// something and the transaction committed, calls the store's revocation hook and wakes the
+// outbox relay: the feed reads the new head, and the relay publishes the revocation's event,
+// at once instead of at their next poll (Add's own wake-up comes before the commit).
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	var used *sqlx.Tx
 	err := audit.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
@@ -90,6 +91,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 		return fn(tx)
 	})
 	if _, revoked := s.pending.LoadAndDelete(used); revoked && err == nil {
+		s.events.Wake()
 		if hook := s.revoked.Load(); hook != nil {
 			(*hook)()
 		}

@@ -33,6 +33,9 @@ import (
 //   - drain: a backlog of 100,000 patient events is relayed to Kafka (issue 20 item 10:
 //     target ≥ 100,000 events/s), beside raw sarama throughput with the relay's producer
 //     settings and batch size, for scale;
+//   - after-marks: 200,000 more rows written and marked, then 1,000 events one at a time:
+//     commit-to-acknowledged p50/p99 and the cost of the relay's backlog count (issue 20
+//     item 7: the outbox after a long run, with no autovacuum);
 //   - keep-pace: 64 callers create patients as fast as the service can for 10 s (each create
 //     writes a patient event and, through the audit writer, an audit event), sampling the
 //     backlog: it must not grow;
@@ -86,6 +89,8 @@ func BenchmarkOutbox(b *testing.B) {
 		fmt.Printf("outbox drain: %d events in %s = %.0f events/s (target ≥ 20000); raw sarama SendMessages, same settings and batch of 1000: %.0f msgs/s\n",
 			n, elapsed.Round(time.Millisecond), rate, raw)
 	})
+
+	b.Run("after-marks", func(b *testing.B) { afterMarks(b, d, addr) })
 
 	stack := newBenchStack(b, d, addr)
 	b.Run("keep-pace", func(b *testing.B) {
@@ -201,6 +206,71 @@ func BenchmarkOutbox(b *testing.B) {
 	for _, perTx := range []int{1, 5} {
 		b.Run(fmt.Sprintf("latency5000/events-per-tx=%d", perTx), func(b *testing.B) { latency5000(b, d, stack.ob, addr, perTx) })
 	}
+}
+
+// afterMarks is the relay after a long run (issue 20 item 7): 200,000 more rows written and
+// marked published (beside the drain's 100,000; this machine's PostgreSQL runs no autovacuum,
+// so their old versions' entries stay in the index of pending rows), then 1,000 events, one
+// transaction each, one after the other, with a relay started afresh: add-to-published p50/p99,
+// from the commit to the relay's count of acknowledged events.
+func afterMarks(b *testing.B, d *db.DB, addr string) {
+	const marked, n = 200_000, 1000
+	ctx := context.Background()
+	ob := outbox.New(d, outbox.Options{})
+	value := sampleEvent(b)
+	for start := 0; start < marked; start += 1000 {
+		msgs := make([]outbox.Message, 1000)
+		for i := range msgs {
+			msgs[i] = outbox.Message{Topic: patient.TopicEvents, Key: fmt.Sprintf("p-%d", (start+i)%5000), Value: value}
+		}
+		if err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+			if err := ob.Add(ctx, tx, msgs...); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE outbox SET published_at = now() WHERE published_at IS NULL`)
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	relay := runRelay(b, ob, addr)
+	defer stopRelay(b, relay)
+	b.ResetTimer()
+	lat := make([]time.Duration, n)
+	for i := range n {
+		before := relay.Published()
+		if err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+			return ob.Add(ctx, tx, outbox.Message{Topic: patient.TopicEvents, Key: "after-marks", Value: value})
+		}); err != nil {
+			b.Fatal(err)
+		}
+		committed := time.Now()
+		ob.Wake()
+		for deadline := committed.Add(30 * time.Second); relay.Published() == before; {
+			if time.Now().After(deadline) {
+				b.Fatalf("event %d not published within 30 s", i)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+		lat[i] = time.Since(committed)
+	}
+	b.StopTimer()
+	// The backlog count the relay refreshes every second (its gauge).
+	const counts = 20
+	countStart := time.Now()
+	for range counts {
+		if _, err := relay.Backlog(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perCount := time.Since(countStart) / counts
+	slices.Sort(lat)
+	p50, p99, pmax := lat[n/2], lat[n*99/100], lat[n-1]
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(perCount.Microseconds())/1000, "backlog-count-ms")
+	fmt.Printf("after %d marked rows: %d events one at a time, commit-to-acknowledged p50 %s, p99 %s, max %s; the backlog count %s\n",
+		marked+100_000, n, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), pmax.Round(10*time.Microsecond), perCount.Round(10*time.Microsecond))
 }
 
 // latency5000 offers 5,000 events/s for 10 s straight into the outbox, perTx events per

@@ -7,3 +7,6 @@ import (
 
 // Prune runs one pruning pass of r as if at now (Relay.prune), for TestPruneByID.
 func (r *Relay) Prune(ctx context.Context, now time.Time) (int64, error) { return r.prune(ctx, now) }
+
+// Floor returns the id at or below which the relay takes every row to be published.
+func (r *Relay) Floor() int64 { return r.floor.Load() }

@@ -46,6 +46,8 @@ type Outbox struct {
 	wake    chan struct{}
 	notify  bool
 	channel string
+	// insert1 is the INSERT of one row, built once: most changes write one event.
+	insert1 string
 }
 
 // Options configure New. The zero value is what services use.
@@ -61,12 +63,14 @@ type Options struct {
 
 // New returns the outbox of database d.
 func New(d *db.DB, o Options) *Outbox {
-	return &Outbox{
+	ob := &Outbox{
 		d:       d,
 		wake:    make(chan struct{}, 1),
 		notify:  d.Dialect == db.Postgres && o.NotifyInTx,
 		channel: notifyChannel(d.Schema),
 	}
+	ob.insert1 = ob.insertStmt(1)
+	return ob
 }
 
 // notifyChannel is the LISTEN/NOTIFY channel of one schema's outbox: a hash, so that any
@@ -129,16 +133,28 @@ func (o *Outbox) Add(ctx context.Context, tx *sqlx.Tx, msgs ...Message) error {
 	return nil
 }
 
-// insertStmt returns the INSERT of n rows.
+// insertStmt returns the INSERT of n rows. On PostgreSQL the rows are filtered on
+// pg_current_xact_id(), which gives the transaction its xid before the rows' ids are drawn
+// (an INSERT ... VALUES draws them first, and assigns the xid when it writes the first row):
+// the relay's floor (Relay.settle) relies on every id being drawn by a transaction that
+// already has its xid.
 func (o *Outbox) insertStmt(n int) string {
+	if n == 1 && o.insert1 != "" {
+		return o.insert1
+	}
 	const row = "(?, ?, ?, ?, ?)"
 	var b strings.Builder
-	b.WriteString("INSERT INTO " + Table + " (topic, msg_key, value, headers, created_at) VALUES ")
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(row)
+	b.WriteString("INSERT INTO " + Table + " (topic, msg_key, value, headers, created_at) ")
+	if o.d.Dialect == db.Postgres {
+		b.WriteString("SELECT * FROM (VALUES (?::text, ?::text, ?::bytea, ?::text, ?::timestamptz)")
+	} else {
+		b.WriteString("VALUES " + row)
+	}
+	for range n - 1 {
+		b.WriteString(", " + row)
+	}
+	if o.d.Dialect == db.Postgres {
+		b.WriteString(") AS v WHERE pg_current_xact_id() IS NOT NULL")
 	}
 	return o.d.Rebind(b.String())
 }

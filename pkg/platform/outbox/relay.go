@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,12 +77,33 @@ type Relay struct {
 	state    int // 0 idle, 1 running, 2 stopped before Run: Run is then a no-op
 
 	published atomic.Int64
+	// floor (PostgreSQL) is an id at or below which every outbox row is published: rounds
+	// and the backlog gauge read above it. Marking a row rewrites it outside the index of
+	// pending rows (published_at is in that index's predicate), whose entry stays until a
+	// VACUUM; read from its start, the index walked every row marked since, and after 500k
+	// marks one fetch took 590 ms cold (the soak's slowdown, issue 20 item 7). It starts at
+	// 0 in every process, so rows a restore marked unpublished again (Republish, run before
+	// the services start) are found.
+	floor atomic.Int64
+	// notes are candidate floors: the outbox's highest visible id when noted and the
+	// snapshot's xmax then, oldest first (see settle).
+	notes     []floorNote
 	lastCount time.Time
 	lastPrune time.Time
 	// ids are the outbox's highest id at each pruning pass, oldest first: what prune may
 	// delete once a pass is older than the retention.
 	ids []idMark
 }
+
+// floorNote is the highest id a round's snapshot saw in the outbox and the round's own xid,
+// drawn after that snapshot: every row at or below id was written by a transaction with a
+// lower xid.
+type floorNote struct {
+	id, xid int64
+}
+
+// maxFloorNotes bounds notes while a long transaction holds the snapshots' xmin back.
+const maxFloorNotes = 64
 
 // idMark is the outbox's highest id at a moment: every row at or below it was written
 // before then.
@@ -255,19 +277,26 @@ const maxBatchesPerRound = 16
 // acknowledged. It reports whether its last read found a full batch (more may be waiting).
 func (r *Relay) round(ctx context.Context) (bool, error) {
 	if r.d.Dialect != db.Postgres {
-		return r.publishPending(ctx, r.d.DB)
+		more, _, err := r.publishPending(ctx, r.d.DB) // SQLite: one writer, no floor
+		return more, err
 	}
 	// PostgreSQL: one active relay per schema. The lock lives as long as this transaction;
 	// a relay that does not get it has nothing to do this round.
 	var (
-		more    bool
-		sendErr error
+		more, got bool
+		through   int64
+		settled   int64
+		sendErr   error
 	)
 	err := db.InTx(ctx, r.d, func(tx *sqlx.Tx) error {
 		// The round's commit does not wait for the WAL flush: a mark lost to a crash only
-		// publishes its row again, which consumers deduplicate.
-		var got bool
-		if err := tx.QueryRowxContext(ctx, `SELECT pg_try_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true) IS NOT NULL`, r.lock).Scan(&got, new(bool)); err != nil {
+		// publishes its row again, which consumers deduplicate. The same statement reads, for
+		// the floor (settle), its snapshot's xmin, the highest id it sees, and an xid drawn
+		// after its snapshot was taken (the round's own).
+		var xmin, xid, top int64
+		if err := tx.QueryRowxContext(ctx, `SELECT pg_try_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true) IS NOT NULL,
+			pg_snapshot_xmin(pg_current_snapshot())::text::bigint, pg_current_xact_id()::text::bigint,
+			(SELECT coalesce(max(id), 0) FROM `+Table+`)`, r.lock).Scan(&got, new(bool), &xmin, &xid, &top); err != nil {
 			return db.Classify(err)
 		}
 		if !got {
@@ -276,18 +305,57 @@ func (r *Relay) round(ctx context.Context) (bool, error) {
 			_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, '')`, r.ob.channel)
 			return db.Classify(err)
 		}
+		settled = r.settle(xmin, floorNote{id: top, xid: xid})
 		var err error
-		more, err = r.publishPending(ctx, tx)
+		more, through, err = r.publishPending(ctx, tx)
 		if errors.Is(err, errNotAcked) {
 			// The marks of what the broker did acknowledge commit with the transaction.
 			sendErr, err = err, nil
 		}
 		return err
 	})
+	if err == nil && sendErr == nil && got {
+		// Every pending row at or below settled was visible to this round's reads, which
+		// published (and committed the marks of) every one at or below through.
+		if f := min(settled, through); f > r.floor.Load() {
+			r.floor.Store(f)
+		}
+	}
 	if err == nil {
 		err = sendErr
 	}
 	return more, err
+}
+
+// settle returns the highest noted id that every transaction that could have written a row
+// at or below it has ended by (a note whose xid is below xmin, the oldest xid still running
+// when this round's snapshot was taken), dropping those notes, and notes n.
+//
+// Why a note settles so: n.id is the highest id visible to a snapshot, so its row had
+// committed before the snapshot was taken, and every lower id was drawn before it. Outbox.Add
+// draws a row's id only after its transaction has an xid (insertStmt), so every row at or
+// below n.id belongs to a transaction whose xid was assigned before that snapshot, and so is
+// below n.xid, drawn after it. Once xmin has passed n.xid they have all committed or rolled
+// back, and the reads that follow see every one: a floor at n.id skips no row that commits
+// later. Rows committed in another order than their ids were drawn in are why the floor is
+// not simply the highest id published. (The snapshot's own xmax is no such bound: it is one
+// past the latest completed xid, and a transaction that took a later xid may still be
+// running with a lower id; TestRelayFloorXidOrder.)
+func (r *Relay) settle(xmin int64, n floorNote) int64 {
+	settled := r.floor.Load()
+	i := 0
+	for ; i < len(r.notes) && r.notes[i].xid < xmin; i++ {
+		settled = max(settled, r.notes[i].id)
+	}
+	r.notes = r.notes[i:]
+	switch last := len(r.notes) - 1; {
+	case n.id <= settled || (last >= 0 && n.id <= r.notes[last].id):
+	case len(r.notes) == maxFloorNotes:
+		r.notes[last] = n // a later note settles no sooner: keep the newest id
+	default:
+		r.notes = append(r.notes, n)
+	}
+	return settled
 }
 
 // queryer is what publishPending needs from a *sqlx.DB or *sqlx.Tx.
@@ -307,28 +375,29 @@ type sent struct {
 	err error
 }
 
-// publishPending publishes pending rows in batches of Batch, pipelined: while the broker
-// takes one batch, q reads the next and a marker marks the one before, so a drain costs the
-// slowest of the three rather than their sum. Batches are sent one after the other, and a
-// batch only when every message before it was acknowledged, so a key's events reach the
-// broker in order.
-func (r *Relay) publishPending(ctx context.Context, q queryer) (bool, error) {
-	rows, err := r.fetch(ctx, q, 0)
-	if err != nil || len(rows) == 0 {
-		return false, err
+// publishPending publishes pending rows above the floor in batches of Batch, pipelined:
+// while the broker takes one batch, q reads the next and a marker marks the one before, so a
+// drain costs the slowest of the three rather than their sum. Batches are sent one after the
+// other, and a batch only when every message before it was acknowledged, so a key's events
+// reach the broker in order. through is the highest id at or below which every row its reads
+// saw pending was published (math.MaxInt64 when they found no more).
+func (r *Relay) publishPending(ctx context.Context, q queryer) (more bool, through int64, err error) {
+	rows, err := r.fetch(ctx, q, r.floor.Load())
+	if err != nil {
+		return false, 0, err
+	}
+	if len(rows) == 0 {
+		return false, math.MaxInt64, nil
 	}
 	if r.producer == nil {
 		p, err := r.o.NewProducer()
 		if err != nil {
-			return false, fmt.Errorf("outbox: producer: %w", err)
+			return false, 0, fmt.Errorf("outbox: producer: %w", err)
 		}
 		r.producer = p
 	}
 	mk := r.startMarker(ctx, q, len(rows) == r.o.Batch)
-	var (
-		more    bool
-		results = make(chan sent, 1)
-	)
+	results := make(chan sent, 1)
 	for batch := 0; len(rows) > 0; batch++ {
 		more = len(rows) == r.o.Batch
 		go func(rows []pendingRow) { results <- r.send(rows) }(rows)
@@ -345,16 +414,20 @@ func (r *Relay) publishPending(ctx context.Context, q queryer) (bool, error) {
 		if res.err != nil {
 			r.closeProducer()
 			if err := mk.close(); err != nil {
-				return more, err
+				return more, 0, err
 			}
-			return more, fmt.Errorf("outbox: %w: %w", errNotAcked, res.err)
+			return more, 0, fmt.Errorf("outbox: %w: %w", errNotAcked, res.err)
 		}
 		if fetchErr != nil {
-			return more, errors.Join(fetchErr, mk.close())
+			return more, 0, errors.Join(fetchErr, mk.close())
 		}
+		through = rows[len(rows)-1].ID
 		rows = next
 	}
-	return more, mk.close()
+	if !more {
+		through = math.MaxInt64
+	}
+	return more, through, mk.close()
 }
 
 // marker marks published rows. While the relay drains a backlog on PostgreSQL it works
@@ -556,14 +629,13 @@ func (r *Relay) housekeeping(ok bool) {
 	if now.Sub(r.lastCount) >= time.Second || !ok {
 		r.lastCount = now
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		var n int64
-		if err := r.d.GetContext(ctx, &n, `SELECT count(*) FROM `+Table+` WHERE published_at IS NULL`); err == nil {
+		if n, err := r.Backlog(ctx); err == nil {
 			r.m.backlog.Set(float64(n))
 		}
 		// The age of the oldest waiting row is what an operator alerts on: a backlog that
 		// is large but moving is load, one whose head is old is a relay that is stuck.
 		var oldest []db.Timestamp
-		if err := r.d.SelectContext(ctx, &oldest, `SELECT created_at FROM `+Table+` WHERE published_at IS NULL ORDER BY id LIMIT 1`); err == nil {
+		if err := r.d.SelectContext(ctx, &oldest, r.d.Rebind(`SELECT created_at FROM `+Table+` WHERE published_at IS NULL AND id > ? ORDER BY id LIMIT 1`), r.floor.Load()); err == nil {
 			age := 0.0
 			if len(oldest) == 1 {
 				age = max(now.Sub(oldest[0].Time).Seconds(), 0)
@@ -612,10 +684,11 @@ func (r *Relay) prune(ctx context.Context, now time.Time) (int64, error) {
 	return res.RowsAffected()
 }
 
-// Backlog returns the number of rows not yet published.
+// Backlog returns the number of rows not yet published (those above the floor: none below
+// it is pending).
 func (r *Relay) Backlog(ctx context.Context) (int64, error) {
 	var n int64
-	err := r.d.GetContext(ctx, &n, `SELECT count(*) FROM `+Table+` WHERE published_at IS NULL`)
+	err := r.d.GetContext(ctx, &n, r.d.Rebind(`SELECT count(*) FROM `+Table+` WHERE published_at IS NULL AND id > ?`), r.floor.Load())
 	return n, db.Classify(err)
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
 	"github.com/pms/pms/pkg/platform/db"
@@ -151,4 +152,194 @@ func TestPruneByID(t *testing.T) {
 			t.Fatalf("fourth pass deleted %d, %v, left %v", n, err, ids())
 		}
 	})
+}
+
+// TestRelayFloorWaitsForOpenTransactions: the relay reads above a floor of published ids, and
+// the floor never passes a row whose transaction is still open, however many later rows
+// commit and are published around it; once that transaction commits its row is published.
+// The floor does rise (else the relay would still walk every marked row from the start).
+func TestRelayFloorWaitsForOpenTransactions(t *testing.T) {
+	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	ctx := context.Background()
+	b := brokertest.Start(t)
+	brokertest.CreateTopics(t, b.Addr(), 2, "ev")
+	ob := outbox.New(d, outbox.Options{})
+	relay := startRelay(t, ob, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Poll: time.Hour})
+	published := func(ids ...int64) bool {
+		var n int
+		q, args, err := sqlx.In(`SELECT count(*) FROM outbox WHERE published_at IS NOT NULL AND id IN (?)`, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.GetContext(ctx, &n, d.Rebind(q), args...); err != nil {
+			t.Fatal(err)
+		}
+		return n == len(ids)
+	}
+	lastID := func() int64 {
+		var id int64
+		if err := d.GetContext(ctx, &id, `SELECT max(id) FROM outbox`); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	// until polls cond, waking the relay, so that it runs round after round.
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 20 s (floor %d)", what, relay.Floor())
+			}
+			ob.Wake()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	add(t, d, ob, outbox.Message{Topic: "ev", Key: "a", Value: []byte("first")})
+	first := lastID()
+	until("the floor rises to a published row", func() bool { return relay.Floor() >= first })
+
+	open, err := d.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = open.Rollback() }()
+	if err := ob.Add(ctx, open, outbox.Message{Topic: "ev", Key: "b", Value: []byte("late")}); err != nil {
+		t.Fatal(err)
+	}
+	var late int64
+	if err := open.GetContext(ctx, &late, `SELECT max(id) FROM outbox`); err != nil {
+		t.Fatal(err)
+	}
+	var after []int64
+	for i := range 20 {
+		add(t, d, ob, outbox.Message{Topic: "ev", Key: fmt.Sprint(i % 3), Value: []byte(fmt.Sprint(i))})
+		after = append(after, lastID())
+		until("a row committed after the open one is published", func() bool { return published(after[len(after)-1]) })
+	}
+	if f := relay.Floor(); f >= late {
+		t.Fatalf("floor %d passed row %d, whose transaction is still open", f, late)
+	}
+	if err := open.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ob.Wake()
+	until("the row of the transaction that was open is published", func() bool { return published(late) })
+	until("the floor rises past every row", func() bool { return relay.Floor() >= after[len(after)-1] })
+	if got := brokertest.Count(t, b.Addr(), "ev"); got != 22 {
+		t.Fatalf("topic holds %d records, want 22", got)
+	}
+}
+
+// TestRelayFloorDuringDrain: a round that stops at its batch limit with rows still pending
+// raises the floor only to the last row it published, not to the highest settled id, so a
+// drain many rounds long publishes every row (counted in the table, not through the relay's
+// Backlog, which reads above the floor).
+func TestRelayFloorDuringDrain(t *testing.T) {
+	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	ctx := context.Background()
+	b := brokertest.Start(t)
+	brokertest.CreateTopics(t, b.Addr(), 2, "ev")
+	ob := outbox.New(d, outbox.Options{})
+	const n = 300
+	msgs := make([]outbox.Message, n)
+	for i := range msgs {
+		msgs[i] = outbox.Message{Topic: "ev", Key: fmt.Sprint(i % 5), Value: []byte(fmt.Sprint(i))}
+	}
+	add(t, d, ob, msgs...)
+	relay := startRelay(t, ob, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Batch: 3, Poll: 20 * time.Millisecond})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var pending int
+		if err := d.GetContext(ctx, &pending, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rows still pending after 30 s (floor %d, published %d)", pending, relay.Floor(), relay.Published())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := brokertest.Count(t, b.Addr(), "ev"); got != n {
+		t.Fatalf("topic holds %d records, want %d", got, n)
+	}
+}
+
+// TestRelayFloorXidOrder: a transaction that got its xid after another's but drew its row's
+// id first, and is still open when the other commits, is not skipped by the floor. (A floor
+// settled on the snapshot's xmax, one past the latest completed xid, skipped it: the bench
+// lost 4 events in 50,000 so.)
+func TestRelayFloorXidOrder(t *testing.T) {
+	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	ctx := context.Background()
+	b := brokertest.Start(t)
+	brokertest.CreateTopics(t, b.Addr(), 2, "ev")
+	ob := outbox.New(d, outbox.Options{})
+	relay := startRelay(t, ob, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Poll: time.Hour})
+	begin := func() *sqlx.Tx {
+		tx, err := d.BeginTxx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback() })
+		return tx
+	}
+	idOf := func(tx *sqlx.Tx) int64 {
+		var id int64
+		if err := tx.GetContext(ctx, &id, `SELECT max(id) FROM outbox`); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	early := begin() // takes its xid first
+	if _, err := early.ExecContext(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+	late := begin() // a later xid, but the lower id
+	if err := ob.Add(ctx, late, outbox.Message{Topic: "ev", Key: "late", Value: []byte("late")}); err != nil {
+		t.Fatal(err)
+	}
+	lateID := idOf(late)
+	if err := ob.Add(ctx, early, outbox.Message{Topic: "ev", Key: "early", Value: []byte("early")}); err != nil {
+		t.Fatal(err)
+	}
+	earlyID := idOf(early)
+	if err := early.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Rounds publish the early row and go on noting and settling while late stays open.
+	for i := range 20 {
+		before := relay.Published()
+		add(t, d, ob, outbox.Message{Topic: "ev", Key: "more", Value: []byte(fmt.Sprint(i))})
+		for deadline := time.Now().Add(20 * time.Second); relay.Published() == before; {
+			if time.Now().After(deadline) {
+				t.Fatal("a committed row was not published within 20 s")
+			}
+			ob.Wake()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if f := relay.Floor(); f >= lateID {
+		t.Fatalf("floor %d passed row %d of a transaction still open (the committed one was %d)", f, lateID, earlyID)
+	}
+	if err := late.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var pending int
+		if err := d.GetContext(ctx, &pending, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("row %d still pending 20 s after its commit (floor %d)", lateID, relay.Floor())
+		}
+		ob.Wake()
+		time.Sleep(5 * time.Millisecond)
+	}
 }
