@@ -9,13 +9,16 @@ package soak_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,7 +136,7 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	r := &runner{c: c}
+	r := &runner{c: c, dbURL: dbURL}
 	refresh, err := r.login(ctx, "/auth/login", map[string]string{"email": cluster.AdminEmail, "password": cluster.AdminPassword})
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +271,15 @@ type row struct {
 	iv       interval
 	p50, p99 time.Duration
 	rss      map[string]int64 // the interval's peak (rows[0]: one sample after warm-up)
+	// cpu is each process's CPU time per request answered in the interval (cpuNames).
+	cpu map[string]time.Duration
+	// walPerReq and commitsPerReq are the database's WAL bytes and commits per request.
+	walPerReq, commitsPerReq float64
 }
+
+// cpuNames are the processes whose CPU per request the soak reports: the cluster's and
+// PostgreSQL's.
+var cpuNames = append(slices.Clone(cluster.Order), "postgres")
 
 func sampleRSS(c *cluster.Cluster) map[string]int64 {
 	m := map[string]int64{}
@@ -311,6 +322,10 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 	for _, name := range cluster.Order {
 		header = append(header, "rss_max_"+name+"_mib")
 	}
+	for _, name := range cpuNames {
+		header = append(header, "cpu_us_per_req_"+name)
+	}
+	header = append(header, "wal_bytes_per_req", "commits_per_req")
 	_ = w.Write(header)
 	t.Logf("%8s %9s %9s %8s %6s %6s %5s %8s %8s %8s %8s %8s %8s %9s %8s", "interval", "elapsed", "requests", "req/s", "errors", "late", "412", "p50ms", "p99ms",
 		"broker", "auth", "billing", "patient", "analytics", "gateway")
@@ -318,6 +333,13 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 	st := &stats{}
 	r.st.Store(st)
 	rows := []row{{rss: sampleRSS(r.c)}}
+	cpuPrev := cpuUse(r.c)
+	pg, err := sql.Open("pgx", r.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	dbPrev := sampleDB(ctx, pg)
 	jobs := make(chan time.Time, soakWorkers)
 	var workers sync.WaitGroup
 	for i := range soakWorkers {
@@ -386,8 +408,15 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		}
 		now := time.Now()
 		iv := st.swap()
+		cpuNow := cpuUse(r.c)
 		rw := row{index: i, elapsed: now.Sub(start), length: now.Sub(prev), iv: iv,
-			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss}
+			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss, cpu: cpuPerRequest(cpuPrev, cpuNow, iv.requests)}
+		cpuPrev = cpuNow
+		if dbNow := sampleDB(ctx, pg); dbNow.wal > 0 && dbPrev.wal > 0 && iv.requests > 0 {
+			rw.walPerReq = float64(dbNow.wal-dbPrev.wal) / float64(iv.requests)
+			rw.commitsPerReq = float64(dbNow.commits-dbPrev.commits) / float64(iv.requests)
+			dbPrev = dbNow
+		}
 		prev = now
 		rows = append(rows, rw)
 		rps := float64(iv.requests) / rw.length.Seconds()
@@ -397,6 +426,13 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		for _, name := range cluster.Order {
 			line = append(line, mib(rw.rss[name]))
 		}
+		cpuLine := make([]string, 0, len(cpuNames))
+		for _, name := range cpuNames {
+			us := strconv.FormatInt(rw.cpu[name].Microseconds(), 10)
+			line = append(line, us)
+			cpuLine = append(cpuLine, name+" "+us)
+		}
+		line = append(line, fmt.Sprintf("%.0f", rw.walPerReq), fmt.Sprintf("%.2f", rw.commitsPerReq))
 		_ = w.Write(line)
 		w.Flush()
 		if err := w.Error(); err != nil {
@@ -405,6 +441,7 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		t.Logf("%8d %8.0fs %9d %8.1f %6d %6d %5d %8s %8s %8s %8s %8s %8s %9s %8s", i, rw.elapsed.Seconds(), iv.requests, rps, iv.errors, iv.late,
 			iv.conflicts, ms(rw.p50), ms(rw.p99), mib(rw.rss["broker"]), mib(rw.rss["auth"]), mib(rw.rss["billing"]),
 			mib(rw.rss["patient"]), mib(rw.rss["analytics"]), mib(rw.rss["gateway"]))
+		t.Logf("%8d per request: CPU µs %s; WAL %.0f bytes, %.2f commits", i, strings.Join(cpuLine, ", "), rw.walPerReq, rw.commitsPerReq)
 		if iv.requests == 0 {
 			t.Errorf("interval %d: no request completed (a hang?)", i)
 		}
@@ -458,6 +495,19 @@ func summarize(t *testing.T, cfg config, rows []row) {
 		t.Logf("%-17s %8d %8s %8s   %8d %8s %8s", o, len(a), ms(percentile(a, 0.5)), ms(percentile(a, 0.99)),
 			len(b), ms(percentile(b, 0.5)), ms(percentile(b, 0.99)))
 	}
+	// CPU per request does not move when other tenants load the machine, as latency does:
+	// growth here is the platform doing more work for the same request.
+	t.Logf("%-10s %12s %12s %8s", "CPU µs/req", "interval "+strconv.Itoa(first.index), "interval "+strconv.Itoa(last.index), "ratio")
+	for _, name := range cpuNames {
+		a, b := first.cpu[name], last.cpu[name]
+		ratio := 0.0
+		if a > 0 {
+			ratio = float64(b) / float64(a)
+		}
+		t.Logf("%-10s %12d %12d %7.2fx", name, a.Microseconds(), b.Microseconds(), ratio)
+	}
+	t.Logf("per request, interval %d -> %d: WAL %.0f -> %.0f bytes, commits %.2f -> %.2f",
+		first.index, last.index, first.walPerReq, last.walPerReq, first.commitsPerReq, last.commitsPerReq)
 	warm, end := rows[0], rows[len(rows)-1]
 	steady := rows[min(2, len(rows)-1)]
 	t.Logf("%-10s %14s %12s %10s %9s %9s", "RSS MiB", "after warm-up", "interval "+strconv.Itoa(steady.index), "end", "Δ warm", "Δ steady")

@@ -83,6 +83,7 @@ func pop[T any](rng *rand.Rand, s *[]T) T {
 // 15-minute access token expires.
 type runner struct {
 	c     *cluster.Cluster
+	dbURL string // the services' database, for the soak's WAL and commit figures
 	token atomic.Pointer[string]
 	st    atomic.Pointer[stats]
 	pool  pool
