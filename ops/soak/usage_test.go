@@ -39,14 +39,21 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(u+st) * clockTick
 }
 
-// cpuUse is the CPU time used so far by each of the cluster's processes and, under
-// "postgres", by every PostgreSQL process on the machine (the soak is its only client; a
-// backend that exits takes its time with it, but the services' pools keep theirs open).
-func cpuUse(c *cluster.Cluster) map[string]time.Duration {
-	m := map[string]time.Duration{}
+// cpuSample is the CPU time used so far by each of the cluster's processes, and by each
+// PostgreSQL process on the machine (the soak is its only client), by pid: a backend that
+// exits between two samples takes its time with it, so the sum over the processes alone
+// would drop, and a new one counts from its start.
+type cpuSample struct {
+	procs map[string]time.Duration
+	pg    map[int]time.Duration
+}
+
+// cpuUse takes a cpuSample.
+func cpuUse(c *cluster.Cluster) cpuSample {
+	s := cpuSample{procs: map[string]time.Duration{}, pg: map[int]time.Duration{}}
 	for _, name := range cluster.Order {
 		if pid := c.Proc(name).Pid(); pid != 0 {
-			m[name] = procCPU(pid)
+			s.procs[name] = procCPU(pid)
 		}
 	}
 	entries, _ := os.ReadDir("/proc")
@@ -56,22 +63,35 @@ func cpuUse(c *cluster.Cluster) map[string]time.Duration {
 			continue
 		}
 		if comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm")); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
-			m["postgres"] += procCPU(pid)
+			s.pg[pid] = procCPU(pid)
 		}
 	}
-	return m
+	return s
 }
 
-// cpuPerRequest is the CPU time each process used between two cpuUse samples, per request
-// answered then: unlike latency, it does not move when other tenants load the machine, so
-// it tells a soak that slows down by itself (more work per request) from a busy machine.
-func cpuPerRequest(before, after map[string]time.Duration, requests int64) map[string]time.Duration {
+// cpuPerRequest is the CPU time each process (cpuNames; "postgres" for all of PostgreSQL's)
+// used between two samples, per request answered then: unlike latency, it does not move
+// when other tenants load the machine, so it tells a soak that slows down by itself (more
+// work per request) from a busy machine.
+func cpuPerRequest(before, after cpuSample, requests int64) map[string]time.Duration {
 	m := map[string]time.Duration{}
-	for name, a := range after {
-		if requests > 0 && a >= before[name] {
-			m[name] = (a - before[name]) / time.Duration(requests)
+	if requests <= 0 {
+		return m
+	}
+	for name, a := range after.procs {
+		if a >= before.procs[name] {
+			m[name] = (a - before.procs[name]) / time.Duration(requests)
 		}
 	}
+	var pg time.Duration
+	for pid, a := range after.pg {
+		if b, ok := before.pg[pid]; ok && a >= b {
+			pg += a - b
+		} else {
+			pg += a // started since (or a reused pid): all of its time is new
+		}
+	}
+	m["postgres"] = pg / time.Duration(requests)
 	return m
 }
 
