@@ -159,12 +159,8 @@ func TestPruneByID(t *testing.T) {
 // commit and are published around it; once that transaction commits its row is published.
 // The floor does rise (else the relay would still walk every marked row from the start).
 func TestRelayFloorWaitsForOpenTransactions(t *testing.T) {
-	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	d, ob, relay, addr := floorSetup(t)
 	ctx := context.Background()
-	b := brokertest.Start(t)
-	brokertest.CreateTopics(t, b.Addr(), 2, "ev")
-	ob := outbox.New(d, outbox.Options{})
-	relay := startRelay(t, ob, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Poll: time.Hour})
 	published := func(ids ...int64) bool {
 		var n int
 		q, args, err := sqlx.In(`SELECT count(*) FROM outbox WHERE published_at IS NOT NULL AND id IN (?)`, ids)
@@ -227,7 +223,7 @@ func TestRelayFloorWaitsForOpenTransactions(t *testing.T) {
 	ob.Wake()
 	until("the row of the transaction that was open is published", func() bool { return published(late) })
 	until("the floor rises past every row", func() bool { return relay.Floor() >= after[len(after)-1] })
-	if got := brokertest.Count(t, b.Addr(), "ev"); got != 22 {
+	if got := brokertest.Count(t, addr, "ev"); got != 22 {
 		t.Fatalf("topic holds %d records, want 22", got)
 	}
 }
@@ -238,7 +234,6 @@ func TestRelayFloorWaitsForOpenTransactions(t *testing.T) {
 // Backlog, which reads above the floor).
 func TestRelayFloorDuringDrain(t *testing.T) {
 	d := dbtest.Open(t, db.Postgres, migrations.Patient())
-	ctx := context.Background()
 	b := brokertest.Start(t)
 	brokertest.CreateTopics(t, b.Addr(), 2, "ev")
 	ob := outbox.New(d, outbox.Options{})
@@ -249,20 +244,7 @@ func TestRelayFloorDuringDrain(t *testing.T) {
 	}
 	add(t, d, ob, msgs...)
 	relay := startRelay(t, ob, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Batch: 3, Poll: 20 * time.Millisecond})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var pending int
-		if err := d.GetContext(ctx, &pending, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); err != nil {
-			t.Fatal(err)
-		}
-		if pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d rows still pending after 30 s (floor %d, published %d)", pending, relay.Floor(), relay.Published())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitNonePending(t, d, ob, relay)
 	if got := brokertest.Count(t, b.Addr(), "ev"); got != n {
 		t.Fatalf("topic holds %d records, want %d", got, n)
 	}
@@ -273,12 +255,8 @@ func TestRelayFloorDuringDrain(t *testing.T) {
 // settled on the snapshot's xmax, one past the latest completed xid, skipped it: the bench
 // lost 4 events in 50,000 so.)
 func TestRelayFloorXidOrder(t *testing.T) {
-	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	d, ob, relay, _ := floorSetup(t)
 	ctx := context.Background()
-	b := brokertest.Start(t)
-	brokertest.CreateTopics(t, b.Addr(), 2, "ev")
-	ob := outbox.New(d, outbox.Options{})
-	relay := startRelay(t, ob, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Poll: time.Hour})
 	begin := func() *sqlx.Tx {
 		tx, err := d.BeginTxx(ctx, nil)
 		if err != nil {
@@ -328,18 +306,35 @@ func TestRelayFloorXidOrder(t *testing.T) {
 	if err := late.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	waitNonePending(t, d, ob, relay)
+}
+
+// waitNonePending polls, waking the relay, until no outbox row is pending, counted in the
+// table rather than through the relay's Backlog, which reads above its floor.
+func waitNonePending(t *testing.T, d *db.DB, ob *outbox.Outbox, relay *outbox.Relay) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		var pending int
-		if err := d.GetContext(ctx, &pending, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); err != nil {
+		if err := d.GetContext(context.Background(), &pending, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); err != nil {
 			t.Fatal(err)
 		}
 		if pending == 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("row %d still pending 20 s after its commit (floor %d)", lateID, relay.Floor())
+			t.Fatalf("%d rows still pending after 30 s (floor %d, published %d)", pending, relay.Floor(), relay.Published())
 		}
 		ob.Wake()
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// floorSetup is a PostgreSQL outbox with a relay that only runs when woken, over a broker
+// with topic "ev"; it returns the broker's address.
+func floorSetup(t *testing.T) (*db.DB, *outbox.Outbox, *outbox.Relay, string) {
+	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	b := brokertest.Start(t)
+	brokertest.CreateTopics(t, b.Addr(), 2, "ev")
+	ob := outbox.New(d, outbox.Options{})
+	return d, ob, startRelay(t, ob, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Poll: time.Hour}), b.Addr()
 }
