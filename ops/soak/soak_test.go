@@ -412,11 +412,12 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		rw := row{index: i, elapsed: now.Sub(start), length: now.Sub(prev), iv: iv,
 			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss, cpu: cpuPerRequest(cpuPrev, cpuNow, iv.requests)}
 		cpuPrev = cpuNow
-		if dbNow := sampleDB(ctx, pg); dbNow.wal > 0 && dbPrev.wal > 0 && iv.requests > 0 {
+		dbNow := sampleDB(ctx, pg)
+		if dbNow.wal > 0 && dbPrev.wal > 0 && iv.requests > 0 {
 			rw.walPerReq = float64(dbNow.wal-dbPrev.wal) / float64(iv.requests)
 			rw.commitsPerReq = float64(dbNow.commits-dbPrev.commits) / float64(iv.requests)
-			dbPrev = dbNow
 		}
+		dbPrev = dbNow // a failed sample leaves the next interval without figures, not with two intervals' worth
 		prev = now
 		rows = append(rows, rw)
 		rps := float64(iv.requests) / rw.length.Seconds()

@@ -85,8 +85,8 @@ type Relay struct {
 	// 0 in every process, so rows a restore marked unpublished again (Republish, run before
 	// the services start) are found.
 	floor atomic.Int64
-	// notes are candidate floors: the outbox's highest visible id when noted and the
-	// snapshot's xmax then, oldest first (see settle).
+	// notes are candidate floors: the outbox's highest id a round's snapshot saw and that
+	// round's own xid, oldest first (see settle).
 	notes     []floorNote
 	lastCount time.Time
 	lastPrune time.Time
