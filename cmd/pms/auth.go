@@ -294,10 +294,9 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer d.Close()
-	// Its audit entry joins the outbox like every other, so the audit topic has no gap in
-	// auth's chain: a running auth service's relay publishes it.
-	ob := outbox.New(d, outbox.Options{})
-	writer := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, Service: "auth", Logger: s.logger, AfterBatch: audit.OutboxHook(ob, "auth")})
+	// Its audit entry is chained like every other, so the audit topic has no gap in auth's
+	// chain: a running auth service's relay publishes it from the table (audit.Tail).
+	writer := audit.NewWriter(d, audit.Options{Table: auth.AuditTable, Service: "auth", Logger: s.logger})
 	defer writer.Close(context.Background())
 	svc, err := auth.NewService(ctx, auth.NewStore(d), nil, writer, auth.Options{Logger: s.logger})
 	if err != nil {

@@ -437,6 +437,9 @@ func restoreEffects(ctx context.Context, staged, dataDir string, m backup.Manife
 		if _, has := entry.Rows["outbox"]; has && err == nil {
 			_, err = outbox.Republish(ctx, d, m.CreatedAt.Add(-republishMargin))
 		}
+		if _, has := entry.Rows["audit_published"]; has && err == nil {
+			err = audit.Republish(ctx, d, m.CreatedAt.Add(-republishMargin))
+		}
 		if cerr := d.Close(); err == nil {
 			err = cerr
 		}

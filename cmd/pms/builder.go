@@ -176,8 +176,10 @@ func (u *unit) audit(table string, ob *outbox.Outbox) (*audit.Writer, error) {
 	o := audit.Options{Table: table, Service: u.name, Registerer: u.reg, Logger: u.logger,
 		CheckpointEvery: u.s.checkpointEvery, CheckpointInterval: u.s.checkpointInterval}
 	if ob != nil {
-		u.startRelay = u.kafka.addRelay(u.m, ob, u.reg)
-		o.AfterBatch, o.AfterCommit = audit.OutboxHook(ob, u.name), ob.Wake
+		// The relay publishes the entries from the table itself (audit.Tail): no outbox row
+		// per entry. A committed batch wakes it.
+		u.startRelay = u.kafka.addRelay(u.m, ob, u.reg, audit.NewTail(u.db, table, u.name))
+		o.AfterCommit = ob.Wake
 		keys, created, err := audit.OpenCheckpointKeys(u.s.checkpointKeyFile(u.name))
 		if err != nil {
 			return nil, err

@@ -232,16 +232,16 @@ func (k *serviceKafka) config(clientID string) *sarama.Config {
 	return k.sec.Apply(kafkatransport.NewConfig(clientID))
 }
 
-// addRelay runs the relay of ob from the moment the module's servers start until the
-// module's closers reach it: after the servers and consumers have stopped and the audit
-// writer has flushed (its last entries are outbox rows too), so the flush publishes
-// everything, and before the database closes. Add it to the closers right after the
-// database, before the audit writer.
-func (k *serviceKafka) addRelay(m *module, ob *outbox.Outbox, reg prometheus.Registerer) (start func()) {
+// addRelay runs the relay of ob, and of tails, from the moment the module's servers start
+// until the module's closers reach it: after the servers and consumers have stopped and the
+// audit writer has flushed (its last entries are published from its tail), so the flush
+// publishes everything, and before the database closes. Add it to the closers right after
+// the database, before the audit writer.
+func (k *serviceKafka) addRelay(m *module, ob *outbox.Outbox, reg prometheus.Registerer, tails ...outbox.Tail) (start func()) {
 	cfg := k.config("pms-" + k.service + "-relay")
 	r := outbox.NewRelay(ob, outbox.RelayOptions{
 		NewProducer: func() (sarama.SyncProducer, error) { return sarama.NewSyncProducer(k.brokers, cfg) },
-		Service:     k.service, Registerer: reg, Logger: k.logger,
+		Service:     k.service, Registerer: reg, Logger: k.logger, Tails: tails,
 	})
 	done := make(chan struct{})
 	var started atomic.Bool

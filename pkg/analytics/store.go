@@ -106,19 +106,22 @@ func (s *Store) Fold(ctx context.Context, ev Event) (bool, error) {
 // per event could not. Every row it updates is its events' partitions' own (see the
 // migration), so folds of different partitions never wait for one another.
 func (s *Store) FoldBatch(ctx context.Context, evs []Event) ([]bool, error) {
-	fresh := make([]bool, len(evs))
+	var fresh []bool
+	ids := make([]string, len(evs))
+	for i := range evs {
+		ids[i] = evs[i].ID
+	}
 	err := db.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		d := newDelta()
+		var err error
+		if fresh, err = outbox.MarkProcessedBatch(ctx, tx, s.db, Consumer, ids); err != nil {
+			return err
+		}
 		for i, ev := range evs {
 			d.offset(ev)
-			ok, err := outbox.MarkProcessed(ctx, tx, s.db, Consumer, ev.ID)
-			if err != nil {
-				return err
-			}
-			if !ok {
+			if !fresh[i] {
 				continue
 			}
-			fresh[i] = true
 			if err := s.apply(ctx, tx, d, ev, fmt.Sprintf("%s/%d", ev.Topic, ev.Partition)); err != nil {
 				return err
 			}

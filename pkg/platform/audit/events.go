@@ -36,28 +36,39 @@ func eventType(e Entry) string {
 // OutboxHook returns the audit writer's AfterBatch hook (Options.AfterBatch) that
 // writes one AuditEvent per entry to the audit topic through ob, inside the batch's own
 // transaction: an entry is published if and only if it was committed to the log. Set
-// Options.AfterCommit to ob.Wake beside it, so the relay publishes each batch at once. The key is
-// the entry's subject (a patient, invoice or user id) or, for entries without one (a
-// search), its actor.
+// Options.AfterCommit to ob.Wake beside it, so the relay publishes each batch at once. The
+// services publish through Tail instead, which costs no outbox row per entry; the hook stays
+// for a log whose relay has no tail.
 func OutboxHook(ob *outbox.Outbox, service string) func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error {
 	return func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error {
 		msgs := make([]outbox.Message, len(entries))
 		for i, e := range entries {
-			ev := &eventsv1.AuditEvent{
-				EventId: e.ID, Service: service, At: timestamppb.New(e.At), Actor: e.Actor, Role: e.Role,
-				Action: e.Action, SubjectId: e.SubjectID, Outcome: e.Outcome, RequestId: e.RequestID,
-				ClientAddress: e.ClientAddress, Seq: e.Seq, Hash: e.Hash,
-			}
-			b, err := proto.Marshal(ev)
+			m, err := eventMessage(service, e)
 			if err != nil {
 				return err
 			}
-			key := e.SubjectID
-			if key == "" {
-				key = e.Actor
-			}
-			msgs[i] = outbox.Message{Topic: Topic, Key: key, Value: b, Headers: outbox.EventHeaders(eventType(e), e.ID, e.RequestID)}
+			msgs[i] = m
 		}
 		return ob.Add(ctx, tx, msgs...)
 	}
+}
+
+// eventMessage is entry e of service's log as its AuditEvent on the audit topic, keyed by
+// its subject (a patient, invoice or user id) or, for an entry without one (a search), its
+// actor. OutboxHook and Tail publish the same message.
+func eventMessage(service string, e Entry) (outbox.Message, error) {
+	ev := &eventsv1.AuditEvent{
+		EventId: e.ID, Service: service, At: timestamppb.New(e.At), Actor: e.Actor, Role: e.Role,
+		Action: e.Action, SubjectId: e.SubjectID, Outcome: e.Outcome, RequestId: e.RequestID,
+		ClientAddress: e.ClientAddress, Seq: e.Seq, Hash: e.Hash,
+	}
+	b, err := proto.Marshal(ev)
+	if err != nil {
+		return outbox.Message{}, err
+	}
+	key := e.SubjectID
+	if key == "" {
+		key = e.Actor
+	}
+	return outbox.Message{Topic: Topic, Key: key, Value: b, Headers: outbox.EventHeaders(eventType(e), e.ID, e.RequestID)}, nil
 }

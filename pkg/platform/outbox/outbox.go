@@ -264,6 +264,50 @@ func MarkProcessed(ctx context.Context, tx *sqlx.Tx, d *db.DB, consumer, eventID
 	return n == 1, nil
 }
 
+// MarkProcessedBatch is MarkProcessed for a batch of events in one transaction: it reports,
+// for each of eventIDs, whether this is its first time (an id twice in the batch is first
+// only at its first place). On PostgreSQL it is one statement whatever the batch's size,
+// the ids travelling as one text[]: a consumer folding a batch of audit events no longer
+// pays a round trip per event (issue 20 item 2).
+func MarkProcessedBatch(ctx context.Context, tx *sqlx.Tx, d *db.DB, consumer string, eventIDs []string) ([]bool, error) {
+	first := make([]bool, len(eventIDs))
+	if d.Dialect != db.Postgres {
+		for i, id := range eventIDs {
+			ok, err := MarkProcessed(ctx, tx, d, consumer, id)
+			if err != nil {
+				return nil, err
+			}
+			first[i] = ok
+		}
+		return first, nil
+	}
+	rows, err := tx.QueryContext(ctx, `INSERT INTO processed_events (consumer, event_id, processed_at)
+		SELECT $1, id, $2 FROM unnest($3::text[]) AS u(id)
+		ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id`, consumer, d.Time(time.Now()), eventIDs)
+	if err != nil {
+		return nil, db.Classify(err)
+	}
+	defer rows.Close()
+	fresh := make(map[string]bool, len(eventIDs))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, db.Classify(err)
+		}
+		fresh[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.Classify(err)
+	}
+	for i, id := range eventIDs {
+		if fresh[id] {
+			first[i] = true
+			delete(fresh, id) // a repeat later in the batch is not first
+		}
+	}
+	return first, nil
+}
+
 // MarkApplied is MarkProcessed for a consumer that resumes from its own offsets: in the same
 // transaction it records the next offset of the partition of ctx's message (the transport's
 // WithPosition), which ConsumerOffsets returns.

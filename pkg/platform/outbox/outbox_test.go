@@ -222,6 +222,51 @@ func TestMarkProcessed(t *testing.T) {
 	})
 }
 
+// TestMarkProcessedBatch: in one batch an id is first only at its first place and not when
+// an earlier batch (or MarkProcessed) recorded it, or another consumer's record does not
+// count; a rolled-back batch records nothing.
+func TestMarkProcessedBatch(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		mark := func(consumer string, rollback bool, ids ...string) []bool {
+			var first []bool
+			err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+				var err error
+				first, err = outbox.MarkProcessedBatch(ctx, tx, d, consumer, ids)
+				if err == nil && rollback {
+					return errors.New("rollback")
+				}
+				return err
+			})
+			if err != nil && !rollback {
+				t.Fatal(err)
+			}
+			return first
+		}
+		if err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
+			_, err := outbox.MarkProcessed(ctx, tx, d, "c1", "e0")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := mark("c1", true, "e1", "e2"); fmt.Sprint(got) != "[true true]" {
+			t.Fatalf("rolled-back batch: %v", got)
+		}
+		if got := mark("c1", false, "e1", "e0", "e2", "e1", "e3"); fmt.Sprint(got) != "[true false true false true]" {
+			t.Fatalf("batch: %v, want [true false true false true]", got)
+		}
+		if got := mark("c1", false, "e3", "e4"); fmt.Sprint(got) != "[false true]" {
+			t.Fatalf("second batch: %v", got)
+		}
+		if got := mark("c2", false, "e1"); fmt.Sprint(got) != "[true]" {
+			t.Fatalf("another consumer: %v", got)
+		}
+		if got := mark("c1", false); len(got) != 0 {
+			t.Fatalf("empty batch: %v", got)
+		}
+	})
+}
+
 // TestReplies: the first stored reply wins.
 func TestReplies(t *testing.T) {
 	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {

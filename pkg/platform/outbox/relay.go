@@ -47,6 +47,9 @@ type RelayOptions struct {
 	MaxBackoff time.Duration
 	// Retention is how long published rows are kept before they are deleted; default 1 h.
 	Retention time.Duration
+	// Tails are tables the relay publishes from positions it keeps, after the outbox's own
+	// rows in each round (Tail).
+	Tails []Tail
 }
 
 // Relay publishes a database's outbox to Kafka. Rows go out in id order, which per key is
@@ -278,6 +281,11 @@ const maxBatchesPerRound = 16
 func (r *Relay) round(ctx context.Context) (bool, error) {
 	if r.d.Dialect != db.Postgres {
 		more, _, err := r.publishPending(ctx, r.d.DB) // SQLite: one writer, no floor
+		if err == nil {
+			var tails bool
+			tails, err = r.publishTails(ctx, r.d.DB)
+			more = more || tails
+		}
 		return more, err
 	}
 	// PostgreSQL: one active relay per schema. The lock lives as long as this transaction;
@@ -308,8 +316,14 @@ func (r *Relay) round(ctx context.Context) (bool, error) {
 		settled = r.settle(xmin, floorNote{id: top, xid: xid})
 		var err error
 		more, through, err = r.publishPending(ctx, tx)
+		if err == nil {
+			var tails bool
+			tails, err = r.publishTails(ctx, tx)
+			more = more || tails
+		}
 		if errors.Is(err, errNotAcked) {
-			// The marks of what the broker did acknowledge commit with the transaction.
+			// The marks and positions of what the broker did acknowledge commit with the
+			// transaction.
 			sendErr, err = err, nil
 		}
 		return err
@@ -358,8 +372,8 @@ func (r *Relay) settle(xmin int64, n floorNote) int64 {
 	return settled
 }
 
-// queryer is what publishPending needs from a *sqlx.DB or *sqlx.Tx.
-type queryer interface {
+// Queryer is what a round reads and writes through: a *sqlx.DB (SQLite) or the round's *sqlx.Tx.
+type Queryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
@@ -381,7 +395,7 @@ type sent struct {
 // other, and a batch only when every message before it was acknowledged, so a key's events
 // reach the broker in order. through is the highest id at or below which every row its reads
 // saw pending was published (math.MaxInt64 when they found no more).
-func (r *Relay) publishPending(ctx context.Context, q queryer) (more bool, through int64, err error) {
+func (r *Relay) publishPending(ctx context.Context, q Queryer) (more bool, through int64, err error) {
 	rows, err := r.fetch(ctx, q, r.floor.Load())
 	if err != nil {
 		return false, 0, err
@@ -389,12 +403,8 @@ func (r *Relay) publishPending(ctx context.Context, q queryer) (more bool, throu
 	if len(rows) == 0 {
 		return false, math.MaxInt64, nil
 	}
-	if r.producer == nil {
-		p, err := r.o.NewProducer()
-		if err != nil {
-			return false, 0, fmt.Errorf("outbox: producer: %w", err)
-		}
-		r.producer = p
+	if err := r.ensureProducer(); err != nil {
+		return false, 0, err
 	}
 	mk := r.startMarker(ctx, q, len(rows) == r.o.Batch)
 	results := make(chan sent, 1)
@@ -440,7 +450,7 @@ func (r *Relay) publishPending(ctx context.Context, q queryer) (more bool, throu
 type marker struct {
 	r     *Relay
 	ctx   context.Context
-	q     queryer // SQLite: mark through the round's own queryer
+	q     Queryer // SQLite: mark through the round's own Queryer
 	ids   chan []int64
 	done  chan error
 	err   error
@@ -449,7 +459,7 @@ type marker struct {
 
 // startMarker starts the marker of a round; drain says the round found a full batch, so
 // more batches are likely to follow.
-func (r *Relay) startMarker(ctx context.Context, q queryer, drain bool) *marker {
+func (r *Relay) startMarker(ctx context.Context, q Queryer, drain bool) *marker {
 	m := &marker{r: r, ctx: ctx, q: q}
 	// A round of one batch marks in its own transaction: a second one would only add round
 	// trips. The LISTEN, the round and the marker each hold a connection: a smaller pool
@@ -518,7 +528,7 @@ func (m *marker) close() error {
 
 // fetch reads up to Batch pending rows with ids above after, in id order. It scans by hand:
 // the relay reads every event the service writes.
-func (r *Relay) fetch(ctx context.Context, q queryer, after int64) ([]pendingRow, error) {
+func (r *Relay) fetch(ctx context.Context, q Queryer, after int64) ([]pendingRow, error) {
 	res, err := q.QueryContext(ctx, r.d.Rebind(`SELECT id, topic, msg_key, value, headers FROM `+Table+
 		` WHERE published_at IS NULL AND id > ? ORDER BY id LIMIT ?`), after, r.o.Batch)
 	if err != nil {
@@ -597,7 +607,7 @@ func firstError(err error) error {
 // markSent sets published_at on ids: on PostgreSQL in one statement whose ids travel as one
 // binary bigint[] (not a thousand bind parameters for the server to parse and plan), on
 // SQLite in chunks under its bind-parameter limit.
-func (r *Relay) markSent(ctx context.Context, q queryer, ids []int64) error {
+func (r *Relay) markSent(ctx context.Context, q Queryer, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -684,12 +694,21 @@ func (r *Relay) prune(ctx context.Context, now time.Time) (int64, error) {
 	return res.RowsAffected()
 }
 
-// Backlog returns the number of rows not yet published (those above the floor: none below
-// it is pending).
+// Backlog returns the number of events not yet published: outbox rows (those above the
+// floor: none below it is pending) and the tails' rows after their positions.
 func (r *Relay) Backlog(ctx context.Context) (int64, error) {
 	var n int64
-	err := r.d.GetContext(ctx, &n, r.d.Rebind(`SELECT count(*) FROM `+Table+` WHERE published_at IS NULL AND id > ?`), r.floor.Load())
-	return n, db.Classify(err)
+	if err := r.d.GetContext(ctx, &n, r.d.Rebind(`SELECT count(*) FROM `+Table+` WHERE published_at IS NULL AND id > ?`), r.floor.Load()); err != nil {
+		return 0, db.Classify(err)
+	}
+	for _, t := range r.o.Tails {
+		m, err := t.Backlog(ctx, r.d.DB)
+		if err != nil {
+			return 0, err
+		}
+		n += m
+	}
+	return n, nil
 }
 
 func (r *Relay) closeProducer() {
