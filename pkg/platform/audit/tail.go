@@ -40,18 +40,23 @@ func NewTail(d *db.DB, table, service string) *Tail {
 // Position implements outbox.Tail: a table without a row starts at 0 (the migration gives
 // audit_log, whose existing entries went out through the outbox, its end).
 func (t *Tail) Position(ctx context.Context, q outbox.Queryer) (int64, error) {
-	rows, err := q.QueryContext(ctx, t.posSQL, t.table)
+	return queryInt(ctx, q, t.posSQL, t.table)
+}
+
+// queryInt returns the one integer stmt reads, 0 when it reads no row.
+func queryInt(ctx context.Context, q outbox.Queryer, stmt string, args ...any) (int64, error) {
+	rows, err := q.QueryContext(ctx, stmt, args...)
 	if err != nil {
 		return 0, db.Classify(err)
 	}
 	defer rows.Close()
-	var seq int64
+	var n int64
 	if rows.Next() {
-		if err := rows.Scan(&seq); err != nil {
+		if err := rows.Scan(&n); err != nil {
 			return 0, db.Classify(err)
 		}
 	}
-	return seq, db.Classify(rows.Err())
+	return n, db.Classify(rows.Err())
 }
 
 // Fetch implements outbox.Tail.
@@ -96,18 +101,8 @@ func (t *Tail) Backlog(ctx context.Context, q outbox.Queryer) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	rows, err := q.QueryContext(ctx, `SELECT coalesce(max(seq), 0) FROM `+t.table)
-	if err != nil {
-		return 0, db.Classify(err)
-	}
-	defer rows.Close()
-	var top int64
-	if rows.Next() {
-		if err := rows.Scan(&top); err != nil {
-			return 0, db.Classify(err)
-		}
-	}
-	return max(top-pos, 0), db.Classify(rows.Err())
+	top, err := queryInt(ctx, q, `SELECT coalesce(max(seq), 0) FROM `+t.table)
+	return max(top-pos, 0), err
 }
 
 // Republish moves the tail of d's audit_log back to the last entry written before since, so

@@ -202,24 +202,31 @@ func TestMarkProcessed(t *testing.T) {
 	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		mark := func(id string, rollback bool) bool {
-			var first bool
-			err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
-				var err error
-				first, err = outbox.MarkProcessed(ctx, tx, d, "c1", id)
-				if err == nil && rollback {
-					return errors.New("rollback")
-				}
-				return err
-			})
-			if err != nil && !rollback {
-				t.Fatal(err)
-			}
-			return first
+			return markInTx(t, d, rollback, func(tx *sqlx.Tx) (bool, error) { return outbox.MarkProcessed(ctx, tx, d, "c1", id) })
 		}
 		if !mark("e1", true) || !mark("e1", false) || mark("e1", false) {
 			t.Fatal("MarkProcessed: want first (rolled back), first, then repeat")
 		}
 	})
+}
+
+// markInTx runs mark in a transaction, rolled back when rollback is set, and returns what it
+// returned.
+func markInTx[T any](t *testing.T, d *db.DB, rollback bool, mark func(tx *sqlx.Tx) (T, error)) T {
+	t.Helper()
+	var first T
+	err := db.InTx(context.Background(), d, func(tx *sqlx.Tx) error {
+		var err error
+		first, err = mark(tx)
+		if err == nil && rollback {
+			return errors.New("rollback")
+		}
+		return err
+	})
+	if err != nil && !rollback {
+		t.Fatal(err)
+	}
+	return first
 }
 
 // TestMarkProcessedBatch: in one batch an id is first only at its first place and not when
@@ -229,19 +236,9 @@ func TestMarkProcessedBatch(t *testing.T) {
 	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		mark := func(consumer string, rollback bool, ids ...string) []bool {
-			var first []bool
-			err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
-				var err error
-				first, err = outbox.MarkProcessedBatch(ctx, tx, d, consumer, ids)
-				if err == nil && rollback {
-					return errors.New("rollback")
-				}
-				return err
+			return markInTx(t, d, rollback, func(tx *sqlx.Tx) ([]bool, error) {
+				return outbox.MarkProcessedBatch(ctx, tx, d, consumer, ids)
 			})
-			if err != nil && !rollback {
-				t.Fatal(err)
-			}
-			return first
 		}
 		if err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
 			_, err := outbox.MarkProcessed(ctx, tx, d, "c1", "e0")
