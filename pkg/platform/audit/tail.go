@@ -21,6 +21,7 @@ type Tail struct {
 	d                            *db.DB
 	table, service               string
 	fetchSQL, posSQL, advanceSQL string
+	atSQL                        string
 }
 
 // NewTail returns the tail of d's audit table (default audit_log) for service's events. It
@@ -33,6 +34,7 @@ func NewTail(d *db.DB, table, service string) *Tail {
 	return &Tail{d: d, table: table, service: service,
 		fetchSQL:   d.Rebind(`SELECT ` + columns + ` FROM ` + table + ` WHERE seq > ? ORDER BY seq LIMIT ?`),
 		posSQL:     d.Rebind(`SELECT seq FROM audit_published WHERE tbl = ?`),
+		atSQL:      d.Rebind(`SELECT at FROM ` + table + ` WHERE seq = ?`),
 		advanceSQL: d.Rebind(`INSERT INTO audit_published (tbl, seq) VALUES (?, ?) ON CONFLICT (tbl) DO UPDATE SET seq = excluded.seq`),
 	}
 }
@@ -103,6 +105,26 @@ func (t *Tail) Backlog(ctx context.Context, q outbox.Queryer) (int64, error) {
 	}
 	top, err := queryInt(ctx, q, `SELECT coalesce(max(seq), 0) FROM `+t.table)
 	return max(top-pos, 0), err
+}
+
+// Oldest implements outbox.Tail.
+func (t *Tail) Oldest(ctx context.Context, q outbox.Queryer) (time.Time, error) {
+	pos, err := t.Position(ctx, q)
+	if err != nil {
+		return time.Time{}, err
+	}
+	rows, err := q.QueryContext(ctx, t.atSQL, pos+1)
+	if err != nil {
+		return time.Time{}, db.Classify(err)
+	}
+	defer rows.Close()
+	var at db.Timestamp
+	if rows.Next() {
+		if err := rows.Scan(&at); err != nil {
+			return time.Time{}, db.Classify(err)
+		}
+	}
+	return at.Time, db.Classify(rows.Err())
 }
 
 // Republish moves the tail of d's audit_log back to the last entry written before since, so

@@ -642,13 +642,18 @@ func (r *Relay) housekeeping(ok bool) {
 		if n, err := r.Backlog(ctx); err == nil {
 			r.m.backlog.Set(float64(n))
 		}
-		// The age of the oldest waiting row is what an operator alerts on: a backlog that
+		// The age of the oldest waiting event is what an operator alerts on: a backlog that
 		// is large but moving is load, one whose head is old is a relay that is stuck.
 		var oldest []db.Timestamp
 		if err := r.d.SelectContext(ctx, &oldest, r.d.Rebind(`SELECT created_at FROM `+Table+` WHERE published_at IS NULL AND id > ? ORDER BY id LIMIT 1`), r.floor.Load()); err == nil {
 			age := 0.0
 			if len(oldest) == 1 {
 				age = max(now.Sub(oldest[0].Time).Seconds(), 0)
+			}
+			for _, t := range r.o.Tails {
+				if at, err := t.Oldest(ctx, r.d.DB); err == nil && !at.IsZero() {
+					age = max(age, now.Sub(at).Seconds())
+				}
 			}
 			r.m.backlogAge.Set(age)
 		}

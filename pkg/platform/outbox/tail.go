@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -29,6 +30,9 @@ type Tail interface {
 	Advance(ctx context.Context, q Queryer, to int64) error
 	// Backlog returns how many rows wait after the position (Relay.Backlog adds it).
 	Backlog(ctx context.Context, q Queryer) (int64, error)
+	// Oldest returns when the first row after the position was written (zero when none
+	// waits): the relay's oldest-age gauge takes the oldest of the outbox and its tails.
+	Oldest(ctx context.Context, q Queryer) (time.Time, error)
 }
 
 // publishTails publishes every tail's rows after its position, up to maxBatchesPerRound

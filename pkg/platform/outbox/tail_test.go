@@ -170,11 +170,19 @@ func TestAuditTailPartialFailure(t *testing.T) {
 		if err := w.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
-		tails := []outbox.Tail{audit.NewTail(d, "", "patient")}
+		tail := audit.NewTail(d, "", "patient")
+		tails := []outbox.Tail{tail}
 		if got, err := outbox.NewRelay(ob, outbox.RelayOptions{Tails: tails}).Backlog(ctx); err != nil || got != n {
 			t.Fatalf("backlog %d (%v), want the %d entries", got, err, n)
 		}
-		startRelay(t, ob, outbox.RelayOptions{Batch: 7, MaxBackoff: 50 * time.Millisecond, Poll: time.Hour,
+		first, err := audit.List(ctx, d, "", audit.Query{Limit: n})
+		if err != nil || len(first) != n {
+			t.Fatalf("entries %d %v", len(first), err)
+		}
+		if at, err := tail.Oldest(ctx, d.DB); err != nil || !at.Equal(first[n-1].At) {
+			t.Fatalf("oldest waiting entry at %v (%v), want the first entry's %v", at, err, first[n-1].At)
+		}
+		relay := startRelay(t, ob, outbox.RelayOptions{Batch: 7, MaxBackoff: 50 * time.Millisecond, Poll: time.Hour,
 			Tails: tails,
 			NewProducer: func() (sarama.SyncProducer, error) {
 				p, err := real()
@@ -210,6 +218,10 @@ func TestAuditTailPartialFailure(t *testing.T) {
 			if seq != int64(i+1) {
 				t.Fatalf("last copies out of seq order: %v", last)
 			}
+		}
+		waitBacklog(t, relay, 20*time.Second)
+		if at, err := tail.Oldest(ctx, d.DB); err != nil || !at.IsZero() {
+			t.Fatalf("oldest waiting entry at %v (%v) with none waiting", at, err)
 		}
 		if calls.Load() < 2 {
 			t.Fatalf("the failure was never injected (%d sends)", calls.Load())
