@@ -81,7 +81,10 @@ func (t *Tail) Fetch(ctx context.Context, q outbox.Queryer, after int64, limit i
 		if err != nil {
 			return nil, err
 		}
-		pm := &sarama.ProducerMessage{Topic: m.Topic, Key: sarama.StringEncoder(m.Key), Value: sarama.ByteEncoder(m.Value), Metadata: e.Seq}
+		pm := &sarama.ProducerMessage{Topic: m.Topic, Value: sarama.ByteEncoder(m.Value), Metadata: e.Seq}
+		if m.Key != "" { // as the relay sends an outbox row: no key, no hash partitioning
+			pm.Key = sarama.StringEncoder(m.Key)
+		}
 		pm.Headers = make([]sarama.RecordHeader, 0, len(m.Headers))
 		for _, k := range slices.Sorted(maps.Keys(m.Headers)) {
 			pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(m.Headers[k])})
