@@ -3,8 +3,6 @@ package audit
 import (
 	"context"
 	"database/sql"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -42,23 +40,23 @@ func NewTail(d *db.DB, table, service string) *Tail {
 // Position implements outbox.Tail: a table without a row starts at 0 (the migration gives
 // audit_log, whose existing entries went out through the outbox, its end).
 func (t *Tail) Position(ctx context.Context, q outbox.Queryer) (int64, error) {
-	return queryInt(ctx, q, t.posSQL, t.table)
+	return queryOne[int64](ctx, q, t.posSQL, t.table)
 }
 
-// queryInt returns the one integer stmt reads, 0 when it reads no row.
-func queryInt(ctx context.Context, q outbox.Queryer, stmt string, args ...any) (int64, error) {
+// queryOne returns the one value stmt reads, T's zero value when it reads no row.
+func queryOne[T any](ctx context.Context, q outbox.Queryer, stmt string, args ...any) (T, error) {
+	var v T
 	rows, err := q.QueryContext(ctx, stmt, args...)
 	if err != nil {
-		return 0, db.Classify(err)
+		return v, db.Classify(err)
 	}
 	defer rows.Close()
-	var n int64
 	if rows.Next() {
-		if err := rows.Scan(&n); err != nil {
-			return 0, db.Classify(err)
+		if err := rows.Scan(&v); err != nil {
+			return v, db.Classify(err)
 		}
 	}
-	return n, db.Classify(rows.Err())
+	return v, db.Classify(rows.Err())
 }
 
 // Fetch implements outbox.Tail.
@@ -81,15 +79,7 @@ func (t *Tail) Fetch(ctx context.Context, q outbox.Queryer, after int64, limit i
 		if err != nil {
 			return nil, err
 		}
-		pm := &sarama.ProducerMessage{Topic: m.Topic, Value: sarama.ByteEncoder(m.Value), Metadata: e.Seq}
-		if m.Key != "" { // as the relay sends an outbox row: no key, no hash partitioning
-			pm.Key = sarama.StringEncoder(m.Key)
-		}
-		pm.Headers = make([]sarama.RecordHeader, 0, len(m.Headers))
-		for _, k := range slices.Sorted(maps.Keys(m.Headers)) {
-			pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(m.Headers[k])})
-		}
-		msgs = append(msgs, pm)
+		msgs = append(msgs, m.ProducerMessage(e.Seq))
 	}
 	return msgs, db.Classify(rows.Err())
 }
@@ -106,7 +96,7 @@ func (t *Tail) Backlog(ctx context.Context, q outbox.Queryer) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	top, err := queryInt(ctx, q, `SELECT coalesce(max(seq), 0) FROM `+t.table)
+	top, err := queryOne[int64](ctx, q, `SELECT coalesce(max(seq), 0) FROM `+t.table)
 	return max(top-pos, 0), err
 }
 
@@ -116,18 +106,8 @@ func (t *Tail) Oldest(ctx context.Context, q outbox.Queryer) (time.Time, error) 
 	if err != nil {
 		return time.Time{}, err
 	}
-	rows, err := q.QueryContext(ctx, t.atSQL, pos+1)
-	if err != nil {
-		return time.Time{}, db.Classify(err)
-	}
-	defer rows.Close()
-	var at db.Timestamp
-	if rows.Next() {
-		if err := rows.Scan(&at); err != nil {
-			return time.Time{}, db.Classify(err)
-		}
-	}
-	return at.Time, db.Classify(rows.Err())
+	at, err := queryOne[db.Timestamp](ctx, q, t.atSQL, pos+1)
+	return at.Time, err
 }
 
 // Republish moves the tail of d's audit_log back to the last entry written before since, so

@@ -561,25 +561,16 @@ func (r *Relay) send(rows []pendingRow) sent {
 			_ = level.Error(r.logger).Log("msg", "outbox row has unreadable headers; skipped", "id", row.ID, "err", err)
 			continue
 		}
-		m := &sarama.ProducerMessage{Topic: row.Topic, Value: sarama.ByteEncoder(row.Value), Metadata: i}
-		if row.Key != "" {
-			m.Key = sarama.StringEncoder(row.Key)
-		}
-		m.Headers = h
-		msgs = append(msgs, m)
+		msgs = append(msgs, producerMessage(row.Topic, row.Key, row.Value, h, i))
 	}
 	err := r.producer.SendMessages(msgs)
 	firstFailed := len(rows)
+	if i := firstUnacked(msgs, err); i < len(msgs) {
+		firstFailed = msgs[i].Metadata.(int)
+	}
 	if err != nil {
-		var pe sarama.ProducerErrors
-		if errors.As(err, &pe) {
-			for _, e := range pe {
-				if i, ok := e.Msg.Metadata.(int); ok {
-					firstFailed = min(firstFailed, i)
-				}
-			}
-		} else {
-			firstFailed = 0
+		if !errors.As(err, new(sarama.ProducerErrors)) {
+			firstFailed = 0 // not even a row skipped before the first message is marked
 		}
 		err = firstError(err)
 	}
@@ -594,6 +585,39 @@ func (r *Relay) send(rows []pendingRow) sent {
 		}
 	}
 	return sent{ids: ids, n: acked, err: err}
+}
+
+// producerMessage is one event as the relay sends it: without a key when it has none (the
+// producer then spreads such events over the partitions), with metadata to find it among
+// the producer's errors.
+func producerMessage(topic, key string, value []byte, headers []sarama.RecordHeader, metadata any) *sarama.ProducerMessage {
+	m := &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(value), Headers: headers, Metadata: metadata}
+	if key != "" {
+		m.Key = sarama.StringEncoder(key)
+	}
+	return m
+}
+
+// firstUnacked returns the index of the first of msgs that SendMessages' err says the
+// broker did not acknowledge: len(msgs) when err is nil, 0 when err names no message.
+func firstUnacked(msgs []*sarama.ProducerMessage, err error) int {
+	if err == nil {
+		return len(msgs)
+	}
+	var pe sarama.ProducerErrors
+	if !errors.As(err, &pe) {
+		return 0
+	}
+	first := len(msgs)
+	for _, e := range pe {
+		for i, m := range msgs[:first] {
+			if m == e.Msg {
+				first = i
+				break
+			}
+		}
+	}
+	return first
 }
 
 func firstError(err error) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -33,6 +35,16 @@ type Tail interface {
 	// Oldest returns when the first row after the position was written (zero when none
 	// waits): the relay's oldest-age gauge takes the oldest of the outbox and its tails.
 	Oldest(ctx context.Context, q Queryer) (time.Time, error)
+}
+
+// ProducerMessage is m as the relay sends an outbox row (key, headers in the order the row
+// stores them), with metadata: what a Tail's Fetch returns for its events.
+func (m Message) ProducerMessage(metadata any) *sarama.ProducerMessage {
+	h := make([]sarama.RecordHeader, 0, len(m.Headers))
+	for _, k := range slices.Sorted(maps.Keys(m.Headers)) {
+		h = append(h, sarama.RecordHeader{Key: []byte(k), Value: []byte(m.Headers[k])})
+	}
+	return producerMessage(m.Topic, m.Key, m.Value, h, metadata)
 }
 
 // publishTails publishes every tail's rows after its position, up to maxBatchesPerRound
@@ -71,21 +83,7 @@ func (r *Relay) publishTail(ctx context.Context, q Queryer, t Tail) (more bool, 
 			return more, err
 		}
 		sendErr := r.producer.SendMessages(msgs)
-		acked := len(msgs)
-		if sendErr != nil {
-			var pe sarama.ProducerErrors
-			if !errors.As(sendErr, &pe) {
-				acked = 0
-			}
-			for _, e := range pe {
-				for i, m := range msgs[:acked] {
-					if m == e.Msg {
-						acked = i
-						break
-					}
-				}
-			}
-		}
+		acked := firstUnacked(msgs, sendErr)
 		if acked > 0 {
 			pos = msgs[acked-1].Metadata.(int64)
 		}
