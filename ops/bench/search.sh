@@ -6,6 +6,7 @@
 # filters of issue 19 included (family, given, phone, date-of-birth ranges). Prints a table of
 # req/s and p99 per kind and N: figures, not assertions.
 #
+# BIN picks the build (default ./bin/pms), for an old and a new build on the same databases.
 # SEEDED=1 keeps each N's database (bench_search_N) and data folder (under SEEDED_DIR, default
 # /var/tmp/pms-bench-search) after the run and uses them again when they exist, so the million
 # is seeded once (about 15-25 minutes here) and measured as often as needed.
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
 PG=${PMS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 SIZES=${SIZES:-1000 100000}
+BIN=${BIN:-./bin/pms}
 DURATION=${DURATION:-5s}
 BASE=${BASE_PORT:-14600}
 P=127.0.0.1
@@ -42,9 +44,12 @@ for N in $SIZES; do
 		psql "$PG" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 		rm -rf "$DATA" && mkdir -p "$DATA" && chmod 700 "$DATA"
 		psql "$PG" -qc "CREATE DATABASE $DB"
-		./bin/pms seed --patients "$N" --database-url="$URL" --data-dir="$DATA" --log-level=error
+		"$BIN" seed --patients "$N" --database-url="$URL" --data-dir="$DATA" --log-level=error
 	fi
-	start_pms_all ./bin/pms "$URL" "$DATA" "$BASE"
+	start_pms_all "$BIN" "$URL" "$DATA" "$BASE"
+	# Statistics as a production server's autovacuum keeps them (this machine runs without it):
+	# a kept database may predate a migration that added statistics (00030).
+	psql "$URL" -qc "ANALYZE patient.patients"
 	# One seeded patient (the middle one) gives the rare substring (its email's random tag),
 	# the exact email, the date of birth and the id.
 	read -r ID EMAIL DOB FAMILY GIVEN < <(psql "$URL" -Atc "SELECT id, email, date_of_birth, family, (given::json)->>0 FROM patient.patients ORDER BY seq OFFSET $((N / 2)) LIMIT 1" | tr '|' ' ')

@@ -38,3 +38,7 @@ func CandidatesPlan(ctx context.Context, s *Store, r CreateRequest) (string, err
 	}
 	return strings.Join(lines, "\n"), nil
 }
+
+// CountedSearches is how many searches of s's store counted their matches (countMatches),
+// for TestDenseSearchUncounted.
+func CountedSearches(s Service) int64 { return s.(*service).store.counted.Load() }

@@ -63,6 +63,14 @@ func TestIndexedSearchMatchesReference(t *testing.T) {
 		}
 		searchMatchesReference(t, d)
 	})
+	// A page looked up among too few of the counted matches comes back short, as one does when
+	// some of them changed since the count: the search looks it up again among all of them.
+	t.Run("short lookups", func(t *testing.T) {
+		slack := patient.PageSlack
+		patient.PageSlack = -2
+		t.Cleanup(func() { patient.PageSlack = slack })
+		dbtest.Each(t, migrations.Patient(), searchMatchesReference)
+	})
 }
 
 func searchMatchesReference(t *testing.T, d *db.DB) {
@@ -275,4 +283,75 @@ func searchManyRecentMatches(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDenseSearchUncounted: on PostgreSQL, in a table past DenseSearchRows, a search the
+// planner expects to match more than ExactCountLimit records and whose page a short walk in
+// registration order fills is not counted: its total is the planner's estimate, flagged, and
+// its pages are still exactly the reference's. A term clustered in the oldest records (which
+// the walk alone would take for a dense one) is counted, because the planner, which sees the
+// whole table, does not expect it to pass ExactCountLimit.
+func TestDenseSearchUncounted(t *testing.T) {
+	d := dbtest.Open(t, db.Postgres, migrations.Patient(), patient.DatabaseOptions()...)
+	ctx := context.Background()
+	const n, cluster = 3000, 60
+	if err := patient.NewStore(d).Seed(ctx, n, 5, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ExecContext(ctx, `UPDATE patients SET name = 'Zebedee Early' WHERE seq IN (SELECT seq FROM patients ORDER BY seq LIMIT $1)`, cluster); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ExecContext(ctx, `ANALYZE patients`); err != nil {
+		t.Fatal(err)
+	}
+	rows := patient.DenseSearchRows
+	patient.DenseSearchRows = n / 2
+	t.Cleanup(func() { patient.DenseSearchRows = rows })
+	var all []livePatient
+	if err := d.SelectContext(ctx, &all, `SELECT id, mrn, name, email FROM patients WHERE deleted_at IS NULL ORDER BY seq`); err != nil {
+		t.Fatal(err)
+	}
+	s := newService(t, d)
+	// Every email is at example.org: dense everywhere.
+	want := referenceSearch(all, "example")
+	if len(want) != n {
+		t.Fatalf("reference finds %d, want %d", len(want), n)
+	}
+	var got []string
+	for tok, first := "", true; first || tok != ""; first = false {
+		counted := patient.CountedSearches(s)
+		page, err := s.List(ctxAs("u1"), patient.ListQuery{Q: "example", Limit: 100, PageToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !page.TotalEstimated || page.Total <= patient.ExactCountLimit {
+			t.Fatalf("dense search: total %d (estimated %v), want an estimate above %d", page.Total, page.TotalEstimated, patient.ExactCountLimit)
+		}
+		// Every page but the last is found by the walk, uncounted; the last does not fill it.
+		if c := patient.CountedSearches(s) - counted; page.NextPageToken != "" && c != 0 {
+			t.Fatalf("a page of the dense search after %d records counted its matches", len(got))
+		}
+		for _, p := range page.Patients {
+			got = append(got, p.ID)
+		}
+		tok = page.NextPageToken
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("dense search paged %d records, want %d in registration order", len(got), len(want))
+	}
+	// The cluster fills a walk from the oldest record at once, but it is counted exactly.
+	want = referenceSearch(all, "zebedee")
+	counted := patient.CountedSearches(s)
+	page, err := s.List(ctxAs("u1"), patient.ListQuery{Q: "zebedee", Limit: 10})
+	if patient.CountedSearches(s) != counted+1 {
+		t.Fatal("the clustered term was not counted")
+	}
+	if err != nil || page.TotalEstimated || page.Total != cluster || len(want) != cluster {
+		t.Fatalf("clustered term: total %d (estimated %v), reference %d, %v; want exactly %d", page.Total, page.TotalEstimated, len(want), err, cluster)
+	}
+	for i, p := range page.Patients {
+		if p.ID != want[i] {
+			t.Fatalf("clustered term: record %d is %s, want %s", i, p.ID, want[i])
+		}
+	}
 }
