@@ -43,10 +43,10 @@ type Store struct {
 	// getSQL is get's statement, rebound for the dialect once: the read path runs it on every
 	// GET /patients/{id}, and rebinding it per call allocated a new string each time.
 	getSQL string
-	// rows is the table's size as PostgreSQL's statistics last counted it (pg_class.reltuples),
-	// and rowsAt when it was read (unix nanoseconds): a dense search's gate (densePage), read
-	// at most once per RowsTTL.
-	rows, rowsAt atomic.Int64
+	// stats is what PostgreSQL's statistics say of the searched columns (searchStats), and
+	// statsAt when they were read (unix nanoseconds), at most once per StatsTTL.
+	stats   atomic.Pointer[searchStats]
+	statsAt atomic.Int64
 	// counted is how many searches counted their matches (countMatches), for the tests that
 	// prove a dense search did not.
 	counted atomic.Int64
@@ -286,7 +286,7 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 	}
 	if filtered {
 		var dense bool
-		if out, last, more, total, dense, err = s.densePage(ctx, qr, cond, args, afterSeq, limit); err != nil || dense {
+		if out, last, more, total, dense, err = s.densePage(ctx, qr, q, cond, args, afterSeq, limit); err != nil || dense {
 			return out, last, more, total, err
 		}
 	}
@@ -582,34 +582,34 @@ func (s *Store) plannerEstimate(ctx context.Context, qr sqlx.QueryerContext, con
 // uncounted (densePage); below it every search counts its matches up to ExactCountLimit.
 var DenseSearchRows int64 = 20 * ExactCountLimit
 
-// RowsTTL is how long the table's size is taken as read (Store.tableRows).
-const RowsTTL = 10 * time.Second
-
 // densePage serves a page of a dense search without counting its matches; dense is false when
 // the search must be counted (list goes on to countMatches). Proving that a search has more
 // than ExactCountLimit matches reads ExactCountLimit+1 of them, and through a trigram index
 // it reads every match: a substring on one record in 35 at a million patients built a bitmap
 // of 28,000 matches per page, 15-60 ms, where the same search at a thousand patients reads
-// 28. So on PostgreSQL, in a table of at least DenseSearchRows, a search the planner expects
-// to match more than ExactCountLimit records is first walked in registration order for about
-// twice the records its estimate says a page needs; when the walk fills the page, that page
-// is the answer and the total is the planner's estimate, flagged (docs/api.md). The planner
-// gates it and not the walk alone: the walk starts at the oldest records, where a term can
-// cluster (an MRN prefix matches the first registrations only), and the statistics see the
-// whole table. When the walk does not fill the page the search is counted, as before.
-func (s *Store) densePage(ctx context.Context, qr sqlx.QueryerContext, cond string, args []any, afterSeq int64, limit int) (out []Patient, last int64, more bool, total Total, dense bool, err error) {
+// 28. So on PostgreSQL, in a table of at least DenseSearchRows, a search its statistics expect
+// to match more than ExactCountLimit records (searchStats.estimate) is first walked in
+// registration order for four times the records that estimate says a page needs (at most
+// 5×WalkRows: the statistics sample about a hundred values a column, so a term on one record
+// in 35 reads as anything from one in 20 to one in 100, and with twice the walk failed in
+// one bench run of five); when the walk fills the page, that page is the answer and the total is the estimate, flagged
+// (docs/api.md). The statistics gate it and not the walk alone: the walk starts at the
+// oldest records, where a term can cluster (an MRN prefix matches the first registrations
+// only), and the statistics sample the whole table. When the walk does not fill the page the
+// search is counted, as before.
+func (s *Store) densePage(ctx context.Context, qr sqlx.QueryerContext, q ListQuery, cond string, args []any, afterSeq int64, limit int) (out []Patient, last int64, more bool, total Total, dense bool, err error) {
 	if s.db.Dialect != db.Postgres {
 		return nil, 0, false, Total{}, false, nil
 	}
-	rows, err := s.tableRows(ctx, qr)
-	if err != nil || rows < DenseSearchRows {
+	st, err := s.searchStats(ctx, qr)
+	if err != nil || st.rows < DenseSearchRows {
 		return nil, 0, false, Total{}, false, err
 	}
-	est, err := s.plannerEstimate(ctx, qr, cond, args)
-	if err != nil || est <= ExactCountLimit {
-		return nil, 0, false, Total{}, false, err
+	est := st.estimate(q)
+	if est <= ExactCountLimit {
+		return nil, 0, false, Total{}, false, nil
 	}
-	walk := min(max(int64(WalkRows(limit)), 2*int64(limit+1)*rows/est), int64(DenseWalkMax))
+	walk := min(max(WalkRows(limit), int(4*int64(limit+1)*st.rows/est)), 5*WalkRows(limit))
 	out, last, more, err = s.page(ctx, qr, `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS patients`,
 		[]any{afterSeq, walk}, cond, args, afterSeq, limit, "seq", est)
 	if err != nil || !more {
@@ -618,24 +618,23 @@ func (s *Store) densePage(ctx context.Context, qr sqlx.QueryerContext, cond stri
 	return out, last, more, Total{N: est, Estimated: true}, true, nil
 }
 
-// DenseWalkMax bounds densePage's walk: a planner that underestimates a term's matches would
-// otherwise have it read a long stretch of the table before counting anyway.
-const DenseWalkMax = 20000
+// StatsTTL is how long the statistics a store judges searches by are taken as read.
+const StatsTTL = 30 * time.Second
 
-// tableRows is the patients table's size in PostgreSQL's statistics (pg_class.reltuples, -1
-// before the first ANALYZE), read at most once per RowsTTL.
-func (s *Store) tableRows(ctx context.Context, qr sqlx.QueryerContext) (int64, error) {
+// searchStats returns the statistics of the patients table, read again when older than
+// StatsTTL. Before the first ANALYZE there are none: rows is then below DenseSearchRows.
+func (s *Store) searchStats(ctx context.Context, qr sqlx.QueryerContext) (*searchStats, error) {
 	now := time.Now().UnixNano()
-	if at := s.rowsAt.Load(); at != 0 && now-at < int64(RowsTTL) {
-		return s.rows.Load(), nil
+	if st := s.stats.Load(); st != nil && now-s.statsAt.Load() < int64(StatsTTL) {
+		return st, nil
 	}
-	var n float64
-	if err := sqlx.GetContext(ctx, qr, &n, `SELECT reltuples FROM pg_class WHERE oid = 'patients'::regclass`); err != nil {
-		return 0, db.Classify(err)
+	st, err := readSearchStats(ctx, qr)
+	if err != nil {
+		return nil, err
 	}
-	s.rows.Store(int64(n))
-	s.rowsAt.Store(now)
-	return int64(n), nil
+	s.stats.Store(st)
+	s.statsAt.Store(now)
+	return st, nil
 }
 
 // escapeLike escapes LIKE's wildcards so a search term matches literally.
