@@ -589,10 +589,10 @@ var DenseSearchRows int64 = 20 * ExactCountLimit
 // of 28,000 matches per page, 15-60 ms, where the same search at a thousand patients reads
 // 28. So on PostgreSQL, in a table of at least DenseSearchRows, a search its statistics expect
 // to match more than ExactCountLimit records (searchStats.estimate) is first walked in
-// registration order for four times the records that estimate says a page needs (at most
-// 5×WalkRows: the statistics sample about a hundred values a column, so a term on one record
-// in 35 reads as anything from one in 20 to one in 100, and with twice the walk failed in
-// one bench run of five); when the walk fills the page, that page is the answer and the total is the estimate, flagged
+// registration order for three times the records that estimate says a page needs (the
+// statistics sample about a hundred values a column: a term on one record in 35 read as
+// anything from one in 17 to one in 52 over six ANALYZEs, and a walk of twice failed in one
+// bench run of five), if that is at most DenseWalkRows; when the walk fills the page, that page is the answer and the total is the estimate, flagged
 // (docs/api.md). The statistics gate it and not the walk alone: the walk starts at the
 // oldest records, where a term can cluster (an MRN prefix matches the first registrations
 // only), and the statistics sample the whole table. When the walk does not fill the page the
@@ -609,7 +609,11 @@ func (s *Store) densePage(ctx context.Context, qr sqlx.QueryerContext, q ListQue
 	if est <= ExactCountLimit {
 		return nil, 0, false, Total{}, false, nil
 	}
-	walk := min(max(WalkRows(limit), int(4*int64(limit+1)*st.rows/est)), 5*WalkRows(limit))
+	need := 3 * int64(limit+1) * st.rows / est
+	if need > int64(DenseWalkRows(limit)) {
+		return nil, 0, false, Total{}, false, nil
+	}
+	walk := max(WalkRows(limit), int(need))
 	out, last, more, err = s.page(ctx, qr, `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS patients`,
 		[]any{afterSeq, walk}, cond, args, afterSeq, limit, "seq", est)
 	if err != nil || !more {
@@ -617,6 +621,13 @@ func (s *Store) densePage(ctx context.Context, qr sqlx.QueryerContext, q ListQue
 	}
 	return out, last, more, Total{N: est, Estimated: true}, true, nil
 }
+
+// DenseWalkRows is the longest walk densePage takes for a page of limit: a longer one is
+// for a search too sparse for the walk to pay (a month of births at a million patients, 856
+// matches, whose estimate can read 3,000 from a single histogram bucket, walked 10,000
+// records in vain before it was counted, and served half the searches a second that
+// counting alone does).
+var DenseWalkRows = func(limit int) int { return 5 * WalkRows(limit) }
 
 // StatsTTL is how long the statistics a store judges searches by are taken as read.
 const StatsTTL = 30 * time.Second
