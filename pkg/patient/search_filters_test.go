@@ -103,6 +103,7 @@ func TestDemographicSearchMatchesReference(t *testing.T) {
 			{BornFrom: "1990-01-01"}, {BornTo: "1920-01-01"}, {BornFrom: "1990-01-01", BornTo: "1990-12-31"}, {BornFrom: "1960-03-01", BornTo: "1960-03-31"},
 			{BornFrom: "1991-12-26", BornTo: "1991-12-26"},
 			{Family: "lovelace", Gender: "female", BornTo: "1920-01-01"}, {Given: "ada", Gender: "male"}, {Family: seeded.Family, BornFrom: "1970-01-01"},
+			{Family: "LOVE", BornTo: "1920-01-01"}, {Family: seeded.Family[:2], BornFrom: "1970-01-01", BornTo: "1990-12-31"},
 		}
 		for _, q := range queries {
 			want := referenceDemographic(all, q)
@@ -185,7 +186,8 @@ func TestDemographicSearchUsesIndexes(t *testing.T) {
 	}
 	for _, c := range []struct{ where, index string }{
 		{`lower(family) LIKE 'lov%'`, "patients_family_birth"},
-		{`lower(family) LIKE 'lov%' AND date_of_birth >= '1957-01-01' AND date_of_birth <= '1957-12-31'`, "Index Cond: ((lower(family) ~>=~ 'lov'::text) AND (lower(family) ~<~ 'low'::text) AND (date_of_birth >="},
+		{`(lower(family) = 'lovelace' OR (lower(family) ~>~ 'lovelace' AND lower(family) LIKE 'lovelace%')) AND date_of_birth >= '1957-01-01' AND date_of_birth <= '1957-12-31'`,
+			"Index Cond: ((lower(family) = 'lovelace'::text) AND (date_of_birth >="},
 		{`replace(replace(replace(replace(replace(phone, ' ', ''), '-', ''), '.', ''), '(', ''), ')', '') = '+15550001234'`, "patients_phone_key"},
 		{`lower(given) LIKE '%"ada%'`, "patients_given_trgm"},
 		{`date_of_birth >= '1990-01-01' AND date_of_birth <= '1990-03-31'`, "patients_dob_live"},
