@@ -31,3 +31,37 @@ func TestFingerprintDemographicFilters(t *testing.T) {
 		seen[f] = name
 	}
 }
+
+// TestSearchStatsEstimate: a search's share of the table, judged from pg_stats as densePage
+// reads them: matching most common values count their frequency, matching histogram bounds
+// their part of the rest; a q takes the largest of its columns' shares, filters multiply, and
+// a search with a filter the statistics do not judge is not estimated.
+func TestSearchStatsEstimate(t *testing.T) {
+	st := &searchStats{rows: 1_000_000, cols: map[string]columnStats{
+		// 10% of names are "Ada Lovelace"; the other 90% spread over four buckets, one of
+		// them bounded by a Lovelace.
+		"name":   {MCV: []string{"Ada Lovelace", "Alan Turing"}, MCVFreq: []float64{0.1, 0.1}, Hist: []string{"Bea Lovelace", "Carl Hopper", "Dan Quinn", "Eve Rossi"}},
+		"email":  {Hist: []string{"ada.lovelace@example.org", "b@example.org", "c@example.org", "d@example.org"}},
+		"mrn":    {Hist: []string{"MRN-1", "MRN-2"}},
+		"gender": {MCV: []string{"female", "male"}, MCVFreq: []float64{0.5, 0.5}},
+		"family": {NullFrac: 0.5, Hist: []string{"Lovelace", "Turing"}},
+	}}
+	for _, c := range []struct {
+		q    ListQuery
+		want int64
+	}{
+		{ListQuery{Q: "LOVEL"}, 100_000 + 800_000/4},                    // name: the MCV and a bound of the rest (email: 25%)
+		{ListQuery{Q: "example"}, 1_000_000},                            // every email
+		{ListQuery{Q: "al"}, 100_000},                                   // a prefix: "Alan Turing" only
+		{ListQuery{Q: "example", Gender: "female"}, 500_000},            // filters multiply
+		{ListQuery{Family: "lov"}, 500_000 / 2},                         // nulls are not in the histogram
+		{ListQuery{Q: "zzz"}, 0},                                        // nothing in the sample
+		{ListQuery{Q: "example", Email: "ada.lovelace@example.org"}, 0}, // exact email: counted
+		{ListQuery{Gender: "male", Phone: "+441234"}, 0},                // phone: counted
+		{ListQuery{Given: "ada"}, 0},                                    // no statistics of given
+	} {
+		if got := st.estimate(c.q); got != c.want {
+			t.Errorf("%+v: estimate %d, want %d", c.q, got, c.want)
+		}
+	}
+}
