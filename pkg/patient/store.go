@@ -324,7 +324,7 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 	// fill comes from the search's indexes, sorted ("ORDER BY seq + 0" keeps the planner off
 	// walking the seq index in order, which it picks when it overestimates the matches and
 	// which then reads every row to find a rare one).
-	out, last, more, err = s.page(ctx, qr, `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS patients`,
+	out, last, more, err = s.page(ctx, qr, walkFrom,
 		[]any{afterSeq, WalkRows(limit)}, cond, args, afterSeq, limit, "seq", total.N)
 	if err != nil || more {
 		return out, last, more, total, err
@@ -381,10 +381,14 @@ func (s *Store) pageBound(found []int64, total Total, afterSeq int64, limit int,
 	}
 	end := past[limit]
 	if end-afterSeq <= int64(WalkRows(limit)) {
-		return `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS patients`, []any{afterSeq, end - afterSeq}, "", nil, "seq", false
+		return walkFrom, []any{afterSeq, end - afterSeq}, "", nil, "seq", false
 	}
 	return "", nil, " AND seq <= ?", []any{end}, "seq + 0", false
 }
+
+// walkFrom is a page query's FROM for a walk in registration order: the records after a
+// position (its first argument), at most a number of them (its second).
+const walkFrom = `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS patients`
 
 // PageSlack is how many counted matches past a page's limit+1 its lookup is given (pageBound),
 // so that a few records changed since the count still leave the page full.
@@ -592,8 +596,9 @@ var DenseSearchRows int64 = 20 * ExactCountLimit
 // registration order for three times the records that estimate says a page needs (the
 // statistics sample about a hundred values a column: a term on one record in 35 read as
 // anything from one in 17 to one in 52 over six ANALYZEs, and a walk of twice failed in one
-// bench run of five), if that is at most DenseWalkRows; when the walk fills the page, that page is the answer and the total is the estimate, flagged
-// (docs/api.md). The statistics gate it and not the walk alone: the walk starts at the
+// bench run of five), if that is at most DenseWalkRows; when the walk fills the page, that
+// page is the answer and the total is the estimate, flagged (docs/api.md). The statistics
+// gate it and not the walk alone: the walk starts at the
 // oldest records, where a term can cluster (an MRN prefix matches the first registrations
 // only), and the statistics sample the whole table. When the walk does not fill the page the
 // search is counted, as before.
@@ -614,7 +619,7 @@ func (s *Store) densePage(ctx context.Context, qr sqlx.QueryerContext, q ListQue
 		return nil, 0, false, Total{}, false, nil
 	}
 	walk := max(WalkRows(limit), int(need))
-	out, last, more, err = s.page(ctx, qr, `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS patients`,
+	out, last, more, err = s.page(ctx, qr, walkFrom,
 		[]any{afterSeq, walk}, cond, args, afterSeq, limit, "seq", est)
 	if err != nil || !more {
 		return nil, 0, false, Total{}, false, err
