@@ -9,7 +9,8 @@
 #     new patient). Then it waits (up to 60 s) for billing to have opened an account for every
 #     patient (they are opened off the request's path: docs/billing.md).
 # Prints tx/s, req/s, p50/p99, non-2xx, the CPU per create (pms and its PostgreSQL backends;
-# steadier than req/s on a shared machine) and create/pgbench ratios: figures, not assertions.
+# for pgbench its backends only; steadier than req/s on a shared machine) and create/pgbench
+# ratios: figures, not assertions.
 # BASELINE=<another pms binary> runs step 2 with it too, after this one (same sitting):
 #   git worktree add /tmp/old <commit> && (cd /tmp/old && go build -o /tmp/pms-old ./cmd/pms)
 #   BASELINE=/tmp/pms-old bash ops/bench/create.sh
@@ -46,6 +47,10 @@ cpu_ticks() {
 	for p in $pids; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done | awk '{s += $1} END {print s + 0}'
 }
 HZ=$(getconf CLK_TCK)
+# reaped_ticks: CPU clock ticks of the PostgreSQL backends that have exited so far (the
+# postmaster's children's times): pgbench's backends end with it, so the difference over its
+# run is what its transactions cost PostgreSQL.
+reaped_ticks() { awk '{print $16 + $17}' "/proc/$(pgrep -o -x postgres)/stat" 2>/dev/null || echo 0; }
 # db_writes URL: the database's commits so far and its rows inserted, updated and deleted.
 db_writes() {
 	psql "$1" -Atc "SELECT xact_commit, (SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_all_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')) FROM pg_stat_database WHERE datname = current_database()" | tr '|' ' '
@@ -64,6 +69,7 @@ psql "$PG" -qc "CREATE DATABASE $DB"
 URL=$(url_of "$DB")
 "$BIN" migrate --database-url="$URL" --data-dir="$DATA" --log-level=error >/dev/null
 psql "$URL" -qc "ANALYZE"
+ticks0=$(reaped_ticks)
 out=$(PGOPTIONS='-c search_path=patient' "$PGBENCH" -n -M prepared -c "$CLIENTS" -j 2 -T "${DURATION%s}" -r \
 	-f "${SCRIPT:-ops/bench/create.pgbench}" "$URL" 2>&1)
 tps=$(echo "$out" | awk '/^tps/ {printf "%.0f", $3}')
@@ -71,7 +77,13 @@ txs=$(echo "$out" | awk '/actually processed/ {print $NF}' | cut -d/ -f1)
 failed=$(echo "$out" | awk '/failed transactions/ {print $5}')
 lat=$(echo "$out" | awk '/latency average/ {print $4 "ms"}')
 [ -n "$tps" ] || { echo "pgbench failed: $out" >&2; exit 1; }
-row "pgbench ${SCRIPT:-create.pgbench} ($txs tx)" "$tps" "avg $lat" "" "${failed:-?}" "-"
+for _ in $(seq 1 100); do # until the postmaster has reaped pgbench's backends
+	[ "$(psql "$URL" -Atc "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")" = 0 ] && break
+	sleep 0.1
+done
+sleep 0.2
+pgcpu=$(echo "$ticks0 $(reaped_ticks) $txs $HZ" | awk '{printf "%.2f ms", ($2 - $1) * 1000 / $4 / ($3 > 0 ? $3 : 1)}')
+row "pgbench ${SCRIPT:-create.pgbench} ($txs tx)" "$tps" "avg $lat" "" "${failed:-?}" "$pgcpu"
 cleanup
 
 # 2. POST /patients through pms, direct and through the gateway.

@@ -101,10 +101,10 @@ func (s *service) scoreCandidates(ctx context.Context, q sqlx.QueryerContext, p 
 	if err != nil {
 		return nil, err
 	}
-	me := personOf(p)
+	me := s.matcher.Probe(personOf(p))
 	var out []Candidate
 	for _, c := range found {
-		r := s.matcher.Compare(me, personOf(c))
+		r := me.Compare(personOf(c))
 		if r.Score >= minScore {
 			out = append(out, Candidate{ID: c.ID, Score: r.Score, Grade: s.grade(r.Score), Reasons: r.Reasons, Patient: c})
 		}

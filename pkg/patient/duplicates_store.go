@@ -183,14 +183,27 @@ func (s *Store) candidatesQuery(p Patient, exclude string) (string, []any, error
 	for i, k := range keys {
 		args[i] = k
 	}
-	// The keys are looked up first, whatever the statistics say (MATERIALIZED): left to
-	// itself, a planner without statistics on patient_match_keys (a bulk-seeded or restored
-	// database before its first ANALYZE) walked every patient in seq order probing the keys
-	// for each, 0.5 s a registration at 100,000 patients (issue 20 item 7).
-	query, args, err := sqlx.In(`WITH c AS MATERIALIZED (SELECT DISTINCT patient_id FROM patient_match_keys WHERE key IN (?))
-		SELECT `+patientColumns+` FROM patients JOIN c ON patients.id = c.patient_id
-		WHERE deleted_at IS NULL AND id <> ? ORDER BY seq LIMIT ?`,
-		args, exclude, MaxCandidates)
+	// The keys are looked up first and the records then by their primary key, whatever the
+	// statistics say. Left to itself, a planner without statistics on patient_match_keys (a
+	// bulk-seeded or restored database before its first ANALYZE) walked every patient in seq
+	// order probing the keys for each, 0.5 s a registration at 100,000 patients (issue 20
+	// item 7); and one without statistics on patients (a new database, where autovacuum has not
+	// analyzed it yet) joined the keys' records by hashing every live patient, so each
+	// registration read the whole table (3.4 of a registration's 3.8 ms at 1,700 patients,
+	// make bench-create). On PostgreSQL the ids are therefore an array the primary key is
+	// probed with, behind OFFSET 0 so that "deleted_at IS NULL" is not pushed down to the
+	// scan: it would make every partial index (all live records) a way to read them, which
+	// the planner takes when it believes the table tiny. SQLite's planner joins the list by
+	// the primary key without statistics.
+	query := `WITH c AS MATERIALIZED (SELECT DISTINCT patient_id FROM patient_match_keys WHERE key IN (?))
+		SELECT ` + patientColumns + ` FROM patients JOIN c ON patients.id = c.patient_id
+		WHERE deleted_at IS NULL AND id <> ? ORDER BY seq LIMIT ?`
+	if s.db.Dialect == db.Postgres {
+		query = `SELECT ` + patientColumns + ` FROM (SELECT * FROM patients
+		WHERE id = ANY(ARRAY(SELECT DISTINCT patient_id FROM patient_match_keys WHERE key IN (?))) OFFSET 0) AS patients
+		WHERE deleted_at IS NULL AND id <> ? ORDER BY seq LIMIT ?`
+	}
+	query, args, err := sqlx.In(query, args, exclude, MaxCandidates)
 	if err != nil {
 		return "", nil, errs.Wrap(errs.Internal, "internal error", err)
 	}

@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// BenchmarkCompare is the cost of scoring one candidate pair, both records prepared once
-// (as the service does for the record being registered) and prepared per call (a candidate
-// read from the database).
+// BenchmarkCompare is the cost of scoring one candidate pair: both records prepared once,
+// one prepared once (a Probe: the service's registration against each candidate read from
+// the database) and both prepared per call (Matcher.Compare).
 func BenchmarkCompare(b *testing.B) {
 	m := New(Config{})
 	x := Person{Family: "Müller", Given: []string{"Robert", "James"}, Gender: "male", DateOfBirth: "1980-03-04",
@@ -21,6 +21,12 @@ func BenchmarkCompare(b *testing.B) {
 		px, py := m.prepare(x), m.prepare(y)
 		for b.Loop() {
 			compare(px, py)
+		}
+	})
+	b.Run("probe", func(b *testing.B) {
+		p := m.Probe(x)
+		for b.Loop() {
+			p.Compare(y)
 		}
 	})
 	b.Run("unprepared", func(b *testing.B) {

@@ -294,3 +294,22 @@ func FuzzCompare(f *testing.F) {
 		_ = Keys(a)
 	})
 }
+
+// TestProbeComparesAsCompare: a record prepared once (the registration the service scores
+// against its candidates) scores every candidate exactly as Compare does, reasons included,
+// across the synthetic population's pairs and the odd records above, and preparing it once
+// does not change it (the probe is reused for every candidate).
+func TestProbeComparesAsCompare(t *testing.T) {
+	ps, _ := Generate(rand.New(rand.NewPCG(3, 20)), 300, 5)
+	ps = append(ps, Person{}, Person{Name: "Ana María de la Cruz"}, Person{Family: "Ж", Given: []string{"é", "ъ"}})
+	m := New(Config{IgnoredSystems: []string{SynthMRNSystem}})
+	for _, a := range ps[:40] {
+		probe := m.Probe(a)
+		for _, b := range ps {
+			want, got := m.Compare(a, b), probe.Compare(b)
+			if !reflect.DeepEqual(want, got) {
+				t.Fatalf("probe of %+v against %+v:\n got %+v\nwant %+v", a, b, got, want)
+			}
+		}
+	}
+}
