@@ -284,9 +284,12 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 		}
 		qr = tx
 	}
+	// The walks in registration order test each record read with walkCondition.
+	wcond, wargs := cond, args
 	if filtered {
+		wcond, wargs = s.walkCondition(q)
 		var dense bool
-		if out, last, more, total, dense, err = s.densePage(ctx, qr, q, cond, args, afterSeq, limit); err != nil || dense {
+		if out, last, more, total, dense, err = s.densePage(ctx, qr, q, wcond, wargs, afterSeq, limit); err != nil || dense {
 			return out, last, more, total, err
 		}
 	}
@@ -303,10 +306,13 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 	// and they bound the page (pageBound).
 	from, fromArgs, bound, boundArgs, order, cut := s.pageBound(found, total, afterSeq, limit, false)
 	if order != "" {
-		if from == "" {
+		c, a := cond, args
+		if from == walkFrom {
+			c, a = wcond, wargs
+		} else if from == "" {
 			from = "patients"
 		}
-		out, last, more, err = s.page(ctx, qr, from, fromArgs, cond+bound, append(append([]any{}, args...), boundArgs...), afterSeq, limit, order, total.N)
+		out, last, more, err = s.page(ctx, qr, from, fromArgs, c+bound, append(append([]any{}, a...), boundArgs...), afterSeq, limit, order, total.N)
 		if err != nil || !cut || more {
 			return out, last, more, total, err
 		}
@@ -325,7 +331,7 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 	// walking the seq index in order, which it picks when it overestimates the matches and
 	// which then reads every row to find a rare one).
 	out, last, more, err = s.page(ctx, qr, walkFrom,
-		[]any{afterSeq, WalkRows(limit)}, cond, args, afterSeq, limit, "seq", total.N)
+		[]any{afterSeq, WalkRows(limit)}, wcond, wargs, afterSeq, limit, "seq", total.N)
 	if err != nil || more {
 		return out, last, more, total, err
 	}
@@ -442,10 +448,31 @@ const MinSubstringLen = 3
 // an index (migrations 00001 and 00023): a substring q by trigrams (pg_trgm GIN; SQLite's FTS5
 // trigram table narrows the candidates, the LIKE keeps the answer exactly as it was), a short
 // q by prefix b-trees, email and date of birth by their b-trees.
-func (s *Store) searchCondition(q ListQuery) (string, []any) {
+func (s *Store) searchCondition(q ListQuery) (string, []any) { return s.condition(q, false) }
+
+// walkCondition is searchCondition for a walk in registration order (densePage, list), which
+// tests each record it reads rather than asking an index: on PostgreSQL a q is matched
+// against the record's search_text (migration 00031), one LIKE where searchCondition has two
+// lower() calls and three LIKEs, a q holding search_text's separator excepted.
+func (s *Store) walkCondition(q ListQuery) (string, []any) { return s.condition(q, true) }
+
+// searchSep separates the fields of search_text (migration 00031).
+const searchSep = "\x01"
+
+// condition is searchCondition, or walkCondition when walk is set.
+func (s *Store) condition(q ListQuery, walk bool) (string, []any) {
 	where := []string{"deleted_at IS NULL"}
 	var args []any
-	if q.Q != "" {
+	if lq := strings.ToLower(q.Q); walk && lq != "" && s.db.Dialect == db.Postgres && !strings.Contains(lq, searchSep) {
+		// A substring lies within one field, since the pattern cannot hold the separator; a
+		// prefix follows one.
+		pattern := "%" + escapeLike(lq) + "%"
+		if utf8.RuneCountInString(lq) < MinSubstringLen {
+			pattern = "%" + searchSep + escapeLike(lq) + "%"
+		}
+		where = append(where, `search_text LIKE ? ESCAPE '\'`)
+		args = append(args, pattern)
+	} else if q.Q != "" {
 		lq := strings.ToLower(q.Q)
 		like := `(lower(name) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\' OR mrn LIKE ? ESCAPE '\')`
 		if utf8.RuneCountInString(lq) >= MinSubstringLen {
@@ -601,7 +628,7 @@ var DenseSearchRows int64 = 20 * ExactCountLimit
 // gate it and not the walk alone: the walk starts at the
 // oldest records, where a term can cluster (an MRN prefix matches the first registrations
 // only), and the statistics sample the whole table. When the walk does not fill the page the
-// search is counted, as before.
+// search is counted, as before. cond and args are the walk's (walkCondition).
 func (s *Store) densePage(ctx context.Context, qr sqlx.QueryerContext, q ListQuery, cond string, args []any, afterSeq int64, limit int) (out []Patient, last int64, more bool, total Total, dense bool, err error) {
 	if s.db.Dialect != db.Postgres {
 		return nil, 0, false, Total{}, false, nil
