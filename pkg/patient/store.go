@@ -473,7 +473,6 @@ func (s *Store) condition(q ListQuery, walk bool) (string, []any) {
 		where = append(where, `search_text LIKE ? ESCAPE '\'`)
 		args = append(args, pattern)
 	} else if q.Q != "" {
-		lq := strings.ToLower(q.Q)
 		like := `(lower(name) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\' OR mrn LIKE ? ESCAPE '\')`
 		if utf8.RuneCountInString(lq) >= MinSubstringLen {
 			pattern := "%" + escapeLike(lq) + "%"
