@@ -8,6 +8,8 @@
 # runs every service as its own `pms <service>` process (broker, auth, billing, patient,
 # analytics, gateway; plain text, as ops/cluster with Plain), the gateway reaching the patient
 # service over gRPC. BIN picks the build (default ./bin/pms); KEEP=1 keeps the logs' folder.
+# PPROF=<file> saves a CPU profile of `pms all` under each load, as <file>.gateway, .direct
+# and .nginx, and what it allocated meanwhile as <file>.<run>.allocs (not with SEPARATE=1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
@@ -74,7 +76,8 @@ PMS_BOOTSTRAP_ADMIN_PASSWORD=operator-passphrase-0123 "$BIN" all --database-url=
 	--billing-http-addr=127.0.0.1:$((B + 1)) --billing-grpc-addr=127.0.0.1:$((B + 11)) --billing-admin-addr=127.0.0.1:$((B + 21)) \
 	--auth-http-addr=127.0.0.1:$((B + 5)) --auth-grpc-addr=127.0.0.1:$((B + 15)) --auth-admin-addr=127.0.0.1:$((B + 25)) \
 	--analytics-http-addr=127.0.0.1:$((B + 2)) --analytics-grpc-addr=127.0.0.1:$((B + 12)) --analytics-admin-addr=127.0.0.1:$((B + 22)) \
-	--gateway-http-addr=$GW --gateway-admin-addr=127.0.0.1:$((B + 24)) ${IN_PROCESS:+--gateway-in-process} 2>"$TMP/pms.log" &
+	--gateway-http-addr=$GW --gateway-admin-addr=127.0.0.1:$((B + 24)) ${IN_PROCESS:+--gateway-in-process} \
+	${PPROF:+--pprof} 2>"$TMP/pms.log" &
 PID=$!
 fi
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$((B + 24))/readyz" >/dev/null && curl -sf "http://127.0.0.1:$((B + 20))/readyz" >/dev/null && break; sleep 0.05; done
@@ -112,13 +115,22 @@ for _ in $(seq 1 100); do curl -s -o /dev/null "http://$NG/api/patients/$ID" && 
 # run NAME URL: one wrk run; prints and records requests/s, p50, p99.
 declare -A RPS P50 P99
 run() {
-	local out
+	local out prof=
+	if [ -n "${PPROF:-}" ] && [ -z "${SEPARATE:-}" ]; then
+		# The profile covers the middle of the load: it starts a second in and ends before wrk.
+		(sleep 1 && curl -sf -o "$PPROF.$1.allocs" "http://127.0.0.1:$((B + 24))/debug/pprof/allocs?seconds=$((${DURATION%s} - 3))") &
+		prof=$!
+		(sleep 1 && curl -sf -o "$PPROF.$1" "http://127.0.0.1:$((B + 24))/debug/pprof/profile?seconds=$((${DURATION%s} - 3))") &
+		prof="$prof $!"
+	fi
 	out=$(wrk -t2 -c64 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "$2")
 	RPS[$1]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 	P50[$1]=$(echo "$out" | awk '$1 == "50%" {print $2}')
 	P99[$1]=$(echo "$out" | awk '$1 == "99%" {print $2}')
 	local bad
 	bad=$(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
+	# shellcheck disable=SC2086
+	[ -z "$prof" ] || wait $prof
 	printf '%-8s %10s req/s   p50 %-9s p99 %-9s non-2xx/socket errors %s\n' "$1" "${RPS[$1]}" "${P50[$1]}" "${P99[$1]}" "$bad"
 }
 MODE="pms all${IN_PROCESS:+, the gateway in process}"

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -294,7 +295,11 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 		}
 	}
 	var found []int64
-	if total, found, err = s.countMatches(ctx, qr, cond, args, filtered); err != nil {
+	keep := 0 // how many counted positions the page needs: pageBound's, at most
+	if filtered {
+		keep = limit + 1 + max(PageSlack, 0)
+	}
+	if total, found, err = s.countMatches(ctx, qr, cond, args, afterSeq, keep); err != nil {
 		return nil, 0, false, Total{}, err
 	}
 	if !filtered {
@@ -304,7 +309,7 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 	// The count found up to ExactCountLimit+1 matches (on PostgreSQL in the order of the
 	// table's pages, which for a table written in registration order is nearly seq order),
 	// and they bound the page (pageBound).
-	from, fromArgs, bound, boundArgs, order, cut := s.pageBound(found, total, afterSeq, limit, false)
+	from, fromArgs, bound, boundArgs, order, cut := s.pageBound(found, total, afterSeq, limit)
 	if order != "" {
 		c, a := cond, args
 		if from == walkFrom {
@@ -317,9 +322,8 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 			return out, last, more, total, err
 		}
 		// The first matches did not fill the page: one of them changed since the count.
-		// Look the page up among all of them.
-		_, _, bound, boundArgs, order, _ = s.pageBound(found, total, afterSeq, limit, true)
-		out, last, more, err = s.page(ctx, qr, "patients", nil, cond+bound, append(append([]any{}, args...), boundArgs...), afterSeq, limit, order, total.N)
+		// Read the page through the search's indexes, as a page the count does not bound.
+		out, last, more, err = s.page(ctx, qr, "patients", nil, cond, args, afterSeq, limit, "seq + 0", total.N)
 		return out, last, more, total, err
 	}
 	// Many matches, few of them found past the position (a later page): they come fastest in
@@ -339,17 +343,18 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 	return out, last, more, total, err
 }
 
-// pageBound narrows a filtered search's page query with the matches its count found (their
-// seq, any order): from, when not "", replaces the patients table (with fromArgs before the
-// condition's), bound is added to the condition (boundArgs after its own), order is the
-// page's ORDER BY. It returns no order when the found matches do not bound the page.
+// pageBound narrows a filtered search's page query with the matches its count found past the
+// position (their seq, in order, the first limit+1+PageSlack at least): from, when not "",
+// replaces the patients table (with fromArgs before the condition's), bound is added to the
+// condition (boundArgs after its own), order is the page's ORDER BY. It returns no order when
+// the found matches do not bound the page.
 //
-//   - Every match counted (the total is exact): the page is among the found matches past the
-//     position: limit+1 lookups by seq instead of the index bitmap of every match, read and
-//     sorted (up to ExactCountLimit records). Unless all is set, only the first
-//     limit+1+PageSlack of them are given (cut says so): looking up every one cost a search
-//     with 800 matches at a million patients 800 lookups for a page of 50. A record changed
-//     since the count can leave that page short; the caller then asks again with all.
+//   - Every match counted (the total is exact): the page is among the found matches: limit+1
+//     lookups by seq instead of the index bitmap of every match, read and sorted (up to
+//     ExactCountLimit records). Only the first limit+1+PageSlack of them are given (cut says
+//     so): looking up every one cost a search with 800 matches at a million patients 800
+//     lookups for a page of 50. A record changed since the count can leave that page short;
+//     the caller then reads it through the search's indexes.
 //   - More matches than counted: if limit+1 of the found ones lie past the position, the
 //     page ends at or before the (limit+1)-th of them, S. A short range up to S is walked
 //     in seq order (the page's records and the ones between them); a long one (the found
@@ -357,19 +362,12 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 //     range. At a million patients a term on one record in 35 read the index bitmap of its
 //     28,000 matches for each page (12 searches a second, make bench-search); its first
 //     page now walks about 1,800 records.
-func (s *Store) pageBound(found []int64, total Total, afterSeq int64, limit int, all bool) (from string, fromArgs []any, bound string, boundArgs []any, order string, cut bool) {
-	past := make([]int64, 0, len(found))
-	for _, seq := range found {
-		if seq > afterSeq {
-			past = append(past, seq)
-		}
-	}
-	slices.Sort(past)
+func (s *Store) pageBound(past []int64, total Total, afterSeq int64, limit int) (from string, fromArgs []any, bound string, boundArgs []any, order string, cut bool) {
 	if !total.Estimated {
 		if len(past) == 0 {
-			past = append(past, 0) // no match past the position: an empty page (seq starts at 1)
+			past = []int64{0} // no match past the position: an empty page (seq starts at 1)
 		}
-		if n := max(1, limit+1+PageSlack); !all && len(past) > n {
+		if n := max(1, limit+1+PageSlack); len(past) > n {
 			past, cut = past[:n], true
 		}
 		if s.db.Dialect == db.Postgres {
@@ -546,20 +544,47 @@ type Total struct {
 	Estimated bool
 }
 
-// countMatches counts cond's matches up to ExactCountLimit and, when seqs is set, returns the
-// seq of those it found. Above it the total is PostgreSQL's planner estimate (statistics, no
-// rows read) but never less than what was counted; SQLite keeps no statistics of the kind, so
-// there it is the lower bound ExactCountLimit+1.
-func (s *Store) countMatches(ctx context.Context, qr sqlx.QueryerContext, cond string, args []any, seqs bool) (Total, []int64, error) {
+// countMatches counts cond's matches up to ExactCountLimit and, when keep is not 0, returns
+// the first keep of the ones it found past afterSeq, in seq order (pageBound's). Above it the
+// total is PostgreSQL's planner estimate (statistics, no rows read) but never less than what
+// was counted; SQLite keeps no statistics of the kind, so there it is the lower bound
+// ExactCountLimit+1. On PostgreSQL the positions are picked in the statement: a search with
+// 800 matches (a month of births at a million patients) sent all 800 to be scanned, sorted
+// and cut here, a third of its CPU (BenchmarkCountedRangeSearch).
+func (s *Store) countMatches(ctx context.Context, qr sqlx.QueryerContext, cond string, args []any, afterSeq int64, keep int) (Total, []int64, error) {
 	s.counted.Add(1)
-	countArgs := append(append([]any{}, args...), ExactCountLimit+1)
 	var found []int64
 	var n int64
-	if !seqs {
+	switch {
+	case keep == 0:
+		countArgs := append(append([]any{}, args...), ExactCountLimit+1)
 		if err := sqlx.GetContext(ctx, qr, &n, s.db.Rebind(`SELECT count(*) FROM (SELECT 1 FROM patients WHERE `+cond+` LIMIT ?) AS m`), countArgs...); err != nil {
 			return Total{}, nil, db.Classify(err)
 		}
-	} else {
+	case s.db.Dialect == db.Postgres:
+		countArgs := append(append([]any{afterSeq, keep}, args...), ExactCountLimit+1)
+		var r struct {
+			N    int64  `db:"n"`
+			Seqs string `db:"seqs"`
+		}
+		if err := sqlx.GetContext(ctx, qr, &r, s.db.Rebind(`SELECT count(*) AS n,
+			coalesce(array_to_string((array_agg(seq ORDER BY seq) FILTER (WHERE seq > ?))[1:?], ','), '') AS seqs
+			FROM (SELECT seq FROM patients WHERE `+cond+` LIMIT ?) AS m`), countArgs...); err != nil {
+			return Total{}, nil, db.Classify(err)
+		}
+		n, found = r.N, make([]int64, 0, keep)
+		for f := range strings.SplitSeq(r.Seqs, ",") {
+			if f == "" {
+				continue
+			}
+			seq, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				return Total{}, nil, fmt.Errorf("patient: counted position %q: %w", f, err)
+			}
+			found = append(found, seq)
+		}
+	default:
+		countArgs := append(append([]any{}, args...), ExactCountLimit+1)
 		rows, err := qr.QueryContext(ctx, s.db.Rebind(`SELECT seq FROM patients WHERE `+cond+` LIMIT ?`), countArgs...)
 		if err != nil {
 			return Total{}, nil, db.Classify(err)
@@ -571,12 +596,16 @@ func (s *Store) countMatches(ctx context.Context, qr sqlx.QueryerContext, cond s
 			if err := rows.Scan(&seq); err != nil {
 				return Total{}, nil, db.Classify(err)
 			}
-			found = append(found, seq)
+			n++
+			if seq > afterSeq {
+				found = append(found, seq)
+			}
 		}
 		if err := rows.Err(); err != nil {
 			return Total{}, nil, db.Classify(err)
 		}
-		n = int64(len(found))
+		slices.Sort(found)
+		found = found[:min(len(found), keep)]
 	}
 	if n <= ExactCountLimit {
 		return Total{N: n}, found, nil
