@@ -339,3 +339,50 @@ func TestCandidatesPlanWithoutStatistics(t *testing.T) {
 		}
 	}
 }
+
+// TestCountedPagePlanWithoutStatistics: the page of a search that counted its matches (a
+// range of birth dates, a family and birth years) is looked up by the counted positions through
+// patients' seq key, with no statistics and after ANALYZE. Flattened into the search's own
+// condition, the planner read it through the search's index instead whenever it
+// underestimated the matches, every match's heap page for the page's 51 (store.go,
+// lookupFrom).
+func TestCountedPagePlanWithoutStatistics(t *testing.T) {
+	d := dbtest.Open(t, db.Postgres, migrations.Patient(), patient.DatabaseOptions()...) // as the service opens it
+	store := patient.NewStore(d)
+	ctx := context.Background()
+	if err := store.Seed(ctx, 5000, 11, nil); err != nil {
+		t.Fatal(err)
+	}
+	var from, to, family string
+	if err := d.GetContext(ctx, &from, `SELECT date_of_birth FROM patients ORDER BY date_of_birth OFFSET 2000 LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.GetContext(ctx, &to, `SELECT date_of_birth FROM patients ORDER BY date_of_birth OFFSET 2400 LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.GetContext(ctx, &family, `SELECT family FROM patients WHERE date_of_birth BETWEEN '1950' AND '1990'
+		GROUP BY 1 HAVING count(*) > 60 ORDER BY count(*) LIMIT 1`); err != nil {
+		t.Fatalf("no family with more than a page's patients born 1950-1989: %v", err)
+	}
+	queries := map[string]patient.ListQuery{
+		"birth-date range":   {BornFrom: from[:10], BornTo: to[:10], Limit: 50},
+		"family, birth years": {Family: family, BornFrom: "1950-01-01", BornTo: "1989-12-31", Limit: 50},
+	}
+	for _, analyze := range []string{"", `ANALYZE patients`} {
+		if analyze != "" {
+			if _, err := d.ExecContext(ctx, analyze); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, q := range queries {
+			plan, err := patient.CountedPagePlan(ctx, store, q)
+			if err != nil {
+				t.Fatalf("%s after %q: %v", name, analyze, err)
+			}
+			others := slices.DeleteFunc(regexp.MustCompile(`(?:on|using) patients_\w+`).FindAllString(plan, -1), func(s string) bool { return strings.HasSuffix(s, " patients_seq_key") })
+			if len(others) > 0 || strings.Contains(plan, "Seq Scan on patients") || !strings.Contains(plan, "Index Cond: (seq = ANY") {
+				t.Fatalf("%s after %q: the page is not looked up by its counted positions:\n%s", name, analyze, plan)
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package patient
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/pms/pms/pkg/platform/errs"
@@ -42,3 +43,23 @@ func CandidatesPlan(ctx context.Context, s *Store, r CreateRequest) (string, err
 // CountedSearches is how many searches of s's store counted their matches (countMatches),
 // for TestDenseSearchUncounted.
 func CountedSearches(s Service) int64 { return s.(*service).store.counted.Load() }
+
+// CountedPagePlan is the plan of the first page's lookup of a search q that counts its
+// matches (list: countMatches, then pageBound), for TestCountedPagePlanWithoutStatistics.
+func CountedPagePlan(ctx context.Context, s *Store, q ListQuery) (string, error) {
+	cond, args := s.searchCondition(q)
+	total, found, err := s.countMatches(ctx, s.db, cond, args, 0, q.Limit+1+PageSlack)
+	if err != nil {
+		return "", err
+	}
+	from, fromArgs, bound, boundArgs, order, _ := s.pageBound(found, total, 0, q.Limit)
+	if from != lookupFrom {
+		return "", fmt.Errorf("the page of %d matches (estimated %v) is not looked up: from %q", total.N, total.Estimated, from)
+	}
+	pageArgs := append(append(append(append([]any{}, fromArgs...), args...), boundArgs...), int64(0), q.Limit+1)
+	var lines []string
+	if err := s.db.SelectContext(ctx, &lines, "EXPLAIN "+s.pageQuery(from, cond+bound, order), pageArgs...); err != nil {
+		return "", err
+	}
+	return strings.Join(lines, "\n"), nil
+}

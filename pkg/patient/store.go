@@ -371,7 +371,7 @@ func (s *Store) pageBound(past []int64, total Total, afterSeq int64, limit int) 
 			past, cut = past[:n], true
 		}
 		if s.db.Dialect == db.Postgres {
-			return "", nil, " AND seq = ANY(?)", []any{past}, "seq", cut
+			return lookupFrom, []any{past}, "", nil, "seq", cut
 		}
 		in, inArgs, err := sqlx.In(" AND seq IN (?)", past)
 		if err == nil {
@@ -394,6 +394,14 @@ func (s *Store) pageBound(past []int64, total Total, afterSeq int64, limit int) 
 // position (its first argument), at most a number of them (its second).
 const walkFrom = `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS patients`
 
+// lookupFrom is a page query's FROM on PostgreSQL for the counted matches (its argument, an
+// array of seq): looked up by seq whatever the statistics say. Flattened, the search's own
+// index won where they underestimated it: a month of births at a million patients, 856
+// matches estimated at 45, read all 846 of their heap pages to keep the 67 given (2.9 ms,
+// 0.86 ms this way). OFFSET 0 keeps the search's condition out of the subquery, as in
+// candidatesQuery (TestCountedPagePlanWithoutStatistics).
+const lookupFrom = `(SELECT * FROM patients WHERE seq = ANY(?) OFFSET 0) AS patients`
+
 // PageSlack is how many counted matches past a page's limit+1 its lookup is given (pageBound),
 // so that a few records changed since the count still leave the page full.
 var PageSlack = 16
@@ -412,7 +420,7 @@ var WalkRows = func(limit int) int { return max(2000, 20*(limit+1)) }
 func (s *Store) page(ctx context.Context, qr sqlx.QueryerContext, from string, fromArgs []any, cond string, args []any,
 	afterSeq int64, limit int, order string, matches int64) (out []Patient, last int64, more bool, err error) {
 	pageArgs := append(append(append([]any{}, fromArgs...), args...), afterSeq, limit+1)
-	rows, err := qr.QueryxContext(ctx, s.db.Rebind(`SELECT `+patientColumns+` FROM `+from+` WHERE `+cond+` AND seq > ? ORDER BY `+order+` LIMIT ?`), pageArgs...)
+	rows, err := qr.QueryxContext(ctx, s.pageQuery(from, cond, order), pageArgs...)
 	if err != nil {
 		return nil, 0, false, db.Classify(err)
 	}
@@ -436,6 +444,12 @@ func (s *Store) page(ctx context.Context, qr sqlx.QueryerContext, from string, f
 		out = out[:limit]
 	}
 	return out, last, more, nil
+}
+
+// pageQuery is page's statement: its arguments are from's, cond's, the position and the
+// limit.
+func (s *Store) pageQuery(from, cond, order string) string {
+	return s.db.Rebind(`SELECT ` + patientColumns + ` FROM ` + from + ` WHERE ` + cond + ` AND seq > ? ORDER BY ` + order + ` LIMIT ?`)
 }
 
 // MinSubstringLen is the shortest q searched as a substring: trigram indexes cannot serve a
