@@ -365,7 +365,7 @@ func TestCountedPagePlanWithoutStatistics(t *testing.T) {
 		t.Fatalf("no family with more than a page's patients born 1950-1989: %v", err)
 	}
 	queries := map[string]patient.ListQuery{
-		"birth-date range":   {BornFrom: from[:10], BornTo: to[:10], Limit: 50},
+		"birth-date range":    {BornFrom: from[:10], BornTo: to[:10], Limit: 50},
 		"family, birth years": {Family: family, BornFrom: "1950-01-01", BornTo: "1989-12-31", Limit: 50},
 	}
 	for _, analyze := range []string{"", `ANALYZE patients`} {
