@@ -48,7 +48,7 @@ func CountedSearches(s Service) int64 { return s.(*service).store.counted.Load()
 // matches (list: countMatches, then pageBound), for TestCountedPagePlanWithoutStatistics.
 func CountedPagePlan(ctx context.Context, s *Store, q ListQuery) (string, error) {
 	cond, args := s.searchCondition(q)
-	total, found, err := s.countMatches(ctx, s.db, cond, args, 0, q.Limit+1+PageSlack)
+	total, found, err := s.countMatches(ctx, s.db, cond, args, 0, countedPositions(q.Limit))
 	if err != nil {
 		return "", err
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -295,9 +294,9 @@ func (s *Store) list(ctx context.Context, q ListQuery, afterSeq int64, limit int
 		}
 	}
 	var found []int64
-	keep := 0 // how many counted positions the page needs: pageBound's, at most
+	keep := 0
 	if filtered {
-		keep = limit + 1 + max(PageSlack, 0)
+		keep = countedPositions(limit)
 	}
 	if total, found, err = s.countMatches(ctx, qr, cond, args, afterSeq, keep); err != nil {
 		return nil, 0, false, Total{}, err
@@ -401,6 +400,12 @@ const walkFrom = `(SELECT * FROM patients WHERE seq > ? ORDER BY seq LIMIT ?) AS
 // 0.86 ms this way). OFFSET 0 keeps the search's condition out of the subquery, as in
 // candidatesQuery (TestCountedPagePlanWithoutStatistics).
 const lookupFrom = `(SELECT * FROM patients WHERE seq = ANY(?) OFFSET 0) AS patients`
+
+// countedPositions is how many of a counted search's matches past the position countMatches
+// returns for a page of limit: the limit+1+PageSlack pageBound looks up, and one more, so
+// that pageBound knows (cut) there were more than it gave, and a page that comes back short
+// is read again rather than taken for the last.
+func countedPositions(limit int) int { return limit + 2 + max(PageSlack, 0) }
 
 // PageSlack is how many counted matches past a page's limit+1 its lookup is given (pageBound),
 // so that a few records changed since the count still leave the page full.
@@ -593,7 +598,7 @@ func (s *Store) countMatches(ctx context.Context, qr sqlx.QueryerContext, cond s
 			}
 			seq, err := strconv.ParseInt(f, 10, 64)
 			if err != nil {
-				return Total{}, nil, fmt.Errorf("patient: counted position %q: %w", f, err)
+				return Total{}, nil, errs.Wrap(errs.Internal, "internal error", err)
 			}
 			found = append(found, seq)
 		}
