@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/patient"
@@ -169,20 +170,33 @@ func TestDemographicSearchMatchesReference(t *testing.T) {
 // filter of the records it reads; and a birth-date range counted from its index alone
 // (00030: the index carries seq), without reading a record.
 func TestDemographicSearchUsesIndexes(t *testing.T) {
-	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	// Its own database: a session of another package's tests in the shared one would hold
+	// back the horizon VACUUM marks pages all-visible by, and the count would read records.
+	d := dbtest.OpenOwnPostgres(t, migrations.Patient())
 	if err := patient.NewStore(d).Seed(context.Background(), 5000, 5, nil); err != nil {
 		t.Fatal(err)
 	}
-	// VACUUM, as autovacuum would have: an index-only scan needs the visibility map.
-	if _, err := d.Exec(`VACUUM ANALYZE patients`); err != nil {
-		t.Fatal(err)
+	// VACUUM, as autovacuum would have: an index-only scan needs the visibility map. Again
+	// until a deadline, should autovacuum's own pass hold a page when this one comes to it.
+	var plan string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if _, err := d.Exec(`VACUUM ANALYZE patients`); err != nil {
+			t.Fatal(err)
+		}
+		var count []string
+		if err := d.Select(&count, `EXPLAIN (ANALYZE, COSTS OFF) SELECT seq FROM patients WHERE deleted_at IS NULL AND date_of_birth >= '1990-01-01' AND date_of_birth <= '1990-12-31' LIMIT 1001`); err != nil {
+			t.Fatal(err)
+		}
+		plan = strings.Join(count, "\n")
+		if !strings.Contains(plan, "Index Only Scan using patients_dob_live") {
+			t.Fatalf("a birth-date range's count is not counted from its index:\n%s", plan)
+		}
+		if strings.Contains(plan, "Heap Fetches: 0") || time.Now().After(deadline) {
+			break
+		}
 	}
-	var count []string
-	if err := d.Select(&count, `EXPLAIN (ANALYZE, COSTS OFF) SELECT seq FROM patients WHERE deleted_at IS NULL AND date_of_birth >= '1990-01-01' AND date_of_birth <= '1990-12-31' LIMIT 1001`); err != nil {
-		t.Fatal(err)
-	}
-	if p := strings.Join(count, "\n"); !strings.Contains(p, "Index Only Scan using patients_dob_live") || !strings.Contains(p, "Heap Fetches: 0") {
-		t.Fatalf("a birth-date range's count reads records:\n%s", p)
+	if !strings.Contains(plan, "Heap Fetches: 0") {
+		t.Fatalf("a birth-date range's count reads records:\n%s", plan)
 	}
 	for _, c := range []struct{ where, index string }{
 		{`lower(family) LIKE 'lov%'`, "patients_family_birth"},

@@ -88,6 +88,28 @@ func Open(t testing.TB, dialect db.Dialect, migrations db.Sets, opts ...db.Optio
 	return d
 }
 
+// OpenOwnPostgres is Open on PostgreSQL in a database of the test's own (PostgresDatabase)
+// rather than a schema of the shared one. A test that needs VACUUM to mark its pages
+// all-visible needs it: the oldest snapshot of any session in the same database holds that
+// back, and in the shared database other packages' tests run transactions of their own.
+func OpenOwnPostgres(t testing.TB, migrations db.Sets, opts ...db.Option) *db.DB {
+	t.Helper()
+	url := PostgresDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := db.Open(ctx, url, "public", opts...)
+	if err != nil {
+		t.Fatalf("dbtest: open postgres: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if migrations != nil {
+		if _, err := db.Migrate(ctx, d, migrations); err != nil {
+			t.Fatalf("dbtest: migrate: %v", err)
+		}
+	}
+	return d
+}
+
 var (
 	pgOnce sync.Once
 	pgErr  error
