@@ -325,7 +325,9 @@ func (s *Store) checkEmail(ctx context.Context, tx *sqlx.Tx, self, email string,
 		}
 	}
 	var holders []string
-	if err := tx.SelectContext(ctx, &holders, tx.Rebind(`SELECT id FROM patients WHERE lower(email) = ? AND deleted_at IS NULL AND id <> ? ORDER BY id`), email, self); err != nil {
+	// Planned for its email (db.PlannedPerCall): a generic plan of lower(email) = $1 read the
+	// email's trigram index.
+	if err := sqlx.SelectContext(ctx, s.db.PlannedPerCall(tx), &holders, tx.Rebind(`SELECT id FROM patients WHERE lower(email) = ? AND deleted_at IS NULL AND id <> ? ORDER BY id`), email, self); err != nil {
 		return nil, db.Classify(err)
 	}
 	ok := make(map[string]bool, len(confirmed))

@@ -160,7 +160,8 @@ func (s *Store) candidates(ctx context.Context, q sqlx.QueryerContext, p Patient
 		return nil, err
 	}
 	var rows []patientRow
-	if err := sqlx.SelectContext(ctx, q, &rows, query, args...); err != nil {
+	// Planned for its keys (db.PlannedPerCall), as a search is.
+	if err := sqlx.SelectContext(ctx, s.db.PlannedPerCall(q), &rows, query, args...); err != nil {
 		return nil, db.Classify(err)
 	}
 	out := make([]Patient, len(rows))
