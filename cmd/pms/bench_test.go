@@ -33,7 +33,7 @@ func BenchmarkPatient(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := openServiceDB(context.Background(), s, "patient", "", migrations.Patient())
+	d, err := openServiceDB(context.Background(), s, "patient", "", migrations.Patient(), patient.DatabaseOptions()...) // as the service opens it
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,7 +95,8 @@ func BenchmarkPatient(b *testing.B) {
 // cm returns settings for a process-less build against url.
 func cm(tb testing.TB, url string) (settings, error) {
 	c := common{dataDir: tb.TempDir(), databaseURL: url, logFormat: "logfmt", logLevel: "error",
-		databaseConns: db.DefaultMaxConns, shutdownTimeout: 5 * time.Second, kafka: kafkaFlags{partitions: 3, replication: 1}}
+		databaseConns: db.DefaultMaxConns, shutdownTimeout: 5 * time.Second, kafka: kafkaFlags{partitions: 3, replication: 1},
+		jwksURL: testIssuer.JWKSURL()}
 	return c.parse(nopWriter{})
 }
 
