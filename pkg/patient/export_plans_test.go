@@ -7,7 +7,7 @@ import (
 )
 
 // StatementsOf runs, through s alone (no service, so one connection is enough), the store's
-// statements TestStatementsPlannedForTheirValues looks at: each search of qs, the duplicate
+// statements TestIndexedSearchMatchesReference's "statements planned for their values" looks at: each search of qs, the duplicate
 // check's candidate lookup and the email check for r, and get by id, each n times.
 func StatementsOf(ctx context.Context, s *Store, qs []ListQuery, r CreateRequest, id string, n int) error {
 	var bad errs.Fields

@@ -80,11 +80,7 @@ func Open(t testing.TB, dialect db.Dialect, migrations db.Sets, opts ...db.Optio
 	default:
 		t.Fatalf("dbtest: unknown dialect %q", dialect)
 	}
-	if migrations != nil {
-		if _, err := db.Migrate(ctx, d, migrations); err != nil {
-			t.Fatalf("dbtest: migrate: %v", err)
-		}
-	}
+	migrate(ctx, t, d, migrations)
 	return d
 }
 
@@ -102,12 +98,18 @@ func OpenOwnPostgres(t testing.TB, migrations db.Sets, opts ...db.Option) *db.DB
 		t.Fatalf("dbtest: open postgres: %v", err)
 	}
 	t.Cleanup(func() { _ = d.Close() })
+	migrate(ctx, t, d, migrations)
+	return d
+}
+
+// migrate applies migrations (nil: none) to d, or fails t.
+func migrate(ctx context.Context, t testing.TB, d *db.DB, migrations db.Sets) {
+	t.Helper()
 	if migrations != nil {
 		if _, err := db.Migrate(ctx, d, migrations); err != nil {
 			t.Fatalf("dbtest: migrate: %v", err)
 		}
 	}
-	return d
 }
 
 var (
