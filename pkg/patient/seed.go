@@ -2,9 +2,12 @@ package patient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,21 +43,97 @@ var (
 func (s *Store) Seed(ctx context.Context, n int, seed uint64, progress func(done int)) error {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	at := time.Now().UTC()
-	for done := 0; done < n; {
-		size := min(seedBatch, n-done)
-		ps := make([]Patient, size)
-		for i := range ps {
-			ps[i] = seedPatient(rng, at)
-		}
-		if err := s.inTx(ctx, func(tx *sqlx.Tx) error { return s.seedBatch(ctx, tx, ps, at) }); err != nil {
-			return err
-		}
-		done += size
-		if progress != nil {
-			progress(done)
-		}
+	return s.seedAll(ctx, n, at, func(int) Patient { return seedPatient(rng, at) }, progress)
+}
+
+// seedWorkers is how many of a seed's batches are inserted at once on PostgreSQL: one
+// backend inserting a batch (its rows, history and the entries of every index, three trigram
+// GINs among them) is bound by one core, so a batch per core. SQLite has one writer.
+func seedWorkers(d db.Dialect) int {
+	if d != db.Postgres {
+		return 1
 	}
-	return nil
+	return max(1, min(runtime.GOMAXPROCS(0), 4))
+}
+
+// seedAll inserts n patients drawn in order by draw(0), draw(1), ... in batches of seedBatch,
+// each in its own transaction. The draws and, on PostgreSQL, each batch's registration
+// numbers (seedSeqs) are taken in order by one goroutine, so the same generator gives the
+// same people in the same registration order; the inserts of up to seedWorkers batches run
+// at once. progress, when not nil, is called with the number of patients committed so far,
+// one call at a time. On an error no new batch starts; the batches committed stay.
+func (s *Store) seedAll(ctx context.Context, n int, at time.Time, draw func(i int) Patient, progress func(done int)) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type batch struct {
+		ps   []Patient
+		seqs []int64
+	}
+	batches := make(chan batch)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		done int
+	)
+	for range seedWorkers(s.db.Dialect) {
+		wg.Go(func() {
+			for b := range batches {
+				if ctx.Err() != nil {
+					continue // a batch failed: drain what the producer sent before it saw that
+				}
+				if err := s.inTx(ctx, func(tx *sqlx.Tx) error { return s.seedBatch(ctx, tx, b.ps, b.seqs, at) }); err != nil {
+					cancel(err)
+					continue
+				}
+				mu.Lock()
+				done += len(b.ps)
+				if progress != nil {
+					progress(done)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	var err error
+	for i := 0; i < n && err == nil; {
+		ps := make([]Patient, min(seedBatch, n-i))
+		for j := range ps {
+			ps[j] = draw(i + j)
+		}
+		var seqs []int64
+		if seqs, err = s.seedSeqs(ctx, len(ps)); err == nil {
+			select {
+			case batches <- batch{ps, seqs}:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		i += len(ps)
+	}
+	close(batches)
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // a batch failed: its error, not the cancellation it caused
+	}
+	return err
+}
+
+// seedSeqs takes n registration numbers from the patients' identity sequence on PostgreSQL,
+// in order, and reports the largest to the high-water marks (db.Issued) before any is used,
+// as a create does (insertPatient). SQLite has no sequence to take from: nil, and seedBatch
+// takes the numbers its insert returns.
+func (s *Store) seedSeqs(ctx context.Context, n int) ([]int64, error) {
+	if s.db.Dialect != db.Postgres {
+		return nil, nil
+	}
+	var seqs []int64
+	if err := s.db.SelectContext(ctx, &seqs, `SELECT nextval(pg_get_serial_sequence('patients', 'seq')) FROM generate_series(1, $1) ORDER BY 1`, n); err != nil {
+		return nil, db.Classify(err)
+	}
+	if len(seqs) != n {
+		return nil, fmt.Errorf("seed: %d registration numbers taken for %d patients", len(seqs), n)
+	}
+	return seqs, s.db.Issued("patients", seqs[n-1])
 }
 
 // seedPatient draws one synthetic patient. The email carries 48 bits of the patient's random
@@ -81,9 +160,16 @@ func seedPatient(rng *rand.Rand, at time.Time) Patient {
 	}
 }
 
-// seedBatch inserts ps in three statements: the rows, their MRNs (which come from the
-// registration sequence numbers the insert returned) and their history rows.
-func (s *Store) seedBatch(ctx context.Context, tx *sqlx.Tx, ps []Patient, at time.Time) error {
+// seedBatch inserts ps with their MRNs, their history rows and their match keys. With seqs
+// (PostgreSQL: ps[i] is registration number seqs[i]) each row is inserted with its number and
+// MRN at once, as a create does: setting the MRN afterwards is an UPDATE of an indexed column,
+// a second version of every row with an entry in every index, the three trigram GINs among
+// them, which made a seeded patient cost twice the writes. Without (SQLite), the rows are
+// inserted first and their MRNs set from the numbers the insert returned.
+func (s *Store) seedBatch(ctx context.Context, tx *sqlx.Tx, ps []Patient, seqs []int64, at time.Time) error {
+	if seqs != nil {
+		return s.seedBatchNumbered(ctx, tx, ps, seqs, at)
+	}
 	var b strings.Builder
 	args := make([]any, 0, len(ps)*8)
 	b.WriteString(`INSERT INTO patients (id, name, family, given, gender, phone, email, address, date_of_birth, registered_date, version, created_at, updated_at) VALUES `)
@@ -118,8 +204,36 @@ func (s *Store) seedBatch(ctx context.Context, tx *sqlx.Tx, ps []Patient, at tim
 	if _, err := tx.ExecContext(ctx, tx.Rebind(b.String()), args...); err != nil {
 		return db.Classify(err)
 	}
-	b.Reset()
-	args = args[:0]
+	return s.seedHistory(ctx, tx, ps, mrns, at)
+}
+
+// seedBatchNumbered is seedBatch with the registration numbers taken beforehand (seedSeqs).
+func (s *Store) seedBatchNumbered(ctx context.Context, tx *sqlx.Tx, ps []Patient, seqs []int64, at time.Time) error {
+	var b strings.Builder
+	args := make([]any, 0, len(ps)*14)
+	mrns := make(map[string]string, len(ps))
+	b.WriteString(`INSERT INTO patients (id, name, family, given, gender, phone, email, address, date_of_birth, registered_date, version, created_at, updated_at, seq, mrn)
+		OVERRIDING SYSTEM VALUE VALUES `)
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)")
+		mrns[p.ID] = MRN(seqs[i])
+		args = append(args, p.ID, p.Name, p.Family, encodeGiven(p.Given), p.Gender, p.Phone, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate,
+			s.db.Time(at), s.db.Time(at), seqs[i], mrns[p.ID])
+	}
+	if _, err := tx.ExecContext(ctx, tx.Rebind(b.String()), args...); err != nil {
+		return db.Classify(err)
+	}
+	return s.seedHistory(ctx, tx, ps, mrns, at)
+}
+
+// seedHistory inserts the first history row of each of ps (with its MRN from mrns) and their
+// match keys.
+func (s *Store) seedHistory(ctx context.Context, tx *sqlx.Tx, ps []Patient, mrns map[string]string, at time.Time) error {
+	var b strings.Builder
+	args := make([]any, 0, len(ps)*16)
 	b.WriteString(`INSERT INTO patient_versions (patient_id, version, change, mrn, name, family, given, gender, phone, email, address, date_of_birth, registered_date,
 		created_at, changed_at, changed_by, role, request_id, confidentiality) VALUES `)
 	for i, p := range ps {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/patient/match"
 )
 
@@ -31,21 +30,7 @@ func (s *Store) SeedPopulation(ctx context.Context, n int, seed uint64, dupPct f
 	}
 	n = min(n, len(people))
 	at := time.Now().UTC()
-	for done := 0; done < n; {
-		size := min(seedBatch, n-done)
-		ps := make([]Patient, size)
-		for i := range ps {
-			ps[i] = populationPatient(people[done+i], at)
-		}
-		if err := s.inTx(ctx, func(tx *sqlx.Tx) error { return s.seedBatch(ctx, tx, ps, at) }); err != nil {
-			return err
-		}
-		done += size
-		if progress != nil {
-			progress(done)
-		}
-	}
-	return nil
+	return s.seedAll(ctx, n, at, func(i int) Patient { return populationPatient(people[i], at) }, progress)
 }
 
 // populationPatient is a generated person as a seeded record.
