@@ -11,7 +11,7 @@
 # BIN picks the build (default ./bin/pms), for an old and a new build on the same databases.
 # SEEDED=1 keeps each N's database (bench_search_N) and data folder (under SEEDED_DIR, default
 # /var/tmp/pms-bench-search) after the run and uses them again when they exist, so the million
-# is seeded once (about 15-25 minutes here) and measured as often as needed.
+# is seeded once (about 9 minutes here) and measured as often as needed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=ops/bench/lib.sh
