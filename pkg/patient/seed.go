@@ -167,18 +167,33 @@ func seedPatient(rng *rand.Rand, at time.Time) Patient {
 // them, which made a seeded patient cost twice the writes. Without (SQLite), the rows are
 // inserted first and their MRNs set from the numbers the insert returned.
 func (s *Store) seedBatch(ctx context.Context, tx *sqlx.Tx, ps []Patient, seqs []int64, at time.Time) error {
-	if seqs != nil {
-		return s.seedBatchNumbered(ctx, tx, ps, seqs, at)
-	}
 	var b strings.Builder
-	args := make([]any, 0, len(ps)*8)
-	b.WriteString(`INSERT INTO patients (id, name, family, given, gender, phone, email, address, date_of_birth, registered_date, version, created_at, updated_at) VALUES `)
+	args := make([]any, 0, len(ps)*14)
+	b.WriteString(`INSERT INTO patients (id, name, family, given, gender, phone, email, address, date_of_birth, registered_date, version, created_at, updated_at`)
+	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
+	if seqs != nil {
+		b.WriteString(`, seq, mrn) OVERRIDING SYSTEM VALUE VALUES `)
+		row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"
+	} else {
+		b.WriteString(`) VALUES `)
+	}
+	mrns := make(map[string]string, len(ps))
 	for i, p := range ps {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)")
+		b.WriteString(row)
 		args = append(args, p.ID, p.Name, p.Family, encodeGiven(p.Given), p.Gender, p.Phone, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate, s.db.Time(at), s.db.Time(at))
+		if seqs != nil {
+			mrns[p.ID] = MRN(seqs[i])
+			args = append(args, seqs[i], mrns[p.ID])
+		}
+	}
+	if seqs != nil {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(b.String()), args...); err != nil {
+			return db.Classify(err)
+		}
+		return s.seedHistory(ctx, tx, ps, mrns, at)
 	}
 	b.WriteString(" RETURNING id, seq")
 	var rows []struct {
@@ -188,7 +203,6 @@ func (s *Store) seedBatch(ctx context.Context, tx *sqlx.Tx, ps []Patient, seqs [
 	if err := tx.SelectContext(ctx, &rows, tx.Rebind(b.String()), args...); err != nil {
 		return db.Classify(err)
 	}
-	mrns := make(map[string]string, len(rows))
 	b.Reset()
 	args = args[:0]
 	b.WriteString(`WITH v (seq, mrn) AS (VALUES `)
@@ -201,28 +215,6 @@ func (s *Store) seedBatch(ctx context.Context, tx *sqlx.Tx, ps []Patient, seqs [
 		args = append(args, r.Seq, mrns[r.ID])
 	}
 	b.WriteString(`) UPDATE patients SET mrn = v.mrn FROM v WHERE patients.seq = v.seq`)
-	if _, err := tx.ExecContext(ctx, tx.Rebind(b.String()), args...); err != nil {
-		return db.Classify(err)
-	}
-	return s.seedHistory(ctx, tx, ps, mrns, at)
-}
-
-// seedBatchNumbered is seedBatch with the registration numbers taken beforehand (seedSeqs).
-func (s *Store) seedBatchNumbered(ctx context.Context, tx *sqlx.Tx, ps []Patient, seqs []int64, at time.Time) error {
-	var b strings.Builder
-	args := make([]any, 0, len(ps)*14)
-	mrns := make(map[string]string, len(ps))
-	b.WriteString(`INSERT INTO patients (id, name, family, given, gender, phone, email, address, date_of_birth, registered_date, version, created_at, updated_at, seq, mrn)
-		OVERRIDING SYSTEM VALUE VALUES `)
-	for i, p := range ps {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)")
-		mrns[p.ID] = MRN(seqs[i])
-		args = append(args, p.ID, p.Name, p.Family, encodeGiven(p.Given), p.Gender, p.Phone, p.Email, p.Address, p.DateOfBirth, p.RegisteredDate,
-			s.db.Time(at), s.db.Time(at), seqs[i], mrns[p.ID])
-	}
 	if _, err := tx.ExecContext(ctx, tx.Rebind(b.String()), args...); err != nil {
 		return db.Classify(err)
 	}
