@@ -40,13 +40,8 @@ cleanup() {
 trap cleanup EXIT
 url_of() { echo "$PG" | sed -E "s#/[^/?]+(\?|$)#/$1\1#"; }
 # cpu_ticks URL [PID]: CPU clock ticks (user + system) used so far by PID and by the
-# PostgreSQL backends serving URL's database.
-cpu_ticks() {
-	local pids
-	pids="${2:-} $(psql "$1" -Atc "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")"
-	for p in $pids; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done | awk '{s += $1} END {print s + 0}'
-}
-HZ=$(getconf CLK_TCK)
+# PostgreSQL backends serving URL's database (lib.sh's cpu_split, summed).
+cpu_ticks() { cpu_split "$1" "${2:-0}" | awk '{s = $1; for (i = 2; i <= NF; i++) { split($i, kv, ":"); s += kv[2] } print s}'; }
 # reaped_ticks: CPU clock ticks of the PostgreSQL backends that have exited so far (the
 # postmaster's children's times): pgbench's backends end with it, so the difference over its
 # run is what its transactions cost PostgreSQL.

@@ -19,3 +19,28 @@ start_pms_all() {
 	TOKEN=$(curl -sf -XPOST "http://$p:$((base + 5))/login" -H 'Content-Type: application/json' \
 		-d '{"email":"bench@example.org","password":"operator-passphrase-0123"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
 }
+
+# cpu_split URL PID samples the CPU clock ticks (user + system) used so far by process PID
+# and by each PostgreSQL backend serving URL's database, as "own pid:ticks pid:ticks ...".
+# Two samples around a load give its CPU per request on each side (per_request), a steadier
+# figure than req/s or p99 on a shared machine.
+cpu_split() {
+	local pids
+	pids=$(psql "$1" -Atc "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+	echo "$(awk '{print $14 + $15}' "/proc/$2/stat" 2>/dev/null || echo 0)" \
+		"$(for p in $pids; do awk -v p="$p" '{print p ":" $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done | tr '\n' ' ')"
+}
+HZ=$(getconf CLK_TCK)
+
+# per_request "BEFORE" "AFTER" REQUESTS prints the CPU microseconds per request of the process
+# and of the backends between two cpu_split samples, as "process backends". A backend counts
+# what it used since BEFORE (all of it if it started since); one that exited in between is
+# missed, which undercounts (a client hanging up mid-query costs its pool the connection).
+per_request() {
+	awk -v b="$1" -v a="$2" -v n="$3" -v hz="$HZ" 'BEGIN {
+		nb = split(b, x, " "); for (i = 2; i <= nb; i++) { split(x[i], kv, ":"); was[kv[1]] = kv[2] }
+		na = split(a, y, " "); for (i = 2; i <= na; i++) { split(y[i], kv, ":"); pg += kv[2] - was[kv[1]] }
+		n = n > 0 ? n : 1
+		printf "%.0f %.0f\n", (y[1] - x[1]) * 1e6 / hz / n, pg * 1e6 / hz / n
+	}'
+}

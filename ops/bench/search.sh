@@ -4,8 +4,9 @@
 # `pms seed --patients N`, `pms all` on it, and wrk -t2 -c16 for DURATION on each search kind
 # straight to the patient service (every request verified and audited), the demographic
 # filters of issue 19 included (family, given, phone, date-of-birth ranges). Prints a table of
-# req/s and p99 per kind and N, and each kind's p99 at the largest N over the smallest (issue 20
-# item 1): figures, not assertions. ROUNDS=n measures every kind n times, interleaved, and
+# req/s, p99 and CPU per search (pms and PostgreSQL's backends, lib.sh's cpu_split) per kind and
+# N, and each kind's p99 and CPU at the largest N over the smallest (issue 20 item 1): figures,
+# not assertions. ROUNDS=n measures every kind n times, interleaved, and
 # prints the medians (one run's p99 moved by a third between runs here).
 #
 # BIN picks the build (default ./bin/pms), for an old and a new build on the same databases.
@@ -37,7 +38,7 @@ trap cleanup EXIT
 ROUNDS=${ROUNDS:-1}
 order=("first page (list, limit 50)" "substring, 1 hit (q=8 chars)" "substring, many (q=ovela)" "prefix (q=zo)" "exact email" "date of birth" "get by id"
 	"family prefix (3 chars)" "given prefix (3 chars)" "phone (exact digits)" "birth date range (a month)" "family + birth year")
-declare -A RPS P99 BAD
+declare -A RPS P99 BAD CPU
 for N in $SIZES; do
 	if [ -n "$SEEDED" ]; then
 		DB=bench_search_$N DATA=$SEEDED_DIR/$N
@@ -89,7 +90,10 @@ for N in $SIZES; do
 	# alike); a kind's figures are the medians of its rounds.
 	for round in $(seq 1 "$ROUNDS"); do
 		for k in "${order[@]}"; do
+			before=$(cpu_split "$URL" "$PID")
 			out=$(wrk -t2 -c16 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "http://$P:$((BASE + 0))${kinds[$k]}")
+			read -r own pg < <(per_request "$before" "$(cpu_split "$URL" "$PID")" "$(echo "$out" | awk '/requests in/ {print $1}')")
+			CPU["$N|$k"]+="$((own + pg)) "
 			RPS["$N|$k"]+="$(echo "$out" | awk '/Requests\/sec/ {print $2}') "
 			P99["$N|$k"]+="$(echo "$out" | awk '$1 == "99%" {print ms($2)} function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }') "
 			BAD["$N|$k"]=$((${BAD["$N|$k"]:-0} + $(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}')))
@@ -100,22 +104,26 @@ for N in $SIZES; do
 done
 # median VALUES...: the middle value (the lower middle of an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-echo "wrk -t2 -c16 -d$DURATION per kind and round; medians of $ROUNDS round(s); non-2xx and socket errors summed"
-printf '| %-30s | %9s | %10s | %9s | %s |\n' "search kind" "patients" "req/s" "p99 (ms)" "non-2xx"
+echo "wrk -t2 -c16 -d$DURATION per kind and round; medians of $ROUNDS round(s); non-2xx and socket errors summed;"
+echo "CPU: microseconds per search of pms (all of it: the search, its audit, relay and analytics) and PostgreSQL's backends"
+printf '| %-30s | %9s | %10s | %9s | %8s | %s |\n' "search kind" "patients" "req/s" "p99 (ms)" "CPU (us)" "non-2xx"
 for N in $SIZES; do
 	for k in "${order[@]}"; do
 		# shellcheck disable=SC2086
-		printf '| %-30s | %9s | %10s | %9s | %s |\n' "$k" "$N" "$(median ${RPS["$N|$k"]})" "$(median ${P99["$N|$k"]})" "${BAD["$N|$k"]}"
+		printf '| %-30s | %9s | %10s | %9s | %8s | %s |\n' "$k" "$N" "$(median ${RPS["$N|$k"]})" "$(median ${P99["$N|$k"]})" "$(median ${CPU["$N|$k"]})" "${BAD["$N|$k"]}"
 	done
 done
 # The issue's measure (issue 20 item 1): how much each kind's p99 grows from the smallest size
 # to the largest (target: at most 2x).
 read -r FIRST LAST < <(echo "$SIZES" | awk '{print $1, $NF}')
 if [ "$FIRST" != "$LAST" ]; then
-	echo "p99 at $LAST / p99 at $FIRST (target <= 2):"
+	# The CPU a search costs grows the same way without the queueing that makes p99 jump
+	# between runs on two shared cores: the steadier witness of the two.
+	echo "p99 at $LAST / p99 at $FIRST (target <= 2), and the same for CPU per search:"
 	for k in "${order[@]}"; do
 		# shellcheck disable=SC2086
 		awk -v k="$k" -v a="$(median ${P99["$FIRST|$k"]})" -v b="$(median ${P99["$LAST|$k"]})" \
-			'BEGIN { r = b / a; printf "  %-30s %5.2f%s\n", k, r, (r > 2 ? "  over" : "") }'
+			-v c="$(median ${CPU["$FIRST|$k"]})" -v d="$(median ${CPU["$LAST|$k"]})" \
+			'BEGIN { r = b / a; printf "  %-30s %5.2f%s   CPU %5.2f\n", k, r, (r > 2 ? "  over" : "      "), d / (c > 0 ? c : 1) }'
 	done
 fi

@@ -2,7 +2,7 @@
 # wrk -t2 -c64 on GET /patients/{id} against the patient service of `pms all` on PostgreSQL
 # (a fresh database, dropped afterwards), with a real access token from its auth service.
 # Every request is verified (JWT) and audited (hash-chained, group-committed). Prints
-# requests/s and latency: figures, not assertions.
+# requests/s, latency and the CPU per read of pms and of PostgreSQL: figures, not assertions.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=ops/bench/lib.sh
@@ -27,8 +27,14 @@ start_pms_all "${BIN:-./bin/pms}" "$URL" "$DATA" "$BASE"
 ID=$(curl -sf -XPOST "http://$P:$((BASE + 0))/patients" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
 	-d '{"name":"Bench","email":"bench@example.org","address":"x","dateOfBirth":"1990-01-01"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
 echo "wrk -t2 -c64 -d$DURATION GET /patients/$ID (pms all on PostgreSQL: JWT check + audit row per read)"
-wrk -t2 -c64 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "http://$P:$((BASE + 0))/patients/$ID" |
-	grep -E 'Requests/sec|Latency|50%|99%|Non-2xx|Socket' | tee "$DATA/read.out"
+before=$(cpu_split "$URL" "$PID")
+out=$(wrk -t2 -c64 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "http://$P:$((BASE + 0))/patients/$ID")
+after=$(cpu_split "$URL" "$PID")
+echo "$out" | grep -E 'Requests/sec|Latency|50%|99%|Non-2xx|Socket' | tee "$DATA/read.out"
+# The read's whole cost, what item 2's ratio is made of: pms (the service, its audit batch,
+# relay, embedded broker and analytics, all in one process) and PostgreSQL's backends.
+read -r own pg < <(per_request "$before" "$after" "$(echo "$out" | awk '/requests in/ {print $1}')")
+echo "CPU per read: pms $own us, PostgreSQL $pg us"
 # Issue 20 item 2's yardstick, same sitting: a bare net/http hello world (ops/bench/hello).
 go build -o "$DATA/hello" ./ops/bench/hello
 "$DATA/hello" -addr="$P:$((BASE + 99))" &
@@ -36,5 +42,10 @@ HELLO=$!
 trap 'kill $HELLO 2>/dev/null || true; cleanup' EXIT
 for _ in $(seq 1 100); do curl -sf -o /dev/null "http://$P:$((BASE + 99))/" && break; sleep 0.05; done
 echo "wrk -t2 -c64 -d$DURATION GET / (a bare net/http hello world)"
-wrk -t2 -c64 -d"$DURATION" --latency "http://$P:$((BASE + 99))/" | grep -E 'Requests/sec|Latency|99%|Non-2xx|Socket' | tee "$DATA/hello.out"
+before=$(cpu_split "$URL" "$HELLO")
+out=$(wrk -t2 -c64 -d"$DURATION" --latency "http://$P:$((BASE + 99))/")
+after=$(cpu_split "$URL" "$HELLO")
+echo "$out" | grep -E 'Requests/sec|Latency|99%|Non-2xx|Socket' | tee "$DATA/hello.out"
+read -r own _ < <(per_request "$before" "$after" "$(echo "$out" | awk '/requests in/ {print $1}')")
+echo "CPU per request: hello world $own us"
 awk '/Requests\/sec/ {r[FILENAME] = $2} END {for (f in r) if (f ~ /read/) a = r[f]; else b = r[f]; printf "GET /patients/{id} / hello world: %.1f%%\n", 100 * a / b}' "$DATA/read.out" "$DATA/hello.out"
