@@ -124,13 +124,9 @@ CONF
 NPID=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://$NG/api/patients/$ID" && break; sleep 0.05; done
 
-# run NAME URL [DURATION]: one wrk run; prints and records requests/s, p50, p99 (in ms).
-declare -A RPS P50 P99
-# proc_ticks PID...: the CPU clock ticks (user + system) the processes have used so far, summed.
-proc_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done | awk '{s += $1} END {print s + 0}'; }
 # cpu_sample: "pms gateway nginx | backends" ticks so far: every pms process (PID, or PIDS with
 # SEPARATE=1), the gateway's own process (SEPARATE=1 only), nginx's master and workers, and
-# the PostgreSQL backends of the bench's database (cpu_split).
+# the PostgreSQL backends of the bench's database (cpu_split, of no process: pid 0).
 cpu_sample() {
 	local gw=0
 	[ -n "${SEPARATE:-}" ] && gw=$(proc_ticks "${PIDS[-1]}")
@@ -145,7 +141,9 @@ cpu_per_request() {
 	read -r _ CPU_PG < <(per_request "${1#*|}" "${2#*|}" "$3")
 	CPU_ALL=$((CPU_PMS + CPU_NGINX + CPU_PG))
 }
-declare -A CPU
+# run NAME URL [DURATION]: one wrk run; prints and records requests/s, p50, p99 (in ms) and
+# the CPU per request.
+declare -A RPS P50 P99 CPU
 run() {
 	local out prof= d=${3:-$DURATION} before
 	if [ -n "${PPROF:-}" ] && [ -z "${3:-}" ] && [ ! -e "$PPROF.$1" ]; then

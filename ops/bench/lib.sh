@@ -20,6 +20,10 @@ start_pms_all() {
 		-d '{"email":"bench@example.org","password":"operator-passphrase-0123"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
 }
 
+# proc_ticks PID...: the CPU clock ticks (user + system) the processes have used so far,
+# summed (0 for a process that is gone).
+proc_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done | awk '{s += $1} END {print s + 0}'; }
+
 # cpu_split URL PID samples the CPU clock ticks (user + system) used so far by process PID
 # and by each PostgreSQL backend serving URL's database, as "own pid:ticks pid:ticks ...".
 # Two samples around a load give its CPU per request on each side (per_request), a steadier
@@ -27,7 +31,7 @@ start_pms_all() {
 cpu_split() {
 	local pids
 	pids=$(psql "$1" -Atc "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-	echo "$(awk '{print $14 + $15}' "/proc/$2/stat" 2>/dev/null || echo 0)" \
+	echo "$(proc_ticks "$2")" \
 		"$(for p in $pids; do awk -v p="$p" '{print p ":" $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done | tr '\n' ' ')"
 }
 HZ=$(getconf CLK_TCK)
