@@ -40,9 +40,8 @@ type Store struct {
 	keys *shred.Keys
 	// journal, when set, records every erasure outside the database (erase_journal.go).
 	journal *ErasureJournal
-	// getSQL is get's statement, rebound for the dialect once: the read path runs it on every
-	// GET /patients/{id}, and rebinding it per call allocated a new string each time.
-	getSQL string
+	// reads serves get: concurrent reads by id share one statement (store_get.go).
+	reads *getBatcher
 	// stats is what PostgreSQL's statistics say of the searched columns (searchStats), and
 	// statsAt when they were read (unix nanoseconds), at most once per StatsTTL.
 	stats   atomic.Pointer[searchStats]
@@ -66,8 +65,7 @@ func DatabaseOptions() []db.Option {
 
 // NewStore returns a Store over a migrated database.
 func NewStore(d *db.DB) *Store {
-	s := &Store{db: d, events: outbox.New(d, outbox.Options{}),
-		getSQL: d.Rebind(`SELECT ` + patientColumns + ` FROM patients WHERE id = ?`)}
+	s := &Store{db: d, events: outbox.New(d, outbox.Options{}), reads: newGetBatcher(d)}
 	if d.Dialect == db.Postgres {
 		s.forUpdate = " FOR UPDATE"
 	}
@@ -229,8 +227,10 @@ func (s *Store) insertVersion(ctx context.Context, tx *sqlx.Tx, p Patient, chang
 // merged record is returned as it is, with MergedInto naming its survivor (merge.go): REST
 // answers it with a redirect, FHIR with the record and its replaced-by link.
 func (s *Store) get(ctx context.Context, id string) (Patient, error) {
-	var r patientRow
-	err := s.db.GetContext(ctx, &r, s.getSQL, id)
+	r, found, err := s.reads.get(ctx, id)
+	if err == nil && !found {
+		err = sql.ErrNoRows
+	}
 	p, err := rowResult(r, err)
 	if r.MergedInto.Valid && IsMerged(err) {
 		err = nil

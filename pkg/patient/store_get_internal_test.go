@@ -1,0 +1,206 @@
+package patient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/errs"
+)
+
+// seededIDs seeds n patients into s and returns their ids in registration order.
+func seededIDs(t *testing.T, s *Store, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.Seed(ctx, n, 7, nil); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	if err := s.db.SelectContext(ctx, &ids, `SELECT id FROM patients ORDER BY seq`); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != n {
+		t.Fatalf("seeded %d, want %d", len(ids), n)
+	}
+	return ids
+}
+
+// TestGetBatchServesEachItsOwn: reads queued behind busy runners are served by one statement,
+// and each gets its own answer: its own row, the same row for a repeated id, not found for an
+// unknown id, gone for a deleted record, and a non-canonical id read on its own, all on both
+// databases. It would fail if the batch mixed rows up, dropped one, or ran one statement per read.
+func TestGetBatchServesEachItsOwn(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		s := NewStore(d)
+		ids := seededIDs(t, s, 40)
+		ctx := context.Background()
+		if _, err := d.ExecContext(ctx, d.Rebind(`UPDATE patients SET deleted_at = ? WHERE id = ?`), d.Time(time.Now()), ids[3]); err != nil {
+			t.Fatal(err)
+		}
+		b := s.reads
+		b.mu.Lock()
+		b.running = b.runners // every runner busy: reads queue
+		b.mu.Unlock()
+		unknown := uuid.NewString()
+		asked := append(append(append([]string(nil), ids...), ids[5], ids[5], unknown), ids[:4]...)
+		type answer struct {
+			p   Patient
+			err error
+		}
+		answers := make([]answer, len(asked))
+		var wg sync.WaitGroup
+		for i, id := range asked {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				answers[i].p, answers[i].err = s.get(ctx, id)
+			}()
+		}
+		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == len(asked) })
+		before := b.statements.Load()
+		b.mu.Lock()
+		b.running = 1 // the one runner started below; the rest were never there
+		b.mu.Unlock()
+		go b.run()
+		wg.Wait()
+		if n := b.statements.Load() - before; n != 1 {
+			t.Fatalf("%d reads took %d statements, want 1", len(asked), n)
+		}
+		for i, id := range asked {
+			a := answers[i]
+			switch {
+			case id == unknown:
+				if !errors.Is(a.err, ErrNotFound) {
+					t.Fatalf("unknown id: %+v, %v", a.p, a.err)
+				}
+			case id == ids[3]:
+				if !errors.Is(a.err, ErrGone) {
+					t.Fatalf("deleted id: %+v, %v", a.p, a.err)
+				}
+			case a.err != nil || a.p.ID != id || a.p.MRN == "" || a.p.Name == "":
+				t.Fatalf("read %d (%s): %+v, %v", i, id, a.p, a.err)
+			}
+		}
+		if b.running != 0 || len(b.queue) != 0 {
+			t.Fatalf("after the batch: %d running, %d queued", b.running, len(b.queue))
+		}
+		// An id in another spelling is read on its own, as before batching.
+		if _, err := s.get(ctx, "not-a-uuid"); err == nil {
+			t.Fatal("a malformed id was found")
+		}
+	})
+}
+
+// TestGetBatchReadsItsOwnWrites: under a stream of concurrent reads keeping the batcher busy,
+// every read started after a write was acknowledged sees that write (a later version), on
+// both databases. It would fail if a read joined a statement that started before it arrived,
+// or if rows were kept between statements.
+func TestGetBatchReadsItsOwnWrites(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		s := NewStore(d)
+		ids := seededIDs(t, s, 20)
+		s.reads.runners = 1 // one statement at a time: the readers below surely queue
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var wg sync.WaitGroup
+		var readErr error
+		var once sync.Once
+		var reads atomic.Int64
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ctx.Err() == nil; i++ {
+					if _, err := s.get(ctx, ids[(g+i)%len(ids)]); err != nil && ctx.Err() == nil {
+						once.Do(func() { readErr = err })
+					}
+					reads.Add(1)
+				}
+			}()
+		}
+		bump := d.Rebind(`UPDATE patients SET version = version + 1 WHERE id = ?`)
+		for v := int64(2); v <= 60; v++ {
+			id := ids[int(v)%len(ids)]
+			if _, err := d.ExecContext(ctx, bump, id); err != nil {
+				t.Fatal(err)
+			}
+			var want int64
+			if err := d.GetContext(ctx, &want, d.Rebind(`SELECT version FROM patients WHERE id = ?`), id); err != nil {
+				t.Fatal(err)
+			}
+			p, err := s.get(ctx, id)
+			if err != nil || p.Version != want {
+				t.Fatalf("read after write %d: version %d, %v; want %d", v, p.Version, err, want)
+			}
+		}
+		cancel()
+		wg.Wait()
+		if readErr != nil {
+			t.Fatal(readErr)
+		}
+		if n, r := s.reads.statements.Load(), reads.Load(); n == 0 || n >= r {
+			t.Fatalf("%d statements for %d reads: the reads were not batched", n, r)
+		}
+	})
+}
+
+// TestGetBatchCallerGivesUp: a read whose caller has gone returns Canceled at once, and the
+// others queued with it are still served.
+func TestGetBatchCallerGivesUp(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		s := NewStore(d)
+		ids := seededIDs(t, s, 3)
+		b := s.reads
+		b.mu.Lock()
+		b.running = b.runners
+		b.mu.Unlock()
+		gone, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { _, err := s.get(gone, ids[0]); errc <- err }()
+		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 1 })
+		cancel()
+		if err := <-errc; errs.KindOf(err) != errs.Canceled {
+			t.Fatalf("a gone caller: %v (%s)", err, errs.KindOf(err))
+		}
+		okc := make(chan error, 1)
+		go func() {
+			p, err := s.get(context.Background(), ids[1])
+			okc <- errors.Join(err, want(p.ID == ids[1], "wrong row"))
+		}()
+		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 2 })
+		b.mu.Lock()
+		b.running = 1
+		b.mu.Unlock()
+		go b.run()
+		if err := <-okc; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func want(ok bool, msg string) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("%s", msg)
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
