@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,11 +16,13 @@ import (
 
 // getBatcher coalesces concurrent reads by id into one statement (issue 20 item 2). A read by
 // id on its own paid a round trip, an executor start-up in PostgreSQL and a scan of its own:
-// about 90 µs of CPU between pms and PostgreSQL, a third of an audited read. Under load the
-// reads that arrive while the running statements are busy wait in a queue, and the next free
-// runner fetches the whole queue with one `id = ANY($1)` (SQLite: json_each), so a burst of N
-// reads costs about one statement rather than N. With nothing running a read goes at once, as
-// before: batching only ever replaces waiting for a connection.
+// about 90 µs of CPU between pms and PostgreSQL, a third of an audited read. One statement
+// runs at a time; the reads that arrive meanwhile wait in a queue, and when it finishes the
+// next statement fetches the whole queue with one `id = ANY($1)` (SQLite: json_each), so a
+// burst of N reads costs one statement rather than N. With nothing running a read goes at
+// once, as before. One runner beat two and four on `pms all` (ops/bench/wrk-patient.sh,
+// 2 cores): more runners made smaller batches, more CPU per read and a higher p99; a
+// statement of 256 ids takes about a millisecond, far from a replica's limit.
 //
 // A read still sees every change committed before it arrived: it is queued first, and the
 // statement that serves it starts after it was taken off the queue (READ COMMITTED takes the
@@ -30,7 +31,8 @@ type getBatcher struct {
 	d      *db.DB
 	oneSQL string // by one id: what a lone read runs, planned once (pgx's statement cache)
 	anySQL string // by a list of ids
-	// runners bounds the statements running at once; a queue forms only behind them.
+	// runners bounds the statements running at once (1; tests change it); a queue forms
+	// only behind them.
 	runners int
 
 	mu      sync.Mutex
@@ -63,8 +65,7 @@ func newGetBatcher(d *db.DB) *getBatcher {
 	switch d.Dialect {
 	case db.Postgres:
 		b.anySQL = `SELECT ` + patientColumns + ` FROM patients WHERE id = ANY($1)`
-		b.runners = min(max(2*runtime.GOMAXPROCS(0), 2), 8)
-	default: // one connection: one statement at a time
+	default:
 		b.anySQL = `SELECT ` + patientColumns + ` FROM patients WHERE id IN (SELECT value FROM json_each(?))`
 	}
 	return b
