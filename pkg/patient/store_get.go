@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,6 +160,13 @@ func (b *getBatcher) fetch(batch []*getCall) {
 	defer cancel()
 	b.statements.Add(1)
 	defer func() {
+		// A panic fails the batch rather than the process: the runner is not a request's
+		// goroutine, which net/http would have recovered.
+		if p := recover(); p != nil {
+			for _, c := range batch {
+				c.err = errs.Wrap(errs.Internal, "internal error", fmt.Errorf("patient: panic reading by id: %v", p))
+			}
+		}
 		for _, c := range batch {
 			close(c.done)
 		}
