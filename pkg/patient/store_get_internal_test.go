@@ -3,7 +3,6 @@ package patient
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -169,27 +168,24 @@ func TestGetBatchCallerGivesUp(t *testing.T) {
 		if err := <-errc; errs.KindOf(err) != errs.Canceled {
 			t.Fatalf("a gone caller: %v (%s)", err, errs.KindOf(err))
 		}
-		okc := make(chan error, 1)
+		type answer struct {
+			p   Patient
+			err error
+		}
+		okc := make(chan answer, 1)
 		go func() {
 			p, err := s.get(context.Background(), ids[1])
-			okc <- errors.Join(err, want(p.ID == ids[1], "wrong row"))
+			okc <- answer{p, err}
 		}()
 		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 2 })
 		b.mu.Lock()
 		b.running = 1
 		b.mu.Unlock()
 		go b.run()
-		if err := <-okc; err != nil {
-			t.Fatal(err)
+		if a := <-okc; a.err != nil || a.p.ID != ids[1] {
+			t.Fatalf("the read queued beside it: %+v, %v", a.p, a.err)
 		}
 	})
-}
-
-func want(ok bool, msg string) error {
-	if ok {
-		return nil
-	}
-	return fmt.Errorf("%s", msg)
 }
 
 // waitFor polls cond until it holds, failing the test after 10 s.
