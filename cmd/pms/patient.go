@@ -128,6 +128,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		return u.fail(err)
 	}
 	metrics := patient.NewMetrics(u.reg)
+	store.RegisterReadMetrics(u.reg)
 	var bill patient.Billing
 	if c.billingAddr != "" {
 		b, closeConn, err := grpctransport.DialPatientBilling(c.billingAddr, s.clientTLS, u.logger, u.reg)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // getBatcher coalesces concurrent reads by id into one statement (issue 20 item 2). A read by
@@ -39,8 +40,9 @@ type getBatcher struct {
 	mu      sync.Mutex
 	queue   []*getCall
 	running int
-	// statements counts the statements run, for the tests that prove a queue took one.
-	statements atomic.Int64
+	// reads and statements count the reads asked for and the statements that served them
+	// (RegisterReadMetrics; the tests that prove a queue took one statement).
+	reads, statements atomic.Int64
 }
 
 // getCall is one read waiting for its row. done is closed once row, found and err are set.
@@ -75,7 +77,9 @@ func newGetBatcher(d *db.DB) *getBatcher {
 // get returns the row of id and whether there is one. An id that is not a canonical UUID
 // (ParseID's form) is read on its own, so it can neither fail a batch nor miss its row.
 func (b *getBatcher) get(ctx context.Context, id string) (patientRow, bool, error) {
+	b.reads.Add(1)
 	if u, err := uuid.Parse(id); err != nil || u.String() != id {
+		b.statements.Add(1)
 		return b.getOne(ctx, id)
 	}
 	b.mu.Lock()
@@ -213,4 +217,20 @@ func (b *getBatcher) fetch(batch []*getCall) {
 	if err := rows.Err(); err != nil {
 		fail(db.Classify(err))
 	}
+}
+
+// RegisterReadMetrics exposes how reads by id are batched: their ratio is the reads one
+// statement serves (1 when idle, more under load), which an operator reads against the
+// database's load before suspecting the batching.
+func (s *Store) RegisterReadMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "pms", Subsystem: "patient", Name: "reads_by_id_total",
+			Help: "Reads of one patient record by id (GET /patients/{id}, the billing reads, a duplicate check's subject).",
+		}, func() float64 { return float64(s.reads.reads.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "pms", Subsystem: "patient", Name: "read_statements_total",
+			Help: "Statements that served the reads by id: concurrent reads share one (store_get.go).",
+		}, func() float64 { return float64(s.reads.statements.Load()) }),
+	)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // seededIDs seeds n patients into s and returns their ids in registration order.
@@ -88,9 +89,8 @@ func TestGetBatchServesEachItsOwn(t *testing.T) {
 				t.Fatalf("read %d (%s): %+v, %v", i, id, a.p, a.err)
 			}
 		}
-		if b.running != 0 || len(b.queue) != 0 {
-			t.Fatalf("after the batch: %d running, %d queued", b.running, len(b.queue))
-		}
+		// The runner stops once it finds the queue empty (it may still be finishing).
+		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.running == 0 && len(b.queue) == 0 })
 		// An id in another spelling is read on its own, as before batching.
 		if _, err := s.get(ctx, "not-a-uuid"); err == nil {
 			t.Fatal("a malformed id was found")
@@ -146,6 +146,25 @@ func TestGetBatchReadsItsOwnWrites(t *testing.T) {
 		}
 		if n, r := s.reads.statements.Load(), reads.Load(); n == 0 || n >= r {
 			t.Fatalf("%d statements for %d reads: the reads were not batched", n, r)
+		}
+		// The same figures on the service's registry: every read asked for (the workers'
+		// and the 59 checked ones), and the statements that served them, once the reads
+		// their callers gave up on have been served too.
+		b := s.reads
+		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.running == 0 && len(b.queue) == 0 })
+		reg := prometheus.NewRegistry()
+		s.RegisterReadMetrics(reg)
+		got := map[string]float64{}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+		if got["pms_patient_reads_by_id_total"] != float64(reads.Load()+59) ||
+			got["pms_patient_read_statements_total"] != float64(s.reads.statements.Load()) {
+			t.Fatalf("metrics %v; want %d reads, %d statements", got, reads.Load()+59, s.reads.statements.Load())
 		}
 	})
 }
