@@ -89,10 +89,9 @@ func (b *getBatcher) get(ctx context.Context, id string) (patientRow, bool, erro
 		// more, BenchmarkStoreGet/serial); whatever queued meanwhile goes to a runner.
 		b.running++
 		b.mu.Unlock()
+		defer b.release() // deferred: a turn never taken back would leave every later read queued
 		b.statements.Add(1)
-		r, found, err := b.getOne(ctx, id)
-		b.release()
-		return r, found, err
+		return b.getOne(ctx, id)
 	}
 	c := &getCall{id: id, done: make(chan struct{})}
 	b.queue = append(b.queue, c)

@@ -218,3 +218,48 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestGetBatchLoneReadHandsOver: reads that queue behind a lone read (one run at once on its
+// caller's goroutine) are served by a runner when it ends. SQLite only: its one connection
+// lets the test hold the lone read mid-statement (an open transaction has the connection).
+// It would fail (the queued reads never answered) if the lone read's turn were not handed on.
+func TestGetBatchLoneReadHandsOver(t *testing.T) {
+	d := dbtest.Open(t, db.SQLite, migrations.Patient())
+	s := NewStore(d)
+	ids := seededIDs(t, s, 4)
+	b := s.reads
+	tx, err := d.Beginx() // holds the only connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		p   Patient
+		err error
+	}
+	answers := make(chan answer, len(ids))
+	ask := func(id string) {
+		go func() { p, err := s.get(context.Background(), id); answers <- answer{p, err} }()
+	}
+	ask(ids[0]) // the lone read: it waits for the connection
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.running == 1 })
+	for _, id := range ids[1:] {
+		ask(id)
+	}
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == len(ids)-1 })
+	_ = tx.Rollback()
+	seen := map[string]bool{}
+	for range ids {
+		select {
+		case a := <-answers:
+			if a.err != nil {
+				t.Fatal(a.err)
+			}
+			seen[a.p.ID] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d reads answered", len(seen), len(ids))
+		}
+	}
+	if len(seen) != len(ids) {
+		t.Fatalf("answered %v, want each of %v", seen, ids)
+	}
+}
