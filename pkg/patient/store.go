@@ -227,10 +227,7 @@ func (s *Store) insertVersion(ctx context.Context, tx *sqlx.Tx, p Patient, chang
 // merged record is returned as it is, with MergedInto naming its survivor (merge.go): REST
 // answers it with a redirect, FHIR with the record and its replaced-by link.
 func (s *Store) get(ctx context.Context, id string) (Patient, error) {
-	r, found, err := s.reads.get(ctx, id)
-	if err == nil && !found {
-		err = sql.ErrNoRows
-	}
+	r, err := s.reads.get(ctx, id)
 	p, err := rowResult(r, err)
 	if r.MergedInto.Valid && IsMerged(err) {
 		err = nil

@@ -45,13 +45,13 @@ type getBatcher struct {
 	reads, statements atomic.Int64
 }
 
-// getCall is one read waiting for its row. done is closed once row, found and err are set.
+// getCall is one read waiting for its row. done is closed once row and err are set (err
+// sql.ErrNoRows when there is none, as a lone statement's Scan says, for rowResult).
 type getCall struct {
-	id    string
-	row   patientRow
-	found bool
-	err   error
-	done  chan struct{}
+	id   string
+	row  patientRow
+	err  error
+	done chan struct{}
 }
 
 const (
@@ -74,9 +74,9 @@ func newGetBatcher(d *db.DB) *getBatcher {
 	return b
 }
 
-// get returns the row of id and whether there is one. An id that is not a canonical UUID
-// (ParseID's form) is read on its own, so it can neither fail a batch nor miss its row.
-func (b *getBatcher) get(ctx context.Context, id string) (patientRow, bool, error) {
+// get returns the row of id, sql.ErrNoRows when there is none. An id that is not a canonical
+// UUID (ParseID's form) is read on its own, so it can neither fail a batch nor miss its row.
+func (b *getBatcher) get(ctx context.Context, id string) (patientRow, error) {
 	b.reads.Add(1)
 	if u, err := uuid.Parse(id); err != nil || u.String() != id {
 		b.statements.Add(1)
@@ -105,22 +105,19 @@ func (b *getBatcher) get(ctx context.Context, id string) (patientRow, bool, erro
 	}
 	select {
 	case <-c.done:
-		return c.row, c.found, c.err
+		return c.row, c.err
 	case <-ctx.Done():
-		return patientRow{}, false, db.Classify(ctx.Err())
+		return patientRow{}, db.Classify(ctx.Err())
 	}
 }
 
-func (b *getBatcher) getOne(ctx context.Context, id string) (patientRow, bool, error) {
+func (b *getBatcher) getOne(ctx context.Context, id string) (patientRow, error) {
 	var r patientRow
 	err := b.d.QueryRowxContext(ctx, b.oneSQL, id).Scan(r.dest()...)
-	if err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return r, false, nil
-		}
-		return r, false, db.Classify(err)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		err = db.Classify(err)
 	}
-	return r, true, nil
+	return r, err
 }
 
 // release ends a lone read's turn: a runner takes over the reads queued behind it.
@@ -176,7 +173,7 @@ func (b *getBatcher) fetch(batch []*getCall) {
 	}()
 	if len(batch) == 1 {
 		c := batch[0]
-		c.row, c.found, c.err = b.getOne(ctx, c.id)
+		c.row, c.err = b.getOne(ctx, c.id)
 		return
 	}
 	byID := make(map[string][]*getCall, len(batch))
@@ -191,6 +188,9 @@ func (b *getBatcher) fetch(batch []*getCall) {
 	if b.d.Dialect != db.Postgres {
 		list, _ := json.Marshal(ids) // strings always marshal
 		arg = string(list)
+	}
+	for _, c := range batch {
+		c.err = sql.ErrNoRows // until its row comes
 	}
 	fail := func(err error) {
 		for _, c := range batch {
@@ -210,7 +210,7 @@ func (b *getBatcher) fetch(batch []*getCall) {
 			return
 		}
 		for _, c := range byID[r.ID] {
-			c.row, c.found = r, true
+			c.row, c.err = r, nil
 		}
 	}
 	if err := rows.Err(); err != nil {
