@@ -28,13 +28,18 @@ ID=$(curl -sf -XPOST "http://$P:$((BASE + 0))/patients" -H 'Content-Type: applic
 	-d '{"name":"Bench","email":"bench@example.org","address":"x","dateOfBirth":"1990-01-01"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
 echo "wrk -t2 -c64 -d$DURATION GET /patients/$ID (pms all on PostgreSQL: JWT check + audit row per read)"
 before=$(cpu_split "$URL" "$PID")
+wal0=$(psql "$URL" -Atc "SELECT pg_current_wal_lsn()")
 out=$(wrk -t2 -c64 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "http://$P:$((BASE + 0))/patients/$ID")
+wal=$(psql "$URL" -Atc "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal0')")
 after=$(cpu_split "$URL" "$PID")
 echo "$out" | grep -E 'Requests/sec|Latency|50%|99%|Non-2xx|Socket' | tee "$DATA/read.out"
 # The read's whole cost, what item 2's ratio is made of: pms (the service, its audit batch,
 # relay, embedded broker and analytics, all in one process) and PostgreSQL's backends.
 read -r own pg < <(per_request "$before" "$after" "$(echo "$out" | awk '/requests in/ {print $1}')")
 echo "CPU per read: pms $own us, PostgreSQL $pg us"
+# The write-ahead log a read costs (the audit entry, its disclosure, analytics' fold: every
+# database on the server, so run it alone), what replication and the backups' WAL archive carry.
+echo "$out" | awk -v w="$wal" '/requests in/ {printf "WAL per read: %.0f bytes\n", w / $1}'
 # Issue 20 item 2's yardstick, same sitting: a bare net/http hello world (ops/bench/hello).
 go build -o "$DATA/hello" ./ops/bench/hello
 "$DATA/hello" -addr="$P:$((BASE + 99))" &

@@ -4,10 +4,10 @@ import (
 	"context"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/ids"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/outbox"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
@@ -136,7 +136,7 @@ func (s *Store) revoke(ctx context.Context, tx *sqlx.Tx, r Revocation, now time.
 		return err
 	}
 	return s.events.Add(ctx, tx, outbox.Message{Topic: TopicEvents, Key: r.UserID, Value: b,
-		Headers: outbox.EventHeaders(EventRevocation, uuid.NewString(), observe.RequestID(ctx))})
+		Headers: outbox.EventHeaders(EventRevocation, ids.Ordered(), observe.RequestID(ctx))})
 }
 
 // revocationLockKey is the advisory lock serialising revocation inserts ("pms-revocations").

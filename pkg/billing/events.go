@@ -3,8 +3,8 @@ package billing
 import (
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/ids"
 	"github.com/pms/pms/pkg/platform/outbox"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	"google.golang.org/protobuf/proto"
@@ -90,7 +90,7 @@ func invoiceChangeEvents(cur, next Invoice, pay *Payment, m changeMeta) ([]outbo
 // eventMessage fills in what every event carries (id, time, request, actor) and makes the
 // outbox message, keyed by patient id.
 func eventMessage(ev *eventsv1.BillingEvent, m changeMeta) (outbox.Message, error) {
-	ev.EventId = uuid.NewString()
+	ev.EventId = ids.Ordered()
 	ev.OccurredAt = timestamppb.New(m.At.In(time.UTC))
 	ev.RequestId, ev.Actor = m.RequestID, m.Actor
 	b, err := proto.Marshal(ev)

@@ -17,6 +17,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/ids"
 	"github.com/pms/pms/pkg/platform/observe"
 	"github.com/pms/pms/pkg/platform/privfile"
 )
@@ -183,7 +184,7 @@ func (l disclosingLog) Append(ctx context.Context, e audit.Entry) error {
 		return l.inner.Append(ctx, e)
 	}
 	if e.ID == "" {
-		e.ID = uuid.NewString()
+		e.ID = ids.Ordered()
 	}
 	l.register(ctx, e.ID, dis)
 	err := l.inner.Append(ctx, e)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/pms/pms/pkg/platform/ids"
 	"github.com/pms/pms/pkg/platform/outbox"
 	"github.com/pms/pms/pkg/platform/shred"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
@@ -75,7 +75,7 @@ func patientEvent(p Patient, change string, m changeMeta, seal *shred.Sealer) (o
 		Name:       seal.Seal(SealedName, p.Name),
 		Email:      seal.Seal(SealedEmail, p.Email),
 		EventType:  typ,
-		EventId:    uuid.NewString(),
+		EventId:    ids.Ordered(),
 		OccurredAt: timestamppb.New(m.At),
 		Version:    p.Version,
 		RequestId:  m.RequestID,
@@ -120,7 +120,7 @@ func eventMessage(ev *eventsv1.PatientEvent, m changeMeta) (outbox.Message, erro
 // erasedEvent is the PATIENT_ERASED event of tombstone p: ids, MRN and dates only.
 func erasedEvent(p Patient, m changeMeta) (outbox.Message, error) {
 	return eventMessage(&eventsv1.PatientEvent{
-		PatientId: p.ID, EventType: EventErased, EventId: uuid.NewString(), OccurredAt: timestamppb.New(m.At),
+		PatientId: p.ID, EventType: EventErased, EventId: ids.Ordered(), OccurredAt: timestamppb.New(m.At),
 		Version: p.Version, RequestId: m.RequestID, Actor: m.Actor, Confidentiality: p.Confidentiality,
 		Patient: &eventsv1.PatientRecord{Id: p.ID, Mrn: p.MRN, RegisteredDate: p.RegisteredDate, Version: p.Version,
 			CreatedAt: ts(p.CreatedAt), UpdatedAt: ts(m.At), DeletedAt: ts(m.At)},

@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/ids"
 	"github.com/pms/pms/pkg/platform/outbox"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	"google.golang.org/protobuf/proto"
@@ -69,7 +69,7 @@ func CheckpointHook(ob *outbox.Outbox, service string, keys *CheckpointKeys) fun
 		if err != nil {
 			return err
 		}
-		id := uuid.NewString()
+		id := ids.Ordered()
 		b, err := proto.Marshal(&eventsv1.AuditCheckpoint{EventId: id, Service: service, Seq: seq, Hash: hash,
 			At: timestamppb.New(c.At), KeyId: c.KeyID, Signature: c.Signature})
 		if err != nil {

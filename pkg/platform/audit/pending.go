@@ -5,10 +5,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/ids"
 	"github.com/pms/pms/pkg/platform/observe"
 )
 
@@ -50,7 +50,7 @@ type pendingKey struct{}
 func WithPending(ctx context.Context, action, subject string) context.Context {
 	actor, role := authz.Actor(ctx)
 	p := &pending{e: Entry{
-		ID: uuid.NewString(), Actor: actor, Role: role, Action: action, SubjectID: subject,
+		ID: ids.Ordered(), Actor: actor, Role: role, Action: action, SubjectID: subject,
 		Outcome: OutcomeSuccess, RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
 	}}
 	return context.WithValue(ctx, pendingKey{}, p)
@@ -67,7 +67,7 @@ func WithPendingAlso(ctx context.Context, action, subject string) context.Contex
 	}
 	actor, role := authz.Actor(ctx)
 	q := &pending{e: p.e, also: append(append([]Entry(nil), p.also...), Entry{
-		ID: uuid.NewString(), Actor: actor, Role: role, Action: action, SubjectID: subject,
+		ID: ids.Ordered(), Actor: actor, Role: role, Action: action, SubjectID: subject,
 		Outcome: OutcomeSuccess, RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
 	})}
 	return context.WithValue(ctx, pendingKey{}, q)

@@ -12,10 +12,10 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
-	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/ids"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -187,7 +187,7 @@ func NewWriter(d *db.DB, o Options) *Writer {
 }
 
 // Append writes e to the audit log and returns once the transaction holding it has committed,
-// so a request that audits before answering never answers unaudited. It fills ID (a UUID v4)
+// so a request that audits before answering never answers unaudited. It fills ID (a time-ordered UUID, ids.Ordered)
 // and At (now, UTC, microseconds) when empty; Seq and the hashes are always the writer's.
 //
 // Errors: InvalidArgument for text the database cannot store; Unavailable when the batch
@@ -202,7 +202,7 @@ func (w *Writer) Append(ctx context.Context, e Entry) error {
 // reference the row or publish it.
 func (w *Writer) Write(ctx context.Context, e Entry) (Entry, error) {
 	if e.ID == "" {
-		e.ID = uuid.NewString()
+		e.ID = ids.Ordered()
 	}
 	if e.At.IsZero() {
 		e.At = time.Now()
