@@ -74,6 +74,7 @@ func buildAnalytics(ctx context.Context, s settings, c analyticsConfig) (*module
 	if err := u.fenceRecovery(ctx, analytics.Topics); err != nil {
 		return u.fail(err)
 	}
+	u.retainProcessed(ctx, analytics.Consumer)
 	u.consume(group, analytics.Topics, func(p sarama.SyncProducer) *kafkatransport.Subscriber {
 		return kafkatransport.NewAnalyticsSubscriber(svc, kafkatransport.AnalyticsOptions{
 			Producer: p, Metrics: u.kafka.metrics, Group: group, Logger: u.logger,

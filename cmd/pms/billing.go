@@ -51,6 +51,7 @@ func buildBilling(ctx context.Context, s settings, c billingConfig) (*module, er
 	set := billing.NewEndpoints(svc, u.endpoints(verifier, billing.Ops, billing.DeniedAuditor(writer)))
 	u.commands(billing.TopicCommands, kafkatransport.BillingCommands(set), verifier)
 	u.retain(ctx, idempotency.RepliesTable, billing.IdempotencyTable)
+	u.retainProcessed(ctx, billing.ConsumerPatientEvents)
 	if err := u.fenceRecovery(ctx, []string{patient.TopicEvents}); err != nil {
 		return u.fail(err)
 	}

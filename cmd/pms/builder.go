@@ -139,16 +139,40 @@ func (u *unit) fenceRecovery(ctx context.Context, topics []string) error {
 // replies, idempotency records) older than --idempotency-retention (issue 17: a stored
 // answer may carry a patient's record; it must not outlive its use).
 func (u *unit) retain(ctx context.Context, tables ...string) {
+	hourly(ctx, func() {
+		n, err := idempotency.Prune(ctx, u.db, time.Now().Add(-u.s.retention), tables...)
+		if err != nil && ctx.Err() == nil {
+			_ = level.Warn(u.logger).Log("msg", "retention: pruning stored replies failed", "err", err)
+		} else if n > 0 {
+			_ = level.Info(u.logger).Log("msg", "retention: pruned stored replies and idempotency records", "rows", n)
+		}
+	})
+}
+
+// retainProcessed deletes, at start and every hour until ctx ends, the ids of the events
+// consumers applied more than --processed-events-retention before their newest
+// (outbox.PruneProcessed): processed_events would otherwise grow by a row for every event,
+// and every audited read is one for analytics.
+func (u *unit) retainProcessed(ctx context.Context, consumers ...string) {
+	hourly(ctx, func() {
+		for _, c := range consumers {
+			n, err := outbox.PruneProcessed(ctx, u.db, c, u.s.processedRetention, time.Now())
+			if err != nil && ctx.Err() == nil {
+				_ = level.Warn(u.logger).Log("msg", "retention: pruning applied event ids failed", "consumer", c, "err", err)
+			} else if n > 0 {
+				_ = level.Info(u.logger).Log("msg", "retention: pruned applied event ids", "consumer", c, "rows", n)
+			}
+		}
+	})
+}
+
+// hourly runs fn at once and then every hour until ctx ends, on a goroutine of its own.
+func hourly(ctx context.Context, fn func()) {
 	go func() {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
 		for {
-			n, err := idempotency.Prune(ctx, u.db, time.Now().Add(-u.s.retention), tables...)
-			if err != nil && ctx.Err() == nil {
-				_ = level.Warn(u.logger).Log("msg", "retention: pruning stored replies failed", "err", err)
-			} else if n > 0 {
-				_ = level.Info(u.logger).Log("msg", "retention: pruned stored replies and idempotency records", "rows", n)
-			}
+			fn()
 			select {
 			case <-ctx.Done():
 				return

@@ -23,6 +23,7 @@ import (
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/idempotency"
 	"github.com/pms/pms/pkg/platform/observe"
+	"github.com/pms/pms/pkg/platform/outbox"
 	"github.com/pms/pms/pkg/platform/ratelimit"
 	"github.com/pms/pms/pkg/platform/tlsconf"
 	grpctransport "github.com/pms/pms/transport/grpc"
@@ -48,13 +49,15 @@ type common struct {
 	revocations     string
 	revocationStale time.Duration
 	retention       time.Duration
-	insecure        bool
-	pprof           bool
-	tls             tlsconf.Files
-	kafka           kafkaFlags
-	checkpointEvery int
-	checkpointEach  time.Duration
-	auditKeyDir     string
+	// processedRetention is how long consumers keep applied event ids (outbox.PruneProcessed).
+	processedRetention time.Duration
+	insecure           bool
+	pprof              bool
+	tls                tlsconf.Files
+	kafka              kafkaFlags
+	checkpointEvery    int
+	checkpointEach     time.Duration
+	auditKeyDir        string
 }
 
 func (c *common) register(f *flags) {
@@ -65,6 +68,7 @@ func (c *common) register(f *flags) {
 	f.String(&c.revocations, "auth-revocations-addr", "127.0.0.1:9005", "the auth service's gRPC address, whose revocation stream every verifier follows (pms all follows its own auth service)")
 	f.Duration(&c.revocationStale, "revocations-stale-after", authz.DefaultRevocationStaleAfter, "how long a verifier may lose the revocation stream before it refuses writes (reads go on)").positive()
 	f.Duration(&c.retention, "idempotency-retention", idempotency.DefaultRetention, "how long stored command replies and idempotency records are kept (a repeat after that is a new request)").positive()
+	f.Duration(&c.processedRetention, "processed-events-retention", outbox.DefaultProcessedRetention, "how long a consumer keeps the ids of the events it applied, counted back from its newest (a copy of an event older than that would apply again; at least a day)").atLeast(24 * time.Hour)
 	f.String(&c.dataDir, "data-dir", "./data", "folder for SQLite files and keys")
 	f.String(&c.databaseURL, "database-url", "", "database for every service: postgres://... or sqlite://path (default: one SQLite file per service under --data-dir)")
 	f.Int(&c.databaseConns, "database-max-conns", db.DefaultMaxConns, "PostgreSQL connections each service's pool may hold, 1..1000 (the services of one platform hold up to their number times this; keep it under the server's max_connections)").within(1, 1000)
@@ -119,6 +123,8 @@ type settings struct {
 	revocations      *authz.DenyTable
 	// retention is how long stored command replies and idempotency records are kept.
 	retention time.Duration
+	// processedRetention is how long consumers keep the ids of the events they applied.
+	processedRetention time.Duration
 	// checkpointEvery and checkpointInterval pace the signed audit checkpoints.
 	checkpointEvery    int64
 	checkpointInterval time.Duration
@@ -177,7 +183,7 @@ func (s settings) denyTable(ctx context.Context) *authz.DenyTable {
 func (c *common) parse(stderr io.Writer) (settings, error) {
 	s := settings{dataDir: c.dataDir, databaseURL: c.databaseURL, databaseConns: c.databaseConns, trustedProxies: c.trustedProxies,
 		limit: limit(c.rateLimit, c.rateBurst), jwtIssuer: c.jwtIssuer, jwtAudience: c.jwtAudience, jwksURL: c.jwksURL,
-		jwksRefresh: c.jwksRefresh, revocationsAddr: c.revocations, revocationsStale: c.revocationStale, retention: c.retention, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof,
+		jwksRefresh: c.jwksRefresh, revocationsAddr: c.revocations, revocationsStale: c.revocationStale, retention: c.retention, processedRetention: c.processedRetention, shutdownTimeout: c.shutdownTimeout, insecure: c.insecure, pprof: c.pprof,
 		tlsCA: c.tls.CA, kafka: c.kafka.settings(), checkpointEvery: int64(c.checkpointEvery), checkpointInterval: c.checkpointEach,
 		auditKeyDir: c.auditKeyDir}
 	s.logger = observe.NewLogger(stderr, c.logFormat, c.logLevel)

@@ -3,6 +3,8 @@ package outbox
 import (
 	"context"
 	"time"
+
+	"github.com/pms/pms/pkg/platform/db"
 )
 
 // Prune runs one pruning pass of r as if at now (Relay.prune), for TestPruneByID.
@@ -10,3 +12,8 @@ func (r *Relay) Prune(ctx context.Context, now time.Time) (int64, error) { retur
 
 // Floor returns the id at or below which the relay takes every row to be published.
 func (r *Relay) Floor() int64 { return r.floor.Load() }
+
+// PruneProcessedBatch is PruneProcessed deleting batch ids a statement, for TestPruneProcessed.
+func PruneProcessedBatch(ctx context.Context, d *db.DB, consumer string, keep time.Duration, now time.Time, batch int) (int64, error) {
+	return pruneProcessed(ctx, d, consumer, keep, now, batch)
+}

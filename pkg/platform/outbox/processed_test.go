@@ -1,0 +1,94 @@
+package outbox_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/migrations"
+	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
+	"github.com/pms/pms/pkg/platform/ids"
+	"github.com/pms/pms/pkg/platform/outbox"
+)
+
+// TestPruneProcessed: PruneProcessed deletes, a batch at a time, exactly the ordered ids the
+// consumer applied more than keep before its newest one (and an id sorting below them that is
+// as old); it keeps the younger ones, random ids above them, another consumer's ids and any
+// row whose processed_at is recent; a pruned id is new
+// again to MarkProcessed and a kept one is still a repeat. In a database whose newest event
+// is older than keep (restored from an old backup) it counts from that event, not from now.
+func TestPruneProcessed(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		const keep = 35 * 24 * time.Hour
+		day := 24 * time.Hour
+		put := func(consumer, id string, at time.Time) string {
+			t.Helper()
+			if _, err := d.ExecContext(ctx, d.Rebind(`INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?, ?, ?)`),
+				consumer, id, d.Time(at)); err != nil {
+				t.Fatal(err)
+			}
+			return id
+		}
+		var old, kept []string
+		for i := range 6 { // 6 old ordered ids and 1 old low id: pruned in batches of 3 (3 + 3 + 1)
+			at := now.Add(-keep - day - time.Duration(i)*time.Hour)
+			old = append(old, put("c1", ids.OrderedAt(at), at))
+		}
+		old = append(old, put("c1", "00000000-client-chosen-old", now.Add(-keep-day))) // below the range, applied long ago
+		kept = append(kept,
+			put("c1", ids.OrderedAt(now.Add(-keep+day)), now.Add(-keep+day)), // younger than keep
+			put("c1", ids.OrderedAt(now), now),                               // the newest
+			put("c1", ids.OrderedAt(now.Add(-keep-day)), now.Add(-day)),      // processed recently (a replay)
+			put("c1", uuid.NewString(), now.Add(-keep-day)),                  // a random id, however old
+			put("c1", "00000000-client-chosen-new", now.Add(-day)),           // below the range, applied recently
+		)
+		other := put("c2", ids.OrderedAt(now.Add(-keep-day)), now.Add(-keep-day)) // another consumer's
+		n, err := outbox.PruneProcessedBatch(ctx, d, "c1", keep, now, 3)
+		if err != nil || n != int64(len(old)) {
+			t.Fatalf("pruned %d, %v; want %d", n, err, len(old))
+		}
+		left := func(consumer string) []string {
+			var got []string
+			if err := d.SelectContext(ctx, &got, d.Rebind(`SELECT event_id FROM processed_events WHERE consumer = ? ORDER BY event_id`), consumer); err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		slices.Sort(kept)
+		if got := left("c1"); !slices.Equal(got, kept) {
+			t.Fatalf("kept %v, want %v", got, kept)
+		}
+		if got := left("c2"); !slices.Equal(got, []string{other}) {
+			t.Fatalf("another consumer's ids: %v", got)
+		}
+		mark := func(id string) bool {
+			return markInTx(t, d, true, func(tx *sqlx.Tx) (bool, error) { return outbox.MarkProcessed(ctx, tx, d, "c1", id) })
+		}
+		if !mark(old[0]) || !mark(old[6]) || mark(kept[0]) || mark(kept[3]) || mark(kept[4]) {
+			t.Fatal("a pruned id must be new again, a kept one still a repeat")
+		}
+
+		// A database restored from a backup 100 days old: its newest event is then, and the
+		// ids just before it (a restore publishes their events again) stay.
+		then := now.Add(-100 * day)
+		recent := put("c3", ids.OrderedAt(then.Add(-5*time.Minute)), then.Add(-5*time.Minute))
+		put("c3", ids.OrderedAt(then), then)
+		gone := put("c3", ids.OrderedAt(then.Add(-keep-day)), then.Add(-keep-day))
+		if n, err := outbox.PruneProcessed(ctx, d, "c3", keep, now); err != nil || n != 1 {
+			t.Fatalf("restored database: pruned %d, %v; want 1 (%s)", n, err, gone)
+		}
+		if got := left("c3"); len(got) != 2 || got[0] != recent {
+			t.Fatalf("restored database kept %v", got)
+		}
+		// A consumer holding no ordered id prunes nothing.
+		if n, err := outbox.PruneProcessed(ctx, d, "c4", keep, now); err != nil || n != 0 {
+			t.Fatalf("empty consumer: %d, %v", n, err)
+		}
+	})
+}
