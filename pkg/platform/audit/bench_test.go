@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -105,8 +106,14 @@ func BenchmarkChange(b *testing.B) {
 
 // grownRows is how many entries BenchmarkAppendGrownLog's logs hold before it appends: enough
 // that the id index spans more pages than one run's appends (a year of a clinic's reads is
-// millions).
-const grownRows = 200_000
+// millions). PMS_BENCH_GROWN_ROWS sets another number.
+var grownRows = 200_000
+
+func init() {
+	if n, err := strconv.Atoi(os.Getenv("PMS_BENCH_GROWN_ROWS")); err == nil && n > 0 {
+		grownRows = n
+	}
+}
 
 // BenchmarkAppendGrownLog measures appends to a log that already holds grownRows entries, with
 // random (version 4) entry ids against the writer's own time-ordered ones (ids.Ordered), and
@@ -169,7 +176,8 @@ func BenchmarkAppendGrownLog(b *testing.B) {
 func grow(b *testing.B, d *db.DB, id func() string) {
 	const page = 5000
 	for start := 1; start <= grownRows; start += page {
-		seqs, idv := make([]int64, page), make([]string, page)
+		n := min(page, grownRows-start+1)
+		seqs, idv := make([]int64, n), make([]string, n)
 		for i := range seqs {
 			seqs[i], idv[i] = int64(start+i), id()
 		}
