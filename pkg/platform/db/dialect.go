@@ -1,6 +1,7 @@
 package db
 
 import (
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -81,6 +82,16 @@ func IsUniqueViolation(err error, name string) bool {
 		}
 	}
 	return false
+}
+
+// Affected returns how many rows the statement that answered res, err changed, the error
+// classified: the Exec-then-RowsAffected pair of a store that counts what it changed.
+func Affected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, Classify(err)
+	}
+	n, err := res.RowsAffected()
+	return n, Classify(err)
 }
 
 // Classify turns a database error into a contract error: a lost connection, a server

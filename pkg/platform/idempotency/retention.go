@@ -29,15 +29,11 @@ func Prune(ctx context.Context, d *db.DB, cutoff time.Time, tables ...string) (i
 		if !tableName.MatchString(t) {
 			return n, fmt.Errorf("idempotency: invalid table name %q", t)
 		}
-		res, err := d.ExecContext(ctx, d.Rebind(`DELETE FROM `+t+` WHERE created_at < ?`), d.Time(cutoff))
-		if err != nil {
-			return n, db.Classify(err)
-		}
-		k, err := res.RowsAffected()
-		if err != nil {
-			return n, db.Classify(err)
-		}
+		k, err := db.Affected(d.ExecContext(ctx, d.Rebind(`DELETE FROM `+t+` WHERE created_at < ?`), d.Time(cutoff)))
 		n += k
+		if err != nil {
+			return n, err
+		}
 	}
 	return n, nil
 }

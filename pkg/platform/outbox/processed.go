@@ -45,17 +45,10 @@ func pruneProcessed(ctx context.Context, d *db.DB, consumer string, keep time.Du
 		SELECT event_id FROM processed_events WHERE consumer = ? AND event_id < ? AND processed_at < ? ORDER BY event_id LIMIT ?)`)
 	var n int64
 	for {
-		res, err := d.ExecContext(ctx, stmt, consumer, consumer, ids.Floor(cutoff), d.Time(cutoff), batch)
-		if err != nil {
-			return n, db.Classify(err)
-		}
-		k, err := res.RowsAffected()
-		if err != nil {
-			return n, db.Classify(err)
-		}
+		k, err := db.Affected(d.ExecContext(ctx, stmt, consumer, consumer, ids.Floor(cutoff), d.Time(cutoff), batch))
 		n += k
-		if k < int64(batch) {
-			return n, nil
+		if err != nil || k < int64(batch) {
+			return n, err
 		}
 	}
 }
