@@ -5,8 +5,10 @@
 -- not add an entry to it: one index fewer written with every audited request. autosummarize
 -- has autovacuum summarize each range as it fills; a range not yet summarized is simply read.
 -- SQLite has no such index and keeps its b-tree.
+-- Building it reads the whole log once while appends wait; on a very large log build it
+-- first by hand without blocking them (docs/operations.md, "Upgrading"), and this finds it.
 DROP INDEX IF EXISTS audit_log_at;
-CREATE INDEX audit_log_at_brin ON audit_log USING brin (at) WITH (autosummarize = on);
+CREATE INDEX IF NOT EXISTS audit_log_at_brin ON audit_log USING brin (at) WITH (autosummarize = on);
 
 -- +goose Down
 DROP INDEX audit_log_at_brin;
