@@ -187,8 +187,9 @@ func NewWriter(d *db.DB, o Options) *Writer {
 }
 
 // Append writes e to the audit log and returns once the transaction holding it has committed,
-// so a request that audits before answering never answers unaudited. It fills ID (a time-ordered UUID, ids.Ordered)
-// and At (now, UTC, microseconds) when empty; Seq and the hashes are always the writer's.
+// so a request that audits before answering never answers unaudited. It fills ID (a
+// time-ordered UUID, ids.Ordered) and At (now, UTC, microseconds) when empty; Seq and the
+// hashes are always the writer's.
 //
 // Errors: InvalidArgument for text the database cannot store; Unavailable when the batch
 // failed (nothing of it was written, the chain is intact, a retry is safe) or the writer is

@@ -17,14 +17,8 @@ import (
 // page already in memory. Use it for audit entries and event ids only: the id tells when
 // it was made, which those rows state anyway; records a user sees (patients, invoices)
 // keep random ids.
-func Ordered() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		// NewV7 fails only when the system's random source does; uuid.NewString panics then too.
-		panic(err)
-	}
-	return id.String()
-}
+// It panics only when the system's random source fails, as uuid.NewString does.
+func Ordered() string { return uuid.Must(uuid.NewV7()).String() }
 
 // Floor returns the smallest ordered id of t's millisecond: every id Ordered made before
 // that millisecond sorts below it, as text and as a uuid. A table keyed by ordered ids finds
