@@ -23,11 +23,11 @@ import (
 // service does not prune, or prunes another table or consumer than its own.
 func TestRetentionRuns(t *testing.T) {
 	const (
-		reply    = `INSERT INTO command_replies (scope, key, request_hash, status, body, created_at) VALUES ('test', ?, 'h', 200, '', ?)`
-		billKey  = `INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at) VALUES ('test', ?, 'h', '{}', ?)`
-		patKey   = `INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) VALUES ('test', ?, 'h', 'r', ?)`
-		replies  = "command_replies"
-		keys     = "idempotency_keys"
+		reply   = `INSERT INTO command_replies (scope, key, request_hash, status, body, created_at) VALUES ('test', ?, 'h', 200, '', ?)`
+		billKey = `INSERT INTO idempotency_keys (scope, key, request_hash, response, created_at) VALUES ('test', ?, 'h', '{}', ?)`
+		patKey  = `INSERT INTO idempotency_keys (scope, key, request_hash, resource_id, created_at) VALUES ('test', ?, 'h', 'r', ?)`
+		replies = "command_replies"
+		keys    = "idempotency_keys"
 	)
 	type kept struct{ table, insert string }
 	services := []struct {
