@@ -152,11 +152,21 @@ func (u *unit) retain(ctx context.Context, tables ...string) {
 // retainProcessed deletes, at start and every hour until ctx ends, the ids of the events
 // consumers applied more than --processed-events-retention before their newest
 // (outbox.PruneProcessed): processed_events would otherwise grow by a row for every event,
-// and every audited read is one for analytics.
+// and every audited read is one for analytics. At start and every day it also deletes the
+// old random ids (outbox.PruneRandomProcessed: those of a database from before issue 20),
+// whose pass reads every random id, young or old.
 func (u *unit) retainProcessed(ctx context.Context, consumers ...string) {
+	passes := 0
 	hourly(ctx, func() {
+		random := passes%24 == 0
+		passes++
 		for _, c := range consumers {
 			n, err := outbox.PruneProcessed(ctx, u.db, c, u.s.processedRetention, time.Now())
+			if random && err == nil {
+				var k int64
+				k, err = outbox.PruneRandomProcessed(ctx, u.db, c, u.s.processedRetention, time.Now())
+				n += k
+			}
 			if err != nil && ctx.Err() == nil {
 				_ = level.Warn(u.logger).Log("msg", "retention: pruning applied event ids failed", "consumer", c, "err", err)
 			} else if n > 0 {

@@ -18,9 +18,10 @@ import (
 // TestRetentionRuns starts each service that keeps stored replies or applied event ids on a
 // database holding rows past their retention and rows within it: stored command replies and
 // idempotency records older than --idempotency-retention (unit.retain), and applied event ids
-// older than --processed-events-retention before the consumer's newest (unit.retainProcessed),
-// both run at start and then hourly. The old rows go, the young ones stay. It fails if a
-// service does not prune, or prunes another table or consumer than its own.
+// (ordered and random) older than --processed-events-retention before the consumer's newest
+// (unit.retainProcessed), all pruned at start and then hourly (random ids daily). The old
+// rows go, the young ones stay. It fails if a service does not prune, or prunes another table
+// or consumer than its own.
 func TestRetentionRuns(t *testing.T) {
 	const (
 		reply   = `INSERT INTO command_replies (scope, key, request_hash, status, body, created_at) VALUES ('test', ?, 'h', 200, '', ?)`
@@ -96,7 +97,7 @@ func TestRetentionRuns(t *testing.T) {
 					for _, e := range []struct {
 						id string
 						at time.Time
-					}{{ids.OrderedAt(old), old}, {young, now}} {
+					}{{ids.OrderedAt(old), old}, {"ffffffff-a-random-id-from-before-issue-20", old}, {young, now}} {
 						exec(`INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?, ?, ?)`, c, e.id, d.Time(e.at))
 					}
 				}

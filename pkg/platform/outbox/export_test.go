@@ -15,5 +15,10 @@ func (r *Relay) Floor() int64 { return r.floor.Load() }
 
 // PruneProcessedBatch is PruneProcessed deleting batch ids a statement, for TestPruneProcessed.
 func PruneProcessedBatch(ctx context.Context, d *db.DB, consumer string, keep time.Duration, now time.Time, batch int) (int64, error) {
-	return pruneProcessed(ctx, d, consumer, keep, now, batch)
+	return pruneProcessed(ctx, d, consumer, keep, now, batch, false)
+}
+
+// PruneRandomProcessedBatch is PruneRandomProcessed deleting batch ids a statement.
+func PruneRandomProcessedBatch(ctx context.Context, d *db.DB, consumer string, keep time.Duration, now time.Time, batch int) (int64, error) {
+	return pruneProcessed(ctx, d, consumer, keep, now, batch, true)
 }

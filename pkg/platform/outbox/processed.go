@@ -28,28 +28,62 @@ const pruneBatch = 5000
 // own last events, so the copies a restore publishes again still find theirs. The rows go by
 // a range of the primary key (consumer, event_id) up to ids.Floor of the cutoff, and only
 // those whose processed_at is as old: every service's events and audit entries carry ordered
-// ids (ids.Ordered) since issue 20, so that range holds every old row of theirs. Random ids
-// recorded before, or chosen by another producer, mostly sort above it and are kept
-// (docs/kafka.md says how to drop them by hand).
+// ids (ids.Ordered) since issue 20, so that range holds every old row of theirs, and a pass
+// reads little more than what it deletes. Random ids sort below that range (one in 160, and
+// go with it) or above it: PruneRandomProcessed deletes those.
 func PruneProcessed(ctx context.Context, d *db.DB, consumer string, keep time.Duration, now time.Time) (int64, error) {
-	return pruneProcessed(ctx, d, consumer, keep, now, pruneBatch)
+	return pruneProcessed(ctx, d, consumer, keep, now, pruneBatch, false)
 }
 
-func pruneProcessed(ctx context.Context, d *db.DB, consumer string, keep time.Duration, now time.Time, batch int) (int64, error) {
+// PruneRandomProcessed deletes, as PruneProcessed counts, the old ids of consumer that sort
+// above every ordered id there can be yet (ids.Floor of tomorrow): random ids, recorded before
+// issue 20 or chosen by another producer. One between the two ranges (about one in 90,000)
+// waits until PruneProcessed's range has risen past it. A pass reads every id of that range,
+// young or old (random ids of every age are interleaved there, and no index on time helps),
+// so it is for a daily pass, not an hourly one; the range is empty once the random ids of an
+// upgraded database have aged out, and the pass then costs one index probe.
+func PruneRandomProcessed(ctx context.Context, d *db.DB, consumer string, keep time.Duration, now time.Time) (int64, error) {
+	return pruneProcessed(ctx, d, consumer, keep, now, pruneBatch, true)
+}
+
+func pruneProcessed(ctx context.Context, d *db.DB, consumer string, keep time.Duration, now time.Time, batch int, random bool) (int64, error) {
 	newest, ok, err := newestProcessed(ctx, d, consumer, now)
 	if err != nil || !ok {
 		return 0, err
 	}
 	cutoff := newest.Add(-keep)
-	stmt := d.Rebind(`DELETE FROM processed_events WHERE consumer = ? AND event_id IN (
-		SELECT event_id FROM processed_events WHERE consumer = ? AND event_id < ? AND processed_at < ? ORDER BY event_id LIMIT ?)`)
+	if random {
+		return pruneRange(ctx, d, consumer, ids.Floor(now.Add(24*time.Hour)), "", cutoff, batch)
+	}
+	return pruneRange(ctx, d, consumer, "", ids.Floor(cutoff), cutoff, batch)
+}
+
+// pruneRange deletes consumer's ids after after (and before before, unless empty) that were
+// processed before cutoff, batch rows a statement. Each batch starts after the last id of
+// the one before, so that no statement reads again the young rows an earlier one passed:
+// in the range above, random ids of every age are interleaved.
+func pruneRange(ctx context.Context, d *db.DB, consumer, after, before string, cutoff time.Time, batch int) (int64, error) {
+	bounds, args := `event_id > ?`, []any{after}
+	if before != "" {
+		bounds, args = bounds+` AND event_id < ?`, append(args, before)
+	}
+	find := d.Rebind(`SELECT count(*), coalesce(max(event_id), '') FROM (SELECT event_id FROM processed_events
+		WHERE consumer = ? AND ` + bounds + ` AND processed_at < ? ORDER BY event_id LIMIT ?) b`)
+	drop := d.Rebind(`DELETE FROM processed_events WHERE consumer = ? AND event_id > ? AND event_id <= ? AND processed_at < ?`)
 	var n int64
 	for {
-		k, err := db.Affected(d.ExecContext(ctx, stmt, consumer, consumer, ids.Floor(cutoff), d.Time(cutoff), batch))
+		var found int
+		var last string
+		row := d.QueryRowxContext(ctx, find, append(append([]any{consumer}, args...), d.Time(cutoff), batch)...)
+		if err := row.Scan(&found, &last); err != nil || found == 0 {
+			return n, db.Classify(err)
+		}
+		k, err := db.Affected(d.ExecContext(ctx, drop, consumer, args[0], last, d.Time(cutoff)))
 		n += k
-		if err != nil || k < int64(batch) {
+		if err != nil || found < batch {
 			return n, err
 		}
+		args[0] = last
 	}
 }
 

@@ -16,9 +16,10 @@ import (
 )
 
 // TestPruneProcessed: PruneProcessed deletes, a batch at a time, exactly the ordered ids the
-// consumer applied more than keep before its newest one (and an id sorting below them that is
-// as old); it keeps the younger ones, random ids above them, another consumer's ids and any
-// row whose processed_at is recent; a pruned id is new
+// consumer applied more than keep before its newest one and the ids sorting below them that
+// are as old, and PruneRandomProcessed the ids above every ordered id (random ones) that are
+// as old, one a batch (each batch starting after the last); they keep the younger ones,
+// another consumer's ids and any row whose processed_at is recent; a pruned id is new
 // again to MarkProcessed and a kept one is still a repeat. In a database whose newest event
 // is older than keep (restored from an old backup) it counts from that event, not from now.
 func TestPruneProcessed(t *testing.T) {
@@ -36,22 +37,29 @@ func TestPruneProcessed(t *testing.T) {
 			return id
 		}
 		var old, kept []string
-		for i := range 6 { // 6 old ordered ids and 1 old low id: pruned in batches of 3 (3 + 3 + 1)
+		for i := range 6 { // 6 old ordered ids and 1 old low id: batches of 3 (3 + 3 + 1)
 			at := now.Add(-keep - day - time.Duration(i)*time.Hour)
 			old = append(old, put("c1", ids.OrderedAt(at), at))
 		}
-		old = append(old, put("c1", "00000000-client-chosen-old", now.Add(-keep-day))) // below the range, applied long ago
+		old = append(old,
+			put("c1", "00000000-client-chosen-old", now.Add(-keep-day)),        // below the range, applied long ago
+			put("c1", "ffffffff-random-before-issue-20", now.Add(-keep-2*day)), // above every ordered id, applied long ago
+			put("c1", randomAbove(now), now.Add(-keep-day)),                    // a random id applied long ago
+		)
 		kept = append(kept,
 			put("c1", ids.OrderedAt(now.Add(-keep+day)), now.Add(-keep+day)), // younger than keep
 			put("c1", ids.OrderedAt(now), now),                               // the newest
 			put("c1", ids.OrderedAt(now.Add(-keep-day)), now.Add(-day)),      // processed recently (a replay)
-			put("c1", uuid.NewString(), now.Add(-keep-day)),                  // a random id, however old
+			put("c1", randomAbove(now), now.Add(-day)),                       // a random id applied recently
 			put("c1", "00000000-client-chosen-new", now.Add(-day)),           // below the range, applied recently
 		)
 		other := put("c2", ids.OrderedAt(now.Add(-keep-day)), now.Add(-keep-day)) // another consumer's
-		n, err := outbox.PruneProcessedBatch(ctx, d, "c1", keep, now, 3)
-		if err != nil || n != int64(len(old)) {
-			t.Fatalf("pruned %d, %v; want %d", n, err, len(old))
+		// The ordered range (and what sorts below it), then the random ids above it.
+		if n, err := outbox.PruneProcessedBatch(ctx, d, "c1", keep, now, 3); err != nil || n != 7 {
+			t.Fatalf("pruned %d, %v; want 7", n, err)
+		}
+		if n, err := outbox.PruneRandomProcessedBatch(ctx, d, "c1", keep, now, 1); err != nil || n != 2 {
+			t.Fatalf("pruned %d random ids, %v; want 2", n, err)
 		}
 		left := func(consumer string) []string {
 			var got []string
@@ -70,7 +78,7 @@ func TestPruneProcessed(t *testing.T) {
 		mark := func(id string) bool {
 			return markInTx(t, d, true, func(tx *sqlx.Tx) (bool, error) { return outbox.MarkProcessed(ctx, tx, d, "c1", id) })
 		}
-		if !mark(old[0]) || !mark(old[6]) || mark(kept[0]) || mark(kept[3]) || mark(kept[4]) {
+		if !mark(old[0]) || !mark(old[6]) || !mark(old[8]) || mark(kept[0]) || mark(kept[3]) || mark(kept[4]) {
 			t.Fatal("a pruned id must be new again, a kept one still a repeat")
 		}
 
@@ -91,4 +99,14 @@ func TestPruneProcessed(t *testing.T) {
 			t.Fatalf("empty consumer: %d, %v", n, err)
 		}
 	})
+}
+
+// randomAbove returns a random (version 4) id that sorts above every ordered id made before
+// tomorrow, as all but about one in 160 do.
+func randomAbove(now time.Time) string {
+	for {
+		if id := uuid.NewString(); id > ids.Floor(now.Add(24*time.Hour)) {
+			return id
+		}
+	}
 }
