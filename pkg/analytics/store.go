@@ -49,13 +49,9 @@ func NewStore(d *db.DB) *Store { return &Store{db: d, now: time.Now} }
 // committed offsets, so the topics are replayed from the earliest offset.
 func (s *Store) Generation(ctx context.Context) (gen string, fresh bool, err error) {
 	// Two replicas starting on one empty database both try; one generation wins.
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO state (id, generation) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`), newGeneration())
+	n, err := db.Affected(s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO state (id, generation) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`), newGeneration()))
 	if err != nil {
-		return "", false, db.Classify(err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return "", false, db.Classify(err)
+		return "", false, err
 	}
 	if err := s.db.GetContext(ctx, &gen, `SELECT generation FROM state WHERE id = 1`); err != nil {
 		return "", false, db.Classify(err)

@@ -52,17 +52,10 @@ func (s *Store) RecordConfidentiality(ctx context.Context, c ConfidentialityChan
 	if c.At.IsZero() {
 		c.At = time.Now()
 	}
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO `+ConfidentialityTable+` (patient_id, restricted, version, changed_at) VALUES (?, ?, ?, ?)
+	n, err := db.Affected(s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO `+ConfidentialityTable+` (patient_id, restricted, version, changed_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (patient_id) DO UPDATE SET restricted = excluded.restricted, version = excluded.version, changed_at = excluded.changed_at
-		WHERE `+ConfidentialityTable+`.version < excluded.version`), pid, c.Restricted, c.Version, s.db.Time(c.At.UTC()))
-	if err != nil {
-		return false, db.Classify(err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, db.Classify(err)
-	}
-	return n == 1, nil
+		WHERE `+ConfidentialityTable+`.version < excluded.version`), pid, c.Restricted, c.Version, s.db.Time(c.At.UTC())))
+	return n == 1, err
 }
 
 // restrictedPatients returns which of patientIDs billing holds as restricted.

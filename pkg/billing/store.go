@@ -112,14 +112,10 @@ func (s *Store) createAccount(ctx context.Context, a Account, m changeMeta, even
 				return nil
 			}
 		}
-		res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO accounts (id, patient_id, status, created_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (patient_id) DO NOTHING`), a.ID, a.PatientID, a.Status, s.db.Time(a.CreatedAt))
+		n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`INSERT INTO accounts (id, patient_id, status, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (patient_id) DO NOTHING`), a.ID, a.PatientID, a.Status, s.db.Time(a.CreatedAt)))
 		if err != nil {
-			return db.Classify(err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return db.Classify(err)
+			return err
 		}
 		if n != 1 {
 			if eventID != "" {

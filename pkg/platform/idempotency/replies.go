@@ -54,9 +54,5 @@ func DeleteMentioning(ctx context.Context, tx *sqlx.Tx, d *db.DB, id string) (in
 	if d.Dialect == db.Postgres {
 		cond = `position(convert_to(?, 'UTF8') in body) > 0`
 	}
-	res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM `+RepliesTable+` WHERE `+cond), id)
-	if err != nil {
-		return 0, db.Classify(err)
-	}
-	return res.RowsAffected()
+	return db.Affected(tx.ExecContext(ctx, tx.Rebind(`DELETE FROM `+RepliesTable+` WHERE `+cond), id))
 }

@@ -252,16 +252,9 @@ func plainHeaders(s string) (h []sarama.RecordHeader, ok bool) {
 // effect and skips the effect when it returns false: so an event delivered twice (the relay
 // and Kafka deliver at least once) is applied once.
 func MarkProcessed(ctx context.Context, tx *sqlx.Tx, d *db.DB, consumer, eventID string) (bool, error) {
-	res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?, ?, ?)
-		ON CONFLICT (consumer, event_id) DO NOTHING`), consumer, eventID, d.Time(time.Now()))
-	if err != nil {
-		return false, db.Classify(err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, db.Classify(err)
-	}
-	return n == 1, nil
+	n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?, ?, ?)
+		ON CONFLICT (consumer, event_id) DO NOTHING`), consumer, eventID, d.Time(time.Now())))
+	return n == 1, err
 }
 
 // MarkProcessedBatch is MarkProcessed for a batch of events in one transaction: it reports,
@@ -376,11 +369,7 @@ func ConsumerOffsets(ctx context.Context, d *db.DB, consumer string) (map[string
 // moment its backup began: what was published while the backup ran, perhaps after the
 // snapshot of a consumer that reads it, is on the topics again even when the topics are new.
 func Republish(ctx context.Context, d *db.DB, since time.Time) (int64, error) {
-	res, err := d.ExecContext(ctx, d.Rebind(`UPDATE outbox SET published_at = NULL WHERE created_at >= ? AND published_at IS NOT NULL`), d.Time(since))
-	if err != nil {
-		return 0, db.Classify(err)
-	}
-	return res.RowsAffected()
+	return db.Affected(d.ExecContext(ctx, d.Rebind(`UPDATE outbox SET published_at = NULL WHERE created_at >= ? AND published_at IS NOT NULL`), d.Time(since)))
 }
 
 // Fence is an interval of a topic whose messages a consumer skips: those with a record

@@ -719,11 +719,7 @@ func (r *Relay) prune(ctx context.Context, now time.Time) (int64, error) {
 	}
 	bound := r.ids[upTo].id
 	r.ids = r.ids[upTo:] // kept: rows it covers may still be pending, and are deleted by the next pass
-	res, err := r.d.ExecContext(ctx, r.d.Rebind(`DELETE FROM `+Table+` WHERE id <= ? AND published_at < ?`), bound, r.d.Time(cutoff))
-	if err != nil {
-		return 0, db.Classify(err)
-	}
-	return res.RowsAffected()
+	return db.Affected(r.d.ExecContext(ctx, r.d.Rebind(`DELETE FROM `+Table+` WHERE id <= ? AND published_at < ?`), bound, r.d.Time(cutoff)))
 }
 
 // Backlog returns the number of events not yet published: outbox rows (those above the
