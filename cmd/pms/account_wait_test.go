@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/pms/pms/pkg/platform/polltest"
 )
 
 // waitAccount polls billing (its base URL: the service's own or the gateway's /api/billing)
@@ -13,7 +15,7 @@ import (
 // bills a patient it has just registered waits for it, with a deadline.
 func waitAccount(t *testing.T, client *http.Client, billingBase, token, id string) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "the billing account of "+id, func() bool {
+	polltest.Until(t, 30*time.Second, "the billing account of "+id, func() bool {
 		resp, b := callWith(t, client, "GET", billingBase+"/accounts?patientId="+id, token, "")
 		var accounts []struct{ ID string }
 		if resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil {

@@ -25,6 +25,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/authz/authztest"
@@ -514,7 +516,7 @@ func (w *attackWorld) setUp() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var accounts []struct{ ID string }
-	waitFor(w.t, 30*time.Second, "p1's billing account", func() bool { // opened after the 201
+	polltest.Until(w.t, 30*time.Second, "p1's billing account", func() bool { // opened after the 201
 		resp, b := w.call("GET", "/api/billing/accounts?patientId="+w.p1, w.bill, "")
 		if resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil {
 			w.t.Fatalf("account: %d %s", resp.StatusCode, b)

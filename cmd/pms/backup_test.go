@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/patient"
 	"github.com/pms/pms/pkg/platform/authz"
@@ -164,7 +166,7 @@ func TestBackupRestore(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 30*time.Second, "the load to create 100 patients", func() bool { return created.Load() >= 100 })
+	polltest.Until(t, 30*time.Second, "the load to create 100 patients", func() bool { return created.Load() >= 100 })
 	mu.Lock()
 	ackedBefore = make(map[string]string, len(acked))
 	for id, mrn := range acked {
@@ -181,7 +183,7 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("logout after the backup: %d %s", resp.StatusCode, b)
 	}
 	duringBackup := created.Load()
-	waitFor(t, 30*time.Second, "the load to go on after the backup", func() bool { return created.Load() >= duringBackup+50 })
+	polltest.Until(t, 30*time.Second, "the load to go on after the backup", func() bool { return created.Load() >= duringBackup+50 })
 	close(stopLoad)
 	wg.Wait()
 	if n := failed.Load(); n != 0 {
@@ -270,7 +272,7 @@ func TestBackupRestore(t *testing.T) {
 			}
 			pd.Close()
 			var ghosts int
-			waitFor(t, 60*time.Second, "a billing account for every restored patient", func() bool {
+			polltest.Until(t, 60*time.Second, "a billing account for every restored patient", func() bool {
 				bd, err := db.Open(context.Background(), "sqlite://"+filepath.Join(dataDir, "billing.db"), "billing")
 				if err != nil {
 					return false
@@ -345,18 +347,6 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("restore in place: %v\n%s", err, out)
 	}
 	t.Run("in place", func(t *testing.T) { check(t, w.dataDir) })
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // listing names every file under dir (the lock, SQLite's companions and the broker's aside).
@@ -581,7 +571,7 @@ func TestConsumerResumesFromItsOwnOffsets(t *testing.T) {
 				t.Fatalf("create: %d %v", code, err)
 			}
 		}
-		waitFor(t, 30*time.Second, "billing's consumer to apply every patient event", func() bool { return count(processed) == to })
+		polltest.Until(t, 30*time.Second, "billing's consumer to apply every patient event", func() bool { return count(processed) == to })
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -601,7 +591,7 @@ func TestConsumerResumesFromItsOwnOffsets(t *testing.T) {
 		t.Fatalf("%d accounts in the earlier copy", n)
 	}
 	_, stop := w.start(w.dataDir)
-	waitFor(t, 30*time.Second, "the accounts of the patients registered since the copy", func() bool {
+	polltest.Until(t, 30*time.Second, "the accounts of the patients registered since the copy", func() bool {
 		return count(`SELECT count(*) FROM accounts`) == 6 && count(processed) == 6
 	})
 	if err := stop(); err != nil {
@@ -675,14 +665,14 @@ func TestScheduledBackups(t *testing.T) {
 		return names
 	}
 	var first string
-	waitFor(t, 30*time.Second, "a scheduled backup", func() bool {
+	polltest.Until(t, 30*time.Second, "a scheduled backup", func() bool {
 		if n := backups(); len(n) > 0 {
 			first = n[0]
 			return true
 		}
 		return false
 	})
-	waitFor(t, 30*time.Second, "the first backup to be pruned", func() bool {
+	polltest.Until(t, 30*time.Second, "the first backup to be pruned", func() bool {
 		n := backups()
 		for _, name := range n {
 			if name == first {
@@ -718,7 +708,7 @@ func TestScheduledBackups(t *testing.T) {
 	}
 	f, stopF := startPMS(t, allAddrs, allArgs(t, "", "--data-dir="+t.TempDir(), "--backup-every=100ms", "--backup-dir="+notADir,
 		"--backup-recipient="+w.recipient)...)
-	waitFor(t, 30*time.Second, "a failed backup to be counted", func() bool {
+	polltest.Until(t, 30*time.Second, "a failed backup to be counted", func() bool {
 		return metric(t, f["gateway/admin"], "pms_backup_failures_total") >= 2
 	})
 	if v := metric(t, f["gateway/admin"], "pms_backup_last_success_timestamp_seconds"); v != 0 {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/pms/pms/pkg/patient"
 )
 
@@ -59,7 +61,7 @@ func restrictedBillingOverTLS(t *testing.T, certs string, extra []string) {
 		t.Fatalf("register: %d %s", code, b)
 	}
 	// The account is opened after the 201 (docs/billing.md): the invoice waits for it.
-	waitFor(t, 30*time.Second, "the invoice of a just registered patient", func() bool {
+	polltest.Until(t, 30*time.Second, "the invoice of a just registered patient", func() bool {
 		code, b = do("POST", "/api/billing/invoices", admin,
 			`{"patientId":"`+p.ID+`","currency":"EUR","dueDate":"2026-12-31","lines":[{"description":"Consultation","quantity":1,"unitAmount":4000}]}`)
 		if code != 201 && code != 404 {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/google/uuid"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
@@ -281,7 +283,7 @@ func TestAllWithBilling(t *testing.T) {
 			}
 			// The account is opened after the registration answered (docs/billing.md): poll.
 			var accounts []billing.Account
-			waitFor(t, 30*time.Second, "the new patient's billing account", func() bool {
+			polltest.Until(t, 30*time.Second, "the new patient's billing account", func() bool {
 				accounts = nil
 				code := doJSONAs(t, tok, "GET", billingURL+"/accounts?patientId="+p.ID, nil, &accounts)
 				if code != 200 {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/patient"
@@ -48,7 +50,7 @@ func TestMergeJourney(t *testing.T) {
 
 	// An invoice for the duplicate (its account is opened at registration or from the topic).
 	var inv billing.Invoice
-	waitFor(t, 60*time.Second, "the duplicate's invoice", func() bool {
+	polltest.Until(t, 60*time.Second, "the duplicate's invoice", func() bool {
 		resp, b := call(t, "POST", gw+"/api/billing/invoices", admin,
 			`{"patientId":"`+dup.ID+`","currency":"EUR","dueDate":"2030-01-01","lines":[{"description":"Visit","quantity":1,"unitAmount":4200}]}`)
 		return resp.StatusCode == 201 && json.Unmarshal(b, &inv) == nil
@@ -133,7 +135,7 @@ func TestMergeJourney(t *testing.T) {
 	}
 
 	// Billing moves the invoice; analytics counts one live patient fewer.
-	waitFor(t, 60*time.Second, "the invoice under the survivor", func() bool {
+	polltest.Until(t, 60*time.Second, "the invoice under the survivor", func() bool {
 		got := invoicesOf(survivor.ID)
 		return len(got) == 1 && got[0].ID == inv.ID
 	})
@@ -159,7 +161,7 @@ func TestMergeJourney(t *testing.T) {
 	if resp, b := callWith(t, noRedirect, "GET", dp, doc, ""); resp.StatusCode != 200 || !strings.Contains(string(b), "Secole") {
 		t.Fatalf("GET after unmerge: %d %s", resp.StatusCode, b)
 	}
-	waitFor(t, 60*time.Second, "the invoice back under the duplicate", func() bool {
+	polltest.Until(t, 60*time.Second, "the invoice back under the duplicate", func() bool {
 		got := invoicesOf(dup.ID)
 		return len(got) == 1 && got[0].ID == inv.ID
 	})

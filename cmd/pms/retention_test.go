@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/billing"
 	"github.com/pms/pms/pkg/platform/broker/brokertest"
@@ -104,7 +106,7 @@ func TestRetentionRuns(t *testing.T) {
 
 				_, stop = startPMS(t, svc.addrs, args...)
 				defer stop()
-				waitFor(t, 30*time.Second, "the rows past their retention to be pruned", func() bool {
+				polltest.Until(t, 30*time.Second, "the rows past their retention to be pruned", func() bool {
 					for _, k := range svc.kept {
 						if count(`SELECT count(*) FROM `+k.table+` WHERE scope = 'test'`) != 1 {
 							return false

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/pms/pms/pkg/analytics"
 	"github.com/pms/pms/pkg/auth"
 	"github.com/pms/pms/pkg/billing"
@@ -319,7 +321,7 @@ func TestRoleMatrix(t *testing.T) {
 	}
 	w.patient = w.createAsAdmin("patient", "/patients", `{"name":"Matrix","email":"shared@example.org","address":"1 Main St","dateOfBirth":"1980-01-01"}`)
 	var accounts []struct{ ID string }
-	waitFor(t, 30*time.Second, "the shared patient's billing account", func() bool { // opened after the 201
+	polltest.Until(t, 30*time.Second, "the shared patient's billing account", func() bool { // opened after the 201
 		resp, b := call(t, "GET", w.base["billing"]+"/accounts?patientId="+w.patient, w.tokens[authz.RoleAdmin], "")
 		if resp.StatusCode != 200 || json.Unmarshal(b, &accounts) != nil {
 			t.Fatalf("the shared patient's billing account: %d %s", resp.StatusCode, b)

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/ops/cluster"
 	"github.com/pms/pms/pkg/platform/audit"
@@ -61,19 +63,6 @@ func setupWith(t *testing.T, o cluster.Options) *suite {
 		t.Fatal(err)
 	}
 	return &suite{c: c, token: token, dbURL: dbURL}
-}
-
-// waitUntil polls cond until it holds, failing the test after within.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval of a deadline-bound wait
-	}
-	return time.Since(start)
 }
 
 func (l *ledger) acks() int {
@@ -167,7 +156,7 @@ func (s *suite) verifyAudit(t *testing.T, l *ledger) {
 		}
 		// Entries a change recorded in its own transaction while the writer could not chain
 		// them are chained by the writer's own round, within seconds of the database's return.
-		waitUntil(t, 30*time.Second, service+"'s pending audit entries chained", func() bool {
+		polltest.Until(t, 30*time.Second, service+"'s pending audit entries chained", func() bool {
 			var n int
 			return d.GetContext(ctx, &n, `SELECT count(*) FROM `+audit.PendingTable) == nil && n == 0
 		})
@@ -266,7 +255,7 @@ func TestBrokerStopped(t *testing.T) {
 	s := setup(t)
 	l := newLedger()
 	w := startWriter(s.c, s.token, 4, l)
-	waitUntil(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 50 })
+	polltest.Until(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 50 })
 	broker := s.c.Proc("broker")
 	if code, err := broker.Term(30 * time.Second); err != nil || code != 0 {
 		t.Fatalf("broker stop: %d %v", code, err)
@@ -278,7 +267,7 @@ func TestBrokerStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	waitUntil(t, 30*time.Second, "writes after the broker returned", func() bool { return l.acks() >= before+during+50 })
+	polltest.Until(t, 30*time.Second, "writes after the broker returned", func() bool { return l.acks() >= before+during+50 })
 	w.stop()
 	if during == 0 {
 		t.Errorf("no write succeeded while the broker was down")
@@ -299,7 +288,7 @@ func TestBillingStopped(t *testing.T) {
 	s := setup(t)
 	l := newLedger()
 	w := startWriter(s.c, s.token, 4, l)
-	waitUntil(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 20 })
+	polltest.Until(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 20 })
 	billing := s.c.Proc("billing")
 	if code, err := billing.Term(30 * time.Second); err != nil || code != 0 {
 		t.Fatalf("billing stop: %d %v", code, err)
@@ -322,7 +311,7 @@ func TestBillingStopped(t *testing.T) {
 		pending[id] = true
 	}
 	total := len(pending)
-	waitUntil(t, 60*time.Second, "a billing account for every patient", func() bool {
+	polltest.Until(t, 60*time.Second, "a billing account for every patient", func() bool {
 		for id := range pending {
 			code, b, err := s.c.Do(context.Background(), s.token, http.MethodGet, "/api/billing/accounts?patientId="+url.QueryEscape(id), nil)
 			if err == nil && code == http.StatusOK && strings.Contains(string(b), id) {
@@ -343,18 +332,18 @@ func TestPatientKilled(t *testing.T) {
 	s := setup(t)
 	l := newLedger()
 	w := startWriter(s.c, s.token, 8, l)
-	waitUntil(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 300 })
+	polltest.Until(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 300 })
 	p := s.c.Proc("patient")
 	p.Kill()
-	waitUntil(t, 30*time.Second, "clients noticing the outage", func() bool { return l.count(not2xxOr(http.StatusPreconditionFailed)) > 0 })
+	polltest.Until(t, 30*time.Second, "clients noticing the outage", func() bool { return l.count(not2xxOr(http.StatusPreconditionFailed)) > 0 })
 	restart := time.Now()
 	if err := p.Restart(s.c.Bin, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "a 2xx after the restart", func() bool { return l.lastSuccess().After(restart) })
+	polltest.Until(t, 30*time.Second, "a 2xx after the restart", func() bool { return l.lastSuccess().After(restart) })
 	recovery := time.Since(restart)
 	before := l.acks()
-	waitUntil(t, 30*time.Second, "writes after the restart", func() bool { return l.acks() >= before+300 })
+	polltest.Until(t, 30*time.Second, "writes after the restart", func() bool { return l.acks() >= before+300 })
 	w.stop()
 	if missing := stored(t, s.c, s.token, l); len(missing) > 0 {
 		t.Errorf("%d acknowledged changes not stored, e.g. %v", len(missing), missing[:min(3, len(missing))])
@@ -382,13 +371,13 @@ func TestReplicasKilled(t *testing.T) {
 	s := setupWith(t, cluster.Options{Replicas: map[string]int{"patient": 2, "billing": 2}, DatabaseConns: 4})
 	l := newLedger()
 	w := startWriter(s.c, s.token, 8, l)
-	waitUntil(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 300 })
+	polltest.Until(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 300 })
 	failedBefore := l.count(not2xxOr())
 	killed := time.Now()
 	s.c.Proc("patient-2").Kill()
 	s.c.Proc("billing-2").Kill()
 	before := l.acks()
-	waitUntil(t, 60*time.Second, "writes through the surviving replicas", func() bool { return l.acks() >= before+300 })
+	polltest.Until(t, 60*time.Second, "writes through the surviving replicas", func() bool { return l.acks() >= before+300 })
 	w.stop()
 	// Recovery: from the kill to the last failed answer (0 when no client saw one).
 	recovery := time.Duration(0)
@@ -416,7 +405,7 @@ func TestReplicasKilled(t *testing.T) {
 	}
 	defer d.Close()
 	var withoutAccount, extraAccounts int
-	waitUntil(t, 90*time.Second, "every patient's billing account", func() bool {
+	polltest.Until(t, 90*time.Second, "every patient's billing account", func() bool {
 		if err := d.GetContext(context.Background(), &withoutAccount, `SELECT count(*) FROM patient.patients p
 			WHERE NOT EXISTS (SELECT 1 FROM billing.accounts a WHERE a.patient_id = p.id)`); err != nil {
 			t.Fatal(err)
@@ -474,21 +463,21 @@ func TestPostgresConnectionsKilled(t *testing.T) {
 	}
 	l := newLedger()
 	w := startWriter(s.c, s.token, 8, l)
-	waitUntil(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 300 })
+	polltest.Until(t, 30*time.Second, "writes before the fault", func() bool { return l.acks() >= 300 })
 	killed := 0
 	for range 3 {
 		killed += terminate()
 		before := l.acks()
-		waitUntil(t, 30*time.Second, "writes between kills", func() bool { return l.acks() >= before+200 })
+		polltest.Until(t, 30*time.Second, "writes between kills", func() bool { return l.acks() >= before+200 })
 	}
 	allow(false)
 	killed += terminate()
 	<-time.After(down) // the outage itself
 	allow(true)
 	last := time.Now()
-	recovery := waitUntil(t, 60*time.Second, "a 2xx after the database returned", func() bool { return l.lastSuccess().After(last) })
+	recovery := polltest.Until(t, 60*time.Second, "a 2xx after the database returned", func() bool { return l.lastSuccess().After(last) })
 	before := l.acks()
-	waitUntil(t, 30*time.Second, "writes after the outage", func() bool { return l.acks() >= before+200 })
+	polltest.Until(t, 30*time.Second, "writes after the outage", func() bool { return l.acks() >= before+200 })
 	w.stop()
 	for _, name := range cluster.Order {
 		if p := s.c.Proc(name); !p.Running() || p.Pid() != pids[name] {
@@ -574,14 +563,14 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 				}
 				return code, b, err
 			}, 16, l)
-			waitUntil(t, 30*time.Second, "writes before the signal", func() bool { return l.acks() >= 300 })
+			polltest.Until(t, 30*time.Second, "writes before the signal", func() bool { return l.acks() >= 300 })
 			signalled := time.Now()
 			code, err := s.c.Proc(target).Term(30 * time.Second)
 			took := time.Since(signalled)
 			if err != nil || code != 0 {
 				t.Errorf("exit after SIGTERM: %d %v", code, err)
 			}
-			waitUntil(t, 30*time.Second, "clients refused at connect", func() bool { return l.count(func(c int) bool { return c == refused }) > 0 })
+			polltest.Until(t, 30*time.Second, "clients refused at connect", func() bool { return l.count(func(c int) bool { return c == refused }) > 0 })
 			if err := s.c.Proc(target).Restart(s.c.Bin, 60*time.Second); err != nil {
 				t.Fatal(err)
 			}

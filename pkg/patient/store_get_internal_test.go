@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/google/uuid"
 	"github.com/pms/pms/migrations"
 	"github.com/pms/pms/pkg/platform/db"
@@ -64,7 +66,7 @@ func TestGetBatchServesEachItsOwn(t *testing.T) {
 				answers[i].p, answers[i].err = s.get(ctx, id)
 			}()
 		}
-		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == len(asked) })
+		polltest.Until(t, 10*time.Second, "the reads queued", func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == len(asked) })
 		// An id in another spelling is read on its own, as before batching: it answers while
 		// the queue is still held (joining it would wait, and on PostgreSQL fail the batch).
 		short, cancelShort := context.WithTimeout(ctx, 5*time.Second)
@@ -98,7 +100,7 @@ func TestGetBatchServesEachItsOwn(t *testing.T) {
 			}
 		}
 		// The runner stops once it finds the queue empty (it may still be finishing).
-		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.running == 0 && len(b.queue) == 0 })
+		polltest.Until(t, 10*time.Second, "the batcher idle", func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.running == 0 && len(b.queue) == 0 })
 	})
 }
 
@@ -155,7 +157,7 @@ func TestGetBatchReadsItsOwnWrites(t *testing.T) {
 		// and the 59 checked ones), and the statements that served them, once the reads
 		// their callers gave up on have been served too.
 		b := s.reads
-		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.running == 0 && len(b.queue) == 0 })
+		polltest.Until(t, 10*time.Second, "the batcher idle", func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.running == 0 && len(b.queue) == 0 })
 		reg := prometheus.NewRegistry()
 		s.RegisterReadMetrics(reg)
 		got := map[string]float64{}
@@ -186,7 +188,7 @@ func TestGetBatchCallerGivesUp(t *testing.T) {
 		gone, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		go func() { _, err := s.get(gone, ids[0]); errc <- err }()
-		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 1 })
+		polltest.Until(t, 10*time.Second, "one read queued", func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 1 })
 		cancel()
 		if err := <-errc; errs.KindOf(err) != errs.Canceled {
 			t.Fatalf("a gone caller: %v (%s)", err, errs.KindOf(err))
@@ -200,7 +202,7 @@ func TestGetBatchCallerGivesUp(t *testing.T) {
 			p, err := s.get(context.Background(), ids[1])
 			okc <- answer{p, err}
 		}()
-		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 2 })
+		polltest.Until(t, 10*time.Second, "two reads queued", func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 2 })
 		b.mu.Lock()
 		b.running = 1
 		b.mu.Unlock()
@@ -209,18 +211,6 @@ func TestGetBatchCallerGivesUp(t *testing.T) {
 			t.Fatalf("the read queued beside it: %+v, %v", a.p, a.err)
 		}
 	})
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // TestGetBatchLoneReadHandsOver: reads that queue behind a lone read (one run at once on its
@@ -245,11 +235,11 @@ func TestGetBatchLoneReadHandsOver(t *testing.T) {
 		go func() { p, err := s.get(context.Background(), id); answers <- answer{p, err} }()
 	}
 	ask(ids[0]) // the lone read: it waits for the connection
-	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.running == 1 })
+	polltest.Until(t, 10*time.Second, "the lone read running", func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.running == 1 })
 	for _, id := range ids[1:] {
 		ask(id)
 	}
-	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == len(ids)-1 })
+	polltest.Until(t, 10*time.Second, "the other reads queued", func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == len(ids)-1 })
 	_ = tx.Rollback()
 	seen := map[string]bool{}
 	for range ids {

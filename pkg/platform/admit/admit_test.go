@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/pms/pms/pkg/platform/admit"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,18 +23,6 @@ func held(release <-chan struct{}) func(ctx context.Context, req any) (any, erro
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-	}
-}
-
-// poll waits until cond holds, failing after 10 s.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -54,11 +44,11 @@ func TestLimiter(t *testing.T) {
 	for range 2 {
 		go func() { _, err := e(context.Background(), nil); results <- err }()
 	}
-	poll(t, "two calls in flight", func() bool { return testutil.ToFloat64(m.InFlight("patient")) == 2 })
+	polltest.Until(t, 10*time.Second, "two calls in flight", func() bool { return testutil.ToFloat64(m.InFlight("patient")) == 2 })
 
 	// The third waits in line...
 	go func() { _, err := e(context.Background(), nil); results <- err }()
-	poll(t, "a call in line", func() bool { return testutil.ToFloat64(m.Waiting("patient")) == 1 })
+	polltest.Until(t, 10*time.Second, "a call in line", func() bool { return testutil.ToFloat64(m.Waiting("patient")) == 1 })
 	// ...one whose deadline has passed is shed at once...
 	past, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
@@ -69,7 +59,7 @@ func TestLimiter(t *testing.T) {
 	gone, giveUp := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() { _, err := e(gone, nil); gaveUp <- err }()
-	poll(t, "a second call in line", func() bool { return testutil.ToFloat64(m.Waiting("patient")) == 2 })
+	polltest.Until(t, 10*time.Second, "a second call in line", func() bool { return testutil.ToFloat64(m.Waiting("patient")) == 2 })
 	giveUp()
 	if err := <-gaveUp; errs.KindOf(err) != errs.Canceled {
 		t.Fatalf("caller gone while in line: %v, want canceled", err)
@@ -92,7 +82,7 @@ func TestLimiter(t *testing.T) {
 	defer close(block)
 	s := admit.New(admit.Options{Name: "billing", Limit: 1, MaxWait: 20 * time.Millisecond, Metrics: m}).Middleware()(held(block))
 	go func() { _, _ = s(context.Background(), nil) }()
-	poll(t, "billing's place taken", func() bool { return testutil.ToFloat64(m.InFlight("billing")) == 1 })
+	polltest.Until(t, 10*time.Second, "billing's place taken", func() bool { return testutil.ToFloat64(m.InFlight("billing")) == 1 })
 	if _, err := s(context.Background(), nil); errs.KindOf(err) != errs.Unavailable {
 		t.Fatalf("call that found no place within MaxWait: %v, want unavailable", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
@@ -24,17 +26,6 @@ func rowsIn(t *testing.T, d *db.DB, table string) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestChangeRecordsItsOwnEntry: a change's transaction (InTx under WithPending) records its
@@ -103,7 +94,7 @@ func TestPendingMovedByTheWriter(t *testing.T) {
 			}
 		}
 		newWriter(t, d, Options{MoveInterval: 10 * time.Millisecond})
-		waitFor(t, "the pending entries to be chained", func() bool { return rowsIn(t, d, DefaultTable) == 30 })
+		polltest.Until(t, 10*time.Second, "the pending entries to be chained", func() bool { return rowsIn(t, d, DefaultTable) == 30 })
 		if n := rowsIn(t, d, PendingTable); n != 0 {
 			t.Fatalf("%d entries still pending", n)
 		}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pms/pms/pkg/platform/polltest"
+
 	"github.com/golang-jwt/jwt/v4"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/authz/authztest"
@@ -314,7 +316,7 @@ func TestJWKSFetchNeverStallsVerification(t *testing.T) {
 	}
 	// The shared fetch has begun and hangs, and every caller is on its way to it (one that
 	// arrives only after the release may start a fetch of its own: the bound below allows it).
-	waitFor(t, func() bool { return srv.fetches.Load() >= 2 && started.Load() == 50 })
+	polltest.Until(t, 10*time.Second, "two fetches and 50 callers", func() bool { return srv.fetches.Load() >= 2 && started.Load() == 50 })
 	done := make(chan error, 1)
 	go func() { _, err := v.Verify(ctx, tok); done <- err }()
 	select {
@@ -399,8 +401,8 @@ func TestJWKSFirstCallersShareTheFetch(t *testing.T) {
 	errc := make(chan error, 40)
 	verify := func() { _, err := v.Verify(context.Background(), tok); errc <- err }
 	go verify()
-	waitFor(t, func() bool { return srv.fetches.Load() >= 1 }) // the first fetch is in flight, held
-	for range 39 {                                             // these arrive while it is: none may be refused for it
+	polltest.Until(t, 10*time.Second, "the first fetch", func() bool { return srv.fetches.Load() >= 1 }) // the first fetch is in flight, held
+	for range 39 {                                                                                       // these arrive while it is: none may be refused for it
 		go verify()
 	}
 	// A refused caller answers at once; one waiting for the fetch answers only after the
@@ -435,17 +437,5 @@ func TestServiceSubjectNeedsItsCertificate(t *testing.T) {
 	user := authz.WithToken(context.Background(), is.Token(t, "u1", authz.RoleClinician))
 	if _, err := e(user, nil); err != nil {
 		t.Errorf("a user's token without a certificate: %v", err)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 10 s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
