@@ -18,7 +18,8 @@ import (
 // TestPruneProcessed: PruneProcessed deletes, a batch at a time, exactly the ordered ids the
 // consumer applied more than keep before its newest one and the ids sorting below them that
 // are as old, and PruneRandomProcessed the ids above every ordered id (random ones) that are
-// as old, one a batch (each batch starting after the last); they keep the younger ones,
+// as old, one a batch (several batches; that each starts after the last, which keeps a pass
+// linear, is a cost no assertion here sees); they keep the younger ones,
 // another consumer's ids and any row whose processed_at is recent; a pruned id is new
 // again to MarkProcessed and a kept one is still a repeat. In a database whose newest event
 // is older than keep (restored from an old backup) it counts from that event, not from now.
