@@ -49,3 +49,40 @@ func BenchmarkCountedRangeSearch(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSearchRecentTerm is the first page of a term that only the newest records match (a
+// name registered again and again of late, not among the older records): the search's count
+// finds more than ExactCountLimit matches and their first page lies past the reach of a walk,
+// so it is looked up through the trigram indexes within the found range, which reads every
+// match. Its cost grows with the matches (docs/kafka.md, issue 20 item 7): this benchmark
+// prints it for 1,100 and 4,400 of them, after 20,000 older records.
+func BenchmarkSearchRecentTerm(b *testing.B) {
+	d := dbtest.Open(b, db.Postgres, migrations.Patient(), patient.DatabaseOptions()...)
+	ctx := context.Background()
+	const older = 20000
+	if err := patient.NewStore(d).Seed(ctx, older+4400, 3, nil); err != nil {
+		b.Fatal(err)
+	}
+	s := newBenchService(b, d, false)
+	actx := observe.WithTransport(ctxAs("bench"), "http")
+	q := patient.ListQuery{Q: "zebedee", Limit: 20}
+	for _, recent := range []int{1100, 4400} {
+		if _, err := d.ExecContext(ctx, `UPDATE patients SET name = 'Zebedee Quux' WHERE seq > $1 AND seq <= $2`, older, older+recent); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := d.ExecContext(ctx, `VACUUM ANALYZE patients`); err != nil { // as autovacuum would
+			b.Fatal(err)
+		}
+		page, err := s.List(actx, q)
+		if err != nil || len(page.Patients) != 20 || !page.TotalEstimated {
+			b.Fatalf("%d recent: %d patients of %d (estimated %v), %v", recent, len(page.Patients), page.Total, page.TotalEstimated, err)
+		}
+		b.Run(fmt.Sprintf("recent=%d", recent), func(b *testing.B) {
+			for b.Loop() {
+				if page, err := s.List(actx, q); err != nil || len(page.Patients) != 20 {
+					b.Fatalf("search: %d, %v", len(page.Patients), err)
+				}
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,10 @@ var (
 	seedStreets = strings.Fields(`Main Oak Elm Station Mill Church Park Harbour Market Chapel Bridge Meadow`)
 	seedCities  = strings.Fields(`Leeds Lyon Porto Gdansk Utrecht Aarhus Graz Turin Malmo Cork`)
 )
+
+// SeedNames returns the given and family names Seed draws from, so that a load test
+// registers and searches for patients of the seeded population (ops/soak).
+func SeedNames() (given, family []string) { return slices.Clone(seedFirst), slices.Clone(seedLast) }
 
 // Seed registers n synthetic patients straight through the store (benchmarks and demos:
 // `pms seed --patients N`): realistic names, unique emails, addresses and dates of birth from a
