@@ -31,7 +31,8 @@ import (
 // config is the run's shape, from the environment.
 type config struct {
 	peak     time.Duration // closed-loop probe of the peak throughput
-	duration time.Duration // open-loop soak at half the peak
+	duration time.Duration // open-loop soak at load times the peak
+	load     float64       // the share of the probe's peak the soak offers (SOAK_LOAD)
 	interval time.Duration // one row of figures per interval
 	refresh  time.Duration // how often the access token is refreshed
 	csvPath  string
@@ -48,6 +49,7 @@ const (
 	seedInvoices = 60  // billing steps run while seeding, so invoices exist to read
 	peakWorkers  = 32  // closed-loop workers of the peak probe
 	soakWorkers  = 64  // the open loop's pool: more than enough at half the peak
+	defaultLoad  = 0.5 // the share of the peak offered when SOAK_LOAD is not set
 	// lateAfter is how far behind its schedule a request may leave before it counts as late
 	// (the dispatcher ticks every 5 ms).
 	lateAfter = 100 * time.Millisecond
@@ -70,7 +72,7 @@ func loadConfig(t *testing.T) config {
 	// The access token lives 15 minutes; it is refreshed well before, with the refresh token
 	// as a client would (a login would also spike auth's memory with the password hash, in
 	// the middle of the RSS figures). The smoke run refreshes often to exercise it.
-	cfg := config{smoke: os.Getenv("SOAK_DURATION") == "", refresh: 5 * time.Minute}
+	cfg := config{smoke: os.Getenv("SOAK_DURATION") == "", refresh: 5 * time.Minute, load: defaultLoad}
 	if cfg.smoke {
 		cfg.peak = cluster.EnvDuration(t, "SOAK_PEAK_DURATION", 10*time.Second)
 		cfg.duration = 30 * time.Second
@@ -88,6 +90,13 @@ func loadConfig(t *testing.T) config {
 	}
 	if os.Getenv("SOAK_RETENTION") != "" {
 		cfg.retention = cluster.EnvDuration(t, "SOAK_RETENTION", 0)
+	}
+	if v := os.Getenv("SOAK_LOAD"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f > 1 {
+			t.Fatalf("SOAK_LOAD: want a share of the peak in (0, 1], got %q", v)
+		}
+		cfg.load = f
 	}
 	if v := os.Getenv("SOAK_PATIENTS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -174,7 +183,7 @@ func TestSoak(t *testing.T) {
 	closedLoop(ctx, r, peakWorkers, cfg.peak)
 	probe := peakSt.swap()
 	peak := float64(probe.requests) / time.Since(start).Seconds()
-	rate := peak / 2
+	rate := peak * cfg.load
 	t.Logf("peak probe: %d workers, %s, %d requests, %.0f req/s, %d errors, p50 %s ms, p99 %s ms; soak at %.0f req/s for %s",
 		peakWorkers, cfg.peak, probe.requests, peak, probe.errors, ms(percentile(probe.lat, 0.50)), ms(percentile(probe.lat, 0.99)), rate, cfg.duration)
 	if probe.errors > 0 {
@@ -275,6 +284,7 @@ type row struct {
 	cpu map[string]time.Duration
 	// walPerReq and commitsPerReq are the database's WAL bytes and commits per request.
 	walPerReq, commitsPerReq float64
+	busy                     float64 // the machine's CPU busy in the interval, percent (-1: unknown)
 }
 
 // cpuNames are the processes whose CPU per request the soak reports: the cluster's and
@@ -325,7 +335,7 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 	for _, name := range cpuNames {
 		header = append(header, "cpu_us_per_req_"+name)
 	}
-	header = append(header, "wal_bytes_per_req", "commits_per_req")
+	header = append(header, "wal_bytes_per_req", "commits_per_req", "machine_busy_pct")
 	_ = w.Write(header)
 	t.Logf("%8s %9s %9s %8s %6s %6s %5s %8s %8s %8s %8s %8s %8s %9s %8s", "interval", "elapsed", "requests", "req/s", "errors", "late", "412", "p50ms", "p99ms",
 		"broker", "auth", "billing", "patient", "analytics", "gateway")
@@ -410,7 +420,7 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		iv := st.swap()
 		cpuNow := cpuUse(r.c)
 		rw := row{index: i, elapsed: now.Sub(start), length: now.Sub(prev), iv: iv,
-			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss, cpu: cpuPerRequest(cpuPrev, cpuNow, iv.requests)}
+			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss, cpu: cpuPerRequest(cpuPrev, cpuNow, iv.requests), busy: machineBusy(cpuPrev, cpuNow)}
 		cpuPrev = cpuNow
 		dbNow := sampleDB(ctx, pg)
 		if dbNow.wal > 0 && dbPrev.wal > 0 && iv.requests > 0 {
@@ -433,7 +443,7 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 			line = append(line, us)
 			cpuLine = append(cpuLine, name+" "+us)
 		}
-		line = append(line, fmt.Sprintf("%.0f", rw.walPerReq), fmt.Sprintf("%.2f", rw.commitsPerReq))
+		line = append(line, fmt.Sprintf("%.0f", rw.walPerReq), fmt.Sprintf("%.2f", rw.commitsPerReq), fmt.Sprintf("%.0f", rw.busy))
 		_ = w.Write(line)
 		w.Flush()
 		if err := w.Error(); err != nil {
@@ -442,7 +452,7 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		t.Logf("%8d %8.0fs %9d %8.1f %6d %6d %5d %8s %8s %8s %8s %8s %8s %9s %8s", i, rw.elapsed.Seconds(), iv.requests, rps, iv.errors, iv.late,
 			iv.conflicts, ms(rw.p50), ms(rw.p99), mib(rw.rss["broker"]), mib(rw.rss["auth"]), mib(rw.rss["billing"]),
 			mib(rw.rss["patient"]), mib(rw.rss["analytics"]), mib(rw.rss["gateway"]))
-		t.Logf("%8d per request: CPU µs %s; WAL %.0f bytes, %.2f commits", i, strings.Join(cpuLine, ", "), rw.walPerReq, rw.commitsPerReq)
+		t.Logf("%8d per request: CPU µs %s; WAL %.0f bytes, %.2f commits; machine %.0f%% busy", i, strings.Join(cpuLine, ", "), rw.walPerReq, rw.commitsPerReq, rw.busy)
 		if iv.requests == 0 {
 			t.Errorf("interval %d: no request completed (a hang?)", i)
 		}
@@ -507,8 +517,8 @@ func summarize(t *testing.T, cfg config, rows []row) {
 		}
 		t.Logf("%-10s %12d %12d %7.2fx", name, a.Microseconds(), b.Microseconds(), ratio)
 	}
-	t.Logf("per request, interval %d -> %d: WAL %.0f -> %.0f bytes, commits %.2f -> %.2f",
-		first.index, last.index, first.walPerReq, last.walPerReq, first.commitsPerReq, last.commitsPerReq)
+	t.Logf("per request, interval %d -> %d: WAL %.0f -> %.0f bytes, commits %.2f -> %.2f; machine %.0f%% -> %.0f%% busy",
+		first.index, last.index, first.walPerReq, last.walPerReq, first.commitsPerReq, last.commitsPerReq, first.busy, last.busy)
 	warm, end := rows[0], rows[len(rows)-1]
 	steady := rows[min(2, len(rows)-1)]
 	t.Logf("%-10s %14s %12s %10s %9s %9s", "RSS MiB", "after warm-up", "interval "+strconv.Itoa(steady.index), "end", "Δ warm", "Δ steady")

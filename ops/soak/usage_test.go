@@ -46,6 +46,10 @@ func procCPU(pid int) time.Duration {
 type cpuSample struct {
 	procs map[string]time.Duration
 	pg    map[int]time.Duration
+	// busy and total are the machine's CPU ticks so far, all of them and the ones not idle
+	// (/proc/stat): the share of the machine the run keeps busy, which says whether its
+	// latency is the platform's or the queue of a saturated machine.
+	busy, total uint64
 }
 
 // cpuUse takes a cpuSample.
@@ -66,7 +70,39 @@ func cpuUse(c *cluster.Cluster) cpuSample {
 			s.pg[pid] = procCPU(pid)
 		}
 	}
+	s.busy, s.total = machineTicks()
 	return s
+}
+
+// machineTicks reads the machine's CPU ticks from /proc/stat's first line: all of them, and
+// those not idle or waiting for I/O. Zero when it cannot be read.
+func machineTicks() (busy, total uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseUint(v, 10, 64)
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
+}
+
+// machineBusy is the share of the machine's CPU time busy between two samples, in percent;
+// -1 when unknown.
+func machineBusy(before, after cpuSample) float64 {
+	if after.total <= before.total || after.busy < before.busy {
+		return -1
+	}
+	return 100 * float64(after.busy-before.busy) / float64(after.total-before.total)
 }
 
 // cpuPerRequest is the CPU time each process (cpuNames; "postgres" for all of PostgreSQL's)
