@@ -1,5 +1,5 @@
 // Package soak_test is the load and soak run of issue 9: the platform as separate `pms`
-// processes (ops/cluster) on PostgreSQL, a mixed workload through the gateway at half of
+// processes (ops/cluster) on PostgreSQL, a mixed workload through the gateway at a share of
 // the measured peak for a while, and per-interval figures (throughput, errors, p50/p99,
 // every process's RSS) printed and written as CSV.
 //
@@ -49,7 +49,13 @@ const (
 	seedInvoices = 60  // billing steps run while seeding, so invoices exist to read
 	peakWorkers  = 32  // closed-loop workers of the peak probe
 	soakWorkers  = 64  // the open loop's pool: more than enough at half the peak
-	defaultLoad  = 0.5 // the share of the peak offered when SOAK_LOAD is not set
+	// defaultLoad is the share of the peak offered when SOAK_LOAD is not set. The probe's
+	// closed loop of 32 workers batches more (audit entries, commits, Kafka records) than a
+	// steady load does, so it overstates what the machine sustains: at half of it this
+	// 2-core machine ran 95-98% busy, where a 3% change in CPU per request doubles the
+	// queue and p99 measures the run queue, not the platform (issue 20 item 7, nineteenth
+	// session: 2.1-3.4x over 30 minutes with CPU per request flat); at 0.35, 80-88%.
+	defaultLoad = 0.35
 	// lateAfter is how far behind its schedule a request may leave before it counts as late
 	// (the dispatcher ticks every 5 ms).
 	lateAfter = 100 * time.Millisecond
@@ -113,7 +119,7 @@ func loadConfig(t *testing.T) config {
 }
 
 // TestSoak starts the platform, seeds it, measures the peak with closed-loop workers, then
-// offers half of that rate open-loop for the duration, reporting every interval. It fails
+// offers defaultLoad (SOAK_LOAD) of that rate open-loop for the duration, reporting every interval. It fails
 // on any error (5xx, transport error, timeout, unexpected 4xx), on an interval in which no
 // request completed (a hang), on a process that died, and, for runs of 10 minutes or more,
 // on a service whose RSS grew more than 10% from the steady state to the end, or on a
@@ -500,11 +506,17 @@ func summarize(t *testing.T, cfg config, rows []row) {
 	t.Logf("total: %d requests in %s (%.1f req/s), %d errors, %d late, %d conflicts (412)",
 		tot.requests, soaked.Round(time.Second), float64(tot.requests)/soaked.Seconds(), tot.errors, tot.late, tot.conflicts)
 	first, last := rows[1], rows[len(rows)-1]
-	t.Logf("%-17s %8s %8s %8s   %8s %8s %8s", "by operation", "n int.1", "p50ms", "p99ms", "n int."+strconv.Itoa(last.index), "p50ms", "p99ms")
+	// p99 last/first is issue 20 item 7's criterion (at most 1.5), read off the report, not
+	// asserted: a latency depends on what else the machine runs.
+	t.Logf("%-17s %8s %8s %8s   %8s %8s %8s %9s", "by operation", "n int.1", "p50ms", "p99ms", "n int."+strconv.Itoa(last.index), "p50ms", "p99ms", "p99 ratio")
 	for _, o := range append([]string{"reread-patient"}, opNames()...) {
 		a, b := first.iv.byOp[o], last.iv.byOp[o]
-		t.Logf("%-17s %8d %8s %8s   %8d %8s %8s", o, len(a), ms(percentile(a, 0.5)), ms(percentile(a, 0.99)),
-			len(b), ms(percentile(b, 0.5)), ms(percentile(b, 0.99)))
+		ratio := "-"
+		if pa := percentile(a, 0.99); pa > 0 && len(b) > 0 {
+			ratio = fmt.Sprintf("%.2fx", float64(percentile(b, 0.99))/float64(pa))
+		}
+		t.Logf("%-17s %8d %8s %8s   %8d %8s %8s %9s", o, len(a), ms(percentile(a, 0.5)), ms(percentile(a, 0.99)),
+			len(b), ms(percentile(b, 0.5)), ms(percentile(b, 0.99)), ratio)
 	}
 	// CPU per request does not move when other tenants load the machine, as latency does:
 	// growth here is the platform doing more work for the same request.
