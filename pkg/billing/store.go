@@ -366,11 +366,12 @@ func (s *Store) selectByInvoice(ctx context.Context, q querier, dest any, column
 
 // byInvoiceQuery is selectByInvoice's statement and arguments. On PostgreSQL each id is
 // looked up on its own, through the index that leads with invoice_id, whatever the
-// statistics say: written as an IN list, a page of 20 invoices on tables never analysed (a
-// new database; autovacuum off) was planned as a sequential scan, costed at 0.5% of the
-// rows an id, and read every line and payment (6-10 ms a call after 30 minutes of the soak,
-// issue 20 item 7). OFFSET 0 keeps the lateral subquery from being flattened into a join the
-// planner may hash.
+// statistics say, so a page costs its invoices and not the tables: written as an IN list, a
+// page of 20 at a thousand invoices was planned as sequential scans of both tables, with
+// statistics or without (TestDetailsPlanWithoutStatistics), and the eighteenth session's
+// soak measured these reads at 6-10 ms a call after 30 minutes (issue 20 item 7; not
+// reproduced since). OFFSET 0 keeps the lateral subquery from being flattened into a join
+// the planner may hash.
 func (s *Store) byInvoiceQuery(columns, table, order string, ids []string) (string, []any, error) {
 	if s.db.Dialect == db.Postgres {
 		return `SELECT ` + prefixed("r.", columns) + ` FROM unnest(?::uuid[]) AS k(id) CROSS JOIN LATERAL
