@@ -97,8 +97,8 @@ faults:
 	set -o pipefail; FAULTS_BROKER_DOWN=30s FAULTS_BILLING_DOWN=30s FAULTS_PG_DOWN=30s $(GO) test -count=1 -v -timeout 30m ./ops/faults/ | tee faults.out | grep -E '^(=== RUN|--- |ok|FAIL)|FIGURES'
 
 ## soak: every service a separate process on PostgreSQL, a mixed load through the gateway at 0.35
-## of the measured peak (SOAK_LOAD) for DURATION; per-interval req/s, errors, late, p50/p99 and each process's
-## RSS, printed and written to soak.csv. SOAK_INTERVAL (default 1m), SOAK_PEAK_DURATION (20s);
+## of the measured peak (SOAK_LOAD) for DURATION; per-interval req/s, errors, late, p50/p99,
+## each process's RSS and the machine's busy share, printed and written to soak.csv. SOAK_INTERVAL (default 1m), SOAK_PEAK_DURATION (20s);
 ## raise SOAK_TIMEOUT for runs over 1h45m. SOAK_PATIENTS=N bulk-seeds N patients first,
 ## SOAK_RETENTION=2m shortens the command/reply/dead-letter retention; heap profiles of patient,
 ## billing and analytics (minute 2, end) go next to soak.csv.

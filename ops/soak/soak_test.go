@@ -54,7 +54,7 @@ const (
 	// steady load does, so it overstates what the machine sustains: at half of it this
 	// 2-core machine ran 95-98% busy, where a 3% change in CPU per request doubles the
 	// queue and p99 measures the run queue, not the platform (issue 20 item 7, nineteenth
-	// session: 2.1-3.4x over 30 minutes with CPU per request flat); at 0.35, 80-88%.
+	// session: 2.1-3.4x over 30 minutes with CPU per request flat); at 0.35, 79-88%.
 	defaultLoad = 0.35
 	// lateAfter is how far behind its schedule a request may leave before it counts as late
 	// (the dispatcher ticks every 5 ms).
@@ -119,11 +119,12 @@ func loadConfig(t *testing.T) config {
 }
 
 // TestSoak starts the platform, seeds it, measures the peak with closed-loop workers, then
-// offers defaultLoad (SOAK_LOAD) of that rate open-loop for the duration, reporting every interval. It fails
-// on any error (5xx, transport error, timeout, unexpected 4xx), on an interval in which no
-// request completed (a hang), on a process that died, and, for runs of 10 minutes or more,
-// on a service whose RSS grew more than 10% from the steady state to the end, or on a
-// broker that grew by more than brokerBytesPerRecord per record it retained since minute 2.
+// offers defaultLoad (SOAK_LOAD) of that rate open-loop for the duration, reporting every
+// interval. It fails on any error (5xx, transport error, timeout, unexpected 4xx), on an
+// interval in which no request completed (a hang), on a process that died, and, for runs of
+// 10 minutes or more, on a service whose RSS grew more than 10% from the steady state to the
+// end, or on a broker that grew by more than brokerBytesPerRecord per record it retained
+// since minute 2.
 func TestSoak(t *testing.T) {
 	cfg := loadConfig(t)
 	tail := cluster.NewTail(300)

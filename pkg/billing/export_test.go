@@ -9,11 +9,8 @@ import (
 // the lines', then the payments'.
 func DetailPlans(ctx context.Context, s *Store, ids []string) ([]string, error) {
 	var plans []string
-	for _, r := range []struct{ columns, table, order string }{
-		{lineColumns, "invoice_lines", "invoice_id, line_no"},
-		{paymentColumns, "payments", "seq"},
-	} {
-		query, args, err := s.byInvoiceQuery(r.columns, r.table, r.order, ids)
+	for _, r := range []detailRead{lineRead, paymentRead} {
+		query, args, err := s.byInvoiceQuery(r, ids)
 		if err != nil {
 			return nil, err
 		}

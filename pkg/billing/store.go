@@ -319,10 +319,14 @@ type paymentRow struct {
 	At        db.Timestamp `db:"at"`
 }
 
-// lineColumns and paymentColumns are what loadDetails reads of an invoice's lines and payments.
-const (
-	lineColumns    = "invoice_id, description, quantity, unit_amount, amount"
-	paymentColumns = "invoice_id, id, amount, method, at"
+// detailRead is one of loadDetails' reads: the columns of table's rows for some invoices, in
+// order.
+type detailRead struct{ columns, table, order string }
+
+// lineRead and paymentRead are what loadDetails reads of an invoice's lines and payments.
+var (
+	lineRead    = detailRead{"invoice_id, description, quantity, unit_amount, amount", "invoice_lines", "invoice_id, line_no"}
+	paymentRead = detailRead{"invoice_id, id, amount, method, at", "payments", "seq"}
 )
 
 // loadDetails fills the lines and payments of invs, in order, with one query each.
@@ -337,7 +341,7 @@ func (s *Store) loadDetails(ctx context.Context, q querier, invs []Invoice) erro
 		index[inv.ID] = i
 	}
 	var lines []lineRow
-	if err := s.selectByInvoice(ctx, q, &lines, lineColumns, "invoice_lines", "invoice_id, line_no", ids); err != nil {
+	if err := s.selectByInvoice(ctx, q, &lines, lineRead, ids); err != nil {
 		return err
 	}
 	for _, l := range lines {
@@ -345,7 +349,7 @@ func (s *Store) loadDetails(ctx context.Context, q querier, invs []Invoice) erro
 		inv.Lines = append(inv.Lines, Line{Description: l.Description, Quantity: l.Quantity, UnitAmount: l.UnitAmount, Amount: l.Amount})
 	}
 	var pays []paymentRow
-	if err := s.selectByInvoice(ctx, q, &pays, paymentColumns, "payments", "seq", ids); err != nil {
+	if err := s.selectByInvoice(ctx, q, &pays, paymentRead, ids); err != nil {
 		return err
 	}
 	for _, p := range pays {
@@ -355,9 +359,9 @@ func (s *Store) loadDetails(ctx context.Context, q querier, invs []Invoice) erro
 	return nil
 }
 
-// selectByInvoice reads columns of table's rows for the invoices ids into dest, in order.
-func (s *Store) selectByInvoice(ctx context.Context, q querier, dest any, columns, table, order string, ids []string) error {
-	query, args, err := s.byInvoiceQuery(columns, table, order, ids)
+// selectByInvoice reads r for the invoices ids into dest.
+func (s *Store) selectByInvoice(ctx context.Context, q querier, dest any, r detailRead, ids []string) error {
+	query, args, err := s.byInvoiceQuery(r, ids)
 	if err != nil {
 		return err
 	}
@@ -372,12 +376,12 @@ func (s *Store) selectByInvoice(ctx context.Context, q querier, dest any, column
 // soak measured these reads at 6-10 ms a call after 30 minutes (issue 20 item 7; not
 // reproduced since). OFFSET 0 keeps the lateral subquery from being flattened into a join
 // the planner may hash.
-func (s *Store) byInvoiceQuery(columns, table, order string, ids []string) (string, []any, error) {
+func (s *Store) byInvoiceQuery(r detailRead, ids []string) (string, []any, error) {
 	if s.db.Dialect == db.Postgres {
-		return `SELECT ` + prefixed("r.", columns) + ` FROM unnest(?::uuid[]) AS k(id) CROSS JOIN LATERAL
-			(SELECT * FROM ` + table + ` WHERE invoice_id = k.id OFFSET 0) AS r ORDER BY ` + prefixed("r.", order), []any{ids}, nil
+		return `SELECT ` + prefixed("r.", r.columns) + ` FROM unnest(?::uuid[]) AS k(id) CROSS JOIN LATERAL
+			(SELECT * FROM ` + r.table + ` WHERE invoice_id = k.id OFFSET 0) AS r ORDER BY ` + prefixed("r.", r.order), []any{ids}, nil
 	}
-	query, args, err := sqlx.In(`SELECT `+columns+` FROM `+table+` WHERE invoice_id IN (?) ORDER BY `+order, ids)
+	query, args, err := sqlx.In(`SELECT `+r.columns+` FROM `+r.table+` WHERE invoice_id IN (?) ORDER BY `+r.order, ids)
 	if err != nil {
 		return "", nil, errs.Wrap(errs.Internal, "internal error", err)
 	}
