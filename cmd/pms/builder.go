@@ -12,7 +12,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
-	"github.com/jmoiron/sqlx"
 	"github.com/oklog/run"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/authz"
@@ -65,9 +64,9 @@ type unit struct {
 	// writer is the audit writer (audit).
 	writer     *audit.Writer
 	startRelay func()
-	// auditHook, when set before audit, wraps the writer's AfterBatch hook (the patient
-	// service's disclosure rows, written in the batch transaction).
-	auditHook func(next func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error) func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error
+	// auditWire, when set before audit, adds to the writer's options (the patient service's
+	// disclosures: its AfterBatch hook and the entry columns, patient.Disclosures.Wire).
+	auditWire func(o *audit.Options)
 	consumers []func(g *run.Group)
 	// sharedDB is whether the database is the shared --database-url's (on PostgreSQL, one
 	// cluster with the other services' schemas, recovered with them to one point).
@@ -223,8 +222,8 @@ func (u *unit) audit(table string, ob *outbox.Outbox) (*audit.Writer, error) {
 		}
 		o.Checkpoint = audit.CheckpointHook(ob, u.name, keys)
 	}
-	if u.auditHook != nil {
-		o.AfterBatch = u.auditHook(o.AfterBatch)
+	if u.auditWire != nil {
+		u.auditWire(&o)
 	}
 	u.writer = audit.NewWriter(u.db, o)
 	u.m.closers.add(u.writer.Close)

@@ -122,7 +122,7 @@ func buildPatient(ctx context.Context, s settings, c patientConfig) (*module, er
 		_ = level.Info(u.logger).Log("msg", "duplicate-matching keys back-filled", "records", n)
 	}
 	disclosures := patient.NewDisclosures(u.db)
-	u.auditHook = disclosures.Hook
+	u.auditWire = disclosures.Wire
 	writer, err := u.audit(patient.AuditTable, store.Outbox())
 	if err != nil {
 		return u.fail(err)

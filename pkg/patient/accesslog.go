@@ -103,15 +103,20 @@ func (s *Store) accessLog(ctx context.Context, pid string, before int64, limit i
 		page = `SELECT g.entry_seq, j.key + 1 AS position, g.transport, g.emergency
 		FROM audit_disclosure_pages g, json_each(g.patient_ids) j WHERE j.value = ? AND ? <> ''`
 	}
-	bound, args := "", []any{pid, pid, pid}
+	// An entry that disclosed exactly its subject keeps its disclosure in its own row
+	// (migration 00032, Disclosures.Wire), found by audit_log_subject.
+	entry := `SELECT seq AS entry_seq, 0 AS position, disclosed_via AS transport, disclosed_emergency AS emergency
+		FROM ` + AuditTable + ` WHERE subject_id = ? AND disclosed_via IS NOT NULL`
+	bound, args := "", []any{pid, pid, pid, pid}
 	if before > 0 {
 		bound = ` AND entry_seq < ?`
-		args = []any{pid, before, pid, pid, before}
+		args = []any{pid, before, pid, pid, before, pid, before}
 	}
 	q := `SELECT d.entry_seq, a.id, a.at, a.actor, a.role, a.action, a.outcome, d.position, a.request_id,
 		a.client_address, d.transport, d.emergency
 		FROM (SELECT entry_seq, position, transport, emergency FROM audit_disclosures WHERE patient_id = ?` + bound + `
-			UNION ALL SELECT * FROM (` + page + `) p WHERE 1 = 1` + bound + `) d
+			UNION ALL SELECT * FROM (` + page + `) p WHERE 1 = 1` + bound + `
+			UNION ALL SELECT * FROM (` + entry + `) e WHERE 1 = 1` + bound + `) d
 		JOIN ` + AuditTable + ` a ON a.seq = d.entry_seq
 		ORDER BY d.entry_seq DESC LIMIT ?`
 	args = append(args, limit+1)

@@ -232,46 +232,52 @@ func TestBreakGlass(t *testing.T) {
 // break-glass grant as emergency (the holder's read and update), and only those: the
 // creator's registration and a normal record's reads are not.
 func TestEmergencyInAccessLog(t *testing.T) {
-	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
-		disc := patient.NewDisclosures(d)
-		w := audit.NewWriter(d, audit.Options{Table: patient.AuditTable, AfterBatch: disc.Hook(nil)})
-		t.Cleanup(func() { _ = w.Close(context.Background()) })
-		s := patient.NewService(patient.NewStore(d), w, patient.Options{Disclosures: disc})
-		admin, doc := ctxRole("admin-1", authz.RoleAdmin), ctxRole("doc-1", authz.RoleClinician)
-		p, err := s.Create(doc, req(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Get(doc, p.ID); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.SetConfidentiality(admin, patient.ConfidentialityRequest{ID: p.ID, Confidentiality: patient.ConfidentialityRestricted}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.BreakGlass(doc, patient.BreakGlassRequest{ID: p.ID, Reason: "unconscious patient in A&E"}); err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Get(doc, p.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := req(1)
-		if _, err := s.Update(doc, patient.UpdateRequest{ID: p.ID, Name: "Changed In A&E", Email: u.Email, Address: u.Address, DateOfBirth: u.DateOfBirth, IfMatch: got.Version}); err != nil {
-			t.Fatal(err)
-		}
-		page, err := s.AccessLog(admin, patient.AccessLogQuery{PatientID: p.ID})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var seen []string
-		for _, r := range page.Records { // newest first
-			seen = append(seen, r.Action+"/"+map[bool]string{true: "emergency", false: "normal"}[r.Emergency])
-		}
-		want := "update/emergency,read/emergency,read/normal,create/normal"
-		if strings.Join(seen, ",") != want {
-			t.Fatalf("access log %v, want %s", seen, want)
-		}
-	})
+	for _, wire := range []bool{false, true} { // disclosure rows; reads kept in their entries
+		t.Run(map[bool]string{false: "rows", true: "entries"}[wire], func(t *testing.T) {
+			dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) { emergencyInAccessLog(t, d, wire) })
+		})
+	}
+}
+
+// emergencyInAccessLog is TestEmergencyInAccessLog on d, the writer wired as disclosingWriter says.
+func emergencyInAccessLog(t *testing.T, d *db.DB, wire bool) {
+	t.Helper()
+	disc := patient.NewDisclosures(d)
+	s := patient.NewService(patient.NewStore(d), disclosingWriter(t, d, disc, wire), patient.Options{Disclosures: disc})
+	admin, doc := ctxRole("admin-1", authz.RoleAdmin), ctxRole("doc-1", authz.RoleClinician)
+	p, err := s.Create(doc, req(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(doc, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetConfidentiality(admin, patient.ConfidentialityRequest{ID: p.ID, Confidentiality: patient.ConfidentialityRestricted}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BreakGlass(doc, patient.BreakGlassRequest{ID: p.ID, Reason: "unconscious patient in A&E"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(doc, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := req(1)
+	if _, err := s.Update(doc, patient.UpdateRequest{ID: p.ID, Name: "Changed In A&E", Email: u.Email, Address: u.Address, DateOfBirth: u.DateOfBirth, IfMatch: got.Version}); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.AccessLog(admin, patient.AccessLogQuery{PatientID: p.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, r := range page.Records { // newest first
+		seen = append(seen, r.Action+"/"+map[bool]string{true: "emergency", false: "normal"}[r.Emergency])
+	}
+	want := "update/emergency,read/emergency,read/normal,create/normal"
+	if strings.Join(seen, ",") != want {
+		t.Fatalf("wire %v: access log %v, want %s", wire, seen, want)
+	}
 }
 
 // TestGrantCheckedAgainInTheTransaction: an update or a delete under a grant that expires

@@ -30,8 +30,27 @@ import (
 // (or not at all); the Writer's batching is untouched.
 type Disclosures struct {
 	dialect db.Dialect
+	// inEntry: the writer stores EntryColumns (Wire), so a single-record access is kept in
+	// its own entry's row instead of a disclosure row. Set before the writer starts.
+	inEntry bool
 	mu      sync.Mutex
 	pending map[string]disclosure // by entry id, until the batch holding the entry commits
+}
+
+// EntryColumns are the columns of audit_log (migration 00032) that make an entry its own
+// disclosure: how the request arrived, and whether it was a break-glass access. Set only on
+// an entry that disclosed exactly its subject.
+var EntryColumns = []string{"disclosed_via", "disclosed_emergency"}
+
+// Wire gives the audit writer's options what the recorder needs: the hook that writes the
+// disclosure rows in the batch transaction (before next, o's AfterBatch) and the entry
+// columns, so that a single-record access (a read) costs its chained entry only, not a
+// second row and index entry beside it. A writer built with Hook alone (no entry columns)
+// gets a row for every disclosure, as before migration 00032.
+func (d *Disclosures) Wire(o *audit.Options) {
+	d.inEntry = true
+	o.ExtraColumns = append(o.ExtraColumns, EntryColumns...)
+	o.AfterBatch = d.Hook(o.AfterBatch)
 }
 
 // disclosure is what an entry disclosed: the patients (in the order returned), how the
@@ -152,13 +171,19 @@ func (l disclosingLog) Settle(ctx context.Context) error {
 	return err
 }
 
+// via is the transport a disclosure records: how the user reached the platform, not the
+// gateway's hop; "internal" for the platform's own calls.
+func via(ctx context.Context) string {
+	if t := observe.Origin(ctx); t != "" {
+		return t
+	}
+	return "internal"
+}
+
 // register keeps dis for the hook until the entry id is chained (or pendingTTL passes).
 func (l disclosingLog) register(ctx context.Context, id string, dis disclosure) {
 	dis.emergency = isEmergency(ctx)
-	dis.transport = observe.Origin(ctx) // how the user reached the platform, not the gateway's hop
-	if dis.transport == "" {
-		dis.transport = "internal"
-	}
+	dis.transport = via(ctx)
 	dis.added = time.Now()
 	l.d.mu.Lock()
 	for id, p := range l.d.pending {
@@ -181,6 +206,11 @@ func (l disclosingLog) Append(ctx context.Context, e audit.Entry) error {
 		dis.patients = []string{e.SubjectID}
 	}
 	if len(dis.patients) == 0 && !dis.search {
+		return l.inner.Append(ctx, e)
+	}
+	if l.d.inEntry && !dis.search && len(dis.patients) == 1 && dis.patients[0] == e.SubjectID {
+		// The entry names the one record it disclosed: it is its own disclosure row.
+		e.Extra = []any{via(ctx), isEmergency(ctx)}
 		return l.inner.Append(ctx, e)
 	}
 	if e.ID == "" {
@@ -214,6 +244,9 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries [
 		d.mu.Lock()
 		for i := range entries {
 			e := &entries[i]
+			if e.Extra != nil {
+				continue // its own disclosure (Wire): the entry's row holds it
+			}
 			dis, ok := d.pending[e.ID]
 			if !ok {
 				// A change's entry the writer moved late (after an outage, a restart, or past

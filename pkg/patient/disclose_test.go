@@ -2,6 +2,7 @@ package patient_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/pms/pms/migrations"
@@ -14,13 +15,27 @@ import (
 	"github.com/pms/pms/pkg/platform/observe"
 )
 
+// disclosingWriter is an audit writer carrying disc: wired as cmd/pms wires it
+// (Disclosures.Wire: a single-record access kept in its entry's row), or with the hook alone
+// (every disclosure a row of its own, as before migration 00032).
+func disclosingWriter(t *testing.T, d *db.DB, disc *patient.Disclosures, wire bool) *audit.Writer {
+	t.Helper()
+	o := audit.Options{Table: patient.AuditTable, AfterBatch: disc.Hook(nil)}
+	if wire {
+		o = audit.Options{Table: patient.AuditTable}
+		disc.Wire(&o)
+	}
+	w := audit.NewWriter(d, o)
+	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	return w
+}
+
 // newDisclosingService is newService with the disclosure hook on its audit writer and a
 // search key, as cmd/pms wires it.
 func newDisclosingService(t *testing.T, d *db.DB) patient.Service {
 	t.Helper()
 	disc := patient.NewDisclosures(d)
-	w := audit.NewWriter(d, audit.Options{Table: patient.AuditTable, AfterBatch: disc.Hook(nil)})
-	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	w := disclosingWriter(t, d, disc, true)
 	key, err := patient.LoadSearchKey(t.TempDir() + "/search.key")
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +135,99 @@ func TestSearchShowsInAccessLog(t *testing.T) {
 			t.Fatalf("disclosures of an unknown id: %d, %v", stray, err)
 		}
 		if rep, err := audit.Verify(context.Background(), d, patient.AuditTable); err != nil || !rep.OK {
+			t.Fatalf("chain = %+v, %v", rep, err)
+		}
+	})
+}
+
+// TestReadIsItsOwnDisclosure: with the writer wired (Disclosures.Wire), a read's disclosure is
+// kept in its chained entry (disclosed_via, disclosed_emergency) and writes no
+// audit_disclosures row; the access log shows it beside the reads recorded as rows before
+// (a writer with the hook alone, as before migration 00032), each exactly once, newest first,
+// with its transport, and pages across both kinds. A read of another record and a read that
+// found nothing disclose nothing of this patient.
+func TestReadIsItsOwnDisclosure(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		bg := context.Background()
+		key := []byte("0123456789abcdef0123456789abcdef")
+		// Two services over one database, one after the other: the old wiring, then the new.
+		oldDisc := patient.NewDisclosures(d)
+		oldW := disclosingWriter(t, d, oldDisc, false)
+		old := patient.NewService(patient.NewStore(d), oldW, patient.Options{Disclosures: oldDisc, SearchKey: key})
+		doc := observe.WithTransport(ctxAs("clin1"), "http")
+		p, err := old.Create(doc, req(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := old.Create(doc, req(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.Get(observe.WithTransport(ctxAs("clin2"), "kafka"), p.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := oldW.Close(bg); err != nil {
+			t.Fatal(err)
+		}
+		newDisc := patient.NewDisclosures(d)
+		s := patient.NewService(patient.NewStore(d), disclosingWriter(t, d, newDisc, true), patient.Options{Disclosures: newDisc, SearchKey: key})
+		if _, err := s.Get(observe.WithTransport(ctxAs("clin3"), "grpc"), p.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(doc, other.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(doc, "7b0c2f8e-9a51-4a7e-8a3e-0f1d2c3b4a59"); errs.KindOf(err) != errs.NotFound {
+			t.Fatalf("get unknown: %v", err)
+		}
+
+		// The new read: no row, its entry annotated. The old read and the create: rows.
+		var rows, annotated int
+		if err := d.GetContext(bg, &rows, d.Rebind(`SELECT count(*) FROM audit_disclosures WHERE patient_id = ?`), p.ID); err != nil || rows != 2 {
+			t.Fatalf("disclosure rows = %d, %v; want 2 (the create and the read before Wire)", rows, err)
+		}
+		var via string
+		if err := d.GetContext(bg, &via, d.Rebind(`SELECT disclosed_via FROM audit_log WHERE subject_id = ? AND disclosed_via IS NOT NULL`), p.ID); err != nil || via != "grpc" {
+			t.Fatalf("annotated entry: via %q, %v; want one, grpc", via, err)
+		}
+		if err := d.GetContext(bg, &annotated, `SELECT count(*) FROM audit_log WHERE disclosed_via IS NOT NULL`); err != nil || annotated != 2 {
+			t.Fatalf("annotated entries = %d, %v; want 2 (a read of each record)", annotated, err)
+		}
+
+		admin := authz.WithPrincipal(bg, authz.Principal{Subject: "priv1", Role: authz.RolePrivacy})
+		page, err := s.AccessLog(admin, patient.AccessLogQuery{PatientID: p.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		for _, r := range page.Records {
+			if r.Position != 0 || r.Emergency || r.Outcome != audit.OutcomeSuccess {
+				t.Fatalf("record = %+v", r)
+			}
+			seen = append(seen, r.Action+"/"+r.Actor+"/"+r.Transport)
+		}
+		if want := "read/clin3/grpc,read/clin2/kafka,create/clin1/http"; strings.Join(seen, ",") != want {
+			t.Fatalf("access log %v, want %s", seen, want)
+		}
+		// One record a page: the token crosses from the entry's own row to the older rows.
+		var paged []string
+		token := ""
+		for range 4 {
+			pg, err := s.AccessLog(admin, patient.AccessLogQuery{PatientID: p.ID, Limit: 1, PageToken: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range pg.Records {
+				paged = append(paged, r.Actor)
+			}
+			if token = pg.NextPageToken; token == "" {
+				break
+			}
+		}
+		if strings.Join(paged, ",") != "clin3,clin2,clin1" {
+			t.Fatalf("paged access log %v", paged)
+		}
+		if rep, err := audit.Verify(bg, d, patient.AuditTable); err != nil || !rep.OK {
 			t.Fatalf("chain = %+v, %v", rep, err)
 		}
 	})

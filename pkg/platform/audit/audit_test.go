@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -700,7 +701,7 @@ func TestList(t *testing.T) {
 					t.Fatalf("%s: entry %d at %v, want %v", name, i, g.At, x.At)
 				}
 				g.At, x.At = time.Time{}, time.Time{}
-				if g != x {
+				if !reflect.DeepEqual(g, x) {
 					t.Fatalf("%s: entry %d = %+v, want %+v", name, i, g, x)
 				}
 			}

@@ -44,6 +44,11 @@ type Options struct {
 	// with the entries as stored (seq and hashes filled). The outbox uses it to write one
 	// audit event per entry in the same transaction; an error rolls the whole batch back.
 	AfterBatch func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error
+	// ExtraColumns names columns of the service's own that its migrations add to Table
+	// (nullable): each row inserted also gets its entry's Extra values there. The patient
+	// service keeps a read's disclosure in its entry this way instead of a row of another
+	// table. NewWriter panics on a name that is not a plain identifier.
+	ExtraColumns []string
 	// AfterCommit, when set, runs after each batch has committed (the outbox's Wake, so its
 	// relay publishes the batch's events at once).
 	AfterCommit func()
@@ -91,6 +96,8 @@ type Writer struct {
 	rowsPerStmt int
 	tailSQL     string
 	insertSQL   map[int]string // by row count; touched only by the writer goroutine
+	// extra is Options.ExtraColumns: what an INSERT adds to columns, and each row's Extra.
+	extra []string
 
 	mu     sync.RWMutex // guards closed and sends on reqs against close(reqs)
 	closed bool
@@ -147,6 +154,11 @@ func NewWriter(d *db.DB, o Options) *Writer {
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()
 	}
+	for _, c := range o.ExtraColumns {
+		if !tableName.MatchString(c) {
+			panic(errs.Newf(errs.Internal, "audit: invalid extra column name %q", c))
+		}
+	}
 	maxParams := postgresMaxParams
 	if d.Dialect == db.SQLite {
 		maxParams = sqliteMaxParams
@@ -161,7 +173,8 @@ func NewWriter(d *db.DB, o Options) *Writer {
 		logger:      log.With(o.Logger, "component", "audit", "table", table),
 		metrics:     newMetrics(o.Registerer, o.Service),
 		lockKey:     lockKey(d.Schema, table),
-		rowsPerStmt: maxParams / numColumns,
+		rowsPerStmt: maxParams / (numColumns + len(o.ExtraColumns)),
+		extra:       o.ExtraColumns,
 		tailSQL:     `SELECT seq, hash FROM ` + table + ` ORDER BY seq DESC LIMIT 1`,
 		insertSQL:   map[int]string{},
 		reqs:        make(chan *request, o.MaxBatch),
@@ -622,12 +635,16 @@ func (w *Writer) insertStmt(n int) string {
 	if q, ok := w.insertSQL[n]; ok {
 		return q
 	}
-	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?" + strings.Repeat(", ?", len(w.extra)) + ")"
+	cols := columns
+	for _, c := range w.extra {
+		cols += ", " + c
+	}
 	var b strings.Builder
-	b.Grow(len(w.table) + 160 + n*(len(row)+2))
+	b.Grow(len(w.table) + len(cols) + 20 + n*(len(row)+2))
 	b.WriteString("INSERT INTO ")
 	b.WriteString(w.table)
-	b.WriteString(" (" + columns + ") VALUES ")
+	b.WriteString(" (" + cols + ") VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
@@ -640,11 +657,18 @@ func (w *Writer) insertStmt(n int) string {
 }
 
 func (w *Writer) insertArgs(entries []Entry) []any {
-	args := make([]any, 0, len(entries)*numColumns)
+	args := make([]any, 0, len(entries)*(numColumns+len(w.extra)))
 	for i := range entries {
 		e := &entries[i]
 		args = append(args, e.Seq, e.ID, w.d.Time(e.At), e.Actor, e.Role, e.Action, e.SubjectID,
 			e.Outcome, e.RequestID, e.ClientAddress, e.PrevHash, e.Hash)
+		for j := range w.extra {
+			var v any // NULL where the entry has no value
+			if j < len(e.Extra) {
+				v = e.Extra[j]
+			}
+			args = append(args, v)
+		}
 	}
 	return args
 }
