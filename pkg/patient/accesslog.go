@@ -95,32 +95,8 @@ func (s *service) accessLog(ctx context.Context, pid string, q AccessLogQuery) (
 // accessLog reads a page of pid's disclosures joined with their audit entries, newest first,
 // entries before seq before (0: from the newest). It returns the last seq and whether more follow.
 func (s *Store) accessLog(ctx context.Context, pid string, before int64, limit int) ([]AccessRecord, int64, bool, error) {
-	// Single-record accesses (and searches audited before migration 00022) are rows of
-	// audit_disclosures; a search page is one row of audit_disclosure_pages holding its ids.
-	page := `SELECT g.entry_seq, array_position(g.patient_ids, ?::uuid) AS position, g.transport, g.emergency
-		FROM audit_disclosure_pages g WHERE g.patient_ids @> ARRAY[?::uuid]`
-	if s.db.Dialect == db.SQLite {
-		page = `SELECT g.entry_seq, j.key + 1 AS position, g.transport, g.emergency
-		FROM audit_disclosure_pages g, json_each(g.patient_ids) j WHERE j.value = ? AND ? <> ''`
-	}
-	// An entry that disclosed exactly its subject keeps its disclosure in its own row
-	// (migration 00032, Disclosures.Wire), found by audit_log_subject.
-	entry := `SELECT seq AS entry_seq, 0 AS position, disclosed_via AS transport, disclosed_emergency AS emergency
-		FROM ` + AuditTable + ` WHERE subject_id = ? AND disclosed_via IS NOT NULL`
-	bound, args := "", []any{pid, pid, pid, pid}
-	if before > 0 {
-		bound = ` AND entry_seq < ?`
-		args = []any{pid, before, pid, pid, before, pid, before}
-	}
-	q := `SELECT d.entry_seq, a.id, a.at, a.actor, a.role, a.action, a.outcome, d.position, a.request_id,
-		a.client_address, d.transport, d.emergency
-		FROM (SELECT entry_seq, position, transport, emergency FROM audit_disclosures WHERE patient_id = ?` + bound + `
-			UNION ALL SELECT * FROM (` + page + `) p WHERE 1 = 1` + bound + `
-			UNION ALL SELECT * FROM (` + entry + `) e WHERE 1 = 1` + bound + `) d
-		JOIN ` + AuditTable + ` a ON a.seq = d.entry_seq
-		ORDER BY d.entry_seq DESC LIMIT ?`
-	args = append(args, limit+1)
-	rows, err := s.db.QueryxContext(ctx, s.db.Rebind(q), args...)
+	q, args := s.accessLogQuery(pid, before, limit)
+	rows, err := s.db.QueryxContext(ctx, q, args...)
 	if err != nil {
 		return nil, 0, false, db.Classify(err)
 	}
@@ -157,4 +133,42 @@ func (s *Store) accessLog(ctx context.Context, pid string, before int64, limit i
 		out = []AccessRecord{}
 	}
 	return out, last, more, nil
+}
+
+// accessLogQuery is the statement (rebound) and arguments of accessLog: the page of pid's
+// disclosures from its three sources, newest first, limit+1 rows to tell whether more follow.
+func (s *Store) accessLogQuery(pid string, before int64, limit int) (string, []any) {
+	// Single-record accesses (before migration 00032, and changes since) and searches audited
+	// before migration 00022 are rows of audit_disclosures; a search page is one row of
+	// audit_disclosure_pages holding its ids; an entry that disclosed exactly its subject keeps
+	// its disclosure in its own row (00032, Disclosures.Wire), found by audit_log_subject.
+	// The two b-tree sources give their newest limit+1 before the merge, so a page of a record
+	// read thousands of times reads a page from each index, not every access. The search pages
+	// are found through their GIN index, which has no order: a LIMIT there would walk the
+	// pages by seq instead, every search ever made, to find the few that returned the record.
+	page := `SELECT g.entry_seq, array_position(g.patient_ids, ?::uuid) AS position, g.transport, g.emergency
+		FROM audit_disclosure_pages g WHERE g.patient_ids @> ARRAY[?::uuid]`
+	if s.db.Dialect == db.SQLite {
+		page = `SELECT g.entry_seq, j.key + 1 AS position, g.transport, g.emergency
+		FROM audit_disclosure_pages g, json_each(g.patient_ids) j WHERE j.value = ? AND ? <> ''`
+	}
+	n := limit + 1
+	rowsArgs, pageArgs, entryArgs := []any{pid}, []any{pid, pid}, []any{pid}
+	bound, entryBound := "", ""
+	if before > 0 {
+		bound, entryBound = ` AND entry_seq < ?`, ` AND seq < ?`
+		rowsArgs, pageArgs, entryArgs = append(rowsArgs, before), append(pageArgs, before), append(entryArgs, before)
+	}
+	q := `SELECT d.entry_seq, a.id, a.at, a.actor, a.role, a.action, a.outcome, d.position, a.request_id,
+		a.client_address, d.transport, d.emergency
+		FROM (SELECT * FROM (SELECT entry_seq, position, transport, emergency FROM audit_disclosures
+				WHERE patient_id = ?` + bound + ` ORDER BY entry_seq DESC LIMIT ?) r
+			UNION ALL SELECT * FROM (` + page + `) p WHERE 1 = 1` + bound + `
+			UNION ALL SELECT * FROM (SELECT seq AS entry_seq, 0 AS position, disclosed_via AS transport, disclosed_emergency AS emergency
+				FROM ` + AuditTable + ` WHERE subject_id = ? AND disclosed_via IS NOT NULL` + entryBound + ` ORDER BY seq DESC LIMIT ?) e) d
+		JOIN ` + AuditTable + ` a ON a.seq = d.entry_seq
+		ORDER BY d.entry_seq DESC LIMIT ?`
+	args := append(append(rowsArgs, n), pageArgs...)
+	args = append(append(args, append(entryArgs, n)...), n)
+	return s.db.Rebind(q), args
 }

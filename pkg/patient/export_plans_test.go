@@ -2,6 +2,7 @@ package patient
 
 import (
 	"context"
+	"strings"
 
 	"github.com/pms/pms/pkg/platform/errs"
 )
@@ -38,4 +39,14 @@ func StatementsOf(ctx context.Context, s *Store, qs []ListQuery, r CreateRequest
 		}
 	}
 	return nil
+}
+
+// AccessLogPlan is PostgreSQL's plan of the access log's page statement for pid.
+func AccessLogPlan(ctx context.Context, s *Store, pid string, before int64, limit int) (string, error) {
+	q, args := s.accessLogQuery(pid, before, limit)
+	var lines []string
+	if err := s.db.SelectContext(ctx, &lines, `EXPLAIN `+q, args...); err != nil {
+		return "", err
+	}
+	return strings.Join(lines, "\n"), nil
 }
