@@ -60,8 +60,11 @@ type disclosure struct {
 	search      bool
 	transport   string
 	fingerprint string
-	// emergency: the record was used under a break-glass grant (markEmergency).
+	// emergency: the record was used under a break-glass grant (markEmergency). mark is the
+	// request's mark itself, which a change sets inside its transaction, after prepare
+	// registered the disclosure: the hook reads it when it writes the row.
 	emergency bool
+	mark      *emergencyMark
 	added     time.Time
 }
 
@@ -180,9 +183,21 @@ func via(ctx context.Context) string {
 	return "internal"
 }
 
+// prepare registers the disclosure of ctx's pending change (audit.WithPending) before its
+// transaction: once that commits, the writer may chain the entry at any moment (its periodic
+// move of audit_pending), and an entry chained before its disclosure is registered gets a row
+// with an unknown transport and no emergency mark. Settle registers it again, which changes
+// nothing; a change that does not commit leaves it until pendingTTL.
+func (l disclosingLog) prepare(ctx context.Context) {
+	if e, ok := audit.PendingEntry(ctx); ok && disclosingActions[e.Action] && e.SubjectID != "" {
+		l.register(ctx, e.ID, disclosure{patients: []string{e.SubjectID}})
+	}
+}
+
 // register keeps dis for the hook until the entry id is chained (or pendingTTL passes).
 func (l disclosingLog) register(ctx context.Context, id string, dis disclosure) {
 	dis.emergency = isEmergency(ctx)
+	dis.mark, _ = ctx.Value(emergencyKey{}).(*emergencyMark)
 	dis.transport = via(ctx)
 	dis.added = time.Now()
 	l.d.mu.Lock()
@@ -266,8 +281,9 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries [
 					pages = append(pages, e.Seq, e.ID, dis.transport, d.pageIDs(dis.patients))
 				}
 			} else {
+				emergency := dis.emergency || dis.mark != nil && dis.mark.used.Load()
 				for _, p := range dis.patients {
-					rows = append(rows, e.Seq, e.ID, p, 0, dis.transport, dis.emergency)
+					rows = append(rows, e.Seq, e.ID, p, 0, dis.transport, emergency)
 				}
 			}
 		}

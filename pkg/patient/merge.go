@@ -133,7 +133,7 @@ func (s *service) Merge(ctx context.Context, req MergeRequest) (rec MergeRecord,
 	m := s.meta(ctx)
 	rec = MergeRecord{ID: uuid.NewString(), SurvivorID: survivor, DuplicateID: dup, Reason: reason, MergedAt: m.At,
 		MergedBy: m.Actor, Role: m.Role, RequestID: m.RequestID}
-	ctx = audit.WithPending(ctx, ActionMerge, dup)
+	ctx = s.withPending(ctx, ActionMerge, dup)
 	ctx = audit.WithPendingAlso(ctx, ActionMerge, survivor)
 	err = s.store.merge(ctx, rec, m, func(tx *sqlx.Tx, p Patient) error { return s.checkAccessIn(ctx, tx, p) })
 	if err != nil {
@@ -161,7 +161,7 @@ func (s *service) Unmerge(ctx context.Context, req UnmergeRequest) (rec MergeRec
 		return MergeRecord{}, err
 	}
 	m := s.meta(ctx)
-	ctx = audit.WithPending(ctx, ActionUnmerge, dup)
+	ctx = s.withPending(ctx, ActionUnmerge, dup)
 	return s.store.unmerge(ctx, dup, reason, m, func(tx *sqlx.Tx, p Patient) error { return s.checkAccessIn(ctx, tx, p) })
 }
 

@@ -157,6 +157,17 @@ func readResult[T any](s *service, ctx context.Context, action, patientID string
 
 func (s *service) recorder() audit.Recorder { return audit.Recorder{W: s.audit, Logger: s.log} }
 
+// withPending is audit.WithPending for a change of the record pid, with its disclosure (how
+// the request arrived, break-glass use) registered before the change's transaction begins
+// (disclosingLog.prepare), so that the entry carries it however soon the writer chains it.
+func (s *service) withPending(ctx context.Context, action, pid string) context.Context {
+	ctx = audit.WithPending(ctx, action, pid)
+	if l, ok := s.audit.(disclosingLog); ok {
+		l.prepare(ctx)
+	}
+	return ctx
+}
+
 // Create registers the patient and then has billing open the patient's account in the
 // background, after the answer (also on an idempotent replay, which heals an account the
 // first attempt could not open): billing_open.go.
@@ -207,7 +218,7 @@ func (s *service) create(ctx context.Context, req CreateRequest) (p Patient, err
 	if req.IdempotencyKey != "" {
 		idem = &idempotency.Key{Scope: m.Actor, Key: req.IdempotencyKey, RequestHash: requestHash(f, d, req.RegisteredDate)}
 	}
-	ctx = audit.WithPending(ctx, ActionCreate, p.ID) // recorded by the create's own transaction
+	ctx = s.withPending(ctx, ActionCreate, p.ID) // recorded by the create's own transaction
 	var confirmed []string
 	p, err = idempotency.Do(idem, func() (Patient, bool, error) { return s.replay(ctx, idem) },
 		func() (Patient, error) {
@@ -382,7 +393,7 @@ func (s *service) Update(ctx context.Context, req UpdateRequest) (p Patient, err
 	if err := s.checkRestricted(ctx, pid); err != nil { // break-glass
 		return Patient{}, err
 	}
-	ctx = audit.WithPending(ctx, ActionUpdate, pid)
+	ctx = s.withPending(ctx, ActionUpdate, pid)
 	var confirmed []string
 	defer func() {
 		if err == nil {
@@ -474,7 +485,7 @@ func (s *service) Delete(ctx context.Context, req DeleteRequest) (err error) {
 	if err != nil {
 		return err
 	}
-	ctx = audit.WithPending(ctx, ActionDelete, pid)
+	ctx = s.withPending(ctx, ActionDelete, pid)
 	_, err = s.store.change(ctx, pid, req.IfMatch, ChangeDeleted, s.meta(ctx), func(tx *sqlx.Tx, cur Patient) (Patient, bool, error) {
 		return cur, true, s.checkAccessIn(ctx, tx, cur) // again, on the locked row
 	})

@@ -49,6 +49,9 @@ type Store struct {
 	// counted is how many searches counted their matches (countMatches), for the tests that
 	// prove a dense search did not.
 	counted atomic.Int64
+	// afterCommit, set by tests only, runs after a change's transaction committed and before
+	// the service settles its audit entry: the window in which the writer may chain it first.
+	afterCommit func(ctx context.Context)
 }
 
 // DatabaseOptions are how the patient service opens its database: every connection starts
@@ -94,6 +97,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 		return err
 	}
 	s.events.Wake()
+	if s.afterCommit != nil {
+		s.afterCommit(ctx)
+	}
 	return nil
 }
 
