@@ -150,25 +150,24 @@ type disclosingLog struct {
 	inner AuditLog
 }
 
-// Settle passes a change's request to chain its pending entry (audit.Settler) through to
+// Settle passes a change's request to chain its pending entries (audit.Settler) through to
 // the writer — without it the recorder would take the log for one that cannot settle and
-// write the change's entry a second time — with the record the change disclosed registered
-// for the hook, as Append does. An entry the writer moves later (after an outage, past
-// pendingTTL, or after a restart) is chained without its disclosure row.
+// write the change's entry a second time — with the records the change disclosed registered
+// for the hook (prepare, again: the service registered them before the transaction). An
+// entry chained by another process (after an outage or a restart) gets its disclosure row
+// from the entry alone, its transport unknown.
 func (l disclosingLog) Settle(ctx context.Context) error {
 	s, ok := l.inner.(audit.Settler)
 	if !ok {
 		return nil
 	}
-	e, has := audit.PendingEntry(ctx)
-	if !has || !disclosingActions[e.Action] || e.SubjectID == "" {
-		return s.Settle(ctx)
-	}
-	l.register(ctx, e.ID, disclosure{patients: []string{e.SubjectID}})
+	l.prepare(ctx)
 	err := s.Settle(ctx)
 	if err == nil {
 		l.d.mu.Lock()
-		delete(l.d.pending, e.ID)
+		for _, e := range audit.PendingEntries(ctx) {
+			delete(l.d.pending, e.ID)
+		}
 		l.d.mu.Unlock()
 	}
 	return err
@@ -183,14 +182,17 @@ func via(ctx context.Context) string {
 	return "internal"
 }
 
-// prepare registers the disclosure of ctx's pending change (audit.WithPending) before its
-// transaction: once that commits, the writer may chain the entry at any moment (its periodic
-// move of audit_pending), and an entry chained before its disclosure is registered gets a row
-// with an unknown transport and no emergency mark. Settle registers it again, which changes
-// nothing; a change that does not commit leaves it until pendingTTL.
+// prepare registers the disclosures of ctx's pending change (audit.WithPending, and the
+// entries WithPendingAlso adds, such as a merge's survivor). The service calls it before the
+// change's transaction: once that commits, the writer may chain the entries at any moment
+// (its periodic move of audit_pending), and an entry chained before its disclosure is
+// registered would get a row with an unknown transport and no emergency mark. A change that
+// does not commit leaves its registrations until pendingTTL.
 func (l disclosingLog) prepare(ctx context.Context) {
-	if e, ok := audit.PendingEntry(ctx); ok && disclosingActions[e.Action] && e.SubjectID != "" {
-		l.register(ctx, e.ID, disclosure{patients: []string{e.SubjectID}})
+	for _, e := range audit.PendingEntries(ctx) {
+		if disclosingActions[e.Action] && e.SubjectID != "" {
+			l.register(ctx, e.ID, disclosure{patients: []string{e.SubjectID}})
+		}
 	}
 }
 

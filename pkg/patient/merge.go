@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/typed"
 	"github.com/pms/pms/pkg/platform/validate"
@@ -133,8 +132,7 @@ func (s *service) Merge(ctx context.Context, req MergeRequest) (rec MergeRecord,
 	m := s.meta(ctx)
 	rec = MergeRecord{ID: uuid.NewString(), SurvivorID: survivor, DuplicateID: dup, Reason: reason, MergedAt: m.At,
 		MergedBy: m.Actor, Role: m.Role, RequestID: m.RequestID}
-	ctx = s.withPending(ctx, ActionMerge, dup)
-	ctx = audit.WithPendingAlso(ctx, ActionMerge, survivor)
+	ctx = s.withPending(ctx, ActionMerge, dup, survivor)
 	err = s.store.merge(ctx, rec, m, func(tx *sqlx.Tx, p Patient) error { return s.checkAccessIn(ctx, tx, p) })
 	if err != nil {
 		return MergeRecord{}, err

@@ -12,6 +12,7 @@ import (
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
+	"github.com/pms/pms/pkg/platform/observe"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -246,11 +247,12 @@ func hasAction(entries []patient.AuditEntry, action, outcome string) bool {
 }
 
 // TestMergeInAccessLog: with the disclosure hook wired as cmd/pms wires it, a merge and an
-// unmerge show in the duplicate's access log, and the merge leaves nothing pending.
+// unmerge show in the duplicate's access log, the merge in the survivor's too, each with how
+// the request arrived, and the merge leaves nothing pending.
 func TestMergeInAccessLog(t *testing.T) {
 	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
 		s := newDisclosingService(t, d)
-		doc := ctxAs("doc-7")
+		doc := observe.WithTransport(ctxAs("doc-7"), "http")
 		a, err := s.Create(doc, req(1))
 		if err != nil {
 			t.Fatal(err)
@@ -278,10 +280,22 @@ func TestMergeInAccessLog(t *testing.T) {
 		}
 		var actions []string
 		for _, r := range log.Records {
-			actions = append(actions, r.Action)
+			actions = append(actions, r.Action+"/"+r.Transport)
 		}
-		if strings.Join(actions, ",") != "unmerge,merge,create" {
+		if strings.Join(actions, ",") != "unmerge/http,merge/http,create/http" {
 			t.Fatalf("access log of the duplicate: %v", actions)
+		}
+		// The survivor's entry is the merge's second (audit.WithPendingAlso).
+		log, err = s.AccessLog(ctxRole("priv-1", authz.RolePrivacy), patient.AccessLogQuery{PatientID: a.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		actions = nil
+		for _, r := range log.Records {
+			actions = append(actions, r.Action+"/"+r.Transport)
+		}
+		if strings.Join(actions, ",") != "merge/http,create/http" {
+			t.Fatalf("access log of the survivor: %v", actions)
 		}
 	})
 }

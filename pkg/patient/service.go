@@ -157,11 +157,16 @@ func readResult[T any](s *service, ctx context.Context, action, patientID string
 
 func (s *service) recorder() audit.Recorder { return audit.Recorder{W: s.audit, Logger: s.log} }
 
-// withPending is audit.WithPending for a change of the record pid, with its disclosure (how
-// the request arrived, break-glass use) registered before the change's transaction begins
-// (disclosingLog.prepare), so that the entry carries it however soon the writer chains it.
-func (s *service) withPending(ctx context.Context, action, pid string) context.Context {
+// withPending is audit.WithPending for a change of the record pid (and audit.WithPendingAlso
+// for each record of also the change touches too), with their disclosures (how the request
+// arrived, break-glass use) registered before the change's transaction begins
+// (disclosingLog.prepare), so that each entry carries its own however soon the writer
+// chains it.
+func (s *service) withPending(ctx context.Context, action, pid string, also ...string) context.Context {
 	ctx = audit.WithPending(ctx, action, pid)
+	for _, id := range also {
+		ctx = audit.WithPendingAlso(ctx, action, id)
+	}
 	if l, ok := s.audit.(disclosingLog); ok {
 		l.prepare(ctx)
 	}

@@ -83,6 +83,16 @@ func PendingEntry(ctx context.Context) (Entry, bool) {
 	return Entry{}, false
 }
 
+// PendingEntries is every entry ctx's change records in its transaction: PendingEntry's,
+// then those WithPendingAlso added.
+func PendingEntries(ctx context.Context) []Entry {
+	p := pendingFrom(ctx)
+	if p == nil {
+		return nil
+	}
+	return append([]Entry{p.e}, p.also...)
+}
+
 func pendingFrom(ctx context.Context) *pending {
 	p, _ := ctx.Value(pendingKey{}).(*pending)
 	return p
