@@ -239,6 +239,30 @@ func TestEmergencyInAccessLog(t *testing.T) {
 	}
 }
 
+// underBreakGlass restricts record id (as admin) and gives doc a break-glass grant to it.
+func underBreakGlass(t *testing.T, s patient.Service, admin, doc context.Context, id string) {
+	t.Helper()
+	if _, err := s.SetConfidentiality(admin, patient.ConfidentialityRequest{ID: id, Confidentiality: patient.ConfidentialityRestricted}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BreakGlass(doc, patient.BreakGlassRequest{ID: id, Reason: "unconscious patient in A&E"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readAndChange reads record id as doc and updates it from that version (req(1)'s fields).
+func readAndChange(t *testing.T, s patient.Service, doc context.Context, id string) {
+	t.Helper()
+	got, err := s.Get(doc, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := req(1)
+	if _, err := s.Update(doc, patient.UpdateRequest{ID: id, Name: "Changed In A&E", Email: u.Email, Address: u.Address, DateOfBirth: u.DateOfBirth, IfMatch: got.Version}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // emergencyInAccessLog is TestEmergencyInAccessLog on d, the writer wired as disclosingWriter says.
 func emergencyInAccessLog(t *testing.T, d *db.DB, wire bool) {
 	t.Helper()
@@ -252,20 +276,8 @@ func emergencyInAccessLog(t *testing.T, d *db.DB, wire bool) {
 	if _, err := s.Get(doc, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetConfidentiality(admin, patient.ConfidentialityRequest{ID: p.ID, Confidentiality: patient.ConfidentialityRestricted}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.BreakGlass(doc, patient.BreakGlassRequest{ID: p.ID, Reason: "unconscious patient in A&E"}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Get(doc, p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := req(1)
-	if _, err := s.Update(doc, patient.UpdateRequest{ID: p.ID, Name: "Changed In A&E", Email: u.Email, Address: u.Address, DateOfBirth: u.DateOfBirth, IfMatch: got.Version}); err != nil {
-		t.Fatal(err)
-	}
+	underBreakGlass(t, s, admin, doc, p.ID)
+	readAndChange(t, s, doc, p.ID)
 	page, err := s.AccessLog(admin, patient.AccessLogQuery{PatientID: p.ID})
 	if err != nil {
 		t.Fatal(err)
@@ -317,12 +329,7 @@ func grantExpiresWhileWaiting(t *testing.T, d *db.DB, record patient.CreateReque
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetConfidentiality(admin, patient.ConfidentialityRequest{ID: p.ID, Confidentiality: patient.ConfidentialityRestricted}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.BreakGlass(doc, patient.BreakGlassRequest{ID: p.ID, Reason: "unconscious patient in A&E"}); err != nil {
-		t.Fatal(err)
-	}
+	underBreakGlass(t, s, admin, doc, p.ID)
 	clk.add(29 * time.Minute) // one minute of the grant left
 
 	lock, err := d.BeginTxx(ctx, nil)

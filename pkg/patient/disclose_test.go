@@ -302,20 +302,8 @@ func TestChangeMovedBeforeSettleKeepsItsDisclosure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.SetConfidentiality(admin, patient.ConfidentialityRequest{ID: p.ID, Confidentiality: patient.ConfidentialityRestricted}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.BreakGlass(doc, patient.BreakGlassRequest{ID: p.ID, Reason: "unconscious patient in A&E"}); err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Get(doc, p.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := req(1)
-		if _, err := s.Update(doc, patient.UpdateRequest{ID: p.ID, Name: "Changed In A&E", Email: u.Email, Address: u.Address, DateOfBirth: u.DateOfBirth, IfMatch: got.Version}); err != nil {
-			t.Fatal(err)
-		}
+		underBreakGlass(t, s, admin, doc, p.ID)
+		readAndChange(t, s, doc, p.ID)
 		if moved < 2 {
 			t.Fatalf("%d changes moved before their settle, want the create and the update at least", moved)
 		}
