@@ -50,7 +50,3 @@ func AccessLogPlan(ctx context.Context, s *Store, pid string, before int64, limi
 	}
 	return strings.Join(lines, "\n"), nil
 }
-
-// StallAfterCommit makes every change of s run f after its transaction committed, before
-// the service settles the change's audit entry.
-func StallAfterCommit(s *Store, f func(ctx context.Context)) { s.afterCommit = f }

@@ -635,11 +635,8 @@ func (w *Writer) insertStmt(n int) string {
 	if q, ok := w.insertSQL[n]; ok {
 		return q
 	}
-	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?" + strings.Repeat(", ?", len(w.extra)) + ")"
-	cols := columns
-	for _, c := range w.extra {
-		cols += ", " + c
-	}
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", numColumns+len(w.extra)), ", ") + ")"
+	cols := strings.Join(append([]string{columns}, w.extra...), ", ")
 	var b strings.Builder
 	b.Grow(len(w.table) + len(cols) + 20 + n*(len(row)+2))
 	b.WriteString("INSERT INTO ")
