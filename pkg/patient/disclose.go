@@ -155,13 +155,16 @@ type disclosingLog struct {
 // write the change's entry a second time — with the records the change disclosed registered
 // for the hook (prepare, again: the service registered them before the transaction). An
 // entry chained by another process (after an outage or a restart) gets its disclosure row
-// from the entry alone, its transport unknown.
+// from the entry alone, its transport unknown, unless the entry carries its disclosure
+// (Wire, prepare).
 func (l disclosingLog) Settle(ctx context.Context) error {
 	s, ok := l.inner.(audit.Settler)
 	if !ok {
 		return nil
 	}
-	l.prepare(ctx)
+	if !l.d.inEntry {
+		l.prepare(ctx)
+	}
 	err := s.Settle(ctx)
 	if err == nil {
 		l.d.mu.Lock()
@@ -182,18 +185,32 @@ func via(ctx context.Context) string {
 	return "internal"
 }
 
-// prepare registers the disclosures of ctx's pending change (audit.WithPending, and the
-// entries WithPendingAlso adds, such as a merge's survivor). The service calls it before the
-// change's transaction: once that commits, the writer may chain the entries at any moment
-// (its periodic move of audit_pending), and an entry chained before its disclosure is
-// registered would get a row with an unknown transport and no emergency mark. A change that
-// does not commit leaves its registrations until pendingTTL.
-func (l disclosingLog) prepare(ctx context.Context) {
+// prepare makes each disclosing entry of ctx's pending change (audit.WithPending, and the
+// entries WithPendingAlso adds, such as a merge's survivor) its own disclosure, as a read
+// is: with the writer wired (Wire), the change's transaction records the entry's transport
+// and break-glass use beside it in audit_pending (audit.WithPendingExtra, asked at the
+// insert, after the transaction has checked the access), and whichever writer chains it, in
+// this process or another after a crash or a restart, writes them into the entry's row.
+// Unwired, it registers the disclosures for this process's hook instead. The service calls
+// it before the change's transaction: once that commits, the writer may chain the entries
+// at any moment (its periodic move of audit_pending), and an entry chained before its
+// disclosure is registered would get a row with an unknown transport and no emergency mark.
+// A change that does not commit leaves its registrations until pendingTTL.
+func (l disclosingLog) prepare(ctx context.Context) context.Context {
+	if l.d.inEntry {
+		return audit.WithPendingExtra(ctx, EntryColumns, func(e audit.Entry) []any {
+			if !disclosingActions[e.Action] || e.SubjectID == "" {
+				return nil
+			}
+			return []any{via(ctx), isEmergency(ctx)}
+		})
+	}
 	for _, e := range audit.PendingEntries(ctx) {
 		if disclosingActions[e.Action] && e.SubjectID != "" {
 			l.register(ctx, e.ID, disclosure{patients: []string{e.SubjectID}})
 		}
 	}
+	return ctx
 }
 
 // register keeps dis for the hook until the entry id is chained (or pendingTTL passes).

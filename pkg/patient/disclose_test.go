@@ -267,6 +267,60 @@ func TestLateMovedChangeKeepsItsDisclosure(t *testing.T) {
 	})
 }
 
+// TestChangeChainedByAnotherProcessKeepsItsDisclosure: a change whose process could not chain
+// its entry (the audit log failed right after the commit, as before a crash) is chained by
+// another process's writer, which never saw the request. The access log still shows how the
+// change arrived and its break-glass use, because the change's transaction recorded both
+// beside the entry in audit_pending (migration 00033). Kept in the first process's memory
+// only, as before, the update read "unknown" and lost its emergency mark.
+func TestChangeChainedByAnotherProcessKeepsItsDisclosure(t *testing.T) {
+	dbtest.Each(t, migrations.Patient(), func(t *testing.T, d *db.DB) {
+		store := patient.NewStore(d)
+		disc := patient.NewDisclosures(d)
+		w := disclosingWriter(t, d, disc, true)
+		s := patient.NewService(store, w, patient.Options{Disclosures: disc})
+		admin := observe.WithTransport(ctxRole("admin-1", authz.RoleAdmin), "http")
+		doc := observe.WithTransport(ctxRole("doc-1", authz.RoleClinician), "grpc")
+		p, err := s.Create(doc, req(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		underBreakGlass(t, s, admin, doc, p.ID)
+		got, err := s.Get(doc, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// The same process, its audit log gone: the update commits with its pending entry.
+		down := patient.NewService(store, failingLog{}, patient.Options{Disclosures: disc})
+		u := req(1)
+		if _, err := down.Update(doc, patient.UpdateRequest{ID: p.ID, Name: "Changed In A&E", Email: u.Email,
+			Address: u.Address, DateOfBirth: u.DateOfBirth, IfMatch: got.Version}); err != nil {
+			t.Fatal(err)
+		}
+		// Another process: its own disclosures, its own writer, nothing registered.
+		other := patient.NewDisclosures(d)
+		w2 := disclosingWriter(t, d, other, true)
+		if err := w2.Settle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		up := patient.NewService(store, w2, patient.Options{Disclosures: other})
+		page, err := up.AccessLog(admin, patient.AccessLogQuery{PatientID: p.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		for _, r := range page.Records { // newest first
+			seen = append(seen, r.Action+"/"+r.Transport+"/"+map[bool]string{true: "emergency", false: "normal"}[r.Emergency])
+		}
+		if want := "update/grpc/emergency,read/grpc/emergency,create/grpc/normal"; strings.Join(seen, ",") != want {
+			t.Fatalf("access log %v, want %s", seen, want)
+		}
+	})
+}
+
 // TestChangeMovedBeforeSettleKeepsItsDisclosure: the writer's periodic move may chain a
 // change's entry as soon as its transaction commits, before the service settles it. The
 // access log must still show how the change arrived and its break-glass use, because the

@@ -168,7 +168,7 @@ func (s *service) withPending(ctx context.Context, action, pid string, also ...s
 		ctx = audit.WithPendingAlso(ctx, action, id)
 	}
 	if l, ok := s.audit.(disclosingLog); ok {
-		l.prepare(ctx)
+		ctx = l.prepare(ctx)
 	}
 	return ctx
 }

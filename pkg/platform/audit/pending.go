@@ -2,12 +2,14 @@ package audit
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/authz"
 	"github.com/pms/pms/pkg/platform/db"
+	"github.com/pms/pms/pkg/platform/errs"
 	"github.com/pms/pms/pkg/platform/ids"
 	"github.com/pms/pms/pkg/platform/observe"
 )
@@ -27,8 +29,12 @@ type pending struct {
 	// also are further entries the same transaction records (WithPendingAlso): a second
 	// fact of one change, such as a recovery code spent to disable a second factor.
 	also      []Entry
-	committed atomic.Bool // set once a transaction holding the entry has committed
-	unchanged atomic.Bool // set by NotChanged: the transaction changed nothing, records nothing
+	// extraColumns and extra are WithPendingExtra's: values the transaction records beside
+	// each entry, asked for when it inserts them.
+	extraColumns []string
+	extra        func(Entry) []any
+	committed    atomic.Bool // set once a transaction holding the entry has committed
+	unchanged    atomic.Bool // set by NotChanged: the transaction changed nothing, records nothing
 }
 
 // NotChanged tells InTx that the change's transaction, which is about to commit, changed
@@ -69,7 +75,30 @@ func WithPendingAlso(ctx context.Context, action, subject string) context.Contex
 	q := &pending{e: p.e, also: append(append([]Entry(nil), p.also...), Entry{
 		ID: ids.Ordered(), Actor: actor, Role: role, Action: action, SubjectID: subject,
 		Outcome: OutcomeSuccess, RequestID: observe.RequestID(ctx), ClientAddress: observe.ClientAddr(ctx),
-	})}
+	}), extraColumns: p.extraColumns, extra: p.extra}
+	return context.WithValue(ctx, pendingKey{}, q)
+}
+
+// WithPendingExtra returns ctx whose pending change (WithPending, which must come first)
+// records, beside each of its entries in audit_pending, the values extra gives for columns:
+// the writer's Options.ExtraColumns, which the service's migrations add to audit_pending as
+// well. extra is asked when the change's transaction inserts the entries, so it sees what
+// the transaction decided (a break-glass use); it returns nil for an entry that has none.
+// Whichever writer moves the entries into the chain, in this process or another after a
+// restart, writes the values with them: what the entry's own process knew is not lost with
+// it. Without a pending change ctx is returned as it is; a column name that is not a plain
+// identifier panics, a wiring mistake.
+func WithPendingExtra(ctx context.Context, columns []string, extra func(Entry) []any) context.Context {
+	p := pendingFrom(ctx)
+	if p == nil {
+		return ctx
+	}
+	for _, c := range columns {
+		if !tableName.MatchString(c) {
+			panic(errs.Newf(errs.Internal, "audit: invalid extra column name %q", c))
+		}
+	}
+	q := &pending{e: p.e, also: p.also, extraColumns: columns, extra: extra}
 	return context.WithValue(ctx, pendingKey{}, q)
 }
 
@@ -116,11 +145,11 @@ func InTx(ctx context.Context, d *db.DB, fn func(tx *sqlx.Tx) error) error {
 		if p.unchanged.Load() {
 			return nil
 		}
-		if err := insertPending(ctx, tx, d, p.e); err != nil {
+		if err := insertPending(ctx, tx, d, p, p.e); err != nil {
 			return err
 		}
 		for _, e := range p.also {
-			if err := insertPending(ctx, tx, d, e); err != nil {
+			if err := insertPending(ctx, tx, d, p, e); err != nil {
 				return err
 			}
 		}
@@ -132,7 +161,7 @@ func InTx(ctx context.Context, d *db.DB, fn func(tx *sqlx.Tx) error) error {
 	return err
 }
 
-func insertPending(ctx context.Context, tx *sqlx.Tx, d *db.DB, e Entry) error {
+func insertPending(ctx context.Context, tx *sqlx.Tx, d *db.DB, p *pending, e Entry) error {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
@@ -140,9 +169,20 @@ func insertPending(ctx context.Context, tx *sqlx.Tx, d *db.DB, e Entry) error {
 	if err := validate(&e); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO `+PendingTable+` (`+pendingColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
-		e.ID, d.Time(e.At), e.Actor, e.Role, e.Action, e.SubjectID, e.Outcome, e.RequestID, e.ClientAddress)
+	cols, marks := pendingColumns, "?, ?, ?, ?, ?, ?, ?, ?, ?"
+	args := []any{e.ID, d.Time(e.At), e.Actor, e.Role, e.Action, e.SubjectID, e.Outcome, e.RequestID, e.ClientAddress}
+	if p.extra != nil {
+		if v := p.extra(e); v != nil {
+			if len(v) != len(p.extraColumns) {
+				return errs.Newf(errs.Internal, "audit: %d extra values for %d columns", len(v), len(p.extraColumns))
+			}
+			cols += ", " + strings.Join(p.extraColumns, ", ")
+			marks += strings.Repeat(", ?", len(v))
+			args = append(args, v...)
+		}
+	}
+	_, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO `+PendingTable+` (`+cols+`)
+		VALUES (`+marks+`) ON CONFLICT (id) DO NOTHING`), args...)
 	return db.Classify(err)
 }
 
@@ -151,8 +191,43 @@ type Settler interface {
 	Settle(ctx context.Context) error
 }
 
-// pendingRow scans one audit_pending row.
+// pendingRow is one audit_pending row: its queue position and its entry, Extra included
+// when the row has any of the writer's extra columns set.
 type pendingRow struct {
-	PSeq int64 `db:"pseq"`
-	row
+	PSeq  int64
+	Entry Entry
+}
+
+// selectPending reads up to limit audit_pending rows in queue order with extra, the
+// writer's extra columns, as each entry's Extra (nil where they are all NULL: an entry
+// recorded without them, or by a process from before them).
+func selectPending(ctx context.Context, tx *sqlx.Tx, stmt string, extra int, limit int) ([]pendingRow, error) {
+	rows, err := tx.QueryContext(ctx, stmt, limit)
+	if err != nil {
+		return nil, db.Classify(err)
+	}
+	defer rows.Close()
+	var out []pendingRow
+	for rows.Next() {
+		var r pendingRow
+		var at db.Timestamp
+		e := &r.Entry
+		dest := []any{&r.PSeq, &e.ID, &at, &e.Actor, &e.Role, &e.Action, &e.SubjectID, &e.Outcome, &e.RequestID, &e.ClientAddress}
+		vals := make([]any, extra)
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, db.Classify(err)
+		}
+		e.At = at.Time
+		for _, v := range vals {
+			if v != nil {
+				e.Extra = vals
+				break
+			}
+		}
+		out = append(out, r)
+	}
+	return out, db.Classify(rows.Err())
 }

@@ -47,7 +47,9 @@ type Options struct {
 	// ExtraColumns names columns of the service's own that its migrations add to Table
 	// (nullable): each row inserted also gets its entry's Extra values there. The patient
 	// service keeps a read's disclosure in its entry this way instead of a row of another
-	// table. NewWriter panics on a name that is not a plain identifier.
+	// table. The writer of DefaultTable reads them from audit_pending too (WithPendingExtra),
+	// so the migrations add them to both tables. NewWriter panics on a name that is not a
+	// plain identifier.
 	ExtraColumns []string
 	// AfterCommit, when set, runs after each batch has committed (the outbox's Wake, so its
 	// relay publishes the batch's events at once).
@@ -191,7 +193,8 @@ func NewWriter(d *db.DB, o Options) *Writer {
 	}
 	w.pendingOn = table == DefaultTable
 	w.moveEvery, w.checkpoint, w.cpEvery, w.cpInterval = o.MoveInterval, o.Checkpoint, o.CheckpointEvery, o.CheckpointInterval
-	w.selectPendingSQL = d.Rebind(`SELECT pseq, ` + pendingColumns + ` FROM ` + PendingTable + ` ORDER BY pseq LIMIT ?`)
+	w.selectPendingSQL = d.Rebind(`SELECT ` + strings.Join(append([]string{"pseq", pendingColumns}, w.extra...), ", ") +
+		` FROM ` + PendingTable + ` ORDER BY pseq LIMIT ?`)
 	w.deletePendingSQL = `DELETE FROM ` + PendingTable + ` WHERE pseq IN (?)`
 	w.anyPendingSQL = `SELECT pseq FROM ` + PendingTable + ` LIMIT 1`
 	w.base, w.cancel = context.WithCancel(context.Background())
@@ -573,15 +576,16 @@ func (w *Writer) commit(entries []Entry, move bool) (out batchResult, err error)
 		}
 		var moved []pendingRow
 		if move {
-			if err := tx.SelectContext(ctx, &moved, w.selectPendingSQL, moveCap); err != nil {
-				return db.Classify(err)
+			var err error
+			if moved, err = selectPending(ctx, tx, w.selectPendingSQL, len(w.extra), moveCap); err != nil {
+				return err
 			}
 		}
 		all := entries
 		if len(moved) > 0 {
 			all = make([]Entry, 0, len(moved)+len(entries))
 			for i := range moved {
-				all = append(all, moved[i].entry())
+				all = append(all, moved[i].Entry)
 			}
 			all = append(all, entries...)
 		}
