@@ -28,7 +28,7 @@ type pending struct {
 	e Entry
 	// also are further entries the same transaction records (WithPendingAlso): a second
 	// fact of one change, such as a recovery code spent to disable a second factor.
-	also      []Entry
+	also []Entry
 	// extraColumns and extra are WithPendingExtra's: values the transaction records beside
 	// each entry, asked for when it inserts them.
 	extraColumns []string
