@@ -257,3 +257,43 @@ func TestGetBatchLoneReadHandsOver(t *testing.T) {
 		t.Fatalf("answered %v, want each of %v", seen, ids)
 	}
 }
+
+// TestGetBatchKeepsGenericPlan: on PostgreSQL, batches of one to nine distinct ids (what a
+// busy replica mostly runs) share one prepared statement that keeps a generic plan instead of
+// being planned again on every call (genericPlanIDs). It would fail without the padding: the
+// planner costs such a batch below its ten-row generic plan and plans it for its values each
+// time (custom plans only).
+func TestGetBatchKeepsGenericPlan(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.Open(t, db.Postgres, migrations.Patient(), DatabaseOptions()...)
+	s := NewStore(d)
+	ids := seededIDs(t, s, 2000)
+	if _, err := d.ExecContext(ctx, `ANALYZE patients`); err != nil { // as a production server's statistics would be
+		t.Fatal(err)
+	}
+	d.SetMaxOpenConns(1) // one session, whose pg_prepared_statements sees the statement
+	b := s.reads
+	for i := range 20 {
+		n := 1 + i%9 // wrk asking for one record makes batches of one id, repeated
+		batch := make([]*getCall, n)
+		for j := range batch {
+			batch[j] = &getCall{id: ids[(i+j)%len(ids)], done: make(chan struct{})}
+		}
+		b.fetch(batch)
+		for j, c := range batch {
+			if c.err != nil || c.row.ID != c.id {
+				t.Fatalf("batch %d, read %d: %+v %v", i, j, c.row.ID, c.err)
+			}
+		}
+	}
+	var plans struct {
+		Generic int64 `db:"generic_plans"`
+		Custom  int64 `db:"custom_plans"`
+	}
+	if err := d.GetContext(ctx, &plans, `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1`, b.anySQL); err != nil {
+		t.Fatal(err)
+	}
+	if plans.Generic == 0 || plans.Custom > 5 {
+		t.Fatalf("the batch statement: %d generic and %d custom plans in 20 calls, want a generic plan after at most 5 custom", plans.Generic, plans.Custom)
+	}
+}
