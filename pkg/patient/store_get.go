@@ -184,7 +184,9 @@ func (b *getBatcher) fetch(batch []*getCall) {
 		}
 		byID[c.id] = append(byID[c.id], c)
 	}
-	var arg any = padIDs(ids)
+	// Padded: otherwise a batch of under ten ids, most of them under load, was planned again
+	// on every call (db.GenericPlanArray; TestGetBatchKeepsGenericPlan).
+	var arg any = db.GenericPlanArray(ids)
 	if b.d.Dialect != db.Postgres {
 		list, _ := json.Marshal(ids) // strings always marshal
 		arg = string(list)
@@ -216,25 +218,6 @@ func (b *getBatcher) fetch(batch []*getCall) {
 	if err := rows.Err(); err != nil {
 		fail(db.Classify(err))
 	}
-}
-
-// genericPlanIDs is the fewest ids a batch statement sends on PostgreSQL. The planner
-// estimates `id = ANY($1)` as ten rows when it plans without the value (a generic plan) and
-// as the array's length with it (a custom plan), and a prepared statement keeps its generic
-// plan only when that costs no more than its custom plans did: batches of two to nine ids
-// (most of them, under load) were planned again on every call, 67 µs of planning in
-// PostgreSQL for a statement that runs in 11 (pg_stat_statements: 6,329 plans for 6,329
-// calls in 10 s of wrk-patient.sh). Repeating the last id up to ten costs nothing to run
-// (the index scan drops an array's duplicates) and lets the statement keep one plan
-// (TestGetBatchKeepsGenericPlan).
-const genericPlanIDs = 10
-
-// padIDs returns ids with its last id repeated up to genericPlanIDs.
-func padIDs(ids []string) []string {
-	for len(ids) < genericPlanIDs {
-		ids = append(ids, ids[len(ids)-1])
-	}
-	return ids
 }
 
 // RegisterReadMetrics exposes how reads by id are batched: their ratio is the reads one

@@ -241,3 +241,17 @@ func TestClassifyCallerGone(t *testing.T) {
 		}
 	})
 }
+
+func TestGenericPlanArray(t *testing.T) {
+	backing := []int64{1, 2, 3, 4}
+	if got := db.GenericPlanArray(backing[:2]); len(got) != db.GenericPlanArrayLen || got[0] != 1 || got[1] != 2 || got[db.GenericPlanArrayLen-1] != 2 {
+		t.Fatalf("padded: %v", got)
+	}
+	if backing[2] != 3 || backing[3] != 4 {
+		t.Fatalf("padding wrote past the slice into its backing array: %v", backing)
+	}
+	long := make([]string, 12)
+	if got := db.GenericPlanArray(long); len(got) != 12 {
+		t.Fatalf("a long array changed: %d", len(got))
+	}
+}

@@ -22,3 +22,6 @@ func PruneProcessedBatch(ctx context.Context, d *db.DB, consumer string, keep ti
 func PruneRandomProcessedBatch(ctx context.Context, d *db.DB, consumer string, keep time.Duration, now time.Time, batch int) (int64, error) {
 	return pruneProcessed(ctx, d, consumer, keep, now, batch, true)
 }
+
+// MarkSent is Relay.markSent, for TestMarkSentKeepsGenericPlan.
+func (r *Relay) MarkSent(ctx context.Context, q Queryer, ids []int64) error { return r.markSent(ctx, q, ids) }

@@ -640,7 +640,7 @@ func (r *Relay) markSent(ctx context.Context, q Queryer, ids []int64) error {
 	}
 	now := r.d.Time(time.Now())
 	if r.d.Dialect == db.Postgres {
-		_, err := q.ExecContext(ctx, `UPDATE `+Table+` SET published_at = $1 WHERE id = ANY($2)`, now, ids)
+		_, err := q.ExecContext(ctx, `UPDATE `+Table+` SET published_at = $1 WHERE id = ANY($2)`, now, db.GenericPlanArray(ids))
 		return db.Classify(err)
 	}
 	for rest := ids; len(rest) > 0; {

@@ -338,3 +338,48 @@ func floorSetup(t *testing.T) (*db.DB, *outbox.Outbox, *outbox.Relay, string) {
 	ob := outbox.New(d, outbox.Options{})
 	return d, ob, startRelay(t, ob, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Poll: time.Hour}), b.Addr()
 }
+
+// TestMarkSentKeepsGenericPlan: on PostgreSQL the relay's mark of one to nine published rows,
+// what a steady trickle of changes makes, keeps one generic plan (db.GenericPlanArray) instead
+// of being planned again on every call, and marks exactly the rows it names.
+func TestMarkSentKeepsGenericPlan(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	ob := outbox.New(d, outbox.Options{})
+	msgs := make([]outbox.Message, 3000) // enough rows that the planner prefers the primary key
+	for i := range msgs {
+		msgs[i] = outbox.Message{Topic: "ev", Value: []byte("x")}
+	}
+	add(t, d, ob, msgs...)
+	var ids []int64
+	if err := d.SelectContext(ctx, &ids, `SELECT id FROM outbox ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ExecContext(ctx, `ANALYZE outbox`); err != nil {
+		t.Fatal(err)
+	}
+	d.SetMaxOpenConns(1) // one session, whose pg_prepared_statements sees the statement
+	r := outbox.NewRelay(ob, outbox.RelayOptions{})
+	rest, calls := ids[:45], 0
+	for n := 1; len(rest) > 0; n = n%9 + 1 {
+		k := min(n, len(rest))
+		if err := r.MarkSent(ctx, d, rest[:k]); err != nil {
+			t.Fatal(err)
+		}
+		rest, calls = rest[k:], calls+1
+	}
+	var marked int
+	if err := d.GetContext(ctx, &marked, `SELECT count(*) FROM outbox WHERE published_at IS NOT NULL`); err != nil || marked != 45 {
+		t.Fatalf("%d rows marked (%v), want 45", marked, err)
+	}
+	var plans struct {
+		Generic int64 `db:"generic_plans"`
+		Custom  int64 `db:"custom_plans"`
+	}
+	if err := d.GetContext(ctx, &plans, `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'UPDATE outbox SET published_at%'`); err != nil {
+		t.Fatal(err)
+	}
+	if plans.Generic == 0 || plans.Custom > 5 {
+		t.Fatalf("the mark: %d generic and %d custom plans in %d calls, want a generic plan after at most 5 custom", plans.Generic, plans.Custom, calls)
+	}
+}
