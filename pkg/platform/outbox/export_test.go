@@ -24,4 +24,6 @@ func PruneRandomProcessedBatch(ctx context.Context, d *db.DB, consumer string, k
 }
 
 // MarkSent is Relay.markSent, for TestMarkSentKeepsGenericPlan.
-func (r *Relay) MarkSent(ctx context.Context, q Queryer, ids []int64) error { return r.markSent(ctx, q, ids) }
+func (r *Relay) MarkSent(ctx context.Context, q Queryer, ids []int64) error {
+	return r.markSent(ctx, q, ids)
+}
