@@ -23,9 +23,10 @@ type Entry struct {
 	PrevHash      string    `db:"prev_hash"` // Hash of the row before (64 zeros for seq 1)
 	Hash          string    `db:"hash"`      // hex SHA-256 over PrevHash and this row's fields
 	// Extra holds the values of the writer's Options.ExtraColumns for this row, in that order
-	// (nil: NULL in each). They are not hashed, not published and not kept by an entry that
-	// waits in audit_pending: a service's own annotation of the row, such as the patient
-	// service's "this entry disclosed its subject, via this transport".
+	// (nil: NULL in each). They are not hashed and not published: a service's own annotation
+	// of the row, such as the patient service's "this entry disclosed its subject, via this
+	// transport". An entry waiting in audit_pending keeps them only when its change recorded
+	// them there (WithPendingExtra).
 	Extra []any `db:"-"`
 }
 
