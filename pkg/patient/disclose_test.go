@@ -279,14 +279,8 @@ func TestChangeChainedByAnotherProcessKeepsItsDisclosure(t *testing.T) {
 		disc := patient.NewDisclosures(d)
 		w := disclosingWriter(t, d, disc, true)
 		s := patient.NewService(store, w, patient.Options{Disclosures: disc})
-		admin := observe.WithTransport(ctxRole("admin-1", authz.RoleAdmin), "http")
-		doc := observe.WithTransport(ctxRole("doc-1", authz.RoleClinician), "grpc")
-		p, err := s.Create(doc, req(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		underBreakGlass(t, s, admin, doc, p.ID)
-		got, err := s.Get(doc, p.ID)
+		admin, doc, id := brokenGlassRecord(t, s)
+		got, err := s.Get(doc, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,7 +290,7 @@ func TestChangeChainedByAnotherProcessKeepsItsDisclosure(t *testing.T) {
 		// The same process, its audit log gone: the update commits with its pending entry.
 		down := patient.NewService(store, failingLog{}, patient.Options{Disclosures: disc})
 		u := req(1)
-		if _, err := down.Update(doc, patient.UpdateRequest{ID: p.ID, Name: "Changed In A&E", Email: u.Email,
+		if _, err := down.Update(doc, patient.UpdateRequest{ID: id, Name: "Changed In A&E", Email: u.Email,
 			Address: u.Address, DateOfBirth: u.DateOfBirth, IfMatch: got.Version}); err != nil {
 			t.Fatal(err)
 		}
@@ -307,17 +301,7 @@ func TestChangeChainedByAnotherProcessKeepsItsDisclosure(t *testing.T) {
 			t.Fatal(err)
 		}
 		up := patient.NewService(store, w2, patient.Options{Disclosures: other})
-		page, err := up.AccessLog(admin, patient.AccessLogQuery{PatientID: p.ID})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var seen []string
-		for _, r := range page.Records { // newest first
-			seen = append(seen, r.Action+"/"+r.Transport+"/"+map[bool]string{true: "emergency", false: "normal"}[r.Emergency])
-		}
-		if want := "update/grpc/emergency,read/grpc/emergency,create/grpc/normal"; strings.Join(seen, ",") != want {
-			t.Fatalf("access log %v, want %s", seen, want)
-		}
+		wantBreakGlassJourney(t, up, admin, id)
 	})
 }
 
@@ -350,27 +334,44 @@ func TestChangeMovedBeforeSettleKeepsItsDisclosure(t *testing.T) {
 			moved++
 		})
 		s := patient.NewService(store, w, patient.Options{Disclosures: disc})
-		admin := observe.WithTransport(ctxRole("admin-1", authz.RoleAdmin), "http")
-		doc := observe.WithTransport(ctxRole("doc-1", authz.RoleClinician), "grpc")
-		p, err := s.Create(doc, req(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		underBreakGlass(t, s, admin, doc, p.ID)
-		readAndChange(t, s, doc, p.ID)
+		admin, doc, id := brokenGlassRecord(t, s)
+		readAndChange(t, s, doc, id)
 		if moved < 2 {
 			t.Fatalf("%d changes moved before their settle, want the create and the update at least", moved)
 		}
-		page, err := s.AccessLog(admin, patient.AccessLogQuery{PatientID: p.ID})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var seen []string
-		for _, r := range page.Records { // newest first
-			seen = append(seen, r.Action+"/"+r.Transport+"/"+map[bool]string{true: "emergency", false: "normal"}[r.Emergency])
-		}
-		if want := "update/grpc/emergency,read/grpc/emergency,create/grpc/normal"; strings.Join(seen, ",") != want {
-			t.Fatalf("access log %v, want %s", seen, want)
-		}
+		wantBreakGlassJourney(t, s, admin, id)
 	})
+}
+
+// brokenGlassRecord creates a record as a clinician over gRPC, restricts it as an admin over
+// HTTP and gives the clinician a break-glass grant to it (underBreakGlass): the contexts of
+// both and the record's id.
+func brokenGlassRecord(t *testing.T, s patient.Service) (admin, doc context.Context, id string) {
+	t.Helper()
+	admin = observe.WithTransport(ctxRole("admin-1", authz.RoleAdmin), "http")
+	doc = observe.WithTransport(ctxRole("doc-1", authz.RoleClinician), "grpc")
+	p, err := s.Create(doc, req(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	underBreakGlass(t, s, admin, doc, p.ID)
+	return admin, doc, p.ID
+}
+
+// wantBreakGlassJourney checks that record id's access log, read by admin, shows the journey
+// of the break-glass tests, newest first: the update and the read before it under the grant,
+// both by gRPC, and the create before the record was restricted.
+func wantBreakGlassJourney(t *testing.T, s patient.Service, admin context.Context, id string) {
+	t.Helper()
+	page, err := s.AccessLog(admin, patient.AccessLogQuery{PatientID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, r := range page.Records { // newest first
+		seen = append(seen, r.Action+"/"+r.Transport+"/"+map[bool]string{true: "emergency", false: "normal"}[r.Emergency])
+	}
+	if want := "update/grpc/emergency,read/grpc/emergency,create/grpc/normal"; strings.Join(seen, ",") != want {
+		t.Fatalf("access log %v, want %s", seen, want)
+	}
 }
