@@ -152,11 +152,11 @@ type disclosingLog struct {
 
 // Settle passes a change's request to chain its pending entries (audit.Settler) through to
 // the writer — without it the recorder would take the log for one that cannot settle and
-// write the change's entry a second time — with the records the change disclosed registered
-// for the hook (prepare, again: the service registered them before the transaction). An
-// entry chained by another process (after an outage or a restart) gets its disclosure row
-// from the entry alone, its transport unknown, unless the entry carries its disclosure
-// (Wire, prepare).
+// write the change's entry a second time. With the writer wired (Wire) each entry already
+// carries its disclosure from audit_pending; unwired, the records the change disclosed are
+// registered for this process's hook (prepare, again: the service registered them before the
+// transaction), and an entry chained by another process gets its row from the entry alone,
+// its transport unknown.
 func (l disclosingLog) Settle(ctx context.Context) error {
 	s, ok := l.inner.(audit.Settler)
 	if !ok {

@@ -159,9 +159,10 @@ func (s *service) recorder() audit.Recorder { return audit.Recorder{W: s.audit, 
 
 // withPending is audit.WithPending for a change of the record pid (and audit.WithPendingAlso
 // for each record of also the change touches too), with their disclosures (how the request
-// arrived, break-glass use) registered before the change's transaction begins
-// (disclosingLog.prepare), so that each entry carries its own however soon the writer
-// chains it.
+// arrived, break-glass use) set up before the change's transaction begins
+// (disclosingLog.prepare): recorded beside the entries in audit_pending, or registered for
+// this process's hook, so that each entry carries its own however soon, and by whichever
+// process, the writer chains it.
 func (s *service) withPending(ctx context.Context, action, pid string, also ...string) context.Context {
 	ctx = audit.WithPending(ctx, action, pid)
 	for _, id := range also {

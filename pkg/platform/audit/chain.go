@@ -32,6 +32,16 @@ var tableName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // checkTable returns table, or DefaultTable when it is empty, and refuses anything that is not
 // a plain lower-case identifier: the name is spliced into SQL, so it must never carry syntax.
+// mustBeColumns panics on a name in cols that is not a plain identifier: extra column names
+// are spliced into statements, and a bad one is a wiring mistake caught at start-up.
+func mustBeColumns(cols []string) {
+	for _, c := range cols {
+		if !tableName.MatchString(c) {
+			panic(errs.Newf(errs.Internal, "audit: invalid extra column name %q", c))
+		}
+	}
+}
+
 func checkTable(table string) (string, error) {
 	if table == "" {
 		return DefaultTable, nil

@@ -93,11 +93,7 @@ func WithPendingExtra(ctx context.Context, columns []string, extra func(Entry) [
 	if p == nil {
 		return ctx
 	}
-	for _, c := range columns {
-		if !tableName.MatchString(c) {
-			panic(errs.Newf(errs.Internal, "audit: invalid extra column name %q", c))
-		}
-	}
+	mustBeColumns(columns)
 	q := &pending{e: p.e, also: p.also, extraColumns: columns, extra: extra}
 	return context.WithValue(ctx, pendingKey{}, q)
 }

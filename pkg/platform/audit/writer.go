@@ -156,11 +156,7 @@ func NewWriter(d *db.DB, o Options) *Writer {
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()
 	}
-	for _, c := range o.ExtraColumns {
-		if !tableName.MatchString(c) {
-			panic(errs.Newf(errs.Internal, "audit: invalid extra column name %q", c))
-		}
-	}
+	mustBeColumns(o.ExtraColumns)
 	maxParams := postgresMaxParams
 	if d.Dialect == db.SQLite {
 		maxParams = sqliteMaxParams
