@@ -624,22 +624,41 @@ func (p *Proc) Restart(bin string, within time.Duration) error {
 }
 
 // RSS is the process's resident set size in bytes (Linux /proc), 0 when unknown.
-func (p *Proc) RSS() int64 {
+func (p *Proc) RSS() int64 { return p.Memory().RSS }
+
+// Memory is a process's resident memory in bytes (Linux /proc/PID/status): RSS is Anon (the
+// heap, stacks: what the process holds) plus File (pages of its executable and other files it
+// has touched: shared, clean and reclaimable, growing as more of a 50 MB binary's code runs)
+// plus Shmem.
+type Memory struct{ RSS, Anon, File int64 }
+
+// Memory reads the process's resident memory, zero when unknown.
+func (p *Proc) Memory() Memory {
+	var m Memory
 	pid := p.Pid()
 	if pid == 0 {
-		return 0
+		return m
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return m
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			m.RSS = kb * 1024
+		case "RssAnon:":
+			m.Anon = kb * 1024
+		case "RssFile:":
+			m.File = kb * 1024
 		}
 	}
-	return 0
+	return m
 }
 
 // Login signs in through the gateway and returns an access token.

@@ -91,6 +91,12 @@ func TestManifests(t *testing.T) {
 					c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.LivenessProbe.HTTPGet.Port.StrVal != "admin" {
 					t.Errorf("%s: probes %+v %+v", s, c.ReadinessProbe, c.LivenessProbe)
 				}
+				// Migrations run before the admin port opens, for up to db.Migrate's 30-minute
+				// lock wait: the startup probe holds liveness off that long.
+				if sp := c.StartupProbe; sp == nil || sp.HTTPGet == nil || sp.HTTPGet.Path != "/healthz" || sp.HTTPGet.Port.StrVal != "admin" ||
+					sp.PeriodSeconds*sp.FailureThreshold < 30*60 {
+					t.Errorf("%s: startup probe %+v", s, c.StartupProbe)
+				}
 				if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
 					t.Errorf("%s: resources %+v", s, c.Resources)
 				}

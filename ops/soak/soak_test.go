@@ -287,6 +287,9 @@ type row struct {
 	iv       interval
 	p50, p99 time.Duration
 	rss      map[string]int64 // the interval's peak (rows[0]: one sample after warm-up)
+	// mem is each process's memory at the interval's end, split into what it holds
+	// (anonymous) and the executable's pages it has touched (file), to read an RSS growth by.
+	mem map[string]cluster.Memory
 	// cpu is each process's CPU time per request answered in the interval (cpuNames).
 	cpu map[string]time.Duration
 	// walPerReq and commitsPerReq are the database's WAL bytes and commits per request.
@@ -302,6 +305,14 @@ func sampleRSS(c *cluster.Cluster) map[string]int64 {
 	m := map[string]int64{}
 	for _, name := range cluster.Order {
 		m[name] = c.Proc(name).RSS()
+	}
+	return m
+}
+
+func sampleMemory(c *cluster.Cluster) map[string]cluster.Memory {
+	m := map[string]cluster.Memory{}
+	for _, name := range cluster.Order {
+		m[name] = c.Proc(name).Memory()
 	}
 	return m
 }
@@ -427,7 +438,7 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		iv := st.swap()
 		cpuNow := cpuUse(r.c)
 		rw := row{index: i, elapsed: now.Sub(start), length: now.Sub(prev), iv: iv,
-			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss, cpu: cpuPerRequest(cpuPrev, cpuNow, iv.requests), busy: machineBusy(cpuPrev, cpuNow)}
+			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss, mem: sampleMemory(r.c), cpu: cpuPerRequest(cpuPrev, cpuNow, iv.requests), busy: machineBusy(cpuPrev, cpuNow)}
 		cpuPrev = cpuNow
 		dbNow := sampleDB(ctx, pg)
 		if dbNow.wal > 0 && dbPrev.wal > 0 && iv.requests > 0 {
@@ -537,7 +548,10 @@ func summarize(t *testing.T, cfg config, rows []row) {
 	t.Logf("%-10s %14s %12s %10s %9s %9s", "RSS MiB", "after warm-up", "interval "+strconv.Itoa(steady.index), "end", "Δ warm", "Δ steady")
 	for _, name := range cluster.Order {
 		a, s, e := warm.rss[name], steady.rss[name], end.rss[name]
-		t.Logf("%-10s %14s %12s %10s %+8.1f%% %+8.1f%%", name, mib(a), mib(s), mib(e), growth(a, e), growth(s, e))
+		sm, em := steady.mem[name], end.mem[name]
+		t.Logf("%-10s %14s %12s %10s %+8.1f%% %+8.1f%%   of which anonymous %s -> %s MiB (%+.1f%%), file %s -> %s MiB (%+.1f%%)",
+			name, mib(a), mib(s), mib(e), growth(a, e), growth(s, e),
+			mib(sm.Anon), mib(em.Anon), growth(sm.Anon, em.Anon), mib(sm.File), mib(em.File), growth(sm.File, em.File))
 		// The broker is judged per retained record (run): the event topics keep every event by
 		// design (issue 20 item 7), so its RSS follows the data it holds.
 		if cfg.duration >= rssCheckFrom && name != "broker" && s > 0 && float64(e) > float64(s)*rssLimit {

@@ -1,3 +1,4 @@
+-- +goose NO TRANSACTION
 -- +goose Up
 -- Richer demographics (issue 19 item 1). The structured name (family, given as a JSON array of
 -- strings), FHIR administrative gender and phone are columns of the record and of every
@@ -8,25 +9,30 @@
 -- holders out. Email stops being unique at the index: family members may share one when the
 -- caller confirms they are different people; the store checks it in the transaction under an
 -- advisory lock keyed by the email (pkg/patient/store.go).
-ALTER TABLE patients ADD COLUMN family TEXT NOT NULL DEFAULT '',
-    ADD COLUMN given TEXT NOT NULL DEFAULT '[]',
-    ADD COLUMN gender TEXT NOT NULL DEFAULT '',
-    ADD COLUMN phone TEXT NOT NULL DEFAULT '';
-ALTER TABLE patient_versions ADD COLUMN family TEXT NOT NULL DEFAULT '',
-    ADD COLUMN given TEXT NOT NULL DEFAULT '[]',
-    ADD COLUMN gender TEXT NOT NULL DEFAULT '',
-    ADD COLUMN phone TEXT NOT NULL DEFAULT '',
-    ADD COLUMN identifiers TEXT NOT NULL DEFAULT '[]';
-DROP INDEX patients_email_live;
-CREATE INDEX patients_email_live ON patients (lower(email)) WHERE deleted_at IS NULL;
-CREATE TABLE patient_identifiers (
+-- Outside a transaction, so the email index is rebuilt CONCURRENTLY (a plain build holds
+-- writes while it reads the table): the new one is built beside the old under another name,
+-- then takes its place. Every statement can run again after an interrupted run.
+ALTER TABLE patients ADD COLUMN IF NOT EXISTS family TEXT NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS given TEXT NOT NULL DEFAULT '[]',
+    ADD COLUMN IF NOT EXISTS gender TEXT NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS phone TEXT NOT NULL DEFAULT '';
+ALTER TABLE patient_versions ADD COLUMN IF NOT EXISTS family TEXT NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS given TEXT NOT NULL DEFAULT '[]',
+    ADD COLUMN IF NOT EXISTS gender TEXT NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS phone TEXT NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS identifiers TEXT NOT NULL DEFAULT '[]';
+DROP INDEX CONCURRENTLY IF EXISTS patients_email_live_next;
+CREATE INDEX CONCURRENTLY patients_email_live_next ON patients (lower(email)) WHERE deleted_at IS NULL;
+DROP INDEX CONCURRENTLY IF EXISTS patients_email_live;
+ALTER INDEX patients_email_live_next RENAME TO patients_email_live;
+CREATE TABLE IF NOT EXISTS patient_identifiers (
     patient_id UUID NOT NULL REFERENCES patients (id),
     system     TEXT NOT NULL,
     value      TEXT NOT NULL,
     deleted_at TIMESTAMPTZ,
     PRIMARY KEY (patient_id, system, value)
 );
-CREATE UNIQUE INDEX patient_identifiers_live ON patient_identifiers (system, value) WHERE deleted_at IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS patient_identifiers_live ON patient_identifiers (system, value) WHERE deleted_at IS NULL;
 
 -- +goose Down
 DROP TABLE patient_identifiers;

@@ -1,3 +1,4 @@
+-- +goose NO TRANSACTION
 -- +goose Up
 -- Family name and date of birth together, the commonest way a clinic finds a patient, in one
 -- b-tree (issue 20 item 1): the planner misjudges a date-of-birth range on the text column (a
@@ -7,11 +8,13 @@
 -- (migration 00027) and a registration still writes one index for the family.
 -- The finer histogram (1,000 buckets rather than 100) is what lets the planner see a year's
 -- range for what it is: between two bounds of a coarse one it interpolates text badly.
+-- Built CONCURRENTLY, outside a transaction: a plain build holds writes while it reads the table.
 ALTER TABLE patients ALTER COLUMN date_of_birth SET STATISTICS 1000;
-CREATE INDEX IF NOT EXISTS patients_family_birth ON patients (lower(family) text_pattern_ops, date_of_birth) WHERE deleted_at IS NULL;
-DROP INDEX IF EXISTS patients_family_prefix;
+DROP INDEX CONCURRENTLY IF EXISTS patients_family_birth;
+CREATE INDEX CONCURRENTLY patients_family_birth ON patients (lower(family) text_pattern_ops, date_of_birth) WHERE deleted_at IS NULL;
+DROP INDEX CONCURRENTLY IF EXISTS patients_family_prefix;
 
 -- +goose Down
 ALTER TABLE patients ALTER COLUMN date_of_birth SET STATISTICS -1;
-CREATE INDEX IF NOT EXISTS patients_family_prefix ON patients (lower(family) text_pattern_ops) WHERE deleted_at IS NULL;
-DROP INDEX IF EXISTS patients_family_birth;
+CREATE INDEX CONCURRENTLY IF NOT EXISTS patients_family_prefix ON patients (lower(family) text_pattern_ops) WHERE deleted_at IS NULL;
+DROP INDEX CONCURRENTLY IF EXISTS patients_family_birth;

@@ -4,14 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
-	"hash/fnv"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/errs"
 )
 
@@ -89,11 +88,7 @@ func chainHash(prevHash string, e *Entry) string {
 // lockKey is the PostgreSQL advisory-lock key for one audit table: derived from schema and
 // table so every process writing that table takes the same lock, and writers of other
 // tables or schemas in the same database never wait for each other.
-func lockKey(schema, table string) int64 {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "pms/audit\x00%s\x00%s", schema, table)
-	return int64(h.Sum64())
-}
+func lockKey(schema, table string) int64 { return db.LockKey("pms/audit", schema, table) }
 
 // validate refuses text PostgreSQL cannot store (invalid UTF-8, NUL bytes) before the entry
 // joins a batch: one bad entry would otherwise fail the whole batch and every request in it.

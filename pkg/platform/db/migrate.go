@@ -3,9 +3,11 @@ package db
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 // Set is one owner's migrations — goose SQL files, one folder per dialect (postgres, sqlite) —
@@ -46,6 +48,21 @@ func migrate(ctx context.Context, d *DB, set Set) (int, error) {
 	if set.Table != "" {
 		opts = append(opts, goose.WithTableName(set.Table))
 	}
+	if d.Dialect == Postgres {
+		// Replicas starting together take turns: without the lock both would run the same
+		// migration, and the second fail on what the first created, or, in a migration
+		// that builds an index CONCURRENTLY outside a transaction, drop the index the
+		// first is building. The lock is the session's, on the connection goose runs every
+		// migration on, so it covers migrations without a transaction too; a process that
+		// dies releases it with its connection.
+		l, err := lock.NewPostgresSessionLocker(
+			lock.WithLockID(LockKey("pms/migrate", d.Schema, set.Table)),
+			lock.WithLockTimeout(1, migrateLockWait))
+		if err != nil {
+			return 0, fmt.Errorf("db: migrations: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(l))
+	}
 	p, err := goose.NewProvider(dialect, d.DB.DB, sub, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("db: migrations: %w", err)
@@ -66,4 +83,21 @@ func EmbeddedSet(table string, files fs.FS, dir string) Set {
 		panic(err)
 	}
 	return Set{Table: table, Files: sub}
+}
+
+// migrateLockWait is how many seconds a starting replica waits for another's migrations to
+// finish: an index built CONCURRENTLY on a table of millions of rows takes minutes.
+const migrateLockWait = 30 * 60
+
+// LockKey is a PostgreSQL advisory-lock key named by name and parts (a schema, a table): the
+// same everywhere for the same names, so every process guarding the same thing takes the same
+// lock, and locks of other schemas or tables in the same database never meet.
+func LockKey(name string, parts ...string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	for _, p := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	return int64(h.Sum64())
 }

@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"strings"
 	"sync"
@@ -144,11 +143,7 @@ func NewRelay(ob *Outbox, o RelayOptions) *Relay {
 	return r
 }
 
-func relayLockKey(schema string) int64 {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "pms/outbox-relay\x00%s", schema)
-	return int64(h.Sum64())
-}
+func relayLockKey(schema string) int64 { return db.LockKey("pms/outbox-relay", schema) }
 
 // Published returns how many messages the relay has published since it started.
 func (r *Relay) Published() int64 { return r.published.Load() }
