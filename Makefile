@@ -98,10 +98,11 @@ faults:
 
 ## soak: every service a separate process on PostgreSQL, a mixed load through the gateway at 0.35
 ## of the measured peak (SOAK_LOAD) for DURATION; per-interval req/s, errors, late, p50/p99,
-## each process's RSS and the machine's busy share, printed and written to soak.csv. SOAK_INTERVAL (default 1m), SOAK_PEAK_DURATION (20s);
+## each process's RSS and the machine's busy share, printed and written to soak.csv. SOAK_INTERVAL (default 1m), SOAK_PEAK_DURATION (20s),
+## SOAK_P99_WINDOW (5m: each operation's p99 over the first and last 5 minutes too);
 ## raise SOAK_TIMEOUT for runs over 1h45m. SOAK_PATIENTS=N bulk-seeds N patients first,
 ## SOAK_RETENTION=2m shortens the command/reply/dead-letter retention; heap profiles of patient,
-## billing and analytics (minute 2, end) go next to soak.csv.
+## billing, analytics and the gateway (minute 2, end) go next to soak.csv.
 DURATION ?= 10m
 SOAK_TIMEOUT ?= 2h
 soak:
