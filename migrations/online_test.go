@@ -127,15 +127,9 @@ func TestOnlineProblemsFindsBlockingBuilds(t *testing.T) {
 // queue them behind its lock until that transaction ends). Cancelled while it waits, it leaves
 // an invalid index behind, and the next start (db.Migrate again) finishes it cleanly.
 func TestIndexMigrationLetsWritesThrough(t *testing.T) {
-	d := dbtest.Open(t, db.Postgres, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	all := migrations.Patient()
-	before := append(db.Sets{}, all...)
-	before[len(before)-1] = db.Set{Files: upTo(t, all[len(all)-1].Files, 29)}
-	if _, err := db.Migrate(ctx, d, before); err != nil {
-		t.Fatal(err)
-	}
+	d, _, all := patientBefore30(ctx, t)
 	insert := `INSERT INTO patients (id, name, email, address, date_of_birth, registered_date, version, created_at, updated_at)
 		VALUES (gen_random_uuid(), 'Ada', 'ada@example.org', 'x', '1990-01-01', '2026-01-01', 1, now(), now())`
 	if _, err := d.ExecContext(ctx, insert); err != nil {
@@ -215,15 +209,9 @@ func TestIndexMigrationLetsWritesThrough(t *testing.T) {
 // of them (db.Migrate's session lock makes them take turns; without it both run patient
 // migration 00030, and one drops the index the other is building, or fails on it).
 func TestReplicasMigrateTogether(t *testing.T) {
-	first := dbtest.Open(t, db.Postgres, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	all := migrations.Patient()
-	before := append(db.Sets{}, all...)
-	before[len(before)-1] = db.Set{Files: upTo(t, all[len(all)-1].Files, 29)}
-	if _, err := db.Migrate(ctx, first, before); err != nil {
-		t.Fatal(err)
-	}
+	first, before, all := patientBefore30(ctx, t)
 	second, err := db.Open(ctx, dbtest.PostgresURL(), first.Schema)
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +239,20 @@ func TestReplicasMigrateTogether(t *testing.T) {
 	if applied[0]+applied[1] != pending || pending == 0 {
 		t.Fatalf("migrations applied by the two replicas: %v, want %d in all", applied, pending)
 	}
+}
+
+// patientBefore30 is a PostgreSQL schema migrated as the release before patient migration
+// 00030 left it (the sets it applied: before), and every patient set (all).
+func patientBefore30(ctx context.Context, t *testing.T) (d *db.DB, before, all db.Sets) {
+	t.Helper()
+	d = dbtest.Open(t, db.Postgres, nil)
+	all = migrations.Patient()
+	before = append(db.Sets{}, all...)
+	before[len(before)-1] = db.Set{Files: upTo(t, all[len(all)-1].Files, 29)}
+	if _, err := db.Migrate(ctx, d, before); err != nil {
+		t.Fatal(err)
+	}
+	return d, before, all
 }
 
 // upTo is the migration tree files (a set's postgres and sqlite folders) without the versions
