@@ -327,13 +327,10 @@ func (s *Store) apply(ctx context.Context, tx *sqlx.Tx, d *delta, ev Event, shar
 
 // issue remembers an issued invoice's subtotal and adds it to invoiced (once per invoice).
 func (s *Store) issue(ctx context.Context, tx *sqlx.Tx, d *delta, ev Event, shard string) error {
-	res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO issued_invoices (invoice_id, currency, subtotal) VALUES (?, ?, ?)
-		ON CONFLICT (invoice_id) DO NOTHING`), ev.InvoiceID, ev.Currency, ev.Subtotal)
-	if err != nil {
-		return db.Classify(err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return db.Classify(err)
+	n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`INSERT INTO issued_invoices (invoice_id, currency, subtotal) VALUES (?, ?, ?)
+		ON CONFLICT (invoice_id) DO NOTHING`), ev.InvoiceID, ev.Currency, ev.Subtotal))
+	if err != nil || n == 0 {
+		return err // n == 0: issued before, already counted
 	}
 	d.addAmount(shard, ev.Currency, ev.Subtotal, 0)
 	return nil

@@ -258,16 +258,14 @@ func (s *Store) secondFactor(ctx context.Context, id, challengeHash string, chec
 			return errRollback
 		}
 		if recoveryHash != "" {
-			r, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE mfa_recovery_codes SET used_at = ? WHERE code_hash = ? AND user_id = ? AND used_at IS NULL`),
-				s.db.Time(now), recoveryHash, id)
+			n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`UPDATE mfa_recovery_codes SET used_at = ? WHERE code_hash = ? AND user_id = ? AND used_at IS NULL`),
+				s.db.Time(now), recoveryHash, id))
 			if err != nil {
-				return db.Classify(err)
-			}
-			if n, err := r.RowsAffected(); err != nil || n != 1 {
 				res = mfaBadCode
-				if err != nil {
-					return db.Classify(err)
-				}
+				return err
+			}
+			if n != 1 {
+				res = mfaBadCode
 				return errRollback
 			}
 		} else {

@@ -158,11 +158,10 @@ func nullable(s string) any {
 func EndEverySession(ctx context.Context, d *db.DB, now time.Time) (int64, error) {
 	var n int64
 	err := db.InTx(ctx, d, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL`), d.Time(now))
-		if err != nil {
-			return db.Classify(err)
+		var err error
+		if n, err = db.Affected(tx.ExecContext(ctx, tx.Rebind(`UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL`), d.Time(now))); err != nil {
+			return err
 		}
-		n, _ = res.RowsAffected()
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions`); err != nil {
 			return db.Classify(err)
 		}

@@ -176,12 +176,8 @@ func (s *Store) setPassword(ctx context.Context, tokenHash, passwordHash string,
 // (a concurrent change) or the user is disabled.
 func (s *Store) changePassword(ctx context.Context, id, oldHash, newHash, keepSession string, now time.Time) (ok bool, err error) {
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE id = ? AND password_hash = ? AND NOT disabled`),
-			newHash, false, s.db.Time(now), id, oldHash)
-		if err != nil {
-			return db.Classify(err)
-		}
-		n, err := res.RowsAffected()
+		n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE id = ? AND password_hash = ? AND NOT disabled`),
+			newHash, false, s.db.Time(now), id, oldHash))
 		if err != nil || n != 1 {
 			ok = false
 			audit.NotChanged(ctx)
@@ -205,14 +201,11 @@ func (s *Store) changePassword(ctx context.Context, id, oldHash, newHash, keepSe
 // token of the user. A user that does not exist is ErrUserNotFound.
 func (s *Store) resetPassword(ctx context.Context, t setPasswordToken) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = '', updated_at = ? WHERE id = ?`), s.db.Time(t.created), t.userID)
+		n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = '', updated_at = ? WHERE id = ?`), s.db.Time(t.created), t.userID))
 		if err != nil {
-			return db.Classify(err)
+			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			if err != nil {
-				return db.Classify(err)
-			}
+		if n != 1 {
 			return ErrUserNotFound
 		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE set_password_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL`),

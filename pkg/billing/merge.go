@@ -122,14 +122,12 @@ func (s *Store) moveToSurvivor(ctx context.Context, tx *sqlx.Tx, c MergeChange, 
 // the patient has none yet: a survivor registered while billing was down.
 func (s *Store) accountIn(ctx context.Context, tx *sqlx.Tx, patientID string, m changeMeta) (string, error) {
 	a := Account{ID: uuid.NewString(), PatientID: patientID, Status: AccountActive, CreatedAt: m.At}
-	res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO accounts (id, patient_id, status, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (patient_id) DO NOTHING`), a.ID, a.PatientID, a.Status, s.db.Time(a.CreatedAt))
+	n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`INSERT INTO accounts (id, patient_id, status, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (patient_id) DO NOTHING`), a.ID, a.PatientID, a.Status, s.db.Time(a.CreatedAt)))
 	if err != nil {
-		return "", db.Classify(err)
+		return "", err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return "", db.Classify(err)
-	} else if n == 1 {
+	if n == 1 {
 		msg, err := accountEvent(a, m)
 		if err != nil {
 			return "", err
@@ -153,15 +151,13 @@ func (s *Store) moveBack(ctx context.Context, tx *sqlx.Tx, c MergeChange, m chan
 	moved := 0
 	for _, mv := range moves {
 		// Only an invoice still where the merge put it goes back.
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE invoices SET patient_id = ?, account_id = ?, version = version + 1, updated_at = ?
+		n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`UPDATE invoices SET patient_id = ?, account_id = ?, version = version + 1, updated_at = ?
 			WHERE id = ? AND patient_id = ? AND account_id = ?`),
-			mv.FromPatient, mv.FromAccount, s.db.Time(m.At), mv.InvoiceID, mv.ToPatient, mv.ToAccount)
+			mv.FromPatient, mv.FromAccount, s.db.Time(m.At), mv.InvoiceID, mv.ToPatient, mv.ToAccount))
 		if err != nil {
-			return 0, db.Classify(err)
+			return 0, err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return 0, db.Classify(err)
-		} else if n == 1 {
+		if n == 1 {
 			moved++
 		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE `+MergeMovesTable+` SET returned_at = ?, return_event_id = ? WHERE event_id = ? AND invoice_id = ?`),

@@ -425,12 +425,12 @@ func (s *Store) change(ctx context.Context, id string, m changeMeta, idem *idemp
 		next.Version = cur.Version + 1
 		next.UpdatedAt = m.At
 		next.AmountDue = amountDue(next.Status, next.Subtotal, next.AmountPaid)
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE invoices SET status = ?, amount_paid = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?`),
-			string(next.Status), next.AmountPaid, next.Version, s.db.Time(m.At), id, cur.Version)
+		n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`UPDATE invoices SET status = ?, amount_paid = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?`),
+			string(next.Status), next.AmountPaid, next.Version, s.db.Time(m.At), id, cur.Version))
 		if err != nil {
-			return db.Classify(err)
+			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
+		if n != 1 {
 			// The row lock makes this unreachable; refuse rather than write over a change.
 			return errs.New(errs.Conflict, "the invoice was changed concurrently; retry")
 		}

@@ -769,13 +769,13 @@ func (s *Store) change(ctx context.Context, id string, ifMatch int64, kind strin
 		if kind == ChangeDeleted {
 			deletedAt = s.db.Time(m.At)
 		}
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET name = ?, family = ?, given = ?, gender = ?, phone = ?, identifiers = ?, email = ?, address = ?, date_of_birth = ?, version = ?, updated_at = ?, deleted_at = ?
+		n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`UPDATE patients SET name = ?, family = ?, given = ?, gender = ?, phone = ?, identifiers = ?, email = ?, address = ?, date_of_birth = ?, version = ?, updated_at = ?, deleted_at = ?
 			WHERE id = ? AND version = ?`),
-			next.Name, next.Family, encodeGiven(next.Given), next.Gender, next.Phone, rowIdentifiers(next.Identifiers), next.Email, next.Address, next.DateOfBirth, next.Version, s.db.Time(m.At), deletedAt, id, cur.Version)
+			next.Name, next.Family, encodeGiven(next.Given), next.Gender, next.Phone, rowIdentifiers(next.Identifiers), next.Email, next.Address, next.DateOfBirth, next.Version, s.db.Time(m.At), deletedAt, id, cur.Version))
 		if err != nil {
-			return db.Classify(err)
+			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
+		if n != 1 {
 			return ErrVersionMismatch // lost a race the row lock should have prevented
 		}
 		if !reflect.DeepEqual(clientIdentifiers(next.Identifiers), clientIdentifiers(cur.Identifiers)) {
