@@ -144,12 +144,21 @@ func TestIndexMigrationLetsWritesThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The migration runs on a pool of its own, named, so that the backend found (and
+	// cancelled) below is this test's: other packages' tests migrate schemas of the same
+	// database at the same time.
+	name := "pms-test-" + d.Schema
+	m, err := db.Open(ctx, dbtest.PostgresURL(), d.Schema, db.WithSetting("application_name", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
 	migrated := make(chan error, 1)
-	go func() { _, err := db.Migrate(ctx, d, all); migrated <- err }()
+	go func() { _, err := db.Migrate(ctx, m, all); migrated <- err }()
 	var pid int
 	polltest.Until(t, 30*time.Second, "the migration waiting on the open write", func() bool {
 		err := d.GetContext(ctx, &pid, `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-			AND query ILIKE '%INDEX%patients_dob_live%' AND wait_event_type = 'Lock'`)
+			AND application_name = $1 AND query ILIKE '%INDEX%patients_dob_live%' AND wait_event_type = 'Lock'`, name)
 		return err == nil
 	})
 

@@ -261,7 +261,6 @@ func (s *Store) secondFactor(ctx context.Context, id, challengeHash string, chec
 			n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`UPDATE mfa_recovery_codes SET used_at = ? WHERE code_hash = ? AND user_id = ? AND used_at IS NULL`),
 				s.db.Time(now), recoveryHash, id))
 			if err != nil {
-				res = mfaBadCode
 				return err
 			}
 			if n != 1 {

@@ -178,10 +178,13 @@ func (s *Store) changePassword(ctx context.Context, id, oldHash, newHash, keepSe
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		n, err := db.Affected(tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE id = ? AND password_hash = ? AND NOT disabled`),
 			newHash, false, s.db.Time(now), id, oldHash))
-		if err != nil || n != 1 {
+		if err != nil {
+			return err
+		}
+		if n != 1 {
 			ok = false
 			audit.NotChanged(ctx)
-			return err
+			return nil
 		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE set_password_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL`),
 			s.db.Time(now), id); err != nil {
