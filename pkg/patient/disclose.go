@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/audit"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/ids"
@@ -268,12 +267,12 @@ const disclosureColumns = 6
 
 // Hook returns the audit writer's AfterBatch hook: it writes the disclosure and search rows of
 // the batch's entries in the batch transaction, then runs next (the outbox hook) if set.
-func (d *Disclosures) Hook(next func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error) func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error {
+func (d *Disclosures) Hook(next func(ctx context.Context, tx db.Execer, entries []audit.Entry) error) func(ctx context.Context, tx db.Execer, entries []audit.Entry) error {
 	maxRows := 65535 / disclosureColumns
 	if d.dialect == db.SQLite {
 		maxRows = 32766 / disclosureColumns
 	}
-	return func(ctx context.Context, tx *sqlx.Tx, entries []audit.Entry) error {
+	return func(ctx context.Context, tx db.Execer, entries []audit.Entry) error {
 		var rows, searches, pages []any
 		d.mu.Lock()
 		for i := range entries {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/db/dbtest"
 	"github.com/pms/pms/pkg/platform/errs"
@@ -57,7 +56,7 @@ type gate struct {
 	armed   atomic.Bool
 	entered chan struct{}
 	release chan struct{}
-	next    func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error
+	next    func(ctx context.Context, tx db.Execer, entries []Entry) error
 }
 
 func newGate() *gate {
@@ -66,7 +65,7 @@ func newGate() *gate {
 	return g
 }
 
-func (g *gate) hook(ctx context.Context, tx *sqlx.Tx, entries []Entry) error {
+func (g *gate) hook(ctx context.Context, tx db.Execer, entries []Entry) error {
 	if g.armed.CompareAndSwap(true, false) {
 		close(g.entered)
 		select {
@@ -410,14 +409,10 @@ func TestAfterBatchErrorRollsBackTheBatch(t *testing.T) {
 		var hookSaw atomic.Int64
 		var fail atomic.Bool
 		g := newGate()
-		g.next = func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error {
-			// The hook sees the stored entries and can write in the batch's transaction.
-			var n int64
-			if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM audit_log`); err != nil {
-				return err
-			}
-			if n != entries[len(entries)-1].Seq || entries[0].Hash == "" {
-				return fmt.Errorf("hook saw %d rows, entries end at seq %d", n, entries[len(entries)-1].Seq)
+		g.next = func(ctx context.Context, tx db.Execer, entries []Entry) error {
+			// The hook sees the entries as stored: numbered and chained.
+			if entries[0].Seq == 0 || entries[0].Hash == "" || entries[len(entries)-1].Seq != entries[0].Seq+int64(len(entries))-1 {
+				return fmt.Errorf("hook saw entries not chained: first %+v", entries[0])
 			}
 			hookSaw.Add(int64(len(entries)))
 			if fail.Load() && len(entries) > 1 { // the held batch of one passes
@@ -462,7 +457,7 @@ func TestPanickingHookFailsOnlyItsBatch(t *testing.T) {
 	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		var panicked atomic.Bool
-		w := newWriter(t, d, Options{AfterBatch: func(context.Context, *sqlx.Tx, []Entry) error {
+		w := newWriter(t, d, Options{AfterBatch: func(context.Context, db.Execer, []Entry) error {
 			if panicked.CompareAndSwap(false, true) {
 				panic("bug in hook")
 			}
@@ -754,7 +749,7 @@ func (w *Writer) isClosed() bool {
 func TestUnavailableBatchIsRetried(t *testing.T) {
 	dbtest.Each(t, db.Sets{Migrations}, func(t *testing.T, d *db.DB) {
 		var calls atomic.Int64
-		w := newWriter(t, d, Options{AfterBatch: func(context.Context, *sqlx.Tx, []Entry) error {
+		w := newWriter(t, d, Options{AfterBatch: func(context.Context, db.Execer, []Entry) error {
 			if calls.Add(1) <= 2 {
 				return errs.New(errs.Unavailable, "connection terminated")
 			}
@@ -793,4 +788,83 @@ func TestChangeOutlivesTheCaller(t *testing.T) {
 			t.Fatalf("audit rows for a caller gone = %v; want [p-1 p-2] (the change and the refusal)", subjects)
 		}
 	})
+}
+
+// TestPipelinedBatchesFollowAnotherWriter: on PostgreSQL a writer that knows the chain's tail
+// (its own last batch's) commits the next batch in two round trips; when another process's
+// writer has appended meanwhile, the batch finds the tail moved under the lock, is rolled back
+// and chained onto the real tail. The chain stays one chain.
+func TestPipelinedBatchesFollowAnotherWriter(t *testing.T) {
+	d1 := dbtest.Open(t, db.Postgres, db.Sets{Migrations})
+	ctx := context.Background()
+	d2, err := db.Open(ctx, dbtest.PostgresURL(), d1.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d2.Close() })
+	w1, w2 := newWriter(t, d1, Options{}), newWriter(t, d2, Options{})
+	write := func(w *Writer, i int) Entry {
+		t.Helper()
+		e, err := w.Write(ctx, sample(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	write(w1, 0) // the tail is unknown: read under the lock
+	if s := w1.Stats(); s.Pipelined != 0 {
+		t.Fatalf("first batch pipelined (%+v)", s)
+	}
+	write(w1, 1)
+	if s := w1.Stats(); s.Pipelined != 1 {
+		t.Fatalf("second batch not pipelined (%+v)", s)
+	}
+	other := write(w2, 2)
+	e := write(w1, 3)
+	if s := w1.Stats(); s.Pipelined != 1 || s.TailMoved != 1 {
+		t.Fatalf("after another writer appended: %+v; want the pipelined batch to find the tail moved", s)
+	}
+	if e.Seq != other.Seq+1 || e.PrevHash != other.Hash {
+		t.Fatalf("entry chained at seq %d onto %q; want %d onto the other writer's %q", e.Seq, e.PrevHash, other.Seq+1, other.Hash)
+	}
+	write(w1, 4)
+	if s := w1.Stats(); s.Pipelined != 2 {
+		t.Fatalf("the writer did not go back to pipelining (%+v)", s)
+	}
+	mustVerify(t, d1, "", 5)
+}
+
+// TestPipelinedBatchFailureWritesNothing: a statement of a pipelined batch that fails (here a
+// hook's) rolls the whole batch back, fails its callers, and leaves the connection clean: with
+// a pool of one connection the next batch would otherwise fail too.
+func TestPipelinedBatchFailureWritesNothing(t *testing.T) {
+	d := dbtest.Open(t, db.Postgres, db.Sets{Migrations})
+	d.SetPoolSize(1)
+	ctx := context.Background()
+	var fail atomic.Bool
+	w := newWriter(t, d, Options{AfterBatch: func(ctx context.Context, tx db.Execer, entries []Entry) error {
+		if fail.Load() {
+			_, err := tx.ExecContext(ctx, `INSERT INTO no_such_table VALUES (1)`)
+			return err
+		}
+		return nil
+	}})
+	for i := range 2 {
+		if err := w.Append(ctx, sample(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail.Store(true)
+	if err := w.Append(ctx, sample(2)); errs.KindOf(err) != errs.Unavailable {
+		t.Fatalf("Append in a failing batch = %v; want unavailable", err)
+	}
+	if s := w.Stats(); s.Pipelined != 1 || s.Failures != 1 {
+		t.Fatalf("stats %+v; want one pipelined batch and one failure", s)
+	}
+	mustVerify(t, d, "", 2)
+	fail.Store(false)
+	if err := w.Append(ctx, sample(3)); err != nil {
+		t.Fatalf("Append after a failed batch = %v", err)
+	}
+	mustVerify(t, d, "", 3)
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/ids"
 	"github.com/pms/pms/pkg/platform/outbox"
@@ -63,8 +62,8 @@ func SignCheckpoint(keys *CheckpointKeys, service string, seq int64, hash string
 // CheckpointHook returns the writer's Options.Checkpoint: it signs the chain head with keys and
 // writes the AuditCheckpoint to the audit topic through ob, in the batch's own transaction, so
 // a checkpoint is published if and only if the head it names was committed.
-func CheckpointHook(ob *outbox.Outbox, service string, keys *CheckpointKeys) func(ctx context.Context, tx *sqlx.Tx, seq int64, hash string) error {
-	return func(ctx context.Context, tx *sqlx.Tx, seq int64, hash string) error {
+func CheckpointHook(ob *outbox.Outbox, service string, keys *CheckpointKeys) func(ctx context.Context, tx db.Execer, seq int64, hash string) error {
+	return func(ctx context.Context, tx db.Execer, seq int64, hash string) error {
 		c, err := SignCheckpoint(keys, service, seq, hash, time.Now())
 		if err != nil {
 			return err

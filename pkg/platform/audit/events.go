@@ -3,7 +3,7 @@ package audit
 import (
 	"context"
 
-	"github.com/jmoiron/sqlx"
+	"github.com/pms/pms/pkg/platform/db"
 	"github.com/pms/pms/pkg/platform/outbox"
 	eventsv1 "github.com/pms/pms/proto/pms/events/v1"
 	"google.golang.org/protobuf/proto"
@@ -39,8 +39,8 @@ func eventType(e Entry) string {
 // Options.AfterCommit to ob.Wake beside it, so the relay publishes each batch at once. The
 // services publish through Tail instead, which costs no outbox row per entry; the hook stays
 // for a log whose relay has no tail.
-func OutboxHook(ob *outbox.Outbox, service string) func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error {
-	return func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error {
+func OutboxHook(ob *outbox.Outbox, service string) func(ctx context.Context, tx db.Execer, entries []Entry) error {
+	return func(ctx context.Context, tx db.Execer, entries []Entry) error {
 		msgs := make([]outbox.Message, len(entries))
 		for i, e := range entries {
 			m, err := eventMessage(service, e)

@@ -163,7 +163,7 @@ type published struct {
 func (p *published) hooks(t *testing.T, keys *CheckpointKeys, service string) Options {
 	return Options{
 		CheckpointEvery: 7, CheckpointInterval: time.Hour,
-		AfterBatch: func(_ context.Context, _ *sqlx.Tx, entries []Entry) error {
+		AfterBatch: func(_ context.Context, _ db.Execer, entries []Entry) error {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			if p.pub.Entries == nil {
@@ -174,7 +174,7 @@ func (p *published) hooks(t *testing.T, keys *CheckpointKeys, service string) Op
 			}
 			return nil
 		},
-		Checkpoint: func(_ context.Context, _ *sqlx.Tx, seq int64, hash string) error {
+		Checkpoint: func(_ context.Context, _ db.Execer, seq int64, hash string) error {
 			c, err := SignCheckpoint(keys, service, seq, hash, time.Now())
 			if err != nil {
 				return err

@@ -43,7 +43,9 @@ type Options struct {
 	// AfterBatch, when set, runs inside the batch transaction after the rows are inserted,
 	// with the entries as stored (seq and hashes filled). The outbox uses it to write one
 	// audit event per entry in the same transaction; an error rolls the whole batch back.
-	AfterBatch func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error
+	// On PostgreSQL its statements may be queued and sent with the batch's (db.Pipeline):
+	// it must not depend on what they return.
+	AfterBatch func(ctx context.Context, tx db.Execer, entries []Entry) error
 	// ExtraColumns names columns of the service's own that its migrations add to Table
 	// (nullable): each row inserted also gets its entry's Extra values there. The patient
 	// service keeps a read's disclosure in its entry this way instead of a row of another
@@ -65,8 +67,9 @@ type Options struct {
 	// Checkpoint, when set, runs inside a batch transaction whenever CheckpointEvery entries
 	// have been chained since the last checkpoint, or CheckpointInterval has passed and the
 	// chain has grown: it gets the chain's head (seq and hash) to sign and publish
-	// (CheckpointHook). An error rolls the batch back.
-	Checkpoint func(ctx context.Context, tx *sqlx.Tx, seq int64, hash string) error
+	// (CheckpointHook). An error rolls the batch back. Like AfterBatch's, its statements may
+	// be queued.
+	Checkpoint func(ctx context.Context, tx db.Execer, seq int64, hash string) error
 	// CheckpointEvery and CheckpointInterval pace checkpoints; defaults 1000 entries, 10s.
 	CheckpointEvery    int64
 	CheckpointInterval time.Duration
@@ -78,6 +81,9 @@ type Stats struct {
 	Batches  int64 // transactions committed
 	Entries  int64 // entries written
 	Failures int64 // batch transactions that failed and were rolled back
+	// Pipelined counts the batches committed in two round trips (commitPipelined);
+	// TailMoved those of them that found another writer had appended, and were chained again.
+	Pipelined, TailMoved int64
 }
 
 // Writer is a service's one audit writer. Requests hand it entries with Append and wait; one
@@ -89,7 +95,7 @@ type Writer struct {
 	table       string
 	maxBatch    int
 	timeout     time.Duration
-	afterBatch  func(ctx context.Context, tx *sqlx.Tx, entries []Entry) error
+	afterBatch  func(ctx context.Context, tx db.Execer, entries []Entry) error
 	afterCommit func()
 	logger      log.Logger
 	metrics     *metrics
@@ -110,12 +116,12 @@ type Writer struct {
 	closeOnce sync.Once
 	done      chan struct{} // closed when the goroutine has exited
 
-	batches, entries, failures atomic.Int64
+	batches, entries, failures, pipelined, tailMoved atomic.Int64
 
 	// Pending entries (InTx) and checkpoints; the state is the writer goroutine's own.
 	pendingOn        bool // the table is DefaultTable, whose migration set has audit_pending
 	moveEvery        time.Duration
-	checkpoint       func(ctx context.Context, tx *sqlx.Tx, seq int64, hash string) error
+	checkpoint       func(ctx context.Context, tx db.Execer, seq int64, hash string) error
 	cpEvery          int64
 	cpInterval       time.Duration
 	cpSeq, headSeq   int64     // the last checkpointed seq, the last head this writer chained
@@ -123,6 +129,8 @@ type Writer struct {
 	selectPendingSQL string
 	deletePendingSQL string
 	anyPendingSQL    string
+	// tail is the chain's tail as this writer's last batch left it (the writer goroutine's).
+	tail tail
 }
 
 // moveCap is how many pending entries one batch moves into the chain; more wait for the next.
@@ -305,7 +313,8 @@ func (w *Writer) Close(ctx context.Context) error {
 
 // Stats returns the writer's counters.
 func (w *Writer) Stats() Stats {
-	return Stats{Batches: w.batches.Load(), Entries: w.entries.Load(), Failures: w.failures.Load()}
+	return Stats{Batches: w.batches.Load(), Entries: w.entries.Load(), Failures: w.failures.Load(),
+		Pipelined: w.pipelined.Load(), TailMoved: w.tailMoved.Load()}
 }
 
 // run is the writer goroutine: it takes one entry (blocking), then whatever else is already
@@ -542,9 +551,13 @@ func asUnavailable(err error) error {
 }
 
 // commit writes entries in one transaction: lock the chain, read its tail, hash the batch
-// onto it, insert, run the hook, commit. It fills Seq, PrevHash and Hash in entries. On error
+// onto it, insert, run the hooks, commit. It fills Seq, PrevHash and Hash in entries. On error
 // the transaction is rolled back and nothing about the writer changes: the next batch reads
 // the tail afresh, so a failure can never fork or gap the chain.
+//
+// On PostgreSQL a batch that moves no pending entries is pipelined (commitPipelined) when the
+// writer knows the tail its own last batch left; the transaction then reads the tail too, under
+// the same lock, and commits only if it is the one the batch was chained onto.
 func (w *Writer) commit(entries []Entry, move bool) (out batchResult, err error) {
 	ctx, cancel := context.WithTimeout(w.base, w.timeout)
 	defer cancel()
@@ -553,7 +566,23 @@ func (w *Writer) commit(entries []Entry, move bool) (out batchResult, err error)
 		if p := recover(); p != nil {
 			err = fmt.Errorf("audit: panic in batch: %v", p)
 		}
+		if err != nil {
+			w.tail = tail{} // read afresh by the next batch
+		}
 	}()
+	if known := w.tail; known.ok && !move && len(entries) > 0 && w.d.Dialect == db.Postgres {
+		w.tail = tail{}
+		out, err = w.commitPipelined(ctx, entries, known)
+		if !errors.Is(err, errTailMoved) {
+			if err == nil {
+				w.pipelined.Add(1)
+			}
+			return out, err
+		}
+		w.tailMoved.Add(1)
+		w.metrics.tailMoved.Inc()
+	}
+	var last tail
 	err = db.InTx(ctx, w.d, func(tx *sqlx.Tx) error {
 		out = batchResult{}
 		if w.d.Dialect == db.Postgres {
@@ -585,13 +614,7 @@ func (w *Writer) commit(entries []Entry, move bool) (out batchResult, err error)
 			}
 			all = append(all, entries...)
 		}
-		for i := range all {
-			seq++
-			all[i].Seq = seq
-			all[i].PrevHash = prev
-			all[i].Hash = chainHash(prev, &all[i])
-			prev = all[i].Hash
-		}
+		w.chain(all, seq, prev)
 		if len(moved) > 0 {
 			copy(entries, all[len(moved):])
 			pseqs := make([]int64, len(moved))
@@ -606,28 +629,102 @@ func (w *Writer) commit(entries []Entry, move bool) (out batchResult, err error)
 				return db.Classify(err)
 			}
 		}
-		for rest := all; len(rest) > 0; {
-			n := min(len(rest), w.rowsPerStmt)
-			if _, err := tx.ExecContext(ctx, w.insertStmt(n), w.insertArgs(rest[:n])...); err != nil {
-				return db.Classify(err)
-			}
-			rest = rest[n:]
+		var err error
+		if out, last, err = w.write(ctx, tx, all, tail{seq: seq, hash: prev, ok: true}); err != nil {
+			return err
 		}
-		if w.afterBatch != nil && len(all) > 0 {
-			if err := w.afterBatch(ctx, tx, all); err != nil {
+		out.moved, out.total = len(moved), len(moved)
+		return nil
+	})
+	if err == nil {
+		w.tail = last
+	}
+	return out, err
+}
+
+// tail is a chain's last seq and hash; ok is false when the writer does not know it.
+type tail struct {
+	seq  int64
+	hash string
+	ok   bool
+}
+
+// errTailMoved is a pipelined batch that found the chain's tail moved since the writer's last
+// batch (another process's writer appended): it was rolled back, and is chained again afresh.
+var errTailMoved = errors.New("audit: the chain's tail moved")
+
+// commitPipelined commits entries chained onto known, the tail this writer's last batch left,
+// in two round trips (db.Pipelined): the lock, a read of the tail, the inserts and the hooks'
+// statements go together, and the commit follows only if the tail read under the lock is known.
+// Otherwise the transaction is rolled back and errTailMoved returned.
+func (w *Writer) commitPipelined(ctx context.Context, entries []Entry, known tail) (out batchResult, err error) {
+	var got tail
+	var last tail
+	err = w.d.Pipelined(ctx, func(p *db.Pipeline) error {
+		if _, err := p.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, w.lockKey); err != nil {
+			return err
+		}
+		p.QueryRow(w.tailSQL, func(row interface{ Scan(dest ...any) error }) error {
+			got = tail{hash: genesisHash, ok: true}
+			if err := row.Scan(&got.seq, &got.hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
-		}
-		out.moved, out.total, out.head = len(moved), len(moved), seq
-		if w.checkpoint != nil && seq > w.cpSeq && (seq-w.cpSeq >= w.cpEvery || time.Since(w.cpAt) >= w.cpInterval) {
-			if err := w.checkpoint(ctx, tx, seq, prev); err != nil {
-				return err
-			}
-			out.checkpointed = seq
+			return nil
+		})
+		w.chain(entries, known.seq, known.hash)
+		var err error
+		out, last, err = w.write(ctx, p, entries, known)
+		return err
+	}, func() error {
+		if got.ok && got != known { // (not read: a statement before it failed)
+			return errTailMoved
 		}
 		return nil
 	})
+	if err == nil {
+		w.tail = last
+	}
 	return out, err
+}
+
+// chain numbers all after seq and hashes each onto the one before, the first onto prev.
+func (w *Writer) chain(all []Entry, seq int64, prev string) {
+	for i := range all {
+		seq++
+		all[i].Seq = seq
+		all[i].PrevHash = prev
+		all[i].Hash = chainHash(prev, &all[i])
+		prev = all[i].Hash
+	}
+}
+
+// write inserts all (already chained onto from) through x, then runs the hooks: AfterBatch,
+// and Checkpoint when one is due. It returns what the batch did and the tail it leaves.
+func (w *Writer) write(ctx context.Context, x db.Execer, all []Entry, from tail) (out batchResult, last tail, err error) {
+	last = from
+	if len(all) > 0 {
+		last = tail{seq: all[len(all)-1].Seq, hash: all[len(all)-1].Hash, ok: true}
+	}
+	for rest := all; len(rest) > 0; {
+		n := min(len(rest), w.rowsPerStmt)
+		if _, err := x.ExecContext(ctx, w.insertStmt(n), w.insertArgs(rest[:n])...); err != nil {
+			return out, last, db.Classify(err)
+		}
+		rest = rest[n:]
+	}
+	if w.afterBatch != nil && len(all) > 0 {
+		if err := w.afterBatch(ctx, x, all); err != nil {
+			return out, last, err
+		}
+	}
+	out.head = last.seq
+	if w.checkpoint != nil && last.seq > w.cpSeq && (last.seq-w.cpSeq >= w.cpEvery || time.Since(w.cpAt) >= w.cpInterval) {
+		if err := w.checkpoint(ctx, x, last.seq, last.hash); err != nil {
+			return out, last, err
+		}
+		out.checkpointed = last.seq
+	}
+	return out, last, nil
 }
 
 // insertStmt returns the INSERT for n rows, built once per n.

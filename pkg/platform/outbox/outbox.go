@@ -89,12 +89,12 @@ const maxRowsPerInsert = 1000
 // transaction: the change is not made without its event. Kafka's default limit is 1 MB.
 const MaxMessageBytes = 900 << 10
 
-// Add writes msgs into the outbox within tx, the transaction of the change they describe:
-// they are published if and only if tx commits. Call Wake after the commit to wake the relay
+// Add writes msgs into the outbox within tx, the transaction of the change they describe
+// (or queues them on it: a db.Pipeline), so they are published if and only if tx commits. Call Wake after the commit to wake the relay
 // of this process at once. (Add already wakes it, which suffices on SQLite, whose single
 // connection makes the relay wait for the commit; on PostgreSQL that early wake-up finds
 // nothing yet, and without Wake the rows wait for the relay's next poll.)
-func (o *Outbox) Add(ctx context.Context, tx *sqlx.Tx, msgs ...Message) error {
+func (o *Outbox) Add(ctx context.Context, tx db.Execer, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}

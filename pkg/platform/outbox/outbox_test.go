@@ -316,7 +316,7 @@ func TestAuditHook(t *testing.T) {
 			t.Fatalf("event %+v %v", &ev, err)
 		}
 
-		bad := audit.NewWriter(d, audit.Options{AfterBatch: func(context.Context, *sqlx.Tx, []audit.Entry) error { return errors.New("no") }})
+		bad := audit.NewWriter(d, audit.Options{AfterBatch: func(context.Context, db.Execer, []audit.Entry) error { return errors.New("no") }})
 		defer bad.Close(ctx)
 		if err := bad.Append(ctx, audit.Entry{Actor: "u3", Action: "read"}); err == nil {
 			t.Fatal("failing hook did not fail the batch")
