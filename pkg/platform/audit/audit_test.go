@@ -473,16 +473,23 @@ func TestPanickingHookFailsOnlyItsBatch(t *testing.T) {
 	})
 }
 
-// TestTwoWritersShareOneTable simulates two processes (two pools, two writers) on one
-// PostgreSQL table: the advisory lock keeps them from forking or colliding on seq.
-func TestTwoWritersShareOneTable(t *testing.T) {
+// twoPools opens one migrated PostgreSQL schema through two pools, as two processes would.
+func twoPools(t *testing.T) (*db.DB, *db.DB) {
+	t.Helper()
 	d1 := dbtest.Open(t, db.Postgres, db.Sets{Migrations})
-	ctx := context.Background()
-	d2, err := db.Open(ctx, dbtest.PostgresURL(), d1.Schema)
+	d2, err := db.Open(context.Background(), dbtest.PostgresURL(), d1.Schema)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d2.Close() })
+	return d1, d2
+}
+
+// TestTwoWritersShareOneTable simulates two processes (two pools, two writers) on one
+// PostgreSQL table: the advisory lock keeps them from forking or colliding on seq.
+func TestTwoWritersShareOneTable(t *testing.T) {
+	d1, d2 := twoPools(t)
+	ctx := context.Background()
 	ws := []*Writer{newWriter(t, d1, Options{MaxBatch: 4}), newWriter(t, d2, Options{MaxBatch: 4})}
 	// Another table in the same schema has its own lock and chain.
 	if _, err := d1.ExecContext(ctx, `CREATE TABLE audit_other AS SELECT * FROM audit_log`); err != nil {
@@ -795,13 +802,8 @@ func TestChangeOutlivesTheCaller(t *testing.T) {
 // writer has appended meanwhile, the batch finds the tail moved under the lock, is rolled back
 // and chained onto the real tail. The chain stays one chain.
 func TestPipelinedBatchesFollowAnotherWriter(t *testing.T) {
-	d1 := dbtest.Open(t, db.Postgres, db.Sets{Migrations})
+	d1, d2 := twoPools(t)
 	ctx := context.Background()
-	d2, err := db.Open(ctx, dbtest.PostgresURL(), d1.Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d2.Close() })
 	w1, w2 := newWriter(t, d1, Options{}), newWriter(t, d2, Options{})
 	write := func(w *Writer, i int) Entry {
 		t.Helper()
