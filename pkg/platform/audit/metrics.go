@@ -13,7 +13,6 @@ type metrics struct {
 	duration  prometheus.Histogram
 	written   prometheus.Counter
 	failures  prometheus.Counter
-	tailMoved prometheus.Counter
 }
 
 // newMetrics makes the writer's series and registers them on reg when it is not nil. A series
@@ -38,17 +37,12 @@ func newMetrics(reg prometheus.Registerer, service string) *metrics {
 			Namespace: "pms", Subsystem: service, Name: "audit_batch_failures_total",
 			Help: "Audit batches rolled back; their requests were answered with an error.",
 		}),
-		tailMoved: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "pms", Subsystem: service, Name: "audit_tail_moved_total",
-			Help: "Pipelined audit batches that found another process's writer had appended since this one's last batch, and were chained again.",
-		}),
 	}
 	if reg != nil {
 		m.batchSize = register(reg, m.batchSize)
 		m.duration = register(reg, m.duration)
 		m.written = register(reg, m.written)
 		m.failures = register(reg, m.failures)
-		m.tailMoved = register(reg, m.tailMoved)
 	}
 	return m
 }

@@ -78,12 +78,10 @@ type Options struct {
 // Stats counts what a Writer has done since it was made. Batches below Entries is group
 // commit at work: several requests shared one transaction.
 type Stats struct {
-	Batches  int64 // transactions committed
-	Entries  int64 // entries written
-	Failures int64 // batch transactions that failed and were rolled back
-	// Pipelined counts the batches committed in two round trips (commitPipelined);
-	// TailMoved those of them that found another writer had appended, and were chained again.
-	Pipelined, TailMoved int64
+	Batches   int64 // transactions committed
+	Entries   int64 // entries written
+	Failures  int64 // batch transactions that failed and were rolled back
+	Pipelined int64 // batches committed in two round trips (commitPipelined)
 }
 
 // Writer is a service's one audit writer. Requests hand it entries with Append and wait; one
@@ -116,7 +114,7 @@ type Writer struct {
 	closeOnce sync.Once
 	done      chan struct{} // closed when the goroutine has exited
 
-	batches, entries, failures, pipelined, tailMoved atomic.Int64
+	batches, entries, failures, pipelined atomic.Int64
 
 	// Pending entries (InTx) and checkpoints; the state is the writer goroutine's own.
 	pendingOn        bool // the table is DefaultTable, whose migration set has audit_pending
@@ -129,8 +127,6 @@ type Writer struct {
 	selectPendingSQL string
 	deletePendingSQL string
 	anyPendingSQL    string
-	// tail is the chain's tail as this writer's last batch left it (the writer goroutine's).
-	tail tail
 }
 
 // moveCap is how many pending entries one batch moves into the chain; more wait for the next.
@@ -314,7 +310,7 @@ func (w *Writer) Close(ctx context.Context) error {
 // Stats returns the writer's counters.
 func (w *Writer) Stats() Stats {
 	return Stats{Batches: w.batches.Load(), Entries: w.entries.Load(), Failures: w.failures.Load(),
-		Pipelined: w.pipelined.Load(), TailMoved: w.tailMoved.Load()}
+		Pipelined: w.pipelined.Load()}
 }
 
 // run is the writer goroutine: it takes one entry (blocking), then whatever else is already
@@ -555,9 +551,8 @@ func asUnavailable(err error) error {
 // the transaction is rolled back and nothing about the writer changes: the next batch reads
 // the tail afresh, so a failure can never fork or gap the chain.
 //
-// On PostgreSQL a batch that moves no pending entries is pipelined (commitPipelined) when the
-// writer knows the tail its own last batch left; the transaction then reads the tail too, under
-// the same lock, and commits only if it is the one the batch was chained onto.
+// On PostgreSQL a batch that moves no pending entries is pipelined (commitPipelined): the same
+// transaction in two round trips instead of five.
 func (w *Writer) commit(entries []Entry, move bool) (out batchResult, err error) {
 	ctx, cancel := context.WithTimeout(w.base, w.timeout)
 	defer cancel()
@@ -566,23 +561,14 @@ func (w *Writer) commit(entries []Entry, move bool) (out batchResult, err error)
 		if p := recover(); p != nil {
 			err = fmt.Errorf("audit: panic in batch: %v", p)
 		}
-		if err != nil {
-			w.tail = tail{} // read afresh by the next batch
-		}
 	}()
-	if known := w.tail; known.ok && !move && len(entries) > 0 && w.d.Dialect == db.Postgres {
-		w.tail = tail{}
-		out, err = w.commitPipelined(ctx, entries, known)
-		if !errors.Is(err, errTailMoved) {
-			if err == nil {
-				w.pipelined.Add(1)
-			}
-			return out, err
+	if !move && len(entries) > 0 && w.d.Dialect == db.Postgres {
+		out, err = w.commitPipelined(ctx, entries)
+		if err == nil {
+			w.pipelined.Add(1)
 		}
-		w.tailMoved.Add(1)
-		w.metrics.tailMoved.Inc()
+		return out, err
 	}
-	var last tail
 	err = db.InTx(ctx, w.d, func(tx *sqlx.Tx) error {
 		out = batchResult{}
 		if w.d.Dialect == db.Postgres {
@@ -630,60 +616,39 @@ func (w *Writer) commit(entries []Entry, move bool) (out batchResult, err error)
 			}
 		}
 		var err error
-		if out, last, err = w.write(ctx, tx, all, tail{seq: seq, hash: prev, ok: true}); err != nil {
+		if out, err = w.write(ctx, tx, all, seq, prev); err != nil {
 			return err
 		}
 		out.moved, out.total = len(moved), len(moved)
 		return nil
 	})
-	if err == nil {
-		w.tail = last
-	}
 	return out, err
 }
 
-// tail is a chain's last seq and hash; ok is false when the writer does not know it.
-type tail struct {
-	seq  int64
-	hash string
-	ok   bool
-}
-
-// errTailMoved is a pipelined batch that found the chain's tail moved since the writer's last
-// batch (another process's writer appended): it was rolled back, and is chained again afresh.
-var errTailMoved = errors.New("audit: the chain's tail moved")
-
-// commitPipelined commits entries chained onto known, the tail this writer's last batch left,
-// in two round trips (db.Pipelined): the lock, a read of the tail, the inserts and the hooks'
-// statements go together, and the commit follows only if the tail read under the lock is known.
-// Otherwise the transaction is rolled back and errTailMoved returned.
-func (w *Writer) commitPipelined(ctx context.Context, entries []Entry, known tail) (out batchResult, err error) {
-	var got tail
-	var last tail
+// commitPipelined commits entries in two round trips (db.Pipelined): the lock and the read of
+// the tail, then the inserts, the hooks' statements and the commit. The chain is hashed between
+// the two, onto the tail read under the lock, as commit's plain transaction does.
+func (w *Writer) commitPipelined(ctx context.Context, entries []Entry) (out batchResult, err error) {
+	seq, prev := int64(0), genesisHash
 	err = w.d.Pipelined(ctx, func(p *db.Pipeline) error {
 		if _, err := p.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, w.lockKey); err != nil {
 			return err
 		}
 		p.QueryRow(w.tailSQL, func(row interface{ Scan(dest ...any) error }) error {
-			got = tail{hash: genesisHash, ok: true}
-			if err := row.Scan(&got.seq, &got.hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			if err := row.Scan(&seq, &prev); errors.Is(err, sql.ErrNoRows) {
+				seq, prev = 0, genesisHash
+			} else if err != nil {
 				return err
 			}
 			return nil
 		})
-		w.chain(entries, known.seq, known.hash)
-		var err error
-		out, last, err = w.write(ctx, p, entries, known)
-		return err
-	}, func() error {
-		if got.ok && got != known { // (not read: a statement before it failed)
-			return errTailMoved
-		}
 		return nil
+	}, func(p *db.Pipeline) error {
+		w.chain(entries, seq, prev)
+		var err error
+		out, err = w.write(ctx, p, entries, seq, prev)
+		return err
 	})
-	if err == nil {
-		w.tail = last
-	}
 	return out, err
 }
 
@@ -698,33 +663,33 @@ func (w *Writer) chain(all []Entry, seq int64, prev string) {
 	}
 }
 
-// write inserts all (already chained onto from) through x, then runs the hooks: AfterBatch,
-// and Checkpoint when one is due. It returns what the batch did and the tail it leaves.
-func (w *Writer) write(ctx context.Context, x db.Execer, all []Entry, from tail) (out batchResult, last tail, err error) {
-	last = from
+// write inserts all (already chained onto the tail seq, prev) through x, then runs the hooks:
+// AfterBatch, and Checkpoint when one is due. It returns what the batch did.
+func (w *Writer) write(ctx context.Context, x db.Execer, all []Entry, seq int64, prev string) (out batchResult, err error) {
+	head, hash := seq, prev
 	if len(all) > 0 {
-		last = tail{seq: all[len(all)-1].Seq, hash: all[len(all)-1].Hash, ok: true}
+		head, hash = all[len(all)-1].Seq, all[len(all)-1].Hash
 	}
 	for rest := all; len(rest) > 0; {
 		n := min(len(rest), w.rowsPerStmt)
 		if _, err := x.ExecContext(ctx, w.insertStmt(n), w.insertArgs(rest[:n])...); err != nil {
-			return out, last, db.Classify(err)
+			return out, db.Classify(err)
 		}
 		rest = rest[n:]
 	}
 	if w.afterBatch != nil && len(all) > 0 {
 		if err := w.afterBatch(ctx, x, all); err != nil {
-			return out, last, err
+			return out, err
 		}
 	}
-	out.head = last.seq
-	if w.checkpoint != nil && last.seq > w.cpSeq && (last.seq-w.cpSeq >= w.cpEvery || time.Since(w.cpAt) >= w.cpInterval) {
-		if err := w.checkpoint(ctx, x, last.seq, last.hash); err != nil {
-			return out, last, err
+	out.head = head
+	if w.checkpoint != nil && head > w.cpSeq && (head-w.cpSeq >= w.cpEvery || time.Since(w.cpAt) >= w.cpInterval) {
+		if err := w.checkpoint(ctx, x, head, hash); err != nil {
+			return out, err
 		}
-		out.checkpointed = last.seq
+		out.checkpointed = head
 	}
-	return out, last, nil
+	return out, nil
 }
 
 // insertStmt returns the INSERT for n rows, built once per n.

@@ -21,11 +21,9 @@ type Execer interface {
 	Rebind(query string) string
 }
 
-// Pipeline is a PostgreSQL transaction whose statements are queued and then sent together
-// (pgx's pipeline mode): the begin, every statement and the reading of their results cost one
-// round trip, and the commit a second. database/sql spends a round trip on each, and on a
-// busy machine each round trip waits for both processes to be scheduled: a group commit that
-// every waiting request depends on is then mostly waiting. Build one with Pipelined.
+// Pipeline queues statements to send together (pgx's pipeline mode): a round trip for all of
+// them, where database/sql spends one on each, and on a busy machine each round trip waits for
+// both processes to be scheduled. Pipelined sends them.
 type Pipeline struct {
 	b pgx.Batch
 }
@@ -64,21 +62,21 @@ var errQueued = errors.New("db: a pipelined statement's count is not known until
 func (queued) LastInsertId() (int64, error) { return 0, errQueued }
 func (queued) RowsAffected() (int64, error) { return 0, errQueued }
 
-// Pipelined runs a transaction on PostgreSQL in two round trips: build queues its statements
-// on p; they are sent after a begin, and once the results are in (the QueryRow scans that
-// could run have run) check decides: nil commits, an error rolls back and is returned as it
-// is. check runs even when a statement failed, so it can name what its scans saw as the
-// cause; when it returns nil the statement's error is returned, classified (Classify). The
+// Pipelined runs a transaction on PostgreSQL in two round trips. first queues the statements
+// sent after the begin (its QueryRow scans run as their results arrive); then, called once they
+// have, queues what depends on them, sent with the commit. A statement's error, or then's,
+// rolls the whole transaction back and is returned (a statement's classified, Classify). The
+// second round trip runs on ctx's deadline but not its cancellation, as InTx's commit does. The
 // connection is one of d's pool, used through pgx itself; one left in doubt (a failed
-// rollback) is closed, never returned to the pool mid-transaction. Only PostgreSQL
-// pipelines: on SQLite it is an error.
-func (d *DB) Pipelined(ctx context.Context, build func(p *Pipeline) error, check func() error) error {
+// rollback) is closed, never returned to the pool mid-transaction. Only PostgreSQL pipelines:
+// on SQLite it is an error.
+func (d *DB) Pipelined(ctx context.Context, first, then func(p *Pipeline) error) error {
 	if d.Dialect != Postgres {
 		return fmt.Errorf("db: pipelining needs PostgreSQL")
 	}
-	var p Pipeline
-	p.b.BeginTx(pgx.TxOptions{})
-	if err := build(&p); err != nil {
+	var p1 Pipeline
+	p1.b.Queue("BEGIN")
+	if err := first(&p1); err != nil {
 		return err
 	}
 	tctx, cancel := detach(ctx)
@@ -90,26 +88,28 @@ func (d *DB) Pipelined(ctx context.Context, build func(p *Pipeline) error, check
 	defer conn.Close()
 	return conn.Raw(func(dc any) error {
 		c := dc.(*stdlib.Conn).Conn()
-		br := c.SendBatch(ctx, &p.b)
-		tx := br.Tx()
-		err := br.Close()
-		if cerr := check(); cerr != nil {
-			err = cerr
-		} else if err != nil {
-			err = Classify(err)
-		} else {
-			if err := tx.Commit(tctx); err != nil {
-				if cerr := errs.FromContext(ctx.Err(), "the database did not answer in time"); cerr != nil {
-					return cerr
-				}
-				return Classify(err)
+		rollback := func(err error) error {
+			if _, rerr := c.Exec(tctx, "ROLLBACK"); rerr != nil {
+				// In doubt: the pool must not hand out a connection in a transaction.
+				_ = c.Close(context.WithoutCancel(tctx))
 			}
-			return nil
+			return err
 		}
-		if rerr := tx.Rollback(tctx); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) {
-			// In doubt: the pool must not hand out a connection in a transaction.
-			_ = c.Close(context.WithoutCancel(tctx))
+		if err := c.SendBatch(ctx, &p1.b).Close(); err != nil {
+			return rollback(Classify(err))
 		}
-		return err
+		var p2 Pipeline
+		if err := then(&p2); err != nil {
+			return rollback(err)
+		}
+		// After a failed statement PostgreSQL skips the rest of the round trip, the commit too.
+		p2.b.Queue("COMMIT")
+		if err := c.SendBatch(tctx, &p2.b).Close(); err != nil {
+			if cerr := errs.FromContext(tctx.Err(), "the database did not answer in time"); cerr != nil {
+				err = cerr
+			}
+			return rollback(Classify(err))
+		}
+		return nil
 	})
 }
