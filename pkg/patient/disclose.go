@@ -334,7 +334,8 @@ func (d *Disclosures) Hook(next func(ctx context.Context, tx db.Execer, entries 
 			args = append(args, pages...)
 		}
 		if len(stmts) == 2 && d.dialect == db.Postgres {
-			// One round trip for both: the searches' insert as a data-modifying CTE.
+			// One statement for both: the searches' insert as a data-modifying CTE (one round
+			// trip also where the batch is not pipelined: a batch that moves pending entries).
 			stmts = []string{"WITH s AS (" + stmts[0] + ") " + stmts[1]}
 		}
 		for i, q := range stmts {

@@ -48,11 +48,11 @@ func (p *Pipeline) QueryRow(query string, scan func(row interface{ Scan(dest ...
 type noRows struct{ pgx.Row }
 
 func (r noRows) Scan(dest ...any) error {
-	if err := r.Row.Scan(dest...); errors.Is(err, pgx.ErrNoRows) {
+	err := r.Row.Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return sql.ErrNoRows
-	} else {
-		return err
 	}
+	return err
 }
 
 type queued struct{}
