@@ -210,9 +210,12 @@ func (u *unit) audit(table string, ob *outbox.Outbox) (*audit.Writer, error) {
 		CheckpointEvery: u.s.checkpointEvery, CheckpointInterval: u.s.checkpointInterval}
 	if ob != nil {
 		// The relay publishes the entries from the table itself (audit.Tail): no outbox row
-		// per entry. A committed batch wakes it.
-		u.startRelay = u.kafka.addRelay(u.m, ob, u.reg, audit.NewTail(u.db, table, u.name))
-		o.AfterCommit = ob.Wake
+		// per entry. A committed batch is handed to the tail, so the relay need not read it
+		// back, and wakes the relay.
+		tail := audit.NewTail(u.db, table, u.name)
+		tail.RegisterMetrics(u.reg)
+		u.startRelay = u.kafka.addRelay(u.m, ob, u.reg, tail)
+		o.Committed, o.AfterCommit = tail.Remember, ob.Wake
 		keys, created, err := audit.OpenCheckpointKeys(u.s.checkpointKeyFile(u.name))
 		if err != nil {
 			return nil, err

@@ -56,6 +56,11 @@ type Options struct {
 	// AfterCommit, when set, runs after each batch has committed (the outbox's Wake, so its
 	// relay publishes the batch's events at once).
 	AfterCommit func()
+	// Committed, when set, runs after each batch has committed and before AfterCommit, with
+	// the batch's appended entries as stored (seq and hashes filled, in seq order; entries
+	// moved from audit_pending with them are not among them). Tail.Remember takes them, so
+	// the relay publishes the batch without reading it back. It must not keep the slice.
+	Committed func(entries []Entry)
 	// Logger receives batch failures (ids and counts only, never entry contents).
 	Logger log.Logger
 	// Registerer, when set, receives the writer's metrics.
@@ -95,6 +100,7 @@ type Writer struct {
 	timeout     time.Duration
 	afterBatch  func(ctx context.Context, tx db.Execer, entries []Entry) error
 	afterCommit func()
+	committed   func([]Entry)
 	logger      log.Logger
 	metrics     *metrics
 	lockKey     int64
@@ -172,6 +178,7 @@ func NewWriter(d *db.DB, o Options) *Writer {
 		timeout:     o.Timeout,
 		afterBatch:  o.AfterBatch,
 		afterCommit: o.AfterCommit,
+		committed:   o.Committed,
 		logger:      log.With(o.Logger, "component", "audit", "table", table),
 		metrics:     newMetrics(o.Registerer, o.Service),
 		lockKey:     lockKey(d.Schema, table),
@@ -424,6 +431,9 @@ func (w *Writer) flush(batch []*request, move bool) {
 			r.res <- result{err: err}
 		}
 		return
+	}
+	if w.committed != nil && len(entries) > 0 {
+		w.committed(entries)
 	}
 	if w.afterCommit != nil {
 		w.afterCommit()

@@ -38,16 +38,18 @@ func waitCount(t *testing.T, addr, topic string, want int64) {
 	}
 }
 
-// tailSetup is a writer whose entries reach the audit topic only through the relay's tail:
-// no outbox hook, the writer's commit waking the relay, which never polls.
-func tailSetup(t *testing.T, d *db.DB, addr string, newProducer func() (sarama.SyncProducer, error), batch int) (*audit.Writer, *outbox.Relay) {
+// tailSetup is a writer whose entries reach the audit topic only through the relay's tail,
+// wired as pms wires it: no outbox hook, each committed batch handed to the tail and waking
+// the relay, which never polls.
+func tailSetup(t *testing.T, d *db.DB, addr string, newProducer func() (sarama.SyncProducer, error), batch int) (*audit.Writer, *outbox.Relay, *audit.Tail) {
 	t.Helper()
 	ob := outbox.New(d, outbox.Options{})
-	w := audit.NewWriter(d, audit.Options{AfterCommit: ob.Wake})
+	tail := audit.NewTail(d, "", "patient")
+	w := audit.NewWriter(d, audit.Options{AfterCommit: ob.Wake, Committed: tail.Remember})
 	t.Cleanup(func() { _ = w.Close(context.Background()) })
 	r := startRelay(t, ob, outbox.RelayOptions{NewProducer: newProducer, Poll: time.Hour, Batch: batch, MaxBackoff: 50 * time.Millisecond,
-		Tails: []outbox.Tail{audit.NewTail(d, "", "patient")}})
-	return w, r
+		Tails: []outbox.Tail{tail}})
+	return w, r, tail
 }
 
 // TestAuditTail: entries appended concurrently reach the audit topic once each, as the
@@ -59,7 +61,7 @@ func TestAuditTail(t *testing.T) {
 		ctx := context.Background()
 		b := brokertest.Start(t)
 		brokertest.CreateTopics(t, b.Addr(), 3, audit.Topic)
-		w, r := tailSetup(t, d, b.Addr(), producerFor(b.Addr()), 16)
+		w, r, tail := tailSetup(t, d, b.Addr(), producerFor(b.Addr()), 16)
 		if n, err := r.Backlog(ctx); err != nil || n != 0 {
 			t.Fatalf("backlog %d (%v) before any entry", n, err)
 		}
@@ -108,6 +110,11 @@ func TestAuditTail(t *testing.T) {
 		if len(seqs) != n {
 			t.Fatalf("%d distinct seqs on the topic, want %d", len(seqs), n)
 		}
+		// The batches went out from the tail's memory, not read back from the table (the
+		// table still answers the fetches that find nothing new).
+		if mem, _ := tail.Stats(); mem == 0 {
+			t.Fatal("no fetch was answered from the committed batches")
+		}
 		var rows int
 		if err := d.GetContext(ctx, &rows, `SELECT count(*) FROM outbox`); err != nil || rows != 0 {
 			t.Fatalf("outbox rows %d (%v): the tail writes none", rows, err)
@@ -128,7 +135,7 @@ func TestAuditTail(t *testing.T) {
 
 		// A second relay on the same database resumes after the position: one more entry
 		// makes one more record, not the log again.
-		w2, _ := tailSetup(t, d, b.Addr(), producerFor(b.Addr()), 16)
+		w2, _, _ := tailSetup(t, d, b.Addr(), producerFor(b.Addr()), 16)
 		if err := w2.Append(ctx, audit.Entry{Actor: "u9", Action: "read", SubjectID: "p1", Outcome: "success"}); err != nil {
 			t.Fatal(err)
 		}
