@@ -213,10 +213,11 @@ func (t *Tail) Stats() (fromMemory, fromTable int64) {
 
 // RegisterMetrics exports Stats on reg as pms_<service>_audit_tail_fetches_total{source}
 // ("memory", "table"): a relay that keeps reading the table while its writer commits (another
-// replica's relay is the active one, or it lags far behind) shows there.
+// replica's relay is the active one, or it lags far behind) shows there. Like the writer's
+// series, one already registered is shared rather than a panic (register).
 func (t *Tail) RegisterMetrics(reg prometheus.Registerer) {
 	for _, source := range []string{"memory", "table"} {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		register(reg, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: "pms", Subsystem: t.service, Name: "audit_tail_fetches_total",
 			Help:        "Fetches of the audit relay's tail, by what answered: the batches this process committed, or the table.",
 			ConstLabels: prometheus.Labels{"source": source},
