@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -37,6 +40,7 @@ func TestClusterStartsAndRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkTLS(t, c)
+	checkGCDefaults(t, c)
 	code, b, err := c.Do(ctx, token, "POST", "/api/patients", map[string]string{"name": "Ada Cluster", "email": "ada@cluster.test", "address": "1 Main St", "dateOfBirth": "1990-01-01"})
 	if err != nil || code != http.StatusCreated {
 		t.Fatalf("create: %d %s %v", code, b, err)
@@ -59,6 +63,34 @@ func TestClusterStartsAndRestarts(t *testing.T) {
 		name := cluster.Order[i]
 		if code, err := c.Proc(name).Term(30 * time.Second); err != nil || code != 0 {
 			t.Fatalf("%s: exit %d %v", name, code, err)
+		}
+	}
+}
+
+// checkGCDefaults: every service process runs with the collector target pms gives services
+// when GOGC is unset (cmd/pms/gc.go), read from its own metrics; the broker has no admin port
+// and keeps Go's default. A GOGC in this test's environment, which the processes inherit,
+// wins over the default, and the check is skipped.
+func checkGCDefaults(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	if os.Getenv("GOGC") != "" {
+		t.Log("GOGC is set: the services run with it, not pms's default")
+		return
+	}
+	client := &http.Client{Transport: cluster.HTTPTransport(), Timeout: 10 * time.Second}
+	for _, name := range cluster.Order {
+		p := c.Proc(name)
+		if p.Admin == "" {
+			continue
+		}
+		resp, err := client.Get(p.Scheme + "://" + p.Admin + "/metrics")
+		if err != nil {
+			t.Fatalf("%s metrics: %v", name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !regexp.MustCompile(`(?m)^go_gc_gogc_percent 400$`).Match(b) {
+			t.Errorf("%s: no go_gc_gogc_percent 400 in its metrics (status %d)", name, resp.StatusCode)
 		}
 	}
 }
