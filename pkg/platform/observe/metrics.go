@@ -2,6 +2,7 @@ package observe
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/kit/endpoint"
@@ -49,28 +50,45 @@ func (m *RequestMetrics) Middleware(method string) endpoint.Middleware {
 // LoggingMiddleware logs one line per call of the endpoint named method: ids, transport,
 // duration and the error kind. It never logs requests or responses, which hold patient data.
 func LoggingMiddleware(logger log.Logger, method string) endpoint.Middleware {
+	// quiet is set once logger has dropped one of these debug lines (ErrFiltered): the level
+	// is fixed for the life of the process, so the next ones are not built at all — building
+	// one cost about 3 µs a call even when the filter then threw it away.
+	var quiet atomic.Bool
+	debug := func(kv []any) {
+		if level.Debug(logger).Log(kv...) == ErrFiltered {
+			quiet.Store(true)
+		}
+	}
 	return func(next endpoint.Endpoint) endpoint.Endpoint {
 		return func(ctx context.Context, req any) (resp any, err error) {
 			start := time.Now()
 			defer func() {
+				var e *errs.Error
+				if err != nil {
+					e = errs.As(err)
+				}
+				serious := e != nil && ctx.Err() == nil && e.Kind != errs.Canceled &&
+					(e.Kind == errs.Internal || e.Kind == errs.Unavailable)
+				if !serious && quiet.Load() {
+					return
+				}
 				kv := []any{"method", method, "transport", Transport(ctx), "request_id", RequestID(ctx),
 					"took", time.Since(start)}
-				if err != nil {
-					e := errs.As(err)
+				if e != nil {
 					kv = append(kv, "error", string(e.Kind))
 					if ctx.Err() != nil || e.Kind == errs.Canceled {
 						// The caller went away (closed connection, own deadline): not a fault of
 						// ours, and a load test ending would otherwise flood the error log.
-						_ = level.Debug(logger).Log(append(kv, "cause", "caller gone")...)
+						debug(append(kv, "cause", "caller gone"))
 						return
 					}
-					if e.Kind == errs.Internal || e.Kind == errs.Unavailable {
+					if serious {
 						kv = append(kv, "cause", causeOf(e))
 						_ = level.Error(logger).Log(kv...)
 						return
 					}
 				}
-				_ = level.Debug(logger).Log(kv...)
+				debug(kv)
 			}()
 			return next(ctx, req)
 		}

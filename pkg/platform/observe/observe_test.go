@@ -109,3 +109,43 @@ func TestCleanUserAgent(t *testing.T) {
 		t.Fatalf("UserAgent = %q", got)
 	}
 }
+
+// TestLoggingMiddlewareSkipsFilteredDebugLines: at info level a successful call writes
+// nothing and, once the filter has dropped one debug line, builds none (no allocation); an
+// internal error is still logged at error level after that; at debug level every call keeps
+// its line.
+func TestLoggingMiddlewareSkipsFilteredDebugLines(t *testing.T) {
+	ok := func(context.Context, any) (any, error) { return nil, nil }
+	failing := false
+	maybeFail := func(context.Context, any) (any, error) {
+		if failing {
+			return nil, errs.Wrap(errs.Internal, "internal error", errFake("db exploded"))
+		}
+		return nil, nil
+	}
+	ctx := WithTransport(WithRequestID(context.Background(), "rid-1"), "http")
+
+	var info bytes.Buffer
+	e := LoggingMiddleware(NewLogger(&info, "logfmt", "info"), "Op")(maybeFail)
+	_, _ = e(ctx, nil)
+	if n := testing.AllocsPerRun(100, func() { _, _ = e(ctx, nil) }); n != 0 {
+		t.Errorf("a successful call at info level allocates %v times: its debug line is still built", n)
+	}
+	if info.Len() != 0 {
+		t.Fatalf("info level wrote debug lines: %s", info.String())
+	}
+	failing = true
+	_, _ = e(ctx, nil)
+	if out := info.String(); !strings.Contains(out, "level=error") || !strings.Contains(out, "db exploded") {
+		t.Fatalf("an internal error after filtered debug lines was not logged: %q", out)
+	}
+
+	var debug bytes.Buffer
+	d := LoggingMiddleware(NewLogger(&debug, "logfmt", "debug"), "Op")(ok)
+	for range 3 {
+		_, _ = d(ctx, nil)
+	}
+	if n := strings.Count(debug.String(), "level=debug"); n != 3 {
+		t.Fatalf("debug level wrote %d of 3 lines: %s", n, debug.String())
+	}
+}
