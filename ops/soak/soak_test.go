@@ -41,6 +41,9 @@ type config struct {
 	csvPath  string
 	smoke    bool
 	patients int // bulk-seeded before the services start (SOAK_PATIENTS)
+	// rate, when not 0, is the load offered instead of a share of the peak (SOAK_RATE, in
+	// requests per second), so that two builds or settings can be soaked at the same load.
+	rate float64
 	// retention of the command, reply and dead-letter topics (SOAK_RETENTION; 0: the
 	// production defaults), short so that it bites within the run.
 	retention time.Duration
@@ -107,6 +110,13 @@ func loadConfig(t *testing.T) config {
 			t.Fatalf("SOAK_LOAD: want a share of the peak in (0, 1], got %q", v)
 		}
 		cfg.load = f
+	}
+	if v := os.Getenv("SOAK_RATE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			t.Fatalf("SOAK_RATE: want requests per second above 0, got %q", v)
+		}
+		cfg.rate = f
 	}
 	if v := os.Getenv("SOAK_PATIENTS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -195,6 +205,9 @@ func TestSoak(t *testing.T) {
 	probe := peakSt.swap()
 	peak := float64(probe.requests) / time.Since(start).Seconds()
 	rate := peak * cfg.load
+	if cfg.rate > 0 {
+		rate = cfg.rate
+	}
 	t.Logf("peak probe: %d workers, %s, %d requests, %.0f req/s, %d errors, p50 %s ms, p99 %s ms; soak at %.0f req/s for %s",
 		peakWorkers, cfg.peak, probe.requests, peak, probe.errors, ms(percentile(probe.lat, 0.50)), ms(percentile(probe.lat, 0.99)), rate, cfg.duration)
 	if probe.errors > 0 {
