@@ -9,11 +9,10 @@ import (
 
 // serviceGCPercent is the collector's target for a service process when GOGC is unset: a
 // heap may grow to five times what is live before the next cycle, instead of Go's twice.
-// A read allocates about 21 KB that dies with it; at 100 the collector ran every few
-// thousand reads and took 10–15% of a service's CPU under load. Measured (issue 20):
-// pms CPU a read 117 against 136 µs in 4 of 4 profiled pairs, and the in-process
-// gateway's CPU a request lower in 6 of 6 pairs; a service's live heap is tens of MB, so the
-// price is a few hundred MB at most, and serviceMemoryLimit caps it in a container.
+// A read allocates about 21 KB that dies with it, so at 100 the collector took 10–15% of a
+// service's CPU under concurrent reads (issue 20's notes give the measurements). A
+// service's live heap is a few MB (heap profiles of the 30-minute soak), so the price is
+// tens of MB of RSS, and memoryLimitShare bounds it in a container.
 const serviceGCPercent = 400
 
 // memoryLimitShare is the part of the container's memory limit (cgroup) the Go heap is held

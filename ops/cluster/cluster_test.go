@@ -78,6 +78,7 @@ func checkGCDefaults(t *testing.T, c *cluster.Cluster) {
 		return
 	}
 	client := &http.Client{Transport: cluster.HTTPTransport(), Timeout: 10 * time.Second}
+	want := regexp.MustCompile(`(?m)^go_gc_gogc_percent 400$`)
 	for _, name := range cluster.Order {
 		p := c.Proc(name)
 		if p.Admin == "" {
@@ -89,7 +90,7 @@ func checkGCDefaults(t *testing.T, c *cluster.Cluster) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !regexp.MustCompile(`(?m)^go_gc_gogc_percent 400$`).Match(b) {
+		if !want.Match(b) {
 			t.Errorf("%s: no go_gc_gogc_percent 400 in its metrics (status %d)", name, resp.StatusCode)
 		}
 	}

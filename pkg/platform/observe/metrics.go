@@ -63,12 +63,17 @@ func LoggingMiddleware(logger log.Logger, method string) endpoint.Middleware {
 		return func(ctx context.Context, req any) (resp any, err error) {
 			start := time.Now()
 			defer func() {
-				var e *errs.Error
+				var (
+					e                   *errs.Error
+					callerGone, serious bool
+				)
 				if err != nil {
 					e = errs.As(err)
+					// The caller went away (closed connection, own deadline): not a fault of
+					// ours, and a load test ending would otherwise flood the error log.
+					callerGone = ctx.Err() != nil || e.Kind == errs.Canceled
+					serious = !callerGone && (e.Kind == errs.Internal || e.Kind == errs.Unavailable)
 				}
-				serious := e != nil && ctx.Err() == nil && e.Kind != errs.Canceled &&
-					(e.Kind == errs.Internal || e.Kind == errs.Unavailable)
 				if !serious && quiet.Load() {
 					return
 				}
@@ -76,9 +81,7 @@ func LoggingMiddleware(logger log.Logger, method string) endpoint.Middleware {
 					"took", time.Since(start)}
 				if e != nil {
 					kv = append(kv, "error", string(e.Kind))
-					if ctx.Err() != nil || e.Kind == errs.Canceled {
-						// The caller went away (closed connection, own deadline): not a fault of
-						// ours, and a load test ending would otherwise flood the error log.
+					if callerGone {
 						debug(append(kv, "cause", "caller gone"))
 						return
 					}
