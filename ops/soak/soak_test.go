@@ -311,7 +311,9 @@ type row struct {
 	cpu map[string]time.Duration
 	// walPerReq and commitsPerReq are the database's WAL bytes and commits per request.
 	walPerReq, commitsPerReq float64
-	busy                     float64 // the machine's CPU busy in the interval, percent (-1: unknown)
+	// checkpoints is how many checkpoints the server made in the interval (-1: unknown).
+	checkpoints int64
+	busy        float64 // the machine's CPU busy in the interval, percent (-1: unknown)
 }
 
 // cpuNames are the processes whose CPU per request the soak reports: the cluster's and
@@ -370,7 +372,7 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 	for _, name := range cpuNames {
 		header = append(header, "cpu_us_per_req_"+name)
 	}
-	header = append(header, "wal_bytes_per_req", "commits_per_req", "machine_busy_pct")
+	header = append(header, "wal_bytes_per_req", "commits_per_req", "machine_busy_pct", "checkpoints")
 	_ = w.Write(header)
 	t.Logf("%8s %9s %9s %8s %6s %6s %5s %8s %8s %8s %8s %8s %8s %9s %8s", "interval", "elapsed", "requests", "req/s", "errors", "late", "412", "p50ms", "p99ms",
 		"broker", "auth", "billing", "patient", "analytics", "gateway")
@@ -454,13 +456,16 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		now := time.Now()
 		iv := st.swap()
 		cpuNow := cpuUse(r.c)
-		rw := row{index: i, elapsed: now.Sub(start), length: now.Sub(prev), iv: iv,
+		rw := row{index: i, elapsed: now.Sub(start), length: now.Sub(prev), iv: iv, checkpoints: -1,
 			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss, mem: sampleMemory(r.c), cpu: cpuPerRequest(cpuPrev, cpuNow, iv.requests), busy: machineBusy(cpuPrev, cpuNow)}
 		cpuPrev = cpuNow
 		dbNow := sampleDB(ctx, pg)
 		if dbNow.wal > 0 && dbPrev.wal > 0 && iv.requests > 0 {
 			rw.walPerReq = float64(dbNow.wal-dbPrev.wal) / float64(iv.requests)
 			rw.commitsPerReq = float64(dbNow.commits-dbPrev.commits) / float64(iv.requests)
+		}
+		if dbNow.checkpoints >= 0 && dbPrev.checkpoints >= 0 {
+			rw.checkpoints = dbNow.checkpoints - dbPrev.checkpoints
 		}
 		dbPrev = dbNow // a failed sample leaves the next interval without figures, not with two intervals' worth
 		prev = now
@@ -478,7 +483,8 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 			line = append(line, us)
 			cpuLine = append(cpuLine, name+" "+us)
 		}
-		line = append(line, fmt.Sprintf("%.0f", rw.walPerReq), fmt.Sprintf("%.2f", rw.commitsPerReq), fmt.Sprintf("%.0f", rw.busy))
+		line = append(line, fmt.Sprintf("%.0f", rw.walPerReq), fmt.Sprintf("%.2f", rw.commitsPerReq), fmt.Sprintf("%.0f", rw.busy),
+			strconv.FormatInt(rw.checkpoints, 10))
 		_ = w.Write(line)
 		w.Flush()
 		if err := w.Error(); err != nil {
@@ -487,7 +493,8 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		t.Logf("%8d %8.0fs %9d %8.1f %6d %6d %5d %8s %8s %8s %8s %8s %8s %9s %8s", i, rw.elapsed.Seconds(), iv.requests, rps, iv.errors, iv.late,
 			iv.conflicts, ms(rw.p50), ms(rw.p99), mib(rw.rss["broker"]), mib(rw.rss["auth"]), mib(rw.rss["billing"]),
 			mib(rw.rss["patient"]), mib(rw.rss["analytics"]), mib(rw.rss["gateway"]))
-		t.Logf("%8d per request: CPU µs %s; WAL %.0f bytes, %.2f commits; machine %.0f%% busy", i, strings.Join(cpuLine, ", "), rw.walPerReq, rw.commitsPerReq, rw.busy)
+		t.Logf("%8d per request: CPU µs %s; WAL %.0f bytes, %.2f commits; machine %.0f%% busy; %s", i, strings.Join(cpuLine, ", "),
+			rw.walPerReq, rw.commitsPerReq, rw.busy, checkpointsText(rw.checkpoints))
 		if iv.requests == 0 {
 			t.Errorf("interval %d: no request completed (a hang?)", i)
 		}
@@ -584,8 +591,9 @@ func summarize(t *testing.T, cfg config, rows []row) {
 		}
 		t.Logf("%-10s %12d %12d %7.2fx", name, a.Microseconds(), b.Microseconds(), ratio)
 	}
-	t.Logf("per request, interval %d -> %d: WAL %.0f -> %.0f bytes, commits %.2f -> %.2f; machine %.0f%% -> %.0f%% busy",
-		first.index, last.index, first.walPerReq, last.walPerReq, first.commitsPerReq, last.commitsPerReq, first.busy, last.busy)
+	t.Logf("per request, interval %d -> %d: WAL %.0f -> %.0f bytes, commits %.2f -> %.2f; machine %.0f%% -> %.0f%% busy; %s -> %s",
+		first.index, last.index, first.walPerReq, last.walPerReq, first.commitsPerReq, last.commitsPerReq, first.busy, last.busy,
+		checkpointsText(first.checkpoints), checkpointsText(last.checkpoints))
 	warm, end := rows[0], rows[len(rows)-1]
 	steady := rows[min(2, len(rows)-1)]
 	t.Logf("%-10s %14s %12s %10s %9s %9s", "RSS MiB", "after warm-up", "interval "+strconv.Itoa(steady.index), "end", "Δ warm", "Δ steady")
@@ -610,4 +618,15 @@ func growth(a, b int64) float64 {
 		return 0
 	}
 	return (float64(b)/float64(a) - 1) * 100
+}
+
+// checkpointsText says how many checkpoints the server made in an interval.
+func checkpointsText(n int64) string {
+	switch {
+	case n < 0:
+		return "checkpoints unknown"
+	case n == 1:
+		return "1 checkpoint"
+	}
+	return strconv.FormatInt(n, 10) + " checkpoints"
 }

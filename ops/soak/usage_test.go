@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the database/sql driver "pgx"
 	"github.com/pms/pms/ops/cluster"
+	"github.com/pms/pms/pkg/platform/db/dbtest"
 )
 
 // clockTick is the unit of /proc/<pid>/stat's CPU times (USER_HZ, 100 on every Linux
@@ -132,17 +134,60 @@ func cpuPerRequest(before, after cpuSample, requests int64) map[string]time.Dura
 }
 
 // dbUse is what the soak's database has written so far: WAL bytes (the server's, but the
-// soak is its only writer) and committed transactions.
+// soak is its only writer), committed transactions and the server's checkpoints.
 type dbUse struct {
 	wal, commits int64
+	// checkpoints counts the server's checkpoints, timed and requested (-1: unknown). The
+	// first change to a page after one writes the whole page to the WAL, so an interval
+	// holding a checkpoint (every checkpoint_timeout, 5 minutes by default) writes more WAL
+	// and costs PostgreSQL more a request than the one before it: a soak's first and last
+	// intervals compare alike only when both held one or neither did.
+	checkpoints int64
+}
+
+// checkpointQueries count the server's checkpoints: PostgreSQL 17 and later keep them in
+// pg_stat_checkpointer, earlier versions in pg_stat_bgwriter.
+var checkpointQueries = []string{
+	`SELECT num_timed + num_requested FROM pg_stat_checkpointer`,
+	`SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter`,
 }
 
 // sampleDB reads dbUse; zero when the database does not answer.
 func sampleDB(ctx context.Context, pg *sql.DB) dbUse {
-	var u dbUse
+	u := dbUse{checkpoints: -1}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_ = pg.QueryRowContext(ctx, `SELECT (pg_current_wal_lsn() - '0/0')::bigint,
 		(SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())`).Scan(&u.wal, &u.commits)
+	for _, q := range checkpointQueries {
+		if pg.QueryRowContext(ctx, q).Scan(&u.checkpoints) == nil {
+			break
+		}
+	}
 	return u
+}
+
+// TestSampleDBCountsCheckpoints: the soak's database sample counts the server's checkpoints,
+// so an interval that held one is told from one that did not (its WAL and PostgreSQL's CPU
+// per request are higher for it).
+func TestSampleDBCountsCheckpoints(t *testing.T) {
+	pg, err := sql.Open("pgx", dbtest.PostgresDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	ctx := context.Background()
+	before := sampleDB(ctx, pg)
+	if before.checkpoints < 0 || before.wal <= 0 {
+		t.Fatalf("sample %+v: no checkpoint count or WAL position", before)
+	}
+	if _, err := pg.ExecContext(ctx, "CHECKPOINT"); err != nil {
+		t.Fatal(err)
+	}
+	if after := sampleDB(ctx, pg); after.checkpoints < before.checkpoints+1 {
+		t.Fatalf("checkpoints %d after a CHECKPOINT, %d before", after.checkpoints, before.checkpoints)
+	}
+	if got := checkpointsText(1) + ", " + checkpointsText(0) + ", " + checkpointsText(-1); got != "1 checkpoint, 0 checkpoints, checkpoints unknown" {
+		t.Errorf("checkpointsText: %q", got)
+	}
 }
