@@ -67,18 +67,18 @@ func TestClusterStartsAndRestarts(t *testing.T) {
 	}
 }
 
-// checkGCDefaults: every service process runs with the collector target pms gives services
-// when GOGC is unset (cmd/pms/gc.go), read from its own metrics; the broker has no admin port
-// and keeps Go's default. A GOGC in this test's environment, which the processes inherit,
-// wins over the default, and the check is skipped.
+// checkGCDefaults: every service process runs the collector at Go's own target, which pms
+// leaves alone (cmd/pms/gc.go: the twenty-fifth session's 400 did not hold up in the soaks),
+// read from its own metrics; the broker has no admin port. A GOGC in this test's
+// environment, which the processes inherit, wins, and the check is skipped.
 func checkGCDefaults(t *testing.T, c *cluster.Cluster) {
 	t.Helper()
 	if os.Getenv("GOGC") != "" {
-		t.Log("GOGC is set: the services run with it, not pms's default")
+		t.Log("GOGC is set: the services run with it")
 		return
 	}
 	client := &http.Client{Transport: cluster.HTTPTransport(), Timeout: 10 * time.Second}
-	want := regexp.MustCompile(`(?m)^go_gc_gogc_percent 400$`)
+	want := regexp.MustCompile(`(?m)^go_gc_gogc_percent 100$`)
 	for _, name := range cluster.Order {
 		p := c.Proc(name)
 		if p.Admin == "" {
@@ -91,7 +91,7 @@ func checkGCDefaults(t *testing.T, c *cluster.Cluster) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if !want.Match(b) {
-			t.Errorf("%s: no go_gc_gogc_percent 400 in its metrics (status %d)", name, resp.StatusCode)
+			t.Errorf("%s: no go_gc_gogc_percent 100 in its metrics (status %d)", name, resp.StatusCode)
 		}
 	}
 }
