@@ -26,10 +26,12 @@ test:
 
 ## test-race-unit: the race detector on the fast unit packages (pkg/..., transport/...), the
 ## part of test-race CI can afford on every run (the process suites in cmd/pms and ops/ run
-## whole builds of pms and take long under -race on 2 cores: make test-race covers them)
+## whole builds of pms and take long under -race on 2 cores: make test-race covers them).
+## It runs -short: tests long for the data they check, not for goroutines meeting, skip or
+## shrink there (dbtest.SkipShort), since the plain pass has just run them in full
 RACE_UNIT_PKGS := ./pkg/... ./transport/...
 test-race-unit:
-	$(GO) test -race -count=1 -timeout 15m $(RACE_UNIT_PKGS)
+	$(GO) test -race -short -count=1 -timeout 15m $(RACE_UNIT_PKGS)
 
 ## test-race: every package under the race detector (slow on 2 cores)
 test-race:

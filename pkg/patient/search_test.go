@@ -48,6 +48,7 @@ func referenceSearch(all []livePatient, q string) []string {
 // and on PostgreSQL opened as the service opens it (DatabaseOptions: connections start with
 // sequential scans discouraged, so a search needs no transaction of its own to say so).
 func TestIndexedSearchMatchesReference(t *testing.T) {
+	dbtest.SkipShort(t, "every search against a scan of seeded rows, one caller")
 	dbtest.Each(t, migrations.Patient(), searchMatchesReference)
 	t.Run("postgres as the service opens it", func(t *testing.T) {
 		d := dbtest.Open(t, db.Postgres, migrations.Patient(), patient.DatabaseOptions()...)
@@ -224,6 +225,7 @@ func TestSearchMigrationConcurrent(t *testing.T) {
 // pages in order, finds them last, yet they must come first. (An unbounded walk read every
 // older record first: 1.9 s a search at 100,000 patients in the soak, issue 20 item 7.)
 func TestSearchManyRecentMatches(t *testing.T) {
+	dbtest.SkipShort(t, "paging through a thousand seeded matches, one caller")
 	for _, walkRows := range []int{0, 50} {
 		t.Run(fmt.Sprintf("walk=%d", walkRows), func(t *testing.T) {
 			if walkRows > 0 {

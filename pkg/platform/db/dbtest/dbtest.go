@@ -45,6 +45,17 @@ func Each(t *testing.T, migrations db.Sets, fn func(t *testing.T, d *db.DB)) {
 	}
 }
 
+// SkipShort skips a test whose length comes from the volume of data it checks, not from
+// goroutines meeting, when go test runs with -short. make test's race pass runs -short: the
+// race detector makes such a test five to ten times slower and finds nothing in it, and the
+// plain pass runs it in full. why says what the test checks.
+func SkipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short (the race pass): " + why + "; the plain pass of make test runs it")
+	}
+}
+
 // Open returns a migrated database of the given dialect that lives as long as the test, opened
 // with opts. migrations may be nil for an empty database.
 func Open(t testing.TB, dialect db.Dialect, migrations db.Sets, opts ...db.Option) *db.DB {
