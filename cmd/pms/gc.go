@@ -22,7 +22,7 @@ const memoryLimitShare = 0.8
 // service's CPU. The 30-minute soak (item 7 of issue 20: the platform at a steady load) did
 // not bear it out: at 400, p99 rose over the run in both soaks (1.2-1.6x and 1.8-2.3x,
 // 5-minute windows) and the gateway's RSS grew 13.6% in one, where at 100 it stayed within
-// 0.5-1.4x in all three; the heap at 400 is 15-25 MiB larger a service (docs/operations.md).
+// 0.5-1.5x in all four; the heap at 400 is 15-25 MiB larger a service (docs/operations.md).
 // An operator who wants the throughput sets GOGC=400.
 var gcServices = map[string]bool{"all": true, "patient": true, "billing": true, "auth": true, "analytics": true, "gateway": true}
 
