@@ -6,7 +6,7 @@ PKGS := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME ?= 2s
 
-.PHONY: run build test test-race test-race-unit attack screenshots lint fmt vet proto bench bench-search bench-create bench-kafka fuzz clean image ops-test faults soak drill
+.PHONY: run build test test-race test-race-unit attack screenshots lint fmt vet proto bench bench-search bench-create bench-kafka bench-hop fuzz clean image ops-test faults soak drill
 
 ## run: build and run every service in one process on embedded defaults (SQLite under ./data);
 ## the staff console is the gateway's root
@@ -57,7 +57,7 @@ lint:
 proto:
 	bash proto/generate.sh
 
-## bench: Go benchmarks (HTTP, gRPC, direct, audit writer; revocation latency p50/p99 over 1,000 revocations; analytics fold rate and lag at 5,000 events/s), a wrk run against `pms patient`, gateway vs direct vs nginx (ops/bench/gateway.sh: `pms all`, the gateway in process, every service its own process), and the gateway with TLS + mTLS off and on (ops/bench/tls.sh), and the create vs pgbench (ops/bench/create.sh)
+## bench: Go benchmarks (HTTP, gRPC, direct, audit writer; revocation latency p50/p99 over 1,000 revocations; analytics fold rate and lag at 5,000 events/s), a wrk run against `pms patient`, gateway vs direct vs nginx (ops/bench/gateway.sh: `pms all`, the gateway in process, every service its own process), the same hop with nothing of PMS in it (ops/bench/hop.sh), and the gateway with TLS + mTLS off and on (ops/bench/tls.sh), and the create vs pgbench (ops/bench/create.sh)
 bench: build
 	$(GO) test -run='^$$' -bench=. -skip='BenchmarkRevocationLatency|BenchmarkAnalytics' -benchmem -benchtime=$(BENCHTIME) ./pkg/... ./transport/... | tee bench.out
 	$(GO) test -run='^$$' -bench=BenchmarkRevocationLatency -benchtime=1000x ./transport/grpc/ | tee -a bench.out
@@ -67,6 +67,7 @@ bench: build
 	bash ops/bench/gateway.sh
 	IN_PROCESS=1 bash ops/bench/gateway.sh
 	SEPARATE=1 bash ops/bench/gateway.sh
+	bash ops/bench/hop.sh
 	bash ops/bench/tls.sh
 	bash ops/bench/create.sh
 
@@ -78,6 +79,10 @@ bench-create: build
 SIZES ?= 1000 100000
 bench-search: build
 	SIZES="$(SIZES)" SEEDED="$(SEEDED)" bash ops/bench/search.sh | tee bench-search.out
+
+## bench-hop: issue 20 item 3's floor: the hop with nothing of PMS in it (a bare net/http + grpc-go gateway, net/http's reverse proxy, nginx) in front of a bare upstream, CPU a request of each hop (ops/bench/hop.sh; HOP_FLAGS="-conns=4 -bufs=0" varies grpc-go's connections and buffers)
+bench-hop:
+	bash ops/bench/hop.sh | tee bench-hop.out
 
 ## bench-kafka: the outbox on PostgreSQL and the embedded broker: drain 100k, one event at a time after 300k marked rows, keep pace, latency at 500 events/s (creates) and at 5,000 events/s (straight into the outbox)
 bench-kafka:
@@ -129,4 +134,4 @@ drill:
 	set -o pipefail; $(GO) test -count=1 -v -run TestPointInTimeRestore ./ops/restore/ | grep -E '^(=== RUN|--- |ok|FAIL)|FIGURES|full backup'
 
 clean:
-	rm -rf bin data bench.out bench-create.out bench-kafka.out faults.out soak.csv heap-*.pb.gz
+	rm -rf bin data bench.out bench-create.out bench-hop.out bench-kafka.out faults.out soak.csv heap-*.pb.gz

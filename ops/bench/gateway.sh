@@ -25,8 +25,6 @@ cd "$(dirname "$0")/../.."
 # shellcheck source=ops/bench/lib.sh
 . ops/bench/lib.sh
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || { echo "nginx missing: apt-get install -y nginx" >&2; exit 1; }
 PG=${PMS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 DB=benchgw_$$
 DURATION=${DURATION:-10s}
@@ -98,30 +96,7 @@ TOKEN=$(curl -sf -XPOST "http://$GW/auth/login" -H 'Content-Type: application/js
 ID=$(curl -sf -XPOST "http://$GW/api/patients" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
 	-d '{"name":"Bench","email":"bench@example.org","address":"x","dateOfBirth":"1990-01-01"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
 
-cat >"$TMP/nginx.conf" <<CONF
-daemon off;
-worker_processes 2;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log error;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path $TMP/body; proxy_temp_path $TMP/proxy;
-	fastcgi_temp_path $TMP/fcgi; uwsgi_temp_path $TMP/uwsgi; scgi_temp_path $TMP/scgi;
-	upstream patient { server $PAT; keepalive 64; }
-	server {
-		listen $NG;
-		location /api/ {
-			proxy_pass http://patient/;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-		}
-	}
-}
-CONF
-"$NGINX" -c "$TMP/nginx.conf" -p "$TMP" &
-NPID=$!
+start_nginx "$NG" "$PAT" "$TMP"
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://$NG/api/patients/$ID" && break; sleep 0.05; done
 
 # cpu_sample: "pms gateway nginx | backends" ticks so far: every pms process (PID, or PIDS with

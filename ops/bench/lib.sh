@@ -48,3 +48,37 @@ per_request() {
 		printf "%.0f %.0f\n", (y[1] - x[1]) * 1e6 / hz / n, pg * 1e6 / hz / n
 	}'
 }
+
+# start_nginx LISTEN UPSTREAM DIR runs nginx proxying LISTEN/api/... to UPSTREAM/... over
+# keep-alive HTTP/1.1 (two workers, no access log: nginx at its cheapest, the yardstick of
+# issue 20 item 3), its files under DIR; it sets NPID. gateway.sh and hop.sh both measure
+# against this one configuration.
+start_nginx() {
+	local nginx
+	nginx=$(command -v nginx || echo /usr/sbin/nginx)
+	[ -x "$nginx" ] || { echo "nginx missing: apt-get install -y nginx" >&2; exit 1; }
+	cat >"$3/nginx.conf" <<CONF
+daemon off;
+worker_processes 2;
+pid $3/nginx.pid;
+error_log $3/nginx-error.log error;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path $3/body; proxy_temp_path $3/proxy;
+	fastcgi_temp_path $3/fcgi; uwsgi_temp_path $3/uwsgi; scgi_temp_path $3/scgi;
+	upstream patient { server $2; keepalive 64; }
+	server {
+		listen $1;
+		location /api/ {
+			proxy_pass http://patient/;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+		}
+	}
+}
+CONF
+	"$nginx" -c "$3/nginx.conf" -p "$3" &
+	NPID=$!
+}
