@@ -76,6 +76,76 @@ func (server) GetPatient(context.Context, *patientv1.GetPatientRequest) (*patien
 	return record, nil
 }
 
+// upstreamHandler answers every request with the record's JSON, encoded once.
+func upstreamHandler() (http.Handler, error) {
+	body, err := json.Marshal(toJSON(record))
+	if err != nil {
+		return nil, err
+	}
+	body = append(body, '\n')
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}), nil
+}
+
+// newUpstreamServer is the gRPC upstream: 64 stream workers, as the services' servers run
+// (transport/grpc/server.go); bufs >= 0 sets its read and write buffers.
+func newUpstreamServer(bufs int) *grpc.Server {
+	opts := []grpc.ServerOption{grpc.NumStreamWorkers(64)}
+	if bufs >= 0 {
+		opts = append(opts, grpc.ReadBufferSize(bufs), grpc.WriteBufferSize(bufs))
+	}
+	s := grpc.NewServer(opts...)
+	patientv1.RegisterPatientServiceServer(s, server{})
+	return s
+}
+
+// gatewayHandler is the bare gateway: GET /api/patients/{id} as one GetPatient call, over
+// conns client connections used in turn, the reply written as JSON.
+func gatewayHandler(upstream string, conns, bufs int) (http.Handler, error) {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if bufs >= 0 {
+		opts = append(opts, grpc.WithReadBufferSize(bufs), grpc.WithWriteBufferSize(bufs))
+	}
+	var clients []patientv1.PatientServiceClient
+	for range max(conns, 1) {
+		conn, err := grpc.NewClient(upstream, opts...)
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, patientv1.NewPatientServiceClient(conn))
+	}
+	var next atomic.Uint64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := strings.CutPrefix(r.URL.Path, "/api/patients/")
+		if !ok || r.Method != http.MethodGet {
+			http.NotFound(w, r)
+			return
+		}
+		client := clients[next.Add(1)%uint64(len(clients))]
+		p, err := client.GetPatient(r.Context(), &patientv1.GetPatientRequest{Id: id})
+		if err != nil {
+			http.Error(w, `{"error":"unavailable"}`, http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(toJSON(p))
+	}), nil
+}
+
+// proxyHandler is net/http's reverse proxy to upstream, /api stripped as nginx's
+// configuration does.
+func proxyHandler(upstream string) (http.Handler, error) {
+	u, err := url.Parse("http://" + upstream)
+	if err != nil {
+		return nil, err
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64}
+	return http.StripPrefix("/api", rp), nil
+}
+
 func main() {
 	role := flag.String("role", "", "http-upstream, grpc-upstream, gateway or proxy")
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
@@ -83,68 +153,26 @@ func main() {
 	conns := flag.Int("conns", 1, "gateway: client connections, used in turn")
 	bufs := flag.Int("bufs", -1, "gateway and grpc-upstream: read and write buffer sizes (-1: grpc's default)")
 	flag.Parse()
+	var h http.Handler
+	var err error
 	switch *role {
 	case "http-upstream":
-		body, err := json.Marshal(toJSON(record))
-		if err != nil {
-			log.Fatal(err)
-		}
-		body = append(body, '\n')
-		log.Fatal(http.ListenAndServe(*addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(body)
-		})))
+		h, err = upstreamHandler()
 	case "grpc-upstream":
-		lis, err := net.Listen("tcp", *addr)
-		if err != nil {
-			log.Fatal(err)
+		lis, lerr := net.Listen("tcp", *addr)
+		if lerr != nil {
+			log.Fatal(lerr)
 		}
-		// 64 stream workers, as the services' servers run (transport/grpc/server.go).
-		opts := []grpc.ServerOption{grpc.NumStreamWorkers(64)}
-		if *bufs >= 0 {
-			opts = append(opts, grpc.ReadBufferSize(*bufs), grpc.WriteBufferSize(*bufs))
-		}
-		s := grpc.NewServer(opts...)
-		patientv1.RegisterPatientServiceServer(s, server{})
-		log.Fatal(s.Serve(lis))
+		log.Fatal(newUpstreamServer(*bufs).Serve(lis))
 	case "gateway":
-		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-		if *bufs >= 0 {
-			opts = append(opts, grpc.WithReadBufferSize(*bufs), grpc.WithWriteBufferSize(*bufs))
-		}
-		var clients []patientv1.PatientServiceClient
-		for range *conns {
-			conn, err := grpc.NewClient(*upstream, opts...)
-			if err != nil {
-				log.Fatal(err)
-			}
-			clients = append(clients, patientv1.NewPatientServiceClient(conn))
-		}
-		var next atomic.Uint64
-		log.Fatal(http.ListenAndServe(*addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id, ok := strings.CutPrefix(r.URL.Path, "/api/patients/")
-			if !ok || r.Method != http.MethodGet {
-				http.NotFound(w, r)
-				return
-			}
-			client := clients[next.Add(1)%uint64(len(clients))]
-			p, err := client.GetPatient(r.Context(), &patientv1.GetPatientRequest{Id: id})
-			if err != nil {
-				http.Error(w, `{"error":"unavailable"}`, http.StatusBadGateway)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(toJSON(p))
-		})))
+		h, err = gatewayHandler(*upstream, *conns, *bufs)
 	case "proxy":
-		u, err := url.Parse("http://" + *upstream)
-		if err != nil {
-			log.Fatal(err)
-		}
-		rp := httputil.NewSingleHostReverseProxy(u)
-		rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64}
-		log.Fatal(http.ListenAndServe(*addr, http.StripPrefix("/api", rp)))
+		h, err = proxyHandler(*upstream)
 	default:
 		log.Fatalf("unknown -role %q", *role)
 	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(http.ListenAndServe(*addr, h))
 }
