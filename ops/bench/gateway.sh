@@ -153,22 +153,8 @@ ORDER=(gateway direct nginx)
 echo "wrk -t2 -c64 GET /patients/{id}, $MODE on PostgreSQL (token check and audit write per read)"
 echo "warm-up, $WARMUP each (not counted)"
 for p in "${ORDER[@]}"; do run "$p" "${URLS[$p]}" "$WARMUP"; done
-declare -A ALL_RPS ALL_P99 ALL_CPU
-for ((r = 0; r < ROUNDS; r++)); do
-	echo "round $((r + 1)) of $ROUNDS, $DURATION each"
-	for ((k = 0; k < 3; k++)); do
-		p=${ORDER[$(((r + k) % 3))]}
-		run "$p" "${URLS[$p]}"
-		ALL_RPS[$p]+="${RPS[$p]} " ALL_P99[$p]+="${P99[$p]} " ALL_CPU[$p]+="${CPU[$p]} "
-	done
-done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-echo "medians of $ROUNDS rounds"
-declare -A MR MP MC
-for p in "${ORDER[@]}"; do
-	MR[$p]=$(echo "${ALL_RPS[$p]}" | median) MP[$p]=$(echo "${ALL_P99[$p]}" | median) MC[$p]=$(echo "${ALL_CPU[$p]}" | median)
-	printf '%-8s %10.2f req/s   p99 %8.2fms   CPU %6.0f us/request\n' "$p" "${MR[$p]}" "${MP[$p]}" "${MC[$p]}"
-done
+measure() { run "$1" "${URLS[$1]}"; }
+rounds measure "${ORDER[@]}"
 # The hop's own CPU, item 3's first words ("the gateway's hop costs less CPU than nginx's"):
 # what a request through each proxy costs the machine beyond the same request sent direct.
 awk -v g="${MC[gateway]}" -v d="${MC[direct]}" -v n="${MC[nginx]}" 'BEGIN {

@@ -57,7 +57,7 @@ ticks() {
 		if [ "$p" = "$NPID" ]; then proc_ticks "$p" $(pgrep -P "$NPID"); else proc_ticks "$p"; fi
 	done | tr '\n' ' '
 }
-declare -A RPS P99 CPU ALL_RPS ALL_P99 ALL_CPU
+declare -A RPS P99 CPU
 run() {
 	local p=$1 d=$2 before out n
 	before=$(ticks "$p")
@@ -81,21 +81,8 @@ ORDER=(direct nginx gateway proxy)
 echo "wrk -t2 -c64 GET /patients/{id}: bare processes (ops/bench/hop), no PMS code in any path"
 echo "warm-up, $WARMUP each (not counted)"
 for p in "${ORDER[@]}"; do run "$p" "$WARMUP" >/dev/null; done
-for ((r = 0; r < ROUNDS; r++)); do
-	echo "round $((r + 1)) of $ROUNDS, $DURATION each"
-	for ((k = 0; k < ${#ORDER[@]}; k++)); do
-		p=${ORDER[$(((r + k) % ${#ORDER[@]}))]}
-		run "$p" "$DURATION"
-		ALL_RPS[$p]+="${RPS[$p]} " ALL_P99[$p]+="${P99[$p]} " ALL_CPU[$p]+="${CPU[$p]} "
-	done
-done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-echo "medians of $ROUNDS rounds"
-declare -A MR MP MC
-for p in "${ORDER[@]}"; do
-	MR[$p]=$(echo "${ALL_RPS[$p]}" | median) MP[$p]=$(echo "${ALL_P99[$p]}" | median) MC[$p]=$(echo "${ALL_CPU[$p]}" | median)
-	printf '%-8s %10.2f req/s   p99 %8.2fms   CPU %6.1f us/request\n' "$p" "${MR[$p]}" "${MP[$p]}" "${MC[$p]}"
-done
+measure() { run "$1" "$DURATION"; }
+rounds measure "${ORDER[@]}"
 awk -v d="${MC[direct]}" -v n="${MC[nginx]}" -v g="${MC[gateway]}" -v x="${MC[proxy]}" \
 	-v rn="${MR[nginx]}" -v rg="${MR[gateway]}" -v rx="${MR[proxy]}" 'BEGIN {
 	printf "the hop'"'"'s CPU a request over direct: nginx %+.1f us, bare gRPC gateway %+.1f us, net/http reverse proxy %+.1f us\n", n - d, g - d, x - d

@@ -82,3 +82,33 @@ CONF
 	"$nginx" -c "$3/nginx.conf" -p "$3" &
 	NPID=$!
 }
+
+# median: the median of the numbers on its input, separated by spaces or lines.
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# rounds MEASURE PATH...: ROUNDS rounds (default 3) of `MEASURE PATH` for every path, the order
+# rotating each round so that no path always runs first or last (each load inherits what the
+# one before left: a grown heap, a batch size, a checkpoint), then each path's median
+# requests/s, p99 and CPU a request over the rounds, printed and left in MR, MP and MC. MEASURE
+# runs one load of DURATION on its path and sets RPS, P99 and CPU for it. gateway.sh and hop.sh
+# both summarise this way.
+rounds() {
+	local measure=$1 r k p n
+	shift
+	local order=("$@")
+	n=${#order[@]}
+	declare -gA ALL_RPS ALL_P99 ALL_CPU MR MP MC
+	for ((r = 0; r < ${ROUNDS:-3}; r++)); do
+		echo "round $((r + 1)) of ${ROUNDS:-3}, $DURATION each"
+		for ((k = 0; k < n; k++)); do
+			p=${order[$(((r + k) % n))]}
+			"$measure" "$p"
+			ALL_RPS[$p]+="${RPS[$p]} " ALL_P99[$p]+="${P99[$p]} " ALL_CPU[$p]+="${CPU[$p]} "
+		done
+	done
+	echo "medians of ${ROUNDS:-3} rounds"
+	for p in "${order[@]}"; do
+		MR[$p]=$(echo "${ALL_RPS[$p]}" | median) MP[$p]=$(echo "${ALL_P99[$p]}" | median) MC[$p]=$(echo "${ALL_CPU[$p]}" | median)
+		printf '%-8s %10.2f req/s   p99 %8.2fms   CPU %6.1f us/request\n' "$p" "${MR[$p]}" "${MP[$p]}" "${MC[$p]}"
+	done
+}
