@@ -134,10 +134,9 @@ run() {
 	CPU[$1]=$CPU_ALL
 	RPS[$1]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 	P50[$1]=$(echo "$out" | awk '$1 == "50%" {print $2}')
-	P99[$1]=$(echo "$out" | awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /m$/) return v * 60000; return v * 1000 }
-		$1 == "99%" {printf "%.2f", ms($2)}')
+	P99[$1]=$(wrk_p99 "$out")
 	local bad
-	bad=$(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
+	bad=$(wrk_bad "$out")
 	# shellcheck disable=SC2086
 	[ -z "$prof" ] || wait $prof
 	printf '%-8s %10s req/s   p50 %-9s p99 %8sms   non-2xx/socket errors %s\n' "$1" "${RPS[$1]}" "${P50[$1]}" "${P99[$1]}" "$bad"

@@ -71,10 +71,9 @@ run() {
 		printf "%.1f %s\n", t, s
 	}')
 	RPS[$p]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-	P99[$p]=$(echo "$out" | awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }
-		$1 == "99%" {printf "%.2f", ms($2)}')
+	P99[$p]=$(wrk_p99 "$out")
 	local bad
-	bad=$(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
+	bad=$(wrk_bad "$out")
 	printf '%-8s %10s req/s   p99 %8sms   CPU %6s us/request (%s)   non-2xx/socket errors %s\n' "$p" "${RPS[$p]}" "${P99[$p]}" "${CPU[$p]}" "$SPLIT" "$bad"
 }
 ORDER=(direct nginx gateway proxy)

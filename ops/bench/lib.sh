@@ -112,3 +112,15 @@ rounds() {
 		printf '%-8s %10.2f req/s   p99 %8.2fms   CPU %6.1f us/request\n' "$p" "${MR[$p]}" "${MP[$p]}" "${MC[$p]}"
 	done
 }
+
+# wrk_p99 OUT: the p99 in milliseconds of wrk --latency's output OUT.
+wrk_p99() {
+	echo "$1" | awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /m$/) return v * 60000; return v * 1000 }
+		$1 == "99%" {printf "%.2f", ms($2)}'
+}
+
+# wrk_bad OUT: the non-2xx answers and socket errors in wrk's output OUT, which a load run must
+# count (a limit answering 429 looks fast).
+wrk_bad() {
+	echo "$1" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}'
+}

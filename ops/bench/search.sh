@@ -95,8 +95,8 @@ for N in $SIZES; do
 			read -r own pg < <(per_request "$before" "$(cpu_split "$URL" "$PID")" "$(echo "$out" | awk '/requests in/ {print $1}')")
 			CPU["$N|$k"]+="$((own + pg)) "
 			RPS["$N|$k"]+="$(echo "$out" | awk '/Requests\/sec/ {print $2}') "
-			P99["$N|$k"]+="$(echo "$out" | awk '$1 == "99%" {print ms($2)} function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }') "
-			BAD["$N|$k"]=$((${BAD["$N|$k"]:-0} + $(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}')))
+			P99["$N|$k"]+="$(wrk_p99 "$out") "
+			BAD["$N|$k"]=$((${BAD["$N|$k"]:-0} + $(wrk_bad "$out")))
 		done
 	done
 	unset kinds

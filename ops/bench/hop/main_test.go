@@ -58,7 +58,8 @@ func TestPathsAnswerAlike(t *testing.T) {
 	if want == "" || want[0] != '{' {
 		t.Fatalf("direct answered %q", want)
 	}
-	// Both gateway calls: the two client connections are used in turn.
+	// Two calls through the gateway (its two client connections are taken in turn) and one
+	// through the reverse proxy.
 	for _, url := range []string{gateway.URL + "/api/patients/" + id, gateway.URL + "/api/patients/" + id, proxy.URL + "/api/patients/" + id} {
 		code, ct, body := get(url)
 		if code != http.StatusOK || ct != "application/json" || body != want {
