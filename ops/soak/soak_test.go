@@ -314,6 +314,9 @@ type row struct {
 	// checkpoints is how many checkpoints the server made in the interval (-1: unknown).
 	checkpoints int64
 	busy        float64 // the machine's CPU busy in the interval, percent (-1: unknown)
+	// gaugeCompute and gaugeMemory are the machine's speed gauge in the interval: the CPU
+	// time its fixed work took (gauge_test.go; 0: no sample).
+	gaugeCompute, gaugeMemory time.Duration
 }
 
 // cpuNames are the processes whose CPU per request the soak reports: the cluster's and
@@ -372,7 +375,7 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 	for _, name := range cpuNames {
 		header = append(header, "cpu_us_per_req_"+name)
 	}
-	header = append(header, "wal_bytes_per_req", "commits_per_req", "machine_busy_pct", "checkpoints")
+	header = append(header, "wal_bytes_per_req", "commits_per_req", "machine_busy_pct", "checkpoints", "gauge_compute_us", "gauge_memory_us")
 	_ = w.Write(header)
 	t.Logf("%8s %9s %9s %8s %6s %6s %5s %8s %8s %8s %8s %8s %8s %9s %8s", "interval", "elapsed", "requests", "req/s", "errors", "late", "412", "p50ms", "p99ms",
 		"broker", "auth", "billing", "patient", "analytics", "gateway")
@@ -381,6 +384,9 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 	r.st.Store(st)
 	rows := []row{{rss: sampleRSS(r.c)}}
 	cpuPrev := cpuUse(r.c)
+	gctx, stopGauge := context.WithCancel(ctx)
+	defer stopGauge()
+	speed := startGauge(gctx, gaugePeriod)
 	pg, err := sql.Open("pgx", r.dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -459,6 +465,7 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		rw := row{index: i, elapsed: now.Sub(start), length: now.Sub(prev), iv: iv, checkpoints: -1,
 			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss, mem: sampleMemory(r.c), cpu: cpuPerRequest(cpuPrev, cpuNow, iv.requests), busy: machineBusy(cpuPrev, cpuNow)}
 		cpuPrev = cpuNow
+		rw.gaugeCompute, rw.gaugeMemory = speed.take()
 		dbNow := sampleDB(ctx, pg)
 		if dbNow.wal > 0 && dbPrev.wal > 0 && iv.requests > 0 {
 			rw.walPerReq = float64(dbNow.wal-dbPrev.wal) / float64(iv.requests)
@@ -484,7 +491,7 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 			cpuLine = append(cpuLine, name+" "+us)
 		}
 		line = append(line, fmt.Sprintf("%.0f", rw.walPerReq), fmt.Sprintf("%.2f", rw.commitsPerReq), fmt.Sprintf("%.0f", rw.busy),
-			strconv.FormatInt(rw.checkpoints, 10))
+			strconv.FormatInt(rw.checkpoints, 10), us(rw.gaugeCompute), us(rw.gaugeMemory))
 		_ = w.Write(line)
 		w.Flush()
 		if err := w.Error(); err != nil {
@@ -493,8 +500,8 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		t.Logf("%8d %8.0fs %9d %8.1f %6d %6d %5d %8s %8s %8s %8s %8s %8s %9s %8s", i, rw.elapsed.Seconds(), iv.requests, rps, iv.errors, iv.late,
 			iv.conflicts, ms(rw.p50), ms(rw.p99), mib(rw.rss["broker"]), mib(rw.rss["auth"]), mib(rw.rss["billing"]),
 			mib(rw.rss["patient"]), mib(rw.rss["analytics"]), mib(rw.rss["gateway"]))
-		t.Logf("%8d per request: CPU µs %s; WAL %.0f bytes, %.2f commits; machine %.0f%% busy; %s", i, strings.Join(cpuLine, ", "),
-			rw.walPerReq, rw.commitsPerReq, rw.busy, checkpointsText(rw.checkpoints))
+		t.Logf("%8d per request: CPU µs %s; WAL %.0f bytes, %.2f commits; machine %.0f%% busy, gauge %s/%s µs; %s", i, strings.Join(cpuLine, ", "),
+			rw.walPerReq, rw.commitsPerReq, rw.busy, us(rw.gaugeCompute), us(rw.gaugeMemory), checkpointsText(rw.checkpoints))
 		if iv.requests == 0 {
 			t.Errorf("interval %d: no request completed (a hang?)", i)
 		}
@@ -579,6 +586,21 @@ func summarize(t *testing.T, cfg config, rows []row) {
 			}
 			t.Logf("%-17s %8d %8s   %8d %8s %9s", o, len(a), ms(percentile(a, 0.99)), len(b), ms(percentile(b, 0.99)), ratio)
 		}
+		gauges := func(rs []row) (c, m time.Duration) {
+			var cs, ms []time.Duration
+			for _, rw := range rs {
+				if rw.gaugeCompute > 0 {
+					cs, ms = append(cs, rw.gaugeCompute), append(ms, rw.gaugeMemory)
+				}
+			}
+			return medianDuration(cs), medianDuration(ms)
+		}
+		hc, hm := gauges(head)
+		tc, tm := gauges(tail)
+		if hc > 0 && hm > 0 {
+			t.Logf("the machine's speed gauge over the same windows (µs of CPU for its fixed work): compute %d -> %d (%.2fx), memory %d -> %d (%.2fx)",
+				hc.Microseconds(), tc.Microseconds(), float64(tc)/float64(hc), hm.Microseconds(), tm.Microseconds(), float64(tm)/float64(hm))
+		}
 	}
 	// CPU per request does not move when other tenants load the machine, as latency does:
 	// growth here is the platform doing more work for the same request.
@@ -590,6 +612,18 @@ func summarize(t *testing.T, cfg config, rows []row) {
 			ratio = float64(b) / float64(a)
 		}
 		t.Logf("%-10s %12d %12d %7.2fx", name, a.Microseconds(), b.Microseconds(), ratio)
+	}
+	// The machine's speed gauge beside them (gauge_test.go): a CPU a request that grew with
+	// it is the machine's doing, not the platform's.
+	for _, g := range []struct {
+		name string
+		a, b time.Duration
+	}{{"gauge cpu", first.gaugeCompute, last.gaugeCompute}, {"gauge mem", first.gaugeMemory, last.gaugeMemory}} {
+		ratio := 0.0
+		if g.a > 0 {
+			ratio = float64(g.b) / float64(g.a)
+		}
+		t.Logf("%-10s %12d %12d %7.2fx", g.name, g.a.Microseconds(), g.b.Microseconds(), ratio)
 	}
 	t.Logf("per request, interval %d -> %d: WAL %.0f -> %.0f bytes, commits %.2f -> %.2f; machine %.0f%% -> %.0f%% busy; %s -> %s",
 		first.index, last.index, first.walPerReq, last.walPerReq, first.commitsPerReq, last.commitsPerReq, first.busy, last.busy,

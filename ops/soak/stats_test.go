@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -109,4 +110,7 @@ func percentile(lat []time.Duration, q float64) time.Duration {
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
 // mib writes a byte count as MiB with one decimal.
+// us formats a duration in whole microseconds.
+func us(d time.Duration) string { return strconv.FormatInt(d.Microseconds(), 10) }
+
 func mib(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }

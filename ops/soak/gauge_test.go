@@ -1,0 +1,173 @@
+package soak_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The machine's speed gauge (issue 20 item 7). On a shared 2-core machine the CPU time a
+// fixed piece of work takes moves by a quarter within a run (another tenant on the same
+// host, the host's clock, time the hypervisor takes that this guest cannot see: /proc/stat's
+// steal column stays 0 here), and every process's CPU a request moves with it, auth's
+// included, whose work a request does not change with the data. The gauge times the same
+// work again and again in the CPU time of its own thread, which waiting for a CPU does not
+// count, so the soak's own load queueing does not move it and a slower machine does: a CPU
+// a request that grows with the gauge is the machine; one that grows beyond it is the
+// platform.
+const (
+	gaugePeriod = 5 * time.Second
+	// gaugeHashes of a gaugeBlock each: a few milliseconds of compute that stays in the
+	// core's own caches.
+	gaugeHashes = 128
+	gaugeBlock  = 16 << 10
+	// gaugeSlots of 4 bytes (16 MiB, more than a shared last-level cache) walked in one
+	// random cycle for gaugeSteps: each step a cache miss, so the figure moves when other
+	// processes on the host take the shared cache or the memory bus.
+	gaugeSlots = 4 << 20
+	gaugeSteps = 50_000
+)
+
+// gauge samples gaugeWork every period until its context ends; take hands out the medians
+// of the samples since the last take.
+type gauge struct {
+	mu              sync.Mutex
+	compute, memory []time.Duration
+	work            *gaugeWork
+}
+
+// gaugeWork is the fixed work: a block to hash and a cycle to walk.
+type gaugeWork struct {
+	block []byte
+	next  []uint32
+	at    uint32 // where the walk stopped, so that every sample goes on along the cycle
+}
+
+// newGaugeWork builds the work: next links every slot to the one after it in a random
+// order, one cycle through all of them that no prefetcher can follow.
+func newGaugeWork(slots int) *gaugeWork {
+	rng := rand.New(rand.NewPCG(20, 7))
+	w := &gaugeWork{block: make([]byte, gaugeBlock), next: make([]uint32, slots)}
+	for i := range w.block {
+		w.block[i] = byte(rng.Uint32())
+	}
+	order := make([]uint32, slots)
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	rng.Shuffle(slots, func(i, j int) { order[i], order[j] = order[j], order[i] })
+	for i := range slots {
+		w.next[order[i]] = order[(i+1)%slots]
+	}
+	return w
+}
+
+// threadCPU is the CPU time of the calling OS thread so far.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// measure runs the work once on a locked thread and returns the thread's CPU time for each
+// half (0 where the clock could not be read).
+func (w *gaugeWork) measure(steps int) (compute, memory time.Duration) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := threadCPU()
+	var sum [sha256.Size]byte
+	for range gaugeHashes {
+		sum = sha256.Sum256(w.block)
+		w.block[0] ^= sum[0]
+	}
+	t1 := threadCPU()
+	at := w.at
+	for range steps {
+		at = w.next[at]
+	}
+	w.at = at
+	t2 := threadCPU()
+	if t0 == 0 || t1 == 0 || t2 == 0 {
+		return 0, 0
+	}
+	return t1 - t0, t2 - t1
+}
+
+// startGauge runs the gauge until ctx ends.
+func startGauge(ctx context.Context, period time.Duration) *gauge {
+	g := &gauge{work: newGaugeWork(gaugeSlots)}
+	go func() {
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			c, m := g.work.measure(gaugeSteps)
+			if c <= 0 || m <= 0 {
+				continue
+			}
+			g.mu.Lock()
+			g.compute = append(g.compute, c)
+			g.memory = append(g.memory, m)
+			g.mu.Unlock()
+		}
+	}()
+	return g
+}
+
+// take returns the median compute and memory times of the samples since the last take, 0
+// when there were none.
+func (g *gauge) take() (compute, memory time.Duration) {
+	g.mu.Lock()
+	c, m := g.compute, g.memory
+	g.compute, g.memory = nil, nil
+	g.mu.Unlock()
+	return medianDuration(c), medianDuration(m)
+}
+
+func medianDuration(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// TestGaugeWalksOneCycle checks what makes the memory half a fixed piece of work: the walk
+// is one cycle through every slot, so it never settles into a short loop that the caches
+// would hold, and the thread clock the gauge reads moves.
+func TestGaugeWalksOneCycle(t *testing.T) {
+	const slots = 1 << 12
+	w := newGaugeWork(slots)
+	seen := make([]bool, slots)
+	at := uint32(0)
+	for i := range slots {
+		if seen[at] {
+			t.Fatalf("slot %d visited twice after %d steps: the walk is not one cycle", at, i)
+		}
+		seen[at] = true
+		at = w.next[at]
+	}
+	if at != 0 {
+		t.Fatalf("after %d steps the walk is at %d, not back at 0", slots, at)
+	}
+	if c, m := w.measure(slots); c <= 0 || m <= 0 {
+		t.Fatalf("the thread's CPU clock did not move: compute %v, memory %v", c, m)
+	}
+	if w.at != 0 {
+		t.Fatalf("a whole cycle of steps ended at %d, not where it began", w.at)
+	}
+}
