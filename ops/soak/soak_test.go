@@ -51,7 +51,7 @@ type config struct {
 
 // Shape of the workload.
 const (
-	seedPatients = 200 // patients created before the probe; billing work goes to them
+	seedPatients = 200 // patients created before the probe; the billing work starts on them
 	seedInvoices = 60  // billing steps run while seeding, so invoices exist to read
 	peakWorkers  = 32  // closed-loop workers of the peak probe
 	soakWorkers  = 64  // the open loop's pool: more than enough at half the peak
@@ -219,6 +219,9 @@ func TestSoak(t *testing.T) {
 
 	rows := soak(t, ctx, r, cfg, rate)
 	summarize(t, cfg, rows)
+	r.pool.mu.Lock()
+	t.Logf("billing work spread over %d patients at the end (%d seeded; %d more created in the last %s, not yet)", len(r.pool.billable), seedPatients, len(r.pool.pending), billableAfter)
+	r.pool.mu.Unlock()
 	t.Logf("access token refreshed %d times", refreshes.Load())
 	if refreshes.Load() == 0 && cfg.refresh < cfg.duration {
 		t.Error("the access token was never refreshed")
@@ -270,7 +273,9 @@ func seed(t *testing.T, ctx context.Context, r *runner) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	r.pool.billable = append([]*patientRef(nil), r.pool.patients...)
+	r.pool.mu.Lock()
+	r.pool.billable, r.pool.pending = append([]*patientRef(nil), r.pool.patients...), nil
+	r.pool.mu.Unlock()
 	for range seedInvoices {
 		r.billing(ctx, rng)
 	}
