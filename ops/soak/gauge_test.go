@@ -21,10 +21,12 @@ import (
 // again in the CPU time of its own thread, which waiting for a CPU does not count, so the
 // soak's requests queueing do not move it. What does move it: a slower host, and the other
 // processes' traffic through the shared caches and memory. Measured on one machine, idle
-// against beside a soak at 0.35 of the peak: compute 1.26 against 1.34-1.53 ms, memory 8.5
-// against 10.4-13.8 ms. So it is the same canary as auth's CPU a request, one that no PMS
-// code is in: a CPU a request that grows no more than the gauge is the machine (or the
-// machine's load), one that grows beyond it is that process doing more a request.
+// against beside three soaks (0.25 and 0.35 of the peak): compute 1.26 against 1.30-1.53 ms,
+// memory 8.5 against 10.2-13.8 ms. It is the same canary as auth's CPU a request, one with no
+// PMS code in it: a CPU a request that grows with the gauge is the machine's doing. One that
+// grows beyond it is a process doing more a request, or a cost the gauge does not exercise
+// (system calls, wakeups across CPUs): in one soak every process's CPU a request, auth's
+// included, stepped up together with the gauge flat (docs/kafka.md, twenty-ninth session).
 const (
 	gaugePeriod = 5 * time.Second
 	// gaugeHashes of a gaugeBlock each: a few milliseconds of compute that stays in the
