@@ -110,26 +110,31 @@ func (w *gaugeWork) measure(steps int) (compute, memory time.Duration) {
 // startGauge runs the gauge until ctx ends.
 func startGauge(ctx context.Context, period time.Duration) *gauge {
 	g := &gauge{work: newGaugeWork(gaugeSlots)}
-	go func() {
-		tick := time.NewTicker(period)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			c, m := g.work.measure(gaugeSteps)
-			if c <= 0 || m <= 0 {
-				continue
-			}
-			g.mu.Lock()
-			g.compute = append(g.compute, c)
-			g.memory = append(g.memory, m)
-			g.mu.Unlock()
+	go every(ctx, period, func() {
+		c, m := g.work.measure(gaugeSteps)
+		if c <= 0 || m <= 0 {
+			return
 		}
-	}()
+		g.mu.Lock()
+		g.compute = append(g.compute, c)
+		g.memory = append(g.memory, m)
+		g.mu.Unlock()
+	})
 	return g
+}
+
+// every calls f every period until ctx ends.
+func every(ctx context.Context, period time.Duration, f func()) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			f()
+		}
+	}
 }
 
 // take returns the median compute and memory times of the samples since the last take, 0

@@ -176,24 +176,17 @@ func TestSoak(t *testing.T) {
 	defer bg.Wait()
 	defer cancel()
 	bg.Go(func() {
-		tick := time.NewTicker(cfg.refresh)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				next, err := r.login(ctx, "/auth/refresh", map[string]string{"refreshToken": refresh})
-				if err != nil {
-					if ctx.Err() == nil {
-						r.st.Load().fail("refresh: " + err.Error())
-					}
-					continue
+		every(ctx, cfg.refresh, func() {
+			next, err := r.login(ctx, "/auth/refresh", map[string]string{"refreshToken": refresh})
+			if err != nil {
+				if ctx.Err() == nil {
+					r.st.Load().fail("refresh: " + err.Error())
 				}
-				refresh = next
-				refreshes.Add(1)
+				return
 			}
-		}
+			refresh = next
+			refreshes.Add(1)
+		})
 	})
 
 	seed(t, ctx, r)
