@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"math/rand/v2"
 	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -137,23 +136,14 @@ func every(ctx context.Context, period time.Duration, f func()) {
 	}
 }
 
-// take returns the median compute and memory times of the samples since the last take, 0
-// when there were none.
+// take returns the median compute and memory times of the samples since the last take
+// (percentile's nearest rank: the lower middle of an even count), 0 when there were none.
 func (g *gauge) take() (compute, memory time.Duration) {
 	g.mu.Lock()
 	c, m := g.compute, g.memory
 	g.compute, g.memory = nil, nil
 	g.mu.Unlock()
-	return medianDuration(c), medianDuration(m)
-}
-
-func medianDuration(d []time.Duration) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
+	return percentile(c, 0.5), percentile(m, 0.5)
 }
 
 // TestGaugeWalksOneCycle checks what makes the memory half a fixed piece of work: the walk

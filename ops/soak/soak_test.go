@@ -591,7 +591,7 @@ func summarize(t *testing.T, cfg config, rows []row) {
 					cs, ms = append(cs, rw.gaugeCompute), append(ms, rw.gaugeMemory)
 				}
 			}
-			return medianDuration(cs), medianDuration(ms)
+			return percentile(cs, 0.5), percentile(ms, 0.5)
 		}
 		hc, hm := gauges(head)
 		tc, tm := gauges(tail)

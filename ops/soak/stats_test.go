@@ -109,8 +109,8 @@ func percentile(lat []time.Duration, q float64) time.Duration {
 // ms writes a duration as milliseconds with two decimals, for the table and the CSV.
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
-// mib writes a byte count as MiB with one decimal.
-// us formats a duration in whole microseconds.
+// us writes a duration in whole microseconds.
 func us(d time.Duration) string { return strconv.FormatInt(d.Microseconds(), 10) }
 
+// mib writes a byte count as MiB with one decimal.
 func mib(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }

@@ -49,7 +49,7 @@ type invoiceRef struct {
 // were seen) and each created one billableAfter after its creation (its account may
 // legitimately follow the registration a moment later over Kafka). Until the twenty-ninth
 // session it went to the 200 seeded patients only: a 30-minute soak gave each of them 15-20
-// invoices where it began with none, so every list of a patient's invoices grew tenfold and
+// invoices where it began with 0.3 on average, so every list of a patient's invoices grew tenfold and
 // more while the rest of the data grew by a tenth (issue 20 item 7). A clinic's data grows by
 // patients; a patient's invoices stay few. Picked from the whole pool, invoices per patient
 // stay about what the seeding left: the workload creates a third as many invoices as
