@@ -108,8 +108,8 @@ faults:
 ## each process's RSS and the machine's busy share, printed and written to soak.csv. SOAK_INTERVAL (default 1m), SOAK_PEAK_DURATION (20s),
 ## SOAK_P99_WINDOW (5m: each operation's p99 over the first and last 5 minutes too);
 ## raise SOAK_TIMEOUT for runs over 1h45m. SOAK_PATIENTS=N bulk-seeds N patients first,
-## SOAK_RETENTION=2m shortens the command/reply/dead-letter retention; heap profiles of patient,
-## billing, analytics and the gateway (minute 2, end) go next to soak.csv.
+## SOAK_RETENTION=2m shortens the command/reply/dead-letter retention; heap and 20 s CPU profiles
+## of patient, billing, analytics, the gateway and auth (minute 2, end) go next to soak.csv.
 DURATION ?= 10m
 SOAK_TIMEOUT ?= 2h
 soak:
@@ -134,4 +134,4 @@ drill:
 	set -o pipefail; $(GO) test -count=1 -v -run TestPointInTimeRestore ./ops/restore/ | grep -E '^(=== RUN|--- |ok|FAIL)|FIGURES|full backup'
 
 clean:
-	rm -rf bin data bench.out bench-create.out bench-hop.out bench-kafka.out faults.out soak.csv heap-*.pb.gz
+	rm -rf bin data bench.out bench-create.out bench-hop.out bench-kafka.out faults.out soak.csv heap-*.pb.gz cpu-*.pb.gz

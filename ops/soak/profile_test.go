@@ -1,7 +1,6 @@
 package soak_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,8 +20,11 @@ import (
 // profiled are the processes whose heap profiles the soak writes at minute 2 and at the end
 // (issue 20: the services that hold the most state per patient; billing, whose RSS grew past
 // the 10% rule in the eighteenth session's runs; the gateway, whose RSS did in the
-// twenty-first session's, +10.0%, with the machine 91% busy at the end).
-var profiled = []string{"patient", "billing", "analytics", "gateway"}
+// twenty-first session's, +10.0%, with the machine 91% busy at the end), and whose CPU
+// profiles it takes at minute 2 and before the end: with auth, whose work does not change
+// with the data, so that its profile shows what a machine-wide rise in CPU a request costs
+// (the twenty-ninth session's run C).
+var profiled = []string{"patient", "billing", "analytics", "gateway", "auth"}
 
 // seedBulk adds n synthetic patients with `pms seed` (bulk insert, then VACUUM ANALYZE, so
 // the planner sees the real table: this machine's PostgreSQL runs without autovacuum) before
@@ -41,38 +44,57 @@ func seedBulk(t *testing.T, dbURL string, n int) {
 }
 
 // heapProfiles saves the heap profile of every profiled process (served on its admin port
-// with --pprof) as <dir>/heap-<name>-<label>.pb.gz, next to the CSV. A failure is logged,
-// not fatal: the profiles are evidence for the report, not a criterion.
+// with --pprof) as <dir>/heap-<name>-<label>.pb.gz, next to the CSV.
 func heapProfiles(t *testing.T, c *cluster.Cluster, dir, label string) {
 	t.Helper()
-	client := &http.Client{Transport: cluster.HTTPTransport(), Timeout: time.Minute}
+	saveProfiles(t, c, dir, "heap", label, "heap?gc=1", 0)
+}
+
+// cpuProfiles saves a CPU profile of every profiled process, all sampled over the same
+// length (whole seconds), as <dir>/cpu-<name>-<label>.pb.gz.
+func cpuProfiles(t *testing.T, c *cluster.Cluster, dir, label string, length time.Duration) {
+	t.Helper()
+	saveProfiles(t, c, dir, "cpu", label, "profile?seconds="+strconv.Itoa(max(1, int(length/time.Second))), length)
+}
+
+// saveProfiles fetches /debug/pprof/<query> from every profiled process at once and writes
+// each as <dir>/<kind>-<name>-<label>.pb.gz; length is how long the profile samples before
+// it answers. A failure is logged, not fatal: the profiles are evidence for the report, not
+// a criterion.
+func saveProfiles(t *testing.T, c *cluster.Cluster, dir, kind, label, query string, length time.Duration) {
+	t.Helper()
+	client := &http.Client{Transport: cluster.HTTPTransport(), Timeout: time.Minute + length}
+	var wg sync.WaitGroup
 	for _, name := range profiled {
 		p := c.Proc(name)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		req, _ := http.NewRequestWithContext(ctx, "GET", p.Scheme+"://"+p.Admin+"/debug/pprof/heap?gc=1", nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			cancel()
-			t.Logf("heap profile of %s: %v", name, err)
-			continue
-		}
-		path := filepath.Join(dir, fmt.Sprintf("heap-%s-%s.pb.gz", name, label))
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		if err == nil {
-			err = os.WriteFile(path, b, 0o644)
-		}
-		if err != nil {
-			t.Logf("heap profile of %s: %v", name, err)
-			continue
-		}
-		abs, _ := filepath.Abs(path)
-		t.Logf("heap profile of %s (%s): %s", name, label, abs)
+		wg.Go(func() {
+			path := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.pb.gz", kind, name, label))
+			if err := fetchTo(client, p.Scheme+"://"+p.Admin+"/debug/pprof/"+query, path); err != nil {
+				t.Logf("%s profile of %s: %v", kind, name, err)
+				return
+			}
+			abs, _ := filepath.Abs(path)
+			t.Logf("%s profile of %s (%s): %s", kind, name, label, abs)
+		})
 	}
+	wg.Wait()
+}
+
+// fetchTo writes the body of a GET of url, answered 200, to path.
+func fetchTo(client *http.Client, url, path string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // retained counts the records the broker holds (newest minus oldest offset of every

@@ -36,11 +36,15 @@ type config struct {
 	interval time.Duration // one row of figures per interval
 	// window is how much of the run's start and end each operation's p99 is also compared
 	// over (SOAK_P99_WINDOW), enough for every operation to have a p99 worth the name.
-	window   time.Duration
-	refresh  time.Duration // how often the access token is refreshed
-	csvPath  string
-	smoke    bool
-	patients int // bulk-seeded before the services start (SOAK_PATIENTS)
+	window  time.Duration
+	refresh time.Duration // how often the access token is refreshed
+	// cpuProfile is how long each CPU profile samples, at minute 2 and before the end:
+	// long enough for auth's background work (about 15 ms of CPU a second under the soak)
+	// to give a few hundred samples.
+	cpuProfile time.Duration
+	csvPath    string
+	smoke      bool
+	patients   int // bulk-seeded before the services start (SOAK_PATIENTS)
 	// rate, when not 0, is the load offered instead of a share of the peak (SOAK_RATE, in
 	// requests per second), so that two builds or settings can be soaked at the same load.
 	rate float64
@@ -84,13 +88,14 @@ func loadConfig(t *testing.T) config {
 	// The access token lives 15 minutes; it is refreshed well before, with the refresh token
 	// as a client would (a login would also spike auth's memory with the password hash, in
 	// the middle of the RSS figures). The smoke run refreshes often to exercise it.
-	cfg := config{smoke: os.Getenv("SOAK_DURATION") == "", refresh: 5 * time.Minute, load: defaultLoad}
+	cfg := config{smoke: os.Getenv("SOAK_DURATION") == "", refresh: 5 * time.Minute, load: defaultLoad, cpuProfile: 20 * time.Second}
 	if cfg.smoke {
 		cfg.peak = cluster.EnvDuration(t, "SOAK_PEAK_DURATION", 10*time.Second)
 		cfg.duration = 30 * time.Second
 		cfg.interval = cluster.EnvDuration(t, "SOAK_INTERVAL", 10*time.Second)
 		cfg.csvPath = filepath.Join(t.TempDir(), "soak.csv")
 		cfg.refresh = 10 * time.Second
+		cfg.cpuProfile = 2 * time.Second
 	} else {
 		cfg.peak = cluster.EnvDuration(t, "SOAK_PEAK_DURATION", 20*time.Second)
 		cfg.duration = cluster.EnvDuration(t, "SOAK_DURATION", 0)
@@ -307,14 +312,18 @@ type row struct {
 	mem map[string]cluster.Memory
 	// cpu is each process's CPU time per request answered in the interval (cpuNames).
 	cpu map[string]time.Duration
+	// sched is each process's (cpuNames) times put on a CPU and time waiting for one, per
+	// request; switches the machine's context switches per request.
+	sched    map[string]schedRate
+	switches float64
 	// walPerReq and commitsPerReq are the database's WAL bytes and commits per request.
 	walPerReq, commitsPerReq float64
 	// checkpoints is how many checkpoints the server made in the interval (-1: unknown).
 	checkpoints int64
 	busy        float64 // the machine's CPU busy in the interval, percent (-1: unknown)
-	// gaugeCompute and gaugeMemory are the machine's speed gauge in the interval: the CPU
-	// time its fixed work took (gauge_test.go; 0: no sample).
-	gaugeCompute, gaugeMemory time.Duration
+	// gauge is the machine's speed gauge in the interval: the CPU time each half of its
+	// fixed work took (gauge_test.go; 0: no sample).
+	gauge gaugeReading
 }
 
 // cpuNames are the processes whose CPU per request the soak reports: the cluster's and
@@ -373,7 +382,14 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 	for _, name := range cpuNames {
 		header = append(header, "cpu_us_per_req_"+name)
 	}
-	header = append(header, "wal_bytes_per_req", "commits_per_req", "machine_busy_pct", "checkpoints", "gauge_compute_us", "gauge_memory_us")
+	for _, name := range cpuNames {
+		header = append(header, "switches_per_req_"+name)
+	}
+	for _, name := range cpuNames {
+		header = append(header, "runq_wait_us_per_req_"+name)
+	}
+	header = append(header, "wal_bytes_per_req", "commits_per_req", "machine_busy_pct", "checkpoints", "gauge_compute_us", "gauge_memory_us",
+		"gauge_wakeup_us", "machine_switches_per_req")
 	_ = w.Write(header)
 	t.Logf("%8s %9s %9s %8s %6s %6s %5s %8s %8s %8s %8s %8s %8s %9s %8s", "interval", "elapsed", "requests", "req/s", "errors", "late", "412", "p50ms", "p99ms",
 		"broker", "auth", "billing", "patient", "analytics", "gateway")
@@ -448,6 +464,16 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		t.Logf("broker at %s: RSS %s MiB, %d records retained, %.0f bytes of RSS per retained record", label, mib(rss), rec, float64(rss)/float64(max(rec, 1)))
 		return rss, rec
 	}
+	// The CPU profiles sample while the load runs: one right after the minute-2 snapshot,
+	// one ending just before the load stops.
+	var profiling sync.WaitGroup
+	profiling.Go(func() {
+		select {
+		case <-time.After(time.Until(end.Add(-cfg.cpuProfile - 2*time.Second))):
+			cpuProfiles(t, r.c, dir, "end", cfg.cpuProfile)
+		case <-ctx.Done():
+		}
+	})
 	for i := 1; ; i++ {
 		until := start.Add(min(time.Duration(i)*cfg.interval, cfg.duration))
 		rss := peakRSS(r.c, until, max(time.Second, cfg.interval/12))
@@ -461,9 +487,10 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		iv := st.swap()
 		cpuNow := cpuUse(r.c)
 		rw := row{index: i, elapsed: now.Sub(start), length: now.Sub(prev), iv: iv, checkpoints: -1,
-			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss, mem: sampleMemory(r.c), cpu: cpuPerRequest(cpuPrev, cpuNow, iv.requests), busy: machineBusy(cpuPrev, cpuNow)}
+			p50: percentile(iv.lat, 0.50), p99: percentile(iv.lat, 0.99), rss: rss, mem: sampleMemory(r.c), cpu: cpuPerRequest(cpuPrev, cpuNow, iv.requests),
+			sched: schedPerRequest(cpuPrev, cpuNow, iv.requests), switches: machineSwitches(cpuPrev, cpuNow, iv.requests), busy: machineBusy(cpuPrev, cpuNow)}
 		cpuPrev = cpuNow
-		rw.gaugeCompute, rw.gaugeMemory = speed.take()
+		rw.gauge = speed.take()
 		dbNow := sampleDB(ctx, pg)
 		if dbNow.wal > 0 && dbPrev.wal > 0 && iv.requests > 0 {
 			rw.walPerReq = float64(dbNow.wal-dbPrev.wal) / float64(iv.requests)
@@ -483,13 +510,21 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 			line = append(line, mib(rw.rss[name]))
 		}
 		cpuLine := make([]string, 0, len(cpuNames))
+		schedLine := make([]string, 0, len(cpuNames))
 		for _, name := range cpuNames {
-			us := strconv.FormatInt(rw.cpu[name].Microseconds(), 10)
-			line = append(line, us)
-			cpuLine = append(cpuLine, name+" "+us)
+			cpu := us(rw.cpu[name])
+			line = append(line, cpu)
+			cpuLine = append(cpuLine, name+" "+cpu)
+			schedLine = append(schedLine, fmt.Sprintf("%s %.1f/%s", name, rw.sched[name].switches, us(rw.sched[name].wait)))
+		}
+		for _, name := range cpuNames {
+			line = append(line, fmt.Sprintf("%.2f", rw.sched[name].switches))
+		}
+		for _, name := range cpuNames {
+			line = append(line, us(rw.sched[name].wait))
 		}
 		line = append(line, fmt.Sprintf("%.0f", rw.walPerReq), fmt.Sprintf("%.2f", rw.commitsPerReq), fmt.Sprintf("%.0f", rw.busy),
-			strconv.FormatInt(rw.checkpoints, 10), us(rw.gaugeCompute), us(rw.gaugeMemory))
+			strconv.FormatInt(rw.checkpoints, 10), us(rw.gauge.compute), us(rw.gauge.memory), us(rw.gauge.wakeup), fmt.Sprintf("%.1f", rw.switches))
 		_ = w.Write(line)
 		w.Flush()
 		if err := w.Error(); err != nil {
@@ -498,14 +533,18 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 		t.Logf("%8d %8.0fs %9d %8.1f %6d %6d %5d %8s %8s %8s %8s %8s %8s %9s %8s", i, rw.elapsed.Seconds(), iv.requests, rps, iv.errors, iv.late,
 			iv.conflicts, ms(rw.p50), ms(rw.p99), mib(rw.rss["broker"]), mib(rw.rss["auth"]), mib(rw.rss["billing"]),
 			mib(rw.rss["patient"]), mib(rw.rss["analytics"]), mib(rw.rss["gateway"]))
-		t.Logf("%8d per request: CPU µs %s; WAL %.0f bytes, %.2f commits; machine %.0f%% busy, gauge %s/%s µs; %s", i, strings.Join(cpuLine, ", "),
-			rw.walPerReq, rw.commitsPerReq, rw.busy, us(rw.gaugeCompute), us(rw.gaugeMemory), checkpointsText(rw.checkpoints))
+		t.Logf("%8d per request: CPU µs %s; WAL %.0f bytes, %.2f commits; machine %.0f%% busy, %.1f context switches, gauge %s/%s/%s µs; %s", i, strings.Join(cpuLine, ", "),
+			rw.walPerReq, rw.commitsPerReq, rw.busy, rw.switches, us(rw.gauge.compute), us(rw.gauge.memory), us(rw.gauge.wakeup), checkpointsText(rw.checkpoints))
+		t.Logf("%8d per request: times on a CPU / µs waiting for one: %s", i, strings.Join(schedLine, ", "))
 		if iv.requests == 0 {
 			t.Errorf("interval %d: no request completed (a hang?)", i)
 		}
 		if !mark.done && (rw.elapsed >= 2*time.Minute || last || cfg.smoke) {
 			mark.done = true
 			mark.rss, mark.rec = snapshot("min2")
+			if !last {
+				profiling.Go(func() { cpuProfiles(t, r.c, dir, "min2", cfg.cpuProfile) })
+			}
 		}
 		if last {
 			rss, rec := snapshot("end")
@@ -521,12 +560,37 @@ func soak(t *testing.T, ctx context.Context, r *runner, cfg config, rate float64
 			break
 		}
 	}
+	profiling.Wait()
 	if tot := st.totals(); tot.errors > 0 {
 		t.Errorf("%d errors in %d requests; first: %q", tot.errors, tot.requests, st.errs())
+	}
+	if cfg.smoke {
+		smokeEvidence(t, dir, rows)
 	}
 	abs, _ := filepath.Abs(cfg.csvPath)
 	t.Logf("CSV: %s", abs)
 	return rows
+}
+
+// smokeEvidence checks, in the smoke run, that the figures the report explains a long soak
+// by were taken: every process's CPU profiles at both moments, and the speed gauge's three
+// halves in some interval.
+func smokeEvidence(t *testing.T, dir string, rows []row) {
+	t.Helper()
+	for _, name := range profiled {
+		for _, label := range []string{"min2", "end"} {
+			path := filepath.Join(dir, "cpu-"+name+"-"+label+".pb.gz")
+			if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+				t.Errorf("no CPU profile of %s at %s: %v", name, label, err)
+			}
+		}
+	}
+	for _, rw := range rows[1:] {
+		if g := rw.gauge; g.compute > 0 && g.memory > 0 && g.wakeup > 0 {
+			return
+		}
+	}
+	t.Errorf("no interval has the speed gauge's three figures")
 }
 
 // summarize prints the totals, each operation's latency in the first and the last interval
@@ -584,45 +648,45 @@ func summarize(t *testing.T, cfg config, rows []row) {
 			}
 			t.Logf("%-17s %8d %8s   %8d %8s %9s", o, len(a), ms(percentile(a, 0.99)), len(b), ms(percentile(b, 0.99)), ratio)
 		}
-		gauges := func(rs []row) (c, m time.Duration) {
-			var cs, ms []time.Duration
+		gauges := func(rs []row) gaugeReading {
+			var cs, ms, ws []time.Duration
 			for _, rw := range rs {
-				if rw.gaugeCompute > 0 {
-					cs, ms = append(cs, rw.gaugeCompute), append(ms, rw.gaugeMemory)
+				if rw.gauge.compute > 0 {
+					cs, ms, ws = append(cs, rw.gauge.compute), append(ms, rw.gauge.memory), append(ws, rw.gauge.wakeup)
 				}
 			}
-			return percentile(cs, 0.5), percentile(ms, 0.5)
+			return gaugeReading{compute: percentile(cs, 0.5), memory: percentile(ms, 0.5), wakeup: percentile(ws, 0.5)}
 		}
-		hc, hm := gauges(head)
-		tc, tm := gauges(tail)
-		if hc > 0 && hm > 0 {
-			t.Logf("the machine's speed gauge over the same windows (µs of CPU for its fixed work): compute %d -> %d (%.2fx), memory %d -> %d (%.2fx)",
-				hc.Microseconds(), tc.Microseconds(), float64(tc)/float64(hc), hm.Microseconds(), tm.Microseconds(), float64(tm)/float64(hm))
+		if h, tl := gauges(head), gauges(tail); h.compute > 0 && h.memory > 0 && h.wakeup > 0 {
+			t.Logf("the machine's speed gauge over the same windows (µs of CPU for its fixed work): compute %d -> %d (%.2fx), memory %d -> %d (%.2fx), wakeup %d -> %d (%.2fx)",
+				h.compute.Microseconds(), tl.compute.Microseconds(), float64(tl.compute)/float64(h.compute),
+				h.memory.Microseconds(), tl.memory.Microseconds(), float64(tl.memory)/float64(h.memory),
+				h.wakeup.Microseconds(), tl.wakeup.Microseconds(), float64(tl.wakeup)/float64(h.wakeup))
 		}
 	}
 	// CPU per request does not move when other tenants load the machine, as latency does:
 	// growth here is the platform doing more work for the same request.
-	t.Logf("%-10s %12s %12s %8s", "CPU µs/req", "interval "+strconv.Itoa(first.index), "interval "+strconv.Itoa(last.index), "ratio")
+	// Beside it, the times each process was put on a CPU a request: what tells a process
+	// doing more rounds of work (switches up with CPU) from each round costing more (switches
+	// flat).
+	t.Logf("%-10s %12s %12s %8s   %-9s %8s %8s %8s", "CPU µs/req", "interval "+strconv.Itoa(first.index), "interval "+strconv.Itoa(last.index), "ratio",
+		"switches", "first", "last", "ratio")
 	for _, name := range cpuNames {
 		a, b := first.cpu[name], last.cpu[name]
-		ratio := 0.0
-		if a > 0 {
-			ratio = float64(b) / float64(a)
-		}
-		t.Logf("%-10s %12d %12d %7.2fx", name, a.Microseconds(), b.Microseconds(), ratio)
+		sa, sb := first.sched[name].switches, last.sched[name].switches
+		t.Logf("%-10s %12d %12d %7.2fx   %-9s %8.2f %8.2f %7.2fx", name, a.Microseconds(), b.Microseconds(), ratioOf(float64(b), float64(a)),
+			"", sa, sb, ratioOf(sb, sa))
 	}
 	// The machine's speed gauge beside them (gauge_test.go): a CPU a request that grew with
 	// it is the machine's doing, not the platform's.
 	for _, g := range []struct {
 		name string
 		a, b time.Duration
-	}{{"gauge cpu", first.gaugeCompute, last.gaugeCompute}, {"gauge mem", first.gaugeMemory, last.gaugeMemory}} {
-		ratio := 0.0
-		if g.a > 0 {
-			ratio = float64(g.b) / float64(g.a)
-		}
-		t.Logf("%-10s %12d %12d %7.2fx", g.name, g.a.Microseconds(), g.b.Microseconds(), ratio)
+	}{{"gauge cpu", first.gauge.compute, last.gauge.compute}, {"gauge mem", first.gauge.memory, last.gauge.memory},
+		{"gauge wake", first.gauge.wakeup, last.gauge.wakeup}} {
+		t.Logf("%-10s %12d %12d %7.2fx", g.name, g.a.Microseconds(), g.b.Microseconds(), ratioOf(float64(g.b), float64(g.a)))
 	}
+	t.Logf("machine's context switches a request, interval %d -> %d: %.1f -> %.1f", first.index, last.index, first.switches, last.switches)
 	t.Logf("per request, interval %d -> %d: WAL %.0f -> %.0f bytes, commits %.2f -> %.2f; machine %.0f%% -> %.0f%% busy; %s -> %s",
 		first.index, last.index, first.walPerReq, last.walPerReq, first.commitsPerReq, last.commitsPerReq, first.busy, last.busy,
 		checkpointsText(first.checkpoints), checkpointsText(last.checkpoints))
@@ -642,6 +706,14 @@ func summarize(t *testing.T, cfg config, rows []row) {
 				name, mib(s), steady.index, mib(e), (rssLimit-1)*100)
 		}
 	}
+}
+
+// ratioOf is b/a, 0 when a is not above 0.
+func ratioOf(b, a float64) float64 {
+	if a <= 0 {
+		return 0
+	}
+	return b / a
 }
 
 // growth is the change from a to b in percent (0 when a is unknown).

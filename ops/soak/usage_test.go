@@ -41,6 +41,41 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(u+st) * clockTick
 }
 
+// schedUse is what the scheduler has counted so far for a process's threads
+// (/proc/<pid>/task/*/schedstat): the time they waited on a run queue for a CPU, and how
+// many times one was put on a CPU (a timeslice each: after a wakeup or a preemption).
+type schedUse struct {
+	wait   time.Duration
+	slices int64
+}
+
+// procSched sums schedUse over process pid's threads; zero when it is gone or the kernel
+// keeps no schedstat. A thread that exits takes its counts with it: the services' runtimes
+// keep theirs, and PostgreSQL's processes have one each.
+func procSched(pid int) schedUse {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return schedUse{}
+	}
+	var u schedUse
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "schedstat"))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b)) // time on a CPU, time waiting for one (ns), timeslices
+		if len(f) < 3 {
+			continue
+		}
+		wait, _ := strconv.ParseInt(f[1], 10, 64)
+		slices, _ := strconv.ParseInt(f[2], 10, 64)
+		u.wait += time.Duration(wait)
+		u.slices += slices
+	}
+	return u
+}
+
 // cpuSample is the CPU time used so far by each of the cluster's processes, and by each
 // PostgreSQL process on the machine (the soak is its only client), by pid: a backend that
 // exits between two samples takes its time with it, so the sum over the processes alone
@@ -48,6 +83,13 @@ func procCPU(pid int) time.Duration {
 type cpuSample struct {
 	procs map[string]time.Duration
 	pg    map[int]time.Duration
+	// sched and pgSched are the same processes' schedUse: a CPU a request that grows with
+	// the wakeups a request is a process doing more rounds of work (smaller batches, more
+	// polls); one that grows with them flat is each round costing more.
+	sched   map[string]schedUse
+	pgSched map[int]schedUse
+	// switches is the machine's context switches so far (/proc/stat's ctxt).
+	switches uint64
 	// busy and total are the machine's CPU ticks so far, all of them and the ones not idle
 	// (/proc/stat): the share of the machine the run keeps busy, which says whether its
 	// latency is the platform's or the queue of a saturated machine.
@@ -56,10 +98,11 @@ type cpuSample struct {
 
 // cpuUse takes a cpuSample.
 func cpuUse(c *cluster.Cluster) cpuSample {
-	s := cpuSample{procs: map[string]time.Duration{}, pg: map[int]time.Duration{}}
+	s := cpuSample{procs: map[string]time.Duration{}, pg: map[int]time.Duration{}, sched: map[string]schedUse{}, pgSched: map[int]schedUse{}}
 	for _, name := range cluster.Order {
 		if pid := c.Proc(name).Pid(); pid != 0 {
 			s.procs[name] = procCPU(pid)
+			s.sched[name] = procSched(pid)
 		}
 	}
 	entries, _ := os.ReadDir("/proc")
@@ -70,23 +113,29 @@ func cpuUse(c *cluster.Cluster) cpuSample {
 		}
 		if comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm")); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
 			s.pg[pid] = procCPU(pid)
+			s.pgSched[pid] = procSched(pid)
 		}
 	}
-	s.busy, s.total = machineTicks()
+	s.busy, s.total, s.switches = machineTicks()
 	return s
 }
 
 // machineTicks reads the machine's CPU ticks from /proc/stat's first line: all of them, and
-// those not idle or waiting for I/O. Zero when it cannot be read.
-func machineTicks() (busy, total uint64) {
+// those not idle or waiting for I/O, and the context switches so far (its ctxt line). Zero
+// when it cannot be read.
+func machineTicks() (busy, total, switches uint64) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
+	}
+	if _, rest, ok := strings.Cut(string(b), "\nctxt "); ok {
+		line, _, _ := strings.Cut(rest, "\n")
+		switches, _ = strconv.ParseUint(strings.TrimSpace(line), 10, 64)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
 	if len(f) < 6 || f[0] != "cpu" {
-		return 0, 0
+		return 0, 0, switches
 	}
 	for i, v := range f[1:] {
 		n, _ := strconv.ParseUint(v, 10, 64)
@@ -95,7 +144,7 @@ func machineTicks() (busy, total uint64) {
 			busy += n
 		}
 	}
-	return busy, total
+	return busy, total, switches
 }
 
 // machineBusy is the share of the machine's CPU time busy between two samples, in percent;
@@ -131,6 +180,47 @@ func cpuPerRequest(before, after cpuSample, requests int64) map[string]time.Dura
 	}
 	m["postgres"] = pg / time.Duration(requests)
 	return m
+}
+
+// schedRate is a process's schedUse between two samples, per request answered then.
+type schedRate struct {
+	wait     time.Duration // on a run queue, waiting for a CPU
+	switches float64       // times put on a CPU
+}
+
+// schedPerRequest is schedRate for every process of cpuNames ("postgres" for all of
+// PostgreSQL's, as cpuPerRequest counts them).
+func schedPerRequest(before, after cpuSample, requests int64) map[string]schedRate {
+	m := map[string]schedRate{}
+	if requests <= 0 {
+		return m
+	}
+	rate := func(d schedUse) schedRate {
+		return schedRate{wait: d.wait / time.Duration(requests), switches: float64(d.slices) / float64(requests)}
+	}
+	for name, a := range after.sched {
+		if b := before.sched[name]; a.slices >= b.slices {
+			m[name] = rate(schedUse{wait: a.wait - b.wait, slices: a.slices - b.slices})
+		}
+	}
+	var pg schedUse
+	for pid, a := range after.pgSched {
+		if b, ok := before.pgSched[pid]; ok && a.slices >= b.slices {
+			a.wait, a.slices = a.wait-b.wait, a.slices-b.slices
+		}
+		pg.wait += a.wait
+		pg.slices += a.slices
+	}
+	m["postgres"] = rate(pg)
+	return m
+}
+
+// machineSwitches is the machine's context switches between two samples per request.
+func machineSwitches(before, after cpuSample, requests int64) float64 {
+	if requests <= 0 || after.switches < before.switches {
+		return 0
+	}
+	return float64(after.switches-before.switches) / float64(requests)
 }
 
 // dbUse is what the soak's database has written so far: WAL bytes (the server's, but the
