@@ -55,6 +55,9 @@ type Options struct {
 	DatabaseURL string
 	// Extra are flags added to one process's command line, by process name.
 	Extra map[string][]string
+	// Env are variables (KEY=value) added to every process's environment, such as
+	// GOMAXPROCS=1 for services that share a small machine (the soak's SOAK_GOMAXPROCS).
+	Env []string
 	// DatabaseConns is each service's PostgreSQL pool size; 0 is 8, so that five services
 	// and a test running beside them stay under the server's max_connections (100).
 	DatabaseConns int
@@ -92,6 +95,7 @@ type Cluster struct {
 type Proc struct {
 	Name  string
 	Args  []string
+	Env   []string // added to the test's environment (Options.Env)
 	Admin string // admin address ("" for the broker)
 	Addr  string // the address that answers when it is up (admin, or the broker's)
 	// Scheme of the admin port: "https", or "http" in a plain cluster.
@@ -346,7 +350,7 @@ func Start(t testing.TB, o Options) *Cluster {
 		args["gateway"] = append(args["gateway"], "--gateway-client-rate=0")
 	}
 	for _, name := range names {
-		p := &Proc{Name: name, Args: append(args[name], o.Extra[service[name]]...), Admin: c.ports[name+"/admin"], Scheme: c.Scheme, logs: logs}
+		p := &Proc{Name: name, Args: append(args[name], o.Extra[service[name]]...), Env: o.Env, Admin: c.ports[name+"/admin"], Scheme: c.Scheme, logs: logs}
 		p.Addr = p.Admin
 		if name == "broker" {
 			p.Addr = c.ports["broker/kafka"]
@@ -485,7 +489,7 @@ func (p *Proc) Start(bin string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cmd := exec.Command(bin, p.Args...)
-	cmd.Env = append(cleanEnv(), "PMS_BOOTSTRAP_ADMIN_PASSWORD="+AdminPassword)
+	cmd.Env = append(append(cleanEnv(), "PMS_BOOTSTRAP_ADMIN_PASSWORD="+AdminPassword), p.Env...)
 	cmd.Stdout = io.Discard
 	cmd.Stderr = &prefixWriter{prefix: p.Name + ": ", w: p.logs}
 	if err := cmd.Start(); err != nil {

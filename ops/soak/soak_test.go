@@ -48,6 +48,8 @@ type config struct {
 	// rate, when not 0, is the load offered instead of a share of the peak (SOAK_RATE, in
 	// requests per second), so that two builds or settings can be soaked at the same load.
 	rate float64
+	// gomaxprocs, when not 0, is every platform process's GOMAXPROCS (SOAK_GOMAXPROCS).
+	gomaxprocs int
 	// retention of the command, reply and dead-letter topics (SOAK_RETENTION; 0: the
 	// production defaults), short so that it bites within the run.
 	retention time.Duration
@@ -123,6 +125,13 @@ func loadConfig(t *testing.T) config {
 		}
 		cfg.rate = f
 	}
+	if v := os.Getenv("SOAK_GOMAXPROCS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("SOAK_GOMAXPROCS: want a count of CPUs, got %q", v)
+		}
+		cfg.gomaxprocs = n
+	}
 	if v := os.Getenv("SOAK_PATIENTS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -162,7 +171,12 @@ func TestSoak(t *testing.T) {
 				"--kafka-retention-check="+max(time.Second, cfg.retention/4).String())
 		}
 	}
-	c := cluster.Start(t, cluster.Options{DatabaseURL: dbURL, NoRateLimits: true, Logs: tail, DatabaseConns: 16, Extra: extra})
+	var env []string
+	if cfg.gomaxprocs > 0 {
+		env = []string{"GOMAXPROCS=" + strconv.Itoa(cfg.gomaxprocs)}
+		t.Logf("every platform process runs with GOMAXPROCS=%d", cfg.gomaxprocs)
+	}
+	c := cluster.Start(t, cluster.Options{DatabaseURL: dbURL, NoRateLimits: true, Logs: tail, DatabaseConns: 16, Extra: extra, Env: env})
 	defer func() {
 		if t.Failed() {
 			t.Logf("last log lines:\n%s", tail.String())
