@@ -96,8 +96,8 @@ type Proc struct {
 	Name  string
 	Args  []string
 	Env   []string // added to the test's environment (Options.Env)
-	Admin string // admin address ("" for the broker)
-	Addr  string // the address that answers when it is up (admin, or the broker's)
+	Admin string   // admin address ("" for the broker)
+	Addr  string   // the address that answers when it is up (admin, or the broker's)
 	// Scheme of the admin port: "https", or "http" in a plain cluster.
 	Scheme string
 	logs   io.Writer
