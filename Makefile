@@ -108,7 +108,8 @@ faults:
 ## each process's RSS and the machine's busy share, printed and written to soak.csv. SOAK_INTERVAL (default 1m), SOAK_PEAK_DURATION (20s),
 ## SOAK_P99_WINDOW (5m: each operation's p99 over the first and last 5 minutes too);
 ## raise SOAK_TIMEOUT for runs over 1h45m. SOAK_PATIENTS=N bulk-seeds N patients first,
-## SOAK_RETENTION=2m shortens the command/reply/dead-letter retention; heap and 20 s CPU profiles
+## SOAK_RETENTION=2m shortens the command/reply/dead-letter retention; SOAK_GOMAXPROCS (default 1,
+## 0 for Go's own) is every platform process's GOMAXPROCS; heap and 20 s CPU profiles
 ## of patient, billing, analytics, the gateway and auth (minute 2, end) go next to soak.csv.
 DURATION ?= 10m
 SOAK_TIMEOUT ?= 2h
