@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -463,4 +464,56 @@ func TestConsumerOffsetsAndFences(t *testing.T) {
 			t.Fatalf("fences after FenceRecovery (recovered %v): %+v", recovered, fences)
 		}
 	})
+}
+
+// TestRelayLingers: the commits that land while the relay lingers after a wake-up go out in
+// one round (issue 20 item 7: at a moderate load each commit made a round of its own).
+// Five transactions of 50 ms each, one after the other, inside a 2 s linger: one round,
+// or two if the relay's first round, which runs as it starts, was late enough to catch the
+// first commit. Without the linger each row goes out alone, 50 ms before the next commits:
+// five rounds.
+func TestRelayLingers(t *testing.T) {
+	d := dbtest.Open(t, db.Postgres, migrations.Patient())
+	b := brokertest.Start(t)
+	brokertest.CreateTopics(t, b.Addr(), 1, "ev")
+	ob := outbox.New(d, outbox.Options{})
+	reg := prometheus.NewRegistry()
+	relay := startRelay(t, ob, outbox.RelayOptions{NewProducer: producerFor(b.Addr()), Registerer: reg, Service: "test",
+		Linger: 2 * time.Second, Poll: time.Hour}) // no poll round in the middle
+	const commits = 5
+	for i := range commits {
+		err := db.InTx(context.Background(), d, func(tx *sqlx.Tx) error {
+			if _, err := tx.Exec(`SELECT pg_sleep(0.05)`); err != nil { // a transaction that takes a while
+				return err
+			}
+			return ob.Add(context.Background(), tx, outbox.Message{Topic: "ev", Key: "k", Value: []byte(strconv.Itoa(i))})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ob.Wake()
+	}
+	waitBacklog(t, relay, 20*time.Second)
+	if got := brokertest.Count(t, b.Addr(), "ev"); got != commits {
+		t.Fatalf("topic holds %d records, want %d", got, commits)
+	}
+	if rounds := histogramCount(t, reg, "pms_test_outbox_batch_size"); rounds > 2 {
+		t.Errorf("%d commits within the linger went out in %d rounds, want 1 (2 with the starting round)", commits, rounds)
+	}
+}
+
+// histogramCount is how many observations the registry's histogram called name holds.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("no histogram %s", name)
+	return 0
 }
