@@ -205,14 +205,20 @@ func every(ctx context.Context, period time.Duration, f func()) {
 	}
 }
 
-// take returns the median of each half's samples since the last take (percentile's nearest
-// rank: the lower middle of an even count), 0 when there were none.
+// take returns the median of each half's samples since the last take (the lower middle of an
+// even count), 0 when there were none.
 func (g *gauge) take() gaugeReading {
 	g.mu.Lock()
 	c, m, w := g.compute, g.memory, g.wakeup
 	g.compute, g.memory, g.wakeup = nil, nil, nil
 	g.mu.Unlock()
-	return gaugeReading{compute: percentile(c, 0.5), memory: percentile(m, 0.5), wakeup: percentile(w, 0.5)}
+	return medianReading(c, m, w)
+}
+
+// medianReading is the median of each half's samples (percentile's nearest rank), 0 for a
+// half without any: an interval's figure from its samples, and a window's from its intervals.
+func medianReading(compute, memory, wakeup []time.Duration) gaugeReading {
+	return gaugeReading{compute: percentile(compute, 0.5), memory: percentile(memory, 0.5), wakeup: percentile(wakeup, 0.5)}
 }
 
 // TestGaugeWalksOneCycle checks what makes the memory half a fixed piece of work: the walk

@@ -680,7 +680,7 @@ func summarize(t *testing.T, cfg config, rows []row) {
 					cs, ms, ws = append(cs, rw.gauge.compute), append(ms, rw.gauge.memory), append(ws, rw.gauge.wakeup)
 				}
 			}
-			return gaugeReading{compute: percentile(cs, 0.5), memory: percentile(ms, 0.5), wakeup: percentile(ws, 0.5)}
+			return medianReading(cs, ms, ws)
 		}
 		if h, tl := gauges(head), gauges(tail); h.compute > 0 && h.memory > 0 && h.wakeup > 0 {
 			t.Logf("the machine's speed gauge over the same windows (µs of CPU for its fixed work): compute %d -> %d (%.2fx), memory %d -> %d (%.2fx), wakeup %d -> %d (%.2fx)",
@@ -689,11 +689,10 @@ func summarize(t *testing.T, cfg config, rows []row) {
 				h.wakeup.Microseconds(), tl.wakeup.Microseconds(), float64(tl.wakeup)/float64(h.wakeup))
 		}
 	}
-	// CPU per request does not move when other tenants load the machine, as latency does:
-	// growth here is the platform doing more work for the same request.
-	// Beside it, the times each process was put on a CPU a request: what tells a process
-	// doing more rounds of work (switches up with CPU) from each round costing more (switches
-	// flat).
+	// CPU per request moves far less than latency when the machine is busy, though it moves:
+	// beside it, the times each process was put on a CPU a request tell a process doing more
+	// rounds of work (switches up with CPU) from each round costing more (switches flat, as
+	// when the machine is busier).
 	t.Logf("%-10s %12s %12s %8s   %-9s %8s %8s %8s", "CPU µs/req", "interval "+strconv.Itoa(first.index), "interval "+strconv.Itoa(last.index), "ratio",
 		"switches", "first", "last", "ratio")
 	for _, name := range cpuNames {

@@ -157,9 +157,9 @@ func machineBusy(before, after cpuSample) float64 {
 }
 
 // cpuPerRequest is the CPU time each process (cpuNames; "postgres" for all of PostgreSQL's)
-// used between two samples, per request answered then: unlike latency, it does not move
-// when other tenants load the machine, so it tells a soak that slows down by itself (more
-// work per request) from a busy machine.
+// used between two samples, per request answered then. It moves far less than latency when
+// the machine is busy, but it does move: a busier machine makes each wakeup and cache miss
+// dearer (the thirtieth session's soaks; read it beside schedPerRequest and the gauge).
 func cpuPerRequest(before, after cpuSample, requests int64) map[string]time.Duration {
 	m := map[string]time.Duration{}
 	if requests <= 0 {
