@@ -637,18 +637,22 @@ func summarize(t *testing.T, cfg config, rows []row) {
 	t.Logf("total: %d requests in %s (%.1f req/s), %d errors, %d late, %d conflicts (412)",
 		tot.requests, soaked.Round(time.Second), float64(tot.requests)/soaked.Seconds(), tot.errors, tot.late, tot.conflicts)
 	first, last := rows[1], rows[len(rows)-1]
-	// p99 last/first is issue 20 item 7's criterion (at most 1.5), read off the report, not
+	// p99 last/first is issue 20 item 7's criterion (p99Rule), read off the report, not
 	// asserted: a latency depends on what else the machine runs.
 	t.Logf("%-17s %8s %8s %8s   %8s %8s %8s %9s", "by operation", "n int.1", "p50ms", "p99ms", "n int."+strconv.Itoa(last.index), "p50ms", "p99ms", "p99 ratio")
+	var worst worstRatio
 	for _, o := range append([]string{"reread-patient"}, opNames()...) {
 		a, b := first.iv.byOp[o], last.iv.byOp[o]
 		ratio := "-"
 		if pa := percentile(a, 0.99); pa > 0 && len(b) > 0 {
-			ratio = fmt.Sprintf("%.2fx", float64(percentile(b, 0.99))/float64(pa))
+			r := float64(percentile(b, 0.99)) / float64(pa)
+			ratio = fmt.Sprintf("%.2fx", r)
+			worst.see(o, r)
 		}
 		t.Logf("%-17s %8d %8s %8s   %8d %8s %8s %9s", o, len(a), ms(percentile(a, 0.5)), ms(percentile(a, 0.99)),
 			len(b), ms(percentile(b, 0.5)), ms(percentile(b, 0.99)), ratio)
 	}
+	t.Logf("item 7's rule, p99 of interval %d against interval %d: %s", last.index, first.index, worst)
 	// The rarer operations answer about 200 requests a minute at this load, and a p99 of 200
 	// latencies is their third-highest: one request held up by anything else on the machine
 	// moves it by half. So each operation's p99 is also compared over the run's first and
@@ -665,14 +669,19 @@ func summarize(t *testing.T, cfg config, rows []row) {
 		head, tail := rows[1:1+k], rows[len(rows)-k:]
 		t.Logf("%-17s %8s %8s   %8s %8s %9s   (intervals %d-%d against %d-%d)", "by operation", "n first", "p99ms", "n last", "p99ms", "p99 ratio",
 			head[0].index, head[k-1].index, tail[0].index, tail[k-1].index)
+		var worst worstRatio
 		for _, o := range opNames() {
 			a, b := merge(head, o), merge(tail, o)
 			ratio := "-"
 			if pa := percentile(a, 0.99); pa > 0 && len(b) > 0 {
-				ratio = fmt.Sprintf("%.2fx", float64(percentile(b, 0.99))/float64(pa))
+				r := float64(percentile(b, 0.99)) / float64(pa)
+				ratio = fmt.Sprintf("%.2fx", r)
+				worst.see(o, r)
 			}
 			t.Logf("%-17s %8d %8s   %8d %8s %9s", o, len(a), ms(percentile(a, 0.99)), len(b), ms(percentile(b, 0.99)), ratio)
 		}
+		t.Logf("item 7's rule over the windows, p99 of intervals %d-%d against %d-%d: %s",
+			tail[0].index, tail[k-1].index, head[0].index, head[k-1].index, worst)
 		gauges := func(rs []row) gaugeReading {
 			var cs, ms, ws []time.Duration
 			for _, rw := range rs {
