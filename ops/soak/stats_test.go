@@ -118,7 +118,7 @@ func mib(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
 
 // p99Rule is issue 20 item 7's bound on every operation's p99 at the end of a soak against
 // its start. It is read off the report, never asserted: a latency moves with whatever else
-// the machine runs (docs/kafka.md, items 7's sessions).
+// the machine runs (docs/kafka.md, the item 7 sections).
 const p99Rule = 1.5
 
 // worstRatio keeps the highest p99 ratio of an operation seen and names it, so that the report
