@@ -23,6 +23,7 @@ import (
 	kafkatransport "github.com/pms/pms/transport/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -133,22 +134,29 @@ func TestRelayCommitOnlyInOrder(t *testing.T) {
 func gauge(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
 	t.Helper()
 	return collectorFunc(func() float64 {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
+		m := metricNamed(t, reg, name)
+		if m.GetCounter() != nil {
+			return m.GetCounter().GetValue()
 		}
-		for _, mf := range mfs {
-			if mf.GetName() == name {
-				m := mf.GetMetric()[0]
-				if m.GetCounter() != nil {
-					return m.GetCounter().GetValue()
-				}
-				return m.GetGauge().GetValue()
-			}
-		}
-		t.Fatalf("no metric %s", name)
-		return 0
+		return m.GetGauge().GetValue()
 	})
+}
+
+// metricNamed gathers reg and returns the first series of the metric called name, failing
+// the test when there is none: what gauge and histogramCount read.
+func metricNamed(t *testing.T, reg *prometheus.Registry, name string) *dto.Metric {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0]
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return nil
 }
 
 // collectorFunc is a one-value gauge collector, so testutil.ToFloat64 can read a gathered value.
@@ -505,15 +513,5 @@ func TestRelayLingers(t *testing.T) {
 // histogramCount is how many observations the registry's histogram called name holds.
 func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() == name && len(f.GetMetric()) == 1 {
-			return f.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	t.Fatalf("no histogram %s", name)
-	return 0
+	return metricNamed(t, reg, name).GetHistogram().GetSampleCount()
 }
