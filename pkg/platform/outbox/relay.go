@@ -43,8 +43,8 @@ type RelayOptions struct {
 	Poll time.Duration
 	// Linger is how long the relay waits after a wake-up before its round, so that the
 	// commits of that time go out in one round; default DefaultLinger, negative for none.
-	// Under load it does not apply: a round that found a full batch is followed by the next
-	// at once.
+	// It applies only to a relay that was idle when woken: a round that found a full batch,
+	// or one during which another commit woke the relay, is followed by the next at once.
 	Linger time.Duration
 	// MaxBackoff caps the wait between failed rounds (the broker or the database is down);
 	// default 5 s.
@@ -215,6 +215,14 @@ func (r *Relay) Run() error {
 		backoff = 50 * time.Millisecond
 		if stopping {
 			return nil // flushed
+		}
+		select {
+		case <-r.ob.wake:
+			// Commits landed while the round ran: at this load rounds already carry several
+			// events each, and a linger would only delay them (at 5,000 events/s it doubled
+			// commit-to-consume p50 and took p99 past issue 20 item 10's 20 ms).
+			continue
+		default:
 		}
 		if !poll.Stop() {
 			select {
